@@ -1,0 +1,255 @@
+#include "detector.h"
+
+#include <sys/stat.h>
+
+#include <cstdlib>
+#include <mutex>
+
+#include <torch/cuda.h>
+#include <torch/nn/functional/pooling.h>
+#include <torch/nn/functional/upsampling.h>
+#include <torch/types.h>
+#include <torch/utils.h>
+
+#include "anchors.h"
+#include "error.h"
+#include "nms.h"
+#include "ssd_model.h"
+#include "weights.h"
+
+namespace ssd {
+
+namespace F = torch::nn::functional;
+
+namespace {
+
+struct FormatInfo {
+  PixelFormat format;
+  const char* name;
+  int bytes_per_pixel;      // packed formats; 0 for planar YUV
+  int r, g, b;              // byte offsets of R, G, B within a packed pixel
+};
+const FormatInfo kFormats[] = {
+    {PixelFormat::RGB, "RGB", 3, 0, 1, 2},   {PixelFormat::BGR, "BGR", 3, 2, 1, 0},
+    {PixelFormat::RGBx, "RGBx", 4, 0, 1, 2}, {PixelFormat::BGRx, "BGRx", 4, 2, 1, 0},
+    {PixelFormat::xRGB, "xRGB", 4, 1, 2, 3}, {PixelFormat::xBGR, "xBGR", 4, 3, 2, 1},
+    {PixelFormat::RGBA, "RGBA", 4, 0, 1, 2}, {PixelFormat::BGRA, "BGRA", 4, 2, 1, 0},
+    {PixelFormat::NV12, "NV12", 0, 0, 0, 0}, {PixelFormat::I420, "I420", 0, 0, 0, 0},
+};
+
+const FormatInfo& info(PixelFormat f) {
+  for (const auto& i : kFormats)
+    if (i.format == f) return i;
+  throw Error("unknown pixel format");
+}
+
+torch::Device parse_device(const std::string& name) {
+  if (name.empty() || name == "auto")
+    return torch::cuda::is_available() ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
+  if (name == "cpu") return torch::kCPU;
+  if (name == "cuda" || name.rfind("cuda:", 0) == 0) {
+    if (!torch::cuda::is_available())
+      throw Error("device '" + name + "' requested but no CUDA device is available" +
+                  " (this LibTorch build or machine has none); use device=auto or cpu");
+    int index = 0;
+    if (name.size() > 5) {
+      char* end = nullptr;
+      const long v = std::strtol(name.c_str() + 5, &end, 10);
+      if (*end != '\0' || v < 0) throw Error("invalid device '" + name + "'");
+      index = static_cast<int>(v);
+    }
+    const auto count = static_cast<int>(torch::cuda::device_count());
+    if (index >= count)
+      throw Error("device '" + name + "' requested but only " + std::to_string(count) +
+                  " CUDA device(s) exist");
+    return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
+  }
+  throw Error("invalid device '" + name + "' (expected auto, cpu, cuda or cuda:N)");
+}
+
+// A borrowed (rows, cols, channels) uint8 view of one plane with its row stride.
+torch::Tensor plane_view(const uint8_t* data, int rows, int cols, int channels, int stride) {
+  if (!data) throw Error("frame plane pointer is null");
+  if (stride < cols * channels)
+    throw Error("frame stride " + std::to_string(stride) + " is smaller than a row (" +
+                std::to_string(cols * channels) + " bytes)");
+  return torch::from_blob(const_cast<uint8_t*>(data), {rows, cols, channels},
+                          {stride, channels, 1}, torch::kUInt8);
+}
+
+// (N, C, H, W) float -> (N, C, size, size): box-filter shrink by the integer factor first (so a
+// 1080p frame is not aliased), then bilinear, as OpenCV's INTER_AREA + INTER_LINEAR do.
+torch::Tensor resize_square(torch::Tensor x, int size) {
+  const int64_t fh = x.size(2) / size, fw = x.size(3) / size;
+  if (fh >= 2 || fw >= 2) {
+    x = F::avg_pool2d(x, F::AvgPool2dFuncOptions({std::max<int64_t>(fh, 1), std::max<int64_t>(fw, 1)}));
+  }
+  if (x.size(2) == size && x.size(3) == size) return x;
+  return F::interpolate(x, F::InterpolateFuncOptions()
+                               .size(std::vector<int64_t>{size, size})
+                               .mode(torch::kBilinear)
+                               .align_corners(false));
+}
+
+}  // namespace
+
+PixelFormat pixel_format_from_string(const std::string& name) {
+  for (const auto& i : kFormats)
+    if (name == i.name) return i.format;
+  throw Error("unsupported pixel format '" + name + "'");
+}
+const char* to_string(PixelFormat format) { return info(format).name; }
+bool is_yuv(PixelFormat format) { return info(format).bytes_per_pixel == 0; }
+
+bool cuda_available() { return torch::cuda::is_available(); }
+
+std::string default_model_path() {
+  if (const char* env = std::getenv("SSD_DEFAULT_MODEL"); env && *env) return env;
+  struct stat st {};
+  if (::stat(SSD_INSTALLED_MODEL, &st) == 0) return SSD_INSTALLED_MODEL;
+  return SSD_SOURCE_MODEL;
+}
+
+struct Detector::Impl {
+  DetectorOptions options;
+  torch::Device device{torch::kCPU};
+  bool half = false;
+  Ssd model{nullptr};
+  Anchors anchors;
+  torch::Tensor mean, inv_std;   // (1, 3, 1, 1) on the device
+  std::mutex mutex;              // guards pp
+  PostprocessOptions pp;
+
+  // One frame -> (1, 3, S, S) float RGB in [0, 1], on the device.
+  torch::Tensor to_rgb(const FrameView& f) const {
+    if (f.width <= 0 || f.height <= 0)
+      throw Error("invalid frame size " + std::to_string(f.width) + "x" + std::to_string(f.height));
+    const int S = model->config().input_size;
+    const auto& fi = info(f.format);
+    if (fi.bytes_per_pixel) {
+      auto px = plane_view(f.planes[0], f.height, f.width, fi.bytes_per_pixel, f.strides[0]);
+      px = px.to(device, /*non_blocking=*/false);
+      auto idx = torch::tensor({int64_t(fi.r), int64_t(fi.g), int64_t(fi.b)},
+                               torch::TensorOptions().dtype(torch::kLong).device(device));
+      auto rgb = px.index_select(2, idx).permute({2, 0, 1}).unsqueeze(0).to(torch::kFloat32);
+      return resize_square(rgb, S).div_(255.0);
+    }
+    // Planar YUV 4:2:0: resize the planes first (conversion is affine, so it commutes with
+    // resizing), then convert only S x S pixels.
+    const int cw = (f.width + 1) / 2, ch = (f.height + 1) / 2;
+    auto y = plane_view(f.planes[0], f.height, f.width, 1, f.strides[0]).to(device);
+    torch::Tensor uv;
+    if (f.format == PixelFormat::NV12) {
+      uv = plane_view(f.planes[1], ch, cw, 2, f.strides[1]).to(device);
+    } else {
+      auto u = plane_view(f.planes[1], ch, cw, 1, f.strides[1]).to(device);
+      auto v = plane_view(f.planes[2], ch, cw, 1, f.strides[2]).to(device);
+      uv = torch::cat({u, v}, 2);
+    }
+    auto yf = resize_square(y.permute({2, 0, 1}).unsqueeze(0).to(torch::kFloat32), S);
+    auto uvf = resize_square(uv.permute({2, 0, 1}).unsqueeze(0).to(torch::kFloat32), S);
+    const double kr = f.yuv.kr, kb = f.yuv.kb, kg = 1.0 - kr - kb;
+    torch::Tensor Y, Cb, Cr;
+    if (f.yuv.full_range) {
+      Y = yf / 255.0;
+      Cb = (uvf.narrow(1, 0, 1) - 128.0) / 255.0;
+      Cr = (uvf.narrow(1, 1, 1) - 128.0) / 255.0;
+    } else {
+      Y = (yf - 16.0) / 219.0;
+      Cb = (uvf.narrow(1, 0, 1) - 128.0) / 224.0;
+      Cr = (uvf.narrow(1, 1, 1) - 128.0) / 224.0;
+    }
+    auto r = Y + 2.0 * (1.0 - kr) * Cr;
+    auto b = Y + 2.0 * (1.0 - kb) * Cb;
+    auto g = Y - (2.0 * kr * (1.0 - kr) * Cr + 2.0 * kb * (1.0 - kb) * Cb) / kg;
+    return torch::cat({r, g, b}, 1).clamp_(0.0, 1.0);
+  }
+};
+
+Detector::Detector(const DetectorOptions& options) : impl_(std::make_unique<Impl>()) {
+  auto& d = *impl_;
+  d.options = options;
+  if (options.model_path.empty()) throw Error("no model file given");
+  d.device = parse_device(options.device);
+  d.half = options.fp16 && d.device.is_cuda();
+  if (options.threads > 0) torch::set_num_threads(options.threads);
+  try {
+    d.model = load_weights(options.model_path, d.device);
+  } catch (const c10::Error& e) {
+    throw Error(options.model_path + ": " + e.what_without_backtrace());
+  }
+  if (d.half) d.model->to(torch::kHalf);
+  d.anchors = make_anchors(d.model->config()).to(d.device);
+  const auto& c = d.model->config();
+  auto fopt = torch::TensorOptions().dtype(torch::kFloat32).device(d.device);
+  d.mean = torch::tensor({c.mean[0], c.mean[1], c.mean[2]}, fopt).view({1, 3, 1, 1});
+  d.inv_std = 1.0 / torch::tensor({c.std[0], c.std[1], c.std[2]}, fopt).view({1, 3, 1, 1});
+  set_postprocess(options.threshold, options.nms_iou, options.max_detections);
+}
+
+Detector::~Detector() = default;
+
+void Detector::set_postprocess(float threshold, float nms_iou, int max_detections) {
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  impl_->pp.score_threshold = threshold;
+  impl_->pp.nms_iou = nms_iou;
+  impl_->pp.max_detections = std::max(0, max_detections);
+  impl_->pp.pre_nms_top_k = std::max(400, 4 * max_detections);
+}
+
+std::vector<std::vector<Detection>> Detector::detect(const std::vector<FrameView>& frames) {
+  auto& d = *impl_;
+  std::vector<std::vector<Detection>> out(frames.size());
+  if (frames.empty()) return out;
+  PostprocessOptions pp;
+  {
+    std::lock_guard<std::mutex> lock(d.mutex);
+    pp = d.pp;
+  }
+  try {
+    c10::InferenceMode guard;
+    std::vector<torch::Tensor> inputs;
+    inputs.reserve(frames.size());
+    for (const auto& f : frames) inputs.push_back(d.to_rgb(f));
+    auto x = (torch::cat(inputs, 0) - d.mean) * d.inv_std;
+    if (d.half) x = x.to(torch::kHalf);
+    auto [cls, box] = d.model->forward(x);
+    auto dets = postprocess(cls, box, d.anchors, pp);
+    // One small device-to-host copy per batch: (n, 7) = image, label, score, x1, y1, x2, y2.
+    std::vector<torch::Tensor> rows;
+    for (size_t i = 0; i < dets.size(); ++i) {
+      const auto& r = dets[i];
+      auto n = r.scores.size(0);
+      rows.push_back(torch::cat({torch::full({n, 1}, double(i), r.boxes.options()),
+                                 r.labels.to(torch::kFloat32).unsqueeze(1),
+                                 r.scores.unsqueeze(1), r.boxes},
+                                1));
+    }
+    auto host = torch::cat(rows, 0).to(torch::kCPU).contiguous();
+    auto a = host.accessor<float, 2>();
+    for (int64_t i = 0; i < host.size(0); ++i) {
+      Detection det;
+      det.label_id = static_cast<int>(a[i][1]);
+      det.confidence = a[i][2];
+      det.x_min = a[i][3];
+      det.y_min = a[i][4];
+      det.x_max = a[i][5];
+      det.y_max = a[i][6];
+      out[static_cast<size_t>(a[i][0])].push_back(det);
+    }
+  } catch (const c10::Error& e) {
+    throw Error(std::string("inference failed: ") + e.what_without_backtrace());
+  }
+  return out;
+}
+
+std::vector<Detection> Detector::detect(const FrameView& frame) {
+  return std::move(detect(std::vector<FrameView>{frame})[0]);
+}
+
+const SsdConfig& Detector::config() const { return impl_->model->config(); }
+const std::vector<std::string>& Detector::labels() const { return impl_->model->config().labels; }
+std::string Detector::device_name() const { return impl_->device.str(); }
+bool Detector::fp16() const { return impl_->half; }
+
+}  // namespace ssd

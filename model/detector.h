@@ -1,0 +1,86 @@
+// High-level, LibTorch-free inference API used by the GStreamer elements and the tools:
+// loads a weights file onto a device, takes raw video frames (packed RGB-family, NV12, I420 at
+// any size and stride), converts, resizes and normalises them on the model's device, runs the
+// SSD and returns the detections. Only the small result comes back to the host.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config.h"
+
+namespace ssd {
+
+enum class PixelFormat { RGB, BGR, RGBx, BGRx, xRGB, xBGR, RGBA, BGRA, NV12, I420 };
+
+// Parses "RGB", "BGRx", "NV12"... (GStreamer's names); throws ssd::Error.
+PixelFormat pixel_format_from_string(const std::string& name);
+const char* to_string(PixelFormat format);
+bool is_yuv(PixelFormat format);
+
+// YUV -> RGB conversion: the matrix's Kr, Kb and the range (GStreamer's GstVideoColorimetry).
+struct YuvMatrix {
+  double kr = 0.299, kb = 0.114;   // BT.601
+  bool full_range = false;
+};
+
+// One frame in host memory (borrowed pointers, valid for the duration of the call).
+struct FrameView {
+  PixelFormat format = PixelFormat::RGB;
+  int width = 0, height = 0;
+  const uint8_t* planes[3] = {nullptr, nullptr, nullptr};
+  int strides[3] = {0, 0, 0};   // bytes per row of each plane
+  YuvMatrix yuv;
+};
+
+struct Detection {
+  int label_id = 0;
+  float confidence = 0.f;
+  float x_min = 0.f, y_min = 0.f, x_max = 0.f, y_max = 0.f;  // normalised to [0, 1]
+};
+
+struct DetectorOptions {
+  std::string model_path;
+  std::string device = "auto";   // auto, cpu, cuda, cuda:N
+  bool fp16 = false;             // half precision (CUDA only; CPU stays fp32)
+  float threshold = 0.3f;        // minimum confidence
+  float nms_iou = 0.45f;
+  int max_detections = 100;      // per frame
+  int threads = 0;               // CPU intra-op threads; 0 = LibTorch's default
+};
+
+class Detector {
+ public:
+  // Loads the model; throws ssd::Error (missing, corrupt or mismatched file, unknown device).
+  explicit Detector(const DetectorOptions& options);
+  ~Detector();
+  Detector(const Detector&) = delete;
+  Detector& operator=(const Detector&) = delete;
+
+  // Runs the model on a batch of frames (formats and sizes may differ between frames).
+  std::vector<std::vector<Detection>> detect(const std::vector<FrameView>& frames);
+  std::vector<Detection> detect(const FrameView& frame);
+
+  // Changes the post-processing parameters (cheap; takes effect on the next call).
+  void set_postprocess(float threshold, float nms_iou, int max_detections);
+
+  const SsdConfig& config() const;
+  const std::vector<std::string>& labels() const;
+  std::string device_name() const;   // e.g. "cpu", "cuda:0"
+  bool fp16() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// True when LibTorch sees a CUDA device.
+bool cuda_available();
+
+// Path of the shipped default model: $SSD_DEFAULT_MODEL if set, else the installed copy,
+// else the source tree's models/ folder (for running from the build tree).
+std::string default_model_path();
+
+}  // namespace ssd

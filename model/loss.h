@@ -1,0 +1,39 @@
+// SSD loss from the lesson: L1 on matched boxes + focal loss as BCE over non-background classes.
+#pragma once
+
+#include <torch/types.h>
+
+namespace ssd {
+
+struct Anchors;
+
+enum class ClassLoss { Focal, BCE };
+
+struct LossOptions {
+  double match_threshold = 0.4;
+  ClassLoss class_loss = ClassLoss::Focal;
+  double alpha = 0.25;
+  double gamma = 2.0;
+};
+
+struct LossParts {
+  torch::Tensor loc;    // scalar, summed over the batch
+  torch::Tensor cls;    // scalar, summed over the batch
+  torch::Tensor total;  // loc + cls
+};
+
+// Binary cross-entropy with logits, summed, with the focal weight
+// alpha_t * (1 - p_t)^gamma when focal is true. logits and targets (N, C), targets in {0, 1}.
+torch::Tensor focal_bce_sum(const torch::Tensor& logits, const torch::Tensor& targets,
+                            bool focal, double alpha, double gamma);
+
+// cls_logits (B, A, C+1) (background last), box_activations (B, A, 4), gt_boxes (B, G, 4)
+// normalised corners, gt_labels (B, G) int64 in [0, C), gt_valid (B, G) bool.
+// Per image, as the lesson's ssd_1_loss: loc = mean |box - gt| over positive anchors,
+// cls = sum(BCE over the C non-background classes) / C; both summed over the batch.
+LossParts ssd_loss(const torch::Tensor& cls_logits, const torch::Tensor& box_activations,
+                   const torch::Tensor& gt_boxes, const torch::Tensor& gt_labels,
+                   const torch::Tensor& gt_valid, const Anchors& anchors,
+                   const LossOptions& options = {});
+
+}  // namespace ssd

@@ -1,0 +1,95 @@
+#include "nms.h"
+
+#include <torch/types.h>
+
+#include "anchors.h"
+#include "boxes.h"
+
+namespace ssd {
+
+torch::Tensor nms(const torch::Tensor& boxes, const torch::Tensor& scores, double iou_threshold) {
+  TORCH_CHECK(boxes.dim() == 2 && boxes.size(1) == 4, "nms: boxes must be (N, 4), got ",
+              boxes.sizes());
+  TORCH_CHECK(scores.dim() == 1 && scores.size(0) == boxes.size(0),
+              "nms: scores must be (N) = (", boxes.size(0), "), got ", scores.sizes());
+  const int64_t n = boxes.size(0);
+  if (n == 0) return torch::empty({0}, scores.options().dtype(torch::kLong));
+  auto order = std::get<1>(scores.sort(/*stable=*/true, /*dim=*/0, /*descending=*/true));
+  auto sorted = boxes.index_select(0, order).to(torch::kFloat32);
+  // suppress[i][j]: an earlier (higher-scoring) box i would suppress a later box j.
+  auto iou = box_iou(sorted, sorted);
+  auto suppress = (iou > iou_threshold).triu(1);
+  // Greedy NMS is the unique solution of keep[j] = !any_i<j (keep[i] && suppress[i][j]).
+  // Jacobi iteration from keep = all fixes one more leading entry per step and stops at that
+  // fixed point, typically after a handful of steps, all on the tensors' device.
+  auto keep = torch::ones({n}, boxes.options().dtype(torch::kBool));
+  auto suppress_f = suppress.to(torch::kFloat32);
+  for (int64_t step = 0; step <= n; ++step) {
+    auto hit = torch::matmul(keep.to(torch::kFloat32).unsqueeze(0), suppress_f).squeeze(0) > 0;
+    auto next = ~hit;
+    if (torch::equal(next, keep)) break;
+    keep = next;
+  }
+  return order.masked_select(keep);
+}
+
+torch::Tensor batched_nms(const torch::Tensor& boxes, const torch::Tensor& scores,
+                          const torch::Tensor& groups, double iou_threshold) {
+  TORCH_CHECK(groups.dim() == 1 && groups.size(0) == boxes.size(0),
+              "batched_nms: groups must be (N) = (", boxes.size(0), "), got ", groups.sizes());
+  if (boxes.size(0) == 0) return torch::empty({0}, scores.options().dtype(torch::kLong));
+  // torchvision's trick: shift each group's boxes so groups never overlap.
+  auto span = (boxes.max() - boxes.min()).to(torch::kFloat32) + 1;
+  auto shifted = boxes.to(torch::kFloat32) +
+                 (groups.to(torch::kFloat32) * span).unsqueeze(1);
+  return nms(shifted, scores, iou_threshold);
+}
+
+std::vector<ImageDetections> postprocess(const torch::Tensor& cls_logits,
+                                         const torch::Tensor& box_activations,
+                                         const Anchors& anchors,
+                                         const PostprocessOptions& options) {
+  const int64_t B = cls_logits.size(0), A = anchors.size();
+  TORCH_CHECK(cls_logits.dim() == 3 && cls_logits.size(1) == A && cls_logits.size(2) >= 2,
+              "postprocess: cls_logits must be (B, ", A, ", C+1), got ", cls_logits.sizes());
+  TORCH_CHECK(box_activations.dim() == 3 && box_activations.size(0) == B &&
+                  box_activations.size(1) == A && box_activations.size(2) == 4,
+              "postprocess: box_activations must be (", B, ", ", A, ", 4), got ",
+              box_activations.sizes());
+  const int64_t C = cls_logits.size(2) - 1;
+  auto boxes = activations_to_boxes(box_activations.to(torch::kFloat32), anchors).clamp(0, 1);
+  auto scores = torch::sigmoid(cls_logits.narrow(2, 0, C).to(torch::kFloat32));   // (B, A, C)
+
+  // Candidates of every image at once: the best pre_nms_top_k (anchor, class) pairs per image,
+  // then those above the threshold.
+  auto flat = scores.reshape({B, A * C});
+  const int64_t k = std::min<int64_t>(options.pre_nms_top_k, A * C);
+  auto top = flat.topk(k, 1, /*largest=*/true, /*sorted=*/true);
+  auto top_scores = std::get<0>(top);                          // (B, k)
+  auto top_idx = std::get<1>(top);                             // (B, k)
+  auto anchor_idx = top_idx.div(C, "floor");
+  auto class_idx = top_idx.remainder(C);
+  auto top_boxes = boxes.gather(1, anchor_idx.unsqueeze(-1).expand({B, k, 4}));   // (B, k, 4)
+  auto image_idx = torch::arange(B, top_idx.options()).unsqueeze(1).expand({B, k});
+
+  auto sel = top_scores > options.score_threshold;
+  auto c_boxes = top_boxes.index({sel});                       // (n, 4)
+  auto c_scores = top_scores.index({sel});
+  auto c_classes = class_idx.index({sel});
+  auto c_images = image_idx.index({sel});
+  // One NMS for all images and classes: group = image * C + class.
+  auto keep = batched_nms(c_boxes, c_scores, c_images * C + c_classes, options.nms_iou);
+  auto k_images = c_images.index_select(0, keep);   // keep is in decreasing score order
+
+  std::vector<ImageDetections> out;
+  out.reserve(B);
+  for (int64_t b = 0; b < B; ++b) {
+    auto mine = keep.masked_select(k_images == b);
+    if (mine.size(0) > options.max_detections) mine = mine.narrow(0, 0, options.max_detections);
+    out.push_back({c_boxes.index_select(0, mine), c_scores.index_select(0, mine),
+                   c_classes.index_select(0, mine)});
+  }
+  return out;
+}
+
+}  // namespace ssd

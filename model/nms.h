@@ -1,0 +1,42 @@
+// Non-maximum suppression and the SSD output stage (decode, per-class NMS, threshold, top-k),
+// batched and on the tensors' device.
+#pragma once
+
+#include <vector>
+
+#include <torch/types.h>
+
+namespace ssd {
+
+struct Anchors;
+
+// Greedy NMS: indices (int64) of kept boxes in decreasing score order. boxes (N, 4) corners.
+// Same result as torchvision.ops.nms.
+torch::Tensor nms(const torch::Tensor& boxes, const torch::Tensor& scores, double iou_threshold);
+
+// NMS within each group id (e.g. class, or image * C + class), as torchvision's batched_nms.
+torch::Tensor batched_nms(const torch::Tensor& boxes, const torch::Tensor& scores,
+                          const torch::Tensor& groups, double iou_threshold);
+
+struct PostprocessOptions {
+  double score_threshold = 0.3;
+  double nms_iou = 0.45;
+  int max_detections = 100;   // per image, after NMS
+  int pre_nms_top_k = 400;    // candidates per image entering NMS
+};
+
+// One image's detections, sorted by decreasing score, on the input tensors' device.
+struct ImageDetections {
+  torch::Tensor boxes;   // (n, 4) float, normalised x1, y1, x2, y2 (clamped to [0, 1])
+  torch::Tensor scores;  // (n) float
+  torch::Tensor labels;  // (n) int64 class ids in [0, C)
+};
+
+// cls_logits (B, A, C+1) (background last; scores are sigmoid of the first C),
+// box_activations (B, A, 4).
+std::vector<ImageDetections> postprocess(const torch::Tensor& cls_logits,
+                                         const torch::Tensor& box_activations,
+                                         const Anchors& anchors,
+                                         const PostprocessOptions& options = {});
+
+}  // namespace ssd

@@ -1,0 +1,128 @@
+#include "resnet.h"
+
+#include <torch/nn/functional/activation.h>
+#include <torch/nn/functional/pooling.h>
+#include <torch/nn/init.h>
+#include <torch/types.h>
+
+#include "error.h"
+
+namespace ssd {
+
+namespace F = torch::nn::functional;
+
+ResNetSpec resnet_spec(const std::string& name) {
+  if (name == "resnet18") return {false, {2, 2, 2, 2}, {64, 128, 256, 512}, 64};
+  if (name == "resnet34") return {false, {3, 4, 6, 3}, {64, 128, 256, 512}, 64};
+  if (name == "resnet50") return {true, {3, 4, 6, 3}, {64, 128, 256, 512}, 64};
+  // The CPU default: ResNet-shaped, one BasicBlock per stage, half ResNet18's widths.
+  if (name == "tiny") return {false, {1, 1, 1, 1}, {32, 64, 128, 256}, 32};
+  throw Error("unknown ResNet body '" + name + "' (expected resnet18, resnet34, resnet50, tiny)");
+}
+
+static torch::nn::Conv2d conv3x3(int64_t in, int64_t out, int64_t stride) {
+  return torch::nn::Conv2d(
+      torch::nn::Conv2dOptions(in, out, 3).stride(stride).padding(1).bias(false));
+}
+static torch::nn::Conv2d conv1x1(int64_t in, int64_t out, int64_t stride) {
+  return torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, 1).stride(stride).bias(false));
+}
+static torch::nn::Sequential make_downsample(int64_t in, int64_t out, int64_t stride) {
+  if (stride == 1 && in == out) return nullptr;
+  return torch::nn::Sequential(conv1x1(in, out, stride), torch::nn::BatchNorm2d(out));
+}
+
+BasicBlockImpl::BasicBlockImpl(int64_t inplanes, int64_t planes, int64_t stride) {
+  conv1 = register_module("conv1", conv3x3(inplanes, planes, stride));
+  bn1 = register_module("bn1", torch::nn::BatchNorm2d(planes));
+  conv2 = register_module("conv2", conv3x3(planes, planes, 1));
+  bn2 = register_module("bn2", torch::nn::BatchNorm2d(planes));
+  downsample = make_downsample(inplanes, planes * expansion, stride);
+  if (downsample) register_module("downsample", downsample);
+}
+
+torch::Tensor BasicBlockImpl::forward(const torch::Tensor& x) {
+  auto out = torch::relu(bn1(conv1(x)));
+  out = bn2(conv2(out));
+  out += downsample ? downsample->forward(x) : x;
+  return torch::relu(out);
+}
+
+BottleneckImpl::BottleneckImpl(int64_t inplanes, int64_t planes, int64_t stride) {
+  conv1 = register_module("conv1", conv1x1(inplanes, planes, 1));
+  bn1 = register_module("bn1", torch::nn::BatchNorm2d(planes));
+  conv2 = register_module("conv2", conv3x3(planes, planes, stride));   // torchvision v1.5
+  bn2 = register_module("bn2", torch::nn::BatchNorm2d(planes));
+  conv3 = register_module("conv3", conv1x1(planes, planes * expansion, 1));
+  bn3 = register_module("bn3", torch::nn::BatchNorm2d(planes * expansion));
+  downsample = make_downsample(inplanes, planes * expansion, stride);
+  if (downsample) register_module("downsample", downsample);
+}
+
+torch::Tensor BottleneckImpl::forward(const torch::Tensor& x) {
+  auto out = torch::relu(bn1(conv1(x)));
+  out = torch::relu(bn2(conv2(out)));
+  out = bn3(conv3(out));
+  out += downsample ? downsample->forward(x) : x;
+  return torch::relu(out);
+}
+
+ResNetImpl::ResNetImpl(const ResNetSpec& spec) : inplanes_(spec.stem_width) {
+  TORCH_CHECK(spec.layers.size() == 4 && spec.widths.size() == 4,
+              "ResNet: expected 4 stages, got layers ", spec.layers.size(), " and widths ",
+              spec.widths.size());
+  conv1 = register_module("conv1", torch::nn::Conv2d(torch::nn::Conv2dOptions(3, inplanes_, 7)
+                                                         .stride(2).padding(3).bias(false)));
+  bn1 = register_module("bn1", torch::nn::BatchNorm2d(inplanes_));
+  layer1 = register_module("layer1", make_layer(spec, spec.widths[0], spec.layers[0], 1));
+  layer2 = register_module("layer2", make_layer(spec, spec.widths[1], spec.layers[1], 2));
+  layer3 = register_module("layer3", make_layer(spec, spec.widths[2], spec.layers[2], 2));
+  layer4 = register_module("layer4", make_layer(spec, spec.widths[3], spec.layers[3], 2));
+  out_channels_ = inplanes_;
+  // torchvision's initialisation.
+  for (auto& m : modules(/*include_self=*/false)) {
+    if (auto* c = m->as<torch::nn::Conv2dImpl>()) {
+      torch::nn::init::kaiming_normal_(c->weight, 0.0, torch::kFanOut, torch::kReLU);
+    } else if (auto* b = m->as<torch::nn::BatchNorm2dImpl>()) {
+      torch::nn::init::ones_(b->weight);
+      torch::nn::init::zeros_(b->bias);
+    }
+  }
+}
+
+torch::nn::Sequential ResNetImpl::make_layer(const ResNetSpec& spec, int64_t planes, int blocks,
+                                             int64_t stride) {
+  torch::nn::Sequential seq;
+  for (int i = 0; i < blocks; ++i) {
+    if (spec.bottleneck) {
+      seq->push_back(Bottleneck(inplanes_, planes, i == 0 ? stride : 1));
+      inplanes_ = planes * BottleneckImpl::expansion;
+    } else {
+      seq->push_back(BasicBlock(inplanes_, planes, i == 0 ? stride : 1));
+      inplanes_ = planes * BasicBlockImpl::expansion;
+    }
+  }
+  return seq;
+}
+
+torch::Tensor ResNetImpl::forward(torch::Tensor x) {
+  x = torch::relu(bn1(conv1(x)));
+  x = F::max_pool2d(x, F::MaxPool2dFuncOptions(3).stride(2).padding(1));
+  x = layer1->forward(x);
+  x = layer2->forward(x);
+  x = layer3->forward(x);
+  return layer4->forward(x);
+}
+
+std::vector<std::vector<torch::Tensor>> ResNetImpl::layer_groups() {
+  auto params = [](std::initializer_list<torch::nn::Module*> modules) {
+    std::vector<torch::Tensor> out;
+    for (auto* m : modules)
+      for (auto& p : m->parameters()) out.push_back(p);
+    return out;
+  };
+  return {params({conv1.get(), bn1.get(), layer1.get(), layer2.get()}),
+          params({layer3.get(), layer4.get()})};
+}
+
+}  // namespace ssd

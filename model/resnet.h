@@ -1,0 +1,72 @@
+// ResNet bodies with torchvision's exact module and parameter names (conv1, bn1, layer1.0.conv1,
+// layer2.0.downsample.0, ...), so ImageNet state dicts import by name. The classifier (avgpool,
+// fc) is left out: the body returns the stride-32 feature map.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <torch/nn/module.h>
+#include <torch/nn/modules/batchnorm.h>
+#include <torch/nn/modules/container/sequential.h>
+#include <torch/nn/modules/conv.h>
+#include <torch/nn/pimpl.h>
+
+namespace ssd {
+
+struct ResNetSpec {
+  bool bottleneck = false;            // Bottleneck (ResNet50) or BasicBlock blocks
+  std::vector<int> layers;            // blocks per stage, 4 stages
+  std::vector<int> widths;            // planes per stage
+  int stem_width = 64;
+};
+
+// Spec for "resnet18", "resnet34", "resnet50" or "tiny"; throws ssd::Error for other names.
+ResNetSpec resnet_spec(const std::string& name);
+
+class BasicBlockImpl : public torch::nn::Module {
+ public:
+  static constexpr int expansion = 1;
+  BasicBlockImpl(int64_t inplanes, int64_t planes, int64_t stride);
+  torch::Tensor forward(const torch::Tensor& x);
+
+ private:
+  torch::nn::Conv2d conv1{nullptr}, conv2{nullptr};
+  torch::nn::BatchNorm2d bn1{nullptr}, bn2{nullptr};
+  torch::nn::Sequential downsample{nullptr};
+};
+TORCH_MODULE(BasicBlock);
+
+class BottleneckImpl : public torch::nn::Module {
+ public:
+  static constexpr int expansion = 4;
+  BottleneckImpl(int64_t inplanes, int64_t planes, int64_t stride);
+  torch::Tensor forward(const torch::Tensor& x);
+
+ private:
+  torch::nn::Conv2d conv1{nullptr}, conv2{nullptr}, conv3{nullptr};
+  torch::nn::BatchNorm2d bn1{nullptr}, bn2{nullptr}, bn3{nullptr};
+  torch::nn::Sequential downsample{nullptr};
+};
+TORCH_MODULE(Bottleneck);
+
+class ResNetImpl : public torch::nn::Module {
+ public:
+  explicit ResNetImpl(const ResNetSpec& spec);
+  torch::Tensor forward(torch::Tensor x);   // (B, 3, H, W) -> (B, out_channels, H/32, W/32)
+  int64_t out_channels() const { return out_channels_; }
+  // Layer groups for differential learning rates: {conv1, bn1, layer1, layer2}, {layer3, layer4}.
+  std::vector<std::vector<torch::Tensor>> layer_groups();
+
+ private:
+  torch::nn::Sequential make_layer(const ResNetSpec& spec, int64_t planes, int blocks,
+                                   int64_t stride);
+  torch::nn::Conv2d conv1{nullptr};
+  torch::nn::BatchNorm2d bn1{nullptr};
+  torch::nn::Sequential layer1{nullptr}, layer2{nullptr}, layer3{nullptr}, layer4{nullptr};
+  int64_t inplanes_ = 64;
+  int64_t out_channels_ = 0;
+};
+TORCH_MODULE(ResNet);
+
+}  // namespace ssd

@@ -1,0 +1,92 @@
+#include "ssd_model.h"
+
+#include <torch/nn/init.h>
+#include <torch/types.h>
+
+namespace ssd {
+
+StdConvImpl::StdConvImpl(int64_t nin, int64_t nout, int64_t stride, double dropout) {
+  conv = register_module(
+      "conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(nin, nout, 3).stride(stride).padding(1)));
+  bn = register_module("bn", torch::nn::BatchNorm2d(nout));
+  drop = register_module("drop", torch::nn::Dropout(dropout));
+}
+
+torch::Tensor StdConvImpl::forward(const torch::Tensor& x) {
+  return drop(bn(torch::relu(conv(x))));
+}
+
+OutConvImpl::OutConvImpl(int64_t k, int64_t nin, int64_t num_classes, double class_bias) : k_(k) {
+  oconv1 = register_module(
+      "oconv1", torch::nn::Conv2d(torch::nn::Conv2dOptions(nin, (num_classes + 1) * k, 3).padding(1)));
+  oconv2 = register_module("oconv2",
+                           torch::nn::Conv2d(torch::nn::Conv2dOptions(nin, 4 * k, 3).padding(1)));
+  torch::NoGradGuard no_grad;
+  oconv1->bias.fill_(class_bias);   // the lesson: bias.data.zero_().add_(bias)
+}
+
+static torch::Tensor flatten_conv(const torch::Tensor& x, int64_t k) {
+  // (B, k*n, H, W) -> (B, H*W*k, n): cell-major, then anchor, as the anchors are ordered.
+  const int64_t B = x.size(0), n = x.size(1) / k;
+  return x.permute({0, 2, 3, 1}).reshape({B, -1, n});
+}
+
+std::pair<torch::Tensor, torch::Tensor> OutConvImpl::forward(const torch::Tensor& x) {
+  return {flatten_conv(oconv1(x), k_), flatten_conv(oconv2(x), k_)};
+}
+
+SsdHeadImpl::SsdHeadImpl(const SsdConfig& config, int64_t in_channels) {
+  const int64_t ch = config.head_channels;
+  drop = register_module("drop", torch::nn::Dropout(config.dropout));
+  sconv0 = register_module("sconv0", StdConv(in_channels, ch, 1, config.dropout));
+  sconvs = register_module("sconvs", torch::nn::ModuleList());
+  outs = register_module("outs", torch::nn::ModuleList());
+  int side = config.body_grid();
+  int steps = 0;
+  for (int g : config.grids) {
+    while (side > g) {
+      sconvs->push_back(StdConv(ch, ch, 2, config.dropout));
+      side = stride2_out(side);
+      ++steps;
+    }
+    TORCH_CHECK(side == g, "SsdHead: grid ", g, " is not reachable (got ", side, ")");
+    out_after_.push_back(steps);
+    outs->push_back(OutConv(config.anchors_per_cell(), ch, config.num_classes(),
+                            config.class_bias));
+  }
+}
+
+std::pair<torch::Tensor, torch::Tensor> SsdHeadImpl::forward(torch::Tensor x) {
+  x = sconv0(drop(torch::relu(x)));
+  std::vector<torch::Tensor> cls, box;
+  int done = 0;
+  for (size_t i = 0; i < out_after_.size(); ++i) {
+    for (; done < out_after_[i]; ++done) x = sconvs[done]->as<StdConv>()->forward(x);
+    auto [c, b] = outs[i]->as<OutConv>()->forward(x);
+    cls.push_back(c);
+    box.push_back(b);
+  }
+  return {torch::cat(cls, 1), torch::cat(box, 1)};
+}
+
+SsdImpl::SsdImpl(const SsdConfig& config) : config_(config) {
+  config_.validate();
+  body = register_module("body", ResNet(resnet_spec(config_.body)));
+  head = register_module("head", SsdHead(config_, body->out_channels()));
+}
+
+std::pair<torch::Tensor, torch::Tensor> SsdImpl::forward(const torch::Tensor& x) {
+  TORCH_CHECK(x.dim() == 4 && x.size(1) == 3 && x.size(2) == config_.input_size &&
+                  x.size(3) == config_.input_size,
+              "Ssd: expected input (B, 3, ", config_.input_size, ", ", config_.input_size,
+              "), got ", x.sizes());
+  return head(body(x));
+}
+
+std::vector<std::vector<torch::Tensor>> SsdImpl::layer_groups() {
+  auto groups = body->layer_groups();
+  groups.push_back(head->parameters());
+  return groups;
+}
+
+}  // namespace ssd

@@ -1,0 +1,76 @@
+// The SSD detector: ResNet body + the lesson's multi-grid head of StdConv blocks with one
+// OutConv per grid. Parameter names: body.* (torchvision names) and head.*.
+#pragma once
+
+#include <utility>
+#include <vector>
+
+#include <torch/nn/module.h>
+#include <torch/nn/modules/batchnorm.h>
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/modules/conv.h>
+#include <torch/nn/modules/dropout.h>
+#include <torch/nn/pimpl.h>
+
+#include "config.h"
+#include "resnet.h"
+
+namespace ssd {
+
+// conv3x3 -> ReLU -> BatchNorm -> Dropout (the lesson's StdConv).
+class StdConvImpl : public torch::nn::Module {
+ public:
+  StdConvImpl(int64_t nin, int64_t nout, int64_t stride, double dropout);
+  torch::Tensor forward(const torch::Tensor& x);
+
+ private:
+  torch::nn::Conv2d conv{nullptr};
+  torch::nn::BatchNorm2d bn{nullptr};
+  torch::nn::Dropout drop{nullptr};
+};
+TORCH_MODULE(StdConv);
+
+// Two 3x3 convs over one grid: k*(C+1) class logits and k*4 box activations, flattened to
+// (B, side*side*k, C+1) and (B, side*side*k, 4) in anchor order.
+class OutConvImpl : public torch::nn::Module {
+ public:
+  OutConvImpl(int64_t k, int64_t nin, int64_t num_classes, double class_bias);
+  std::pair<torch::Tensor, torch::Tensor> forward(const torch::Tensor& x);
+
+ private:
+  int64_t k_;
+  torch::nn::Conv2d oconv1{nullptr}, oconv2{nullptr};
+};
+TORCH_MODULE(OutConv);
+
+class SsdHeadImpl : public torch::nn::Module {
+ public:
+  SsdHeadImpl(const SsdConfig& config, int64_t in_channels);
+  std::pair<torch::Tensor, torch::Tensor> forward(torch::Tensor x);
+
+ private:
+  torch::nn::Dropout drop{nullptr};
+  StdConv sconv0{nullptr};
+  torch::nn::ModuleList sconvs{nullptr};  // stride-2 steps
+  torch::nn::ModuleList outs{nullptr};    // one OutConv per grid
+  std::vector<int> out_after_;            // for each grid: number of stride-2 steps before it
+};
+TORCH_MODULE(SsdHead);
+
+class SsdImpl : public torch::nn::Module {
+ public:
+  explicit SsdImpl(const SsdConfig& config);
+  // x: (B, 3, S, S) normalised -> {cls_logits (B, A, C+1), box_activations (B, A, 4)}
+  std::pair<torch::Tensor, torch::Tensor> forward(const torch::Tensor& x);
+  const SsdConfig& config() const { return config_; }
+  ResNet body{nullptr};
+  SsdHead head{nullptr};
+  // Parameter groups for differential learning rates: early body, late body, head.
+  std::vector<std::vector<torch::Tensor>> layer_groups();
+
+ private:
+  SsdConfig config_;
+};
+TORCH_MODULE(Ssd);
+
+}  // namespace ssd

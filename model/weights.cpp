@@ -1,0 +1,149 @@
+#include "weights.h"
+
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <sstream>
+
+#include <torch/serialize.h>
+#include <torch/types.h>
+
+#include "error.h"
+#include "safetensors.h"
+
+namespace ssd {
+
+namespace {
+
+std::string shape_str(c10::IntArrayRef s) {
+  std::ostringstream o;
+  o << s;
+  return o.str();
+}
+
+// Every parameter and buffer, in module order.
+std::vector<std::pair<std::string, torch::Tensor>> model_tensors(torch::nn::Module& m) {
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  for (const auto& p : m.named_parameters(true)) out.emplace_back(p.key(), p.value());
+  for (const auto& b : m.named_buffers(true)) out.emplace_back(b.key(), b.value());
+  return out;
+}
+
+SsdConfig config_from_metadata(const std::string& path,
+                               const std::map<std::string, std::string>& meta) {
+  auto it = meta.find(kConfigKey);
+  if (it == meta.end())
+    throw Error(path + ": not an SSD weights file (no '" + std::string(kConfigKey) +
+                "' in the safetensors metadata)");
+  try {
+    return SsdConfig::from_json_string(it->second);
+  } catch (const Error& e) {
+    throw Error(path + ": " + e.what());
+  }
+}
+
+void load_tensors(const std::string& path, const SafeTensors& file, torch::nn::Module& model) {
+  std::map<std::string, const torch::Tensor*> by_name;
+  for (const auto& [name, t] : file.tensors) by_name[name] = &t;
+  auto expected = model_tensors(model);
+  for (const auto& [name, dst] : expected) {
+    auto it = by_name.find(name);
+    if (it == by_name.end())
+      throw Error(path + ": tensor '" + name + "' is missing (the model expects shape " +
+                  shape_str(dst.sizes()) + ")");
+    const torch::Tensor& src = *it->second;
+    if (src.sizes() != dst.sizes())
+      throw Error(path + ": tensor '" + name + "' has shape " + shape_str(src.sizes()) +
+                  " but the model expects " + shape_str(dst.sizes()));
+    if (src.scalar_type() != dst.scalar_type())
+      throw Error(path + ": tensor '" + name + "' has dtype " + c10::toString(src.scalar_type()) +
+                  " but the model expects " + c10::toString(dst.scalar_type()));
+  }
+  if (file.tensors.size() != expected.size()) {
+    std::map<std::string, int> want;
+    for (const auto& e : expected) want[e.first] = 1;
+    for (const auto& [name, t] : file.tensors)
+      if (!want.count(name)) throw Error(path + ": unexpected tensor '" + name + "'");
+  }
+  torch::NoGradGuard no_grad;
+  for (auto& [name, dst] : expected) dst.copy_(*by_name[name]);
+}
+
+}  // namespace
+
+void save_weights(const std::string& path, Ssd& model) {
+  SafeTensors content;
+  content.metadata[kConfigKey] = model->config().to_json_string();
+  content.metadata[kFormatKey] = kFormatValue;
+  content.tensors = model_tensors(*model);
+  write_safetensors(path, content);
+}
+
+SsdConfig read_weights_config(const std::string& path) {
+  return config_from_metadata(path, read_safetensors_metadata(path));
+}
+
+Ssd load_weights(const std::string& path, const torch::Device& device) {
+  auto file = read_safetensors(path);
+  Ssd model(config_from_metadata(path, file.metadata));
+  load_tensors(path, file, *model);
+  model->eval();
+  model->to(device);
+  return model;
+}
+
+void load_weights_into(const std::string& path, Ssd& model) {
+  auto file = read_safetensors(path);
+  auto config = config_from_metadata(path, file.metadata);
+  if (!(config == model->config()))
+    throw Error(path + ": its architecture " + config.to_json_string() +
+                " differs from the model's " + model->config().to_json_string());
+  load_tensors(path, file, *model);
+}
+
+int import_imagenet_body(const std::string& path, Ssd& model) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(path + ": cannot open: " + std::strerror(errno));
+  std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::map<std::string, torch::Tensor> sd;
+  if (bytes.size() >= 4 && bytes[0] == 'P' && bytes[1] == 'K') {
+    // torch.save's zip format. LibTorch's unpickler builds only tensors and containers; it
+    // runs no code from the file.
+    torch::IValue v;
+    try {
+      v = torch::pickle_load(bytes);
+    } catch (const std::exception& e) {
+      throw Error(path + ": cannot read the torch.save file: " + e.what());
+    }
+    if (!v.isGenericDict())
+      throw Error(path + ": expected a state dict (torch.save(dict(model.state_dict())))");
+    for (const auto& kv : v.toGenericDict()) {
+      if (!kv.key().isString() || !kv.value().isTensor())
+        throw Error(path + ": the state dict must map names to tensors");
+      sd[kv.key().toStringRef()] = kv.value().toTensor();
+    }
+  } else {
+    for (auto& [name, t] : read_safetensors(path).tensors) sd[name] = t;
+  }
+  int imported = 0;
+  torch::NoGradGuard no_grad;
+  for (auto& [name, dst] : model_tensors(*model->body)) {
+    auto it = sd.find(name);
+    if (it == sd.end()) {
+      if (name.size() >= 19 && name.compare(name.size() - 19, 19, "num_batches_tracked") == 0)
+        continue;
+      throw Error(path + ": ImageNet weights lack '" + name + "' (is this a torchvision " +
+                  model->config().body + "?)");
+    }
+    if (it->second.sizes() != dst.sizes())
+      throw Error(path + ": '" + name + "' has shape " + shape_str(it->second.sizes()) +
+                  " but the " + model->config().body + " body expects " +
+                  shape_str(dst.sizes()));
+    dst.copy_(it->second.to(dst.scalar_type()));
+    ++imported;
+  }
+  return imported;
+}
+
+}  // namespace ssd

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs everything this project needs on a fresh Debian 12 machine:
+#   sudo bash scripts/setup.sh        (or as root)
+# Product dependencies come from Debian packages only. The test references (pycocotools as
+# the mAP reference, safetensors to open our weights files from Python) come from PyPI into
+# .venv, a virtual environment over Debian's /usr/bin/python3 that also sees Debian's
+# python3-torch / python3-torchvision (the ResNet and NMS references), python3-gi and numpy
+# (--no-deps keeps Debian's numpy 1.24, which Debian's torch was built against).
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+
+pkgs=(
+  build-essential pkg-config meson ninja-build cmake git
+  libtorch-dev
+  libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev
+  gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+  gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
+  libgstrtspserver-1.0-dev gir1.2-gst-rtsp-server-1.0
+  libopencv-dev
+  libgtest-dev libgmock-dev nlohmann-json3-dev libcli11-dev libpugixml-dev
+  python3 python3-venv python3-gi python3-gst-1.0 gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0
+  python3-numpy python3-torch python3-torchvision
+)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${#missing[@]} Debian packages: ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# Test references from PyPI, in a venv that also sees Debian's Python packages.
+venv="$root/.venv"
+if [ ! -x "$venv/bin/python" ]; then
+  /usr/bin/python3 -m venv --system-site-packages "$venv"
+fi
+"$venv/bin/python" -c 'import pycocotools, safetensors' 2>/dev/null || \
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps "pycocotools==2.0.8" "safetensors==0.4.5"
+echo "setup: done"

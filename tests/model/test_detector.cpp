@@ -1,0 +1,281 @@
+// The LibTorch-free Detector: every pixel format and stride gives the model the same picture.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include <torch/types.h>
+
+#include "detector.h"
+#include "error.h"
+#include "ssd_model.h"
+#include "test_util.h"
+#include "weights.h"
+
+using namespace ssd;
+
+namespace {
+
+struct Rgb {
+  int w, h;
+  std::vector<uint8_t> px;   // tight RGB
+};
+
+// A smooth random picture (chroma subsampling then loses little).
+Rgb make_picture(int w, int h, uint32_t seed) {
+  std::mt19937 rng(seed);
+  Rgb p{w, h, std::vector<uint8_t>(size_t(w) * h * 3)};
+  double f[3][2];
+  for (auto& c : f) {
+    c[0] = 1 + rng() % 5;
+    c[1] = 1 + rng() % 5;
+  }
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x)
+      for (int c = 0; c < 3; ++c)
+        p.px[(size_t(y) * w + x) * 3 + c] = static_cast<uint8_t>(
+            127.5 + 100 * std::sin(f[c][0] * x / w * 3.1 + c) * std::cos(f[c][1] * y / h * 2.9));
+  return p;
+}
+
+// Packs the picture in a packed format with `pad` extra bytes per row.
+std::vector<uint8_t> pack(const Rgb& p, PixelFormat f, int pad, int* stride) {
+  int bpp = 3, ro = 0, go = 1, bo = 2;
+  switch (f) {
+    case PixelFormat::RGB: break;
+    case PixelFormat::BGR: ro = 2; bo = 0; break;
+    case PixelFormat::RGBx: case PixelFormat::RGBA: bpp = 4; break;
+    case PixelFormat::BGRx: case PixelFormat::BGRA: bpp = 4; ro = 2; bo = 0; break;
+    case PixelFormat::xRGB: bpp = 4; ro = 1; go = 2; bo = 3; break;
+    case PixelFormat::xBGR: bpp = 4; ro = 3; go = 2; bo = 1; break;
+    default: ADD_FAILURE();
+  }
+  *stride = p.w * bpp + pad;
+  std::vector<uint8_t> out(size_t(*stride) * p.h, 77);
+  for (int y = 0; y < p.h; ++y)
+    for (int x = 0; x < p.w; ++x) {
+      const uint8_t* s = &p.px[(size_t(y) * p.w + x) * 3];
+      uint8_t* d = &out[size_t(y) * *stride + x * bpp];
+      d[ro] = s[0]; d[go] = s[1]; d[bo] = s[2];
+    }
+  return out;
+}
+
+// BT.601 limited-range 4:2:0 planes: Y, then U and V (chroma of 2x2 block averages).
+void to_yuv420(const Rgb& p, std::vector<uint8_t>& Y, std::vector<uint8_t>& U,
+               std::vector<uint8_t>& V) {
+  const int cw = (p.w + 1) / 2, ch = (p.h + 1) / 2;
+  Y.assign(size_t(p.w) * p.h, 0);
+  U.assign(size_t(cw) * ch, 0);
+  V.assign(size_t(cw) * ch, 0);
+  std::vector<double> su(U.size()), sv(V.size()), n(U.size());
+  for (int y = 0; y < p.h; ++y)
+    for (int x = 0; x < p.w; ++x) {
+      const uint8_t* s = &p.px[(size_t(y) * p.w + x) * 3];
+      const double r = s[0] / 255.0, g = s[1] / 255.0, b = s[2] / 255.0;
+      const double yy = 0.299 * r + 0.587 * g + 0.114 * b;
+      Y[size_t(y) * p.w + x] = static_cast<uint8_t>(std::lround(16 + 219 * yy));
+      const size_t ci = size_t(y / 2) * cw + x / 2;
+      su[ci] += (b - yy) / 1.772;
+      sv[ci] += (r - yy) / 1.402;
+      n[ci] += 1;
+    }
+  for (size_t i = 0; i < U.size(); ++i) {
+    U[i] = static_cast<uint8_t>(std::lround(128 + 224 * su[i] / n[i]));
+    V[i] = static_cast<uint8_t>(std::lround(128 + 224 * sv[i] / n[i]));
+  }
+}
+
+class DetectorTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new std::filesystem::path(ssdtest::temp_dir("detector"));
+    torch::manual_seed(5);
+    auto c = ssdtest::tiny_config();
+    c.class_bias = 0.0;   // random weights: plenty of candidate detections
+    Ssd model(c);
+    // Random BN statistics so the untrained model's outputs depend on the picture.
+    torch::NoGradGuard ng;
+    for (auto& b : model->named_buffers())
+      if (b.key().find("running_var") != std::string::npos) b.value().uniform_(0.5, 2.0);
+    save_weights((*dir_ / "random.safetensors").string(), model);
+  }
+  static void TearDownTestSuite() {
+    std::filesystem::remove_all(*dir_);
+    delete dir_;
+  }
+  static DetectorOptions options() {
+    DetectorOptions o;
+    o.model_path = (*dir_ / "random.safetensors").string();
+    o.device = "cpu";
+    o.threshold = 0.0f;
+    o.max_detections = 20;
+    return o;
+  }
+  static std::filesystem::path* dir_;
+};
+std::filesystem::path* DetectorTest::dir_ = nullptr;
+
+void expect_same(const std::vector<Detection>& a, const std::vector<Detection>& b, float tol) {
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i].label_id, b[i].label_id) << i;
+    EXPECT_NEAR(a[i].confidence, b[i].confidence, tol) << i;
+    EXPECT_NEAR(a[i].x_min, b[i].x_min, tol) << i;
+    EXPECT_NEAR(a[i].y_max, b[i].y_max, tol) << i;
+  }
+}
+
+}  // namespace
+
+TEST_F(DetectorTest, PackedFormatsAndStridesGiveIdenticalResults) {
+  Detector det(options());
+  EXPECT_EQ(det.device_name(), "cpu");
+  EXPECT_EQ(det.labels().size(), 3u);
+  for (auto [w, h] : {std::pair{641, 479}, std::pair{224, 224}, std::pair{1280, 720}}) {
+    auto pic = make_picture(w, h, 7);
+    int stride = 0;
+    auto rgb = pack(pic, PixelFormat::RGB, 0, &stride);
+    FrameView ref;
+    ref.format = PixelFormat::RGB;
+    ref.width = w;
+    ref.height = h;
+    ref.planes[0] = rgb.data();
+    ref.strides[0] = stride;
+    auto expect = det.detect(ref);
+    ASSERT_FALSE(expect.empty());
+    for (auto f : {PixelFormat::RGB, PixelFormat::BGR, PixelFormat::RGBx, PixelFormat::BGRx,
+                   PixelFormat::xRGB, PixelFormat::xBGR, PixelFormat::RGBA, PixelFormat::BGRA}) {
+      for (int pad : {0, 13, 64}) {
+        auto buf = pack(pic, f, pad, &stride);
+        FrameView v = ref;
+        v.format = f;
+        v.planes[0] = buf.data();
+        v.strides[0] = stride;
+        SCOPED_TRACE(std::string(to_string(f)) + " pad " + std::to_string(pad) + " " +
+                     std::to_string(w) + "x" + std::to_string(h));
+        expect_same(det.detect(v), expect, 1e-6f);
+      }
+    }
+  }
+}
+
+TEST_F(DetectorTest, Nv12AndI420MatchRgb) {
+  Detector det(options());
+  const int w = 641, h = 479;
+  auto pic = make_picture(w, h, 9);
+  int stride = 0;
+  auto rgb = pack(pic, PixelFormat::RGB, 0, &stride);
+  FrameView ref;
+  ref.width = w;
+  ref.height = h;
+  ref.planes[0] = rgb.data();
+  ref.strides[0] = stride;
+  auto expect = det.detect(ref);
+  std::vector<uint8_t> Y, U, V;
+  to_yuv420(pic, Y, U, V);
+  const int cw = (w + 1) / 2, ch = (h + 1) / 2;
+  // I420 with padded strides.
+  const int ys = w + 3, cs = cw + 5;
+  std::vector<uint8_t> yp(size_t(ys) * h), up(size_t(cs) * ch), vp(size_t(cs) * ch);
+  for (int y = 0; y < h; ++y) std::copy_n(&Y[size_t(y) * w], w, &yp[size_t(y) * ys]);
+  for (int y = 0; y < ch; ++y) {
+    std::copy_n(&U[size_t(y) * cw], cw, &up[size_t(y) * cs]);
+    std::copy_n(&V[size_t(y) * cw], cw, &vp[size_t(y) * cs]);
+  }
+  FrameView i420;
+  i420.format = PixelFormat::I420;
+  i420.width = w;
+  i420.height = h;
+  i420.planes[0] = yp.data();
+  i420.planes[1] = up.data();
+  i420.planes[2] = vp.data();
+  i420.strides[0] = ys;
+  i420.strides[1] = cs;
+  i420.strides[2] = cs;
+  auto got = det.detect(i420);
+  // NV12: interleaved UV.
+  std::vector<uint8_t> uv(size_t(cw) * 2 * ch);
+  for (size_t i = 0; i < U.size(); ++i) {
+    uv[2 * i] = U[i];
+    uv[2 * i + 1] = V[i];
+  }
+  FrameView nv12 = i420;
+  nv12.format = PixelFormat::NV12;
+  nv12.planes[1] = uv.data();
+  nv12.strides[1] = cw * 2;
+  nv12.planes[2] = nullptr;
+  auto got2 = det.detect(nv12);
+  expect_same(got, got2, 1e-6f);
+  // YUV rounding and chroma subsampling move scores and boxes a little, not the ranking's top.
+  ASSERT_FALSE(got.empty());
+  EXPECT_EQ(got[0].label_id, expect[0].label_id);
+  EXPECT_NEAR(got[0].confidence, expect[0].confidence, 0.05);
+  EXPECT_NEAR(got[0].x_min, expect[0].x_min, 0.03);
+  EXPECT_NEAR(got[0].y_min, expect[0].y_min, 0.03);
+}
+
+TEST_F(DetectorTest, BatchEqualsSingleFramesAndSettingsApply) {
+  Detector det(options());
+  auto a = make_picture(320, 240, 1), b = make_picture(200, 300, 2);
+  int sa = 0, sb = 0;
+  auto pa = pack(a, PixelFormat::RGB, 0, &sa);
+  auto pb = pack(b, PixelFormat::BGRx, 8, &sb);
+  FrameView fa{PixelFormat::RGB, 320, 240, {pa.data()}, {sa}, {}};
+  FrameView fb{PixelFormat::BGRx, 200, 300, {pb.data()}, {sb}, {}};
+  auto batch = det.detect(std::vector<FrameView>{fa, fb});
+  ASSERT_EQ(batch.size(), 2u);
+  expect_same(batch[0], det.detect(fa), 1e-5f);
+  expect_same(batch[1], det.detect(fb), 1e-5f);
+  det.set_postprocess(0.0f, 0.45f, 3);
+  EXPECT_EQ(det.detect(fa).size(), 3u);
+  det.set_postprocess(1.1f, 0.45f, 100);
+  EXPECT_TRUE(det.detect(fa).empty());
+}
+
+TEST_F(DetectorTest, BadModelsAndDevicesGiveClearErrors) {
+  auto o = options();
+  o.model_path = (*dir_ / "nope.safetensors").string();
+  ssdtest::expect_error([&] { Detector d(o); }, {"nope.safetensors", "cannot open"});
+  o = options();
+  o.device = "gpu7";
+  ssdtest::expect_error([&] { Detector d(o); }, {"invalid device 'gpu7'"});
+  if (!cuda_available()) {
+    o.device = "cuda:0";
+    ssdtest::expect_error([&] { Detector d(o); }, {"no CUDA device"});
+  }
+  Detector det(options());
+  FrameView bad{PixelFormat::RGB, 10, 10, {nullptr}, {30}, {}};
+  ssdtest::expect_error([&] { det.detect(bad); }, {"null"});
+  std::vector<uint8_t> px(100);
+  FrameView narrow{PixelFormat::RGB, 10, 10, {px.data()}, {5}, {}};
+  ssdtest::expect_error([&] { det.detect(narrow); }, {"stride"});
+  EXPECT_THROW(pixel_format_from_string("YUY2"), Error);
+  EXPECT_EQ(pixel_format_from_string("NV12"), PixelFormat::NV12);
+}
+
+TEST(DetectorCuda, RunsOnCudaInFp32AndFp16WhenAvailable) {
+  if (!cuda_available()) GTEST_SKIP() << "no CUDA device";
+  auto dir = ssdtest::temp_dir("cuda");
+  Ssd model(ssdtest::tiny_config());
+  save_weights((dir / "m.safetensors").string(), model);
+  auto pic = make_picture(1920, 1080, 3);
+  int stride = 0;
+  auto buf = pack(pic, PixelFormat::RGBx, 0, &stride);
+  FrameView f{PixelFormat::RGBx, 1920, 1080, {buf.data()}, {stride}, {}};
+  DetectorOptions o;
+  o.model_path = (dir / "m.safetensors").string();
+  o.threshold = 0.0f;
+  o.device = "cpu";
+  auto cpu = Detector(o).detect(f);
+  o.device = "cuda";
+  Detector gpu(o);
+  EXPECT_EQ(gpu.device_name().rfind("cuda", 0), 0u);
+  expect_same(gpu.detect(f), cpu, 2e-3f);
+  o.fp16 = true;
+  Detector half(o);
+  EXPECT_TRUE(half.fp16());
+  auto h = half.detect(f);
+  ASSERT_FALSE(h.empty());
+  EXPECT_NEAR(h[0].confidence, cpu[0].confidence, 0.02);
+}

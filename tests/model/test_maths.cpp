@@ -1,0 +1,310 @@
+// Anchors, box coding, IoU, matching, loss and NMS against the lesson's values, hand-made cases
+// and brute-force references.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include <torch/types.h>
+
+#include "anchors.h"
+#include "boxes.h"
+#include "config.h"
+#include "loss.h"
+#include "matching.h"
+#include "nms.h"
+
+using namespace ssd;
+
+namespace {
+torch::Tensor random_boxes(int64_t n, torch::Generator& g, double min_size = 0.02) {
+  auto xy = torch::rand({n, 2}, g) * 0.8;
+  auto wh = torch::rand({n, 2}, g) * 0.4 + min_size;
+  return torch::cat({xy, xy + wh}, 1);
+}
+torch::Generator gen(uint64_t seed) {
+  auto g = at::detail::createCPUGenerator(seed);
+  return g;
+}
+}  // namespace
+
+TEST(Anchors, LessonDefaultCountAndValues) {
+  SsdConfig c;
+  c.labels = {"a"};
+  auto a = make_anchors(c);
+  ASSERT_EQ(a.size(), 189);
+  ASSERT_EQ(c.num_anchors(), 189);
+  // The lesson prints anchors as (row, col, h, w); ours are (cx, cy, w, h).
+  // First 4x4 cell, centre 0.125: zoom 0.7 x ratios (1,1), (h 1, w .5), (h .5, w 1).
+  const float expect[9][4] = {
+      {0.125f, 0.125f, 0.175f, 0.175f},   {0.125f, 0.125f, 0.0875f, 0.175f},
+      {0.125f, 0.125f, 0.175f, 0.0875f},  {0.125f, 0.125f, 0.25f, 0.25f},
+      {0.125f, 0.125f, 0.125f, 0.25f},    {0.125f, 0.125f, 0.25f, 0.125f},
+      {0.125f, 0.125f, 0.325f, 0.325f},   {0.125f, 0.125f, 0.1625f, 0.325f},
+      {0.125f, 0.125f, 0.325f, 0.1625f}};
+  for (int i = 0; i < 9; ++i)
+    for (int j = 0; j < 4; ++j) EXPECT_NEAR(a.centers[i][j].item<float>(), expect[i][j], 1e-6);
+  // 4x4 centres 0.125 ... 0.875, cell-major with x fastest (the lesson's row repeat).
+  const float lin[4] = {0.125f, 0.375f, 0.625f, 0.875f};
+  for (int cell = 0; cell < 16; ++cell) {
+    EXPECT_NEAR(a.centers[cell * 9][0].item<float>(), lin[cell % 4], 1e-6);
+    EXPECT_NEAR(a.centers[cell * 9][1].item<float>(), lin[cell / 4], 1e-6);
+    EXPECT_NEAR(a.grid_sizes[cell * 9][0].item<float>(), 0.25f, 1e-7);
+  }
+  // 2x2 grid: centres 0.25, 0.75, size 0.5 (zoom 1, ratio 1:1 is the 4th of each cell).
+  EXPECT_NEAR(a.centers[144 + 3][0].item<float>(), 0.25f, 1e-6);
+  EXPECT_NEAR(a.centers[144 + 3][2].item<float>(), 0.5f, 1e-6);
+  EXPECT_NEAR(a.centers[144 + 9 + 3][0].item<float>(), 0.75f, 1e-6);
+  // 1x1 grid: the last anchor is zoom 1.3, lesson ratio (h .5, w 1).
+  EXPECT_NEAR(a.centers[188][0].item<float>(), 0.5f, 1e-6);
+  EXPECT_NEAR(a.centers[188][2].item<float>(), 1.3f, 1e-6);
+  EXPECT_NEAR(a.centers[188][3].item<float>(), 0.65f, 1e-6);
+  EXPECT_TRUE(torch::allclose(a.corners, centers_to_corners(a.centers)));
+}
+
+TEST(Anchors, FinerGridsFor300px) {
+  SsdConfig c;
+  c.labels = {"a"};
+  c.input_size = 300;
+  c.grids = {10, 5, 3, 2, 1};
+  EXPECT_NO_THROW(c.validate());
+  EXPECT_EQ(make_anchors(c).size(), (100 + 25 + 9 + 4 + 1) * 9);
+  c.grids = {4, 2, 1};   // 10 -> 5 -> 3: 4 is unreachable
+  EXPECT_THROW(c.validate(), std::exception);
+}
+
+TEST(Boxes, IoUHandMadeCases) {
+  auto b = [](std::vector<float> v) { return torch::tensor(v).view({1, 4}); };
+  auto iou = [&](std::vector<float> x, std::vector<float> y) {
+    return box_iou(b(x), b(y)).template item<float>();
+  };
+  EXPECT_FLOAT_EQ(iou({0, 0, 2, 2}, {0, 0, 2, 2}), 1.f);
+  EXPECT_FLOAT_EQ(iou({0, 0, 1, 1}, {2, 2, 3, 3}), 0.f);
+  EXPECT_FLOAT_EQ(iou({0, 0, 1, 1}, {1, 0, 2, 1}), 0.f);          // touching edges
+  EXPECT_NEAR(iou({0, 0, 2, 2}, {1, 0, 3, 2}), 1.f / 3, 1e-6);   // half overlap
+  EXPECT_NEAR(iou({0, 0, 4, 4}, {1, 1, 2, 2}), 1.f / 16, 1e-6);  // contained
+  EXPECT_NEAR(iou({0, 0, 2, 1}, {1, 0, 2, 3}), 1.f / 4, 1e-6);   // cross shape: 1 / (2+3-1)
+  EXPECT_FLOAT_EQ(iou({1, 1, 1, 1}, {1, 1, 1, 1}), 0.f);          // empty boxes: 0, not NaN
+  // Batched forms agree with the plain one.
+  auto g = gen(1);
+  auto a = random_boxes(5, g), c = random_boxes(7, g);
+  auto plain = box_iou(a, c);
+  EXPECT_TRUE(torch::allclose(box_iou(a.unsqueeze(0), c)[0], plain));
+  EXPECT_TRUE(torch::allclose(box_iou(a.unsqueeze(0), c.unsqueeze(0))[0], plain));
+  EXPECT_THROW(box_iou(torch::zeros({3, 5}), c), c10::Error);
+}
+
+TEST(Boxes, CodingRoundTripsAndMatchesTheLesson) {
+  SsdConfig c;
+  c.labels = {"a"};
+  auto anchors = make_anchors(c);
+  auto g = gen(2);
+  auto act = torch::rand({3, anchors.size(), 4}, g) * 4 - 2;
+  auto boxes = activations_to_boxes(act, anchors);
+  EXPECT_TRUE(torch::allclose(boxes_to_activations(boxes, anchors), act, 1e-3, 1e-3));
+  auto ctr = corners_to_centers(boxes);
+  EXPECT_TRUE(torch::allclose(centers_to_corners(ctr), boxes, 1e-6, 1e-6));
+  // Zero activations give the anchors; saturated ones move half a cell, scale 0.5x / 1.5x.
+  EXPECT_TRUE(torch::allclose(activations_to_boxes(torch::zeros({anchors.size(), 4}), anchors),
+                              anchors.corners));
+  auto big = torch::full({anchors.size(), 4}, 30.0);
+  auto moved = corners_to_centers(activations_to_boxes(big, anchors));
+  EXPECT_TRUE(torch::allclose(moved.narrow(1, 0, 2) - anchors.centers.narrow(1, 0, 2),
+                              (anchors.grid_sizes / 2).expand({-1, 2}), 1e-5, 1e-6));
+  EXPECT_TRUE(torch::allclose(moved.narrow(1, 2, 2), anchors.centers.narrow(1, 2, 2) * 1.5,
+                              1e-5, 1e-6));
+}
+
+// The lesson's map_to_ground_truth, one image at a time, as a reference.
+static std::pair<torch::Tensor, torch::Tensor> lesson_map(const torch::Tensor& overlaps) {
+  auto prior_idx = std::get<1>(overlaps.max(1));
+  auto per_anchor = overlaps.max(0);
+  auto gt_overlap = std::get<0>(per_anchor).clone();
+  auto gt_idx = std::get<1>(per_anchor).clone();
+  for (int64_t i = 0; i < prior_idx.size(0); ++i) {
+    auto o = prior_idx[i].item<int64_t>();
+    gt_overlap[o] = 1.99;
+    gt_idx[o] = i;
+  }
+  return {gt_overlap, gt_idx};
+}
+
+TEST(Matching, EveryGroundTruthGetsItsBestAnchorAndEqualsTheLesson) {
+  SsdConfig c;
+  c.labels = {"a"};
+  auto anchors = make_anchors(c);
+  auto g = gen(3);
+  const int64_t B = 6, G = 5;
+  auto gt = random_boxes(B * G, g).view({B, G, 4});
+  // Image i has i % G + 1 valid ground truths, the rest is padding; image 5 copies a box so
+  // two ground truths contest one anchor.
+  auto valid = torch::zeros({B, G}, torch::kBool);
+  for (int64_t b = 0; b < B; ++b) valid[b].narrow(0, 0, b % G + 1).fill_(true);
+  gt[5][1] = gt[5][0];
+  auto m = match_anchors(gt, valid, anchors.corners, 0.45);
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t n = b % G + 1;
+    auto overlaps = box_iou(gt[b].narrow(0, 0, n), anchors.corners);
+    auto [ref_overlap, ref_idx] = lesson_map(overlaps);
+    EXPECT_TRUE(torch::equal(m.gt_index[b], ref_idx)) << "image " << b;
+    EXPECT_TRUE(torch::allclose(m.overlap[b], ref_overlap)) << "image " << b;
+    EXPECT_TRUE(torch::equal(m.positive[b], ref_overlap > 0.45));
+    EXPECT_LT(m.gt_index[b].max().item<int64_t>(), n);   // never a padding row
+    auto best = std::get<1>(overlaps.max(1));
+    for (int64_t i = 0; i < n; ++i) {
+      auto a = best[i].item<int64_t>();
+      EXPECT_TRUE(m.positive[b][a].item<bool>());
+      // The owner of a contested anchor is the last ground truth that wanted it.
+      int64_t owner = -1;
+      for (int64_t j = 0; j < n; ++j)
+        if (best[j].item<int64_t>() == a) owner = j;
+      EXPECT_EQ(m.gt_index[b][a].item<int64_t>(), owner);
+    }
+  }
+}
+
+TEST(Loss, FocalEqualsItsFormula) {
+  auto g = gen(4);
+  auto x = torch::randn({50, 7}, g, torch::kFloat64) * 3;
+  auto t = (torch::rand({50, 7}, g, torch::kFloat64) > 0.8).to(torch::kFloat64);
+  const double alpha = 0.25, gamma = 2.0;
+  auto p = torch::sigmoid(x);
+  auto pt = p * t + (1 - p) * (1 - t);
+  auto at = alpha * t + (1 - alpha) * (1 - t);
+  auto expect = (-at * (1 - pt).pow(gamma) * torch::log(pt)).sum().item<double>();
+  EXPECT_NEAR(focal_bce_sum(x, t, true, alpha, gamma).item<double>(), expect, 1e-9 * expect);
+  auto bce = (-(t * torch::log(p) + (1 - t) * torch::log(1 - p))).sum().item<double>();
+  EXPECT_NEAR(focal_bce_sum(x, t, false, alpha, gamma).item<double>(), bce, 1e-9 * bce);
+}
+
+TEST(Loss, ZeroBoxLossWhenActivationsHitTheTruthAndNormalisedAsTheLesson) {
+  SsdConfig c;
+  c.labels = {"a", "b", "c"};
+  auto anchors = make_anchors(c);
+  const int64_t A = anchors.size(), C = 3;
+  // Ground truths are anchors themselves: their activations are 0 and the box loss vanishes.
+  auto gt = torch::stack({anchors.corners[5], anchors.corners[100]}).unsqueeze(0);
+  auto labels = torch::tensor({1, 2}, torch::kLong).unsqueeze(0);
+  auto valid = torch::ones({1, 2}, torch::kBool);
+  // Threshold 0.99: only the anchors forced to a ground truth (the boxes themselves) match.
+  LossOptions opt;
+  opt.match_threshold = 0.99;
+  auto m = match_anchors(gt, valid, anchors.corners, opt.match_threshold);
+  EXPECT_EQ(m.positive.sum().item<int64_t>(), 2);
+  auto act = boxes_to_activations(gt[0].index_select(0, m.gt_index[0]), anchors).unsqueeze(0);
+  act = torch::where(m.positive.unsqueeze(-1), act, torch::zeros_like(act));
+  auto g = gen(5);
+  auto logits = torch::randn({1, A, C + 1}, g);
+  auto l = ssd_loss(logits, act, gt, labels, valid, anchors, opt);
+  EXPECT_NEAR(l.loc.item<float>(), 0.f, 1e-5);
+  // Class loss: focal BCE over the C non-background columns / C, background for negatives.
+  auto target = torch::zeros({A, C});
+  for (int64_t a = 0; a < A; ++a)
+    if (m.positive[0][a].item<bool>())
+      target[a][labels[0][m.gt_index[0][a].item<int64_t>()].item<int64_t>()] = 1;
+  auto expect = focal_bce_sum(logits[0].narrow(1, 0, C), target, true, 0.25, 2.0) / C;
+  EXPECT_NEAR(l.cls.item<float>(), expect.item<float>(), 1e-4);
+  // Batch loss is the sum of per-image losses, padding ignored.
+  auto gt2 = torch::cat({gt, torch::zeros({1, 1, 4})}, 1).repeat({2, 1, 1});
+  auto labels2 = torch::cat({labels, torch::zeros({1, 1}, torch::kLong)}, 1).repeat({2, 1});
+  auto valid2 = torch::cat({valid, torch::zeros({1, 1}, torch::kBool)}, 1).repeat({2, 1});
+  auto l2 = ssd_loss(logits.repeat({2, 1, 1}), act.repeat({2, 1, 1}), gt2, labels2, valid2,
+                     anchors, opt);
+  EXPECT_NEAR(l2.total.item<float>(), 2 * l.total.item<float>(), 1e-3);
+  // Gradients flow to both heads.
+  auto lg = logits.clone().requires_grad_(true);
+  auto ag = (act + 0.1).requires_grad_(true);
+  ssd_loss(lg, ag, gt, labels, valid, anchors, opt).total.backward();
+  EXPECT_GT(lg.grad().abs().sum().item<float>(), 0.f);
+  EXPECT_GT(ag.grad().abs().sum().item<float>(), 0.f);
+}
+
+// Plain greedy NMS, one box at a time.
+static std::vector<int64_t> brute_nms(const torch::Tensor& boxes, const torch::Tensor& scores,
+                                      double t) {
+  auto order = std::get<1>(scores.sort(0, true));
+  std::vector<int64_t> keep;
+  for (int64_t i = 0; i < order.size(0); ++i) {
+    auto bi = order[i].item<int64_t>();
+    bool ok = true;
+    for (auto k : keep)
+      if (box_iou(boxes[bi].view({1, 4}), boxes[k].view({1, 4})).item<float>() > t) ok = false;
+    if (ok) keep.push_back(bi);
+  }
+  return keep;
+}
+
+TEST(Nms, EqualsBruteForceOnRandomBoxes) {
+  auto g = gen(6);
+  for (int trial = 0; trial < 20; ++trial) {
+    const int64_t n = 5 + trial * 7;
+    auto boxes = random_boxes(n, g);
+    auto scores = torch::rand({n}, g);
+    for (double t : {0.3, 0.5, 0.7}) {
+      auto keep = nms(boxes, scores, t);
+      auto ref = brute_nms(boxes, scores, t);
+      ASSERT_EQ(keep.size(0), static_cast<int64_t>(ref.size())) << "n " << n << " t " << t;
+      for (size_t i = 0; i < ref.size(); ++i) EXPECT_EQ(keep[i].item<int64_t>(), ref[i]);
+    }
+  }
+  EXPECT_EQ(nms(torch::zeros({0, 4}), torch::zeros({0}), 0.5).size(0), 0);
+}
+
+TEST(Nms, BatchedKeepsGroupsApart) {
+  auto g = gen(7);
+  const int64_t n = 60;
+  auto boxes = random_boxes(n, g);
+  auto scores = torch::rand({n}, g);
+  auto groups = torch::randint(0, 3, {n}, g);
+  auto keep = batched_nms(boxes, scores, groups, 0.5);
+  std::vector<int64_t> expect;
+  for (int64_t grp = 0; grp < 3; ++grp) {
+    auto idx = torch::nonzero(groups == grp).squeeze(1);
+    for (auto i : brute_nms(boxes.index_select(0, idx), scores.index_select(0, idx), 0.5))
+      expect.push_back(idx[i].item<int64_t>());
+  }
+  std::sort(expect.begin(), expect.end(), [&](int64_t a, int64_t b) {
+    return scores[a].item<float>() > scores[b].item<float>();
+  });
+  ASSERT_EQ(keep.size(0), static_cast<int64_t>(expect.size()));
+  for (size_t i = 0; i < expect.size(); ++i) EXPECT_EQ(keep[i].item<int64_t>(), expect[i]);
+}
+
+TEST(Postprocess, ThresholdTopKAndPerClassNms) {
+  SsdConfig c;
+  c.labels = {"a", "b"};
+  auto anchors = make_anchors(c);
+  const int64_t A = anchors.size();
+  auto g = gen(8);
+  auto cls = torch::randn({3, A, 3}, g) * 3;
+  auto box = torch::randn({3, A, 4}, g) * 0.2;
+  PostprocessOptions o;
+  o.score_threshold = 0.6;
+  o.nms_iou = 0.45;
+  o.max_detections = 7;
+  auto out = postprocess(cls, box, anchors, o);
+  ASSERT_EQ(out.size(), 3u);
+  auto boxes_all = activations_to_boxes(box, anchors).clamp(0, 1);
+  for (int64_t b = 0; b < 3; ++b) {
+    const auto& d = out[b];
+    ASSERT_LE(d.scores.size(0), 7);
+    ASSERT_GT(d.scores.size(0), 0);
+    EXPECT_TRUE((d.scores > 0.6).all().item<bool>());
+    EXPECT_TRUE(torch::equal(std::get<0>(d.scores.sort(0, true)), d.scores));
+    // Brute force: per class, threshold, NMS, then merge by score, top 7.
+    std::vector<std::pair<float, int64_t>> ref;
+    auto s = torch::sigmoid(cls[b].narrow(1, 0, 2));
+    for (int64_t k = 0; k < 2; ++k) {
+      auto idx = torch::nonzero(s.select(1, k) > 0.6).squeeze(1);
+      auto sk = s.select(1, k).index_select(0, idx);
+      for (auto i : brute_nms(boxes_all[b].index_select(0, idx), sk, 0.45))
+        ref.push_back({sk[i].item<float>(), k});
+    }
+    std::sort(ref.begin(), ref.end(), [](auto& x, auto& y) { return x.first > y.first; });
+    if (ref.size() > 7) ref.resize(7);
+    ASSERT_EQ(d.scores.size(0), static_cast<int64_t>(ref.size()));
+    for (size_t i = 0; i < ref.size(); ++i) {
+      EXPECT_FLOAT_EQ(d.scores[i].item<float>(), ref[i].first);
+      EXPECT_EQ(d.labels[i].item<int64_t>(), ref[i].second);
+    }
+  }
+}

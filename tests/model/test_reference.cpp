@@ -1,0 +1,104 @@
+// Cross-checks against code nobody here wrote: torchvision's resnet34, box_iou and nms
+// (Debian's python3-torchvision), run by tests/model/reference.py.
+#include <gtest/gtest.h>
+
+#include <torch/types.h>
+
+#include "boxes.h"
+#include "nms.h"
+#include "safetensors.h"
+#include "ssd_model.h"
+#include "test_util.h"
+#include "weights.h"
+
+using namespace ssd;
+
+namespace {
+std::map<std::string, torch::Tensor> as_map(const SafeTensors& s) {
+  return {s.tensors.begin(), s.tensors.end()};
+}
+void run_reference(const std::string& args) {
+  const std::string cmd = ssdtest::python() + " " + ssdtest::source_dir() +
+                          "/tests/model/reference.py " + args;
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << "reference failed: " << cmd;
+}
+double rel_error(const torch::Tensor& a, const torch::Tensor& b) {
+  return ((a - b).norm() / b.norm()).item<double>();
+}
+}  // namespace
+
+class ResNetReference : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new std::filesystem::path(ssdtest::temp_dir("resnet-ref"));
+    run_reference("resnet " + dir_->string());
+  }
+  static void TearDownTestSuite() {
+    std::filesystem::remove_all(*dir_);
+    delete dir_;
+  }
+  void check(const std::string& weights_file) {
+    SsdConfig c;
+    c.body = "resnet34";
+    c.labels = {"x"};
+    Ssd model(c);
+    const int imported = import_imagenet_body((*dir_ / weights_file).string(), model);
+    // Every body parameter and BN statistic (num_batches_tracked may be absent), no fc.
+    int expected = 0;
+    for (const auto& b : model->body->named_buffers())
+      if (b.key().find("num_batches_tracked") == std::string::npos) ++expected;
+    expected += static_cast<int>(model->body->named_parameters().size());
+    EXPECT_GE(imported, expected);
+    model->eval();
+    auto io = as_map(read_safetensors((*dir_ / "resnet34_io.safetensors").string()));
+    torch::NoGradGuard ng;
+    auto ours = model->body->forward(io["input"]);
+    ASSERT_EQ(ours.sizes(), io["features"].sizes());
+    const double err = rel_error(ours, io["features"]);
+    std::cout << "resnet34 features relative error vs torchvision (" << weights_file
+              << "): " << err << "\n";
+    EXPECT_LT(err, 1e-5);
+  }
+  static std::filesystem::path* dir_;
+};
+std::filesystem::path* ResNetReference::dir_ = nullptr;
+
+TEST_F(ResNetReference, FeaturesEqualTorchvisionFromTorchSave) { check("resnet34.pt"); }
+TEST_F(ResNetReference, FeaturesEqualTorchvisionFromSafetensors) { check("resnet34.safetensors"); }
+
+TEST_F(ResNetReference, ImportRejectsAMismatchedBody) {
+  SsdConfig c;
+  c.body = "resnet50";
+  c.labels = {"x"};
+  Ssd model(c);
+  ssdtest::expect_error(
+      [&] { import_imagenet_body((*dir_ / "resnet34.safetensors").string(), model); },
+      {"resnet34.safetensors", "resnet50"});
+}
+
+TEST(OpsReference, IoUAndNmsEqualTorchvision) {
+  auto dir = ssdtest::temp_dir("ops-ref");
+  auto g = at::detail::createCPUGenerator(99);
+  // Clustered boxes so NMS has real work at every threshold.
+  const int64_t n = 300;
+  auto centres = torch::rand({n / 10, 2}, g).repeat_interleave(10, 0) +
+                 torch::randn({n, 2}, g) * 0.03;
+  auto wh = torch::rand({n, 2}, g) * 0.2 + 0.05;
+  auto a = torch::cat({centres - wh / 2, centres + wh / 2}, 1);
+  auto b = torch::cat({torch::rand({50, 2}, g), torch::rand({50, 2}, g) + 1}, 1);
+  auto scores = torch::rand({n}, g);
+  const std::vector<double> thresholds = {0.3, 0.45, 0.5, 0.7};
+  const std::string in = dir / "in.safetensors", out = dir / "out.safetensors";
+  write_safetensors(in, {{{"thresholds", "0.3,0.45,0.5,0.7"}},
+                         {{"boxes_a", a}, {"boxes_b", b}, {"scores", scores}}});
+  run_reference("ops " + in + " " + out);
+  auto ref = as_map(read_safetensors(out));
+  EXPECT_TRUE(torch::allclose(box_iou(a, b), ref["iou"], 1e-5, 1e-6));
+  for (size_t i = 0; i < thresholds.size(); ++i) {
+    auto keep = nms(a, scores, thresholds[i]);
+    auto expect = ref["nms_" + std::to_string(i)];
+    EXPECT_TRUE(torch::equal(keep, expect))
+        << "threshold " << thresholds[i] << ": " << keep.size(0) << " vs " << expect.size(0);
+    EXPECT_LT(keep.size(0), n);
+  }
+}

@@ -1,0 +1,167 @@
+// Weights file: bit-exact round trip, Python-compatible layout, and clear errors for truncated,
+// corrupt and mismatched files.
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include <torch/types.h>
+
+#include "error.h"
+#include "safetensors.h"
+#include "ssd_model.h"
+#include "test_util.h"
+#include "weights.h"
+
+using namespace ssd;
+using ssdtest::expect_error;
+
+namespace {
+std::string slurp(const std::string& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+void spit(const std::string& p, const std::string& s) {
+  std::ofstream(p, std::ios::binary | std::ios::trunc) << s;
+}
+}  // namespace
+
+TEST(Weights, RoundTripIsBitExact) {
+  auto dir = ssdtest::temp_dir("roundtrip");
+  torch::manual_seed(11);
+  Ssd model(ssdtest::tiny_config());
+  {  // non-trivial BN statistics
+    torch::NoGradGuard ng;
+    for (auto& b : model->named_buffers())
+      if (b.value().is_floating_point()) b.value().uniform_(0.5, 1.5);
+  }
+  const std::string path = dir / "m.safetensors";
+  save_weights(path, model);
+  EXPECT_EQ(read_weights_config(path), model->config());
+  auto loaded = load_weights(path);
+  EXPECT_EQ(loaded->config(), model->config());
+  auto a = model->named_parameters(), b = loaded->named_parameters();
+  ASSERT_EQ(a.size(), b.size());
+  for (const auto& p : a) EXPECT_TRUE(torch::equal(p.value(), b[p.key()])) << p.key();
+  auto ab = model->named_buffers(), bb = loaded->named_buffers();
+  ASSERT_EQ(ab.size(), bb.size());
+  for (const auto& p : ab) EXPECT_TRUE(torch::equal(p.value(), bb[p.key()])) << p.key();
+  // Same bytes when written again.
+  save_weights((dir / "again.safetensors").string(), loaded);
+  EXPECT_EQ(slurp(path), slurp(dir / "again.safetensors"));
+  EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
+}
+
+TEST(Weights, PythonSafetensorsOpensItWithTheConfig) {
+  auto dir = ssdtest::temp_dir("python");
+  Ssd model(ssdtest::tiny_config());
+  const std::string path = dir / "m.safetensors";
+  save_weights(path, model);
+  const std::string script =
+      "import json, sys\n"
+      "from safetensors import safe_open\n"
+      "f = safe_open(sys.argv[1], 'pt')\n"
+      "c = json.loads(f.metadata()['ssd.config'])\n"
+      "t = f.get_tensor('head.outs.0.oconv1.bias')\n"
+      "assert c['labels'] == ['circle', 'square', 'triangle'], c\n"
+      "assert abs(float(t[0]) + 4.0) < 1e-6, t\n"
+      "print(len(list(f.keys())))\n";
+  spit(dir / "check.py", script);
+  const std::string cmd = ssdtest::python() + " " + (dir / "check.py").string() + " " + path +
+                          " > " + (dir / "out.txt").string();
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  const size_t n = model->named_parameters().size() + model->named_buffers().size();
+  EXPECT_EQ(std::stoul(slurp(dir / "out.txt")), n);
+}
+
+TEST(Weights, TruncatedCorruptAndMismatchedFilesGiveClearErrors) {
+  auto dir = ssdtest::temp_dir("corrupt");
+  Ssd model(ssdtest::tiny_config());
+  const std::string good = dir / "good.safetensors";
+  save_weights(good, model);
+  const std::string bytes = slurp(good);
+
+  expect_error([&] { load_weights((dir / "missing.safetensors").string()); },
+               {"missing.safetensors", "cannot open"});
+
+  const std::string trunc = dir / "trunc.safetensors";
+  spit(trunc, bytes.substr(0, bytes.size() / 2));
+  expect_error([&] { load_weights(trunc); }, {"trunc.safetensors", "truncated"});
+  spit(trunc, bytes.substr(0, 5));
+  expect_error([&] { load_weights(trunc); }, {"trunc.safetensors", "truncated"});
+
+  const std::string garbage = dir / "garbage.safetensors";
+  std::string g = bytes;
+  for (size_t i = 8; i < 40; ++i) g[i] = '#';
+  spit(garbage, g);
+  expect_error([&] { load_weights(garbage); }, {"garbage.safetensors", "corrupt"});
+  spit(garbage, std::string(4096, '\xff'));
+  expect_error([&] { load_weights(garbage); }, {"garbage.safetensors", "not a safetensors"});
+
+  // A valid safetensors file without our metadata.
+  const std::string plain = dir / "plain.safetensors";
+  write_safetensors(plain, {{}, {{"x", torch::zeros({2})}}});
+  expect_error([&] { load_weights(plain); }, {"plain.safetensors", "ssd.config"});
+
+  // Right architecture in the metadata, wrong tensor shape: names the tensor and both shapes.
+  auto c2 = ssdtest::tiny_config();
+  c2.head_channels = 48;
+  Ssd other(c2);
+  SafeTensors mixed = read_safetensors(good);
+  for (auto& [name, t] : mixed.tensors)
+    if (name == "head.sconv0.conv.weight") t = other->named_parameters()[name];
+  const std::string wrong = dir / "wrong.safetensors";
+  write_safetensors(wrong, mixed);
+  expect_error([&] { load_weights(wrong); },
+               {"wrong.safetensors", "head.sconv0.conv.weight", "[48, 256, 3, 3]", "[32, 256, 3, 3]"});
+
+  // Wrong dtype.
+  SafeTensors halfed = read_safetensors(good);
+  for (auto& [name, t] : halfed.tensors)
+    if (name == "body.conv1.weight") t = t.to(torch::kHalf);
+  write_safetensors(wrong, halfed);
+  expect_error([&] { load_weights(wrong); }, {"body.conv1.weight", "dtype", "Half"});
+
+  // Missing and unexpected tensors.
+  SafeTensors fewer = read_safetensors(good);
+  fewer.tensors.pop_back();
+  write_safetensors(wrong, fewer);
+  expect_error([&] { load_weights(wrong); }, {"wrong.safetensors", "missing"});
+  SafeTensors more = read_safetensors(good);
+  more.tensors.emplace_back("extra.weight", torch::zeros({1}));
+  write_safetensors(wrong, more);
+  expect_error([&] { load_weights(wrong); }, {"unexpected tensor 'extra.weight'"});
+
+  // Corrupt configuration JSON and an impossible architecture.
+  SafeTensors badcfg = read_safetensors(good);
+  badcfg.metadata[kConfigKey] = "{\"body\": ";
+  write_safetensors(wrong, badcfg);
+  expect_error([&] { load_weights(wrong); }, {"wrong.safetensors", "JSON"});
+  auto j = ssdtest::tiny_config();
+  j.body = "vgg16";
+  badcfg.metadata[kConfigKey] = j.to_json_string();
+  write_safetensors(wrong, badcfg);
+  expect_error([&] { load_weights(wrong); }, {"wrong.safetensors", "unknown body 'vgg16'"});
+
+  // Offsets pointing past the data: rewrite one tensor's end offset in the header.
+  std::string hdr = bytes;
+  auto pos = hdr.find("\"data_offsets\":[0,");
+  ASSERT_NE(pos, std::string::npos);
+  hdr.replace(pos, 18, "\"data_offsets\":[9,");
+  spit(wrong, hdr);
+  expect_error([&] { load_weights(wrong); }, {"wrong.safetensors", "corrupt"});
+}
+
+TEST(Weights, LoadIntoChecksTheArchitecture) {
+  auto dir = ssdtest::temp_dir("into");
+  Ssd model(ssdtest::tiny_config());
+  const std::string path = dir / "m.safetensors";
+  save_weights(path, model);
+  auto c = ssdtest::tiny_config();
+  c.labels.push_back("star");
+  Ssd other(c);
+  expect_error([&] { load_weights_into(path, other); }, {"m.safetensors", "differs"});
+  Ssd same(ssdtest::tiny_config());
+  load_weights_into(path, same);
+  EXPECT_TRUE(torch::equal(same->named_parameters()["head.sconv0.conv.weight"],
+                           model->named_parameters()["head.sconv0.conv.weight"]));
+}
