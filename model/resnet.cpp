@@ -15,8 +15,9 @@ ResNetSpec resnet_spec(const std::string& name) {
   if (name == "resnet18") return {false, {2, 2, 2, 2}, {64, 128, 256, 512}, 64};
   if (name == "resnet34") return {false, {3, 4, 6, 3}, {64, 128, 256, 512}, 64};
   if (name == "resnet50") return {true, {3, 4, 6, 3}, {64, 128, 256, 512}, 64};
-  // The CPU default: ResNet-shaped, one BasicBlock per stage, half ResNet18's widths.
-  if (name == "tiny") return {false, {1, 1, 1, 1}, {32, 64, 128, 256}, 32};
+  // The CPU default: ResNet-shaped, one BasicBlock per stage, a quarter of ResNet18's widths.
+  // (Half the widths measured 50 ms vs 34 ms a 224 px frame on one loaded core: bench_model.)
+  if (name == "tiny") return {false, {1, 1, 1, 1}, {16, 32, 64, 128}, 16};
   throw Error("unknown ResNet body '" + name + "' (expected resnet18, resnet34, resnet50, tiny)");
 }
 

@@ -112,7 +112,7 @@ TEST(Weights, TruncatedCorruptAndMismatchedFilesGiveClearErrors) {
   const std::string wrong = dir / "wrong.safetensors";
   write_safetensors(wrong, mixed);
   expect_error([&] { load_weights(wrong); },
-               {"wrong.safetensors", "head.sconv0.conv.weight", "[48, 256, 3, 3]", "[32, 256, 3, 3]"});
+               {"wrong.safetensors", "head.sconv0.conv.weight", "[48, 128, 3, 3]", "[32, 128, 3, 3]"});
 
   // Wrong dtype.
   SafeTensors halfed = read_safetensors(good);

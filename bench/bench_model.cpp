@@ -1,0 +1,140 @@
+// Model-only and Detector throughput: images/s by body x batch x precision x device.
+//   bench_model [--bodies tiny,resnet34] [--batches 1,8,64] [--precisions fp32,fp16]
+//               [--devices cpu,cuda] [--seconds 3] [--frame 640x480] [--threads N]
+// Prints a Markdown table: "model" rows time SSD forward on a ready (B,3,S,S) tensor; "detector"
+// rows time ssd::Detector::detect on raw RGBx frames of --frame size (upload, convert, resize,
+// normalise, forward, decode, NMS, download). Medians over repeats, after warm-up.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <torch/cuda.h>
+#include <torch/types.h>
+#include <torch/utils.h>
+
+#include "detector.h"
+#include "ssd_model.h"
+#include "weights.h"
+
+namespace {
+
+std::vector<std::string> split(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  for (std::string item; std::getline(ss, item, ',');)
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+void sync(const torch::Device& d) {
+  if (d.is_cuda()) torch::cuda::synchronize(d.index());
+}
+
+// Runs fn repeatedly for about `seconds`, in rounds; returns the median seconds per call.
+template <typename Fn>
+double median_seconds(Fn&& fn, const torch::Device& d, double seconds) {
+  for (int i = 0; i < 3; ++i) fn();   // warm-up
+  sync(d);
+  std::vector<double> per_call;
+  const auto t_end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  while (per_call.size() < 5 || std::chrono::steady_clock::now() < t_end) {
+    const int reps = 3;
+    auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < reps; ++i) fn();
+    sync(d);
+    per_call.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() /
+                       reps);
+    if (per_call.size() > 200) break;
+  }
+  std::sort(per_call.begin(), per_call.end());
+  return per_call[per_call.size() / 2];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"SSD model-only and Detector throughput"};
+  std::string bodies = "tiny,resnet34", batches = "1,8,64", precisions = "fp32,fp16",
+              devices = torch::cuda::is_available() ? "cpu,cuda" : "cpu", frame = "640x480",
+              model_path;
+  double seconds = 3;
+  int threads = 0;
+  app.add_option("--bodies", bodies, "comma-separated bodies");
+  app.add_option("--batches", batches, "comma-separated batch sizes");
+  app.add_option("--precisions", precisions, "fp32,fp16 (fp16 only on CUDA)");
+  app.add_option("--devices", devices, "cpu,cuda");
+  app.add_option("--seconds", seconds, "time per measurement");
+  app.add_option("--frame", frame, "raw frame size for the detector rows, WxH");
+  app.add_option("--model", model_path, "also time this weights file (as body 'file')");
+  app.add_option("--threads", threads, "CPU threads (0 = LibTorch default)");
+  CLI11_PARSE(app, argc, argv);
+  if (threads > 0) torch::set_num_threads(threads);
+  int fw = 640, fh = 480;
+  if (std::sscanf(frame.c_str(), "%dx%d", &fw, &fh) != 2) {
+    std::cerr << "bad --frame " << frame << "\n";
+    return 2;
+  }
+  const auto tmp = std::filesystem::temp_directory_path() / "ssd-bench";
+  std::filesystem::create_directories(tmp);
+
+  std::cout << "| what | body | device | precision | batch | images/s | ms/batch |\n"
+            << "|---|---|---|---|---:|---:|---:|\n";
+  std::vector<std::string> body_list = split(bodies);
+  if (!model_path.empty()) body_list.push_back("file");
+  for (const auto& body : body_list) {
+    std::string path = model_path;
+    if (body != "file") {
+      ssd::SsdConfig c;
+      c.body = body;
+      c.labels = {"a", "b", "c", "d"};
+      if (body.rfind("tiny", 0) == 0) {
+        c.head_channels = 128;
+      }
+      ssd::Ssd m(c);
+      path = (tmp / (body + ".safetensors")).string();
+      ssd::save_weights(path, m);
+    }
+    for (const auto& dev : split(devices)) {
+      if (dev == "cuda" && !torch::cuda::is_available()) continue;
+      torch::Device device = dev == "cuda" ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
+      for (const auto& prec : split(precisions)) {
+        const bool half = prec == "fp16";
+        if (half && !device.is_cuda()) continue;
+        auto model = ssd::load_weights(path, device);
+        if (half) model->to(torch::kHalf);
+        const int S = model->config().input_size;
+        for (const auto& bs : split(batches)) {
+          const int B = std::stoi(bs);
+          auto x = torch::randn({B, 3, S, S}, torch::TensorOptions().device(device)
+                                                  .dtype(half ? torch::kHalf : torch::kFloat32));
+          c10::InferenceMode guard;
+          const double s = median_seconds([&] { model->forward(x); }, device, seconds);
+          std::printf("| model | %s | %s | %s | %d | %.1f | %.2f |\n", body.c_str(), dev.c_str(),
+                      prec.c_str(), B, B / s, s * 1e3);
+          std::fflush(stdout);
+          // The whole Detector on raw frames.
+          ssd::DetectorOptions o;
+          o.model_path = path;
+          o.device = dev;
+          o.fp16 = half;
+          ssd::Detector det(o);
+          std::vector<uint8_t> px(size_t(fw) * fh * 4, 90);
+          for (size_t i = 0; i < px.size(); ++i) px[i] = static_cast<uint8_t>((i * 2654435761u) >> 24);
+          ssd::FrameView f{ssd::PixelFormat::RGBx, fw, fh, {px.data()}, {fw * 4}, {}};
+          std::vector<ssd::FrameView> frames(B, f);
+          const double sd = median_seconds([&] { det.detect(frames); }, device, seconds);
+          std::printf("| detector %dx%d RGBx | %s | %s | %s | %d | %.1f | %.2f |\n", fw, fh,
+                      body.c_str(), dev.c_str(), prec.c_str(), B, B / sd, sd * 1e3);
+          std::fflush(stdout);
+        }
+      }
+    }
+  }
+  return 0;
+}
