@@ -120,15 +120,33 @@ struct Detector::Impl {
   std::mutex mutex;              // guards pp
   PostprocessOptions pp;
 
+  // Pinned host staging for uploads to CUDA, one per (frame in batch, plane), reused across
+  // calls: the blocking result download at the end of detect() orders every earlier copy on
+  // the stream, so a buffer is free again when the next call starts.
+  std::vector<torch::Tensor> staging;
+  size_t staging_used = 0;
+
+  // A host plane view -> the device. On CUDA: strided copy into pinned memory, then an
+  // asynchronous host-to-device copy; on the CPU the view itself (no copy).
+  torch::Tensor upload(const torch::Tensor& host) {
+    if (!device.is_cuda()) return host;
+    if (staging_used == staging.size()) staging.emplace_back();
+    auto& buf = staging[staging_used++];
+    if (!buf.defined() || buf.sizes() != host.sizes())
+      buf = torch::empty(host.sizes(), torch::TensorOptions().dtype(torch::kUInt8).pinned_memory(true));
+    buf.copy_(host);
+    return buf.to(device, /*non_blocking=*/true);
+  }
+
   // One frame -> (1, 3, S, S) float RGB in [0, 1], on the device.
-  torch::Tensor to_rgb(const FrameView& f) const {
+  torch::Tensor to_rgb(const FrameView& f) {
     if (f.width <= 0 || f.height <= 0)
       throw Error("invalid frame size " + std::to_string(f.width) + "x" + std::to_string(f.height));
     const int S = model->config().input_size;
     const auto& fi = info(f.format);
     if (fi.bytes_per_pixel) {
       auto px = plane_view(f.planes[0], f.height, f.width, fi.bytes_per_pixel, f.strides[0]);
-      px = px.to(device, /*non_blocking=*/false);
+      px = upload(px);
       auto idx = torch::tensor({int64_t(fi.r), int64_t(fi.g), int64_t(fi.b)},
                                torch::TensorOptions().dtype(torch::kLong).device(device));
       auto rgb = px.index_select(2, idx).permute({2, 0, 1}).unsqueeze(0).to(torch::kFloat32);
@@ -137,13 +155,13 @@ struct Detector::Impl {
     // Planar YUV 4:2:0: resize the planes first (conversion is affine, so it commutes with
     // resizing), then convert only S x S pixels.
     const int cw = (f.width + 1) / 2, ch = (f.height + 1) / 2;
-    auto y = plane_view(f.planes[0], f.height, f.width, 1, f.strides[0]).to(device);
+    auto y = upload(plane_view(f.planes[0], f.height, f.width, 1, f.strides[0]));
     torch::Tensor uv;
     if (f.format == PixelFormat::NV12) {
-      uv = plane_view(f.planes[1], ch, cw, 2, f.strides[1]).to(device);
+      uv = upload(plane_view(f.planes[1], ch, cw, 2, f.strides[1]));
     } else {
-      auto u = plane_view(f.planes[1], ch, cw, 1, f.strides[1]).to(device);
-      auto v = plane_view(f.planes[2], ch, cw, 1, f.strides[2]).to(device);
+      auto u = upload(plane_view(f.planes[1], ch, cw, 1, f.strides[1]));
+      auto v = upload(plane_view(f.planes[2], ch, cw, 1, f.strides[2]));
       uv = torch::cat({u, v}, 2);
     }
     auto yf = resize_square(y.permute({2, 0, 1}).unsqueeze(0).to(torch::kFloat32), S);
@@ -179,6 +197,13 @@ Detector::Detector(const DetectorOptions& options) : impl_(std::make_unique<Impl
     throw Error(options.model_path + ": " + e.what_without_backtrace());
   }
   if (d.half) d.model->to(torch::kHalf);
+  if (d.device.is_cuda()) {
+    // Tensor-core friendly layout and cuDNN's autotuner (input shapes are fixed).
+    at::globalContext().setBenchmarkCuDNN(true);
+    torch::NoGradGuard no_grad;
+    for (auto& p : d.model->parameters())
+      if (p.dim() == 4) p.set_data(p.contiguous(torch::MemoryFormat::ChannelsLast));
+  }
   d.anchors = make_anchors(d.model->config()).to(d.device);
   const auto& c = d.model->config();
   auto fopt = torch::TensorOptions().dtype(torch::kFloat32).device(d.device);
@@ -210,9 +235,11 @@ std::vector<std::vector<Detection>> Detector::detect(const std::vector<FrameView
     c10::InferenceMode guard;
     std::vector<torch::Tensor> inputs;
     inputs.reserve(frames.size());
+    d.staging_used = 0;
     for (const auto& f : frames) inputs.push_back(d.to_rgb(f));
     auto x = (torch::cat(inputs, 0) - d.mean) * d.inv_std;
     if (d.half) x = x.to(torch::kHalf);
+    if (d.device.is_cuda()) x = x.contiguous(torch::MemoryFormat::ChannelsLast);
     auto [cls, box] = d.model->forward(x);
     auto dets = postprocess(cls, box, d.anchors, pp);
     // One small device-to-host copy per batch: (n, 7) = image, label, score, x1, y1, x2, y2.
