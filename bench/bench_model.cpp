@@ -1,9 +1,13 @@
 // Model-only and Detector throughput: images/s by body x batch x precision x device.
 //   bench_model [--bodies tiny,resnet34] [--batches 1,8,64] [--precisions fp32,fp16]
 //               [--devices cpu,cuda] [--seconds 3] [--frame 640x480] [--threads N]
-// Prints a Markdown table: "model" rows time SSD forward on a ready (B,3,S,S) tensor; "detector"
-// rows time ssd::Detector::detect on raw RGBx frames of --frame size (upload, convert, resize,
-// normalise, forward, decode, NMS, download). Medians over repeats, after warm-up.
+//               [--model FILE] [--threshold 0.3]
+// Prints a Markdown table: "model" rows time SSD forward on a ready (B,3,S,S) tensor;
+// "postprocess" rows the output stage alone on those outputs (decode, --threshold, top-k, NMS,
+// download; with random weights few candidates pass 0.3, --threshold 0 is the worst case);
+// "detector" rows time ssd::Detector::detect on raw RGBx frames of --frame size (upload,
+// convert, resize, normalise, forward, decode, NMS, download). Medians over repeats, after
+// warm-up.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -18,7 +22,9 @@
 #include <torch/types.h>
 #include <torch/utils.h>
 
+#include "anchors.h"
 #include "detector.h"
+#include "nms.h"
 #include "ssd_model.h"
 #include "weights.h"
 
@@ -65,6 +71,7 @@ int main(int argc, char** argv) {
               model_path;
   double seconds = 3;
   int threads = 0;
+  float threshold = ssd::DetectorOptions{}.threshold;
   app.add_option("--bodies", bodies, "comma-separated bodies");
   app.add_option("--batches", batches, "comma-separated batch sizes");
   app.add_option("--precisions", precisions, "fp32,fp16 (fp16 only on CUDA)");
@@ -73,6 +80,9 @@ int main(int argc, char** argv) {
   app.add_option("--frame", frame, "raw frame size for the detector rows, WxH");
   app.add_option("--model", model_path, "also time this weights file (as body 'file')");
   app.add_option("--threads", threads, "CPU threads (0 = LibTorch default)");
+  app.add_option("--threshold", threshold,
+                 "score threshold of the postprocess and detector rows (0: the worst case, "
+                 "pre_nms_top_k candidates enter NMS)");
   CLI11_PARSE(app, argc, argv);
   if (threads > 0) torch::set_num_threads(threads);
   int fw = 640, fh = 480;
@@ -118,11 +128,30 @@ int main(int argc, char** argv) {
           std::printf("| model | %s | %s | %s | %d | %.1f | %.2f |\n", body.c_str(), dev.c_str(),
                       prec.c_str(), B, B / s, s * 1e3);
           std::fflush(stdout);
+          // The output stage alone (decode, threshold, top-k, NMS, one download) on this model's
+          // outputs for the same input, with the Detector's default post-processing options.
+          {
+            const auto out = model->forward(x);
+            const auto anchors = ssd::make_anchors(model->config()).to(device);
+            ssd::PostprocessOptions pp;
+            pp.score_threshold = threshold;
+            pp.pre_nms_top_k = std::max(400, 4 * pp.max_detections);   // as the Detector sets it
+            const double sp = median_seconds(
+                [&] {
+                  auto dets = ssd::postprocess(out.first, out.second, anchors, pp);
+                  for (auto& d : dets) d.boxes.to(torch::kCPU);
+                },
+                device, seconds);
+            std::printf("| postprocess | %s | %s | %s | %d | %.1f | %.2f |\n", body.c_str(),
+                        dev.c_str(), prec.c_str(), B, B / sp, sp * 1e3);
+            std::fflush(stdout);
+          }
           // The whole Detector on raw frames.
           ssd::DetectorOptions o;
           o.model_path = path;
           o.device = dev;
           o.fp16 = half;
+          o.threshold = threshold;
           ssd::Detector det(o);
           std::vector<uint8_t> px(size_t(fw) * fh * 4, 90);
           for (size_t i = 0; i < px.size(); ++i) px[i] = static_cast<uint8_t>((i * 2654435761u) >> 24);

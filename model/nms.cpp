@@ -7,21 +7,34 @@
 
 namespace ssd {
 
-torch::Tensor nms(const torch::Tensor& boxes, const torch::Tensor& scores, double iou_threshold) {
+namespace {
+
+struct Sorted {
+  torch::Tensor order;      // indices by decreasing score
+  torch::Tensor suppress;   // (n, n) bool: earlier box i would suppress later box j
+};
+
+Sorted sort_and_suppress(const torch::Tensor& boxes, const torch::Tensor& scores,
+                         double iou_threshold) {
   TORCH_CHECK(boxes.dim() == 2 && boxes.size(1) == 4, "nms: boxes must be (N, 4), got ",
               boxes.sizes());
   TORCH_CHECK(scores.dim() == 1 && scores.size(0) == boxes.size(0),
               "nms: scores must be (N) = (", boxes.size(0), "), got ", scores.sizes());
-  const int64_t n = boxes.size(0);
-  if (n == 0) return torch::empty({0}, scores.options().dtype(torch::kLong));
   auto order = std::get<1>(scores.sort(/*stable=*/true, /*dim=*/0, /*descending=*/true));
   auto sorted = boxes.index_select(0, order).to(torch::kFloat32);
-  // suppress[i][j]: an earlier (higher-scoring) box i would suppress a later box j.
-  auto iou = box_iou(sorted, sorted);
-  auto suppress = (iou > iou_threshold).triu(1);
+  return {order, (box_iou(sorted, sorted) > iou_threshold).triu(1)};
+}
+
+}  // namespace
+
+torch::Tensor nms_fixed_point(const torch::Tensor& boxes, const torch::Tensor& scores,
+                              double iou_threshold) {
+  const int64_t n = boxes.size(0);
+  if (n == 0) return torch::empty({0}, scores.options().dtype(torch::kLong));
+  auto [order, suppress] = sort_and_suppress(boxes, scores, iou_threshold);
   // Greedy NMS is the unique solution of keep[j] = !any_i<j (keep[i] && suppress[i][j]).
   // Jacobi iteration from keep = all fixes one more leading entry per step and stops at that
-  // fixed point, typically after a handful of steps, all on the tensors' device.
+  // fixed point, typically after a handful of steps, without leaving the device.
   auto keep = torch::ones({n}, boxes.options().dtype(torch::kBool));
   auto suppress_f = suppress.to(torch::kFloat32);
   for (int64_t step = 0; step <= n; ++step) {
@@ -31,6 +44,26 @@ torch::Tensor nms(const torch::Tensor& boxes, const torch::Tensor& scores, doubl
     keep = next;
   }
   return order.masked_select(keep);
+}
+
+torch::Tensor nms(const torch::Tensor& boxes, const torch::Tensor& scores, double iou_threshold) {
+  if (boxes.is_cuda()) return nms_fixed_point(boxes, scores, iou_threshold);
+  const int64_t n = boxes.size(0);
+  if (n == 0) return torch::empty({0}, scores.options().dtype(torch::kLong));
+  auto [order, suppress] = sort_and_suppress(boxes, scores, iou_threshold);
+  // On the CPU: the plain greedy sweep over the precomputed matrix.
+  auto sup = suppress.contiguous();
+  auto acc = sup.accessor<bool, 2>();
+  std::vector<uint8_t> removed(static_cast<size_t>(n), 0);
+  std::vector<int64_t> kept;
+  for (int64_t i = 0; i < n; ++i) {
+    if (removed[i]) continue;
+    kept.push_back(i);
+    for (int64_t j = i + 1; j < n; ++j)
+      if (acc[i][j]) removed[j] = 1;
+  }
+  auto idx = torch::from_blob(kept.data(), {static_cast<int64_t>(kept.size())}, torch::kLong);
+  return order.index_select(0, idx.clone());
 }
 
 torch::Tensor batched_nms(const torch::Tensor& boxes, const torch::Tensor& scores,

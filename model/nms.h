@@ -12,7 +12,14 @@ struct Anchors;
 
 // Greedy NMS: indices (int64) of kept boxes in decreasing score order. boxes (N, 4) corners.
 // Same result as torchvision.ops.nms.
+// On CUDA tensors this is nms_fixed_point; on the CPU a plain greedy sweep.
 torch::Tensor nms(const torch::Tensor& boxes, const torch::Tensor& scores, double iou_threshold);
+
+// The same result computed without host round trips (the CUDA path): greedy NMS is the unique
+// fixed point of keep[j] = !any_{i<j} (keep[i] && IoU(i, j) > t), reached by Jacobi iteration.
+// Runs on any device; exposed so the CPU tests exercise it.
+torch::Tensor nms_fixed_point(const torch::Tensor& boxes, const torch::Tensor& scores,
+                              double iou_threshold);
 
 // NMS within each group id (e.g. class, or image * C + class), as torchvision's batched_nms.
 torch::Tensor batched_nms(const torch::Tensor& boxes, const torch::Tensor& scores,

@@ -240,13 +240,15 @@ TEST(Nms, EqualsBruteForceOnRandomBoxes) {
     auto boxes = random_boxes(n, g);
     auto scores = torch::rand({n}, g);
     for (double t : {0.3, 0.5, 0.7}) {
-      auto keep = nms(boxes, scores, t);
       auto ref = brute_nms(boxes, scores, t);
-      ASSERT_EQ(keep.size(0), static_cast<int64_t>(ref.size())) << "n " << n << " t " << t;
-      for (size_t i = 0; i < ref.size(); ++i) EXPECT_EQ(keep[i].item<int64_t>(), ref[i]);
+      for (auto keep : {nms(boxes, scores, t), nms_fixed_point(boxes, scores, t)}) {
+        ASSERT_EQ(keep.size(0), static_cast<int64_t>(ref.size())) << "n " << n << " t " << t;
+        for (size_t i = 0; i < ref.size(); ++i) EXPECT_EQ(keep[i].item<int64_t>(), ref[i]);
+      }
     }
   }
   EXPECT_EQ(nms(torch::zeros({0, 4}), torch::zeros({0}), 0.5).size(0), 0);
+  EXPECT_EQ(nms_fixed_point(torch::zeros({0, 4}), torch::zeros({0}), 0.5).size(0), 0);
 }
 
 TEST(Nms, BatchedKeepsGroupsApart) {

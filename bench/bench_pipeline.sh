@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# ssddetect throughput in a GStreamer pipeline, next to the source alone and the model alone.
+#
+#   bench/bench_pipeline.sh [--model PATH] [--device cpu|cuda|auto] [--precision fp32|fp16]
+#                           [--threads N] [--sizes 640x480,1280x720,1920x1080] [--format RGBx]
+#                           [--frames 300] [--repeats 3] [--pattern smpte] [--queue]
+#                           [--build DIR] [--model-seconds 3] [--no-model]
+#
+# For each frame size it runs, with gst-launch-1.0 (fakesink sync=false: as fast as possible):
+#   source:    videotestsrc num-buffers=N pattern=P ! video/x-raw,format=F,width=W,height=H
+#              ! fakesink
+#   pipeline:  videotestsrc ... ! [queue !] ssddetect model=M device=D precision=P threads=T
+#              ! fakesink
+# Each is run with N = --frames and with N = --frames / 10; the differences of wall time and of
+# process CPU time (user + sys, from bash's `time`) divided by the difference of frame counts
+# give per-frame figures free of start-up costs (plugin scan, model load). Medians over
+# --repeats. Then bench_model (same build) times the model alone ("model": forward on a ready
+# 1x3xSxS tensor) and ssd::Detector on raw RGBx frames of the same size ("detector": upload,
+# convert, resize, normalise, forward, decode, NMS, download; RGBx frames whatever --format is)
+# with the same threads, batch 1 (ssddetect runs one frame at a time).
+#
+# Columns: fps of each; ms/frame; element ms = pipeline ms - source ms (what ssddetect adds:
+# detector + GStreamer mapping/meta overhead); pipeline/model = pipeline fps / model fps;
+# CPU ms/frame of the whole process (2 cores: CPU ms can exceed wall ms); load average before.
+#
+# The default model is models/ssd-default.safetensors; when it does not exist, a random-weights
+# model of the default architecture (tiny body, 160 px, grids 5,3,2,1, 128 head channels,
+# 5 classes) is written with bench/reference_ssd.py random and used instead (said so in the
+# output). --device cuda / fp16 are written for the GPU host and untested (no GPU here).
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(dirname "$here")
+model="$root/models/ssd-default.safetensors"
+device=cpu
+precision=fp32
+threads=0
+sizes=640x480,1280x720,1920x1080
+format=RGBx
+frames=300
+repeats=3
+pattern=smpte
+queue=0
+build="$root/build-bench"
+model_seconds=3
+run_model=1
+python="$root/.venv/bin/python"
+[ -x "$python" ] || python=python3
+
+usage() { sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --model) model=$2; shift 2 ;;
+    --device) device=$2; shift 2 ;;
+    --precision) precision=$2; shift 2 ;;
+    --threads) threads=$2; shift 2 ;;
+    --sizes) sizes=$2; shift 2 ;;
+    --format) format=$2; shift 2 ;;
+    --frames) frames=$2; shift 2 ;;
+    --repeats) repeats=$2; shift 2 ;;
+    --pattern) pattern=$2; shift 2 ;;
+    --queue) queue=1; shift ;;
+    --build) build=$(cd "$2" && pwd); shift 2 ;;
+    --model-seconds) model_seconds=$2; shift 2 ;;
+    --no-model) run_model=0; shift ;;
+    -h|--help) usage 0 ;;
+    *) echo "unknown option $1" >&2; usage 2 ;;
+  esac
+done
+
+plugin_dir="$build/gst-plugin"
+bench_model="$build/bench/bench_model"
+[ -f "$plugin_dir/libgstssd.so" ] || { echo "no $plugin_dir/libgstssd.so: build it (ninja -C $build gst-plugin/libgstssd.so)" >&2; exit 2; }
+if [ "$run_model" = 1 ] && [ ! -x "$bench_model" ]; then
+  echo "no $bench_model: build it (ninja -C $build bench/bench_model) or pass --no-model" >&2; exit 2
+fi
+small=$(( frames / 10 ))
+[ "$small" -ge 1 ] && [ "$frames" -gt "$small" ] || { echo "--frames must be >= 10" >&2; exit 2; }
+
+tmp=$(mktemp -d /tmp/ssd-bench-pipeline.XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+export GST_PLUGIN_PATH="$plugin_dir"
+export GST_REGISTRY="$tmp/registry.bin"
+gst-inspect-1.0 ssddetect >/dev/null   # builds the registry once, outside the timings
+
+model_note="$model"
+if [ ! -f "$model" ]; then
+  model_note="RANDOM WEIGHTS (default architecture; $model does not exist yet)"
+  model="$tmp/random-default.safetensors"
+  "$python" "$here/reference_ssd.py" random --out "$model" --body tiny --input-size 160 \
+    --grids 5,3,2,1 --head-channels 128 --labels ellipse,rectangle,triangle,star,cross
+fi
+
+# Runs a gst-launch pipeline description with `n` buffers; prints "wall cpu" in seconds.
+timed() {
+  local n=$1; shift
+  local desc=${*//@N@/$n}
+  local TIMEFORMAT='%R %U %S' t
+  # shellcheck disable=SC2086
+  t=$( { time gst-launch-1.0 -q $desc >/dev/null 2>"$tmp/err"; } 2>&1 ) || {
+    echo "pipeline failed: gst-launch-1.0 $desc" >&2; cat "$tmp/err" >&2; exit 1; }
+  awk '{ printf "%.4f %.4f\n", $1, $2 + $3 }' <<<"$t"
+}
+
+# Median over repeats of per-frame wall and CPU seconds (differential, see above): "wall cpu".
+per_frame() {
+  local walls=() cpus=() r big lil
+  for ((r = 0; r < repeats; ++r)); do
+    big=$(timed "$frames" "$@")
+    lil=$(timed "$small" "$@")
+    walls+=("$(awk -v a="$big" -v b="$lil" -v n=$((frames - small)) 'BEGIN { split(a, x, " "); split(b, y, " "); printf "%.6f", (x[1] - y[1]) / n }')")
+    cpus+=("$(awk -v a="$big" -v b="$lil" -v n=$((frames - small)) 'BEGIN { split(a, x, " "); split(b, y, " "); printf "%.6f", (x[2] - y[2]) / n }')")
+  done
+  median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+  echo "$(median "${walls[@]}") $(median "${cpus[@]}")"
+}
+
+bench_model_row() {   # size -> "model_fps detector_fps"
+  local dev=$device
+  case "$dev" in
+    cuda:*) dev=cuda ;;
+    auto) if nvidia-smi -L >/dev/null 2>&1; then dev=cuda; else dev=cpu; fi ;;
+  esac
+  local args=(--bodies "" --model "$model" --batches 1 --devices "$dev" --seconds "$model_seconds"
+              --frame "$1")
+  [ "$threads" -gt 0 ] && args+=(--threads "$threads")
+  args+=(--precisions "$precision")
+  "$bench_model" "${args[@]}" | awk -F'|' '
+    $2 ~ /^ model / { m = $7 } $2 ~ /^ detector / { d = $7 } $2 ~ /^ postprocess / { p = $7 }
+    END { gsub(/ /, "", m); gsub(/ /, "", d); gsub(/ /, "", p); print m, d, p }'
+}
+
+q=""
+[ "$queue" = 1 ] && q="queue !"
+echo "# ssddetect pipeline benchmark"
+echo
+echo "- date: $(date -u +%Y-%m-%dT%H:%MZ); host: $(nproc) CPUs, $(uname -sr)"
+echo "- model: $model_note"
+echo "- device=$device precision=$precision threads=$threads (0 = LibTorch default) format=$format pattern=$pattern queue=$queue"
+echo "- frames: $frames (differential against $small), repeats: $repeats (medians)"
+echo
+echo "| frame | source fps | pipeline fps | pipeline ms | element ms | CPU ms/frame (source / pipeline) | model fps | detector fps (RGBx) | postprocess ms | pipeline / model | load avg (1 min) |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+IFS=, read -r -a size_list <<<"$sizes"
+for size in "${size_list[@]}"; do
+  w=${size%x*}; h=${size#*x}
+  load=$(cut -d' ' -f1 /proc/loadavg)
+  caps="video/x-raw,format=$format,width=$w,height=$h,framerate=30/1"
+  src="videotestsrc num-buffers=@N@ pattern=$pattern ! $caps"
+  read -r s_wall s_cpu < <(per_frame "$src ! fakesink sync=false")
+  read -r p_wall p_cpu < <(per_frame "$src ! $q ssddetect model=$model device=$device precision=$precision threads=$threads ! fakesink sync=false")
+  m_fps="-"; d_fps="-"; pp_ms="-"; ratio="-"
+  if [ "$run_model" = 1 ]; then
+    read -r m_fps d_fps pp_fps < <(bench_model_row "$size")
+    pp_ms=$(awk -v f="$pp_fps" 'BEGIN { printf "%.2f", 1000 / f }')
+    ratio=$(awk -v p="$p_wall" -v m="$m_fps" 'BEGIN { printf "%.2f", (1 / p) / m }')
+  fi
+  awk -v size="$size" -v sw="$s_wall" -v sc="$s_cpu" -v pw="$p_wall" -v pc="$p_cpu" \
+      -v m="$m_fps" -v d="$d_fps" -v pp="$pp_ms" -v r="$ratio" -v l="$load" 'BEGIN {
+    printf "| %s | %.1f | %.1f | %.2f | %.2f | %.2f / %.2f | %s | %s | %s | %s | %s |\n",
+      size, 1 / sw, 1 / pw, pw * 1000, (pw - sw) * 1000, sc * 1000, pc * 1000, m, d, pp, r, l }'
+done

@@ -1,0 +1,176 @@
+// Example application embedding the `ssd` plugin: builds a pipeline around ssddetect, reads
+// the detections in a pad probe on ssddetect's source pad and prints them.
+//
+//   ssd-example-app [--model PATH] [--min-detections N] FILE
+//       decodes FILE (a video or a still image) with uridecodebin
+//   ssd-example-app [--model PATH] [--min-detections N] --pipeline "videotestsrc ! ssddetect ! fakesink"
+//       any gst-launch description with an ssddetect in it
+//
+// Run from the build tree with GST_PLUGIN_PATH=<build>/gst-plugin. Exit status: 0 on success,
+// 1 on a pipeline error, 2 when fewer than --min-detections detections were seen.
+#include <algorithm>
+#include <cstdio>
+#include <string>
+
+#include <gst/gst.h>
+#include <gst/video/video.h>
+
+namespace {
+
+struct App {
+  GMainLoop* loop = nullptr;
+  guint64 frames = 0;
+  guint64 detections = 0;
+  bool error = false;
+};
+
+// Called for every buffer leaving ssddetect: the region-of-interest metas are the detections.
+GstPadProbeReturn on_buffer(GstPad*, GstPadProbeInfo* info, gpointer user_data) {
+  auto* app = static_cast<App*>(user_data);
+  GstBuffer* buffer = GST_PAD_PROBE_INFO_BUFFER(info);
+  if (!buffer) return GST_PAD_PROBE_OK;
+  const double t = GST_BUFFER_PTS_IS_VALID(buffer) ? GST_BUFFER_PTS(buffer) / double(GST_SECOND) : -1.0;
+  std::printf("frame %" G_GUINT64_FORMAT " (t=%.3f s):", app->frames++, t);
+  gpointer state = nullptr;
+  GstMeta* meta;
+  int n = 0;
+  while ((meta = gst_buffer_iterate_meta_filtered(buffer, &state, GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE))) {
+    auto* roi = reinterpret_cast<GstVideoRegionOfInterestMeta*>(meta);
+    const gchar* label = g_quark_to_string(roi->roi_type);
+    gdouble confidence = -1;
+    if (const GstStructure* s = gst_video_region_of_interest_meta_get_param(roi, "detection")) {
+      if (const gchar* l = gst_structure_get_string(s, "label")) label = l;
+      gst_structure_get_double(s, "confidence", &confidence);
+    }
+    std::printf("%s %s %.2f [x=%u y=%u w=%u h=%u]", n ? "," : "", label ? label : "?", confidence, roi->x,
+                roi->y, roi->w, roi->h);
+    n++;
+  }
+  std::printf("%s\n", n ? "" : " nothing");
+  std::fflush(stdout);
+  app->detections += n;
+  return GST_PAD_PROBE_OK;
+}
+
+gboolean on_message(GstBus*, GstMessage* msg, gpointer user_data) {
+  auto* app = static_cast<App*>(user_data);
+  switch (GST_MESSAGE_TYPE(msg)) {
+    case GST_MESSAGE_ERROR: {
+      GError* err = nullptr;
+      gchar* debug = nullptr;
+      gst_message_parse_error(msg, &err, &debug);
+      std::fprintf(stderr, "error from %s: %s\n%s\n", GST_OBJECT_NAME(msg->src), err->message, debug ? debug : "");
+      g_clear_error(&err);
+      g_free(debug);
+      app->error = true;
+      g_main_loop_quit(app->loop);
+      break;
+    }
+    case GST_MESSAGE_EOS:
+      g_main_loop_quit(app->loop);
+      break;
+    default:
+      break;
+  }
+  return TRUE;
+}
+
+GstElement* find_detector(GstElement* pipeline) {
+  if (!GST_IS_BIN(pipeline)) return nullptr;
+  GstIterator* it = gst_bin_iterate_recurse(GST_BIN(pipeline));
+  GValue item = G_VALUE_INIT;
+  GstElement* found = nullptr;
+  while (!found && gst_iterator_next(it, &item) == GST_ITERATOR_OK) {
+    auto* e = GST_ELEMENT(g_value_get_object(&item));
+    GstElementFactory* f = gst_element_get_factory(e);
+    if (f && g_str_equal(GST_OBJECT_NAME(f), "ssddetect")) found = GST_ELEMENT(gst_object_ref(e));
+    g_value_reset(&item);
+  }
+  g_value_unset(&item);
+  gst_iterator_free(it);
+  return found;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  gchar* model = nullptr;
+  gchar* description = nullptr;
+  gint min_detections = 0;
+  GOptionEntry entries[] = {
+      {"model", 'm', 0, G_OPTION_ARG_FILENAME, &model, "Weights file (default: the shipped model)", "PATH"},
+      {"pipeline", 'p', 0, G_OPTION_ARG_STRING, &description, "gst-launch description containing ssddetect", "DESC"},
+      {"min-detections", 0, 0, G_OPTION_ARG_INT, &min_detections, "Fail (exit 2) below this many detections", "N"},
+      {nullptr, 0, 0, G_OPTION_ARG_NONE, nullptr, nullptr, nullptr},
+  };
+  GOptionContext* ctx = g_option_context_new("[FILE] - print the objects ssddetect finds");
+  g_option_context_add_main_entries(ctx, entries, nullptr);
+  g_option_context_add_group(ctx, gst_init_get_option_group());
+  GError* err = nullptr;
+  if (!g_option_context_parse(ctx, &argc, &argv, &err)) {
+    std::fprintf(stderr, "%s\n", err->message);
+    return 1;
+  }
+  g_option_context_free(ctx);
+
+  std::string launch;
+  if (description) {
+    launch = description;
+  } else if (argc == 2) {
+    gchar* uri = gst_filename_to_uri(argv[1], &err);
+    if (!uri) {
+      std::fprintf(stderr, "%s\n", err->message);
+      return 1;
+    }
+    launch = std::string("uridecodebin uri=\"") + uri + "\" ! videoconvert ! ssddetect ! fakesink";
+    g_free(uri);
+  } else {
+    std::fprintf(stderr, "usage: %s [--model PATH] [--min-detections N] FILE | --pipeline DESC\n", argv[0]);
+    return 1;
+  }
+
+  GstElement* pipeline = gst_parse_launch(launch.c_str(), &err);
+  if (!pipeline) {
+    std::fprintf(stderr, "could not build the pipeline: %s\n", err->message);
+    return 1;
+  }
+  GstElement* detector = find_detector(pipeline);
+  if (!detector) {
+    std::fprintf(stderr, "the pipeline has no ssddetect element (is GST_PLUGIN_PATH set?)\n");
+    gst_object_unref(pipeline);
+    return 1;
+  }
+  if (model) g_object_set(detector, "model", model, nullptr);
+
+  App app;
+  app.loop = g_main_loop_new(nullptr, FALSE);
+  GstPad* src = gst_element_get_static_pad(detector, "src");
+  gst_pad_add_probe(src, GST_PAD_PROBE_TYPE_BUFFER, on_buffer, &app, nullptr);
+  gst_object_unref(src);
+  GstBus* bus = gst_element_get_bus(pipeline);
+  gst_bus_add_watch(bus, on_message, &app);
+
+  if (gst_element_set_state(pipeline, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE) {
+    // The reason (e.g. an unreadable model) is in the error message on the bus.
+    GstMessage* msg = gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR);
+    if (msg) {
+      on_message(bus, msg, &app);
+      gst_message_unref(msg);
+    }
+    app.error = true;
+  } else {
+    g_main_loop_run(app.loop);
+  }
+  gst_element_set_state(pipeline, GST_STATE_NULL);
+  std::printf("%" G_GUINT64_FORMAT " frames, %" G_GUINT64_FORMAT " detections\n", app.frames, app.detections);
+
+  gst_bus_remove_watch(bus);
+  gst_object_unref(bus);
+  gst_object_unref(detector);
+  gst_object_unref(pipeline);
+  g_main_loop_unref(app.loop);
+  g_free(model);
+  g_free(description);
+  if (app.error) return 1;
+  return app.detections < static_cast<guint64>(std::max(0, min_detections)) ? 2 : 0;
+}

@@ -1,0 +1,294 @@
+// ssd-clip: the demo's helper around the synthetic shapes renderer (training/synth.h).
+//
+//   ssd-clip render --out DIR [--width 320 --height 240 --scenes 24 --hold 3 --seed 2024]
+//       writes DIR/frames/00000.jpg ... (each scene held for --hold frames) and DIR/truth.json
+//       (the ground truth of every frame: label, label_id, corners in pixels, x2/y2 exclusive)
+//   ssd-clip score --truth DIR/truth.json --detections detections.jsonl [--iou 0.5]
+//       matches ssdexport's JSON Lines against the ground truth (greedy by confidence, same
+//       label, IoU >= --iou) and prints the counts, precision, recall and AP50
+//   ssd-clip sheet --frames DIR --out sheet.png [--count 6 --columns 3]
+//       tiles evenly spaced images of DIR (sorted by name) into one PNG contact sheet
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+#include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include "evaluate.h"
+#include "rng.h"
+#include "synth.h"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+struct RenderArgs {
+  std::string out;
+  int width = 320, height = 240, scenes = 24, hold = 3, fps = 6;
+  uint64_t seed = 2024;
+  int min_objects = 1, max_objects = 3;
+  std::string format = "jpg";
+};
+
+int render(const RenderArgs& a) {
+  const fs::path frames = fs::path(a.out) / "frames";
+  fs::create_directories(frames);
+  ssdtrain::SynthOptions opt;
+  opt.min_objects = a.min_objects;
+  opt.max_objects = a.max_objects;
+  const auto& labels = ssdtrain::synth_class_names();
+  json truth;
+  truth["width"] = a.width;
+  truth["height"] = a.height;
+  truth["framerate"] = a.fps;
+  truth["labels"] = labels;
+  truth["frames"] = json::array();
+  std::vector<int> params;
+  if (a.format == "jpg") params = {cv::IMWRITE_JPEG_QUALITY, 95};
+  int frame = 0;
+  for (int scene = 0; scene < a.scenes; ++scene) {
+    const ssdtrain::SynthSample s =
+        ssdtrain::render_synth_image(a.width, a.height, ssdtrain::derive_seed(a.seed, scene), opt);
+    json boxes = json::array();
+    for (const auto& b : s.boxes) {
+      boxes.push_back({{"label", labels.at(b.label)}, {"label_id", b.label},
+                       {"x1", b.x1}, {"y1", b.y1}, {"x2", b.x2}, {"y2", b.y2}});
+    }
+    for (int k = 0; k < a.hold; ++k, ++frame) {
+      char name[32];
+      std::snprintf(name, sizeof name, "%05d.%s", frame, a.format.c_str());
+      const fs::path p = frames / name;
+      if (!cv::imwrite(p.string(), s.image, params)) {
+        std::cerr << "ssd-clip: cannot write " << p << "\n";
+        return 1;
+      }
+      truth["frames"].push_back({{"frame", frame}, {"scene", scene}, {"file", p.string()}, {"boxes", boxes}});
+    }
+  }
+  const fs::path truth_path = fs::path(a.out) / "truth.json";
+  std::ofstream(truth_path) << truth.dump(1) << "\n";
+  std::cout << "ssd-clip: " << frame << " frames (" << a.scenes << " scenes) of " << a.width << "x" << a.height
+            << " in " << frames.string() << ", ground truth in " << truth_path.string() << "\n";
+  return 0;
+}
+
+double iou(const ssdtrain::ScoredBox& d, const ssdtrain::BoxAnnotation& g) {
+  const double iw = std::min(d.x2, g.x2) - std::max(d.x1, g.x1);
+  const double ih = std::min(d.y2, g.y2) - std::max(d.y1, g.y1);
+  if (iw <= 0 || ih <= 0) return 0;
+  const double inter = iw * ih;
+  const double uni = (d.x2 - d.x1) * (d.y2 - d.y1) + (g.x2 - g.x1) * (g.y2 - g.y1) - inter;
+  return uni > 0 ? inter / uni : 0;
+}
+
+int score(const std::string& truth_path, const std::string& det_path, double iou_min) {
+  json truth;
+  {
+    std::ifstream in(truth_path);
+    if (!in) {
+      std::cerr << "ssd-clip: cannot read " << truth_path << "\n";
+      return 1;
+    }
+    in >> truth;
+  }
+  const std::vector<std::string> labels = truth.at("labels").get<std::vector<std::string>>();
+  std::map<std::string, int> label_index;
+  for (size_t i = 0; i < labels.size(); ++i) label_index[labels[i]] = static_cast<int>(i);
+
+  // Detections by frame number.
+  std::map<int64_t, std::vector<ssdtrain::ScoredBox>> dets;
+  int unknown_labels = 0;
+  {
+    std::ifstream in(det_path);
+    if (!in) {
+      std::cerr << "ssd-clip: cannot read " << det_path << "\n";
+      return 1;
+    }
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.empty()) continue;
+      const json j = json::parse(line);
+      auto& v = dets[j.at("frame").get<int64_t>()];
+      for (const auto& d : j.at("detections")) {
+        auto it = label_index.find(d.at("label").get<std::string>());
+        if (it == label_index.end()) {
+          ++unknown_labels;
+          continue;
+        }
+        const auto& b = d.at("box");
+        ssdtrain::ScoredBox s;
+        s.x1 = b.at("x").get<float>();
+        s.y1 = b.at("y").get<float>();
+        s.x2 = s.x1 + b.at("w").get<float>();
+        s.y2 = s.y1 + b.at("h").get<float>();
+        s.label = it->second;
+        s.score = d.at("confidence").is_number() ? d.at("confidence").get<float>() : 1.0f;
+        v.push_back(s);
+      }
+    }
+  }
+
+  ssdtrain::MapEvaluator evaluator(labels);
+  const int nc = static_cast<int>(labels.size());
+  std::vector<int> tp(nc, 0), fp(nc, 0), fn(nc, 0);
+  int frames = 0, frames_missing = 0;
+  for (const auto& f : truth.at("frames")) {
+    const int64_t id = f.at("frame").get<int64_t>();
+    std::vector<ssdtrain::BoxAnnotation> gts;
+    for (const auto& b : f.at("boxes")) {
+      ssdtrain::BoxAnnotation g;
+      g.x1 = b.at("x1").get<float>();
+      g.y1 = b.at("y1").get<float>();
+      g.x2 = b.at("x2").get<float>();
+      g.y2 = b.at("y2").get<float>();
+      g.label = b.at("label_id").get<int>();
+      gts.push_back(g);
+    }
+    auto it = dets.find(id);
+    std::vector<ssdtrain::ScoredBox> d = it == dets.end() ? std::vector<ssdtrain::ScoredBox>{} : it->second;
+    if (it == dets.end()) ++frames_missing;
+    ++frames;
+    evaluator.add_image(id, gts, d);
+    // Greedy matching: most confident detection first, to the best unmatched truth.
+    std::sort(d.begin(), d.end(), [](const auto& a, const auto& b) { return a.score > b.score; });
+    std::vector<bool> used(gts.size(), false);
+    for (const auto& det : d) {
+      int best = -1;
+      double best_iou = iou_min;
+      for (size_t g = 0; g < gts.size(); ++g) {
+        if (used[g] || gts[g].label != det.label) continue;
+        const double v = iou(det, gts[g]);
+        if (v >= best_iou) {
+          best_iou = v;
+          best = static_cast<int>(g);
+        }
+      }
+      if (best >= 0) {
+        used[best] = true;
+        ++tp[det.label];
+      } else {
+        ++fp[det.label];
+      }
+    }
+    for (size_t g = 0; g < gts.size(); ++g)
+      if (!used[g]) ++fn[gts[g].label];
+  }
+  int TP = 0, FP = 0, FN = 0;
+  std::printf("%-10s %6s %6s %6s %6s %9s %7s\n", "class", "truth", "found", "TP", "FP", "precision", "recall");
+  for (int c = 0; c < nc; ++c) {
+    TP += tp[c];
+    FP += fp[c];
+    FN += fn[c];
+    const int gt = tp[c] + fn[c], found = tp[c] + fp[c];
+    std::printf("%-10s %6d %6d %6d %6d %9.3f %7.3f\n", labels[c].c_str(), gt, found, tp[c], fp[c],
+                found ? double(tp[c]) / found : 0.0, gt ? double(tp[c]) / gt : 0.0);
+  }
+  const int GT = TP + FN, FOUND = TP + FP;
+  std::printf("%-10s %6d %6d %6d %6d %9.3f %7.3f\n", "all", GT, FOUND, TP, FP, FOUND ? double(TP) / FOUND : 0.0,
+              GT ? double(TP) / GT : 0.0);
+  const ssdtrain::MapResult map = evaluator.compute();
+  std::printf("frames: %d (%d without an ssdexport line); objects in truth: %d, detections: %d, matched at IoU>=%.2f: %d\n",
+              frames, frames_missing, GT, FOUND, iou_min, TP);
+  std::printf("AP50 (VOC all-point, mean over classes): %.3f\n", map.map50_voc);
+  if (unknown_labels) std::printf("detections with a label the truth does not know: %d\n", unknown_labels);
+  return 0;
+}
+
+int sheet(const std::string& dir, const std::string& out, int count, int columns) {
+  std::vector<fs::path> files;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    const std::string ext = e.path().extension().string();
+    if (e.is_regular_file() && (ext == ".jpg" || ext == ".png" || ext == ".jpeg")) files.push_back(e.path());
+  }
+  std::sort(files.begin(), files.end());
+  if (files.empty()) {
+    std::cerr << "ssd-clip: no images in " << dir << "\n";
+    return 1;
+  }
+  count = std::max(1, std::min<int>(count, static_cast<int>(files.size())));
+  columns = std::max(1, std::min(columns, count));
+  std::vector<cv::Mat> tiles;
+  for (int i = 0; i < count; ++i) {
+    // Evenly spaced, centred in each stretch of the clip.
+    const size_t idx = (files.size() * (2 * i + 1)) / (2 * count);
+    cv::Mat img = cv::imread(files[idx].string(), cv::IMREAD_COLOR);
+    if (img.empty()) {
+      std::cerr << "ssd-clip: cannot read " << files[idx] << "\n";
+      return 1;
+    }
+    if (!tiles.empty() && img.size() != tiles[0].size()) cv::resize(img, img, tiles[0].size());
+    cv::putText(img, files[idx].stem().string(), {4, img.rows - 6}, cv::FONT_HERSHEY_SIMPLEX, 0.4,
+                cv::Scalar(255, 255, 255), 1, cv::LINE_AA);
+    tiles.push_back(img);
+  }
+  const int rows = (count + columns - 1) / columns, gap = 4;
+  const cv::Size t = tiles[0].size();
+  cv::Mat canvas(rows * t.height + (rows + 1) * gap, columns * t.width + (columns + 1) * gap, CV_8UC3,
+                 cv::Scalar(32, 32, 32));
+  for (int i = 0; i < count; ++i) {
+    const int r = i / columns, c = i % columns;
+    tiles[i].copyTo(canvas(cv::Rect(gap + c * (t.width + gap), gap + r * (t.height + gap), t.width, t.height)));
+  }
+  if (!cv::imwrite(out, canvas)) {
+    std::cerr << "ssd-clip: cannot write " << out << "\n";
+    return 1;
+  }
+  std::cout << "ssd-clip: contact sheet of " << count << " frames in " << out << "\n";
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Synthetic clip, scoring and contact sheet for the gst-ssd demo"};
+  app.require_subcommand(1);
+
+  RenderArgs ra;
+  auto* r = app.add_subcommand("render", "Render a synthetic shapes clip with ground truth");
+  r->add_option("--out", ra.out, "Output directory")->required();
+  r->add_option("--width", ra.width, "Frame width")->check(CLI::Range(32, 8192));
+  r->add_option("--height", ra.height, "Frame height")->check(CLI::Range(32, 8192));
+  r->add_option("--scenes", ra.scenes, "Number of different scenes")->check(CLI::Range(1, 100000));
+  r->add_option("--hold", ra.hold, "Frames per scene")->check(CLI::Range(1, 1000));
+  r->add_option("--fps", ra.fps, "Frame rate recorded in truth.json")->check(CLI::Range(1, 1000));
+  r->add_option("--seed", ra.seed, "Random seed");
+  r->add_option("--min-objects", ra.min_objects, "Fewest objects per scene")->check(CLI::Range(0, 20));
+  r->add_option("--max-objects", ra.max_objects, "Most objects per scene")->check(CLI::Range(1, 20));
+  r->add_option("--format", ra.format, "Image format")->check(CLI::IsMember({"jpg", "png"}));
+
+  std::string truth, detections;
+  double iou_min = 0.5;
+  auto* s = app.add_subcommand("score", "Score ssdexport JSON Lines against the ground truth");
+  s->add_option("--truth", truth, "truth.json written by render")->required();
+  s->add_option("--detections", detections, "JSON Lines written by ssdexport")->required();
+  s->add_option("--iou", iou_min, "IoU for a match")->check(CLI::Range(0.0, 1.0));
+
+  std::string frames_dir, sheet_out;
+  int count = 6, columns = 3;
+  auto* c = app.add_subcommand("sheet", "Tile evenly spaced frames into a PNG contact sheet");
+  c->add_option("--frames", frames_dir, "Directory of images")->required();
+  c->add_option("--out", sheet_out, "Output PNG")->required();
+  c->add_option("--count", count, "Number of frames")->check(CLI::Range(1, 100));
+  c->add_option("--columns", columns, "Columns")->check(CLI::Range(1, 100));
+
+  CLI11_PARSE(app, argc, argv);
+  try {
+    if (r->parsed()) return render(ra);
+    if (s->parsed()) return score(truth, detections, iou_min);
+    if (c->parsed()) return sheet(frames_dir, sheet_out, count, columns);
+  } catch (const std::exception& e) {
+    std::cerr << "ssd-clip: " << e.what() << "\n";
+    return 1;
+  }
+  return 1;
+}

@@ -1,0 +1,43 @@
+// Helpers shared by the ssd elements: the caps they accept, the YUV matrix of a video format,
+// and reading GstVideoRegionOfInterestMeta (with the `detection` parameter structure that
+// ssddetect writes, following DL Streamer's convention) from a buffer.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <gst/gst.h>
+#include <gst/video/video.h>
+
+namespace gstssd {
+
+// Raw formats every ssd element accepts: packed RGB-family and the two common 4:2:0 YUVs.
+#define GST_SSD_VIDEO_FORMATS "{ RGB, BGR, RGBx, BGRx, xRGB, xBGR, RGBA, BGRA, NV12, I420 }"
+#define GST_SSD_VIDEO_CAPS GST_VIDEO_CAPS_MAKE(GST_SSD_VIDEO_FORMATS)
+
+// Name of the GstStructure attached to each region of interest by ssddetect.
+inline constexpr const char* kDetectionStructure = "detection";
+
+// The colour matrix (Kr, Kb) and range of a YUV video; BT.601 limited range when the caps do
+// not say (GStreamer's default for SD YUV), identity values for RGB formats.
+struct YuvCoefficients {
+  double kr = 0.299, kb = 0.114;
+  bool full_range = false;
+};
+YuvCoefficients yuv_coefficients(const GstVideoInfo& info);
+
+// One region of interest read back from a buffer.
+struct RoiDetection {
+  std::string label;          // from the `detection` structure, else the roi_type quark
+  int label_id = -1;          // -1 when the producer did not give one
+  double confidence = -1.0;   // -1 when the producer did not give one
+  int x = 0, y = 0, w = 0, h = 0;                             // pixels
+  double x_min = 0, y_min = 0, x_max = 0, y_max = 0;          // normalised to [0, 1]
+};
+
+// Every GstVideoRegionOfInterestMeta of `buffer`, in meta order. The normalised box is taken
+// from the `detection` structure when present, else computed from the pixel box and the frame
+// size.
+std::vector<RoiDetection> read_rois(GstBuffer* buffer, int width, int height);
+
+}  // namespace gstssd

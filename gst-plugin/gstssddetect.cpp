@@ -1,0 +1,635 @@
+/**
+ * SECTION:element-ssddetect
+ * @title: ssddetect
+ * @see_also: ssdoverlay, ssdexport
+ *
+ * Runs a Single Shot MultiBox Detector (the fastai 2018 SSD, trained with `ssd-train`) on every
+ * video frame and attaches one #GstVideoRegionOfInterestMeta per detected object. The frame
+ * itself is not modified (the element works in place and only adds metadata).
+ *
+ * Each region of interest carries:
+ *
+ * - pixel coordinates (`x`, `y`, `w`, `h`) clipped to the frame;
+ * - `roi_type`: the quark of the class label (e.g. `g_quark_from_string ("car")`);
+ * - `id`: the index of the detection in the frame (0, 1, ...), so that bindings without a
+ *   meta iterator can use gst_buffer_get_video_region_of_interest_meta_id();
+ * - a parameter #GstStructure named `detection` (DL Streamer's convention) with the fields
+ *   `label_id` (int), `label` (string), `confidence` (double, 0-1) and `x_min`, `y_min`,
+ *   `x_max`, `y_max` (double, normalised to the frame size).
+ *
+ * When built against GStreamer 1.24 or newer, each detection is also added to the buffer's
+ * GstAnalyticsRelationMeta as a GstAnalyticsODMtd.
+ *
+ * The model is loaded when the element goes from READY to PAUSED and released when it goes
+ * back to READY; a missing, corrupt or incompatible weights file makes that state change fail
+ * with an error message naming the file and the reason. The frame is converted (colour,
+ * scale, normalisation) on the model's device, so any size and stride of the formats below
+ * is accepted without a videoconvert/videoscale in front.
+ *
+ * ## Falling behind a live source
+ *
+ * Quality-of-service is enabled by default (the #GstBaseTransform:qos property): when a
+ * downstream sink reports that buffers arrive late, frames that are already too late to be
+ * shown are dropped before inference instead of being processed, which lets the pipeline
+ * catch up. Frames are dropped, never queued without bound. Set `qos=false` to analyse every
+ * frame (e.g. when recording to a file with a live source, put a `queue` before ssddetect and
+ * expect latency to grow), or use `interval` to run the network on every N-th frame only,
+ * which keeps every frame and its (carried-over) boxes.
+ *
+ * ## Example launch lines
+ * |[
+ * gst-launch-1.0 filesrc location=in.mp4 ! decodebin ! videoconvert ! \
+ *     ssddetect threshold=0.4 ! ssdoverlay ! videoconvert ! autovideosink
+ * ]| Detects objects in a file and shows them.
+ * |[
+ * gst-launch-1.0 v4l2src ! videoconvert ! video/x-raw,format=NV12 ! \
+ *     ssddetect device=cuda precision=fp16 interval=2 classes="car,person" ! \
+ *     ssdexport location=detections.jsonl ! fakesink
+ * ]| Runs the detector on every other webcam frame on the GPU and writes cars and people to
+ * a JSON Lines file.
+ */
+#include "gstssddetect.h"
+
+#include <algorithm>
+#include <cmath>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <gst/video/video.h>
+#ifdef HAVE_GST_ANALYTICS
+#include <gst/analytics/analytics.h>
+#endif
+
+#include "common.h"
+#include "detector.h"
+#include "error.h"
+#include "mapped_frame.h"
+
+GST_DEBUG_CATEGORY_STATIC(gst_ssd_detect_debug);
+#define GST_CAT_DEFAULT gst_ssd_detect_debug
+
+namespace {
+
+constexpr const char* kDefaultDevice = "auto";
+constexpr GstSsdPrecision kDefaultPrecision = GST_SSD_PRECISION_FP32;
+constexpr gfloat kDefaultThreshold = 0.3f;
+constexpr gfloat kDefaultNmsIou = 0.45f;
+constexpr gint kDefaultMaxDetections = 100;
+constexpr guint kDefaultInterval = 1;
+constexpr gint kDefaultThreads = 0;
+
+// Property values; guarded by SsdDetectState::lock.
+struct Settings {
+  std::string model;
+  std::string device = kDefaultDevice;
+  GstSsdPrecision precision = kDefaultPrecision;
+  gfloat threshold = kDefaultThreshold;
+  gfloat nms_iou = kDefaultNmsIou;
+  gint max_detections = kDefaultMaxDetections;
+  std::string classes;
+  guint interval = kDefaultInterval;
+  gint threads = kDefaultThreads;
+};
+
+}  // namespace
+
+// All C++ state of the element, constructed in init() and destroyed in finalize().
+struct SsdDetectState {
+  std::mutex lock;              // guards `settings` and `postprocess_changed`
+  Settings settings;
+  bool postprocess_changed = false;
+
+  // Streaming state: only touched from start()/stop()/set_caps()/transform_ip()/sink_event(),
+  // which GstBaseTransform serialises.
+  std::unique_ptr<ssd::Detector> detector;
+  std::vector<bool> keep_class;            // empty: keep every class
+  GstVideoInfo info;
+  bool have_info = false;
+  guint64 frames_since_reset = 0;
+  std::vector<ssd::Detection> last;        // detections of the last analysed frame
+  guint64 inferences = 0;
+};
+
+struct _GstSsdDetect {
+  GstBaseTransform parent;
+  SsdDetectState* state;
+};
+
+enum {
+  PROP_0,
+  PROP_MODEL,
+  PROP_DEVICE,
+  PROP_PRECISION,
+  PROP_THRESHOLD,
+  PROP_NMS_IOU,
+  PROP_MAX_DETECTIONS,
+  PROP_CLASSES,
+  PROP_INTERVAL,
+  PROP_THREADS,
+};
+
+G_DEFINE_TYPE(GstSsdDetect, gst_ssd_detect, GST_TYPE_BASE_TRANSFORM);
+GST_ELEMENT_REGISTER_DEFINE(ssddetect, "ssddetect", GST_RANK_NONE, GST_TYPE_SSD_DETECT);
+
+GType gst_ssd_precision_get_type(void) {
+  static gsize type = 0;
+  static const GEnumValue values[] = {
+      {GST_SSD_PRECISION_FP32, "32-bit floating point", "fp32"},
+      {GST_SSD_PRECISION_FP16, "16-bit floating point (CUDA only; CPU runs fp32)", "fp16"},
+      {0, nullptr, nullptr},
+  };
+  if (g_once_init_enter(&type)) {
+    GType t = g_enum_register_static("GstSsdPrecision", values);
+    g_once_init_leave(&type, t);
+  }
+  return type;
+}
+
+static GstStaticPadTemplate sink_template =
+    GST_STATIC_PAD_TEMPLATE("sink", GST_PAD_SINK, GST_PAD_ALWAYS, GST_STATIC_CAPS(GST_SSD_VIDEO_CAPS));
+static GstStaticPadTemplate src_template =
+    GST_STATIC_PAD_TEMPLATE("src", GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS(GST_SSD_VIDEO_CAPS));
+
+static bool to_pixel_format(GstVideoFormat f, ssd::PixelFormat* out) {
+  switch (f) {
+    case GST_VIDEO_FORMAT_RGB: *out = ssd::PixelFormat::RGB; return true;
+    case GST_VIDEO_FORMAT_BGR: *out = ssd::PixelFormat::BGR; return true;
+    case GST_VIDEO_FORMAT_RGBx: *out = ssd::PixelFormat::RGBx; return true;
+    case GST_VIDEO_FORMAT_BGRx: *out = ssd::PixelFormat::BGRx; return true;
+    case GST_VIDEO_FORMAT_xRGB: *out = ssd::PixelFormat::xRGB; return true;
+    case GST_VIDEO_FORMAT_xBGR: *out = ssd::PixelFormat::xBGR; return true;
+    case GST_VIDEO_FORMAT_RGBA: *out = ssd::PixelFormat::RGBA; return true;
+    case GST_VIDEO_FORMAT_BGRA: *out = ssd::PixelFormat::BGRA; return true;
+    case GST_VIDEO_FORMAT_NV12: *out = ssd::PixelFormat::NV12; return true;
+    case GST_VIDEO_FORMAT_I420: *out = ssd::PixelFormat::I420; return true;
+    default: return false;
+  }
+}
+
+static std::string trim(const std::string& s) {
+  const auto b = s.find_first_not_of(" \t\r\n");
+  if (b == std::string::npos) return {};
+  const auto e = s.find_last_not_of(" \t\r\n");
+  return s.substr(b, e - b + 1);
+}
+
+static void reset_tracking(SsdDetectState* st) {
+  st->frames_since_reset = 0;
+  st->last.clear();
+}
+
+/* GObject vmethods */
+
+static void gst_ssd_detect_set_property(GObject* object, guint prop_id, const GValue* value,
+                                        GParamSpec* pspec) {
+  GstSsdDetect* self = GST_SSD_DETECT(object);
+  SsdDetectState* st = self->state;
+  try {
+    std::lock_guard<std::mutex> guard(st->lock);
+    Settings& s = st->settings;
+    switch (prop_id) {
+      case PROP_MODEL: {
+        const gchar* v = g_value_get_string(value);
+        s.model = (v && *v) ? v : ssd::default_model_path();
+        break;
+      }
+      case PROP_DEVICE: {
+        const gchar* v = g_value_get_string(value);
+        s.device = (v && *v) ? v : kDefaultDevice;
+        break;
+      }
+      case PROP_PRECISION:
+        s.precision = static_cast<GstSsdPrecision>(g_value_get_enum(value));
+        break;
+      case PROP_THRESHOLD:
+        s.threshold = g_value_get_float(value);
+        st->postprocess_changed = true;
+        break;
+      case PROP_NMS_IOU:
+        s.nms_iou = g_value_get_float(value);
+        st->postprocess_changed = true;
+        break;
+      case PROP_MAX_DETECTIONS:
+        s.max_detections = g_value_get_int(value);
+        st->postprocess_changed = true;
+        break;
+      case PROP_CLASSES: {
+        const gchar* v = g_value_get_string(value);
+        s.classes = v ? v : "";
+        break;
+      }
+      case PROP_INTERVAL:
+        s.interval = g_value_get_uint(value);
+        break;
+      case PROP_THREADS:
+        s.threads = g_value_get_int(value);
+        break;
+      default:
+        G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+        break;
+    }
+  } catch (const std::exception& e) {
+    GST_ERROR_OBJECT(self, "setting property %s failed: %s", pspec->name, e.what());
+  }
+}
+
+static void gst_ssd_detect_get_property(GObject* object, guint prop_id, GValue* value,
+                                        GParamSpec* pspec) {
+  GstSsdDetect* self = GST_SSD_DETECT(object);
+  SsdDetectState* st = self->state;
+  std::lock_guard<std::mutex> guard(st->lock);
+  const Settings& s = st->settings;
+  switch (prop_id) {
+    case PROP_MODEL: g_value_set_string(value, s.model.c_str()); break;
+    case PROP_DEVICE: g_value_set_string(value, s.device.c_str()); break;
+    case PROP_PRECISION: g_value_set_enum(value, s.precision); break;
+    case PROP_THRESHOLD: g_value_set_float(value, s.threshold); break;
+    case PROP_NMS_IOU: g_value_set_float(value, s.nms_iou); break;
+    case PROP_MAX_DETECTIONS: g_value_set_int(value, s.max_detections); break;
+    case PROP_CLASSES: g_value_set_string(value, s.classes.empty() ? nullptr : s.classes.c_str()); break;
+    case PROP_INTERVAL: g_value_set_uint(value, s.interval); break;
+    case PROP_THREADS: g_value_set_int(value, s.threads); break;
+    default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
+  }
+}
+
+static void gst_ssd_detect_finalize(GObject* object) {
+  GstSsdDetect* self = GST_SSD_DETECT(object);
+  delete self->state;
+  self->state = nullptr;
+  G_OBJECT_CLASS(gst_ssd_detect_parent_class)->finalize(object);
+}
+
+/* GstBaseTransform vmethods */
+
+static gboolean gst_ssd_detect_start(GstBaseTransform* trans) {
+  GstSsdDetect* self = GST_SSD_DETECT(trans);
+  SsdDetectState* st = self->state;
+  Settings s;
+  {
+    std::lock_guard<std::mutex> guard(st->lock);
+    s = st->settings;
+    st->postprocess_changed = false;
+  }
+  if (s.model.empty()) {
+    GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS, ("No model file given (the model property is empty)."),
+                      (nullptr));
+    return FALSE;
+  }
+  if (!g_file_test(s.model.c_str(), G_FILE_TEST_EXISTS)) {
+    GST_ELEMENT_ERROR(self, RESOURCE, NOT_FOUND,
+                      ("Could not load model \"%s\": the file does not exist.", s.model.c_str()),
+                      ("model property: %s", s.model.c_str()));
+    return FALSE;
+  }
+  ssd::DetectorOptions opts;
+  opts.model_path = s.model;
+  opts.device = s.device;
+  opts.fp16 = s.precision == GST_SSD_PRECISION_FP16;
+  opts.threshold = s.threshold;
+  opts.nms_iou = s.nms_iou;
+  opts.max_detections = s.max_detections;
+  opts.threads = s.threads;
+  try {
+    st->detector = std::make_unique<ssd::Detector>(opts);
+  } catch (const std::exception& e) {
+    GST_ELEMENT_ERROR(self, RESOURCE, OPEN_READ, ("Could not load model \"%s\": %s", s.model.c_str(), e.what()),
+                      ("device=%s precision=%s", s.device.c_str(), opts.fp16 ? "fp16" : "fp32"));
+    return FALSE;
+  } catch (...) {
+    GST_ELEMENT_ERROR(self, RESOURCE, OPEN_READ, ("Could not load model \"%s\": unknown error", s.model.c_str()),
+                      (nullptr));
+    return FALSE;
+  }
+
+  // The class filter, checked against the model's labels.
+  st->keep_class.clear();
+  const std::string classes = trim(s.classes);
+  if (!classes.empty()) {
+    const auto& labels = st->detector->labels();
+    std::vector<bool> keep(labels.size(), false);
+    std::stringstream ss(classes);
+    std::string item;
+    while (std::getline(ss, item, ',')) {
+      item = trim(item);
+      if (item.empty()) continue;
+      auto it = std::find(labels.begin(), labels.end(), item);
+      if (it == labels.end()) {
+        std::string known;
+        for (const auto& l : labels) known += (known.empty() ? "" : ", ") + l;
+        GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS,
+                          ("Unknown class \"%s\" in the classes property; model \"%s\" knows: %s",
+                           item.c_str(), s.model.c_str(), known.c_str()),
+                          (nullptr));
+        st->detector.reset();
+        return FALSE;
+      }
+      keep[it - labels.begin()] = true;
+    }
+    st->keep_class = std::move(keep);
+  }
+  reset_tracking(st);
+  st->inferences = 0;
+  GST_INFO_OBJECT(self, "loaded model %s on %s (%s), %zu classes", s.model.c_str(),
+                  st->detector->device_name().c_str(), st->detector->fp16() ? "fp16" : "fp32",
+                  st->detector->labels().size());
+  return TRUE;
+}
+
+static gboolean gst_ssd_detect_stop(GstBaseTransform* trans) {
+  GstSsdDetect* self = GST_SSD_DETECT(trans);
+  SsdDetectState* st = self->state;
+  try {
+    GST_DEBUG_OBJECT(self, "releasing the model after %" G_GUINT64_FORMAT " inferences", st->inferences);
+    st->detector.reset();
+    st->have_info = false;
+    reset_tracking(st);
+  } catch (const std::exception& e) {
+    GST_ERROR_OBJECT(self, "releasing the model failed: %s", e.what());
+  }
+  return TRUE;
+}
+
+static gboolean gst_ssd_detect_set_caps(GstBaseTransform* trans, GstCaps* incaps, GstCaps* outcaps) {
+  GstSsdDetect* self = GST_SSD_DETECT(trans);
+  SsdDetectState* st = self->state;
+  GstVideoInfo info;
+  if (!gst_video_info_from_caps(&info, incaps)) {
+    GST_ERROR_OBJECT(self, "invalid caps %" GST_PTR_FORMAT, incaps);
+    return FALSE;
+  }
+  ssd::PixelFormat pf;
+  if (!to_pixel_format(GST_VIDEO_INFO_FORMAT(&info), &pf)) {
+    GST_ERROR_OBJECT(self, "unsupported format in %" GST_PTR_FORMAT, incaps);
+    return FALSE;
+  }
+  GST_DEBUG_OBJECT(self, "caps %" GST_PTR_FORMAT " -> %" GST_PTR_FORMAT, incaps, outcaps);
+  st->info = info;
+  st->have_info = true;
+  // A new resolution or format: analyse the next frame instead of carrying old boxes over.
+  reset_tracking(st);
+  return TRUE;
+}
+
+static gboolean gst_ssd_detect_sink_event(GstBaseTransform* trans, GstEvent* event) {
+  GstSsdDetect* self = GST_SSD_DETECT(trans);
+  if (GST_EVENT_TYPE(event) == GST_EVENT_FLUSH_STOP) {
+    GST_DEBUG_OBJECT(self, "flush: forgetting the last detections");
+    reset_tracking(self->state);
+  }
+  return GST_BASE_TRANSFORM_CLASS(gst_ssd_detect_parent_class)->sink_event(trans, event);
+}
+
+static void attach_detections(GstSsdDetect* self, GstBuffer* buf, const std::vector<ssd::Detection>& dets) {
+  SsdDetectState* st = self->state;
+  const int width = GST_VIDEO_INFO_WIDTH(&st->info);
+  const int height = GST_VIDEO_INFO_HEIGHT(&st->info);
+  const auto& labels = st->detector->labels();
+#ifdef HAVE_GST_ANALYTICS
+  GstAnalyticsRelationMeta* rmeta = nullptr;
+#endif
+  guint index = 0;
+  for (const ssd::Detection& d : dets) {
+    const double x0 = std::clamp<double>(d.x_min, 0.0, 1.0), y0 = std::clamp<double>(d.y_min, 0.0, 1.0);
+    const double x1 = std::clamp<double>(d.x_max, 0.0, 1.0), y1 = std::clamp<double>(d.y_max, 0.0, 1.0);
+    const int px0 = static_cast<int>(std::lround(x0 * width));
+    const int py0 = static_cast<int>(std::lround(y0 * height));
+    const int px1 = static_cast<int>(std::lround(x1 * width));
+    const int py1 = static_cast<int>(std::lround(y1 * height));
+    if (px1 <= px0 || py1 <= py0) continue;   // nothing left inside the frame
+    const bool known = d.label_id >= 0 && d.label_id < static_cast<int>(labels.size());
+    const std::string label = known ? labels[d.label_id] : "class" + std::to_string(d.label_id);
+    const GQuark type = g_quark_from_string(label.c_str());
+
+    GstVideoRegionOfInterestMeta* roi = gst_buffer_add_video_region_of_interest_meta_id(
+        buf, type, px0, py0, px1 - px0, py1 - py0);
+    roi->id = static_cast<gint>(index++);
+    roi->parent_id = -1;
+    GstStructure* s = gst_structure_new(gstssd::kDetectionStructure,
+                                        "label_id", G_TYPE_INT, d.label_id,
+                                        "label", G_TYPE_STRING, label.c_str(),
+                                        "confidence", G_TYPE_DOUBLE, static_cast<double>(d.confidence),
+                                        "x_min", G_TYPE_DOUBLE, x0,
+                                        "y_min", G_TYPE_DOUBLE, y0,
+                                        "x_max", G_TYPE_DOUBLE, x1,
+                                        "y_max", G_TYPE_DOUBLE, y1, nullptr);
+    gst_video_region_of_interest_meta_add_param(roi, s);   // takes ownership
+#ifdef HAVE_GST_ANALYTICS
+    if (!rmeta) rmeta = gst_buffer_add_analytics_relation_meta(buf);
+    if (rmeta)
+      gst_analytics_relation_meta_add_od_mtd(rmeta, type, px0, py0, px1 - px0, py1 - py0, d.confidence, nullptr);
+#endif
+    GST_LOG_OBJECT(self, "%s %.3f at %d,%d %dx%d", label.c_str(), d.confidence, px0, py0, px1 - px0, py1 - py0);
+  }
+}
+
+static GstFlowReturn detect_frame(GstSsdDetect* self, GstBuffer* buf) {
+  SsdDetectState* st = self->state;
+  if (!st->detector || !st->have_info) {
+    GST_ELEMENT_ERROR(self, CORE, NEGOTIATION, ("No model loaded or caps not negotiated."), (nullptr));
+    return GST_FLOW_NOT_NEGOTIATED;
+  }
+  guint interval;
+  {
+    std::lock_guard<std::mutex> guard(st->lock);
+    interval = std::max(1u, st->settings.interval);
+    if (st->postprocess_changed) {
+      st->detector->set_postprocess(st->settings.threshold, st->settings.nms_iou, st->settings.max_detections);
+      st->postprocess_changed = false;
+    }
+  }
+  if (GST_BUFFER_FLAG_IS_SET(buf, GST_BUFFER_FLAG_GAP)) {
+    return GST_FLOW_OK;   // no picture to analyse
+  }
+
+  const bool analyse = st->frames_since_reset % interval == 0;
+  st->frames_since_reset++;
+  if (analyse) {
+    gstssd::VideoFrameMap frame(&st->info, buf, GST_MAP_READ);
+    if (!frame) {
+      GST_ELEMENT_ERROR(self, STREAM, FAILED, ("Could not map the video frame."),
+                        ("buffer of %" G_GSIZE_FORMAT " bytes for caps %dx%d", gst_buffer_get_size(buf),
+                         GST_VIDEO_INFO_WIDTH(&st->info), GST_VIDEO_INFO_HEIGHT(&st->info)));
+      return GST_FLOW_ERROR;
+    }
+    ssd::FrameView view;
+    to_pixel_format(frame.format(), &view.format);
+    view.width = frame.width();
+    view.height = frame.height();
+    for (int i = 0; i < frame.n_planes() && i < 3; i++) {
+      view.planes[i] = frame.plane(i);
+      view.strides[i] = frame.stride(i);
+    }
+    const gstssd::YuvCoefficients yuv = gstssd::yuv_coefficients(frame.info());
+    view.yuv.kr = yuv.kr;
+    view.yuv.kb = yuv.kb;
+    view.yuv.full_range = yuv.full_range;
+
+    std::vector<ssd::Detection> dets = st->detector->detect(view);
+    st->inferences++;
+    if (!st->keep_class.empty()) {
+      dets.erase(std::remove_if(dets.begin(), dets.end(),
+                                [&](const ssd::Detection& d) {
+                                  return d.label_id < 0 || d.label_id >= static_cast<int>(st->keep_class.size()) ||
+                                         !st->keep_class[d.label_id];
+                                }),
+                 dets.end());
+    }
+    st->last = std::move(dets);
+  }
+  // Frames between two analysed ones carry the last detections so that boxes do not blink.
+  attach_detections(self, buf, st->last);
+  return GST_FLOW_OK;
+}
+
+static GstFlowReturn gst_ssd_detect_transform_ip(GstBaseTransform* trans, GstBuffer* buf) {
+  GstSsdDetect* self = GST_SSD_DETECT(trans);
+  try {
+    return detect_frame(self, buf);
+  } catch (const std::exception& e) {
+    GST_ELEMENT_ERROR(self, STREAM, FAILED, ("Object detection failed: %s", e.what()), (nullptr));
+  } catch (...) {
+    GST_ELEMENT_ERROR(self, STREAM, FAILED, ("Object detection failed: unknown error"), (nullptr));
+  }
+  return GST_FLOW_ERROR;
+}
+
+/* GObject boilerplate */
+
+static void gst_ssd_detect_class_init(GstSsdDetectClass* klass) {
+  GObjectClass* gobject_class = G_OBJECT_CLASS(klass);
+  GstElementClass* element_class = GST_ELEMENT_CLASS(klass);
+  GstBaseTransformClass* trans_class = GST_BASE_TRANSFORM_CLASS(klass);
+
+  gobject_class->set_property = gst_ssd_detect_set_property;
+  gobject_class->get_property = gst_ssd_detect_get_property;
+  gobject_class->finalize = gst_ssd_detect_finalize;
+
+  std::string default_model;
+  try {
+    default_model = ssd::default_model_path();
+  } catch (const std::exception&) {
+  }
+  const auto flags = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS);
+  const auto ready_flags = static_cast<GParamFlags>(flags | GST_PARAM_MUTABLE_READY);
+  const auto playing_flags = static_cast<GParamFlags>(flags | GST_PARAM_MUTABLE_PLAYING);
+
+  /**
+   * GstSsdDetect:model:
+   *
+   * Path of the weights file (safetensors written by `ssd-train`, architecture and labels
+   * included). Defaults to the shipped model, models/ssd-default.safetensors ($SSD_DEFAULT_MODEL
+   * overrides it). Read when the element starts.
+   */
+  g_object_class_install_property(gobject_class, PROP_MODEL,
+      g_param_spec_string("model", "Model", "Path of the SSD weights file (.safetensors)",
+                          default_model.c_str(), ready_flags));
+  /**
+   * GstSsdDetect:device:
+   *
+   * Where the network runs: `auto` (the first CUDA device if there is one, else the CPU),
+   * `cpu`, `cuda` or `cuda:N`. Read when the element starts.
+   */
+  g_object_class_install_property(gobject_class, PROP_DEVICE,
+      g_param_spec_string("device", "Device", "Inference device: auto, cpu, cuda or cuda:N",
+                          kDefaultDevice, ready_flags));
+  /**
+   * GstSsdDetect:precision:
+   *
+   * Floating-point precision of the network: fp16 halves memory traffic on CUDA devices; on
+   * the CPU the network always runs in fp32. Read when the element starts.
+   */
+  g_object_class_install_property(gobject_class, PROP_PRECISION,
+      g_param_spec_enum("precision", "Precision", "Inference precision", GST_TYPE_SSD_PRECISION,
+                        kDefaultPrecision, ready_flags));
+  /**
+   * GstSsdDetect:threshold:
+   *
+   * Minimum confidence (0-1) of a reported detection. Can be changed while playing.
+   */
+  g_object_class_install_property(gobject_class, PROP_THRESHOLD,
+      g_param_spec_float("threshold", "Threshold", "Minimum confidence of a detection", 0.0f, 1.0f,
+                         kDefaultThreshold, playing_flags));
+  /**
+   * GstSsdDetect:nms-iou:
+   *
+   * Non-maximum suppression: a box overlapping a more confident box of the same class by more
+   * than this intersection-over-union is dropped. Can be changed while playing.
+   */
+  g_object_class_install_property(gobject_class, PROP_NMS_IOU,
+      g_param_spec_float("nms-iou", "NMS IoU", "IoU above which overlapping boxes of a class are suppressed",
+                         0.0f, 1.0f, kDefaultNmsIou, playing_flags));
+  /**
+   * GstSsdDetect:max-detections:
+   *
+   * Largest number of detections per frame (the most confident are kept; the class filter
+   * applies afterwards). Can be changed while playing.
+   */
+  g_object_class_install_property(gobject_class, PROP_MAX_DETECTIONS,
+      g_param_spec_int("max-detections", "Max detections", "Largest number of detections per frame", 1,
+                       100000, kDefaultMaxDetections, playing_flags));
+  /**
+   * GstSsdDetect:classes:
+   *
+   * Comma-separated class labels to keep (e.g. "car,person"); unset or empty keeps all. A
+   * label the model does not know fails the start with an error listing the known labels.
+   */
+  g_object_class_install_property(gobject_class, PROP_CLASSES,
+      g_param_spec_string("classes", "Classes", "Comma-separated labels to keep (empty: all)", nullptr,
+                          ready_flags));
+  /**
+   * GstSsdDetect:interval:
+   *
+   * Run the network on every N-th frame only; the frames in between carry the detections of
+   * the last analysed frame, so boxes do not blink. The count restarts after a flush and a
+   * caps change. Can be changed while playing.
+   */
+  g_object_class_install_property(gobject_class, PROP_INTERVAL,
+      g_param_spec_uint("interval", "Interval", "Run inference every N frames", 1, G_MAXUINT,
+                        kDefaultInterval, playing_flags));
+  /**
+   * GstSsdDetect:threads:
+   *
+   * Intra-op CPU threads for the network; 0 keeps LibTorch's default. Read when the element
+   * starts.
+   */
+  g_object_class_install_property(gobject_class, PROP_THREADS,
+      g_param_spec_int("threads", "Threads", "CPU inference threads (0 = LibTorch default)", 0, 1024,
+                       kDefaultThreads, ready_flags));
+
+  gst_element_class_set_static_metadata(element_class, "SSD object detector", "Filter/Analyzer/Video",
+      "Detects objects with a Single Shot MultiBox Detector and attaches region-of-interest metadata",
+      "gst-ssd developers");
+  gst_element_class_add_static_pad_template(element_class, &sink_template);
+  gst_element_class_add_static_pad_template(element_class, &src_template);
+
+  trans_class->start = GST_DEBUG_FUNCPTR(gst_ssd_detect_start);
+  trans_class->stop = GST_DEBUG_FUNCPTR(gst_ssd_detect_stop);
+  trans_class->set_caps = GST_DEBUG_FUNCPTR(gst_ssd_detect_set_caps);
+  trans_class->sink_event = GST_DEBUG_FUNCPTR(gst_ssd_detect_sink_event);
+  trans_class->transform_ip = GST_DEBUG_FUNCPTR(gst_ssd_detect_transform_ip);
+  trans_class->passthrough_on_same_caps = FALSE;
+
+  gst_type_mark_as_plugin_api(GST_TYPE_SSD_PRECISION, static_cast<GstPluginAPIFlags>(0));
+  GST_DEBUG_CATEGORY_INIT(gst_ssd_detect_debug, "ssddetect", 0, "SSD object detector");
+}
+
+static void gst_ssd_detect_init(GstSsdDetect* self) {
+  self->state = new SsdDetectState();
+  try {
+    self->state->settings.model = ssd::default_model_path();
+  } catch (const std::exception& e) {
+    GST_WARNING_OBJECT(self, "no default model: %s", e.what());
+  }
+  gst_video_info_init(&self->state->info);
+  GstBaseTransform* trans = GST_BASE_TRANSFORM(self);
+  gst_base_transform_set_in_place(trans, TRUE);
+  gst_base_transform_set_passthrough(trans, FALSE);
+  // Drop frames a live sink would drop anyway instead of spending inference on them.
+  gst_base_transform_set_qos_enabled(trans, TRUE);
+}

@@ -1,0 +1,268 @@
+/**
+ * SECTION:element-ssdexport
+ * @title: ssdexport
+ * @see_also: ssddetect
+ *
+ * A pass-through element that writes the regions of interest (#GstVideoRegionOfInterestMeta)
+ * of every frame as one JSON object per line (JSON Lines) to the file named by `location`,
+ * or to standard output when `location` is unset. Frames without regions produce a line with
+ * an empty `detections` array, so the line number is the frame number. Each line reads:
+ *
+ * |[
+ * {"frame":12,"pts":400000000,"width":640,"height":480,
+ *  "detections":[{"label":"car","label_id":2,"confidence":0.87,
+ *                 "box":{"x":10,"y":20,"w":100,"h":50},
+ *                 "box_normalized":{"x_min":0.016,"y_min":0.042,"x_max":0.172,"y_max":0.146}}]}
+ * ]|
+ *
+ * `pts` is in nanoseconds (null when the buffer has none); `label_id` and `confidence` are
+ * null for regions that did not come from ssddetect and carry no `detection` structure. The
+ * output is flushed at end-of-stream and closed when the element stops; a location that
+ * cannot be opened for writing fails the READY to PAUSED state change with an error.
+ *
+ * ## Example launch line
+ * |[
+ * gst-launch-1.0 filesrc location=in.mp4 ! decodebin ! videoconvert ! ssddetect ! \
+ *     ssdexport location=detections.jsonl ! fakesink
+ * ]|
+ */
+#include "gstssdexport.h"
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <mutex>
+#include <string>
+
+#include <glib/gstdio.h>
+#include <gst/video/video.h>
+#include <nlohmann/json.hpp>
+
+#include "common.h"
+
+GST_DEBUG_CATEGORY_STATIC(gst_ssd_export_debug);
+#define GST_CAT_DEFAULT gst_ssd_export_debug
+
+struct SsdExportState {
+  std::mutex lock;         // guards `location`
+  std::string location;    // empty: stdout
+  // Streaming state.
+  FILE* out = nullptr;
+  bool owns_out = false;
+  std::string opened;      // what `out` is, for messages
+  GstVideoInfo info;
+  bool have_info = false;
+  guint64 frames = 0;
+};
+
+struct _GstSsdExport {
+  GstBaseTransform parent;
+  SsdExportState* state;
+};
+
+enum {
+  PROP_0,
+  PROP_LOCATION,
+};
+
+G_DEFINE_TYPE(GstSsdExport, gst_ssd_export, GST_TYPE_BASE_TRANSFORM);
+GST_ELEMENT_REGISTER_DEFINE(ssdexport, "ssdexport", GST_RANK_NONE, GST_TYPE_SSD_EXPORT);
+
+static GstStaticPadTemplate sink_template =
+    GST_STATIC_PAD_TEMPLATE("sink", GST_PAD_SINK, GST_PAD_ALWAYS, GST_STATIC_CAPS(GST_SSD_VIDEO_CAPS));
+static GstStaticPadTemplate src_template =
+    GST_STATIC_PAD_TEMPLATE("src", GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS(GST_SSD_VIDEO_CAPS));
+
+static void gst_ssd_export_set_property(GObject* object, guint prop_id, const GValue* value,
+                                        GParamSpec* pspec) {
+  GstSsdExport* self = GST_SSD_EXPORT(object);
+  std::lock_guard<std::mutex> guard(self->state->lock);
+  switch (prop_id) {
+    case PROP_LOCATION: {
+      const gchar* v = g_value_get_string(value);
+      self->state->location = v ? v : "";
+      break;
+    }
+    default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
+  }
+}
+
+static void gst_ssd_export_get_property(GObject* object, guint prop_id, GValue* value, GParamSpec* pspec) {
+  GstSsdExport* self = GST_SSD_EXPORT(object);
+  std::lock_guard<std::mutex> guard(self->state->lock);
+  switch (prop_id) {
+    case PROP_LOCATION:
+      g_value_set_string(value, self->state->location.empty() ? nullptr : self->state->location.c_str());
+      break;
+    default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
+  }
+}
+
+static void close_output(SsdExportState* st) {
+  if (st->out) {
+    if (st->owns_out) {
+      fclose(st->out);
+    } else {
+      fflush(st->out);
+    }
+  }
+  st->out = nullptr;
+  st->owns_out = false;
+}
+
+static void gst_ssd_export_finalize(GObject* object) {
+  GstSsdExport* self = GST_SSD_EXPORT(object);
+  close_output(self->state);
+  delete self->state;
+  self->state = nullptr;
+  G_OBJECT_CLASS(gst_ssd_export_parent_class)->finalize(object);
+}
+
+static gboolean gst_ssd_export_start(GstBaseTransform* trans) {
+  GstSsdExport* self = GST_SSD_EXPORT(trans);
+  SsdExportState* st = self->state;
+  std::string location;
+  {
+    std::lock_guard<std::mutex> guard(st->lock);
+    location = st->location;
+  }
+  close_output(st);
+  if (location.empty()) {
+    st->out = stdout;
+    st->owns_out = false;
+    st->opened = "stdout";
+  } else {
+    st->out = g_fopen(location.c_str(), "w");
+    if (!st->out) {
+      GST_ELEMENT_ERROR(self, RESOURCE, OPEN_WRITE,
+                        ("Could not open file \"%s\" for writing: %s", location.c_str(), g_strerror(errno)),
+                        GST_ERROR_SYSTEM);
+      return FALSE;
+    }
+    st->owns_out = true;
+    st->opened = location;
+  }
+  st->frames = 0;
+  return TRUE;
+}
+
+static gboolean gst_ssd_export_stop(GstBaseTransform* trans) {
+  GstSsdExport* self = GST_SSD_EXPORT(trans);
+  close_output(self->state);
+  self->state->have_info = false;
+  return TRUE;
+}
+
+static gboolean gst_ssd_export_set_caps(GstBaseTransform* trans, GstCaps* incaps, GstCaps*) {
+  GstSsdExport* self = GST_SSD_EXPORT(trans);
+  GstVideoInfo info;
+  if (!gst_video_info_from_caps(&info, incaps)) {
+    GST_ERROR_OBJECT(self, "invalid caps %" GST_PTR_FORMAT, incaps);
+    return FALSE;
+  }
+  self->state->info = info;
+  self->state->have_info = true;
+  return TRUE;
+}
+
+static gboolean gst_ssd_export_sink_event(GstBaseTransform* trans, GstEvent* event) {
+  GstSsdExport* self = GST_SSD_EXPORT(trans);
+  if (GST_EVENT_TYPE(event) == GST_EVENT_EOS && self->state->out) {
+    if (fflush(self->state->out) != 0) {
+      GST_ELEMENT_ERROR(self, RESOURCE, WRITE, ("Could not write to \"%s\": %s", self->state->opened.c_str(),
+                                                g_strerror(errno)), (nullptr));
+    }
+  }
+  return GST_BASE_TRANSFORM_CLASS(gst_ssd_export_parent_class)->sink_event(trans, event);
+}
+
+static GstFlowReturn export_frame(GstSsdExport* self, GstBuffer* buf) {
+  SsdExportState* st = self->state;
+  if (!st->have_info || !st->out) {
+    GST_ELEMENT_ERROR(self, CORE, NEGOTIATION, ("Caps not negotiated or output not open."), (nullptr));
+    return GST_FLOW_NOT_NEGOTIATED;
+  }
+  const int width = GST_VIDEO_INFO_WIDTH(&st->info), height = GST_VIDEO_INFO_HEIGHT(&st->info);
+  nlohmann::json line;
+  line["frame"] = st->frames++;
+  if (GST_BUFFER_PTS_IS_VALID(buf)) {
+    line["pts"] = GST_BUFFER_PTS(buf);
+  } else {
+    line["pts"] = nullptr;
+  }
+  line["width"] = width;
+  line["height"] = height;
+  nlohmann::json dets = nlohmann::json::array();
+  for (const gstssd::RoiDetection& r : gstssd::read_rois(buf, width, height)) {
+    nlohmann::json d;
+    d["label"] = r.label;
+    d["label_id"] = r.label_id >= 0 ? nlohmann::json(r.label_id) : nlohmann::json(nullptr);
+    d["confidence"] = r.confidence >= 0 ? nlohmann::json(r.confidence) : nlohmann::json(nullptr);
+    d["box"] = {{"x", r.x}, {"y", r.y}, {"w", r.w}, {"h", r.h}};
+    d["box_normalized"] = {{"x_min", r.x_min}, {"y_min", r.y_min}, {"x_max", r.x_max}, {"y_max", r.y_max}};
+    dets.push_back(std::move(d));
+  }
+  line["detections"] = std::move(dets);
+  const std::string text = line.dump() + "\n";
+  if (fwrite(text.data(), 1, text.size(), st->out) != text.size()) {
+    GST_ELEMENT_ERROR(self, RESOURCE, WRITE, ("Could not write to \"%s\": %s", st->opened.c_str(),
+                                              g_strerror(errno)), (nullptr));
+    return GST_FLOW_ERROR;
+  }
+  return GST_FLOW_OK;
+}
+
+static GstFlowReturn gst_ssd_export_transform_ip(GstBaseTransform* trans, GstBuffer* buf) {
+  GstSsdExport* self = GST_SSD_EXPORT(trans);
+  try {
+    return export_frame(self, buf);
+  } catch (const std::exception& e) {
+    GST_ELEMENT_ERROR(self, STREAM, FAILED, ("Exporting the detections failed: %s", e.what()), (nullptr));
+  } catch (...) {
+    GST_ELEMENT_ERROR(self, STREAM, FAILED, ("Exporting the detections failed: unknown error"), (nullptr));
+  }
+  return GST_FLOW_ERROR;
+}
+
+static void gst_ssd_export_class_init(GstSsdExportClass* klass) {
+  GObjectClass* gobject_class = G_OBJECT_CLASS(klass);
+  GstElementClass* element_class = GST_ELEMENT_CLASS(klass);
+  GstBaseTransformClass* trans_class = GST_BASE_TRANSFORM_CLASS(klass);
+
+  gobject_class->set_property = gst_ssd_export_set_property;
+  gobject_class->get_property = gst_ssd_export_get_property;
+  gobject_class->finalize = gst_ssd_export_finalize;
+
+  /**
+   * GstSsdExport:location:
+   *
+   * The JSON Lines file to write (truncated when the element starts); unset writes to
+   * standard output.
+   */
+  g_object_class_install_property(gobject_class, PROP_LOCATION,
+      g_param_spec_string("location", "Location", "JSON Lines output file (unset: stdout)", nullptr,
+                          static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+                                                   GST_PARAM_MUTABLE_READY)));
+
+  gst_element_class_set_static_metadata(element_class, "SSD detection exporter", "Filter/Analyzer/Video",
+      "Writes the region-of-interest metadata of every frame as JSON Lines", "gst-ssd developers");
+  gst_element_class_add_static_pad_template(element_class, &sink_template);
+  gst_element_class_add_static_pad_template(element_class, &src_template);
+
+  trans_class->start = GST_DEBUG_FUNCPTR(gst_ssd_export_start);
+  trans_class->stop = GST_DEBUG_FUNCPTR(gst_ssd_export_stop);
+  trans_class->set_caps = GST_DEBUG_FUNCPTR(gst_ssd_export_set_caps);
+  trans_class->sink_event = GST_DEBUG_FUNCPTR(gst_ssd_export_sink_event);
+  trans_class->transform_ip = GST_DEBUG_FUNCPTR(gst_ssd_export_transform_ip);
+  trans_class->transform_ip_on_passthrough = TRUE;
+
+  GST_DEBUG_CATEGORY_INIT(gst_ssd_export_debug, "ssdexport", 0, "SSD detection exporter");
+}
+
+static void gst_ssd_export_init(GstSsdExport* self) {
+  self->state = new SsdExportState();
+  gst_video_info_init(&self->state->info);
+  // Reads metadata only: never makes the buffer writable.
+  gst_base_transform_set_passthrough(GST_BASE_TRANSFORM(self), TRUE);
+  gst_base_transform_set_in_place(GST_BASE_TRANSFORM(self), TRUE);
+}

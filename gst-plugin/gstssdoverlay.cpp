@@ -1,0 +1,419 @@
+/**
+ * SECTION:element-ssdoverlay
+ * @title: ssdoverlay
+ * @see_also: ssddetect
+ *
+ * Draws every #GstVideoRegionOfInterestMeta of a buffer onto the frame, in place: a box and a
+ * caption such as `car 0.87` on a filled label background. Regions from any producer are
+ * drawn, not only those of ssddetect: the label is taken from the `detection` parameter
+ * structure when there is one, else from the region's `roi_type` quark; the confidence is
+ * shown when the structure has a `confidence` field. Each label gets its own colour (a hash
+ * of the label picks a palette entry), the same in every frame and every run.
+ *
+ * NV12 and I420 frames are drawn in their own planes without converting the frame: the luma
+ * of the colour on the Y plane and its chroma on the half-resolution chroma plane(s), using
+ * the frame's colour matrix. Buffers without regions of interest are passed on without
+ * being mapped.
+ *
+ * ## Example launch line
+ * |[
+ * gst-launch-1.0 videotestsrc ! video/x-raw,format=NV12 ! ssddetect ! \
+ *     ssdoverlay thickness=3 show-confidence=false ! videoconvert ! autovideosink
+ * ]|
+ */
+#include "gstssdoverlay.h"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdio>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <gst/video/video.h>
+#include <opencv2/core.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include "common.h"
+#include "mapped_frame.h"
+
+GST_DEBUG_CATEGORY_STATIC(gst_ssd_overlay_debug);
+#define GST_CAT_DEFAULT gst_ssd_overlay_debug
+
+namespace {
+
+constexpr gint kDefaultThickness = 2;
+constexpr gdouble kDefaultFontScale = 0.5;
+constexpr gboolean kDefaultShowLabels = TRUE;
+constexpr gboolean kDefaultShowConfidence = TRUE;
+constexpr int kFont = cv::FONT_HERSHEY_SIMPLEX;
+
+struct Settings {
+  gint thickness = kDefaultThickness;
+  gdouble font_scale = kDefaultFontScale;
+  bool show_labels = kDefaultShowLabels;
+  bool show_confidence = kDefaultShowConfidence;
+};
+
+struct Rgb {
+  int r, g, b;
+};
+
+// A 20-colour qualitative palette (Tableau 20 order, saturated colours first).
+constexpr std::array<Rgb, 20> kPalette = {{
+    {31, 119, 180}, {255, 127, 14}, {44, 160, 44}, {214, 39, 40}, {148, 103, 189},
+    {140, 86, 75}, {227, 119, 194}, {127, 127, 127}, {188, 189, 34}, {23, 190, 207},
+    {174, 199, 232}, {255, 187, 120}, {152, 223, 138}, {255, 152, 150}, {197, 176, 213},
+    {196, 156, 148}, {247, 182, 210}, {199, 199, 199}, {219, 219, 141}, {158, 218, 229},
+}};
+
+}  // namespace
+
+struct SsdOverlayState {
+  std::mutex lock;   // guards settings
+  Settings settings;
+  GstVideoInfo info;
+  bool have_info = false;
+};
+
+struct _GstSsdOverlay {
+  GstBaseTransform parent;
+  SsdOverlayState* state;
+};
+
+enum {
+  PROP_0,
+  PROP_THICKNESS,
+  PROP_FONT_SCALE,
+  PROP_SHOW_LABELS,
+  PROP_SHOW_CONFIDENCE,
+};
+
+G_DEFINE_TYPE(GstSsdOverlay, gst_ssd_overlay, GST_TYPE_BASE_TRANSFORM);
+GST_ELEMENT_REGISTER_DEFINE(ssdoverlay, "ssdoverlay", GST_RANK_NONE, GST_TYPE_SSD_OVERLAY);
+
+static GstStaticPadTemplate sink_template =
+    GST_STATIC_PAD_TEMPLATE("sink", GST_PAD_SINK, GST_PAD_ALWAYS, GST_STATIC_CAPS(GST_SSD_VIDEO_CAPS));
+static GstStaticPadTemplate src_template =
+    GST_STATIC_PAD_TEMPLATE("src", GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS(GST_SSD_VIDEO_CAPS));
+
+// FNV-1a: stable across runs and platforms (std::hash is not).
+static Rgb colour_for_label(const std::string& label) {
+  guint32 h = 2166136261u;
+  for (unsigned char c : label) {
+    h ^= c;
+    h *= 16777619u;
+  }
+  return kPalette[h % kPalette.size()];
+}
+
+namespace {
+
+// Draws on one frame: packed RGB-family formats on a single cv::Mat, 4:2:0 YUV on the planes.
+class Painter {
+ public:
+  Painter(gstssd::VideoFrameMap& frame) : frame_(frame) {
+    const GstVideoFormat f = frame.format();
+    yuv_ = f == GST_VIDEO_FORMAT_NV12 || f == GST_VIDEO_FORMAT_I420;
+    const int w = frame.width(), h = frame.height();
+    if (yuv_) {
+      const int cw = (w + 1) / 2, ch = (h + 1) / 2;
+      y_ = cv::Mat(h, w, CV_8UC1, frame.plane(0), frame.stride(0));
+      if (f == GST_VIDEO_FORMAT_NV12) {
+        uv_ = cv::Mat(ch, cw, CV_8UC2, frame.plane(1), frame.stride(1));
+      } else {
+        u_ = cv::Mat(ch, cw, CV_8UC1, frame.plane(1), frame.stride(1));
+        v_ = cv::Mat(ch, cw, CV_8UC1, frame.plane(2), frame.stride(2));
+      }
+      const gstssd::YuvCoefficients c = gstssd::yuv_coefficients(frame.info());
+      kr_ = c.kr;
+      kb_ = c.kb;
+      full_range_ = c.full_range;
+    } else {
+      const int bpp = GST_VIDEO_FORMAT_INFO_PSTRIDE(frame.info().finfo, 0);
+      rgb_ = cv::Mat(h, w, bpp == 3 ? CV_8UC3 : CV_8UC4, frame.plane(0), frame.stride(0));
+    }
+  }
+
+  // `filled` draws a solid rectangle; otherwise an outline of `thickness` pixels lying inside
+  // the rectangle [x0, x1) x [y0, y1).
+  void rect(int x0, int y0, int x1, int y1, const Rgb& c, int thickness, bool filled) {
+    if (x1 <= x0 || y1 <= y0) return;
+    if (yuv_) {
+      int Y, U, V;
+      to_yuv(c, &Y, &U, &V);
+      draw_rect(y_, x0, y0, x1, y1, cv::Scalar(Y), thickness, filled);
+      // Chroma at half resolution: cover every chroma sample the luma rectangle touches.
+      const int cx0 = x0 / 2, cy0 = y0 / 2, cx1 = (x1 + 1) / 2, cy1 = (y1 + 1) / 2;
+      const int ct = std::max(1, (thickness + 1) / 2);
+      if (!uv_.empty()) {
+        draw_rect(uv_, cx0, cy0, cx1, cy1, cv::Scalar(U, V), ct, filled);
+      } else {
+        draw_rect(u_, cx0, cy0, cx1, cy1, cv::Scalar(U), ct, filled);
+        draw_rect(v_, cx0, cy0, cx1, cy1, cv::Scalar(V), ct, filled);
+      }
+    } else {
+      draw_rect(rgb_, x0, y0, x1, y1, packed(c), thickness, filled);
+    }
+  }
+
+  // Text in a neutral colour (black or white): luma only on YUV frames.
+  void text(const std::string& s, int x, int baseline_y, double scale, bool white) {
+    const int v = white ? 255 : 0;
+    if (yuv_) {
+      int Y, U, V;
+      to_yuv({v, v, v}, &Y, &U, &V);
+      cv::putText(y_, s, cv::Point(x, baseline_y), kFont, scale, cv::Scalar(Y), 1, cv::LINE_AA);
+    } else {
+      cv::putText(rgb_, s, cv::Point(x, baseline_y), kFont, scale, packed({v, v, v}), 1, cv::LINE_AA);
+    }
+  }
+
+ private:
+  static void draw_rect(cv::Mat& m, int x0, int y0, int x1, int y1, const cv::Scalar& c, int thickness,
+                        bool filled) {
+    if (filled) {
+      cv::rectangle(m, cv::Point(x0, y0), cv::Point(x1 - 1, y1 - 1), c, cv::FILLED);
+      return;
+    }
+    // Four filled bands, so that the outline stays inside the box (cv::rectangle centres
+    // thick lines on the edge).
+    const int t = std::max(1, std::min({thickness, (x1 - x0 + 1) / 2, (y1 - y0 + 1) / 2}));
+    cv::rectangle(m, cv::Point(x0, y0), cv::Point(x1 - 1, y0 + t - 1), c, cv::FILLED);
+    cv::rectangle(m, cv::Point(x0, y1 - t), cv::Point(x1 - 1, y1 - 1), c, cv::FILLED);
+    cv::rectangle(m, cv::Point(x0, y0), cv::Point(x0 + t - 1, y1 - 1), c, cv::FILLED);
+    cv::rectangle(m, cv::Point(x1 - t, y0), cv::Point(x1 - 1, y1 - 1), c, cv::FILLED);
+  }
+
+  // The colour in the frame's channel order (alpha/padding bytes set to 255).
+  cv::Scalar packed(const Rgb& c) const {
+    switch (frame_.format()) {
+      case GST_VIDEO_FORMAT_RGB: return cv::Scalar(c.r, c.g, c.b);
+      case GST_VIDEO_FORMAT_BGR: return cv::Scalar(c.b, c.g, c.r);
+      case GST_VIDEO_FORMAT_RGBx:
+      case GST_VIDEO_FORMAT_RGBA: return cv::Scalar(c.r, c.g, c.b, 255);
+      case GST_VIDEO_FORMAT_BGRx:
+      case GST_VIDEO_FORMAT_BGRA: return cv::Scalar(c.b, c.g, c.r, 255);
+      case GST_VIDEO_FORMAT_xRGB: return cv::Scalar(255, c.r, c.g, c.b);
+      case GST_VIDEO_FORMAT_xBGR: return cv::Scalar(255, c.b, c.g, c.r);
+      default: return cv::Scalar(c.r, c.g, c.b, 255);
+    }
+  }
+
+  void to_yuv(const Rgb& c, int* Y, int* U, int* V) const {
+    const double r = c.r / 255.0, g = c.g / 255.0, b = c.b / 255.0;
+    const double y = kr_ * r + (1.0 - kr_ - kb_) * g + kb_ * b;
+    const double pb = (b - y) / (2.0 * (1.0 - kb_));
+    const double pr = (r - y) / (2.0 * (1.0 - kr_));
+    double yy, uu, vv;
+    if (full_range_) {
+      yy = 255.0 * y;
+      uu = 128.0 + 255.0 * pb;
+      vv = 128.0 + 255.0 * pr;
+    } else {
+      yy = 16.0 + 219.0 * y;
+      uu = 128.0 + 224.0 * pb;
+      vv = 128.0 + 224.0 * pr;
+    }
+    *Y = std::clamp(static_cast<int>(std::lround(yy)), 0, 255);
+    *U = std::clamp(static_cast<int>(std::lround(uu)), 0, 255);
+    *V = std::clamp(static_cast<int>(std::lround(vv)), 0, 255);
+  }
+
+  gstssd::VideoFrameMap& frame_;
+  bool yuv_ = false;
+  cv::Mat rgb_, y_, uv_, u_, v_;
+  double kr_ = 0.299, kb_ = 0.114;
+  bool full_range_ = false;
+};
+
+}  // namespace
+
+/* GObject vmethods */
+
+static void gst_ssd_overlay_set_property(GObject* object, guint prop_id, const GValue* value,
+                                         GParamSpec* pspec) {
+  GstSsdOverlay* self = GST_SSD_OVERLAY(object);
+  std::lock_guard<std::mutex> guard(self->state->lock);
+  Settings& s = self->state->settings;
+  switch (prop_id) {
+    case PROP_THICKNESS: s.thickness = g_value_get_int(value); break;
+    case PROP_FONT_SCALE: s.font_scale = g_value_get_double(value); break;
+    case PROP_SHOW_LABELS: s.show_labels = g_value_get_boolean(value); break;
+    case PROP_SHOW_CONFIDENCE: s.show_confidence = g_value_get_boolean(value); break;
+    default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
+  }
+}
+
+static void gst_ssd_overlay_get_property(GObject* object, guint prop_id, GValue* value, GParamSpec* pspec) {
+  GstSsdOverlay* self = GST_SSD_OVERLAY(object);
+  std::lock_guard<std::mutex> guard(self->state->lock);
+  const Settings& s = self->state->settings;
+  switch (prop_id) {
+    case PROP_THICKNESS: g_value_set_int(value, s.thickness); break;
+    case PROP_FONT_SCALE: g_value_set_double(value, s.font_scale); break;
+    case PROP_SHOW_LABELS: g_value_set_boolean(value, s.show_labels); break;
+    case PROP_SHOW_CONFIDENCE: g_value_set_boolean(value, s.show_confidence); break;
+    default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
+  }
+}
+
+static void gst_ssd_overlay_finalize(GObject* object) {
+  GstSsdOverlay* self = GST_SSD_OVERLAY(object);
+  delete self->state;
+  self->state = nullptr;
+  G_OBJECT_CLASS(gst_ssd_overlay_parent_class)->finalize(object);
+}
+
+/* GstBaseTransform vmethods */
+
+static gboolean gst_ssd_overlay_set_caps(GstBaseTransform* trans, GstCaps* incaps, GstCaps*) {
+  GstSsdOverlay* self = GST_SSD_OVERLAY(trans);
+  GstVideoInfo info;
+  if (!gst_video_info_from_caps(&info, incaps)) {
+    GST_ERROR_OBJECT(self, "invalid caps %" GST_PTR_FORMAT, incaps);
+    return FALSE;
+  }
+  self->state->info = info;
+  self->state->have_info = true;
+  return TRUE;
+}
+
+static gboolean gst_ssd_overlay_stop(GstBaseTransform* trans) {
+  GST_SSD_OVERLAY(trans)->state->have_info = false;
+  return TRUE;
+}
+
+static GstFlowReturn draw_frame(GstSsdOverlay* self, GstBuffer* buf) {
+  SsdOverlayState* st = self->state;
+  if (!st->have_info) {
+    GST_ELEMENT_ERROR(self, CORE, NEGOTIATION, ("Caps not negotiated."), (nullptr));
+    return GST_FLOW_NOT_NEGOTIATED;
+  }
+  if (!gst_buffer_get_meta(buf, GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE)) {
+    return GST_FLOW_OK;   // nothing to draw: do not map (a write map may copy the memory)
+  }
+  Settings s;
+  {
+    std::lock_guard<std::mutex> guard(st->lock);
+    s = st->settings;
+  }
+  const int width = GST_VIDEO_INFO_WIDTH(&st->info), height = GST_VIDEO_INFO_HEIGHT(&st->info);
+  const std::vector<gstssd::RoiDetection> rois = gstssd::read_rois(buf, width, height);
+
+  gstssd::VideoFrameMap frame(&st->info, buf, GST_MAP_READWRITE);
+  if (!frame) {
+    GST_ELEMENT_ERROR(self, STREAM, FAILED, ("Could not map the video frame for writing."), (nullptr));
+    return GST_FLOW_ERROR;
+  }
+  Painter painter(frame);
+  for (const gstssd::RoiDetection& r : rois) {
+    const int x0 = std::clamp(r.x, 0, width), y0 = std::clamp(r.y, 0, height);
+    const int x1 = std::clamp(r.x + r.w, 0, width), y1 = std::clamp(r.y + r.h, 0, height);
+    if (x1 <= x0 || y1 <= y0) continue;
+    const Rgb colour = colour_for_label(r.label);
+    painter.rect(x0, y0, x1, y1, colour, s.thickness, false);
+
+    std::string caption;
+    if (s.show_labels) caption = r.label;
+    if (s.show_confidence && r.confidence >= 0) {
+      char buf_conf[16];
+      std::snprintf(buf_conf, sizeof buf_conf, "%.2f", r.confidence);
+      caption += (caption.empty() ? "" : " ") + std::string(buf_conf);
+    }
+    if (caption.empty() || s.font_scale <= 0) continue;
+    int baseline = 0;
+    const cv::Size ts = cv::getTextSize(caption, kFont, s.font_scale, 1, &baseline);
+    const int pad = 2;
+    const int bw = ts.width + 2 * pad, bh = ts.height + baseline + 2 * pad;
+    // Above the box when there is room, else inside its top edge.
+    int bx0 = x0, by0 = y0 - bh;
+    if (by0 < 0) by0 = y0;
+    bx0 = std::clamp(bx0, 0, std::max(0, width - bw));
+    const int bx1 = std::min(width, bx0 + bw), by1 = std::min(height, by0 + bh);
+    painter.rect(bx0, by0, bx1, by1, colour, 0, true);
+    const double luma = 0.299 * colour.r + 0.587 * colour.g + 0.114 * colour.b;
+    painter.text(caption, bx0 + pad, by0 + pad + ts.height, s.font_scale, luma < 140);
+  }
+  return GST_FLOW_OK;
+}
+
+static GstFlowReturn gst_ssd_overlay_transform_ip(GstBaseTransform* trans, GstBuffer* buf) {
+  GstSsdOverlay* self = GST_SSD_OVERLAY(trans);
+  try {
+    return draw_frame(self, buf);
+  } catch (const std::exception& e) {
+    GST_ELEMENT_ERROR(self, STREAM, FAILED, ("Drawing the detections failed: %s", e.what()), (nullptr));
+  } catch (...) {
+    GST_ELEMENT_ERROR(self, STREAM, FAILED, ("Drawing the detections failed: unknown error"), (nullptr));
+  }
+  return GST_FLOW_ERROR;
+}
+
+/* GObject boilerplate */
+
+static void gst_ssd_overlay_class_init(GstSsdOverlayClass* klass) {
+  GObjectClass* gobject_class = G_OBJECT_CLASS(klass);
+  GstElementClass* element_class = GST_ELEMENT_CLASS(klass);
+  GstBaseTransformClass* trans_class = GST_BASE_TRANSFORM_CLASS(klass);
+
+  gobject_class->set_property = gst_ssd_overlay_set_property;
+  gobject_class->get_property = gst_ssd_overlay_get_property;
+  gobject_class->finalize = gst_ssd_overlay_finalize;
+
+  const auto flags =
+      static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_PLAYING);
+  /**
+   * GstSsdOverlay:thickness:
+   *
+   * Width of the box outline in pixels; the outline lies inside the region.
+   */
+  g_object_class_install_property(gobject_class, PROP_THICKNESS,
+      g_param_spec_int("thickness", "Thickness", "Box outline width in pixels", 1, 64, kDefaultThickness,
+                       flags));
+  /**
+   * GstSsdOverlay:font-scale:
+   *
+   * OpenCV Hershey font scale of the caption (0.5 is about 10 pixels high); 0 hides captions.
+   */
+  g_object_class_install_property(gobject_class, PROP_FONT_SCALE,
+      g_param_spec_double("font-scale", "Font scale", "Caption font scale (0 hides captions)", 0.0, 10.0,
+                          kDefaultFontScale, flags));
+  /**
+   * GstSsdOverlay:show-labels:
+   *
+   * Write the class label above each box.
+   */
+  g_object_class_install_property(gobject_class, PROP_SHOW_LABELS,
+      g_param_spec_boolean("show-labels", "Show labels", "Write the class label of each box",
+                           kDefaultShowLabels, flags));
+  /**
+   * GstSsdOverlay:show-confidence:
+   *
+   * Write the confidence (0.00-1.00) next to the label, when the region has one.
+   */
+  g_object_class_install_property(gobject_class, PROP_SHOW_CONFIDENCE,
+      g_param_spec_boolean("show-confidence", "Show confidence", "Write the confidence of each box",
+                           kDefaultShowConfidence, flags));
+
+  gst_element_class_set_static_metadata(element_class, "SSD detection overlay", "Filter/Effect/Video",
+      "Draws region-of-interest metadata (boxes, labels, confidences) onto video frames",
+      "gst-ssd developers");
+  gst_element_class_add_static_pad_template(element_class, &sink_template);
+  gst_element_class_add_static_pad_template(element_class, &src_template);
+
+  trans_class->set_caps = GST_DEBUG_FUNCPTR(gst_ssd_overlay_set_caps);
+  trans_class->stop = GST_DEBUG_FUNCPTR(gst_ssd_overlay_stop);
+  trans_class->transform_ip = GST_DEBUG_FUNCPTR(gst_ssd_overlay_transform_ip);
+  trans_class->passthrough_on_same_caps = FALSE;
+
+  GST_DEBUG_CATEGORY_INIT(gst_ssd_overlay_debug, "ssdoverlay", 0, "SSD detection overlay");
+}
+
+static void gst_ssd_overlay_init(GstSsdOverlay* self) {
+  self->state = new SsdOverlayState();
+  gst_video_info_init(&self->state->info);
+  gst_base_transform_set_in_place(GST_BASE_TRANSFORM(self), TRUE);
+  gst_base_transform_set_passthrough(GST_BASE_TRANSFORM(self), FALSE);
+}

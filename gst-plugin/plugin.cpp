@@ -1,0 +1,29 @@
+// The `ssd` plugin: ssddetect (SSD object detector), ssdoverlay (draws regions of interest) and
+// ssdexport (writes them as JSON Lines).
+#include <gst/gst.h>
+
+#include "gstssddetect.h"
+#include "gstssdexport.h"
+#include "gstssdoverlay.h"
+
+#ifndef PACKAGE
+#define PACKAGE "gst-ssd"
+#endif
+#ifndef PACKAGE_ORIGIN
+#define PACKAGE_ORIGIN "gst-ssd"
+#endif
+#ifndef PACKAGE_VERSION
+#define PACKAGE_VERSION "0.1.0"
+#endif
+
+static gboolean plugin_init(GstPlugin* plugin) {
+  gboolean ret = FALSE;
+  ret |= GST_ELEMENT_REGISTER(ssddetect, plugin);
+  ret |= GST_ELEMENT_REGISTER(ssdoverlay, plugin);
+  ret |= GST_ELEMENT_REGISTER(ssdexport, plugin);
+  return ret;
+}
+
+GST_PLUGIN_DEFINE(GST_VERSION_MAJOR, GST_VERSION_MINOR, ssd,
+                  "SSD object detection: detector, overlay and JSON Lines export", plugin_init,
+                  PACKAGE_VERSION, "MIT", PACKAGE, PACKAGE_ORIGIN)

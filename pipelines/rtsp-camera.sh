@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Detection on an RTSP camera (H.264, H.265 or MJPEG; decodebin picks the decoder).
+#
+# usage: pipelines/rtsp-camera.sh RTSP_URL [OUTPUT.mp4|-] [ssddetect property=value ...]
+#   e.g. pipelines/rtsp-camera.sh rtsp://192.168.1.20:554/stream1
+#        pipelines/rtsp-camera.sh rtsp://user:pass@cam/stream cam.mp4 interval=2
+#        pipelines/rtsp-camera.sh rtsp://cam/stream - classes=car,person   (JSON Lines on stdout)
+# Without OUTPUT the annotated video is shown on the display; "-" prints the detections as
+# JSON Lines instead. Stop with Ctrl-C. rtspsrc uses TCP interleaving (works through NAT).
+# Environment: BUILD_DIR (default build/), SSD_MODEL (default the shipped model).
+set -euo pipefail
+if [ $# -lt 1 ]; then sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 2; fi
+source "$(dirname "$0")/common.sh"
+url=$1
+output=${2:-}
+shift $(( $# > 2 ? 2 : $# ))
+head=(rtspsrc location="$url" protocols=tcp latency=200 ! decodebin ! videoconvert ! \
+      queue max-size-buffers=2 leaky=downstream ! ssddetect "${model_prop[@]}" "$@")
+if [ "$output" = "-" ]; then
+  # -q: only the JSON Lines on stdout
+  gst-launch-1.0 -q -e "${head[@]}" ! ssdexport ! fakesink
+elif [ -n "$output" ]; then
+  run "${head[@]}" ! ssdoverlay ! videoconvert ! x264enc tune=zerolatency speed-preset=veryfast ! \
+    mp4mux ! filesink location="$output"
+else
+  run "${head[@]}" ! ssdoverlay ! videoconvert ! autovideosink
+fi

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Live detection on a V4L2 webcam, shown on the display (or recorded to a file).
+#
+# usage: pipelines/webcam.sh [DEVICE] [OUTPUT.mp4] [ssddetect property=value ...]
+#   e.g. pipelines/webcam.sh /dev/video0 "" device=cuda precision=fp16
+#        pipelines/webcam.sh /dev/video0 cam.mp4 interval=3
+# DEVICE defaults to /dev/video0. Without OUTPUT the video is shown; stop with Ctrl-C (the
+# file is finalised on Ctrl-C thanks to gst-launch -e).
+# ssddetect has qos enabled: when inference cannot keep up with the camera, frames the
+# display would drop as late are dropped before inference; interval=N analyses every N-th
+# frame and keeps the boxes on the others.
+# Environment: BUILD_DIR (default build/), SSD_MODEL (default the shipped model).
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+device=${1:-/dev/video0}
+output=${2:-}
+shift $(( $# > 2 ? 2 : $# ))
+if [ ! -e "$device" ]; then echo "error: no camera at $device" >&2; exit 1; fi
+if [ -n "$output" ]; then
+  tail=(videoconvert ! x264enc tune=zerolatency speed-preset=veryfast ! mp4mux ! filesink location="$output")
+else
+  tail=(videoconvert ! autovideosink)
+fi
+run v4l2src device="$device" ! videoconvert ! queue max-size-buffers=2 leaky=downstream ! \
+  ssddetect "${model_prop[@]}" "$@" ! ssdoverlay ! "${tail[@]}"

@@ -1,0 +1,1204 @@
+// Tests of the `ssd` GStreamer plugin (ssddetect, ssdoverlay, ssdexport), the example
+// application and Python script, and an RTSP camera pipeline against a local RTSP server.
+//
+// The plugin is found through GST_PLUGIN_PATH (the build tree's gst-plugin/) with a private
+// registry file (GST_REGISTRY_1_0), both set by meson; system plugins (videotestsrc, x264enc,
+// ...) come from the normal system path. The detector uses the shipped default model
+// (models/ssd-default.safetensors); SSD_DEFAULT_MODEL overrides it.
+//
+// Synthetic frames come from the training tool's shapes renderer (training/synth.h) and are
+// converted to every raw format with GStreamer's own GstVideoConverter, so the detector's
+// conversion code is checked against an independent implementation.
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <random>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <glib/gstdio.h>
+#include <gst/app/gstappsink.h>
+#include <gst/check/gstharness.h>
+#include <gst/gst.h>
+#include <gst/video/video.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#ifdef HAVE_RTSP_SERVER
+#include <gst/rtsp-server/rtsp-server.h>
+#endif
+
+#include "config.h"
+#include "synth.h"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+// ------------------------------------------------------------------------------------------
+// Set-up
+
+class GstEnvironment : public ::testing::Environment {
+ public:
+  void SetUp() override {
+    gst_init(nullptr, nullptr);
+    for (const char* name : {"ssddetect", "ssdoverlay", "ssdexport"}) {
+      GstElementFactory* f = gst_element_factory_find(name);
+      ASSERT_NE(f, nullptr) << name << " not found; GST_PLUGIN_PATH="
+                            << (g_getenv("GST_PLUGIN_PATH") ? g_getenv("GST_PLUGIN_PATH") : "(unset)");
+      gst_object_unref(f);
+    }
+  }
+};
+[[maybe_unused]] auto* const gst_env = ::testing::AddGlobalTestEnvironment(new GstEnvironment);
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    gchar* p = g_dir_make_tmp("ssd-elements-XXXXXX", nullptr);
+    path = p;
+    g_free(p);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+  std::string operator/(const std::string& name) const { return (path / name).string(); }
+};
+
+std::string default_model() {
+  GstElement* e = gst_element_factory_make("ssddetect", nullptr);
+  gchar* model = nullptr;
+  g_object_get(e, "model", &model, nullptr);
+  std::string m = model ? model : "";
+  g_free(model);
+  gst_object_unref(e);
+  return m;
+}
+
+const std::vector<std::string>& labels() { return ssdtrain::synth_class_names(); }
+
+// One large object on the textured background: what the shipped model must find.
+ssdtrain::SynthSample one_object(int width, int height, uint64_t seed) {
+  ssdtrain::SynthOptions o;
+  o.min_objects = o.max_objects = 1;
+  o.min_size = 0.35;
+  o.max_size = 0.6;
+  return ssdtrain::render_synth_image(width, height, seed, o);
+}
+
+cv::Mat flat(int width, int height) { return cv::Mat(height, width, CV_8UC3, cv::Scalar(120, 120, 120)); }
+
+// ------------------------------------------------------------------------------------------
+// Frames: a BGR cv::Mat converted to any format by GstVideoConverter, optionally with padded
+// strides (described by a GstVideoMeta on the buffer).
+
+struct Frame {
+  GstBuffer* buffer = nullptr;   // owned
+  GstVideoInfo info;             // with the buffer's (possibly padded) strides
+  GstCaps* caps = nullptr;       // owned
+  Frame() = default;
+  Frame(const Frame&) = delete;
+  Frame& operator=(const Frame&) = delete;
+  ~Frame() {
+    if (buffer) gst_buffer_unref(buffer);
+    if (caps) gst_caps_unref(caps);
+  }
+  GstBuffer* ref() const { return gst_buffer_ref(buffer); }
+};
+
+std::unique_ptr<Frame> make_frame(const cv::Mat& bgr, GstVideoFormat format, int pad_right = 0,
+                                  const char* colorimetry = "bt601") {
+  const int w = bgr.cols, h = bgr.rows;
+  GstVideoInfo src_info;
+  gst_video_info_set_format(&src_info, GST_VIDEO_FORMAT_BGR, w, h);
+  GstBuffer* src = gst_buffer_new_allocate(nullptr, src_info.size, nullptr);
+  {
+    GstVideoFrame f;
+    EXPECT_TRUE(gst_video_frame_map(&f, &src_info, src, GST_MAP_WRITE));
+    for (int y = 0; y < h; y++)
+      std::memcpy(static_cast<guint8*>(GST_VIDEO_FRAME_PLANE_DATA(&f, 0)) + y * GST_VIDEO_FRAME_PLANE_STRIDE(&f, 0),
+                  bgr.ptr(y), w * 3);
+    gst_video_frame_unmap(&f);
+  }
+
+  auto out = std::make_unique<Frame>();
+  gst_video_info_set_format(&out->info, format, w, h);
+  if (GST_VIDEO_INFO_IS_YUV(&out->info)) {
+    EXPECT_TRUE(gst_video_colorimetry_from_string(&out->info.colorimetry, colorimetry));
+  }
+  out->caps = gst_video_info_to_caps(&out->info);
+  if (pad_right > 0) {
+    GstVideoAlignment align;
+    gst_video_alignment_reset(&align);
+    align.padding_right = pad_right;
+    align.padding_bottom = 3;
+    EXPECT_TRUE(gst_video_info_align(&out->info, &align));
+  }
+  out->buffer = gst_buffer_new_allocate(nullptr, out->info.size, nullptr);
+  gst_buffer_memset(out->buffer, 0, 0xA5, out->info.size);   // garbage in the padding
+  if (pad_right > 0) {
+    gst_buffer_add_video_meta_full(out->buffer, GST_VIDEO_FRAME_FLAG_NONE, format, w, h,
+                                   GST_VIDEO_INFO_N_PLANES(&out->info), out->info.offset, out->info.stride);
+  }
+  GstVideoConverter* conv = gst_video_converter_new(
+      &src_info, &out->info,
+      gst_structure_new("config", GST_VIDEO_CONVERTER_OPT_DITHER_METHOD, GST_TYPE_VIDEO_DITHER_METHOD,
+                        GST_VIDEO_DITHER_NONE, nullptr));
+  GstVideoFrame in_f, out_f;
+  EXPECT_TRUE(gst_video_frame_map(&in_f, &src_info, src, GST_MAP_READ));
+  EXPECT_TRUE(gst_video_frame_map(&out_f, &out->info, out->buffer, GST_MAP_WRITE));
+  gst_video_converter_frame(conv, &in_f, &out_f);
+  gst_video_frame_unmap(&out_f);
+  gst_video_frame_unmap(&in_f);
+  gst_video_converter_free(conv);
+  gst_buffer_unref(src);
+  return out;
+}
+
+// ------------------------------------------------------------------------------------------
+// Reading the detections back
+
+struct Det {
+  std::string label;           // from the `detection` structure
+  std::string roi_type;        // the quark
+  int label_id = -1;
+  double confidence = -1;
+  int x = 0, y = 0, w = 0, h = 0;
+  double x_min = -1, y_min = -1, x_max = -1, y_max = -1;
+  int id = -1;
+};
+
+std::vector<Det> detections(GstBuffer* buffer) {
+  std::vector<Det> out;
+  gpointer state = nullptr;
+  GstMeta* meta;
+  while ((meta = gst_buffer_iterate_meta_filtered(buffer, &state, GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE))) {
+    auto* roi = reinterpret_cast<GstVideoRegionOfInterestMeta*>(meta);
+    Det d;
+    d.roi_type = g_quark_to_string(roi->roi_type);
+    d.x = roi->x;
+    d.y = roi->y;
+    d.w = roi->w;
+    d.h = roi->h;
+    d.id = roi->id;
+    if (const GstStructure* s = gst_video_region_of_interest_meta_get_param(roi, "detection")) {
+      if (const gchar* l = gst_structure_get_string(s, "label")) d.label = l;
+      gst_structure_get_int(s, "label_id", &d.label_id);
+      gst_structure_get_double(s, "confidence", &d.confidence);
+      gst_structure_get_double(s, "x_min", &d.x_min);
+      gst_structure_get_double(s, "y_min", &d.y_min);
+      gst_structure_get_double(s, "x_max", &d.x_max);
+      gst_structure_get_double(s, "y_max", &d.y_max);
+    }
+    out.push_back(d);
+  }
+  return out;
+}
+
+double iou(const Det& d, const ssdtrain::BoxAnnotation& g) {
+  const double x1 = d.x, y1 = d.y, x2 = d.x + d.w, y2 = d.y + d.h;
+  const double iw = std::min<double>(x2, g.x2) - std::max<double>(x1, g.x1);
+  const double ih = std::min<double>(y2, g.y2) - std::max<double>(y1, g.y1);
+  if (iw <= 0 || ih <= 0) return 0;
+  const double inter = iw * ih;
+  return inter / ((x2 - x1) * (y2 - y1) + (g.x2 - g.x1) * (g.y2 - g.y1) - inter);
+}
+
+// The detection of the truth's label overlapping it most (IoU in *best_iou), or nullptr.
+const Det* best_match(const std::vector<Det>& dets, const ssdtrain::BoxAnnotation& truth, double* best_iou) {
+  const Det* best = nullptr;
+  *best_iou = 0;
+  for (const Det& d : dets) {
+    if (d.label != labels()[truth.label]) continue;
+    const double v = iou(d, truth);
+    if (v > *best_iou) {
+      *best_iou = v;
+      best = &d;
+    }
+  }
+  return best;
+}
+
+std::string describe(const std::vector<Det>& dets) {
+  std::string s;
+  for (const Det& d : dets) {
+    char b[160];
+    std::snprintf(b, sizeof b, "[%s %.3f %d,%d %dx%d] ", d.label.c_str(), d.confidence, d.x, d.y, d.w, d.h);
+    s += b;
+  }
+  return s.empty() ? "(none)" : s;
+}
+
+std::string describe(const ssdtrain::BoxAnnotation& t) {
+  char b[160];
+  std::snprintf(b, sizeof b, "truth %s %.0f,%.0f-%.0f,%.0f", labels()[t.label].c_str(), t.x1, t.y1, t.x2, t.y2);
+  return b;
+}
+
+// ------------------------------------------------------------------------------------------
+// Harness helpers
+
+GstHarness* detect_harness(const char* props = nullptr) {
+  std::string desc = "ssddetect";
+  if (props) desc += std::string(" ") + props;
+  GError* err = nullptr;
+  GstElement* e = gst_parse_launch(desc.c_str(), &err);
+  EXPECT_NE(e, nullptr) << (err ? err->message : "");
+  g_clear_error(&err);
+  GstHarness* h = gst_harness_new_with_element(e, "sink", "src");
+  gst_object_unref(e);
+  return h;
+}
+
+// Pushes one frame through `h` and returns the buffer that comes out (caller unrefs).
+GstBuffer* run_frame(GstHarness* h, const Frame& f) {
+  gst_harness_set_src_caps(h, gst_caps_ref(f.caps));
+  EXPECT_EQ(gst_harness_push(h, f.ref()), GST_FLOW_OK);
+  return gst_harness_pull(h);
+}
+
+std::vector<Det> detect_once(GstHarness* h, const Frame& f) {
+  GstBuffer* out = run_frame(h, f);
+  EXPECT_NE(out, nullptr);
+  if (!out) return {};
+  std::vector<Det> d = detections(out);
+  gst_buffer_unref(out);
+  return d;
+}
+
+double det_iou(const Det& a, const Det& b) {
+  const double iw = std::min(a.x + a.w, b.x + b.w) - std::max(a.x, b.x);
+  const double ih = std::min(a.y + a.h, b.y + b.h) - std::max(a.y, b.y);
+  if (iw <= 0 || ih <= 0) return 0;
+  const double inter = iw * ih;
+  return inter / (double(a.w) * a.h + double(b.w) * b.h - inter);
+}
+
+// The detections of `image` as a tightly packed RGB frame by a fresh ssddetect: the reference
+// that other formats, strides, sizes and transports are compared with.
+std::vector<Det> reference(const cv::Mat& image, const char* props = "threshold=0.1") {
+  GstHarness* h = detect_harness(props);
+  auto f = make_frame(image, GST_VIDEO_FORMAT_RGB);
+  std::vector<Det> d = detect_once(h, *f);
+  gst_harness_teardown(h);
+  return d;
+}
+
+// Every detection of `a` with a confidence >= min_conf has one in `b` with the same label,
+// IoU >= min_iou and a confidence within `tol`.
+void expect_covers(const std::vector<Det>& a, const std::vector<Det>& b, double min_conf, double min_iou, double tol,
+                   const std::string& what) {
+  for (const Det& d : a) {
+    if (d.confidence < min_conf) continue;
+    bool ok = false;
+    for (const Det& e : b)
+      ok = ok || (e.label == d.label && det_iou(d, e) >= min_iou && std::abs(e.confidence - d.confidence) <= tol);
+    EXPECT_TRUE(ok) << what << ": no counterpart of " << describe(std::vector<Det>{d}) << " in " << describe(b);
+  }
+}
+
+// The most confident detection (confidence >= 0.3) of the reference, or nullptr.
+const Det* top(const std::vector<Det>& dets) {
+  const Det* t = nullptr;
+  for (const Det& d : dets)
+    if (d.confidence >= 0.3 && (!t || d.confidence > t->confidence)) t = &d;
+  return t;
+}
+
+// A pipeline state change that must fail; returns the error message posted on the bus.
+std::string failing_start(const std::string& description) {
+  GError* err = nullptr;
+  GstElement* pipeline = gst_parse_launch(description.c_str(), &err);
+  EXPECT_NE(pipeline, nullptr) << (err ? err->message : "");
+  g_clear_error(&err);
+  if (!pipeline) return {};
+  const GstStateChangeReturn ret = gst_element_set_state(pipeline, GST_STATE_PAUSED);
+  EXPECT_EQ(ret, GST_STATE_CHANGE_FAILURE) << description;
+  GstBus* bus = gst_element_get_bus(pipeline);
+  GstMessage* msg = gst_bus_timed_pop_filtered(bus, 5 * GST_SECOND, GST_MESSAGE_ERROR);
+  std::string message;
+  if (msg) {
+    GError* e = nullptr;
+    gst_message_parse_error(msg, &e, nullptr);
+    message = e->message;
+    g_error_free(e);
+    gst_message_unref(msg);
+  }
+  EXPECT_FALSE(message.empty()) << "no error message for " << description;
+  gst_object_unref(bus);
+  gst_element_set_state(pipeline, GST_STATE_NULL);
+  gst_object_unref(pipeline);
+  return message;
+}
+
+// A pipeline that must preroll (the positive control of the failure tests).
+void starts_ok(const std::string& description) {
+  GstElement* pipeline = gst_parse_launch(description.c_str(), nullptr);
+  ASSERT_NE(pipeline, nullptr);
+  gst_element_set_state(pipeline, GST_STATE_PAUSED);
+  EXPECT_EQ(gst_element_get_state(pipeline, nullptr, nullptr, 30 * GST_SECOND), GST_STATE_CHANGE_SUCCESS)
+      << description;
+  gst_element_set_state(pipeline, GST_STATE_NULL);
+  gst_object_unref(pipeline);
+}
+
+const GstVideoFormat kFormats[] = {
+    GST_VIDEO_FORMAT_RGB,  GST_VIDEO_FORMAT_BGR,  GST_VIDEO_FORMAT_RGBx, GST_VIDEO_FORMAT_BGRx,
+    GST_VIDEO_FORMAT_xRGB, GST_VIDEO_FORMAT_xBGR, GST_VIDEO_FORMAT_RGBA, GST_VIDEO_FORMAT_BGRA,
+    GST_VIDEO_FORMAT_NV12, GST_VIDEO_FORMAT_I420,
+};
+
+}  // namespace
+
+// ==========================================================================================
+// ssddetect
+
+TEST(SsdDetect, PropertiesHaveDocumentedDefaults) {
+  GstElement* e = gst_element_factory_make("ssddetect", nullptr);
+  ASSERT_NE(e, nullptr);
+  gchar *model = nullptr, *device = nullptr, *classes = nullptr;
+  gfloat threshold = 0, nms = 0;
+  gint max_det = 0;
+  guint interval = 0;
+  gint precision = -1;
+  gboolean qos = FALSE;
+  g_object_get(e, "model", &model, "device", &device, "classes", &classes, "threshold", &threshold, "nms-iou",
+               &nms, "max-detections", &max_det, "interval", &interval, "precision", &precision, "qos", &qos,
+               nullptr);
+  EXPECT_TRUE(model && g_str_has_suffix(model, ".safetensors")) << (model ? model : "(null)");
+  EXPECT_STREQ(device, "auto");
+  EXPECT_EQ(classes, nullptr);
+  EXPECT_FLOAT_EQ(threshold, 0.3f);
+  EXPECT_FLOAT_EQ(nms, 0.45f);
+  EXPECT_EQ(max_det, 100);
+  EXPECT_EQ(interval, 1u);
+  EXPECT_EQ(precision, 0);
+  EXPECT_TRUE(qos);
+  gst_util_set_object_arg(G_OBJECT(e), "precision", "fp16");
+  g_object_get(e, "precision", &precision, nullptr);
+  EXPECT_EQ(precision, 1);
+  g_object_set(e, "model", nullptr, nullptr);   // back to the default
+  gchar* model2 = nullptr;
+  g_object_get(e, "model", &model2, nullptr);
+  EXPECT_STREQ(model, model2);
+  g_free(model);
+  g_free(model2);
+  g_free(device);
+  g_free(classes);
+  gst_object_unref(e);
+}
+
+TEST(SsdDetect, FindsAKnownSyntheticObjectWithFullMetadata) {
+  // The training distribution of the shipped model: square synthetic images.
+  const int W = 224, H = 224;
+  GstHarness* h = detect_harness();
+  int found = 0;
+  const int kSeeds = 8;
+  for (uint64_t seed = 1; seed <= kSeeds; seed++) {
+    const ssdtrain::SynthSample s = one_object(W, H, seed);
+    ASSERT_EQ(s.boxes.size(), 1u);
+    const auto& truth = s.boxes[0];
+    auto f = make_frame(s.image, GST_VIDEO_FORMAT_RGB);
+    const std::vector<Det> dets = detect_once(h, *f);
+    double best_iou;
+    const Det* d = best_match(dets, truth, &best_iou);
+    SCOPED_TRACE("seed " + std::to_string(seed) + ": " + describe(truth) + " got " + describe(dets));
+    // Every region is well formed, whatever its class.
+    for (size_t i = 0; i < dets.size(); i++) {
+      const Det& r = dets[i];
+      EXPECT_EQ(r.id, static_cast<int>(i));
+      EXPECT_EQ(r.label, r.roi_type);
+      ASSERT_GE(r.label_id, 0);
+      ASSERT_LT(r.label_id, static_cast<int>(labels().size()));
+      EXPECT_EQ(labels()[r.label_id], r.label);
+      EXPECT_GE(r.confidence, 0.3);
+      EXPECT_LE(r.confidence, 1.0);
+      EXPECT_GE(r.x, 0);
+      EXPECT_GE(r.y, 0);
+      EXPECT_GT(r.w, 0);
+      EXPECT_GT(r.h, 0);
+      EXPECT_LE(r.x + r.w, W);
+      EXPECT_LE(r.y + r.h, H);
+      EXPECT_NEAR(r.x_min * W, r.x, 1.0);
+      EXPECT_NEAR(r.y_min * H, r.y, 1.0);
+      EXPECT_NEAR(r.x_max * W, r.x + r.w, 1.0);
+      EXPECT_NEAR(r.y_max * H, r.y + r.h, 1.0);
+    }
+    if (d && best_iou > 0.7) found++;
+    else std::printf("seed %d: no %s with IoU > 0.7 (best %.3f): %s\n", static_cast<int>(seed),
+                     labels()[truth.label].c_str(), best_iou, describe(dets).c_str());
+  }
+  std::printf("found %d of %d single objects with IoU > 0.7\n", found, kSeeds);
+  EXPECT_GE(found, 6);
+  gst_harness_teardown(h);
+}
+
+// Every format, at an even size and at an odd size with padded strides, gives the detections
+// of the tightly packed RGB frame (the conversion on the model's device agrees with
+// GstVideoConverter's): packed formats exactly, 4:2:0 YUV up to its chroma subsampling.
+struct FormatCase {
+  GstVideoFormat format;
+  int width, height, pad;
+  const char* colorimetry;
+};
+
+void PrintTo(const FormatCase& c, std::ostream* os) {
+  *os << gst_video_format_to_string(c.format) << " " << c.width << "x" << c.height << " pad " << c.pad << " "
+      << c.colorimetry;
+}
+
+class SsdDetectFormats : public ::testing::TestWithParam<FormatCase> {};
+
+TEST_P(SsdDetectFormats, MatchesTheRgbReference) {
+  const FormatCase c = GetParam();
+  const ssdtrain::SynthSample s = one_object(c.width, c.height, 11);
+  const std::vector<Det> ref = reference(s.image);
+  ASSERT_NE(top(ref), nullptr) << "the model finds nothing in the reference frame";
+  GstHarness* h = detect_harness("threshold=0.1");
+  auto f = make_frame(s.image, c.format, c.pad, c.colorimetry);
+  const std::vector<Det> dets = detect_once(h, *f);
+  gst_harness_teardown(h);
+  const bool yuv = c.format == GST_VIDEO_FORMAT_NV12 || c.format == GST_VIDEO_FORMAT_I420;
+  const double min_iou = yuv ? 0.85 : 0.98, tol = yuv ? 0.06 : 0.005;
+  std::ostringstream what;
+  PrintTo(c, &what);
+  expect_covers(ref, dets, 0.3, min_iou, tol, what.str() + " vs RGB");
+  expect_covers(dets, ref, 0.3, min_iou, tol, "RGB vs " + what.str());
+  for (const Det& r : dets) {
+    EXPECT_LE(r.x + r.w, c.width);
+    EXPECT_LE(r.y + r.h, c.height);
+  }
+}
+
+static std::vector<FormatCase> format_cases() {
+  std::vector<FormatCase> v;
+  for (GstVideoFormat f : kFormats) v.push_back({f, 320, 240, 0, "bt601"});
+  for (GstVideoFormat f : kFormats) v.push_back({f, 641, 479, 37, "bt601"});
+  v.push_back({GST_VIDEO_FORMAT_NV12, 320, 240, 0, "bt709"});
+  v.push_back({GST_VIDEO_FORMAT_I420, 321, 241, 5, "bt709"});
+  return v;
+}
+
+INSTANTIATE_TEST_SUITE_P(AllFormats, SsdDetectFormats, ::testing::ValuesIn(format_cases()),
+                         [](const ::testing::TestParamInfo<FormatCase>& i) {
+                           return std::string(gst_video_format_to_string(i.param.format)) + "_" +
+                                  std::to_string(i.param.width) + "x" + std::to_string(i.param.height) +
+                                  (i.param.pad ? "_pad" + std::to_string(i.param.pad) : "") + "_" +
+                                  i.param.colorimetry;
+                         });
+
+TEST(SsdDetect, PaddedStridesGiveTheSameDetections) {
+  const ssdtrain::SynthSample s = one_object(320, 240, 5);
+  GstHarness* h = detect_harness("threshold=0.1");
+  for (GstVideoFormat fmt : {GST_VIDEO_FORMAT_BGRx, GST_VIDEO_FORMAT_NV12, GST_VIDEO_FORMAT_I420}) {
+    auto tight = make_frame(s.image, fmt, 0);
+    auto padded = make_frame(s.image, fmt, 64);
+    ASSERT_GT(GST_VIDEO_INFO_PLANE_STRIDE(&padded->info, 0), GST_VIDEO_INFO_PLANE_STRIDE(&tight->info, 0));
+    const auto a = detect_once(h, *tight);
+    const auto b = detect_once(h, *padded);
+    ASSERT_FALSE(a.empty());
+    ASSERT_EQ(a.size(), b.size()) << describe(a) << " vs " << describe(b);
+    for (size_t i = 0; i < a.size(); i++) {
+      EXPECT_EQ(a[i].label, b[i].label);
+      EXPECT_NEAR(a[i].confidence, b[i].confidence, 1e-4);
+      EXPECT_EQ(a[i].x, b[i].x);
+      EXPECT_EQ(a[i].y, b[i].y);
+      EXPECT_EQ(a[i].w, b[i].w);
+      EXPECT_EQ(a[i].h, b[i].h);
+    }
+  }
+  gst_harness_teardown(h);
+}
+
+TEST(SsdDetect, ClassesPropertyFilters) {
+  const ssdtrain::SynthSample s = one_object(320, 240, 2);
+  const std::vector<Det> ref = reference(s.image, "threshold=0.1");
+  ASSERT_FALSE(ref.empty()) << "the model finds nothing";
+  const std::string mine =
+      std::max_element(ref.begin(), ref.end(), [](const Det& a, const Det& b) { return a.confidence < b.confidence; })
+          ->label;
+  std::string others;
+  for (const auto& l : labels())
+    if (l != mine) others += (others.empty() ? "" : ",") + l;
+  auto f = make_frame(s.image, GST_VIDEO_FORMAT_RGB);
+
+  GstHarness* keep = detect_harness(("threshold=0.1 classes=\"" + mine + "\"").c_str());
+  const auto kept = detect_once(keep, *f);
+  gst_harness_teardown(keep);
+  ASSERT_FALSE(kept.empty());
+  for (const Det& d : kept) EXPECT_EQ(d.label, mine);
+
+  GstHarness* drop = detect_harness(("threshold=0.1 classes=\" " + others + " \"").c_str());
+  const auto dropped = detect_once(drop, *f);
+  gst_harness_teardown(drop);
+  for (const Det& d : dropped) EXPECT_NE(d.label, mine) << describe(dropped);
+  EXPECT_EQ(kept.size() + dropped.size(), ref.size()) << "the filter should only split the detections";
+}
+
+// Whether two frames' detections are the same (labels, boxes, confidences).
+bool same(const std::vector<Det>& a, const std::vector<Det>& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); i++)
+    if (a[i].label != b[i].label || a[i].x != b[i].x || a[i].y != b[i].y || a[i].w != b[i].w ||
+        a[i].h != b[i].h || std::abs(a[i].confidence - b[i].confidence) > 1e-5)
+      return false;
+  return true;
+}
+
+// Two scenes whose detections differ, and those detections from fresh elements.
+struct TwoScenes {
+  std::unique_ptr<Frame> a, b;
+  std::vector<Det> ref_a, ref_b;
+  TwoScenes() {
+    a = make_frame(one_object(320, 240, 3).image, GST_VIDEO_FORMAT_RGB);
+    b = make_frame(one_object(320, 240, 7).image, GST_VIDEO_FORMAT_RGB);
+    for (auto* p : {&ref_a, &ref_b}) {
+      GstHarness* h = detect_harness();
+      *p = detect_once(h, p == &ref_a ? *a : *b);
+      gst_harness_teardown(h);
+    }
+  }
+};
+
+// interval=3: frames 0 and 3 are analysed, 1 and 2 carry frame 0's boxes, 4 carries frame 3's.
+TEST(SsdDetect, IntervalCarriesTheLastDetections) {
+  TwoScenes s;
+  ASSERT_FALSE(same(s.ref_a, s.ref_b)) << "the two scenes should give different detections";
+  ASSERT_FALSE(s.ref_a.empty());
+  GstHarness* h = detect_harness("interval=3");
+  EXPECT_TRUE(same(detect_once(h, *s.a), s.ref_a));   // 0: analysed
+  EXPECT_TRUE(same(detect_once(h, *s.b), s.ref_a));   // 1: carries frame 0's
+  EXPECT_TRUE(same(detect_once(h, *s.b), s.ref_a));   // 2: carries frame 0's
+  EXPECT_TRUE(same(detect_once(h, *s.b), s.ref_b));   // 3: analysed
+  EXPECT_TRUE(same(detect_once(h, *s.a), s.ref_b));   // 4: carries frame 3's
+  gst_harness_teardown(h);
+}
+
+TEST(SsdDetect, FlushRestartsTheInterval) {
+  TwoScenes s;
+  ASSERT_FALSE(same(s.ref_a, s.ref_b)) << "the two scenes should give different detections";
+  GstHarness* h = detect_harness("interval=10");
+  EXPECT_TRUE(same(detect_once(h, *s.a), s.ref_a));
+  EXPECT_TRUE(same(detect_once(h, *s.b), s.ref_a));   // carried
+  ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_flush_start()));
+  ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_flush_stop(TRUE)));
+  GstSegment seg;
+  gst_segment_init(&seg, GST_FORMAT_TIME);
+  ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_segment(&seg)));
+  EXPECT_TRUE(same(detect_once(h, *s.b), s.ref_b));   // analysed again after the flush
+  gst_harness_teardown(h);
+}
+
+// After each caps change the element gives what a fresh element gives for that frame: the
+// first frame of the new size is analysed (interval restarts) and nothing of the old size is
+// carried over.
+TEST(SsdDetect, ResolutionChangeMidStream) {
+  const ssdtrain::SynthSample a = one_object(320, 240, 4);
+  const ssdtrain::SynthSample b = one_object(641, 479, 4);   // same scene, other size
+  auto fa = make_frame(a.image, GST_VIDEO_FORMAT_I420);
+  auto fb = make_frame(b.image, GST_VIDEO_FORMAT_BGRx, 24);
+  auto fresh = [](const Frame& f) {
+    GstHarness* h = detect_harness("interval=2");
+    auto d = detect_once(h, f);
+    gst_harness_teardown(h);
+    return d;
+  };
+  const auto ref_a = fresh(*fa), ref_b = fresh(*fb);
+  ASSERT_TRUE(!ref_a.empty() || !ref_b.empty()) << "the model finds nothing in either frame";
+  GstHarness* h = detect_harness("interval=2");
+  for (int round = 0; round < 2; round++) {
+    for (const Frame* f : {fa.get(), fb.get()}) {
+      const auto& ref = f == fa.get() ? ref_a : ref_b;
+      const int w = GST_VIDEO_INFO_WIDTH(&f->info), ht = GST_VIDEO_INFO_HEIGHT(&f->info);
+      const auto dets = detect_once(h, *f);
+      ASSERT_EQ(dets.size(), ref.size()) << w << "x" << ht << " round " << round << ": " << describe(dets)
+                                         << " vs " << describe(ref);
+      for (size_t i = 0; i < dets.size(); i++) {
+        EXPECT_EQ(dets[i].label, ref[i].label);
+        EXPECT_EQ(dets[i].x, ref[i].x);
+        EXPECT_EQ(dets[i].y, ref[i].y);
+        EXPECT_EQ(dets[i].w, ref[i].w);
+        EXPECT_EQ(dets[i].h, ref[i].h);
+        EXPECT_NEAR(dets[i].confidence, ref[i].confidence, 1e-5);
+        EXPECT_LE(dets[i].x + dets[i].w, w);
+        EXPECT_LE(dets[i].y + dets[i].h, ht);
+      }
+    }
+  }
+  gst_harness_teardown(h);
+}
+
+TEST(SsdDetect, ThresholdChangesWhilePlaying) {
+  const ssdtrain::SynthSample s = one_object(320, 240, 6);
+  auto f = make_frame(s.image, GST_VIDEO_FORMAT_RGB);
+  GstHarness* h = detect_harness("threshold=0.05");
+  const auto low = detect_once(h, *f);
+  ASSERT_FALSE(low.empty());
+  double top = 0;
+  for (const Det& d : low) top = std::max(top, d.confidence);
+  // Above the best confidence nothing is left; the change applies to the next frame.
+  g_object_set(h->element, "threshold", static_cast<gfloat>(std::min(1.0, top + 0.01)), nullptr);
+  EXPECT_TRUE(detect_once(h, *f).empty());
+  g_object_set(h->element, "threshold", 0.05f, "max-detections", 1, nullptr);
+  EXPECT_EQ(detect_once(h, *f).size(), 1u);
+  gst_harness_teardown(h);
+}
+
+// ---- bad models: the state change fails and the message names the file and the reason
+
+TEST(SsdDetectModel, MissingFileFailsTheStateChange) {
+  const std::string path = "/nonexistent/dir/no-such-model.safetensors";
+  const std::string msg = failing_start("videotestsrc num-buffers=1 ! ssddetect model=" + path + " ! fakesink");
+  EXPECT_NE(msg.find(path), std::string::npos) << msg;
+  EXPECT_NE(msg.find("does not exist"), std::string::npos) << msg;
+}
+
+TEST(SsdDetectModel, CorruptFileFailsTheStateChange) {
+  TempDir tmp;
+  const std::string path = tmp / "garbage.safetensors";
+  {
+    std::ofstream out(path, std::ios::binary);
+    std::mt19937 rng(7);
+    for (int i = 0; i < 4096; i++) out.put(static_cast<char>(rng() & 0xff));
+  }
+  const std::string msg = failing_start("videotestsrc num-buffers=1 ! ssddetect model=" + path + " ! fakesink");
+  EXPECT_NE(msg.find(path), std::string::npos) << msg;
+  EXPECT_GT(msg.size(), path.size() + 30) << "no reason given: " << msg;
+}
+
+TEST(SsdDetectModel, TruncatedFileFailsTheStateChange) {
+  TempDir tmp;
+  const std::string path = tmp / "truncated.safetensors";
+  const std::string src = default_model();
+  starts_ok("videotestsrc num-buffers=1 ! ssddetect model=" + src + " ! fakesink");
+  fs::copy_file(src, path);
+  fs::resize_file(path, fs::file_size(path) / 2);
+  const std::string msg = failing_start("videotestsrc num-buffers=1 ! ssddetect model=" + path + " ! fakesink");
+  EXPECT_NE(msg.find(path), std::string::npos) << msg;
+  EXPECT_GT(msg.size(), path.size() + 30) << "no reason given: " << msg;
+}
+
+// A file whose configuration says one more class than its tensors hold: the classifier's
+// shape does not match.
+TEST(SsdDetectModel, MismatchedConfigurationFailsTheStateChange) {
+  TempDir tmp;
+  const std::string src = default_model();
+  starts_ok("videotestsrc num-buffers=1 ! ssddetect model=" + src + " ! fakesink");
+  std::ifstream in(src, std::ios::binary);
+  ASSERT_TRUE(in.good()) << src;
+  uint64_t header_len = 0;
+  in.read(reinterpret_cast<char*>(&header_len), 8);   // little-endian host
+  std::string header(header_len, '\0');
+  in.read(header.data(), static_cast<std::streamsize>(header_len));
+  std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  json j = json::parse(header);
+  ASSERT_TRUE(j.contains("__metadata__") && j["__metadata__"].contains("ssd.config")) << header.substr(0, 200);
+  ssd::SsdConfig cfg = ssd::SsdConfig::from_json_string(j["__metadata__"]["ssd.config"].get<std::string>());
+  cfg.labels.push_back("unicorn");
+  j["__metadata__"]["ssd.config"] = cfg.to_json_string();
+  const std::string new_header = j.dump();
+  const std::string path = tmp / "mismatched.safetensors";
+  {
+    std::ofstream out(path, std::ios::binary);
+    const uint64_t n = new_header.size();
+    out.write(reinterpret_cast<const char*>(&n), 8);
+    out.write(new_header.data(), static_cast<std::streamsize>(n));
+    out.write(data.data(), static_cast<std::streamsize>(data.size()));
+  }
+  const std::string msg = failing_start("videotestsrc num-buffers=1 ! ssddetect model=" + path + " ! fakesink");
+  EXPECT_NE(msg.find(path), std::string::npos) << msg;
+  EXPECT_GT(msg.size(), path.size() + 30) << "no reason given: " << msg;
+}
+
+TEST(SsdDetectModel, UnknownClassFailsTheStateChange) {
+  starts_ok("videotestsrc num-buffers=1 ! ssddetect classes=\"" + labels()[0] + "\" ! fakesink");
+  const std::string msg = failing_start("videotestsrc num-buffers=1 ! ssddetect classes=\"" + labels()[0] +
+                                        ",unicorn\" ! fakesink");
+  EXPECT_NE(msg.find("unicorn"), std::string::npos) << msg;
+  EXPECT_NE(msg.find(labels()[1]), std::string::npos) << "should list the known classes: " << msg;
+}
+
+TEST(SsdDetectModel, UnknownDeviceFailsTheStateChange) {
+  starts_ok("videotestsrc num-buffers=1 ! ssddetect device=cpu ! fakesink");
+  const std::string msg = failing_start("videotestsrc num-buffers=1 ! ssddetect device=tpu:3 ! fakesink");
+  EXPECT_NE(msg.find(default_model()), std::string::npos) << msg;
+}
+
+// ---- in a real pipeline: EOS and a flushing seek
+
+TEST(SsdPipeline, EosAndFlushingSeek) {
+  TempDir tmp;
+  const std::string jsonl = tmp / "out.jsonl";
+  const std::string desc =
+      "videotestsrc num-buffers=40 ! video/x-raw,format=NV12,width=160,height=120,framerate=20/1 ! "
+      "ssddetect interval=4 ! ssdexport name=export location=" + jsonl + " ! fakesink name=sink sync=false";
+  GError* err = nullptr;
+  GstElement* pipeline = gst_parse_launch(desc.c_str(), &err);
+  ASSERT_NE(pipeline, nullptr) << (err ? err->message : "");
+  GstElement* exporter = gst_bin_get_by_name(GST_BIN(pipeline), "export");
+  GstPad* pad = gst_element_get_static_pad(exporter, "src");
+  struct Counts {
+    std::atomic<int> buffers{0};
+    std::atomic<gint64> max_pts{-1}, min_pts_after_seek{G_MAXINT64};
+    std::atomic<bool> seeked{false};
+  } counts;
+  gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_BUFFER,
+                    [](GstPad*, GstPadProbeInfo* info, gpointer data) -> GstPadProbeReturn {
+                      auto* c = static_cast<Counts*>(data);
+                      c->buffers++;
+                      const gint64 pts = GST_BUFFER_PTS(GST_PAD_PROBE_INFO_BUFFER(info));
+                      if (c->seeked) c->min_pts_after_seek = std::min<gint64>(c->min_pts_after_seek, pts);
+                      return GST_PAD_PROBE_OK;
+                    },
+                    &counts, nullptr);
+  gst_object_unref(pad);
+
+  ASSERT_EQ(gst_element_set_state(pipeline, GST_STATE_PAUSED), GST_STATE_CHANGE_ASYNC);
+  ASSERT_EQ(gst_element_get_state(pipeline, nullptr, nullptr, 30 * GST_SECOND), GST_STATE_CHANGE_SUCCESS);
+  counts.seeked = true;
+  ASSERT_TRUE(gst_element_seek_simple(pipeline, GST_FORMAT_TIME,
+                                      static_cast<GstSeekFlags>(GST_SEEK_FLAG_FLUSH | GST_SEEK_FLAG_ACCURATE),
+                                      GST_SECOND));
+  gst_element_set_state(pipeline, GST_STATE_PLAYING);
+  GstBus* bus = gst_element_get_bus(pipeline);
+  GstMessage* msg =
+      gst_bus_timed_pop_filtered(bus, 60 * GST_SECOND, static_cast<GstMessageType>(GST_MESSAGE_EOS | GST_MESSAGE_ERROR));
+  ASSERT_NE(msg, nullptr) << "no EOS";
+  EXPECT_EQ(GST_MESSAGE_TYPE(msg), GST_MESSAGE_EOS);
+  gst_message_unref(msg);
+  // Still PLAYING: ssdexport flushed its file at EOS, one line per buffer that went through.
+  std::ifstream in(jsonl);
+  int lines = 0;
+  std::string line;
+  gint64 last_pts = -1;
+  while (std::getline(in, line)) {
+    const json j = json::parse(line);
+    EXPECT_EQ(j["width"], 160);
+    last_pts = j["pts"].get<gint64>();
+    lines++;
+  }
+  EXPECT_EQ(lines, counts.buffers.load());
+  EXPECT_GE(counts.min_pts_after_seek.load(), GST_SECOND) << "buffers before the seek position after the seek";
+  EXPECT_GT(last_pts, GST_SECOND) << "nothing after the seek position";
+  gst_object_unref(bus);
+  gst_object_unref(exporter);
+  gst_element_set_state(pipeline, GST_STATE_NULL);
+  gst_object_unref(pipeline);
+}
+
+// ==========================================================================================
+// ssdoverlay
+
+namespace {
+
+struct Box {
+  int x0, y0, x1, y1;
+};
+
+// Whether sample (sx, sy) of a plane subsampled by (ws, hs) covers any image pixel of the
+// outline band of `b` (thickness t, inside the box) or of the rectangle `extra`.
+bool allowed(int sx, int sy, int ws, int hs, const Box& b, int t, const Box* extra) {
+  const int px0 = sx << ws, px1 = ((sx + 1) << ws) - 1, py0 = sy << hs, py1 = ((sy + 1) << hs) - 1;
+  auto intersects = [&](int x0, int y0, int x1, int y1) {   // [x0, x1) x [y0, y1)
+    return px1 >= x0 && px0 < x1 && py1 >= y0 && py0 < y1;
+  };
+  const bool in_outer = intersects(b.x0, b.y0, b.x1, b.y1);
+  const bool inside_inner = px0 >= b.x0 + t && px1 < b.x1 - t && py0 >= b.y0 + t && py1 < b.y1 - t;
+  if (in_outer && !inside_inner) return true;
+  return extra && intersects(extra->x0, extra->y0, extra->x1, extra->y1);
+}
+
+struct PlaneDiff {
+  int changed = 0;        // samples that differ
+  int outside = 0;        // ... outside the allowed region
+  int on_left_edge = 0;   // ... in the left outline band, for "it drew the box"
+};
+
+PlaneDiff diff_frames(const Frame& before, GstBuffer* after, const Box& b, int t, const Box* extra) {
+  PlaneDiff d;
+  GstVideoFrame f0, f1;
+  EXPECT_TRUE(gst_video_frame_map(&f0, const_cast<GstVideoInfo*>(&before.info), before.buffer, GST_MAP_READ));
+  EXPECT_TRUE(gst_video_frame_map(&f1, const_cast<GstVideoInfo*>(&before.info), after, GST_MAP_READ));
+  const GstVideoFormatInfo* fi = before.info.finfo;
+  for (guint p = 0; p < GST_VIDEO_FRAME_N_PLANES(&f0); p++) {
+    // The first component stored in this plane gives its subsampling and bytes per sample.
+    int comp = 0;
+    for (int c = 0; c < static_cast<int>(GST_VIDEO_FORMAT_INFO_N_COMPONENTS(fi)); c++)
+      if (static_cast<guint>(GST_VIDEO_FORMAT_INFO_PLANE(fi, c)) == p) {
+        comp = c;
+        break;
+      }
+    const int ws = GST_VIDEO_FORMAT_INFO_W_SUB(fi, comp), hs = GST_VIDEO_FORMAT_INFO_H_SUB(fi, comp);
+    const int pstride = GST_VIDEO_FORMAT_INFO_PSTRIDE(fi, comp);
+    const int pw = GST_VIDEO_FRAME_COMP_WIDTH(&f0, comp), ph = GST_VIDEO_FRAME_COMP_HEIGHT(&f0, comp);
+    for (int y = 0; y < ph; y++) {
+      const guint8* r0 = static_cast<const guint8*>(GST_VIDEO_FRAME_PLANE_DATA(&f0, p)) + y * GST_VIDEO_FRAME_PLANE_STRIDE(&f0, p);
+      const guint8* r1 = static_cast<const guint8*>(GST_VIDEO_FRAME_PLANE_DATA(&f1, p)) + y * GST_VIDEO_FRAME_PLANE_STRIDE(&f1, p);
+      for (int x = 0; x < pw; x++) {
+        if (std::memcmp(r0 + x * pstride, r1 + x * pstride, pstride) == 0) continue;
+        d.changed++;
+        if (!allowed(x, y, ws, hs, b, t, extra)) d.outside++;
+        if ((x << ws) >= b.x0 && (x << ws) < b.x0 + t && (y << hs) > b.y0 + t && (y << hs) < b.y1 - t) d.on_left_edge++;
+      }
+    }
+  }
+  gst_video_frame_unmap(&f1);
+  gst_video_frame_unmap(&f0);
+  return d;
+}
+
+GstBuffer* with_roi(const Frame& f, const Box& b, const char* label, double confidence) {
+  GstBuffer* buf = gst_buffer_copy_deep(f.buffer);
+  auto* roi = gst_buffer_add_video_region_of_interest_meta(buf, label, b.x0, b.y0, b.x1 - b.x0, b.y1 - b.y0);
+  if (confidence >= 0) {
+    gst_video_region_of_interest_meta_add_param(
+        roi, gst_structure_new("detection", "label", G_TYPE_STRING, label, "confidence", G_TYPE_DOUBLE, confidence,
+                               nullptr));
+  }
+  return buf;
+}
+
+}  // namespace
+
+class SsdOverlayFormats : public ::testing::TestWithParam<GstVideoFormat> {};
+
+TEST_P(SsdOverlayFormats, ChangesPixelsOnTheBorderOnly) {
+  const GstVideoFormat fmt = GetParam();
+  auto f = make_frame(flat(321, 241), fmt, 16);   // odd size, padded strides
+  const Box box{51, 61, 151, 141};   // odd corners: chroma samples straddle the edge
+  const int t = 3;
+  GstElement* e = gst_element_factory_make("ssdoverlay", nullptr);
+  g_object_set(e, "thickness", t, "show-labels", FALSE, "show-confidence", FALSE, nullptr);
+  GstHarness* h = gst_harness_new_with_element(e, "sink", "src");
+  gst_object_unref(e);
+  gst_harness_set_src_caps(h, gst_caps_ref(f->caps));
+  ASSERT_EQ(gst_harness_push(h, with_roi(*f, box, "car", 0.87)), GST_FLOW_OK);
+  GstBuffer* out = gst_harness_pull(h);
+  ASSERT_NE(out, nullptr);
+  const PlaneDiff d = diff_frames(*f, out, box, t, nullptr);
+  EXPECT_GT(d.on_left_edge, (box.y1 - box.y0 - 2 * t) * t / 2) << "the box outline was not drawn";
+  EXPECT_EQ(d.outside, 0) << "pixels changed away from the box (" << d.changed << " changed)";
+  gst_buffer_unref(out);
+
+  // With a caption: it lies above the box, next to its left edge.
+  g_object_set(h->element, "show-labels", TRUE, "show-confidence", TRUE, nullptr);
+  ASSERT_EQ(gst_harness_push(h, with_roi(*f, box, "car", 0.87)), GST_FLOW_OK);
+  out = gst_harness_pull(h);
+  const Box caption{box.x0, box.y0 - 30, box.x0 + 120, box.y0};
+  const PlaneDiff d2 = diff_frames(*f, out, box, t, &caption);
+  EXPECT_EQ(d2.outside, 0);
+  EXPECT_GT(d2.changed, d.changed + 100) << "no caption drawn";
+  gst_buffer_unref(out);
+
+  // A buffer without regions comes out untouched.
+  ASSERT_EQ(gst_harness_push(h, gst_buffer_copy_deep(f->buffer)), GST_FLOW_OK);
+  out = gst_harness_pull(h);
+  EXPECT_EQ(diff_frames(*f, out, box, t, nullptr).changed, 0);
+  gst_buffer_unref(out);
+  gst_harness_teardown(h);
+}
+
+INSTANTIATE_TEST_SUITE_P(AllFormats, SsdOverlayFormats, ::testing::ValuesIn(kFormats),
+                         [](const ::testing::TestParamInfo<GstVideoFormat>& i) {
+                           return std::string(gst_video_format_to_string(i.param));
+                         });
+
+TEST(SsdOverlay, ColourDependsOnTheLabelOnly) {
+  auto f = make_frame(flat(200, 200), GST_VIDEO_FORMAT_RGB);
+  GstElement* e = gst_element_factory_make("ssdoverlay", nullptr);
+  g_object_set(e, "show-labels", FALSE, "show-confidence", FALSE, nullptr);
+  GstHarness* h = gst_harness_new_with_element(e, "sink", "src");
+  gst_object_unref(e);
+  gst_harness_set_src_caps(h, gst_caps_ref(f->caps));
+  auto colour_at_left_edge = [&](const char* label, const Box& b) {
+    // A region without a `detection` structure (another producer): label from roi_type.
+    EXPECT_EQ(gst_harness_push(h, with_roi(*f, b, label, -1)), GST_FLOW_OK);
+    GstBuffer* out = gst_harness_pull(h);
+    GstMapInfo map;
+    gst_buffer_map(out, &map, GST_MAP_READ);
+    const int stride = GST_VIDEO_INFO_PLANE_STRIDE(&f->info, 0);
+    const guint8* p = map.data + ((b.y0 + b.y1) / 2) * stride + b.x0 * 3;
+    const std::array<int, 3> c = {p[0], p[1], p[2]};
+    gst_buffer_unmap(out, &map);
+    gst_buffer_unref(out);
+    return c;
+  };
+  const auto car1 = colour_at_left_edge("car", {10, 10, 60, 60});
+  const auto car2 = colour_at_left_edge("car", {100, 120, 180, 190});
+  std::set<std::array<int, 3>> colours;
+  for (const char* l : {"ellipse", "rectangle", "triangle", "star", "cross", "car"})
+    colours.insert(colour_at_left_edge(l, {20, 20, 80, 80}));
+  EXPECT_EQ(car1, car2);
+  EXPECT_NE(car1, (std::array<int, 3>{120, 120, 120}));
+  EXPECT_GE(colours.size(), 5u) << "labels should mostly get distinct colours";
+  gst_harness_teardown(h);
+}
+
+// ==========================================================================================
+// ssdexport
+
+TEST(SsdExport, WritesOneJsonLinePerFrameAndFlushesAtEos) {
+  TempDir tmp;
+  const std::string path = tmp / "det.jsonl";
+  GstElement* e = gst_element_factory_make("ssdexport", nullptr);
+  g_object_set(e, "location", path.c_str(), nullptr);
+  GstHarness* h = gst_harness_new_with_element(e, "sink", "src");
+  gst_object_unref(e);
+  auto f = make_frame(flat(200, 100), GST_VIDEO_FORMAT_NV12);
+  gst_harness_set_src_caps(h, gst_caps_ref(f->caps));
+
+  GstBuffer* b0 = with_roi(*f, {10, 20, 60, 70}, "star", 0.75);
+  auto* roi = gst_buffer_get_video_region_of_interest_meta_id(b0, 0);
+  gst_structure_set(gst_video_region_of_interest_meta_get_param(roi, "detection"), "label_id", G_TYPE_INT, 3,
+                    nullptr);
+  gst_buffer_add_video_region_of_interest_meta(b0, "face", 100, 0, 50, 40);   // no structure
+  GST_BUFFER_PTS(b0) = 40 * GST_MSECOND;
+  GstBuffer* b1 = gst_buffer_copy_deep(f->buffer);
+  GST_BUFFER_PTS(b1) = GST_CLOCK_TIME_NONE;
+  ASSERT_EQ(gst_harness_push(h, b0), GST_FLOW_OK);
+  ASSERT_EQ(gst_harness_push(h, b1), GST_FLOW_OK);
+  // Pass-through: the buffer comes out with its metadata.
+  GstBuffer* out = gst_harness_pull(h);
+  EXPECT_EQ(detections(out).size(), 2u);
+  gst_buffer_unref(out);
+  gst_buffer_unref(gst_harness_pull(h));
+  ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_eos()));
+
+  std::ifstream in(path);
+  std::vector<json> lines;
+  std::string line;
+  while (std::getline(in, line)) lines.push_back(json::parse(line));
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[0]["frame"], 0);
+  EXPECT_EQ(lines[0]["pts"], 40 * GST_MSECOND);
+  EXPECT_EQ(lines[0]["width"], 200);
+  EXPECT_EQ(lines[0]["height"], 100);
+  const json& d = lines[0]["detections"];
+  ASSERT_EQ(d.size(), 2u);
+  EXPECT_EQ(d[0]["label"], "star");
+  EXPECT_EQ(d[0]["label_id"], 3);
+  EXPECT_DOUBLE_EQ(d[0]["confidence"].get<double>(), 0.75);
+  EXPECT_EQ(d[0]["box"], json({{"x", 10}, {"y", 20}, {"w", 50}, {"h", 50}}));
+  EXPECT_DOUBLE_EQ(d[0]["box_normalized"]["x_min"].get<double>(), 0.05);
+  EXPECT_DOUBLE_EQ(d[0]["box_normalized"]["y_max"].get<double>(), 0.7);
+  EXPECT_EQ(d[1]["label"], "face");
+  EXPECT_TRUE(d[1]["label_id"].is_null());
+  EXPECT_TRUE(d[1]["confidence"].is_null());
+  EXPECT_EQ(lines[1]["frame"], 1);
+  EXPECT_TRUE(lines[1]["pts"].is_null());
+  EXPECT_TRUE(lines[1]["detections"].empty());
+  gst_harness_teardown(h);
+}
+
+TEST(SsdExport, UnwritableLocationFailsTheStateChange) {
+  const std::string path = "/nonexistent/dir/out.jsonl";
+  const std::string msg = failing_start("videotestsrc num-buffers=1 ! ssdexport location=" + path + " ! fakesink");
+  EXPECT_NE(msg.find(path), std::string::npos) << msg;
+}
+
+TEST(SsdExport, DetectorOutputRoundTrips) {
+  TempDir tmp;
+  const std::string path = tmp / "det.jsonl";
+  const ssdtrain::SynthSample s = one_object(320, 240, 8);
+  auto f = make_frame(s.image, GST_VIDEO_FORMAT_RGB);
+  GstHarness* h = gst_harness_new_parse(("ssddetect ! ssdexport location=" + path).c_str());
+  gst_harness_set_src_caps(h, gst_caps_ref(f->caps));
+  ASSERT_EQ(gst_harness_push(h, f->ref()), GST_FLOW_OK);
+  GstBuffer* out = gst_harness_pull(h);
+  const auto dets = detections(out);
+  gst_buffer_unref(out);
+  ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_eos()));
+  std::ifstream in(path);
+  std::string line;
+  ASSERT_TRUE(std::getline(in, line));
+  const json j = json::parse(line);
+  ASSERT_EQ(j["detections"].size(), dets.size());
+  for (size_t i = 0; i < dets.size(); i++) {
+    EXPECT_EQ(j["detections"][i]["label"], dets[i].label);
+    EXPECT_EQ(j["detections"][i]["label_id"], dets[i].label_id);
+    EXPECT_DOUBLE_EQ(j["detections"][i]["confidence"].get<double>(), dets[i].confidence);
+    EXPECT_EQ(j["detections"][i]["box"]["w"], dets[i].w);
+    EXPECT_DOUBLE_EQ(j["detections"][i]["box_normalized"]["x_max"].get<double>(), dets[i].x_max);
+  }
+  gst_harness_teardown(h);
+}
+
+// ==========================================================================================
+// RTSP camera: a local gst-rtsp-server serves H.264 of a synthetic scene; rtspsrc ! decode !
+// ssddetect ! appsink must report the object.
+
+#ifdef HAVE_RTSP_SERVER
+namespace {
+
+class RtspServer {
+ public:
+  RtspServer(const std::string& launch) {
+    ctx_ = g_main_context_new();
+    loop_ = g_main_loop_new(ctx_, FALSE);
+    server_ = gst_rtsp_server_new();
+    gst_rtsp_server_set_address(server_, "127.0.0.1");
+    gst_rtsp_server_set_service(server_, "0");   // any free port
+    GstRTSPMountPoints* mounts = gst_rtsp_server_get_mount_points(server_);
+    GstRTSPMediaFactory* factory = gst_rtsp_media_factory_new();
+    gst_rtsp_media_factory_set_launch(factory, launch.c_str());
+    gst_rtsp_media_factory_set_shared(factory, TRUE);
+    gst_rtsp_mount_points_add_factory(mounts, "/cam", factory);
+    g_object_unref(mounts);
+    source_ = gst_rtsp_server_attach(server_, ctx_);
+    port_ = gst_rtsp_server_get_bound_port(server_);
+    thread_ = std::thread([this] { g_main_loop_run(loop_); });
+  }
+  ~RtspServer() {
+    g_main_loop_quit(loop_);
+    thread_.join();
+    if (GSource* s = g_main_context_find_source_by_id(ctx_, source_)) g_source_destroy(s);
+    g_object_unref(server_);
+    g_main_loop_unref(loop_);
+    g_main_context_unref(ctx_);
+  }
+  int port() const { return port_; }
+
+ private:
+  GMainContext* ctx_;
+  GMainLoop* loop_;
+  GstRTSPServer* server_;
+  guint source_ = 0;
+  int port_ = -1;
+  std::thread thread_;
+};
+
+}  // namespace
+
+TEST(SsdRtsp, DetectsObjectsFromAnRtspCamera) {
+  for (const char* f : {"x264enc", "rtph264pay", "rtspsrc", "avdec_h264", "h264parse", "imagefreeze", "pngdec"}) {
+    GstElementFactory* factory = gst_element_factory_find(f);
+    if (!factory) GTEST_SKIP() << f << " is not installed";
+    gst_object_unref(factory);
+  }
+  TempDir tmp;
+  const ssdtrain::SynthSample s = one_object(320, 240, 9);
+  const std::string png = tmp / "scene.png";
+  ASSERT_TRUE(cv::imwrite(png, s.image));
+  const std::vector<Det> ref = reference(s.image, nullptr);
+  ASSERT_NE(top(ref), nullptr) << "the model finds nothing in the frame";
+  const Det want = *top(ref);
+  RtspServer server("( filesrc location=" + png +
+                    " ! pngdec ! imagefreeze is-live=true ! videoconvert ! "
+                    "video/x-raw,format=I420,framerate=10/1 ! x264enc tune=zerolatency speed-preset=ultrafast "
+                    "key-int-max=5 ! rtph264pay name=pay0 pt=96 config-interval=1 )");
+  ASSERT_GT(server.port(), 0);
+  const std::string client = "rtspsrc location=rtsp://127.0.0.1:" + std::to_string(server.port()) +
+                             "/cam protocols=tcp latency=100 ! rtph264depay ! h264parse ! avdec_h264 ! videoconvert ! "
+                             "ssddetect ! appsink name=sink sync=false max-buffers=4 drop=true";
+  GError* err = nullptr;
+  GstElement* pipeline = gst_parse_launch(client.c_str(), &err);
+  ASSERT_NE(pipeline, nullptr) << (err ? err->message : "");
+  GstElement* sink = gst_bin_get_by_name(GST_BIN(pipeline), "sink");
+  ASSERT_NE(gst_element_set_state(pipeline, GST_STATE_PLAYING), GST_STATE_CHANGE_FAILURE);
+  GstBus* bus = gst_element_get_bus(pipeline);
+  bool found = false;
+  int frames = 0;
+  std::string last;
+  const gint64 deadline = g_get_monotonic_time() + 25 * G_TIME_SPAN_SECOND;
+  while (!found && g_get_monotonic_time() < deadline) {
+    if (GstMessage* m = gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR)) {
+      GError* e = nullptr;
+      gst_message_parse_error(m, &e, nullptr);
+      ADD_FAILURE() << "client error: " << e->message;
+      g_error_free(e);
+      gst_message_unref(m);
+      break;
+    }
+    GstSample* sample = gst_app_sink_try_pull_sample(GST_APP_SINK(sink), GST_SECOND);
+    if (!sample) continue;
+    frames++;
+    const auto dets = detections(gst_sample_get_buffer(sample));
+    for (const Det& d : dets) found = found || (d.label == want.label && det_iou(d, want) > 0.7);
+    last = describe(dets);
+    gst_sample_unref(sample);
+  }
+  EXPECT_TRUE(found) << frames << " frames received; want " << describe(std::vector<Det>{want}) << ", last " << last;
+  gst_element_set_state(pipeline, GST_STATE_NULL);
+  gst_object_unref(bus);
+  gst_object_unref(sink);
+  gst_object_unref(pipeline);
+}
+#endif
+
+// ==========================================================================================
+// The example application and the Python script, run on a synthetic image.
+
+namespace {
+
+struct Spawned {
+  int status = -1;
+  std::string out, err;
+};
+
+Spawned spawn(const std::vector<std::string>& argv) {
+  std::vector<gchar*> args;
+  for (const auto& a : argv) args.push_back(const_cast<gchar*>(a.c_str()));
+  args.push_back(nullptr);
+  Spawned r;
+  gchar *out = nullptr, *err = nullptr;
+  GError* error = nullptr;
+  gint status = 0;
+  if (!g_spawn_sync(nullptr, args.data(), nullptr, G_SPAWN_DEFAULT, nullptr, nullptr, &out, &err, &status, &error)) {
+    r.err = error->message;
+    g_error_free(error);
+    return r;
+  }
+  r.status = g_spawn_check_wait_status(status, nullptr) ? 0 : (WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+  r.out = out ? out : "";
+  r.err = err ? err : "";
+  g_free(out);
+  g_free(err);
+  return r;
+}
+
+}  // namespace
+
+TEST(Examples, CppApplicationPrintsTheDetections) {
+  TempDir tmp;
+  const ssdtrain::SynthSample s = one_object(320, 240, 12);
+  const std::string png = tmp / "scene.png";
+  ASSERT_TRUE(cv::imwrite(png, s.image));
+  const std::vector<Det> ref = reference(s.image, nullptr);
+  ASSERT_NE(top(ref), nullptr) << "the model finds nothing in the frame";
+  const Spawned r = spawn({SSD_EXAMPLE_APP, "--min-detections", "1", png});
+  EXPECT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("frame 0"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(top(ref)->label), std::string::npos) << describe(ref) << "\n" << r.out;
+  // A broken model makes it exit with an error, not crash.
+  const Spawned bad = spawn({SSD_EXAMPLE_APP, "--model", "/nonexistent.safetensors", png});
+  EXPECT_EQ(bad.status, 1) << bad.out << bad.err;
+  EXPECT_NE(bad.err.find("/nonexistent.safetensors"), std::string::npos) << bad.err;
+}
+
+TEST(Examples, PythonScriptReadsTheRegionsOfInterest) {
+  TempDir tmp;
+  const ssdtrain::SynthSample s = one_object(320, 240, 12);
+  const std::string png = tmp / "scene.png";
+  ASSERT_TRUE(cv::imwrite(png, s.image));
+  const std::vector<Det> ref = reference(s.image, nullptr);
+  ASSERT_NE(top(ref), nullptr) << "the model finds nothing in the frame";
+  const Spawned r = spawn({SSD_PYTHON, SSD_EXAMPLE_SCRIPT, "--min-detections", "1", png});
+  EXPECT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find(top(ref)->label), std::string::npos) << describe(ref) << "\n" << r.out;
+}

@@ -1,0 +1,759 @@
+// Tests of ssd-train's data side: COCO/VOC readers, synthetic data, augmentation, loader.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <string>
+
+#include <unistd.h>
+
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include "../../training/augment.h"
+#include "../../training/coco.h"
+#include "../../training/loader.h"
+#include "../../training/rng.h"
+#include "../../training/synth.h"
+#include "../../training/voc.h"
+
+namespace fs = std::filesystem;
+using namespace ssdtrain;
+
+namespace {
+
+class TempDir {
+ public:
+  TempDir() {
+    static std::atomic<int> counter{0};
+    path_ = fs::temp_directory_path() /
+            ("ssd_test_data_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
+    fs::remove_all(path_);
+    fs::create_directories(path_);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  const fs::path& path() const { return path_; }
+  std::string str(const std::string& rel) const { return (path_ / rel).string(); }
+
+ private:
+  fs::path path_;
+};
+
+void write_text(const fs::path& p, const std::string& text) {
+  fs::create_directories(p.parent_path());
+  std::ofstream f(p, std::ios::binary);
+  f << text;
+}
+
+std::string read_bytes(const fs::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  std::ostringstream os;
+  os << f.rdbuf();
+  return os.str();
+}
+
+void write_image(const fs::path& p, int w, int h) {
+  fs::create_directories(p.parent_path());
+  cv::Mat m(h, w, CV_8UC3, cv::Scalar(10, 20, 30));
+  ASSERT_TRUE(cv::imwrite(p.string(), m));
+}
+
+// Runs f, expects a DataError whose message contains every one of `parts`.
+template <typename F>
+void expect_data_error(F&& f, const std::vector<std::string>& parts) {
+  try {
+    f();
+    FAIL() << "no exception thrown";
+  } catch (const DataError& e) {
+    const std::string msg = e.what();
+    for (const auto& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "message: " << msg << "\nmissing: " << p;
+  }
+}
+
+// A valid tiny COCO dataset: categories listed with ids 7 then 3.
+const char* kCocoImages = R"("images": [
+    {"file_name": "a.png", "height": 40, "width": 60, "id": 12},
+    {"file_name": "b.png", "height": 50, "width": 30, "id": 5}])";
+const char* kCocoCategories = R"("categories": [
+    {"supercategory": "none", "id": 7, "name": "car"},
+    {"supercategory": "none", "id": 3, "name": "bird"}])";
+
+std::string coco_json(const std::string& annotations) {
+  return std::string("{") + kCocoImages + ", \"type\": \"instances\", \"annotations\": " +
+         annotations + ", " + kCocoCategories + "}";
+}
+
+struct CocoFixture {
+  TempDir dir;
+  CocoFixture() {
+    write_image(dir.path() / "img" / "a.png", 60, 40);
+    write_image(dir.path() / "img" / "b.png", 30, 50);
+  }
+  std::string write(const std::string& annotations) {
+    const std::string p = dir.str("train.json");
+    write_text(p, coco_json(annotations));
+    return p;
+  }
+  CocoOptions opts() const {
+    CocoOptions o;
+    o.image_dir = dir.str("img");
+    return o;
+  }
+};
+
+}  // namespace
+
+// ------------------------------------------------------------------------------------ COCO
+
+TEST(Coco, LoadsValidFile) {
+  CocoFixture fx;
+  const std::string p = fx.write(R"([
+    {"bbox": [10, 5, 20, 15], "category_id": 3, "image_id": 12, "ignore": 0, "iscrowd": 0, "id": 1},
+    {"bbox": [50, 30, 20, 20], "category_id": 7, "image_id": 12, "ignore": 1, "id": 2},
+    {"bbox": [1, 2, 3, 4], "category_id": 7, "image_id": 5, "iscrowd": 1, "id": 3},
+    {"bbox": [0, 0, 5, 0], "category_id": 7, "image_id": 5, "id": 4},
+    {"bbox": [-4, 10, 14.5, 10], "category_id": 3, "image_id": 5, "id": 5}])");
+  LoadReport rep;
+  const Dataset ds = load_coco(p, fx.opts(), &rep);
+  ASSERT_EQ(ds.labels, (std::vector<std::string>{"car", "bird"}));
+  ASSERT_EQ(ds.images.size(), 2u);
+  const ImageRecord& a = ds.images[0];
+  EXPECT_EQ(a.id, 12);
+  EXPECT_EQ(a.width, 60);
+  EXPECT_EQ(a.height, 40);
+  EXPECT_EQ(fs::path(a.path), fs::path(fx.dir.str("img")) / "a.png");
+  ASSERT_EQ(a.boxes.size(), 2u);
+  EXPECT_FLOAT_EQ(a.boxes[0].x1, 10);
+  EXPECT_FLOAT_EQ(a.boxes[0].y1, 5);
+  EXPECT_FLOAT_EQ(a.boxes[0].x2, 30);
+  EXPECT_FLOAT_EQ(a.boxes[0].y2, 20);
+  EXPECT_EQ(a.boxes[0].label, 1);  // category 3 = second in categories
+  EXPECT_FALSE(a.boxes[0].ignore);
+  // Partly outside (50..70 on a 60-wide image): clipped, and marked ignore.
+  EXPECT_FLOAT_EQ(a.boxes[1].x2, 60);
+  EXPECT_FLOAT_EQ(a.boxes[1].y2, 40);
+  EXPECT_EQ(a.boxes[1].label, 0);
+  EXPECT_TRUE(a.boxes[1].ignore);
+  const ImageRecord& b = ds.images[1];
+  ASSERT_EQ(b.boxes.size(), 2u);  // the zero-area box is skipped
+  EXPECT_TRUE(b.boxes[0].ignore);  // iscrowd
+  EXPECT_FLOAT_EQ(b.boxes[1].x1, 0);  // clipped from -4
+  EXPECT_FLOAT_EQ(b.boxes[1].x2, 10.5f);
+  EXPECT_EQ(rep.skipped_annotations, 1);
+  ASSERT_EQ(rep.warnings.size(), 1u);
+  EXPECT_NE(rep.warnings[0].find("annotations[3]"), std::string::npos) << rep.warnings[0];
+  EXPECT_EQ(ds.num_boxes(), 4u);
+  EXPECT_EQ(ds.num_boxes(false), 2u);
+}
+
+TEST(Coco, DefaultImageDirIsJsonFolder) {
+  TempDir dir;
+  write_image(dir.path() / "a.png", 60, 40);
+  write_image(dir.path() / "b.png", 30, 50);
+  write_text(dir.path() / "t.json",
+             coco_json(R"([{"bbox": [1, 1, 5, 5], "category_id": 7, "image_id": 5}])"));
+  const Dataset ds = load_coco(dir.str("t.json"));
+  EXPECT_EQ(fs::path(ds.images[1].path), dir.path() / "b.png");
+  EXPECT_TRUE(ds.images[0].boxes.empty());  // kept as a negative
+  CocoOptions o;
+  o.skip_unannotated = true;
+  LoadReport rep;
+  const Dataset ds2 = load_coco(dir.str("t.json"), o, &rep);
+  ASSERT_EQ(ds2.images.size(), 1u);
+  EXPECT_EQ(ds2.images[0].id, 5);
+  EXPECT_EQ(rep.skipped_images, 1);
+}
+
+TEST(Coco, MalformedJson) {
+  CocoFixture fx;
+  const std::string p = fx.dir.str("bad.json");
+  write_text(p, "{\"images\": [ {\"file_name\": \"a.png\", ");
+  expect_data_error([&] { load_coco(p, fx.opts()); }, {"bad.json", "malformed JSON"});
+  write_text(p, "[1, 2]");
+  expect_data_error([&] { load_coco(p, fx.opts()); }, {"bad.json", "not a JSON object"});
+  expect_data_error([&] { load_coco(fx.dir.str("nope.json"), fx.opts()); }, {"nope.json", "cannot open"});
+}
+
+TEST(Coco, UnknownCategory) {
+  CocoFixture fx;
+  const std::string p = fx.write(R"([
+    {"bbox": [10, 5, 20, 15], "category_id": 3, "image_id": 12},
+    {"bbox": [10, 5, 20, 15], "category_id": 99, "image_id": 12}])");
+  expect_data_error([&] { load_coco(p, fx.opts()); },
+                    {"train.json: annotations[1]: category_id 99 is not in categories"});
+}
+
+TEST(Coco, UnknownImageAndMissingFields) {
+  CocoFixture fx;
+  std::string p = fx.write(R"([{"bbox": [1, 1, 2, 2], "category_id": 3, "image_id": 77}])");
+  expect_data_error([&] { load_coco(p, fx.opts()); },
+                    {"train.json: annotations[0]: image_id 77 is not in images"});
+  p = fx.write(R"([{"category_id": 3, "image_id": 12}])");
+  expect_data_error([&] { load_coco(p, fx.opts()); }, {"train.json: annotations[0]", "bbox"});
+  p = fx.write(R"([{"bbox": [1, 1, 2], "category_id": 3, "image_id": 12}])");
+  expect_data_error([&] { load_coco(p, fx.opts()); }, {"annotations[0]", "4 numbers"});
+  p = fx.write(R"([{"bbox": [1, 1, -2, 2], "category_id": 3, "image_id": 12}])");
+  expect_data_error([&] { load_coco(p, fx.opts()); }, {"annotations[0]", "negative"});
+  p = fx.write(R"([{"bbox": [1, 1, 2, 2], "category_id": "3", "image_id": 12}])");
+  expect_data_error([&] { load_coco(p, fx.opts()); }, {"annotations[0]", "category_id"});
+}
+
+TEST(Coco, MissingImage) {
+  CocoFixture fx;
+  fs::remove(fx.dir.path() / "img" / "b.png");
+  const std::string p = fx.write(R"([{"bbox": [1, 1, 2, 2], "category_id": 3, "image_id": 12}])");
+  expect_data_error([&] { load_coco(p, fx.opts()); }, {"train.json: images[1]", "not found", "b.png"});
+}
+
+TEST(Coco, BoxOutsideImage) {
+  CocoFixture fx;
+  const std::string p = fx.write(R"([
+    {"bbox": [1, 1, 2, 2], "category_id": 3, "image_id": 12},
+    {"bbox": [61, 1, 5, 5], "category_id": 3, "image_id": 12}])");
+  expect_data_error([&] { load_coco(p, fx.opts()); },
+                    {"train.json: annotations[1]", "wholly outside", "id 12"});
+}
+
+TEST(Coco, EmptyAnnotations) {
+  CocoFixture fx;
+  const std::string p = fx.write("[]");
+  expect_data_error([&] { load_coco(p, fx.opts()); }, {"train.json: annotations: empty list"});
+}
+
+TEST(Coco, WriteThenLoadRoundTrip) {
+  CocoFixture fx;
+  Dataset ds;
+  ds.labels = {"x", "y", "z"};
+  ImageRecord r;
+  r.path = fx.dir.str("img/a.png");
+  r.width = 60;
+  r.height = 40;
+  r.id = 4;
+  r.boxes.push_back({1.5f, 2, 30, 39, 2, false});
+  r.boxes.push_back({0, 0, 60, 40, 0, true});
+  ds.images.push_back(r);
+  write_coco(ds, fx.dir.str("out/rt.json"), fx.dir.str("img"));
+  CocoOptions o;
+  o.image_dir = fx.dir.str("img");
+  const Dataset back = load_coco(fx.dir.str("out/rt.json"), o);
+  EXPECT_EQ(back.labels, ds.labels);
+  ASSERT_EQ(back.images.size(), 1u);
+  EXPECT_EQ(fs::path(back.images[0].path), fs::path(r.path));
+  ASSERT_EQ(back.images[0].boxes.size(), 2u);
+  EXPECT_FLOAT_EQ(back.images[0].boxes[0].x1, 1.5f);
+  EXPECT_FLOAT_EQ(back.images[0].boxes[0].y2, 39);
+  EXPECT_EQ(back.images[0].boxes[0].label, 2);
+  EXPECT_TRUE(back.images[0].boxes[1].ignore);
+}
+
+// ------------------------------------------------------------------------------------- VOC
+
+namespace {
+
+std::string voc_xml(const std::string& file, int w, int h, const std::string& objects) {
+  return "<annotation><folder>VOC2007</folder><filename>" + file +
+         "</filename><size><width>" + std::to_string(w) + "</width><height>" +
+         std::to_string(h) + "</height><depth>3</depth></size>" + objects + "</annotation>";
+}
+
+std::string voc_object(const std::string& name, int difficult, int x1, int y1, int x2, int y2) {
+  return "<object><name>" + name + "</name><pose>Left</pose><truncated>0</truncated><difficult>" +
+         std::to_string(difficult) + "</difficult><bndbox><xmin>" + std::to_string(x1) +
+         "</xmin><ymin>" + std::to_string(y1) + "</ymin><xmax>" + std::to_string(x2) +
+         "</xmax><ymax>" + std::to_string(y2) + "</ymax></bndbox></object>";
+}
+
+struct VocFixture {
+  TempDir dir;
+  fs::path root;
+  VocFixture() : root(dir.path() / "VOC2007") {
+    write_image(root / "JPEGImages" / "000012.jpg", 50, 40);
+    write_image(root / "JPEGImages" / "000017.jpg", 30, 30);
+    write_text(root / "Annotations" / "000012.xml",
+               voc_xml("000012.jpg", 50, 40,
+                       voc_object("dog", 0, 5, 6, 20, 30) + voc_object("person", 1, 1, 1, 50, 40)));
+    write_text(root / "Annotations" / "000017.xml",
+               voc_xml("000017.jpg", 30, 30, voc_object("person", 0, 2, 3, 35, 10)));
+    write_text(root / "ImageSets" / "Main" / "train.txt", "000012\n000017\n");
+  }
+};
+
+}  // namespace
+
+TEST(Voc, LoadsValidFolder) {
+  VocFixture fx;
+  LoadReport rep;
+  const Dataset ds = load_voc(fx.root.string(), {}, &rep);
+  EXPECT_EQ(ds.labels, voc_class_names());
+  ASSERT_EQ(ds.images.size(), 2u);
+  EXPECT_EQ(ds.images[0].id, 12);
+  EXPECT_EQ(ds.images[0].width, 50);
+  EXPECT_EQ(fs::path(ds.images[0].path), fx.root / "JPEGImages" / "000012.jpg");
+  ASSERT_EQ(ds.images[0].boxes.size(), 2u);
+  const BoxAnnotation& d = ds.images[0].boxes[0];
+  EXPECT_FLOAT_EQ(d.x1, 4);  // xmin 5 (1-based) -> 4
+  EXPECT_FLOAT_EQ(d.y1, 5);
+  EXPECT_FLOAT_EQ(d.x2, 20);
+  EXPECT_FLOAT_EQ(d.y2, 30);
+  EXPECT_EQ(ds.labels[d.label], "dog");
+  EXPECT_FALSE(d.ignore);
+  EXPECT_TRUE(ds.images[0].boxes[1].ignore);  // difficult
+  EXPECT_EQ(ds.labels[ds.images[0].boxes[1].label], "person");
+  EXPECT_FLOAT_EQ(ds.images[1].boxes[0].x2, 30);  // clipped from 35
+  EXPECT_EQ(rep.skipped_annotations, 0);
+}
+
+TEST(Voc, LabelsFoundWhenNotVoc) {
+  VocFixture fx;
+  write_text(fx.root / "Annotations" / "000017.xml",
+             voc_xml("000017.jpg", 30, 30, voc_object("zebra", 0, 2, 3, 20, 10)));
+  const Dataset ds = load_voc(fx.root.string());
+  EXPECT_EQ(ds.labels, (std::vector<std::string>{"dog", "person", "zebra"}));
+  VocOptions o;
+  o.labels = {"dog", "person"};
+  expect_data_error([&] { load_voc(fx.root.string(), o); },
+                    {"000017.xml: object[0]", "'zebra' is not in the label list"});
+  o.labels.clear();
+  o.split = "";  // every xml in Annotations
+  EXPECT_EQ(load_voc(fx.root.string(), o).images.size(), 2u);
+}
+
+TEST(Voc, MalformedXml) {
+  VocFixture fx;
+  write_text(fx.root / "Annotations" / "000017.xml", "<annotation><filename>000017.jpg</filename><size>");
+  expect_data_error([&] { load_voc(fx.root.string()); }, {"000017.xml", "malformed XML"});
+  write_text(fx.root / "Annotations" / "000017.xml",
+             voc_xml("000017.jpg", 30, 30,
+                     "<object><name>dog</name><bndbox><xmin>1</xmin><ymin>x</ymin><xmax>5</xmax>"
+                     "<ymax>5</ymax></bndbox></object>"));
+  expect_data_error([&] { load_voc(fx.root.string()); },
+                    {"000017.xml: object[0].bndbox", "<ymin> is not a number"});
+}
+
+TEST(Voc, MissingFilesAndOutsideBoxes) {
+  VocFixture fx;
+  VocOptions o;
+  o.split = "val";
+  expect_data_error([&] { load_voc(fx.root.string(), o); }, {"val.txt", "cannot open"});
+  fs::remove(fx.root / "JPEGImages" / "000017.jpg");
+  expect_data_error([&] { load_voc(fx.root.string()); }, {"000017.xml", "image file not found"});
+  write_image(fx.root / "JPEGImages" / "000017.jpg", 30, 30);
+  write_text(fx.root / "Annotations" / "000017.xml",
+             voc_xml("000017.jpg", 30, 30, voc_object("dog", 0, 40, 3, 45, 10)));
+  expect_data_error([&] { load_voc(fx.root.string()); }, {"000017.xml: object[0]", "wholly outside"});
+}
+
+// ----------------------------------------------------------------------------------- Synth
+
+TEST(Synth, SameSeedSameBytesDifferentSeedDifferent) {
+  const SynthSample a = render_synth_image(128, 96, 42);
+  const SynthSample b = render_synth_image(128, 96, 42);
+  const SynthSample c = render_synth_image(128, 96, 43);
+  ASSERT_EQ(a.image.size(), cv::Size(128, 96));
+  EXPECT_EQ(cv::norm(a.image, b.image, cv::NORM_INF), 0.0);
+  ASSERT_EQ(a.boxes.size(), b.boxes.size());
+  for (size_t i = 0; i < a.boxes.size(); ++i) {
+    EXPECT_EQ(a.boxes[i].x1, b.boxes[i].x1);
+    EXPECT_EQ(a.boxes[i].y2, b.boxes[i].y2);
+    EXPECT_EQ(a.boxes[i].label, b.boxes[i].label);
+  }
+  EXPECT_GT(cv::norm(a.image, c.image, cv::NORM_L1), 0.0);
+
+  TempDir d1, d2, d3;
+  SynthDatasetOptions o;
+  o.count = 3;
+  o.width = 64;
+  o.height = 64;
+  o.seed = 7;
+  write_synth_dataset(d1.str("s"), o);
+  write_synth_dataset(d2.str("s"), o);
+  o.seed = 8;
+  write_synth_dataset(d3.str("s"), o);
+  for (const char* f : {"images/000000.jpg", "images/000002.jpg", "annotations.json"}) {
+    const std::string x = read_bytes(d1.path() / "s" / f), y = read_bytes(d2.path() / "s" / f);
+    EXPECT_FALSE(x.empty());
+    EXPECT_EQ(x, y) << f;
+    EXPECT_NE(x, read_bytes(d3.path() / "s" / f)) << f;
+  }
+}
+
+TEST(Synth, DatasetLoadsBackAsCoco) {
+  TempDir d;
+  SynthDatasetOptions o;
+  o.count = 5;
+  o.width = 80;
+  o.height = 60;
+  o.format = "png";
+  const Dataset written = write_synth_dataset(d.str("s"), o);
+  const Dataset ds = load_coco(d.str("s/annotations.json"), {d.str("s/images")});
+  EXPECT_EQ(ds.labels, synth_class_names());
+  ASSERT_EQ(ds.images.size(), 5u);
+  for (size_t i = 0; i < 5; ++i) {
+    ASSERT_EQ(ds.images[i].boxes.size(), written.images[i].boxes.size());
+    EXPECT_GE(ds.images[i].boxes.size(), 1u);
+    EXPECT_LE(ds.images[i].boxes.size(), 4u);
+    const cv::Mat img = cv::imread(ds.images[i].path);
+    EXPECT_EQ(img.size(), cv::Size(80, 60));
+    for (size_t k = 0; k < ds.images[i].boxes.size(); ++k)
+      EXPECT_FLOAT_EQ(ds.images[i].boxes[k].x1, written.images[i].boxes[k].x1);
+  }
+}
+
+TEST(Synth, BoxesAreTightAroundShapes) {
+  SynthOptions o;
+  o.textured_background = false;
+  o.noise = 0;
+  std::set<int> labels_seen;
+  for (uint64_t seed = 0; seed < 30; ++seed) {
+    const SynthSample s = render_synth_image(160, 120, seed, o);
+    const cv::Vec3b bg = s.image.at<cv::Vec3b>(0, 0);  // shapes keep a 1 px margin
+    cv::Mat fg;
+    cv::Mat diff;
+    cv::absdiff(s.image, cv::Scalar(bg), diff);
+    cv::cvtColor(diff, fg, cv::COLOR_BGR2GRAY);
+    fg = fg > 0;
+    ASSERT_GE(s.boxes.size(), 1u);
+    ASSERT_LE(s.boxes.size(), 4u);
+    cv::Mat covered = cv::Mat::zeros(fg.size(), CV_8U);
+    for (size_t k = 0; k < s.boxes.size(); ++k) {
+      const BoxAnnotation& b = s.boxes[k];
+      labels_seen.insert(b.label);
+      const int x1 = static_cast<int>(b.x1), y1 = static_cast<int>(b.y1);
+      const int x2 = static_cast<int>(b.x2), y2 = static_cast<int>(b.y2);
+      ASSERT_TRUE(x1 >= 0 && y1 >= 0 && x2 <= 160 && y2 <= 120 && x2 > x1 && y2 > y1);
+      // Not tiny: longer side at least ~min_size of the short image side (occlusion aside).
+      EXPECT_GE(std::max(x2 - x1, y2 - y1), 6) << "seed " << seed;
+      // Each border row/column of the box holds a shape pixel, and that object's own pixel.
+      const cv::Mat own = s.owner == static_cast<int>(k + 1);
+      for (const cv::Rect& edge : {cv::Rect(x1, y1, x2 - x1, 1), cv::Rect(x1, y2 - 1, x2 - x1, 1),
+                                   cv::Rect(x1, y1, 1, y2 - y1), cv::Rect(x2 - 1, y1, 1, y2 - y1)}) {
+        EXPECT_GT(cv::countNonZero(fg(edge)), 0) << "seed " << seed << " box " << k;
+        EXPECT_GT(cv::countNonZero(own(edge)), 0) << "seed " << seed << " box " << k;
+      }
+      // The object's pixels all differ from the background and lie inside its box.
+      EXPECT_EQ(cv::countNonZero(own & ~fg), 0);
+      EXPECT_EQ(cv::countNonZero(own), cv::countNonZero(own(cv::Rect(x1, y1, x2 - x1, y2 - y1))));
+      covered(cv::Rect(x1, y1, x2 - x1, y2 - y1)).setTo(255);
+    }
+    // No shape pixel outside every box.
+    EXPECT_EQ(cv::countNonZero(fg & ~covered), 0) << "seed " << seed;
+  }
+  EXPECT_EQ(labels_seen.size(), synth_class_names().size());
+}
+
+TEST(Synth, TexturedImagesAndBadOptions) {
+  const SynthSample s = render_synth_image(224, 224, 5);
+  cv::Mat grey;
+  cv::cvtColor(s.image, grey, cv::COLOR_BGR2GRAY);
+  cv::Scalar mean, sd;
+  cv::meanStdDev(grey, mean, sd, s.owner == 0);
+  EXPECT_GT(sd[0], 3.0);  // the background is not flat
+  // Varied scales within the documented bounds.
+  float smallest = 1e9f, largest = 0;
+  size_t count = 0;
+  for (uint64_t seed = 0; seed < 40; ++seed) {
+    for (const auto& b : render_synth_image(224, 224, seed).boxes) {
+      const float side = std::max(b.x2 - b.x1, b.y2 - b.y1);
+      EXPECT_LE(side, 0.6f * 1.415f * 224 + 2);
+      smallest = std::min(smallest, side);
+      largest = std::max(largest, side);
+      ++count;
+    }
+  }
+  EXPECT_GT(count, 60u);  // 1-4 objects per image, 2.5 on average
+  EXPECT_LT(smallest, 0.2f * 224);
+  EXPECT_GT(largest, 0.5f * 224);
+  expect_data_error([] { render_synth_image(8, 8, 1); }, {"synth", "size"});
+  SynthOptions bad;
+  bad.max_objects = 0;
+  expect_data_error([&] { render_synth_image(64, 64, 1, bad); }, {"objects"});
+}
+
+// --------------------------------------------------------------------------------- Augment
+
+namespace {
+
+// A black image with one bright rectangle and its box.
+Sample bright_rect(int w, int h, cv::Rect r) {
+  Sample s;
+  s.image = cv::Mat::zeros(h, w, CV_8UC3);
+  s.image(r).setTo(cv::Scalar(255, 255, 255));
+  BoxAnnotation b;
+  b.x1 = static_cast<float>(r.x);
+  b.y1 = static_cast<float>(r.y);
+  b.x2 = static_cast<float>(r.x + r.width);
+  b.y2 = static_cast<float>(r.y + r.height);
+  b.label = 3;
+  s.boxes.push_back(b);
+  return s;
+}
+
+cv::Rect bright_pixels(const cv::Mat& rgb, int threshold = 128) {
+  cv::Mat g;
+  cv::cvtColor(rgb, g, cv::COLOR_RGB2GRAY);
+  return cv::boundingRect(g > threshold);
+}
+
+void expect_box_near(const BoxAnnotation& b, const cv::Rect& r, float tol, const std::string& what) {
+  EXPECT_NEAR(b.x1, r.x, tol) << what;
+  EXPECT_NEAR(b.y1, r.y, tol) << what;
+  EXPECT_NEAR(b.x2, r.x + r.width, tol) << what;
+  EXPECT_NEAR(b.y2, r.y + r.height, tol) << what;
+}
+
+}  // namespace
+
+TEST(Augment, FlipMovesBoxWithPixels) {
+  Sample s = bright_rect(100, 80, cv::Rect(20, 10, 30, 30));
+  hflip(s);
+  ASSERT_EQ(s.boxes.size(), 1u);
+  expect_box_near(s.boxes[0], bright_pixels(s.image), 0.0f, "flip");
+  EXPECT_FLOAT_EQ(s.boxes[0].x1, 50);
+  EXPECT_FLOAT_EQ(s.boxes[0].x2, 80);
+}
+
+TEST(Augment, RotationMovesBoxWithPixels) {
+  for (double deg : {-10.0, -4.0, 3.0, 10.0, 25.0}) {
+    Sample s = bright_rect(120, 90, cv::Rect(30, 20, 40, 25));
+    rotate(s, deg, cv::Scalar(0, 0, 0));
+    ASSERT_EQ(s.boxes.size(), 1u);
+    expect_box_near(s.boxes[0], bright_pixels(s.image), 1.5f, "rotate " + std::to_string(deg));
+  }
+  // A box rotated towards a corner is clipped to the image.
+  Sample s = bright_rect(100, 100, cv::Rect(0, 0, 40, 40));
+  rotate(s, 10.0, cv::Scalar(0, 0, 0));
+  ASSERT_EQ(s.boxes.size(), 1u);
+  EXPECT_GE(s.boxes[0].x1, 0);
+  EXPECT_GE(s.boxes[0].y1, 0);
+  expect_box_near(s.boxes[0], bright_pixels(s.image), 1.5f, "rotate corner");
+}
+
+TEST(Augment, ZoomCropResizeMoveBoxes) {
+  Sample s = bright_rect(100, 80, cv::Rect(20, 10, 30, 30));
+  zoom_out(s, 150, 100, 40, 15, cv::Scalar(0, 0, 0));
+  expect_box_near(s.boxes[0], bright_pixels(s.image), 0.0f, "zoom_out");
+  crop(s, cv::Rect(70, 20, 60, 70));  // cuts the rectangle; its centre (75, 40) stays inside
+  ASSERT_EQ(s.boxes.size(), 1u);
+  expect_box_near(s.boxes[0], bright_pixels(s.image), 0.0f, "crop");
+  squish_resize(s, 32);
+  EXPECT_EQ(s.image.size(), cv::Size(32, 32));
+  expect_box_near(s.boxes[0], bright_pixels(s.image, 100), 1.0f, "resize");
+  Sample t = bright_rect(100, 80, cv::Rect(20, 10, 30, 30));
+  crop(t, cv::Rect(40, 0, 60, 80));  // centre (35, 25) outside: dropped
+  EXPECT_TRUE(t.boxes.empty());
+}
+
+TEST(Augment, RandomPipelineKeepsBoxesOnPixels) {
+  AugmentOptions o;
+  o.rotate_prob = 0.7;
+  o.zoom_out_prob = 0.5;
+  o.crop_prob = 0.7;
+  const std::array<float, 3> black = {0, 0, 0};
+  int flipped = 0;
+  for (uint64_t seed = 0; seed < 60; ++seed) {
+    Sample s = bright_rect(160, 120, cv::Rect(50, 30, 50, 40));
+    Rng rng(seed);
+    augment(s, 64, o, rng, black);
+    ASSERT_EQ(s.image.size(), cv::Size(64, 64));
+    ASSERT_EQ(s.boxes.size(), 1u) << "seed " << seed;
+    EXPECT_EQ(s.boxes[0].label, 3);
+    expect_box_near(s.boxes[0], bright_pixels(s.image, 100), 2.0f, "seed " + std::to_string(seed));
+    if (s.boxes[0].x1 > 64 - s.boxes[0].x2 + 4) ++flipped;
+    // Same seed, same result.
+    Sample s2 = bright_rect(160, 120, cv::Rect(50, 30, 50, 40));
+    Rng rng2(seed);
+    augment(s2, 64, o, rng2, black);
+    EXPECT_EQ(cv::norm(s.image, s2.image, cv::NORM_INF), 0.0);
+  }
+  EXPECT_GT(flipped, 5);  // flips do happen (the rectangle starts left of centre)
+}
+
+TEST(Augment, NormalisesToChw) {
+  cv::Mat m(2, 3, CV_8UC3, cv::Scalar(255, 0, 51));
+  m.at<cv::Vec3b>(1, 2) = cv::Vec3b(0, 255, 102);
+  std::vector<float> out(3 * 2 * 3);
+  to_chw_normalised(m, {0.5f, 0.25f, 0.1f}, {0.5f, 0.25f, 0.2f}, out.data());
+  EXPECT_FLOAT_EQ(out[0], (1.0f - 0.5f) / 0.5f);        // R, (0,0)
+  EXPECT_FLOAT_EQ(out[6], (0.0f - 0.25f) / 0.25f);      // G, (0,0)
+  EXPECT_FLOAT_EQ(out[12], (0.2f - 0.1f) / 0.2f);       // B, (0,0)
+  EXPECT_FLOAT_EQ(out[5], (0.0f - 0.5f) / 0.5f);        // R, (1,2)
+  EXPECT_FLOAT_EQ(out[11], (1.0f - 0.25f) / 0.25f);     // G, (1,2)
+  EXPECT_NEAR(out[17], (0.4f - 0.1f) / 0.2f, 1e-6);     // B, (1,2)
+}
+
+// ---------------------------------------------------------------------------------- Loader
+
+namespace {
+
+struct SynthSet {
+  TempDir dir;
+  Dataset ds;
+  explicit SynthSet(int count, int side = 64) {
+    SynthDatasetOptions o;
+    o.count = count;
+    o.width = side;
+    o.height = side + 8;
+    o.seed = 3;
+    o.format = "png";
+    ds = write_synth_dataset(dir.str("s"), o);
+  }
+};
+
+}  // namespace
+
+TEST(Loader, BatchShapesAndTargets) {
+  SynthSet set(10);
+  set.ds.images[2].boxes.push_back({1, 1, 30, 30, 0, true});  // ignored: not a target
+  LoaderOptions o;
+  o.image_size = 48;
+  o.batch_size = 4;
+  o.threads = 2;
+  o.augment = false;
+  o.shuffle = false;
+  DataLoader loader(set.ds, o);
+  EXPECT_EQ(loader.batches_per_epoch(), 3u);
+  loader.start_epoch(0);
+  Batch b;
+  std::vector<int> sizes;
+  size_t seen = 0;
+  while (loader.next(b)) {
+    sizes.push_back(b.size);
+    const size_t B = static_cast<size_t>(b.size), G = static_cast<size_t>(b.max_boxes);
+    ASSERT_EQ(b.images.size(), B * 3 * 48 * 48);
+    ASSERT_EQ(b.boxes.size(), B * G * 4);
+    ASSERT_EQ(b.labels.size(), B * G);
+    ASSERT_EQ(b.valid.size(), B * G);
+    ASSERT_EQ(b.indices.size(), B);
+    size_t g_needed = 1;
+    for (size_t i = 0; i < B; ++i) {
+      const ImageRecord& rec = set.ds.images[static_cast<size_t>(b.indices[i])];
+      EXPECT_EQ(b.indices[i], static_cast<int64_t>(seen + i));  // no shuffle
+      EXPECT_EQ(b.widths[i], rec.width);
+      std::vector<BoxAnnotation> targets;
+      for (const auto& t : rec.boxes)
+        if (!t.ignore) targets.push_back(t);
+      g_needed = std::max(g_needed, targets.size());
+      for (size_t k = 0; k < G; ++k) {
+        const size_t j = i * G + k;
+        ASSERT_EQ(b.valid[j], k < targets.size() ? 1 : 0);
+        if (k >= targets.size()) continue;
+        // No augmentation: boxes are the record's, scaled to [0, 1].
+        EXPECT_NEAR(b.boxes[4 * j + 0], targets[k].x1 / rec.width, 1e-5);
+        EXPECT_NEAR(b.boxes[4 * j + 1], targets[k].y1 / rec.height, 1e-5);
+        EXPECT_NEAR(b.boxes[4 * j + 2], targets[k].x2 / rec.width, 1e-5);
+        EXPECT_NEAR(b.boxes[4 * j + 3], targets[k].y2 / rec.height, 1e-5);
+        EXPECT_EQ(b.labels[j], targets[k].label);
+      }
+    }
+    EXPECT_EQ(static_cast<size_t>(b.max_boxes), g_needed);
+    seen += B;
+  }
+  EXPECT_EQ(sizes, (std::vector<int>{4, 4, 2}));
+  EXPECT_FALSE(loader.next(b));
+  // Normalisation: the first pixel of image 0 matches a direct computation.
+  loader.start_epoch(0);
+  ASSERT_TRUE(loader.next(b));
+  cv::Mat rgb = load_rgb(set.ds.images[0]);
+  cv::Mat small;
+  cv::resize(rgb, small, cv::Size(48, 48), 0, 0, cv::INTER_AREA);
+  EXPECT_NEAR(b.images[0], (small.at<cv::Vec3b>(0, 0)[0] / 255.0f - o.mean[0]) / o.std[0], 1e-5);
+
+  o.drop_last = true;
+  DataLoader dl(set.ds, o);
+  EXPECT_EQ(dl.batches_per_epoch(), 2u);
+}
+
+TEST(Loader, DeterministicAcrossThreadCounts) {
+  SynthSet set(12);
+  LoaderOptions o;
+  o.image_size = 40;
+  o.batch_size = 5;
+  o.seed = 11;
+  auto run = [&](int threads, int epoch) {
+    LoaderOptions oo = o;
+    oo.threads = threads;
+    DataLoader loader(set.ds, oo);
+    loader.start_epoch(epoch);
+    std::vector<Batch> out;
+    Batch b;
+    while (loader.next(b)) out.push_back(b);
+    return out;
+  };
+  const auto a = run(1, 0), b = run(3, 0), c = run(2, 1);
+  ASSERT_EQ(a.size(), 3u);
+  ASSERT_EQ(a.size(), b.size());
+  bool order_differs = false;
+  std::set<int64_t> all;
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i].indices, b[i].indices);
+    EXPECT_EQ(a[i].images, b[i].images);
+    EXPECT_EQ(a[i].boxes, b[i].boxes);
+    EXPECT_EQ(a[i].labels, b[i].labels);
+    EXPECT_EQ(a[i].valid, b[i].valid);
+    if (a[i].indices != c[i].indices) order_differs = true;
+    all.insert(a[i].indices.begin(), a[i].indices.end());
+    for (float v : a[i].boxes) {
+      EXPECT_GE(v, 0.0f);
+      EXPECT_LE(v, 1.0f);
+    }
+  }
+  EXPECT_EQ(all.size(), 12u);  // a permutation
+  EXPECT_TRUE(order_differs);  // another epoch, another order
+}
+
+TEST(Loader, WorkerErrorsReachTheConsumer) {
+  SynthSet set(6);
+  fs::remove(set.ds.images[4].path);
+  LoaderOptions o;
+  o.image_size = 32;
+  o.batch_size = 2;
+  o.shuffle = false;
+  DataLoader loader(set.ds, o);
+  loader.start_epoch(0);
+  Batch b;
+  EXPECT_TRUE(loader.next(b));
+  EXPECT_TRUE(loader.next(b));
+  expect_data_error([&] { loader.next(b); }, {"000004.png", "not found"});
+  // A corrupt file and a size mismatch are errors too.
+  write_text(set.ds.images[4].path, "not an image");
+  expect_data_error([&] { load_rgb(set.ds.images[4]); }, {"000004.png", "cannot read or decode"});
+  ImageRecord r = set.ds.images[1];
+  r.width += 1;
+  expect_data_error([&] { load_rgb(r); }, {"000001.png", "annotation says"});
+}
+
+TEST(Loader, MeasuresThroughput) {
+  SynthSet set(8);
+  LoaderOptions o;
+  o.image_size = 32;
+  o.batch_size = 4;
+  const LoaderThroughput t = measure_loader_throughput(set.ds, o);
+  EXPECT_EQ(t.images, 8u);
+  EXPECT_GT(t.seconds, 0.0);
+  EXPECT_GT(t.images_per_second, 0.0);
+}
+
+TEST(Rng, FixedSequencesAndRanges) {
+  Rng a(123), b(123), c(124);
+  bool differs = false;
+  for (int i = 0; i < 100; ++i) {
+    const double u = a.uniform();
+    EXPECT_EQ(u, b.uniform());
+    if (u != c.uniform()) differs = true;
+    EXPECT_GE(u, 0.0);
+    EXPECT_LT(u, 1.0);
+    const int64_t k = a.uniform_int(-3, 3);
+    b.uniform_int(-3, 3);
+    EXPECT_GE(k, -3);
+    EXPECT_LE(k, 3);
+  }
+  EXPECT_TRUE(differs);
+}

@@ -1,0 +1,184 @@
+// mAP: hand-checked cases, and a cross-check against pycocotools' COCOeval and the Pascal VOC
+// reference code (tests/training/coco_reference.py, run with $SSD_PYTHON).
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "evaluate.h"
+
+using ssdtrain::BoxAnnotation;
+using ssdtrain::MapEvaluator;
+using ssdtrain::MapResult;
+using ssdtrain::ScoredBox;
+
+namespace {
+
+BoxAnnotation gt(float x1, float y1, float x2, float y2, int label, bool ignore = false) {
+  BoxAnnotation b;
+  b.x1 = x1; b.y1 = y1; b.x2 = x2; b.y2 = y2; b.label = label; b.ignore = ignore;
+  return b;
+}
+
+ScoredBox det(float x1, float y1, float x2, float y2, int label, float score) {
+  ScoredBox d;
+  d.x1 = x1; d.y1 = y1; d.x2 = x2; d.y2 = y2; d.label = label; d.score = score;
+  return d;
+}
+
+}  // namespace
+
+TEST(Map, PerfectDetectionsScoreOne) {
+  MapEvaluator ev({"a", "b"});
+  ev.add_image(1, {gt(0, 0, 10, 10, 0), gt(20, 20, 40, 50, 1)},
+               {det(0, 0, 10, 10, 0, 0.9f), det(20, 20, 40, 50, 1, 0.8f)});
+  ev.add_image(2, {gt(5, 5, 15, 15, 1)}, {det(5, 5, 15, 15, 1, 0.7f)});
+  MapResult r = ev.compute();
+  EXPECT_NEAR(r.map50_voc07, 1.0, 1e-12);
+  EXPECT_NEAR(r.map50_voc, 1.0, 1e-12);
+  EXPECT_NEAR(r.map_coco, 1.0, 1e-12);
+  EXPECT_NEAR(r.map50_coco, 1.0, 1e-12);
+  ASSERT_EQ(r.classes.size(), 2u);
+  EXPECT_EQ(r.classes[1].num_gt, 2);
+}
+
+TEST(Map, NoDetectionsScoreZeroAndEmptyClassIsLeftOut) {
+  MapEvaluator ev({"a", "b", "never"});
+  ev.add_image(1, {gt(0, 0, 10, 10, 0), gt(0, 0, 10, 10, 1)}, {det(0, 0, 10, 10, 0, 0.5f)});
+  MapResult r = ev.compute();
+  EXPECT_TRUE(r.classes[0].valid);
+  EXPECT_TRUE(r.classes[1].valid);
+  EXPECT_FALSE(r.classes[2].valid);
+  EXPECT_NEAR(r.classes[1].ap_coco, 0.0, 1e-12);
+  EXPECT_NEAR(r.map50_voc, 0.5, 1e-12);   // (1 + 0) / 2: the empty class is not averaged
+}
+
+TEST(Map, HighScoringFalsePositiveHalvesPrecision) {
+  // One ground truth; a false positive outranks the true positive: precision 0.5 at recall 1.
+  MapEvaluator ev({"a"});
+  ev.add_image(1, {gt(0, 0, 10, 10, 0)},
+               {det(50, 50, 60, 60, 0, 0.9f), det(0, 0, 10, 10, 0, 0.8f)});
+  MapResult r = ev.compute();
+  EXPECT_NEAR(r.map50_voc, 0.5, 1e-12);
+  EXPECT_NEAR(r.map50_voc07, 0.5, 1e-12);
+  EXPECT_NEAR(r.map50_coco, 0.5, 1e-12);
+  // Below the false positive's score the ranking is clean.
+  MapEvaluator ev2({"a"});
+  ev2.add_image(1, {gt(0, 0, 10, 10, 0)},
+                {det(50, 50, 60, 60, 0, 0.7f), det(0, 0, 10, 10, 0, 0.8f)});
+  EXPECT_NEAR(ev2.compute().map50_voc, 1.0, 1e-12);
+}
+
+TEST(Map, IouThresholdsMatter) {
+  // IoU of [0,10]x[0,10] with [0,10]x[0,14] = 100/140 = 0.714: a hit at 0.5..0.7, a miss above.
+  MapEvaluator ev({"a"});
+  ev.add_image(1, {gt(0, 0, 10, 10, 0)}, {det(0, 0, 10, 14, 0, 0.9f)});
+  MapResult r = ev.compute();
+  EXPECT_NEAR(r.map50_coco, 1.0, 1e-12);
+  EXPECT_NEAR(r.map75_coco, 0.0, 1e-12);
+  EXPECT_NEAR(r.map_coco, 5.0 / 10.0, 1e-12);   // thresholds 0.50..0.70 hit
+}
+
+TEST(Map, IgnoredGroundTruthNeitherHelpsNorHurts) {
+  MapEvaluator ev({"a"});
+  ev.add_image(1, {gt(0, 0, 10, 10, 0), gt(100, 100, 200, 200, 0, /*ignore=*/true)},
+               {det(0, 0, 10, 10, 0, 0.5f), det(110, 110, 150, 150, 0, 0.9f),
+                det(120, 120, 190, 190, 0, 0.8f)});
+  MapResult r = ev.compute();
+  EXPECT_EQ(r.classes[0].num_gt, 1);
+  // COCO crowd semantics: both detections inside the ignore region are ignored.
+  EXPECT_NEAR(r.map50_coco, 1.0, 1e-12);
+  // VOC difficult: (120,120,190,190) has IoU 0.49 with it: a false positive; the other has
+  // IoU 0.16: also a false positive -> precision 1/3 at recall 1.
+  EXPECT_NEAR(r.map50_voc, 1.0 / 3.0, 1e-12);
+}
+
+TEST(Map, BadLabelsAndDuplicateImagesThrow) {
+  MapEvaluator ev({"a"});
+  EXPECT_THROW(ev.add_image(1, {gt(0, 0, 1, 1, 1)}, {}), std::invalid_argument);
+  EXPECT_THROW(ev.add_image(1, {}, {det(0, 0, 1, 1, -1, 0.5f)}), std::invalid_argument);
+  ev.add_image(7, {}, {});
+  EXPECT_THROW(ev.add_image(7, {}, {}), std::invalid_argument);
+}
+
+TEST(Map, VocApFormulas) {
+  // Recall 0.5 at precision 1, then recall 1 at precision 0.5.
+  std::vector<double> rec{0.5, 0.5, 1.0}, prec{1.0, 0.5, 2.0 / 3.0};
+  EXPECT_NEAR(ssdtrain::voc_ap(rec, prec, false), 0.5 * 1.0 + 0.5 * (2.0 / 3.0), 1e-12);
+  EXPECT_NEAR(ssdtrain::voc_ap(rec, prec, true), (6 * 1.0 + 5 * (2.0 / 3.0)) / 11.0, 1e-12);
+}
+
+// ------------------------------------------------------------------------------------------
+// Cross-check against pycocotools and the VOC reference.
+
+TEST(Map, AgreesWithPycocotoolsAndVocReference) {
+  const char* python = std::getenv("SSD_PYTHON");
+  const char* script = std::getenv("SSD_COCO_REFERENCE");
+  ASSERT_TRUE(python && script)
+      << "set SSD_PYTHON (a Python with numpy + pycocotools) and SSD_COCO_REFERENCE "
+         "(tests/training/coco_reference.py); meson test sets both";
+  const std::filesystem::path out = std::filesystem::temp_directory_path() /
+                                    ("ssd_map_ref_" + std::to_string(::getpid()) + ".json");
+  const std::string cmd = std::string("\"") + python + "\" \"" + script + "\" \"" +
+                          out.string() + "\"";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << "failed: " << cmd;
+  nlohmann::json ref;
+  {
+    std::ifstream f(out);
+    ASSERT_TRUE(f.good());
+    f >> ref;
+  }
+  std::filesystem::remove(out);
+  ASSERT_EQ(ref["cases"].size(), 4u);
+  int compared = 0;
+  for (const auto& c : ref["cases"]) {
+    const auto labels = c["labels"].get<std::vector<std::string>>();
+    MapEvaluator ev(labels);
+    for (const auto& im : c["images"]) {
+      std::vector<BoxAnnotation> gts;
+      std::vector<ScoredBox> dets;
+      for (const auto& g : im["gts"]) {
+        const float x = g[0], y = g[1], w = g[2], h = g[3];
+        gts.push_back(gt(x, y, x + w, y + h, g[4].get<int>(), g[5].get<int>() != 0));
+      }
+      for (const auto& d : im["dets"]) {
+        const float x = d[0], y = d[1], w = d[2], h = d[3];
+        dets.push_back(det(x, y, x + w, y + h, d[4].get<int>(), d[5].get<float>()));
+      }
+      ev.add_image(im["id"].get<int64_t>(), gts, dets);
+    }
+    const MapResult r = ev.compute();
+    SCOPED_TRACE("case seed " + std::to_string(c["spec"]["seed"].get<int>()));
+    ASSERT_EQ(r.classes.size(), labels.size());
+    for (size_t k = 0; k < labels.size(); ++k) {
+      const auto& pc = c["coco"]["per_class"][k];
+      const auto& pv = c["voc"][k];
+      SCOPED_TRACE("class " + std::to_string(k));
+      ASSERT_EQ(r.classes[k].valid, pc["valid"].get<bool>());
+      ASSERT_EQ(r.classes[k].valid, pv["valid"].get<bool>());
+      if (!r.classes[k].valid) continue;
+      EXPECT_NEAR(r.classes[k].ap_coco, pc["ap"].get<double>(), 1e-4);
+      EXPECT_NEAR(r.classes[k].ap50_coco, pc["ap50"].get<double>(), 1e-4);
+      EXPECT_NEAR(r.classes[k].ap75_coco, pc["ap75"].get<double>(), 1e-4);
+      EXPECT_NEAR(r.classes[k].recall50, pc["recall50"].get<double>(), 1e-4);
+      EXPECT_NEAR(r.classes[k].ap50_voc07, pv["ap07"].get<double>(), 1e-4);
+      EXPECT_NEAR(r.classes[k].ap50_voc, pv["ap"].get<double>(), 1e-4);
+      ++compared;
+    }
+    EXPECT_NEAR(r.map_coco, c["coco"]["map"].get<double>(), 1e-4);
+    EXPECT_NEAR(r.map50_coco, c["coco"]["map50"].get<double>(), 1e-4);
+    EXPECT_NEAR(r.map75_coco, c["coco"]["map75"].get<double>(), 1e-4);
+    // Not a degenerate comparison: the detections are imperfect.
+    EXPECT_GT(r.map_coco, 0.05);
+    EXPECT_LT(r.map_coco, 0.95);
+  }
+  EXPECT_GE(compared, 12);
+}

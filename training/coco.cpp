@@ -1,0 +1,232 @@
+#include "coco.h"
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <unordered_map>
+
+#include <nlohmann/json.hpp>
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace ssdtrain {
+namespace {
+
+[[noreturn]] void fail(const std::string& file, const std::string& entry, const std::string& what) {
+  throw DataError(file + ": " + (entry.empty() ? "" : entry + ": ") + what);
+}
+
+const json& field(const json& obj, const char* name, const std::string& file,
+                  const std::string& entry) {
+  if (!obj.is_object()) fail(file, entry, "is not a JSON object");
+  auto it = obj.find(name);
+  if (it == obj.end()) fail(file, entry, std::string("missing field '") + name + "'");
+  return *it;
+}
+
+int64_t get_int(const json& obj, const char* name, const std::string& file,
+                const std::string& entry) {
+  const json& v = field(obj, name, file, entry);
+  if (v.is_number_integer()) return v.get<int64_t>();
+  if (v.is_number_float()) {
+    const double d = v.get<double>();
+    if (std::isfinite(d) && d == std::floor(d) && std::fabs(d) < 9.0e15)
+      return static_cast<int64_t>(d);
+  }
+  fail(file, entry, std::string("field '") + name + "' is not an integer: " + v.dump());
+}
+
+std::string get_string(const json& obj, const char* name, const std::string& file,
+                       const std::string& entry) {
+  const json& v = field(obj, name, file, entry);
+  if (!v.is_string()) fail(file, entry, std::string("field '") + name + "' is not a string");
+  return v.get<std::string>();
+}
+
+// Optional 0/1 flag (number or bool); absent or null = false.
+bool get_flag(const json& obj, const char* name, const std::string& file,
+              const std::string& entry) {
+  auto it = obj.find(name);
+  if (it == obj.end() || it->is_null()) return false;
+  if (it->is_boolean()) return it->get<bool>();
+  if (it->is_number()) return it->get<double>() != 0.0;
+  fail(file, entry, std::string("field '") + name + "' is not a number or boolean");
+}
+
+const json& get_array(const json& root, const char* name, const std::string& file) {
+  const json& v = field(root, name, file, "");
+  if (!v.is_array()) fail(file, "", std::string("'") + name + "' is not an array");
+  return v;
+}
+
+}  // namespace
+
+Dataset load_coco(const std::string& json_path, const CocoOptions& options, LoadReport* report) {
+  LoadReport local_report;
+  LoadReport& rep = report ? *report : local_report;
+  const std::string& file = json_path;
+
+  std::ifstream in(json_path, std::ios::binary);
+  if (!in) fail(file, "", "cannot open file");
+  json root;
+  try {
+    root = json::parse(in);
+  } catch (const json::exception& e) {
+    fail(file, "", std::string("malformed JSON: ") + e.what());
+  }
+  if (!root.is_object()) fail(file, "", "top level is not a JSON object");
+
+  const fs::path image_dir = options.image_dir.empty()
+                                 ? fs::path(json_path).parent_path()
+                                 : fs::path(options.image_dir);
+
+  Dataset ds;
+  // Categories, in order -> contiguous labels.
+  const json& cats = get_array(root, "categories", file);
+  if (cats.empty()) fail(file, "categories", "empty list");
+  std::unordered_map<int64_t, int> cat_to_label;
+  for (size_t i = 0; i < cats.size(); ++i) {
+    const std::string entry = "categories[" + std::to_string(i) + "]";
+    const int64_t id = get_int(cats[i], "id", file, entry);
+    std::string name = get_string(cats[i], "name", file, entry);
+    if (cat_to_label.count(id)) fail(file, entry, "duplicate category id " + std::to_string(id));
+    cat_to_label[id] = static_cast<int>(ds.labels.size());
+    ds.labels.push_back(std::move(name));
+  }
+
+  // Images.
+  const json& images = get_array(root, "images", file);
+  if (images.empty()) fail(file, "images", "empty list");
+  std::unordered_map<int64_t, size_t> id_to_index;
+  ds.images.reserve(images.size());
+  for (size_t i = 0; i < images.size(); ++i) {
+    const std::string entry = "images[" + std::to_string(i) + "]";
+    ImageRecord rec;
+    const std::string name = get_string(images[i], "file_name", file, entry);
+    rec.id = get_int(images[i], "id", file, entry);
+    const int64_t w = get_int(images[i], "width", file, entry);
+    const int64_t h = get_int(images[i], "height", file, entry);
+    if (w <= 0 || h <= 0 || w > 1000000 || h > 1000000)
+      fail(file, entry, "invalid size " + std::to_string(w) + "x" + std::to_string(h));
+    rec.width = static_cast<int>(w);
+    rec.height = static_cast<int>(h);
+    if (name.empty()) fail(file, entry, "empty file_name");
+    rec.path = (image_dir / name).string();
+    if (options.check_files) {
+      std::error_code ec;
+      const auto st = fs::status(rec.path, ec);
+      if (!fs::exists(st)) fail(file, entry, "image file not found: " + rec.path);
+      if (!fs::is_regular_file(st)) fail(file, entry, "image path is not a file: " + rec.path);
+    }
+    if (id_to_index.count(rec.id)) fail(file, entry, "duplicate image id " + std::to_string(rec.id));
+    id_to_index[rec.id] = ds.images.size();
+    ds.images.push_back(std::move(rec));
+  }
+
+  // Annotations.
+  const json& anns = get_array(root, "annotations", file);
+  if (anns.empty()) fail(file, "annotations", "empty list: a detection dataset needs boxes");
+  for (size_t i = 0; i < anns.size(); ++i) {
+    const std::string entry = "annotations[" + std::to_string(i) + "]";
+    const json& a = anns[i];
+    const int64_t image_id = get_int(a, "image_id", file, entry);
+    const int64_t cat = get_int(a, "category_id", file, entry);
+    auto img_it = id_to_index.find(image_id);
+    if (img_it == id_to_index.end())
+      fail(file, entry, "image_id " + std::to_string(image_id) + " is not in images");
+    auto cat_it = cat_to_label.find(cat);
+    if (cat_it == cat_to_label.end())
+      fail(file, entry, "category_id " + std::to_string(cat) + " is not in categories");
+    const json& bb = field(a, "bbox", file, entry);
+    if (!bb.is_array() || bb.size() != 4)
+      fail(file, entry, "bbox is not an array of 4 numbers [x, y, w, h]: " + bb.dump());
+    double v[4];
+    for (int k = 0; k < 4; ++k) {
+      if (!bb[k].is_number()) fail(file, entry, "bbox has a non-number: " + bb.dump());
+      v[k] = bb[k].get<double>();
+      if (!std::isfinite(v[k])) fail(file, entry, "bbox is not finite: " + bb.dump());
+    }
+    if (v[2] < 0 || v[3] < 0) fail(file, entry, "bbox has a negative size: " + bb.dump());
+    ImageRecord& rec = ds.images[img_it->second];
+    BoxAnnotation box;
+    box.x1 = static_cast<float>(v[0]);
+    box.y1 = static_cast<float>(v[1]);
+    box.x2 = static_cast<float>(v[0] + v[2]);
+    box.y2 = static_cast<float>(v[1] + v[3]);
+    box.label = cat_it->second;
+    box.ignore = get_flag(a, "ignore", file, entry) || get_flag(a, "iscrowd", file, entry);
+    const bool outside = box.x1 >= rec.width || box.y1 >= rec.height || box.x2 <= 0 || box.y2 <= 0;
+    if (outside && v[2] > 0 && v[3] > 0) {
+      std::ostringstream os;
+      os << "bbox " << bb.dump() << " lies wholly outside image id " << rec.id << " ("
+         << rec.width << "x" << rec.height << ")";
+      fail(file, entry, os.str());
+    }
+    if (!clip_box_to_image(box, rec.width, rec.height)) {
+      rep.skip_annotation(file + ": " + entry + ": skipped zero-area bbox " + bb.dump());
+      continue;
+    }
+    rec.boxes.push_back(box);
+  }
+
+  if (options.skip_unannotated) {
+    std::vector<ImageRecord> kept;
+    kept.reserve(ds.images.size());
+    for (size_t i = 0; i < ds.images.size(); ++i) {
+      if (ds.images[i].boxes.empty())
+        rep.skip_image(file + ": images[" + std::to_string(i) + "]: skipped, no usable annotation");
+      else
+        kept.push_back(std::move(ds.images[i]));
+    }
+    ds.images = std::move(kept);
+    if (ds.images.empty()) fail(file, "", "no image has a usable annotation");
+  }
+  return ds;
+}
+
+void write_coco(const Dataset& dataset, const std::string& json_path,
+                const std::string& image_dir) {
+  json root;
+  json images = json::array(), anns = json::array(), cats = json::array();
+  const fs::path base = fs::absolute(image_dir).lexically_normal();
+  int64_t ann_id = 1;
+  for (const auto& rec : dataset.images) {
+    const fs::path p = fs::absolute(rec.path).lexically_normal();
+    const std::string rel = p.lexically_relative(base).generic_string();
+    if (rel.empty() || rel.rfind("..", 0) == 0)
+      throw DataError(json_path + ": image " + rec.path + " is not inside " + image_dir);
+    images.push_back({{"file_name", rel}, {"height", rec.height}, {"width", rec.width},
+                      {"id", rec.id}});
+    for (const auto& b : rec.boxes) {
+      const double w = b.x2 - b.x1, h = b.y2 - b.y1;
+      anns.push_back({{"area", w * h},
+                      {"iscrowd", 0},
+                      {"image_id", rec.id},
+                      {"bbox", {b.x1, b.y1, w, h}},
+                      {"category_id", b.label + 1},
+                      {"id", ann_id++},
+                      {"ignore", b.ignore ? 1 : 0}});
+    }
+  }
+  for (size_t i = 0; i < dataset.labels.size(); ++i)
+    cats.push_back({{"supercategory", "none"}, {"id", i + 1}, {"name", dataset.labels[i]}});
+  root["images"] = std::move(images);
+  root["type"] = "instances";
+  root["annotations"] = std::move(anns);
+  root["categories"] = std::move(cats);
+
+  const fs::path out(json_path);
+  if (out.has_parent_path()) {
+    std::error_code ec;
+    fs::create_directories(out.parent_path(), ec);
+  }
+  std::ofstream f(json_path, std::ios::binary | std::ios::trunc);
+  if (!f) throw DataError(json_path + ": cannot open for writing");
+  f << root.dump() << "\n";
+  f.close();
+  if (!f) throw DataError(json_path + ": write failed");
+}
+
+}  // namespace ssdtrain

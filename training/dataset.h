@@ -1,0 +1,66 @@
+// Detection datasets for ssd-train: COCO-style JSON, Pascal VOC XML folders, and the synthetic
+// shapes generator. LibTorch-free (OpenCV + nlohmann-json) so it compiles fast.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "../model/error.h"  // ssd::Error, header-only
+
+namespace ssdtrain {
+
+// Bad dataset input: missing/unreadable files, malformed JSON/XML, unknown categories, boxes
+// outside their image... The message names the file and the entry, e.g.
+// "data/train.json: annotations[17]: category_id 99 is not in categories".
+// Derives from ssd::Error so one catch covers the model library and the data side.
+class DataError : public ssd::Error {
+ public:
+  using ssd::Error::Error;
+};
+
+struct BoxAnnotation {
+  float x1 = 0, y1 = 0, x2 = 0, y2 = 0;  // pixels in the original image, corners
+  int label = 0;                         // index into Dataset::labels
+  bool ignore = false;                   // COCO ignore/iscrowd, VOC difficult: not a target,
+                                         // not counted as a false positive in eval
+};
+
+struct ImageRecord {
+  std::string path;   // absolute or relative to the working directory
+  int width = 0, height = 0;
+  int64_t id = 0;
+  std::vector<BoxAnnotation> boxes;
+};
+
+struct Dataset {
+  std::vector<std::string> labels;   // class names, background excluded
+  std::vector<ImageRecord> images;
+
+  size_t num_boxes(bool include_ignored = true) const;
+};
+
+// What a loader skipped (documented skips), for the user to read.
+struct LoadReport {
+  int skipped_images = 0;        // e.g. images with no usable annotation when requested
+  int skipped_annotations = 0;   // e.g. zero-area boxes
+  std::vector<std::string> warnings;   // one line per skip, naming the file and the entry
+
+  // Records a documented skip of one annotation / image, with its reason.
+  void skip_annotation(std::string why) {
+    ++skipped_annotations;
+    warnings.push_back(std::move(why));
+  }
+  void skip_image(std::string why) {
+    ++skipped_images;
+    warnings.push_back(std::move(why));
+  }
+};
+
+// Box sanitising shared by the COCO and VOC readers. Corners in pixels; the box is clipped to
+// [0, width] x [0, height]. Returns false when nothing of it is left inside the image with a
+// positive area (the caller decides: DataError or documented skip).
+bool clip_box_to_image(BoxAnnotation& box, int width, int height);
+
+}  // namespace ssdtrain

@@ -1,0 +1,326 @@
+#include "evaluate.h"
+
+#include <algorithm>
+#include <cfloat>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <numeric>
+#include <sstream>
+#include <stdexcept>
+#include <unordered_set>
+
+namespace ssdtrain {
+
+namespace {
+
+constexpr int kIouThresholds = 10;   // 0.50:0.05:0.95
+constexpr int kRecallPoints = 101;   // 0:0.01:1
+
+// numpy.linspace(start, stop, num): start + i * step, the last element exactly stop.
+std::vector<double> linspace(double start, double stop, int num) {
+  std::vector<double> v(num);
+  const double step = (stop - start) / (num - 1);
+  for (int i = 0; i < num; ++i) v[i] = i * step + start;
+  v[num - 1] = stop;
+  return v;
+}
+
+// pycocotools' bbIou: x, y, w, h in double; crowd regions use the detection's area as the union.
+double coco_iou(const ScoredBox& d, const BoxAnnotation& g) {
+  const double dx = d.x1, dy = d.y1, dw = double(d.x2) - d.x1, dh = double(d.y2) - d.y1;
+  const double gx = g.x1, gy = g.y1, gw = double(g.x2) - g.x1, gh = double(g.y2) - g.y1;
+  const double w = std::fmin(dx + dw, gx + gw) - std::fmax(dx, gx);
+  if (w <= 0) return 0;
+  const double h = std::fmin(dy + dh, gy + gh) - std::fmax(dy, gy);
+  if (h <= 0) return 0;
+  const double inter = w * h;
+  const double da = dw * dh, ga = gw * gh;
+  const double uni = g.ignore ? da : da + ga - inter;
+  return inter / uni;
+}
+
+// VOC IoU (normalised or sub-pixel coordinates, so no "+1").
+double voc_iou(const ScoredBox& d, const BoxAnnotation& g) {
+  const double w = std::min<double>(d.x2, g.x2) - std::max<double>(d.x1, g.x1);
+  const double h = std::min<double>(d.y2, g.y2) - std::max<double>(d.y1, g.y1);
+  if (w <= 0 || h <= 0) return 0;
+  const double inter = w * h;
+  const double da = std::max(0.0, double(d.x2) - d.x1) * std::max(0.0, double(d.y2) - d.y1);
+  const double ga = std::max(0.0, double(g.x2) - g.x1) * std::max(0.0, double(g.y2) - g.y1);
+  const double uni = da + ga - inter;
+  return uni > 0 ? inter / uni : 0;
+}
+
+// Indices sorting by decreasing score, stable (numpy argsort(-score, kind='mergesort')).
+std::vector<size_t> order_by_score(const std::vector<float>& scores) {
+  std::vector<size_t> idx(scores.size());
+  std::iota(idx.begin(), idx.end(), 0);
+  std::stable_sort(idx.begin(), idx.end(),
+                   [&](size_t a, size_t b) { return scores[a] > scores[b]; });
+  return idx;
+}
+
+struct CocoImageEval {
+  std::vector<float> scores;                  // D, sorted, truncated
+  std::vector<std::vector<char>> matched;     // T x D
+  std::vector<std::vector<char>> ignored;     // T x D
+  int non_ignored_gt = 0;
+};
+
+CocoImageEval coco_evaluate_image(const std::vector<BoxAnnotation>& gts_in,
+                                  const std::vector<ScoredBox>& dets_in,
+                                  const std::vector<double>& iou_thresholds, int max_dets) {
+  CocoImageEval out;
+  // Ground truths: non-ignored first (stable).
+  std::vector<BoxAnnotation> gts;
+  for (const auto& g : gts_in) if (!g.ignore) gts.push_back(g);
+  out.non_ignored_gt = static_cast<int>(gts.size());
+  for (const auto& g : gts_in) if (g.ignore) gts.push_back(g);
+  // Detections: highest score first (stable), at most max_dets.
+  std::vector<float> raw_scores;
+  for (const auto& d : dets_in) raw_scores.push_back(d.score);
+  std::vector<ScoredBox> dets;
+  for (size_t i : order_by_score(raw_scores)) {
+    if (static_cast<int>(dets.size()) >= max_dets) break;
+    dets.push_back(dets_in[i]);
+  }
+  const size_t G = gts.size(), D = dets.size(), T = iou_thresholds.size();
+  for (const auto& d : dets) out.scores.push_back(d.score);
+  out.matched.assign(T, std::vector<char>(D, 0));
+  out.ignored.assign(T, std::vector<char>(D, 0));
+  if (G == 0 || D == 0) return out;
+  std::vector<std::vector<double>> ious(D, std::vector<double>(G));
+  for (size_t d = 0; d < D; ++d)
+    for (size_t g = 0; g < G; ++g) ious[d][g] = coco_iou(dets[d], gts[g]);
+  for (size_t t = 0; t < T; ++t) {
+    std::vector<char> gt_matched(G, 0);
+    for (size_t d = 0; d < D; ++d) {
+      double best = std::min(iou_thresholds[t], 1 - 1e-10);
+      long m = -1;
+      for (size_t g = 0; g < G; ++g) {
+        if (gt_matched[g] && !gts[g].ignore) continue;
+        if (m > -1 && !gts[m].ignore && gts[g].ignore) break;
+        if (ious[d][g] < best) continue;
+        best = ious[d][g];
+        m = static_cast<long>(g);
+      }
+      if (m == -1) continue;
+      out.ignored[t][d] = gts[m].ignore ? 1 : 0;
+      out.matched[t][d] = 1;
+      gt_matched[m] = 1;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+double voc_ap(const std::vector<double>& rec, const std::vector<double>& prec, bool eleven_point) {
+  if (rec.size() != prec.size()) throw std::invalid_argument("voc_ap: size mismatch");
+  if (eleven_point) {
+    double ap = 0;
+    for (int i = 0; i <= 10; ++i) {
+      const double t = i * 0.1;
+      double p = 0;
+      for (size_t k = 0; k < rec.size(); ++k)
+        if (rec[k] >= t) p = std::max(p, prec[k]);
+      ap += p / 11.0;
+    }
+    return ap;
+  }
+  std::vector<double> mrec{0.0}, mpre{0.0};
+  mrec.insert(mrec.end(), rec.begin(), rec.end());
+  mpre.insert(mpre.end(), prec.begin(), prec.end());
+  mrec.push_back(1.0);
+  mpre.push_back(0.0);
+  for (size_t i = mpre.size() - 1; i > 0; --i) mpre[i - 1] = std::max(mpre[i - 1], mpre[i]);
+  double ap = 0;
+  for (size_t i = 0; i + 1 < mrec.size(); ++i)
+    if (mrec[i + 1] != mrec[i]) ap += (mrec[i + 1] - mrec[i]) * mpre[i + 1];
+  return ap;
+}
+
+MapEvaluator::MapEvaluator(std::vector<std::string> labels, MapOptions options)
+    : labels_(std::move(labels)), options_(options) {
+  if (options_.max_dets <= 0) throw std::invalid_argument("MapEvaluator: max_dets must be > 0");
+}
+
+void MapEvaluator::add_image(int64_t image_id, const std::vector<BoxAnnotation>& ground_truth,
+                             const std::vector<ScoredBox>& detections) {
+  for (const auto& im : images_)
+    if (im.id == image_id)
+      throw std::invalid_argument("MapEvaluator: image id " + std::to_string(image_id) +
+                                  " added twice");
+  for (const auto& g : ground_truth)
+    if (g.label < 0 || g.label >= num_classes())
+      throw std::invalid_argument("MapEvaluator: ground-truth label " + std::to_string(g.label) +
+                                  " outside [0, " + std::to_string(num_classes()) + ")");
+  for (const auto& d : detections)
+    if (d.label < 0 || d.label >= num_classes())
+      throw std::invalid_argument("MapEvaluator: detection label " + std::to_string(d.label) +
+                                  " outside [0, " + std::to_string(num_classes()) + ")");
+  images_.push_back({image_id, ground_truth, detections});
+}
+
+MapResult MapEvaluator::compute() const {
+  MapResult result;
+  result.num_images = static_cast<int>(images_.size());
+  // pycocotools visits images in increasing id order.
+  std::vector<const Image*> images;
+  for (const auto& im : images_) images.push_back(&im);
+  std::stable_sort(images.begin(), images.end(),
+                   [](const Image* a, const Image* b) { return a->id < b->id; });
+  const std::vector<double> iou_thr = linspace(0.5, 0.95, kIouThresholds);
+  const std::vector<double> rec_thr = linspace(0.0, 1.0, kRecallPoints);
+  const double eps = DBL_EPSILON;   // np.spacing(1)
+
+  const int C = num_classes();
+  int n_valid = 0;
+  for (int c = 0; c < C; ++c) {
+    ClassAp ap;
+    ap.name = labels_[c];
+    // ---------------- COCO ----------------
+    std::vector<float> all_scores;
+    std::vector<std::vector<char>> all_matched(kIouThresholds), all_ignored(kIouThresholds);
+    int npig = 0;
+    for (const Image* im : images) {
+      std::vector<BoxAnnotation> gts;
+      std::vector<ScoredBox> dets;
+      for (const auto& g : im->gts) if (g.label == c) gts.push_back(g);
+      for (const auto& d : im->dets) if (d.label == c) dets.push_back(d);
+      ap.num_det += static_cast<int>(dets.size());
+      if (gts.empty() && dets.empty()) continue;
+      CocoImageEval e = coco_evaluate_image(gts, dets, iou_thr, options_.max_dets);
+      npig += e.non_ignored_gt;
+      all_scores.insert(all_scores.end(), e.scores.begin(), e.scores.end());
+      for (int t = 0; t < kIouThresholds; ++t) {
+        all_matched[t].insert(all_matched[t].end(), e.matched[t].begin(), e.matched[t].end());
+        all_ignored[t].insert(all_ignored[t].end(), e.ignored[t].begin(), e.ignored[t].end());
+      }
+    }
+    ap.num_gt = npig;
+    if (npig == 0) {
+      result.classes.push_back(ap);
+      continue;
+    }
+    ap.valid = true;
+    ++n_valid;
+    const std::vector<size_t> order = order_by_score(all_scores);
+    const size_t nd = order.size();
+    double sum_ap = 0;
+    for (int t = 0; t < kIouThresholds; ++t) {
+      std::vector<double> rc(nd), pr(nd);
+      double tp = 0, fp = 0;
+      for (size_t i = 0; i < nd; ++i) {
+        const size_t j = order[i];
+        if (!all_ignored[t][j]) {
+          if (all_matched[t][j]) tp += 1; else fp += 1;
+        }
+        rc[i] = tp / npig;
+        pr[i] = tp / (fp + tp + eps);
+      }
+      if (t == 0) ap.recall50 = nd ? rc[nd - 1] : 0;
+      for (size_t i = nd; i-- > 1;)
+        if (pr[i] > pr[i - 1]) pr[i - 1] = pr[i];
+      double q_sum = 0;
+      for (int r = 0; r < kRecallPoints; ++r) {
+        // searchsorted(rc, thr, side='left'): first index with rc >= thr.
+        const size_t pi = std::lower_bound(rc.begin(), rc.end(), rec_thr[r]) - rc.begin();
+        if (pi >= nd) break;
+        q_sum += pr[pi];
+      }
+      const double ap_t = q_sum / kRecallPoints;
+      sum_ap += ap_t;
+      if (t == 0) ap.ap50_coco = ap_t;
+      if (t == 5) ap.ap75_coco = ap_t;
+    }
+    ap.ap_coco = sum_ap / kIouThresholds;
+
+    // ---------------- VOC (AP@0.5, no detection cap) ----------------
+    struct VocDet { size_t image; ScoredBox box; };
+    std::vector<VocDet> dets;
+    std::vector<std::vector<BoxAnnotation>> gts(images.size());
+    for (size_t i = 0; i < images.size(); ++i) {
+      for (const auto& g : images[i]->gts) if (g.label == c) gts[i].push_back(g);
+      for (const auto& d : images[i]->dets) if (d.label == c) dets.push_back({i, d});
+    }
+    std::stable_sort(dets.begin(), dets.end(),
+                     [](const VocDet& a, const VocDet& b) { return a.box.score > b.box.score; });
+    std::vector<std::vector<char>> detected(images.size());
+    for (size_t i = 0; i < images.size(); ++i) detected[i].assign(gts[i].size(), 0);
+    std::vector<double> rec(dets.size()), prec(dets.size());
+    double tp = 0, fp = 0;
+    for (size_t k = 0; k < dets.size(); ++k) {
+      const auto& g = gts[dets[k].image];
+      double ovmax = -std::numeric_limits<double>::infinity();
+      size_t jmax = 0;
+      for (size_t j = 0; j < g.size(); ++j) {
+        const double o = voc_iou(dets[k].box, g[j]);
+        if (o > ovmax) { ovmax = o; jmax = j; }
+      }
+      if (ovmax > 0.5) {
+        if (!g[jmax].ignore) {
+          if (!detected[dets[k].image][jmax]) {
+            tp += 1;
+            detected[dets[k].image][jmax] = 1;
+          } else {
+            fp += 1;
+          }
+        }
+      } else {
+        fp += 1;
+      }
+      rec[k] = tp / npig;
+      prec[k] = tp / std::max(tp + fp, eps);
+    }
+    ap.ap50_voc07 = voc_ap(rec, prec, true);
+    ap.ap50_voc = voc_ap(rec, prec, false);
+    result.classes.push_back(ap);
+  }
+  if (n_valid > 0) {
+    for (const auto& ap : result.classes) {
+      if (!ap.valid) continue;
+      result.map50_voc07 += ap.ap50_voc07;
+      result.map50_voc += ap.ap50_voc;
+      result.map_coco += ap.ap_coco;
+      result.map50_coco += ap.ap50_coco;
+      result.map75_coco += ap.ap75_coco;
+    }
+    result.map50_voc07 /= n_valid;
+    result.map50_voc /= n_valid;
+    result.map_coco /= n_valid;
+    result.map50_coco /= n_valid;
+    result.map75_coco /= n_valid;
+  }
+  return result;
+}
+
+std::string format_map_table(const MapResult& r) {
+  size_t w = 5;
+  for (const auto& c : r.classes) w = std::max(w, c.name.size());
+  std::ostringstream os;
+  char buf[256];
+  std::snprintf(buf, sizeof buf, "%-*s %7s %7s %9s %7s %7s %7s %7s\n", int(w), "class", "#gt",
+                "#det", "AP50-07", "AP50", "AP", "AP50c", "AP75c");
+  os << buf;
+  for (const auto& c : r.classes) {
+    if (!c.valid) {
+      std::snprintf(buf, sizeof buf, "%-*s %7d %7d %9s %7s %7s %7s %7s\n", int(w), c.name.c_str(),
+                    c.num_gt, c.num_det, "-", "-", "-", "-", "-");
+    } else {
+      std::snprintf(buf, sizeof buf, "%-*s %7d %7d %9.4f %7.4f %7.4f %7.4f %7.4f\n", int(w),
+                    c.name.c_str(), c.num_gt, c.num_det, c.ap50_voc07, c.ap50_voc, c.ap_coco,
+                    c.ap50_coco, c.ap75_coco);
+    }
+    os << buf;
+  }
+  std::snprintf(buf, sizeof buf, "%-*s %7s %7s %9.4f %7.4f %7.4f %7.4f %7.4f\n", int(w), "mean", "",
+                "", r.map50_voc07, r.map50_voc, r.map_coco, r.map50_coco, r.map75_coco);
+  os << buf;
+  os << "(AP50-07: VOC2007 11-point; AP50: VOC all-point; AP: COCO AP@[.5:.95]; "
+        "AP50c/AP75c: COCO 101-point at IoU 0.5/0.75; " << r.num_images << " images)\n";
+  return os.str();
+}
+
+}  // namespace ssdtrain

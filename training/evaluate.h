@@ -1,0 +1,77 @@
+// Detection metrics, LibTorch-free: Pascal VOC AP@0.5 (VOC2007 11-point and VOC2010+ all-point)
+// and COCO-style AP (101-point interpolation over IoU 0.50:0.05:0.95, at most 100 detections per
+// image and class), the latter reproducing pycocotools' COCOeval for bounding boxes (area range
+// "all"): ignored ground truths are treated as COCO's iscrowd regions (IoU = intersection / area
+// of the detection, may absorb any number of detections, which then count neither way).
+// In the VOC metrics an ignored ground truth is VOC's "difficult": normal IoU, a detection
+// matched to it is neither a true nor a false positive.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "dataset.h"
+
+namespace ssdtrain {
+
+struct ScoredBox {
+  float x1 = 0, y1 = 0, x2 = 0, y2 = 0;  // corners, same units as the ground truth
+  int label = 0;                         // class index in [0, num_classes)
+  float score = 0;
+};
+
+struct ClassAp {
+  std::string name;
+  int num_gt = 0;        // non-ignored ground truths
+  int num_det = 0;       // detections (all of them, before COCO's per-image cap)
+  bool valid = false;    // false when the class has no non-ignored ground truth (left out of means)
+  double ap50_voc07 = 0; // VOC2007 11-point AP@0.5
+  double ap50_voc = 0;   // VOC2010+ all-point AP@0.5
+  double ap_coco = 0;    // COCO AP@[.5:.95]
+  double ap50_coco = 0;  // COCO AP@0.5 (101-point)
+  double ap75_coco = 0;  // COCO AP@0.75
+  double recall50 = 0;   // COCO recall at IoU 0.5 (max 100 detections)
+};
+
+struct MapResult {
+  std::vector<ClassAp> classes;
+  int num_images = 0;
+  // Means over valid classes (0 when there is none).
+  double map50_voc07 = 0, map50_voc = 0, map_coco = 0, map50_coco = 0, map75_coco = 0;
+};
+
+struct MapOptions {
+  int max_dets = 100;   // COCO: per image and class
+};
+
+// Accumulates images one at a time (ground truth and detections of the same image), then
+// computes every metric. Boxes with x2 <= x1 or y2 <= y1 have area 0 and overlap nothing.
+class MapEvaluator {
+ public:
+  explicit MapEvaluator(std::vector<std::string> labels, MapOptions options = {});
+  // Throws std::invalid_argument for a label outside [0, num_classes) or a repeated image id.
+  void add_image(int64_t image_id, const std::vector<BoxAnnotation>& ground_truth,
+                 const std::vector<ScoredBox>& detections);
+  MapResult compute() const;
+  int num_classes() const { return static_cast<int>(labels_.size()); }
+
+ private:
+  struct Image {
+    int64_t id;
+    std::vector<BoxAnnotation> gts;
+    std::vector<ScoredBox> dets;
+  };
+  std::vector<std::string> labels_;
+  MapOptions options_;
+  std::vector<Image> images_;
+};
+
+// The per-class table ("class  #gt  #det  AP50(07)  AP50  AP  AP75") and the means, as text.
+std::string format_map_table(const MapResult& result);
+
+// VOC AP from a precision/recall curve (exposed for tests): 11-point or all-point.
+double voc_ap(const std::vector<double>& recall, const std::vector<double>& precision,
+              bool eleven_point);
+
+}  // namespace ssdtrain

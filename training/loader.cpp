@@ -1,0 +1,224 @@
+#include "loader.h"
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include "rng.h"
+
+namespace ssdtrain {
+
+cv::Mat load_rgb(const ImageRecord& rec) {
+  if (!std::filesystem::is_regular_file(rec.path)) throw DataError(rec.path + ": image file not found");
+  cv::Mat bgr;
+  try {
+    bgr = cv::imread(rec.path, cv::IMREAD_COLOR);
+  } catch (const cv::Exception& e) {
+    throw DataError(rec.path + ": cannot decode image: " + e.what());
+  }
+  if (bgr.empty()) {
+    throw DataError(rec.path + ": cannot read or decode image");
+  }
+  if ((rec.width > 0 && bgr.cols != rec.width) || (rec.height > 0 && bgr.rows != rec.height))
+    throw DataError(rec.path + ": image is " + std::to_string(bgr.cols) + "x" +
+                    std::to_string(bgr.rows) + " but its annotation says " +
+                    std::to_string(rec.width) + "x" + std::to_string(rec.height));
+  cv::Mat rgb;
+  cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
+  return rgb;
+}
+
+std::vector<BoxAnnotation> make_sample(const ImageRecord& rec, const LoaderOptions& opt,
+                                       uint64_t sample_seed, float* chw) {
+  Sample s;
+  s.image = load_rgb(rec);
+  s.boxes = rec.boxes;
+  if (opt.augment) {
+    Rng rng(sample_seed);
+    augment(s, opt.image_size, opt.aug, rng, opt.mean);
+  } else {
+    squish_resize(s, opt.image_size);
+  }
+  to_chw_normalised(s.image, opt.mean, opt.std, chw);
+  std::vector<BoxAnnotation> targets;
+  targets.reserve(s.boxes.size());
+  for (const auto& b : s.boxes)
+    if (!b.ignore && b.x2 > b.x1 && b.y2 > b.y1) targets.push_back(b);
+  return targets;
+}
+
+DataLoader::DataLoader(const Dataset& dataset, const LoaderOptions& options)
+    : ds_(dataset), opt_(options) {
+  if (opt_.image_size < 8) throw DataError("loader: image_size must be >= 8");
+  if (opt_.batch_size < 1) throw DataError("loader: batch_size must be >= 1");
+  if (opt_.threads < 1) throw DataError("loader: threads must be >= 1");
+  if (opt_.prefetch < 1) opt_.prefetch = 1;
+  if (ds_.images.empty()) throw DataError("loader: the dataset has no images");
+  for (int c = 0; c < 3; ++c)
+    if (!(opt_.std[c] > 0)) throw DataError("loader: std must be positive");
+}
+
+DataLoader::~DataLoader() { stop(); }
+
+size_t DataLoader::batches_per_epoch() const {
+  const size_t n = ds_.images.size(), b = static_cast<size_t>(opt_.batch_size);
+  return opt_.drop_last ? n / b : (n + b - 1) / b;
+}
+
+void DataLoader::stop() {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    stopping_ = true;
+  }
+  cv_work_.notify_all();
+  cv_ready_.notify_all();
+  for (auto& t : workers_) t.join();
+  workers_.clear();
+}
+
+void DataLoader::start_epoch(int epoch) {
+  stop();
+  epoch_seed_ = derive_seed(opt_.seed, static_cast<uint64_t>(epoch));
+  order_.resize(ds_.images.size());
+  for (size_t i = 0; i < order_.size(); ++i) order_[i] = static_cast<int64_t>(i);
+  if (opt_.shuffle) {
+    Rng rng(epoch_seed_);
+    rng.shuffle(order_);
+  }
+  num_batches_ = batches_per_epoch();
+  next_to_build_ = 0;
+  next_to_return_ = 0;
+  ready_.clear();
+  error_ = nullptr;
+  stopping_ = false;
+  started_ = true;
+  for (int i = 0; i < opt_.threads; ++i) workers_.emplace_back(&DataLoader::worker, this);
+}
+
+void DataLoader::worker() {
+  for (;;) {
+    size_t b;
+    {
+      std::unique_lock<std::mutex> lk(mu_);
+      cv_work_.wait(lk, [&] {
+        return stopping_ || error_ || next_to_build_ >= num_batches_ ||
+               next_to_build_ < next_to_return_ + static_cast<size_t>(opt_.prefetch);
+      });
+      if (stopping_ || error_ || next_to_build_ >= num_batches_) return;
+      b = next_to_build_++;
+    }
+    Batch batch;
+    std::exception_ptr err;
+    try {
+      build_batch(b, batch);
+    } catch (...) {
+      err = std::current_exception();
+    }
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      if (err) {
+        if (!error_ || b < error_batch_) {
+          error_ = err;
+          error_batch_ = b;
+        }
+      } else {
+        ready_.emplace(b, std::move(batch));
+      }
+    }
+    cv_ready_.notify_all();
+    if (err) {
+      cv_work_.notify_all();
+      return;
+    }
+  }
+}
+
+void DataLoader::build_batch(size_t b, Batch& out) const {
+  const size_t bs = static_cast<size_t>(opt_.batch_size);
+  const size_t begin = b * bs, end = std::min(order_.size(), begin + bs);
+  const int n = static_cast<int>(end - begin);
+  const int s = opt_.image_size;
+  const size_t chw = 3 * static_cast<size_t>(s) * s;
+  out.size = n;
+  out.image_size = s;
+  out.images.assign(chw * n, 0.0f);
+  out.indices.assign(order_.begin() + begin, order_.begin() + end);
+  out.widths.resize(n);
+  out.heights.resize(n);
+  std::vector<std::vector<BoxAnnotation>> targets(n);
+  int g = 1;
+  for (int i = 0; i < n; ++i) {
+    const int64_t idx = out.indices[i];
+    const ImageRecord& rec = ds_.images[static_cast<size_t>(idx)];
+    targets[i] = make_sample(rec, opt_, derive_seed(epoch_seed_, static_cast<uint64_t>(idx)),
+                             out.images.data() + chw * i);
+    out.widths[i] = rec.width;
+    out.heights[i] = rec.height;
+    g = std::max(g, static_cast<int>(targets[i].size()));
+  }
+  out.max_boxes = g;
+  out.boxes.assign(static_cast<size_t>(n) * g * 4, 0.0f);
+  out.labels.assign(static_cast<size_t>(n) * g, 0);
+  out.valid.assign(static_cast<size_t>(n) * g, 0);
+  const float inv = 1.0f / static_cast<float>(s);
+  for (int i = 0; i < n; ++i) {
+    for (size_t k = 0; k < targets[i].size(); ++k) {
+      const BoxAnnotation& t = targets[i][k];
+      const size_t j = static_cast<size_t>(i) * g + k;
+      out.boxes[4 * j + 0] = t.x1 * inv;
+      out.boxes[4 * j + 1] = t.y1 * inv;
+      out.boxes[4 * j + 2] = t.x2 * inv;
+      out.boxes[4 * j + 3] = t.y2 * inv;
+      out.labels[j] = t.label;
+      out.valid[j] = 1;
+    }
+  }
+}
+
+bool DataLoader::next(Batch& out) {
+  std::unique_lock<std::mutex> lk(mu_);
+  if (!started_)
+    throw DataError("loader: next() before start_epoch()");
+  if (next_to_return_ >= num_batches_) return false;
+  // Batches before a failed one were all taken by workers before it (they take batches in
+  // order and stop taking after a failure), so they arrive: wait for them.
+  cv_ready_.wait(lk, [&] {
+    return ready_.count(next_to_return_) > 0 || (error_ && error_batch_ <= next_to_return_);
+  });
+  auto it = ready_.find(next_to_return_);
+  if (it == ready_.end()) {
+    std::exception_ptr e = error_;
+    lk.unlock();
+    stop();
+    std::rethrow_exception(e);
+  }
+  out = std::move(it->second);
+  ready_.erase(it);
+  ++next_to_return_;
+  lk.unlock();
+  cv_work_.notify_all();
+  return true;
+}
+
+LoaderThroughput measure_loader_throughput(const Dataset& dataset, const LoaderOptions& options,
+                                           size_t max_batches) {
+  DataLoader loader(dataset, options);
+  LoaderThroughput r;
+  const auto t0 = std::chrono::steady_clock::now();
+  loader.start_epoch(0);
+  Batch b;
+  size_t n = 0;
+  while ((max_batches == 0 || n < max_batches) && loader.next(b)) {
+    r.images += static_cast<size_t>(b.size);
+    ++n;
+  }
+  const auto t1 = std::chrono::steady_clock::now();
+  r.seconds = std::chrono::duration<double>(t1 - t0).count();
+  r.images_per_second = r.seconds > 0 ? r.images / r.seconds : 0.0;
+  return r;
+}
+
+}  // namespace ssdtrain

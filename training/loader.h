@@ -1,0 +1,118 @@
+// Multi-threaded batch loader for ssd-train (LibTorch-free: batches are plain vectors the
+// trainer wraps with torch::from_blob).
+//
+// Sources of the data side, all LibTorch-free, for training/meson.build:
+//   dataset.cpp coco.cpp voc.cpp synth.cpp augment.cpp loader.cpp
+// (headers: dataset.h rng.h coco.h voc.h synth.h augment.h loader.h), needing
+//   dependencies: [opencv_dep, json_dep, dependency('pugixml'), dependency('threads')]
+// e.g. ssdtrain_data_lib = static_library('ssdtrain-data', <those>, dependencies: <those>);
+// tests/training/meson.build links ssdtrain_data_lib when it is defined.
+//
+// Determinism: the epoch order is a Fisher-Yates shuffle seeded with derive_seed(seed, epoch);
+// sample i's augmentation uses Rng(derive_seed(epoch seed, i)), i = the dataset index. Batches
+// come out in order whatever the number of threads, so a run is reproducible.
+#pragma once
+
+#include <array>
+#include <condition_variable>
+#include <cstdint>
+#include <exception>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "augment.h"
+#include "dataset.h"
+
+namespace ssdtrain {
+
+struct LoaderOptions {
+  int image_size = 224;
+  int batch_size = 16;
+  int threads = 2;          // worker threads (>= 1)
+  int prefetch = 4;         // batches ready or in flight ahead of the consumer
+  bool shuffle = true;
+  bool drop_last = false;   // drop a last, smaller batch
+  bool augment = true;      // false: load + squish resize only (validation)
+  AugmentOptions aug;
+  uint64_t seed = 0;
+  std::array<float, 3> mean = {0.485f, 0.456f, 0.406f};  // RGB, of pixels in [0, 1]
+  std::array<float, 3> std = {0.229f, 0.224f, 0.225f};
+};
+
+struct Batch {
+  int size = 0;        // B
+  int image_size = 0;  // S
+  int max_boxes = 0;   // G = most targets of one image in this batch, >= 1
+  std::vector<float> images;     // B*3*S*S, CHW, normalised with mean/std
+  std::vector<float> boxes;      // B*G*4 x1,y1,x2,y2 in [0,1] of the S x S input; padding 0
+  std::vector<int64_t> labels;   // B*G label indices (padding 0)
+  std::vector<uint8_t> valid;    // B*G 1 for a real target, 0 for padding
+  std::vector<int64_t> indices;  // B dataset indices
+  std::vector<int> widths, heights;  // B original image sizes (to map predictions back)
+};
+
+// Reads an image as RGB CV_8UC3. Throws DataError naming the file when it is missing or cannot
+// be decoded, or when its size differs from the record's (width/height 0 = unknown: accepted).
+cv::Mat load_rgb(const ImageRecord& rec);
+
+// One sample as the loader makes it: load, augment (or just resize), normalise into `chw`
+// (3*S*S floats). Returns the target boxes (ignored boxes left out), in pixels of the S x S
+// input.
+std::vector<BoxAnnotation> make_sample(const ImageRecord& rec, const LoaderOptions& options,
+                                       uint64_t sample_seed, float* chw);
+
+class DataLoader {
+ public:
+  DataLoader(const Dataset& dataset, const LoaderOptions& options);  // keeps a reference
+  ~DataLoader();
+  DataLoader(const DataLoader&) = delete;
+  DataLoader& operator=(const DataLoader&) = delete;
+
+  // Starts producing epoch `epoch` (stops a running one first).
+  void start_epoch(int epoch);
+  // Next batch of the current epoch, in order; false when the epoch is done. When building a
+  // batch failed (e.g. DataError for an unreadable image), every batch before it is still
+  // returned, then next() rethrows that exception (the same one on every later call).
+  bool next(Batch& out);
+
+  size_t batches_per_epoch() const;
+  const std::vector<int64_t>& epoch_order() const { return order_; }
+  const LoaderOptions& options() const { return opt_; }
+
+ private:
+  void stop();
+  void worker();
+  void build_batch(size_t b, Batch& out) const;
+
+  const Dataset& ds_;
+  LoaderOptions opt_;
+  std::vector<int64_t> order_;
+  uint64_t epoch_seed_ = 0;
+  size_t num_batches_ = 0;
+
+  std::mutex mu_;
+  std::condition_variable cv_work_, cv_ready_;
+  size_t next_to_build_ = 0;   // next batch index a worker takes
+  size_t next_to_return_ = 0;  // next batch index next() returns
+  std::map<size_t, Batch> ready_;
+  std::exception_ptr error_;  // the failure of the lowest-numbered failed batch
+  size_t error_batch_ = 0;
+  bool stopping_ = false;
+  bool started_ = false;
+  std::vector<std::thread> workers_;
+};
+
+struct LoaderThroughput {
+  size_t images = 0;
+  double seconds = 0;
+  double images_per_second = 0;
+};
+
+// Runs the loader alone over up to `max_batches` batches (0: one whole epoch) and times it.
+LoaderThroughput measure_loader_throughput(const Dataset& dataset, const LoaderOptions& options,
+                                           size_t max_batches = 0);
+
+}  // namespace ssdtrain

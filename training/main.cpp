@@ -1,0 +1,328 @@
+// ssd-train: trains, evaluates and inspects the SSD detector (see `ssd-train --help`).
+#include <unistd.h>
+
+#include <cstdio>
+#include <exception>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "../model/config.h"
+#include "../model/detector.h"
+#include "../model/error.h"
+#include "evaluate.h"
+#include "model_info.h"
+#include "predict.h"
+#include "synth.h"
+#include "trainer.h"
+
+using namespace ssdtrain;
+
+namespace {
+
+// Data-set options; `prefix` "" or "val-".
+std::vector<CLI::Option*> add_data_options(CLI::App* app, DataSpec& d, const std::string& prefix,
+                                           bool with_synth) {
+  std::vector<CLI::Option*> opts;
+  const std::string what = prefix.empty() ? "" : "validation ";
+  opts.push_back(app->add_option("--" + prefix + "coco", d.coco,
+                                 "COCO-style " + what + "annotations JSON")
+                     ->check(CLI::ExistingFile));
+  opts.push_back(app->add_option("--" + prefix + "images", d.images,
+                                 "image folder for --" + prefix + "coco (default: the JSON's folder)")
+                     ->check(CLI::ExistingDirectory));
+  opts.push_back(app->add_option("--" + prefix + "voc", d.voc,
+                                 "Pascal VOC " + what + "root (holding Annotations/, JPEGImages/, ImageSets/)")
+                     ->check(CLI::ExistingDirectory));
+  opts.push_back(app->add_option("--" + prefix + "voc-split", d.voc_split,
+                                 "VOC ImageSets/Main split name")
+                     ->capture_default_str());
+  if (with_synth) {
+    opts.push_back(app->add_option("--synth", d.synth, "use N synthetic images (shapes) instead")
+                       ->check(CLI::PositiveNumber));
+    opts.push_back(app->add_option("--synth-seed", d.synth_seed, "seed of the synthetic set")
+                       ->capture_default_str());
+    opts.push_back(app->add_option("--synth-size", d.synth_size, "synthetic image side, pixels")
+                       ->capture_default_str()
+                       ->check(CLI::Range(32, 4096)));
+    opts.push_back(app->add_option("--synth-dir", d.synth_dir,
+                                   "folder for the synthetic images (train: <out>/data)"));
+  }
+  return opts;
+}
+
+std::vector<CLI::Option*> add_arch_options(CLI::App* app, ssd::SsdConfig& c) {
+  std::vector<CLI::Option*> opts;
+  opts.push_back(app->add_option("--body", c.body, "body: resnet18, resnet34, resnet50 or tiny")
+                     ->capture_default_str()
+                     ->check(CLI::IsMember(ssd::known_bodies())));
+  opts.push_back(app->add_option("--size", c.input_size, "input side, pixels")
+                     ->capture_default_str()
+                     ->check(CLI::Range(32, 4096)));
+  opts.push_back(app->add_option("--grids", c.grids, "anchor grids, finest first (e.g. 7,4,2,1)")
+                     ->delimiter(',')
+                     ->capture_default_str());
+  opts.push_back(app->add_option("--zooms", c.zooms, "anchor zooms (e.g. 0.7,1,1.3)")
+                     ->delimiter(',')
+                     ->capture_default_str());
+  opts.push_back(app->add_option("--head-channels", c.head_channels, "head convolution width")
+                     ->capture_default_str()
+                     ->check(CLI::PositiveNumber));
+  opts.push_back(app->add_option("--dropout", c.dropout, "head dropout")
+                     ->capture_default_str()
+                     ->check(CLI::Range(0.0, 0.95)));
+  return opts;
+}
+
+std::vector<CLI::Option*> add_train_options(CLI::App* app, TrainOptions& o) {
+  std::vector<CLI::Option*> v;
+  v.push_back(app->add_option("--epochs", o.epochs, "epochs")->capture_default_str());
+  v.push_back(app->add_option("--batch", o.batch_size, "batch size")->capture_default_str());
+  v.push_back(app->add_option("--lr", o.lr, "peak learning rate (head)")->capture_default_str());
+  v.push_back(app->add_option("--lr-div", o.lr_div,
+                              "unfrozen layer groups get lr/d^2, lr/d, lr (early body, late body, head)")
+                  ->capture_default_str());
+  v.push_back(app->add_option("--wd", o.wd, "AdamW weight decay")->capture_default_str());
+  v.push_back(app->add_option("--pct-start", o.pct_start, "one-cycle warm-up fraction")
+                  ->capture_default_str());
+  v.push_back(app->add_option("--div-factor", o.div_factor, "one-cycle: start lr = lr / this")
+                  ->capture_default_str());
+  v.push_back(app->add_option("--freeze-epochs", o.freeze_epochs,
+                              "epochs with the body frozen (-1: 1 with --imagenet, else 0)")
+                  ->capture_default_str());
+  v.push_back(app->add_option("--clip", o.clip_grad, "max gradient norm (0: off)")
+                  ->capture_default_str());
+  v.push_back(app->add_option("--workers", o.workers, "data loader threads")->capture_default_str());
+  v.push_back(app->add_option("--threads", o.threads, "LibTorch threads (0: default)")
+                  ->capture_default_str());
+  v.push_back(app->add_option("--seed", o.seed, "random seed")->capture_default_str());
+  v.push_back(app->add_option("--device", o.device, "cpu, cuda, cuda:N or auto")
+                  ->capture_default_str());
+  v.push_back(app->add_option("--imagenet", o.imagenet,
+                              "torchvision ImageNet ResNet weights for the body (.pth state dict "
+                              "or .safetensors)")
+                  ->check(CLI::ExistingFile));
+  v.push_back(app->add_option("--init", o.init_weights,
+                              "start from this weights file (same architecture and classes), "
+                              "e.g. to continue with a new schedule")
+                  ->check(CLI::ExistingFile));
+  v.push_back(app->add_flag("!--no-augment", o.augment, "no data augmentation"));
+  v.push_back(app->add_flag("!--no-focal", o.focal, "plain BCE class loss instead of focal"));
+  v.push_back(app->add_option("--match-threshold", o.match_threshold, "anchor matching IoU")
+                  ->capture_default_str());
+  v.push_back(app->add_option("--eval-every", o.eval_every, "mAP every N epochs (and the last)")
+                  ->capture_default_str());
+  v.push_back(app->add_option("--max-eval-images", o.max_eval_images,
+                              "cap on validation images for mAP (0: all)")
+                  ->capture_default_str());
+  v.push_back(app->add_option("--val-fraction", o.val_fraction,
+                              "fraction held out for validation when no validation set is given")
+                  ->capture_default_str());
+  return v;
+}
+
+void print_map(const MapResult& r, const std::string& json_path) {
+  std::printf("%s", format_map_table(r).c_str());
+  if (json_path.empty()) return;
+  nlohmann::json j;
+  j["images"] = r.num_images;
+  j["map50_voc07"] = r.map50_voc07;
+  j["map50_voc"] = r.map50_voc;
+  j["map_coco"] = r.map_coco;
+  j["map50_coco"] = r.map50_coco;
+  j["map75_coco"] = r.map75_coco;
+  for (const auto& c : r.classes)
+    j["classes"].push_back({{"name", c.name}, {"num_gt", c.num_gt}, {"num_det", c.num_det},
+                            {"valid", c.valid}, {"ap50_voc07", c.ap50_voc07},
+                            {"ap50_voc", c.ap50_voc}, {"ap_coco", c.ap_coco},
+                            {"ap50_coco", c.ap50_coco}, {"ap75_coco", c.ap75_coco}});
+  std::ofstream f(json_path);
+  f << j.dump(2) << "\n";
+  if (!f) throw ssd::Error("cannot write " + json_path);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"ssd-train: trains and evaluates the SSD object detector (fastai 2018 lessons) "
+               "with LibTorch"};
+  app.require_subcommand(1);
+  app.set_help_all_flag("--help-all", "help for every command");
+
+  // ---- train
+  TrainSpec ts;
+  ts.config.body = "tiny";
+  std::string resume_dir;
+  int stop_after = 0;
+  auto* train = app.add_subcommand("train", "train a model into a run folder");
+  auto train_data = add_data_options(train, ts.train, "", true);
+  auto val_data = add_data_options(train, ts.val, "val-", false);
+  auto arch = add_arch_options(train, ts.config);
+  auto topts = add_train_options(train, ts.options);
+  auto* out_opt = train->add_option("--out", ts.out_dir, "run folder to create");
+  train->add_option("--resume", resume_dir,
+                    "continue the run in this folder from its last checkpoint (other options "
+                    "come from its run.json)")
+      ->check(CLI::ExistingDirectory);
+  train->add_option("--stop-after", stop_after,
+                    "stop after this many epochs in total (resume later with --resume)")
+      ->check(CLI::NonNegativeNumber);
+  train->add_flag("--quiet", ts.options.quiet, "no progress bar or table");
+
+  // ---- eval
+  EvalSpec es;
+  std::string eval_json;
+  auto* eval = app.add_subcommand("eval", "mAP of a weights file on a data set, per class");
+  eval->add_option("--weights", es.weights, "weights file (default: the shipped model)");
+  add_data_options(eval, es.data, "", true);
+  eval->add_option("--device", es.device, "cpu, cuda, cuda:N or auto")->capture_default_str();
+  eval->add_option("--batch", es.batch_size, "batch size")->capture_default_str();
+  eval->add_option("--workers", es.workers, "data loader threads")->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  eval->add_option("--threads", es.threads, "LibTorch threads (0: default)")->capture_default_str();
+  eval->add_option("--threshold", es.score_threshold, "minimum detection score counted")
+      ->capture_default_str()->check(CLI::Range(0.0, 1.0));
+  eval->add_option("--max-images", es.max_images, "evaluate the first N images (0: all)")
+      ->capture_default_str();
+  eval->add_option("--json", eval_json, "also write the results as JSON");
+
+  // ---- predict
+  PredictSpec ps;
+  auto* predict = app.add_subcommand("predict", "draw detections on images into PNG files");
+  predict->add_option("--weights", ps.weights, "weights file (default: the shipped model)");
+  predict->add_option("--out", ps.out_dir, "output folder")->required();
+  predict->add_option("--threshold", ps.threshold, "minimum confidence")->capture_default_str();
+  predict->add_option("--nms", ps.nms_iou, "NMS IoU threshold")->capture_default_str();
+  predict->add_option("--device", ps.device, "cpu, cuda, cuda:N or auto")->capture_default_str();
+  predict->add_option("--threads", ps.threads, "LibTorch threads (0: default)");
+  predict->add_option("images", ps.images, "image files")->required();
+
+  // ---- synth
+  SynthDatasetOptions so;
+  std::string synth_out;
+  auto* synth = app.add_subcommand("synth", "write the synthetic shapes data set (COCO JSON + images)");
+  synth->add_option("--out", synth_out, "output folder")->required();
+  synth->add_option("--count", so.count, "number of images")->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  synth->add_option("--seed", so.seed, "seed (same seed, same data set)")->capture_default_str();
+  synth->add_option("--size", so.width, "image side, pixels")->capture_default_str()
+      ->check(CLI::Range(32, 4096));
+  synth->add_option("--format", so.format, "jpg or png")->capture_default_str()
+      ->check(CLI::IsMember({"jpg", "png"}));
+
+  // ---- lr-find
+  LrFindSpec ls;
+  ls.train.config.body = "tiny";
+  auto* lrf = app.add_subcommand("lr-find", "loss against an exponentially growing learning rate");
+  add_data_options(lrf, ls.train.train, "", true);
+  add_arch_options(lrf, ls.train.config);
+  add_train_options(lrf, ls.train.options);
+  lrf->add_option("--out", ls.train.out_dir, "output folder (lr_find.csv, lr_find.png)")->required();
+  lrf->add_option("--start-lr", ls.start_lr, "first learning rate")->capture_default_str();
+  lrf->add_option("--end-lr", ls.end_lr, "last learning rate")->capture_default_str();
+  lrf->add_option("--iters", ls.iterations, "steps")->capture_default_str();
+  lrf->add_flag("--quiet", ls.train.options.quiet, "no progress bar");
+
+  // ---- info
+  std::string info_path;
+  auto* info = app.add_subcommand("info", "architecture, classes and tensors of a weights file");
+  info->add_option("weights", info_path, "weights file")->required();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+
+  try {
+    if (train->parsed()) {
+      if (!resume_dir.empty()) {
+        std::vector<CLI::Option*> others = train_data;
+        others.insert(others.end(), val_data.begin(), val_data.end());
+        others.insert(others.end(), arch.begin(), arch.end());
+        others.insert(others.end(), topts.begin(), topts.end());
+        others.push_back(out_opt);
+        for (auto* o : others)
+          if (o->count() > 0)
+            throw ssd::Error("--resume continues the stored run; " + o->get_name() +
+                             " cannot be changed (only --stop-after and --quiet)");
+        TrainResult r = ssdtrain::resume(resume_dir, stop_after > 0 ? stop_after : -1, ts.options.quiet);
+        return r.history.empty() ? 1 : 0;
+      }
+      if (ts.out_dir.empty()) throw ssd::Error("train needs --out RUN_DIR (or --resume RUN_DIR)");
+      if (ts.train.empty()) throw ssd::Error("train needs data: --coco FILE, --voc DIR or --synth N");
+      ts.options.stop_after = stop_after;
+      {  // early check of the architecture, before any data is loaded or generated
+        ssd::SsdConfig c = ts.config;
+        c.labels = {"check"};
+        c.validate();
+      }
+      TrainResult r = ssdtrain::train(ts);
+      return r.history.empty() ? 1 : 0;
+    }
+    if (eval->parsed()) {
+      if (es.weights.empty()) es.weights = ssd::default_model_path();
+      if (es.data.empty()) throw ssd::Error("eval needs data: --coco FILE, --voc DIR or --synth N");
+      std::string tmp_dir;
+      if (es.data.synth > 0 && es.data.synth_dir.empty()) {
+        tmp_dir = (std::filesystem::temp_directory_path() /
+                   ("ssd-train-eval-" + std::to_string(::getpid())))
+                      .string();
+        es.data.synth_dir = tmp_dir;
+      }
+      MapResult r;
+      try {
+        r = evaluate_weights(es);
+      } catch (...) {
+        if (!tmp_dir.empty()) std::filesystem::remove_all(tmp_dir);
+        throw;
+      }
+      if (!tmp_dir.empty()) std::filesystem::remove_all(tmp_dir);
+      std::printf("weights: %s\ndata: %s\n", es.weights.c_str(), es.data.describe().c_str());
+      print_map(r, eval_json);
+      return 0;
+    }
+    if (predict->parsed()) {
+      if (ps.weights.empty()) ps.weights = ssd::default_model_path();
+      auto preds = predict_images(ps);
+      for (const auto& p : preds)
+        std::printf("%s: %zu detections -> %s\n", p.image.c_str(), p.detections.size(),
+                    p.output.c_str());
+      return 0;
+    }
+    if (synth->parsed()) {
+      so.height = so.width;
+      Dataset ds = write_synth_dataset(synth_out, so);
+      std::printf("wrote %zu images, %zu boxes, classes:", ds.images.size(), ds.num_boxes());
+      for (const auto& l : ds.labels) std::printf(" %s", l.c_str());
+      std::printf("\n%s/annotations.json (images in %s/images)\n", synth_out.c_str(),
+                  synth_out.c_str());
+      return 0;
+    }
+    if (lrf->parsed()) {
+      if (ls.train.train.empty()) throw ssd::Error("lr-find needs data: --coco FILE, --voc DIR or --synth N");
+      if (ls.train.train.synth > 0 && ls.train.train.synth_dir.empty())
+        ls.train.train.synth_dir = ls.train.out_dir + "/data/train";
+      LrFindResult r = lr_find(ls);
+      std::printf("lr-find: %zu steps, lr %.2e .. %.2e\n", r.lrs.size(), r.lrs.front(), r.lrs.back());
+      std::printf("suggested learning rate: %.2e (steepest descent), %.2e (minimum / 10)\n",
+                  r.suggested_steepest, r.suggested_min10);
+      std::printf("%s\n%s\n", r.csv_path.c_str(), r.png_path.c_str());
+      return 0;
+    }
+    if (info->parsed()) {
+      WeightsInfo wi = read_weights_info(info_path);
+      std::printf("%s", format_weights_info(info_path, wi).c_str());
+      return 0;
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "ssd-train: error: %s\n", e.what());
+    return 1;
+  }
+  return 1;
+}

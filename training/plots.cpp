@@ -1,0 +1,289 @@
+#include "plots.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <limits>
+
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include "../model/error.h"
+
+namespace ssdtrain {
+
+namespace {
+
+constexpr int kFont = cv::FONT_HERSHEY_SIMPLEX;
+
+std::string format_tick(double v, double step, bool log_axis) {
+  char buf[32];
+  if (log_axis) {
+    std::snprintf(buf, sizeof buf, "%.0e", v);
+    return buf;
+  }
+  if (v != 0 && (std::fabs(v) >= 1e5 || std::fabs(v) < 1e-3)) {
+    std::snprintf(buf, sizeof buf, "%.1e", v);
+    return buf;
+  }
+  int decimals = 0;
+  if (step > 0) decimals = std::max(0, -static_cast<int>(std::floor(std::log10(step) + 1e-9)));
+  std::snprintf(buf, sizeof buf, "%.*f", std::min(decimals, 6), v);
+  return buf;
+}
+
+void put_text(cv::Mat& img, const std::string& text, cv::Point org, double scale,
+              const cv::Scalar& color, int thickness = 1) {
+  cv::putText(img, text, org, kFont, scale, color, thickness, cv::LINE_AA);
+}
+
+cv::Size text_size(const std::string& text, double scale, int thickness = 1) {
+  int baseline = 0;
+  return cv::getTextSize(text, kFont, scale, thickness, &baseline);
+}
+
+void dashed_rect(cv::Mat& img, cv::Point a, cv::Point b, const cv::Scalar& color) {
+  const int dash = 6;
+  auto seg = [&](cv::Point p, cv::Point q) {
+    const double len = std::hypot(q.x - p.x, q.y - p.y);
+    for (double s = 0; s < len; s += 2 * dash) {
+      const double e = std::min(len, s + dash);
+      cv::Point u(p.x + int((q.x - p.x) * s / len), p.y + int((q.y - p.y) * s / len));
+      cv::Point v(p.x + int((q.x - p.x) * e / len), p.y + int((q.y - p.y) * e / len));
+      cv::line(img, u, v, color, 1, cv::LINE_AA);
+    }
+  };
+  seg(a, {b.x, a.y});
+  seg({b.x, a.y}, b);
+  seg(b, {a.x, b.y});
+  seg({a.x, b.y}, a);
+}
+
+void label_box(cv::Mat& img, const std::string& text, cv::Point corner, const cv::Scalar& color) {
+  const double scale = 0.4;
+  const cv::Size ts = text_size(text, scale);
+  int y = corner.y - 2;
+  if (y - ts.height < 0) y = corner.y + ts.height + 2;
+  const int x = std::clamp(corner.x, 0, std::max(0, img.cols - ts.width - 2));
+  cv::rectangle(img, {x, y - ts.height - 2}, {x + ts.width + 2, y + 2}, color, cv::FILLED);
+  put_text(img, text, {x + 1, y}, scale, cv::Scalar(255, 255, 255));
+}
+
+}  // namespace
+
+std::vector<double> nice_ticks(double lo, double hi, int target) {
+  std::vector<double> ticks;
+  if (!std::isfinite(lo) || !std::isfinite(hi) || hi < lo || target < 1) return ticks;
+  if (hi == lo) return {lo};
+  const double raw = (hi - lo) / target;
+  const double mag = std::pow(10.0, std::floor(std::log10(raw)));
+  double step = mag;
+  for (double m : {1.0, 2.0, 5.0, 10.0}) {
+    step = m * mag;
+    if (step >= raw) break;
+  }
+  const double first = std::ceil(lo / step - 1e-9) * step;
+  for (double v = first; v <= hi + step * 1e-9; v += step)
+    ticks.push_back(std::fabs(v) < step * 1e-9 ? 0.0 : v);
+  return ticks;
+}
+
+cv::Mat render_line_plot(const LinePlot& plot) {
+  const int W = std::max(200, plot.width), H = std::max(150, plot.height);
+  cv::Mat img(H, W, CV_8UC3, cv::Scalar(255, 255, 255));
+  const int left = 80, right = 20, top = 40, bottom = 55;
+  const cv::Rect area(left, top, W - left - right, H - top - bottom);
+
+  auto tx = [&](double x) { return plot.log_x ? std::log10(x) : x; };
+  double xmin = std::numeric_limits<double>::infinity(), xmax = -xmin;
+  double ymin = xmin, ymax = -xmin;
+  for (const auto& s : plot.series) {
+    for (size_t i = 0; i < std::min(s.x.size(), s.y.size()); ++i) {
+      if (!std::isfinite(s.x[i]) || !std::isfinite(s.y[i])) continue;
+      if (plot.log_x && s.x[i] <= 0) continue;
+      xmin = std::min(xmin, tx(s.x[i]));
+      xmax = std::max(xmax, tx(s.x[i]));
+      ymin = std::min(ymin, s.y[i]);
+      ymax = std::max(ymax, s.y[i]);
+    }
+  }
+  const bool have_data = std::isfinite(xmin);
+  if (!have_data) { xmin = 0; xmax = 1; ymin = 0; ymax = 1; }
+  if (xmax == xmin) { xmin -= 0.5; xmax += 0.5; }
+  if (ymax == ymin) { ymin -= 0.5; ymax += 0.5; }
+  const double ypad = (ymax - ymin) * 0.05;
+  ymin -= ypad;
+  ymax += ypad;
+  auto px = [&](double x) { return area.x + int(std::lround((tx(x) - xmin) / (xmax - xmin) * area.width)); };
+  auto py = [&](double y) { return area.y + area.height - int(std::lround((y - ymin) / (ymax - ymin) * area.height)); };
+
+  // Grid and ticks.
+  const cv::Scalar grid(225, 225, 225), axis(60, 60, 60);
+  const std::vector<double> yt = nice_ticks(ymin, ymax);
+  const double ystep = yt.size() > 1 ? yt[1] - yt[0] : 1;
+  for (double v : yt) {
+    const int y = py(v);
+    cv::line(img, {area.x, y}, {area.x + area.width, y}, grid, 1);
+    const std::string s = format_tick(v, ystep, false);
+    const cv::Size ts = text_size(s, 0.4);
+    put_text(img, s, {area.x - ts.width - 6, y + ts.height / 2}, 0.4, axis);
+  }
+  std::vector<double> xt;
+  if (plot.log_x) {
+    for (double e = std::ceil(xmin - 1e-9); e <= xmax + 1e-9; e += 1) xt.push_back(std::pow(10.0, e));
+  } else {
+    xt = nice_ticks(xmin, xmax, 8);
+  }
+  const double xstep = xt.size() > 1 ? xt[1] - xt[0] : 1;
+  for (double v : xt) {
+    const int x = px(v);
+    cv::line(img, {x, area.y}, {x, area.y + area.height}, grid, 1);
+    const std::string s = format_tick(v, xstep, plot.log_x);
+    const cv::Size ts = text_size(s, 0.4);
+    put_text(img, s, {x - ts.width / 2, area.y + area.height + ts.height + 6}, 0.4, axis);
+  }
+  cv::rectangle(img, area, axis, 1);
+
+  for (double v : plot.vlines) {
+    if (!std::isfinite(v) || (plot.log_x && v <= 0)) continue;
+    const int x = px(v);
+    if (x < area.x || x > area.x + area.width) continue;
+    for (int y = area.y; y < area.y + area.height; y += 8)
+      cv::line(img, {x, y}, {x, std::min(y + 4, area.y + area.height)}, cv::Scalar(40, 40, 200), 1);
+  }
+
+  // Series.
+  cv::Mat clip = img(area);
+  for (const auto& s : plot.series) {
+    std::vector<cv::Point> pts;
+    for (size_t i = 0; i < std::min(s.x.size(), s.y.size()); ++i) {
+      if (!std::isfinite(s.x[i]) || !std::isfinite(s.y[i])) continue;
+      if (plot.log_x && s.x[i] <= 0) continue;
+      pts.push_back({px(s.x[i]) - area.x, py(s.y[i]) - area.y});
+    }
+    if (pts.size() > 1) cv::polylines(clip, pts, false, s.color, 2, cv::LINE_AA);
+    if (s.markers || pts.size() == 1)
+      for (const auto& p : pts) cv::circle(clip, p, 3, s.color, cv::FILLED, cv::LINE_AA);
+  }
+
+  // Labels, title, legend.
+  {
+    const cv::Size ts = text_size(plot.title, 0.6);
+    put_text(img, plot.title, {(W - ts.width) / 2, 26}, 0.6, cv::Scalar(0, 0, 0));
+  }
+  {
+    const cv::Size ts = text_size(plot.x_label, 0.45);
+    put_text(img, plot.x_label, {area.x + (area.width - ts.width) / 2, H - 10}, 0.45, axis);
+  }
+  if (!plot.y_label.empty()) {
+    const cv::Size ts = text_size(plot.y_label, 0.45);
+    cv::Mat lab(ts.height + 8, ts.width + 4, CV_8UC3, cv::Scalar(255, 255, 255));
+    put_text(lab, plot.y_label, {2, ts.height + 2}, 0.45, axis);
+    cv::Mat rot;
+    cv::rotate(lab, rot, cv::ROTATE_90_COUNTERCLOCKWISE);
+    const int y0 = std::max(0, area.y + (area.height - rot.rows) / 2);
+    if (rot.rows + y0 <= H && rot.cols + 4 <= W) rot.copyTo(img(cv::Rect(4, y0, rot.cols, rot.rows)));
+  }
+  int ly = area.y + 16;
+  for (const auto& s : plot.series) {
+    if (s.name.empty()) continue;
+    const cv::Size ts = text_size(s.name, 0.45);
+    const int lx = area.x + area.width - ts.width - 40;
+    cv::line(img, {lx, ly - 4}, {lx + 24, ly - 4}, s.color, 2, cv::LINE_AA);
+    put_text(img, s.name, {lx + 30, ly}, 0.45, cv::Scalar(0, 0, 0));
+    ly += 18;
+  }
+  if (!have_data) put_text(img, "no data", {area.x + 10, area.y + 40}, 0.5, axis);
+  return img;
+}
+
+void write_png(const std::string& path, const cv::Mat& image) {
+  const std::filesystem::path p(path);
+  const std::filesystem::path tmp = p.string() + ".tmp.png";
+  bool ok = false;
+  try {
+    ok = cv::imwrite(tmp.string(), image);
+  } catch (const cv::Exception& e) {
+    throw ssd::Error("cannot write " + path + ": " + e.what());
+  }
+  if (!ok) throw ssd::Error("cannot write " + path);
+  std::error_code ec;
+  std::filesystem::rename(tmp, p, ec);
+  if (ec) throw ssd::Error("cannot write " + path + ": " + ec.message());
+}
+
+cv::Scalar class_color(int label) {
+  static const cv::Scalar palette[] = {
+      {75, 25, 230}, {75, 180, 60}, {25, 225, 255}, {200, 130, 0}, {48, 130, 245},
+      {180, 30, 145}, {240, 240, 70}, {230, 50, 240}, {60, 245, 210}, {190, 190, 250},
+      {128, 128, 0}, {255, 190, 230}, {40, 110, 170}, {200, 250, 255}, {0, 0, 128},
+      {195, 255, 170}, {0, 128, 128}, {180, 215, 255}, {128, 0, 0}, {128, 128, 128}};
+  const int n = sizeof(palette) / sizeof(palette[0]);
+  return palette[((label % n) + n) % n];
+}
+
+cv::Mat draw_boxes(const cv::Mat& image, const std::vector<std::string>& labels,
+                   const std::vector<BoxAnnotation>& ground_truth,
+                   const std::vector<ScoredBox>& detections) {
+  cv::Mat out = image.clone();
+  auto name = [&](int l) {
+    return (l >= 0 && l < static_cast<int>(labels.size())) ? labels[l] : std::to_string(l);
+  };
+  for (const auto& g : ground_truth) {
+    const cv::Point a(int(std::lround(g.x1)), int(std::lround(g.y1)));
+    const cv::Point b(int(std::lround(g.x2)) - 1, int(std::lround(g.y2)) - 1);
+    if (g.ignore) {
+      dashed_rect(out, a, b, cv::Scalar(160, 160, 160));
+      continue;
+    }
+    cv::rectangle(out, a, b, class_color(g.label), 1, cv::LINE_AA);
+    label_box(out, name(g.label), a, class_color(g.label));
+  }
+  for (const auto& d : detections) {
+    const cv::Point a(int(std::lround(d.x1)), int(std::lround(d.y1)));
+    const cv::Point b(int(std::lround(d.x2)) - 1, int(std::lround(d.y2)) - 1);
+    cv::rectangle(out, a, b, class_color(d.label), 2, cv::LINE_AA);
+    char buf[16];
+    std::snprintf(buf, sizeof buf, " %.2f", d.score);
+    label_box(out, name(d.label) + buf, a, class_color(d.label));
+  }
+  return out;
+}
+
+cv::Mat make_pair_grid(const std::vector<cv::Mat>& left, const std::vector<cv::Mat>& right,
+                       int columns, int panel, const std::string& left_title,
+                       const std::string& right_title) {
+  const size_t n = std::min(left.size(), right.size());
+  columns = std::max(1, columns);
+  panel = std::max(32, panel);
+  const int title_h = 20, gap = 6;
+  const int cell_w = 2 * panel + gap, cell_h = panel + title_h;
+  const int rows = n == 0 ? 1 : static_cast<int>((n + columns - 1) / columns);
+  const int cols = n == 0 ? 1 : std::min<int>(columns, static_cast<int>(n));
+  cv::Mat grid(rows * (cell_h + gap) + gap, cols * (cell_w + 3 * gap) + gap, CV_8UC3,
+               cv::Scalar(255, 255, 255));
+  auto place = [&](const cv::Mat& img, int x, int y, const std::string& title) {
+    if (img.empty()) return;
+    const double s = double(panel) / std::max(img.cols, img.rows);
+    cv::Mat r;
+    cv::resize(img, r, cv::Size(std::max(1, int(img.cols * s)), std::max(1, int(img.rows * s))),
+               0, 0, cv::INTER_AREA);
+    if (r.type() != CV_8UC3) {
+      cv::Mat c;
+      if (r.channels() == 1) cv::cvtColor(r, c, cv::COLOR_GRAY2BGR); else r.convertTo(c, CV_8UC3);
+      r = c;
+    }
+    r.copyTo(grid(cv::Rect(x, y + title_h, r.cols, r.rows)));
+    put_text(grid, title, {x, y + 14}, 0.45, cv::Scalar(40, 40, 40));
+  };
+  for (size_t i = 0; i < n; ++i) {
+    const int cx = gap + static_cast<int>(i % columns) * (cell_w + 3 * gap);
+    const int cy = gap + static_cast<int>(i / columns) * (cell_h + gap);
+    place(left[i], cx, cy, left_title);
+    place(right[i], cx + panel + gap, cy, right_title);
+  }
+  return grid;
+}
+
+}  // namespace ssdtrain

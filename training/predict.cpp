@@ -1,0 +1,82 @@
+#include "predict.h"
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+#include <nlohmann/json.hpp>
+#include <opencv2/imgcodecs.hpp>
+
+#include "../model/detector.h"
+#include "../model/error.h"
+#include "plots.h"
+
+namespace fs = std::filesystem;
+
+namespace ssdtrain {
+
+std::vector<ImagePrediction> predict_images(const PredictSpec& spec) {
+  if (spec.images.empty()) throw ssd::Error("no input images");
+  if (spec.out_dir.empty()) throw ssd::Error("no output folder (--out)");
+  if (!(spec.threshold >= 0 && spec.threshold <= 1)) throw ssd::Error("--threshold must be in [0, 1]");
+  for (const auto& p : spec.images)
+    if (!fs::is_regular_file(p)) throw ssd::Error(p + ": no such image file");
+  ssd::DetectorOptions o;
+  o.model_path = spec.weights;
+  o.device = spec.device;
+  o.threshold = spec.threshold;
+  o.nms_iou = spec.nms_iou;
+  o.max_detections = spec.max_detections;
+  o.threads = spec.threads;
+  ssd::Detector detector(o);
+  std::error_code ec;
+  fs::create_directories(spec.out_dir, ec);
+  if (ec) throw ssd::Error("cannot create " + spec.out_dir + ": " + ec.message());
+
+  std::vector<ImagePrediction> out;
+  std::set<std::string> used;
+  nlohmann::json all = nlohmann::json::array();
+  for (const auto& path : spec.images) {
+    cv::Mat bgr = cv::imread(path, cv::IMREAD_COLOR);
+    if (bgr.empty()) throw ssd::Error(path + ": cannot decode the image");
+    if (!bgr.isContinuous()) bgr = bgr.clone();
+    ssd::FrameView f;
+    f.format = ssd::PixelFormat::BGR;
+    f.width = bgr.cols;
+    f.height = bgr.rows;
+    f.planes[0] = bgr.data;
+    f.strides[0] = static_cast<int>(bgr.step[0]);
+    ImagePrediction p;
+    p.image = path;
+    for (const auto& d : detector.detect(f)) {
+      ScoredBox b;
+      b.x1 = d.x_min * bgr.cols;
+      b.y1 = d.y_min * bgr.rows;
+      b.x2 = d.x_max * bgr.cols;
+      b.y2 = d.y_max * bgr.rows;
+      b.label = d.label_id;
+      b.score = d.confidence;
+      p.detections.push_back(b);
+    }
+    // Output name: the input's stem, made unique.
+    std::string stem = fs::path(path).stem().string();
+    std::string name = stem + ".png";
+    for (int k = 1; used.count(name); ++k) name = stem + "_" + std::to_string(k) + ".png";
+    used.insert(name);
+    p.output = (fs::path(spec.out_dir) / name).string();
+    write_png(p.output, draw_boxes(bgr, detector.labels(), {}, p.detections));
+    nlohmann::json dets = nlohmann::json::array();
+    for (const auto& d : p.detections)
+      dets.push_back({{"label", detector.labels().at(d.label)}, {"label_id", d.label},
+                      {"score", d.score}, {"box", {d.x1, d.y1, d.x2, d.y2}}});
+    all.push_back({{"image", path}, {"output", p.output}, {"width", bgr.cols},
+                   {"height", bgr.rows}, {"detections", dets}});
+    out.push_back(std::move(p));
+  }
+  std::ofstream j(fs::path(spec.out_dir) / "detections.json");
+  j << all.dump(1) << "\n";
+  if (!j) throw ssd::Error("cannot write " + (fs::path(spec.out_dir) / "detections.json").string());
+  return out;
+}
+
+}  // namespace ssdtrain

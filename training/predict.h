@@ -1,0 +1,32 @@
+// `ssd-train predict`: runs a weights file on image files through the deployment path
+// (ssd::Detector, the same code the GStreamer element uses) and draws the detections into PNG
+// files, plus a detections.json listing them. LibTorch-free.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "evaluate.h"
+
+namespace ssdtrain {
+
+struct PredictSpec {
+  std::string weights;
+  std::vector<std::string> images;   // image files
+  std::string out_dir;
+  std::string device = "cpu";
+  float threshold = 0.3f;
+  float nms_iou = 0.45f;
+  int max_detections = 100;
+  int threads = 0;
+};
+
+struct ImagePrediction {
+  std::string image, output;           // input file, PNG written
+  std::vector<ScoredBox> detections;   // pixels of the input image
+};
+
+// Throws ssd::Error for a bad weights file, an unreadable image or an unwritable folder.
+std::vector<ImagePrediction> predict_images(const PredictSpec& spec);
+
+}  // namespace ssdtrain

@@ -1,0 +1,153 @@
+// The torch-free half of trainer.h: TrainSpec <-> JSON, and loading a DataSpec's data set.
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "../model/error.h"
+#include "coco.h"
+#include "synth.h"
+#include "trainer.h"
+#include "voc.h"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace ssdtrain {
+
+std::string DataSpec::describe() const {
+  std::ostringstream os;
+  if (!coco.empty()) {
+    os << "COCO " << coco;
+    if (!images.empty()) os << " (images " << images << ")";
+  } else if (!voc.empty()) {
+    os << "VOC " << voc << " split " << voc_split;
+  } else if (synth > 0) {
+    os << "synthetic x" << synth << " seed " << synth_seed << " " << synth_size << "px";
+  } else {
+    os << "(none)";
+  }
+  return os.str();
+}
+
+namespace {
+
+json data_to_json(const DataSpec& d) {
+  return json{{"coco", d.coco},   {"images", d.images},         {"voc", d.voc},
+              {"voc_split", d.voc_split}, {"synth", d.synth}, {"synth_seed", d.synth_seed},
+              {"synth_size", d.synth_size}, {"synth_dir", d.synth_dir}};
+}
+
+DataSpec data_from_json(const json& j) {
+  DataSpec d;
+  d.coco = j.value("coco", d.coco);
+  d.images = j.value("images", d.images);
+  d.voc = j.value("voc", d.voc);
+  d.voc_split = j.value("voc_split", d.voc_split);
+  d.synth = j.value("synth", d.synth);
+  d.synth_seed = j.value("synth_seed", d.synth_seed);
+  d.synth_size = j.value("synth_size", d.synth_size);
+  d.synth_dir = j.value("synth_dir", d.synth_dir);
+  return d;
+}
+
+#define SSD_OPT_FIELDS(X)                                                                     \
+  X(epochs) X(freeze_epochs) X(stop_after) X(batch_size) X(lr) X(lr_div) X(wd) X(pct_start)   \
+  X(div_factor) X(final_div) X(cycle_momentum) X(beta1_max) X(beta1_min) X(beta2)             \
+  X(clip_grad) X(workers) X(threads) X(seed) X(device) X(imagenet) X(init_weights) X(augment) X(eval_every)   \
+  X(max_eval_images) X(match_threshold) X(focal) X(focal_alpha) X(focal_gamma)                \
+  X(plot_samples) X(val_fraction)
+
+json options_to_json(const TrainOptions& o) {
+  json j;
+#define X(f) j[#f] = o.f;
+  SSD_OPT_FIELDS(X)
+#undef X
+  return j;
+}
+
+TrainOptions options_from_json(const json& j) {
+  TrainOptions o;
+#define X(f) o.f = j.value(#f, o.f);
+  SSD_OPT_FIELDS(X)
+#undef X
+  return o;
+}
+
+}  // namespace
+
+std::string train_spec_to_json(const TrainSpec& spec) {
+  json j{{"config", spec.config.to_json()},
+         {"train", data_to_json(spec.train)},
+         {"val", data_to_json(spec.val)},
+         {"options", options_to_json(spec.options)},
+         {"out_dir", spec.out_dir}};
+  return j.dump(2);
+}
+
+TrainSpec train_spec_from_json(const std::string& text) {
+  try {
+    const json j = json::parse(text);
+    TrainSpec s;
+    s.config = ssd::SsdConfig::from_json(j.at("config"));
+    s.train = data_from_json(j.at("train"));
+    s.val = data_from_json(j.at("val"));
+    s.options = options_from_json(j.at("options"));
+    s.out_dir = j.value("out_dir", "");
+    return s;
+  } catch (const json::exception& e) {
+    throw ssd::Error(std::string("bad run description: ") + e.what());
+  }
+}
+
+Dataset load_dataset(const DataSpec& spec, LoadReport* report) {
+  const int sources = int(!spec.coco.empty()) + int(!spec.voc.empty()) + int(spec.synth > 0);
+  if (sources != 1)
+    throw ssd::Error("give exactly one data source (--coco, --voc or --synth N), got " +
+                     std::to_string(sources));
+  if (!spec.coco.empty()) {
+    CocoOptions o;
+    o.image_dir = spec.images;
+    return load_coco(spec.coco, o, report);
+  }
+  if (!spec.voc.empty()) {
+    VocOptions o;
+    o.split = spec.voc_split;
+    return load_voc(spec.voc, o, report);
+  }
+  // Synthetic: written once into synth_dir (a marker file records what it holds, so a resumed
+  // run or a second evaluation reuses it; anything else is regenerated).
+  if (spec.synth_dir.empty()) throw ssd::Error("synthetic data needs a folder (synth_dir)");
+  if (spec.synth_size < 32) throw ssd::Error("--synth-size must be at least 32");
+  const fs::path dir(spec.synth_dir);
+  const fs::path marker = dir / "synth.json";
+  const json want{{"count", spec.synth}, {"seed", spec.synth_seed}, {"size", spec.synth_size}};
+  bool reuse = false;
+  if (fs::exists(marker) && fs::exists(dir / "annotations.json")) {
+    std::ifstream f(marker);
+    json have = json::parse(f, nullptr, false);
+    reuse = !have.is_discarded() && have == want;
+  }
+  if (reuse) {
+    CocoOptions o;
+    o.image_dir = (dir / "images").string();
+    Dataset ds = load_coco((dir / "annotations.json").string(), o, report);
+    return ds;
+  }
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) throw ssd::Error("cannot create " + dir.string() + ": " + ec.message());
+  fs::remove(marker, ec);
+  SynthDatasetOptions o;
+  o.count = spec.synth;
+  o.seed = spec.synth_seed;
+  o.width = o.height = spec.synth_size;
+  Dataset ds = write_synth_dataset(dir.string(), o);
+  std::ofstream f(marker);
+  f << want.dump() << "\n";
+  if (!f) throw ssd::Error("cannot write " + marker.string());
+  return ds;
+}
+
+}  // namespace ssdtrain

@@ -1,0 +1,65 @@
+// Synthetic detection data: solid shapes (ellipse, rectangle, triangle, star, cross) at varied
+// scales, aspect ratios, rotations and colours, with partial overlaps, on textured backgrounds
+// (colour gradient + low-frequency colour blotches + blurred spots + random lines + pixel
+// noise), so a detector must localise and classify rather than find "the non-flat pixels".
+//
+// Deterministic from a seed: only std::mt19937's raw outputs and the distributions in rng.h
+// are used, and drawing is non-antialiased OpenCV (LINE_8), so the same seed gives the same
+// pixels (and the same PNG/JPEG bytes with the same OpenCV build).
+//
+// Ground truth: each object's box is the tight box of its VISIBLE drawn pixels (a later shape
+// may cover at most SynthOptions::max_occlusion of an earlier one), corners in pixels with
+// x2/y2 exclusive: box = [x1, x2) x [y1, y2) of the pixel grid. Per-pixel noise is added after
+// the shapes, so shapes are noisy too but keep their extent.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <opencv2/core.hpp>
+
+#include "dataset.h"
+
+namespace ssdtrain {
+
+struct SynthOptions {
+  int min_objects = 1, max_objects = 4;
+  // Shape's longer side before rotation / image's shorter side. A rotated shape's box can be
+  // up to ~1.4x that (a square at 45 degrees), an occluded one smaller.
+  double min_size = 0.10, max_size = 0.60;
+  double max_aspect = 2.0;                  // width:height (or height:width) up to this
+  double max_rotation_deg = 45.0;           // each shape turned by U(-max, max)
+  double max_occlusion = 0.35;              // fraction of a shape later shapes may cover
+  bool textured_background = true;          // false: one flat colour (tests)
+  double noise = 12.0;                      // per-pixel noise amplitude (0..255 scale), 0: none
+};
+
+// The class names, label index order.
+const std::vector<std::string>& synth_class_names();
+
+struct SynthSample {
+  cv::Mat image;                     // CV_8UC3, BGR (like cv::imread), width x height
+  std::vector<BoxAnnotation> boxes;  // tight visible boxes, labels index synth_class_names()
+  cv::Mat owner;                     // CV_8U: 0 background, k + 1 where object k is visible
+};
+
+// Renders one image in memory. Throws DataError for a size below 32x32 or bad options.
+SynthSample render_synth_image(int width, int height, uint64_t seed,
+                               const SynthOptions& options = {});
+
+struct SynthDatasetOptions {
+  int count = 1000;
+  int width = 224, height = 224;
+  uint64_t seed = 0;
+  std::string format = "jpg";  // "jpg" or "png"
+  int jpeg_quality = 95;
+  SynthOptions synth;
+};
+
+// Writes <dir>/images/000000.<format> ... and <dir>/annotations.json (COCO, as load_coco
+// reads it; image i is rendered with seed derive_seed(seed, i)). Returns the dataset with
+// absolute image paths. Throws DataError when a file cannot be written.
+Dataset write_synth_dataset(const std::string& dir, const SynthDatasetOptions& options);
+
+}  // namespace ssdtrain

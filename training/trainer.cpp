@@ -1,0 +1,859 @@
+// The LibTorch half of ssd-train: training loop (AdamW, one-cycle, freezing, differential
+// learning rates, gradient clipping, checkpoints and resume), validation (loss + mAP), weights
+// evaluation and the learning-rate finder.
+#include "trainer.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <mutex>
+#include <sstream>
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <nlohmann/json.hpp>
+#include <opencv2/imgproc.hpp>
+#include <torch/torch.h>
+
+#include "../model/anchors.h"
+#include "../model/error.h"
+#include "../model/loss.h"
+#include "../model/nms.h"
+#include "../model/ssd_model.h"
+#include "../model/weights.h"
+#include "loader.h"
+#include "plots.h"
+#include "progress.h"
+#include "rng.h"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+namespace ssdtrain {
+
+namespace {
+
+constexpr const char* kRunFile = "run.json";
+constexpr const char* kCheckpointFile = "checkpoint.pt";
+constexpr const char* kHistoryFile = "history.json";
+constexpr const char* kWeightsFile = "model.safetensors";
+constexpr uint64_t kLoaderStream = 0x5eed10ad;   // derive_seed(seed, this): loader seed
+constexpr uint64_t kSplitStream = 0x5911177;      // train/val split
+constexpr uint64_t kSynthValStream = 0x5a1;      // synthetic validation set
+
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+void write_text_atomic(const fs::path& path, const std::string& text) {
+  const fs::path tmp = path.string() + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    f << text;
+    f.flush();
+    if (!f) throw ssd::Error("cannot write " + tmp.string());
+  }
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  if (ec) throw ssd::Error("cannot write " + path.string() + ": " + ec.message());
+}
+
+std::string read_text(const fs::path& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw ssd::Error("cannot read " + path.string());
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+torch::Device parse_device(const std::string& name) {
+  std::string n = name;
+  if (n == "auto") n = torch::cuda::is_available() ? "cuda" : "cpu";
+  torch::Device dev(torch::kCPU);
+  try {
+    dev = torch::Device(n);
+  } catch (const std::exception&) {
+    throw ssd::Error("unknown device '" + name + "' (expected cpu, cuda, cuda:N or auto)");
+  }
+  if (dev.is_cuda() && !torch::cuda::is_available())
+    throw ssd::Error("device '" + name + "' requested but LibTorch sees no CUDA device");
+  if (!dev.is_cpu() && !dev.is_cuda())
+    throw ssd::Error("unsupported device '" + name + "' (expected cpu or cuda)");
+  return dev;
+}
+
+// ------------------------------------------------------------------------------------------
+// Batches as tensors.
+
+struct BatchTensors {
+  torch::Tensor images, boxes, labels, valid;
+};
+
+BatchTensors to_tensors(Batch& b, const torch::Device& device) {
+  const int64_t B = b.size, S = b.image_size, G = b.max_boxes;
+  BatchTensors t;
+  t.images = torch::from_blob(b.images.data(), {B, 3, S, S}, torch::kFloat32).to(device);
+  t.boxes = torch::from_blob(b.boxes.data(), {B, G, 4}, torch::kFloat32).to(device);
+  t.labels = torch::from_blob(b.labels.data(), {B, G}, torch::kInt64).to(device);
+  t.valid = torch::from_blob(b.valid.data(), {B, G}, torch::kUInt8).to(device).to(torch::kBool);
+  return t;
+}
+
+ssd::LossOptions loss_options(const TrainOptions& o) {
+  ssd::LossOptions l;
+  l.match_threshold = o.match_threshold;
+  l.class_loss = o.focal ? ssd::ClassLoss::Focal : ssd::ClassLoss::BCE;
+  l.alpha = o.focal_alpha;
+  l.gamma = o.focal_gamma;
+  return l;
+}
+
+LoaderOptions loader_options(const ssd::SsdConfig& config, int batch, int workers, uint64_t seed,
+                             bool train, bool augment) {
+  LoaderOptions lo;
+  lo.image_size = config.input_size;
+  lo.batch_size = batch;
+  lo.threads = std::max(1, workers);
+  lo.shuffle = train;
+  lo.drop_last = false;
+  lo.augment = train && augment;
+  lo.seed = seed;
+  lo.mean = config.mean;
+  lo.std = config.std;
+  return lo;
+}
+
+// ------------------------------------------------------------------------------------------
+// Validation: loss and mAP over a data set, plus detections of the first few images.
+
+struct ValidationResult {
+  double loss = 0;           // per image
+  bool have_map = false;
+  MapResult map;
+  std::vector<std::vector<ScoredBox>> samples;   // detections (pixels) of images 0..n-1
+};
+
+ValidationResult validate(ssd::Ssd& model, const ssd::Anchors& anchors, const Dataset& ds,
+                          const LoaderOptions& lo, const torch::Device& device,
+                          const ssd::LossOptions* loss_opts, bool compute_map,
+                          const ssd::PostprocessOptions& post, int max_images, int sample_count,
+                          bool progress) {
+  ValidationResult r;
+  const bool was_training = model->is_training();
+  model->eval();
+  torch::NoGradGuard no_grad;
+  DataLoader loader(ds, lo);
+  loader.start_epoch(0);
+  MapEvaluator evaluator(ds.labels);
+  r.samples.resize(std::min<size_t>(std::max(0, sample_count), ds.images.size()));
+  const size_t limit = max_images > 0 ? std::min<size_t>(max_images, ds.images.size())
+                                      : ds.images.size();
+  std::unique_ptr<ProgressBar> bar;
+  if (progress) bar = std::make_unique<ProgressBar>("validate", static_cast<long>(limit));
+  double loss_sum = 0;
+  size_t seen = 0;
+  Batch b;
+  while (seen < limit && loader.next(b)) {
+    BatchTensors t = to_tensors(b, device);
+    auto out = model->forward(t.images);
+    if (loss_opts) {
+      auto parts = ssd::ssd_loss(out.first, out.second, t.boxes, t.labels, t.valid, anchors,
+                                 *loss_opts);
+      loss_sum += parts.total.item<double>();
+    }
+    bool has_sample = false;   // the first images are kept for predictions.png
+    for (int i = 0; i < b.size; ++i)
+      has_sample = has_sample || static_cast<size_t>(b.indices[i]) < r.samples.size();
+    if (compute_map || has_sample) {
+      auto dets = ssd::postprocess(out.first, out.second, anchors, post);
+      for (int i = 0; i < b.size; ++i) {
+        const int64_t idx = b.indices[i];
+        const float w = static_cast<float>(b.widths[i]), h = static_cast<float>(b.heights[i]);
+        auto boxes = dets[i].boxes.to(torch::kCPU).contiguous();
+        auto scores = dets[i].scores.to(torch::kCPU).contiguous();
+        auto labels = dets[i].labels.to(torch::kCPU).contiguous();
+        std::vector<ScoredBox> sb(boxes.size(0));
+        const float* bp = boxes.data_ptr<float>();
+        for (int64_t k = 0; k < boxes.size(0); ++k) {
+          sb[k].x1 = bp[4 * k] * w;
+          sb[k].y1 = bp[4 * k + 1] * h;
+          sb[k].x2 = bp[4 * k + 2] * w;
+          sb[k].y2 = bp[4 * k + 3] * h;
+          sb[k].score = scores.data_ptr<float>()[k];
+          sb[k].label = static_cast<int>(labels.data_ptr<int64_t>()[k]);
+        }
+        if (idx >= 0 && static_cast<size_t>(idx) < r.samples.size()) r.samples[idx] = sb;
+        if (compute_map && seen + i < limit)
+          evaluator.add_image(idx, ds.images[idx].boxes, sb);
+      }
+    }
+    seen += b.size;
+    if (bar) bar->update(static_cast<long>(std::min(seen, limit)));
+  }
+  if (bar) bar->finish();
+  r.loss = seen ? loss_sum / std::min(seen, ds.images.size()) : 0;
+  if (compute_map) {
+    r.map = evaluator.compute();
+    r.have_map = true;
+  }
+  if (was_training) model->train();
+  return r;
+}
+
+// ------------------------------------------------------------------------------------------
+// One-cycle schedule over phases (frozen epochs, then the rest), each its own cycle.
+
+struct Schedule {
+  TrainOptions o;
+  int64_t steps_per_epoch = 1;
+  int freeze_epochs = 0;
+
+  bool frozen(int epoch) const { return epoch < freeze_epochs; }   // epoch 0-based
+  // (position in [0, 1), learning-rate fraction of the peak, beta1) at a global step.
+  void at(int64_t step, double& lr_frac, double& beta1) const {
+    const int64_t frozen_steps = static_cast<int64_t>(freeze_epochs) * steps_per_epoch;
+    int64_t begin = 0, len = static_cast<int64_t>(o.epochs) * steps_per_epoch;
+    if (freeze_epochs > 0) {
+      if (step < frozen_steps) {
+        len = frozen_steps;
+      } else {
+        begin = frozen_steps;
+        len -= frozen_steps;
+      }
+    }
+    const double pos = len > 0 ? double(step - begin) / double(len) : 0.0;
+    auto cos_anneal = [](double start, double end, double p) {
+      return end + (start - end) / 2.0 * (std::cos(M_PI * p) + 1.0);
+    };
+    const double start = 1.0 / o.div_factor, final_frac = start / o.final_div;
+    if (pos < o.pct_start) {
+      const double p = o.pct_start > 0 ? pos / o.pct_start : 1.0;
+      lr_frac = cos_anneal(start, 1.0, p);
+      beta1 = o.cycle_momentum ? cos_anneal(o.beta1_max, o.beta1_min, p) : o.beta1_max;
+    } else {
+      const double p = o.pct_start < 1 ? (pos - o.pct_start) / (1.0 - o.pct_start) : 1.0;
+      lr_frac = cos_anneal(1.0, final_frac, std::min(1.0, p));
+      beta1 = o.cycle_momentum ? cos_anneal(o.beta1_min, o.beta1_max, std::min(1.0, p))
+                               : o.beta1_max;
+    }
+  }
+};
+
+// Group learning-rate multipliers: early body, late body, head.
+std::vector<double> group_multipliers(const TrainOptions& o) {
+  return {1.0 / (o.lr_div * o.lr_div), 1.0 / o.lr_div, 1.0};
+}
+
+void set_frozen(ssd::Ssd& model, bool frozen) {
+  for (auto& p : model->body->parameters()) p.set_requires_grad(!frozen);
+}
+
+// train() mode for the model, eval() for a frozen body's BatchNorm layers.
+void set_train_mode(ssd::Ssd& model, bool frozen) {
+  model->train();
+  if (frozen) model->body->eval();
+}
+
+// ------------------------------------------------------------------------------------------
+// Run files.
+
+json metrics_to_json(const EpochMetrics& m) {
+  return json{{"epoch", m.epoch},       {"train_loss", m.train_loss}, {"train_loc", m.train_loc},
+              {"train_cls", m.train_cls}, {"val_loss", m.val_loss},   {"map50", m.map50},
+              {"map", m.map},           {"lr", m.lr},                 {"seconds", m.seconds}};
+}
+
+EpochMetrics metrics_from_json(const json& j) {
+  EpochMetrics m;
+  m.epoch = j.at("epoch");
+  m.train_loss = j.at("train_loss");
+  m.train_loc = j.value("train_loc", 0.0);
+  m.train_cls = j.value("train_cls", 0.0);
+  m.val_loss = j.at("val_loss");
+  m.map50 = j.at("map50");
+  m.map = j.at("map");
+  m.lr = j.value("lr", 0.0);
+  m.seconds = j.value("seconds", 0.0);
+  return m;
+}
+
+void write_metrics_csv(const fs::path& path, const std::vector<EpochMetrics>& h) {
+  std::ostringstream os;
+  os << "epoch,train_loss,train_loc,train_cls,val_loss,map50,map,lr,seconds\n";
+  char buf[256];
+  for (const auto& m : h) {
+    std::snprintf(buf, sizeof buf, "%d,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6g,%.2f\n", m.epoch,
+                  m.train_loss, m.train_loc, m.train_cls, m.val_loss, m.map50, m.map, m.lr,
+                  m.seconds);
+    os << buf;
+  }
+  write_text_atomic(path, os.str());
+}
+
+void write_curve_plots(const fs::path& dir, const std::vector<EpochMetrics>& h) {
+  LinePlot loss;
+  loss.title = "loss per image";
+  loss.x_label = "epoch";
+  loss.y_label = "loss";
+  Series tr{"train", {}, {}, cv::Scalar(200, 90, 30), true};
+  Series va{"validation", {}, {}, cv::Scalar(30, 90, 220), true};
+  for (const auto& m : h) {
+    tr.x.push_back(m.epoch);
+    tr.y.push_back(m.train_loss);
+    va.x.push_back(m.epoch);
+    va.y.push_back(m.val_loss);
+  }
+  loss.series = {tr, va};
+  write_png((dir / "loss.png").string(), render_line_plot(loss));
+
+  LinePlot map;
+  map.title = "validation mAP (COCO-style)";
+  map.x_label = "epoch";
+  map.y_label = "mAP";
+  Series m50{"AP@0.5", {}, {}, cv::Scalar(40, 160, 40), true};
+  Series mall{"AP@[.5:.95]", {}, {}, cv::Scalar(160, 40, 160), true};
+  for (const auto& m : h) {
+    if (m.map50 < 0) continue;
+    m50.x.push_back(m.epoch);
+    m50.y.push_back(m.map50);
+    mall.x.push_back(m.epoch);
+    mall.y.push_back(m.map);
+  }
+  map.series = {m50, mall};
+  write_png((dir / "map.png").string(), render_line_plot(map));
+}
+
+void write_prediction_grid(const fs::path& path, const Dataset& ds,
+                           const std::vector<std::vector<ScoredBox>>& samples,
+                           double threshold) {
+  std::vector<cv::Mat> left, right;
+  for (size_t i = 0; i < samples.size() && i < ds.images.size(); ++i) {
+    cv::Mat rgb = load_rgb(ds.images[i]), bgr;
+    cv::cvtColor(rgb, bgr, cv::COLOR_RGB2BGR);
+    std::vector<ScoredBox> kept;
+    for (const auto& d : samples[i])
+      if (d.score >= threshold) kept.push_back(d);
+    left.push_back(draw_boxes(bgr, ds.labels, ds.images[i].boxes, {}));
+    right.push_back(draw_boxes(bgr, ds.labels, {}, kept));
+  }
+  if (left.empty()) return;
+  write_png(path.string(), make_pair_grid(left, right, 2, 256));
+}
+
+// ------------------------------------------------------------------------------------------
+// The training session (new or resumed).
+
+struct Session {
+  TrainSpec spec;
+  fs::path dir;
+  Dataset train_ds, val_ds;
+  torch::Device device{torch::kCPU};
+  ssd::Ssd model{nullptr};
+  ssd::Anchors anchors;
+  std::unique_ptr<torch::optim::AdamW> optimizer;
+  Schedule schedule;
+  int epoch = 0;          // epochs completed
+  int64_t step = 0;       // optimizer steps completed
+  std::vector<EpochMetrics> history;
+  bool quiet = false;
+};
+
+void load_data(Session& s, bool with_val = true) {
+  LoadReport report;
+  DataSpec& tr = s.spec.train;
+  if (tr.synth > 0 && tr.synth_dir.empty()) tr.synth_dir = (s.dir / "data" / "train").string();
+  s.train_ds = load_dataset(tr, &report);
+  if (!with_val) {   // lr-find: training data only
+    if (s.train_ds.num_boxes(false) == 0) throw ssd::Error("the training set has no boxes");
+    return;
+  }
+  DataSpec& va = s.spec.val;
+  if (va.empty() && tr.synth > 0) {
+    // Synthetic training data: validate on a separately generated set.
+    va.synth = std::max(50, tr.synth / 10);
+    va.synth_seed = derive_seed(tr.synth_seed, kSynthValStream);
+    va.synth_size = tr.synth_size;
+  }
+  if (va.synth > 0 && va.synth_dir.empty()) va.synth_dir = (s.dir / "data" / "val").string();
+  if (!va.empty()) {
+    s.val_ds = load_dataset(va, &report);
+    if (s.val_ds.labels != s.train_ds.labels)
+      throw ssd::Error("the validation set's classes differ from the training set's");
+  } else {
+    // Hold out val_fraction of the training images (deterministic from the seed).
+    const size_t n = s.train_ds.images.size();
+    const double frac = s.spec.options.val_fraction;
+    if (frac <= 0 || frac >= 1) throw ssd::Error("--val-fraction must be in (0, 1)");
+    const size_t n_val = std::max<size_t>(1, static_cast<size_t>(std::lround(n * frac)));
+    if (n < 2 || n_val >= n)
+      throw ssd::Error("too few images (" + std::to_string(n) +
+                       ") to hold out a validation set; give one with --val-coco/--val-voc");
+    std::vector<size_t> idx(n);
+    for (size_t i = 0; i < n; ++i) idx[i] = i;
+    Rng rng(derive_seed(s.spec.options.seed, kSplitStream));
+    rng.shuffle(idx);
+    std::sort(idx.begin(), idx.begin() + n_val);
+    std::sort(idx.begin() + n_val, idx.end());
+    Dataset all = std::move(s.train_ds);
+    s.train_ds = Dataset{all.labels, {}};
+    s.val_ds = Dataset{all.labels, {}};
+    for (size_t i = 0; i < n; ++i)
+      (i < n_val ? s.val_ds : s.train_ds).images.push_back(all.images[idx[i]]);
+  }
+  if (s.train_ds.images.empty()) throw ssd::Error("the training set has no images");
+  if (s.train_ds.num_boxes(false) == 0) throw ssd::Error("the training set has no boxes");
+  if (!s.quiet) {
+    for (const auto& w : report.warnings) std::cerr << "warning: " << w << "\n";
+    std::cerr << "data: train " << s.train_ds.images.size() << " images ("
+              << s.spec.train.describe() << "), validation " << s.val_ds.images.size()
+              << " images, " << s.train_ds.labels.size() << " classes\n";
+  }
+}
+
+void build_model_and_optimizer(Session& s) {
+  const TrainOptions& o = s.spec.options;
+  if (o.threads > 0) torch::set_num_threads(o.threads);
+  s.device = parse_device(o.device);
+  s.spec.config.labels = s.train_ds.labels;
+  s.spec.config.validate();
+  torch::manual_seed(o.seed);
+  s.model = ssd::Ssd(s.spec.config);
+  if (!o.imagenet.empty()) {
+    const int n = ssd::import_imagenet_body(o.imagenet, s.model);
+    if (!s.quiet) std::cerr << "imported " << n << " ImageNet tensors from " << o.imagenet << "\n";
+  }
+  if (!o.init_weights.empty()) {
+    ssd::load_weights_into(o.init_weights, s.model);
+    if (!s.quiet) std::cerr << "initialised from " << o.init_weights << "\n";
+  }
+  s.model->to(s.device);
+  s.anchors = ssd::make_anchors(s.spec.config).to(s.device);
+  auto groups = s.model->layer_groups();
+  const auto mult = group_multipliers(o);
+  std::vector<torch::optim::OptimizerParamGroup> pg;
+  for (size_t g = 0; g < groups.size(); ++g) {
+    auto opts = std::make_unique<torch::optim::AdamWOptions>(o.lr * mult[std::min<size_t>(g, 2)]);
+    opts->betas({o.beta1_max, o.beta2}).weight_decay(o.wd);
+    pg.emplace_back(groups[g], std::move(opts));
+  }
+  s.optimizer = std::make_unique<torch::optim::AdamW>(
+      pg, torch::optim::AdamWOptions(o.lr).betas({o.beta1_max, o.beta2}).weight_decay(o.wd));
+  s.schedule.o = o;
+  s.schedule.freeze_epochs =
+      o.freeze_epochs >= 0 ? o.freeze_epochs : (o.imagenet.empty() ? 0 : 1);
+  if (s.schedule.freeze_epochs > o.epochs) s.schedule.freeze_epochs = o.epochs;
+  const size_t n = s.train_ds.images.size(), bs = static_cast<size_t>(o.batch_size);
+  s.schedule.steps_per_epoch = static_cast<int64_t>((n + bs - 1) / bs);
+}
+
+void save_checkpoint(Session& s) {
+  torch::serialize::OutputArchive root, m, opt;
+  s.model->save(m);
+  s.optimizer->save(opt);
+  root.write("model", m);
+  root.write("optimizer", opt);
+  root.write("epoch", torch::tensor(static_cast<int64_t>(s.epoch)));
+  root.write("step", torch::tensor(s.step));
+  root.write("cpu_rng", at::detail::getDefaultCPUGenerator().get_state());
+  const fs::path final_path = s.dir / kCheckpointFile;
+  const fs::path tmp = final_path.string() + ".tmp";
+  root.save_to(tmp.string());
+  std::error_code ec;
+  fs::rename(tmp, final_path, ec);
+  if (ec) throw ssd::Error("cannot write " + final_path.string() + ": " + ec.message());
+}
+
+void load_checkpoint(Session& s) {
+  const fs::path path = s.dir / kCheckpointFile;
+  if (!fs::exists(path)) throw ssd::Error(path.string() + ": no checkpoint to resume from");
+  torch::serialize::InputArchive root, m, opt;
+  try {
+    root.load_from(path.string());
+    root.read("model", m);
+    root.read("optimizer", opt);
+    s.model->load(m);
+    s.optimizer->load(opt);
+    torch::Tensor epoch, step, rng;   // each read into a fresh (undefined) tensor
+    root.read("epoch", epoch);
+    s.epoch = static_cast<int>(epoch.item<int64_t>());
+    root.read("step", step);
+    s.step = step.item<int64_t>();
+    root.read("cpu_rng", rng);
+    at::Generator gen = at::detail::getDefaultCPUGenerator();   // shares the default's state
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    gen.set_state(rng);
+  } catch (const c10::Error& e) {
+    throw ssd::Error(path.string() + ": cannot read the checkpoint: " + e.what_without_backtrace());
+  }
+  s.model->to(s.device);
+  if (s.epoch < 0 || s.epoch > s.spec.options.epochs)
+    throw ssd::Error(path.string() + ": bad epoch " + std::to_string(s.epoch));
+  // History up to the checkpoint.
+  s.history.clear();
+  const fs::path hp = s.dir / kHistoryFile;
+  if (fs::exists(hp)) {
+    try {
+      for (const auto& j : json::parse(read_text(hp))) {
+        EpochMetrics m = metrics_from_json(j);
+        if (m.epoch <= s.epoch) s.history.push_back(m);
+      }
+    } catch (const json::exception& e) {
+      throw ssd::Error(hp.string() + ": " + e.what());
+    }
+  }
+}
+
+void print_table_header() {
+  std::printf("%6s %11s %11s %9s %12s %9s %9s\n", "epoch", "train_loss", "val_loss", "mAP@0.5",
+              "mAP@.5:.95", "lr", "time");
+  std::fflush(stdout);
+}
+
+void print_table_row(const EpochMetrics& m) {
+  char a[16], b[16];
+  if (m.map50 >= 0) {
+    std::snprintf(a, sizeof a, "%.4f", m.map50);
+    std::snprintf(b, sizeof b, "%.4f", m.map);
+  } else {
+    std::snprintf(a, sizeof a, "-");
+    std::snprintf(b, sizeof b, "-");
+  }
+  std::printf("%6d %11.4f %11.4f %9s %12s %9.2e %9s\n", m.epoch, m.train_loss, m.val_loss, a, b,
+              m.lr, format_duration(m.seconds).c_str());
+  std::fflush(stdout);
+}
+
+TrainResult run_epochs(Session& s) {
+  const TrainOptions& o = s.spec.options;
+  TrainResult result;
+  const ssd::LossOptions lopts = loss_options(o);
+  const uint64_t loader_seed = derive_seed(o.seed, kLoaderStream);
+  LoaderOptions train_lo =
+      loader_options(s.spec.config, o.batch_size, o.workers, loader_seed, true, o.augment);
+  LoaderOptions val_lo = loader_options(s.spec.config, o.batch_size, o.workers, 0, false, false);
+  ssd::PostprocessOptions post;
+  post.score_threshold = 0.01;
+  post.max_detections = 100;
+
+  // Loader alone, for comparison with the training step rate.
+  {
+    LoaderOptions lo = train_lo;
+    const size_t batches = std::min<size_t>(
+        std::max<size_t>(1, 256 / std::max(1, o.batch_size)), (s.train_ds.images.size() + o.batch_size - 1) / o.batch_size);
+    result.loader_images_per_s = measure_loader_throughput(s.train_ds, lo, batches).images_per_second;
+  }
+
+  DataLoader loader(s.train_ds, train_lo);
+  const auto mult = group_multipliers(o);
+  const int stop_at = o.stop_after > 0 ? std::min(o.stop_after, o.epochs) : o.epochs;
+  if (!s.quiet) {
+    std::cerr << "model: " << s.spec.config.body << " " << s.spec.config.input_size << "px, "
+              << s.spec.config.num_anchors() << " anchors, device " << s.device.str()
+              << ", LibTorch threads " << torch::get_num_threads() << ", loader threads "
+              << train_lo.threads << "\n";
+    print_table_header();
+    for (const auto& m : s.history) print_table_row(m);
+  }
+  bool first_epoch_here = true;
+  while (s.epoch < stop_at) {
+    const auto t0 = Clock::now();
+    const bool frozen = s.schedule.frozen(s.epoch);
+    set_frozen(s.model, frozen);
+    set_train_mode(s.model, frozen);
+    loader.start_epoch(s.epoch);
+    std::unique_ptr<ProgressBar> bar;
+    if (!s.quiet)
+      bar = std::make_unique<ProgressBar>(
+          "epoch " + std::to_string(s.epoch + 1) + "/" + std::to_string(o.epochs),
+          static_cast<long>(loader.batches_per_epoch()));
+    double loss_sum = 0, loc_sum = 0, cls_sum = 0, compute_s = 0;
+    size_t images = 0;
+    long batches = 0;
+    double lr_now = 0;
+    Batch b;
+    while (loader.next(b)) {
+      const auto tc = Clock::now();
+      double frac = 1, beta1 = o.beta1_max;
+      s.schedule.at(s.step, frac, beta1);
+      auto& groups = s.optimizer->param_groups();
+      for (size_t g = 0; g < groups.size(); ++g) {
+        auto& go = static_cast<torch::optim::AdamWOptions&>(groups[g].options());
+        go.lr(o.lr * frac * mult[std::min<size_t>(g, 2)]);
+        go.betas({beta1, o.beta2});
+      }
+      lr_now = o.lr * frac;
+      BatchTensors t = to_tensors(b, s.device);
+      s.optimizer->zero_grad();
+      auto out = s.model->forward(t.images);
+      auto parts = ssd::ssd_loss(out.first, out.second, t.boxes, t.labels, t.valid, s.anchors, lopts);
+      auto loss = parts.total / static_cast<double>(b.size);
+      loss.backward();
+      if (o.clip_grad > 0) torch::nn::utils::clip_grad_norm_(s.model->parameters(), o.clip_grad);
+      s.optimizer->step();
+      ++s.step;
+      const double lv = parts.total.item<double>();
+      if (!std::isfinite(lv))
+        throw ssd::Error("the loss became " + std::to_string(lv) + " at step " +
+                         std::to_string(s.step) + "; lower the learning rate (--lr)");
+      loss_sum += lv;
+      loc_sum += parts.loc.item<double>();
+      cls_sum += parts.cls.item<double>();
+      images += b.size;
+      ++batches;
+      compute_s += seconds_since(tc);
+      if (bar) {
+        char info[64];
+        std::snprintf(info, sizeof info, "loss %.4f", loss_sum / images);
+        bar->update(batches, info);
+      }
+    }
+    if (bar) bar->finish();
+    const double train_s = seconds_since(t0);
+    if (first_epoch_here) {
+      result.train_images_per_s = compute_s > 0 ? images / compute_s : 0;
+      if (!s.quiet)
+        std::fprintf(stderr,
+                     "speed: loader alone %.1f images/s (%d threads); training step "
+                     "(forward+backward+AdamW) %.1f images/s; epoch %.1f images/s overall\n",
+                     result.loader_images_per_s, train_lo.threads, result.train_images_per_s,
+                     train_s > 0 ? images / train_s : 0.0);
+    }
+    first_epoch_here = false;
+    ++s.epoch;
+    const bool last = s.epoch == o.epochs;
+    const bool do_map = last || (o.eval_every > 0 && s.epoch % o.eval_every == 0);
+    ValidationResult v = validate(s.model, s.anchors, s.val_ds, val_lo, s.device, &lopts, do_map,
+                                  post, o.max_eval_images, o.plot_samples, false);
+    EpochMetrics m;
+    m.epoch = s.epoch;
+    m.train_loss = images ? loss_sum / images : 0;
+    m.train_loc = images ? loc_sum / images : 0;
+    m.train_cls = images ? cls_sum / images : 0;
+    m.val_loss = v.loss;
+    if (v.have_map) {
+      m.map50 = v.map.map50_coco;
+      m.map = v.map.map_coco;
+      result.last_map = v.map;
+    }
+    m.lr = lr_now;
+    m.seconds = seconds_since(t0);
+    s.history.push_back(m);
+    // Run files; the checkpoint last (it defines where a resume starts).
+    ssd::save_weights((s.dir / kWeightsFile).string(), s.model);
+    json hist = json::array();
+    for (const auto& h : s.history) hist.push_back(metrics_to_json(h));
+    write_text_atomic(s.dir / kHistoryFile, hist.dump(1));
+    write_metrics_csv(s.dir / "metrics.csv", s.history);
+    write_curve_plots(s.dir, s.history);
+    write_prediction_grid(s.dir / "predictions.png", s.val_ds, v.samples, 0.3);
+    save_checkpoint(s);
+    if (!s.quiet) print_table_row(m);
+  }
+  result.history = s.history;
+  result.weights_path = (s.dir / kWeightsFile).string();
+  result.finished = s.epoch >= o.epochs;
+  if (!s.quiet && result.finished && !result.last_map.classes.empty())
+    std::printf("\nfinal validation mAP:\n%s", format_map_table(result.last_map).c_str());
+  if (!s.quiet)
+    std::fprintf(stderr, "%s %s (weights %s)\n", result.finished ? "finished:" : "stopped:",
+                 s.dir.string().c_str(), result.weights_path.c_str());
+  return result;
+}
+
+void check_options(const TrainOptions& o) {
+  auto fail = [](const std::string& m) { throw ssd::Error(m); };
+  if (o.epochs < 1) fail("--epochs must be >= 1");
+  if (o.batch_size < 1) fail("--batch must be >= 1");
+  if (!(o.lr > 0) || !std::isfinite(o.lr)) fail("--lr must be > 0");
+  if (!(o.lr_div >= 1)) fail("--lr-div must be >= 1");
+  if (o.wd < 0) fail("--wd must be >= 0");
+  if (!(o.pct_start >= 0 && o.pct_start <= 1)) fail("--pct-start must be in [0, 1]");
+  if (!(o.div_factor >= 1) || !(o.final_div >= 1)) fail("--div-factor/--final-div must be >= 1");
+  if (o.clip_grad < 0) fail("--clip must be >= 0");
+  if (o.workers < 1) fail("--workers must be >= 1");
+  if (o.threads < 0) fail("--threads must be >= 0");
+  if (o.stop_after < 0) fail("--stop-after must be >= 0");
+  if (o.eval_every < 0) fail("--eval-every must be >= 0");
+}
+
+}  // namespace
+
+bool cuda_is_available() { return torch::cuda::is_available(); }
+
+TrainResult train(const TrainSpec& spec_in) {
+  check_options(spec_in.options);
+  if (spec_in.out_dir.empty()) throw ssd::Error("no output folder (--out)");
+  Session s;
+  s.spec = spec_in;
+  s.quiet = spec_in.options.quiet;
+  s.dir = fs::absolute(spec_in.out_dir);
+  if (fs::exists(s.dir / kRunFile))
+    throw ssd::Error(s.dir.string() + " already holds a run; use --resume " + s.dir.string() +
+                     " to continue it, or choose another --out");
+  std::error_code ec;
+  fs::create_directories(s.dir, ec);
+  if (ec) throw ssd::Error("cannot create " + s.dir.string() + ": " + ec.message());
+  s.spec.out_dir = s.dir.string();
+  load_data(s);
+  build_model_and_optimizer(s);
+  write_text_atomic(s.dir / kRunFile, train_spec_to_json(s.spec));
+  return run_epochs(s);
+}
+
+TrainResult resume(const std::string& run_dir, int stop_after, bool quiet) {
+  Session s;
+  s.dir = fs::absolute(run_dir);
+  const fs::path rf = s.dir / kRunFile;
+  if (!fs::exists(rf)) throw ssd::Error(rf.string() + " not found: not a run folder");
+  s.spec = train_spec_from_json(read_text(rf));
+  s.spec.out_dir = s.dir.string();
+  if (stop_after < 0) s.spec.options.stop_after = 0;           // run to the end
+  else if (stop_after > 0) s.spec.options.stop_after = stop_after;   // 0: keep the stored one
+  s.spec.options.quiet = quiet;
+  s.quiet = quiet;
+  check_options(s.spec.options);
+  load_data(s);
+  const ssd::SsdConfig stored = s.spec.config;
+  build_model_and_optimizer(s);
+  if (!(stored == s.spec.config))
+    throw ssd::Error(rf.string() + ": the data set's classes differ from the run's");
+  load_checkpoint(s);
+  if (!quiet)
+    std::cerr << "resuming " << s.dir.string() << " after epoch " << s.epoch << " of "
+              << s.spec.options.epochs << "\n";
+  return run_epochs(s);
+}
+
+MapResult evaluate_weights(const EvalSpec& spec) {
+  if (spec.threads > 0) torch::set_num_threads(spec.threads);
+  if (spec.batch_size < 1) throw ssd::Error("--batch must be >= 1");
+  const torch::Device device = parse_device(spec.device);
+  ssd::Ssd model = ssd::load_weights(spec.weights, device);
+  const ssd::SsdConfig& config = model->config();
+  Dataset ds = load_dataset(spec.data);
+  if (ds.labels != config.labels) {
+    std::string a, b;
+    for (const auto& l : ds.labels) a += (a.empty() ? "" : ",") + l;
+    for (const auto& l : config.labels) b += (b.empty() ? "" : ",") + l;
+    throw ssd::Error("the data set's classes (" + a + ") differ from the model's (" + b + ")");
+  }
+  const ssd::Anchors anchors = ssd::make_anchors(config).to(device);
+  LoaderOptions lo = loader_options(config, spec.batch_size, spec.workers, 0, false, false);
+  ssd::PostprocessOptions post;
+  post.score_threshold = spec.score_threshold;
+  post.nms_iou = spec.nms_iou;
+  post.max_detections = 100;
+  ValidationResult v = validate(model, anchors, ds, lo, device, nullptr, true, post,
+                                spec.max_images, 0, true);
+  return v.map;
+}
+
+LrFindResult lr_find(const LrFindSpec& spec) {
+  check_options(spec.train.options);
+  if (!(spec.start_lr > 0) || !(spec.end_lr > spec.start_lr))
+    throw ssd::Error("lr-find needs 0 < --start-lr < --end-lr");
+  if (spec.iterations < 5) throw ssd::Error("lr-find needs --iters >= 5");
+  if (spec.train.out_dir.empty()) throw ssd::Error("no output folder (--out)");
+  Session s;
+  s.spec = spec.train;
+  s.quiet = spec.train.options.quiet;
+  s.dir = fs::absolute(spec.train.out_dir);
+  std::error_code ec;
+  fs::create_directories(s.dir, ec);
+  if (ec) throw ssd::Error("cannot create " + s.dir.string() + ": " + ec.message());
+  load_data(s, /*with_val=*/false);
+  build_model_and_optimizer(s);
+  const TrainOptions& o = s.spec.options;
+  const bool frozen = s.schedule.freeze_epochs > 0;
+  set_frozen(s.model, frozen);
+  set_train_mode(s.model, frozen);
+  const ssd::LossOptions lopts = loss_options(o);
+  DataLoader loader(s.train_ds, loader_options(s.spec.config, o.batch_size, o.workers,
+                                               derive_seed(o.seed, kLoaderStream), true,
+                                               o.augment));
+  LrFindResult r;
+  double avg = 0, best = INFINITY;
+  int epoch = 0;
+  loader.start_epoch(epoch);
+  std::unique_ptr<ProgressBar> bar;
+  if (!s.quiet) bar = std::make_unique<ProgressBar>("lr-find", spec.iterations);
+  Batch b;
+  for (int i = 0; i < spec.iterations; ++i) {
+    if (!loader.next(b)) {
+      loader.start_epoch(++epoch);
+      if (!loader.next(b)) throw ssd::Error("lr-find: the loader produced no batch");
+    }
+    const double lr =
+        spec.start_lr * std::pow(spec.end_lr / spec.start_lr, double(i) / (spec.iterations - 1));
+    for (auto& g : s.optimizer->param_groups())
+      static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
+    BatchTensors t = to_tensors(b, s.device);
+    s.optimizer->zero_grad();
+    auto out = s.model->forward(t.images);
+    auto parts = ssd::ssd_loss(out.first, out.second, t.boxes, t.labels, t.valid, s.anchors, lopts);
+    auto loss = parts.total / static_cast<double>(b.size);
+    const double lv = loss.item<double>();
+    if (!std::isfinite(lv)) break;
+    loss.backward();
+    if (o.clip_grad > 0) torch::nn::utils::clip_grad_norm_(s.model->parameters(), o.clip_grad);
+    s.optimizer->step();
+    avg = spec.smoothing * avg + (1 - spec.smoothing) * lv;
+    const double smooth = avg / (1 - std::pow(spec.smoothing, i + 1));
+    r.lrs.push_back(lr);
+    r.losses.push_back(lv);
+    r.smoothed.push_back(smooth);
+    if (bar) {
+      char info[64];
+      std::snprintf(info, sizeof info, "lr %.2e loss %.4f", lr, smooth);
+      bar->update(i + 1, info);
+    }
+    best = std::min(best, smooth);
+    if (i > 10 && smooth > spec.divergence * best) break;
+  }
+  if (bar) bar->finish();
+  if (r.lrs.size() < 3) throw ssd::Error("lr-find: the loss diverged at once; lower --start-lr");
+  // Suggestions: the minimum smoothed loss / 10, and the steepest descent (most negative slope
+  // of the smoothed loss against log(lr)) before the minimum, skipping the noisy first points.
+  const size_t n = r.smoothed.size();
+  const size_t imin = std::min_element(r.smoothed.begin(), r.smoothed.end()) - r.smoothed.begin();
+  r.suggested_min10 = r.lrs[imin] / 10.0;
+  const size_t skip = std::min<size_t>(n / 10, 10);
+  double steepest = INFINITY;
+  size_t isteep = skip;
+  for (size_t i = std::max<size_t>(skip, 1); i + 1 < n && i <= imin; ++i) {
+    const double slope = (r.smoothed[i + 1] - r.smoothed[i - 1]) /
+                         (std::log(r.lrs[i + 1]) - std::log(r.lrs[i - 1]));
+    if (slope < steepest) {
+      steepest = slope;
+      isteep = i;
+    }
+  }
+  r.suggested_steepest = r.lrs[std::min(isteep, n - 1)];
+  std::ostringstream csv;
+  csv << "lr,loss,smoothed_loss\n";
+  char buf[128];
+  for (size_t i = 0; i < n; ++i) {
+    std::snprintf(buf, sizeof buf, "%.6e,%.6f,%.6f\n", r.lrs[i], r.losses[i], r.smoothed[i]);
+    csv << buf;
+  }
+  r.csv_path = (s.dir / "lr_find.csv").string();
+  write_text_atomic(r.csv_path, csv.str());
+  LinePlot p;
+  p.title = "learning-rate finder (dashed: steepest descent, min/10)";
+  p.x_label = "learning rate";
+  p.y_label = "loss per image";
+  p.log_x = true;
+  p.series = {Series{"loss", r.lrs, r.losses, cv::Scalar(200, 200, 200), false},
+              Series{"smoothed", r.lrs, r.smoothed, cv::Scalar(200, 90, 30), false}};
+  p.vlines = {r.suggested_steepest, r.suggested_min10};
+  r.png_path = (s.dir / "lr_find.png").string();
+  write_png(r.png_path, render_line_plot(p));
+  return r;
+}
+
+}  // namespace ssdtrain

@@ -1,0 +1,141 @@
+// ssd-train's training loop, evaluation of a weights file, and the learning-rate finder.
+// This header is LibTorch-free (the CLI includes it); trainer.cpp holds the LibTorch code and
+// run_spec.cpp the JSON form of the options and the dataset loading.
+//
+// A run folder holds:
+//   run.json            the TrainSpec (architecture, data, hyper-parameters) as JSON
+//   model.safetensors   the weights (ssd::save_weights), updated every epoch
+//   checkpoint.pt       model + AdamW state + schedule position + RNG state (atomic write)
+//   history.json        per-epoch metrics (for resuming the plots and the CSV)
+//   metrics.csv         epoch,train_loss,train_loc,train_cls,val_loss,map50,map,lr,seconds
+//   loss.png, map.png   curves; predictions.png: validation images, ground truth | prediction
+//   data/               the synthetic data set when trained with --synth
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "../model/config.h"
+#include "dataset.h"
+#include "evaluate.h"
+
+namespace ssdtrain {
+
+// Where a data set comes from: exactly one of coco, voc or synth (> 0).
+struct DataSpec {
+  std::string coco;               // COCO-style JSON
+  std::string images;             // image folder for coco (empty: the JSON's folder)
+  std::string voc;                // Pascal VOC root (VOCdevkit/VOC2007)
+  std::string voc_split = "train";
+  int synth = 0;                  // number of synthetic images
+  uint64_t synth_seed = 0;
+  int synth_size = 224;           // synthetic image side, pixels
+  std::string synth_dir;          // where the synthetic images are written
+
+  bool empty() const { return coco.empty() && voc.empty() && synth <= 0; }
+  std::string describe() const;
+};
+
+// Loads (or, for synth, generates into synth_dir unless it already holds the same set) the
+// data set. Throws ssd::Error / DataError with a readable message.
+Dataset load_dataset(const DataSpec& spec, LoadReport* report = nullptr);
+
+struct TrainOptions {
+  int epochs = 10;
+  int freeze_epochs = -1;     // body frozen for the first N epochs; -1: 1 with --imagenet, else 0
+  int stop_after = 0;         // stop after this many epochs (0: run all; resume later)
+  int batch_size = 16;
+  double lr = 3e-3;           // peak learning rate of the head
+  double lr_div = 3.0;        // layer groups: lr / lr_div^2, lr / lr_div, lr (unfrozen)
+  double wd = 1e-2;           // AdamW decoupled weight decay
+  double pct_start = 0.25;    // one-cycle warm-up fraction
+  double div_factor = 25.0;   // start lr = lr / div_factor
+  double final_div = 1e4;     // final lr = start lr / final_div
+  bool cycle_momentum = true; // beta1: 0.95 -> 0.85 during warm-up, back to 0.95
+  double beta1_max = 0.95, beta1_min = 0.85, beta2 = 0.99;
+  double clip_grad = 1.0;     // max global gradient norm (0: no clipping)
+  int workers = 2;            // loader threads
+  int threads = 0;            // LibTorch intra-op threads (0: LibTorch's default)
+  uint64_t seed = 0;
+  std::string device = "cpu"; // cpu, cuda, cuda:N
+  std::string imagenet;       // torchvision ResNet weights to import into the body
+  std::string init_weights;   // start from this weights file (same architecture and classes)
+  bool augment = true;
+  int eval_every = 1;         // mAP every N epochs (always after the last)
+  int max_eval_images = 0;    // cap on validation images used for mAP (0: all)
+  double match_threshold = 0.4;
+  bool focal = true;
+  double focal_alpha = 0.25, focal_gamma = 2.0;
+  int plot_samples = 8;       // images in predictions.png
+  double val_fraction = 0.1;  // held out from the training set when no validation set is given
+  bool quiet = false;         // no progress bar / table (tests)
+};
+
+struct TrainSpec {
+  ssd::SsdConfig config;      // labels come from the data set
+  DataSpec train, val;        // val may be empty: split off val_fraction of train
+  TrainOptions options;
+  std::string out_dir;
+};
+
+std::string train_spec_to_json(const TrainSpec& spec);
+TrainSpec train_spec_from_json(const std::string& text);   // throws ssd::Error
+
+struct EpochMetrics {
+  int epoch = 0;              // 1-based
+  double train_loss = 0, train_loc = 0, train_cls = 0;   // per image, mean over the epoch
+  double val_loss = 0;        // per image
+  double map50 = -1, map = -1; // COCO AP@0.5 / AP@[.5:.95]; -1 when not evaluated
+  double lr = 0;              // head learning rate at the end of the epoch
+  double seconds = 0;
+};
+
+struct TrainResult {
+  std::vector<EpochMetrics> history;
+  std::string weights_path;
+  bool finished = false;      // false when stopped by stop_after
+  double loader_images_per_s = 0;   // loader alone (measured before training)
+  double train_images_per_s = 0;    // forward + backward + step, first epoch
+  MapResult last_map;
+};
+
+// Trains a new run into spec.out_dir (created; must not hold a run already).
+TrainResult train(const TrainSpec& spec);
+// Continues the run in run_dir from its checkpoint. stop_after > 0 overrides the stored one,
+// 0 keeps it, -1 runs to the end; quiet as in TrainOptions.
+TrainResult resume(const std::string& run_dir, int stop_after = -1, bool quiet = false);
+
+struct EvalSpec {
+  std::string weights;
+  DataSpec data;
+  std::string device = "cpu";
+  int batch_size = 16;
+  int workers = 2;
+  int threads = 0;
+  double score_threshold = 0.01;   // detections kept for mAP
+  double nms_iou = 0.45;
+  int max_images = 0;
+};
+// mAP of a weights file on a data set (the data set's labels must be the model's).
+MapResult evaluate_weights(const EvalSpec& spec);
+
+struct LrFindSpec {
+  TrainSpec train;            // architecture, data, batch size, wd, device...; out_dir = output
+  double start_lr = 1e-7, end_lr = 10.0;
+  int iterations = 100;
+  double smoothing = 0.98;    // exponential moving average of the loss (bias-corrected)
+  double divergence = 4.0;    // stop once the smoothed loss exceeds this times the best
+};
+struct LrFindResult {
+  std::vector<double> lrs, losses, smoothed;
+  double suggested_steepest = 0;  // lr at the steepest descent of the smoothed loss
+  double suggested_min10 = 0;     // (lr at the minimum smoothed loss) / 10
+  std::string csv_path, png_path;
+};
+LrFindResult lr_find(const LrFindSpec& spec);
+
+// Number of LibTorch CPU threads and the CUDA check, for the CLI.
+bool cuda_is_available();
+
+}  // namespace ssdtrain

@@ -1,0 +1,220 @@
+#include "voc.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include <pugixml.hpp>
+
+namespace fs = std::filesystem;
+
+namespace ssdtrain {
+
+const std::vector<std::string>& voc_class_names() {
+  static const std::vector<std::string> names = {
+      "aeroplane", "bicycle", "bird",  "boat",        "bottle", "bus",         "car",
+      "cat",       "chair",   "cow",   "diningtable", "dog",    "horse",       "motorbike",
+      "person",    "pottedplant", "sheep", "sofa",    "train",  "tvmonitor"};
+  return names;
+}
+
+namespace {
+
+[[noreturn]] void fail(const std::string& file, const std::string& entry, const std::string& what) {
+  throw DataError(file + ": " + (entry.empty() ? "" : entry + ": ") + what);
+}
+
+std::string trim(const std::string& s) {
+  const auto b = s.find_first_not_of(" \t\r\n");
+  if (b == std::string::npos) return "";
+  const auto e = s.find_last_not_of(" \t\r\n");
+  return s.substr(b, e - b + 1);
+}
+
+std::string child_text(const pugi::xml_node& node, const char* name, const std::string& file,
+                       const std::string& entry) {
+  pugi::xml_node c = node.child(name);
+  if (!c) fail(file, entry, std::string("missing <") + name + ">");
+  return trim(c.text().as_string());
+}
+
+double child_number(const pugi::xml_node& node, const char* name, const std::string& file,
+                    const std::string& entry) {
+  const std::string t = child_text(node, name, file, entry);
+  char* end = nullptr;
+  errno = 0;
+  const double v = std::strtod(t.c_str(), &end);
+  if (t.empty() || end != t.c_str() + t.size() || errno != 0 || !std::isfinite(v))
+    fail(file, entry, std::string("<") + name + "> is not a number: '" + t + "'");
+  return v;
+}
+
+struct RawObject {
+  std::string name;
+  BoxAnnotation box;
+  std::string entry;
+};
+
+struct RawImage {
+  ImageRecord rec;
+  std::string xml;
+  std::vector<RawObject> objects;
+};
+
+RawImage parse_xml(const fs::path& xml_path, const fs::path& image_dir, const std::string& id,
+                   bool check_files) {
+  const std::string file = xml_path.string();
+  if (!fs::exists(xml_path)) fail(file, "", "annotation file not found");
+  pugi::xml_document doc;
+  const pugi::xml_parse_result res = doc.load_file(xml_path.c_str());
+  if (!res) {
+    if (res.status == pugi::status_file_not_found || res.status == pugi::status_io_error)
+      fail(file, "", std::string("cannot read file: ") + res.description());
+    fail(file, "", std::string("malformed XML at byte ") + std::to_string(res.offset) + ": " +
+                       res.description());
+  }
+  pugi::xml_node ann = doc.child("annotation");
+  if (!ann) fail(file, "", "no <annotation> root element");
+
+  RawImage out;
+  out.xml = file;
+  pugi::xml_node fn = ann.child("filename");
+  std::string filename = fn ? trim(fn.text().as_string()) : "";
+  if (filename.empty()) filename = id + ".jpg";
+  out.rec.path = (image_dir / filename).string();
+  if (check_files && !fs::is_regular_file(out.rec.path))
+    fail(file, "filename", "image file not found: " + out.rec.path);
+  pugi::xml_node size = ann.child("size");
+  if (!size) fail(file, "", "missing <size>");
+  const double w = child_number(size, "width", file, "size");
+  const double h = child_number(size, "height", file, "size");
+  if (w < 1 || h < 1 || w > 1e6 || h > 1e6 || w != std::floor(w) || h != std::floor(h))
+    fail(file, "size", "invalid image size " + trim(size.child("width").text().as_string()) +
+                           "x" + trim(size.child("height").text().as_string()));
+  out.rec.width = static_cast<int>(w);
+  out.rec.height = static_cast<int>(h);
+  // Numeric ids (VOC's 000012) become the id; other names get their position later.
+  char* end = nullptr;
+  const long long num = std::strtoll(id.c_str(), &end, 10);
+  out.rec.id = (!id.empty() && *end == '\0') ? num : -1;
+
+  int k = 0;
+  for (pugi::xml_node obj = ann.child("object"); obj; obj = obj.next_sibling("object"), ++k) {
+    const std::string entry = "object[" + std::to_string(k) + "]";
+    RawObject o;
+    o.entry = entry;
+    o.name = child_text(obj, "name", file, entry);
+    if (o.name.empty()) fail(file, entry, "empty <name>");
+    pugi::xml_node diff = obj.child("difficult");
+    o.box.ignore = diff && trim(diff.text().as_string()) != "" &&
+                   trim(diff.text().as_string()) != "0";
+    pugi::xml_node bb = obj.child("bndbox");
+    if (!bb) fail(file, entry, "missing <bndbox>");
+    const std::string be = entry + ".bndbox";
+    const double xmin = child_number(bb, "xmin", file, be), ymin = child_number(bb, "ymin", file, be);
+    const double xmax = child_number(bb, "xmax", file, be), ymax = child_number(bb, "ymax", file, be);
+    if (xmax < xmin || ymax < ymin) {
+      std::ostringstream os;
+      os << "xmax/ymax smaller than xmin/ymin (" << xmin << "," << ymin << "," << xmax << ","
+         << ymax << ")";
+      fail(file, be, os.str());
+    }
+    o.box.x1 = static_cast<float>(xmin - 1.0);
+    o.box.y1 = static_cast<float>(ymin - 1.0);
+    o.box.x2 = static_cast<float>(xmax);
+    o.box.y2 = static_cast<float>(ymax);
+    out.objects.push_back(std::move(o));
+  }
+  return out;
+}
+
+}  // namespace
+
+Dataset load_voc(const std::string& root_str, const VocOptions& options, LoadReport* report) {
+  LoadReport local_report;
+  LoadReport& rep = report ? *report : local_report;
+  const fs::path root(root_str);
+  const fs::path ann_dir = root / "Annotations", img_dir = root / "JPEGImages";
+  if (!fs::is_directory(ann_dir)) fail(ann_dir.string(), "", "not a directory (expected a VOC root)");
+
+  std::vector<std::string> ids;
+  if (!options.split.empty()) {
+    const fs::path split_file = root / "ImageSets" / "Main" / (options.split + ".txt");
+    std::ifstream in(split_file);
+    if (!in) fail(split_file.string(), "", "cannot open split file");
+    std::string line;
+    while (std::getline(in, line)) {
+      // Lines are "<id>" (or "<id> <flag>" in per-class lists: take the first token).
+      std::istringstream ls(line);
+      std::string tok;
+      if (ls >> tok) ids.push_back(tok);
+    }
+    if (ids.empty()) fail(split_file.string(), "", "empty split list");
+  } else {
+    for (const auto& e : fs::directory_iterator(ann_dir))
+      if (e.is_regular_file() && e.path().extension() == ".xml") ids.push_back(e.path().stem().string());
+    std::sort(ids.begin(), ids.end());
+    if (ids.empty()) fail(ann_dir.string(), "", "no .xml annotation files");
+  }
+
+  std::vector<RawImage> raw;
+  raw.reserve(ids.size());
+  std::set<std::string> names_found;
+  for (const auto& id : ids) {
+    raw.push_back(parse_xml(ann_dir / (id + ".xml"), img_dir, id, options.check_files));
+    for (const auto& o : raw.back().objects) names_found.insert(o.name);
+  }
+
+  Dataset ds;
+  if (!options.labels.empty()) {
+    ds.labels = options.labels;
+  } else {
+    const auto& voc = voc_class_names();
+    const bool all_voc = std::all_of(names_found.begin(), names_found.end(), [&](const std::string& n) {
+      return std::find(voc.begin(), voc.end(), n) != voc.end();
+    });
+    if (all_voc) ds.labels = voc;
+    else ds.labels.assign(names_found.begin(), names_found.end());
+  }
+  std::map<std::string, int> label_of;
+  for (size_t i = 0; i < ds.labels.size(); ++i) label_of[ds.labels[i]] = static_cast<int>(i);
+
+  size_t total_boxes = 0;
+  for (size_t i = 0; i < raw.size(); ++i) {
+    RawImage& r = raw[i];
+    if (r.rec.id < 0) r.rec.id = static_cast<int64_t>(i);
+    for (auto& o : r.objects) {
+      auto it = label_of.find(o.name);
+      if (it == label_of.end()) fail(r.xml, o.entry, "class '" + o.name + "' is not in the label list");
+      o.box.label = it->second;
+      BoxAnnotation b = o.box;
+      const bool outside = b.x1 >= r.rec.width || b.y1 >= r.rec.height || b.x2 <= 0 || b.y2 <= 0;
+      if (outside && b.x2 > b.x1 && b.y2 > b.y1) {
+        std::ostringstream os;
+        os << "box lies wholly outside the " << r.rec.width << "x" << r.rec.height << " image";
+        fail(r.xml, o.entry, os.str());
+      }
+      if (!clip_box_to_image(b, r.rec.width, r.rec.height)) {
+        rep.skip_annotation(r.xml + ": " + o.entry + ": skipped zero-area box");
+        continue;
+      }
+      r.rec.boxes.push_back(b);
+    }
+    total_boxes += r.rec.boxes.size();
+    if (options.skip_unannotated && r.rec.boxes.empty()) {
+      rep.skip_image(r.xml + ": skipped, no usable annotation");
+      continue;
+    }
+    ds.images.push_back(std::move(r.rec));
+  }
+  if (total_boxes == 0) fail(root.string(), "", "no usable box in any annotation file");
+  return ds;
+}
+
+}  // namespace ssdtrain
