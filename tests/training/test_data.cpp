@@ -1,6 +1,8 @@
 // Tests of ssd-train's data side: COCO/VOC readers, synthetic data, augmentation, loader.
 #include <gtest/gtest.h>
 
+#include "temp_dir.h"
+
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
@@ -27,25 +29,7 @@ using namespace ssdtrain;
 
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path_ = fs::temp_directory_path() /
-            ("ssd_test_data_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-  std::string str(const std::string& rel) const { return (path_ / rel).string(); }
-
- private:
-  fs::path path_;
-};
+using ssdtest::TempDir;
 
 void write_text(const fs::path& p, const std::string& text) {
   fs::create_directories(p.parent_path());

@@ -2,6 +2,8 @@
 // run reproduces the uninterrupted one, and the CLI fails cleanly on bad input.
 #include <gtest/gtest.h>
 
+#include "temp_dir.h"
+
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -28,25 +30,7 @@ using namespace ssdtrain;
 
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    path_ = fs::temp_directory_path() /
-            ("ssd_trainer_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter_++));
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-  std::string operator/(const std::string& s) const { return (path_ / s).string(); }
-
- private:
-  static inline int counter_ = 0;
-  fs::path path_;
-};
+using ssdtest::TempDir;
 
 // An easy detection problem: one or two large shapes on a flat background, 96 px.
 std::string make_easy_set(const fs::path& dir, int count, uint64_t seed) {
