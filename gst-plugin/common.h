@@ -3,6 +3,7 @@
 // ssddetect writes, following DL Streamer's convention) from a buffer.
 #pragma once
 
+#include <exception>
 #include <string>
 #include <vector>
 
@@ -39,5 +40,19 @@ struct RoiDetection {
 // from the `detection` structure when present, else computed from the pixel box and the frame
 // size.
 std::vector<RoiDetection> read_rois(GstBuffer* buffer, int width, int height);
+
+// The per-frame vfunc boundary: runs `fn` and turns any exception into an element error
+// "<what> failed: <reason>" and GST_FLOW_ERROR, so that none escapes into GStreamer.
+template <typename Fn>
+GstFlowReturn run_frame_guarded(GstElement* element, const char* what, Fn&& fn) {
+  try {
+    return fn();
+  } catch (const std::exception& e) {
+    GST_ELEMENT_ERROR(element, STREAM, FAILED, ("%s failed: %s", what, e.what()), (nullptr));
+  } catch (...) {
+    GST_ELEMENT_ERROR(element, STREAM, FAILED, ("%s failed: unknown error", what), (nullptr));
+  }
+  return GST_FLOW_ERROR;
+}
 
 }  // namespace gstssd

@@ -489,14 +489,8 @@ static GstFlowReturn detect_frame(GstSsdDetect* self, GstBuffer* buf) {
 
 static GstFlowReturn gst_ssd_detect_transform_ip(GstBaseTransform* trans, GstBuffer* buf) {
   GstSsdDetect* self = GST_SSD_DETECT(trans);
-  try {
-    return detect_frame(self, buf);
-  } catch (const std::exception& e) {
-    GST_ELEMENT_ERROR(self, STREAM, FAILED, ("Object detection failed: %s", e.what()), (nullptr));
-  } catch (...) {
-    GST_ELEMENT_ERROR(self, STREAM, FAILED, ("Object detection failed: unknown error"), (nullptr));
-  }
-  return GST_FLOW_ERROR;
+  return gstssd::run_frame_guarded(GST_ELEMENT(self), "Object detection",
+                                   [&] { return detect_frame(self, buf); });
 }
 
 /* GObject boilerplate */

@@ -214,14 +214,8 @@ static GstFlowReturn export_frame(GstSsdExport* self, GstBuffer* buf) {
 
 static GstFlowReturn gst_ssd_export_transform_ip(GstBaseTransform* trans, GstBuffer* buf) {
   GstSsdExport* self = GST_SSD_EXPORT(trans);
-  try {
-    return export_frame(self, buf);
-  } catch (const std::exception& e) {
-    GST_ELEMENT_ERROR(self, STREAM, FAILED, ("Exporting the detections failed: %s", e.what()), (nullptr));
-  } catch (...) {
-    GST_ELEMENT_ERROR(self, STREAM, FAILED, ("Exporting the detections failed: unknown error"), (nullptr));
-  }
-  return GST_FLOW_ERROR;
+  return gstssd::run_frame_guarded(GST_ELEMENT(self), "Exporting the detections",
+                                   [&] { return export_frame(self, buf); });
 }
 
 static void gst_ssd_export_class_init(GstSsdExportClass* klass) {

@@ -341,14 +341,8 @@ static GstFlowReturn draw_frame(GstSsdOverlay* self, GstBuffer* buf) {
 
 static GstFlowReturn gst_ssd_overlay_transform_ip(GstBaseTransform* trans, GstBuffer* buf) {
   GstSsdOverlay* self = GST_SSD_OVERLAY(trans);
-  try {
-    return draw_frame(self, buf);
-  } catch (const std::exception& e) {
-    GST_ELEMENT_ERROR(self, STREAM, FAILED, ("Drawing the detections failed: %s", e.what()), (nullptr));
-  } catch (...) {
-    GST_ELEMENT_ERROR(self, STREAM, FAILED, ("Drawing the detections failed: unknown error"), (nullptr));
-  }
-  return GST_FLOW_ERROR;
+  return gstssd::run_frame_guarded(GST_ELEMENT(self), "Drawing the detections",
+                                   [&] { return draw_frame(self, buf); });
 }
 
 /* GObject boilerplate */
