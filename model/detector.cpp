@@ -5,6 +5,10 @@
 #include <cstdlib>
 #include <mutex>
 
+#include <c10/core/StreamGuard.h>
+#include <c10/core/impl/VirtualGuardImpl.h>
+#include <c10/util/Optional.h>
+
 #include <torch/cuda.h>
 #include <torch/nn/functional/pooling.h>
 #include <torch/nn/functional/upsampling.h>
@@ -120,22 +124,56 @@ struct Detector::Impl {
   std::mutex mutex;              // guards pp
   PostprocessOptions pp;
 
-  // Pinned host staging for uploads to CUDA, one per (frame in batch, plane), reused across
-  // calls: the blocking result download at the end of detect() orders every earlier copy on
-  // the stream, so a buffer is free again when the next call starts.
-  std::vector<torch::Tensor> staging;
-  size_t staging_used = 0;
+  bool fixed = false;             // fixed-shape, sync-free output stage (always on CUDA)
+
+  // One batch between submit() and collect(): its pinned host staging for the uploads (one
+  // buffer per frame plane, reused by later batches in this slot), its CUDA stream, and its
+  // result. A slot is reused only after collect() has synchronised its stream, so its staging
+  // and result buffers are free again by then.
+  struct Slot {
+    std::vector<torch::Tensor> staging;
+    size_t staging_used = 0;
+    c10::optional<c10::Stream> stream;          // CUDA only
+    size_t frames = 0;
+    std::vector<std::vector<Detection>> ready;  // CPU path: computed by submit()
+    bool has_packed = false;
+    torch::Tensor packed;   // fixed path: (B, M * 6 + 2) host rows, pinned on CUDA
+    torch::Tensor cls, box; // fixed path: network outputs on the device, for the exact fallback
+    PostprocessOptions pp;
+  };
+  std::vector<Slot> slots;
+  size_t head = 0, pending = 0;   // ring of slots: the oldest pending one, how many are pending
+  Slot* filling = nullptr;        // the slot submit() is uploading into
+
+  ~Impl() {
+    for (auto& s : slots) {
+      if (!s.stream) continue;
+      try {
+        s.stream->synchronize();   // no copy may still target memory freed below
+      } catch (...) {
+      }
+    }
+  }
 
   // A host plane view -> the device. On CUDA: strided copy into pinned memory, then an
-  // asynchronous host-to-device copy; on the CPU the view itself (no copy).
+  // asynchronous host-to-device copy on the current (the slot's) stream; on the CPU the view
+  // itself (no copy).
   torch::Tensor upload(const torch::Tensor& host) {
     if (!device.is_cuda()) return host;
-    if (staging_used == staging.size()) staging.emplace_back();
-    auto& buf = staging[staging_used++];
+    auto& staging = filling->staging;
+    if (filling->staging_used == staging.size()) staging.emplace_back();
+    auto& buf = staging[filling->staging_used++];
     if (!buf.defined() || buf.sizes() != host.sizes())
       buf = torch::empty(host.sizes(), torch::TensorOptions().dtype(torch::kUInt8).pinned_memory(true));
     buf.copy_(host);
     return buf.to(device, /*non_blocking=*/true);
+  }
+
+  // R, G, B byte offsets of each packed format as index tensors on the device, made by the
+  // constructor (a tensor built from host values per frame would be a synchronous upload).
+  std::vector<torch::Tensor> channel_indices;
+  const torch::Tensor& channel_index(const FormatInfo& fi) {
+    return channel_indices[static_cast<size_t>(&fi - kFormats)];
   }
 
   // One frame -> (1, 3, S, S) float RGB in [0, 1], on the device.
@@ -147,8 +185,7 @@ struct Detector::Impl {
     if (fi.bytes_per_pixel) {
       auto px = plane_view(f.planes[0], f.height, f.width, fi.bytes_per_pixel, f.strides[0]);
       px = upload(px);
-      auto idx = torch::tensor({int64_t(fi.r), int64_t(fi.g), int64_t(fi.b)},
-                               torch::TensorOptions().dtype(torch::kLong).device(device));
+      const auto& idx = channel_index(fi);
       // Integer-factor box filter in the frame's own (H, W, bytes) layout: the float copy and
       // both sums read memory in order, and only the small result is transposed to CHW
       // (1080p RGBx: 54 -> 22 ms a frame on one core, bench/RESULTS.md). Same result as
@@ -220,6 +257,17 @@ Detector::Detector(const DetectorOptions& options) : impl_(std::make_unique<Impl
   d.mean = torch::tensor({c.mean[0], c.mean[1], c.mean[2]}, fopt).view({1, 3, 1, 1});
   d.inv_std = 1.0 / torch::tensor({c.std[0], c.std[1], c.std[2]}, fopt).view({1, 3, 1, 1});
   set_postprocess(options.threshold, options.nms_iou, options.max_detections);
+  for (const auto& fi : kFormats)
+    d.channel_indices.push_back(torch::tensor({int64_t(fi.r), int64_t(fi.g), int64_t(fi.b)}, torch::kLong).to(d.device));
+  d.fixed = d.device.is_cuda() || options.fixed_postprocess;
+  d.slots.resize(static_cast<size_t>(std::max(1, options.max_in_flight)));
+  if (d.device.is_cuda()) {
+    const c10::impl::VirtualGuardImpl cuda(c10::DeviceType::CUDA);
+    for (auto& slot : d.slots) slot.stream = cuda.getStreamFromGlobalPool(d.device);
+    // The weights, anchors and constants were written on the default stream; the slots'
+    // streams read them.
+    torch::cuda::synchronize(d.device.index());
+  }
 }
 
 Detector::~Detector() = default;
@@ -232,52 +280,156 @@ void Detector::set_postprocess(float threshold, float nms_iou, int max_detection
   impl_->pp.pre_nms_top_k = std::max(400, 4 * max_detections);
 }
 
-std::vector<std::vector<Detection>> Detector::detect(const std::vector<FrameView>& frames) {
-  auto& d = *impl_;
-  std::vector<std::vector<Detection>> out(frames.size());
-  if (frames.empty()) return out;
-  PostprocessOptions pp;
-  {
-    std::lock_guard<std::mutex> lock(d.mutex);
-    pp = d.pp;
+namespace {
+
+// Dynamic post-processing results -> per-image detections, with one device-to-host copy:
+// (n, 7) rows = image, label, score, x1, y1, x2, y2.
+std::vector<std::vector<Detection>> download(const std::vector<ImageDetections>& dets) {
+  std::vector<std::vector<Detection>> out(dets.size());
+  std::vector<torch::Tensor> rows;
+  for (size_t i = 0; i < dets.size(); ++i) {
+    const auto& r = dets[i];
+    auto n = r.scores.size(0);
+    rows.push_back(torch::cat({torch::full({n, 1}, double(i), r.boxes.options()),
+                               r.labels.to(torch::kFloat32).unsqueeze(1), r.scores.unsqueeze(1), r.boxes},
+                              1));
   }
-  try {
-    c10::InferenceMode guard;
-    std::vector<torch::Tensor> inputs;
-    inputs.reserve(frames.size());
-    d.staging_used = 0;
-    for (const auto& f : frames) inputs.push_back(d.to_rgb(f));
-    auto x = (torch::cat(inputs, 0) - d.mean) * d.inv_std;
-    if (d.half) x = x.to(torch::kHalf);
-    if (d.device.is_cuda()) x = x.contiguous(torch::MemoryFormat::ChannelsLast);
-    auto [cls, box] = d.model->forward(x);
-    auto dets = postprocess(cls, box, d.anchors, pp);
-    // One small device-to-host copy per batch: (n, 7) = image, label, score, x1, y1, x2, y2.
-    std::vector<torch::Tensor> rows;
-    for (size_t i = 0; i < dets.size(); ++i) {
-      const auto& r = dets[i];
-      auto n = r.scores.size(0);
-      rows.push_back(torch::cat({torch::full({n, 1}, double(i), r.boxes.options()),
-                                 r.labels.to(torch::kFloat32).unsqueeze(1),
-                                 r.scores.unsqueeze(1), r.boxes},
-                                1));
-    }
-    auto host = torch::cat(rows, 0).to(torch::kCPU).contiguous();
-    auto a = host.accessor<float, 2>();
-    for (int64_t i = 0; i < host.size(0); ++i) {
-      Detection det;
-      det.label_id = static_cast<int>(a[i][1]);
-      det.confidence = a[i][2];
-      det.x_min = a[i][3];
-      det.y_min = a[i][4];
-      det.x_max = a[i][5];
-      det.y_max = a[i][6];
-      out[static_cast<size_t>(a[i][0])].push_back(det);
-    }
-  } catch (const c10::Error& e) {
-    throw Error(std::string("inference failed: ") + e.what_without_backtrace());
+  if (rows.empty()) return out;
+  auto host = torch::cat(rows, 0).to(torch::kCPU).contiguous();
+  auto a = host.accessor<float, 2>();
+  for (int64_t i = 0; i < host.size(0); ++i) {
+    Detection det;
+    det.label_id = static_cast<int>(a[i][1]);
+    det.confidence = a[i][2];
+    det.x_min = a[i][3];
+    det.y_min = a[i][4];
+    det.x_max = a[i][5];
+    det.y_max = a[i][6];
+    out[static_cast<size_t>(a[i][0])].push_back(det);
   }
   return out;
+}
+
+}  // namespace
+
+void Detector::submit(const std::vector<FrameView>& frames) {
+  auto& d = *impl_;
+  if (d.pending == d.slots.size())
+    throw Error("submit: " + std::to_string(d.pending) + " batch(es) already in flight (max_in_flight " +
+                std::to_string(d.slots.size()) + "); collect() first");
+  auto& slot = d.slots[(d.head + d.pending) % d.slots.size()];
+  slot.frames = frames.size();
+  slot.ready.clear();
+  slot.has_packed = false;
+  slot.cls = slot.box = torch::Tensor();
+  {
+    std::lock_guard<std::mutex> lock(d.mutex);
+    slot.pp = d.pp;
+  }
+  if (!frames.empty()) {
+    try {
+      c10::InferenceMode guard;
+      c10::optional<c10::StreamGuard> on_stream;
+      if (slot.stream) on_stream.emplace(*slot.stream);
+      d.filling = &slot;
+      slot.staging_used = 0;
+      std::vector<torch::Tensor> inputs;
+      inputs.reserve(frames.size());
+      for (const auto& f : frames) inputs.push_back(d.to_rgb(f));
+      auto x = (torch::cat(inputs, 0) - d.mean) * d.inv_std;
+      if (d.half) x = x.to(torch::kHalf);
+      if (d.device.is_cuda()) x = x.contiguous(torch::MemoryFormat::ChannelsLast);
+      auto [cls, box] = d.model->forward(x);
+      if (!d.fixed) {
+        slot.ready = download(postprocess(cls, box, d.anchors, slot.pp));
+      } else {
+        // Fixed shapes, no host synchronisation: one (B, M * 6 + 2) block = the detections,
+        // the count and the convergence flag of each image, copied back asynchronously.
+        auto f = postprocess_fixed(cls, box, d.anchors, slot.pp);
+        const auto B = static_cast<int64_t>(frames.size());
+        auto packed = torch::cat({f.packed.reshape({B, -1}), f.counts.to(torch::kFloat32).unsqueeze(1),
+                                  f.converged.to(torch::kFloat32).unsqueeze(1)},
+                                 1);
+        if (d.device.is_cuda()) {
+          if (!slot.packed.defined() || slot.packed.sizes() != packed.sizes())
+            slot.packed = torch::empty(packed.sizes(),
+                                       torch::TensorOptions().dtype(torch::kFloat32).pinned_memory(true));
+          slot.packed.copy_(packed, /*non_blocking=*/true);
+        } else {
+          slot.packed = packed.contiguous();
+        }
+        slot.has_packed = true;
+        slot.cls = cls;
+        slot.box = box;
+      }
+    } catch (const c10::Error& e) {
+      d.filling = nullptr;
+      throw Error(std::string("inference failed: ") + e.what_without_backtrace());
+    }
+    d.filling = nullptr;
+  }
+  d.pending++;
+}
+
+std::vector<std::vector<Detection>> Detector::collect() {
+  auto& d = *impl_;
+  if (d.pending == 0) throw Error("collect: no batch in flight");
+  auto& slot = d.slots[d.head];
+  d.head = (d.head + 1) % d.slots.size();
+  d.pending--;
+  std::vector<std::vector<Detection>> out(slot.frames);
+  try {
+    if (slot.stream) slot.stream->synchronize();
+    if (!slot.has_packed) {
+      out = std::move(slot.ready);
+      out.resize(slot.frames);
+      return out;
+    }
+    auto a = slot.packed.accessor<float, 2>();
+    const int64_t cols = slot.packed.size(1), M = (cols - 2) / 6;
+    bool converged = true;
+    for (int64_t b = 0; b < slot.packed.size(0); ++b) converged = converged && a[b][cols - 1] > 0.5f;
+    if (!converged) {
+      // A suppression chain longer than the fixed number of NMS steps (rare): the exact,
+      // synchronising output stage on the same network outputs.
+      c10::InferenceMode guard;
+      c10::optional<c10::StreamGuard> on_stream;
+      if (slot.stream) on_stream.emplace(*slot.stream);
+      out = download(postprocess(slot.cls, slot.box, d.anchors, slot.pp));
+    } else {
+      for (int64_t b = 0; b < slot.packed.size(0); ++b) {
+        const auto n = std::min<int64_t>(static_cast<int64_t>(a[b][cols - 2]), M);
+        auto& dets = out[static_cast<size_t>(b)];
+        dets.reserve(static_cast<size_t>(n));
+        for (int64_t i = 0; i < n; ++i) {
+          const float* r = &a[b][i * 6];
+          Detection det;
+          det.label_id = static_cast<int>(r[0]);
+          det.confidence = r[1];
+          det.x_min = r[2];
+          det.y_min = r[3];
+          det.x_max = r[4];
+          det.y_max = r[5];
+          dets.push_back(det);
+        }
+      }
+    }
+  } catch (const c10::Error& e) {
+    slot.cls = slot.box = torch::Tensor();
+    throw Error(std::string("inference failed: ") + e.what_without_backtrace());
+  }
+  slot.cls = slot.box = torch::Tensor();
+  return out;
+}
+
+int Detector::in_flight() const { return static_cast<int>(impl_->pending); }
+int Detector::max_in_flight() const { return static_cast<int>(impl_->slots.size()); }
+
+std::vector<std::vector<Detection>> Detector::detect(const std::vector<FrameView>& frames) {
+  if (impl_->pending)
+    throw Error("detect: " + std::to_string(impl_->pending) + " batch(es) in flight; collect() them first");
+  submit(frames);
+  return collect();
 }
 
 std::vector<Detection> Detector::detect(const FrameView& frame) {

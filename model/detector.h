@@ -49,6 +49,10 @@ struct DetectorOptions {
   float nms_iou = 0.45f;
   int max_detections = 100;      // per frame
   int threads = 0;               // CPU intra-op threads; 0 = LibTorch's default
+  int max_in_flight = 1;         // batches submit() may start before collect() takes the oldest
+  // Output stage with fixed shapes and no host synchronisation (postprocess_fixed): always on
+  // CUDA; on the CPU only when set (the tests use it to run the CUDA path's logic).
+  bool fixed_postprocess = false;
 };
 
 class Detector {
@@ -62,6 +66,18 @@ class Detector {
   // Runs the model on a batch of frames (formats and sizes may differ between frames).
   std::vector<std::vector<Detection>> detect(const std::vector<FrameView>& frames);
   std::vector<Detection> detect(const FrameView& frame);
+
+  // Pipelined use. submit() starts a batch and returns; on CUDA it returns as soon as the
+  // frames are copied to pinned staging memory (the caller may release them) and the upload,
+  // inference, decoding, NMS and the one small download are queued on a CUDA stream of this
+  // detector's own, one stream per in-flight batch so that consecutive batches overlap. On the
+  // CPU it computes the batch before returning. collect() waits for the oldest submitted
+  // batch and returns its detections. At most options.max_in_flight batches may be pending;
+  // submit() throws ssd::Error beyond that, collect() when none is.
+  void submit(const std::vector<FrameView>& frames);
+  std::vector<std::vector<Detection>> collect();
+  int in_flight() const;
+  int max_in_flight() const;
 
   // Changes the post-processing parameters (cheap; takes effect on the next call).
   void set_postprocess(float threshold, float nms_iou, int max_detections);

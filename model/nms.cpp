@@ -78,10 +78,18 @@ torch::Tensor batched_nms(const torch::Tensor& boxes, const torch::Tensor& score
   return nms(shifted, scores, iou_threshold);
 }
 
-std::vector<ImageDetections> postprocess(const torch::Tensor& cls_logits,
-                                         const torch::Tensor& box_activations,
-                                         const Anchors& anchors,
-                                         const PostprocessOptions& options) {
+namespace {
+
+// The best pre_nms_top_k (anchor, class) pairs of every image, by decreasing score.
+struct Candidates {
+  int64_t C = 0;
+  torch::Tensor scores;    // (B, k) float
+  torch::Tensor classes;   // (B, k) int64
+  torch::Tensor boxes;     // (B, k, 4) float corners, clamped to [0, 1]
+};
+
+Candidates top_candidates(const torch::Tensor& cls_logits, const torch::Tensor& box_activations,
+                          const Anchors& anchors, const PostprocessOptions& options) {
   const int64_t B = cls_logits.size(0), A = anchors.size();
   TORCH_CHECK(cls_logits.dim() == 3 && cls_logits.size(1) == A && cls_logits.size(2) >= 2,
               "postprocess: cls_logits must be (B, ", A, ", C+1), got ", cls_logits.sizes());
@@ -92,18 +100,28 @@ std::vector<ImageDetections> postprocess(const torch::Tensor& cls_logits,
   const int64_t C = cls_logits.size(2) - 1;
   auto boxes = activations_to_boxes(box_activations.to(torch::kFloat32), anchors).clamp(0, 1);
   auto scores = torch::sigmoid(cls_logits.narrow(2, 0, C).to(torch::kFloat32));   // (B, A, C)
-
-  // Candidates of every image at once: the best pre_nms_top_k (anchor, class) pairs per image,
-  // then those above the threshold.
   auto flat = scores.reshape({B, A * C});
-  const int64_t k = std::min<int64_t>(options.pre_nms_top_k, A * C);
+  const int64_t k = std::min<int64_t>(std::max(options.pre_nms_top_k, 1), A * C);
   auto top = flat.topk(k, 1, /*largest=*/true, /*sorted=*/true);
-  auto top_scores = std::get<0>(top);                          // (B, k)
   auto top_idx = std::get<1>(top);                             // (B, k)
   auto anchor_idx = top_idx.div(C, "floor");
-  auto class_idx = top_idx.remainder(C);
-  auto top_boxes = boxes.gather(1, anchor_idx.unsqueeze(-1).expand({B, k, 4}));   // (B, k, 4)
-  auto image_idx = torch::arange(B, top_idx.options()).unsqueeze(1).expand({B, k});
+  return {C, std::get<0>(top), top_idx.remainder(C),
+          boxes.gather(1, anchor_idx.unsqueeze(-1).expand({B, k, 4}))};
+}
+
+}  // namespace
+
+std::vector<ImageDetections> postprocess(const torch::Tensor& cls_logits,
+                                         const torch::Tensor& box_activations,
+                                         const Anchors& anchors,
+                                         const PostprocessOptions& options) {
+  // Candidates of every image at once, then those above the threshold.
+  auto cand = top_candidates(cls_logits, box_activations, anchors, options);
+  const int64_t B = cls_logits.size(0), C = cand.C, k = cand.scores.size(1);
+  auto& top_scores = cand.scores;
+  auto& class_idx = cand.classes;
+  auto& top_boxes = cand.boxes;
+  auto image_idx = torch::arange(B, class_idx.options()).unsqueeze(1).expand({B, k});
 
   auto sel = top_scores > options.score_threshold;
   auto c_boxes = top_boxes.index({sel});                       // (n, 4)
@@ -123,6 +141,41 @@ std::vector<ImageDetections> postprocess(const torch::Tensor& cls_logits,
                    c_classes.index_select(0, mine)});
   }
   return out;
+}
+
+FixedDetections postprocess_fixed(const torch::Tensor& cls_logits,
+                                  const torch::Tensor& box_activations, const Anchors& anchors,
+                                  const PostprocessOptions& options, int iterations) {
+  auto cand = top_candidates(cls_logits, box_activations, anchors, options);
+  const int64_t B = cls_logits.size(0), k = cand.scores.size(1);
+  // Candidates are sorted by score, so those above the threshold are a prefix of each row.
+  auto valid = cand.scores > options.score_threshold;                              // (B, k)
+  auto same_class = cand.classes.unsqueeze(2) == cand.classes.unsqueeze(1);       // (B, k, k)
+  auto suppress = ((box_iou(cand.boxes, cand.boxes) > options.nms_iou) & same_class)
+                      .triu(1).to(torch::kFloat32);
+  // Jacobi steps towards keep[j] = valid[j] && !any_{i<j} (keep[i] && suppress[i][j]); after
+  // step s the first s entries are final, and an unchanged step means the fixed point.
+  auto keep = valid;
+  torch::Tensor converged = torch::zeros({B}, valid.options());
+  for (int step = 0; step < std::max(iterations, 1); ++step) {
+    auto hit = torch::bmm(keep.to(torch::kFloat32).unsqueeze(1), suppress).squeeze(1) > 0;
+    auto next = valid & ~hit;
+    converged = (next == keep).all(1);
+    keep = next;
+  }
+  // The first M kept candidates of each row, in score order: rank kept ones by position.
+  const int64_t M = std::min<int64_t>(std::max(options.max_detections, 0), k);
+  auto pos = torch::arange(k, cand.classes.options()).unsqueeze(0).expand({B, k});
+  auto key = torch::where(keep, k - pos, torch::zeros_like(pos));
+  auto sel = std::get<1>(key.topk(M, 1, /*largest=*/true, /*sorted=*/true));      // (B, M)
+  auto counts = keep.sum(1).clamp_max(M);
+  auto row_ok = torch::arange(M, counts.options()).unsqueeze(0) < counts.unsqueeze(1);
+  auto packed = torch::cat({cand.classes.gather(1, sel).to(torch::kFloat32).unsqueeze(2),
+                            cand.scores.gather(1, sel).unsqueeze(2),
+                            cand.boxes.gather(1, sel.unsqueeze(2).expand({B, M, 4}))},
+                           2) *
+                row_ok.unsqueeze(2).to(torch::kFloat32);
+  return {packed, counts, converged};
 }
 
 }  // namespace ssd

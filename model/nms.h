@@ -46,4 +46,18 @@ std::vector<ImageDetections> postprocess(const torch::Tensor& cls_logits,
                                          const Anchors& anchors,
                                          const PostprocessOptions& options = {});
 
+// The same detections with fixed shapes and no host synchronisation (the CUDA path; the tests
+// run it on the CPU too). packed (B, M, 6) float rows = label, score, x1, y1, x2, y2 in
+// decreasing score order, M = min(max_detections, candidates), rows past counts[b] zero;
+// counts (B) int64. NMS runs `iterations` Jacobi steps of nms_fixed_point on each image's
+// candidates; converged (B) bool says whether an image reached greedy NMS's fixed point, and
+// where one did not the rows are not final: call postprocess() on the same inputs (exact, but
+// it synchronises). A dozen steps suffice unless suppression chains are longer than that.
+struct FixedDetections {
+  torch::Tensor packed, counts, converged;
+};
+FixedDetections postprocess_fixed(const torch::Tensor& cls_logits,
+                                  const torch::Tensor& box_activations, const Anchors& anchors,
+                                  const PostprocessOptions& options = {}, int iterations = 16);
+
 }  // namespace ssd

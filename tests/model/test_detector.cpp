@@ -233,6 +233,56 @@ TEST_F(DetectorTest, BatchEqualsSingleFramesAndSettingsApply) {
   EXPECT_TRUE(det.detect(fa).empty());
 }
 
+// The CUDA path's logic on the CPU: the fixed-shape output stage, pipelined submit/collect.
+TEST_F(DetectorTest, FixedOutputStageAndPipelinedBatchesMatchDetect) {
+  std::vector<Rgb> pics;
+  std::vector<std::vector<uint8_t>> bufs;
+  std::vector<FrameView> frames;
+  for (int i = 0; i < 5; ++i) {
+    pics.push_back(make_picture(320 + 16 * i, 240, 10 + i));
+    int stride = 0;
+    bufs.push_back(pack(pics.back(), PixelFormat::RGB, 4, &stride));
+    frames.push_back(FrameView{PixelFormat::RGB, pics.back().w, 240, {bufs.back().data()}, {stride}, {}});
+  }
+  Detector plain(options());
+  std::vector<std::vector<Detection>> expect;
+  for (const auto& f : frames) expect.push_back(plain.detect(f));
+  ASSERT_FALSE(expect[0].empty());
+
+  auto o = options();
+  o.fixed_postprocess = true;
+  o.max_in_flight = 3;
+  Detector det(o);
+  EXPECT_EQ(det.max_in_flight(), 3);
+  EXPECT_EQ(det.in_flight(), 0);
+  ssdtest::expect_error([&] { det.collect(); }, {"no batch in flight"});
+  det.submit({frames[0], frames[1]});
+  det.submit({frames[2]});
+  det.submit({});
+  EXPECT_EQ(det.in_flight(), 3);
+  ssdtest::expect_error([&] { det.submit({frames[3]}); }, {"already in flight", "collect"});
+  ssdtest::expect_error([&] { det.detect(frames[3]); }, {"in flight"});
+  auto b0 = det.collect();
+  ASSERT_EQ(b0.size(), 2u);
+  expect_same(b0[0], expect[0], 1e-5f);
+  expect_same(b0[1], expect[1], 1e-5f);
+  det.submit({frames[3], frames[4]});   // the freed slot is reused while two are pending
+  auto b1 = det.collect();
+  ASSERT_EQ(b1.size(), 1u);
+  expect_same(b1[0], expect[2], 1e-5f);
+  EXPECT_TRUE(det.collect().empty());
+  auto b3 = det.collect();
+  ASSERT_EQ(b3.size(), 2u);
+  expect_same(b3[0], expect[3], 1e-5f);
+  expect_same(b3[1], expect[4], 1e-5f);
+  EXPECT_EQ(det.in_flight(), 0);
+  // Settings apply to batches submitted afterwards, in the fixed stage too.
+  det.set_postprocess(0.0f, 0.45f, 2);
+  EXPECT_EQ(det.detect(frames[0]).size(), 2u);
+  det.set_postprocess(1.1f, 0.45f, 100);
+  EXPECT_TRUE(det.detect(frames[0]).empty());
+}
+
 TEST_F(DetectorTest, BadModelsAndDevicesGiveClearErrors) {
   auto o = options();
   o.model_path = (*dir_ / "nope.safetensors").string();
@@ -272,6 +322,14 @@ TEST(DetectorCuda, RunsOnCudaInFp32AndFp16WhenAvailable) {
   Detector gpu(o);
   EXPECT_EQ(gpu.device_name().rfind("cuda", 0), 0u);
   expect_same(gpu.detect(f), cpu, 2e-3f);
+  // Two batches in flight on the detector's own streams.
+  o.max_in_flight = 2;
+  Detector piped(o);
+  piped.submit({f, f});
+  piped.submit({f});
+  for (int b = 0; b < 2; ++b)
+    for (const auto& dets : piped.collect()) expect_same(dets, cpu, 2e-3f);
+  o.max_in_flight = 1;
   o.fp16 = true;
   Detector half(o);
   EXPECT_TRUE(half.fp16());

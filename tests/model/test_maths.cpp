@@ -310,3 +310,52 @@ TEST(Postprocess, ThresholdTopKAndPerClassNms) {
     }
   }
 }
+
+// The sync-free, fixed-shape output stage equals postprocess() wherever it reports convergence,
+// and with enough Jacobi steps it converges on every image.
+TEST(Postprocess, FixedShapeEqualsDynamic) {
+  SsdConfig c;
+  c.labels = {"a", "b", "c"};
+  auto anchors = make_anchors(c);
+  const int64_t A = anchors.size(), B = 4;
+  auto g = gen(9);
+  int not_converged = 0;
+  for (int trial = 0; trial < 6; ++trial) {
+    // Strong, clustered scores: many overlapping candidates of a class, long suppression chains.
+    auto cls = torch::randn({B, A, 4}, g) * 3 + 1.5;
+    auto box = torch::randn({B, A, 4}, g) * 0.3;
+    PostprocessOptions o;
+    o.score_threshold = trial % 2 ? 0.5 : 0.05;
+    o.nms_iou = trial < 3 ? 0.45 : 0.3;
+    o.max_detections = trial == 5 ? 3 : 50;
+    o.pre_nms_top_k = 200;
+    auto ref = postprocess(cls, box, anchors, o);
+    for (int iterations : {1, 64}) {
+      auto fixed = postprocess_fixed(cls, box, anchors, o, iterations);
+      const int64_t M = std::min<int64_t>(o.max_detections, o.pre_nms_top_k);
+      ASSERT_EQ(fixed.packed.sizes(), (torch::IntArrayRef{B, M, 6}));
+      ASSERT_EQ(fixed.counts.sizes(), (torch::IntArrayRef{B}));
+      for (int64_t b = 0; b < B; ++b) {
+        if (!fixed.converged[b].item<bool>()) {
+          ASSERT_EQ(iterations, 1) << "64 steps must converge";
+          ++not_converged;
+          continue;
+        }
+        const auto& d = ref[b];
+        const int64_t n = fixed.counts[b].item<int64_t>();
+        ASSERT_EQ(n, d.scores.size(0)) << "trial " << trial << " image " << b;
+        auto rows = fixed.packed[b];
+        for (int64_t i = 0; i < n; ++i) {
+          EXPECT_EQ(static_cast<int64_t>(rows[i][0].item<float>()), d.labels[i].item<int64_t>());
+          EXPECT_FLOAT_EQ(rows[i][1].item<float>(), d.scores[i].item<float>());
+          for (int j = 0; j < 4; ++j) EXPECT_FLOAT_EQ(rows[i][2 + j].item<float>(), d.boxes[i][j].item<float>());
+        }
+        if (n < M) {
+          EXPECT_EQ(rows.narrow(0, n, M - n).abs().sum().item<float>(), 0.f);
+        }
+      }
+    }
+  }
+  // One Jacobi step cannot finish a suppression chain: the flag must have said so somewhere.
+  EXPECT_GT(not_converged, 0);
+}
