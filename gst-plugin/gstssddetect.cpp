@@ -36,6 +36,17 @@
  * expect latency to grow), or use `interval` to run the network on every N-th frame only,
  * which keeps every frame and its (carried-over) boxes.
  *
+ * ## Batching and pipelining
+ *
+ * With `batch-size` N > 1 the element holds frames until N of them are to be analysed and runs
+ * them through the network together, which raises throughput on a GPU; `batch-timeout` bounds
+ * how long (in stream time) a partial batch may wait, and EOS, caps changes, segments, gaps and
+ * drain/allocation queries push held frames out first. With `in-flight` M > 1 up to M batches
+ * are on the device at once, so the upload of one overlaps the inference of another. Both add
+ * latency, which the element reports in the latency query. Held frames are buffers upstream
+ * cannot reuse: with sources that have a small fixed buffer pool (v4l2src) keep
+ * batch-size x in-flight below the pool size, or copy the frames first.
+ *
  * ## Example launch lines
  * |[
  * gst-launch-1.0 filesrc location=in.mp4 ! decodebin ! videoconvert ! \
@@ -47,11 +58,16 @@
  *     ssdexport location=detections.jsonl ! fakesink
  * ]| Runs the detector on every other webcam frame on the GPU and writes cars and people to
  * a JSON Lines file.
+ * |[
+ * gst-launch-1.0 filesrc location=in.mp4 ! decodebin ! ssddetect device=cuda precision=fp16 \
+ *     batch-size=16 in-flight=2 ! ssdexport location=detections.jsonl ! fakesink
+ * ]| Offline analysis of a file: batches of 16 frames, two batches on the GPU at once.
  */
 #include "gstssddetect.h"
 
 #include <algorithm>
 #include <cmath>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <new>
@@ -82,6 +98,9 @@ constexpr gfloat kDefaultNmsIou = 0.45f;
 constexpr gint kDefaultMaxDetections = 100;
 constexpr guint kDefaultInterval = 1;
 constexpr gint kDefaultThreads = 0;
+constexpr guint kDefaultBatchSize = 1;
+constexpr guint64 kDefaultBatchTimeout = 0;
+constexpr guint kDefaultInFlight = 1;
 
 // Property values; guarded by SsdDetectState::lock.
 struct Settings {
@@ -94,6 +113,16 @@ struct Settings {
   std::string classes;
   guint interval = kDefaultInterval;
   gint threads = kDefaultThreads;
+  guint batch_size = kDefaultBatchSize;
+  guint64 batch_timeout = kDefaultBatchTimeout;
+  guint in_flight = kDefaultInFlight;
+};
+
+// A frame held by the batching path, with whether the network sees it.
+struct HeldFrame {
+  GstBuffer* buffer;
+  bool analyse;
+  bool gap;
 };
 
 }  // namespace
@@ -113,6 +142,20 @@ struct SsdDetectState {
   guint64 frames_since_reset = 0;
   std::vector<ssd::Detection> last;        // detections of the last analysed frame
   guint64 inferences = 0;
+
+  // Batching (batch-size > 1 or in-flight > 1; fixed at start()). Frames wait in `pending`
+  // until a batch is complete, then the batch is submitted to the detector and moves to
+  // `submitted`; when in-flight batches are outstanding the oldest is collected, its frames
+  // get their metadata and move to `ready`, from where generate_output() pushes them in order.
+  guint batch_size = kDefaultBatchSize, in_flight = kDefaultInFlight, interval = kDefaultInterval;
+  guint64 batch_timeout = kDefaultBatchTimeout;
+  std::deque<HeldFrame> pending;
+  guint pending_analysed = 0;
+  std::deque<std::vector<HeldFrame>> submitted;
+  std::deque<GstBuffer*> ready;
+  GstClockTime frame_duration = GST_CLOCK_TIME_NONE;   // from the caps; guarded by `lock`
+
+  bool batching() const { return batch_size > 1 || in_flight > 1; }
 };
 
 struct _GstSsdDetect {
@@ -131,6 +174,9 @@ enum {
   PROP_CLASSES,
   PROP_INTERVAL,
   PROP_THREADS,
+  PROP_BATCH_SIZE,
+  PROP_BATCH_TIMEOUT,
+  PROP_IN_FLIGHT,
 };
 
 G_DEFINE_TYPE(GstSsdDetect, gst_ssd_detect, GST_TYPE_BASE_TRANSFORM);
@@ -183,6 +229,9 @@ static void reset_tracking(SsdDetectState* st) {
   st->last.clear();
 }
 
+static void discard_held(SsdDetectState* st);
+static GstFlowReturn drain(GstSsdDetect* self);
+
 /* GObject vmethods */
 
 static void gst_ssd_detect_set_property(GObject* object, guint prop_id, const GValue* value,
@@ -229,6 +278,15 @@ static void gst_ssd_detect_set_property(GObject* object, guint prop_id, const GV
       case PROP_THREADS:
         s.threads = g_value_get_int(value);
         break;
+      case PROP_BATCH_SIZE:
+        s.batch_size = g_value_get_uint(value);
+        break;
+      case PROP_BATCH_TIMEOUT:
+        s.batch_timeout = g_value_get_uint64(value);
+        break;
+      case PROP_IN_FLIGHT:
+        s.in_flight = g_value_get_uint(value);
+        break;
       default:
         G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
         break;
@@ -254,6 +312,9 @@ static void gst_ssd_detect_get_property(GObject* object, guint prop_id, GValue* 
     case PROP_CLASSES: g_value_set_string(value, s.classes.empty() ? nullptr : s.classes.c_str()); break;
     case PROP_INTERVAL: g_value_set_uint(value, s.interval); break;
     case PROP_THREADS: g_value_set_int(value, s.threads); break;
+    case PROP_BATCH_SIZE: g_value_set_uint(value, s.batch_size); break;
+    case PROP_BATCH_TIMEOUT: g_value_set_uint64(value, s.batch_timeout); break;
+    case PROP_IN_FLIGHT: g_value_set_uint(value, s.in_flight); break;
     default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
   }
 }
@@ -295,6 +356,7 @@ static gboolean gst_ssd_detect_start(GstBaseTransform* trans) {
   opts.nms_iou = s.nms_iou;
   opts.max_detections = s.max_detections;
   opts.threads = s.threads;
+  opts.max_in_flight = static_cast<int>(std::max(1u, s.in_flight));
   try {
     st->detector = std::make_unique<ssd::Detector>(opts);
   } catch (const std::exception& e) {
@@ -335,9 +397,12 @@ static gboolean gst_ssd_detect_start(GstBaseTransform* trans) {
   }
   reset_tracking(st);
   st->inferences = 0;
-  GST_INFO_OBJECT(self, "loaded model %s on %s (%s), %zu classes", s.model.c_str(),
+  st->batch_size = std::max(1u, s.batch_size);
+  st->in_flight = std::max(1u, s.in_flight);
+  st->batch_timeout = s.batch_timeout;
+  GST_INFO_OBJECT(self, "loaded model %s on %s (%s), %zu classes, batch %u, in flight %u", s.model.c_str(),
                   st->detector->device_name().c_str(), st->detector->fp16() ? "fp16" : "fp32",
-                  st->detector->labels().size());
+                  st->detector->labels().size(), st->batch_size, st->in_flight);
   return TRUE;
 }
 
@@ -346,6 +411,7 @@ static gboolean gst_ssd_detect_stop(GstBaseTransform* trans) {
   SsdDetectState* st = self->state;
   try {
     GST_DEBUG_OBJECT(self, "releasing the model after %" G_GUINT64_FORMAT " inferences", st->inferences);
+    discard_held(st);
     st->detector.reset();
     st->have_info = false;
     reset_tracking(st);
@@ -371,6 +437,13 @@ static gboolean gst_ssd_detect_set_caps(GstBaseTransform* trans, GstCaps* incaps
   GST_DEBUG_OBJECT(self, "caps %" GST_PTR_FORMAT " -> %" GST_PTR_FORMAT, incaps, outcaps);
   st->info = info;
   st->have_info = true;
+  {
+    std::lock_guard<std::mutex> guard(st->lock);
+    st->frame_duration = GST_VIDEO_INFO_FPS_N(&info) > 0
+                             ? gst_util_uint64_scale_int(GST_SECOND, GST_VIDEO_INFO_FPS_D(&info),
+                                                         GST_VIDEO_INFO_FPS_N(&info))
+                             : GST_CLOCK_TIME_NONE;
+  }
   // A new resolution or format: analyse the next frame instead of carrying old boxes over.
   reset_tracking(st);
   return TRUE;
@@ -378,9 +451,16 @@ static gboolean gst_ssd_detect_set_caps(GstBaseTransform* trans, GstCaps* incaps
 
 static gboolean gst_ssd_detect_sink_event(GstBaseTransform* trans, GstEvent* event) {
   GstSsdDetect* self = GST_SSD_DETECT(trans);
+  SsdDetectState* st = self->state;
   if (GST_EVENT_TYPE(event) == GST_EVENT_FLUSH_STOP) {
-    GST_DEBUG_OBJECT(self, "flush: forgetting the last detections");
-    reset_tracking(self->state);
+    GST_DEBUG_OBJECT(self, "flush: forgetting the last detections and dropping held frames");
+    discard_held(st);
+    reset_tracking(st);
+  } else if (GST_EVENT_IS_SERIALIZED(event) && st->batching()) {
+    // Held frames go out before the event (EOS, segment, caps, gap...) that follows them.
+    GST_DEBUG_OBJECT(self, "%s: draining %zu held frames", GST_EVENT_TYPE_NAME(event), st->pending.size());
+    const GstFlowReturn ret = drain(self);
+    if (ret != GST_FLOW_OK) GST_DEBUG_OBJECT(self, "draining: %s", gst_flow_get_name(ret));
   }
   return GST_BASE_TRANSFORM_CLASS(gst_ssd_detect_parent_class)->sink_event(trans, event);
 }
@@ -420,71 +500,295 @@ static void attach_detections(GstSsdDetect* self, GstBuffer* buf, const std::vec
                                         "y_max", G_TYPE_DOUBLE, y1, nullptr);
     gst_video_region_of_interest_meta_add_param(roi, s);   // takes ownership
 #ifdef HAVE_GST_ANALYTICS
+    // Returns the relation meta an upstream analyser attached, if any (one per buffer).
     if (!rmeta) rmeta = gst_buffer_add_analytics_relation_meta(buf);
-    if (rmeta)
-      gst_analytics_relation_meta_add_od_mtd(rmeta, type, px0, py0, px1 - px0, py1 - py0, d.confidence, nullptr);
+    const bool added = rmeta && gst_analytics_relation_meta_add_od_mtd(rmeta, type, px0, py0, px1 - px0,
+                                                                       py1 - py0, d.confidence, nullptr);
+    if (!added) GST_WARNING_OBJECT(self, "could not add the analytics object-detection meta of %s", label.c_str());
 #endif
     GST_LOG_OBJECT(self, "%s %.3f at %d,%d %dx%d", label.c_str(), d.confidence, px0, py0, px1 - px0, py1 - py0);
   }
 }
 
+// Applies property changes made while playing to the detector.
+static guint apply_settings(SsdDetectState* st) {
+  std::lock_guard<std::mutex> guard(st->lock);
+  if (st->postprocess_changed) {
+    st->detector->set_postprocess(st->settings.threshold, st->settings.nms_iou, st->settings.max_detections);
+    st->postprocess_changed = false;
+  }
+  return std::max(1u, st->settings.interval);
+}
+
+static void keep_wanted_classes(const SsdDetectState* st, std::vector<ssd::Detection>* dets) {
+  if (st->keep_class.empty()) return;
+  const auto n = static_cast<int>(st->keep_class.size());
+  dets->erase(std::remove_if(dets->begin(), dets->end(),
+                             [&](const ssd::Detection& d) {
+                               return d.label_id < 0 || d.label_id >= n || !st->keep_class[d.label_id];
+                             }),
+              dets->end());
+}
+
+// Whether the network sees this frame (every `interval`-th picture; gaps have none).
+static bool count_frame(SsdDetectState* st, GstBuffer* buf, guint interval) {
+  if (GST_BUFFER_FLAG_IS_SET(buf, GST_BUFFER_FLAG_GAP)) return false;
+  const bool analyse = st->frames_since_reset % interval == 0;
+  st->frames_since_reset++;
+  return analyse;
+}
+
+static ssd::FrameView frame_view(const gstssd::VideoFrameMap& frame) {
+  ssd::FrameView view;
+  to_pixel_format(frame.format(), &view.format);
+  view.width = frame.width();
+  view.height = frame.height();
+  for (int i = 0; i < frame.n_planes() && i < 3; i++) {
+    view.planes[i] = frame.plane(i);
+    view.strides[i] = frame.stride(i);
+  }
+  const gstssd::YuvCoefficients yuv = gstssd::yuv_coefficients(frame.info());
+  view.yuv.kr = yuv.kr;
+  view.yuv.kb = yuv.kb;
+  view.yuv.full_range = yuv.full_range;
+  return view;
+}
+
+static GstFlowReturn map_error(GstSsdDetect* self, GstBuffer* buf) {
+  GST_ELEMENT_ERROR(self, STREAM, FAILED, ("Could not map the video frame."),
+                    ("buffer of %" G_GSIZE_FORMAT " bytes for caps %dx%d", gst_buffer_get_size(buf),
+                     GST_VIDEO_INFO_WIDTH(&self->state->info), GST_VIDEO_INFO_HEIGHT(&self->state->info)));
+  return GST_FLOW_ERROR;
+}
+
+static GstFlowReturn not_ready(GstSsdDetect* self) {
+  GST_ELEMENT_ERROR(self, CORE, NEGOTIATION, ("No model loaded or caps not negotiated."), (nullptr));
+  return GST_FLOW_NOT_NEGOTIATED;
+}
+
+// One frame at a time (batch-size 1, in-flight 1): the in-place transform.
 static GstFlowReturn detect_frame(GstSsdDetect* self, GstBuffer* buf) {
   SsdDetectState* st = self->state;
-  if (!st->detector || !st->have_info) {
-    GST_ELEMENT_ERROR(self, CORE, NEGOTIATION, ("No model loaded or caps not negotiated."), (nullptr));
-    return GST_FLOW_NOT_NEGOTIATED;
-  }
-  guint interval;
-  {
-    std::lock_guard<std::mutex> guard(st->lock);
-    interval = std::max(1u, st->settings.interval);
-    if (st->postprocess_changed) {
-      st->detector->set_postprocess(st->settings.threshold, st->settings.nms_iou, st->settings.max_detections);
-      st->postprocess_changed = false;
-    }
-  }
+  if (!st->detector || !st->have_info) return not_ready(self);
+  const guint interval = apply_settings(st);
   if (GST_BUFFER_FLAG_IS_SET(buf, GST_BUFFER_FLAG_GAP)) {
     return GST_FLOW_OK;   // no picture to analyse
   }
-
-  const bool analyse = st->frames_since_reset % interval == 0;
-  st->frames_since_reset++;
-  if (analyse) {
+  if (count_frame(st, buf, interval)) {
     gstssd::VideoFrameMap frame(&st->info, buf, GST_MAP_READ);
-    if (!frame) {
-      GST_ELEMENT_ERROR(self, STREAM, FAILED, ("Could not map the video frame."),
-                        ("buffer of %" G_GSIZE_FORMAT " bytes for caps %dx%d", gst_buffer_get_size(buf),
-                         GST_VIDEO_INFO_WIDTH(&st->info), GST_VIDEO_INFO_HEIGHT(&st->info)));
-      return GST_FLOW_ERROR;
-    }
-    ssd::FrameView view;
-    to_pixel_format(frame.format(), &view.format);
-    view.width = frame.width();
-    view.height = frame.height();
-    for (int i = 0; i < frame.n_planes() && i < 3; i++) {
-      view.planes[i] = frame.plane(i);
-      view.strides[i] = frame.stride(i);
-    }
-    const gstssd::YuvCoefficients yuv = gstssd::yuv_coefficients(frame.info());
-    view.yuv.kr = yuv.kr;
-    view.yuv.kb = yuv.kb;
-    view.yuv.full_range = yuv.full_range;
-
-    std::vector<ssd::Detection> dets = st->detector->detect(view);
+    if (!frame) return map_error(self, buf);
+    std::vector<ssd::Detection> dets = st->detector->detect(frame_view(frame));
     st->inferences++;
-    if (!st->keep_class.empty()) {
-      dets.erase(std::remove_if(dets.begin(), dets.end(),
-                                [&](const ssd::Detection& d) {
-                                  return d.label_id < 0 || d.label_id >= static_cast<int>(st->keep_class.size()) ||
-                                         !st->keep_class[d.label_id];
-                                }),
-                 dets.end());
-    }
+    keep_wanted_classes(st, &dets);
     st->last = std::move(dets);
   }
   // Frames between two analysed ones carry the last detections so that boxes do not blink.
   attach_detections(self, buf, st->last);
   return GST_FLOW_OK;
+}
+
+/* Batching: several frames per network run, several runs in flight */
+
+// The oldest submitted batch: waits for its detections, attaches them (carrying the last
+// detections over to frames the network skipped) and moves its frames to `ready`.
+static void complete_oldest(GstSsdDetect* self) {
+  SsdDetectState* st = self->state;
+  std::vector<HeldFrame> batch = std::move(st->submitted.front());
+  st->submitted.pop_front();
+  std::vector<std::vector<ssd::Detection>> results;
+  try {
+    results = st->detector->collect();
+  } catch (...) {
+    for (const HeldFrame& h : batch) gst_buffer_unref(h.buffer);
+    throw;
+  }
+  size_t next = 0;
+  for (const HeldFrame& h : batch) {
+    if (h.analyse && next < results.size()) {
+      st->last = std::move(results[next++]);
+      keep_wanted_classes(st, &st->last);
+    }
+    if (!h.gap) attach_detections(self, h.buffer, st->last);
+    st->ready.push_back(h.buffer);
+  }
+}
+
+// Sends the pending frames to the detector as one batch (frames are copied to the device, or
+// to pinned staging memory, before this returns), then collects batches beyond in-flight - 1.
+static GstFlowReturn submit_pending(GstSsdDetect* self) {
+  SsdDetectState* st = self->state;
+  if (st->pending.empty()) return GST_FLOW_OK;
+  apply_settings(st);
+  std::vector<HeldFrame> batch(st->pending.begin(), st->pending.end());
+  st->pending.clear();
+  st->pending_analysed = 0;
+  st->submitted.push_back(std::move(batch));   // owns the buffers from here on
+  const std::vector<HeldFrame>& frames = st->submitted.back();
+  auto drop_batch = [st] {
+    for (const HeldFrame& h : st->submitted.back()) gst_buffer_unref(h.buffer);
+    st->submitted.pop_back();
+  };
+  {
+    // The frames stay mapped only until submit() returns: by then they are on the device or
+    // in the detector's pinned staging memory.
+    std::vector<std::unique_ptr<gstssd::VideoFrameMap>> maps;
+    std::vector<ssd::FrameView> views;
+    for (const HeldFrame& h : frames) {
+      if (!h.analyse) continue;
+      maps.push_back(std::make_unique<gstssd::VideoFrameMap>(&st->info, h.buffer, GST_MAP_READ));
+      if (!*maps.back()) {
+        const GstFlowReturn ret = map_error(self, h.buffer);
+        maps.clear();
+        drop_batch();
+        return ret;
+      }
+      views.push_back(frame_view(*maps.back()));
+    }
+    try {
+      st->detector->submit(views);
+    } catch (...) {
+      maps.clear();
+      drop_batch();
+      throw;
+    }
+    st->inferences += views.size();
+    GST_LOG_OBJECT(self, "submitted %zu frames (%zu analysed), %d batch(es) in flight", frames.size(),
+                   views.size(), st->detector->in_flight());
+  }
+  while (st->submitted.size() >= st->in_flight) complete_oldest(self);
+  return GST_FLOW_OK;
+}
+
+// Takes ownership of `buf` and holds it until its batch has been analysed.
+static GstFlowReturn hold_frame(GstSsdDetect* self, GstBuffer* buf) {
+  SsdDetectState* st = self->state;
+  buf = gst_buffer_make_writable(buf);   // metadata is added later
+  if (!st->detector || !st->have_info) {
+    gst_buffer_unref(buf);
+    return not_ready(self);
+  }
+  const guint interval = apply_settings(st);
+  const bool gap = GST_BUFFER_FLAG_IS_SET(buf, GST_BUFFER_FLAG_GAP);
+  const bool analyse = count_frame(st, buf, interval);
+  if (!analyse && st->pending.empty() && st->submitted.empty()) {
+    // Nothing ahead of it: a skipped frame goes straight out with the last detections.
+    if (!gap) attach_detections(self, buf, st->last);
+    st->ready.push_back(buf);
+    return GST_FLOW_OK;
+  }
+  st->pending.push_back({buf, analyse, gap});
+  if (analyse) st->pending_analysed++;
+  bool full = st->pending_analysed >= st->batch_size;
+  if (!full && st->batch_timeout > 0 && st->pending.size() > 1) {
+    // The bound on added latency: the stream has moved on by batch-timeout since the oldest
+    // held frame.
+    const GstClockTime first = GST_BUFFER_PTS(st->pending.front().buffer), now = GST_BUFFER_PTS(buf);
+    full = GST_CLOCK_TIME_IS_VALID(first) && GST_CLOCK_TIME_IS_VALID(now) && now >= first &&
+           now - first >= st->batch_timeout;
+  }
+  return full ? submit_pending(self) : GST_FLOW_OK;
+}
+
+static void discard_held(SsdDetectState* st) {
+  for (const HeldFrame& h : st->pending) gst_buffer_unref(h.buffer);
+  st->pending.clear();
+  st->pending_analysed = 0;
+  for (const auto& batch : st->submitted)
+    for (const HeldFrame& h : batch) gst_buffer_unref(h.buffer);
+  st->submitted.clear();
+  for (GstBuffer* b : st->ready) gst_buffer_unref(b);
+  st->ready.clear();
+  if (st->detector) {
+    while (st->detector->in_flight() > 0) {
+      try {
+        st->detector->collect();
+      } catch (const std::exception&) {
+      }
+    }
+  }
+}
+
+// Runs every held frame through the network and pushes them all downstream, in order.
+static GstFlowReturn drain(GstSsdDetect* self) {
+  SsdDetectState* st = self->state;
+  GstFlowReturn ret = gstssd::run_frame_guarded(GST_ELEMENT(self), "Object detection", [&] {
+    GstFlowReturn r = submit_pending(self);
+    while (r == GST_FLOW_OK && !st->submitted.empty()) complete_oldest(self);
+    return r;
+  });
+  while (!st->ready.empty()) {
+    GstBuffer* b = st->ready.front();
+    st->ready.pop_front();
+    if (ret == GST_FLOW_OK) {
+      ret = gst_pad_push(GST_BASE_TRANSFORM_SRC_PAD(self), b);
+    } else {
+      gst_buffer_unref(b);
+    }
+  }
+  if (ret != GST_FLOW_OK) discard_held(st);
+  return ret;
+}
+
+// The latency batching adds: a frame may wait for the rest of its batch and, with in-flight
+// batches, for the batches submitted after it.
+static GstClockTime added_latency(SsdDetectState* st) {
+  GstClockTime duration;
+  {
+    std::lock_guard<std::mutex> guard(st->lock);
+    duration = st->frame_duration;
+  }
+  const guint64 interval = std::max(1u, st->interval);
+  if (!GST_CLOCK_TIME_IS_VALID(duration) || duration == 0)
+    return st->batch_timeout * st->in_flight;   // unknown frame rate: the timeout is the bound
+  guint64 span = static_cast<guint64>(st->batch_size) * interval;   // frames per batch
+  if (st->batch_timeout > 0) span = std::min<guint64>(span, st->batch_timeout / duration + 1);
+  return (span * st->in_flight - 1) * duration;
+}
+
+static GstFlowReturn gst_ssd_detect_submit_input_buffer(GstBaseTransform* trans, gboolean is_discont,
+                                                        GstBuffer* input) {
+  GstSsdDetect* self = GST_SSD_DETECT(trans);
+  SsdDetectState* st = self->state;
+  // The default keeps the buffer in queued_buf after caps and QoS handling (or drops it).
+  GstFlowReturn ret = GST_BASE_TRANSFORM_CLASS(gst_ssd_detect_parent_class)->submit_input_buffer(
+      trans, is_discont, input);
+  if (ret != GST_FLOW_OK || !st->batching() || !trans->queued_buf) return ret;
+  GstBuffer* buf = trans->queued_buf;
+  trans->queued_buf = nullptr;
+  {
+    std::lock_guard<std::mutex> guard(st->lock);
+    st->interval = std::max(1u, st->settings.interval);
+  }
+  return gstssd::run_frame_guarded(GST_ELEMENT(self), "Object detection", [&] { return hold_frame(self, buf); });
+}
+
+static GstFlowReturn gst_ssd_detect_generate_output(GstBaseTransform* trans, GstBuffer** outbuf) {
+  SsdDetectState* st = GST_SSD_DETECT(trans)->state;
+  if (!st->ready.empty()) {
+    *outbuf = st->ready.front();
+    st->ready.pop_front();
+    return GST_FLOW_OK;
+  }
+  return GST_BASE_TRANSFORM_CLASS(gst_ssd_detect_parent_class)->generate_output(trans, outbuf);
+}
+
+static gboolean gst_ssd_detect_query(GstBaseTransform* trans, GstPadDirection direction, GstQuery* query) {
+  GstSsdDetect* self = GST_SSD_DETECT(trans);
+  SsdDetectState* st = self->state;
+  if (direction == GST_PAD_SINK && GST_QUERY_IS_SERIALIZED(query) && st->batching() && st->detector) {
+    // e.g. a drain or allocation query: answer it after the held frames are out.
+    drain(self);
+  }
+  const gboolean res = GST_BASE_TRANSFORM_CLASS(gst_ssd_detect_parent_class)->query(trans, direction, query);
+  if (res && direction == GST_PAD_SRC && GST_QUERY_TYPE(query) == GST_QUERY_LATENCY && st->batching()) {
+    gboolean live = FALSE;
+    GstClockTime min = 0, max = GST_CLOCK_TIME_NONE;
+    gst_query_parse_latency(query, &live, &min, &max);
+    const GstClockTime extra = added_latency(st);
+    GST_DEBUG_OBJECT(self, "batching adds %" GST_TIME_FORMAT " of latency", GST_TIME_ARGS(extra));
+    gst_query_set_latency(query, live, min + extra, GST_CLOCK_TIME_IS_VALID(max) ? max + extra : max);
+  }
+  return res;
 }
 
 static GstFlowReturn gst_ssd_detect_transform_ip(GstBaseTransform* trans, GstBuffer* buf) {
@@ -595,6 +899,40 @@ static void gst_ssd_detect_class_init(GstSsdDetectClass* klass) {
   g_object_class_install_property(gobject_class, PROP_THREADS,
       g_param_spec_int("threads", "Threads", "CPU inference threads (0 = LibTorch default)", 0, 1024,
                        kDefaultThreads, ready_flags));
+  /**
+   * GstSsdDetect:batch-size:
+   *
+   * Number of analysed frames run through the network together. Above 1 the element holds
+   * frames until the batch is complete (or `batch-timeout` or a serialized event such as EOS,
+   * a caps change or a drain query ends it early) and then pushes them, in order, with their
+   * metadata; the latency query reports the delay this adds. Read when the element starts.
+   */
+  g_object_class_install_property(gobject_class, PROP_BATCH_SIZE,
+      g_param_spec_uint("batch-size", "Batch size", "Frames per network run (holds frames until full)", 1, 256,
+                        kDefaultBatchSize, ready_flags));
+  /**
+   * GstSsdDetect:batch-timeout:
+   *
+   * Bound on the latency batching adds, in nanoseconds of stream time: a partial batch is run
+   * as soon as a frame arrives whose timestamp is this much later than the oldest held frame's.
+   * 0 (the default) waits for a full batch. Read when the element starts.
+   */
+  g_object_class_install_property(gobject_class, PROP_BATCH_TIMEOUT,
+      g_param_spec_uint64("batch-timeout", "Batch timeout",
+                          "Run a partial batch once the stream moved on by this many ns (0 = wait for a full batch)",
+                          0, G_MAXUINT64, kDefaultBatchTimeout, ready_flags));
+  /**
+   * GstSsdDetect:in-flight:
+   *
+   * Batches submitted to the device before the oldest one's results are awaited. Above 1, on
+   * CUDA, the upload, inference and download of consecutive batches overlap (each in-flight
+   * batch has a CUDA stream of its own), at the cost of in-flight - 1 more batches of latency.
+   * On the CPU inference is synchronous and this only adds latency. Read when the element
+   * starts.
+   */
+  g_object_class_install_property(gobject_class, PROP_IN_FLIGHT,
+      g_param_spec_uint("in-flight", "In flight", "Batches on the device at once (pipelining)", 1, 16,
+                        kDefaultInFlight, ready_flags));
 
   gst_element_class_set_static_metadata(element_class, "SSD object detector", "Filter/Analyzer/Video",
       "Detects objects with a Single Shot MultiBox Detector and attaches region-of-interest metadata",
@@ -607,6 +945,9 @@ static void gst_ssd_detect_class_init(GstSsdDetectClass* klass) {
   trans_class->set_caps = GST_DEBUG_FUNCPTR(gst_ssd_detect_set_caps);
   trans_class->sink_event = GST_DEBUG_FUNCPTR(gst_ssd_detect_sink_event);
   trans_class->transform_ip = GST_DEBUG_FUNCPTR(gst_ssd_detect_transform_ip);
+  trans_class->submit_input_buffer = GST_DEBUG_FUNCPTR(gst_ssd_detect_submit_input_buffer);
+  trans_class->generate_output = GST_DEBUG_FUNCPTR(gst_ssd_detect_generate_output);
+  trans_class->query = GST_DEBUG_FUNCPTR(gst_ssd_detect_query);
   trans_class->passthrough_on_same_caps = FALSE;
 
   gst_type_mark_as_plugin_api(GST_TYPE_SSD_PRECISION, static_cast<GstPluginAPIFlags>(0));

@@ -41,6 +41,9 @@
 #ifdef HAVE_RTSP_SERVER
 #include <gst/rtsp-server/rtsp-server.h>
 #endif
+#ifdef HAVE_GST_ANALYTICS
+#include <gst/analytics/analytics.h>
+#endif
 
 #include "config.h"
 #include "synth.h"
@@ -605,6 +608,150 @@ TEST(SsdDetect, FlushRestartsTheInterval) {
   gst_harness_teardown(h);
 }
 
+#ifdef HAVE_GST_ANALYTICS
+// GStreamer >= 1.24: every region of interest is also a GstAnalyticsODMtd in the buffer's
+// GstAnalyticsRelationMeta.
+namespace {
+
+struct OdMtd {
+  std::string label;   // the object type quark
+  int x = 0, y = 0, w = 0, h = 0;
+  float confidence = -1;
+};
+
+// The object-detection entries of the buffer's relation meta; *relation_metas counts the
+// relation metas on the buffer.
+std::vector<OdMtd> od_mtds(GstBuffer* buffer, int* relation_metas) {
+  *relation_metas = 0;
+  gpointer meta_state = nullptr;
+  while (gst_buffer_iterate_meta_filtered(buffer, &meta_state, GST_ANALYTICS_RELATION_META_API_TYPE))
+    ++*relation_metas;
+  std::vector<OdMtd> out;
+  GstAnalyticsRelationMeta* rmeta = gst_buffer_get_analytics_relation_meta(buffer);
+  if (!rmeta) return out;
+  gpointer state = nullptr;
+  GstAnalyticsMtd mtd;
+  while (gst_analytics_relation_meta_iterate(rmeta, &state, gst_analytics_od_mtd_get_mtd_type(), &mtd)) {
+    auto* od = static_cast<GstAnalyticsODMtd*>(&mtd);
+    OdMtd o;
+    EXPECT_TRUE(gst_analytics_od_mtd_get_location(od, &o.x, &o.y, &o.w, &o.h, &o.confidence));
+    gfloat conf = -1;
+    EXPECT_TRUE(gst_analytics_od_mtd_get_confidence_lvl(od, &conf));
+    EXPECT_EQ(conf, o.confidence);
+    const GQuark type = gst_analytics_od_mtd_get_obj_type(od);
+    o.label = type ? g_quark_to_string(type) : "";
+    out.push_back(o);
+  }
+  return out;
+}
+
+std::string describe(const std::vector<OdMtd>& ods) {
+  std::string s;
+  for (const OdMtd& o : ods) {
+    char b[160];
+    std::snprintf(b, sizeof b, "[%s %.3f %d,%d %dx%d] ", o.label.c_str(), o.confidence, o.x, o.y, o.w, o.h);
+    s += b;
+  }
+  return s.empty() ? "(none)" : s;
+}
+
+// Each region of interest has its own entry in `ods` with the same label, box and confidence
+// (the structure's double holds the float confidence exactly). Returns the entries that matched
+// no region.
+std::vector<OdMtd> unmatched(const std::vector<Det>& rois, std::vector<OdMtd> ods) {
+  for (const Det& d : rois) {
+    auto it = std::find_if(ods.begin(), ods.end(), [&](const OdMtd& o) {
+      return o.label == d.roi_type && o.x == d.x && o.y == d.y && o.w == d.w && o.h == d.h &&
+             o.confidence == static_cast<float>(d.confidence);
+    });
+    EXPECT_NE(it, ods.end()) << "no object-detection meta for " << describe(std::vector<Det>{d}) << " in "
+                             << describe(ods);
+    if (it != ods.end()) ods.erase(it);
+  }
+  return ods;
+}
+
+}  // namespace
+
+TEST(SsdDetectAnalytics, OneObjectDetectionMtdPerRegionOfInterest) {
+  const int W = 224, H = 224;
+  GstHarness* h = detect_harness();
+  int found = 0, regions = 0;
+  const int kSeeds = 8;
+  for (uint64_t seed = 1; seed <= kSeeds; seed++) {
+    const ssdtrain::SynthSample s = one_object(W, H, seed);
+    ASSERT_EQ(s.boxes.size(), 1u);
+    const auto& truth = s.boxes[0];
+    auto f = make_frame(s.image, GST_VIDEO_FORMAT_RGB);
+    GstBuffer* out = run_frame(h, *f);
+    ASSERT_NE(out, nullptr);
+    const std::vector<Det> dets = detections(out);
+    int relation_metas = 0;
+    const std::vector<OdMtd> ods = od_mtds(out, &relation_metas);
+    gst_buffer_unref(out);
+    SCOPED_TRACE("seed " + std::to_string(seed) + ": " + describe(truth) + "; regions " + describe(dets) +
+                 "; analytics " + describe(ods));
+    EXPECT_EQ(relation_metas, dets.empty() ? 0 : 1);
+    EXPECT_EQ(ods.size(), dets.size());
+    EXPECT_TRUE(unmatched(dets, ods).empty());
+    regions += static_cast<int>(dets.size());
+    // The known object itself, read from the analytics meta alone.
+    for (const OdMtd& o : ods) {
+      Det d;
+      d.x = o.x, d.y = o.y, d.w = o.w, d.h = o.h;
+      if (o.label == labels()[truth.label] && iou(d, truth) > 0.7) {
+        found++;
+        break;
+      }
+    }
+  }
+  std::printf("analytics meta: %d regions; the known object with IoU > 0.7 in %d of %d frames\n", regions,
+              found, kSeeds);
+  EXPECT_GE(found, 6);
+  gst_harness_teardown(h);
+}
+
+// A frame that arrives with an upstream analyser's relation meta keeps that one meta, with the
+// upstream entry and ours; frames that carry the last detections (interval) get the meta too.
+TEST(SsdDetectAnalytics, AddsToAnUpstreamRelationMetaAndOnCarriedFrames) {
+  auto f = make_frame(one_object(320, 240, 3).image, GST_VIDEO_FORMAT_RGB);
+  GstHarness* h = detect_harness("interval=2");
+  GstBuffer* out = run_frame(h, *f);   // analysed
+  ASSERT_NE(out, nullptr);
+  const std::vector<Det> dets = detections(out);
+  ASSERT_FALSE(dets.empty()) << "the model finds nothing in the frame";
+  int relation_metas = 0;
+  std::vector<OdMtd> ods = od_mtds(out, &relation_metas);
+  gst_buffer_unref(out);
+  EXPECT_EQ(relation_metas, 1);
+  EXPECT_TRUE(unmatched(dets, ods).empty()) << describe(ods);
+
+  GstBuffer* in = gst_buffer_copy(f->buffer);
+  GstAnalyticsRelationMeta* upstream = gst_buffer_add_analytics_relation_meta(in);
+  ASSERT_NE(upstream, nullptr);
+  const GQuark upstream_type = g_quark_from_string("upstream-object");
+  ASSERT_TRUE(gst_analytics_relation_meta_add_od_mtd(upstream, upstream_type, 1, 2, 30, 40, 0.25f, nullptr));
+  ASSERT_EQ(gst_harness_push(h, in), GST_FLOW_OK);   // carries the first frame's detections
+  out = gst_harness_pull(h);
+  ASSERT_NE(out, nullptr);
+  const std::vector<Det> carried = detections(out);
+  ods = od_mtds(out, &relation_metas);
+  gst_buffer_unref(out);
+  EXPECT_TRUE(same(carried, dets)) << describe(carried) << " vs " << describe(dets);
+  EXPECT_EQ(relation_metas, 1);
+  EXPECT_EQ(ods.size(), carried.size() + 1) << describe(ods);
+  const std::vector<OdMtd> rest = unmatched(carried, ods);
+  ASSERT_EQ(rest.size(), 1u) << describe(rest);
+  EXPECT_EQ(rest[0].label, "upstream-object");
+  EXPECT_EQ(rest[0].x, 1);
+  EXPECT_EQ(rest[0].y, 2);
+  EXPECT_EQ(rest[0].w, 30);
+  EXPECT_EQ(rest[0].h, 40);
+  EXPECT_EQ(rest[0].confidence, 0.25f);
+  gst_harness_teardown(h);
+}
+#endif  // HAVE_GST_ANALYTICS
+
 // After each caps change the element gives what a fresh element gives for that frame: the
 // first frame of the new size is analysed (interval restarts) and nothing of the old size is
 // carried over.
@@ -658,6 +805,156 @@ TEST(SsdDetect, ThresholdChangesWhilePlaying) {
   g_object_set(h->element, "threshold", 0.05f, "max-detections", 1, nullptr);
   EXPECT_EQ(detect_once(h, *f).size(), 1u);
   gst_harness_teardown(h);
+}
+
+// ---- batching: batch-size, batch-timeout, in-flight
+
+constexpr GstClockTime kFrameStep = 40 * GST_MSECOND;   // 25 fps
+
+// A copy of the frame (sharing its memory) stamped as frame `index` of a 25 fps stream.
+GstBuffer* stamped(const Frame& f, int index) {
+  GstBuffer* b = gst_buffer_copy(f.buffer);
+  GST_BUFFER_PTS(b) = index * kFrameStep;
+  GST_BUFFER_DURATION(b) = kFrameStep;
+  return b;
+}
+
+GstCaps* caps_25fps(const Frame& f) {
+  GstCaps* c = gst_caps_copy(f.caps);
+  gst_caps_set_simple(c, "framerate", GST_TYPE_FRACTION, 25, 1, nullptr);
+  return c;
+}
+
+// Pulls every buffer the harness holds: (frame index from the PTS, detections).
+std::vector<std::pair<int, std::vector<Det>>> pull_all(GstHarness* h) {
+  std::vector<std::pair<int, std::vector<Det>>> out;
+  while (GstBuffer* b = gst_harness_try_pull(h)) {
+    out.emplace_back(static_cast<int>(GST_BUFFER_PTS(b) / kFrameStep), detections(b));
+    gst_buffer_unref(b);
+  }
+  return out;
+}
+
+// batch-size=3, in-flight=2: nothing comes out until a second batch is submitted; then the
+// first batch's frames come out in order, each with its own scene's detections (as a fresh
+// one-frame element gives them); EOS pushes everything still held.
+TEST(SsdDetectBatching, HoldsFramesAndKeepsOrderAndDetections) {
+  TwoScenes s;
+  ASSERT_FALSE(same(s.ref_a, s.ref_b));
+  GstHarness* h = detect_harness("batch-size=3 in-flight=2");
+  gst_harness_set_src_caps(h, caps_25fps(*s.a));
+  auto scene = [&](int i) -> const Frame& { return i % 3 == 1 ? *s.b : *s.a; };
+  for (int i = 0; i < 5; i++) {
+    ASSERT_EQ(gst_harness_push(h, stamped(scene(i), i)), GST_FLOW_OK);
+    EXPECT_EQ(gst_harness_buffers_in_queue(h), 0u) << "frame " << i << " came out before its batch";
+  }
+  ASSERT_EQ(gst_harness_push(h, stamped(scene(5), 5)), GST_FLOW_OK);   // second batch full
+  auto first = pull_all(h);
+  ASSERT_EQ(first.size(), 3u);
+  ASSERT_EQ(gst_harness_push(h, stamped(scene(6), 6)), GST_FLOW_OK);
+  EXPECT_EQ(gst_harness_buffers_in_queue(h), 0u);
+  ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_eos()));
+  auto rest = pull_all(h);
+  ASSERT_EQ(rest.size(), 4u) << "EOS must push the held frames out";
+  first.insert(first.end(), rest.begin(), rest.end());
+  for (int i = 0; i < 7; i++) {
+    EXPECT_EQ(first[i].first, i) << "frames out of order";
+    EXPECT_TRUE(same(first[i].second, i % 3 == 1 ? s.ref_b : s.ref_a))
+        << "frame " << i << ": " << describe(first[i].second);
+  }
+  GstEvent* eos = nullptr;
+  while (GstEvent* e = gst_harness_try_pull_event(h)) {
+    if (GST_EVENT_TYPE(e) == GST_EVENT_EOS) eos = gst_event_ref(e);
+    gst_event_unref(e);
+  }
+  EXPECT_NE(eos, nullptr) << "EOS must follow the frames";
+  if (eos) gst_event_unref(eos);
+  gst_harness_teardown(h);
+}
+
+// interval=2 with batches of 2 analysed frames: skipped frames carry the last analysed frame's
+// detections, across batch boundaries too.
+TEST(SsdDetectBatching, IntervalCarriesDetectionsAcrossBatches) {
+  TwoScenes s;
+  GstHarness* h = detect_harness("batch-size=2 interval=2");
+  gst_harness_set_src_caps(h, caps_25fps(*s.a));
+  // analysed: 0 (a), 2 (b), 4 (b), 6 (a); skipped frames show the other scene.
+  const Frame* frames[] = {s.a.get(), s.b.get(), s.b.get(), s.a.get(), s.b.get(), s.a.get(), s.a.get(), s.b.get()};
+  const std::vector<Det>* expect[] = {&s.ref_a, &s.ref_a, &s.ref_b, &s.ref_b, &s.ref_b, &s.ref_b, &s.ref_a, &s.ref_a};
+  for (int i = 0; i < 8; i++) ASSERT_EQ(gst_harness_push(h, stamped(*frames[i], i)), GST_FLOW_OK);
+  ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_eos()));
+  auto out = pull_all(h);
+  ASSERT_EQ(out.size(), 8u);
+  for (int i = 0; i < 8; i++) {
+    EXPECT_EQ(out[i].first, i);
+    EXPECT_TRUE(same(out[i].second, *expect[i])) << "frame " << i << ": " << describe(out[i].second);
+  }
+  gst_harness_teardown(h);
+}
+
+// batch-timeout: with 40 ms between frames and a 100 ms bound, a partial batch of 8 is run when
+// the frame 120 ms after the oldest arrives.
+TEST(SsdDetectBatching, TimeoutRunsAPartialBatch) {
+  TwoScenes s;
+  GstHarness* h = detect_harness("batch-size=8 batch-timeout=100000000");
+  gst_harness_set_src_caps(h, caps_25fps(*s.a));
+  for (int i = 0; i < 3; i++) ASSERT_EQ(gst_harness_push(h, stamped(*s.a, i)), GST_FLOW_OK);
+  EXPECT_EQ(gst_harness_buffers_in_queue(h), 0u);
+  ASSERT_EQ(gst_harness_push(h, stamped(*s.b, 3)), GST_FLOW_OK);
+  auto out = pull_all(h);
+  ASSERT_EQ(out.size(), 4u);
+  for (int i = 0; i < 4; i++) EXPECT_TRUE(same(out[i].second, i < 3 ? s.ref_a : s.ref_b)) << i;
+  gst_harness_teardown(h);
+}
+
+// A caps change pushes the frames held at the old size out first, with boxes of the old size;
+// a flush drops held frames.
+TEST(SsdDetectBatching, CapsChangeDrainsAndFlushDrops) {
+  const ssdtrain::SynthSample a = one_object(320, 240, 4);
+  const ssdtrain::SynthSample b = one_object(641, 479, 4);
+  auto fa = make_frame(a.image, GST_VIDEO_FORMAT_RGB);
+  auto fb = make_frame(b.image, GST_VIDEO_FORMAT_NV12);
+  GstHarness* h = detect_harness("batch-size=4");
+  gst_harness_set_src_caps(h, caps_25fps(*fa));
+  ASSERT_EQ(gst_harness_push(h, stamped(*fa, 0)), GST_FLOW_OK);
+  ASSERT_EQ(gst_harness_push(h, stamped(*fa, 1)), GST_FLOW_OK);
+  EXPECT_EQ(gst_harness_buffers_in_queue(h), 0u);
+  gst_harness_set_src_caps(h, caps_25fps(*fb));
+  auto old = pull_all(h);
+  ASSERT_EQ(old.size(), 2u) << "the caps event must push the held frames out first";
+  ASSERT_FALSE(old[0].second.empty());
+  for (const auto& [index, dets] : old)
+    for (const Det& d : dets) {
+      EXPECT_LE(d.x + d.w, 320);
+      EXPECT_LE(d.y + d.h, 240);
+    }
+  ASSERT_EQ(gst_harness_push(h, stamped(*fb, 2)), GST_FLOW_OK);
+  ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_flush_start()));
+  ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_flush_stop(TRUE)));
+  GstSegment seg;
+  gst_segment_init(&seg, GST_FORMAT_TIME);
+  ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_segment(&seg)));
+  EXPECT_EQ(gst_harness_buffers_in_queue(h), 0u) << "a flush drops held frames";
+  for (int i = 3; i < 7; i++) ASSERT_EQ(gst_harness_push(h, stamped(*fb, i)), GST_FLOW_OK);
+  auto after = pull_all(h);
+  ASSERT_EQ(after.size(), 4u);
+  EXPECT_EQ(after[0].first, 3);
+  gst_harness_teardown(h);
+}
+
+// The latency query adds what batching can hold a frame for: 25 fps, batches of 4 with two in
+// flight hold a frame up to 7 frame times; a 100 ms timeout caps a batch at 3 frames (5 times).
+TEST(SsdDetectBatching, LatencyQueryReportsTheAddedLatency) {
+  auto f = make_frame(flat(64, 48), GST_VIDEO_FORMAT_RGB);
+  for (auto [props, frames] : {std::pair{"batch-size=4 in-flight=2", 7}, std::pair{"batch-size=4 in-flight=2 batch-timeout=100000000", 5},
+                               std::pair{"", 0}}) {
+    GstHarness* h = detect_harness(props);
+    gst_harness_set_upstream_latency(h, 10 * GST_MSECOND);
+    gst_harness_set_src_caps(h, caps_25fps(*f));
+    ASSERT_EQ(gst_harness_push(h, stamped(*f, 0)), GST_FLOW_OK);
+    EXPECT_EQ(gst_harness_query_latency(h), 10 * GST_MSECOND + frames * kFrameStep) << props;
+    gst_harness_teardown(h);
+  }
 }
 
 // ---- bad models: the state change fails and the message names the file and the reason
