@@ -56,7 +56,8 @@ bool get_flag(const json& obj, const char* name, const std::string& file,
 }
 
 const json& get_array(const json& root, const char* name, const std::string& file) {
-  const json& v = field(root, name, file, "");
+  const std::string no_entry;   // a named string: GCC 14 warns of a dangling reference for ""
+  const json& v = field(root, name, file, no_entry);
   if (!v.is_array()) fail(file, "", std::string("'") + name + "' is not an array");
   return v;
 }

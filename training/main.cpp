@@ -103,6 +103,11 @@ std::vector<CLI::Option*> add_train_options(CLI::App* app, TrainOptions& o) {
   v.push_back(app->add_option("--seed", o.seed, "random seed")->capture_default_str());
   v.push_back(app->add_option("--device", o.device, "cpu, cuda, cuda:N or auto")
                   ->capture_default_str());
+  v.push_back(app->add_option("--precision", o.precision,
+                              "fp32, or mixed precision: bf16 (CUDA or CPU) or fp16 (CUDA, with "
+                              "loss scaling); weights and loss stay fp32")
+                  ->capture_default_str()
+                  ->check(CLI::IsMember({"fp32", "bf16", "fp16"})));
   v.push_back(app->add_option("--imagenet", o.imagenet,
                               "torchvision ImageNet ResNet weights for the body (.pth state dict "
                               "or .safetensors)")

@@ -55,9 +55,9 @@ DataSpec data_from_json(const json& j) {
 #define SSD_OPT_FIELDS(X)                                                                     \
   X(epochs) X(freeze_epochs) X(stop_after) X(batch_size) X(lr) X(lr_div) X(wd) X(pct_start)   \
   X(div_factor) X(final_div) X(cycle_momentum) X(beta1_max) X(beta1_min) X(beta2)             \
-  X(clip_grad) X(workers) X(threads) X(seed) X(device) X(imagenet) X(init_weights) X(augment) X(eval_every)   \
-  X(max_eval_images) X(match_threshold) X(focal) X(focal_alpha) X(focal_gamma)                \
-  X(plot_samples) X(val_fraction)
+  X(clip_grad) X(workers) X(threads) X(seed) X(device) X(precision) X(imagenet)               \
+  X(init_weights) X(augment) X(eval_every) X(max_eval_images) X(match_threshold) X(focal)     \
+  X(focal_alpha) X(focal_gamma) X(plot_samples) X(val_fraction)
 
 json options_to_json(const TrainOptions& o) {
   json j;

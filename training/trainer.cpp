@@ -1,6 +1,6 @@
 // The LibTorch half of ssd-train: training loop (AdamW, one-cycle, freezing, differential
-// learning rates, gradient clipping, checkpoints and resume), validation (loss + mAP), weights
-// evaluation and the learning-rate finder.
+// learning rates, gradient clipping, mixed precision, checkpoints and resume), validation
+// (loss + mAP), weights evaluation and the learning-rate finder.
 #include "trainer.h"
 
 #include <algorithm>
@@ -26,6 +26,7 @@
 #include "../model/ssd_model.h"
 #include "../model/weights.h"
 #include "loader.h"
+#include "mixed_precision.h"
 #include "plots.h"
 #include "progress.h"
 #include "rng.h"
@@ -356,6 +357,8 @@ struct Session {
   ssd::Ssd model{nullptr};
   ssd::Anchors anchors;
   std::unique_ptr<torch::optim::AdamW> optimizer;
+  Precision precision = Precision::FP32;
+  GradScaler scaler;      // enabled for fp16
   Schedule schedule;
   int epoch = 0;          // epochs completed
   int64_t step = 0;       // optimizer steps completed
@@ -419,6 +422,9 @@ void build_model_and_optimizer(Session& s) {
   const TrainOptions& o = s.spec.options;
   if (o.threads > 0) torch::set_num_threads(o.threads);
   s.device = parse_device(o.device);
+  s.precision = parse_precision(o.precision);
+  check_precision(s.precision, s.device);
+  s.scaler = GradScaler(s.precision == Precision::FP16);
   s.spec.config.labels = s.train_ds.labels;
   s.spec.config.validate();
   torch::manual_seed(o.seed);
@@ -460,12 +466,25 @@ void save_checkpoint(Session& s) {
   root.write("epoch", torch::tensor(static_cast<int64_t>(s.epoch)));
   root.write("step", torch::tensor(s.step));
   root.write("cpu_rng", at::detail::getDefaultCPUGenerator().get_state());
+  // Dropout on a CUDA device draws from that device's generator.
+  if (s.device.is_cuda())
+    root.write("cuda_rng", at::globalContext().defaultGenerator(s.device).get_state());
+  if (s.scaler.enabled()) {
+    torch::serialize::OutputArchive scaler;
+    s.scaler.save(scaler);
+    root.write("grad_scaler", scaler);
+  }
   const fs::path final_path = s.dir / kCheckpointFile;
   const fs::path tmp = final_path.string() + ".tmp";
   root.save_to(tmp.string());
   std::error_code ec;
   fs::rename(tmp, final_path, ec);
   if (ec) throw ssd::Error("cannot write " + final_path.string() + ": " + ec.message());
+}
+
+void restore_generator(at::Generator gen, const torch::Tensor& state) {   // gen shares the state
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  gen.set_state(state);
 }
 
 void load_checkpoint(Session& s) {
@@ -484,11 +503,18 @@ void load_checkpoint(Session& s) {
     root.read("step", step);
     s.step = step.item<int64_t>();
     root.read("cpu_rng", rng);
-    at::Generator gen = at::detail::getDefaultCPUGenerator();   // shares the default's state
-    std::lock_guard<std::mutex> lock(gen.mutex());
-    gen.set_state(rng);
+    restore_generator(at::detail::getDefaultCPUGenerator(), rng);
+    // Entries newer checkpoints have; older ones resume with the defaults (the CUDA generator as
+    // seeded, a fresh loss scaler).
+    torch::Tensor cuda_rng;
+    if (s.device.is_cuda() && root.try_read("cuda_rng", cuda_rng))
+      restore_generator(at::globalContext().defaultGenerator(s.device), cuda_rng);
+    torch::serialize::InputArchive scaler;
+    if (s.scaler.enabled() && root.try_read("grad_scaler", scaler)) s.scaler.load(scaler);
   } catch (const c10::Error& e) {
     throw ssd::Error(path.string() + ": cannot read the checkpoint: " + e.what_without_backtrace());
+  } catch (const ssd::Error& e) {
+    throw ssd::Error(path.string() + ": " + e.what());
   }
   s.model->to(s.device);
   if (s.epoch < 0 || s.epoch > s.spec.options.epochs)
@@ -528,6 +554,38 @@ void print_table_row(const EpochMetrics& m) {
   std::fflush(stdout);
 }
 
+struct StepResult {
+  ssd::LossParts parts;   // sums over the batch, fp32
+  torch::Tensor loss;     // per image: what backward() differentiates (before loss scaling)
+};
+
+// One optimizer step on a batch at the session's precision: zero_grad; forward under autocast
+// (bf16/fp16) and the loss in fp32 outside it; backward of the (fp16: scaled) loss; gradient
+// clipping of the unscaled gradients; the AdamW step, skipped by the fp16 scaler when a gradient
+// is inf/nan; the scaler's update.
+StepResult train_step(Session& s, const BatchTensors& t, int64_t batch_size,
+                      const ssd::LossOptions& lopts) {
+  s.optimizer->zero_grad();
+  std::pair<torch::Tensor, torch::Tensor> out;
+  {
+    AutocastGuard autocast(s.precision, s.device);
+    out = s.model->forward(t.images);
+  }
+  StepResult r;
+  r.parts = ssd::ssd_loss(out.first.to(torch::kFloat32), out.second.to(torch::kFloat32), t.boxes,
+                          t.labels, t.valid, s.anchors, lopts);
+  r.loss = r.parts.total / static_cast<double>(batch_size);
+  s.scaler.scale(r.loss).backward();
+  const double clip = s.spec.options.clip_grad;
+  if (clip > 0) {
+    s.scaler.unscale(*s.optimizer);
+    torch::nn::utils::clip_grad_norm_(s.model->parameters(), clip);
+  }
+  s.scaler.step(*s.optimizer);
+  s.scaler.update();
+  return r;
+}
+
 TrainResult run_epochs(Session& s) {
   const TrainOptions& o = s.spec.options;
   TrainResult result;
@@ -554,8 +612,8 @@ TrainResult run_epochs(Session& s) {
   if (!s.quiet) {
     std::cerr << "model: " << s.spec.config.body << " " << s.spec.config.input_size << "px, "
               << s.spec.config.num_anchors() << " anchors, device " << s.device.str()
-              << ", LibTorch threads " << torch::get_num_threads() << ", loader threads "
-              << train_lo.threads << "\n";
+              << ", precision " << precision_name(s.precision) << ", LibTorch threads "
+              << torch::get_num_threads() << ", loader threads " << train_lo.threads << "\n";
     print_table_header();
     for (const auto& m : s.history) print_table_row(m);
   }
@@ -588,14 +646,8 @@ TrainResult run_epochs(Session& s) {
       }
       lr_now = o.lr * frac;
       BatchTensors t = to_tensors(b, s.device);
-      s.optimizer->zero_grad();
-      auto out = s.model->forward(t.images);
-      auto parts = ssd::ssd_loss(out.first, out.second, t.boxes, t.labels, t.valid, s.anchors, lopts);
-      auto loss = parts.total / static_cast<double>(b.size);
-      loss.backward();
-      if (o.clip_grad > 0) torch::nn::utils::clip_grad_norm_(s.model->parameters(), o.clip_grad);
-      s.optimizer->step();
-      ++s.step;
+      const ssd::LossParts parts = train_step(s, t, b.size, lopts).parts;
+      ++s.step;   // also after a step the fp16 scaler skipped, as with torch.cuda.amp
       const double lv = parts.total.item<double>();
       if (!std::isfinite(lv))
         throw ssd::Error("the loss became " + std::to_string(lv) + " at step " +
@@ -679,11 +731,33 @@ void check_options(const TrainOptions& o) {
   if (o.threads < 0) fail("--threads must be >= 0");
   if (o.stop_after < 0) fail("--stop-after must be >= 0");
   if (o.eval_every < 0) fail("--eval-every must be >= 0");
+  // Before any data is loaded: fp16 on the CPU, or an unknown name, fails at once.
+  check_precision(parse_precision(o.precision), parse_device(o.device));
 }
 
 }  // namespace
 
 bool cuda_is_available() { return torch::cuda::is_available(); }
+
+size_t steepest_descent_index(const std::vector<double>& lrs, const std::vector<double>& smoothed) {
+  const size_t n = std::min(lrs.size(), smoothed.size());
+  if (n < 3) return 0;
+  const size_t imin = std::min_element(smoothed.begin(), smoothed.begin() + n) - smoothed.begin();
+  // The slope of the smoothed loss against log(lr) as a difference over +-w points (a twentieth
+  // of the sweep): neighbouring points differ by noise more than by the trend.
+  const size_t w = std::max<size_t>(1, n / 20);
+  const size_t skip = std::min<size_t>(n / 10, 10);   // the first points are the noisiest
+  double steepest = INFINITY;
+  size_t best = std::min(std::max(skip, w), n - 1);
+  for (size_t i = std::max(skip, w); i + w < n && i <= imin; ++i) {
+    const double slope = (smoothed[i + w] - smoothed[i - w]) / (std::log(lrs[i + w]) - std::log(lrs[i - w]));
+    if (slope < steepest) {
+      steepest = slope;
+      best = i;
+    }
+  }
+  return best;
+}
 
 TrainResult train(const TrainSpec& spec_in) {
   check_options(spec_in.options);
@@ -793,15 +867,8 @@ LrFindResult lr_find(const LrFindSpec& spec) {
     for (auto& g : s.optimizer->param_groups())
       static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
     BatchTensors t = to_tensors(b, s.device);
-    s.optimizer->zero_grad();
-    auto out = s.model->forward(t.images);
-    auto parts = ssd::ssd_loss(out.first, out.second, t.boxes, t.labels, t.valid, s.anchors, lopts);
-    auto loss = parts.total / static_cast<double>(b.size);
-    const double lv = loss.item<double>();
+    const double lv = train_step(s, t, b.size, lopts).loss.item<double>();
     if (!std::isfinite(lv)) break;
-    loss.backward();
-    if (o.clip_grad > 0) torch::nn::utils::clip_grad_norm_(s.model->parameters(), o.clip_grad);
-    s.optimizer->step();
     avg = spec.smoothing * avg + (1 - spec.smoothing) * lv;
     const double smooth = avg / (1 - std::pow(spec.smoothing, i + 1));
     r.lrs.push_back(lr);
@@ -817,23 +884,11 @@ LrFindResult lr_find(const LrFindSpec& spec) {
   }
   if (bar) bar->finish();
   if (r.lrs.size() < 3) throw ssd::Error("lr-find: the loss diverged at once; lower --start-lr");
-  // Suggestions: the minimum smoothed loss / 10, and the steepest descent (most negative slope
-  // of the smoothed loss against log(lr)) before the minimum, skipping the noisy first points.
+  // Suggestions: the minimum smoothed loss / 10, and the steepest descent before the minimum.
   const size_t n = r.smoothed.size();
   const size_t imin = std::min_element(r.smoothed.begin(), r.smoothed.end()) - r.smoothed.begin();
   r.suggested_min10 = r.lrs[imin] / 10.0;
-  const size_t skip = std::min<size_t>(n / 10, 10);
-  double steepest = INFINITY;
-  size_t isteep = skip;
-  for (size_t i = std::max<size_t>(skip, 1); i + 1 < n && i <= imin; ++i) {
-    const double slope = (r.smoothed[i + 1] - r.smoothed[i - 1]) /
-                         (std::log(r.lrs[i + 1]) - std::log(r.lrs[i - 1]));
-    if (slope < steepest) {
-      steepest = slope;
-      isteep = i;
-    }
-  }
-  r.suggested_steepest = r.lrs[std::min(isteep, n - 1)];
+  r.suggested_steepest = r.lrs[steepest_descent_index(r.lrs, r.smoothed)];
   std::ostringstream csv;
   csv << "lr,loss,smoothed_loss\n";
   char buf[128];

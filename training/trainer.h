@@ -5,7 +5,8 @@
 // A run folder holds:
 //   run.json            the TrainSpec (architecture, data, hyper-parameters) as JSON
 //   model.safetensors   the weights (ssd::save_weights), updated every epoch
-//   checkpoint.pt       model + AdamW state + schedule position + RNG state (atomic write)
+//   checkpoint.pt       model + AdamW state + schedule position + RNG state (CPU, and the CUDA
+//                       device's when training there) + fp16 loss-scaler state (atomic write)
 //   history.json        per-epoch metrics (for resuming the plots and the CSV)
 //   metrics.csv         epoch,train_loss,train_loc,train_cls,val_loss,map50,map,lr,seconds
 //   loss.png, map.png   curves; predictions.png: validation images, ground truth | prediction
@@ -59,6 +60,8 @@ struct TrainOptions {
   int threads = 0;            // LibTorch intra-op threads (0: LibTorch's default)
   uint64_t seed = 0;
   std::string device = "cpu"; // cpu, cuda, cuda:N
+  std::string precision = "fp32";   // fp32; bf16 (CUDA or CPU) / fp16 (CUDA only): autocast
+                                    // forward, fp32 loss and weights; fp16 with loss scaling
   std::string imagenet;       // torchvision ResNet weights to import into the body
   std::string init_weights;   // start from this weights file (same architecture and classes)
   bool augment = true;
@@ -134,6 +137,10 @@ struct LrFindResult {
   std::string csv_path, png_path;
 };
 LrFindResult lr_find(const LrFindSpec& spec);
+// Index of lr-find's steepest-descent suggestion: the most negative slope of the smoothed loss
+// against log(lr), as a difference over +-n/20 points, before the minimum and past the first
+// tenth (at most 10 points) of the sweep.
+size_t steepest_descent_index(const std::vector<double>& lrs, const std::vector<double>& smoothed);
 
 // Number of LibTorch CPU threads and the CUDA check, for the CLI.
 bool cuda_is_available();

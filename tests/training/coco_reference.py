@@ -85,7 +85,8 @@ def make_case(seed, num_images, num_classes, crowd_p, tie_scores, empty_classes,
 
 
 def coco_eval(labels, images):
-    gt = {"images": [], "annotations": [], "categories": []}
+    # "info" as in a COCO file: pycocotools >= 2.0.9's loadRes copies it (numpy 2 needs 2.0.10).
+    gt = {"info": {}, "images": [], "annotations": [], "categories": []}
     for k, name in enumerate(labels):
         gt["categories"].append({"id": k + 1, "name": name})
     ann_id = 1

@@ -1,5 +1,6 @@
 // ssd-train: a short training run learns (loss falls, mAP reaches a stated level), a resumed
-// run reproduces the uninterrupted one, and the CLI fails cleanly on bad input.
+// run reproduces the uninterrupted one (fp32 and bf16 mixed precision), the fp16 loss scaler
+// skips inf/nan steps and adapts its scale, and the CLI fails cleanly on bad input.
 #include <gtest/gtest.h>
 
 #include "temp_dir.h"
@@ -8,18 +9,25 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <sstream>
 #include <string>
 
 #include <nlohmann/json.hpp>
+#include <torch/optim/sgd.h>
+#include <torch/serialize/input-archive.h>
+#include <torch/serialize/output-archive.h>
 #include <torch/types.h>
 #include <torch/utils.h>
 
+#include "../../model/error.h"
 #include "../../model/safetensors.h"
+#include "mixed_precision.h"
 #include "model_info.h"
 #include "synth.h"
 #include "coco.h"
@@ -31,6 +39,8 @@ using namespace ssdtrain;
 namespace {
 
 using ssdtest::TempDir;
+
+constexpr int kBf16Epochs = 10;   // bf16 run: 2 steps per epoch
 
 // An easy detection problem: one or two large shapes on a flat background, 96 px.
 std::string make_easy_set(const fs::path& dir, int count, uint64_t seed) {
@@ -202,6 +212,178 @@ TEST(Trainer, ResumeReproducesUninterruptedRun) {
   torch::set_num_threads(2);
 }
 
+TEST(Trainer, Bf16TrainingLowersLossAndResumesExactly) {
+  // CPU autocast to bf16 (on CUDA the same code path runs with bf16 or fp16 kernels).
+  torch::set_num_threads(1);
+  TempDir tmp;
+  const std::string tr = make_easy_set(tmp.path() / "train", 32, 21);
+  const std::string va = make_easy_set(tmp.path() / "val", 8, 22);
+  TrainSpec s = small_spec(tr, va, tmp / "straight");
+  s.config.dropout = 0.3;
+  s.options.augment = false;
+  s.options.epochs = kBf16Epochs;
+  s.options.threads = 1;
+  s.options.lr = 4e-3;
+  s.options.lr_div = 1;
+  s.options.eval_every = 0;
+  s.options.plot_samples = 0;
+  s.options.seed = 13;
+  s.options.precision = "bf16";
+  TrainResult a = ssdtrain::train(s);
+  ASSERT_TRUE(a.finished);
+  ASSERT_EQ(a.history.size(), static_cast<size_t>(kBf16Epochs));
+  std::printf("bf16: train loss %.3f -> %.3f, val loss %.3f -> %.3f\n", a.history.front().train_loss,
+              a.history.back().train_loss, a.history.front().val_loss, a.history.back().val_loss);
+  EXPECT_LT(a.history.back().train_loss, 0.6 * a.history.front().train_loss);
+  EXPECT_LT(a.history.back().val_loss, a.history.front().val_loss);
+  std::ifstream rf(tmp.path() / "straight" / "run.json");
+  EXPECT_EQ(nlohmann::json::parse(rf)["options"]["precision"], "bf16");
+
+  // Autocast was in effect: the same first epoch in fp32 gives another loss.
+  TrainSpec f = s;
+  f.out_dir = tmp / "fp32";
+  f.options.precision = "fp32";
+  f.options.stop_after = 1;
+  TrainResult r32 = ssdtrain::train(f);
+  ASSERT_EQ(r32.history.size(), 1u);
+  std::printf("epoch 1 train loss: bf16 %.6f, fp32 %.6f\n", a.history[0].train_loss,
+              r32.history[0].train_loss);
+  EXPECT_GT(std::abs(r32.history[0].train_loss - a.history[0].train_loss), 1e-5);
+
+  // Stopped one epoch early and resumed: the same weights and losses.
+  TrainSpec s2 = s;
+  s2.out_dir = tmp / "interrupted";
+  s2.options.stop_after = kBf16Epochs - 1;
+  ASSERT_FALSE(ssdtrain::train(s2).finished);
+  const std::string b_weights = (tmp.path() / "interrupted" / "model.safetensors").string();
+  EXPECT_GT(max_abs_diff(a.weights_path, b_weights), 1e-4);
+  torch::manual_seed(999);   // must not matter: the checkpoint restores the generator
+  TrainResult b = ssdtrain::resume(tmp / "interrupted", -1, true);
+  ASSERT_TRUE(b.finished);
+  ASSERT_EQ(b.history.size(), static_cast<size_t>(kBf16Epochs));
+  EXPECT_LE(max_abs_diff(a.weights_path, b.weights_path), 1e-6);
+  EXPECT_NEAR(a.history.back().train_loss, b.history.back().train_loss, 1e-6);
+  EXPECT_NEAR(a.history.back().val_loss, b.history.back().val_loss, 1e-6);
+  torch::set_num_threads(2);
+}
+
+// ------------------------------------------------------------------------------------------
+// Mixed precision: the autocast scope and the fp16 loss scaler.
+
+TEST(MixedPrecision, PrecisionNamesAndDevices) {
+  EXPECT_EQ(parse_precision("fp32"), Precision::FP32);
+  EXPECT_EQ(parse_precision("bf16"), Precision::BF16);
+  EXPECT_EQ(parse_precision("fp16"), Precision::FP16);
+  EXPECT_STREQ(precision_name(Precision::BF16), "bf16");
+  EXPECT_THROW(parse_precision("fp8"), ssd::Error);
+  EXPECT_NO_THROW(check_precision(Precision::BF16, torch::Device("cpu")));
+  try {
+    check_precision(Precision::FP16, torch::Device("cpu"));
+    ADD_FAILURE() << "fp16 on the CPU accepted";
+  } catch (const ssd::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("needs a CUDA device"), std::string::npos) << e.what();
+  }
+}
+
+TEST(MixedPrecision, AutocastGuardScopesBf16OnCpu) {
+  const torch::Device cpu("cpu");
+  auto a = torch::randn({8, 8}), b = torch::randn({8, 8});
+  EXPECT_EQ(torch::mm(a, b).scalar_type(), torch::kFloat32);
+  {
+    AutocastGuard outer(Precision::BF16, cpu);
+    EXPECT_EQ(torch::mm(a, b).scalar_type(), torch::kBFloat16);
+    {
+      AutocastGuard inner(Precision::BF16, cpu);
+      EXPECT_EQ(torch::mm(a, b).scalar_type(), torch::kBFloat16);
+    }
+    // The inner scope's exit restored the outer one's state, not "off".
+    EXPECT_EQ(torch::mm(a, b).scalar_type(), torch::kBFloat16);
+    AutocastGuard none(Precision::FP32, cpu);   // fp32: leaves the state alone
+    EXPECT_EQ(torch::mm(a, b).scalar_type(), torch::kBFloat16);
+  }
+  EXPECT_EQ(torch::mm(a, b).scalar_type(), torch::kFloat32);
+  {
+    AutocastGuard none(Precision::FP32, cpu);
+    EXPECT_EQ(torch::mm(a, b).scalar_type(), torch::kFloat32);
+  }
+}
+
+TEST(MixedPrecision, GradScalerSkipsInfStepsAndAdaptsScale) {
+  auto w = torch::ones({3}, torch::requires_grad());
+  torch::optim::SGD opt({w}, torch::optim::SGDOptions(0.5));
+  GradScaler::Options so;
+  so.growth_interval = 3;
+  GradScaler sc(true, so);
+  EXPECT_EQ(sc.current_scale(), 65536.0);
+  auto w_at = [&](int i) { return w[i].item<float>(); };
+
+  // A finite step: the loss is scaled, the gradients unscaled before the step (and only once).
+  auto scaled = sc.scale((w * torch::tensor({1.f, 2.f, 3.f})).sum());
+  EXPECT_FLOAT_EQ(scaled.item<float>(), 6.f * 65536.f);
+  scaled.backward();
+  EXPECT_FLOAT_EQ(w.grad()[2].item<float>(), 3.f * 65536.f);
+  sc.unscale(opt);   // as before gradient clipping
+  EXPECT_FLOAT_EQ(w.grad()[2].item<float>(), 3.f);
+  EXPECT_THROW(sc.unscale(opt), ssd::Error);
+  EXPECT_TRUE(sc.step(opt));
+  EXPECT_FLOAT_EQ(w_at(0), 0.5f);
+  EXPECT_FLOAT_EQ(w_at(2), -0.5f);
+  sc.update();
+  EXPECT_EQ(sc.current_scale(), 65536.0);
+  EXPECT_EQ(sc.growth_tracker(), 1);
+
+  // An inf, then a nan gradient: no step, the scale halves each time, the tracker restarts.
+  for (float bad : {INFINITY, NAN}) {
+    opt.zero_grad();
+    w.mutable_grad() = torch::tensor({1.f, bad, 1.f});
+    EXPECT_FALSE(sc.step(opt)) << bad;
+    sc.update();
+    EXPECT_FLOAT_EQ(w_at(0), 0.5f) << bad;
+    EXPECT_EQ(sc.growth_tracker(), 0);
+  }
+  EXPECT_EQ(sc.current_scale(), 16384.0);
+
+  // growth_interval (3) finite steps in a row double the scale.
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(sc.current_scale(), 16384.0) << i;
+    opt.zero_grad();
+    w.mutable_grad() = torch::full({3}, static_cast<float>(sc.current_scale()));
+    EXPECT_TRUE(sc.step(opt));
+    sc.update();
+  }
+  EXPECT_EQ(sc.current_scale(), 32768.0);
+  EXPECT_EQ(sc.growth_tracker(), 0);
+  EXPECT_FLOAT_EQ(w_at(0), 0.5f - 3 * 0.5f);   // each step: gradient 1 after unscaling
+
+  // The checkpoint form restores scale and tracker.
+  opt.zero_grad();
+  w.mutable_grad() = torch::zeros({3});
+  EXPECT_TRUE(sc.step(opt));
+  sc.update();
+  torch::serialize::OutputArchive out;
+  sc.save(out);
+  std::stringstream buf;
+  out.save_to(buf);
+  torch::serialize::InputArchive in;
+  in.load_from(buf);
+  GradScaler restored(true, so);
+  restored.load(in);
+  EXPECT_EQ(restored.current_scale(), 32768.0);
+  EXPECT_EQ(restored.growth_tracker(), 1);
+
+  // Disabled (fp32, bf16): the loss untouched, every step taken, the scale 1.
+  GradScaler off;
+  auto loss = w.sum();
+  EXPECT_TRUE(off.scale(loss).is_same(loss));
+  opt.zero_grad();
+  w.mutable_grad() = torch::full({3}, 2.f);
+  off.unscale(opt);
+  EXPECT_TRUE(off.step(opt));
+  off.update();
+  EXPECT_FLOAT_EQ(w_at(0), -1.f - 1.f);
+  EXPECT_EQ(off.current_scale(), 1.0);
+}
+
 TEST(Trainer, LrFindWritesCurveAndSuggestion) {
   TempDir tmp;
   const std::string tr = make_easy_set(tmp.path() / "train", 64, 7);
@@ -287,6 +469,9 @@ TEST(Cli, BadInputsGiveCleanErrors) {
   expect_clean_failure("train --synth 8 --epochs 0 --out " + tmp / "r7", "--epochs");
   expect_clean_failure("train --synth 8 --device tpu --synth-size 64 --size 64 --grids 2,1 --out " +
                            tmp / "r8", "device");
+  expect_clean_failure("train --synth 8 --precision fp16 --out " + tmp / "r9", "needs a CUDA device");
+  EXPECT_FALSE(fs::exists(tmp.path() / "r9"));   // refused before any data is generated
+  expect_clean_failure("train --synth 8 --precision fp8 --out " + tmp / "r10", "--precision");
   expect_clean_failure("train --resume " + tmp.path().string(), "run.json");
   expect_clean_failure("train --resume " + tmp.path().string() + " --epochs 3", "--epochs");
   expect_clean_failure("eval --weights " + tmp / "garbage.safetensors" + " --synth 4", "garbage");
@@ -320,6 +505,7 @@ TEST(Cli, SynthTrainInfoPredictEval) {
   ASSERT_EQ(t.status, 0) << t.output;
   EXPECT_NE(t.output.find("mAP@0.5"), std::string::npos) << t.output;
   EXPECT_NE(t.output.find("images/s"), std::string::npos) << t.output;
+  EXPECT_NE(t.output.find("precision fp32"), std::string::npos) << t.output;
   const std::string w = tmp / "run/model.safetensors";
   CliRun i = run_cli("info " + w);
   ASSERT_EQ(i.status, 0) << i.output;
@@ -342,4 +528,25 @@ TEST(Cli, SynthTrainInfoPredictEval) {
   // Resuming a finished run trains nothing more and succeeds.
   CliRun r = run_cli("train --resume " + tmp / "run" + " --quiet");
   EXPECT_EQ(r.status, 0) << r.output;
+}
+
+// lr-find's steepest-descent suggestion on noisy curves whose steepest point is known: the loss
+// falls as a logistic in log10(lr) centred at 1e-3, then rises past 1e-1 (divergence); the
+// noise is what is left after smoothing a minibatch loss.
+TEST(LrFindSuggestion, SteepestDescentIsFoundThroughNoise) {
+  std::mt19937 rng(3);
+  std::normal_distribution<double> noise(0.0, 0.02);
+  for (int trial = 0; trial < 20; ++trial) {
+    std::vector<double> lrs, loss;
+    for (int i = 0; i < 100; ++i) {
+      const double e = -7.0 + 8.0 * i / 99.0;   // 1e-7 ... 10
+      lrs.push_back(std::pow(10.0, e));
+      loss.push_back(1.0 - 0.8 / (1.0 + std::exp(-2.5 * (e + 3.0))) + (e > -1 ? 2.0 * (e + 1) * (e + 1) : 0.0) +
+                     noise(rng));
+    }
+    const size_t i = ssdtrain::steepest_descent_index(lrs, loss);
+    ASSERT_LT(i, lrs.size());
+    EXPECT_NEAR(std::log10(lrs[i]), -3.0, 0.5) << "trial " << trial << ": suggested " << lrs[i];
+  }
+  EXPECT_EQ(ssdtrain::steepest_descent_index({1e-3, 1e-2}, {1.0, 0.5}), 0u);
 }
