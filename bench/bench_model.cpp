@@ -1,13 +1,15 @@
 // Model-only and Detector throughput: images/s by body x batch x precision x device.
 //   bench_model [--bodies tiny,resnet34] [--batches 1,8,64] [--precisions fp32,fp16]
 //               [--devices cpu,cuda] [--seconds 3] [--frame 640x480] [--threads N]
-//               [--model FILE] [--threshold 0.3]
+//               [--model FILE] [--threshold 0.3] [--in-flight 2] [--save-dir DIR]
 // Prints a Markdown table: "model" rows time SSD forward on a ready (B,3,S,S) tensor;
 // "postprocess" rows the output stage alone on those outputs (decode, --threshold, top-k, NMS,
 // download; with random weights few candidates pass 0.3, --threshold 0 is the worst case);
 // "detector" rows time ssd::Detector::detect on raw RGBx frames of --frame size (upload,
-// convert, resize, normalise, forward, decode, NMS, download). Medians over repeats, after
-// warm-up.
+// convert, resize, normalise, forward, decode, NMS, download); "postprocess fixed" rows the
+// fixed-shape, sync-free output stage the Detector uses on CUDA; "detector ... in flight" rows
+// pipeline the Detector with submit()/collect(), --in-flight batches outstanding (skipped when
+// 1). Medians over repeats, after warm-up.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -68,9 +70,9 @@ int main(int argc, char** argv) {
   CLI::App app{"SSD model-only and Detector throughput"};
   std::string bodies = "tiny,resnet34", batches = "1,8,64", precisions = "fp32,fp16",
               devices = torch::cuda::is_available() ? "cpu,cuda" : "cpu", frame = "640x480",
-              model_path;
+              model_path, save_dir;
   double seconds = 3;
-  int threads = 0;
+  int threads = 0, in_flight = 2;
   float threshold = ssd::DetectorOptions{}.threshold;
   app.add_option("--bodies", bodies, "comma-separated bodies");
   app.add_option("--batches", batches, "comma-separated batch sizes");
@@ -83,6 +85,10 @@ int main(int argc, char** argv) {
   app.add_option("--threshold", threshold,
                  "score threshold of the postprocess and detector rows (0: the worst case, "
                  "pre_nms_top_k candidates enter NMS)");
+  app.add_option("--save-dir", save_dir,
+                 "keep the random-weights model of each body there as BODY.safetensors (e.g. for bench_pipeline.sh)");
+  app.add_option("--in-flight", in_flight, "batches outstanding in the pipelined detector rows (1: skip them)")
+      ->check(CLI::Range(1, 16));
   CLI11_PARSE(app, argc, argv);
   if (threads > 0) torch::set_num_threads(threads);
   int fw = 640, fh = 480;
@@ -90,7 +96,8 @@ int main(int argc, char** argv) {
     std::cerr << "bad --frame " << frame << "\n";
     return 2;
   }
-  const auto tmp = std::filesystem::temp_directory_path() / "ssd-bench";
+  const auto tmp = save_dir.empty() ? std::filesystem::temp_directory_path() / "ssd-bench"
+                                    : std::filesystem::path(save_dir);
   std::filesystem::create_directories(tmp);
 
   std::cout << "| what | body | device | precision | batch | images/s | ms/batch |\n"
@@ -144,6 +151,14 @@ int main(int argc, char** argv) {
                 device, seconds);
             std::printf("| postprocess | %s | %s | %s | %d | %.1f | %.2f |\n", body.c_str(),
                         dev.c_str(), prec.c_str(), B, B / sp, sp * 1e3);
+            const double sf = median_seconds(
+                [&] {
+                  auto f = ssd::postprocess_fixed(out.first, out.second, anchors, pp);
+                  f.packed.to(torch::kCPU);
+                },
+                device, seconds);
+            std::printf("| postprocess fixed | %s | %s | %s | %d | %.1f | %.2f |\n", body.c_str(),
+                        dev.c_str(), prec.c_str(), B, B / sf, sf * 1e3);
             std::fflush(stdout);
           }
           // The whole Detector on raw frames.
@@ -161,6 +176,23 @@ int main(int argc, char** argv) {
           std::printf("| detector %dx%d RGBx | %s | %s | %s | %d | %.1f | %.2f |\n", fw, fh,
                       body.c_str(), dev.c_str(), prec.c_str(), B, B / sd, sd * 1e3);
           std::fflush(stdout);
+          if (in_flight > 1) {
+            // Steady state of a pipelined stream: each step submits a batch and collects the
+            // one submitted in_flight - 1 steps earlier.
+            o.max_in_flight = in_flight;
+            ssd::Detector piped(o);
+            for (int i = 0; i < in_flight - 1; ++i) piped.submit(frames);
+            const double sq = median_seconds(
+                [&] {
+                  piped.submit(frames);
+                  piped.collect();
+                },
+                device, seconds);
+            while (piped.in_flight() > 0) piped.collect();
+            std::printf("| detector %dx%d RGBx, %d in flight | %s | %s | %s | %d | %.1f | %.2f |\n", fw, fh,
+                        in_flight, body.c_str(), dev.c_str(), prec.c_str(), B, B / sq, sq * 1e3);
+            std::fflush(stdout);
+          }
         }
       }
     }

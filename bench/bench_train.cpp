@@ -1,15 +1,18 @@
 // Training-step throughput of the C++ model: images/s of one ssd-train step on random data.
 //   bench_train [--body tiny] [--head-channels 128] [--input-size 224] [--grids 4,2,1]
 //               [--classes 20] [--batch 16] [--device cpu|cuda]
-//               [--precision fp32|amp] [--steps 10] [--repeats 5] [--threads N] [--gt 4]
-// One step is what training/trainer.cpp does per batch: zero_grad, Ssd forward, ssd_loss
-// (matching + L1 + focal BCE), loss / B, backward, clip_grad_norm_(1.0), AdamW step over the
-// three layer groups, and the loss read back (.item()). Inputs are random (B, 3, S, S) images
-// and G random ground-truth boxes per image, fixed across steps; the data loader is not timed.
+//               [--precision fp32|bf16|fp16] [--steps 10] [--repeats 5] [--threads N] [--gt 4]
+// One step is what training/trainer.cpp does per batch: zero_grad, Ssd forward (under autocast
+// for bf16/fp16), ssd_loss in fp32 (matching + L1 + focal BCE), loss / B, backward (of the
+// scaled loss for fp16), unscale, clip_grad_norm_(1.0), AdamW step over the three layer groups
+// (skipped by the fp16 loss scaler on inf/nan gradients), and the loss read back (.item()).
+// Inputs are random (B, 3, S, S) images and G random ground-truth boxes per image, fixed across
+// steps; the data loader is not timed.
 // Prints one JSON line with the median images/s over `repeats` rounds of `steps` steps.
 // bench/reference_train.py times the same step in eager PyTorch.
-// --precision amp: autocast to fp16 on CUDA (ATen autocast; LibTorch has no GradScaler, so the
-// loss is not scaled: a throughput measurement only). Untested: no GPU on the dev machine.
+// --precision bf16 | fp16: ssd-train's mixed precision (training/mixed_precision.h: autocast,
+// and for fp16 the dynamic loss scaler), as reference_train.py's torch.autocast + GradScaler.
+// fp16 needs CUDA; bf16 also runs on the CPU.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -18,12 +21,13 @@
 #include <string>
 #include <vector>
 
-#include <ATen/autocast_mode.h>
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "../training/mixed_precision.h"
 #include "anchors.h"
+#include "error.h"
 #include "loss.h"
 #include "ssd_model.h"
 
@@ -41,8 +45,8 @@ int main(int argc, char** argv) {
   app.add_option("--batch", batch, "images per step");
   app.add_option("--gt", gt, "ground-truth boxes per image");
   app.add_option("--device", device_name, "cpu, cuda, cuda:N");
-  app.add_option("--precision", precision, "fp32, or amp (CUDA autocast fp16)")
-      ->check(CLI::IsMember({"fp32", "amp"}));
+  app.add_option("--precision", precision, "fp32, bf16 (CUDA or CPU) or fp16 (CUDA, loss scaling)")
+      ->check(CLI::IsMember({"fp32", "bf16", "fp16"}));
   app.add_option("--steps", steps, "steps per round");
   app.add_option("--repeats", repeats, "rounds (the median is reported)");
   app.add_option("--threads", threads, "CPU intra-op threads (0 = LibTorch default)");
@@ -53,9 +57,11 @@ int main(int argc, char** argv) {
     std::cerr << "bench_train: no CUDA device available\n";
     return 2;
   }
-  const bool amp = precision == "amp";
-  if (amp && !device.is_cuda()) {
-    std::cerr << "bench_train: --precision amp needs a CUDA device\n";
+  const ssdtrain::Precision prec = ssdtrain::parse_precision(precision);
+  try {
+    ssdtrain::check_precision(prec, device);
+  } catch (const ssd::Error& e) {
+    std::cerr << "bench_train: " << e.what() << "\n";
     return 2;
   }
   if (device.is_cuda()) at::globalContext().setBenchmarkCuDNN(true);
@@ -92,22 +98,23 @@ int main(int argc, char** argv) {
   auto labels = torch::randint(0, classes, {batch, gt}, fopt.dtype(torch::kLong));
   auto valid = torch::ones({batch, gt}, fopt.dtype(torch::kBool));
   ssd::LossOptions lopts;
+  ssdtrain::GradScaler scaler(prec == ssdtrain::Precision::FP16);
 
   auto step = [&] {
     opt.zero_grad();
-    if (amp) {
-      at::autocast::set_enabled(true);
+    std::pair<torch::Tensor, torch::Tensor> out;
+    {
+      ssdtrain::AutocastGuard autocast(prec, device);
+      out = model->forward(images);
     }
-    auto out = model->forward(images);
-    auto parts = ssd::ssd_loss(out.first, out.second, boxes, labels, valid, anchors, lopts);
-    if (amp) {
-      at::autocast::clear_cache();
-      at::autocast::set_enabled(false);
-    }
+    auto parts = ssd::ssd_loss(out.first.to(torch::kFloat32), out.second.to(torch::kFloat32), boxes,
+                               labels, valid, anchors, lopts);
     auto loss = parts.total / static_cast<double>(batch);
-    loss.backward();
+    scaler.scale(loss).backward();
+    scaler.unscale(opt);
     torch::nn::utils::clip_grad_norm_(model->parameters(), 1.0);
-    opt.step();
+    scaler.step(opt);
+    scaler.update();
     return parts.total.item<double>();   // the trainer reads the loss back every step
   };
 
@@ -136,6 +143,7 @@ int main(int argc, char** argv) {
   j["images_per_s"] = std::round(sorted[sorted.size() / 2] * 100) / 100;
   j["rounds"] = rates;
   j["last_loss"] = last_loss;
+  if (scaler.enabled()) j["loss_scale"] = scaler.current_scale();
   std::cout << j.dump() << std::endl;
   return std::isfinite(last_loss) ? 0 : 1;
 }

@@ -2,23 +2,26 @@
 """The SSD training step in eager PyTorch, timed on random data (images/s).
 
 The same computation as one step of ssd-train (training/trainer.cpp) and bench/bench_train:
-zero_grad, forward (bench/reference_ssd.py's model: torchvision body + the lesson's head),
-the lesson's SSD loss (map_to_ground_truth with forced best anchors, L1 on the positive
-anchors' decoded boxes, focal BCE over the non-background classes / C, summed over the batch),
-loss / B, backward, clip_grad_norm_(1.0), AdamW over three layer groups (lr / 9, lr / 3, lr),
-and the loss read back with .item().
+zero_grad, forward (bench/reference_ssd.py's model: torchvision body + the lesson's head; under
+torch.autocast for bf16/fp16), the lesson's SSD loss in fp32 (map_to_ground_truth with forced
+best anchors, L1 on the positive anchors' decoded boxes, focal BCE over the non-background
+classes / C, summed over the batch), loss / B, backward, clip_grad_norm_(1.0), AdamW over three
+layer groups (lr / 9, lr / 3, lr), and the loss read back with .item().
 
   reference_train.py [--body tiny] [--head-channels 128] [--input-size 224] [--grids 4,2,1]
                      [--classes 20] [--batch 16] [--device cpu|cuda]
-                     [--precision fp32|amp] [--loss lesson|batched] [--steps 10] [--repeats 5]
+                     [--precision fp32|bf16|fp16] [--loss lesson|batched] [--steps 10] [--repeats 5]
                      [--threads N] [--gt 4]
 
 --loss lesson: the lesson's per-image loop (what a user porting the notebook writes);
 --loss batched: the same maths vectorised over the batch, as model/loss.cpp does it.
---precision amp: torch.cuda.amp autocast (fp16) with a GradScaler (CUDA only; untested here:
-no GPU on the dev machine). Prints one JSON line with the median images/s over the rounds.
+--precision bf16 | fp16: the forward pass under torch.autocast with that dtype, the loss on the
+outputs cast to fp32 outside it (as ssd-train --precision); fp16 (CUDA only) adds a GradScaler
+(gradients unscaled before clipping). bf16 also runs on the CPU. Prints one JSON line with the
+median images/s over the rounds.
 """
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -131,7 +134,7 @@ def main():
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--gt", type=int, default=4)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--precision", default="fp32", choices=["fp32", "amp"])
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
     p.add_argument("--loss", default="lesson", choices=["lesson", "batched"])
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--repeats", type=int, default=5)
@@ -146,9 +149,9 @@ def main():
     if a.threads > 0:
         torch.set_num_threads(a.threads)
     device = torch.device(a.device)
-    amp = a.precision == "amp"
-    if amp and device.type != "cuda":
-        sys.exit("--precision amp needs a CUDA device")
+    amp_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[a.precision]
+    if a.precision == "fp16" and device.type != "cuda":
+        sys.exit("--precision fp16 needs a CUDA device (use bf16 on the CPU)")
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     torch.manual_seed(0)
@@ -173,8 +176,16 @@ def main():
     opt = torch.optim.AdamW([{"params": g, "lr": lr * m} for g, m in
                              zip(groups, (1 / div ** 2, 1 / div, 1.0))],
                             lr=lr, betas=(0.95, 0.99), weight_decay=1e-2)
-    scaler = torch.cuda.amp.GradScaler(enabled=amp)
+    fp16 = a.precision == "fp16"
+    if hasattr(torch.amp, "GradScaler"):   # torch >= 2.3
+        scaler = torch.amp.GradScaler(device.type, enabled=fp16)
+    else:
+        scaler = torch.cuda.amp.GradScaler(enabled=fp16)
     loss_fn = ssd_loss_lesson if a.loss == "lesson" else ssd_loss_batched
+    if amp_dtype is None:
+        autocast = contextlib.nullcontext
+    else:
+        autocast = lambda: torch.autocast(device_type=device.type, dtype=amp_dtype)  # noqa: E731
 
     B, G = a.batch, a.gt
     images = torch.randn(B, 3, a.input_size, a.input_size, device=device)
@@ -185,13 +196,9 @@ def main():
 
     def step():
         opt.zero_grad()
-        if amp:
-            with torch.autocast(device_type="cuda", dtype=torch.float16):
-                cls, box = model(images)
-                loc, clas = loss_fn(cls, box, gt_boxes, gt_labels, anchors)
-        else:
+        with autocast():
             cls, box = model(images)
-            loc, clas = loss_fn(cls, box, gt_boxes, gt_labels, anchors)
+        loc, clas = loss_fn(cls.float(), box.float(), gt_boxes, gt_labels, anchors)
         total = loc + clas
         scaler.scale(total / B).backward()
         scaler.unscale_(opt)
@@ -213,7 +220,8 @@ def main():
         "head_channels": a.head_channels, "input_size": a.input_size, "grids": grids, "batch": B,
         "device": str(device), "precision": a.precision, "threads": torch.get_num_threads(),
         "images_per_s": round(statistics.median(rates), 2),
-        "rounds": [round(r, 2) for r in rates], "last_loss": last}))
+        "rounds": [round(r, 2) for r in rates], "last_loss": last,
+        **({"loss_scale": scaler.get_scale()} if fp16 else {})}))
 
 
 if __name__ == "__main__":
