@@ -37,6 +37,11 @@ venv="$root/.venv"
 if [ ! -x "$venv/bin/python" ]; then
   /usr/bin/python3 -m venv --system-site-packages "$venv"
 fi
-"$venv/bin/python" -c 'import pycocotools, safetensors' 2>/dev/null || \
-  "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps "pycocotools==2.0.8" "safetensors==0.4.5"
+# pycocotools 2.0.8 uses numpy APIs that numpy 2 removed (np.NPY_OWNDATA): with a numpy 2
+# (Debian 13's 2.2, scripts/check-trixie.sh) the mAP reference needs 2.0.10.
+coco=2.0.8
+"$venv/bin/python" -c 'import sys, numpy; sys.exit(int(numpy.__version__.split(".")[0]) < 2)' && coco=2.0.10
+"$venv/bin/python" -c "import sys, importlib.metadata as m, safetensors
+sys.exit(m.version('pycocotools') != '$coco')" 2>/dev/null || \
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps "pycocotools==$coco" "safetensors==0.4.5"
 echo "setup: done"
