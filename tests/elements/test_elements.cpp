@@ -238,11 +238,14 @@ const Det* best_match(const std::vector<Det>& dets, const ssdtrain::BoxAnnotatio
   return best;
 }
 
-std::string describe(const std::vector<Det>& dets) {
+// Detections (Det, or anything with label, confidence, x, y, w, h) as one line for messages.
+template <typename D>
+std::string describe(const std::vector<D>& dets) {
   std::string s;
-  for (const Det& d : dets) {
+  for (const D& d : dets) {
     char b[160];
-    std::snprintf(b, sizeof b, "[%s %.3f %d,%d %dx%d] ", d.label.c_str(), d.confidence, d.x, d.y, d.w, d.h);
+    std::snprintf(b, sizeof b, "[%s %.3f %d,%d %dx%d] ", d.label.c_str(), static_cast<double>(d.confidence),
+                  static_cast<int>(d.x), static_cast<int>(d.y), static_cast<int>(d.w), static_cast<int>(d.h));
     s += b;
   }
   return s.empty() ? "(none)" : s;
@@ -643,16 +646,6 @@ std::vector<OdMtd> od_mtds(GstBuffer* buffer, int* relation_metas) {
     out.push_back(o);
   }
   return out;
-}
-
-std::string describe(const std::vector<OdMtd>& ods) {
-  std::string s;
-  for (const OdMtd& o : ods) {
-    char b[160];
-    std::snprintf(b, sizeof b, "[%s %.3f %d,%d %dx%d] ", o.label.c_str(), o.confidence, o.x, o.y, o.w, o.h);
-    s += b;
-  }
-  return s.empty() ? "(none)" : s;
 }
 
 // Each region of interest has its own entry in `ods` with the same label, box and confidence
