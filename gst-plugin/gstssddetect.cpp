@@ -668,6 +668,7 @@ static GstFlowReturn hold_frame(GstSsdDetect* self, GstBuffer* buf) {
     return not_ready(self);
   }
   const guint interval = apply_settings(st);
+  st->interval = interval;   // for the latency query
   const bool gap = GST_BUFFER_FLAG_IS_SET(buf, GST_BUFFER_FLAG_GAP);
   const bool analyse = count_frame(st, buf, interval);
   if (!analyse && st->pending.empty() && st->submitted.empty()) {
@@ -755,10 +756,6 @@ static GstFlowReturn gst_ssd_detect_submit_input_buffer(GstBaseTransform* trans,
   if (ret != GST_FLOW_OK || !st->batching() || !trans->queued_buf) return ret;
   GstBuffer* buf = trans->queued_buf;
   trans->queued_buf = nullptr;
-  {
-    std::lock_guard<std::mutex> guard(st->lock);
-    st->interval = std::max(1u, st->settings.interval);
-  }
   return gstssd::run_frame_guarded(GST_ELEMENT(self), "Object detection", [&] { return hold_frame(self, buf); });
 }
 

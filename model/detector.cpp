@@ -282,6 +282,18 @@ void Detector::set_postprocess(float threshold, float nms_iou, int max_detection
 
 namespace {
 
+// One result row (label, score, x1, y1, x2, y2) as a Detection.
+Detection from_row(const float* r) {
+  Detection det;
+  det.label_id = static_cast<int>(r[0]);
+  det.confidence = r[1];
+  det.x_min = r[2];
+  det.y_min = r[3];
+  det.x_max = r[4];
+  det.y_max = r[5];
+  return det;
+}
+
 // Dynamic post-processing results -> per-image detections, with one device-to-host copy:
 // (n, 7) rows = image, label, score, x1, y1, x2, y2.
 std::vector<std::vector<Detection>> download(const std::vector<ImageDetections>& dets) {
@@ -298,14 +310,7 @@ std::vector<std::vector<Detection>> download(const std::vector<ImageDetections>&
   auto host = torch::cat(rows, 0).to(torch::kCPU).contiguous();
   auto a = host.accessor<float, 2>();
   for (int64_t i = 0; i < host.size(0); ++i) {
-    Detection det;
-    det.label_id = static_cast<int>(a[i][1]);
-    det.confidence = a[i][2];
-    det.x_min = a[i][3];
-    det.y_min = a[i][4];
-    det.x_max = a[i][5];
-    det.y_max = a[i][6];
-    out[static_cast<size_t>(a[i][0])].push_back(det);
+    out[static_cast<size_t>(a[i][0])].push_back(from_row(&a[i][1]));
   }
   return out;
 }
@@ -402,15 +407,7 @@ std::vector<std::vector<Detection>> Detector::collect() {
         auto& dets = out[static_cast<size_t>(b)];
         dets.reserve(static_cast<size_t>(n));
         for (int64_t i = 0; i < n; ++i) {
-          const float* r = &a[b][i * 6];
-          Detection det;
-          det.label_id = static_cast<int>(r[0]);
-          det.confidence = r[1];
-          det.x_min = r[2];
-          det.y_min = r[3];
-          det.x_max = r[4];
-          det.y_max = r[5];
-          dets.push_back(det);
+          dets.push_back(from_row(&a[b][i * 6]));
         }
       }
     }
