@@ -60,7 +60,8 @@ def tiny_resnet():
 
 
 def make_body(name):
-    """torchvision ResNet without avgpool and fc; module names conv1, bn1, layer1..4."""
+    """torchvision ResNet without avgpool and fc; module names conv1, bn1, layer1..4. Returns
+    the body and its layer4 (stride 32) and layer3 (stride 16) channels."""
     if name == "tiny":
         m, out = tiny_resnet()
     elif name in ("resnet18", "resnet34", "resnet50"):
@@ -68,7 +69,7 @@ def make_body(name):
         out = 2048 if name == "resnet50" else 512
     else:
         raise ValueError(f"unknown body {name}")
-    return nn.Sequential(collections.OrderedDict(list(m.named_children())[:-2])), out
+    return nn.Sequential(collections.OrderedDict(list(m.named_children())[:-2])), out, out // 2
 
 
 class StdConv(nn.Module):
@@ -104,31 +105,49 @@ def stride2_out(side):
     return (side - 1) // 2 + 1
 
 
-class SsdHead(nn.Module):
-    """The lesson's SSD_MultiHead, generalised to the config's grids."""
+def fine_grid(cfg):
+    """Side of the stride-16 map when the first grid is that map (served by layer3), else 0."""
+    s16, s32 = (cfg["input_size"] + 15) // 16, (cfg["input_size"] + 31) // 32
+    return s16 if s16 > s32 and cfg["grids"][0] == s16 else 0
 
-    def __init__(self, cfg, nin):
+
+class SsdHead(nn.Module):
+    """The lesson's SSD_MultiHead, generalised to the config's grids. A first grid equal to the
+    stride-16 side takes fine(layer3) + the upsampled (nearest) sconv0 output through its own
+    OutConv fine_out, and comes first."""
+
+    def __init__(self, cfg, nin, nin16):
         super().__init__()
         ch, drop = cfg["head_channels"], cfg.get("dropout", 0.1)
         k = len(cfg["zooms"]) * len(cfg["ratios_wh"])
         ncls = len(cfg["labels"])
+        bias = cfg.get("class_bias", -4.0)
         self.drop = nn.Dropout(drop)
         self.sconv0 = StdConv(nin, ch, stride=1, drop=drop)
         self.sconvs = nn.ModuleList()
         self.outs = nn.ModuleList()
         self.out_after = []
+        self.fine_side = fine_grid(cfg)
         side = (cfg["input_size"] + 31) // 32
-        for g in cfg["grids"]:
+        for g in cfg["grids"][1 if self.fine_side else 0:]:
             while side > g:
                 self.sconvs.append(StdConv(ch, ch, stride=2, drop=drop))
                 side = stride2_out(side)
             assert side == g, f"grid {g} unreachable"
             self.out_after.append(len(self.sconvs))
-            self.outs.append(OutConv(k, ch, ncls, cfg.get("class_bias", -4.0)))
+            self.outs.append(OutConv(k, ch, ncls, bias))
+        if self.fine_side:
+            self.fine = StdConv(nin16, ch, stride=1, drop=drop)
+            self.fine_out = OutConv(k, ch, ncls, bias)
 
-    def forward(self, x):
+    def forward(self, c3, x):
         x = self.sconv0(self.drop(F.relu(x)))
         cls, box, done = [], [], 0
+        if self.fine_side:
+            up = F.interpolate(x, size=(self.fine_side, self.fine_side), mode="nearest")
+            c, b = self.fine_out(self.fine(c3) + up)
+            cls.append(c)
+            box.append(b)
         for out, after in zip(self.outs, self.out_after):
             while done < after:
                 x = self.sconvs[done](x)
@@ -143,11 +162,17 @@ class Ssd(nn.Module):
     def __init__(self, cfg):
         super().__init__()
         self.cfg = cfg
-        self.body, nout = make_body(cfg["body"])
-        self.head = SsdHead(cfg, nout)
+        self.body, nout, nout16 = make_body(cfg["body"])
+        self.head = SsdHead(cfg, nout, nout16)
 
     def forward(self, x):
-        return self.head(self.body(x))
+        if not self.head.fine_side:
+            return self.head(None, self.body(x))
+        for name, layer in self.body.named_children():
+            x = layer(x)
+            if name == "layer3":
+                c3 = x
+        return self.head(c3, x)
 
 
 def load_model(path, device="cpu"):

@@ -25,7 +25,10 @@ struct SsdConfig {
   // ResNet-shaped body for fast CPU inference).
   std::string body = "resnet34";
   int input_size = 224;                      // square input, pixels
-  std::vector<int> grids = {4, 2, 1};        // anchor grids, finest first
+  // Anchor grids, finest first. Each is reached from the body's stride-32 map by stride-2
+  // head steps; the first may instead be the stride-16 side (fine_grid()), then served by the
+  // body's layer3 features merged with the upsampled stride-32 head features (small objects).
+  std::vector<int> grids = {4, 2, 1};
   std::vector<double> zooms = {0.7, 1.0, 1.3};
   std::vector<AnchorRatio> ratios = {{1.0, 1.0}, {0.5, 1.0}, {1.0, 0.5}};
   std::vector<std::string> labels;           // class names, background excluded
@@ -40,6 +43,9 @@ struct SsdConfig {
   int num_anchors() const;
   // Feature-map side of the body output for this input size (stride 32).
   int body_grid() const;
+  // Side of the body's stride-16 (layer3) map, and whether grids[0] is that map.
+  int fine_grid() const;
+  bool has_fine_grid() const;
 
   // Throws ssd::Error naming the first inconsistent field.
   void validate() const;

@@ -78,6 +78,7 @@ ResNetImpl::ResNetImpl(const ResNetSpec& spec) : inplanes_(spec.stem_width) {
   layer1 = register_module("layer1", make_layer(spec, spec.widths[0], spec.layers[0], 1));
   layer2 = register_module("layer2", make_layer(spec, spec.widths[1], spec.layers[1], 2));
   layer3 = register_module("layer3", make_layer(spec, spec.widths[2], spec.layers[2], 2));
+  stride16_channels_ = inplanes_;
   layer4 = register_module("layer4", make_layer(spec, spec.widths[3], spec.layers[3], 2));
   out_channels_ = inplanes_;
   // torchvision's initialisation.
@@ -106,14 +107,17 @@ torch::nn::Sequential ResNetImpl::make_layer(const ResNetSpec& spec, int64_t pla
   return seq;
 }
 
-torch::Tensor ResNetImpl::forward(torch::Tensor x) {
+std::pair<torch::Tensor, torch::Tensor> ResNetImpl::forward_levels(torch::Tensor x) {
   x = torch::relu(bn1(conv1(x)));
   x = F::max_pool2d(x, F::MaxPool2dFuncOptions(3).stride(2).padding(1));
   x = layer1->forward(x);
   x = layer2->forward(x);
-  x = layer3->forward(x);
-  return layer4->forward(x);
+  torch::Tensor c3 = layer3->forward(x);
+  torch::Tensor c4 = layer4->forward(c3);
+  return {c3, c4};
 }
+
+torch::Tensor ResNetImpl::forward(torch::Tensor x) { return forward_levels(std::move(x)).second; }
 
 std::vector<std::vector<torch::Tensor>> ResNetImpl::layer_groups() {
   auto params = [](std::initializer_list<torch::nn::Module*> modules) {

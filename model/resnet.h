@@ -4,6 +4,7 @@
 #pragma once
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <torch/nn/module.h>
@@ -54,7 +55,10 @@ class ResNetImpl : public torch::nn::Module {
  public:
   explicit ResNetImpl(const ResNetSpec& spec);
   torch::Tensor forward(torch::Tensor x);   // (B, 3, H, W) -> (B, out_channels, H/32, W/32)
+  // {layer3 output (B, stride16_channels, H/16, W/16), layer4 output (as forward)}.
+  std::pair<torch::Tensor, torch::Tensor> forward_levels(torch::Tensor x);
   int64_t out_channels() const { return out_channels_; }
+  int64_t stride16_channels() const { return stride16_channels_; }
   // Layer groups for differential learning rates: {conv1, bn1, layer1, layer2}, {layer3, layer4}.
   std::vector<std::vector<torch::Tensor>> layer_groups();
 
@@ -66,6 +70,7 @@ class ResNetImpl : public torch::nn::Module {
   torch::nn::Sequential layer1{nullptr}, layer2{nullptr}, layer3{nullptr}, layer4{nullptr};
   int64_t inplanes_ = 64;
   int64_t out_channels_ = 0;
+  int64_t stride16_channels_ = 0;
 };
 TORCH_MODULE(ResNet);
 

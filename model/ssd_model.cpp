@@ -1,5 +1,6 @@
 #include "ssd_model.h"
 
+#include <torch/nn/functional/upsampling.h>
 #include <torch/nn/init.h>
 #include <torch/types.h>
 
@@ -35,7 +36,8 @@ std::pair<torch::Tensor, torch::Tensor> OutConvImpl::forward(const torch::Tensor
   return {flatten_conv(oconv1(x), k_), flatten_conv(oconv2(x), k_)};
 }
 
-SsdHeadImpl::SsdHeadImpl(const SsdConfig& config, int64_t in_channels) {
+SsdHeadImpl::SsdHeadImpl(const SsdConfig& config, int64_t in_channels,
+                         int64_t stride16_channels) {
   const int64_t ch = config.head_channels;
   drop = register_module("drop", torch::nn::Dropout(config.dropout));
   sconv0 = register_module("sconv0", StdConv(in_channels, ch, 1, config.dropout));
@@ -43,7 +45,9 @@ SsdHeadImpl::SsdHeadImpl(const SsdConfig& config, int64_t in_channels) {
   outs = register_module("outs", torch::nn::ModuleList());
   int side = config.body_grid();
   int steps = 0;
-  for (int g : config.grids) {
+  const bool with_fine = config.has_fine_grid();
+  for (size_t i = with_fine ? 1 : 0; i < config.grids.size(); ++i) {
+    const int g = config.grids[i];
     while (side > g) {
       sconvs->push_back(StdConv(ch, ch, 2, config.dropout));
       side = stride2_out(side);
@@ -54,11 +58,31 @@ SsdHeadImpl::SsdHeadImpl(const SsdConfig& config, int64_t in_channels) {
     outs->push_back(OutConv(config.anchors_per_cell(), ch, config.num_classes(),
                             config.class_bias));
   }
+  if (with_fine) {
+    fine_side_ = config.fine_grid();
+    fine = register_module("fine", StdConv(stride16_channels, ch, 1, config.dropout));
+    fine_out = register_module(
+        "fine_out", OutConv(config.anchors_per_cell(), ch, config.num_classes(), config.class_bias));
+  }
 }
 
-std::pair<torch::Tensor, torch::Tensor> SsdHeadImpl::forward(torch::Tensor x) {
+std::pair<torch::Tensor, torch::Tensor> SsdHeadImpl::forward(const torch::Tensor& c3,
+                                                             torch::Tensor x) {
   x = sconv0(drop(torch::relu(x)));
   std::vector<torch::Tensor> cls, box;
+  if (fine_side_ > 0) {
+    TORCH_CHECK(c3.defined() && c3.dim() == 4 && c3.size(2) == fine_side_ &&
+                    c3.size(3) == fine_side_,
+                "SsdHead: the fine grid needs the stride-16 map (B, C, ", fine_side_, ", ",
+                fine_side_, "), got ", c3.defined() ? c3.sizes() : torch::IntArrayRef{});
+    namespace F = torch::nn::functional;
+    auto up = F::interpolate(x, F::InterpolateFuncOptions()
+                                    .size(std::vector<int64_t>{fine_side_, fine_side_})
+                                    .mode(torch::kNearest));
+    auto [c, b] = fine_out(fine(c3) + up);
+    cls.push_back(c);
+    box.push_back(b);
+  }
   int done = 0;
   for (size_t i = 0; i < out_after_.size(); ++i) {
     for (; done < out_after_[i]; ++done) x = sconvs[done]->as<StdConv>()->forward(x);
@@ -72,7 +96,8 @@ std::pair<torch::Tensor, torch::Tensor> SsdHeadImpl::forward(torch::Tensor x) {
 SsdImpl::SsdImpl(const SsdConfig& config) : config_(config) {
   config_.validate();
   body = register_module("body", ResNet(resnet_spec(config_.body)));
-  head = register_module("head", SsdHead(config_, body->out_channels()));
+  head = register_module("head",
+                         SsdHead(config_, body->out_channels(), body->stride16_channels()));
 }
 
 std::pair<torch::Tensor, torch::Tensor> SsdImpl::forward(const torch::Tensor& x) {
@@ -80,7 +105,9 @@ std::pair<torch::Tensor, torch::Tensor> SsdImpl::forward(const torch::Tensor& x)
                   x.size(3) == config_.input_size,
               "Ssd: expected input (B, 3, ", config_.input_size, ", ", config_.input_size,
               "), got ", x.sizes());
-  return head(body(x));
+  if (!config_.has_fine_grid()) return head(torch::Tensor(), body(x));
+  auto [c3, c4] = body->forward_levels(x);
+  return head(c3, c4);
 }
 
 std::vector<std::vector<torch::Tensor>> SsdImpl::layer_groups() {

@@ -43,17 +43,28 @@ class OutConvImpl : public torch::nn::Module {
 };
 TORCH_MODULE(OutConv);
 
+// The head over the body's stride-32 map x (and, with a fine grid, its stride-16 map c3):
+// sconv0, then stride-2 StdConvs down to each grid, one OutConv per grid (`outs`, in the order
+// of the grids after the fine one). The fine grid (SsdConfig::has_fine_grid) takes
+// `fine` (StdConv over c3) + sconv0's output upsampled (nearest) to the stride-16 side, through
+// its own OutConv `fine_out`; it comes first in the output, as in the anchors. A model without
+// the fine grid has the same parameter names minus fine.* and fine_out.*, so its weights
+// initialise one with it (ssd::transfer_weights) and its outputs stay the same.
 class SsdHeadImpl : public torch::nn::Module {
  public:
-  SsdHeadImpl(const SsdConfig& config, int64_t in_channels);
-  std::pair<torch::Tensor, torch::Tensor> forward(torch::Tensor x);
+  SsdHeadImpl(const SsdConfig& config, int64_t in_channels, int64_t stride16_channels);
+  // c3 is only read with a fine grid (may be undefined otherwise).
+  std::pair<torch::Tensor, torch::Tensor> forward(const torch::Tensor& c3, torch::Tensor x);
 
  private:
   torch::nn::Dropout drop{nullptr};
   StdConv sconv0{nullptr};
   torch::nn::ModuleList sconvs{nullptr};  // stride-2 steps
-  torch::nn::ModuleList outs{nullptr};    // one OutConv per grid
-  std::vector<int> out_after_;            // for each grid: number of stride-2 steps before it
+  torch::nn::ModuleList outs{nullptr};    // one OutConv per grid reached from x
+  std::vector<int> out_after_;            // for each of those: number of stride-2 steps before it
+  StdConv fine{nullptr};                  // fine grid only
+  OutConv fine_out{nullptr};
+  int fine_side_ = 0;                     // 0: no fine grid
 };
 TORCH_MODULE(SsdHead);
 

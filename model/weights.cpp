@@ -102,6 +102,31 @@ void load_weights_into(const std::string& path, Ssd& model) {
   load_tensors(path, file, *model);
 }
 
+TransferReport transfer_weights(const std::string& path, Ssd& model) {
+  auto file = read_safetensors(path);
+  const SsdConfig config = config_from_metadata(path, file.metadata);
+  if (config.labels != model->config().labels)
+    throw Error(path + ": its classes differ from the model's; transfer needs the same labels");
+  std::map<std::string, const torch::Tensor*> by_name;
+  for (const auto& [name, t] : file.tensors) by_name[name] = &t;
+  TransferReport r;
+  torch::NoGradGuard no_grad;
+  for (auto& [name, dst] : model_tensors(*model)) {
+    auto it = by_name.find(name);
+    if (it == by_name.end() || it->second->sizes() != dst.sizes() ||
+        it->second->scalar_type() != dst.scalar_type()) {
+      ++r.kept;
+      continue;
+    }
+    dst.copy_(*it->second);
+    by_name.erase(it);
+    ++r.copied;
+  }
+  r.unused = static_cast<int>(by_name.size());
+  if (r.copied == 0) throw Error(path + ": no tensor matches the model's by name and shape");
+  return r;
+}
+
 int import_imagenet_body(const std::string& path, Ssd& model) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(path + ": cannot open: " + std::strerror(errno));

@@ -29,6 +29,18 @@ Ssd load_weights(const std::string& path, const torch::Device& device = torch::k
 // Loads the tensors of `path` into an existing model of the same architecture.
 void load_weights_into(const std::string& path, Ssd& model);
 
+// Initialises `model` from a weights file of a related architecture (another grid list, a
+// fine grid added, another input size): copies every tensor whose name, shape and dtype match
+// and leaves the model's other tensors as they are. Throws ssd::Error when the file is not an
+// SSD weights file, when its labels differ from the model's (the class outputs would mean other
+// classes) or when nothing matches.
+struct TransferReport {
+  int copied = 0;          // model tensors taken from the file
+  int kept = 0;            // model tensors the file lacks (or has with another shape)
+  int unused = 0;          // file tensors the model has no place for
+};
+TransferReport transfer_weights(const std::string& path, Ssd& model);
+
 // Imports torchvision ImageNet ResNet weights into model->body by name: a state dict saved by
 // torch.save(dict(...)) or a safetensors file. Ignores fc.*, tolerates missing
 // num_batches_tracked; any other missing or mis-shaped tensor throws ssd::Error.

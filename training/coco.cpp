@@ -95,6 +95,7 @@ Dataset load_coco(const std::string& json_path, const CocoOptions& options, Load
     if (cat_to_label.count(id)) fail(file, entry, "duplicate category id " + std::to_string(id));
     cat_to_label[id] = static_cast<int>(ds.labels.size());
     ds.labels.push_back(std::move(name));
+    ds.category_ids.push_back(id);
   }
 
   // Images.

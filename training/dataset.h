@@ -37,8 +37,14 @@ struct ImageRecord {
 struct Dataset {
   std::vector<std::string> labels;   // class names, background excluded
   std::vector<ImageRecord> images;
+  // COCO category id of each label (load_coco); empty: label index + 1 (VOC, synthetic data,
+  // and what write_coco writes).
+  std::vector<int64_t> category_ids;
 
   size_t num_boxes(bool include_ignored = true) const;
+  int64_t category_id(int label) const {
+    return category_ids.empty() ? label + 1 : category_ids.at(static_cast<size_t>(label));
+  }
 };
 
 // What a loader skipped (documented skips), for the user to read.

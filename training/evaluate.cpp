@@ -4,11 +4,14 @@
 #include <cfloat>
 #include <cmath>
 #include <cstdio>
+#include <fstream>
 #include <limits>
 #include <numeric>
 #include <sstream>
 #include <stdexcept>
 #include <unordered_set>
+
+#include <nlohmann/json.hpp>
 
 namespace ssdtrain {
 
@@ -321,6 +324,23 @@ std::string format_map_table(const MapResult& r) {
   os << "(AP50-07: VOC2007 11-point; AP50: VOC all-point; AP: COCO AP@[.5:.95]; "
         "AP50c/AP75c: COCO 101-point at IoU 0.5/0.75; " << r.num_images << " images)\n";
   return os.str();
+}
+
+void write_coco_results(const Dataset& dataset,
+                        const std::vector<std::vector<ScoredBox>>& detections,
+                        const std::string& path) {
+  if (detections.size() > dataset.images.size())
+    throw std::invalid_argument("write_coco_results: more detection lists than images");
+  nlohmann::json out = nlohmann::json::array();
+  for (size_t i = 0; i < detections.size(); ++i)
+    for (const ScoredBox& d : detections[i])
+      out.push_back({{"image_id", dataset.images[i].id},
+                     {"category_id", dataset.category_id(d.label)},
+                     {"bbox", {d.x1, d.y1, d.x2 - d.x1, d.y2 - d.y1}},
+                     {"score", d.score}});
+  std::ofstream f(path);
+  f << out.dump() << "\n";
+  if (!f) throw ssd::Error("cannot write " + path);
 }
 
 }  // namespace ssdtrain

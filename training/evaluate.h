@@ -70,6 +70,14 @@ class MapEvaluator {
 // The per-class table ("class  #gt  #det  AP50(07)  AP50  AP  AP75") and the means, as text.
 std::string format_map_table(const MapResult& result);
 
+// Writes detections as a COCO results file, the list pycocotools' COCO.loadRes reads:
+// [{"image_id", "category_id", "bbox": [x, y, w, h] (pixels), "score"}, ...], image ids and
+// category ids from the data set. detections[i] belongs to dataset.images[i]; images past
+// detections.size() are left out. Throws ssd::Error when the file cannot be written.
+void write_coco_results(const Dataset& dataset,
+                        const std::vector<std::vector<ScoredBox>>& detections,
+                        const std::string& path);
+
 // VOC AP from a precision/recall curve (exposed for tests): 11-point or all-point.
 double voc_ap(const std::vector<double>& recall, const std::vector<double>& precision,
               bool eleven_point);

@@ -64,7 +64,9 @@ std::vector<CLI::Option*> add_arch_options(CLI::App* app, ssd::SsdConfig& c) {
   opts.push_back(app->add_option("--size", c.input_size, "input side, pixels")
                      ->capture_default_str()
                      ->check(CLI::Range(32, 4096)));
-  opts.push_back(app->add_option("--grids", c.grids, "anchor grids, finest first (e.g. 7,4,2,1)")
+  opts.push_back(app->add_option("--grids", c.grids,
+                                 "anchor grids, finest first (e.g. 7,4,2,1; a first grid of "
+                                 "size/16, e.g. 10,5,3,2,1 at 160, uses the stride-16 features)")
                      ->delimiter(',')
                      ->capture_default_str());
   opts.push_back(app->add_option("--zooms", c.zooms, "anchor zooms (e.g. 0.7,1,1.3)")
@@ -113,8 +115,9 @@ std::vector<CLI::Option*> add_train_options(CLI::App* app, TrainOptions& o) {
                               "or .safetensors)")
                   ->check(CLI::ExistingFile));
   v.push_back(app->add_option("--init", o.init_weights,
-                              "start from this weights file (same architecture and classes), "
-                              "e.g. to continue with a new schedule")
+                              "start from this weights file (same classes), e.g. to continue "
+                              "with a new schedule; from another architecture (e.g. without "
+                              "the fine grid) the tensors that match are copied")
                   ->check(CLI::ExistingFile));
   v.push_back(app->add_flag("!--no-augment", o.augment, "no data augmentation"));
   v.push_back(app->add_flag("!--no-focal", o.focal, "plain BCE class loss instead of focal"));
@@ -195,6 +198,8 @@ int main(int argc, char** argv) {
   eval->add_option("--max-images", es.max_images, "evaluate the first N images (0: all)")
       ->capture_default_str();
   eval->add_option("--json", eval_json, "also write the results as JSON");
+  eval->add_option("--detections", es.detections_path,
+                   "also write every detection as a COCO results file (pycocotools' loadRes)");
 
   // ---- predict
   PredictSpec ps;

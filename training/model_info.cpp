@@ -70,6 +70,7 @@ std::string format_weights_info(const std::string& path, const WeightsInfo& info
   os << "input size:    " << c.input_size << "x" << c.input_size << "\n";
   os << "grids:        ";
   for (int g : c.grids) os << " " << g;
+  if (c.has_fine_grid()) os << " (the first from the body's stride-16 features)";
   os << "\nzooms:        ";
   for (double z : c.zooms) os << " " << z;
   os << "\nratios (w,h): ";

@@ -403,8 +403,8 @@ void load_data(Session& s, bool with_val = true) {
     std::sort(idx.begin(), idx.begin() + n_val);
     std::sort(idx.begin() + n_val, idx.end());
     Dataset all = std::move(s.train_ds);
-    s.train_ds = Dataset{all.labels, {}};
-    s.val_ds = Dataset{all.labels, {}};
+    s.train_ds = Dataset{all.labels, {}, all.category_ids};
+    s.val_ds = Dataset{all.labels, {}, all.category_ids};
     for (size_t i = 0; i < n; ++i)
       (i < n_val ? s.val_ds : s.train_ds).images.push_back(all.images[idx[i]]);
   }
@@ -434,8 +434,16 @@ void build_model_and_optimizer(Session& s) {
     if (!s.quiet) std::cerr << "imported " << n << " ImageNet tensors from " << o.imagenet << "\n";
   }
   if (!o.init_weights.empty()) {
-    ssd::load_weights_into(o.init_weights, s.model);
-    if (!s.quiet) std::cerr << "initialised from " << o.init_weights << "\n";
+    if (ssd::read_weights_config(o.init_weights) == s.spec.config) {
+      ssd::load_weights_into(o.init_weights, s.model);
+      if (!s.quiet) std::cerr << "initialised from " << o.init_weights << "\n";
+    } else {
+      const ssd::TransferReport t = ssd::transfer_weights(o.init_weights, s.model);
+      if (!s.quiet)
+        std::cerr << "initialised from " << o.init_weights << " (another architecture): "
+                  << t.copied << " tensors copied, " << t.kept << " new, " << t.unused
+                  << " of the file's unused\n";
+    }
   }
   s.model->to(s.device);
   s.anchors = ssd::make_anchors(s.spec.config).to(s.device);
@@ -822,8 +830,14 @@ MapResult evaluate_weights(const EvalSpec& spec) {
   post.score_threshold = spec.score_threshold;
   post.nms_iou = spec.nms_iou;
   post.max_detections = 100;
+  const size_t limit = spec.max_images > 0 ? std::min<size_t>(spec.max_images, ds.images.size())
+                                           : ds.images.size();
+  // With a detections file every evaluated image's detections are kept (as "samples").
+  const int keep = spec.detections_path.empty() ? 0 : static_cast<int>(limit);
   ValidationResult v = validate(model, anchors, ds, lo, device, nullptr, true, post,
-                                spec.max_images, 0, true);
+                                spec.max_images, keep, true);
+  if (!spec.detections_path.empty())
+    write_coco_results(ds, v.samples, spec.detections_path);
   return v.map;
 }
 

@@ -63,7 +63,9 @@ struct TrainOptions {
   std::string precision = "fp32";   // fp32; bf16 (CUDA or CPU) / fp16 (CUDA only): autocast
                                     // forward, fp32 loss and weights; fp16 with loss scaling
   std::string imagenet;       // torchvision ResNet weights to import into the body
-  std::string init_weights;   // start from this weights file (same architecture and classes)
+  std::string init_weights;   // start from this weights file (same classes; another
+                              // architecture copies the tensors that match, see
+                              // ssd::transfer_weights)
   bool augment = true;
   int eval_every = 1;         // mAP every N epochs (always after the last)
   int max_eval_images = 0;    // cap on validation images used for mAP (0: all)
@@ -119,6 +121,9 @@ struct EvalSpec {
   double score_threshold = 0.01;   // detections kept for mAP
   double nms_iou = 0.45;
   int max_images = 0;
+  // When set, every detection is also written there as a COCO results file (see
+  // write_coco_results), which pycocotools' COCO.loadRes reads.
+  std::string detections_path;
 };
 // mAP of a weights file on a data set (the data set's labels must be the model's).
 MapResult evaluate_weights(const EvalSpec& spec);

@@ -208,6 +208,20 @@ TEST(PyTorchReference, TinyDetectorMatches) {
                          0.5f, "tiny", 20);
 }
 
+// The fine (stride-16) grid: layer3 features + upsampled head features, first in the output.
+TEST(PyTorchReference, TinyFineGridDetectorMatches) {
+  SsdConfig c;
+  c.body = "tiny";
+  c.input_size = 160;
+  c.grids = {10, 5, 3, 2, 1};
+  c.head_channels = 32;
+  c.labels = {"circle", "square", "triangle"};
+  c.class_bias = 0.0;
+  ASSERT_TRUE(c.has_fine_grid());
+  compare_with_reference(c, {{640, 480, PixelFormat::RGBx}, {160, 160, PixelFormat::RGB}}, 0.5f,
+                         "tiny-fine", 20);
+}
+
 TEST(PyTorchReference, ResNet18OtherGridsMatches) {
   SsdConfig c;
   c.body = "resnet18";

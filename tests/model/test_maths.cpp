@@ -12,6 +12,7 @@
 #include "loss.h"
 #include "matching.h"
 #include "nms.h"
+#include "test_util.h"
 
 using namespace ssd;
 
@@ -70,6 +71,39 @@ TEST(Anchors, FinerGridsFor300px) {
   EXPECT_EQ(make_anchors(c).size(), (100 + 25 + 9 + 4 + 1) * 9);
   c.grids = {4, 2, 1};   // 10 -> 5 -> 3: 4 is unreachable
   EXPECT_THROW(c.validate(), std::exception);
+}
+
+TEST(Anchors, FineGridIsTheStride16Map) {
+  SsdConfig c;
+  c.labels = {"a"};
+  c.input_size = 160;            // stride 32: 5x5, stride 16: 10x10
+  c.grids = {10, 5, 3, 2, 1};
+  EXPECT_EQ(c.body_grid(), 5);
+  EXPECT_EQ(c.fine_grid(), 10);
+  EXPECT_TRUE(c.has_fine_grid());
+  EXPECT_NO_THROW(c.validate());
+  EXPECT_EQ(c.num_anchors(), (100 + 25 + 9 + 4 + 1) * 9);
+  auto a = make_anchors(c);
+  EXPECT_EQ(a.size(), c.num_anchors());
+  // The fine grid's anchors come first: centre of cell (0, 0) at 0.05, size zoom / 10.
+  EXPECT_NEAR(a.centers[0][0].item<float>(), 0.05f, 1e-6);
+  EXPECT_NEAR(a.centers[0][2].item<float>(), 0.07f, 1e-6);
+  c.grids = {10, 3, 2, 1};       // the body's 5x5 may be skipped after the fine grid
+  EXPECT_NO_THROW(c.validate());
+  c.grids = {10};
+  EXPECT_NO_THROW(c.validate());
+  for (auto bad : {std::vector<int>{9, 5, 3}, std::vector<int>{10, 10, 5},
+                   std::vector<int>{5, 10, 3}, std::vector<int>{20, 10, 5}}) {
+    c.grids = bad;
+    ssdtest::expect_error([&] { c.validate(); }, {"grids", "stride-16"});
+  }
+  c.input_size = 300;            // 19 and 10: 10 is reached from the body's map, 19 is fine
+  c.grids = {19, 10, 5, 3, 2, 1};
+  EXPECT_TRUE(c.has_fine_grid());
+  EXPECT_NO_THROW(c.validate());
+  c.grids = {10, 5, 3, 2, 1};
+  EXPECT_FALSE(c.has_fine_grid());
+  EXPECT_NO_THROW(c.validate());
 }
 
 TEST(Boxes, IoUHandMadeCases) {

@@ -530,6 +530,48 @@ TEST(Cli, SynthTrainInfoPredictEval) {
   EXPECT_EQ(r.status, 0) << r.output;
 }
 
+// eval --detections writes a COCO results file; pycocotools scoring that file against the
+// data set's annotations.json gives the AP that eval printed (the shipped model, so that the
+// detections are good ones: AP well away from 0 and 1).
+TEST(Cli, EvalDetectionsFileScoresTheSameInPycocotools) {
+  const char* py = std::getenv("SSD_PYTHON");
+  if (!py || !*py) GTEST_SKIP() << "SSD_PYTHON is not set (meson test sets it)";
+  TempDir tmp;
+  CliRun e = run_cli("eval --synth 40 --synth-seed 31 --synth-dir " + tmp / "data" +
+                     " --threads 2 --detections " + tmp / "dets.json" + " --json " +
+                     tmp / "eval.json");
+  ASSERT_EQ(e.status, 0) << e.output;
+  nlohmann::json ours = nlohmann::json::parse(std::ifstream(tmp.path() / "eval.json"));
+  nlohmann::json dets = nlohmann::json::parse(std::ifstream(tmp.path() / "dets.json"));
+  ASSERT_TRUE(dets.is_array());
+  ASSERT_GT(dets.size(), 40u);
+  for (const char* k : {"image_id", "category_id", "bbox", "score"})
+    EXPECT_TRUE(dets[0].contains(k)) << k;
+  const double map = ours["map_coco"].get<double>(), map50 = ours["map50_coco"].get<double>();
+  EXPECT_GT(map50, 0.5);
+  EXPECT_LT(map, 0.95);
+  {
+    std::ofstream f(tmp.path() / "score.py");
+    f << "import sys, contextlib, io\n"
+         "from pycocotools.coco import COCO\n"
+         "from pycocotools.cocoeval import COCOeval\n"
+         "with contextlib.redirect_stdout(io.StringIO()):\n"
+         "    gt = COCO(sys.argv[1]); dt = gt.loadRes(sys.argv[2])\n"
+         "    e = COCOeval(gt, dt, 'bbox'); e.evaluate(); e.accumulate(); e.summarize()\n"
+         "print('%.8f %.8f' % (e.stats[0], e.stats[1]))\n";
+  }
+  const std::string cmd = std::string(py) + " " + tmp / "score.py" + " " +
+                          tmp / "data/annotations.json" + " " + tmp / "dets.json";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  double ref = -1, ref50 = -1;
+  const int n = std::fscanf(p, "%lf %lf", &ref, &ref50);
+  ::pclose(p);
+  ASSERT_EQ(n, 2) << cmd;
+  EXPECT_NEAR(map, ref, 1e-4);
+  EXPECT_NEAR(map50, ref50, 1e-4);
+}
+
 // lr-find's steepest-descent suggestion on noisy curves whose steepest point is known: the loss
 // falls as a logistic in log10(lr) centred at 1e-3, then rises past 1e-1 (divergence); the
 // noise is what is left after smoothing a minibatch loss.
