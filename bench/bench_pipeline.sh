@@ -25,7 +25,7 @@
 # CPU ms/frame of the whole process (2 cores: CPU ms can exceed wall ms); load average before.
 #
 # The default model is models/ssd-default.safetensors; when it does not exist, a random-weights
-# model of the default architecture (tiny body, 160 px, grids 5,3,2,1, 128 head channels,
+# model of the default architecture (tiny body, 160 px, grids 10,5,3,2,1, 128 head channels,
 # 5 classes) is written with bench/reference_ssd.py random and used instead (said so in the
 # output). --device cuda / fp16 are written for the GPU host and untested (no GPU here).
 set -euo pipefail
@@ -93,7 +93,7 @@ if [ ! -f "$model" ]; then
   model_note="RANDOM WEIGHTS (default architecture; $model does not exist yet)"
   model="$tmp/random-default.safetensors"
   "$python" "$here/reference_ssd.py" random --out "$model" --body tiny --input-size 160 \
-    --grids 5,3,2,1 --head-channels 128 --labels ellipse,rectangle,triangle,star,cross
+    --grids 10,5,3,2,1 --head-channels 128 --labels ellipse,rectangle,triangle,star,cross
 fi
 
 # Runs a gst-launch pipeline description with `n` buffers; prints "wall cpu" in seconds.
@@ -130,8 +130,11 @@ bench_model_row() {   # size -> "model_fps detector_fps"
               --frame "$1")
   [ "$threads" -gt 0 ] && args+=(--threads "$threads")
   args+=(--precisions "$precision")
-  "$bench_model" "${args[@]}" | awk -F'|' '
-    $2 ~ /^ model / { m = $7 } $2 ~ /^ detector / { d = $7 } $2 ~ /^ postprocess / { p = $7 }
+  # The output stage the element uses: the fixed-shape one on CUDA, the dynamic one on the CPU.
+  local pp=" postprocess "
+  [ "$dev" = cuda ] && pp=" postprocess fixed "
+  "$bench_model" "${args[@]}" | awk -F'|' -v pp="$pp" '
+    $2 ~ /^ model / { m = $7 } $2 ~ /^ detector / { d = $7 } $2 == pp { p = $7 }
     END { gsub(/ /, "", m); gsub(/ /, "", d); gsub(/ /, "", p); print m, d, p }'
 }
 

@@ -482,13 +482,18 @@ TEST_P(SsdDetectFormats, MatchesTheRgbReference) {
   gst_harness_teardown(h);
   const bool yuv = c.format == GST_VIDEO_FORMAT_NV12 || c.format == GST_VIDEO_FORMAT_I420;
   // 4:2:0 YUV has a quarter of the colour resolution of the RGB reference, so the model sees a
-  // slightly different picture: boxes stay within IoU 0.85; a weak detection's confidence moved
-  // by 0.062 with the 2026-11-23 default model (NV12/I420 641x479), past the earlier 0.06 bound.
+  // slightly different picture: boxes stay within IoU 0.85 and confidences within 0.08 (a weak
+  // detection's moved by 0.062 with an earlier default model). Weak overlapping false positives
+  // on the textured background (0.33-0.41 with the 2026-11-23 17:50 model, NV12/I420 641x479)
+  // then fall either side of NMS, so for YUV only detections >= 0.5 must have a counterpart;
+  // the packed RGB formats see the same pixels and must agree down to 0.3.
   const double min_iou = yuv ? 0.85 : 0.98, tol = yuv ? 0.08 : 0.005;
+  const double min_conf = yuv ? 0.5 : 0.3;
+  EXPECT_GE(top(ref)->confidence, min_conf) << "nothing to compare";
   std::ostringstream what;
   PrintTo(c, &what);
-  expect_covers(ref, dets, 0.3, min_iou, tol, what.str() + " vs RGB");
-  expect_covers(dets, ref, 0.3, min_iou, tol, "RGB vs " + what.str());
+  expect_covers(ref, dets, min_conf, min_iou, tol, what.str() + " vs RGB");
+  expect_covers(dets, ref, min_conf, min_iou, tol, "RGB vs " + what.str());
   for (const Det& r : dets) {
     EXPECT_LE(r.x + r.w, c.width);
     EXPECT_LE(r.y + r.h, c.height);
