@@ -105,8 +105,7 @@ std::pair<torch::Tensor, torch::Tensor> SsdImpl::forward(const torch::Tensor& x)
                   x.size(3) == config_.input_size,
               "Ssd: expected input (B, 3, ", config_.input_size, ", ", config_.input_size,
               "), got ", x.sizes());
-  if (!config_.has_fine_grid()) return head(torch::Tensor(), body(x));
-  auto [c3, c4] = body->forward_levels(x);
+  auto [c3, c4] = body->forward_levels(x);   // the head reads c3 only with a fine grid
   return head(c3, c4);
 }
 

@@ -53,7 +53,7 @@ TORCH_MODULE(OutConv);
 class SsdHeadImpl : public torch::nn::Module {
  public:
   SsdHeadImpl(const SsdConfig& config, int64_t in_channels, int64_t stride16_channels);
-  // c3 is only read with a fine grid (may be undefined otherwise).
+  // c3 is only read with a fine grid.
   std::pair<torch::Tensor, torch::Tensor> forward(const torch::Tensor& c3, torch::Tensor x);
 
  private:

@@ -139,6 +139,11 @@ struct ValidationResult {
   std::vector<std::vector<ScoredBox>> samples;   // detections (pixels) of images 0..n-1
 };
 
+// How many of `ds`'s images an evaluation capped at max_images (0: none) looks at.
+size_t images_to_evaluate(const Dataset& ds, int max_images) {
+  return max_images > 0 ? std::min<size_t>(max_images, ds.images.size()) : ds.images.size();
+}
+
 ValidationResult validate(ssd::Ssd& model, const ssd::Anchors& anchors, const Dataset& ds,
                           const LoaderOptions& lo, const torch::Device& device,
                           const ssd::LossOptions* loss_opts, bool compute_map,
@@ -152,8 +157,7 @@ ValidationResult validate(ssd::Ssd& model, const ssd::Anchors& anchors, const Da
   loader.start_epoch(0);
   MapEvaluator evaluator(ds.labels);
   r.samples.resize(std::min<size_t>(std::max(0, sample_count), ds.images.size()));
-  const size_t limit = max_images > 0 ? std::min<size_t>(max_images, ds.images.size())
-                                      : ds.images.size();
+  const size_t limit = images_to_evaluate(ds, max_images);
   std::unique_ptr<ProgressBar> bar;
   if (progress) bar = std::make_unique<ProgressBar>("validate", static_cast<long>(limit));
   double loss_sum = 0;
@@ -830,10 +834,10 @@ MapResult evaluate_weights(const EvalSpec& spec) {
   post.score_threshold = spec.score_threshold;
   post.nms_iou = spec.nms_iou;
   post.max_detections = 100;
-  const size_t limit = spec.max_images > 0 ? std::min<size_t>(spec.max_images, ds.images.size())
-                                           : ds.images.size();
   // With a detections file every evaluated image's detections are kept (as "samples").
-  const int keep = spec.detections_path.empty() ? 0 : static_cast<int>(limit);
+  const int keep = spec.detections_path.empty()
+                       ? 0
+                       : static_cast<int>(images_to_evaluate(ds, spec.max_images));
   ValidationResult v = validate(model, anchors, ds, lo, device, nullptr, true, post,
                                 spec.max_images, keep, true);
   if (!spec.detections_path.empty())
