@@ -2,14 +2,17 @@
 //   bench_model [--bodies tiny,resnet34] [--batches 1,8,64] [--precisions fp32,fp16]
 //               [--devices cpu,cuda] [--seconds 3] [--frame 640x480] [--threads N]
 //               [--model FILE] [--threshold 0.3] [--in-flight 2] [--save-dir DIR]
-// Prints a Markdown table: "model" rows time SSD forward on a ready (B,3,S,S) tensor;
+//               [--cuda-graphs true]
+// Prints a Markdown table: "model" rows time SSD forward on a ready (B,3,S,S) tensor; on CUDA
+// "model graph" rows the same forward replayed as a CUDA graph (model/cuda_graph.h);
 // "postprocess" rows the output stage alone on those outputs (decode, --threshold, top-k, NMS,
 // download; with random weights few candidates pass 0.3, --threshold 0 is the worst case);
 // "detector" rows time ssd::Detector::detect on raw RGBx frames of --frame size (upload,
 // convert, resize, normalise, forward, decode, NMS, download); "postprocess fixed" rows the
 // fixed-shape, sync-free output stage the Detector uses on CUDA; "detector ... in flight" rows
 // pipeline the Detector with submit()/collect(), --in-flight batches outstanding (skipped when
-// 1). Medians over repeats, after warm-up.
+// 1). The detector rows use CUDA graphs on CUDA unless --cuda-graphs false. Medians over
+// repeats, after warm-up.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -20,11 +23,14 @@
 #include <vector>
 
 #include <CLI/CLI.hpp>
+#include <c10/core/StreamGuard.h>
+#include <c10/core/impl/VirtualGuardImpl.h>
 #include <torch/cuda.h>
 #include <torch/types.h>
 #include <torch/utils.h>
 
 #include "anchors.h"
+#include "cuda_graph.h"
 #include "detector.h"
 #include "nms.h"
 #include "ssd_model.h"
@@ -73,6 +79,7 @@ int main(int argc, char** argv) {
               model_path, save_dir;
   double seconds = 3;
   int threads = 0, in_flight = 2;
+  bool cuda_graphs = true;
   float threshold = ssd::DetectorOptions{}.threshold;
   app.add_option("--bodies", bodies, "comma-separated bodies");
   app.add_option("--batches", batches, "comma-separated batch sizes");
@@ -89,6 +96,7 @@ int main(int argc, char** argv) {
                  "keep the random-weights model of each body there as BODY.safetensors (e.g. for bench_pipeline.sh)");
   app.add_option("--in-flight", in_flight, "batches outstanding in the pipelined detector rows (1: skip them)")
       ->check(CLI::Range(1, 16));
+  app.add_option("--cuda-graphs", cuda_graphs, "detector rows: CUDA graphs on CUDA (true/false)");
   CLI11_PARSE(app, argc, argv);
   if (threads > 0) torch::set_num_threads(threads);
   int fw = 640, fh = 480;
@@ -135,6 +143,20 @@ int main(int argc, char** argv) {
           std::printf("| model | %s | %s | %s | %d | %.1f | %.2f |\n", body.c_str(), dev.c_str(),
                       prec.c_str(), B, B / s, s * 1e3);
           std::fflush(stdout);
+          if (device.is_cuda() && ssd::cuda_graphs_compiled()) {
+            // The same forward as one CUDA graph, captured on a stream of its own after warm-up.
+            const c10::impl::VirtualGuardImpl cuda(c10::DeviceType::CUDA);
+            c10::StreamGuard on_stream(cuda.getStreamFromGlobalPool(device));
+            for (int i = 0; i < 3; ++i) model->forward(x);
+            ssd::StaticGraph graph(ssd::GraphKind::Cuda, x, [&](const torch::Tensor& in) {
+              auto out = model->forward(in);
+              return std::vector<torch::Tensor>{out.first, out.second};
+            });
+            const double sg = median_seconds([&] { graph.run(x); }, device, seconds);
+            std::printf("| model graph | %s | %s | %s | %d | %.1f | %.2f |\n", body.c_str(), dev.c_str(),
+                        prec.c_str(), B, B / sg, sg * 1e3);
+            std::fflush(stdout);
+          }
           // The output stage alone (decode, threshold, top-k, NMS, one download) on this model's
           // outputs for the same input, with the Detector's default post-processing options.
           {
@@ -167,6 +189,7 @@ int main(int argc, char** argv) {
           o.device = dev;
           o.fp16 = half;
           o.threshold = threshold;
+          o.cuda_graphs = cuda_graphs;
           ssd::Detector det(o);
           std::vector<uint8_t> px(size_t(fw) * fh * 4, 90);
           for (size_t i = 0; i < px.size(); ++i) px[i] = static_cast<uint8_t>((i * 2654435761u) >> 24);

@@ -3,7 +3,7 @@
 #
 #   bench/bench_pipeline.sh [--model PATH] [--device cpu|cuda|auto] [--precision fp32|fp16]
 #                           [--threads N] [--sizes 640x480,1280x720,1920x1080] [--format RGBx]
-#                           [--batch 1] [--in-flight 1]
+#                           [--batch 1] [--in-flight 1] [--cuda-graphs true|false]
 #                           [--frames 300] [--repeats 3] [--pattern smpte] [--queue]
 #                           [--build DIR] [--model-seconds 3] [--no-model]
 #
@@ -11,14 +11,15 @@
 #   source:    videotestsrc num-buffers=N pattern=P ! video/x-raw,format=F,width=W,height=H
 #              ! fakesink
 #   pipeline:  videotestsrc ... ! [queue !] ssddetect model=M device=D precision=P threads=T
-#              batch-size=B in-flight=F ! fakesink
+#              batch-size=B in-flight=F cuda-graphs=G ! fakesink
 # Each is run with N = --frames and with N = --frames / 10; the differences of wall time and of
 # process CPU time (user + sys, from bash's `time`) divided by the difference of frame counts
 # give per-frame figures free of start-up costs (plugin scan, model load). Medians over
 # --repeats. Then bench_model (same build) times the model alone ("model": forward on a ready
 # 1x3xSxS tensor) and ssd::Detector on raw RGBx frames of the same size ("detector": upload,
 # convert, resize, normalise, forward, decode, NMS, download; RGBx frames whatever --format is)
-# with the same threads and batch size as the element (--batch; 1 = one frame at a time).
+# with the same threads and batch size as the element (--batch; 1 = one frame at a time); on
+# CUDA with CUDA graphs on, "model" is the forward replayed as a CUDA graph ("model graph").
 #
 # Columns: fps of each; ms/frame; element ms = pipeline ms - source ms (what ssddetect adds:
 # detector + GStreamer mapping/meta overhead); pipeline/model = pipeline fps / model fps;
@@ -38,6 +39,7 @@ precision=fp32
 threads=0
 batch=1
 in_flight=1
+cuda_graphs=true
 sizes=640x480,1280x720,1920x1080
 format=RGBx
 frames=300
@@ -59,6 +61,7 @@ while [ $# -gt 0 ]; do
     --threads) threads=$2; shift 2 ;;
     --batch) batch=$2; shift 2 ;;
     --in-flight) in_flight=$2; shift 2 ;;
+    --cuda-graphs) cuda_graphs=$2; shift 2 ;;
     --sizes) sizes=$2; shift 2 ;;
     --format) format=$2; shift 2 ;;
     --frames) frames=$2; shift 2 ;;
@@ -127,14 +130,15 @@ bench_model_row() {   # size -> "model_fps detector_fps"
     auto) if nvidia-smi -L >/dev/null 2>&1; then dev=cuda; else dev=cpu; fi ;;
   esac
   local args=(--bodies "" --model "$model" --batches "$batch" --devices "$dev" --seconds "$model_seconds"
-              --frame "$1")
+              --frame "$1" --cuda-graphs "$cuda_graphs" --in-flight "$in_flight")
   [ "$threads" -gt 0 ] && args+=(--threads "$threads")
   args+=(--precisions "$precision")
   # The output stage the element uses: the fixed-shape one on CUDA, the dynamic one on the CPU.
-  local pp=" postprocess "
+  local pp=" postprocess " model_row=" model "
   [ "$dev" = cuda ] && pp=" postprocess fixed "
-  "$bench_model" "${args[@]}" | awk -F'|' -v pp="$pp" '
-    $2 ~ /^ model / { m = $7 } $2 ~ /^ detector / { d = $7 } $2 == pp { p = $7 }
+  [ "$dev" = cuda ] && [ "$cuda_graphs" = true ] && model_row=" model graph "
+  "$bench_model" "${args[@]}" | awk -F'|' -v pp="$pp" -v mr="$model_row" '
+    $2 == mr { m = $7 } $2 ~ /^ detector / { d = $7 } $2 == pp { p = $7 }
     END { gsub(/ /, "", m); gsub(/ /, "", d); gsub(/ /, "", p); print m, d, p }'
 }
 
@@ -144,7 +148,7 @@ echo "# ssddetect pipeline benchmark"
 echo
 echo "- date: $(date -u +%Y-%m-%dT%H:%MZ); host: $(nproc) CPUs, $(uname -sr)"
 echo "- model: $model_note"
-echo "- device=$device precision=$precision threads=$threads (0 = LibTorch default) batch-size=$batch in-flight=$in_flight format=$format pattern=$pattern queue=$queue"
+echo "- device=$device precision=$precision threads=$threads (0 = LibTorch default) batch-size=$batch in-flight=$in_flight cuda-graphs=$cuda_graphs format=$format pattern=$pattern queue=$queue"
 echo "- frames: $frames (differential against $small), repeats: $repeats (medians)"
 echo
 echo "| frame | source fps | pipeline fps | pipeline ms | element ms | CPU ms/frame (source / pipeline) | model fps | detector fps (RGBx) | postprocess ms | pipeline / model | load avg (1 min) |"
@@ -156,7 +160,7 @@ for size in "${size_list[@]}"; do
   caps="video/x-raw,format=$format,width=$w,height=$h,framerate=30/1"
   src="videotestsrc num-buffers=@N@ pattern=$pattern ! $caps"
   read -r s_wall s_cpu < <(per_frame "$src ! fakesink sync=false")
-  read -r p_wall p_cpu < <(per_frame "$src ! $q ssddetect model=$model device=$device precision=$precision threads=$threads batch-size=$batch in-flight=$in_flight ! fakesink sync=false")
+  read -r p_wall p_cpu < <(per_frame "$src ! $q ssddetect model=$model device=$device precision=$precision threads=$threads batch-size=$batch in-flight=$in_flight cuda-graphs=$cuda_graphs ! fakesink sync=false")
   m_fps="-"; d_fps="-"; pp_ms="-"; ratio="-"
   if [ "$run_model" = 1 ]; then
     read -r m_fps d_fps pp_fps < <(bench_model_row "$size")

@@ -12,11 +12,13 @@
 #   build     meson setup build-gpu -Dtorch_dir=$TORCH_DIR (release) + ninja
 #   test      the model, bench and elements suites (the CUDA tests run instead of skipping)
 #   model     bench_model: tiny and resnet34 (the lessons' SSD: 224 px, grids 4,2,1, 189
-#             anchors) x batch 1, 8, 64 x fp32, fp16 on CUDA, detector rows on 1080p RGBx frames,
-#             pipelined with 2 batches in flight; then reference_ssd.py bench (PyTorch eager) on
+#             anchors) x batch 1, 8, 64 x fp32, fp16 on CUDA, eager and as a CUDA graph, detector
+#             rows on 1080p RGBx frames (CUDA graphs on, then off), pipelined with 2 batches in
+#             flight; then reference_ssd.py bench (PyTorch eager) on
 #             the same resnet34 file, batch 1 and 64, fp32 and fp16, 1080p
 #   pipeline  bench_pipeline.sh at 1920x1080 (RGBx and NV12) with the shipped default model and
-#             the resnet34 file, fp32 and fp16, batch-size 1 / in-flight 1, 1 / 2 and 16 / 2
+#             the resnet34 file, fp32 and fp16, batch-size 1 / in-flight 1, 1 / 2 and 16 / 2;
+#             resnet34 fp16 batch 1 again with cuda-graphs=false
 #   train     bench_train vs reference_train.py (same body, head, loss, batch, precision) for
 #             the lessons' SSD, batch 64, fp32, bf16, fp16
 # Results go to $OUT (the device tool's output folder) or out/gpu: one .md/.jsonl per stage with
@@ -59,17 +61,19 @@ for stage in "$@"; do
       rm -rf "$tmp"
       echo "prepared .gpu (with .gpu/py)" ;;
     build)
-      [ -f "$b/build.ninja" ] || meson setup "$b" -Dtorch_dir="$TORCH_DIR" --buildtype=release -Dtests=enabled
+      [ -f "$b/build.ninja" ] || meson setup "$b" -Dtorch_dir="$TORCH_DIR" --buildtype=release -Dtests=enabled -Dgraphs=enabled
       ninja -C "$b" ;;
     test)
       header test
       run test meson test -C "$b" --print-errorlogs --num-processes 1 model bench elements
-      run test "$b/tests/model/test_model" --gtest_filter='DetectorCuda.*:Detector*' ;;
+      run test "$b/tests/model/test_model" --gtest_filter='DetectorCuda.*:Detector*:CudaGraph.*:StaticGraph.*:GraphCache.*' ;;
     model)
       header model
       mkdir -p "$out/models"
       run model "$b/bench/bench_model" --bodies tiny,resnet34 --batches 1,8,64 --precisions fp32,fp16 \
         --devices cuda --frame 1920x1080 --seconds 2 --in-flight 2 --save-dir "$out/models"
+      run model "$b/bench/bench_model" --bodies resnet34 --batches 1,8 --precisions fp32,fp16 \
+        --devices cuda --frame 1920x1080 --seconds 2 --in-flight 2 --cuda-graphs false
       for prec in fp32 fp16; do
         for batch in 1 64; do
           run model "$py" bench/reference_ssd.py bench --model "$out/models/resnet34.safetensors" \
@@ -91,6 +95,11 @@ for stage in "$@"; do
             done
           done
         done
+      done
+      for fmt in RGBx NV12; do
+        run pipeline bash bench/bench_pipeline.sh --build "$b" --model "$out/models/resnet34.safetensors" \
+          --device cuda --precision fp16 --batch 1 --in-flight 2 --sizes 1920x1080 --format "$fmt" \
+          --frames 2000 --repeats 3 --model-seconds 1 --cuda-graphs false
       done ;;
     train)
       header train

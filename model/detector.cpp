@@ -3,7 +3,9 @@
 #include <sys/stat.h>
 
 #include <cstdlib>
+#include <iomanip>
 #include <mutex>
+#include <sstream>
 
 #include <c10/core/StreamGuard.h>
 #include <c10/core/impl/VirtualGuardImpl.h>
@@ -16,6 +18,7 @@
 #include <torch/utils.h>
 
 #include "anchors.h"
+#include "cuda_graph.h"
 #include "error.h"
 #include "nms.h"
 #include "ssd_model.h"
@@ -125,6 +128,7 @@ struct Detector::Impl {
   PostprocessOptions pp;
 
   bool fixed = false;             // fixed-shape, sync-free output stage (always on CUDA)
+  bool graphs = false;            // the fixed-shape stage as captured graphs (fixed only)
 
   // One batch between submit() and collect(): its pinned host staging for the uploads (one
   // buffer per frame plane, reused by later batches in this slot), its CUDA stream, and its
@@ -140,6 +144,9 @@ struct Detector::Impl {
     torch::Tensor packed;   // fixed path: (B, M * 6 + 2) host rows, pinned on CUDA
     torch::Tensor cls, box; // fixed path: network outputs on the device, for the exact fallback
     PostprocessOptions pp;
+    // The slot's graphs (graphs only): a slot's own, so that a replay never overwrites the
+    // outputs of a batch another slot has not collected yet, and captured on its stream.
+    std::unique_ptr<GraphCache> graph_cache;
   };
   std::vector<Slot> slots;
   size_t head = 0, pending = 0;   // ring of slots: the oldest pending one, how many are pending
@@ -167,6 +174,29 @@ struct Detector::Impl {
       buf = torch::empty(host.sizes(), torch::TensorOptions().dtype(torch::kUInt8).pinned_memory(true));
     buf.copy_(host);
     return buf.to(device, /*non_blocking=*/true);
+  }
+
+  // Network + fixed-shape output stage on the normalised batch x: (B, M * 6 + 2) rows = the
+  // detections, the count and the convergence flag of each image, then the network's outputs.
+  std::vector<torch::Tensor> fixed_stage(const torch::Tensor& x, const PostprocessOptions& pp) {
+    auto [cls, box] = model->forward(x);
+    auto f = postprocess_fixed(cls, box, anchors, pp);
+    const auto B = x.size(0);
+    auto packed = torch::cat({f.packed.reshape({B, -1}), f.counts.to(torch::kFloat32).unsqueeze(1),
+                              f.converged.to(torch::kFloat32).unsqueeze(1)},
+                             1);
+    return {packed, cls, box};
+  }
+
+  // fixed_stage on the slot's graph for this shape and these settings (or eagerly).
+  std::vector<torch::Tensor> run_fixed_stage(Slot& slot, const torch::Tensor& x) {
+    const PostprocessOptions pp = slot.pp;
+    if (!graphs) return fixed_stage(x, pp);
+    std::ostringstream tag;   // the settings postprocess_fixed bakes into its kernels
+    tag << std::setprecision(17) << pp.score_threshold << ' ' << pp.nms_iou << ' '
+        << pp.max_detections << ' ' << pp.pre_nms_top_k;
+    return slot.graph_cache->run(x, tag.str(),
+                                 [this, pp](const torch::Tensor& in) { return fixed_stage(in, pp); });
   }
 
   // R, G, B byte offsets of each packed format as index tensors on the device, made by the
@@ -260,7 +290,13 @@ Detector::Detector(const DetectorOptions& options) : impl_(std::make_unique<Impl
   for (const auto& fi : kFormats)
     d.channel_indices.push_back(torch::tensor({int64_t(fi.r), int64_t(fi.g), int64_t(fi.b)}, torch::kLong).to(d.device));
   d.fixed = d.device.is_cuda() || options.fixed_postprocess;
+  d.graphs = d.fixed && (d.device.is_cuda() ? options.cuda_graphs && cuda_graphs_compiled()
+                                            : options.emulate_graphs);
   d.slots.resize(static_cast<size_t>(std::max(1, options.max_in_flight)));
+  if (d.graphs) {
+    for (auto& slot : d.slots)
+      slot.graph_cache = std::make_unique<GraphCache>(d.device.is_cuda() ? GraphKind::Cuda : GraphKind::Emulated);
+  }
   if (d.device.is_cuda()) {
     const c10::impl::VirtualGuardImpl cuda(c10::DeviceType::CUDA);
     for (auto& slot : d.slots) slot.stream = cuda.getStreamFromGlobalPool(d.device);
@@ -344,17 +380,14 @@ void Detector::submit(const std::vector<FrameView>& frames) {
       auto x = (torch::cat(inputs, 0) - d.mean) * d.inv_std;
       if (d.half) x = x.to(torch::kHalf);
       if (d.device.is_cuda()) x = x.contiguous(torch::MemoryFormat::ChannelsLast);
-      auto [cls, box] = d.model->forward(x);
       if (!d.fixed) {
+        auto [cls, box] = d.model->forward(x);
         slot.ready = download(postprocess(cls, box, d.anchors, slot.pp));
       } else {
         // Fixed shapes, no host synchronisation: one (B, M * 6 + 2) block = the detections,
         // the count and the convergence flag of each image, copied back asynchronously.
-        auto f = postprocess_fixed(cls, box, d.anchors, slot.pp);
-        const auto B = static_cast<int64_t>(frames.size());
-        auto packed = torch::cat({f.packed.reshape({B, -1}), f.counts.to(torch::kFloat32).unsqueeze(1),
-                                  f.converged.to(torch::kFloat32).unsqueeze(1)},
-                                 1);
+        auto out = d.run_fixed_stage(slot, x);
+        const auto& packed = out[0];
         if (d.device.is_cuda()) {
           if (!slot.packed.defined() || slot.packed.sizes() != packed.sizes())
             slot.packed = torch::empty(packed.sizes(),
@@ -364,8 +397,8 @@ void Detector::submit(const std::vector<FrameView>& frames) {
           slot.packed = packed.contiguous();
         }
         slot.has_packed = true;
-        slot.cls = cls;
-        slot.box = box;
+        slot.cls = out[1];
+        slot.box = out[2];
       }
     } catch (const c10::Error& e) {
       d.filling = nullptr;
@@ -437,5 +470,13 @@ const SsdConfig& Detector::config() const { return impl_->model->config(); }
 const std::vector<std::string>& Detector::labels() const { return impl_->model->config().labels; }
 std::string Detector::device_name() const { return impl_->device.str(); }
 bool Detector::fp16() const { return impl_->half; }
+bool Detector::graphs() const { return impl_->graphs; }
+
+GraphStats Detector::graph_stats() const {
+  GraphStats total;
+  for (const auto& slot : impl_->slots)
+    if (slot.graph_cache) total += slot.graph_cache->stats();
+  return total;
+}
 
 }  // namespace ssd

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "config.h"
+#include "graph_stats.h"
 
 namespace ssd {
 
@@ -53,6 +54,14 @@ struct DetectorOptions {
   // Output stage with fixed shapes and no host synchronisation (postprocess_fixed): always on
   // CUDA; on the CPU only when set (the tests use it to run the CUDA path's logic).
   bool fixed_postprocess = false;
+  // Replays the network and the fixed-shape output stage as CUDA graphs, one per in-flight slot,
+  // batch size and output setting, captured on each key's third batch (the first two run
+  // eagerly and warm cuDNN up); a capture that fails leaves that key eager (graph_stats() says
+  // why). CUDA only, and only in builds that can capture them (cuda_graphs_compiled()).
+  bool cuda_graphs = true;
+  // CPU only, with fixed_postprocess: the same graph bookkeeping with an emulated capture and
+  // replay (model/cuda_graph.h), so the tests exercise the CUDA path's logic.
+  bool emulate_graphs = false;
 };
 
 class Detector {
@@ -86,6 +95,10 @@ class Detector {
   const std::vector<std::string>& labels() const;
   std::string device_name() const;   // e.g. "cpu", "cuda:0"
   bool fp16() const;
+  // Whether batches go through captured graphs (CUDA graphs, or their CPU emulation), and the
+  // graph counters summed over the in-flight slots.
+  bool graphs() const;
+  GraphStats graph_stats() const;
 
  private:
   struct Impl;

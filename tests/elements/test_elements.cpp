@@ -383,10 +383,10 @@ TEST(SsdDetect, PropertiesHaveDocumentedDefaults) {
   gint max_det = 0;
   guint interval = 0;
   gint precision = -1;
-  gboolean qos = FALSE;
+  gboolean qos = FALSE, graphs = FALSE;
   g_object_get(e, "model", &model, "device", &device, "classes", &classes, "threshold", &threshold, "nms-iou",
                &nms, "max-detections", &max_det, "interval", &interval, "precision", &precision, "qos", &qos,
-               nullptr);
+               "cuda-graphs", &graphs, nullptr);
   EXPECT_TRUE(model && g_str_has_suffix(model, ".safetensors")) << (model ? model : "(null)");
   EXPECT_STREQ(device, "auto");
   EXPECT_EQ(classes, nullptr);
@@ -396,6 +396,7 @@ TEST(SsdDetect, PropertiesHaveDocumentedDefaults) {
   EXPECT_EQ(interval, 1u);
   EXPECT_EQ(precision, 0);
   EXPECT_TRUE(qos);
+  EXPECT_TRUE(graphs);
   gst_util_set_object_arg(G_OBJECT(e), "precision", "fp16");
   g_object_get(e, "precision", &precision, nullptr);
   EXPECT_EQ(precision, 1);

@@ -283,6 +283,70 @@ TEST_F(DetectorTest, FixedOutputStageAndPipelinedBatchesMatchDetect) {
   EXPECT_TRUE(det.detect(frames[0]).empty());
 }
 
+// The CUDA-graph path's logic on the CPU (emulated capture and replay): per-slot graphs keyed by
+// batch size and settings give the eager results, also with two batches in flight at once.
+TEST_F(DetectorTest, EmulatedGraphsGiveTheEagerResultsAcrossSlotsShapesAndSettings) {
+  std::vector<Rgb> pics;
+  std::vector<std::vector<uint8_t>> bufs;
+  std::vector<FrameView> frames;
+  for (int i = 0; i < 8; ++i) {
+    pics.push_back(make_picture(300 + 8 * i, 200, 40 + i));
+    int stride = 0;
+    bufs.push_back(pack(pics.back(), PixelFormat::RGBx, 0, &stride));
+    frames.push_back(FrameView{PixelFormat::RGBx, pics.back().w, 200, {bufs.back().data()}, {stride}, {}});
+  }
+  Detector plain(options());
+  EXPECT_FALSE(plain.graphs());   // CUDA graphs only on CUDA
+  std::vector<std::vector<Detection>> expect;
+  for (const auto& f : frames) expect.push_back(plain.detect(f));
+  ASSERT_FALSE(expect[0].empty());
+
+  auto o = options();
+  o.emulate_graphs = true;
+  EXPECT_FALSE(Detector(o).graphs());   // the graphs hold the fixed-shape stage only
+  o.fixed_postprocess = true;
+  o.max_in_flight = 2;
+  Detector det(o);
+  ASSERT_TRUE(det.graphs());
+  // Single frames alternate between the two slots: each slot warms up twice, then captures.
+  for (int round = 0; round < 3; ++round)
+    for (size_t i = 0; i < frames.size(); ++i) expect_same(det.detect(frames[i]), expect[i], 1e-5f);
+  auto s = det.graph_stats();
+  EXPECT_EQ(s.captures, 2);
+  EXPECT_EQ(s.eager, 4);
+  EXPECT_EQ(s.replays, 20);
+  EXPECT_EQ(s.failures, 0) << s.last_error;
+  // Batches of two, both slots in flight: one slot's replay must not touch the other's outputs.
+  for (int round = 0; round < 4; ++round) {
+    const size_t a = (2 * round) % frames.size(), b = (2 * round + 4) % frames.size();
+    det.submit({frames[a], frames[a + 1]});
+    det.submit({frames[b], frames[b + 1]});
+    auto ra = det.collect(), rb = det.collect();
+    ASSERT_EQ(ra.size(), 2u);
+    ASSERT_EQ(rb.size(), 2u);
+    expect_same(ra[0], expect[a], 1e-5f);
+    expect_same(ra[1], expect[a + 1], 1e-5f);
+    expect_same(rb[0], expect[b], 1e-5f);
+    expect_same(rb[1], expect[b + 1], 1e-5f);
+  }
+  s = det.graph_stats();
+  EXPECT_EQ(s.captures, 4);   // batch 2 on each slot
+  EXPECT_EQ(s.replays, 20 + 4);
+  // New settings are new graphs; the old ones come back when the settings do.
+  det.set_postprocess(0.0f, 0.45f, 3);
+  for (int round = 0; round < 3; ++round)
+    for (size_t i = 0; i < 4; ++i) {
+      auto got = det.detect(frames[i]);
+      ASSERT_EQ(got.size(), 3u);
+      expect_same(got, {expect[i].begin(), expect[i].begin() + 3}, 1e-5f);
+    }
+  det.set_postprocess(0.0f, 0.45f, 20);
+  for (size_t i = 0; i < 4; ++i) expect_same(det.detect(frames[i]), expect[i], 1e-5f);
+  s = det.graph_stats();
+  EXPECT_EQ(s.captures, 6);
+  EXPECT_EQ(s.failures, 0) << s.last_error;
+}
+
 TEST_F(DetectorTest, BadModelsAndDevicesGiveClearErrors) {
   auto o = options();
   o.model_path = (*dir_ / "nope.safetensors").string();
@@ -336,4 +400,45 @@ TEST(DetectorCuda, RunsOnCudaInFp32AndFp16WhenAvailable) {
   auto h = half.detect(f);
   ASSERT_FALSE(h.empty());
   EXPECT_NEAR(h[0].confidence, cpu[0].confidence, 0.02);
+}
+
+TEST(DetectorCuda, GraphsGiveTheEagerResults) {
+  if (!cuda_available()) GTEST_SKIP() << "no CUDA device";
+  if (!cuda_graphs_compiled()) GTEST_SKIP() << "this build cannot capture CUDA graphs";
+  auto dir = ssdtest::temp_dir("cuda-graphs");
+  Ssd model(ssdtest::tiny_config());
+  save_weights((dir / "m.safetensors").string(), model);
+  std::vector<std::vector<uint8_t>> bufs;
+  std::vector<FrameView> frames;
+  for (int i = 0; i < 4; ++i) {
+    int stride = 0;
+    bufs.push_back(pack(make_picture(1280, 720, 60 + i), PixelFormat::RGBx, 0, &stride));
+    frames.push_back(FrameView{PixelFormat::RGBx, 1280, 720, {bufs.back().data()}, {stride}, {}});
+  }
+  for (const bool half : {false, true}) {
+    DetectorOptions o;
+    o.model_path = (dir / "m.safetensors").string();
+    o.threshold = 0.0f;
+    o.device = "cuda";
+    o.fp16 = half;
+    o.cuda_graphs = false;
+    Detector eager(o);
+    EXPECT_FALSE(eager.graphs());
+    o.cuda_graphs = true;
+    o.max_in_flight = 2;
+    Detector graphed(o);
+    ASSERT_TRUE(graphed.graphs());
+    for (int round = 0; round < 3; ++round) {
+      for (const auto& f : frames) expect_same(graphed.detect(f), eager.detect(f), half ? 2e-3f : 1e-4f);
+      graphed.submit({frames[0], frames[1]});
+      graphed.submit({frames[2], frames[3]});
+      auto a = graphed.collect(), b = graphed.collect();
+      expect_same(a[1], eager.detect(frames[1]), half ? 2e-3f : 1e-4f);
+      expect_same(b[0], eager.detect(frames[2]), half ? 2e-3f : 1e-4f);
+    }
+    const auto s = graphed.graph_stats();
+    EXPECT_EQ(s.failures, 0) << s.last_error;
+    EXPECT_EQ(s.captures, 4);   // batch 1 and 2 on each of the two slots
+    EXPECT_GT(s.replays, 0);
+  }
 }

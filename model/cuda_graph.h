@@ -1,0 +1,78 @@
+// CUDA graphs for the fixed-shape part of inference: a function of one input tensor (here the
+// network and the fixed-shape output stage) is captured once per input shape and settings and
+// then replayed, one launch instead of hundreds of small kernel launches per batch (batch-1
+// inference is launch-bound on a fast GPU).
+//
+// A captured function must have fixed shapes, no host synchronisation and no host-to-device
+// copies of pageable memory; it reads its input from a static buffer that run() copies into, and
+// its outputs are static buffers that the next run() overwrites.
+//
+// GraphKind::Emulated is the CPU stand-in the tests use to exercise the same bookkeeping: its
+// "replay" re-runs the function on the static input and copies the results into the static
+// outputs, so a caller that forgets the static-buffer rules gets wrong results there too.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <list>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <torch/types.h>
+
+#include "graph_stats.h"
+
+namespace ssd {
+
+enum class GraphKind { Cuda, Emulated };
+
+using GraphFn = std::function<std::vector<torch::Tensor>(const torch::Tensor& input)>;
+
+class StaticGraph {
+ public:
+  // Captures fn on a static copy of `example` (same shape, dtype, device and memory format). For
+  // GraphKind::Cuda the current CUDA stream must not be the default stream, and fn should have
+  // run eagerly on that shape first (cuDNN's autotuner and lazy initialisation must not run
+  // during capture). Throws ssd::Error when capture fails; the stream is left usable.
+  StaticGraph(GraphKind kind, const torch::Tensor& example, const GraphFn& fn);
+  ~StaticGraph();
+  StaticGraph(const StaticGraph&) = delete;
+  StaticGraph& operator=(const StaticGraph&) = delete;
+
+  // Copies `input` into the static input and replays on the current stream; returns the static
+  // outputs (valid until the next run). `input` must match the example's shape and dtype.
+  const std::vector<torch::Tensor>& run(const torch::Tensor& input);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// The graphs of one function, keyed by the input's shape and dtype plus a caller's tag (settings
+// the function bakes into its kernels, e.g. thresholds). A key's first `warmup_runs` calls run
+// eagerly, the next captures; a capture that fails leaves that key eager for good (counted in
+// stats(), with the reason). At most `capacity` graphs are kept, the least recently used evicted.
+class GraphCache {
+ public:
+  GraphCache(GraphKind kind, int warmup_runs = 2, size_t capacity = 4);
+  std::vector<torch::Tensor> run(const torch::Tensor& input, const std::string& tag,
+                                 const GraphFn& fn);
+  const GraphStats& stats() const { return stats_; }
+  size_t size() const { return entries_.size(); }
+
+ private:
+  struct Entry {
+    std::string key;
+    int eager_runs = 0;
+    bool failed = false;
+    std::unique_ptr<StaticGraph> graph;
+  };
+  GraphKind kind_;
+  int warmup_runs_;
+  size_t capacity_;
+  std::list<Entry> entries_;   // most recently used first
+  GraphStats stats_;
+};
+
+}  // namespace ssd
