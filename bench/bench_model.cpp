@@ -30,6 +30,7 @@
 #include <torch/utils.h>
 
 #include "anchors.h"
+#include "blas_check.h"
 #include "cuda_graph.h"
 #include "detector.h"
 #include "nms.h"
@@ -108,6 +109,7 @@ int main(int argc, char** argv) {
                                     : std::filesystem::path(save_dir);
   std::filesystem::create_directories(tmp);
 
+  if (const auto slow = ssd::slow_blas_warning(); !slow.empty()) std::cout << "> warning: " << slow << "\n\n";
   std::cout << "| what | body | device | precision | batch | images/s | ms/batch |\n"
             << "|---|---|---|---|---:|---:|---:|\n";
   std::vector<std::string> body_list = split(bodies);

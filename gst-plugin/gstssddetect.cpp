@@ -85,6 +85,7 @@
 #include <gst/analytics/analytics.h>
 #endif
 
+#include "blas_check.h"
 #include "common.h"
 #include "detector.h"
 #include "error.h"
@@ -420,6 +421,11 @@ static gboolean gst_ssd_detect_start(GstBaseTransform* trans) {
       keep[it - labels.begin()] = true;
     }
     st->keep_class = std::move(keep);
+  }
+  if (st->detector->device_name() == "cpu") {
+    const std::string slow = ssd::slow_blas_warning();
+    if (!slow.empty())
+      GST_ELEMENT_WARNING(self, LIBRARY, INIT, ("Slow CPU inference: %s.", slow.c_str()), (nullptr));
   }
   reset_tracking(st);
   st->inferences = 0;

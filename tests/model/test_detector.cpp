@@ -2,8 +2,14 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <random>
 
+#include <dlfcn.h>
+
+#include <ATen/Parallel.h>
 #include <torch/types.h>
 
 #include "detector.h"
@@ -441,4 +447,43 @@ TEST(DetectorCuda, GraphsGiveTheEagerResults) {
     EXPECT_EQ(s.captures, 4);   // batch 1 and 2 on each of the two slots
     EXPECT_GT(s.replays, 0);
   }
+}
+
+namespace {
+
+// Output of the blas-probe program run with `preload` as LD_PRELOAD.
+std::string run_blas_probe(const std::string& preload) {
+  const char* probe = std::getenv("SSD_BLAS_PROBE");   // set by meson test
+  if (!probe) return "(SSD_BLAS_PROBE not set: run through meson test)";
+  const std::string cmd = "LD_PRELOAD=" + preload + " " + probe + " 2>&1";
+  std::string out;
+  if (FILE* p = popen(cmd.c_str(), "r")) {
+    char buf[512];
+    while (fgets(buf, sizeof buf, p)) out += buf;
+    pclose(p);
+  }
+  return out;
+}
+
+}  // namespace
+
+// Debian's libtorch-dev on the netlib reference BLAS is 5x slower: that case is reported, the
+// OpenBLAS one is not. Both libraries are loaded in place of libblas.so.3 with LD_PRELOAD.
+TEST(Blas, TheReferenceBlasIsReportedAndOpenBlasIsNot) {
+  const std::string reference = "/usr/lib/x86_64-linux-gnu/blas/libblas.so.3";
+  const std::string openblas = "/usr/lib/x86_64-linux-gnu/openblas-openmp/libblas.so.3";
+  if (!std::filesystem::exists(reference) || !std::filesystem::exists(openblas))
+    GTEST_SKIP() << "needs Debian's libblas3 and libopenblas0-openmp";
+  Dl_info torch_cpu{};
+  ASSERT_TRUE(dladdr(reinterpret_cast<void*>(&at::get_num_threads), &torch_cpu) && torch_cpu.dli_fname);
+  const auto torch_path = std::filesystem::canonical(torch_cpu.dli_fname).string();
+  if (torch_path.rfind("/usr/lib/", 0) != 0)
+    GTEST_SKIP() << "not Debian's LibTorch (" << torch_path << "): it brings its own BLAS";
+  auto out = run_blas_probe(reference);
+  EXPECT_NE(out.find("sum 36864"), std::string::npos) << out;   // 8 x 8 x 8 outputs of 72
+  EXPECT_NE(out.find("reference BLAS (/usr/lib/x86_64-linux-gnu/blas/libblas.so.3"), std::string::npos) << out;
+  EXPECT_NE(out.find("libopenblas0-openmp"), std::string::npos) << out;
+  out = run_blas_probe(openblas);
+  EXPECT_NE(out.find("sum 36864"), std::string::npos) << out;
+  EXPECT_NE(out.find("\nnone\n"), std::string::npos) << out;
 }
