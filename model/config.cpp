@@ -15,6 +15,28 @@ const std::vector<std::string>& known_bodies() {
 }
 
 int SsdConfig::body_grid() const { return (input_size + 31) / 32; }
+std::vector<int> SsdConfig::head_steps() const {
+  // The head reaches each grid by stride-2 steps from the body's stride-32 map; the first grid
+  // may be the body's stride-16 map instead.
+  auto fail = [](const std::string& what) { throw Error("invalid SSD configuration: " + what); };
+  std::vector<int> steps;
+  int side = body_grid(), n = 0;
+  for (size_t i = has_fine_grid() ? 1 : 0; i < grids.size(); ++i) {
+    if (grids[i] < 1) fail("grids[" + std::to_string(i) + "] = " + std::to_string(grids[i]));
+    for (; side > grids[i] && side > 1; ++n) side = stride2_out(side);
+    if (side != grids[i]) {
+      std::ostringstream msg;
+      msg << "grids[" << i << "] = " << grids[i] << " is not reachable from the body's "
+          << body_grid() << "x" << body_grid() << " map (input " << input_size
+          << ") by stride-2 steps (each gives (n-1)/2+1); grids must be strictly decreasing "
+          << "(the first may also be the stride-16 map's " << fine_grid() << ")";
+      fail(msg.str());
+    }
+    steps.push_back(n);
+  }
+  return steps;
+}
+
 int SsdConfig::fine_grid() const { return (input_size + 15) / 16; }
 bool SsdConfig::has_fine_grid() const {
   return !grids.empty() && fine_grid() > body_grid() && grids[0] == fine_grid();
@@ -33,21 +55,7 @@ void SsdConfig::validate() const {
   if (input_size < 32 || input_size > 4096)
     fail("input_size " + std::to_string(input_size) + " is outside [32, 4096]");
   if (grids.empty()) fail("grids is empty");
-  // The head reaches each grid by stride-2 steps from the body's stride-32 map; the first grid
-  // may be the body's stride-16 map instead.
-  int side = body_grid();
-  for (size_t i = has_fine_grid() ? 1 : 0; i < grids.size(); ++i) {
-    if (grids[i] < 1) fail("grids[" + std::to_string(i) + "] = " + std::to_string(grids[i]));
-    while (side > grids[i] && side > 1) side = stride2_out(side);
-    if (side != grids[i]) {
-      std::ostringstream msg;
-      msg << "grids[" << i << "] = " << grids[i] << " is not reachable from the body's "
-          << body_grid() << "x" << body_grid() << " map (input " << input_size
-          << ") by stride-2 steps (each gives (n-1)/2+1); grids must be strictly decreasing "
-          << "(the first may also be the stride-16 map's " << fine_grid() << ")";
-      fail(msg.str());
-    }
-  }
+  head_steps();
   if (zooms.empty()) fail("zooms is empty");
   for (double z : zooms)
     if (!(z > 0)) fail("zoom " + std::to_string(z) + " must be > 0");

@@ -46,6 +46,10 @@ struct SsdConfig {
   // Side of the body's stride-16 (layer3) map, and whether grids[0] is that map.
   int fine_grid() const;
   bool has_fine_grid() const;
+  // For each grid the head reaches from the body's stride-32 map (all but a fine first one):
+  // how many stride-2 head steps precede it, cumulatively. Throws ssd::Error naming the first
+  // grid no number of steps reaches.
+  std::vector<int> head_steps() const;
 
   // Throws ssd::Error naming the first inconsistent field.
   void validate() const;

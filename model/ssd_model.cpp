@@ -43,22 +43,13 @@ SsdHeadImpl::SsdHeadImpl(const SsdConfig& config, int64_t in_channels,
   sconv0 = register_module("sconv0", StdConv(in_channels, ch, 1, config.dropout));
   sconvs = register_module("sconvs", torch::nn::ModuleList());
   outs = register_module("outs", torch::nn::ModuleList());
-  int side = config.body_grid();
-  int steps = 0;
-  const bool with_fine = config.has_fine_grid();
-  for (size_t i = with_fine ? 1 : 0; i < config.grids.size(); ++i) {
-    const int g = config.grids[i];
-    while (side > g) {
-      sconvs->push_back(StdConv(ch, ch, 2, config.dropout));
-      side = stride2_out(side);
-      ++steps;
-    }
-    TORCH_CHECK(side == g, "SsdHead: grid ", g, " is not reachable (got ", side, ")");
-    out_after_.push_back(steps);
+  out_after_ = config.head_steps();
+  for (int i = 0; i < (out_after_.empty() ? 0 : out_after_.back()); ++i)
+    sconvs->push_back(StdConv(ch, ch, 2, config.dropout));
+  for (size_t i = 0; i < out_after_.size(); ++i)
     outs->push_back(OutConv(config.anchors_per_cell(), ch, config.num_classes(),
                             config.class_bias));
-  }
-  if (with_fine) {
+  if (config.has_fine_grid()) {
     fine_side_ = config.fine_grid();
     fine = register_module("fine", StdConv(stride16_channels, ch, 1, config.dropout));
     fine_out = register_module(

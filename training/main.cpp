@@ -17,6 +17,7 @@
 #include "../model/error.h"
 #include "evaluate.h"
 #include "model_info.h"
+#include "precision.h"
 #include "predict.h"
 #include "synth.h"
 #include "trainer.h"
@@ -109,7 +110,14 @@ std::vector<CLI::Option*> add_train_options(CLI::App* app, TrainOptions& o) {
                               "fp32, or mixed precision: bf16 (CUDA or CPU) or fp16 (CUDA, with "
                               "loss scaling); weights and loss stay fp32")
                   ->capture_default_str()
-                  ->check(CLI::IsMember({"fp32", "bf16", "fp16"})));
+                  ->check([](const std::string& name) {
+                    try {
+                      ssdtrain::parse_precision(name);
+                      return std::string();
+                    } catch (const std::exception& e) {
+                      return std::string(e.what());
+                    }
+                  }));
   v.push_back(app->add_option("--imagenet", o.imagenet,
                               "torchvision ImageNet ResNet weights for the body (.pth state dict "
                               "or .safetensors)")

@@ -1,4 +1,4 @@
-// Mixed-precision training (ssd-train --precision): the precision names, an autocast scope for
+// Mixed-precision training (ssd-train --precision, names in precision.h): an autocast scope for
 // the forward pass, and the dynamic loss scaler fp16 needs (torch.cuda.amp.GradScaler's
 // algorithm). Compiles against LibTorch 1.13 and 2.x; trainer.cpp and bench/bench_train.cpp
 // use it.
@@ -8,6 +8,8 @@
 #include <string>
 
 #include <torch/types.h>
+
+#include "precision.h"
 
 namespace torch {
 namespace optim {
@@ -21,12 +23,6 @@ class OutputArchive;
 
 namespace ssdtrain {
 
-// fp32: no autocast. bf16 / fp16: autocast to that dtype (weights and gradients stay fp32).
-enum class Precision { FP32, BF16, FP16 };
-
-// "fp32", "bf16" or "fp16"; anything else throws ssd::Error.
-Precision parse_precision(const std::string& name);
-const char* precision_name(Precision p);
 // Throws ssd::Error unless `device` can train at `p`: fp16 needs CUDA (LibTorch's CPU autocast
 // is bf16 only); bf16 and fp32 run anywhere.
 void check_precision(Precision p, const torch::Device& device);

@@ -92,6 +92,23 @@ void to_yuv420(const Rgb& p, std::vector<uint8_t>& Y, std::vector<uint8_t>& U,
   }
 }
 
+// n pictures (seeds seed, seed + 1, ...) of width w0 + dw * i and height h, packed in a packed
+// format with `pad` extra bytes per row; the views point into the buffers.
+struct Frames {
+  std::vector<std::vector<uint8_t>> bufs;
+  std::vector<FrameView> views;
+};
+Frames packed_frames(int n, int w0, int dw, int h, uint32_t seed, PixelFormat format, int pad) {
+  Frames f;
+  for (int i = 0; i < n; ++i) {
+    const auto pic = make_picture(w0 + dw * i, h, seed + static_cast<uint32_t>(i));
+    int stride = 0;
+    f.bufs.push_back(pack(pic, format, pad, &stride));
+    f.views.push_back(FrameView{format, pic.w, h, {f.bufs.back().data()}, {stride}, {}});
+  }
+  return f;
+}
+
 class DetectorTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -241,15 +258,8 @@ TEST_F(DetectorTest, BatchEqualsSingleFramesAndSettingsApply) {
 
 // The CUDA path's logic on the CPU: the fixed-shape output stage, pipelined submit/collect.
 TEST_F(DetectorTest, FixedOutputStageAndPipelinedBatchesMatchDetect) {
-  std::vector<Rgb> pics;
-  std::vector<std::vector<uint8_t>> bufs;
-  std::vector<FrameView> frames;
-  for (int i = 0; i < 5; ++i) {
-    pics.push_back(make_picture(320 + 16 * i, 240, 10 + i));
-    int stride = 0;
-    bufs.push_back(pack(pics.back(), PixelFormat::RGB, 4, &stride));
-    frames.push_back(FrameView{PixelFormat::RGB, pics.back().w, 240, {bufs.back().data()}, {stride}, {}});
-  }
+  const auto packed = packed_frames(5, 320, 16, 240, 10, PixelFormat::RGB, 4);
+  const auto& frames = packed.views;
   Detector plain(options());
   std::vector<std::vector<Detection>> expect;
   for (const auto& f : frames) expect.push_back(plain.detect(f));
@@ -292,15 +302,8 @@ TEST_F(DetectorTest, FixedOutputStageAndPipelinedBatchesMatchDetect) {
 // The CUDA-graph path's logic on the CPU (emulated capture and replay): per-slot graphs keyed by
 // batch size and settings give the eager results, also with two batches in flight at once.
 TEST_F(DetectorTest, EmulatedGraphsGiveTheEagerResultsAcrossSlotsShapesAndSettings) {
-  std::vector<Rgb> pics;
-  std::vector<std::vector<uint8_t>> bufs;
-  std::vector<FrameView> frames;
-  for (int i = 0; i < 8; ++i) {
-    pics.push_back(make_picture(300 + 8 * i, 200, 40 + i));
-    int stride = 0;
-    bufs.push_back(pack(pics.back(), PixelFormat::RGBx, 0, &stride));
-    frames.push_back(FrameView{PixelFormat::RGBx, pics.back().w, 200, {bufs.back().data()}, {stride}, {}});
-  }
+  const auto packed = packed_frames(8, 300, 8, 200, 40, PixelFormat::RGBx, 0);
+  const auto& frames = packed.views;
   Detector plain(options());
   EXPECT_FALSE(plain.graphs());   // CUDA graphs only on CUDA
   std::vector<std::vector<Detection>> expect;
@@ -414,13 +417,8 @@ TEST(DetectorCuda, GraphsGiveTheEagerResults) {
   auto dir = ssdtest::temp_dir("cuda-graphs");
   Ssd model(ssdtest::tiny_config());
   save_weights((dir / "m.safetensors").string(), model);
-  std::vector<std::vector<uint8_t>> bufs;
-  std::vector<FrameView> frames;
-  for (int i = 0; i < 4; ++i) {
-    int stride = 0;
-    bufs.push_back(pack(make_picture(1280, 720, 60 + i), PixelFormat::RGBx, 0, &stride));
-    frames.push_back(FrameView{PixelFormat::RGBx, 1280, 720, {bufs.back().data()}, {stride}, {}});
-  }
+  const auto packed = packed_frames(4, 1280, 0, 720, 60, PixelFormat::RGBx, 0);
+  const auto& frames = packed.views;
   for (const bool half : {false, true}) {
     DetectorOptions o;
     o.model_path = (dir / "m.safetensors").string();
