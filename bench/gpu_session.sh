@@ -61,7 +61,17 @@ for stage in "$@"; do
       rm -rf "$tmp"
       echo "prepared .gpu (with .gpu/py)" ;;
     build)
-      [ -f "$b/build.ninja" ] || meson setup "$b" -Dtorch_dir="$TORCH_DIR" --buildtype=release -Dtests=enabled -Dgraphs=enabled
+      # CUDA graphs need the toolkit's headers: meson looks at $CUDA_PATH, else nvcc's toolkit.
+      if [ -z "${CUDA_PATH:-}" ] && command -v nvcc >/dev/null; then
+        CUDA_PATH=$(dirname "$(dirname "$(readlink -f "$(command -v nvcc)")")"); export CUDA_PATH
+      fi
+      if [ ! -f "$b/build.ninja" ]; then
+        meson setup "$b" -Dtorch_dir="$TORCH_DIR" --buildtype=release -Dtests=enabled -Dgraphs=enabled || {
+          echo "WARNING: no CUDA runtime headers found: building WITHOUT CUDA graphs" >&2
+          rm -rf "$b"
+          meson setup "$b" -Dtorch_dir="$TORCH_DIR" --buildtype=release -Dtests=enabled -Dgraphs=disabled
+        }
+      fi
       ninja -C "$b" ;;
     test)
       header test
