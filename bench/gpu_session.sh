@@ -62,7 +62,7 @@ for stage in "$@"; do
       echo "prepared .gpu (with .gpu/py)" ;;
     build)
       # CUDA graphs need the toolkit's headers: meson looks at $CUDA_PATH, else nvcc's toolkit.
-      if [ -z "${CUDA_PATH:-}" ] && command -v nvcc >/dev/null; then
+      if [ -z "${CUDA_PATH:-}${CUDA_HOME:-}" ] && command -v nvcc >/dev/null; then
         CUDA_PATH=$(dirname "$(dirname "$(readlink -f "$(command -v nvcc)")")"); export CUDA_PATH
       fi
       if [ ! -f "$b/build.ninja" ]; then
