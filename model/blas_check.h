@@ -7,8 +7,9 @@
 
 namespace ssd {
 
-// Empty, or a warning naming the slow library and what to install, when the libblas.so.3 loaded
-// in this process is the reference BLAS (Debian's alternatives place it in a `blas/` folder).
+// Empty, or a warning naming the slow library and what to install, when the sgemm_ LibTorch's
+// CPU library binds to (looked up through that library's own dependencies) comes from the
+// reference BLAS (Debian's alternatives place it in a `blas/` folder).
 std::string slow_blas_warning();
 
 }  // namespace ssd

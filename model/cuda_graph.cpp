@@ -1,8 +1,8 @@
 #include "cuda_graph.h"
 
+#include <algorithm>
 #include <exception>
 #include <sstream>
-#include <utility>
 
 #include <torch/version.h>
 

@@ -128,7 +128,6 @@ struct Detector::Impl {
   PostprocessOptions pp;
 
   bool fixed = false;             // fixed-shape, sync-free output stage (always on CUDA)
-  bool graphs = false;            // the fixed-shape stage as captured graphs (fixed only)
 
   // One batch between submit() and collect(): its pinned host staging for the uploads (one
   // buffer per frame plane, reused by later batches in this slot), its CUDA stream, and its
@@ -144,8 +143,9 @@ struct Detector::Impl {
     torch::Tensor packed;   // fixed path: (B, M * 6 + 2) host rows, pinned on CUDA
     torch::Tensor cls, box; // fixed path: network outputs on the device, for the exact fallback
     PostprocessOptions pp;
-    // The slot's graphs (graphs only): a slot's own, so that a replay never overwrites the
-    // outputs of a batch another slot has not collected yet, and captured on its stream.
+    // The slot's graphs (null: the fixed-shape stage runs eagerly): a slot's own, so that a
+    // replay never overwrites the outputs of a batch another slot has not collected yet, and
+    // captured on its stream.
     std::unique_ptr<GraphCache> graph_cache;
   };
   std::vector<Slot> slots;
@@ -191,7 +191,7 @@ struct Detector::Impl {
   // fixed_stage on the slot's graph for this shape and these settings (or eagerly).
   std::vector<torch::Tensor> run_fixed_stage(Slot& slot, const torch::Tensor& x) {
     const PostprocessOptions pp = slot.pp;
-    if (!graphs) return fixed_stage(x, pp);
+    if (!slot.graph_cache) return fixed_stage(x, pp);
     std::ostringstream tag;   // the settings postprocess_fixed bakes into its kernels
     tag << std::setprecision(17) << pp.score_threshold << ' ' << pp.nms_iou << ' '
         << pp.max_detections << ' ' << pp.pre_nms_top_k;
@@ -290,10 +290,10 @@ Detector::Detector(const DetectorOptions& options) : impl_(std::make_unique<Impl
   for (const auto& fi : kFormats)
     d.channel_indices.push_back(torch::tensor({int64_t(fi.r), int64_t(fi.g), int64_t(fi.b)}, torch::kLong).to(d.device));
   d.fixed = d.device.is_cuda() || options.fixed_postprocess;
-  d.graphs = d.fixed && (d.device.is_cuda() ? options.cuda_graphs && cuda_graphs_compiled()
-                                            : options.emulate_graphs);
+  const bool graphs = d.fixed && (d.device.is_cuda() ? options.cuda_graphs && cuda_graphs_compiled()
+                                                     : options.emulate_graphs);
   d.slots.resize(static_cast<size_t>(std::max(1, options.max_in_flight)));
-  if (d.graphs) {
+  if (graphs) {
     for (auto& slot : d.slots)
       slot.graph_cache = std::make_unique<GraphCache>(d.device.is_cuda() ? GraphKind::Cuda : GraphKind::Emulated);
   }
@@ -470,7 +470,7 @@ const SsdConfig& Detector::config() const { return impl_->model->config(); }
 const std::vector<std::string>& Detector::labels() const { return impl_->model->config().labels; }
 std::string Detector::device_name() const { return impl_->device.str(); }
 bool Detector::fp16() const { return impl_->half; }
-bool Detector::graphs() const { return impl_->graphs; }
+bool Detector::graphs() const { return impl_->slots.front().graph_cache != nullptr; }
 
 GraphStats Detector::graph_stats() const {
   GraphStats total;

@@ -67,7 +67,6 @@ void set_autocast_dtype(c10::DeviceType type, c10::ScalarType dtype) {
 
 }  // namespace
 
-
 void check_precision(Precision p, const torch::Device& device) {
   if (p == Precision::FP16 && !device.is_cuda())
     throw ssd::Error("--precision fp16 needs a CUDA device (device is " + device.str() +
