@@ -4,18 +4,21 @@
 #   bench/bench_pipeline.sh [--model PATH] [--device cpu|cuda|auto] [--precision fp32|fp16]
 #                           [--threads N] [--sizes 640x480,1280x720,1920x1080] [--format RGBx]
 #                           [--batch 1] [--in-flight 1] [--cuda-graphs true|false]
-#                           [--frames 300] [--repeats 3] [--pattern smpte] [--queue]
+#                           [--frames 300] [--repeats 3] [--warmup 100] [--pattern smpte] [--queue]
+#                           [--source test|still]
 #                           [--build DIR] [--model-seconds 3] [--no-model]
 #
-# For each frame size it runs, with gst-launch-1.0 (fakesink sync=false: as fast as possible):
-#   source:    videotestsrc num-buffers=N pattern=P ! video/x-raw,format=F,width=W,height=H
-#              ! fakesink
+# For each frame size it measures, with bench_element (one process per pipeline, fakesink
+# sync=false: as fast as possible; --warmup buffers first, so model load, cuDNN autotuning and
+# CUDA graph capture are behind, then --repeats windows of --frames buffers, medians over them):
+#   source:    videotestsrc pattern=P ! video/x-raw,format=F,width=W,height=H ! fakesink
 #   pipeline:  videotestsrc ... ! [queue !] ssddetect model=M device=D precision=P threads=T
 #              batch-size=B in-flight=F cuda-graphs=G ! fakesink
-# Each is run with N = --frames and with N = --frames / 10; the differences of wall time and of
-# process CPU time (user + sys, from bash's `time`) divided by the difference of frame counts
-# give per-frame figures free of start-up costs (plugin scan, model load). Medians over
-# --repeats. Then bench_model (same build) times the model alone ("model": forward on a ready
+# --source still makes the source "videotestsrc num-buffers=1 ... ! imagefreeze": one prepared
+# frame pushed again and again without copying its pixels (videotestsrc copies its cached
+# pattern into every frame, ~1 ms at 1080p RGBx, which would cap a fast element).
+# with wall time and the process's CPU time (all threads) per frame. Then bench_model (same
+# build) times the model alone ("model": forward on a ready
 # 1x3xSxS tensor) and ssd::Detector on raw RGBx frames of the same size ("detector": upload,
 # convert, resize, normalise, forward, decode, NMS, download; RGBx frames whatever --format is)
 # with the same threads and batch size as the element (--batch; 1 = one frame at a time); on
@@ -44,7 +47,9 @@ sizes=640x480,1280x720,1920x1080
 format=RGBx
 frames=300
 repeats=3
+warmup=100
 pattern=smpte
+source=test
 queue=0
 build="$root/build-bench"
 model_seconds=3
@@ -52,7 +57,7 @@ run_model=1
 python="$root/.venv/bin/python"
 [ -x "$python" ] || python=python3
 
-usage() { sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --model) model=$2; shift 2 ;;
@@ -66,8 +71,10 @@ while [ $# -gt 0 ]; do
     --format) format=$2; shift 2 ;;
     --frames) frames=$2; shift 2 ;;
     --repeats) repeats=$2; shift 2 ;;
+    --warmup) warmup=$2; shift 2 ;;
     --pattern) pattern=$2; shift 2 ;;
     --queue) queue=1; shift ;;
+    --source) source=$2; shift 2 ;;
     --build) build=$(cd "$2" && pwd); shift 2 ;;
     --model-seconds) model_seconds=$2; shift 2 ;;
     --no-model) run_model=0; shift ;;
@@ -78,12 +85,16 @@ done
 
 plugin_dir="$build/gst-plugin"
 bench_model="$build/bench/bench_model"
+bench_element="$build/bench/bench_element"
 [ -f "$plugin_dir/libgstssd.so" ] || { echo "no $plugin_dir/libgstssd.so: build it (ninja -C $build gst-plugin/libgstssd.so)" >&2; exit 2; }
+[ -x "$bench_element" ] || { echo "no $bench_element: build it (ninja -C $build bench/bench_element)" >&2; exit 2; }
 if [ "$run_model" = 1 ] && [ ! -x "$bench_model" ]; then
   echo "no $bench_model: build it (ninja -C $build bench/bench_model) or pass --no-model" >&2; exit 2
 fi
-small=$(( frames / 10 ))
-[ "$small" -ge 1 ] && [ "$frames" -gt "$small" ] || { echo "--frames must be >= 10" >&2; exit 2; }
+# Held frames (batch-size x in-flight) and the first batches (eager, then captured) are behind
+# the warm-up too.
+min_warmup=$(( 4 * batch * in_flight ))
+[ "$warmup" -ge "$min_warmup" ] || warmup=$min_warmup
 
 tmp=$(mktemp -d /tmp/ssd-bench-pipeline.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
@@ -99,28 +110,14 @@ if [ ! -f "$model" ]; then
     --grids 10,5,3,2,1 --head-channels 128 --labels ellipse,rectangle,triangle,star,cross
 fi
 
-# Runs a gst-launch pipeline description with `n` buffers; prints "wall cpu" in seconds.
-timed() {
-  local n=$1; shift
-  local desc=${*//@N@/$n}
-  local TIMEFORMAT='%R %U %S' t
-  # shellcheck disable=SC2086
-  t=$( { time gst-launch-1.0 -q $desc >/dev/null 2>"$tmp/err"; } 2>&1 ) || {
-    echo "pipeline failed: gst-launch-1.0 $desc" >&2; cat "$tmp/err" >&2; exit 1; }
-  awk '{ printf "%.4f %.4f\n", $1, $2 + $3 }' <<<"$t"
-}
-
-# Median over repeats of per-frame wall and CPU seconds (differential, see above): "wall cpu".
+# Steady-state "wall cpu" seconds per frame of a pipeline description (bench_element's medians).
 per_frame() {
-  local walls=() cpus=() r big lil
-  for ((r = 0; r < repeats; ++r)); do
-    big=$(timed "$frames" "$@")
-    lil=$(timed "$small" "$@")
-    walls+=("$(awk -v a="$big" -v b="$lil" -v n=$((frames - small)) 'BEGIN { split(a, x, " "); split(b, y, " "); printf "%.6f", (x[1] - y[1]) / n }')")
-    cpus+=("$(awk -v a="$big" -v b="$lil" -v n=$((frames - small)) 'BEGIN { split(a, x, " "); split(b, y, " "); printf "%.6f", (x[2] - y[2]) / n }')")
-  done
-  median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-  echo "$(median "${walls[@]}") $(median "${cpus[@]}")"
+  local out
+  # shellcheck disable=SC2086
+  out=$("$bench_element" --warmup "$warmup" --frames "$frames" --windows "$repeats" -- $* 2>"$tmp/err") || {
+    echo "pipeline failed: $*" >&2; cat "$tmp/err" >&2; exit 1; }
+  awk '$1 == "RESULT" { for (i = 2; i <= NF; ++i) { split($i, kv, "="); v[kv[1]] = kv[2] }
+                        printf "%.8f %.8f\n", 1 / v["fps"], v["cpu_ms"] / 1000 }' <<<"$out"
 }
 
 bench_model_row() {   # size -> "model_fps detector_fps"
@@ -148,8 +145,8 @@ echo "# ssddetect pipeline benchmark"
 echo
 echo "- date: $(date -u +%Y-%m-%dT%H:%MZ); host: $(nproc) CPUs, $(uname -sr)"
 echo "- model: $model_note"
-echo "- device=$device precision=$precision threads=$threads (0 = LibTorch default) batch-size=$batch in-flight=$in_flight cuda-graphs=$cuda_graphs format=$format pattern=$pattern queue=$queue"
-echo "- frames: $frames (differential against $small), repeats: $repeats (medians)"
+echo "- device=$device precision=$precision threads=$threads (0 = LibTorch default) batch-size=$batch in-flight=$in_flight cuda-graphs=$cuda_graphs format=$format source=$source pattern=$pattern queue=$queue"
+echo "- bench_element: $warmup warm-up frames, then $repeats windows of $frames frames (medians)"
 echo
 echo "| frame | source fps | pipeline fps | pipeline ms | element ms | CPU ms/frame (source / pipeline) | model fps | detector fps (RGBx) | postprocess ms | pipeline / model | load avg (1 min) |"
 echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
@@ -158,9 +155,13 @@ for size in "${size_list[@]}"; do
   w=${size%x*}; h=${size#*x}
   load=$(cut -d' ' -f1 /proc/loadavg)
   caps="video/x-raw,format=$format,width=$w,height=$h,framerate=30/1"
-  src="videotestsrc num-buffers=@N@ pattern=$pattern ! $caps"
-  read -r s_wall s_cpu < <(per_frame "$src ! fakesink sync=false")
-  read -r p_wall p_cpu < <(per_frame "$src ! $q ssddetect model=$model device=$device precision=$precision threads=$threads batch-size=$batch in-flight=$in_flight cuda-graphs=$cuda_graphs ! fakesink sync=false")
+  case "$source" in
+    test) src="videotestsrc pattern=$pattern ! $caps" ;;
+    still) src="videotestsrc num-buffers=1 pattern=$pattern ! $caps ! imagefreeze" ;;
+    *) echo "--source: test or still" >&2; exit 2 ;;
+  esac
+  read -r s_wall s_cpu < <(per_frame "$src")
+  read -r p_wall p_cpu < <(per_frame "$src ! $q ssddetect model=$model device=$device precision=$precision threads=$threads batch-size=$batch in-flight=$in_flight cuda-graphs=$cuda_graphs")
   m_fps="-"; d_fps="-"; pp_ms="-"; ratio="-"
   if [ "$run_model" = 1 ]; then
     read -r m_fps d_fps pp_fps < <(bench_model_row "$size")

@@ -1,124 +1,181 @@
 #!/usr/bin/env bash
-# Every GPU measurement the issues ask for, in a few device calls (../shared/gpu/README.md).
+# Every GPU measurement the issues ask for, sized for one device call (15 minutes of device time
+# a session, machine start included; ../shared/gpu/README.md).
 #
 # On the development machine, once:   bash bench/gpu_session.sh prepare
 #   (runs ../shared/gpu/prepare.sh and unpacks the safetensors wheel for the host's Python 3.12
-#   into .gpu/py, which bench/reference_ssd.py needs there)
-# On the GPU host (device tool, carry .gpu):
-#   source .gpu/env.sh && bash bench/gpu_session.sh build test model
-#   source .gpu/env.sh && bash bench/gpu_session.sh pipeline
-#   source .gpu/env.sh && bash bench/gpu_session.sh train
-# Stages:
-#   build     meson setup build-gpu -Dtorch_dir=$TORCH_DIR (release) + ninja
-#   test      the model, bench and elements suites (the CUDA tests run instead of skipping)
-#   model     bench_model: tiny and resnet34 (the lessons' SSD: 224 px, grids 4,2,1, 189
-#             anchors) x batch 1, 8, 64 x fp32, fp16 on CUDA, eager and as a CUDA graph, detector
-#             rows on 1080p RGBx frames (CUDA graphs on, then off), pipelined with 2 batches in
-#             flight; then reference_ssd.py bench (PyTorch eager) on
-#             the same resnet34 file, batch 1 and 64, fp32 and fp16, 1080p
-#   pipeline  bench_pipeline.sh at 1920x1080 (RGBx and NV12) with the shipped default model and
-#             the resnet34 file, fp32 and fp16, batch-size 1 / in-flight 1, 1 / 2 and 16 / 2;
-#             resnet34 fp16 batch 1 again with cuda-graphs=false
-#   train     bench_train vs reference_train.py (same body, head, loss, batch, precision) for
-#             the lessons' SSD, batch 64, fp32, bf16, fp16
-# Results go to $OUT (the device tool's output folder) or out/gpu: one .md/.jsonl per stage with
-# the date, the GPU (nvidia-smi) and the commands.
-set -euo pipefail
+#   into .gpu/py, for bench/reference_ssd.py should the host's own be missing)
+# On the GPU host (device tool, carry .gpu, timeout_s 600):
+#   source .gpu/env.sh && bash bench/gpu_session.sh all
+# `all` runs the stages below in this order, most wanted figures first, and stops starting steps
+# once SSD_GPU_DEADLINE seconds (default 540) have passed since the script began; each step is
+# also killed at that deadline, and a failing or killed step does not stop the others. Each
+# stage can also be run alone (`... gpu_session.sh build pipeline`).
+#   build      meson setup build-gpu -Dtorch_dir=$TORCH_DIR -Dgraphs=enabled (release) + ninja
+#   test       the CUDA tests (model suite's Cuda/Graph cases) and the elements suite, which on
+#              the GPU host runs ssddetect on CUDA (device=auto)
+#   pipeline   bench_pipeline.sh at 1920x1080, source "still" (one prepared frame pushed again
+#              and again, no pixel copies) behind a queue: the lessons' SSD (resnet34 body,
+#              224 px, grids 4,2,1, 189 anchors, random weights) in fp16 on NV12 and RGBx with
+#              batch-size 1 / in-flight 2, NV12 with batch 16 / in-flight 2, in fp32, without CUDA
+#              graphs, and with in-flight 1; the shipped default model in fp16 and fp32
+#   reference  bench/reference_ssd.py (PyTorch eager, same weights file) batch 1 and 64, fp32
+#              and fp16, 1080p frames, beside bench_model's rows for the same model
+#   train      bench_train vs reference_train.py (same body, head, loss, batch, precision) for
+#              the lessons' SSD, batch 64, fp32, bf16, fp16
+#   model      bench_model: tiny and resnet34 x batch 1, 8, 64 x fp32, fp16 on CUDA, eager and as
+#              a CUDA graph, with the detector rows on 1080p RGBx frames
+# Results: one Markdown file per stage in $OUT (the device tool's output folder) or out/gpu,
+# each with the date, the GPU, the commit and every command; summary.md lists each step's exit
+# status and seconds.
+set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 out=${OUT:-$root/out/gpu}
 b=$root/build-gpu
-mkdir -p "$out"
+models=${SSD_GPU_MODELS:-/tmp/ssd-gpu-models}   # weights files (too big to come back in $OUT)
+deadline=$(( SECONDS + ${SSD_GPU_DEADLINE:-540} ))
+mkdir -p "$out" "$models" || exit 1
 py=python3
-[ -d "$root/.gpu/py" ] && export PYTHONPATH="$root/.gpu/py${PYTHONPATH:+:$PYTHONPATH}"
+[ -d "$root/.gpu/py" ] && export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$root/.gpu/py"
+r34=$models/resnet34.safetensors
+default_model=$root/models/ssd-default.safetensors
 
-header() {   # stage -> file header with date, device and command
+header() {   # stage -> file header with date, device and commit
+  [ -f "$out/$1.md" ] && return
   {
     echo "# gpu_session.sh $1"
     echo
     echo "- date: $(date -u +%Y-%m-%dT%H:%MZ)"
     echo "- device: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || echo none)"
+    echo "- host: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
     echo "- LibTorch: ${TORCH_DIR:-system}; commit: $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')"
     echo
   } > "$out/$1.md"
 }
-run() {   # stage, command...: logs the command and appends its output
-  local stage=$1; shift
+
+# step STAGE LIMIT COMMAND...: runs COMMAND for at most LIMIT seconds (less if the deadline is
+# nearer), logging it and its output to STAGE.md and its status to summary.md. Returns its status.
+step() {
+  local stage=$1 limit=$2; shift 2
+  local left=$(( deadline - SECONDS ))
+  [ -f "$out/summary.md" ] || printf '| stage | exit status | seconds | command |\n|---|---|---:|---|\n' > "$out/summary.md"
+  header "$stage"
+  if [ "$left" -lt 15 ]; then
+    echo "| $stage | skipped (deadline) | 0 | \`$*\` |" >> "$out/summary.md"
+    return 124
+  fi
+  [ "$limit" -gt "$left" ] && limit=$left
+  local t0=$SECONDS rc
   printf '\n```\n$ %s\n' "$*" >> "$out/$stage.md"
-  "$@" 2>&1 | tee -a "$out/$stage.md"
+  timeout --kill-after=5 "$limit" "$@" 2>&1 | tee -a "$out/$stage.md"
+  rc=${PIPESTATUS[0]}
   printf '```\n' >> "$out/$stage.md"
+  [ "$rc" -ne 0 ] && printf '(exit status %s%s)\n' "$rc" "$( [ "$rc" -ge 124 ] && echo ': killed at its time limit')" >> "$out/$stage.md"
+  echo "| $stage | $rc | $(( SECONDS - t0 )) | \`$*\` |" >> "$out/summary.md"
+  return "$rc"
 }
 
+have_build() { [ -x "$b/bench/bench_model" ] && [ -f "$b/gst-plugin/libgstssd.so" ]; }
+
+# The lessons' SSD with random weights (bench_model --save-dir writes it).
+make_r34() {
+  [ -f "$r34" ] || step pipeline 60 "$b/bench/bench_model" --bodies resnet34 --batches 1 --precisions fp32 \
+    --devices cuda --seconds 0.1 --in-flight 1 --save-dir "$models"
+}
+
+pipe() {   # MODEL PRECISION FORMAT BATCH IN_FLIGHT [more bench_pipeline.sh options]
+  local model=$1 prec=$2 fmt=$3 batch=$4 inflight=$5; shift 5
+  local frames=500
+  [ "$batch" -gt 1 ] && frames=$(( batch * 64 ))
+  step pipeline 60 bash bench/bench_pipeline.sh --build "$b" --model "$model" --device cuda --precision "$prec" \
+    --batch "$batch" --in-flight "$inflight" --sizes 1920x1080 --format "$fmt" --source still --queue \
+    --frames "$frames" --repeats 3 --model-seconds 0.5 "$@"
+}
+
+stage_build() {
+  # CUDA graphs need the toolkit's headers: meson looks at $CUDA_PATH, else nvcc's toolkit.
+  if [ -z "${CUDA_PATH:-}${CUDA_HOME:-}" ] && command -v nvcc >/dev/null; then
+    CUDA_PATH=$(dirname "$(dirname "$(readlink -f "$(command -v nvcc)")")"); export CUDA_PATH
+  fi
+  if [ ! -f "$b/build.ninja" ]; then
+    step build 120 meson setup "$b" -Dtorch_dir="$TORCH_DIR" --buildtype=release -Dtests=enabled -Dgraphs=enabled || {
+      echo "WARNING: no CUDA runtime headers found: building WITHOUT CUDA graphs" | tee -a "$out/build.md" >&2
+      rm -rf "$b"
+      step build 120 meson setup "$b" -Dtorch_dir="$TORCH_DIR" --buildtype=release -Dtests=enabled -Dgraphs=disabled
+    }
+  fi
+  # Only the last lines of a successful build are kept (the log is long).
+  step build 400 bash -c "ninja -C '$b' > '$out/ninja.log' 2>&1; rc=\$?; tail -n 30 '$out/ninja.log'; \
+    [ \$rc -eq 0 ] && rm -f '$out/ninja.log'; exit \$rc"
+}
+
+stage_test() {
+  step test 60 "$b/tests/model/test_model" --gtest_filter='DetectorCuda.*:CudaGraph.*:StaticGraph.*:GraphCache.*'
+  step test 150 meson test -C "$b" --print-errorlogs --num-processes 1 --no-rebuild elements
+}
+
+stage_pipeline() {
+  make_r34
+  pipe "$r34" fp16 NV12 1 2
+  pipe "$r34" fp16 RGBx 1 2
+  pipe "$r34" fp16 NV12 16 2
+  pipe "$default_model" fp16 NV12 1 2
+  pipe "$r34" fp32 NV12 1 2
+  pipe "$r34" fp16 NV12 1 2 --cuda-graphs false
+  pipe "$r34" fp16 NV12 1 1
+  pipe "$default_model" fp32 RGBx 1 1
+  pipe "$r34" fp16 RGBx 16 2
+}
+
+stage_reference() {
+  make_r34
+  step reference 60 "$b/bench/bench_model" --bodies "" --model "$r34" --batches 1,64 --precisions fp32,fp16 \
+    --devices cuda --frame 1920x1080 --seconds 1 --in-flight 2
+  for prec in fp16 fp32; do
+    for batch in 1 64; do
+      step reference 45 "$py" bench/reference_ssd.py bench --model "$r34" --frame 1920x1080 --batch "$batch" \
+        --device cuda --precision "$prec" --seconds 1 --repeats 3
+    done
+  done
+}
+
+stage_train() {
+  for prec in bf16 fp16 fp32; do
+    step train 45 "$b/bench/bench_train" --body resnet34 --head-channels 256 --input-size 224 --grids 4,2,1 \
+      --classes 20 --batch 64 --device cuda --precision "$prec" --steps 10 --repeats 3
+    step train 45 "$py" bench/reference_train.py --body resnet34 --head-channels 256 --input-size 224 --grids 4,2,1 \
+      --classes 20 --batch 64 --device cuda --precision "$prec" --loss batched --steps 10 --repeats 3
+  done
+}
+
+stage_model() {
+  step model 150 "$b/bench/bench_model" --bodies tiny,resnet34 --batches 1,8,64 --precisions fp32,fp16 \
+    --devices cuda --frame 1920x1080 --seconds 0.5 --in-flight 2
+}
+
+[ $# -gt 0 ] || { sed -n '2,/^set -uo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 2; }
 for stage in "$@"; do
   case "$stage" in
     prepare)
-      bash "$root/../shared/gpu/prepare.sh"
+      bash "$root/../shared/gpu/prepare.sh" || exit 1
       tmp=$(mktemp -d)
       pip download safetensors==0.4.5 --no-deps --only-binary=:all: --python-version 3.12 \
-        --platform manylinux_2_17_x86_64 -d "$tmp" >/dev/null
+        --platform manylinux_2_17_x86_64 -d "$tmp" >/dev/null || exit 1
       rm -rf "$root/.gpu/py" && mkdir -p "$root/.gpu/py"
       (cd "$root/.gpu/py" && unzip -q "$tmp"/safetensors-*.whl)
       rm -rf "$tmp"
       echo "prepared .gpu (with .gpu/py)" ;;
-    build)
-      # CUDA graphs need the toolkit's headers: meson looks at $CUDA_PATH, else nvcc's toolkit.
-      if [ -z "${CUDA_PATH:-}${CUDA_HOME:-}" ] && command -v nvcc >/dev/null; then
-        CUDA_PATH=$(dirname "$(dirname "$(readlink -f "$(command -v nvcc)")")"); export CUDA_PATH
-      fi
-      if [ ! -f "$b/build.ninja" ]; then
-        meson setup "$b" -Dtorch_dir="$TORCH_DIR" --buildtype=release -Dtests=enabled -Dgraphs=enabled || {
-          echo "WARNING: no CUDA runtime headers found: building WITHOUT CUDA graphs" >&2
-          rm -rf "$b"
-          meson setup "$b" -Dtorch_dir="$TORCH_DIR" --buildtype=release -Dtests=enabled -Dgraphs=disabled
-        }
-      fi
-      ninja -C "$b" ;;
-    test)
-      header test
-      run test meson test -C "$b" --print-errorlogs --num-processes 1 model bench elements
-      run test "$b/tests/model/test_model" --gtest_filter='DetectorCuda.*:Detector*:CudaGraph.*:StaticGraph.*:GraphCache.*' ;;
-    model)
-      header model
-      mkdir -p "$out/models"
-      run model "$b/bench/bench_model" --bodies tiny,resnet34 --batches 1,8,64 --precisions fp32,fp16 \
-        --devices cuda --frame 1920x1080 --seconds 2 --in-flight 2 --save-dir "$out/models"
-      run model "$b/bench/bench_model" --bodies resnet34 --batches 1,8 --precisions fp32,fp16 \
-        --devices cuda --frame 1920x1080 --seconds 2 --in-flight 2 --cuda-graphs false
-      for prec in fp32 fp16; do
-        for batch in 1 64; do
-          run model "$py" bench/reference_ssd.py bench --model "$out/models/resnet34.safetensors" \
-            --frame 1920x1080 --batch "$batch" --device cuda --precision "$prec" --seconds 3 --repeats 3
-        done
-      done ;;
-    pipeline)
-      header pipeline
-      [ -f "$out/models/resnet34.safetensors" ] || "$b/bench/bench_model" --bodies resnet34 --batches 1 \
-        --precisions fp32 --devices cuda --seconds 0.2 --in-flight 1 --save-dir "$out/models" >/dev/null
-      for model in "$root/models/ssd-default.safetensors" "$out/models/resnet34.safetensors"; do
-        for prec in fp32 fp16; do
-          for bf in "1 1" "1 2" "16 2"; do
-            set -- $bf
-            for fmt in RGBx NV12; do
-              run pipeline bash bench/bench_pipeline.sh --build "$b" --model "$model" --device cuda \
-                --precision "$prec" --batch "$1" --in-flight "$2" --sizes 1920x1080 --format "$fmt" \
-                --frames 2000 --repeats 3 --model-seconds 1
-            done
-          done
-        done
-      done
-      for fmt in RGBx NV12; do
-        run pipeline bash bench/bench_pipeline.sh --build "$b" --model "$out/models/resnet34.safetensors" \
-          --device cuda --precision fp16 --batch 1 --in-flight 2 --sizes 1920x1080 --format "$fmt" \
-          --frames 2000 --repeats 3 --model-seconds 1 --cuda-graphs false
-      done ;;
-    train)
-      header train
-      for prec in fp32 bf16 fp16; do
-        run train "$b/bench/bench_train" --body resnet34 --head-channels 256 --input-size 224 --grids 4,2,1 --classes 20 \
-          --batch 64 --device cuda --precision "$prec" --steps 10 --repeats 5
-        run train "$py" bench/reference_train.py --body resnet34 --head-channels 256 --input-size 224 --grids 4,2,1 \
-          --classes 20 --batch 64 --device cuda --precision "$prec" --loss batched --steps 10 --repeats 5
-      done ;;
-    *) echo "unknown stage $stage (prepare build test model pipeline train)" >&2; exit 2 ;;
+    all)
+      stage_build
+      if have_build; then
+        stage_test; stage_pipeline; stage_reference; stage_train; stage_model
+      fi ;;
+    build|test|pipeline|reference|train|model)
+      if [ "$stage" != build ] && ! have_build; then echo "no build in $b: run the build stage" >&2; exit 1; fi
+      "stage_$stage" ;;
+    *) echo "unknown stage $stage (prepare all build test pipeline reference train model)" >&2; exit 2 ;;
   esac
 done
+[ -f "$out/summary.md" ] && cat "$out/summary.md"
+exit 0

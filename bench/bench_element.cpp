@@ -1,0 +1,209 @@
+// Steady-state throughput of a GStreamer pipeline, measured inside one process:
+//
+//   bench_element [--warmup 100] [--frames 500] [--windows 5] [--timeout 300] DESCRIPTION...
+//
+// DESCRIPTION is a gst-launch-1.0 description without its sink (e.g. "videotestsrc !
+// video/x-raw,format=NV12,width=1920,height=1080 ! ssddetect device=cuda"); the tool appends
+// "! fakesink sync=false" and counts the buffers reaching it. After --warmup buffers (start-up,
+// model load, cuDNN autotuning and CUDA graph capture are behind by then) it times --windows
+// consecutive windows of --frames buffers each: wall time (monotonic clock) and the process's CPU
+// time (all threads), both read in the sink's streaming thread as the window's last buffer
+// arrives. Then it stops the pipeline (the source need not end by itself; a source that ends
+// early gives the windows it completed, or an error when none).
+//
+// Output: one line per window, then one line for scripts:
+//   RESULT fps=<median> fps_min=<min> fps_max=<max> cpu_ms=<median CPU ms per frame> windows=<n>
+// Exit status 1 on a pipeline error, a timeout or no complete window. Plugins come from the
+// usual places (GST_PLUGIN_PATH for the build tree's).
+#include <time.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <gst/gst.h>
+
+namespace {
+
+double process_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
+double wall_seconds() { return 1e-6 * static_cast<double>(g_get_monotonic_time()); }
+
+struct Sample {
+  double wall, cpu;
+};
+
+// Written by the sink's streaming thread, read by the main thread after the pipeline stopped.
+struct Counter {
+  std::mutex lock;
+  guint64 buffers = 0;
+  guint64 warmup = 0, frames = 0, windows = 0;
+  std::vector<Sample> marks;   // at buffer warmup, warmup + frames, ...
+  GMainLoop* loop = nullptr;
+  bool done = false;
+};
+
+GstPadProbeReturn count_buffer(GstPad*, GstPadProbeInfo* info, gpointer data) {
+  auto* c = static_cast<Counter*>(data);
+  guint n = 1;
+  if (GST_PAD_PROBE_INFO_TYPE(info) & GST_PAD_PROBE_TYPE_BUFFER_LIST)
+    n = gst_buffer_list_length(GST_PAD_PROBE_INFO_BUFFER_LIST(info));
+  std::lock_guard<std::mutex> guard(c->lock);
+  for (guint i = 0; i < n && !c->done; ++i) {
+    c->buffers++;
+    if (c->buffers >= c->warmup && (c->buffers - c->warmup) % c->frames == 0) {
+      c->marks.push_back({wall_seconds(), process_cpu_seconds()});
+      if (c->marks.size() == c->windows + 1) {
+        c->done = true;
+        g_main_loop_quit(c->loop);
+      }
+    }
+  }
+  return GST_PAD_PROBE_OK;
+}
+
+struct BusResult {
+  GMainLoop* loop;
+  std::string error;
+  bool eos = false;
+  bool timed_out = false;
+};
+
+gboolean on_bus(GstBus*, GstMessage* msg, gpointer data) {
+  auto* r = static_cast<BusResult*>(data);
+  switch (GST_MESSAGE_TYPE(msg)) {
+    case GST_MESSAGE_ERROR: {
+      GError* err = nullptr;
+      gchar* dbg = nullptr;
+      gst_message_parse_error(msg, &err, &dbg);
+      r->error = std::string(GST_OBJECT_NAME(GST_MESSAGE_SRC(msg))) + ": " + err->message +
+                 (dbg ? std::string(" (") + dbg + ")" : std::string());
+      g_clear_error(&err);
+      g_free(dbg);
+      g_main_loop_quit(r->loop);
+      break;
+    }
+    case GST_MESSAGE_WARNING: {
+      GError* err = nullptr;
+      gst_message_parse_warning(msg, &err, nullptr);
+      std::fprintf(stderr, "warning from %s: %s\n", GST_OBJECT_NAME(GST_MESSAGE_SRC(msg)), err->message);
+      g_clear_error(&err);
+      break;
+    }
+    case GST_MESSAGE_EOS:
+      r->eos = true;
+      g_main_loop_quit(r->loop);
+      break;
+    default:
+      break;
+  }
+  return TRUE;
+}
+
+gboolean on_timeout(gpointer data) {
+  auto* r = static_cast<BusResult*>(data);
+  r->error = "timed out";
+  r->timed_out = true;
+  g_main_loop_quit(r->loop);
+  return G_SOURCE_REMOVE;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  gst_init(&argc, &argv);
+  CLI::App app{"Steady-state frames per second of a GStreamer pipeline (appends ! fakesink sync=false)"};
+  guint64 warmup = 100, frames = 500, windows = 5;
+  double timeout = 300;
+  std::vector<std::string> words;
+  app.add_option("--warmup", warmup, "Buffers before the first window")->capture_default_str();
+  app.add_option("--frames", frames, "Buffers per window")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--windows", windows, "Timed windows (medians over them)")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--timeout", timeout, "Seconds before giving up")->capture_default_str();
+  app.add_option("description", words, "gst-launch-1.0 pipeline description without the sink")->required();
+  CLI11_PARSE(app, argc, argv);
+
+  std::string desc;
+  for (const auto& w : words) desc += (desc.empty() ? "" : " ") + w;
+  desc += " ! fakesink name=bench_sink sync=false";
+
+  GError* err = nullptr;
+  GstElement* pipeline = gst_parse_launch(desc.c_str(), &err);
+  if (!pipeline || err) {
+    std::fprintf(stderr, "bench_element: could not build \"%s\": %s\n", desc.c_str(), err ? err->message : "?");
+    g_clear_error(&err);
+    if (pipeline) gst_object_unref(pipeline);
+    return 1;
+  }
+  GMainLoop* loop = g_main_loop_new(nullptr, FALSE);
+  Counter counter;
+  counter.warmup = std::max<guint64>(warmup, 1);
+  counter.frames = frames;
+  counter.windows = windows;
+  counter.loop = loop;
+  GstElement* sink = gst_bin_get_by_name(GST_BIN(pipeline), "bench_sink");
+  GstPad* pad = gst_element_get_static_pad(sink, "sink");
+  gst_pad_add_probe(pad, static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST),
+                    count_buffer, &counter, nullptr);
+  gst_object_unref(pad);
+  gst_object_unref(sink);
+
+  BusResult result{loop, {}, false, false};
+  GstBus* bus = gst_element_get_bus(pipeline);
+  const guint watch = gst_bus_add_watch(bus, on_bus, &result);
+  gst_object_unref(bus);
+  const guint timer = g_timeout_add(static_cast<guint>(timeout * 1000), on_timeout, &result);
+  const double t0 = wall_seconds();
+  // A failed start posts its error on the bus, which ends the loop.
+  gst_element_set_state(pipeline, GST_STATE_PLAYING);
+  g_main_loop_run(loop);
+  const double t_end = wall_seconds();
+  if (!result.timed_out) g_source_remove(timer);
+  gst_element_set_state(pipeline, GST_STATE_NULL);
+  g_source_remove(watch);
+
+  std::vector<Sample> marks;
+  {
+    std::lock_guard<std::mutex> guard(counter.lock);
+    marks = counter.marks;
+  }
+  std::vector<double> fps, cpu_ms;
+  for (size_t i = 1; i < marks.size(); ++i) {
+    const double dt = marks[i].wall - marks[i - 1].wall, dc = marks[i].cpu - marks[i - 1].cpu;
+    fps.push_back(static_cast<double>(frames) / dt);
+    cpu_ms.push_back(1000.0 * dc / static_cast<double>(frames));
+    std::printf("window %zu: %.1f fps, %.3f CPU ms/frame\n", i, fps.back(), cpu_ms.back());
+  }
+  std::printf("first buffer to last mark: %.1f s in all (%.1f s to the end of warm-up)\n", t_end - t0,
+              marks.empty() ? 0.0 : marks.front().wall - t0);
+  gst_object_unref(pipeline);
+  g_main_loop_unref(loop);
+  if (!result.error.empty()) {
+    std::fprintf(stderr, "bench_element: %s\n", result.error.c_str());
+    return 1;
+  }
+  if (fps.empty()) {
+    std::fprintf(stderr, "bench_element: the stream ended after %" G_GUINT64_FORMAT
+                 " buffers, before a window of %" G_GUINT64_FORMAT " after %" G_GUINT64_FORMAT " warm-up buffers\n",
+                 counter.buffers, frames, warmup);
+    return 1;
+  }
+  std::printf("RESULT fps=%.2f fps_min=%.2f fps_max=%.2f cpu_ms=%.4f windows=%zu\n", median(fps),
+              *std::min_element(fps.begin(), fps.end()), *std::max_element(fps.begin(), fps.end()),
+              median(cpu_ms), fps.size());
+  return 0;
+}
