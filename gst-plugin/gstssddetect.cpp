@@ -49,7 +49,11 @@
  *
  * On CUDA the network and the output stage of each batch run as one replayed CUDA graph
  * (`cuda-graphs`, on by default): batch-1 inference on a fast GPU is otherwise bound by the
- * launch cost of its hundreds of small kernels.
+ * launch cost of its hundreds of small kernels. The element also offers upstream a buffer pool
+ * of page-locked host memory (unless downstream offers a pool of its own): a source or decoder
+ * that takes it writes frames where the GPU's copy engine reads them, and each frame goes to
+ * the GPU without first being copied into staging memory (about 1 ms of CPU time per 1080p
+ * RGBx frame saved).
  *
  * ## Example launch lines
  * |[
@@ -90,6 +94,7 @@
 #include "detector.h"
 #include "error.h"
 #include "mapped_frame.h"
+#include "pinned_pool.h"
 
 GST_DEBUG_CATEGORY_STATIC(gst_ssd_detect_debug);
 #define GST_CAT_DEFAULT gst_ssd_detect_debug
@@ -125,11 +130,14 @@ struct Settings {
   gboolean cuda_graphs = kDefaultCudaGraphs;
 };
 
-// A frame held by the batching path, with whether the network sees it.
+// A frame held by the batching path, with whether the network sees it. Once its batch is
+// submitted, an analysed frame stays mapped until the batch is collected: the device may read
+// it in place (page-locked memory, ssd::FrameView::pinned) until then.
 struct HeldFrame {
   GstBuffer* buffer;
   bool analyse;
   bool gap;
+  std::shared_ptr<gstssd::VideoFrameMap> map;
 };
 
 }  // namespace
@@ -143,6 +151,7 @@ struct SsdDetectState {
   // Streaming state: only touched from start()/stop()/set_caps()/transform_ip()/sink_event(),
   // which GstBaseTransform serialises.
   std::unique_ptr<ssd::Detector> detector;
+  bool on_cuda = false;                    // the detector runs on a CUDA device
   std::vector<bool> keep_class;            // empty: keep every class
   GstVideoInfo info;
   bool have_info = false;
@@ -427,6 +436,7 @@ static gboolean gst_ssd_detect_start(GstBaseTransform* trans) {
     if (!slow.empty())
       GST_ELEMENT_WARNING(self, LIBRARY, INIT, ("Slow CPU inference: %s.", slow.c_str()), (nullptr));
   }
+  st->on_cuda = st->detector->device_name() != "cpu";
   reset_tracking(st);
   st->inferences = 0;
   st->graph_failures_reported = 0;
@@ -453,6 +463,7 @@ static gboolean gst_ssd_detect_stop(GstBaseTransform* trans) {
     }
     discard_held(st);
     st->detector.reset();
+    st->on_cuda = false;
     st->have_info = false;
     reset_tracking(st);
   } catch (const std::exception& e) {
@@ -591,6 +602,7 @@ static ssd::FrameView frame_view(const gstssd::VideoFrameMap& frame) {
   view.yuv.kr = yuv.kr;
   view.yuv.kb = yuv.kb;
   view.yuv.full_range = yuv.full_range;
+  view.pinned = gstssd::is_pinned(frame.buffer());
   return view;
 }
 
@@ -644,6 +656,7 @@ static void complete_oldest(GstSsdDetect* self) {
     throw;
   }
   report_graph_failures(self);
+  for (HeldFrame& h : batch) h.map.reset();   // the device is done with the frames: unmap
   size_t next = 0;
   for (const HeldFrame& h : batch) {
     if (h.analyse && next < results.size()) {
@@ -655,8 +668,9 @@ static void complete_oldest(GstSsdDetect* self) {
   }
 }
 
-// Sends the pending frames to the detector as one batch (frames are copied to the device, or
-// to pinned staging memory, before this returns), then collects batches beyond in-flight - 1.
+// Sends the pending frames to the detector as one batch (frames are copied to the device or to
+// pinned staging memory before this returns, except frames in page-locked memory, which stay
+// mapped until their batch is collected), then collects batches beyond in-flight - 1.
 static GstFlowReturn submit_pending(GstSsdDetect* self) {
   SsdDetectState* st = self->state;
   if (st->pending.empty()) return GST_FLOW_OK;
@@ -665,38 +679,32 @@ static GstFlowReturn submit_pending(GstSsdDetect* self) {
   st->pending.clear();
   st->pending_analysed = 0;
   st->submitted.push_back(std::move(batch));   // owns the buffers from here on
-  const std::vector<HeldFrame>& frames = st->submitted.back();
+  std::vector<HeldFrame>& frames = st->submitted.back();
   auto drop_batch = [st] {
     for (const HeldFrame& h : st->submitted.back()) gst_buffer_unref(h.buffer);
     st->submitted.pop_back();
   };
-  {
-    // The frames stay mapped only until submit() returns: by then they are on the device or
-    // in the detector's pinned staging memory.
-    std::vector<std::unique_ptr<gstssd::VideoFrameMap>> maps;
-    std::vector<ssd::FrameView> views;
-    for (const HeldFrame& h : frames) {
-      if (!h.analyse) continue;
-      maps.push_back(std::make_unique<gstssd::VideoFrameMap>(&st->info, h.buffer, GST_MAP_READ));
-      if (!*maps.back()) {
-        const GstFlowReturn ret = map_error(self, h.buffer);
-        maps.clear();
-        drop_batch();
-        return ret;
-      }
-      views.push_back(frame_view(*maps.back()));
-    }
-    try {
-      st->detector->submit(views);
-    } catch (...) {
-      maps.clear();
+  std::vector<ssd::FrameView> views;
+  for (HeldFrame& h : frames) {
+    if (!h.analyse) continue;
+    h.map = std::make_shared<gstssd::VideoFrameMap>(&st->info, h.buffer, GST_MAP_READ);
+    if (!*h.map) {
+      const GstFlowReturn ret = map_error(self, h.buffer);
       drop_batch();
-      throw;
+      return ret;
     }
-    st->inferences += views.size();
-    GST_LOG_OBJECT(self, "submitted %zu frames (%zu analysed), %d batch(es) in flight", frames.size(),
-                   views.size(), st->detector->in_flight());
+    views.push_back(frame_view(*h.map));
   }
+  try {
+    st->detector->submit(views);
+  } catch (...) {
+    drop_batch();
+    throw;
+  }
+  st->inferences += views.size();
+  GST_LOG_OBJECT(self, "submitted %zu frames (%zu analysed, %s), %d batch(es) in flight", frames.size(),
+                 views.size(), views.empty() || !views.front().pinned ? "staged" : "page-locked",
+                 st->detector->in_flight());
   while (st->submitted.size() >= st->in_flight) complete_oldest(self);
   return GST_FLOW_OK;
 }
@@ -733,14 +741,7 @@ static GstFlowReturn hold_frame(GstSsdDetect* self, GstBuffer* buf) {
 }
 
 static void discard_held(SsdDetectState* st) {
-  for (const HeldFrame& h : st->pending) gst_buffer_unref(h.buffer);
-  st->pending.clear();
-  st->pending_analysed = 0;
-  for (const auto& batch : st->submitted)
-    for (const HeldFrame& h : batch) gst_buffer_unref(h.buffer);
-  st->submitted.clear();
-  for (GstBuffer* b : st->ready) gst_buffer_unref(b);
-  st->ready.clear();
+  // Batches on the device first: it may still be reading their frames in place.
   if (st->detector) {
     while (st->detector->in_flight() > 0) {
       try {
@@ -749,6 +750,14 @@ static void discard_held(SsdDetectState* st) {
       }
     }
   }
+  for (const HeldFrame& h : st->pending) gst_buffer_unref(h.buffer);
+  st->pending.clear();
+  st->pending_analysed = 0;
+  for (const auto& batch : st->submitted)
+    for (const HeldFrame& h : batch) gst_buffer_unref(h.buffer);
+  st->submitted.clear();   // unmaps their frames
+  for (GstBuffer* b : st->ready) gst_buffer_unref(b);
+  st->ready.clear();
 }
 
 // Runs every held frame through the network and pushes them all downstream, in order.
@@ -828,6 +837,48 @@ static gboolean gst_ssd_detect_query(GstBaseTransform* trans, GstPadDirection di
     gst_query_set_latency(query, live, min + extra, GST_CLOCK_TIME_IS_VALID(max) ? max + extra : max);
   }
   return res;
+}
+
+// On CUDA, offers upstream a pool of page-locked frames (gst-plugin/pinned_pool.h): frames
+// written there are uploaded in place, without a staging copy. Downstream's own pool, if it
+// offers one, is left alone (the element works in place, so upstream writes into the buffers
+// that travel on).
+static gboolean gst_ssd_detect_propose_allocation(GstBaseTransform* trans, GstQuery* decide_query, GstQuery* query) {
+  GstSsdDetect* self = GST_SSD_DETECT(trans);
+  SsdDetectState* st = self->state;
+  // In place, the default asks downstream.
+  const gboolean downstream = GST_BASE_TRANSFORM_CLASS(gst_ssd_detect_parent_class)->propose_allocation(
+      trans, decide_query, query);
+  if (!st->on_cuda) return downstream;
+  try {
+    if (gst_query_get_n_allocation_pools(query) > 0) {
+      GST_DEBUG_OBJECT(self, "downstream offers a buffer pool: not offering page-locked frames");
+      return downstream;
+    }
+    GstCaps* caps = nullptr;
+    gboolean need_pool = FALSE;
+    gst_query_parse_allocation(query, &caps, &need_pool);
+    GstVideoInfo info;
+    if (!caps || !gst_video_info_from_caps(&info, caps)) return downstream;
+    // Frames the element holds (batches waiting and in flight) plus the one being written.
+    const guint min_buffers = st->batch_size * st->in_flight + 1;
+    GstBufferPool* pool = gstssd::new_host_buffer_pool(caps, min_buffers, 0);
+    if (!pool) return downstream;
+    gst_query_add_allocation_pool(query, pool, static_cast<guint>(GST_VIDEO_INFO_SIZE(&info)), min_buffers, 0);
+    gst_object_unref(pool);
+    if (gst_query_get_n_allocation_params(query) == 0) {
+      GstAllocationParams params;
+      gst_allocation_params_init(&params);
+      gst_query_add_allocation_param(query, gstssd::host_allocator(), &params);
+    }
+    if (!gst_query_find_allocation_meta(query, GST_VIDEO_META_API_TYPE, nullptr))
+      gst_query_add_allocation_meta(query, GST_VIDEO_META_API_TYPE, nullptr);
+    GST_DEBUG_OBJECT(self, "offering a pool of page-locked frames for %" GST_PTR_FORMAT, caps);
+    return TRUE;
+  } catch (const std::exception& e) {
+    GST_WARNING_OBJECT(self, "could not offer page-locked frames: %s", e.what());
+    return downstream;
+  }
 }
 
 static GstFlowReturn gst_ssd_detect_transform_ip(GstBaseTransform* trans, GstBuffer* buf) {
@@ -1001,6 +1052,7 @@ static void gst_ssd_detect_class_init(GstSsdDetectClass* klass) {
   trans_class->submit_input_buffer = GST_DEBUG_FUNCPTR(gst_ssd_detect_submit_input_buffer);
   trans_class->generate_output = GST_DEBUG_FUNCPTR(gst_ssd_detect_generate_output);
   trans_class->query = GST_DEBUG_FUNCPTR(gst_ssd_detect_query);
+  trans_class->propose_allocation = GST_DEBUG_FUNCPTR(gst_ssd_detect_propose_allocation);
   trans_class->passthrough_on_same_caps = FALSE;
 
   gst_type_mark_as_plugin_api(GST_TYPE_SSD_PRECISION, static_cast<GstPluginAPIFlags>(0));

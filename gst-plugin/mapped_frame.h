@@ -31,6 +31,7 @@ class VideoFrameMap {
   bool valid() const { return mapped_; }
 
   GstVideoFrame* get() { return &frame_; }
+  GstBuffer* buffer() const { return frame_.buffer; }
   const GstVideoInfo& info() const { return frame_.info; }
   GstVideoFormat format() const { return GST_VIDEO_FRAME_FORMAT(&frame_); }
   int width() const { return GST_VIDEO_FRAME_WIDTH(&frame_); }

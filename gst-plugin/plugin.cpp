@@ -5,6 +5,7 @@
 #include "gstssddetect.h"
 #include "gstssdexport.h"
 #include "gstssdoverlay.h"
+#include "pinned_pool.h"
 
 #ifndef PACKAGE
 #define PACKAGE "gst-ssd"
@@ -18,6 +19,7 @@
 
 static gboolean plugin_init(GstPlugin* plugin) {
   gboolean ret = FALSE;
+  gstssd::host_allocator();   // registers "SsdHostMemory" (page-locked frame memory)
   ret |= GST_ELEMENT_REGISTER(ssddetect, plugin);
   ret |= GST_ELEMENT_REGISTER(ssdoverlay, plugin);
   ret |= GST_ELEMENT_REGISTER(ssdexport, plugin);

@@ -74,14 +74,25 @@ torch::Device parse_device(const std::string& name) {
   throw Error("invalid device '" + name + "' (expected auto, cpu, cuda or cuda:N)");
 }
 
-// A borrowed (rows, cols, channels) uint8 view of one plane with its row stride.
-torch::Tensor plane_view(const uint8_t* data, int rows, int cols, int channels, int stride) {
+// One plane of a frame: `rows` rows of `cols` x `channels` bytes, `stride` bytes apart.
+struct Plane {
+  const uint8_t* data;
+  int64_t rows, cols, channels, stride;
+  // The bytes from the first pixel to the last (the last row's padding excluded).
+  int64_t bytes() const { return (rows - 1) * stride + cols * channels; }
+};
+
+Plane plane(const uint8_t* data, int rows, int cols, int channels, int stride) {
   if (!data) throw Error("frame plane pointer is null");
   if (stride < cols * channels)
     throw Error("frame stride " + std::to_string(stride) + " is smaller than a row (" +
                 std::to_string(cols * channels) + " bytes)");
-  return torch::from_blob(const_cast<uint8_t*>(data), {rows, cols, channels},
-                          {stride, channels, 1}, torch::kUInt8);
+  return {data, rows, cols, channels, stride};
+}
+
+// The (rows, cols, channels) view of a plane's bytes (wherever they are).
+torch::Tensor plane_view(const torch::Tensor& bytes, const Plane& p) {
+  return bytes.as_strided({p.rows, p.cols, p.channels}, {p.stride, p.channels, 1});
 }
 
 // (N, C, H, W) float -> (N, C, size, size): box-filter shrink by the integer factor first (so a
@@ -162,18 +173,26 @@ struct Detector::Impl {
     }
   }
 
-  // A host plane view -> the device. On CUDA: strided copy into pinned memory, then an
-  // asynchronous host-to-device copy on the current (the slot's) stream; on the CPU the view
-  // itself (no copy).
-  torch::Tensor upload(const torch::Tensor& host) {
-    if (!device.is_cuda()) return host;
-    auto& staging = filling->staging;
-    if (filling->staging_used == staging.size()) staging.emplace_back();
-    auto& buf = staging[filling->staging_used++];
-    if (!buf.defined() || buf.sizes() != host.sizes())
-      buf = torch::empty(host.sizes(), torch::TensorOptions().dtype(torch::kUInt8).pinned_memory(true));
-    buf.copy_(host);
-    return buf.to(device, /*non_blocking=*/true);
+  // A host plane -> its (rows, cols, channels) uint8 view on the device. The plane's byte range
+  // travels as one block and the strided view is taken on the device. On CUDA: a pinned plane
+  // (FrameView::pinned) is copied from where it lies, others through the slot's pinned staging
+  // memory (one memcpy), both asynchronously on the current (the slot's) stream; on the CPU the
+  // view of the caller's memory itself (no copy).
+  torch::Tensor upload(const Plane& p, bool pinned) {
+    auto bytes = torch::from_blob(const_cast<uint8_t*>(p.data), {p.bytes()}, torch::kUInt8);
+    if (device.is_cuda()) {
+      if (!pinned) {
+        auto& staging = filling->staging;
+        if (filling->staging_used == staging.size()) staging.emplace_back();
+        auto& buf = staging[filling->staging_used++];
+        if (!buf.defined() || buf.numel() != bytes.numel())
+          buf = torch::empty({bytes.numel()}, torch::TensorOptions().dtype(torch::kUInt8).pinned_memory(true));
+        buf.copy_(bytes);
+        bytes = buf;
+      }
+      bytes = bytes.to(device, /*non_blocking=*/true);
+    }
+    return plane_view(bytes, p);
   }
 
   // Network + fixed-shape output stage on the normalised batch x: (B, M * 6 + 2) rows = the
@@ -213,8 +232,7 @@ struct Detector::Impl {
     const int S = model->config().input_size;
     const auto& fi = info(f.format);
     if (fi.bytes_per_pixel) {
-      auto px = plane_view(f.planes[0], f.height, f.width, fi.bytes_per_pixel, f.strides[0]);
-      px = upload(px);
+      auto px = upload(plane(f.planes[0], f.height, f.width, fi.bytes_per_pixel, f.strides[0]), f.pinned);
       const auto& idx = channel_index(fi);
       // Integer-factor box filter in the frame's own (H, W, bytes) layout: the float copy and
       // both sums read memory in order, and only the small result is transposed to CHW
@@ -232,13 +250,13 @@ struct Detector::Impl {
     // Planar YUV 4:2:0: resize the planes first (conversion is affine, so it commutes with
     // resizing), then convert only S x S pixels.
     const int cw = (f.width + 1) / 2, ch = (f.height + 1) / 2;
-    auto y = upload(plane_view(f.planes[0], f.height, f.width, 1, f.strides[0]));
+    auto y = upload(plane(f.planes[0], f.height, f.width, 1, f.strides[0]), f.pinned);
     torch::Tensor uv;
     if (f.format == PixelFormat::NV12) {
-      uv = upload(plane_view(f.planes[1], ch, cw, 2, f.strides[1]));
+      uv = upload(plane(f.planes[1], ch, cw, 2, f.strides[1]), f.pinned);
     } else {
-      auto u = upload(plane_view(f.planes[1], ch, cw, 1, f.strides[1]));
-      auto v = upload(plane_view(f.planes[2], ch, cw, 1, f.strides[2]));
+      auto u = upload(plane(f.planes[1], ch, cw, 1, f.strides[1]), f.pinned);
+      auto v = upload(plane(f.planes[2], ch, cw, 1, f.strides[2]), f.pinned);
       uv = torch::cat({u, v}, 2);
     }
     auto yf = resize_square(y.permute({2, 0, 1}).unsqueeze(0).to(torch::kFloat32), S);
@@ -402,6 +420,13 @@ void Detector::submit(const std::vector<FrameView>& frames) {
       }
     } catch (const c10::Error& e) {
       d.filling = nullptr;
+      // Copies queued before the failure may still read the caller's (pinned) frames.
+      if (slot.stream) {
+        try {
+          slot.stream->synchronize();
+        } catch (...) {
+        }
+      }
       throw Error(std::string("inference failed: ") + e.what_without_backtrace());
     }
     d.filling = nullptr;

@@ -27,13 +27,19 @@ struct YuvMatrix {
   bool full_range = false;
 };
 
-// One frame in host memory (borrowed pointers, valid for the duration of the call).
+// One frame in host memory (borrowed pointers, valid for the duration of the call, or, when
+// `pinned`, until its batch is collected).
 struct FrameView {
   PixelFormat format = PixelFormat::RGB;
   int width = 0, height = 0;
   const uint8_t* planes[3] = {nullptr, nullptr, nullptr};
   int strides[3] = {0, 0, 0};   // bytes per row of each plane
   YuvMatrix yuv;
+  // The planes lie in page-locked host memory (HostBuffer with pinned = true) that stays valid
+  // and unmodified until collect() has returned this frame's batch: on CUDA each plane is then
+  // copied to the device straight from there, asynchronously, without the copy into the
+  // detector's own pinned staging memory. No effect on the CPU.
+  bool pinned = false;
 };
 
 struct Detection {
@@ -77,7 +83,8 @@ class Detector {
   std::vector<Detection> detect(const FrameView& frame);
 
   // Pipelined use. submit() starts a batch and returns; on CUDA it returns as soon as the
-  // frames are copied to pinned staging memory (the caller may release them) and the upload,
+  // frames are copied to pinned staging memory (the caller may release them, except pinned
+  // frames, which are read in place until collect()) and the upload,
   // inference, decoding, NMS and the one small download are queued on a CUDA stream of this
   // detector's own, one stream per in-flight batch so that consecutive batches overlap. On the
   // CPU it computes the batch before returning. collect() waits for the oldest submitted

@@ -46,6 +46,7 @@
 #endif
 
 #include "config.h"
+#include "detector.h"
 #include "synth.h"
 
 namespace fs = std::filesystem;
@@ -874,6 +875,219 @@ TEST(SsdDetectBatching, HoldsFramesAndKeepsOrderAndDetections) {
   gst_harness_teardown(h);
 }
 
+// ------------------------------------------------------------------------------------------
+// Page-locked frame memory (gst-plugin/pinned_pool.h): the allocator the plugin registers as
+// "SsdHostMemory" (page-locked with CUDA, ordinary memory here) and the pool ssddetect offers
+// upstream on CUDA.
+
+GstAllocator* host_allocator() {
+  GstAllocator* a = gst_allocator_find("SsdHostMemory");   // the plugin is loaded by now
+  EXPECT_NE(a, nullptr) << "the ssd plugin did not register its allocator";
+  return a;
+}
+
+TEST(SsdHostMemory, AllocatesAlignedMemoryThatMapsSharesAndCopies) {
+  GstAllocator* a = host_allocator();
+  ASSERT_NE(a, nullptr);
+  GstAllocationParams params;
+  gst_allocation_params_init(&params);
+  params.align = 127;
+  params.prefix = 16;
+  params.padding = 40;
+  params.flags = static_cast<GstMemoryFlags>(GST_MEMORY_FLAG_ZERO_PREFIXED | GST_MEMORY_FLAG_ZERO_PADDED);
+  GstMemory* mem = gst_allocator_alloc(a, 1000, &params);
+  ASSERT_NE(mem, nullptr);
+  EXPECT_TRUE(gst_memory_is_type(mem, "SsdHostMemory"));
+  gsize offset = 0, maxsize = 0;
+  EXPECT_EQ(gst_memory_get_sizes(mem, &offset, &maxsize), 1000u);
+  EXPECT_EQ(offset, 16u);
+  EXPECT_EQ(maxsize, 1056u);
+  GstMapInfo map;
+  ASSERT_TRUE(gst_memory_map(mem, &map, GST_MAP_READWRITE));
+  EXPECT_EQ(reinterpret_cast<guintptr>(map.data - 16) % 128, 0u) << "the block is not aligned";
+  for (int i = -16; i < 0; i++) EXPECT_EQ(map.data[i], 0) << "prefix byte " << i;
+  for (int i = 1000; i < 1040; i++) EXPECT_EQ(map.data[i], 0) << "padding byte " << i;
+  for (int i = 0; i < 1000; i++) map.data[i] = static_cast<guint8>(i * 7);
+  gst_memory_unmap(mem, &map);
+
+  // Shares point into the same block and are read-only; adjacent shares span.
+  GstMemory* first = gst_memory_share(mem, 0, 400);
+  GstMemory* second = gst_memory_share(mem, 400, -1);
+  ASSERT_NE(first, nullptr);
+  ASSERT_NE(second, nullptr);
+  EXPECT_EQ(gst_memory_get_sizes(second, nullptr, nullptr), 600u);
+  GstMapInfo sub;
+  ASSERT_TRUE(gst_memory_map(second, &sub, GST_MAP_READ));
+  EXPECT_EQ(sub.data[0], static_cast<guint8>(400 * 7));
+  EXPECT_EQ(sub.data[599], static_cast<guint8>(999 * 7));
+  gst_memory_unmap(second, &sub);
+  EXPECT_FALSE(gst_memory_map(second, &sub, GST_MAP_WRITE)) << "a share must be read-only";
+  gsize span_offset = 99;
+  EXPECT_TRUE(gst_memory_is_span(first, second, &span_offset));
+  EXPECT_EQ(span_offset, 0u);
+  EXPECT_FALSE(gst_memory_is_span(second, first, &span_offset));
+
+  // A copy is a separate, writable block with the same bytes; the share outlives its parent.
+  GstMemory* copy = gst_memory_copy(mem, 10, 20);
+  ASSERT_NE(copy, nullptr);
+  gst_memory_unref(mem);
+  GstMapInfo cm;
+  ASSERT_TRUE(gst_memory_map(copy, &cm, GST_MAP_WRITE));
+  ASSERT_EQ(cm.size, 20u);
+  EXPECT_EQ(cm.data[0], static_cast<guint8>(10 * 7));
+  gst_memory_unmap(copy, &cm);
+  ASSERT_TRUE(gst_memory_map(second, &sub, GST_MAP_READ));
+  EXPECT_EQ(sub.data[1], static_cast<guint8>(401 * 7));
+  gst_memory_unmap(second, &sub);
+  gst_memory_unref(copy);
+  gst_memory_unref(first);
+  gst_memory_unref(second);
+  gst_object_unref(a);
+}
+
+// A video buffer pool on the allocator, as ssddetect configures it, with padded strides.
+GstBufferPool* host_pool(const Frame& f) {
+  GstAllocator* a = host_allocator();
+  GstBufferPool* pool = gst_video_buffer_pool_new();
+  GstStructure* config = gst_buffer_pool_get_config(pool);
+  GstVideoInfo info;
+  EXPECT_TRUE(gst_video_info_from_caps(&info, f.caps));
+  gst_buffer_pool_config_set_params(config, f.caps, static_cast<guint>(info.size), 2, 0);
+  gst_buffer_pool_config_set_allocator(config, a, nullptr);
+  gst_buffer_pool_config_add_option(config, GST_BUFFER_POOL_OPTION_VIDEO_META);
+  gst_buffer_pool_config_add_option(config, GST_BUFFER_POOL_OPTION_VIDEO_ALIGNMENT);
+  GstVideoAlignment align;
+  gst_video_alignment_reset(&align);
+  align.padding_right = 24;
+  align.padding_bottom = 2;
+  gst_buffer_pool_config_set_video_alignment(config, &align);
+  EXPECT_TRUE(gst_buffer_pool_set_config(pool, config));
+  EXPECT_TRUE(gst_buffer_pool_set_active(pool, TRUE));
+  gst_object_unref(a);
+  return pool;
+}
+
+// `f` copied into a buffer of `pool` (which lays its planes out its own way).
+GstBuffer* in_pool(GstBufferPool* pool, const Frame& f, int index) {
+  GstBuffer* buf = nullptr;
+  EXPECT_EQ(gst_buffer_pool_acquire_buffer(pool, &buf, nullptr), GST_FLOW_OK);
+  if (!buf) return nullptr;
+  GstVideoInfo info;
+  EXPECT_TRUE(gst_video_info_from_caps(&info, f.caps));
+  GstVideoFrame src, dst;
+  EXPECT_TRUE(gst_video_frame_map(&src, &f.info, f.buffer, GST_MAP_READ));
+  EXPECT_TRUE(gst_video_frame_map(&dst, &info, buf, GST_MAP_WRITE));
+  EXPECT_GT(GST_VIDEO_FRAME_PLANE_STRIDE(&dst, 0), GST_VIDEO_INFO_PLANE_STRIDE(&info, 0)) << "the pool did not pad";
+  EXPECT_TRUE(gst_video_frame_copy(&dst, &src));
+  gst_video_frame_unmap(&dst);
+  gst_video_frame_unmap(&src);
+  GST_BUFFER_PTS(buf) = index * GST_SECOND / 25;
+  GST_BUFFER_DURATION(buf) = GST_SECOND / 25;
+  return buf;
+}
+
+// Frames written into the pool's memory (padded, with GstVideoMeta) give the detections of the
+// same frames in system memory, one at a time and batched with two batches in flight (frames
+// then stay mapped until their batch is collected). `props` adds element properties. On the
+// CPU the results are identical; on CUDA (cuDNN may pick other kernels per batch size) within
+// `tolerance` in confidence and one pixel.
+bool close(const std::vector<Det>& a, const std::vector<Det>& b, double tolerance) {
+  if (tolerance == 0) return same(a, b);
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); i++)
+    if (a[i].label != b[i].label || std::abs(a[i].x - b[i].x) > 1 || std::abs(a[i].y - b[i].y) > 1 ||
+        std::abs(a[i].w - b[i].w) > 1 || std::abs(a[i].h - b[i].h) > 1 ||
+        std::abs(a[i].confidence - b[i].confidence) > tolerance)
+      return false;
+  return true;
+}
+
+void pool_frames_match(const char* props, double tolerance) {
+  const ssdtrain::SynthSample s = one_object(641, 479, 5);
+  for (GstVideoFormat fmt : {GST_VIDEO_FORMAT_BGRx, GST_VIDEO_FORMAT_NV12, GST_VIDEO_FORMAT_I420}) {
+    SCOPED_TRACE(gst_video_format_to_string(fmt));
+    auto frame = make_frame(s.image, fmt, 0);
+    GstHarness* ref_h = detect_harness((std::string("threshold=0.1 ") + props).c_str());
+    const auto ref = detect_once(ref_h, *frame);
+    gst_harness_teardown(ref_h);
+    ASSERT_FALSE(ref.empty());
+    GstBufferPool* pool = host_pool(*frame);
+    for (const char* batching : {"", "batch-size=2 in-flight=2"}) {
+      SCOPED_TRACE(batching);
+      GstHarness* h = detect_harness((std::string("threshold=0.1 ") + props + " " + batching).c_str());
+      gst_harness_set_src_caps(h, caps_25fps(*frame));
+      for (int i = 0; i < 5; i++) ASSERT_EQ(gst_harness_push(h, in_pool(pool, *frame, i)), GST_FLOW_OK);
+      ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_eos()));
+      const auto out = pull_all(h);
+      ASSERT_EQ(out.size(), 5u);
+      for (const auto& [index, dets] : out)
+        EXPECT_TRUE(close(dets, ref, tolerance)) << "frame " << index << ": " << describe(dets) << " vs " << describe(ref);
+      gst_harness_teardown(h);
+    }
+    gst_buffer_pool_set_active(pool, FALSE);
+    gst_object_unref(pool);
+  }
+}
+
+TEST(SsdHostMemory, PoolFramesGiveTheSameDetections) { pool_frames_match("device=cpu", 0); }
+
+// The pools in ssddetect's answer to an allocation query for `f`'s caps, by allocator type.
+std::vector<std::string> offered_pools(const char* props, const Frame& f, GstBufferPool** first_pool) {
+  GstHarness* h = detect_harness(props);
+  gst_harness_set_src_caps(h, gst_caps_ref(f.caps));
+  GstQuery* q = gst_query_new_allocation(f.caps, TRUE);
+  EXPECT_TRUE(gst_pad_peer_query(h->srcpad, q));
+  std::vector<std::string> types;
+  for (guint i = 0; i < gst_query_get_n_allocation_pools(q); i++) {
+    GstBufferPool* pool = nullptr;
+    guint size = 0, min = 0, max = 0;
+    gst_query_parse_nth_allocation_pool(q, i, &pool, &size, &min, &max);
+    GstAllocator* allocator = nullptr;
+    if (pool) {
+      GstStructure* config = gst_buffer_pool_get_config(pool);
+      gst_buffer_pool_config_get_allocator(config, &allocator, nullptr);
+      types.push_back(allocator && allocator->mem_type ? allocator->mem_type : "(default)");
+      gst_structure_free(config);
+      if (i == 0 && first_pool) *first_pool = GST_BUFFER_POOL(gst_object_ref(pool));
+      gst_object_unref(pool);
+    } else {
+      types.push_back("(no pool)");
+    }
+  }
+  gst_query_unref(q);
+  gst_harness_teardown(h);
+  return types;
+}
+
+TEST(SsdDetect, OffersNoPoolOnTheCpu) {
+  const ssdtrain::SynthSample s = one_object(320, 240, 5);
+  auto frame = make_frame(s.image, GST_VIDEO_FORMAT_NV12, 0);
+  const auto types = offered_pools("device=cpu", *frame, nullptr);
+  EXPECT_TRUE(std::find(types.begin(), types.end(), "SsdHostMemory") == types.end())
+      << "page-locked frames are only worth it on CUDA";
+}
+
+// GPU host only: on CUDA the element offers a pool of page-locked frames, and frames from it
+// (uploaded in place, without the staging copy) give the detections of frames in system memory.
+TEST(SsdDetectCuda, OffersPageLockedFramesThatGiveTheSameDetections) {
+  if (!ssd::cuda_available()) GTEST_SKIP() << "no CUDA device";
+  const ssdtrain::SynthSample s = one_object(640, 480, 5);
+  auto frame = make_frame(s.image, GST_VIDEO_FORMAT_NV12, 0);
+  GstBufferPool* pool = nullptr;
+  const auto types = offered_pools("device=cuda batch-size=2 in-flight=2", *frame, &pool);
+  ASSERT_FALSE(types.empty());
+  EXPECT_EQ(types[0], "SsdHostMemory");
+  ASSERT_NE(pool, nullptr);
+  ASSERT_TRUE(gst_buffer_pool_set_active(pool, TRUE));
+  GstBuffer* buf = nullptr;
+  ASSERT_EQ(gst_buffer_pool_acquire_buffer(pool, &buf, nullptr), GST_FLOW_OK);
+  EXPECT_TRUE(gst_memory_is_type(gst_buffer_peek_memory(buf, 0), "SsdHostMemory"));
+  gst_buffer_unref(buf);
+  gst_buffer_pool_set_active(pool, FALSE);
+  gst_object_unref(pool);
+  pool_frames_match("device=cuda", 1e-3);
+}
+
 // interval=2 with batches of 2 analysed frames: skipped frames carry the last analysed frame's
 // detections, across batch boundaries too.
 TEST(SsdDetectBatching, IntervalCarriesDetectionsAcrossBatches) {
@@ -1497,6 +1711,10 @@ TEST(Examples, PythonScriptReadsTheRegionsOfInterest) {
   ASSERT_TRUE(cv::imwrite(png, s.image));
   const std::vector<Det> ref = reference(s.image, nullptr);
   ASSERT_NE(top(ref), nullptr) << "the model finds nothing in the frame";
+  // PyGObject comes from Debian's python3-gi (scripts/setup.sh); a host without it (the GPU
+  // host has no GStreamer Python bindings) cannot run the script.
+  const Spawned gi = spawn({SSD_PYTHON, "-c", "import gi; gi.require_version('Gst', '1.0')"});
+  if (gi.status != 0) GTEST_SKIP() << SSD_PYTHON << " has no PyGObject: " << gi.err;
   const Spawned r = spawn({SSD_PYTHON, SSD_EXAMPLE_SCRIPT, "--min-detections", "1", png});
   EXPECT_EQ(r.status, 0) << r.out << r.err;
   EXPECT_NE(r.out.find(top(ref)->label), std::string::npos) << describe(ref) << "\n" << r.out;

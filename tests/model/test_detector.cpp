@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <random>
 
@@ -14,6 +15,7 @@
 
 #include "detector.h"
 #include "error.h"
+#include "host_buffer.h"
 #include "ssd_model.h"
 #include "test_util.h"
 #include "weights.h"
@@ -409,6 +411,66 @@ TEST(DetectorCuda, RunsOnCudaInFp32AndFp16WhenAvailable) {
   auto h = half.detect(f);
   ASSERT_FALSE(h.empty());
   EXPECT_NEAR(h[0].confidence, cpu[0].confidence, 0.02);
+}
+
+TEST(HostBuffer, OrdinaryMemoryEverywherePageLockedOnlyWithCuda) {
+  HostBuffer plain(1 << 20, false);
+  EXPECT_FALSE(plain.pinned());
+  EXPECT_EQ(plain.size(), size_t(1) << 20);
+  std::memset(plain.data(), 7, plain.size());
+  EXPECT_EQ(plain.data()[plain.size() - 1], 7);
+  if (cuda_available()) {
+    HostBuffer pinned(1 << 20, true);
+    EXPECT_TRUE(pinned.pinned());
+  } else {
+    ssdtest::expect_error([] { HostBuffer pinned(1 << 20, true); }, {"page-locked", "CUDA"});
+  }
+}
+
+// Frames in page-locked memory are uploaded in place (asynchronously, no staging copy): the
+// same detections as the staged path, for packed and planar frames with padded strides, one
+// at a time and with two batches in flight (the frames must stay untouched until collect()).
+TEST(DetectorCuda, PinnedFramesGiveTheStagedResults) {
+  if (!cuda_available()) GTEST_SKIP() << "no CUDA device";
+  auto dir = ssdtest::temp_dir("cuda-pinned");
+  Ssd model(ssdtest::tiny_config());
+  save_weights((dir / "m.safetensors").string(), model);
+  DetectorOptions o;
+  o.model_path = (dir / "m.safetensors").string();
+  o.threshold = 0.0f;
+  o.device = "cuda";
+  o.max_in_flight = 2;
+  Detector det(o);
+  const auto packed = packed_frames(2, 1280, 64, 720, 70, PixelFormat::BGRx, 24);
+  const auto pic = make_picture(641, 479, 80);
+  std::vector<uint8_t> y, u, v;
+  to_yuv420(pic, y, u, v);
+  std::vector<FrameView> staged = packed.views;
+  staged.push_back(FrameView{PixelFormat::I420, pic.w, pic.h, {y.data(), u.data(), v.data()},
+                             {pic.w, (pic.w + 1) / 2, (pic.w + 1) / 2}, {}});
+  // The same frames copied into page-locked blocks.
+  std::vector<std::unique_ptr<HostBuffer>> blocks;
+  std::vector<FrameView> pinned;
+  for (const auto& f : staged) {
+    FrameView p = f;
+    p.pinned = true;
+    const int planes = is_yuv(f.format) ? 3 : 1;
+    for (int i = 0; i < planes; ++i) {
+      const int rows = i == 0 ? f.height : (f.height + 1) / 2;
+      const size_t bytes = size_t(rows) * f.strides[i];
+      blocks.push_back(std::make_unique<HostBuffer>(bytes, true));
+      std::memcpy(blocks.back()->data(), f.planes[i], bytes);
+      p.planes[i] = blocks.back()->data();
+    }
+    pinned.push_back(p);
+  }
+  for (size_t i = 0; i < staged.size(); ++i) expect_same(det.detect(pinned[i]), det.detect(staged[i]), 1e-5f);
+  det.submit({pinned[0], pinned[2]});
+  det.submit({pinned[1]});
+  auto first = det.collect(), second = det.collect();
+  expect_same(first[0], det.detect(staged[0]), 1e-5f);
+  expect_same(first[1], det.detect(staged[2]), 1e-5f);
+  expect_same(second[0], det.detect(staged[1]), 1e-5f);
 }
 
 TEST(DetectorCuda, GraphsGiveTheEagerResults) {
