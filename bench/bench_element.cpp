@@ -1,10 +1,17 @@
 // Steady-state throughput of a GStreamer pipeline, measured inside one process:
 //
-//   bench_element [--warmup 100] [--frames 500] [--windows 5] [--timeout 300] DESCRIPTION...
+//   bench_element [--warmup 100] [--frames 500] [--windows 5] [--timeout 300]
+//                 [--still CAPS] DESCRIPTION...
 //
 // DESCRIPTION is a gst-launch-1.0 description without its sink (e.g. "videotestsrc !
 // video/x-raw,format=NV12,width=1920,height=1080 ! ssddetect device=cuda"); the tool appends
-// "! fakesink sync=false" and counts the buffers reaching it. After --warmup buffers (start-up,
+// "! fakesink sync=false" and counts the buffers reaching it. With --still CAPS (fixed raw video
+// caps, e.g. "video/x-raw,format=NV12,width=1920,height=1080,framerate=30/1") the source is an
+// appsrc the tool puts in front of DESCRIPTION, fed from a thread of its own with one prepared
+// frame (videotestsrc's pattern) again and again: no pixel is written per frame, so the source
+// costs next to nothing. Once the stream is negotiated the frame is copied into a few buffers
+// of the pool downstream offered (ssddetect's page-locked pool on CUDA), so the element sees
+// frames in the memory it asked for, as it would from a source or decoder that writes into it. After --warmup buffers (start-up,
 // model load, cuDNN autotuning and CUDA graph capture are behind by then) it times --windows
 // consecutive windows of --frames buffers each: wall time (monotonic clock) and the process's CPU
 // time (all threads), both read in the sink's streaming thread as the window's last buffer
@@ -24,8 +31,15 @@
 #include <string>
 #include <vector>
 
+#include <atomic>
+#include <thread>
+
 #include <CLI/CLI.hpp>
+#include <gst/app/gstappsink.h>
+#include <gst/app/gstappsrc.h>
+#include <gst/base/gstbasesrc.h>
 #include <gst/gst.h>
+#include <gst/video/video.h>
 
 namespace {
 
@@ -116,6 +130,129 @@ gboolean on_timeout(gpointer data) {
   return G_SOURCE_REMOVE;
 }
 
+// One frame of videotestsrc's default pattern in `caps` (transfer full), or nullptr.
+GstBuffer* pattern_frame(const std::string& caps) {
+  GError* err = nullptr;
+  const std::string desc = "videotestsrc num-buffers=1 ! " + caps + " ! appsink name=out";
+  GstElement* p = gst_parse_launch(desc.c_str(), &err);
+  if (!p || err) {
+    std::fprintf(stderr, "bench_element: --still %s: %s\n", caps.c_str(), err ? err->message : "?");
+    g_clear_error(&err);
+    if (p) gst_object_unref(p);
+    return nullptr;
+  }
+  GstElement* sink = gst_bin_get_by_name(GST_BIN(p), "out");
+  gst_element_set_state(p, GST_STATE_PLAYING);
+  GstSample* sample = gst_app_sink_pull_sample(GST_APP_SINK(sink));
+  GstBuffer* frame = sample ? gst_buffer_ref(gst_sample_get_buffer(sample)) : nullptr;
+  if (sample) gst_sample_unref(sample);
+  gst_element_set_state(p, GST_STATE_NULL);
+  gst_object_unref(sink);
+  gst_object_unref(p);
+  return frame;
+}
+
+// Feeds the appsrc with the prepared frame until `stop`: shallow copies (the pixels are
+// shared), time-stamped at the caps' frame rate. After the first frame went through, the frame
+// is copied into buffers of the pool the appsrc negotiated with downstream, if any.
+class StillSource {
+ public:
+  StillSource(GstElement* appsrc, GstBuffer* frame, GstCaps* caps, const Counter* counter, std::mutex* lock)
+      : appsrc_(appsrc), frame_(frame), counter_(counter), counter_lock_(lock) {
+    gst_video_info_from_caps(&info_, caps);
+    thread_ = std::thread([this] { run(); });
+  }
+  ~StillSource() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+    for (GstBuffer* b : pooled_) gst_buffer_unref(b);
+    if (pool_) {
+      gst_buffer_pool_set_active(pool_, FALSE);
+      gst_object_unref(pool_);
+    }
+    gst_buffer_unref(frame_);
+  }
+  // Stops feeding; call before the pipeline goes to NULL (which unblocks a waiting push).
+  void stop() { stop_ = true; }
+  std::string memory() const { return memory_; }
+
+ private:
+  void run() {
+    const GstClockTime step = GST_VIDEO_INFO_FPS_N(&info_) > 0
+                                  ? gst_util_uint64_scale_int(GST_SECOND, GST_VIDEO_INFO_FPS_D(&info_),
+                                                              GST_VIDEO_INFO_FPS_N(&info_))
+                                  : GST_SECOND / 30;
+    for (guint64 i = 0; !stop_; ++i) {
+      if (!tried_pool_) {
+        // appsrc's first allocation query goes out before it has caps (and fails); once frames
+        // flow, a reconfiguration makes it ask again with the caps, and a few frames later the
+        // pool downstream offered is its pool.
+        const guint64 n = arrived();
+        if (reconfigured_at_ == 0 && n > 0) {
+          GstPad* pad = gst_element_get_static_pad(appsrc_, "src");
+          gst_pad_mark_reconfigure(pad);
+          gst_object_unref(pad);
+          reconfigured_at_ = n;
+        } else if (reconfigured_at_ > 0 && n > reconfigured_at_ + 8) {
+          use_downstream_pool();
+        }
+      }
+      GstBuffer* src = pooled_.empty() ? frame_ : pooled_[i % pooled_.size()];
+      GstBuffer* b = gst_buffer_copy(src);   // shares the memory
+      GST_BUFFER_PTS(b) = i * step;
+      GST_BUFFER_DURATION(b) = step;
+      if (gst_app_src_push_buffer(GST_APP_SRC(appsrc_), b) != GST_FLOW_OK) break;
+    }
+  }
+  guint64 arrived() {
+    std::lock_guard<std::mutex> guard(*counter_lock_);
+    return counter_->buffers;
+  }
+  void use_downstream_pool() {
+    tried_pool_ = true;
+    pool_ = gst_base_src_get_buffer_pool(GST_BASE_SRC(appsrc_));
+    if (!pool_) {
+      memory_ = "the prepared frame (no pool offered downstream)";
+      return;
+    }
+    if (!gst_buffer_pool_set_active(pool_, TRUE)) {
+      memory_ = "the prepared frame (the pool downstream offered did not activate)";
+      return;
+    }
+    for (int i = 0; i < 4; ++i) {
+      GstBuffer* b = nullptr;
+      if (gst_buffer_pool_acquire_buffer(pool_, &b, nullptr) != GST_FLOW_OK) break;
+      GstVideoFrame src, dst;
+      const bool ok = gst_video_frame_map(&src, &info_, frame_, GST_MAP_READ);
+      if (ok && gst_video_frame_map(&dst, &info_, b, GST_MAP_WRITE)) {
+        gst_video_frame_copy(&dst, &src);
+        gst_video_frame_unmap(&dst);
+        pooled_.push_back(b);
+      } else {
+        gst_buffer_unref(b);
+      }
+      if (ok) gst_video_frame_unmap(&src);
+    }
+    GstMemory* mem = pooled_.empty() ? nullptr : gst_buffer_peek_memory(pooled_.front(), 0);
+    memory_ = pooled_.empty() ? "the prepared frame (no buffer from the pool offered downstream)"
+                              : std::to_string(pooled_.size()) + " buffers of the pool offered downstream (" +
+                                    (mem && mem->allocator->mem_type ? mem->allocator->mem_type : "?") + " memory)";
+  }
+
+  GstElement* appsrc_;
+  GstBuffer* frame_;
+  GstVideoInfo info_;
+  const Counter* counter_;
+  std::mutex* counter_lock_;
+  std::atomic<bool> stop_{false};
+  bool tried_pool_ = false;
+  guint64 reconfigured_at_ = 0;
+  GstBufferPool* pool_ = nullptr;
+  std::vector<GstBuffer*> pooled_;
+  std::string memory_ = "the prepared frame";
+  std::thread thread_;
+};
+
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   const size_t n = v.size();
@@ -134,12 +271,30 @@ int main(int argc, char** argv) {
   app.add_option("--frames", frames, "Buffers per window")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--windows", windows, "Timed windows (medians over them)")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--timeout", timeout, "Seconds before giving up")->capture_default_str();
-  app.add_option("description", words, "gst-launch-1.0 pipeline description without the sink")->required();
+  std::string still;
+  app.add_option("--still", still, "Source: one prepared frame in these raw video caps, pushed again and again");
+  app.add_option("description", words, "gst-launch-1.0 pipeline description without the sink (none: --still alone)");
   CLI11_PARSE(app, argc, argv);
 
-  std::string desc;
-  for (const auto& w : words) desc += (desc.empty() ? "" : " ") + w;
+  if (words.empty() && still.empty()) {
+    std::fprintf(stderr, "bench_element: no pipeline description (and no --still source)\n");
+    return 2;
+  }
+  std::string desc = still.empty() ? "" : "appsrc name=bench_src format=time max-bytes=0 max-buffers=4 block=true ";
+  for (const auto& w : words) desc += (desc.empty() ? "" : (&w == &words.front() && !still.empty() ? "! " : " ")) + w;
   desc += " ! fakesink name=bench_sink sync=false";
+  GstBuffer* frame = nullptr;
+  GstCaps* still_caps = nullptr;
+  if (!still.empty()) {
+    still_caps = gst_caps_from_string(still.c_str());
+    GstVideoInfo vi;
+    if (!still_caps || !gst_caps_is_fixed(still_caps) || !gst_video_info_from_caps(&vi, still_caps)) {
+      std::fprintf(stderr, "bench_element: --still needs fixed raw video caps, not \"%s\"\n", still.c_str());
+      return 1;
+    }
+    frame = pattern_frame(still);
+    if (!frame) return 1;
+  }
 
   GError* err = nullptr;
   GstElement* pipeline = gst_parse_launch(desc.c_str(), &err);
@@ -151,6 +306,8 @@ int main(int argc, char** argv) {
   }
   GMainLoop* loop = g_main_loop_new(nullptr, FALSE);
   Counter counter;
+  GstElement* appsrc = still.empty() ? nullptr : gst_bin_get_by_name(GST_BIN(pipeline), "bench_src");
+  if (appsrc) g_object_set(appsrc, "caps", still_caps, nullptr);
   counter.warmup = std::max<guint64>(warmup, 1);
   counter.frames = frames;
   counter.windows = windows;
@@ -170,10 +327,19 @@ int main(int argc, char** argv) {
   const double t0 = wall_seconds();
   // A failed start posts its error on the bus, which ends the loop.
   gst_element_set_state(pipeline, GST_STATE_PLAYING);
+  std::unique_ptr<StillSource> feeder;
+  if (appsrc) feeder = std::make_unique<StillSource>(appsrc, frame, still_caps, &counter, &counter.lock);
   g_main_loop_run(loop);
   const double t_end = wall_seconds();
   if (!result.timed_out) g_source_remove(timer);
+  if (feeder) feeder->stop();
   gst_element_set_state(pipeline, GST_STATE_NULL);
+  if (feeder) {
+    std::printf("source: %s\n", feeder->memory().c_str());
+    feeder.reset();
+  }
+  if (appsrc) gst_object_unref(appsrc);
+  if (still_caps) gst_caps_unref(still_caps);
   g_source_remove(watch);
 
   std::vector<Sample> marks;
@@ -188,7 +354,7 @@ int main(int argc, char** argv) {
     cpu_ms.push_back(1000.0 * dc / static_cast<double>(frames));
     std::printf("window %zu: %.1f fps, %.3f CPU ms/frame\n", i, fps.back(), cpu_ms.back());
   }
-  std::printf("first buffer to last mark: %.1f s in all (%.1f s to the end of warm-up)\n", t_end - t0,
+  std::printf("from PLAYING: %.1f s to the last window's end (%.1f s to the end of the warm-up)\n", t_end - t0,
               marks.empty() ? 0.0 : marks.front().wall - t0);
   gst_object_unref(pipeline);
   g_main_loop_unref(loop);

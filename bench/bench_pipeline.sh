@@ -14,9 +14,10 @@
 #   source:    videotestsrc pattern=P ! video/x-raw,format=F,width=W,height=H ! fakesink
 #   pipeline:  videotestsrc ... ! [queue !] ssddetect model=M device=D precision=P threads=T
 #              batch-size=B in-flight=F cuda-graphs=G ! fakesink
-# --source still makes the source "videotestsrc num-buffers=1 ... ! imagefreeze": one prepared
-# frame pushed again and again without copying its pixels (videotestsrc copies its cached
-# pattern into every frame, ~1 ms at 1080p RGBx, which would cap a fast element).
+# --source still makes the source bench_element's --still appsrc: one prepared frame pushed
+# again and again without writing its pixels (videotestsrc copies its cached pattern into every
+# frame, ~1 ms at 1080p RGBx, which would cap a fast element), copied once into buffers of the
+# pool ssddetect offers (page-locked memory on CUDA), as a source writing into it would.
 # with wall time and the process's CPU time (all threads) per frame. Then bench_model (same
 # build) times the model alone ("model": forward on a ready
 # 1x3xSxS tensor) and ssd::Detector on raw RGBx frames of the same size ("detector": upload,
@@ -110,12 +111,16 @@ if [ ! -f "$model" ]; then
     --grids 10,5,3,2,1 --head-channels 128 --labels ellipse,rectangle,triangle,star,cross
 fi
 
-# Steady-state "wall cpu" seconds per frame of a pipeline description (bench_element's medians).
+# Steady-state "wall cpu" seconds per frame of a pipeline description (bench_element's medians);
+# the still source's caps first ("" for none).
 per_frame() {
-  local out
+  local still=$1 out; shift
+  local args=(--warmup "$warmup" --frames "$frames" --windows "$repeats")
+  [ -n "$still" ] && args+=(--still "$still")
   # shellcheck disable=SC2086
-  out=$("$bench_element" --warmup "$warmup" --frames "$frames" --windows "$repeats" -- $* 2>"$tmp/err") || {
+  out=$("$bench_element" "${args[@]}" -- $* 2>"$tmp/err") || {
     echo "pipeline failed: $*" >&2; cat "$tmp/err" >&2; exit 1; }
+  grep '^source:' <<<"$out" > "$tmp/source" || true
   awk '$1 == "RESULT" { for (i = 2; i <= NF; ++i) { split($i, kv, "="); v[kv[1]] = kv[2] }
                         printf "%.8f %.8f\n", 1 / v["fps"], v["cpu_ms"] / 1000 }' <<<"$out"
 }
@@ -155,13 +160,18 @@ for size in "${size_list[@]}"; do
   w=${size%x*}; h=${size#*x}
   load=$(cut -d' ' -f1 /proc/loadavg)
   caps="video/x-raw,format=$format,width=$w,height=$h,framerate=30/1"
+  det="ssddetect model=$model device=$device precision=$precision threads=$threads batch-size=$batch in-flight=$in_flight cuda-graphs=$cuda_graphs"
   case "$source" in
-    test) src="videotestsrc pattern=$pattern ! $caps" ;;
-    still) src="videotestsrc num-buffers=1 pattern=$pattern ! $caps ! imagefreeze" ;;
+    test)
+      src="videotestsrc pattern=$pattern ! $caps"
+      read -r s_wall s_cpu < <(per_frame "" "$src")
+      read -r p_wall p_cpu < <(per_frame "" "$src ! $q $det") ;;
+    still)
+      read -r s_wall s_cpu < <(per_frame "$caps")
+      read -r p_wall p_cpu < <(per_frame "$caps" "$q $det")
+      sed 's/^/  /' "$tmp/source" >&2 ;;
     *) echo "--source: test or still" >&2; exit 2 ;;
   esac
-  read -r s_wall s_cpu < <(per_frame "$src")
-  read -r p_wall p_cpu < <(per_frame "$src ! $q ssddetect model=$model device=$device precision=$precision threads=$threads batch-size=$batch in-flight=$in_flight cuda-graphs=$cuda_graphs")
   m_fps="-"; d_fps="-"; pp_ms="-"; ratio="-"
   if [ "$run_model" = 1 ]; then
     read -r m_fps d_fps pp_fps < <(bench_model_row "$size")
