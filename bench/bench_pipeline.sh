@@ -22,8 +22,9 @@
 # build) times the model alone ("model": forward on a ready
 # 1x3xSxS tensor) and ssd::Detector on raw RGBx frames of the same size ("detector": upload,
 # convert, resize, normalise, forward, decode, NMS, download; RGBx frames whatever --format is)
-# with the same threads and batch size as the element (--batch; 1 = one frame at a time); on
-# CUDA with CUDA graphs on, "model" is the forward replayed as a CUDA graph ("model graph").
+# with the same threads and batch size as the element (--batch; 1 = one frame at a time; with
+# --in-flight > 1 the pipelined detector row, on CUDA the one with frames in page-locked memory);
+# on CUDA with CUDA graphs on, "model" is the forward replayed as a CUDA graph ("model graph").
 #
 # Columns: fps of each; ms/frame; element ms = pipeline ms - source ms (what ssddetect adds:
 # detector + GStreamer mapping/meta overhead); pipeline/model = pipeline fps / model fps;
