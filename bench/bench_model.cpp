@@ -209,14 +209,18 @@ int main(int argc, char** argv) {
             // one submitted in_flight - 1 steps earlier.
             o.max_in_flight = in_flight;
             ssd::Detector piped(o);
-            for (int i = 0; i < in_flight - 1; ++i) piped.submit(frames);
-            const double sq = median_seconds(
-                [&] {
-                  piped.submit(frames);
-                  piped.collect();
-                },
-                device, seconds);
-            while (piped.in_flight() > 0) piped.collect();
+            auto pipelined = [&](const std::vector<ssd::FrameView>& batch) {
+              for (int i = 0; i < in_flight - 1; ++i) piped.submit(batch);
+              const double t = median_seconds(
+                  [&] {
+                    piped.submit(batch);
+                    piped.collect();
+                  },
+                  device, seconds);
+              while (piped.in_flight() > 0) piped.collect();
+              return t;
+            };
+            const double sq = pipelined(frames);
             std::printf("| detector %dx%d RGBx, %d in flight | %s | %s | %s | %d | %.1f | %.2f |\n", fw, fh,
                         in_flight, body.c_str(), dev.c_str(), prec.c_str(), B, B / sq, sq * 1e3);
             std::fflush(stdout);
@@ -228,15 +232,7 @@ int main(int argc, char** argv) {
               ssd::FrameView pf = f;
               pf.planes[0] = block.data();
               pf.pinned = true;
-              std::vector<ssd::FrameView> pinned(B, pf);
-              for (int i = 0; i < in_flight - 1; ++i) piped.submit(pinned);
-              const double sp = median_seconds(
-                  [&] {
-                    piped.submit(pinned);
-                    piped.collect();
-                  },
-                  device, seconds);
-              while (piped.in_flight() > 0) piped.collect();
+              const double sp = pipelined(std::vector<ssd::FrameView>(B, pf));
               std::printf("| detector %dx%d RGBx pinned, %d in flight | %s | %s | %s | %d | %.1f | %.2f |\n", fw,
                           fh, in_flight, body.c_str(), dev.c_str(), prec.c_str(), B, B / sp, sp * 1e3);
               std::fflush(stdout);
