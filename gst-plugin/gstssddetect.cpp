@@ -50,7 +50,8 @@
  * On CUDA the network and the output stage of each batch run as one replayed CUDA graph
  * (`cuda-graphs`, on by default): batch-1 inference on a fast GPU is otherwise bound by the
  * launch cost of its hundreds of small kernels. The element also offers upstream a buffer pool
- * of page-locked host memory (unless downstream offers a pool of its own): a source or decoder
+ * of page-locked host memory (in place of a system-memory pool downstream offers; a pool of
+ * other memory, e.g. GL, is left to downstream): a source or decoder
  * that takes it writes frames where the GPU's copy engine reads them, and each frame goes to
  * the GPU without first being copied into staging memory (about 1 ms of CPU time per 1080p
  * RGBx frame saved).
@@ -839,10 +840,24 @@ static gboolean gst_ssd_detect_query(GstBaseTransform* trans, GstPadDirection di
   return res;
 }
 
+// Whether downstream's offered pool holds ordinary system memory (a plain video buffer pool, as
+// videoconvert or an encoder offers), which page-locked memory can stand in for; a pool of
+// another memory (GL, DMABuf, a device's) is downstream's to keep.
+static bool system_memory_pool(GstBufferPool* pool) {
+  if (!pool) return true;
+  GstStructure* config = gst_buffer_pool_get_config(pool);
+  GstAllocator* allocator = nullptr;
+  gst_buffer_pool_config_get_allocator(config, &allocator, nullptr);
+  const bool plain = !allocator || g_strcmp0(allocator->mem_type, GST_ALLOCATOR_SYSMEM) == 0;
+  gst_structure_free(config);
+  return plain && (G_OBJECT_TYPE(pool) == GST_TYPE_BUFFER_POOL || G_OBJECT_TYPE(pool) == GST_TYPE_VIDEO_BUFFER_POOL);
+}
+
 // On CUDA, offers upstream a pool of page-locked frames (gst-plugin/pinned_pool.h): frames
-// written there are uploaded in place, without a staging copy. Downstream's own pool, if it
-// offers one, is left alone (the element works in place, so upstream writes into the buffers
-// that travel on).
+// written there are uploaded in place, without a staging copy. The element works in place, so
+// upstream writes into the buffers that travel on: a system-memory pool downstream offered is
+// replaced by ours (first in the query, with downstream's buffer counts), a pool of any other
+// memory is left alone.
 static gboolean gst_ssd_detect_propose_allocation(GstBaseTransform* trans, GstQuery* decide_query, GstQuery* query) {
   GstSsdDetect* self = GST_SSD_DETECT(trans);
   SsdDetectState* st = self->state;
@@ -851,20 +866,36 @@ static gboolean gst_ssd_detect_propose_allocation(GstBaseTransform* trans, GstQu
       trans, decide_query, query);
   if (!st->on_cuda) return downstream;
   try {
-    if (gst_query_get_n_allocation_pools(query) > 0) {
-      GST_DEBUG_OBJECT(self, "downstream offers a buffer pool: not offering page-locked frames");
-      return downstream;
-    }
     GstCaps* caps = nullptr;
     gboolean need_pool = FALSE;
     gst_query_parse_allocation(query, &caps, &need_pool);
     GstVideoInfo info;
     if (!caps || !gst_video_info_from_caps(&info, caps)) return downstream;
     // Frames the element holds (batches waiting and in flight) plus the one being written.
-    const guint min_buffers = st->batch_size * st->in_flight + 1;
-    GstBufferPool* pool = gstssd::new_host_buffer_pool(caps, min_buffers, 0);
+    guint min_buffers = st->batch_size * st->in_flight + 1, max_buffers = 0;
+    guint size = static_cast<guint>(GST_VIDEO_INFO_SIZE(&info));
+    const bool replace = gst_query_get_n_allocation_pools(query) > 0;
+    if (replace) {
+      GstBufferPool* theirs = nullptr;
+      guint their_size = 0, their_min = 0, their_max = 0;
+      gst_query_parse_nth_allocation_pool(query, 0, &theirs, &their_size, &their_min, &their_max);
+      const bool plain = system_memory_pool(theirs);
+      if (theirs) gst_object_unref(theirs);
+      if (!plain) {
+        GST_DEBUG_OBJECT(self, "downstream offers a pool of its own memory: not offering page-locked frames");
+        return downstream;
+      }
+      min_buffers += their_min;
+      max_buffers = their_max > 0 ? std::max(their_max, min_buffers) : 0;
+      size = std::max(size, their_size);
+    }
+    GstBufferPool* pool = gstssd::new_host_buffer_pool(caps, min_buffers, max_buffers);
     if (!pool) return downstream;
-    gst_query_add_allocation_pool(query, pool, static_cast<guint>(GST_VIDEO_INFO_SIZE(&info)), min_buffers, 0);
+    if (replace) {
+      gst_query_set_nth_allocation_pool(query, 0, pool, size, min_buffers, max_buffers);
+    } else {
+      gst_query_add_allocation_pool(query, pool, size, min_buffers, max_buffers);
+    }
     gst_object_unref(pool);
     if (gst_query_get_n_allocation_params(query) == 0) {
       GstAllocationParams params;

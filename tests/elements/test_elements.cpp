@@ -1031,9 +1031,10 @@ void pool_frames_match(const char* props, double tolerance) {
 
 TEST(SsdHostMemory, PoolFramesGiveTheSameDetections) { pool_frames_match("device=cpu", 0); }
 
-// The pools in ssddetect's answer to an allocation query for `f`'s caps, by allocator type.
-std::vector<std::string> offered_pools(const char* props, const Frame& f, GstBufferPool** first_pool) {
-  GstHarness* h = detect_harness(props);
+// The pools in the answer of `desc` (a launch line starting with ssddetect) to an allocation
+// query for `f`'s caps, by allocator type ("(default)": the system memory default).
+std::vector<std::string> offered_pools(const char* desc, const Frame& f, GstBufferPool** first_pool) {
+  GstHarness* h = gst_harness_new_parse(desc);
   gst_harness_set_src_caps(h, gst_caps_ref(f.caps));
   GstQuery* q = gst_query_new_allocation(f.caps, TRUE);
   EXPECT_TRUE(gst_pad_peer_query(h->srcpad, q));
@@ -1061,10 +1062,15 @@ std::vector<std::string> offered_pools(const char* props, const Frame& f, GstBuf
 
 TEST(SsdDetect, OffersNoPoolOnTheCpu) {
   const ssdtrain::SynthSample s = one_object(320, 240, 5);
-  auto frame = make_frame(s.image, GST_VIDEO_FORMAT_NV12, 0);
-  const auto types = offered_pools("device=cpu", *frame, nullptr);
-  EXPECT_TRUE(std::find(types.begin(), types.end(), "SsdHostMemory") == types.end())
-      << "page-locked frames are only worth it on CUDA";
+  auto frame = make_frame(s.image, GST_VIDEO_FORMAT_RGBx, 0);
+  for (const char* desc : {"ssddetect device=cpu", "ssddetect device=cpu ! videoflip video-direction=horiz"}) {
+    const auto types = offered_pools(desc, *frame, nullptr);
+    EXPECT_TRUE(std::find(types.begin(), types.end(), "SsdHostMemory") == types.end())
+        << desc << ": page-locked frames are only worth it on CUDA";
+  }
+  // Downstream's own pool goes through untouched (videoflip offers a system-memory one).
+  EXPECT_EQ(offered_pools("ssddetect device=cpu ! videoflip video-direction=horiz", *frame, nullptr),
+            std::vector<std::string>{"(default)"});
 }
 
 // GPU host only: on CUDA the element offers a pool of page-locked frames, and frames from it
@@ -1072,9 +1078,13 @@ TEST(SsdDetect, OffersNoPoolOnTheCpu) {
 TEST(SsdDetectCuda, OffersPageLockedFramesThatGiveTheSameDetections) {
   if (!ssd::cuda_available()) GTEST_SKIP() << "no CUDA device";
   const ssdtrain::SynthSample s = one_object(640, 480, 5);
-  auto frame = make_frame(s.image, GST_VIDEO_FORMAT_NV12, 0);
+  auto frame = make_frame(s.image, GST_VIDEO_FORMAT_RGBx, 0);
   GstBufferPool* pool = nullptr;
-  const auto types = offered_pools("device=cuda batch-size=2 in-flight=2", *frame, &pool);
+  // Offered alone, and in place of the system-memory pool a downstream element offers.
+  const auto behind = offered_pools("ssddetect device=cuda ! videoflip video-direction=horiz", *frame, nullptr);
+  ASSERT_FALSE(behind.empty());
+  EXPECT_EQ(behind[0], "SsdHostMemory");
+  const auto types = offered_pools("ssddetect device=cuda batch-size=2 in-flight=2", *frame, &pool);
   ASSERT_FALSE(types.empty());
   EXPECT_EQ(types[0], "SsdHostMemory");
   ASSERT_NE(pool, nullptr);
