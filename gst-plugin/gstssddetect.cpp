@@ -256,11 +256,12 @@ static void report_graph_failures(GstSsdDetect* self) {
   SsdDetectState* st = self->state;
   if (!st->detector->graphs()) return;
   const auto g = st->detector->graph_stats();
-  if (g.failures <= st->graph_failures_reported) return;
-  st->graph_failures_reported = g.failures;
+  const auto pre = st->detector->preprocess_graph_stats();
+  if (g.failures + pre.failures <= st->graph_failures_reported) return;
+  st->graph_failures_reported = g.failures + pre.failures;
   GST_ELEMENT_WARNING(self, LIBRARY, FAILED,
-                      ("Could not capture a CUDA graph; this batch size runs without one (slower)."),
-                      ("%s", g.last_error.c_str()));
+                      ("Could not capture a CUDA graph; this batch size or frame layout runs without one (slower)."),
+                      ("%s", (pre.failures ? pre.last_error : g.last_error).c_str()));
 }
 static GstFlowReturn drain(GstSsdDetect* self);
 
@@ -457,10 +458,12 @@ static gboolean gst_ssd_detect_stop(GstBaseTransform* trans) {
   try {
     if (st->detector) {
       const auto g = st->detector->graph_stats();
+      const auto pre = st->detector->preprocess_graph_stats();
       GST_INFO_OBJECT(self,
-                      "releasing the model after %" G_GUINT64_FORMAT " inferences; CUDA graphs: %" G_GINT64_FORMAT
-                      " captured, %" G_GINT64_FORMAT " batches replayed, %" G_GINT64_FORMAT " eager",
-                      st->inferences, g.captures, g.replays, g.eager);
+                      "releasing the model after %" G_GUINT64_FORMAT " inferences; CUDA graphs: network %" G_GINT64_FORMAT
+                      " captured, %" G_GINT64_FORMAT " batches replayed, %" G_GINT64_FORMAT " eager; preprocessing %"
+                      G_GINT64_FORMAT " captured, %" G_GINT64_FORMAT " replayed, %" G_GINT64_FORMAT " eager",
+                      st->inferences, g.captures, g.replays, g.eager, pre.captures, pre.replays, pre.eager);
     }
     discard_held(st);
     st->detector.reset();

@@ -156,8 +156,10 @@ struct Detector::Impl {
     PostprocessOptions pp;
     // The slot's graphs (null: the fixed-shape stage runs eagerly): a slot's own, so that a
     // replay never overwrites the outputs of a batch another slot has not collected yet, and
-    // captured on its stream.
-    std::unique_ptr<GraphCache> graph_cache;
+    // captured on its stream. pre_cache holds the preprocessing (frames' bytes -> normalised
+    // batch), keyed by the frames' layout; graph_cache the network and output stage, keyed by
+    // the batch size and the output settings.
+    std::unique_ptr<GraphCache> pre_cache, graph_cache;
   };
   std::vector<Slot> slots;
   size_t head = 0, pending = 0;   // ring of slots: the oldest pending one, how many are pending
@@ -173,26 +175,88 @@ struct Detector::Impl {
     }
   }
 
-  // A host plane -> its (rows, cols, channels) uint8 view on the device. The plane's byte range
-  // travels as one block and the strided view is taken on the device. On CUDA: a pinned plane
-  // (FrameView::pinned) is copied from where it lies, others through the slot's pinned staging
-  // memory (one memcpy), both asynchronously on the current (the slot's) stream; on the CPU the
-  // view of the caller's memory itself (no copy).
-  torch::Tensor upload(const Plane& p, bool pinned) {
+  // A host plane's bytes (the byte range from its first to its last pixel, one block) as a
+  // host tensor an asynchronous copy may read until the slot's stream has passed it: on CUDA a
+  // pinned plane (FrameView::pinned) where it lies, others copied (one memcpy) into the slot's
+  // pinned staging memory; on the CPU the caller's memory itself.
+  torch::Tensor host_bytes(const Plane& p, bool pinned) {
     auto bytes = torch::from_blob(const_cast<uint8_t*>(p.data), {p.bytes()}, torch::kUInt8);
-    if (device.is_cuda()) {
-      if (!pinned) {
-        auto& staging = filling->staging;
-        if (filling->staging_used == staging.size()) staging.emplace_back();
-        auto& buf = staging[filling->staging_used++];
-        if (!buf.defined() || buf.numel() != bytes.numel())
-          buf = torch::empty({bytes.numel()}, torch::TensorOptions().dtype(torch::kUInt8).pinned_memory(true));
-        buf.copy_(bytes);
-        bytes = buf;
+    if (!device.is_cuda() || pinned) return bytes;
+    auto& staging = filling->staging;
+    if (filling->staging_used == staging.size()) staging.emplace_back();
+    auto& buf = staging[filling->staging_used++];
+    if (!buf.defined() || buf.numel() != bytes.numel())
+      buf = torch::empty({bytes.numel()}, torch::TensorOptions().dtype(torch::kUInt8).pinned_memory(true));
+    buf.copy_(bytes);
+    return buf;
+  }
+
+  // A host plane -> its (rows, cols, channels) uint8 view on the device: its bytes travel as one
+  // block, asynchronously on the current (the slot's) stream, and the strided view is taken on
+  // the device. On the CPU the view of the caller's memory (no copy).
+  torch::Tensor upload(const Plane& p, bool pinned) {
+    return plane_view(host_bytes(p, pinned).to(device, /*non_blocking=*/true), p);
+  }
+
+  // The planes of a frame (validated), in the order to_rgb() takes them.
+  static std::vector<Plane> planes_of(const FrameView& f) {
+    if (f.width <= 0 || f.height <= 0)
+      throw Error("invalid frame size " + std::to_string(f.width) + "x" + std::to_string(f.height));
+    const auto& fi = info(f.format);
+    if (fi.bytes_per_pixel) return {plane(f.planes[0], f.height, f.width, fi.bytes_per_pixel, f.strides[0])};
+    const int cw = (f.width + 1) / 2, ch = (f.height + 1) / 2;
+    if (f.format == PixelFormat::NV12)
+      return {plane(f.planes[0], f.height, f.width, 1, f.strides[0]), plane(f.planes[1], ch, cw, 2, f.strides[1])};
+    return {plane(f.planes[0], f.height, f.width, 1, f.strides[0]), plane(f.planes[1], ch, cw, 1, f.strides[1]),
+            plane(f.planes[2], ch, cw, 1, f.strides[2])};
+  }
+
+  // The normalised network input (B, 3, S, S) of frames whose planes are on the device.
+  torch::Tensor preprocess(const std::vector<FrameView>& frames, const std::vector<std::vector<torch::Tensor>>& planes) {
+    std::vector<torch::Tensor> inputs;
+    inputs.reserve(frames.size());
+    for (size_t i = 0; i < frames.size(); ++i) inputs.push_back(to_rgb(frames[i], planes[i]));
+    auto x = (torch::cat(inputs, 0) - mean) * inv_std;
+    if (half) x = x.to(torch::kHalf);
+    if (device.is_cuda()) x = x.contiguous(torch::MemoryFormat::ChannelsLast);
+    return x;
+  }
+
+  // The same as one replayable function of one tensor: all planes of the batch in one device
+  // byte buffer (each at a 256-byte aligned offset), uploaded here, and preprocessing run on
+  // the slot's graph for this layout of frames (formats, sizes, strides, YUV matrices).
+  torch::Tensor preprocess_on_graph(Slot& slot, const std::vector<FrameView>& frames) {
+    std::ostringstream layout;
+    layout << std::setprecision(17);
+    std::vector<std::vector<Plane>> planes;
+    std::vector<std::vector<int64_t>> offsets;
+    int64_t total = 0;
+    for (const auto& f : frames) {
+      planes.push_back(planes_of(f));
+      offsets.emplace_back();
+      layout << to_string(f.format) << ' ' << f.width << 'x' << f.height;
+      for (const auto& p : planes.back()) {
+        offsets.back().push_back(total);
+        total += (p.bytes() + 255) / 256 * 256;
+        layout << ' ' << p.stride;
       }
-      bytes = bytes.to(device, /*non_blocking=*/true);
+      if (is_yuv(f.format)) layout << ' ' << f.yuv.kr << ' ' << f.yuv.kb << ' ' << f.yuv.full_range;
+      layout << ';';
     }
-    return plane_view(bytes, p);
+    auto flat = torch::empty({total}, torch::TensorOptions().dtype(torch::kUInt8).device(device));
+    for (size_t i = 0; i < frames.size(); ++i)
+      for (size_t j = 0; j < planes[i].size(); ++j) {
+        const auto& p = planes[i][j];
+        flat.narrow(0, offsets[i][j], p.bytes()).copy_(host_bytes(p, frames[i].pinned), /*non_blocking=*/true);
+      }
+    auto fn = [this, frames, planes, offsets](const torch::Tensor& in) {
+      std::vector<std::vector<torch::Tensor>> views(frames.size());
+      for (size_t i = 0; i < frames.size(); ++i)
+        for (size_t j = 0; j < planes[i].size(); ++j)
+          views[i].push_back(plane_view(in.narrow(0, offsets[i][j], planes[i][j].bytes()), planes[i][j]));
+      return std::vector<torch::Tensor>{preprocess(frames, views)};
+    };
+    return slot.pre_cache->run(flat, layout.str(), fn)[0];
   }
 
   // Network + fixed-shape output stage on the normalised batch x: (B, M * 6 + 2) rows = the
@@ -225,19 +289,18 @@ struct Detector::Impl {
     return channel_indices[static_cast<size_t>(&fi - kFormats)];
   }
 
-  // One frame -> (1, 3, S, S) float RGB in [0, 1], on the device.
-  torch::Tensor to_rgb(const FrameView& f) {
-    if (f.width <= 0 || f.height <= 0)
-      throw Error("invalid frame size " + std::to_string(f.width) + "x" + std::to_string(f.height));
+  // One frame, its planes on the device (planes_of()'s order, (rows, cols, channels) uint8
+  // views) -> (1, 3, S, S) float RGB in [0, 1].
+  torch::Tensor to_rgb(const FrameView& f, const std::vector<torch::Tensor>& planes) {
     const int S = model->config().input_size;
     const auto& fi = info(f.format);
     if (fi.bytes_per_pixel) {
-      auto px = upload(plane(f.planes[0], f.height, f.width, fi.bytes_per_pixel, f.strides[0]), f.pinned);
-      const auto& idx = channel_index(fi);
+      const auto& px = planes[0];
       // Integer-factor box filter in the frame's own (H, W, bytes) layout: the float copy and
       // both sums read memory in order, and only the small result is transposed to CHW
       // (1080p RGBx: 54 -> 22 ms a frame on one core, bench/RESULTS.md). Same result as
       // resize_square's avg_pool2d step.
+      const auto& idx = channel_index(fi);
       const int64_t bpp = fi.bytes_per_pixel;
       const int64_t fh = std::max(1, f.height / S), fw = std::max(1, f.width / S);
       const int64_t h2 = f.height / fh, w2 = f.width / fw;
@@ -249,16 +312,8 @@ struct Detector::Impl {
     }
     // Planar YUV 4:2:0: resize the planes first (conversion is affine, so it commutes with
     // resizing), then convert only S x S pixels.
-    const int cw = (f.width + 1) / 2, ch = (f.height + 1) / 2;
-    auto y = upload(plane(f.planes[0], f.height, f.width, 1, f.strides[0]), f.pinned);
-    torch::Tensor uv;
-    if (f.format == PixelFormat::NV12) {
-      uv = upload(plane(f.planes[1], ch, cw, 2, f.strides[1]), f.pinned);
-    } else {
-      auto u = upload(plane(f.planes[1], ch, cw, 1, f.strides[1]), f.pinned);
-      auto v = upload(plane(f.planes[2], ch, cw, 1, f.strides[2]), f.pinned);
-      uv = torch::cat({u, v}, 2);
-    }
+    const auto& y = planes[0];
+    const torch::Tensor uv = f.format == PixelFormat::NV12 ? planes[1] : torch::cat({planes[1], planes[2]}, 2);
     auto yf = resize_square(y.permute({2, 0, 1}).unsqueeze(0).to(torch::kFloat32), S);
     auto uvf = resize_square(uv.permute({2, 0, 1}).unsqueeze(0).to(torch::kFloat32), S);
     const double kr = f.yuv.kr, kb = f.yuv.kb, kg = 1.0 - kr - kb;
@@ -312,8 +367,11 @@ Detector::Detector(const DetectorOptions& options) : impl_(std::make_unique<Impl
                                                      : options.emulate_graphs);
   d.slots.resize(static_cast<size_t>(std::max(1, options.max_in_flight)));
   if (graphs) {
-    for (auto& slot : d.slots)
-      slot.graph_cache = std::make_unique<GraphCache>(d.device.is_cuda() ? GraphKind::Cuda : GraphKind::Emulated);
+    const GraphKind kind = d.device.is_cuda() ? GraphKind::Cuda : GraphKind::Emulated;
+    for (auto& slot : d.slots) {
+      slot.pre_cache = std::make_unique<GraphCache>(kind);
+      slot.graph_cache = std::make_unique<GraphCache>(kind);
+    }
   }
   if (d.device.is_cuda()) {
     const c10::impl::VirtualGuardImpl cuda(c10::DeviceType::CUDA);
@@ -392,12 +450,17 @@ void Detector::submit(const std::vector<FrameView>& frames) {
       if (slot.stream) on_stream.emplace(*slot.stream);
       d.filling = &slot;
       slot.staging_used = 0;
-      std::vector<torch::Tensor> inputs;
-      inputs.reserve(frames.size());
-      for (const auto& f : frames) inputs.push_back(d.to_rgb(f));
-      auto x = (torch::cat(inputs, 0) - d.mean) * d.inv_std;
-      if (d.half) x = x.to(torch::kHalf);
-      if (d.device.is_cuda()) x = x.contiguous(torch::MemoryFormat::ChannelsLast);
+      torch::Tensor x;
+      if (slot.pre_cache) {
+        x = d.preprocess_on_graph(slot, frames);
+      } else {
+        std::vector<std::vector<torch::Tensor>> planes;
+        for (const auto& f : frames) {
+          planes.emplace_back();
+          for (const auto& p : Impl::planes_of(f)) planes.back().push_back(d.upload(p, f.pinned));
+        }
+        x = d.preprocess(frames, planes);
+      }
       if (!d.fixed) {
         auto [cls, box] = d.model->forward(x);
         slot.ready = download(postprocess(cls, box, d.anchors, slot.pp));
@@ -501,6 +564,13 @@ GraphStats Detector::graph_stats() const {
   GraphStats total;
   for (const auto& slot : impl_->slots)
     if (slot.graph_cache) total += slot.graph_cache->stats();
+  return total;
+}
+
+GraphStats Detector::preprocess_graph_stats() const {
+  GraphStats total;
+  for (const auto& slot : impl_->slots)
+    if (slot.pre_cache) total += slot.pre_cache->stats();
   return total;
 }
 

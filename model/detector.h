@@ -60,10 +60,12 @@ struct DetectorOptions {
   // Output stage with fixed shapes and no host synchronisation (postprocess_fixed): always on
   // CUDA; on the CPU only when set (the tests use it to run the CUDA path's logic).
   bool fixed_postprocess = false;
-  // Replays the network and the fixed-shape output stage as CUDA graphs, one per in-flight slot,
-  // batch size and output setting, captured on each key's third batch (the first two run
-  // eagerly and warm cuDNN up); a capture that fails leaves that key eager (graph_stats() says
-  // why). CUDA only, and only in builds that can capture them (cuda_graphs_compiled()).
+  // Replays the preprocessing (one graph per in-flight slot and layout of the batch's frames:
+  // formats, sizes, strides), and the network with the fixed-shape output stage (one per slot,
+  // batch size and output setting) as CUDA graphs, each captured on its key's third batch (the
+  // first two run eagerly and warm cuDNN up); a capture that fails leaves that key eager
+  // (preprocess_graph_stats() / graph_stats() say why). CUDA only, and only in builds that can
+  // capture them (cuda_graphs_compiled()).
   bool cuda_graphs = true;
   // CPU only, with fixed_postprocess: the same graph bookkeeping with an emulated capture and
   // replay (model/cuda_graph.h), so the tests exercise the CUDA path's logic.
@@ -103,9 +105,11 @@ class Detector {
   std::string device_name() const;   // e.g. "cpu", "cuda:0"
   bool fp16() const;
   // Whether batches go through captured graphs (CUDA graphs, or their CPU emulation), and the
-  // graph counters summed over the in-flight slots.
+  // graph counters summed over the in-flight slots: of the network and output stage, and of the
+  // preprocessing.
   bool graphs() const;
   GraphStats graph_stats() const;
+  GraphStats preprocess_graph_stats() const;
 
  private:
   struct Impl;

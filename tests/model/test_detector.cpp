@@ -327,6 +327,12 @@ TEST_F(DetectorTest, EmulatedGraphsGiveTheEagerResultsAcrossSlotsShapesAndSettin
   EXPECT_EQ(s.eager, 4);
   EXPECT_EQ(s.replays, 20);
   EXPECT_EQ(s.failures, 0) << s.last_error;
+  // The preprocessing is keyed by the frames' layout: each slot sees its four frame sizes three
+  // times (two eager runs, then a capture that also replays).
+  auto pre = det.preprocess_graph_stats();
+  EXPECT_EQ(pre.captures, 8);
+  EXPECT_EQ(pre.eager, 16);
+  EXPECT_EQ(pre.replays, 8);
   // Batches of two, both slots in flight: one slot's replay must not touch the other's outputs.
   for (int round = 0; round < 4; ++round) {
     const size_t a = (2 * round) % frames.size(), b = (2 * round + 4) % frames.size();
@@ -356,6 +362,60 @@ TEST_F(DetectorTest, EmulatedGraphsGiveTheEagerResultsAcrossSlotsShapesAndSettin
   s = det.graph_stats();
   EXPECT_EQ(s.captures, 6);
   EXPECT_EQ(s.failures, 0) << s.last_error;
+  // Preprocessing: the 8 pairs ran once each (eager; they evicted the single-frame layouts from
+  // the 4-entry caches), frames 0-3 were captured anew (2 per slot), then replayed once more.
+  pre = det.preprocess_graph_stats();
+  EXPECT_EQ(pre.captures, 12);
+  EXPECT_EQ(pre.eager, 32);
+  EXPECT_EQ(pre.replays, 16);
+  EXPECT_EQ(pre.failures, 0) << pre.last_error;
+}
+
+// A stream of one layout (planar and padded packed frames): after the warm-up every batch's
+// preprocessing is a replay, on each slot, and the results stay the eager ones.
+TEST_F(DetectorTest, EmulatedPreprocessingGraphsReplayPlanarAndPaddedFrames) {
+  const auto pic = make_picture(641, 479, 90);
+  std::vector<uint8_t> y, u, v;
+  to_yuv420(pic, y, u, v);
+  std::vector<uint8_t> uv;   // NV12's interleaved chroma
+  for (size_t i = 0; i < u.size(); ++i) {
+    uv.push_back(u[i]);
+    uv.push_back(v[i]);
+  }
+  const int cw = (pic.w + 1) / 2;
+  const FrameView i420{PixelFormat::I420, pic.w, pic.h, {y.data(), u.data(), v.data()}, {pic.w, cw, cw}, {}};
+  const FrameView nv12{PixelFormat::NV12, pic.w, pic.h, {y.data(), uv.data()}, {pic.w, 2 * cw}, {}};
+  const auto packed = packed_frames(2, 641, 0, 479, 90, PixelFormat::BGRx, 12);
+  Detector plain(options());
+  auto o = options();
+  o.emulate_graphs = true;
+  o.fixed_postprocess = true;
+  o.max_in_flight = 2;
+  Detector det(o);
+  for (const FrameView& f : {i420, nv12, packed.views[0]}) {
+    const auto expect = plain.detect(f);
+    ASSERT_FALSE(expect.empty());
+    const auto before = det.preprocess_graph_stats();
+    for (int i = 0; i < 8; ++i) expect_same(det.detect(f), expect, 1e-5f);
+    // Two batches in flight replay their own slots' graphs.
+    det.submit({f});
+    det.submit({f});
+    expect_same(det.collect()[0], expect, 1e-5f);
+    expect_same(det.collect()[0], expect, 1e-5f);
+    const auto after = det.preprocess_graph_stats();
+    EXPECT_EQ(after.captures - before.captures, 2) << to_string(f.format);
+    EXPECT_EQ(after.eager - before.eager, 4) << to_string(f.format);
+    EXPECT_EQ(after.replays - before.replays, 6) << to_string(f.format);
+  }
+  // Another picture in the same layout replays the same graphs on its own pixels.
+  const auto other = plain.detect(packed.views[1]);
+  const auto first = plain.detect(packed.views[0]);
+  ASSERT_FALSE(!other.empty() && other.size() == first.size() && other[0].confidence == first[0].confidence)
+      << "the two pictures must give different detections";
+  const auto before = det.preprocess_graph_stats();
+  for (int i = 0; i < 2; ++i) expect_same(det.detect(packed.views[1]), other, 1e-5f);
+  EXPECT_EQ(det.preprocess_graph_stats().replays - before.replays, 2);
+  EXPECT_EQ(det.preprocess_graph_stats().failures, 0);
 }
 
 TEST_F(DetectorTest, BadModelsAndDevicesGiveClearErrors) {
