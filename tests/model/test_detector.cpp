@@ -500,7 +500,6 @@ TEST(DetectorCuda, PinnedFramesGiveTheStagedResults) {
   o.threshold = 0.0f;
   o.device = "cuda";
   o.max_in_flight = 2;
-  Detector det(o);
   const auto packed = packed_frames(2, 1280, 64, 720, 70, PixelFormat::BGRx, 24);
   const auto pic = make_picture(641, 479, 80);
   std::vector<uint8_t> y, u, v;
@@ -524,13 +523,20 @@ TEST(DetectorCuda, PinnedFramesGiveTheStagedResults) {
     }
     pinned.push_back(p);
   }
-  for (size_t i = 0; i < staged.size(); ++i) expect_same(det.detect(pinned[i]), det.detect(staged[i]), 1e-5f);
-  det.submit({pinned[0], pinned[2]});
-  det.submit({pinned[1]});
-  auto first = det.collect(), second = det.collect();
-  expect_same(first[0], det.detect(staged[0]), 1e-5f);
-  expect_same(first[1], det.detect(staged[2]), 1e-5f);
-  expect_same(second[0], det.detect(staged[1]), 1e-5f);
+  // With CUDA graphs (all planes in one device buffer) and without (a copy per plane).
+  for (const bool graphs : {true, false}) {
+    SCOPED_TRACE(graphs ? "CUDA graphs" : "eager");
+    o.cuda_graphs = graphs;
+    Detector det(o);
+    for (int round = 0; round < 3; ++round)
+      for (size_t i = 0; i < staged.size(); ++i) expect_same(det.detect(pinned[i]), det.detect(staged[i]), 1e-5f);
+    det.submit({pinned[0], pinned[2]});
+    det.submit({pinned[1]});
+    auto first = det.collect(), second = det.collect();
+    expect_same(first[0], det.detect(staged[0]), 1e-5f);
+    expect_same(first[1], det.detect(staged[2]), 1e-5f);
+    expect_same(second[0], det.detect(staged[1]), 1e-5f);
+  }
 }
 
 TEST(DetectorCuda, GraphsGiveTheEagerResults) {
@@ -566,6 +572,10 @@ TEST(DetectorCuda, GraphsGiveTheEagerResults) {
     EXPECT_EQ(s.failures, 0) << s.last_error;
     EXPECT_EQ(s.captures, 4);   // batch 1 and 2 on each of the two slots
     EXPECT_GT(s.replays, 0);
+    const auto pre = graphed.preprocess_graph_stats();
+    EXPECT_EQ(pre.failures, 0) << pre.last_error;
+    EXPECT_GT(pre.captures, 0);
+    EXPECT_GT(pre.replays, 0);
   }
 }
 
