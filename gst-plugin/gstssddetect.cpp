@@ -47,9 +47,10 @@
  * cannot reuse: with sources that have a small fixed buffer pool (v4l2src) keep
  * batch-size x in-flight below the pool size, or copy the frames first.
  *
- * On CUDA the network and the output stage of each batch run as one replayed CUDA graph
- * (`cuda-graphs`, on by default): batch-1 inference on a fast GPU is otherwise bound by the
- * launch cost of its hundreds of small kernels. The element also offers upstream a buffer pool
+ * On CUDA the preprocessing (colour conversion, resize, normalisation) and the network with
+ * the output stage of each batch run as two replayed CUDA graphs (`cuda-graphs`, on by
+ * default): batch-1 inference on a fast GPU is otherwise bound by the launch cost of its
+ * hundreds of small kernels. The element also offers upstream a buffer pool
  * of page-locked host memory (in place of a system-memory pool downstream offers; a pool of
  * other memory, e.g. GL, is left to downstream): a source or decoder
  * that takes it writes frames where the GPU's copy engine reads them, and each frame goes to
@@ -1061,12 +1062,13 @@ static void gst_ssd_detect_class_init(GstSsdDetectClass* klass) {
   /**
    * GstSsdDetect:cuda-graphs:
    *
-   * On CUDA, replay the network and the output stage as CUDA graphs: one launch per batch
-   * instead of hundreds of small kernel launches, which is what limits batch-1 inference on a
-   * fast GPU. A graph is captured per batch size (and per threshold, nms-iou and
-   * max-detections value) on its third batch, the first two running normally; if a capture
-   * fails the element posts a warning and that batch size runs without a graph. No effect on
-   * the CPU. Read when the element starts.
+   * On CUDA, replay the preprocessing and the network with the output stage as CUDA graphs:
+   * two launches per batch instead of hundreds of small kernel launches, which is what limits
+   * batch-1 inference on a fast GPU. The preprocessing is captured per frame layout (format,
+   * size, strides), the network per batch size (and per threshold, nms-iou and
+   * max-detections value), each on its third batch, the first two running normally; if a
+   * capture fails the element posts a warning and that case runs without a graph. No effect
+   * on the CPU. Read when the element starts.
    */
   g_object_class_install_property(gobject_class, PROP_CUDA_GRAPHS,
       g_param_spec_boolean("cuda-graphs", "CUDA graphs", "Replay inference as CUDA graphs (CUDA only)",
