@@ -102,7 +102,6 @@ void ssd_host_allocator_init(SsdHostAllocator* self) {
   allocator->mem_share = memory_share;
   allocator->mem_is_span = memory_is_span;
   // mem_copy: GstAllocator's fallback (a copy into system memory).
-  GST_OBJECT_FLAG_SET(allocator, GST_ALLOCATOR_FLAG_CUSTOM_ALLOC);
 }
 
 // The root memory (holding the block) of a memory of the allocator.

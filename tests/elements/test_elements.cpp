@@ -1096,6 +1096,26 @@ TEST(SsdDetectCuda, OffersPageLockedFramesThatGiveTheSameDetections) {
   gst_buffer_pool_set_active(pool, FALSE);
   gst_object_unref(pool);
   pool_frames_match("device=cuda", 1e-3);
+
+  // A real source takes the pool: videotestsrc's frames arrive in page-locked memory.
+  GstElement* p = gst_parse_launch(
+      "videotestsrc num-buffers=3 ! video/x-raw,format=NV12,width=640,height=480 ! queue ! "
+      "ssddetect device=cuda ! appsink name=sink sync=false",
+      nullptr);
+  ASSERT_NE(p, nullptr);
+  GstElement* sink = gst_bin_get_by_name(GST_BIN(p), "sink");
+  ASSERT_EQ(gst_element_set_state(p, GST_STATE_PLAYING), GST_STATE_CHANGE_ASYNC);
+  int frames = 0;
+  while (GstSample* sample = gst_app_sink_try_pull_sample(GST_APP_SINK(sink), 20 * GST_SECOND)) {
+    GstBuffer* b = gst_sample_get_buffer(sample);
+    EXPECT_TRUE(gst_memory_is_type(gst_buffer_peek_memory(b, 0), "SsdHostMemory")) << "frame " << frames;
+    frames++;
+    gst_sample_unref(sample);
+  }
+  EXPECT_EQ(frames, 3);
+  gst_element_set_state(p, GST_STATE_NULL);
+  gst_object_unref(sink);
+  gst_object_unref(p);
 }
 
 // interval=2 with batches of 2 analysed frames: skipped frames carry the last analysed frame's
