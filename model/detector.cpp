@@ -95,6 +95,19 @@ torch::Tensor plane_view(const torch::Tensor& bytes, const Plane& p) {
   return bytes.as_strided({p.rows, p.cols, p.channels}, {p.stride, p.channels, 1});
 }
 
+// The planes of a frame (validated), in the order to_rgb() takes them.
+std::vector<Plane> planes_of(const FrameView& f) {
+  if (f.width <= 0 || f.height <= 0)
+    throw Error("invalid frame size " + std::to_string(f.width) + "x" + std::to_string(f.height));
+  const auto& fi = info(f.format);
+  if (fi.bytes_per_pixel) return {plane(f.planes[0], f.height, f.width, fi.bytes_per_pixel, f.strides[0])};
+  const int cw = (f.width + 1) / 2, ch = (f.height + 1) / 2;
+  if (f.format == PixelFormat::NV12)
+    return {plane(f.planes[0], f.height, f.width, 1, f.strides[0]), plane(f.planes[1], ch, cw, 2, f.strides[1])};
+  return {plane(f.planes[0], f.height, f.width, 1, f.strides[0]), plane(f.planes[1], ch, cw, 1, f.strides[1]),
+          plane(f.planes[2], ch, cw, 1, f.strides[2])};
+}
+
 // (N, C, H, W) float -> (N, C, size, size): box-filter shrink by the integer factor first (so a
 // 1080p frame is not aliased), then bilinear, as OpenCV's INTER_AREA + INTER_LINEAR do.
 torch::Tensor resize_square(torch::Tensor x, int size) {
@@ -196,19 +209,6 @@ struct Detector::Impl {
   // the device. On the CPU the view of the caller's memory (no copy).
   torch::Tensor upload(const Plane& p, bool pinned) {
     return plane_view(host_bytes(p, pinned).to(device, /*non_blocking=*/true), p);
-  }
-
-  // The planes of a frame (validated), in the order to_rgb() takes them.
-  static std::vector<Plane> planes_of(const FrameView& f) {
-    if (f.width <= 0 || f.height <= 0)
-      throw Error("invalid frame size " + std::to_string(f.width) + "x" + std::to_string(f.height));
-    const auto& fi = info(f.format);
-    if (fi.bytes_per_pixel) return {plane(f.planes[0], f.height, f.width, fi.bytes_per_pixel, f.strides[0])};
-    const int cw = (f.width + 1) / 2, ch = (f.height + 1) / 2;
-    if (f.format == PixelFormat::NV12)
-      return {plane(f.planes[0], f.height, f.width, 1, f.strides[0]), plane(f.planes[1], ch, cw, 2, f.strides[1])};
-    return {plane(f.planes[0], f.height, f.width, 1, f.strides[0]), plane(f.planes[1], ch, cw, 1, f.strides[1]),
-            plane(f.planes[2], ch, cw, 1, f.strides[2])};
   }
 
   // The normalised network input (B, 3, S, S) of frames whose planes are on the device.
@@ -457,7 +457,7 @@ void Detector::submit(const std::vector<FrameView>& frames) {
         std::vector<std::vector<torch::Tensor>> planes;
         for (const auto& f : frames) {
           planes.emplace_back();
-          for (const auto& p : Impl::planes_of(f)) planes.back().push_back(d.upload(p, f.pinned));
+          for (const auto& p : planes_of(f)) planes.back().push_back(d.upload(p, f.pinned));
         }
         x = d.preprocess(frames, planes);
       }
@@ -553,6 +553,8 @@ std::vector<std::vector<Detection>> Detector::detect(const std::vector<FrameView
 std::vector<Detection> Detector::detect(const FrameView& frame) {
   return std::move(detect(std::vector<FrameView>{frame})[0]);
 }
+
+void check_frame(const FrameView& frame) { planes_of(frame); }
 
 const SsdConfig& Detector::config() const { return impl_->model->config(); }
 const std::vector<std::string>& Detector::labels() const { return impl_->model->config().labels; }

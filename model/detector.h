@@ -116,6 +116,10 @@ class Detector {
   std::unique_ptr<Impl> impl_;
 };
 
+// Throws ssd::Error when `frame` cannot be read (size, plane pointers, strides), as
+// Detector::submit would: callers that batch frames of several sources check each one first.
+void check_frame(const FrameView& frame);
+
 // True when LibTorch sees a CUDA device.
 bool cuda_available();
 

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <filesystem>
 #include <random>
+#include <thread>
 
 #include <dlfcn.h>
 
@@ -16,6 +17,7 @@
 #include "detector.h"
 #include "error.h"
 #include "host_buffer.h"
+#include "shared_detector.h"
 #include "ssd_model.h"
 #include "test_util.h"
 #include "weights.h"
@@ -437,6 +439,113 @@ TEST_F(DetectorTest, BadModelsAndDevicesGiveClearErrors) {
   ssdtest::expect_error([&] { det.detect(narrow); }, {"stride"});
   EXPECT_THROW(pixel_format_from_string("YUY2"), Error);
   EXPECT_EQ(pixel_format_from_string("NV12"), PixelFormat::NV12);
+}
+
+// One model instance shared by several streams (model/shared_detector.h): each stream's thread
+// gets the detections a private Detector with its own threshold and count gives, while the
+// instance runs the streams' frames together in batches; plainly, and with the CUDA path's
+// logic (fixed-shape output stage, emulated graphs, two batches in flight).
+TEST_F(DetectorTest, SharedInstanceBatchesStreamsAndGivesEachItsOwnDetections) {
+  constexpr int kStreams = 4, kFrames = 8;
+  // (The untrained model's scores lie around 0.51.)
+  const float thresholds[kStreams] = {0.0f, 0.505f, 0.509f, 0.0f};
+  const int counts[kStreams] = {20, 20, 20, 3};
+  std::vector<Frames> frames;
+  std::vector<std::vector<std::vector<Detection>>> expect(kStreams);
+  Detector plain(options());
+  for (int s = 0; s < kStreams; ++s) {
+    frames.push_back(packed_frames(kFrames, 240 + 16 * s, 8, 180, 100 + 10 * s, PixelFormat::BGRx, 4 * s));
+    plain.set_postprocess(thresholds[s], 0.45f, counts[s]);
+    for (const auto& f : frames.back().views) expect[s].push_back(plain.detect(f));
+  }
+  ASSERT_EQ(expect[0][0].size(), 20u);
+  ASSERT_GT(expect[2][0].size(), 0u);
+  ASSERT_LT(expect[2][0].size(), 20u);
+
+  for (const bool cuda_logic : {false, true}) {
+    SCOPED_TRACE(cuda_logic ? "fixed output stage, emulated graphs, 2 in flight" : "plain");
+    SharedDetectorOptions o;
+    o.detector = options();
+    o.detector.threshold = 0.3f;   // the instance's starting threshold: streams ask for lower and higher
+    if (cuda_logic) {
+      o.detector.fixed_postprocess = o.detector.emulate_graphs = true;
+      o.detector.max_in_flight = 2;   // each slot has its graphs: 4 batches each, the 4th replayed
+    }
+    o.max_batch = kStreams;
+    o.max_wait = std::chrono::milliseconds(500);   // every stream's frame makes the batch
+    auto instance = SharedDetector::acquire(cuda_logic ? "shared-fixed" : "shared-plain", o);
+    std::vector<std::vector<std::vector<Detection>>> got(kStreams);
+    std::vector<std::thread> streams;
+    for (int s = 0; s < kStreams; ++s)
+      streams.emplace_back([&, s] {
+        for (const auto& f : frames[s].views) got[s].push_back(instance->detect(f, thresholds[s], counts[s]));
+      });
+    for (auto& t : streams) t.join();
+    for (int s = 0; s < kStreams; ++s)
+      for (int i = 0; i < kFrames; ++i) {
+        SCOPED_TRACE("stream " + std::to_string(s) + " frame " + std::to_string(i));
+        expect_same(got[s][i], expect[s][i], 1e-5f);
+      }
+    const auto st = instance->stats();
+    EXPECT_EQ(st.frames, kStreams * kFrames);
+    EXPECT_EQ(st.largest_batch, kStreams);
+    EXPECT_LT(st.batches, kStreams * kFrames);
+    if (cuda_logic) {
+      EXPECT_GT(st.graphs.replays, 0);
+    }
+  }
+}
+
+TEST_F(DetectorTest, SharedInstancesAreNamedAndRefuseOtherSettings) {
+  SharedDetectorOptions o;
+  o.detector = options();
+  ssdtest::expect_error([&] { SharedDetector::acquire("", o); }, {"name"});
+  auto a = SharedDetector::acquire("cams", o);
+  SharedDetectorOptions lower = o;
+  lower.detector.threshold = 0.7f;   // per stream: joins
+  lower.detector.max_detections = 5;
+  auto a2 = SharedDetector::acquire("cams", lower);
+  EXPECT_EQ(a.get(), a2.get());
+  EXPECT_EQ(a->users(), 2);
+  EXPECT_EQ(a->labels(), (std::vector<std::string>{"circle", "square", "triangle"}));
+  EXPECT_EQ(a->device_name(), "cpu");
+  auto b = SharedDetector::acquire("other", o);
+  EXPECT_NE(a.get(), b.get());
+
+  auto other = o;
+  other.detector.nms_iou = 0.6f;
+  ssdtest::expect_error([&] { SharedDetector::acquire("cams", other); }, {"\"cams\"", "NMS IoU 0.45", "0.6"});
+  other = o;
+  other.detector.model_path = "/elsewhere.safetensors";
+  ssdtest::expect_error([&] { SharedDetector::acquire("cams", other); }, {"model file", "/elsewhere.safetensors"});
+  other = o;
+  other.max_batch = 8;
+  ssdtest::expect_error([&] { SharedDetector::acquire("cams", other); }, {"batch size 1", "8"});
+  other = o;
+  other.detector.device = "auto";
+  ssdtest::expect_error([&] { SharedDetector::acquire("cams", other); }, {"device cpu"});
+
+  // A malformed frame fails its own call only; the instance goes on.
+  std::vector<uint8_t> px(100);
+  FrameView narrow{PixelFormat::RGB, 10, 10, {px.data()}, {5}, {}};
+  ssdtest::expect_error([&] { a->detect(narrow, 0.f, 20); }, {"stride"});
+  const auto f = packed_frames(1, 160, 0, 120, 7, PixelFormat::RGB, 0);
+  Detector plain(options());
+  expect_same(a->detect(f.views[0], 0.f, 20), plain.detect(f.views[0]), 1e-5f);
+  // The NMS IoU is the instance's: every stream's, changed for all.
+  a->set_nms_iou(0.9f);
+  plain.set_postprocess(0.f, 0.9f, 20);
+  expect_same(a2->detect(f.views[0], 0.f, 20), plain.detect(f.views[0]), 1e-5f);
+  auto joined = o;
+  joined.detector.nms_iou = 0.9f;
+  EXPECT_EQ(SharedDetector::acquire("cams", joined).get(), a.get());
+
+  // Gone with its last holder: the name is free for other settings.
+  a.reset();
+  a2.reset();
+  auto fresh = SharedDetector::acquire("cams", other);
+  EXPECT_EQ(fresh->users(), 1);
+  EXPECT_EQ(fresh->options().detector.device, "auto");
 }
 
 TEST(DetectorCuda, RunsOnCudaInFp32AndFp16WhenAvailable) {

@@ -1,0 +1,289 @@
+#include "shared_detector.h"
+
+#include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <exception>
+#include <map>
+#include <mutex>
+#include <sstream>
+#include <thread>
+
+#include "error.h"
+
+namespace ssd {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// One caller's frame, on the caller's stack until it is done.
+struct Request {
+  const FrameView* frame;
+  float threshold;
+  int max_detections;
+  Clock::time_point arrival;
+  std::vector<Detection> result;
+  std::string error;   // why the batch failed; empty if it did not
+  bool done = false;
+};
+
+// The caller's detections out of the batch's: those above its threshold (the batch ran with a
+// threshold no higher, and results are sorted by decreasing confidence), at most its count.
+std::vector<Detection> cut(std::vector<Detection> dets, float threshold, int max_detections) {
+  dets.erase(std::remove_if(dets.begin(), dets.end(), [&](const Detection& d) { return !(d.confidence > threshold); }),
+             dets.end());
+  if (dets.size() > static_cast<size_t>(max_detections)) dets.resize(static_cast<size_t>(max_detections));
+  return dets;
+}
+
+// The first option in which `b` differs from the instance's `a`, in words; empty if none.
+std::string difference(const SharedDetectorOptions& a, const SharedDetectorOptions& b) {
+  std::ostringstream out;
+  const DetectorOptions &x = a.detector, &y = b.detector;
+  if (x.model_path != y.model_path)
+    out << "model file " << x.model_path << " (this one asks for " << y.model_path << ")";
+  else if (x.device != y.device)
+    out << "device " << x.device << " (this one asks for " << y.device << ")";
+  else if (x.fp16 != y.fp16)
+    out << "precision " << (x.fp16 ? "fp16" : "fp32") << " (this one asks for " << (y.fp16 ? "fp16" : "fp32") << ")";
+  else if (x.nms_iou != y.nms_iou)
+    out << "NMS IoU " << x.nms_iou << " (this one asks for " << y.nms_iou << ")";
+  else if (a.max_batch != b.max_batch)
+    out << "batch size " << a.max_batch << " (this one asks for " << b.max_batch << ")";
+  else if (a.max_wait != b.max_wait)
+    out << "batch wait " << a.max_wait.count() << " us (this one asks for " << b.max_wait.count() << " us)";
+  else if (x.max_in_flight != y.max_in_flight)
+    out << x.max_in_flight << " batch(es) in flight (this one asks for " << y.max_in_flight << ")";
+  else if (x.threads != y.threads)
+    out << x.threads << " thread(s) (this one asks for " << y.threads << ")";
+  else if (x.cuda_graphs != y.cuda_graphs || x.emulate_graphs != y.emulate_graphs ||
+           x.fixed_postprocess != y.fixed_postprocess)
+    out << "CUDA graphs " << (x.cuda_graphs ? "on" : "off") << " (this one asks for "
+        << (y.cuda_graphs ? "on" : "off") << ")";
+  return out.str();
+}
+
+std::mutex registry_mutex;
+std::map<std::string, std::weak_ptr<SharedDetector>>& registry() {
+  static auto* instances = new std::map<std::string, std::weak_ptr<SharedDetector>>();   // never destroyed
+  return *instances;
+}
+
+}  // namespace
+
+struct SharedDetector::Impl {
+  std::string id;
+  SharedDetectorOptions options;
+  std::unique_ptr<Detector> detector;   // after construction, used by the worker thread only
+  std::vector<std::string> labels;
+  std::string device_name;
+  bool fp16 = false, graphs = false;
+
+  mutable std::mutex mutex;             // guards everything below
+  std::condition_variable work;         // for the worker: a frame queued, or stop
+  std::condition_variable finished;     // for callers: a batch is done
+  std::deque<Request*> queue;
+  float nms_iou = 0.45f;
+  bool stop = false;
+  Stats stats;
+  std::thread worker;
+
+  // The detector's output settings (worker only). The threshold only goes down and the count
+  // only up, so that the output stage's settings (and its CUDA graphs) stay put while streams
+  // with different settings share the batches.
+  float threshold = 0.f, applied_nms = 0.f;
+  int max_detections = 0;
+
+  // Hands each caller of a batch its detections, or the batch's error (each caller throws its
+  // own copy).
+  void finish(const std::vector<Request*>& batch, std::vector<std::vector<Detection>>* results,
+              std::exception_ptr error) {
+    std::string message;
+    if (error) {
+      try {
+        std::rethrow_exception(error);
+      } catch (const std::exception& e) {
+        message = e.what();
+      } catch (...) {
+        message = "unknown error";
+      }
+    }
+    std::lock_guard<std::mutex> lock(mutex);
+    for (size_t i = 0; i < batch.size(); ++i) {
+      Request* r = batch[i];
+      if (error || !results || i >= results->size()) {
+        r->error = error ? message : "model instance \"" + id + "\": no result for a frame";
+      } else {
+        r->result = cut(std::move((*results)[i]), r->threshold, r->max_detections);
+      }
+      r->done = true;
+    }
+    if (!error && results) {
+      stats.frames += static_cast<int64_t>(batch.size());
+      stats.batches++;
+      stats.largest_batch = std::max<int64_t>(stats.largest_batch, static_cast<int64_t>(batch.size()));
+      stats.graphs = detector->graph_stats();
+      stats.preprocess_graphs = detector->preprocess_graph_stats();
+    }
+    finished.notify_all();
+  }
+
+  // Starts one batch on the device (on the CPU: computes it).
+  bool submit(const std::vector<Request*>& batch, float nms) {
+    try {
+      float t = threshold;
+      int m = max_detections;
+      std::vector<FrameView> frames;
+      for (const Request* r : batch) {
+        t = std::min(t, r->threshold);
+        m = std::max(m, r->max_detections);
+        frames.push_back(*r->frame);
+      }
+      if (t != threshold || m != max_detections || nms != applied_nms) {
+        detector->set_postprocess(t, nms, m);
+        threshold = t;
+        max_detections = m;
+        applied_nms = nms;
+      }
+      detector->submit(frames);
+      return true;
+    } catch (...) {
+      finish(batch, nullptr, std::current_exception());
+      return false;
+    }
+  }
+
+  void collect(const std::vector<Request*>& batch) {
+    std::vector<std::vector<Detection>> results;
+    try {
+      results = detector->collect();
+    } catch (...) {
+      finish(batch, nullptr, std::current_exception());
+      return;
+    }
+    finish(batch, &results, nullptr);
+  }
+
+  void run() {
+    const size_t max_batch = static_cast<size_t>(std::max(1, options.max_batch));
+    const size_t max_in_flight = static_cast<size_t>(std::max(1, detector->max_in_flight()));
+    std::deque<std::vector<Request*>> in_flight;
+    std::unique_lock<std::mutex> lock(mutex);
+    for (;;) {
+      work.wait(lock, [&] { return stop || !queue.empty() || !in_flight.empty(); });
+      if (queue.empty() && in_flight.empty()) return;   // stopping, nothing left
+      bool start = !queue.empty() && in_flight.size() < max_in_flight;
+      if (start && queue.size() < max_batch && options.max_wait.count() > 0) {
+        const auto deadline = queue.front()->arrival + options.max_wait;
+        if (Clock::now() < deadline) {
+          if (!in_flight.empty()) {
+            start = false;   // collect a batch while this one fills
+          } else {
+            work.wait_until(lock, deadline, [&] { return stop || queue.size() >= max_batch; });
+          }
+        }
+      }
+      if (start) {
+        std::vector<Request*> batch;
+        while (!queue.empty() && batch.size() < max_batch) {
+          batch.push_back(queue.front());
+          queue.pop_front();
+        }
+        const float nms = nms_iou;
+        lock.unlock();
+        const bool ok = submit(batch, nms);
+        lock.lock();
+        if (ok) in_flight.push_back(std::move(batch));
+      } else {
+        std::vector<Request*> batch = std::move(in_flight.front());
+        in_flight.pop_front();
+        lock.unlock();
+        collect(batch);
+        lock.lock();
+      }
+    }
+  }
+};
+
+std::shared_ptr<SharedDetector> SharedDetector::acquire(const std::string& id, const SharedDetectorOptions& options) {
+  if (id.empty()) throw Error("a model instance needs a name");
+  std::lock_guard<std::mutex> lock(registry_mutex);
+  auto& instances = registry();
+  for (auto it = instances.begin(); it != instances.end();) it = it->second.expired() ? instances.erase(it) : ++it;
+  auto it = instances.find(id);
+  if (auto existing = it == instances.end() ? nullptr : it->second.lock()) {
+    SharedDetectorOptions current = existing->options();
+    {
+      std::lock_guard<std::mutex> instance_lock(existing->impl_->mutex);
+      current.detector.nms_iou = existing->impl_->nms_iou;   // set_nms_iou() may have changed it
+    }
+    const std::string diff = difference(current, options);
+    if (!diff.empty()) throw Error("model instance \"" + id + "\" already runs with " + diff);
+    return existing;
+  }
+  auto impl = std::make_unique<Impl>();
+  impl->id = id;
+  impl->options = options;
+  impl->detector = std::make_unique<Detector>(options.detector);
+  impl->labels = impl->detector->labels();
+  impl->device_name = impl->detector->device_name();
+  impl->fp16 = impl->detector->fp16();
+  impl->graphs = impl->detector->graphs();
+  impl->nms_iou = impl->applied_nms = options.detector.nms_iou;
+  impl->threshold = options.detector.threshold;
+  impl->max_detections = std::max(0, options.detector.max_detections);
+  std::shared_ptr<SharedDetector> instance(new SharedDetector(std::move(impl)));
+  Impl* i = instance->impl_.get();
+  i->worker = std::thread([i] { i->run(); });
+  instances[id] = instance;
+  return instance;
+}
+
+SharedDetector::SharedDetector(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+SharedDetector::~SharedDetector() {
+  {
+    std::lock_guard<std::mutex> lock(impl_->mutex);
+    impl_->stop = true;
+  }
+  impl_->work.notify_all();
+  if (impl_->worker.joinable()) impl_->worker.join();
+}
+
+std::vector<Detection> SharedDetector::detect(const FrameView& frame, float threshold, int max_detections) {
+  check_frame(frame);
+  Request r{&frame, threshold, std::max(0, max_detections), Clock::now(), {}, {}, false};
+  auto& d = *impl_;
+  std::unique_lock<std::mutex> lock(d.mutex);
+  d.queue.push_back(&r);
+  d.work.notify_one();
+  d.finished.wait(lock, [&] { return r.done; });
+  if (!r.error.empty()) throw Error(r.error);
+  return std::move(r.result);
+}
+
+void SharedDetector::set_nms_iou(float nms_iou) {
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  impl_->nms_iou = nms_iou;
+}
+
+const std::string& SharedDetector::id() const { return impl_->id; }
+const SharedDetectorOptions& SharedDetector::options() const { return impl_->options; }
+const std::vector<std::string>& SharedDetector::labels() const { return impl_->labels; }
+std::string SharedDetector::device_name() const { return impl_->device_name; }
+bool SharedDetector::fp16() const { return impl_->fp16; }
+bool SharedDetector::graphs() const { return impl_->graphs; }
+
+SharedDetector::Stats SharedDetector::stats() const {
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  return impl_->stats;
+}
+
+long SharedDetector::users() const {
+  std::lock_guard<std::mutex> lock(registry_mutex);
+  auto it = registry().find(impl_->id);
+  return it == registry().end() ? 0 : it->second.use_count();
+}
+
+}  // namespace ssd

@@ -1,0 +1,79 @@
+// One Detector shared by several video streams in a process, batching their frames together
+// (the GStreamer elements' `model-instance-id`): one copy of the weights on the device, and on
+// a GPU one network run for the frames of N cameras instead of N runs of one frame.
+//
+// Each stream calls detect() from its own thread and blocks until its frame's detections are
+// ready. A worker thread of the instance takes the frames waiting at that moment (up to
+// max_batch; optionally waiting up to max_wait for more after the first) and runs them as one
+// batch; with max_in_flight > 1 it starts the next batch while earlier ones are still on the
+// device. Frames that arrive while a batch runs form the next one, so batches grow with the
+// load ("dynamic batching"). LibTorch-free.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "detector.h"
+
+namespace ssd {
+
+struct SharedDetectorOptions {
+  // The detector every stream of the instance uses. Its threshold and max_detections are only
+  // the starting values of the output stage: each detect() call passes its own, and the batch
+  // runs with the lowest threshold and the highest count asked for, then each frame's
+  // detections are cut to its caller's (the same detections as a private Detector with the
+  // caller's settings: greedy NMS never lets a box below a threshold suppress one above it).
+  // nms_iou is the instance's.
+  DetectorOptions detector;
+  int max_batch = 1;                         // frames per network run, at most
+  std::chrono::microseconds max_wait{0};     // how long a batch waits for more frames
+};
+
+class SharedDetector {
+ public:
+  // The instance named `id` in this process: created from `options` (loading the model) by
+  // the first caller, shared by later callers while any of them holds it, destroyed when the
+  // last one lets go. A later caller whose options differ from the instance's in anything but
+  // the threshold and max_detections gets ssd::Error naming the difference; loading errors
+  // are Detector's.
+  static std::shared_ptr<SharedDetector> acquire(const std::string& id, const SharedDetectorOptions& options);
+
+  ~SharedDetector();
+  SharedDetector(const SharedDetector&) = delete;
+  SharedDetector& operator=(const SharedDetector&) = delete;
+
+  // Detects objects in one frame, batched with the other streams' frames; blocks until done.
+  // Thread-safe. The frame's memory must stay valid until this returns. A malformed frame
+  // throws ssd::Error at once (without reaching the batch); an inference failure throws for
+  // every frame of the failed batch.
+  std::vector<Detection> detect(const FrameView& frame, float threshold, int max_detections);
+
+  // Changes the instance's NMS IoU threshold (every stream's) from the next batch on.
+  void set_nms_iou(float nms_iou);
+
+  const std::string& id() const;
+  const SharedDetectorOptions& options() const;   // as created
+  const std::vector<std::string>& labels() const;
+  std::string device_name() const;
+  bool fp16() const;
+  bool graphs() const;
+
+  struct Stats {
+    int64_t frames = 0;        // frames detected
+    int64_t batches = 0;       // network runs
+    int64_t largest_batch = 0;
+    GraphStats graphs, preprocess_graphs;   // the detector's, after the last batch
+  };
+  Stats stats() const;
+  long users() const;   // holders of the instance
+
+ private:
+  struct Impl;
+  explicit SharedDetector(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace ssd
