@@ -4,7 +4,9 @@
 // The plugin is found through GST_PLUGIN_PATH (the build tree's gst-plugin/) with a private
 // registry file (GST_REGISTRY_1_0), both set by meson; system plugins (videotestsrc, x264enc,
 // ...) come from the normal system path. The detector uses the shipped default model
-// (models/ssd-default.safetensors); SSD_DEFAULT_MODEL overrides it.
+// (models/ssd-default.safetensors); SSD_DEFAULT_MODEL overrides it. meson also runs the suite
+// under GStreamer's leak tracer (GST_TRACERS=leaks: any object still alive at gst_deinit() fails
+// it) and with GLib criticals fatal (G_DEBUG=fatal-criticals).
 //
 // Synthetic frames come from the training tool's shapes renderer (training/synth.h) and are
 // converted to every raw format with GStreamer's own GstVideoConverter, so the detector's
@@ -67,7 +69,39 @@ class GstEnvironment : public ::testing::Environment {
                             << (g_getenv("GST_PLUGIN_PATH") ? g_getenv("GST_PLUGIN_PATH") : "(unset)");
       gst_object_unref(f);
     }
+    // meson runs this suite with GST_TRACERS=leaks (GStreamer's leak tracer): check it is on.
+    const char* tracers = g_getenv("GST_TRACERS");
+    if (tracers && std::strstr(tracers, "leaks")) {
+      GList* active = gst_tracing_get_active_tracers();
+      for (GList* l = active; l; l = l->next)
+        if (std::strcmp(G_OBJECT_TYPE_NAME(l->data), "GstLeaksTracer") == 0) leak_tracer_ = true;
+      g_list_free_full(active, gst_object_unref);
+      ASSERT_TRUE(leak_tracer_) << "GST_TRACERS=" << tracers << " but no GstLeaksTracer is active";
+    }
   }
+
+  // Every GstObject and GstMiniObject (elements, pads, pools, allocators, buffers, memories,
+  // caps, events, queries, messages) made by the tests and the plugin must be gone by the end:
+  // gst_deinit() finalises the leak tracer, which lists what is still alive (under
+  // GST_DEBUG=GST_TRACER:7) and then warns "Leaks detected ...".
+  void TearDown() override {
+    static bool leaked = false;
+    const GLogFunc previous = g_log_set_default_handler(
+        [](const gchar* domain, GLogLevelFlags level, const gchar* message, gpointer) {
+          if (std::strstr(message, "Leaks detected")) leaked = true;
+          g_log_default_handler(domain, level, message, nullptr);
+        },
+        nullptr);
+    gst_deinit();
+    g_log_set_default_handler(previous, nullptr);
+    if (leak_tracer_) {
+      EXPECT_FALSE(leaked) << "GStreamer objects leaked; rerun with GST_TRACERS=leaks "
+                              "GST_DEBUG=GST_TRACER:7 GST_LEAKS_TRACER_STACK_TRACE=1 to list them";
+    }
+  }
+
+ private:
+  bool leak_tracer_ = false;
 };
 [[maybe_unused]] auto* const gst_env = ::testing::AddGlobalTestEnvironment(new GstEnvironment);
 
