@@ -47,6 +47,14 @@
  * cannot reuse: with sources that have a small fixed buffer pool (v4l2src) keep
  * batch-size x in-flight below the pool size, or copy the frames first.
  *
+ * ## Several streams, one model
+ *
+ * Elements with the same `model-instance-id` (one per camera, say) share one loaded model, and
+ * their frames are batched together: each element hands over one frame at a time, and the
+ * shared instance runs the frames waiting at that moment, up to `batch-size`, as one batch.
+ * No stream waits for a batch of its own frames, and each keeps its own threshold, classes and
+ * interval.
+ *
  * On CUDA the preprocessing (colour conversion, resize, normalisation) and the network with
  * the output stage of each batch run as two replayed CUDA graphs (`cuda-graphs`, on by
  * default): batch-1 inference on a fast GPU is otherwise bound by the launch cost of its
@@ -72,10 +80,18 @@
  * gst-launch-1.0 filesrc location=in.mp4 ! decodebin ! ssddetect device=cuda precision=fp16 \
  *     batch-size=16 in-flight=2 ! ssdexport location=detections.jsonl ! fakesink
  * ]| Offline analysis of a file: batches of 16 frames, two batches on the GPU at once.
+ * |[
+ * gst-launch-1.0 \
+ *     rtspsrc location=rtsp://cam1/stream ! decodebin ! ssddetect model-instance-id=cams batch-size=8 ! \
+ *         ssdexport location=cam1.jsonl ! fakesink \
+ *     rtspsrc location=rtsp://cam2/stream ! decodebin ! ssddetect model-instance-id=cams batch-size=8 ! \
+ *         ssdexport location=cam2.jsonl ! fakesink
+ * ]| Two cameras, one model: their frames run through the network together.
  */
 #include "gstssddetect.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <deque>
 #include <memory>
@@ -84,6 +100,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <gst/video/video.h>
@@ -97,6 +114,7 @@
 #include "error.h"
 #include "mapped_frame.h"
 #include "pinned_pool.h"
+#include "shared_detector.h"
 
 GST_DEBUG_CATEGORY_STATIC(gst_ssd_detect_debug);
 #define GST_CAT_DEFAULT gst_ssd_detect_debug
@@ -130,6 +148,7 @@ struct Settings {
   guint64 batch_timeout = kDefaultBatchTimeout;
   guint in_flight = kDefaultInFlight;
   gboolean cuda_graphs = kDefaultCudaGraphs;
+  std::string model_instance_id;
 };
 
 // A frame held by the batching path, with whether the network sees it. Once its batch is
@@ -152,7 +171,10 @@ struct SsdDetectState {
 
   // Streaming state: only touched from start()/stop()/set_caps()/transform_ip()/sink_event(),
   // which GstBaseTransform serialises.
-  std::unique_ptr<ssd::Detector> detector;
+  std::unique_ptr<ssd::Detector> detector;      // the element's own model, or
+  std::shared_ptr<ssd::SharedDetector> shared;  // the instance it shares (model-instance-id)
+  float threshold = kDefaultThreshold;          // the output settings, as last applied
+  int max_detections = kDefaultMaxDetections;
   bool on_cuda = false;                    // the detector runs on a CUDA device
   std::vector<bool> keep_class;            // empty: keep every class
   GstVideoInfo info;
@@ -197,6 +219,7 @@ enum {
   PROP_BATCH_TIMEOUT,
   PROP_IN_FLIGHT,
   PROP_CUDA_GRAPHS,
+  PROP_MODEL_INSTANCE_ID,
 };
 
 G_DEFINE_TYPE(GstSsdDetect, gst_ssd_detect, GST_TYPE_BASE_TRANSFORM);
@@ -251,13 +274,33 @@ static void reset_tracking(SsdDetectState* st) {
 
 static void discard_held(SsdDetectState* st);
 
+// What the element asks of its model, whether its own or a shared instance's.
+static bool model_loaded(const SsdDetectState* st) { return st->detector || st->shared; }
+static const std::vector<std::string>& model_labels(const SsdDetectState* st) {
+  return st->shared ? st->shared->labels() : st->detector->labels();
+}
+static std::string model_device(const SsdDetectState* st) {
+  return st->shared ? st->shared->device_name() : st->detector->device_name();
+}
+static bool model_fp16(const SsdDetectState* st) { return st->shared ? st->shared->fp16() : st->detector->fp16(); }
+static bool model_graphs(const SsdDetectState* st) {
+  return st->shared ? st->shared->graphs() : st->detector->graphs();
+}
+// The graph counters of the network and of the preprocessing.
+static std::pair<ssd::GraphStats, ssd::GraphStats> model_graph_stats(const SsdDetectState* st) {
+  if (st->shared) {
+    const auto s = st->shared->stats();
+    return {s.graphs, s.preprocess_graphs};
+  }
+  return {st->detector->graph_stats(), st->detector->preprocess_graph_stats()};
+}
+
 // A CUDA graph capture that failed (that batch size then runs without graphs) is worth a
 // warning on the bus, once per failure.
 static void report_graph_failures(GstSsdDetect* self) {
   SsdDetectState* st = self->state;
-  if (!st->detector->graphs()) return;
-  const auto g = st->detector->graph_stats();
-  const auto pre = st->detector->preprocess_graph_stats();
+  if (!model_graphs(st)) return;
+  const auto [g, pre] = model_graph_stats(st);
   if (g.failures + pre.failures <= st->graph_failures_reported) return;
   st->graph_failures_reported = g.failures + pre.failures;
   GST_ELEMENT_WARNING(self, LIBRARY, FAILED,
@@ -324,6 +367,11 @@ static void gst_ssd_detect_set_property(GObject* object, guint prop_id, const GV
       case PROP_CUDA_GRAPHS:
         s.cuda_graphs = g_value_get_boolean(value);
         break;
+      case PROP_MODEL_INSTANCE_ID: {
+        const gchar* v = g_value_get_string(value);
+        s.model_instance_id = v ? v : "";
+        break;
+      }
       default:
         G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
         break;
@@ -353,6 +401,9 @@ static void gst_ssd_detect_get_property(GObject* object, guint prop_id, GValue* 
     case PROP_BATCH_TIMEOUT: g_value_set_uint64(value, s.batch_timeout); break;
     case PROP_IN_FLIGHT: g_value_set_uint(value, s.in_flight); break;
     case PROP_CUDA_GRAPHS: g_value_set_boolean(value, s.cuda_graphs); break;
+    case PROP_MODEL_INSTANCE_ID:
+      g_value_set_string(value, s.model_instance_id.empty() ? nullptr : s.model_instance_id.c_str());
+      break;
     default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
   }
 }
@@ -396,11 +447,29 @@ static gboolean gst_ssd_detect_start(GstBaseTransform* trans) {
   opts.threads = s.threads;
   opts.max_in_flight = static_cast<int>(std::max(1u, s.in_flight));
   opts.cuda_graphs = s.cuda_graphs;
+  const std::string& instance = s.model_instance_id;
   try {
-    st->detector = std::make_unique<ssd::Detector>(opts);
+    if (instance.empty()) {
+      st->detector = std::make_unique<ssd::Detector>(opts);
+    } else {
+      // Shared with the other elements of this id: batch-size, batch-timeout and in-flight are
+      // the instance's, which batches the frames of all its streams.
+      ssd::SharedDetectorOptions shared;
+      shared.detector = opts;
+      shared.max_batch = static_cast<int>(std::max(1u, s.batch_size));
+      shared.max_wait = std::chrono::microseconds(s.batch_timeout / 1000);
+      st->shared = ssd::SharedDetector::acquire(instance, shared);
+    }
   } catch (const std::exception& e) {
-    GST_ELEMENT_ERROR(self, RESOURCE, OPEN_READ, ("Could not load model \"%s\": %s", s.model.c_str(), e.what()),
-                      ("device=%s precision=%s", s.device.c_str(), opts.fp16 ? "fp16" : "fp32"));
+    if (instance.empty()) {
+      GST_ELEMENT_ERROR(self, RESOURCE, OPEN_READ, ("Could not load model \"%s\": %s", s.model.c_str(), e.what()),
+                        ("device=%s precision=%s", s.device.c_str(), opts.fp16 ? "fp16" : "fp32"));
+    } else {
+      GST_ELEMENT_ERROR(self, RESOURCE, OPEN_READ,
+                        ("Could not load model \"%s\" as model instance \"%s\": %s", s.model.c_str(),
+                         instance.c_str(), e.what()),
+                        ("device=%s precision=%s", s.device.c_str(), opts.fp16 ? "fp16" : "fp32"));
+    }
     return FALSE;
   } catch (...) {
     GST_ELEMENT_ERROR(self, RESOURCE, OPEN_READ, ("Could not load model \"%s\": unknown error", s.model.c_str()),
@@ -412,7 +481,7 @@ static gboolean gst_ssd_detect_start(GstBaseTransform* trans) {
   st->keep_class.clear();
   const std::string classes = trim(s.classes);
   if (!classes.empty()) {
-    const auto& labels = st->detector->labels();
+    const auto& labels = model_labels(st);
     std::vector<bool> keep(labels.size(), false);
     std::stringstream ss(classes);
     std::string item;
@@ -428,28 +497,35 @@ static gboolean gst_ssd_detect_start(GstBaseTransform* trans) {
                            item.c_str(), s.model.c_str(), known.c_str()),
                           (nullptr));
         st->detector.reset();
+        st->shared.reset();
         return FALSE;
       }
       keep[it - labels.begin()] = true;
     }
     st->keep_class = std::move(keep);
   }
-  if (st->detector->device_name() == "cpu") {
+  const std::string device = model_device(st);
+  if (device == "cpu") {
     const std::string slow = ssd::slow_blas_warning();
     if (!slow.empty())
       GST_ELEMENT_WARNING(self, LIBRARY, INIT, ("Slow CPU inference: %s.", slow.c_str()), (nullptr));
   }
-  st->on_cuda = st->detector->device_name() != "cpu";
+  st->on_cuda = device != "cpu";
   reset_tracking(st);
   st->inferences = 0;
   st->graph_failures_reported = 0;
-  st->batch_size = std::max(1u, s.batch_size);
-  st->in_flight = std::max(1u, s.in_flight);
+  st->threshold = s.threshold;
+  st->max_detections = s.max_detections;
+  // A shared instance batches across its streams; the element itself passes frames one by one.
+  st->batch_size = st->shared ? 1u : std::max(1u, s.batch_size);
+  st->in_flight = st->shared ? 1u : std::max(1u, s.in_flight);
   st->batch_timeout = s.batch_timeout;
-  GST_INFO_OBJECT(self, "loaded model %s on %s (%s), %zu classes, batch %u, in flight %u, CUDA graphs %s",
-                  s.model.c_str(), st->detector->device_name().c_str(), st->detector->fp16() ? "fp16" : "fp32",
-                  st->detector->labels().size(), st->batch_size, st->in_flight,
-                  st->detector->graphs() ? "on" : "off");
+  const std::string sharing =
+      st->shared ? ", model instance \"" + instance + "\" (" + std::to_string(st->shared->users()) + " elements)" : "";
+  GST_INFO_OBJECT(self, "loaded model %s on %s (%s), %zu classes, batch %u, in flight %u, CUDA graphs %s%s",
+                  s.model.c_str(), device.c_str(), model_fp16(st) ? "fp16" : "fp32", model_labels(st).size(),
+                  std::max(1u, s.batch_size), std::max(1u, s.in_flight), model_graphs(st) ? "on" : "off",
+                  sharing.c_str());
   return TRUE;
 }
 
@@ -457,9 +533,15 @@ static gboolean gst_ssd_detect_stop(GstBaseTransform* trans) {
   GstSsdDetect* self = GST_SSD_DETECT(trans);
   SsdDetectState* st = self->state;
   try {
+    if (st->shared) {
+      const auto s = st->shared->stats();
+      GST_INFO_OBJECT(self,
+                      "leaving model instance \"%s\" after %" G_GUINT64_FORMAT " inferences; the instance ran %"
+                      G_GINT64_FORMAT " frames of its streams in %" G_GINT64_FORMAT " batches (largest %" G_GINT64_FORMAT
+                      ")", st->shared->id().c_str(), st->inferences, s.frames, s.batches, s.largest_batch);
+    }
     if (st->detector) {
-      const auto g = st->detector->graph_stats();
-      const auto pre = st->detector->preprocess_graph_stats();
+      const auto [g, pre] = model_graph_stats(st);
       GST_INFO_OBJECT(self,
                       "releasing the model after %" G_GUINT64_FORMAT " inferences; CUDA graphs: network %" G_GINT64_FORMAT
                       " captured, %" G_GINT64_FORMAT " batches replayed, %" G_GINT64_FORMAT " eager; preprocessing %"
@@ -468,6 +550,7 @@ static gboolean gst_ssd_detect_stop(GstBaseTransform* trans) {
     }
     discard_held(st);
     st->detector.reset();
+    st->shared.reset();   // the instance goes with its last element
     st->on_cuda = false;
     st->have_info = false;
     reset_tracking(st);
@@ -525,7 +608,7 @@ static void attach_detections(GstSsdDetect* self, GstBuffer* buf, const std::vec
   SsdDetectState* st = self->state;
   const int width = GST_VIDEO_INFO_WIDTH(&st->info);
   const int height = GST_VIDEO_INFO_HEIGHT(&st->info);
-  const auto& labels = st->detector->labels();
+  const auto& labels = model_labels(st);
 #ifdef HAVE_GST_ANALYTICS
   GstAnalyticsRelationMeta* rmeta = nullptr;
 #endif
@@ -566,11 +649,19 @@ static void attach_detections(GstSsdDetect* self, GstBuffer* buf, const std::vec
   }
 }
 
-// Applies property changes made while playing to the detector.
+// Applies property changes made while playing to the detector (to a shared instance: the NMS
+// IoU, which is every stream's; the threshold and count go with each frame).
 static guint apply_settings(SsdDetectState* st) {
   std::lock_guard<std::mutex> guard(st->lock);
   if (st->postprocess_changed) {
-    st->detector->set_postprocess(st->settings.threshold, st->settings.nms_iou, st->settings.max_detections);
+    const Settings& s = st->settings;
+    if (st->shared) {
+      st->shared->set_nms_iou(s.nms_iou);
+    } else {
+      st->detector->set_postprocess(s.threshold, s.nms_iou, s.max_detections);
+    }
+    st->threshold = s.threshold;
+    st->max_detections = s.max_detections;
     st->postprocess_changed = false;
   }
   return std::max(1u, st->settings.interval);
@@ -626,7 +717,7 @@ static GstFlowReturn not_ready(GstSsdDetect* self) {
 // One frame at a time (batch-size 1, in-flight 1): the in-place transform.
 static GstFlowReturn detect_frame(GstSsdDetect* self, GstBuffer* buf) {
   SsdDetectState* st = self->state;
-  if (!st->detector || !st->have_info) return not_ready(self);
+  if (!model_loaded(st) || !st->have_info) return not_ready(self);
   const guint interval = apply_settings(st);
   if (GST_BUFFER_FLAG_IS_SET(buf, GST_BUFFER_FLAG_GAP)) {
     return GST_FLOW_OK;   // no picture to analyse
@@ -634,7 +725,10 @@ static GstFlowReturn detect_frame(GstSsdDetect* self, GstBuffer* buf) {
   if (count_frame(st, buf, interval)) {
     gstssd::VideoFrameMap frame(&st->info, buf, GST_MAP_READ);
     if (!frame) return map_error(self, buf);
-    std::vector<ssd::Detection> dets = st->detector->detect(frame_view(frame));
+    // A shared instance returns once this frame's batch (with other streams' frames) is done.
+    std::vector<ssd::Detection> dets = st->shared
+                                           ? st->shared->detect(frame_view(frame), st->threshold, st->max_detections)
+                                           : st->detector->detect(frame_view(frame));
     st->inferences++;
     report_graph_failures(self);
     keep_wanted_classes(st, &dets);
@@ -833,11 +927,13 @@ static gboolean gst_ssd_detect_query(GstBaseTransform* trans, GstPadDirection di
     drain(self);
   }
   const gboolean res = GST_BASE_TRANSFORM_CLASS(gst_ssd_detect_parent_class)->query(trans, direction, query);
-  if (res && direction == GST_PAD_SRC && GST_QUERY_TYPE(query) == GST_QUERY_LATENCY && st->batching()) {
+  if (res && direction == GST_PAD_SRC && GST_QUERY_TYPE(query) == GST_QUERY_LATENCY &&
+      (st->batching() || st->shared)) {
     gboolean live = FALSE;
     GstClockTime min = 0, max = GST_CLOCK_TIME_NONE;
     gst_query_parse_latency(query, &live, &min, &max);
-    const GstClockTime extra = added_latency(st);
+    // A shared instance's batch waits at most batch-timeout (wall-clock) for other streams.
+    const GstClockTime extra = st->shared ? st->batch_timeout : added_latency(st);
     GST_DEBUG_OBJECT(self, "batching adds %" GST_TIME_FORMAT " of latency", GST_TIME_ARGS(extra));
     gst_query_set_latency(query, live, min + extra, GST_CLOCK_TIME_IS_VALID(max) ? max + extra : max);
   }
@@ -1040,7 +1136,9 @@ static void gst_ssd_detect_class_init(GstSsdDetectClass* klass) {
    *
    * Bound on the latency batching adds, in nanoseconds of stream time: a partial batch is run
    * as soon as a frame arrives whose timestamp is this much later than the oldest held frame's.
-   * 0 (the default) waits for a full batch. Read when the element starts.
+   * 0 (the default) waits for a full batch. With `model-instance-id` it is the longest a
+   * shared batch waits (wall-clock) for more streams' frames, 0 not waiting at all. Read when
+   * the element starts.
    */
   g_object_class_install_property(gobject_class, PROP_BATCH_TIMEOUT,
       g_param_spec_uint64("batch-timeout", "Batch timeout",
@@ -1073,6 +1171,30 @@ static void gst_ssd_detect_class_init(GstSsdDetectClass* klass) {
   g_object_class_install_property(gobject_class, PROP_CUDA_GRAPHS,
       g_param_spec_boolean("cuda-graphs", "CUDA graphs", "Replay inference as CUDA graphs (CUDA only)",
                            kDefaultCudaGraphs, ready_flags));
+
+  /**
+   * GstSsdDetect:model-instance-id:
+   *
+   * Share one loaded model between the ssddetect elements of this process that have the same
+   * id (DL Streamer's property of that name), e.g. one per camera: the weights are on the
+   * device once, and the frames of all these streams run through the network together, in
+   * batches of up to `batch-size` frames made of the frames that are waiting when the previous
+   * batch is done (so batches grow with the load; with `batch-timeout` a batch also waits that
+   * long, in wall-clock time, for more frames), with up to `in-flight` batches on the device
+   * at once. The element itself then passes its frames on one at a time: its streaming thread
+   * waits until its frame's batch is done. The first element to start loads the model; the
+   * others must ask for the same `model`, `device`, `precision`, `nms-iou`, `threads`,
+   * `batch-size`, `batch-timeout`, `in-flight` and `cuda-graphs`, else their start fails with
+   * an error naming the difference. `threshold`, `max-detections`, `classes` and `interval`
+   * stay each element's own, and so are its detections: those its own model would give it.
+   * Changing `nms-iou` while playing changes it for every stream of the instance. The model is
+   * released when the last element stops. Unset (the default): the element has a model of its
+   * own. Read when the element starts.
+   */
+  g_object_class_install_property(gobject_class, PROP_MODEL_INSTANCE_ID,
+      g_param_spec_string("model-instance-id", "Model instance id",
+                          "Elements with the same id share one model and batch their frames together (unset: own model)",
+                          nullptr, ready_flags));
 
   gst_element_class_set_static_metadata(element_class, "SSD object detector", "Filter/Analyzer/Video",
       "Detects objects with a Single Shot MultiBox Detector and attaches region-of-interest metadata",

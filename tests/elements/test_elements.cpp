@@ -1237,6 +1237,73 @@ TEST(SsdDetectBatching, LatencyQueryReportsTheAddedLatency) {
   }
 }
 
+// ---- model-instance-id: several streams, one model
+
+// Two streams, each pushing from a thread of its own, share one model instance: each gets the
+// detections an element with a model of its own and the same settings gives it (its own
+// threshold and classes), while the instance runs their frames together (batch-size 2, waiting
+// up to 200 ms for the other stream's frame, which the latency query reports).
+TEST(SsdDetectShared, StreamsShareOneModelAndKeepTheirOwnDetections) {
+  TwoScenes s;
+  ASSERT_FALSE(same(s.ref_a, s.ref_b));
+  ASSERT_FALSE(s.ref_b.empty());
+  // The second stream's own settings: a lower threshold than the instance started with (the
+  // first element's 0.3), a count and a class filter.
+  const std::string own2 = "threshold=0.05 max-detections=4 classes=" + s.ref_b.front().label;
+  GstHarness* r = detect_harness(own2.c_str());
+  const std::vector<Det> ref2 = detect_once(r, *s.b);
+  gst_harness_teardown(r);
+  ASSERT_FALSE(ref2.empty());
+  ASSERT_FALSE(same(ref2, s.ref_b)) << "the second stream's settings should change its detections";
+
+  const std::string shared = "model-instance-id=streams batch-size=2 batch-timeout=200000000 ";
+  GstHarness* h1 = detect_harness(shared.c_str());
+  GstHarness* h2 = detect_harness((shared + own2).c_str());
+  constexpr int kFrames = 6;
+  auto stream = [](GstHarness* h, const Frame& f, std::vector<std::vector<Det>>* got) {
+    gst_harness_set_src_caps(h, gst_caps_ref(f.caps));
+    for (int i = 0; i < kFrames; i++) {
+      if (gst_harness_push(h, f.ref()) != GST_FLOW_OK) return;
+      GstBuffer* out = gst_harness_pull(h);
+      if (!out) return;
+      got->push_back(detections(out));
+      gst_buffer_unref(out);
+    }
+  };
+  std::vector<std::vector<Det>> got1, got2;
+  std::thread t1(stream, h1, std::cref(*s.a), &got1), t2(stream, h2, std::cref(*s.b), &got2);
+  t1.join();
+  t2.join();
+  ASSERT_EQ(got1.size(), static_cast<size_t>(kFrames));
+  ASSERT_EQ(got2.size(), static_cast<size_t>(kFrames));
+  for (int i = 0; i < kFrames; i++) {
+    EXPECT_TRUE(same(got1[i], s.ref_a)) << "stream 1 frame " << i << ": " << describe(got1[i]);
+    EXPECT_TRUE(same(got2[i], ref2)) << "stream 2 frame " << i << ": " << describe(got2[i]);
+  }
+  gst_harness_set_upstream_latency(h1, 10 * GST_MSECOND);
+  EXPECT_EQ(gst_harness_query_latency(h1), 210 * GST_MSECOND);
+  gst_harness_teardown(h1);
+  gst_harness_teardown(h2);
+}
+
+// The first element of an id loads the model; another asking for other instance-wide settings
+// fails its start naming the difference, one differing only in per-stream settings joins, and
+// once the last element has stopped the id is free again.
+TEST(SsdDetectShared, OtherSettingsFailTheStartUntilTheInstanceIsGone) {
+  GstHarness* h = detect_harness("model-instance-id=settings");
+  const std::string pipeline = "videotestsrc num-buffers=1 ! video/x-raw,format=RGB,width=64,height=48 ! ";
+  const std::string other = pipeline + "ssddetect model-instance-id=settings nms-iou=0.6 ! fakesink";
+  const std::string msg = failing_start(other);
+  EXPECT_NE(msg.find("model instance \"settings\" already runs with NMS IoU 0.45"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("0.6"), std::string::npos) << msg;
+  const std::string precision =
+      failing_start(pipeline + "ssddetect model-instance-id=settings precision=fp16 ! fakesink");
+  EXPECT_NE(precision.find("fp32 (this one asks for fp16)"), std::string::npos) << precision;
+  starts_ok(pipeline + "ssddetect model-instance-id=settings threshold=0.9 max-detections=3 interval=2 ! fakesink");
+  gst_harness_teardown(h);
+  starts_ok(other);
+}
+
 // ---- bad models: the state change fails and the message names the file and the reason
 
 TEST(SsdDetectModel, MissingFileFailsTheStateChange) {
