@@ -1,7 +1,7 @@
 // Steady-state throughput of a GStreamer pipeline, measured inside one process:
 //
 //   bench_element [--warmup 100] [--frames 500] [--windows 5] [--timeout 300]
-//                 [--still CAPS] DESCRIPTION...
+//                 [--still CAPS] [--streams N] DESCRIPTION...
 //
 // DESCRIPTION is a gst-launch-1.0 description without its sink (e.g. "videotestsrc !
 // video/x-raw,format=NV12,width=1920,height=1080 ! ssddetect device=cuda"); the tool appends
@@ -16,7 +16,10 @@
 // consecutive windows of --frames buffers each: wall time (monotonic clock) and the process's CPU
 // time (all threads), both read in the sink's streaming thread as the window's last buffer
 // arrives. Then it stops the pipeline (the source need not end by itself; a source that ends
-// early gives the windows it completed, or an error when none).
+// early gives the windows it completed, or an error when none). With --streams N the pipeline
+// (with its --still source) is laid out N times side by side in one bin, each copy with its
+// own sink, and the buffers of all sinks count together: the fps is the total of the N
+// streams (e.g. N cameras whose ssddetect elements share one model-instance-id).
 //
 // Output: one line per window, then one line for scripts:
 //   RESULT fps=<median> fps_min=<min> fps_max=<max> cpu_ms=<median CPU ms per frame> windows=<n>
@@ -273,6 +276,10 @@ int main(int argc, char** argv) {
   app.add_option("--timeout", timeout, "Seconds before giving up")->capture_default_str();
   std::string still;
   app.add_option("--still", still, "Source: one prepared frame in these raw video caps, pushed again and again");
+  int streams = 1;
+  app.add_option("--streams", streams, "Copies of the pipeline side by side (fps counts all their frames)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
   app.add_option("description", words, "gst-launch-1.0 pipeline description without the sink (none: --still alone)");
   CLI11_PARSE(app, argc, argv);
 
@@ -280,9 +287,13 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "bench_element: no pipeline description (and no --still source)\n");
     return 2;
   }
-  std::string desc = still.empty() ? "" : "appsrc name=bench_src format=time max-bytes=0 max-buffers=4 block=true ";
-  for (const auto& w : words) desc += (desc.empty() ? "" : (&w == &words.front() && !still.empty() ? "! " : " ")) + w;
-  desc += " ! fakesink name=bench_sink sync=false";
+  std::string desc;
+  for (int i = 0; i < streams; ++i) {
+    const std::string n = std::to_string(i);
+    std::string one = still.empty() ? "" : "appsrc name=bench_src" + n + " format=time max-bytes=0 max-buffers=4 block=true ";
+    for (const auto& w : words) one += (one.empty() ? "" : (&w == &words.front() && !still.empty() ? "! " : " ")) + w;
+    desc += (i ? "  " : "") + one + " ! fakesink name=bench_sink" + n + " sync=false";
+  }
   GstBuffer* frame = nullptr;
   GstCaps* still_caps = nullptr;
   if (!still.empty()) {
@@ -306,18 +317,24 @@ int main(int argc, char** argv) {
   }
   GMainLoop* loop = g_main_loop_new(nullptr, FALSE);
   Counter counter;
-  GstElement* appsrc = still.empty() ? nullptr : gst_bin_get_by_name(GST_BIN(pipeline), "bench_src");
-  if (appsrc) g_object_set(appsrc, "caps", still_caps, nullptr);
+  std::vector<GstElement*> appsrcs;
   counter.warmup = std::max<guint64>(warmup, 1);
   counter.frames = frames;
   counter.windows = windows;
   counter.loop = loop;
-  GstElement* sink = gst_bin_get_by_name(GST_BIN(pipeline), "bench_sink");
-  GstPad* pad = gst_element_get_static_pad(sink, "sink");
-  gst_pad_add_probe(pad, static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST),
-                    count_buffer, &counter, nullptr);
-  gst_object_unref(pad);
-  gst_object_unref(sink);
+  for (int i = 0; i < streams; ++i) {
+    const std::string n = std::to_string(i);
+    if (!still.empty()) {
+      appsrcs.push_back(gst_bin_get_by_name(GST_BIN(pipeline), ("bench_src" + n).c_str()));
+      g_object_set(appsrcs.back(), "caps", still_caps, nullptr);
+    }
+    GstElement* sink = gst_bin_get_by_name(GST_BIN(pipeline), ("bench_sink" + n).c_str());
+    GstPad* pad = gst_element_get_static_pad(sink, "sink");
+    gst_pad_add_probe(pad, static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST),
+                      count_buffer, &counter, nullptr);
+    gst_object_unref(pad);
+    gst_object_unref(sink);
+  }
 
   BusResult result{loop, {}, false, false};
   GstBus* bus = gst_element_get_bus(pipeline);
@@ -327,18 +344,19 @@ int main(int argc, char** argv) {
   const double t0 = wall_seconds();
   // A failed start posts its error on the bus, which ends the loop.
   gst_element_set_state(pipeline, GST_STATE_PLAYING);
-  std::unique_ptr<StillSource> feeder;
-  if (appsrc) feeder = std::make_unique<StillSource>(appsrc, frame, still_caps, &counter, &counter.lock);
+  std::vector<std::unique_ptr<StillSource>> feeders;
+  for (GstElement* appsrc : appsrcs)
+    feeders.push_back(std::make_unique<StillSource>(appsrc, gst_buffer_ref(frame), still_caps, &counter, &counter.lock));
   g_main_loop_run(loop);
   const double t_end = wall_seconds();
   if (!result.timed_out) g_source_remove(timer);
-  if (feeder) feeder->stop();
+  for (auto& feeder : feeders) feeder->stop();
   gst_element_set_state(pipeline, GST_STATE_NULL);
-  if (feeder) {
-    std::printf("source: %s\n", feeder->memory().c_str());
-    feeder.reset();
-  }
-  if (appsrc) gst_object_unref(appsrc);
+  for (size_t i = 0; i < feeders.size(); ++i)
+    std::printf("source%s: %s\n", streams > 1 ? (" " + std::to_string(i)).c_str() : "", feeders[i]->memory().c_str());
+  feeders.clear();
+  for (GstElement* appsrc : appsrcs) gst_object_unref(appsrc);
+  if (frame) gst_buffer_unref(frame);
   if (still_caps) gst_caps_unref(still_caps);
   g_source_remove(watch);
 

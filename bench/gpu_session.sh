@@ -18,7 +18,9 @@
 #              and again, no pixel copies) behind a queue: the lessons' SSD (resnet34 body,
 #              224 px, grids 4,2,1, 189 anchors, random weights) in fp16 on NV12 and RGBx with
 #              batch-size 1 / in-flight 2, NV12 with batch 16 / in-flight 2, in fp32, without CUDA
-#              graphs, and with in-flight 1; the shipped default model in fp16 and fp32
+#              graphs, and with in-flight 1; the shipped default model in fp16 and fp32; 4 and 8
+#              such 1080p NV12 streams side by side whose ssddetect elements share one model
+#              instance (model-instance-id, batch-size = streams, in-flight 2), total fps
 #   reference  bench/reference_ssd.py (PyTorch eager, same weights file) batch 1 and 64, fp32
 #              and fp16, 1080p frames, beside bench_model's rows for the same model
 #   train      bench_train vs reference_train.py (same body, head, loss, batch, precision) for
@@ -93,6 +95,12 @@ pipe() {   # MODEL PRECISION FORMAT BATCH IN_FLIGHT [more bench_pipeline.sh opti
     --frames "$frames" --repeats 3 --model-seconds 0.5 "$@"
 }
 
+streams() {   # MODEL N [ssddetect properties]: N 1080p NV12 still streams sharing one model instance
+  local model=$1 n=$2; shift 2
+  step pipeline 60 env GST_PLUGIN_PATH="$b/gst-plugin" "$b/bench/bench_element" --warmup 400 --frames 2000 \
+    --windows 3 --streams "$n" --still video/x-raw,format=NV12,width=1920,height=1080,framerate=30/1 \
+    queue ! ssddetect device=cuda precision=fp16 model="$model" model-instance-id=streams "$@"
+}
 stage_build() {
   # CUDA graphs need the toolkit's headers: meson looks at $CUDA_PATH, else nvcc's toolkit.
   if [ -z "${CUDA_PATH:-}${CUDA_HOME:-}" ] && command -v nvcc >/dev/null; then
@@ -120,6 +128,8 @@ stage_pipeline() {
   pipe "$r34" fp16 NV12 1 2
   pipe "$r34" fp16 RGBx 1 2
   pipe "$r34" fp16 NV12 16 2
+  streams "$r34" 4 batch-size=4 in-flight=2
+  streams "$r34" 8 batch-size=8 in-flight=2
   pipe "$default_model" fp16 NV12 1 2
   pipe "$r34" fp32 NV12 1 2
   pipe "$r34" fp16 NV12 1 2 --cuda-graphs false
