@@ -113,6 +113,7 @@ int main(int argc, char** argv) {
   std::filesystem::create_directories(tmp);
 
   if (const auto slow = ssd::slow_blas_warning(); !slow.empty()) std::cout << "> warning: " << slow << "\n\n";
+  if (const auto kernels = ssd::select_openblas_kernels(); !kernels.empty()) std::cout << "> " << kernels << "\n\n";
   std::cout << "| what | body | device | precision | batch | images/s | ms/batch |\n"
             << "|---|---|---|---|---:|---:|---:|\n";
   std::vector<std::string> body_list = split(bodies);

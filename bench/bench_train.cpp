@@ -27,6 +27,7 @@
 
 #include "../training/mixed_precision.h"
 #include "anchors.h"
+#include "blas_check.h"
 #include "error.h"
 #include "loss.h"
 #include "ssd_model.h"
@@ -52,6 +53,7 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads, "CPU intra-op threads (0 = LibTorch default)");
   CLI11_PARSE(app, argc, argv);
   if (threads > 0) torch::set_num_threads(threads);
+  if (const auto kernels = ssd::select_openblas_kernels(); !kernels.empty()) std::cout << "> " << kernels << "\n";
   const torch::Device device(device_name);
   if (device.is_cuda() && !torch::cuda::is_available()) {
     std::cerr << "bench_train: no CUDA device available\n";

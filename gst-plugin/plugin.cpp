@@ -1,7 +1,10 @@
 // The `ssd` plugin: ssddetect (SSD object detector), ssdoverlay (draws regions of interest) and
 // ssdexport (writes them as JSON Lines).
+#include <string>
+
 #include <gst/gst.h>
 
+#include "blas_check.h"
 #include "gstssddetect.h"
 #include "gstssdexport.h"
 #include "gstssdoverlay.h"
@@ -20,6 +23,9 @@
 static gboolean plugin_init(GstPlugin* plugin) {
   gboolean ret = FALSE;
   gstssd::host_allocator();   // registers "SsdHostMemory" (page-locked frame memory)
+  // OpenBLAS on a CPU newer than itself: its fast kernels, chosen while no element runs yet.
+  const std::string kernels = ssd::select_openblas_kernels();
+  if (!kernels.empty()) GST_INFO("%s", kernels.c_str());
   ret |= GST_ELEMENT_REGISTER(ssddetect, plugin);
   ret |= GST_ELEMENT_REGISTER(ssdoverlay, plugin);
   ret |= GST_ELEMENT_REGISTER(ssdexport, plugin);

@@ -18,6 +18,7 @@
 #include <torch/utils.h>
 
 #include "anchors.h"
+#include "blas_check.h"
 #include "cuda_graph.h"
 #include "error.h"
 #include "nms.h"
@@ -341,6 +342,7 @@ Detector::Detector(const DetectorOptions& options) : impl_(std::make_unique<Impl
   d.device = parse_device(options.device);
   d.half = options.fp16 && d.device.is_cuda();
   if (options.threads > 0) torch::set_num_threads(options.threads);
+  select_openblas_kernels();   // before this process's first BLAS call
   try {
     d.model = load_weights(options.model_path, d.device);
   } catch (const c10::Error& e) {

@@ -12,6 +12,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "../model/blas_check.h"
 #include "../model/config.h"
 #include "../model/detector.h"
 #include "../model/error.h"
@@ -256,6 +257,8 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
+  // OpenBLAS on a CPU newer than itself: its fast kernels (stderr, so stdout stays the result).
+  if (const auto kernels = ssd::select_openblas_kernels(); !kernels.empty()) std::cerr << kernels << "\n";
 
   try {
     if (train->parsed()) {

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <filesystem>
 #include <random>
+#include <sstream>
 #include <thread>
 
 #include <dlfcn.h>
@@ -14,6 +15,7 @@
 #include <ATen/Parallel.h>
 #include <torch/types.h>
 
+#include "blas_check.h"
 #include "detector.h"
 #include "error.h"
 #include "host_buffer.h"
@@ -690,11 +692,11 @@ TEST(DetectorCuda, GraphsGiveTheEagerResults) {
 
 namespace {
 
-// Output of the blas-probe program run with `preload` as LD_PRELOAD.
-std::string run_blas_probe(const std::string& preload) {
+// Output of the blas-probe program run with `preload` as LD_PRELOAD (and `env`, "NAME=value ").
+std::string run_blas_probe(const std::string& preload, const std::string& env = "") {
   const char* probe = std::getenv("SSD_BLAS_PROBE");   // set by meson test
   if (!probe) return "(SSD_BLAS_PROBE not set: run through meson test)";
-  const std::string cmd = "LD_PRELOAD=" + preload + " " + probe + " 2>&1";
+  const std::string cmd = env + "LD_PRELOAD=" + preload + " " + probe + " 2>&1";
   std::string out;
   if (FILE* p = popen(cmd.c_str(), "r")) {
     char buf[512];
@@ -704,25 +706,78 @@ std::string run_blas_probe(const std::string& preload) {
   return out;
 }
 
+// The value of the probe's line "<key> <value>" ("" if none).
+std::string probe_line(const std::string& out, const std::string& key) {
+  std::istringstream in(out);
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind(key + " ", 0) == 0) return line.substr(key.size() + 1);
+  return "";
+}
+
+constexpr const char* kReferenceBlas = "/usr/lib/x86_64-linux-gnu/blas/libblas.so.3";
+constexpr const char* kOpenBlas = "/usr/lib/x86_64-linux-gnu/openblas-openmp/libblas.so.3";
+
+// Why the BLAS probes cannot run here, or "" when they can: they need Debian's LibTorch (the
+// wheels bring their own BLAS) and both of Debian's BLAS builds.
+std::string blas_probe_unavailable() {
+  if (!std::filesystem::exists(kReferenceBlas) || !std::filesystem::exists(kOpenBlas))
+    return "needs Debian's libblas3 and libopenblas0-openmp";
+  Dl_info torch_cpu{};
+  if (!dladdr(reinterpret_cast<void*>(&at::get_num_threads), &torch_cpu) || !torch_cpu.dli_fname)
+    return "cannot find LibTorch's CPU library";
+  const auto torch_path = std::filesystem::canonical(torch_cpu.dli_fname).string();
+  if (torch_path.rfind("/usr/lib/", 0) != 0) return "not Debian's LibTorch (" + torch_path + "): it brings its own BLAS";
+  return "";
+}
+
 }  // namespace
 
 // Debian's libtorch-dev on the netlib reference BLAS is 5x slower: that case is reported, the
 // OpenBLAS one is not. Both libraries are loaded in place of libblas.so.3 with LD_PRELOAD.
 TEST(Blas, TheReferenceBlasIsReportedAndOpenBlasIsNot) {
-  const std::string reference = "/usr/lib/x86_64-linux-gnu/blas/libblas.so.3";
-  const std::string openblas = "/usr/lib/x86_64-linux-gnu/openblas-openmp/libblas.so.3";
-  if (!std::filesystem::exists(reference) || !std::filesystem::exists(openblas))
-    GTEST_SKIP() << "needs Debian's libblas3 and libopenblas0-openmp";
-  Dl_info torch_cpu{};
-  ASSERT_TRUE(dladdr(reinterpret_cast<void*>(&at::get_num_threads), &torch_cpu) && torch_cpu.dli_fname);
-  const auto torch_path = std::filesystem::canonical(torch_cpu.dli_fname).string();
-  if (torch_path.rfind("/usr/lib/", 0) != 0)
-    GTEST_SKIP() << "not Debian's LibTorch (" << torch_path << "): it brings its own BLAS";
-  auto out = run_blas_probe(reference);
+  if (const auto why = blas_probe_unavailable(); !why.empty()) GTEST_SKIP() << why;
+  auto out = run_blas_probe(kReferenceBlas);
   EXPECT_NE(out.find("sum 36864"), std::string::npos) << out;   // 8 x 8 x 8 outputs of 72
   EXPECT_NE(out.find("reference BLAS (/usr/lib/x86_64-linux-gnu/blas/libblas.so.3"), std::string::npos) << out;
   EXPECT_NE(out.find("libopenblas0-openmp"), std::string::npos) << out;
-  out = run_blas_probe(openblas);
+  EXPECT_EQ(probe_line(out, "core"), "-") << out;   // not OpenBLAS: nothing to choose
+  out = run_blas_probe(kOpenBlas);
   EXPECT_NE(out.find("sum 36864"), std::string::npos) << out;
   EXPECT_NE(out.find("\nnone\n"), std::string::npos) << out;
+}
+
+TEST(Blas, CoreTypeForTheInstructionSets) {
+  EXPECT_EQ(openblas_core_for(false, false, false), "");
+  EXPECT_EQ(openblas_core_for(true, false, false), "Haswell");
+  EXPECT_EQ(openblas_core_for(true, true, false), "SkylakeX");
+  EXPECT_EQ(openblas_core_for(true, true, true), "Cooperlake");
+}
+
+// OpenBLAS falls back to its generic Prescott kernels on a CPU newer than itself (Debian 12's
+// 0.3.21 on a 5th-generation Xeon, as on the development machine); the model library then
+// selects the kernels of the CPU's instruction sets, whose results agree with the netlib
+// reference BLAS; an OPENBLAS_CORETYPE the user set is kept. Where OpenBLAS knows the CPU,
+// nothing changes.
+TEST(Blas, OpenBlasOnItsPrescottFallbackGetsTheCpusKernels) {
+  if (const auto why = blas_probe_unavailable(); !why.empty()) GTEST_SKIP() << why;
+  const std::string cpu = openblas_core_for_this_cpu();
+  const auto reference = run_blas_probe(kReferenceBlas);
+  const auto kept = run_blas_probe(kOpenBlas, "OPENBLAS_CORETYPE=Prescott ");
+  EXPECT_EQ(probe_line(kept, "kernels"), "unchanged") << kept;
+  EXPECT_EQ(probe_line(kept, "core"), "Prescott") << kept;
+  const auto out = run_blas_probe(kOpenBlas);
+  const std::string before = probe_line(out, "initial-core");
+  if (before == "Prescott" && !cpu.empty()) {
+    EXPECT_EQ(probe_line(out, "core"), cpu) << out;
+    EXPECT_NE(probe_line(out, "kernels").find("Prescott -> " + cpu), std::string::npos) << out;
+  } else {
+    EXPECT_EQ(probe_line(out, "kernels"), "unchanged") << out;
+    EXPECT_EQ(probe_line(out, "core"), before) << out;
+  }
+  const double ref = std::stod("0" + probe_line(reference, "random"));
+  ASSERT_GT(ref, 0) << reference;
+  for (const auto* o : {&kept, &out}) {
+    EXPECT_NE(o->find("sum 36864"), std::string::npos) << *o;
+    EXPECT_NEAR(std::stod("0" + probe_line(*o, "random")), ref, 1e-5 * ref) << *o;
+  }
 }
