@@ -25,7 +25,10 @@ struct SharedDetectorOptions {
   // the starting values of the output stage: each detect() call passes its own, and the batch
   // runs with the lowest threshold and the highest count asked for, then each frame's
   // detections are cut to its caller's (the same detections as a private Detector with the
-  // caller's settings: greedy NMS never lets a box below a threshold suppress one above it).
+  // caller's settings: greedy NMS never lets a box below a threshold suppress one above it;
+  // one difference: above 100 detections the output stage also takes more candidates into
+  // NMS, 4 per detection, so a caller sharing a batch with one that asks for more than 100 may
+  // get a few more of its own when NMS leaves fewer than it asked for).
   // nms_iou is the instance's.
   DetectorOptions detector;
   int max_batch = 1;                         // frames per network run, at most
