@@ -520,8 +520,11 @@ static gboolean gst_ssd_detect_start(GstBaseTransform* trans) {
   st->batch_size = st->shared ? 1u : std::max(1u, s.batch_size);
   st->in_flight = st->shared ? 1u : std::max(1u, s.in_flight);
   st->batch_timeout = s.batch_timeout;
-  const std::string sharing =
-      st->shared ? ", model instance \"" + instance + "\" (" + std::to_string(st->shared->users()) + " elements)" : "";
+  std::string sharing;
+  if (st->shared) {
+    const long users = st->shared->users();
+    sharing = ", model instance \"" + instance + "\" (" + std::to_string(users) + (users == 1 ? " element)" : " elements)");
+  }
   GST_INFO_OBJECT(self, "loaded model %s on %s (%s), %zu classes, batch %u, in flight %u, CUDA graphs %s%s",
                   s.model.c_str(), device.c_str(), model_fp16(st) ? "fp16" : "fp32", model_labels(st).size(),
                   std::max(1u, s.batch_size), std::max(1u, s.in_flight), model_graphs(st) ? "on" : "off",

@@ -1850,3 +1850,54 @@ TEST(Examples, PythonScriptReadsTheRegionsOfInterest) {
   EXPECT_EQ(r.status, 0) << r.out << r.err;
   EXPECT_NE(r.out.find(top(ref)->label), std::string::npos) << describe(ref) << "\n" << r.out;
 }
+
+// pipelines/multi-stream.sh on two files (one scene, encoded twice): each stream's JSON Lines
+// hold all its frames with the scene's object, and ssddetect's log shows the two elements
+// sharing one model instance.
+TEST(Pipelines, MultiStreamScriptSharesOneModel) {
+  for (const char* f : {"x264enc", "avdec_h264", "mp4mux", "qtdemux", "imagefreeze", "pngdec", "uridecodebin"}) {
+    GstElementFactory* factory = gst_element_factory_find(f);
+    if (!factory) GTEST_SKIP() << f << " is not installed";
+    gst_object_unref(factory);
+  }
+  TempDir tmp;
+  const ssdtrain::SynthSample s = one_object(320, 240, 9);
+  const std::string png = tmp / "scene.png";
+  ASSERT_TRUE(cv::imwrite(png, s.image));
+  const std::vector<Det> ref = reference(s.image, nullptr);
+  ASSERT_NE(top(ref), nullptr) << "the model finds nothing in the frame";
+  constexpr int kFrames = 8;
+  std::vector<std::string> uris;
+  for (const char* name : {"a.mp4", "b.mp4"}) {
+    const Spawned enc = spawn({"/usr/bin/gst-launch-1.0", "-q", "filesrc", "location=" + png, "!", "pngdec", "!",
+                               "imagefreeze", "num-buffers=" + std::to_string(kFrames), "!", "videoconvert", "!",
+                               "video/x-raw,format=I420,framerate=10/1", "!", "x264enc", "speed-preset=ultrafast",
+                               "!", "mp4mux", "!", "filesink", "location=" + (tmp / name)});
+    ASSERT_EQ(enc.status, 0) << enc.out << enc.err;
+    uris.push_back("file://" + (tmp / name));
+  }
+  const std::string out = tmp / "out";
+  const Spawned r = spawn({"/usr/bin/env", "BUILD_DIR=" SSD_BUILD_DIR, "GST_DEBUG=ssddetect:4", "GST_DEBUG_NO_COLOR=1",
+                           "/bin/bash", SSD_SOURCE_DIR "/pipelines/multi-stream.sh", out, uris[0], uris[1], "--",
+                           "threshold=0.3"});
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_NE(r.err.find("model instance \"multi-stream\" (2 elements)"), std::string::npos)
+      << "the second element did not join the first one's instance:\n" << r.err;
+  for (int n = 1; n <= 2; ++n) {
+    std::ifstream in(out + "/stream" + std::to_string(n) + ".jsonl");
+    ASSERT_TRUE(in) << "no JSON Lines for stream " << n;
+    int frames = 0, with_object = 0;
+    for (std::string line; std::getline(in, line);) {
+      const auto j = nlohmann::json::parse(line);
+      frames++;
+      for (const auto& d : j["detections"])
+        if (d["label"] == top(ref)->label && d["confidence"].get<double>() >= 0.3) {
+          with_object++;
+          break;
+        }
+    }
+    EXPECT_EQ(frames, kFrames) << "stream " << n;
+    EXPECT_GE(with_object, kFrames - 1) << "stream " << n << ": the scene's " << top(ref)->label << " is missing";
+  }
+  EXPECT_NE(r.out.find("stream 2 (" + uris[1] + "): 8 frames"), std::string::npos) << r.out;
+}

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Several cameras or files, one model: each stream gets its own ssddetect, and all of them share
+# one model instance (model-instance-id), whose batches hold the frames of every stream.
+#
+# usage: pipelines/multi-stream.sh OUTDIR URI [URI ...] [-- ssddetect property=value ...]
+#   e.g. pipelines/multi-stream.sh out rtsp://cam1/stream rtsp://cam2/stream
+#        pipelines/multi-stream.sh out file://$PWD/a.mp4 file://$PWD/b.mp4 -- device=cuda precision=fp16
+# URIs are anything uridecodebin plays (rtsp://, file://, http://...). For stream K (from 1) the
+# detections go to OUTDIR/streamK.jsonl (ssdexport's JSON Lines). batch-size defaults to the
+# number of streams; properties after -- go to every ssddetect (the instance-wide ones, such as
+# device, precision, batch-size, must be the same for all, which this script ensures). Live
+# sources run until Ctrl-C (EOS, so the files are complete); files end by themselves.
+# Environment: BUILD_DIR (default build/), SSD_MODEL (default the shipped model).
+set -euo pipefail
+if [ $# -lt 2 ]; then sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 2; fi
+source "$(dirname "$0")/common.sh"
+outdir=$1
+shift
+uris=()
+while [ $# -gt 0 ] && [ "$1" != "--" ]; do uris+=("$1"); shift; done
+[ $# -gt 0 ] && shift   # the --
+[ ${#uris[@]} -gt 0 ] || { echo "error: no URI given" >&2; exit 2; }
+mkdir -p "$outdir"
+props=(model-instance-id=multi-stream batch-size=${#uris[@]} "${model_prop[@]}" "$@")
+desc=()
+for k in "${!uris[@]}"; do
+  n=$(( k + 1 ))
+  # A leaky queue per live stream: when inference falls behind, old frames go, not latency up.
+  leaky=""
+  case "${uris[$k]}" in rtsp://*|http://*|https://*) leaky="leaky=downstream" ;; esac
+  desc+=(uridecodebin uri="${uris[$k]}" ! videoconvert ! queue max-size-buffers=4 $leaky ! \
+         ssddetect name=detect$n "${props[@]}" ! ssdexport location="$outdir/stream$n.jsonl" ! fakesink sync=false)
+done
+run "${desc[@]}"
+for k in "${!uris[@]}"; do
+  n=$(( k + 1 ))
+  echo "stream $n (${uris[$k]}): $(wc -l < "$outdir/stream$n.jsonl") frames, $(grep -o '"label"' "$outdir/stream$n.jsonl" | wc -l) detections -> $outdir/stream$n.jsonl"
+done
