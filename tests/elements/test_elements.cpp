@@ -1242,7 +1242,9 @@ TEST(SsdDetectBatching, LatencyQueryReportsTheAddedLatency) {
 // Two streams, each pushing from a thread of its own, share one model instance: each gets the
 // detections an element with a model of its own and the same settings gives it (its own
 // threshold and classes), while the instance runs their frames together (batch-size 2, waiting
-// up to 200 ms for the other stream's frame, which the latency query reports).
+// up to 200 ms for the other stream's frame, which the latency query reports), with one batch
+// at a time and with two in flight. On a GPU (device=auto) batches of 2 may round differently
+// from batches of 1: there boxes may move by a pixel and confidences by 1e-3.
 TEST(SsdDetectShared, StreamsShareOneModelAndKeepTheirOwnDetections) {
   TwoScenes s;
   ASSERT_FALSE(same(s.ref_a, s.ref_b));
@@ -1255,35 +1257,39 @@ TEST(SsdDetectShared, StreamsShareOneModelAndKeepTheirOwnDetections) {
   gst_harness_teardown(r);
   ASSERT_FALSE(ref2.empty());
   ASSERT_FALSE(same(ref2, s.ref_b)) << "the second stream's settings should change its detections";
+  const double tolerance = ssd::cuda_available() ? 1e-3 : 0;
 
-  const std::string shared = "model-instance-id=streams batch-size=2 batch-timeout=200000000 ";
-  GstHarness* h1 = detect_harness(shared.c_str());
-  GstHarness* h2 = detect_harness((shared + own2).c_str());
-  constexpr int kFrames = 6;
-  auto stream = [](GstHarness* h, const Frame& f, std::vector<std::vector<Det>>* got) {
-    gst_harness_set_src_caps(h, gst_caps_ref(f.caps));
+  for (const std::string in_flight : {"in-flight=1", "in-flight=2"}) {
+    SCOPED_TRACE(in_flight);
+    const std::string shared = "model-instance-id=streams batch-size=2 batch-timeout=200000000 " + in_flight + " ";
+    GstHarness* h1 = detect_harness(shared.c_str());
+    GstHarness* h2 = detect_harness((shared + own2).c_str());
+    constexpr int kFrames = 6;
+    auto stream = [](GstHarness* h, const Frame& f, std::vector<std::vector<Det>>* got) {
+      gst_harness_set_src_caps(h, gst_caps_ref(f.caps));
+      for (int i = 0; i < kFrames; i++) {
+        if (gst_harness_push(h, f.ref()) != GST_FLOW_OK) return;
+        GstBuffer* out = gst_harness_pull(h);
+        if (!out) return;
+        got->push_back(detections(out));
+        gst_buffer_unref(out);
+      }
+    };
+    std::vector<std::vector<Det>> got1, got2;
+    std::thread t1(stream, h1, std::cref(*s.a), &got1), t2(stream, h2, std::cref(*s.b), &got2);
+    t1.join();
+    t2.join();
+    ASSERT_EQ(got1.size(), static_cast<size_t>(kFrames));
+    ASSERT_EQ(got2.size(), static_cast<size_t>(kFrames));
     for (int i = 0; i < kFrames; i++) {
-      if (gst_harness_push(h, f.ref()) != GST_FLOW_OK) return;
-      GstBuffer* out = gst_harness_pull(h);
-      if (!out) return;
-      got->push_back(detections(out));
-      gst_buffer_unref(out);
+      EXPECT_TRUE(close(got1[i], s.ref_a, tolerance)) << "stream 1 frame " << i << ": " << describe(got1[i]);
+      EXPECT_TRUE(close(got2[i], ref2, tolerance)) << "stream 2 frame " << i << ": " << describe(got2[i]);
     }
-  };
-  std::vector<std::vector<Det>> got1, got2;
-  std::thread t1(stream, h1, std::cref(*s.a), &got1), t2(stream, h2, std::cref(*s.b), &got2);
-  t1.join();
-  t2.join();
-  ASSERT_EQ(got1.size(), static_cast<size_t>(kFrames));
-  ASSERT_EQ(got2.size(), static_cast<size_t>(kFrames));
-  for (int i = 0; i < kFrames; i++) {
-    EXPECT_TRUE(same(got1[i], s.ref_a)) << "stream 1 frame " << i << ": " << describe(got1[i]);
-    EXPECT_TRUE(same(got2[i], ref2)) << "stream 2 frame " << i << ": " << describe(got2[i]);
+    gst_harness_set_upstream_latency(h1, 10 * GST_MSECOND);
+    EXPECT_EQ(gst_harness_query_latency(h1), 210 * GST_MSECOND);
+    gst_harness_teardown(h1);
+    gst_harness_teardown(h2);
   }
-  gst_harness_set_upstream_latency(h1, 10 * GST_MSECOND);
-  EXPECT_EQ(gst_harness_query_latency(h1), 210 * GST_MSECOND);
-  gst_harness_teardown(h1);
-  gst_harness_teardown(h2);
 }
 
 // The first element of an id loads the model; another asking for other instance-wide settings
