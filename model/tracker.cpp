@@ -1,0 +1,92 @@
+#include "tracker.h"
+
+#include <algorithm>
+#include <string>
+#include <tuple>
+
+#include "error.h"
+
+namespace ssd {
+
+double box_iou(const TrackBox& a, const TrackBox& b) {
+  const double iw = std::min(a.x_max, b.x_max) - std::max(a.x_min, b.x_min);
+  const double ih = std::min(a.y_max, b.y_max) - std::max(a.y_min, b.y_min);
+  if (iw <= 0 || ih <= 0) return 0;
+  const double inter = iw * ih;
+  const double area_a = (a.x_max - a.x_min) * (a.y_max - a.y_min);
+  const double area_b = (b.x_max - b.x_min) * (b.y_max - b.y_min);
+  return inter / (area_a + area_b - inter);
+}
+
+Tracker::Tracker(const TrackerOptions& options) : options_(options) {
+  if (!(options.iou_threshold > 0 && options.iou_threshold <= 1))
+    throw Error("tracker IoU threshold must lie in (0, 1], not " + std::to_string(options.iou_threshold));
+  if (options.max_lost < 0) throw Error("tracker max_lost must be >= 0, not " + std::to_string(options.max_lost));
+}
+
+TrackBox Tracker::Track::predicted() const {
+  const double steps = lost + 1;   // frames since it was seen, this one included
+  TrackBox p = box;
+  p.x_min += velocity[0] * steps;
+  p.y_min += velocity[1] * steps;
+  p.x_max += velocity[2] * steps;
+  p.y_max += velocity[3] * steps;
+  return p;
+}
+
+std::vector<int64_t> Tracker::update(const std::vector<TrackBox>& detections) {
+  // Every (IoU, track, detection) pair that may match, best first.
+  std::vector<std::tuple<double, size_t, size_t>> pairs;
+  for (size_t t = 0; t < tracks_.size(); ++t) {
+    const TrackBox p = tracks_[t].predicted();
+    for (size_t d = 0; d < detections.size(); ++d) {
+      if (options_.match_labels && detections[d].label != tracks_[t].box.label) continue;
+      const double iou = box_iou(p, detections[d]);
+      if (iou >= options_.iou_threshold) pairs.emplace_back(iou, t, d);
+    }
+  }
+  // Ties (e.g. two tracks predicting the same box) go to the older track, then the earlier
+  // detection: the result does not depend on the sort's implementation.
+  std::sort(pairs.begin(), pairs.end(), [](const auto& a, const auto& b) {
+    if (std::get<0>(a) != std::get<0>(b)) return std::get<0>(a) > std::get<0>(b);
+    if (std::get<1>(a) != std::get<1>(b)) return std::get<1>(a) < std::get<1>(b);
+    return std::get<2>(a) < std::get<2>(b);
+  });
+  std::vector<int64_t> ids(detections.size(), 0);
+  std::vector<bool> track_taken(tracks_.size(), false);
+  for (const auto& [iou, t, d] : pairs) {
+    if (track_taken[t] || ids[d] != 0) continue;
+    track_taken[t] = true;
+    Track& track = tracks_[t];
+    ids[d] = track.id;
+    // The motion since it was last seen, per frame; from the third detection on, smoothed with
+    // the previous estimate.
+    const double steps = track.lost + 1;
+    const TrackBox& now = detections[d];
+    const double moved[4] = {now.x_min - track.box.x_min, now.y_min - track.box.y_min, now.x_max - track.box.x_max,
+                             now.y_max - track.box.y_max};
+    for (int k = 0; k < 4; ++k)
+      track.velocity[k] = track.hits == 1 ? moved[k] / steps : 0.5 * track.velocity[k] + 0.5 * moved[k] / steps;
+    track.hits++;
+    track.box = now;
+    track.lost = 0;
+  }
+  for (size_t t = 0; t < tracks_.size(); ++t)
+    if (!track_taken[t]) tracks_[t].lost++;
+  tracks_.erase(std::remove_if(tracks_.begin(), tracks_.end(),
+                               [&](const Track& t) { return t.lost > options_.max_lost; }),
+                tracks_.end());
+  for (size_t d = 0; d < detections.size(); ++d) {
+    if (ids[d] != 0) continue;
+    Track t;
+    t.id = next_id_++;
+    t.box = detections[d];
+    tracks_.push_back(t);
+    ids[d] = t.id;
+  }
+  return ids;
+}
+
+void Tracker::reset() { tracks_.clear(); }
+
+}  // namespace ssd

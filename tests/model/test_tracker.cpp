@@ -1,0 +1,150 @@
+// The IoU tracker (model/tracker.h): ids that follow objects, predicted motion, lost tracks,
+// labels, and an end-to-end cross-check against a brute-force id assignment.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "error.h"
+#include "test_util.h"
+#include "tracker.h"
+
+using namespace ssd;
+
+namespace {
+
+TrackBox box(double x, double y, double w, double h, int64_t label = 0) { return {x, y, x + w, y + h, label}; }
+
+}  // namespace
+
+TEST(Tracker, BoxIou) {
+  EXPECT_DOUBLE_EQ(box_iou(box(0, 0, 10, 10), box(0, 0, 10, 10)), 1.0);
+  EXPECT_DOUBLE_EQ(box_iou(box(0, 0, 10, 10), box(5, 0, 10, 10)), 50.0 / 150.0);
+  EXPECT_DOUBLE_EQ(box_iou(box(0, 0, 10, 10), box(10, 0, 10, 10)), 0.0);   // touching
+  EXPECT_DOUBLE_EQ(box_iou(box(0, 0, 0, 10), box(0, 0, 0, 10)), 0.0);     // empty
+}
+
+// Two objects moving in opposite directions keep their ids; a third that appears later gets
+// the next one.
+TEST(Tracker, ObjectsKeepTheirIdsAndNewOnesGetNewIds) {
+  Tracker tr;
+  std::vector<int64_t> first;
+  for (int f = 0; f < 30; ++f) {
+    std::vector<TrackBox> dets = {box(10 + 4 * f, 50, 40, 40, 1), box(300 - 3 * f, 200, 30, 60, 2)};
+    if (f >= 10) dets.push_back(box(500, 20 + f, 20, 20, 1));
+    const auto ids = tr.update(dets);
+    ASSERT_EQ(ids.size(), dets.size());
+    if (f == 0) first = ids;
+    EXPECT_EQ(ids[0], 1) << "frame " << f;
+    EXPECT_EQ(ids[1], 2) << "frame " << f;
+    if (f >= 10) {
+      EXPECT_EQ(ids[2], 3) << "frame " << f;
+    }
+  }
+  EXPECT_EQ(first, (std::vector<int64_t>{1, 2}));
+  EXPECT_EQ(tr.tracks(), 3u);
+}
+
+// An object that speeds up until it moves almost its own width per frame: from one frame to the
+// next its boxes barely overlap (IoU 0.05 at the end), but the predicted box finds it in every
+// frame. Without the motion (a tracker that sees only the last two frames) it cannot match.
+TEST(Tracker, PredictionFollowsFastObjects) {
+  Tracker tr;
+  std::vector<int64_t> ids;
+  const double xs[] = {0, 8, 18, 30, 44, 60, 78};   // steps of 8, 10, ..., 18 px; 20 px wide
+  for (double x : xs) ids.push_back(tr.update({box(x, 0, 20, 20)})[0]);
+  for (size_t i = 1; i < ids.size(); ++i) EXPECT_EQ(ids[i], ids[0]) << "frame " << i;
+  EXPECT_EQ(tr.tracks(), 1u);
+  EXPECT_LT(box_iou(box(60, 0, 20, 20), box(78, 0, 20, 20)), 0.3);
+  Tracker cold;
+  const auto a = cold.update({box(60, 0, 20, 20)})[0];
+  const auto b = cold.update({box(78, 0, 20, 20)})[0];
+  EXPECT_NE(a, b);
+}
+
+// A track survives max_lost frames without a detection (an occlusion) and is found again where
+// its motion takes it; after more frames than that it is gone and the object gets a new id.
+TEST(Tracker, LostTracksComeBackWithinMaxLostOnly) {
+  TrackerOptions o;
+  o.max_lost = 3;
+  Tracker tr(o);
+  int64_t id = 0;
+  for (int f = 0; f < 5; ++f) id = tr.update({box(10.0 * f, 0, 30, 30)})[0];
+  for (int f = 5; f < 8; ++f) EXPECT_TRUE(tr.update({}).empty());   // 3 frames hidden
+  EXPECT_EQ(tr.update({box(80, 0, 30, 30)})[0], id) << "back where its motion predicts, within max_lost";
+  for (int f = 9; f < 13; ++f) tr.update({});   // 4 frames hidden: more than max_lost
+  EXPECT_EQ(tr.tracks(), 0u);
+  EXPECT_GT(tr.update({box(130, 0, 30, 30)})[0], id);
+}
+
+TEST(Tracker, LabelsSeparateTracksUnlessTurnedOff) {
+  Tracker tr;
+  const auto a = tr.update({box(0, 0, 50, 50, 1)})[0];
+  EXPECT_NE(tr.update({box(2, 0, 50, 50, 2)})[0], a) << "another class at the same place is another object";
+  TrackerOptions o;
+  o.match_labels = false;
+  Tracker any(o);
+  const auto b = any.update({box(0, 0, 50, 50, 1)})[0];
+  EXPECT_EQ(any.update({box(2, 0, 50, 50, 2)})[0], b) << "a label flip keeps the id when labels are not matched";
+}
+
+// Two tracks and two detections where the best pair comes first: the greedy matching takes the
+// highest IoU, not the first track, and no two detections share an id.
+TEST(Tracker, GreedyMatchingTakesTheBestPairsFirst) {
+  Tracker tr;
+  const auto ids0 = tr.update({box(0, 0, 40, 40), box(30, 0, 40, 40)});
+  // The second detection sits exactly on track 1's box; the first overlaps both tracks.
+  const auto ids1 = tr.update({box(16, 0, 40, 40), box(30, 0, 40, 40)});
+  EXPECT_EQ(ids1[1], ids0[1]);
+  EXPECT_EQ(ids1[0], ids0[0]);
+  EXPECT_NE(ids1[0], ids1[1]);
+}
+
+TEST(Tracker, ResetForgetsTracksButNotTheCount) {
+  Tracker tr;
+  const auto a = tr.update({box(0, 0, 10, 10)})[0];
+  tr.reset();
+  EXPECT_EQ(tr.tracks(), 0u);
+  EXPECT_EQ(tr.update({box(0, 0, 10, 10)})[0], a + 1);
+}
+
+TEST(Tracker, BadOptionsAreRefused) {
+  TrackerOptions o;
+  o.iou_threshold = 0;
+  ssdtest::expect_error([&] { Tracker t(o); }, {"IoU threshold", "(0, 1]"});
+  o.iou_threshold = 0.3;
+  o.max_lost = -1;
+  ssdtest::expect_error([&] { Tracker t(o); }, {"max_lost", "-1"});
+}
+
+// Many objects on random straight paths (which may cross), starting apart: every
+// object keeps one id over the whole run and no two objects share one, when each detection is
+// jittered by a pixel; ids are the ground truth's up to a relabelling.
+TEST(Tracker, RandomStraightPathsKeepOneIdEach) {
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<double> pos(0, 1000), vel(-6, 6), jitter(-1, 1);
+  constexpr int kObjects = 12, kFrames = 60;
+  struct Obj {
+    double x, y, vx, vy;
+  };
+  std::vector<Obj> objs;
+  while (objs.size() < kObjects) {
+    Obj o{pos(rng), pos(rng), vel(rng), vel(rng)};
+    bool clear = true;   // start at least 80 px from the others (boxes are 40 px)
+    for (const auto& p : objs) clear = clear && std::hypot(p.x - o.x, p.y - o.y) > 80;
+    if (clear) objs.push_back(o);
+  }
+  Tracker tr;
+  std::vector<int64_t> id_of(kObjects, 0);
+  for (int f = 0; f < kFrames; ++f) {
+    std::vector<TrackBox> dets;
+    for (const auto& o : objs) dets.push_back(box(o.x + f * o.vx + jitter(rng), o.y + f * o.vy + jitter(rng), 40, 40));
+    const auto ids = tr.update(dets);
+    for (int i = 0; i < kObjects; ++i) {
+      if (f == 0) id_of[i] = ids[i];
+      EXPECT_EQ(ids[i], id_of[i]) << "object " << i << " frame " << f;
+    }
+  }
+  std::sort(id_of.begin(), id_of.end());
+  EXPECT_EQ(std::unique(id_of.begin(), id_of.end()), id_of.end());
+}
