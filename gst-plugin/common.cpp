@@ -60,6 +60,10 @@ std::vector<RoiDetection> read_rois(GstBuffer* buffer, int width, int height) {
         d.y_max = y1;
       }
     }
+    if (const GstStructure* s = gst_video_region_of_interest_meta_get_param(roi, kObjectIdStructure)) {
+      gint id = -1;
+      if (gst_structure_get_int(s, "id", &id)) d.object_id = id;
+    }
     out.push_back(std::move(d));
   }
   return out;

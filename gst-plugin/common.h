@@ -18,6 +18,9 @@ namespace gstssd {
 
 // Name of the GstStructure attached to each region of interest by ssddetect.
 inline constexpr const char* kDetectionStructure = "detection";
+// Name of the GstStructure with the tracking id (int field `id`) that ssdtrack attaches to each
+// region of interest: DL Streamer's convention (gvatrack writes the same).
+inline constexpr const char* kObjectIdStructure = "object_id";
 
 // The colour matrix (Kr, Kb) and range of a YUV video; BT.601 limited range when the caps do
 // not say (GStreamer's default for SD YUV), identity values for RGB formats.
@@ -32,6 +35,7 @@ struct RoiDetection {
   std::string label;          // from the `detection` structure, else the roi_type quark
   int label_id = -1;          // -1 when the producer did not give one
   double confidence = -1.0;   // -1 when the producer did not give one
+  int object_id = -1;         // tracking id (the `object_id` structure), -1 when untracked
   int x = 0, y = 0, w = 0, h = 0;                             // pixels
   double x_min = 0, y_min = 0, x_max = 0, y_max = 0;          // normalised to [0, 1]
 };

@@ -10,13 +10,15 @@
  *
  * |[
  * {"frame":12,"pts":400000000,"width":640,"height":480,
- *  "detections":[{"label":"car","label_id":2,"confidence":0.87,
+ *  "detections":[{"label":"car","label_id":2,"confidence":0.87,"object_id":3,
  *                 "box":{"x":10,"y":20,"w":100,"h":50},
  *                 "box_normalized":{"x_min":0.016,"y_min":0.042,"x_max":0.172,"y_max":0.146}}]}
  * ]|
  *
  * `pts` is in nanoseconds (null when the buffer has none); `label_id` and `confidence` are
- * null for regions that did not come from ssddetect and carry no `detection` structure. The
+ * null for regions that did not come from ssddetect and carry no `detection` structure, and
+ * `object_id` (the tracking id of ssdtrack, or of any tracker writing DL Streamer's
+ * `object_id` structure) is null for untracked regions. The
  * output is flushed at end-of-stream and closed when the element stops; a location that
  * cannot be opened for writing fails the READY to PAUSED state change with an error.
  *
@@ -198,6 +200,7 @@ static GstFlowReturn export_frame(GstSsdExport* self, GstBuffer* buf) {
     d["label"] = r.label;
     d["label_id"] = r.label_id >= 0 ? nlohmann::json(r.label_id) : nlohmann::json(nullptr);
     d["confidence"] = r.confidence >= 0 ? nlohmann::json(r.confidence) : nlohmann::json(nullptr);
+    d["object_id"] = r.object_id >= 0 ? nlohmann::json(r.object_id) : nlohmann::json(nullptr);
     d["box"] = {{"x", r.x}, {"y", r.y}, {"w", r.w}, {"h", r.h}};
     d["box_normalized"] = {{"x_min", r.x_min}, {"y_min", r.y_min}, {"x_max", r.x_max}, {"y_max", r.y_max}};
     dets.push_back(std::move(d));

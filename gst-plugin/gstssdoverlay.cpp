@@ -4,7 +4,8 @@
  * @see_also: ssddetect
  *
  * Draws every #GstVideoRegionOfInterestMeta of a buffer onto the frame, in place: a box and a
- * caption such as `car 0.87` on a filled label background. Regions from any producer are
+ * caption such as `car 0.87` (`car #3 0.87` for an object ssdtrack follows) on a filled label
+ * background. Regions from any producer are
  * drawn, not only those of ssddetect: the label is taken from the `detection` parameter
  * structure when there is one, else from the region's `roi_type` quark; the confidence is
  * shown when the structure has a `confidence` field. Each label gets its own colour (a hash
@@ -47,6 +48,7 @@ constexpr gint kDefaultThickness = 2;
 constexpr gdouble kDefaultFontScale = 0.5;
 constexpr gboolean kDefaultShowLabels = TRUE;
 constexpr gboolean kDefaultShowConfidence = TRUE;
+constexpr gboolean kDefaultShowIds = TRUE;
 constexpr int kFont = cv::FONT_HERSHEY_SIMPLEX;
 
 struct Settings {
@@ -54,6 +56,7 @@ struct Settings {
   gdouble font_scale = kDefaultFontScale;
   bool show_labels = kDefaultShowLabels;
   bool show_confidence = kDefaultShowConfidence;
+  bool show_ids = kDefaultShowIds;
 };
 
 struct Rgb {
@@ -88,6 +91,7 @@ enum {
   PROP_FONT_SCALE,
   PROP_SHOW_LABELS,
   PROP_SHOW_CONFIDENCE,
+  PROP_SHOW_IDS,
 };
 
 G_DEFINE_TYPE(GstSsdOverlay, gst_ssd_overlay, GST_TYPE_BASE_TRANSFORM);
@@ -242,6 +246,7 @@ static void gst_ssd_overlay_set_property(GObject* object, guint prop_id, const G
     case PROP_FONT_SCALE: s.font_scale = g_value_get_double(value); break;
     case PROP_SHOW_LABELS: s.show_labels = g_value_get_boolean(value); break;
     case PROP_SHOW_CONFIDENCE: s.show_confidence = g_value_get_boolean(value); break;
+    case PROP_SHOW_IDS: s.show_ids = g_value_get_boolean(value); break;
     default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
   }
 }
@@ -255,6 +260,7 @@ static void gst_ssd_overlay_get_property(GObject* object, guint prop_id, GValue*
     case PROP_FONT_SCALE: g_value_set_double(value, s.font_scale); break;
     case PROP_SHOW_LABELS: g_value_set_boolean(value, s.show_labels); break;
     case PROP_SHOW_CONFIDENCE: g_value_set_boolean(value, s.show_confidence); break;
+    case PROP_SHOW_IDS: g_value_set_boolean(value, s.show_ids); break;
     default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
   }
 }
@@ -317,6 +323,7 @@ static GstFlowReturn draw_frame(GstSsdOverlay* self, GstBuffer* buf) {
 
     std::string caption;
     if (s.show_labels) caption = r.label;
+    if (s.show_ids && r.object_id >= 0) caption += (caption.empty() ? "#" : " #") + std::to_string(r.object_id);
     if (s.show_confidence && r.confidence >= 0) {
       char buf_conf[16];
       std::snprintf(buf_conf, sizeof buf_conf, "%.2f", r.confidence);
@@ -390,6 +397,15 @@ static void gst_ssd_overlay_class_init(GstSsdOverlayClass* klass) {
   g_object_class_install_property(gobject_class, PROP_SHOW_CONFIDENCE,
       g_param_spec_boolean("show-confidence", "Show confidence", "Write the confidence of each box",
                            kDefaultShowConfidence, flags));
+  /**
+   * GstSsdOverlay:show-ids:
+   *
+   * Write the tracking id (`#3`) after the label, when the region has one (an `object_id`
+   * structure, as ssdtrack attaches).
+   */
+  g_object_class_install_property(gobject_class, PROP_SHOW_IDS,
+      g_param_spec_boolean("show-ids", "Show ids", "Write the tracking id of each box (from ssdtrack)",
+                           kDefaultShowIds, flags));
 
   gst_element_class_set_static_metadata(element_class, "SSD detection overlay", "Filter/Effect/Video",
       "Draws region-of-interest metadata (boxes, labels, confidences) onto video frames",

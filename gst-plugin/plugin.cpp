@@ -1,5 +1,5 @@
-// The `ssd` plugin: ssddetect (SSD object detector), ssdoverlay (draws regions of interest) and
-// ssdexport (writes them as JSON Lines).
+// The `ssd` plugin: ssddetect (SSD object detector), ssdtrack (tracking ids), ssdoverlay (draws
+// regions of interest) and ssdexport (writes them as JSON Lines).
 #include <string>
 
 #include <gst/gst.h>
@@ -8,6 +8,7 @@
 #include "gstssddetect.h"
 #include "gstssdexport.h"
 #include "gstssdoverlay.h"
+#include "gstssdtrack.h"
 #include "pinned_pool.h"
 
 #ifndef PACKAGE
@@ -27,6 +28,7 @@ static gboolean plugin_init(GstPlugin* plugin) {
   const std::string kernels = ssd::select_openblas_kernels();
   if (!kernels.empty()) GST_INFO("%s", kernels.c_str());
   ret |= GST_ELEMENT_REGISTER(ssddetect, plugin);
+  ret |= GST_ELEMENT_REGISTER(ssdtrack, plugin);
   ret |= GST_ELEMENT_REGISTER(ssdoverlay, plugin);
   ret |= GST_ELEMENT_REGISTER(ssdexport, plugin);
   return ret;

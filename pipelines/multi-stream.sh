@@ -6,7 +6,7 @@
 #   e.g. pipelines/multi-stream.sh out rtsp://cam1/stream rtsp://cam2/stream
 #        pipelines/multi-stream.sh out file://$PWD/a.mp4 file://$PWD/b.mp4 -- device=cuda precision=fp16
 # URIs are anything uridecodebin plays (rtsp://, file://, http://...). For stream K (from 1) the
-# detections go to OUTDIR/streamK.jsonl (ssdexport's JSON Lines). batch-size defaults to the
+# detections, with ssdtrack's object ids, go to OUTDIR/streamK.jsonl (ssdexport's JSON Lines). batch-size defaults to the
 # number of streams; properties after -- go to every ssddetect (the instance-wide ones, such as
 # device, precision, batch-size, must be the same for all, which this script ensures). Live
 # sources run until Ctrl-C (EOS, so the files are complete); files end by themselves.
@@ -29,7 +29,7 @@ for k in "${!uris[@]}"; do
   leaky=""
   case "${uris[$k]}" in rtsp://*|http://*|https://*) leaky="leaky=downstream" ;; esac
   desc+=(uridecodebin uri="${uris[$k]}" ! videoconvert ! queue max-size-buffers=4 $leaky ! \
-         ssddetect name=detect$n "${props[@]}" ! ssdexport location="$outdir/stream$n.jsonl" ! fakesink sync=false)
+         ssddetect name=detect$n "${props[@]}" ! ssdtrack ! ssdexport location="$outdir/stream$n.jsonl" ! fakesink sync=false)
 done
 run "${desc[@]}"
 for k in "${!uris[@]}"; do

@@ -2,7 +2,7 @@
 # The gst-ssd demo (the README's main job):
 #   1. builds the project (meson setup + ninja, only the targets the demo needs),
 #   2. renders a synthetic shapes clip with known ground truth (ssd-clip render),
-#   3. runs  multifilesrc ! jpegdec ! ssddetect ! ssdexport ! ssdoverlay ! tee
+#   3. runs  multifilesrc ! jpegdec ! ssddetect ! ssdtrack ! ssdexport ! ssdoverlay ! tee
 #              ├─ x264enc ! mp4mux   -> OUT/annotated.mp4
 #              └─ jpegenc            -> OUT/annotated/*.jpg
 #      with the shipped model models/ssd-default.safetensors,
@@ -56,7 +56,7 @@ start=$(date +%s.%N)
 set -x
 gst-launch-1.0 -e -q \
   multifilesrc location="$OUT/clip/frames/%05d.jpg" caps="image/jpeg,framerate=$FPS/1" ! jpegdec ! videoconvert ! \
-  ssddetect "${model_prop[@]}" "${extra_props[@]}" ! \
+  ssddetect "${model_prop[@]}" "${extra_props[@]}" ! ssdtrack ! \
   ssdexport location="$OUT/detections.jsonl" ! \
   ssdoverlay ! tee name=t \
   t. ! queue max-size-buffers=0 max-size-time=0 max-size-bytes=0 ! videoconvert ! "${encoder[@]}" ! h264parse ! mp4mux ! filesink location="$OUT/annotated.mp4" \

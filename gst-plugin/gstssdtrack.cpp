@@ -1,0 +1,264 @@
+/**
+ * SECTION:element-ssdtrack
+ * @title: ssdtrack
+ * @see_also: ssddetect, ssdoverlay, ssdexport
+ *
+ * Follows the objects a detector found from frame to frame and gives each one a persistent
+ * id. It reads the #GstVideoRegionOfInterestMeta of every frame (those of ssddetect or of any
+ * other element), and attaches to each region a parameter structure named `object_id` with an
+ * int field `id` (DL Streamer's convention, as gvatrack writes it; a region that already has
+ * one gets its id replaced). ssdoverlay shows the id (`car #3 0.87`) and ssdexport writes it
+ * (`"object_id":3`). The pixels are not touched.
+ *
+ * Tracking is imageless (it uses the boxes only, model/tracker.h): each track's box is
+ * predicted where its last motion takes it, the frame's regions are matched to the predictions
+ * greedily by decreasing intersection-over-union (at least `iou-threshold`; of the same label
+ * unless `match-labels` is off), a matched track moves to its region, a region matched to no
+ * track starts one with a new id, and a track that finds no region for more than `max-lost`
+ * frames ends (an object hidden that long comes back with a new id). Ids count up from 1 per
+ * element and are never reused. Frames that ssddetect's `interval` skipped carry the last
+ * detections and so keep their ids; gap buffers are passed on untouched. A flush (seek), a new
+ * stream or a resolution change forgets the tracks.
+ *
+ * ## Example launch line
+ * |[
+ * gst-launch-1.0 v4l2src ! videoconvert ! ssddetect interval=2 ! ssdtrack ! ssdoverlay ! \
+ *     videoconvert ! autovideosink
+ * ]| Boxes with an id each, kept while the objects move.
+ */
+#include "gstssdtrack.h"
+
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include <gst/video/video.h>
+
+#include "common.h"
+#include "tracker.h"
+
+GST_DEBUG_CATEGORY_STATIC(gst_ssd_track_debug);
+#define GST_CAT_DEFAULT gst_ssd_track_debug
+
+namespace {
+constexpr gfloat kDefaultIouThreshold = 0.3f;
+constexpr guint kDefaultMaxLost = 10;
+constexpr gboolean kDefaultMatchLabels = TRUE;
+}  // namespace
+
+// All C++ state of the element, constructed in init() and destroyed in finalize().
+struct SsdTrackState {
+  std::mutex lock;   // guards `options`
+  ssd::TrackerOptions options{kDefaultIouThreshold, kDefaultMaxLost, kDefaultMatchLabels};
+  // Streaming state (start/stop/set_caps/sink_event/transform_ip, which GstBaseTransform
+  // serialises).
+  std::unique_ptr<ssd::Tracker> tracker;
+  int width = 0, height = 0;
+  guint64 frames = 0;
+};
+
+struct _GstSsdTrack {
+  GstBaseTransform parent;
+  SsdTrackState* state;
+};
+
+enum {
+  PROP_0,
+  PROP_IOU_THRESHOLD,
+  PROP_MAX_LOST,
+  PROP_MATCH_LABELS,
+};
+
+G_DEFINE_TYPE(GstSsdTrack, gst_ssd_track, GST_TYPE_BASE_TRANSFORM);
+GST_ELEMENT_REGISTER_DEFINE(ssdtrack, "ssdtrack", GST_RANK_NONE, GST_TYPE_SSD_TRACK);
+
+// Metadata only: any raw video, in any memory.
+static GstStaticPadTemplate sink_template =
+    GST_STATIC_PAD_TEMPLATE("sink", GST_PAD_SINK, GST_PAD_ALWAYS, GST_STATIC_CAPS("video/x-raw(ANY)"));
+static GstStaticPadTemplate src_template =
+    GST_STATIC_PAD_TEMPLATE("src", GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS("video/x-raw(ANY)"));
+
+static void gst_ssd_track_set_property(GObject* object, guint prop_id, const GValue* value, GParamSpec* pspec) {
+  GstSsdTrack* self = GST_SSD_TRACK(object);
+  std::lock_guard<std::mutex> guard(self->state->lock);
+  ssd::TrackerOptions& o = self->state->options;
+  switch (prop_id) {
+    case PROP_IOU_THRESHOLD: o.iou_threshold = g_value_get_float(value); break;
+    case PROP_MAX_LOST: o.max_lost = static_cast<int>(g_value_get_uint(value)); break;
+    case PROP_MATCH_LABELS: o.match_labels = g_value_get_boolean(value); break;
+    default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
+  }
+}
+
+static void gst_ssd_track_get_property(GObject* object, guint prop_id, GValue* value, GParamSpec* pspec) {
+  GstSsdTrack* self = GST_SSD_TRACK(object);
+  std::lock_guard<std::mutex> guard(self->state->lock);
+  const ssd::TrackerOptions& o = self->state->options;
+  switch (prop_id) {
+    case PROP_IOU_THRESHOLD: g_value_set_float(value, static_cast<gfloat>(o.iou_threshold)); break;
+    case PROP_MAX_LOST: g_value_set_uint(value, static_cast<guint>(o.max_lost)); break;
+    case PROP_MATCH_LABELS: g_value_set_boolean(value, o.match_labels); break;
+    default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
+  }
+}
+
+static void gst_ssd_track_finalize(GObject* object) {
+  GstSsdTrack* self = GST_SSD_TRACK(object);
+  delete self->state;
+  self->state = nullptr;
+  G_OBJECT_CLASS(gst_ssd_track_parent_class)->finalize(object);
+}
+
+static gboolean gst_ssd_track_start(GstBaseTransform* trans) {
+  GstSsdTrack* self = GST_SSD_TRACK(trans);
+  SsdTrackState* st = self->state;
+  ssd::TrackerOptions options;
+  {
+    std::lock_guard<std::mutex> guard(st->lock);
+    options = st->options;
+  }
+  try {
+    st->tracker = std::make_unique<ssd::Tracker>(options);
+  } catch (const std::exception& e) {
+    GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS, ("Invalid tracker settings: %s", e.what()), (nullptr));
+    return FALSE;
+  }
+  st->frames = 0;
+  return TRUE;
+}
+
+static gboolean gst_ssd_track_stop(GstBaseTransform* trans) {
+  SsdTrackState* st = GST_SSD_TRACK(trans)->state;
+  st->tracker.reset();
+  st->width = st->height = 0;
+  return TRUE;
+}
+
+static gboolean gst_ssd_track_set_caps(GstBaseTransform* trans, GstCaps* incaps, GstCaps*) {
+  GstSsdTrack* self = GST_SSD_TRACK(trans);
+  SsdTrackState* st = self->state;
+  GstVideoInfo info;
+  if (!gst_video_info_from_caps(&info, incaps)) {
+    GST_ERROR_OBJECT(self, "invalid caps %" GST_PTR_FORMAT, incaps);
+    return FALSE;
+  }
+  if (st->tracker && (GST_VIDEO_INFO_WIDTH(&info) != st->width || GST_VIDEO_INFO_HEIGHT(&info) != st->height)) {
+    GST_DEBUG_OBJECT(self, "new resolution %dx%d: forgetting the tracks", GST_VIDEO_INFO_WIDTH(&info),
+                     GST_VIDEO_INFO_HEIGHT(&info));
+    st->tracker->reset();
+  }
+  st->width = GST_VIDEO_INFO_WIDTH(&info);
+  st->height = GST_VIDEO_INFO_HEIGHT(&info);
+  return TRUE;
+}
+
+static gboolean gst_ssd_track_sink_event(GstBaseTransform* trans, GstEvent* event) {
+  SsdTrackState* st = GST_SSD_TRACK(trans)->state;
+  if ((GST_EVENT_TYPE(event) == GST_EVENT_FLUSH_STOP || GST_EVENT_TYPE(event) == GST_EVENT_STREAM_START) &&
+      st->tracker) {
+    GST_DEBUG_OBJECT(trans, "%s: forgetting the tracks", GST_EVENT_TYPE_NAME(event));
+    st->tracker->reset();
+  }
+  return GST_BASE_TRANSFORM_CLASS(gst_ssd_track_parent_class)->sink_event(trans, event);
+}
+
+// The `object_id` structure of a region: replaced in place when there is one, else added.
+static void set_object_id(GstVideoRegionOfInterestMeta* roi, int64_t id) {
+  if (GstStructure* s = gst_video_region_of_interest_meta_get_param(roi, gstssd::kObjectIdStructure)) {
+    gst_structure_set(s, "id", G_TYPE_INT, static_cast<gint>(id), nullptr);
+  } else {
+    gst_video_region_of_interest_meta_add_param(
+        roi, gst_structure_new(gstssd::kObjectIdStructure, "id", G_TYPE_INT, static_cast<gint>(id), nullptr));
+  }
+}
+
+static GstFlowReturn track_frame(GstSsdTrack* self, GstBuffer* buf) {
+  SsdTrackState* st = self->state;
+  if (!st->tracker) {
+    GST_ELEMENT_ERROR(self, CORE, STATE_CHANGE, ("The tracker is not started."), (nullptr));
+    return GST_FLOW_ERROR;
+  }
+  if (GST_BUFFER_FLAG_IS_SET(buf, GST_BUFFER_FLAG_GAP)) return GST_FLOW_OK;   // no picture
+  std::vector<GstVideoRegionOfInterestMeta*> rois;
+  std::vector<ssd::TrackBox> boxes;
+  gpointer iter = nullptr;
+  while (GstMeta* meta = gst_buffer_iterate_meta_filtered(buf, &iter, GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE)) {
+    auto* roi = reinterpret_cast<GstVideoRegionOfInterestMeta*>(meta);
+    rois.push_back(roi);
+    boxes.push_back({static_cast<double>(roi->x), static_cast<double>(roi->y), static_cast<double>(roi->x + roi->w),
+                     static_cast<double>(roi->y + roi->h), static_cast<int64_t>(roi->roi_type)});
+  }
+  const std::vector<int64_t> ids = st->tracker->update(boxes);
+  for (size_t i = 0; i < rois.size(); ++i) set_object_id(rois[i], ids[i]);
+  GST_LOG_OBJECT(self, "frame %" G_GUINT64_FORMAT ": %zu regions, %zu tracks", st->frames, rois.size(),
+                 st->tracker->tracks());
+  st->frames++;
+  return GST_FLOW_OK;
+}
+
+static GstFlowReturn gst_ssd_track_transform_ip(GstBaseTransform* trans, GstBuffer* buf) {
+  GstSsdTrack* self = GST_SSD_TRACK(trans);
+  return gstssd::run_frame_guarded(GST_ELEMENT(self), "Tracking", [&] { return track_frame(self, buf); });
+}
+
+static void gst_ssd_track_class_init(GstSsdTrackClass* klass) {
+  GObjectClass* gobject_class = G_OBJECT_CLASS(klass);
+  GstElementClass* element_class = GST_ELEMENT_CLASS(klass);
+  GstBaseTransformClass* trans_class = GST_BASE_TRANSFORM_CLASS(klass);
+
+  gobject_class->set_property = gst_ssd_track_set_property;
+  gobject_class->get_property = gst_ssd_track_get_property;
+  gobject_class->finalize = gst_ssd_track_finalize;
+  const auto flags = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY);
+
+  /**
+   * GstSsdTrack:iou-threshold:
+   *
+   * Least intersection-over-union of a region with a track's predicted box for the region to
+   * continue that track. Lower follows faster or jerkier objects, higher keeps close objects
+   * apart. Read when the element starts.
+   */
+  g_object_class_install_property(gobject_class, PROP_IOU_THRESHOLD,
+      g_param_spec_float("iou-threshold", "IoU threshold", "Least IoU of a region with a track's predicted box",
+                         0.01f, 1.0f, kDefaultIouThreshold, flags));
+  /**
+   * GstSsdTrack:max-lost:
+   *
+   * Frames a track lives on without a region (an object hidden or missed by the detector);
+   * found again within them, an object keeps its id. Read when the element starts.
+   */
+  g_object_class_install_property(gobject_class, PROP_MAX_LOST,
+      g_param_spec_uint("max-lost", "Max lost", "Frames a track survives without a detection", 0, 100000,
+                        kDefaultMaxLost, flags));
+  /**
+   * GstSsdTrack:match-labels:
+   *
+   * A region continues only a track of its own label (`roi_type`). Off, a label that flickers
+   * between two classes keeps the object's id. Read when the element starts.
+   */
+  g_object_class_install_property(gobject_class, PROP_MATCH_LABELS,
+      g_param_spec_boolean("match-labels", "Match labels", "Regions continue only tracks of their own label",
+                           kDefaultMatchLabels, flags));
+
+  gst_element_class_set_static_metadata(element_class, "SSD object tracker", "Filter/Analyzer/Video",
+      "Gives the regions of interest of a detector persistent object ids from frame to frame",
+      "gst-ssd developers");
+  gst_element_class_add_static_pad_template(element_class, &sink_template);
+  gst_element_class_add_static_pad_template(element_class, &src_template);
+
+  trans_class->start = GST_DEBUG_FUNCPTR(gst_ssd_track_start);
+  trans_class->stop = GST_DEBUG_FUNCPTR(gst_ssd_track_stop);
+  trans_class->set_caps = GST_DEBUG_FUNCPTR(gst_ssd_track_set_caps);
+  trans_class->sink_event = GST_DEBUG_FUNCPTR(gst_ssd_track_sink_event);
+  trans_class->transform_ip = GST_DEBUG_FUNCPTR(gst_ssd_track_transform_ip);
+  trans_class->passthrough_on_same_caps = FALSE;
+
+  GST_DEBUG_CATEGORY_INIT(gst_ssd_track_debug, "ssdtrack", 0, "SSD object tracker");
+}
+
+static void gst_ssd_track_init(GstSsdTrack* self) {
+  self->state = new SsdTrackState();
+  // Writes metadata: in place, never passthrough (the buffer is made writable, pixels shared).
+  gst_base_transform_set_in_place(GST_BASE_TRANSFORM(self), TRUE);
+  gst_base_transform_set_passthrough(GST_BASE_TRANSFORM(self), FALSE);
+}
