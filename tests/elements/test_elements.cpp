@@ -365,6 +365,32 @@ const Det* top(const std::vector<Det>& dets) {
   return t;
 }
 
+// The first of these element factories that is not installed, or "" (tests needing them skip).
+std::string missing_factory(std::initializer_list<const char*> names) {
+  for (const char* name : names) {
+    GstElementFactory* factory = gst_element_factory_find(name);
+    if (!factory) return name;
+    gst_object_unref(factory);
+  }
+  return "";
+}
+
+// A one-object scene (training/synth.h, `seed`) written as a PNG file into `dir`, with the
+// detections a fresh ssddetect gives it; `ref` is empty of confident ones when the model
+// finds nothing.
+struct PngScene {
+  std::string png;
+  std::vector<Det> ref;
+};
+PngScene png_scene(const TempDir& dir, uint64_t seed) {
+  const ssdtrain::SynthSample s = one_object(320, 240, seed);
+  PngScene scene{dir / "scene.png", {}};
+  EXPECT_TRUE(cv::imwrite(scene.png, s.image));
+  scene.ref = reference(s.image, nullptr);
+  return scene;
+}
+
+
 // A pipeline state change that must fail; returns the error message posted on the bus.
 std::string failing_start(const std::string& description) {
   GError* err = nullptr;
@@ -1876,16 +1902,11 @@ class RtspServer {
 }  // namespace
 
 TEST(SsdRtsp, DetectsObjectsFromAnRtspCamera) {
-  for (const char* f : {"x264enc", "rtph264pay", "rtspsrc", "avdec_h264", "h264parse", "imagefreeze", "pngdec"}) {
-    GstElementFactory* factory = gst_element_factory_find(f);
-    if (!factory) GTEST_SKIP() << f << " is not installed";
-    gst_object_unref(factory);
-  }
+  const std::string missing =
+      missing_factory({"x264enc", "rtph264pay", "rtspsrc", "avdec_h264", "h264parse", "imagefreeze", "pngdec"});
+  if (!missing.empty()) GTEST_SKIP() << missing << " is not installed";
   TempDir tmp;
-  const ssdtrain::SynthSample s = one_object(320, 240, 9);
-  const std::string png = tmp / "scene.png";
-  ASSERT_TRUE(cv::imwrite(png, s.image));
-  const std::vector<Det> ref = reference(s.image, nullptr);
+  const auto [png, ref] = png_scene(tmp, 9);
   ASSERT_NE(top(ref), nullptr) << "the model finds nothing in the frame";
   const Det want = *top(ref);
   RtspServer server("( filesrc location=" + png +
@@ -1966,10 +1987,7 @@ Spawned spawn(const std::vector<std::string>& argv) {
 
 TEST(Examples, CppApplicationPrintsTheDetections) {
   TempDir tmp;
-  const ssdtrain::SynthSample s = one_object(320, 240, 12);
-  const std::string png = tmp / "scene.png";
-  ASSERT_TRUE(cv::imwrite(png, s.image));
-  const std::vector<Det> ref = reference(s.image, nullptr);
+  const auto [png, ref] = png_scene(tmp, 12);
   ASSERT_NE(top(ref), nullptr) << "the model finds nothing in the frame";
   const Spawned r = spawn({SSD_EXAMPLE_APP, "--min-detections", "1", png});
   EXPECT_EQ(r.status, 0) << r.out << r.err;
@@ -1983,10 +2001,7 @@ TEST(Examples, CppApplicationPrintsTheDetections) {
 
 TEST(Examples, PythonScriptReadsTheRegionsOfInterest) {
   TempDir tmp;
-  const ssdtrain::SynthSample s = one_object(320, 240, 12);
-  const std::string png = tmp / "scene.png";
-  ASSERT_TRUE(cv::imwrite(png, s.image));
-  const std::vector<Det> ref = reference(s.image, nullptr);
+  const auto [png, ref] = png_scene(tmp, 12);
   ASSERT_NE(top(ref), nullptr) << "the model finds nothing in the frame";
   // PyGObject comes from Debian's python3-gi (scripts/setup.sh); a host without it (the GPU
   // host has no GStreamer Python bindings) cannot run the script.
@@ -2001,16 +2016,11 @@ TEST(Examples, PythonScriptReadsTheRegionsOfInterest) {
 // hold all its frames with the scene's object, and ssddetect's log shows the two elements
 // sharing one model instance.
 TEST(Pipelines, MultiStreamScriptSharesOneModel) {
-  for (const char* f : {"x264enc", "avdec_h264", "mp4mux", "qtdemux", "imagefreeze", "pngdec", "uridecodebin"}) {
-    GstElementFactory* factory = gst_element_factory_find(f);
-    if (!factory) GTEST_SKIP() << f << " is not installed";
-    gst_object_unref(factory);
-  }
+  const std::string missing =
+      missing_factory({"x264enc", "avdec_h264", "mp4mux", "qtdemux", "imagefreeze", "pngdec", "uridecodebin"});
+  if (!missing.empty()) GTEST_SKIP() << missing << " is not installed";
   TempDir tmp;
-  const ssdtrain::SynthSample s = one_object(320, 240, 9);
-  const std::string png = tmp / "scene.png";
-  ASSERT_TRUE(cv::imwrite(png, s.image));
-  const std::vector<Det> ref = reference(s.image, nullptr);
+  const auto [png, ref] = png_scene(tmp, 9);
   ASSERT_NE(top(ref), nullptr) << "the model finds nothing in the frame";
   constexpr int kFrames = 8;
   std::vector<std::string> uris;
