@@ -20,6 +20,11 @@
  * detections and so keep their ids; gap buffers are passed on untouched. A flush (seek), a new
  * stream or a resolution change forgets the tracks.
  *
+ * When built against GStreamer 1.24 or newer, each region that has a #GstAnalyticsODMtd of the
+ * same type and box in the buffer's #GstAnalyticsRelationMeta (as ssddetect adds) also gets a
+ * #GstAnalyticsTrackingMtd (tracking id; first and last seen: the PTS of the object's first
+ * and of this buffer) that the ODMtd relates to (%GST_ANALYTICS_REL_TYPE_RELATE_TO).
+ *
  * ## Example launch line
  * |[
  * gst-launch-1.0 v4l2src ! videoconvert ! ssddetect interval=2 ! ssdtrack ! ssdoverlay ! \
@@ -28,11 +33,15 @@
  */
 #include "gstssdtrack.h"
 
+#include <map>
 #include <memory>
 #include <mutex>
 #include <vector>
 
 #include <gst/video/video.h>
+#ifdef HAVE_GST_ANALYTICS
+#include <gst/analytics/analytics.h>
+#endif
 
 #include "common.h"
 #include "tracker.h"
@@ -55,6 +64,7 @@ struct SsdTrackState {
   std::unique_ptr<ssd::Tracker> tracker;
   int width = 0, height = 0;
   guint64 frames = 0;
+  std::map<int64_t, GstClockTime> first_seen;   // PTS of each live track's first region
 };
 
 struct _GstSsdTrack {
@@ -130,6 +140,7 @@ static gboolean gst_ssd_track_start(GstBaseTransform* trans) {
 static gboolean gst_ssd_track_stop(GstBaseTransform* trans) {
   SsdTrackState* st = GST_SSD_TRACK(trans)->state;
   st->tracker.reset();
+  st->first_seen.clear();
   st->width = st->height = 0;
   return TRUE;
 }
@@ -172,6 +183,40 @@ static void set_object_id(GstVideoRegionOfInterestMeta* roi, int64_t id) {
   }
 }
 
+#ifdef HAVE_GST_ANALYTICS
+// For each region with an object-detection entry of the same type and box in the buffer's
+// relation meta: a tracking entry, which the detection entry relates to.
+static void add_tracking_mtds(GstSsdTrack* self, GstBuffer* buf, const std::vector<GstVideoRegionOfInterestMeta*>& rois,
+                              const std::vector<int64_t>& ids) {
+  GstAnalyticsRelationMeta* rmeta = gst_buffer_get_analytics_relation_meta(buf);
+  if (!rmeta) return;
+  std::vector<GstAnalyticsMtd> ods;
+  gpointer state = nullptr;
+  GstAnalyticsMtd mtd;
+  while (gst_analytics_relation_meta_iterate(rmeta, &state, gst_analytics_od_mtd_get_mtd_type(), &mtd)) ods.push_back(mtd);
+  std::vector<bool> used(ods.size(), false);
+  for (size_t i = 0; i < rois.size(); ++i) {
+    for (size_t k = 0; k < ods.size(); ++k) {
+      auto* od = static_cast<GstAnalyticsODMtd*>(&ods[k]);
+      gint x = 0, y = 0, w = 0, h = 0;
+      gfloat conf = 0;
+      if (used[k] || gst_analytics_od_mtd_get_obj_type(od) != rois[i]->roi_type ||
+          !gst_analytics_od_mtd_get_location(od, &x, &y, &w, &h, &conf) || x != static_cast<gint>(rois[i]->x) ||
+          y != static_cast<gint>(rois[i]->y) || w != static_cast<gint>(rois[i]->w) || h != static_cast<gint>(rois[i]->h))
+        continue;
+      used[k] = true;
+      GstAnalyticsTrackingMtd trk;
+      const GstClockTime first = self->state->first_seen.count(ids[i]) ? self->state->first_seen[ids[i]] : GST_BUFFER_PTS(buf);
+      if (!gst_analytics_relation_meta_add_tracking_mtd(rmeta, static_cast<guint64>(ids[i]), first, &trk) ||
+          !gst_analytics_tracking_mtd_update_last_seen(&trk, GST_BUFFER_PTS(buf)) ||
+          !gst_analytics_relation_meta_set_relation(rmeta, GST_ANALYTICS_REL_TYPE_RELATE_TO, ods[k].id, trk.id))
+        GST_WARNING_OBJECT(self, "could not add the analytics tracking meta of object %" G_GINT64_FORMAT, ids[i]);
+      break;
+    }
+  }
+}
+#endif
+
 static GstFlowReturn track_frame(GstSsdTrack* self, GstBuffer* buf) {
   SsdTrackState* st = self->state;
   if (!st->tracker) {
@@ -190,6 +235,16 @@ static GstFlowReturn track_frame(GstSsdTrack* self, GstBuffer* buf) {
   }
   const std::vector<int64_t> ids = st->tracker->update(boxes);
   for (size_t i = 0; i < rois.size(); ++i) set_object_id(rois[i], ids[i]);
+  // First sightings of the live tracks (for the analytics tracking metadata); ended ones go.
+  std::map<int64_t, GstClockTime> seen;
+  for (int64_t id : st->tracker->track_ids()) {
+    const auto it = st->first_seen.find(id);
+    seen[id] = it != st->first_seen.end() ? it->second : GST_BUFFER_PTS(buf);
+  }
+  st->first_seen = std::move(seen);
+#ifdef HAVE_GST_ANALYTICS
+  add_tracking_mtds(self, buf, rois, ids);
+#endif
   GST_LOG_OBJECT(self, "frame %" G_GUINT64_FORMAT ": %zu regions, %zu tracks", st->frames, rois.size(),
                  st->tracker->tracks());
   st->frames++;

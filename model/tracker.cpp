@@ -89,4 +89,10 @@ std::vector<int64_t> Tracker::update(const std::vector<TrackBox>& detections) {
 
 void Tracker::reset() { tracks_.clear(); }
 
+std::vector<int64_t> Tracker::track_ids() const {
+  std::vector<int64_t> ids;
+  for (const Track& t : tracks_) ids.push_back(t.id);
+  return ids;
+}
+
 }  // namespace ssd

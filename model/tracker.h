@@ -39,6 +39,7 @@ class Tracker {
   void reset();
 
   size_t tracks() const { return tracks_.size(); }   // alive, matched or not
+  std::vector<int64_t> track_ids() const;             // their ids
   const TrackerOptions& options() const { return options_; }
 
  private:

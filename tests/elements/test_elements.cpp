@@ -1842,6 +1842,49 @@ TEST(SsdTrack, FollowsSsdDetectAndShowsInExportAndOverlay) {
   EXPECT_EQ(draw("show-ids=true", false), draw("show-ids=false", false));
 }
 
+#ifdef HAVE_GST_ANALYTICS
+// GStreamer >= 1.24: behind ssddetect each object-detection entry relates to a tracking entry
+// with its region's object id, first seen at the first frame's PTS and last seen at this one's.
+TEST(SsdTrack, AddsAnalyticsTrackingMtdsRelatedToTheDetections) {
+  const ssdtrain::SynthSample s = one_object(320, 240, 8);
+  auto f = make_frame(s.image, GST_VIDEO_FORMAT_RGB);
+  GstHarness* h = gst_harness_new_parse("ssddetect ! ssdtrack");
+  gst_harness_set_src_caps(h, caps_25fps(*f));
+  for (int i = 0; i < 3; i++) {
+    ASSERT_EQ(gst_harness_push(h, stamped(*f, i)), GST_FLOW_OK);
+    GstBuffer* out = gst_harness_pull(h);
+    ASSERT_NE(out, nullptr);
+    std::set<int> want, tracked;
+    for (const Det& d : detections(out)) want.insert(d.object_id);
+    EXPECT_FALSE(want.empty());
+    GstAnalyticsRelationMeta* rmeta = gst_buffer_get_analytics_relation_meta(out);
+    EXPECT_NE(rmeta, nullptr);
+    gpointer state = nullptr;
+    GstAnalyticsMtd od;
+    while (rmeta && gst_analytics_relation_meta_iterate(rmeta, &state, gst_analytics_od_mtd_get_mtd_type(), &od)) {
+      gpointer related = nullptr;
+      GstAnalyticsMtd trk;
+      if (!gst_analytics_relation_meta_get_direct_related(rmeta, od.id, GST_ANALYTICS_REL_TYPE_RELATE_TO,
+                                                          gst_analytics_tracking_mtd_get_mtd_type(), &related, &trk)) {
+        ADD_FAILURE() << "frame " << i << ": a detection entry without a tracking entry";
+        continue;
+      }
+      guint64 id = 0;
+      GstClockTime first = GST_CLOCK_TIME_NONE, last = GST_CLOCK_TIME_NONE;
+      gboolean lost = TRUE;
+      EXPECT_TRUE(gst_analytics_tracking_mtd_get_info(&trk, &id, &first, &last, &lost));
+      EXPECT_EQ(first, 0u) << "frame " << i;
+      EXPECT_EQ(last, static_cast<GstClockTime>(i) * kFrameStep) << "frame " << i;
+      EXPECT_FALSE(lost);
+      tracked.insert(static_cast<int>(id));
+    }
+    EXPECT_EQ(tracked, want) << "frame " << i;
+    gst_buffer_unref(out);
+  }
+  gst_harness_teardown(h);
+}
+#endif
+
 TEST(SsdTrack, PropertiesHaveDocumentedDefaults) {
   GstElement* e = gst_element_factory_make("ssdtrack", nullptr);
   ASSERT_NE(e, nullptr);

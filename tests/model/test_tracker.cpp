@@ -2,8 +2,10 @@
 // labels, and an end-to-end cross-check against a brute-force id assignment.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
+#include <vector>
 
 #include "error.h"
 #include "test_util.h"
@@ -43,6 +45,7 @@ TEST(Tracker, ObjectsKeepTheirIdsAndNewOnesGetNewIds) {
   }
   EXPECT_EQ(first, (std::vector<int64_t>{1, 2}));
   EXPECT_EQ(tr.tracks(), 3u);
+  EXPECT_EQ(tr.track_ids(), (std::vector<int64_t>{1, 2, 3}));
 }
 
 // An object that speeds up until it moves almost its own width per frame: from one frame to the
