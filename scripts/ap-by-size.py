@@ -26,6 +26,9 @@ def main():
     edges = [float(e) for e in a.edges.split(",")]
     with contextlib.redirect_stdout(io.StringIO()):
         gt = COCO(a.annotations)
+        # pycocotools >= 2.0.9's loadRes copies "info", which files such as fastai's
+        # pascal_train2007.json lack.
+        gt.dataset.setdefault("info", {})
         for ann in gt.dataset["annotations"]:
             ann["area"] = ann["bbox"][2] * ann["bbox"][3]
         gt.createIndex()
