@@ -72,32 +72,39 @@ std::map<std::string, std::weak_ptr<SharedDetector>>& registry() {
 
 }  // namespace
 
+// One network runner of the instance: a Detector and the thread that feeds it. On CUDA an
+// instance has one, whose Detector keeps up to max_in_flight batches on the device; on the CPU,
+// where a Detector computes each batch before submit() returns, it has max_in_flight of them,
+// each with its own copy of the model, so that batches run on several cores at once.
+struct Worker {
+  std::unique_ptr<Detector> detector;
+  // The detector's output settings. The threshold only goes down and the count only up, so
+  // that the output stage's settings (and its CUDA graphs) stay put while streams with
+  // different settings share the batches.
+  float threshold = 0.f, applied_nms = 0.f;
+  int max_detections = 0;
+  std::thread thread;
+};
+
 struct SharedDetector::Impl {
   std::string id;
   SharedDetectorOptions options;
-  std::unique_ptr<Detector> detector;   // after construction, used by the worker thread only
+  std::vector<std::unique_ptr<Worker>> workers;   // after construction, each used by its thread only
   std::vector<std::string> labels;
   std::string device_name;
   bool fp16 = false, graphs = false;
 
   mutable std::mutex mutex;             // guards everything below
-  std::condition_variable work;         // for the worker: a frame queued, or stop
+  std::condition_variable work;         // for the workers: a frame queued, or stop
   std::condition_variable finished;     // for callers: a batch is done
   std::deque<Request*> queue;
   float nms_iou = 0.45f;
   bool stop = false;
   Stats stats;
-  std::thread worker;
-
-  // The detector's output settings (worker only). The threshold only goes down and the count
-  // only up, so that the output stage's settings (and its CUDA graphs) stay put while streams
-  // with different settings share the batches.
-  float threshold = 0.f, applied_nms = 0.f;
-  int max_detections = 0;
 
   // Hands each caller of a batch its detections, or the batch's error (each caller throws its
   // own copy).
-  void finish(const std::vector<Request*>& batch, std::vector<std::vector<Detection>>* results,
+  void finish(Worker& w, const std::vector<Request*>& batch, std::vector<std::vector<Detection>>* results,
               std::exception_ptr error) {
     std::string message;
     if (error) {
@@ -123,51 +130,53 @@ struct SharedDetector::Impl {
       stats.frames += static_cast<int64_t>(batch.size());
       stats.batches++;
       stats.largest_batch = std::max<int64_t>(stats.largest_batch, static_cast<int64_t>(batch.size()));
-      stats.graphs = detector->graph_stats();
-      stats.preprocess_graphs = detector->preprocess_graph_stats();
+      if (&w == workers.front().get()) {
+        stats.graphs = w.detector->graph_stats();
+        stats.preprocess_graphs = w.detector->preprocess_graph_stats();
+      }
     }
     finished.notify_all();
   }
 
   // Starts one batch on the device (on the CPU: computes it).
-  bool submit(const std::vector<Request*>& batch, float nms) {
+  bool submit(Worker& w, const std::vector<Request*>& batch, float nms) {
     try {
-      float t = threshold;
-      int m = max_detections;
+      float t = w.threshold;
+      int m = w.max_detections;
       std::vector<FrameView> frames;
       for (const Request* r : batch) {
         t = std::min(t, r->threshold);
         m = std::max(m, r->max_detections);
         frames.push_back(*r->frame);
       }
-      if (t != threshold || m != max_detections || nms != applied_nms) {
-        detector->set_postprocess(t, nms, m);
-        threshold = t;
-        max_detections = m;
-        applied_nms = nms;
+      if (t != w.threshold || m != w.max_detections || nms != w.applied_nms) {
+        w.detector->set_postprocess(t, nms, m);
+        w.threshold = t;
+        w.max_detections = m;
+        w.applied_nms = nms;
       }
-      detector->submit(frames);
+      w.detector->submit(frames);
       return true;
     } catch (...) {
-      finish(batch, nullptr, std::current_exception());
+      finish(w, batch, nullptr, std::current_exception());
       return false;
     }
   }
 
-  void collect(const std::vector<Request*>& batch) {
+  void collect(Worker& w, const std::vector<Request*>& batch) {
     std::vector<std::vector<Detection>> results;
     try {
-      results = detector->collect();
+      results = w.detector->collect();
     } catch (...) {
-      finish(batch, nullptr, std::current_exception());
+      finish(w, batch, nullptr, std::current_exception());
       return;
     }
-    finish(batch, &results, nullptr);
+    finish(w, batch, &results, nullptr);
   }
 
-  void run() {
+  void run(Worker& w) {
     const size_t max_batch = static_cast<size_t>(std::max(1, options.max_batch));
-    const size_t max_in_flight = static_cast<size_t>(std::max(1, detector->max_in_flight()));
+    const size_t max_in_flight = static_cast<size_t>(std::max(1, w.detector->max_in_flight()));
     std::deque<std::vector<Request*>> in_flight;
     std::unique_lock<std::mutex> lock(mutex);
     for (;;) {
@@ -181,6 +190,7 @@ struct SharedDetector::Impl {
             start = false;   // collect a batch while this one fills
           } else {
             work.wait_until(lock, deadline, [&] { return stop || queue.size() >= max_batch; });
+            if (queue.empty()) continue;   // another worker took the frames meanwhile
           }
         }
       }
@@ -192,14 +202,14 @@ struct SharedDetector::Impl {
         }
         const float nms = nms_iou;
         lock.unlock();
-        const bool ok = submit(batch, nms);
+        const bool ok = submit(w, batch, nms);
         lock.lock();
         if (ok) in_flight.push_back(std::move(batch));
       } else {
         std::vector<Request*> batch = std::move(in_flight.front());
         in_flight.pop_front();
         lock.unlock();
-        collect(batch);
+        collect(w, batch);
         lock.lock();
       }
     }
@@ -225,17 +235,34 @@ std::shared_ptr<SharedDetector> SharedDetector::acquire(const std::string& id, c
   auto impl = std::make_unique<Impl>();
   impl->id = id;
   impl->options = options;
-  impl->detector = std::make_unique<Detector>(options.detector);
-  impl->labels = impl->detector->labels();
-  impl->device_name = impl->detector->device_name();
-  impl->fp16 = impl->detector->fp16();
-  impl->graphs = impl->detector->graphs();
-  impl->nms_iou = impl->applied_nms = options.detector.nms_iou;
-  impl->threshold = options.detector.threshold;
-  impl->max_detections = std::max(0, options.detector.max_detections);
+  const std::string& device = options.detector.device;
+  // (The CPU emulation of the CUDA path, emulate_graphs, keeps CUDA's one worker.)
+  const bool cpu = (device == "cpu" || (device == "auto" && !cuda_available())) && !options.detector.emulate_graphs;
+  const int in_flight = std::max(1, options.detector.max_in_flight);
+  // On the CPU, in-flight batches are computed side by side: a worker (and a model) each.
+  DetectorOptions each = options.detector;
+  if (cpu) each.max_in_flight = 1;
+  for (int k = 0; k < (cpu ? in_flight : 1); ++k) {
+    impl->workers.push_back(std::make_unique<Worker>());
+    impl->workers.back()->detector = std::make_unique<Detector>(each);
+  }
+  const Detector& d = *impl->workers.front()->detector;
+  impl->labels = d.labels();
+  impl->device_name = d.device_name();
+  impl->fp16 = d.fp16();
+  impl->graphs = d.graphs();
+  impl->nms_iou = options.detector.nms_iou;
+  for (auto& w : impl->workers) {
+    w->applied_nms = options.detector.nms_iou;
+    w->threshold = options.detector.threshold;
+    w->max_detections = std::max(0, options.detector.max_detections);
+  }
   std::shared_ptr<SharedDetector> instance(new SharedDetector(std::move(impl)));
   Impl* i = instance->impl_.get();
-  i->worker = std::thread([i] { i->run(); });
+  for (auto& w : i->workers) {
+    Worker* worker = w.get();
+    worker->thread = std::thread([i, worker] { i->run(*worker); });
+  }
   instances[id] = instance;
   return instance;
 }
@@ -248,7 +275,8 @@ SharedDetector::~SharedDetector() {
     impl_->stop = true;
   }
   impl_->work.notify_all();
-  if (impl_->worker.joinable()) impl_->worker.join();
+  for (auto& w : impl_->workers)
+    if (w->thread.joinable()) w->thread.join();
 }
 
 std::vector<Detection> SharedDetector::detect(const FrameView& frame, float threshold, int max_detections) {
@@ -279,6 +307,8 @@ SharedDetector::Stats SharedDetector::stats() const {
   std::lock_guard<std::mutex> lock(impl_->mutex);
   return impl_->stats;
 }
+
+int SharedDetector::workers() const { return static_cast<int>(impl_->workers.size()); }
 
 long SharedDetector::users() const {
   std::lock_guard<std::mutex> lock(registry_mutex);

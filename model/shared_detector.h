@@ -5,9 +5,13 @@
 // Each stream calls detect() from its own thread and blocks until its frame's detections are
 // ready. A worker thread of the instance takes the frames waiting at that moment (up to
 // max_batch; optionally waiting up to max_wait for more after the first) and runs them as one
-// batch; with max_in_flight > 1 it starts the next batch while earlier ones are still on the
-// device. Frames that arrive while a batch runs form the next one, so batches grow with the
-// load ("dynamic batching"). LibTorch-free.
+// batch. Frames that arrive while a batch runs form the next one, so batches grow with the load
+// ("dynamic batching"). With detector.max_in_flight N > 1, N batches are in progress at once:
+// on CUDA the one worker starts the next batch while earlier ones are still on the device; on
+// the CPU (where a Detector computes a batch before submit() returns) the instance has N
+// workers, each with a copy of the model, computing batches side by side on the cores (with
+// emulate_graphs, the CPU emulation of the CUDA path, it keeps CUDA's one worker).
+// LibTorch-free.
 #pragma once
 
 #include <chrono>
@@ -71,7 +75,8 @@ class SharedDetector {
     GraphStats graphs, preprocess_graphs;   // the detector's, after the last batch
   };
   Stats stats() const;
-  long users() const;   // holders of the instance
+  long users() const;     // holders of the instance
+  int workers() const;    // network runners: 1, or max_in_flight on the CPU
 
  private:
   struct Impl;
