@@ -64,7 +64,9 @@ struct SsdTrackState {
   std::unique_ptr<ssd::Tracker> tracker;
   int width = 0, height = 0;
   guint64 frames = 0;
+#ifdef HAVE_GST_ANALYTICS
   std::map<int64_t, GstClockTime> first_seen;   // PTS of each live track's first region
+#endif
 };
 
 struct _GstSsdTrack {
@@ -140,7 +142,9 @@ static gboolean gst_ssd_track_start(GstBaseTransform* trans) {
 static gboolean gst_ssd_track_stop(GstBaseTransform* trans) {
   SsdTrackState* st = GST_SSD_TRACK(trans)->state;
   st->tracker.reset();
+#ifdef HAVE_GST_ANALYTICS
   st->first_seen.clear();
+#endif
   st->width = st->height = 0;
   return TRUE;
 }
@@ -206,7 +210,8 @@ static void add_tracking_mtds(GstSsdTrack* self, GstBuffer* buf, const std::vect
         continue;
       used[k] = true;
       GstAnalyticsTrackingMtd trk;
-      const GstClockTime first = self->state->first_seen.count(ids[i]) ? self->state->first_seen[ids[i]] : GST_BUFFER_PTS(buf);
+      // Every id of this frame is a live track's, entered in first_seen just before.
+      const GstClockTime first = self->state->first_seen.at(ids[i]);
       if (!gst_analytics_relation_meta_add_tracking_mtd(rmeta, static_cast<guint64>(ids[i]), first, &trk) ||
           !gst_analytics_tracking_mtd_update_last_seen(&trk, GST_BUFFER_PTS(buf)) ||
           !gst_analytics_relation_meta_set_relation(rmeta, GST_ANALYTICS_REL_TYPE_RELATE_TO, ods[k].id, trk.id))
@@ -235,14 +240,14 @@ static GstFlowReturn track_frame(GstSsdTrack* self, GstBuffer* buf) {
   }
   const std::vector<int64_t> ids = st->tracker->update(boxes);
   for (size_t i = 0; i < rois.size(); ++i) set_object_id(rois[i], ids[i]);
-  // First sightings of the live tracks (for the analytics tracking metadata); ended ones go.
+#ifdef HAVE_GST_ANALYTICS
+  // First sightings of the live tracks (for the tracking metadata); ended ones go.
   std::map<int64_t, GstClockTime> seen;
   for (int64_t id : st->tracker->track_ids()) {
     const auto it = st->first_seen.find(id);
     seen[id] = it != st->first_seen.end() ? it->second : GST_BUFFER_PTS(buf);
   }
   st->first_seen = std::move(seen);
-#ifdef HAVE_GST_ANALYTICS
   add_tracking_mtds(self, buf, rois, ids);
 #endif
   GST_LOG_OBJECT(self, "frame %" G_GUINT64_FORMAT ": %zu regions, %zu tracks", st->frames, rois.size(),
