@@ -29,16 +29,34 @@
 #              a CUDA graph, with the detector rows on 1080p RGBx frames
 # Results: one Markdown file per stage in $OUT (the device tool's output folder) or out/gpu,
 # each with the date, the GPU, the commit and every command; summary.md lists each step's exit
-# status and seconds.
+# status and seconds. The script exits 1 when a step failed or was skipped.
+# Dry run, SSD_GPU_DRY_RUN=1 (the `bench` suite's gpu-session test does this on the CPU, so a
+# broken command is found before the few minutes of a device call): every step of the stages
+# asked for on the CPU instead, with a handful of frames, steps and seconds, batches of at most 2
+# (the fp16 training and PyTorch reference rows, which need CUDA, left out); it says whether each
+# command runs, not how fast. SSD_GPU_BUILD names the build folder (default build-gpu),
+# SSD_PYTHON the Python with PyTorch (default python3).
 set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 out=${OUT:-$root/out/gpu}
-b=$root/build-gpu
+b=${SSD_GPU_BUILD:-$root/build-gpu}
 models=${SSD_GPU_MODELS:-/tmp/ssd-gpu-models}   # weights files (too big to come back in $OUT)
 deadline=$(( SECONDS + ${SSD_GPU_DEADLINE:-540} ))
 mkdir -p "$out" "$models" || exit 1
-py=python3
+py=${SSD_PYTHON:-python3}
+# Sizes of the measurements: on the GPU host, and in a dry run (CPU, checks only that each runs).
+dev=cuda pipe_frames=500 pipe_batch_frames=64 pipe_repeats=3 pipe_warmup=100 model_s=0.5
+stream_warmup=400 stream_frames=2000 stream_windows=3 ref_s=1 ref_repeats=3 ref_batches="1 64"
+ref_precs="fp16 fp32" pipe_max_batch=1024
+train_batch=64 train_steps=10 train_repeats=3 train_precs="bf16 fp16 fp32" model_batches=1,8,64
+if [ "${SSD_GPU_DRY_RUN:-0}" = 1 ]; then
+  dev=cpu pipe_frames=4 pipe_batch_frames=2 pipe_repeats=1 pipe_warmup=2 model_s=0.05
+  stream_warmup=4 stream_frames=8 stream_windows=1 ref_s=0.05 ref_repeats=1 ref_batches="1 2"
+  ref_precs=fp32 pipe_max_batch=2
+  train_batch=2 train_steps=1 train_repeats=1 train_precs="bf16 fp32" model_batches=1,2
+fi
+failed=0
 [ -d "$root/.gpu/py" ] && export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$root/.gpu/py"
 r34=$models/resnet34.safetensors
 default_model=$root/models/ssd-default.safetensors
@@ -65,6 +83,7 @@ step() {
   header "$stage"
   if [ "$left" -lt 15 ]; then
     echo "| $stage | skipped (deadline) | 0 | \`$*\` |" >> "$out/summary.md"
+    failed=1
     return 124
   fi
   [ "$limit" -gt "$left" ] && limit=$left
@@ -75,6 +94,7 @@ step() {
   printf '```\n' >> "$out/$stage.md"
   [ "$rc" -ne 0 ] && printf '(exit status %s%s)\n' "$rc" "$( [ "$rc" -ge 124 ] && echo ': killed at its time limit')" >> "$out/$stage.md"
   echo "| $stage | $rc | $(( SECONDS - t0 )) | \`$*\` |" >> "$out/summary.md"
+  [ "$rc" -ne 0 ] && failed=1
   return "$rc"
 }
 
@@ -83,23 +103,25 @@ have_build() { [ -x "$b/bench/bench_model" ] && [ -f "$b/gst-plugin/libgstssd.so
 # The lessons' SSD with random weights (bench_model --save-dir writes it).
 make_r34() {
   [ -f "$r34" ] || step pipeline 60 "$b/bench/bench_model" --bodies resnet34 --batches 1 --precisions fp32 \
-    --devices cuda --seconds 0.1 --in-flight 1 --save-dir "$models"
+    --devices "$dev" --seconds 0.1 --in-flight 1 --save-dir "$models"
 }
 
 pipe() {   # MODEL PRECISION FORMAT BATCH IN_FLIGHT [more bench_pipeline.sh options]
   local model=$1 prec=$2 fmt=$3 batch=$4 inflight=$5; shift 5
-  local frames=500
-  [ "$batch" -gt 1 ] && frames=$(( batch * 64 ))
-  step pipeline 60 bash bench/bench_pipeline.sh --build "$b" --model "$model" --device cuda --precision "$prec" \
+  [ "$batch" -gt "$pipe_max_batch" ] && batch=$pipe_max_batch
+  local frames=$pipe_frames
+  [ "$batch" -gt 1 ] && frames=$(( batch * pipe_batch_frames ))
+  step pipeline 60 bash bench/bench_pipeline.sh --build "$b" --model "$model" --device "$dev" --precision "$prec" \
     --batch "$batch" --in-flight "$inflight" --sizes 1920x1080 --format "$fmt" --source still --queue \
-    --frames "$frames" --repeats 3 --model-seconds 0.5 "$@"
+    --frames "$frames" --repeats "$pipe_repeats" --warmup "$pipe_warmup" --model-seconds "$model_s" "$@"
 }
 
 streams() {   # MODEL N [ssddetect properties]: N 1080p NV12 still streams sharing one model instance
   local model=$1 n=$2; shift 2
-  step pipeline 60 env GST_PLUGIN_PATH="$b/gst-plugin" "$b/bench/bench_element" --warmup 400 --frames 2000 \
-    --windows 3 --streams "$n" --still video/x-raw,format=NV12,width=1920,height=1080,framerate=30/1 \
-    queue ! ssddetect device=cuda precision=fp16 model="$model" model-instance-id=streams "$@"
+  step pipeline 60 env GST_PLUGIN_PATH="$b/gst-plugin" "$b/bench/bench_element" --warmup "$stream_warmup" \
+    --frames "$stream_frames" --windows "$stream_windows" --streams "$n" \
+    --still video/x-raw,format=NV12,width=1920,height=1080,framerate=30/1 \
+    queue ! ssddetect device="$dev" precision=fp16 model="$model" model-instance-id=streams "$@"
 }
 stage_build() {
   # CUDA graphs need the toolkit's headers: meson looks at $CUDA_PATH, else nvcc's toolkit.
@@ -140,28 +162,30 @@ stage_pipeline() {
 
 stage_reference() {
   make_r34
-  step reference 60 "$b/bench/bench_model" --bodies "" --model "$r34" --batches 1,64 --precisions fp32,fp16 \
-    --devices cuda --frame 1920x1080 --seconds 1 --in-flight 2
-  for prec in fp16 fp32; do
-    for batch in 1 64; do
+  step reference 60 "$b/bench/bench_model" --bodies "" --model "$r34" --batches "${ref_batches/ /,}" \
+    --precisions fp32,fp16 --devices "$dev" --frame 1920x1080 --seconds "$ref_s" --in-flight 2
+  for prec in $ref_precs; do
+    for batch in $ref_batches; do
       step reference 45 "$py" bench/reference_ssd.py bench --model "$r34" --frame 1920x1080 --batch "$batch" \
-        --device cuda --precision "$prec" --seconds 1 --repeats 3
+        --device "$dev" --precision "$prec" --seconds "$ref_s" --repeats "$ref_repeats"
     done
   done
 }
 
 stage_train() {
-  for prec in bf16 fp16 fp32; do
+  for prec in $train_precs; do
     step train 45 "$b/bench/bench_train" --body resnet34 --head-channels 256 --input-size 224 --grids 4,2,1 \
-      --classes 20 --batch 64 --device cuda --precision "$prec" --steps 10 --repeats 3
+      --classes 20 --batch "$train_batch" --device "$dev" --precision "$prec" --steps "$train_steps" \
+      --repeats "$train_repeats"
     step train 45 "$py" bench/reference_train.py --body resnet34 --head-channels 256 --input-size 224 --grids 4,2,1 \
-      --classes 20 --batch 64 --device cuda --precision "$prec" --loss batched --steps 10 --repeats 3
+      --classes 20 --batch "$train_batch" --device "$dev" --precision "$prec" --loss batched \
+      --steps "$train_steps" --repeats "$train_repeats"
   done
 }
 
 stage_model() {
-  step model 150 "$b/bench/bench_model" --bodies tiny,resnet34 --batches 1,8,64 --precisions fp32,fp16 \
-    --devices cuda --frame 1920x1080 --seconds 0.5 --in-flight 2
+  step model 150 "$b/bench/bench_model" --bodies tiny,resnet34 --batches "$model_batches" \
+    --precisions fp32,fp16 --devices "$dev" --frame 1920x1080 --seconds "$model_s" --in-flight 2
 }
 
 [ $# -gt 0 ] || { sed -n '2,/^set -uo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 2; }
@@ -188,4 +212,4 @@ for stage in "$@"; do
   esac
 done
 [ -f "$out/summary.md" ] && cat "$out/summary.md"
-exit 0
+exit "$failed"

@@ -658,6 +658,60 @@ TEST(DetectorCuda, PinnedFramesGiveTheStagedResults) {
   }
 }
 
+// One model instance on the GPU shared by four streams (model-instance-id): one worker with
+// two batches on the device, CUDA graphs per batch size; each stream gets what a private CUDA
+// Detector with its own count gives (cuDNN may pick other kernels per batch size: 2e-3).
+TEST(DetectorCuda, SharedInstanceGivesEachStreamItsPrivateDetections) {
+  if (!cuda_available()) GTEST_SKIP() << "no CUDA device";
+  constexpr int kStreams = 4, kFrames = 12;
+  const int counts[kStreams] = {20, 5, 1, 20};
+  auto dir = ssdtest::temp_dir("cuda-shared");
+  Ssd model(ssdtest::tiny_config());
+  save_weights((dir / "m.safetensors").string(), model);
+  DetectorOptions o;
+  o.model_path = (dir / "m.safetensors").string();
+  o.threshold = 0.0f;
+  o.device = "cuda";
+  std::vector<Frames> frames;
+  std::vector<std::vector<std::vector<Detection>>> expect(kStreams);
+  Detector plain(o);
+  for (int s = 0; s < kStreams; ++s) {
+    frames.push_back(packed_frames(kFrames, 1280 + 64 * s, 0, 720, 200 + 10 * s,
+                                   s % 2 ? PixelFormat::BGRx : PixelFormat::RGBx, 8 * s));
+    plain.set_postprocess(0.0f, 0.45f, counts[s]);
+    for (const auto& f : frames.back().views) expect[s].push_back(plain.detect(f));
+  }
+  SharedDetectorOptions so;
+  so.detector = o;
+  so.detector.max_in_flight = 2;
+  so.max_batch = kStreams;
+  so.max_wait = std::chrono::milliseconds(200);
+  auto instance = SharedDetector::acquire("cuda-shared", so);
+  EXPECT_EQ(instance->workers(), 1);
+  EXPECT_EQ(instance->device_name().rfind("cuda", 0), 0u);
+  std::vector<std::vector<std::vector<Detection>>> got(kStreams);
+  std::vector<std::thread> streams;
+  for (int s = 0; s < kStreams; ++s)
+    streams.emplace_back([&, s] {
+      for (const auto& f : frames[s].views) got[s].push_back(instance->detect(f, 0.0f, counts[s]));
+    });
+  for (auto& t : streams) t.join();
+  for (int s = 0; s < kStreams; ++s)
+    for (int i = 0; i < kFrames; ++i) {
+      SCOPED_TRACE("stream " + std::to_string(s) + " frame " + std::to_string(i));
+      expect_same(got[s][i], expect[s][i], 2e-3f);
+    }
+  const auto st = instance->stats();
+  EXPECT_EQ(st.frames, kStreams * kFrames);
+  EXPECT_GT(st.largest_batch, 1);
+  EXPECT_LT(st.batches, kStreams * kFrames);
+  if (cuda_graphs_compiled()) {
+    // (A batch size is captured on its third run in a slot: mostly full batches get there.)
+    EXPECT_EQ(st.graphs.failures, 0) << st.graphs.last_error;
+    EXPECT_GT(st.graphs.captures, 0);
+  }
+}
+
 TEST(DetectorCuda, GraphsGiveTheEagerResults) {
   if (!cuda_available()) GTEST_SKIP() << "no CUDA device";
   if (!cuda_graphs_compiled()) GTEST_SKIP() << "this build cannot capture CUDA graphs";
