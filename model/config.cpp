@@ -1,6 +1,10 @@
 #include "config.h"
 
 #include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <set>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -63,13 +67,25 @@ void SsdConfig::validate() const {
   for (const auto& r : ratios)
     if (!(r.w > 0 && r.h > 0)) fail("anchor ratios must be > 0");
   if (labels.empty()) fail("labels is empty (at least one class is needed)");
+  if (labels.size() > 10000) fail(std::to_string(labels.size()) + " labels: more than 10000");
+  std::set<std::string> seen;
   for (size_t i = 0; i < labels.size(); ++i) {
     if (labels[i].empty()) fail("labels[" + std::to_string(i) + "] is empty");
-    for (size_t j = 0; j < i; ++j)
-      if (labels[j] == labels[i]) fail("label '" + labels[i] + "' appears twice");
+    if (!seen.insert(labels[i]).second) fail("label '" + labels[i] + "' appears twice");
   }
   if (head_channels < 1 || head_channels > 4096)
     fail("head_channels " + std::to_string(head_channels) + " is outside [1, 4096]");
+  // A weights file's configuration is built before its tensors are read: bound what a corrupt
+  // or hostile one could make us allocate.
+  if (zooms.size() * ratios.size() > 64)
+    fail(std::to_string(zooms.size()) + " zooms x " + std::to_string(ratios.size()) +
+         " ratios: more than 64 anchors per cell");
+  // Each grid's output convolutions: 3x3 from head_channels to k * (C + 1 + 4) channels.
+  const double out_params = double(grids.size()) * 9.0 * head_channels * double(zooms.size() * ratios.size()) *
+                            double(labels.size() + 5);
+  if (out_params > 2e8)
+    fail("the output convolutions would hold " + std::to_string(static_cast<long long>(out_params)) +
+         " parameters (more than 2e8): too many grids, labels, anchors or head channels");
   if (!(dropout >= 0 && dropout < 1)) fail("dropout must be in [0, 1)");
   for (int c = 0; c < 3; ++c)
     if (!(std[c] > 0)) fail("std[" + std::to_string(c) + "] must be > 0");
@@ -94,26 +110,60 @@ nlohmann::json SsdConfig::to_json() const {
   return j;
 }
 
+namespace {
+
+// Strict readers: nlohmann's get<int>() truncates 160.5 to 160 and converts out-of-range
+// numbers with undefined behaviour (found by fuzz/fuzz_config.cpp), so integers must be JSON
+// integers within int's range and reals finite numbers within float's.
+int json_int(const nlohmann::json& v, const char* what) {
+  if (!v.is_number_integer()) throw Error(std::string(what) + " must be an integer, not " + v.dump());
+  if (v.is_number_unsigned() ? v.get<uint64_t>() > uint64_t(std::numeric_limits<int>::max())
+                             : (v.get<int64_t>() < std::numeric_limits<int>::min() ||
+                                v.get<int64_t>() > std::numeric_limits<int>::max()))
+    throw Error(std::string(what) + " is out of range: " + v.dump());
+  return static_cast<int>(v.get<int64_t>());
+}
+
+double json_real(const nlohmann::json& v, const char* what) {
+  if (!v.is_number()) throw Error(std::string(what) + " must be a number, not " + v.dump());
+  const double d = v.get<double>();
+  if (!std::isfinite(d) || std::fabs(d) > std::numeric_limits<float>::max())
+    throw Error(std::string(what) + " is out of range: " + v.dump());
+  return d;
+}
+
+const nlohmann::json& json_array(const nlohmann::json& v, const char* what) {
+  if (!v.is_array()) throw Error(std::string(what) + " must be an array, not " + v.dump());
+  return v;
+}
+
+}  // namespace
+
 SsdConfig SsdConfig::from_json(const nlohmann::json& j) {
   SsdConfig c;
   try {
     if (!j.is_object()) throw Error("configuration is not a JSON object");
     c.body = j.at("body").get<std::string>();
-    c.input_size = j.at("input_size").get<int>();
-    c.grids = j.at("grids").get<std::vector<int>>();
-    c.zooms = j.at("zooms").get<std::vector<double>>();
+    c.input_size = json_int(j.at("input_size"), "input_size");
+    c.grids.clear();
+    for (const auto& g : json_array(j.at("grids"), "grids")) c.grids.push_back(json_int(g, "a grid"));
+    c.zooms.clear();
+    for (const auto& z : json_array(j.at("zooms"), "zooms")) c.zooms.push_back(json_real(z, "a zoom"));
     c.ratios.clear();
-    for (const auto& r : j.at("ratios_wh")) {
-      auto v = r.get<std::vector<double>>();
-      if (v.size() != 2) throw Error("ratios_wh entries must be [w, h] pairs");
-      c.ratios.push_back({v[0], v[1]});
+    for (const auto& r : json_array(j.at("ratios_wh"), "ratios_wh")) {
+      if (!r.is_array() || r.size() != 2) throw Error("ratios_wh entries must be [w, h] pairs");
+      c.ratios.push_back({json_real(r[0], "a ratio"), json_real(r[1], "a ratio")});
     }
     c.labels = j.at("labels").get<std::vector<std::string>>();
-    c.head_channels = j.at("head_channels").get<int>();
-    c.dropout = j.value("dropout", c.dropout);
-    c.class_bias = j.value("class_bias", c.class_bias);
-    c.mean = j.at("mean").get<std::array<float, 3>>();
-    c.std = j.at("std").get<std::array<float, 3>>();
+    c.head_channels = json_int(j.at("head_channels"), "head_channels");
+    if (j.contains("dropout")) c.dropout = json_real(j["dropout"], "dropout");
+    if (j.contains("class_bias")) c.class_bias = json_real(j["class_bias"], "class_bias");
+    for (const char* key : {"mean", "std"}) {
+      const auto& v = json_array(j.at(key), key);
+      if (v.size() != 3) throw Error(std::string(key) + " must hold 3 numbers, not " + v.dump());
+      auto& out = std::string(key) == "mean" ? c.mean : c.std;
+      for (int i = 0; i < 3; ++i) out[i] = static_cast<float>(json_real(v[i], key));
+    }
     if (j.value("background", std::string("last")) != "last")
       throw Error("only background = \"last\" is supported");
   } catch (const nlohmann::json::exception& e) {

@@ -4,18 +4,18 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
 #include <torch/types.h>
 
 #include "error.h"
+#include "safetensors_header.h"
 
 namespace ssd {
 
 namespace {
-
-constexpr uint64_t kMaxHeader = 100u << 20;   // the reference implementation's limit
 
 struct DtypeName {
   torch::ScalarType type;
@@ -36,54 +36,6 @@ const char* dtype_name(torch::ScalarType t) {
 
 [[noreturn]] void fail(const std::string& path, const std::string& what) {
   throw Error(path + ": " + what);
-}
-
-std::string read_all(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(path, std::string("cannot open: ") + std::strerror(errno));
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) fail(path, "read error");
-  return ss.str();
-}
-
-uint64_t read_u64le(const char* p) {
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(p[i]);
-  return v;
-}
-
-nlohmann::ordered_json parse_header(const std::string& path, const std::string& bytes,
-                                    uint64_t* header_len) {
-  if (bytes.size() < 8) fail(path, "truncated: " + std::to_string(bytes.size()) +
-                                       " bytes, not a safetensors file");
-  const uint64_t n = read_u64le(bytes.data());
-  if (n > kMaxHeader || n + 8 > bytes.size())
-    fail(path, "not a safetensors file or truncated: header length " + std::to_string(n) +
-                   " does not fit in the file's " + std::to_string(bytes.size()) + " bytes");
-  nlohmann::ordered_json header;
-  try {
-    header = nlohmann::ordered_json::parse(bytes.begin() + 8, bytes.begin() + 8 + n);
-  } catch (const nlohmann::json::exception& e) {
-    fail(path, std::string("corrupt safetensors header (not JSON): ") + e.what());
-  }
-  if (!header.is_object()) fail(path, "corrupt safetensors header: not a JSON object");
-  *header_len = n;
-  return header;
-}
-
-std::map<std::string, std::string> parse_metadata(const std::string& path,
-                                                  const nlohmann::ordered_json& header) {
-  std::map<std::string, std::string> meta;
-  auto it = header.find("__metadata__");
-  if (it == header.end()) return meta;
-  if (!it->is_object()) fail(path, "corrupt safetensors header: __metadata__ is not an object");
-  for (auto m = it->begin(); m != it->end(); ++m) {
-    if (!m.value().is_string())
-      fail(path, "corrupt safetensors header: __metadata__['" + m.key() + "'] is not a string");
-    meta[m.key()] = m.value().get<std::string>();
-  }
-  return meta;
 }
 
 }  // namespace
@@ -135,88 +87,31 @@ void write_safetensors(const std::string& path, const SafeTensors& content) {
 }
 
 std::map<std::string, std::string> read_safetensors_metadata(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(path, std::string("cannot open: ") + std::strerror(errno));
-  in.seekg(0, std::ios::end);
-  const auto size = static_cast<uint64_t>(in.tellg());
-  in.seekg(0);
-  char len[8];
-  if (size < 8 || !in.read(len, 8)) fail(path, "truncated: not a safetensors file");
-  const uint64_t n = read_u64le(len);
-  if (n > kMaxHeader || n + 8 > size)
-    fail(path, "not a safetensors file or truncated: header length " + std::to_string(n) +
-                   " does not fit in the file's " + std::to_string(size) + " bytes");
-  std::string bytes(8 + n, '\0');
-  std::memcpy(bytes.data(), len, 8);
-  if (!in.read(bytes.data() + 8, static_cast<std::streamsize>(n))) fail(path, "read error");
-  uint64_t header_len = 0;
-  return parse_metadata(path, parse_header(path, bytes, &header_len));
+  return read_safetensors_header(path).metadata;
 }
 
 SafeTensors read_safetensors(const std::string& path) {
-  const std::string bytes = read_all(path);
-  uint64_t header_len = 0;
-  auto header = parse_header(path, bytes, &header_len);
-  const uint64_t data_start = 8 + header_len;
-  const uint64_t data_size = bytes.size() - data_start;
+  const SafeTensorsHeader header = read_safetensors_header(path);
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail(path, std::string("cannot open: ") + std::strerror(errno));
+  std::string data(header.data_size, '\0');
+  in.seekg(static_cast<std::streamoff>(header.data_start));
+  if (!in.read(data.data(), static_cast<std::streamsize>(data.size()))) fail(path, "read error");
   SafeTensors out;
-  out.metadata = parse_metadata(path, header);
-
-  struct Range { uint64_t begin, end; std::string name; };
-  std::vector<Range> ranges;
-  for (auto it = header.begin(); it != header.end(); ++it) {
-    const std::string& name = it.key();
-    if (name == "__metadata__") continue;
-    const auto& e = it.value();
-    const std::string where = "tensor '" + name + "'";
-    torch::ScalarType type{};
-    std::vector<int64_t> shape;
-    uint64_t begin = 0, end = 0;
+  out.metadata = header.metadata;
+  for (const auto& e : header.tensors) {
+    const auto d = std::find_if(std::begin(kDtypes), std::end(kDtypes),
+                                [&](const DtypeName& x) { return e.dtype == x.name; });
+    if (d == std::end(kDtypes)) fail(path, "tensor '" + e.name + "' has unsupported dtype '" + e.dtype + "'");
+    torch::Tensor t;
     try {
-      const auto dt = e.at("dtype").get<std::string>();
-      auto d = std::find_if(std::begin(kDtypes), std::end(kDtypes),
-                            [&](const DtypeName& x) { return dt == x.name; });
-      if (d == std::end(kDtypes)) fail(path, where + " has unsupported dtype '" + dt + "'");
-      type = d->type;
-      shape = e.at("shape").get<std::vector<int64_t>>();
-      const auto offs = e.at("data_offsets").get<std::vector<uint64_t>>();
-      if (offs.size() != 2) fail(path, where + ": data_offsets must have 2 entries");
-      begin = offs[0];
-      end = offs[1];
-    } catch (const nlohmann::json::exception& ex) {
-      fail(path, "corrupt safetensors header at " + where + ": " + ex.what());
+      t = torch::empty(e.shape, torch::TensorOptions().dtype(d->type));
+    } catch (const std::exception& ex) {
+      fail(path, "tensor '" + e.name + "': cannot hold its shape: " + ex.what());
     }
-    uint64_t numel = 1;
-    for (auto s : shape) {
-      if (s < 0) fail(path, where + " has a negative dimension");
-      numel *= static_cast<uint64_t>(s);
-    }
-    const uint64_t nbytes = numel * c10::elementSize(type);
-    if (begin > end || end > data_size)
-      fail(path, "truncated or corrupt: " + where + " spans bytes [" + std::to_string(begin) +
-                     ", " + std::to_string(end) + ") of a " + std::to_string(data_size) +
-                     "-byte data section");
-    if (end - begin != nbytes)
-      fail(path, "corrupt: " + where + " has " + std::to_string(end - begin) +
-                     " bytes but its dtype and shape need " + std::to_string(nbytes));
-    auto t = torch::empty(shape, torch::TensorOptions().dtype(type));
-    if (nbytes) std::memcpy(t.data_ptr(), bytes.data() + data_start + begin, nbytes);
-    out.tensors.emplace_back(name, t);
-    ranges.push_back({begin, end, name});
+    if (e.end > e.begin) std::memcpy(t.data_ptr(), data.data() + e.begin, e.end - e.begin);
+    out.tensors.emplace_back(e.name, t);
   }
-  // The format forbids overlaps and holes: the tensors tile the data section exactly.
-  std::sort(ranges.begin(), ranges.end(),
-            [](const Range& a, const Range& b) { return a.begin < b.begin; });
-  uint64_t pos = 0;
-  for (const auto& r : ranges) {
-    if (r.begin != pos)
-      fail(path, "corrupt: tensor '" + r.name + "' starts at byte " + std::to_string(r.begin) +
-                     " where " + std::to_string(pos) + " was expected (overlap or hole)");
-    pos = r.end;
-  }
-  if (pos != data_size)
-    fail(path, "corrupt: " + std::to_string(data_size - pos) +
-                   " trailing bytes after the last tensor");
   return out;
 }
 

@@ -1,7 +1,7 @@
 // The safetensors file layout (https://github.com/huggingface/safetensors): an 8-byte
 // little-endian header length, a JSON header {name: {dtype, shape, data_offsets}, __metadata__:
 // {str: str}}, then the raw little-endian tensor bytes. Reading never executes anything from the
-// file and checks every offset against the file size.
+// file and checks every offset against the file size (the header: safetensors_header.h).
 #pragma once
 
 #include <map>

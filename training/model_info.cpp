@@ -1,54 +1,26 @@
 #include "model_info.h"
 
-#include <cerrno>
-#include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <sstream>
 
-#include <nlohmann/json.hpp>
-
 #include "../model/error.h"
+#include "../model/safetensors_header.h"
 
 namespace ssdtrain {
 
 WeightsInfo read_weights_info(const std::string& path) {
   auto fail = [&](const std::string& why) { throw ssd::Error(path + ": " + why); };
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(std::string("cannot open: ") + std::strerror(errno));
+  const ssd::SafeTensorsHeader header = ssd::read_safetensors_header(path);   // checked, names the file
   WeightsInfo info;
-  std::error_code ec;
-  info.file_bytes = std::filesystem::file_size(path, ec);
-  if (ec) fail("cannot stat: " + ec.message());
-  unsigned char len[8];
-  if (info.file_bytes < 8 || !in.read(reinterpret_cast<char*>(len), 8))
-    fail("truncated: not a safetensors file");
-  uint64_t n = 0;
-  for (int i = 7; i >= 0; --i) n = (n << 8) | len[i];
-  if (n > (100u << 20) || n + 8 > info.file_bytes)
-    fail("not a safetensors file: header length " + std::to_string(n) + " does not fit in " +
-         std::to_string(info.file_bytes) + " bytes");
-  std::string header(n, '\0');
-  if (!in.read(header.data(), static_cast<std::streamsize>(n))) fail("read error");
-  nlohmann::json j = nlohmann::json::parse(header, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) fail("not a safetensors file: bad JSON header");
-  try {
-    for (const auto& [name, v] : j.items()) {
-      if (name == "__metadata__") {
-        for (const auto& [k, s] : v.items()) info.metadata[k] = s.get<std::string>();
-        continue;
-      }
-      ++info.tensor_count;
-      int64_t e = 1;
-      for (const auto& d : v.at("shape")) e *= d.get<int64_t>();
-      info.element_count += e;
-      if (name.find("running_") == std::string::npos &&
-          name.find("num_batches_tracked") == std::string::npos)
-        info.parameter_like += e;
-      ++info.dtypes[v.at("dtype").get<std::string>()];
-    }
-  } catch (const nlohmann::json::exception& e) {
-    fail(std::string("bad safetensors header: ") + e.what());
+  info.file_bytes = header.data_start + header.data_size;
+  info.metadata = header.metadata;
+  for (const auto& t : header.tensors) {
+    ++info.tensor_count;
+    // Each count fits: the entry's bytes lie within the file.
+    const auto e = static_cast<int64_t>(t.elements());
+    info.element_count += e;
+    if (t.name.find("running_") == std::string::npos && t.name.find("num_batches_tracked") == std::string::npos)
+      info.parameter_like += e;
+    ++info.dtypes[t.dtype];
   }
   auto it = info.metadata.find("ssd.config");
   if (it == info.metadata.end()) fail("not an SSD weights file (no 'ssd.config' metadata)");

@@ -4,11 +4,13 @@
 
 #include <cmath>
 
+#include <nlohmann/json.hpp>
 #include <torch/types.h>
 
 #include "anchors.h"
 #include "boxes.h"
 #include "config.h"
+#include "error.h"
 #include "loss.h"
 #include "matching.h"
 #include "nms.h"
@@ -104,6 +106,55 @@ TEST(Anchors, FineGridIsTheStride16Map) {
   c.grids = {10, 5, 3, 2, 1};
   EXPECT_FALSE(c.has_fine_grid());
   EXPECT_NO_THROW(c.validate());
+}
+
+// The configuration JSON in a weights file is read strictly (fuzz/fuzz_config.cpp found
+// nlohmann's get<int>() converting 1.1e12 with undefined behaviour): integers must be integers
+// in range, reals finite, and what it would make the model allocate is bounded.
+TEST(Config, JsonIsReadStrictlyAndBounded) {
+  SsdConfig c;
+  c.labels = {"a", "b"};
+  const auto good = c.to_json();
+  EXPECT_EQ(SsdConfig::from_json(good), c);
+  auto with = [&](const char* key, nlohmann::json v) {
+    auto j = good;
+    j[key] = std::move(v);
+    return j.dump();
+  };
+  const std::vector<std::pair<std::string, std::vector<std::string>>> bad = {
+      {with("input_size", 224.5), {"input_size", "integer", "224.5"}},
+      {with("input_size", 1e12), {"input_size", "integer"}},
+      {with("input_size", 4294967296000LL), {"input_size", "out of range"}},
+      {with("input_size", "224"), {"input_size", "integer"}},
+      {with("grids", {4, 2.5, 1}), {"grid", "integer", "2.5"}},
+      {with("grids", {4, 1094000021457LL, 1}), {"grid", "out of range"}},
+      {with("grids", 4), {"grids", "array"}},
+      {with("head_channels", -1e300), {"head_channels", "integer"}},
+      {with("zooms", {1.0, 1e300}), {"zoom", "out of range"}},
+      {with("mean", {0.5, 0.5}), {"mean", "3 numbers"}},
+      {with("std", {0.2, "x", 0.2}), {"std", "number"}},
+      {with("ratios_wh", {{1.0, 1.0}, {1.0}}), {"ratios_wh", "pairs"}},
+      {with("dropout", true), {"dropout", "number"}},
+      {with("zooms", std::vector<double>(65, 1.0)), {"65 zooms", "64 anchors per cell"}},
+      {with("labels", std::vector<std::string>(10001, "x")), {"10001 labels"}},
+      {with("labels", {"a", "b", "a"}), {"'a' appears twice"}},
+  };
+  for (const auto& [text, words] : bad) {
+    SCOPED_TRACE(text.substr(0, 200));
+    try {
+      SsdConfig::from_json_string(text);
+      ADD_FAILURE() << "accepted";
+    } catch (const ssd::Error& e) {   // only ssd::Error: what callers catch
+      for (const auto& w : words) EXPECT_NE(std::string(e.what()).find(w), std::string::npos) << e.what();
+    }
+  }
+  // Distinct labels, many of them, with a narrow head: accepted.
+  std::vector<std::string> many;
+  for (int i = 0; i < 1000; ++i) many.push_back("c" + std::to_string(i));
+  auto j = nlohmann::json::parse(with("labels", many));
+  EXPECT_NO_THROW(SsdConfig::from_json(j));
+  j["head_channels"] = 4096;   // 3 grids x 9 x 4096 x 9 anchors x 1005 outputs: 1e9 parameters
+  ssdtest::expect_error([&] { SsdConfig::from_json(j); }, {"output convolutions", "parameters"});
 }
 
 TEST(Boxes, IoUHandMadeCases) {

@@ -8,6 +8,7 @@
 
 #include "error.h"
 #include "safetensors.h"
+#include "safetensors_header.h"
 #include "ssd_model.h"
 #include "test_util.h"
 #include "weights.h"
@@ -232,3 +233,53 @@ TEST(Weights, TransferIntoAFineGridModelKeepsTheOtherGridsOutputs) {
   expect_error([&] { transfer_weights(path, other_model); }, {"coarse.safetensors", "classes"});
 }
 
+
+// Sizes and offsets in a safetensors header must be non-negative JSON integers whose byte
+// counts cannot overflow (fuzz/fuzz_safetensors.cpp found 2.4e58 as an offset converted with
+// undefined behaviour); every refusal is an ssd::Error naming the file.
+TEST(Weights, HeaderNumbersAreReadStrictly) {
+  auto dir = ssdtest::temp_dir("header-numbers");
+  const std::string path = dir / "h.safetensors";
+  auto file = [&](const std::string& entry, size_t data_bytes) {
+    const std::string h = "{\"t\":" + entry + "}";
+    std::string b(8, '\0');
+    for (int i = 0; i < 8; ++i) b[i] = static_cast<char>((h.size() >> (8 * i)) & 0xff);
+    spit(path, b + h + std::string(data_bytes, '\x01'));
+  };
+  const std::vector<std::pair<std::string, std::vector<std::string>>> bad = {
+      {R"({"dtype":"F32","shape":[2],"data_offsets":[0,8.0]})", {"non-negative integers", "8.0"}},
+      {R"({"dtype":"F32","shape":[2],"data_offsets":[0,2.42e58]})", {"non-negative integers"}},
+      {R"({"dtype":"F32","shape":[2.5],"data_offsets":[0,8]})", {"non-negative integers", "2.5"}},
+      {R"({"dtype":"F32","shape":[-2],"data_offsets":[0,8]})", {"non-negative integers", "-2"}},
+      {R"({"dtype":"F32","shape":[2],"data_offsets":[0]})", {"data_offsets", "2 entries"}},
+      {R"({"dtype":"F32","shape":2,"data_offsets":[0,8]})", {"shape is not an array"}},
+      {R"({"dtype":"F32","shape":[9223372036854775808],"data_offsets":[0,8]})", {"out of range"}},
+      // 2^32 x 2^32 x 4 bytes wraps a 64-bit byte count to 0.
+      {R"({"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,0]})", {"too large"}},
+  };
+  for (const auto& [entry, words] : bad) {
+    SCOPED_TRACE(entry);
+    file(entry, 8);
+    try {
+      read_safetensors(path);
+      ADD_FAILURE() << "accepted";
+    } catch (const ssd::Error& e) {
+      EXPECT_NE(std::string(e.what()).find("h.safetensors"), std::string::npos) << e.what();
+      for (const auto& w : words) EXPECT_NE(std::string(e.what()).find(w), std::string::npos) << e.what();
+    }
+  }
+  // Good ones: a plain tensor, and an empty one whose other dimension is huge.
+  file(R"({"dtype":"F32","shape":[2],"data_offsets":[0,8]})", 8);
+  EXPECT_EQ(read_safetensors(path).tensors.at(0).second.numel(), 2);
+  file(R"({"dtype":"F32","shape":[4611686018427387904,0],"data_offsets":[0,0]})", 0);
+  EXPECT_EQ(read_safetensors(path).tensors.at(0).second.numel(), 0);
+  // An empty tensor at the offset where a full one starts tiles the data in either order.
+  file(R"({"dtype":"F32","shape":[2],"data_offsets":[0,8]},"e":{"dtype":"I8","shape":[0],"data_offsets":[0,0]})", 8);
+  const auto h = read_safetensors_header(path);
+  ASSERT_EQ(h.tensors.size(), 2u);
+  EXPECT_EQ(h.tensors[0].name, "t");
+  EXPECT_EQ(h.tensors[0].elements(), 2u);
+  EXPECT_EQ(h.tensors[1].dtype, "I8");
+  EXPECT_EQ(h.data_size, 8u);
+  EXPECT_EQ(read_safetensors(path).tensors.size(), 2u);
+}
