@@ -62,6 +62,20 @@ const json& get_array(const json& root, const char* name, const std::string& fil
   return v;
 }
 
+// Where file_name entries are looked for when no image folder is given: the JSON file's folder,
+// or its images/ subfolder (ssd-train synth's layout: annotations.json beside images/) when the
+// first image is there and not beside the JSON file.
+fs::path default_image_dir(const std::string& json_path, const json& images) {
+  const fs::path dir = fs::path(json_path).parent_path();
+  if (images.empty() || !images[0].is_object()) return dir;
+  const auto it = images[0].find("file_name");
+  if (it == images[0].end() || !it->is_string() || it->get_ref<const std::string&>().empty()) return dir;
+  const std::string& name = it->get_ref<const std::string&>();
+  std::error_code ec;
+  if (!fs::exists(dir / name, ec) && fs::is_regular_file(dir / "images" / name, ec)) return dir / "images";
+  return dir;
+}
+
 }  // namespace
 
 Dataset load_coco(const std::string& json_path, const CocoOptions& options, LoadReport* report) {
@@ -78,10 +92,6 @@ Dataset load_coco(const std::string& json_path, const CocoOptions& options, Load
     fail(file, "", std::string("malformed JSON: ") + e.what());
   }
   if (!root.is_object()) fail(file, "", "top level is not a JSON object");
-
-  const fs::path image_dir = options.image_dir.empty()
-                                 ? fs::path(json_path).parent_path()
-                                 : fs::path(options.image_dir);
 
   Dataset ds;
   // Categories, in order -> contiguous labels.
@@ -101,6 +111,8 @@ Dataset load_coco(const std::string& json_path, const CocoOptions& options, Load
   // Images.
   const json& images = get_array(root, "images", file);
   if (images.empty()) fail(file, "images", "empty list");
+  const fs::path image_dir = options.image_dir.empty() ? default_image_dir(json_path, images)
+                                                       : fs::path(options.image_dir);
   std::unordered_map<int64_t, size_t> id_to_index;
   ds.images.reserve(images.size());
   for (size_t i = 0; i < images.size(); ++i) {
@@ -119,7 +131,10 @@ Dataset load_coco(const std::string& json_path, const CocoOptions& options, Load
     if (options.check_files) {
       std::error_code ec;
       const auto st = fs::status(rec.path, ec);
-      if (!fs::exists(st)) fail(file, entry, "image file not found: " + rec.path);
+      if (!fs::exists(st))
+        fail(file, entry,
+             "image file not found: " + rec.path +
+                 (options.image_dir.empty() ? " (no image folder given: looked beside the JSON file and in its images/)" : ""));
       if (!fs::is_regular_file(st)) fail(file, entry, "image path is not a file: " + rec.path);
     }
     if (id_to_index.count(rec.id)) fail(file, entry, "duplicate image id " + std::to_string(rec.id));

@@ -27,7 +27,9 @@
 namespace ssdtrain {
 
 struct CocoOptions {
-  // Folder the file_name entries are relative to; empty: the JSON file's folder.
+  // Folder the file_name entries are relative to; empty: the JSON file's folder, or its images/
+  // subfolder when the first image is there and not beside the JSON file (ssd-train synth's
+  // layout).
   std::string image_dir;
   bool check_files = true;        // each image file must exist (a cheap stat, no decoding)
   bool skip_unannotated = false;  // drop images with no annotation (counted in the report)

@@ -36,7 +36,7 @@ std::vector<CLI::Option*> add_data_options(CLI::App* app, DataSpec& d, const std
                                  "COCO-style " + what + "annotations JSON")
                      ->check(CLI::ExistingFile));
   opts.push_back(app->add_option("--" + prefix + "images", d.images,
-                                 "image folder for --" + prefix + "coco (default: the JSON's folder)")
+                                 "image folder for --" + prefix + "coco (default: the JSON's folder, or its images/ as synth writes it)")
                      ->check(CLI::ExistingDirectory));
   opts.push_back(app->add_option("--" + prefix + "voc", d.voc,
                                  "Pascal VOC " + what + "root (holding Annotations/, JPEGImages/, ImageSets/)")
@@ -331,8 +331,8 @@ int main(int argc, char** argv) {
         ls.train.train.synth_dir = ls.train.out_dir + "/data/train";
       LrFindResult r = lr_find(ls);
       std::printf("lr-find: %zu steps, lr %.2e .. %.2e\n", r.lrs.size(), r.lrs.front(), r.lrs.back());
-      std::printf("suggested learning rate: %.2e (steepest descent), %.2e (minimum / 10)\n",
-                  r.suggested_steepest, r.suggested_min10);
+      std::printf("suggested learning rate: %.2e (valley); also %.2e (steepest descent), %.2e (minimum / 10)\n",
+                  r.suggested_valley, r.suggested_steepest, r.suggested_min10);
       std::printf("%s\n%s\n", r.csv_path.c_str(), r.png_path.c_str());
       return 0;
     }

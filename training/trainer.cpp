@@ -751,24 +751,38 @@ void check_options(const TrainOptions& o) {
 
 bool cuda_is_available() { return torch::cuda::is_available(); }
 
-size_t steepest_descent_index(const std::vector<double>& lrs, const std::vector<double>& smoothed) {
+LrSuggestionIndices lr_suggestion_indices(const std::vector<double>& lrs, const std::vector<double>& smoothed) {
   const size_t n = std::min(lrs.size(), smoothed.size());
-  if (n < 3) return 0;
-  const size_t imin = std::min_element(smoothed.begin(), smoothed.begin() + n) - smoothed.begin();
-  // The slope of the smoothed loss against log(lr) as a difference over +-w points (a twentieth
-  // of the sweep): neighbouring points differ by noise more than by the trend.
+  LrSuggestionIndices r;
+  if (n < 3) return r;
+  const size_t skip = n / 10, tail = std::min<size_t>(5, n / 10);
+  const size_t end = n - tail;   // > skip: n - n/10 - min(5, n/10) >= n - 2n/10 > n/10
+  r.minimum = std::min_element(smoothed.begin() + skip, smoothed.begin() + end) - smoothed.begin();
+  // Valley: longest[i] = the length of the longest decreasing run ending at i.
+  std::vector<size_t> longest(end - skip, 1);
+  size_t run_end = 0, run_start = 0;
+  for (size_t i = 1; i < longest.size(); ++i) {
+    for (size_t j = 0; j < i; ++j)
+      if (smoothed[skip + i] < smoothed[skip + j]) longest[i] = std::max(longest[i], longest[j] + 1);
+    if (longest[i] > longest[run_end]) {
+      run_end = i;
+      run_start = i + 1 - longest[i];
+    }
+  }
+  r.valley = skip + run_start + (run_end - run_start) / 2;
+  // Neighbouring points differ by noise more than by the trend: slopes over +-w points.
   const size_t w = std::max<size_t>(1, n / 20);
-  const size_t skip = std::min<size_t>(n / 10, 10);   // the first points are the noisiest
+  const size_t first = std::max(skip, w);
+  r.steepest = std::min(first, r.minimum);
   double steepest = INFINITY;
-  size_t best = std::min(std::max(skip, w), n - 1);
-  for (size_t i = std::max(skip, w); i + w < n && i <= imin; ++i) {
+  for (size_t i = first; i + w < n && i <= r.minimum; ++i) {
     const double slope = (smoothed[i + w] - smoothed[i - w]) / (std::log(lrs[i + w]) - std::log(lrs[i - w]));
     if (slope < steepest) {
       steepest = slope;
-      best = i;
+      r.steepest = i;
     }
   }
-  return best;
+  return r;
 }
 
 TrainResult train(const TrainSpec& spec_in) {
@@ -904,9 +918,10 @@ LrFindResult lr_find(const LrFindSpec& spec) {
   if (r.lrs.size() < 3) throw ssd::Error("lr-find: the loss diverged at once; lower --start-lr");
   // Suggestions: the minimum smoothed loss / 10, and the steepest descent before the minimum.
   const size_t n = r.smoothed.size();
-  const size_t imin = std::min_element(r.smoothed.begin(), r.smoothed.end()) - r.smoothed.begin();
-  r.suggested_min10 = r.lrs[imin] / 10.0;
-  r.suggested_steepest = r.lrs[steepest_descent_index(r.lrs, r.smoothed)];
+  const LrSuggestionIndices at = lr_suggestion_indices(r.lrs, r.smoothed);
+  r.suggested_min10 = r.lrs[at.minimum] / 10.0;
+  r.suggested_valley = r.lrs[at.valley];
+  r.suggested_steepest = r.lrs[at.steepest];
   std::ostringstream csv;
   csv << "lr,loss,smoothed_loss\n";
   char buf[128];
@@ -917,13 +932,13 @@ LrFindResult lr_find(const LrFindSpec& spec) {
   r.csv_path = (s.dir / "lr_find.csv").string();
   write_text_atomic(r.csv_path, csv.str());
   LinePlot p;
-  p.title = "learning-rate finder (dashed: steepest descent, min/10)";
+  p.title = "learning-rate finder (dashed: valley, steepest descent, min/10)";
   p.x_label = "learning rate";
   p.y_label = "loss per image";
   p.log_x = true;
   p.series = {Series{"loss", r.lrs, r.losses, cv::Scalar(200, 200, 200), false},
               Series{"smoothed", r.lrs, r.smoothed, cv::Scalar(200, 90, 30), false}};
-  p.vlines = {r.suggested_steepest, r.suggested_min10};
+  p.vlines = {r.suggested_valley, r.suggested_steepest, r.suggested_min10};
   r.png_path = (s.dir / "lr_find.png").string();
   write_png(r.png_path, render_line_plot(p));
   return r;

@@ -137,15 +137,24 @@ struct LrFindSpec {
 };
 struct LrFindResult {
   std::vector<double> lrs, losses, smoothed;
+  double suggested_valley = 0;    // lr half way down the longest descent (the suggestion)
   double suggested_steepest = 0;  // lr at the steepest descent of the smoothed loss
   double suggested_min10 = 0;     // (lr at the minimum smoothed loss) / 10
   std::string csv_path, png_path;
 };
 LrFindResult lr_find(const LrFindSpec& spec);
-// Index of lr-find's steepest-descent suggestion: the most negative slope of the smoothed loss
-// against log(lr), as a difference over +-n/20 points, before the minimum and past the first
-// tenth (at most 10 points) of the sweep.
-size_t steepest_descent_index(const std::vector<double>& lrs, const std::vector<double>& smoothed);
+// Indices of lr-find's suggestions in the sweep. All look only past its first tenth and before
+// its last points (at most 5), as fastai's suggestions do: early on the bias-corrected average
+// holds few minibatch losses, and a noisy one there must not pass for the minimum or a descent.
+// `valley` (fastai's default suggestion since 2.5): the longest strictly decreasing run of the
+// smoothed loss (not necessarily contiguous points), and the point half way along it;
+// `minimum`: the least smoothed loss; `steepest`: the most negative slope of the smoothed loss
+// against log(lr), as a difference over +-n/20 points, at or before `minimum` (the most
+// sensitive to noise of the three).
+struct LrSuggestionIndices {
+  size_t valley = 0, steepest = 0, minimum = 0;
+};
+LrSuggestionIndices lr_suggestion_indices(const std::vector<double>& lrs, const std::vector<double>& smoothed);
 
 // Number of LibTorch CPU threads and the CUDA check, for the CLI.
 bool cuda_is_available();

@@ -156,6 +156,49 @@ TEST(Coco, DefaultImageDirIsJsonFolder) {
   EXPECT_EQ(rep.skipped_images, 1);
 }
 
+// ssd-train synth's layout (annotations.json beside images/) loads without an image folder, as
+// README's `lr-find --coco data/shapes/annotations.json` does; images beside the JSON file win;
+// images in neither place name both.
+TEST(Coco, DefaultImageDirFallsBackToImagesSubfolder) {
+  TempDir dir;
+  write_image(dir.path() / "images" / "a.png", 60, 40);
+  write_image(dir.path() / "images" / "b.png", 30, 50);
+  const std::string json = coco_json(R"([{"bbox": [1, 1, 5, 5], "category_id": 7, "image_id": 5}])");
+  write_text(dir.path() / "t.json", json);
+  const Dataset ds = load_coco(dir.str("t.json"));
+  EXPECT_EQ(fs::path(ds.images[0].path), dir.path() / "images" / "a.png");
+  EXPECT_EQ(fs::path(ds.images[1].path), dir.path() / "images" / "b.png");
+
+  write_image(dir.path() / "a.png", 60, 40);
+  write_image(dir.path() / "b.png", 30, 50);
+  EXPECT_EQ(fs::path(load_coco(dir.str("t.json")).images[1].path), dir.path() / "b.png");
+
+  TempDir none;
+  write_text(none.path() / "t.json", json);
+  fs::create_directories(none.path() / "images");
+  expect_data_error([&] { load_coco(none.str("t.json")); },
+                    {"t.json: images[0]", "not found", "a.png", "beside the JSON file and in its images/"});
+  // An image folder that was given is the only place looked in.
+  CocoOptions o;
+  o.image_dir = none.str("images");
+  try {
+    load_coco(dir.str("t.json"), o);
+    ADD_FAILURE() << "no DataError";
+  } catch (const DataError& e) {
+    EXPECT_EQ(std::string(e.what()).find("beside the JSON"), std::string::npos) << e.what();
+  }
+
+  const Dataset synth = [&] {
+    SynthDatasetOptions so;
+    so.count = 2;
+    so.width = so.height = 64;
+    write_synth_dataset(none.str("s"), so);
+    return load_coco(none.str("s/annotations.json"));
+  }();
+  ASSERT_EQ(synth.images.size(), 2u);
+  EXPECT_EQ(fs::path(synth.images[1].path).parent_path(), none.path() / "s" / "images");
+}
+
 TEST(Coco, MalformedJson) {
   CocoFixture fx;
   const std::string p = fx.dir.str("bad.json");

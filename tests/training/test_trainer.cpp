@@ -400,6 +400,8 @@ TEST(Trainer, LrFindWritesCurveAndSuggestion) {
   EXPECT_GT(r.suggested_steepest, 1e-5);
   EXPECT_LT(r.suggested_steepest, 1.0);
   EXPECT_GT(r.suggested_min10, 0);
+  EXPECT_GT(r.suggested_valley, 1e-5);
+  EXPECT_LT(r.suggested_valley, 1.0);
   EXPECT_TRUE(fs::exists(r.csv_path));
   EXPECT_TRUE(fs::exists(r.png_path));
 }
@@ -586,9 +588,42 @@ TEST(LrFindSuggestion, SteepestDescentIsFoundThroughNoise) {
       loss.push_back(1.0 - 0.8 / (1.0 + std::exp(-2.5 * (e + 3.0))) + (e > -1 ? 2.0 * (e + 1) * (e + 1) : 0.0) +
                      noise(rng));
     }
-    const size_t i = ssdtrain::steepest_descent_index(lrs, loss);
+    const size_t i = ssdtrain::lr_suggestion_indices(lrs, loss).steepest;
     ASSERT_LT(i, lrs.size());
     EXPECT_NEAR(std::log10(lrs[i]), -3.0, 0.5) << "trial " << trial << ": suggested " << lrs[i];
   }
-  EXPECT_EQ(ssdtrain::steepest_descent_index({1e-3, 1e-2}, {1.0, 0.5}), 0u);
+  EXPECT_EQ(ssdtrain::lr_suggestion_indices({1e-3, 1e-2}, {1.0, 0.5}).steepest, 0u);
+}
+
+// The suggestions on what lr-find really sees: minibatch losses (noise 0.25, as a batch of 16
+// synthetic images gives) averaged as lr_find does (bias-corrected, 0.98). The loss falls from
+// 1.5 to 1.0 around lr 5e-3 and diverges past 0.1. Early in the sweep the average holds few
+// losses, and taken from the whole sweep the minimum fell there in about a third of such runs
+// (seen with README's `lr-find --coco data/shapes/annotations.json`, 200 images: "4.43e-07
+// (steepest descent), 1.75e-08 (minimum / 10)"). The valley must land in the decades where the
+// loss falls in every trial, minimum / 10 in nine of ten (a noisy average just past the first
+// tenth can still be the least); the steepest descent is left unchecked here, as noise this
+// size makes it stray.
+TEST(LrFindSuggestion, ValleyAndMinimumHoldUnderMinibatchNoise) {
+  std::mt19937 rng(11);
+  std::normal_distribution<double> noise(0.0, 0.25);
+  int minimum_ok = 0;
+  for (int trial = 0; trial < 40; ++trial) {
+    std::vector<double> lrs, smoothed;
+    double avg = 0, best = INFINITY;
+    for (int i = 0; i < 100; ++i) {
+      const double e = -7.0 + 8.0 * i / 99.0;
+      const double raw = 1.5 - 0.5 / (1.0 + std::exp(-3.0 * (e + 2.3))) +
+                         (e > -1 ? 3.0 * (e + 1) * (e + 1) : 0.0) + noise(rng);
+      avg = 0.98 * avg + 0.02 * raw;
+      lrs.push_back(std::pow(10.0, e));
+      smoothed.push_back(avg / (1 - std::pow(0.98, i + 1)));
+      best = std::min(best, smoothed.back());
+      if (i > 10 && smoothed.back() > 4 * best) break;
+    }
+    const auto at = ssdtrain::lr_suggestion_indices(lrs, smoothed);
+    EXPECT_NEAR(std::log10(lrs[at.valley]), -2.5, 1.5) << "trial " << trial;
+    minimum_ok += std::abs(std::log10(lrs[at.minimum] / 10) + 2.5) <= 1.5;
+  }
+  EXPECT_GE(minimum_ok, 36) << "of 40";
 }
