@@ -55,8 +55,8 @@
  * No stream waits for a batch of its own frames, and each keeps its own threshold, classes and
  * interval.
  *
- * On CUDA the preprocessing (colour conversion, resize, normalisation) and the network with
- * the output stage of each batch run as two replayed CUDA graphs (`cuda-graphs`, on by
+ * On CUDA the preprocessing (colour conversion, resize, normalisation) of each frame and the
+ * network with the output stage of each batch run as replayed CUDA graphs (`cuda-graphs`, on by
  * default): batch-1 inference on a fast GPU is otherwise bound by the launch cost of its
  * hundreds of small kernels. The element also offers upstream a buffer pool
  * of page-locked host memory (in place of a system-memory pool downstream offers; a pool of
@@ -1166,12 +1166,14 @@ static void gst_ssd_detect_class_init(GstSsdDetectClass* klass) {
    * GstSsdDetect:cuda-graphs:
    *
    * On CUDA, replay the preprocessing and the network with the output stage as CUDA graphs:
-   * two launches per batch instead of hundreds of small kernel launches, which is what limits
-   * batch-1 inference on a fast GPU. The preprocessing is captured per frame layout (format,
-   * size, strides), the network per batch size (and per threshold, nms-iou and
-   * max-detections value), each on its third batch, the first two running normally; if a
-   * capture fails the element posts a warning and that case runs without a graph. No effect
-   * on the CPU. Read when the element starts.
+   * a launch per frame and one per batch instead of hundreds of small kernel launches, which
+   * is what limits batch-1 inference on a fast GPU. The preprocessing is captured per frame
+   * layout (format, size, strides), the network per batch size (and per threshold, nms-iou and
+   * max-detections value), each on its third use, the first two running normally. Batches run
+   * padded to 1, 2, 4, 8 or a multiple of 8 frames, so that partial batches and batches of
+   * streams sharing a model (model-instance-id) replay a few graphs. If a capture fails the
+   * element posts a warning and that case runs without a graph for good. No effect on the
+   * CPU. Read when the element starts.
    */
   g_object_class_install_property(gobject_class, PROP_CUDA_GRAPHS,
       g_param_spec_boolean("cuda-graphs", "CUDA graphs", "Replay inference as CUDA graphs (CUDA only)",

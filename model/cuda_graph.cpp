@@ -6,9 +6,17 @@
 
 #include <torch/version.h>
 
+#include <c10/core/impl/VirtualGuardImpl.h>
+
 #ifdef SSD_WITH_CUDA_GRAPHS
 #include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDACachingAllocator.h>
+#include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
+#include <cuda_runtime_api.h>
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 11)
+#include <ATen/core/CachingHostAllocator.h>
+#endif
 #endif
 
 #include "error.h"
@@ -41,31 +49,85 @@ std::string message_of(const std::exception& e) {
 }
 
 #ifdef SSD_WITH_CUDA_GRAPHS
+#define SSD_TORCH_AT_LEAST(major, minor) \
+  (TORCH_VERSION_MAJOR > (major) || (TORCH_VERSION_MAJOR == (major) && TORCH_VERSION_MINOR >= (minor)))
+
+// LibTorch's CUDAGraph, with a look at whether capture_end() got as far as ending the capture
+// (its destructor then returns the graph's memory pool to the allocator; before that, nothing does).
+struct CudaGraph : at::cuda::CUDAGraph {
+  bool capture_ended() const { return capture_ended_; }
+};
+
+// After a failed capture: what capture_end() did not get to. Its first step, ending the stream's
+// capture, throws for an invalidated capture (a synchronisation or an unsupported call inside),
+// before it tells the caching allocators that the capture is over; they would then go on routing
+// allocations through a filter that points into the destroyed graph, stop processing their
+// events, and never free the graph's pool. Each call may find its part already done (it throws
+// then, and that is fine).
+void end_failed_capture(const CudaGraph& graph, c10::DeviceIndex device, c10::MempoolId_t pool) {
+  if (graph.capture_ended()) return;   // the destructor's reset() releases the pool
+#if SSD_TORCH_AT_LEAST(2, 4)
+  namespace alloc = c10::cuda::CUDACachingAllocator;
+  try {
+    alloc::endAllocateToPool(device, pool);
+  } catch (...) {
+  }
+  try {
+    alloc::releasePool(device, pool);
+  } catch (...) {
+  }
+#if SSD_TORCH_AT_LEAST(2, 11)
+  // Page-locked host memory allocated during a capture has a graph pool of its own too.
+  auto* host = at::getHostAllocator(at::kCUDA);
+  bool host_ended = false;
+  try {
+    host->end_allocate_to_pool(pool);
+    host_ended = true;
+  } catch (...) {
+  }
+  try {
+    if (host_ended) host->release_pool(pool);
+  } catch (...) {
+  }
+#endif
+#else
+  (void)device;
+  (void)pool;
+#endif
+}
+
 // Captures fn(input) into graph on the current stream, which must not be the default stream.
-std::vector<torch::Tensor> capture(at::cuda::CUDAGraph& graph, const torch::Tensor& input,
-                                   const GraphFn& fn) {
+// The graph gets a memory pool of its own, named here so that a failed capture can release it.
+std::vector<torch::Tensor> capture(CudaGraph& graph, const torch::Tensor& input, const GraphFn& fn) {
   const auto index = input.device().index();
   if (c10::cuda::getCurrentCUDAStream(index) == c10::cuda::getDefaultCUDAStream(index))
     throw Error("CUDA graph capture needs a non-default current stream");
-  // Thread-local capture mode: other threads' CUDA calls (other elements of the pipeline) do not
-  // invalidate this capture, nor does it make theirs fail.
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1)
-  graph.capture_begin({0, 0}, cudaStreamCaptureModeThreadLocal);
-#else
-  graph.capture_begin();
-#endif
+  const auto pool = at::cuda::graph_pool_handle();
   std::vector<torch::Tensor> outputs;
   try {
-    outputs = fn(input);
-  } catch (...) {
-    // End the (now invalid) capture so the stream is usable again; that error is secondary.
+    // Thread-local capture mode: other threads' CUDA calls (other elements of the pipeline) do
+    // not invalidate this capture, nor does it make theirs fail.
+#if SSD_TORCH_AT_LEAST(2, 1)
+    graph.capture_begin(pool, cudaStreamCaptureModeThreadLocal);
+#else
+    graph.capture_begin(pool);
+#endif
     try {
-      graph.capture_end();
+      outputs = fn(input);
     } catch (...) {
+      // End the (now invalid) capture so the stream is usable again; that error is secondary.
+      try {
+        graph.capture_end();
+      } catch (...) {
+      }
+      throw;
     }
+    graph.capture_end();
+  } catch (...) {
+    outputs.clear();   // blocks of the failed graph's pool, freed before the pool is released
+    end_failed_capture(graph, index, pool);
     throw;
   }
-  graph.capture_end();
   return outputs;
 }
 #endif
@@ -87,8 +149,9 @@ StaticGraph::StaticGraph(GraphKind kind, const torch::Tensor& example, const Gra
 #ifdef SSD_WITH_CUDA_GRAPHS
     if (!example.is_cuda())
       throw Error("CUDA graph capture needs a CUDA tensor, got one on " + example.device().str());
-    g.graph = std::make_unique<at::cuda::CUDAGraph>();
-    g.outputs = capture(*g.graph, g.input, fn);
+    auto graph = std::make_unique<CudaGraph>();
+    g.outputs = capture(*graph, g.input, fn);
+    g.graph = std::move(graph);
 #else
     throw Error("this build cannot capture CUDA graphs (LibTorch without CUDA, or no CUDA runtime "
                 "headers when it was configured)");
@@ -142,6 +205,7 @@ std::vector<torch::Tensor> GraphCache::run(const torch::Tensor& input, const std
   if (it == entries_.end()) {
     entries_.emplace_front();
     entries_.front().key = key;
+    entries_.front().failed = failed_keys_.count(key) > 0;
     if (entries_.size() > capacity_) entries_.pop_back();
   } else if (it != entries_.begin()) {
     entries_.splice(entries_.begin(), entries_, it);
@@ -153,6 +217,7 @@ std::vector<torch::Tensor> GraphCache::run(const torch::Tensor& input, const std
       ++stats_.captures;
     } catch (const Error& err) {
       e.failed = true;
+      failed_keys_.insert(key);
       ++stats_.failures;
       stats_.last_error = err.what();
     }
@@ -165,5 +230,30 @@ std::vector<torch::Tensor> GraphCache::run(const torch::Tensor& input, const std
   ++stats_.eager;
   return fn(input);
 }
+
+#ifdef SSD_WITH_CUDA_GRAPHS
+OwnedCudaStream::OwnedCudaStream(const torch::Device& device)
+    : stream_(c10::Stream::DEFAULT, device) {
+  TORCH_CHECK(device.is_cuda(), "OwnedCudaStream: ", device, " is not a CUDA device");
+  const c10::cuda::CUDAGuard on_device(device.index());
+  cudaStream_t s = nullptr;
+  C10_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+  handle_ = s;
+  stream_ = c10::cuda::getStreamFromExternal(s, device.index()).unwrap();
+}
+
+OwnedCudaStream::~OwnedCudaStream() {
+  const c10::cuda::CUDAGuard on_device(stream_.device_index());
+  auto* s = static_cast<cudaStream_t>(handle_);
+  // Nothing may still run on it (the owner synchronises first; this is the last guard).
+  (void)cudaStreamSynchronize(s);
+  (void)cudaStreamDestroy(s);
+}
+#else
+OwnedCudaStream::OwnedCudaStream(const torch::Device& device)
+    : stream_(c10::impl::VirtualGuardImpl(c10::DeviceType::CUDA).getStreamFromGlobalPool(device)) {}
+
+OwnedCudaStream::~OwnedCudaStream() = default;
+#endif
 
 }  // namespace ssd

@@ -16,9 +16,11 @@
 #include <functional>
 #include <list>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
+#include <c10/core/Stream.h>
 #include <torch/types.h>
 
 #include "graph_stats.h"
@@ -51,8 +53,9 @@ class StaticGraph {
 
 // The graphs of one function, keyed by the input's shape and dtype plus a caller's tag (settings
 // the function bakes into its kernels, e.g. thresholds). A key's first `warmup_runs` calls run
-// eagerly, the next captures; a capture that fails leaves that key eager for good (counted in
-// stats(), with the reason). At most `capacity` graphs are kept, the least recently used evicted.
+// eagerly, the next captures; a capture that fails leaves that key eager for good, also after the
+// key was evicted (counted in stats(), with the reason). At most `capacity` graphs are kept, the
+// least recently used evicted.
 class GraphCache {
  public:
   GraphCache(GraphKind kind, int warmup_runs = 2, size_t capacity = 4);
@@ -72,7 +75,26 @@ class GraphCache {
   int warmup_runs_;
   size_t capacity_;
   std::list<Entry> entries_;   // most recently used first
+  std::set<std::string> failed_keys_;
   GraphStats stats_;
+};
+
+// A CUDA stream of the caller's own, destroyed (after synchronising) with this object. LibTorch's
+// pooled streams are handed out round robin, 32 per device, so past 32 users two of them share
+// one; a graph captured on a stream that another thread queues work on at the time would record
+// that work too. In builds without CUDA graphs (nothing is captured there, so sharing costs only
+// concurrency) this is one of LibTorch's pooled streams.
+class OwnedCudaStream {
+ public:
+  explicit OwnedCudaStream(const torch::Device& device);
+  ~OwnedCudaStream();
+  OwnedCudaStream(const OwnedCudaStream&) = delete;
+  OwnedCudaStream& operator=(const OwnedCudaStream&) = delete;
+  c10::Stream stream() const { return stream_; }
+
+ private:
+  void* handle_ = nullptr;   // cudaStream_t created here, or null for a pooled stream
+  c10::Stream stream_;
 };
 
 }  // namespace ssd

@@ -8,7 +8,6 @@
 #include <sstream>
 
 #include <c10/core/StreamGuard.h>
-#include <c10/core/impl/VirtualGuardImpl.h>
 #include <c10/util/Optional.h>
 
 #include <torch/cuda.h>
@@ -161,7 +160,8 @@ struct Detector::Impl {
   struct Slot {
     std::vector<torch::Tensor> staging;
     size_t staging_used = 0;
-    c10::optional<c10::Stream> stream;          // CUDA only
+    std::unique_ptr<OwnedCudaStream> owned_stream;   // CUDA only
+    c10::optional<c10::Stream> stream;               // owned_stream's
     size_t frames = 0;
     std::vector<std::vector<Detection>> ready;  // CPU path: computed by submit()
     bool has_packed = false;
@@ -170,9 +170,10 @@ struct Detector::Impl {
     PostprocessOptions pp;
     // The slot's graphs (null: the fixed-shape stage runs eagerly): a slot's own, so that a
     // replay never overwrites the outputs of a batch another slot has not collected yet, and
-    // captured on its stream. pre_cache holds the preprocessing (frames' bytes -> normalised
-    // batch), keyed by the frames' layout; graph_cache the network and output stage, keyed by
-    // the batch size and the output settings.
+    // captured on its stream. pre_cache holds the preprocessing of one frame (its bytes -> its
+    // normalised picture), keyed by the frame's layout, so that batches of any size replay the
+    // same graphs; graph_cache the network and output stage, keyed by the (padded, see
+    // graph_batch()) batch size and the output settings.
     std::unique_ptr<GraphCache> pre_cache, graph_cache;
   };
   std::vector<Slot> slots;
@@ -223,41 +224,54 @@ struct Detector::Impl {
     return x;
   }
 
-  // The same as one replayable function of one tensor: all planes of the batch in one device
-  // byte buffer (each at a 256-byte aligned offset), uploaded here, and preprocessing run on
-  // the slot's graph for this layout of frames (formats, sizes, strides, YUV matrices).
+  // The same with the preprocessing of each frame replayed from the slot's graph for the
+  // frame's layout (format, size, strides, YUV matrix): the frame's planes go to the device as
+  // one byte buffer (each plane at a 256-byte aligned offset), and its normalised picture is
+  // copied into the batch before the next replay of that graph overwrites it. The batch has
+  // graph_batch(frames) rows; the rows past the frames are zeros.
   torch::Tensor preprocess_on_graph(Slot& slot, const std::vector<FrameView>& frames) {
-    std::ostringstream layout;
-    layout << std::setprecision(17);
-    std::vector<std::vector<Plane>> planes;
-    std::vector<std::vector<int64_t>> offsets;
-    int64_t total = 0;
-    for (const auto& f : frames) {
-      planes.push_back(planes_of(f));
-      offsets.emplace_back();
-      layout << to_string(f.format) << ' ' << f.width << 'x' << f.height;
-      for (const auto& p : planes.back()) {
-        offsets.back().push_back(total);
+    const int64_t B = static_cast<int64_t>(frames.size()), S = model->config().input_size;
+    auto options = torch::TensorOptions().dtype(half ? torch::kHalf : torch::kFloat32).device(device);
+    if (device.is_cuda()) options = options.memory_format(torch::MemoryFormat::ChannelsLast);
+    auto x = torch::empty({graph_batch(B), 3, S, S}, options);
+    if (x.size(0) > B) x.narrow(0, B, x.size(0) - B).zero_();
+    for (int64_t i = 0; i < B; ++i) {
+      const FrameView& f = frames[static_cast<size_t>(i)];
+      std::ostringstream layout;
+      layout << std::setprecision(17) << to_string(f.format) << ' ' << f.width << 'x' << f.height;
+      const auto planes = planes_of(f);
+      std::vector<int64_t> offsets;
+      int64_t total = 0;
+      for (const auto& p : planes) {
+        offsets.push_back(total);
         total += (p.bytes() + 255) / 256 * 256;
         layout << ' ' << p.stride;
       }
       if (is_yuv(f.format)) layout << ' ' << f.yuv.kr << ' ' << f.yuv.kb << ' ' << f.yuv.full_range;
-      layout << ';';
+      auto flat = torch::empty({total}, torch::TensorOptions().dtype(torch::kUInt8).device(device));
+      for (size_t j = 0; j < planes.size(); ++j)
+        flat.narrow(0, offsets[j], planes[j].bytes()).copy_(host_bytes(planes[j], f.pinned), /*non_blocking=*/true);
+      auto fn = [this, f, planes, offsets](const torch::Tensor& in) {
+        std::vector<torch::Tensor> views;
+        for (size_t j = 0; j < planes.size(); ++j)
+          views.push_back(plane_view(in.narrow(0, offsets[j], planes[j].bytes()), planes[j]));
+        return std::vector<torch::Tensor>{preprocess({f}, {views})};
+      };
+      x.narrow(0, i, 1).copy_(slot.pre_cache->run(flat, layout.str(), fn)[0]);
     }
-    auto flat = torch::empty({total}, torch::TensorOptions().dtype(torch::kUInt8).device(device));
-    for (size_t i = 0; i < frames.size(); ++i)
-      for (size_t j = 0; j < planes[i].size(); ++j) {
-        const auto& p = planes[i][j];
-        flat.narrow(0, offsets[i][j], p.bytes()).copy_(host_bytes(p, frames[i].pinned), /*non_blocking=*/true);
-      }
-    auto fn = [this, frames, planes, offsets](const torch::Tensor& in) {
-      std::vector<std::vector<torch::Tensor>> views(frames.size());
-      for (size_t i = 0; i < frames.size(); ++i)
-        for (size_t j = 0; j < planes[i].size(); ++j)
-          views[i].push_back(plane_view(in.narrow(0, offsets[i][j], planes[i][j].bytes()), planes[i][j]));
-      return std::vector<torch::Tensor>{preprocess(frames, views)};
-    };
-    return slot.pre_cache->run(flat, layout.str(), fn)[0];
+    return x;
+  }
+
+  // The batch size a graphed batch of B frames runs at: the next power of two up to 8, then the
+  // next multiple of 8. Batches of varying size (partial batches, several streams sharing the
+  // model) then replay a few graphs instead of warming up and capturing one per size; the padding
+  // costs compute only where a batch is small enough to be bound by kernel launches anyway, or
+  // at most 7 pictures of a larger one.
+  static int64_t graph_batch(int64_t B) {
+    if (B > 8) return (B + 7) / 8 * 8;
+    int64_t p = 1;
+    while (p < B) p *= 2;
+    return p;
   }
 
   // Network + fixed-shape output stage on the normalised batch x: (B, M * 6 + 2) rows = the
@@ -371,13 +385,18 @@ Detector::Detector(const DetectorOptions& options) : impl_(std::make_unique<Impl
   if (graphs) {
     const GraphKind kind = d.device.is_cuda() ? GraphKind::Cuda : GraphKind::Emulated;
     for (auto& slot : d.slots) {
-      slot.pre_cache = std::make_unique<GraphCache>(kind);
-      slot.graph_cache = std::make_unique<GraphCache>(kind);
+      // Frame layouts: a few cameras of different sizes sharing the model. Network graphs: the
+      // padded batch sizes up to 64 (graph_batch: 1, 2, 4, 8, 16, ... 64) with one setting, or
+      // the small ones with a few.
+      slot.pre_cache = std::make_unique<GraphCache>(kind, 2, 8);
+      slot.graph_cache = std::make_unique<GraphCache>(kind, 2, 12);
     }
   }
   if (d.device.is_cuda()) {
-    const c10::impl::VirtualGuardImpl cuda(c10::DeviceType::CUDA);
-    for (auto& slot : d.slots) slot.stream = cuda.getStreamFromGlobalPool(d.device);
+    for (auto& slot : d.slots) {
+      slot.owned_stream = std::make_unique<OwnedCudaStream>(d.device);
+      slot.stream = slot.owned_stream->stream();
+    }
     // The weights, anchors and constants were written on the default stream; the slots'
     // streams read them.
     torch::cuda::synchronize(d.device.index());
@@ -470,7 +489,9 @@ void Detector::submit(const std::vector<FrameView>& frames) {
         // Fixed shapes, no host synchronisation: one (B, M * 6 + 2) block = the detections,
         // the count and the convergence flag of each image, copied back asynchronously.
         auto out = d.run_fixed_stage(slot, x);
-        const auto& packed = out[0];
+        // Graphed batches are padded (graph_batch()): the frames' rows only.
+        const auto B = static_cast<int64_t>(frames.size());
+        const auto packed = out[0].narrow(0, 0, B);
         if (d.device.is_cuda()) {
           if (!slot.packed.defined() || slot.packed.sizes() != packed.sizes())
             slot.packed = torch::empty(packed.sizes(),
@@ -480,19 +501,24 @@ void Detector::submit(const std::vector<FrameView>& frames) {
           slot.packed = packed.contiguous();
         }
         slot.has_packed = true;
-        slot.cls = out[1];
-        slot.box = out[2];
+        slot.cls = out[1].narrow(0, 0, B);
+        slot.box = out[2].narrow(0, 0, B);
       }
-    } catch (const c10::Error& e) {
+    } catch (...) {
       d.filling = nullptr;
-      // Copies queued before the failure may still read the caller's (pinned) frames.
+      // Copies queued before the failure (of LibTorch, or of a frame found malformed after
+      // others were queued) may still read the caller's (pinned) frames.
       if (slot.stream) {
         try {
           slot.stream->synchronize();
         } catch (...) {
         }
       }
-      throw Error(std::string("inference failed: ") + e.what_without_backtrace());
+      try {
+        throw;
+      } catch (const c10::Error& e) {
+        throw Error(std::string("inference failed: ") + e.what_without_backtrace());
+      }
     }
     d.filling = nullptr;
   }

@@ -60,10 +60,11 @@ struct DetectorOptions {
   // Output stage with fixed shapes and no host synchronisation (postprocess_fixed): always on
   // CUDA; on the CPU only when set (the tests use it to run the CUDA path's logic).
   bool fixed_postprocess = false;
-  // Replays the preprocessing (one graph per in-flight slot and layout of the batch's frames:
-  // formats, sizes, strides), and the network with the fixed-shape output stage (one per slot,
-  // batch size and output setting) as CUDA graphs, each captured on its key's third batch (the
-  // first two run eagerly and warm cuDNN up); a capture that fails leaves that key eager
+  // Replays the preprocessing of each frame (one graph per in-flight slot and frame layout:
+  // format, size, strides), and the network with the fixed-shape output stage (one per slot,
+  // padded batch size and output setting; a batch of B frames runs as 1, 2, 4 or 8 frames, or
+  // the next multiple of 8) as CUDA graphs, each captured on its key's third use (the first two
+  // run eagerly and warm cuDNN up); a capture that fails leaves that key eager for good
   // (preprocess_graph_stats() / graph_stats() say why). CUDA only, and only in builds that can
   // capture them (cuda_graphs_compiled()).
   bool cuda_graphs = true;

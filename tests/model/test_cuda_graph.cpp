@@ -6,7 +6,10 @@
 #include <torch/types.h>
 
 #include <c10/core/StreamGuard.h>
-#include <c10/core/impl/VirtualGuardImpl.h>
+
+#ifdef SSD_WITH_CUDA_GRAPHS
+#include <c10/cuda/CUDACachingAllocator.h>
+#endif
 
 #include "cuda_graph.h"
 #include "error.h"
@@ -93,21 +96,27 @@ TEST(GraphCache, WarmsUpCapturesReplaysAndEvictsTheLeastRecentlyUsed) {
 }
 
 TEST(GraphCache, AFailedCaptureLeavesTheKeyEagerWithTheReason) {
-  GraphCache cache(GraphKind::Cuda, /*warmup_runs=*/1);
+  GraphCache cache(GraphKind::Cuda, /*warmup_runs=*/1, /*capacity=*/1);
   auto x = torch::rand({2, 3});
   for (int i = 0; i < 4; ++i) EXPECT_TRUE(torch::equal(cache.run(x, "", affine)[0], x * 2 + 1));
   EXPECT_EQ(cache.stats().failures, 1);   // tried once, on the second run
   EXPECT_EQ(cache.stats().captures, 0);
   EXPECT_EQ(cache.stats().eager, 4);
   EXPECT_NE(cache.stats().last_error.find("capture"), std::string::npos) << cache.stats().last_error;
+  // Evicted by another key and back: still eager, without another try.
+  cache.run(x, "other", affine);
+  EXPECT_EQ(cache.size(), 1u);
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(torch::equal(cache.run(x, "", affine)[0], x * 2 + 1));
+  EXPECT_EQ(cache.stats().failures, 1);
+  EXPECT_EQ(cache.stats().eager, 4 + 1 + 3);
 }
 
 TEST(CudaGraph, ReplaysMatchEagerRunsOnTheGpu) {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
   if (!cuda_graphs_compiled()) GTEST_SKIP() << "this build cannot capture CUDA graphs";
   const torch::Device dev(torch::kCUDA, 0);
-  const c10::impl::VirtualGuardImpl cuda(c10::DeviceType::CUDA);
-  c10::StreamGuard on_stream(cuda.getStreamFromGlobalPool(dev));
+  const OwnedCudaStream stream(dev);
+  c10::StreamGuard on_stream(stream.stream());
   auto w = torch::randn({64, 64}, dev);
   GraphFn fn = [&](const torch::Tensor& x) {
     auto h = torch::relu(torch::matmul(x, w));
@@ -124,4 +133,50 @@ TEST(CudaGraph, ReplaysMatchEagerRunsOnTheGpu) {
   EXPECT_EQ(cache.stats().failures, 0) << cache.stats().last_error;
   EXPECT_EQ(cache.stats().captures, 1);
   EXPECT_EQ(cache.stats().replays, 5);
+}
+
+#ifdef SSD_WITH_CUDA_GRAPHS
+namespace {
+
+int64_t reserved_bytes(c10::DeviceIndex device) {
+  c10::cuda::CUDACachingAllocator::emptyCache();
+  return c10::cuda::CUDACachingAllocator::getDeviceStats(device).reserved_bytes[0].current;
+}
+
+}  // namespace
+#endif
+
+// A capture that a host synchronisation inside invalidates fails cleanly: the key stays eager
+// with the reason, the graph's memory pool goes back to the allocator (64 MiB allocated inside
+// the failed capture are not kept reserved), and the same stream then captures another graph.
+TEST(CudaGraph, AnInvalidatedCaptureLeavesTheStreamAndTheAllocatorUsable) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+#ifndef SSD_WITH_CUDA_GRAPHS
+  GTEST_SKIP() << "this build cannot capture CUDA graphs";
+#else
+  const torch::Device dev(torch::kCUDA, 0);
+  const OwnedCudaStream stream(dev);
+  c10::StreamGuard on_stream(stream.stream());
+  GraphFn syncs = [&](const torch::Tensor& x) {
+    auto big = torch::ones({16 << 20}, x.options());   // 64 MiB
+    const float scale = big.sum().item<float>() / float(16 << 20);   // a synchronisation
+    return std::vector<torch::Tensor>{x * scale};
+  };
+  auto x = torch::randn({4, 4}, dev);
+  syncs(x);   // the allocator's own blocks for eager runs, reserved before the baseline
+  const int64_t before = reserved_bytes(dev.index());
+  GraphCache cache(GraphKind::Cuda, /*warmup_runs=*/1);
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(torch::allclose(cache.run(x, "syncs", syncs)[0], x)) << i;
+  EXPECT_EQ(cache.stats().failures, 1);
+  EXPECT_EQ(cache.stats().captures, 0);
+  EXPECT_NE(cache.stats().last_error.find("capture"), std::string::npos) << cache.stats().last_error;
+  EXPECT_EQ(reserved_bytes(dev.index()), before);
+  for (int i = 0; i < 4; ++i) {
+    auto y = torch::randn({4, 4}, dev);
+    EXPECT_TRUE(torch::allclose(cache.run(y, "affine", affine)[0], y * 2 + 1)) << i;
+  }
+  EXPECT_EQ(cache.stats().captures, 1);
+  EXPECT_EQ(cache.stats().replays, 2);
+  EXPECT_EQ(cache.stats().failures, 1);
+#endif
 }
