@@ -33,6 +33,8 @@ std::string format_tick(double v, double step, bool log_axis) {
   return buf;
 }
 
+const cv::Scalar kMarker(40, 40, 200);   // vertical markers and their labels (BGR)
+
 void put_text(cv::Mat& img, const std::string& text, cv::Point org, double scale,
               const cv::Scalar& color, int thickness = 1) {
   cv::putText(img, text, org, kFont, scale, color, thickness, cv::LINE_AA);
@@ -111,6 +113,7 @@ cv::Mat render_line_plot(const LinePlot& plot) {
   const bool have_data = std::isfinite(xmin);
   if (!have_data) { xmin = 0; xmax = 1; ymin = 0; ymax = 1; }
   if (xmax == xmin) { xmin -= 0.5; xmax += 0.5; }
+  if (std::isfinite(plot.y_top) && plot.y_top > ymin) ymax = std::min(ymax, plot.y_top);
   if (ymax == ymin) { ymin -= 0.5; ymax += 0.5; }
   const double ypad = (ymax - ymin) * 0.05;
   ymin -= ypad;
@@ -145,12 +148,13 @@ cv::Mat render_line_plot(const LinePlot& plot) {
   }
   cv::rectangle(img, area, axis, 1);
 
-  for (double v : plot.vlines) {
+  for (size_t k = 0; k < plot.vlines.size(); ++k) {
+    const double v = plot.vlines[k];
     if (!std::isfinite(v) || (plot.log_x && v <= 0)) continue;
     const int x = px(v);
     if (x < area.x || x > area.x + area.width) continue;
     for (int y = area.y; y < area.y + area.height; y += 8)
-      cv::line(img, {x, y}, {x, std::min(y + 4, area.y + area.height)}, cv::Scalar(40, 40, 200), 1);
+      cv::line(img, {x, y}, {x, std::min(y + 4, area.y + area.height)}, kMarker, 1);
   }
 
   // Series.
@@ -165,6 +169,20 @@ cv::Mat render_line_plot(const LinePlot& plot) {
     if (pts.size() > 1) cv::polylines(clip, pts, false, s.color, 2, cv::LINE_AA);
     if (s.markers || pts.size() == 1)
       for (const auto& p : pts) cv::circle(clip, p, 3, s.color, cv::FILLED, cv::LINE_AA);
+  }
+
+  // The markers' labels, one below the other so that lines close together keep theirs apart.
+  for (size_t k = 0; k < std::min(plot.vlines.size(), plot.vline_labels.size()); ++k) {
+    const double v = plot.vlines[k];
+    if (plot.vline_labels[k].empty() || !std::isfinite(v) || (plot.log_x && v <= 0)) continue;
+    const int x = px(v);
+    if (x < area.x || x > area.x + area.width) continue;
+    const cv::Size ts = text_size(plot.vline_labels[k], 0.4);
+    const int lx = x + ts.width + 6 <= area.x + area.width ? x + 4 : x - ts.width - 4;
+    const cv::Point at(lx, area.y + 14 + 16 * static_cast<int>(k));
+    cv::rectangle(img, {at.x - 1, at.y - ts.height - 2}, {at.x + ts.width + 1, at.y + 3},
+                  cv::Scalar(255, 255, 255), cv::FILLED);
+    put_text(img, plot.vline_labels[k], at, 0.4, kMarker);
   }
 
   // Labels, title, legend.

@@ -3,6 +3,7 @@
 // LibTorch-free.
 #pragma once
 
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,10 @@ struct LinePlot {
   std::vector<Series> series;
   bool log_x = false;              // x values must be > 0 (others are skipped)
   std::vector<double> vlines;      // vertical markers (e.g. the suggested learning rate)
+  std::vector<std::string> vline_labels;   // their labels, at the top (as many as there are)
+  // Top of the y axis (NaN: the data's largest value): a spike (a diverging loss) above it is
+  // cut off instead of flattening the rest of the plot.
+  double y_top = std::numeric_limits<double>::quiet_NaN();
   int width = 800, height = 500;
 };
 

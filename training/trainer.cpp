@@ -932,13 +932,19 @@ LrFindResult lr_find(const LrFindSpec& spec) {
   r.csv_path = (s.dir / "lr_find.csv").string();
   write_text_atomic(r.csv_path, csv.str());
   LinePlot p;
-  p.title = "learning-rate finder (dashed: valley, steepest descent, min/10)";
+  p.title = "learning-rate finder (suggestion: valley)";
   p.x_label = "learning rate";
   p.y_label = "loss per image";
   p.log_x = true;
   p.series = {Series{"loss", r.lrs, r.losses, cv::Scalar(200, 200, 200), false},
               Series{"smoothed", r.lrs, r.smoothed, cv::Scalar(200, 90, 30), false}};
   p.vlines = {r.suggested_valley, r.suggested_steepest, r.suggested_min10};
+  p.vline_labels = {"valley", "steepest", "min/10"};
+  // The y axis ends as far above the smoothed loss past the first tenth as the descent goes
+  // below it (at least a tenth of it): the divergence at the end, often 10-50x the loss, would
+  // otherwise flatten the part of the curve the suggestions are read from.
+  const double s0 = r.smoothed[n / 10], smin = r.smoothed[at.minimum];
+  p.y_top = s0 + std::max(s0 - smin, 0.1 * std::fabs(s0));
   r.png_path = (s.dir / "lr_find.png").string();
   write_png(r.png_path, render_line_plot(p));
   return r;

@@ -29,6 +29,7 @@
 #include "../../model/safetensors.h"
 #include "mixed_precision.h"
 #include "model_info.h"
+#include "plots.h"
 #include "synth.h"
 #include "coco.h"
 #include "trainer.h"
@@ -626,4 +627,42 @@ TEST(LrFindSuggestion, ValleyAndMinimumHoldUnderMinibatchNoise) {
     minimum_ok += std::abs(std::log10(lrs[at.minimum] / 10) + 2.5) <= 1.5;
   }
   EXPECT_GE(minimum_ok, 36) << "of 40";
+}
+
+// A plot's y_top cuts a spike off (as lr-find's diverging tail) instead of letting it flatten
+// the rest: the rise from 0 to 1 spans most of the plot's height with y_top = 1, a hundredth of
+// it without.
+TEST(LinePlot, YTopCutsASpikeOffAndVlinesAreLabelled) {
+  const cv::Scalar blue(200, 90, 30);
+  ssdtrain::LinePlot p;
+  p.series = {ssdtrain::Series{"loss", {1, 2, 3}, {0, 1, 100}, blue, false}};
+  auto rows_with_series = [&](const cv::Mat& img) {
+    int rows = 0;
+    for (int y = 0; y < img.rows; ++y) {
+      bool hit = false;
+      for (int x = 0; x < img.cols / 2 && !hit; ++x) hit = img.at<cv::Vec3b>(y, x) == cv::Vec3b(200, 90, 30);
+      rows += hit;
+    }
+    return rows;
+  };
+  const int plain = rows_with_series(ssdtrain::render_line_plot(p));
+  p.y_top = 1.0;
+  p.vlines = {1.5};
+  p.vline_labels = {"valley"};
+  const cv::Mat cut = ssdtrain::render_line_plot(p);
+  const int plot_height = p.height - 40 - 55;
+  EXPECT_LT(plain, plot_height / 20);
+  EXPECT_GT(rows_with_series(cut), plot_height * 3 / 4);
+  // The label: red text beside the line near the top, over a white box.
+  int line_x = -1;
+  for (int x = 0; x < cut.cols && line_x < 0; ++x)
+    if (cut.at<cv::Vec3b>(p.height - 60, x) == cv::Vec3b(40, 40, 200)) line_x = x;
+  ASSERT_GT(line_x, 0);
+  int red = 0;
+  for (int y = 40; y < 70; ++y)
+    for (int x = line_x + 2; x < std::min(cut.cols, line_x + 80); ++x) {
+      const cv::Vec3b c = cut.at<cv::Vec3b>(y, x);
+      red += c[2] > 150 && c[1] < 130 && c[0] < 130;
+    }
+  EXPECT_GT(red, 20);
 }
