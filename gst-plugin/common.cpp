@@ -28,14 +28,62 @@ static bool get_double(const GstStructure* s, const char* field, double* out) {
   return false;
 }
 
+#ifdef HAVE_GST_ANALYTICS
+bool od_matches_roi(GstAnalyticsODMtd* od, const GstVideoRegionOfInterestMeta& roi) {
+  gint x = 0, y = 0, w = 0, h = 0;
+  gfloat conf = 0;
+  return gst_analytics_od_mtd_get_obj_type(od) == roi.roi_type &&
+         gst_analytics_od_mtd_get_location(od, &x, &y, &w, &h, &conf) && x == static_cast<gint>(roi.x) &&
+         y == static_cast<gint>(roi.y) && w == static_cast<gint>(roi.w) && h == static_cast<gint>(roi.h);
+}
+
+// The object-detection entries of the buffer's relation meta that none of `rois` stands for.
+static void read_od_mtds(GstBuffer* buffer, const std::vector<const GstVideoRegionOfInterestMeta*>& rois,
+                         double fw, double fh, std::vector<RoiDetection>& out) {
+  GstAnalyticsRelationMeta* rmeta = gst_buffer_get_analytics_relation_meta(buffer);
+  if (!rmeta) return;
+  std::vector<bool> used(rois.size(), false);
+  gpointer state = nullptr;
+  GstAnalyticsMtd mtd;
+  while (gst_analytics_relation_meta_iterate(rmeta, &state, gst_analytics_od_mtd_get_mtd_type(), &mtd)) {
+    auto* od = static_cast<GstAnalyticsODMtd*>(&mtd);
+    bool stands_for_a_region = false;
+    for (size_t i = 0; i < rois.size() && !stands_for_a_region; ++i)
+      if (!used[i] && od_matches_roi(od, *rois[i])) used[i] = stands_for_a_region = true;
+    RoiDetection d;
+    gfloat conf = 0;
+    if (stands_for_a_region || !gst_analytics_od_mtd_get_location(od, &d.x, &d.y, &d.w, &d.h, &conf)) continue;
+    d.confidence = conf;
+    if (const GQuark type = gst_analytics_od_mtd_get_obj_type(od)) d.label = g_quark_to_string(type);
+    d.x_min = d.x / fw;
+    d.y_min = d.y / fh;
+    d.x_max = (d.x + d.w) / fw;
+    d.y_max = (d.y + d.h) / fh;
+    gpointer related = nullptr;
+    GstAnalyticsMtd trk;
+    guint64 id = 0;
+    GstClockTime first = GST_CLOCK_TIME_NONE, last = GST_CLOCK_TIME_NONE;
+    gboolean lost = FALSE;
+    if (gst_analytics_relation_meta_get_direct_related(rmeta, mtd.id, GST_ANALYTICS_REL_TYPE_RELATE_TO,
+                                                       gst_analytics_tracking_mtd_get_mtd_type(), &related, &trk) &&
+        gst_analytics_tracking_mtd_get_info(static_cast<GstAnalyticsTrackingMtd*>(&trk), &id, &first, &last, &lost) &&
+        id <= static_cast<guint64>(G_MAXINT))
+      d.object_id = static_cast<int>(id);
+    out.push_back(std::move(d));
+  }
+}
+#endif
+
 std::vector<RoiDetection> read_rois(GstBuffer* buffer, int width, int height) {
   std::vector<RoiDetection> out;
+  std::vector<const GstVideoRegionOfInterestMeta*> rois;
   gpointer state = nullptr;
   GstMeta* meta = nullptr;
   const double fw = std::max(width, 1), fh = std::max(height, 1);
   while ((meta = gst_buffer_iterate_meta_filtered(buffer, &state,
                                                   GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE))) {
     auto* roi = reinterpret_cast<GstVideoRegionOfInterestMeta*>(meta);
+    rois.push_back(roi);
     RoiDetection d;
     d.x = static_cast<int>(roi->x);
     d.y = static_cast<int>(roi->y);
@@ -66,6 +114,9 @@ std::vector<RoiDetection> read_rois(GstBuffer* buffer, int width, int height) {
     }
     out.push_back(std::move(d));
   }
+#ifdef HAVE_GST_ANALYTICS
+  read_od_mtds(buffer, rois, fw, fh, out);
+#endif
   return out;
 }
 

@@ -9,6 +9,9 @@
 
 #include <gst/gst.h>
 #include <gst/video/video.h>
+#ifdef HAVE_GST_ANALYTICS
+#include <gst/analytics/analytics.h>
+#endif
 
 namespace gstssd {
 
@@ -42,8 +45,17 @@ struct RoiDetection {
 
 // Every GstVideoRegionOfInterestMeta of `buffer`, in meta order. The normalised box is taken
 // from the `detection` structure when present, else computed from the pixel box and the frame
-// size.
+// size. Built against GStreamer >= 1.24, then also every GstAnalyticsODMtd of the buffer's
+// relation meta that no region stands for (od_matches_roi: GStreamer's own analytics producers,
+// e.g. its tensor decoders, write only those): label from its object type, its confidence, no
+// label id, and as object id the tracking id of a GstAnalyticsTrackingMtd it relates to.
 std::vector<RoiDetection> read_rois(GstBuffer* buffer, int width, int height);
+
+#ifdef HAVE_GST_ANALYTICS
+// Whether the object-detection entry `od` stands for region `roi` (as ssddetect writes one per
+// region): the same object type and pixel box.
+bool od_matches_roi(GstAnalyticsODMtd* od, const GstVideoRegionOfInterestMeta& roi);
+#endif
 
 // The per-frame vfunc boundary: runs `fn` and turns any exception into an element error
 // "<what> failed: <reason>" and GST_FLOW_ERROR, so that none escapes into GStreamer.

@@ -18,7 +18,10 @@
  * `pts` is in nanoseconds (null when the buffer has none); `label_id` and `confidence` are
  * null for regions that did not come from ssddetect and carry no `detection` structure, and
  * `object_id` (the tracking id of ssdtrack, or of any tracker writing DL Streamer's
- * `object_id` structure) is null for untracked regions. The
+ * `object_id` structure) is null for untracked regions. When built against GStreamer 1.24 or
+ * newer, the #GstAnalyticsODMtd entries of the buffer's analytics relation meta that no region
+ * stands for (GStreamer's own analytics elements write only those) follow the regions, with a
+ * null `label_id` and, as `object_id`, the id of a #GstAnalyticsTrackingMtd they relate to. The
  * output is flushed at end-of-stream and closed when the element stops; a location that
  * cannot be opened for writing fails the READY to PAUSED state change with an error.
  *

@@ -8,13 +8,16 @@
  * background. Regions from any producer are
  * drawn, not only those of ssddetect: the label is taken from the `detection` parameter
  * structure when there is one, else from the region's `roi_type` quark; the confidence is
- * shown when the structure has a `confidence` field. Each label gets its own colour (a hash
- * of the label picks a palette entry), the same in every frame and every run.
+ * shown when the structure has a `confidence` field. When built against GStreamer 1.24 or
+ * newer, the #GstAnalyticsODMtd entries of the buffer's analytics relation meta that no region
+ * stands for (GStreamer's own analytics elements write only those) are drawn too, labelled by
+ * their object type and confidence, with the id of a #GstAnalyticsTrackingMtd they relate to.
+ * Each label gets its own colour (a hash of the label picks a palette entry), the same in every
+ * frame and every run.
  *
  * NV12 and I420 frames are drawn in their own planes without converting the frame: the luma
  * of the colour on the Y plane and its chroma on the half-resolution chroma plane(s), using
- * the frame's colour matrix. Buffers without regions of interest are passed on without
- * being mapped.
+ * the frame's colour matrix. Buffers with nothing to draw are passed on without being mapped.
  *
  * ## Example launch line
  * |[
@@ -297,16 +300,14 @@ static GstFlowReturn draw_frame(GstSsdOverlay* self, GstBuffer* buf) {
     GST_ELEMENT_ERROR(self, CORE, NEGOTIATION, ("Caps not negotiated."), (nullptr));
     return GST_FLOW_NOT_NEGOTIATED;
   }
-  if (!gst_buffer_get_meta(buf, GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE)) {
-    return GST_FLOW_OK;   // nothing to draw: do not map (a write map may copy the memory)
-  }
+  const int width = GST_VIDEO_INFO_WIDTH(&st->info), height = GST_VIDEO_INFO_HEIGHT(&st->info);
+  const std::vector<gstssd::RoiDetection> rois = gstssd::read_rois(buf, width, height);
+  if (rois.empty()) return GST_FLOW_OK;   // nothing to draw: do not map (a write map may copy the memory)
   Settings s;
   {
     std::lock_guard<std::mutex> guard(st->lock);
     s = st->settings;
   }
-  const int width = GST_VIDEO_INFO_WIDTH(&st->info), height = GST_VIDEO_INFO_HEIGHT(&st->info);
-  const std::vector<gstssd::RoiDetection> rois = gstssd::read_rois(buf, width, height);
 
   gstssd::VideoFrameMap frame(&st->info, buf, GST_MAP_READWRITE);
   if (!frame) {

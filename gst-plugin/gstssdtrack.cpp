@@ -20,10 +20,12 @@
  * detections and so keep their ids; gap buffers are passed on untouched. A flush (seek), a new
  * stream or a resolution change forgets the tracks.
  *
- * When built against GStreamer 1.24 or newer, each region that has a #GstAnalyticsODMtd of the
- * same type and box in the buffer's #GstAnalyticsRelationMeta (as ssddetect adds) also gets a
- * #GstAnalyticsTrackingMtd (tracking id; first and last seen: the PTS of the object's first
- * and of this buffer) that the ODMtd relates to (%GST_ANALYTICS_REL_TYPE_RELATE_TO).
+ * When built against GStreamer 1.24 or newer, each #GstAnalyticsODMtd in the buffer's
+ * #GstAnalyticsRelationMeta gets a #GstAnalyticsTrackingMtd (tracking id; first and last seen:
+ * the PTS of the object's first and of this buffer) that it relates to
+ * (%GST_ANALYTICS_REL_TYPE_RELATE_TO): one of the same type and box as a region (as ssddetect
+ * adds) with the region's id, and one that no region stands for (GStreamer's own analytics
+ * elements, such as its tensor decoders, write only those) tracked like a region.
  *
  * ## Example launch line
  * |[
@@ -188,37 +190,30 @@ static void set_object_id(GstVideoRegionOfInterestMeta* roi, int64_t id) {
 }
 
 #ifdef HAVE_GST_ANALYTICS
-// For each region with an object-detection entry of the same type and box in the buffer's
-// relation meta: a tracking entry, which the detection entry relates to.
-static void add_tracking_mtds(GstSsdTrack* self, GstBuffer* buf, const std::vector<GstVideoRegionOfInterestMeta*>& rois,
-                              const std::vector<int64_t>& ids) {
-  GstAnalyticsRelationMeta* rmeta = gst_buffer_get_analytics_relation_meta(buf);
-  if (!rmeta) return;
-  std::vector<GstAnalyticsMtd> ods;
-  gpointer state = nullptr;
+// The object-detection entries of the buffer's relation meta, each with the index of the region
+// it stands for (od_matches_roi), or -1 for a detection with no region (GStreamer's own
+// analytics producers write only those).
+struct OdEntry {
   GstAnalyticsMtd mtd;
-  while (gst_analytics_relation_meta_iterate(rmeta, &state, gst_analytics_od_mtd_get_mtd_type(), &mtd)) ods.push_back(mtd);
-  std::vector<bool> used(ods.size(), false);
-  for (size_t i = 0; i < rois.size(); ++i) {
-    for (size_t k = 0; k < ods.size(); ++k) {
-      auto* od = static_cast<GstAnalyticsODMtd*>(&ods[k]);
-      gint x = 0, y = 0, w = 0, h = 0;
-      gfloat conf = 0;
-      if (used[k] || gst_analytics_od_mtd_get_obj_type(od) != rois[i]->roi_type ||
-          !gst_analytics_od_mtd_get_location(od, &x, &y, &w, &h, &conf) || x != static_cast<gint>(rois[i]->x) ||
-          y != static_cast<gint>(rois[i]->y) || w != static_cast<gint>(rois[i]->w) || h != static_cast<gint>(rois[i]->h))
-        continue;
-      used[k] = true;
-      GstAnalyticsTrackingMtd trk;
-      // Every id of this frame is a live track's, entered in first_seen just before.
-      const GstClockTime first = self->state->first_seen.at(ids[i]);
-      if (!gst_analytics_relation_meta_add_tracking_mtd(rmeta, static_cast<guint64>(ids[i]), first, &trk) ||
-          !gst_analytics_tracking_mtd_update_last_seen(&trk, GST_BUFFER_PTS(buf)) ||
-          !gst_analytics_relation_meta_set_relation(rmeta, GST_ANALYTICS_REL_TYPE_RELATE_TO, ods[k].id, trk.id))
-        GST_WARNING_OBJECT(self, "could not add the analytics tracking meta of object %" G_GINT64_FORMAT, ids[i]);
-      break;
-    }
+  int region = -1;
+};
+static std::vector<OdEntry> od_entries(GstAnalyticsRelationMeta* rmeta,
+                                       const std::vector<GstVideoRegionOfInterestMeta*>& rois) {
+  std::vector<OdEntry> ods;
+  if (!rmeta) return ods;
+  std::vector<bool> used(rois.size(), false);
+  gpointer state = nullptr;
+  OdEntry e;
+  while (gst_analytics_relation_meta_iterate(rmeta, &state, gst_analytics_od_mtd_get_mtd_type(), &e.mtd)) {
+    e.region = -1;
+    for (size_t i = 0; i < rois.size() && e.region < 0; ++i)
+      if (!used[i] && gstssd::od_matches_roi(static_cast<GstAnalyticsODMtd*>(&e.mtd), *rois[i])) {
+        used[i] = true;
+        e.region = static_cast<int>(i);
+      }
+    ods.push_back(e);
   }
+  return ods;
 }
 #endif
 
@@ -238,6 +233,25 @@ static GstFlowReturn track_frame(GstSsdTrack* self, GstBuffer* buf) {
     boxes.push_back({static_cast<double>(roi->x), static_cast<double>(roi->y), static_cast<double>(roi->x + roi->w),
                      static_cast<double>(roi->y + roi->h), static_cast<int64_t>(roi->roi_type)});
   }
+#ifdef HAVE_GST_ANALYTICS
+  // Detections with no region are tracked too: od_box[k] is entry k's box in the tracker's input.
+  GstAnalyticsRelationMeta* rmeta = gst_buffer_get_analytics_relation_meta(buf);
+  std::vector<OdEntry> ods = od_entries(rmeta, rois);
+  constexpr size_t kUntracked = static_cast<size_t>(-1);
+  std::vector<size_t> od_box(ods.size(), kUntracked);
+  for (size_t k = 0; k < ods.size(); ++k) {
+    auto* od = static_cast<GstAnalyticsODMtd*>(&ods[k].mtd);
+    gint x = 0, y = 0, w = 0, h = 0;
+    gfloat conf = 0;
+    if (ods[k].region >= 0) {
+      od_box[k] = static_cast<size_t>(ods[k].region);
+    } else if (gst_analytics_od_mtd_get_location(od, &x, &y, &w, &h, &conf)) {
+      od_box[k] = boxes.size();
+      boxes.push_back({static_cast<double>(x), static_cast<double>(y), static_cast<double>(x + w),
+                       static_cast<double>(y + h), static_cast<int64_t>(gst_analytics_od_mtd_get_obj_type(od))});
+    }
+  }
+#endif
   const std::vector<int64_t> ids = st->tracker->update(boxes);
   for (size_t i = 0; i < rois.size(); ++i) set_object_id(rois[i], ids[i]);
 #ifdef HAVE_GST_ANALYTICS
@@ -248,9 +262,19 @@ static GstFlowReturn track_frame(GstSsdTrack* self, GstBuffer* buf) {
     seen[id] = it != st->first_seen.end() ? it->second : GST_BUFFER_PTS(buf);
   }
   st->first_seen = std::move(seen);
-  add_tracking_mtds(self, buf, rois, ids);
+  // Each detection entry relates to a tracking entry with its object's id.
+  for (size_t k = 0; k < ods.size(); ++k) {
+    if (od_box[k] == kUntracked) continue;
+    const int64_t id = ids[od_box[k]];
+    GstAnalyticsTrackingMtd trk;
+    // Every id of this frame is a live track's, entered in first_seen just before.
+    if (!gst_analytics_relation_meta_add_tracking_mtd(rmeta, static_cast<guint64>(id), st->first_seen.at(id), &trk) ||
+        !gst_analytics_tracking_mtd_update_last_seen(&trk, GST_BUFFER_PTS(buf)) ||
+        !gst_analytics_relation_meta_set_relation(rmeta, GST_ANALYTICS_REL_TYPE_RELATE_TO, ods[k].mtd.id, trk.id))
+      GST_WARNING_OBJECT(self, "could not add the analytics tracking meta of object %" G_GINT64_FORMAT, id);
+  }
 #endif
-  GST_LOG_OBJECT(self, "frame %" G_GUINT64_FORMAT ": %zu regions, %zu tracks", st->frames, rois.size(),
+  GST_LOG_OBJECT(self, "frame %" G_GUINT64_FORMAT ": %zu detections, %zu tracks", st->frames, boxes.size(),
                  st->tracker->tracks());
   st->frames++;
   return GST_FLOW_OK;

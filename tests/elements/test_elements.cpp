@@ -24,6 +24,7 @@
 #include <functional>
 #include <memory>
 #include <random>
+#include <map>
 #include <set>
 #include <sstream>
 #include <string>
@@ -1638,13 +1639,23 @@ TEST(SsdOverlay, ColourDependsOnTheLabelOnly) {
 // ==========================================================================================
 // ssdexport
 
-TEST(SsdExport, WritesOneJsonLinePerFrameAndFlushesAtEos) {
-  TempDir tmp;
-  const std::string path = tmp / "det.jsonl";
+namespace {
+
+// An ssdexport writing to `path`.
+GstHarness* export_harness(const std::string& path) {
   GstElement* e = gst_element_factory_make("ssdexport", nullptr);
   g_object_set(e, "location", path.c_str(), nullptr);
   GstHarness* h = gst_harness_new_with_element(e, "sink", "src");
   gst_object_unref(e);
+  return h;
+}
+
+}  // namespace
+
+TEST(SsdExport, WritesOneJsonLinePerFrameAndFlushesAtEos) {
+  TempDir tmp;
+  const std::string path = tmp / "det.jsonl";
+  GstHarness* h = export_harness(path);
   auto f = make_frame(flat(200, 100), GST_VIDEO_FORMAT_NV12);
   gst_harness_set_src_caps(h, gst_caps_ref(f->caps));
 
@@ -1723,6 +1734,83 @@ TEST(SsdExport, DetectorOutputRoundTrips) {
   }
   gst_harness_teardown(h);
 }
+
+#ifdef HAVE_GST_ANALYTICS
+// GStreamer >= 1.24: object detections that arrive only as GstAnalyticsODMtd (GStreamer's own
+// analytics producers write no regions of interest) are drawn and exported too, with the
+// tracking id of a tracking entry they relate to; the entries that stand for regions (as
+// ssddetect writes them) are not counted twice (also SsdExport.DetectorOutputRoundTrips).
+namespace {
+
+// Adds an object-detection entry (and, with tracking_id > 0, a tracking entry it relates to).
+void add_od_mtd(GstBuffer* buf, const Box& b, const char* label, float confidence, guint64 tracking_id) {
+  GstAnalyticsRelationMeta* rmeta = gst_buffer_get_analytics_relation_meta(buf);
+  if (!rmeta) rmeta = gst_buffer_add_analytics_relation_meta(buf);
+  ASSERT_NE(rmeta, nullptr);
+  GstAnalyticsODMtd od;
+  ASSERT_TRUE(gst_analytics_relation_meta_add_od_mtd(rmeta, g_quark_from_string(label), b.x0, b.y0, b.x1 - b.x0,
+                                                     b.y1 - b.y0, confidence, &od));
+  if (tracking_id == 0) return;
+  GstAnalyticsTrackingMtd trk;
+  ASSERT_TRUE(gst_analytics_relation_meta_add_tracking_mtd(rmeta, tracking_id, 0, &trk));
+  ASSERT_TRUE(gst_analytics_relation_meta_set_relation(rmeta, GST_ANALYTICS_REL_TYPE_RELATE_TO, od.id, trk.id));
+}
+
+}  // namespace
+
+TEST(SsdOverlayAnalytics, DrawsObjectDetectionsThatHaveNoRegion) {
+  auto f = make_frame(flat(321, 241), GST_VIDEO_FORMAT_NV12, 16);
+  const Box box{51, 61, 151, 141};
+  const int t = 3;
+  GstElement* e = gst_element_factory_make("ssdoverlay", nullptr);
+  g_object_set(e, "thickness", t, "show-labels", FALSE, "show-confidence", FALSE, nullptr);
+  GstHarness* h = gst_harness_new_with_element(e, "sink", "src");
+  gst_object_unref(e);
+  gst_harness_set_src_caps(h, gst_caps_ref(f->caps));
+  GstBuffer* in = gst_buffer_copy_deep(f->buffer);
+  add_od_mtd(in, box, "car", 0.87f, 0);
+  ASSERT_EQ(gst_harness_push(h, in), GST_FLOW_OK);
+  GstBuffer* out = gst_harness_pull(h);
+  ASSERT_NE(out, nullptr);
+  const PlaneDiff d = diff_frames(*f, out, box, t, nullptr);
+  EXPECT_GT(d.on_left_edge, (box.y1 - box.y0 - 2 * t) * t / 2) << "the box outline was not drawn";
+  EXPECT_EQ(d.outside, 0) << "pixels changed away from the box (" << d.changed << " changed)";
+  gst_buffer_unref(out);
+  gst_harness_teardown(h);
+}
+
+TEST(SsdExportAnalytics, WritesObjectDetectionsThatHaveNoRegionWithTheirTrackingIds) {
+  TempDir tmp;
+  const std::string path = tmp / "det.jsonl";
+  GstHarness* h = export_harness(path);
+  auto f = make_frame(flat(200, 100), GST_VIDEO_FORMAT_RGB);
+  gst_harness_set_src_caps(h, gst_caps_ref(f->caps));
+  GstBuffer* in = with_roi(*f, {10, 20, 60, 70}, "star", 0.75);
+  add_od_mtd(in, {10, 20, 60, 70}, "star", 0.75f, 0);    // stands for the region
+  add_od_mtd(in, {120, 10, 180, 90}, "car", 0.5f, 7);    // an analytics producer's alone
+  add_od_mtd(in, {0, 0, 20, 20}, "dog", 0.25f, 0);       // untracked
+  ASSERT_EQ(gst_harness_push(h, in), GST_FLOW_OK);
+  gst_buffer_unref(gst_harness_pull(h));
+  ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_eos()));
+  gst_harness_teardown(h);
+
+  std::ifstream file(path);
+  std::string line;
+  ASSERT_TRUE(std::getline(file, line));
+  const json d = json::parse(line)["detections"];
+  ASSERT_EQ(d.size(), 3u) << d.dump();
+  EXPECT_EQ(d[0]["label"], "star");
+  EXPECT_EQ(d[1]["label"], "car");
+  EXPECT_TRUE(d[1]["label_id"].is_null());
+  EXPECT_DOUBLE_EQ(d[1]["confidence"].get<double>(), 0.5);
+  EXPECT_EQ(d[1]["object_id"], 7);
+  EXPECT_EQ(d[1]["box"], json({{"x", 120}, {"y", 10}, {"w", 60}, {"h", 80}}));
+  EXPECT_DOUBLE_EQ(d[1]["box_normalized"]["x_max"].get<double>(), 0.9);
+  EXPECT_EQ(d[2]["label"], "dog");
+  EXPECT_TRUE(d[2]["object_id"].is_null());
+  EXPECT_DOUBLE_EQ(d[2]["confidence"].get<double>(), 0.25);
+}
+#endif  // HAVE_GST_ANALYTICS
 
 // ==========================================================================================
 // ssdtrack
@@ -1882,6 +1970,62 @@ TEST(SsdTrack, AddsAnalyticsTrackingMtdsRelatedToTheDetections) {
     gst_buffer_unref(out);
   }
   gst_harness_teardown(h);
+}
+
+// Detections that arrive only as object-detection entries (GStreamer's own analytics elements
+// write no regions) are tracked too: each of two moving objects keeps its tracking id, and
+// ssdexport behind writes those ids.
+TEST(SsdTrack, TracksObjectDetectionsThatHaveNoRegion) {
+  TempDir tmp;
+  const std::string path = tmp / "det.jsonl";
+  auto f = make_frame(flat(320, 240), GST_VIDEO_FORMAT_RGB);
+  GstHarness* h = gst_harness_new_parse(("ssdtrack ! ssdexport location=" + path).c_str());
+  gst_harness_set_src_caps(h, caps_25fps(*f));
+  std::map<std::string, std::set<guint64>> ids;   // per label, over the frames
+  for (int i = 0; i < 4; i++) {
+    GstBuffer* in = stamped(*f, i);
+    add_od_mtd(in, {20 + 6 * i, 30, 80 + 6 * i, 90}, "car", 0.9f, 0);
+    add_od_mtd(in, {200, 100 + 4 * i, 260, 180 + 4 * i}, "dog", 0.8f, 0);
+    ASSERT_EQ(gst_harness_push(h, in), GST_FLOW_OK);
+    GstBuffer* out = gst_harness_pull(h);
+    ASSERT_NE(out, nullptr);
+    GstAnalyticsRelationMeta* rmeta = gst_buffer_get_analytics_relation_meta(out);
+    ASSERT_NE(rmeta, nullptr);
+    gpointer state = nullptr;
+    GstAnalyticsMtd od;
+    int tracked = 0;
+    while (gst_analytics_relation_meta_iterate(rmeta, &state, gst_analytics_od_mtd_get_mtd_type(), &od)) {
+      gpointer related = nullptr;
+      GstAnalyticsMtd trk;
+      ASSERT_TRUE(gst_analytics_relation_meta_get_direct_related(rmeta, od.id, GST_ANALYTICS_REL_TYPE_RELATE_TO,
+                                                                 gst_analytics_tracking_mtd_get_mtd_type(), &related, &trk))
+          << "frame " << i;
+      guint64 id = 0;
+      GstClockTime first = GST_CLOCK_TIME_NONE, last = GST_CLOCK_TIME_NONE;
+      gboolean lost = TRUE;
+      EXPECT_TRUE(gst_analytics_tracking_mtd_get_info(&trk, &id, &first, &last, &lost));
+      EXPECT_EQ(first, 0u);
+      EXPECT_EQ(last, static_cast<GstClockTime>(i) * kFrameStep);
+      ids[g_quark_to_string(gst_analytics_od_mtd_get_obj_type(&od))].insert(id);
+      tracked++;
+    }
+    EXPECT_EQ(tracked, 2) << "frame " << i;
+    gst_buffer_unref(out);
+  }
+  ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_eos()));
+  gst_harness_teardown(h);
+  ASSERT_EQ(ids["car"].size(), 1u);
+  ASSERT_EQ(ids["dog"].size(), 1u);
+  EXPECT_NE(*ids["car"].begin(), *ids["dog"].begin());
+  std::ifstream file(path);
+  int lines = 0;
+  for (std::string line; std::getline(file, line); lines++) {
+    const json d = json::parse(line)["detections"];
+    ASSERT_EQ(d.size(), 2u) << line;
+    for (const json& det : d)
+      EXPECT_EQ(det["object_id"], *ids[det["label"].get<std::string>()].begin()) << line;
+  }
+  EXPECT_EQ(lines, 4);
 }
 #endif
 
