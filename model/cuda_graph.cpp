@@ -150,7 +150,16 @@ StaticGraph::StaticGraph(GraphKind kind, const torch::Tensor& example, const Gra
     if (!example.is_cuda())
       throw Error("CUDA graph capture needs a CUDA tensor, got one on " + example.device().str());
     auto graph = std::make_unique<CudaGraph>();
-    g.outputs = capture(*graph, g.input, fn);
+    try {
+      g.outputs = capture(*graph, g.input, fn);
+    } catch (...) {
+#if !SSD_TORCH_AT_LEAST(2, 4)
+      // LibTorch before 2.4: end_failed_capture cannot tell the allocator, which may still hold
+      // a pointer to the graph; the graph is left alive (a small leak per failed capture).
+      (void)graph.release();
+#endif
+      throw;
+    }
     g.graph = std::move(graph);
 #else
     throw Error("this build cannot capture CUDA graphs (LibTorch without CUDA, or no CUDA runtime "

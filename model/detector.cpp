@@ -386,8 +386,8 @@ Detector::Detector(const DetectorOptions& options) : impl_(std::make_unique<Impl
     const GraphKind kind = d.device.is_cuda() ? GraphKind::Cuda : GraphKind::Emulated;
     for (auto& slot : d.slots) {
       // Frame layouts: a few cameras of different sizes sharing the model. Network graphs: the
-      // padded batch sizes up to 64 (graph_batch: 1, 2, 4, 8, 16, ... 64) with one setting, or
-      // the small ones with a few.
+      // 11 padded batch sizes up to 64 (graph_batch: 1, 2, 4, 8, 16, 24, ... 64) with one
+      // setting, or the small ones with a few.
       slot.pre_cache = std::make_unique<GraphCache>(kind, 2, 8);
       slot.graph_cache = std::make_unique<GraphCache>(kind, 2, 12);
     }
