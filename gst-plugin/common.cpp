@@ -29,7 +29,7 @@ static bool get_double(const GstStructure* s, const char* field, double* out) {
 }
 
 #ifdef HAVE_GST_ANALYTICS
-bool od_matches_roi(GstAnalyticsODMtd* od, const GstVideoRegionOfInterestMeta& roi) {
+static bool od_matches_roi(GstAnalyticsODMtd* od, const GstVideoRegionOfInterestMeta& roi) {
   gint x = 0, y = 0, w = 0, h = 0;
   gfloat conf = 0;
   return gst_analytics_od_mtd_get_obj_type(od) == roi.roi_type &&
@@ -37,22 +37,33 @@ bool od_matches_roi(GstAnalyticsODMtd* od, const GstVideoRegionOfInterestMeta& r
          y == static_cast<gint>(roi.y) && w == static_cast<gint>(roi.w) && h == static_cast<gint>(roi.h);
 }
 
-// The object-detection entries of the buffer's relation meta that none of `rois` stands for.
-static void read_od_mtds(GstBuffer* buffer, const std::vector<const GstVideoRegionOfInterestMeta*>& rois,
-                         double fw, double fh, std::vector<RoiDetection>& out) {
-  GstAnalyticsRelationMeta* rmeta = gst_buffer_get_analytics_relation_meta(buffer);
-  if (!rmeta) return;
+std::vector<OdEntry> od_entries(GstAnalyticsRelationMeta* rmeta, const std::vector<GstVideoRegionOfInterestMeta*>& rois) {
+  std::vector<OdEntry> ods;
+  if (!rmeta) return ods;
   std::vector<bool> used(rois.size(), false);
   gpointer state = nullptr;
-  GstAnalyticsMtd mtd;
-  while (gst_analytics_relation_meta_iterate(rmeta, &state, gst_analytics_od_mtd_get_mtd_type(), &mtd)) {
-    auto* od = static_cast<GstAnalyticsODMtd*>(&mtd);
-    bool stands_for_a_region = false;
-    for (size_t i = 0; i < rois.size() && !stands_for_a_region; ++i)
-      if (!used[i] && od_matches_roi(od, *rois[i])) used[i] = stands_for_a_region = true;
+  OdEntry e;
+  while (gst_analytics_relation_meta_iterate(rmeta, &state, gst_analytics_od_mtd_get_mtd_type(), &e.mtd)) {
+    e.region = -1;
+    for (size_t i = 0; i < rois.size() && e.region < 0; ++i)
+      if (!used[i] && od_matches_roi(static_cast<GstAnalyticsODMtd*>(&e.mtd), *rois[i])) {
+        used[i] = true;
+        e.region = static_cast<int>(i);
+      }
+    ods.push_back(e);
+  }
+  return ods;
+}
+
+// The object-detection entries of the buffer's relation meta that none of `rois` stands for.
+static void read_od_mtds(GstBuffer* buffer, const std::vector<GstVideoRegionOfInterestMeta*>& rois, double fw,
+                         double fh, std::vector<RoiDetection>& out) {
+  GstAnalyticsRelationMeta* rmeta = gst_buffer_get_analytics_relation_meta(buffer);
+  for (OdEntry& e : od_entries(rmeta, rois)) {
+    auto* od = static_cast<GstAnalyticsODMtd*>(&e.mtd);
     RoiDetection d;
     gfloat conf = 0;
-    if (stands_for_a_region || !gst_analytics_od_mtd_get_location(od, &d.x, &d.y, &d.w, &d.h, &conf)) continue;
+    if (e.region >= 0 || !gst_analytics_od_mtd_get_location(od, &d.x, &d.y, &d.w, &d.h, &conf)) continue;
     d.confidence = conf;
     if (const GQuark type = gst_analytics_od_mtd_get_obj_type(od)) d.label = g_quark_to_string(type);
     d.x_min = d.x / fw;
@@ -64,7 +75,7 @@ static void read_od_mtds(GstBuffer* buffer, const std::vector<const GstVideoRegi
     guint64 id = 0;
     GstClockTime first = GST_CLOCK_TIME_NONE, last = GST_CLOCK_TIME_NONE;
     gboolean lost = FALSE;
-    if (gst_analytics_relation_meta_get_direct_related(rmeta, mtd.id, GST_ANALYTICS_REL_TYPE_RELATE_TO,
+    if (gst_analytics_relation_meta_get_direct_related(rmeta, e.mtd.id, GST_ANALYTICS_REL_TYPE_RELATE_TO,
                                                        gst_analytics_tracking_mtd_get_mtd_type(), &related, &trk) &&
         gst_analytics_tracking_mtd_get_info(static_cast<GstAnalyticsTrackingMtd*>(&trk), &id, &first, &last, &lost) &&
         id <= static_cast<guint64>(G_MAXINT))
@@ -76,7 +87,7 @@ static void read_od_mtds(GstBuffer* buffer, const std::vector<const GstVideoRegi
 
 std::vector<RoiDetection> read_rois(GstBuffer* buffer, int width, int height) {
   std::vector<RoiDetection> out;
-  std::vector<const GstVideoRegionOfInterestMeta*> rois;
+  std::vector<GstVideoRegionOfInterestMeta*> rois;
   gpointer state = nullptr;
   GstMeta* meta = nullptr;
   const double fw = std::max(width, 1), fh = std::max(height, 1);

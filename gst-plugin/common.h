@@ -46,15 +46,21 @@ struct RoiDetection {
 // Every GstVideoRegionOfInterestMeta of `buffer`, in meta order. The normalised box is taken
 // from the `detection` structure when present, else computed from the pixel box and the frame
 // size. Built against GStreamer >= 1.24, then also every GstAnalyticsODMtd of the buffer's
-// relation meta that no region stands for (od_matches_roi: GStreamer's own analytics producers,
+// relation meta that no region stands for (od_entries: GStreamer's own analytics producers,
 // e.g. its tensor decoders, write only those): label from its object type, its confidence, no
 // label id, and as object id the tracking id of a GstAnalyticsTrackingMtd it relates to.
 std::vector<RoiDetection> read_rois(GstBuffer* buffer, int width, int height);
 
 #ifdef HAVE_GST_ANALYTICS
-// Whether the object-detection entry `od` stands for region `roi` (as ssddetect writes one per
-// region): the same object type and pixel box.
-bool od_matches_roi(GstAnalyticsODMtd* od, const GstVideoRegionOfInterestMeta& roi);
+// The object-detection entries of a relation meta (none without one), each with the index in
+// `rois` of the region it stands for (as ssddetect writes one per region: the same object type
+// and pixel box, each region taken once), or -1 for a detection with no region (GStreamer's own
+// analytics producers write only those).
+struct OdEntry {
+  GstAnalyticsMtd mtd;
+  int region = -1;
+};
+std::vector<OdEntry> od_entries(GstAnalyticsRelationMeta* rmeta, const std::vector<GstVideoRegionOfInterestMeta*>& rois);
 #endif
 
 // The per-frame vfunc boundary: runs `fn` and turns any exception into an element error

@@ -189,34 +189,6 @@ static void set_object_id(GstVideoRegionOfInterestMeta* roi, int64_t id) {
   }
 }
 
-#ifdef HAVE_GST_ANALYTICS
-// The object-detection entries of the buffer's relation meta, each with the index of the region
-// it stands for (od_matches_roi), or -1 for a detection with no region (GStreamer's own
-// analytics producers write only those).
-struct OdEntry {
-  GstAnalyticsMtd mtd;
-  int region = -1;
-};
-static std::vector<OdEntry> od_entries(GstAnalyticsRelationMeta* rmeta,
-                                       const std::vector<GstVideoRegionOfInterestMeta*>& rois) {
-  std::vector<OdEntry> ods;
-  if (!rmeta) return ods;
-  std::vector<bool> used(rois.size(), false);
-  gpointer state = nullptr;
-  OdEntry e;
-  while (gst_analytics_relation_meta_iterate(rmeta, &state, gst_analytics_od_mtd_get_mtd_type(), &e.mtd)) {
-    e.region = -1;
-    for (size_t i = 0; i < rois.size() && e.region < 0; ++i)
-      if (!used[i] && gstssd::od_matches_roi(static_cast<GstAnalyticsODMtd*>(&e.mtd), *rois[i])) {
-        used[i] = true;
-        e.region = static_cast<int>(i);
-      }
-    ods.push_back(e);
-  }
-  return ods;
-}
-#endif
-
 static GstFlowReturn track_frame(GstSsdTrack* self, GstBuffer* buf) {
   SsdTrackState* st = self->state;
   if (!st->tracker) {
@@ -236,7 +208,7 @@ static GstFlowReturn track_frame(GstSsdTrack* self, GstBuffer* buf) {
 #ifdef HAVE_GST_ANALYTICS
   // Detections with no region are tracked too: od_box[k] is entry k's box in the tracker's input.
   GstAnalyticsRelationMeta* rmeta = gst_buffer_get_analytics_relation_meta(buf);
-  std::vector<OdEntry> ods = od_entries(rmeta, rois);
+  std::vector<gstssd::OdEntry> ods = gstssd::od_entries(rmeta, rois);
   constexpr size_t kUntracked = static_cast<size_t>(-1);
   std::vector<size_t> od_box(ods.size(), kUntracked);
   for (size_t k = 0; k < ods.size(); ++k) {
