@@ -1641,12 +1641,13 @@ TEST(SsdOverlay, ColourDependsOnTheLabelOnly) {
 
 namespace {
 
-// An ssdexport writing to `path`.
-GstHarness* export_harness(const std::string& path) {
+// An ssdexport writing to `path`, fed frames of f's caps.
+GstHarness* export_harness(const std::string& path, const Frame& f) {
   GstElement* e = gst_element_factory_make("ssdexport", nullptr);
   g_object_set(e, "location", path.c_str(), nullptr);
   GstHarness* h = gst_harness_new_with_element(e, "sink", "src");
   gst_object_unref(e);
+  gst_harness_set_src_caps(h, gst_caps_ref(f.caps));
   return h;
 }
 
@@ -1655,9 +1656,8 @@ GstHarness* export_harness(const std::string& path) {
 TEST(SsdExport, WritesOneJsonLinePerFrameAndFlushesAtEos) {
   TempDir tmp;
   const std::string path = tmp / "det.jsonl";
-  GstHarness* h = export_harness(path);
   auto f = make_frame(flat(200, 100), GST_VIDEO_FORMAT_NV12);
-  gst_harness_set_src_caps(h, gst_caps_ref(f->caps));
+  GstHarness* h = export_harness(path, *f);
 
   GstBuffer* b0 = with_roi(*f, {10, 20, 60, 70}, "star", 0.75);
   auto* roi = gst_buffer_get_video_region_of_interest_meta_id(b0, 0);
@@ -1782,9 +1782,8 @@ TEST(SsdOverlayAnalytics, DrawsObjectDetectionsThatHaveNoRegion) {
 TEST(SsdExportAnalytics, WritesObjectDetectionsThatHaveNoRegionWithTheirTrackingIds) {
   TempDir tmp;
   const std::string path = tmp / "det.jsonl";
-  GstHarness* h = export_harness(path);
   auto f = make_frame(flat(200, 100), GST_VIDEO_FORMAT_RGB);
-  gst_harness_set_src_caps(h, gst_caps_ref(f->caps));
+  GstHarness* h = export_harness(path, *f);
   GstBuffer* in = with_roi(*f, {10, 20, 60, 70}, "star", 0.75);
   add_od_mtd(in, {10, 20, 60, 70}, "star", 0.75f, 0);    // stands for the region
   add_od_mtd(in, {120, 10, 180, 90}, "car", 0.5f, 7);    // an analytics producer's alone
