@@ -148,11 +148,15 @@ cv::Mat render_line_plot(const LinePlot& plot) {
   }
   cv::rectangle(img, area, axis, 1);
 
-  for (size_t k = 0; k < plot.vlines.size(); ++k) {
-    const double v = plot.vlines[k];
-    if (!std::isfinite(v) || (plot.log_x && v <= 0)) continue;
+  // A marker's column, or -1 when it is not drawn (not finite, or outside the x range).
+  auto marker_x = [&](double v) {
+    if (!std::isfinite(v) || (plot.log_x && v <= 0)) return -1;
     const int x = px(v);
-    if (x < area.x || x > area.x + area.width) continue;
+    return x < area.x || x > area.x + area.width ? -1 : x;
+  };
+  for (double v : plot.vlines) {
+    const int x = marker_x(v);
+    if (x < 0) continue;
     for (int y = area.y; y < area.y + area.height; y += 8)
       cv::line(img, {x, y}, {x, std::min(y + 4, area.y + area.height)}, kMarker, 1);
   }
@@ -173,10 +177,8 @@ cv::Mat render_line_plot(const LinePlot& plot) {
 
   // The markers' labels, one below the other so that lines close together keep theirs apart.
   for (size_t k = 0; k < std::min(plot.vlines.size(), plot.vline_labels.size()); ++k) {
-    const double v = plot.vlines[k];
-    if (plot.vline_labels[k].empty() || !std::isfinite(v) || (plot.log_x && v <= 0)) continue;
-    const int x = px(v);
-    if (x < area.x || x > area.x + area.width) continue;
+    const int x = marker_x(plot.vlines[k]);
+    if (x < 0 || plot.vline_labels[k].empty()) continue;
     const cv::Size ts = text_size(plot.vline_labels[k], 0.4);
     const int lx = x + ts.width + 6 <= area.x + area.width ? x + 4 : x - ts.width - 4;
     const cv::Point at(lx, area.y + 14 + 16 * static_cast<int>(k));
