@@ -355,7 +355,21 @@ Detector::Detector(const DetectorOptions& options) : impl_(std::make_unique<Impl
   if (options.model_path.empty()) throw Error("no model file given");
   d.device = parse_device(options.device);
   d.half = options.fp16 && d.device.is_cuda();
-  if (options.threads > 0) torch::set_num_threads(options.threads);
+  // LibTorch's intra-op threads are OpenMP's, and OpenMP (libgomp) keeps a pool of workers for
+  // each thread that runs a parallel region. ssddetect constructs its detector in the
+  // application's thread (start()) and detects in its streaming thread; loading the weights here
+  // with 2 threads left a pool (an idle worker) in the application's thread, and with it the
+  // streaming thread's 2 threads ran slower than 1 (2 CPUs, 640x480: 93 fps against 161, and 31
+  // fps with LibTorch 2.6's default of 2 threads; without that pool 163 and 154 fps;
+  // bench/RESULTS.md, 2026-12-03), most likely as libgomp stops its workers spinning between
+  // regions once its pools hold more threads than there are CPUs. So the constructing thread
+  // loads with one thread (no pool), and the count is set at the end for the threads that detect.
+  const int threads = options.threads > 0 ? options.threads : torch::get_num_threads();
+  torch::set_num_threads(1);
+  struct RestoreThreads {
+    int n;
+    ~RestoreThreads() { torch::set_num_threads(n); }
+  } restore_threads{threads};
   select_openblas_kernels();   // before this process's first BLAS call
   try {
     d.model = load_weights(options.model_path, d.device);

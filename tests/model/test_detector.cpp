@@ -494,6 +494,53 @@ TEST_F(DetectorTest, BadModelsAndDevicesGiveClearErrors) {
 // gets the detections a private Detector with its own threshold and count gives, while the
 // instance runs the streams' frames together in batches; plainly, and with the CUDA path's
 // logic (fixed-shape output stage, emulated graphs, two batches in flight).
+namespace {
+int threads_of_this_process() {
+  int n = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/task")) ++n;
+  return n;
+}
+}  // namespace
+
+// ssddetect constructs its detector in one thread (start()) and detects in another (the
+// streaming thread). Construction must run no multi-threaded (OpenMP) region: the pool of
+// workers it would leave in the constructing thread made the detecting thread's 2 threads run
+// at half the speed of 1 (see Detector::Detector). The thread count applies where it detects.
+TEST_F(DetectorTest, ConstructionStartsNoIntraOpWorkersAndDetectingThreadsGetTheThreadCount) {
+  // Weights large enough for LibTorch to copy them in parallel (the default head's 128 channels).
+  torch::manual_seed(6);
+  auto c = ssdtest::tiny_config();
+  c.head_channels = 128;
+  const auto path = (*dir_ / "wide.safetensors").string();
+  Ssd model(c);
+  save_weights(path, model);
+  auto o = options();
+  o.model_path = path;
+  o.threads = 2;
+  const int threads_before = torch::get_num_threads();
+  std::unique_ptr<Detector> det;
+  int started = -1;
+  std::thread([&] {   // a thread of its own, whose OpenMP pool (if any) is made here
+    // (Setting 2 threads also gives LibTorch's global pthreadpool, which only its mobile kernels
+    // use, a worker; the constructor sets the count too.)
+    torch::set_num_threads(2);
+    const int before = threads_of_this_process();
+    det = std::make_unique<Detector>(o);
+    started = threads_of_this_process() - before;
+  }).join();
+  EXPECT_EQ(started, 0) << "constructing the detector started threads";
+  int in_detecting_thread = 0;
+  size_t found = 0;
+  auto frames = packed_frames(1, 320, 0, 240, 3, PixelFormat::RGB, 0);
+  std::thread([&] {
+    found = det->detect(frames.views)[0].size();
+    in_detecting_thread = torch::get_num_threads();
+  }).join();
+  EXPECT_GT(found, 0u);
+  EXPECT_EQ(in_detecting_thread, 2);
+  torch::set_num_threads(threads_before);
+}
+
 TEST_F(DetectorTest, SharedInstanceBatchesStreamsAndGivesEachItsOwnDetections) {
   constexpr int kStreams = 4, kFrames = 8;
   // (The untrained model's scores lie around 0.51.)
