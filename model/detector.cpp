@@ -220,8 +220,7 @@ struct Detector::Impl {
     for (size_t i = 0; i < frames.size(); ++i) inputs.push_back(to_rgb(frames[i], planes[i]));
     auto x = (torch::cat(inputs, 0) - mean) * inv_std;
     if (half) x = x.to(torch::kHalf);
-    if (device.is_cuda()) x = x.contiguous(torch::MemoryFormat::ChannelsLast);
-    return x;
+    return x.contiguous(torch::MemoryFormat::ChannelsLast);
   }
 
   // The same with the preprocessing of each frame replayed from the slot's graph for the
@@ -232,7 +231,7 @@ struct Detector::Impl {
   torch::Tensor preprocess_on_graph(Slot& slot, const std::vector<FrameView>& frames) {
     const int64_t B = static_cast<int64_t>(frames.size()), S = model->config().input_size;
     auto options = torch::TensorOptions().dtype(half ? torch::kHalf : torch::kFloat32).device(device);
-    if (device.is_cuda()) options = options.memory_format(torch::MemoryFormat::ChannelsLast);
+    options = options.memory_format(torch::MemoryFormat::ChannelsLast);
     auto x = torch::empty({graph_batch(B), 3, S, S}, options);
     if (x.size(0) > B) x.narrow(0, B, x.size(0) - B).zero_();
     for (int64_t i = 0; i < B; ++i) {
@@ -377,13 +376,16 @@ Detector::Detector(const DetectorOptions& options) : impl_(std::make_unique<Impl
     throw Error(options.model_path + ": " + e.what_without_backtrace());
   }
   if (d.half) d.model->to(torch::kHalf);
-  if (d.device.is_cuda()) {
-    // Tensor-core friendly layout and cuDNN's autotuner (input shapes are fixed).
-    at::globalContext().setBenchmarkCuDNN(true);
+  // Channels-last weights and inputs: tensor-core friendly on CUDA; on the CPU LibTorch then
+  // takes its channels-last convolutions, where NCHW batch-1 inputs of the head's and the late
+  // body's small maps go to its im2col path (the default model's detector at 640x480: 138 -> 164
+  // images/s with one thread, bench/RESULTS.md, 2026-12-03).
+  {
     torch::NoGradGuard no_grad;
     for (auto& p : d.model->parameters())
       if (p.dim() == 4) p.set_data(p.contiguous(torch::MemoryFormat::ChannelsLast));
   }
+  if (d.device.is_cuda()) at::globalContext().setBenchmarkCuDNN(true);   // input shapes are fixed
   d.anchors = make_anchors(d.model->config()).to(d.device);
   const auto& c = d.model->config();
   auto fopt = torch::TensorOptions().dtype(torch::kFloat32).device(d.device);
