@@ -2,11 +2,13 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <iomanip>
 #include <mutex>
 #include <sstream>
 
+#include <ATen/Parallel.h>
 #include <c10/core/StreamGuard.h>
 #include <c10/util/Optional.h>
 
@@ -120,6 +122,52 @@ torch::Tensor resize_square(torch::Tensor x, int size) {
                                .size(std::vector<int64_t>{size, size})
                                .mode(torch::kBilinear)
                                .align_corners(false));
+}
+
+// resize_square's box filter (avg_pool2d with kernel = stride = (fh, fw)) of a (rows, cols, C)
+// uint8 plane in host memory, read straight from its bytes: (1, channels.size(), rows / fh,
+// cols / fw) float, channel k from byte channels[k] of each pixel, each block's mean times
+// `scale`. LibTorch's ops took a float copy of the whole frame and reduced over a block's few
+// bytes per pixel, most of the CPU's preprocessing (bench/RESULTS.md, 2026-12-03). The sums are
+// of whole numbers, exact in float in any order.
+torch::Tensor box_filter_host(const torch::Tensor& px, int64_t fh, int64_t fw, const std::vector<int64_t>& channels,
+                              float scale) {
+  TORCH_CHECK(px.is_cpu() && px.dim() == 3 && px.scalar_type() == torch::kUInt8 && px.stride(2) == 1 &&
+                  px.stride(1) == px.size(2),
+              "box_filter_host: a (rows, cols, channels) uint8 host plane, got ", px.sizes(), " strides ",
+              px.strides());
+  const int64_t C = px.size(2), h2 = px.size(0) / fh, w2 = px.size(1) / fw, K = int64_t(channels.size());
+  auto out = torch::empty({1, K, h2, w2}, torch::kFloat32);
+  const uint8_t* base = px.data_ptr<uint8_t>();
+  const int64_t stride = px.stride(0), row_len = w2 * fw * C;
+  float* o = out.data_ptr<float>();
+  const float mul = scale / static_cast<float>(fh * fw);
+  at::parallel_for(0, h2, 8, [&](int64_t begin, int64_t end) {
+    std::vector<float> acc(static_cast<size_t>(row_len));
+    for (int64_t y = begin; y < end; ++y) {
+      std::fill(acc.begin(), acc.end(), 0.0f);
+      for (int64_t r = 0; r < fh; ++r) {
+        const uint8_t* row = base + (y * fh + r) * stride;
+        for (int64_t i = 0; i < row_len; ++i) acc[size_t(i)] += row[i];
+      }
+      for (int64_t k = 0; k < K; ++k) {
+        const float* a = acc.data() + channels[size_t(k)];
+        float* dst = o + (k * h2 + y) * w2;
+        for (int64_t x = 0; x < w2; ++x) {
+          float sum = 0.0f;
+          for (int64_t j = 0; j < fw; ++j) sum += a[(x * fw + j) * C];
+          dst[x] = sum * mul;
+        }
+      }
+    }
+  });
+  return out;
+}
+
+// resize_square of a (rows, cols, C) uint8 plane's channels `channels`, times `scale`.
+torch::Tensor resize_plane_host(const torch::Tensor& px, int size, const std::vector<int64_t>& channels, float scale) {
+  const int64_t fh = std::max<int64_t>(1, px.size(0) / size), fw = std::max<int64_t>(1, px.size(1) / size);
+  return resize_square(box_filter_host(px, fh, fw, channels, scale), size);
 }
 
 }  // namespace
@@ -310,6 +358,7 @@ struct Detector::Impl {
     const auto& fi = info(f.format);
     if (fi.bytes_per_pixel) {
       const auto& px = planes[0];
+      if (px.is_cpu()) return resize_plane_host(px, S, {fi.r, fi.g, fi.b}, 1.0f / 255.0f);
       // Integer-factor box filter in the frame's own (H, W, bytes) layout: the float copy and
       // both sums read memory in order, and only the small result is transposed to CHW
       // (1080p RGBx: 54 -> 22 ms a frame on one core, bench/RESULTS.md). Same result as
@@ -328,8 +377,10 @@ struct Detector::Impl {
     // resizing), then convert only S x S pixels.
     const auto& y = planes[0];
     const torch::Tensor uv = f.format == PixelFormat::NV12 ? planes[1] : torch::cat({planes[1], planes[2]}, 2);
-    auto yf = resize_square(y.permute({2, 0, 1}).unsqueeze(0).to(torch::kFloat32), S);
-    auto uvf = resize_square(uv.permute({2, 0, 1}).unsqueeze(0).to(torch::kFloat32), S);
+    auto yf = y.is_cpu() ? resize_plane_host(y, S, {0}, 1.0f)
+                         : resize_square(y.permute({2, 0, 1}).unsqueeze(0).to(torch::kFloat32), S);
+    auto uvf = uv.is_cpu() ? resize_plane_host(uv, S, {0, 1}, 1.0f)
+                           : resize_square(uv.permute({2, 0, 1}).unsqueeze(0).to(torch::kFloat32), S);
     const double kr = f.yuv.kr, kb = f.yuv.kb, kg = 1.0 - kr - kb;
     torch::Tensor Y, Cb, Cr;
     if (f.yuv.full_range) {
