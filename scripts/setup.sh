@@ -28,6 +28,11 @@ pkgs=(
   python3 python3-venv python3-gi python3-gst-1.0 gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0
   python3-numpy python3-torch python3-torchvision
 )
+# ONNX on Debian 13: scripts/export-onnx.py with LibTorch 2.x's exporter (Debian 13's
+# python3-torch) needs the onnx package, and onnxruntime checks the export (`bench` suite);
+# Debian 12 has neither package (its torch 1.13 exports without onnx; onnxruntime from PyPI below).
+. /etc/os-release
+[ "${VERSION_ID%%.*}" -ge 13 ] 2>/dev/null && pkgs+=(python3-onnx python3-onnxruntime)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -50,4 +55,8 @@ coco=2.0.8
 "$venv/bin/python" -c "import sys, importlib.metadata as m, safetensors
 sys.exit(m.version('pycocotools') != '$coco')" 2>/dev/null || \
   "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps "pycocotools==$coco" "safetensors==0.4.5"
+# onnxruntime from PyPI where Debian has none (Debian 12); its other dependencies serve only its
+# tools.
+"$venv/bin/python" -c 'import onnxruntime' 2>/dev/null || \
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps "onnxruntime==1.19.2"
 echo "setup: done"

@@ -46,8 +46,9 @@ std::filesystem::path temp_dir(const std::string& name) {
   return dir;
 }
 
+// Runs a Python script of the source tree (path from its top) with its arguments.
 void run(const std::string& args) {
-  const std::string cmd = python() + " " + source_dir() + "/bench/" + args;
+  const std::string cmd = python() + " " + source_dir() + "/" + args;
   ASSERT_EQ(std::system(cmd.c_str()), 0) << "failed: " << cmd;
 }
 
@@ -122,9 +123,11 @@ std::string describe(const std::vector<Detection>& d) {
   return s.str();
 }
 
-// Runs ssd::Detector and reference_ssd.py on the same frames and compares the detections.
+// Runs ssd::Detector and a reference (by default reference_ssd.py detect; any script taking its
+// arguments and writing its output) on the same frames and compares the detections.
 void compare_with_reference(const SsdConfig& cfg, const std::vector<FrameSpec>& specs,
-                            float threshold, const std::string& name, int min_total) {
+                            float threshold, const std::string& name, int min_total,
+                            const std::string& reference = "bench/reference_ssd.py detect") {
   const auto dir = temp_dir(name);
   Ssd model(cfg);
   randomise_batchnorm(model, 7);
@@ -154,7 +157,7 @@ void compare_with_reference(const SsdConfig& cfg, const std::vector<FrameSpec>& 
   const auto ours = det.detect(views);
 
   std::ostringstream args;
-  args << "reference_ssd.py detect --model " << model_path << " --frames " << frames_path
+  args << reference << " --model " << model_path << " --frames " << frames_path
        << " --out " << out_path << " --threshold " << threshold
        << " --nms-iou 0.45 --max-detections 50";
   run(args.str());
@@ -238,6 +241,24 @@ TEST(PyTorchReference, ResNet18OtherGridsMatches) {
                          "resnet18", 20);
 }
 
+// scripts/export-onnx.py: the whole detector (resize, normalisation, network, decoding, NMS,
+// top-k) as one ONNX graph per frame size, run by onnxruntime (tests/bench/onnx_detect.py), gives
+// ssd::Detector's detections; the default architecture (fine grid) on a downscaled 640x480 frame
+// and an upscaled BGR one. Skips where scripts/setup.sh installs no onnxruntime (Debian 13).
+TEST(OnnxExport, RunByOnnxRuntimeMatchesTheDetector) {
+  if (std::system((python() + " -c 'import onnxruntime' 2>/dev/null").c_str()) != 0)
+    GTEST_SKIP() << "onnxruntime is not installed for " << python();
+  SsdConfig c;
+  c.body = "tiny";
+  c.input_size = 160;
+  c.grids = {10, 5, 3, 2, 1};
+  c.head_channels = 32;
+  c.labels = {"circle", "square", "triangle"};
+  c.class_bias = 0.0;
+  compare_with_reference(c, {{640, 480, PixelFormat::RGBx}, {200, 150, PixelFormat::BGR}}, 0.5f,
+                         "onnx", 20, "tests/bench/onnx_detect.py");
+}
+
 // ssd_loss (model/loss.cpp + matching.cpp) against reference_train.py's lesson loop and its
 // vectorised form on the same outputs and ground truths.
 TEST(PyTorchReference, LossMatches) {
@@ -265,7 +286,7 @@ TEST(PyTorchReference, LossMatches) {
   in.metadata["ssd.config"] = c.to_json_string();
   const auto in_path = (dir / "in.safetensors").string(), out_path = (dir / "out.safetensors").string();
   write_safetensors(in_path, in);
-  run("reference_train.py --loss-check " + in_path + " " + out_path);
+  run("bench/reference_train.py --loss-check " + in_path + " " + out_path);
   if (::testing::Test::HasFatalFailure()) return;
   const auto out = read_safetensors(out_path);
   std::map<std::string, torch::Tensor> r(out.tensors.begin(), out.tensors.end());

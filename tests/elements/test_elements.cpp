@@ -1809,6 +1809,91 @@ TEST(SsdExportAnalytics, WritesObjectDetectionsThatHaveNoRegionWithTheirTracking
   EXPECT_TRUE(d[2]["object_id"].is_null());
   EXPECT_DOUBLE_EQ(d[2]["confidence"].get<double>(), 0.25);
 }
+
+// GStreamer's own analytics elements (gst-plugins-bad; these tests run with 1.26) and ours, in
+// one pipeline each way. GStreamer's ONNX elements run the shipped model as scripts/export-onnx.py writes it
+// (onnxinference, then ssdobjectdetector writing object detections without regions); ssdtrack,
+// ssdexport and ssdoverlay take those, and they are ssddetect's detections: same labels and
+// order, confidences within 1e-4, boxes within 1 px (ssdobjectdetector truncates to pixels).
+TEST(GstAnalyticsInterop, OnnxElementsRunTheExportedModelAndOurElementsReadTheirDetections) {
+  const std::string missing = missing_factory({"onnxinference", "ssdobjectdetector"});
+  if (!missing.empty()) GTEST_SKIP() << missing << " is not installed (gst-plugins-bad's onnx plugin)";
+  TempDir tmp;
+  const std::string onnx = tmp / "ssd.onnx", jsonl = tmp / "det.jsonl";
+  const std::string cmd = std::string(SSD_PYTHON) + " " + SSD_SOURCE_DIR + "/scripts/export-onnx.py " +
+                          default_model() + " " + onnx + " --frame 320x240 > /dev/null";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  GstHarness* h = gst_harness_new_parse(("onnxinference model-file=" + onnx + " ! ssdobjectdetector label-file=" +
+                                         (tmp / "ssd.labels") + " score-threshold=0.3 ! ssdtrack ! ssdexport location=" +
+                                         jsonl + " ! ssdoverlay")
+                                            .c_str());
+  std::vector<std::vector<Det>> ours;
+  for (uint64_t seed : {8, 11, 12, 13}) {
+    const ssdtrain::SynthSample s = one_object(320, 240, seed);
+    auto f = make_frame(s.image, GST_VIDEO_FORMAT_RGB);
+    ours.push_back(reference(s.image, nullptr));
+    ASSERT_FALSE(ours.back().empty()) << "seed " << seed << ": the shipped model finds nothing";
+    gst_harness_set_src_caps(h, gst_caps_ref(f->caps));
+    ASSERT_EQ(gst_harness_push(h, f->ref()), GST_FLOW_OK);
+    GstBuffer* out = gst_harness_pull(h);
+    ASSERT_NE(out, nullptr);
+    const Det& d = ours.back()[0];
+    const PlaneDiff diff = diff_frames(*f, out, {d.x, d.y, d.x + d.w, d.y + d.h}, 3, nullptr);
+    EXPECT_GT(diff.on_left_edge, 0) << "seed " << seed << ": ssdoverlay drew no box";
+    gst_buffer_unref(out);
+  }
+  ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_eos()));
+  gst_harness_teardown(h);
+
+  std::ifstream file(jsonl);
+  std::string line;
+  for (size_t i = 0; i < ours.size(); i++) {
+    SCOPED_TRACE("frame " + std::to_string(i));
+    ASSERT_TRUE(std::getline(file, line));
+    const json theirs = json::parse(line)["detections"];
+    ASSERT_EQ(theirs.size(), ours[i].size()) << theirs.dump() << "\nssddetect:\n" << describe(ours[i]);
+    for (size_t k = 0; k < ours[i].size(); k++) {
+      const Det& o = ours[i][k];
+      const json& t = theirs[k];
+      EXPECT_EQ(t["label"], o.label);
+      EXPECT_NEAR(t["confidence"].get<double>(), o.confidence, 1e-4);
+      EXPECT_TRUE(t["object_id"].is_number_integer()) << "ssdtrack gave no id: " << t.dump();
+      EXPECT_NEAR(t["box"]["x"].get<int>(), o.x, 1);
+      EXPECT_NEAR(t["box"]["y"].get<int>(), o.y, 1);
+      EXPECT_NEAR(t["box"]["w"].get<int>(), o.w, 1);
+      EXPECT_NEAR(t["box"]["h"].get<int>(), o.h, 1);
+    }
+  }
+}
+
+// The other way round: GStreamer's objectdetectionoverlay draws what ssddetect writes. In a
+// gst-launch-1.0 of its own, without the leak tracer: objectdetectionoverlay 1.26 never frees its
+// last overlay composition (its stop() and finalize() leave `composition` alone).
+TEST(GstAnalyticsInterop, ObjectDetectionOverlayDrawsSsdDetectsDetections) {
+  const std::string missing = missing_factory({"objectdetectionoverlay", "pngenc"});
+  if (!missing.empty()) GTEST_SKIP() << missing << " is not installed";
+  TempDir tmp;
+  const PngScene scene = png_scene(tmp, 8);
+  const Det* d = top(scene.ref);
+  ASSERT_NE(d, nullptr) << "the shipped model finds nothing in the scene";
+  const std::string out = tmp / "drawn.png";
+  const std::string cmd = "env -u GST_TRACERS gst-launch-1.0 -q filesrc location=" + scene.png +
+                          " ! pngdec ! videoconvert ! video/x-raw,format=RGBx ! ssddetect ! objectdetectionoverlay"
+                          " ! videoconvert ! pngenc ! filesink location=" + out;
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  const cv::Mat before = cv::imread(scene.png), after = cv::imread(out);
+  ASSERT_EQ(after.size(), before.size());
+  // The outline (2 px wide, centred on the box's edge) down the box's left side.
+  int changed = 0, rows = 0;
+  for (int y = d->y + 4; y < d->y + d->h - 4; y++, rows++) {
+    bool row_changed = false;
+    for (int x = std::max(0, d->x - 2); x <= d->x + 2; x++)
+      row_changed = row_changed || after.at<cv::Vec3b>(y, x) != before.at<cv::Vec3b>(y, x);
+    changed += row_changed;
+  }
+  EXPECT_GT(changed, rows * 9 / 10) << changed << " of " << rows << " rows changed on the left edge of "
+                                    << describe(std::vector<Det>{*d});
+}
 #endif  // HAVE_GST_ANALYTICS
 
 // ==========================================================================================
