@@ -3,7 +3,8 @@
 //               [--devices cpu,cuda] [--seconds 3] [--frame 640x480] [--threads N]
 //               [--model FILE] [--threshold 0.3] [--in-flight 2] [--save-dir DIR]
 //               [--cuda-graphs true]
-// Prints a Markdown table: "model" rows time SSD forward on a ready (B,3,S,S) tensor; on CUDA
+// Prints a Markdown table: "model" rows time SSD forward on a ready (B,3,S,S) tensor
+// (channels-last weights and input, as ssd::Detector runs it); on CUDA
 // "model graph" rows the same forward replayed as a CUDA graph (model/cuda_graph.h);
 // "postprocess" rows the output stage alone on those outputs (decode, --threshold, top-k, NMS,
 // download; with random weights few candidates pass 0.3, --threshold 0 is the worst case);
@@ -139,11 +140,17 @@ int main(int argc, char** argv) {
         if (half && !device.is_cuda()) continue;
         auto model = ssd::load_weights(path, device);
         if (half) model->to(torch::kHalf);
+        {   // channels-last, as ssd::Detector runs it on every device
+          torch::NoGradGuard no_grad;
+          for (auto& p : model->parameters())
+            if (p.dim() == 4) p.set_data(p.contiguous(torch::MemoryFormat::ChannelsLast));
+        }
         const int S = model->config().input_size;
         for (const auto& bs : split(batches)) {
           const int B = std::stoi(bs);
           auto x = torch::randn({B, 3, S, S}, torch::TensorOptions().device(device)
-                                                  .dtype(half ? torch::kHalf : torch::kFloat32));
+                                                  .dtype(half ? torch::kHalf : torch::kFloat32))
+                       .contiguous(torch::MemoryFormat::ChannelsLast);
           c10::InferenceMode guard;
           const double s = median_seconds([&] { model->forward(x); }, device, seconds);
           std::printf("| model | %s | %s | %s | %d | %.1f | %.2f |\n", body.c_str(), dev.c_str(),
