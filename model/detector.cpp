@@ -359,7 +359,8 @@ struct Detector::Impl {
     if (fi.bytes_per_pixel) {
       const auto& px = planes[0];
       if (px.is_cpu()) return resize_plane_host(px, S, {fi.r, fi.g, fi.b}, 1.0f / 255.0f);
-      // Integer-factor box filter in the frame's own (H, W, bytes) layout: the float copy and
+      // On the GPU, the integer-factor box filter in the frame's own (H, W, bytes) layout with
+      // LibTorch's ops (before box_filter_host, the CPU's too): the float copy and
       // both sums read memory in order, and only the small result is transposed to CHW
       // (1080p RGBx: 54 -> 22 ms a frame on one core, bench/RESULTS.md). Same result as
       // resize_square's avg_pool2d step.
@@ -409,11 +410,13 @@ Detector::Detector(const DetectorOptions& options) : impl_(std::make_unique<Impl
   // each thread that runs a parallel region. ssddetect constructs its detector in the
   // application's thread (start()) and detects in its streaming thread; loading the weights here
   // with 2 threads left a pool (an idle worker) in the application's thread, and with it the
-  // streaming thread's 2 threads ran slower than 1 (2 CPUs, 640x480: 93 fps against 161, and 31
+  // streaming thread's 2 threads ran slower than 1 (2 CPUs, 640x480: 93 fps against 150, and 31
   // fps with LibTorch 2.6's default of 2 threads; without that pool 163 and 154 fps;
   // bench/RESULTS.md, 2026-12-03), most likely as libgomp stops its workers spinning between
   // regions once its pools hold more threads than there are CPUs. So the constructing thread
   // loads with one thread (no pool), and the count is set at the end for the threads that detect.
+  // (LibTorch hands the count to a thread at its first parallel region: one that starts its
+  // first inference while another detector loads gets 1.)
   const int threads = options.threads > 0 ? options.threads : torch::get_num_threads();
   torch::set_num_threads(1);
   struct RestoreThreads {

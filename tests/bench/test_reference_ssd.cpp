@@ -211,8 +211,10 @@ TEST(PyTorchReference, TinyDetectorMatches) {
                          0.5f, "tiny", 20);
 }
 
-// The fine (stride-16) grid: layer3 features + upsampled head features, first in the output.
-TEST(PyTorchReference, TinyFineGridDetectorMatches) {
+namespace {
+// The default architecture, narrower: the fine (stride-16) grid (layer3 features + upsampled
+// head features, first in the output), class bias 0 for plenty of candidates.
+SsdConfig tiny_fine_grid() {
   SsdConfig c;
   c.body = "tiny";
   c.input_size = 160;
@@ -220,6 +222,12 @@ TEST(PyTorchReference, TinyFineGridDetectorMatches) {
   c.head_channels = 32;
   c.labels = {"circle", "square", "triangle"};
   c.class_bias = 0.0;
+  return c;
+}
+}  // namespace
+
+TEST(PyTorchReference, TinyFineGridDetectorMatches) {
+  const SsdConfig c = tiny_fine_grid();
   ASSERT_TRUE(c.has_fine_grid());
   compare_with_reference(c, {{640, 480, PixelFormat::RGBx}, {160, 160, PixelFormat::RGB}}, 0.5f,
                          "tiny-fine", 20);
@@ -244,18 +252,11 @@ TEST(PyTorchReference, ResNet18OtherGridsMatches) {
 // scripts/export-onnx.py: the whole detector (resize, normalisation, network, decoding, NMS,
 // top-k) as one ONNX graph per frame size, run by onnxruntime (tests/bench/onnx_detect.py), gives
 // ssd::Detector's detections; the default architecture (fine grid) on a downscaled 640x480 frame
-// and an upscaled BGR one. Skips where scripts/setup.sh installs no onnxruntime (Debian 13).
+// and an upscaled BGR one. Skips without onnxruntime (scripts/setup.sh installs it).
 TEST(OnnxExport, RunByOnnxRuntimeMatchesTheDetector) {
   if (std::system((python() + " -c 'import onnxruntime' 2>/dev/null").c_str()) != 0)
     GTEST_SKIP() << "onnxruntime is not installed for " << python();
-  SsdConfig c;
-  c.body = "tiny";
-  c.input_size = 160;
-  c.grids = {10, 5, 3, 2, 1};
-  c.head_channels = 32;
-  c.labels = {"circle", "square", "triangle"};
-  c.class_bias = 0.0;
-  compare_with_reference(c, {{640, 480, PixelFormat::RGBx}, {200, 150, PixelFormat::BGR}}, 0.5f,
+  compare_with_reference(tiny_fine_grid(), {{640, 480, PixelFormat::RGBx}, {200, 150, PixelFormat::BGR}}, 0.5f,
                          "onnx", 20, "tests/bench/onnx_detect.py");
 }
 
