@@ -3,10 +3,15 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <condition_variable>
 #include <cstdlib>
+#include <exception>
+#include <functional>
 #include <iomanip>
 #include <mutex>
 #include <sstream>
+#include <thread>
+#include <utility>
 
 #include <ATen/Parallel.h>
 #include <c10/core/StreamGuard.h>
@@ -205,7 +210,67 @@ struct Detector::Impl {
   // buffer per frame plane, reused by later batches in this slot), its CUDA stream, and its
   // result. A slot is reused only after collect() has synchronised its stream, so its staging
   // and result buffers are free again by then.
+  // On the CPU with max_in_flight > 1, each slot computes its batches on a thread of its own,
+  // so that consecutive batches run side by side on the cores (one intra-op thread each is the
+  // efficient setting): submit() hands the batch over and returns, collect() waits for it.
+  class CpuWorker {
+   public:
+    CpuWorker() : thread_([this] { run(); }) {}
+    ~CpuWorker() {
+      {
+        std::lock_guard<std::mutex> lock(m_);
+        stop_ = true;
+      }
+      cv_.notify_all();
+      thread_.join();
+    }
+    void post(std::function<void()> job) {
+      {
+        std::lock_guard<std::mutex> lock(m_);
+        job_ = std::move(job);
+        done_ = false;
+        error_ = nullptr;
+      }
+      cv_.notify_all();
+    }
+    // Waits for the posted job; rethrows what it threw.
+    void wait() {
+      std::unique_lock<std::mutex> lock(m_);
+      cv_.wait(lock, [this] { return done_; });
+      if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
+    }
+
+   private:
+    void run() {
+      std::unique_lock<std::mutex> lock(m_);
+      for (;;) {
+        cv_.wait(lock, [this] { return stop_ || job_; });
+        if (!job_) return;   // stopping, nothing left to do
+        auto job = std::move(job_);
+        job_ = nullptr;
+        lock.unlock();
+        std::exception_ptr error;
+        try {
+          job();
+        } catch (...) {
+          error = std::current_exception();
+        }
+        lock.lock();
+        error_ = error;
+        done_ = true;
+        cv_.notify_all();
+      }
+    }
+    std::mutex m_;
+    std::condition_variable cv_;
+    std::function<void()> job_;
+    bool done_ = true, stop_ = false;
+    std::exception_ptr error_;
+    std::thread thread_;   // last: starts once the members above exist
+  };
+
   struct Slot {
+    std::unique_ptr<CpuWorker> worker;   // CPU, max_in_flight > 1
     std::vector<torch::Tensor> staging;
     size_t staging_used = 0;
     std::unique_ptr<OwnedCudaStream> owned_stream;   // CUDA only
@@ -229,6 +294,7 @@ struct Detector::Impl {
   Slot* filling = nullptr;        // the slot submit() is uploading into
 
   ~Impl() {
+    for (auto& s : slots) s.worker.reset();   // a batch still computing finishes first
     for (auto& s : slots) {
       if (!s.stream) continue;
       try {
@@ -259,6 +325,16 @@ struct Detector::Impl {
   // the device. On the CPU the view of the caller's memory (no copy).
   torch::Tensor upload(const Plane& p, bool pinned) {
     return plane_view(host_bytes(p, pinned).to(device, /*non_blocking=*/true), p);
+  }
+
+  // The normalised network input of host frames (their planes uploaded, then preprocess()).
+  torch::Tensor input_of(const std::vector<FrameView>& frames) {
+    std::vector<std::vector<torch::Tensor>> planes;
+    for (const auto& f : frames) {
+      planes.emplace_back();
+      for (const auto& p : planes_of(f)) planes.back().push_back(upload(p, f.pinned));
+    }
+    return preprocess(frames, planes);
   }
 
   // The normalised network input (B, 3, S, S) of frames whose planes are on the device.
@@ -452,6 +528,8 @@ Detector::Detector(const DetectorOptions& options) : impl_(std::make_unique<Impl
   const bool graphs = d.fixed && (d.device.is_cuda() ? options.cuda_graphs && cuda_graphs_compiled()
                                                      : options.emulate_graphs);
   d.slots.resize(static_cast<size_t>(std::max(1, options.max_in_flight)));
+  if (!d.device.is_cuda() && !d.fixed && d.slots.size() > 1)
+    for (auto& slot : d.slots) slot.worker = std::make_unique<Impl::CpuWorker>();
   if (graphs) {
     const GraphKind kind = d.device.is_cuda() ? GraphKind::Cuda : GraphKind::Emulated;
     for (auto& slot : d.slots) {
@@ -534,6 +612,24 @@ void Detector::submit(const std::vector<FrameView>& frames) {
     std::lock_guard<std::mutex> lock(d.mutex);
     slot.pp = d.pp;
   }
+  // The eager output stage: the detections of a batch's network input, computed now.
+  auto eager_output = [&d, &slot](const torch::Tensor& x) {
+    auto [cls, box] = d.model->forward(x);
+    slot.ready = download(postprocess(cls, box, d.anchors, slot.pp));
+  };
+  if (slot.worker && !frames.empty()) {
+    for (const auto& f : frames) planes_of(f);   // a malformed frame fails here, as on one thread
+    slot.worker->post([&d, eager_output, frames] {
+      try {
+        c10::InferenceMode guard;
+        eager_output(d.input_of(frames));
+      } catch (const c10::Error& e) {
+        throw Error(std::string("inference failed: ") + e.what_without_backtrace());
+      }
+    });
+    d.pending++;
+    return;
+  }
   if (!frames.empty()) {
     try {
       c10::InferenceMode guard;
@@ -541,20 +637,9 @@ void Detector::submit(const std::vector<FrameView>& frames) {
       if (slot.stream) on_stream.emplace(*slot.stream);
       d.filling = &slot;
       slot.staging_used = 0;
-      torch::Tensor x;
-      if (slot.pre_cache) {
-        x = d.preprocess_on_graph(slot, frames);
-      } else {
-        std::vector<std::vector<torch::Tensor>> planes;
-        for (const auto& f : frames) {
-          planes.emplace_back();
-          for (const auto& p : planes_of(f)) planes.back().push_back(d.upload(p, f.pinned));
-        }
-        x = d.preprocess(frames, planes);
-      }
+      const torch::Tensor x = slot.pre_cache ? d.preprocess_on_graph(slot, frames) : d.input_of(frames);
       if (!d.fixed) {
-        auto [cls, box] = d.model->forward(x);
-        slot.ready = download(postprocess(cls, box, d.anchors, slot.pp));
+        eager_output(x);
       } else {
         // Fixed shapes, no host synchronisation: one (B, M * 6 + 2) block = the detections,
         // the count and the convergence flag of each image, copied back asynchronously.
@@ -602,6 +687,7 @@ std::vector<std::vector<Detection>> Detector::collect() {
   d.head = (d.head + 1) % d.slots.size();
   d.pending--;
   std::vector<std::vector<Detection>> out(slot.frames);
+  if (slot.worker) slot.worker->wait();   // rethrows the batch's error
   try {
     if (slot.stream) slot.stream->synchronize();
     if (!slot.has_packed) {

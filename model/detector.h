@@ -28,7 +28,7 @@ struct YuvMatrix {
 };
 
 // One frame in host memory (borrowed pointers, valid for the duration of the call, or, when
-// `pinned`, until its batch is collected).
+// `pinned` or on the CPU with max_in_flight > 1, until its batch is collected).
 struct FrameView {
   PixelFormat format = PixelFormat::RGB;
   int width = 0, height = 0;
@@ -90,7 +90,9 @@ class Detector {
   // frames, which are read in place until collect()) and the upload,
   // inference, decoding, NMS and the one small download are queued on a CUDA stream of this
   // detector's own, one stream per in-flight batch so that consecutive batches overlap. On the
-  // CPU it computes the batch before returning. collect() waits for the oldest submitted
+  // CPU with max_in_flight > 1 each in-flight batch is computed on a thread of its own (one per
+  // slot), so submit() returns at once and the frames must stay valid until collect(); with 1
+  // it computes the batch before returning. collect() waits for the oldest submitted
   // batch and returns its detections. At most options.max_in_flight batches may be pending;
   // submit() throws ssd::Error beyond that, collect() when none is.
   void submit(const std::vector<FrameView>& frames);

@@ -319,6 +319,58 @@ TEST_F(DetectorTest, FixedOutputStageAndPipelinedBatchesMatchDetect) {
 
 // The CUDA-graph path's logic on the CPU (emulated capture and replay): per-slot graphs keyed by
 // batch size and settings give the eager results, also with two batches in flight at once.
+namespace {
+int threads_of_this_process() {
+  int n = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/task")) ++n;
+  return n;
+}
+}  // namespace
+
+// On the CPU with max_in_flight > 1, each slot computes its batches on a thread of its own
+// (consecutive batches side by side on the cores): the same detections, in order, settings
+// applying from the next batch on; a malformed frame fails submit() itself.
+TEST_F(DetectorTest, CpuInFlightBatchesRunOnWorkerThreadsAndMatchDetect) {
+  const auto packed = packed_frames(5, 320, 16, 240, 20, PixelFormat::BGRx, 0);
+  const auto& frames = packed.views;
+  Detector plain(options());
+  std::vector<std::vector<Detection>> expect;
+  for (const auto& f : frames) expect.push_back(plain.detect(f));
+  ASSERT_FALSE(expect[0].empty());
+
+  auto o = options();
+  o.max_in_flight = 2;
+  o.threads = 1;
+  Detector det(o);
+  const int threads_before = threads_of_this_process();
+  for (int round = 0; round < 3; ++round) {   // slots reused, their threads too
+    det.submit({frames[0], frames[1]});
+    det.submit({frames[2]});
+    ssdtest::expect_error([&] { det.submit({frames[3]}); }, {"already in flight"});
+    auto b0 = det.collect();
+    det.submit({frames[3], frames[4]});
+    auto b1 = det.collect();
+    auto b2 = det.collect();
+    ASSERT_EQ(b0.size(), 2u);
+    ASSERT_EQ(b1.size(), 1u);
+    ASSERT_EQ(b2.size(), 2u);
+    expect_same(b0[0], expect[0], 1e-5f);
+    expect_same(b0[1], expect[1], 1e-5f);
+    expect_same(b1[0], expect[2], 1e-5f);
+    expect_same(b2[0], expect[3], 1e-5f);
+    expect_same(b2[1], expect[4], 1e-5f);
+  }
+  EXPECT_EQ(threads_of_this_process(), threads_before) << "a thread per batch instead of per slot";
+  det.set_postprocess(0.0f, 0.45f, 2);
+  det.submit({frames[0]});
+  EXPECT_EQ(det.collect()[0].size(), 2u);
+  FrameView bad = frames[0];
+  bad.strides[0] = 3;   // smaller than a row
+  ssdtest::expect_error([&] { det.submit({frames[1], bad}); }, {"stride"});
+  EXPECT_EQ(det.in_flight(), 0);
+  EXPECT_EQ(det.detect(frames[2]).size(), 2u);
+}
+
 TEST_F(DetectorTest, EmulatedGraphsGiveTheEagerResultsAcrossSlotsShapesAndSettings) {
   const auto packed = packed_frames(8, 300, 8, 200, 40, PixelFormat::RGBx, 0);
   const auto& frames = packed.views;
@@ -494,14 +546,6 @@ TEST_F(DetectorTest, BadModelsAndDevicesGiveClearErrors) {
 // gets the detections a private Detector with its own threshold and count gives, while the
 // instance runs the streams' frames together in batches; plainly, and with the CUDA path's
 // logic (fixed-shape output stage, emulated graphs, two batches in flight).
-namespace {
-int threads_of_this_process() {
-  int n = 0;
-  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/task")) ++n;
-  return n;
-}
-}  // namespace
-
 // ssddetect constructs its detector in one thread (start()) and detects in another (the
 // streaming thread). Construction must run no multi-threaded (OpenMP) region: the pool of
 // workers it would leave in the constructing thread made the detecting thread's 2 threads run
