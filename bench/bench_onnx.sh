@@ -3,7 +3,7 @@
 #
 #   bench/bench_onnx.sh [--model PATH] [--sizes 640x480,1280x720,1920x1080] [--threads 0]
 #                       [--frames 200] [--repeats 3] [--warmup 30] [--build DIR]
-#                       [--optimization enable-all]
+#                       [--optimization enable-all] [--props "in-flight=2"]
 #
 # Needs gst-plugins-bad's onnxinference and ssdobjectdetector (checked with GStreamer 1.26, where
 # they are the onnx and tensordecoders plugins), e.g. Debian 13: run it in scripts/check-trixie.sh's chroot
@@ -13,7 +13,8 @@
 # process per pipeline, fakesink sync=false, --still source: one prepared RGB frame pushed again
 # and again) times, after --warmup frames, --repeats windows of --frames frames (medians):
 #   source:  appsrc (RGB, WxH) ! fakesink
-#   ours:    ... ! ssddetect model=M device=cpu threads=T ! fakesink
+#   ours:    ... ! ssddetect model=M device=cpu threads=T [PROPS] ! fakesink  (--props PROPS,
+#            e.g. --props in-flight=2 with --threads 1)
 #   onnx:    ... ! onnxinference model-file=X optimization-level=O ! ssdobjectdetector ! fakesink
 # Both give the same detections (test GstAnalyticsInterop.OnnxElementsRunTheExportedModel...).
 # Threads: ssddetect threads=0 is LibTorch's default (one per core); onnxinference has no
@@ -31,6 +32,7 @@ repeats=3
 warmup=30
 build="$root/build"
 optimization=enable-all
+props=""
 python="$root/.venv/bin/python"
 [ -x "$python" ] || python=python3
 
@@ -45,6 +47,7 @@ while [ $# -gt 0 ]; do
     --warmup) warmup=$2; shift 2 ;;
     --build) build=$(cd "$2" && pwd); shift 2 ;;
     --optimization) optimization=$2; shift 2 ;;
+    --props) props=$2; shift 2 ;;
     -h|--help) usage 0 ;;
     *) echo "unknown option $1" >&2; usage 2 ;;
   esac
@@ -73,7 +76,7 @@ measure() {
 echo "# ssddetect vs GStreamer's onnxinference + ssdobjectdetector (same model, CPU)"
 echo
 echo "- date: $(date -u +%Y-%m-%dT%H:%MZ); host: $(nproc) CPUs, $(uname -sr); GStreamer $(gst-inspect-1.0 --version | sed -n 2p | awk '{print $2}')"
-echo "- model: $model; ssddetect threads=$threads (0 = LibTorch default); onnxinference optimization-level=$optimization"
+echo "- model: $model; ssddetect threads=$threads (0 = LibTorch default) $props; onnxinference optimization-level=$optimization"
 echo "- bench_element --still: $warmup warm-up frames, then $repeats windows of $frames frames (medians)"
 echo
 echo "| frame | source fps | ssddetect fps | ssddetect CPU ms/frame | onnx fps | onnx CPU ms/frame | ssddetect / onnx |"
@@ -85,7 +88,7 @@ for size in "${size_list[@]}"; do
   "$python" "$root/scripts/export-onnx.py" "$model" "$onnx" --frame "$size" >/dev/null
   caps="video/x-raw,format=RGB,width=$w,height=$h,framerate=30/1"
   read -r s_fps _ < <(measure "$caps")
-  read -r o_fps o_cpu < <(measure "$caps" "ssddetect model=$model device=cpu threads=$threads")
+  read -r o_fps o_cpu < <(measure "$caps" "ssddetect model=$model device=cpu threads=$threads $props")
   read -r x_fps x_cpu < <(measure "$caps" "onnxinference model-file=$onnx optimization-level=$optimization" \
                           "! ssdobjectdetector label-file=${onnx%.onnx}.labels score-threshold=0.3")
   awk -v size="$size" -v s="$s_fps" -v o="$o_fps" -v oc="$o_cpu" -v x="$x_fps" -v xc="$x_cpu" 'BEGIN {

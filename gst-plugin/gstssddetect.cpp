@@ -1155,7 +1155,7 @@ static void gst_ssd_detect_class_init(GstSsdDetectClass* klass) {
    * batch has a CUDA stream of its own), at the cost of in-flight - 1 more batches of latency.
    * On the CPU each in-flight batch is computed on a thread of its own, so consecutive batches
    * run side by side on the CPU's cores: with `threads=1 in-flight=2` one stream's frames use
-   * two cores (640x480 on 2 cores: 496 fps against 202 with `threads=1` and 267 with
+   * two cores (640x480 on 2 cores: 414 fps against 239 with `threads=1` and 204 with
    * `threads=2`, 2026-12-03). For a shared model instance (`model-instance-id`), in-flight
    * workers, each with a copy of the model, compute batches of the streams' frames side by
    * side. Read when the element starts.
