@@ -141,6 +141,14 @@ class DetectorTest : public ::testing::Test {
     o.max_detections = 20;
     return o;
   }
+  // Each frame's detections by a plain detector, one frame at a time: what the other paths of
+  // the Detector must give.
+  static std::vector<std::vector<Detection>> one_by_one(const std::vector<FrameView>& frames) {
+    Detector plain(options());
+    std::vector<std::vector<Detection>> expect;
+    for (const auto& f : frames) expect.push_back(plain.detect(f));
+    return expect;
+  }
   static std::filesystem::path* dir_;
 };
 std::filesystem::path* DetectorTest::dir_ = nullptr;
@@ -278,9 +286,7 @@ TEST_F(DetectorTest, BatchEqualsSingleFramesAndSettingsApply) {
 TEST_F(DetectorTest, FixedOutputStageAndPipelinedBatchesMatchDetect) {
   const auto packed = packed_frames(5, 320, 16, 240, 10, PixelFormat::RGB, 4);
   const auto& frames = packed.views;
-  Detector plain(options());
-  std::vector<std::vector<Detection>> expect;
-  for (const auto& f : frames) expect.push_back(plain.detect(f));
+  const auto expect = one_by_one(frames);
   ASSERT_FALSE(expect[0].empty());
 
   auto o = options();
@@ -333,9 +339,7 @@ int threads_of_this_process() {
 TEST_F(DetectorTest, CpuInFlightBatchesRunOnWorkerThreadsAndMatchDetect) {
   const auto packed = packed_frames(5, 320, 16, 240, 20, PixelFormat::BGRx, 0);
   const auto& frames = packed.views;
-  Detector plain(options());
-  std::vector<std::vector<Detection>> expect;
-  for (const auto& f : frames) expect.push_back(plain.detect(f));
+  const auto expect = one_by_one(frames);
   ASSERT_FALSE(expect[0].empty());
 
   auto o = options();
@@ -445,9 +449,7 @@ TEST_F(DetectorTest, EmulatedGraphsGiveTheEagerResultsAcrossSlotsShapesAndSettin
 TEST_F(DetectorTest, EmulatedGraphsPadBatchesToAFewSizes) {
   const auto packed = packed_frames(12, 320, 0, 240, 120, PixelFormat::RGBx, 0);
   const auto& frames = packed.views;
-  Detector plain(options());
-  std::vector<std::vector<Detection>> expect;
-  for (const auto& f : frames) expect.push_back(plain.detect(f));
+  const auto expect = one_by_one(frames);
   auto o = options();
   o.emulate_graphs = true;
   o.fixed_postprocess = true;
