@@ -240,7 +240,10 @@ TEST(Trainer, Bf16TrainingLowersLossAndResumesExactly) {
   std::ifstream rf(tmp.path() / "straight" / "run.json");
   EXPECT_EQ(nlohmann::json::parse(rf)["options"]["precision"], "bf16");
 
-  // Autocast was in effect: the same first epoch in fp32 gives another loss.
+  // Autocast was in effect: the same first epoch in fp32 gives another loss. By how much depends
+  // on the LibTorch build (2026-12-03, one AMD EPYC machine: 8.4e-4 with Debian 12's 1.13, 9.5e-6
+  // with Debian 13's 2.6, where a bound of 1e-5 failed); that the forward's convolutions run in
+  // bf16 is MixedPrecision.AutocastGuardScopesBf16OnCpu's check.
   TrainSpec f = s;
   f.out_dir = tmp / "fp32";
   f.options.precision = "fp32";
@@ -249,7 +252,7 @@ TEST(Trainer, Bf16TrainingLowersLossAndResumesExactly) {
   ASSERT_EQ(r32.history.size(), 1u);
   std::printf("epoch 1 train loss: bf16 %.6f, fp32 %.6f\n", a.history[0].train_loss,
               r32.history[0].train_loss);
-  EXPECT_GT(std::abs(r32.history[0].train_loss - a.history[0].train_loss), 1e-5);
+  EXPECT_NE(r32.history[0].train_loss, a.history[0].train_loss);
 
   // Stopped one epoch early and resumed: the same weights and losses.
   TrainSpec s2 = s;
