@@ -206,10 +206,6 @@ struct Detector::Impl {
 
   bool fixed = false;             // fixed-shape, sync-free output stage (always on CUDA)
 
-  // One batch between submit() and collect(): its pinned host staging for the uploads (one
-  // buffer per frame plane, reused by later batches in this slot), its CUDA stream, and its
-  // result. A slot is reused only after collect() has synchronised its stream, so its staging
-  // and result buffers are free again by then.
   // On the CPU with max_in_flight > 1, each slot computes its batches on a thread of its own,
   // so that consecutive batches run side by side on the cores (one intra-op thread each is the
   // efficient setting): submit() hands the batch over and returns, collect() waits for it.
@@ -269,6 +265,10 @@ struct Detector::Impl {
     std::thread thread_;   // last: starts once the members above exist
   };
 
+  // One batch between submit() and collect(): its pinned host staging for the uploads (one
+  // buffer per frame plane, reused by later batches in this slot), its CUDA stream, and its
+  // result. A slot is reused only after collect() has synchronised its stream, so its staging
+  // and result buffers are free again by then.
   struct Slot {
     std::unique_ptr<CpuWorker> worker;   // CPU, max_in_flight > 1
     std::vector<torch::Tensor> staging;
@@ -354,8 +354,8 @@ struct Detector::Impl {
   // graph_batch(frames) rows; the rows past the frames are zeros.
   torch::Tensor preprocess_on_graph(Slot& slot, const std::vector<FrameView>& frames) {
     const int64_t B = static_cast<int64_t>(frames.size()), S = model->config().input_size;
-    auto options = torch::TensorOptions().dtype(half ? torch::kHalf : torch::kFloat32).device(device);
-    options = options.memory_format(torch::MemoryFormat::ChannelsLast);
+    const auto options = torch::TensorOptions().dtype(half ? torch::kHalf : torch::kFloat32).device(device)
+                             .memory_format(torch::MemoryFormat::ChannelsLast);
     auto x = torch::empty({graph_batch(B), 3, S, S}, options);
     if (x.size(0) > B) x.narrow(0, B, x.size(0) - B).zero_();
     for (int64_t i = 0; i < B; ++i) {
