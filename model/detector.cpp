@@ -453,11 +453,18 @@ struct Detector::Impl {
     // Planar YUV 4:2:0: resize the planes first (conversion is affine, so it commutes with
     // resizing), then convert only S x S pixels.
     const auto& y = planes[0];
-    const torch::Tensor uv = f.format == PixelFormat::NV12 ? planes[1] : torch::cat({planes[1], planes[2]}, 2);
     auto yf = y.is_cpu() ? resize_plane_host(y, S, {0}, 1.0f)
                          : resize_square(y.permute({2, 0, 1}).unsqueeze(0).to(torch::kFloat32), S);
-    auto uvf = uv.is_cpu() ? resize_plane_host(uv, S, {0, 1}, 1.0f)
-                           : resize_square(uv.permute({2, 0, 1}).unsqueeze(0).to(torch::kFloat32), S);
+    torch::Tensor uvf;
+    if (y.is_cpu()) {
+      // Each chroma plane filtered from its own bytes (I420's U and V are not copied together).
+      uvf = f.format == PixelFormat::NV12
+                ? resize_plane_host(planes[1], S, {0, 1}, 1.0f)
+                : torch::cat({resize_plane_host(planes[1], S, {0}, 1.0f), resize_plane_host(planes[2], S, {0}, 1.0f)}, 1);
+    } else {
+      const torch::Tensor uv = f.format == PixelFormat::NV12 ? planes[1] : torch::cat({planes[1], planes[2]}, 2);
+      uvf = resize_square(uv.permute({2, 0, 1}).unsqueeze(0).to(torch::kFloat32), S);
+    }
     const double kr = f.yuv.kr, kb = f.yuv.kb, kg = 1.0 - kr - kb;
     torch::Tensor Y, Cb, Cr;
     if (f.yuv.full_range) {
