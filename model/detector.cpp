@@ -229,6 +229,11 @@ struct Detector::Impl {
       }
       cv_.notify_all();
     }
+    // Whether the posted job has finished (wait() would return at once).
+    bool done() {
+      std::lock_guard<std::mutex> lock(m_);
+      return done_;
+    }
     // Waits for the posted job; rethrows what it threw.
     void wait() {
       std::unique_lock<std::mutex> lock(m_);
@@ -729,6 +734,18 @@ std::vector<std::vector<Detection>> Detector::collect() {
   }
   slot.cls = slot.box = torch::Tensor();
   return out;
+}
+
+bool Detector::ready() const {
+  const auto& d = *impl_;
+  if (d.pending == 0) return false;
+  const auto& slot = d.slots[d.head];
+  if (slot.worker && !slot.worker->done()) return false;
+  try {
+    return !slot.stream || slot.stream->query();   // the stream's queued work (and download) is done
+  } catch (const c10::Error& e) {
+    throw Error(std::string("inference failed: ") + e.what_without_backtrace());
+  }
 }
 
 int Detector::in_flight() const { return static_cast<int>(impl_->pending); }

@@ -97,6 +97,10 @@ class Detector {
   // submit() throws ssd::Error beyond that, collect() when none is.
   void submit(const std::vector<FrameView>& frames);
   std::vector<std::vector<Detection>> collect();
+  // Whether the oldest submitted batch is computed, so that collect() returns without waiting
+  // (false when none is in flight). Does not wait; like submit() and collect(), not to be
+  // called concurrently with them.
+  bool ready() const;
   int in_flight() const;
   int max_in_flight() const;
 

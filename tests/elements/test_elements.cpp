@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -921,8 +922,21 @@ std::vector<std::pair<int, std::vector<Det>>> pull_all(GstHarness* h) {
   return out;
 }
 
-// batch-size=3, in-flight=2: nothing comes out until a second batch is submitted; then the
-// first batch's frames come out in order, each with its own scene's detections (as a fresh
+// Pulls `n` buffers, waiting for each (the element's output thread pushes them).
+std::vector<std::pair<int, std::vector<Det>>> pull_n(GstHarness* h, size_t n) {
+  std::vector<std::pair<int, std::vector<Det>>> out;
+  for (size_t i = 0; i < n; i++) {
+    GstBuffer* b = gst_harness_pull(h);   // waits up to 60 s
+    if (!b) break;
+    out.emplace_back(static_cast<int>(GST_BUFFER_PTS(b) / kFrameStep), detections(b));
+    gst_buffer_unref(b);
+  }
+  return out;
+}
+
+// batch-size=3, in-flight=2: frames are held until their batch is full; a submitted batch's
+// frames then come out, in order, once it is computed, without waiting for the next frame
+// (the element's output thread pushes them), each with its own scene's detections (as a fresh
 // one-frame element gives them); EOS pushes everything still held.
 TEST(SsdDetectBatching, HoldsFramesAndKeepsOrderAndDetections) {
   TwoScenes s;
@@ -930,23 +944,27 @@ TEST(SsdDetectBatching, HoldsFramesAndKeepsOrderAndDetections) {
   GstHarness* h = detect_harness("batch-size=3 in-flight=2");
   gst_harness_set_src_caps(h, caps_25fps(*s.a));
   auto scene = [&](int i) -> const Frame& { return i % 3 == 1 ? *s.b : *s.a; };
-  for (int i = 0; i < 5; i++) {
+  std::vector<std::pair<int, std::vector<Det>>> out;
+  for (int i = 0; i < 6; i++) {
     ASSERT_EQ(gst_harness_push(h, stamped(scene(i), i)), GST_FLOW_OK);
-    EXPECT_EQ(gst_harness_buffers_in_queue(h), 0u) << "frame " << i << " came out before its batch";
+    if (i % 3 != 2) {
+      EXPECT_EQ(gst_harness_buffers_in_queue(h), 0u) << "frame " << i << " came out before its batch was full";
+    } else {
+      auto batch = pull_n(h, 3);   // no further frame is pushed before these come out
+      ASSERT_EQ(batch.size(), 3u) << "a computed batch must come out without the next frame";
+      out.insert(out.end(), batch.begin(), batch.end());
+    }
   }
-  ASSERT_EQ(gst_harness_push(h, stamped(scene(5), 5)), GST_FLOW_OK);   // second batch full
-  auto first = pull_all(h);
-  ASSERT_EQ(first.size(), 3u);
   ASSERT_EQ(gst_harness_push(h, stamped(scene(6), 6)), GST_FLOW_OK);
   EXPECT_EQ(gst_harness_buffers_in_queue(h), 0u);
   ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_eos()));
   auto rest = pull_all(h);
-  ASSERT_EQ(rest.size(), 4u) << "EOS must push the held frames out";
-  first.insert(first.end(), rest.begin(), rest.end());
+  ASSERT_EQ(rest.size(), 1u) << "EOS must push the held frames out";
+  out.insert(out.end(), rest.begin(), rest.end());
   for (int i = 0; i < 7; i++) {
-    EXPECT_EQ(first[i].first, i) << "frames out of order";
-    EXPECT_TRUE(same_batched(first[i].second, i % 3 == 1 ? s.ref_b : s.ref_a))
-        << "frame " << i << ": " << describe(first[i].second);
+    EXPECT_EQ(out[i].first, i) << "frames out of order";
+    EXPECT_TRUE(same_batched(out[i].second, i % 3 == 1 ? s.ref_b : s.ref_a))
+        << "frame " << i << ": " << describe(out[i].second);
   }
   GstEvent* eos = nullptr;
   while (GstEvent* e = gst_harness_try_pull_event(h)) {
@@ -955,6 +973,54 @@ TEST(SsdDetectBatching, HoldsFramesAndKeepsOrderAndDetections) {
   }
   EXPECT_NE(eos, nullptr) << "EOS must follow the frames";
   if (eos) gst_event_unref(eos);
+  gst_harness_teardown(h);
+}
+
+// When no further frame comes (a stalled or sparse source), batch-timeout still bounds the wait
+// of a partial batch, in wall-clock time: not before it, and without a new frame or EOS.
+TEST(SsdDetectBatching, TimeoutRunsAPartialBatchWhenNoFrameComes) {
+  TwoScenes s;
+  GstHarness* h = detect_harness("batch-size=8 batch-timeout=300000000");
+  gst_harness_set_src_caps(h, caps_25fps(*s.a));
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSERT_EQ(gst_harness_push(h, stamped(*s.a, 0)), GST_FLOW_OK);
+  ASSERT_EQ(gst_harness_push(h, stamped(*s.b, 1)), GST_FLOW_OK);
+  const auto out = pull_n(h, 2);
+  const auto waited = std::chrono::steady_clock::now() - t0;
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_GE(waited, std::chrono::milliseconds(300)) << "the partial batch ran before batch-timeout";
+  EXPECT_EQ(out[0].first, 0);
+  EXPECT_TRUE(same_batched(out[0].second, s.ref_a)) << describe(out[0].second);
+  EXPECT_TRUE(same_batched(out[1].second, s.ref_b)) << describe(out[1].second);
+  gst_harness_teardown(h);
+}
+
+// A push by the output thread that fails (here: downstream flushing) reaches upstream as the
+// result of its next push, and the held frames are dropped; a flush makes the element usable
+// again.
+TEST(SsdDetectBatching, OutputThreadPushFailureReachesUpstream) {
+  TwoScenes s;
+  GstHarness* h = detect_harness("in-flight=2");
+  gst_harness_set_src_caps(h, caps_25fps(*s.a));
+  ASSERT_TRUE(gst_pad_set_active(h->sinkpad, FALSE));   // pushes into it fail: flushing
+  GstFlowReturn ret = GST_FLOW_OK;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  for (int i = 0; ret == GST_FLOW_OK && std::chrono::steady_clock::now() < deadline; i++) {
+    ret = gst_harness_push(h, stamped(*s.a, i));
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(ret, GST_FLOW_FLUSHING);
+  ASSERT_TRUE(gst_pad_set_active(h->sinkpad, TRUE));
+  ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_flush_start()));
+  ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_flush_stop(TRUE)));
+  GstSegment seg;
+  gst_segment_init(&seg, GST_FORMAT_TIME);
+  ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_segment(&seg)));
+  ASSERT_EQ(gst_harness_push(h, stamped(*s.b, 100)), GST_FLOW_OK);
+  const auto out = pull_n(h, 1);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].first, 100);
+  EXPECT_TRUE(same_batched(out[0].second, s.ref_b)) << describe(out[0].second);
   gst_harness_teardown(h);
 }
 

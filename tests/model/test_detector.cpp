@@ -1,6 +1,7 @@
 // The LibTorch-free Detector: every pixel format and stride gives the model the same picture.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -373,6 +374,44 @@ TEST_F(DetectorTest, CpuInFlightBatchesRunOnWorkerThreadsAndMatchDetect) {
   ssdtest::expect_error([&] { det.submit({frames[1], bad}); }, {"stride"});
   EXPECT_EQ(det.in_flight(), 0);
   EXPECT_EQ(det.detect(frames[2]).size(), 2u);
+}
+
+// ready() says when collect() would not wait: never with nothing in flight, at once after a
+// synchronous submit (one slot on the CPU computes in submit()), and for the worker slots once
+// the oldest batch is computed, the next one then being the oldest.
+TEST_F(DetectorTest, ReadyTellsWhenTheOldestBatchIsComputed) {
+  const auto packed = packed_frames(3, 320, 16, 240, 20, PixelFormat::BGRx, 0);
+  const auto& frames = packed.views;
+  const auto expect = one_by_one(frames);
+  Detector sync(options());
+  EXPECT_FALSE(sync.ready());
+  sync.submit({frames[0]});
+  EXPECT_TRUE(sync.ready());
+  expect_same(sync.collect()[0], expect[0], 1e-5f);
+  EXPECT_FALSE(sync.ready());
+
+  auto o = options();
+  o.max_in_flight = 2;
+  o.threads = 1;
+  Detector det(o);
+  EXPECT_FALSE(det.ready());
+  auto wait_ready = [&det] {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (!det.ready() && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    return det.ready();
+  };
+  det.submit({frames[0], frames[1]});
+  det.submit({frames[2]});
+  ASSERT_TRUE(wait_ready());
+  EXPECT_TRUE(det.ready()) << "a computed batch stays ready until collected";
+  auto b0 = det.collect();
+  ASSERT_EQ(b0.size(), 2u);
+  expect_same(b0[0], expect[0], 1e-5f);
+  expect_same(b0[1], expect[1], 1e-5f);
+  ASSERT_TRUE(wait_ready());
+  expect_same(det.collect()[0], expect[2], 1e-5f);
+  EXPECT_FALSE(det.ready());
 }
 
 TEST_F(DetectorTest, EmulatedGraphsGiveTheEagerResultsAcrossSlotsShapesAndSettings) {
