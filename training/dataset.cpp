@@ -13,6 +13,39 @@ size_t Dataset::num_boxes(bool include_ignored) const {
   return n;
 }
 
+void use_labels(Dataset& ds, const std::vector<std::string>& labels, const std::string& source) {
+  if (ds.labels == labels) return;
+  std::vector<int> to(ds.labels.size(), -1);
+  for (size_t i = 0; i < ds.labels.size(); ++i) {
+    const auto it = std::find(labels.begin(), labels.end(), ds.labels[i]);
+    if (it != labels.end()) to[i] = static_cast<int>(it - labels.begin());
+  }
+  std::vector<size_t> unknown(ds.labels.size(), 0);
+  for (const auto& im : ds.images)
+    for (const auto& b : im.boxes)
+      if (b.label >= 0 && static_cast<size_t>(b.label) < to.size() && to[static_cast<size_t>(b.label)] < 0)
+        ++unknown[static_cast<size_t>(b.label)];
+  for (size_t i = 0; i < unknown.size(); ++i) {
+    if (unknown[i] == 0) continue;
+    std::string known;
+    for (const auto& l : labels) known += (known.empty() ? "" : ", ") + l;
+    throw DataError(source + ": class '" + ds.labels[i] + "' (" + std::to_string(unknown[i]) +
+                    " boxes) is not among the classes " + known);
+  }
+  if (!ds.category_ids.empty()) {
+    int64_t next = *std::max_element(ds.category_ids.begin(), ds.category_ids.end()) + 1;
+    std::vector<int64_t> ids(labels.size(), -1);
+    for (size_t i = 0; i < to.size(); ++i)
+      if (to[i] >= 0) ids[static_cast<size_t>(to[i])] = ds.category_ids[i];
+    for (auto& id : ids)
+      if (id < 0) id = next++;
+    ds.category_ids = std::move(ids);
+  }
+  for (auto& im : ds.images)
+    for (auto& b : im.boxes) b.label = to[static_cast<size_t>(b.label)];
+  ds.labels = labels;
+}
+
 bool clip_box_to_image(BoxAnnotation& box, int width, int height) {
   if (!std::isfinite(box.x1) || !std::isfinite(box.y1) || !std::isfinite(box.x2) ||
       !std::isfinite(box.y2))

@@ -69,4 +69,11 @@ struct LoadReport {
 // positive area (the caller decides: DataError or documented skip).
 bool clip_box_to_image(BoxAnnotation& box, int width, int height);
 
+// Re-indexes ds's boxes to `labels` by class name, so that a data set whose classes come in
+// another order, or lack some (a VOC folder's classes are those it names, sorted), lines up
+// with a model's or a training set's classes. COCO category ids go with their names; a label
+// the data set lacks gets an id above its largest. A class of ds with boxes that `labels` lacks
+// is a DataError naming `source`, the class and how many boxes it has.
+void use_labels(Dataset& ds, const std::vector<std::string>& labels, const std::string& source);
+
 }  // namespace ssdtrain

@@ -101,6 +101,12 @@ TrainSpec train_spec_from_json(const std::string& text) {
   }
 }
 
+Dataset load_dataset(const DataSpec& spec, LoadReport* report, const std::vector<std::string>* labels) {
+  Dataset ds = load_dataset(spec, report);
+  if (labels) use_labels(ds, *labels, spec.describe());
+  return ds;
+}
+
 Dataset load_dataset(const DataSpec& spec, LoadReport* report) {
   const int sources = int(!spec.coco.empty()) + int(!spec.voc.empty()) + int(spec.synth > 0);
   if (sources != 1)

@@ -376,6 +376,8 @@ void load_data(Session& s, bool with_val = true) {
   if (tr.synth > 0 && tr.synth_dir.empty()) tr.synth_dir = (s.dir / "data" / "train").string();
   s.train_ds = load_dataset(tr, &report);
   if (!with_val) {   // lr-find: training data only
+    if (!s.quiet)
+      for (const auto& w : report.warnings) std::cerr << "warning: " << w << "\n";
     if (s.train_ds.num_boxes(false) == 0) throw ssd::Error("the training set has no boxes");
     return;
   }
@@ -388,9 +390,8 @@ void load_data(Session& s, bool with_val = true) {
   }
   if (va.synth > 0 && va.synth_dir.empty()) va.synth_dir = (s.dir / "data" / "val").string();
   if (!va.empty()) {
-    s.val_ds = load_dataset(va, &report);
-    if (s.val_ds.labels != s.train_ds.labels)
-      throw ssd::Error("the validation set's classes differ from the training set's");
+    // In the training set's order (a VOC split may lack a class or two).
+    s.val_ds = load_dataset(va, &report, &s.train_ds.labels);
   } else {
     // Hold out val_fraction of the training images (deterministic from the seed).
     const size_t n = s.train_ds.images.size();
@@ -835,13 +836,11 @@ MapResult evaluate_weights(const EvalSpec& spec) {
   const torch::Device device = parse_device(spec.device);
   ssd::Ssd model = ssd::load_weights(spec.weights, device);
   const ssd::SsdConfig& config = model->config();
-  Dataset ds = load_dataset(spec.data);
-  if (ds.labels != config.labels) {
-    std::string a, b;
-    for (const auto& l : ds.labels) a += (a.empty() ? "" : ",") + l;
-    for (const auto& l : config.labels) b += (b.empty() ? "" : ",") + l;
-    throw ssd::Error("the data set's classes (" + a + ") differ from the model's (" + b + ")");
-  }
+  // In the model's order: a data set naming its classes otherwise (a VOC folder's are sorted,
+  // a COCO file's categories may come in another order) lines up by name.
+  LoadReport report;
+  Dataset ds = load_dataset(spec.data, &report, &config.labels);
+  for (const auto& w : report.warnings) std::cerr << "warning: " << w << "\n";
   const ssd::Anchors anchors = ssd::make_anchors(config).to(device);
   LoaderOptions lo = loader_options(config, spec.batch_size, spec.workers, 0, false, false);
   ssd::PostprocessOptions post;

@@ -41,6 +41,9 @@ struct DataSpec {
 // Loads (or, for synth, generates into synth_dir unless it already holds the same set) the
 // data set. Throws ssd::Error / DataError with a readable message.
 Dataset load_dataset(const DataSpec& spec, LoadReport* report = nullptr);
+// The same with the classes of the result set to `labels` (a model's, a training set's), boxes
+// re-indexed by class name (use_labels()).
+Dataset load_dataset(const DataSpec& spec, LoadReport* report, const std::vector<std::string>* labels);
 
 struct TrainOptions {
   int epochs = 10;
@@ -125,7 +128,8 @@ struct EvalSpec {
   // write_coco_results), which pycocotools' COCO.loadRes reads.
   std::string detections_path;
 };
-// mAP of a weights file on a data set (the data set's labels must be the model's).
+// mAP of a weights file on a data set, its classes matched to the model's by name (a class with
+// boxes the model lacks is an error); the loader's documented skips are printed to stderr.
 MapResult evaluate_weights(const EvalSpec& spec);
 
 struct LrFindSpec {

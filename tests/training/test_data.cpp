@@ -353,6 +353,41 @@ TEST(Voc, LabelsFoundWhenNotVoc) {
   EXPECT_EQ(load_voc(fx.root.string(), o).images.size(), 2u);
 }
 
+// use_labels re-indexes boxes to another class list by name, keeps COCO category ids with their
+// names (a class the data set lacks gets a fresh id), drops classes without boxes, and refuses
+// a class with boxes the list lacks.
+TEST(Dataset, UseLabelsReindexesByName) {
+  Dataset ds;
+  ds.labels = {"person", "dog", "cat"};
+  ds.category_ids = {5, 7, 9};
+  ds.images.resize(1);
+  ds.images[0].boxes.resize(2);
+  ds.images[0].boxes[0].label = 0;
+  ds.images[0].boxes[1].label = 1;
+  Dataset same = ds;
+  use_labels(same, ds.labels, "x");
+  EXPECT_EQ(same.category_ids, ds.category_ids);
+  use_labels(ds, {"dog", "bird", "person"}, "x");   // "cat" has no boxes
+  EXPECT_EQ(ds.labels, (std::vector<std::string>{"dog", "bird", "person"}));
+  EXPECT_EQ(ds.images[0].boxes[0].label, 2);
+  EXPECT_EQ(ds.images[0].boxes[1].label, 0);
+  EXPECT_EQ(ds.category_ids, (std::vector<int64_t>{7, 10, 5}));
+  expect_data_error([&] { use_labels(ds, {"dog", "bird"}, "train.json"); },
+                    {"train.json", "class 'person' (1 boxes) is not among the classes dog, bird"});
+
+  // A VOC folder (classes: the names it uses, sorted) in a model's order.
+  VocFixture fx;
+  const std::vector<std::string> model{"person", "car", "dog"};
+  VocOptions o;
+  o.labels = {"dog", "person"};   // as a VOC folder with no label list names its classes
+  Dataset voc = load_voc(fx.root.string(), o);
+  use_labels(voc, model, fx.root.string());
+  EXPECT_EQ(voc.labels, model);
+  ASSERT_EQ(voc.images[0].boxes.size(), 2u);
+  EXPECT_EQ(voc.images[0].boxes[0].label, 2);   // dog
+  EXPECT_EQ(voc.images[0].boxes[1].label, 0);   // person
+}
+
 TEST(Voc, MalformedXml) {
   VocFixture fx;
   write_text(fx.root / "Annotations" / "000017.xml", "<annotation><filename>000017.jpg</filename><size>");

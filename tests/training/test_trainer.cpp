@@ -8,13 +8,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <random>
+#include <set>
 #include <sstream>
 #include <string>
 
@@ -576,6 +579,80 @@ TEST(Cli, EvalDetectionsFileScoresTheSameInPycocotools) {
   ASSERT_EQ(n, 2) << cmd;
   EXPECT_NEAR(map, ref, 1e-4);
   EXPECT_NEAR(map50, ref50, 1e-4);
+}
+
+// eval lines a data set's classes up with the model's by name: a COCO file numbering the same
+// categories in reverse scores as the original, a VOC folder (whose classes are the names it
+// uses, sorted) is evaluated, and a class the model does not know is an error naming it.
+TEST(Cli, EvalMatchesTheDataSetsClassesToTheModelsByName) {
+  TempDir tmp;
+  CliRun g = run_cli("synth --out " + tmp / "s" + " --count 16 --seed 9");
+  ASSERT_EQ(g.status, 0) << g.output;
+  nlohmann::json coco = nlohmann::json::parse(std::ifstream(tmp.path() / "s/annotations.json"));
+  // The same data set with the category ids reversed (and listed in that order).
+  nlohmann::json reversed = coco;
+  const int n_cat = static_cast<int>(coco["categories"].size());
+  for (auto& c : reversed["categories"]) c["id"] = n_cat + 1 - c["id"].get<int>();
+  std::reverse(reversed["categories"].begin(), reversed["categories"].end());
+  for (auto& a : reversed["annotations"]) a["category_id"] = n_cat + 1 - a["category_id"].get<int>();
+  std::ofstream(tmp.path() / "s/reversed.json") << reversed.dump();
+  auto map50 = [&](const std::string& data, const std::string& json) {
+    CliRun e = run_cli("eval " + data + " --threads 2 --json " + json);
+    EXPECT_EQ(e.status, 0) << e.output;
+    return e.status == 0 ? nlohmann::json::parse(std::ifstream(json))["map50_coco"].get<double>() : -1.0;
+  };
+  const double plain = map50("--coco " + tmp / "s/annotations.json", tmp / "plain.json");
+  const double rev = map50("--coco " + tmp / "s/reversed.json" + " --images " + tmp / "s/images", tmp / "rev.json");
+  EXPECT_GT(plain, 0.5);
+  EXPECT_DOUBLE_EQ(rev, plain);
+  // A documented skip (a zero-area box) is reported, as train reports it.
+  reversed["annotations"][0]["bbox"][2] = 0;
+  std::ofstream(tmp.path() / "s/zero.json") << reversed.dump();
+  CliRun zero = run_cli("eval --coco " + tmp / "s/zero.json" + " --images " + tmp / "s/images");
+  EXPECT_EQ(zero.status, 0) << zero.output;
+  EXPECT_NE(zero.output.find("warning: "), std::string::npos) << zero.output;
+
+  // A VOC folder of the same images and boxes (1-based corners).
+  const fs::path voc = tmp.path() / "voc";
+  fs::create_directories(voc / "Annotations");
+  fs::create_directories(voc / "ImageSets" / "Main");
+  fs::create_directory_symlink(tmp.path() / "s" / "images", voc / "JPEGImages");
+  std::map<int, std::string> names;
+  for (const auto& c : coco["categories"]) names[c["id"].get<int>()] = c["name"].get<std::string>();
+  std::ofstream split(voc / "ImageSets" / "Main" / "train.txt");
+  std::set<std::string> used;
+  for (const auto& im : coco["images"]) {
+    const std::string file = im["file_name"].get<std::string>();
+    const std::string stem = fs::path(file).stem().string();
+    split << stem << "\n";
+    std::ostringstream x;
+    x << "<annotation><filename>" << file << "</filename><size><width>" << im["width"] << "</width><height>"
+      << im["height"] << "</height><depth>3</depth></size>";
+    for (const auto& a : coco["annotations"]) {
+      if (a["image_id"] != im["id"]) continue;
+      const auto& b = a["bbox"];
+      const std::string name = names[a["category_id"].get<int>()];
+      used.insert(name);
+      x << "<object><name>" << name << "</name><difficult>0</difficult><bndbox><xmin>"
+        << b[0].get<int>() + 1 << "</xmin><ymin>" << b[1].get<int>() + 1 << "</ymin><xmax>"
+        << b[0].get<int>() + b[2].get<int>() << "</xmax><ymax>" << b[1].get<int>() + b[3].get<int>()
+        << "</ymax></bndbox></object>";
+    }
+    x << "</annotation>";
+    std::ofstream(voc / "Annotations" / (stem + ".xml")) << x.str();
+  }
+  split.close();
+  ASSERT_GE(used.size(), 2u);
+  EXPECT_GT(map50("--voc " + voc.string(), tmp / "voc.json"), 0.5);
+
+  // One object of a class the model lacks.
+  std::ofstream(voc / "Annotations" / "000000.xml")
+      << "<annotation><filename>000000.jpg</filename><size><width>224</width><height>224</height>"
+         "<depth>3</depth></size><object><name>zebra</name><difficult>0</difficult><bndbox><xmin>5"
+         "</xmin><ymin>5</ymin><xmax>50</xmax><ymax>50</ymax></bndbox></object></annotation>";
+  CliRun z = run_cli("eval --voc " + voc.string());
+  EXPECT_NE(z.status, 0);
+  EXPECT_NE(z.output.find("class 'zebra' (1 boxes) is not among the classes"), std::string::npos) << z.output;
 }
 
 // lr-find's steepest-descent suggestion on noisy curves whose steepest point is known: the loss
