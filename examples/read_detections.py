@@ -9,7 +9,8 @@ Each detection is a GstVideo.VideoRegionOfInterestMeta with a `detection` Gst.St
 (label_id, label, confidence, x_min, y_min, x_max, y_max). PyGObject (3.42, GStreamer 1.22)
 has no Gst.Buffer.iterate_meta() and Buffer.get_meta() returns an uncast Gst.Meta, so the
 regions are fetched by id with GstVideo.buffer_get_video_region_of_interest_meta_id():
-ssddetect numbers the regions of a frame 0, 1, ..., and Buffer.get_n_meta() gives their count.
+ssddetect numbers the regions of a frame 0, 1, ... (after the ids of regions already there, such
+as another detector's), and Buffer.get_n_meta() gives how many to look for.
 
 Exit status: 0 on success, 1 on a pipeline error, 2 when fewer than --min-detections
 detections were seen.
@@ -28,8 +29,13 @@ def detections_of(buffer):
     """The (label, confidence, (x, y, w, h), (x_min, y_min, x_max, y_max)) of a buffer."""
     out = []
     roi_api = GstVideo.VideoRegionOfInterestMeta.get_info().api  # after Gst.init()
-    for roi_id in range(buffer.get_n_meta(roi_api)):
+    count = buffer.get_n_meta(roi_api)
+    roi_id = 0
+    # Ids are small and unique per frame, but need not be consecutive (regions of several
+    # detectors, or removed ones): look until every region is found.
+    while len(out) < count and roi_id < count + 65536:
         roi = GstVideo.buffer_get_video_region_of_interest_meta_id(buffer, roi_id)
+        roi_id += 1
         if roi is None:
             continue
         label = GLib.quark_to_string(roi.roi_type)

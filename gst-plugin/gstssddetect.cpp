@@ -11,8 +11,10 @@
  *
  * - pixel coordinates (`x`, `y`, `w`, `h`) clipped to the frame;
  * - `roi_type`: the quark of the class label (e.g. `g_quark_from_string ("car")`);
- * - `id`: the index of the detection in the frame (0, 1, ...), so that bindings without a
- *   meta iterator can use gst_buffer_get_video_region_of_interest_meta_id();
+ * - `id`: the index of the detection in the frame (0, 1, ...; after the largest id of the
+ *   regions already on the buffer, e.g. another detector's upstream, so that ids stay unique),
+ *   so that bindings without a meta iterator can use
+ *   gst_buffer_get_video_region_of_interest_meta_id();
  * - a parameter #GstStructure named `detection` (DL Streamer's convention) with the fields
  *   `label_id` (int), `label` (string), `confidence` (double, 0-1) and `x_min`, `y_min`,
  *   `x_max`, `y_max` (double, normalised to the frame size).
@@ -523,9 +525,11 @@ static gboolean gst_ssd_detect_start(GstBaseTransform* trans) {
     std::vector<bool> keep(labels.size(), false);
     std::stringstream ss(classes);
     std::string item;
+    bool named = false;
     while (std::getline(ss, item, ',')) {
       item = trim(item);
       if (item.empty()) continue;
+      named = true;
       auto it = std::find(labels.begin(), labels.end(), item);
       if (it == labels.end()) {
         std::string known;
@@ -540,7 +544,7 @@ static gboolean gst_ssd_detect_start(GstBaseTransform* trans) {
       }
       keep[it - labels.begin()] = true;
     }
-    st->keep_class = std::move(keep);
+    if (named) st->keep_class = std::move(keep);   // "," names no class: keep all, as empty does
   }
   const std::string device = model_device(st);
   if (device == "cpu") {
@@ -666,7 +670,13 @@ static void attach_detections(GstSsdDetect* self, GstBuffer* buf, const std::vec
 #ifdef HAVE_GST_ANALYTICS
   GstAnalyticsRelationMeta* rmeta = nullptr;
 #endif
-  guint index = 0;
+  // Ids follow those of regions already on the buffer (another detector's), unique per frame.
+  gint index = 0;
+  gpointer iter = nullptr;
+  while (GstMeta* m = gst_buffer_iterate_meta_filtered(buf, &iter, GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE)) {
+    const gint id = reinterpret_cast<GstVideoRegionOfInterestMeta*>(m)->id;
+    if (id < G_MAXINT) index = std::max(index, id + 1);
+  }
   for (const ssd::Detection& d : dets) {
     const double x0 = std::clamp<double>(d.x_min, 0.0, 1.0), y0 = std::clamp<double>(d.y_min, 0.0, 1.0);
     const double x1 = std::clamp<double>(d.x_max, 0.0, 1.0), y1 = std::clamp<double>(d.y_max, 0.0, 1.0);
@@ -681,7 +691,7 @@ static void attach_detections(GstSsdDetect* self, GstBuffer* buf, const std::vec
 
     GstVideoRegionOfInterestMeta* roi = gst_buffer_add_video_region_of_interest_meta_id(
         buf, type, px0, py0, px1 - px0, py1 - py0);
-    roi->id = static_cast<gint>(index++);
+    roi->id = index++;
     roi->parent_id = -1;
     GstStructure* s = gst_structure_new(gstssd::kDetectionStructure,
                                         "label_id", G_TYPE_INT, d.label_id,
@@ -1228,8 +1238,9 @@ static void gst_ssd_detect_class_init(GstSsdDetectClass* klass) {
   /**
    * GstSsdDetect:classes:
    *
-   * Comma-separated class labels to keep (e.g. "car,person"); unset or empty keeps all. A
-   * label the model does not know fails the start with an error listing the known labels.
+   * Comma-separated class labels to keep (e.g. "car,person"); unset, empty or naming no class
+   * (",") keeps all. A label the model does not know fails the start with an error listing the
+   * known labels.
    */
   g_object_class_install_property(gobject_class, PROP_CLASSES,
       g_param_spec_string("classes", "Classes", "Comma-separated labels to keep (empty: all)", nullptr,
@@ -1242,7 +1253,8 @@ static void gst_ssd_detect_class_init(GstSsdDetectClass* klass) {
    * caps change. Can be changed while playing.
    */
   g_object_class_install_property(gobject_class, PROP_INTERVAL,
-      g_param_spec_uint("interval", "Interval", "Run inference every N frames", 1, G_MAXUINT,
+      g_param_spec_uint("interval", "Interval",
+                        "Run inference every N frames (the frames in between carry the last detections)", 1, G_MAXUINT,
                         kDefaultInterval, playing_flags));
   /**
    * GstSsdDetect:threads:
@@ -1340,7 +1352,8 @@ static void gst_ssd_detect_class_init(GstSsdDetectClass* klass) {
                           nullptr, ready_flags));
 
   gst_element_class_set_static_metadata(element_class, "SSD object detector", "Filter/Analyzer/Video",
-      "Detects objects with a Single Shot MultiBox Detector and attaches region-of-interest metadata",
+      "Detects objects with a Single Shot MultiBox Detector and attaches region-of-interest metadata; "
+      "with qos=true (default) frames already late downstream are dropped before inference",
       "gst-ssd developers");
   gst_element_class_add_static_pad_template(element_class, &sink_template);
   gst_element_class_add_static_pad_template(element_class, &src_template);

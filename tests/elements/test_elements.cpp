@@ -630,6 +630,12 @@ TEST(SsdDetect, ClassesPropertyFilters) {
   gst_harness_teardown(drop);
   for (const Det& d : dropped) EXPECT_NE(d.label, mine) << describe(dropped);
   EXPECT_EQ(kept.size() + dropped.size(), ref.size()) << "the filter should only split the detections";
+
+  // A list naming no class (" , ") keeps every class, as an empty one does.
+  GstHarness* none = detect_harness("threshold=0.1 classes=\" , \"");
+  const auto all = detect_once(none, *f);
+  gst_harness_teardown(none);
+  EXPECT_EQ(all.size(), ref.size()) << describe(all);
 }
 
 // Whether two frames' detections are the same (labels, boxes, confidences).
@@ -677,6 +683,27 @@ struct TwoScenes {
 };
 
 // interval=3: frames 0 and 3 are analysed, 1 and 2 carry frame 0's boxes, 4 carries frame 3's.
+// Two detectors in a row: the second numbers its regions after the first one's, so that every
+// region of a frame has its own id (what bindings that fetch regions by id rely on).
+TEST(SsdDetect, RegionIdsStayUniqueAfterAnotherDetector) {
+  TwoScenes s;
+  ASSERT_FALSE(s.ref_a.empty());
+  GstHarness* h = gst_harness_new_parse("ssddetect ! ssddetect");
+  gst_harness_set_src_caps(h, gst_caps_ref(s.a->caps));
+  ASSERT_EQ(gst_harness_push(h, s.a->ref()), GST_FLOW_OK);
+  GstBuffer* out = gst_harness_pull(h);
+  ASSERT_NE(out, nullptr);
+  const auto dets = detections(out);
+  gst_buffer_unref(out);
+  ASSERT_EQ(dets.size(), 2 * s.ref_a.size());
+  std::set<int> ids;
+  for (const Det& d : dets) ids.insert(d.id);
+  EXPECT_EQ(ids.size(), dets.size()) << "region ids repeat";
+  EXPECT_EQ(*ids.begin(), 0);
+  EXPECT_EQ(*ids.rbegin(), static_cast<int>(dets.size()) - 1);
+  gst_harness_teardown(h);
+}
+
 TEST(SsdDetect, IntervalCarriesTheLastDetections) {
   TwoScenes s;
   ASSERT_FALSE(same(s.ref_a, s.ref_b)) << "the two scenes should give different detections";
@@ -2347,6 +2374,19 @@ TEST(Examples, PythonScriptReadsTheRegionsOfInterest) {
   const Spawned r = spawn({SSD_PYTHON, SSD_EXAMPLE_SCRIPT, "--min-detections", "1", png});
   EXPECT_EQ(r.status, 0) << r.out << r.err;
   EXPECT_NE(r.out.find(top(ref)->label), std::string::npos) << describe(ref) << "\n" << r.out;
+  // Behind another detector it reads both detectors' regions (their ids do not collide).
+  auto count = [](const std::string& out) {
+    const auto at = out.find(" frames, ");
+    return at == std::string::npos ? -1 : std::atoi(out.c_str() + at + 9);
+  };
+  const std::string still = "filesrc location=" + png + " ! pngdec ! imagefreeze num-buffers=2 ! videoconvert ! ";
+  const Spawned one = spawn({SSD_PYTHON, SSD_EXAMPLE_SCRIPT, "--pipeline", still + "ssddetect name=detect ! fakesink"});
+  const Spawned two =
+      spawn({SSD_PYTHON, SSD_EXAMPLE_SCRIPT, "--pipeline", still + "ssddetect ! ssddetect name=detect ! fakesink"});
+  EXPECT_EQ(one.status, 0) << one.out << one.err;
+  EXPECT_EQ(two.status, 0) << two.out << two.err;
+  EXPECT_GT(count(one.out), 0) << one.out;
+  EXPECT_EQ(count(two.out), 2 * count(one.out)) << one.out << "\n" << two.out;
 }
 
 // pipelines/multi-stream.sh on two files (one scene, encoded twice): each stream's JSON Lines
