@@ -87,6 +87,8 @@ size_t safetensors_dtype_size(const std::string& dtype) {
 }
 
 SafeTensorsHeader read_safetensors_header(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) fail(path, "is a directory, not a weights file");
   std::ifstream in(path, std::ios::binary);
   if (!in) fail(path, std::string("cannot open: ") + std::strerror(errno));
   in.seekg(0, std::ios::end);

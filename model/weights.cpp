@@ -128,6 +128,9 @@ TransferReport transfer_weights(const std::string& path, Ssd& model) {
 }
 
 int import_imagenet_body(const std::string& path, Ssd& model) {
+  const std::string& body = model->config().body;
+  if (body.rfind("resnet", 0) != 0)
+    throw Error(path + ": ImageNet weights are for the ResNet bodies; the " + body + " body has none");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(path + ": cannot open: " + std::strerror(errno));
   std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -138,6 +141,8 @@ int import_imagenet_body(const std::string& path, Ssd& model) {
     torch::IValue v;
     try {
       v = torch::pickle_load(bytes);
+    } catch (const c10::Error& e) {
+      throw Error(path + ": cannot read the torch.save file: " + e.what_without_backtrace());
     } catch (const std::exception& e) {
       throw Error(path + ": cannot read the torch.save file: " + e.what());
     }

@@ -231,7 +231,7 @@ void write_coco(const Dataset& dataset, const std::string& json_path,
     cats.push_back({{"supercategory", "none"}, {"id", i + 1}, {"name", dataset.labels[i]}});
   // "info" as in every COCO file: pycocotools >= 2.0.9's loadRes copies it (a file without it
   // fails there with KeyError 'info').
-  root["info"] = {{"description", "written by ssd-train"}};
+  root["info"] = {{"description", kCocoWriterDescription}};
   root["images"] = std::move(images);
   root["type"] = "instances";
   root["annotations"] = std::move(anns);

@@ -38,6 +38,9 @@ struct CocoOptions {
 Dataset load_coco(const std::string& json_path, const CocoOptions& options = {},
                   LoadReport* report = nullptr);
 
+// The `info.description` write_coco writes (how synth recognises a set of its own).
+inline constexpr const char* kCocoWriterDescription = "written by ssd-train";
+
 // Writes `dataset` as COCO JSON (the same fields load_coco reads, plus area/iscrowd/ignore/id).
 // file_name = each image's path relative to image_dir (which must contain them).
 // Category ids are label index + 1. Throws DataError when the file cannot be written.

@@ -19,8 +19,12 @@ std::vector<ImagePrediction> predict_images(const PredictSpec& spec) {
   if (spec.images.empty()) throw ssd::Error("no input images");
   if (spec.out_dir.empty()) throw ssd::Error("no output folder (--out)");
   if (!(spec.threshold >= 0 && spec.threshold <= 1)) throw ssd::Error("--threshold must be in [0, 1]");
-  for (const auto& p : spec.images)
+  if (!(spec.nms_iou >= 0 && spec.nms_iou <= 1)) throw ssd::Error("--nms must be in [0, 1]");
+  std::set<fs::path> inputs;   // never overwritten (--out may be the images' own folder)
+  for (const auto& p : spec.images) {
     if (!fs::is_regular_file(p)) throw ssd::Error(p + ": no such image file");
+    inputs.insert(fs::weakly_canonical(p));
+  }
   ssd::DetectorOptions o;
   o.model_path = spec.weights;
   o.device = spec.device;
@@ -61,7 +65,10 @@ std::vector<ImagePrediction> predict_images(const PredictSpec& spec) {
     // Output name: the input's stem, made unique.
     std::string stem = fs::path(path).stem().string();
     std::string name = stem + ".png";
-    for (int k = 1; used.count(name); ++k) name = stem + "_" + std::to_string(k) + ".png";
+    auto taken = [&](const std::string& n) {
+      return used.count(n) || inputs.count(fs::weakly_canonical(fs::path(spec.out_dir) / n));
+    };
+    for (int k = 1; taken(name); ++k) name = stem + "_" + std::to_string(k) + ".png";
     used.insert(name);
     p.output = (fs::path(spec.out_dir) / name).string();
     write_png(p.output, draw_boxes(bgr, detector.labels(), {}, p.detections));

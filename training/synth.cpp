@@ -5,7 +5,11 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
 
+#include <nlohmann/json.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
@@ -265,6 +269,27 @@ Dataset write_synth_dataset(const std::string& dir, const SynthDatasetOptions& o
   std::error_code ec;
   fs::create_directories(img_dir, ec);
   if (ec) throw DataError(img_dir.string() + ": cannot create directory: " + ec.message());
+  // The folder is to hold exactly the new set: images of an earlier set that ssd-train wrote
+  // here (its annotations.json says so) and that the new one does not overwrite are removed;
+  // any other image in the way is a DataError (nothing of the user's is deleted).
+  bool earlier_set = false;
+  {
+    std::ifstream f(root / "annotations.json");
+    const nlohmann::json j = nlohmann::json::parse(f, nullptr, false);
+    earlier_set = f && j.is_object() && j.contains("info") && j["info"].is_object() &&
+                  j["info"].value("description", "") == kCocoWriterDescription;
+  }
+  std::vector<fs::path> stale;
+  for (const auto& e : fs::directory_iterator(img_dir, ec)) {
+    const std::string n = e.path().filename().string();
+    const bool image = n.size() == 10 && std::all_of(n.begin(), n.begin() + 6, [](char c) { return c >= '0' && c <= '9'; }) &&
+                       (n.compare(6, 4, ".jpg") == 0 || n.compare(6, 4, ".png") == 0);
+    if (image && (std::stoi(n.substr(0, 6)) >= opt.count || n.compare(7, 3, opt.format) != 0)) stale.push_back(e.path());
+  }
+  if (!stale.empty() && !earlier_set)
+    throw DataError(img_dir.string() + ": holds " + std::to_string(stale.size()) + " image(s) such as " +
+                    stale.front().filename().string() + " that the new set would not replace; give an empty folder");
+  for (const auto& p : stale) fs::remove(p, ec);
 
   Dataset ds;
   ds.labels = synth_class_names();

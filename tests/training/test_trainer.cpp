@@ -537,6 +537,43 @@ TEST(Cli, SynthTrainInfoPredictEval) {
   // Resuming a finished run trains nothing more and succeeds.
   CliRun r = run_cli("train --resume " + tmp / "run" + " --quiet");
   EXPECT_EQ(r.status, 0) << r.output;
+
+  // predict into the images' own folder writes beside them, never over them.
+  std::ifstream before_f(tmp.path() / "s1/images/000000.png", std::ios::binary);
+  std::stringstream before;
+  before << before_f.rdbuf();
+  CliRun same = run_cli("predict --weights " + w + " --out " + tmp / "s1/images " + tmp / "s1/images/000000.png");
+  ASSERT_EQ(same.status, 0) << same.output;
+  std::ifstream after_f(tmp.path() / "s1/images/000000.png", std::ios::binary);
+  std::stringstream after;
+  after << after_f.rdbuf();
+  EXPECT_EQ(after.str(), before.str()) << "predict overwrote its input";
+  EXPECT_TRUE(fs::exists(tmp.path() / "s1/images/000000_1.png")) << same.output;
+  expect_clean_failure("predict --weights " + w + " --nms -1 --out " + tmp / "p2 " + tmp / "s1/images/000001.png",
+                       "--nms must be in [0, 1]");
+  // ImageNet weights: a torch.save file that is not a state dict is refused in one line (no
+  // LibTorch backtrace), and the tiny body has none.
+  CliRun im = run_cli("train --synth 8 --synth-size 64 --size 64 --grids 2,1 --body resnet18 --imagenet " +
+                      tmp / "run/checkpoint.pt" + " --out " + tmp / "im1");
+  EXPECT_NE(im.status, 0);
+  EXPECT_NE(im.output.find("cannot read the torch.save file"), std::string::npos) << im.output;
+  EXPECT_EQ(im.output.find("frame #"), std::string::npos) << im.output;
+  expect_clean_failure("train --synth 8 --synth-size 64 --size 64 --grids 2,1 --imagenet " + w + " --out " + tmp / "im2",
+                       "the tiny body has none");
+  // A folder given as the weights file.
+  expect_clean_failure("info " + tmp / "s1", "is a directory");
+
+  // synth again into s1, a smaller set: the folder holds exactly the new set; a folder with
+  // images synth did not write is refused.
+  CliRun again = run_cli("synth --out " + tmp / "s1" + " --count 3 --seed 4 --size 64 --format png");
+  ASSERT_EQ(again.status, 0) << again.output;
+  EXPECT_TRUE(fs::exists(tmp.path() / "s1/images/000002.png"));
+  EXPECT_FALSE(fs::exists(tmp.path() / "s1/images/000003.png")) << "a stale image of the earlier set";
+  EXPECT_TRUE(fs::exists(tmp.path() / "s1/images/000000_1.png")) << "synth removed a file it did not write";
+  fs::create_directories(tmp.path() / "mine/images");
+  std::ofstream(tmp.path() / "mine/images/000009.jpg") << "the user's";
+  expect_clean_failure("synth --out " + tmp / "mine" + " --count 3 --size 64", "give an empty folder");
+  EXPECT_TRUE(fs::exists(tmp.path() / "mine/images/000009.jpg"));
 }
 
 // eval --detections writes a COCO results file; pycocotools scoring that file against the
