@@ -28,6 +28,23 @@ static bool get_double(const GstStructure* s, const char* field, double* out) {
   return false;
 }
 
+// d's pixel box: the part of (x, y, w, h) inside the frame (another element's metadata may reach
+// outside it, or wrap its unsigned sizes), and the normalised box from it.
+static void set_box(RoiDetection& d, int64_t x, int64_t y, int64_t w, int64_t h, int width, int height) {
+  const int64_t x0 = std::clamp<int64_t>(x, 0, width), y0 = std::clamp<int64_t>(y, 0, height);
+  const int64_t x1 = std::clamp<int64_t>(x + std::max<int64_t>(w, 0), x0, width);
+  const int64_t y1 = std::clamp<int64_t>(y + std::max<int64_t>(h, 0), y0, height);
+  d.x = static_cast<int>(x0);
+  d.y = static_cast<int>(y0);
+  d.w = static_cast<int>(x1 - x0);
+  d.h = static_cast<int>(y1 - y0);
+  const double fw = std::max(width, 1), fh = std::max(height, 1);
+  d.x_min = d.x / fw;
+  d.y_min = d.y / fh;
+  d.x_max = (d.x + d.w) / fw;
+  d.y_max = (d.y + d.h) / fh;
+}
+
 #ifdef HAVE_GST_ANALYTICS
 static bool od_matches_roi(GstAnalyticsODMtd* od, const GstVideoRegionOfInterestMeta& roi) {
   gint x = 0, y = 0, w = 0, h = 0;
@@ -56,20 +73,18 @@ std::vector<OdEntry> od_entries(GstAnalyticsRelationMeta* rmeta, const std::vect
 }
 
 // The object-detection entries of the buffer's relation meta that none of `rois` stands for.
-static void read_od_mtds(GstBuffer* buffer, const std::vector<GstVideoRegionOfInterestMeta*>& rois, double fw,
-                         double fh, std::vector<RoiDetection>& out) {
+static void read_od_mtds(GstBuffer* buffer, const std::vector<GstVideoRegionOfInterestMeta*>& rois, int width,
+                         int height, std::vector<RoiDetection>& out) {
   GstAnalyticsRelationMeta* rmeta = gst_buffer_get_analytics_relation_meta(buffer);
   for (OdEntry& e : od_entries(rmeta, rois)) {
     auto* od = static_cast<GstAnalyticsODMtd*>(&e.mtd);
     RoiDetection d;
     gfloat conf = 0;
-    if (e.region >= 0 || !gst_analytics_od_mtd_get_location(od, &d.x, &d.y, &d.w, &d.h, &conf)) continue;
+    gint x = 0, y = 0, w = 0, h = 0;
+    if (e.region >= 0 || !gst_analytics_od_mtd_get_location(od, &x, &y, &w, &h, &conf)) continue;
     d.confidence = conf;
     if (const GQuark type = gst_analytics_od_mtd_get_obj_type(od)) d.label = g_quark_to_string(type);
-    d.x_min = d.x / fw;
-    d.y_min = d.y / fh;
-    d.x_max = (d.x + d.w) / fw;
-    d.y_max = (d.y + d.h) / fh;
+    set_box(d, x, y, w, h, width, height);
     gpointer related = nullptr;
     GstAnalyticsMtd trk;
     guint64 id = 0;
@@ -90,20 +105,12 @@ std::vector<RoiDetection> read_rois(GstBuffer* buffer, int width, int height) {
   std::vector<GstVideoRegionOfInterestMeta*> rois;
   gpointer state = nullptr;
   GstMeta* meta = nullptr;
-  const double fw = std::max(width, 1), fh = std::max(height, 1);
   while ((meta = gst_buffer_iterate_meta_filtered(buffer, &state,
                                                   GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE))) {
     auto* roi = reinterpret_cast<GstVideoRegionOfInterestMeta*>(meta);
     rois.push_back(roi);
     RoiDetection d;
-    d.x = static_cast<int>(roi->x);
-    d.y = static_cast<int>(roi->y);
-    d.w = static_cast<int>(roi->w);
-    d.h = static_cast<int>(roi->h);
-    d.x_min = d.x / fw;
-    d.y_min = d.y / fh;
-    d.x_max = (d.x + d.w) / fw;
-    d.y_max = (d.y + d.h) / fh;
+    set_box(d, roi->x, roi->y, roi->w, roi->h, width, height);
     if (const gchar* type = g_quark_to_string(roi->roi_type)) d.label = type;
     if (const GstStructure* s = gst_video_region_of_interest_meta_get_param(roi, kDetectionStructure)) {
       if (const gchar* label = gst_structure_get_string(s, "label")) d.label = label;
@@ -113,10 +120,10 @@ std::vector<RoiDetection> read_rois(GstBuffer* buffer, int width, int height) {
       double x0, y0, x1, y1;
       if (get_double(s, "x_min", &x0) && get_double(s, "y_min", &y0) &&
           get_double(s, "x_max", &x1) && get_double(s, "y_max", &y1)) {
-        d.x_min = x0;
-        d.y_min = y0;
-        d.x_max = x1;
-        d.y_max = y1;
+        d.x_min = std::clamp(x0, 0.0, 1.0);
+        d.y_min = std::clamp(y0, 0.0, 1.0);
+        d.x_max = std::clamp(x1, d.x_min, 1.0);
+        d.y_max = std::clamp(y1, d.y_min, 1.0);
       }
     }
     if (const GstStructure* s = gst_video_region_of_interest_meta_get_param(roi, kObjectIdStructure)) {
@@ -126,7 +133,7 @@ std::vector<RoiDetection> read_rois(GstBuffer* buffer, int width, int height) {
     out.push_back(std::move(d));
   }
 #ifdef HAVE_GST_ANALYTICS
-  read_od_mtds(buffer, rois, fw, fh, out);
+  read_od_mtds(buffer, rois, width, height, out);
 #endif
   return out;
 }

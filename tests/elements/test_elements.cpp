@@ -1757,6 +1757,8 @@ TEST(SsdExport, WritesOneJsonLinePerFrameAndFlushesAtEos) {
   gst_structure_set(gst_video_region_of_interest_meta_get_param(roi, "detection"), "label_id", G_TYPE_INT, 3,
                     nullptr);
   gst_buffer_add_video_region_of_interest_meta(b0, "face", 100, 0, 50, 40);   // no structure
+  // Another element's region reaching out of the frame, its width wrapped: clipped.
+  gst_buffer_add_video_region_of_interest_meta(b0, "wide", 150, 90, 4294967000u, 30);
   GST_BUFFER_PTS(b0) = 40 * GST_MSECOND;
   GstBuffer* b1 = gst_buffer_copy_deep(f->buffer);
   GST_BUFFER_PTS(b1) = GST_CLOCK_TIME_NONE;
@@ -1764,7 +1766,7 @@ TEST(SsdExport, WritesOneJsonLinePerFrameAndFlushesAtEos) {
   ASSERT_EQ(gst_harness_push(h, b1), GST_FLOW_OK);
   // Pass-through: the buffer comes out with its metadata.
   GstBuffer* out = gst_harness_pull(h);
-  EXPECT_EQ(detections(out).size(), 2u);
+  EXPECT_EQ(detections(out).size(), 3u);
   gst_buffer_unref(out);
   gst_buffer_unref(gst_harness_pull(h));
   ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_eos()));
@@ -1779,7 +1781,7 @@ TEST(SsdExport, WritesOneJsonLinePerFrameAndFlushesAtEos) {
   EXPECT_EQ(lines[0]["width"], 200);
   EXPECT_EQ(lines[0]["height"], 100);
   const json& d = lines[0]["detections"];
-  ASSERT_EQ(d.size(), 2u);
+  ASSERT_EQ(d.size(), 3u);
   EXPECT_EQ(d[0]["label"], "star");
   EXPECT_EQ(d[0]["label_id"], 3);
   EXPECT_DOUBLE_EQ(d[0]["confidence"].get<double>(), 0.75);
@@ -1789,6 +1791,8 @@ TEST(SsdExport, WritesOneJsonLinePerFrameAndFlushesAtEos) {
   EXPECT_EQ(d[1]["label"], "face");
   EXPECT_TRUE(d[1]["label_id"].is_null());
   EXPECT_TRUE(d[1]["confidence"].is_null());
+  EXPECT_EQ(d[2]["box"], json({{"x", 150}, {"y", 90}, {"w", 50}, {"h", 10}}));
+  EXPECT_DOUBLE_EQ(d[2]["box_normalized"]["x_max"].get<double>(), 1.0);
   EXPECT_EQ(lines[1]["frame"], 1);
   EXPECT_TRUE(lines[1]["pts"].is_null());
   EXPECT_TRUE(lines[1]["detections"].empty());
