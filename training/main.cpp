@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -206,9 +207,18 @@ int main(int argc, char** argv) {
       ->capture_default_str()->check(CLI::Range(0.0, 1.0));
   eval->add_option("--max-images", es.max_images, "evaluate the first N images (0: all)")
       ->capture_default_str();
-  eval->add_option("--json", eval_json, "also write the results as JSON");
+  // Output files are checked before the evaluation runs, not after.
+  const CLI::Validator in_existing_folder(
+      [](std::string& path) {
+        const std::filesystem::path parent = std::filesystem::absolute(path).parent_path();
+        return std::filesystem::is_directory(parent) ? std::string()
+                                                     : "no folder " + parent.string() + " to write " + path + " in";
+      },
+      "FILE in an existing folder");
+  eval->add_option("--json", eval_json, "also write the results as JSON")->check(in_existing_folder);
   eval->add_option("--detections", es.detections_path,
-                   "also write every detection as a COCO results file (pycocotools' loadRes)");
+                   "also write every detection as a COCO results file (pycocotools' loadRes)")
+      ->check(in_existing_folder);
 
   // ---- predict
   PredictSpec ps;
@@ -240,7 +250,12 @@ int main(int argc, char** argv) {
   auto* lrf = app.add_subcommand("lr-find", "loss against an exponentially growing learning rate");
   add_data_options(lrf, ls.train.train, "", true);
   add_arch_options(lrf, ls.train.config);
-  add_train_options(lrf, ls.train.options);
+  for (CLI::Option* o : add_train_options(lrf, ls.train.options)) {
+    // What only a training run uses (lr-find sets one rate for every layer group, step by step).
+    static const std::set<std::string> training_only{"--epochs", "--lr", "--lr-div", "--pct-start", "--div-factor",
+                                                     "--eval-every", "--max-eval-images", "--val-fraction"};
+    if (training_only.count(o->get_name())) lrf->remove_option(o);
+  }
   lrf->add_option("--out", ls.train.out_dir, "output folder (lr_find.csv, lr_find.png)")->required();
   lrf->add_option("--start-lr", ls.start_lr, "first learning rate")->capture_default_str();
   lrf->add_option("--end-lr", ls.end_lr, "last learning rate")->capture_default_str();

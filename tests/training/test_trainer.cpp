@@ -491,6 +491,9 @@ TEST(Cli, BadInputsGiveCleanErrors) {
                            tmp / "notanimage.png", "garbage");
   expect_clean_failure("synth --out " + tmp / "s" + " --count 0", "count");
   expect_clean_failure("lr-find --synth 8 --out " + tmp / "l" + " --iters 2", "iters");
+  expect_clean_failure("lr-find --synth 8 --epochs 3 --out " + tmp / "l2", "--epochs");   // training only
+  expect_clean_failure("eval --synth 4 --synth-dir " + tmp / "e" + " --json " + tmp / "no/such/dir/e.json",
+                       "no folder");
 }
 
 TEST(Cli, SynthTrainInfoPredictEval) {
