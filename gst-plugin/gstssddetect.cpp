@@ -217,10 +217,13 @@ struct SsdDetectState {
   // with a try-lock (never delaying a streaming thread that holds it), so everything stays
   // serialised with the streaming thread as GstBaseTransform serialises its vfuncs.
   std::thread output_thread;
-  std::mutex output_lock;   // guards the two flags below
+  std::mutex output_lock;   // guards the three below
   std::condition_variable output_wake;
   bool output_stop = false;
-  bool holding = false;   // frames are held: the output thread has something to watch
+  // What the output thread waits for: submitted batches to be computed (it looks every
+  // kOutputPoll), and the moment a partial batch has waited batch-timeout (max(): none).
+  bool watch_submitted = false;
+  std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
   // A push of the output thread that failed (flushing, not linked, EOS...): returned to
   // upstream by the next chain, until a flush or restart. Stream lock.
   GstFlowReturn output_flow = GST_FLOW_OK;
@@ -564,7 +567,8 @@ static gboolean gst_ssd_detect_start(GstBaseTransform* trans) {
   st->batch_timeout = s.batch_timeout;
   st->output_flow = GST_FLOW_OK;
   if (st->batching()) {
-    st->output_stop = st->holding = false;
+    st->output_stop = st->watch_submitted = false;
+    st->deadline = std::chrono::steady_clock::time_point::max();
     try {
       st->output_thread = std::thread(output_loop, self);
     } catch (const std::system_error& e) {
@@ -588,6 +592,7 @@ static gboolean gst_ssd_detect_start(GstBaseTransform* trans) {
 static gboolean gst_ssd_detect_stop(GstBaseTransform* trans) {
   GstSsdDetect* self = GST_SSD_DETECT(trans);
   SsdDetectState* st = self->state;
+  st->stop_output_thread();   // first: it may be working on the detector and the held frames
   try {
     if (st->shared) {
       const auto s = st->shared->stats();
@@ -604,7 +609,6 @@ static gboolean gst_ssd_detect_stop(GstBaseTransform* trans) {
                       G_GINT64_FORMAT " captured, %" G_GINT64_FORMAT " replayed, %" G_GINT64_FORMAT " eager",
                       st->inferences, g.captures, g.replays, g.eager, pre.captures, pre.replays, pre.eager);
     }
-    st->stop_output_thread();   // before the held frames go: it may be working on them
     discard_held(st);
     st->detector.reset();
     st->shared.reset();   // the instance goes with its last element
@@ -912,15 +916,20 @@ static GstFlowReturn hold_frame(GstSsdDetect* self, GstBuffer* buf) {
   return ret;
 }
 
-// Tells the output thread whether frames are held (it sleeps while none are).
+// Tells the output thread what to wait for (it sleeps while no batch is submitted and no
+// partial batch has a timeout).
 static void publish_holding(SsdDetectState* st) {
-  const bool holding = !st->pending.empty() || !st->submitted.empty();
+  const bool watch = !st->submitted.empty();
+  auto deadline = std::chrono::steady_clock::time_point::max();
+  if (!st->pending.empty() && st->batch_timeout > 0)
+    deadline = st->pending_since + std::chrono::nanoseconds(std::min<guint64>(st->batch_timeout, G_MAXINT64 / 2));
   {
     std::lock_guard<std::mutex> guard(st->output_lock);
-    if (st->holding == holding) return;
-    st->holding = holding;
+    if (st->watch_submitted == watch && st->deadline == deadline) return;
+    st->watch_submitted = watch;
+    st->deadline = deadline;
   }
-  if (holding) st->output_wake.notify_all();
+  st->output_wake.notify_all();
 }
 
 // Pushes the frames in `ready` downstream, in order, while `ret` stays GST_FLOW_OK; drops them
@@ -1000,15 +1009,23 @@ static void output_step(GstSsdDetect* self) {
 static void output_loop(GstSsdDetect* self) {
   SsdDetectState* st = self->state;
   GstPad* sinkpad = GST_BASE_TRANSFORM_SINK_PAD(self);
+  using Clock = std::chrono::steady_clock;
   std::unique_lock<std::mutex> lk(st->output_lock);
+  // Looks at most every kOutputPoll (also when the streaming thread holds the lock, or a
+  // look found nothing to do yet), never spinning.
+  auto last_look = Clock::now() - kOutputPoll;
   while (!st->output_stop) {
-    if (!st->holding) {
+    if (!st->watch_submitted && st->deadline == Clock::time_point::max()) {
       st->output_wake.wait(lk);
       continue;
     }
-    st->output_wake.wait_for(lk, kOutputPoll);
+    const auto now = Clock::now();
+    auto until = st->watch_submitted ? std::min(st->deadline, now + kOutputPoll) : st->deadline;
+    st->output_wake.wait_until(lk, std::max(until, last_look + kOutputPoll));
     if (st->output_stop) break;
+    if (!st->watch_submitted && Clock::now() < st->deadline) continue;   // woken with news: look again
     lk.unlock();
+    last_look = Clock::now();
     if (GST_PAD_STREAM_TRYLOCK(sinkpad)) {
       output_step(self);
       GST_PAD_STREAM_UNLOCK(sinkpad);
