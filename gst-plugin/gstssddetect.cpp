@@ -183,7 +183,7 @@ struct SsdDetectState {
   bool postprocess_changed = false;
 
   // Streaming state: only touched from start()/stop()/set_caps()/transform_ip()/sink_event(),
-  // which GstBaseTransform serialises.
+  // which GstBaseTransform serialises, and by the output thread under the sink pad's stream lock.
   std::unique_ptr<ssd::Detector> detector;      // the element's own model, or
   std::shared_ptr<ssd::SharedDetector> shared;  // the instance it shares (model-instance-id)
   float threshold = kDefaultThreshold;          // the output settings, as last applied
@@ -916,13 +916,19 @@ static GstFlowReturn hold_frame(GstSsdDetect* self, GstBuffer* buf) {
   return ret;
 }
 
+// When the partial batch in `pending` has waited batch-timeout of wall-clock time (max(): never).
+static std::chrono::steady_clock::time_point pending_deadline(const SsdDetectState* st) {
+  constexpr guint64 kLongest = guint64{1} << 62;   // ns, ~146 years: no overflow below
+  if (st->pending.empty() || st->batch_timeout == 0 || st->batch_timeout > kLongest)
+    return std::chrono::steady_clock::time_point::max();
+  return st->pending_since + std::chrono::nanoseconds(static_cast<int64_t>(st->batch_timeout));
+}
+
 // Tells the output thread what to wait for (it sleeps while no batch is submitted and no
 // partial batch has a timeout).
 static void publish_holding(SsdDetectState* st) {
   const bool watch = !st->submitted.empty();
-  auto deadline = std::chrono::steady_clock::time_point::max();
-  if (!st->pending.empty() && st->batch_timeout > 0)
-    deadline = st->pending_since + std::chrono::nanoseconds(std::min<guint64>(st->batch_timeout, G_MAXINT64 / 2));
+  const auto deadline = pending_deadline(st);
   {
     std::lock_guard<std::mutex> guard(st->output_lock);
     if (st->watch_submitted == watch && st->deadline == deadline) return;
@@ -990,8 +996,7 @@ static void output_step(GstSsdDetect* self) {
   if (!st->detector || st->output_flow != GST_FLOW_OK) return;
   GstFlowReturn ret = gstssd::run_frame_guarded(GST_ELEMENT(self), "Object detection", [&] {
     collect_computed(self);
-    if (!st->pending.empty() && st->batch_timeout > 0 &&
-        std::chrono::steady_clock::now() - st->pending_since >= std::chrono::nanoseconds(st->batch_timeout)) {
+    if (std::chrono::steady_clock::now() >= pending_deadline(st)) {
       GST_LOG_OBJECT(self, "no frame for batch-timeout: running a partial batch of %zu frames", st->pending.size());
       return submit_pending(self);
     }
@@ -1299,9 +1304,9 @@ static void gst_ssd_detect_class_init(GstSsdDetectClass* klass) {
    * Bound on the latency batching adds, in nanoseconds: a partial batch is run as soon as a
    * frame arrives whose timestamp is this much later than the oldest held frame's, or, when no
    * frame comes, once the oldest held frame has waited this long (wall-clock). 0 (the default)
-   * waits for a full batch (or EOS, a caps change, a drain). With `model-instance-id` it is the longest a
-   * shared batch waits (wall-clock) for more streams' frames, 0 not waiting at all. Read when
-   * the element starts.
+   * waits for a full batch (or EOS, a caps change, a drain). With `model-instance-id` it is the
+   * longest a shared batch waits (wall-clock) for more streams' frames, 0 not waiting at all.
+   * Read when the element starts.
    */
   g_object_class_install_property(gobject_class, PROP_BATCH_TIMEOUT,
       g_param_spec_uint64("batch-timeout", "Batch timeout",

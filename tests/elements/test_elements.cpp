@@ -1020,6 +1020,16 @@ TEST(SsdDetectBatching, TimeoutRunsAPartialBatchWhenNoFrameComes) {
   EXPECT_TRUE(same_batched(out[0].second, s.ref_a)) << describe(out[0].second);
   EXPECT_TRUE(same_batched(out[1].second, s.ref_b)) << describe(out[1].second);
   gst_harness_teardown(h);
+
+  // The largest timeout waits (no overflow into "now"); EOS still pushes the frame out.
+  h = detect_harness("batch-size=4 batch-timeout=18446744073709551615");
+  gst_harness_set_src_caps(h, caps_25fps(*s.a));
+  ASSERT_EQ(gst_harness_push(h, stamped(*s.a, 0)), GST_FLOW_OK);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(gst_harness_buffers_in_queue(h), 0u);
+  ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_eos()));
+  EXPECT_EQ(pull_all(h).size(), 1u);
+  gst_harness_teardown(h);
 }
 
 // A push by the output thread that fails (here: downstream flushing) reaches upstream as the
