@@ -43,6 +43,7 @@ constexpr const char* kRunFile = "run.json";
 constexpr const char* kCheckpointFile = "checkpoint.pt";
 constexpr const char* kHistoryFile = "history.json";
 constexpr const char* kWeightsFile = "model.safetensors";
+constexpr const char* kBestWeightsFile = "best.safetensors";
 constexpr uint64_t kLoaderStream = 0x5eed10ad;   // derive_seed(seed, this): loader seed
 constexpr uint64_t kSplitStream = 0x5911177;      // train/val split
 constexpr uint64_t kSynthValStream = 0x5a1;      // synthetic validation set
@@ -62,6 +63,17 @@ void write_text_atomic(const fs::path& path, const std::string& text) {
   std::error_code ec;
   fs::rename(tmp, path, ec);
   if (ec) throw ssd::Error("cannot write " + path.string() + ": " + ec.message());
+}
+
+// The evaluated epoch with the best validation mAP@[.5:.95] (mAP@0.5 breaking ties; the earliest
+// of equals), or nullptr when no epoch was evaluated.
+const EpochMetrics* best_epoch(const std::vector<EpochMetrics>& history) {
+  const EpochMetrics* best = nullptr;
+  for (const auto& m : history) {
+    if (m.map < 0) continue;
+    if (!best || m.map > best->map || (m.map == best->map && m.map50 > best->map50)) best = &m;
+  }
+  return best;
 }
 
 std::string read_text(const fs::path& path) {
@@ -708,8 +720,16 @@ TrainResult run_epochs(Session& s) {
     m.lr = lr_now;
     m.seconds = seconds_since(t0);
     s.history.push_back(m);
-    // Run files; the checkpoint last (it defines where a resume starts).
+    // Run files; the checkpoint last (it defines where a resume starts). The best epoch's
+    // weights follow from the history, so a resumed run keeps them as the uninterrupted one.
     ssd::save_weights((s.dir / kWeightsFile).string(), s.model);
+    if (best_epoch(s.history) == &s.history.back()) {
+      const fs::path tmp = (s.dir / kBestWeightsFile).string() + ".tmp";
+      std::error_code ec;
+      fs::copy_file(s.dir / kWeightsFile, tmp, fs::copy_options::overwrite_existing, ec);
+      if (!ec) fs::rename(tmp, s.dir / kBestWeightsFile, ec);
+      if (ec) throw ssd::Error("cannot write " + (s.dir / kBestWeightsFile).string() + ": " + ec.message());
+    }
     json hist = json::array();
     for (const auto& h : s.history) hist.push_back(metrics_to_json(h));
     write_text_atomic(s.dir / kHistoryFile, hist.dump(1));
@@ -722,11 +742,20 @@ TrainResult run_epochs(Session& s) {
   result.history = s.history;
   result.weights_path = (s.dir / kWeightsFile).string();
   result.finished = s.epoch >= o.epochs;
+  const EpochMetrics* best = best_epoch(s.history);
+  if (best && fs::exists(s.dir / kBestWeightsFile)) {   // (runs from before best.safetensors have none)
+    result.best_epoch = best->epoch;
+    result.best_weights_path = (s.dir / kBestWeightsFile).string();
+  }
   if (!s.quiet && result.finished && !result.last_map.classes.empty())
     std::printf("\nfinal validation mAP:\n%s", format_map_table(result.last_map).c_str());
-  if (!s.quiet)
+  if (!s.quiet) {
     std::fprintf(stderr, "%s %s (weights %s)\n", result.finished ? "finished:" : "stopped:",
                  s.dir.string().c_str(), result.weights_path.c_str());
+    if (result.best_epoch > 0)
+      std::fprintf(stderr, "best validation mAP@[.5:.95] %.4f (mAP@0.5 %.4f) at epoch %d: %s\n", best->map,
+                   best->map50, best->epoch, result.best_weights_path.c_str());
+  }
   return result;
 }
 

@@ -101,7 +101,11 @@ struct EpochMetrics {
 
 struct TrainResult {
   std::vector<EpochMetrics> history;
-  std::string weights_path;
+  std::string weights_path;   // the last epoch's weights (model.safetensors)
+  // The evaluated epoch with the best validation mAP@[.5:.95] and its weights
+  // (best.safetensors); 0 and empty when no epoch was evaluated.
+  int best_epoch = 0;
+  std::string best_weights_path;
   bool finished = false;      // false when stopped by stop_after
   double loader_images_per_s = 0;   // loader alone (measured before training)
   double train_images_per_s = 0;    // forward + backward + step, first epoch

@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <random>
 #include <set>
@@ -146,7 +147,8 @@ TEST(Trainer, ShortTrainingLowersLossAndReachesMap) {
   EXPECT_GT(r.loader_images_per_s, 0);
   EXPECT_GT(r.train_images_per_s, 0);
   // Run files.
-  for (const char* f : {"run.json", "model.safetensors", "checkpoint.pt", "history.json",
+  EXPECT_TRUE(r.best_epoch == 25 || r.best_epoch == 50) << r.best_epoch;   // the evaluated epochs
+  for (const char* f : {"run.json", "model.safetensors", "best.safetensors", "checkpoint.pt", "history.json",
                         "metrics.csv", "loss.png", "map.png", "predictions.png"})
     EXPECT_TRUE(fs::exists(tmp.path() / "run" / f)) << f;
   std::ifstream csv(tmp.path() / "run" / "metrics.csv");
@@ -195,6 +197,23 @@ TEST(Trainer, ResumeReproducesUninterruptedRun) {
   // Sensitivity: after 2 of 3 epochs the weights differ clearly from the finished run's.
   EXPECT_GT(max_abs_diff(a.weights_path, b_weights), 1e-4);
 
+  // best.safetensors: the weights of the epoch with the best mAP@[.5:.95] so far (evaluated every
+  // epoch here), a byte copy of model.safetensors when that is the latest epoch.
+  auto best_of = [](const std::vector<EpochMetrics>& h) {
+    int best = 0;
+    for (size_t e = 1; e < h.size(); ++e)
+      if (h[e].map > h[best].map || (h[e].map == h[best].map && h[e].map50 > h[best].map50)) best = static_cast<int>(e);
+    return best + 1;
+  };
+  auto bytes = [](const std::string& path) {
+    std::ifstream f(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(f), {});
+  };
+  EXPECT_EQ(b1.best_epoch, best_of(b1.history));
+  ASSERT_TRUE(fs::exists(b1.best_weights_path));
+  EXPECT_EQ(bytes(b1.best_weights_path) == bytes(b_weights), b1.best_epoch == 2);
+  const std::string best_before_resume = bytes(b1.best_weights_path);
+
   torch::manual_seed(999);   // must not matter: the checkpoint restores the generator
   TrainResult b = ssdtrain::resume(tmp / "interrupted", -1, true);
   ASSERT_TRUE(b.finished);
@@ -205,6 +224,13 @@ TEST(Trainer, ResumeReproducesUninterruptedRun) {
     EXPECT_NEAR(a.history[e].val_loss, b.history[e].val_loss, 1e-6) << "epoch " << e + 1;
   }
   EXPECT_NEAR(a.history[2].map50, b.history[2].map50, 1e-9);
+  std::printf("mAP@[.5:.95] by epoch: %.4f %.4f %.4f; best epoch %d\n", b.history[0].map, b.history[1].map,
+              b.history[2].map, b.best_epoch);
+  EXPECT_EQ(b.best_epoch, best_of(b.history));
+  EXPECT_EQ(a.best_epoch, b.best_epoch);
+  EXPECT_LE(max_abs_diff(a.best_weights_path, b.best_weights_path), 1e-6);
+  EXPECT_EQ(bytes(b.best_weights_path) == bytes(b.weights_path), b.best_epoch == 3);
+  if (b.best_epoch < 3) EXPECT_EQ(bytes(b.best_weights_path), best_before_resume);
 
   // A different seed gives different weights (the comparison above is not vacuous).
   TrainSpec s3 = s;
