@@ -55,6 +55,21 @@
  * cannot reuse: with sources that have a small fixed buffer pool (v4l2src) keep
  * batch-size x in-flight below the pool size, or copy the frames first.
  *
+ * ## Changing the model while running
+ *
+ * Setting `model` while the element is PAUSED or PLAYING loads the new file in a thread of the
+ * element's own, with the element's settings (device, precision, threshold...), while frames
+ * go on through the current model. The element switches to the new model before the next
+ * frame it receives once the load is done; frames it holds for a batch are first finished by
+ * the old model, so every frame is analysed by one model or the other, in order. On the switch
+ * the element posts an element message `ssd-model-changed` with the fields `model` (string),
+ * `device` (string) and `labels` (string, comma-separated), and starts `interval` afresh. A
+ * file that cannot be loaded (missing, corrupt, another device's failure), or whose labels lack
+ * a class the `classes` property names, leaves the current model in use: the element posts a
+ * warning naming the file and the reason, and `model` reverts to the model in use (with a
+ * notify::model). Elements sharing a model instance (`model-instance-id`) change their model
+ * in the READY state only.
+ *
  * ## Several streams, one model
  *
  * Elements with the same `model-instance-id` (one per camera, say) share one loaded model, and
@@ -228,7 +243,36 @@ struct SsdDetectState {
   // upstream by the next chain, until a flush or restart. Stream lock.
   GstFlowReturn output_flow = GST_FLOW_OK;
 
+  // Model updates while playing: setting `model` on a running element with a model of its own
+  // asks the loader thread (started on the first such request, joined by stop()) to load the
+  // file with the settings the element started with, while frames go on through the current
+  // model; the streaming thread swaps the loaded model in before its next frame, after the old
+  // model has finished the frames held for it.
+  bool running = false;         // guarded by `lock`: between start() and stop()
+  Settings started;             // guarded by `lock`: the settings start() loaded the model with
+  std::string model_in_use;     // guarded by `lock`: the last model loaded (in use or to be)
+  std::thread loader_thread;
+  std::mutex loader_lock;       // guards the members below
+  std::condition_variable loader_wake;
+  bool loader_stop = false;
+  std::string load_request;                 // the file to load next; empty: none
+  std::unique_ptr<ssd::Detector> loaded;    // loaded, for the streaming thread to swap in
+  std::string loaded_model;
+  std::vector<bool> loaded_keep_class;
+
   bool batching() const { return batch_size > 1 || in_flight > 1; }
+
+  void stop_loader() {
+    {
+      std::lock_guard<std::mutex> guard(loader_lock);
+      loader_stop = true;
+    }
+    loader_wake.notify_all();
+    if (loader_thread.joinable()) loader_thread.join();
+    loader_stop = false;
+    load_request.clear();
+    loaded.reset();
+  }
 
   void stop_output_thread() {
     {
@@ -238,7 +282,10 @@ struct SsdDetectState {
     output_wake.notify_all();
     if (output_thread.joinable()) output_thread.join();
   }
-  ~SsdDetectState() { stop_output_thread(); }
+  ~SsdDetectState() {
+    stop_output_thread();
+    stop_loader();
+  }
 };
 
 struct _GstSsdDetect {
@@ -309,6 +356,44 @@ static std::string trim(const std::string& s) {
   return s.substr(b, e - b + 1);
 }
 
+// The detector options of these settings.
+static ssd::DetectorOptions detector_options(const Settings& s) {
+  ssd::DetectorOptions opts;
+  opts.model_path = s.model;
+  opts.device = s.device;
+  opts.fp16 = s.precision == GST_SSD_PRECISION_FP16;
+  opts.threshold = s.threshold;
+  opts.nms_iou = s.nms_iou;
+  opts.max_detections = s.max_detections;
+  opts.threads = s.threads;
+  opts.max_in_flight = static_cast<int>(std::max(1u, s.in_flight));
+  opts.cuda_graphs = s.cuda_graphs;
+  return opts;
+}
+
+// The `classes` filter for a model with these labels: which label ids to keep (empty: all).
+// Throws ssd::Error naming an unknown class and the known ones.
+static std::vector<bool> class_filter(const std::vector<std::string>& labels, const std::string& classes) {
+  std::vector<bool> keep(labels.size(), false);
+  std::stringstream ss(trim(classes));
+  std::string item;
+  bool named = false;
+  while (std::getline(ss, item, ',')) {
+    item = trim(item);
+    if (item.empty()) continue;
+    named = true;
+    auto it = std::find(labels.begin(), labels.end(), item);
+    if (it == labels.end()) {
+      std::string known;
+      for (const auto& l : labels) known += (known.empty() ? "" : ", ") + l;
+      throw ssd::Error("unknown class \"" + item + "\" in the classes property; the model knows: " + known);
+    }
+    keep[it - labels.begin()] = true;
+  }
+  if (!named) keep.clear();   // "" or "," names no class: keep all
+  return keep;
+}
+
 static void reset_tracking(SsdDetectState* st) {
   st->frames_since_reset = 0;
   st->last.clear();
@@ -351,20 +436,164 @@ static void report_graph_failures(GstSsdDetect* self) {
                       ("%s", (pre.failures ? pre.last_error : g.last_error).c_str()));
 }
 static GstFlowReturn drain(GstSsdDetect* self);
+static GstFlowReturn submit_pending(GstSsdDetect* self);
+static void complete_oldest(GstSsdDetect* self);
 
 /* GObject vmethods */
+
+/* Model updates while playing */
+
+// The loader thread: loads each requested model (the newest request wins) and leaves it in
+// `loaded` for the streaming thread; a file that fails to load (or lacks a class `classes`
+// names) is a warning, and the property goes back to the model in use.
+static void loader_loop(GstSsdDetect* self) {
+  SsdDetectState* st = self->state;
+  std::unique_lock<std::mutex> lk(st->loader_lock);
+  while (true) {
+    st->loader_wake.wait(lk, [st] { return st->loader_stop || !st->load_request.empty(); });
+    if (st->loader_stop) return;
+    const std::string path = std::move(st->load_request);
+    st->load_request.clear();
+    lk.unlock();
+    Settings s;
+    {
+      std::lock_guard<std::mutex> guard(st->lock);
+      s = st->started;   // device, precision, threads, in-flight... as the element started
+      s.threshold = st->settings.threshold;
+      s.nms_iou = st->settings.nms_iou;
+      s.max_detections = st->settings.max_detections;
+    }
+    s.model = path;
+    std::unique_ptr<ssd::Detector> detector;
+    std::vector<bool> keep;
+    std::string error;
+    const auto t0 = std::chrono::steady_clock::now();
+    try {
+      if (!g_file_test(path.c_str(), G_FILE_TEST_EXISTS)) throw ssd::Error("the file does not exist");
+      detector = std::make_unique<ssd::Detector>(detector_options(s));
+      keep = class_filter(detector->labels(), s.classes);
+    } catch (const std::exception& e) {
+      error = e.what();
+      detector.reset();
+    } catch (...) {
+      error = "unknown error";
+      detector.reset();
+    }
+    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    lk.lock();
+    if (st->loader_stop) return;
+    if (!st->load_request.empty()) continue;   // superseded by a newer request
+    if (detector) {
+      GST_INFO_OBJECT(self, "loaded model %s in %.0f ms while playing; switching to it at the next frame", path.c_str(),
+                      ms);
+      st->loaded = std::move(detector);
+      st->loaded_model = path;
+      st->loaded_keep_class = std::move(keep);
+      lk.unlock();
+      {
+        std::lock_guard<std::mutex> guard(st->lock);
+        st->model_in_use = path;
+      }
+      lk.lock();
+      continue;
+    }
+    lk.unlock();
+    std::string in_use;
+    bool revert;
+    {
+      std::lock_guard<std::mutex> guard(st->lock);
+      in_use = st->model_in_use;
+      revert = st->settings.model == path;
+      if (revert) st->settings.model = in_use;
+    }
+    GST_ELEMENT_WARNING(self, RESOURCE, OPEN_READ,
+                        ("Could not load model \"%s\": %s. The element goes on with model \"%s\".", path.c_str(),
+                         error.c_str(), in_use.c_str()),
+                        ("model property set while running"));
+    if (revert) g_object_notify(G_OBJECT(self), "model");
+    lk.lock();
+  }
+}
+
+// Asks the loader thread to load the `model` property's file, when the element runs with a model
+// of its own. Throws std::system_error when the thread cannot start.
+static void request_model(GstSsdDetect* self) {
+  SsdDetectState* st = self->state;
+  std::lock_guard<std::mutex> guard(st->lock);
+  if (!st->running || st->shared) return;
+  {
+    std::lock_guard<std::mutex> g(st->loader_lock);
+    st->load_request = st->settings.model;
+  }
+  if (!st->loader_thread.joinable()) st->loader_thread = std::thread(loader_loop, self);
+  st->loader_wake.notify_all();
+}
+
+// Streaming thread: swaps in a model the loader thread has loaded, after the frames held for the
+// old model have been through it (they wait in `ready` for generate_output(), in order).
+static GstFlowReturn adopt_loaded_model(GstSsdDetect* self) {
+  SsdDetectState* st = self->state;
+  std::unique_ptr<ssd::Detector> next;
+  std::string path;
+  std::vector<bool> keep;
+  {
+    std::lock_guard<std::mutex> guard(st->loader_lock);
+    if (!st->loaded) return GST_FLOW_OK;
+    next = std::move(st->loaded);
+    path = std::move(st->loaded_model);
+    keep = std::move(st->loaded_keep_class);
+  }
+  if (st->batching()) {
+    const GstFlowReturn ret = submit_pending(self);
+    while (!st->submitted.empty()) complete_oldest(self);
+    if (ret != GST_FLOW_OK) return ret;
+  }
+  std::unique_ptr<ssd::Detector> old = std::exchange(st->detector, std::move(next));
+  st->keep_class = std::move(keep);
+  {
+    std::lock_guard<std::mutex> guard(st->lock);
+    const Settings& s = st->settings;
+    st->detector->set_postprocess(s.threshold, s.nms_iou, s.max_detections);
+    st->threshold = s.threshold;
+    st->max_detections = s.max_detections;
+    st->postprocess_changed = false;
+  }
+  const std::string device = st->detector->device_name();
+  st->on_cuda = device != "cpu";
+  st->graph_failures_reported = 0;
+  reset_tracking(st);   // boxes carried over came from the old model
+  old.reset();
+  const auto& labels = st->detector->labels();
+  std::string joined;
+  for (const auto& l : labels) joined += (joined.empty() ? "" : ",") + l;
+  GST_INFO_OBJECT(self, "switched to model %s (%zu classes)", path.c_str(), labels.size());
+  gst_element_post_message(
+      GST_ELEMENT(self),
+      gst_message_new_element(GST_OBJECT(self),
+                              gst_structure_new("ssd-model-changed", "model", G_TYPE_STRING, path.c_str(), "device",
+                                                G_TYPE_STRING, device.c_str(), "labels", G_TYPE_STRING,
+                                                joined.c_str(), nullptr)));
+  return GST_FLOW_OK;
+}
 
 static void gst_ssd_detect_set_property(GObject* object, guint prop_id, const GValue* value,
                                         GParamSpec* pspec) {
   GstSsdDetect* self = GST_SSD_DETECT(object);
   SsdDetectState* st = self->state;
+  bool load = false, refused = false;   // a model set while running: acted on after the lock
   try {
     std::lock_guard<std::mutex> guard(st->lock);
     Settings& s = st->settings;
     switch (prop_id) {
       case PROP_MODEL: {
         const gchar* v = g_value_get_string(value);
-        s.model = (v && *v) ? v : ssd::default_model_path();
+        const std::string path = (v && *v) ? v : ssd::default_model_path();
+        if (st->running && st->shared) {
+          refused = true;
+        } else {
+          s.model = path;
+          load = st->running;
+        }
         break;
       }
       case PROP_DEVICE: {
@@ -421,6 +650,18 @@ static void gst_ssd_detect_set_property(GObject* object, guint prop_id, const GV
     }
   } catch (const std::exception& e) {
     GST_ERROR_OBJECT(self, "setting property %s failed: %s", pspec->name, e.what());
+  }
+  if (refused)
+    GST_ELEMENT_WARNING(self, RESOURCE, SETTINGS,
+                        ("The model of a shared model instance (model-instance-id) changes only in the READY state; "
+                         "the element keeps its model."),
+                        (nullptr));
+  if (load) {
+    try {
+      request_model(self);
+    } catch (const std::exception& e) {
+      GST_ELEMENT_WARNING(self, RESOURCE, FAILED, ("Could not start loading the new model: %s", e.what()), (nullptr));
+    }
   }
 }
 
@@ -480,16 +721,7 @@ static gboolean gst_ssd_detect_start(GstBaseTransform* trans) {
                       ("model property: %s", s.model.c_str()));
     return FALSE;
   }
-  ssd::DetectorOptions opts;
-  opts.model_path = s.model;
-  opts.device = s.device;
-  opts.fp16 = s.precision == GST_SSD_PRECISION_FP16;
-  opts.threshold = s.threshold;
-  opts.nms_iou = s.nms_iou;
-  opts.max_detections = s.max_detections;
-  opts.threads = s.threads;
-  opts.max_in_flight = static_cast<int>(std::max(1u, s.in_flight));
-  opts.cuda_graphs = s.cuda_graphs;
+  const ssd::DetectorOptions opts = detector_options(s);
   const std::string& instance = s.model_instance_id;
   try {
     if (instance.empty()) {
@@ -521,33 +753,13 @@ static gboolean gst_ssd_detect_start(GstBaseTransform* trans) {
   }
 
   // The class filter, checked against the model's labels.
-  st->keep_class.clear();
-  const std::string classes = trim(s.classes);
-  if (!classes.empty()) {
-    const auto& labels = model_labels(st);
-    std::vector<bool> keep(labels.size(), false);
-    std::stringstream ss(classes);
-    std::string item;
-    bool named = false;
-    while (std::getline(ss, item, ',')) {
-      item = trim(item);
-      if (item.empty()) continue;
-      named = true;
-      auto it = std::find(labels.begin(), labels.end(), item);
-      if (it == labels.end()) {
-        std::string known;
-        for (const auto& l : labels) known += (known.empty() ? "" : ", ") + l;
-        GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS,
-                          ("Unknown class \"%s\" in the classes property; model \"%s\" knows: %s",
-                           item.c_str(), s.model.c_str(), known.c_str()),
-                          (nullptr));
-        st->detector.reset();
-        st->shared.reset();
-        return FALSE;
-      }
-      keep[it - labels.begin()] = true;
-    }
-    if (named) st->keep_class = std::move(keep);   // "," names no class: keep all, as empty does
+  try {
+    st->keep_class = class_filter(model_labels(st), s.classes);
+  } catch (const std::exception& e) {
+    GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS, ("Model \"%s\": %s", s.model.c_str(), e.what()), (nullptr));
+    st->detector.reset();
+    st->shared.reset();
+    return FALSE;
   }
   const std::string device = model_device(st);
   if (device == "cpu") {
@@ -577,6 +789,15 @@ static gboolean gst_ssd_detect_start(GstBaseTransform* trans) {
       return FALSE;
     }
   }
+  bool changed_meanwhile;   // `model` set while this start() loaded the model: load that one next
+  {
+    std::lock_guard<std::mutex> guard(st->lock);
+    st->running = true;
+    st->started = s;
+    st->model_in_use = s.model;
+    changed_meanwhile = !st->shared && st->settings.model != s.model;
+  }
+  if (changed_meanwhile) request_model(self);
   std::string sharing;
   if (st->shared) {
     const long users = st->shared->users();
@@ -592,7 +813,12 @@ static gboolean gst_ssd_detect_start(GstBaseTransform* trans) {
 static gboolean gst_ssd_detect_stop(GstBaseTransform* trans) {
   GstSsdDetect* self = GST_SSD_DETECT(trans);
   SsdDetectState* st = self->state;
+  {
+    std::lock_guard<std::mutex> guard(st->lock);
+    st->running = false;   // no more model updates
+  }
   st->stop_output_thread();   // first: it may be working on the detector and the held frames
+  st->stop_loader();
   try {
     if (st->shared) {
       const auto s = st->shared->stats();
@@ -786,6 +1012,7 @@ static GstFlowReturn not_ready(GstSsdDetect* self) {
 static GstFlowReturn detect_frame(GstSsdDetect* self, GstBuffer* buf) {
   SsdDetectState* st = self->state;
   if (!model_loaded(st) || !st->have_info) return not_ready(self);
+  adopt_loaded_model(self);   // (nothing is held without batching: always GST_FLOW_OK)
   const guint interval = apply_settings(st);
   if (GST_BUFFER_FLAG_IS_SET(buf, GST_BUFFER_FLAG_GAP)) {
     return GST_FLOW_OK;   // no picture to analyse
@@ -889,6 +1116,17 @@ static GstFlowReturn hold_frame(GstSsdDetect* self, GstBuffer* buf) {
   if (!st->detector || !st->have_info) {
     gst_buffer_unref(buf);
     return not_ready(self);
+  }
+  GstFlowReturn adopted;
+  try {
+    adopted = adopt_loaded_model(self);
+  } catch (...) {
+    gst_buffer_unref(buf);
+    throw;
+  }
+  if (adopted != GST_FLOW_OK) {
+    gst_buffer_unref(buf);
+    return adopted;
   }
   const guint interval = apply_settings(st);
   st->interval = interval;   // for the latency query
@@ -1208,11 +1446,14 @@ static void gst_ssd_detect_class_init(GstSsdDetectClass* klass) {
    *
    * Path of the weights file (safetensors written by `ssd-train`, architecture and labels
    * included). Defaults to the shipped model, models/ssd-default.safetensors ($SSD_DEFAULT_MODEL
-   * overrides it). Read when the element starts.
+   * overrides it). Loaded when the element starts. Set while the element runs (PAUSED or
+   * PLAYING), the file is loaded in the background and the element switches to it between two
+   * frames, without stopping the stream (see "Changing the model while running" above); setting
+   * the same path again reloads the file, e.g. after `ssd-train` wrote it anew.
    */
   g_object_class_install_property(gobject_class, PROP_MODEL,
-      g_param_spec_string("model", "Model", "Path of the SSD weights file (.safetensors)",
-                          default_model.c_str(), ready_flags));
+      g_param_spec_string("model", "Model", "Path of the SSD weights file (.safetensors; may change while playing)",
+                          default_model.c_str(), playing_flags));
   /**
    * GstSsdDetect:device:
    *

@@ -1485,10 +1485,10 @@ TEST(SsdDetectModel, TruncatedFileFailsTheStateChange) {
 
 // A file whose configuration says one more class than its tensors hold: the classifier's
 // shape does not match.
-TEST(SsdDetectModel, MismatchedConfigurationFailsTheStateChange) {
-  TempDir tmp;
-  const std::string src = default_model();
-  starts_ok("videotestsrc num-buffers=1 ! ssddetect model=" + src + " ! fakesink");
+// Writes a copy of the weights file `src` to `path` with its configuration (the ssd.config
+// metadata) edited by `edit`; the tensors stay as they are.
+void write_model_with(const std::string& src, const std::string& path,
+                      const std::function<void(ssd::SsdConfig&)>& edit) {
   std::ifstream in(src, std::ios::binary);
   ASSERT_TRUE(in.good()) << src;
   uint64_t header_len = 0;
@@ -1499,20 +1499,177 @@ TEST(SsdDetectModel, MismatchedConfigurationFailsTheStateChange) {
   json j = json::parse(header);
   ASSERT_TRUE(j.contains("__metadata__") && j["__metadata__"].contains("ssd.config")) << header.substr(0, 200);
   ssd::SsdConfig cfg = ssd::SsdConfig::from_json_string(j["__metadata__"]["ssd.config"].get<std::string>());
-  cfg.labels.push_back("unicorn");
+  edit(cfg);
   j["__metadata__"]["ssd.config"] = cfg.to_json_string();
   const std::string new_header = j.dump();
+  std::ofstream out(path, std::ios::binary);
+  const uint64_t n = new_header.size();
+  out.write(reinterpret_cast<const char*>(&n), 8);
+  out.write(new_header.data(), static_cast<std::streamsize>(n));
+  out.write(data.data(), static_cast<std::streamsize>(data.size()));
+}
+
+TEST(SsdDetectModel, MismatchedConfigurationFailsTheStateChange) {
+  TempDir tmp;
+  const std::string src = default_model();
+  starts_ok("videotestsrc num-buffers=1 ! ssddetect model=" + src + " ! fakesink");
   const std::string path = tmp / "mismatched.safetensors";
-  {
-    std::ofstream out(path, std::ios::binary);
-    const uint64_t n = new_header.size();
-    out.write(reinterpret_cast<const char*>(&n), 8);
-    out.write(new_header.data(), static_cast<std::streamsize>(n));
-    out.write(data.data(), static_cast<std::streamsize>(data.size()));
-  }
+  write_model_with(src, path, [](ssd::SsdConfig& c) { c.labels.push_back("unicorn"); });
   const std::string msg = failing_start("videotestsrc num-buffers=1 ! ssddetect model=" + path + " ! fakesink");
   EXPECT_NE(msg.find(path), std::string::npos) << msg;
   EXPECT_GT(msg.size(), path.size() + 30) << "no reason given: " << msg;
+}
+
+// ---- the model property set while running
+
+// The shipped model's tensors with every label prefixed "new-": the same boxes under other
+// names, so that a frame's labels tell which model analysed it.
+std::string renamed_model(const TempDir& tmp) {
+  const std::string path = tmp / "renamed.safetensors";
+  write_model_with(default_model(), path, [](ssd::SsdConfig& c) {
+    for (auto& l : c.labels) l = "new-" + l;
+  });
+  return path;
+}
+
+std::string model_property(GstElement* e) {
+  gchar* m = nullptr;
+  g_object_get(e, "model", &m, nullptr);
+  std::string r = m ? m : "";
+  g_free(m);
+  return r;
+}
+
+// The text of the next warning on `bus` (waits up to 60 s; empty if none).
+std::string next_warning(GstBus* bus) {
+  GstMessage* msg = gst_bus_timed_pop_filtered(bus, 60 * GST_SECOND, GST_MESSAGE_WARNING);
+  if (!msg) return {};
+  GError* e = nullptr;
+  gst_message_parse_warning(msg, &e, nullptr);
+  std::string text = e->message;
+  g_error_free(e);
+  gst_message_unref(msg);
+  return text;
+}
+
+class SsdDetectModelChange : public ::testing::TestWithParam<const char*> {};
+
+// Setting `model` while playing: frames go on through the old model while the new one loads in
+// the background, then every later frame goes through the new one (frames held for a batch
+// are finished by the old model), in order, with an ssd-model-changed message at the switch.
+// A file that cannot be loaded leaves the model in use, with a warning, and the property
+// reverts to it.
+TEST_P(SsdDetectModelChange, SwitchesBetweenFramesAndKeepsTheModelOnAFailedLoad) {
+  TempDir tmp;
+  const std::string renamed = renamed_model(tmp);
+  TwoScenes s;
+  ASSERT_FALSE(s.ref_a.empty());
+  GstHarness* h = detect_harness(GetParam());
+  GstBus* bus = gst_bus_new();
+  gst_element_set_bus(h->element, bus);
+  gst_harness_set_src_caps(h, caps_25fps(*s.a));
+  std::vector<std::pair<int, std::vector<Det>>> out;
+  int pushed = 0;
+  auto push = [&] {
+    EXPECT_EQ(gst_harness_push(h, stamped(*s.a, pushed++)), GST_FLOW_OK);
+    auto got = pull_all(h);
+    out.insert(out.end(), got.begin(), got.end());
+  };
+  for (int i = 0; i < 3; i++) push();
+  g_object_set(h->element, "model", renamed.c_str(), nullptr);
+  // Time to load it (a few ms for this model), so that the switch most likely comes with the
+  // next frame, while the batched element holds frame 2 for the old model. The first frame
+  // pushed once the new model is loaded is its first: the message comes then.
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  int first_new = -1;
+  GstStructure* changed = nullptr;
+  const auto t0 = std::chrono::steady_clock::now();
+  while (first_new < 0 && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(60)) {
+    push();
+    if (GstMessage* m = gst_bus_pop_filtered(bus, GST_MESSAGE_ELEMENT)) {
+      if (gst_message_has_name(m, "ssd-model-changed")) {
+        first_new = pushed - 1;
+        changed = gst_structure_copy(gst_message_get_structure(m));
+      }
+      gst_message_unref(m);
+    }
+    if (first_new < 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_GE(first_new, 3) << "no ssd-model-changed message within 60 s";
+  std::printf("first frame of the new model: %d\n", first_new);
+  EXPECT_STREQ(gst_structure_get_string(changed, "model"), renamed.c_str());
+  EXPECT_TRUE(g_str_has_prefix(gst_structure_get_string(changed, "labels"), "new-")) << gst_structure_to_string(changed);
+  EXPECT_STREQ(gst_structure_get_string(changed, "device"), "cpu");
+  gst_structure_free(changed);
+  for (int i = 0; i < 2; i++) push();
+
+  // A missing file: a warning naming it; the element goes on with the renamed model.
+  const std::string missing = tmp / "missing.safetensors";
+  g_object_set(h->element, "model", missing.c_str(), nullptr);
+  const std::string warning = next_warning(bus);
+  EXPECT_NE(warning.find(missing), std::string::npos) << warning;
+  EXPECT_NE(warning.find(renamed), std::string::npos) << "should name the model in use: " << warning;
+  EXPECT_EQ(model_property(h->element), renamed);
+  for (int i = 0; i < 2; i++) push();
+
+  ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_eos()));
+  auto rest = pull_all(h);
+  out.insert(out.end(), rest.begin(), rest.end());
+  ASSERT_EQ(out.size(), static_cast<size_t>(pushed));
+  for (int i = 0; i < pushed; i++) {
+    EXPECT_EQ(out[i].first, i) << "frames out of order";
+    std::vector<Det> dets = out[i].second;
+    bool renamed_labels = true, original_labels = true;
+    for (Det& d : dets) {
+      EXPECT_EQ(d.roi_type, d.label);   // the quark is the label's
+      const bool is_new = g_str_has_prefix(d.label.c_str(), "new-");
+      renamed_labels &= is_new;
+      original_labels &= !is_new;
+      if (is_new) d.label = d.roi_type = d.label.substr(4);
+    }
+    if (i < first_new) {
+      EXPECT_TRUE(original_labels) << "frame " << i << " before the switch: " << describe(out[i].second);
+    } else {
+      EXPECT_TRUE(renamed_labels) << "frame " << i << " after the switch: " << describe(out[i].second);
+    }
+    // The same tensors: the same boxes and confidences, whichever model.
+    EXPECT_TRUE(same_batched(dets, s.ref_a)) << "frame " << i << ": " << describe(out[i].second);
+  }
+  gst_element_set_bus(h->element, nullptr);
+  gst_object_unref(bus);
+  gst_harness_teardown(h);
+}
+
+INSTANTIATE_TEST_SUITE_P(Batching, SsdDetectModelChange, ::testing::Values("", "batch-size=2 in-flight=2"),
+                         [](const ::testing::TestParamInfo<const char*>& p) {
+                           return std::string(*p.param ? "Batched" : "OneByOne");
+                         });
+
+// A new model must know the classes `classes` names; elements sharing a model instance change
+// their model in READY only. Either way the element keeps its model, with a warning.
+TEST(SsdDetectModelChange, RefusedForAModelWithoutTheFilteredClassesAndForASharedInstance) {
+  TempDir tmp;
+  const std::string renamed = renamed_model(tmp);
+  TwoScenes s;
+  for (const std::string& props : {"classes=" + labels()[0], std::string("model-instance-id=change-test")}) {
+    SCOPED_TRACE(props);
+    GstHarness* h = detect_harness(props.c_str());
+    GstBus* bus = gst_bus_new();
+    gst_element_set_bus(h->element, bus);
+    const std::string original = model_property(h->element);
+    gst_harness_set_src_caps(h, gst_caps_ref(s.a->caps));
+    const auto before = detect_once(h, *s.a);
+    g_object_set(h->element, "model", renamed.c_str(), nullptr);
+    const std::string warning = next_warning(bus);
+    EXPECT_NE(warning.find(props[0] == 'c' ? labels()[0] : "model-instance-id"), std::string::npos) << warning;
+    EXPECT_EQ(model_property(h->element), original);
+    const auto after = detect_once(h, *s.a);
+    EXPECT_TRUE(same(before, after)) << describe(before) << " / " << describe(after);
+    for (const Det& d : after) EXPECT_FALSE(g_str_has_prefix(d.label.c_str(), "new-")) << d.label;
+    gst_element_set_bus(h->element, nullptr);
+    gst_object_unref(bus);
+    gst_harness_teardown(h);
+  }
 }
 
 TEST(SsdDetectModel, UnknownClassFailsTheStateChange) {
@@ -2401,6 +2558,25 @@ TEST(Examples, PythonScriptReadsTheRegionsOfInterest) {
   EXPECT_EQ(two.status, 0) << two.out << two.err;
   EXPECT_GT(count(one.out), 0) << one.out;
   EXPECT_EQ(count(two.out), 2 * count(one.out)) << one.out << "\n" << two.out;
+}
+
+// bench/model_change_gap.py, briefly: a live stream whose model changes every second keeps its
+// frames, and every change is switched to.
+TEST(Examples, ModelChangeBenchmarkSwitchesWithoutLosingFrames) {
+  const Spawned gi = spawn({SSD_PYTHON, "-c", "import gi; gi.require_version('Gst', '1.0')"});
+  if (gi.status != 0) GTEST_SKIP() << SSD_PYTHON << " has no PyGObject: " << gi.err;
+  const std::string script = std::string(SSD_SOURCE_DIR) + "/bench/model_change_gap.py";
+  const Spawned r = spawn({SSD_PYTHON, script, "--rounds", "1", "--seconds", "2", "--width", "320", "--height", "240"});
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  const auto at = r.out.find("\nchanges: ");
+  ASSERT_NE(at, std::string::npos) << r.out;
+  int frames = 0, switches = 0, warnings = -1;
+  ASSERT_EQ(std::sscanf(r.out.c_str() + at, "\nchanges: %d frames, %d switches, %d warnings", &frames, &switches,
+                        &warnings), 3)
+      << r.out;
+  EXPECT_EQ(switches, 2) << r.out;
+  EXPECT_EQ(warnings, 0) << r.out;
+  EXPECT_GE(frames, 50) << "2 s of a 30 fps stream: " << r.out;
 }
 
 // pipelines/multi-stream.sh on two files (one scene, encoded twice): each stream's JSON Lines
