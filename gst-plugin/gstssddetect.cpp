@@ -193,9 +193,10 @@ struct HeldFrame {
 
 // All C++ state of the element, constructed in init() and destroyed in finalize().
 struct SsdDetectState {
-  std::mutex lock;              // guards `settings` and `postprocess_changed`
+  std::mutex lock;              // guards `settings`, `postprocess_changed` and `classes_changed`
   Settings settings;
   bool postprocess_changed = false;
+  bool classes_changed = false;   // `classes` set while running
 
   // Streaming state: only touched from start()/stop()/set_caps()/transform_ip()/sink_event(),
   // which GstBaseTransform serialises, and by the output thread under the sink pad's stream lock.
@@ -205,6 +206,7 @@ struct SsdDetectState {
   int max_detections = kDefaultMaxDetections;
   bool on_cuda = false;                    // the detector runs on a CUDA device
   std::vector<bool> keep_class;            // empty: keep every class
+  std::string classes_in_use;              // the `classes` value keep_class stands for
   GstVideoInfo info;
   bool have_info = false;
   guint64 frames_since_reset = 0;
@@ -259,6 +261,7 @@ struct SsdDetectState {
   std::unique_ptr<ssd::Detector> loaded;    // loaded, for the streaming thread to swap in
   std::string loaded_model;
   std::vector<bool> loaded_keep_class;
+  std::string loaded_classes;               // the `classes` value loaded_keep_class stands for
 
   bool batching() const { return batch_size > 1 || in_flight > 1; }
 
@@ -462,6 +465,7 @@ static void loader_loop(GstSsdDetect* self) {
       s.threshold = st->settings.threshold;
       s.nms_iou = st->settings.nms_iou;
       s.max_detections = st->settings.max_detections;
+      s.classes = st->settings.classes;
     }
     s.model = path;
     std::unique_ptr<ssd::Detector> detector;
@@ -489,6 +493,7 @@ static void loader_loop(GstSsdDetect* self) {
       st->loaded = std::move(detector);
       st->loaded_model = path;
       st->loaded_keep_class = std::move(keep);
+      st->loaded_classes = s.classes;
       lk.unlock();
       {
         std::lock_guard<std::mutex> guard(st->lock);
@@ -536,12 +541,14 @@ static GstFlowReturn adopt_loaded_model(GstSsdDetect* self) {
   std::unique_ptr<ssd::Detector> next;
   std::string path;
   std::vector<bool> keep;
+  std::string classes;
   {
     std::lock_guard<std::mutex> guard(st->loader_lock);
     if (!st->loaded) return GST_FLOW_OK;
     next = std::move(st->loaded);
     path = std::move(st->loaded_model);
     keep = std::move(st->loaded_keep_class);
+    classes = std::move(st->loaded_classes);
   }
   if (st->batching()) {
     const GstFlowReturn ret = submit_pending(self);
@@ -550,6 +557,7 @@ static GstFlowReturn adopt_loaded_model(GstSsdDetect* self) {
   }
   std::unique_ptr<ssd::Detector> old = std::exchange(st->detector, std::move(next));
   st->keep_class = std::move(keep);
+  st->classes_in_use = std::move(classes);
   {
     std::lock_guard<std::mutex> guard(st->lock);
     const Settings& s = st->settings;
@@ -619,6 +627,7 @@ static void gst_ssd_detect_set_property(GObject* object, guint prop_id, const GV
       case PROP_CLASSES: {
         const gchar* v = g_value_get_string(value);
         s.classes = v ? v : "";
+        st->classes_changed = true;
         break;
       }
       case PROP_INTERVAL:
@@ -709,6 +718,7 @@ static gboolean gst_ssd_detect_start(GstBaseTransform* trans) {
     std::lock_guard<std::mutex> guard(st->lock);
     s = st->settings;
     st->postprocess_changed = false;
+    st->classes_changed = false;
   }
   if (s.model.empty()) {
     GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS, ("No model file given (the model property is empty)."),
@@ -755,6 +765,7 @@ static gboolean gst_ssd_detect_start(GstBaseTransform* trans) {
   // The class filter, checked against the model's labels.
   try {
     st->keep_class = class_filter(model_labels(st), s.classes);
+    st->classes_in_use = s.classes;
   } catch (const std::exception& e) {
     GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS, ("Model \"%s\": %s", s.model.c_str(), e.what()), (nullptr));
     st->detector.reset();
@@ -944,21 +955,52 @@ static void attach_detections(GstSsdDetect* self, GstBuffer* buf, const std::vec
 }
 
 // Applies property changes made while playing to the detector (to a shared instance: the NMS
-// IoU, which is every stream's; the threshold and count go with each frame).
-static guint apply_settings(SsdDetectState* st) {
-  std::lock_guard<std::mutex> guard(st->lock);
-  if (st->postprocess_changed) {
-    const Settings& s = st->settings;
-    if (st->shared) {
-      st->shared->set_nms_iou(s.nms_iou);
-    } else {
-      st->detector->set_postprocess(s.threshold, s.nms_iou, s.max_detections);
+// IoU, which is every stream's; the threshold and count go with each frame) and to the class
+// filter: `classes` naming a label the model lacks is a warning, and the property reverts.
+static guint apply_settings(GstSsdDetect* self) {
+  SsdDetectState* st = self->state;
+  std::string classes;
+  bool classes_changed;
+  guint interval;
+  {
+    std::lock_guard<std::mutex> guard(st->lock);
+    if (st->postprocess_changed) {
+      const Settings& s = st->settings;
+      if (st->shared) {
+        st->shared->set_nms_iou(s.nms_iou);
+      } else {
+        st->detector->set_postprocess(s.threshold, s.nms_iou, s.max_detections);
+      }
+      st->threshold = s.threshold;
+      st->max_detections = s.max_detections;
+      st->postprocess_changed = false;
     }
-    st->threshold = s.threshold;
-    st->max_detections = s.max_detections;
-    st->postprocess_changed = false;
+    interval = std::max(1u, st->settings.interval);
+    classes_changed = st->classes_changed;
+    st->classes_changed = false;
+    classes = st->settings.classes;
   }
-  return std::max(1u, st->settings.interval);
+  if (classes_changed && classes != st->classes_in_use) {
+    try {
+      st->keep_class = class_filter(model_labels(st), classes);
+      st->classes_in_use = classes;
+      reset_tracking(st);   // the next frame is analysed: carried boxes had the old filter
+      GST_INFO_OBJECT(self, "classes now \"%s\"", classes.c_str());
+    } catch (const ssd::Error& e) {
+      bool revert;
+      {
+        std::lock_guard<std::mutex> guard(st->lock);
+        revert = st->settings.classes == classes;
+        if (revert) st->settings.classes = st->classes_in_use;
+      }
+      GST_ELEMENT_WARNING(self, RESOURCE, SETTINGS,
+                          ("Classes \"%s\" not applied: %s. The element keeps classes \"%s\".", classes.c_str(),
+                           e.what(), st->classes_in_use.c_str()),
+                          (nullptr));
+      if (revert) g_object_notify(G_OBJECT(self), "classes");
+    }
+  }
+  return interval;
 }
 
 static void keep_wanted_classes(const SsdDetectState* st, std::vector<ssd::Detection>* dets) {
@@ -1013,7 +1055,7 @@ static GstFlowReturn detect_frame(GstSsdDetect* self, GstBuffer* buf) {
   SsdDetectState* st = self->state;
   if (!model_loaded(st) || !st->have_info) return not_ready(self);
   adopt_loaded_model(self);   // (nothing is held without batching: always GST_FLOW_OK)
-  const guint interval = apply_settings(st);
+  const guint interval = apply_settings(self);
   if (GST_BUFFER_FLAG_IS_SET(buf, GST_BUFFER_FLAG_GAP)) {
     return GST_FLOW_OK;   // no picture to analyse
   }
@@ -1068,7 +1110,7 @@ static void complete_oldest(GstSsdDetect* self) {
 static GstFlowReturn submit_pending(GstSsdDetect* self) {
   SsdDetectState* st = self->state;
   if (st->pending.empty()) return GST_FLOW_OK;
-  apply_settings(st);
+  apply_settings(self);
   std::vector<HeldFrame> batch(st->pending.begin(), st->pending.end());
   st->pending.clear();
   st->pending_analysed = 0;
@@ -1128,7 +1170,7 @@ static GstFlowReturn hold_frame(GstSsdDetect* self, GstBuffer* buf) {
     gst_buffer_unref(buf);
     return adopted;
   }
-  const guint interval = apply_settings(st);
+  const guint interval = apply_settings(self);
   st->interval = interval;   // for the latency query
   const bool gap = GST_BUFFER_FLAG_IS_SET(buf, GST_BUFFER_FLAG_GAP);
   const bool analyse = count_frame(st, buf, interval);
@@ -1503,11 +1545,13 @@ static void gst_ssd_detect_class_init(GstSsdDetectClass* klass) {
    *
    * Comma-separated class labels to keep (e.g. "car,person"); unset, empty or naming no class
    * (",") keeps all. A label the model does not know fails the start with an error listing the
-   * known labels.
+   * known labels. Set while the element runs, it applies from the next frame on (which is then
+   * analysed, whatever `interval`); a label the model does not know is then a warning listing the
+   * known labels, and the property reverts to the classes in use.
    */
   g_object_class_install_property(gobject_class, PROP_CLASSES,
-      g_param_spec_string("classes", "Classes", "Comma-separated labels to keep (empty: all)", nullptr,
-                          ready_flags));
+      g_param_spec_string("classes", "Classes", "Comma-separated labels to keep (empty: all; may change while playing)",
+                          nullptr, playing_flags));
   /**
    * GstSsdDetect:interval:
    *

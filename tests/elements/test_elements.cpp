@@ -638,6 +638,55 @@ TEST(SsdDetect, ClassesPropertyFilters) {
   EXPECT_EQ(all.size(), ref.size()) << describe(all);
 }
 
+// The text of the next warning on `bus` (waits up to 60 s; empty if none).
+std::string next_warning(GstBus* bus) {
+  GstMessage* msg = gst_bus_timed_pop_filtered(bus, 60 * GST_SECOND, GST_MESSAGE_WARNING);
+  if (!msg) return {};
+  GError* e = nullptr;
+  gst_message_parse_warning(msg, &e, nullptr);
+  std::string text = e->message;
+  g_error_free(e);
+  gst_message_unref(msg);
+  return text;
+}
+
+// `classes` set while playing applies from the next frame on, which is analysed even between
+// interval's frames; an unknown label is a warning, and the property reverts.
+TEST(SsdDetect, ClassesChangeWhilePlaying) {
+  const ssdtrain::SynthSample s = one_object(320, 240, 2);
+  const std::vector<Det> ref = reference(s.image, "threshold=0.1");
+  ASSERT_FALSE(ref.empty()) << "the model finds nothing";
+  const std::string mine = ref.front().label;
+  size_t n_mine = 0;
+  for (const Det& d : ref) n_mine += d.label == mine;
+  ASSERT_LT(n_mine, ref.size()) << "the filter must drop something: " << describe(ref);
+  auto f = make_frame(s.image, GST_VIDEO_FORMAT_RGB);
+  GstHarness* h = detect_harness("threshold=0.1 interval=5");
+  GstBus* bus = gst_bus_new();
+  gst_element_set_bus(h->element, bus);
+  EXPECT_EQ(detect_once(h, *f).size(), ref.size());
+  g_object_set(h->element, "classes", mine.c_str(), nullptr);
+  auto kept = detect_once(h, *f);   // frame 1: analysed anew, not carried from frame 0
+  EXPECT_EQ(kept.size(), n_mine) << describe(kept);
+  for (const Det& d : kept) EXPECT_EQ(d.label, mine);
+  EXPECT_EQ(detect_once(h, *f).size(), n_mine);   // carried, filtered
+  g_object_set(h->element, "classes", (mine + ",unicorn").c_str(), nullptr);
+  kept = detect_once(h, *f);
+  EXPECT_EQ(kept.size(), n_mine) << "the classes in use stay: " << describe(kept);
+  const std::string warning = next_warning(bus);
+  EXPECT_NE(warning.find("unicorn"), std::string::npos) << warning;
+  EXPECT_NE(warning.find(labels()[1]), std::string::npos) << "should list the known classes: " << warning;
+  gchar* classes = nullptr;
+  g_object_get(h->element, "classes", &classes, nullptr);
+  EXPECT_STREQ(classes, mine.c_str());
+  g_free(classes);
+  g_object_set(h->element, "classes", nullptr, nullptr);
+  EXPECT_EQ(detect_once(h, *f).size(), ref.size());
+  gst_element_set_bus(h->element, nullptr);
+  gst_object_unref(bus);
+  gst_harness_teardown(h);
+}
+
 // Whether two frames' detections are the same (labels, boxes, confidences).
 bool same(const std::vector<Det>& a, const std::vector<Det>& b) {
   if (a.size() != b.size()) return false;
@@ -1540,17 +1589,6 @@ std::string model_property(GstElement* e) {
   return r;
 }
 
-// The text of the next warning on `bus` (waits up to 60 s; empty if none).
-std::string next_warning(GstBus* bus) {
-  GstMessage* msg = gst_bus_timed_pop_filtered(bus, 60 * GST_SECOND, GST_MESSAGE_WARNING);
-  if (!msg) return {};
-  GError* e = nullptr;
-  gst_message_parse_warning(msg, &e, nullptr);
-  std::string text = e->message;
-  g_error_free(e);
-  gst_message_unref(msg);
-  return text;
-}
 
 class SsdDetectModelChange : public ::testing::TestWithParam<const char*> {};
 
