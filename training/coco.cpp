@@ -174,6 +174,12 @@ Dataset load_coco(const std::string& json_path, const CocoOptions& options, Load
     box.y2 = static_cast<float>(v[1] + v[3]);
     box.label = cat_it->second;
     box.ignore = get_flag(a, "ignore", file, entry) || get_flag(a, "iscrowd", file, entry);
+    if (a.contains("area")) {   // optional; COCO evaluation's object size
+      const json& ar = a["area"];
+      if (!ar.is_number() || !std::isfinite(ar.get<double>()) || ar.get<double>() < 0)
+        fail(file, entry, "area is not a non-negative number: " + ar.dump());
+      box.area = static_cast<float>(ar.get<double>());
+    }
     const bool outside = box.x1 >= rec.width || box.y1 >= rec.height || box.x2 <= 0 || box.y2 <= 0;
     if (outside && v[2] > 0 && v[3] > 0) {
       std::ostringstream os;

@@ -25,6 +25,10 @@ struct BoxAnnotation {
   int label = 0;                         // index into Dataset::labels
   bool ignore = false;                   // COCO ignore/iscrowd, VOC difficult: not a target,
                                          // not counted as a false positive in eval
+  // The object's area in pixels as a COCO file gives it ("area": a segment's area for COCO's own
+  // data), which COCO evaluation sorts into small/medium/large; -1: the box's. Evaluation only
+  // (augmentation leaves it as it was).
+  float area = -1;
 };
 
 struct ImageRecord {

@@ -19,6 +19,11 @@ namespace {
 
 constexpr int kIouThresholds = 10;   // 0.50:0.05:0.95
 constexpr int kRecallPoints = 101;   // 0:0.01:1
+// pycocotools' area ranges (all, small, medium, large), in squared pixels, both ends included.
+constexpr int kAreaRanges = 4;
+constexpr double kAreaLo[kAreaRanges] = {0, 0, 32 * 32, 96 * 96};
+constexpr double kAreaHi[kAreaRanges] = {1e10, 32 * 32, 96 * 96, 1e10};
+constexpr int kMaxDetSettings = 3;   // pycocotools' maxDets: 1, 10 and MapOptions::max_dets
 
 // numpy.linspace(start, stop, num): start + i * step, the last element exactly stop.
 std::vector<double> linspace(double start, double stop, int num) {
@@ -42,6 +47,11 @@ double coco_iou(const ScoredBox& d, const BoxAnnotation& g) {
   const double uni = g.ignore ? da : da + ga - inter;
   return inter / uni;
 }
+
+double gt_area(const BoxAnnotation& g) {
+  return g.area >= 0 ? g.area : (double(g.x2) - g.x1) * (double(g.y2) - g.y1);
+}
+double det_area(const ScoredBox& d) { return (double(d.x2) - d.x1) * (double(d.y2) - d.y1); }
 
 // VOC IoU (normalised or sub-pixel coordinates, so no "+1").
 double voc_iou(const ScoredBox& d, const BoxAnnotation& g) {
@@ -71,15 +81,27 @@ struct CocoImageEval {
   int non_ignored_gt = 0;
 };
 
+// pycocotools' evaluateImg for one image, class and area range [lo, hi]: ground truths that
+// are crowd regions (BoxAnnotation::ignore) or whose area lies outside the range are ignored
+// (they come last, and a detection matched to one counts neither way), as are unmatched
+// detections whose own area lies outside it.
 CocoImageEval coco_evaluate_image(const std::vector<BoxAnnotation>& gts_in,
                                   const std::vector<ScoredBox>& dets_in,
-                                  const std::vector<double>& iou_thresholds, int max_dets) {
+                                  const std::vector<double>& iou_thresholds, int max_dets, double lo,
+                                  double hi) {
   CocoImageEval out;
-  // Ground truths: non-ignored first (stable).
+  // Ground truths: those that count first (stable), then the ignored ones.
   std::vector<BoxAnnotation> gts;
-  for (const auto& g : gts_in) if (!g.ignore) gts.push_back(g);
-  out.non_ignored_gt = static_cast<int>(gts.size());
-  for (const auto& g : gts_in) if (g.ignore) gts.push_back(g);
+  std::vector<char> gt_ignored;
+  for (int pass = 0; pass < 2; ++pass)
+    for (const auto& g : gts_in) {
+      const double a = gt_area(g);
+      const bool ignored = g.ignore || a < lo || a > hi;
+      if (ignored != (pass == 1)) continue;
+      gts.push_back(g);
+      gt_ignored.push_back(ignored);
+      if (!ignored) ++out.non_ignored_gt;
+    }
   // Detections: highest score first (stable), at most max_dets.
   std::vector<float> raw_scores;
   for (const auto& d : dets_in) raw_scores.push_back(d.score);
@@ -92,30 +114,92 @@ CocoImageEval coco_evaluate_image(const std::vector<BoxAnnotation>& gts_in,
   for (const auto& d : dets) out.scores.push_back(d.score);
   out.matched.assign(T, std::vector<char>(D, 0));
   out.ignored.assign(T, std::vector<char>(D, 0));
-  if (G == 0 || D == 0) return out;
-  std::vector<std::vector<double>> ious(D, std::vector<double>(G));
-  for (size_t d = 0; d < D; ++d)
-    for (size_t g = 0; g < G; ++g) ious[d][g] = coco_iou(dets[d], gts[g]);
-  for (size_t t = 0; t < T; ++t) {
-    std::vector<char> gt_matched(G, 0);
-    for (size_t d = 0; d < D; ++d) {
-      double best = std::min(iou_thresholds[t], 1 - 1e-10);
-      long m = -1;
-      for (size_t g = 0; g < G; ++g) {
-        if (gt_matched[g] && !gts[g].ignore) continue;
-        if (m > -1 && !gts[m].ignore && gts[g].ignore) break;
-        if (ious[d][g] < best) continue;
-        best = ious[d][g];
-        m = static_cast<long>(g);
+  if (G > 0 && D > 0) {
+    std::vector<std::vector<double>> ious(D, std::vector<double>(G));
+    for (size_t d = 0; d < D; ++d)
+      for (size_t g = 0; g < G; ++g) ious[d][g] = coco_iou(dets[d], gts[g]);
+    for (size_t t = 0; t < T; ++t) {
+      std::vector<char> gt_matched(G, 0);
+      for (size_t d = 0; d < D; ++d) {
+        double best = std::min(iou_thresholds[t], 1 - 1e-10);
+        long m = -1;
+        for (size_t g = 0; g < G; ++g) {
+          if (gt_matched[g] && !gts[g].ignore) continue;   // taken, and not a crowd region
+          if (m > -1 && !gt_ignored[m] && gt_ignored[g]) break;
+          if (ious[d][g] < best) continue;
+          best = ious[d][g];
+          m = static_cast<long>(g);
+        }
+        if (m == -1) continue;
+        out.ignored[t][d] = gt_ignored[m];
+        out.matched[t][d] = 1;
+        gt_matched[m] = 1;
       }
-      if (m == -1) continue;
-      out.ignored[t][d] = gts[m].ignore ? 1 : 0;
-      out.matched[t][d] = 1;
-      gt_matched[m] = 1;
     }
+  }
+  for (size_t d = 0; d < D; ++d) {
+    const double a = det_area(dets[d]);
+    if (a >= lo && a <= hi) continue;
+    for (size_t t = 0; t < T; ++t)
+      if (!out.matched[t][d]) out.ignored[t][d] = 1;
   }
   return out;
 }
+
+// pycocotools' accumulate for one class, area range and detection cap: precision interpolated at
+// the 101 recall points and the final recall, per IoU threshold, over the evaluated images (each
+// image's first max_det detections). False when no ground truth counts (AP undefined).
+struct CocoCurve {
+  std::vector<double> ap;       // per IoU threshold: mean interpolated precision
+  std::vector<double> recall;   // per IoU threshold
+};
+bool coco_accumulate(const std::vector<CocoImageEval>& evals, int max_det, const std::vector<double>& rec_thr,
+                     CocoCurve* out) {
+  std::vector<float> scores;
+  std::vector<std::vector<char>> matched(kIouThresholds), ignored(kIouThresholds);
+  int npig = 0;
+  for (const auto& e : evals) {
+    const size_t n = std::min(e.scores.size(), static_cast<size_t>(max_det));
+    npig += e.non_ignored_gt;
+    scores.insert(scores.end(), e.scores.begin(), e.scores.begin() + n);
+    for (int t = 0; t < kIouThresholds; ++t) {
+      matched[t].insert(matched[t].end(), e.matched[t].begin(), e.matched[t].begin() + n);
+      ignored[t].insert(ignored[t].end(), e.ignored[t].begin(), e.ignored[t].begin() + n);
+    }
+  }
+  if (npig == 0) return false;
+  const double eps = DBL_EPSILON;   // np.spacing(1)
+  const std::vector<size_t> order = order_by_score(scores);
+  const size_t nd = order.size();
+  out->ap.assign(kIouThresholds, 0);
+  out->recall.assign(kIouThresholds, 0);
+  for (int t = 0; t < kIouThresholds; ++t) {
+    std::vector<double> rc(nd), pr(nd);
+    double tp = 0, fp = 0;
+    for (size_t i = 0; i < nd; ++i) {
+      const size_t j = order[i];
+      if (!ignored[t][j]) {
+        if (matched[t][j]) tp += 1; else fp += 1;
+      }
+      rc[i] = tp / npig;
+      pr[i] = tp / (fp + tp + eps);
+    }
+    out->recall[t] = nd ? rc[nd - 1] : 0;
+    for (size_t i = nd; i-- > 1;)
+      if (pr[i] > pr[i - 1]) pr[i - 1] = pr[i];
+    double q_sum = 0;
+    for (int r = 0; r < kRecallPoints; ++r) {
+      // searchsorted(rc, thr, side='left'): first index with rc >= thr.
+      const size_t pi = std::lower_bound(rc.begin(), rc.end(), rec_thr[r]) - rc.begin();
+      if (pi >= nd) break;
+      q_sum += pr[pi];
+    }
+    out->ap[t] = q_sum / kRecallPoints;
+  }
+  return true;
+}
+
+double mean(const std::vector<double>& v) { return std::accumulate(v.begin(), v.end(), 0.0) / v.size(); }
 
 }  // namespace
 
@@ -184,9 +268,9 @@ MapResult MapEvaluator::compute() const {
     ClassAp ap;
     ap.name = labels_[c];
     // ---------------- COCO ----------------
-    std::vector<float> all_scores;
-    std::vector<std::vector<char>> all_matched(kIouThresholds), all_ignored(kIouThresholds);
-    int npig = 0;
+    // Per area range: each image's evaluation (images with neither ground truth nor detections
+    // of the class are left out, as pycocotools leaves them out).
+    std::vector<CocoImageEval> evals[kAreaRanges];
     for (const Image* im : images) {
       std::vector<BoxAnnotation> gts;
       std::vector<ScoredBox> dets;
@@ -194,51 +278,33 @@ MapResult MapEvaluator::compute() const {
       for (const auto& d : im->dets) if (d.label == c) dets.push_back(d);
       ap.num_det += static_cast<int>(dets.size());
       if (gts.empty() && dets.empty()) continue;
-      CocoImageEval e = coco_evaluate_image(gts, dets, iou_thr, options_.max_dets);
-      npig += e.non_ignored_gt;
-      all_scores.insert(all_scores.end(), e.scores.begin(), e.scores.end());
-      for (int t = 0; t < kIouThresholds; ++t) {
-        all_matched[t].insert(all_matched[t].end(), e.matched[t].begin(), e.matched[t].end());
-        all_ignored[t].insert(all_ignored[t].end(), e.ignored[t].begin(), e.ignored[t].end());
-      }
+      for (int a = 0; a < kAreaRanges; ++a)
+        evals[a].push_back(coco_evaluate_image(gts, dets, iou_thr, options_.max_dets, kAreaLo[a], kAreaHi[a]));
     }
-    ap.num_gt = npig;
-    if (npig == 0) {
+    for (const auto& e : evals[0]) ap.num_gt += e.non_ignored_gt;
+    const int max_dets[kMaxDetSettings] = {1, 10, options_.max_dets};
+    CocoCurve curve;
+    for (int m = 0; m < kMaxDetSettings - 1; ++m)
+      if (coco_accumulate(evals[0], max_dets[m], rec_thr, &curve)) (m == 0 ? ap.ar1 : ap.ar10) = mean(curve.recall);
+    for (int a = kAreaRanges - 1; a >= 0; --a) {   // "all" last: `curve` then holds it
+      if (!coco_accumulate(evals[a], options_.max_dets, rec_thr, &curve)) continue;
+      const double ap_a = mean(curve.ap), ar_a = mean(curve.recall);
+      if (a == 1) ap.ap_small = ap_a, ap.ar_small = ar_a;
+      if (a == 2) ap.ap_medium = ap_a, ap.ar_medium = ar_a;
+      if (a == 3) ap.ap_large = ap_a, ap.ar_large = ar_a;
+      if (a == 0) ap.ar100 = ar_a;
+    }
+    if (ap.num_gt == 0) {
       result.classes.push_back(ap);
       continue;
     }
     ap.valid = true;
     ++n_valid;
-    const std::vector<size_t> order = order_by_score(all_scores);
-    const size_t nd = order.size();
-    double sum_ap = 0;
-    for (int t = 0; t < kIouThresholds; ++t) {
-      std::vector<double> rc(nd), pr(nd);
-      double tp = 0, fp = 0;
-      for (size_t i = 0; i < nd; ++i) {
-        const size_t j = order[i];
-        if (!all_ignored[t][j]) {
-          if (all_matched[t][j]) tp += 1; else fp += 1;
-        }
-        rc[i] = tp / npig;
-        pr[i] = tp / (fp + tp + eps);
-      }
-      if (t == 0) ap.recall50 = nd ? rc[nd - 1] : 0;
-      for (size_t i = nd; i-- > 1;)
-        if (pr[i] > pr[i - 1]) pr[i - 1] = pr[i];
-      double q_sum = 0;
-      for (int r = 0; r < kRecallPoints; ++r) {
-        // searchsorted(rc, thr, side='left'): first index with rc >= thr.
-        const size_t pi = std::lower_bound(rc.begin(), rc.end(), rec_thr[r]) - rc.begin();
-        if (pi >= nd) break;
-        q_sum += pr[pi];
-      }
-      const double ap_t = q_sum / kRecallPoints;
-      sum_ap += ap_t;
-      if (t == 0) ap.ap50_coco = ap_t;
-      if (t == 5) ap.ap75_coco = ap_t;
-    }
-    ap.ap_coco = sum_ap / kIouThresholds;
+    const int npig = ap.num_gt;
+    ap.ap_coco = mean(curve.ap);
+    ap.ap50_coco = curve.ap[0];
+    ap.ap75_coco = curve.ap[5];
+    ap.recall50 = curve.recall[0];
 
     // ---------------- VOC (AP@0.5, no detection cap) ----------------
     struct VocDet { size_t image; ScoredBox box; };
@@ -290,6 +356,22 @@ MapResult MapEvaluator::compute() const {
       result.map50_coco += ap.ap50_coco;
       result.map75_coco += ap.ap75_coco;
     }
+    auto class_mean = [&](double ClassAp::*field) {
+      double sum = 0;
+      int n = 0;
+      for (const auto& ap : result.classes)
+        if (ap.*field >= 0) sum += ap.*field, ++n;
+      return n ? sum / n : -1.0;
+    };
+    result.map_small = class_mean(&ClassAp::ap_small);
+    result.map_medium = class_mean(&ClassAp::ap_medium);
+    result.map_large = class_mean(&ClassAp::ap_large);
+    result.ar1 = class_mean(&ClassAp::ar1);
+    result.ar10 = class_mean(&ClassAp::ar10);
+    result.ar100 = class_mean(&ClassAp::ar100);
+    result.ar_small = class_mean(&ClassAp::ar_small);
+    result.ar_medium = class_mean(&ClassAp::ar_medium);
+    result.ar_large = class_mean(&ClassAp::ar_large);
     result.map50_voc07 /= n_valid;
     result.map50_voc /= n_valid;
     result.map_coco /= n_valid;
@@ -323,6 +405,19 @@ std::string format_map_table(const MapResult& r) {
   os << buf;
   os << "(AP50-07: VOC2007 11-point; AP50: VOC all-point; AP: COCO AP@[.5:.95]; "
         "AP50c/AP75c: COCO 101-point at IoU 0.5/0.75; " << r.num_images << " images)\n";
+  // pycocotools' summary, the numbers COCOeval.summarize() prints.
+  auto v = [](double x) {
+    char b[16];
+    if (x < 0) return std::string("-");
+    std::snprintf(b, sizeof b, "%.4f", x);
+    return std::string(b);
+  };
+  os << "COCO AP@[.5:.95] " << v(r.map_coco) << ", AP50 " << v(r.map50_coco) << ", AP75 " << v(r.map75_coco)
+     << "; by size: small " << v(r.map_small) << ", medium " << v(r.map_medium) << ", large " << v(r.map_large)
+     << "\nCOCO AR@[.5:.95] at 1/10/100 detections " << v(r.ar1) << " / " << v(r.ar10) << " / " << v(r.ar100)
+     << "; by size (100): small " << v(r.ar_small) << ", medium " << v(r.ar_medium) << ", large " << v(r.ar_large)
+     << "\n(size: the object's area in the image's pixels, COCO's ranges: small up to 32x32, medium 32x32 to 96x96, large above; -: no "
+        "ground truth of that size)\n";
   return os.str();
 }
 

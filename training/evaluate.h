@@ -1,7 +1,9 @@
 // Detection metrics, LibTorch-free: Pascal VOC AP@0.5 (VOC2007 11-point and VOC2010+ all-point)
 // and COCO-style AP (101-point interpolation over IoU 0.50:0.05:0.95, at most 100 detections per
-// image and class), the latter reproducing pycocotools' COCOeval for bounding boxes (area range
-// "all"): ignored ground truths are treated as COCO's iscrowd regions (IoU = intersection / area
+// image and class), the latter reproducing pycocotools' COCOeval for bounding boxes, with its
+// whole summary (AP by object size, average recall at 1, 10 and 100 detections per image; a
+// ground truth's size is its COCO "area" when the data set gives one, else its box's, as
+// BoxAnnotation::area says): ignored ground truths are treated as COCO's iscrowd regions (IoU = intersection / area
 // of the detection, may absorb any number of detections, which then count neither way).
 // In the VOC metrics an ignored ground truth is VOC's "difficult": normal IoU, a detection
 // matched to it is neither a true nor a false positive.
@@ -32,6 +34,11 @@ struct ClassAp {
   double ap50_coco = 0;  // COCO AP@0.5 (101-point)
   double ap75_coco = 0;  // COCO AP@0.75
   double recall50 = 0;   // COCO recall at IoU 0.5 (max 100 detections)
+  // COCO by object size (area of the ground truth, and of unmatched detections, in the image's
+  // pixels: small <= 32^2 < medium <= 96^2 < large), and average recall over IoU 0.50:0.95 at
+  // 1, 10 and 100 detections per image; -1 where the class has no ground truth of that size.
+  double ap_small = -1, ap_medium = -1, ap_large = -1;
+  double ar1 = -1, ar10 = -1, ar100 = -1, ar_small = -1, ar_medium = -1, ar_large = -1;
 };
 
 struct MapResult {
@@ -39,6 +46,10 @@ struct MapResult {
   int num_images = 0;
   // Means over valid classes (0 when there is none).
   double map50_voc07 = 0, map50_voc = 0, map_coco = 0, map50_coco = 0, map75_coco = 0;
+  // The rest of pycocotools' summary (COCOeval.stats[3:12]): means over the classes with ground
+  // truth of that size; -1 when none has any.
+  double map_small = -1, map_medium = -1, map_large = -1;
+  double ar1 = -1, ar10 = -1, ar100 = -1, ar_small = -1, ar_medium = -1, ar_large = -1;
 };
 
 struct MapOptions {

@@ -154,11 +154,23 @@ void print_map(const MapResult& r, const std::string& json_path) {
   j["map_coco"] = r.map_coco;
   j["map50_coco"] = r.map50_coco;
   j["map75_coco"] = r.map75_coco;
+  // The rest of pycocotools' summary; -1 where no class has ground truth of that size.
+  j["map_small"] = r.map_small;
+  j["map_medium"] = r.map_medium;
+  j["map_large"] = r.map_large;
+  j["ar1"] = r.ar1;
+  j["ar10"] = r.ar10;
+  j["ar100"] = r.ar100;
+  j["ar_small"] = r.ar_small;
+  j["ar_medium"] = r.ar_medium;
+  j["ar_large"] = r.ar_large;
   for (const auto& c : r.classes)
     j["classes"].push_back({{"name", c.name}, {"num_gt", c.num_gt}, {"num_det", c.num_det},
                             {"valid", c.valid}, {"ap50_voc07", c.ap50_voc07},
                             {"ap50_voc", c.ap50_voc}, {"ap_coco", c.ap_coco},
-                            {"ap50_coco", c.ap50_coco}, {"ap75_coco", c.ap75_coco}});
+                            {"ap50_coco", c.ap50_coco}, {"ap75_coco", c.ap75_coco},
+                            {"ap_small", c.ap_small}, {"ap_medium", c.ap_medium}, {"ap_large", c.ap_large},
+                            {"ar100", c.ar100}});
   std::ofstream f(json_path);
   f << j.dump(2) << "\n";
   if (!f) throw ssd::Error("cannot write " + json_path);

@@ -59,7 +59,10 @@ def make_case(seed, num_images, num_classes, crowd_p, tie_scores, empty_classes,
                 continue
             box = random_box(rng)
             ignore = int(rng.random() < crowd_p)
-            gts.append(box + [label, ignore])
+            # COCO's "area" is the object's (a segment's) area: here a third of the ground truths
+            # have one below their box's, which moves some across the size ranges' bounds.
+            area = box[2] * box[3] * (float(rng.choice([0.5, 0.75])) if rng.random() < 1 / 3 else 1.0)
+            gts.append(box + [label, ignore, area])
             # 0-3 detections per ground truth (duplicates become false positives)
             for _ in range(int(rng.integers(0, 4))):
                 scale = rng.choice([0.02, 0.08, 0.2])
@@ -92,9 +95,9 @@ def coco_eval(labels, images):
     ann_id = 1
     for im in images:
         gt["images"].append({"id": im["id"], "width": W, "height": H})
-        for x, y, w, h, label, ignore in im["gts"]:
+        for x, y, w, h, label, ignore, area in im["gts"]:
             gt["annotations"].append({"id": ann_id, "image_id": im["id"], "category_id": label + 1,
-                                      "bbox": [x, y, w, h], "area": w * h, "iscrowd": ignore})
+                                      "bbox": [x, y, w, h], "area": area, "iscrowd": ignore})
             ann_id += 1
     dets = []
     for im in images:
@@ -123,8 +126,10 @@ def coco_eval(labels, images):
             "ap75": float(p[5].mean()) if valid else -1.0,
             "recall50": float(rec[0, k]) if valid else -1.0,
         })
+    # COCOeval.stats: AP, AP50, AP75, AP small/medium/large, AR@1, AR@10, AR@100, AR
+    # small/medium/large (-1 where no class has ground truth of that size).
     return per_class, {"map": float(ev.stats[0]), "map50": float(ev.stats[1]),
-                       "map75": float(ev.stats[2])}
+                       "map75": float(ev.stats[2]), "stats": [float(v) for v in ev.stats]}
 
 
 def voc_ap(rec, prec, use_07_metric):

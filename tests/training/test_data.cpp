@@ -100,7 +100,7 @@ struct CocoFixture {
 TEST(Coco, LoadsValidFile) {
   CocoFixture fx;
   const std::string p = fx.write(R"([
-    {"bbox": [10, 5, 20, 15], "category_id": 3, "image_id": 12, "ignore": 0, "iscrowd": 0, "id": 1},
+    {"bbox": [10, 5, 20, 15], "category_id": 3, "image_id": 12, "ignore": 0, "iscrowd": 0, "id": 1, "area": 212.5},
     {"bbox": [50, 30, 20, 20], "category_id": 7, "image_id": 12, "ignore": 1, "id": 2},
     {"bbox": [1, 2, 3, 4], "category_id": 7, "image_id": 5, "iscrowd": 1, "id": 3},
     {"bbox": [0, 0, 5, 0], "category_id": 7, "image_id": 5, "id": 4},
@@ -121,6 +121,8 @@ TEST(Coco, LoadsValidFile) {
   EXPECT_FLOAT_EQ(a.boxes[0].y2, 20);
   EXPECT_EQ(a.boxes[0].label, 1);  // category 3 = second in categories
   EXPECT_FALSE(a.boxes[0].ignore);
+  EXPECT_FLOAT_EQ(a.boxes[0].area, 212.5f);   // COCO's "area" (the object's), kept for evaluation
+  EXPECT_FLOAT_EQ(a.boxes[1].area, -1);       // none given: the box's
   // Partly outside (50..70 on a 60-wide image): clipped, and marked ignore.
   EXPECT_FLOAT_EQ(a.boxes[1].x2, 60);
   EXPECT_FLOAT_EQ(a.boxes[1].y2, 40);
@@ -231,6 +233,10 @@ TEST(Coco, UnknownImageAndMissingFields) {
   expect_data_error([&] { load_coco(p, fx.opts()); }, {"annotations[0]", "negative"});
   p = fx.write(R"([{"bbox": [1, 1, 2, 2], "category_id": "3", "image_id": 12}])");
   expect_data_error([&] { load_coco(p, fx.opts()); }, {"annotations[0]", "category_id"});
+  p = fx.write(R"([{"bbox": [1, 1, 2, 2], "category_id": 3, "image_id": 12, "area": -4}])");
+  expect_data_error([&] { load_coco(p, fx.opts()); }, {"annotations[0]", "area"});
+  p = fx.write(R"([{"bbox": [1, 1, 2, 2], "category_id": 3, "image_id": 12, "area": "4"}])");
+  expect_data_error([&] { load_coco(p, fx.opts()); }, {"annotations[0]", "area"});
 }
 
 TEST(Coco, MissingImage) {

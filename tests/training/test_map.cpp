@@ -148,6 +148,7 @@ TEST(Map, AgreesWithPycocotoolsAndVocReference) {
       for (const auto& g : im["gts"]) {
         const float x = g[0], y = g[1], w = g[2], h = g[3];
         gts.push_back(gt(x, y, x + w, y + h, g[4].get<int>(), g[5].get<int>() != 0));
+        gts.back().area = g[6].get<float>();   // COCO's "area", not always the box's
       }
       for (const auto& d : im["dets"]) {
         const float x = d[0], y = d[1], w = d[2], h = d[3];
@@ -176,6 +177,12 @@ TEST(Map, AgreesWithPycocotoolsAndVocReference) {
     EXPECT_NEAR(r.map_coco, c["coco"]["map"].get<double>(), 1e-4);
     EXPECT_NEAR(r.map50_coco, c["coco"]["map50"].get<double>(), 1e-4);
     EXPECT_NEAR(r.map75_coco, c["coco"]["map75"].get<double>(), 1e-4);
+    // pycocotools' whole summary (COCOeval.stats).
+    const auto stats = c["coco"]["stats"].get<std::vector<double>>();
+    ASSERT_EQ(stats.size(), 12u);
+    const double ours[12] = {r.map_coco, r.map50_coco, r.map75_coco, r.map_small, r.map_medium, r.map_large,
+                             r.ar1,      r.ar10,       r.ar100,      r.ar_small,  r.ar_medium,  r.ar_large};
+    for (int i = 0; i < 12; ++i) EXPECT_NEAR(ours[i], stats[i], 1e-4) << "COCOeval.stats[" << i << "]";
     // Not a degenerate comparison: the detections are imperfect.
     EXPECT_GT(r.map_coco, 0.05);
     EXPECT_LT(r.map_coco, 0.95);

@@ -230,7 +230,9 @@ TEST(Trainer, ResumeReproducesUninterruptedRun) {
   EXPECT_EQ(a.best_epoch, b.best_epoch);
   EXPECT_LE(max_abs_diff(a.best_weights_path, b.best_weights_path), 1e-6);
   EXPECT_EQ(bytes(b.best_weights_path) == bytes(b.weights_path), b.best_epoch == 3);
-  if (b.best_epoch < 3) EXPECT_EQ(bytes(b.best_weights_path), best_before_resume);
+  if (b.best_epoch < 3) {
+    EXPECT_EQ(bytes(b.best_weights_path), best_before_resume);
+  }
 
   // A different seed gives different weights (the comparison above is not vacuous).
   TrainSpec s3 = s;
@@ -606,8 +608,9 @@ TEST(Cli, SynthTrainInfoPredictEval) {
 }
 
 // eval --detections writes a COCO results file; pycocotools scoring that file against the
-// data set's annotations.json gives the AP that eval printed (the shipped model, so that the
-// detections are good ones: AP well away from 0 and 1).
+// data set's annotations.json gives the AP that eval printed, and the rest of its summary (AP and
+// AR by object size, AR at 1/10/100 detections) as eval --json gives it (the shipped model, so
+// that the detections are good ones: AP well away from 0 and 1).
 TEST(Cli, EvalDetectionsFileScoresTheSameInPycocotools) {
   const char* py = std::getenv("SSD_PYTHON");
   if (!py || !*py) GTEST_SKIP() << "SSD_PYTHON is not set (meson test sets it)";
@@ -633,18 +636,25 @@ TEST(Cli, EvalDetectionsFileScoresTheSameInPycocotools) {
          "with contextlib.redirect_stdout(io.StringIO()):\n"
          "    gt = COCO(sys.argv[1]); dt = gt.loadRes(sys.argv[2])\n"
          "    e = COCOeval(gt, dt, 'bbox'); e.evaluate(); e.accumulate(); e.summarize()\n"
-         "print('%.8f %.8f' % (e.stats[0], e.stats[1]))\n";
+         "print(' '.join('%.8f' % v for v in e.stats))\n";
   }
   const std::string cmd = std::string(py) + " " + tmp / "score.py" + " " +
                           tmp / "data/annotations.json" + " " + tmp / "dets.json";
   FILE* p = ::popen(cmd.c_str(), "r");
   ASSERT_NE(p, nullptr);
-  double ref = -1, ref50 = -1;
-  const int n = std::fscanf(p, "%lf %lf", &ref, &ref50);
+  double stats[12];
+  int n = 0;
+  while (n < 12 && std::fscanf(p, "%lf", &stats[n]) == 1) ++n;
   ::pclose(p);
-  ASSERT_EQ(n, 2) << cmd;
-  EXPECT_NEAR(map, ref, 1e-4);
-  EXPECT_NEAR(map50, ref50, 1e-4);
+  ASSERT_EQ(n, 12) << cmd;
+  EXPECT_NEAR(map, stats[0], 1e-4);
+  EXPECT_NEAR(map50, stats[1], 1e-4);
+  const char* keys[12] = {"map_coco", "map50_coco", "map75_coco", "map_small", "map_medium", "map_large",
+                          "ar1",      "ar10",       "ar100",      "ar_small",  "ar_medium",  "ar_large"};
+  for (int i = 0; i < 12; ++i) EXPECT_NEAR(ours[keys[i]].get<double>(), stats[i], 1e-4) << keys[i];
+  std::printf("pycocotools stats:");
+  for (double v : stats) std::printf(" %.4f", v);
+  std::printf("\n");
 }
 
 // eval lines a data set's classes up with the model's by name: a COCO file numbering the same
