@@ -121,6 +121,7 @@
 #include <memory>
 #include <mutex>
 #include <new>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <string>
@@ -161,6 +162,11 @@ constexpr gboolean kDefaultCudaGraphs = TRUE;
 // How often the output thread looks for computed batches while frames are held.
 constexpr std::chrono::milliseconds kOutputPoll{1};
 
+// A rectangle of the frame, in pixels.
+struct Region {
+  int x = 0, y = 0, width = 0, height = 0;
+};
+
 // Property values; guarded by SsdDetectState::lock.
 struct Settings {
   std::string model;
@@ -177,6 +183,8 @@ struct Settings {
   guint in_flight = kDefaultInFlight;
   gboolean cuda_graphs = kDefaultCudaGraphs;
   std::string model_instance_id;
+  std::string region_text;          // the `region` property as set
+  std::optional<Region> region;     // parsed; none: the whole frame
 };
 
 // A frame held by the batching path, with whether the network sees it. Once its batch is
@@ -187,6 +195,8 @@ struct HeldFrame {
   bool analyse;
   bool gap;
   std::shared_ptr<gstssd::VideoFrameMap> map;
+  std::optional<Region> region;   // the part the network saw, once submitted (none: all of it)
+  bool blind = false;             // analysed, but the region lies outside the frame
 };
 
 }  // namespace
@@ -197,6 +207,7 @@ struct SsdDetectState {
   Settings settings;
   bool postprocess_changed = false;
   bool classes_changed = false;   // `classes` set while running
+  bool region_changed = false;    // `region` set while running
 
   // Streaming state: only touched from start()/stop()/set_caps()/transform_ip()/sink_event(),
   // which GstBaseTransform serialises, and by the output thread under the sink pad's stream lock.
@@ -207,6 +218,7 @@ struct SsdDetectState {
   bool on_cuda = false;                    // the detector runs on a CUDA device
   std::vector<bool> keep_class;            // empty: keep every class
   std::string classes_in_use;              // the `classes` value keep_class stands for
+  std::optional<Region> region;            // the `region` in use (none: the whole frame)
   GstVideoInfo info;
   bool have_info = false;
   guint64 frames_since_reset = 0;
@@ -312,6 +324,7 @@ enum {
   PROP_IN_FLIGHT,
   PROP_CUDA_GRAPHS,
   PROP_MODEL_INSTANCE_ID,
+  PROP_REGION,
 };
 
 G_DEFINE_TYPE(GstSsdDetect, gst_ssd_detect, GST_TYPE_BASE_TRANSFORM);
@@ -357,6 +370,34 @@ static std::string trim(const std::string& s) {
   if (b == std::string::npos) return {};
   const auto e = s.find_last_not_of(" \t\r\n");
   return s.substr(b, e - b + 1);
+}
+
+// Parses the `region` property, "x,y,width,height" in pixels ("" or unset: none). Throws
+// ssd::Error.
+static std::optional<Region> parse_region(const std::string& text) {
+  const std::string t = trim(text);
+  if (t.empty()) return std::nullopt;
+  Region r;
+  char extra;
+  if (std::sscanf(t.c_str(), "%d , %d , %d , %d %c", &r.x, &r.y, &r.width, &r.height, &extra) != 4 || r.x < 0 ||
+      r.y < 0 || r.width <= 0 || r.height <= 0)
+    throw ssd::Error("region \"" + text + "\" is not x,y,width,height in pixels (x, y >= 0; width, height > 0)");
+  return r;
+}
+
+// The region clipped to a frame of this layout, with x and y rounded down to even in subsampled
+// (YUV) formats so that the chroma planes start at the region too; width or height 0 when it
+// lies outside the frame.
+static Region clip_region(const Region& r, const GstVideoInfo& info) {
+  const int w = GST_VIDEO_INFO_WIDTH(&info), h = GST_VIDEO_INFO_HEIGHT(&info);
+  int x0 = std::min(r.x, w), y0 = std::min(r.y, h);
+  if (GST_VIDEO_INFO_IS_YUV(&info)) {
+    x0 &= ~1;
+    y0 &= ~1;
+  }
+  const int x1 = static_cast<int>(std::min<long>(static_cast<long>(r.x) + r.width, w));
+  const int y1 = static_cast<int>(std::min<long>(static_cast<long>(r.y) + r.height, h));
+  return {x0, y0, std::max(0, x1 - x0), std::max(0, y1 - y0)};
 }
 
 // The detector options of these settings.
@@ -589,6 +630,7 @@ static void gst_ssd_detect_set_property(GObject* object, guint prop_id, const GV
   GstSsdDetect* self = GST_SSD_DETECT(object);
   SsdDetectState* st = self->state;
   bool load = false, refused = false;   // a model set while running: acted on after the lock
+  std::string bad_region;               // why a `region` value was refused
   try {
     std::lock_guard<std::mutex> guard(st->lock);
     Settings& s = st->settings;
@@ -653,6 +695,17 @@ static void gst_ssd_detect_set_property(GObject* object, guint prop_id, const GV
         s.model_instance_id = v ? v : "";
         break;
       }
+      case PROP_REGION: {
+        const std::string v = g_value_get_string(value) ? g_value_get_string(value) : "";
+        try {
+          s.region = parse_region(v);
+          s.region_text = trim(v);
+          st->region_changed = true;
+        } catch (const ssd::Error& e) {
+          bad_region = e.what();
+        }
+        break;
+      }
       default:
         G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
         break;
@@ -660,6 +713,8 @@ static void gst_ssd_detect_set_property(GObject* object, guint prop_id, const GV
   } catch (const std::exception& e) {
     GST_ERROR_OBJECT(self, "setting property %s failed: %s", pspec->name, e.what());
   }
+  if (!bad_region.empty())
+    GST_ELEMENT_WARNING(self, RESOURCE, SETTINGS, ("Region not changed: %s.", bad_region.c_str()), (nullptr));
   if (refused)
     GST_ELEMENT_WARNING(self, RESOURCE, SETTINGS,
                         ("The model of a shared model instance (model-instance-id) changes only in the READY state; "
@@ -697,6 +752,7 @@ static void gst_ssd_detect_get_property(GObject* object, guint prop_id, GValue* 
     case PROP_MODEL_INSTANCE_ID:
       g_value_set_string(value, s.model_instance_id.empty() ? nullptr : s.model_instance_id.c_str());
       break;
+    case PROP_REGION: g_value_set_string(value, s.region_text.empty() ? nullptr : s.region_text.c_str()); break;
     default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
   }
 }
@@ -719,7 +775,9 @@ static gboolean gst_ssd_detect_start(GstBaseTransform* trans) {
     s = st->settings;
     st->postprocess_changed = false;
     st->classes_changed = false;
+    st->region_changed = false;
   }
+  st->region = s.region;
   if (s.model.empty()) {
     GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS, ("No model file given (the model property is empty)."),
                       (nullptr));
@@ -976,6 +1034,11 @@ static guint apply_settings(GstSsdDetect* self) {
       st->postprocess_changed = false;
     }
     interval = std::max(1u, st->settings.interval);
+    if (st->region_changed) {
+      st->region = st->settings.region;
+      st->region_changed = false;
+      reset_tracking(st);   // the next frame is analysed: carried boxes came from the old region
+    }
     classes_changed = st->classes_changed;
     st->classes_changed = false;
     classes = st->settings.classes;
@@ -1021,14 +1084,28 @@ static bool count_frame(SsdDetectState* st, GstBuffer* buf, guint interval) {
   return analyse;
 }
 
-static ssd::FrameView frame_view(const gstssd::VideoFrameMap& frame) {
+// The frame, or the part of it `region` gives (clipped, non-empty): each plane's pointer moved
+// to the region's first pixel, with the frame's strides.
+static ssd::FrameView frame_view(const gstssd::VideoFrameMap& frame, const std::optional<Region>& region = {}) {
   ssd::FrameView view;
   to_pixel_format(frame.format(), &view.format);
-  view.width = frame.width();
-  view.height = frame.height();
+  view.width = region ? region->width : frame.width();
+  view.height = region ? region->height : frame.height();
   for (int i = 0; i < frame.n_planes() && i < 3; i++) {
     view.planes[i] = frame.plane(i);
     view.strides[i] = frame.stride(i);
+  }
+  if (region) {
+    const GstVideoFormatInfo* finfo = frame.info().finfo;
+    bool moved[GST_VIDEO_MAX_PLANES] = {};
+    for (guint c = 0; c < GST_VIDEO_FORMAT_INFO_N_COMPONENTS(finfo); c++) {
+      const guint p = GST_VIDEO_FORMAT_INFO_PLANE(finfo, c);
+      if (p >= 3 || moved[p]) continue;
+      moved[p] = true;
+      const int x = GST_VIDEO_FORMAT_INFO_SCALE_WIDTH(finfo, c, region->x);
+      const int y = GST_VIDEO_FORMAT_INFO_SCALE_HEIGHT(finfo, c, region->y);
+      view.planes[p] += static_cast<ptrdiff_t>(y) * view.strides[p] + x * GST_VIDEO_FORMAT_INFO_PSTRIDE(finfo, c);
+    }
   }
   const gstssd::YuvCoefficients yuv = gstssd::yuv_coefficients(frame.info());
   view.yuv.kr = yuv.kr;
@@ -1036,6 +1113,29 @@ static ssd::FrameView frame_view(const gstssd::VideoFrameMap& frame) {
   view.yuv.full_range = yuv.full_range;
   view.pinned = gstssd::is_pinned(frame.buffer());
   return view;
+}
+
+// The part of the current frames the network sees: none for the whole frame, else `region`
+// clipped to them (width or height 0: nothing of the frame).
+static std::optional<Region> analysed_region(const SsdDetectState* st) {
+  if (!st->region) return std::nullopt;
+  return clip_region(*st->region, st->info);
+}
+static bool blind(const std::optional<Region>& r) { return r && (r->width < 2 || r->height < 2); }
+
+// Detections normalised to the region the network saw, as boxes normalised to the frame.
+static void region_to_frame(const std::optional<Region>& r, const GstVideoInfo& info,
+                            std::vector<ssd::Detection>* dets) {
+  if (!r) return;
+  const double w = GST_VIDEO_INFO_WIDTH(&info), h = GST_VIDEO_INFO_HEIGHT(&info);
+  auto to_x = [&](float v) { return static_cast<float>((r->x + std::clamp(v, 0.f, 1.f) * r->width) / w); };
+  auto to_y = [&](float v) { return static_cast<float>((r->y + std::clamp(v, 0.f, 1.f) * r->height) / h); };
+  for (ssd::Detection& d : *dets) {
+    d.x_min = to_x(d.x_min);
+    d.x_max = to_x(d.x_max);
+    d.y_min = to_y(d.y_min);
+    d.y_max = to_y(d.y_max);
+  }
 }
 
 static GstFlowReturn map_error(GstSsdDetect* self, GstBuffer* buf) {
@@ -1060,15 +1160,19 @@ static GstFlowReturn detect_frame(GstSsdDetect* self, GstBuffer* buf) {
     return GST_FLOW_OK;   // no picture to analyse
   }
   if (count_frame(st, buf, interval)) {
-    gstssd::VideoFrameMap frame(&st->info, buf, GST_MAP_READ);
-    if (!frame) return map_error(self, buf);
-    // A shared instance returns once this frame's batch (with other streams' frames) is done.
-    std::vector<ssd::Detection> dets = st->shared
-                                           ? st->shared->detect(frame_view(frame), st->threshold, st->max_detections)
-                                           : st->detector->detect(frame_view(frame));
-    st->inferences++;
-    report_graph_failures(self);
-    keep_wanted_classes(st, &dets);
+    const std::optional<Region> region = analysed_region(st);
+    std::vector<ssd::Detection> dets;
+    if (!blind(region)) {
+      gstssd::VideoFrameMap frame(&st->info, buf, GST_MAP_READ);
+      if (!frame) return map_error(self, buf);
+      const ssd::FrameView view = frame_view(frame, region);
+      // A shared instance returns once this frame's batch (with other streams' frames) is done.
+      dets = st->shared ? st->shared->detect(view, st->threshold, st->max_detections) : st->detector->detect(view);
+      st->inferences++;
+      report_graph_failures(self);
+      region_to_frame(region, st->info, &dets);
+      keep_wanted_classes(st, &dets);
+    }
     st->last = std::move(dets);
   }
   // Frames between two analysed ones carry the last detections so that boxes do not blink.
@@ -1095,8 +1199,11 @@ static void complete_oldest(GstSsdDetect* self) {
   for (HeldFrame& h : batch) h.map.reset();   // the device is done with the frames: unmap
   size_t next = 0;
   for (const HeldFrame& h : batch) {
-    if (h.analyse && next < results.size()) {
+    if (h.analyse && h.blind) {
+      st->last.clear();
+    } else if (h.analyse && next < results.size()) {
       st->last = std::move(results[next++]);
+      region_to_frame(h.region, st->info, &st->last);
       keep_wanted_classes(st, &st->last);
     }
     if (!h.gap) attach_detections(self, h.buffer, st->last);
@@ -1121,15 +1228,19 @@ static GstFlowReturn submit_pending(GstSsdDetect* self) {
     st->submitted.pop_back();
   };
   std::vector<ssd::FrameView> views;
+  const std::optional<Region> region = analysed_region(st);
   for (HeldFrame& h : frames) {
     if (!h.analyse) continue;
+    h.region = region;
+    h.blind = blind(region);
+    if (h.blind) continue;
     h.map = std::make_shared<gstssd::VideoFrameMap>(&st->info, h.buffer, GST_MAP_READ);
     if (!*h.map) {
       const GstFlowReturn ret = map_error(self, h.buffer);
       drop_batch();
       return ret;
     }
-    views.push_back(frame_view(*h.map));
+    views.push_back(frame_view(*h.map, region));
   }
   try {
     st->detector->submit(views);
@@ -1551,6 +1662,21 @@ static void gst_ssd_detect_class_init(GstSsdDetectClass* klass) {
    */
   g_object_class_install_property(gobject_class, PROP_CLASSES,
       g_param_spec_string("classes", "Classes", "Comma-separated labels to keep (empty: all; may change while playing)",
+                          nullptr, playing_flags));
+  /**
+   * GstSsdDetect:region:
+   *
+   * The part of the frame the network looks at, as "x,y,width,height" in pixels, e.g.
+   * "0,200,1280,520" for a road below the sky: the element crops it on the model's device
+   * (no copy in front of it), scales it to the network's input as it would the whole frame,
+   * and reports the detections in the frame's coordinates. Nothing outside it is detected, and
+   * objects in it are seen at a higher resolution than in the whole frame. Clipped to the
+   * frame; in NV12 and I420 x and y are rounded down to even. Unset or empty: the whole frame.
+   * Can be changed while playing (from the next frame on, which is then analysed, whatever
+   * `interval`); a malformed value is a warning and leaves the region as it was.
+   */
+  g_object_class_install_property(gobject_class, PROP_REGION,
+      g_param_spec_string("region", "Region", "Part of the frame to analyse: x,y,width,height in pixels (unset: all)",
                           nullptr, playing_flags));
   /**
    * GstSsdDetect:interval:

@@ -30,6 +30,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include <glib/gstdio.h>
@@ -463,6 +464,10 @@ TEST(SsdDetect, PropertiesHaveDocumentedDefaults) {
   EXPECT_EQ(precision, 0);
   EXPECT_TRUE(qos);
   EXPECT_TRUE(graphs);
+  gchar* region = nullptr;
+  g_object_get(e, "region", &region, nullptr);
+  EXPECT_EQ(region, nullptr);   // the whole frame
+  g_free(region);
   gst_util_set_object_arg(G_OBJECT(e), "precision", "fp16");
   g_object_get(e, "precision", &precision, nullptr);
   EXPECT_EQ(precision, 1);
@@ -967,6 +972,141 @@ TEST(SsdDetect, ThresholdChangesWhilePlaying) {
   EXPECT_TRUE(detect_once(h, *f).empty());
   g_object_set(h->element, "threshold", 0.05f, "max-detections", 1, nullptr);
   EXPECT_EQ(detect_once(h, *f).size(), 1u);
+  gst_harness_teardown(h);
+}
+
+// ---- region: the part of the frame the network sees
+
+// The part (x, y, w, h) of a frame, copied plane by plane into a frame of its own (x and y even
+// for YUV formats): the same pixels the element's region view reads in place.
+std::unique_ptr<Frame> crop_frame(const Frame& f, int x, int y, int w, int h) {
+  auto out = std::make_unique<Frame>();
+  gst_video_info_set_format(&out->info, GST_VIDEO_INFO_FORMAT(&f.info), w, h);
+  out->info.colorimetry = f.info.colorimetry;
+  out->caps = gst_video_info_to_caps(&out->info);
+  out->buffer = gst_buffer_new_allocate(nullptr, out->info.size, nullptr);
+  GstVideoFrame in, o;
+  EXPECT_TRUE(gst_video_frame_map(&in, &f.info, f.buffer, GST_MAP_READ));
+  EXPECT_TRUE(gst_video_frame_map(&o, &out->info, out->buffer, GST_MAP_WRITE));
+  const GstVideoFormatInfo* fi = f.info.finfo;
+  for (guint p = 0; p < GST_VIDEO_INFO_N_PLANES(&f.info); p++) {
+    guint c = 0;
+    while (GST_VIDEO_FORMAT_INFO_PLANE(fi, c) != p) c++;
+    const int px = GST_VIDEO_FORMAT_INFO_SCALE_WIDTH(fi, c, x), py = GST_VIDEO_FORMAT_INFO_SCALE_HEIGHT(fi, c, y);
+    const int ps = GST_VIDEO_FORMAT_INFO_PSTRIDE(fi, c);
+    const auto* src = static_cast<const guint8*>(GST_VIDEO_FRAME_PLANE_DATA(&in, p));
+    auto* dst = static_cast<guint8*>(GST_VIDEO_FRAME_PLANE_DATA(&o, p));
+    for (int row = 0; row < GST_VIDEO_FRAME_COMP_HEIGHT(&o, c); row++)
+      std::memcpy(dst + row * GST_VIDEO_FRAME_PLANE_STRIDE(&o, p),
+                  src + (py + row) * GST_VIDEO_FRAME_PLANE_STRIDE(&in, p) + px * ps,
+                  GST_VIDEO_FRAME_COMP_WIDTH(&o, c) * ps);
+  }
+  gst_video_frame_unmap(&o);
+  gst_video_frame_unmap(&in);
+  return out;
+}
+
+// Detections of a frame of its own moved by (dx, dy) pixels: where they lie in a larger frame.
+std::vector<Det> shifted(std::vector<Det> dets, int dx, int dy) {
+  for (Det& d : dets) {
+    d.x += dx;
+    d.y += dy;
+  }
+  return dets;
+}
+
+// Two scenes in one 640x480 frame: A top left, B bottom right (the other quarters flat grey).
+struct QuarterScenes {
+  cv::Mat canvas = flat(640, 480);
+  QuarterScenes() {
+    one_object(320, 240, 3).image.copyTo(canvas(cv::Rect(0, 0, 320, 240)));
+    one_object(320, 240, 7).image.copyTo(canvas(cv::Rect(320, 240, 320, 240)));
+  }
+};
+
+using RegionCase = std::tuple<GstVideoFormat, const char*>;
+class SsdDetectRegion : public ::testing::TestWithParam<RegionCase> {};
+
+// With `region` the network sees that part of the frame only, read in place in every format
+// (plane pointers moved; NV12/I420 x and y rounded down to even): the detections are those of
+// the part copied into a frame of its own, moved to where the part lies; a region reaching
+// past the frame is clipped.
+TEST_P(SsdDetectRegion, SeesThePartAndReportsFrameCoordinates) {
+  const auto [format, props] = GetParam();
+  QuarterScenes q;
+  auto f = make_frame(q.canvas, format);
+  const bool yuv = GST_VIDEO_INFO_IS_YUV(&f->info);
+  std::vector<Det> ref_a, ref_b;
+  for (auto* ref : {&ref_a, &ref_b}) {
+    const int x = ref == &ref_a ? 0 : 320, y = ref == &ref_a ? 0 : 240;
+    auto part = crop_frame(*f, x, y, 320, 240);
+    GstHarness* h = detect_harness();
+    *ref = shifted(detect_once(h, *part), x, y);
+    gst_harness_teardown(h);
+  }
+  ASSERT_FALSE(ref_a.empty());
+  ASSERT_FALSE(ref_b.empty());
+  GstHarness* whole = detect_harness();
+  const auto all = detect_once(whole, *f);
+  gst_harness_teardown(whole);
+  ASSERT_FALSE(close(all, ref_b, 0.05)) << "the region must make a difference: " << describe(all);
+
+  // B's quarter; for YUV from an odd corner, rounded down; reaching past the frame: clipped.
+  const std::string region_b = yuv ? "321,241,400,300" : "320,240,400,300";
+  for (const auto& [region, ref] : {std::pair{std::string("0,0,320,240"), &ref_a}, std::pair{region_b, &ref_b}}) {
+    SCOPED_TRACE(region);
+    GstHarness* h = detect_harness((std::string(props) + " region=" + region).c_str());
+    gst_harness_set_src_caps(h, gst_caps_ref(f->caps));
+    ASSERT_EQ(gst_harness_push(h, f->ref()), GST_FLOW_OK);
+    ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_eos()));   // pushes a held frame out
+    GstBuffer* out = gst_harness_pull(h);
+    ASSERT_NE(out, nullptr);
+    const auto dets = detections(out);
+    gst_buffer_unref(out);
+    EXPECT_TRUE(close(dets, *ref, 1e-5)) << describe(dets) << "\nexpected " << describe(*ref);
+    gst_harness_teardown(h);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Formats, SsdDetectRegion,
+    ::testing::Values(RegionCase{GST_VIDEO_FORMAT_RGB, ""}, RegionCase{GST_VIDEO_FORMAT_BGRx, ""},
+                      RegionCase{GST_VIDEO_FORMAT_NV12, ""}, RegionCase{GST_VIDEO_FORMAT_I420, ""},
+                      RegionCase{GST_VIDEO_FORMAT_NV12, "batch-size=2 in-flight=2"}),
+    [](const ::testing::TestParamInfo<RegionCase>& p) {
+      return std::string(gst_video_format_to_string(std::get<0>(p.param))) + (*std::get<1>(p.param) ? "Batched" : "");
+    });
+
+// The region changes while playing (the next frame is analysed, whatever interval); one outside
+// the frame sees nothing; a malformed value is a warning and leaves the region as it was.
+TEST(SsdDetectRegion, ChangesWhilePlayingAndRefusesMalformedValues) {
+  QuarterScenes q;
+  auto f = make_frame(q.canvas, GST_VIDEO_FORMAT_RGB);
+  GstHarness* h = detect_harness("interval=10");
+  GstBus* bus = gst_bus_new();
+  gst_element_set_bus(h->element, bus);
+  const auto all = detect_once(h, *f);
+  ASSERT_FALSE(all.empty());
+  g_object_set(h->element, "region", "640,0,100,100", nullptr);   // right of the frame
+  EXPECT_TRUE(detect_once(h, *f).empty());
+  g_object_set(h->element, "region", "320,240,320,240", nullptr);
+  const auto b = detect_once(h, *f);
+  ASSERT_FALSE(b.empty());
+  for (const Det& d : b) EXPECT_TRUE(d.x >= 320 && d.y >= 240) << describe(b);
+  for (const char* bad : {"1,2,3", "-1,0,10,10", "0,0,0,10", "a,b,c,d", "1,2,3,4,5"}) {
+    g_object_set(h->element, "region", bad, nullptr);
+    const std::string warning = next_warning(bus);
+    EXPECT_NE(warning.find(bad), std::string::npos) << warning;
+    gchar* region = nullptr;
+    g_object_get(h->element, "region", &region, nullptr);
+    EXPECT_STREQ(region, "320,240,320,240") << bad;
+    g_free(region);
+  }
+  EXPECT_TRUE(same(detect_once(h, *f), b));
+  g_object_set(h->element, "region", nullptr, nullptr);   // the whole frame again
+  EXPECT_TRUE(same(detect_once(h, *f), all));
+  gst_element_set_bus(h->element, nullptr);
+  gst_object_unref(bus);
   gst_harness_teardown(h);
 }
 
