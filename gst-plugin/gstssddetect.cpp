@@ -65,10 +65,14 @@
  * the element posts an element message `ssd-model-changed` with the fields `model` (string),
  * `device` (string) and `labels` (string, comma-separated), and starts `interval` afresh. A
  * file that cannot be loaded (missing, corrupt, another device's failure), or whose labels lack
- * a class the `classes` property names, leaves the current model in use: the element posts a
- * warning naming the file and the reason, and `model` reverts to the model in use (with a
- * notify::model). Elements sharing a model instance (`model-instance-id`) change their model
- * in the READY state only.
+ * a class `classes` or `class-thresholds` names, leaves the current model in use: the element
+ * posts a warning naming the file and the reason, and `model` reverts to the model in use (with
+ * a notify::model). `classes` and `class-thresholds` set while a new model is on its way are
+ * checked against it when the element switches: to change the model and the classes together,
+ * set them in one call, e.g. `g_object_set (detect, "model", path, "classes", "car", NULL)`.
+ * Warnings about a failed load come from a thread of GStreamer's pool, so an application may
+ * stop the element from its handler. Elements sharing a model instance (`model-instance-id`)
+ * change their model in the READY state only.
  *
  * ## Several streams, one model
  *
@@ -167,6 +171,21 @@ struct Region {
   int x = 0, y = 0, width = 0, height = 0;
 };
 
+// What the element keeps of its model's detections: the classes `classes` names (every class
+// when it names none), each above the confidence `class-thresholds` gives it, else `threshold`.
+struct ClassFilter {
+  std::string classes, thresholds;   // the property values it stands for
+  std::vector<bool> keep;            // per label id; empty: every class
+  std::vector<float> threshold;      // per label id, -1: `threshold`; empty: none given
+  // The threshold the network's output stage runs with: the lowest asked for.
+  float lowest(float global) const {
+    float t = global;
+    for (float v : threshold)
+      if (v >= 0) t = std::min(t, v);
+    return t;
+  }
+};
+
 // Property values; guarded by SsdDetectState::lock.
 struct Settings {
   std::string model;
@@ -176,6 +195,7 @@ struct Settings {
   gfloat nms_iou = kDefaultNmsIou;
   gint max_detections = kDefaultMaxDetections;
   std::string classes;
+  std::string class_thresholds;
   guint interval = kDefaultInterval;
   gint threads = kDefaultThreads;
   guint batch_size = kDefaultBatchSize;
@@ -203,21 +223,21 @@ struct HeldFrame {
 
 // All C++ state of the element, constructed in init() and destroyed in finalize().
 struct SsdDetectState {
-  std::mutex lock;              // guards `settings`, `postprocess_changed` and `classes_changed`
+  std::mutex lock;              // guards `settings` and the three flags below
   Settings settings;
   bool postprocess_changed = false;
-  bool classes_changed = false;   // `classes` set while running
+  bool filter_changed = false;    // `classes` or `class-thresholds` set while running
   bool region_changed = false;    // `region` set while running
 
   // Streaming state: only touched from start()/stop()/set_caps()/transform_ip()/sink_event(),
   // which GstBaseTransform serialises, and by the output thread under the sink pad's stream lock.
   std::unique_ptr<ssd::Detector> detector;      // the element's own model, or
   std::shared_ptr<ssd::SharedDetector> shared;  // the instance it shares (model-instance-id)
-  float threshold = kDefaultThreshold;          // the output settings, as last applied
+  float threshold = kDefaultThreshold;          // the output settings, as last applied: the
+  float global_threshold = kDefaultThreshold;   // network's (filter.lowest()) and `threshold`
   int max_detections = kDefaultMaxDetections;
   bool on_cuda = false;                    // the detector runs on a CUDA device
-  std::vector<bool> keep_class;            // empty: keep every class
-  std::string classes_in_use;              // the `classes` value keep_class stands for
+  ClassFilter filter;                      // `classes` and `class-thresholds` in use
   std::optional<Region> region;            // the `region` in use (none: the whole frame)
   GstVideoInfo info;
   bool have_info = false;
@@ -264,16 +284,15 @@ struct SsdDetectState {
   // model has finished the frames held for it.
   bool running = false;         // guarded by `lock`: between start() and stop()
   Settings started;             // guarded by `lock`: the settings start() loaded the model with
-  std::string model_in_use;     // guarded by `lock`: the last model loaded (in use or to be)
+  std::string model_in_use;     // guarded by `lock`: the file of the model in use
   std::thread loader_thread;
   std::mutex loader_lock;       // guards the members below
   std::condition_variable loader_wake;
   bool loader_stop = false;
   std::string load_request;                 // the file to load next; empty: none
+  bool loading = false;                     // a load in progress
   std::unique_ptr<ssd::Detector> loaded;    // loaded, for the streaming thread to swap in
   std::string loaded_model;
-  std::vector<bool> loaded_keep_class;
-  std::string loaded_classes;               // the `classes` value loaded_keep_class stands for
 
   bool batching() const { return batch_size > 1 || in_flight > 1; }
 
@@ -325,6 +344,7 @@ enum {
   PROP_CUDA_GRAPHS,
   PROP_MODEL_INSTANCE_ID,
   PROP_REGION,
+  PROP_CLASS_THRESHOLDS,
 };
 
 G_DEFINE_TYPE(GstSsdDetect, gst_ssd_detect, GST_TYPE_BASE_TRANSFORM);
@@ -415,27 +435,47 @@ static ssd::DetectorOptions detector_options(const Settings& s) {
   return opts;
 }
 
-// The `classes` filter for a model with these labels: which label ids to keep (empty: all).
-// Throws ssd::Error naming an unknown class and the known ones.
-static std::vector<bool> class_filter(const std::vector<std::string>& labels, const std::string& classes) {
-  std::vector<bool> keep(labels.size(), false);
+static std::string known_labels(const std::vector<std::string>& labels) {
+  std::string known;
+  for (const auto& l : labels) known += (known.empty() ? "" : ", ") + l;
+  return known;
+}
+
+// `classes` and `class-thresholds` for a model with these labels: which label ids to keep and
+// the confidence each must exceed. Throws ssd::Error naming what does not fit (an unknown class,
+// a malformed entry) and the model's classes.
+static ClassFilter class_filter(const std::vector<std::string>& labels, const std::string& classes,
+                                const std::string& thresholds) {
+  ClassFilter f;
+  f.classes = classes;
+  f.thresholds = thresholds;
+  auto label_id = [&](const std::string& name, const char* property) {
+    auto it = std::find(labels.begin(), labels.end(), name);
+    if (it == labels.end())
+      throw ssd::Error("unknown class \"" + name + "\" in " + property + "; the model knows: " + known_labels(labels));
+    return static_cast<size_t>(it - labels.begin());
+  };
   std::stringstream ss(trim(classes));
   std::string item;
-  bool named = false;
   while (std::getline(ss, item, ',')) {
     item = trim(item);
     if (item.empty()) continue;
-    named = true;
-    auto it = std::find(labels.begin(), labels.end(), item);
-    if (it == labels.end()) {
-      std::string known;
-      for (const auto& l : labels) known += (known.empty() ? "" : ", ") + l;
-      throw ssd::Error("unknown class \"" + item + "\" in the classes property; the model knows: " + known);
-    }
-    keep[it - labels.begin()] = true;
+    if (f.keep.empty()) f.keep.assign(labels.size(), false);
+    f.keep[label_id(item, "the classes property")] = true;
+  }   // "" or "," names no class: keep all
+  std::stringstream ts(trim(thresholds));
+  while (std::getline(ts, item, ',')) {
+    if (trim(item).empty()) continue;
+    const auto eq = item.find('=');
+    const std::string name = trim(item.substr(0, eq)), value = eq == std::string::npos ? "" : trim(item.substr(eq + 1));
+    char* end = nullptr;
+    const double v = value.empty() ? -1 : g_ascii_strtod(value.c_str(), &end);
+    if (name.empty() || value.empty() || *end != '\0' || !(v >= 0 && v <= 1))
+      throw ssd::Error("class-thresholds entry \"" + trim(item) + "\" is not label=confidence with a confidence in [0, 1]");
+    if (f.threshold.empty()) f.threshold.assign(labels.size(), -1.f);
+    f.threshold[label_id(name, "class-thresholds")] = static_cast<float>(v);
   }
-  if (!named) keep.clear();   // "" or "," names no class: keep all
-  return keep;
+  return f;
 }
 
 static void reset_tracking(SsdDetectState* st) {
@@ -487,9 +527,32 @@ static void complete_oldest(GstSsdDetect* self);
 
 /* Model updates while playing */
 
+// Whether a model change is under way: requested, loading, or loaded and not yet switched to.
+static bool model_change_pending(SsdDetectState* st) {
+  std::lock_guard<std::mutex> guard(st->loader_lock);
+  return !st->load_request.empty() || st->loading || st->loaded;
+}
+
+// A failed load, reported from a GStreamer thread-pool thread (gst_element_call_async, which
+// keeps the element alive meanwhile), never from the loader thread: an application handler of
+// the warning or of notify::model may stop the element, which joins the loader thread.
+struct FailedLoad {
+  std::string path, error, in_use;
+  bool reverted;
+};
+static void report_failed_load(GstElement* element, gpointer data) {
+  const auto* f = static_cast<const FailedLoad*>(data);
+  GST_ELEMENT_WARNING(element, RESOURCE, OPEN_READ,
+                      ("Could not load model \"%s\": %s. The element goes on with model \"%s\".", f->path.c_str(),
+                       f->error.c_str(), f->in_use.c_str()),
+                      ("model property set while running"));
+  if (f->reverted) g_object_notify(G_OBJECT(element), "model");
+}
+
 // The loader thread: loads each requested model (the newest request wins) and leaves it in
-// `loaded` for the streaming thread; a file that fails to load (or lacks a class `classes`
-// names) is a warning, and the property goes back to the model in use.
+// `loaded` for the streaming thread; a file that fails to load is a warning, and the property
+// goes back to the model in use (or the one loaded for the switch) unless another file is asked
+// for meanwhile.
 static void loader_loop(GstSsdDetect* self) {
   SsdDetectState* st = self->state;
   std::unique_lock<std::mutex> lk(st->loader_lock);
@@ -498,6 +561,7 @@ static void loader_loop(GstSsdDetect* self) {
     if (st->loader_stop) return;
     const std::string path = std::move(st->load_request);
     st->load_request.clear();
+    st->loading = true;
     lk.unlock();
     Settings s;
     {
@@ -506,17 +570,14 @@ static void loader_loop(GstSsdDetect* self) {
       s.threshold = st->settings.threshold;
       s.nms_iou = st->settings.nms_iou;
       s.max_detections = st->settings.max_detections;
-      s.classes = st->settings.classes;
     }
     s.model = path;
     std::unique_ptr<ssd::Detector> detector;
-    std::vector<bool> keep;
     std::string error;
     const auto t0 = std::chrono::steady_clock::now();
     try {
       if (!g_file_test(path.c_str(), G_FILE_TEST_EXISTS)) throw ssd::Error("the file does not exist");
       detector = std::make_unique<ssd::Detector>(detector_options(s));
-      keep = class_filter(detector->labels(), s.classes);
     } catch (const std::exception& e) {
       error = e.what();
       detector.reset();
@@ -525,38 +586,40 @@ static void loader_loop(GstSsdDetect* self) {
       detector.reset();
     }
     const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    std::unique_ptr<ssd::Detector> unused;   // destroyed with no lock held
     lk.lock();
-    if (st->loader_stop) return;
-    if (!st->load_request.empty()) continue;   // superseded by a newer request
+    st->loading = false;
+    if (st->loader_stop) {
+      lk.unlock();
+      return;
+    }
+    if (!st->load_request.empty()) {   // superseded by a newer request
+      lk.unlock();
+      detector.reset();
+      lk.lock();
+      continue;
+    }
     if (detector) {
       GST_INFO_OBJECT(self, "loaded model %s in %.0f ms while playing; switching to it at the next frame", path.c_str(),
                       ms);
-      st->loaded = std::move(detector);
+      unused = std::exchange(st->loaded, std::move(detector));
       st->loaded_model = path;
-      st->loaded_keep_class = std::move(keep);
-      st->loaded_classes = s.classes;
       lk.unlock();
-      {
-        std::lock_guard<std::mutex> guard(st->lock);
-        st->model_in_use = path;
-      }
+      unused.reset();
       lk.lock();
       continue;
     }
     lk.unlock();
-    std::string in_use;
-    bool revert;
+    auto* failed = new FailedLoad{path, error, {}, false};
     {
       std::lock_guard<std::mutex> guard(st->lock);
-      in_use = st->model_in_use;
-      revert = st->settings.model == path;
-      if (revert) st->settings.model = in_use;
+      std::lock_guard<std::mutex> g(st->loader_lock);
+      failed->in_use = st->loaded ? st->loaded_model : st->model_in_use;
+      failed->reverted = st->settings.model == path && st->load_request.empty();
+      if (failed->reverted) st->settings.model = failed->in_use;
     }
-    GST_ELEMENT_WARNING(self, RESOURCE, OPEN_READ,
-                        ("Could not load model \"%s\": %s. The element goes on with model \"%s\".", path.c_str(),
-                         error.c_str(), in_use.c_str()),
-                        ("model property set while running"));
-    if (revert) g_object_notify(G_OBJECT(self), "model");
+    gst_element_call_async(GST_ELEMENT(self), report_failed_load, failed,
+                           [](gpointer d) { delete static_cast<FailedLoad*>(d); });
     lk.lock();
   }
 }
@@ -575,42 +638,122 @@ static void request_model(GstSsdDetect* self) {
   st->loader_wake.notify_all();
 }
 
+// Applies the output settings to the detector (to a shared instance: the NMS IoU, which is every
+// stream's; the threshold and count go with each frame): the network runs with the lowest
+// threshold the filter asks for. `lock` held.
+static void apply_postprocess_locked(SsdDetectState* st) {
+  const Settings& s = st->settings;
+  const float lowest = st->filter.lowest(s.threshold);
+  if (st->shared) {
+    st->shared->set_nms_iou(s.nms_iou);
+  } else {
+    st->detector->set_postprocess(lowest, s.nms_iou, s.max_detections);
+  }
+  st->threshold = lowest;
+  st->global_threshold = s.threshold;
+  st->max_detections = s.max_detections;
+  st->postprocess_changed = false;
+}
+
+// Puts the current `classes` and `class-thresholds` in place, checked against the model's
+// labels; when they do not fit, the filter in use stays, with a warning, and the properties go
+// back to its values. Streaming thread.
+static void update_filter(GstSsdDetect* self) {
+  SsdDetectState* st = self->state;
+  const ClassFilter in_use = st->filter;
+  const ClassFilter* fallback = &in_use;
+  std::string classes, thresholds;
+  {
+    std::lock_guard<std::mutex> guard(st->lock);
+    classes = st->settings.classes;
+    thresholds = st->settings.class_thresholds;
+    st->filter_changed = false;
+  }
+  try {
+    st->filter = class_filter(model_labels(st), classes, thresholds);
+  } catch (const ssd::Error& e) {
+    bool classes_back, thresholds_back;
+    {
+      std::lock_guard<std::mutex> guard(st->lock);
+      classes_back = st->settings.classes == classes && classes != fallback->classes;
+      thresholds_back = st->settings.class_thresholds == thresholds && thresholds != fallback->thresholds;
+      if (classes_back) st->settings.classes = fallback->classes;
+      if (thresholds_back) st->settings.class_thresholds = fallback->thresholds;
+    }
+    GST_ELEMENT_WARNING(self, RESOURCE, SETTINGS,
+                        ("classes \"%s\" and class-thresholds \"%s\" not applied: %s. The element keeps classes "
+                         "\"%s\" and class-thresholds \"%s\".",
+                         classes.c_str(), thresholds.c_str(), e.what(), fallback->classes.c_str(),
+                         fallback->thresholds.c_str()),
+                        (nullptr));
+    if (classes_back) g_object_notify(G_OBJECT(self), "classes");
+    if (thresholds_back) g_object_notify(G_OBJECT(self), "class-thresholds");
+    st->filter = *fallback;
+  }
+  reset_tracking(st);   // the next frame is analysed: carried boxes had the old filter
+  std::lock_guard<std::mutex> guard(st->lock);
+  apply_postprocess_locked(st);
+}
+
 // Streaming thread: swaps in a model the loader thread has loaded, after the frames held for the
 // old model have been through it (they wait in `ready` for generate_output(), in order).
 static GstFlowReturn adopt_loaded_model(GstSsdDetect* self) {
   SsdDetectState* st = self->state;
-  std::unique_ptr<ssd::Detector> next;
-  std::string path;
-  std::vector<bool> keep;
-  std::string classes;
   {
     std::lock_guard<std::mutex> guard(st->loader_lock);
     if (!st->loaded) return GST_FLOW_OK;
-    next = std::move(st->loaded);
-    path = std::move(st->loaded_model);
-    keep = std::move(st->loaded_keep_class);
-    classes = std::move(st->loaded_classes);
   }
-  if (st->batching()) {
+  if (st->batching()) {   // while `loaded` waits, filter changes wait for it too
     const GstFlowReturn ret = submit_pending(self);
     while (!st->submitted.empty()) complete_oldest(self);
     if (ret != GST_FLOW_OK) return ret;
   }
-  std::unique_ptr<ssd::Detector> old = std::exchange(st->detector, std::move(next));
-  st->keep_class = std::move(keep);
-  st->classes_in_use = std::move(classes);
+  std::unique_ptr<ssd::Detector> next;
+  std::string path;
+  {
+    std::lock_guard<std::mutex> guard(st->loader_lock);
+    next = std::move(st->loaded);   // (only this thread and stop() take it)
+    path = std::move(st->loaded_model);
+  }
+  // The class filter, for the new model's labels (`classes` and `class-thresholds` set with the
+  // model, or before it, are checked here); a model they do not fit is not switched to.
+  std::string classes, thresholds;
   {
     std::lock_guard<std::mutex> guard(st->lock);
-    const Settings& s = st->settings;
-    st->detector->set_postprocess(s.threshold, s.nms_iou, s.max_detections);
-    st->threshold = s.threshold;
-    st->max_detections = s.max_detections;
-    st->postprocess_changed = false;
+    classes = st->settings.classes;
+    thresholds = st->settings.class_thresholds;
   }
+  try {
+    st->filter = class_filter(next->labels(), classes, thresholds);
+  } catch (const ssd::Error& e) {
+    std::string in_use;
+    bool revert;
+    {
+      std::lock_guard<std::mutex> guard(st->lock);
+      std::lock_guard<std::mutex> g(st->loader_lock);
+      in_use = st->model_in_use;
+      revert = st->settings.model == path && st->load_request.empty() && !st->loading && !st->loaded;
+      if (revert) st->settings.model = in_use;
+    }
+    next.reset();
+    GST_ELEMENT_WARNING(self, RESOURCE, SETTINGS,
+                        ("Not switching to model \"%s\": %s. The element goes on with model \"%s\".", path.c_str(),
+                         e.what(), in_use.c_str()),
+                        (nullptr));
+    if (revert) g_object_notify(G_OBJECT(self), "model");
+    return GST_FLOW_OK;
+  }
+  std::unique_ptr<ssd::Detector> old = std::exchange(st->detector, std::move(next));
+  {
+    std::lock_guard<std::mutex> guard(st->lock);
+    st->model_in_use = path;
+    if (st->settings.classes == classes && st->settings.class_thresholds == thresholds) st->filter_changed = false;
+    apply_postprocess_locked(st);   // the new model's threshold, NMS IoU and count
+  }
+  reset_tracking(st);   // boxes carried over came from the old model
   const std::string device = st->detector->device_name();
   st->on_cuda = device != "cpu";
   st->graph_failures_reported = 0;
-  reset_tracking(st);   // boxes carried over came from the old model
   old.reset();
   const auto& labels = st->detector->labels();
   std::string joined;
@@ -669,7 +812,13 @@ static void gst_ssd_detect_set_property(GObject* object, guint prop_id, const GV
       case PROP_CLASSES: {
         const gchar* v = g_value_get_string(value);
         s.classes = v ? v : "";
-        st->classes_changed = true;
+        st->filter_changed = true;
+        break;
+      }
+      case PROP_CLASS_THRESHOLDS: {
+        const gchar* v = g_value_get_string(value);
+        s.class_thresholds = v ? v : "";
+        st->filter_changed = true;
         break;
       }
       case PROP_INTERVAL:
@@ -743,6 +892,9 @@ static void gst_ssd_detect_get_property(GObject* object, guint prop_id, GValue* 
     case PROP_NMS_IOU: g_value_set_float(value, s.nms_iou); break;
     case PROP_MAX_DETECTIONS: g_value_set_int(value, s.max_detections); break;
     case PROP_CLASSES: g_value_set_string(value, s.classes.empty() ? nullptr : s.classes.c_str()); break;
+    case PROP_CLASS_THRESHOLDS:
+      g_value_set_string(value, s.class_thresholds.empty() ? nullptr : s.class_thresholds.c_str());
+      break;
     case PROP_INTERVAL: g_value_set_uint(value, s.interval); break;
     case PROP_THREADS: g_value_set_int(value, s.threads); break;
     case PROP_BATCH_SIZE: g_value_set_uint(value, s.batch_size); break;
@@ -774,7 +926,7 @@ static gboolean gst_ssd_detect_start(GstBaseTransform* trans) {
     std::lock_guard<std::mutex> guard(st->lock);
     s = st->settings;
     st->postprocess_changed = false;
-    st->classes_changed = false;
+    st->filter_changed = false;
     st->region_changed = false;
   }
   st->region = s.region;
@@ -822,8 +974,7 @@ static gboolean gst_ssd_detect_start(GstBaseTransform* trans) {
 
   // The class filter, checked against the model's labels.
   try {
-    st->keep_class = class_filter(model_labels(st), s.classes);
-    st->classes_in_use = s.classes;
+    st->filter = class_filter(model_labels(st), s.classes, s.class_thresholds);
   } catch (const std::exception& e) {
     GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS, ("Model \"%s\": %s", s.model.c_str(), e.what()), (nullptr));
     st->detector.reset();
@@ -840,8 +991,10 @@ static gboolean gst_ssd_detect_start(GstBaseTransform* trans) {
   reset_tracking(st);
   st->inferences = 0;
   st->graph_failures_reported = 0;
-  st->threshold = s.threshold;
-  st->max_detections = s.max_detections;
+  {
+    std::lock_guard<std::mutex> guard(st->lock);
+    apply_postprocess_locked(st);   // the network's threshold: the lowest the filter asks for
+  }
   // A shared instance batches across its streams; the element itself passes frames one by one.
   st->batch_size = st->shared ? 1u : std::max(1u, s.batch_size);
   st->in_flight = st->shared ? 1u : std::max(1u, s.in_flight);
@@ -866,7 +1019,13 @@ static gboolean gst_ssd_detect_start(GstBaseTransform* trans) {
     st->model_in_use = s.model;
     changed_meanwhile = !st->shared && st->settings.model != s.model;
   }
-  if (changed_meanwhile) request_model(self);
+  if (changed_meanwhile) {
+    try {
+      request_model(self);
+    } catch (const std::exception& e) {
+      GST_ELEMENT_WARNING(self, RESOURCE, FAILED, ("Could not start loading the new model: %s", e.what()), (nullptr));
+    }
+  }
   std::string sharing;
   if (st->shared) {
     const long users = st->shared->users();
@@ -1012,68 +1171,41 @@ static void attach_detections(GstSsdDetect* self, GstBuffer* buf, const std::vec
   }
 }
 
-// Applies property changes made while playing to the detector (to a shared instance: the NMS
-// IoU, which is every stream's; the threshold and count go with each frame) and to the class
-// filter: `classes` naming a label the model lacks is a warning, and the property reverts.
+// Applies property changes made while playing: the output settings, the region and the class
+// filter (a filter that does not fit the model is a warning, and the properties revert; while a
+// new model is on its way, a filter change waits for it and is checked against it).
 static guint apply_settings(GstSsdDetect* self) {
   SsdDetectState* st = self->state;
-  std::string classes;
-  bool classes_changed;
+  bool filter_changed;
   guint interval;
   {
     std::lock_guard<std::mutex> guard(st->lock);
-    if (st->postprocess_changed) {
-      const Settings& s = st->settings;
-      if (st->shared) {
-        st->shared->set_nms_iou(s.nms_iou);
-      } else {
-        st->detector->set_postprocess(s.threshold, s.nms_iou, s.max_detections);
-      }
-      st->threshold = s.threshold;
-      st->max_detections = s.max_detections;
-      st->postprocess_changed = false;
-    }
+    if (st->postprocess_changed) apply_postprocess_locked(st);
     interval = std::max(1u, st->settings.interval);
     if (st->region_changed) {
       st->region = st->settings.region;
       st->region_changed = false;
       reset_tracking(st);   // the next frame is analysed: carried boxes came from the old region
     }
-    classes_changed = st->classes_changed;
-    st->classes_changed = false;
-    classes = st->settings.classes;
+    filter_changed = st->filter_changed;
   }
-  if (classes_changed && classes != st->classes_in_use) {
-    try {
-      st->keep_class = class_filter(model_labels(st), classes);
-      st->classes_in_use = classes;
-      reset_tracking(st);   // the next frame is analysed: carried boxes had the old filter
-      GST_INFO_OBJECT(self, "classes now \"%s\"", classes.c_str());
-    } catch (const ssd::Error& e) {
-      bool revert;
-      {
-        std::lock_guard<std::mutex> guard(st->lock);
-        revert = st->settings.classes == classes;
-        if (revert) st->settings.classes = st->classes_in_use;
-      }
-      GST_ELEMENT_WARNING(self, RESOURCE, SETTINGS,
-                          ("Classes \"%s\" not applied: %s. The element keeps classes \"%s\".", classes.c_str(),
-                           e.what(), st->classes_in_use.c_str()),
-                          (nullptr));
-      if (revert) g_object_notify(G_OBJECT(self), "classes");
-    }
-  }
+  if (filter_changed && !model_change_pending(st)) update_filter(self);
   return interval;
 }
 
+// Drops the detections the filter does not keep: classes `classes` leaves out, and those not above
+// their class's threshold when `class-thresholds` gives some (the network ran with the lowest).
 static void keep_wanted_classes(const SsdDetectState* st, std::vector<ssd::Detection>* dets) {
-  if (st->keep_class.empty()) return;
-  const auto n = static_cast<int>(st->keep_class.size());
-  dets->erase(std::remove_if(dets->begin(), dets->end(),
-                             [&](const ssd::Detection& d) {
-                               return d.label_id < 0 || d.label_id >= n || !st->keep_class[d.label_id];
-                             }),
-              dets->end());
+  const ClassFilter& f = st->filter;
+  if (f.keep.empty() && f.threshold.empty()) return;
+  const auto unwanted = [&](const ssd::Detection& d) {
+    const bool known = d.label_id >= 0 && static_cast<size_t>(d.label_id) < std::max(f.keep.size(), f.threshold.size());
+    if (!f.keep.empty() && !(known && f.keep[d.label_id])) return true;
+    if (f.threshold.empty()) return false;
+    const float t = known && f.threshold[d.label_id] >= 0 ? f.threshold[d.label_id] : st->global_threshold;
+    return !(d.confidence > t);
+  };
+  dets->erase(std::remove_if(dets->begin(), dets->end(), unwanted), dets->end());
 }
 
 // Whether the network sees this frame (every `interval`-th picture; gaps have none).
@@ -1662,6 +1794,20 @@ static void gst_ssd_detect_class_init(GstSsdDetectClass* klass) {
    */
   g_object_class_install_property(gobject_class, PROP_CLASSES,
       g_param_spec_string("classes", "Classes", "Comma-separated labels to keep (empty: all; may change while playing)",
+                          nullptr, playing_flags));
+  /**
+   * GstSsdDetect:class-thresholds:
+   *
+   * Confidence thresholds of their own for some classes, as "label=confidence,..." (e.g.
+   * "person=0.6,car=0.25"): a detection of such a class is kept when its confidence is above
+   * this value instead of `threshold` (the network's output stage runs with the lowest of them,
+   * and the element drops the rest, after `max-detections`). A label the model does not know or
+   * a malformed entry fails the start with an error naming it. Can be changed while playing
+   * (then a warning, and the value in use stays).
+   */
+  g_object_class_install_property(gobject_class, PROP_CLASS_THRESHOLDS,
+      g_param_spec_string("class-thresholds", "Class thresholds",
+                          "Per-class confidence thresholds replacing threshold, label=confidence,... (unset: none)",
                           nullptr, playing_flags));
   /**
    * GstSsdDetect:region:

@@ -693,6 +693,65 @@ TEST(SsdDetect, ClassesChangeWhilePlaying) {
 }
 
 // Whether two frames' detections are the same (labels, boxes, confidences).
+bool same(const std::vector<Det>& a, const std::vector<Det>& b);
+
+// class-thresholds: a class's own threshold replaces `threshold` for it, above or below (the
+// network runs with the lowest); unknown classes and malformed entries fail the start, and
+// while playing are a warning that leaves the value in use.
+TEST(SsdDetect, ClassThresholdsReplaceTheThresholdForTheirClasses) {
+  const ssdtrain::SynthSample s = one_object(320, 240, 2);
+  const std::vector<Det> ref = reference(s.image, "threshold=0.05");
+  ASSERT_FALSE(ref.empty());
+  const std::string mine = ref.front().label;   // the most confident detection's class
+  std::vector<Det> without_mine, only_mine;
+  for (const Det& d : ref) (d.label == mine ? only_mine : without_mine).push_back(d);
+  ASSERT_FALSE(without_mine.empty()) << "the scene needs another class: " << describe(ref);
+  auto f = make_frame(s.image, GST_VIDEO_FORMAT_RGB);
+  auto run = [&](const std::string& props) {
+    GstHarness* h = detect_harness(props.c_str());
+    auto dets = detect_once(h, *f);
+    gst_harness_teardown(h);
+    return dets;
+  };
+  // Above its best confidence: that class goes, the others stay at `threshold`.
+  char above[64];
+  std::snprintf(above, sizeof above, "%s=%.6f", mine.c_str(), std::min(1.0, ref.front().confidence + 1e-4));
+  auto dets = run(std::string("threshold=0.05 class-thresholds=\"") + above + ", \"");
+  EXPECT_TRUE(same(dets, without_mine)) << describe(dets) << "\nexpected " << describe(without_mine);
+  // Below `threshold`: that class is kept down to its own threshold, the others go.
+  dets = run("threshold=0.99 class-thresholds=" + mine + "=0.05");
+  EXPECT_TRUE(same(dets, only_mine)) << describe(dets) << "\nexpected " << describe(only_mine);
+
+  const std::string msg = failing_start("videotestsrc num-buffers=1 ! ssddetect class-thresholds=unicorn=0.5 ! fakesink");
+  EXPECT_NE(msg.find("unicorn"), std::string::npos) << msg;
+  EXPECT_NE(msg.find(labels()[1]), std::string::npos) << "should list the known classes: " << msg;
+  for (const std::string& bad : {mine + "=2", mine + "=x", mine, std::string("=0.5")}) {
+    const std::string m = failing_start("videotestsrc num-buffers=1 ! ssddetect class-thresholds=\"" + bad + "\" ! fakesink");
+    EXPECT_NE(m.find(bad), std::string::npos) << m;
+  }
+
+  // While playing.
+  GstHarness* h = detect_harness("threshold=0.05");
+  GstBus* bus = gst_bus_new();
+  gst_element_set_bus(h->element, bus);
+  EXPECT_TRUE(same(detect_once(h, *f), ref));
+  g_object_set(h->element, "class-thresholds", above, nullptr);
+  EXPECT_TRUE(same(detect_once(h, *f), without_mine));
+  g_object_set(h->element, "class-thresholds", "unicorn=0.5", nullptr);
+  EXPECT_TRUE(same(detect_once(h, *f), without_mine)) << "the value in use stays";
+  const std::string warning = next_warning(bus);
+  EXPECT_NE(warning.find("unicorn"), std::string::npos) << warning;
+  gchar* value = nullptr;
+  g_object_get(h->element, "class-thresholds", &value, nullptr);
+  EXPECT_STREQ(value, above);
+  g_free(value);
+  g_object_set(h->element, "class-thresholds", nullptr, nullptr);
+  EXPECT_TRUE(same(detect_once(h, *f), ref));
+  gst_element_set_bus(h->element, nullptr);
+  gst_object_unref(bus);
+  gst_harness_teardown(h);
+}
+
 bool same(const std::vector<Det>& a, const std::vector<Det>& b) {
   if (a.size() != b.size()) return false;
   for (size_t i = 0; i < a.size(); i++)
@@ -1818,18 +1877,74 @@ TEST_P(SsdDetectModelChange, SwitchesBetweenFramesAndKeepsTheModelOnAFailedLoad)
   gst_harness_teardown(h);
 }
 
+// The warning of a failed load comes from a thread an application may stop the element from
+// (a bus sync handler setting the pipeline to READY): no self-join, no hang.
+TEST(SsdDetectModelChange, AnApplicationMayStopTheElementFromTheFailedLoadWarning) {
+  GstElement* pipeline = gst_parse_launch(
+      "videotestsrc ! video/x-raw,width=160,height=120 ! ssddetect name=d ! fakesink sync=false", nullptr);
+  ASSERT_NE(pipeline, nullptr);
+  GstBus* bus = gst_element_get_bus(pipeline);
+  struct Ctx {
+    GstElement* pipeline;
+    std::atomic<int> stopped{0};
+  } ctx{pipeline};
+  gst_bus_set_sync_handler(
+      bus,
+      [](GstBus*, GstMessage* m, gpointer data) {
+        auto* c = static_cast<Ctx*>(data);
+        if (GST_MESSAGE_TYPE(m) == GST_MESSAGE_WARNING && c->stopped == 0) {
+          c->stopped = gst_element_set_state(c->pipeline, GST_STATE_READY) == GST_STATE_CHANGE_SUCCESS ? 1 : 2;
+        }
+        return GST_BUS_PASS;
+      },
+      &ctx, nullptr);
+  ASSERT_NE(gst_element_set_state(pipeline, GST_STATE_PLAYING), GST_STATE_CHANGE_FAILURE);
+  ASSERT_EQ(gst_element_get_state(pipeline, nullptr, nullptr, 30 * GST_SECOND), GST_STATE_CHANGE_SUCCESS);
+  GstElement* d = gst_bin_get_by_name(GST_BIN(pipeline), "d");
+  g_object_set(d, "model", "/nonexistent/model.safetensors", nullptr);
+  const auto t0 = std::chrono::steady_clock::now();
+  while (ctx.stopped == 0 && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(30))
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(ctx.stopped.load(), 1) << "the handler did not stop the pipeline";
+  gst_bus_set_sync_handler(bus, nullptr, nullptr, nullptr);
+  EXPECT_EQ(gst_element_set_state(pipeline, GST_STATE_NULL), GST_STATE_CHANGE_SUCCESS);
+  gst_object_unref(d);
+  gst_object_unref(bus);
+  gst_object_unref(pipeline);
+}
+
 INSTANTIATE_TEST_SUITE_P(Batching, SsdDetectModelChange, ::testing::Values("", "batch-size=2 in-flight=2"),
                          [](const ::testing::TestParamInfo<const char*>& p) {
                            return std::string(*p.param ? "Batched" : "OneByOne");
                          });
 
-// A new model must know the classes `classes` names; elements sharing a model instance change
-// their model in READY only. Either way the element keeps its model, with a warning.
-TEST(SsdDetectModelChange, RefusedForAModelWithoutTheFilteredClassesAndForASharedInstance) {
+// Pushes `f` through `h` (the detections of each frame to `seen`) until a message of `type`
+// (and, for element messages, that name) is on `bus`, for up to 60 s; returns it (or null).
+GstMessage* push_until_message(GstHarness* h, GstBus* bus, const Frame& f, GstMessageType type, const char* name,
+                               std::vector<std::vector<Det>>* seen) {
+  const auto t0 = std::chrono::steady_clock::now();
+  while (std::chrono::steady_clock::now() - t0 < std::chrono::seconds(60)) {
+    seen->push_back(detect_once(h, f));
+    while (GstMessage* m = gst_bus_pop(bus)) {
+      if (GST_MESSAGE_TYPE(m) == type && (!name || gst_message_has_name(m, name))) return m;
+      gst_message_unref(m);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return nullptr;
+}
+
+// A new model must know the classes `classes` names (checked when the element would switch to
+// it, so that `model` and `classes` set in one call go together); elements sharing a model
+// instance change their model in READY only. A refused model leaves the element as it was, with
+// a warning, and the property reverts.
+TEST(SsdDetectModelChange, ClassesGoWithTheModelAndARefusedModelLeavesAllAsItWas) {
   TempDir tmp;
   const std::string renamed = renamed_model(tmp);
   TwoScenes s;
-  for (const std::string& props : {"classes=" + labels()[0], std::string("model-instance-id=change-test")}) {
+  ASSERT_FALSE(s.ref_a.empty());
+  const std::string label = s.ref_a.front().label;   // a class scene A has
+  for (const std::string& props : {"classes=" + label, std::string("model-instance-id=change-test")}) {
     SCOPED_TRACE(props);
     GstHarness* h = detect_harness(props.c_str());
     GstBus* bus = gst_bus_new();
@@ -1837,13 +1952,33 @@ TEST(SsdDetectModelChange, RefusedForAModelWithoutTheFilteredClassesAndForAShare
     const std::string original = model_property(h->element);
     gst_harness_set_src_caps(h, gst_caps_ref(s.a->caps));
     const auto before = detect_once(h, *s.a);
+    EXPECT_FALSE(before.empty());
     g_object_set(h->element, "model", renamed.c_str(), nullptr);
-    const std::string warning = next_warning(bus);
-    EXPECT_NE(warning.find(props[0] == 'c' ? labels()[0] : "model-instance-id"), std::string::npos) << warning;
+    std::vector<std::vector<Det>> seen;
+    GstMessage* m = push_until_message(h, bus, *s.a, GST_MESSAGE_WARNING, nullptr, &seen);
+    ASSERT_NE(m, nullptr) << "no warning within 60 s";
+    GError* e = nullptr;
+    gst_message_parse_warning(m, &e, nullptr);
+    const std::string warning = e->message;
+    g_error_free(e);
+    gst_message_unref(m);
+    EXPECT_NE(warning.find(props[0] == 'c' ? label : "model-instance-id"), std::string::npos) << warning;
     EXPECT_EQ(model_property(h->element), original);
-    const auto after = detect_once(h, *s.a);
-    EXPECT_TRUE(same(before, after)) << describe(before) << " / " << describe(after);
-    for (const Det& d : after) EXPECT_FALSE(g_str_has_prefix(d.label.c_str(), "new-")) << d.label;
+    seen.push_back(detect_once(h, *s.a));
+    for (const auto& dets : seen) EXPECT_TRUE(same(before, dets)) << describe(before) << " / " << describe(dets);
+    if (props[0] == 'c') {
+      // Both at once: the new model, and the new classes with it.
+      const std::string wanted = "new-" + label;
+      g_object_set(h->element, "model", renamed.c_str(), "classes", wanted.c_str(), nullptr);
+      seen.clear();
+      m = push_until_message(h, bus, *s.a, GST_MESSAGE_ELEMENT, "ssd-model-changed", &seen);
+      ASSERT_NE(m, nullptr) << "no switch within 60 s";
+      gst_message_unref(m);
+      const auto after = detect_once(h, *s.a);
+      EXPECT_EQ(after.size(), before.size());
+      for (const Det& d : after) EXPECT_EQ(d.label, wanted);
+      EXPECT_EQ(model_property(h->element), renamed);
+    }
     gst_element_set_bus(h->element, nullptr);
     gst_object_unref(bus);
     gst_harness_teardown(h);
