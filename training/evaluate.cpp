@@ -152,9 +152,11 @@ CocoImageEval coco_evaluate_image(const std::vector<BoxAnnotation>& gts_in,
 struct CocoCurve {
   std::vector<double> ap;       // per IoU threshold: mean interpolated precision
   std::vector<double> recall;   // per IoU threshold
+  // At IoU 0.5: the best F1 over the cuts between distinct scores (ClassAp::best_f1).
+  double best_f1 = -1, f1_threshold = -1, f1_precision = -1, f1_recall = -1;
 };
 bool coco_accumulate(const std::vector<CocoImageEval>& evals, int max_det, const std::vector<double>& rec_thr,
-                     CocoCurve* out) {
+                     double score_floor, CocoCurve* out) {
   std::vector<float> scores;
   std::vector<std::vector<char>> matched(kIouThresholds), ignored(kIouThresholds);
   int npig = 0;
@@ -183,6 +185,18 @@ bool coco_accumulate(const std::vector<CocoImageEval>& evals, int max_det, const
       }
       rc[i] = tp / npig;
       pr[i] = tp / (fp + tp + eps);
+      // A cut below detection i (not between equal scores): F1 of what lies above it.
+      const bool cut = i + 1 == nd || scores[order[i + 1]] < scores[j];
+      if (t == 0 && cut && tp > 0) {
+        const double precision = tp / (tp + fp), f1 = 2 * precision * rc[i] / (precision + rc[i]);
+        if (f1 > out->best_f1) {
+          const double below = i + 1 < nd ? scores[order[i + 1]] : std::min<double>(score_floor, scores[j]);
+          out->best_f1 = f1;
+          out->f1_threshold = (scores[j] + below) / 2;
+          out->f1_precision = precision;
+          out->f1_recall = rc[i];
+        }
+      }
     }
     out->recall[t] = nd ? rc[nd - 1] : 0;
     for (size_t i = nd; i-- > 1;)
@@ -285,9 +299,11 @@ MapResult MapEvaluator::compute() const {
     const int max_dets[kMaxDetSettings] = {1, 10, options_.max_dets};
     CocoCurve curve;
     for (int m = 0; m < kMaxDetSettings - 1; ++m)
-      if (coco_accumulate(evals[0], max_dets[m], rec_thr, &curve)) (m == 0 ? ap.ar1 : ap.ar10) = mean(curve.recall);
+      if (coco_accumulate(evals[0], max_dets[m], rec_thr, options_.score_floor, &curve))
+        (m == 0 ? ap.ar1 : ap.ar10) = mean(curve.recall);
     for (int a = kAreaRanges - 1; a >= 0; --a) {   // "all" last: `curve` then holds it
-      if (!coco_accumulate(evals[a], options_.max_dets, rec_thr, &curve)) continue;
+      curve = CocoCurve{};
+      if (!coco_accumulate(evals[a], options_.max_dets, rec_thr, options_.score_floor, &curve)) continue;
       const double ap_a = mean(curve.ap), ar_a = mean(curve.recall);
       if (a == 1) ap.ap_small = ap_a, ap.ar_small = ar_a;
       if (a == 2) ap.ap_medium = ap_a, ap.ar_medium = ar_a;
@@ -305,6 +321,10 @@ MapResult MapEvaluator::compute() const {
     ap.ap50_coco = curve.ap[0];
     ap.ap75_coco = curve.ap[5];
     ap.recall50 = curve.recall[0];
+    ap.best_f1 = curve.best_f1;
+    ap.f1_threshold = curve.f1_threshold;
+    ap.f1_precision = curve.f1_precision;
+    ap.f1_recall = curve.f1_recall;
 
     // ---------------- VOC (AP@0.5, no detection cap) ----------------
     struct VocDet { size_t image; ScoredBox box; };
@@ -418,7 +438,30 @@ std::string format_map_table(const MapResult& r) {
      << "; by size (100): small " << v(r.ar_small) << ", medium " << v(r.ar_medium) << ", large " << v(r.ar_large)
      << "\n(size: the object's area in the image's pixels, COCO's ranges: small up to 32x32, medium 32x32 to 96x96, large above; -: no "
         "ground truth of that size)\n";
+  // The confidence threshold with the best F1 per class, ready for ssddetect.
+  std::string f1;
+  for (const auto& c : r.classes) {
+    if (c.f1_threshold < 0) continue;
+    char b[128];
+    std::snprintf(b, sizeof b, "%s%s F1 %.3f (P %.3f, R %.3f) above %.3f", f1.empty() ? "" : "; ", c.name.c_str(),
+                  c.best_f1, c.f1_precision, c.f1_recall, c.f1_threshold);
+    f1 += b;
+  }
+  if (!f1.empty())
+    os << "Best F1 at IoU 0.5 per class: " << f1 << "\nAs ssddetect's property: class-thresholds=\""
+       << f1_class_thresholds(r) << "\"\n";
   return os.str();
+}
+
+std::string f1_class_thresholds(const MapResult& r) {
+  std::string out;
+  for (const auto& c : r.classes) {
+    if (c.f1_threshold < 0) continue;
+    char b[32];
+    std::snprintf(b, sizeof b, "=%.3f", c.f1_threshold);
+    out += (out.empty() ? "" : ",") + c.name + b;
+  }
+  return out;
 }
 
 void write_coco_results(const Dataset& dataset,

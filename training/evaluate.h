@@ -39,6 +39,10 @@ struct ClassAp {
   // 1, 10 and 100 detections per image; -1 where the class has no ground truth of that size.
   double ap_small = -1, ap_medium = -1, ap_large = -1;
   double ar1 = -1, ar10 = -1, ar100 = -1, ar_small = -1, ar_medium = -1, ar_large = -1;
+  // The confidence threshold with the best F1 score at IoU 0.5 (COCO matching, 100 detections
+  // per image): detections above it give this F1, precision and recall. It lies halfway between
+  // the detection scores it separates (above MapOptions::score_floor); -1 when no detection matches.
+  double best_f1 = -1, f1_threshold = -1, f1_precision = -1, f1_recall = -1;
 };
 
 struct MapResult {
@@ -54,7 +58,14 @@ struct MapResult {
 
 struct MapOptions {
   int max_dets = 100;   // COCO: per image and class
+  // The score below which the detections were not produced (the detector's threshold): the
+  // lowest confidence threshold the best-F1 search suggests lies halfway above it.
+  double score_floor = 0;
 };
+
+// The best-F1 thresholds of the classes that have one, as ssddetect's class-thresholds property
+// takes them: "label=0.412,label=0.38" (3 decimals; empty when none).
+std::string f1_class_thresholds(const MapResult& r);
 
 // Accumulates images one at a time (ground truth and detections of the same image), then
 // computes every metric. Boxes with x2 <= x1 or y2 <= y1 have area 0 and overlap nothing.

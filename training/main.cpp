@@ -170,7 +170,9 @@ void print_map(const MapResult& r, const std::string& json_path) {
                             {"ap50_voc", c.ap50_voc}, {"ap_coco", c.ap_coco},
                             {"ap50_coco", c.ap50_coco}, {"ap75_coco", c.ap75_coco},
                             {"ap_small", c.ap_small}, {"ap_medium", c.ap_medium}, {"ap_large", c.ap_large},
-                            {"ar100", c.ar100}});
+                            {"ar100", c.ar100}, {"best_f1", c.best_f1}, {"f1_threshold", c.f1_threshold},
+                            {"f1_precision", c.f1_precision}, {"f1_recall", c.f1_recall}});
+  j["class_thresholds"] = f1_class_thresholds(r);   // ssddetect's property, best F1 per class
   std::ofstream f(json_path);
   f << j.dump(2) << "\n";
   if (!f) throw ssd::Error("cannot write " + json_path);

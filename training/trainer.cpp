@@ -167,7 +167,9 @@ ValidationResult validate(ssd::Ssd& model, const ssd::Anchors& anchors, const Da
   torch::NoGradGuard no_grad;
   DataLoader loader(ds, lo);
   loader.start_epoch(0);
-  MapEvaluator evaluator(ds.labels);
+  MapOptions map_options;
+  map_options.score_floor = post.score_threshold;
+  MapEvaluator evaluator(ds.labels, map_options);
   r.samples.resize(std::min<size_t>(std::max(0, sample_count), ds.images.size()));
   const size_t limit = images_to_evaluate(ds, max_images);
   std::unique_ptr<ProgressBar> bar;

@@ -77,6 +77,36 @@ TEST(Map, HighScoringFalsePositiveHalvesPrecision) {
   EXPECT_NEAR(ev2.compute().map50_voc, 1.0, 1e-12);
 }
 
+// The best-F1 threshold: two ground truths; detections 0.9 (hit), 0.8 (miss), 0.7 (hit), 0.1
+// (miss). F1 above each: 0.667, 0.5, 0.8, 0.667; the best cut lies between 0.7 and 0.1. Equal
+// scores are not split; the lowest cut lies halfway to the score floor.
+TEST(Map, BestF1ThresholdLiesBetweenTheScoresItSeparates) {
+  ssdtrain::MapOptions o;
+  o.score_floor = 0.05;
+  MapEvaluator ev({"a", "b", "c"}, o);
+  ev.add_image(1, {gt(0, 0, 10, 10, 0), gt(20, 20, 30, 30, 0), gt(0, 0, 10, 10, 1), gt(0, 0, 10, 10, 2)},
+               {det(0, 0, 10, 10, 0, 0.9f), det(50, 50, 60, 60, 0, 0.8f), det(20, 20, 30, 30, 0, 0.7f),
+                det(70, 70, 80, 80, 0, 0.1f),
+                // b: a hit and a miss with the same score, then nothing: only the cut below both
+                det(0, 0, 10, 10, 1, 0.6f), det(50, 50, 60, 60, 1, 0.6f),
+                // c: one hit, the lowest cut: halfway between its score and the floor
+                det(0, 0, 10, 10, 2, 0.25f)});
+  const MapResult r = ev.compute();
+  EXPECT_NEAR(r.classes[0].best_f1, 0.8, 1e-12);
+  EXPECT_NEAR(r.classes[0].f1_threshold, (0.7 + 0.1) / 2, 1e-6);
+  EXPECT_NEAR(r.classes[0].f1_precision, 2.0 / 3.0, 1e-12);
+  EXPECT_NEAR(r.classes[0].f1_recall, 1.0, 1e-12);
+  EXPECT_NEAR(r.classes[1].best_f1, 2 * 0.5 * 1 / 1.5, 1e-12);
+  EXPECT_NEAR(r.classes[1].f1_threshold, (0.6 + 0.05) / 2, 1e-6);
+  EXPECT_NEAR(r.classes[2].best_f1, 1.0, 1e-12);
+  EXPECT_NEAR(r.classes[2].f1_threshold, (0.25 + 0.05) / 2, 1e-6);
+  EXPECT_EQ(ssdtrain::f1_class_thresholds(r), "a=0.400,b=0.325,c=0.150");
+  // No hit: no threshold.
+  MapEvaluator none({"a"});
+  none.add_image(1, {gt(0, 0, 10, 10, 0)}, {det(50, 50, 60, 60, 0, 0.9f)});
+  EXPECT_EQ(none.compute().classes[0].f1_threshold, -1);
+}
+
 TEST(Map, IouThresholdsMatter) {
   // IoU of [0,10]x[0,10] with [0,10]x[0,14] = 100/140 = 0.714: a hit at 0.5..0.7, a miss above.
   MapEvaluator ev({"a"});

@@ -652,6 +652,21 @@ TEST(Cli, EvalDetectionsFileScoresTheSameInPycocotools) {
   const char* keys[12] = {"map_coco", "map50_coco", "map75_coco", "map_small", "map_medium", "map_large",
                           "ar1",      "ar10",       "ar100",      "ar_small",  "ar_medium",  "ar_large"};
   for (int i = 0; i < 12; ++i) EXPECT_NEAR(ours[keys[i]].get<double>(), stats[i], 1e-4) << keys[i];
+  // The best-F1 thresholds, one per class, in ssddetect's class-thresholds form.
+  const std::string thresholds = ours["class_thresholds"].get<std::string>();
+  int entries = 0;
+  for (const auto& c : ours["classes"]) {
+    if (!c["valid"].get<bool>()) continue;
+    const double t = c["f1_threshold"].get<double>();
+    EXPECT_GT(t, 0.01) << c.dump();   // above eval's score floor
+    EXPECT_LT(t, 1.0) << c.dump();
+    EXPECT_GT(c["best_f1"].get<double>(), 0.5) << c.dump();
+    char entry[64];
+    std::snprintf(entry, sizeof entry, "%s=%.3f", c["name"].get<std::string>().c_str(), t);
+    EXPECT_NE(thresholds.find(entry), std::string::npos) << thresholds << " lacks " << entry;
+    ++entries;
+  }
+  EXPECT_EQ(entries, 5) << thresholds;
   std::printf("pycocotools stats:");
   for (double v : stats) std::printf(" %.4f", v);
   std::printf("\n");
