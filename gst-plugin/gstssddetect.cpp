@@ -217,6 +217,10 @@ struct HeldFrame {
   std::shared_ptr<gstssd::VideoFrameMap> map;
   std::optional<Region> region;   // the part the network saw, once submitted (none: all of it)
   bool blind = false;             // analysed, but the region lies outside the frame
+  // Once submitted: the class filter and `threshold` its detections are kept by (those in effect
+  // when the frame came; a change while its batch computes applies to later frames).
+  std::shared_ptr<const ClassFilter> filter;
+  float global_threshold = kDefaultThreshold;
 };
 
 }  // namespace
@@ -397,12 +401,22 @@ static std::string trim(const std::string& s) {
 static std::optional<Region> parse_region(const std::string& text) {
   const std::string t = trim(text);
   if (t.empty()) return std::nullopt;
-  Region r;
-  char extra;
-  if (std::sscanf(t.c_str(), "%d , %d , %d , %d %c", &r.x, &r.y, &r.width, &r.height, &extra) != 4 || r.x < 0 ||
-      r.y < 0 || r.width <= 0 || r.height <= 0)
-    throw ssd::Error("region \"" + text + "\" is not x,y,width,height in pixels (x, y >= 0; width, height > 0)");
-  return r;
+  const auto fail = [&] {
+    return ssd::Error("region \"" + text + "\" is not x,y,width,height in pixels (x, y >= 0; width, height > 0)");
+  };
+  int v[4];
+  std::stringstream ss(t);
+  std::string item;
+  int n = 0;
+  while (std::getline(ss, item, ',')) {
+    item = trim(item);
+    char* end = nullptr;
+    const gint64 x = item.empty() ? -1 : g_ascii_strtoll(item.c_str(), &end, 10);
+    if (n == 4 || item.empty() || *end != '\0' || x < 0 || x > G_MAXINT) throw fail();
+    v[n++] = static_cast<int>(x);
+  }
+  if (n != 4 || v[2] == 0 || v[3] == 0) throw fail();
+  return Region{v[0], v[1], v[2], v[3]};
 }
 
 // The region clipped to a frame of this layout, with x and y rounded down to even in subsampled
@@ -1195,14 +1209,24 @@ static guint apply_settings(GstSsdDetect* self) {
 
 // Drops the detections the filter does not keep: classes `classes` leaves out, and those not above
 // their class's threshold when `class-thresholds` gives some (the network ran with the lowest).
-static void keep_wanted_classes(const SsdDetectState* st, std::vector<ssd::Detection>* dets) {
-  const ClassFilter& f = st->filter;
+// Whether apply_settings() would change what the network or the filter does with the next frame.
+static bool settings_change_pending(SsdDetectState* st) {
+  bool filter;
+  {
+    std::lock_guard<std::mutex> guard(st->lock);
+    if (st->postprocess_changed || st->region_changed) return true;
+    filter = st->filter_changed;
+  }
+  return filter && !model_change_pending(st);
+}
+
+static void keep_wanted_classes(const ClassFilter& f, float global_threshold, std::vector<ssd::Detection>* dets) {
   if (f.keep.empty() && f.threshold.empty()) return;
   const auto unwanted = [&](const ssd::Detection& d) {
     const bool known = d.label_id >= 0 && static_cast<size_t>(d.label_id) < std::max(f.keep.size(), f.threshold.size());
     if (!f.keep.empty() && !(known && f.keep[d.label_id])) return true;
     if (f.threshold.empty()) return false;
-    const float t = known && f.threshold[d.label_id] >= 0 ? f.threshold[d.label_id] : st->global_threshold;
+    const float t = known && f.threshold[d.label_id] >= 0 ? f.threshold[d.label_id] : global_threshold;
     return !(d.confidence > t);
   };
   dets->erase(std::remove_if(dets->begin(), dets->end(), unwanted), dets->end());
@@ -1303,7 +1327,7 @@ static GstFlowReturn detect_frame(GstSsdDetect* self, GstBuffer* buf) {
       st->inferences++;
       report_graph_failures(self);
       region_to_frame(region, st->info, &dets);
-      keep_wanted_classes(st, &dets);
+      keep_wanted_classes(st->filter, st->global_threshold, &dets);
     }
     st->last = std::move(dets);
   }
@@ -1336,7 +1360,7 @@ static void complete_oldest(GstSsdDetect* self) {
     } else if (h.analyse && next < results.size()) {
       st->last = std::move(results[next++]);
       region_to_frame(h.region, st->info, &st->last);
-      keep_wanted_classes(st, &st->last);
+      keep_wanted_classes(*h.filter, h.global_threshold, &st->last);
     }
     if (!h.gap) attach_detections(self, h.buffer, st->last);
     st->ready.push_back(h.buffer);
@@ -1345,11 +1369,12 @@ static void complete_oldest(GstSsdDetect* self) {
 
 // Sends the pending frames to the detector as one batch (frames are copied to the device or to
 // pinned staging memory before this returns, except frames in page-locked memory, which stay
-// mapped until their batch is collected), then collects batches beyond in-flight - 1.
+// mapped until their batch is collected), then collects batches beyond in-flight - 1. The
+// settings in effect are those applied when the newest pending frame came (hold_frame() submits
+// the pending frames before it applies a change).
 static GstFlowReturn submit_pending(GstSsdDetect* self) {
   SsdDetectState* st = self->state;
   if (st->pending.empty()) return GST_FLOW_OK;
-  apply_settings(self);
   std::vector<HeldFrame> batch(st->pending.begin(), st->pending.end());
   st->pending.clear();
   st->pending_analysed = 0;
@@ -1361,10 +1386,13 @@ static GstFlowReturn submit_pending(GstSsdDetect* self) {
   };
   std::vector<ssd::FrameView> views;
   const std::optional<Region> region = analysed_region(st);
+  const auto filter = std::make_shared<const ClassFilter>(st->filter);
   for (HeldFrame& h : frames) {
     if (!h.analyse) continue;
     h.region = region;
     h.blind = blind(region);
+    h.filter = filter;
+    h.global_threshold = st->global_threshold;
     if (h.blind) continue;
     h.map = std::make_shared<gstssd::VideoFrameMap>(&st->info, h.buffer, GST_MAP_READ);
     if (!*h.map) {
@@ -1412,6 +1440,15 @@ static GstFlowReturn hold_frame(GstSsdDetect* self, GstBuffer* buf) {
   if (adopted != GST_FLOW_OK) {
     gst_buffer_unref(buf);
     return adopted;
+  }
+  // A change of the output settings, the region or the filter applies from this frame on: the
+  // frames held before it go to the network with the settings they came with.
+  if (!st->pending.empty() && settings_change_pending(st)) {
+    const GstFlowReturn ret = submit_pending(self);
+    if (ret != GST_FLOW_OK) {
+      gst_buffer_unref(buf);
+      return ret;
+    }
   }
   const guint interval = apply_settings(self);
   st->interval = interval;   // for the latency query
@@ -1817,7 +1854,9 @@ static void gst_ssd_detect_class_init(GstSsdDetectClass* klass) {
    * (no copy in front of it), scales it to the network's input as it would the whole frame,
    * and reports the detections in the frame's coordinates. Nothing outside it is detected, and
    * objects in it are seen at a higher resolution than in the whole frame. Clipped to the
-   * frame; in NV12 and I420 x and y are rounded down to even. Unset or empty: the whole frame.
+   * frame; in NV12 and I420 x and y are rounded down to even; a region that is then less than 2
+   * pixels wide or high (e.g. one outside the frame) detects nothing. Unset or empty: the whole
+   * frame.
    * Can be changed while playing (from the next frame on, which is then analysed, whatever
    * `interval`); a malformed value is a warning and leaves the region as it was.
    */

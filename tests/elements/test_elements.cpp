@@ -1251,6 +1251,47 @@ TEST(SsdDetectBatching, HoldsFramesAndKeepsOrderAndDetections) {
   gst_harness_teardown(h);
 }
 
+// With frames held for a batch or in flight, a change of classes, class-thresholds or region
+// applies from the next frame on: the frames that came before keep the settings they came with.
+TEST(SsdDetectBatching, SettingsChangesApplyFromTheNextFrame) {
+  const ssdtrain::SynthSample scene = one_object(320, 240, 2);
+  auto f = make_frame(scene.image, GST_VIDEO_FORMAT_RGB);
+  const std::vector<Det> all = reference(scene.image, "threshold=0.05");
+  ASSERT_FALSE(all.empty());
+  const std::string mine = all.front().label;
+  const std::vector<Det> only_mine = reference(scene.image, ("threshold=0.05 classes=" + mine).c_str());
+  const std::vector<Det> others_high =
+      reference(scene.image, ("threshold=0.99 class-thresholds=" + mine + "=0.05").c_str());
+  ASSERT_FALSE(same(all, only_mine));
+  GstHarness* h = detect_harness("threshold=0.05 batch-size=3 in-flight=2");
+  gst_harness_set_src_caps(h, caps_25fps(*f));
+  int index = 0;
+  auto push = [&](int n) {
+    for (int i = 0; i < n; i++) EXPECT_EQ(gst_harness_push(h, stamped(*f, index++)), GST_FLOW_OK);
+  };
+  std::vector<const std::vector<Det>*> expected;
+  push(2);   // held
+  expected.insert(expected.end(), 2, &all);
+  g_object_set(h->element, "classes", mine.c_str(), nullptr);
+  push(2);
+  expected.insert(expected.end(), 2, &only_mine);
+  g_object_set(h->element, "classes", nullptr, "threshold", 0.99f, "class-thresholds", (mine + "=0.05").c_str(), nullptr);
+  push(1);
+  expected.push_back(&others_high);
+  g_object_set(h->element, "threshold", 0.05f, "class-thresholds", nullptr, nullptr);
+  push(1);
+  expected.push_back(&all);
+  ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_eos()));
+  auto out = pull_n(h, expected.size());
+  ASSERT_EQ(out.size(), expected.size());
+  for (size_t i = 0; i < out.size(); i++) {
+    EXPECT_EQ(out[i].first, static_cast<int>(i));
+    EXPECT_TRUE(same_batched(out[i].second, *expected[i]))
+        << "frame " << i << ": " << describe(out[i].second) << "\nexpected " << describe(*expected[i]);
+  }
+  gst_harness_teardown(h);
+}
+
 // When no further frame comes (a stalled or sparse source), batch-timeout still bounds the wait
 // of a partial batch, in wall-clock time: not before it, and without a new frame or EOS.
 TEST(SsdDetectBatching, TimeoutRunsAPartialBatchWhenNoFrameComes) {
