@@ -674,8 +674,6 @@ static void apply_postprocess_locked(SsdDetectState* st) {
 // back to its values. Streaming thread.
 static void update_filter(GstSsdDetect* self) {
   SsdDetectState* st = self->state;
-  const ClassFilter in_use = st->filter;
-  const ClassFilter* fallback = &in_use;
   std::string classes, thresholds;
   {
     std::lock_guard<std::mutex> guard(st->lock);
@@ -686,23 +684,23 @@ static void update_filter(GstSsdDetect* self) {
   try {
     st->filter = class_filter(model_labels(st), classes, thresholds);
   } catch (const ssd::Error& e) {
+    const ClassFilter& in_use = st->filter;   // (not assigned: class_filter() threw)
     bool classes_back, thresholds_back;
     {
       std::lock_guard<std::mutex> guard(st->lock);
-      classes_back = st->settings.classes == classes && classes != fallback->classes;
-      thresholds_back = st->settings.class_thresholds == thresholds && thresholds != fallback->thresholds;
-      if (classes_back) st->settings.classes = fallback->classes;
-      if (thresholds_back) st->settings.class_thresholds = fallback->thresholds;
+      classes_back = st->settings.classes == classes && classes != in_use.classes;
+      thresholds_back = st->settings.class_thresholds == thresholds && thresholds != in_use.thresholds;
+      if (classes_back) st->settings.classes = in_use.classes;
+      if (thresholds_back) st->settings.class_thresholds = in_use.thresholds;
     }
     GST_ELEMENT_WARNING(self, RESOURCE, SETTINGS,
                         ("classes \"%s\" and class-thresholds \"%s\" not applied: %s. The element keeps classes "
                          "\"%s\" and class-thresholds \"%s\".",
-                         classes.c_str(), thresholds.c_str(), e.what(), fallback->classes.c_str(),
-                         fallback->thresholds.c_str()),
+                         classes.c_str(), thresholds.c_str(), e.what(), in_use.classes.c_str(),
+                         in_use.thresholds.c_str()),
                         (nullptr));
     if (classes_back) g_object_notify(G_OBJECT(self), "classes");
     if (thresholds_back) g_object_notify(G_OBJECT(self), "class-thresholds");
-    st->filter = *fallback;
   }
   reset_tracking(st);   // the next frame is analysed: carried boxes had the old filter
   std::lock_guard<std::mutex> guard(st->lock);
