@@ -152,8 +152,10 @@ CocoImageEval coco_evaluate_image(const std::vector<BoxAnnotation>& gts_in,
 struct CocoCurve {
   std::vector<double> ap;       // per IoU threshold: mean interpolated precision
   std::vector<double> recall;   // per IoU threshold
-  // At IoU 0.5: the best F1 over the cuts between distinct scores (ClassAp::best_f1).
+  // At IoU 0.5: the best F1 over the cuts between distinct scores (ClassAp::best_f1), and the
+  // interpolated precision at the recall points reached (ClassAp::pr50).
   double best_f1 = -1, f1_threshold = -1, f1_precision = -1, f1_recall = -1;
+  std::vector<double> pr50;
 };
 bool coco_accumulate(const std::vector<CocoImageEval>& evals, int max_det, const std::vector<double>& rec_thr,
                      double score_floor, CocoCurve* out) {
@@ -207,6 +209,7 @@ bool coco_accumulate(const std::vector<CocoImageEval>& evals, int max_det, const
       const size_t pi = std::lower_bound(rc.begin(), rc.end(), rec_thr[r]) - rc.begin();
       if (pi >= nd) break;
       q_sum += pr[pi];
+      if (t == 0) out->pr50.push_back(pr[pi]);
     }
     out->ap[t] = q_sum / kRecallPoints;
   }
@@ -325,6 +328,7 @@ MapResult MapEvaluator::compute() const {
     ap.f1_threshold = curve.f1_threshold;
     ap.f1_precision = curve.f1_precision;
     ap.f1_recall = curve.f1_recall;
+    ap.pr50 = curve.pr50;
 
     // ---------------- VOC (AP@0.5, no detection cap) ----------------
     struct VocDet { size_t image; ScoredBox box; };

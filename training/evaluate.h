@@ -43,6 +43,10 @@ struct ClassAp {
   // per image): detections above it give this F1, precision and recall. It lies halfway between
   // the detection scores it separates (above MapOptions::score_floor); -1 when no detection matches.
   double best_f1 = -1, f1_threshold = -1, f1_precision = -1, f1_recall = -1;
+  // The precision-recall curve at IoU 0.5 as COCO interpolates it: precision at recall 0, 0.01,
+  // ... up to the highest recall reached (the mean over all 101 points, zeros past the end, is
+  // ap50_coco).
+  std::vector<double> pr50;
 };
 
 struct MapResult {

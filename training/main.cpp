@@ -233,6 +233,8 @@ int main(int argc, char** argv) {
   eval->add_option("--detections", es.detections_path,
                    "also write every detection as a COCO results file (pycocotools' loadRes)")
       ->check(in_existing_folder);
+  eval->add_option("--pr-curve", es.pr_curve_path, "also draw the precision-recall curves at IoU 0.5 (PNG)")
+      ->check(in_existing_folder);
 
   // ---- predict
   PredictSpec ps;

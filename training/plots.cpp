@@ -205,11 +205,16 @@ cv::Mat render_line_plot(const LinePlot& plot) {
     const int y0 = std::max(0, area.y + (area.height - rot.rows) / 2);
     if (rot.rows + y0 <= H && rot.cols + 4 <= W) rot.copyTo(img(cv::Rect(4, y0, rot.cols, rot.rows)));
   }
-  int ly = area.y + 16;
+  int named = 0, widest = 0;
+  for (const auto& s : plot.series)
+    if (!s.name.empty()) ++named, widest = std::max(widest, text_size(s.name, 0.45).width);
+  int ly = plot.legend_bottom_left ? area.y + area.height - 18 * named + 4 : area.y + 16;
   for (const auto& s : plot.series) {
     if (s.name.empty()) continue;
     const cv::Size ts = text_size(s.name, 0.45);
-    const int lx = area.x + area.width - ts.width - 40;
+    const int lx = plot.legend_bottom_left ? area.x + 16 : area.x + area.width - ts.width - 40;
+    if (plot.legend_bottom_left)   // on a white box: curves may run beneath it
+      cv::rectangle(img, {lx - 4, ly - 14}, {lx + 34 + widest, ly + 5}, cv::Scalar(255, 255, 255), cv::FILLED);
     cv::line(img, {lx, ly - 4}, {lx + 24, ly - 4}, s.color, 2, cv::LINE_AA);
     put_text(img, s.name, {lx + 30, ly}, 0.45, cv::Scalar(0, 0, 0));
     ly += 18;
@@ -231,6 +236,28 @@ void write_png(const std::string& path, const cv::Mat& image) {
   std::error_code ec;
   std::filesystem::rename(tmp, p, ec);
   if (ec) throw ssd::Error("cannot write " + path + ": " + ec.message());
+}
+
+cv::Mat render_pr_curves(const MapResult& map) {
+  LinePlot plot;
+  plot.title = "precision-recall at IoU 0.5 (COCO interpolation), AP50 per class";
+  plot.x_label = "recall";
+  plot.y_label = "precision";
+  plot.y_top = 1.0;
+  plot.legend_bottom_left = true;   // good curves keep the top right
+  for (size_t k = 0; k < map.classes.size(); ++k) {
+    const ClassAp& c = map.classes[k];
+    if (!c.valid) continue;
+    char name[128];
+    std::snprintf(name, sizeof name, "%s %.3f", c.name.c_str(), c.ap50_coco);
+    Series s{name, {}, {}, class_color(static_cast<int>(k)), false};
+    for (size_t i = 0; i < c.pr50.size(); ++i) {
+      s.x.push_back(i / 100.0);
+      s.y.push_back(c.pr50[i]);
+    }
+    plot.series.push_back(std::move(s));
+  }
+  return render_line_plot(plot);
 }
 
 cv::Scalar class_color(int label) {

@@ -30,6 +30,7 @@ struct LinePlot {
   // Top of the y axis (NaN: the data's largest value): a spike (a diverging loss) above it is
   // cut off instead of flattening the rest of the plot.
   double y_top = std::numeric_limits<double>::quiet_NaN();
+  bool legend_bottom_left = false;   // else top right
   int width = 800, height = 500;
 };
 
@@ -41,6 +42,10 @@ void write_png(const std::string& path, const cv::Mat& image);
 
 // "Nice" axis ticks covering [lo, hi] (about `target` of them): 1, 2, 5 x 10^k steps.
 std::vector<double> nice_ticks(double lo, double hi, int target = 6);
+
+// The precision-recall curves at IoU 0.5 of the classes with ground truth (MapResult's pr50),
+// one line per class, its AP@0.5 in the legend.
+cv::Mat render_pr_curves(const MapResult& map);
 
 // A distinct colour for class `label` (BGR).
 cv::Scalar class_color(int label);

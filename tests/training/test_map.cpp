@@ -4,7 +4,9 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <numeric>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -202,6 +204,11 @@ TEST(Map, AgreesWithPycocotoolsAndVocReference) {
       EXPECT_NEAR(r.classes[k].recall50, pc["recall50"].get<double>(), 1e-4);
       EXPECT_NEAR(r.classes[k].ap50_voc07, pv["ap07"].get<double>(), 1e-4);
       EXPECT_NEAR(r.classes[k].ap50_voc, pv["ap"].get<double>(), 1e-4);
+      // The curve pr_curve.png draws: its 101-point mean (zeros past its end) is AP@0.5.
+      const auto& pr = r.classes[k].pr50;
+      EXPECT_LE(pr.size(), 101u);
+      EXPECT_NEAR(std::accumulate(pr.begin(), pr.end(), 0.0) / 101, pc["ap50"].get<double>(), 1e-4);
+      EXPECT_TRUE(std::is_sorted(pr.rbegin(), pr.rend())) << "interpolated precision never rises with recall";
       ++compared;
     }
     EXPECT_NEAR(r.map_coco, c["coco"]["map"].get<double>(), 1e-4);

@@ -149,7 +149,7 @@ TEST(Trainer, ShortTrainingLowersLossAndReachesMap) {
   // Run files.
   EXPECT_TRUE(r.best_epoch == 25 || r.best_epoch == 50) << r.best_epoch;   // the evaluated epochs
   for (const char* f : {"run.json", "model.safetensors", "best.safetensors", "checkpoint.pt", "history.json",
-                        "metrics.csv", "loss.png", "map.png", "predictions.png"})
+                        "metrics.csv", "loss.png", "map.png", "predictions.png", "pr_curve.png"})
     EXPECT_TRUE(fs::exists(tmp.path() / "run" / f)) << f;
   std::ifstream csv(tmp.path() / "run" / "metrics.csv");
   int lines = 0;
@@ -617,8 +617,9 @@ TEST(Cli, EvalDetectionsFileScoresTheSameInPycocotools) {
   TempDir tmp;
   CliRun e = run_cli("eval --synth 40 --synth-seed 31 --synth-dir " + tmp / "data" +
                      " --threads 2 --detections " + tmp / "dets.json" + " --json " +
-                     tmp / "eval.json");
+                     tmp / "eval.json" + " --pr-curve " + tmp / "pr.png");
   ASSERT_EQ(e.status, 0) << e.output;
+  EXPECT_GT(fs::file_size(tmp.path() / "pr.png"), 5000u) << "the precision-recall plot";
   nlohmann::json ours = nlohmann::json::parse(std::ifstream(tmp.path() / "eval.json"));
   nlohmann::json dets = nlohmann::json::parse(std::ifstream(tmp.path() / "dets.json"));
   ASSERT_TRUE(dets.is_array());
