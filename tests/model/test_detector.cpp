@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <random>
 #include <sstream>
+#include <atomic>
 #include <thread>
 
 #include <dlfcn.h>
@@ -770,6 +771,52 @@ TEST(DetectorCuda, RunsOnCudaInFp32AndFp16WhenAvailable) {
   auto h = half.detect(f);
   ASSERT_FALSE(h.empty());
   EXPECT_NEAR(h[0].confidence, cpu[0].confidence, 0.02);
+}
+
+// ssddetect's model change while playing, on CUDA: a second detector is constructed in another
+// thread while the first one detects (capturing, then replaying CUDA graphs on its own streams,
+// in thread-local capture mode); both give the CPU's detections, and no capture fails.
+TEST(DetectorCuda, LoadedInAnotherThreadWhileAnotherDetects) {
+  if (!cuda_available()) GTEST_SKIP() << "no CUDA device";
+  const NoTf32 no_tf32;
+  auto dir = ssdtest::temp_dir("cuda-load");
+  Ssd model(ssdtest::tiny_config());
+  save_weights((dir / "m.safetensors").string(), model);
+  auto pic = make_picture(1280, 720, 5);
+  int stride = 0;
+  auto buf = pack(pic, PixelFormat::RGBx, 0, &stride);
+  FrameView f{PixelFormat::RGBx, 1280, 720, {buf.data()}, {stride}, {}};
+  DetectorOptions o;
+  o.model_path = (dir / "m.safetensors").string();
+  o.threshold = 0.0f;
+  o.device = "cpu";
+  const auto cpu = Detector(o).detect(f);
+  o.device = "cuda";
+  o.cuda_graphs = true;
+  Detector first(o);
+  std::unique_ptr<Detector> second;
+  std::atomic<bool> loaded{false};
+  std::string error;
+  std::thread loader([&] {
+    try {
+      second = std::make_unique<Detector>(o);
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+    loaded = true;
+  });
+  int runs = 0;
+  while (!loaded || runs < 6) {
+    expect_same(first.detect(f), cpu, 2e-3f);
+    ++runs;
+  }
+  loader.join();
+  ASSERT_TRUE(second) << error;
+  for (int i = 0; i < 4; ++i) expect_same(second->detect(f), cpu, 2e-3f);   // its graphs too
+  EXPECT_EQ(first.graph_stats().failures + first.preprocess_graph_stats().failures, 0)
+      << first.graph_stats().last_error << first.preprocess_graph_stats().last_error;
+  EXPECT_EQ(second->graph_stats().failures + second->preprocess_graph_stats().failures, 0);
+  std::printf("%d detections by the first detector while the second loaded\n", runs);
 }
 
 TEST(HostBuffer, OrdinaryMemoryEverywherePageLockedOnlyWithCuda) {
