@@ -267,9 +267,40 @@ void MapEvaluator::add_image(int64_t image_id, const std::vector<BoxAnnotation>&
   images_.push_back({image_id, ground_truth, detections});
 }
 
+// Adds one image to the confusion matrix (MapResult::confusion).
+static void add_confusion(const std::vector<BoxAnnotation>& gts, const std::vector<ScoredBox>& dets_in, const MapOptions& o,
+                   std::vector<std::vector<int>>* m) {
+  const int none = static_cast<int>(m->size()) - 1;
+  std::vector<float> scores;
+  for (const auto& d : dets_in) scores.push_back(d.score);
+  std::vector<char> matched(gts.size(), 0);
+  for (size_t i : order_by_score(scores)) {
+    const ScoredBox& d = dets_in[i];
+    if (!(d.score > o.confusion_threshold)) break;
+    double best = o.confusion_iou;
+    long g = -1;
+    for (size_t k = 0; k < gts.size(); ++k) {
+      if (matched[k] && !gts[k].ignore) continue;
+      const double v = voc_iou(d, gts[k]);
+      if (v >= best) best = v, g = static_cast<long>(k);
+    }
+    if (g < 0) {
+      (*m)[none][d.label]++;
+    } else if (!gts[g].ignore) {
+      (*m)[gts[g].label][d.label]++;
+      matched[g] = 1;
+    }
+  }
+  for (size_t k = 0; k < gts.size(); ++k)
+    if (!matched[k] && !gts[k].ignore) (*m)[gts[k].label][none]++;
+}
+
 MapResult MapEvaluator::compute() const {
   MapResult result;
   result.num_images = static_cast<int>(images_.size());
+  result.confusion_threshold = options_.confusion_threshold;
+  result.confusion.assign(labels_.size() + 1, std::vector<int>(labels_.size() + 1, 0));
+  for (const auto& im : images_) add_confusion(im.gts, im.dets, options_, &result.confusion);
   // pycocotools visits images in increasing id order.
   std::vector<const Image*> images;
   for (const auto& im : images_) images.push_back(&im);
@@ -454,6 +485,41 @@ std::string format_map_table(const MapResult& r) {
   if (!f1.empty())
     os << "Best F1 at IoU 0.5 per class: " << f1 << "\nAs ssddetect's property: class-thresholds=\""
        << f1_class_thresholds(r) << "\"\n";
+  return os.str();
+}
+
+std::string format_confusion(const MapResult& r) {
+  const size_t n = r.confusion.size();
+  if (n == 0) return {};
+  std::vector<std::string> names;
+  for (const auto& c : r.classes) names.push_back(c.name);
+  names.push_back("none");
+  size_t w = 6;
+  for (const auto& s : names) w = std::max(w, s.size());
+  std::ostringstream os;
+  char b[64];
+  os << "Confusion at confidence > " << r.confusion_threshold
+     << ", IoU >= 0.5 (rows: true class, columns: detected; none: a false detection / a missed object)\n";
+  std::snprintf(b, sizeof b, "%-*s", int(w), "true\\det");
+  os << b;
+  for (const auto& s : names) {
+    std::snprintf(b, sizeof b, " %*s", int(w), s.c_str());
+    os << b;
+  }
+  os << "\n";
+  for (size_t i = 0; i < n; ++i) {
+    std::snprintf(b, sizeof b, "%-*s", int(w), names[i].c_str());
+    os << b;
+    for (size_t j = 0; j < n; ++j) {
+      if (i == n - 1 && j == n - 1) {
+        std::snprintf(b, sizeof b, " %*s", int(w), "-");
+      } else {
+        std::snprintf(b, sizeof b, " %*d", int(w), r.confusion[i][j]);
+      }
+      os << b;
+    }
+    os << "\n";
+  }
   return os.str();
 }
 

@@ -54,6 +54,13 @@ struct MapResult {
   int num_images = 0;
   // Means over valid classes (0 when there is none).
   double map50_voc07 = 0, map50_voc = 0, map_coco = 0, map50_coco = 0, map75_coco = 0;
+  // Detections above MapOptions::confusion_threshold matched to ground truth of any class (IoU >=
+  // confusion_iou, most confident first, each to the unmatched ground truth it overlaps most):
+  // confusion[true][detected] over num_classes + 1 rows and columns, the last being "none": row
+  // C counts detections of nothing (false detections), column C ground truth nothing detected.
+  // Ignored ground truth counts neither way.
+  std::vector<std::vector<int>> confusion;
+  double confusion_threshold = 0;
   // The rest of pycocotools' summary (COCOeval.stats[3:12]): means over the classes with ground
   // truth of that size; -1 when none has any.
   double map_small = -1, map_medium = -1, map_large = -1;
@@ -65,6 +72,9 @@ struct MapOptions {
   // The score below which the detections were not produced (the detector's threshold): the
   // lowest confidence threshold the best-F1 search suggests lies halfway above it.
   double score_floor = 0;
+  // The confusion matrix's detections (MapResult::confusion): those above this confidence (the
+  // ssddetect default), matched at this IoU.
+  double confusion_threshold = 0.3, confusion_iou = 0.5;
 };
 
 // The best-F1 thresholds of the classes that have one, as ssddetect's class-thresholds property
@@ -92,6 +102,9 @@ class MapEvaluator {
   MapOptions options_;
   std::vector<Image> images_;
 };
+
+// The confusion matrix as a text table (true classes down, detected classes across).
+std::string format_confusion(const MapResult& result);
 
 // The per-class table ("class  #gt  #det  AP50(07)  AP50  AP  AP75") and the means, as text.
 std::string format_map_table(const MapResult& result);

@@ -145,7 +145,7 @@ std::vector<CLI::Option*> add_train_options(CLI::App* app, TrainOptions& o) {
 }
 
 void print_map(const MapResult& r, const std::string& json_path) {
-  std::printf("%s", format_map_table(r).c_str());
+  std::printf("%s%s", format_map_table(r).c_str(), format_confusion(r).c_str());
   if (json_path.empty()) return;
   nlohmann::json j;
   j["images"] = r.num_images;
@@ -173,6 +173,7 @@ void print_map(const MapResult& r, const std::string& json_path) {
                             {"ar100", c.ar100}, {"best_f1", c.best_f1}, {"f1_threshold", c.f1_threshold},
                             {"f1_precision", c.f1_precision}, {"f1_recall", c.f1_recall}});
   j["class_thresholds"] = f1_class_thresholds(r);   // ssddetect's property, best F1 per class
+  j["confusion"] = {{"threshold", r.confusion_threshold}, {"iou", 0.5}, {"matrix", r.confusion}};
   std::ofstream f(json_path);
   f << j.dump(2) << "\n";
   if (!f) throw ssd::Error("cannot write " + json_path);
@@ -234,6 +235,9 @@ int main(int argc, char** argv) {
                    "also write every detection as a COCO results file (pycocotools' loadRes)")
       ->check(in_existing_folder);
   eval->add_option("--pr-curve", es.pr_curve_path, "also draw the precision-recall curves at IoU 0.5 (PNG)")
+      ->check(in_existing_folder);
+  eval->add_option("--confusion", es.confusion_path,
+                   "also draw the confusion matrix (confidence > 0.3, IoU >= 0.5; PNG)")
       ->check(in_existing_folder);
 
   // ---- predict

@@ -47,6 +47,10 @@ std::vector<double> nice_ticks(double lo, double hi, int target = 6);
 // one line per class, its AP@0.5 in the legend.
 cv::Mat render_pr_curves(const MapResult& map);
 
+// The confusion matrix (MapResult::confusion) as a grid: true classes down, detected classes
+// across, "none" last; each cell shows its count, shaded by its share of the row.
+cv::Mat render_confusion(const MapResult& map);
+
 // A distinct colour for class `label` (BGR).
 cv::Scalar class_color(int label);
 

@@ -738,7 +738,10 @@ TrainResult run_epochs(Session& s) {
     write_metrics_csv(s.dir / "metrics.csv", s.history);
     write_curve_plots(s.dir, s.history);
     write_prediction_grid(s.dir / "predictions.png", s.val_ds, v.samples, 0.3);
-    if (v.have_map) write_png((s.dir / "pr_curve.png").string(), render_pr_curves(v.map));
+    if (v.have_map) {
+      write_png((s.dir / "pr_curve.png").string(), render_pr_curves(v.map));
+      write_png((s.dir / "confusion.png").string(), render_confusion(v.map));
+    }
     save_checkpoint(s);
     if (!s.quiet) print_table_row(m);
   }
@@ -888,6 +891,7 @@ MapResult evaluate_weights(const EvalSpec& spec) {
   if (!spec.detections_path.empty())
     write_coco_results(ds, v.samples, spec.detections_path);
   if (!spec.pr_curve_path.empty()) write_png(spec.pr_curve_path, render_pr_curves(v.map));
+  if (!spec.confusion_path.empty()) write_png(spec.confusion_path, render_confusion(v.map));
   return v.map;
 }
 

@@ -131,8 +131,9 @@ struct EvalSpec {
   // When set, every detection is also written there as a COCO results file (see
   // write_coco_results), which pycocotools' COCO.loadRes reads.
   std::string detections_path;
-  // When set, the precision-recall curves are drawn there (PNG, render_pr_curves).
-  std::string pr_curve_path;
+  // When set, the precision-recall curves are drawn there (PNG, render_pr_curves), and the
+  // confusion matrix (render_confusion).
+  std::string pr_curve_path, confusion_path;
 };
 // mAP of a weights file on a data set, its classes matched to the model's by name (a class with
 // boxes the model lacks is an error); the loader's documented skips are printed to stderr.

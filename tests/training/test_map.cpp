@@ -109,6 +109,26 @@ TEST(Map, BestF1ThresholdLiesBetweenTheScoresItSeparates) {
   EXPECT_EQ(none.compute().classes[0].f1_threshold, -1);
 }
 
+// The confusion matrix: class-agnostic matching above the confidence threshold, most confident
+// first; a detection on an ignored region counts nowhere; a second detection of a matched object
+// is a false detection.
+TEST(Map, ConfusionMatrixCountsMixUpsMissesAndFalseDetections) {
+  MapEvaluator ev({"a", "b"});
+  ev.add_image(1, {gt(0, 0, 10, 10, 0), gt(20, 20, 30, 30, 1), gt(50, 50, 60, 60, 0, true)},
+               {det(0, 0, 10, 10, 1, 0.9f),      // a taken for b
+                det(20, 20, 30, 30, 1, 0.8f),    // b right
+                det(50, 50, 60, 60, 0, 0.7f),    // on the ignored region
+                det(80, 80, 90, 90, 0, 0.6f),    // nothing there
+                det(21, 21, 30, 30, 0, 0.5f),    // b again, already matched
+                det(0, 0, 10, 10, 0, 0.2f)});    // below the threshold (0.3)
+  ev.add_image(2, {gt(0, 0, 10, 10, 0)}, {});   // missed
+  const MapResult r = ev.compute();
+  const std::vector<std::vector<int>> expected{{0, 1, 1}, {0, 1, 0}, {2, 0, 0}};
+  EXPECT_EQ(r.confusion, expected);
+  const std::string text = ssdtrain::format_confusion(r);
+  EXPECT_NE(text.find("none"), std::string::npos) << text;
+}
+
 TEST(Map, IouThresholdsMatter) {
   // IoU of [0,10]x[0,10] with [0,10]x[0,14] = 100/140 = 0.714: a hit at 0.5..0.7, a miss above.
   MapEvaluator ev({"a"});

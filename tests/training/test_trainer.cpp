@@ -149,7 +149,8 @@ TEST(Trainer, ShortTrainingLowersLossAndReachesMap) {
   // Run files.
   EXPECT_TRUE(r.best_epoch == 25 || r.best_epoch == 50) << r.best_epoch;   // the evaluated epochs
   for (const char* f : {"run.json", "model.safetensors", "best.safetensors", "checkpoint.pt", "history.json",
-                        "metrics.csv", "loss.png", "map.png", "predictions.png", "pr_curve.png"})
+                        "metrics.csv", "loss.png", "map.png", "predictions.png", "pr_curve.png",
+                        "confusion.png"})
     EXPECT_TRUE(fs::exists(tmp.path() / "run" / f)) << f;
   std::ifstream csv(tmp.path() / "run" / "metrics.csv");
   int lines = 0;
@@ -617,9 +618,10 @@ TEST(Cli, EvalDetectionsFileScoresTheSameInPycocotools) {
   TempDir tmp;
   CliRun e = run_cli("eval --synth 40 --synth-seed 31 --synth-dir " + tmp / "data" +
                      " --threads 2 --detections " + tmp / "dets.json" + " --json " +
-                     tmp / "eval.json" + " --pr-curve " + tmp / "pr.png");
+                     tmp / "eval.json" + " --pr-curve " + tmp / "pr.png" + " --confusion " + tmp / "confusion.png");
   ASSERT_EQ(e.status, 0) << e.output;
   EXPECT_GT(fs::file_size(tmp.path() / "pr.png"), 5000u) << "the precision-recall plot";
+  EXPECT_GT(fs::file_size(tmp.path() / "confusion.png"), 5000u) << "the confusion matrix";
   nlohmann::json ours = nlohmann::json::parse(std::ifstream(tmp.path() / "eval.json"));
   nlohmann::json dets = nlohmann::json::parse(std::ifstream(tmp.path() / "dets.json"));
   ASSERT_TRUE(dets.is_array());
@@ -668,6 +670,19 @@ TEST(Cli, EvalDetectionsFileScoresTheSameInPycocotools) {
     ++entries;
   }
   EXPECT_EQ(entries, 5) << thresholds;
+  // The confusion matrix: 6 x 6 (5 classes and none), mostly on the diagonal; its rows hold every
+  // object (found, mixed up or missed).
+  const auto confusion = ours["confusion"]["matrix"].get<std::vector<std::vector<int>>>();
+  ASSERT_EQ(confusion.size(), 6u);
+  int diagonal = 0, objects = 0, ground_truth = 0;
+  for (int i = 0; i < 5; ++i) {
+    diagonal += confusion[i][i];
+    for (int v : confusion[i]) objects += v;
+    ground_truth += ours["classes"][i]["num_gt"].get<int>();
+  }
+  EXPECT_EQ(objects, ground_truth);
+  EXPECT_GT(diagonal, objects / 2);
+  EXPECT_NE(e.output.find("Confusion at confidence > 0.3"), std::string::npos) << e.output;
   std::printf("pycocotools stats:");
   for (double v : stats) std::printf(" %.4f", v);
   std::printf("\n");
