@@ -4,6 +4,8 @@
 # usage: pipelines/webcam.sh [DEVICE] [OUTPUT.mp4] [ssddetect property=value ...]
 #   e.g. pipelines/webcam.sh /dev/video0 "" device=cuda precision=fp16
 #        pipelines/webcam.sh /dev/video0 cam.mp4 interval=3
+#        pipelines/webcam.sh /dev/video0 "" region=0,240,640,240 class-thresholds=star=0.6
+#          (only the lower half of a 640x480 picture is analysed; stars need confidence > 0.6)
 # DEVICE defaults to /dev/video0. Without OUTPUT the video is shown; stop with Ctrl-C (the
 # file is finalised on Ctrl-C thanks to gst-launch -e).
 # ssddetect has qos enabled: when inference cannot keep up with the camera, frames the
