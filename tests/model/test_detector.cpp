@@ -738,21 +738,34 @@ TEST_F(DetectorTest, SharedInstancesAreNamedAndRefuseOtherSettings) {
   EXPECT_EQ(fresh->options().detector.device, "auto");
 }
 
+// A tiny random model in a file of its own, an RGBx picture of w x h, and the CPU detector's
+// detections of it (threshold 0): what the CUDA tests compare against.
+struct CudaCase {
+  std::filesystem::path dir;
+  std::vector<uint8_t> buf;
+  FrameView frame;
+  DetectorOptions options;   // the model, threshold 0, device "cpu"
+  std::vector<Detection> cpu;
+  CudaCase(const char* name, int w, int h, uint32_t seed) : dir(ssdtest::temp_dir(name)) {
+    Ssd model(ssdtest::tiny_config());
+    save_weights((dir / "m.safetensors").string(), model);
+    int stride = 0;
+    buf = pack(make_picture(w, h, seed), PixelFormat::RGBx, 0, &stride);
+    frame = FrameView{PixelFormat::RGBx, w, h, {buf.data()}, {stride}, {}};
+    options.model_path = (dir / "m.safetensors").string();
+    options.threshold = 0.0f;
+    options.device = "cpu";
+    cpu = Detector(options).detect(frame);
+  }
+};
+
 TEST(DetectorCuda, RunsOnCudaInFp32AndFp16WhenAvailable) {
   if (!cuda_available()) GTEST_SKIP() << "no CUDA device";
   const NoTf32 no_tf32;
-  auto dir = ssdtest::temp_dir("cuda");
-  Ssd model(ssdtest::tiny_config());
-  save_weights((dir / "m.safetensors").string(), model);
-  auto pic = make_picture(1920, 1080, 3);
-  int stride = 0;
-  auto buf = pack(pic, PixelFormat::RGBx, 0, &stride);
-  FrameView f{PixelFormat::RGBx, 1920, 1080, {buf.data()}, {stride}, {}};
-  DetectorOptions o;
-  o.model_path = (dir / "m.safetensors").string();
-  o.threshold = 0.0f;
-  o.device = "cpu";
-  auto cpu = Detector(o).detect(f);
+  CudaCase c("cuda", 1920, 1080, 3);
+  const FrameView& f = c.frame;
+  const auto& cpu = c.cpu;
+  DetectorOptions o = c.options;
   o.device = "cuda";
   Detector gpu(o);
   EXPECT_EQ(gpu.device_name().rfind("cuda", 0), 0u);
@@ -779,18 +792,10 @@ TEST(DetectorCuda, RunsOnCudaInFp32AndFp16WhenAvailable) {
 TEST(DetectorCuda, LoadedInAnotherThreadWhileAnotherDetects) {
   if (!cuda_available()) GTEST_SKIP() << "no CUDA device";
   const NoTf32 no_tf32;
-  auto dir = ssdtest::temp_dir("cuda-load");
-  Ssd model(ssdtest::tiny_config());
-  save_weights((dir / "m.safetensors").string(), model);
-  auto pic = make_picture(1280, 720, 5);
-  int stride = 0;
-  auto buf = pack(pic, PixelFormat::RGBx, 0, &stride);
-  FrameView f{PixelFormat::RGBx, 1280, 720, {buf.data()}, {stride}, {}};
-  DetectorOptions o;
-  o.model_path = (dir / "m.safetensors").string();
-  o.threshold = 0.0f;
-  o.device = "cpu";
-  const auto cpu = Detector(o).detect(f);
+  CudaCase c("cuda-load", 1280, 720, 5);
+  const FrameView& f = c.frame;
+  const auto& cpu = c.cpu;
+  DetectorOptions o = c.options;
   o.device = "cuda";
   o.cuda_graphs = true;
   Detector first(o);
