@@ -1956,8 +1956,9 @@ static void gst_ssd_detect_class_init(GstSsdDetectClass* klass) {
    * waits until its frame's batch is done. The first element to start loads the model; the
    * others must ask for the same `model`, `device`, `precision`, `nms-iou`, `threads`,
    * `batch-size`, `batch-timeout`, `in-flight` and `cuda-graphs`, else their start fails with
-   * an error naming the difference. `threshold`, `max-detections`, `classes` and `interval`
-   * stay each element's own, and so are its detections: those its own model would give it.
+   * an error naming the difference. `threshold`, `max-detections`, `classes`,
+   * `class-thresholds`, `region` and `interval` stay each element's own, and so are its
+   * detections: those its own model would give it.
    * Changing `nms-iou` while playing changes it for every stream of the instance. The model is
    * released when the last element stops. Unset (the default): the element has a model of its
    * own. Read when the element starts.
