@@ -1679,13 +1679,20 @@ TEST(SsdDetectShared, StreamsShareOneModelAndKeepTheirOwnDetections) {
   ASSERT_FALSE(same(s.ref_a, s.ref_b));
   ASSERT_FALSE(s.ref_b.empty());
   // The second stream's own settings: a lower threshold than the instance started with (the
-  // first element's 0.3), a count and a class filter.
-  const std::string own2 = "threshold=0.05 max-detections=4 classes=" + s.ref_b.front().label;
+  // first element's 0.3), a count, a class filter, a class threshold and a region.
+  const std::string own2 = "threshold=0.05 max-detections=4 classes=" + s.ref_b.front().label +
+                           " class-thresholds=" + s.ref_b.front().label + "=0.1 region=10,6,300,228";
   GstHarness* r = detect_harness(own2.c_str());
   const std::vector<Det> ref2 = detect_once(r, *s.b);
   gst_harness_teardown(r);
   ASSERT_FALSE(ref2.empty());
   ASSERT_FALSE(same(ref2, s.ref_b)) << "the second stream's settings should change its detections";
+  {
+    GstHarness* whole = detect_harness(own2.substr(0, own2.find(" region=")).c_str());
+    const auto without_region = detect_once(whole, *s.b);
+    gst_harness_teardown(whole);
+    ASSERT_FALSE(same(ref2, without_region)) << "the region should change the second stream's detections";
+  }
 
   for (const std::string in_flight : {"in-flight=1", "in-flight=2"}) {
     SCOPED_TRACE(in_flight);
