@@ -449,10 +449,10 @@ static ssd::DetectorOptions detector_options(const Settings& s) {
   return opts;
 }
 
-static std::string known_labels(const std::vector<std::string>& labels) {
-  std::string known;
-  for (const auto& l : labels) known += (known.empty() ? "" : ", ") + l;
-  return known;
+static std::string join_labels(const std::vector<std::string>& labels, const char* separator) {
+  std::string joined;
+  for (const auto& l : labels) joined += (joined.empty() ? "" : separator) + l;
+  return joined;
 }
 
 // `classes` and `class-thresholds` for a model with these labels: which label ids to keep and
@@ -466,7 +466,7 @@ static ClassFilter class_filter(const std::vector<std::string>& labels, const st
   auto label_id = [&](const std::string& name, const char* property) {
     auto it = std::find(labels.begin(), labels.end(), name);
     if (it == labels.end())
-      throw ssd::Error("unknown class \"" + name + "\" in " + property + "; the model knows: " + known_labels(labels));
+      throw ssd::Error("unknown class \"" + name + "\" in " + property + "; the model knows: " + join_labels(labels, ", "));
     return static_cast<size_t>(it - labels.begin());
   };
   std::stringstream ss(trim(classes));
@@ -594,13 +594,10 @@ static void loader_loop(GstSsdDetect* self) {
       detector = std::make_unique<ssd::Detector>(detector_options(s));
     } catch (const std::exception& e) {
       error = e.what();
-      detector.reset();
     } catch (...) {
       error = "unknown error";
-      detector.reset();
     }
     const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-    std::unique_ptr<ssd::Detector> unused;   // destroyed with no lock held
     lk.lock();
     st->loading = false;
     if (st->loader_stop) {
@@ -616,7 +613,8 @@ static void loader_loop(GstSsdDetect* self) {
     if (detector) {
       GST_INFO_OBJECT(self, "loaded model %s in %.0f ms while playing; switching to it at the next frame", path.c_str(),
                       ms);
-      unused = std::exchange(st->loaded, std::move(detector));
+      // A model loaded before and not switched to yet is destroyed with no lock held.
+      std::unique_ptr<ssd::Detector> unused = std::exchange(st->loaded, std::move(detector));
       st->loaded_model = path;
       lk.unlock();
       unused.reset();
@@ -768,8 +766,7 @@ static GstFlowReturn adopt_loaded_model(GstSsdDetect* self) {
   st->graph_failures_reported = 0;
   old.reset();
   const auto& labels = st->detector->labels();
-  std::string joined;
-  for (const auto& l : labels) joined += (joined.empty() ? "" : ",") + l;
+  const std::string joined = join_labels(labels, ",");
   GST_INFO_OBJECT(self, "switched to model %s (%zu classes)", path.c_str(), labels.size());
   gst_element_post_message(
       GST_ELEMENT(self),
@@ -1205,8 +1202,6 @@ static guint apply_settings(GstSsdDetect* self) {
   return interval;
 }
 
-// Drops the detections the filter does not keep: classes `classes` leaves out, and those not above
-// their class's threshold when `class-thresholds` gives some (the network ran with the lowest).
 // Whether apply_settings() would change what the network or the filter does with the next frame.
 static bool settings_change_pending(SsdDetectState* st) {
   bool filter;
@@ -1218,6 +1213,8 @@ static bool settings_change_pending(SsdDetectState* st) {
   return filter && !model_change_pending(st);
 }
 
+// Drops the detections the filter does not keep: classes `classes` leaves out, and those not above
+// their class's threshold when `class-thresholds` gives some (the network ran with the lowest).
 static void keep_wanted_classes(const ClassFilter& f, float global_threshold, std::vector<ssd::Detection>* dets) {
   if (f.keep.empty() && f.threshold.empty()) return;
   const auto unwanted = [&](const ssd::Detection& d) {

@@ -268,8 +268,8 @@ void MapEvaluator::add_image(int64_t image_id, const std::vector<BoxAnnotation>&
 }
 
 // Adds one image to the confusion matrix (MapResult::confusion).
-static void add_confusion(const std::vector<BoxAnnotation>& gts, const std::vector<ScoredBox>& dets_in, const MapOptions& o,
-                   std::vector<std::vector<int>>* m) {
+static void add_confusion(const std::vector<BoxAnnotation>& gts, const std::vector<ScoredBox>& dets_in,
+                          const MapOptions& o, std::vector<std::vector<int>>* m) {
   const int none = static_cast<int>(m->size()) - 1;
   std::vector<float> scores;
   for (const auto& d : dets_in) scores.push_back(d.score);
