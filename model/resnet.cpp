@@ -21,6 +21,62 @@ ResNetSpec resnet_spec(const std::string& name) {
   throw Error("unknown ResNet body '" + name + "' (expected resnet18, resnet34, resnet50, tiny)");
 }
 
+torch::nn::Conv2d fold_batchnorm(const torch::nn::Conv2d& conv, const torch::nn::BatchNorm2d& bn) {
+  TORCH_CHECK(bn->options.track_running_stats() && bn->options.affine() &&
+                  bn->running_mean.defined() && bn->weight.defined(),
+              "fold_batchnorm: the BatchNorm2d needs running statistics and affine parameters");
+  TORCH_CHECK(bn->options.num_features() == conv->options.out_channels(),
+              "fold_batchnorm: the convolution's ", conv->options.out_channels(),
+              " output channels do not match the BatchNorm2d's ", bn->options.num_features());
+  torch::NoGradGuard no_grad;
+  const auto dd = torch::TensorOptions().dtype(torch::kFloat64).device(conv->weight.device());
+  const torch::Tensor g = bn->weight.to(dd) / (bn->running_var.to(dd) + bn->options.eps()).sqrt();
+  torch::Tensor bias = bn->bias.to(dd) - bn->running_mean.to(dd) * g;
+  if (conv->bias.defined()) bias += conv->bias.to(dd) * g;
+  const torch::Tensor weight = conv->weight.to(dd) * g.view({-1, 1, 1, 1});
+  const auto& o = conv->options;
+  torch::nn::Conv2d folded(torch::nn::Conv2dOptions(o.in_channels(), o.out_channels(), o.kernel_size())
+                               .stride(o.stride())
+                               .padding(o.padding())
+                               .dilation(o.dilation())
+                               .groups(o.groups())
+                               .padding_mode(o.padding_mode())
+                               .bias(true));
+  const auto dtype = conv->weight.scalar_type();
+  folded->to(conv->weight.device(), dtype);
+  folded->weight.set_data(weight.to(dtype).contiguous(conv->weight.suggest_memory_format()));
+  folded->bias.set_data(bias.to(dtype));
+  if (!conv->is_training()) folded->eval();
+  return folded;
+}
+
+// forward's conv -> BatchNorm, or the folded conv alone.
+static torch::Tensor conv_bn(torch::nn::Conv2d& conv, torch::nn::BatchNorm2d& bn,
+                             const torch::Tensor& x) {
+  return bn ? bn(conv(x)) : conv(x);
+}
+
+// Replaces conv (registered as `name` in `owner`) by its fold with bn, and drops bn (`bn_name`).
+static void fold_into(torch::nn::Module& owner, const std::string& name, torch::nn::Conv2d& conv,
+                      const std::string& bn_name, torch::nn::BatchNorm2d& bn) {
+  if (!bn) return;
+  conv = owner.replace_module(name, fold_batchnorm(conv, bn));
+  owner.unregister_module(bn_name);
+  bn = nullptr;
+}
+
+// The downsample Sequential(conv1x1, BatchNorm2d) as Sequential(folded conv1x1).
+static void fold_downsample(torch::nn::Module& owner, torch::nn::Sequential& downsample) {
+  if (!downsample || downsample->size() != 2) return;
+  auto conv = torch::nn::Conv2d(std::dynamic_pointer_cast<torch::nn::Conv2dImpl>(downsample->ptr(0)));
+  auto bn = torch::nn::BatchNorm2d(
+      std::dynamic_pointer_cast<torch::nn::BatchNorm2dImpl>(downsample->ptr(1)));
+  TORCH_CHECK(conv && bn, "ResNet: a downsample that is not (Conv2d, BatchNorm2d)");
+  torch::nn::Sequential folded(fold_batchnorm(conv, bn));
+  folded->train(downsample->is_training());
+  downsample = owner.replace_module("downsample", folded);
+}
+
 static torch::nn::Conv2d conv3x3(int64_t in, int64_t out, int64_t stride) {
   return torch::nn::Conv2d(
       torch::nn::Conv2dOptions(in, out, 3).stride(stride).padding(1).bias(false));
@@ -43,8 +99,8 @@ BasicBlockImpl::BasicBlockImpl(int64_t inplanes, int64_t planes, int64_t stride)
 }
 
 torch::Tensor BasicBlockImpl::forward(const torch::Tensor& x) {
-  auto out = torch::relu(bn1(conv1(x)));
-  out = bn2(conv2(out));
+  auto out = torch::relu(conv_bn(conv1, bn1, x));
+  out = conv_bn(conv2, bn2, out);
   out += downsample ? downsample->forward(x) : x;
   return torch::relu(out);
 }
@@ -60,12 +116,25 @@ BottleneckImpl::BottleneckImpl(int64_t inplanes, int64_t planes, int64_t stride)
   if (downsample) register_module("downsample", downsample);
 }
 
+void BasicBlockImpl::fold_batchnorm() {
+  fold_into(*this, "conv1", conv1, "bn1", bn1);
+  fold_into(*this, "conv2", conv2, "bn2", bn2);
+  fold_downsample(*this, downsample);
+}
+
 torch::Tensor BottleneckImpl::forward(const torch::Tensor& x) {
-  auto out = torch::relu(bn1(conv1(x)));
-  out = torch::relu(bn2(conv2(out)));
-  out = bn3(conv3(out));
+  auto out = torch::relu(conv_bn(conv1, bn1, x));
+  out = torch::relu(conv_bn(conv2, bn2, out));
+  out = conv_bn(conv3, bn3, out);
   out += downsample ? downsample->forward(x) : x;
   return torch::relu(out);
+}
+
+void BottleneckImpl::fold_batchnorm() {
+  fold_into(*this, "conv1", conv1, "bn1", bn1);
+  fold_into(*this, "conv2", conv2, "bn2", bn2);
+  fold_into(*this, "conv3", conv3, "bn3", bn3);
+  fold_downsample(*this, downsample);
 }
 
 ResNetImpl::ResNetImpl(const ResNetSpec& spec) : inplanes_(spec.stem_width) {
@@ -108,7 +177,10 @@ torch::nn::Sequential ResNetImpl::make_layer(const ResNetSpec& spec, int64_t pla
 }
 
 std::pair<torch::Tensor, torch::Tensor> ResNetImpl::forward_levels(torch::Tensor x) {
-  x = torch::relu(bn1(conv1(x)));
+  TORCH_CHECK(!(folded_ && is_training()),
+              "ResNet: its BatchNorms are folded into the convolutions (inference only), but it "
+              "is in training mode");
+  x = torch::relu(conv_bn(conv1, bn1, x));
   x = F::max_pool2d(x, F::MaxPool2dFuncOptions(3).stride(2).padding(1));
   x = layer1->forward(x);
   x = layer2->forward(x);
@@ -118,6 +190,16 @@ std::pair<torch::Tensor, torch::Tensor> ResNetImpl::forward_levels(torch::Tensor
 }
 
 torch::Tensor ResNetImpl::forward(torch::Tensor x) { return forward_levels(std::move(x)).second; }
+
+void ResNetImpl::fold_batchnorm() {
+  fold_into(*this, "conv1", conv1, "bn1", bn1);
+  for (auto* layer : {&layer1, &layer2, &layer3, &layer4})
+    for (const auto& block : (*layer)->children()) {
+      if (auto* b = block->as<BasicBlockImpl>()) b->fold_batchnorm();
+      if (auto* b = block->as<BottleneckImpl>()) b->fold_batchnorm();
+    }
+  folded_ = true;
+}
 
 std::vector<std::vector<torch::Tensor>> ResNetImpl::layer_groups() {
   auto params = [](std::initializer_list<torch::nn::Module*> modules) {

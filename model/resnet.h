@@ -25,11 +25,17 @@ struct ResNetSpec {
 // Spec for "resnet18", "resnet34", "resnet50" or "tiny"; throws ssd::Error for other names.
 ResNetSpec resnet_spec(const std::string& name);
 
+// A convolution followed by an inference-mode BatchNorm2d as one convolution with a bias, on
+// the convolution's device and dtype: weight * g and (bias - running_mean) * g + bn.bias, with
+// g = bn.weight / sqrt(running_var + eps) per output channel, computed in double precision.
+torch::nn::Conv2d fold_batchnorm(const torch::nn::Conv2d& conv, const torch::nn::BatchNorm2d& bn);
+
 class BasicBlockImpl : public torch::nn::Module {
  public:
   static constexpr int expansion = 1;
   BasicBlockImpl(int64_t inplanes, int64_t planes, int64_t stride);
   torch::Tensor forward(const torch::Tensor& x);
+  void fold_batchnorm();   // see ResNetImpl::fold_batchnorm
 
  private:
   torch::nn::Conv2d conv1{nullptr}, conv2{nullptr};
@@ -43,6 +49,7 @@ class BottleneckImpl : public torch::nn::Module {
   static constexpr int expansion = 4;
   BottleneckImpl(int64_t inplanes, int64_t planes, int64_t stride);
   torch::Tensor forward(const torch::Tensor& x);
+  void fold_batchnorm();   // see ResNetImpl::fold_batchnorm
 
  private:
   torch::nn::Conv2d conv1{nullptr}, conv2{nullptr}, conv3{nullptr};
@@ -61,6 +68,12 @@ class ResNetImpl : public torch::nn::Module {
   int64_t stride16_channels() const { return stride16_channels_; }
   // Layer groups for differential learning rates: {conv1, bn1, layer1, layer2}, {layer3, layer4}.
   std::vector<std::vector<torch::Tensor>> layer_groups();
+  // For inference: every convolution absorbs the BatchNorm2d after it (the BatchNorms go, the
+  // convolutions get a bias), so a forward runs 36 (ResNet34) or 12 (tiny) fewer passes over the
+  // feature maps with the same result up to rounding. The module is inference-only afterwards:
+  // its state dict no longer matches the weights file, and forward in training mode throws.
+  void fold_batchnorm();
+  bool folded() const { return folded_; }
 
  private:
   torch::nn::Sequential make_layer(const ResNetSpec& spec, int64_t planes, int blocks,
@@ -69,6 +82,7 @@ class ResNetImpl : public torch::nn::Module {
   torch::nn::BatchNorm2d bn1{nullptr};
   torch::nn::Sequential layer1{nullptr}, layer2{nullptr}, layer3{nullptr}, layer4{nullptr};
   int64_t inplanes_ = 64;
+  bool folded_ = false;
   int64_t out_channels_ = 0;
   int64_t stride16_channels_ = 0;
 };

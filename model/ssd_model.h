@@ -78,6 +78,10 @@ class SsdImpl : public torch::nn::Module {
   SsdHead head{nullptr};
   // Parameter groups for differential learning rates: early body, late body, head.
   std::vector<std::vector<torch::Tensor>> layer_groups();
+  // For inference: the body's BatchNorms folded into its convolutions (ResNetImpl::fold_batchnorm;
+  // the head's StdConv puts its BatchNorm after the ReLU, where it does not fold). ssd::Detector
+  // does this after loading; the model is inference-only afterwards.
+  void fold_batchnorm() { body->fold_batchnorm(); }
 
  private:
   SsdConfig config_;

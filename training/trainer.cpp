@@ -870,6 +870,7 @@ MapResult evaluate_weights(const EvalSpec& spec) {
   if (spec.batch_size < 1) throw ssd::Error("--batch must be >= 1");
   const torch::Device device = parse_device(spec.device);
   ssd::Ssd model = ssd::load_weights(spec.weights, device);
+  model->fold_batchnorm();   // inference only, as ssd::Detector runs it
   const ssd::SsdConfig& config = model->config();
   // In the model's order: a data set naming its classes otherwise (a VOC folder's are sorted,
   // a COCO file's categories may come in another order) lines up by name.

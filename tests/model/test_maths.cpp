@@ -14,6 +14,8 @@
 #include "loss.h"
 #include "matching.h"
 #include "nms.h"
+#include "resnet.h"
+#include "ssd_model.h"
 #include "test_util.h"
 
 using namespace ssd;
@@ -27,6 +29,21 @@ torch::Tensor random_boxes(int64_t n, torch::Generator& g, double min_size = 0.0
 torch::Generator gen(uint64_t seed) {
   auto g = at::detail::createCPUGenerator(seed);
   return g;
+}
+// Inference-mode statistics far from the initial ones, scales of both signs.
+void randomise_batchnorms(torch::nn::Module& m, uint64_t seed) {
+  torch::manual_seed(seed);
+  torch::NoGradGuard no_grad;
+  for (auto& child : m.modules(/*include_self=*/true))
+    if (auto* bn = child->as<torch::nn::BatchNorm2dImpl>()) {
+      bn->weight.uniform_(-1.5, 1.5);
+      bn->bias.uniform_(-0.5, 0.5);
+      bn->running_mean.uniform_(-0.5, 0.5);
+      bn->running_var.uniform_(0.2, 2.0);
+    }
+}
+double rel_error(const torch::Tensor& a, const torch::Tensor& b) {
+  return ((a - b).norm() / b.norm()).item<double>();
 }
 }  // namespace
 
@@ -443,4 +460,64 @@ TEST(Postprocess, FixedShapeEqualsDynamic) {
   }
   // One Jacobi step cannot finish a suppression chain: the flag must have said so somewhere.
   EXPECT_GT(not_converged, 0);
+}
+
+// The fold's formula, by hand: a strided conv with its own bias, channels-last, then BatchNorm.
+TEST(FoldBatchnorm, OneConvolutionEqualsConvolutionThenBatchNorm) {
+  torch::manual_seed(3);
+  torch::nn::Conv2d conv(torch::nn::Conv2dOptions(5, 7, 3).stride(2).padding(1).bias(true));
+  torch::nn::BatchNorm2d bn(torch::nn::BatchNorm2dOptions(7).eps(1e-3));
+  randomise_batchnorms(*bn, 4);
+  conv->eval();
+  bn->eval();
+  {
+    torch::NoGradGuard ng;
+    conv->weight.set_data(conv->weight.contiguous(torch::MemoryFormat::ChannelsLast));
+  }
+  auto folded = fold_batchnorm(conv, bn);
+  EXPECT_TRUE(folded->weight.is_contiguous(torch::MemoryFormat::ChannelsLast));
+  EXPECT_FALSE(folded->is_training());
+  const auto x = torch::randn({2, 5, 9, 11});
+  torch::NoGradGuard ng;
+  const auto expected = bn(conv(x));
+  const auto got = folded(x);
+  ASSERT_EQ(got.sizes(), expected.sizes());
+  EXPECT_TRUE(torch::allclose(got, expected, 1e-5, 1e-5)) << (got - expected).abs().max();
+  // By hand for one output channel: g = weight / sqrt(var + eps).
+  const double g = (bn->weight[2] / (bn->running_var[2] + 1e-3).sqrt()).item<double>();
+  EXPECT_NEAR(folded->bias[2].item<double>(),
+              ((conv->bias[2] - bn->running_mean[2]) * g + bn->bias[2]).item<double>(), 1e-5);
+  EXPECT_TRUE(torch::allclose(folded->weight[2], conv->weight[2] * g, 1e-5, 1e-6));
+  ssdtest::expect_error(
+      [&] { fold_batchnorm(conv, torch::nn::BatchNorm2d(6)); }, {"7 output channels", "6"});
+}
+
+// Every block type: Bottleneck bodies (resnet50) and the default architecture's fine grid (the
+// stride-16 map folded too) give the same outputs after the fold.
+TEST(FoldBatchnorm, ModelsGiveTheSameOutputs) {
+  for (const std::string body : {"resnet50", "tiny"}) {
+    SCOPED_TRACE(body);
+    SsdConfig c;
+    c.body = body;
+    c.input_size = 160;
+    c.grids = {10, 5, 3, 2, 1};
+    c.head_channels = 32;
+    c.labels = {"a", "b"};
+    torch::manual_seed(5);
+    Ssd model(c);
+    randomise_batchnorms(*model, 6);
+    model->eval();
+    const auto x = torch::randn({2, 3, 160, 160});
+    torch::NoGradGuard ng;
+    const auto [cls, box] = model->forward(x);
+    model->fold_batchnorm();
+    model->fold_batchnorm();   // a second call has nothing left to fold
+    const auto [cls2, box2] = model->forward(x);
+    EXPECT_LT(rel_error(cls2, cls), 1e-5);
+    EXPECT_LT(rel_error(box2, box), 1e-5);
+    int batchnorms = 0;
+    for (const auto& m : model->body->modules(false))
+      batchnorms += m->as<torch::nn::BatchNorm2dImpl>() != nullptr;
+    EXPECT_EQ(batchnorms, 0);
+  }
 }

@@ -37,7 +37,7 @@ class ResNetReference : public ::testing::Test {
     std::filesystem::remove_all(*dir_);
     delete dir_;
   }
-  void check(const std::string& weights_file) {
+  void check(const std::string& weights_file, bool fold = false) {
     SsdConfig c;
     c.body = "resnet34";
     c.labels = {"x"};
@@ -50,14 +50,35 @@ class ResNetReference : public ::testing::Test {
     expected += static_cast<int>(model->body->named_parameters().size());
     EXPECT_GE(imported, expected);
     model->eval();
+    if (fold) {
+      const int64_t batchnorms = count_batchnorms(*model->body);
+      EXPECT_EQ(batchnorms, 36);
+      const size_t tensors = model->body->named_parameters().size();
+      model->fold_batchnorm();
+      EXPECT_TRUE(model->body->folded());
+      EXPECT_EQ(count_batchnorms(*model->body), 0);
+      // Each BatchNorm's weight and bias became its convolution's bias.
+      EXPECT_EQ(model->body->named_parameters().size(), tensors - batchnorms);
+      EXPECT_EQ(model->body->named_buffers().size(), 0u);
+    }
     auto io = as_map(read_safetensors((*dir_ / "resnet34_io.safetensors").string()));
     torch::NoGradGuard ng;
     auto ours = model->body->forward(io["input"]);
     ASSERT_EQ(ours.sizes(), io["features"].sizes());
     const double err = rel_error(ours, io["features"]);
     std::cout << "resnet34 features relative error vs torchvision (" << weights_file
-              << "): " << err << "\n";
+              << (fold ? ", BatchNorms folded" : "") << "): " << err << "\n";
     EXPECT_LT(err, 1e-5);
+    if (fold) {   // inference only from now on
+      model->train();
+      ssdtest::expect_error([&] { model->body->forward(io["input"]); },
+                            {"folded", "training mode"});
+    }
+  }
+  static int64_t count_batchnorms(torch::nn::Module& m) {
+    int64_t n = 0;
+    for (const auto& child : m.modules(false)) n += child->as<torch::nn::BatchNorm2dImpl>() != nullptr;
+    return n;
   }
   static std::filesystem::path* dir_;
 };
@@ -65,6 +86,10 @@ std::filesystem::path* ResNetReference::dir_ = nullptr;
 
 TEST_F(ResNetReference, FeaturesEqualTorchvisionFromTorchSave) { check("resnet34.pt"); }
 TEST_F(ResNetReference, FeaturesEqualTorchvisionFromSafetensors) { check("resnet34.safetensors"); }
+// ssd::Detector folds the BatchNorms into the convolutions: still torchvision's features.
+TEST_F(ResNetReference, FoldedBatchNormsGiveTorchvisionsFeatures) {
+  check("resnet34.safetensors", /*fold=*/true);
+}
 
 TEST_F(ResNetReference, ImportRejectsAMismatchedBody) {
   SsdConfig c;
