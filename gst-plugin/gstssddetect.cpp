@@ -140,6 +140,7 @@
 #endif
 
 #include "blas_check.h"
+#include "class_filter.h"
 #include "common.h"
 #include "detector.h"
 #include "error.h"
@@ -173,18 +174,7 @@ struct Region {
 
 // What the element keeps of its model's detections: the classes `classes` names (every class
 // when it names none), each above the confidence `class-thresholds` gives it, else `threshold`.
-struct ClassFilter {
-  std::string classes, thresholds;   // the property values it stands for
-  std::vector<bool> keep;            // per label id; empty: every class
-  std::vector<float> threshold;      // per label id, -1: `threshold`; empty: none given
-  // The threshold the network's output stage runs with: the lowest asked for.
-  float lowest(float global) const {
-    float t = global;
-    for (float v : threshold)
-      if (v >= 0) t = std::min(t, v);
-    return t;
-  }
-};
+using ssd::ClassFilter;
 
 // Property values; guarded by SsdDetectState::lock.
 struct Settings {
@@ -449,47 +439,10 @@ static ssd::DetectorOptions detector_options(const Settings& s) {
   return opts;
 }
 
-static std::string join_labels(const std::vector<std::string>& labels, const char* separator) {
-  std::string joined;
-  for (const auto& l : labels) joined += (joined.empty() ? "" : separator) + l;
-  return joined;
-}
-
-// `classes` and `class-thresholds` for a model with these labels: which label ids to keep and
-// the confidence each must exceed. Throws ssd::Error naming what does not fit (an unknown class,
-// a malformed entry) and the model's classes.
+// `classes` and `class-thresholds` for a model with these labels. Throws ssd::Error.
 static ClassFilter class_filter(const std::vector<std::string>& labels, const std::string& classes,
                                 const std::string& thresholds) {
-  ClassFilter f;
-  f.classes = classes;
-  f.thresholds = thresholds;
-  auto label_id = [&](const std::string& name, const char* property) {
-    auto it = std::find(labels.begin(), labels.end(), name);
-    if (it == labels.end())
-      throw ssd::Error("unknown class \"" + name + "\" in " + property + "; the model knows: " + join_labels(labels, ", "));
-    return static_cast<size_t>(it - labels.begin());
-  };
-  std::stringstream ss(trim(classes));
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    item = trim(item);
-    if (item.empty()) continue;
-    if (f.keep.empty()) f.keep.assign(labels.size(), false);
-    f.keep[label_id(item, "the classes property")] = true;
-  }   // "" or "," names no class: keep all
-  std::stringstream ts(trim(thresholds));
-  while (std::getline(ts, item, ',')) {
-    if (trim(item).empty()) continue;
-    const auto eq = item.find('=');
-    const std::string name = trim(item.substr(0, eq)), value = eq == std::string::npos ? "" : trim(item.substr(eq + 1));
-    char* end = nullptr;
-    const double v = value.empty() ? -1 : g_ascii_strtod(value.c_str(), &end);
-    if (name.empty() || value.empty() || *end != '\0' || !(v >= 0 && v <= 1))
-      throw ssd::Error("class-thresholds entry \"" + trim(item) + "\" is not label=confidence with a confidence in [0, 1]");
-    if (f.threshold.empty()) f.threshold.assign(labels.size(), -1.f);
-    f.threshold[label_id(name, "class-thresholds")] = static_cast<float>(v);
-  }
-  return f;
+  return ssd::parse_class_filter(labels, classes, thresholds, "the classes property", "class-thresholds");
 }
 
 static void reset_tracking(SsdDetectState* st) {
@@ -766,7 +719,7 @@ static GstFlowReturn adopt_loaded_model(GstSsdDetect* self) {
   st->graph_failures_reported = 0;
   old.reset();
   const auto& labels = st->detector->labels();
-  const std::string joined = join_labels(labels, ",");
+  const std::string joined = ssd::join_labels(labels, ",");
   GST_INFO_OBJECT(self, "switched to model %s (%zu classes)", path.c_str(), labels.size());
   gst_element_post_message(
       GST_ELEMENT(self),
@@ -1213,20 +1166,6 @@ static bool settings_change_pending(SsdDetectState* st) {
   return filter && !model_change_pending(st);
 }
 
-// Drops the detections the filter does not keep: classes `classes` leaves out, and those not above
-// their class's threshold when `class-thresholds` gives some (the network ran with the lowest).
-static void keep_wanted_classes(const ClassFilter& f, float global_threshold, std::vector<ssd::Detection>* dets) {
-  if (f.keep.empty() && f.threshold.empty()) return;
-  const auto unwanted = [&](const ssd::Detection& d) {
-    const bool known = d.label_id >= 0 && static_cast<size_t>(d.label_id) < std::max(f.keep.size(), f.threshold.size());
-    if (!f.keep.empty() && !(known && f.keep[d.label_id])) return true;
-    if (f.threshold.empty()) return false;
-    const float t = known && f.threshold[d.label_id] >= 0 ? f.threshold[d.label_id] : global_threshold;
-    return !(d.confidence > t);
-  };
-  dets->erase(std::remove_if(dets->begin(), dets->end(), unwanted), dets->end());
-}
-
 // Whether the network sees this frame (every `interval`-th picture; gaps have none).
 static bool count_frame(SsdDetectState* st, GstBuffer* buf, guint interval) {
   if (GST_BUFFER_FLAG_IS_SET(buf, GST_BUFFER_FLAG_GAP)) return false;
@@ -1322,7 +1261,7 @@ static GstFlowReturn detect_frame(GstSsdDetect* self, GstBuffer* buf) {
       st->inferences++;
       report_graph_failures(self);
       region_to_frame(region, st->info, &dets);
-      keep_wanted_classes(st->filter, st->global_threshold, &dets);
+      st->filter.apply(st->global_threshold, &dets);
     }
     st->last = std::move(dets);
   }
@@ -1355,7 +1294,7 @@ static void complete_oldest(GstSsdDetect* self) {
     } else if (h.analyse && next < results.size()) {
       st->last = std::move(results[next++]);
       region_to_frame(h.region, st->info, &st->last);
-      keep_wanted_classes(*h.filter, h.global_threshold, &st->last);
+      h.filter->apply(h.global_threshold, &st->last);
     }
     if (!h.gap) attach_detections(self, h.buffer, st->last);
     st->ready.push_back(h.buffer);

@@ -484,7 +484,7 @@ std::string format_map_table(const MapResult& r) {
   }
   if (!f1.empty())
     os << "Best F1 at IoU 0.5 per class: " << f1 << "\nAs ssddetect's property: class-thresholds=\""
-       << f1_class_thresholds(r) << "\"\n";
+       << f1_class_thresholds(r) << "\" (ssd-train predict: --class-thresholds)\n";
   return os.str();
 }
 

@@ -247,6 +247,10 @@ int main(int argc, char** argv) {
   predict->add_option("--out", ps.out_dir, "output folder")->required();
   predict->add_option("--threshold", ps.threshold, "minimum confidence")->capture_default_str();
   predict->add_option("--nms", ps.nms_iou, "NMS IoU threshold")->capture_default_str();
+  predict->add_option("--max-detections", ps.max_detections, "most detections an image")->capture_default_str();
+  predict->add_option("--classes", ps.classes, "keep only these classes (comma-separated labels)");
+  predict->add_option("--class-thresholds", ps.class_thresholds,
+                      "per-class minimum confidence, label=conf,... (eval prints the best-F1 ones)");
   predict->add_option("--device", ps.device, "cpu, cuda, cuda:N or auto")->capture_default_str();
   predict->add_option("--threads", ps.threads, "LibTorch threads (0: default)");
   predict->add_option("images", ps.images, "image files")->required();

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <opencv2/imgcodecs.hpp>
 
+#include "../model/class_filter.h"
 #include "../model/detector.h"
 #include "../model/error.h"
 #include "plots.h"
@@ -20,6 +21,7 @@ std::vector<ImagePrediction> predict_images(const PredictSpec& spec) {
   if (spec.out_dir.empty()) throw ssd::Error("no output folder (--out)");
   if (!(spec.threshold >= 0 && spec.threshold <= 1)) throw ssd::Error("--threshold must be in [0, 1]");
   if (!(spec.nms_iou >= 0 && spec.nms_iou <= 1)) throw ssd::Error("--nms must be in [0, 1]");
+  if (spec.max_detections < 1) throw ssd::Error("--max-detections must be >= 1");
   std::set<fs::path> inputs;   // never overwritten (--out may be the images' own folder)
   for (const auto& p : spec.images) {
     if (!fs::is_regular_file(p)) throw ssd::Error(p + ": no such image file");
@@ -33,6 +35,11 @@ std::vector<ImagePrediction> predict_images(const PredictSpec& spec) {
   o.max_detections = spec.max_detections;
   o.threads = spec.threads;
   ssd::Detector detector(o);
+  // The network runs with the lowest threshold asked for; the filter keeps what each class asks.
+  const ssd::ClassFilter filter = ssd::parse_class_filter(
+      detector.labels(), spec.classes, spec.class_thresholds, "--classes", "--class-thresholds");
+  if (!filter.threshold.empty())
+    detector.set_postprocess(filter.lowest(spec.threshold), spec.nms_iou, spec.max_detections);
   std::error_code ec;
   fs::create_directories(spec.out_dir, ec);
   if (ec) throw ssd::Error("cannot create " + spec.out_dir + ": " + ec.message());
@@ -52,7 +59,9 @@ std::vector<ImagePrediction> predict_images(const PredictSpec& spec) {
     f.strides[0] = static_cast<int>(bgr.step[0]);
     ImagePrediction p;
     p.image = path;
-    for (const auto& d : detector.detect(f)) {
+    std::vector<ssd::Detection> detections = detector.detect(f);
+    filter.apply(spec.threshold, &detections);
+    for (const auto& d : detections) {
       ScoredBox b;
       b.x1 = d.x_min * bgr.cols;
       b.y1 = d.y_min * bgr.rows;

@@ -18,6 +18,8 @@ struct PredictSpec {
   float threshold = 0.3f;
   float nms_iou = 0.45f;
   int max_detections = 100;
+  std::string classes;            // keep only these labels ("a,b"; ssddetect's `classes`)
+  std::string class_thresholds;   // "a=0.6,b=0.25" (ssddetect's `class-thresholds`; eval prints one)
   int threads = 0;
 };
 

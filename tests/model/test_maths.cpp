@@ -1,5 +1,5 @@
-// Anchors, box coding, IoU, matching, loss and NMS against the lesson's values, hand-made cases
-// and brute-force references.
+// Anchors, box coding, IoU, matching, loss, NMS, the class filter and the BatchNorm fold against
+// the lesson's values, hand-made cases and brute-force references.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -9,6 +9,7 @@
 
 #include "anchors.h"
 #include "boxes.h"
+#include "class_filter.h"
 #include "config.h"
 #include "error.h"
 #include "loss.h"
@@ -520,4 +521,50 @@ TEST(FoldBatchnorm, ModelsGiveTheSameOutputs) {
       batchnorms += m->as<torch::nn::BatchNorm2dImpl>() != nullptr;
     EXPECT_EQ(batchnorms, 0);
   }
+}
+
+TEST(ClassFilter, KeepsTheNamedClassesAboveTheirThresholds) {
+  const std::vector<std::string> labels{"cat", "dog", "car"};
+  auto det = [](int label, float confidence) {
+    Detection d;
+    d.label_id = label;
+    d.confidence = confidence;
+    return d;
+  };
+  const std::vector<Detection> all{det(0, 0.9f), det(1, 0.5f), det(2, 0.35f), det(0, 0.2f), det(2, 0.1f)};
+  auto kept = [&](const ClassFilter& f, float global) {
+    std::vector<Detection> d = all;
+    f.apply(global, &d);
+    std::vector<std::pair<int, float>> out;
+    for (const auto& x : d) out.emplace_back(x.label_id, x.confidence);
+    return out;
+  };
+  using Kept = std::vector<std::pair<int, float>>;
+  // Nothing given: everything stays, the network runs at the global threshold.
+  const ClassFilter none = parse_class_filter(labels, " , ", "");
+  EXPECT_TRUE(none.empty());
+  EXPECT_EQ(kept(none, 0.3f).size(), all.size());
+  EXPECT_FLOAT_EQ(none.lowest(0.3f), 0.3f);
+  // classes only.
+  EXPECT_EQ(kept(parse_class_filter(labels, " car ,cat", ""), 0.3f),
+            (Kept{{0, 0.9f}, {2, 0.35f}, {0, 0.2f}, {2, 0.1f}}));
+  // Thresholds above and below the global one; the others keep the global (0.3), strictly above.
+  const ClassFilter t = parse_class_filter(labels, "", "cat=0.95, car=0.05,dog=0.5");
+  EXPECT_FLOAT_EQ(t.lowest(0.3f), 0.05f);
+  EXPECT_EQ(kept(t, 0.3f), (Kept{{2, 0.35f}, {2, 0.1f}}));
+  const ClassFilter one = parse_class_filter(labels, "", "car=0.2");
+  EXPECT_EQ(kept(one, 0.3f), (Kept{{0, 0.9f}, {1, 0.5f}, {2, 0.35f}}));
+  EXPECT_FLOAT_EQ(one.lowest(0.1f), 0.1f);   // a class threshold above the global one
+  // Both: classes first, then thresholds.
+  EXPECT_EQ(kept(parse_class_filter(labels, "car", "car=0.05"), 0.3f), (Kept{{2, 0.35f}, {2, 0.1f}}));
+  // Errors name the entry, where it came from, and the model's classes.
+  ssdtest::expect_error([&] { parse_class_filter(labels, "cat,unicorn", "", "--classes"); },
+                        {"unknown class \"unicorn\" in --classes", "cat, dog, car"});
+  ssdtest::expect_error([&] { parse_class_filter(labels, "", "unicorn=0.5"); },
+                        {"unicorn", "class-thresholds", "cat, dog, car"});
+  for (const std::string bad : {"cat=2", "cat=x", "cat", "=0.5", "cat=0.5x", "cat=-0.1", "cat=nan", "cat=0,5"})
+    ssdtest::expect_error([&] { parse_class_filter(labels, "", bad); },
+                          {"class-thresholds entry", "label=confidence"});
+  EXPECT_FLOAT_EQ(parse_class_filter(labels, "", "cat=1e-1").threshold[0], 0.1f);
+  EXPECT_EQ(join_labels(labels, ","), "cat,dog,car");
 }

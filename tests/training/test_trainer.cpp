@@ -558,6 +558,52 @@ TEST(Cli, SynthTrainInfoPredictEval) {
   EXPECT_TRUE(fs::exists(tmp.path() / "pred" / "000000.png"));
   EXPECT_TRUE(fs::exists(tmp.path() / "pred" / "000001.png"));
   EXPECT_TRUE(fs::exists(tmp.path() / "pred" / "detections.json"));
+  // --classes, --class-thresholds (eval's best-F1 string) and --max-detections, as ssddetect's
+  // properties: the network runs with the lowest threshold, each class keeps its own.
+  auto predicted = [&](const std::string& dir) {
+    std::ifstream in(tmp.path() / dir / "detections.json");
+    std::vector<std::vector<std::pair<std::string, double>>> per_image;
+    for (const auto& image : nlohmann::json::parse(in)) {
+      per_image.emplace_back();
+      for (const auto& d : image["detections"])
+        per_image.back().emplace_back(d["label"].get<std::string>(), d["score"].get<double>());
+    }
+    return per_image;
+  };
+  const auto everything = predicted("pred");
+  const std::string two_images = " " + tmp / "s1/images/000000.png " + tmp / "s1/images/000001.png";
+  CliRun pc = run_cli("predict --weights " + w + " --threshold 0 --classes ellipse,star --out " + tmp / "pc" + two_images);
+  ASSERT_EQ(pc.status, 0) << pc.output;
+  CliRun pt = run_cli("predict --weights " + w + " --threshold 0.99 --class-thresholds \"ellipse=0, star=0.2\" --out " +
+                      tmp / "pt" + two_images);
+  ASSERT_EQ(pt.status, 0) << pt.output;
+  CliRun pm = run_cli("predict --weights " + w + " --threshold 0 --max-detections 3 --out " + tmp / "pm" + two_images);
+  ASSERT_EQ(pm.status, 0) << pm.output;
+  const auto classes = predicted("pc"), thresholds = predicted("pt"), capped = predicted("pm");
+  ASSERT_EQ(everything.size(), 2u);
+  ASSERT_EQ(classes.size(), 2u);
+  ASSERT_EQ(thresholds.size(), 2u);
+  ASSERT_EQ(capped.size(), 2u);
+  size_t kept = 0;
+  for (size_t i = 0; i < 2; ++i) {
+    std::vector<std::pair<std::string, double>> want_classes, want_thresholds;
+    for (const auto& d : everything[i]) {
+      if (d.first == "ellipse" || d.first == "star") want_classes.push_back(d);
+      if ((d.first == "ellipse" && d.second > 0) || (d.first == "star" && d.second > 0.2)) want_thresholds.push_back(d);
+    }
+    EXPECT_EQ(classes[i], want_classes) << "image " << i;
+    EXPECT_EQ(thresholds[i], want_thresholds) << "image " << i;
+    EXPECT_LT(want_thresholds.size(), everything[i].size()) << "the other classes should go";
+    const auto& all = everything[i];
+    const std::vector<std::pair<std::string, double>> top3(all.begin(), all.begin() + std::min<size_t>(3, all.size()));
+    EXPECT_EQ(capped[i], top3) << "image " << i << ": the 3 most confident";
+    kept += want_thresholds.size();
+  }
+  EXPECT_GT(kept, 0u) << "nothing for the per-class thresholds to keep";
+  expect_clean_failure("predict --weights " + w + " --classes unicorn --out " + tmp / "pu" + two_images,
+                       "unknown class \"unicorn\" in --classes");
+  expect_clean_failure("predict --weights " + w + " --class-thresholds ellipse=2 --out " + tmp / "pu" + two_images,
+                       "--class-thresholds entry \"ellipse=2\"");
   CliRun e = run_cli("eval --weights " + w + " --coco " + tmp / "s1/annotations.json" + " --images " +
                   tmp / "s1/images" + " --json " + tmp / "eval.json");
   ASSERT_EQ(e.status, 0) << e.output;

@@ -1,0 +1,81 @@
+#include "class_filter.h"
+
+#include <algorithm>
+#include <charconv>
+#include <sstream>
+
+#include "error.h"
+
+namespace ssd {
+
+namespace {
+std::string trim(const std::string& s) {
+  const auto b = s.find_first_not_of(" \t\r\n");
+  if (b == std::string::npos) return {};
+  const auto e = s.find_last_not_of(" \t\r\n");
+  return s.substr(b, e - b + 1);
+}
+}  // namespace
+
+std::string join_labels(const std::vector<std::string>& labels, const char* separator) {
+  std::string joined;
+  for (const auto& l : labels) joined += (joined.empty() ? "" : separator) + l;
+  return joined;
+}
+
+float ClassFilter::lowest(float global_threshold) const {
+  float t = global_threshold;
+  for (float v : threshold)
+    if (v >= 0) t = std::min(t, v);
+  return t;
+}
+
+void ClassFilter::apply(float global_threshold, std::vector<Detection>* detections) const {
+  if (empty()) return;
+  const auto unwanted = [&](const Detection& d) {
+    const bool known = d.label_id >= 0 && static_cast<size_t>(d.label_id) < std::max(keep.size(), threshold.size());
+    if (!keep.empty() && !(known && keep[d.label_id])) return true;
+    if (threshold.empty()) return false;
+    const float t = known && threshold[d.label_id] >= 0 ? threshold[d.label_id] : global_threshold;
+    return !(d.confidence > t);
+  };
+  detections->erase(std::remove_if(detections->begin(), detections->end(), unwanted), detections->end());
+}
+
+ClassFilter parse_class_filter(const std::vector<std::string>& labels, const std::string& classes,
+                               const std::string& thresholds, const std::string& classes_name,
+                               const std::string& thresholds_name) {
+  ClassFilter f;
+  f.classes = classes;
+  f.thresholds = thresholds;
+  auto label_id = [&](const std::string& name, const std::string& where) {
+    auto it = std::find(labels.begin(), labels.end(), name);
+    if (it == labels.end())
+      throw Error("unknown class \"" + name + "\" in " + where + "; the model knows: " + join_labels(labels));
+    return static_cast<size_t>(it - labels.begin());
+  };
+  std::stringstream ss(trim(classes));
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    item = trim(item);
+    if (item.empty()) continue;
+    if (f.keep.empty()) f.keep.assign(labels.size(), false);
+    f.keep[label_id(item, classes_name)] = true;
+  }   // "" or "," names no class: keep all
+  std::stringstream ts(trim(thresholds));
+  while (std::getline(ts, item, ',')) {
+    if (trim(item).empty()) continue;
+    const auto eq = item.find('=');
+    const std::string name = trim(item.substr(0, eq)), value = eq == std::string::npos ? "" : trim(item.substr(eq + 1));
+    double v = -1;   // from_chars: the C locale's decimal point whatever the process's locale
+    const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
+    if (name.empty() || value.empty() || ec != std::errc() || end != value.data() + value.size() ||
+        !(v >= 0 && v <= 1))
+      throw Error(thresholds_name + " entry \"" + trim(item) + "\" is not label=confidence with a confidence in [0, 1]");
+    if (f.threshold.empty()) f.threshold.assign(labels.size(), -1.f);
+    f.threshold[label_id(name, thresholds_name)] = static_cast<float>(v);
+  }
+  return f;
+}
+
+}  // namespace ssd

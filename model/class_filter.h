@@ -1,0 +1,38 @@
+// Which classes to keep, and a confidence threshold per class: ssddetect's `classes` and
+// `class-thresholds`, ssd-train predict's --classes and --class-thresholds. LibTorch-free.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "detector.h"
+
+namespace ssd {
+
+struct ClassFilter {
+  std::string classes, thresholds;   // the texts it was made from
+  std::vector<bool> keep;            // per label id; empty: every class
+  std::vector<float> threshold;      // per label id, -1: the global threshold; empty: none given
+
+  bool empty() const { return keep.empty() && threshold.empty(); }
+  // The threshold the network's output stage must run with: the lowest asked for.
+  float lowest(float global_threshold) const;
+  // Drops the detections it does not keep: classes `classes` leaves out, and those not above
+  // their class's threshold (global_threshold for a class without one) when thresholds are
+  // given; run on detections made with lowest(global_threshold).
+  void apply(float global_threshold, std::vector<Detection>* detections) const;
+};
+
+// The filter of `classes` ("car, person": comma-separated labels; "" keeps every class) and
+// `thresholds` ("person=0.6,car=0.25": label=confidence in [0, 1]) for a model with these
+// labels. Throws ssd::Error naming what does not fit: an unknown class (with the model's
+// classes), a malformed entry; classes_name and thresholds_name say where they came from.
+ClassFilter parse_class_filter(const std::vector<std::string>& labels, const std::string& classes,
+                               const std::string& thresholds,
+                               const std::string& classes_name = "classes",
+                               const std::string& thresholds_name = "class-thresholds");
+
+// "a, b, c": labels joined by a separator, for messages.
+std::string join_labels(const std::vector<std::string>& labels, const char* separator = ", ");
+
+}  // namespace ssd
