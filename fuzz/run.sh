@@ -4,7 +4,8 @@
 # for the fuzzer runtime):
 #   bash fuzz/run.sh [TARGET...] [-- LIBFUZZER OPTIONS]     (default: all targets, 60 s each)
 # Targets: coco (training/coco.cpp), voc (training/voc.cpp), config (model/config.cpp: the
-# architecture JSON in a weights file), safetensors (model/safetensors.cpp: the weights file).
+# architecture JSON in a weights file), safetensors (model/safetensors.cpp: the weights file),
+# class-filter (model/class_filter.cpp: ssddetect's classes/class-thresholds, predict's options).
 # Builds into build-fuzz/ (the sources compiled directly, so the sanitizers and coverage
 # instrumentation reach them), fuzzes from fuzz/corpus/TARGET (kept there: new inputs go to
 # build-fuzz/corpus-TARGET) and writes crashing inputs to build-fuzz/TARGET-crash-*; add a fixed
@@ -17,7 +18,7 @@ while [ $# -gt 0 ]; do
   if [ "$1" = -- ]; then shift; opts=("$@"); break; fi
   targets+=("$1"); shift
 done
-[ ${#targets[@]} -gt 0 ] || targets=(coco voc config safetensors)
+[ ${#targets[@]} -gt 0 ] || targets=(coco voc config safetensors class-filter)
 [ ${#opts[@]} -gt 0 ] || opts=(-max_total_time=60)
 out=$root/build-fuzz
 mkdir -p "$out"
@@ -30,9 +31,10 @@ build() {   # TARGET
     coco) "$cxx" "${flags[@]}" fuzz/fuzz_coco.cpp training/coco.cpp training/dataset.cpp -o "$out/fuzz_coco" ;;
     voc) "$cxx" "${flags[@]}" fuzz/fuzz_voc.cpp training/voc.cpp training/dataset.cpp -lpugixml -o "$out/fuzz_voc" ;;
     config) "$cxx" "${flags[@]}" fuzz/fuzz_config.cpp model/config.cpp -o "$out/fuzz_config" ;;
+    class-filter) "$cxx" "${flags[@]}" fuzz/fuzz_class_filter.cpp model/class_filter.cpp -o "$out/fuzz_class-filter" ;;
     safetensors) "$cxx" "${flags[@]}" "${torch_flags[@]}" fuzz/fuzz_safetensors.cpp model/safetensors.cpp model/safetensors_header.cpp \
                    -ltorch -ltorch_cpu -lc10 -o "$out/fuzz_safetensors" ;;
-    *) echo "unknown target $1 (coco voc config safetensors)" >&2; exit 2 ;;
+    *) echo "unknown target $1 (coco voc config safetensors class-filter)" >&2; exit 2 ;;
   esac
 }
 status=0
