@@ -1,6 +1,7 @@
 #include "class_filter.h"
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <sstream>
 
@@ -68,7 +69,9 @@ ClassFilter parse_class_filter(const std::vector<std::string>& labels, const std
     const auto eq = item.find('=');
     const std::string name = trim(item.substr(0, eq)), value = eq == std::string::npos ? "" : trim(item.substr(eq + 1));
     double v = -1;   // from_chars: the C locale's decimal point whatever the process's locale
-    const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
+    const bool plus = value.size() > 1 && value[0] == '+' && (std::isdigit(static_cast<unsigned char>(value[1])) || value[1] == '.');
+    const char* begin = value.data() + plus;   // strtod's "+0.5"
+    const auto [end, ec] = std::from_chars(begin, value.data() + value.size(), v);
     if (name.empty() || value.empty() || ec != std::errc() || end != value.data() + value.size() ||
         !(v >= 0 && v <= 1))
       throw Error(thresholds_name + " entry \"" + trim(item) + "\" is not label=confidence with a confidence in [0, 1]");

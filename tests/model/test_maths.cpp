@@ -562,9 +562,11 @@ TEST(ClassFilter, KeepsTheNamedClassesAboveTheirThresholds) {
                         {"unknown class \"unicorn\" in --classes", "cat, dog, car"});
   ssdtest::expect_error([&] { parse_class_filter(labels, "", "unicorn=0.5"); },
                         {"unicorn", "class-thresholds", "cat, dog, car"});
-  for (const std::string bad : {"cat=2", "cat=x", "cat", "=0.5", "cat=0.5x", "cat=-0.1", "cat=nan", "cat=0,5"})
+  for (const std::string bad : {"cat=2", "cat=x", "cat", "=0.5", "cat=0.5x", "cat=-0.1", "cat=nan", "cat=0,5", "cat=+", "cat=++1", "cat=+-0"})
     ssdtest::expect_error([&] { parse_class_filter(labels, "", bad); },
                           {"class-thresholds entry", "label=confidence"});
   EXPECT_FLOAT_EQ(parse_class_filter(labels, "", "cat=1e-1").threshold[0], 0.1f);
+  EXPECT_FLOAT_EQ(parse_class_filter(labels, "", "cat=+.5").threshold[0], 0.5f);
+  EXPECT_FLOAT_EQ(parse_class_filter(labels, "", "cat=1").threshold[0], 1.f);
   EXPECT_EQ(join_labels(labels, ","), "cat,dog,car");
 }
