@@ -237,8 +237,11 @@ int main(int argc, char** argv) {
   eval->add_option("--pr-curve", es.pr_curve_path, "also draw the precision-recall curves at IoU 0.5 (PNG)")
       ->check(in_existing_folder);
   eval->add_option("--confusion", es.confusion_path,
-                   "also draw the confusion matrix (confidence > 0.3, IoU >= 0.5; PNG)")
+                   "also draw the confusion matrix (confidence > --confusion-threshold, IoU >= 0.5; PNG)")
       ->check(in_existing_folder);
+  eval->add_option("--confusion-threshold", es.confusion_threshold,
+                   "the confusion matrix counts detections above this confidence (printed, --json, --confusion)")
+      ->capture_default_str()->check(CLI::Range(0.0, 1.0));
 
   // ---- predict
   PredictSpec ps;

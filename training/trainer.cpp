@@ -160,7 +160,7 @@ ValidationResult validate(ssd::Ssd& model, const ssd::Anchors& anchors, const Da
                           const LoaderOptions& lo, const torch::Device& device,
                           const ssd::LossOptions* loss_opts, bool compute_map,
                           const ssd::PostprocessOptions& post, int max_images, int sample_count,
-                          bool progress) {
+                          bool progress, double confusion_threshold = MapOptions{}.confusion_threshold) {
   ValidationResult r;
   const bool was_training = model->is_training();
   model->eval();
@@ -169,6 +169,7 @@ ValidationResult validate(ssd::Ssd& model, const ssd::Anchors& anchors, const Da
   loader.start_epoch(0);
   MapOptions map_options;
   map_options.score_floor = post.score_threshold;
+  map_options.confusion_threshold = confusion_threshold;
   MapEvaluator evaluator(ds.labels, map_options);
   r.samples.resize(std::min<size_t>(std::max(0, sample_count), ds.images.size()));
   const size_t limit = images_to_evaluate(ds, max_images);
@@ -887,8 +888,10 @@ MapResult evaluate_weights(const EvalSpec& spec) {
   const int keep = spec.detections_path.empty()
                        ? 0
                        : static_cast<int>(images_to_evaluate(ds, spec.max_images));
+  if (!(spec.confusion_threshold >= 0 && spec.confusion_threshold < 1))
+    throw ssd::Error("--confusion-threshold must be in [0, 1)");
   ValidationResult v = validate(model, anchors, ds, lo, device, nullptr, true, post,
-                                spec.max_images, keep, true);
+                                spec.max_images, keep, true, spec.confusion_threshold);
   if (!spec.detections_path.empty())
     write_coco_results(ds, v.samples, spec.detections_path);
   if (!spec.pr_curve_path.empty()) write_png(spec.pr_curve_path, render_pr_curves(v.map));

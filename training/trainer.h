@@ -134,6 +134,7 @@ struct EvalSpec {
   // When set, the precision-recall curves are drawn there (PNG, render_pr_curves), and the
   // confusion matrix (render_confusion).
   std::string pr_curve_path, confusion_path;
+  double confusion_threshold = MapOptions{}.confusion_threshold;   // the matrix's detections: above it
 };
 // mAP of a weights file on a data set, its classes matched to the model's by name (a class with
 // boxes the model lacks is an error); the loader's documented skips are printed to stderr.

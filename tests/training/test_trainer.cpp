@@ -729,6 +729,28 @@ TEST(Cli, EvalDetectionsFileScoresTheSameInPycocotools) {
   EXPECT_EQ(objects, ground_truth);
   EXPECT_GT(diagonal, objects / 2);
   EXPECT_NE(e.output.find("Confusion at confidence > 0.3"), std::string::npos) << e.output;
+  EXPECT_DOUBLE_EQ(ours["confusion"]["threshold"].get<double>(), 0.3);
+  // --confusion-threshold: a higher one counts fewer false detections (the "none" row) and more
+  // missed objects (the "none" column); the objects stay.
+  CliRun hi = run_cli("eval --synth 40 --synth-seed 31 --synth-dir " + tmp / "data" +
+                      " --threads 2 --confusion-threshold 0.8 --json " + tmp / "eval-hi.json");
+  ASSERT_EQ(hi.status, 0) << hi.output;
+  EXPECT_NE(hi.output.find("Confusion at confidence > 0.8"), std::string::npos) << hi.output;
+  nlohmann::json strict = nlohmann::json::parse(std::ifstream(tmp.path() / "eval-hi.json"));
+  EXPECT_DOUBLE_EQ(strict["confusion"]["threshold"].get<double>(), 0.8);
+  const auto strict_confusion = strict["confusion"]["matrix"].get<std::vector<std::vector<int>>>();
+  ASSERT_EQ(strict_confusion.size(), 6u);
+  int false_detections = 0, strict_false = 0, missed = 0, strict_missed = 0, strict_objects = 0;
+  for (int j = 0; j < 5; ++j) false_detections += confusion[5][j], strict_false += strict_confusion[5][j];
+  for (int i = 0; i < 5; ++i) {
+    missed += confusion[i][5];
+    strict_missed += strict_confusion[i][5];
+    for (int v : strict_confusion[i]) strict_objects += v;
+  }
+  EXPECT_EQ(strict_objects, objects);
+  EXPECT_LT(strict_false, false_detections);
+  EXPECT_GT(strict_missed, missed);
+  expect_clean_failure("eval --synth 4 --synth-dir " + tmp / "data4" + " --confusion-threshold 1.5", "--confusion-threshold");
   std::printf("pycocotools stats:");
   for (double v : stats) std::printf(" %.4f", v);
   std::printf("\n");
