@@ -1,5 +1,8 @@
 #include "resnet.h"
 
+#include <mutex>
+
+#include <ATen/CPUGeneratorImpl.h>
 #include <torch/nn/functional/activation.h>
 #include <torch/nn/functional/pooling.h>
 #include <torch/nn/init.h>
@@ -35,6 +38,14 @@ torch::nn::Conv2d fold_batchnorm(const torch::nn::Conv2d& conv, const torch::nn:
   if (conv->bias.defined()) bias += conv->bias.to(dd) * g;
   const torch::Tensor weight = conv->weight.to(dd) * g.view({-1, 1, 1, 1});
   const auto& o = conv->options;
+  // A new Conv2d initialises its weights from the default generator: its state is put back, so
+  // that loading a model leaves an application's random numbers as they were.
+  at::Generator generator = at::detail::getDefaultCPUGenerator();
+  at::Tensor generator_state;
+  {
+    std::lock_guard<std::mutex> lock(generator.mutex());
+    generator_state = generator.get_state();
+  }
   torch::nn::Conv2d folded(torch::nn::Conv2dOptions(o.in_channels(), o.out_channels(), o.kernel_size())
                                .stride(o.stride())
                                .padding(o.padding())
@@ -42,10 +53,16 @@ torch::nn::Conv2d fold_batchnorm(const torch::nn::Conv2d& conv, const torch::nn:
                                .groups(o.groups())
                                .padding_mode(o.padding_mode())
                                .bias(true));
+  {
+    std::lock_guard<std::mutex> lock(generator.mutex());
+    generator.set_state(generator_state);
+  }
   const auto dtype = conv->weight.scalar_type();
   folded->to(conv->weight.device(), dtype);
   folded->weight.set_data(weight.to(dtype).contiguous(conv->weight.suggest_memory_format()));
   folded->bias.set_data(bias.to(dtype));
+  folded->weight.set_requires_grad(conv->weight.requires_grad());
+  folded->bias.set_requires_grad(conv->weight.requires_grad());
   if (!conv->is_training()) folded->eval();
   return folded;
 }
@@ -202,6 +219,7 @@ void ResNetImpl::fold_batchnorm() {
 }
 
 std::vector<std::vector<torch::Tensor>> ResNetImpl::layer_groups() {
+  TORCH_CHECK(!folded_, "ResNet: layer groups are for training, but its BatchNorms are folded (inference only)");
   auto params = [](std::initializer_list<torch::nn::Module*> modules) {
     std::vector<torch::Tensor> out;
     for (auto* m : modules)

@@ -240,8 +240,9 @@ int main(int argc, char** argv) {
                    "also draw the confusion matrix (confidence > --confusion-threshold, IoU >= 0.5; PNG)")
       ->check(in_existing_folder);
   eval->add_option("--confusion-threshold", es.confusion_threshold,
-                   "the confusion matrix counts detections above this confidence (printed, --json, --confusion)")
-      ->capture_default_str()->check(CLI::Range(0.0, 1.0));
+                   "the confusion matrix counts detections above this confidence, in [--threshold, 1) "
+                   "(printed, --json, --confusion)")
+      ->capture_default_str();
 
   // ---- predict
   PredictSpec ps;
@@ -250,7 +251,8 @@ int main(int argc, char** argv) {
   predict->add_option("--out", ps.out_dir, "output folder")->required();
   predict->add_option("--threshold", ps.threshold, "minimum confidence")->capture_default_str();
   predict->add_option("--nms", ps.nms_iou, "NMS IoU threshold")->capture_default_str();
-  predict->add_option("--max-detections", ps.max_detections, "most detections an image")->capture_default_str();
+  predict->add_option("--max-detections", ps.max_detections, "most detections an image")->capture_default_str()
+      ->check(CLI::Range(1, 100000));   // ssddetect's bound
   predict->add_option("--classes", ps.classes, "keep only these classes (comma-separated labels)");
   predict->add_option("--class-thresholds", ps.class_thresholds,
                       "per-class minimum confidence, label=conf,... (eval prints the best-F1 ones)");

@@ -869,6 +869,9 @@ TrainResult resume(const std::string& run_dir, int stop_after, bool quiet) {
 MapResult evaluate_weights(const EvalSpec& spec) {
   if (spec.threads > 0) torch::set_num_threads(spec.threads);
   if (spec.batch_size < 1) throw ssd::Error("--batch must be >= 1");
+  // The matrix can count only the detections eval keeps (those above --threshold).
+  if (!(spec.confusion_threshold >= spec.score_threshold && spec.confusion_threshold < 1))
+    throw ssd::Error("--confusion-threshold must be in [--threshold, 1): " + std::to_string(spec.confusion_threshold));
   const torch::Device device = parse_device(spec.device);
   ssd::Ssd model = ssd::load_weights(spec.weights, device);
   model->fold_batchnorm();   // inference only, as ssd::Detector runs it
@@ -888,8 +891,6 @@ MapResult evaluate_weights(const EvalSpec& spec) {
   const int keep = spec.detections_path.empty()
                        ? 0
                        : static_cast<int>(images_to_evaluate(ds, spec.max_images));
-  if (!(spec.confusion_threshold >= 0 && spec.confusion_threshold < 1))
-    throw ssd::Error("--confusion-threshold must be in [0, 1)");
   ValidationResult v = validate(model, anchors, ds, lo, device, nullptr, true, post,
                                 spec.max_images, keep, true, spec.confusion_threshold);
   if (!spec.detections_path.empty())

@@ -511,8 +511,14 @@ TEST(FoldBatchnorm, ModelsGiveTheSameOutputs) {
     const auto x = torch::randn({2, 3, 160, 160});
     torch::NoGradGuard ng;
     const auto [cls, box] = model->forward(x);
+    torch::manual_seed(9);
+    const auto expected_random = torch::rand({4});
+    torch::manual_seed(9);
     model->fold_batchnorm();
     model->fold_batchnorm();   // a second call has nothing left to fold
+    EXPECT_TRUE(torch::equal(torch::rand({4}), expected_random)) << "the fold used the default generator";
+    for (const auto& p : model->parameters()) EXPECT_TRUE(p.requires_grad());
+    ssdtest::expect_error([&] { model->layer_groups(); }, {"folded"});
     const auto [cls2, box2] = model->forward(x);
     EXPECT_LT(rel_error(cls2, cls), 1e-5);
     EXPECT_LT(rel_error(box2, box), 1e-5);

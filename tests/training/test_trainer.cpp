@@ -600,6 +600,12 @@ TEST(Cli, SynthTrainInfoPredictEval) {
     kept += want_thresholds.size();
   }
   EXPECT_GT(kept, 0u) << "nothing for the per-class thresholds to keep";
+  size_t others = 0;   // detections of the classes --classes leaves out, for it to drop
+  for (size_t i = 0; i < 2; ++i) others += everything[i].size() - classes[i].size();
+  EXPECT_GT(others, 0u);
+  for (const char* bad : {"0", "100001"})
+    expect_clean_failure("predict --weights " + w + " --max-detections " + bad + " --out " + tmp / "pu" + two_images,
+                         "--max-detections");
   expect_clean_failure("predict --weights " + w + " --classes unicorn --out " + tmp / "pu" + two_images,
                        "unknown class \"unicorn\" in --classes");
   expect_clean_failure("predict --weights " + w + " --class-thresholds ellipse=2 --out " + tmp / "pu" + two_images,
@@ -750,7 +756,9 @@ TEST(Cli, EvalDetectionsFileScoresTheSameInPycocotools) {
   EXPECT_EQ(strict_objects, objects);
   EXPECT_LT(strict_false, false_detections);
   EXPECT_GT(strict_missed, missed);
-  expect_clean_failure("eval --synth 4 --synth-dir " + tmp / "data4" + " --confusion-threshold 1.5", "--confusion-threshold");
+  for (const char* bad : {"1.5", "1", "0.005"})   // 0.005: below eval's --threshold (0.01)
+    expect_clean_failure("eval --synth 4 --synth-dir " + tmp / "data4" + " --confusion-threshold " + bad,
+                         "--confusion-threshold must be in [--threshold, 1)");
   std::printf("pycocotools stats:");
   for (double v : stats) std::printf(" %.4f", v);
   std::printf("\n");
