@@ -1774,7 +1774,9 @@ static void gst_ssd_detect_class_init(GstSsdDetectClass* klass) {
    * this value instead of `threshold` (the network's output stage runs with the lowest of them,
    * and the element drops the rest, after `max-detections`). A label the model does not know or
    * a malformed entry fails the start with an error naming it. Can be changed while playing
-   * (then a warning, and the value in use stays).
+   * (then a warning, and the value in use stays). `ssd-train eval` prints the thresholds with the
+   * best F1 score on a validation set in this form, and `ssd-train predict --class-thresholds`
+   * draws what they keep.
    */
   g_object_class_install_property(gobject_class, PROP_CLASS_THRESHOLDS,
       g_param_spec_string("class-thresholds", "Class thresholds",
