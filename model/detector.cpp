@@ -199,6 +199,7 @@ struct Detector::Impl {
   torch::Device device{torch::kCPU};
   bool half = false;
   Ssd model{nullptr};
+  int folded_batchnorms = 0;
   Anchors anchors;
   torch::Tensor mean, inv_std;   // (1, 3, 1, 1) on the device
   std::mutex mutex;              // guards pp
@@ -520,7 +521,7 @@ Detector::Detector(const DetectorOptions& options) : impl_(std::make_unique<Impl
   // The body's BatchNorms folded into its convolutions, in double precision before any fp16:
   // the default model's forward on the CPU 2.28 / 2.30 -> 2.20 / 2.16 ms at batch 1, 11.6 / 11.2
   // -> 10.6 / 10.8 ms at batch 8 (one thread; bench/RESULTS.md, 2026-12-04, BatchNorm folding).
-  d.model->fold_batchnorm();
+  d.folded_batchnorms = d.model->fold_batchnorm();
   if (d.half) d.model->to(torch::kHalf);
   // Channels-last weights and inputs: tensor-core friendly on CUDA; on the CPU LibTorch then
   // takes its channels-last convolutions, where NCHW batch-1 inputs of the head's and the late
@@ -772,6 +773,7 @@ const SsdConfig& Detector::config() const { return impl_->model->config(); }
 const std::vector<std::string>& Detector::labels() const { return impl_->model->config().labels; }
 std::string Detector::device_name() const { return impl_->device.str(); }
 bool Detector::fp16() const { return impl_->half; }
+int Detector::folded_batchnorms() const { return impl_->folded_batchnorms; }
 bool Detector::graphs() const { return impl_->slots.front().graph_cache != nullptr; }
 
 GraphStats Detector::graph_stats() const {

@@ -111,6 +111,8 @@ class Detector {
   const std::vector<std::string>& labels() const;
   std::string device_name() const;   // e.g. "cpu", "cuda:0"
   bool fp16() const;
+  // BatchNorms of the body folded into its convolutions at load (SsdImpl::fold_batchnorm).
+  int folded_batchnorms() const;
   // Whether batches go through captured graphs (CUDA graphs, or their CPU emulation), and the
   // graph counters summed over the in-flight slots: of the network and output stage, and of the
   // preprocessing.

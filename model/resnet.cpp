@@ -74,17 +74,19 @@ static torch::Tensor conv_bn(torch::nn::Conv2d& conv, torch::nn::BatchNorm2d& bn
 }
 
 // Replaces conv (registered as `name` in `owner`) by its fold with bn, and drops bn (`bn_name`).
-static void fold_into(torch::nn::Module& owner, const std::string& name, torch::nn::Conv2d& conv,
-                      const std::string& bn_name, torch::nn::BatchNorm2d& bn) {
-  if (!bn) return;
+// Returns 1 if it folded, 0 if bn was gone already.
+static int fold_into(torch::nn::Module& owner, const std::string& name, torch::nn::Conv2d& conv,
+                     const std::string& bn_name, torch::nn::BatchNorm2d& bn) {
+  if (!bn) return 0;
   conv = owner.replace_module(name, fold_batchnorm(conv, bn));
   owner.unregister_module(bn_name);
   bn = nullptr;
+  return 1;
 }
 
 // The downsample Sequential(conv1x1, BatchNorm2d) as Sequential(folded conv1x1).
-static void fold_downsample(torch::nn::Module& owner, torch::nn::Sequential& downsample) {
-  if (!downsample || downsample->size() != 2) return;
+static int fold_downsample(torch::nn::Module& owner, torch::nn::Sequential& downsample) {
+  if (!downsample || downsample->size() != 2) return 0;
   auto conv = torch::nn::Conv2d(std::dynamic_pointer_cast<torch::nn::Conv2dImpl>(downsample->ptr(0)));
   auto bn = torch::nn::BatchNorm2d(
       std::dynamic_pointer_cast<torch::nn::BatchNorm2dImpl>(downsample->ptr(1)));
@@ -92,6 +94,7 @@ static void fold_downsample(torch::nn::Module& owner, torch::nn::Sequential& dow
   torch::nn::Sequential folded(fold_batchnorm(conv, bn));
   folded->train(downsample->is_training());
   downsample = owner.replace_module("downsample", folded);
+  return 1;
 }
 
 static torch::nn::Conv2d conv3x3(int64_t in, int64_t out, int64_t stride) {
@@ -133,10 +136,9 @@ BottleneckImpl::BottleneckImpl(int64_t inplanes, int64_t planes, int64_t stride)
   if (downsample) register_module("downsample", downsample);
 }
 
-void BasicBlockImpl::fold_batchnorm() {
-  fold_into(*this, "conv1", conv1, "bn1", bn1);
-  fold_into(*this, "conv2", conv2, "bn2", bn2);
-  fold_downsample(*this, downsample);
+int BasicBlockImpl::fold_batchnorm() {
+  return fold_into(*this, "conv1", conv1, "bn1", bn1) + fold_into(*this, "conv2", conv2, "bn2", bn2) +
+         fold_downsample(*this, downsample);
 }
 
 torch::Tensor BottleneckImpl::forward(const torch::Tensor& x) {
@@ -147,11 +149,9 @@ torch::Tensor BottleneckImpl::forward(const torch::Tensor& x) {
   return torch::relu(out);
 }
 
-void BottleneckImpl::fold_batchnorm() {
-  fold_into(*this, "conv1", conv1, "bn1", bn1);
-  fold_into(*this, "conv2", conv2, "bn2", bn2);
-  fold_into(*this, "conv3", conv3, "bn3", bn3);
-  fold_downsample(*this, downsample);
+int BottleneckImpl::fold_batchnorm() {
+  return fold_into(*this, "conv1", conv1, "bn1", bn1) + fold_into(*this, "conv2", conv2, "bn2", bn2) +
+         fold_into(*this, "conv3", conv3, "bn3", bn3) + fold_downsample(*this, downsample);
 }
 
 ResNetImpl::ResNetImpl(const ResNetSpec& spec) : inplanes_(spec.stem_width) {
@@ -208,14 +208,15 @@ std::pair<torch::Tensor, torch::Tensor> ResNetImpl::forward_levels(torch::Tensor
 
 torch::Tensor ResNetImpl::forward(torch::Tensor x) { return forward_levels(std::move(x)).second; }
 
-void ResNetImpl::fold_batchnorm() {
-  fold_into(*this, "conv1", conv1, "bn1", bn1);
+int ResNetImpl::fold_batchnorm() {
+  int folded = fold_into(*this, "conv1", conv1, "bn1", bn1);
   for (auto* layer : {&layer1, &layer2, &layer3, &layer4})
     for (const auto& block : (*layer)->children()) {
-      if (auto* b = block->as<BasicBlockImpl>()) b->fold_batchnorm();
-      if (auto* b = block->as<BottleneckImpl>()) b->fold_batchnorm();
+      if (auto* b = block->as<BasicBlockImpl>()) folded += b->fold_batchnorm();
+      if (auto* b = block->as<BottleneckImpl>()) folded += b->fold_batchnorm();
     }
   folded_ = true;
+  return folded;
 }
 
 std::vector<std::vector<torch::Tensor>> ResNetImpl::layer_groups() {

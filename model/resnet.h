@@ -35,7 +35,7 @@ class BasicBlockImpl : public torch::nn::Module {
   static constexpr int expansion = 1;
   BasicBlockImpl(int64_t inplanes, int64_t planes, int64_t stride);
   torch::Tensor forward(const torch::Tensor& x);
-  void fold_batchnorm();   // see ResNetImpl::fold_batchnorm
+  int fold_batchnorm();   // see ResNetImpl::fold_batchnorm; returns how many it folded
 
  private:
   torch::nn::Conv2d conv1{nullptr}, conv2{nullptr};
@@ -49,7 +49,7 @@ class BottleneckImpl : public torch::nn::Module {
   static constexpr int expansion = 4;
   BottleneckImpl(int64_t inplanes, int64_t planes, int64_t stride);
   torch::Tensor forward(const torch::Tensor& x);
-  void fold_batchnorm();   // see ResNetImpl::fold_batchnorm
+  int fold_batchnorm();   // see ResNetImpl::fold_batchnorm; returns how many it folded
 
  private:
   torch::nn::Conv2d conv1{nullptr}, conv2{nullptr}, conv3{nullptr};
@@ -72,7 +72,8 @@ class ResNetImpl : public torch::nn::Module {
   // convolutions get a bias), so a forward runs 36 (ResNet34) or 12 (tiny) fewer passes over the
   // feature maps with the same result up to rounding. The module is inference-only afterwards:
   // its state dict no longer matches the weights file, and forward in training mode throws.
-  void fold_batchnorm();
+  // Returns how many BatchNorms it folded (0 once folded).
+  int fold_batchnorm();
   bool folded() const { return folded_; }
 
  private:

@@ -80,8 +80,8 @@ class SsdImpl : public torch::nn::Module {
   std::vector<std::vector<torch::Tensor>> layer_groups();
   // For inference: the body's BatchNorms folded into its convolutions (ResNetImpl::fold_batchnorm;
   // the head's StdConv puts its BatchNorm after the ReLU, where it does not fold). ssd::Detector
-  // does this after loading; the model is inference-only afterwards.
-  void fold_batchnorm() { body->fold_batchnorm(); }
+  // does this after loading; the model is inference-only afterwards. Returns how many it folded.
+  int fold_batchnorm() { return body->fold_batchnorm(); }
 
  private:
   SsdConfig config_;

@@ -563,6 +563,14 @@ TEST_F(DetectorTest, EmulatedPreprocessingGraphsReplayPlanarAndPaddedFrames) {
   EXPECT_EQ(det.preprocess_graph_stats().failures, 0);
 }
 
+// The Detector runs the network with the body's BatchNorms folded into its convolutions (the
+// tiny body: stem, two a block, three downsamples); its outputs are checked against eager PyTorch
+// without the fold in tests/bench (PyTorchReference.*).
+TEST_F(DetectorTest, FoldsTheBodysBatchNorms) {
+  Detector det(options());
+  EXPECT_EQ(det.folded_batchnorms(), 12);
+}
+
 TEST_F(DetectorTest, BadModelsAndDevicesGiveClearErrors) {
   auto o = options();
   o.model_path = (*dir_ / "nope.safetensors").string();

@@ -54,7 +54,7 @@ class ResNetReference : public ::testing::Test {
       const int64_t batchnorms = count_batchnorms(*model->body);
       EXPECT_EQ(batchnorms, 36);
       const size_t tensors = model->body->named_parameters().size();
-      model->fold_batchnorm();
+      EXPECT_EQ(model->fold_batchnorm(), batchnorms);
       EXPECT_TRUE(model->body->folded());
       EXPECT_EQ(count_batchnorms(*model->body), 0);
       // Each BatchNorm's weight and bias became its convolution's bias.
