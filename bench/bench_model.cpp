@@ -21,7 +21,6 @@
 #include <cstring>
 #include <filesystem>
 #include <iostream>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -39,15 +38,16 @@
 #include "host_buffer.h"
 #include "nms.h"
 #include "ssd_model.h"
+#include "text.h"
 #include "weights.h"
 
 namespace {
 
+// The non-empty items of a comma-separated option.
 std::vector<std::string> split(const std::string& s) {
   std::vector<std::string> out;
-  std::stringstream ss(s);
-  for (std::string item; std::getline(ss, item, ',');)
-    if (!item.empty()) out.push_back(item);
+  for (auto& item : ssd::split_list(s))
+    if (!item.empty()) out.push_back(std::move(item));
   return out;
 }
 

@@ -127,7 +127,6 @@
 #include <new>
 #include <optional>
 #include <set>
-#include <sstream>
 #include <string>
 #include <system_error>
 #include <thread>
@@ -147,6 +146,7 @@
 #include "mapped_frame.h"
 #include "pinned_pool.h"
 #include "shared_detector.h"
+#include "text.h"
 
 GST_DEBUG_CATEGORY_STATIC(gst_ssd_detect_debug);
 #define GST_CAT_DEFAULT gst_ssd_detect_debug
@@ -379,27 +379,17 @@ static bool to_pixel_format(GstVideoFormat f, ssd::PixelFormat* out) {
   }
 }
 
-static std::string trim(const std::string& s) {
-  const auto b = s.find_first_not_of(" \t\r\n");
-  if (b == std::string::npos) return {};
-  const auto e = s.find_last_not_of(" \t\r\n");
-  return s.substr(b, e - b + 1);
-}
-
 // Parses the `region` property, "x,y,width,height" in pixels ("" or unset: none). Throws
 // ssd::Error.
 static std::optional<Region> parse_region(const std::string& text) {
-  const std::string t = trim(text);
+  const std::string t = ssd::trim(text);
   if (t.empty()) return std::nullopt;
   const auto fail = [&] {
     return ssd::Error("region \"" + text + "\" is not x,y,width,height in pixels (x, y >= 0; width, height > 0)");
   };
   int v[4];
-  std::stringstream ss(t);
-  std::string item;
   int n = 0;
-  while (std::getline(ss, item, ',')) {
-    item = trim(item);
+  for (const std::string& item : ssd::split_list(t)) {
     char* end = nullptr;
     const gint64 x = item.empty() ? -1 : g_ascii_strtoll(item.c_str(), &end, 10);
     if (n == 4 || item.empty() || *end != '\0' || x < 0 || x > G_MAXINT) throw fail();
@@ -810,7 +800,7 @@ static void gst_ssd_detect_set_property(GObject* object, guint prop_id, const GV
         const std::string v = g_value_get_string(value) ? g_value_get_string(value) : "";
         try {
           s.region = parse_region(v);
-          s.region_text = trim(v);
+          s.region_text = ssd::trim(v);
           st->region_changed = true;
         } catch (const ssd::Error& e) {
           bad_region = e.what();

@@ -3,20 +3,11 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
-#include <sstream>
 
 #include "error.h"
+#include "text.h"
 
 namespace ssd {
-
-namespace {
-std::string trim(const std::string& s) {
-  const auto b = s.find_first_not_of(" \t\r\n");
-  if (b == std::string::npos) return {};
-  const auto e = s.find_last_not_of(" \t\r\n");
-  return s.substr(b, e - b + 1);
-}
-}  // namespace
 
 std::string join_labels(const std::vector<std::string>& labels, const char* separator) {
   std::string joined;
@@ -55,17 +46,13 @@ ClassFilter parse_class_filter(const std::vector<std::string>& labels, const std
       throw Error("unknown class \"" + name + "\" in " + where + "; the model knows: " + join_labels(labels));
     return static_cast<size_t>(it - labels.begin());
   };
-  std::stringstream ss(trim(classes));
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    item = trim(item);
+  for (const std::string& item : split_list(classes)) {
     if (item.empty()) continue;
     if (f.keep.empty()) f.keep.assign(labels.size(), false);
     f.keep[label_id(item, classes_name)] = true;
   }   // "" or "," names no class: keep all
-  std::stringstream ts(trim(thresholds));
-  while (std::getline(ts, item, ',')) {
-    if (trim(item).empty()) continue;
+  for (const std::string& item : split_list(thresholds)) {
+    if (item.empty()) continue;
     const auto eq = item.find('=');
     const std::string name = trim(item.substr(0, eq)), value = eq == std::string::npos ? "" : trim(item.substr(eq + 1));
     double v = -1;   // from_chars: the C locale's decimal point whatever the process's locale
@@ -74,7 +61,7 @@ ClassFilter parse_class_filter(const std::vector<std::string>& labels, const std
     const auto [end, ec] = std::from_chars(begin, value.data() + value.size(), v);
     if (name.empty() || value.empty() || ec != std::errc() || end != value.data() + value.size() ||
         !(v >= 0 && v <= 1))
-      throw Error(thresholds_name + " entry \"" + trim(item) + "\" is not label=confidence with a confidence in [0, 1]");
+      throw Error(thresholds_name + " entry \"" + item + "\" is not label=confidence with a confidence in [0, 1]");
     if (f.threshold.empty()) f.threshold.assign(labels.size(), -1.f);
     f.threshold[label_id(name, thresholds_name)] = static_cast<float>(v);
   }

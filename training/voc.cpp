@@ -12,6 +12,8 @@
 
 #include <pugixml.hpp>
 
+#include "text.h"
+
 namespace fs = std::filesystem;
 
 namespace ssdtrain {
@@ -26,15 +28,10 @@ const std::vector<std::string>& voc_class_names() {
 
 namespace {
 
+using ssd::trim;
+
 [[noreturn]] void fail(const std::string& file, const std::string& entry, const std::string& what) {
   throw DataError(file + ": " + (entry.empty() ? "" : entry + ": ") + what);
-}
-
-std::string trim(const std::string& s) {
-  const auto b = s.find_first_not_of(" \t\r\n");
-  if (b == std::string::npos) return "";
-  const auto e = s.find_last_not_of(" \t\r\n");
-  return s.substr(b, e - b + 1);
 }
 
 std::string child_text(const pugi::xml_node& node, const char* name, const std::string& file,

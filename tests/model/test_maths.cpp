@@ -18,6 +18,7 @@
 #include "resnet.h"
 #include "ssd_model.h"
 #include "test_util.h"
+#include "text.h"
 
 using namespace ssd;
 
@@ -527,6 +528,17 @@ TEST(FoldBatchnorm, ModelsGiveTheSameOutputs) {
       batchnorms += m->as<torch::nn::BatchNorm2dImpl>() != nullptr;
     EXPECT_EQ(batchnorms, 0);
   }
+}
+
+TEST(Text, TrimsAndSplitsLists) {
+  EXPECT_EQ(trim(" \t a b\r\n"), "a b");
+  EXPECT_EQ(trim(" \n\t"), "");
+  EXPECT_EQ(trim(""), "");
+  using Items = std::vector<std::string>;
+  EXPECT_EQ(split_list(" a, b ,,c,"), (Items{"a", "b", "", "c"}));
+  EXPECT_EQ(split_list(""), Items{});
+  EXPECT_EQ(split_list(" "), Items{""});
+  EXPECT_EQ(split_list("x=1; y = 2", ';'), (Items{"x=1", "y = 2"}));
 }
 
 TEST(ClassFilter, KeepsTheNamedClassesAboveTheirThresholds) {
