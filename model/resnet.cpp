@@ -194,7 +194,7 @@ torch::nn::Sequential ResNetImpl::make_layer(const ResNetSpec& spec, int64_t pla
 }
 
 std::pair<torch::Tensor, torch::Tensor> ResNetImpl::forward_levels(torch::Tensor x) {
-  TORCH_CHECK(!(folded_ && is_training()),
+  TORCH_CHECK(!(folded() && is_training()),
               "ResNet: its BatchNorms are folded into the convolutions (inference only), but it "
               "is in training mode");
   x = torch::relu(conv_bn(conv1, bn1, x));
@@ -209,18 +209,17 @@ std::pair<torch::Tensor, torch::Tensor> ResNetImpl::forward_levels(torch::Tensor
 torch::Tensor ResNetImpl::forward(torch::Tensor x) { return forward_levels(std::move(x)).second; }
 
 int ResNetImpl::fold_batchnorm() {
-  int folded = fold_into(*this, "conv1", conv1, "bn1", bn1);
+  int count = fold_into(*this, "conv1", conv1, "bn1", bn1);
   for (auto* layer : {&layer1, &layer2, &layer3, &layer4})
     for (const auto& block : (*layer)->children()) {
-      if (auto* b = block->as<BasicBlockImpl>()) folded += b->fold_batchnorm();
-      if (auto* b = block->as<BottleneckImpl>()) folded += b->fold_batchnorm();
+      if (auto* b = block->as<BasicBlockImpl>()) count += b->fold_batchnorm();
+      if (auto* b = block->as<BottleneckImpl>()) count += b->fold_batchnorm();
     }
-  folded_ = true;
-  return folded;
+  return count;
 }
 
 std::vector<std::vector<torch::Tensor>> ResNetImpl::layer_groups() {
-  TORCH_CHECK(!folded_, "ResNet: layer groups are for training, but its BatchNorms are folded (inference only)");
+  TORCH_CHECK(!folded(), "ResNet: layer groups are for training, but its BatchNorms are folded (inference only)");
   auto params = [](std::initializer_list<torch::nn::Module*> modules) {
     std::vector<torch::Tensor> out;
     for (auto* m : modules)

@@ -74,7 +74,7 @@ class ResNetImpl : public torch::nn::Module {
   // its state dict no longer matches the weights file, and forward in training mode throws.
   // Returns how many BatchNorms it folded (0 once folded).
   int fold_batchnorm();
-  bool folded() const { return folded_; }
+  bool folded() const { return !bn1; }   // the stem's BatchNorm is gone once folded
 
  private:
   torch::nn::Sequential make_layer(const ResNetSpec& spec, int64_t planes, int blocks,
@@ -83,7 +83,6 @@ class ResNetImpl : public torch::nn::Module {
   torch::nn::BatchNorm2d bn1{nullptr};
   torch::nn::Sequential layer1{nullptr}, layer2{nullptr}, layer3{nullptr}, layer4{nullptr};
   int64_t inplanes_ = 64;
-  bool folded_ = false;
   int64_t out_channels_ = 0;
   int64_t stride16_channels_ = 0;
 };

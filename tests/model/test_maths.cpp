@@ -515,11 +515,16 @@ TEST(FoldBatchnorm, ModelsGiveTheSameOutputs) {
     torch::manual_seed(9);
     const auto expected_random = torch::rand({4});
     torch::manual_seed(9);
+    EXPECT_FALSE(model->body->folded());
     EXPECT_EQ(model->fold_batchnorm(), body == "tiny" ? 12 : 53);   // stem + blocks + downsamples
     EXPECT_EQ(model->fold_batchnorm(), 0);   // a second call has nothing left to fold
     EXPECT_TRUE(torch::equal(torch::rand({4}), expected_random)) << "the fold used the default generator";
     for (const auto& p : model->parameters()) EXPECT_TRUE(p.requires_grad());
     ssdtest::expect_error([&] { model->layer_groups(); }, {"folded"});
+    EXPECT_TRUE(model->body->folded());
+    model->train();
+    ssdtest::expect_error([&] { model->forward(x); }, {"folded", "training mode"});
+    model->eval();
     const auto [cls2, box2] = model->forward(x);
     EXPECT_LT(rel_error(cls2, cls), 1e-5);
     EXPECT_LT(rel_error(box2, box), 1e-5);
