@@ -1743,7 +1743,7 @@ static void gst_ssd_detect_class_init(GstSsdDetectClass* klass) {
    */
   g_object_class_install_property(gobject_class, PROP_MAX_DETECTIONS,
       g_param_spec_int("max-detections", "Max detections", "Largest number of detections per frame", 1,
-                       100000, kDefaultMaxDetections, playing_flags));
+                       ssd::kMaxDetectionsLimit, kDefaultMaxDetections, playing_flags));
   /**
    * GstSsdDetect:classes:
    *

@@ -48,6 +48,10 @@ struct Detection {
   float x_min = 0.f, y_min = 0.f, x_max = 0.f, y_max = 0.f;  // normalised to [0, 1]
 };
 
+// The most detections a frame that ssddetect's `max-detections` and ssd-train predict's
+// --max-detections accept.
+constexpr int kMaxDetectionsLimit = 100000;
+
 struct DetectorOptions {
   std::string model_path;
   std::string device = "auto";   // auto, cpu, cuda, cuda:N

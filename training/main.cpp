@@ -252,7 +252,7 @@ int main(int argc, char** argv) {
   predict->add_option("--threshold", ps.threshold, "minimum confidence")->capture_default_str();
   predict->add_option("--nms", ps.nms_iou, "NMS IoU threshold")->capture_default_str();
   predict->add_option("--max-detections", ps.max_detections, "most detections an image")->capture_default_str()
-      ->check(CLI::Range(1, 100000));   // ssddetect's bound
+      ->check(CLI::Range(1, ssd::kMaxDetectionsLimit));   // ssddetect's bound
   predict->add_option("--classes", ps.classes, "keep only these classes (comma-separated labels)");
   predict->add_option("--class-thresholds", ps.class_thresholds,
                       "per-class minimum confidence, label=conf,... (eval prints the best-F1 ones)");

@@ -21,7 +21,8 @@ std::vector<ImagePrediction> predict_images(const PredictSpec& spec) {
   if (spec.out_dir.empty()) throw ssd::Error("no output folder (--out)");
   if (!(spec.threshold >= 0 && spec.threshold <= 1)) throw ssd::Error("--threshold must be in [0, 1]");
   if (!(spec.nms_iou >= 0 && spec.nms_iou <= 1)) throw ssd::Error("--nms must be in [0, 1]");
-  if (spec.max_detections < 1 || spec.max_detections > 100000) throw ssd::Error("--max-detections must be in [1, 100000]");
+  if (spec.max_detections < 1 || spec.max_detections > ssd::kMaxDetectionsLimit)
+    throw ssd::Error("--max-detections must be in [1, " + std::to_string(ssd::kMaxDetectionsLimit) + "]");
   std::set<fs::path> inputs;   // never overwritten (--out may be the images' own folder)
   for (const auto& p : spec.images) {
     if (!fs::is_regular_file(p)) throw ssd::Error(p + ": no such image file");
