@@ -129,42 +129,67 @@ torch::Tensor resize_square(torch::Tensor x, int size) {
                                .align_corners(false));
 }
 
+// Rows [begin, end) of box_filter_host's output, for planes of C bytes a pixel, the column sums
+// kept in Acc (uint16_t while fh bytes of 255 fit in it: the widening adds of the first loop
+// vectorise 16 bytes at a time, where float sums took a conversion per byte; packed 1080p
+// frames 10-25 % more fps through ssddetect on the CPU, bench/RESULTS.md, 2026-12-05).
+template <typename Acc, int C>
+void box_filter_rows(const uint8_t* base, int64_t stride, int64_t fh, int64_t fw, int64_t h2, int64_t w2,
+                     const std::vector<int64_t>& channels, float mul, float* o, int64_t begin, int64_t end) {
+  const int64_t row_len = w2 * fw * C, K = int64_t(channels.size());
+  std::vector<Acc> acc(static_cast<size_t>(row_len));
+  for (int64_t y = begin; y < end; ++y) {
+    std::fill(acc.begin(), acc.end(), Acc(0));
+    Acc* a = acc.data();
+    for (int64_t r = 0; r < fh; ++r) {
+      const uint8_t* row = base + (y * fh + r) * stride;
+      for (int64_t i = 0; i < row_len; ++i) a[i] = static_cast<Acc>(a[i] + row[i]);
+    }
+    for (int64_t x = 0; x < w2; ++x) {
+      uint32_t sum[C] = {};
+      const Acc* p = a + x * fw * C;
+      for (int64_t j = 0; j < fw; ++j)
+        for (int c = 0; c < C; ++c) sum[c] += p[j * C + c];
+      for (int64_t k = 0; k < K; ++k) o[(k * h2 + y) * w2 + x] = static_cast<float>(sum[channels[size_t(k)]]) * mul;
+    }
+  }
+}
+
 // resize_square's box filter (avg_pool2d with kernel = stride = (fh, fw)) of a (rows, cols, C)
 // uint8 plane in host memory, read straight from its bytes: (1, channels.size(), rows / fh,
 // cols / fw) float, channel k from byte channels[k] of each pixel, each block's mean times
 // `scale`. LibTorch's ops took a float copy of the whole frame and reduced over a block's few
 // bytes per pixel, most of the CPU's preprocessing (bench/RESULTS.md, 2026-12-03). The sums are
-// of whole numbers, exact in float in any order.
+// integers, exact, so each output is the float of the block's sum times scale / (fh * fw).
 torch::Tensor box_filter_host(const torch::Tensor& px, int64_t fh, int64_t fw, const std::vector<int64_t>& channels,
                               float scale) {
   TORCH_CHECK(px.is_cpu() && px.dim() == 3 && px.scalar_type() == torch::kUInt8 && px.stride(2) == 1 &&
-                  px.stride(1) == px.size(2),
-              "box_filter_host: a (rows, cols, channels) uint8 host plane, got ", px.sizes(), " strides ",
+                  px.stride(1) == px.size(2) && px.size(2) >= 1 && px.size(2) <= 4,
+              "box_filter_host: a (rows, cols, 1 to 4 channels) uint8 host plane, got ", px.sizes(), " strides ",
               px.strides());
-  const int64_t C = px.size(2), h2 = px.size(0) / fh, w2 = px.size(1) / fw, K = int64_t(channels.size());
-  auto out = torch::empty({1, K, h2, w2}, torch::kFloat32);
+  const int64_t C = px.size(2), h2 = px.size(0) / fh, w2 = px.size(1) / fw;
+  for (int64_t c : channels) TORCH_CHECK(c >= 0 && c < C, "box_filter_host: channel ", c, " of ", C);
+  auto out = torch::empty({1, int64_t(channels.size()), h2, w2}, torch::kFloat32);
   const uint8_t* base = px.data_ptr<uint8_t>();
-  const int64_t stride = px.stride(0), row_len = w2 * fw * C;
+  const int64_t stride = px.stride(0);
   float* o = out.data_ptr<float>();
   const float mul = scale / static_cast<float>(fh * fw);
+  const bool narrow = fh * 255 <= 65535;
   at::parallel_for(0, h2, 8, [&](int64_t begin, int64_t end) {
-    std::vector<float> acc(static_cast<size_t>(row_len));
-    for (int64_t y = begin; y < end; ++y) {
-      std::fill(acc.begin(), acc.end(), 0.0f);
-      for (int64_t r = 0; r < fh; ++r) {
-        const uint8_t* row = base + (y * fh + r) * stride;
-        for (int64_t i = 0; i < row_len; ++i) acc[size_t(i)] += row[i];
+    auto run = [&](auto acc_tag, auto c_tag) {
+      box_filter_rows<decltype(acc_tag), decltype(c_tag)::value>(base, stride, fh, fw, h2, w2, channels, mul, o,
+                                                                  begin, end);
+    };
+    auto with_c = [&](auto acc_tag) {
+      switch (C) {
+        case 1: return run(acc_tag, std::integral_constant<int, 1>{});
+        case 2: return run(acc_tag, std::integral_constant<int, 2>{});
+        case 3: return run(acc_tag, std::integral_constant<int, 3>{});
+        default: return run(acc_tag, std::integral_constant<int, 4>{});
       }
-      for (int64_t k = 0; k < K; ++k) {
-        const float* a = acc.data() + channels[size_t(k)];
-        float* dst = o + (k * h2 + y) * w2;
-        for (int64_t x = 0; x < w2; ++x) {
-          float sum = 0.0f;
-          for (int64_t j = 0; j < fw; ++j) sum += a[(x * fw + j) * C];
-          dst[x] = sum * mul;
-        }
-      }
-    }
+    };
+    if (narrow) with_c(uint16_t{});
+    else with_c(uint32_t{});
   });
   return out;
 }
