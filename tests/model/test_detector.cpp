@@ -211,6 +211,48 @@ TEST_F(DetectorTest, PackedFormatsAndStridesGiveIdenticalResults) {
   }
 }
 
+// The CPU's box filter sums a block's bytes in 16-bit integers while a block is at most 257 rows
+// tall (257 x 255 fits) and in 32-bit ones past that. A picture stretched by whole factors
+// (each pixel repeated 2 times across and k times down) shrinks back to the same network input,
+// so gives the same detections as the picture itself, in both cases; its white patch would
+// overflow 16-bit sums of 300 rows.
+TEST_F(DetectorTest, StretchedFramesShrinkBackToThePicture) {
+  const std::string path = (*dir_ / "small-input.safetensors").string();
+  {
+    torch::manual_seed(11);
+    auto c = ssdtest::tiny_config();
+    c.input_size = 64;
+    c.grids = {2, 1};
+    c.class_bias = 0.0;
+    Ssd model(c);
+    save_weights(path, model);
+  }
+  DetectorOptions o = options();
+  o.model_path = path;
+  Detector det(o);
+  const int S = 64;
+  Rgb pic = make_picture(S, S, 21);
+  for (int y = 8; y < 40; ++y)
+    for (int x = 20; x < 50; ++x)
+      for (int c = 0; c < 3; ++c) pic.px[(size_t(y) * S + x) * 3 + size_t(c)] = 255;
+  for (PixelFormat f : {PixelFormat::RGB, PixelFormat::RGBx}) {
+    int stride = 0;
+    auto buf = pack(pic, f, 0, &stride);
+    const FrameView v{f, S, S, {buf.data()}, {stride}, {}};
+    const auto expect = det.detect(v);
+    ASSERT_FALSE(expect.empty());
+    for (int k : {200, 300}) {
+      Rgb tall{2 * S, S * k, std::vector<uint8_t>(size_t(2 * S) * S * k * 3)};
+      for (int y = 0; y < tall.h; ++y)
+        for (int x = 0; x < tall.w; ++x)
+          std::copy_n(&pic.px[(size_t(y / k) * S + x / 2) * 3], 3, &tall.px[(size_t(y) * tall.w + x) * 3]);
+      auto tall_buf = pack(tall, f, 0, &stride);
+      SCOPED_TRACE(std::string(to_string(f)) + " stretched 2 x " + std::to_string(k));
+      expect_same(det.detect(FrameView{f, tall.w, tall.h, {tall_buf.data()}, {stride}, {}}), expect, 1e-5f);
+    }
+  }
+}
+
 TEST_F(DetectorTest, Nv12AndI420MatchRgb) {
   Detector det(options());
   const int w = 641, h = 479;
