@@ -118,7 +118,9 @@ int main(int argc, char** argv) {
   std::cout << "| what | body | device | precision | batch | images/s | ms/batch |\n"
             << "|---|---|---|---|---:|---:|---:|\n";
   std::vector<std::string> body_list = split(bodies);
-  if (!model_path.empty()) body_list.push_back("file");
+  // --model adds the body "file" (once: `--bodies file --model M` times it alone).
+  if (!model_path.empty() && std::find(body_list.begin(), body_list.end(), "file") == body_list.end())
+    body_list.push_back("file");
   for (const auto& body : body_list) {
     std::string path = model_path;
     if (body != "file") {
@@ -139,7 +141,8 @@ int main(int argc, char** argv) {
         const bool half = prec == "fp16";
         if (half && !device.is_cuda()) continue;
         auto model = ssd::load_weights(path, device);
-        model->fold_batchnorm();   // as ssd::Detector runs it
+        model->fold_batchnorm();      // as ssd::Detector runs it
+        model->fuse_output_convs();
         if (half) model->to(torch::kHalf);
         {   // channels-last, as ssd::Detector runs it on every device
           torch::NoGradGuard no_grad;

@@ -226,6 +226,7 @@ struct Detector::Impl {
   bool half = false;
   Ssd model{nullptr};
   int folded_batchnorms = 0;
+  int fused_output_convs = 0;
   Anchors anchors;
   torch::Tensor mean, inv_std;   // (1, 3, 1, 1) on the device
   std::mutex mutex;              // guards pp
@@ -548,6 +549,11 @@ Detector::Detector(const DetectorOptions& options) : impl_(std::make_unique<Impl
   // the default model's forward on the CPU 2.28 / 2.30 -> 2.20 / 2.16 ms at batch 1, 11.6 / 11.2
   // -> 10.6 / 10.8 ms at batch 8 (one thread; bench/RESULTS.md, 2026-12-04, BatchNorm folding).
   d.folded_batchnorms = d.model->fold_batchnorm();
+  // Each grid's class and box convolutions as one (they read the same map): one im2col and one
+  // matrix product instead of two. The default model's forward on the CPU with two threads 1.885
+  // -> 1.78 ms at batch 1 and 6.45 -> 5.91 ms at batch 8 (medians of six; one thread: within
+  // noise; bench/RESULTS.md, 2026-12-05, output convolutions fused).
+  d.fused_output_convs = d.model->fuse_output_convs();
   if (d.half) d.model->to(torch::kHalf);
   // Channels-last weights and inputs: tensor-core friendly on CUDA; on the CPU LibTorch then
   // takes its channels-last convolutions, where NCHW batch-1 inputs of the head's and the late
@@ -800,6 +806,7 @@ const std::vector<std::string>& Detector::labels() const { return impl_->model->
 std::string Detector::device_name() const { return impl_->device.str(); }
 bool Detector::fp16() const { return impl_->half; }
 int Detector::folded_batchnorms() const { return impl_->folded_batchnorms; }
+int Detector::fused_output_convs() const { return impl_->fused_output_convs; }
 bool Detector::graphs() const { return impl_->slots.front().graph_cache != nullptr; }
 
 GraphStats Detector::graph_stats() const {

@@ -117,6 +117,8 @@ class Detector {
   bool fp16() const;
   // BatchNorms of the body folded into its convolutions at load (SsdImpl::fold_batchnorm).
   int folded_batchnorms() const;
+  // Grids whose class and box convolutions were fused into one at load (SsdImpl::fuse_output_convs).
+  int fused_output_convs() const;
   // Whether batches go through captured graphs (CUDA graphs, or their CPU emulation), and the
   // graph counters summed over the in-flight slots: of the network and output stage, and of the
   // preprocessing.

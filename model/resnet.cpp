@@ -1,6 +1,9 @@
 #include "resnet.h"
 
 #include <mutex>
+#include <utility>
+#include <variant>
+#include <vector>
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/nn/functional/activation.h>
@@ -24,6 +27,34 @@ ResNetSpec resnet_spec(const std::string& name) {
   throw Error("unknown ResNet body '" + name + "' (expected resnet18, resnet34, resnet50, tiny)");
 }
 
+// A new Conv2d shaped like `like`. Its constructor initialises the weights from the default
+// generator, whose state is put back: the callers overwrite the weights, and loading a model must
+// leave an application's random numbers as they were.
+// out_channels and bias are the caller's; the rest is like's.
+static torch::nn::Conv2d conv_keeping_rng(const torch::nn::Conv2d& like, int64_t out_channels,
+                                          bool bias) {
+  const auto& o = like->options;
+  const auto options = torch::nn::Conv2dOptions(o.in_channels(), out_channels, o.kernel_size())
+                           .stride(o.stride())
+                           .padding(o.padding())
+                           .dilation(o.dilation())
+                           .groups(o.groups())
+                           .padding_mode(o.padding_mode())
+                           .bias(bias);
+  at::Generator generator = at::detail::getDefaultCPUGenerator();
+  at::Tensor generator_state;
+  {
+    std::lock_guard<std::mutex> lock(generator.mutex());
+    generator_state = generator.get_state();
+  }
+  torch::nn::Conv2d conv(options);
+  {
+    std::lock_guard<std::mutex> lock(generator.mutex());
+    generator.set_state(generator_state);
+  }
+  return conv;
+}
+
 torch::nn::Conv2d fold_batchnorm(const torch::nn::Conv2d& conv, const torch::nn::BatchNorm2d& bn) {
   TORCH_CHECK(bn->options.track_running_stats() && bn->options.affine() &&
                   bn->running_mean.defined() && bn->weight.defined(),
@@ -37,26 +68,7 @@ torch::nn::Conv2d fold_batchnorm(const torch::nn::Conv2d& conv, const torch::nn:
   torch::Tensor bias = bn->bias.to(dd) - bn->running_mean.to(dd) * g;
   if (conv->bias.defined()) bias += conv->bias.to(dd) * g;
   const torch::Tensor weight = conv->weight.to(dd) * g.view({-1, 1, 1, 1});
-  const auto& o = conv->options;
-  // A new Conv2d initialises its weights from the default generator: its state is put back, so
-  // that loading a model leaves an application's random numbers as they were.
-  at::Generator generator = at::detail::getDefaultCPUGenerator();
-  at::Tensor generator_state;
-  {
-    std::lock_guard<std::mutex> lock(generator.mutex());
-    generator_state = generator.get_state();
-  }
-  torch::nn::Conv2d folded(torch::nn::Conv2dOptions(o.in_channels(), o.out_channels(), o.kernel_size())
-                               .stride(o.stride())
-                               .padding(o.padding())
-                               .dilation(o.dilation())
-                               .groups(o.groups())
-                               .padding_mode(o.padding_mode())
-                               .bias(true));
-  {
-    std::lock_guard<std::mutex> lock(generator.mutex());
-    generator.set_state(generator_state);
-  }
+  torch::nn::Conv2d folded = conv_keeping_rng(conv, conv->options.out_channels(), true);
   const auto dtype = conv->weight.scalar_type();
   folded->to(conv->weight.device(), dtype);
   folded->weight.set_data(weight.to(dtype).contiguous(conv->weight.suggest_memory_format()));
@@ -65,6 +77,44 @@ torch::nn::Conv2d fold_batchnorm(const torch::nn::Conv2d& conv, const torch::nn:
   folded->bias.set_requires_grad(conv->weight.requires_grad());
   if (!conv->is_training()) folded->eval();
   return folded;
+}
+
+// A convolution's explicit padding (empty for "valid" and "same"). The options' padding is a
+// c10::variant in LibTorch 1.13 and a std::variant in 2.x: argument-dependent lookup finds the
+// `get` of either.
+static std::vector<int64_t> explicit_padding(const torch::nn::Conv2d& conv) {
+  using std::get;
+  const auto& padding = conv->options.padding();
+  if (padding.index() != 0) return {};
+  const auto& values = *get<0>(padding);
+  return {values.begin(), values.end()};
+}
+
+torch::nn::Conv2d concat_output_channels(const torch::nn::Conv2d& a, const torch::nn::Conv2d& b) {
+  const auto &oa = a->options, &ob = b->options;
+  TORCH_CHECK(oa.in_channels() == ob.in_channels() && *oa.kernel_size() == *ob.kernel_size() &&
+                  *oa.stride() == *ob.stride() && *oa.dilation() == *ob.dilation() &&
+                  oa.groups() == ob.groups() && oa.bias() == ob.bias() &&
+                  oa.padding().index() == ob.padding().index() &&   // explicit, valid, same
+                  explicit_padding(a) == explicit_padding(b) &&
+                  oa.padding_mode().index() == ob.padding_mode().index() &&
+                  a->weight.scalar_type() == b->weight.scalar_type() &&
+                  a->weight.device() == b->weight.device(),
+              "concat_output_channels: the convolutions differ in more than their outputs: weights ",
+              a->weight.sizes(), " and ", b->weight.sizes(), ", strides ", oa.stride(), " and ",
+              ob.stride(), ", dilations ", oa.dilation(), " and ", ob.dilation(), ", paddings ",
+              c10::IntArrayRef(explicit_padding(a)), " and ", c10::IntArrayRef(explicit_padding(b)),
+              ", groups ",
+              oa.groups(), " and ", ob.groups(), ", bias ", oa.bias(), " and ", ob.bias());
+  torch::nn::Conv2d both = conv_keeping_rng(a, oa.out_channels() + ob.out_channels(), oa.bias());
+  torch::NoGradGuard no_grad;
+  both->to(a->weight.device(), a->weight.scalar_type());
+  both->weight.set_data(torch::cat({a->weight, b->weight}).contiguous(a->weight.suggest_memory_format()));
+  if (oa.bias()) both->bias.set_data(torch::cat({a->bias, b->bias}));
+  both->weight.set_requires_grad(a->weight.requires_grad());
+  if (oa.bias()) both->bias.set_requires_grad(a->weight.requires_grad());
+  both->train(a->is_training());
+  return both;
 }
 
 // forward's conv -> BatchNorm, or the folded conv alone.

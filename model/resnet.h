@@ -30,6 +30,11 @@ ResNetSpec resnet_spec(const std::string& name);
 // g = bn.weight / sqrt(running_var + eps) per output channel, computed in double precision.
 torch::nn::Conv2d fold_batchnorm(const torch::nn::Conv2d& conv, const torch::nn::BatchNorm2d& bn);
 
+// Two convolutions of the same input (same in_channels, kernel, stride, padding, dilation,
+// groups; both with a bias or both without) as one whose output channels are a's, then b's: one
+// pass over the input instead of two. On a's device and dtype, in a's memory format.
+torch::nn::Conv2d concat_output_channels(const torch::nn::Conv2d& a, const torch::nn::Conv2d& b);
+
 class BasicBlockImpl : public torch::nn::Module {
  public:
   static constexpr int expansion = 1;

@@ -33,7 +33,22 @@ static torch::Tensor flatten_conv(const torch::Tensor& x, int64_t k) {
 }
 
 std::pair<torch::Tensor, torch::Tensor> OutConvImpl::forward(const torch::Tensor& x) {
-  return {flatten_conv(oconv1(x), k_), flatten_conv(oconv2(x), k_)};
+  if (!oconv) return {flatten_conv(oconv1(x), k_), flatten_conv(oconv2(x), k_)};
+  TORCH_CHECK(!is_training(), "OutConv: its two convolutions are fused (inference only), but it is "
+                              "in training mode");
+  const torch::Tensor y = oconv(x);
+  return {flatten_conv(y.narrow(1, 0, class_channels_), k_),
+          flatten_conv(y.narrow(1, class_channels_, y.size(1) - class_channels_), k_)};
+}
+
+int OutConvImpl::fuse() {
+  if (oconv) return 0;
+  oconv = register_module("oconv", concat_output_channels(oconv1, oconv2));
+  class_channels_ = oconv1->options.out_channels();
+  unregister_module("oconv1");
+  unregister_module("oconv2");
+  oconv1 = oconv2 = nullptr;
+  return 1;
 }
 
 SsdHeadImpl::SsdHeadImpl(const SsdConfig& config, int64_t in_channels,
@@ -84,6 +99,16 @@ std::pair<torch::Tensor, torch::Tensor> SsdHeadImpl::forward(const torch::Tensor
   return {torch::cat(cls, 1), torch::cat(box, 1)};
 }
 
+int SsdHeadImpl::fuse_output_convs() {
+  int count = fine_out ? fine_out->fuse() : 0;
+  for (const auto& out : *outs) count += out->as<OutConv>()->fuse();
+  return count;
+}
+
+bool SsdHeadImpl::fused() const {
+  return outs->size() > 0 && (*outs)[0]->as<OutConv>()->fused();
+}
+
 SsdImpl::SsdImpl(const SsdConfig& config) : config_(config) {
   config_.validate();
   body = register_module("body", ResNet(resnet_spec(config_.body)));
@@ -96,6 +121,9 @@ std::pair<torch::Tensor, torch::Tensor> SsdImpl::forward(const torch::Tensor& x)
                   x.size(3) == config_.input_size,
               "Ssd: expected input (B, 3, ", config_.input_size, ", ", config_.input_size,
               "), got ", x.sizes());
+  // Before anything runs: training mode would update the BatchNorms' statistics on its way.
+  TORCH_CHECK(!(is_training() && head->fused()),
+              "Ssd: its output convolutions are fused (inference only), but it is in training mode");
   auto [c3, c4] = body->forward_levels(x);   // the head reads c3 only with a fine grid
   return head(c3, c4);
 }

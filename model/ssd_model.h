@@ -36,10 +36,17 @@ class OutConvImpl : public torch::nn::Module {
  public:
   OutConvImpl(int64_t k, int64_t nin, int64_t num_classes, double class_bias);
   std::pair<torch::Tensor, torch::Tensor> forward(const torch::Tensor& x);
+  // For inference: oconv1 and oconv2 (class logits, box values; both read x) as one convolution
+  // "oconv" (concat_output_channels), whose output forward splits. Inference-only afterwards, as
+  // after the body's BatchNorm fold. Returns 1 if it fused, 0 if fused already.
+  int fuse();
+  bool fused() const { return !oconv1; }
 
  private:
   int64_t k_;
   torch::nn::Conv2d oconv1{nullptr}, oconv2{nullptr};
+  torch::nn::Conv2d oconv{nullptr};   // once fused: oconv1's channels, then oconv2's
+  int64_t class_channels_ = 0;        // once fused: oconv1's out_channels
 };
 TORCH_MODULE(OutConv);
 
@@ -55,6 +62,8 @@ class SsdHeadImpl : public torch::nn::Module {
   SsdHeadImpl(const SsdConfig& config, int64_t in_channels, int64_t stride16_channels);
   // c3 is only read with a fine grid.
   std::pair<torch::Tensor, torch::Tensor> forward(const torch::Tensor& c3, torch::Tensor x);
+  int fuse_output_convs();   // OutConvImpl::fuse on each grid's; returns how many it fused
+  bool fused() const;        // whether the output convolutions are fused
 
  private:
   torch::nn::Dropout drop{nullptr};
@@ -82,6 +91,10 @@ class SsdImpl : public torch::nn::Module {
   // the head's StdConv puts its BatchNorm after the ReLU, where it does not fold). ssd::Detector
   // does this after loading; the model is inference-only afterwards. Returns how many it folded.
   int fold_batchnorm() { return body->fold_batchnorm(); }
+  // For inference: each grid's two output convolutions as one (OutConvImpl::fuse; the default
+  // model's forward on one CPU thread: see ssd::Detector, which does this after loading).
+  // Inference-only afterwards. Returns how many it fused (0 once fused).
+  int fuse_output_convs() { return head->fuse_output_convs(); }
 
  private:
   SsdConfig config_;

@@ -874,7 +874,8 @@ MapResult evaluate_weights(const EvalSpec& spec) {
     throw ssd::Error("--confusion-threshold must be in [--threshold, 1): " + std::to_string(spec.confusion_threshold));
   const torch::Device device = parse_device(spec.device);
   ssd::Ssd model = ssd::load_weights(spec.weights, device);
-  model->fold_batchnorm();   // inference only, as ssd::Detector runs it
+  model->fold_batchnorm();      // inference only, as ssd::Detector runs it
+  model->fuse_output_convs();
   const ssd::SsdConfig& config = model->config();
   // In the model's order: a data set naming its classes otherwise (a VOC folder's are sorted,
   // a COCO file's categories may come in another order) lines up by name.

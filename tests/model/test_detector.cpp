@@ -606,11 +606,12 @@ TEST_F(DetectorTest, EmulatedPreprocessingGraphsReplayPlanarAndPaddedFrames) {
 }
 
 // The Detector runs the network with the body's BatchNorms folded into its convolutions (the
-// tiny body: stem, two a block, three downsamples); its outputs are checked against eager PyTorch
-// without the fold in tests/bench (PyTorchReference.*).
-TEST_F(DetectorTest, FoldsTheBodysBatchNorms) {
+// tiny body: stem, two a block, three downsamples) and each grid's two output convolutions fused;
+// its outputs are checked against eager PyTorch without either in tests/bench (PyTorchReference.*).
+TEST_F(DetectorTest, FoldsTheBodysBatchNormsAndFusesTheOutputConvolutions) {
   Detector det(options());
   EXPECT_EQ(det.folded_batchnorms(), 12);
+  EXPECT_EQ(det.fused_output_convs(), static_cast<int>(det.config().grids.size()));
 }
 
 TEST_F(DetectorTest, BadModelsAndDevicesGiveClearErrors) {

@@ -535,6 +535,80 @@ TEST(FoldBatchnorm, ModelsGiveTheSameOutputs) {
   }
 }
 
+TEST(ConcatOutputChannels, GivesBothConvolutionsOutputsInOnePass) {
+  torch::manual_seed(3);
+  torch::nn::Conv2d a(torch::nn::Conv2dOptions(6, 5, 3).stride(2).padding(1));
+  torch::nn::Conv2d b(torch::nn::Conv2dOptions(6, 4, 3).stride(2).padding(1));
+  a->eval();
+  b->eval();
+  {
+    torch::NoGradGuard ng;
+    a->weight.set_data(a->weight.contiguous(torch::MemoryFormat::ChannelsLast));
+  }
+  torch::manual_seed(9);
+  const auto expected_random = torch::rand({4});
+  torch::manual_seed(9);
+  auto both = concat_output_channels(a, b);
+  EXPECT_TRUE(torch::equal(torch::rand({4}), expected_random)) << "the fusion used the default generator";
+  EXPECT_EQ(both->options.out_channels(), 9);
+  EXPECT_TRUE(both->weight.is_contiguous(torch::MemoryFormat::ChannelsLast));
+  EXPECT_FALSE(both->is_training());
+  const auto x = torch::randn({2, 6, 7, 8});
+  torch::NoGradGuard ng;
+  const auto got = both(x);
+  ASSERT_EQ(got.sizes(), (std::vector<int64_t>{2, 9, 4, 4}));
+  EXPECT_TRUE(torch::allclose(got.narrow(1, 0, 5), a(x), 1e-5, 1e-6)) << (got.narrow(1, 0, 5) - a(x)).abs().max();
+  EXPECT_TRUE(torch::allclose(got.narrow(1, 5, 4), b(x), 1e-5, 1e-6)) << (got.narrow(1, 5, 4) - b(x)).abs().max();
+  // Convolutions that do not read their input alike are refused, naming what differs.
+  ssdtest::expect_error(
+      [&] { concat_output_channels(a, torch::nn::Conv2d(torch::nn::Conv2dOptions(6, 4, 3).stride(1).padding(1))); },
+      {"differ", "strides [2, 2] and [1, 1]"});
+  ssdtest::expect_error(
+      [&] { concat_output_channels(a, torch::nn::Conv2d(torch::nn::Conv2dOptions(6, 4, 3).stride(2).padding(0))); },
+      {"differ", "paddings [1, 1] and [0, 0]"});
+  ssdtest::expect_error(
+      [&] { concat_output_channels(a, torch::nn::Conv2d(torch::nn::Conv2dOptions(5, 4, 3).stride(2).padding(1))); },
+      {"differ", "[5, 6, 3, 3] and [4, 5, 3, 3]"});
+}
+
+// Each grid's class and box convolutions fused into one (as ssd::Detector runs the model): the
+// same outputs, the default generator untouched, and training refused afterwards.
+TEST(FuseOutputConvs, ModelsGiveTheSameOutputs) {
+  for (const auto& grids : {std::vector<int>{10, 5, 3, 2, 1}, std::vector<int>{4, 2, 1}}) {
+    SCOPED_TRACE(grids.size());
+    SsdConfig c;
+    c.body = "tiny";
+    c.input_size = grids[0] == 10 ? 160 : 128;
+    c.grids = grids;
+    c.head_channels = 32;
+    c.labels = {"a", "b", "c"};
+    torch::manual_seed(5);
+    Ssd model(c);
+    randomise_batchnorms(*model, 6);
+    model->eval();
+    const auto x = torch::randn({2, 3, c.input_size, c.input_size});
+    torch::NoGradGuard ng;
+    const auto [cls, box] = model->forward(x);
+    const size_t tensors = model->named_parameters().size();
+    torch::manual_seed(9);
+    const auto expected_random = torch::rand({4});
+    torch::manual_seed(9);
+    EXPECT_EQ(model->fuse_output_convs(), static_cast<int>(grids.size()));
+    EXPECT_EQ(model->fuse_output_convs(), 0);   // a second call has nothing left to fuse
+    EXPECT_TRUE(torch::equal(torch::rand({4}), expected_random)) << "the fusion used the default generator";
+    EXPECT_EQ(model->named_parameters().size(), tensors - 2 * grids.size());   // 4 -> 2 a grid
+    model->train();
+    ssdtest::expect_error([&] { model->forward(x); }, {"fused", "training mode"});
+    model->eval();
+    EXPECT_EQ(model->fold_batchnorm(), 12);   // and the body's fold, as the Detector does
+    const auto [cls2, box2] = model->forward(x);
+    ASSERT_EQ(cls2.sizes(), cls.sizes());
+    ASSERT_EQ(box2.sizes(), box.sizes());
+    EXPECT_LT(rel_error(cls2, cls), 1e-5);
+    EXPECT_LT(rel_error(box2, box), 1e-5);
+  }
+}
+
 TEST(Text, TrimsAndSplitsLists) {
   EXPECT_EQ(trim(" \t a b\r\n"), "a b");
   EXPECT_EQ(trim(" \n\t"), "");
