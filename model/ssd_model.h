@@ -91,9 +91,9 @@ class SsdImpl : public torch::nn::Module {
   // the head's StdConv puts its BatchNorm after the ReLU, where it does not fold). ssd::Detector
   // does this after loading; the model is inference-only afterwards. Returns how many it folded.
   int fold_batchnorm() { return body->fold_batchnorm(); }
-  // For inference: each grid's two output convolutions as one (OutConvImpl::fuse; the default
-  // model's forward on one CPU thread: see ssd::Detector, which does this after loading).
-  // Inference-only afterwards. Returns how many it fused (0 once fused).
+  // For inference: each grid's two output convolutions as one (OutConvImpl::fuse). ssd::Detector
+  // does this after loading (its gain measured there); the model is inference-only afterwards.
+  // Returns how many it fused (0 once fused).
   int fuse_output_convs() { return head->fuse_output_convs(); }
 
  private:
