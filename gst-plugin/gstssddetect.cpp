@@ -1803,8 +1803,10 @@ static void gst_ssd_detect_class_init(GstSsdDetectClass* klass) {
   /**
    * GstSsdDetect:threads:
    *
-   * Intra-op CPU threads for the network; 0 keeps LibTorch's default. Read when the element
-   * starts.
+   * Intra-op CPU threads for the network; 0 keeps LibTorch's default (on the 2-vCPU dev
+   * machine: 1 with Debian 12's LibTorch 1.13, 2 with Debian 13's LibTorch 2.6). With
+   * `in-flight` above 1 on the CPU each in-flight worker uses this many: keep threads x in-flight
+   * at or below the cores (see `in-flight`). Read when the element starts.
    */
   g_object_class_install_property(gobject_class, PROP_THREADS,
       g_param_spec_int("threads", "Threads", "CPU inference threads (0 = LibTorch default)", 0, 1024,
@@ -1844,9 +1846,12 @@ static void gst_ssd_detect_class_init(GstSsdDetectClass* klass) {
    * On the CPU each in-flight batch is computed on a thread of its own, so consecutive batches
    * run side by side on the CPU's cores: with `threads=1 in-flight=2` one stream's frames use
    * two cores (640x480 on 2 cores: 414 fps against 239 with `threads=1` and 204 with
-   * `threads=2`, 2026-12-03). For a shared model instance (`model-instance-id`), in-flight
-   * workers, each with a copy of the model, compute batches of the streams' frames side by
-   * side. Read when the element starts.
+   * `threads=2`, 2026-12-03). Each worker runs `threads` intra-op threads, so more threads than
+   * cores in all compete for them: set `threads` explicitly, as LibTorch's default may be one
+   * per core (see `threads`; 640x480 on 2 cores, 2026-12-05: `threads=1 in-flight=2` 638 fps,
+   * `threads=2 in-flight=2` 461 fps, `threads=2` alone 391). For a shared model instance
+   * (`model-instance-id`), in-flight workers, each with a copy of the model, compute batches of
+   * the streams' frames side by side. Read when the element starts.
    */
   g_object_class_install_property(gobject_class, PROP_IN_FLIGHT,
       g_param_spec_uint("in-flight", "In flight", "Batches on the device at once (pipelining)", 1, 16,
