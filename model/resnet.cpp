@@ -27,10 +27,9 @@ ResNetSpec resnet_spec(const std::string& name) {
   throw Error("unknown ResNet body '" + name + "' (expected resnet18, resnet34, resnet50, tiny)");
 }
 
-// A new Conv2d shaped like `like`. Its constructor initialises the weights from the default
-// generator, whose state is put back: the callers overwrite the weights, and loading a model must
-// leave an application's random numbers as they were.
-// out_channels and bias are the caller's; the rest is like's.
+// A new Conv2d with `like`'s options but for out_channels and bias. Its constructor initialises
+// the weights from the default generator, whose state is put back: the callers overwrite the
+// weights, and loading a model must leave an application's random numbers as they were.
 static torch::nn::Conv2d conv_keeping_rng(const torch::nn::Conv2d& like, int64_t out_channels,
                                           bool bias) {
   const auto& o = like->options;
@@ -104,8 +103,7 @@ torch::nn::Conv2d concat_output_channels(const torch::nn::Conv2d& a, const torch
               a->weight.sizes(), " and ", b->weight.sizes(), ", strides ", oa.stride(), " and ",
               ob.stride(), ", dilations ", oa.dilation(), " and ", ob.dilation(), ", paddings ",
               c10::IntArrayRef(explicit_padding(a)), " and ", c10::IntArrayRef(explicit_padding(b)),
-              ", groups ",
-              oa.groups(), " and ", ob.groups(), ", bias ", oa.bias(), " and ", ob.bias());
+              ", groups ", oa.groups(), " and ", ob.groups(), ", bias ", oa.bias(), " and ", ob.bias());
   torch::nn::Conv2d both = conv_keeping_rng(a, oa.out_channels() + ob.out_channels(), oa.bias());
   torch::NoGradGuard no_grad;
   both->to(a->weight.device(), a->weight.scalar_type());
