@@ -141,8 +141,7 @@ int main(int argc, char** argv) {
         const bool half = prec == "fp16";
         if (half && !device.is_cuda()) continue;
         auto model = ssd::load_weights(path, device);
-        model->fold_batchnorm();      // as ssd::Detector runs it
-        model->fuse_output_convs();
+        model->fuse_for_inference();   // as ssd::Detector runs it
         if (half) model->to(torch::kHalf);
         {   // channels-last, as ssd::Detector runs it on every device
           torch::NoGradGuard no_grad;

@@ -548,12 +548,13 @@ Detector::Detector(const DetectorOptions& options) : impl_(std::make_unique<Impl
   // The body's BatchNorms folded into its convolutions, in double precision before any fp16:
   // the default model's forward on the CPU 2.28 / 2.30 -> 2.20 / 2.16 ms at batch 1, 11.6 / 11.2
   // -> 10.6 / 10.8 ms at batch 8 (one thread; bench/RESULTS.md, 2026-12-04, BatchNorm folding).
-  d.folded_batchnorms = d.model->fold_batchnorm();
-  // Each grid's class and box convolutions as one (they read the same map): one im2col and one
-  // matrix product instead of two. The default model's forward on the CPU with two threads 1.885
-  // -> 1.78 ms at batch 1 and 6.45 -> 5.91 ms at batch 8 (medians of six; one thread: within
+  // And each grid's class and box convolutions as one (they read the same map): one im2col and
+  // one matrix product instead of two. The default model's forward on the CPU with two threads
+  // 1.885 -> 1.78 ms at batch 1 and 6.45 -> 5.91 ms at batch 8 (medians of six; one thread: within
   // noise; bench/RESULTS.md, 2026-12-05, output convolutions fused).
-  d.fused_output_convs = d.model->fuse_output_convs();
+  const auto fusion = d.model->fuse_for_inference();
+  d.folded_batchnorms = fusion.folded_batchnorms;
+  d.fused_output_convs = fusion.fused_output_convs;
   if (d.half) d.model->to(torch::kHalf);
   // Channels-last weights and inputs: tensor-core friendly on CUDA; on the CPU LibTorch then
   // takes its channels-last convolutions, where NCHW batch-1 inputs of the head's and the late

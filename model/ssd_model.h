@@ -95,6 +95,12 @@ class SsdImpl : public torch::nn::Module {
   // does this after loading (its gain measured there); the model is inference-only afterwards.
   // Returns how many it fused (0 once fused).
   int fuse_output_convs() { return head->fuse_output_convs(); }
+  // Both of the above, as every inference path runs the model (ssd::Detector, `ssd-train eval`,
+  // bench_model). Returns what each did.
+  struct InferenceFusion {
+    int folded_batchnorms = 0, fused_output_convs = 0;
+  };
+  InferenceFusion fuse_for_inference() { return {fold_batchnorm(), fuse_output_convs()}; }
 
  private:
   SsdConfig config_;

@@ -874,8 +874,7 @@ MapResult evaluate_weights(const EvalSpec& spec) {
     throw ssd::Error("--confusion-threshold must be in [--threshold, 1): " + std::to_string(spec.confusion_threshold));
   const torch::Device device = parse_device(spec.device);
   ssd::Ssd model = ssd::load_weights(spec.weights, device);
-  model->fold_batchnorm();      // inference only, as ssd::Detector runs it
-  model->fuse_output_convs();
+  model->fuse_for_inference();   // inference only, as ssd::Detector runs it
   const ssd::SsdConfig& config = model->config();
   // In the model's order: a data set naming its classes otherwise (a VOC folder's are sorted,
   // a COCO file's categories may come in another order) lines up by name.
