@@ -9,6 +9,8 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <random>
 #include <sstream>
@@ -297,5 +299,30 @@ TEST(PyTorchReference, LossMatches) {
     EXPECT_NEAR(parts.cls.item<double>(), r.at(std::string(impl) + "_cls").item<double>(),
                 1e-4 * std::max(1.0, parts.cls.item<double>()));
   }
+  std::filesystem::remove_all(dir);
+}
+
+// bench/network_runtimes.py runs each row (it exits non-zero when a PyTorch row's or ONNX
+// Runtime's outputs differ from the plain model's by more than 1e-3, e.g. a wrongly folded
+// BatchNorm) and prints one table row for each; its profile mode prints the operators.
+TEST(BenchScripts, NetworkRuntimesRunsEveryRow) {
+  const auto dir = temp_dir("runtimes");
+  const auto table = (dir / "table.md").string(), prof = (dir / "profile.md").string();
+  const std::string model = source_dir() + "/models/ssd-default.safetensors";
+  run("bench/network_runtimes.py --model " + model + " --threads 1 --rounds 1 --seconds 0.05 > " +
+      table);
+  run("bench/network_runtimes.py --model " + model + " --profile eager > " + prof);
+  if (::testing::Test::HasFatalFailure()) return;
+  auto slurp = [](const std::string& path) {
+    std::ifstream in(path);
+    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  };
+  const auto t = slurp(table), p = slurp(prof);
+  std::vector<std::string> rows = {"eager", "torchscript", "onednn", "bf16"};
+  if (std::system((python() + " -c 'import onnxruntime' 2>/dev/null").c_str()) == 0)
+    rows.push_back("onnxruntime");
+  for (const auto& row : rows) EXPECT_NE(t.find("| " + row + " | "), std::string::npos) << row << " in:\n" << t;
+  EXPECT_NE(p.find("| aten::"), std::string::npos) << p;
+  EXPECT_NE(p.find("us in the convolution kernels"), std::string::npos) << p;
   std::filesystem::remove_all(dir);
 }
