@@ -143,11 +143,7 @@ int main(int argc, char** argv) {
         auto model = ssd::load_weights(path, device);
         model->fuse_for_inference();   // as ssd::Detector runs it
         if (half) model->to(torch::kHalf);
-        {   // channels-last, as ssd::Detector runs it on every device
-          torch::NoGradGuard no_grad;
-          for (auto& p : model->parameters())
-            if (p.dim() == 4) p.set_data(p.contiguous(torch::MemoryFormat::ChannelsLast));
-        }
+        model->to_channels_last();   // as ssd::Detector runs it on every device
         const int S = model->config().input_size;
         for (const auto& bs : split(batches)) {
           const int B = std::stoi(bs);

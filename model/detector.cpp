@@ -560,11 +560,7 @@ Detector::Detector(const DetectorOptions& options) : impl_(std::make_unique<Impl
   // takes its channels-last convolutions, where NCHW batch-1 inputs of the head's and the late
   // body's small maps go to its im2col path (the default model's detector at 640x480: 138 -> 164
   // images/s with one thread, bench/RESULTS.md, 2026-12-03).
-  {
-    torch::NoGradGuard no_grad;
-    for (auto& p : d.model->parameters())
-      if (p.dim() == 4) p.set_data(p.contiguous(torch::MemoryFormat::ChannelsLast));
-  }
+  d.model->to_channels_last();
   if (d.device.is_cuda()) at::globalContext().setBenchmarkCuDNN(true);   // input shapes are fixed
   d.anchors = make_anchors(d.model->config()).to(d.device);
   const auto& c = d.model->config();

@@ -128,6 +128,12 @@ std::pair<torch::Tensor, torch::Tensor> SsdImpl::forward(const torch::Tensor& x)
   return head(c3, c4);
 }
 
+void SsdImpl::to_channels_last() {
+  torch::NoGradGuard no_grad;
+  for (auto& p : parameters())
+    if (p.dim() == 4) p.set_data(p.contiguous(torch::MemoryFormat::ChannelsLast));
+}
+
 std::vector<std::vector<torch::Tensor>> SsdImpl::layer_groups() {
   auto groups = body->layer_groups();
   groups.push_back(head->parameters());

@@ -101,6 +101,9 @@ class SsdImpl : public torch::nn::Module {
     int folded_batchnorms = 0, fused_output_convs = 0;
   };
   InferenceFusion fuse_for_inference() { return {fold_batchnorm(), fuse_output_convs()}; }
+  // The convolution weights in channels-last memory format, as ssd::Detector (and bench_model)
+  // run the model on every device, with channels-last inputs.
+  void to_channels_last();
 
  private:
   SsdConfig config_;

@@ -573,7 +573,7 @@ TEST(ConcatOutputChannels, GivesBothConvolutionsOutputsInOnePass) {
 
 // Each grid's class and box convolutions fused into one (as ssd::Detector runs the model): the
 // same outputs, the default generator untouched, and training refused afterwards.
-TEST(FuseOutputConvs, ModelsGiveTheSameOutputs) {
+TEST(FuseOutputConvs, ModelsGiveTheSameOutputs) {   // then channels-last (SsdImpl::to_channels_last)
   for (const auto& grids : {std::vector<int>{10, 5, 3, 2, 1}, std::vector<int>{4, 2, 1}}) {
     SCOPED_TRACE(grids.size());
     SsdConfig c;
@@ -606,6 +606,14 @@ TEST(FuseOutputConvs, ModelsGiveTheSameOutputs) {
     ASSERT_EQ(box2.sizes(), box.sizes());
     EXPECT_LT(rel_error(cls2, cls), 1e-5);
     EXPECT_LT(rel_error(box2, box), 1e-5);
+    // And channels-last weights and input, as the Detector runs it: same outputs.
+    model->to_channels_last();
+    for (const auto& p : model->named_parameters())
+      if (p.value().dim() == 4)
+        EXPECT_TRUE(p.value().is_contiguous(torch::MemoryFormat::ChannelsLast)) << p.key();
+    const auto [cls3, box3] = model->forward(x.contiguous(torch::MemoryFormat::ChannelsLast));
+    EXPECT_LT(rel_error(cls3, cls), 1e-5);
+    EXPECT_LT(rel_error(box3, box), 1e-5);
   }
 }
 
