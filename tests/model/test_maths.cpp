@@ -608,9 +608,11 @@ TEST(FuseOutputConvs, ModelsGiveTheSameOutputs) {   // then channels-last (SsdIm
     EXPECT_LT(rel_error(box2, box), 1e-5);
     // And channels-last weights and input, as the Detector runs it: same outputs.
     model->to_channels_last();
-    for (const auto& p : model->named_parameters())
-      if (p.value().dim() == 4)
+    for (const auto& p : model->named_parameters()) {
+      if (p.value().dim() == 4) {
         EXPECT_TRUE(p.value().is_contiguous(torch::MemoryFormat::ChannelsLast)) << p.key();
+      }
+    }
     const auto [cls3, box3] = model->forward(x.contiguous(torch::MemoryFormat::ChannelsLast));
     EXPECT_LT(rel_error(cls3, cls), 1e-5);
     EXPECT_LT(rel_error(box3, box), 1e-5);
