@@ -698,9 +698,10 @@ TrainResult run_epochs(Session& s) {
       result.train_images_per_s = compute_s > 0 ? images / compute_s : 0;
       if (!s.quiet)
         std::fprintf(stderr,
-                     "speed: loader alone %.1f images/s (%d threads); training step "
+                     "speed: loader alone %.1f images/s (%d thread%s); training step "
                      "(forward+backward+AdamW) %.1f images/s; epoch %.1f images/s overall\n",
-                     result.loader_images_per_s, train_lo.threads, result.train_images_per_s,
+                     result.loader_images_per_s, train_lo.threads, train_lo.threads == 1 ? "" : "s",
+                     result.train_images_per_s,
                      train_s > 0 ? images / train_s : 0.0);
     }
     first_epoch_here = false;
