@@ -93,7 +93,7 @@ class OwnedCudaStream {
   c10::Stream stream() const { return stream_; }
 
  private:
-  void* handle_ = nullptr;   // cudaStream_t created here, or null for a pooled stream
+  [[maybe_unused]] void* handle_ = nullptr;   // cudaStream_t created here (CUDA graph builds), else null
   c10::Stream stream_;
 };
 
