@@ -127,22 +127,43 @@ def main():
         plain = model(x)
         eager = fold_body_batchnorms(copy.deepcopy(model)).to(memory_format=torch.channels_last)
         xcl = x.contiguous(memory_format=torch.channels_last)
-        script = torch.jit.freeze(torch.jit.trace(eager, xcl))
-        onednn = torch.jit.optimize_for_inference(torch.jit.trace(copy.deepcopy(model), x))
-        bf16 = copy.deepcopy(eager).to(torch.bfloat16)
         xbf = xcl.to(torch.bfloat16)
-        bf16_diff = max((o.float() - r).abs().max().item() for o, r in zip(bf16(xbf), plain))
-        for name, out in (("eager", eager(xcl)), ("torchscript", script(xcl)),
-                          ("onednn", onednn(x))):
-            diff = max((o - r).abs().max().item() for o, r in zip(out, plain))
-            if diff > 1e-3:
+
+        def torchscript():
+            s = torch.jit.freeze(torch.jit.trace(eager, xcl))
+            return lambda: s(xcl)
+
+        def onednn():
+            s = torch.jit.optimize_for_inference(torch.jit.trace(copy.deepcopy(model), x))
+            return lambda: s(x)
+
+        def bf16():
+            m = copy.deepcopy(eager).to(torch.bfloat16)
+            return lambda: m(xbf)
+
+        # name -> (make the runner, tolerance of its outputs against the plain model's)
+        builders = {"eager": (lambda: lambda: eager(xcl), 1e-3), "torchscript": (torchscript, 1e-3),
+                    "onednn": (onednn, 1e-3), "bf16": (bf16, None)}
+        rows, failed, bf16_diff = {}, {}, None
+        for name, (make, tolerance) in builders.items():
+            try:   # a runtime this PyTorch build cannot run is reported, not fatal
+                fn = make()
+                out = fn()
+            except Exception as e:  # noqa: BLE001
+                lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()] or [type(e).__name__]
+                failed[name] = next((ln for ln in lines if "Error" in ln or "ASSERT" in ln), lines[0])[:240]
+                continue
+            diff = max((o.float() - r).abs().max().item() for o, r in zip(out, plain))
+            if tolerance is None:
+                bf16_diff = diff
+            elif diff > tolerance:
                 sys.exit(f"{name}: outputs differ from the plain model's by {diff}")
-    rows = {"eager": lambda: eager(xcl), "torchscript": lambda: script(xcl),
-            "onednn": lambda: onednn(x), "bf16": lambda: bf16(xbf)}
+            rows[name] = fn
 
     if a.profile:
         if a.profile not in rows:
-            sys.exit(f"--profile: one of {', '.join(rows)}")
+            sys.exit(f"--profile: one of {', '.join(rows)}"
+                     + "".join(f"; {n} failed: {w}" for n, w in failed.items()))
         profile(rows[a.profile], a.profile)
         return
 
@@ -182,7 +203,9 @@ def main():
 
     print(f"{a.model}: body {cfg['body']}, {S} px, grids {cfg['grids']}; PyTorch {torch.__version__}"
           + (f", onnxruntime {ort_version}" if ort_version else "")
-          + f"; bf16 outputs differ from fp32 by up to {bf16_diff:.3g}")
+          + (f"; bf16 outputs differ from fp32 by up to {bf16_diff:.3g}" if bf16_diff is not None else ""))
+    for name, why in failed.items():
+        print(f"{name}: failed with this PyTorch ({why})")
     print()
     print("| runtime | " + " | ".join(f"{t} thread{'s' if t > 1 else ''}, ms" for t in threads) + " |")
     print("|---|" + "---:|" * len(threads))
