@@ -318,7 +318,7 @@ TEST(BenchScripts, NetworkRuntimesRunsEveryRow) {
     return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
   };
   const auto t = slurp(table), p = slurp(prof);
-  std::vector<std::string> rows = {"eager", "torchscript", "onednn", "bf16"};
+  std::vector<std::string> rows = {"eager", "torchscript", "onednn", "bf16", "int8"};
   if (std::system((python() + " -c 'import onnxruntime' 2>/dev/null").c_str()) == 0)
     rows.push_back("onnxruntime");
   for (const auto& row : rows) EXPECT_NE(t.find("| " + row + " | "), std::string::npos) << row << " in:\n" << t;
