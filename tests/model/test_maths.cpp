@@ -572,8 +572,9 @@ TEST(ConcatOutputChannels, GivesBothConvolutionsOutputsInOnePass) {
 }
 
 // Each grid's class and box convolutions fused into one (as ssd::Detector runs the model): the
-// same outputs, the default generator untouched, and training refused afterwards.
-TEST(FuseOutputConvs, ModelsGiveTheSameOutputs) {   // then channels-last (SsdImpl::to_channels_last)
+// same outputs, the default generator untouched, and training refused afterwards; then the
+// weights in channels-last memory format (SsdImpl::to_channels_last, as the Detector runs them).
+TEST(FuseOutputConvs, ModelsGiveTheSameOutputs) {
   for (const auto& grids : {std::vector<int>{10, 5, 3, 2, 1}, std::vector<int>{4, 2, 1}}) {
     SCOPED_TRACE(grids.size());
     SsdConfig c;
