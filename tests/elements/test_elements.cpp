@@ -2231,6 +2231,64 @@ TEST(SsdPipeline, EosAndFlushingSeek) {
   gst_object_unref(pipeline);
 }
 
+// A media player's pipeline: playbin plays a file and runs `ssddetect ! ssdexport` as its
+// video-filter (what an application built on playbin sets, with no pipeline of its own); the
+// exported detections of the scene's frame are those of the reference.
+TEST(SsdPipeline, PlaybinVideoFilterDetectsInAFile) {
+  const std::string missing = missing_factory({"playbin", "pngdec"});
+  if (!missing.empty()) GTEST_SKIP() << missing << " is not installed";
+  TempDir tmp;
+  const auto [png, ref] = png_scene(tmp, 12);
+  ASSERT_NE(top(ref), nullptr) << "the model finds nothing in the frame";
+  const std::string jsonl = tmp / "playbin.jsonl";
+  GstElement* playbin = gst_element_factory_make("playbin", nullptr);
+  ASSERT_NE(playbin, nullptr);
+  GError* err = nullptr;
+  GstElement* filter =
+      gst_parse_bin_from_description(("ssddetect threshold=0.1 ! ssdexport location=" + jsonl).c_str(), TRUE, &err);
+  ASSERT_NE(filter, nullptr) << (err ? err->message : "");
+  const std::string uri = "file://" + png;
+  g_object_set(playbin, "uri", uri.c_str(), "video-filter", filter, "video-sink",
+               gst_element_factory_make("fakesink", nullptr), "audio-sink", gst_element_factory_make("fakesink", nullptr),
+               nullptr);
+  gst_element_set_state(playbin, GST_STATE_PLAYING);
+  GstBus* bus = gst_element_get_bus(playbin);
+  GstMessage* msg =
+      gst_bus_timed_pop_filtered(bus, 60 * GST_SECOND, static_cast<GstMessageType>(GST_MESSAGE_EOS | GST_MESSAGE_ERROR));
+  ASSERT_NE(msg, nullptr) << "no EOS";
+  if (GST_MESSAGE_TYPE(msg) == GST_MESSAGE_ERROR) {
+    GError* e = nullptr;
+    gchar* debug = nullptr;
+    gst_message_parse_error(msg, &e, &debug);
+    ADD_FAILURE() << e->message << " (" << (debug ? debug : "") << ")";
+    g_error_free(e);
+    g_free(debug);
+  }
+  gst_message_unref(msg);
+  gst_object_unref(bus);
+  gst_element_set_state(playbin, GST_STATE_NULL);
+  gst_object_unref(playbin);
+  std::ifstream in(jsonl);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  ASSERT_EQ(lines.size(), 1u) << "one frame in the PNG file";
+  const json j = json::parse(lines[0]);
+  EXPECT_EQ(j["width"], 320);
+  EXPECT_EQ(j["height"], 240);
+  std::vector<Det> dets;
+  for (const auto& d : j["detections"]) {
+    Det o;
+    o.label = d["label"].get<std::string>();
+    o.confidence = d["confidence"].get<double>();
+    o.x = d["box"]["x"].get<int>();
+    o.y = d["box"]["y"].get<int>();
+    o.w = d["box"]["w"].get<int>();
+    o.h = d["box"]["h"].get<int>();
+    dets.push_back(o);
+  }
+  expect_covers(ref, dets, 0.3, 0.95, 0.01, "playbin's video-filter");
+}
+
 // ==========================================================================================
 // ssdoverlay
 
