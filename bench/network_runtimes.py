@@ -34,7 +34,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import warnings
 
 import torch
@@ -64,16 +63,9 @@ def fold_body_batchnorms(model):
 
 
 def time_ms(fn, seconds):
-    """ms per call over about `seconds`, after a warm-up."""
-    for _ in range(20):
-        fn()
-    n, t0 = 0, time.perf_counter()
-    while True:
-        fn()
-        n += 1
-        dt = time.perf_counter() - t0
-        if dt >= seconds and n >= 10:
-            return dt / n * 1e3
+    """ms per call over about `seconds`, after a warm-up (reference_ssd.median_rate, one round)."""
+    rate, _ = ref.median_rate(fn, torch.device("cpu"), seconds, 1, 1)
+    return 1e3 / rate
 
 
 def ours_ms(exe, model, threads, seconds):
