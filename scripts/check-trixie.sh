@@ -32,66 +32,22 @@ JOBS=${JOBS:-1}
 src=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 [ "$(id -u)" = 0 ] || { echo "check-trixie: run as root (debootstrap, mount, chroot)" >&2; exit 1; }
 
-step() { printf '\n== check-trixie: %s\n' "$*"; }
-in_root() { chroot "$ROOT" env LC_ALL=C.UTF-8 HOME=/root bash -c "$1"; }
-
-host_pkgs=()
-command -v debootstrap >/dev/null || host_pkgs+=(debootstrap)
-command -v rsync >/dev/null || host_pkgs+=(rsync)
-if [ ${#host_pkgs[@]} -gt 0 ]; then
-  step "installing ${host_pkgs[*]} on this machine"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${host_pkgs[@]}"
-fi
+CHROOT_TOOL=check-trixie
+. "$src/scripts/chroot-common.sh"
+chroot_host_tools
 
 # 1. The trixie system.
-if [ -f "$ROOT/etc/debian_version" ] && [ -x "$ROOT/usr/bin/apt-get" ] &&
-   chroot "$ROOT" dpkg-query -W -f='${Status}' apt 2>/dev/null | grep -q "install ok installed"; then
-  step "$ROOT holds Debian $(cat "$ROOT/etc/debian_version")"
-else
-  if [ -e "$ROOT" ] && [ -n "$(ls -A "$ROOT" 2>/dev/null)" ]; then
-    echo "check-trixie: $ROOT exists but holds no complete trixie system (an interrupted" \
-         "debootstrap?); remove it (nothing mounted under it) and run again" >&2
-    exit 1
-  fi
-  step "debootstrap trixie into $ROOT"
-  mkdir -p "$ROOT"
-  nice -n 19 debootstrap --variant=minbase trixie "$ROOT" "$MIRROR"
-fi
+chroot_make trixie "$ROOT" "$MIRROR"
 
 # 2. Mounts (only ours are undone), name resolution and the local CAs.
-mounted=()
-cleanup() {
-  local i
-  for ((i = ${#mounted[@]} - 1; i >= 0; i--)); do
-    umount "${mounted[i]}" || umount -l "${mounted[i]}" || true
-  done
-}
-trap cleanup EXIT
-for m in proc sys dev dev/pts; do
-  mkdir -p "$ROOT/$m"
-  if ! mountpoint -q "$ROOT/$m"; then
-    mount --bind "/$m" "$ROOT/$m"
-    mounted+=("$ROOT/$m")
-  fi
-done
-cp -L /etc/resolv.conf "$ROOT/etc/resolv.conf"
-shopt -s nullglob
-cas=(/usr/local/share/ca-certificates/*.crt)
-shopt -u nullglob
-if [ ${#cas[@]} -gt 0 ]; then
-  mkdir -p "$ROOT/usr/local/share/ca-certificates"
-  cp "${cas[@]}" "$ROOT/usr/local/share/ca-certificates/"
-  if [ ! -x "$ROOT/usr/sbin/update-ca-certificates" ]; then
-    in_root "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ca-certificates"
-  fi
-  in_root "update-ca-certificates >/dev/null"
-fi
+trap chroot_leave EXIT
+chroot_enter "$ROOT"
+in_root() { chroot_run "$ROOT" "$1"; }
 
 # 3. The working tree, as it is now.
 step "copying $src to $ROOT/src"
 stage=$(mktemp -d)
-trap 'rm -rf "$stage"; cleanup' EXIT
+trap 'rm -rf "$stage"; chroot_leave' EXIT
 (cd "$src" && git ls-files -z --cached --others --exclude-standard |
    while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done |
    tar --null -T - -cf - | tar -xf - -C "$stage")
