@@ -11,17 +11,20 @@
 
 namespace ssdtrain {
 
-cv::Mat load_rgb(const ImageRecord& rec) {
-  if (!std::filesystem::is_regular_file(rec.path)) throw DataError(rec.path + ": image file not found");
+cv::Mat read_bgr(const std::string& path) {
+  if (!std::filesystem::is_regular_file(path)) throw DataError(path + ": image file not found");
   cv::Mat bgr;
   try {
-    bgr = cv::imread(rec.path, cv::IMREAD_COLOR);
+    bgr = cv::imread(path, cv::IMREAD_COLOR | cv::IMREAD_IGNORE_ORIENTATION);
   } catch (const cv::Exception& e) {
-    throw DataError(rec.path + ": cannot decode image: " + e.what());
+    throw DataError(path + ": cannot decode image: " + e.what());
   }
-  if (bgr.empty()) {
-    throw DataError(rec.path + ": cannot read or decode image");
-  }
+  if (bgr.empty()) throw DataError(path + ": cannot read or decode image");
+  return bgr;
+}
+
+cv::Mat load_rgb(const ImageRecord& rec) {
+  const cv::Mat bgr = read_bgr(rec.path);
   if ((rec.width > 0 && bgr.cols != rec.width) || (rec.height > 0 && bgr.rows != rec.height))
     throw DataError(rec.path + ": image is " + std::to_string(bgr.cols) + "x" +
                     std::to_string(bgr.rows) + " but its annotation says " +

@@ -54,8 +54,15 @@ struct Batch {
   std::vector<int> widths, heights;  // B original image sizes (to map predictions back)
 };
 
-// Reads an image as RGB CV_8UC3. Throws DataError naming the file when it is missing or cannot
-// be decoded, or when its size differs from the record's (width/height 0 = unknown: accepted).
+// Reads an image file as BGR CV_8UC3 in its stored pixel grid: an EXIF orientation tag is not
+// applied, as pycocotools, PIL, torchvision and the Pascal VOC tools read images (annotations'
+// boxes and sizes are in that grid) and as GStreamer's decoders hand frames to ssddetect. Throws
+// DataError naming the file when it is missing or cannot be decoded.
+cv::Mat read_bgr(const std::string& path);
+
+// Reads an image as RGB CV_8UC3 (read_bgr). Throws DataError naming the file when it is missing
+// or cannot be decoded, or when its size differs from the record's (width/height 0 = unknown:
+// accepted).
 cv::Mat load_rgb(const ImageRecord& rec);
 
 // One sample as the loader makes it: load, augment (or just resize), normalise into `chw`

@@ -10,6 +10,7 @@
 #include "../model/class_filter.h"
 #include "../model/detector.h"
 #include "../model/error.h"
+#include "loader.h"
 #include "plots.h"
 
 namespace fs = std::filesystem;
@@ -49,8 +50,7 @@ std::vector<ImagePrediction> predict_images(const PredictSpec& spec) {
   std::set<std::string> used;
   nlohmann::json all = nlohmann::json::array();
   for (const auto& path : spec.images) {
-    cv::Mat bgr = cv::imread(path, cv::IMREAD_COLOR);
-    if (bgr.empty()) throw ssd::Error(path + ": cannot decode the image");
+    cv::Mat bgr = read_bgr(path);
     if (!bgr.isContinuous()) bgr = bgr.clone();
     ssd::FrameView f;
     f.format = ssd::PixelFormat::BGR;

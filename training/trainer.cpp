@@ -438,7 +438,25 @@ void load_data(Session& s, bool with_val = true) {
   }
 }
 
-void build_model_and_optimizer(Session& s) {
+// A run folder's run.json names its files absolutely, so that `--resume` finds them from any
+// working directory.
+void make_paths_absolute(TrainSpec& spec) {
+  auto abs = [](std::string& p) {
+    if (!p.empty()) p = fs::absolute(p).lexically_normal().string();
+  };
+  for (DataSpec* d : {&spec.train, &spec.val}) {
+    abs(d->coco);
+    abs(d->images);
+    abs(d->voc);
+    abs(d->synth_dir);
+  }
+  abs(spec.options.imagenet);
+  abs(spec.options.init_weights);
+}
+
+// The model (with the --imagenet body and the --init weights unless `resuming`: then the
+// checkpoint replaces every tensor, and those files need not exist any more) and its optimizer.
+void build_model_and_optimizer(Session& s, bool resuming = false) {
   const TrainOptions& o = s.spec.options;
   if (o.threads > 0) torch::set_num_threads(o.threads);
   s.device = parse_device(o.device);
@@ -449,11 +467,11 @@ void build_model_and_optimizer(Session& s) {
   s.spec.config.validate();
   torch::manual_seed(o.seed);
   s.model = ssd::Ssd(s.spec.config);
-  if (!o.imagenet.empty()) {
+  if (!o.imagenet.empty() && !resuming) {
     const int n = ssd::import_imagenet_body(o.imagenet, s.model);
     if (!s.quiet) std::cerr << "imported " << n << " ImageNet tensors from " << o.imagenet << "\n";
   }
-  if (!o.init_weights.empty()) {
+  if (!o.init_weights.empty() && !resuming) {
     if (ssd::read_weights_config(o.init_weights) == s.spec.config) {
       ssd::load_weights_into(o.init_weights, s.model);
       if (!s.quiet) std::cerr << "initialised from " << o.init_weights << "\n";
@@ -837,6 +855,7 @@ TrainResult train(const TrainSpec& spec_in) {
   fs::create_directories(s.dir, ec);
   if (ec) throw ssd::Error("cannot create " + s.dir.string() + ": " + ec.message());
   s.spec.out_dir = s.dir.string();
+  make_paths_absolute(s.spec);
   load_data(s);
   build_model_and_optimizer(s);
   write_text_atomic(s.dir / kRunFile, train_spec_to_json(s.spec));
@@ -857,7 +876,7 @@ TrainResult resume(const std::string& run_dir, int stop_after, bool quiet) {
   check_options(s.spec.options);
   load_data(s);
   const ssd::SsdConfig stored = s.spec.config;
-  build_model_and_optimizer(s);
+  build_model_and_optimizer(s, /*resuming=*/true);
   if (!(stored == s.spec.config))
     throw ssd::Error(rf.string() + ": the data set's classes differ from the run's");
   load_checkpoint(s);

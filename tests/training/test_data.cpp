@@ -13,6 +13,7 @@
 #include <string>
 
 #include <unistd.h>
+#include <vector>
 
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
@@ -796,6 +797,46 @@ TEST(Loader, WorkerErrorsReachTheConsumer) {
   ImageRecord r = set.ds.images[1];
   r.width += 1;
   expect_data_error([&] { load_rgb(r); }, {"000001.png", "annotation says"});
+}
+
+TEST(Loader, ReadsImagesInTheirStoredPixelGridNotRotatedByExif) {
+  // COCO and VOC boxes and sizes are in a file's stored pixel grid (pycocotools, PIL,
+  // torchvision and VOC's tools do not apply an EXIF orientation), so the loader must not rotate
+  // a JPEG whose EXIF says to, or its boxes would land on the wrong pixels.
+  TempDir tmp;
+  cv::Mat im(60, 100, CV_8UC3, cv::Scalar(0, 0, 0));
+  cv::rectangle(im, cv::Rect(0, 0, 30, 20), cv::Scalar(0, 0, 255), cv::FILLED);   // red, top left
+  std::vector<uchar> jpg;
+  ASSERT_TRUE(cv::imencode(".jpg", im, jpg));
+  auto with_orientation = [&](unsigned char orientation) {
+    // APP1: "Exif", a big-endian TIFF header, one IFD entry: Orientation (0x0112), SHORT, 1.
+    const unsigned char app1[] = {0xFF, 0xE1, 0x00, 0x22, 'E', 'x', 'i', 'f', 0, 0, 'M', 'M', 0,
+                                  0x2A, 0, 0, 0, 8, 0, 1, 0x01, 0x12, 0, 3, 0, 0, 0, 1, 0,
+                                  orientation, 0, 0, 0, 0, 0, 0};
+    const std::string path = tmp / ("orientation" + std::to_string(orientation) + ".jpg");
+    std::ofstream f(path, std::ios::binary);
+    f.write(reinterpret_cast<const char*>(jpg.data()), 2);   // SOI
+    f.write(reinterpret_cast<const char*>(app1), sizeof app1);
+    f.write(reinterpret_cast<const char*>(jpg.data() + 2), static_cast<std::streamsize>(jpg.size() - 2));
+    return path;
+  };
+  ImageRecord r;
+  r.width = 100;
+  r.height = 60;
+  r.path = with_orientation(3);   // rotate 180
+  // The tag is really there: OpenCV's default read applies it.
+  const cv::Mat turned = cv::imread(r.path, cv::IMREAD_COLOR);
+  ASSERT_GT(turned.at<cv::Vec3b>(55, 95)[2], 200);
+  const cv::Mat rgb = load_rgb(r);
+  EXPECT_GT(rgb.at<cv::Vec3b>(5, 5)[0], 200);    // red where the file stores it
+  EXPECT_LT(rgb.at<cv::Vec3b>(55, 95)[0], 50);
+  EXPECT_GT(read_bgr(r.path).at<cv::Vec3b>(5, 5)[2], 200);
+  // Rotate 90: the annotation's 100x60 is the stored size, not a mismatch.
+  r.path = with_orientation(6);
+  ASSERT_EQ(cv::imread(r.path, cv::IMREAD_COLOR).cols, 60);
+  const cv::Mat upright = load_rgb(r);
+  EXPECT_EQ(upright.cols, 100);
+  EXPECT_GT(upright.at<cv::Vec3b>(5, 5)[0], 200);
 }
 
 TEST(Loader, MeasuresThroughput) {

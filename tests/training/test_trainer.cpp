@@ -245,6 +245,43 @@ TEST(Trainer, ResumeReproducesUninterruptedRun) {
   torch::set_num_threads(2);
 }
 
+TEST(Trainer, ResumeNeedsNeitherTheInitFileNorTheWorkingDirectory) {
+  // A run started with relative paths and --init resumes from another directory after the
+  // --init file is gone: run.json names the files absolutely, and resuming reads only the
+  // checkpoint's weights.
+  TempDir tmp;
+  make_easy_set(tmp.path() / "train", 16, 7);
+  make_easy_set(tmp.path() / "val", 8, 8);
+  const fs::path cwd = fs::current_path();
+  struct Restore {
+    fs::path dir;
+    ~Restore() { fs::current_path(dir); }
+  } restore{cwd};
+  fs::current_path(tmp.path());
+  TrainSpec first = small_spec("train/annotations.json", "val/annotations.json", "first");
+  first.options.epochs = 1;
+  const TrainResult f = ssdtrain::train(first);
+  ASSERT_TRUE(f.finished);
+  fs::copy_file(f.weights_path, "init.safetensors");
+
+  TrainSpec s = small_spec("train/annotations.json", "val/annotations.json", "run");
+  s.options.epochs = 2;
+  s.options.stop_after = 1;
+  s.options.init_weights = "init.safetensors";
+  ASSERT_FALSE(ssdtrain::train(s).finished);
+  const nlohmann::json run = nlohmann::json::parse(std::ifstream(tmp.path() / "run" / "run.json"));
+  const std::string dump = run.dump();
+  EXPECT_NE(dump.find(tmp / "init.safetensors"), std::string::npos) << dump;
+  EXPECT_NE(dump.find(tmp / "train/annotations.json"), std::string::npos) << dump;
+  EXPECT_NE(dump.find(tmp / "val/images"), std::string::npos) << dump;
+
+  fs::remove(tmp.path() / "init.safetensors");
+  fs::current_path("/");
+  const TrainResult r = ssdtrain::resume(tmp / "run", -1, true);
+  EXPECT_TRUE(r.finished);
+  EXPECT_EQ(r.history.size(), 2u);
+}
+
 TEST(Trainer, Bf16TrainingLowersLossAndResumesExactly) {
   // CPU autocast to bf16 (on CUDA the same code path runs with bf16 or fp16 kernels).
   torch::set_num_threads(1);
