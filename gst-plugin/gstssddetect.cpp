@@ -118,6 +118,7 @@
 #include "gstssddetect.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
@@ -244,7 +245,7 @@ struct SsdDetectState {
   // until a batch is complete, then the batch is submitted to the detector and moves to
   // `submitted`; when in-flight batches are outstanding the oldest is collected, its frames
   // get their metadata and move to `ready`, from where generate_output() pushes them in order.
-  guint batch_size = kDefaultBatchSize, in_flight = kDefaultInFlight, interval = kDefaultInterval;
+  guint batch_size = kDefaultBatchSize, in_flight = kDefaultInFlight;
   guint64 batch_timeout = kDefaultBatchTimeout;
   std::deque<HeldFrame> pending;
   guint pending_analysed = 0;
@@ -252,6 +253,7 @@ struct SsdDetectState {
   std::deque<GstBuffer*> ready;
   std::chrono::steady_clock::time_point pending_since;   // when the oldest pending frame came
   GstClockTime frame_duration = GST_CLOCK_TIME_NONE;   // from the caps; guarded by `lock`
+  std::atomic<bool> warned_unbounded_latency{false};   // live, no frame rate, no batch-timeout
 
   // The output thread (batching only; started by start(), joined by stop()). When no frame
   // comes to the streaming thread, it pushes a submitted batch's frames as soon as the batch is
@@ -308,7 +310,16 @@ struct SsdDetectState {
       output_stop = true;
     }
     output_wake.notify_all();
-    if (output_thread.joinable()) output_thread.join();
+    if (!output_thread.joinable()) return;
+    if (output_thread.get_id() == std::this_thread::get_id()) {
+      // Stopped from the output thread itself (an application's sync bus handler changing the
+      // state on a message this thread posted, which GStreamer advises against): it cannot join
+      // itself; it ends its loop on output_stop when the handler returns.
+      GST_WARNING("ssddetect stopped from its own output thread; the thread ends by itself");
+      output_thread.detach();
+      return;
+    }
+    output_thread.join();
   }
   ~SsdDetectState() {
     stop_output_thread();
@@ -725,6 +736,7 @@ static void gst_ssd_detect_set_property(GObject* object, guint prop_id, const GV
   GstSsdDetect* self = GST_SSD_DETECT(object);
   SsdDetectState* st = self->state;
   bool load = false, refused = false;   // a model set while running: acted on after the lock
+  bool latency_changed = false;         // an `interval` that changes what batching adds
   std::string bad_region;               // why a `region` value was refused
   try {
     std::lock_guard<std::mutex> guard(st->lock);
@@ -773,9 +785,12 @@ static void gst_ssd_detect_set_property(GObject* object, guint prop_id, const GV
         st->filter_changed = true;
         break;
       }
-      case PROP_INTERVAL:
+      case PROP_INTERVAL: {
+        const guint was = std::max(1u, s.interval);
         s.interval = g_value_get_uint(value);
+        latency_changed = st->running && st->batching() && std::max(1u, s.interval) != was;
         break;
+      }
       case PROP_THREADS:
         s.threads = g_value_get_int(value);
         break;
@@ -821,6 +836,12 @@ static void gst_ssd_detect_set_property(GObject* object, guint prop_id, const GV
                         ("The model of a shared model instance (model-instance-id) changes only in the READY state; "
                          "the element keeps its model."),
                         (nullptr));
+  if (latency_changed) {
+    // Batching holds a frame for batch-size analysed frames, so the latency it adds grows with
+    // `interval`: the pipeline asks again (gst_bin_recalculate_latency).
+    GST_DEBUG_OBJECT(self, "interval changed while batching: posting a latency message");
+    gst_element_post_message(GST_ELEMENT(self), gst_message_new_latency(GST_OBJECT(self)));
+  }
   if (load) {
     try {
       request_model(self);
@@ -952,6 +973,7 @@ static gboolean gst_ssd_detect_start(GstBaseTransform* trans) {
   st->in_flight = st->shared ? 1u : std::max(1u, s.in_flight);
   st->batch_timeout = s.batch_timeout;
   st->output_flow = GST_FLOW_OK;
+  st->warned_unbounded_latency = false;
   if (st->batching()) {
     st->output_stop = st->watch_submitted = false;
     st->deadline = std::chrono::steady_clock::time_point::max();
@@ -1368,14 +1390,19 @@ static GstFlowReturn hold_frame(GstSsdDetect* self, GstBuffer* buf) {
   // A change of the output settings, the region or the filter applies from this frame on: the
   // frames held before it go to the network with the settings they came with.
   if (!st->pending.empty() && settings_change_pending(st)) {
-    const GstFlowReturn ret = submit_pending(self);
+    GstFlowReturn ret;
+    try {
+      ret = submit_pending(self);
+    } catch (...) {
+      gst_buffer_unref(buf);
+      throw;
+    }
     if (ret != GST_FLOW_OK) {
       gst_buffer_unref(buf);
       return ret;
     }
   }
   const guint interval = apply_settings(self);
-  st->interval = interval;   // for the latency query
   const bool gap = GST_BUFFER_FLAG_IS_SET(buf, GST_BUFFER_FLAG_GAP);
   const bool analyse = count_frame(st, buf, interval);
   if (!analyse && st->pending.empty() && st->submitted.empty()) {
@@ -1527,11 +1554,12 @@ static void output_loop(GstSsdDetect* self) {
 // batches, for the batches submitted after it.
 static GstClockTime added_latency(SsdDetectState* st) {
   GstClockTime duration;
+  guint64 interval;
   {
     std::lock_guard<std::mutex> guard(st->lock);
     duration = st->frame_duration;
+    interval = std::max(1u, st->settings.interval);   // the frames to come (set while playing)
   }
-  const guint64 interval = std::max(1u, st->interval);
   if (!GST_CLOCK_TIME_IS_VALID(duration) || duration == 0)
     return st->batch_timeout * st->in_flight;   // unknown frame rate: the timeout is the bound
   guint64 span = static_cast<guint64>(st->batch_size) * interval;   // frames per batch
@@ -1549,9 +1577,13 @@ static GstFlowReturn gst_ssd_detect_submit_input_buffer(GstBaseTransform* trans,
   if (ret != GST_FLOW_OK || !st->batching() || !trans->queued_buf) return ret;
   GstBuffer* buf = trans->queued_buf;
   trans->queued_buf = nullptr;
-  if (st->output_flow != GST_FLOW_OK) {   // the output thread's push failed: upstream hears it now
+  if (st->output_flow != GST_FLOW_OK) {
+    // The output thread's push failed: upstream hears it now, for this frame, as it would from a
+    // push of its own; the next frame is tried again (downstream may have been relinked).
     gst_buffer_unref(buf);
-    return st->output_flow;
+    const GstFlowReturn failed = st->output_flow;
+    st->output_flow = GST_FLOW_OK;
+    return failed;
   }
   ret = gstssd::run_frame_guarded(GST_ELEMENT(self), "Object detection", [&] { return hold_frame(self, buf); });
   publish_holding(st);
@@ -1584,6 +1616,21 @@ static gboolean gst_ssd_detect_query(GstBaseTransform* trans, GstPadDirection di
     // A shared instance's batch waits at most batch-timeout (wall-clock) for other streams.
     const GstClockTime extra = st->shared ? st->batch_timeout : added_latency(st);
     GST_DEBUG_OBJECT(self, "batching adds %" GST_TIME_FORMAT " of latency", GST_TIME_ARGS(extra));
+    if (live && !st->shared && st->batch_size > 1 && st->batch_timeout == 0 && !st->warned_unbounded_latency) {
+      GstClockTime duration;
+      {
+        std::lock_guard<std::mutex> guard(st->lock);
+        duration = st->frame_duration;
+      }
+      if (!GST_CLOCK_TIME_IS_VALID(duration)) {
+        st->warned_unbounded_latency = true;
+        GST_ELEMENT_WARNING(self, STREAM, FORMAT,
+                            ("The live stream has no frame rate and batch-timeout is 0: a frame may wait for its "
+                             "batch for any time, which the latency reported cannot include; set batch-timeout "
+                             "to bound it."),
+                            ("batch-size %u, caps without a framerate", st->batch_size));
+      }
+    }
     gst_query_set_latency(query, live, min + extra, GST_CLOCK_TIME_IS_VALID(max) ? max + extra : max);
   }
   return res;
@@ -1794,7 +1841,9 @@ static void gst_ssd_detect_class_init(GstSsdDetectClass* klass) {
    *
    * Run the network on every N-th frame only; the frames in between carry the detections of
    * the last analysed frame, so boxes do not blink. The count restarts after a flush and a
-   * caps change. Can be changed while playing.
+   * caps change. Can be changed while playing; with batching, which holds a frame until
+   * `batch-size` analysed frames have come, the latency changes with it, and the element posts a
+   * latency message so that the pipeline asks again.
    */
   g_object_class_install_property(gobject_class, PROP_INTERVAL,
       g_param_spec_uint("interval", "Interval",
@@ -1830,7 +1879,8 @@ static void gst_ssd_detect_class_init(GstSsdDetectClass* klass) {
    * frame comes, once the oldest held frame has waited this long (wall-clock). 0 (the default)
    * waits for a full batch (or EOS, a caps change, a drain). With `model-instance-id` it is the
    * longest a shared batch waits (wall-clock) for more streams' frames, 0 not waiting at all.
-   * Read when the element starts.
+   * A live stream whose caps give no frame rate has no other bound: with 0 the element posts a
+   * warning, as the latency it reports cannot include the wait. Read when the element starts.
    */
   g_object_class_install_property(gobject_class, PROP_BATCH_TIMEOUT,
       g_param_spec_uint64("batch-timeout", "Batch timeout",
