@@ -90,11 +90,12 @@ static void read_od_mtds(GstBuffer* buffer, const std::vector<GstVideoRegionOfIn
     guint64 id = 0;
     GstClockTime first = GST_CLOCK_TIME_NONE, last = GST_CLOCK_TIME_NONE;
     gboolean lost = FALSE;
-    if (gst_analytics_relation_meta_get_direct_related(rmeta, e.mtd.id, GST_ANALYTICS_REL_TYPE_RELATE_TO,
-                                                       gst_analytics_tracking_mtd_get_mtd_type(), &related, &trk) &&
-        gst_analytics_tracking_mtd_get_info(static_cast<GstAnalyticsTrackingMtd*>(&trk), &id, &first, &last, &lost) &&
-        id <= static_cast<guint64>(G_MAXINT))
-      d.object_id = static_cast<int>(id);
+    // The newest tracking entry, when trackers one after another each related one to it (as the
+    // last tracker replaces a region's object_id).
+    while (gst_analytics_relation_meta_get_direct_related(rmeta, e.mtd.id, GST_ANALYTICS_REL_TYPE_RELATE_TO,
+                                                          gst_analytics_tracking_mtd_get_mtd_type(), &related, &trk))
+      if (gst_analytics_tracking_mtd_get_info(static_cast<GstAnalyticsTrackingMtd*>(&trk), &id, &first, &last, &lost))
+        d.object_id = id <= static_cast<guint64>(G_MAXINT) ? static_cast<int>(id) : -1;
     out.push_back(std::move(d));
   }
 }

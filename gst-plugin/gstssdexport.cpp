@@ -21,9 +21,12 @@
  * `object_id` structure) is null for untracked regions. When built against GStreamer 1.24 or
  * newer, the #GstAnalyticsODMtd entries of the buffer's analytics relation meta that no region
  * stands for (GStreamer's own analytics elements write only those) follow the regions, with a
- * null `label_id` and, as `object_id`, the id of a #GstAnalyticsTrackingMtd they relate to. The
- * output is flushed at end-of-stream and closed when the element stops; a location that
- * cannot be opened for writing fails the READY to PAUSED state change with an error.
+ * null `label_id` and, as `object_id`, the id of the newest #GstAnalyticsTrackingMtd they
+ * relate to. A label that is not valid UTF-8 (any producer's) is written with U+FFFD in place
+ * of its bad bytes. The output is flushed at end-of-stream (a failed write is an error) and
+ * closed when the element stops (lines that cannot be written then, when no end-of-stream came,
+ * are a warning); a location that cannot be opened for writing fails the READY to PAUSED state
+ * change with an error.
  *
  * ## Example launch line
  * |[
@@ -103,16 +106,14 @@ static void gst_ssd_export_get_property(GObject* object, guint prop_id, GValue* 
   }
 }
 
-static void close_output(SsdExportState* st) {
-  if (st->out) {
-    if (st->owns_out) {
-      fclose(st->out);
-    } else {
-      fflush(st->out);
-    }
-  }
+// Closes (a file) or flushes (stdout) the output; false, with errno, when the lines still
+// buffered could not be written.
+static bool close_output(SsdExportState* st) {
+  bool ok = true;
+  if (st->out) ok = (st->owns_out ? fclose(st->out) : fflush(st->out)) == 0;
   st->out = nullptr;
   st->owns_out = false;
+  return ok;
 }
 
 static void gst_ssd_export_finalize(GObject* object) {
@@ -153,7 +154,15 @@ static gboolean gst_ssd_export_start(GstBaseTransform* trans) {
 
 static gboolean gst_ssd_export_stop(GstBaseTransform* trans) {
   GstSsdExport* self = GST_SSD_EXPORT(trans);
-  close_output(self->state);
+  // Without an EOS (an application stopping the pipeline, gst-launch without -e) the last lines
+  // are written here: a failure is a warning, as the element is going down anyway.
+  if (!close_output(self->state)) {
+    const int err = errno;
+    GST_ELEMENT_WARNING(self, RESOURCE, WRITE,
+                        ("Could not write the last detections to \"%s\": %s", self->state->opened.c_str(),
+                         g_strerror(err)),
+                        (nullptr));
+  }
   self->state->have_info = false;
   return TRUE;
 }
@@ -209,7 +218,9 @@ static GstFlowReturn export_frame(GstSsdExport* self, GstBuffer* buf) {
     dets.push_back(std::move(d));
   }
   line["detections"] = std::move(dets);
-  const std::string text = line.dump() + "\n";
+  // Labels come from any producer: text that is not UTF-8 is written with U+FFFD in place of
+  // its bad bytes rather than failing the stream.
+  const std::string text = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
   if (fwrite(text.data(), 1, text.size(), st->out) != text.size()) {
     GST_ELEMENT_ERROR(self, RESOURCE, WRITE, ("Could not write to \"%s\": %s", st->opened.c_str(),
                                               g_strerror(errno)), (nullptr));

@@ -16,7 +16,7 @@
  * unless `match-labels` is off), a matched track moves to its region, a region matched to no
  * track starts one with a new id, and a track that finds no region for more than `max-lost`
  * frames ends (an object hidden that long comes back with a new id). Ids count up from 1 per
- * element and are never reused. Frames that ssddetect's `interval` skipped carry the last
+ * element and are never reused, also when the element is stopped and started again. Frames that ssddetect's `interval` skipped carry the last
  * detections and so keep their ids; gap buffers are passed on untouched. A flush (seek), a new
  * stream or a resolution change forgets the tracks.
  *
@@ -64,6 +64,7 @@ struct SsdTrackState {
   // Streaming state (start/stop/set_caps/sink_event/transform_ip, which GstBaseTransform
   // serialises).
   std::unique_ptr<ssd::Tracker> tracker;
+  int64_t next_id = 1;   // kept from stop() to start(): ids are not reused after a restart
   int width = 0, height = 0;
   guint64 frames = 0;
 #ifdef HAVE_GST_ANALYTICS
@@ -132,7 +133,7 @@ static gboolean gst_ssd_track_start(GstBaseTransform* trans) {
     options = st->options;
   }
   try {
-    st->tracker = std::make_unique<ssd::Tracker>(options);
+    st->tracker = std::make_unique<ssd::Tracker>(options, st->next_id);
   } catch (const std::exception& e) {
     GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS, ("Invalid tracker settings: %s", e.what()), (nullptr));
     return FALSE;
@@ -143,6 +144,7 @@ static gboolean gst_ssd_track_start(GstBaseTransform* trans) {
 
 static gboolean gst_ssd_track_stop(GstBaseTransform* trans) {
   SsdTrackState* st = GST_SSD_TRACK(trans)->state;
+  if (st->tracker) st->next_id = st->tracker->next_id();
   st->tracker.reset();
 #ifdef HAVE_GST_ANALYTICS
   st->first_seen.clear();

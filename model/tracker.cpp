@@ -18,10 +18,11 @@ double box_iou(const TrackBox& a, const TrackBox& b) {
   return inter / (area_a + area_b - inter);
 }
 
-Tracker::Tracker(const TrackerOptions& options) : options_(options) {
+Tracker::Tracker(const TrackerOptions& options, int64_t first_id) : options_(options), next_id_(first_id) {
   if (!(options.iou_threshold > 0 && options.iou_threshold <= 1))
     throw Error("tracker IoU threshold must lie in (0, 1], not " + std::to_string(options.iou_threshold));
   if (options.max_lost < 0) throw Error("tracker max_lost must be >= 0, not " + std::to_string(options.max_lost));
+  if (first_id < 1) throw Error("tracker ids start at 1 or above, not " + std::to_string(first_id));
 }
 
 TrackBox Tracker::Track::predicted() const {

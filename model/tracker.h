@@ -28,8 +28,9 @@ struct TrackBox {
 
 class Tracker {
  public:
-  // Throws ssd::Error for an iou_threshold outside (0, 1] or a negative max_lost.
-  explicit Tracker(const TrackerOptions& options = {});
+  // Throws ssd::Error for an iou_threshold outside (0, 1] or a negative max_lost, or a
+  // first_id below 1. Ids count up from first_id (an element restarted goes on from next_id()).
+  explicit Tracker(const TrackerOptions& options = {}, int64_t first_id = 1);
 
   // One frame's detections, in: the id of each (>= 1), in the same order, out. Frames come in
   // stream order; a frame the detector skipped is passed with the boxes it carried.
@@ -39,6 +40,7 @@ class Tracker {
   void reset();
 
   size_t tracks() const { return tracks_.size(); }   // alive, matched or not
+  int64_t next_id() const { return next_id_; }        // the id the next new track gets
   std::vector<int64_t> track_ids() const;             // their ids
   const TrackerOptions& options() const { return options_; }
 

@@ -1324,8 +1324,9 @@ TEST(SsdDetectBatching, TimeoutRunsAPartialBatchWhenNoFrameComes) {
 }
 
 // A push by the output thread that fails (here: downstream flushing) reaches upstream as the
-// result of its next push, and the held frames are dropped; a flush makes the element usable
-// again.
+// result of its next push, once, and the held frames are dropped; the frame after that is
+// tried again, as GstBaseTransform tries each frame's push (downstream may have recovered or
+// been relinked), and a flush makes the element usable again.
 TEST(SsdDetectBatching, OutputThreadPushFailureReachesUpstream) {
   TwoScenes s;
   GstHarness* h = detect_harness("in-flight=2");
@@ -1339,6 +1340,10 @@ TEST(SsdDetectBatching, OutputThreadPushFailureReachesUpstream) {
   }
   EXPECT_EQ(ret, GST_FLOW_FLUSHING);
   ASSERT_TRUE(gst_pad_set_active(h->sinkpad, TRUE));
+  ASSERT_EQ(gst_harness_push(h, stamped(*s.a, 50)), GST_FLOW_OK);
+  const auto recovered = pull_n(h, 1);
+  ASSERT_EQ(recovered.size(), 1u);
+  EXPECT_EQ(recovered[0].first, 50);
   ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_flush_start()));
   ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_flush_stop(TRUE)));
   GstSegment seg;
@@ -1665,6 +1670,67 @@ TEST(SsdDetectBatching, LatencyQueryReportsTheAddedLatency) {
     gst_harness_set_src_caps(h, caps_25fps(*f));
     ASSERT_EQ(gst_harness_push(h, stamped(*f, 0)), GST_FLOW_OK);
     EXPECT_EQ(gst_harness_query_latency(h), 10 * GST_MSECOND + frames * kFrameStep) << props;
+    gst_harness_teardown(h);
+  }
+}
+
+// `interval` set while playing changes what batching adds (a batch spans batch-size analysed
+// frames): the query reports the new figure at once, and the element posts a latency message
+// so that a pipeline asks again (25 fps, batches of 4, two in flight, every 2nd frame: a frame
+// may wait 15 frame times). Without batching nothing changes and nothing is posted.
+TEST(SsdDetectBatching, IntervalChangeWhilePlayingPostsALatencyMessage) {
+  auto f = make_frame(flat(64, 48), GST_VIDEO_FORMAT_RGB);
+  for (auto [props, frames] : {std::pair{"batch-size=4 in-flight=2", 15}, std::pair{"", 0}}) {
+    GstHarness* h = detect_harness(props);
+    GstBus* bus = gst_bus_new();
+    gst_element_set_bus(h->element, bus);
+    gst_harness_set_upstream_latency(h, 10 * GST_MSECOND);
+    gst_harness_set_src_caps(h, caps_25fps(*f));
+    ASSERT_EQ(gst_harness_push(h, stamped(*f, 0)), GST_FLOW_OK);
+    g_object_set(h->element, "interval", 2u, nullptr);
+    GstMessage* m = gst_bus_pop_filtered(bus, GST_MESSAGE_LATENCY);
+    EXPECT_EQ(m != nullptr, frames > 0) << props;
+    if (m) {
+      EXPECT_EQ(GST_MESSAGE_SRC(m), GST_OBJECT(h->element));
+      gst_message_unref(m);
+    }
+    EXPECT_EQ(gst_harness_query_latency(h), 10 * GST_MSECOND + frames * kFrameStep) << props;
+    g_object_set(h->element, "interval", 2u, nullptr);   // the same value: no message
+    EXPECT_EQ(gst_bus_pop_filtered(bus, GST_MESSAGE_LATENCY), nullptr) << props;
+    gst_element_set_bus(h->element, nullptr);
+    gst_object_unref(bus);
+    gst_harness_teardown(h);
+  }
+}
+
+// A live stream without a frame rate and batch-timeout 0: nothing bounds how long a frame waits
+// for its batch, which the latency query cannot report; the element says so, once.
+TEST(SsdDetectBatching, UnboundedLatencyOfALiveStreamWithoutFrameRateIsAWarning) {
+  auto f = make_frame(flat(64, 48), GST_VIDEO_FORMAT_RGB);
+  for (auto [props, warns] : {std::pair{"batch-size=4", true}, std::pair{"batch-size=4 batch-timeout=100000000", false},
+                              std::pair{"in-flight=2", false}}) {
+    GstHarness* h = detect_harness(props);
+    GstBus* bus = gst_bus_new();
+    gst_element_set_bus(h->element, bus);
+    gst_harness_set_upstream_latency(h, 10 * GST_MSECOND);
+    GstCaps* caps = gst_caps_copy(f->caps);
+    gst_caps_set_simple(caps, "framerate", GST_TYPE_FRACTION, 0, 1, nullptr);
+    gst_harness_set_src_caps(h, caps);
+    ASSERT_EQ(gst_harness_push(h, stamped(*f, 0)), GST_FLOW_OK);
+    gst_harness_query_latency(h);
+    gst_harness_query_latency(h);
+    GstMessage* m = gst_bus_pop_filtered(bus, GST_MESSAGE_WARNING);
+    EXPECT_EQ(m != nullptr, warns) << props;
+    if (m) {
+      GError* e = nullptr;
+      gst_message_parse_warning(m, &e, nullptr);
+      EXPECT_NE(std::string(e->message).find("batch-timeout"), std::string::npos) << e->message;
+      g_error_free(e);
+      gst_message_unref(m);
+    }
+    EXPECT_EQ(gst_bus_pop_filtered(bus, GST_MESSAGE_WARNING), nullptr) << "once: " << props;
+    gst_element_set_bus(h->element, nullptr);
+    gst_object_unref(bus);
     gst_harness_teardown(h);
   }
 }
@@ -2507,6 +2573,50 @@ TEST(SsdExport, WritesOneJsonLinePerFrameAndFlushesAtEos) {
   gst_harness_teardown(h);
 }
 
+// Regions come from any producer: a label that is not UTF-8 is written with U+FFFD in place of
+// its bad byte, and the stream goes on.
+TEST(SsdExport, ALabelThatIsNotUtf8IsWrittenWithAReplacementCharacter) {
+  TempDir tmp;
+  const std::string path = tmp / "det.jsonl";
+  auto f = make_frame(flat(200, 100), GST_VIDEO_FORMAT_RGB);
+  GstHarness* h = export_harness(path, *f);
+  GstBuffer* b = gst_buffer_copy_deep(f->buffer);
+  gst_buffer_add_video_region_of_interest_meta(b, "caf\xe9", 10, 10, 20, 20);   // Latin-1
+  ASSERT_EQ(gst_harness_push(h, b), GST_FLOW_OK);
+  gst_buffer_unref(gst_harness_pull(h));
+  ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_eos()));
+  std::ifstream in(path);
+  std::string line;
+  ASSERT_TRUE(std::getline(in, line));
+  const json j = json::parse(line);
+  ASSERT_EQ(j["detections"].size(), 1u);
+  EXPECT_EQ(j["detections"][0]["label"], "caf\xef\xbf\xbd");
+  gst_harness_teardown(h);
+}
+
+// Stopped without an EOS (an application going to NULL, gst-launch without -e), the element
+// writes its last lines when it closes the file: a failure there is a warning naming the file.
+TEST(SsdExport, AFailedWriteWhenStoppingWithoutEosIsAWarning) {
+  if (!fs::exists("/dev/full")) GTEST_SKIP() << "no /dev/full";
+  auto f = make_frame(flat(64, 48), GST_VIDEO_FORMAT_RGB);
+  GstHarness* h = export_harness("/dev/full", *f);
+  GstBus* bus = gst_bus_new();
+  gst_element_set_bus(h->element, bus);
+  ASSERT_EQ(gst_harness_push(h, gst_buffer_copy_deep(f->buffer)), GST_FLOW_OK);   // buffered
+  gst_buffer_unref(gst_harness_pull(h));
+  gst_element_set_state(h->element, GST_STATE_NULL);
+  GstMessage* m = gst_bus_pop_filtered(bus, GST_MESSAGE_WARNING);
+  ASSERT_NE(m, nullptr) << "the lost lines must be reported";
+  GError* e = nullptr;
+  gst_message_parse_warning(m, &e, nullptr);
+  EXPECT_NE(std::string(e->message).find("/dev/full"), std::string::npos) << e->message;
+  g_error_free(e);
+  gst_message_unref(m);
+  gst_element_set_bus(h->element, nullptr);
+  gst_object_unref(bus);
+  gst_harness_teardown(h);
+}
+
 TEST(SsdExport, UnwritableLocationFailsTheStateChange) {
   const std::string path = "/nonexistent/dir/out.jsonl";
   const std::string msg = failing_start("videotestsrc num-buffers=1 ! ssdexport location=" + path + " ! fakesink");
@@ -2548,7 +2658,10 @@ TEST(SsdExport, DetectorOutputRoundTrips) {
 namespace {
 
 // Adds an object-detection entry (and, with tracking_id > 0, a tracking entry it relates to).
-void add_od_mtd(GstBuffer* buf, const Box& b, const char* label, float confidence, guint64 tracking_id) {
+// tracking_id 0: untracked; `retracked_as`, when not 0: a second tracking entry related to it,
+// as a second tracker further down a pipeline adds.
+void add_od_mtd(GstBuffer* buf, const Box& b, const char* label, float confidence, guint64 tracking_id,
+                guint64 retracked_as = 0) {
   GstAnalyticsRelationMeta* rmeta = gst_buffer_get_analytics_relation_meta(buf);
   if (!rmeta) rmeta = gst_buffer_add_analytics_relation_meta(buf);
   ASSERT_NE(rmeta, nullptr);
@@ -2558,6 +2671,9 @@ void add_od_mtd(GstBuffer* buf, const Box& b, const char* label, float confidenc
   if (tracking_id == 0) return;
   GstAnalyticsTrackingMtd trk;
   ASSERT_TRUE(gst_analytics_relation_meta_add_tracking_mtd(rmeta, tracking_id, 0, &trk));
+  ASSERT_TRUE(gst_analytics_relation_meta_set_relation(rmeta, GST_ANALYTICS_REL_TYPE_RELATE_TO, od.id, trk.id));
+  if (retracked_as == 0) return;
+  ASSERT_TRUE(gst_analytics_relation_meta_add_tracking_mtd(rmeta, retracked_as, 0, &trk));
   ASSERT_TRUE(gst_analytics_relation_meta_set_relation(rmeta, GST_ANALYTICS_REL_TYPE_RELATE_TO, od.id, trk.id));
 }
 
@@ -2593,6 +2709,7 @@ TEST(SsdExportAnalytics, WritesObjectDetectionsThatHaveNoRegionWithTheirTracking
   add_od_mtd(in, {10, 20, 60, 70}, "star", 0.75f, 0);    // stands for the region
   add_od_mtd(in, {120, 10, 180, 90}, "car", 0.5f, 7);    // an analytics producer's alone
   add_od_mtd(in, {0, 0, 20, 20}, "dog", 0.25f, 0);       // untracked
+  add_od_mtd(in, {20, 30, 40, 50}, "bus", 0.5f, 3, 9);   // tracked again further down: the newest id
   ASSERT_EQ(gst_harness_push(h, in), GST_FLOW_OK);
   gst_buffer_unref(gst_harness_pull(h));
   ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_eos()));
@@ -2602,7 +2719,7 @@ TEST(SsdExportAnalytics, WritesObjectDetectionsThatHaveNoRegionWithTheirTracking
   std::string line;
   ASSERT_TRUE(std::getline(file, line));
   const json d = json::parse(line)["detections"];
-  ASSERT_EQ(d.size(), 3u) << d.dump();
+  ASSERT_EQ(d.size(), 4u) << d.dump();
   EXPECT_EQ(d[0]["label"], "star");
   EXPECT_EQ(d[1]["label"], "car");
   EXPECT_TRUE(d[1]["label_id"].is_null());
@@ -2613,6 +2730,8 @@ TEST(SsdExportAnalytics, WritesObjectDetectionsThatHaveNoRegionWithTheirTracking
   EXPECT_EQ(d[2]["label"], "dog");
   EXPECT_TRUE(d[2]["object_id"].is_null());
   EXPECT_DOUBLE_EQ(d[2]["confidence"].get<double>(), 0.25);
+  EXPECT_EQ(d[3]["label"], "bus");
+  EXPECT_EQ(d[3]["object_id"], 9);
 }
 
 // GStreamer's own analytics elements (gst-plugins-bad; these tests run with 1.26) and ours, in
@@ -2734,7 +2853,7 @@ std::vector<std::pair<std::string, int>> track_ids(GstHarness* h, GstBuffer* in)
 
 // Regions from any producer (here added by hand): a moving circle and a still square keep their
 // ids; the circle hidden for more than max-lost frames comes back with a new one; a flush
-// forgets every track.
+// forgets every track; after a restart (READY, then PLAYING) ids go on counting, not reused.
 TEST(SsdTrack, ObjectsKeepTheirIdsUntilLostOrFlushed) {
   auto f = make_frame(flat(320, 240), GST_VIDEO_FORMAT_RGB);
   GstHarness* h = gst_harness_new_parse("ssdtrack max-lost=2");
@@ -2760,6 +2879,13 @@ TEST(SsdTrack, ObjectsKeepTheirIdsUntilLostOrFlushed) {
   ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_segment(&seg)));
   ids = track_ids(h, frame_with_regions(*f, 0, {{"square", 200, 150, 50, 40}}));
   EXPECT_EQ(ids, (std::vector<std::pair<std::string, int>>{{"square", 4}})) << "a flush forgets the tracks";
+  ASSERT_EQ(gst_element_set_state(h->element, GST_STATE_READY), GST_STATE_CHANGE_SUCCESS);
+  ASSERT_EQ(gst_element_set_state(h->element, GST_STATE_PLAYING), GST_STATE_CHANGE_SUCCESS);
+  ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_stream_start("restarted")));
+  gst_harness_set_src_caps(h, caps_25fps(*f));
+  ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_segment(&seg)));
+  ids = track_ids(h, frame_with_regions(*f, 0, {{"circle", 10, 40, 30, 30}}));
+  EXPECT_EQ(ids, (std::vector<std::pair<std::string, int>>{{"circle", 5}})) << "ids are not reused after a restart";
   gst_harness_teardown(h);
 }
 

@@ -111,6 +111,16 @@ TEST(Tracker, ResetForgetsTracksButNotTheCount) {
   EXPECT_EQ(tr.update({box(0, 0, 10, 10)})[0], a + 1);
 }
 
+TEST(Tracker, IdsStartWhereAskedAndTheNextOneIsKnown) {
+  Tracker tr({}, 41);
+  EXPECT_EQ(tr.next_id(), 41);
+  EXPECT_EQ(tr.update({box(0, 0, 10, 10), box(50, 50, 60, 60)}), (std::vector<int64_t>{41, 42}));
+  EXPECT_EQ(tr.next_id(), 43);
+  Tracker again({}, tr.next_id());
+  EXPECT_EQ(again.update({box(0, 0, 10, 10)})[0], 43);
+  ssdtest::expect_error([&] { Tracker t({}, 0); }, {"ids start at 1", "0"});
+}
+
 TEST(Tracker, BadOptionsAreRefused) {
   TrackerOptions o;
   o.iou_threshold = 0;
