@@ -1376,31 +1376,25 @@ static GstFlowReturn hold_frame(GstSsdDetect* self, GstBuffer* buf) {
     gst_buffer_unref(buf);
     return not_ready(self);
   }
-  GstFlowReturn adopted;
-  try {
-    adopted = adopt_loaded_model(self);
-  } catch (...) {
-    gst_buffer_unref(buf);
-    throw;
-  }
-  if (adopted != GST_FLOW_OK) {
-    gst_buffer_unref(buf);
-    return adopted;
-  }
-  // A change of the output settings, the region or the filter applies from this frame on: the
-  // frames held before it go to the network with the settings they came with.
-  if (!st->pending.empty() && settings_change_pending(st)) {
+  // A step before the frame is held: when it fails or throws, the frame is dropped.
+  auto before_holding = [buf](auto&& step) {
     GstFlowReturn ret;
     try {
-      ret = submit_pending(self);
+      ret = step();
     } catch (...) {
       gst_buffer_unref(buf);
       throw;
     }
-    if (ret != GST_FLOW_OK) {
-      gst_buffer_unref(buf);
-      return ret;
-    }
+    if (ret != GST_FLOW_OK) gst_buffer_unref(buf);
+    return ret;
+  };
+  GstFlowReturn ret = before_holding([&] { return adopt_loaded_model(self); });
+  if (ret != GST_FLOW_OK) return ret;
+  // A change of the output settings, the region or the filter applies from this frame on: the
+  // frames held before it go to the network with the settings they came with.
+  if (!st->pending.empty() && settings_change_pending(st)) {
+    ret = before_holding([&] { return submit_pending(self); });
+    if (ret != GST_FLOW_OK) return ret;
   }
   const guint interval = apply_settings(self);
   const bool gap = GST_BUFFER_FLAG_IS_SET(buf, GST_BUFFER_FLAG_GAP);
@@ -1422,7 +1416,7 @@ static GstFlowReturn hold_frame(GstSsdDetect* self, GstBuffer* buf) {
     full = GST_CLOCK_TIME_IS_VALID(first) && GST_CLOCK_TIME_IS_VALID(now) && now >= first &&
            now - first >= st->batch_timeout;
   }
-  const GstFlowReturn ret = full ? submit_pending(self) : GST_FLOW_OK;
+  ret = full ? submit_pending(self) : GST_FLOW_OK;
   if (ret == GST_FLOW_OK) collect_computed(self);
   return ret;
 }
