@@ -92,9 +92,10 @@ struct Plane {
 
 Plane plane(const uint8_t* data, int rows, int cols, int channels, int stride) {
   if (!data) throw Error("frame plane pointer is null");
-  if (stride < cols * channels)
-    throw Error("frame stride " + std::to_string(stride) + " is smaller than a row (" +
-                std::to_string(cols * channels) + " bytes)");
+  const int64_t row = static_cast<int64_t>(cols) * channels;   // no int overflow for huge widths
+  if (stride < row)
+    throw Error("frame stride " + std::to_string(stride) + " is smaller than a row (" + std::to_string(row) +
+                " bytes)");
   return {data, rows, cols, channels, stride};
 }
 
@@ -109,7 +110,7 @@ std::vector<Plane> planes_of(const FrameView& f) {
     throw Error("invalid frame size " + std::to_string(f.width) + "x" + std::to_string(f.height));
   const auto& fi = info(f.format);
   if (fi.bytes_per_pixel) return {plane(f.planes[0], f.height, f.width, fi.bytes_per_pixel, f.strides[0])};
-  const int cw = (f.width + 1) / 2, ch = (f.height + 1) / 2;
+  const int cw = f.width / 2 + f.width % 2, ch = f.height / 2 + f.height % 2;   // rounded up
   if (f.format == PixelFormat::NV12)
     return {plane(f.planes[0], f.height, f.width, 1, f.strides[0]), plane(f.planes[1], ch, cw, 2, f.strides[1])};
   return {plane(f.planes[0], f.height, f.width, 1, f.strides[0]), plane(f.planes[1], ch, cw, 1, f.strides[1]),

@@ -115,30 +115,22 @@ std::vector<ImageDetections> postprocess(const torch::Tensor& cls_logits,
                                          const torch::Tensor& box_activations,
                                          const Anchors& anchors,
                                          const PostprocessOptions& options) {
-  // Candidates of every image at once, then those above the threshold.
+  // Candidates of every image at once, then those above the threshold with finite boxes (a
+  // weights file's NaN must not reach NMS, where it would suppress nothing).
   auto cand = top_candidates(cls_logits, box_activations, anchors, options);
-  const int64_t B = cls_logits.size(0), C = cand.C, k = cand.scores.size(1);
-  auto& top_scores = cand.scores;
-  auto& class_idx = cand.classes;
-  auto& top_boxes = cand.boxes;
-  auto image_idx = torch::arange(B, class_idx.options()).unsqueeze(1).expand({B, k});
-
-  auto sel = top_scores > options.score_threshold;
-  auto c_boxes = top_boxes.index({sel});                       // (n, 4)
-  auto c_scores = top_scores.index({sel});
-  auto c_classes = class_idx.index({sel});
-  auto c_images = image_idx.index({sel});
-  // One NMS for all images and classes: group = image * C + class.
-  auto keep = batched_nms(c_boxes, c_scores, c_images * C + c_classes, options.nms_iou);
-  auto k_images = c_images.index_select(0, keep);   // keep is in decreasing score order
-
+  const int64_t B = cls_logits.size(0);
+  auto sel = (cand.scores > options.score_threshold) & torch::isfinite(cand.boxes).all(2);   // (B, k)
   std::vector<ImageDetections> out;
   out.reserve(B);
   for (int64_t b = 0; b < B; ++b) {
-    auto mine = keep.masked_select(k_images == b);
-    if (mine.size(0) > options.max_detections) mine = mine.narrow(0, 0, options.max_detections);
-    out.push_back({c_boxes.index_select(0, mine), c_scores.index_select(0, mine),
-                   c_classes.index_select(0, mine)});
+    // Each image on its own (group = class): the work grows with the batch linearly, and no
+    // image's result depends on its place in the batch.
+    auto mine = sel[b];
+    auto boxes = cand.boxes[b].index({mine}), scores = cand.scores[b].index({mine}),
+         classes = cand.classes[b].index({mine});
+    auto keep = batched_nms(boxes, scores, classes, options.nms_iou);   // decreasing score order
+    if (keep.size(0) > options.max_detections) keep = keep.narrow(0, 0, std::max(options.max_detections, 0));
+    out.push_back({boxes.index_select(0, keep), scores.index_select(0, keep), classes.index_select(0, keep)});
   }
   return out;
 }
@@ -148,8 +140,8 @@ FixedDetections postprocess_fixed(const torch::Tensor& cls_logits,
                                   const PostprocessOptions& options, int iterations) {
   auto cand = top_candidates(cls_logits, box_activations, anchors, options);
   const int64_t B = cls_logits.size(0), k = cand.scores.size(1);
-  // Candidates are sorted by score, so those above the threshold are a prefix of each row.
-  auto valid = cand.scores > options.score_threshold;                              // (B, k)
+  // Above the threshold, with finite boxes (as postprocess()).
+  auto valid = (cand.scores > options.score_threshold) & torch::isfinite(cand.boxes).all(2);   // (B, k)
   auto same_class = cand.classes.unsqueeze(2) == cand.classes.unsqueeze(1);       // (B, k, k)
   auto suppress = ((box_iou(cand.boxes, cand.boxes) > options.nms_iou) & same_class)
                       .triu(1).to(torch::kFloat32);
@@ -170,11 +162,12 @@ FixedDetections postprocess_fixed(const torch::Tensor& cls_logits,
   auto sel = std::get<1>(key.topk(M, 1, /*largest=*/true, /*sorted=*/true));      // (B, M)
   auto counts = keep.sum(1).clamp_max(M);
   auto row_ok = torch::arange(M, counts.options()).unsqueeze(0) < counts.unsqueeze(1);
-  auto packed = torch::cat({cand.classes.gather(1, sel).to(torch::kFloat32).unsqueeze(2),
-                            cand.scores.gather(1, sel).unsqueeze(2),
-                            cand.boxes.gather(1, sel.unsqueeze(2).expand({B, M, 4}))},
-                           2) *
-                row_ok.unsqueeze(2).to(torch::kFloat32);
+  auto rows = torch::cat({cand.classes.gather(1, sel).to(torch::kFloat32).unsqueeze(2),
+                          cand.scores.gather(1, sel).unsqueeze(2),
+                          cand.boxes.gather(1, sel.unsqueeze(2).expand({B, M, 4}))},
+                         2);
+  // Zeros past counts[b] (where, not a product: a dropped NaN box's row may fill a place there).
+  auto packed = torch::where(row_ok.unsqueeze(2), rows, torch::zeros({}, rows.options()));
   return {packed, counts, converged};
 }
 

@@ -59,6 +59,9 @@ void load_tensors(const std::string& path, const SafeTensors& file, torch::nn::M
     if (src.scalar_type() != dst.scalar_type())
       throw Error(path + ": tensor '" + name + "' has dtype " + c10::toString(src.scalar_type()) +
                   " but the model expects " + c10::toString(dst.scalar_type()));
+    if (src.is_floating_point() && !torch::isfinite(src).all().item<bool>())
+      throw Error(path + ": tensor '" + name + "' holds NaN or infinite values (from a training run that " +
+                  "diverged?); the model would detect nothing sensible");
   }
   if (file.tensors.size() != expected.size()) {
     std::map<std::string, int> want;

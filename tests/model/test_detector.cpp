@@ -415,6 +415,14 @@ TEST_F(DetectorTest, CpuInFlightBatchesRunOnWorkerThreadsAndMatchDetect) {
   FrameView bad = frames[0];
   bad.strides[0] = 3;   // smaller than a row
   ssdtest::expect_error([&] { det.submit({frames[1], bad}); }, {"stride"});
+  // A row of more than 2^31 bytes (2^29 RGBx pixels) against a stride of 16: refused without
+  // the row size wrapping around in int arithmetic.
+  FrameView huge = frames[0];
+  huge.format = PixelFormat::RGBx;
+  huge.width = 1 << 29;
+  huge.height = 2;
+  huge.strides[0] = 16;
+  ssdtest::expect_error([&] { det.submit({huge}); }, {"stride 16", "2147483648"});
   EXPECT_EQ(det.in_flight(), 0);
   EXPECT_EQ(det.detect(frames[2]).size(), 2u);
 }

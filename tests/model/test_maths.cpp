@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 
 #include <nlohmann/json.hpp>
 #include <torch/types.h>
@@ -413,6 +414,62 @@ TEST(Postprocess, ThresholdTopKAndPerClassNms) {
       EXPECT_EQ(d.labels[i].item<int64_t>(), ref[i].second);
     }
   }
+}
+
+// An image's detections do not depend on the batch it is in: the batch's output equals each
+// image's alone, bit for bit, at the last place of a batch of 64 too (where one NMS over the
+// whole batch, groups shifted apart by image * C + class, loses the coordinates' low bits and
+// decides pairs near the IoU threshold otherwise); threshold 0, one class, many overlaps.
+TEST(Postprocess, AnImagesDetectionsDoNotDependOnItsBatch) {
+  SsdConfig c;
+  c.labels = {"a"};
+  auto anchors = make_anchors(c);
+  const int64_t A = anchors.size(), B = 64;
+  auto g = gen(21);
+  auto cls = torch::randn({B, A, 2}, g);
+  auto box = torch::randn({B, A, 4}, g) * 0.5;
+  PostprocessOptions o;
+  o.score_threshold = 0.0;
+  o.nms_iou = 0.45;
+  o.max_detections = 200;
+  o.pre_nms_top_k = 189;
+  const auto batch = postprocess(cls, box, anchors, o);
+  ASSERT_EQ(batch.size(), static_cast<size_t>(B));
+  int differing = 0;
+  for (int64_t b = 0; b < B; ++b) {
+    const auto alone = postprocess(cls.narrow(0, b, 1), box.narrow(0, b, 1), anchors, o);
+    const bool same = torch::equal(alone[0].scores, batch[b].scores) && torch::equal(alone[0].boxes, batch[b].boxes) &&
+                      torch::equal(alone[0].labels, batch[b].labels);
+    differing += !same;
+  }
+  EXPECT_EQ(differing, 0) << "images whose detections changed with their place in the batch";
+}
+
+// A NaN box (from a weights file's NaN, say) is dropped before NMS: it is no detection, and the
+// other boxes of its image and of the other images are suppressed as without it.
+TEST(Postprocess, NanBoxesAreDroppedAndSuppressNothingElse) {
+  SsdConfig c;
+  c.labels = {"a", "b"};
+  auto anchors = make_anchors(c);
+  const int64_t A = anchors.size(), B = 3;
+  auto g = gen(22);
+  auto cls = torch::randn({B, A, 3}, g) * 3;
+  auto box = torch::randn({B, A, 4}, g) * 0.3;
+  PostprocessOptions o;
+  o.score_threshold = 0.05;
+  o.max_detections = 50;
+  const auto clean = postprocess(cls, box, anchors, o);
+  auto poisoned = box.clone();
+  poisoned[1].select(1, 0).fill_(std::numeric_limits<float>::quiet_NaN());   // every box of image 1
+  poisoned[2][7][2] = std::numeric_limits<float>::quiet_NaN();               // one of image 2
+  const auto out = postprocess(cls, poisoned, anchors, o);
+  EXPECT_TRUE(torch::equal(out[0].boxes, clean[0].boxes));
+  EXPECT_EQ(out[1].scores.size(0), 0);
+  EXPECT_TRUE(torch::isfinite(out[2].boxes).all().item<bool>());
+  const auto fixed = postprocess_fixed(cls, poisoned, anchors, o, 64);
+  EXPECT_EQ(fixed.counts[1].item<int64_t>(), 0);
+  EXPECT_TRUE(torch::isfinite(fixed.packed).all().item<bool>());
+  for (int64_t b : {0, 2}) EXPECT_EQ(fixed.counts[b].item<int64_t>(), out[b].scores.size(0));
 }
 
 // The sync-free, fixed-shape output stage equals postprocess() wherever it reports convergence,

@@ -122,6 +122,13 @@ TEST(Weights, TruncatedCorruptAndMismatchedFilesGiveClearErrors) {
   write_safetensors(wrong, halfed);
   expect_error([&] { load_weights(wrong); }, {"body.conv1.weight", "dtype", "Half"});
 
+  // NaN or infinite values (a diverged training run's weights): named, refused.
+  SafeTensors nan = read_safetensors(good);
+  for (auto& [name, t] : nan.tensors)
+    if (name == "head.sconv0.conv.weight") t = t.clone().index_put_({0, 0, 0, 0}, std::nanf(""));
+  write_safetensors(wrong, nan);
+  expect_error([&] { load_weights(wrong); }, {"wrong.safetensors", "head.sconv0.conv.weight", "NaN"});
+
   // Missing and unexpected tensors.
   SafeTensors fewer = read_safetensors(good);
   fewer.tensors.pop_back();
