@@ -67,7 +67,11 @@ def main():
         description = f'uridecodebin uri="{uri}" ! videoconvert ! ssddetect name=detect ! fakesink'
     else:
         parser.error("give a FILE or --pipeline")
-    pipeline = Gst.parse_launch(description)
+    try:
+        pipeline = Gst.parse_launch(description)
+    except GLib.Error as e:   # e.g. no element "ssddetect"
+        print(f"cannot build the pipeline: {e.message} (is GST_PLUGIN_PATH set?)", file=sys.stderr)
+        return 1
     detect = pipeline.get_by_name("detect")
     if detect is None:
         print("the pipeline has no element named 'detect' (is GST_PLUGIN_PATH set?)", file=sys.stderr)

@@ -196,6 +196,7 @@ struct Settings {
   std::string model_instance_id;
   std::string region_text;          // the `region` property as set
   std::optional<Region> region;     // parsed; none: the whole frame
+  std::string region_error;         // a malformed `region` set before start(), which then fails
 };
 
 // A frame held by the batching path, with whether the network sees it. Once its batch is
@@ -816,9 +817,16 @@ static void gst_ssd_detect_set_property(GObject* object, guint prop_id, const GV
         try {
           s.region = parse_region(v);
           s.region_text = ssd::trim(v);
+          s.region_error.clear();
           st->region_changed = true;
         } catch (const ssd::Error& e) {
-          bad_region = e.what();
+          if (st->running) {
+            bad_region = e.what();   // playing: a warning, the region in use stays
+          } else {
+            s.region = std::nullopt;   // not started: start() fails, naming the value
+            s.region_text = ssd::trim(v);
+            s.region_error = e.what();
+          }
         }
         break;
       }
@@ -903,6 +911,11 @@ static gboolean gst_ssd_detect_start(GstBaseTransform* trans) {
     st->region_changed = false;
   }
   st->region = s.region;
+  if (!s.region_error.empty()) {
+    GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS, ("Invalid region property: %s.", s.region_error.c_str()),
+                      (nullptr));
+    return FALSE;
+  }
   if (s.model.empty()) {
     GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS, ("No model file given (the model property is empty)."),
                       (nullptr));
@@ -1825,7 +1838,8 @@ static void gst_ssd_detect_class_init(GstSsdDetectClass* klass) {
    * pixels wide or high (e.g. one outside the frame) detects nothing. Unset or empty: the whole
    * frame.
    * Can be changed while playing (from the next frame on, which is then analysed, whatever
-   * `interval`); a malformed value is a warning and leaves the region as it was.
+   * `interval`); a malformed value is then a warning and leaves the region as it was, and one
+   * set before the element starts fails the start with an error.
    */
   g_object_class_install_property(gobject_class, PROP_REGION,
       g_param_spec_string("region", "Region", "Part of the frame to analyse: x,y,width,height in pixels (unset: all)",

@@ -36,4 +36,4 @@ static gboolean plugin_init(GstPlugin* plugin) {
 
 GST_PLUGIN_DEFINE(GST_VERSION_MAJOR, GST_VERSION_MINOR, ssd,
                   "SSD object detection: detector, overlay and JSON Lines export", plugin_init,
-                  PACKAGE_VERSION, "MIT", PACKAGE, PACKAGE_ORIGIN)
+                  PACKAGE_VERSION, "MIT/X11", PACKAGE, PACKAGE_ORIGIN)

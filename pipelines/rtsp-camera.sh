@@ -5,15 +5,17 @@
 #   e.g. pipelines/rtsp-camera.sh rtsp://192.168.1.20:554/stream1
 #        pipelines/rtsp-camera.sh rtsp://user:pass@cam/stream cam.mp4 interval=2
 #        pipelines/rtsp-camera.sh rtsp://cam/stream - classes=car,person   (JSON Lines on stdout)
+#        pipelines/rtsp-camera.sh rtsp://cam/stream interval=2   (no OUTPUT: shown on the display)
 # Without OUTPUT the annotated video is shown on the display; "-" prints the detections as
 # JSON Lines instead. Stop with Ctrl-C. rtspsrc uses TCP interleaving (works through NAT).
 # Environment: BUILD_DIR (default build/), SSD_MODEL (default the shipped model).
 set -euo pipefail
 if [ $# -lt 1 ]; then sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 2; fi
 source "$(dirname "$0")/common.sh"
-url=$1
-output=${2:-}
-shift $(( $# > 2 ? 2 : $# ))
+url=$1; shift
+output=""
+# OUTPUT may be left out: a property=value in its place is a property.
+if [ $# -gt 0 ] && [[ "$1" != *=* ]]; then output=$1; shift; fi
 head=(rtspsrc location="$url" protocols=tcp latency=200 ! decodebin ! videoconvert ! \
       queue max-size-buffers=2 leaky=downstream ! ssddetect "${model_prop[@]}" "$@")
 if [ "$output" = "-" ]; then

@@ -2,7 +2,8 @@
 # Live detection on a V4L2 webcam, shown on the display (or recorded to a file).
 #
 # usage: pipelines/webcam.sh [DEVICE] [OUTPUT.mp4] [ssddetect property=value ...]
-#   e.g. pipelines/webcam.sh /dev/video0 "" device=cuda precision=fp16
+#   e.g. pipelines/webcam.sh interval=2                  (/dev/video0, shown on the display)
+#        pipelines/webcam.sh /dev/video0 "" device=cuda precision=fp16
 #        pipelines/webcam.sh /dev/video0 cam.mp4 interval=3
 #        pipelines/webcam.sh /dev/video0 "" region=0,240,640,240 class-thresholds=star=0.6
 #          (only the lower half of a 640x480 picture is analysed; stars need confidence > 0.6)
@@ -13,10 +14,12 @@
 # frame and keeps the boxes on the others.
 # Environment: BUILD_DIR (default build/), SSD_MODEL (default the shipped model).
 set -euo pipefail
+case "${1:-}" in -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; esac
 source "$(dirname "$0")/common.sh"
-device=${1:-/dev/video0}
-output=${2:-}
-shift $(( $# > 2 ? 2 : $# ))
+# DEVICE and OUTPUT may be left out: a property=value in their place is a property.
+device=/dev/video0 output=""
+if [ $# -gt 0 ] && [[ "$1" != *=* ]]; then device=${1:-/dev/video0}; shift; fi
+if [ $# -gt 0 ] && [[ "$1" != *=* ]]; then output=$1; shift; fi
 if [ ! -e "$device" ]; then echo "error: no camera at $device" >&2; exit 1; fi
 if [ -n "$output" ]; then
   tail=(videoconvert ! x264enc tune=zerolatency speed-preset=veryfast ! mp4mux ! filesink location="$output")

@@ -1169,6 +1169,12 @@ TEST(SsdDetectRegion, ChangesWhilePlayingAndRefusesMalformedValues) {
   gst_element_set_bus(h->element, nullptr);
   gst_object_unref(bus);
   gst_harness_teardown(h);
+  // Set before the start (a launch line's typo), a malformed value fails the start, named.
+  for (const char* bad : {"0,240,640", "abc"}) {
+    const std::string msg = failing_start(std::string("videotestsrc num-buffers=1 ! ssddetect region=") + bad +
+                                          " ! fakesink");
+    EXPECT_NE(msg.find(std::string("region \"") + bad), std::string::npos) << msg;
+  }
 }
 
 // ---- batching: batch-size, batch-timeout, in-flight
@@ -3244,6 +3250,34 @@ TEST(Examples, ModelChangeBenchmarkSwitchesWithoutLosingFrames) {
   EXPECT_EQ(switches, 2) << r.out;
   EXPECT_EQ(warnings, 0) << r.out;
   EXPECT_GE(frames, 50) << "2 s of a 30 fps stream: " << r.out;
+}
+
+// pipelines/synthetic.sh without a display prints the detections as JSON Lines on stdout and
+// nothing else there (gst-launch's messages, the clip tool's and the score go to stderr), and
+// writes its OUTPUT to a path with a space in it.
+TEST(Pipelines, SyntheticScriptPrintsOnlyJsonLinesAndTakesAnyOutputPath) {
+  const std::string missing = missing_factory({"x264enc", "mp4mux", "jpegdec", "multifilesrc"});
+  if (!missing.empty()) GTEST_SKIP() << missing << " is not installed";
+  const std::string script = SSD_SOURCE_DIR "/pipelines/synthetic.sh";
+  for (const char* mode : {"videotestsrc", "clip"}) {
+    const Spawned r = spawn({"/usr/bin/env", "-u", "DISPLAY", "-u", "WAYLAND_DISPLAY", "BUILD_DIR=" SSD_BUILD_DIR,
+                             "/bin/bash", script, mode});
+    ASSERT_EQ(r.status, 0) << r.out << r.err;
+    std::istringstream lines(r.out);
+    int n = 0;
+    for (std::string line; std::getline(lines, line); ++n) {
+      const auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+      ASSERT_FALSE(j.is_discarded()) << mode << ": not JSON on stdout: " << line;
+      EXPECT_EQ(j["frame"], n) << mode;
+    }
+    EXPECT_EQ(n, std::string(mode) == "clip" ? 60 : 100) << mode;
+  }
+  TempDir tmp;
+  fs::create_directories(tmp.path / "with space");
+  const std::string out = tmp / "with space/syn.mp4";
+  const Spawned r = spawn({"/usr/bin/env", "BUILD_DIR=" SSD_BUILD_DIR, "/bin/bash", script, "clip", out});
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_GT(fs::exists(out) ? fs::file_size(out) : 0, 1000u) << r.err;
 }
 
 // pipelines/multi-stream.sh on two files (one scene, encoded twice): each stream's JSON Lines
