@@ -182,10 +182,15 @@ Dataset load_voc(const std::string& root_str, const VocOptions& options, LoadRep
   std::map<std::string, int> label_of;
   for (size_t i = 0; i < ds.labels.size(); ++i) label_of[ds.labels[i]] = static_cast<int>(i);
 
+  // Image ids (COCO results files refer to them): the numbers of the names when every name is
+  // one and no two are the same number ("12" and "012" are), else every image's position.
+  std::set<int64_t> numbers;
+  bool numbered = true;
+  for (const RawImage& r : raw) numbered = numbered && r.rec.id >= 0 && numbers.insert(r.rec.id).second;
   size_t total_boxes = 0;
   for (size_t i = 0; i < raw.size(); ++i) {
     RawImage& r = raw[i];
-    if (r.rec.id < 0) r.rec.id = static_cast<int64_t>(i);
+    if (!numbered) r.rec.id = static_cast<int64_t>(i);
     for (auto& o : r.objects) {
       auto it = label_of.find(o.name);
       if (it == label_of.end()) fail(r.xml, o.entry, "class '" + o.name + "' is not in the label list");

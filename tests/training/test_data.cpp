@@ -345,6 +345,27 @@ TEST(Voc, LoadsValidFolder) {
   EXPECT_EQ(rep.skipped_annotations, 0);
 }
 
+// Image ids are the names' numbers (VOC's 000012: 12) when they all are distinct numbers, else
+// every image's position: never two images with one id.
+TEST(Voc, ImageIdsAreUnique) {
+  VocFixture fx;
+  auto ids = [&] {
+    std::set<int64_t> seen;
+    for (const ImageRecord& r : load_voc(fx.root.string()).images)
+      EXPECT_TRUE(seen.insert(r.id).second) << "id " << r.id << " twice";
+    return seen;
+  };
+  EXPECT_EQ(ids(), (std::set<int64_t>{12, 17}));
+  for (const char* other : {"dog_1", "17"}) {   // a name that is no number; "17" beside "000017"
+    write_image(fx.root / "JPEGImages" / (std::string(other) + ".jpg"), 30, 30);
+    write_text(fx.root / "Annotations" / (std::string(other) + ".xml"),
+               voc_xml(std::string(other) + ".jpg", 30, 30, voc_object("dog", 0, 2, 3, 20, 10)));
+    write_text(fx.root / "ImageSets" / "Main" / "train.txt", std::string("000012\n000017\n") + other + "\n");
+    EXPECT_EQ(ids(), (std::set<int64_t>{0, 1, 2})) << other;
+    fs::remove(fx.root / "Annotations" / (std::string(other) + ".xml"));
+  }
+}
+
 TEST(Voc, LabelsFoundWhenNotVoc) {
   VocFixture fx;
   write_text(fx.root / "Annotations" / "000017.xml",
