@@ -140,9 +140,18 @@ bench_model_row() {   # size -> "model_fps detector_fps"
   local pp=" postprocess " model_row=" model "
   [ "$dev" = cuda ] && pp=" postprocess fixed "
   [ "$dev" = cuda ] && [ "$cuda_graphs" = true ] && model_row=" model graph "
-  "$bench_model" "${args[@]}" | awk -F'|' -v pp="$pp" -v mr="$model_row" '
-    $2 == mr { m = $7 } $2 ~ /^ detector / { d = $7 } $2 == pp { p = $7 }
-    END { gsub(/ /, "", m); gsub(/ /, "", d); gsub(/ /, "", p); print m, d, p }'
+  local rows rc=0
+  rows=$("$bench_model" "${args[@]}") || rc=$?
+  if [ "$rc" -ne 0 ]; then
+    echo "bench_model exited with status $rc: $bench_model ${args[*]}" >&2
+    : > "$tmp/failed"
+  fi
+  # A value missing (bench_model failed, or printed no graph row) is "-"; the plain model row
+  # stands in for a missing graph row.
+  awk -F'|' -v pp="$pp" -v mr="$model_row" '
+    function num(x) { gsub(/ /, "", x); return x ~ /^[0-9.]+$/ && x + 0 > 0 ? x : "-" }
+    $2 == mr { m = $7 } $2 == " model " { m0 = $7 } $2 ~ /^ detector / { d = $7 } $2 == pp { p = $7 }
+    END { m = num(m); if (m == "-") m = num(m0); print m, num(d), num(p) }' <<<"$rows"
 }
 
 q=""
@@ -162,25 +171,33 @@ for size in "${size_list[@]}"; do
   load=$(cut -d' ' -f1 /proc/loadavg)
   caps="video/x-raw,format=$format,width=$w,height=$h,framerate=30/1"
   det="ssddetect model=$model device=$device precision=$precision threads=$threads batch-size=$batch in-flight=$in_flight cuda-graphs=$cuda_graphs"
+  s_wall="" p_wall=""
   case "$source" in
     test)
       src="videotestsrc pattern=$pattern ! $caps"
-      read -r s_wall s_cpu < <(per_frame "" "$src")
-      read -r p_wall p_cpu < <(per_frame "" "$src ! $q $det") ;;
+      read -r s_wall s_cpu < <(per_frame "" "$src") || true
+      read -r p_wall p_cpu < <(per_frame "" "$src ! $q $det") || true ;;
     still)
-      read -r s_wall s_cpu < <(per_frame "$caps")
-      read -r p_wall p_cpu < <(per_frame "$caps" "$q $det")
-      sed 's/^/  /' "$tmp/source" >&2 ;;
+      read -r s_wall s_cpu < <(per_frame "$caps") || true
+      read -r p_wall p_cpu < <(per_frame "$caps" "$q $det") || true
+      sed 's/^/  /' "$tmp/source" >&2 2>/dev/null || true ;;
     *) echo "--source: test or still" >&2; exit 2 ;;
   esac
+  if [ -z "${s_wall:-}" ] || [ -z "${p_wall:-}" ]; then   # per_frame said why on stderr
+    echo "| $size | failed | | | | | | | | | $load |"
+    : > "$tmp/failed"
+    continue
+  fi
   m_fps="-"; d_fps="-"; pp_ms="-"; ratio="-"
   if [ "$run_model" = 1 ]; then
-    read -r m_fps d_fps pp_fps < <(bench_model_row "$size")
-    pp_ms=$(awk -v f="$pp_fps" 'BEGIN { printf "%.2f", 1000 / f }')
-    ratio=$(awk -v p="$p_wall" -v m="$m_fps" 'BEGIN { printf "%.2f", (1 / p) / m }')
+    read -r m_fps d_fps pp_fps < <(bench_model_row "$size") || true
+    [ "$pp_fps" = - ] || pp_ms=$(awk -v f="$pp_fps" 'BEGIN { printf "%.2f", 1000 / f }')
+    [ "$m_fps" = - ] || ratio=$(awk -v p="$p_wall" -v m="$m_fps" 'BEGIN { printf "%.2f", (1 / p) / m }')
   fi
   awk -v size="$size" -v sw="$s_wall" -v sc="$s_cpu" -v pw="$p_wall" -v pc="$p_cpu" \
       -v m="$m_fps" -v d="$d_fps" -v pp="$pp_ms" -v r="$ratio" -v l="$load" 'BEGIN {
     printf "| %s | %.1f | %.1f | %.2f | %.2f | %.2f / %.2f | %s | %s | %s | %s | %s |\n",
       size, 1 / sw, 1 / pw, pw * 1000, (pw - sw) * 1000, sc * 1000, pc * 1000, m, d, pp, r, l }'
 done
+# A failed measurement fails the script, after the rows that were measured.
+[ ! -e "$tmp/failed" ] || exit 1

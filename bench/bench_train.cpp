@@ -25,6 +25,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "../training/grad_clip.h"
 #include "../training/mixed_precision.h"
 #include "anchors.h"
 #include "blas_check.h"
@@ -114,7 +115,7 @@ int main(int argc, char** argv) {
     auto loss = parts.total / static_cast<double>(batch);
     scaler.scale(loss).backward();
     scaler.unscale(opt);
-    torch::nn::utils::clip_grad_norm_(model->parameters(), 1.0);
+    ssdtrain::clip_grad_norm(model->parameters(), 1.0);   // as the trainer: no host sync
     scaler.step(opt);
     scaler.update();
     return parts.total.item<double>();   // the trainer reads the loss back every step

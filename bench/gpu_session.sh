@@ -7,20 +7,23 @@
 #   into .gpu/py, for bench/reference_ssd.py should the host's own be missing)
 # On the GPU host (device tool, carry .gpu, timeout_s 600):
 #   source .gpu/env.sh && bash bench/gpu_session.sh all
-# `all` runs the stages below in this order, most wanted figures first, and stops starting steps
-# once SSD_GPU_DEADLINE seconds (default 540) have passed since the script began; each step is
-# also killed at that deadline, and a failing or killed step does not stop the others. Each
-# stage can also be run alone (`... gpu_session.sh build pipeline`).
+# `all` runs build, the model suite's CUDA tests, the pipeline rows of the issues' goals (the
+# first six below), reference, train, model, the other pipeline rows, then the elements suite:
+# the most wanted figures first, as it stops starting steps once SSD_GPU_DEADLINE seconds
+# (default 540) have passed since the script began; each step is also killed at that deadline,
+# and a failing or killed step does not stop the others. Each stage can also be run alone
+# (`... gpu_session.sh build pipeline`).
 #   build      meson setup build-gpu -Dtorch_dir=$TORCH_DIR -Dgraphs=enabled (release) + ninja
 #   test       the CUDA tests (model suite's Cuda/Graph cases) and the elements suite, which on
 #              the GPU host runs ssddetect on CUDA (device=auto)
 #   pipeline   bench_pipeline.sh at 1920x1080, source "still" (one prepared frame pushed again
 #              and again, no pixel copies) behind a queue: the lessons' SSD (resnet34 body,
 #              224 px, grids 4,2,1, 189 anchors, random weights) in fp16 on NV12 and RGBx with
-#              batch-size 1 / in-flight 2, NV12 with batch 16 / in-flight 2, in fp32, without CUDA
-#              graphs, and with in-flight 1; the shipped default model in fp16 and fp32; 4 and 8
-#              such 1080p NV12 streams side by side whose ssddetect elements share one model
-#              instance (model-instance-id, batch-size = streams, in-flight 2), total fps
+#              batch-size 1 / in-flight 2, NV12 with batch 16 / in-flight 2; 4 and 8 such 1080p
+#              NV12 streams side by side whose ssddetect elements share one model instance
+#              (model-instance-id, batch-size = streams, in-flight 2), total fps; the shipped
+#              default model in fp16; then (the variants) the ResNet34 one in fp32, without CUDA
+#              graphs, with in-flight 1 and RGBx batch 16, and the default model in fp32 RGBx
 #   reference  bench/reference_ssd.py (PyTorch eager, same weights file) batch 1 and 64, fp32
 #              and fp16, 1080p frames, beside bench_model's rows for the same model
 #   train      bench_train vs reference_train.py (same body, head, loss, batch, precision) for
@@ -140,12 +143,15 @@ stage_build() {
     [ \$rc -eq 0 ] && rm -f '$out/ninja.log'; exit \$rc"
 }
 
-stage_test() {
+stage_test_cuda() {   # the model library's CUDA cases: quick, and they say whether the rest means much
   step test 60 "$b/tests/model/test_model" --gtest_filter='DetectorCuda.*:CudaGraph.*:StaticGraph.*:GraphCache.*'
+}
+stage_test_elements() {   # the elements suite, ssddetect on CUDA (device=auto)
   step test 150 meson test -C "$b" --print-errorlogs --num-processes 1 --no-rebuild elements
 }
+stage_test() { stage_test_cuda; stage_test_elements; }
 
-stage_pipeline() {
+stage_pipeline_main() {   # the issues' goals: ResNet34 fp16 1080p, batched, several streams; the default model
   make_r34
   pipe "$r34" fp16 NV12 1 2
   pipe "$r34" fp16 RGBx 1 2
@@ -153,12 +159,16 @@ stage_pipeline() {
   streams "$r34" 4 batch-size=4 in-flight=2
   streams "$r34" 8 batch-size=8 in-flight=2
   pipe "$default_model" fp16 NV12 1 2
+}
+stage_pipeline_more() {   # variants: fp32, without CUDA graphs, one batch in flight, RGBx batched
+  make_r34
   pipe "$r34" fp32 NV12 1 2
   pipe "$r34" fp16 NV12 1 2 --cuda-graphs false
   pipe "$r34" fp16 NV12 1 1
   pipe "$default_model" fp32 RGBx 1 1
   pipe "$r34" fp16 RGBx 16 2
 }
+stage_pipeline() { stage_pipeline_main; stage_pipeline_more; }
 
 stage_reference() {
   make_r34
@@ -201,9 +211,13 @@ for stage in "$@"; do
       rm -rf "$tmp"
       echo "prepared .gpu (with .gpu/py)" ;;
     all)
+      # The most wanted first, as the deadline may cut the end off: the CUDA unit tests (a
+      # minute at most), the goals' pipeline rows, the PyTorch references, training, the model
+      # table, the pipeline variants, then the elements suite on CUDA.
       stage_build
       if have_build; then
-        stage_test; stage_pipeline; stage_reference; stage_train; stage_model
+        stage_test_cuda; stage_pipeline_main; stage_reference; stage_train; stage_model
+        stage_pipeline_more; stage_test_elements
       fi ;;
     build|test|pipeline|reference|train|model)
       if [ "$stage" != build ] && ! have_build; then echo "no build in $b: run the build stage" >&2; exit 1; fi

@@ -26,6 +26,7 @@
 #include "../model/ssd_model.h"
 #include "../model/weights.h"
 #include "loader.h"
+#include "grad_clip.h"
 #include "mixed_precision.h"
 #include "plots.h"
 #include "progress.h"
@@ -625,7 +626,7 @@ StepResult train_step(Session& s, const BatchTensors& t, int64_t batch_size,
   const double clip = s.spec.options.clip_grad;
   if (clip > 0) {
     s.scaler.unscale(*s.optimizer);
-    torch::nn::utils::clip_grad_norm_(s.model->parameters(), clip);
+    clip_grad_norm(s.model->parameters(), clip);   // on the device: no wait for the backward pass
   }
   s.scaler.step(*s.optimizer);
   s.scaler.update();

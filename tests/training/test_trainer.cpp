@@ -28,9 +28,11 @@
 #include <torch/serialize/output-archive.h>
 #include <torch/types.h>
 #include <torch/utils.h>
+#include <torch/nn/utils/clip_grad.h>   // after types.h, which it needs
 
 #include "../../model/error.h"
 #include "../../model/safetensors.h"
+#include "grad_clip.h"
 #include "mixed_precision.h"
 #include "model_info.h"
 #include "plots.h"
@@ -342,6 +344,41 @@ TEST(Trainer, Bf16TrainingLowersLossAndResumesExactly) {
 
 // ------------------------------------------------------------------------------------------
 // Mixed precision: the autocast scope and the fp16 loss scaler.
+
+// The on-device clipping gives LibTorch's clip_grad_norm_ result: the same norm, gradients
+// scaled alike when above max_norm and untouched below it; parameters without a gradient are
+// left out.
+TEST(GradClip, MatchesLibTorchsClipGradNorm) {
+  torch::manual_seed(4);
+  auto make = [] {
+    std::vector<torch::Tensor> ps;
+    for (auto shape : {std::vector<int64_t>{8, 3, 3, 3}, std::vector<int64_t>{8}, std::vector<int64_t>{5, 7}}) {
+      auto p = torch::randn(shape).requires_grad_(true);
+      p.mutable_grad() = torch::randn(shape) * 3;
+      ps.push_back(p);
+    }
+    ps.push_back(torch::randn({4}).requires_grad_(true));   // no gradient
+    return ps;
+  };
+  for (double max_norm : {1.0, 1e4}) {
+    auto mine = make();
+    auto theirs = mine;
+    for (auto& p : theirs) {
+      p = p.detach().clone().requires_grad_(true);
+    }
+    for (size_t i = 0; i < 3; ++i) theirs[i].mutable_grad() = mine[i].grad().clone();
+    const torch::Tensor norm = ssdtrain::clip_grad_norm(mine, max_norm);
+    const double ref = torch::nn::utils::clip_grad_norm_(theirs, max_norm);
+    ASSERT_TRUE(norm.defined());
+    EXPECT_NEAR(norm.item<double>(), ref, 1e-4 * ref);
+    for (size_t i = 0; i < 3; ++i) {
+      if (max_norm > ref) EXPECT_TRUE(torch::equal(mine[i].grad(), theirs[i].grad())) << "unclipped " << i;
+      else EXPECT_TRUE(torch::allclose(mine[i].grad(), theirs[i].grad(), 1e-5, 1e-7)) << "clipped " << i;
+    }
+    EXPECT_FALSE(mine[3].grad().defined());
+  }
+  EXPECT_FALSE(ssdtrain::clip_grad_norm({torch::zeros({2}).requires_grad_(true)}, 1.0).defined());
+}
 
 TEST(MixedPrecision, PrecisionNamesAndDevices) {
   EXPECT_EQ(parse_precision("fp32"), Precision::FP32);
