@@ -67,7 +67,11 @@ failed=0
 if [ -f "$root/.gpu/extra.tar.gz" ] && [ -d /opt/gpudeps ] && [ ! -e /opt/gpudeps/usr/include/nlohmann ]; then
   tar -C /opt/gpudeps -xzf "$root/.gpu/extra.tar.gz" || echo "could not unpack .gpu/extra.tar.gz" >&2
 fi
-[ -d "$root/.gpu/py" ] && export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$root/.gpu/py"
+# The packed safetensors (for the host's Python 3.12) only where the Python has none: another
+# Python's own (this machine's venv, a dry run) must not be shadowed by it.
+if [ -d "$root/.gpu/py" ] && ! "$py" -c 'import safetensors' 2>/dev/null; then
+  export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$root/.gpu/py"
+fi
 r34=$models/resnet34.safetensors
 default_model=$root/models/ssd-default.safetensors
 
