@@ -16,9 +16,10 @@
  * unless `match-labels` is off), a matched track moves to its region, a region matched to no
  * track starts one with a new id, and a track that finds no region for more than `max-lost`
  * frames ends (an object hidden that long comes back with a new id). Ids count up from 1 per
- * element and are never reused, also when the element is stopped and started again. Frames that ssddetect's `interval` skipped carry the last
- * detections and so keep their ids; gap buffers are passed on untouched. A flush (seek), a new
- * stream or a resolution change forgets the tracks.
+ * element and are never reused, also when the element is stopped and started again. Frames
+ * that ssddetect's `interval` skipped carry the last detections and so keep their ids; gap
+ * buffers are passed on untouched. A flush (seek), a new stream or a resolution change forgets
+ * the tracks.
  *
  * When built against GStreamer 1.24 or newer, each #GstAnalyticsODMtd in the buffer's
  * #GstAnalyticsRelationMeta gets a #GstAnalyticsTrackingMtd (tracking id; first and last seen:
