@@ -254,6 +254,7 @@ struct SsdDetectState {
   std::deque<GstBuffer*> ready;
   std::chrono::steady_clock::time_point pending_since;   // when the oldest pending frame came
   GstClockTime frame_duration = GST_CLOCK_TIME_NONE;   // from the caps; guarded by `lock`
+  bool have_frame_rate_info = false;                   // caps seen since start(); guarded by `lock`
   std::atomic<bool> warned_unbounded_latency{false};   // live, no frame rate, no batch-timeout
 
   // The output thread (batching only; started by start(), joined by stop()). When no frame
@@ -987,6 +988,11 @@ static gboolean gst_ssd_detect_start(GstBaseTransform* trans) {
   st->batch_timeout = s.batch_timeout;
   st->output_flow = GST_FLOW_OK;
   st->warned_unbounded_latency = false;
+  {
+    std::lock_guard<std::mutex> guard(st->lock);
+    st->have_frame_rate_info = false;
+    st->frame_duration = GST_CLOCK_TIME_NONE;
+  }
   if (st->batching()) {
     st->output_stop = st->watch_submitted = false;
     st->deadline = std::chrono::steady_clock::time_point::max();
@@ -1080,6 +1086,7 @@ static gboolean gst_ssd_detect_set_caps(GstBaseTransform* trans, GstCaps* incaps
   st->have_info = true;
   {
     std::lock_guard<std::mutex> guard(st->lock);
+    st->have_frame_rate_info = true;
     st->frame_duration = GST_VIDEO_INFO_FPS_N(&info) > 0
                              ? gst_util_uint64_scale_int(GST_SECOND, GST_VIDEO_INFO_FPS_D(&info),
                                                          GST_VIDEO_INFO_FPS_N(&info))
@@ -1625,11 +1632,13 @@ static gboolean gst_ssd_detect_query(GstBaseTransform* trans, GstPadDirection di
     GST_DEBUG_OBJECT(self, "batching adds %" GST_TIME_FORMAT " of latency", GST_TIME_ARGS(extra));
     if (live && !st->shared && st->batch_size > 1 && st->batch_timeout == 0 && !st->warned_unbounded_latency) {
       GstClockTime duration;
+      bool known;   // no caps yet: nothing to say
       {
         std::lock_guard<std::mutex> guard(st->lock);
         duration = st->frame_duration;
+        known = st->have_frame_rate_info;
       }
-      if (!GST_CLOCK_TIME_IS_VALID(duration)) {
+      if (known && !GST_CLOCK_TIME_IS_VALID(duration)) {
         st->warned_unbounded_latency = true;
         GST_ELEMENT_WARNING(self, STREAM, FORMAT,
                             ("The live stream has no frame rate and batch-timeout is 0: a frame may wait for its "

@@ -1710,7 +1710,8 @@ TEST(SsdDetectBatching, IntervalChangeWhilePlayingPostsALatencyMessage) {
 }
 
 // A live stream without a frame rate and batch-timeout 0: nothing bounds how long a frame waits
-// for its batch, which the latency query cannot report; the element says so, once.
+// for its batch, which the latency query cannot report; the element says so, once (and not
+// before the caps have told it).
 TEST(SsdDetectBatching, UnboundedLatencyOfALiveStreamWithoutFrameRateIsAWarning) {
   auto f = make_frame(flat(64, 48), GST_VIDEO_FORMAT_RGB);
   for (auto [props, warns] : {std::pair{"batch-size=4", true}, std::pair{"batch-size=4 batch-timeout=100000000", false},
@@ -1719,6 +1720,8 @@ TEST(SsdDetectBatching, UnboundedLatencyOfALiveStreamWithoutFrameRateIsAWarning)
     GstBus* bus = gst_bus_new();
     gst_element_set_bus(h->element, bus);
     gst_harness_set_upstream_latency(h, 10 * GST_MSECOND);
+    gst_harness_query_latency(h);   // before any caps: the frame rate is not known to be missing
+    EXPECT_EQ(gst_bus_pop_filtered(bus, GST_MESSAGE_WARNING), nullptr) << "no caps yet: " << props;
     GstCaps* caps = gst_caps_copy(f->caps);
     gst_caps_set_simple(caps, "framerate", GST_TYPE_FRACTION, 0, 1, nullptr);
     gst_harness_set_src_caps(h, caps);
