@@ -242,7 +242,7 @@ for stage in "$@"; do
       (cd "$root/.gpu/py" && unzip -q "$tmp"/safetensors-*.whl)
       rm -rf "$tmp"
       # What a device call carries: .gpu and the working tree, 64 MiB in all.
-      kib=$(( $(du -sk "$root/.gpu" | cut -f1) + $(git -C "$root" ls-files -z | (cd "$root" && xargs -0 du -ck 2>/dev/null) | tail -1 | cut -f1) ))
+      kib=$(( $(du -sk "$root/.gpu" | cut -f1) + $(cd "$root" && git ls-files -z | du -ck --files0-from=- | tail -1 | cut -f1) ))
       echo "prepared .gpu (with .gpu/py): $(( kib / 1024 )) MiB with the working tree"
       [ "$kib" -lt $(( 64 * 1024 )) ] || { echo "prepare: the device tool takes 64 MiB at most" >&2; exit 1; } ;;
     all)
