@@ -26,7 +26,11 @@
  * back to READY; a missing, corrupt or incompatible weights file makes that state change fail
  * with an error message naming the file and the reason. The frame is converted (colour,
  * scale, normalisation) on the model's device, so any size and stride of the formats below
- * is accepted without a videoconvert/videoscale in front.
+ * is accepted without a videoconvert/videoscale in front. The frame is first shrunk by a
+ * whole factor (a box filter: the mean of each factor x factor block, so that large frames are
+ * not aliased), then resized bilinearly to the model's input; the last columns or rows that do
+ * not fill a block (fewer than the factor: under 1/input-size of the frame, e.g. 4 of 854 at a
+ * 160 px input) are left out, and the boxes are those of the part analysed.
  *
  * ## Falling behind a live source
  *

@@ -15,7 +15,9 @@
  * greedily by decreasing intersection-over-union (at least `iou-threshold`; of the same label
  * unless `match-labels` is off), a matched track moves to its region, a region matched to no
  * track starts one with a new id, and a track that finds no region for more than `max-lost`
- * frames ends (an object hidden that long comes back with a new id). Ids count up from 1 per
+ * frames ends (an object hidden that long comes back with a new id). A region without width or
+ * height (another detector's point or line) is matched as the pixels it names, one wide or
+ * tall. Ids count up from 1 per
  * element and are never reused, also when the element is stopped and started again. Frames
  * that ssddetect's `interval` skipped carry the last detections and so keep their ids; gap
  * buffers are passed on untouched. A flush (seek), a new stream or a resolution change forgets
@@ -36,6 +38,7 @@
  */
 #include "gstssdtrack.h"
 
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -192,6 +195,13 @@ static void set_object_id(GstVideoRegionOfInterestMeta* roi, int64_t id) {
   }
 }
 
+// A region's pixels as the tracker's box. A region with no width or height (a detection
+// clipped at the frame's edge, another detector's point) covers at least the row or column of
+// pixels it names: as an empty box it would overlap nothing and start a new track every frame.
+static ssd::TrackBox pixel_box(double x, double y, double w, double h, int64_t label) {
+  return {x, y, x + std::max(w, 1.0), y + std::max(h, 1.0), label};
+}
+
 static GstFlowReturn track_frame(GstSsdTrack* self, GstBuffer* buf) {
   SsdTrackState* st = self->state;
   if (!st->tracker) {
@@ -205,8 +215,7 @@ static GstFlowReturn track_frame(GstSsdTrack* self, GstBuffer* buf) {
   while (GstMeta* meta = gst_buffer_iterate_meta_filtered(buf, &iter, GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE)) {
     auto* roi = reinterpret_cast<GstVideoRegionOfInterestMeta*>(meta);
     rois.push_back(roi);
-    boxes.push_back({static_cast<double>(roi->x), static_cast<double>(roi->y), static_cast<double>(roi->x + roi->w),
-                     static_cast<double>(roi->y + roi->h), static_cast<int64_t>(roi->roi_type)});
+    boxes.push_back(pixel_box(roi->x, roi->y, roi->w, roi->h, static_cast<int64_t>(roi->roi_type)));
   }
 #ifdef HAVE_GST_ANALYTICS
   // Detections with no region are tracked too: od_box[k] is entry k's box in the tracker's input.
@@ -222,8 +231,7 @@ static GstFlowReturn track_frame(GstSsdTrack* self, GstBuffer* buf) {
       od_box[k] = static_cast<size_t>(ods[k].region);
     } else if (gst_analytics_od_mtd_get_location(od, &x, &y, &w, &h, &conf)) {
       od_box[k] = boxes.size();
-      boxes.push_back({static_cast<double>(x), static_cast<double>(y), static_cast<double>(x + w),
-                       static_cast<double>(y + h), static_cast<int64_t>(gst_analytics_od_mtd_get_obj_type(od))});
+      boxes.push_back(pixel_box(x, y, w, h, static_cast<int64_t>(gst_analytics_od_mtd_get_obj_type(od))));
     }
   }
 #endif

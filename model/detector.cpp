@@ -117,6 +117,21 @@ std::vector<Plane> planes_of(const FrameView& f) {
           plane(f.planes[2], ch, cw, 1, f.strides[2])};
 }
 
+// The columns (rows) of a frame n pixels wide (tall) that the network sees. The box filter of
+// to_rgb() shrinks by a whole factor f = max(1, n / size) and leaves out the last n % f that do
+// not fill a block (fewer than n / size: under 1 / size of the frame), so the network's
+// picture, and the [0, 1] boxes it gives, span the first (n / f) * f; collect() scales the
+// boxes by seen_fraction() to the whole frame. Planar YUV: the luma plane's, and to_rgb() takes
+// the chroma of those pixels only.
+int64_t seen_pixels(int64_t n, int size) {
+  const int64_t factor = std::max<int64_t>(1, n / size);
+  return n / factor * factor;
+}
+std::pair<float, float> seen_fraction(const FrameView& f, int size) {
+  return {static_cast<float>(double(seen_pixels(f.width, size)) / double(f.width)),
+          static_cast<float>(double(seen_pixels(f.height, size)) / double(f.height))};
+}
+
 // (N, C, H, W) float -> (N, C, size, size): box-filter shrink by the integer factor first (so a
 // 1080p frame is not aliased), then bilinear, as OpenCV's INTER_AREA + INTER_LINEAR do.
 torch::Tensor resize_square(torch::Tensor x, int size) {
@@ -310,6 +325,7 @@ struct Detector::Impl {
     std::unique_ptr<OwnedCudaStream> owned_stream;   // CUDA only
     c10::optional<c10::Stream> stream;               // owned_stream's
     size_t frames = 0;
+    std::vector<std::pair<float, float>> seen;  // each frame's seen_fraction()
     std::vector<std::vector<Detection>> ready;  // CPU path: computed by submit()
     bool has_packed = false;
     torch::Tensor packed;   // fixed path: (B, M * 6 + 2) host rows, pinned on CUDA
@@ -489,14 +505,21 @@ struct Detector::Impl {
     const auto& y = planes[0];
     auto yf = y.is_cpu() ? resize_plane_host(y, S, {0}, 1.0f)
                          : resize_square(y.permute({2, 0, 1}).unsqueeze(0).to(torch::kFloat32), S);
+    // The chroma of the luma pixels the network sees (seen_pixels()): with an even luma factor
+    // the chroma planes then shrink by half of it and cover the same part of the frame exactly.
+    auto chroma = [&](int i) {
+      return planes[size_t(i)]
+          .narrow(0, 0, (seen_pixels(f.height, S) + 1) / 2)
+          .narrow(1, 0, (seen_pixels(f.width, S) + 1) / 2);
+    };
     torch::Tensor uvf;
     if (y.is_cpu()) {
       // Each chroma plane filtered from its own bytes (I420's U and V are not copied together).
       uvf = f.format == PixelFormat::NV12
-                ? resize_plane_host(planes[1], S, {0, 1}, 1.0f)
-                : torch::cat({resize_plane_host(planes[1], S, {0}, 1.0f), resize_plane_host(planes[2], S, {0}, 1.0f)}, 1);
+                ? resize_plane_host(chroma(1), S, {0, 1}, 1.0f)
+                : torch::cat({resize_plane_host(chroma(1), S, {0}, 1.0f), resize_plane_host(chroma(2), S, {0}, 1.0f)}, 1);
     } else {
-      const torch::Tensor uv = f.format == PixelFormat::NV12 ? planes[1] : torch::cat({planes[1], planes[2]}, 2);
+      const torch::Tensor uv = f.format == PixelFormat::NV12 ? chroma(1) : torch::cat({chroma(1), chroma(2)}, 2);
       uvf = resize_square(uv.permute({2, 0, 1}).unsqueeze(0).to(torch::kFloat32), S);
     }
     const double kr = f.yuv.kr, kb = f.yuv.kb, kg = 1.0 - kr - kb;
@@ -652,6 +675,8 @@ void Detector::submit(const std::vector<FrameView>& frames) {
                 std::to_string(d.slots.size()) + "); collect() first");
   auto& slot = d.slots[(d.head + d.pending) % d.slots.size()];
   slot.frames = frames.size();
+  slot.seen.clear();
+  for (const auto& f : frames) slot.seen.push_back(seen_fraction(f, d.model->config().input_size));
   slot.ready.clear();
   slot.has_packed = false;
   slot.cls = slot.box = torch::Tensor();
@@ -735,11 +760,25 @@ std::vector<std::vector<Detection>> Detector::collect() {
   d.pending--;
   std::vector<std::vector<Detection>> out(slot.frames);
   if (slot.worker) slot.worker->wait();   // rethrows the batch's error
+  // The boxes of the part of each frame the network saw, in [0, 1] of the whole frame.
+  auto to_frames = [&slot](std::vector<std::vector<Detection>>& dets) {
+    for (size_t b = 0; b < dets.size() && b < slot.seen.size(); ++b) {
+      const auto [sx, sy] = slot.seen[b];
+      if (sx == 1.0f && sy == 1.0f) continue;
+      for (auto& det : dets[b]) {
+        det.x_min *= sx;
+        det.x_max *= sx;
+        det.y_min *= sy;
+        det.y_max *= sy;
+      }
+    }
+  };
   try {
     if (slot.stream) slot.stream->synchronize();
     if (!slot.has_packed) {
       out = std::move(slot.ready);
       out.resize(slot.frames);
+      to_frames(out);
       return out;
     }
     auto a = slot.packed.accessor<float, 2>();
@@ -768,6 +807,7 @@ std::vector<std::vector<Detection>> Detector::collect() {
     throw Error(std::string("inference failed: ") + e.what_without_backtrace());
   }
   slot.cls = slot.box = torch::Tensor();
+  to_frames(out);
   return out;
 }
 

@@ -2898,6 +2898,21 @@ TEST(SsdTrack, ObjectsKeepTheirIdsUntilLostOrFlushed) {
   gst_harness_teardown(h);
 }
 
+// A region with no width or height (a detection clipped to the frame's edge) keeps its id like
+// any other, as a line of pixels; it does not start a track of its own every frame.
+TEST(SsdTrack, RegionsWithoutWidthOrHeightKeepTheirIds) {
+  auto f = make_frame(flat(320, 240), GST_VIDEO_FORMAT_RGB);
+  GstHarness* h = gst_harness_new_parse("ssdtrack");
+  gst_harness_set_src_caps(h, caps_25fps(*f));
+  for (int i = 0; i < 5; i++) {
+    const auto ids = track_ids(h, frame_with_regions(*f, i, {{"circle", 319, 40 + i, 0, 30}, {"square", 100, 239, 50, 0},
+                                                             {"circle", 200, 100, 0, 0}}));
+    EXPECT_EQ(ids, (std::vector<std::pair<std::string, int>>{{"circle", 1}, {"square", 2}, {"circle", 3}}))
+        << "frame " << i;
+  }
+  gst_harness_teardown(h);
+}
+
 // Behind ssddetect (interval=2: every other frame carries the boxes) the shipped model's
 // detections of a scene keep their ids in every frame, ssdexport writes them, and ssdoverlay
 // writes them into the captions (show-ids changes the pixels of a tracked frame only).

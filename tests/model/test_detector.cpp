@@ -253,6 +253,78 @@ TEST_F(DetectorTest, StretchedFramesShrinkBackToThePicture) {
   }
 }
 
+// The box filter shrinks by whole factors and leaves out the last columns and rows that do not
+// fill a block: a frame with such a remainder gives the network the picture of its other
+// pixels, and the boxes are those of that part of the frame (the same detections as the frame
+// cropped to it, scaled to the whole frame), for packed and planar formats and on every output
+// path.
+TEST_F(DetectorTest, FramesWithARemainderGiveTheBoxesOfThePartTheNetworkSees) {
+  const int S = ssdtest::tiny_config().input_size;
+  struct Case {
+    PixelFormat format;
+    int kx, ky, rx, ry;   // the seen part is (kx * S, ky * S); rx < kx, ry < ky more columns and rows
+  };
+  // Planar YUV: with the remainder, the chroma planes have more columns (rows) than half the
+  // seen part's, and some that fill a block of their own factor (I420 across, NV12 down).
+  for (const Case c : {Case{PixelFormat::RGB, 2, 3, 1, 2}, Case{PixelFormat::RGBx, 3, 1, 2, 0},
+                       Case{PixelFormat::I420, 4, 4, 3, 1}, Case{PixelFormat::NV12, 4, 2, 1, 1}}) {
+    const int W = c.kx * S + c.rx, H = c.ky * S + c.ry;
+    Rgb pic = make_picture(W, H, 31);
+    for (int y = 0; y < H; ++y)   // the left-out strips white: nothing like the picture
+      for (int x = 0; x < W; ++x)
+        if (x >= c.kx * S || y >= c.ky * S) std::fill_n(&pic.px[(size_t(y) * W + x) * 3], 3, uint8_t(255));
+    std::vector<uint8_t> a, b, v;
+    FrameView frame{c.format, W, H, {}, {}, {}};
+    if (!is_yuv(c.format)) {
+      a = pack(pic, c.format, 0, &frame.strides[0]);
+      frame.planes[0] = a.data();
+    } else {
+      to_yuv420(pic, a, b, v);
+      const int cw = (W + 1) / 2;
+      frame.planes[0] = a.data();
+      frame.strides[0] = W;
+      if (c.format == PixelFormat::I420) {
+        frame.planes[1] = b.data();
+        frame.planes[2] = v.data();
+        frame.strides[1] = frame.strides[2] = cw;
+      } else {
+        std::vector<uint8_t> uv(b.size() * 2);
+        for (size_t i = 0; i < b.size(); ++i) {
+          uv[2 * i] = b[i];
+          uv[2 * i + 1] = v[i];
+        }
+        b = std::move(uv);
+        frame.planes[1] = b.data();
+        frame.strides[1] = 2 * cw;
+      }
+    }
+    FrameView seen = frame;   // the same bytes, without the strips
+    seen.width = c.kx * S;
+    seen.height = c.ky * S;
+    const float sx = float(seen.width) / float(W), sy = float(seen.height) / float(H);
+    for (int path = 0; path < 3; ++path) {
+      DetectorOptions o = options();
+      o.fixed_postprocess = path == 1;
+      o.max_in_flight = path == 2 ? 2 : 1;
+      Detector det(o);
+      const auto part = det.detect(seen);
+      const auto whole = det.detect(frame);
+      SCOPED_TRACE(std::string(to_string(c.format)) + " " + std::to_string(W) + "x" + std::to_string(H) +
+                   " path " + std::to_string(path));
+      ASSERT_FALSE(part.empty());
+      ASSERT_EQ(whole.size(), part.size());
+      for (size_t i = 0; i < part.size(); ++i) {
+        EXPECT_EQ(whole[i].label_id, part[i].label_id) << i;
+        EXPECT_NEAR(whole[i].confidence, part[i].confidence, 1e-6) << i;
+        EXPECT_NEAR(whole[i].x_min, part[i].x_min * sx, 1e-6) << i;
+        EXPECT_NEAR(whole[i].x_max, part[i].x_max * sx, 1e-6) << i;
+        EXPECT_NEAR(whole[i].y_min, part[i].y_min * sy, 1e-6) << i;
+        EXPECT_NEAR(whole[i].y_max, part[i].y_max * sy, 1e-6) << i;
+      }
+    }
+  }
+}
+
 TEST_F(DetectorTest, Nv12AndI420MatchRgb) {
   Detector det(options());
   const int w = 641, h = 479;
