@@ -257,6 +257,17 @@ def resize_square(x, size):
     return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
 
 
+def seen_scale(h, w, size):
+    """(x, y, x, y) factors from the [0, 1] boxes of the network's picture to the frame's: the
+    pooling leaves out the last w % fw columns and h % fh rows, so the picture spans
+    (w // fw) * fw of the w columns (fw = max(1, w // size); ssd::Detector's seen_fraction)."""
+    def seen(n):
+        f = max(1, n // size)
+        return n // f * f / n
+    sx, sy = seen(w), seen(h)
+    return torch.tensor([sx, sy, sx, sy], dtype=torch.float32)
+
+
 class Preprocess:
     def __init__(self, cfg, device):
         self.size = cfg["input_size"]
@@ -286,6 +297,7 @@ def cmd_detect(a):
         cls, box = model(pre(frames))
         for i, (b, s, l) in enumerate(postprocess(cls, box, centers, gsz, a.threshold, a.nms_iou,
                                                   a.max_detections)):
+            b = b * seen_scale(frames[i].shape[0], frames[i].shape[1], pre.size).to(b.device)
             res[f"boxes_{i}"] = b.float().cpu().contiguous()
             res[f"scores_{i}"] = s.float().cpu().contiguous()
             res[f"labels_{i}"] = l.long().cpu().contiguous()
@@ -338,6 +350,7 @@ def cmd_bench(a):
     if device.type == "cuda":
         host = [t.pin_memory() for t in host]
     S = cfg["input_size"]
+    scale = seen_scale(h, w, S).to(device)
 
     def prepare(x):
         if half:
@@ -350,7 +363,7 @@ def cmd_bench(a):
         frames = [t.to(device, non_blocking=True) for t in host]
         cls, box = model(prepare(pre(frames)))
         dets = postprocess(cls, box, centers, gsz, a.threshold, 0.45, 100)
-        return [(b.cpu(), s.cpu(), l.cpu()) for b, s, l in dets]
+        return [((b * scale).cpu(), s.cpu(), l.cpu()) for b, s, l in dets]
 
     x = prepare(torch.randn(a.batch, 3, S, S, device=device))
 

@@ -13,7 +13,7 @@ models (gst-plugins-bad's `onnxinference` + `ssdobjectdetector`; checked with GS
 Input `image`: uint8 (1, H, W, 3), the frame's pixels as GStreamer's video/x-raw RGB (or BGR
 with --bgr) at the --frame size the graph was made for (onnxinference's default hwc layout, no
 offset or scale). Inside: the resize of ssddetect (integer-factor average pooling, then
-bilinear), the weights file's normalisation, the network, the lesson's tanh box decoding,
+bilinear; boxes scaled to the part of the frame the pooling does not leave out), the weights file's normalisation, the network, the lesson's tanh box decoding,
 sigmoid scores, per-class NMS and the best --max-detections above --threshold, as
 `ssd::Detector` computes them. Outputs as TensorFlow's object detection API writes them:
 `detection_boxes` (1, N, 4) float normalised y_min, x_min, y_max, x_max; `detection_scores`
@@ -46,7 +46,7 @@ TENSOR_IDS = {
 
 
 class Exported(torch.nn.Module):
-    def __init__(self, model, cfg, bgr, threshold, nms_iou, max_det):
+    def __init__(self, model, cfg, bgr, threshold, nms_iou, max_det, frame_h, frame_w):
         super().__init__()
         self.model, self.size, self.bgr = model, cfg["input_size"], bgr
         self.threshold, self.nms_iou, self.max_det = threshold, nms_iou, max_det
@@ -55,6 +55,8 @@ class Exported(torch.nn.Module):
         self.register_buffer("grid_sizes", grid_sizes)
         self.register_buffer("mean", torch.tensor(cfg["mean"]).view(1, 3, 1, 1))
         self.register_buffer("inv_std", 1.0 / torch.tensor(cfg["std"]).view(1, 3, 1, 1))
+        # Boxes of the part of the frame the pooling does not leave out, in [0, 1] of the frame.
+        self.register_buffer("seen", ref.seen_scale(frame_h, frame_w, cfg["input_size"]))
 
     def forward(self, image):
         x = image.permute(0, 3, 1, 2).float()
@@ -65,6 +67,7 @@ class Exported(torch.nn.Module):
         (boxes, scores, labels), = ref.postprocess(cls, box, self.centers, self.grid_sizes,
                                                    self.threshold, self.nms_iou, self.max_det)
         count = torch.ones_like(scores).sum(0, keepdim=True)
+        boxes = boxes * self.seen
         return (boxes[:, [1, 0, 3, 2]].unsqueeze(0), scores.unsqueeze(0),
                 labels.float().unsqueeze(0), count)
 
@@ -113,7 +116,7 @@ def main():
             sys.exit(f"--frame: expected WxH such as 640x480, got '{a.frame}'")
     if min(w, h) < 1:
         sys.exit(f"--frame: {w}x{h} is empty")
-    net = Exported(model, cfg, a.bgr, a.threshold, a.nms_iou, a.max_detections).eval()
+    net = Exported(model, cfg, a.bgr, a.threshold, a.nms_iou, a.max_detections, h, w).eval()
     image = torch.randint(0, 256, (1, h, w, 3), dtype=torch.uint8)
     outputs = list(TENSOR_IDS)
     # The tracer's warnings are about shapes it records as constants: they are (the frame size).

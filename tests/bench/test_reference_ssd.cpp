@@ -204,12 +204,14 @@ TEST(PyTorchReference, TinyDetectorMatches) {
   c.head_channels = 32;
   c.labels = {"circle", "square", "triangle"};
   c.class_bias = 0.0;   // scores spread around 0.5 with random weights
-  // Downscale by 2 (640x480), by 3/5 (1280x720), none (224), upscale (300x200).
+  // Downscale by 2 (640x480), by 3/5 (1280x720), none (224), upscale (300x200), by 4/3 with
+  // 3 columns and 2 rows that the pooling leaves out (1003x701).
   compare_with_reference(c,
                          {{640, 480, PixelFormat::RGBx},
                           {1280, 720, PixelFormat::BGR},
                           {224, 224, PixelFormat::RGB},
-                          {300, 200, PixelFormat::BGRx}},
+                          {300, 200, PixelFormat::BGRx},
+                          {1003, 701, PixelFormat::RGBx}},
                          0.5f, "tiny", 20);
 }
 
@@ -253,13 +255,14 @@ TEST(PyTorchReference, ResNet18OtherGridsMatches) {
 
 // scripts/export-onnx.py: the whole detector (resize, normalisation, network, decoding, NMS,
 // top-k) as one ONNX graph per frame size, run by onnxruntime (tests/bench/onnx_detect.py), gives
-// ssd::Detector's detections; the default architecture (fine grid) on a downscaled 640x480 frame
-// and an upscaled BGR one. Skips without onnxruntime (scripts/setup.sh installs it).
+// ssd::Detector's detections; the default architecture (fine grid) on a downscaled 640x480 frame,
+// an upscaled BGR one, and one with columns and rows the pooling leaves out. Skips without onnxruntime (scripts/setup.sh installs it).
 TEST(OnnxExport, RunByOnnxRuntimeMatchesTheDetector) {
   if (std::system((python() + " -c 'import onnxruntime' 2>/dev/null").c_str()) != 0)
     GTEST_SKIP() << "onnxruntime is not installed for " << python();
-  compare_with_reference(tiny_fine_grid(), {{640, 480, PixelFormat::RGBx}, {200, 150, PixelFormat::BGR}}, 0.5f,
-                         "onnx", 20, "tests/bench/onnx_detect.py");
+  compare_with_reference(tiny_fine_grid(),
+                         {{640, 480, PixelFormat::RGBx}, {200, 150, PixelFormat::BGR}, {650, 490, PixelFormat::RGBx}},
+                         0.5f, "onnx", 20, "tests/bench/onnx_detect.py");
 }
 
 // ssd_loss (model/loss.cpp + matching.cpp) against reference_train.py's lesson loop and its
