@@ -37,7 +37,8 @@
  * Quality-of-service is enabled by default (the #GstBaseTransform:qos property): when a
  * downstream sink reports that buffers arrive late, frames that are already too late to be
  * shown are dropped before inference instead of being processed, which lets the pipeline
- * catch up. Frames are dropped, never queued without bound. Set `qos=false` to analyse every
+ * catch up. Frames are dropped, never queued without bound; the first frame after dropped ones
+ * carries the DISCONT flag (also while batching). Set `qos=false` to analyse every
  * frame (e.g. when recording to a file with a live source, put a `queue` before ssddetect and
  * expect latency to grow), or use `interval` to run the network on every N-th frame only,
  * which keeps every frame and its (carried-over) boxes.
@@ -249,13 +250,20 @@ struct SsdDetectState {
   // Batching (batch-size > 1 or in-flight > 1; fixed at start()). Frames wait in `pending`
   // until a batch is complete, then the batch is submitted to the detector and moves to
   // `submitted`; when in-flight batches are outstanding the oldest is collected, its frames
-  // get their metadata and move to `ready`, from where generate_output() pushes them in order.
+  // get their metadata and move to `ready`, from where the streaming thread (after each frame
+  // it holds) or the output thread pushes them in order. Never through generate_output():
+  // GstBaseTransform would mark the first buffer it returns after a QoS drop or an incoming
+  // DISCONT with DISCONT, a frame held from before the gap; the element marks the frame after
+  // a drop itself (discont_next), and an incoming DISCONT stays on its own frame.
   guint batch_size = kDefaultBatchSize, in_flight = kDefaultInFlight;
   guint64 batch_timeout = kDefaultBatchTimeout;
   std::deque<HeldFrame> pending;
   guint pending_analysed = 0;
   std::deque<std::vector<HeldFrame>> submitted;
   std::deque<GstBuffer*> ready;
+  bool discont_next = false;   // a frame was dropped (QoS): the next frame held is a DISCONT
+  // The end (PTS + duration) of the last frame pushed, for position queries (read by any thread).
+  std::atomic<GstClockTime> position_out{GST_CLOCK_TIME_NONE};
   std::chrono::steady_clock::time_point pending_since;   // when the oldest pending frame came
   GstClockTime frame_duration = GST_CLOCK_TIME_NONE;   // from the caps; guarded by `lock`
   bool have_frame_rate_info = false;                   // caps seen since start(); guarded by `lock`
@@ -666,7 +674,7 @@ static void update_filter(GstSsdDetect* self) {
 }
 
 // Streaming thread: swaps in a model the loader thread has loaded, after the frames held for the
-// old model have been through it (they wait in `ready` for generate_output(), in order).
+// old model have been through it (they go out from `ready` in order).
 static GstFlowReturn adopt_loaded_model(GstSsdDetect* self) {
   SsdDetectState* st = self->state;
   {
@@ -991,6 +999,8 @@ static gboolean gst_ssd_detect_start(GstBaseTransform* trans) {
   st->in_flight = st->shared ? 1u : std::max(1u, s.in_flight);
   st->batch_timeout = s.batch_timeout;
   st->output_flow = GST_FLOW_OK;
+  st->discont_next = false;
+  st->position_out = GST_CLOCK_TIME_NONE;
   st->warned_unbounded_latency = false;
   {
     std::lock_guard<std::mutex> guard(st->lock);
@@ -1109,6 +1119,8 @@ static gboolean gst_ssd_detect_sink_event(GstBaseTransform* trans, GstEvent* eve
     discard_held(st);
     reset_tracking(st);
     st->output_flow = GST_FLOW_OK;
+    st->discont_next = false;   // the next frame is one after a flush: upstream marks it
+    st->position_out = GST_CLOCK_TIME_NONE;
   } else if (GST_EVENT_IS_SERIALIZED(event) && st->batching()) {
     // Held frames go out before the event (EOS, segment, caps, gap...) that follows them.
     GST_DEBUG_OBJECT(self, "%s: draining %zu held frames", GST_EVENT_TYPE_NAME(event), st->pending.size());
@@ -1396,6 +1408,10 @@ static void collect_computed(GstSsdDetect* self) {
 static GstFlowReturn hold_frame(GstSsdDetect* self, GstBuffer* buf) {
   SsdDetectState* st = self->state;
   buf = gst_buffer_make_writable(buf);   // metadata is added later
+  if (st->discont_next) {
+    GST_BUFFER_FLAG_SET(buf, GST_BUFFER_FLAG_DISCONT);   // the first frame after dropped ones
+    st->discont_next = false;
+  }
   if (!st->detector || !st->have_info) {
     gst_buffer_unref(buf);
     return not_ready(self);
@@ -1475,6 +1491,8 @@ static GstFlowReturn push_ready(GstSsdDetect* self, GstFlowReturn ret) {
     GstBuffer* b = st->ready.front();
     st->ready.pop_front();
     if (ret == GST_FLOW_OK) {
+      if (GST_BUFFER_PTS_IS_VALID(b))
+        st->position_out = GST_BUFFER_PTS(b) + (GST_BUFFER_DURATION_IS_VALID(b) ? GST_BUFFER_DURATION(b) : 0);
       ret = gst_pad_push(GST_BASE_TRANSFORM_SRC_PAD(self), b);
     } else {
       gst_buffer_unref(b);
@@ -1592,6 +1610,7 @@ static GstFlowReturn gst_ssd_detect_submit_input_buffer(GstBaseTransform* trans,
   // The default keeps the buffer in queued_buf after caps and QoS handling (or drops it).
   GstFlowReturn ret = GST_BASE_TRANSFORM_CLASS(gst_ssd_detect_parent_class)->submit_input_buffer(
       trans, is_discont, input);
+  if (ret == GST_BASE_TRANSFORM_FLOW_DROPPED && st->batching()) st->discont_next = true;   // late (QoS)
   if (ret != GST_FLOW_OK || !st->batching() || !trans->queued_buf) return ret;
   GstBuffer* buf = trans->queued_buf;
   trans->queued_buf = nullptr;
@@ -1604,18 +1623,9 @@ static GstFlowReturn gst_ssd_detect_submit_input_buffer(GstBaseTransform* trans,
     return failed;
   }
   ret = gstssd::run_frame_guarded(GST_ELEMENT(self), "Object detection", [&] { return hold_frame(self, buf); });
+  if (ret == GST_FLOW_OK) ret = push_ready(self, GST_FLOW_OK);   // the batches computed by now
   publish_holding(st);
   return ret;
-}
-
-static GstFlowReturn gst_ssd_detect_generate_output(GstBaseTransform* trans, GstBuffer** outbuf) {
-  SsdDetectState* st = GST_SSD_DETECT(trans)->state;
-  if (!st->ready.empty()) {
-    *outbuf = st->ready.front();
-    st->ready.pop_front();
-    return GST_FLOW_OK;
-  }
-  return GST_BASE_TRANSFORM_CLASS(gst_ssd_detect_parent_class)->generate_output(trans, outbuf);
 }
 
 static gboolean gst_ssd_detect_query(GstBaseTransform* trans, GstPadDirection direction, GstQuery* query) {
@@ -1624,6 +1634,17 @@ static gboolean gst_ssd_detect_query(GstBaseTransform* trans, GstPadDirection di
   if (direction == GST_PAD_SINK && GST_QUERY_IS_SERIALIZED(query) && st->batching() && st->detector) {
     // e.g. a drain or allocation query: answer it after the held frames are out.
     drain(self);
+  }
+  if (direction == GST_PAD_SRC && GST_QUERY_TYPE(query) == GST_QUERY_POSITION && st->batching()) {
+    // GstBaseTransform knows the position of the frames it pushed itself only: the stream time
+    // of the end of the last frame out.
+    GstFormat format;
+    gst_query_parse_position(query, &format, nullptr);
+    const GstClockTime end = st->position_out;
+    if (format == GST_FORMAT_TIME && trans->segment.format == GST_FORMAT_TIME && GST_CLOCK_TIME_IS_VALID(end)) {
+      gst_query_set_position(query, format, gst_segment_to_stream_time(&trans->segment, GST_FORMAT_TIME, end));
+      return TRUE;
+    }
   }
   const gboolean res = GST_BASE_TRANSFORM_CLASS(gst_ssd_detect_parent_class)->query(trans, direction, query);
   if (res && direction == GST_PAD_SRC && GST_QUERY_TYPE(query) == GST_QUERY_LATENCY &&
@@ -1985,7 +2006,6 @@ static void gst_ssd_detect_class_init(GstSsdDetectClass* klass) {
   trans_class->sink_event = GST_DEBUG_FUNCPTR(gst_ssd_detect_sink_event);
   trans_class->transform_ip = GST_DEBUG_FUNCPTR(gst_ssd_detect_transform_ip);
   trans_class->submit_input_buffer = GST_DEBUG_FUNCPTR(gst_ssd_detect_submit_input_buffer);
-  trans_class->generate_output = GST_DEBUG_FUNCPTR(gst_ssd_detect_generate_output);
   trans_class->query = GST_DEBUG_FUNCPTR(gst_ssd_detect_query);
   trans_class->propose_allocation = GST_DEBUG_FUNCPTR(gst_ssd_detect_propose_allocation);
   trans_class->passthrough_on_same_caps = FALSE;

@@ -1259,6 +1259,41 @@ TEST(SsdDetectBatching, HoldsFramesAndKeepsOrderAndDetections) {
   gst_harness_teardown(h);
 }
 
+// While frames are held for a batch: a frame dropped as late (QoS) leaves a DISCONT on the first
+// frame after it, as GstBaseTransform does without batching, not on a frame held from before
+// it; an incoming DISCONT stays on its own frame only. The position query on the source pad
+// tells the end of the last frame out.
+TEST(SsdDetectBatching, DiscontMarksTheFrameAfterADropAndNoOther) {
+  auto f = make_frame(flat(320, 240), GST_VIDEO_FORMAT_RGB);
+  GstHarness* h = detect_harness("batch-size=2");
+  gst_harness_set_src_caps(h, caps_25fps(*f));
+  std::vector<std::pair<int, bool>> out;   // (frame, DISCONT)
+  auto pull_two = [&] {
+    for (int k = 0; k < 2; k++) {
+      GstBuffer* b = gst_harness_pull(h);
+      ASSERT_NE(b, nullptr);
+      out.emplace_back(static_cast<int>(GST_BUFFER_PTS(b) / kFrameStep), GST_BUFFER_IS_DISCONT(b));
+      gst_buffer_unref(b);
+    }
+  };
+  ASSERT_EQ(gst_harness_push(h, stamped(*f, 0)), GST_FLOW_OK);
+  // The sink reports frame 1 too late to be shown: it is dropped, and frame 2 completes the batch.
+  ASSERT_TRUE(gst_harness_push_upstream_event(h, gst_event_new_qos(GST_QOS_TYPE_UNDERFLOW, 1.0, 0, kFrameStep)));
+  ASSERT_EQ(gst_harness_push(h, stamped(*f, 1)), GST_FLOW_OK);
+  ASSERT_EQ(gst_harness_push(h, stamped(*f, 2)), GST_FLOW_OK);
+  pull_two();
+  ASSERT_EQ(gst_harness_push(h, stamped(*f, 3)), GST_FLOW_OK);
+  GstBuffer* marked = stamped(*f, 4);
+  GST_BUFFER_FLAG_SET(marked, GST_BUFFER_FLAG_DISCONT);
+  ASSERT_EQ(gst_harness_push(h, marked), GST_FLOW_OK);
+  pull_two();
+  EXPECT_EQ(out, (std::vector<std::pair<int, bool>>{{0, false}, {2, true}, {3, false}, {4, true}}));
+  gint64 position = -1;
+  EXPECT_TRUE(gst_pad_peer_query_position(h->sinkpad, GST_FORMAT_TIME, &position));
+  EXPECT_EQ(position, 5 * kFrameStep);
+  gst_harness_teardown(h);
+}
+
 // With frames held for a batch or in flight, a change of classes, class-thresholds or region
 // applies from the next frame on: the frames that came before keep the settings they came with.
 TEST(SsdDetectBatching, SettingsChangesApplyFromTheNextFrame) {
