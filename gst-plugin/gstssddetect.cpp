@@ -49,7 +49,8 @@
  * them through the network together, which raises throughput on a GPU; `batch-timeout` bounds
  * how long a partial batch may wait (in stream time, and in wall-clock time when no further
  * frame comes), and EOS, caps changes, segments, gaps and drain/allocation queries push held
- * frames out first. With `in-flight` M > 1 up to M batches are on the device at once, so the
+ * frames out first; tags and custom events wait with the held frames and follow the frame they
+ * came after (a parser's bitrate tags do not cut batches short). With `in-flight` M > 1 up to M batches are on the device at once, so the
  * upload of one overlaps the inference of another (on the CPU: they are computed side by side).
  * A batch's frames go downstream as soon as it is computed, pushed by a thread of the element's
  * own when no new frame arrives, so a sparse or stalled source does not leave them waiting for
@@ -218,7 +219,31 @@ struct HeldFrame {
   // when the frame came; a change while its batch computes applies to later frames).
   std::shared_ptr<const ClassFilter> filter;
   float global_threshold = kDefaultThreshold;
+  // Serialized events that came after the frame and that only need to stay in order with the
+  // frames (passes_with_frames()): they go downstream right after it.
+  std::vector<GstEvent*> events;
 };
+
+// Frees what a held frame owns (a frame dropped with its batch, or discarded).
+void release(const HeldFrame& h) {
+  gst_buffer_unref(h.buffer);
+  for (GstEvent* e : h.events) gst_event_unref(e);
+}
+
+// Serialized events that batching holds with the frames, in order, instead of pushing the held
+// frames out first: they mean nothing for the frames' timing (tags, such as the bitrate tags a
+// parser sends every few frames, a table of contents, custom events).
+bool passes_with_frames(GstEvent* event) {
+  switch (GST_EVENT_TYPE(event)) {
+    case GST_EVENT_TAG:
+    case GST_EVENT_TOC:
+    case GST_EVENT_CUSTOM_DOWNSTREAM:
+    case GST_EVENT_CUSTOM_DOWNSTREAM_STICKY:
+      return true;
+    default:
+      return false;
+  }
+}
 
 }  // namespace
 
@@ -260,7 +285,7 @@ struct SsdDetectState {
   std::deque<HeldFrame> pending;
   guint pending_analysed = 0;
   std::deque<std::vector<HeldFrame>> submitted;
-  std::deque<GstBuffer*> ready;
+  std::deque<GstMiniObject*> ready;   // frames (GstBuffer) and the events between them (GstEvent)
   bool discont_next = false;   // a frame was dropped (QoS): the next frame held is a DISCONT
   // The end (PTS + duration) of the last frame pushed, for position queries (read by any thread).
   std::atomic<GstClockTime> position_out{GST_CLOCK_TIME_NONE};
@@ -1111,6 +1136,21 @@ static gboolean gst_ssd_detect_set_caps(GstBaseTransform* trans, GstCaps* incaps
   return TRUE;
 }
 
+// Keeps `event` to go downstream after the newest frame held (waiting for its batch, computing,
+// or ready); false when no frame is held (the event goes on now).
+static bool hold_event(SsdDetectState* st, GstEvent* event) {
+  if (!st->pending.empty()) {
+    st->pending.back().events.push_back(event);
+  } else if (!st->submitted.empty()) {
+    st->submitted.back().back().events.push_back(event);
+  } else if (!st->ready.empty()) {
+    st->ready.push_back(GST_MINI_OBJECT_CAST(event));
+  } else {
+    return false;
+  }
+  return true;
+}
+
 static gboolean gst_ssd_detect_sink_event(GstBaseTransform* trans, GstEvent* event) {
   GstSsdDetect* self = GST_SSD_DETECT(trans);
   SsdDetectState* st = self->state;
@@ -1121,6 +1161,10 @@ static gboolean gst_ssd_detect_sink_event(GstBaseTransform* trans, GstEvent* eve
     st->output_flow = GST_FLOW_OK;
     st->discont_next = false;   // the next frame is one after a flush: upstream marks it
     st->position_out = GST_CLOCK_TIME_NONE;
+  } else if (GST_EVENT_IS_SERIALIZED(event) && st->batching() && passes_with_frames(event) &&
+             hold_event(st, event)) {
+    GST_DEBUG_OBJECT(self, "%s: held after the last held frame", GST_EVENT_TYPE_NAME(event));
+    return TRUE;
   } else if (GST_EVENT_IS_SERIALIZED(event) && st->batching()) {
     // Held frames go out before the event (EOS, segment, caps, gap...) that follows them.
     GST_DEBUG_OBJECT(self, "%s: draining %zu held frames", GST_EVENT_TYPE_NAME(event), st->pending.size());
@@ -1330,7 +1374,7 @@ static void complete_oldest(GstSsdDetect* self) {
   try {
     results = st->detector->collect();
   } catch (...) {
-    for (const HeldFrame& h : batch) gst_buffer_unref(h.buffer);
+    for (const HeldFrame& h : batch) release(h);
     throw;
   }
   report_graph_failures(self);
@@ -1345,7 +1389,8 @@ static void complete_oldest(GstSsdDetect* self) {
       h.filter->apply(h.global_threshold, &st->last);
     }
     if (!h.gap) attach_detections(self, h.buffer, st->last);
-    st->ready.push_back(h.buffer);
+    st->ready.push_back(GST_MINI_OBJECT_CAST(h.buffer));
+    for (GstEvent* e : h.events) st->ready.push_back(GST_MINI_OBJECT_CAST(e));
   }
 }
 
@@ -1363,7 +1408,7 @@ static GstFlowReturn submit_pending(GstSsdDetect* self) {
   st->submitted.push_back(std::move(batch));   // owns the buffers from here on
   std::vector<HeldFrame>& frames = st->submitted.back();
   auto drop_batch = [st] {
-    for (const HeldFrame& h : st->submitted.back()) gst_buffer_unref(h.buffer);
+    for (const HeldFrame& h : st->submitted.back()) release(h);
     st->submitted.pop_back();
   };
   std::vector<ssd::FrameView> views;
@@ -1442,7 +1487,7 @@ static GstFlowReturn hold_frame(GstSsdDetect* self, GstBuffer* buf) {
   if (!analyse && st->pending.empty() && st->submitted.empty()) {
     // Nothing ahead of it: a skipped frame goes straight out with the last detections.
     if (!gap) attach_detections(self, buf, st->last);
-    st->ready.push_back(buf);
+    st->ready.push_back(GST_MINI_OBJECT_CAST(buf));
     return GST_FLOW_OK;
   }
   if (st->pending.empty()) st->pending_since = std::chrono::steady_clock::now();
@@ -1483,13 +1528,21 @@ static void publish_holding(SsdDetectState* st) {
   st->output_wake.notify_all();
 }
 
-// Pushes the frames in `ready` downstream, in order, while `ret` stays GST_FLOW_OK; drops them
-// after a failure. Returns the last result.
+// Pushes the frames in `ready` downstream, in order, with the events between them, while `ret`
+// stays GST_FLOW_OK; drops the frames after a failure (the events still go: a sticky one stays
+// on the pad). Returns the last result.
 static GstFlowReturn push_ready(GstSsdDetect* self, GstFlowReturn ret) {
   SsdDetectState* st = self->state;
   while (!st->ready.empty()) {
-    GstBuffer* b = st->ready.front();
+    GstMiniObject* item = st->ready.front();
     st->ready.pop_front();
+    if (GST_IS_EVENT(item)) {
+      GstEvent* e = GST_EVENT_CAST(item);
+      GST_DEBUG_OBJECT(self, "pushing the %s event held with the frames", GST_EVENT_TYPE_NAME(e));
+      gst_pad_push_event(GST_BASE_TRANSFORM_SRC_PAD(self), e);
+      continue;
+    }
+    GstBuffer* b = GST_BUFFER_CAST(item);
     if (ret == GST_FLOW_OK) {
       if (GST_BUFFER_PTS_IS_VALID(b))
         st->position_out = GST_BUFFER_PTS(b) + (GST_BUFFER_DURATION_IS_VALID(b) ? GST_BUFFER_DURATION(b) : 0);
@@ -1511,13 +1564,13 @@ static void discard_held(SsdDetectState* st) {
       }
     }
   }
-  for (const HeldFrame& h : st->pending) gst_buffer_unref(h.buffer);
+  for (const HeldFrame& h : st->pending) release(h);
   st->pending.clear();
   st->pending_analysed = 0;
   for (const auto& batch : st->submitted)
-    for (const HeldFrame& h : batch) gst_buffer_unref(h.buffer);
+    for (const HeldFrame& h : batch) release(h);
   st->submitted.clear();   // unmaps their frames
-  for (GstBuffer* b : st->ready) gst_buffer_unref(b);
+  for (GstMiniObject* item : st->ready) gst_mini_object_unref(item);
   st->ready.clear();
   publish_holding(st);
 }

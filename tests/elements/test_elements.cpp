@@ -26,6 +26,7 @@
 #include <fstream>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <random>
 #include <map>
 #include <set>
@@ -1292,6 +1293,76 @@ TEST(SsdDetectBatching, DiscontMarksTheFrameAfterADropAndNoOther) {
   EXPECT_TRUE(gst_pad_peer_query_position(h->sinkpad, GST_FORMAT_TIME, &position));
   EXPECT_EQ(position, 5 * kFrameStep);
   gst_harness_teardown(h);
+}
+
+// While frames are held for a batch, a tag or custom event waits with them and goes downstream
+// right after the frame it came after: it neither pushes the held frames out (cutting the batch
+// short) nor overtakes them. EOS still pushes everything out before it.
+TEST(SsdDetectBatching, TagsAndCustomEventsKeepTheirPlaceWithoutEndingTheBatch) {
+  auto f = make_frame(flat(320, 240), GST_VIDEO_FORMAT_RGB);
+  struct Seen {
+    std::mutex lock;
+    std::vector<std::string> items;   // what reached the harness's sink pad, in order
+  };
+  auto record = [](GstPad*, GstPadProbeInfo* info, gpointer data) {
+    auto* seen = static_cast<Seen*>(data);
+    std::string item;
+    if (GstBuffer* b = GST_PAD_PROBE_INFO_BUFFER(info); b && (GST_PAD_PROBE_INFO_TYPE(info) & GST_PAD_PROBE_TYPE_BUFFER)) {
+      item = "frame " + std::to_string(GST_BUFFER_PTS(b) / kFrameStep);
+    } else if (GstEvent* e = GST_PAD_PROBE_INFO_EVENT(info)) {
+      if (GST_EVENT_TYPE(e) == GST_EVENT_TAG) {
+        GstTagList* tags = nullptr;
+        gchar* title = nullptr;
+        gst_event_parse_tag(e, &tags);
+        gst_tag_list_get_string(tags, GST_TAG_TITLE, &title);
+        item = std::string("tag ") + (title ? title : "");
+        g_free(title);
+      } else if (GST_EVENT_TYPE(e) == GST_EVENT_CUSTOM_DOWNSTREAM) {
+        item = std::string("custom ") + gst_structure_get_name(gst_event_get_structure(e));
+      } else if (GST_EVENT_TYPE(e) == GST_EVENT_EOS) {
+        item = "eos";
+      }
+    }
+    if (!item.empty()) {
+      std::lock_guard<std::mutex> guard(seen->lock);
+      seen->items.push_back(item);
+    }
+    return GST_PAD_PROBE_OK;
+  };
+  for (const char* props : {"batch-size=2", "batch-size=2 in-flight=2"}) {
+    SCOPED_TRACE(props);
+    Seen seen;
+    GstHarness* h = detect_harness(props);
+    gst_pad_add_probe(h->sinkpad,
+                      static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM),
+                      record, &seen, nullptr);
+    gst_harness_set_src_caps(h, caps_25fps(*f));
+    ASSERT_EQ(gst_harness_push(h, stamped(*f, 0)), GST_FLOW_OK);
+    ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_tag(gst_tag_list_new(GST_TAG_TITLE, "a", nullptr))));
+    EXPECT_EQ(gst_harness_buffers_in_queue(h), 0u) << "the tag pushed the held frame out";
+    ASSERT_EQ(gst_harness_push(h, stamped(*f, 1)), GST_FLOW_OK);
+    ASSERT_TRUE(gst_harness_push_event(
+        h, gst_event_new_custom(GST_EVENT_CUSTOM_DOWNSTREAM, gst_structure_new_empty("marker"))));
+    ASSERT_EQ(gst_harness_push(h, stamped(*f, 2)), GST_FLOW_OK);
+    ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_eos()));
+    EXPECT_EQ(pull_all(h).size(), 3u);
+    {
+      std::lock_guard<std::mutex> guard(seen.lock);
+      EXPECT_EQ(seen.items, (std::vector<std::string>{"frame 0", "tag a", "frame 1", "custom marker", "frame 2", "eos"}));
+    }
+    // A flush drops the held frames and their events (the suite's leak tracer sees any kept).
+    ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_flush_start()));
+    ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_flush_stop(TRUE)));
+    GstSegment seg;
+    gst_segment_init(&seg, GST_FORMAT_TIME);
+    ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_segment(&seg)));
+    ASSERT_EQ(gst_harness_push(h, stamped(*f, 0)), GST_FLOW_OK);
+    ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_tag(gst_tag_list_new(GST_TAG_TITLE, "b", nullptr))));
+    ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_flush_start()));
+    ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_flush_stop(TRUE)));
+    EXPECT_EQ(gst_harness_buffers_in_queue(h), 0u);
+    gst_harness_teardown(h);
+  }
 }
 
 // With frames held for a batch or in flight, a change of classes, class-thresholds or region
