@@ -50,8 +50,9 @@
  * how long a partial batch may wait (in stream time, and in wall-clock time when no further
  * frame comes), and EOS, caps changes, segments, gaps and drain/allocation queries push held
  * frames out first; tags and custom events wait with the held frames and follow the frame they
- * came after (a parser's bitrate tags do not cut batches short). With `in-flight` M > 1 up to M batches are on the device at once, so the
- * upload of one overlaps the inference of another (on the CPU: they are computed side by side).
+ * came after (a parser's bitrate tags do not cut batches short). With `in-flight` M > 1 up to
+ * M batches are on the device at once, so the upload of one overlaps the inference of another
+ * (on the CPU: they are computed side by side).
  * A batch's frames go downstream as soon as it is computed, pushed by a thread of the element's
  * own when no new frame arrives, so a sparse or stalled source does not leave them waiting for
  * the next frame (a live 30 fps 640x480 source with `threads=1 in-flight=2` on the CPU: 7 ms
