@@ -225,10 +225,14 @@ struct HeldFrame {
   std::vector<GstEvent*> events;
 };
 
-// Frees what a held frame owns (a frame dropped with its batch, or discarded).
-void release(const HeldFrame& h) {
+// Frees what a held frame owns (a frame dropped with its batch, or discarded); its sticky events
+// go to `sticky` when given.
+void release(const HeldFrame& h, std::vector<GstEvent*>* sticky = nullptr) {
   gst_buffer_unref(h.buffer);
-  for (GstEvent* e : h.events) gst_event_unref(e);
+  for (GstEvent* e : h.events) {
+    if (sticky && GST_EVENT_IS_STICKY(e)) sticky->push_back(e);
+    else gst_event_unref(e);
+  }
 }
 
 // Serialized events that batching holds with the frames, in order, instead of pushing the held
@@ -288,6 +292,13 @@ struct SsdDetectState {
   std::deque<std::vector<HeldFrame>> submitted;
   std::deque<GstMiniObject*> ready;   // frames (GstBuffer) and the events between them (GstEvent)
   bool discont_next = false;   // a frame was dropped (QoS): the next frame held is a DISCONT
+  // Sticky events (tags...) that were held with frames that got discarded (a flush, a failed
+  // push): upstream saw them delivered, and sticky events outlive a flush, so they are stored on
+  // the source pad, to go before the next frame, as soon as the pad is not flushing.
+  std::vector<GstEvent*> kept_sticky;
+  // Frames the element pushed itself (batching), for its QoS messages: GstBaseTransform counts
+  // only the frames that go through its own chain.
+  std::atomic<guint64> pushed{0};
   // The end (PTS + duration) of the last frame pushed, for position queries (read by any thread).
   std::atomic<GstClockTime> position_out{GST_CLOCK_TIME_NONE};
   std::chrono::steady_clock::time_point pending_since;   // when the oldest pending frame came
@@ -492,6 +503,7 @@ static void reset_tracking(SsdDetectState* st) {
 }
 
 static void discard_held(SsdDetectState* st);
+static void store_kept_sticky(GstSsdDetect* self);
 static void output_loop(GstSsdDetect* self);
 
 // What the element asks of its model, whether its own or a shared instance's.
@@ -1027,6 +1039,7 @@ static gboolean gst_ssd_detect_start(GstBaseTransform* trans) {
   st->output_flow = GST_FLOW_OK;
   st->discont_next = false;
   st->position_out = GST_CLOCK_TIME_NONE;
+  st->pushed = 0;
   st->warned_unbounded_latency = false;
   {
     std::lock_guard<std::mutex> guard(st->lock);
@@ -1097,6 +1110,8 @@ static gboolean gst_ssd_detect_stop(GstBaseTransform* trans) {
                       st->inferences, g.captures, g.replays, g.eager, pre.captures, pre.replays, pre.eager);
     }
     discard_held(st);
+    for (GstEvent* e : st->kept_sticky) gst_event_unref(e);   // the pads are inactive
+    st->kept_sticky.clear();
     st->detector.reset();
     st->shared.reset();   // the instance goes with its last element
     st->on_cuda = false;
@@ -1162,6 +1177,9 @@ static gboolean gst_ssd_detect_sink_event(GstBaseTransform* trans, GstEvent* eve
     st->output_flow = GST_FLOW_OK;
     st->discont_next = false;   // the next frame is one after a flush: upstream marks it
     st->position_out = GST_CLOCK_TIME_NONE;
+    const gboolean res = GST_BASE_TRANSFORM_CLASS(gst_ssd_detect_parent_class)->sink_event(trans, event);
+    store_kept_sticky(self);   // the source pad accepts them again
+    return res;
   } else if (GST_EVENT_IS_SERIALIZED(event) && st->batching() && passes_with_frames(event) &&
              hold_event(st, event)) {
     GST_DEBUG_OBJECT(self, "%s: held after the last held frame", GST_EVENT_TYPE_NAME(event));
@@ -1454,10 +1472,6 @@ static void collect_computed(GstSsdDetect* self) {
 static GstFlowReturn hold_frame(GstSsdDetect* self, GstBuffer* buf) {
   SsdDetectState* st = self->state;
   buf = gst_buffer_make_writable(buf);   // metadata is added later
-  if (st->discont_next) {
-    GST_BUFFER_FLAG_SET(buf, GST_BUFFER_FLAG_DISCONT);   // the first frame after dropped ones
-    st->discont_next = false;
-  }
   if (!st->detector || !st->have_info) {
     gst_buffer_unref(buf);
     return not_ready(self);
@@ -1481,6 +1495,10 @@ static GstFlowReturn hold_frame(GstSsdDetect* self, GstBuffer* buf) {
   if (!st->pending.empty() && settings_change_pending(st)) {
     ret = before_holding([&] { return submit_pending(self); });
     if (ret != GST_FLOW_OK) return ret;
+  }
+  if (st->discont_next) {
+    GST_BUFFER_FLAG_SET(buf, GST_BUFFER_FLAG_DISCONT);   // the first frame held after dropped ones
+    st->discont_next = false;
   }
   const guint interval = apply_settings(self);
   const bool gap = GST_BUFFER_FLAG_IS_SET(buf, GST_BUFFER_FLAG_GAP);
@@ -1547,6 +1565,7 @@ static GstFlowReturn push_ready(GstSsdDetect* self, GstFlowReturn ret) {
     if (ret == GST_FLOW_OK) {
       if (GST_BUFFER_PTS_IS_VALID(b))
         st->position_out = GST_BUFFER_PTS(b) + (GST_BUFFER_DURATION_IS_VALID(b) ? GST_BUFFER_DURATION(b) : 0);
+      st->pushed++;
       ret = gst_pad_push(GST_BASE_TRANSFORM_SRC_PAD(self), b);
     } else {
       gst_buffer_unref(b);
@@ -1565,15 +1584,34 @@ static void discard_held(SsdDetectState* st) {
       }
     }
   }
-  for (const HeldFrame& h : st->pending) release(h);
+  for (const HeldFrame& h : st->pending) release(h, &st->kept_sticky);
   st->pending.clear();
   st->pending_analysed = 0;
   for (const auto& batch : st->submitted)
-    for (const HeldFrame& h : batch) release(h);
+    for (const HeldFrame& h : batch) release(h, &st->kept_sticky);
   st->submitted.clear();   // unmaps their frames
-  for (GstMiniObject* item : st->ready) gst_mini_object_unref(item);
+  for (GstMiniObject* item : st->ready) {
+    if (GST_IS_EVENT(item) && GST_EVENT_IS_STICKY(GST_EVENT_CAST(item))) st->kept_sticky.push_back(GST_EVENT_CAST(item));
+    else gst_mini_object_unref(item);
+  }
   st->ready.clear();
   publish_holding(st);
+}
+
+// Stores the sticky events of discarded frames on the source pad (sent before the next frame),
+// unless it is flushing: they wait for the end of the flush then.
+static void store_kept_sticky(GstSsdDetect* self) {
+  SsdDetectState* st = self->state;
+  std::vector<GstEvent*> flushing;
+  for (GstEvent* e : st->kept_sticky) {
+    if (gst_pad_store_sticky_event(GST_BASE_TRANSFORM_SRC_PAD(self), e) == GST_FLOW_FLUSHING) {
+      flushing.push_back(e);
+      continue;
+    }
+    GST_DEBUG_OBJECT(self, "%s event of a discarded frame kept on the source pad", GST_EVENT_TYPE_NAME(e));
+    gst_event_unref(e);
+  }
+  st->kept_sticky = std::move(flushing);
 }
 
 // Runs every held frame through the network and pushes them all downstream, in order.
@@ -1585,7 +1623,10 @@ static GstFlowReturn drain(GstSsdDetect* self) {
     return r;
   });
   ret = push_ready(self, ret);
-  if (ret != GST_FLOW_OK) discard_held(st);
+  if (ret != GST_FLOW_OK) {
+    discard_held(st);
+    store_kept_sticky(self);
+  }
   publish_holding(st);
   return ret;
 }
@@ -1608,6 +1649,7 @@ static void output_step(GstSsdDetect* self) {
     GST_DEBUG_OBJECT(self, "output thread: %s; dropping the held frames", gst_flow_get_name(ret));
     st->output_flow = ret;
     discard_held(st);
+    store_kept_sticky(self);
   }
   publish_holding(st);
 }
@@ -1668,6 +1710,10 @@ static GstFlowReturn gst_ssd_detect_submit_input_buffer(GstBaseTransform* trans,
   if (ret != GST_FLOW_OK || !st->batching() || !trans->queued_buf) return ret;
   GstBuffer* buf = trans->queued_buf;
   trans->queued_buf = nullptr;
+  // What GstBaseTransform's chain records when a frame goes through it: the position the sink
+  // pad's position query answers.
+  if (GST_BUFFER_PTS_IS_VALID(buf) && trans->segment.format == GST_FORMAT_TIME)
+    trans->segment.position = GST_BUFFER_PTS(buf) + (GST_BUFFER_DURATION_IS_VALID(buf) ? GST_BUFFER_DURATION(buf) : 0);
   if (st->output_flow != GST_FLOW_OK) {
     // The output thread's push failed: upstream hears it now, for this frame, as it would from a
     // push of its own; the next frame is tried again (downstream may have been relinked).
@@ -1680,6 +1726,23 @@ static GstFlowReturn gst_ssd_detect_submit_input_buffer(GstBaseTransform* trans,
   if (ret == GST_FLOW_OK) ret = push_ready(self, GST_FLOW_OK);   // the batches computed by now
   publish_holding(st);
   return ret;
+}
+
+// The QoS messages GstBaseTransform posts for dropped frames count as processed the frames that
+// went through its chain, none while batching: the count of the frames pushed is set instead.
+static gboolean gst_ssd_detect_post_message(GstElement* element, GstMessage* message) {
+  SsdDetectState* st = GST_SSD_DETECT(element)->state;
+  if (GST_MESSAGE_TYPE(message) == GST_MESSAGE_QOS && GST_MESSAGE_SRC(message) == GST_OBJECT(element) &&
+      st->batching()) {
+    GstFormat format;
+    guint64 processed = 0, dropped = 0;
+    gst_message_parse_qos_stats(message, &format, &processed, &dropped);
+    if (format == GST_FORMAT_BUFFERS) {
+      message = GST_MESSAGE_CAST(gst_mini_object_make_writable(GST_MINI_OBJECT_CAST(message)));
+      gst_message_set_qos_stats(message, GST_FORMAT_BUFFERS, st->pushed, dropped);
+    }
+  }
+  return GST_ELEMENT_CLASS(gst_ssd_detect_parent_class)->post_message(element, message);
 }
 
 static gboolean gst_ssd_detect_query(GstBaseTransform* trans, GstPadDirection direction, GstQuery* query) {
@@ -2054,6 +2117,7 @@ static void gst_ssd_detect_class_init(GstSsdDetectClass* klass) {
   gst_element_class_add_static_pad_template(element_class, &sink_template);
   gst_element_class_add_static_pad_template(element_class, &src_template);
 
+  element_class->post_message = GST_DEBUG_FUNCPTR(gst_ssd_detect_post_message);
   trans_class->start = GST_DEBUG_FUNCPTR(gst_ssd_detect_start);
   trans_class->stop = GST_DEBUG_FUNCPTR(gst_ssd_detect_stop);
   trans_class->set_caps = GST_DEBUG_FUNCPTR(gst_ssd_detect_set_caps);

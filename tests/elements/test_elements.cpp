@@ -1262,11 +1262,14 @@ TEST(SsdDetectBatching, HoldsFramesAndKeepsOrderAndDetections) {
 
 // While frames are held for a batch: a frame dropped as late (QoS) leaves a DISCONT on the first
 // frame after it, as GstBaseTransform does without batching, not on a frame held from before
-// it; an incoming DISCONT stays on its own frame only. The position query on the source pad
-// tells the end of the last frame out.
+// it; an incoming DISCONT stays on its own frame only. The QoS message of the drop counts the
+// frames pushed before it as processed; the position query on the source pad tells the end of
+// the last frame out, on the sink pad that of the last frame in.
 TEST(SsdDetectBatching, DiscontMarksTheFrameAfterADropAndNoOther) {
   auto f = make_frame(flat(320, 240), GST_VIDEO_FORMAT_RGB);
   GstHarness* h = detect_harness("batch-size=2");
+  GstBus* bus = gst_bus_new();
+  gst_element_set_bus(h->element, bus);
   gst_harness_set_src_caps(h, caps_25fps(*f));
   std::vector<std::pair<int, bool>> out;   // (frame, DISCONT)
   auto pull_two = [&] {
@@ -1278,20 +1281,38 @@ TEST(SsdDetectBatching, DiscontMarksTheFrameAfterADropAndNoOther) {
     }
   };
   ASSERT_EQ(gst_harness_push(h, stamped(*f, 0)), GST_FLOW_OK);
-  // The sink reports frame 1 too late to be shown: it is dropped, and frame 2 completes the batch.
-  ASSERT_TRUE(gst_harness_push_upstream_event(h, gst_event_new_qos(GST_QOS_TYPE_UNDERFLOW, 1.0, 0, kFrameStep)));
   ASSERT_EQ(gst_harness_push(h, stamped(*f, 1)), GST_FLOW_OK);
-  ASSERT_EQ(gst_harness_push(h, stamped(*f, 2)), GST_FLOW_OK);
   pull_two();
+  ASSERT_EQ(gst_harness_push(h, stamped(*f, 2)), GST_FLOW_OK);
+  // The sink reports frame 3 too late to be shown: it is dropped, and frame 4 completes the batch.
+  ASSERT_TRUE(gst_harness_push_upstream_event(h, gst_event_new_qos(GST_QOS_TYPE_UNDERFLOW, 1.0, 0, 3 * kFrameStep)));
   ASSERT_EQ(gst_harness_push(h, stamped(*f, 3)), GST_FLOW_OK);
-  GstBuffer* marked = stamped(*f, 4);
+  ASSERT_EQ(gst_harness_push(h, stamped(*f, 4)), GST_FLOW_OK);
+  pull_two();
+  ASSERT_EQ(gst_harness_push(h, stamped(*f, 5)), GST_FLOW_OK);
+  GstBuffer* marked = stamped(*f, 6);
   GST_BUFFER_FLAG_SET(marked, GST_BUFFER_FLAG_DISCONT);
   ASSERT_EQ(gst_harness_push(h, marked), GST_FLOW_OK);
   pull_two();
-  EXPECT_EQ(out, (std::vector<std::pair<int, bool>>{{0, false}, {2, true}, {3, false}, {4, true}}));
+  EXPECT_EQ(out, (std::vector<std::pair<int, bool>>{
+                     {0, false}, {1, false}, {2, false}, {4, true}, {5, false}, {6, true}}));
+  GstMessage* qos = gst_bus_pop_filtered(bus, GST_MESSAGE_QOS);
+  ASSERT_NE(qos, nullptr) << "no QoS message for the dropped frame";
+  GstFormat format;
+  guint64 processed = 0, dropped = 0;
+  gst_message_parse_qos_stats(qos, &format, &processed, &dropped);
+  EXPECT_EQ(format, GST_FORMAT_BUFFERS);
+  EXPECT_EQ(processed, 2u) << "frames 0 and 1 were out when frame 3 was dropped";
+  EXPECT_EQ(dropped, 1u);
+  gst_message_unref(qos);
   gint64 position = -1;
   EXPECT_TRUE(gst_pad_peer_query_position(h->sinkpad, GST_FORMAT_TIME, &position));
-  EXPECT_EQ(position, 5 * kFrameStep);
+  EXPECT_EQ(position, 7 * kFrameStep);
+  ASSERT_EQ(gst_harness_push(h, stamped(*f, 7)), GST_FLOW_OK);   // held
+  EXPECT_TRUE(gst_pad_peer_query_position(h->srcpad, GST_FORMAT_TIME, &position));
+  EXPECT_EQ(position, 8 * kFrameStep);
+  gst_element_set_bus(h->element, nullptr);
+  gst_object_unref(bus);
   gst_harness_teardown(h);
 }
 
@@ -1350,7 +1371,7 @@ TEST(SsdDetectBatching, TagsAndCustomEventsKeepTheirPlaceWithoutEndingTheBatch) 
       std::lock_guard<std::mutex> guard(seen.lock);
       EXPECT_EQ(seen.items, (std::vector<std::string>{"frame 0", "tag a", "frame 1", "custom marker", "frame 2", "eos"}));
     }
-    // A flush drops the held frames and their events (the suite's leak tracer sees any kept).
+    // A flush drops the held frames and their events (the suite's leak tracer sees any kept)...
     ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_flush_start()));
     ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_flush_stop(TRUE)));
     GstSegment seg;
@@ -1358,9 +1379,25 @@ TEST(SsdDetectBatching, TagsAndCustomEventsKeepTheirPlaceWithoutEndingTheBatch) 
     ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_segment(&seg)));
     ASSERT_EQ(gst_harness_push(h, stamped(*f, 0)), GST_FLOW_OK);
     ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_tag(gst_tag_list_new(GST_TAG_TITLE, "b", nullptr))));
+    ASSERT_TRUE(gst_harness_push_event(
+        h, gst_event_new_custom(GST_EVENT_CUSTOM_DOWNSTREAM, gst_structure_new_empty("dropped"))));
     ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_flush_start()));
     ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_flush_stop(TRUE)));
     EXPECT_EQ(gst_harness_buffers_in_queue(h), 0u);
+    // ... but the tag, a sticky event upstream saw delivered, outlives the flush (as sticky
+    // events do) and goes before the next frame.
+    {
+      std::lock_guard<std::mutex> guard(seen.lock);
+      seen.items.clear();
+    }
+    ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_segment(&seg)));
+    ASSERT_EQ(gst_harness_push(h, stamped(*f, 0)), GST_FLOW_OK);
+    ASSERT_EQ(gst_harness_push(h, stamped(*f, 1)), GST_FLOW_OK);
+    EXPECT_EQ(pull_n(h, 2).size(), 2u);
+    {
+      std::lock_guard<std::mutex> guard(seen.lock);
+      EXPECT_EQ(seen.items, (std::vector<std::string>{"tag b", "frame 0", "frame 1"}));
+    }
     gst_harness_teardown(h);
   }
 }
