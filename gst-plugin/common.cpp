@@ -139,4 +139,10 @@ std::vector<RoiDetection> read_rois(GstBuffer* buffer, int width, int height) {
   return out;
 }
 
+void refuse_crop_meta(GstQuery* allocation_query) {
+  guint index = 0;
+  while (gst_query_find_allocation_meta(allocation_query, GST_VIDEO_CROP_META_API_TYPE, &index))
+    gst_query_remove_nth_allocation_meta(allocation_query, index);
+}
+
 }  // namespace gstssd

@@ -63,6 +63,13 @@ struct OdEntry {
 std::vector<OdEntry> od_entries(GstAnalyticsRelationMeta* rmeta, const std::vector<GstVideoRegionOfInterestMeta*>& rois);
 #endif
 
+// An in-place element forwards upstream's allocation query downstream, and so would offer
+// upstream downstream's support for GstVideoCropMeta: an element upstream (videocrop, a hardware
+// decoder) would then send uncropped frames with a crop meta, whose pixels an element that reads
+// or draws them at the frame's size (caps) would take from the wrong place. Removes that meta
+// from the answer: upstream crops the frames itself.
+void refuse_crop_meta(GstQuery* allocation_query);
+
 // The per-frame vfunc boundary: runs `fn` and turns any exception into an element error
 // "<what> failed: <reason>" and GST_FLOW_ERROR, so that none escapes into GStreamer.
 template <typename Fn>

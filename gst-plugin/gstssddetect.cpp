@@ -1815,9 +1815,10 @@ static bool system_memory_pool(GstBufferPool* pool) {
 static gboolean gst_ssd_detect_propose_allocation(GstBaseTransform* trans, GstQuery* decide_query, GstQuery* query) {
   GstSsdDetect* self = GST_SSD_DETECT(trans);
   SsdDetectState* st = self->state;
-  // In place, the default asks downstream.
+  // In place, the default asks downstream; the frames are read at the size of the caps.
   const gboolean downstream = GST_BASE_TRANSFORM_CLASS(gst_ssd_detect_parent_class)->propose_allocation(
       trans, decide_query, query);
+  gstssd::refuse_crop_meta(query);
   if (!st->on_cuda) return downstream;
   try {
     GstCaps* caps = nullptr;

@@ -347,6 +347,14 @@ static GstFlowReturn draw_frame(GstSsdOverlay* self, GstBuffer* buf) {
   return GST_FLOW_OK;
 }
 
+// In place, the default asks downstream; the boxes are drawn at the size of the caps.
+static gboolean gst_ssd_overlay_propose_allocation(GstBaseTransform* trans, GstQuery* decide_query, GstQuery* query) {
+  const gboolean res =
+      GST_BASE_TRANSFORM_CLASS(gst_ssd_overlay_parent_class)->propose_allocation(trans, decide_query, query);
+  gstssd::refuse_crop_meta(query);
+  return res;
+}
+
 static GstFlowReturn gst_ssd_overlay_transform_ip(GstBaseTransform* trans, GstBuffer* buf) {
   GstSsdOverlay* self = GST_SSD_OVERLAY(trans);
   return gstssd::run_frame_guarded(GST_ELEMENT(self), "Drawing the detections",
@@ -417,6 +425,7 @@ static void gst_ssd_overlay_class_init(GstSsdOverlayClass* klass) {
   trans_class->set_caps = GST_DEBUG_FUNCPTR(gst_ssd_overlay_set_caps);
   trans_class->stop = GST_DEBUG_FUNCPTR(gst_ssd_overlay_stop);
   trans_class->transform_ip = GST_DEBUG_FUNCPTR(gst_ssd_overlay_transform_ip);
+  trans_class->propose_allocation = GST_DEBUG_FUNCPTR(gst_ssd_overlay_propose_allocation);
   trans_class->passthrough_on_same_caps = FALSE;
 
   GST_DEBUG_CATEGORY_INIT(gst_ssd_overlay_debug, "ssdoverlay", 0, "SSD detection overlay");

@@ -698,6 +698,52 @@ TEST(SsdDetect, ClassesChangeWhilePlaying) {
 // Whether two frames' detections are the same (labels, boxes, confidences).
 bool same(const std::vector<Det>& a, const std::vector<Det>& b);
 
+// An element upstream crops with a GstVideoCropMeta on the uncropped frame instead of copying
+// when downstream takes such frames (videocrop does, as hardware decoders do): with a sink that
+// does, behind ssddetect, the picture ssddetect analyses is still the cropped one (ssddetect
+// and ssdoverlay, which read and draw the pixels at the size of the caps, do not offer crop
+// meta support upstream: it crops the frames itself).
+TEST(SsdDetect, FramesCroppedUpstreamAreAnalysedCropped) {
+  const ssdtrain::SynthSample s = one_object(320, 240, 2);
+  const std::vector<Det> expect = reference(s.image);
+  ASSERT_FALSE(expect.empty());
+  cv::Mat big(290, 430, s.image.type(), cv::Scalar(40, 170, 90));
+  s.image.copyTo(big(cv::Rect(100, 50, 320, 240)));
+  GstHarness* h = gst_harness_new_parse("videocrop left=100 top=50 right=10 ! ssddetect threshold=0.1");
+  gst_harness_add_propose_allocation_meta(h, GST_VIDEO_META_API_TYPE, nullptr);
+  gst_harness_add_propose_allocation_meta(h, GST_VIDEO_CROP_META_API_TYPE, nullptr);
+  auto f = make_frame(big, GST_VIDEO_FORMAT_RGB);
+  gst_harness_set_src_caps(h, gst_caps_ref(f->caps));
+  ASSERT_EQ(gst_harness_push(h, f->ref()), GST_FLOW_OK);
+  GstBuffer* out = gst_harness_pull(h);
+  ASSERT_NE(out, nullptr);
+  const std::vector<Det> got = detections(out);
+  gst_buffer_unref(out);
+  ASSERT_FALSE(got.empty());
+  EXPECT_EQ(got[0].label, expect[0].label);
+  EXPECT_NEAR(got[0].x, expect[0].x, 1);
+  EXPECT_NEAR(got[0].y, expect[0].y, 1);
+  EXPECT_NEAR(got[0].w, expect[0].w, 1);
+  EXPECT_NEAR(got[0].h, expect[0].h, 1);
+  EXPECT_NEAR(got[0].confidence, expect[0].confidence, 1e-4);
+  gst_harness_teardown(h);
+  // The allocation query upstream of either element: downstream's video meta support is
+  // offered, its crop meta support is not.
+  for (const char* element : {"ssddetect", "ssdoverlay"}) {
+    SCOPED_TRACE(element);
+    GstHarness* e = gst_harness_new(element);
+    gst_harness_add_propose_allocation_meta(e, GST_VIDEO_META_API_TYPE, nullptr);
+    gst_harness_add_propose_allocation_meta(e, GST_VIDEO_CROP_META_API_TYPE, nullptr);
+    gst_harness_set_src_caps(e, gst_caps_ref(f->caps));
+    GstQuery* q = gst_query_new_allocation(f->caps, TRUE);
+    EXPECT_TRUE(gst_pad_peer_query(e->srcpad, q));
+    EXPECT_TRUE(gst_query_find_allocation_meta(q, GST_VIDEO_META_API_TYPE, nullptr));
+    EXPECT_FALSE(gst_query_find_allocation_meta(q, GST_VIDEO_CROP_META_API_TYPE, nullptr));
+    gst_query_unref(q);
+    gst_harness_teardown(e);
+  }
+}
+
 // class-thresholds: a class's own threshold replaces `threshold` for it, above or below (the
 // network runs with the lowest); unknown classes and malformed entries fail the start, and
 // while playing are a warning that leaves the value in use.
