@@ -30,7 +30,9 @@
  * whole factor (a box filter: the mean of each factor x factor block, so that large frames are
  * not aliased), then resized bilinearly to the model's input; the last columns or rows that do
  * not fill a block (fewer than the factor: under 1/input-size of the frame, e.g. 4 of 854 at a
- * 160 px input) are left out, and the boxes are those of the part analysed.
+ * 160 px input) are left out, and the boxes are those of the part analysed. Frames are read at
+ * the size of the caps: the element does not offer upstream a #GstVideoCropMeta support of the
+ * elements behind it, so upstream (videocrop, a decoder) sends cropped frames.
  *
  * ## Falling behind a live source
  *

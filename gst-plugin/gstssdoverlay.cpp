@@ -18,6 +18,9 @@
  * NV12 and I420 frames are drawn in their own planes without converting the frame: the luma
  * of the colour on the Y plane and its chroma on the half-resolution chroma plane(s), using
  * the frame's colour matrix. Buffers with nothing to draw are passed on without being mapped.
+ * Frames are drawn at the size of the caps: the element does not offer upstream a
+ * #GstVideoCropMeta support of the elements behind it, so upstream (videocrop, a decoder) sends
+ * cropped frames.
  *
  * ## Example launch line
  * |[
