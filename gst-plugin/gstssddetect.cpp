@@ -61,8 +61,8 @@
  * from source to sink, against 33 ms when they waited for the next frame, 2026-12-03). The
  * latency query reports the most batching can add: the wait for a full batch plus, with M in
  * flight, the M - 1 batches a frame may queue behind at full load. Held frames are buffers upstream
- * cannot reuse: with sources that have a small fixed buffer pool (v4l2src) keep
- * batch-size x in-flight below the pool size, or copy the frames first.
+ * cannot reuse: the element asks upstream's pool for batch-size x in-flight + 1 buffers more
+ * than downstream does in the allocation query (v4l2src, say, allocates that many).
  *
  * ## Changing the model while running
  *
@@ -1169,6 +1169,15 @@ static bool hold_event(SsdDetectState* st, GstEvent* event) {
   return true;
 }
 
+// A stream start, or a segment other than the one in use (before GstBaseTransform takes it).
+static bool starts_afresh(GstBaseTransform* trans, GstEvent* event) {
+  if (GST_EVENT_TYPE(event) == GST_EVENT_STREAM_START) return true;
+  if (GST_EVENT_TYPE(event) != GST_EVENT_SEGMENT) return false;
+  const GstSegment* segment = nullptr;
+  gst_event_parse_segment(event, &segment);
+  return !gst_segment_is_equal(segment, &trans->segment);
+}
+
 static gboolean gst_ssd_detect_sink_event(GstBaseTransform* trans, GstEvent* event) {
   GstSsdDetect* self = GST_SSD_DETECT(trans);
   SsdDetectState* st = self->state;
@@ -1191,6 +1200,11 @@ static gboolean gst_ssd_detect_sink_event(GstBaseTransform* trans, GstEvent* eve
     GST_DEBUG_OBJECT(self, "%s: draining %zu held frames", GST_EVENT_TYPE_NAME(event), st->pending.size());
     const GstFlowReturn ret = drain(self);
     if (ret != GST_FLOW_OK) GST_DEBUG_OBJECT(self, "draining: %s", gst_flow_get_name(ret));
+  }
+  if (starts_afresh(trans, event)) {
+    // Another stream (concat, gapless playback) or a jump in this one (a seek without a flush):
+    // the next frame is analysed, no frame carries the boxes of the frames before.
+    reset_tracking(st);
   }
   return GST_BASE_TRANSFORM_CLASS(gst_ssd_detect_parent_class)->sink_event(trans, event);
 }
@@ -1519,8 +1533,9 @@ static GstFlowReturn hold_frame(GstSsdDetect* self, GstBuffer* buf) {
     // The bound on added latency: the stream has moved on by batch-timeout since the oldest
     // held frame.
     const GstClockTime first = GST_BUFFER_PTS(st->pending.front().buffer), now = GST_BUFFER_PTS(buf);
-    full = GST_CLOCK_TIME_IS_VALID(first) && GST_CLOCK_TIME_IS_VALID(now) && now >= first &&
-           now - first >= st->batch_timeout;
+    // (Either way: frames come in decreasing time in reverse playback.)
+    full = GST_CLOCK_TIME_IS_VALID(first) && GST_CLOCK_TIME_IS_VALID(now) &&
+           (now >= first ? now - first : first - now) >= st->batch_timeout;
   }
   ret = full ? submit_pending(self) : GST_FLOW_OK;
   if (ret == GST_FLOW_OK) collect_computed(self);
@@ -1814,6 +1829,34 @@ static bool system_memory_pool(GstBufferPool* pool) {
 // upstream writes into the buffers that travel on: a system-memory pool downstream offered is
 // replaced by ours (first in the query, with downstream's buffer counts), a pool of any other
 // memory is left alone.
+// While batching the element holds up to batch-size x in-flight of upstream's frames: asks
+// upstream's pool for that many buffers more than downstream does, plus the one being written
+// (a source with a fixed number of buffers, such as v4l2src, allocates them), as the
+// page-locked pool on CUDA does. Returns whether it added a pool entry of its own.
+static bool reserve_held_frames(GstSsdDetect* self, GstQuery* query) {
+  SsdDetectState* st = self->state;
+  if (!st->batching()) return false;
+  GstCaps* caps = nullptr;
+  gst_query_parse_allocation(query, &caps, nullptr);
+  GstVideoInfo info;
+  if (!caps || !gst_video_info_from_caps(&info, caps)) return false;
+  const guint held = st->batch_size * st->in_flight + 1;
+  if (gst_query_get_n_allocation_pools(query) > 0) {
+    GstBufferPool* pool = nullptr;
+    guint size = 0, min = 0, max = 0;
+    gst_query_parse_nth_allocation_pool(query, 0, &pool, &size, &min, &max);
+    min += held;
+    if (max > 0) max = std::max(max, min);
+    gst_query_set_nth_allocation_pool(query, 0, pool, size, min, max);
+    if (pool) gst_object_unref(pool);
+    GST_DEBUG_OBJECT(self, "asking upstream for %u buffers, %u of them held for batches", min, held - 1);
+    return false;
+  }
+  gst_query_add_allocation_pool(query, nullptr, static_cast<guint>(GST_VIDEO_INFO_SIZE(&info)), held, 0);
+  GST_DEBUG_OBJECT(self, "asking upstream for %u buffers, %u of them held for batches", held, held - 1);
+  return true;
+}
+
 static gboolean gst_ssd_detect_propose_allocation(GstBaseTransform* trans, GstQuery* decide_query, GstQuery* query) {
   GstSsdDetect* self = GST_SSD_DETECT(trans);
   SsdDetectState* st = self->state;
@@ -1821,7 +1864,7 @@ static gboolean gst_ssd_detect_propose_allocation(GstBaseTransform* trans, GstQu
   const gboolean downstream = GST_BASE_TRANSFORM_CLASS(gst_ssd_detect_parent_class)->propose_allocation(
       trans, decide_query, query);
   gstssd::refuse_crop_meta(query);
-  if (!st->on_cuda) return downstream;
+  if (!st->on_cuda) return reserve_held_frames(self, query) || downstream;
   try {
     GstCaps* caps = nullptr;
     gboolean need_pool = FALSE;
@@ -1859,8 +1902,8 @@ static gboolean gst_ssd_detect_propose_allocation(GstBaseTransform* trans, GstQu
       gst_allocation_params_init(&params);
       gst_query_add_allocation_param(query, gstssd::host_allocator(), &params);
     }
-    if (!gst_query_find_allocation_meta(query, GST_VIDEO_META_API_TYPE, nullptr))
-      gst_query_add_allocation_meta(query, GST_VIDEO_META_API_TYPE, nullptr);
+    // Video meta support is downstream's to offer (the frames go on to it): with it, upstream
+    // may send padded frames that a downstream element without it cannot read.
     GST_DEBUG_OBJECT(self, "offering a pool of page-locked frames for %" GST_PTR_FORMAT, caps);
     return TRUE;
   } catch (const std::exception& e) {

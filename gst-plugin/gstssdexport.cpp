@@ -76,10 +76,11 @@ enum {
 G_DEFINE_TYPE(GstSsdExport, gst_ssd_export, GST_TYPE_BASE_TRANSFORM);
 GST_ELEMENT_REGISTER_DEFINE(ssdexport, "ssdexport", GST_RANK_NONE, GST_TYPE_SSD_EXPORT);
 
+// It reads metadata only, never the pixels: any raw video, in any memory.
 static GstStaticPadTemplate sink_template =
-    GST_STATIC_PAD_TEMPLATE("sink", GST_PAD_SINK, GST_PAD_ALWAYS, GST_STATIC_CAPS(GST_SSD_VIDEO_CAPS));
+    GST_STATIC_PAD_TEMPLATE("sink", GST_PAD_SINK, GST_PAD_ALWAYS, GST_STATIC_CAPS("video/x-raw(ANY)"));
 static GstStaticPadTemplate src_template =
-    GST_STATIC_PAD_TEMPLATE("src", GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS(GST_SSD_VIDEO_CAPS));
+    GST_STATIC_PAD_TEMPLATE("src", GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS("video/x-raw(ANY)"));
 
 static void gst_ssd_export_set_property(GObject* object, guint prop_id, const GValue* value,
                                         GParamSpec* pspec) {

@@ -1726,6 +1726,37 @@ std::vector<std::string> offered_pools(const char* desc, const Frame& f, GstBuff
   return types;
 }
 
+// While batching, the element holds up to batch-size x in-flight of upstream's frames: it asks
+// upstream's pool for that many buffers more than downstream does, plus the one being written,
+// so that a source with a fixed number of buffers (v4l2src) allocates enough.
+TEST(SsdDetectBatching, AsksUpstreamForTheFramesItHolds) {
+  const ssdtrain::SynthSample s = one_object(320, 240, 5);
+  auto frame = make_frame(s.image, GST_VIDEO_FORMAT_RGBx, 0);
+  auto first_min = [&](const char* desc) -> int {   // min_buffers of the first pool entry; -1: none
+    GstHarness* h = gst_harness_new_parse(desc);
+    gst_harness_set_src_caps(h, gst_caps_ref(frame->caps));
+    GstQuery* q = gst_query_new_allocation(frame->caps, TRUE);
+    gst_pad_peer_query(h->srcpad, q);
+    int min = -1;
+    if (gst_query_get_n_allocation_pools(q) > 0) {
+      GstBufferPool* pool = nullptr;
+      guint size = 0, n = 0, max = 0;
+      gst_query_parse_nth_allocation_pool(q, 0, &pool, &size, &n, &max);
+      if (pool) gst_object_unref(pool);
+      min = static_cast<int>(n);
+    }
+    gst_query_unref(q);
+    gst_harness_teardown(h);
+    return min;
+  };
+  EXPECT_EQ(first_min("ssddetect device=cpu batch-size=3 in-flight=2"), 7);
+  const int theirs = first_min("videoflip video-direction=horiz");
+  ASSERT_GE(theirs, 0) << "videoflip offers a pool";
+  EXPECT_EQ(first_min("ssddetect device=cpu batch-size=3 in-flight=2 ! videoflip video-direction=horiz"), theirs + 7);
+  EXPECT_EQ(first_min("ssddetect device=cpu batch-size=4 ! videoflip video-direction=horiz"), theirs + 5);
+  EXPECT_EQ(first_min("ssddetect device=cpu ! videoflip video-direction=horiz"), theirs) << "not batching";
+}
+
 TEST(SsdDetect, OffersNoPoolOnTheCpu) {
   const ssdtrain::SynthSample s = one_object(320, 240, 5);
   auto frame = make_frame(s.image, GST_VIDEO_FORMAT_RGBx, 0);
@@ -1762,6 +1793,18 @@ TEST(SsdDetectCuda, OffersPageLockedFramesThatGiveTheSameDetections) {
   gst_buffer_pool_set_active(pool, FALSE);
   gst_object_unref(pool);
   pool_frames_match("device=cuda", 1e-3);
+  // Video meta support is downstream's to offer: behind a sink without it (the harness's, which
+  // proposes no meta) upstream does not hear of it, and so sends frames without padding.
+  {
+    GstHarness* alone = gst_harness_new_parse("ssddetect device=cuda");
+    gst_harness_set_src_caps(alone, gst_caps_ref(frame->caps));
+    GstQuery* q = gst_query_new_allocation(frame->caps, TRUE);
+    gst_pad_peer_query(alone->srcpad, q);
+    EXPECT_GT(gst_query_get_n_allocation_pools(q), 0u);
+    EXPECT_FALSE(gst_query_find_allocation_meta(q, GST_VIDEO_META_API_TYPE, nullptr));
+    gst_query_unref(q);
+    gst_harness_teardown(alone);
+  }
 
   // A real source takes the pool: videotestsrc's frames arrive in page-locked memory.
   GstElement* p = gst_parse_launch(
@@ -1782,6 +1825,41 @@ TEST(SsdDetectCuda, OffersPageLockedFramesThatGiveTheSameDetections) {
   gst_element_set_state(p, GST_STATE_NULL);
   gst_object_unref(sink);
   gst_object_unref(p);
+}
+
+// interval=8: after a new stream (concat, gapless playback: stream-start, caps, segment) or a
+// jump in the stream (a seek without flush: another segment), the next frame is analysed and
+// does not carry the boxes of the frames before; with and without batching. (A segment equal to
+// the one in use changes nothing: the other interval tests repeat the harness's.)
+TEST(SsdDetect, IntervalStartsAfreshOnANewStreamOrSegment) {
+  TwoScenes s;
+  ASSERT_FALSE(same(s.ref_a, s.ref_b));
+  for (const char* props : {"interval=8", "interval=8 batch-size=2"}) {
+    for (bool new_stream : {true, false}) {
+      SCOPED_TRACE(std::string(props) + (new_stream ? ", new stream" : ", new segment"));
+      GstHarness* h = detect_harness(props);
+      gst_harness_set_src_caps(h, caps_25fps(*s.a));
+      for (int i = 0; i < 3; i++) ASSERT_EQ(gst_harness_push(h, stamped(*s.a, i)), GST_FLOW_OK);
+      if (new_stream) {
+        ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_stream_start("second")));
+        GstCaps* caps = caps_25fps(*s.b);
+        ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_caps(caps)));
+        gst_caps_unref(caps);
+      }
+      GstSegment seg;   // the stream (again) from 1 s: another segment than the harness's
+      gst_segment_init(&seg, GST_FORMAT_TIME);
+      seg.start = seg.time = GST_SECOND;
+      ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_segment(&seg)));
+      for (int i = 0; i < 2; i++) ASSERT_EQ(gst_harness_push(h, stamped(*s.b, 25 + i)), GST_FLOW_OK);
+      ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_eos()));
+      const auto out = pull_all(h);
+      ASSERT_EQ(out.size(), 5u);
+      for (int i = 0; i < 3; i++) EXPECT_TRUE(same_batched(out[size_t(i)].second, s.ref_a)) << "frame " << i;
+      for (int i = 3; i < 5; i++)
+        EXPECT_TRUE(same_batched(out[size_t(i)].second, s.ref_b)) << "frame " << i << ": " << describe(out[size_t(i)].second);
+      gst_harness_teardown(h);
+    }
+  }
 }
 
 // interval=2 with batches of 2 analysed frames: skipped frames carry the last analysed frame's
@@ -1816,6 +1894,31 @@ TEST(SsdDetectBatching, TimeoutRunsAPartialBatch) {
   auto out = pull_all(h);
   ASSERT_EQ(out.size(), 4u);
   for (int i = 0; i < 4; i++) EXPECT_TRUE(same_batched(out[i].second, i < 3 ? s.ref_a : s.ref_b)) << i;
+  gst_harness_teardown(h);
+}
+
+// In reverse playback (rate -1, frames in decreasing time) batch-timeout bounds a partial batch in
+// stream time too: the fourth frame, 120 ms of stream before the first, sends the four out at
+// once (not after the 100 ms of wall-clock time the output thread waits).
+TEST(SsdDetectBatching, TimeoutRunsAPartialBatchInReversePlayback) {
+  TwoScenes s;
+  GstHarness* h = detect_harness("batch-size=8 batch-timeout=100000000");
+  gst_harness_set_src_caps(h, caps_25fps(*s.a));
+  GstSegment seg;
+  gst_segment_init(&seg, GST_FORMAT_TIME);
+  seg.rate = -1.0;
+  seg.stop = 100 * kFrameStep;
+  ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_segment(&seg)));
+  for (int i = 0; i < 3; i++) ASSERT_EQ(gst_harness_push(h, stamped(*s.a, 20 - i)), GST_FLOW_OK);
+  EXPECT_EQ(gst_harness_buffers_in_queue(h), 0u);
+  ASSERT_EQ(gst_harness_push(h, stamped(*s.b, 17)), GST_FLOW_OK);
+  EXPECT_EQ(gst_harness_buffers_in_queue(h), 4u) << "the stream-time bound did not end the batch";
+  auto out = pull_n(h, 4);
+  ASSERT_EQ(out.size(), 4u);
+  for (int i = 0; i < 4; i++) {
+    EXPECT_EQ(out[size_t(i)].first, 20 - i);
+    EXPECT_TRUE(same_batched(out[size_t(i)].second, i < 3 ? s.ref_a : s.ref_b)) << i;
+  }
   gst_harness_teardown(h);
 }
 
@@ -2717,6 +2820,33 @@ GstHarness* export_harness(const std::string& path, const Frame& f) {
 }
 
 }  // namespace
+
+// ssdexport reads metadata only: any raw video goes through it (here GRAY8, which no element
+// of the plugin that reads pixels takes), and its regions are written.
+TEST(SsdExport, TakesAnyRawVideo) {
+  TempDir tmp;
+  const std::string path = tmp / "det.jsonl";
+  GstElement* e = gst_element_factory_make("ssdexport", nullptr);
+  g_object_set(e, "location", path.c_str(), nullptr);
+  GstHarness* h = gst_harness_new_with_element(e, "sink", "src");
+  gst_object_unref(e);
+  gst_harness_set_src_caps_str(h, "video/x-raw,format=GRAY8,width=64,height=48,framerate=25/1");
+  GstBuffer* b = gst_buffer_new_allocate(nullptr, 64 * 48, nullptr);
+  gst_buffer_memset(b, 0, 7, 64 * 48);
+  GST_BUFFER_PTS(b) = 0;
+  gst_buffer_add_video_region_of_interest_meta(b, "dot", 8, 4, 16, 12);
+  ASSERT_EQ(gst_harness_push(h, b), GST_FLOW_OK);
+  ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_eos()));
+  gst_harness_teardown(h);
+  std::ifstream in(path);
+  std::string line;
+  ASSERT_TRUE(std::getline(in, line));
+  const auto j = nlohmann::json::parse(line);
+  EXPECT_EQ(j["width"], 64);
+  ASSERT_EQ(j["detections"].size(), 1u);
+  EXPECT_EQ(j["detections"][0]["label"], "dot");
+  EXPECT_EQ(j["detections"][0]["box"]["w"], 16);
+}
 
 TEST(SsdExport, WritesOneJsonLinePerFrameAndFlushesAtEos) {
   TempDir tmp;
