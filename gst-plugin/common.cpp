@@ -139,6 +139,19 @@ std::vector<RoiDetection> read_rois(GstBuffer* buffer, int width, int height) {
   return out;
 }
 
+bool starts_afresh(GstBaseTransform* trans, GstEvent* event) {
+  if (GST_EVENT_TYPE(event) == GST_EVENT_STREAM_START) return true;
+  if (GST_EVENT_TYPE(event) != GST_EVENT_SEGMENT) return false;
+  const GstSegment* segment = nullptr;
+  gst_event_parse_segment(event, &segment);
+  // The position in use moves with the frames (GstBaseTransform records each one's end): the
+  // same segment sent again is not another one.
+  GstSegment incoming = *segment;
+  incoming.position = trans->segment.position;
+  incoming.duration = trans->segment.duration;
+  return !gst_segment_is_equal(&incoming, &trans->segment);
+}
+
 void refuse_crop_meta(GstQuery* allocation_query) {
   guint index = 0;
   while (gst_query_find_allocation_meta(allocation_query, GST_VIDEO_CROP_META_API_TYPE, &index))

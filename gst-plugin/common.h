@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include <gst/base/gstbasetransform.h>
 #include <gst/gst.h>
 #include <gst/video/video.h>
 #ifdef HAVE_GST_ANALYTICS
@@ -69,6 +70,12 @@ std::vector<OdEntry> od_entries(GstAnalyticsRelationMeta* rmeta, const std::vect
 // or draws them at the frame's size (caps) would take from the wrong place. Removes that meta
 // from the answer: upstream crops the frames itself.
 void refuse_crop_meta(GstQuery* allocation_query);
+
+// Whether a sink event starts the stream afresh for an element that carries state from frame to
+// frame (boxes, tracks): a stream start (concat, gapless playback), or a segment other than the
+// one in use (a seek without a flush; called before GstBaseTransform takes it). A flush is the
+// caller's to handle.
+bool starts_afresh(GstBaseTransform* trans, GstEvent* event);
 
 // The per-frame vfunc boundary: runs `fn` and turns any exception into an element error
 // "<what> failed: <reason>" and GST_FLOW_ERROR, so that none escapes into GStreamer.

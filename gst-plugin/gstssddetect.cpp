@@ -1169,15 +1169,6 @@ static bool hold_event(SsdDetectState* st, GstEvent* event) {
   return true;
 }
 
-// A stream start, or a segment other than the one in use (before GstBaseTransform takes it).
-static bool starts_afresh(GstBaseTransform* trans, GstEvent* event) {
-  if (GST_EVENT_TYPE(event) == GST_EVENT_STREAM_START) return true;
-  if (GST_EVENT_TYPE(event) != GST_EVENT_SEGMENT) return false;
-  const GstSegment* segment = nullptr;
-  gst_event_parse_segment(event, &segment);
-  return !gst_segment_is_equal(segment, &trans->segment);
-}
-
 static gboolean gst_ssd_detect_sink_event(GstBaseTransform* trans, GstEvent* event) {
   GstSsdDetect* self = GST_SSD_DETECT(trans);
   SsdDetectState* st = self->state;
@@ -1201,7 +1192,7 @@ static gboolean gst_ssd_detect_sink_event(GstBaseTransform* trans, GstEvent* eve
     const GstFlowReturn ret = drain(self);
     if (ret != GST_FLOW_OK) GST_DEBUG_OBJECT(self, "draining: %s", gst_flow_get_name(ret));
   }
-  if (starts_afresh(trans, event)) {
+  if (gstssd::starts_afresh(trans, event)) {
     // Another stream (concat, gapless playback) or a jump in this one (a seek without a flush):
     // the next frame is analysed, no frame carries the boxes of the frames before.
     reset_tracking(st);

@@ -20,8 +20,8 @@
  * tall. Ids count up from 1 per
  * element and are never reused, also when the element is stopped and started again. Frames
  * that ssddetect's `interval` skipped carry the last detections and so keep their ids; gap
- * buffers are passed on untouched. A flush (seek), a new stream or a resolution change forgets
- * the tracks.
+ * buffers are passed on untouched. A flush (seek), a new stream, another segment (a seek
+ * without a flush) or a resolution change forgets the tracks.
  *
  * When built against GStreamer 1.24 or newer, each #GstAnalyticsODMtd in the buffer's
  * #GstAnalyticsRelationMeta gets a #GstAnalyticsTrackingMtd (tracking id; first and last seen:
@@ -177,8 +177,7 @@ static gboolean gst_ssd_track_set_caps(GstBaseTransform* trans, GstCaps* incaps,
 
 static gboolean gst_ssd_track_sink_event(GstBaseTransform* trans, GstEvent* event) {
   SsdTrackState* st = GST_SSD_TRACK(trans)->state;
-  if ((GST_EVENT_TYPE(event) == GST_EVENT_FLUSH_STOP || GST_EVENT_TYPE(event) == GST_EVENT_STREAM_START) &&
-      st->tracker) {
+  if ((GST_EVENT_TYPE(event) == GST_EVENT_FLUSH_STOP || gstssd::starts_afresh(trans, event)) && st->tracker) {
     GST_DEBUG_OBJECT(trans, "%s: forgetting the tracks", GST_EVENT_TYPE_NAME(event));
     st->tracker->reset();
   }

@@ -3217,6 +3217,24 @@ TEST(SsdTrack, ObjectsKeepTheirIdsUntilLostOrFlushed) {
   gst_harness_teardown(h);
 }
 
+// Another segment (a seek without a flush) forgets the tracks, as a flush does; the same segment
+// again does not.
+TEST(SsdTrack, AnotherSegmentForgetsTheTracks) {
+  auto f = make_frame(flat(320, 240), GST_VIDEO_FORMAT_RGB);
+  GstHarness* h = gst_harness_new_parse("ssdtrack");
+  gst_harness_set_src_caps(h, caps_25fps(*f));
+  using Ids = std::vector<std::pair<std::string, int>>;
+  EXPECT_EQ(track_ids(h, frame_with_regions(*f, 0, {{"circle", 10, 40, 30, 30}})), (Ids{{"circle", 1}}));
+  GstSegment seg;
+  gst_segment_init(&seg, GST_FORMAT_TIME);
+  ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_segment(&seg)));   // the harness's again
+  EXPECT_EQ(track_ids(h, frame_with_regions(*f, 1, {{"circle", 10, 40, 30, 30}})), (Ids{{"circle", 1}}));
+  seg.start = seg.time = 10 * GST_SECOND;
+  ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_segment(&seg)));
+  EXPECT_EQ(track_ids(h, frame_with_regions(*f, 250, {{"circle", 10, 40, 30, 30}})), (Ids{{"circle", 2}}));
+  gst_harness_teardown(h);
+}
+
 // A region with no width or height (a detection clipped to the frame's edge) keeps its id like
 // any other, as a line of pixels; it does not start a track of its own every frame.
 TEST(SsdTrack, RegionsWithoutWidthOrHeightKeepTheirIds) {
