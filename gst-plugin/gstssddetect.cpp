@@ -317,7 +317,9 @@ struct SsdDetectState {
   std::thread output_thread;
   std::mutex output_lock;   // guards the three below
   std::condition_variable output_wake;
-  bool output_stop = false;
+  // Each start() starts a thread of a new generation; stop_output_thread() ends the current one
+  // (a thread stopped from itself, detached, may outlive it beside the next start's).
+  guint64 output_generation = 0;
   // What the output thread waits for: submitted batches to be computed (it looks every
   // kOutputPoll), and the moment a partial batch has waited batch-timeout (max(): none).
   bool watch_submitted = false;
@@ -360,14 +362,15 @@ struct SsdDetectState {
   void stop_output_thread() {
     {
       std::lock_guard<std::mutex> guard(output_lock);
-      output_stop = true;
+      output_generation++;
     }
     output_wake.notify_all();
     if (!output_thread.joinable()) return;
     if (output_thread.get_id() == std::this_thread::get_id()) {
-      // Stopped from the output thread itself (an application's sync bus handler changing the
-      // state on a message this thread posted, which GStreamer advises against): it cannot join
-      // itself; it ends its loop on output_stop when the handler returns.
+      // Stopped from the output thread itself (an application's sync bus handler or pad probe
+      // changing the state while this thread pushes, which GStreamer advises against): it cannot
+      // join itself; it ends its loop when the handler returns, and its reference on the
+      // element keeps the state it still touches alive if the application frees the element.
       GST_WARNING("ssddetect stopped from its own output thread; the thread ends by itself");
       output_thread.detach();
       return;
@@ -506,7 +509,7 @@ static void reset_tracking(SsdDetectState* st) {
 
 static void discard_held(SsdDetectState* st);
 static void store_kept_sticky(GstSsdDetect* self);
-static void output_loop(GstSsdDetect* self);
+static void output_loop(GstSsdDetect* self, guint64 generation);
 
 // What the element asks of its model, whether its own or a shared instance's.
 static bool model_loaded(const SsdDetectState* st) { return st->detector || st->shared; }
@@ -1049,11 +1052,21 @@ static gboolean gst_ssd_detect_start(GstBaseTransform* trans) {
     st->frame_duration = GST_CLOCK_TIME_NONE;
   }
   if (st->batching()) {
-    st->output_stop = st->watch_submitted = false;
-    st->deadline = std::chrono::steady_clock::time_point::max();
+    guint64 generation;
+    {
+      std::lock_guard<std::mutex> guard(st->output_lock);
+      st->watch_submitted = false;
+      st->deadline = std::chrono::steady_clock::time_point::max();
+      generation = st->output_generation;
+    }
     try {
-      st->output_thread = std::thread(output_loop, self);
+      gst_object_ref(self);   // the thread's own, dropped when it ends
+      st->output_thread = std::thread([self, generation] {
+        output_loop(self, generation);
+        gst_object_unref(self);   // may finalize the element (stopped and freed meanwhile)
+      });
     } catch (const std::system_error& e) {
+      gst_object_unref(self);
       GST_ELEMENT_ERROR(self, RESOURCE, FAILED, ("Could not start the output thread: %s", e.what()), (nullptr));
       st->detector.reset();
       return FALSE;
@@ -1662,7 +1675,7 @@ static void output_step(GstSsdDetect* self) {
   publish_holding(st);
 }
 
-static void output_loop(GstSsdDetect* self) {
+static void output_loop(GstSsdDetect* self, guint64 generation) {
   SsdDetectState* st = self->state;
   GstPad* sinkpad = GST_BASE_TRANSFORM_SINK_PAD(self);
   using Clock = std::chrono::steady_clock;
@@ -1670,7 +1683,7 @@ static void output_loop(GstSsdDetect* self) {
   // Looks at most every kOutputPoll (also when the streaming thread holds the lock, or a
   // look found nothing to do yet), never spinning.
   auto last_look = Clock::now() - kOutputPoll;
-  while (!st->output_stop) {
+  while (st->output_generation == generation) {
     if (!st->watch_submitted && st->deadline == Clock::time_point::max()) {
       st->output_wake.wait(lk);
       continue;
@@ -1678,7 +1691,7 @@ static void output_loop(GstSsdDetect* self) {
     const auto now = Clock::now();
     auto until = st->watch_submitted ? std::min(st->deadline, now + kOutputPoll) : st->deadline;
     st->output_wake.wait_until(lk, std::max(until, last_look + kOutputPoll));
-    if (st->output_stop) break;
+    if (st->output_generation != generation) break;
     if (!st->watch_submitted && Clock::now() < st->deadline) continue;   // woken with news: look again
     lk.unlock();
     last_look = Clock::now();
@@ -1757,7 +1770,8 @@ static gboolean gst_ssd_detect_query(GstBaseTransform* trans, GstPadDirection di
   GstSsdDetect* self = GST_SSD_DETECT(trans);
   SsdDetectState* st = self->state;
   if (direction == GST_PAD_SINK && GST_QUERY_IS_SERIALIZED(query) && st->batching() && st->detector) {
-    // e.g. a drain or allocation query: answer it after the held frames are out.
+    // e.g. a drain or allocation query: answer it after the held frames are out. gst_pad_query
+    // holds the sink pad's stream lock for serialized queries, as the output thread holds it.
     drain(self);
   }
   if (direction == GST_PAD_SRC && GST_QUERY_TYPE(query) == GST_QUERY_POSITION && st->batching()) {

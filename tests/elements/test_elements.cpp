@@ -38,6 +38,7 @@
 
 #include <glib/gstdio.h>
 #include <gst/app/gstappsink.h>
+#include <gst/app/gstappsrc.h>
 #include <gst/check/gstharness.h>
 #include <gst/gst.h>
 #include <gst/video/video.h>
@@ -1516,6 +1517,63 @@ TEST(SsdDetectBatching, TimeoutRunsAPartialBatchWhenNoFrameComes) {
   ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_eos()));
   EXPECT_EQ(pull_all(h).size(), 1u);
   gst_harness_teardown(h);
+}
+
+// An application that stops the pipeline from a pad probe that runs on the element's output
+// thread (GStreamer advises against state changes from streaming threads) and frees it at once:
+// the thread, detached by the stop, holds its own reference on the element until it ends, so
+// nothing it touches afterwards is freed under it (the suite's leak tracer sees the element
+// finalized in the end).
+TEST(SsdDetectBatching, StoppedFromItsOutputThreadAndFreedAtOnce) {
+  GstElement* p = gst_parse_launch(
+      "appsrc name=src format=time caps=video/x-raw,format=RGB,width=320,height=240,framerate=25/1 ! "
+      "ssddetect name=d device=cpu batch-size=2 in-flight=2 ! fakesink sync=false",
+      nullptr);
+  ASSERT_NE(p, nullptr);
+  struct Shared {
+    GstElement* pipeline;
+    std::atomic<GThread*> streaming{nullptr};
+    std::atomic<bool> stopped{false};
+    std::atomic<bool> finalized{false};
+  } shared{p};
+  GstElement* d = gst_bin_get_by_name(GST_BIN(p), "d");
+  GstPad* in = gst_element_get_static_pad(d, "sink");
+  GstPad* out = gst_element_get_static_pad(d, "src");
+  gst_pad_add_probe(
+      in, GST_PAD_PROBE_TYPE_BUFFER,
+      [](GstPad*, GstPadProbeInfo*, gpointer data) {
+        static_cast<Shared*>(data)->streaming = g_thread_self();
+        return GST_PAD_PROBE_OK;
+      },
+      &shared, nullptr);
+  gst_pad_add_probe(
+      out, GST_PAD_PROBE_TYPE_BUFFER,
+      [](GstPad*, GstPadProbeInfo*, gpointer data) {
+        auto* sh = static_cast<Shared*>(data);
+        if (g_thread_self() == sh->streaming || sh->stopped) return GST_PAD_PROBE_OK;
+        gst_element_set_state(sh->pipeline, GST_STATE_NULL);   // from the output thread
+        sh->stopped = true;
+        g_usleep(300 * 1000);   // the application frees the pipeline meanwhile
+        return GST_PAD_PROBE_OK;
+      },
+      &shared, nullptr);
+  g_object_weak_ref(
+      G_OBJECT(d), [](gpointer data, GObject*) { static_cast<Shared*>(data)->finalized = true; }, &shared);
+  gst_object_unref(in);
+  gst_object_unref(out);
+  gst_object_unref(d);
+  ASSERT_EQ(gst_element_set_state(p, GST_STATE_PLAYING), GST_STATE_CHANGE_ASYNC);
+  GstElement* src = gst_bin_get_by_name(GST_BIN(p), "src");
+  auto f = make_frame(flat(320, 240), GST_VIDEO_FORMAT_RGB);
+  for (int i = 0; i < 2; i++)   // one batch: computed on a worker, pushed by the output thread
+    ASSERT_EQ(gst_app_src_push_buffer(GST_APP_SRC(src), stamped(*f, i)), GST_FLOW_OK);
+  gst_object_unref(src);
+  for (int i = 0; i < 200 && !shared.stopped; i++) std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  ASSERT_TRUE(shared.stopped) << "the output thread did not push the batch";
+  gst_object_unref(p);   // while the probe still runs on the output thread
+  EXPECT_FALSE(shared.finalized) << "the element went while its output thread was still in it";
+  for (int i = 0; i < 400 && !shared.finalized; i++) std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  EXPECT_TRUE(shared.finalized) << "the output thread ends and drops the element";
 }
 
 // A push by the output thread that fails (here: downstream flushing) reaches upstream as the
