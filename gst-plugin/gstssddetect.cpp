@@ -227,6 +227,12 @@ struct HeldFrame {
   std::vector<GstEvent*> events;
 };
 
+// The end of a frame with a PTS: PTS + duration (the PTS when it has none), as GstBaseTransform
+// records positions.
+GstClockTime buffer_end(GstBuffer* b) {
+  return GST_BUFFER_PTS(b) + (GST_BUFFER_DURATION_IS_VALID(b) ? GST_BUFFER_DURATION(b) : 0);
+}
+
 // Frees what a held frame owns (a frame dropped with its batch, or discarded); its sticky events
 // go to `sticky` when given.
 void release(const HeldFrame& h, std::vector<GstEvent*>* sticky = nullptr) {
@@ -1584,8 +1590,7 @@ static GstFlowReturn push_ready(GstSsdDetect* self, GstFlowReturn ret) {
     }
     GstBuffer* b = GST_BUFFER_CAST(item);
     if (ret == GST_FLOW_OK) {
-      if (GST_BUFFER_PTS_IS_VALID(b))
-        st->position_out = GST_BUFFER_PTS(b) + (GST_BUFFER_DURATION_IS_VALID(b) ? GST_BUFFER_DURATION(b) : 0);
+      if (GST_BUFFER_PTS_IS_VALID(b)) st->position_out = buffer_end(b);
       st->pushed++;
       ret = gst_pad_push(GST_BASE_TRANSFORM_SRC_PAD(self), b);
     } else {
@@ -1734,7 +1739,7 @@ static GstFlowReturn gst_ssd_detect_submit_input_buffer(GstBaseTransform* trans,
   // What GstBaseTransform's chain records when a frame goes through it: the position the sink
   // pad's position query answers.
   if (GST_BUFFER_PTS_IS_VALID(buf) && trans->segment.format == GST_FORMAT_TIME)
-    trans->segment.position = GST_BUFFER_PTS(buf) + (GST_BUFFER_DURATION_IS_VALID(buf) ? GST_BUFFER_DURATION(buf) : 0);
+    trans->segment.position = buffer_end(buf);
   if (st->output_flow != GST_FLOW_OK) {
     // The output thread's push failed: upstream hears it now, for this frame, as it would from a
     // push of its own; the next frame is tried again (downstream may have been relinked).

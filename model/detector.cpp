@@ -117,14 +117,17 @@ std::vector<Plane> planes_of(const FrameView& f) {
           plane(f.planes[2], ch, cw, 1, f.strides[2])};
 }
 
+// The whole factor the box filter shrinks n pixels by before the bilinear resize to `size`.
+int64_t shrink_factor(int64_t n, int size) { return std::max<int64_t>(1, n / size); }
+
 // The columns (rows) of a frame n pixels wide (tall) that the network sees. The box filter of
-// to_rgb() shrinks by a whole factor f = max(1, n / size) and leaves out the last n % f that do
-// not fill a block (fewer than n / size: under 1 / size of the frame), so the network's
+// to_rgb() shrinks by a whole factor f = shrink_factor(n, size) and leaves out the last n % f
+// that do not fill a block (fewer than n / size: under 1 / size of the frame), so the network's
 // picture, and the [0, 1] boxes it gives, span the first (n / f) * f; collect() scales the
 // boxes by seen_fraction() to the whole frame. Planar YUV: the luma plane's, and to_rgb() takes
 // the chroma of those pixels only.
 int64_t seen_pixels(int64_t n, int size) {
-  const int64_t factor = std::max<int64_t>(1, n / size);
+  const int64_t factor = shrink_factor(n, size);
   return n / factor * factor;
 }
 std::pair<float, float> seen_fraction(const FrameView& f, int size) {
@@ -135,10 +138,8 @@ std::pair<float, float> seen_fraction(const FrameView& f, int size) {
 // (N, C, H, W) float -> (N, C, size, size): box-filter shrink by the integer factor first (so a
 // 1080p frame is not aliased), then bilinear, as OpenCV's INTER_AREA + INTER_LINEAR do.
 torch::Tensor resize_square(torch::Tensor x, int size) {
-  const int64_t fh = x.size(2) / size, fw = x.size(3) / size;
-  if (fh >= 2 || fw >= 2) {
-    x = F::avg_pool2d(x, F::AvgPool2dFuncOptions({std::max<int64_t>(fh, 1), std::max<int64_t>(fw, 1)}));
-  }
+  const int64_t fh = shrink_factor(x.size(2), size), fw = shrink_factor(x.size(3), size);
+  if (fh >= 2 || fw >= 2) x = F::avg_pool2d(x, F::AvgPool2dFuncOptions({fh, fw}));
   if (x.size(2) == size && x.size(3) == size) return x;
   return F::interpolate(x, F::InterpolateFuncOptions()
                                .size(std::vector<int64_t>{size, size})
@@ -213,7 +214,7 @@ torch::Tensor box_filter_host(const torch::Tensor& px, int64_t fh, int64_t fw, c
 
 // resize_square of a (rows, cols, C) uint8 plane's channels `channels`, times `scale`.
 torch::Tensor resize_plane_host(const torch::Tensor& px, int size, const std::vector<int64_t>& channels, float scale) {
-  const int64_t fh = std::max<int64_t>(1, px.size(0) / size), fw = std::max<int64_t>(1, px.size(1) / size);
+  const int64_t fh = shrink_factor(px.size(0), size), fw = shrink_factor(px.size(1), size);
   return resize_square(box_filter_host(px, fh, fw, channels, scale), size);
 }
 
@@ -492,7 +493,7 @@ struct Detector::Impl {
       // resize_square's avg_pool2d step.
       const auto& idx = channel_index(fi);
       const int64_t bpp = fi.bytes_per_pixel;
-      const int64_t fh = std::max(1, f.height / S), fw = std::max(1, f.width / S);
+      const int64_t fh = shrink_factor(f.height, S), fw = shrink_factor(f.width, S);
       const int64_t h2 = f.height / fh, w2 = f.width / fw;
       auto fl = px.narrow(0, 0, h2 * fh).narrow(1, 0, w2 * fw).to(torch::kFloat32).contiguous();
       auto box = fl.view({h2, fh, w2 * fw * bpp}).sum(1).view({h2, w2, fw, bpp}).sum(2);
