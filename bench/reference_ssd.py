@@ -247,11 +247,16 @@ def postprocess(cls_logits, box_act, centers, grid_sizes, threshold, nms_iou, ma
 # ------------------------------------------------------------------------------------------
 # Preprocessing: raw frames -> normalised (B, 3, S, S)
 # ------------------------------------------------------------------------------------------
+def shrink_factor(n, size):
+    """The whole factor the pooling shrinks n pixels by before the bilinear resize to size."""
+    return max(1, n // size)
+
+
 def resize_square(x, size):
     """Integer-factor average pooling (anti-aliasing), then bilinear (align_corners=False)."""
-    fh, fw = x.shape[2] // size, x.shape[3] // size
+    fh, fw = shrink_factor(x.shape[2], size), shrink_factor(x.shape[3], size)
     if fh >= 2 or fw >= 2:
-        x = F.avg_pool2d(x, (max(fh, 1), max(fw, 1)))
+        x = F.avg_pool2d(x, (fh, fw))
     if x.shape[2] == size and x.shape[3] == size:
         return x
     return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
@@ -260,9 +265,9 @@ def resize_square(x, size):
 def seen_scale(h, w, size):
     """(x, y, x, y) factors from the [0, 1] boxes of the network's picture to the frame's: the
     pooling leaves out the last w % fw columns and h % fh rows, so the picture spans
-    (w // fw) * fw of the w columns (fw = max(1, w // size); ssd::Detector's seen_fraction)."""
+    (w // fw) * fw of the w columns (fw = shrink_factor(w, size); ssd::Detector's seen_fraction)."""
     def seen(n):
-        f = max(1, n // size)
+        f = shrink_factor(n, size)
         return n // f * f / n
     sx, sy = seen(w), seen(h)
     return torch.tensor([sx, sy, sx, sy], dtype=torch.float32)

@@ -233,14 +233,17 @@ GstClockTime buffer_end(GstBuffer* b) {
   return GST_BUFFER_PTS(b) + (GST_BUFFER_DURATION_IS_VALID(b) ? GST_BUFFER_DURATION(b) : 0);
 }
 
+// Frees an event held with discarded frames, or moves it to `sticky` (when given) if sticky.
+void drop_event(GstEvent* e, std::vector<GstEvent*>* sticky) {
+  if (sticky && GST_EVENT_IS_STICKY(e)) sticky->push_back(e);
+  else gst_event_unref(e);
+}
+
 // Frees what a held frame owns (a frame dropped with its batch, or discarded); its sticky events
 // go to `sticky` when given.
 void release(const HeldFrame& h, std::vector<GstEvent*>* sticky = nullptr) {
   gst_buffer_unref(h.buffer);
-  for (GstEvent* e : h.events) {
-    if (sticky && GST_EVENT_IS_STICKY(e)) sticky->push_back(e);
-    else gst_event_unref(e);
-  }
+  for (GstEvent* e : h.events) drop_event(e, sticky);
 }
 
 // Serialized events that batching holds with the frames, in order, instead of pushing the held
@@ -1617,7 +1620,7 @@ static void discard_held(SsdDetectState* st) {
     for (const HeldFrame& h : batch) release(h, &st->kept_sticky);
   st->submitted.clear();   // unmaps their frames
   for (GstMiniObject* item : st->ready) {
-    if (GST_IS_EVENT(item) && GST_EVENT_IS_STICKY(GST_EVENT_CAST(item))) st->kept_sticky.push_back(GST_EVENT_CAST(item));
+    if (GST_IS_EVENT(item)) drop_event(GST_EVENT_CAST(item), &st->kept_sticky);
     else gst_mini_object_unref(item);
   }
   st->ready.clear();
@@ -1834,11 +1837,10 @@ static bool system_memory_pool(GstBufferPool* pool) {
   return plain && (G_OBJECT_TYPE(pool) == GST_TYPE_BUFFER_POOL || G_OBJECT_TYPE(pool) == GST_TYPE_VIDEO_BUFFER_POOL);
 }
 
-// On CUDA, offers upstream a pool of page-locked frames (gst-plugin/pinned_pool.h): frames
-// written there are uploaded in place, without a staging copy. The element works in place, so
-// upstream writes into the buffers that travel on: a system-memory pool downstream offered is
-// replaced by ours (first in the query, with downstream's buffer counts), a pool of any other
-// memory is left alone.
+// How many of upstream's buffers the element may hold at once (batching), plus the one being
+// written.
+static guint held_buffers(const SsdDetectState* st) { return st->batch_size * st->in_flight + 1; }
+
 // While batching the element holds up to batch-size x in-flight of upstream's frames: asks
 // upstream's pool for that many buffers more than downstream does, plus the one being written
 // (a source with a fixed number of buffers, such as v4l2src, allocates them), as the
@@ -1850,7 +1852,7 @@ static bool reserve_held_frames(GstSsdDetect* self, GstQuery* query) {
   gst_query_parse_allocation(query, &caps, nullptr);
   GstVideoInfo info;
   if (!caps || !gst_video_info_from_caps(&info, caps)) return false;
-  const guint held = st->batch_size * st->in_flight + 1;
+  const guint held = held_buffers(st);
   if (gst_query_get_n_allocation_pools(query) > 0) {
     GstBufferPool* pool = nullptr;
     guint size = 0, min = 0, max = 0;
@@ -1867,6 +1869,11 @@ static bool reserve_held_frames(GstSsdDetect* self, GstQuery* query) {
   return true;
 }
 
+// On CUDA, offers upstream a pool of page-locked frames (gst-plugin/pinned_pool.h): frames
+// written there are uploaded in place, without a staging copy. The element works in place, so
+// upstream writes into the buffers that travel on: a system-memory pool downstream offered is
+// replaced by ours (first in the query, with downstream's buffer counts), a pool of any other
+// memory is left alone.
 static gboolean gst_ssd_detect_propose_allocation(GstBaseTransform* trans, GstQuery* decide_query, GstQuery* query) {
   GstSsdDetect* self = GST_SSD_DETECT(trans);
   SsdDetectState* st = self->state;
@@ -1882,7 +1889,7 @@ static gboolean gst_ssd_detect_propose_allocation(GstBaseTransform* trans, GstQu
     GstVideoInfo info;
     if (!caps || !gst_video_info_from_caps(&info, caps)) return downstream;
     // Frames the element holds (batches waiting and in flight) plus the one being written.
-    guint min_buffers = st->batch_size * st->in_flight + 1, max_buffers = 0;
+    guint min_buffers = held_buffers(st), max_buffers = 0;
     guint size = static_cast<guint>(GST_VIDEO_INFO_SIZE(&info));
     const bool replace = gst_query_get_n_allocation_pools(query) > 0;
     if (replace) {

@@ -13,8 +13,8 @@ models (gst-plugins-bad's `onnxinference` + `ssdobjectdetector`; checked with GS
 Input `image`: uint8 (1, H, W, 3), the frame's pixels as GStreamer's video/x-raw RGB (or BGR
 with --bgr) at the --frame size the graph was made for (onnxinference's default hwc layout, no
 offset or scale). Inside: the resize of ssddetect (integer-factor average pooling, then
-bilinear; boxes scaled to the part of the frame the pooling does not leave out), the weights file's normalisation, the network, the lesson's tanh box decoding,
-sigmoid scores, per-class NMS and the best --max-detections above --threshold, as
+bilinear; boxes scaled to the part of the frame the pooling does not leave out), the weights
+file's normalisation, the network, the lesson's tanh box decoding, sigmoid scores, per-class NMS and the best --max-detections above --threshold, as
 `ssd::Detector` computes them. Outputs as TensorFlow's object detection API writes them:
 `detection_boxes` (1, N, 4) float normalised y_min, x_min, y_max, x_max; `detection_scores`
 (1, N); `detection_classes` (1, N) float label index; `num_detections` (1) float. The model's
