@@ -64,12 +64,18 @@ struct OdEntry {
 std::vector<OdEntry> od_entries(GstAnalyticsRelationMeta* rmeta, const std::vector<GstVideoRegionOfInterestMeta*>& rois);
 #endif
 
-// An in-place element forwards upstream's allocation query downstream, and so would offer
-// upstream downstream's support for GstVideoCropMeta: an element upstream (videocrop, a hardware
-// decoder) would then send uncropped frames with a crop meta, whose pixels an element that reads
-// or draws them at the frame's size (caps) would take from the wrong place. Removes that meta
-// from the answer: upstream crops the frames itself.
-void refuse_crop_meta(GstQuery* allocation_query);
+// A rectangle of pixels.
+struct Rect {
+  int x = 0, y = 0, width = 0, height = 0;
+};
+
+// Where a frame's picture lies in its buffer, in the buffer's pixels. An in-place element
+// forwards the allocation query, so when every element downstream supports GstVideoCropMeta
+// (xvimagesink, glimagesink) upstream may leave the cropping to them (videocrop, a decoder): it
+// sends the uncropped frame, described by its GstVideoMeta, with a crop meta; the caps give the
+// picture's size. The picture is then the crop meta's rectangle, else the caps-sized frame;
+// clipped to the buffer's frame (the video meta's size, else the caps').
+Rect picture_rect(GstBuffer* buffer, const GstVideoInfo& info);
 
 // Whether a sink event starts the stream afresh for an element that carries state from frame to
 // frame (boxes, tracks): a stream start (concat, gapless playback), or a segment other than the

@@ -30,9 +30,11 @@
  * whole factor (a box filter: the mean of each factor x factor block, so that large frames are
  * not aliased), then resized bilinearly to the model's input; the last columns or rows that do
  * not fill a block (fewer than the factor: under 1/input-size of the frame, e.g. 4 of 854 at a
- * 160 px input) are left out, and the boxes are those of the part analysed. Frames are read at
- * the size of the caps: the element does not offer upstream a #GstVideoCropMeta support of the
- * elements behind it, so upstream (videocrop, a decoder) sends cropped frames.
+ * 160 px input) are left out, and the boxes are those of the part analysed. When every element
+ * downstream supports #GstVideoCropMeta (e.g. xvimagesink, glimagesink), the element offers that
+ * support upstream, so videocrop or a decoder may send the uncropped frame with a crop meta
+ * instead of copying the picture out: the network then sees the crop meta's rectangle, and the
+ * boxes are given in the cropped picture's coordinates, as for a cropped frame.
  *
  * ## Falling behind a live source
  *
@@ -178,9 +180,7 @@ constexpr gboolean kDefaultCudaGraphs = TRUE;
 constexpr std::chrono::milliseconds kOutputPoll{1};
 
 // A rectangle of the frame, in pixels.
-struct Region {
-  int x = 0, y = 0, width = 0, height = 0;
-};
+using Region = gstssd::Rect;
 
 // What the element keeps of its model's detections: the classes `classes` names (every class
 // when it names none), each above the confidence `class-thresholds` gives it, else `threshold`.
@@ -217,6 +217,7 @@ struct HeldFrame {
   bool gap;
   std::shared_ptr<gstssd::VideoFrameMap> map;
   std::optional<Region> region;   // the part the network saw, once submitted (none: all of it)
+  Region picture;                 // the frame's picture in its buffer (gstssd::picture_rect)
   bool blind = false;             // analysed, but the region lies outside the frame
   // Once submitted: the class filter and `threshold` its detections are kept by (those in effect
   // when the frame came; a change while its batch computes applies to later frames).
@@ -475,18 +476,17 @@ static std::optional<Region> parse_region(const std::string& text) {
   return Region{v[0], v[1], v[2], v[3]};
 }
 
-// The region clipped to a frame of this layout, with x and y rounded down to even in subsampled
-// (YUV) formats so that the chroma planes start at the region too; width or height 0 when it
-// lies outside the frame.
-static Region clip_region(const Region& r, const GstVideoInfo& info) {
-  const int w = GST_VIDEO_INFO_WIDTH(&info), h = GST_VIDEO_INFO_HEIGHT(&info);
-  int x0 = std::min(r.x, w), y0 = std::min(r.y, h);
-  if (GST_VIDEO_INFO_IS_YUV(&info)) {
+// The region, given relative to `bounds`' origin, clipped to `bounds`, with x and y rounded
+// down to even in subsampled (YUV) formats so that the chroma planes start at the region too;
+// width or height 0 when it lies outside.
+static Region clip_region(const Region& r, const Region& bounds, bool subsampled) {
+  int x0 = bounds.x + std::min(r.x, bounds.width), y0 = bounds.y + std::min(r.y, bounds.height);
+  if (subsampled) {
     x0 &= ~1;
     y0 &= ~1;
   }
-  const int x1 = static_cast<int>(std::min<long>(static_cast<long>(r.x) + r.width, w));
-  const int y1 = static_cast<int>(std::min<long>(static_cast<long>(r.y) + r.height, h));
+  const int x1 = bounds.x + static_cast<int>(std::min<long>(static_cast<long>(r.x) + r.width, bounds.width));
+  const int y1 = bounds.y + static_cast<int>(std::min<long>(static_cast<long>(r.y) + r.height, bounds.height));
   return {x0, y0, std::max(0, x1 - x0), std::max(0, y1 - y0)};
 }
 
@@ -1345,21 +1345,26 @@ static ssd::FrameView frame_view(const gstssd::VideoFrameMap& frame, const std::
   return view;
 }
 
-// The part of the current frames the network sees: none for the whole frame, else `region`
-// clipped to them (width or height 0: nothing of the frame).
-static std::optional<Region> analysed_region(const SsdDetectState* st) {
-  if (!st->region) return std::nullopt;
-  return clip_region(*st->region, st->info);
+// The part of a frame the network sees, in its buffer's pixels: none for the whole frame, else
+// `region` within the frame's picture (gstssd::picture_rect: a crop meta's rectangle), or that
+// picture, clipped to it (width or height 0: nothing of it).
+static std::optional<Region> analysed_region(const SsdDetectState* st, GstBuffer* buffer, const Region& picture) {
+  const int width = GST_VIDEO_INFO_WIDTH(&st->info), height = GST_VIDEO_INFO_HEIGHT(&st->info);
+  const GstVideoMeta* meta = gst_buffer_get_video_meta(buffer);
+  const bool whole = picture.x == 0 && picture.y == 0 && picture.width == width && picture.height == height &&
+                     (!meta || (static_cast<int>(meta->width) == width && static_cast<int>(meta->height) == height));
+  if (!st->region && whole) return std::nullopt;
+  const Region within = st->region ? *st->region : Region{0, 0, picture.width, picture.height};
+  return clip_region(within, picture, GST_VIDEO_INFO_IS_YUV(&st->info));
 }
 static bool blind(const std::optional<Region>& r) { return r && (r->width < 2 || r->height < 2); }
 
-// Detections normalised to the region the network saw, as boxes normalised to the frame.
-static void region_to_frame(const std::optional<Region>& r, const GstVideoInfo& info,
-                            std::vector<ssd::Detection>* dets) {
+// Detections normalised to the region the network saw, as boxes normalised to the picture.
+static void region_to_frame(const std::optional<Region>& r, const Region& picture, std::vector<ssd::Detection>* dets) {
   if (!r) return;
-  const double w = GST_VIDEO_INFO_WIDTH(&info), h = GST_VIDEO_INFO_HEIGHT(&info);
-  auto to_x = [&](float v) { return static_cast<float>((r->x + std::clamp(v, 0.f, 1.f) * r->width) / w); };
-  auto to_y = [&](float v) { return static_cast<float>((r->y + std::clamp(v, 0.f, 1.f) * r->height) / h); };
+  const double w = picture.width, h = picture.height;
+  auto to_x = [&](float v) { return static_cast<float>((r->x - picture.x + std::clamp(v, 0.f, 1.f) * r->width) / w); };
+  auto to_y = [&](float v) { return static_cast<float>((r->y - picture.y + std::clamp(v, 0.f, 1.f) * r->height) / h); };
   for (ssd::Detection& d : *dets) {
     d.x_min = to_x(d.x_min);
     d.x_max = to_x(d.x_max);
@@ -1390,7 +1395,8 @@ static GstFlowReturn detect_frame(GstSsdDetect* self, GstBuffer* buf) {
     return GST_FLOW_OK;   // no picture to analyse
   }
   if (count_frame(st, buf, interval)) {
-    const std::optional<Region> region = analysed_region(st);
+    const Region picture = gstssd::picture_rect(buf, st->info);
+    const std::optional<Region> region = analysed_region(st, buf, picture);
     std::vector<ssd::Detection> dets;
     if (!blind(region)) {
       gstssd::VideoFrameMap frame(&st->info, buf, GST_MAP_READ);
@@ -1400,7 +1406,7 @@ static GstFlowReturn detect_frame(GstSsdDetect* self, GstBuffer* buf) {
       dets = st->shared ? st->shared->detect(view, st->threshold, st->max_detections) : st->detector->detect(view);
       st->inferences++;
       report_graph_failures(self);
-      region_to_frame(region, st->info, &dets);
+      region_to_frame(region, picture, &dets);
       st->filter.apply(st->global_threshold, &dets);
     }
     st->last = std::move(dets);
@@ -1433,7 +1439,7 @@ static void complete_oldest(GstSsdDetect* self) {
       st->last.clear();
     } else if (h.analyse && next < results.size()) {
       st->last = std::move(results[next++]);
-      region_to_frame(h.region, st->info, &st->last);
+      region_to_frame(h.region, h.picture, &st->last);
       h.filter->apply(h.global_threshold, &st->last);
     }
     if (!h.gap) attach_detections(self, h.buffer, st->last);
@@ -1460,12 +1466,12 @@ static GstFlowReturn submit_pending(GstSsdDetect* self) {
     st->submitted.pop_back();
   };
   std::vector<ssd::FrameView> views;
-  const std::optional<Region> region = analysed_region(st);
   const auto filter = std::make_shared<const ClassFilter>(st->filter);
   for (HeldFrame& h : frames) {
     if (!h.analyse) continue;
-    h.region = region;
-    h.blind = blind(region);
+    h.picture = gstssd::picture_rect(h.buffer, st->info);
+    h.region = analysed_region(st, h.buffer, h.picture);
+    h.blind = blind(h.region);
     h.filter = filter;
     h.global_threshold = st->global_threshold;
     if (h.blind) continue;
@@ -1475,7 +1481,7 @@ static GstFlowReturn submit_pending(GstSsdDetect* self) {
       drop_batch();
       return ret;
     }
-    views.push_back(frame_view(*h.map, region));
+    views.push_back(frame_view(*h.map, h.region));
   }
   try {
     st->detector->submit(views);
@@ -1877,10 +1883,9 @@ static bool reserve_held_frames(GstSsdDetect* self, GstQuery* query) {
 static gboolean gst_ssd_detect_propose_allocation(GstBaseTransform* trans, GstQuery* decide_query, GstQuery* query) {
   GstSsdDetect* self = GST_SSD_DETECT(trans);
   SsdDetectState* st = self->state;
-  // In place, the default asks downstream; the frames are read at the size of the caps.
+  // In place, the default asks downstream (a crop meta it supports is honoured: picture_rect).
   const gboolean downstream = GST_BASE_TRANSFORM_CLASS(gst_ssd_detect_parent_class)->propose_allocation(
       trans, decide_query, query);
-  gstssd::refuse_crop_meta(query);
   if (!st->on_cuda) return reserve_held_frames(self, query) || downstream;
   try {
     GstCaps* caps = nullptr;
@@ -2048,7 +2053,8 @@ static void gst_ssd_detect_class_init(GstSsdDetectClass* klass) {
    * (no copy in front of it), scales it to the network's input as it would the whole frame,
    * and reports the detections in the frame's coordinates. Nothing outside it is detected, and
    * objects in it are seen at a higher resolution than in the whole frame. Clipped to the
-   * frame; in NV12 and I420 x and y are rounded down to even; a region that is then less than 2
+   * frame (in a frame with a #GstVideoCropMeta: given in, and clipped to, its cropped picture);
+   * in NV12 and I420 x and y are rounded down to even; a region that is then less than 2
    * pixels wide or high (e.g. one outside the frame) detects nothing. Unset or empty: the whole
    * frame.
    * Can be changed while playing (from the next frame on, which is then analysed, whatever

@@ -18,9 +18,10 @@
  * NV12 and I420 frames are drawn in their own planes without converting the frame: the luma
  * of the colour on the Y plane and its chroma on the half-resolution chroma plane(s), using
  * the frame's colour matrix. Buffers with nothing to draw are passed on without being mapped.
- * Frames are drawn at the size of the caps: the element does not offer upstream a
- * #GstVideoCropMeta support of the elements behind it, so upstream (videocrop, a decoder) sends
- * cropped frames.
+ * When every element downstream supports #GstVideoCropMeta, the element offers that support
+ * upstream, and a frame that comes uncropped with a crop meta (videocrop, a decoder) is drawn in
+ * its cropped picture: region coordinates are the picture's, as ssddetect gives them, and
+ * nothing is drawn outside it.
  *
  * ## Example launch line
  * |[
@@ -120,21 +121,27 @@ static Rgb colour_for_label(const std::string& label) {
 
 namespace {
 
-// Draws on one frame: packed RGB-family formats on a single cv::Mat, 4:2:0 YUV on the planes.
+// Draws on one frame's picture (`picture`, in the frame's pixels: the whole frame, or a crop
+// meta's rectangle), in the picture's coordinates: packed RGB-family formats on a single
+// cv::Mat, 4:2:0 YUV on the planes.
 class Painter {
  public:
-  Painter(gstssd::VideoFrameMap& frame) : frame_(frame) {
+  Painter(gstssd::VideoFrameMap& frame, const gstssd::Rect& picture) : frame_(frame), ox_(picture.x), oy_(picture.y) {
     const GstVideoFormat f = frame.format();
     yuv_ = f == GST_VIDEO_FORMAT_NV12 || f == GST_VIDEO_FORMAT_I420;
+    const cv::Rect area(picture.x, picture.y, picture.width, picture.height);
     const int w = frame.width(), h = frame.height();
     if (yuv_) {
+      // The chroma samples the picture's pixels touch (an odd x or y shares its first ones).
       const int cw = (w + 1) / 2, ch = (h + 1) / 2;
-      y_ = cv::Mat(h, w, CV_8UC1, frame.plane(0), frame.stride(0));
+      const cv::Rect chroma(picture.x / 2, picture.y / 2, (picture.x + picture.width + 1) / 2 - picture.x / 2,
+                            (picture.y + picture.height + 1) / 2 - picture.y / 2);
+      y_ = cv::Mat(h, w, CV_8UC1, frame.plane(0), frame.stride(0))(area);
       if (f == GST_VIDEO_FORMAT_NV12) {
-        uv_ = cv::Mat(ch, cw, CV_8UC2, frame.plane(1), frame.stride(1));
+        uv_ = cv::Mat(ch, cw, CV_8UC2, frame.plane(1), frame.stride(1))(chroma);
       } else {
-        u_ = cv::Mat(ch, cw, CV_8UC1, frame.plane(1), frame.stride(1));
-        v_ = cv::Mat(ch, cw, CV_8UC1, frame.plane(2), frame.stride(2));
+        u_ = cv::Mat(ch, cw, CV_8UC1, frame.plane(1), frame.stride(1))(chroma);
+        v_ = cv::Mat(ch, cw, CV_8UC1, frame.plane(2), frame.stride(2))(chroma);
       }
       const gstssd::YuvCoefficients c = gstssd::yuv_coefficients(frame.info());
       kr_ = c.kr;
@@ -142,7 +149,7 @@ class Painter {
       full_range_ = c.full_range;
     } else {
       const int bpp = GST_VIDEO_FORMAT_INFO_PSTRIDE(frame.info().finfo, 0);
-      rgb_ = cv::Mat(h, w, bpp == 3 ? CV_8UC3 : CV_8UC4, frame.plane(0), frame.stride(0));
+      rgb_ = cv::Mat(h, w, bpp == 3 ? CV_8UC3 : CV_8UC4, frame.plane(0), frame.stride(0))(area);
     }
   }
 
@@ -154,8 +161,10 @@ class Painter {
       int Y, U, V;
       to_yuv(c, &Y, &U, &V);
       draw_rect(y_, x0, y0, x1, y1, cv::Scalar(Y), thickness, filled);
-      // Chroma at half resolution: cover every chroma sample the luma rectangle touches.
-      const int cx0 = x0 / 2, cy0 = y0 / 2, cx1 = (x1 + 1) / 2, cy1 = (y1 + 1) / 2;
+      // Chroma at half resolution: cover every chroma sample the luma rectangle touches (in
+      // the frame's sample grid, which the picture may start half-way into).
+      const int cx0 = (ox_ + x0) / 2 - ox_ / 2, cy0 = (oy_ + y0) / 2 - oy_ / 2;
+      const int cx1 = (ox_ + x1 + 1) / 2 - ox_ / 2, cy1 = (oy_ + y1 + 1) / 2 - oy_ / 2;
       const int ct = std::max(1, (thickness + 1) / 2);
       if (!uv_.empty()) {
         draw_rect(uv_, cx0, cy0, cx1, cy1, cv::Scalar(U, V), ct, filled);
@@ -232,6 +241,7 @@ class Painter {
   }
 
   gstssd::VideoFrameMap& frame_;
+  int ox_ = 0, oy_ = 0;   // the picture's origin in the frame
   bool yuv_ = false;
   cv::Mat rgb_, y_, uv_, u_, v_;
   double kr_ = 0.299, kb_ = 0.114;
@@ -303,9 +313,12 @@ static GstFlowReturn draw_frame(GstSsdOverlay* self, GstBuffer* buf) {
     GST_ELEMENT_ERROR(self, CORE, NEGOTIATION, ("Caps not negotiated."), (nullptr));
     return GST_FLOW_NOT_NEGOTIATED;
   }
-  const int width = GST_VIDEO_INFO_WIDTH(&st->info), height = GST_VIDEO_INFO_HEIGHT(&st->info);
+  // Regions are in the picture's coordinates (a crop meta's rectangle, else the frame's).
+  const gstssd::Rect picture = gstssd::picture_rect(buf, st->info);
+  const int width = picture.width, height = picture.height;
   const std::vector<gstssd::RoiDetection> rois = gstssd::read_rois(buf, width, height);
-  if (rois.empty()) return GST_FLOW_OK;   // nothing to draw: do not map (a write map may copy the memory)
+  // Nothing to draw: do not map (a write map may copy the memory).
+  if (rois.empty() || width == 0 || height == 0) return GST_FLOW_OK;
   Settings s;
   {
     std::lock_guard<std::mutex> guard(st->lock);
@@ -317,7 +330,7 @@ static GstFlowReturn draw_frame(GstSsdOverlay* self, GstBuffer* buf) {
     GST_ELEMENT_ERROR(self, STREAM, FAILED, ("Could not map the video frame for writing."), (nullptr));
     return GST_FLOW_ERROR;
   }
-  Painter painter(frame);
+  Painter painter(frame, picture);
   for (const gstssd::RoiDetection& r : rois) {
     const int x0 = std::clamp(r.x, 0, width), y0 = std::clamp(r.y, 0, height);
     const int x1 = std::clamp(r.x + r.w, 0, width), y1 = std::clamp(r.y + r.h, 0, height);
@@ -348,14 +361,6 @@ static GstFlowReturn draw_frame(GstSsdOverlay* self, GstBuffer* buf) {
     painter.text(caption, bx0 + pad, by0 + pad + ts.height, s.font_scale, luma < 140);
   }
   return GST_FLOW_OK;
-}
-
-// In place, the default asks downstream; the boxes are drawn at the size of the caps.
-static gboolean gst_ssd_overlay_propose_allocation(GstBaseTransform* trans, GstQuery* decide_query, GstQuery* query) {
-  const gboolean res =
-      GST_BASE_TRANSFORM_CLASS(gst_ssd_overlay_parent_class)->propose_allocation(trans, decide_query, query);
-  gstssd::refuse_crop_meta(query);
-  return res;
 }
 
 static GstFlowReturn gst_ssd_overlay_transform_ip(GstBaseTransform* trans, GstBuffer* buf) {
@@ -428,7 +433,6 @@ static void gst_ssd_overlay_class_init(GstSsdOverlayClass* klass) {
   trans_class->set_caps = GST_DEBUG_FUNCPTR(gst_ssd_overlay_set_caps);
   trans_class->stop = GST_DEBUG_FUNCPTR(gst_ssd_overlay_stop);
   trans_class->transform_ip = GST_DEBUG_FUNCPTR(gst_ssd_overlay_transform_ip);
-  trans_class->propose_allocation = GST_DEBUG_FUNCPTR(gst_ssd_overlay_propose_allocation);
   trans_class->passthrough_on_same_caps = FALSE;
 
   GST_DEBUG_CATEGORY_INIT(gst_ssd_overlay_debug, "ssdoverlay", 0, "SSD detection overlay");

@@ -699,52 +699,6 @@ TEST(SsdDetect, ClassesChangeWhilePlaying) {
 // Whether two frames' detections are the same (labels, boxes, confidences).
 bool same(const std::vector<Det>& a, const std::vector<Det>& b);
 
-// An element upstream crops with a GstVideoCropMeta on the uncropped frame instead of copying
-// when downstream takes such frames (videocrop does, as hardware decoders do): with a sink that
-// does, behind ssddetect, the picture ssddetect analyses is still the cropped one (ssddetect
-// and ssdoverlay, which read and draw the pixels at the size of the caps, do not offer crop
-// meta support upstream: it crops the frames itself).
-TEST(SsdDetect, FramesCroppedUpstreamAreAnalysedCropped) {
-  const ssdtrain::SynthSample s = one_object(320, 240, 2);
-  const std::vector<Det> expect = reference(s.image);
-  ASSERT_FALSE(expect.empty());
-  cv::Mat big(290, 430, s.image.type(), cv::Scalar(40, 170, 90));
-  s.image.copyTo(big(cv::Rect(100, 50, 320, 240)));
-  GstHarness* h = gst_harness_new_parse("videocrop left=100 top=50 right=10 ! ssddetect threshold=0.1");
-  gst_harness_add_propose_allocation_meta(h, GST_VIDEO_META_API_TYPE, nullptr);
-  gst_harness_add_propose_allocation_meta(h, GST_VIDEO_CROP_META_API_TYPE, nullptr);
-  auto f = make_frame(big, GST_VIDEO_FORMAT_RGB);
-  gst_harness_set_src_caps(h, gst_caps_ref(f->caps));
-  ASSERT_EQ(gst_harness_push(h, f->ref()), GST_FLOW_OK);
-  GstBuffer* out = gst_harness_pull(h);
-  ASSERT_NE(out, nullptr);
-  const std::vector<Det> got = detections(out);
-  gst_buffer_unref(out);
-  ASSERT_FALSE(got.empty());
-  EXPECT_EQ(got[0].label, expect[0].label);
-  EXPECT_NEAR(got[0].x, expect[0].x, 1);
-  EXPECT_NEAR(got[0].y, expect[0].y, 1);
-  EXPECT_NEAR(got[0].w, expect[0].w, 1);
-  EXPECT_NEAR(got[0].h, expect[0].h, 1);
-  EXPECT_NEAR(got[0].confidence, expect[0].confidence, 1e-4);
-  gst_harness_teardown(h);
-  // The allocation query upstream of either element: downstream's video meta support is
-  // offered, its crop meta support is not.
-  for (const char* element : {"ssddetect", "ssdoverlay"}) {
-    SCOPED_TRACE(element);
-    GstHarness* e = gst_harness_new(element);
-    gst_harness_add_propose_allocation_meta(e, GST_VIDEO_META_API_TYPE, nullptr);
-    gst_harness_add_propose_allocation_meta(e, GST_VIDEO_CROP_META_API_TYPE, nullptr);
-    gst_harness_set_src_caps(e, gst_caps_ref(f->caps));
-    GstQuery* q = gst_query_new_allocation(f->caps, TRUE);
-    EXPECT_TRUE(gst_pad_peer_query(e->srcpad, q));
-    EXPECT_TRUE(gst_query_find_allocation_meta(q, GST_VIDEO_META_API_TYPE, nullptr));
-    EXPECT_FALSE(gst_query_find_allocation_meta(q, GST_VIDEO_CROP_META_API_TYPE, nullptr));
-    gst_query_unref(q);
-    gst_harness_teardown(e);
-  }
-}
-
 // class-thresholds: a class's own threshold replaces `threshold` for it, above or below (the
 // network runs with the lowest); unknown classes and malformed entries fail the start, and
 // while playing are a warning that leaves the value in use.
@@ -1086,6 +1040,41 @@ TEST(SsdDetect, ThresholdChangesWhilePlaying) {
 
 // ---- region: the part of the frame the network sees
 
+// Copies the w x h pixels at (fx, fy) of `from` to (tx, ty) of `to` (same format), plane by
+// plane (x and y even for YUV formats).
+void copy_rect(const GstVideoFrame* from, int fx, int fy, GstVideoFrame* to, int tx, int ty, int w, int h) {
+  const GstVideoFormatInfo* fi = from->info.finfo;
+  for (guint p = 0; p < GST_VIDEO_FRAME_N_PLANES(from); p++) {
+    guint c = 0;
+    while (GST_VIDEO_FORMAT_INFO_PLANE(fi, c) != p) c++;
+    const int ps = GST_VIDEO_FORMAT_INFO_PSTRIDE(fi, c);
+    const int sx = GST_VIDEO_FORMAT_INFO_SCALE_WIDTH(fi, c, fx), sy = GST_VIDEO_FORMAT_INFO_SCALE_HEIGHT(fi, c, fy);
+    const int dx = GST_VIDEO_FORMAT_INFO_SCALE_WIDTH(fi, c, tx), dy = GST_VIDEO_FORMAT_INFO_SCALE_HEIGHT(fi, c, ty);
+    const int cw = GST_VIDEO_FORMAT_INFO_SCALE_WIDTH(fi, c, w), ch = GST_VIDEO_FORMAT_INFO_SCALE_HEIGHT(fi, c, h);
+    const auto* src = static_cast<const guint8*>(GST_VIDEO_FRAME_PLANE_DATA(from, p));
+    auto* dst = static_cast<guint8*>(GST_VIDEO_FRAME_PLANE_DATA(to, p));
+    for (int row = 0; row < ch; row++)
+      std::memcpy(dst + (dy + row) * GST_VIDEO_FRAME_PLANE_STRIDE(to, p) + dx * ps,
+                  src + (sy + row) * GST_VIDEO_FRAME_PLANE_STRIDE(from, p) + sx * ps, cw * ps);
+  }
+}
+
+// Whether two frames of one format and size hold the same pixels (padding aside).
+bool same_pixels(const GstVideoFrame* a, const GstVideoFrame* b) {
+  const GstVideoFormatInfo* fi = a->info.finfo;
+  for (guint p = 0; p < GST_VIDEO_FRAME_N_PLANES(a); p++) {
+    guint c = 0;
+    while (GST_VIDEO_FORMAT_INFO_PLANE(fi, c) != p) c++;
+    const size_t row_bytes = static_cast<size_t>(GST_VIDEO_FRAME_COMP_WIDTH(a, c)) * GST_VIDEO_FORMAT_INFO_PSTRIDE(fi, c);
+    for (int row = 0; row < GST_VIDEO_FRAME_COMP_HEIGHT(a, c); row++)
+      if (std::memcmp(static_cast<const guint8*>(GST_VIDEO_FRAME_PLANE_DATA(a, p)) + row * GST_VIDEO_FRAME_PLANE_STRIDE(a, p),
+                      static_cast<const guint8*>(GST_VIDEO_FRAME_PLANE_DATA(b, p)) + row * GST_VIDEO_FRAME_PLANE_STRIDE(b, p),
+                      row_bytes) != 0)
+        return false;
+  }
+  return true;
+}
+
 // The part (x, y, w, h) of a frame, copied plane by plane into a frame of its own (x and y even
 // for YUV formats): the same pixels the element's region view reads in place.
 std::unique_ptr<Frame> crop_frame(const Frame& f, int x, int y, int w, int h) {
@@ -1097,19 +1086,7 @@ std::unique_ptr<Frame> crop_frame(const Frame& f, int x, int y, int w, int h) {
   GstVideoFrame in, o;
   EXPECT_TRUE(gst_video_frame_map(&in, &f.info, f.buffer, GST_MAP_READ));
   EXPECT_TRUE(gst_video_frame_map(&o, &out->info, out->buffer, GST_MAP_WRITE));
-  const GstVideoFormatInfo* fi = f.info.finfo;
-  for (guint p = 0; p < GST_VIDEO_INFO_N_PLANES(&f.info); p++) {
-    guint c = 0;
-    while (GST_VIDEO_FORMAT_INFO_PLANE(fi, c) != p) c++;
-    const int px = GST_VIDEO_FORMAT_INFO_SCALE_WIDTH(fi, c, x), py = GST_VIDEO_FORMAT_INFO_SCALE_HEIGHT(fi, c, y);
-    const int ps = GST_VIDEO_FORMAT_INFO_PSTRIDE(fi, c);
-    const auto* src = static_cast<const guint8*>(GST_VIDEO_FRAME_PLANE_DATA(&in, p));
-    auto* dst = static_cast<guint8*>(GST_VIDEO_FRAME_PLANE_DATA(&o, p));
-    for (int row = 0; row < GST_VIDEO_FRAME_COMP_HEIGHT(&o, c); row++)
-      std::memcpy(dst + row * GST_VIDEO_FRAME_PLANE_STRIDE(&o, p),
-                  src + (py + row) * GST_VIDEO_FRAME_PLANE_STRIDE(&in, p) + px * ps,
-                  GST_VIDEO_FRAME_COMP_WIDTH(&o, c) * ps);
-  }
+  copy_rect(&in, x, y, &o, 0, 0, w, h);
   gst_video_frame_unmap(&o);
   gst_video_frame_unmap(&in);
   return out;
@@ -1185,6 +1162,161 @@ INSTANTIATE_TEST_SUITE_P(
     [](const ::testing::TestParamInfo<RegionCase>& p) {
       return std::string(gst_video_format_to_string(std::get<0>(p.param))) + (*std::get<1>(p.param) ? "Batched" : "");
     });
+
+// ---- GstVideoCropMeta: upstream leaving the cropping to downstream
+
+// A harness of `desc` whose sink supports GstVideoMeta and, with `crop`, GstVideoCropMeta (as
+// xvimagesink and glimagesink do).
+GstHarness* crop_harness(const std::string& desc, bool crop) {
+  GstHarness* h = gst_harness_new_parse(desc.c_str());
+  gst_harness_add_propose_allocation_meta(h, GST_VIDEO_META_API_TYPE, nullptr);
+  if (crop) gst_harness_add_propose_allocation_meta(h, GST_VIDEO_CROP_META_API_TYPE, nullptr);
+  return h;
+}
+
+// Pushes `f` and EOS (which pushes a held frame out) through `h` and pulls the frame.
+GstBuffer* push_to_eos(GstHarness* h, const Frame& f) {
+  gst_harness_set_src_caps(h, gst_caps_ref(f.caps));
+  EXPECT_EQ(gst_harness_push(h, f.ref()), GST_FLOW_OK);
+  EXPECT_TRUE(gst_harness_push_event(h, gst_event_new_eos()));
+  return gst_harness_pull(h);
+}
+
+using CropCase = std::tuple<GstVideoFormat, const char*>;
+class SsdDetectCropMeta : public ::testing::TestWithParam<CropCase> {};
+
+// When the sink supports crop metas, videocrop sends the whole frame with one instead of a
+// copy of its picture: the network sees the same pixels, read in place, and the boxes are the
+// cropped picture's, normalised to its size; `region` is given in the picture. Without that
+// support videocrop copies, as before.
+TEST_P(SsdDetectCropMeta, SeesTheCroppedPictureAndReportsItsCoordinates) {
+  const auto [format, props] = GetParam();
+  QuarterScenes q;
+  auto f = make_frame(q.canvas, format);
+  std::vector<Det> ref_b, ref_b_part;   // B's quarter (320, 240) as a frame of its own; its top-left quarter
+  for (auto* ref : {&ref_b, &ref_b_part}) {
+    auto part = crop_frame(*f, 320, 240, ref == &ref_b ? 320 : 160, ref == &ref_b ? 240 : 120);
+    GstHarness* h = detect_harness();
+    *ref = detect_once(h, *part);
+    gst_harness_teardown(h);
+  }
+  ASSERT_FALSE(ref_b.empty());
+  ASSERT_FALSE(close(ref_b, ref_b_part, 0.05)) << "the region must make a difference: " << describe(ref_b);
+  for (const bool crop : {true, false}) {
+    for (const auto& [region, ref] : {std::pair{std::string(), &ref_b}, std::pair{std::string("0,0,160,120"), &ref_b_part}}) {
+      SCOPED_TRACE(std::string(crop ? "crop meta" : "copied") + " region=" + region);
+      std::string desc = std::string("videocrop left=320 top=240 ! ssddetect ") + props;
+      if (!region.empty()) desc += " region=" + region;
+      GstHarness* h = crop_harness(desc, crop);
+      GstBuffer* out = push_to_eos(h, *f);
+      ASSERT_NE(out, nullptr);
+      EXPECT_EQ(gst_buffer_get_video_crop_meta(out) != nullptr, crop) << "videocrop did not do what the test expects";
+      const auto dets = detections(out);
+      gst_buffer_unref(out);
+      EXPECT_TRUE(close(dets, *ref, 1e-5)) << describe(dets) << "\nexpected " << describe(*ref);
+      for (const Det& d : dets) {
+        EXPECT_NEAR(d.x_min * 320, d.x, 1);
+        EXPECT_NEAR(d.y_max * 240, d.y + d.h, 1);
+      }
+      gst_harness_teardown(h);
+    }
+  }
+  // A frame larger than the caps (its video meta's size) without a crop meta: the caps-sized
+  // part at its top left is the picture (here A's quarter), as gst_video_frame_map() reads it.
+  auto a_part = crop_frame(*f, 0, 0, 320, 240);
+  GstHarness* r = detect_harness();
+  const auto ref_a = detect_once(r, *a_part);
+  gst_harness_teardown(r);
+  ASSERT_FALSE(close(ref_a, ref_b, 0.05));
+  Frame larger;
+  larger.info = a_part->info;
+  larger.caps = gst_caps_ref(a_part->caps);
+  larger.buffer = gst_buffer_copy_deep(f->buffer);
+  gst_buffer_add_video_meta_full(larger.buffer, GST_VIDEO_FRAME_FLAG_NONE, format, 640, 480,
+                                 GST_VIDEO_INFO_N_PLANES(&f->info), f->info.offset, f->info.stride);
+  GstHarness* h = detect_harness(props);
+  GstBuffer* out = push_to_eos(h, larger);
+  ASSERT_NE(out, nullptr);
+  const auto dets = detections(out);
+  gst_buffer_unref(out);
+  EXPECT_TRUE(close(dets, ref_a, 1e-5)) << describe(dets) << "\nexpected " << describe(ref_a);
+  gst_harness_teardown(h);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Formats, SsdDetectCropMeta,
+    ::testing::Values(CropCase{GST_VIDEO_FORMAT_RGB, ""}, CropCase{GST_VIDEO_FORMAT_BGRx, ""},
+                      CropCase{GST_VIDEO_FORMAT_NV12, ""}, CropCase{GST_VIDEO_FORMAT_I420, ""},
+                      CropCase{GST_VIDEO_FORMAT_I420, "batch-size=2 in-flight=2"}),
+    [](const ::testing::TestParamInfo<CropCase>& p) {
+      return std::string(gst_video_format_to_string(std::get<0>(p.param))) + (*std::get<1>(p.param) ? "Batched" : "");
+    });
+
+// Both elements that read or draw pixels offer upstream exactly the crop meta support of the
+// elements behind them (they honour the meta); their video meta support too.
+TEST(SsdDetect, OffersCropMetaSupportWhenDownstreamHasIt) {
+  auto f = make_frame(flat(64, 48), GST_VIDEO_FORMAT_RGB);
+  for (const char* element : {"ssddetect", "ssdoverlay", "ssddetect batch-size=2"}) {
+    for (const bool crop : {true, false}) {
+      SCOPED_TRACE(std::string(element) + (crop ? " with" : " without"));
+      GstHarness* h = crop_harness(element, crop);
+      gst_harness_set_src_caps(h, gst_caps_ref(f->caps));
+      GstQuery* q = gst_query_new_allocation(f->caps, TRUE);
+      EXPECT_TRUE(gst_pad_peer_query(h->srcpad, q));
+      EXPECT_TRUE(gst_query_find_allocation_meta(q, GST_VIDEO_META_API_TYPE, nullptr));
+      EXPECT_EQ(gst_query_find_allocation_meta(q, GST_VIDEO_CROP_META_API_TYPE, nullptr), crop);
+      gst_query_unref(q);
+      gst_harness_teardown(h);
+    }
+  }
+}
+
+class SsdOverlayCropMeta : public ::testing::TestWithParam<GstVideoFormat> {};
+
+// ssdoverlay draws a frame that comes with a crop meta in its picture: the whole frame comes out
+// as it went in, but for the picture, which is what the copied picture comes out as (box,
+// caption and all; nothing drawn outside it). Odd offsets for the packed formats.
+TEST_P(SsdOverlayCropMeta, DrawsInThePictureOnly) {
+  const GstVideoFormat format = GetParam();
+  QuarterScenes q;
+  auto f = make_frame(q.canvas, format);
+  const bool yuv = GST_VIDEO_INFO_IS_YUV(&f->info);
+  const int x = yuv ? 300 : 301, y = yuv ? 220 : 221, w = 640 - 10 - x, h = 480 - 20 - y;
+  char desc[160];
+  std::snprintf(desc, sizeof desc, "videocrop left=%d top=%d right=10 bottom=20 ! ssddetect threshold=0.1 ! ssdoverlay", x, y);
+  GstBuffer* outs[2];
+  for (const bool crop : {true, false}) {
+    GstHarness* hh = crop_harness(desc, crop);
+    outs[crop] = push_to_eos(hh, *f);
+    ASSERT_NE(outs[crop], nullptr);
+    ASSERT_EQ(gst_buffer_get_video_crop_meta(outs[crop]) != nullptr, crop);
+    ASSERT_FALSE(detections(outs[crop]).empty());
+    gst_harness_teardown(hh);
+  }
+  // Expected: the input with the copied picture's drawing pasted in.
+  GstVideoInfo part_info;
+  gst_video_info_set_format(&part_info, format, w, h);
+  part_info.colorimetry = f->info.colorimetry;
+  auto part = crop_frame(*f, x, y, w, h);
+  GstBuffer* expected = gst_buffer_copy_deep(f->buffer);
+  GstVideoFrame copied, exp, got, untouched;
+  ASSERT_TRUE(gst_video_frame_map(&copied, &part_info, outs[false], GST_MAP_READ));
+  ASSERT_TRUE(gst_video_frame_map(&untouched, &part->info, part->buffer, GST_MAP_READ));
+  ASSERT_TRUE(gst_video_frame_map(&exp, &f->info, expected, GST_MAP_WRITE));
+  ASSERT_TRUE(gst_video_frame_map(&got, &f->info, outs[true], GST_MAP_READ));
+  EXPECT_FALSE(same_pixels(&copied, &untouched)) << "nothing drawn";
+  copy_rect(&copied, 0, 0, &exp, x, y, w, h);
+  EXPECT_TRUE(same_pixels(&got, &exp));
+  for (GstVideoFrame* m : {&copied, &untouched, &exp, &got}) gst_video_frame_unmap(m);
+  gst_buffer_unref(expected);
+  gst_buffer_unref(outs[0]);
+  gst_buffer_unref(outs[1]);
+}
+
+INSTANTIATE_TEST_SUITE_P(AllFormats, SsdOverlayCropMeta, ::testing::ValuesIn(kFormats),
+                         [](const ::testing::TestParamInfo<GstVideoFormat>& i) {
+                           return std::string(gst_video_format_to_string(i.param));
+                         });
 
 // The region changes while playing (the next frame is analysed, whatever interval); one outside
 // the frame sees nothing; a malformed value is a warning and leaves the region as it was.
