@@ -98,11 +98,14 @@ Dataset load_coco(const std::string& json_path, const CocoOptions& options, Load
   const json& cats = get_array(root, "categories", file);
   if (cats.empty()) fail(file, "categories", "empty list");
   std::unordered_map<int64_t, int> cat_to_label;
+  std::unordered_map<std::string, int64_t> name_to_id;   // classes are known by name (models, eval)
   for (size_t i = 0; i < cats.size(); ++i) {
     const std::string entry = "categories[" + std::to_string(i) + "]";
     const int64_t id = get_int(cats[i], "id", file, entry);
     std::string name = get_string(cats[i], "name", file, entry);
     if (cat_to_label.count(id)) fail(file, entry, "duplicate category id " + std::to_string(id));
+    if (const auto [it, added] = name_to_id.emplace(name, id); !added)
+      fail(file, entry, "category name '" + name + "' is also category id " + std::to_string(it->second) + "'s");
     cat_to_label[id] = static_cast<int>(ds.labels.size());
     ds.labels.push_back(std::move(name));
     ds.category_ids.push_back(id);

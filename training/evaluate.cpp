@@ -1,6 +1,7 @@
 #include "evaluate.h"
 
 #include <algorithm>
+#include <array>
 #include <cfloat>
 #include <cmath>
 #include <cstdio>
@@ -498,8 +499,25 @@ std::string format_confusion(const MapResult& r) {
   for (const auto& s : names) w = std::max(w, s.size());
   std::ostringstream os;
   char b[64];
-  os << "Confusion at confidence > " << r.confusion_threshold
-     << ", IoU >= 0.5 (rows: true class, columns: detected; none: a false detection / a missed object)\n";
+  os << "Confusion at confidence > " << r.confusion_threshold;
+  if (n - 1 > kMaxConfusionTableClasses) {
+    // A table this wide is unreadable: the largest counts off the diagonal instead.
+    std::vector<std::array<int, 3>> cells;   // count, true, detected
+    int right = 0, objects = 0;
+    for (size_t i = 0; i < n; ++i)
+      for (size_t j = 0; j < n; ++j) {
+        if (i + 1 < n) objects += r.confusion[i][j];
+        if (i == j) right += i + 1 < n ? r.confusion[i][j] : 0;
+        else if (r.confusion[i][j] > 0) cells.push_back({-r.confusion[i][j], int(i), int(j)});
+      }
+    std::sort(cells.begin(), cells.end());
+    os << ", IoU >= 0.5: " << right << " of " << objects << " objects found and named right; " << n - 1
+       << " classes, the largest mix-ups (none: a false detection / a missed object; the whole matrix: --json)\n";
+    for (size_t k = 0; k < cells.size() && k < kMaxConfusionTableClasses; ++k)
+      os << "  " << names[cells[k][1]] << " -> " << names[cells[k][2]] << ": " << -cells[k][0] << "\n";
+    return os.str();
+  }
+  os << ", IoU >= 0.5 (rows: true class, columns: detected; none: a false detection / a missed object)\n";
   std::snprintf(b, sizeof b, "%-*s", int(w), "true\\det");
   os << b;
   for (const auto& s : names) {

@@ -9,6 +9,7 @@
 // matched to it is neither a true nor a false positive.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -103,7 +104,10 @@ class MapEvaluator {
   std::vector<Image> images_;
 };
 
-// The confusion matrix as a text table (true classes down, detected classes across).
+// The confusion matrix as a text table (true classes down, detected classes across); with more
+// than kMaxConfusionTableClasses classes, the count of objects found and named right and the
+// largest counts off the diagonal instead.
+inline constexpr size_t kMaxConfusionTableClasses = 20;
 std::string format_confusion(const MapResult& result);
 
 // The per-class table ("class  #gt  #det  AP50(07)  AP50  AP  AP75") and the means, as text.

@@ -99,7 +99,8 @@ std::vector<CLI::Option*> add_train_options(CLI::App* app, TrainOptions& o) {
                   ->capture_default_str());
   v.push_back(app->add_option("--freeze-epochs", o.freeze_epochs,
                               "epochs with the body frozen (-1: 1 with --imagenet, else 0)")
-                  ->capture_default_str());
+                  ->capture_default_str()
+                  ->check(CLI::Range(-1, 1000000)));
   v.push_back(app->add_option("--clip", o.clip_grad, "max gradient norm (0: off)")
                   ->capture_default_str());
   v.push_back(app->add_option("--workers", o.workers, "data loader threads")->capture_default_str());
@@ -132,12 +133,14 @@ std::vector<CLI::Option*> add_train_options(CLI::App* app, TrainOptions& o) {
   v.push_back(app->add_flag("!--no-augment", o.augment, "no data augmentation"));
   v.push_back(app->add_flag("!--no-focal", o.focal, "plain BCE class loss instead of focal"));
   v.push_back(app->add_option("--match-threshold", o.match_threshold, "anchor matching IoU")
-                  ->capture_default_str());
+                  ->capture_default_str()
+                  ->check(CLI::Range(0.05, 0.95)));
   v.push_back(app->add_option("--eval-every", o.eval_every, "mAP every N epochs (and the last)")
                   ->capture_default_str());
   v.push_back(app->add_option("--max-eval-images", o.max_eval_images,
                               "cap on validation images for mAP (0: all)")
-                  ->capture_default_str());
+                  ->capture_default_str()
+                  ->check(CLI::NonNegativeNumber));
   v.push_back(app->add_option("--val-fraction", o.val_fraction,
                               "fraction held out for validation when no validation set is given")
                   ->capture_default_str());
@@ -194,6 +197,7 @@ int main(int argc, char** argv) {
   int stop_after = 0;
   auto* train = app.add_subcommand("train", "train a model into a run folder");
   auto train_data = add_data_options(train, ts.train, "", true);
+  ts.val.voc_split = "val";   // a VOC folder's validation split, not the training one
   auto val_data = add_data_options(train, ts.val, "val-", false);
   auto arch = add_arch_options(train, ts.config);
   auto topts = add_train_options(train, ts.options);
@@ -212,16 +216,18 @@ int main(int argc, char** argv) {
   std::string eval_json;
   auto* eval = app.add_subcommand("eval", "mAP of a weights file on a data set, per class");
   eval->add_option("--weights", es.weights, "weights file (default: the shipped model)");
+  es.data.voc_split = "val";   // held-out images, not the ones a model was trained on
   add_data_options(eval, es.data, "", true);
   eval->add_option("--device", es.device, "cpu, cuda, cuda:N or auto")->capture_default_str();
   eval->add_option("--batch", es.batch_size, "batch size")->capture_default_str();
   eval->add_option("--workers", es.workers, "data loader threads")->capture_default_str()
       ->check(CLI::PositiveNumber);
-  eval->add_option("--threads", es.threads, "LibTorch threads (0: default)")->capture_default_str();
+  eval->add_option("--threads", es.threads, "LibTorch threads (0: default)")->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   eval->add_option("--threshold", es.score_threshold, "minimum detection score counted")
       ->capture_default_str()->check(CLI::Range(0.0, 1.0));
   eval->add_option("--max-images", es.max_images, "evaluate the first N images (0: all)")
-      ->capture_default_str();
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
   // Output files are checked before the evaluation runs, not after.
   const CLI::Validator in_existing_folder(
       [](std::string& path) {
@@ -239,10 +245,10 @@ int main(int argc, char** argv) {
   eval->add_option("--confusion", es.confusion_path,
                    "also draw the confusion matrix (confidence > --confusion-threshold, IoU >= 0.5; PNG)")
       ->check(in_existing_folder);
-  eval->add_option("--confusion-threshold", es.confusion_threshold,
-                   "the confusion matrix counts detections above this confidence, in [--threshold, 1) "
-                   "(printed, --json, --confusion)")
-      ->capture_default_str();
+  auto* confusion_threshold = eval->add_option(
+      "--confusion-threshold", es.confusion_threshold,
+      "the confusion matrix counts detections above this confidence, in [--threshold, 1] (printed, "
+      "--json, --confusion; default: 0.3, or --threshold when that is higher)");
 
   // ---- predict
   PredictSpec ps;
@@ -257,7 +263,7 @@ int main(int argc, char** argv) {
   predict->add_option("--class-thresholds", ps.class_thresholds,
                       "per-class minimum confidence, label=conf,... (eval prints the best-F1 ones)");
   predict->add_option("--device", ps.device, "cpu, cuda, cuda:N or auto")->capture_default_str();
-  predict->add_option("--threads", ps.threads, "LibTorch threads (0: default)");
+  predict->add_option("--threads", ps.threads, "LibTorch threads (0: default)")->check(CLI::NonNegativeNumber);
   predict->add_option("images", ps.images, "image files")->required();
 
   // ---- synth
@@ -332,6 +338,7 @@ int main(int argc, char** argv) {
     }
     if (eval->parsed()) {
       if (es.weights.empty()) es.weights = ssd::default_model_path();
+      if (confusion_threshold->count() == 0) es.confusion_threshold = std::max(es.confusion_threshold, es.score_threshold);
       if (es.data.empty()) throw ssd::Error("eval needs data: --coco FILE, --voc DIR or --synth N");
       std::string tmp_dir;
       if (es.data.synth > 0 && es.data.synth_dir.empty()) {

@@ -265,9 +265,15 @@ cv::Mat render_confusion(const MapResult& map) {
   std::vector<std::string> names;
   for (const auto& c : map.classes) names.push_back(c.name);
   names.push_back("none");
+  // Cells shrink with many classes so that the image stays about 2,400 pixels wide at most (a
+  // data set of hundreds of classes would otherwise take gigabytes); counts are written in
+  // cells of 40 pixels or more, class names beside rows of 14 or more.
+  const int cell = std::clamp(2400 / std::max(n, 1), 2, 56);
+  const bool numbers = cell >= 40, row_names = cell >= 14;
   int label_w = 60;
-  for (const auto& s : names) label_w = std::max(label_w, text_size(s, 0.45).width + 16);
-  const int cell = 56, top = 70, left = label_w + 24;
+  if (row_names)
+    for (const auto& s : names) label_w = std::max(label_w, text_size(s, 0.45).width + 16);
+  const int top = 70, left = label_w + 24;
   cv::Mat img(top + n * cell + 60, left + n * cell + 20, CV_8UC3, cv::Scalar(255, 255, 255));
   char title[128];
   std::snprintf(title, sizeof title, "confusion at confidence > %.2f, IoU >= 0.5", map.confusion_threshold);
@@ -276,20 +282,22 @@ cv::Mat render_confusion(const MapResult& map) {
   for (int i = 0; i < n; ++i) {
     int row_total = 0;
     for (int v : map.confusion[i]) row_total += v;
-    put_text(img, names[i], {left - label_w + 4, top + i * cell + cell / 2 + 5}, 0.45, cv::Scalar(0, 0, 0));
+    if (row_names)
+      put_text(img, names[i], {left - label_w + 4, top + i * cell + cell / 2 + 5}, 0.45, cv::Scalar(0, 0, 0));
     for (int j = 0; j < n; ++j) {
       const cv::Rect r(left + j * cell, top + i * cell, cell - 1, cell - 1);
       const double share = row_total > 0 ? static_cast<double>(map.confusion[i][j]) / row_total : 0;
       // White to blue by share of the row (the diagonal: found and named right).
       const cv::Scalar shade(255, 255 - 175 * share, 255 - 215 * share);
       cv::rectangle(img, r, (i == n - 1 && j == n - 1) ? cv::Scalar(235, 235, 235) : shade, cv::FILLED);
-      if (i == n - 1 && j == n - 1) continue;
+      if ((i == n - 1 && j == n - 1) || !numbers) continue;
       const std::string v = std::to_string(map.confusion[i][j]);
       const cv::Size ts = text_size(v, 0.45);
       put_text(img, v, {r.x + (cell - ts.width) / 2, r.y + cell / 2 + 5}, 0.45,
                share > 0.55 ? cv::Scalar(255, 255, 255) : cv::Scalar(0, 0, 0));
     }
     // Column names below the grid, shortened to the cell.
+    if (!row_names) continue;
     std::string col = names[i];
     while (col.size() > 1 && text_size(col, 0.4).width > cell - 4) col.pop_back();
     put_text(img, col, {left + i * cell + 2, top + n * cell + 18}, 0.4, cv::Scalar(0, 0, 0));

@@ -271,24 +271,31 @@ Dataset write_synth_dataset(const std::string& dir, const SynthDatasetOptions& o
   if (ec) throw DataError(img_dir.string() + ": cannot create directory: " + ec.message());
   // The folder is to hold exactly the new set: images of an earlier set that ssd-train wrote
   // here (its annotations.json says so) and that the new one does not overwrite are removed;
-  // any other image in the way is a DataError (nothing of the user's is deleted).
+  // an annotations.json or any image of the new set's names that is not such a set's is a
+  // DataError (nothing of the user's is overwritten or deleted).
   bool earlier_set = false;
+  const fs::path annotations = root / "annotations.json";
   {
-    std::ifstream f(root / "annotations.json");
+    std::ifstream f(annotations);
     const nlohmann::json j = nlohmann::json::parse(f, nullptr, false);
     earlier_set = f && j.is_object() && j.contains("info") && j["info"].is_object() &&
                   j["info"].value("description", "") == kCocoWriterDescription;
   }
-  std::vector<fs::path> stale;
+  if (!earlier_set && fs::exists(annotations))
+    throw DataError(annotations.string() + ": is not a synthetic set's that ssd-train wrote; give an empty folder");
+  std::vector<fs::path> in_the_way, stale;
   for (const auto& e : fs::directory_iterator(img_dir, ec)) {
     const std::string n = e.path().filename().string();
     const bool image = n.size() == 10 && std::all_of(n.begin(), n.begin() + 6, [](char c) { return c >= '0' && c <= '9'; }) &&
                        (n.compare(6, 4, ".jpg") == 0 || n.compare(6, 4, ".png") == 0);
-    if (image && (std::stoi(n.substr(0, 6)) >= opt.count || n.compare(7, 3, opt.format) != 0)) stale.push_back(e.path());
+    if (!image) continue;
+    in_the_way.push_back(e.path());
+    if (std::stoi(n.substr(0, 6)) >= opt.count || n.compare(7, 3, opt.format) != 0) stale.push_back(e.path());
   }
-  if (!stale.empty() && !earlier_set)
-    throw DataError(img_dir.string() + ": holds " + std::to_string(stale.size()) + " image(s) such as " +
-                    stale.front().filename().string() + " that the new set would not replace; give an empty folder");
+  if (!in_the_way.empty() && !earlier_set)
+    throw DataError(img_dir.string() + ": holds " + std::to_string(in_the_way.size()) + " image(s) such as " +
+                    in_the_way.front().filename().string() +
+                    " that the new set would overwrite or leave beside it; give an empty folder");
   for (const auto& p : stale) fs::remove(p, ec);
 
   Dataset ds;

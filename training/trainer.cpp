@@ -210,7 +210,7 @@ ValidationResult validate(ssd::Ssd& model, const ssd::Anchors& anchors, const Da
         }
         if (idx >= 0 && static_cast<size_t>(idx) < r.samples.size()) r.samples[idx] = sb;
         if (compute_map && seen + i < limit)
-          evaluator.add_image(idx, ds.images[idx].boxes, sb);
+          evaluator.add_image(ds.images[idx].id, ds.images[idx].boxes, sb);   // ties: in id order
       }
     }
     seen += b.size;
@@ -406,6 +406,9 @@ void load_data(Session& s, bool with_val = true) {
   }
   if (va.synth > 0 && va.synth_dir.empty()) va.synth_dir = (s.dir / "data" / "val").string();
   if (!va.empty()) {
+    if (va.describe() == tr.describe())
+      report.warnings.push_back("the validation set is the training set (" + va.describe() +
+                                "): its loss and mAP measure fitting, not how the model does on new images");
     // In the training set's order (a VOC split may lack a class or two).
     s.val_ds = load_dataset(va, &report, &s.train_ds.labels);
   } else {
@@ -800,6 +803,9 @@ void check_options(const TrainOptions& o) {
   if (o.threads < 0) fail("--threads must be >= 0");
   if (o.stop_after < 0) fail("--stop-after must be >= 0");
   if (o.eval_every < 0) fail("--eval-every must be >= 0");
+  if (o.max_eval_images < 0) fail("--max-eval-images must be >= 0");
+  if (o.freeze_epochs < -1) fail("--freeze-epochs must be >= -1");
+  if (!(o.match_threshold > 0 && o.match_threshold < 1)) fail("--match-threshold must be in (0, 1)");
   // Before any data is loaded: fp16 on the CPU, or an unknown name, fails at once.
   check_precision(parse_precision(o.precision), parse_device(o.device));
 }
@@ -877,13 +883,19 @@ TrainResult resume(const std::string& run_dir, int stop_after, bool quiet) {
   check_options(s.spec.options);
   load_data(s);
   const ssd::SsdConfig stored = s.spec.config;
-  build_model_and_optimizer(s, /*resuming=*/true);
+  // A run that ended before its first checkpoint (a bad image, an interrupt in epoch 1) starts
+  // over from its stored options, as `train` would have.
+  const bool checkpointed = fs::exists(s.dir / kCheckpointFile);
+  build_model_and_optimizer(s, /*resuming=*/checkpointed);
   if (!(stored == s.spec.config))
     throw ssd::Error(rf.string() + ": the data set's classes differ from the run's");
-  load_checkpoint(s);
-  if (!quiet)
-    std::cerr << "resuming " << s.dir.string() << " after epoch " << s.epoch << " of "
-              << s.spec.options.epochs << "\n";
+  if (checkpointed) load_checkpoint(s);
+  if (!quiet) {
+    if (checkpointed)
+      std::cerr << "resuming " << s.dir.string() << " after epoch " << s.epoch << " of " << s.spec.options.epochs << "\n";
+    else
+      std::cerr << "no checkpoint in " << s.dir.string() << " yet: starting its run from epoch 1\n";
+  }
   return run_epochs(s);
 }
 
@@ -891,8 +903,8 @@ MapResult evaluate_weights(const EvalSpec& spec) {
   if (spec.threads > 0) torch::set_num_threads(spec.threads);
   if (spec.batch_size < 1) throw ssd::Error("--batch must be >= 1");
   // The matrix can count only the detections eval keeps (those above --threshold).
-  if (!(spec.confusion_threshold >= spec.score_threshold && spec.confusion_threshold < 1))
-    throw ssd::Error("--confusion-threshold must be in [--threshold, 1): " + std::to_string(spec.confusion_threshold));
+  if (!(spec.confusion_threshold >= spec.score_threshold && spec.confusion_threshold <= 1))
+    throw ssd::Error("--confusion-threshold must be in [--threshold, 1]: " + std::to_string(spec.confusion_threshold));
   const torch::Device device = parse_device(spec.device);
   ssd::Ssd model = ssd::load_weights(spec.weights, device);
   model->fuse_for_inference();   // inference only, as ssd::Detector runs it

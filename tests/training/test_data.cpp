@@ -240,6 +240,17 @@ TEST(Coco, UnknownImageAndMissingFields) {
   expect_data_error([&] { load_coco(p, fx.opts()); }, {"annotations[0]", "area"});
 }
 
+// Classes are known by name (a model's labels, eval lining a data set up with a model): two
+// categories of one name would be merged, their boxes scored against one id.
+TEST(Coco, DuplicateCategoryName) {
+  CocoFixture fx;
+  const std::string p = fx.dir.str("train.json");
+  write_text(p, std::string("{") + kCocoImages + R"(, "annotations": [{"bbox": [1, 1, 2, 2], "category_id": 3, "image_id": 12}],
+    "categories": [{"id": 7, "name": "car"}, {"id": 3, "name": "bird"}, {"id": 11, "name": "car"}]})");
+  expect_data_error([&] { load_coco(p, fx.opts()); },
+                    {"train.json: categories[2]", "category name 'car' is also category id 7's"});
+}
+
 TEST(Coco, MissingImage) {
   CocoFixture fx;
   fs::remove(fx.dir.path() / "img" / "b.png");

@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "evaluate.h"
+#include "plots.h"
 
 using ssdtrain::BoxAnnotation;
 using ssdtrain::MapEvaluator;
@@ -127,6 +128,28 @@ TEST(Map, ConfusionMatrixCountsMixUpsMissesAndFalseDetections) {
   EXPECT_EQ(r.confusion, expected);
   const std::string text = ssdtrain::format_confusion(r);
   EXPECT_NE(text.find("none"), std::string::npos) << text;
+}
+
+// With many classes the text gives the largest mix-ups instead of a table, and the picture stays
+// about 2,400 pixels wide (at 600 classes it was 33,760 pixels, 3.7 GB while drawing).
+TEST(Map, ConfusionOfManyClassesStaysReadableAndSmall) {
+  std::vector<std::string> labels;
+  for (int i = 0; i < 600; ++i) labels.push_back("c" + std::to_string(i));
+  MapEvaluator ev(labels);
+  ev.add_image(1, {gt(0, 0, 10, 10, 0), gt(20, 20, 30, 30, 1), gt(40, 40, 50, 50, 2), gt(60, 60, 70, 70, 0)},
+               {det(0, 0, 10, 10, 5, 0.9f), det(20, 20, 30, 30, 1, 0.8f), det(60, 60, 70, 70, 5, 0.7f)});
+  const MapResult r = ev.compute();
+  const std::string text = ssdtrain::format_confusion(r);
+  EXPECT_NE(text.find("1 of 4 objects found and named right; 600 classes"), std::string::npos) << text;
+  EXPECT_LT(text.find("c0 -> c5: 2"), text.find("c2 -> none: 1")) << text;   // largest first
+  EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 3) << text;
+  const cv::Mat picture = ssdtrain::render_confusion(r);
+  EXPECT_LE(picture.cols, 2600);
+  EXPECT_LE(picture.rows, 2600);
+  // Up to 20 classes: the table.
+  MapEvaluator few({"a", "b"});
+  few.add_image(1, {gt(0, 0, 10, 10, 0)}, {det(0, 0, 10, 10, 1, 0.9f)});
+  EXPECT_NE(ssdtrain::format_confusion(few.compute()).find("true\\det"), std::string::npos);
 }
 
 TEST(Map, IouThresholdsMatter) {

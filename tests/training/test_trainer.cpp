@@ -237,6 +237,16 @@ TEST(Trainer, ResumeReproducesUninterruptedRun) {
     EXPECT_EQ(bytes(b.best_weights_path), best_before_resume);
   }
 
+  // A run that ended before its first checkpoint (a bad image, an interrupt in epoch 1) left
+  // only its run.json: resuming it runs it from the start, as train would have.
+  fs::create_directories(tmp.path() / "unstarted");
+  fs::copy_file(tmp.path() / "straight" / "run.json", tmp.path() / "unstarted" / "run.json");
+  TrainResult u = ssdtrain::resume(tmp / "unstarted", -1, true);
+  ASSERT_TRUE(u.finished);
+  ASSERT_EQ(u.history.size(), 3u);
+  EXPECT_LE(max_abs_diff(a.weights_path, u.weights_path), 1e-6);
+  EXPECT_NEAR(a.history[2].val_loss, u.history[2].val_loss, 1e-6);
+
   // A different seed gives different weights (the comparison above is not vacuous).
   TrainSpec s3 = s;
   s3.out_dir = tmp / "other_seed";
@@ -559,6 +569,35 @@ void expect_clean_failure(const std::string& args, const std::string& expected_t
       << "expected '" << expected_text << "' in:\n" << r.output;
 }
 
+// pycocotools' twelve summary numbers (COCOeval.stats) for a COCO results file scored against
+// a ground-truth file, by the Python of SSD_PYTHON; fewer when that fails.
+std::vector<double> pycocotools_stats(const std::string& ground_truth, const std::string& detections) {
+  const fs::path script = fs::path(detections).parent_path() / "score.py";
+  {
+    std::ofstream f(script);
+    f << "import sys, contextlib, io\n"
+         "from pycocotools.coco import COCO\n"
+         "from pycocotools.cocoeval import COCOeval\n"
+         "with contextlib.redirect_stdout(io.StringIO()):\n"
+         "    gt = COCO(sys.argv[1]); dt = gt.loadRes(sys.argv[2])\n"
+         "    e = COCOeval(gt, dt, 'bbox'); e.evaluate(); e.accumulate(); e.summarize()\n"
+         "print(' '.join('%.8f' % v for v in e.stats))\n";
+  }
+  const std::string cmd = std::string(std::getenv("SSD_PYTHON")) + " " + script.string() + " " + ground_truth + " " + detections;
+  std::vector<double> stats;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (!p) return stats;
+  double v;
+  while (stats.size() < 12 && std::fscanf(p, "%lf", &v) == 1) stats.push_back(v);
+  ::pclose(p);
+  return stats;
+}
+
+std::string read_file(const fs::path& path) {
+  std::ifstream f(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(f), {});
+}
+
 }  // namespace
 
 TEST(Cli, BadInputsGiveCleanErrors) {
@@ -732,6 +771,15 @@ TEST(Cli, SynthTrainInfoPredictEval) {
   std::ofstream(tmp.path() / "mine/images/000009.jpg") << "the user's";
   expect_clean_failure("synth --out " + tmp / "mine" + " --count 3 --size 64", "give an empty folder");
   EXPECT_TRUE(fs::exists(tmp.path() / "mine/images/000009.jpg"));
+  // ... also when the new set would overwrite it, or the folder's annotations.json is not synth's.
+  fs::create_directories(tmp.path() / "mine2/images");
+  std::ofstream(tmp.path() / "mine2/images/000000.png") << "the user's";
+  expect_clean_failure("synth --out " + tmp / "mine2" + " --count 3 --size 64 --format png", "give an empty folder");
+  EXPECT_EQ(read_file(tmp.path() / "mine2/images/000000.png"), "the user's");
+  fs::create_directories(tmp.path() / "mine3");
+  std::ofstream(tmp.path() / "mine3/annotations.json") << "{\"images\": []}";
+  expect_clean_failure("synth --out " + tmp / "mine3" + " --count 3 --size 64", "give an empty folder");
+  EXPECT_EQ(read_file(tmp.path() / "mine3/annotations.json"), "{\"images\": []}");
 }
 
 // eval --detections writes a COCO results file; pycocotools scoring that file against the
@@ -757,25 +805,8 @@ TEST(Cli, EvalDetectionsFileScoresTheSameInPycocotools) {
   const double map = ours["map_coco"].get<double>(), map50 = ours["map50_coco"].get<double>();
   EXPECT_GT(map50, 0.5);
   EXPECT_LT(map, 0.95);
-  {
-    std::ofstream f(tmp.path() / "score.py");
-    f << "import sys, contextlib, io\n"
-         "from pycocotools.coco import COCO\n"
-         "from pycocotools.cocoeval import COCOeval\n"
-         "with contextlib.redirect_stdout(io.StringIO()):\n"
-         "    gt = COCO(sys.argv[1]); dt = gt.loadRes(sys.argv[2])\n"
-         "    e = COCOeval(gt, dt, 'bbox'); e.evaluate(); e.accumulate(); e.summarize()\n"
-         "print(' '.join('%.8f' % v for v in e.stats))\n";
-  }
-  const std::string cmd = std::string(py) + " " + tmp / "score.py" + " " +
-                          tmp / "data/annotations.json" + " " + tmp / "dets.json";
-  FILE* p = ::popen(cmd.c_str(), "r");
-  ASSERT_NE(p, nullptr);
-  double stats[12];
-  int n = 0;
-  while (n < 12 && std::fscanf(p, "%lf", &stats[n]) == 1) ++n;
-  ::pclose(p);
-  ASSERT_EQ(n, 12) << cmd;
+  const std::vector<double> stats = pycocotools_stats(tmp / "data/annotations.json", tmp / "dets.json");
+  ASSERT_EQ(stats.size(), 12u);
   EXPECT_NEAR(map, stats[0], 1e-4);
   EXPECT_NEAR(map50, stats[1], 1e-4);
   const char* keys[12] = {"map_coco", "map50_coco", "map75_coco", "map_small", "map_medium", "map_large",
@@ -830,9 +861,36 @@ TEST(Cli, EvalDetectionsFileScoresTheSameInPycocotools) {
   EXPECT_EQ(strict_objects, objects);
   EXPECT_LT(strict_false, false_detections);
   EXPECT_GT(strict_missed, missed);
-  for (const char* bad : {"1.5", "1", "0.005"})   // 0.005: below eval's --threshold (0.01)
+  for (const char* bad : {"1.5", "0.005"})   // 0.005: below eval's --threshold (0.01)
     expect_clean_failure("eval --synth 4 --synth-dir " + tmp / "data4" + " --confusion-threshold " + bad,
-                         "--confusion-threshold must be in [--threshold, 1)");
+                         "--confusion-threshold must be in [--threshold, 1]");
+  // A --threshold above the matrix's default threshold: the matrix counts from it.
+  CliRun high = run_cli("eval --synth 40 --synth-seed 31 --synth-dir " + tmp / "data" + " --threads 2 --threshold 0.5 --json " +
+                        tmp / "eval-05.json");
+  ASSERT_EQ(high.status, 0) << high.output;
+  EXPECT_DOUBLE_EQ(nlohmann::json::parse(std::ifstream(tmp.path() / "eval-05.json"))["confusion"]["threshold"].get<double>(), 0.5);
+
+  // Ties between images are broken in image id order, as pycocotools does, whatever the order of
+  // the file's images: every image twice, the copies without objects listed last with the
+  // lowest ids (their detections score exactly as the originals').
+  nlohmann::json gt = nlohmann::json::parse(std::ifstream(tmp.path() / "data/annotations.json"));
+  nlohmann::json copies = nlohmann::json::array();
+  for (auto& im : gt["images"]) {
+    nlohmann::json copy = im;
+    im["id"] = im["id"].get<int64_t>() + 1000;
+    copies.push_back(copy);
+  }
+  for (auto& a : gt["annotations"]) a["image_id"] = a["image_id"].get<int64_t>() + 1000;
+  for (const auto& c : copies) gt["images"].push_back(c);
+  std::ofstream(tmp.path() / "data/ties.json") << gt.dump();
+  CliRun ties = run_cli("eval --coco " + tmp / "data/ties.json" + " --images " + tmp / "data/images" +
+                        " --threads 2 --detections " + tmp / "ties-dets.json" + " --json " + tmp / "ties.json");
+  ASSERT_EQ(ties.status, 0) << ties.output;
+  const std::vector<double> tie_stats = pycocotools_stats(tmp / "data/ties.json", tmp / "ties-dets.json");
+  ASSERT_EQ(tie_stats.size(), 12u);
+  nlohmann::json tied = nlohmann::json::parse(std::ifstream(tmp.path() / "ties.json"));
+  for (int i = 0; i < 12; ++i) EXPECT_NEAR(tied[keys[i]].get<double>(), tie_stats[i], 1e-4) << "ties: " << keys[i];
+  EXPECT_LT(tied["map50_coco"].get<double>(), map50 - 0.05) << "the copies' detections must count as false ones";
   std::printf("pycocotools stats:");
   for (double v : stats) std::printf(" %.4f", v);
   std::printf("\n");
@@ -876,7 +934,7 @@ TEST(Cli, EvalMatchesTheDataSetsClassesToTheModelsByName) {
   fs::create_directory_symlink(tmp.path() / "s" / "images", voc / "JPEGImages");
   std::map<int, std::string> names;
   for (const auto& c : coco["categories"]) names[c["id"].get<int>()] = c["name"].get<std::string>();
-  std::ofstream split(voc / "ImageSets" / "Main" / "train.txt");
+  std::ofstream split(voc / "ImageSets" / "Main" / "val.txt");   // eval's default split
   std::set<std::string> used;
   for (const auto& im : coco["images"]) {
     const std::string file = im["file_name"].get<std::string>();
