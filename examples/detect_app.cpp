@@ -4,7 +4,8 @@
 //   ssd-example-app [--model PATH] [--min-detections N] FILE
 //       decodes FILE (a video or a still image) with uridecodebin
 //   ssd-example-app [--model PATH] [--min-detections N] --pipeline "videotestsrc ! ssddetect ! fakesink"
-//       any gst-launch description with an ssddetect in it
+//       any gst-launch description with an ssddetect in it (with several: the one named
+//       `detect`)
 //
 // Run from the build tree with GST_PLUGIN_PATH=<build>/gst-plugin. Exit status: 0 on success,
 // 1 on a pipeline error, 2 when fewer than --min-detections detections were seen.
@@ -42,8 +43,12 @@ GstPadProbeReturn on_buffer(GstPad*, GstPadProbeInfo* info, gpointer user_data) 
       if (const gchar* l = gst_structure_get_string(s, "label")) label = l;
       gst_structure_get_double(s, "confidence", &confidence);
     }
-    std::printf("%s %s %.2f [x=%u y=%u w=%u h=%u]", n ? "," : "", label ? label : "?", confidence, roi->x,
-                roi->y, roi->w, roi->h);
+    // Regions of other producers (or ssddetect's after videoscale, which drops the `detection`
+    // structure) have no confidence: "?".
+    char conf[16] = "?";
+    if (confidence >= 0) std::snprintf(conf, sizeof conf, "%.2f", confidence);
+    std::printf("%s %s %s [x=%u y=%u w=%u h=%u]", n ? "," : "", label ? label : "?", conf, roi->x, roi->y,
+                roi->w, roi->h);
     n++;
   }
   std::printf("%s\n", n ? "" : " nothing");
@@ -77,6 +82,8 @@ gboolean on_message(GstBus*, GstMessage* msg, gpointer user_data) {
 
 GstElement* find_detector(GstElement* pipeline) {
   if (!GST_IS_BIN(pipeline)) return nullptr;
+  // The one named "detect" when several are there (as read_detections.py takes it).
+  if (GstElement* named = gst_bin_get_by_name(GST_BIN(pipeline), "detect")) return named;
   GstIterator* it = gst_bin_iterate_recurse(GST_BIN(pipeline));
   GValue item = G_VALUE_INIT;
   GstElement* found = nullptr;
@@ -129,9 +136,11 @@ int main(int argc, char** argv) {
     return 1;
   }
 
+  // A recoverable error (e.g. a misspelt property) still returns a pipeline, without it.
   GstElement* pipeline = gst_parse_launch(launch.c_str(), &err);
-  if (!pipeline) {
-    std::fprintf(stderr, "could not build the pipeline: %s\n", err->message);
+  if (!pipeline || err) {
+    std::fprintf(stderr, "could not build the pipeline: %s\n", err ? err->message : "(no reason given)");
+    if (pipeline) gst_object_unref(pipeline);
     return 1;
   }
   GstElement* detector = find_detector(pipeline);

@@ -85,7 +85,9 @@ def main():
         buffer = info.get_buffer()
         dets = detections_of(buffer)
         t = buffer.pts / Gst.SECOND if buffer.pts != Gst.CLOCK_TIME_NONE else -1
-        text = ", ".join(f"{label} {conf:.2f} [x={b[0]} y={b[1]} w={b[2]} h={b[3]}]"
+        # Regions of other producers (or ssddetect's after videoscale, which drops the
+        # `detection` structure) have no confidence: "?".
+        text = ", ".join(f"{label} {'?' if conf is None else f'{conf:.2f}'} [x={b[0]} y={b[1]} w={b[2]} h={b[3]}]"
                          for label, conf, b, _ in dets) or "nothing"
         print(f"frame {counts['frames']} (t={t:.3f} s): {text}", flush=True)
         counts["frames"] += 1

@@ -1,6 +1,7 @@
 #include "common.h"
 
 #include <algorithm>
+#include <cmath>
 
 namespace gstssd {
 
@@ -119,8 +120,10 @@ std::vector<RoiDetection> read_rois(GstBuffer* buffer, int width, int height) {
       if (gst_structure_get_int(s, "label_id", &id)) d.label_id = id;
       get_double(s, "confidence", &d.confidence);
       double x0, y0, x1, y1;
-      if (get_double(s, "x_min", &x0) && get_double(s, "y_min", &y0) &&
-          get_double(s, "x_max", &x1) && get_double(s, "y_max", &y1)) {
+      // (Another producer's NaN or infinity: the box from the pixels stays.)
+      if (get_double(s, "x_min", &x0) && get_double(s, "y_min", &y0) && get_double(s, "x_max", &x1) &&
+          get_double(s, "y_max", &y1) && std::isfinite(x0) && std::isfinite(y0) && std::isfinite(x1) &&
+          std::isfinite(y1)) {
         d.x_min = std::clamp(x0, 0.0, 1.0);
         d.y_min = std::clamp(y0, 0.0, 1.0);
         d.x_max = std::clamp(x1, d.x_min, 1.0);

@@ -23,8 +23,9 @@
  * stands for (GStreamer's own analytics elements write only those) follow the regions, with a
  * null `label_id` and, as `object_id`, the id of the newest #GstAnalyticsTrackingMtd they
  * relate to. A label that is not valid UTF-8 (any producer's) is written with U+FFFD in place
- * of its bad bytes. The output is flushed at end-of-stream (a failed write is an error) and
- * closed when the element stops (lines that cannot be written then, when no end-of-stream came,
+ * of its bad bytes. Each line is written out as its frame passes (a reader following the file
+ * or the pipe sees it at once; a killed pipeline loses none); a failed write is an error. The
+ * output is closed when the element stops (lines that cannot be written then, when no end-of-stream came,
  * are a warning); a location that cannot be opened for writing fails the READY to PAUSED state
  * change with an error.
  *
@@ -52,8 +53,9 @@ GST_DEBUG_CATEGORY_STATIC(gst_ssd_export_debug);
 #define GST_CAT_DEFAULT gst_ssd_export_debug
 
 struct SsdExportState {
-  std::mutex lock;         // guards `location`
+  std::mutex lock;         // guards `location` and `started`
   std::string location;    // empty: stdout
+  bool started = false;    // between start() and stop(): `location` is the open output's
   // Streaming state.
   FILE* out = nullptr;
   bool owns_out = false;
@@ -85,15 +87,29 @@ static GstStaticPadTemplate src_template =
 static void gst_ssd_export_set_property(GObject* object, guint prop_id, const GValue* value,
                                         GParamSpec* pspec) {
   GstSsdExport* self = GST_SSD_EXPORT(object);
-  std::lock_guard<std::mutex> guard(self->state->lock);
-  switch (prop_id) {
-    case PROP_LOCATION: {
-      const gchar* v = g_value_get_string(value);
-      self->state->location = v ? v : "";
-      break;
+  std::string refused, in_use;
+  {
+    std::lock_guard<std::mutex> guard(self->state->lock);
+    switch (prop_id) {
+      case PROP_LOCATION: {
+        const gchar* v = g_value_get_string(value);
+        // As filesink: the open output stays until the element stops.
+        if (self->state->started) {
+          refused = v ? v : "(stdout)";
+          in_use = self->state->location.empty() ? "stdout" : self->state->location;
+        } else {
+          self->state->location = v ? v : "";
+        }
+        break;
+      }
+      default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
     }
-    default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
   }
+  if (!refused.empty())
+    GST_ELEMENT_WARNING(self, RESOURCE, SETTINGS,
+                        ("The location cannot change while the element runs: still writing to \"%s\", not \"%s\".",
+                         in_use.c_str(), refused.c_str()),
+                        (nullptr));
 }
 
 static void gst_ssd_export_get_property(GObject* object, guint prop_id, GValue* value, GParamSpec* pspec) {
@@ -132,6 +148,7 @@ static gboolean gst_ssd_export_start(GstBaseTransform* trans) {
   {
     std::lock_guard<std::mutex> guard(st->lock);
     location = st->location;
+    st->started = true;   // (a failed start is followed by stop())
   }
   close_output(st);
   if (location.empty()) {
@@ -155,8 +172,12 @@ static gboolean gst_ssd_export_start(GstBaseTransform* trans) {
 
 static gboolean gst_ssd_export_stop(GstBaseTransform* trans) {
   GstSsdExport* self = GST_SSD_EXPORT(trans);
-  // Without an EOS (an application stopping the pipeline, gst-launch without -e) the last lines
-  // are written here: a failure is a warning, as the element is going down anyway.
+  {
+    std::lock_guard<std::mutex> guard(self->state->lock);
+    self->state->started = false;
+  }
+  // Lines are flushed as they are written; closing the file can still fail (e.g. NFS): a
+  // warning, as the element is going down anyway.
   if (!close_output(self->state)) {
     const int err = errno;
     GST_ELEMENT_WARNING(self, RESOURCE, WRITE,
@@ -198,7 +219,7 @@ static GstFlowReturn export_frame(GstSsdExport* self, GstBuffer* buf) {
     return GST_FLOW_NOT_NEGOTIATED;
   }
   const int width = GST_VIDEO_INFO_WIDTH(&st->info), height = GST_VIDEO_INFO_HEIGHT(&st->info);
-  nlohmann::json line;
+  nlohmann::ordered_json line;   // the keys in the documented order
   line["frame"] = st->frames++;
   if (GST_BUFFER_PTS_IS_VALID(buf)) {
     line["pts"] = GST_BUFFER_PTS(buf);
@@ -207,13 +228,13 @@ static GstFlowReturn export_frame(GstSsdExport* self, GstBuffer* buf) {
   }
   line["width"] = width;
   line["height"] = height;
-  nlohmann::json dets = nlohmann::json::array();
+  nlohmann::ordered_json dets = nlohmann::ordered_json::array();
   for (const gstssd::RoiDetection& r : gstssd::read_rois(buf, width, height)) {
-    nlohmann::json d;
+    nlohmann::ordered_json d;
     d["label"] = r.label;
-    d["label_id"] = r.label_id >= 0 ? nlohmann::json(r.label_id) : nlohmann::json(nullptr);
-    d["confidence"] = r.confidence >= 0 ? nlohmann::json(r.confidence) : nlohmann::json(nullptr);
-    d["object_id"] = r.object_id >= 0 ? nlohmann::json(r.object_id) : nlohmann::json(nullptr);
+    d["label_id"] = r.label_id >= 0 ? nlohmann::ordered_json(r.label_id) : nlohmann::ordered_json(nullptr);
+    d["confidence"] = r.confidence >= 0 ? nlohmann::ordered_json(r.confidence) : nlohmann::ordered_json(nullptr);
+    d["object_id"] = r.object_id >= 0 ? nlohmann::ordered_json(r.object_id) : nlohmann::ordered_json(nullptr);
     d["box"] = {{"x", r.x}, {"y", r.y}, {"w", r.w}, {"h", r.h}};
     d["box_normalized"] = {{"x_min", r.x_min}, {"y_min", r.y_min}, {"x_max", r.x_max}, {"y_max", r.y_max}};
     dets.push_back(std::move(d));
@@ -221,8 +242,8 @@ static GstFlowReturn export_frame(GstSsdExport* self, GstBuffer* buf) {
   line["detections"] = std::move(dets);
   // Labels come from any producer: text that is not UTF-8 is written with U+FFFD in place of
   // its bad bytes rather than failing the stream.
-  const std::string text = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
-  if (fwrite(text.data(), 1, text.size(), st->out) != text.size()) {
+  const std::string text = line.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
+  if (fwrite(text.data(), 1, text.size(), st->out) != text.size() || fflush(st->out) != 0) {
     GST_ELEMENT_ERROR(self, RESOURCE, WRITE, ("Could not write to \"%s\": %s", st->opened.c_str(),
                                               g_strerror(errno)), (nullptr));
     return GST_FLOW_ERROR;
@@ -249,7 +270,8 @@ static void gst_ssd_export_class_init(GstSsdExportClass* klass) {
    * GstSsdExport:location:
    *
    * The JSON Lines file to write (truncated when the element starts); unset writes to
-   * standard output.
+   * standard output. Set before the element starts: a change while it runs is refused with a
+   * warning, as filesink refuses it.
    */
   g_object_class_install_property(gobject_class, PROP_LOCATION,
       g_param_spec_string("location", "Location", "JSON Lines output file (unset: stdout)", nullptr,

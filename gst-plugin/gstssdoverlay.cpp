@@ -157,23 +157,28 @@ class Painter {
   // the rectangle [x0, x1) x [y0, y1).
   void rect(int x0, int y0, int x1, int y1, const Rgb& c, int thickness, bool filled) {
     if (x1 <= x0 || y1 <= y0) return;
-    if (yuv_) {
-      int Y, U, V;
-      to_yuv(c, &Y, &U, &V);
-      draw_rect(y_, x0, y0, x1, y1, cv::Scalar(Y), thickness, filled);
-      // Chroma at half resolution: cover every chroma sample the luma rectangle touches (in
-      // the frame's sample grid, which the picture may start half-way into).
-      const int cx0 = (ox_ + x0) / 2 - ox_ / 2, cy0 = (oy_ + y0) / 2 - oy_ / 2;
-      const int cx1 = (ox_ + x1 + 1) / 2 - ox_ / 2, cy1 = (oy_ + y1 + 1) / 2 - oy_ / 2;
-      const int ct = std::max(1, (thickness + 1) / 2);
+    const std::vector<cv::Rect> parts = filled ? std::vector<cv::Rect>{cv::Rect(x0, y0, x1 - x0, y1 - y0)}
+                                               : outline_bands(x0, y0, x1, y1, thickness);
+    if (!yuv_) {
+      for (const cv::Rect& r : parts) cv::rectangle(rgb_, r, packed(c), cv::FILLED);
+      return;
+    }
+    int Y, U, V;
+    to_yuv(c, &Y, &U, &V);
+    for (const cv::Rect& r : parts) {
+      cv::rectangle(y_, r, cv::Scalar(Y), cv::FILLED);
+      // Chroma at half resolution: every sample the band's pixels touch (in the frame's sample
+      // grid, which the picture may start half-way into), so that no drawn pixel keeps the
+      // scene's colour.
+      const int cx0 = (ox_ + r.x) / 2 - ox_ / 2, cy0 = (oy_ + r.y) / 2 - oy_ / 2;
+      const int cx1 = (ox_ + r.x + r.width + 1) / 2 - ox_ / 2, cy1 = (oy_ + r.y + r.height + 1) / 2 - oy_ / 2;
+      const cv::Rect cr(cx0, cy0, cx1 - cx0, cy1 - cy0);
       if (!uv_.empty()) {
-        draw_rect(uv_, cx0, cy0, cx1, cy1, cv::Scalar(U, V), ct, filled);
+        cv::rectangle(uv_, cr, cv::Scalar(U, V), cv::FILLED);
       } else {
-        draw_rect(u_, cx0, cy0, cx1, cy1, cv::Scalar(U), ct, filled);
-        draw_rect(v_, cx0, cy0, cx1, cy1, cv::Scalar(V), ct, filled);
+        cv::rectangle(u_, cr, cv::Scalar(U), cv::FILLED);
+        cv::rectangle(v_, cr, cv::Scalar(V), cv::FILLED);
       }
-    } else {
-      draw_rect(rgb_, x0, y0, x1, y1, packed(c), thickness, filled);
     }
   }
 
@@ -190,19 +195,12 @@ class Painter {
   }
 
  private:
-  static void draw_rect(cv::Mat& m, int x0, int y0, int x1, int y1, const cv::Scalar& c, int thickness,
-                        bool filled) {
-    if (filled) {
-      cv::rectangle(m, cv::Point(x0, y0), cv::Point(x1 - 1, y1 - 1), c, cv::FILLED);
-      return;
-    }
-    // Four filled bands, so that the outline stays inside the box (cv::rectangle centres
-    // thick lines on the edge).
+  // The outline of [x0, x1) x [y0, y1) as four filled bands inside it, `thickness` wide (at most
+  // half the box; cv::rectangle would centre thick lines on the edge).
+  static std::vector<cv::Rect> outline_bands(int x0, int y0, int x1, int y1, int thickness) {
     const int t = std::max(1, std::min({thickness, (x1 - x0 + 1) / 2, (y1 - y0 + 1) / 2}));
-    cv::rectangle(m, cv::Point(x0, y0), cv::Point(x1 - 1, y0 + t - 1), c, cv::FILLED);
-    cv::rectangle(m, cv::Point(x0, y1 - t), cv::Point(x1 - 1, y1 - 1), c, cv::FILLED);
-    cv::rectangle(m, cv::Point(x0, y0), cv::Point(x0 + t - 1, y1 - 1), c, cv::FILLED);
-    cv::rectangle(m, cv::Point(x1 - t, y0), cv::Point(x1 - 1, y1 - 1), c, cv::FILLED);
+    const int w = x1 - x0, h = y1 - y0;
+    return {cv::Rect(x0, y0, w, t), cv::Rect(x0, y1 - t, w, t), cv::Rect(x0, y0, t, h), cv::Rect(x1 - t, y0, t, h)};
   }
 
   // The colour in the frame's channel order (alpha/padding bytes set to 255).

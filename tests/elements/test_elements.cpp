@@ -2963,6 +2963,56 @@ INSTANTIATE_TEST_SUITE_P(AllFormats, SsdOverlayFormats, ::testing::ValuesIn(kFor
                            return std::string(gst_video_format_to_string(i.param));
                          });
 
+// NV12 and I420: every chroma sample under a drawn pixel takes the box's colour, whatever the
+// parity of the box's edges and of the thickness (at thickness 2 an odd edge left the innermost
+// line in the scene's colour and coloured a line outside the box).
+TEST(SsdOverlay, YuvOutlinesColourEveryChromaSampleUnderThem) {
+  for (const GstVideoFormat fmt : {GST_VIDEO_FORMAT_NV12, GST_VIDEO_FORMAT_I420}) {
+    for (const int t : {1, 2, 3, 4}) {
+      for (const Box& box : {Box{3, 3, 13, 13}, Box{4, 4, 14, 14}, Box{3, 4, 12, 15}, Box{5, 2, 26, 23}}) {
+        SCOPED_TRACE(std::string(gst_video_format_to_string(fmt)) + " thickness " + std::to_string(t) + " box " +
+                     std::to_string(box.x0) + "," + std::to_string(box.y0) + "-" + std::to_string(box.x1) + "," +
+                     std::to_string(box.y1));
+        auto f = make_frame(flat(32, 32), fmt);
+        GstElement* e = gst_element_factory_make("ssdoverlay", nullptr);
+        g_object_set(e, "thickness", t, "show-labels", FALSE, "show-confidence", FALSE, nullptr);
+        GstHarness* h = gst_harness_new_with_element(e, "sink", "src");
+        gst_object_unref(e);
+        gst_harness_set_src_caps(h, gst_caps_ref(f->caps));
+        ASSERT_EQ(gst_harness_push(h, with_roi(*f, box, "car", 0.87)), GST_FLOW_OK);
+        GstBuffer* out = gst_harness_pull(h);
+        ASSERT_NE(out, nullptr);
+        GstVideoFrame before, after;
+        ASSERT_TRUE(gst_video_frame_map(&before, &f->info, f->buffer, GST_MAP_READ));
+        ASSERT_TRUE(gst_video_frame_map(&after, &f->info, out, GST_MAP_READ));
+        const int tt = std::min({t, (box.x1 - box.x0 + 1) / 2, (box.y1 - box.y0 + 1) / 2});
+        int uncoloured = 0, drawn = 0;
+        for (int y = box.y0; y < box.y1; ++y)
+          for (int x = box.x0; x < box.x1; ++x) {
+            const bool band = x < box.x0 + tt || x >= box.x1 - tt || y < box.y0 + tt || y >= box.y1 - tt;
+            if (!band) continue;
+            ++drawn;
+            // The chroma sample of (x, y): U (NV12: U and V) in plane 1.
+            const int ps = fmt == GST_VIDEO_FORMAT_NV12 ? 2 : 1;
+            const auto* b = static_cast<const guint8*>(GST_VIDEO_FRAME_PLANE_DATA(&before, 1)) +
+                            (y / 2) * GST_VIDEO_FRAME_PLANE_STRIDE(&before, 1) + (x / 2) * ps;
+            const auto* a = static_cast<const guint8*>(GST_VIDEO_FRAME_PLANE_DATA(&after, 1)) +
+                            (y / 2) * GST_VIDEO_FRAME_PLANE_STRIDE(&after, 1) + (x / 2) * ps;
+            if (std::memcmp(a, b, ps) == 0) ++uncoloured;
+          }
+        EXPECT_GT(drawn, 0);
+        EXPECT_EQ(uncoloured, 0) << "drawn pixels whose chroma keeps the scene's colour";
+        const PlaneDiff d = diff_frames(*f, out, box, tt, nullptr);
+        EXPECT_EQ(d.outside, 0) << "samples changed away from the box";
+        gst_video_frame_unmap(&after);
+        gst_video_frame_unmap(&before);
+        gst_buffer_unref(out);
+        gst_harness_teardown(h);
+      }
+    }
+  }
+}
+
 TEST(SsdOverlay, ColourDependsOnTheLabelOnly) {
   auto f = make_frame(flat(200, 200), GST_VIDEO_FORMAT_RGB);
   GstElement* e = gst_element_factory_make("ssdoverlay", nullptr);
@@ -3068,6 +3118,12 @@ TEST(SsdExport, WritesOneJsonLinePerFrameAndFlushesAtEos) {
   std::string line;
   while (std::getline(in, line)) lines.push_back(json::parse(line));
   ASSERT_EQ(lines.size(), 2u);
+  {  // the keys in the documented order
+    std::ifstream again(path);
+    std::string first;
+    std::getline(again, first);
+    EXPECT_EQ(first.rfind("{\"frame\":0,\"pts\":40000000,\"width\":200,\"height\":100,\"detections\":[{\"label\":\"star\",", 0), 0u) << first;
+  }
   EXPECT_EQ(lines[0]["frame"], 0);
   EXPECT_EQ(lines[0]["pts"], 40 * GST_MSECOND);
   EXPECT_EQ(lines[0]["width"], 200);
@@ -3091,6 +3147,28 @@ TEST(SsdExport, WritesOneJsonLinePerFrameAndFlushesAtEos) {
   gst_harness_teardown(h);
 }
 
+// Regions come from any producer: a normalised box with a NaN or infinity in it is replaced by
+// the one of the region's pixels (JSON has no NaN: it was written as null).
+TEST(SsdExport, ANormalisedBoxThatIsNotFiniteIsTakenFromThePixels) {
+  TempDir tmp;
+  const std::string path = tmp / "nan.jsonl";
+  auto f = make_frame(flat(200, 100), GST_VIDEO_FORMAT_RGB);
+  GstHarness* h = export_harness(path, *f);
+  GstBuffer* b = with_roi(*f, {10, 20, 60, 70}, "star", 0.5);
+  gst_structure_set(gst_video_region_of_interest_meta_get_param(gst_buffer_get_video_region_of_interest_meta_id(b, 0), "detection"),
+                    "x_min", G_TYPE_DOUBLE, std::nan(""), "y_min", G_TYPE_DOUBLE, 0.2, "x_max", G_TYPE_DOUBLE,
+                    HUGE_VAL, "y_max", G_TYPE_DOUBLE, 0.7, nullptr);
+  ASSERT_EQ(gst_harness_push(h, b), GST_FLOW_OK);
+  gst_buffer_unref(gst_harness_pull(h));
+  ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_eos()));
+  gst_harness_teardown(h);
+  std::ifstream in(path);
+  std::string line;
+  ASSERT_TRUE(std::getline(in, line));
+  const json n = json::parse(line)["detections"][0]["box_normalized"];
+  EXPECT_EQ(n, json({{"x_min", 0.05}, {"y_min", 0.2}, {"x_max", 0.3}, {"y_max", 0.7}})) << line;
+}
+
 // Regions come from any producer: a label that is not UTF-8 is written with U+FFFD in place of
 // its bad byte, and the stream goes on.
 TEST(SsdExport, ALabelThatIsNotUtf8IsWrittenWithAReplacementCharacter) {
@@ -3112,27 +3190,80 @@ TEST(SsdExport, ALabelThatIsNotUtf8IsWrittenWithAReplacementCharacter) {
   gst_harness_teardown(h);
 }
 
-// Stopped without an EOS (an application going to NULL, gst-launch without -e), the element
-// writes its last lines when it closes the file: a failure there is a warning naming the file.
-TEST(SsdExport, AFailedWriteWhenStoppingWithoutEosIsAWarning) {
-  if (!fs::exists("/dev/full")) GTEST_SKIP() << "no /dev/full";
+// Each line is written out as its frame passes (a reader following the file or a pipe sees it
+// at once; a pipeline killed without EOS loses none), so a write that fails is an error at that
+// frame, naming the file.
+TEST(SsdExport, WritesEachLineAsItsFramePassesAndAFailedWriteIsAnError) {
+  TempDir tmp;
+  const std::string path = tmp / "live.jsonl";
   auto f = make_frame(flat(64, 48), GST_VIDEO_FORMAT_RGB);
-  GstHarness* h = export_harness("/dev/full", *f);
+  GstHarness* h = export_harness(path, *f);
+  for (int i = 1; i <= 3; ++i) {
+    ASSERT_EQ(gst_harness_push(h, gst_buffer_copy_deep(f->buffer)), GST_FLOW_OK);
+    gst_buffer_unref(gst_harness_pull(h));
+    std::ifstream in(path);
+    int lines = 0;
+    for (std::string line; std::getline(in, line);) ++lines;
+    EXPECT_EQ(lines, i) << "the line of frame " << i - 1 << " is not in the file yet";
+  }
+  gst_harness_teardown(h);
+
+  if (!fs::exists("/dev/full")) GTEST_SKIP() << "no /dev/full";
+  GstHarness* full = export_harness("/dev/full", *f);
   GstBus* bus = gst_bus_new();
-  gst_element_set_bus(h->element, bus);
-  ASSERT_EQ(gst_harness_push(h, gst_buffer_copy_deep(f->buffer)), GST_FLOW_OK);   // buffered
-  gst_buffer_unref(gst_harness_pull(h));
-  gst_element_set_state(h->element, GST_STATE_NULL);
-  GstMessage* m = gst_bus_pop_filtered(bus, GST_MESSAGE_WARNING);
-  ASSERT_NE(m, nullptr) << "the lost lines must be reported";
+  gst_element_set_bus(full->element, bus);
+  EXPECT_EQ(gst_harness_push(full, gst_buffer_copy_deep(f->buffer)), GST_FLOW_ERROR);
+  GstMessage* m = gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR);
+  ASSERT_NE(m, nullptr) << "the lost line must be reported";
   GError* e = nullptr;
-  gst_message_parse_warning(m, &e, nullptr);
+  gst_message_parse_error(m, &e, nullptr);
   EXPECT_NE(std::string(e->message).find("/dev/full"), std::string::npos) << e->message;
   g_error_free(e);
   gst_message_unref(m);
+  gst_element_set_bus(full->element, nullptr);
+  gst_object_unref(bus);
+  gst_harness_teardown(full);
+}
+
+// As filesink: `location` changes only while the element is stopped; a change while it runs is
+// refused with a warning and the lines go on to the open file.
+TEST(SsdExport, LocationChangesOnlyWhileStopped) {
+  TempDir tmp;
+  const std::string a = tmp / "a.jsonl", b = tmp / "b.jsonl";
+  auto f = make_frame(flat(64, 48), GST_VIDEO_FORMAT_RGB);
+  GstHarness* h = export_harness(a, *f);
+  GstBus* bus = gst_bus_new();
+  gst_element_set_bus(h->element, bus);
+  ASSERT_EQ(gst_harness_push(h, gst_buffer_copy_deep(f->buffer)), GST_FLOW_OK);
+  g_object_set(h->element, "location", b.c_str(), nullptr);
+  gchar* now = nullptr;
+  g_object_get(h->element, "location", &now, nullptr);
+  EXPECT_EQ(std::string(now ? now : ""), a);
+  g_free(now);
+  GstMessage* m = gst_bus_pop_filtered(bus, GST_MESSAGE_WARNING);
+  ASSERT_NE(m, nullptr) << "the refused change must be reported";
+  GError* e = nullptr;
+  gst_message_parse_warning(m, &e, nullptr);
+  EXPECT_NE(std::string(e->message).find(b), std::string::npos) << e->message;
+  g_error_free(e);
+  gst_message_unref(m);
+  ASSERT_EQ(gst_harness_push(h, gst_buffer_copy_deep(f->buffer)), GST_FLOW_OK);
+  ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_eos()));
+  EXPECT_FALSE(fs::exists(b));
+  // Stopped, it takes the new location (for the next start), without a warning.
+  gst_element_set_state(h->element, GST_STATE_NULL);
+  g_object_set(h->element, "location", b.c_str(), nullptr);
+  g_object_get(h->element, "location", &now, nullptr);
+  EXPECT_EQ(std::string(now ? now : ""), b);
+  g_free(now);
+  EXPECT_EQ(gst_bus_pop_filtered(bus, GST_MESSAGE_WARNING), nullptr);
   gst_element_set_bus(h->element, nullptr);
   gst_object_unref(bus);
   gst_harness_teardown(h);
+  int lines = 0;
+  std::ifstream in(a);
+  for (std::string line; std::getline(in, line);) ++lines;
+  EXPECT_EQ(lines, 2);
 }
 
 TEST(SsdExport, UnwritableLocationFailsTheStateChange) {
@@ -3750,6 +3881,18 @@ TEST(Examples, CppApplicationPrintsTheDetections) {
   const Spawned bad = spawn({SSD_EXAMPLE_APP, "--model", "/nonexistent.safetensors", png});
   EXPECT_EQ(bad.status, 1) << bad.out << bad.err;
   EXPECT_NE(bad.err.find("/nonexistent.safetensors"), std::string::npos) << bad.err;
+  // A misspelt property: gst_parse_launch's message, not a missing element.
+  const std::string still = "filesrc location=" + png + " ! pngdec ! imagefreeze num-buffers=2 ! videoconvert ! ";
+  const Spawned typo = spawn({SSD_EXAMPLE_APP, "--pipeline", still + "ssddetect treshold=0.5 ! fakesink"});
+  EXPECT_EQ(typo.status, 1) << typo.out << typo.err;
+  EXPECT_NE(typo.err.find("treshold"), std::string::npos) << typo.err;
+  // Regions without a confidence (ssddetect's after videoscale, which drops their `detection`
+  // structure), read at the detector named "detect": "?".
+  const Spawned scaled = spawn({SSD_EXAMPLE_APP, "--min-detections", "1", "--pipeline",
+                                still + "ssddetect ! videoscale ! video/x-raw,width=160,height=120 ! "
+                                        "ssddetect name=detect threshold=0.999 ! fakesink"});
+  EXPECT_EQ(scaled.status, 0) << scaled.out << scaled.err;
+  EXPECT_NE(scaled.out.find(top(ref)->label + " ? [x="), std::string::npos) << scaled.out;
 }
 
 TEST(Examples, PythonScriptReadsTheRegionsOfInterest) {
@@ -3776,6 +3919,13 @@ TEST(Examples, PythonScriptReadsTheRegionsOfInterest) {
   EXPECT_EQ(two.status, 0) << two.out << two.err;
   EXPECT_GT(count(one.out), 0) << one.out;
   EXPECT_EQ(count(two.out), 2 * count(one.out)) << one.out << "\n" << two.out;
+  // Regions without a confidence (ssddetect's after videoscale, which drops their `detection`
+  // structure): "?", and the frames are counted.
+  const Spawned scaled = spawn({SSD_PYTHON, SSD_EXAMPLE_SCRIPT, "--min-detections", "1", "--pipeline",
+                                still + "ssddetect ! videoscale ! video/x-raw,width=160,height=120 ! "
+                                        "ssddetect name=detect threshold=0.999 ! fakesink"});
+  EXPECT_EQ(scaled.status, 0) << scaled.out << scaled.err;
+  EXPECT_NE(scaled.out.find(top(ref)->label + " ? [x="), std::string::npos) << scaled.out;
 }
 
 // bench/model_change_gap.py, briefly: a live stream whose model changes every second keeps its
