@@ -204,7 +204,7 @@ int main(int argc, char** argv) {
   auto* out_opt = train->add_option("--out", ts.out_dir, "run folder to create");
   train->add_option("--resume", resume_dir,
                     "continue the run in this folder from its last checkpoint (other options "
-                    "come from its run.json)")
+                    "come from its run.json; --device, --workers and --threads may differ)")
       ->check(CLI::ExistingDirectory);
   train->add_option("--stop-after", stop_after,
                     "stop after this many epochs in total (resume later with --resume)")
@@ -318,11 +318,18 @@ int main(int argc, char** argv) {
         others.insert(others.end(), arch.begin(), arch.end());
         others.insert(others.end(), topts.begin(), topts.end());
         others.push_back(out_opt);
-        for (auto* o : others)
-          if (o->count() > 0)
+        static const std::set<std::string> may_change{"--device", "--workers", "--threads"};
+        ResumeOverrides overrides;
+        for (auto* o : others) {
+          if (o->count() == 0) continue;
+          if (!may_change.count(o->get_name()))
             throw ssd::Error("--resume continues the stored run; " + o->get_name() +
-                             " cannot be changed (only --stop-after and --quiet)");
-        TrainResult r = ssdtrain::resume(resume_dir, stop_after > 0 ? stop_after : -1, ts.options.quiet);
+                             " cannot be changed (only --device, --workers, --threads, --stop-after and --quiet)");
+          if (o->get_name() == "--device") overrides.device = ts.options.device;
+          if (o->get_name() == "--workers") overrides.workers = ts.options.workers;
+          if (o->get_name() == "--threads") overrides.threads = ts.options.threads;
+        }
+        TrainResult r = ssdtrain::resume(resume_dir, stop_after > 0 ? stop_after : -1, ts.options.quiet, overrides);
         return r.history.empty() ? 1 : 0;
       }
       if (ts.out_dir.empty()) throw ssd::Error("train needs --out RUN_DIR (or --resume RUN_DIR)");

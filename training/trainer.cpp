@@ -542,7 +542,7 @@ void load_checkpoint(Session& s) {
   if (!fs::exists(path)) throw ssd::Error(path.string() + ": no checkpoint to resume from");
   torch::serialize::InputArchive root, m, opt;
   try {
-    root.load_from(path.string());
+    root.load_from(path.string(), s.device);   // on the device this continuation runs on
     root.read("model", m);
     root.read("optimizer", opt);
     s.model->load(m);
@@ -553,12 +553,12 @@ void load_checkpoint(Session& s) {
     root.read("step", step);
     s.step = step.item<int64_t>();
     root.read("cpu_rng", rng);
-    restore_generator(at::detail::getDefaultCPUGenerator(), rng);
+    restore_generator(at::detail::getDefaultCPUGenerator(), rng.to(torch::kCPU));   // states are CPU bytes
     // Entries newer checkpoints have; older ones resume with the defaults (the CUDA generator as
     // seeded, a fresh loss scaler).
     torch::Tensor cuda_rng;
     if (s.device.is_cuda() && root.try_read("cuda_rng", cuda_rng))
-      restore_generator(at::globalContext().defaultGenerator(s.device), cuda_rng);
+      restore_generator(at::globalContext().defaultGenerator(s.device), cuda_rng.to(torch::kCPU));
     torch::serialize::InputArchive scaler;
     if (s.scaler.enabled() && root.try_read("grad_scaler", scaler)) s.scaler.load(scaler);
   } catch (const c10::Error& e) {
@@ -869,7 +869,7 @@ TrainResult train(const TrainSpec& spec_in) {
   return run_epochs(s);
 }
 
-TrainResult resume(const std::string& run_dir, int stop_after, bool quiet) {
+TrainResult resume(const std::string& run_dir, int stop_after, bool quiet, const ResumeOverrides& overrides) {
   Session s;
   s.dir = fs::absolute(run_dir);
   const fs::path rf = s.dir / kRunFile;
@@ -880,6 +880,9 @@ TrainResult resume(const std::string& run_dir, int stop_after, bool quiet) {
   else if (stop_after > 0) s.spec.options.stop_after = stop_after;   // 0: keep the stored one
   s.spec.options.quiet = quiet;
   s.quiet = quiet;
+  if (!overrides.device.empty()) s.spec.options.device = overrides.device;
+  if (overrides.workers > 0) s.spec.options.workers = overrides.workers;
+  if (overrides.threads >= 0) s.spec.options.threads = overrides.threads;
   check_options(s.spec.options);
   load_data(s);
   const ssd::SsdConfig stored = s.spec.config;

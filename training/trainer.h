@@ -114,9 +114,20 @@ struct TrainResult {
 
 // Trains a new run into spec.out_dir (created; must not hold a run already).
 TrainResult train(const TrainSpec& spec);
-// Continues the run in run_dir from its checkpoint. stop_after > 0 overrides the stored one,
-// 0 keeps it, -1 runs to the end; quiet as in TrainOptions.
-TrainResult resume(const std::string& run_dir, int stop_after = -1, bool quiet = false);
+// What a resumed run may do otherwise than its stored options say, for this continuation only
+// (run.json keeps them): where it computes (e.g. a run begun on a GPU host continued on a CPU)
+// and with how many threads (the data order does not depend on them).
+struct ResumeOverrides {
+  std::string device;   // empty: the stored one
+  int workers = 0;      // 0: the stored number
+  int threads = -1;     // -1: the stored number
+};
+
+// Continues the run in run_dir from its checkpoint (from its start when it has none yet).
+// stop_after > 0 overrides the stored one, 0 keeps it, -1 runs to the end; quiet as in
+// TrainOptions.
+TrainResult resume(const std::string& run_dir, int stop_after = -1, bool quiet = false,
+                   const ResumeOverrides& overrides = {});
 
 struct EvalSpec {
   std::string weights;

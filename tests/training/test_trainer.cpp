@@ -218,7 +218,13 @@ TEST(Trainer, ResumeReproducesUninterruptedRun) {
   const std::string best_before_resume = bytes(b1.best_weights_path);
 
   torch::manual_seed(999);   // must not matter: the checkpoint restores the generator
-  TrainResult b = ssdtrain::resume(tmp / "interrupted", -1, true);
+  // Another number of loader threads (the data order does not depend on it) and the device
+  // named (the checkpoint is read onto it) may be given for the continuation.
+  ssdtrain::ResumeOverrides overrides;
+  overrides.device = "cpu";
+  overrides.workers = s.options.workers + 2;
+  overrides.threads = 1;
+  TrainResult b = ssdtrain::resume(tmp / "interrupted", -1, true, overrides);
   ASSERT_TRUE(b.finished);
   ASSERT_EQ(b.history.size(), 3u);
   EXPECT_LE(max_abs_diff(a.weights_path, b.weights_path), 1e-6);
@@ -343,7 +349,13 @@ TEST(Trainer, Bf16TrainingLowersLossAndResumesExactly) {
   const std::string b_weights = (tmp.path() / "interrupted" / "model.safetensors").string();
   EXPECT_GT(max_abs_diff(a.weights_path, b_weights), 1e-4);
   torch::manual_seed(999);   // must not matter: the checkpoint restores the generator
-  TrainResult b = ssdtrain::resume(tmp / "interrupted", -1, true);
+  // Another number of loader threads (the data order does not depend on it) and the device
+  // named (the checkpoint is read onto it) may be given for the continuation.
+  ssdtrain::ResumeOverrides overrides;
+  overrides.device = "cpu";
+  overrides.workers = s.options.workers + 2;
+  overrides.threads = 1;
+  TrainResult b = ssdtrain::resume(tmp / "interrupted", -1, true, overrides);
   ASSERT_TRUE(b.finished);
   ASSERT_EQ(b.history.size(), static_cast<size_t>(kBf16Epochs));
   EXPECT_LE(max_abs_diff(a.weights_path, b.weights_path), 1e-6);
@@ -731,8 +743,9 @@ TEST(Cli, SynthTrainInfoPredictEval) {
   nlohmann::json j = nlohmann::json::parse(ej);
   EXPECT_EQ(j["images"].get<int>(), 6);
   EXPECT_EQ(j["classes"].size(), 5u);
-  // Resuming a finished run trains nothing more and succeeds.
-  CliRun r = run_cli("train --resume " + tmp / "run" + " --quiet");
+  // Resuming a finished run trains nothing more and succeeds; where and with how many threads
+  // a continuation computes may be given, nothing else.
+  CliRun r = run_cli("train --resume " + tmp / "run" + " --quiet --device cpu --workers 2 --threads 1");
   EXPECT_EQ(r.status, 0) << r.output;
 
   // predict into the images' own folder writes beside them, never over them.
