@@ -15,7 +15,9 @@
  *                 "box_normalized":{"x_min":0.016,"y_min":0.042,"x_max":0.172,"y_max":0.146}}]}
  * ]|
  *
- * `pts` is in nanoseconds (null when the buffer has none); `label_id` and `confidence` are
+ * `frame` counts the frames that reach the element since it started (frames dropped upstream,
+ * e.g. by ssddetect's QoS or a leaky queue, are not counted: `pts` identifies a frame of the
+ * source); `pts` is in nanoseconds (null when the buffer has none); `label_id` and `confidence` are
  * null for regions that did not come from ssddetect and carry no `detection` structure, and
  * `object_id` (the tracking id of ssdtrack, or of any tracker writing DL Streamer's
  * `object_id` structure) is null for untracked regions. When built against GStreamer 1.24 or
