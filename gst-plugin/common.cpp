@@ -161,12 +161,13 @@ Rect picture_rect(GstBuffer* buffer, const GstVideoInfo& info) {
     width = static_cast<int>(meta->width);
     height = static_cast<int>(meta->height);
   }
-  guint64 x = 0, y = 0, w = GST_VIDEO_INFO_WIDTH(&info), h = GST_VIDEO_INFO_HEIGHT(&info);
+  // The caps' size, whatever the crop's (videocrop sets both alike): every element reads
+  // regions in the same units.
+  guint64 x = 0, y = 0;
+  const guint64 w = GST_VIDEO_INFO_WIDTH(&info), h = GST_VIDEO_INFO_HEIGHT(&info);
   if (const GstVideoCropMeta* crop = gst_buffer_get_video_crop_meta(buffer)) {
     x = crop->x;
     y = crop->y;
-    w = crop->width;
-    h = crop->height;
   }
   const auto clip = [](guint64 v, int size) { return static_cast<int>(std::min<guint64>(v, std::max(size, 0))); };
   Rect r;
@@ -175,6 +176,12 @@ Rect picture_rect(GstBuffer* buffer, const GstVideoInfo& info) {
   r.width = clip(x + w, width) - r.x;
   r.height = clip(y + h, height) - r.y;
   return r;
+}
+
+void refuse_crop_meta(GstQuery* allocation_query) {
+  guint index = 0;
+  while (gst_query_find_allocation_meta(allocation_query, GST_VIDEO_CROP_META_API_TYPE, &index))
+    gst_query_remove_nth_allocation_meta(allocation_query, index);
 }
 
 }  // namespace gstssd

@@ -69,12 +69,19 @@ struct Rect {
   int x = 0, y = 0, width = 0, height = 0;
 };
 
-// Where a frame's picture lies in its buffer, in the buffer's pixels. An in-place element
-// forwards the allocation query, so when every element downstream supports GstVideoCropMeta
-// (xvimagesink, glimagesink) upstream may leave the cropping to them (videocrop, a decoder): it
-// sends the uncropped frame, described by its GstVideoMeta, with a crop meta; the caps give the
-// picture's size. The picture is then the crop meta's rectangle, else the caps-sized frame;
-// clipped to the buffer's frame (the video meta's size, else the caps').
+// An in-place element forwards upstream's allocation query downstream, and so would offer
+// upstream the support for GstVideoCropMeta of a sink behind it (xvimagesink, glimagesink):
+// videocrop or a decoder would then send the uncropped frame with a crop meta instead of copying
+// the picture out. The pixels could be read in place (picture_rect), but the regions of interest
+// could not: videocrop leaves the regions an element before it attached in the uncropped frame's
+// coordinates, and nothing tells them from those attached behind it, in the picture's. Removes
+// the meta from the answer: upstream crops the frames (regions before it are dropped).
+void refuse_crop_meta(GstQuery* allocation_query);
+
+// Where a frame's picture lies in its buffer, in the buffer's pixels: the caps' size, at the
+// origin or, for a buffer that comes with a GstVideoCropMeta all the same (refuse_crop_meta()),
+// at the crop's offset; clipped to the buffer's frame (its GstVideoMeta's size, else the caps').
+// Regions of interest are in the picture's coordinates.
 Rect picture_rect(GstBuffer* buffer, const GstVideoInfo& info);
 
 // Whether a sink event starts the stream afresh for an element that carries state from frame to

@@ -30,11 +30,12 @@
  * whole factor (a box filter: the mean of each factor x factor block, so that large frames are
  * not aliased), then resized bilinearly to the model's input; the last columns or rows that do
  * not fill a block (fewer than the factor: under 1/input-size of the frame, e.g. 4 of 854 at a
- * 160 px input) are left out, and the boxes are those of the part analysed. When every element
- * downstream supports #GstVideoCropMeta (e.g. xvimagesink, glimagesink), the element offers that
- * support upstream, so videocrop or a decoder may send the uncropped frame with a crop meta
- * instead of copying the picture out: the network then sees the crop meta's rectangle, and the
- * boxes are given in the cropped picture's coordinates, as for a cropped frame.
+ * 160 px input) are left out, and the boxes are those of the part analysed. Frames are read at
+ * the size of the caps: the element does not offer upstream a #GstVideoCropMeta support of the
+ * elements behind it (regions attached before an in-place crop would be in other coordinates
+ * than those attached after it), so upstream (videocrop, a decoder) sends cropped frames; a
+ * frame that comes with a crop meta all the same is analysed in its picture (the caps' size at
+ * the crop's offset), and its boxes are the picture's.
  *
  * ## Falling behind a live source
  *
@@ -477,13 +478,14 @@ static std::optional<Region> parse_region(const std::string& text) {
 }
 
 // The region, given relative to `bounds`' origin, clipped to `bounds`, with x and y rounded
-// down to even in subsampled (YUV) formats so that the chroma planes start at the region too;
-// width or height 0 when it lies outside.
+// down to even in subsampled (YUV) formats so that the chroma planes start at the region too
+// (up where that would leave `bounds`, which a crop may start at an odd pixel); width or height
+// 0 when it lies outside.
 static Region clip_region(const Region& r, const Region& bounds, bool subsampled) {
   int x0 = bounds.x + std::min(r.x, bounds.width), y0 = bounds.y + std::min(r.y, bounds.height);
   if (subsampled) {
-    x0 &= ~1;
-    y0 &= ~1;
+    if (x0 & 1) x0 += x0 - 1 >= bounds.x ? -1 : 1;
+    if (y0 & 1) y0 += y0 - 1 >= bounds.y ? -1 : 1;
   }
   const int x1 = bounds.x + static_cast<int>(std::min<long>(static_cast<long>(r.x) + r.width, bounds.width));
   const int y1 = bounds.y + static_cast<int>(std::min<long>(static_cast<long>(r.y) + r.height, bounds.height));
@@ -1883,9 +1885,10 @@ static bool reserve_held_frames(GstSsdDetect* self, GstQuery* query) {
 static gboolean gst_ssd_detect_propose_allocation(GstBaseTransform* trans, GstQuery* decide_query, GstQuery* query) {
   GstSsdDetect* self = GST_SSD_DETECT(trans);
   SsdDetectState* st = self->state;
-  // In place, the default asks downstream (a crop meta it supports is honoured: picture_rect).
+  // In place, the default asks downstream; see gstssd::refuse_crop_meta().
   const gboolean downstream = GST_BASE_TRANSFORM_CLASS(gst_ssd_detect_parent_class)->propose_allocation(
       trans, decide_query, query);
+  gstssd::refuse_crop_meta(query);
   if (!st->on_cuda) return reserve_held_frames(self, query) || downstream;
   try {
     GstCaps* caps = nullptr;
@@ -2053,7 +2056,7 @@ static void gst_ssd_detect_class_init(GstSsdDetectClass* klass) {
    * (no copy in front of it), scales it to the network's input as it would the whole frame,
    * and reports the detections in the frame's coordinates. Nothing outside it is detected, and
    * objects in it are seen at a higher resolution than in the whole frame. Clipped to the
-   * frame (in a frame with a #GstVideoCropMeta: given in, and clipped to, its cropped picture);
+   * frame (in a frame with a #GstVideoCropMeta: given in, and clipped to, its picture);
    * in NV12 and I420 x and y are rounded down to even; a region that is then less than 2
    * pixels wide or high (e.g. one outside the frame) detects nothing. Unset or empty: the whole
    * frame.

@@ -18,10 +18,11 @@
  * NV12 and I420 frames are drawn in their own planes without converting the frame: the luma
  * of the colour on the Y plane and its chroma on the half-resolution chroma plane(s), using
  * the frame's colour matrix. Buffers with nothing to draw are passed on without being mapped.
- * When every element downstream supports #GstVideoCropMeta, the element offers that support
- * upstream, and a frame that comes uncropped with a crop meta (videocrop, a decoder) is drawn in
- * its cropped picture: region coordinates are the picture's, as ssddetect gives them, and
- * nothing is drawn outside it.
+ * Frames are drawn at the size of the caps: the element does not offer upstream a
+ * #GstVideoCropMeta support of the elements behind it (regions attached before an in-place crop
+ * would be in other coordinates than those attached after it), so upstream (videocrop, a
+ * decoder) sends cropped frames; a frame that comes with a crop meta all the same is drawn in
+ * its picture, nothing outside it.
  *
  * ## Example launch line
  * |[
@@ -361,6 +362,14 @@ static GstFlowReturn draw_frame(GstSsdOverlay* self, GstBuffer* buf) {
   return GST_FLOW_OK;
 }
 
+// In place, the default asks downstream; see gstssd::refuse_crop_meta().
+static gboolean gst_ssd_overlay_propose_allocation(GstBaseTransform* trans, GstQuery* decide_query, GstQuery* query) {
+  const gboolean res =
+      GST_BASE_TRANSFORM_CLASS(gst_ssd_overlay_parent_class)->propose_allocation(trans, decide_query, query);
+  gstssd::refuse_crop_meta(query);
+  return res;
+}
+
 static GstFlowReturn gst_ssd_overlay_transform_ip(GstBaseTransform* trans, GstBuffer* buf) {
   GstSsdOverlay* self = GST_SSD_OVERLAY(trans);
   return gstssd::run_frame_guarded(GST_ELEMENT(self), "Drawing the detections",
@@ -431,6 +440,7 @@ static void gst_ssd_overlay_class_init(GstSsdOverlayClass* klass) {
   trans_class->set_caps = GST_DEBUG_FUNCPTR(gst_ssd_overlay_set_caps);
   trans_class->stop = GST_DEBUG_FUNCPTR(gst_ssd_overlay_stop);
   trans_class->transform_ip = GST_DEBUG_FUNCPTR(gst_ssd_overlay_transform_ip);
+  trans_class->propose_allocation = GST_DEBUG_FUNCPTR(gst_ssd_overlay_propose_allocation);
   trans_class->passthrough_on_same_caps = FALSE;
 
   GST_DEBUG_CATEGORY_INIT(gst_ssd_overlay_debug, "ssdoverlay", 0, "SSD detection overlay");
