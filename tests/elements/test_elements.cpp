@@ -1110,8 +1110,21 @@ struct QuarterScenes {
   }
 };
 
+// A format and extra ssddetect properties (a batching path): what the region and crop meta
+// tests run with.
 using RegionCase = std::tuple<GstVideoFormat, const char*>;
 class SsdDetectRegion : public ::testing::TestWithParam<RegionCase> {};
+
+// Packed and 4:2:0 formats, and a batching path on a 4:2:0 format.
+std::vector<RegionCase> region_cases(GstVideoFormat batched) {
+  return {RegionCase{GST_VIDEO_FORMAT_RGB, ""}, RegionCase{GST_VIDEO_FORMAT_BGRx, ""},
+          RegionCase{GST_VIDEO_FORMAT_NV12, ""}, RegionCase{GST_VIDEO_FORMAT_I420, ""},
+          RegionCase{batched, "batch-size=2 in-flight=2"}};
+}
+
+std::string region_case_name(const ::testing::TestParamInfo<RegionCase>& p) {
+  return std::string(gst_video_format_to_string(std::get<0>(p.param))) + (*std::get<1>(p.param) ? "Batched" : "");
+}
 
 // With `region` the network sees that part of the frame only, read in place in every format
 // (plane pointers moved; NV12/I420 x and y rounded down to even): the detections are those of
@@ -1155,13 +1168,7 @@ TEST_P(SsdDetectRegion, SeesThePartAndReportsFrameCoordinates) {
 }
 
 INSTANTIATE_TEST_SUITE_P(
-    Formats, SsdDetectRegion,
-    ::testing::Values(RegionCase{GST_VIDEO_FORMAT_RGB, ""}, RegionCase{GST_VIDEO_FORMAT_BGRx, ""},
-                      RegionCase{GST_VIDEO_FORMAT_NV12, ""}, RegionCase{GST_VIDEO_FORMAT_I420, ""},
-                      RegionCase{GST_VIDEO_FORMAT_NV12, "batch-size=2 in-flight=2"}),
-    [](const ::testing::TestParamInfo<RegionCase>& p) {
-      return std::string(gst_video_format_to_string(std::get<0>(p.param))) + (*std::get<1>(p.param) ? "Batched" : "");
-    });
+    Formats, SsdDetectRegion, ::testing::ValuesIn(region_cases(GST_VIDEO_FORMAT_NV12)), region_case_name);
 
 // ---- GstVideoCropMeta: upstream leaving the cropping to downstream
 
@@ -1204,8 +1211,7 @@ std::unique_ptr<Frame> with_crop_meta(const Frame& f, int x, int y, int w, int h
   return out;
 }
 
-using CropCase = std::tuple<GstVideoFormat, const char*>;
-class SsdDetectCropMeta : public ::testing::TestWithParam<CropCase> {};
+class SsdDetectCropMeta : public ::testing::TestWithParam<RegionCase> {};
 
 // Upstream crops: with a sink that supports crop metas behind ssddetect, videocrop still copies
 // the picture out (see OffersNoCropMetaSupport). A frame that comes with a crop meta all the
@@ -1278,13 +1284,7 @@ TEST_P(SsdDetectCropMeta, SeesThePictureOfAFrameWithACropMeta) {
 }
 
 INSTANTIATE_TEST_SUITE_P(
-    Formats, SsdDetectCropMeta,
-    ::testing::Values(CropCase{GST_VIDEO_FORMAT_RGB, ""}, CropCase{GST_VIDEO_FORMAT_BGRx, ""},
-                      CropCase{GST_VIDEO_FORMAT_NV12, ""}, CropCase{GST_VIDEO_FORMAT_I420, ""},
-                      CropCase{GST_VIDEO_FORMAT_I420, "batch-size=2 in-flight=2"}),
-    [](const ::testing::TestParamInfo<CropCase>& p) {
-      return std::string(gst_video_format_to_string(std::get<0>(p.param))) + (*std::get<1>(p.param) ? "Batched" : "");
-    });
+    Formats, SsdDetectCropMeta, ::testing::ValuesIn(region_cases(GST_VIDEO_FORMAT_I420)), region_case_name);
 
 // Neither element that reads or draws pixels offers upstream the crop meta support of a sink
 // behind it (videocrop keeps the regions of an element before it in the uncropped frame's
@@ -2947,6 +2947,16 @@ GstBuffer* with_roi(const Frame& f, const Box& b, const char* label, double conf
   return buf;
 }
 
+// An ssdoverlay harness for frames like `f` that draws outlines `thickness` wide, no captions.
+GstHarness* outline_harness(const Frame& f, int thickness) {
+  GstElement* e = gst_element_factory_make("ssdoverlay", nullptr);
+  g_object_set(e, "thickness", thickness, "show-labels", FALSE, "show-confidence", FALSE, nullptr);
+  GstHarness* h = gst_harness_new_with_element(e, "sink", "src");
+  gst_object_unref(e);
+  gst_harness_set_src_caps(h, gst_caps_ref(f.caps));
+  return h;
+}
+
 }  // namespace
 
 class SsdOverlayFormats : public ::testing::TestWithParam<GstVideoFormat> {};
@@ -2956,11 +2966,7 @@ TEST_P(SsdOverlayFormats, ChangesPixelsOnTheBorderOnly) {
   auto f = make_frame(flat(321, 241), fmt, 16);   // odd size, padded strides
   const Box box{51, 61, 151, 141};   // odd corners: chroma samples straddle the edge
   const int t = 3;
-  GstElement* e = gst_element_factory_make("ssdoverlay", nullptr);
-  g_object_set(e, "thickness", t, "show-labels", FALSE, "show-confidence", FALSE, nullptr);
-  GstHarness* h = gst_harness_new_with_element(e, "sink", "src");
-  gst_object_unref(e);
-  gst_harness_set_src_caps(h, gst_caps_ref(f->caps));
+  GstHarness* h = outline_harness(*f, t);
   ASSERT_EQ(gst_harness_push(h, with_roi(*f, box, "car", 0.87)), GST_FLOW_OK);
   GstBuffer* out = gst_harness_pull(h);
   ASSERT_NE(out, nullptr);
@@ -3003,11 +3009,7 @@ TEST(SsdOverlay, YuvOutlinesColourEveryChromaSampleUnderThem) {
                      std::to_string(box.x0) + "," + std::to_string(box.y0) + "-" + std::to_string(box.x1) + "," +
                      std::to_string(box.y1));
         auto f = make_frame(flat(32, 32), fmt);
-        GstElement* e = gst_element_factory_make("ssdoverlay", nullptr);
-        g_object_set(e, "thickness", t, "show-labels", FALSE, "show-confidence", FALSE, nullptr);
-        GstHarness* h = gst_harness_new_with_element(e, "sink", "src");
-        gst_object_unref(e);
-        gst_harness_set_src_caps(h, gst_caps_ref(f->caps));
+        GstHarness* h = outline_harness(*f, t);
         ASSERT_EQ(gst_harness_push(h, with_roi(*f, box, "car", 0.87)), GST_FLOW_OK);
         GstBuffer* out = gst_harness_pull(h);
         ASSERT_NE(out, nullptr);
@@ -3086,6 +3088,19 @@ GstHarness* export_harness(const std::string& path, const Frame& f) {
   gst_object_unref(e);
   gst_harness_set_src_caps(h, gst_caps_ref(f.caps));
   return h;
+}
+
+// Pushes `in` (taken) through an ssdexport writing to `path`, then EOS; the line written.
+std::string export_one(const std::string& path, const Frame& f, GstBuffer* in) {
+  GstHarness* h = export_harness(path, f);
+  EXPECT_EQ(gst_harness_push(h, in), GST_FLOW_OK);
+  gst_buffer_unref(gst_harness_pull(h));
+  EXPECT_TRUE(gst_harness_push_event(h, gst_event_new_eos()));
+  gst_harness_teardown(h);
+  std::ifstream file(path);
+  std::string line;
+  std::getline(file, line);
+  return line;
 }
 
 }  // namespace
@@ -3182,18 +3197,11 @@ TEST(SsdExport, ANormalisedBoxThatIsNotFiniteIsTakenFromThePixels) {
   TempDir tmp;
   const std::string path = tmp / "nan.jsonl";
   auto f = make_frame(flat(200, 100), GST_VIDEO_FORMAT_RGB);
-  GstHarness* h = export_harness(path, *f);
   GstBuffer* b = with_roi(*f, {10, 20, 60, 70}, "star", 0.5);
   gst_structure_set(gst_video_region_of_interest_meta_get_param(gst_buffer_get_video_region_of_interest_meta_id(b, 0), "detection"),
                     "x_min", G_TYPE_DOUBLE, std::nan(""), "y_min", G_TYPE_DOUBLE, 0.2, "x_max", G_TYPE_DOUBLE,
                     HUGE_VAL, "y_max", G_TYPE_DOUBLE, 0.7, nullptr);
-  ASSERT_EQ(gst_harness_push(h, b), GST_FLOW_OK);
-  gst_buffer_unref(gst_harness_pull(h));
-  ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_eos()));
-  gst_harness_teardown(h);
-  std::ifstream in(path);
-  std::string line;
-  ASSERT_TRUE(std::getline(in, line));
+  const std::string line = export_one(path, *f, b);
   const json n = json::parse(line)["detections"][0]["box_normalized"];
   EXPECT_EQ(n, json({{"x_min", 0.05}, {"y_min", 0.2}, {"x_max", 0.3}, {"y_max", 0.7}})) << line;
 }
@@ -3382,20 +3390,12 @@ TEST(SsdExportAnalytics, WritesObjectDetectionsThatHaveNoRegionWithTheirTracking
   TempDir tmp;
   const std::string path = tmp / "det.jsonl";
   auto f = make_frame(flat(200, 100), GST_VIDEO_FORMAT_RGB);
-  GstHarness* h = export_harness(path, *f);
   GstBuffer* in = with_roi(*f, {10, 20, 60, 70}, "star", 0.75);
   add_od_mtd(in, {10, 20, 60, 70}, "star", 0.75f, 0);    // stands for the region
   add_od_mtd(in, {120, 10, 180, 90}, "car", 0.5f, 7);    // an analytics producer's alone
   add_od_mtd(in, {0, 0, 20, 20}, "dog", 0.25f, 0);       // untracked
   add_od_mtd(in, {20, 30, 40, 50}, "bus", 0.5f, 3, 9);   // tracked again further down: the newest id
-  ASSERT_EQ(gst_harness_push(h, in), GST_FLOW_OK);
-  gst_buffer_unref(gst_harness_pull(h));
-  ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_eos()));
-  gst_harness_teardown(h);
-
-  std::ifstream file(path);
-  std::string line;
-  ASSERT_TRUE(std::getline(file, line));
+  const std::string line = export_one(path, *f, in);
   const json d = json::parse(line)["detections"];
   ASSERT_EQ(d.size(), 4u) << d.dump();
   EXPECT_EQ(d[0]["label"], "star");
