@@ -2,18 +2,23 @@
 //
 //   ssd-clip render --out DIR [--width 320 --height 240 --scenes 24 --hold 3 --seed 2024]
 //       writes DIR/frames/00000.jpg ... (each scene held for --hold frames) and DIR/truth.json
-//       (the ground truth of every frame: label, label_id, corners in pixels, x2/y2 exclusive)
+//       (the ground truth of every frame: label, label_id, corners in pixels, x2/y2 exclusive);
+//       the frames of an earlier clip in DIR that the new one does not overwrite are removed
 //   ssd-clip score --truth DIR/truth.json --detections detections.jsonl [--iou 0.5]
 //       matches ssdexport's JSON Lines against the ground truth (greedy by confidence, same
-//       label, IoU >= --iou) and prints the counts, precision, recall and AP50
+//       label, IoU > --iou, as VOC's AP) and prints the counts, precision, recall and AP50; a
+//       line's frame is its pts at truth.json's frame rate (ssdexport's `frame` counts the frames
+//       that reached it, which QoS drops upstream would shift), else its `frame`
 //   ssd-clip sheet --frames DIR --out sheet.png [--count 6 --columns 3]
 //       tiles evenly spaced images of DIR (sorted by name) into one PNG contact sheet
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -40,9 +45,27 @@ struct RenderArgs {
   std::string format = "jpg";
 };
 
+// Whether `name` is a frame render writes: five digits, .jpg or .png.
+bool frame_file(const std::string& name) {
+  return name.size() == 9 && std::all_of(name.begin(), name.begin() + 5, [](char c) { return c >= '0' && c <= '9'; }) &&
+         (name.compare(5, 4, ".jpg") == 0 || name.compare(5, 4, ".png") == 0);
+}
+
 int render(const RenderArgs& a) {
   const fs::path frames = fs::path(a.out) / "frames";
+  const fs::path truth_path = fs::path(a.out) / "truth.json";
   fs::create_directories(frames);
+  // The folder is to hold exactly the new clip: frames of an earlier one (its truth.json is
+  // there) that the new one does not overwrite are removed; frames of nobody's are refused.
+  std::vector<fs::path> old_frames;
+  for (const auto& e : fs::directory_iterator(frames))
+    if (frame_file(e.path().filename().string())) old_frames.push_back(e.path());
+  if (!old_frames.empty() && !fs::is_regular_file(truth_path)) {
+    std::cerr << "ssd-clip: " << frames.string() << " holds frames such as " << old_frames.front().filename().string()
+              << " of no earlier clip (no " << truth_path.string() << "); give an empty folder\n";
+    return 1;
+  }
+  for (const auto& p : old_frames) fs::remove(p);
   ssdtrain::SynthOptions opt;
   opt.min_objects = a.min_objects;
   opt.max_objects = a.max_objects;
@@ -75,8 +98,13 @@ int render(const RenderArgs& a) {
       truth["frames"].push_back({{"frame", frame}, {"scene", scene}, {"file", p.string()}, {"boxes", boxes}});
     }
   }
-  const fs::path truth_path = fs::path(a.out) / "truth.json";
-  std::ofstream(truth_path) << truth.dump(1) << "\n";
+  std::ofstream truth_file(truth_path);
+  truth_file << truth.dump(1) << "\n";
+  truth_file.close();
+  if (!truth_file) {
+    std::cerr << "ssd-clip: cannot write " << truth_path.string() << "\n";
+    return 1;
+  }
   std::cout << "ssd-clip: " << frame << " frames (" << a.scenes << " scenes) of " << a.width << "x" << a.height
             << " in " << frames.string() << ", ground truth in " << truth_path.string() << "\n";
   return 0;
@@ -105,9 +133,10 @@ int score(const std::string& truth_path, const std::string& det_path, double iou
   std::map<std::string, int> label_index;
   for (size_t i = 0; i < labels.size(); ++i) label_index[labels[i]] = static_cast<int>(i);
 
-  // Detections by frame number.
+  // Detections by frame number: the pts at the clip's frame rate, else ssdexport's count.
+  const double fps = truth.at("framerate").get<double>();
   std::map<int64_t, std::vector<ssdtrain::ScoredBox>> dets;
-  int unknown_labels = 0;
+  int unknown_labels = 0, line_number = 0;
   {
     std::ifstream in(det_path);
     if (!in) {
@@ -116,9 +145,17 @@ int score(const std::string& truth_path, const std::string& det_path, double iou
     }
     std::string line;
     while (std::getline(in, line)) {
+      ++line_number;
       if (line.empty()) continue;
-      const json j = json::parse(line);
-      auto& v = dets[j.at("frame").get<int64_t>()];
+      const json j = json::parse(line, nullptr, false);
+      if (j.is_discarded() || !j.is_object()) {   // e.g. the last line of a pipeline killed mid-write
+        std::cerr << "ssd-clip: " << det_path << ":" << line_number << ": not a JSON object\n";
+        return 1;
+      }
+      const int64_t frame = j.contains("pts") && j.at("pts").is_number()
+                                ? std::llround(j.at("pts").get<double>() * fps / 1e9)
+                                : j.at("frame").get<int64_t>();
+      auto& v = dets[frame];
       for (const auto& d : j.at("detections")) {
         auto it = label_index.find(d.at("label").get<std::string>());
         if (it == label_index.end()) {
@@ -142,8 +179,10 @@ int score(const std::string& truth_path, const std::string& det_path, double iou
   const int nc = static_cast<int>(labels.size());
   std::vector<int> tp(nc, 0), fp(nc, 0), fn(nc, 0);
   int frames = 0, frames_missing = 0;
+  std::set<int64_t> truth_frames;
   for (const auto& f : truth.at("frames")) {
     const int64_t id = f.at("frame").get<int64_t>();
+    truth_frames.insert(id);
     std::vector<ssdtrain::BoxAnnotation> gts;
     for (const auto& b : f.at("boxes")) {
       ssdtrain::BoxAnnotation g;
@@ -168,7 +207,7 @@ int score(const std::string& truth_path, const std::string& det_path, double iou
       for (size_t g = 0; g < gts.size(); ++g) {
         if (used[g] || gts[g].label != det.label) continue;
         const double v = iou(det, gts[g]);
-        if (v >= best_iou) {
+        if (v > best_iou) {
           best_iou = v;
           best = static_cast<int>(g);
         }
@@ -197,8 +236,11 @@ int score(const std::string& truth_path, const std::string& det_path, double iou
   std::printf("%-10s %6d %6d %6d %6d %9.3f %7.3f\n", "all", GT, FOUND, TP, FP, FOUND ? double(TP) / FOUND : 0.0,
               GT ? double(TP) / GT : 0.0);
   const ssdtrain::MapResult map = evaluator.compute();
-  std::printf("frames: %d (%d without an ssdexport line); objects in truth: %d, detections: %d, matched at IoU>=%.2f: %d\n",
+  int frames_unknown = 0;
+  for (const auto& [frame, v] : dets) frames_unknown += truth_frames.count(frame) == 0;
+  std::printf("frames: %d (%d without an ssdexport line); objects in truth: %d, detections: %d, matched at IoU>%.2f: %d\n",
               frames, frames_missing, GT, FOUND, iou_min, TP);
+  if (frames_unknown) std::printf("ssdexport lines of frames the truth does not have (not scored): %d\n", frames_unknown);
   std::printf("AP50 (VOC all-point, mean over classes): %.3f\n", map.map50_voc);
   if (unknown_labels) std::printf("detections with a label the truth does not know: %d\n", unknown_labels);
   return 0;
@@ -262,7 +304,7 @@ int main(int argc, char** argv) {
   r->add_option("--hold", ra.hold, "Frames per scene")->check(CLI::Range(1, 1000));
   r->add_option("--fps", ra.fps, "Frame rate recorded in truth.json")->check(CLI::Range(1, 1000));
   r->add_option("--seed", ra.seed, "Random seed");
-  r->add_option("--min-objects", ra.min_objects, "Fewest objects per scene")->check(CLI::Range(0, 20));
+  r->add_option("--min-objects", ra.min_objects, "Fewest objects per scene")->check(CLI::Range(1, 20));
   r->add_option("--max-objects", ra.max_objects, "Most objects per scene")->check(CLI::Range(1, 20));
   r->add_option("--format", ra.format, "Image format")->check(CLI::IsMember({"jpg", "png"}));
 
@@ -271,7 +313,7 @@ int main(int argc, char** argv) {
   auto* s = app.add_subcommand("score", "Score ssdexport JSON Lines against the ground truth");
   s->add_option("--truth", truth, "truth.json written by render")->required();
   s->add_option("--detections", detections, "JSON Lines written by ssdexport")->required();
-  s->add_option("--iou", iou_min, "IoU for a match")->check(CLI::Range(0.0, 1.0));
+  s->add_option("--iou", iou_min, "IoU above which a detection matches")->check(CLI::Range(0.0, 1.0));
 
   std::string frames_dir, sheet_out;
   int count = 6, columns = 3;

@@ -69,7 +69,7 @@ awk -v f="$frames" -v a="$start" -v b="$end" \
 step "contact sheet"
 "$clip_tool" sheet --frames "$OUT/annotated" --out "$OUT/contact-sheet.png" --count 6 --columns 3
 
-step "objects found vs ground truth (IoU >= 0.5)"
+step "objects found vs ground truth (IoU > 0.5)"
 "$clip_tool" score --truth "$OUT/clip/truth.json" --detections "$OUT/detections.jsonl"
 
 step "outputs"

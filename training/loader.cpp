@@ -66,10 +66,13 @@ DataLoader::DataLoader(const Dataset& dataset, const LoaderOptions& options)
 
 DataLoader::~DataLoader() { stop(); }
 
-size_t DataLoader::batches_per_epoch() const {
-  const size_t n = ds_.images.size(), b = static_cast<size_t>(opt_.batch_size);
-  return opt_.drop_last ? n / b : (n + b - 1) / b;
+size_t batches_per_epoch(size_t n, const LoaderOptions& options) {
+  const size_t b = static_cast<size_t>(std::max(1, options.batch_size));
+  if (options.drop_last || (options.drop_single_last && n % b == 1)) return n / b;
+  return (n + b - 1) / b;
 }
+
+size_t DataLoader::batches_per_epoch() const { return ssdtrain::batches_per_epoch(ds_.images.size(), opt_); }
 
 void DataLoader::stop() {
   {

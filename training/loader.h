@@ -35,6 +35,9 @@ struct LoaderOptions {
   int prefetch = 4;         // batches ready or in flight ahead of the consumer
   bool shuffle = true;
   bool drop_last = false;   // drop a last, smaller batch
+  // Drop a last batch of one sample (training: BatchNorm cannot normalise a single value per
+  // channel, as on the 1x1 grid), so that e.g. 17 images in batches of 16 train.
+  bool drop_single_last = false;
   bool augment = true;      // false: load + squish resize only (validation)
   AugmentOptions aug;
   uint64_t seed = 0;
@@ -71,6 +74,9 @@ cv::Mat load_rgb(const ImageRecord& rec);
 std::vector<BoxAnnotation> make_sample(const ImageRecord& rec, const LoaderOptions& options,
                                        uint64_t sample_seed, float* chw);
 
+// The batches an epoch of n samples gives with these options.
+size_t batches_per_epoch(size_t n, const LoaderOptions& options);
+
 class DataLoader {
  public:
   DataLoader(const Dataset& dataset, const LoaderOptions& options);  // keeps a reference
@@ -85,7 +91,7 @@ class DataLoader {
   // returned, then next() rethrows that exception (the same one on every later call).
   bool next(Batch& out);
 
-  size_t batches_per_epoch() const;
+  size_t batches_per_epoch() const;   // ssdtrain::batches_per_epoch() of the data set
   const std::vector<int64_t>& epoch_order() const { return order_; }
   const LoaderOptions& options() const { return opt_; }
 

@@ -118,8 +118,12 @@ cv::Mat render_line_plot(const LinePlot& plot) {
   const double ypad = (ymax - ymin) * 0.05;
   ymin -= ypad;
   ymax += ypad;
-  auto px = [&](double x) { return area.x + int(std::lround((tx(x) - xmin) / (xmax - xmin) * area.width)); };
-  auto py = [&](double y) { return area.y + area.height - int(std::lround((y - ymin) / (ymax - ymin) * area.height)); };
+  // Pixel positions of values far outside the axes (a diverging loss above y_top) are clamped in
+  // double before rounding, so that they stay far outside (and lines towards them are clipped)
+  // instead of wrapping around into the plot.
+  auto to_pixel = [](double v) { return int(std::lround(std::clamp(v, -1e6, 1e6))); };
+  auto px = [&](double x) { return area.x + to_pixel((tx(x) - xmin) / (xmax - xmin) * area.width); };
+  auto py = [&](double y) { return area.y + area.height - to_pixel((y - ymin) / (ymax - ymin) * area.height); };
 
   // Grid and ticks.
   const cv::Scalar grid(225, 225, 225), axis(60, 60, 60);

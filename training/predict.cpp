@@ -10,6 +10,7 @@
 #include "../model/class_filter.h"
 #include "../model/detector.h"
 #include "../model/error.h"
+#include "atomic_file.h"
 #include "loader.h"
 #include "plots.h"
 
@@ -25,9 +26,12 @@ std::vector<ImagePrediction> predict_images(const PredictSpec& spec) {
   if (spec.max_detections < 1 || spec.max_detections > ssd::kMaxDetectionsLimit)
     throw ssd::Error("--max-detections must be in [1, " + std::to_string(ssd::kMaxDetectionsLimit) + "]");
   std::set<fs::path> inputs;   // never overwritten (--out may be the images' own folder)
+  const fs::path out_dir = fs::weakly_canonical(spec.out_dir);
+  bool beside_inputs = false;   // --out is an input's folder: no file of it is overwritten
   for (const auto& p : spec.images) {
     if (!fs::is_regular_file(p)) throw ssd::Error(p + ": no such image file");
     inputs.insert(fs::weakly_canonical(p));
+    beside_inputs = beside_inputs || fs::weakly_canonical(p).parent_path() == out_dir;
   }
   ssd::DetectorOptions o;
   o.model_path = spec.weights;
@@ -72,11 +76,13 @@ std::vector<ImagePrediction> predict_images(const PredictSpec& spec) {
       b.score = d.confidence;
       p.detections.push_back(b);
     }
-    // Output name: the input's stem, made unique.
+    // Output name: the input's stem, made unique; in the images' own folder, beside every file
+    // already there (another image of that name, a user's file), not over it.
     std::string stem = fs::path(path).stem().string();
     std::string name = stem + ".png";
     auto taken = [&](const std::string& n) {
-      return used.count(n) || inputs.count(fs::weakly_canonical(fs::path(spec.out_dir) / n));
+      const fs::path candidate = fs::path(spec.out_dir) / n;
+      return used.count(n) || inputs.count(fs::weakly_canonical(candidate)) || (beside_inputs && fs::exists(candidate));
     };
     for (int k = 1; taken(name); ++k) name = stem + "_" + std::to_string(k) + ".png";
     used.insert(name);
@@ -90,9 +96,9 @@ std::vector<ImagePrediction> predict_images(const PredictSpec& spec) {
                    {"height", bgr.rows}, {"detections", dets}});
     out.push_back(std::move(p));
   }
-  std::ofstream j(fs::path(spec.out_dir) / "detections.json");
-  j << all.dump(1) << "\n";
-  if (!j) throw ssd::Error("cannot write " + (fs::path(spec.out_dir) / "detections.json").string());
+  // File names need not be UTF-8: their bad bytes are written as U+FFFD.
+  write_file_atomic(fs::path(spec.out_dir) / "detections.json",
+                    all.dump(1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
   return out;
 }
 

@@ -25,6 +25,7 @@
 #include "../model/nms.h"
 #include "../model/ssd_model.h"
 #include "../model/weights.h"
+#include "atomic_file.h"
 #include "loader.h"
 #include "grad_clip.h"
 #include "mixed_precision.h"
@@ -53,18 +54,6 @@ double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
 
-void write_text_atomic(const fs::path& path, const std::string& text) {
-  const fs::path tmp = path.string() + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    f << text;
-    f.flush();
-    if (!f) throw ssd::Error("cannot write " + tmp.string());
-  }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) throw ssd::Error("cannot write " + path.string() + ": " + ec.message());
-}
 
 // The evaluated epoch with the best validation mAP@[.5:.95] (mAP@0.5 breaking ties; the earliest
 // of equals), or nullptr when no epoch was evaluated.
@@ -135,6 +124,7 @@ LoaderOptions loader_options(const ssd::SsdConfig& config, int batch, int worker
   lo.threads = std::max(1, workers);
   lo.shuffle = train;
   lo.drop_last = false;
+  lo.drop_single_last = train;
   lo.augment = train && augment;
   lo.seed = seed;
   lo.mean = config.mean;
@@ -313,7 +303,7 @@ void write_metrics_csv(const fs::path& path, const std::vector<EpochMetrics>& h)
                   m.seconds);
     os << buf;
   }
-  write_text_atomic(path, os.str());
+  write_file_atomic(path, os.str());
 }
 
 void write_curve_plots(const fs::path& dir, const std::vector<EpochMetrics>& h) {
@@ -391,10 +381,16 @@ void load_data(Session& s, bool with_val = true) {
   DataSpec& tr = s.spec.train;
   if (tr.synth > 0 && tr.synth_dir.empty()) tr.synth_dir = (s.dir / "data" / "train").string();
   s.train_ds = load_dataset(tr, &report);
+  auto check_training_set = [&s] {
+    if (s.train_ds.images.size() < 2)
+      throw ssd::Error("the training set has " + std::to_string(s.train_ds.images.size()) +
+                       " image(s): training needs 2 or more (BatchNorm normalises over the batch)");
+    if (s.train_ds.num_boxes(false) == 0) throw ssd::Error("the training set has no boxes");
+  };
   if (!with_val) {   // lr-find: training data only
     if (!s.quiet)
       for (const auto& w : report.warnings) std::cerr << "warning: " << w << "\n";
-    if (s.train_ds.num_boxes(false) == 0) throw ssd::Error("the training set has no boxes");
+    check_training_set();
     return;
   }
   DataSpec& va = s.spec.val;
@@ -432,8 +428,7 @@ void load_data(Session& s, bool with_val = true) {
     for (size_t i = 0; i < n; ++i)
       (i < n_val ? s.val_ds : s.train_ds).images.push_back(all.images[idx[i]]);
   }
-  if (s.train_ds.images.empty()) throw ssd::Error("the training set has no images");
-  if (s.train_ds.num_boxes(false) == 0) throw ssd::Error("the training set has no boxes");
+  check_training_set();
   if (!s.quiet) {
     for (const auto& w : report.warnings) std::cerr << "warning: " << w << "\n";
     std::cerr << "data: train " << s.train_ds.images.size() << " images ("
@@ -503,8 +498,8 @@ void build_model_and_optimizer(Session& s, bool resuming = false) {
   s.schedule.freeze_epochs =
       o.freeze_epochs >= 0 ? o.freeze_epochs : (o.imagenet.empty() ? 0 : 1);
   if (s.schedule.freeze_epochs > o.epochs) s.schedule.freeze_epochs = o.epochs;
-  const size_t n = s.train_ds.images.size(), bs = static_cast<size_t>(o.batch_size);
-  s.schedule.steps_per_epoch = static_cast<int64_t>((n + bs - 1) / bs);
+  s.schedule.steps_per_epoch = static_cast<int64_t>(batches_per_epoch(
+      s.train_ds.images.size(), loader_options(s.spec.config, o.batch_size, 1, 0, true, false)));
 }
 
 void save_checkpoint(Session& s) {
@@ -652,7 +647,7 @@ TrainResult run_epochs(Session& s) {
   {
     LoaderOptions lo = train_lo;
     const size_t batches = std::min<size_t>(
-        std::max<size_t>(1, 256 / std::max(1, o.batch_size)), (s.train_ds.images.size() + o.batch_size - 1) / o.batch_size);
+        std::max<size_t>(1, 256 / std::max(1, o.batch_size)), batches_per_epoch(s.train_ds.images.size(), lo));
     result.loader_images_per_s = measure_loader_throughput(s.train_ds, lo, batches).images_per_second;
   }
 
@@ -758,7 +753,7 @@ TrainResult run_epochs(Session& s) {
     }
     json hist = json::array();
     for (const auto& h : s.history) hist.push_back(metrics_to_json(h));
-    write_text_atomic(s.dir / kHistoryFile, hist.dump(1));
+    write_file_atomic(s.dir / kHistoryFile, hist.dump(1));
     write_metrics_csv(s.dir / "metrics.csv", s.history);
     write_curve_plots(s.dir, s.history);
     write_prediction_grid(s.dir / "predictions.png", s.val_ds, v.samples, 0.3);
@@ -792,7 +787,7 @@ TrainResult run_epochs(Session& s) {
 void check_options(const TrainOptions& o) {
   auto fail = [](const std::string& m) { throw ssd::Error(m); };
   if (o.epochs < 1) fail("--epochs must be >= 1");
-  if (o.batch_size < 1) fail("--batch must be >= 1");
+  if (o.batch_size < 2) fail("--batch must be >= 2 (BatchNorm normalises over the batch)");
   if (!(o.lr > 0) || !std::isfinite(o.lr)) fail("--lr must be > 0");
   if (!(o.lr_div >= 1)) fail("--lr-div must be >= 1");
   if (o.wd < 0) fail("--wd must be >= 0");
@@ -865,7 +860,7 @@ TrainResult train(const TrainSpec& spec_in) {
   make_paths_absolute(s.spec);
   load_data(s);
   build_model_and_optimizer(s);
-  write_text_atomic(s.dir / kRunFile, train_spec_to_json(s.spec));
+  write_file_atomic(s.dir / kRunFile, train_spec_to_json(s.spec));
   return run_epochs(s);
 }
 
@@ -938,8 +933,8 @@ MapResult evaluate_weights(const EvalSpec& spec) {
 
 LrFindResult lr_find(const LrFindSpec& spec) {
   check_options(spec.train.options);
-  if (!(spec.start_lr > 0) || !(spec.end_lr > spec.start_lr))
-    throw ssd::Error("lr-find needs 0 < --start-lr < --end-lr");
+  if (!(spec.start_lr > 0) || !(spec.end_lr > spec.start_lr) || !std::isfinite(spec.end_lr))
+    throw ssd::Error("lr-find needs 0 < --start-lr < --end-lr, finite");
   if (spec.iterations < 5) throw ssd::Error("lr-find needs --iters >= 5");
   if (spec.train.out_dir.empty()) throw ssd::Error("no output folder (--out)");
   Session s;
@@ -1007,7 +1002,7 @@ LrFindResult lr_find(const LrFindSpec& spec) {
     csv << buf;
   }
   r.csv_path = (s.dir / "lr_find.csv").string();
-  write_text_atomic(r.csv_path, csv.str());
+  write_file_atomic(r.csv_path, csv.str());
   LinePlot p;
   p.title = "learning-rate finder (suggestion: valley)";
   p.x_label = "learning rate";

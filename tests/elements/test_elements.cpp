@@ -3898,6 +3898,62 @@ Spawned spawn(const std::vector<std::string>& argv) {
 
 }  // namespace
 
+// ssd-clip, the demo's clip renderer and scorer: a line's frame is its pts at the clip's frame
+// rate (ssdexport's `frame` counts the frames that reached it: a frame dropped upstream shifted
+// every later one onto the wrong ground truth); lines of frames the truth lacks are reported; a
+// clip rendered again into its folder leaves none of the earlier one's frames.
+TEST(Examples, ClipScoresLinesByTheirTimestamps) {
+  TempDir tmp;
+  const std::string clip = tmp / "clip";
+  Spawned r = spawn({SSD_CLIP_TOOL, "render", "--out", clip, "--scenes", "4", "--hold", "2", "--fps", "10",
+                     "--format", "png", "--width", "96", "--height", "96"});
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  const json truth = json::parse(std::ifstream(clip + "/truth.json"));
+  ASSERT_EQ(truth["frames"].size(), 8u);
+  // Perfect detections of every frame but frame 2 (dropped upstream), counted as ssdexport
+  // counts them, plus a line of a frame past the clip.
+  std::ofstream lines(tmp / "dets.jsonl");
+  int counted = 0, objects = 0;
+  for (const auto& f : truth["frames"]) {
+    const int frame = f["frame"].get<int>();
+    if (frame == 2) continue;
+    json dets = json::array();
+    for (const auto& b : f["boxes"]) {
+      const int x = static_cast<int>(std::lround(b["x1"].get<double>())), y = static_cast<int>(std::lround(b["y1"].get<double>()));
+      dets.push_back({{"label", b["label"]}, {"confidence", 0.9},
+                      {"box", {{"x", x}, {"y", y}, {"w", static_cast<int>(std::lround(b["x2"].get<double>())) - x},
+                               {"h", static_cast<int>(std::lround(b["y2"].get<double>())) - y}}}});
+      ++objects;
+    }
+    lines << json({{"frame", counted++}, {"pts", frame * 100000000LL}, {"detections", dets}}).dump() << "\n";
+  }
+  lines << json({{"frame", counted}, {"pts", 20 * 100000000LL}, {"detections", json::array()}}).dump() << "\n";
+  lines.close();
+  Spawned s = spawn({SSD_CLIP_TOOL, "score", "--truth", clip + "/truth.json", "--detections", tmp / "dets.jsonl"});
+  ASSERT_EQ(s.status, 0) << s.out << s.err;
+  EXPECT_NE(s.out.find("frames: 8 (1 without an ssdexport line)"), std::string::npos) << s.out;
+  EXPECT_NE(s.out.find("matched at IoU>0.50: " + std::to_string(objects)), std::string::npos) << s.out;
+  EXPECT_NE(s.out.find("lines of frames the truth does not have (not scored): 1"), std::string::npos) << s.out;
+  // A cut-off last line: an error naming the line.
+  std::ofstream(tmp / "dets.jsonl", std::ios::app) << "{\"frame\": 9, \"pts\"";
+  Spawned cut = spawn({SSD_CLIP_TOOL, "score", "--truth", clip + "/truth.json", "--detections", tmp / "dets.jsonl"});
+  EXPECT_EQ(cut.status, 1);
+  EXPECT_NE(cut.err.find("dets.jsonl:" + std::to_string(counted + 2)), std::string::npos) << cut.err;
+  // Rendered again, shorter: only the new clip's frames are left.
+  r = spawn({SSD_CLIP_TOOL, "render", "--out", clip, "--scenes", "2", "--hold", "1", "--format", "jpg", "--width", "96",
+             "--height", "96"});
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  std::set<std::string> left;
+  for (const auto& e : fs::directory_iterator(clip + "/frames")) left.insert(e.path().filename().string());
+  EXPECT_EQ(left, (std::set<std::string>{"00000.jpg", "00001.jpg"}));
+  // Frames of nobody's clip in the way: refused, kept.
+  fs::create_directories(tmp.path / "mine/frames");
+  std::ofstream(tmp.path / "mine/frames/00003.png") << "the user's";
+  Spawned mine = spawn({SSD_CLIP_TOOL, "render", "--out", tmp / "mine", "--scenes", "1", "--hold", "1"});
+  EXPECT_EQ(mine.status, 1);
+  EXPECT_TRUE(fs::exists(tmp.path / "mine/frames/00003.png"));
+}
+
 TEST(Examples, CppApplicationPrintsTheDetections) {
   TempDir tmp;
   const auto [png, ref] = png_scene(tmp, 12);

@@ -538,6 +538,45 @@ TEST(Trainer, LrFindWritesCurveAndSuggestion) {
   EXPECT_TRUE(fs::exists(r.png_path));
 }
 
+// A training set whose last batch would hold one image (17 in batches of 16): BatchNorm cannot
+// normalise a single value per channel on the 1x1 grid, so that image waits for another epoch's
+// shuffle instead of failing the run (train and lr-find); a set of one image, or batches of one,
+// are refused before anything is built.
+TEST(Trainer, ALastBatchOfOneImageIsLeftOut) {
+  TempDir tmp;
+  const std::string tr = make_easy_set(tmp.path() / "train", 17, 8);
+  const std::string va = make_easy_set(tmp.path() / "val", 4, 9);
+  TrainSpec s = small_spec(tr, va, tmp / "run17");
+  s.options.epochs = 1;
+  s.options.threads = 1;
+  TrainResult r = ssdtrain::train(s);
+  EXPECT_TRUE(r.finished);
+  ASSERT_EQ(r.history.size(), 1u);
+  EXPECT_TRUE(std::isfinite(r.history[0].train_loss));
+  LrFindSpec ls;
+  ls.train = small_spec(tr, tr, tmp / "lrf17");
+  ls.train.val = DataSpec{};
+  ls.train.options.batch_size = 8;   // 17 = 2 x 8 + 1
+  ls.iterations = 6;
+  EXPECT_EQ(lr_find(ls).lrs.size(), 6u);
+  const std::string one = make_easy_set(tmp.path() / "one", 1, 10);
+  TrainSpec single = small_spec(one, va, tmp / "run1");
+  try {
+    ssdtrain::train(single);
+    ADD_FAILURE() << "one training image was accepted";
+  } catch (const ssd::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("training needs 2 or more"), std::string::npos) << e.what();
+  }
+  TrainSpec batch1 = small_spec(tr, va, tmp / "runb1");
+  batch1.options.batch_size = 1;
+  try {
+    ssdtrain::train(batch1);
+    ADD_FAILURE() << "batches of one were accepted";
+  } catch (const ssd::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--batch must be >= 2"), std::string::npos) << e.what();
+  }
+}
+
 // ------------------------------------------------------------------------------------------
 // The command line on bad input: a non-zero exit and a message, never a crash.
 
@@ -645,6 +684,7 @@ TEST(Cli, BadInputsGiveCleanErrors) {
                            tmp / "notanimage.png", "garbage");
   expect_clean_failure("synth --out " + tmp / "s" + " --count 0", "count");
   expect_clean_failure("lr-find --synth 8 --out " + tmp / "l" + " --iters 2", "iters");
+  expect_clean_failure("lr-find --synth 8 --out " + tmp / "l3" + " --end-lr inf", "finite");
   expect_clean_failure("lr-find --synth 8 --epochs 3 --out " + tmp / "l2", "--epochs");   // training only
   expect_clean_failure("eval --synth 4 --synth-dir " + tmp / "e" + " --json " + tmp / "no/such/dir/e.json",
                        "no folder");
@@ -759,6 +799,19 @@ TEST(Cli, SynthTrainInfoPredictEval) {
   after << after_f.rdbuf();
   EXPECT_EQ(after.str(), before.str()) << "predict overwrote its input";
   EXPECT_TRUE(fs::exists(tmp.path() / "s1/images/000000_1.png")) << same.output;
+  // ... nor over any other file there (here the first run's output, as it might be a user's).
+  const std::string first = read_file(tmp.path() / "s1/images/000000_1.png");
+  std::ofstream(tmp.path() / "s1/images/000000_1.png", std::ios::binary | std::ios::trunc) << "the user's";
+  CliRun beside = run_cli("predict --weights " + w + " --out " + tmp / "s1/images " + tmp / "s1/images/000000.png");
+  ASSERT_EQ(beside.status, 0) << beside.output;
+  EXPECT_EQ(read_file(tmp.path() / "s1/images/000000_1.png"), "the user's");
+  EXPECT_EQ(read_file(tmp.path() / "s1/images/000000_2.png"), first);
+  // A file name that is not UTF-8: detections.json stays valid JSON (U+FFFD for the bad byte).
+  fs::copy_file(tmp.path() / "s1/images/000001.png", tmp.path() / "caf\xe9.png");
+  CliRun latin1 = run_cli("predict --weights " + w + " --out " + tmp / "p-latin1 " + tmp / "caf\xe9.png");
+  ASSERT_EQ(latin1.status, 0) << latin1.output;
+  const nlohmann::json dj = nlohmann::json::parse(read_file(tmp.path() / "p-latin1/detections.json"));
+  EXPECT_NE(dj[0]["image"].get<std::string>().find("caf\xef\xbf\xbd.png"), std::string::npos) << dj.dump();
   expect_clean_failure("predict --weights " + w + " --nms -1 --out " + tmp / "p2 " + tmp / "s1/images/000001.png",
                        "--nms must be in [0, 1]");
   // ImageNet weights: a torch.save file that is not a state dict is refused in one line (no
@@ -1073,4 +1126,18 @@ TEST(LinePlot, YTopCutsASpikeOffAndVlinesAreLabelled) {
       red += c[2] > 150 && c[1] < 130 && c[0] < 130;
     }
   EXPECT_GT(red, 20);
+
+  // A loss that explodes far above y_top (lr-find past divergence, 1e22): the segments towards
+  // it leave the plot upwards; between two such points nothing is drawn (their pixel positions
+  // once wrapped around and drew lines across the plot).
+  ssdtrain::LinePlot huge;
+  huge.y_top = 2.0;
+  huge.series = {ssdtrain::Series{"loss", {1, 2, 3, 4, 5, 6}, {1, 1.5, 1e22, 3e22, 1e30, 2e22}, blue, false}};
+  const cv::Mat exploded = ssdtrain::render_line_plot(huge);
+  // Columns from x = 3.5 on (the plot spans x = 1..6 over most of the width) hold no series pixel.
+  int stray = 0;
+  for (int y = 0; y < exploded.rows; ++y)
+    for (int x = exploded.cols * 55 / 100; x < exploded.cols * 85 / 100; ++x)
+      stray += exploded.at<cv::Vec3b>(y, x) == cv::Vec3b(200, 90, 30);
+  EXPECT_EQ(stray, 0);
 }
