@@ -83,7 +83,11 @@ gboolean on_message(GstBus*, GstMessage* msg, gpointer user_data) {
 GstElement* find_detector(GstElement* pipeline) {
   if (!GST_IS_BIN(pipeline)) return nullptr;
   // The one named "detect" when several are there (as read_detections.py takes it).
-  if (GstElement* named = gst_bin_get_by_name(GST_BIN(pipeline), "detect")) return named;
+  if (GstElement* named = gst_bin_get_by_name(GST_BIN(pipeline), "detect")) {
+    GstElementFactory* f = gst_element_get_factory(named);
+    if (f && g_str_equal(GST_OBJECT_NAME(f), "ssddetect")) return named;
+    gst_object_unref(named);   // another element of that name: look for an ssddetect
+  }
   GstIterator* it = gst_bin_iterate_recurse(GST_BIN(pipeline));
   GValue item = G_VALUE_INIT;
   GstElement* found = nullptr;

@@ -7,8 +7,9 @@
 //   ssd-clip score --truth DIR/truth.json --detections detections.jsonl [--iou 0.5]
 //       matches ssdexport's JSON Lines against the ground truth (greedy by confidence, same
 //       label, IoU > --iou, as VOC's AP) and prints the counts, precision, recall and AP50; a
-//       line's frame is its pts at truth.json's frame rate (ssdexport's `frame` counts the frames
-//       that reached it, which QoS drops upstream would shift), else its `frame`
+//       line's frame is its pts (from 0) at truth.json's frame rate (ssdexport's `frame` counts
+//       the frames that reached it, which QoS drops upstream would shift), else its `frame`;
+//       two lines on one frame are an error (timestamps at another rate)
 //   ssd-clip sheet --frames DIR --out sheet.png [--count 6 --columns 3]
 //       tiles evenly spaced images of DIR (sorted by name) into one PNG contact sheet
 #include <algorithm>
@@ -152,9 +153,18 @@ int score(const std::string& truth_path, const std::string& det_path, double iou
         std::cerr << "ssd-clip: " << det_path << ":" << line_number << ": not a JSON object\n";
         return 1;
       }
+      const int64_t counted = j.at("frame").get<int64_t>();
       const int64_t frame = j.contains("pts") && j.at("pts").is_number()
                                 ? std::llround(j.at("pts").get<double>() * fps / 1e9)
-                                : j.at("frame").get<int64_t>();
+                                : counted;
+      // Frames can only be missing before a line (dropped upstream): two lines on one frame, or
+      // a line before its count, mean timestamps at another rate or from another origin.
+      if (dets.count(frame) || frame < counted) {
+        std::cerr << "ssd-clip: " << det_path << ":" << line_number << ": its pts falls on frame " << frame
+                  << (frame < counted ? " before its count " + std::to_string(counted) : ", as an earlier line's")
+                  << " at truth.json's " << fps << " fps: does the pipeline run at that rate, with timestamps from 0?\n";
+        return 1;
+      }
       auto& v = dets[frame];
       for (const auto& d : j.at("detections")) {
         auto it = label_index.find(d.at("label").get<std::string>());

@@ -1361,10 +1361,12 @@ static std::optional<Region> analysed_region(const SsdDetectState* st, GstBuffer
 }
 static bool blind(const std::optional<Region>& r) { return r && (r->width < 2 || r->height < 2); }
 
-// Detections normalised to the region the network saw, as boxes normalised to the picture.
-static void region_to_frame(const std::optional<Region>& r, const Region& picture, std::vector<ssd::Detection>* dets) {
+// Detections normalised to the region the network saw, as boxes normalised to the picture, whose
+// size is the caps' (also where a crop meta's runs off the buffer and the picture is clipped).
+static void region_to_frame(const std::optional<Region>& r, const Region& picture, const GstVideoInfo& info,
+                            std::vector<ssd::Detection>* dets) {
   if (!r) return;
-  const double w = picture.width, h = picture.height;
+  const double w = GST_VIDEO_INFO_WIDTH(&info), h = GST_VIDEO_INFO_HEIGHT(&info);
   auto to_x = [&](float v) { return static_cast<float>((r->x - picture.x + std::clamp(v, 0.f, 1.f) * r->width) / w); };
   auto to_y = [&](float v) { return static_cast<float>((r->y - picture.y + std::clamp(v, 0.f, 1.f) * r->height) / h); };
   for (ssd::Detection& d : *dets) {
@@ -1408,7 +1410,7 @@ static GstFlowReturn detect_frame(GstSsdDetect* self, GstBuffer* buf) {
       dets = st->shared ? st->shared->detect(view, st->threshold, st->max_detections) : st->detector->detect(view);
       st->inferences++;
       report_graph_failures(self);
-      region_to_frame(region, picture, &dets);
+      region_to_frame(region, picture, st->info, &dets);
       st->filter.apply(st->global_threshold, &dets);
     }
     st->last = std::move(dets);
@@ -1441,7 +1443,7 @@ static void complete_oldest(GstSsdDetect* self) {
       st->last.clear();
     } else if (h.analyse && next < results.size()) {
       st->last = std::move(results[next++]);
-      region_to_frame(h.region, h.picture, &st->last);
+      region_to_frame(h.region, h.picture, st->info, &st->last);
       h.filter->apply(h.global_threshold, &st->last);
     }
     if (!h.gap) attach_detections(self, h.buffer, st->last);
@@ -2057,7 +2059,8 @@ static void gst_ssd_detect_class_init(GstSsdDetectClass* klass) {
    * and reports the detections in the frame's coordinates. Nothing outside it is detected, and
    * objects in it are seen at a higher resolution than in the whole frame. Clipped to the
    * frame (in a frame with a #GstVideoCropMeta: given in, and clipped to, its picture);
-   * in NV12 and I420 x and y are rounded down to even; a region that is then less than 2
+   * in NV12 and I420 x and y are rounded to even (down, or up at the edge of a crop meta's picture
+   * that starts at an odd pixel); a region that is then less than 2
    * pixels wide or high (e.g. one outside the frame) detects nothing. Unset or empty: the whole
    * frame.
    * Can be changed while playing (from the next frame on, which is then analysed, whatever

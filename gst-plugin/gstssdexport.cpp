@@ -27,8 +27,8 @@
  * relate to. A label that is not valid UTF-8 (any producer's) is written with U+FFFD in place
  * of its bad bytes. Each line is written out as its frame passes (a reader following the file
  * or the pipe sees it at once; a killed pipeline loses none); a failed write is an error. The
- * output is closed when the element stops (lines that cannot be written then, when no end-of-stream came,
- * are a warning); a location that cannot be opened for writing fails the READY to PAUSED state
+ * output is closed when the element stops (a file that fails to close then, e.g. on a network
+ * file system, is a warning); a location that cannot be opened for writing fails the READY to PAUSED state
  * change with an error.
  *
  * ## Example launch line
@@ -146,27 +146,31 @@ static void gst_ssd_export_finalize(GObject* object) {
 static gboolean gst_ssd_export_start(GstBaseTransform* trans) {
   GstSsdExport* self = GST_SSD_EXPORT(trans);
   SsdExportState* st = self->state;
-  std::string location;
+  close_output(st);
+  // Under the lock, so that `location` cannot change between being read and being in use; the
+  // element counts as started once the output is open (a failed start is not followed by
+  // stop(): the location stays open to a fix).
+  std::string location, failure;
   {
     std::lock_guard<std::mutex> guard(st->lock);
     location = st->location;
-    st->started = true;   // (a failed start is followed by stop())
-  }
-  close_output(st);
-  if (location.empty()) {
-    st->out = stdout;
-    st->owns_out = false;
-    st->opened = "stdout";
-  } else {
-    st->out = g_fopen(location.c_str(), "w");
-    if (!st->out) {
-      GST_ELEMENT_ERROR(self, RESOURCE, OPEN_WRITE,
-                        ("Could not open file \"%s\" for writing: %s", location.c_str(), g_strerror(errno)),
-                        GST_ERROR_SYSTEM);
-      return FALSE;
+    if (location.empty()) {
+      st->out = stdout;
+      st->owns_out = false;
+      st->opened = "stdout";
+    } else if ((st->out = g_fopen(location.c_str(), "w"))) {
+      st->owns_out = true;
+      st->opened = location;
+    } else {
+      failure = g_strerror(errno);
     }
-    st->owns_out = true;
-    st->opened = location;
+    st->started = st->out != nullptr;
+  }
+  if (!failure.empty()) {
+    GST_ELEMENT_ERROR(self, RESOURCE, OPEN_WRITE,
+                      ("Could not open file \"%s\" for writing: %s", location.c_str(), failure.c_str()),
+                      ("system error: %s", failure.c_str()));
+    return FALSE;
   }
   st->frames = 0;
   return TRUE;

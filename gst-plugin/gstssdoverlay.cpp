@@ -22,7 +22,8 @@
  * #GstVideoCropMeta support of the elements behind it (regions attached before an in-place crop
  * would be in other coordinates than those attached after it), so upstream (videocrop, a
  * decoder) sends cropped frames; a frame that comes with a crop meta all the same is drawn in
- * its picture, nothing outside it.
+ * its picture, nothing outside it (but for the 4:2:0 chroma samples a picture at an odd offset
+ * shares with the pixels beside it).
  *
  * ## Example launch line
  * |[

@@ -7,7 +7,7 @@
 #              └─ jpegenc            -> OUT/annotated/*.jpg
 #      with the shipped model models/ssd-default.safetensors,
 #   4. tiles a few annotated frames into OUT/contact-sheet.png,
-#   5. prints the objects found against the ground truth (IoU >= 0.5: precision, recall).
+#   5. prints the objects found against the ground truth (IoU > 0.5: precision, recall).
 #
 # usage: scripts/demo.sh            (then look at out/demo/)
 # Environment:

@@ -31,7 +31,8 @@ std::vector<ImagePrediction> predict_images(const PredictSpec& spec) {
   for (const auto& p : spec.images) {
     if (!fs::is_regular_file(p)) throw ssd::Error(p + ": no such image file");
     inputs.insert(fs::weakly_canonical(p));
-    beside_inputs = beside_inputs || fs::weakly_canonical(p).parent_path() == out_dir;
+    // The folder the image is named in (a link to an image elsewhere is still in it).
+    beside_inputs = beside_inputs || fs::weakly_canonical(fs::absolute(p).parent_path()) == out_dir;
   }
   ssd::DetectorOptions o;
   o.model_path = spec.weights;

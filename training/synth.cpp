@@ -300,6 +300,9 @@ Dataset write_synth_dataset(const std::string& dir, const SynthDatasetOptions& o
 
   Dataset ds;
   ds.labels = synth_class_names();
+  // An annotations.json of no images first: a run interrupted while writing the images leaves a
+  // folder this function recognises as its own and writes again.
+  write_coco(ds, annotations.string(), img_dir.string());
   std::vector<int> params;
   if (opt.format == "jpg") params = {cv::IMWRITE_JPEG_QUALITY, opt.jpeg_quality};
   else params = {cv::IMWRITE_PNG_COMPRESSION, 6};

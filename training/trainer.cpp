@@ -875,9 +875,9 @@ TrainResult resume(const std::string& run_dir, int stop_after, bool quiet, const
   else if (stop_after > 0) s.spec.options.stop_after = stop_after;   // 0: keep the stored one
   s.spec.options.quiet = quiet;
   s.quiet = quiet;
-  if (!overrides.device.empty()) s.spec.options.device = overrides.device;
-  if (overrides.workers > 0) s.spec.options.workers = overrides.workers;
-  if (overrides.threads >= 0) s.spec.options.threads = overrides.threads;
+  if (overrides.device) s.spec.options.device = *overrides.device;
+  if (overrides.workers) s.spec.options.workers = *overrides.workers;
+  if (overrides.threads) s.spec.options.threads = *overrides.threads;
   check_options(s.spec.options);
   load_data(s);
   const ssd::SsdConfig stored = s.spec.config;

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -118,9 +119,9 @@ TrainResult train(const TrainSpec& spec);
 // (run.json keeps them): where it computes (e.g. a run begun on a GPU host continued on a CPU)
 // and with how many threads (the data order does not depend on them).
 struct ResumeOverrides {
-  std::string device;   // empty: the stored one
-  int workers = 0;      // 0: the stored number
-  int threads = -1;     // -1: the stored number
+  std::optional<std::string> device;   // none: the stored one (each checked as train checks it)
+  std::optional<int> workers;
+  std::optional<int> threads;
 };
 
 // Continues the run in run_dir from its checkpoint (from its start when it has none yet).

@@ -1263,6 +1263,11 @@ TEST_P(SsdDetectCropMeta, SeesThePictureOfAFrameWithACropMeta) {
     // A crop meta whose size is not the caps' (videocrop sets both alike): the caps give the
     // size, in which every element reads the regions.
     expect_close(detect(*with_crop_meta(*f, 320, 240, 160, 120, 320, 240)), ref_b);
+    // A picture running off the buffer (the caps' size from the crop's offset): the part of it
+    // in the buffer is analysed, boxes in the caps' units.
+    const auto ref_edge = detect(*crop_frame(*f, 400, 240, 240, 240));
+    ASSERT_FALSE(ref_edge.empty());
+    expect_close(detect(*with_crop_meta(*f, 400, 240, 320, 240)), ref_edge);
   }
   if (GST_VIDEO_INFO_IS_YUV(&f->info)) {
     SCOPED_TRACE("a crop meta at an odd offset");
@@ -3307,6 +3312,22 @@ TEST(SsdExport, UnwritableLocationFailsTheStateChange) {
   const std::string path = "/nonexistent/dir/out.jsonl";
   const std::string msg = failing_start("videotestsrc num-buffers=1 ! ssdexport location=" + path + " ! fakesink");
   EXPECT_NE(msg.find(path), std::string::npos) << msg;
+  // After the failed start the location may be fixed, and the next start opens it.
+  TempDir tmp;
+  GstElement* e = gst_element_factory_make("ssdexport", nullptr);
+  g_object_set(e, "location", path.c_str(), nullptr);
+  EXPECT_EQ(gst_element_set_state(e, GST_STATE_PAUSED), GST_STATE_CHANGE_FAILURE);
+  gst_element_set_state(e, GST_STATE_NULL);
+  const std::string fixed = tmp / "fixed.jsonl";
+  g_object_set(e, "location", fixed.c_str(), nullptr);
+  gchar* now = nullptr;
+  g_object_get(e, "location", &now, nullptr);
+  EXPECT_EQ(std::string(now ? now : ""), fixed);
+  g_free(now);
+  EXPECT_NE(gst_element_set_state(e, GST_STATE_PAUSED), GST_STATE_CHANGE_FAILURE);
+  EXPECT_TRUE(fs::exists(fixed));
+  gst_element_set_state(e, GST_STATE_NULL);
+  gst_object_unref(e);
 }
 
 TEST(SsdExport, DetectorOutputRoundTrips) {
@@ -3934,6 +3955,12 @@ TEST(Examples, ClipScoresLinesByTheirTimestamps) {
   EXPECT_NE(s.out.find("frames: 8 (1 without an ssdexport line)"), std::string::npos) << s.out;
   EXPECT_NE(s.out.find("matched at IoU>0.50: " + std::to_string(objects)), std::string::npos) << s.out;
   EXPECT_NE(s.out.find("lines of frames the truth does not have (not scored): 1"), std::string::npos) << s.out;
+  // Timestamps at another frame rate: lines fall on one frame, an error rather than a score.
+  std::ofstream(tmp / "fast.jsonl") << json({{"frame", 0}, {"pts", 0}, {"detections", json::array()}}).dump() << "\n"
+                                    << json({{"frame", 1}, {"pts", 33333333}, {"detections", json::array()}}).dump() << "\n";
+  Spawned fast = spawn({SSD_CLIP_TOOL, "score", "--truth", clip + "/truth.json", "--detections", tmp / "fast.jsonl"});
+  EXPECT_EQ(fast.status, 1);
+  EXPECT_NE(fast.err.find("fast.jsonl:2: its pts falls on frame 0"), std::string::npos) << fast.err;
   // A cut-off last line: an error naming the line.
   std::ofstream(tmp / "dets.jsonl", std::ios::app) << "{\"frame\": 9, \"pts\"";
   Spawned cut = spawn({SSD_CLIP_TOOL, "score", "--truth", clip + "/truth.json", "--detections", tmp / "dets.jsonl"});
@@ -3978,6 +4005,12 @@ TEST(Examples, CppApplicationPrintsTheDetections) {
                                         "ssddetect name=detect threshold=0.999 ! fakesink"});
   EXPECT_EQ(scaled.status, 0) << scaled.out << scaled.err;
   EXPECT_NE(scaled.out.find(top(ref)->label + " ? [x="), std::string::npos) << scaled.out;
+  // Another element named "detect": the ssddetect is still found.
+  const Spawned other = spawn({SSD_EXAMPLE_APP, "--min-detections", "1", "--pipeline",
+                               "filesrc name=detect location=" + png + " ! pngdec ! imagefreeze num-buffers=2 ! "
+                               "videoconvert ! ssddetect ! fakesink"});
+  EXPECT_EQ(other.status, 0) << other.out << other.err;
+  EXPECT_NE(other.out.find(top(ref)->label), std::string::npos) << other.out;
 }
 
 TEST(Examples, PythonScriptReadsTheRegionsOfInterest) {

@@ -12,6 +12,8 @@
 #include <sstream>
 #include <string>
 
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <vector>
 
@@ -484,6 +486,41 @@ TEST(Synth, SameSeedSameBytesDifferentSeedDifferent) {
     EXPECT_EQ(x, y) << f;
     EXPECT_NE(x, read_bytes(d3.path() / "s" / f)) << f;
   }
+}
+
+// A set interrupted while its images are written (the process killed) is written again into
+// its folder afterwards, not refused as a folder of someone else's images.
+TEST(Synth, AnInterruptedSetIsWrittenAgain) {
+  TempDir d;
+  const std::string dir = d.str("s");
+  SynthDatasetOptions big;
+  big.count = 100000;
+  big.width = big.height = 64;
+  big.format = "png";
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    try {
+      write_synth_dataset(dir, big);
+    } catch (...) {
+    }
+    _exit(0);
+  }
+  const fs::path second = d.path() / "s" / "images" / "000001.png";
+  for (int i = 0; i < 3000 && !fs::exists(second); ++i) usleep(10000);
+  kill(child, SIGKILL);
+  int status = 0;
+  waitpid(child, &status, 0);
+  ASSERT_TRUE(fs::exists(second)) << "the child wrote nothing in 30 s";
+  ASSERT_FALSE(fs::exists(d.path() / "s" / "images" / "099999.png")) << "not interrupted";
+  SynthDatasetOptions o;
+  o.count = 2;
+  o.width = o.height = 64;
+  o.format = "png";
+  EXPECT_EQ(write_synth_dataset(dir, o).images.size(), 2u);
+  size_t left = 0;
+  for (const auto& e : fs::directory_iterator(d.path() / "s" / "images")) left += e.is_regular_file();
+  EXPECT_EQ(left, 2u);
 }
 
 TEST(Synth, DatasetLoadsBackAsCoco) {

@@ -787,6 +787,7 @@ TEST(Cli, SynthTrainInfoPredictEval) {
   // a continuation computes may be given, nothing else.
   CliRun r = run_cli("train --resume " + tmp / "run" + " --quiet --device cpu --workers 2 --threads 1");
   EXPECT_EQ(r.status, 0) << r.output;
+  expect_clean_failure("train --resume " + tmp / "run" + " --workers 0", "--workers must be >= 1");
 
   // predict into the images' own folder writes beside them, never over them.
   std::ifstream before_f(tmp.path() / "s1/images/000000.png", std::ios::binary);
@@ -806,6 +807,14 @@ TEST(Cli, SynthTrainInfoPredictEval) {
   ASSERT_EQ(beside.status, 0) << beside.output;
   EXPECT_EQ(read_file(tmp.path() / "s1/images/000000_1.png"), "the user's");
   EXPECT_EQ(read_file(tmp.path() / "s1/images/000000_2.png"), first);
+  // ... also when the input named there is a link to an image elsewhere.
+  fs::create_directories(tmp.path() / "linked");
+  fs::create_symlink(tmp.path() / "s1/images/000002.png", tmp.path() / "linked/a.jpg");
+  std::ofstream(tmp.path() / "linked/a.png") << "the user's";
+  CliRun linked = run_cli("predict --weights " + w + " --out " + tmp / "linked " + tmp / "linked/a.jpg");
+  ASSERT_EQ(linked.status, 0) << linked.output;
+  EXPECT_EQ(read_file(tmp.path() / "linked/a.png"), "the user's");
+  EXPECT_TRUE(fs::exists(tmp.path() / "linked/a_1.png"));
   // A file name that is not UTF-8: detections.json stays valid JSON (U+FFFD for the bad byte).
   fs::copy_file(tmp.path() / "s1/images/000001.png", tmp.path() / "caf\xe9.png");
   CliRun latin1 = run_cli("predict --weights " + w + " --out " + tmp / "p-latin1 " + tmp / "caf\xe9.png");
