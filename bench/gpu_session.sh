@@ -10,13 +10,16 @@
 #   own be missing; says how much a device call then carries: 61 MiB on 2026-12-05)
 # On the GPU host (device tool, carry .gpu, timeout_s 600):
 #   source .gpu/env.sh && bash bench/gpu_session.sh all
-# `all` runs build, the model suite's CUDA tests, the pipeline rows of the issues' goals (the
-# first six below), reference, train, model, the other pipeline rows, then the elements suite:
+# `all` runs build (the measuring binaries first, then whether their libraries load), the model
+# suite's CUDA tests, the pipeline rows of the issues' goals (the first six below), model,
+# reference, train, the other pipeline rows, then the rest of the build and the elements suite:
 # the most wanted figures first, as it stops starting steps once SSD_GPU_DEADLINE seconds
 # (default 540) have passed since the script began; each step is also killed at that deadline,
 # and a failing or killed step does not stop the others. Each stage can also be run alone
 # (`... gpu_session.sh build pipeline`).
-#   build      meson setup build-gpu -Dtorch_dir=$TORCH_DIR -Dgraphs=enabled (release) + ninja
+#   build      meson setup build-gpu -Dtorch_dir=$TORCH_DIR -Dgraphs=enabled (release) + ninja of
+#              the measuring binaries, ldd and gst-inspect-1.0 ssddetect (the CUDA runtime
+#              is looked for beside PyTorch's wheel, else in $CUDA_PATH/lib64)
 #   test       the CUDA tests (model suite's Cuda/Graph cases) and the elements suite, which on
 #              the GPU host runs ssddetect on CUDA (device=auto)
 #   pipeline   bench_pipeline.sh at 1920x1080, source "still" (one prepared frame pushed again
@@ -74,6 +77,17 @@ if [ -d "$root/.gpu/py" ] && ! "$py" -c 'import safetensors' 2>/dev/null; then
 fi
 r34=$models/resnet34.safetensors
 default_model=$root/models/ssd-default.safetensors
+# The CUDA runtime that the CUDA-graphs code links (libcudart.so.N; the binaries' RUNPATH has
+# only torch/lib): the one PyTorch's wheel brings and libtorch_cuda loads, else the toolkit's,
+# so that it is found whether or not the host's loader cache knows the toolkit.
+cudart_dir=
+for d in "${TORCH_DIR:-/nonexistent}"/../nvidia/*/lib "${CUDA_PATH:-/nonexistent}"/lib64; do
+  if compgen -G "$d/libcudart.so.*" >/dev/null; then cudart_dir=$(readlink -f "$d"); break; fi
+done
+[ -n "$cudart_dir" ] && export LD_LIBRARY_PATH=$cudart_dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+# What the host-built binaries should be measured from: the commit prepare recorded (the copy
+# of the tree on the host has no .git).
+commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || cat "$root/.gpu/commit" 2>/dev/null || echo '?')
 
 header() {   # stage -> file header with date, device and commit
   [ -f "$out/$1.md" ] && return
@@ -83,7 +97,7 @@ header() {   # stage -> file header with date, device and commit
     echo "- date: $(date -u +%Y-%m-%dT%H:%MZ)"
     echo "- device: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || echo none)"
     echo "- host: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
-    echo "- LibTorch: ${TORCH_DIR:-system}; commit: $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')"
+    echo "- LibTorch: ${TORCH_DIR:-system}; commit: $commit; CUDA runtime: ${cudart_dir:-loader default}"
     echo
   } > "$out/$1.md"
 }
@@ -142,6 +156,11 @@ stage_build() {
   if [ -z "${CUDA_PATH:-}${CUDA_HOME:-}" ] && command -v nvcc >/dev/null; then
     CUDA_PATH=$(dirname "$(dirname "$(readlink -f "$(command -v nvcc)")")"); export CUDA_PATH
   fi
+  if [ -z "${TORCH_DIR:-}" ] && [ "${SSD_GPU_DRY_RUN:-0}" != 1 ]; then
+    echo "no TORCH_DIR (source .gpu/env.sh: python3 -c 'import torch' must work)" | tee -a "$out/build.md" >&2
+    failed=1
+    return
+  fi
   if [ ! -f "$b/build.ninja" ]; then
     step build 120 meson setup "$b" -Dtorch_dir="$TORCH_DIR" --buildtype=release -Dtests=enabled -Dgraphs=enabled || {
       echo "WARNING: no CUDA runtime headers found: building WITHOUT CUDA graphs" | tee -a "$out/build.md" >&2
@@ -149,15 +168,24 @@ stage_build() {
       step build 120 meson setup "$b" -Dtorch_dir="$TORCH_DIR" --buildtype=release -Dtests=enabled -Dgraphs=disabled
     }
   fi
-  # Only the last lines of a successful build are kept (the log is long).
-  step build 400 bash -c "ninja -C '$b' > '$out/ninja.log' 2>&1; rc=\$?; tail -n 30 '$out/ninja.log'; \
+  # What the measurements need first (a failure elsewhere, say in a test or fuzz target, must not
+  # leave them unbuilt); the rest before the elements suite. Only the last lines of a successful
+  # build are kept (the log is long).
+  step build 400 bash -c "ninja -C '$b' bench/bench_model bench/bench_train bench/bench_element \
+    gst-plugin/libgstssd.so tests/model/test_model > '$out/ninja.log' 2>&1; rc=\$?; tail -n 30 '$out/ninja.log'; \
     [ \$rc -eq 0 ] && rm -f '$out/ninja.log'; exit \$rc"
+  # Whether every library they load is found (a missing one fails every step after).
+  step build 60 bash -c "ldd '$b/bench/bench_model' '$b/gst-plugin/libgstssd.so' | grep -B1000 'not found' && exit 1; \
+    i=\$(GST_PLUGIN_PATH='$b/gst-plugin' gst-inspect-1.0 ssddetect 2>&1) || { echo \"\$i\"; exit 1; }; \
+    echo \"\$i\" | head -n 12"
 }
 
 stage_test_cuda() {   # the model library's CUDA cases: quick, and they say whether the rest means much
   step test 60 "$b/tests/model/test_model" --gtest_filter='DetectorCuda.*:CudaGraph.*:StaticGraph.*:GraphCache.*'
 }
 stage_test_elements() {   # the elements suite, ssddetect on CUDA (device=auto)
+  step build 200 bash -c "ninja -k 0 -C '$b' > '$out/ninja-rest.log' 2>&1; rc=\$?; tail -n 30 '$out/ninja-rest.log'; \
+    [ \$rc -eq 0 ] && rm -f '$out/ninja-rest.log'; exit \$rc"
   step test 150 meson test -C "$b" --print-errorlogs --num-processes 1 --no-rebuild elements
 }
 stage_test() { stage_test_cuda; stage_test_elements; }
@@ -241,17 +269,19 @@ for stage in "$@"; do
       rm -rf "$root/.gpu/py" && mkdir -p "$root/.gpu/py"
       (cd "$root/.gpu/py" && unzip -q "$tmp"/safetensors-*.whl)
       rm -rf "$tmp"
+      # The commit measured (the tree's copy on the GPU host has no .git).
+      { git -C "$root" rev-parse --short HEAD; git -C "$root" status --short; } > "$root/.gpu/commit"
       # What a device call carries: .gpu and the working tree, 64 MiB in all.
       kib=$(( $(du -sk "$root/.gpu" | cut -f1) + $(cd "$root" && git ls-files -z | du -ck --files0-from=- | tail -1 | cut -f1) ))
       echo "prepared .gpu (with .gpu/py): $(( kib / 1024 )) MiB with the working tree"
       [ "$kib" -lt $(( 64 * 1024 )) ] || { echo "prepare: the device tool takes 64 MiB at most" >&2; exit 1; } ;;
     all)
       # The most wanted first, as the deadline may cut the end off: the CUDA unit tests (a
-      # minute at most), the goals' pipeline rows, the PyTorch references, training, the model
-      # table, the pipeline variants, then the elements suite on CUDA.
+      # minute at most), the goals' pipeline rows, the model table, the PyTorch references,
+      # training, the pipeline variants, then the rest of the build and the elements suite.
       stage_build
       if have_build; then
-        stage_test_cuda; stage_pipeline_main; stage_reference; stage_train; stage_model
+        stage_test_cuda; stage_pipeline_main; stage_model; stage_reference; stage_train
         stage_pipeline_more; stage_test_elements
       fi ;;
     build|test|pipeline|reference|train|model)
