@@ -1316,13 +1316,15 @@ static bool count_frame(SsdDetectState* st, GstBuffer* buf, guint interval) {
   return analyse;
 }
 
-// The frame, or the part of it `region` gives (clipped, non-empty): each plane's pointer moved
-// to the region's first pixel, with the frame's strides.
-static ssd::FrameView frame_view(const gstssd::VideoFrameMap& frame, const std::optional<Region>& region = {}) {
+// The frame at the size of the caps `info` (a buffer's frame may be larger: its video meta's
+// size, which the map takes), or the part of it `region` gives (clipped, non-empty): each
+// plane's pointer moved to the region's first pixel, with the frame's strides.
+static ssd::FrameView frame_view(const gstssd::VideoFrameMap& frame, const GstVideoInfo& info,
+                                 const std::optional<Region>& region) {
   ssd::FrameView view;
   to_pixel_format(frame.format(), &view.format);
-  view.width = region ? region->width : frame.width();
-  view.height = region ? region->height : frame.height();
+  view.width = region ? region->width : GST_VIDEO_INFO_WIDTH(&info);
+  view.height = region ? region->height : GST_VIDEO_INFO_HEIGHT(&info);
   for (int i = 0; i < frame.n_planes() && i < 3; i++) {
     view.planes[i] = frame.plane(i);
     view.strides[i] = frame.stride(i);
@@ -1347,14 +1349,13 @@ static ssd::FrameView frame_view(const gstssd::VideoFrameMap& frame, const std::
   return view;
 }
 
-// The part of a frame the network sees, in its buffer's pixels: none for the whole frame, else
-// `region` within the frame's picture (gstssd::picture_rect: a crop meta's rectangle), or that
-// picture, clipped to it (width or height 0: nothing of it).
-static std::optional<Region> analysed_region(const SsdDetectState* st, GstBuffer* buffer, const Region& picture) {
-  const int width = GST_VIDEO_INFO_WIDTH(&st->info), height = GST_VIDEO_INFO_HEIGHT(&st->info);
-  const GstVideoMeta* meta = gst_buffer_get_video_meta(buffer);
-  const bool whole = picture.x == 0 && picture.y == 0 && picture.width == width && picture.height == height &&
-                     (!meta || (static_cast<int>(meta->width) == width && static_cast<int>(meta->height) == height));
+// The part of a frame the network sees, in its buffer's pixels: none for the caps-sized frame at
+// the buffer's origin (frame_view's default), else `region` within the frame's picture
+// (gstssd::picture_rect: caps-sized, at a crop meta's offset), or that picture, clipped to it
+// (width or height 0: nothing of it).
+static std::optional<Region> analysed_region(const SsdDetectState* st, const Region& picture) {
+  const bool whole = picture.x == 0 && picture.y == 0 && picture.width == GST_VIDEO_INFO_WIDTH(&st->info) &&
+                     picture.height == GST_VIDEO_INFO_HEIGHT(&st->info);
   if (!st->region && whole) return std::nullopt;
   const Region within = st->region ? *st->region : Region{0, 0, picture.width, picture.height};
   return clip_region(within, picture, GST_VIDEO_INFO_IS_YUV(&st->info));
@@ -1400,12 +1401,12 @@ static GstFlowReturn detect_frame(GstSsdDetect* self, GstBuffer* buf) {
   }
   if (count_frame(st, buf, interval)) {
     const Region picture = gstssd::picture_rect(buf, st->info);
-    const std::optional<Region> region = analysed_region(st, buf, picture);
+    const std::optional<Region> region = analysed_region(st, picture);
     std::vector<ssd::Detection> dets;
     if (!blind(region)) {
       gstssd::VideoFrameMap frame(&st->info, buf, GST_MAP_READ);
       if (!frame) return map_error(self, buf);
-      const ssd::FrameView view = frame_view(frame, region);
+      const ssd::FrameView view = frame_view(frame, st->info, region);
       // A shared instance returns once this frame's batch (with other streams' frames) is done.
       dets = st->shared ? st->shared->detect(view, st->threshold, st->max_detections) : st->detector->detect(view);
       st->inferences++;
@@ -1474,7 +1475,7 @@ static GstFlowReturn submit_pending(GstSsdDetect* self) {
   for (HeldFrame& h : frames) {
     if (!h.analyse) continue;
     h.picture = gstssd::picture_rect(h.buffer, st->info);
-    h.region = analysed_region(st, h.buffer, h.picture);
+    h.region = analysed_region(st, h.picture);
     h.blind = blind(h.region);
     h.filter = filter;
     h.global_threshold = st->global_threshold;
@@ -1485,7 +1486,7 @@ static GstFlowReturn submit_pending(GstSsdDetect* self) {
       drop_batch();
       return ret;
     }
-    views.push_back(frame_view(*h.map, h.region));
+    views.push_back(frame_view(*h.map, st->info, h.region));
   }
   try {
     st->detector->submit(views);

@@ -207,17 +207,6 @@ static gboolean gst_ssd_export_set_caps(GstBaseTransform* trans, GstCaps* incaps
   return TRUE;
 }
 
-static gboolean gst_ssd_export_sink_event(GstBaseTransform* trans, GstEvent* event) {
-  GstSsdExport* self = GST_SSD_EXPORT(trans);
-  if (GST_EVENT_TYPE(event) == GST_EVENT_EOS && self->state->out) {
-    if (fflush(self->state->out) != 0) {
-      GST_ELEMENT_ERROR(self, RESOURCE, WRITE, ("Could not write to \"%s\": %s", self->state->opened.c_str(),
-                                                g_strerror(errno)), (nullptr));
-    }
-  }
-  return GST_BASE_TRANSFORM_CLASS(gst_ssd_export_parent_class)->sink_event(trans, event);
-}
-
 static GstFlowReturn export_frame(GstSsdExport* self, GstBuffer* buf) {
   SsdExportState* st = self->state;
   if (!st->have_info || !st->out) {
@@ -292,7 +281,6 @@ static void gst_ssd_export_class_init(GstSsdExportClass* klass) {
   trans_class->start = GST_DEBUG_FUNCPTR(gst_ssd_export_start);
   trans_class->stop = GST_DEBUG_FUNCPTR(gst_ssd_export_stop);
   trans_class->set_caps = GST_DEBUG_FUNCPTR(gst_ssd_export_set_caps);
-  trans_class->sink_event = GST_DEBUG_FUNCPTR(gst_ssd_export_sink_event);
   trans_class->transform_ip = GST_DEBUG_FUNCPTR(gst_ssd_export_transform_ip);
   trans_class->transform_ip_on_passthrough = TRUE;
 

@@ -99,8 +99,7 @@ std::vector<CLI::Option*> add_train_options(CLI::App* app, TrainOptions& o) {
                   ->capture_default_str());
   v.push_back(app->add_option("--freeze-epochs", o.freeze_epochs,
                               "epochs with the body frozen (-1: 1 with --imagenet, else 0)")
-                  ->capture_default_str()
-                  ->check(CLI::Range(-1, 1000000)));
+                  ->capture_default_str());
   v.push_back(app->add_option("--clip", o.clip_grad, "max gradient norm (0: off)")
                   ->capture_default_str());
   v.push_back(app->add_option("--workers", o.workers, "data loader threads")->capture_default_str());
@@ -133,14 +132,12 @@ std::vector<CLI::Option*> add_train_options(CLI::App* app, TrainOptions& o) {
   v.push_back(app->add_flag("!--no-augment", o.augment, "no data augmentation"));
   v.push_back(app->add_flag("!--no-focal", o.focal, "plain BCE class loss instead of focal"));
   v.push_back(app->add_option("--match-threshold", o.match_threshold, "anchor matching IoU")
-                  ->capture_default_str()
-                  ->check(CLI::Range(0.05, 0.95)));
+                  ->capture_default_str());
   v.push_back(app->add_option("--eval-every", o.eval_every, "mAP every N epochs (and the last)")
                   ->capture_default_str());
   v.push_back(app->add_option("--max-eval-images", o.max_eval_images,
                               "cap on validation images for mAP (0: all)")
-                  ->capture_default_str()
-                  ->check(CLI::NonNegativeNumber));
+                  ->capture_default_str());
   v.push_back(app->add_option("--val-fraction", o.val_fraction,
                               "fraction held out for validation when no validation set is given")
                   ->capture_default_str());

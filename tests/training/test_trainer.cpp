@@ -685,6 +685,9 @@ TEST(Cli, BadInputsGiveCleanErrors) {
   expect_clean_failure("synth --out " + tmp / "s" + " --count 0", "count");
   expect_clean_failure("lr-find --synth 8 --out " + tmp / "l" + " --iters 2", "iters");
   expect_clean_failure("lr-find --synth 8 --out " + tmp / "l3" + " --end-lr inf", "finite");
+  expect_clean_failure("train --synth 8 --match-threshold 7 --out " + tmp / "r11", "--match-threshold must be in (0, 1)");
+  expect_clean_failure("train --synth 8 --freeze-epochs -7 --out " + tmp / "r12", "--freeze-epochs must be >= -1");
+  expect_clean_failure("train --synth 8 --max-eval-images -3 --out " + tmp / "r13", "--max-eval-images must be >= 0");
   expect_clean_failure("lr-find --synth 8 --epochs 3 --out " + tmp / "l2", "--epochs");   // training only
   expect_clean_failure("eval --synth 4 --synth-dir " + tmp / "e" + " --json " + tmp / "no/such/dir/e.json",
                        "no folder");
