@@ -66,6 +66,15 @@ if [ "${SSD_GPU_DRY_RUN:-0}" = 1 ]; then
   train_batch=2 train_steps=1 train_repeats=1 train_precs="bf16 fp32" model_batches=1,2
 fi
 failed=0
+# Debian's libexpat (packed for GStreamer's GL libraries) would shadow the host's newer one on
+# LD_LIBRARY_PATH, which the host's own Python may need (CPython 3.12.3+ uses the expat 2.6 API;
+# meson is Python too): where the host has a libexpat, it serves both, and PyTorch's folder is
+# looked up again should .gpu/env.sh have failed to.
+if [ -d /opt/gpudeps ] && ldconfig -p 2>/dev/null | grep -q 'libexpat\.so\.1 '; then
+  rm -f /opt/gpudeps/usr/lib/x86_64-linux-gnu/libexpat.so.1*
+  [ -n "${TORCH_DIR:-}" ] || TORCH_DIR=$(python3 -c 'import os, torch; print(os.path.dirname(torch.__file__))' 2>/dev/null)
+  [ -n "${TORCH_DIR:-}" ] && export TORCH_DIR
+fi
 # prepare's extra headers, beside what .gpu/env.sh unpacked into /opt/gpudeps (the GPU host).
 if [ -f "$root/.gpu/extra.tar.gz" ] && [ -d /opt/gpudeps ] && [ ! -e /opt/gpudeps/usr/include/nlohmann ]; then
   tar -C /opt/gpudeps -xzf "$root/.gpu/extra.tar.gz" || echo "could not unpack .gpu/extra.tar.gz" >&2
