@@ -136,7 +136,7 @@ std::vector<CLI::Option*> add_train_options(CLI::App* app, TrainOptions& o) {
   v.push_back(app->add_option("--eval-every", o.eval_every, "mAP every N epochs (and the last)")
                   ->capture_default_str());
   v.push_back(app->add_option("--max-eval-images", o.max_eval_images,
-                              "cap on validation images for mAP (0: all)")
+                              "cap on validation images for the validation loss and mAP (0: all)")
                   ->capture_default_str());
   v.push_back(app->add_option("--val-fraction", o.val_fraction,
                               "fraction held out for validation when no validation set is given")

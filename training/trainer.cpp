@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <sstream>
@@ -60,7 +61,7 @@ double seconds_since(Clock::time_point t) {
 const EpochMetrics* best_epoch(const std::vector<EpochMetrics>& history) {
   const EpochMetrics* best = nullptr;
   for (const auto& m : history) {
-    if (m.map < 0) continue;
+    if (!(m.map >= 0)) continue;   // not evaluated (-1), or NaN
     if (!best || m.map > best->map || (m.map == best->map && m.map50 > best->map50)) best = &m;
   }
   return best;
@@ -280,14 +281,20 @@ json metrics_to_json(const EpochMetrics& m) {
 }
 
 EpochMetrics metrics_from_json(const json& j) {
+  // JSON has no NaN or infinity: nlohmann writes a non-finite number as null (a validation loss
+  // that overflowed, say), read back here as NaN.
+  auto number = [&j](const char* key) {
+    const json& v = j.at(key);
+    return v.is_null() ? std::numeric_limits<double>::quiet_NaN() : v.get<double>();
+  };
   EpochMetrics m;
   m.epoch = j.at("epoch");
-  m.train_loss = j.at("train_loss");
+  m.train_loss = number("train_loss");
   m.train_loc = j.value("train_loc", 0.0);
   m.train_cls = j.value("train_cls", 0.0);
-  m.val_loss = j.at("val_loss");
-  m.map50 = j.at("map50");
-  m.map = j.at("map");
+  m.val_loss = number("val_loss");
+  m.map50 = number("map50");
+  m.map = number("map");
   m.lr = j.value("lr", 0.0);
   m.seconds = j.value("seconds", 0.0);
   return m;
@@ -402,6 +409,8 @@ void load_data(Session& s, bool with_val = true) {
   }
   if (va.synth > 0 && va.synth_dir.empty()) va.synth_dir = (s.dir / "data" / "val").string();
   if (!va.empty()) {
+    if (s.spec.options.val_fraction != TrainOptions{}.val_fraction)
+      report.warnings.push_back("--val-fraction has no effect: the validation set is " + va.describe());
     if (va.describe() == tr.describe())
       report.warnings.push_back("the validation set is the training set (" + va.describe() +
                                 "): its loss and mAP measure fitting, not how the model does on new images");
@@ -410,8 +419,7 @@ void load_data(Session& s, bool with_val = true) {
   } else {
     // Hold out val_fraction of the training images (deterministic from the seed).
     const size_t n = s.train_ds.images.size();
-    const double frac = s.spec.options.val_fraction;
-    if (frac <= 0 || frac >= 1) throw ssd::Error("--val-fraction must be in (0, 1)");
+    const double frac = s.spec.options.val_fraction;   // in (0, 1): check_options
     const size_t n_val = std::max<size_t>(1, static_cast<size_t>(std::lround(n * frac)));
     if (n < 2 || n_val >= n)
       throw ssd::Error("too few images (" + std::to_string(n) +
@@ -497,7 +505,10 @@ void build_model_and_optimizer(Session& s, bool resuming = false) {
   s.schedule.o = o;
   s.schedule.freeze_epochs =
       o.freeze_epochs >= 0 ? o.freeze_epochs : (o.imagenet.empty() ? 0 : 1);
-  if (s.schedule.freeze_epochs > o.epochs) s.schedule.freeze_epochs = o.epochs;
+  if (s.schedule.freeze_epochs >= o.epochs && !s.quiet)   // (> only by the --imagenet default)
+    std::cerr << "warning: the body stays frozen for the whole run (" << s.schedule.freeze_epochs
+              << " frozen epoch(s) of " << o.epochs << "): only the head trains\n";
+  s.schedule.freeze_epochs = std::min(s.schedule.freeze_epochs, o.epochs);
   s.schedule.steps_per_epoch = static_cast<int64_t>(batches_per_epoch(
       s.train_ds.images.size(), loader_options(s.spec.config, o.batch_size, 1, 0, true, false)));
 }
@@ -786,6 +797,16 @@ TrainResult run_epochs(Session& s) {
 
 void check_options(const TrainOptions& o) {
   auto fail = [](const std::string& m) { throw ssd::Error(m); };
+  // NaN passes no comparison below, and an infinity would zero a learning rate or end the run in
+  // a NaN loss that blames --lr: every real-valued option must be finite.
+  const std::pair<const char*, double> reals[] = {
+      {"--lr", o.lr}, {"--lr-div", o.lr_div}, {"--wd", o.wd}, {"--pct-start", o.pct_start},
+      {"--div-factor", o.div_factor}, {"final_div", o.final_div}, {"--clip", o.clip_grad},
+      {"--match-threshold", o.match_threshold}, {"--val-fraction", o.val_fraction},
+      {"beta1_max", o.beta1_max}, {"beta1_min", o.beta1_min}, {"beta2", o.beta2},
+      {"focal_alpha", o.focal_alpha}, {"focal_gamma", o.focal_gamma}};
+  for (const auto& [name, v] : reals)
+    if (!std::isfinite(v)) fail(std::string(name) + " must be a finite number, not " + std::to_string(v));
   if (o.epochs < 1) fail("--epochs must be >= 1");
   if (o.batch_size < 2) fail("--batch must be >= 2 (BatchNorm normalises over the batch)");
   if (!(o.lr > 0) || !std::isfinite(o.lr)) fail("--lr must be > 0");
@@ -800,6 +821,10 @@ void check_options(const TrainOptions& o) {
   if (o.eval_every < 0) fail("--eval-every must be >= 0");
   if (o.max_eval_images < 0) fail("--max-eval-images must be >= 0");
   if (o.freeze_epochs < -1) fail("--freeze-epochs must be >= -1");
+  if (o.freeze_epochs > o.epochs)
+    fail("--freeze-epochs (" + std::to_string(o.freeze_epochs) + ") must be <= --epochs (" +
+         std::to_string(o.epochs) + ")");
+  if (!(o.val_fraction > 0 && o.val_fraction < 1)) fail("--val-fraction must be in (0, 1)");
   if (!(o.match_threshold > 0 && o.match_threshold < 1)) fail("--match-threshold must be in (0, 1)");
   // Before any data is loaded: fp16 on the CPU, or an unknown name, fails at once.
   check_precision(parse_precision(o.precision), parse_device(o.device));

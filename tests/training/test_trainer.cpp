@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <limits>
 #include <map>
 #include <random>
 #include <set>
@@ -293,11 +294,23 @@ TEST(Trainer, ResumeNeedsNeitherTheInitFileNorTheWorkingDirectory) {
   EXPECT_NE(dump.find(tmp / "train/annotations.json"), std::string::npos) << dump;
   EXPECT_NE(dump.find(tmp / "val/images"), std::string::npos) << dump;
 
+  // A validation loss that was not finite is written as null (JSON has no NaN): the run resumes
+  // all the same, with NaN in its place.
+  {
+    const fs::path hf = tmp.path() / "run" / "history.json";
+    nlohmann::json h = nlohmann::json::parse(std::ifstream(hf));
+    ASSERT_EQ(h.size(), 1u);
+    h[0]["val_loss"] = std::numeric_limits<double>::quiet_NaN();
+    std::ofstream(hf) << h.dump(1);
+    ASSERT_NE(h.dump().find("\"val_loss\":null"), std::string::npos) << h.dump();
+  }
   fs::remove(tmp.path() / "init.safetensors");
   fs::current_path("/");
   const TrainResult r = ssdtrain::resume(tmp / "run", -1, true);
   EXPECT_TRUE(r.finished);
-  EXPECT_EQ(r.history.size(), 2u);
+  ASSERT_EQ(r.history.size(), 2u);
+  EXPECT_TRUE(std::isnan(r.history[0].val_loss));
+  EXPECT_TRUE(std::isfinite(r.history[1].val_loss));
 }
 
 TEST(Trainer, Bf16TrainingLowersLossAndResumesExactly) {
@@ -688,6 +701,16 @@ TEST(Cli, BadInputsGiveCleanErrors) {
   expect_clean_failure("train --synth 8 --match-threshold 7 --out " + tmp / "r11", "--match-threshold must be in (0, 1)");
   expect_clean_failure("train --synth 8 --freeze-epochs -7 --out " + tmp / "r12", "--freeze-epochs must be >= -1");
   expect_clean_failure("train --synth 8 --max-eval-images -3 --out " + tmp / "r13", "--max-eval-images must be >= 0");
+  // Real-valued options must be finite: NaN passed every range check (--wd nan then failed inside
+  // AdamW, --clip nan turned clipping off) and --lr-div inf gave the body a learning rate of 0.
+  expect_clean_failure("train --synth 8 --wd nan --out " + tmp / "r14", "--wd must be a finite number");
+  expect_clean_failure("train --synth 8 --clip nan --out " + tmp / "r15", "--clip must be a finite number");
+  expect_clean_failure("train --synth 8 --lr-div inf --out " + tmp / "r16", "--lr-div must be a finite number");
+  expect_clean_failure("train --synth 8 --div-factor inf --out " + tmp / "r17", "--div-factor must be a finite number");
+  expect_clean_failure("train --synth 8 --val-fraction 7 --out " + tmp / "r18", "--val-fraction must be in (0, 1)");
+  expect_clean_failure("train --synth 8 --epochs 3 --freeze-epochs 5 --out " + tmp / "r19",
+                       "--freeze-epochs (5) must be <= --epochs (3)");
+  for (const char* r : {"r14", "r15", "r16", "r17", "r18", "r19"}) EXPECT_FALSE(fs::exists(tmp.path() / r)) << r;
   expect_clean_failure("lr-find --synth 8 --epochs 3 --out " + tmp / "l2", "--epochs");   // training only
   expect_clean_failure("eval --synth 4 --synth-dir " + tmp / "e" + " --json " + tmp / "no/such/dir/e.json",
                        "no folder");
@@ -708,10 +731,16 @@ TEST(Cli, SynthTrainInfoPredictEval) {
     EXPECT_GT(x.str().size(), 100u);
     EXPECT_EQ(x.str(), y.str()) << f;
   }
-  // A one-epoch run from the CLI, then info / predict / eval on its weights.
+  // A one-epoch run from the CLI, then info / predict / eval on its weights. Its body stays
+  // frozen and its --val-fraction does nothing (synthetic data has a validation set of its own):
+  // both said.
   CliRun t = run_cli("train --synth 24 --synth-size 64 --size 64 --grids 2,1 --head-channels 32 "
-                  "--epochs 1 --batch 8 --workers 1 --out " + tmp / "run");
+                  "--epochs 1 --freeze-epochs 1 --val-fraction 0.2 --batch 8 --workers 1 --out " + tmp / "run");
   ASSERT_EQ(t.status, 0) << t.output;
+  EXPECT_NE(t.output.find("warning: the body stays frozen for the whole run (1 frozen epoch(s) of 1)"),
+            std::string::npos) << t.output;
+  EXPECT_NE(t.output.find("warning: --val-fraction has no effect: the validation set is"), std::string::npos)
+      << t.output;
   EXPECT_NE(t.output.find("mAP@0.5"), std::string::npos) << t.output;
   EXPECT_NE(t.output.find("images/s"), std::string::npos) << t.output;
   EXPECT_NE(t.output.find("precision fp32"), std::string::npos) << t.output;
