@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <exception>
+#include <map>
+#include <mutex>
 #include <sstream>
 
 #include <torch/version.h>
@@ -11,6 +13,7 @@
 #ifdef SSD_WITH_CUDA_GRAPHS
 #include <ATen/cuda/CUDAGraph.h>
 #include <c10/cuda/CUDACachingAllocator.h>
+#include <c10/cuda/CUDAFunctions.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #include <cuda_runtime_api.h>
@@ -96,9 +99,18 @@ void end_failed_capture(const CudaGraph& graph, c10::DeviceIndex device, c10::Me
 #endif
 }
 
+// Held while a graph is captured and while one is destroyed: LibTorch's CUDAGraph registers
+// itself with the CUDA generators' shared state in capture_begin() and unregisters in its
+// destructor, unlocked; two elements' streaming threads may capture at once.
+std::mutex& graph_bookkeeping_mutex() {
+  static std::mutex m;
+  return m;
+}
+
 // Captures fn(input) into graph on the current stream, which must not be the default stream.
 // The graph gets a memory pool of its own, named here so that a failed capture can release it.
 std::vector<torch::Tensor> capture(CudaGraph& graph, const torch::Tensor& input, const GraphFn& fn) {
+  const std::lock_guard<std::mutex> lock(graph_bookkeeping_mutex());
   const auto index = input.device().index();
   if (c10::cuda::getCurrentCUDAStream(index) == c10::cuda::getDefaultCUDAStream(index))
     throw Error("CUDA graph capture needs a non-default current stream");
@@ -172,7 +184,14 @@ StaticGraph::StaticGraph(GraphKind kind, const torch::Tensor& example, const Gra
   }
 }
 
-StaticGraph::~StaticGraph() = default;
+StaticGraph::~StaticGraph() {
+#ifdef SSD_WITH_CUDA_GRAPHS
+  if (impl_->graph) {
+    const std::lock_guard<std::mutex> lock(graph_bookkeeping_mutex());
+    impl_->graph.reset();
+  }
+#endif
+}
 
 const std::vector<torch::Tensor>& StaticGraph::run(const torch::Tensor& input) {
   auto& g = *impl_;
@@ -202,7 +221,7 @@ const std::vector<torch::Tensor>& StaticGraph::run(const torch::Tensor& input) {
 }
 
 GraphCache::GraphCache(GraphKind kind, int warmup_runs, size_t capacity)
-    : kind_(kind), warmup_runs_(std::max(warmup_runs, 0)), capacity_(std::max<size_t>(capacity, 1)) {}
+    : kind_(kind), warmup_runs_(std::max(warmup_runs, 1)), capacity_(std::max<size_t>(capacity, 1)) {}
 
 std::vector<torch::Tensor> GraphCache::run(const torch::Tensor& input, const std::string& tag,
                                            const GraphFn& fn) {
@@ -220,7 +239,8 @@ std::vector<torch::Tensor> GraphCache::run(const torch::Tensor& input, const std
     entries_.splice(entries_.begin(), entries_, it);
   }
   Entry& e = entries_.front();
-  if (!e.graph && !e.failed && e.eager_runs >= warmup_runs_) {
+  const auto thread = std::this_thread::get_id();
+  if (!e.graph && !e.failed && e.eager_runs >= warmup_runs_ && e.warm_threads.count(thread)) {
     try {
       e.graph = std::make_unique<StaticGraph>(kind_, input, fn);
       ++stats_.captures;
@@ -236,27 +256,57 @@ std::vector<torch::Tensor> GraphCache::run(const torch::Tensor& input, const std
     return e.graph->run(input);
   }
   ++e.eager_runs;
+  e.warm_threads.insert(thread);
   ++stats_.eager;
   return fn(input);
 }
 
 #ifdef SSD_WITH_CUDA_GRAPHS
+namespace {
+
+// The streams OwnedCudaStream created that no OwnedCudaStream holds now, by device (never
+// destroyed, see cuda_graph.h; never freed either, so that a block freed during the process's
+// exit still finds its stream).
+struct FreeStreams {
+  std::mutex mutex;
+  std::map<c10::DeviceIndex, std::vector<cudaStream_t>> by_device;
+};
+FreeStreams& free_streams() {
+  static auto* list = new FreeStreams;
+  return *list;
+}
+
+}  // namespace
+
 OwnedCudaStream::OwnedCudaStream(const torch::Device& device)
     : stream_(c10::Stream::DEFAULT, device) {
   TORCH_CHECK(device.is_cuda(), "OwnedCudaStream: ", device, " is not a CUDA device");
   const c10::cuda::CUDAGuard on_device(device.index());
+  const c10::DeviceIndex index = c10::cuda::current_device();   // (device.index() may be -1)
   cudaStream_t s = nullptr;
-  C10_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+  {
+    auto& list = free_streams();
+    const std::lock_guard<std::mutex> lock(list.mutex);
+    auto& mine = list.by_device[index];
+    if (!mine.empty()) {
+      s = mine.back();
+      mine.pop_back();
+    }
+  }
+  if (!s) C10_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
   handle_ = s;
-  stream_ = c10::cuda::getStreamFromExternal(s, device.index()).unwrap();
+  stream_ = c10::cuda::getStreamFromExternal(s, index).unwrap();
 }
 
 OwnedCudaStream::~OwnedCudaStream() {
   const c10::cuda::CUDAGuard on_device(stream_.device_index());
   auto* s = static_cast<cudaStream_t>(handle_);
-  // Nothing may still run on it (the owner synchronises first; this is the last guard).
+  // Nothing may still run on it when the next owner takes it (the owner synchronises first;
+  // this is the last guard).
   (void)cudaStreamSynchronize(s);
-  (void)cudaStreamDestroy(s);
+  auto& list = free_streams();
+  const std::lock_guard<std::mutex> lock(list.mutex);
+  list.by_device[stream_.device_index()].push_back(s);
 }
 #else
 OwnedCudaStream::OwnedCudaStream(const torch::Device& device)

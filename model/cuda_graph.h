@@ -18,6 +18,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <c10/core/Stream.h>
@@ -52,10 +53,13 @@ class StaticGraph {
 };
 
 // The graphs of one function, keyed by the input's shape and dtype plus a caller's tag (settings
-// the function bakes into its kernels, e.g. thresholds). A key's first `warmup_runs` calls run
-// eagerly, the next captures; a capture that fails leaves that key eager for good, also after the
-// key was evicted (counted in stats(), with the reason). At most `capacity` graphs are kept, the
-// least recently used evicted.
+// the function bakes into its kernels, e.g. thresholds). A key's first `warmup_runs` calls (at
+// least one) run eagerly, the next captures, on a thread that has run the key eagerly itself (LibTorch keeps
+// cuDNN's autotuning results and the cuDNN/cuBLAS handles per thread: a thread's first
+// convolution of a shape inside a capture would autotune there and invalidate it; a thread new
+// to the key runs it eagerly once first). A capture that fails leaves that key eager for good,
+// also after the key was evicted (counted in stats(), with the reason). At most `capacity`
+// graphs are kept, the least recently used evicted.
 class GraphCache {
  public:
   GraphCache(GraphKind kind, int warmup_runs = 2, size_t capacity = 4);
@@ -68,6 +72,7 @@ class GraphCache {
   struct Entry {
     std::string key;
     int eager_runs = 0;
+    std::set<std::thread::id> warm_threads;   // threads that ran the key eagerly
     bool failed = false;
     std::unique_ptr<StaticGraph> graph;
   };
@@ -79,11 +84,16 @@ class GraphCache {
   GraphStats stats_;
 };
 
-// A CUDA stream of the caller's own, destroyed (after synchronising) with this object. LibTorch's
-// pooled streams are handed out round robin, 32 per device, so past 32 users two of them share
-// one; a graph captured on a stream that another thread queues work on at the time would record
-// that work too. In builds without CUDA graphs (nothing is captured there, so sharing costs only
-// concurrency) this is one of LibTorch's pooled streams.
+// A CUDA stream of the caller's own for this object's lifetime. LibTorch's pooled streams are
+// handed out round robin, 32 per device, so past 32 users two of them share one; a graph captured
+// on a stream that another thread queues work on at the time would record that work too. The
+// stream is never destroyed: the destructor synchronises it and gives it back to a process-wide
+// list that the next OwnedCudaStream on the device takes from. (LibTorch 2.x's page-locked host
+// allocator notes each stream a block was copied on and records an event on it when the block is
+// freed, which may be long after the stream's owner is gone: a frame of ssddetect's pool outlives
+// the Detector that uploaded it. An event recorded on a destroyed stream fails inside a deleter,
+// and the process ends.) In builds without CUDA graphs (nothing is captured there, so sharing
+// costs only concurrency) this is one of LibTorch's pooled streams.
 class OwnedCudaStream {
  public:
   explicit OwnedCudaStream(const torch::Device& device);

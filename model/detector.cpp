@@ -15,7 +15,9 @@
 #include <utility>
 
 #include <ATen/Parallel.h>
+#include <c10/core/Event.h>
 #include <c10/core/StreamGuard.h>
+#include <c10/core/impl/VirtualGuardImpl.h>
 #include <c10/util/Optional.h>
 
 #include <torch/cuda.h>
@@ -616,9 +618,13 @@ Detector::Detector(const DetectorOptions& options) : impl_(std::make_unique<Impl
       slot.owned_stream = std::make_unique<OwnedCudaStream>(d.device);
       slot.stream = slot.owned_stream->stream();
     }
-    // The weights, anchors and constants were written on the default stream; the slots'
-    // streams read them.
-    torch::cuda::synchronize(d.device.index());
+    // The weights, anchors and constants were written on this thread's current stream; the
+    // slots' streams wait for them on the device. (Not a device-wide synchronisation: that is
+    // invalid while another thread captures a CUDA graph, as another element's streaming thread
+    // may, or this element's while a new model loads.)
+    c10::Event written(c10::DeviceType::CUDA);
+    written.record(c10::impl::VirtualGuardImpl(c10::DeviceType::CUDA).getStream(d.device));
+    for (auto& slot : d.slots) written.block(*slot.stream);
   }
 }
 

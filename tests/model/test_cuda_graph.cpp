@@ -2,6 +2,8 @@
 // the CPU emulation, and real CUDA graphs against eager runs where a GPU is present.
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include <torch/cuda.h>
 #include <torch/types.h>
 
@@ -95,6 +97,29 @@ TEST(GraphCache, WarmsUpCapturesReplaysAndEvictsTheLeastRecentlyUsed) {
   EXPECT_GT(calls, 0);
 }
 
+TEST(GraphCache, CapturesOnAThreadThatRanTheKeyEagerly) {
+  // LibTorch keeps cuDNN's autotuning and its library handles per thread: a capture on a thread
+  // that never ran the key would autotune inside the capture (and fail on a GPU). Warmed up on
+  // one thread, the key runs eagerly once more on another before that one captures it.
+  GraphCache cache(GraphKind::Emulated, /*warmup_runs=*/2, /*capacity=*/2);
+  auto x = torch::rand({1, 3});
+  for (int i = 0; i < 2; ++i) cache.run(x, "t", affine);
+  EXPECT_EQ(cache.stats().eager, 2);
+  std::thread other([&] {
+    EXPECT_TRUE(torch::equal(cache.run(x, "t", affine)[0], x * 2 + 1));
+    EXPECT_EQ(cache.stats().eager, 3);
+    EXPECT_EQ(cache.stats().captures, 0);
+    EXPECT_TRUE(torch::allclose(cache.run(x, "t", affine)[0], x * 2 + 1));
+    EXPECT_EQ(cache.stats().captures, 1);
+    EXPECT_EQ(cache.stats().replays, 1);   // (the run that captures replays too)
+  });
+  other.join();
+  // Any thread replays the graph.
+  EXPECT_TRUE(torch::allclose(cache.run(x, "t", affine)[0], x * 2 + 1));
+  EXPECT_EQ(cache.stats().replays, 2);
+  EXPECT_EQ(cache.stats().eager, 3);
+}
+
 TEST(GraphCache, AFailedCaptureLeavesTheKeyEagerWithTheReason) {
   GraphCache cache(GraphKind::Cuda, /*warmup_runs=*/1, /*capacity=*/1);
   auto x = torch::rand({2, 3});
@@ -145,6 +170,30 @@ int64_t reserved_bytes(c10::DeviceIndex device) {
 
 }  // namespace
 #endif
+
+// An OwnedCudaStream's stream outlives it: a page-locked block copied on it and freed after the
+// owner is gone (ssddetect's pool frames outlive its Detector) has LibTorch 2.x record an event on
+// that stream then, which on a destroyed stream failed inside the block's deleter and ended the
+// process. The stream goes to the next owner instead.
+TEST(CudaGraph, AnOwnedStreamOutlivesItsOwnerForThePinnedBlocksCopiedOnIt) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  if (!cuda_graphs_compiled()) GTEST_SKIP() << "LibTorch's pooled streams in this build";
+  const torch::Device dev(torch::kCUDA, 0);
+  auto pinned = torch::arange(1 << 20, torch::TensorOptions().dtype(torch::kInt32)).pin_memory();
+  c10::StreamId first = 0;
+  {
+    const OwnedCudaStream owned(dev);
+    first = owned.stream().id();
+    c10::StreamGuard on_stream(owned.stream());
+    auto copy = pinned.to(dev, /*non_blocking=*/true);
+    EXPECT_EQ(copy.sum().item<int64_t>(), int64_t(1 << 20) * ((1 << 20) - 1) / 2);
+  }
+  pinned = torch::Tensor();   // freed after its stream's owner
+  const OwnedCudaStream next(dev);
+  EXPECT_EQ(next.stream().id(), first);
+  const OwnedCudaStream another(dev);   // while `next` holds it: a stream of its own
+  EXPECT_NE(another.stream().id(), first);
+}
 
 // A capture that a host synchronisation inside invalidates fails cleanly: the key stays eager
 // with the reason, the graph's memory pool goes back to the allocator (64 MiB allocated inside
