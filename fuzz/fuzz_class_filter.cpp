@@ -1,6 +1,6 @@
 // ssddetect's `classes` and `class-thresholds` properties and ssd-train predict's --classes and
 // --class-thresholds (model/class_filter.h), which users type: any text gives a filter that
-// keeps only what it names, above what it says, or ssd::Error; nothing else may escape or crash.
+// keeps only what it names, above what it says (per-class thresholds), or ssd::Error; nothing else may escape or crash.
 // The input is the classes text, a NUL byte, then the thresholds text.
 #include <cmath>
 #include <cstddef>
@@ -25,27 +25,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (!(t == -1.f || (t >= 0.f && t <= 1.f))) __builtin_trap();
     const float global = 0.3f, lowest = f.lowest(global);
     if (!(lowest <= global && lowest >= 0.f)) __builtin_trap();
-    // Detections of every label (and one the model does not have) at several confidences.
-    std::vector<ssd::Detection> dets;
-    for (int label = -1; label <= static_cast<int>(labels.size()); ++label)
-      for (float c : {0.f, 0.05f, 0.3f, 0.31f, 0.9f, 1.f}) {
-        ssd::Detection d;
-        d.label_id = label;
-        d.confidence = c;
-        dets.push_back(d);
+    // The output stage's per-class thresholds: one per label, each the class's own, the global
+    // one, or above every confidence for a class left out; none for an empty filter.
+    const std::vector<float> t = f.class_thresholds(global, labels.size());
+    if (f.empty() != t.empty()) __builtin_trap();
+    if (!t.empty() && t.size() != labels.size()) __builtin_trap();
+    for (size_t c = 0; c < t.size(); ++c) {
+      if (!f.keep.empty() && !f.keep[c]) {
+        if (!(t[c] > 1.f)) __builtin_trap();
+      } else if (!(t[c] == (!f.threshold.empty() && f.threshold[c] >= 0 ? f.threshold[c] : global))) {
+        __builtin_trap();
       }
-    const size_t before = dets.size();
-    f.apply(global, &dets);
-    if (dets.size() > before) __builtin_trap();
-    for (const auto& d : dets) {
-      const bool known = d.label_id >= 0 && d.label_id < static_cast<int>(labels.size());
-      if (!f.keep.empty() && !(known && f.keep[d.label_id])) __builtin_trap();
-      if (!f.threshold.empty()) {
-        const float t = known && f.threshold[d.label_id] >= 0 ? f.threshold[d.label_id] : global;
-        if (!(d.confidence > t)) __builtin_trap();
-      }
+      if (t[c] <= 1.f && t[c] < lowest) __builtin_trap();
     }
-    if (f.empty() && dets.size() != before) __builtin_trap();
   } catch (const ssd::Error&) {
   }
   return 0;

@@ -220,10 +220,6 @@ struct HeldFrame {
   std::optional<Region> region;   // the part the network saw, once submitted (none: all of it)
   Region picture;                 // the frame's picture in its buffer (gstssd::picture_rect)
   bool blind = false;             // analysed, but the region lies outside the frame
-  // Once submitted: the class filter and `threshold` its detections are kept by (those in effect
-  // when the frame came; a change while its batch computes applies to later frames).
-  std::shared_ptr<const ClassFilter> filter;
-  float global_threshold = kDefaultThreshold;
   // Serialized events that came after the frame and that only need to stay in order with the
   // frames (passes_with_frames()): they go downstream right after it.
   std::vector<GstEvent*> events;
@@ -278,7 +274,8 @@ struct SsdDetectState {
   std::unique_ptr<ssd::Detector> detector;      // the element's own model, or
   std::shared_ptr<ssd::SharedDetector> shared;  // the instance it shares (model-instance-id)
   float threshold = kDefaultThreshold;          // the output settings, as last applied: the
-  float global_threshold = kDefaultThreshold;   // network's (filter.lowest()) and `threshold`
+  std::vector<float> class_thresholds;          // network's (filter.lowest()), the filter's per
+                                                // class (empty: none)
   int max_detections = kDefaultMaxDetections;
   bool on_cuda = false;                    // the detector runs on a CUDA device
   ClassFilter filter;                      // `classes` and `class-thresholds` in use
@@ -673,18 +670,19 @@ static void request_model(GstSsdDetect* self) {
 }
 
 // Applies the output settings to the detector (to a shared instance: the NMS IoU, which is every
-// stream's; the threshold and count go with each frame): the network runs with the lowest
-// threshold the filter asks for. `lock` held.
+// stream's; the thresholds and count go with each frame): the network's output stage holds each
+// class to its threshold of the filter (leaving out the classes it drops) before it picks the
+// candidates and the most confident detections. `lock` held.
 static void apply_postprocess_locked(SsdDetectState* st) {
   const Settings& s = st->settings;
   const float lowest = st->filter.lowest(s.threshold);
+  st->class_thresholds = st->filter.class_thresholds(s.threshold, model_labels(st).size());
   if (st->shared) {
     st->shared->set_nms_iou(s.nms_iou);
   } else {
-    st->detector->set_postprocess(lowest, s.nms_iou, s.max_detections);
+    st->detector->set_postprocess(lowest, s.nms_iou, s.max_detections, st->class_thresholds);
   }
   st->threshold = lowest;
-  st->global_threshold = s.threshold;
   st->max_detections = s.max_detections;
   st->postprocess_changed = false;
 }
@@ -1046,7 +1044,7 @@ static gboolean gst_ssd_detect_start(GstBaseTransform* trans) {
   st->graph_failures_reported = 0;
   {
     std::lock_guard<std::mutex> guard(st->lock);
-    apply_postprocess_locked(st);   // the network's threshold: the lowest the filter asks for
+    apply_postprocess_locked(st);   // the output stage's thresholds: the filter's
   }
   // A shared instance batches across its streams; the element itself passes frames one by one.
   st->batch_size = st->shared ? 1u : std::max(1u, s.batch_size);
@@ -1408,11 +1406,11 @@ static GstFlowReturn detect_frame(GstSsdDetect* self, GstBuffer* buf) {
       if (!frame) return map_error(self, buf);
       const ssd::FrameView view = frame_view(frame, st->info, region);
       // A shared instance returns once this frame's batch (with other streams' frames) is done.
-      dets = st->shared ? st->shared->detect(view, st->threshold, st->max_detections) : st->detector->detect(view);
+      dets = st->shared ? st->shared->detect(view, st->threshold, st->max_detections, st->class_thresholds)
+                        : st->detector->detect(view);
       st->inferences++;
       report_graph_failures(self);
       region_to_frame(region, picture, st->info, &dets);
-      st->filter.apply(st->global_threshold, &dets);
     }
     st->last = std::move(dets);
   }
@@ -1445,7 +1443,6 @@ static void complete_oldest(GstSsdDetect* self) {
     } else if (h.analyse && next < results.size()) {
       st->last = std::move(results[next++]);
       region_to_frame(h.region, h.picture, st->info, &st->last);
-      h.filter->apply(h.global_threshold, &st->last);
     }
     if (!h.gap) attach_detections(self, h.buffer, st->last);
     st->ready.push_back(GST_MINI_OBJECT_CAST(h.buffer));
@@ -1471,14 +1468,11 @@ static GstFlowReturn submit_pending(GstSsdDetect* self) {
     st->submitted.pop_back();
   };
   std::vector<ssd::FrameView> views;
-  const auto filter = std::make_shared<const ClassFilter>(st->filter);
   for (HeldFrame& h : frames) {
     if (!h.analyse) continue;
     h.picture = gstssd::picture_rect(h.buffer, st->info);
     h.region = analysed_region(st, h.picture);
     h.blind = blind(h.region);
-    h.filter = filter;
-    h.global_threshold = st->global_threshold;
     if (h.blind) continue;
     h.map = std::make_shared<gstssd::VideoFrameMap>(&st->info, h.buffer, GST_MAP_READ);
     if (!*h.map) {
@@ -2000,10 +1994,11 @@ static void gst_ssd_detect_class_init(GstSsdDetectClass* klass) {
   /**
    * GstSsdDetect:threshold:
    *
-   * Minimum confidence (0-1) of a reported detection. Can be changed while playing.
+   * Confidence (0-1) a reported detection must exceed (one exactly at it is dropped). Can be
+   * changed while playing.
    */
   g_object_class_install_property(gobject_class, PROP_THRESHOLD,
-      g_param_spec_float("threshold", "Threshold", "Minimum confidence of a detection", 0.0f, 1.0f,
+      g_param_spec_float("threshold", "Threshold", "A detection needs a confidence above this", 0.0f, 1.0f,
                          kDefaultThreshold, playing_flags));
   /**
    * GstSsdDetect:nms-iou:
@@ -2017,8 +2012,9 @@ static void gst_ssd_detect_class_init(GstSsdDetectClass* klass) {
   /**
    * GstSsdDetect:max-detections:
    *
-   * Largest number of detections per frame (the most confident are kept; the class filter
-   * applies afterwards). Can be changed while playing.
+   * Largest number of detections per frame: the most confident of those `classes` and the
+   * thresholds keep (a class left out or held to a higher threshold takes no place). Can be
+   * changed while playing.
    */
   g_object_class_install_property(gobject_class, PROP_MAX_DETECTIONS,
       g_param_spec_int("max-detections", "Max detections", "Largest number of detections per frame", 1,
@@ -2040,8 +2036,8 @@ static void gst_ssd_detect_class_init(GstSsdDetectClass* klass) {
    *
    * Confidence thresholds of their own for some classes, as "label=confidence,..." (e.g.
    * "person=0.6,car=0.25"): a detection of such a class is kept when its confidence is above
-   * this value instead of `threshold` (the network's output stage runs with the lowest of them,
-   * and the element drops the rest, after `max-detections`). A label the model does not know or
+   * this value instead of `threshold` (in the network's output stage, before the most confident
+   * are picked: see `max-detections`); a class named twice is an error. A label the model does not know or
    * a malformed entry fails the start with an error naming it. Can be changed while playing
    * (then a warning, and the value in use stays). `ssd-train eval` prints the thresholds with the
    * best F1 score on a validation set in this form, and `ssd-train predict --class-thresholds`

@@ -22,16 +22,14 @@ float ClassFilter::lowest(float global_threshold) const {
   return t;
 }
 
-void ClassFilter::apply(float global_threshold, std::vector<Detection>* detections) const {
-  if (empty()) return;
-  const auto unwanted = [&](const Detection& d) {
-    const bool known = d.label_id >= 0 && static_cast<size_t>(d.label_id) < std::max(keep.size(), threshold.size());
-    if (!keep.empty() && !(known && keep[d.label_id])) return true;
-    if (threshold.empty()) return false;
-    const float t = known && threshold[d.label_id] >= 0 ? threshold[d.label_id] : global_threshold;
-    return !(d.confidence > t);
-  };
-  detections->erase(std::remove_if(detections->begin(), detections->end(), unwanted), detections->end());
+std::vector<float> ClassFilter::class_thresholds(float global_threshold, size_t num_classes) const {
+  if (empty()) return {};
+  std::vector<float> t(num_classes, global_threshold);
+  for (size_t c = 0; c < num_classes; ++c) {
+    if (!keep.empty() && !(c < keep.size() && keep[c])) t[c] = kDropped;
+    else if (c < threshold.size() && threshold[c] >= 0) t[c] = threshold[c];
+  }
+  return t;
 }
 
 ClassFilter parse_class_filter(const std::vector<std::string>& labels, const std::string& classes,
@@ -63,7 +61,10 @@ ClassFilter parse_class_filter(const std::vector<std::string>& labels, const std
         !(v >= 0 && v <= 1))
       throw Error(thresholds_name + " entry \"" + item + "\" is not label=confidence with a confidence in [0, 1]");
     if (f.threshold.empty()) f.threshold.assign(labels.size(), -1.f);
-    f.threshold[label_id(name, thresholds_name)] = static_cast<float>(v);
+    float& t = f.threshold[label_id(name, thresholds_name)];
+    if (t >= 0)   // "car=0.2,car=0.9": which one was meant?
+      throw Error(thresholds_name + " gives class \"" + name + "\" two thresholds");
+    t = static_cast<float>(v);
   }
   return f;
 }

@@ -1,11 +1,12 @@
 // Which classes to keep, and a confidence threshold per class: ssddetect's `classes` and
-// `class-thresholds`, ssd-train predict's --classes and --class-thresholds. LibTorch-free.
+// `class-thresholds`, ssd-train predict's --classes and --class-thresholds, which the output
+// stage applies (class_thresholds(); PostprocessOptions::class_thresholds). LibTorch-free.
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <vector>
 
-#include "detector.h"
 
 namespace ssd {
 
@@ -17,10 +18,11 @@ struct ClassFilter {
   bool empty() const { return keep.empty() && threshold.empty(); }
   // The threshold the network's output stage must run with: the lowest asked for.
   float lowest(float global_threshold) const;
-  // Drops the detections it does not keep: classes `classes` leaves out, and those not above
-  // their class's threshold (global_threshold for a class without one) when thresholds are
-  // given; run on detections made with lowest(global_threshold).
-  void apply(float global_threshold, std::vector<Detection>* detections) const;
+  // The output stage's per-class thresholds (PostprocessOptions::class_thresholds) for a model
+  // of num_classes: each class's own, global_threshold for a class without one, kDropped for a
+  // class `classes` leaves out; empty when the filter is.
+  static constexpr float kDropped = 2.0f;   // above every confidence
+  std::vector<float> class_thresholds(float global_threshold, size_t num_classes) const;
 };
 
 // The filter of `classes` ("car, person": comma-separated labels; "" keeps every class) and

@@ -469,6 +469,7 @@ struct Detector::Impl {
     std::ostringstream tag;   // the settings postprocess_fixed bakes into its kernels
     tag << std::setprecision(17) << pp.score_threshold << ' ' << pp.nms_iou << ' '
         << pp.max_detections << ' ' << pp.pre_nms_top_k;
+    for (float t : pp.class_thresholds) tag << ' ' << t;
     return slot.graph_cache->run(x, tag.str(),
                                  [this, pp](const torch::Tensor& in) { return fixed_stage(in, pp); });
   }
@@ -630,8 +631,13 @@ Detector::Detector(const DetectorOptions& options) : impl_(std::make_unique<Impl
 
 Detector::~Detector() = default;
 
-void Detector::set_postprocess(float threshold, float nms_iou, int max_detections) {
+void Detector::set_postprocess(float threshold, float nms_iou, int max_detections,
+                               std::vector<float> class_thresholds) {
+  if (!class_thresholds.empty() && class_thresholds.size() != labels().size())
+    throw Error(std::to_string(class_thresholds.size()) + " class thresholds for a model of " +
+                std::to_string(labels().size()) + " classes");
   std::lock_guard<std::mutex> lock(impl_->mutex);
+  impl_->pp.class_thresholds = std::move(class_thresholds);
   impl_->pp.score_threshold = threshold;
   impl_->pp.nms_iou = nms_iou;
   impl_->pp.max_detections = std::max(0, max_detections);

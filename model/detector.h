@@ -109,7 +109,12 @@ class Detector {
   int max_in_flight() const;
 
   // Changes the post-processing parameters (cheap; takes effect on the next call).
-  void set_postprocess(float threshold, float nms_iou, int max_detections);
+  // class_thresholds: per label id, that class's threshold in place of `threshold`, above 1 to
+  // drop the class (ClassFilter::class_thresholds); empty: `threshold` for every class. Applied
+  // before the candidates and max_detections are chosen. Throws ssd::Error when it is neither
+  // empty nor one per label.
+  void set_postprocess(float threshold, float nms_iou, int max_detections,
+                       std::vector<float> class_thresholds = {});
 
   const SsdConfig& config() const;
   const std::vector<std::string>& labels() const;

@@ -1,5 +1,8 @@
 #include "nms.h"
 
+#include <algorithm>
+#include <map>
+
 #include <torch/types.h>
 
 #include "anchors.h"
@@ -14,24 +17,28 @@ struct Sorted {
   torch::Tensor suppress;   // (n, n) bool: earlier box i would suppress later box j
 };
 
+// With groups (N) defined, only boxes of the same group suppress each other.
 Sorted sort_and_suppress(const torch::Tensor& boxes, const torch::Tensor& scores,
-                         double iou_threshold) {
+                         double iou_threshold, const torch::Tensor& groups) {
   TORCH_CHECK(boxes.dim() == 2 && boxes.size(1) == 4, "nms: boxes must be (N, 4), got ",
               boxes.sizes());
   TORCH_CHECK(scores.dim() == 1 && scores.size(0) == boxes.size(0),
               "nms: scores must be (N) = (", boxes.size(0), "), got ", scores.sizes());
   auto order = std::get<1>(scores.sort(/*stable=*/true, /*dim=*/0, /*descending=*/true));
   auto sorted = boxes.index_select(0, order).to(torch::kFloat32);
-  return {order, (box_iou(sorted, sorted) > iou_threshold).triu(1)};
+  auto suppress = box_iou(sorted, sorted) > iou_threshold;
+  if (groups.defined()) {
+    auto g = groups.index_select(0, order);
+    suppress &= g.unsqueeze(1) == g.unsqueeze(0);
+  }
+  return {order, suppress.triu(1)};
 }
 
-}  // namespace
-
 torch::Tensor nms_fixed_point(const torch::Tensor& boxes, const torch::Tensor& scores,
-                              double iou_threshold) {
+                              double iou_threshold, const torch::Tensor& groups) {
   const int64_t n = boxes.size(0);
   if (n == 0) return torch::empty({0}, scores.options().dtype(torch::kLong));
-  auto [order, suppress] = sort_and_suppress(boxes, scores, iou_threshold);
+  auto [order, suppress] = sort_and_suppress(boxes, scores, iou_threshold, groups);
   // Greedy NMS is the unique solution of keep[j] = !any_i<j (keep[i] && suppress[i][j]).
   // Jacobi iteration from keep = all fixes one more leading entry per step and stops at that
   // fixed point, typically after a handful of steps, without leaving the device.
@@ -46,11 +53,12 @@ torch::Tensor nms_fixed_point(const torch::Tensor& boxes, const torch::Tensor& s
   return order.masked_select(keep);
 }
 
-torch::Tensor nms(const torch::Tensor& boxes, const torch::Tensor& scores, double iou_threshold) {
-  if (boxes.is_cuda()) return nms_fixed_point(boxes, scores, iou_threshold);
+torch::Tensor grouped_nms(const torch::Tensor& boxes, const torch::Tensor& scores, double iou_threshold,
+                          const torch::Tensor& groups) {
+  if (boxes.is_cuda()) return nms_fixed_point(boxes, scores, iou_threshold, groups);
   const int64_t n = boxes.size(0);
   if (n == 0) return torch::empty({0}, scores.options().dtype(torch::kLong));
-  auto [order, suppress] = sort_and_suppress(boxes, scores, iou_threshold);
+  auto [order, suppress] = sort_and_suppress(boxes, scores, iou_threshold, groups);
   // On the CPU: the plain greedy sweep over the precomputed matrix.
   auto sup = suppress.contiguous();
   auto acc = sup.accessor<bool, 2>();
@@ -66,27 +74,55 @@ torch::Tensor nms(const torch::Tensor& boxes, const torch::Tensor& scores, doubl
   return order.index_select(0, idx.clone());
 }
 
+}  // namespace
+
+torch::Tensor nms_fixed_point(const torch::Tensor& boxes, const torch::Tensor& scores,
+                              double iou_threshold) {
+  return nms_fixed_point(boxes, scores, iou_threshold, torch::Tensor());
+}
+
+torch::Tensor nms(const torch::Tensor& boxes, const torch::Tensor& scores, double iou_threshold) {
+  return grouped_nms(boxes, scores, iou_threshold, torch::Tensor());
+}
+
 torch::Tensor batched_nms(const torch::Tensor& boxes, const torch::Tensor& scores,
                           const torch::Tensor& groups, double iou_threshold) {
   TORCH_CHECK(groups.dim() == 1 && groups.size(0) == boxes.size(0),
               "batched_nms: groups must be (N) = (", boxes.size(0), "), got ", groups.sizes());
-  if (boxes.size(0) == 0) return torch::empty({0}, scores.options().dtype(torch::kLong));
-  // torchvision's trick: shift each group's boxes so groups never overlap.
-  auto span = (boxes.max() - boxes.min()).to(torch::kFloat32) + 1;
-  auto shifted = boxes.to(torch::kFloat32) +
-                 (groups.to(torch::kFloat32) * span).unsqueeze(1);
-  return nms(shifted, scores, iou_threshold);
+  // A same-group mask on the IoUs of the boxes as they are (not torchvision's shift of each
+  // group's boxes apart, whose float32 rounding far from the origin moved IoUs near the
+  // threshold by up to 4e-3 at a thousand classes: the CPU and CUDA output stages disagreed).
+  return grouped_nms(boxes, scores, iou_threshold, groups);
 }
 
 namespace {
 
-// The best pre_nms_top_k (anchor, class) pairs of every image, by decreasing score.
+// The best pre_nms_top_k (anchor, class) pairs of every image, by decreasing score, those above
+// their class's threshold first.
 struct Candidates {
   int64_t C = 0;
   torch::Tensor scores;    // (B, k) float
   torch::Tensor classes;   // (B, k) int64
   torch::Tensor boxes;     // (B, k, 4) float corners, clamped to [0, 1]
+  torch::Tensor passes;    // (B, k) bool: above its class's threshold, with a finite box
 };
+
+// The per-class thresholds as a (C) tensor on the scores' device, made with fills (a
+// host-to-device copy could not be part of a CUDA graph): the commonest value, then one fill
+// per class that differs.
+torch::Tensor threshold_tensor(const std::vector<float>& t, int64_t C, const torch::Tensor& like) {
+  TORCH_CHECK(static_cast<int64_t>(t.size()) == C, "postprocess: ", t.size(),
+              " class thresholds for a model of ", C, " classes");
+  std::map<float, int> count;
+  for (float v : t) ++count[v];
+  const float base = std::max_element(count.begin(), count.end(), [](const auto& a, const auto& b) {
+                       return a.second < b.second;
+                     })->first;
+  auto thr = torch::full({C}, base, like.options().dtype(torch::kFloat32));
+  for (int64_t c = 0; c < C; ++c)
+    if (t[static_cast<size_t>(c)] != base) thr.narrow(0, c, 1).fill_(t[static_cast<size_t>(c)]);
+  return thr;
+}
 
 Candidates top_candidates(const torch::Tensor& cls_logits, const torch::Tensor& box_activations,
                           const Anchors& anchors, const PostprocessOptions& options) {
@@ -100,13 +136,18 @@ Candidates top_candidates(const torch::Tensor& cls_logits, const torch::Tensor& 
   const int64_t C = cls_logits.size(2) - 1;
   auto boxes = activations_to_boxes(box_activations.to(torch::kFloat32), anchors).clamp(0, 1);
   auto scores = torch::sigmoid(cls_logits.narrow(2, 0, C).to(torch::kFloat32));   // (B, A, C)
-  auto flat = scores.reshape({B, A * C});
+  // Above the class's threshold, with a finite box (a weights file's NaN must not reach NMS,
+  // where it would suppress nothing); the others rank below every such pair.
+  auto passes = (options.class_thresholds.empty()
+                     ? scores > options.score_threshold
+                     : scores > threshold_tensor(options.class_thresholds, C, scores)) &
+                torch::isfinite(boxes).all(2, /*keepdim=*/true);
+  auto flat = torch::where(passes, scores, torch::full({}, -1.0f, scores.options())).reshape({B, A * C});
   const int64_t k = std::min<int64_t>(std::max(options.pre_nms_top_k, 1), A * C);
-  auto top = flat.topk(k, 1, /*largest=*/true, /*sorted=*/true);
-  auto top_idx = std::get<1>(top);                             // (B, k)
+  auto top_idx = std::get<1>(flat.topk(k, 1, /*largest=*/true, /*sorted=*/true));   // (B, k)
   auto anchor_idx = top_idx.div(C, "floor");
-  return {C, std::get<0>(top), top_idx.remainder(C),
-          boxes.gather(1, anchor_idx.unsqueeze(-1).expand({B, k, 4}))};
+  return {C, scores.reshape({B, A * C}).gather(1, top_idx), top_idx.remainder(C),
+          boxes.gather(1, anchor_idx.unsqueeze(-1).expand({B, k, 4})), passes.reshape({B, A * C}).gather(1, top_idx)};
 }
 
 }  // namespace
@@ -115,11 +156,10 @@ std::vector<ImageDetections> postprocess(const torch::Tensor& cls_logits,
                                          const torch::Tensor& box_activations,
                                          const Anchors& anchors,
                                          const PostprocessOptions& options) {
-  // Candidates of every image at once, then those above the threshold with finite boxes (a
-  // weights file's NaN must not reach NMS, where it would suppress nothing).
+  // Candidates of every image at once, then those that pass.
   auto cand = top_candidates(cls_logits, box_activations, anchors, options);
   const int64_t B = cls_logits.size(0);
-  auto sel = (cand.scores > options.score_threshold) & torch::isfinite(cand.boxes).all(2);   // (B, k)
+  const auto& sel = cand.passes;   // (B, k)
   std::vector<ImageDetections> out;
   out.reserve(B);
   for (int64_t b = 0; b < B; ++b) {
@@ -140,8 +180,7 @@ FixedDetections postprocess_fixed(const torch::Tensor& cls_logits,
                                   const PostprocessOptions& options, int iterations) {
   auto cand = top_candidates(cls_logits, box_activations, anchors, options);
   const int64_t B = cls_logits.size(0), k = cand.scores.size(1);
-  // Above the threshold, with finite boxes (as postprocess()).
-  auto valid = (cand.scores > options.score_threshold) & torch::isfinite(cand.boxes).all(2);   // (B, k)
+  const auto& valid = cand.passes;   // (B, k), as postprocess()
   auto same_class = cand.classes.unsqueeze(2) == cand.classes.unsqueeze(1);       // (B, k, k)
   auto suppress = ((box_iou(cand.boxes, cand.boxes) > options.nms_iou) & same_class)
                       .triu(1).to(torch::kFloat32);

@@ -27,6 +27,11 @@ torch::Tensor batched_nms(const torch::Tensor& boxes, const torch::Tensor& score
 
 struct PostprocessOptions {
   double score_threshold = 0.3;
+  // Per class id, that class's threshold in place of score_threshold (empty: score_threshold for
+  // every class); above 1 drops the class (no score exceeds it). Applied before the candidates
+  // are chosen, so a dropped class, or one held to a higher threshold, never takes the places of
+  // the others (pre_nms_top_k, max_detections).
+  std::vector<float> class_thresholds;
   double nms_iou = 0.45;
   int max_detections = 100;   // per image, after NMS
   int pre_nms_top_k = 400;    // candidates per image entering NMS

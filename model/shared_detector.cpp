@@ -4,6 +4,7 @@
 #include <condition_variable>
 #include <deque>
 #include <exception>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <sstream>
@@ -21,6 +22,7 @@ using Clock = std::chrono::steady_clock;
 struct Request {
   const FrameView* frame;
   float threshold;
+  const std::vector<float>* class_thresholds;   // the caller's (empty: threshold for every class)
   int max_detections;
   Clock::time_point arrival;
   std::vector<Detection> result;
@@ -28,12 +30,20 @@ struct Request {
   bool done = false;
 };
 
-// The caller's detections out of the batch's: those above its threshold (the batch ran with a
-// threshold no higher, and results are sorted by decreasing confidence), at most its count.
-std::vector<Detection> cut(std::vector<Detection> dets, float threshold, int max_detections) {
-  dets.erase(std::remove_if(dets.begin(), dets.end(), [&](const Detection& d) { return !(d.confidence > threshold); }),
+// The threshold a caller holds class `label` to.
+float threshold_of(const Request& r, int label) {
+  const auto& t = *r.class_thresholds;
+  return label >= 0 && static_cast<size_t>(label) < t.size() ? t[static_cast<size_t>(label)] : r.threshold;
+}
+
+// The caller's detections out of the batch's: those above its class's threshold (the batch ran
+// with thresholds no higher, and results are sorted by decreasing confidence), at most its count.
+std::vector<Detection> cut(std::vector<Detection> dets, const Request& r) {
+  dets.erase(std::remove_if(dets.begin(), dets.end(),
+                            [&](const Detection& d) { return !(d.confidence > threshold_of(r, d.label_id)); }),
              dets.end());
-  if (dets.size() > static_cast<size_t>(max_detections)) dets.resize(static_cast<size_t>(max_detections));
+  const size_t max_detections = static_cast<size_t>(r.max_detections);
+  if (dets.size() > max_detections) dets.resize(max_detections);
   return dets;
 }
 
@@ -82,6 +92,7 @@ struct Worker {
   // that the output stage's settings (and its CUDA graphs) stay put while streams with
   // different settings share the batches.
   float threshold = 0.f, applied_nms = 0.f;
+  std::vector<float> class_thresholds;   // the last batch's (per class filters, batch by batch)
   int max_detections = 0;
   std::thread thread;
 };
@@ -122,7 +133,7 @@ struct SharedDetector::Impl {
       if (error || !results || i >= results->size()) {
         r->error = error ? message : "model instance \"" + id + "\": no result for a frame";
       } else {
-        r->result = cut(std::move((*results)[i]), r->threshold, r->max_detections);
+        r->result = cut(std::move((*results)[i]), *r);
       }
       r->done = true;
     }
@@ -143,17 +154,28 @@ struct SharedDetector::Impl {
     try {
       float t = w.threshold;
       int m = w.max_detections;
+      bool per_class = false;
       std::vector<FrameView> frames;
       for (const Request* r : batch) {
         t = std::min(t, r->threshold);
         m = std::max(m, r->max_detections);
+        per_class |= !r->class_thresholds->empty();
         frames.push_back(*r->frame);
       }
-      if (t != w.threshold || m != w.max_detections || nms != w.applied_nms) {
-        w.detector->set_postprocess(t, nms, m);
+      // Where a caller filters classes: each class at the lowest threshold any caller of this
+      // batch holds it to (a class every caller leaves out stays out).
+      std::vector<float> ct;
+      if (per_class) {
+        ct.assign(labels.size(), std::numeric_limits<float>::infinity());
+        for (const Request* r : batch)
+          for (size_t c = 0; c < ct.size(); ++c) ct[c] = std::min(ct[c], threshold_of(*r, static_cast<int>(c)));
+      }
+      if (t != w.threshold || m != w.max_detections || nms != w.applied_nms || ct != w.class_thresholds) {
+        w.detector->set_postprocess(t, nms, m, ct);
         w.threshold = t;
         w.max_detections = m;
         w.applied_nms = nms;
+        w.class_thresholds = std::move(ct);
       }
       w.detector->submit(frames);
       return true;
@@ -279,9 +301,13 @@ SharedDetector::~SharedDetector() {
     if (w->thread.joinable()) w->thread.join();
 }
 
-std::vector<Detection> SharedDetector::detect(const FrameView& frame, float threshold, int max_detections) {
+std::vector<Detection> SharedDetector::detect(const FrameView& frame, float threshold, int max_detections,
+                                              const std::vector<float>& class_thresholds) {
   check_frame(frame);
-  Request r{&frame, threshold, std::max(0, max_detections), Clock::now(), {}, {}, false};
+  if (!class_thresholds.empty() && class_thresholds.size() != impl_->labels.size())
+    throw Error(std::to_string(class_thresholds.size()) + " class thresholds for a model of " +
+                std::to_string(impl_->labels.size()) + " classes");
+  Request r{&frame, threshold, &class_thresholds, std::max(0, max_detections), Clock::now(), {}, {}, false};
   auto& d = *impl_;
   std::unique_lock<std::mutex> lock(d.mutex);
   d.queue.push_back(&r);

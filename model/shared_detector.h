@@ -56,7 +56,12 @@ class SharedDetector {
   // Thread-safe. The frame's memory must stay valid until this returns. A malformed frame
   // throws ssd::Error at once (without reaching the batch); an inference failure throws for
   // every frame of the failed batch.
-  std::vector<Detection> detect(const FrameView& frame, float threshold, int max_detections);
+  // class_thresholds: per label id, that class's threshold in place of `threshold` (above 1:
+  // dropped), as Detector::set_postprocess; the batch runs each class at the lowest threshold
+  // any of its callers holds it to (a class all of them leave out takes no place among the
+  // candidates and detections; one a batch-mate keeps may).
+  std::vector<Detection> detect(const FrameView& frame, float threshold, int max_detections,
+                                const std::vector<float>& class_thresholds = {});
 
   // Changes the instance's NMS IoU threshold (every stream's) from the next batch on.
   void set_nms_iou(float nms_iou);

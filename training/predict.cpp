@@ -42,11 +42,13 @@ std::vector<ImagePrediction> predict_images(const PredictSpec& spec) {
   o.max_detections = spec.max_detections;
   o.threads = spec.threads;
   ssd::Detector detector(o);
-  // The network runs with the lowest threshold asked for; the filter keeps what each class asks.
+  // The output stage holds each class to its threshold and drops the classes left out, before
+  // it picks the most confident detections (as ssddetect's `classes` and `class-thresholds`).
   const ssd::ClassFilter filter = ssd::parse_class_filter(
       detector.labels(), spec.classes, spec.class_thresholds, "--classes", "--class-thresholds");
-  if (!filter.threshold.empty())
-    detector.set_postprocess(filter.lowest(spec.threshold), spec.nms_iou, spec.max_detections);
+  if (!filter.empty())
+    detector.set_postprocess(spec.threshold, spec.nms_iou, spec.max_detections,
+                             filter.class_thresholds(spec.threshold, detector.labels().size()));
   std::error_code ec;
   fs::create_directories(spec.out_dir, ec);
   if (ec) throw ssd::Error("cannot create " + spec.out_dir + ": " + ec.message());
@@ -65,8 +67,7 @@ std::vector<ImagePrediction> predict_images(const PredictSpec& spec) {
     f.strides[0] = static_cast<int>(bgr.step[0]);
     ImagePrediction p;
     p.image = path;
-    std::vector<ssd::Detection> detections = detector.detect(f);
-    filter.apply(spec.threshold, &detections);
+    const std::vector<ssd::Detection> detections = detector.detect(f);
     for (const auto& d : detections) {
       ScoredBox b;
       b.x1 = d.x_min * bgr.cols;

@@ -725,6 +725,16 @@ TEST(SsdDetect, ClassThresholdsReplaceTheThresholdForTheirClasses) {
   // Below `threshold`: that class is kept down to its own threshold, the others go.
   dets = run("threshold=0.99 class-thresholds=" + mine + "=0.05");
   EXPECT_TRUE(same(dets, only_mine)) << describe(dets) << "\nexpected " << describe(only_mine);
+  // One detection asked for: the most confident of what the filter keeps, with a model of its
+  // own and with a shared instance (the more confident `mine` took the only place, and the
+  // filter then left none).
+  for (const std::string instance : {"", " model-instance-id=filtered"}) {
+    SCOPED_TRACE(instance);
+    dets = run("threshold=0.05 max-detections=1 classes=" + without_mine.front().label + instance);
+    EXPECT_TRUE(same(dets, {without_mine.front()})) << describe(dets) << "\nexpected " << describe(without_mine);
+    dets = run(std::string("threshold=0.05 max-detections=1 class-thresholds=") + above + instance);
+    EXPECT_TRUE(same(dets, {without_mine.front()})) << describe(dets) << "\nexpected " << describe(without_mine);
+  }
 
   const std::string msg = failing_start("videotestsrc num-buffers=1 ! ssddetect class-thresholds=unicorn=0.5 ! fakesink");
   EXPECT_NE(msg.find("unicorn"), std::string::npos) << msg;

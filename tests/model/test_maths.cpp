@@ -12,6 +12,7 @@
 #include "boxes.h"
 #include "class_filter.h"
 #include "config.h"
+#include "detector.h"
 #include "error.h"
 #include "loss.h"
 #include "matching.h"
@@ -376,6 +377,65 @@ TEST(Nms, BatchedKeepsGroupsApart) {
   for (size_t i = 0; i < expect.size(); ++i) EXPECT_EQ(keep[i].item<int64_t>(), expect[i]);
 }
 
+// Per-group NMS decides on the boxes' own IoUs whatever the group ids: two concentric boxes
+// whose IoU lies just below or above the threshold, in group 0, 999 and 9999 (shifting each
+// group's boxes apart, torchvision's trick, rounded such IoUs by up to 4e-3 at a thousand
+// groups in float32, and the CPU's output stage then disagreed with the CUDA one's).
+TEST(Nms, BatchedDecidesOnTheBoxesOwnIoUsAtAnyGroupId) {
+  for (const float outer : {0.0299f, 0.0296f}) {   // IoU 0.4474, 0.4565 against t = 0.45
+    auto boxes = torch::tensor({0.5f - 0.01f, 0.5f - 0.01f, 0.5f + 0.01f, 0.5f + 0.01f,
+                                0.5f - outer / 2, 0.5f - outer / 2, 0.5f + outer / 2, 0.5f + outer / 2}).view({2, 4});
+    auto scores = torch::tensor({0.9f, 0.8f});
+    const int64_t alone = nms(boxes, scores, 0.45).size(0);
+    EXPECT_EQ(alone, outer > 0.0298f ? 2 : 1);
+    for (const int64_t group : {0, 999, 9999}) {
+      auto groups = torch::full({2}, group, torch::kLong);
+      EXPECT_EQ(batched_nms(boxes, scores, groups, 0.45).size(0), alone) << "group " << group;
+      EXPECT_EQ(nms_fixed_point(boxes, scores, 0.45).size(0), alone);
+    }
+  }
+}
+
+// Per-class thresholds (a class filter) apply before the candidates are chosen: a class held to
+// a higher threshold or dropped takes no place from the others, neither among max_detections nor
+// among pre_nms_top_k (a car at 0.95 and a person at 0.73, only persons wanted, one detection
+// asked for: the person; it was none).
+TEST(Postprocess, ClassThresholdsApplyBeforeTheCountAndTheCandidates) {
+  SsdConfig c;
+  c.labels = {"car", "person"};
+  auto anchors = make_anchors(c);
+  const int64_t A = anchors.size();
+  auto cls = torch::full({1, A, 3}, -10.f);
+  for (int64_t a = 0; a < 20; ++a) cls[0][a][0] = 3.f - 0.01f * a;   // 20 cars above 0.94
+  cls[0][A - 1][1] = 1.f;                                           // a person at 0.73
+  auto box = torch::zeros({1, A, 4});
+  PostprocessOptions o;
+  o.max_detections = 1;
+  o.pre_nms_top_k = 5;
+  o.nms_iou = 1.0;   // nothing suppressed
+  auto labels_of = [&](const PostprocessOptions& opt) {
+    std::vector<std::vector<int64_t>> out;
+    const auto eager = postprocess(cls, box, anchors, opt);
+    out.emplace_back(eager[0].labels.data_ptr<int64_t>(), eager[0].labels.data_ptr<int64_t>() + eager[0].labels.numel());
+    const auto fixed = postprocess_fixed(cls, box, anchors, opt, 8);
+    std::vector<int64_t> f;
+    for (int64_t i = 0; i < fixed.counts[0].item<int64_t>(); ++i) f.push_back(static_cast<int64_t>(fixed.packed[0][i][0].item<float>()));
+    out.push_back(f);
+    return out;
+  };
+  using Labels = std::vector<std::vector<int64_t>>;
+  EXPECT_EQ(labels_of(o), (Labels{{0}, {0}}));   // no filter: the best car
+  o.class_thresholds = {ClassFilter::kDropped, 0.3f};
+  EXPECT_EQ(labels_of(o), (Labels{{1}, {1}}));
+  o.class_thresholds = {0.99f, 0.5f};            // cars held above their scores
+  EXPECT_EQ(labels_of(o), (Labels{{1}, {1}}));
+  o.class_thresholds = {0.3f, 0.8f};             // the person below its own threshold
+  o.max_detections = 30;
+  EXPECT_EQ(labels_of(o), (Labels{{0, 0, 0, 0, 0}, {0, 0, 0, 0, 0}}));
+  o.class_thresholds = {0.3f};
+  ssdtest::expect_error([&] { postprocess(cls, box, anchors, o); }, {"1 class thresholds for a model of 2 classes"});
+}
+
 TEST(Postprocess, ThresholdTopKAndPerClassNms) {
   SsdConfig c;
   c.labels = {"a", "b"};
@@ -697,22 +757,23 @@ TEST(ClassFilter, KeepsTheNamedClassesAboveTheirThresholds) {
     return d;
   };
   const std::vector<Detection> all{det(0, 0.9f), det(1, 0.5f), det(2, 0.35f), det(0, 0.2f), det(2, 0.1f)};
+  // What the output stage keeps with the filter's per-class thresholds (the global one for
+  // every class when the filter is empty).
   auto kept = [&](const ClassFilter& f, float global) {
-    std::vector<Detection> d = all;
-    f.apply(global, &d);
+    const std::vector<float> t = f.class_thresholds(global, labels.size());
     std::vector<std::pair<int, float>> out;
-    for (const auto& x : d) out.emplace_back(x.label_id, x.confidence);
+    for (const auto& x : all)
+      if (x.confidence > (t.empty() ? global : t[static_cast<size_t>(x.label_id)])) out.emplace_back(x.label_id, x.confidence);
     return out;
   };
   using Kept = std::vector<std::pair<int, float>>;
-  // Nothing given: everything stays, the network runs at the global threshold.
+  // Nothing given: the global threshold for every class.
   const ClassFilter none = parse_class_filter(labels, " , ", "");
   EXPECT_TRUE(none.empty());
-  EXPECT_EQ(kept(none, 0.3f).size(), all.size());
+  EXPECT_EQ(kept(none, 0.3f), (Kept{{0, 0.9f}, {1, 0.5f}, {2, 0.35f}}));
   EXPECT_FLOAT_EQ(none.lowest(0.3f), 0.3f);
-  // classes only.
-  EXPECT_EQ(kept(parse_class_filter(labels, " car ,cat", ""), 0.3f),
-            (Kept{{0, 0.9f}, {2, 0.35f}, {0, 0.2f}, {2, 0.1f}}));
+  // classes only: the others dropped.
+  EXPECT_EQ(kept(parse_class_filter(labels, " car ,cat", ""), 0.3f), (Kept{{0, 0.9f}, {2, 0.35f}}));
   // Thresholds above and below the global one; the others keep the global (0.3), strictly above.
   const ClassFilter t = parse_class_filter(labels, "", "cat=0.95, car=0.05,dog=0.5");
   EXPECT_FLOAT_EQ(t.lowest(0.3f), 0.05f);
@@ -733,5 +794,13 @@ TEST(ClassFilter, KeepsTheNamedClassesAboveTheirThresholds) {
   EXPECT_FLOAT_EQ(parse_class_filter(labels, "", "cat=1e-1").threshold[0], 0.1f);
   EXPECT_FLOAT_EQ(parse_class_filter(labels, "", "cat=+.5").threshold[0], 0.5f);
   EXPECT_FLOAT_EQ(parse_class_filter(labels, "", "cat=1").threshold[0], 1.f);
+  ssdtest::expect_error([&] { parse_class_filter(labels, "", "cat=0.1, dog=0.2, cat=0.9"); },
+                        {"class-thresholds gives class \"cat\" two thresholds"});
   EXPECT_EQ(join_labels(labels, ","), "cat,dog,car");
+  // As the output stage's per-class thresholds: each class's own, the global one, or dropped.
+  EXPECT_TRUE(none.class_thresholds(0.3f, 3).empty());
+  EXPECT_EQ(t.class_thresholds(0.3f, 3), (std::vector<float>{0.95f, 0.5f, 0.05f}));
+  EXPECT_EQ(one.class_thresholds(0.3f, 3), (std::vector<float>{0.3f, 0.3f, 0.2f}));
+  EXPECT_EQ(parse_class_filter(labels, "car, dog", "car=0.05").class_thresholds(0.3f, 3),
+            (std::vector<float>{ClassFilter::kDropped, 0.3f, 0.05f}));
 }
