@@ -15,6 +15,13 @@ std::string join_labels(const std::vector<std::string>& labels, const char* sepa
   return joined;
 }
 
+std::string unnameable_label(const std::string& label) {
+  if (label.find(',') != std::string::npos) return "a comma separates classes there";
+  if (label.find('=') != std::string::npos) return "an equals sign gives a class's threshold there";
+  if (trim(label) != label) return "names are trimmed of spaces there";
+  return {};
+}
+
 float ClassFilter::lowest(float global_threshold) const {
   float t = global_threshold;
   for (float v : threshold)

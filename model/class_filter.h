@@ -34,6 +34,10 @@ ClassFilter parse_class_filter(const std::vector<std::string>& labels, const std
                                const std::string& classes_name = "classes",
                                const std::string& thresholds_name = "class-thresholds");
 
+// Why `label` could not be named in `classes` or `class-thresholds` ("," separates the entries,
+// "=" gives a threshold, and names are trimmed of spaces); empty if it can.
+std::string unnameable_label(const std::string& label);
+
 // "a, b, c": labels joined by a separator, for messages.
 std::string join_labels(const std::vector<std::string>& labels, const char* separator = ", ");
 

@@ -4,6 +4,7 @@
 #include <condition_variable>
 #include <deque>
 #include <exception>
+#include <filesystem>
 #include <limits>
 #include <map>
 #include <mutex>
@@ -47,11 +48,19 @@ std::vector<Detection> cut(std::vector<Detection> dets, const Request& r) {
   return dets;
 }
 
+// Whether two paths name one file (spelt alike, or through links, "..", a relative path).
+bool same_file(const std::string& a, const std::string& b) {
+  if (a == b) return true;
+  std::error_code ec;
+  const bool same = std::filesystem::equivalent(a, b, ec);
+  return !ec && same;
+}
+
 // The first option in which `b` differs from the instance's `a`, in words; empty if none.
 std::string difference(const SharedDetectorOptions& a, const SharedDetectorOptions& b) {
   std::ostringstream out;
   const DetectorOptions &x = a.detector, &y = b.detector;
-  if (x.model_path != y.model_path)
+  if (!same_file(x.model_path, y.model_path))
     out << "model file " << x.model_path << " (this one asks for " << y.model_path << ")";
   else if (x.device != y.device)
     out << "device " << x.device << " (this one asks for " << y.device << ")";

@@ -44,7 +44,8 @@ class SharedDetector {
   // The instance named `id` in this process: created from `options` (loading the model) by
   // the first caller, shared by later callers while any of them holds it, destroyed when the
   // last one lets go. A later caller whose options differ from the instance's in anything but
-  // the threshold and max_detections gets ssd::Error naming the difference; loading errors
+  // the threshold and max_detections (the same model file under another path to it counts as the
+  // same) gets ssd::Error naming the difference; loading errors
   // are Detector's.
   static std::shared_ptr<SharedDetector> acquire(const std::string& id, const SharedDetectorOptions& options);
 

@@ -141,16 +141,20 @@ int import_imagenet_body(const std::string& path, Ssd& model) {
   if (bytes.size() >= 4 && bytes[0] == 'P' && bytes[1] == 'K') {
     // torch.save's zip format. LibTorch's unpickler builds only tensors and containers; it
     // runs no code from the file.
+    // A state dict as state_dict() returns it is an OrderedDict, which that unpickler cannot
+    // build (nor a pickled module): the message says what it reads.
+    const std::string readable =
+        " (LibTorch reads a plain dict of tensors, saved with torch.save(dict(model.state_dict()), PATH), "
+        "not the OrderedDict state_dict() returns nor a pickled model; or give a .safetensors file)";
     torch::IValue v;
     try {
       v = torch::pickle_load(bytes);
     } catch (const c10::Error& e) {
-      throw Error(path + ": cannot read the torch.save file: " + e.what_without_backtrace());
+      throw Error(path + ": cannot read the torch.save file" + readable + ": " + e.what_without_backtrace());
     } catch (const std::exception& e) {
-      throw Error(path + ": cannot read the torch.save file: " + e.what());
+      throw Error(path + ": cannot read the torch.save file" + readable + ": " + e.what());
     }
-    if (!v.isGenericDict())
-      throw Error(path + ": expected a state dict (torch.save(dict(model.state_dict())))");
+    if (!v.isGenericDict()) throw Error(path + ": expected a state dict" + readable);
     for (const auto& kv : v.toGenericDict()) {
       if (!kv.key().isString() || !kv.value().isTensor())
         throw Error(path + ": the state dict must map names to tensors");

@@ -206,7 +206,7 @@ int main(int argc, char** argv) {
   train->add_option("--stop-after", stop_after,
                     "stop after this many epochs in total (resume later with --resume)")
       ->check(CLI::NonNegativeNumber);
-  train->add_flag("--quiet", ts.options.quiet, "no progress bar or table");
+  train->add_flag("--quiet", ts.options.quiet, "no progress bar or table (warnings still go to stderr)");
 
   // ---- eval
   EvalSpec es;

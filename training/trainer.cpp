@@ -21,6 +21,7 @@
 #include <torch/torch.h>
 
 #include "../model/anchors.h"
+#include "../model/class_filter.h"
 #include "../model/error.h"
 #include "../model/loss.h"
 #include "../model/nms.h"
@@ -394,9 +395,9 @@ void load_data(Session& s, bool with_val = true) {
                        " image(s): training needs 2 or more (BatchNorm normalises over the batch)");
     if (s.train_ds.num_boxes(false) == 0) throw ssd::Error("the training set has no boxes");
   };
+  // Warnings also with --quiet (it quiets the progress bar and the table).
   if (!with_val) {   // lr-find: training data only
-    if (!s.quiet)
-      for (const auto& w : report.warnings) std::cerr << "warning: " << w << "\n";
+    for (const auto& w : report.warnings) std::cerr << "warning: " << w << "\n";
     check_training_set();
     return;
   }
@@ -437,8 +438,8 @@ void load_data(Session& s, bool with_val = true) {
       (i < n_val ? s.val_ds : s.train_ds).images.push_back(all.images[idx[i]]);
   }
   check_training_set();
+  for (const auto& w : report.warnings) std::cerr << "warning: " << w << "\n";
   if (!s.quiet) {
-    for (const auto& w : report.warnings) std::cerr << "warning: " << w << "\n";
     std::cerr << "data: train " << s.train_ds.images.size() << " images ("
               << s.spec.train.describe() << "), validation " << s.val_ds.images.size()
               << " images, " << s.train_ds.labels.size() << " classes\n";
@@ -471,6 +472,12 @@ void build_model_and_optimizer(Session& s, bool resuming = false) {
   check_precision(s.precision, s.device);
   s.scaler = GradScaler(s.precision == Precision::FP16);
   s.spec.config.labels = s.train_ds.labels;
+  // The classes of the weights this run writes must be nameable in ssddetect's `classes` and
+  // `class-thresholds` (and ssd-train predict's --classes and --class-thresholds).
+  for (const std::string& label : s.spec.config.labels)
+    if (const std::string why = ssd::unnameable_label(label); !why.empty())
+      throw ssd::Error("class \"" + label + "\" could not be named in ssddetect's classes and class-thresholds (" +
+                       why + "): rename it in the data set");
   s.spec.config.validate();
   torch::manual_seed(o.seed);
   s.model = ssd::Ssd(s.spec.config);
@@ -505,7 +512,7 @@ void build_model_and_optimizer(Session& s, bool resuming = false) {
   s.schedule.o = o;
   s.schedule.freeze_epochs =
       o.freeze_epochs >= 0 ? o.freeze_epochs : (o.imagenet.empty() ? 0 : 1);
-  if (s.schedule.freeze_epochs >= o.epochs && !s.quiet)   // (> only by the --imagenet default)
+  if (s.schedule.freeze_epochs >= o.epochs)   // (> only by the --imagenet default)
     std::cerr << "warning: the body stays frozen for the whole run (" << s.schedule.freeze_epochs
               << " frozen epoch(s) of " << o.epochs << "): only the head trains\n";
   s.schedule.freeze_epochs = std::min(s.schedule.freeze_epochs, o.epochs);

@@ -2344,6 +2344,17 @@ TEST(SsdDetectShared, OtherSettingsFailTheStartUntilTheInstanceIsGone) {
       failing_start(pipeline + "ssddetect model-instance-id=settings precision=fp16 ! fakesink");
   EXPECT_NE(precision.find("fp32 (this one asks for fp16)"), std::string::npos) << precision;
   starts_ok(pipeline + "ssddetect model-instance-id=settings threshold=0.9 max-detections=3 interval=2 ! fakesink");
+  // The same model file under another name (a link, a path with "..") is the same model.
+  TempDir tmp;
+  fs::create_symlink(default_model(), tmp / "linked.safetensors");
+  starts_ok(pipeline + "ssddetect model-instance-id=settings model=" + tmp / "linked.safetensors" + " ! fakesink");
+  const fs::path model(default_model());
+  starts_ok(pipeline + "ssddetect model-instance-id=settings model=" +
+            (model.parent_path() / ".." / model.parent_path().filename() / model.filename()).string() + " ! fakesink");
+  // A copy is another file, so another model as far as the instance can tell.
+  fs::copy_file(default_model(), tmp / "copy.safetensors");
+  const std::string copy = failing_start(pipeline + "ssddetect model-instance-id=settings model=" + tmp / "copy.safetensors" + " ! fakesink");
+  EXPECT_NE(copy.find("already runs with model file"), std::string::npos) << copy;
   gst_harness_teardown(h);
   starts_ok(other);
 }

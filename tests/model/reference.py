@@ -2,6 +2,7 @@
 
   reference.py resnet OUTDIR     torchvision resnet34 with random weights and BN statistics:
                                  OUTDIR/resnet34.pt (torch.save of a plain dict),
+                                 OUTDIR/resnet34_ordered.pt (of state_dict() as it is),
                                  OUTDIR/resnet34.safetensors, and OUTDIR/resnet34_io.safetensors
                                  holding an input batch and the layer4 features in eval mode.
   reference.py ops IN OUT        IN has boxes_a (N,4), boxes_b (M,4), scores (N); OUT gets
@@ -28,6 +29,7 @@ def resnet(outdir):
     m.eval()
     sd = {k: v.contiguous() for k, v in m.state_dict().items()}
     torch.save(dict(sd), f"{outdir}/resnet34.pt")
+    torch.save(m.state_dict(), f"{outdir}/resnet34_ordered.pt")   # as most users save it
     save_file(sd, f"{outdir}/resnet34.safetensors")
     body = torch.nn.Sequential(*list(m.children())[:-2])
     x = torch.randn(2, 3, 224, 224)

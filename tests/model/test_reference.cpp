@@ -91,6 +91,17 @@ TEST_F(ResNetReference, FoldedBatchNormsGiveTorchvisionsFeatures) {
   check("resnet34.safetensors", /*fold=*/true);
 }
 
+// torch.save(model.state_dict()) as most users write it: an OrderedDict, which LibTorch's
+// unpickler cannot build; the error says how to save the file instead (it blamed PyTorch).
+TEST_F(ResNetReference, AnOrderedDictFileSaysHowToSaveIt) {
+  SsdConfig c;
+  c.body = "resnet34";
+  c.labels = {"x"};
+  Ssd model(c);
+  ssdtest::expect_error([&] { import_imagenet_body((*dir_ / "resnet34_ordered.pt").string(), model); },
+                        {"resnet34_ordered.pt", "torch.save(dict(model.state_dict()), PATH)", ".safetensors"});
+}
+
 TEST_F(ResNetReference, ImportRejectsAMismatchedBody) {
   SsdConfig c;
   c.body = "resnet50";

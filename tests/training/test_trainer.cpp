@@ -711,6 +711,21 @@ TEST(Cli, BadInputsGiveCleanErrors) {
   expect_clean_failure("train --synth 8 --epochs 3 --freeze-epochs 5 --out " + tmp / "r19",
                        "--freeze-epochs (5) must be <= --epochs (3)");
   for (const char* r : {"r14", "r15", "r16", "r17", "r18", "r19"}) EXPECT_FALSE(fs::exists(tmp.path() / r)) << r;
+  // Class names the element's classes / class-thresholds could not name are refused.
+  ASSERT_EQ(run_cli("synth --out " + tmp / "named" + " --count 4 --size 64 --format png").status, 0);
+  for (const std::string name : {"red,car", "a=b", " padded"}) {
+    nlohmann::json coco = nlohmann::json::parse(std::ifstream(tmp.path() / "named/annotations.json"));
+    coco["categories"][0]["name"] = name;
+    std::ofstream(tmp.path() / "named/renamed.json") << coco.dump();
+    expect_clean_failure("train --coco " + tmp / "named/renamed.json" + " --images " + tmp / "named/images" +
+                             " --size 64 --grids 2,1 --batch 2 --out " + tmp / "r21",
+                         "class \"" + name + "\" could not be named in ssddetect's classes and class-thresholds");
+  }
+  // --quiet quiets the progress bar and the table, not the warnings.
+  CliRun quiet = run_cli("train --synth 8 --synth-size 64 --size 64 --grids 2,1 --head-channels 16 --batch 4 "
+                         "--epochs 1 --freeze-epochs 1 --workers 1 --quiet --out " + tmp / "r20");
+  EXPECT_EQ(quiet.status, 0) << quiet.output;
+  EXPECT_NE(quiet.output.find("warning: the body stays frozen"), std::string::npos) << quiet.output;
   expect_clean_failure("lr-find --synth 8 --epochs 3 --out " + tmp / "l2", "--epochs");   // training only
   expect_clean_failure("eval --synth 4 --synth-dir " + tmp / "e" + " --json " + tmp / "no/such/dir/e.json",
                        "no folder");
