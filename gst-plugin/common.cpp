@@ -178,6 +178,16 @@ Rect picture_rect(GstBuffer* buffer, const GstVideoInfo& info) {
   return r;
 }
 
+bool refuse_while_running(GstElement* element, const GParamSpec* pspec, bool running) {
+  if (!running || !(pspec->flags & GST_PARAM_MUTABLE_READY)) return false;
+  gst_element_message_full(element, GST_MESSAGE_WARNING, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_SETTINGS,
+                           g_strdup_printf("The %s property changes only in the NULL or READY state: the element "
+                                           "keeps the value it runs with.",
+                                           pspec->name),
+                           nullptr, __FILE__, GST_FUNCTION, __LINE__);
+  return true;
+}
+
 void refuse_crop_meta(GstQuery* allocation_query) {
   guint index = 0;
   while (gst_query_find_allocation_meta(allocation_query, GST_VIDEO_CROP_META_API_TYPE, &index))

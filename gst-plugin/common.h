@@ -78,6 +78,12 @@ struct Rect {
 // the meta from the answer: upstream crops the frames (regions before it are dropped).
 void refuse_crop_meta(GstQuery* allocation_query);
 
+// A property that changes only in the NULL or READY state (GST_PARAM_MUTABLE_READY), set while
+// the element runs: refused with a warning on the bus (RESOURCE/SETTINGS) naming it, so that the
+// value the element reports stays the one it runs with. Returns whether it refused. Not to be
+// called with a lock a bus handler might take (it posts a message).
+bool refuse_while_running(GstElement* element, const GParamSpec* pspec, bool running);
+
 // Where a frame's picture lies in its buffer, in the buffer's pixels: the caps' size, at the
 // origin or, for a buffer that comes with a GstVideoCropMeta all the same (refuse_crop_meta()),
 // at the crop's offset; clipped to the buffer's frame (its GstVideoMeta's size, else the caps').

@@ -84,7 +84,10 @@
  * set them in one call, e.g. `g_object_set (detect, "model", path, "classes", "car", NULL)`.
  * Warnings about a failed load come from a thread of GStreamer's pool, so an application may
  * stop the element from its handler. Elements sharing a model instance (`model-instance-id`)
- * change their model in the READY state only.
+ * change their model in the READY state only. The properties read when the element starts
+ * (`device`, `precision`, `threads`, `batch-size`, `batch-timeout`, `in-flight`, `cuda-graphs`,
+ * `model-instance-id`) are refused while it runs, with a warning naming the property: they keep
+ * the value in use.
  *
  * ## Several streams, one model
  *
@@ -801,6 +804,12 @@ static void gst_ssd_detect_set_property(GObject* object, guint prop_id, const GV
                                         GParamSpec* pspec) {
   GstSsdDetect* self = GST_SSD_DETECT(object);
   SsdDetectState* st = self->state;
+  bool running;
+  {
+    std::lock_guard<std::mutex> guard(st->lock);
+    running = st->running;
+  }
+  if (gstssd::refuse_while_running(GST_ELEMENT(self), pspec, running)) return;
   bool load = false, refused = false;   // a model set while running: acted on after the lock
   bool latency_changed = false;         // an `interval` that changes what batching adds
   std::string bad_region;               // why a `region` value was refused

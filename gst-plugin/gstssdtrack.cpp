@@ -21,7 +21,8 @@
  * element and are never reused, also when the element is stopped and started again. Frames
  * that ssddetect's `interval` skipped carry the last detections and so keep their ids; gap
  * buffers are passed on untouched. A flush (seek), a new stream, another segment (a seek
- * without a flush) or a resolution change forgets the tracks.
+ * without a flush) or a resolution change forgets the tracks. The properties are read when the
+ * element starts; set while it runs, they are refused with a warning and keep the value in use.
  *
  * When built against GStreamer 1.24 or newer, each #GstAnalyticsODMtd in the buffer's
  * #GstAnalyticsRelationMeta gets a #GstAnalyticsTrackingMtd (tracking id; first and last seen:
@@ -63,8 +64,9 @@ constexpr gboolean kDefaultMatchLabels = TRUE;
 
 // All C++ state of the element, constructed in init() and destroyed in finalize().
 struct SsdTrackState {
-  std::mutex lock;   // guards `options`
+  std::mutex lock;   // guards `options` and `running`
   ssd::TrackerOptions options{kDefaultIouThreshold, kDefaultMaxLost, kDefaultMatchLabels};
+  bool running = false;   // from start(), which reads `options`, to stop()
   // Streaming state (start/stop/set_caps/sink_event/transform_ip, which GstBaseTransform
   // serialises).
   std::unique_ptr<ssd::Tracker> tracker;
@@ -99,6 +101,12 @@ static GstStaticPadTemplate src_template =
 
 static void gst_ssd_track_set_property(GObject* object, guint prop_id, const GValue* value, GParamSpec* pspec) {
   GstSsdTrack* self = GST_SSD_TRACK(object);
+  bool running;
+  {
+    std::lock_guard<std::mutex> guard(self->state->lock);
+    running = self->state->running;
+  }
+  if (gstssd::refuse_while_running(GST_ELEMENT(self), pspec, running)) return;   // read at start()
   std::lock_guard<std::mutex> guard(self->state->lock);
   ssd::TrackerOptions& o = self->state->options;
   switch (prop_id) {
@@ -135,10 +143,15 @@ static gboolean gst_ssd_track_start(GstBaseTransform* trans) {
   {
     std::lock_guard<std::mutex> guard(st->lock);
     options = st->options;
+    st->running = true;
   }
   try {
     st->tracker = std::make_unique<ssd::Tracker>(options, st->next_id);
   } catch (const std::exception& e) {
+    {
+      std::lock_guard<std::mutex> guard(st->lock);
+      st->running = false;   // (no stop() follows a failed start)
+    }
     GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS, ("Invalid tracker settings: %s", e.what()), (nullptr));
     return FALSE;
   }
@@ -148,6 +161,10 @@ static gboolean gst_ssd_track_start(GstBaseTransform* trans) {
 
 static gboolean gst_ssd_track_stop(GstBaseTransform* trans) {
   SsdTrackState* st = GST_SSD_TRACK(trans)->state;
+  {
+    std::lock_guard<std::mutex> guard(st->lock);
+    st->running = false;
+  }
   if (st->tracker) st->next_id = st->tracker->next_id();
   st->tracker.reset();
 #ifdef HAVE_GST_ANALYTICS

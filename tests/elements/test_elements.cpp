@@ -3797,6 +3797,53 @@ TEST(SsdTrack, TracksObjectDetectionsThatHaveNoRegion) {
 }
 #endif
 
+// Properties read at start (GST_PARAM_MUTABLE_READY) set while the element runs: refused with a
+// warning naming them, and the element still reports the value it runs with (it reported the
+// new one, which had no effect). Playing properties change as before.
+TEST(SsdElements, StartOnlyPropertiesAreRefusedWhileRunning) {
+  auto f = make_frame(flat(64, 48), GST_VIDEO_FORMAT_RGB);
+  struct Case {
+    const char* element;
+    const char* property;
+    const char* value;   // as gst_util_set_object_arg() takes it
+  };
+  for (const Case& c : {Case{"ssddetect", "batch-size", "8"}, Case{"ssddetect", "device", "cuda"},
+                        Case{"ssddetect", "threads", "2"}, Case{"ssddetect", "model-instance-id", "x"},
+                        Case{"ssdtrack", "max-lost", "0"}, Case{"ssdtrack", "match-labels", "false"}}) {
+    SCOPED_TRACE(std::string(c.element) + " " + c.property);
+    GstHarness* h = gst_harness_new(c.element);
+    GstBus* bus = gst_bus_new();
+    gst_element_set_bus(h->element, bus);
+    GstBuffer* out = run_frame(h, *f);
+    ASSERT_NE(out, nullptr);
+    gst_buffer_unref(out);
+    GValue before = G_VALUE_INIT;
+    g_object_get_property(G_OBJECT(h->element), c.property, &before);
+    gst_util_set_object_arg(G_OBJECT(h->element), c.property, c.value);
+    GValue after = G_VALUE_INIT;
+    g_object_get_property(G_OBJECT(h->element), c.property, &after);
+    EXPECT_EQ(gst_value_compare(&before, &after), GST_VALUE_EQUAL);
+    const std::string warning = next_warning(bus);
+    EXPECT_NE(warning.find(std::string("The ") + c.property + " property changes only in the NULL or READY state"),
+              std::string::npos) << warning;
+    g_value_unset(&before);
+    g_value_unset(&after);
+    // Stopped, it takes the value.
+    gst_element_set_state(h->element, GST_STATE_NULL);
+    gst_util_set_object_arg(G_OBJECT(h->element), c.property, c.value);
+    gchar* now = nullptr;
+    GValue v = G_VALUE_INIT;
+    g_object_get_property(G_OBJECT(h->element), c.property, &v);
+    now = gst_value_serialize(&v);
+    EXPECT_STREQ(now, c.value);
+    g_free(now);
+    g_value_unset(&v);
+    gst_element_set_bus(h->element, nullptr);
+    gst_object_unref(bus);
+    gst_harness_teardown(h);
+  }
+}
+
 TEST(SsdTrack, PropertiesHaveDocumentedDefaults) {
   GstElement* e = gst_element_factory_make("ssdtrack", nullptr);
   ASSERT_NE(e, nullptr);
