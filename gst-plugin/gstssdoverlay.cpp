@@ -13,7 +13,8 @@
  * stands for (GStreamer's own analytics elements write only those) are drawn too, labelled by
  * their object type and confidence, with the id of a #GstAnalyticsTrackingMtd they relate to.
  * Each label gets its own colour (a hash of the label picks a palette entry), the same in every
- * frame and every run.
+ * frame and every run. Captions are drawn in OpenCV's Hershey font, which is ASCII only: other
+ * characters show as `?`.
  *
  * NV12 and I420 frames are drawn in their own planes without converting the frame: the luma
  * of the colour on the Y plane and its chroma on the half-resolution chroma plane(s), using

@@ -51,6 +51,11 @@ struct Detection {
 // The most detections a frame that ssddetect's `max-detections` and ssd-train predict's
 // --max-detections accept.
 constexpr int kMaxDetectionsLimit = 100000;
+// The most candidates (anchor, class) the output stage takes into NMS per frame: 4 per detection
+// asked for, at least 400, at most this (its fixed-shape form, the CUDA path's, holds a
+// candidates x candidates IoU matrix per frame: 64 MiB at this bound, 40 GB for 100000). So at
+// most this many detections per frame, whatever max_detections says.
+constexpr int kMaxCandidates = 4096;
 
 struct DetectorOptions {
   std::string model_path;

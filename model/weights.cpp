@@ -76,6 +76,11 @@ void load_tensors(const std::string& path, const SafeTensors& file, torch::nn::M
 }  // namespace
 
 void save_weights(const std::string& path, Ssd& model) {
+  // A model arranged for inference (BatchNorms folded, output convolutions fused) has other
+  // tensors than the file format's, and load_weights() would refuse the file.
+  if (model->body->folded() || model->head->fused())
+    throw Error(path + ": not written: the model's BatchNorms are folded or its output convolutions "
+                "fused (fuse_for_inference()); save the model as trained");
   SafeTensors content;
   content.metadata[kConfigKey] = model->config().to_json_string();
   content.metadata[kFormatKey] = kFormatValue;

@@ -16,6 +16,8 @@ inline constexpr const char* kConfigKey = "ssd.config";
 inline constexpr const char* kFormatKey = "format";
 inline constexpr const char* kFormatValue = "gst-ssd/1";
 
+// Throws ssd::Error for a model arranged for inference (fuse_for_inference()), whose tensors are
+// not the format's.
 void save_weights(const std::string& path, Ssd& model);
 
 // Reads the configuration only (cheap: header only). Throws ssd::Error.

@@ -475,17 +475,23 @@ std::string format_map_table(const MapResult& r) {
      << "\n(size: the object's area in the image's pixels, COCO's ranges: small up to 32x32, medium 32x32 to 96x96, large above; -: no "
         "ground truth of that size)\n";
   // The confidence threshold with the best F1 per class, ready for ssddetect.
-  std::string f1;
+  std::string f1, none;
   for (const auto& c : r.classes) {
-    if (c.f1_threshold < 0) continue;
+    if (c.f1_threshold < 0) {   // no true positive at any threshold: no F1 to pick
+      none += (none.empty() ? "" : ", ") + c.name;
+      continue;
+    }
     char b[128];
     std::snprintf(b, sizeof b, "%s%s F1 %.3f (P %.3f, R %.3f) above %.3f", f1.empty() ? "" : "; ", c.name.c_str(),
                   c.best_f1, c.f1_precision, c.f1_recall, c.f1_threshold);
     f1 += b;
   }
-  if (!f1.empty())
+  if (!f1.empty()) {
     os << "Best F1 at IoU 0.5 per class: " << f1 << "\nAs ssddetect's property: class-thresholds=\""
        << f1_class_thresholds(r) << "\" (ssd-train predict: --class-thresholds)\n";
+    if (!none.empty())
+      os << "(no F1 above 0, so not in it, keeping ssddetect's threshold: " << none << ")\n";
+  }
   return os.str();
 }
 

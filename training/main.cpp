@@ -28,9 +28,10 @@ using namespace ssdtrain;
 
 namespace {
 
-// Data-set options; `prefix` "" or "val-".
+// Data-set options; `prefix` "" or "val-"; `synth_dir_default` says where --synth writes
+// without --synth-dir (empty: no --synth options).
 std::vector<CLI::Option*> add_data_options(CLI::App* app, DataSpec& d, const std::string& prefix,
-                                           bool with_synth) {
+                                           const std::string& synth_dir_default) {
   std::vector<CLI::Option*> opts;
   const std::string what = prefix.empty() ? "" : "validation ";
   opts.push_back(app->add_option("--" + prefix + "coco", d.coco,
@@ -45,7 +46,7 @@ std::vector<CLI::Option*> add_data_options(CLI::App* app, DataSpec& d, const std
   opts.push_back(app->add_option("--" + prefix + "voc-split", d.voc_split,
                                  "VOC ImageSets/Main split name")
                      ->capture_default_str());
-  if (with_synth) {
+  if (!synth_dir_default.empty()) {
     opts.push_back(app->add_option("--synth", d.synth, "use N synthetic images (shapes) instead")
                        ->check(CLI::PositiveNumber));
     opts.push_back(app->add_option("--synth-seed", d.synth_seed, "seed of the synthetic set")
@@ -54,7 +55,7 @@ std::vector<CLI::Option*> add_data_options(CLI::App* app, DataSpec& d, const std
                        ->capture_default_str()
                        ->check(CLI::Range(32, 4096)));
     opts.push_back(app->add_option("--synth-dir", d.synth_dir,
-                                   "folder for the synthetic images (train: <out>/data)"));
+                                   "folder for the synthetic images (default: " + synth_dir_default + ")"));
   }
   return opts;
 }
@@ -139,7 +140,8 @@ std::vector<CLI::Option*> add_train_options(CLI::App* app, TrainOptions& o) {
                               "cap on validation images for the validation loss and mAP (0: all)")
                   ->capture_default_str());
   v.push_back(app->add_option("--val-fraction", o.val_fraction,
-                              "fraction held out for validation when no validation set is given")
+                              "fraction held out for validation when no validation set is given (not "
+                              "with --synth, which makes a validation set of its own)")
                   ->capture_default_str());
   return v;
 }
@@ -193,9 +195,11 @@ int main(int argc, char** argv) {
   std::string resume_dir;
   int stop_after = 0;
   auto* train = app.add_subcommand("train", "train a model into a run folder");
-  auto train_data = add_data_options(train, ts.train, "", true);
+  auto train_data = add_data_options(
+      train, ts.train, "",
+      "<out>/data/train; without a validation set, one of max(50, N/10) images is made in <out>/data/val");
   ts.val.voc_split = "val";   // a VOC folder's validation split, not the training one
-  auto val_data = add_data_options(train, ts.val, "val-", false);
+  auto val_data = add_data_options(train, ts.val, "val-", "");
   auto arch = add_arch_options(train, ts.config);
   auto topts = add_train_options(train, ts.options);
   auto* out_opt = train->add_option("--out", ts.out_dir, "run folder to create");
@@ -214,7 +218,7 @@ int main(int argc, char** argv) {
   auto* eval = app.add_subcommand("eval", "mAP of a weights file on a data set, per class");
   eval->add_option("--weights", es.weights, "weights file (default: the shipped model)");
   es.data.voc_split = "val";   // held-out images, not the ones a model was trained on
-  add_data_options(eval, es.data, "", true);
+  add_data_options(eval, es.data, "", "a temporary folder, removed afterwards");
   eval->add_option("--device", es.device, "cpu, cuda, cuda:N or auto")->capture_default_str();
   eval->add_option("--batch", es.batch_size, "batch size")->capture_default_str();
   eval->add_option("--workers", es.workers, "data loader threads")->capture_default_str()
@@ -280,7 +284,7 @@ int main(int argc, char** argv) {
   LrFindSpec ls;
   ls.train.config.body = "tiny";
   auto* lrf = app.add_subcommand("lr-find", "loss against an exponentially growing learning rate");
-  add_data_options(lrf, ls.train.train, "", true);
+  add_data_options(lrf, ls.train.train, "", "<out>/data/train");
   add_arch_options(lrf, ls.train.config);
   for (CLI::Option* o : add_train_options(lrf, ls.train.options)) {
     // What only a training run uses (lr-find sets one rate for every layer group, step by step).
@@ -385,7 +389,8 @@ int main(int argc, char** argv) {
       if (ls.train.train.synth > 0 && ls.train.train.synth_dir.empty())
         ls.train.train.synth_dir = ls.train.out_dir + "/data/train";
       LrFindResult r = lr_find(ls);
-      std::printf("lr-find: %zu steps, lr %.2e .. %.2e\n", r.lrs.size(), r.lrs.front(), r.lrs.back());
+      std::printf("lr-find: %zu steps, lr %.2e .. %.2e%s\n", r.lrs.size(), r.lrs.front(), r.lrs.back(),
+                  static_cast<int>(r.lrs.size()) < ls.iterations ? " (stopped early: the loss diverged)" : "");
       std::printf("suggested learning rate: %.2e (valley); also %.2e (steepest descent), %.2e (minimum / 10)\n",
                   r.suggested_valley, r.suggested_steepest, r.suggested_min10);
       std::printf("%s\n%s\n", r.csv_path.c_str(), r.png_path.c_str());

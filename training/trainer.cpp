@@ -22,6 +22,7 @@
 
 #include "../model/anchors.h"
 #include "../model/class_filter.h"
+#include "../model/device.h"
 #include "../model/error.h"
 #include "../model/loss.h"
 #include "../model/nms.h"
@@ -74,22 +75,6 @@ std::string read_text(const fs::path& path) {
   std::stringstream ss;
   ss << f.rdbuf();
   return ss.str();
-}
-
-torch::Device parse_device(const std::string& name) {
-  std::string n = name;
-  if (n == "auto") n = torch::cuda::is_available() ? "cuda" : "cpu";
-  torch::Device dev(torch::kCPU);
-  try {
-    dev = torch::Device(n);
-  } catch (const std::exception&) {
-    throw ssd::Error("unknown device '" + name + "' (expected cpu, cuda, cuda:N or auto)");
-  }
-  if (dev.is_cuda() && !torch::cuda::is_available())
-    throw ssd::Error("device '" + name + "' requested but LibTorch sees no CUDA device");
-  if (!dev.is_cpu() && !dev.is_cuda())
-    throw ssd::Error("unsupported device '" + name + "' (expected cpu or cuda)");
-  return dev;
 }
 
 // ------------------------------------------------------------------------------------------
@@ -467,7 +452,7 @@ void make_paths_absolute(TrainSpec& spec) {
 void build_model_and_optimizer(Session& s, bool resuming = false) {
   const TrainOptions& o = s.spec.options;
   if (o.threads > 0) torch::set_num_threads(o.threads);
-  s.device = parse_device(o.device);
+  s.device = ssd::parse_device(o.device);
   s.precision = parse_precision(o.precision);
   check_precision(s.precision, s.device);
   s.scaler = GradScaler(s.precision == Precision::FP16);
@@ -834,7 +819,7 @@ void check_options(const TrainOptions& o) {
   if (!(o.val_fraction > 0 && o.val_fraction < 1)) fail("--val-fraction must be in (0, 1)");
   if (!(o.match_threshold > 0 && o.match_threshold < 1)) fail("--match-threshold must be in (0, 1)");
   // Before any data is loaded: fp16 on the CPU, or an unknown name, fails at once.
-  check_precision(parse_precision(o.precision), parse_device(o.device));
+  check_precision(parse_precision(o.precision), ssd::parse_device(o.device));
 }
 
 }  // namespace
@@ -935,7 +920,7 @@ MapResult evaluate_weights(const EvalSpec& spec) {
   // The matrix can count only the detections eval keeps (those above --threshold).
   if (!(spec.confusion_threshold >= spec.score_threshold && spec.confusion_threshold <= 1))
     throw ssd::Error("--confusion-threshold must be in [--threshold, 1]: " + std::to_string(spec.confusion_threshold));
-  const torch::Device device = parse_device(spec.device);
+  const torch::Device device = ssd::parse_device(spec.device);
   ssd::Ssd model = ssd::load_weights(spec.weights, device);
   model->fuse_for_inference();   // inference only, as ssd::Detector runs it
   const ssd::SsdConfig& config = model->config();

@@ -608,6 +608,32 @@ TEST_F(DetectorTest, EmulatedGraphsGiveTheEagerResultsAcrossSlotsShapesAndSettin
 
 // Graphed batches run at padded sizes (1, 2, 4, 8, then multiples of 8), so batches of varying
 // size replay a few graphs: each frame still gets its own detections, the padding none.
+// Above 256 detections (1024 candidates) the fixed-shape output stage, whose memory grows with
+// the candidates squared, gives way to the eager one: the same detections, no graph involved;
+// back at 100 the graphs run again.
+TEST_F(DetectorTest, ManyDetectionsRunTheEagerOutputStage) {
+  const auto packed = packed_frames(2, 300, 8, 200, 40, PixelFormat::RGBx, 0);
+  auto o = options();
+  o.threshold = 0.0f;
+  o.max_detections = 300;
+  Detector plain(o);
+  o.emulate_graphs = true;
+  o.fixed_postprocess = true;
+  Detector det(o);
+  ASSERT_TRUE(det.graphs());
+  for (int round = 0; round < 4; ++round)
+    for (const auto& f : packed.views) {
+      const auto got = det.detect(f);
+      EXPECT_GT(got.size(), 100u);
+      expect_same(got, plain.detect(f), 1e-5f);
+    }
+  const auto none = det.graph_stats();
+  EXPECT_EQ(none.captures + none.replays + none.eager, 0);
+  det.set_postprocess(0.0f, 0.45f, 100);
+  for (int round = 0; round < 4; ++round) EXPECT_EQ(det.detect(packed.views[0]).size(), 100u);
+  EXPECT_EQ(det.graph_stats().captures, 1);
+}
+
 TEST_F(DetectorTest, EmulatedGraphsPadBatchesToAFewSizes) {
   const auto packed = packed_frames(12, 320, 0, 240, 120, PixelFormat::RGBx, 0);
   const auto& frames = packed.views;
@@ -701,6 +727,11 @@ TEST_F(DetectorTest, BadModelsAndDevicesGiveClearErrors) {
   o = options();
   o.device = "gpu7";
   ssdtest::expect_error([&] { Detector d(o); }, {"invalid device 'gpu7'"});
+  // A malformed index is that, with or without a GPU (it was "no CUDA device" without one).
+  for (const std::string bad : {"cuda:abc", "cuda:", "cuda:-1", "cuda:1x", "cuda:99999"}) {
+    o.device = bad;
+    ssdtest::expect_error([&] { Detector d(o); }, {"invalid device '" + bad + "' (expected auto, cpu, cuda or cuda:N)"});
+  }
   if (!cuda_available()) {
     o.device = "cuda:0";
     ssdtest::expect_error([&] { Detector d(o); }, {"no CUDA device"});

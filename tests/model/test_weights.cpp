@@ -50,6 +50,11 @@ TEST(Weights, RoundTripIsBitExact) {
   save_weights((dir / "again.safetensors").string(), loaded);
   EXPECT_EQ(slurp(path), slurp(dir / "again.safetensors"));
   EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
+  // Arranged for inference, it is not saved (the file would not load).
+  loaded->fuse_for_inference();
+  ssdtest::expect_error([&] { save_weights((dir / "fused.safetensors").string(), loaded); },
+                        {"fused.safetensors", "not written", "fuse_for_inference()"});
+  EXPECT_FALSE(std::filesystem::exists(dir / "fused.safetensors"));
 }
 
 TEST(Weights, PythonSafetensorsOpensItWithTheConfig) {

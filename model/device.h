@@ -1,0 +1,15 @@
+// The device a name such as "auto", "cpu", "cuda" or "cuda:1" stands for: ssddetect's `device`,
+// ssd-train's --device. Light: no ATen headers.
+#pragma once
+
+#include <string>
+
+#include <c10/core/Device.h>
+
+namespace ssd {
+
+// "auto" (or empty): the first CUDA device when LibTorch sees one, else the CPU. Throws
+// ssd::Error for a malformed name, and for a CUDA device this LibTorch build or machine lacks.
+c10::Device parse_device(const std::string& name);
+
+}  // namespace ssd
