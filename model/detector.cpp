@@ -609,9 +609,8 @@ Detector::Detector(const DetectorOptions& options) : impl_(std::make_unique<Impl
 Detector::~Detector() = default;
 
 // The most candidates per frame of the fixed-shape output stage (postprocess_fixed), whose
-// (B, k, k) IoU and suppression matrices grow with k squared: a batch of four 640x480 frames
-// with the shipped model peaked at 214 MB resident at the default k = 400, 384 MB at 1024 and
-// 3386 MB at 4096, against 186 MB with the eager stage (CPU, fixed_postprocess, 2026-12-05).
+// (B, k, k) IoU and suppression matrices grow with k squared: 9 MB a frame at the default
+// k = 400, 52 MB at 1024, 802 MB at 4096 (bench/RESULTS.md, 2026-12-05, night).
 constexpr int kMaxFixedCandidates = 1024;
 
 void Detector::set_postprocess(float threshold, float nms_iou, int max_detections,
