@@ -15,6 +15,13 @@ std::string join_labels(const std::vector<std::string>& labels, const char* sepa
   return joined;
 }
 
+void check_class_thresholds(const std::vector<float>& class_thresholds, size_t num_classes, bool per_image) {
+  const size_t n = class_thresholds.size();
+  if (n != 0 && n != num_classes && !(per_image && num_classes > 0 && n % num_classes == 0))
+    throw Error(std::to_string(class_thresholds.size()) + " class thresholds for a model of " +
+                std::to_string(num_classes) + " classes");
+}
+
 std::string unnameable_label(const std::string& label) {
   if (label.find(',') != std::string::npos) return "a comma separates classes there";
   if (label.find('=') != std::string::npos) return "an equals sign gives a class's threshold there";

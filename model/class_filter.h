@@ -34,6 +34,12 @@ ClassFilter parse_class_filter(const std::vector<std::string>& labels, const std
                                const std::string& classes_name = "classes",
                                const std::string& thresholds_name = "class-thresholds");
 
+// Throws ssd::Error unless `class_thresholds` (ClassFilter::class_thresholds(),
+// PostprocessOptions::class_thresholds) is empty or holds C values (with per_image, or C for
+// each of some images) for a model of C classes.
+void check_class_thresholds(const std::vector<float>& class_thresholds, size_t num_classes,
+                            bool per_image = false);
+
 // Why `label` could not be named in `classes` or `class-thresholds` ("," separates the entries,
 // "=" gives a threshold, and names are trimmed of spaces); empty if it can.
 std::string unnameable_label(const std::string& label);

@@ -99,9 +99,10 @@ void end_failed_capture(const CudaGraph& graph, c10::DeviceIndex device, c10::Me
 #endif
 }
 
-// Held while a graph is captured and while one is destroyed: LibTorch's CUDAGraph registers
-// itself with the CUDA generators' shared state in capture_begin() and unregisters in its
-// destructor, unlocked; two elements' streaming threads may capture at once.
+// Held while a graph is captured (and a failed one destroyed) and while one is destroyed:
+// LibTorch's CUDAGraph registers itself with the CUDA generators' shared state in
+// capture_begin() and unregisters in its destructor, unlocked; two elements' streaming threads
+// may capture at once.
 std::mutex& graph_bookkeeping_mutex() {
   static std::mutex m;
   return m;
@@ -110,7 +111,6 @@ std::mutex& graph_bookkeeping_mutex() {
 // Captures fn(input) into graph on the current stream, which must not be the default stream.
 // The graph gets a memory pool of its own, named here so that a failed capture can release it.
 std::vector<torch::Tensor> capture(CudaGraph& graph, const torch::Tensor& input, const GraphFn& fn) {
-  const std::lock_guard<std::mutex> lock(graph_bookkeeping_mutex());
   const auto index = input.device().index();
   if (c10::cuda::getCurrentCUDAStream(index) == c10::cuda::getDefaultCUDAStream(index))
     throw Error("CUDA graph capture needs a non-default current stream");
@@ -161,6 +161,8 @@ StaticGraph::StaticGraph(GraphKind kind, const torch::Tensor& example, const Gra
 #ifdef SSD_WITH_CUDA_GRAPHS
     if (!example.is_cuda())
       throw Error("CUDA graph capture needs a CUDA tensor, got one on " + example.device().str());
+    // Before the graph: a failed one is destroyed (unwinding) with the lock still held.
+    const std::lock_guard<std::mutex> lock(graph_bookkeeping_mutex());
     auto graph = std::make_unique<CudaGraph>();
     try {
       g.outputs = capture(*graph, g.input, fn);

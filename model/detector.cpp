@@ -28,6 +28,7 @@
 
 #include "anchors.h"
 #include "blas_check.h"
+#include "class_filter.h"
 #include "cuda_graph.h"
 #include "device.h"
 #include "error.h"
@@ -615,9 +616,7 @@ constexpr int kMaxFixedCandidates = 1024;
 
 void Detector::set_postprocess(float threshold, float nms_iou, int max_detections,
                                std::vector<float> class_thresholds) {
-  if (!class_thresholds.empty() && class_thresholds.size() != labels().size())
-    throw Error(std::to_string(class_thresholds.size()) + " class thresholds for a model of " +
-                std::to_string(labels().size()) + " classes");
+  check_class_thresholds(class_thresholds, labels().size(), /*per_image=*/true);
   std::lock_guard<std::mutex> lock(impl_->mutex);
   impl_->pp.class_thresholds = std::move(class_thresholds);
   impl_->pp.score_threshold = threshold;

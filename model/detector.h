@@ -52,9 +52,10 @@ struct Detection {
 // --max-detections accept.
 constexpr int kMaxDetectionsLimit = 100000;
 // The most candidates (anchor, class) the output stage takes into NMS per frame: 4 per detection
-// asked for, at least 400, at most this (its fixed-shape form, the CUDA path's, holds a
-// candidates x candidates IoU matrix per frame: 64 MiB at this bound, 40 GB for 100000). So at
-// most this many detections per frame, whatever max_detections says.
+// asked for, at least 400, at most this; so at most this many detections per frame, whatever
+// max_detections says. (NMS holds candidates x candidates matrices per frame: the fixed-shape
+// stage, CUDA's, peaked at 802 MB a frame at this bound, bench/RESULTS.md; it gives way to the
+// eager stage above 1024 candidates.)
 constexpr int kMaxCandidates = 4096;
 
 struct DetectorOptions {
@@ -115,9 +116,10 @@ class Detector {
 
   // Changes the post-processing parameters (cheap; takes effect on the next call).
   // class_thresholds: per label id, that class's threshold in place of `threshold`, above 1 to
-  // drop the class (ClassFilter::class_thresholds); empty: `threshold` for every class. Applied
-  // before the candidates and max_detections are chosen. Throws ssd::Error when it is neither
-  // empty nor one per label.
+  // drop the class (ClassFilter::class_thresholds); empty: `threshold` for every class; or one
+  // per label for each frame of the next batches, frame after frame (frames past them get no
+  // detections; SharedDetector gives each stream's frame its own). Applied before the
+  // candidates and max_detections are chosen. Throws ssd::Error for another count.
   void set_postprocess(float threshold, float nms_iou, int max_detections,
                        std::vector<float> class_thresholds = {});
 

@@ -34,6 +34,8 @@ Sorted sort_and_suppress(const torch::Tensor& boxes, const torch::Tensor& scores
   return {order, suppress.triu(1)};
 }
 
+}  // namespace
+
 torch::Tensor nms_fixed_point(const torch::Tensor& boxes, const torch::Tensor& scores,
                               double iou_threshold, const torch::Tensor& groups) {
   const int64_t n = boxes.size(0);
@@ -52,6 +54,8 @@ torch::Tensor nms_fixed_point(const torch::Tensor& boxes, const torch::Tensor& s
   }
   return order.masked_select(keep);
 }
+
+namespace {
 
 torch::Tensor grouped_nms(const torch::Tensor& boxes, const torch::Tensor& scores, double iou_threshold,
                           const torch::Tensor& groups) {
@@ -75,11 +79,6 @@ torch::Tensor grouped_nms(const torch::Tensor& boxes, const torch::Tensor& score
 }
 
 }  // namespace
-
-torch::Tensor nms_fixed_point(const torch::Tensor& boxes, const torch::Tensor& scores,
-                              double iou_threshold) {
-  return nms_fixed_point(boxes, scores, iou_threshold, torch::Tensor());
-}
 
 torch::Tensor nms(const torch::Tensor& boxes, const torch::Tensor& scores, double iou_threshold) {
   return grouped_nms(boxes, scores, iou_threshold, torch::Tensor());
@@ -107,21 +106,26 @@ struct Candidates {
   torch::Tensor passes;    // (B, k) bool: above its class's threshold, with a finite box
 };
 
-// The per-class thresholds as a (C) tensor on the scores' device, made with fills (a
-// host-to-device copy could not be part of a CUDA graph): the commonest value, then one fill
-// per class that differs.
-torch::Tensor threshold_tensor(const std::vector<float>& t, int64_t C, const torch::Tensor& like) {
-  TORCH_CHECK(static_cast<int64_t>(t.size()) == C, "postprocess: ", t.size(),
-              " class thresholds for a model of ", C, " classes");
-  std::map<float, int> count;
-  for (float v : t) ++count[v];
+// The per-class thresholds as a (B, 1, C) tensor on the scores' device for a batch of B, the
+// same C values in each row or C per image (images past those given: above every score), made
+// with fills (a host-to-device copy could not be part of a CUDA graph): the commonest value,
+// then one fill per value that differs.
+torch::Tensor threshold_tensor(const std::vector<float>& t, int64_t B, int64_t C, const torch::Tensor& like) {
+  const auto n = static_cast<int64_t>(t.size());
+  TORCH_CHECK(n == C || (n % C == 0 && n / C <= B), "postprocess: ", n, " class thresholds for a batch of ", B,
+              " images of ", C, " classes");
+  std::vector<float> all(static_cast<size_t>(B * C), 2.0f);
+  for (int64_t i = 0; i < B * C; ++i)
+    if (n == C || i < n) all[static_cast<size_t>(i)] = t[static_cast<size_t>(n == C ? i % C : i)];
+  std::map<float, int64_t> count;
+  for (float v : all) ++count[v];
   const float base = std::max_element(count.begin(), count.end(), [](const auto& a, const auto& b) {
                        return a.second < b.second;
                      })->first;
-  auto thr = torch::full({C}, base, like.options().dtype(torch::kFloat32));
-  for (int64_t c = 0; c < C; ++c)
-    if (t[static_cast<size_t>(c)] != base) thr.narrow(0, c, 1).fill_(t[static_cast<size_t>(c)]);
-  return thr;
+  auto thr = torch::full({B * C}, base, like.options().dtype(torch::kFloat32));
+  for (int64_t i = 0; i < B * C; ++i)
+    if (all[static_cast<size_t>(i)] != base) thr.narrow(0, i, 1).fill_(all[static_cast<size_t>(i)]);
+  return thr.view({B, 1, C});
 }
 
 Candidates top_candidates(const torch::Tensor& cls_logits, const torch::Tensor& box_activations,
@@ -140,7 +144,7 @@ Candidates top_candidates(const torch::Tensor& cls_logits, const torch::Tensor& 
   // where it would suppress nothing); the others rank below every such pair.
   auto passes = (options.class_thresholds.empty()
                      ? scores > options.score_threshold
-                     : scores > threshold_tensor(options.class_thresholds, C, scores)) &
+                     : scores > threshold_tensor(options.class_thresholds, B, C, scores)) &
                 torch::isfinite(boxes).all(2, /*keepdim=*/true);
   auto flat = torch::where(passes, scores, torch::full({}, -1.0f, scores.options())).reshape({B, A * C});
   const int64_t k = std::min<int64_t>(std::max(options.pre_nms_top_k, 1), A * C);

@@ -18,8 +18,9 @@ torch::Tensor nms(const torch::Tensor& boxes, const torch::Tensor& scores, doubl
 // The same result computed without host round trips (the CUDA path): greedy NMS is the unique
 // fixed point of keep[j] = !any_{i<j} (keep[i] && IoU(i, j) > t), reached by Jacobi iteration.
 // Runs on any device; exposed so the CPU tests exercise it.
+// With groups (N) given, within each group, as batched_nms (its CUDA path).
 torch::Tensor nms_fixed_point(const torch::Tensor& boxes, const torch::Tensor& scores,
-                              double iou_threshold);
+                              double iou_threshold, const torch::Tensor& groups = {});
 
 // NMS within each group id (e.g. class, or image * C + class), as torchvision's batched_nms.
 torch::Tensor batched_nms(const torch::Tensor& boxes, const torch::Tensor& scores,
@@ -30,7 +31,8 @@ struct PostprocessOptions {
   // Per class id, that class's threshold in place of score_threshold (empty: score_threshold for
   // every class); above 1 drops the class (no score exceeds it). Applied before the candidates
   // are chosen, so a dropped class, or one held to a higher threshold, never takes the places of
-  // the others (pre_nms_top_k, max_detections).
+  // the others (pre_nms_top_k, max_detections). C values for every image, or C for each of the
+  // first images of the batch, one after the other (the images past them get no detections).
   std::vector<float> class_thresholds;
   double nms_iou = 0.45;
   int max_detections = 100;   // per image, after NMS

@@ -5,12 +5,13 @@
 #include <deque>
 #include <exception>
 #include <filesystem>
-#include <limits>
 #include <map>
 #include <mutex>
 #include <sstream>
 #include <thread>
+#include <tuple>
 
+#include "class_filter.h"
 #include "error.h"
 
 namespace ssd {
@@ -101,7 +102,7 @@ struct Worker {
   // that the output stage's settings (and its CUDA graphs) stay put while streams with
   // different settings share the batches.
   float threshold = 0.f, applied_nms = 0.f;
-  std::vector<float> class_thresholds;   // the last batch's (per class filters, batch by batch)
+  std::vector<float> class_thresholds;   // the last batch's, per frame (where a caller filters)
   int max_detections = 0;
   std::thread thread;
 };
@@ -171,14 +172,13 @@ struct SharedDetector::Impl {
         per_class |= !r->class_thresholds->empty();
         frames.push_back(*r->frame);
       }
-      // Where a caller filters classes: each class at the lowest threshold any caller of this
-      // batch holds it to (a class every caller leaves out stays out).
+      // Where a caller filters classes: each frame's classes at its caller's thresholds (those
+      // of a caller without a filter at its threshold), so that another stream's classes take
+      // no place among a frame's candidates and detections.
       std::vector<float> ct;
-      if (per_class) {
-        ct.assign(labels.size(), std::numeric_limits<float>::infinity());
+      if (per_class)
         for (const Request* r : batch)
-          for (size_t c = 0; c < ct.size(); ++c) ct[c] = std::min(ct[c], threshold_of(*r, static_cast<int>(c)));
-      }
+          for (size_t c = 0; c < labels.size(); ++c) ct.push_back(threshold_of(*r, static_cast<int>(c)));
       if (t != w.threshold || m != w.max_detections || nms != w.applied_nms || ct != w.class_thresholds) {
         w.detector->set_postprocess(t, nms, m, ct);
         w.threshold = t;
@@ -231,6 +231,12 @@ struct SharedDetector::Impl {
           batch.push_back(queue.front());
           queue.pop_front();
         }
+        // Frames of callers with class filters in the order of their filters, not of their
+        // arrival: the per-frame thresholds (part of the output stage's graph key) are then the
+        // same for every batch of the same streams, and their graphs replay.
+        std::stable_sort(batch.begin(), batch.end(), [](const Request* a, const Request* b) {
+          return std::tie(*a->class_thresholds, a->threshold) < std::tie(*b->class_thresholds, b->threshold);
+        });
         const float nms = nms_iou;
         lock.unlock();
         const bool ok = submit(w, batch, nms);
@@ -313,9 +319,7 @@ SharedDetector::~SharedDetector() {
 std::vector<Detection> SharedDetector::detect(const FrameView& frame, float threshold, int max_detections,
                                               const std::vector<float>& class_thresholds) {
   check_frame(frame);
-  if (!class_thresholds.empty() && class_thresholds.size() != impl_->labels.size())
-    throw Error(std::to_string(class_thresholds.size()) + " class thresholds for a model of " +
-                std::to_string(impl_->labels.size()) + " classes");
+  check_class_thresholds(class_thresholds, impl_->labels.size());
   Request r{&frame, threshold, &class_thresholds, std::max(0, max_detections), Clock::now(), {}, {}, false};
   auto& d = *impl_;
   std::unique_lock<std::mutex> lock(d.mutex);

@@ -58,9 +58,10 @@ class SharedDetector {
   // throws ssd::Error at once (without reaching the batch); an inference failure throws for
   // every frame of the failed batch.
   // class_thresholds: per label id, that class's threshold in place of `threshold` (above 1:
-  // dropped), as Detector::set_postprocess; the batch runs each class at the lowest threshold
-  // any of its callers holds it to (a class all of them leave out takes no place among the
-  // candidates and detections; one a batch-mate keeps may).
+  // dropped), as Detector::set_postprocess; each frame of the batch is held to its caller's (so
+  // a class the caller leaves out takes no place among its frame's candidates and detections,
+  // whatever the other streams keep). On CUDA with graphs, streams of an instance with
+  // different filters capture a graph per make-up of the batch (the thresholds are part of it).
   std::vector<Detection> detect(const FrameView& frame, float threshold, int max_detections,
                                 const std::vector<float>& class_thresholds = {});
 

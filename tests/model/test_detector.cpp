@@ -794,17 +794,24 @@ TEST_F(DetectorTest, SharedInstanceBatchesStreamsAndGivesEachItsOwnDetections) {
   // (The untrained model's scores lie around 0.51.)
   const float thresholds[kStreams] = {0.0f, 0.505f, 0.509f, 0.0f};
   const int counts[kStreams] = {20, 20, 20, 3};
+  // Streams 1 and 3 filter classes (1: circles dropped; 3: only triangles, down to 0): a class
+  // another stream keeps must take no place among their frames' candidates and detections.
+  const std::vector<float> class_thresholds[kStreams] = {{}, {2.0f, 0.505f, 0.505f}, {}, {2.0f, 2.0f, 0.0f}};
   std::vector<Frames> frames;
   std::vector<std::vector<std::vector<Detection>>> expect(kStreams);
   Detector plain(options());
   for (int s = 0; s < kStreams; ++s) {
     frames.push_back(packed_frames(kFrames, 240 + 16 * s, 8, 180, 100 + 10 * s, PixelFormat::BGRx, 4 * s));
-    plain.set_postprocess(thresholds[s], 0.45f, counts[s]);
+    plain.set_postprocess(thresholds[s], 0.45f, counts[s], class_thresholds[s]);
     for (const auto& f : frames.back().views) expect[s].push_back(plain.detect(f));
   }
   ASSERT_EQ(expect[0][0].size(), 20u);
   ASSERT_GT(expect[2][0].size(), 0u);
   ASSERT_LT(expect[2][0].size(), 20u);
+  ASSERT_EQ(expect[3][0].size(), 3u);
+  for (const auto& d : expect[3][0]) EXPECT_EQ(d.label_id, 2);
+  ASSERT_GT(expect[1][0].size(), 0u);
+  for (const auto& d : expect[1][0]) EXPECT_NE(d.label_id, 0);
 
   enum class Variant { Plain, CudaLogic, CpuWorkers };
   for (const Variant variant : {Variant::Plain, Variant::CudaLogic, Variant::CpuWorkers}) {
@@ -828,7 +835,8 @@ TEST_F(DetectorTest, SharedInstanceBatchesStreamsAndGivesEachItsOwnDetections) {
     std::vector<std::thread> streams;
     for (int s = 0; s < kStreams; ++s)
       streams.emplace_back([&, s] {
-        for (const auto& f : frames[s].views) got[s].push_back(instance->detect(f, thresholds[s], counts[s]));
+        for (const auto& f : frames[s].views)
+          got[s].push_back(instance->detect(f, thresholds[s], counts[s], class_thresholds[s]));
       });
     for (auto& t : streams) t.join();
     for (int s = 0; s < kStreams; ++s)

@@ -375,6 +375,8 @@ TEST(Nms, BatchedKeepsGroupsApart) {
   });
   ASSERT_EQ(keep.size(0), static_cast<int64_t>(expect.size()));
   for (size_t i = 0; i < expect.size(); ++i) EXPECT_EQ(keep[i].item<int64_t>(), expect[i]);
+  // The same from the fixed-point NMS that batched_nms runs on CUDA.
+  EXPECT_TRUE(torch::equal(nms_fixed_point(boxes, scores, 0.5, groups), keep));
 }
 
 // Per-group NMS decides on the boxes' own IoUs whatever the group ids: two concentric boxes
@@ -388,11 +390,14 @@ TEST(Nms, BatchedDecidesOnTheBoxesOwnIoUsAtAnyGroupId) {
     auto scores = torch::tensor({0.9f, 0.8f});
     const int64_t alone = nms(boxes, scores, 0.45).size(0);
     EXPECT_EQ(alone, outer > 0.0298f ? 2 : 1);
+    EXPECT_EQ(nms_fixed_point(boxes, scores, 0.45).size(0), alone);
     for (const int64_t group : {0, 999, 9999}) {
       auto groups = torch::full({2}, group, torch::kLong);
       EXPECT_EQ(batched_nms(boxes, scores, groups, 0.45).size(0), alone) << "group " << group;
-      EXPECT_EQ(nms_fixed_point(boxes, scores, 0.45).size(0), alone);
+      EXPECT_EQ(nms_fixed_point(boxes, scores, 0.45, groups).size(0), alone) << "group " << group;   // CUDA's
     }
+    // Boxes of two groups do not suppress each other.
+    EXPECT_EQ(nms_fixed_point(boxes, scores, 0.45, torch::tensor({int64_t{3}, int64_t{4}})).size(0), 2);
   }
 }
 
@@ -433,7 +438,30 @@ TEST(Postprocess, ClassThresholdsApplyBeforeTheCountAndTheCandidates) {
   o.max_detections = 30;
   EXPECT_EQ(labels_of(o), (Labels{{0, 0, 0, 0, 0}, {0, 0, 0, 0, 0}}));
   o.class_thresholds = {0.3f};
-  ssdtest::expect_error([&] { postprocess(cls, box, anchors, o); }, {"1 class thresholds for a model of 2 classes"});
+  ssdtest::expect_error([&] { postprocess(cls, box, anchors, o); }, {"1 class thresholds for a batch of 1 images of 2 classes"});
+  // Per image (a shared instance's streams): C values for each of the first images; images past
+  // them get none.
+  auto cls3 = cls.repeat({3, 1, 1}), box3 = box.repeat({3, 1, 1});
+  o.max_detections = 1;
+  o.class_thresholds = {ClassFilter::kDropped, 0.3f, 0.3f, 0.3f};
+  for (bool fixed : {false, true}) {
+    SCOPED_TRACE(fixed ? "fixed" : "eager");
+    std::vector<int64_t> counts, labels;
+    if (fixed) {
+      const auto f = postprocess_fixed(cls3, box3, anchors, o, 8);
+      for (int64_t b = 0; b < 3; ++b) {
+        counts.push_back(f.counts[b].item<int64_t>());
+        if (counts.back() > 0) labels.push_back(static_cast<int64_t>(f.packed[b][0][0].item<float>()));
+      }
+    } else {
+      for (const auto& d : postprocess(cls3, box3, anchors, o)) {
+        counts.push_back(d.labels.size(0));
+        if (d.labels.size(0) > 0) labels.push_back(d.labels[0].item<int64_t>());
+      }
+    }
+    EXPECT_EQ(counts, (std::vector<int64_t>{1, 1, 0}));
+    EXPECT_EQ(labels, (std::vector<int64_t>{1, 0}));
+  }
 }
 
 TEST(Postprocess, ThresholdTopKAndPerClassNms) {
