@@ -178,14 +178,14 @@ Rect picture_rect(GstBuffer* buffer, const GstVideoInfo& info) {
   return r;
 }
 
-bool refuse_while_running(GstElement* element, const GParamSpec* pspec, bool running) {
-  if (!running || !(pspec->flags & GST_PARAM_MUTABLE_READY)) return false;
+bool read_at_start(const GParamSpec* pspec) { return (pspec->flags & GST_PARAM_MUTABLE_READY) != 0; }
+
+void warn_read_at_start(GstElement* element, const GParamSpec* pspec) {
   gst_element_message_full(element, GST_MESSAGE_WARNING, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_SETTINGS,
                            g_strdup_printf("The %s property changes only in the NULL or READY state: the element "
                                            "keeps the value it runs with.",
                                            pspec->name),
                            nullptr, __FILE__, GST_FUNCTION, __LINE__);
-  return true;
 }
 
 void refuse_crop_meta(GstQuery* allocation_query) {

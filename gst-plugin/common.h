@@ -78,11 +78,13 @@ struct Rect {
 // the meta from the answer: upstream crops the frames (regions before it are dropped).
 void refuse_crop_meta(GstQuery* allocation_query);
 
-// A property that changes only in the NULL or READY state (GST_PARAM_MUTABLE_READY), set while
-// the element runs: refused with a warning on the bus (RESOURCE/SETTINGS) naming it, so that the
-// value the element reports stays the one it runs with. Returns whether it refused. Not to be
-// called with a lock a bus handler might take (it posts a message).
-bool refuse_while_running(GstElement* element, const GParamSpec* pspec, bool running);
+// A property that changes only in the NULL or READY state (GST_PARAM_MUTABLE_READY) is refused
+// while the element runs (decided with the element's lock held, in the section that would
+// write it), so that the value the element reports stays the one it runs with; the refusal is a
+// warning on the bus (RESOURCE/SETTINGS) naming it, posted after the lock is let go (a bus
+// handler may read properties).
+bool read_at_start(const GParamSpec* pspec);
+void warn_read_at_start(GstElement* element, const GParamSpec* pspec);
 
 // Where a frame's picture lies in its buffer, in the buffer's pixels: the caps' size, at the
 // origin or, for a buffer that comes with a GstVideoCropMeta all the same (refuse_crop_meta()),

@@ -345,6 +345,8 @@ struct SsdDetectState {
   // model; the streaming thread swaps the loaded model in before its next frame, after the old
   // model has finished the frames held for it.
   bool running = false;         // guarded by `lock`: between start() and stop()
+  bool settings_taken = false;  // guarded by `lock`: from start()'s copy of the settings to stop()
+                                // (or a failed start): properties read at start are refused
   Settings started;             // guarded by `lock`: the settings start() loaded the model with
   std::string model_in_use;     // guarded by `lock`: the file of the model in use
   std::thread loader_thread;
@@ -804,19 +806,15 @@ static void gst_ssd_detect_set_property(GObject* object, guint prop_id, const GV
                                         GParamSpec* pspec) {
   GstSsdDetect* self = GST_SSD_DETECT(object);
   SsdDetectState* st = self->state;
-  bool running;
-  {
-    std::lock_guard<std::mutex> guard(st->lock);
-    running = st->running;
-  }
-  if (gstssd::refuse_while_running(GST_ELEMENT(self), pspec, running)) return;
   bool load = false, refused = false;   // a model set while running: acted on after the lock
+  bool read_at_start = false;           // a property start() read, set since: refused
   bool latency_changed = false;         // an `interval` that changes what batching adds
   std::string bad_region;               // why a `region` value was refused
   try {
     std::lock_guard<std::mutex> guard(st->lock);
     Settings& s = st->settings;
-    switch (prop_id) {
+    read_at_start = st->settings_taken && gstssd::read_at_start(pspec);
+    if (!read_at_start) switch (prop_id) {
       case PROP_MODEL: {
         const gchar* v = g_value_get_string(value);
         const std::string path = (v && *v) ? v : ssd::default_model_path();
@@ -911,6 +909,7 @@ static void gst_ssd_detect_set_property(GObject* object, guint prop_id, const GV
   } catch (const std::exception& e) {
     GST_ERROR_OBJECT(self, "setting property %s failed: %s", pspec->name, e.what());
   }
+  if (read_at_start) gstssd::warn_read_at_start(GST_ELEMENT(self), pspec);
   if (!bad_region.empty())
     GST_ELEMENT_WARNING(self, RESOURCE, SETTINGS, ("Region not changed: %s.", bad_region.c_str()), (nullptr));
   if (refused)
@@ -976,10 +975,21 @@ static void gst_ssd_detect_finalize(GObject* object) {
 static gboolean gst_ssd_detect_start(GstBaseTransform* trans) {
   GstSsdDetect* self = GST_SSD_DETECT(trans);
   SsdDetectState* st = self->state;
+  // A failed start is not followed by stop(): the settings are free again.
+  struct UntakeOnFailure {
+    SsdDetectState* st;
+    bool started = false;
+    ~UntakeOnFailure() {
+      if (started) return;
+      std::lock_guard<std::mutex> guard(st->lock);
+      st->settings_taken = false;
+    }
+  } untake{st};
   Settings s;
   {
     std::lock_guard<std::mutex> guard(st->lock);
     s = st->settings;
+    st->settings_taken = true;
     st->postprocess_changed = false;
     st->filter_changed = false;
     st->region_changed = false;
@@ -1114,6 +1124,7 @@ static gboolean gst_ssd_detect_start(GstBaseTransform* trans) {
                   s.model.c_str(), device.c_str(), model_fp16(st) ? "fp16" : "fp32", model_labels(st).size(),
                   std::max(1u, s.batch_size), std::max(1u, s.in_flight), model_graphs(st) ? "on" : "off",
                   sharing.c_str());
+  untake.started = true;
   return TRUE;
 }
 
@@ -1123,6 +1134,7 @@ static gboolean gst_ssd_detect_stop(GstBaseTransform* trans) {
   {
     std::lock_guard<std::mutex> guard(st->lock);
     st->running = false;   // no more model updates
+    st->settings_taken = false;
   }
   st->stop_output_thread();   // first: it may be working on the detector and the held frames
   st->stop_loader();
@@ -2154,8 +2166,11 @@ static void gst_ssd_detect_class_init(GstSsdDetectClass* klass) {
    * On CUDA, replay the preprocessing and the network with the output stage as CUDA graphs:
    * a launch per frame and one per batch instead of hundreds of small kernel launches, which
    * is what limits batch-1 inference on a fast GPU. The preprocessing is captured per frame
-   * layout (format, size, strides), the network per batch size (and per threshold, nms-iou and
-   * max-detections value), each on its third use, the first two running normally. Batches run
+   * layout (format, size, strides), the network per batch size (and per threshold, nms-iou,
+   * max-detections, classes and class-thresholds value; for a shared model instance whose
+   * streams filter classes differently, per make-up of the batch), each on its third use, the
+   * first two running normally; above 256 `max-detections` the output stage runs without a
+   * graph (its memory grows with the square of the candidates). Batches run
    * padded to 1, 2, 4, 8 or a multiple of 8 frames, so that partial batches and batches of
    * streams sharing a model (model-instance-id) replay a few graphs. If a capture fails the
    * element posts a warning and that case runs without a graph for good. No effect on the

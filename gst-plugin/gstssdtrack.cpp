@@ -101,20 +101,19 @@ static GstStaticPadTemplate src_template =
 
 static void gst_ssd_track_set_property(GObject* object, guint prop_id, const GValue* value, GParamSpec* pspec) {
   GstSsdTrack* self = GST_SSD_TRACK(object);
-  bool running;
+  bool refused;   // read at start()
   {
     std::lock_guard<std::mutex> guard(self->state->lock);
-    running = self->state->running;
+    refused = self->state->running && gstssd::read_at_start(pspec);
+    ssd::TrackerOptions& o = self->state->options;
+    if (!refused) switch (prop_id) {
+      case PROP_IOU_THRESHOLD: o.iou_threshold = g_value_get_float(value); break;
+      case PROP_MAX_LOST: o.max_lost = static_cast<int>(g_value_get_uint(value)); break;
+      case PROP_MATCH_LABELS: o.match_labels = g_value_get_boolean(value); break;
+      default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
+    }
   }
-  if (gstssd::refuse_while_running(GST_ELEMENT(self), pspec, running)) return;   // read at start()
-  std::lock_guard<std::mutex> guard(self->state->lock);
-  ssd::TrackerOptions& o = self->state->options;
-  switch (prop_id) {
-    case PROP_IOU_THRESHOLD: o.iou_threshold = g_value_get_float(value); break;
-    case PROP_MAX_LOST: o.max_lost = static_cast<int>(g_value_get_uint(value)); break;
-    case PROP_MATCH_LABELS: o.match_labels = g_value_get_boolean(value); break;
-    default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
-  }
+  if (refused) gstssd::warn_read_at_start(GST_ELEMENT(self), pspec);
 }
 
 static void gst_ssd_track_get_property(GObject* object, guint prop_id, GValue* value, GParamSpec* pspec) {
