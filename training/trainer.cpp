@@ -405,7 +405,7 @@ void load_data(Session& s, bool with_val = true) {
   } else {
     // Hold out val_fraction of the training images (deterministic from the seed).
     const size_t n = s.train_ds.images.size();
-    const double frac = s.spec.options.val_fraction;   // in (0, 1): check_options
+    const double frac = s.spec.options.val_fraction;   // in (0, 1): check_new_run_options
     const size_t n_val = std::max<size_t>(1, static_cast<size_t>(std::lround(n * frac)));
     if (n < 2 || n_val >= n)
       throw ssd::Error("too few images (" + std::to_string(n) +
@@ -457,12 +457,6 @@ void build_model_and_optimizer(Session& s, bool resuming = false) {
   check_precision(s.precision, s.device);
   s.scaler = GradScaler(s.precision == Precision::FP16);
   s.spec.config.labels = s.train_ds.labels;
-  // The classes of the weights this run writes must be nameable in ssddetect's `classes` and
-  // `class-thresholds` (and ssd-train predict's --classes and --class-thresholds).
-  for (const std::string& label : s.spec.config.labels)
-    if (const std::string why = ssd::unnameable_label(label); !why.empty())
-      throw ssd::Error("class \"" + label + "\" could not be named in ssddetect's classes and class-thresholds (" +
-                       why + "): rename it in the data set");
   s.spec.config.validate();
   torch::manual_seed(o.seed);
   s.model = ssd::Ssd(s.spec.config);
@@ -497,10 +491,7 @@ void build_model_and_optimizer(Session& s, bool resuming = false) {
   s.schedule.o = o;
   s.schedule.freeze_epochs =
       o.freeze_epochs >= 0 ? o.freeze_epochs : (o.imagenet.empty() ? 0 : 1);
-  if (s.schedule.freeze_epochs >= o.epochs)   // (> only by the --imagenet default)
-    std::cerr << "warning: the body stays frozen for the whole run (" << s.schedule.freeze_epochs
-              << " frozen epoch(s) of " << o.epochs << "): only the head trains\n";
-  s.schedule.freeze_epochs = std::min(s.schedule.freeze_epochs, o.epochs);
+  s.schedule.freeze_epochs = std::min(s.schedule.freeze_epochs, o.epochs);   // (> by the --imagenet default)
   s.schedule.steps_per_epoch = static_cast<int64_t>(batches_per_epoch(
       s.train_ds.images.size(), loader_options(s.spec.config, o.batch_size, 1, 0, true, false)));
 }
@@ -813,13 +804,27 @@ void check_options(const TrainOptions& o) {
   if (o.eval_every < 0) fail("--eval-every must be >= 0");
   if (o.max_eval_images < 0) fail("--max-eval-images must be >= 0");
   if (o.freeze_epochs < -1) fail("--freeze-epochs must be >= -1");
-  if (o.freeze_epochs > o.epochs)
-    fail("--freeze-epochs (" + std::to_string(o.freeze_epochs) + ") must be <= --epochs (" +
-         std::to_string(o.epochs) + ")");
-  if (!(o.val_fraction > 0 && o.val_fraction < 1)) fail("--val-fraction must be in (0, 1)");
   if (!(o.match_threshold > 0 && o.match_threshold < 1)) fail("--match-threshold must be in (0, 1)");
   // Before any data is loaded: fp16 on the CPU, or an unknown name, fails at once.
   check_precision(parse_precision(o.precision), ssd::parse_device(o.device));
+}
+
+// What a new training run must satisfy besides (a run stored before these checks still resumes,
+// and lr-find has no --epochs nor a validation set).
+void check_new_run_options(const TrainOptions& o) {
+  if (o.freeze_epochs > o.epochs)
+    throw ssd::Error("--freeze-epochs (" + std::to_string(o.freeze_epochs) + ") must be <= --epochs (" +
+                     std::to_string(o.epochs) + ")");
+  if (!(o.val_fraction > 0 && o.val_fraction < 1)) throw ssd::Error("--val-fraction must be in (0, 1)");
+}
+
+// The classes of the weights a new run writes must be nameable in ssddetect's `classes` and
+// `class-thresholds` (and ssd-train predict's --classes and --class-thresholds).
+void check_new_run_labels(const std::vector<std::string>& labels) {
+  for (const std::string& label : labels)
+    if (const std::string why = ssd::unnameable_label(label); !why.empty())
+      throw ssd::Error("class \"" + label + "\" could not be named in ssddetect's classes and class-thresholds (" +
+                       why + "): rename it in the data set");
 }
 
 }  // namespace
@@ -862,6 +867,7 @@ LrSuggestionIndices lr_suggestion_indices(const std::vector<double>& lrs, const 
 
 TrainResult train(const TrainSpec& spec_in) {
   check_options(spec_in.options);
+  check_new_run_options(spec_in.options);
   if (spec_in.out_dir.empty()) throw ssd::Error("no output folder (--out)");
   Session s;
   s.spec = spec_in;
@@ -876,7 +882,11 @@ TrainResult train(const TrainSpec& spec_in) {
   s.spec.out_dir = s.dir.string();
   make_paths_absolute(s.spec);
   load_data(s);
+  check_new_run_labels(s.train_ds.labels);
   build_model_and_optimizer(s);
+  if (s.schedule.freeze_epochs >= s.spec.options.epochs)
+    std::cerr << "warning: the body stays frozen for the whole run (" << s.schedule.freeze_epochs
+              << " frozen epoch(s) of " << s.spec.options.epochs << "): only the head trains\n";
   write_file_atomic(s.dir / kRunFile, train_spec_to_json(s.spec));
   return run_epochs(s);
 }

@@ -304,6 +304,15 @@ TEST(Trainer, ResumeNeedsNeitherTheInitFileNorTheWorkingDirectory) {
     std::ofstream(hf) << h.dump(1);
     ASSERT_NE(h.dump().find("\"val_loss\":null"), std::string::npos) << h.dump();
   }
+  // A run stored before --freeze-epochs was held to --epochs (a larger one was cut down) and
+  // before --val-fraction was checked when a validation set is given still resumes.
+  {
+    const fs::path rf = tmp.path() / "run" / "run.json";
+    nlohmann::json j = nlohmann::json::parse(std::ifstream(rf));
+    j["options"]["freeze_epochs"] = 5;   // of 2 epochs
+    j["options"]["val_fraction"] = 7;
+    std::ofstream(rf) << j.dump(1);
+  }
   fs::remove(tmp.path() / "init.safetensors");
   fs::current_path("/");
   const TrainResult r = ssdtrain::resume(tmp / "run", -1, true);
@@ -721,6 +730,11 @@ TEST(Cli, BadInputsGiveCleanErrors) {
                              " --size 64 --grids 2,1 --batch 2 --out " + tmp / "r21",
                          "class \"" + name + "\" could not be named in ssddetect's classes and class-thresholds");
   }
+  // lr-find has no --epochs: its --freeze-epochs is not held to one (and it warns of no run).
+  CliRun lr = run_cli("lr-find --synth 8 --synth-size 64 --size 64 --grids 2,1 --head-channels 16 --batch 4 "
+                      "--iters 12 --freeze-epochs 11 --workers 1 --quiet --out " + tmp / "l4");
+  EXPECT_EQ(lr.status, 0) << lr.output;
+  EXPECT_EQ(lr.output.find("frozen"), std::string::npos) << lr.output;
   // --quiet quiets the progress bar and the table, not the warnings.
   CliRun quiet = run_cli("train --synth 8 --synth-size 64 --size 64 --grids 2,1 --head-channels 16 --batch 4 "
                          "--epochs 1 --freeze-epochs 1 --workers 1 --quiet --out " + tmp / "r20");
