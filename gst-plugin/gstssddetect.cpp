@@ -276,9 +276,8 @@ struct SsdDetectState {
   // which GstBaseTransform serialises, and by the output thread under the sink pad's stream lock.
   std::unique_ptr<ssd::Detector> detector;      // the element's own model, or
   std::shared_ptr<ssd::SharedDetector> shared;  // the instance it shares (model-instance-id)
-  float threshold = kDefaultThreshold;          // the output settings, as last applied: the
-  std::vector<float> class_thresholds;          // network's (filter.lowest()), the filter's per
-                                                // class (empty: none)
+  float threshold = kDefaultThreshold;          // the output settings, as last applied:
+  std::vector<float> class_thresholds;          // `threshold`, the filter's per class (empty: none)
   int max_detections = kDefaultMaxDetections;
   bool on_cuda = false;                    // the detector runs on a CUDA device
   ClassFilter filter;                      // `classes` and `class-thresholds` in use
@@ -680,14 +679,13 @@ static void request_model(GstSsdDetect* self) {
 // candidates and the most confident detections. `lock` held.
 static void apply_postprocess_locked(SsdDetectState* st) {
   const Settings& s = st->settings;
-  const float lowest = st->filter.lowest(s.threshold);
   st->class_thresholds = st->filter.class_thresholds(s.threshold, model_labels(st).size());
   if (st->shared) {
     st->shared->set_nms_iou(s.nms_iou);
   } else {
-    st->detector->set_postprocess(lowest, s.nms_iou, s.max_detections, st->class_thresholds);
+    st->detector->set_postprocess(s.threshold, s.nms_iou, s.max_detections, st->class_thresholds);
   }
-  st->threshold = lowest;
+  st->threshold = s.threshold;
   st->max_detections = s.max_detections;
   st->postprocess_changed = false;
 }

@@ -29,13 +29,6 @@ std::string unnameable_label(const std::string& label) {
   return {};
 }
 
-float ClassFilter::lowest(float global_threshold) const {
-  float t = global_threshold;
-  for (float v : threshold)
-    if (v >= 0) t = std::min(t, v);
-  return t;
-}
-
 std::vector<float> ClassFilter::class_thresholds(float global_threshold, size_t num_classes) const {
   if (empty()) return {};
   std::vector<float> t(num_classes, global_threshold);

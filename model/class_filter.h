@@ -16,8 +16,6 @@ struct ClassFilter {
   std::vector<float> threshold;      // per label id, -1: the global threshold; empty: none given
 
   bool empty() const { return keep.empty() && threshold.empty(); }
-  // The threshold the network's output stage must run with: the lowest asked for.
-  float lowest(float global_threshold) const;
   // The output stage's per-class thresholds (PostprocessOptions::class_thresholds) for a model
   // of num_classes: each class's own, global_threshold for a class without one, kDropped for a
   // class `classes` leaves out; empty when the filter is.

@@ -799,16 +799,13 @@ TEST(ClassFilter, KeepsTheNamedClassesAboveTheirThresholds) {
   const ClassFilter none = parse_class_filter(labels, " , ", "");
   EXPECT_TRUE(none.empty());
   EXPECT_EQ(kept(none, 0.3f), (Kept{{0, 0.9f}, {1, 0.5f}, {2, 0.35f}}));
-  EXPECT_FLOAT_EQ(none.lowest(0.3f), 0.3f);
   // classes only: the others dropped.
   EXPECT_EQ(kept(parse_class_filter(labels, " car ,cat", ""), 0.3f), (Kept{{0, 0.9f}, {2, 0.35f}}));
   // Thresholds above and below the global one; the others keep the global (0.3), strictly above.
   const ClassFilter t = parse_class_filter(labels, "", "cat=0.95, car=0.05,dog=0.5");
-  EXPECT_FLOAT_EQ(t.lowest(0.3f), 0.05f);
   EXPECT_EQ(kept(t, 0.3f), (Kept{{2, 0.35f}, {2, 0.1f}}));
   const ClassFilter one = parse_class_filter(labels, "", "car=0.2");
   EXPECT_EQ(kept(one, 0.3f), (Kept{{0, 0.9f}, {1, 0.5f}, {2, 0.35f}}));
-  EXPECT_FLOAT_EQ(one.lowest(0.1f), 0.1f);   // a class threshold above the global one
   // Both: classes first, then thresholds.
   EXPECT_EQ(kept(parse_class_filter(labels, "car", "car=0.05"), 0.3f), (Kept{{2, 0.35f}, {2, 0.1f}}));
   // Errors name the entry, where it came from, and the model's classes.
