@@ -152,6 +152,7 @@ void GradScaler::update() {
   if (!unscaled_) throw ssd::Error("GradScaler: update() before unscale()/step()");
   // torch._amp_update_scale_: back off after an inf/nan, grow after growth_interval good steps
   // (unless the grown scale would overflow float).
+  skipped_in_a_row_ = found_inf_ ? skipped_in_a_row_ + 1 : 0;
   if (found_inf_) {
     scale_ = static_cast<float>(scale_ * options_.backoff_factor);
     growth_tracker_ = 0;

@@ -64,6 +64,14 @@ class GradScaler {
   bool enabled() const { return enabled_; }
   double current_scale() const { return enabled_ ? scale_ : 1.0; }
   int64_t growth_tracker() const { return growth_tracker_; }   // finite steps since the last change
+  // Steps skipped (inf/nan gradients) in a row up to the last update(); 0 after a step taken.
+  int64_t skipped_in_a_row() const { return skipped_in_a_row_; }
+  // Whether a non-finite loss at the step just ended may be passed over: the scaler skipped that
+  // step, as torch.cuda.amp does an fp16 overflow, and fewer than `max_in_a_row` before it were
+  // skipped too (more are divergence). Always false for a disabled scaler.
+  bool passes_over_nonfinite_loss(int64_t max_in_a_row = 10) const {
+    return enabled_ && skipped_in_a_row_ > 0 && skipped_in_a_row_ <= max_in_a_row;
+  }
 
   // loss * scale (the loss itself when disabled).
   torch::Tensor scale(const torch::Tensor& loss) const;
@@ -86,6 +94,7 @@ class GradScaler {
   Options options_;
   float scale_;                 // float32, as GradScaler's scale tensor
   int64_t growth_tracker_ = 0;
+  int64_t skipped_in_a_row_ = 0;
   bool unscaled_ = false;       // unscale() done this iteration
   bool found_inf_ = false;      // ... and found an inf/nan gradient
   bool stepped_ = false;        // step() done this iteration

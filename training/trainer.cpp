@@ -672,6 +672,7 @@ TrainResult run_epochs(Session& s) {
     size_t images = 0;
     long batches = 0;
     double lr_now = 0;
+    int64_t skipped_steps = 0;   // fp16 overflows the loss scaler skipped
     Batch b;
     while (loader.next(b)) {
       const auto tc = Clock::now();
@@ -688,9 +689,19 @@ TrainResult run_epochs(Session& s) {
       const ssd::LossParts parts = train_step(s, t, b.size, lopts).parts;
       ++s.step;   // also after a step the fp16 scaler skipped, as with torch.cuda.amp
       const double lv = parts.total.item<double>();
-      if (!std::isfinite(lv))
-        throw ssd::Error("the loss became " + std::to_string(lv) + " at step " +
-                         std::to_string(s.step) + "; lower the learning rate (--lr)");
+      if (!std::isfinite(lv)) {
+        // fp16: an overflow whose step the loss scaler skipped goes by, as with torch.cuda.amp
+        // (left out of the epoch's mean loss); ten in a row, or any without the scaler, end the run.
+        if (s.scaler.passes_over_nonfinite_loss()) {
+          ++skipped_steps;
+          continue;
+        }
+        throw ssd::Error("the loss became " + std::to_string(lv) + " at step " + std::to_string(s.step) +
+                         (s.scaler.enabled() ? " (" + std::to_string(s.scaler.skipped_in_a_row()) +
+                                                   " fp16 steps in a row skipped)"
+                                             : std::string()) +
+                         "; lower the learning rate (--lr)");
+      }
       loss_sum += lv;
       loc_sum += parts.loc.item<double>();
       cls_sum += parts.cls.item<double>();
@@ -704,6 +715,9 @@ TrainResult run_epochs(Session& s) {
       }
     }
     if (bar) bar->finish();
+    if (skipped_steps > 0)
+      std::cerr << "warning: epoch " << s.epoch + 1 << ": " << skipped_steps
+                << " step(s) skipped for an fp16 overflow (loss scale now " << s.scaler.current_scale() << ")\n";
     const double train_s = seconds_since(t0);
     if (first_epoch_here) {
       result.train_images_per_s = compute_s > 0 ? images / compute_s : 0;

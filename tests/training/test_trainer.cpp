@@ -486,7 +486,11 @@ TEST(MixedPrecision, GradScalerSkipsInfStepsAndAdaptsScale) {
   EXPECT_EQ(sc.current_scale(), 65536.0);
   EXPECT_EQ(sc.growth_tracker(), 1);
 
-  // An inf, then a nan gradient: no step, the scale halves each time, the tracker restarts.
+  EXPECT_EQ(sc.skipped_in_a_row(), 0);
+  EXPECT_FALSE(sc.passes_over_nonfinite_loss());   // a step taken: a NaN loss there is divergence
+  // An inf, then a nan gradient: no step, the scale halves each time, the tracker restarts; the
+  // trainer passes over the non-finite losses of such skipped steps, up to a limit in a row.
+  int64_t in_a_row = 0;
   for (float bad : {INFINITY, NAN}) {
     opt.zero_grad();
     w.mutable_grad() = torch::tensor({1.f, bad, 1.f});
@@ -494,7 +498,11 @@ TEST(MixedPrecision, GradScalerSkipsInfStepsAndAdaptsScale) {
     sc.update();
     EXPECT_FLOAT_EQ(w_at(0), 0.5f) << bad;
     EXPECT_EQ(sc.growth_tracker(), 0);
+    EXPECT_EQ(sc.skipped_in_a_row(), ++in_a_row);
+    EXPECT_TRUE(sc.passes_over_nonfinite_loss());
   }
+  EXPECT_FALSE(sc.passes_over_nonfinite_loss(/*max_in_a_row=*/1));
+  EXPECT_FALSE(GradScaler(false).passes_over_nonfinite_loss());   // fp32/bf16: never
   EXPECT_EQ(sc.current_scale(), 16384.0);
 
   // growth_interval (3) finite steps in a row double the scale.
@@ -507,6 +515,7 @@ TEST(MixedPrecision, GradScalerSkipsInfStepsAndAdaptsScale) {
   }
   EXPECT_EQ(sc.current_scale(), 32768.0);
   EXPECT_EQ(sc.growth_tracker(), 0);
+  EXPECT_EQ(sc.skipped_in_a_row(), 0);
   EXPECT_FLOAT_EQ(w_at(0), 0.5f - 3 * 0.5f);   // each step: gradient 1 after unscaling
 
   // The checkpoint form restores scale and tracker.
