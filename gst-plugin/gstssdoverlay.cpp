@@ -13,8 +13,8 @@
  * stands for (GStreamer's own analytics elements write only those) are drawn too, labelled by
  * their object type and confidence, with the id of a #GstAnalyticsTrackingMtd they relate to.
  * Each label gets its own colour (a hash of the label picks a palette entry), the same in every
- * frame and every run. Captions are drawn in OpenCV's Hershey font, which is ASCII only: other
- * characters show as `?`.
+ * frame and every run. Captions are drawn in OpenCV's Hershey font, which is ASCII only: each
+ * other character shows as one `?`.
  *
  * NV12 and I420 frames are drawn in their own planes without converting the frame: the luma
  * of the colour on the Y plane and its chroma on the half-resolution chroma plane(s), using
@@ -48,6 +48,7 @@
 
 #include "common.h"
 #include "mapped_frame.h"
+#include "text.h"
 
 GST_DEBUG_CATEGORY_STATIC(gst_ssd_overlay_debug);
 #define GST_CAT_DEFAULT gst_ssd_overlay_debug
@@ -348,6 +349,7 @@ static GstFlowReturn draw_frame(GstSsdOverlay* self, GstBuffer* buf) {
       caption += (caption.empty() ? "" : " ") + std::string(buf_conf);
     }
     if (caption.empty() || s.font_scale <= 0) continue;
+    caption = ssd::ascii_glyphs(caption);   // the Hershey font's glyphs are ASCII
     int baseline = 0;
     const cv::Size ts = cv::getTextSize(caption, kFont, s.font_scale, 1, &baseline);
     const int pad = 2;
