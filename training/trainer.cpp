@@ -625,6 +625,19 @@ StepResult train_step(Session& s, const BatchTensors& t, int64_t batch_size,
   return r;
 }
 
+// best.safetensors, a copy of model.safetensors, when the history names the checkpoint's epoch
+// the best: after each checkpoint, and again on resuming (a run that ended between the two has
+// the epoch's weights in model.safetensors still, and best.safetensors never lags the history).
+void update_best_weights(const Session& s) {
+  const EpochMetrics* best = best_epoch(s.history);
+  if (!best || best->epoch != s.epoch || !fs::exists(s.dir / kWeightsFile)) return;
+  const fs::path tmp = (s.dir / kBestWeightsFile).string() + ".tmp";
+  std::error_code ec;
+  fs::copy_file(s.dir / kWeightsFile, tmp, fs::copy_options::overwrite_existing, ec);
+  if (!ec) fs::rename(tmp, s.dir / kBestWeightsFile, ec);
+  if (ec) throw ssd::Error("cannot write " + (s.dir / kBestWeightsFile).string() + ": " + ec.message());
+}
+
 TrainResult run_epochs(Session& s) {
   const TrainOptions& o = s.spec.options;
   TrainResult result;
@@ -749,16 +762,9 @@ TrainResult run_epochs(Session& s) {
     m.lr = lr_now;
     m.seconds = seconds_since(t0);
     s.history.push_back(m);
-    // Run files; the checkpoint last (it defines where a resume starts). The best epoch's
-    // weights follow from the history, so a resumed run keeps them as the uninterrupted one.
+    // Run files; the checkpoint defines where a resume starts. The best epoch's weights follow
+    // from the history, so a resumed run keeps them as the uninterrupted one.
     ssd::save_weights((s.dir / kWeightsFile).string(), s.model);
-    if (best_epoch(s.history) == &s.history.back()) {
-      const fs::path tmp = (s.dir / kBestWeightsFile).string() + ".tmp";
-      std::error_code ec;
-      fs::copy_file(s.dir / kWeightsFile, tmp, fs::copy_options::overwrite_existing, ec);
-      if (!ec) fs::rename(tmp, s.dir / kBestWeightsFile, ec);
-      if (ec) throw ssd::Error("cannot write " + (s.dir / kBestWeightsFile).string() + ": " + ec.message());
-    }
     json hist = json::array();
     for (const auto& h : s.history) hist.push_back(metrics_to_json(h));
     write_file_atomic(s.dir / kHistoryFile, hist.dump(1));
@@ -770,6 +776,7 @@ TrainResult run_epochs(Session& s) {
       write_png((s.dir / "confusion.png").string(), render_confusion(v.map));
     }
     save_checkpoint(s);
+    update_best_weights(s);
     if (!s.quiet) print_table_row(m);
   }
   result.history = s.history;
@@ -928,7 +935,10 @@ TrainResult resume(const std::string& run_dir, int stop_after, bool quiet, const
   build_model_and_optimizer(s, /*resuming=*/checkpointed);
   if (!(stored == s.spec.config))
     throw ssd::Error(rf.string() + ": the data set's classes differ from the run's");
-  if (checkpointed) load_checkpoint(s);
+  if (checkpointed) {
+    load_checkpoint(s);
+    update_best_weights(s);
+  }
   if (!quiet) {
     if (checkpointed)
       std::cerr << "resuming " << s.dir.string() << " after epoch " << s.epoch << " of " << s.spec.options.epochs << "\n";

@@ -315,6 +315,20 @@ TEST(Trainer, ResumeNeedsNeitherTheInitFileNorTheWorkingDirectory) {
   }
   fs::remove(tmp.path() / "init.safetensors");
   fs::current_path("/");
+  // A run that ended between its checkpoint and writing best.safetensors (epoch 1, the best so
+  // far): resuming writes it from model.safetensors, which holds that epoch's weights.
+  const fs::path best = tmp.path() / "run" / "best.safetensors", last = tmp.path() / "run" / "model.safetensors";
+  ASSERT_TRUE(fs::exists(best));
+  fs::remove(best);
+  const TrainResult again = ssdtrain::resume(tmp / "run", /*stop_after=*/1, true);
+  EXPECT_FALSE(again.finished);
+  ASSERT_TRUE(fs::exists(best));
+  auto bytes = [](const fs::path& path) {
+    std::ifstream f(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(f), {});
+  };
+  EXPECT_EQ(bytes(best), bytes(last));
+  EXPECT_EQ(again.best_epoch, 1);
   const TrainResult r = ssdtrain::resume(tmp / "run", -1, true);
   EXPECT_TRUE(r.finished);
   ASSERT_EQ(r.history.size(), 2u);
