@@ -7,6 +7,7 @@
 
 #include "anchors.h"
 #include "boxes.h"
+#include "class_filter.h"
 
 namespace ssd {
 
@@ -106,26 +107,27 @@ struct Candidates {
   torch::Tensor passes;    // (B, k) bool: above its class's threshold, with a finite box
 };
 
-// The per-class thresholds as a (B, 1, C) tensor on the scores' device for a batch of B, the
-// same C values in each row or C per image (images past those given: above every score), made
-// with fills (a host-to-device copy could not be part of a CUDA graph): the commonest value,
-// then one fill per value that differs.
+// The per-class thresholds as a tensor on the scores' device that compares with (B, A, C)
+// scores: the same C values for every image as one (1, 1, C) row, or C per image as (B, 1, C)
+// (images past those given: ClassFilter::kDropped, above every score). Made with fills (a
+// host-to-device copy could not be part of a CUDA graph): the commonest value, then one fill per
+// value that differs.
 torch::Tensor threshold_tensor(const std::vector<float>& t, int64_t B, int64_t C, const torch::Tensor& like) {
   const auto n = static_cast<int64_t>(t.size());
   TORCH_CHECK(n == C || (n % C == 0 && n / C <= B), "postprocess: ", n, " class thresholds for a batch of ", B,
               " images of ", C, " classes");
-  std::vector<float> all(static_cast<size_t>(B * C), 2.0f);
-  for (int64_t i = 0; i < B * C; ++i)
-    if (n == C || i < n) all[static_cast<size_t>(i)] = t[static_cast<size_t>(n == C ? i % C : i)];
+  const int64_t rows = n == C ? 1 : B;
+  std::vector<float> all(t);
+  all.resize(static_cast<size_t>(rows * C), ClassFilter::kDropped);
   std::map<float, int64_t> count;
   for (float v : all) ++count[v];
   const float base = std::max_element(count.begin(), count.end(), [](const auto& a, const auto& b) {
                        return a.second < b.second;
                      })->first;
-  auto thr = torch::full({B * C}, base, like.options().dtype(torch::kFloat32));
-  for (int64_t i = 0; i < B * C; ++i)
+  auto thr = torch::full({rows * C}, base, like.options().dtype(torch::kFloat32));
+  for (int64_t i = 0; i < rows * C; ++i)
     if (all[static_cast<size_t>(i)] != base) thr.narrow(0, i, 1).fill_(all[static_cast<size_t>(i)]);
-  return thr.view({B, 1, C});
+  return thr.view({rows, 1, C});
 }
 
 Candidates top_candidates(const torch::Tensor& cls_logits, const torch::Tensor& box_activations,
