@@ -816,7 +816,7 @@ static void gst_ssd_detect_set_property(GObject* object, guint prop_id, const GV
       case PROP_MODEL: {
         const gchar* v = g_value_get_string(value);
         const std::string path = (v && *v) ? v : ssd::default_model_path();
-        if (st->running && st->shared) {
+        if (st->settings_taken && !s.model_instance_id.empty()) {   // read at start, as the shared instance
           refused = true;
         } else {
           s.model = path;
