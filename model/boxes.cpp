@@ -27,11 +27,14 @@ torch::Tensor box_area(const torch::Tensor& corners) {
   return wh.select(-1, 0) * wh.select(-1, 1);
 }
 
-torch::Tensor box_iou(const torch::Tensor& a, const torch::Tensor& b) {
-  TORCH_CHECK(a.size(-1) == 4 && b.size(-1) == 4, "box_iou: expected (..., 4) boxes, got ",
+namespace {
+
+// Pairwise intersection areas of a and b in box_iou's shapes; `name` for the messages.
+torch::Tensor intersection(const torch::Tensor& a, const torch::Tensor& b, const char* name) {
+  TORCH_CHECK(a.size(-1) == 4 && b.size(-1) == 4, name, ": expected (..., 4) boxes, got ",
               a.sizes(), " and ", b.sizes());
   TORCH_CHECK((a.dim() == 2 && b.dim() == 2) || (a.dim() == 3 && (b.dim() == 2 || b.dim() == 3)),
-              "box_iou: expected (N, 4) x (M, 4), (B, N, 4) x (M, 4) or (B, N, 4) x (B, M, 4), got ",
+              name, ": expected (N, 4) x (M, 4), (B, N, 4) x (M, 4) or (B, N, 4) x (B, M, 4), got ",
               a.sizes(), " and ", b.sizes());
   auto bb = b.dim() == 3 ? b.unsqueeze(-3) : b.unsqueeze(0);  // (.., 1, M, 4)
   if (a.dim() == 3 && b.dim() == 2) bb = b.unsqueeze(0).unsqueeze(0);
@@ -39,10 +42,22 @@ torch::Tensor box_iou(const torch::Tensor& a, const torch::Tensor& b) {
   auto lo = torch::max(aa.narrow(-1, 0, 2), bb.narrow(-1, 0, 2));
   auto hi = torch::min(aa.narrow(-1, 2, 2), bb.narrow(-1, 2, 2));
   auto wh = (hi - lo).clamp_min(0);
-  auto inter = wh.select(-1, 0) * wh.select(-1, 1);
+  return wh.select(-1, 0) * wh.select(-1, 1);
+}
+
+}  // namespace
+
+torch::Tensor box_iou(const torch::Tensor& a, const torch::Tensor& b) {
+  auto inter = intersection(a, b, "box_iou");
   auto uni = box_area(a).unsqueeze(-1) + box_area(b).unsqueeze(-2) - inter;
   // Two empty boxes: IoU 0 rather than NaN.
   return torch::where(uni > 0, inter / uni.clamp_min(1e-12), torch::zeros_like(inter));
+}
+
+torch::Tensor box_ioa(const torch::Tensor& a, const torch::Tensor& b) {
+  auto inter = intersection(a, b, "box_ioa");
+  auto area = box_area(a).unsqueeze(-1).expand_as(inter);
+  return torch::where(area > 0, inter / area.clamp_min(1e-12), torch::zeros_like(inter));
 }
 
 torch::Tensor activations_to_boxes(const torch::Tensor& activations, const Anchors& anchors) {

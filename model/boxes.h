@@ -18,6 +18,10 @@ torch::Tensor box_area(const torch::Tensor& corners);
 // or (B, N, 4) x (B, M, 4) -> (B, N, M).
 torch::Tensor box_iou(const torch::Tensor& a, const torch::Tensor& b);
 
+// Intersection over the first box's area: the fraction of each box of `a` inside each box of
+// `b` (0 where an `a` box has no area), in box_iou's shapes. COCO's IoU with a crowd region.
+torch::Tensor box_ioa(const torch::Tensor& a, const torch::Tensor& b);
+
 // The lesson's actn_to_bb: tanh(activations) (..., A, 4) -> corner boxes (..., A, 4).
 // Centre moves up to half a grid cell, width/height scale 0.5x to 1.5x the anchor's.
 torch::Tensor activations_to_boxes(const torch::Tensor& activations, const Anchors& anchors);

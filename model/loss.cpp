@@ -10,12 +10,14 @@
 namespace ssd {
 
 torch::Tensor focal_bce_sum(const torch::Tensor& logits, const torch::Tensor& targets,
-                            bool focal, double alpha, double gamma) {
+                            bool focal, double alpha, double gamma,
+                            const torch::Tensor& weight) {
   TORCH_CHECK(logits.sizes() == targets.sizes(), "focal_bce_sum: logits ", logits.sizes(),
               " and targets ", targets.sizes(), " differ");
   namespace F = torch::nn::functional;
   auto bce = F::binary_cross_entropy_with_logits(
       logits, targets, F::BinaryCrossEntropyWithLogitsFuncOptions().reduction(torch::kNone));
+  if (weight.defined()) bce = bce * weight;
   if (!focal) return bce.sum();
   // The lesson's FocalLoss.get_weight: w = alpha_t * (1 - p_t)^gamma. The weight keeps its
   // gradient (BCE's own weight argument would refuse one), so this is the focal loss's gradient.
@@ -25,10 +27,25 @@ torch::Tensor focal_bce_sum(const torch::Tensor& logits, const torch::Tensor& ta
   return (w * bce).sum();
 }
 
+torch::Tensor ignored_anchors(const torch::Tensor& ignore_boxes, const torch::Tensor& positive,
+                              const torch::Tensor& anchor_corners, double threshold) {
+  TORCH_CHECK(ignore_boxes.dim() == 3 && ignore_boxes.size(2) == 4 && positive.dim() == 2 &&
+                  ignore_boxes.size(0) == positive.size(0) &&
+                  positive.size(1) == anchor_corners.size(0),
+              "ignored_anchors: ignore_boxes must be (B, I, 4) and positive (B, A) with A = ",
+              anchor_corners.size(0), " anchors, got ", ignore_boxes.sizes(), " and ",
+              positive.sizes());
+  if (ignore_boxes.size(1) == 0) return torch::zeros_like(positive, torch::kBool);
+  const int64_t B = positive.size(0), A = positive.size(1);
+  auto corners = anchor_corners.to(torch::kFloat32).unsqueeze(0).expand({B, A, 4});
+  auto inside = box_ioa(corners, ignore_boxes.to(torch::kFloat32));   // (B, A, I)
+  return (inside.amax(2) > threshold) & ~positive.to(torch::kBool);
+}
+
 LossParts ssd_loss(const torch::Tensor& cls_logits, const torch::Tensor& box_activations,
                    const torch::Tensor& gt_boxes, const torch::Tensor& gt_labels,
                    const torch::Tensor& gt_valid, const Anchors& anchors,
-                   const LossOptions& options) {
+                   const LossOptions& options, const torch::Tensor& ignore_boxes) {
   const int64_t B = cls_logits.size(0), A = anchors.size();
   TORCH_CHECK(cls_logits.dim() == 3 && cls_logits.size(1) == A && cls_logits.size(2) >= 2,
               "ssd_loss: cls_logits must be (B, ", A, ", C+1), got ", cls_logits.sizes());
@@ -60,8 +77,16 @@ LossParts ssd_loss(const torch::Tensor& cls_logits, const torch::Tensor& box_act
                     .scatter_(2, cls_t.unsqueeze(-1), 1.0)
                     .narrow(2, 0, C);
   auto logits = cls_logits.narrow(2, 0, C).to(torch::kFloat32);
+  torch::Tensor weight;   // (B * A, 1): 0 for anchors in an ignored region
+  if (ignore_boxes.defined() && options.mask_ignored) {
+    TORCH_CHECK(ignore_boxes.dim() == 3 && ignore_boxes.size(0) == B && ignore_boxes.size(2) == 4,
+                "ssd_loss: ignore_boxes must be (", B, ", I, 4), got ", ignore_boxes.sizes());
+    auto ignored = ignored_anchors(ignore_boxes, pos, anchors.corners, options.match_threshold);
+    weight = (~ignored).to(torch::kFloat32).reshape({-1, 1});
+  }
   auto cls = focal_bce_sum(logits.reshape({-1, C}), onehot.reshape({-1, C}),
-                           options.class_loss == ClassLoss::Focal, options.alpha, options.gamma) /
+                           options.class_loss == ClassLoss::Focal, options.alpha, options.gamma,
+                           weight) /
              static_cast<double>(C);
   return {loc, cls, loc + cls};
 }

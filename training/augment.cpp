@@ -95,7 +95,7 @@ void crop(Sample& s, const cv::Rect& roi) {
   std::vector<BoxAnnotation> kept;
   kept.reserve(s.boxes.size());
   for (auto b : s.boxes) {
-    if (!centre_inside(b, roi)) continue;
+    if (!b.ignore && !centre_inside(b, roi)) continue;   // an ignored region keeps its part
     b.x1 -= roi.x; b.x2 -= roi.x;
     b.y1 -= roi.y; b.y2 -= roi.y;
     if (!clip_box_to_image(b, roi.width, roi.height)) continue;

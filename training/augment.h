@@ -15,7 +15,8 @@
 //   4. SSD random crop: a min-IoU in {none, 0.1, 0.3, 0.5, 0.7, 0.9} is drawn; crops with side
 //      0.3..1 of the image and aspect 0.5..2 are tried until one has IoU >= min-IoU with some
 //      target box and keeps at least one target; boxes whose centre is inside the crop are
-//      kept and clipped, others dropped (ignored boxes follow the same rule);
+//      kept and clipped, others dropped; a box marked ignore keeps whatever part of it the
+//      crop holds (clipped), so that the anchors on that part stay out of the class loss;
 //   5. horizontal flip with probability 0.5;
 //   6. squish resize to size x size (aspect not kept; INTER_AREA when both sides shrink,
 //      INTER_LINEAR otherwise), boxes scaled.
@@ -58,7 +59,8 @@ void rotate(Sample& s, double degrees, const cv::Scalar& fill);
 void adjust_lighting(Sample& s, double contrast, double brightness);
 // Places the image at (left, top) of a canvas_w x canvas_h canvas filled with `fill`.
 void zoom_out(Sample& s, int canvas_w, int canvas_h, int left, int top, const cv::Scalar& fill);
-// Crops to `roi` (must lie inside the image): keeps boxes whose centre lies inside, clipped.
+// Crops to `roi` (must lie inside the image): keeps boxes whose centre lies inside, clipped,
+// and boxes marked ignore that overlap it, clipped.
 void crop(Sample& s, const cv::Rect& roi);
 // Squish-resizes to size x size (see the header comment for the interpolation rule).
 void squish_resize(Sample& s, int size);

@@ -49,7 +49,7 @@ std::vector<BoxAnnotation> make_sample(const ImageRecord& rec, const LoaderOptio
   std::vector<BoxAnnotation> targets;
   targets.reserve(s.boxes.size());
   for (const auto& b : s.boxes)
-    if (!b.ignore && b.x2 > b.x1 && b.y2 > b.y1) targets.push_back(b);
+    if (b.x2 > b.x1 && b.y2 > b.y1) targets.push_back(b);
   return targets;
 }
 
@@ -154,33 +154,42 @@ void DataLoader::build_batch(size_t b, Batch& out) const {
   out.indices.assign(order_.begin() + begin, order_.begin() + end);
   out.widths.resize(n);
   out.heights.resize(n);
-  std::vector<std::vector<BoxAnnotation>> targets(n);
-  int g = 1;
+  std::vector<std::vector<BoxAnnotation>> targets(n), ignored(n);
+  int g = 1, ig = 0;
   for (int i = 0; i < n; ++i) {
     const int64_t idx = out.indices[i];
     const ImageRecord& rec = ds_.images[static_cast<size_t>(idx)];
-    targets[i] = make_sample(rec, opt_, derive_seed(epoch_seed_, static_cast<uint64_t>(idx)),
-                             out.images.data() + chw * i);
+    for (const BoxAnnotation& b :
+         make_sample(rec, opt_, derive_seed(epoch_seed_, static_cast<uint64_t>(idx)),
+                     out.images.data() + chw * i))
+      (b.ignore ? ignored[i] : targets[i]).push_back(b);
     out.widths[i] = rec.width;
     out.heights[i] = rec.height;
     g = std::max(g, static_cast<int>(targets[i].size()));
+    ig = std::max(ig, static_cast<int>(ignored[i].size()));
   }
   out.max_boxes = g;
   out.boxes.assign(static_cast<size_t>(n) * g * 4, 0.0f);
   out.labels.assign(static_cast<size_t>(n) * g, 0);
   out.valid.assign(static_cast<size_t>(n) * g, 0);
+  out.max_ignored = ig;
+  out.ignore_boxes.assign(static_cast<size_t>(n) * ig * 4, 0.0f);
   const float inv = 1.0f / static_cast<float>(s);
+  auto put = [inv](const BoxAnnotation& b, float* to) {
+    to[0] = b.x1 * inv;
+    to[1] = b.y1 * inv;
+    to[2] = b.x2 * inv;
+    to[3] = b.y2 * inv;
+  };
   for (int i = 0; i < n; ++i) {
     for (size_t k = 0; k < targets[i].size(); ++k) {
-      const BoxAnnotation& t = targets[i][k];
       const size_t j = static_cast<size_t>(i) * g + k;
-      out.boxes[4 * j + 0] = t.x1 * inv;
-      out.boxes[4 * j + 1] = t.y1 * inv;
-      out.boxes[4 * j + 2] = t.x2 * inv;
-      out.boxes[4 * j + 3] = t.y2 * inv;
-      out.labels[j] = t.label;
+      put(targets[i][k], &out.boxes[4 * j]);
+      out.labels[j] = targets[i][k].label;
       out.valid[j] = 1;
     }
+    for (size_t k = 0; k < ignored[i].size(); ++k)
+      put(ignored[i][k], &out.ignore_boxes[4 * (static_cast<size_t>(i) * ig + k)]);
   }
 }
 

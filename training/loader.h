@@ -53,6 +53,10 @@ struct Batch {
   std::vector<float> boxes;      // B*G*4 x1,y1,x2,y2 in [0,1] of the S x S input; padding 0
   std::vector<int64_t> labels;   // B*G label indices (padding 0)
   std::vector<uint8_t> valid;    // B*G 1 for a real target, 0 for padding
+  int max_ignored = 0;  // I = most boxes marked ignore in one image of this batch (may be 0)
+  std::vector<float> ignore_boxes;  // B*I*4 x1,y1,x2,y2 in [0,1] of boxes marked ignore
+                                    // (BoxAnnotation::ignore), moved with the pixels as the
+                                    // targets are; padding 0 (an empty box)
   std::vector<int64_t> indices;  // B dataset indices
   std::vector<int> widths, heights;  // B original image sizes (to map predictions back)
 };
@@ -69,8 +73,8 @@ cv::Mat read_bgr(const std::string& path);
 cv::Mat load_rgb(const ImageRecord& rec);
 
 // One sample as the loader makes it: load, augment (or just resize), normalise into `chw`
-// (3*S*S floats). Returns the target boxes (ignored boxes left out), in pixels of the S x S
-// input.
+// (3*S*S floats). Returns the boxes that keep an area, in pixels of the S x S input: the
+// targets and the boxes marked ignore (BoxAnnotation::ignore), in the record's order.
 std::vector<BoxAnnotation> make_sample(const ImageRecord& rec, const LoaderOptions& options,
                                        uint64_t sample_seed, float* chw);
 

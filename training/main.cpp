@@ -134,14 +134,21 @@ std::vector<CLI::Option*> add_train_options(CLI::App* app, TrainOptions& o) {
   v.push_back(app->add_flag("!--no-focal", o.focal, "plain BCE class loss instead of focal"));
   v.push_back(app->add_option("--match-threshold", o.match_threshold, "anchor matching IoU")
                   ->capture_default_str());
+  v.push_back(app->add_option("--ignored", o.ignored,
+                              "boxes marked ignore (COCO ignore/iscrowd, VOC difficult): mask = "
+                              "anchors more than --match-threshold inside one are left out of "
+                              "the class loss; background = trained as background")
+                  ->capture_default_str()
+                  ->check(CLI::IsMember({"mask", "background"})));
   v.push_back(app->add_option("--eval-every", o.eval_every, "mAP every N epochs (and the last)")
                   ->capture_default_str());
   v.push_back(app->add_option("--max-eval-images", o.max_eval_images,
                               "cap on validation images for the validation loss and mAP (0: all)")
                   ->capture_default_str());
   v.push_back(app->add_option("--val-fraction", o.val_fraction,
-                              "fraction held out for validation when no validation set is given (not "
-                              "with --synth, which makes a validation set of its own)")
+                              "fraction held out for validation when no validation set is given "
+                              "(0: none, every image trains; not with --synth, which makes a "
+                              "validation set of its own)")
                   ->capture_default_str());
   return v;
 }

@@ -57,7 +57,7 @@ DataSpec data_from_json(const json& j) {
   X(div_factor) X(final_div) X(cycle_momentum) X(beta1_max) X(beta1_min) X(beta2)             \
   X(clip_grad) X(workers) X(threads) X(seed) X(device) X(precision) X(imagenet)               \
   X(init_weights) X(augment) X(eval_every) X(max_eval_images) X(match_threshold) X(focal)     \
-  X(focal_alpha) X(focal_gamma) X(plot_samples) X(val_fraction)
+  X(focal_alpha) X(focal_gamma) X(plot_samples) X(val_fraction) X(ignored)
 
 json options_to_json(const TrainOptions& o) {
   json j;
@@ -72,6 +72,8 @@ TrainOptions options_from_json(const json& j) {
 #define X(f) o.f = j.value(#f, o.f);
   SSD_OPT_FIELDS(X)
 #undef X
+  // Runs stored before `ignored` existed trained such anchors as background: they resume so.
+  if (!j.contains("ignored")) o.ignored = "background";
   return o;
 }
 

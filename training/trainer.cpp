@@ -82,6 +82,7 @@ std::string read_text(const fs::path& path) {
 
 struct BatchTensors {
   torch::Tensor images, boxes, labels, valid;
+  torch::Tensor ignore;   // (B, I, 4) boxes marked ignore; undefined when the batch has none
 };
 
 BatchTensors to_tensors(Batch& b, const torch::Device& device) {
@@ -91,6 +92,9 @@ BatchTensors to_tensors(Batch& b, const torch::Device& device) {
   t.boxes = torch::from_blob(b.boxes.data(), {B, G, 4}, torch::kFloat32).to(device);
   t.labels = torch::from_blob(b.labels.data(), {B, G}, torch::kInt64).to(device);
   t.valid = torch::from_blob(b.valid.data(), {B, G}, torch::kUInt8).to(device).to(torch::kBool);
+  if (b.max_ignored > 0)
+    t.ignore = torch::from_blob(b.ignore_boxes.data(), {B, b.max_ignored, 4}, torch::kFloat32)
+                   .to(device);
   return t;
 }
 
@@ -100,6 +104,7 @@ ssd::LossOptions loss_options(const TrainOptions& o) {
   l.class_loss = o.focal ? ssd::ClassLoss::Focal : ssd::ClassLoss::BCE;
   l.alpha = o.focal_alpha;
   l.gamma = o.focal_gamma;
+  l.mask_ignored = o.ignored == "mask";
   return l;
 }
 
@@ -161,7 +166,7 @@ ValidationResult validate(ssd::Ssd& model, const ssd::Anchors& anchors, const Da
     auto out = model->forward(t.images);
     if (loss_opts) {
       auto parts = ssd::ssd_loss(out.first, out.second, t.boxes, t.labels, t.valid, anchors,
-                                 *loss_opts);
+                                 *loss_opts, t.ignore);
       loss_sum += parts.total.item<double>();
     }
     bool has_sample = false;   // the first images are kept for predictions.png
@@ -309,10 +314,12 @@ void write_curve_plots(const fs::path& dir, const std::vector<EpochMetrics>& h) 
   for (const auto& m : h) {
     tr.x.push_back(m.epoch);
     tr.y.push_back(m.train_loss);
+    if (std::isnan(m.val_loss)) continue;   // not validated (--val-fraction 0)
     va.x.push_back(m.epoch);
     va.y.push_back(m.val_loss);
   }
-  loss.series = {tr, va};
+  loss.series = {tr};
+  if (!va.x.empty()) loss.series.push_back(va);
   write_png((dir / "loss.png").string(), render_line_plot(loss));
 
   LinePlot map;
@@ -402,6 +409,8 @@ void load_data(Session& s, bool with_val = true) {
                                 "): its loss and mAP measure fitting, not how the model does on new images");
     // In the training set's order (a VOC split may lack a class or two).
     s.val_ds = load_dataset(va, &report, &s.train_ds.labels);
+  } else if (s.spec.options.val_fraction == 0) {
+    s.val_ds = Dataset{s.train_ds.labels, {}, s.train_ds.category_ids};   // no validation
   } else {
     // Hold out val_fraction of the training images (deterministic from the seed).
     const size_t n = s.train_ds.images.size();
@@ -426,8 +435,10 @@ void load_data(Session& s, bool with_val = true) {
   for (const auto& w : report.warnings) std::cerr << "warning: " << w << "\n";
   if (!s.quiet) {
     std::cerr << "data: train " << s.train_ds.images.size() << " images ("
-              << s.spec.train.describe() << "), validation " << s.val_ds.images.size()
-              << " images, " << s.train_ds.labels.size() << " classes\n";
+              << s.spec.train.describe() << "), validation "
+              << (s.val_ds.images.empty() ? std::string("none (--val-fraction 0)")
+                                          : std::to_string(s.val_ds.images.size()) + " images")
+              << ", " << s.train_ds.labels.size() << " classes\n";
   }
 }
 
@@ -588,8 +599,13 @@ void print_table_row(const EpochMetrics& m) {
     std::snprintf(a, sizeof a, "-");
     std::snprintf(b, sizeof b, "-");
   }
-  std::printf("%6d %11.4f %11.4f %9s %12s %9.2e %9s\n", m.epoch, m.train_loss, m.val_loss, a, b,
-              m.lr, format_duration(m.seconds).c_str());
+  char v[16];
+  if (std::isnan(m.val_loss))
+    std::snprintf(v, sizeof v, "-");
+  else
+    std::snprintf(v, sizeof v, "%.4f", m.val_loss);
+  std::printf("%6d %11.4f %11s %9s %12s %9.2e %9s\n", m.epoch, m.train_loss, v, a, b, m.lr,
+              format_duration(m.seconds).c_str());
   std::fflush(stdout);
 }
 
@@ -612,7 +628,7 @@ StepResult train_step(Session& s, const BatchTensors& t, int64_t batch_size,
   }
   StepResult r;
   r.parts = ssd::ssd_loss(out.first.to(torch::kFloat32), out.second.to(torch::kFloat32), t.boxes,
-                          t.labels, t.valid, s.anchors, lopts);
+                          t.labels, t.valid, s.anchors, lopts, t.ignore);
   r.loss = r.parts.total / static_cast<double>(batch_size);
   s.scaler.scale(r.loss).backward();
   const double clip = s.spec.options.clip_grad;
@@ -746,8 +762,16 @@ TrainResult run_epochs(Session& s) {
     ++s.epoch;
     const bool last = s.epoch == o.epochs;
     const bool do_map = last || (o.eval_every > 0 && s.epoch % o.eval_every == 0);
-    ValidationResult v = validate(s.model, s.anchors, s.val_ds, val_lo, s.device, &lopts, do_map,
-                                  post, o.max_eval_images, o.plot_samples, false);
+    // Without a validation set (--val-fraction 0): predictions.png shows the first training
+    // images (not augmented), and there is no validation loss nor mAP.
+    const bool have_val = !s.val_ds.images.empty();
+    const Dataset& shown = have_val ? s.val_ds : s.train_ds;
+    ValidationResult v =
+        have_val ? validate(s.model, s.anchors, s.val_ds, val_lo, s.device, &lopts, do_map, post,
+                            o.max_eval_images, o.plot_samples, false)
+                 : validate(s.model, s.anchors, s.train_ds, val_lo, s.device, nullptr, false, post,
+                            std::max(1, o.plot_samples), o.plot_samples, false);
+    if (!have_val) v.loss = std::numeric_limits<double>::quiet_NaN();
     EpochMetrics m;
     m.epoch = s.epoch;
     m.train_loss = images ? loss_sum / images : 0;
@@ -770,7 +794,7 @@ TrainResult run_epochs(Session& s) {
     write_file_atomic(s.dir / kHistoryFile, hist.dump(1));
     write_metrics_csv(s.dir / "metrics.csv", s.history);
     write_curve_plots(s.dir, s.history);
-    write_prediction_grid(s.dir / "predictions.png", s.val_ds, v.samples, 0.3);
+    write_prediction_grid(s.dir / "predictions.png", shown, v.samples, 0.3);
     if (v.have_map) {
       write_png((s.dir / "pr_curve.png").string(), render_pr_curves(v.map));
       write_png((s.dir / "confusion.png").string(), render_confusion(v.map));
@@ -826,6 +850,8 @@ void check_options(const TrainOptions& o) {
   if (o.max_eval_images < 0) fail("--max-eval-images must be >= 0");
   if (o.freeze_epochs < -1) fail("--freeze-epochs must be >= -1");
   if (!(o.match_threshold > 0 && o.match_threshold < 1)) fail("--match-threshold must be in (0, 1)");
+  if (o.ignored != "mask" && o.ignored != "background")
+    fail("--ignored must be mask or background, not \"" + o.ignored + "\"");
   // Before any data is loaded: fp16 on the CPU, or an unknown name, fails at once.
   check_precision(parse_precision(o.precision), ssd::parse_device(o.device));
 }
@@ -836,7 +862,7 @@ void check_new_run_options(const TrainOptions& o) {
   if (o.freeze_epochs > o.epochs)
     throw ssd::Error("--freeze-epochs (" + std::to_string(o.freeze_epochs) + ") must be <= --epochs (" +
                      std::to_string(o.epochs) + ")");
-  if (!(o.val_fraction > 0 && o.val_fraction < 1)) throw ssd::Error("--val-fraction must be in (0, 1)");
+  if (!(o.val_fraction >= 0 && o.val_fraction < 1)) throw ssd::Error("--val-fraction must be in [0, 1)");
 }
 
 // The classes of the weights a new run writes must be nameable in ssddetect's `classes` and

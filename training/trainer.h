@@ -76,6 +76,10 @@ struct TrainOptions {
   double match_threshold = 0.4;
   bool focal = true;
   double focal_alpha = 0.25, focal_gamma = 2.0;
+  // Boxes marked ignore (COCO ignore/iscrowd, VOC difficult): "mask" leaves the anchors that lie
+  // inside one out of the class loss (ssd::ssd_loss's ignore_boxes); "background" trains them as
+  // background, as the lessons did (and runs stored before this option was added).
+  std::string ignored = "mask";
   int plot_samples = 8;       // images in predictions.png
   double val_fraction = 0.1;  // held out from the training set when no validation set is given
   bool quiet = false;         // no progress bar / table (tests)

@@ -199,6 +199,28 @@ TEST(Boxes, IoUHandMadeCases) {
   EXPECT_THROW(box_iou(torch::zeros({3, 5}), c), c10::Error);
 }
 
+TEST(Boxes, IntersectionOverTheFirstBoxsArea) {
+  auto b = [](std::vector<float> v) { return torch::tensor(v).view({1, 4}); };
+  auto ioa = [&](std::vector<float> x, std::vector<float> y) {
+    return box_ioa(b(x), b(y)).template item<float>();
+  };
+  EXPECT_FLOAT_EQ(ioa({1, 1, 2, 2}, {0, 0, 4, 4}), 1.f);          // inside
+  EXPECT_NEAR(ioa({0, 0, 4, 4}, {1, 1, 2, 2}), 1.f / 16, 1e-6);  // contains: not symmetric
+  EXPECT_NEAR(ioa({0, 0, 2, 2}, {1, 0, 3, 2}), 0.5f, 1e-6);      // half of it
+  EXPECT_NEAR(ioa({0, 0, 2, 1}, {1, 0, 2, 3}), 0.5f, 1e-6);      // cross shape: 1 / 2
+  EXPECT_FLOAT_EQ(ioa({0, 0, 1, 1}, {1, 0, 2, 1}), 0.f);          // touching edges
+  EXPECT_FLOAT_EQ(ioa({1, 1, 1, 3}, {0, 0, 4, 4}), 0.f);          // no area: 0, not NaN
+  EXPECT_FLOAT_EQ(ioa({1, 1, 2, 2}, {0, 0, 0, 0}), 0.f);          // padding row
+  // Batched forms agree with the plain one; ioa >= iou everywhere.
+  auto g = gen(2);
+  auto a = random_boxes(5, g), c = random_boxes(7, g);
+  auto plain = box_ioa(a, c);
+  EXPECT_TRUE(torch::allclose(box_ioa(a.unsqueeze(0), c)[0], plain));
+  EXPECT_TRUE(torch::allclose(box_ioa(a.unsqueeze(0), c.unsqueeze(0))[0], plain));
+  EXPECT_TRUE((plain >= box_iou(a, c) - 1e-6).all().item<bool>());
+  EXPECT_THROW(box_ioa(torch::zeros({3, 5}), c), c10::Error);
+}
+
 TEST(Boxes, CodingRoundTripsAndMatchesTheLesson) {
   SsdConfig c;
   c.labels = {"a"};
@@ -322,6 +344,81 @@ TEST(Loss, ZeroBoxLossWhenActivationsHitTheTruthAndNormalisedAsTheLesson) {
   ssd_loss(lg, ag, gt, labels, valid, anchors, opt).total.backward();
   EXPECT_GT(lg.grad().abs().sum().item<float>(), 0.f);
   EXPECT_GT(ag.grad().abs().sum().item<float>(), 0.f);
+}
+
+TEST(Loss, AnchorsInsideAnIgnoredRegionAreLeftOutOfTheClassLoss) {
+  SsdConfig c;
+  c.labels = {"a", "b", "c"};
+  auto anchors = make_anchors(c);
+  const int64_t A = anchors.size(), C = 3;
+  // A ground truth inside the region marked ignore (the right half of the image): its anchors
+  // stay positive; the region's other anchors are neither object nor background.
+  auto gt = torch::tensor({0.6f, 0.3f, 0.9f, 0.7f}).view({1, 1, 4});
+  auto labels = torch::tensor({2}, torch::kLong).view({1, 1});
+  auto valid = torch::ones({1, 1}, torch::kBool);
+  auto region = torch::tensor({0.5f, 0.f, 1.f, 1.f}).view({1, 1, 4});
+  LossOptions opt;
+  auto m = match_anchors(gt, valid, anchors.corners, opt.match_threshold);
+  auto ignored = ignored_anchors(region, m.positive, anchors.corners, opt.match_threshold)[0];
+  // By hand: an anchor is ignored when not positive and over 0.4 of its area lies at x >= 0.5.
+  int64_t n_ignored = 0, n_positive_inside = 0;
+  for (int64_t a = 0; a < A; ++a) {
+    auto k = anchors.corners[a];
+    const float x1 = k[0].item<float>(), y1 = k[1].item<float>(), x2 = k[2].item<float>(),
+                y2 = k[3].item<float>();
+    const float area = (x2 - x1) * (y2 - y1);
+    const float inside = std::max(0.f, std::min(x2, 1.f) - std::max(x1, 0.5f)) *
+                         std::max(0.f, std::min(y2, 1.f) - std::max(y1, 0.f));
+    const bool positive = m.positive[0][a].item<bool>();
+    const bool expect = !positive && inside / area > 0.4f;
+    EXPECT_EQ(ignored[a].item<bool>(), expect) << "anchor " << a;
+    n_ignored += expect;
+    n_positive_inside += positive && inside / area > 0.4f;
+  }
+  EXPECT_GT(n_ignored, 40);
+  EXPECT_GT(n_positive_inside, 0);
+
+  auto g = gen(6);
+  auto logits = torch::randn({1, A, C + 1}, g);
+  auto act = 0.3 * torch::randn({1, A, 4}, g);
+  auto plain = ssd_loss(logits, act, gt, labels, valid, anchors, opt);
+  auto masked = ssd_loss(logits, act, gt, labels, valid, anchors, opt, region);
+  // Class loss: the same focal BCE over the anchors that are not ignored.
+  auto target = torch::zeros({A, C});
+  for (int64_t a = 0; a < A; ++a)
+    if (m.positive[0][a].item<bool>()) target[a][2] = 1;
+  auto keep = ~ignored;
+  auto expect = focal_bce_sum(logits[0].narrow(1, 0, C).index({keep}), target.index({keep}), true,
+                              0.25, 2.0) / C;
+  EXPECT_NEAR(masked.cls.item<float>(), expect.item<float>(), 1e-4);
+  EXPECT_LT(masked.cls.item<float>(), plain.cls.item<float>());
+  EXPECT_FLOAT_EQ(masked.loc.item<float>(), plain.loc.item<float>());   // boxes as before
+  // Padding rows (empty boxes) change nothing; nor does a batch without regions, nor
+  // mask_ignored = false.
+  auto padded = torch::cat({region, torch::zeros({1, 2, 4})}, 1);
+  EXPECT_FLOAT_EQ(ssd_loss(logits, act, gt, labels, valid, anchors, opt, padded).cls.item<float>(),
+                  masked.cls.item<float>());
+  EXPECT_FLOAT_EQ(
+      ssd_loss(logits, act, gt, labels, valid, anchors, opt, torch::zeros({1, 0, 4})).cls.item<float>(),
+      plain.cls.item<float>());
+  LossOptions off = opt;
+  off.mask_ignored = false;
+  EXPECT_FLOAT_EQ(ssd_loss(logits, act, gt, labels, valid, anchors, off, region).cls.item<float>(),
+                  plain.cls.item<float>());
+  // No gradient reaches an ignored anchor's class logits; every other anchor gets one.
+  auto lg = logits.clone().requires_grad_(true);
+  ssd_loss(lg, act, gt, labels, valid, anchors, opt, region).total.backward();
+  auto per_anchor = lg.grad()[0].narrow(1, 0, C).abs().sum(1);
+  EXPECT_EQ(per_anchor.index({ignored}).max().item<float>(), 0.f);
+  EXPECT_GT(per_anchor.index({keep}).min().item<float>(), 0.f);
+  // Per image in a batch: the second image has no region.
+  auto two = ssd_loss(logits.repeat({2, 1, 1}), act.repeat({2, 1, 1}), gt.repeat({2, 1, 1}),
+                      labels.repeat({2, 1}), valid.repeat({2, 1}), anchors, opt,
+                      torch::cat({region, torch::zeros({1, 1, 4})}, 0));
+  EXPECT_NEAR(two.cls.item<float>(), masked.cls.item<float>() + plain.cls.item<float>(), 1e-3);
+  ssdtest::expect_error(
+      [&] { ssd_loss(logits, act, gt, labels, valid, anchors, opt, torch::zeros({2, 1, 4})); },
+      {"ignore_boxes", "[2, 1, 4]"});
 }
 
 // Plain greedy NMS, one box at a time.

@@ -687,6 +687,16 @@ TEST(Augment, ZoomCropResizeMoveBoxes) {
   Sample t = bright_rect(100, 80, cv::Rect(20, 10, 30, 30));
   crop(t, cv::Rect(40, 0, 60, 80));  // centre (35, 25) outside: dropped
   EXPECT_TRUE(t.boxes.empty());
+  // A region marked ignore keeps what the crop holds of it, wherever its centre is: the anchors
+  // on that part stay out of the class loss.
+  Sample u = bright_rect(100, 80, cv::Rect(20, 10, 30, 30));
+  u.boxes[0].ignore = true;
+  crop(u, cv::Rect(40, 0, 60, 80));
+  ASSERT_EQ(u.boxes.size(), 1u);
+  EXPECT_TRUE(u.boxes[0].ignore);
+  expect_box_near(u.boxes[0], bright_pixels(u.image), 0.0f, "crop of an ignored region");
+  crop(u, cv::Rect(20, 0, 40, 80));   // no part of it left: dropped
+  EXPECT_TRUE(u.boxes.empty());
 }
 
 TEST(Augment, RandomPipelineKeepsBoxesOnPixels) {
@@ -749,7 +759,9 @@ struct SynthSet {
 
 TEST(Loader, BatchShapesAndTargets) {
   SynthSet set(10);
-  set.ds.images[2].boxes.push_back({1, 1, 30, 30, 0, true});  // ignored: not a target
+  set.ds.images[2].boxes.push_back({1, 1, 30, 30, 0, true});  // ignored: not a target,
+  set.ds.images[2].boxes.push_back({5, 7, 20, 40, 1, true});  // but an ignore region
+  set.ds.images[5].boxes.push_back({2, 3, 9, 50, 0, true});
   LoaderOptions o;
   o.image_size = 48;
   o.batch_size = 4;
@@ -770,15 +782,31 @@ TEST(Loader, BatchShapesAndTargets) {
     ASSERT_EQ(b.labels.size(), B * G);
     ASSERT_EQ(b.valid.size(), B * G);
     ASSERT_EQ(b.indices.size(), B);
-    size_t g_needed = 1;
+    const size_t I = static_cast<size_t>(b.max_ignored);
+    ASSERT_EQ(b.ignore_boxes.size(), B * I * 4);
+    size_t g_needed = 1, i_needed = 0;
     for (size_t i = 0; i < B; ++i) {
       const ImageRecord& rec = set.ds.images[static_cast<size_t>(b.indices[i])];
       EXPECT_EQ(b.indices[i], static_cast<int64_t>(seen + i));  // no shuffle
       EXPECT_EQ(b.widths[i], rec.width);
-      std::vector<BoxAnnotation> targets;
-      for (const auto& t : rec.boxes)
-        if (!t.ignore) targets.push_back(t);
+      std::vector<BoxAnnotation> targets, ignored;
+      for (const auto& t : rec.boxes) (t.ignore ? ignored : targets).push_back(t);
       g_needed = std::max(g_needed, targets.size());
+      i_needed = std::max(i_needed, ignored.size());
+      for (size_t k = 0; k < I; ++k) {
+        const float* r = &b.ignore_boxes[4 * (i * I + k)];
+        if (k >= ignored.size()) {   // padding: an empty box
+          EXPECT_EQ(r[0], 0.f);
+          EXPECT_EQ(r[1], 0.f);
+          EXPECT_EQ(r[2], 0.f);
+          EXPECT_EQ(r[3], 0.f);
+          continue;
+        }
+        EXPECT_NEAR(r[0], ignored[k].x1 / rec.width, 1e-5);
+        EXPECT_NEAR(r[1], ignored[k].y1 / rec.height, 1e-5);
+        EXPECT_NEAR(r[2], ignored[k].x2 / rec.width, 1e-5);
+        EXPECT_NEAR(r[3], ignored[k].y2 / rec.height, 1e-5);
+      }
       for (size_t k = 0; k < G; ++k) {
         const size_t j = i * G + k;
         ASSERT_EQ(b.valid[j], k < targets.size() ? 1 : 0);
@@ -792,6 +820,7 @@ TEST(Loader, BatchShapesAndTargets) {
       }
     }
     EXPECT_EQ(static_cast<size_t>(b.max_boxes), g_needed);
+    EXPECT_EQ(I, i_needed);
     seen += B;
   }
   EXPECT_EQ(sizes, (std::vector<int>{4, 4, 2}));

@@ -69,6 +69,13 @@ std::string make_easy_set(const fs::path& dir, int count, uint64_t seed) {
   return (dir / "annotations.json").string();
 }
 
+// Marks every n-th annotation of a COCO file `ignore` (regions the loss leaves alone).
+void mark_ignored(const std::string& coco_json, size_t n) {
+  nlohmann::json j = nlohmann::json::parse(std::ifstream(coco_json));
+  for (size_t k = 0; k < j["annotations"].size(); k += n) j["annotations"][k]["ignore"] = 1;
+  std::ofstream(coco_json) << j.dump();
+}
+
 TrainSpec small_spec(const std::string& train_json, const std::string& val_json,
                      const std::string& out) {
   TrainSpec s;
@@ -181,7 +188,10 @@ TEST(Trainer, ResumeReproducesUninterruptedRun) {
   TempDir tmp;
   const std::string tr = make_easy_set(tmp.path() / "train", 48, 5);
   const std::string va = make_easy_set(tmp.path() / "val", 16, 6);
+  mark_ignored(tr, 5);   // regions left out of the class loss (--ignored mask, the default)
+  mark_ignored(va, 5);
   TrainSpec s = small_spec(tr, va, tmp / "straight");
+  ASSERT_EQ(s.options.ignored, "mask");
   s.config.dropout = 0.3;          // dropout draws from the generator whose state is saved
   s.options.epochs = 3;
   s.options.freeze_epochs = 1;     // resume crosses the unfreeze point and the cycle restart
@@ -253,6 +263,26 @@ TEST(Trainer, ResumeReproducesUninterruptedRun) {
   ASSERT_EQ(u.history.size(), 3u);
   EXPECT_LE(max_abs_diff(a.weights_path, u.weights_path), 1e-6);
   EXPECT_NEAR(a.history[2].val_loss, u.history[2].val_loss, 1e-6);
+
+  // A run stored before --ignored existed trained the anchors in ignored regions as background:
+  // it resumes so (other weights and losses than the masked run's).
+  {
+    nlohmann::json run = nlohmann::json::parse(std::ifstream(tmp.path() / "straight" / "run.json"));
+    ASSERT_EQ(run["options"]["ignored"], "mask");
+    run["options"].erase("ignored");
+    EXPECT_EQ(ssdtrain::train_spec_from_json(run.dump()).options.ignored, "background");
+    fs::create_directories(tmp.path() / "older");
+    std::ofstream(tmp.path() / "older" / "run.json") << run.dump(1);
+  }
+  TrainResult old = ssdtrain::resume(tmp / "older", -1, true);
+  ASSERT_TRUE(old.finished);
+  EXPECT_GT(max_abs_diff(a.weights_path, old.weights_path), 1e-4);
+  EXPECT_GT(old.history[0].train_loss, a.history[0].train_loss);   // more anchors in the loss
+  TrainSpec s4 = s;
+  s4.out_dir = tmp / "background";
+  s4.options.ignored = "background";
+  TrainResult d = ssdtrain::train(s4);
+  EXPECT_LE(max_abs_diff(old.weights_path, d.weights_path), 1e-6);
 
   // A different seed gives different weights (the comparison above is not vacuous).
   TrainSpec s3 = s;
@@ -739,7 +769,8 @@ TEST(Cli, BadInputsGiveCleanErrors) {
   expect_clean_failure("train --synth 8 --clip nan --out " + tmp / "r15", "--clip must be a finite number");
   expect_clean_failure("train --synth 8 --lr-div inf --out " + tmp / "r16", "--lr-div must be a finite number");
   expect_clean_failure("train --synth 8 --div-factor inf --out " + tmp / "r17", "--div-factor must be a finite number");
-  expect_clean_failure("train --synth 8 --val-fraction 7 --out " + tmp / "r18", "--val-fraction must be in (0, 1)");
+  expect_clean_failure("train --synth 8 --val-fraction 7 --out " + tmp / "r18", "--val-fraction must be in [0, 1)");
+  expect_clean_failure("train --synth 8 --ignored skip --out " + tmp / "r22", "--ignored");
   expect_clean_failure("train --synth 8 --epochs 3 --freeze-epochs 5 --out " + tmp / "r19",
                        "--freeze-epochs (5) must be <= --epochs (3)");
   for (const char* r : {"r14", "r15", "r16", "r17", "r18", "r19"}) EXPECT_FALSE(fs::exists(tmp.path() / r)) << r;
@@ -766,6 +797,39 @@ TEST(Cli, BadInputsGiveCleanErrors) {
   expect_clean_failure("lr-find --synth 8 --epochs 3 --out " + tmp / "l2", "--epochs");   // training only
   expect_clean_failure("eval --synth 4 --synth-dir " + tmp / "e" + " --json " + tmp / "no/such/dir/e.json",
                        "no folder");
+}
+
+// --val-fraction 0: every image trains; no validation loss, mAP nor best.safetensors, and
+// predictions.png shows training images.
+TEST(Cli, ValFractionZeroTrainsOnEveryImage) {
+  TempDir tmp;
+  ASSERT_EQ(run_cli("synth --out " + tmp / "d" + " --count 12 --size 64 --format png").status, 0);
+  const std::string common = "train --coco " + tmp / "d/annotations.json" + " --size 64 --grids 2,1 "
+                             "--head-channels 16 --batch 4 --epochs 2 --workers 1 --threads 1 ";
+  CliRun held = run_cli(common + "--out " + tmp / "held");
+  ASSERT_EQ(held.status, 0) << held.output;
+  EXPECT_NE(held.output.find("data: train 11 images"), std::string::npos) << held.output;
+  EXPECT_TRUE(fs::exists(tmp.path() / "held" / "best.safetensors"));
+  CliRun all = run_cli(common + "--val-fraction 0 --out " + tmp / "all");
+  ASSERT_EQ(all.status, 0) << all.output;
+  EXPECT_NE(all.output.find("data: train 12 images (COCO"), std::string::npos) << all.output;
+  EXPECT_NE(all.output.find("validation none (--val-fraction 0)"), std::string::npos) << all.output;
+  const fs::path run = tmp.path() / "all";
+  for (const char* f : {"model.safetensors", "checkpoint.pt", "metrics.csv", "loss.png", "predictions.png"})
+    EXPECT_TRUE(fs::exists(run / f)) << f;
+  EXPECT_FALSE(fs::exists(run / "best.safetensors"));
+  EXPECT_FALSE(fs::exists(run / "pr_curve.png"));
+  const nlohmann::json h = nlohmann::json::parse(std::ifstream(run / "history.json"));
+  ASSERT_EQ(h.size(), 2u);
+  for (const auto& e : h) {
+    EXPECT_TRUE(e["val_loss"].is_null()) << e.dump();
+    EXPECT_EQ(e["map50"], -1) << e.dump();
+    EXPECT_GT(e["train_loss"].get<double>(), 0) << e.dump();
+  }
+  // The table's validation columns read "-"; the run resumes (to its end: nothing left to do).
+  EXPECT_NE(all.output.find("-         -            -"), std::string::npos) << all.output;
+  CliRun again = run_cli("train --resume " + run.string() + " --quiet");
+  EXPECT_EQ(again.status, 0) << again.output;
 }
 
 TEST(Cli, SynthTrainInfoPredictEval) {
