@@ -1,18 +1,25 @@
 // Example application embedding the `ssd` plugin: builds a pipeline around ssddetect, reads
-// the detections in a pad probe on ssddetect's source pad and prints them.
+// the detections in a pad probe and prints them, with their tracking ids.
 //
 //   ssd-example-app [--model PATH] [--min-detections N] FILE
-//       decodes FILE (a video or a still image) with uridecodebin
+//       decodes FILE (a video or a still image) with uridecodebin:
+//       uridecodebin ! videoconvert ! ssddetect ! ssdtrack ! fakesink
 //   ssd-example-app [--model PATH] [--min-detections N] --pipeline "videotestsrc ! ssddetect ! fakesink"
 //       any gst-launch description with an ssddetect in it (with several: the one named
 //       `detect`)
 //
-// Run from the build tree with GST_PLUGIN_PATH=<build>/gst-plugin. Exit status: 0 on success,
-// 1 on a pipeline error, 2 when fewer than --min-detections detections were seen.
+// The probe sits on the source pad of the pipeline's ssdtrack when it has one (the tracker adds
+// the `object_id` structure, printed as `#ID`), else on the ssddetect's. Ctrl-C (SIGINT) sends
+// EOS, so that the pipeline ends as at the end of the stream (a muxer finishes its file); a
+// second one stops at once. Run from the build tree with GST_PLUGIN_PATH=<build>/gst-plugin.
+// Exit status: 0 on success, 1 on a pipeline error, 2 when fewer than --min-detections
+// detections were seen.
 #include <algorithm>
+#include <csignal>
 #include <cstdio>
 #include <string>
 
+#include <glib-unix.h>
 #include <gst/gst.h>
 #include <gst/video/video.h>
 
@@ -20,12 +27,15 @@ namespace {
 
 struct App {
   GMainLoop* loop = nullptr;
+  GstElement* pipeline = nullptr;
+  bool interrupted = false;
   guint64 frames = 0;
   guint64 detections = 0;
   bool error = false;
 };
 
-// Called for every buffer leaving ssddetect: the region-of-interest metas are the detections.
+// Called for every buffer leaving ssdtrack (or ssddetect): the region-of-interest metas are the
+// detections.
 GstPadProbeReturn on_buffer(GstPad*, GstPadProbeInfo* info, gpointer user_data) {
   auto* app = static_cast<App*>(user_data);
   GstBuffer* buffer = GST_PAD_PROBE_INFO_BUFFER(info);
@@ -35,6 +45,7 @@ GstPadProbeReturn on_buffer(GstPad*, GstPadProbeInfo* info, gpointer user_data) 
   gpointer state = nullptr;
   GstMeta* meta;
   int n = 0;
+  bool carried = false;
   while ((meta = gst_buffer_iterate_meta_filtered(buffer, &state, GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE))) {
     auto* roi = reinterpret_cast<GstVideoRegionOfInterestMeta*>(meta);
     const gchar* label = g_quark_to_string(roi->roi_type);
@@ -42,16 +53,22 @@ GstPadProbeReturn on_buffer(GstPad*, GstPadProbeInfo* info, gpointer user_data) 
     if (const GstStructure* s = gst_video_region_of_interest_meta_get_param(roi, "detection")) {
       if (const gchar* l = gst_structure_get_string(s, "label")) label = l;
       gst_structure_get_double(s, "confidence", &confidence);
+      gboolean c = FALSE;   // a box repeated from the last analysed frame (ssddetect interval=N)
+      if (gst_structure_get_boolean(s, "carried", &c) && c) carried = true;
     }
+    char id[24] = "";
+    gint object_id = -1;
+    if (const GstStructure* s = gst_video_region_of_interest_meta_get_param(roi, "object_id"))
+      if (gst_structure_get_int(s, "id", &object_id)) std::snprintf(id, sizeof id, " #%d", object_id);
     // Regions of other producers (or ssddetect's after videoscale, which drops the `detection`
     // structure) have no confidence: "?".
     char conf[16] = "?";
     if (confidence >= 0) std::snprintf(conf, sizeof conf, "%.2f", confidence);
-    std::printf("%s %s %s [x=%u y=%u w=%u h=%u]", n ? "," : "", label ? label : "?", conf, roi->x, roi->y,
+    std::printf("%s %s%s %s [x=%u y=%u w=%u h=%u]", n ? "," : "", label ? label : "?", id, conf, roi->x, roi->y,
                 roi->w, roi->h);
     n++;
   }
-  std::printf("%s\n", n ? "" : " nothing");
+  std::printf("%s%s\n", n ? "" : " nothing", carried ? " (carried from the last analysed frame)" : "");
   std::fflush(stdout);
   app->detections += n;
   return GST_PAD_PROBE_OK;
@@ -80,6 +97,35 @@ gboolean on_message(GstBus*, GstMessage* msg, gpointer user_data) {
   return TRUE;
 }
 
+// The first element of the pipeline made by `factory`, or nullptr (a new reference).
+GstElement* find_by_factory(GstElement* pipeline, const char* factory) {
+  GstIterator* it = gst_bin_iterate_recurse(GST_BIN(pipeline));
+  GValue item = G_VALUE_INIT;
+  GstElement* found = nullptr;
+  while (!found && gst_iterator_next(it, &item) == GST_ITERATOR_OK) {
+    auto* e = GST_ELEMENT(g_value_get_object(&item));
+    GstElementFactory* f = gst_element_get_factory(e);
+    if (f && g_str_equal(GST_OBJECT_NAME(f), factory)) found = GST_ELEMENT(gst_object_ref(e));
+    g_value_reset(&item);
+  }
+  g_value_unset(&item);
+  gst_iterator_free(it);
+  return found;
+}
+
+// Ctrl-C: EOS, so that the pipeline ends as at the end of its stream; a second one quits.
+gboolean on_sigint(gpointer user_data) {
+  auto* app = static_cast<App*>(user_data);
+  if (app->interrupted) {
+    g_main_loop_quit(app->loop);
+  } else {
+    app->interrupted = true;
+    std::fprintf(stderr, "interrupted: sending EOS (Ctrl-C again to stop at once)\n");
+    gst_element_send_event(app->pipeline, gst_event_new_eos());
+  }
+  return G_SOURCE_CONTINUE;
+}
+
 GstElement* find_detector(GstElement* pipeline) {
   if (!GST_IS_BIN(pipeline)) return nullptr;
   // The one named "detect" when several are there (as read_detections.py takes it).
@@ -88,18 +134,7 @@ GstElement* find_detector(GstElement* pipeline) {
     if (f && g_str_equal(GST_OBJECT_NAME(f), "ssddetect")) return named;
     gst_object_unref(named);   // another element of that name: look for an ssddetect
   }
-  GstIterator* it = gst_bin_iterate_recurse(GST_BIN(pipeline));
-  GValue item = G_VALUE_INIT;
-  GstElement* found = nullptr;
-  while (!found && gst_iterator_next(it, &item) == GST_ITERATOR_OK) {
-    auto* e = GST_ELEMENT(g_value_get_object(&item));
-    GstElementFactory* f = gst_element_get_factory(e);
-    if (f && g_str_equal(GST_OBJECT_NAME(f), "ssddetect")) found = GST_ELEMENT(gst_object_ref(e));
-    g_value_reset(&item);
-  }
-  g_value_unset(&item);
-  gst_iterator_free(it);
-  return found;
+  return find_by_factory(pipeline, "ssddetect");
 }
 
 }  // namespace
@@ -133,7 +168,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "%s\n", err->message);
       return 1;
     }
-    launch = std::string("uridecodebin uri=\"") + uri + "\" ! videoconvert ! ssddetect ! fakesink";
+    launch = std::string("uridecodebin uri=\"") + uri + "\" ! videoconvert ! ssddetect ! ssdtrack ! fakesink";
     g_free(uri);
   } else {
     std::fprintf(stderr, "usage: %s [--model PATH] [--min-detections N] FILE | --pipeline DESC\n", argv[0]);
@@ -157,11 +192,16 @@ int main(int argc, char** argv) {
 
   App app;
   app.loop = g_main_loop_new(nullptr, FALSE);
-  GstPad* src = gst_element_get_static_pad(detector, "src");
+  app.pipeline = pipeline;
+  // Read behind the tracker when there is one: its regions carry the tracking ids.
+  GstElement* tracker = find_by_factory(pipeline, "ssdtrack");
+  GstPad* src = gst_element_get_static_pad(tracker ? tracker : detector, "src");
   gst_pad_add_probe(src, GST_PAD_PROBE_TYPE_BUFFER, on_buffer, &app, nullptr);
   gst_object_unref(src);
+  if (tracker) gst_object_unref(tracker);
   GstBus* bus = gst_element_get_bus(pipeline);
   gst_bus_add_watch(bus, on_message, &app);
+  const guint sigint = g_unix_signal_add(SIGINT, on_sigint, &app);
 
   if (gst_element_set_state(pipeline, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE) {
     // The reason (e.g. an unreadable model) is in the error message on the bus.
@@ -174,6 +214,7 @@ int main(int argc, char** argv) {
   } else {
     g_main_loop_run(app.loop);
   }
+  g_source_remove(sigint);
   gst_element_set_state(pipeline, GST_STATE_NULL);
   std::printf("%" G_GUINT64_FORMAT " frames, %" G_GUINT64_FORMAT " detections\n", app.frames, app.detections);
 

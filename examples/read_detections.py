@@ -3,19 +3,28 @@
 
     GST_PLUGIN_PATH=build/gst-plugin python3 examples/read_detections.py IMAGE_OR_VIDEO
     GST_PLUGIN_PATH=build/gst-plugin python3 examples/read_detections.py \
-        --pipeline "videotestsrc num-buffers=10 ! ssddetect name=detect ! fakesink"
+        --pipeline "videotestsrc num-buffers=10 ! ssddetect name=detect ! ssdtrack ! fakesink"
 
-Each detection is a GstVideo.VideoRegionOfInterestMeta with a `detection` Gst.Structure
-(label_id, label, confidence, x_min, y_min, x_max, y_max). PyGObject (3.42, GStreamer 1.22)
-has no Gst.Buffer.iterate_meta() and Buffer.get_meta() returns an uncast Gst.Meta, so the
-regions are fetched by id with GstVideo.buffer_get_video_region_of_interest_meta_id():
-ssddetect numbers the regions of a frame 0, 1, ... (after the ids of regions already there, such
-as another detector's), and Buffer.get_n_meta() gives how many to look for.
+A FILE runs `uridecodebin ! videoconvert ! ssddetect ! ssdtrack ! fakesink`. The probe sits on
+the source pad of the pipeline's ssdtrack when it has one (the tracker adds an `object_id`
+Gst.Structure with the int `id`, printed as #ID), else on the ssddetect's (the one named
+`detect`). Each detection is a GstVideo.VideoRegionOfInterestMeta with a `detection`
+Gst.Structure (label_id, label, confidence, x_min, y_min, x_max, y_max, carried).
+PyGObject (3.42, GStreamer 1.22) has no Gst.Buffer.iterate_meta() and Buffer.get_meta()
+returns an uncast Gst.Meta, so the regions are fetched by id with
+GstVideo.buffer_get_video_region_of_interest_meta_id(): ssddetect numbers the regions of a
+frame 0, 1, ... (after the ids of regions already there, such as another detector's), and
+Buffer.get_n_meta() gives how many to look for. Regions of another producer that repeat an id
+(GStreamer's default id is 0) cannot all be fetched so: the script says how many it missed.
+
+Ctrl-C sends EOS, so that the pipeline ends as at the end of its stream (a muxer finishes its
+file); a second Ctrl-C stops at once.
 
 Exit status: 0 on success, 1 on a pipeline error, 2 when fewer than --min-detections
 detections were seen.
 """
 import argparse
+import signal
 import sys
 
 import gi
@@ -25,36 +34,58 @@ gi.require_version("GstVideo", "1.0")
 from gi.repository import GLib, Gst, GstVideo  # noqa: E402
 
 
+# Ids beyond the region count looked at before giving up on the regions not found yet.
+ID_SLACK = 1024
+
+
+class Detection:
+    """One region of interest: label, confidence (None without a `detection` structure), pixel
+    box (x, y, w, h), normalised box (x_min, y_min, x_max, y_max; None without the structure),
+    tracking id (None when untracked) and carried (repeated from the last analysed frame)."""
+
+    def __init__(self, roi):
+        self.label = GLib.quark_to_string(roi.roi_type)
+        self.confidence = None
+        self.normalised = None
+        self.carried = False
+        self.box = (roi.x, roi.y, roi.w, roi.h)
+        s = roi.get_param("detection")
+        if s is not None:
+            self.label = s.get_string("label") or self.label
+            ok, confidence = s.get_double("confidence")
+            self.confidence = confidence if ok else None
+            self.normalised = tuple(s.get_double(k)[1] for k in ("x_min", "y_min", "x_max", "y_max"))
+            ok, carried = s.get_boolean("carried")
+            self.carried = bool(ok and carried)
+        self.object_id = None
+        t = roi.get_param("object_id")
+        if t is not None:
+            ok, object_id = t.get_int("id")
+            self.object_id = object_id if ok else None
+
+
 def detections_of(buffer):
-    """The (label, confidence, (x, y, w, h), (x_min, y_min, x_max, y_max)) of a buffer."""
+    """The Detections of a buffer, and how many of its regions could not be fetched by id."""
     out = []
     roi_api = GstVideo.VideoRegionOfInterestMeta.get_info().api  # after Gst.init()
     count = buffer.get_n_meta(roi_api)
     roi_id = 0
     # Ids are small and unique per frame, but need not be consecutive (regions of several
-    # detectors, or removed ones): look until every region is found.
-    while len(out) < count and roi_id < count + 65536:
+    # detectors, or removed ones): look until every region is found, or ID_SLACK ids past the
+    # count (regions whose ids repeat are found once).
+    while len(out) < count and roi_id < count + ID_SLACK:
         roi = GstVideo.buffer_get_video_region_of_interest_meta_id(buffer, roi_id)
         roi_id += 1
-        if roi is None:
-            continue
-        label = GLib.quark_to_string(roi.roi_type)
-        confidence = None
-        norm = None
-        s = roi.get_param("detection")
-        if s is not None:
-            label = s.get_string("label") or label
-            ok, confidence = s.get_double("confidence")
-            confidence = confidence if ok else None
-            norm = tuple(s.get_double(k)[1] for k in ("x_min", "y_min", "x_max", "y_max"))
-        out.append((label, confidence, (roi.x, roi.y, roi.w, roi.h), norm))
-    return out
+        if roi is not None:
+            out.append(Detection(roi))
+    return out, count - len(out)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("file", nargs="?", help="video or image file")
-    parser.add_argument("--pipeline", help="gst-launch description with an ssddetect named 'detect'")
+    parser.add_argument("--pipeline", help="gst-launch description with an ssddetect named 'detect' "
+                        "(and an ssdtrack, whose regions carry tracking ids)")
     parser.add_argument("--model", help="weights file (default: the shipped model)")
     parser.add_argument("--min-detections", type=int, default=0)
     args = parser.parse_args()
@@ -64,7 +95,7 @@ def main():
         description = args.pipeline
     elif args.file:
         uri = Gst.filename_to_uri(args.file)
-        description = f'uridecodebin uri="{uri}" ! videoconvert ! ssddetect name=detect ! fakesink'
+        description = f'uridecodebin uri="{uri}" ! videoconvert ! ssddetect name=detect ! ssdtrack ! fakesink'
     else:
         parser.error("give a FILE or --pipeline")
     try:
@@ -79,22 +110,46 @@ def main():
     if args.model:
         detect.set_property("model", args.model)
 
-    counts = {"frames": 0, "detections": 0}
+    counts = {"frames": 0, "detections": 0, "missed": 0}
+
+    def describe(d):
+        # Regions of other producers (or ssddetect's after videoscale, which drops the
+        # `detection` structure) have no confidence: "?".
+        ident = "" if d.object_id is None else f" #{d.object_id}"
+        conf = "?" if d.confidence is None else f"{d.confidence:.2f}"
+        x, y, w, h = d.box
+        return f"{d.label}{ident} {conf} [x={x} y={y} w={w} h={h}]"
 
     def on_buffer(pad, info):
         buffer = info.get_buffer()
-        dets = detections_of(buffer)
+        dets, missed = detections_of(buffer)
         t = buffer.pts / Gst.SECOND if buffer.pts != Gst.CLOCK_TIME_NONE else -1
-        # Regions of other producers (or ssddetect's after videoscale, which drops the
-        # `detection` structure) have no confidence: "?".
-        text = ", ".join(f"{label} {'?' if conf is None else f'{conf:.2f}'} [x={b[0]} y={b[1]} w={b[2]} h={b[3]}]"
-                         for label, conf, b, _ in dets) or "nothing"
+        text = ", ".join(describe(d) for d in dets) or "nothing"
+        if any(d.carried for d in dets):
+            text += " (carried from the last analysed frame)"
+        if missed:
+            text += f" ({missed} region(s) with a repeated id not read)"
         print(f"frame {counts['frames']} (t={t:.3f} s): {text}", flush=True)
         counts["frames"] += 1
         counts["detections"] += len(dets)
+        counts["missed"] += missed
         return Gst.PadProbeReturn.OK
 
-    detect.get_static_pad("src").add_probe(Gst.PadProbeType.BUFFER, on_buffer)
+    # Read behind the tracker when there is one: its regions carry the tracking ids.
+    tracker = next((e for e in pipeline.iterate_recurse()
+                    if e.get_factory() is not None and e.get_factory().get_name() == "ssdtrack"), None)
+    (tracker or detect).get_static_pad("src").add_probe(Gst.PadProbeType.BUFFER, on_buffer)
+
+    interrupted = []
+
+    def on_sigint(signum, frame):
+        if interrupted:
+            raise KeyboardInterrupt
+        interrupted.append(True)
+        print("interrupted: sending EOS (Ctrl-C again to stop at once)", file=sys.stderr)
+        pipeline.send_event(Gst.Event.new_eos())
+
+    signal.signal(signal.SIGINT, on_sigint)
 
     bus = pipeline.get_bus()
     error = None
@@ -102,9 +157,17 @@ def main():
         # The reason (e.g. an unreadable model) is in the error message on the bus.
         error = bus.pop_filtered(Gst.MessageType.ERROR) or "state change failed"
     else:
-        msg = bus.timed_pop_filtered(Gst.CLOCK_TIME_NONE, Gst.MessageType.ERROR | Gst.MessageType.EOS)
-        if msg.type == Gst.MessageType.ERROR:
-            error = msg
+        # A short timeout, so that Python runs the SIGINT handler between two waits.
+        try:
+            while True:
+                msg = bus.timed_pop_filtered(100 * Gst.MSECOND, Gst.MessageType.ERROR | Gst.MessageType.EOS)
+                if msg is None:
+                    continue
+                if msg.type == Gst.MessageType.ERROR:
+                    error = msg
+                break
+        except KeyboardInterrupt:
+            pass
     if isinstance(error, Gst.Message):
         err, debug = error.parse_error()
         print(f"error from {error.src.get_name()}: {err.message}\n{debug}", file=sys.stderr)
@@ -112,6 +175,8 @@ def main():
         print(error, file=sys.stderr)
     pipeline.set_state(Gst.State.NULL)
     print(f"{counts['frames']} frames, {counts['detections']} detections")
+    if counts["missed"]:
+        print(f"{counts['missed']} region(s) not read: another producer repeated their ids", file=sys.stderr)
     if error:
         return 1
     return 2 if counts["detections"] < args.min_detections else 0

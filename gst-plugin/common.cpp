@@ -119,6 +119,8 @@ std::vector<RoiDetection> read_rois(GstBuffer* buffer, int width, int height) {
       gint id = 0;
       if (gst_structure_get_int(s, "label_id", &id)) d.label_id = id;
       get_double(s, "confidence", &d.confidence);
+      gboolean carried = FALSE;
+      if (gst_structure_get_boolean(s, "carried", &carried)) d.carried = carried;
       double x0, y0, x1, y1;
       // (Another producer's NaN or infinity: the box from the pixels stays.)
       if (get_double(s, "x_min", &x0) && get_double(s, "y_min", &y0) && get_double(s, "x_max", &x1) &&

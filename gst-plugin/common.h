@@ -40,6 +40,8 @@ struct RoiDetection {
   int label_id = -1;          // -1 when the producer did not give one
   double confidence = -1.0;   // -1 when the producer did not give one
   int object_id = -1;         // tracking id (the `object_id` structure), -1 when untracked
+  bool carried = false;       // the `detection` structure's `carried`: a box ssddetect repeated
+                              // from the last analysed frame (`interval`)
   int x = 0, y = 0, w = 0, h = 0;                             // pixels
   double x_min = 0, y_min = 0, x_max = 0, y_max = 0;          // normalised to [0, 1]
 };

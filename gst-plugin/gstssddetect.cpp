@@ -16,8 +16,9 @@
  *   so that bindings without a meta iterator can use
  *   gst_buffer_get_video_region_of_interest_meta_id();
  * - a parameter #GstStructure named `detection` (DL Streamer's convention) with the fields
- *   `label_id` (int), `label` (string), `confidence` (double, 0-1) and `x_min`, `y_min`,
- *   `x_max`, `y_max` (double, normalised to the frame size).
+ *   `label_id` (int), `label` (string), `confidence` (double, 0-1), `x_min`, `y_min`,
+ *   `x_max`, `y_max` (double, normalised to the frame size) and `carried` (boolean: TRUE on a
+ *   frame `interval` skipped, whose boxes are those of the last analysed frame, repeated).
  *
  * When built against GStreamer 1.24 or newer, each detection is also added to the buffer's
  * GstAnalyticsRelationMeta as a GstAnalyticsODMtd.
@@ -1241,7 +1242,9 @@ static gboolean gst_ssd_detect_sink_event(GstBaseTransform* trans, GstEvent* eve
   return GST_BASE_TRANSFORM_CLASS(gst_ssd_detect_parent_class)->sink_event(trans, event);
 }
 
-static void attach_detections(GstSsdDetect* self, GstBuffer* buf, const std::vector<ssd::Detection>& dets) {
+// `carried`: the frame was not analysed (`interval`) and gets the last analysed frame's boxes.
+static void attach_detections(GstSsdDetect* self, GstBuffer* buf, const std::vector<ssd::Detection>& dets,
+                              bool carried) {
   SsdDetectState* st = self->state;
   const int width = GST_VIDEO_INFO_WIDTH(&st->info);
   const int height = GST_VIDEO_INFO_HEIGHT(&st->info);
@@ -1279,7 +1282,8 @@ static void attach_detections(GstSsdDetect* self, GstBuffer* buf, const std::vec
                                         "x_min", G_TYPE_DOUBLE, x0,
                                         "y_min", G_TYPE_DOUBLE, y0,
                                         "x_max", G_TYPE_DOUBLE, x1,
-                                        "y_max", G_TYPE_DOUBLE, y1, nullptr);
+                                        "y_max", G_TYPE_DOUBLE, y1,
+                                        "carried", G_TYPE_BOOLEAN, carried ? TRUE : FALSE, nullptr);
     gst_video_region_of_interest_meta_add_param(roi, s);   // takes ownership
 #ifdef HAVE_GST_ANALYTICS
     // Returns the relation meta an upstream analyser attached, if any (one per buffer).
@@ -1416,7 +1420,8 @@ static GstFlowReturn detect_frame(GstSsdDetect* self, GstBuffer* buf) {
   if (GST_BUFFER_FLAG_IS_SET(buf, GST_BUFFER_FLAG_GAP)) {
     return GST_FLOW_OK;   // no picture to analyse
   }
-  if (count_frame(st, buf, interval)) {
+  const bool analyse = count_frame(st, buf, interval);
+  if (analyse) {
     const Region picture = gstssd::picture_rect(buf, st->info);
     const std::optional<Region> region = analysed_region(st, picture);
     std::vector<ssd::Detection> dets;
@@ -1434,7 +1439,7 @@ static GstFlowReturn detect_frame(GstSsdDetect* self, GstBuffer* buf) {
     st->last = std::move(dets);
   }
   // Frames between two analysed ones carry the last detections so that boxes do not blink.
-  attach_detections(self, buf, st->last);
+  attach_detections(self, buf, st->last, !analyse);
   return GST_FLOW_OK;
 }
 
@@ -1463,7 +1468,7 @@ static void complete_oldest(GstSsdDetect* self) {
       st->last = std::move(results[next++]);
       region_to_frame(h.region, h.picture, st->info, &st->last);
     }
-    if (!h.gap) attach_detections(self, h.buffer, st->last);
+    if (!h.gap) attach_detections(self, h.buffer, st->last, !h.analyse);
     st->ready.push_back(GST_MINI_OBJECT_CAST(h.buffer));
     for (GstEvent* e : h.events) st->ready.push_back(GST_MINI_OBJECT_CAST(e));
   }
@@ -1558,7 +1563,7 @@ static GstFlowReturn hold_frame(GstSsdDetect* self, GstBuffer* buf) {
   const bool analyse = count_frame(st, buf, interval);
   if (!analyse && st->pending.empty() && st->submitted.empty()) {
     // Nothing ahead of it: a skipped frame goes straight out with the last detections.
-    if (!gap) attach_detections(self, buf, st->last);
+    if (!gap) attach_detections(self, buf, st->last, true);
     st->ready.push_back(GST_MINI_OBJECT_CAST(buf));
     return GST_FLOW_OK;
   }

@@ -10,7 +10,7 @@
  *
  * |[
  * {"frame":12,"pts":400000000,"width":640,"height":480,
- *  "detections":[{"label":"car","label_id":2,"confidence":0.87,"object_id":3,
+ *  "detections":[{"label":"car","label_id":2,"confidence":0.87,"object_id":3,"carried":false,
  *                 "box":{"x":10,"y":20,"w":100,"h":50},
  *                 "box_normalized":{"x_min":0.016,"y_min":0.042,"x_max":0.172,"y_max":0.146}}]}
  * ]|
@@ -20,7 +20,9 @@
  * source); `pts` is in nanoseconds (null when the buffer has none); `label_id` and `confidence` are
  * null for regions that did not come from ssddetect and carry no `detection` structure, and
  * `object_id` (the tracking id of ssdtrack, or of any tracker writing DL Streamer's
- * `object_id` structure) is null for untracked regions. When built against GStreamer 1.24 or
+ * `object_id` structure) is null for untracked regions. `carried` is true for a box that
+ * ssddetect did not detect on this frame but repeated from the last analysed one (its
+ * `interval` skips frames; false on analysed frames and for other producers' regions). When built against GStreamer 1.24 or
  * newer, the #GstAnalyticsODMtd entries of the buffer's analytics relation meta that no region
  * stands for (GStreamer's own analytics elements write only those) follow the regions, with a
  * null `label_id` and, as `object_id`, the id of the newest #GstAnalyticsTrackingMtd they
@@ -230,6 +232,7 @@ static GstFlowReturn export_frame(GstSsdExport* self, GstBuffer* buf) {
     d["label_id"] = r.label_id >= 0 ? nlohmann::ordered_json(r.label_id) : nlohmann::ordered_json(nullptr);
     d["confidence"] = r.confidence >= 0 ? nlohmann::ordered_json(r.confidence) : nlohmann::ordered_json(nullptr);
     d["object_id"] = r.object_id >= 0 ? nlohmann::ordered_json(r.object_id) : nlohmann::ordered_json(nullptr);
+    d["carried"] = r.carried;
     d["box"] = {{"x", r.x}, {"y", r.y}, {"w", r.w}, {"h", r.h}};
     d["box_normalized"] = {{"x_min", r.x_min}, {"y_min", r.y_min}, {"x_max", r.x_max}, {"y_max", r.y_max}};
     dets.push_back(std::move(d));

@@ -12,6 +12,7 @@
 // converted to every raw format with GStreamer's own GstVideoConverter, so the detector's
 // conversion code is checked against an independent implementation.
 #include <malloc.h>
+#include <csignal>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -228,6 +229,7 @@ struct Det {
   double x_min = -1, y_min = -1, x_max = -1, y_max = -1;
   int id = -1;
   int object_id = -1;          // from the `object_id` structure (ssdtrack)
+  int carried = -1;            // the `detection` structure's boolean, -1 when absent
 };
 
 std::vector<Det> detections(GstBuffer* buffer) {
@@ -251,6 +253,8 @@ std::vector<Det> detections(GstBuffer* buffer) {
       gst_structure_get_double(s, "y_min", &d.y_min);
       gst_structure_get_double(s, "x_max", &d.x_max);
       gst_structure_get_double(s, "y_max", &d.y_max);
+      gboolean carried = FALSE;
+      if (gst_structure_get_boolean(s, "carried", &carried)) d.carried = carried ? 1 : 0;
     }
     if (const GstStructure* s = gst_video_region_of_interest_meta_get_param(roi, "object_id"))
       gst_structure_get_int(s, "id", &d.object_id);
@@ -766,6 +770,14 @@ TEST(SsdDetect, ClassThresholdsReplaceTheThresholdForTheirClasses) {
   gst_harness_teardown(h);
 }
 
+// Whether every detection's `carried` is `expect` (and there are some).
+bool all_carried(const std::vector<Det>& dets, bool expect) {
+  if (dets.empty()) return false;
+  for (const Det& d : dets)
+    if (d.carried != (expect ? 1 : 0)) return false;
+  return true;
+}
+
 bool same(const std::vector<Det>& a, const std::vector<Det>& b) {
   if (a.size() != b.size()) return false;
   for (size_t i = 0; i < a.size(); i++)
@@ -836,11 +848,15 @@ TEST(SsdDetect, IntervalCarriesTheLastDetections) {
   ASSERT_FALSE(same(s.ref_a, s.ref_b)) << "the two scenes should give different detections";
   ASSERT_FALSE(s.ref_a.empty());
   GstHarness* h = detect_harness("interval=3");
-  EXPECT_TRUE(same(detect_once(h, *s.a), s.ref_a));   // 0: analysed
-  EXPECT_TRUE(same(detect_once(h, *s.b), s.ref_a));   // 1: carries frame 0's
-  EXPECT_TRUE(same(detect_once(h, *s.b), s.ref_a));   // 2: carries frame 0's
-  EXPECT_TRUE(same(detect_once(h, *s.b), s.ref_b));   // 3: analysed
-  EXPECT_TRUE(same(detect_once(h, *s.a), s.ref_b));   // 4: carries frame 3's
+  // Each frame's regions say whether they were detected on it (`carried` FALSE) or repeated.
+  const std::pair<const Frame*, bool> frames[] = {
+      {s.a.get(), false}, {s.b.get(), true}, {s.b.get(), true}, {s.b.get(), false}, {s.a.get(), true}};
+  const std::vector<Det>* expect[] = {&s.ref_a, &s.ref_a, &s.ref_a, &s.ref_b, &s.ref_b};
+  for (int i = 0; i < 5; i++) {
+    const std::vector<Det> got = detect_once(h, *frames[i].first);
+    EXPECT_TRUE(same(got, *expect[i])) << "frame " << i;
+    EXPECT_TRUE(all_carried(got, frames[i].second)) << "frame " << i;
+  }
   gst_harness_teardown(h);
 }
 
@@ -2112,6 +2128,7 @@ TEST(SsdDetectBatching, IntervalCarriesDetectionsAcrossBatches) {
   for (int i = 0; i < 8; i++) {
     EXPECT_EQ(out[i].first, i);
     EXPECT_TRUE(same_batched(out[i].second, *expect[i])) << "frame " << i << ": " << describe(out[i].second);
+    EXPECT_TRUE(all_carried(out[i].second, i % 2 == 1)) << "frame " << i;
   }
   gst_harness_teardown(h);
 }
@@ -3678,7 +3695,14 @@ TEST(SsdTrack, FollowsSsdDetectAndShowsInExportAndOverlay) {
   ASSERT_TRUE(std::getline(in, line));
   const json j = json::parse(line);
   ASSERT_EQ(j["detections"].size(), frames[0].size());
-  for (size_t k = 0; k < frames[0].size(); k++) EXPECT_EQ(j["detections"][k]["object_id"], frames[0][k].object_id);
+  for (size_t k = 0; k < frames[0].size(); k++) {
+    EXPECT_EQ(j["detections"][k]["object_id"], frames[0][k].object_id);
+    EXPECT_EQ(j["detections"][k]["carried"], false);   // frame 0: analysed
+  }
+  ASSERT_TRUE(std::getline(in, line));
+  const json j1 = json::parse(line);
+  ASSERT_EQ(j1["detections"].size(), frames[0].size());
+  for (const auto& d : j1["detections"]) EXPECT_EQ(d["carried"], true) << line;   // frame 1: repeated
 
   // The overlay: the same tracked frame with and without ids differs; an untracked one does not.
   auto draw = [&](const char* props, bool tracked) {
@@ -3985,6 +4009,34 @@ Spawned spawn(const std::vector<std::string>& argv) {
   return r;
 }
 
+// Runs argv, sends it SIGINT after `seconds`, and returns its exit status and output.
+Spawned interrupt_after(const std::vector<std::string>& argv, double seconds) {
+  std::vector<gchar*> args;
+  for (const auto& a : argv) args.push_back(const_cast<gchar*>(a.c_str()));
+  args.push_back(nullptr);
+  Spawned r;
+  GPid pid = 0;
+  gint out_fd = -1;
+  GError* error = nullptr;
+  if (!g_spawn_async_with_pipes(nullptr, args.data(), nullptr, G_SPAWN_DO_NOT_REAP_CHILD, nullptr, nullptr, &pid,
+                                nullptr, &out_fd, nullptr, &error)) {
+    r.err = error->message;
+    g_error_free(error);
+    return r;
+  }
+  g_usleep(static_cast<gulong>(seconds * G_USEC_PER_SEC));
+  kill(pid, SIGINT);
+  char buf[4096];
+  ssize_t n;
+  while ((n = read(out_fd, buf, sizeof buf)) > 0) r.out.append(buf, static_cast<size_t>(n));
+  close(out_fd);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  g_spawn_close_pid(pid);
+  r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
 }  // namespace
 
 // ssd-clip, the demo's clip renderer and scorer: a line's frame is its pts at the clip's frame
@@ -4056,7 +4108,14 @@ TEST(Examples, CppApplicationPrintsTheDetections) {
   const Spawned r = spawn({SSD_EXAMPLE_APP, "--min-detections", "1", png});
   EXPECT_EQ(r.status, 0) << r.out << r.err;
   EXPECT_NE(r.out.find("frame 0"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find(top(ref)->label), std::string::npos) << describe(ref) << "\n" << r.out;
+  EXPECT_NE(r.out.find(top(ref)->label + " #"), std::string::npos) << describe(ref) << "\n" << r.out;   // ssdtrack's id
+  // Ctrl-C on a live source: EOS, the pipeline ends cleanly and the summary is printed.
+  const std::string live = "videotestsrc is-live=true pattern=ball ! video/x-raw,width=160,height=120,framerate=10/1 ! "
+                           "ssddetect interval=2 ! ssdtrack ! fakesink";
+  const Spawned stopped = interrupt_after({SSD_EXAMPLE_APP, "--pipeline", live}, 2.0);
+  EXPECT_EQ(stopped.status, 0) << stopped.out;
+  EXPECT_NE(stopped.out.find(" frames, "), std::string::npos) << stopped.out;
+  EXPECT_NE(stopped.out.find("(carried from the last analysed frame)"), std::string::npos) << stopped.out;
   // A broken model makes it exit with an error, not crash.
   const Spawned bad = spawn({SSD_EXAMPLE_APP, "--model", "/nonexistent.safetensors", png});
   EXPECT_EQ(bad.status, 1) << bad.out << bad.err;
@@ -4091,7 +4150,13 @@ TEST(Examples, PythonScriptReadsTheRegionsOfInterest) {
   if (gi.status != 0) GTEST_SKIP() << SSD_PYTHON << " has no PyGObject: " << gi.err;
   const Spawned r = spawn({SSD_PYTHON, SSD_EXAMPLE_SCRIPT, "--min-detections", "1", png});
   EXPECT_EQ(r.status, 0) << r.out << r.err;
-  EXPECT_NE(r.out.find(top(ref)->label), std::string::npos) << describe(ref) << "\n" << r.out;
+  EXPECT_NE(r.out.find(top(ref)->label + " #"), std::string::npos) << describe(ref) << "\n" << r.out;   // ssdtrack's id
+  const std::string live = "videotestsrc is-live=true pattern=ball ! video/x-raw,width=160,height=120,framerate=10/1 ! "
+                           "ssddetect name=detect interval=2 ! ssdtrack ! fakesink";
+  const Spawned stopped = interrupt_after({SSD_PYTHON, SSD_EXAMPLE_SCRIPT, "--pipeline", live}, 3.0);
+  EXPECT_EQ(stopped.status, 0) << stopped.out;
+  EXPECT_NE(stopped.out.find(" frames, "), std::string::npos) << stopped.out;
+  EXPECT_NE(stopped.out.find("(carried from the last analysed frame)"), std::string::npos) << stopped.out;
   // Behind another detector it reads both detectors' regions (their ids do not collide).
   auto count = [](const std::string& out) {
     const auto at = out.find(" frames, ");
