@@ -270,6 +270,9 @@ struct SsdDetectState {
   std::mutex lock;              // guards `settings` and the three flags below
   Settings settings;
   bool postprocess_changed = false;
+  // `nms-iou` set since a shared instance last took this element's (at start too): the IoU is
+  // the instance's, so only its own change, not another output setting's, may set it.
+  bool nms_iou_changed = true;
   bool filter_changed = false;    // `classes` or `class-thresholds` set while running
   bool region_changed = false;    // `region` set while running
 
@@ -682,13 +685,14 @@ static void apply_postprocess_locked(SsdDetectState* st) {
   const Settings& s = st->settings;
   st->class_thresholds = st->filter.class_thresholds(s.threshold, model_labels(st).size());
   if (st->shared) {
-    st->shared->set_nms_iou(s.nms_iou);
+    if (st->nms_iou_changed) st->shared->set_nms_iou(s.nms_iou);
   } else {
     st->detector->set_postprocess(s.threshold, s.nms_iou, s.max_detections, st->class_thresholds);
   }
   st->threshold = s.threshold;
   st->max_detections = s.max_detections;
   st->postprocess_changed = false;
+  st->nms_iou_changed = false;
 }
 
 // Puts the current `classes` and `class-thresholds` in place, checked against the model's
@@ -840,6 +844,7 @@ static void gst_ssd_detect_set_property(GObject* object, guint prop_id, const GV
       case PROP_NMS_IOU:
         s.nms_iou = g_value_get_float(value);
         st->postprocess_changed = true;
+        st->nms_iou_changed = true;
         break;
       case PROP_MAX_DETECTIONS:
         s.max_detections = g_value_get_int(value);
@@ -990,6 +995,7 @@ static gboolean gst_ssd_detect_start(GstBaseTransform* trans) {
     s = st->settings;
     st->settings_taken = true;
     st->postprocess_changed = false;
+    st->nms_iou_changed = true;   // a starting element's nms-iou becomes the instance's
     st->filter_changed = false;
     st->region_changed = false;
   }
@@ -2134,7 +2140,10 @@ static void gst_ssd_detect_class_init(GstSsdDetectClass* klass) {
    * frame arrives whose timestamp is this much later than the oldest held frame's, or, when no
    * frame comes, once the oldest held frame has waited this long (wall-clock). 0 (the default)
    * waits for a full batch (or EOS, a caps change, a drain). With `model-instance-id` it is the
-   * longest a shared batch waits (wall-clock) for more streams' frames, 0 not waiting at all.
+   * longest a shared batch waits (wall-clock) for more streams' frames, 0 not waiting at all;
+   * it waits only while fewer frames are queued than `batch-size` and than elements share the
+   * instance (each queues one frame at a time: one element alone never waits; a stream that
+   * stopped without leaving READY still counts).
    * A live stream whose caps give no frame rate has no other bound: with 0 the element posts a
    * warning, as the latency it reports cannot include the wait. Read when the element starts.
    */

@@ -122,6 +122,10 @@ struct SharedDetector::Impl {
   float nms_iou = 0.45f;
   bool stop = false;
   Stats stats;
+  // The instance itself, for its holders' count: each stream (a thread blocked in detect())
+  // queues one frame at a time, so a batch waits for more frames only while fewer than that
+  // are queued.
+  std::weak_ptr<SharedDetector> self;
 
   // Hands each caller of a batch its detections, or the batch's error (each caller throws its
   // own copy).
@@ -209,18 +213,22 @@ struct SharedDetector::Impl {
     const size_t max_batch = static_cast<size_t>(std::max(1, options.max_batch));
     const size_t max_in_flight = static_cast<size_t>(std::max(1, w.detector->max_in_flight()));
     std::deque<std::vector<Request*>> in_flight;
+    // Frames a batch waits for: max_batch, or as many as there are streams when fewer.
+    auto target = [&] { return std::min(max_batch, static_cast<size_t>(std::max(1L, self.use_count()))); };
+    // (No overflow of arrival + max_wait: a century at most.)
+    const auto max_wait = std::min<std::chrono::microseconds>(options.max_wait, std::chrono::hours(24 * 365 * 100));
     std::unique_lock<std::mutex> lock(mutex);
     for (;;) {
       work.wait(lock, [&] { return stop || !queue.empty() || !in_flight.empty(); });
       if (queue.empty() && in_flight.empty()) return;   // stopping, nothing left
       bool start = !queue.empty() && in_flight.size() < max_in_flight;
-      if (start && queue.size() < max_batch && options.max_wait.count() > 0) {
-        const auto deadline = queue.front()->arrival + options.max_wait;
+      if (start && queue.size() < target() && max_wait.count() > 0) {
+        const auto deadline = queue.front()->arrival + max_wait;
         if (Clock::now() < deadline) {
           if (!in_flight.empty()) {
             start = false;   // collect a batch while this one fills
           } else {
-            work.wait_until(lock, deadline, [&] { return stop || queue.size() >= max_batch; });
+            work.wait_until(lock, deadline, [&] { return stop || queue.size() >= target(); });
             if (queue.empty()) continue;   // another worker took the frames meanwhile
           }
         }
@@ -296,6 +304,7 @@ std::shared_ptr<SharedDetector> SharedDetector::acquire(const std::string& id, c
   }
   std::shared_ptr<SharedDetector> instance(new SharedDetector(std::move(impl)));
   Impl* i = instance->impl_.get();
+  i->self = instance;   // before the workers start
   for (auto& w : i->workers) {
     Worker* worker = w.get();
     worker->thread = std::thread([i, worker] { i->run(*worker); });

@@ -36,7 +36,10 @@ struct SharedDetectorOptions {
   // nms_iou is the instance's.
   DetectorOptions detector;
   int max_batch = 1;                         // frames per network run, at most
-  std::chrono::microseconds max_wait{0};     // how long a batch waits for more frames
+  // How long a batch waits for more frames after its first: only while fewer frames are queued
+  // than max_batch and than the instance has holders (streams: each queues one frame at a
+  // time, so one stream alone, or a batch size above the number of streams, does not wait).
+  std::chrono::microseconds max_wait{0};
 };
 
 class SharedDetector {

@@ -2347,6 +2347,45 @@ TEST(SsdDetectShared, StreamsShareOneModelAndKeepTheirOwnDetections) {
   }
 }
 
+// A shared batch waits for other streams' frames only while there are other streams: one
+// element alone, or a batch size above the number of elements, runs its frame at once rather
+// than after batch-timeout (2 s here).
+TEST(SsdDetectShared, ABatchDoesNotWaitForStreamsThatAreNotThere) {
+  const ssdtrain::SynthSample scene = one_object(320, 240, 2);
+  auto f = make_frame(scene.image, GST_VIDEO_FORMAT_RGB);
+  GstHarness* h = detect_harness("model-instance-id=lonely threshold=0.05 batch-size=4 batch-timeout=2000000000");
+  detect_once(h, *f);   // (a first frame may warm up)
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < 3; i++) EXPECT_FALSE(detect_once(h, *f).empty());
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_LT(s, 1.5) << "three frames of one stream waited for a batch of 4";
+  gst_harness_teardown(h);
+}
+
+// nms-iou is the instance's: set on one element while playing it holds for every stream, and
+// another element's change of its own threshold leaves it (it used to reset it to that
+// element's nms-iou).
+TEST(SsdDetectShared, AnotherStreamsThresholdChangeLeavesTheNmsIou) {
+  const ssdtrain::SynthSample scene = one_object(320, 240, 2);
+  auto f = make_frame(scene.image, GST_VIDEO_FORMAT_RGB);
+  const char* props = "model-instance-id=nms-test threshold=0.01 max-detections=200";
+  GstHarness* a = detect_harness(props);
+  GstHarness* b = detect_harness(props);
+  const size_t usual = detect_once(a, *f).size();
+  g_object_set(a->element, "nms-iou", 0.95f, nullptr);
+  const size_t loose = detect_once(a, *f).size();
+  ASSERT_GT(loose, usual) << "NMS at IoU 0.95 should keep more boxes";
+  EXPECT_EQ(detect_once(b, *f).size(), loose);   // the instance's IoU
+  g_object_set(b->element, "threshold", 0.011f, nullptr);
+  detect_once(b, *f);
+  EXPECT_EQ(detect_once(a, *f).size(), loose);
+  gfloat iou = 0;
+  g_object_get(b->element, "nms-iou", &iou, nullptr);
+  EXPECT_FLOAT_EQ(iou, 0.45f);   // b's own property, not the instance's
+  gst_harness_teardown(a);
+  gst_harness_teardown(b);
+}
+
 // The first element of an id loads the model; another asking for other instance-wide settings
 // fails its start naming the difference, one differing only in per-stream settings joins, and
 // once the last element has stopped the id is free again.
