@@ -662,8 +662,21 @@ std::vector<std::vector<Detection>> download(const std::vector<ImageDetections>&
 
 }  // namespace
 
+namespace {
+
+// `threads` (> 0) intra-op threads for the calling thread. LibTorch's count (OpenMP's) is per
+// thread once the thread has run a parallel region, but a thread's first region takes the
+// process-wide value set last, whichever detector set it: so each detector sets its own count in
+// the thread that runs it (get_num_threads() does that first initialisation). 0: as it is.
+void use_threads(int threads) {
+  if (threads > 0 && torch::get_num_threads() != threads) torch::set_num_threads(threads);
+}
+
+}  // namespace
+
 void Detector::submit(const std::vector<FrameView>& frames) {
   auto& d = *impl_;
+  use_threads(d.options.threads);
   if (d.pending == d.slots.size())
     throw Error("submit: " + std::to_string(d.pending) + " batch(es) already in flight (max_in_flight " +
                 std::to_string(d.slots.size()) + "); collect() first");
@@ -752,6 +765,7 @@ void Detector::submit(const std::vector<FrameView>& frames) {
 std::vector<std::vector<Detection>> Detector::collect() {
   auto& d = *impl_;
   if (d.pending == 0) throw Error("collect: no batch in flight");
+  use_threads(d.options.threads);   // (ssddetect may collect in another thread than it submits)
   auto& slot = d.slots[d.head];
   d.head = (d.head + 1) % d.slots.size();
   d.pending--;

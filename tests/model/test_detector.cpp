@@ -789,6 +789,35 @@ TEST_F(DetectorTest, ConstructionStartsNoIntraOpWorkersAndDetectingThreadsGetThe
   torch::set_num_threads(threads_before);
 }
 
+// Each detector runs with its own `threads` in whichever thread detects: LibTorch's count is
+// per thread once a thread has run a parallel region, but taken at that first region from a
+// process-wide value, the one the last detector constructed left (two ssddetect elements with
+// threads=1 and threads=2 both ran with 2).
+TEST_F(DetectorTest, EachDetectorRunsWithItsOwnThreadCount) {
+  const int threads_before = torch::get_num_threads();
+  auto one = options(), two = options();
+  one.threads = 1;
+  two.threads = 2;
+  Detector d1(one), d2(two);   // d2 last: the process-wide value is 2
+  auto frames = packed_frames(1, 160, 0, 120, 3, PixelFormat::RGB, 0);
+  auto run = [&](Detector& d) {
+    d.detect(frames.views);
+    return torch::get_num_threads();
+  };
+  int first = 0, second = 0, again = 0, in_other = 0;
+  std::thread([&] {
+    first = run(d1);
+    second = run(d2);
+    again = run(d1);
+  }).join();
+  std::thread([&] { in_other = run(d2); }).join();
+  EXPECT_EQ(first, 1);
+  EXPECT_EQ(second, 2);
+  EXPECT_EQ(again, 1);
+  EXPECT_EQ(in_other, 2);
+  torch::set_num_threads(threads_before);
+}
+
 TEST_F(DetectorTest, SharedInstanceBatchesStreamsAndGivesEachItsOwnDetections) {
   constexpr int kStreams = 4, kFrames = 8;
   // (The untrained model's scores lie around 0.51.)
