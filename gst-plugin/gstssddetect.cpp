@@ -176,6 +176,8 @@ constexpr gfloat kDefaultThreshold = 0.3f;
 constexpr gfloat kDefaultNmsIou = 0.45f;
 constexpr gint kDefaultMaxDetections = 100;
 constexpr guint kDefaultInterval = 1;
+// The interval counted in the buffers a batch may hold (SsdDetectState::held_per_batch).
+constexpr guint kMaxHeldInterval = 4;
 constexpr gint kDefaultThreads = 0;
 constexpr guint kDefaultBatchSize = 1;
 constexpr guint64 kDefaultBatchTimeout = 0;
@@ -302,6 +304,11 @@ struct SsdDetectState {
   // DISCONT with DISCONT, a frame held from before the gap; the element marks the frame after
   // a drop itself (discont_next), and an incoming DISCONT stays on its own frame.
   guint batch_size = kDefaultBatchSize, in_flight = kDefaultInFlight;
+  // Frames (analysed, skipped by `interval`, gaps) a batch may hold: batch-size x the interval
+  // at the start, the interval counted up to kMaxHeldInterval. The allocation query reserves
+  // that many of upstream's buffers per batch in flight; a batch that holds them all runs
+  // partial, so that a source with a fixed number of buffers never runs out.
+  guint held_per_batch = kDefaultBatchSize;
   guint64 batch_timeout = kDefaultBatchTimeout;
   std::deque<HeldFrame> pending;
   guint pending_analysed = 0;
@@ -1073,6 +1080,7 @@ static gboolean gst_ssd_detect_start(GstBaseTransform* trans) {
   // A shared instance batches across its streams; the element itself passes frames one by one.
   st->batch_size = st->shared ? 1u : std::max(1u, s.batch_size);
   st->in_flight = st->shared ? 1u : std::max(1u, s.in_flight);
+  st->held_per_batch = st->batch_size * std::clamp(s.interval, 1u, kMaxHeldInterval);
   st->batch_timeout = s.batch_timeout;
   st->output_flow = GST_FLOW_OK;
   st->discont_next = false;
@@ -1576,7 +1584,8 @@ static GstFlowReturn hold_frame(GstSsdDetect* self, GstBuffer* buf) {
   if (st->pending.empty()) st->pending_since = std::chrono::steady_clock::now();
   st->pending.push_back({buf, analyse, gap});
   if (analyse) st->pending_analysed++;
-  bool full = st->pending_analysed >= st->batch_size;
+  // (A batch holding every buffer reserved for it runs partial: see held_per_batch.)
+  bool full = st->pending_analysed >= st->batch_size || st->pending.size() >= st->held_per_batch;
   if (!full && st->batch_timeout > 0 && st->pending.size() > 1) {
     // The bound on added latency: the stream has moved on by batch-timeout since the oldest
     // held frame.
@@ -1758,7 +1767,8 @@ static GstClockTime added_latency(SsdDetectState* st) {
   }
   if (!GST_CLOCK_TIME_IS_VALID(duration) || duration == 0)
     return st->batch_timeout * st->in_flight;   // unknown frame rate: the timeout is the bound
-  guint64 span = static_cast<guint64>(st->batch_size) * interval;   // frames per batch
+  // Frames per batch (a batch holding all the buffers reserved for it runs partial).
+  guint64 span = std::min<guint64>(static_cast<guint64>(st->batch_size) * interval, st->held_per_batch);
   if (st->batch_timeout > 0) span = std::min<guint64>(span, st->batch_timeout / duration + 1);
   return (span * st->in_flight - 1) * duration;
 }
@@ -1874,9 +1884,10 @@ static bool system_memory_pool(GstBufferPool* pool) {
 
 // How many of upstream's buffers the element may hold at once (batching), plus the one being
 // written.
-static guint held_buffers(const SsdDetectState* st) { return st->batch_size * st->in_flight + 1; }
+static guint held_buffers(const SsdDetectState* st) { return st->held_per_batch * st->in_flight + 1; }
 
-// While batching the element holds up to batch-size x in-flight of upstream's frames: asks
+// While batching the element holds up to batch-size x in-flight of upstream's frames (times the
+// interval, up to kMaxHeldInterval: skipped frames wait with the batch too): asks
 // upstream's pool for that many buffers more than downstream does, plus the one being written
 // (a source with a fixed number of buffers, such as v4l2src, allocates them), as the
 // page-locked pool on CUDA does. Returns whether it added a pool entry of its own.
@@ -2128,7 +2139,14 @@ static void gst_ssd_detect_class_init(GstSsdDetectClass* klass) {
    * Number of analysed frames run through the network together. Above 1 the element holds
    * frames until the batch is complete (or `batch-timeout` or a serialized event such as EOS,
    * a caps change or a drain query ends it early) and then pushes them, in order, with their
-   * metadata; the latency query reports the delay this adds. Read when the element starts.
+   * metadata; the latency query reports the delay this adds: the wait for the batch to fill,
+   * not the batch's computation, which on the CPU takes about batch-size times a frame's (a
+   * live sink's `processing-deadline`, 20 ms by default, must cover it, or it drops the first
+   * frames of each batch as late). It asks upstream for as many
+   * buffers more as it may hold: batch-size x in-flight, times `interval` up to 4 (the frames
+   * `interval` skips wait with the batch); a batch holding that many frames runs partial, so a
+   * source with a fixed number of buffers (v4l2src, hardware decoders) never runs dry. Read
+   * when the element starts.
    */
   g_object_class_install_property(gobject_class, PROP_BATCH_SIZE,
       g_param_spec_uint("batch-size", "Batch size", "Frames per network run (holds frames until full)", 1, 256,

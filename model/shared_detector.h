@@ -2,8 +2,8 @@
 // (the GStreamer elements' `model-instance-id`): one copy of the weights on the device, and on
 // a GPU one network run for the frames of N cameras instead of N runs of one frame.
 //
-// Each stream calls detect() from its own thread and blocks until its frame's detections are
-// ready. A worker thread of the instance takes the frames waiting at that moment (up to
+// Each stream holds the instance (acquire()), calls detect() from its own thread and blocks until
+// its frame's detections are ready. A worker thread of the instance takes the frames waiting at that moment (up to
 // max_batch; optionally waiting up to max_wait for more after the first) and runs them as one
 // batch. Frames that arrive while a batch runs form the next one, so batches grow with the load
 // ("dynamic batching"). With detector.max_in_flight N > 1, N batches are in progress at once:

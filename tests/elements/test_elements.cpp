@@ -2133,6 +2133,64 @@ TEST(SsdDetectBatching, IntervalCarriesDetectionsAcrossBatches) {
   gst_harness_teardown(h);
 }
 
+// A source with a fixed number of buffers (v4l2src, hardware decoders: the pool's max is the
+// count the allocation query asked for) never runs dry: the frames `interval` skips wait with
+// the batch, so the element reserves batch-size x interval (up to 4) buffers per batch, and a
+// batch holding them all runs partial (batch-size=4 interval=3 stalled at frame 0 before).
+TEST(SsdDetectBatching, ASourceWithFixedBuffersNeverRunsDry) {
+  for (const char* props : {"batch-size=4 interval=3", "batch-size=4 interval=7", "batch-size=2 in-flight=2 interval=2"}) {
+    SCOPED_TRACE(props);
+    const std::string desc = std::string("videotestsrc name=src num-buffers=40 ! "
+                                         "video/x-raw,format=RGB,width=160,height=120,framerate=30/1 ! ssddetect ") +
+                             props + " ! fakesink name=sink sync=false";
+    GError* err = nullptr;
+    GstElement* pipeline = gst_parse_launch(desc.c_str(), &err);
+    ASSERT_NE(pipeline, nullptr) << (err ? err->message : "");
+    GstElement* src = gst_bin_get_by_name(GST_BIN(pipeline), "src");
+    GstPad* pad = gst_element_get_static_pad(src, "src");
+    // The answer to videotestsrc's allocation query: exactly the buffers asked for.
+    gst_pad_add_probe(pad, static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_QUERY_DOWNSTREAM | GST_PAD_PROBE_TYPE_PULL),
+                      [](GstPad*, GstPadProbeInfo* info, gpointer) -> GstPadProbeReturn {
+                        GstQuery* q = GST_PAD_PROBE_INFO_QUERY(info);
+                        if (GST_QUERY_TYPE(q) == GST_QUERY_ALLOCATION && gst_query_get_n_allocation_pools(q) > 0) {
+                          GstBufferPool* pool = nullptr;
+                          guint size = 0, min = 0, max = 0;
+                          gst_query_parse_nth_allocation_pool(q, 0, &pool, &size, &min, &max);
+                          gst_query_set_nth_allocation_pool(q, 0, pool, size, min, min);
+                          if (pool) gst_object_unref(pool);
+                        }
+                        return GST_PAD_PROBE_OK;
+                      },
+                      nullptr, nullptr);
+    gst_object_unref(pad);
+    gst_object_unref(src);
+    std::atomic<int> frames{0};
+    GstElement* sink = gst_bin_get_by_name(GST_BIN(pipeline), "sink");
+    GstPad* sink_pad = gst_element_get_static_pad(sink, "sink");
+    gst_pad_add_probe(sink_pad, GST_PAD_PROBE_TYPE_BUFFER,
+                      [](GstPad*, GstPadProbeInfo*, gpointer n) -> GstPadProbeReturn {
+                        ++*static_cast<std::atomic<int>*>(n);
+                        return GST_PAD_PROBE_OK;
+                      },
+                      &frames, nullptr);
+    gst_object_unref(sink_pad);
+    gst_object_unref(sink);
+    gst_element_set_state(pipeline, GST_STATE_PLAYING);
+    GstBus* bus = gst_element_get_bus(pipeline);
+    GstMessage* msg = gst_bus_timed_pop_filtered(bus, 60 * GST_SECOND,
+                                                 static_cast<GstMessageType>(GST_MESSAGE_EOS | GST_MESSAGE_ERROR));
+    EXPECT_NE(msg, nullptr) << "stalled after " << frames << " frames";
+    if (msg) {
+      EXPECT_EQ(GST_MESSAGE_TYPE(msg), GST_MESSAGE_EOS);
+      gst_message_unref(msg);
+    }
+    EXPECT_EQ(frames, 40);
+    gst_element_set_state(pipeline, GST_STATE_NULL);
+    gst_object_unref(bus);
+    gst_object_unref(pipeline);
+  }
+}
+
 // batch-timeout: with 40 ms between frames and a 100 ms bound, a partial batch of 8 is run when
 // the frame 120 ms after the oldest arrives.
 TEST(SsdDetectBatching, TimeoutRunsAPartialBatch) {
@@ -2224,19 +2282,33 @@ TEST(SsdDetectBatching, LatencyQueryReportsTheAddedLatency) {
 }
 
 // `interval` set while playing changes what batching adds (a batch spans batch-size analysed
-// frames): the query reports the new figure at once, and the element posts a latency message
-// so that a pipeline asks again (25 fps, batches of 4, two in flight, every 2nd frame: a frame
-// may wait 15 frame times). Without batching nothing changes and nothing is posted.
+// frames, and at most the buffers reserved for it at the start: batch-size x the start's
+// interval): the query reports the new figure at once, and the element posts a latency message
+// so that a pipeline asks again (25 fps, batches of 4, two in flight, started with every 2nd
+// frame: a frame may wait 15 frame times; every frame: 7; every 3rd: still 15, as a batch holds
+// the 8 buffers reserved for it at most). Without batching nothing changes and nothing is posted.
 TEST(SsdDetectBatching, IntervalChangeWhilePlayingPostsALatencyMessage) {
   auto f = make_frame(flat(64, 48), GST_VIDEO_FORMAT_RGB);
-  for (auto [props, frames] : {std::pair{"batch-size=4 in-flight=2", 15}, std::pair{"", 0}}) {
-    GstHarness* h = detect_harness(props);
+  {
+    GstHarness* h = detect_harness("batch-size=4 in-flight=2 interval=2");
+    gst_harness_set_upstream_latency(h, 10 * GST_MSECOND);
+    gst_harness_set_src_caps(h, caps_25fps(*f));
+    ASSERT_EQ(gst_harness_push(h, stamped(*f, 0)), GST_FLOW_OK);
+    EXPECT_EQ(gst_harness_query_latency(h), 10 * GST_MSECOND + 15 * kFrameStep);
+    g_object_set(h->element, "interval", 3u, nullptr);
+    EXPECT_EQ(gst_harness_query_latency(h), 10 * GST_MSECOND + 15 * kFrameStep);
+    gst_harness_teardown(h);
+  }
+  for (auto [props, frames] : {std::pair{"batch-size=4 in-flight=2 interval=1", 7}, std::pair{"interval=1", 0}}) {
+    std::string start(props);
+    start.replace(start.find("interval=1"), 10, "interval=2");
+    GstHarness* h = detect_harness(start.c_str());
     GstBus* bus = gst_bus_new();
     gst_element_set_bus(h->element, bus);
     gst_harness_set_upstream_latency(h, 10 * GST_MSECOND);
     gst_harness_set_src_caps(h, caps_25fps(*f));
     ASSERT_EQ(gst_harness_push(h, stamped(*f, 0)), GST_FLOW_OK);
-    g_object_set(h->element, "interval", 2u, nullptr);
+    g_object_set(h->element, "interval", 1u, nullptr);
     GstMessage* m = gst_bus_pop_filtered(bus, GST_MESSAGE_LATENCY);
     EXPECT_EQ(m != nullptr, frames > 0) << props;
     if (m) {
@@ -2244,7 +2316,7 @@ TEST(SsdDetectBatching, IntervalChangeWhilePlayingPostsALatencyMessage) {
       gst_message_unref(m);
     }
     EXPECT_EQ(gst_harness_query_latency(h), 10 * GST_MSECOND + frames * kFrameStep) << props;
-    g_object_set(h->element, "interval", 2u, nullptr);   // the same value: no message
+    g_object_set(h->element, "interval", 1u, nullptr);   // the same value: no message
     EXPECT_EQ(gst_bus_pop_filtered(bus, GST_MESSAGE_LATENCY), nullptr) << props;
     gst_element_set_bus(h->element, nullptr);
     gst_object_unref(bus);

@@ -858,14 +858,19 @@ TEST_F(DetectorTest, SharedInstanceBatchesStreamsAndGivesEachItsOwnDetections) {
     if (variant == Variant::CpuWorkers) o.detector.max_in_flight = 2;
     o.max_batch = kStreams;
     o.max_wait = std::chrono::milliseconds(500);   // every stream's frame makes the batch
-    auto instance = SharedDetector::acquire("shared-" + std::to_string(static_cast<int>(variant)), o);
+    const std::string id = "shared-" + std::to_string(static_cast<int>(variant));
+    auto instance = SharedDetector::acquire(id, o);
     EXPECT_EQ(instance->workers(), variant == Variant::CpuWorkers ? 2 : 1);
     std::vector<std::vector<std::vector<Detection>>> got(kStreams);
     std::vector<std::thread> streams;
+    // Each stream holds the instance (as each ssddetect element does): a batch waits for more
+    // frames only while fewer wait than the instance has holders.
+    std::vector<std::shared_ptr<SharedDetector>> held(kStreams);
+    for (int s = 0; s < kStreams; ++s) held[s] = SharedDetector::acquire(id, o);
     for (int s = 0; s < kStreams; ++s)
       streams.emplace_back([&, s] {
         for (const auto& f : frames[s].views)
-          got[s].push_back(instance->detect(f, thresholds[s], counts[s], class_thresholds[s]));
+          got[s].push_back(held[s]->detect(f, thresholds[s], counts[s], class_thresholds[s]));
       });
     for (auto& t : streams) t.join();
     for (int s = 0; s < kStreams; ++s)
@@ -1125,9 +1130,11 @@ TEST(DetectorCuda, SharedInstanceGivesEachStreamItsPrivateDetections) {
   EXPECT_EQ(instance->device_name().rfind("cuda", 0), 0u);
   std::vector<std::vector<std::vector<Detection>>> got(kStreams);
   std::vector<std::thread> streams;
+  std::vector<std::shared_ptr<SharedDetector>> held(kStreams);   // a holder per stream
+  for (int s = 0; s < kStreams; ++s) held[s] = SharedDetector::acquire("cuda-shared", so);
   for (int s = 0; s < kStreams; ++s)
     streams.emplace_back([&, s] {
-      for (const auto& f : frames[s].views) got[s].push_back(instance->detect(f, 0.0f, counts[s]));
+      for (const auto& f : frames[s].views) got[s].push_back(held[s]->detect(f, 0.0f, counts[s]));
     });
   for (auto& t : streams) t.join();
   for (int s = 0; s < kStreams; ++s)
