@@ -13,8 +13,9 @@
  * stands for (GStreamer's own analytics elements write only those) are drawn too, labelled by
  * their object type and confidence, with the id of a #GstAnalyticsTrackingMtd they relate to.
  * Each label gets its own colour (a hash of the label picks a palette entry), the same in every
- * frame and every run. Captions are drawn in OpenCV's Hershey font, which is ASCII only: each
- * other character shows as one `?`.
+ * frame and every run. Captions are laid out and drawn by Pango in the "Sans" font
+ * (fontconfig's; a character it lacks comes from another installed font, as in textoverlay),
+ * so labels in any script show as written; bytes that are not UTF-8 show as U+FFFD.
  *
  * NV12 and I420 frames are drawn in their own planes without converting the frame: the luma
  * of the colour on the Y plane and its chroma on the half-resolution chroma plane(s), using
@@ -38,6 +39,7 @@
 #include <array>
 #include <cmath>
 #include <cstdio>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -46,9 +48,9 @@
 #include <opencv2/core.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include "caption.h"
 #include "common.h"
 #include "mapped_frame.h"
-#include "text.h"
 
 GST_DEBUG_CATEGORY_STATIC(gst_ssd_overlay_debug);
 #define GST_CAT_DEFAULT gst_ssd_overlay_debug
@@ -60,7 +62,9 @@ constexpr gdouble kDefaultFontScale = 0.5;
 constexpr gboolean kDefaultShowLabels = TRUE;
 constexpr gboolean kDefaultShowConfidence = TRUE;
 constexpr gboolean kDefaultShowIds = TRUE;
-constexpr int kFont = cv::FONT_HERSHEY_SIMPLEX;
+// The font's size (its em) in pixels at font-scale 1: 14 px at the default 0.5, about the
+// height of OpenCV's Hershey font at that scale, which the captions were first drawn in.
+constexpr double kFontPixelsPerScale = 28.0;
 
 struct Settings {
   gint thickness = kDefaultThickness;
@@ -89,6 +93,8 @@ struct SsdOverlayState {
   Settings settings;
   GstVideoInfo info;
   bool have_info = false;
+  // Made by the streaming thread when it first draws a caption; freed in stop().
+  std::unique_ptr<gstssd::CaptionRenderer> captions;
 };
 
 struct _GstSsdOverlay {
@@ -186,15 +192,30 @@ class Painter {
     }
   }
 
-  // Text in a neutral colour (black or white): luma only on YUV frames.
-  void text(const std::string& s, int x, int baseline_y, double scale, bool white) {
-    const int v = white ? 255 : 0;
+  // A caption's coverage with its top-left corner at (x, y), in a neutral colour (black or
+  // white) blended by coverage: luma only on YUV frames, the colour channels (not alpha or
+  // padding) of packed RGB. Clipped to the picture.
+  void text(const gstssd::Caption& c, int x, int y, bool white) {
+    cv::Mat& plane = yuv_ ? y_ : rgb_;
+    const cv::Rect where = cv::Rect(x, y, c.coverage.cols, c.coverage.rows) & cv::Rect(0, 0, plane.cols, plane.rows);
+    if (where.empty()) return;
+    int value = white ? 255 : 0;
     if (yuv_) {
-      int Y, U, V;
-      to_yuv({v, v, v}, &Y, &U, &V);
-      cv::putText(y_, s, cv::Point(x, baseline_y), kFont, scale, cv::Scalar(Y), 1, cv::LINE_AA);
-    } else {
-      cv::putText(rgb_, s, cv::Point(x, baseline_y), kFont, scale, packed({v, v, v}), 1, cv::LINE_AA);
+      int U, V;
+      to_yuv({value, value, value}, &value, &U, &V);
+    }
+    const int channels = plane.channels();
+    // The colour channels: all 1 (Y) or 3 (RGB, BGR); 4-byte formats skip their alpha/padding.
+    const GstVideoFormat f = frame_.format();
+    const int first = (f == GST_VIDEO_FORMAT_xRGB || f == GST_VIDEO_FORMAT_xBGR) ? 1 : 0;
+    const int colours = channels == 1 ? 1 : 3;
+    for (int r = where.y; r < where.y + where.height; ++r) {
+      const uint8_t* a = c.coverage.ptr<uint8_t>(r - y) + (where.x - x);
+      uint8_t* p = plane.ptr<uint8_t>(r) + where.x * channels + first;
+      for (int k = 0; k < where.width; ++k, p += channels) {
+        if (a[k] == 0) continue;
+        for (int ch = 0; ch < colours; ++ch) p[ch] = static_cast<uint8_t>((p[ch] * (255 - a[k]) + value * a[k] + 127) / 255);
+      }
     }
   }
 
@@ -306,6 +327,7 @@ static gboolean gst_ssd_overlay_set_caps(GstBaseTransform* trans, GstCaps* incap
 
 static gboolean gst_ssd_overlay_stop(GstBaseTransform* trans) {
   GST_SSD_OVERLAY(trans)->state->have_info = false;
+  GST_SSD_OVERLAY(trans)->state->captions.reset();
   return TRUE;
 }
 
@@ -349,11 +371,12 @@ static GstFlowReturn draw_frame(GstSsdOverlay* self, GstBuffer* buf) {
       caption += (caption.empty() ? "" : " ") + std::string(buf_conf);
     }
     if (caption.empty() || s.font_scale <= 0) continue;
-    caption = ssd::ascii_glyphs(caption);   // the Hershey font's glyphs are ASCII
-    int baseline = 0;
-    const cv::Size ts = cv::getTextSize(caption, kFont, s.font_scale, 1, &baseline);
+    if (!st->captions) st->captions = std::make_unique<gstssd::CaptionRenderer>();
+    const gstssd::Caption& text =
+        st->captions->render(caption, std::max(1, static_cast<int>(std::lround(s.font_scale * kFontPixelsPerScale))));
+    if (text.coverage.empty()) continue;
     const int pad = 2;
-    const int bw = ts.width + 2 * pad, bh = ts.height + baseline + 2 * pad;
+    const int bw = text.coverage.cols + 2 * pad, bh = text.coverage.rows + 2 * pad;
     // Above the box when there is room, else inside its top edge.
     int bx0 = x0, by0 = y0 - bh;
     if (by0 < 0) by0 = y0;
@@ -361,7 +384,7 @@ static GstFlowReturn draw_frame(GstSsdOverlay* self, GstBuffer* buf) {
     const int bx1 = std::min(width, bx0 + bw), by1 = std::min(height, by0 + bh);
     painter.rect(bx0, by0, bx1, by1, colour, 0, true);
     const double luma = 0.299 * colour.r + 0.587 * colour.g + 0.114 * colour.b;
-    painter.text(caption, bx0 + pad, by0 + pad + ts.height, s.font_scale, luma < 140);
+    painter.text(text, bx0 + pad, by0 + pad, luma < 140);
   }
   return GST_FLOW_OK;
 }
@@ -404,7 +427,8 @@ static void gst_ssd_overlay_class_init(GstSsdOverlayClass* klass) {
   /**
    * GstSsdOverlay:font-scale:
    *
-   * OpenCV Hershey font scale of the caption (0.5 is about 10 pixels high); 0 hides captions.
+   * Size of the captions' font: its em is 28 x font-scale pixels (14 at the default 0.5);
+   * 0 hides captions.
    */
   g_object_class_install_property(gobject_class, PROP_FONT_SCALE,
       g_param_spec_double("font-scale", "Font scale", "Caption font scale (0 hides captions)", 0.0, 10.0,

@@ -18,20 +18,4 @@ std::vector<std::string> split_list(const std::string& text, char separator) {
   return items;
 }
 
-std::string ascii_glyphs(const std::string& utf8) {
-  std::string out;
-  bool in_character = false;   // after a lead byte: its continuation bytes add nothing
-  for (const char ch : utf8) {
-    const auto c = static_cast<unsigned char>(ch);
-    if (c < 0x80) {
-      out += ch;
-      in_character = false;
-    } else if (c >= 0xC0 || !in_character) {   // a lead byte, or a continuation byte without one
-      out += '?';
-      in_character = c >= 0xC0;
-    }
-  }
-  return out;
-}
-
 }  // namespace ssd

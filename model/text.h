@@ -14,8 +14,4 @@ std::string trim(const std::string& s);
 // between two separators is kept, a trailing separator adds none, "" gives no item).
 std::vector<std::string> split_list(const std::string& text, char separator = ',');
 
-// UTF-8 text as an ASCII-only font can draw it: each character outside ASCII (a lead byte and
-// its continuation bytes, or a stray byte) as one '?'.
-std::string ascii_glyphs(const std::string& utf8);
-
 }  // namespace ssd

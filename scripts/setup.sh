@@ -24,6 +24,8 @@ pkgs=(
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
   libgstrtspserver-1.0-dev gir1.2-gst-rtsp-server-1.0
   libopencv-dev
+  # ssdoverlay's captions: Pango (any script, with fontconfig's fallback fonts) and one font.
+  libpango1.0-dev fonts-dejavu-core
   libgtest-dev libgmock-dev nlohmann-json3-dev libcli11-dev libpugixml-dev
   python3 python3-venv python3-gi python3-gst-1.0 gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0
   python3-numpy python3-torch python3-torchvision

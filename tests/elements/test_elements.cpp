@@ -3229,6 +3229,42 @@ TEST(SsdOverlay, ColourDependsOnTheLabelOnly) {
   gst_harness_teardown(h);
 }
 
+// Captions in any script: Pango lays them out, so "vélo" is drawn with its é (not as "v?lo",
+// as OpenCV's ASCII-only Hershey font drew it) and a CJK label with its own glyphs, or boxes
+// for a font the machine lacks, not "??"; bytes that are not UTF-8 draw U+FFFD. The caption
+// stays in its box above the region, in every format (NV12: luma only).
+TEST(SsdOverlay, CaptionsShowLabelsInAnyScript) {
+  for (const GstVideoFormat fmt : {GST_VIDEO_FORMAT_RGB, GST_VIDEO_FORMAT_xBGR, GST_VIDEO_FORMAT_NV12}) {
+    SCOPED_TRACE(gst_video_format_to_string(fmt));
+    auto f = make_frame(flat(320, 240), fmt);
+    GstElement* e = gst_element_factory_make("ssdoverlay", nullptr);
+    g_object_set(e, "thickness", 2, "show-confidence", FALSE, nullptr);
+    GstHarness* h = gst_harness_new_with_element(e, "sink", "src");
+    gst_object_unref(e);
+    gst_harness_set_src_caps(h, gst_caps_ref(f->caps));
+    const Box box{40, 100, 200, 200};
+    auto draw = [&](const std::string& label) {
+      EXPECT_EQ(gst_harness_push(h, with_roi(*f, box, label.c_str(), 0.5)), GST_FLOW_OK);
+      GstBuffer* out = gst_harness_pull(h);
+      // Only the outline and the caption's box above it (the label's colour behind the text).
+      const Box caption{box.x0, box.y0 - 30, box.x0 + 160, box.y0};
+      const PlaneDiff d = diff_frames(*f, out, box, 2, &caption);
+      EXPECT_EQ(d.outside, 0) << label;
+      std::vector<uint8_t> px(gst_buffer_get_size(out));
+      gst_buffer_extract(out, 0, px.data(), px.size());
+      gst_buffer_unref(out);
+      return px;
+    };
+    const auto velo = draw("velo"), accented = draw("v\xc3\xa9lo"), question = draw("v?lo");
+    EXPECT_NE(accented, velo);
+    EXPECT_NE(accented, question);
+    EXPECT_NE(draw("\xe6\xb1\xbd\xe8\xbd\xa6"), draw("??"));   // 汽车
+    EXPECT_NE(draw("a\x80" "b"), draw("ab"));   // a stray byte: U+FFFD
+    EXPECT_EQ(draw("v\xc3\xa9lo"), accented);   // the same caption again (cached): the same pixels
+    gst_harness_teardown(h);
+  }
+}
+
 // ==========================================================================================
 // ssdexport
 

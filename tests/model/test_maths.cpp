@@ -871,12 +871,6 @@ TEST(Text, TrimsAndSplitsLists) {
   EXPECT_EQ(split_list(""), Items{});
   EXPECT_EQ(split_list(" "), Items{""});
   EXPECT_EQ(split_list("x=1; y = 2", ';'), (Items{"x=1", "y = 2"}));
-  // For ssdoverlay's ASCII-only font: one '?' per character outside ASCII (it drew one a byte).
-  EXPECT_EQ(ascii_glyphs("\xc3\xbcn\xc3\xaf"), "?n?");                  // "ünï"
-  EXPECT_EQ(ascii_glyphs("Fu\xc3\x9fg\xc3\xa4nger 0.87"), "Fu?g?nger 0.87");
-  EXPECT_EQ(ascii_glyphs("\xe8\xbb\x8a #3"), "? #3");                    // a 3-byte character
-  EXPECT_EQ(ascii_glyphs("a\x80\x80" "b"), "a??b");                      // stray bytes
-  EXPECT_EQ(ascii_glyphs("car"), "car");
 }
 
 TEST(ClassFilter, KeepsTheNamedClassesAboveTheirThresholds) {
