@@ -23,6 +23,8 @@
 #include <gst/gst.h>
 #include <gst/video/video.h>
 
+#include "gst-ssd/ssdmeta.h"   // installed with the plugin; pkg-config gst-ssd
+
 namespace {
 
 struct App {
@@ -48,23 +50,16 @@ GstPadProbeReturn on_buffer(GstPad*, GstPadProbeInfo* info, gpointer user_data) 
   bool carried = false;
   while ((meta = gst_buffer_iterate_meta_filtered(buffer, &state, GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE))) {
     auto* roi = reinterpret_cast<GstVideoRegionOfInterestMeta*>(meta);
-    const gchar* label = g_quark_to_string(roi->roi_type);
-    gdouble confidence = -1;
-    if (const GstStructure* s = gst_video_region_of_interest_meta_get_param(roi, "detection")) {
-      if (const gchar* l = gst_structure_get_string(s, "label")) label = l;
-      gst_structure_get_double(s, "confidence", &confidence);
-      gboolean c = FALSE;   // a box repeated from the last analysed frame (ssddetect interval=N)
-      if (gst_structure_get_boolean(s, "carried", &c) && c) carried = true;
-    }
+    GstSsdDetection d;
+    gst_ssd_detection_read(roi, &d);
+    carried = carried || d.carried;   // a box repeated from the last analysed frame (interval=N)
     char id[24] = "";
-    gint object_id = -1;
-    if (const GstStructure* s = gst_video_region_of_interest_meta_get_param(roi, "object_id"))
-      if (gst_structure_get_int(s, "id", &object_id)) std::snprintf(id, sizeof id, " #%d", object_id);
+    if (d.object_id >= 0) std::snprintf(id, sizeof id, " #%d", d.object_id);
     // Regions of other producers (or ssddetect's after videoscale, which drops the `detection`
     // structure) have no confidence: "?".
     char conf[16] = "?";
-    if (confidence >= 0) std::snprintf(conf, sizeof conf, "%.2f", confidence);
-    std::printf("%s %s%s %s [x=%u y=%u w=%u h=%u]", n ? "," : "", label ? label : "?", id, conf, roi->x, roi->y,
+    if (d.confidence >= 0) std::snprintf(conf, sizeof conf, "%.2f", d.confidence);
+    std::printf("%s %s%s %s [x=%u y=%u w=%u h=%u]", n ? "," : "", d.label ? d.label : "?", id, conf, roi->x, roi->y,
                 roi->w, roi->h);
     n++;
   }

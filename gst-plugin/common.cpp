@@ -17,18 +17,6 @@ YuvCoefficients yuv_coefficients(const GstVideoInfo& info) {
   return c;
 }
 
-static bool get_double(const GstStructure* s, const char* field, double* out) {
-  if (gst_structure_get_double(s, field, out)) return true;
-  gfloat f = 0;
-  const GValue* v = gst_structure_get_value(s, field);
-  if (v && G_VALUE_HOLDS_FLOAT(v)) {
-    f = g_value_get_float(v);
-    *out = f;
-    return true;
-  }
-  return false;
-}
-
 // d's pixel box: the part of (x, y, w, h) inside the frame (another element's metadata may reach
 // outside it, or wrap its unsigned sizes), and the normalised box from it.
 static void set_box(RoiDetection& d, int64_t x, int64_t y, int64_t w, int64_t h, int width, int height) {
@@ -113,28 +101,18 @@ std::vector<RoiDetection> read_rois(GstBuffer* buffer, int width, int height) {
     rois.push_back(roi);
     RoiDetection d;
     set_box(d, roi->x, roi->y, roi->w, roi->h, width, height);
-    if (const gchar* type = g_quark_to_string(roi->roi_type)) d.label = type;
-    if (const GstStructure* s = gst_video_region_of_interest_meta_get_param(roi, kDetectionStructure)) {
-      if (const gchar* label = gst_structure_get_string(s, "label")) d.label = label;
-      gint id = 0;
-      if (gst_structure_get_int(s, "label_id", &id)) d.label_id = id;
-      get_double(s, "confidence", &d.confidence);
-      gboolean carried = FALSE;
-      if (gst_structure_get_boolean(s, "carried", &carried)) d.carried = carried;
-      double x0, y0, x1, y1;
-      // (Another producer's NaN or infinity: the box from the pixels stays.)
-      if (get_double(s, "x_min", &x0) && get_double(s, "y_min", &y0) && get_double(s, "x_max", &x1) &&
-          get_double(s, "y_max", &y1) && std::isfinite(x0) && std::isfinite(y0) && std::isfinite(x1) &&
-          std::isfinite(y1)) {
-        d.x_min = std::clamp(x0, 0.0, 1.0);
-        d.y_min = std::clamp(y0, 0.0, 1.0);
-        d.x_max = std::clamp(x1, d.x_min, 1.0);
-        d.y_max = std::clamp(y1, d.y_min, 1.0);
-      }
-    }
-    if (const GstStructure* s = gst_video_region_of_interest_meta_get_param(roi, kObjectIdStructure)) {
-      gint id = -1;
-      if (gst_structure_get_int(s, "id", &id)) d.object_id = id;
+    GstSsdDetection m;   // the structures, as an application reads them (gst-ssd/ssdmeta.h)
+    gst_ssd_detection_read(roi, &m);
+    if (m.label) d.label = m.label;
+    d.label_id = m.label_id;
+    d.confidence = m.confidence;
+    d.object_id = m.object_id;
+    d.carried = m.carried;
+    if (m.has_normalized) {   // (else the box from the pixels stays)
+      d.x_min = m.x_min;
+      d.y_min = m.y_min;
+      d.x_max = m.x_max;
+      d.y_max = m.y_max;
     }
     out.push_back(std::move(d));
   }

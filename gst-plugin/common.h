@@ -10,6 +10,8 @@
 #include <gst/base/gstbasetransform.h>
 #include <gst/gst.h>
 #include <gst/video/video.h>
+
+#include "gst-ssd/ssdmeta.h"
 #ifdef HAVE_GST_ANALYTICS
 #include <gst/analytics/analytics.h>
 #endif
@@ -21,10 +23,10 @@ namespace gstssd {
 #define GST_SSD_VIDEO_CAPS GST_VIDEO_CAPS_MAKE(GST_SSD_VIDEO_FORMATS)
 
 // Name of the GstStructure attached to each region of interest by ssddetect.
-inline constexpr const char* kDetectionStructure = "detection";
+inline constexpr const char* kDetectionStructure = GST_SSD_DETECTION_STRUCTURE;
 // Name of the GstStructure with the tracking id (int field `id`) that ssdtrack attaches to each
 // region of interest: DL Streamer's convention (gvatrack writes the same).
-inline constexpr const char* kObjectIdStructure = "object_id";
+inline constexpr const char* kObjectIdStructure = GST_SSD_OBJECT_ID_STRUCTURE;
 
 // The colour matrix (Kr, Kb) and range of a YUV video; BT.601 limited range when the caps do
 // not say (GStreamer's default for SD YUV), identity values for RGB formats.

@@ -55,6 +55,7 @@
 #include <gst/analytics/analytics.h>
 #endif
 
+#include "gst-ssd/ssdmeta.h"
 #include "config.h"
 #include "detector.h"
 #include "synth.h"
@@ -3263,6 +3264,65 @@ TEST(SsdOverlay, CaptionsShowLabelsInAnyScript) {
     EXPECT_EQ(draw("v\xc3\xa9lo"), accented);   // the same caption again (cached): the same pixels
     gst_harness_teardown(h);
   }
+}
+
+// ==========================================================================================
+// The public header for applications (include/gst-ssd/ssdmeta.h), compiled as C
+
+extern "C" gboolean ssdmeta_c_read_nth(GstBuffer* buffer, guint n, GstSsdDetection* out);
+
+// Read by C code through the header, ssddetect's and ssdtrack's regions give what the elements
+// wrote (the tests' own reader, detections()); another producer's region without structures
+// gives its roi_type and the documented "not given" values; a NaN box is no box.
+TEST(PublicHeader, CReadsWhatTheElementsWrite) {
+  TwoScenes s;
+  ASSERT_FALSE(s.ref_a.empty());
+  GstHarness* h = gst_harness_new_parse("ssddetect interval=2 ! ssdtrack");
+  gst_harness_set_src_caps(h, gst_caps_ref(s.a->caps));
+  for (int frame = 0; frame < 2; frame++) {
+    ASSERT_EQ(gst_harness_push(h, s.a->ref()), GST_FLOW_OK);
+    GstBuffer* out = gst_harness_pull(h);
+    ASSERT_NE(out, nullptr);
+    const std::vector<Det> want = detections(out);
+    ASSERT_EQ(want.size(), s.ref_a.size());
+    for (guint i = 0; i < want.size(); i++) {
+      GstSsdDetection d;
+      ASSERT_TRUE(ssdmeta_c_read_nth(out, i, &d));
+      EXPECT_STREQ(d.label, want[i].label.c_str());
+      EXPECT_EQ(d.label_id, want[i].label_id);
+      EXPECT_DOUBLE_EQ(d.confidence, want[i].confidence);
+      EXPECT_EQ(d.object_id, want[i].object_id);
+      EXPECT_GT(d.object_id, 0);
+      EXPECT_EQ(d.carried, frame == 1);
+      EXPECT_TRUE(d.has_normalized);
+      EXPECT_DOUBLE_EQ(d.x_min, want[i].x_min);
+      EXPECT_DOUBLE_EQ(d.y_max, want[i].y_max);
+    }
+    GstSsdDetection none;
+    EXPECT_FALSE(ssdmeta_c_read_nth(out, static_cast<guint>(want.size()), &none));
+    gst_buffer_unref(out);
+  }
+  gst_harness_teardown(h);
+  auto f = make_frame(flat(64, 48), GST_VIDEO_FORMAT_RGB);
+  GstBuffer* other = with_roi(*f, {1, 2, 30, 40}, "person", -1);
+  GstSsdDetection d;
+  ASSERT_TRUE(ssdmeta_c_read_nth(other, 0, &d));
+  EXPECT_STREQ(d.label, "person");
+  EXPECT_EQ(d.label_id, -1);
+  EXPECT_EQ(d.confidence, -1);
+  EXPECT_EQ(d.object_id, -1);
+  EXPECT_FALSE(d.carried);
+  EXPECT_FALSE(d.has_normalized);
+  gst_buffer_unref(other);
+  GstBuffer* nan_box = gst_buffer_copy_deep(f->buffer);
+  auto* roi = gst_buffer_add_video_region_of_interest_meta(nan_box, "car", 0, 0, 8, 8);
+  gst_video_region_of_interest_meta_add_param(
+      roi, gst_structure_new(GST_SSD_DETECTION_STRUCTURE, "confidence", G_TYPE_FLOAT, 0.5f, "x_min", G_TYPE_DOUBLE, NAN,
+                             "y_min", G_TYPE_DOUBLE, 0.0, "x_max", G_TYPE_DOUBLE, 0.5, "y_max", G_TYPE_DOUBLE, 0.5, nullptr));
+  ASSERT_TRUE(ssdmeta_c_read_nth(nan_box, 0, &d));
+  EXPECT_DOUBLE_EQ(d.confidence, 0.5);   // a float field is read too
+  EXPECT_FALSE(d.has_normalized);
+  gst_buffer_unref(nan_box);
 }
 
 // ==========================================================================================
