@@ -226,6 +226,7 @@ struct HeldFrame {
   std::optional<Region> region;   // the part the network saw, once submitted (none: all of it)
   Region picture;                 // the frame's picture in its buffer (gstssd::picture_rect)
   bool blind = false;             // analysed, but the region lies outside the frame
+  std::chrono::nanoseconds blocked{0};   // first frame of a batch: how long its submit() took
   // Serialized events that came after the frame and that only need to stay in order with the
   // frames (passes_with_frames()): they go downstream right after it.
   std::vector<GstEvent*> events;
@@ -328,6 +329,12 @@ struct SsdDetectState {
   GstClockTime frame_duration = GST_CLOCK_TIME_NONE;   // from the caps; guarded by `lock`
   bool have_frame_rate_info = false;                   // caps seen since start(); guarded by `lock`
   std::atomic<bool> warned_unbounded_latency{false};   // live, no frame rate, no batch-timeout
+  // How long a batch keeps its first frame beyond the wait for the batch: the time submit() and
+  // collect() block for it (its computation), measured, with a quarter added, and only raised
+  // (the latency reported should not move back and forth). The first batch (warm-up) is not
+  // counted.
+  std::atomic<guint64> compute_latency{0};   // ns
+  guint64 batches_timed = 0;
 
   // The output thread (batching only; started by start(), joined by stop()). When no frame
   // comes to the streaming thread, it pushes a submitted batch's frames as soon as the batch is
@@ -570,6 +577,7 @@ static void report_graph_failures(GstSsdDetect* self) {
 static GstFlowReturn drain(GstSsdDetect* self);
 static GstFlowReturn submit_pending(GstSsdDetect* self);
 static void complete_oldest(GstSsdDetect* self);
+static void note_compute_time(GstSsdDetect* self, std::chrono::nanoseconds blocked);
 
 /* GObject vmethods */
 
@@ -1087,6 +1095,8 @@ static gboolean gst_ssd_detect_start(GstBaseTransform* trans) {
   st->position_out = GST_CLOCK_TIME_NONE;
   st->pushed = 0;
   st->warned_unbounded_latency = false;
+  st->compute_latency = 0;
+  st->batches_timed = 0;
   {
     std::lock_guard<std::mutex> guard(st->lock);
     st->have_frame_rate_info = false;
@@ -1466,12 +1476,14 @@ static void complete_oldest(GstSsdDetect* self) {
   std::vector<HeldFrame> batch = std::move(st->submitted.front());
   st->submitted.pop_front();
   std::vector<std::vector<ssd::Detection>> results;
+  const auto collect_start = std::chrono::steady_clock::now();
   try {
     results = st->detector->collect();
   } catch (...) {
     for (const HeldFrame& h : batch) release(h);
     throw;
   }
+  note_compute_time(self, batch.front().blocked + (std::chrono::steady_clock::now() - collect_start));
   report_graph_failures(self);
   for (HeldFrame& h : batch) h.map.reset();   // the device is done with the frames: unmap
   size_t next = 0;
@@ -1486,6 +1498,21 @@ static void complete_oldest(GstSsdDetect* self) {
     st->ready.push_back(GST_MINI_OBJECT_CAST(h.buffer));
     for (GstEvent* e : h.events) st->ready.push_back(GST_MINI_OBJECT_CAST(e));
   }
+}
+
+// Raises the computation time the latency query adds when a batch blocked longer than it says
+// (with a quarter more, past the first batch, and by more than a millisecond), and posts a
+// latency message so that the pipeline asks again.
+static void note_compute_time(GstSsdDetect* self, std::chrono::nanoseconds blocked) {
+  SsdDetectState* st = self->state;
+  if (st->batches_timed++ == 0) return;   // the first batch warms up
+  const guint64 ns = static_cast<guint64>(std::max<int64_t>(0, blocked.count()));
+  const guint64 reported = st->compute_latency;
+  if (ns <= reported || ns - reported < GST_MSECOND) return;
+  st->compute_latency = ns + ns / 4;
+  GST_DEBUG_OBJECT(self, "a batch took %" GST_TIME_FORMAT ": reporting %" GST_TIME_FORMAT " more latency",
+                   GST_TIME_ARGS(ns), GST_TIME_ARGS(st->compute_latency.load()));
+  gst_element_post_message(GST_ELEMENT(self), gst_message_new_latency(GST_OBJECT(self)));
 }
 
 // Sends the pending frames to the detector as one batch (frames are copied to the device or to
@@ -1520,12 +1547,14 @@ static GstFlowReturn submit_pending(GstSsdDetect* self) {
     }
     views.push_back(frame_view(*h.map, st->info, h.region));
   }
+  const auto submit_start = std::chrono::steady_clock::now();
   try {
     st->detector->submit(views);
   } catch (...) {
     drop_batch();
     throw;
   }
+  frames.front().blocked = std::chrono::steady_clock::now() - submit_start;
   st->inferences += views.size();
   GST_LOG_OBJECT(self, "submitted %zu frames (%zu analysed, %s), %d batch(es) in flight", frames.size(),
                  views.size(), views.empty() || !views.front().pinned ? "staged" : "page-locked",
@@ -1845,7 +1874,7 @@ static gboolean gst_ssd_detect_query(GstBaseTransform* trans, GstPadDirection di
     GstClockTime min = 0, max = GST_CLOCK_TIME_NONE;
     gst_query_parse_latency(query, &live, &min, &max);
     // A shared instance's batch waits at most batch-timeout (wall-clock) for other streams.
-    const GstClockTime extra = st->shared ? st->batch_timeout : added_latency(st);
+    const GstClockTime extra = st->shared ? st->batch_timeout : added_latency(st) + st->compute_latency.load();
     GST_DEBUG_OBJECT(self, "batching adds %" GST_TIME_FORMAT " of latency", GST_TIME_ARGS(extra));
     if (live && !st->shared && st->batch_size > 1 && st->batch_timeout == 0 && !st->warned_unbounded_latency) {
       GstClockTime duration;
@@ -2140,9 +2169,10 @@ static void gst_ssd_detect_class_init(GstSsdDetectClass* klass) {
    * frames until the batch is complete (or `batch-timeout` or a serialized event such as EOS,
    * a caps change or a drain query ends it early) and then pushes them, in order, with their
    * metadata; the latency query reports the delay this adds: the wait for the batch to fill,
-   * not the batch's computation, which on the CPU takes about batch-size times a frame's (a
-   * live sink's `processing-deadline`, 20 ms by default, must cover it, or it drops the first
-   * frames of each batch as late). It asks upstream for as many
+   * plus the batch's computation as measured (on the CPU about batch-size times a frame's):
+   * when a batch takes longer than reported, the element reports that time and a quarter more
+   * and posts a latency message (the first batch, a warm-up, does not count; the figure only
+   * grows). It asks upstream for as many
    * buffers more as it may hold: batch-size x in-flight, times `interval` up to 4 (the frames
    * `interval` skips wait with the batch); a batch holding that many frames runs partial, so a
    * source with a fixed number of buffers (v4l2src, hardware decoders) never runs dry. Read

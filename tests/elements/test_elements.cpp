@@ -2282,6 +2282,38 @@ TEST(SsdDetectBatching, LatencyQueryReportsTheAddedLatency) {
   }
 }
 
+// The latency includes a batch's computation once measured: before any batch, the wait alone
+// (3 frame times for batches of 4); after the second batch (the first warms up), the wait plus
+// the time the batch was computed, and a latency message asks the pipeline to query again.
+TEST(SsdDetectBatching, TheLatencyIncludesTheBatchesComputation) {
+  auto f = make_frame(flat(320, 240), GST_VIDEO_FORMAT_RGB);
+  GstHarness* h = detect_harness("batch-size=4 threads=1");
+  GstBus* bus = gst_bus_new();
+  gst_element_set_bus(h->element, bus);
+  gst_harness_set_upstream_latency(h, 10 * GST_MSECOND);
+  gst_harness_set_src_caps(h, caps_25fps(*f));
+  const GstClockTime wait = 10 * GST_MSECOND + 3 * kFrameStep;
+  EXPECT_EQ(gst_harness_query_latency(h), wait);
+  for (int i = 0; i < 4; i++) ASSERT_EQ(gst_harness_push(h, stamped(*f, i)), GST_FLOW_OK);   // warm-up
+  EXPECT_EQ(gst_bus_pop_filtered(bus, GST_MESSAGE_LATENCY), nullptr);
+  EXPECT_EQ(gst_harness_query_latency(h), wait);
+  const auto t1 = std::chrono::steady_clock::now();
+  for (int i = 4; i < 8; i++) ASSERT_EQ(gst_harness_push(h, stamped(*f, i)), GST_FLOW_OK);
+  const auto pushing = std::chrono::steady_clock::now() - t1;
+  GstMessage* m = gst_bus_pop_filtered(bus, GST_MESSAGE_LATENCY);
+  ASSERT_NE(m, nullptr) << "no latency message after the second batch";
+  gst_message_unref(m);
+  const GstClockTime with_compute = gst_harness_query_latency(h);
+  EXPECT_GT(with_compute, wait + GST_MSECOND);
+  // At most the time the four pushes took (the batch's computation), and a quarter more.
+  EXPECT_LE(with_compute - wait, static_cast<GstClockTime>(
+                                     std::chrono::duration_cast<std::chrono::nanoseconds>(pushing).count() * 5 / 4 + 1));
+  for (GstBuffer* b; (b = gst_harness_try_pull(h));) gst_buffer_unref(b);
+  gst_element_set_bus(h->element, nullptr);
+  gst_object_unref(bus);
+  gst_harness_teardown(h);
+}
+
 // `interval` set while playing changes what batching adds (a batch spans batch-size analysed
 // frames, and at most the buffers reserved for it at the start: batch-size x the start's
 // interval): the query reports the new figure at once, and the element posts a latency message
