@@ -8,7 +8,7 @@
 //       any gst-launch description with an ssddetect in it (with several: the one named
 //       `detect`)
 //
-// The probe sits on the source pad of the pipeline's ssdtrack when it has one (the tracker adds
+// The probe sits on the source pad of the ssdtrack behind the ssddetect when there is one (the tracker adds
 // the `object_id` structure, printed as `#ID`), else on the ssddetect's. Ctrl-C (SIGINT) sends
 // EOS, so that the pipeline ends as at the end of the stream (a muxer finishes its file); a
 // second one stops at once. Run from the build tree with GST_PLUGIN_PATH=<build>/gst-plugin.
@@ -108,6 +108,27 @@ GstElement* find_by_factory(GstElement* pipeline, const char* factory) {
   return found;
 }
 
+// The ssdtrack downstream of `detector` (following each element's only source pad), or nullptr
+// (a new reference): in a pipeline of several streams, the tracker of this detector's stream.
+GstElement* tracker_after(GstElement* detector) {
+  GstPad* pad = gst_element_get_static_pad(detector, "src");
+  for (int hops = 0; pad && hops < 64; ++hops) {
+    GstPad* peer = gst_pad_get_peer(pad);
+    gst_object_unref(pad);
+    pad = nullptr;
+    if (!peer) break;
+    GstElement* next = gst_pad_get_parent_element(peer);
+    gst_object_unref(peer);
+    if (!next) break;
+    GstElementFactory* f = gst_element_get_factory(next);
+    if (f && g_str_equal(GST_OBJECT_NAME(f), "ssdtrack")) return next;
+    if (next->numsrcpads == 1) pad = gst_element_get_static_pad(next, GST_PAD_NAME(next->srcpads->data));
+    gst_object_unref(next);
+  }
+  if (pad) gst_object_unref(pad);
+  return nullptr;
+}
+
 // Ctrl-C: EOS, so that the pipeline ends as at the end of its stream; a second one quits.
 gboolean on_sigint(gpointer user_data) {
   auto* app = static_cast<App*>(user_data);
@@ -189,7 +210,7 @@ int main(int argc, char** argv) {
   app.loop = g_main_loop_new(nullptr, FALSE);
   app.pipeline = pipeline;
   // Read behind the tracker when there is one: its regions carry the tracking ids.
-  GstElement* tracker = find_by_factory(pipeline, "ssdtrack");
+  GstElement* tracker = tracker_after(detector);
   GstPad* src = gst_element_get_static_pad(tracker ? tracker : detector, "src");
   gst_pad_add_probe(src, GST_PAD_PROBE_TYPE_BUFFER, on_buffer, &app, nullptr);
   gst_object_unref(src);

@@ -6,7 +6,7 @@
         --pipeline "videotestsrc num-buffers=10 ! ssddetect name=detect ! ssdtrack ! fakesink"
 
 A FILE runs `uridecodebin ! videoconvert ! ssddetect ! ssdtrack ! fakesink`. The probe sits on
-the source pad of the pipeline's ssdtrack when it has one (the tracker adds an `object_id`
+the source pad of the ssdtrack behind the ssddetect when there is one (the tracker adds an `object_id`
 Gst.Structure with the int `id`, printed as #ID), else on the ssddetect's (the one named
 `detect`). Each detection is a GstVideo.VideoRegionOfInterestMeta with a `detection`
 Gst.Structure (label_id, label, confidence, x_min, y_min, x_max, y_max, carried).
@@ -54,7 +54,8 @@ class Detection:
             self.label = s.get_string("label") or self.label
             ok, confidence = s.get_double("confidence")
             self.confidence = confidence if ok else None
-            self.normalised = tuple(s.get_double(k)[1] for k in ("x_min", "y_min", "x_max", "y_max"))
+            box = [s.get_double(k) for k in ("x_min", "y_min", "x_max", "y_max")]
+            self.normalised = tuple(v for _, v in box) if all(ok for ok, _ in box) else None
             ok, carried = s.get_boolean("carried")
             self.carried = bool(ok and carried)
         self.object_id = None
@@ -135,9 +136,19 @@ def main():
         counts["missed"] += missed
         return Gst.PadProbeReturn.OK
 
-    # Read behind the tracker when there is one: its regions carry the tracking ids.
-    tracker = next((e for e in pipeline.iterate_recurse()
-                    if e.get_factory() is not None and e.get_factory().get_name() == "ssdtrack"), None)
+    # Read behind the tracker of detect's stream when there is one (following each element's
+    # only source pad downstream): its regions carry the tracking ids.
+    tracker, pad = None, detect.get_static_pad("src")
+    for _ in range(64):
+        peer = pad.get_peer() if pad is not None else None
+        element = peer.get_parent_element() if peer is not None else None
+        if element is None:
+            break
+        factory = element.get_factory()
+        if factory is not None and factory.get_name() == "ssdtrack":
+            tracker = element
+            break
+        pad = element.srcpads[0] if len(element.srcpads) == 1 else None
     (tracker or detect).get_static_pad("src").add_probe(Gst.PadProbeType.BUFFER, on_buffer)
 
     interrupted = []

@@ -9,7 +9,7 @@ namespace gstssd {
 
 namespace {
 
-constexpr size_t kCached = 512;   // captions kept (labels, ids and confidences of recent frames)
+constexpr size_t kCachedBytes = 16 << 20;   // masks kept (labels, ids and confidences of recent frames)
 
 }  // namespace
 
@@ -19,7 +19,8 @@ struct CaptionRenderer::Impl {
   PangoContext* context = nullptr;
   PangoLayout* layout = nullptr;
   PangoFontDescription* font = nullptr;
-  int pixels = 0;
+  int pixels = 0, max_width = 0;
+  size_t bytes = 0;   // of the masks in `recent`
   Caption empty;
   // Most recently used first.
   std::list<std::pair<std::string, Caption>> recent;
@@ -36,6 +37,8 @@ struct CaptionRenderer::Impl {
     pango_cairo_context_set_font_options(context, options);
     cairo_font_options_destroy(options);
     layout = pango_layout_new(context);
+    pango_layout_set_single_paragraph_mode(layout, TRUE);
+    pango_layout_set_ellipsize(layout, PANGO_ELLIPSIZE_END);
     font = pango_font_description_from_string("Sans");
   }
 
@@ -56,6 +59,10 @@ struct CaptionRenderer::Impl {
     if (logical.width <= 0 || logical.height <= 0) return c;
     c.baseline = pango_layout_get_baseline(layout) / PANGO_SCALE - logical.y;
     cairo_surface_t* surface = cairo_image_surface_create(CAIRO_FORMAT_A8, logical.width, logical.height);
+    if (cairo_surface_status(surface) != CAIRO_STATUS_SUCCESS) {   // e.g. a side over 32767 px
+      cairo_surface_destroy(surface);
+      return c;
+    }
     cairo_t* cr = cairo_create(surface);
     cairo_move_to(cr, -logical.x, -logical.y);
     pango_cairo_show_layout(cr, layout);
@@ -74,15 +81,18 @@ CaptionRenderer::CaptionRenderer() : impl_(std::make_unique<Impl>()) {}
 
 CaptionRenderer::~CaptionRenderer() = default;
 
-const Caption& CaptionRenderer::render(const std::string& utf8, int pixels) {
+const Caption& CaptionRenderer::render(const std::string& utf8, int pixels, int max_width) {
   Impl& d = *impl_;
-  if (utf8.empty() || pixels <= 0) return d.empty;
-  if (pixels != d.pixels) {
+  if (utf8.empty() || pixels <= 0 || max_width <= 0) return d.empty;
+  if (pixels != d.pixels || max_width != d.max_width) {
     d.pixels = pixels;
+    d.max_width = max_width;
     pango_font_description_set_absolute_size(d.font, static_cast<double>(pixels) * PANGO_SCALE);
     pango_layout_set_font_description(d.layout, d.font);
+    pango_layout_set_width(d.layout, max_width > G_MAXINT / PANGO_SCALE ? -1 : max_width * PANGO_SCALE);
     d.recent.clear();
     d.index.clear();
+    d.bytes = 0;
   }
   auto it = d.index.find(utf8);
   if (it != d.index.end()) {
@@ -91,7 +101,9 @@ const Caption& CaptionRenderer::render(const std::string& utf8, int pixels) {
   }
   d.recent.emplace_front(utf8, d.draw(utf8));
   d.index[utf8] = d.recent.begin();
-  if (d.recent.size() > kCached) {
+  d.bytes += d.recent.front().second.coverage.total();
+  while (d.bytes > kCachedBytes && d.recent.size() > 1) {   // the newest always stays
+    d.bytes -= d.recent.back().second.coverage.total();
     d.index.erase(d.recent.back().first);
     d.recent.pop_back();
   }

@@ -335,6 +335,7 @@ struct SsdDetectState {
   // counted.
   std::atomic<guint64> compute_latency{0};   // ns
   guint64 batches_timed = 0;
+  guint64 graph_captures_seen = 0;   // a batch that captured a CUDA graph is not timed
 
   // The output thread (batching only; started by start(), joined by stop()). When no frame
   // comes to the streaming thread, it pushes a submitted batch's frames as soon as the batch is
@@ -797,6 +798,7 @@ static GstFlowReturn adopt_loaded_model(GstSsdDetect* self) {
     return GST_FLOW_OK;
   }
   std::unique_ptr<ssd::Detector> old = std::exchange(st->detector, std::move(next));
+  st->batches_timed = 0;   // the new model's first batch warms up: not timed
   {
     std::lock_guard<std::mutex> guard(st->lock);
     st->model_in_use = path;
@@ -1097,6 +1099,7 @@ static gboolean gst_ssd_detect_start(GstBaseTransform* trans) {
   st->warned_unbounded_latency = false;
   st->compute_latency = 0;
   st->batches_timed = 0;
+  st->graph_captures_seen = 0;
   {
     std::lock_guard<std::mutex> guard(st->lock);
     st->have_frame_rate_info = false;
@@ -1501,11 +1504,18 @@ static void complete_oldest(GstSsdDetect* self) {
 }
 
 // Raises the computation time the latency query adds when a batch blocked longer than it says
-// (with a quarter more, past the first batch, and by more than a millisecond), and posts a
-// latency message so that the pipeline asks again.
+// (with a quarter more, by more than a millisecond; not the first batch of a model, nor one
+// that captured a CUDA graph), and posts a latency message so that the pipeline asks again.
 static void note_compute_time(GstSsdDetect* self, std::chrono::nanoseconds blocked) {
   SsdDetectState* st = self->state;
-  if (st->batches_timed++ == 0) return;   // the first batch warms up
+  if (model_graphs(st)) {   // a capture (a batch size's third run) takes longer than a replay
+    const auto [g, pre] = model_graph_stats(st);
+    const guint64 captures = static_cast<guint64>(g.captures + pre.captures + g.failures + pre.failures);
+    const bool captured = captures != st->graph_captures_seen;
+    st->graph_captures_seen = captures;
+    if (captured) return;
+  }
+  if (st->batches_timed++ == 0) return;   // the first batch (of a model) warms up
   const guint64 ns = static_cast<guint64>(std::max<int64_t>(0, blocked.count()));
   const guint64 reported = st->compute_latency;
   if (ns <= reported || ns - reported < GST_MSECOND) return;
@@ -1786,6 +1796,12 @@ static void output_loop(GstSsdDetect* self, guint64 generation) {
 
 // The latency batching adds: a frame may wait for the rest of its batch and, with in-flight
 // batches, for the batches submitted after it.
+// a + b, at most the largest valid time (a huge batch-timeout must not wrap the latency).
+static GstClockTime add_times(GstClockTime a, GstClockTime b) {
+  const GstClockTime most = GST_CLOCK_TIME_NONE - 1;
+  return a >= most || b >= most - a ? most : a + b;
+}
+
 static GstClockTime added_latency(SsdDetectState* st) {
   GstClockTime duration;
   guint64 interval;
@@ -1795,7 +1811,9 @@ static GstClockTime added_latency(SsdDetectState* st) {
     interval = std::max(1u, st->settings.interval);   // the frames to come (set while playing)
   }
   if (!GST_CLOCK_TIME_IS_VALID(duration) || duration == 0)
-    return st->batch_timeout * st->in_flight;   // unknown frame rate: the timeout is the bound
+    // Unknown frame rate: the timeout is the bound.
+    return st->batch_timeout > (GST_CLOCK_TIME_NONE - 1) / st->in_flight ? GST_CLOCK_TIME_NONE - 1
+                                                                          : st->batch_timeout * st->in_flight;
   // Frames per batch (a batch holding all the buffers reserved for it runs partial).
   guint64 span = std::min<guint64>(static_cast<guint64>(st->batch_size) * interval, st->held_per_batch);
   if (st->batch_timeout > 0) span = std::min<guint64>(span, st->batch_timeout / duration + 1);
@@ -1874,7 +1892,8 @@ static gboolean gst_ssd_detect_query(GstBaseTransform* trans, GstPadDirection di
     GstClockTime min = 0, max = GST_CLOCK_TIME_NONE;
     gst_query_parse_latency(query, &live, &min, &max);
     // A shared instance's batch waits at most batch-timeout (wall-clock) for other streams.
-    const GstClockTime extra = st->shared ? st->batch_timeout : added_latency(st) + st->compute_latency.load();
+    const GstClockTime extra =
+        st->shared ? add_times(st->batch_timeout, 0) : add_times(added_latency(st), st->compute_latency.load());
     GST_DEBUG_OBJECT(self, "batching adds %" GST_TIME_FORMAT " of latency", GST_TIME_ARGS(extra));
     if (live && !st->shared && st->batch_size > 1 && st->batch_timeout == 0 && !st->warned_unbounded_latency) {
       GstClockTime duration;
@@ -1893,7 +1912,7 @@ static gboolean gst_ssd_detect_query(GstBaseTransform* trans, GstPadDirection di
                             ("batch-size %u, caps without a framerate", st->batch_size));
       }
     }
-    gst_query_set_latency(query, live, min + extra, GST_CLOCK_TIME_IS_VALID(max) ? max + extra : max);
+    gst_query_set_latency(query, live, add_times(min, extra), GST_CLOCK_TIME_IS_VALID(max) ? add_times(max, extra) : max);
   }
   return res;
 }

@@ -372,10 +372,11 @@ static GstFlowReturn draw_frame(GstSsdOverlay* self, GstBuffer* buf) {
     }
     if (caption.empty() || s.font_scale <= 0) continue;
     if (!st->captions) st->captions = std::make_unique<gstssd::CaptionRenderer>();
-    const gstssd::Caption& text =
-        st->captions->render(caption, std::max(1, static_cast<int>(std::lround(s.font_scale * kFontPixelsPerScale))));
-    if (text.coverage.empty()) continue;
     const int pad = 2;
+    // (At most the picture's width: beyond it would be clipped anyway.)
+    const gstssd::Caption& text = st->captions->render(
+        caption, std::max(1, static_cast<int>(std::lround(s.font_scale * kFontPixelsPerScale))), std::max(1, width - 2 * pad));
+    if (text.coverage.empty()) continue;
     const int bw = text.coverage.cols + 2 * pad, bh = text.coverage.rows + 2 * pad;
     // Above the box when there is room, else inside its top edge.
     int bx0 = x0, by0 = y0 - bh;

@@ -699,6 +699,7 @@ void Detector::submit(const std::vector<FrameView>& frames) {
   if (slot.worker && !frames.empty()) {
     for (const auto& f : frames) planes_of(f);   // a malformed frame fails here, as on one thread
     slot.worker->post([&d, eager_output, frames] {
+      use_threads(d.options.threads);   // the worker's thread computes: its count too
       try {
         c10::InferenceMode guard;
         eager_output(d.input_of(frames));

@@ -268,7 +268,8 @@ void set_train_mode(ssd::Ssd& model, bool frozen) {
 json metrics_to_json(const EpochMetrics& m) {
   return json{{"epoch", m.epoch},       {"train_loss", m.train_loss}, {"train_loc", m.train_loc},
               {"train_cls", m.train_cls}, {"val_loss", m.val_loss},   {"map50", m.map50},
-              {"map", m.map},           {"lr", m.lr},                 {"seconds", m.seconds}};
+              {"map", m.map},           {"lr", m.lr},                 {"seconds", m.seconds},
+              {"validated", m.validated}};
 }
 
 EpochMetrics metrics_from_json(const json& j) {
@@ -288,6 +289,7 @@ EpochMetrics metrics_from_json(const json& j) {
   m.map = number("map");
   m.lr = j.value("lr", 0.0);
   m.seconds = j.value("seconds", 0.0);
+  m.validated = j.value("validated", true);
   return m;
 }
 
@@ -314,7 +316,7 @@ void write_curve_plots(const fs::path& dir, const std::vector<EpochMetrics>& h) 
   for (const auto& m : h) {
     tr.x.push_back(m.epoch);
     tr.y.push_back(m.train_loss);
-    if (std::isnan(m.val_loss)) continue;   // not validated (--val-fraction 0)
+    if (!m.validated) continue;   // --val-fraction 0
     va.x.push_back(m.epoch);
     va.y.push_back(m.val_loss);
   }
@@ -600,7 +602,7 @@ void print_table_row(const EpochMetrics& m) {
     std::snprintf(b, sizeof b, "-");
   }
   char v[16];
-  if (std::isnan(m.val_loss))
+  if (!m.validated)
     std::snprintf(v, sizeof v, "-");
   else
     std::snprintf(v, sizeof v, "%.4f", m.val_loss);
@@ -778,6 +780,7 @@ TrainResult run_epochs(Session& s) {
     m.train_loc = images ? loc_sum / images : 0;
     m.train_cls = images ? cls_sum / images : 0;
     m.val_loss = v.loss;
+    m.validated = have_val;
     if (v.have_map) {
       m.map50 = v.map.map50_coco;
       m.map = v.map.map_coco;

@@ -98,7 +98,8 @@ TrainSpec train_spec_from_json(const std::string& text);   // throws ssd::Error
 struct EpochMetrics {
   int epoch = 0;              // 1-based
   double train_loss = 0, train_loc = 0, train_cls = 0;   // per image, mean over the epoch
-  double val_loss = 0;        // per image
+  double val_loss = 0;        // per image (NaN when not validated)
+  bool validated = true;      // false without a validation set (--val-fraction 0)
   double map50 = -1, map = -1; // COCO AP@0.5 / AP@[.5:.95]; -1 when not evaluated
   double lr = 0;              // head learning rate at the end of the epoch
   double seconds = 0;

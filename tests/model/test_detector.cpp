@@ -811,6 +811,29 @@ TEST_F(DetectorTest, EachDetectorRunsWithItsOwnThreadCount) {
     again = run(d1);
   }).join();
   std::thread([&] { in_other = run(d2); }).join();
+  // On the CPU with in-flight 2 a worker thread of the detector computes: it runs with the
+  // detector's count too, whatever the process-wide value (2, set last) says.
+  auto workers = options();
+  workers.threads = 1;
+  workers.max_in_flight = 2;
+  Detector dw(workers);   // its worker threads start here
+  int started = -1;
+  std::atomic<int> step{0};
+  std::thread submitter([&] {
+    torch::set_num_threads(1);   // the submitting thread runs with 1 already (initialised)...
+    torch::get_num_threads();
+    step = 1;
+    while (step.load() != 2) std::this_thread::yield();
+    const int before = threads_of_this_process();
+    dw.submit(frames.views);
+    dw.collect();
+    started = threads_of_this_process() - before;
+  });
+  while (step.load() != 1) std::this_thread::yield();
+  torch::set_num_threads(2);   // ... when another detector sets the process-wide value to 2
+  step = 2;
+  submitter.join();
+  EXPECT_LE(started, 0) << "a worker of a threads=1 detector started OpenMP threads";   // (another may end)
   EXPECT_EQ(first, 1);
   EXPECT_EQ(second, 2);
   EXPECT_EQ(again, 1);

@@ -810,6 +810,8 @@ TEST(Cli, ValFractionZeroTrainsOnEveryImage) {
   ASSERT_EQ(held.status, 0) << held.output;
   EXPECT_NE(held.output.find("data: train 11 images"), std::string::npos) << held.output;
   EXPECT_TRUE(fs::exists(tmp.path() / "held" / "best.safetensors"));
+  for (const auto& e : nlohmann::json::parse(std::ifstream(tmp.path() / "held" / "history.json")))
+    EXPECT_EQ(e["validated"], true) << e.dump();
   CliRun all = run_cli(common + "--val-fraction 0 --out " + tmp / "all");
   ASSERT_EQ(all.status, 0) << all.output;
   EXPECT_NE(all.output.find("data: train 12 images (COCO"), std::string::npos) << all.output;
@@ -823,6 +825,7 @@ TEST(Cli, ValFractionZeroTrainsOnEveryImage) {
   ASSERT_EQ(h.size(), 2u);
   for (const auto& e : h) {
     EXPECT_TRUE(e["val_loss"].is_null()) << e.dump();
+    EXPECT_EQ(e["validated"], false) << e.dump();   // (a NaN loss of a validated epoch reads "nan")
     EXPECT_EQ(e["map50"], -1) << e.dump();
     EXPECT_GT(e["train_loss"].get<double>(), 0) << e.dump();
   }
