@@ -331,8 +331,8 @@ struct SsdDetectState {
   std::atomic<bool> warned_unbounded_latency{false};   // live, no frame rate, no batch-timeout
   // How long a batch keeps its first frame beyond the wait for the batch: the time submit() and
   // collect() block for it (its computation), measured, with a quarter added, and only raised
-  // (the latency reported should not move back and forth). The first batch (warm-up) is not
-  // counted.
+  // (the latency reported should not move back and forth). A model's first batch (warm-up) and
+  // batches that capture a CUDA graph are not counted (note_compute_time).
   std::atomic<guint64> compute_latency{0};   // ns
   guint64 batches_timed = 0;
   guint64 graph_captures_seen = 0;   // a batch that captured a CUDA graph is not timed
@@ -2190,8 +2190,8 @@ static void gst_ssd_detect_class_init(GstSsdDetectClass* klass) {
    * metadata; the latency query reports the delay this adds: the wait for the batch to fill,
    * plus the batch's computation as measured (on the CPU about batch-size times a frame's):
    * when a batch takes longer than reported, the element reports that time and a quarter more
-   * and posts a latency message (the first batch, a warm-up, does not count; the figure only
-   * grows). It asks upstream for as many
+   * and posts a latency message (a model's first batch, a warm-up, and a batch that captures a
+   * CUDA graph do not count; the figure only grows). It asks upstream for as many
    * buffers more as it may hold: batch-size x in-flight, times `interval` up to 4 (the frames
    * `interval` skips wait with the batch); a batch holding that many frames runs partial, so a
    * source with a fixed number of buffers (v4l2src, hardware decoders) never runs dry. Read
