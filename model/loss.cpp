@@ -79,8 +79,6 @@ LossParts ssd_loss(const torch::Tensor& cls_logits, const torch::Tensor& box_act
   auto logits = cls_logits.narrow(2, 0, C).to(torch::kFloat32);
   torch::Tensor weight;   // (B * A, 1): 0 for anchors in an ignored region
   if (ignore_boxes.defined() && options.mask_ignored) {
-    TORCH_CHECK(ignore_boxes.dim() == 3 && ignore_boxes.size(0) == B && ignore_boxes.size(2) == 4,
-                "ssd_loss: ignore_boxes must be (", B, ", I, 4), got ", ignore_boxes.sizes());
     auto ignored = ignored_anchors(ignore_boxes, pos, anchors.corners, options.match_threshold);
     weight = (~ignored).to(torch::kFloat32).reshape({-1, 1});
   }

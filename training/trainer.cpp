@@ -768,11 +768,9 @@ TrainResult run_epochs(Session& s) {
     // images (not augmented), and there is no validation loss nor mAP.
     const bool have_val = !s.val_ds.images.empty();
     const Dataset& shown = have_val ? s.val_ds : s.train_ds;
-    ValidationResult v =
-        have_val ? validate(s.model, s.anchors, s.val_ds, val_lo, s.device, &lopts, do_map, post,
-                            o.max_eval_images, o.plot_samples, false)
-                 : validate(s.model, s.anchors, s.train_ds, val_lo, s.device, nullptr, false, post,
-                            std::max(1, o.plot_samples), o.plot_samples, false);
+    ValidationResult v = validate(s.model, s.anchors, shown, val_lo, s.device, have_val ? &lopts : nullptr,
+                                  have_val && do_map, post, have_val ? o.max_eval_images : std::max(1, o.plot_samples),
+                                  o.plot_samples, false);
     if (!have_val) v.loss = std::numeric_limits<double>::quiet_NaN();
     EpochMetrics m;
     m.epoch = s.epoch;
