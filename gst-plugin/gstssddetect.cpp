@@ -2208,9 +2208,10 @@ static void gst_ssd_detect_class_init(GstSsdDetectClass* klass) {
    * frame comes, once the oldest held frame has waited this long (wall-clock). 0 (the default)
    * waits for a full batch (or EOS, a caps change, a drain). With `model-instance-id` it is the
    * longest a shared batch waits (wall-clock) for more streams' frames, 0 not waiting at all;
-   * it waits only while fewer frames are queued than `batch-size` and than elements share the
-   * instance (each queues one frame at a time: one element alone never waits; a stream that
-   * stopped without leaving READY still counts).
+   * it waits only while fewer frames are queued than `batch-size` and than streams send frames
+   * to the instance (each queues one frame at a time: one element alone never waits). A stream
+   * that sent no frame for twice this time, and at least a second (paused, at its end, or
+   * stopped), is no longer waited for.
    * A live stream whose caps give no frame rate has no other bound: with 0 the element posts a
    * warning, as the latency it reports cannot include the wait. Read when the element starts.
    */

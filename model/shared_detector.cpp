@@ -122,10 +122,24 @@ struct SharedDetector::Impl {
   float nms_iou = 0.45f;
   bool stop = false;
   Stats stats;
-  // The instance itself, for its holders' count: each stream (a thread blocked in detect())
-  // queues one frame at a time, so a batch waits for more frames only while fewer than that
-  // are queued.
-  std::weak_ptr<SharedDetector> self;
+  // The threads that called detect() lately, with when each last queued a frame. A caller
+  // blocks in detect() until its frame is done, so it has one frame queued at a time: a batch
+  // waits for more frames only while fewer are queued than there are callers. One that queued
+  // nothing for `idle_after` (a stream paused, at its end, or gone) is no longer waited for.
+  std::map<std::thread::id, Clock::time_point> callers;
+  Clock::duration idle_after{};
+
+  // The callers still counted, the others forgotten.
+  size_t active_callers(Clock::time_point now) {
+    for (auto it = callers.begin(); it != callers.end();) it = now - it->second >= idle_after ? callers.erase(it) : ++it;
+    return callers.size();
+  }
+  // When the next of them stops being counted (time_point::max() if none is).
+  Clock::time_point next_idle() const {
+    auto first = Clock::time_point::max();
+    for (const auto& c : callers) first = std::min(first, c.second + idle_after);
+    return first;
+  }
 
   // Hands each caller of a batch its detections, or the batch's error (each caller throws its
   // own copy).
@@ -213,8 +227,8 @@ struct SharedDetector::Impl {
     const size_t max_batch = static_cast<size_t>(std::max(1, options.max_batch));
     const size_t max_in_flight = static_cast<size_t>(std::max(1, w.detector->max_in_flight()));
     std::deque<std::vector<Request*>> in_flight;
-    // Frames a batch waits for: max_batch, or as many as there are streams when fewer.
-    auto target = [&] { return std::min(max_batch, static_cast<size_t>(std::max(1L, self.use_count()))); };
+    // Frames a batch waits for: max_batch, or as many as there are callers when fewer.
+    auto target = [&](Clock::time_point now) { return std::min(max_batch, std::max<size_t>(1, active_callers(now))); };
     // (No overflow of arrival + max_wait: a century at most.)
     const auto max_wait = std::min<std::chrono::microseconds>(options.max_wait, std::chrono::hours(24 * 365 * 100));
     std::unique_lock<std::mutex> lock(mutex);
@@ -222,13 +236,16 @@ struct SharedDetector::Impl {
       work.wait(lock, [&] { return stop || !queue.empty() || !in_flight.empty(); });
       if (queue.empty() && in_flight.empty()) return;   // stopping, nothing left
       bool start = !queue.empty() && in_flight.size() < max_in_flight;
-      if (start && queue.size() < target() && max_wait.count() > 0) {
+      if (start && queue.size() < target(Clock::now()) && max_wait.count() > 0) {
         const auto deadline = queue.front()->arrival + max_wait;
         if (Clock::now() < deadline) {
           if (!in_flight.empty()) {
             start = false;   // collect a batch while this one fills
           } else {
-            work.wait_until(lock, deadline, [&] { return stop || queue.size() >= target(); });
+            // Until the deadline, more frames, or a caller no longer counted (it may have been
+            // the one the batch waited for).
+            for (auto now = Clock::now(); !stop && now < deadline && queue.size() < target(now); now = Clock::now())
+              work.wait_until(lock, std::min(deadline, next_idle()));
             if (queue.empty()) continue;   // another worker took the frames meanwhile
           }
         }
@@ -302,9 +319,11 @@ std::shared_ptr<SharedDetector> SharedDetector::acquire(const std::string& id, c
     w->threshold = options.detector.threshold;
     w->max_detections = std::max(0, options.detector.max_detections);
   }
+  // A caller that queued no frame for twice the wait (at least a second) is not waited for.
+  impl->idle_after = std::max<Clock::duration>(
+      std::chrono::seconds(1), 2 * std::min<std::chrono::microseconds>(options.max_wait, std::chrono::hours(1)));
   std::shared_ptr<SharedDetector> instance(new SharedDetector(std::move(impl)));
   Impl* i = instance->impl_.get();
-  i->self = instance;   // before the workers start
   for (auto& w : i->workers) {
     Worker* worker = w.get();
     worker->thread = std::thread([i, worker] { i->run(*worker); });
@@ -332,6 +351,7 @@ std::vector<Detection> SharedDetector::detect(const FrameView& frame, float thre
   Request r{&frame, threshold, &class_thresholds, std::max(0, max_detections), Clock::now(), {}, {}, false};
   auto& d = *impl_;
   std::unique_lock<std::mutex> lock(d.mutex);
+  d.callers[std::this_thread::get_id()] = r.arrival;
   d.queue.push_back(&r);
   d.work.notify_one();
   d.finished.wait(lock, [&] { return r.done; });

@@ -37,8 +37,11 @@ struct SharedDetectorOptions {
   DetectorOptions detector;
   int max_batch = 1;                         // frames per network run, at most
   // How long a batch waits for more frames after its first: only while fewer frames are queued
-  // than max_batch and than the instance has holders (streams: each queues one frame at a
-  // time, so one stream alone, or a batch size above the number of streams, does not wait).
+  // than max_batch and than threads call detect() (a caller blocks until its frame is done, so
+  // each has one frame queued at a time: one stream alone, or a batch size above the number of
+  // streams, does not wait). A thread that queued no frame for twice max_wait, and at least a
+  // second, is no longer counted (its stream paused, ended, or left the instance), and a batch
+  // waiting for it runs then.
   std::chrono::microseconds max_wait{0};
 };
 
@@ -85,7 +88,7 @@ class SharedDetector {
     GraphStats graphs, preprocess_graphs;   // the detector's, after the last batch
   };
   Stats stats() const;
-  long users() const;     // holders of the instance
+  long users() const;     // holders of the instance (acquire() callers still holding it)
   int workers() const;    // network runners: 1, or max_in_flight on the CPU
 
  private:

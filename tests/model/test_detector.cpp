@@ -965,6 +965,43 @@ TEST_F(DetectorTest, SharedInstancesAreNamedAndRefuseOtherSettings) {
   EXPECT_EQ(fresh->options().detector.device, "auto");
 }
 
+// A batch waits for the threads that call detect(), not for the instance's holders: a stream
+// that stopped sending frames (paused, ended, or gone) is waited for only until it has been
+// silent for twice the wait (here 2 x 1 s), and a batch waiting for it then runs at once rather
+// than at its deadline.
+TEST_F(DetectorTest, SharedBatchesStopWaitingForAStreamThatWentQuiet) {
+  using Clock = std::chrono::steady_clock;
+  SharedDetectorOptions o;
+  o.detector = options();
+  o.max_batch = 4;
+  o.max_wait = std::chrono::seconds(1);
+  auto a = SharedDetector::acquire("quiet", o);
+  auto b = SharedDetector::acquire("quiet", o);   // held all along
+  const auto f = packed_frames(1, 160, 0, 120, 3, PixelFormat::RGB, 0);
+  const auto seconds_since = [](Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); };
+  a->detect(f.views[0], 0.f, 20);   // (a first call may warm up)
+
+  // b sends one frame from a thread of its own, then nothing.
+  Clock::time_point b_sent;
+  std::thread([&] {
+    b_sent = Clock::now();
+    b->detect(f.views[0], 0.f, 20);
+  }).join();
+  // Half a second before b has been quiet for 2 s, a's frame waits for b's, until b stops
+  // counting (0.5 s), not until its deadline (1 s).
+  std::this_thread::sleep_until(b_sent + std::chrono::milliseconds(1500));
+  auto t = Clock::now();
+  a->detect(f.views[0], 0.f, 20);
+  const double waited = seconds_since(t);
+  EXPECT_GT(waited, 0.2) << "b had sent a frame 1.5 s before: a's batch should wait for it";
+  EXPECT_LT(waited, 0.85) << "a's batch should run once b has been quiet for 2 s";
+  // From then on a runs alone, without waiting.
+  t = Clock::now();
+  for (int i = 0; i < 3; ++i) a->detect(f.views[0], 0.f, 20);
+  EXPECT_LT(seconds_since(t), 0.5) << "three frames of the one stream sending waited for the quiet one";
+  EXPECT_EQ(a->users(), 2);
+}
+
 // A tiny random model in a file of its own, an RGBx picture of w x h, and the CPU detector's
 // detections of it (threshold 0): what the CUDA tests compare against.
 struct CudaCase {
