@@ -2164,7 +2164,11 @@ static void gst_ssd_detect_class_init(GstSsdDetectClass* klass) {
    * the last analysed frame, so boxes do not blink. The count restarts after a flush and a
    * caps change. Can be changed while playing; with batching, which holds a frame until
    * `batch-size` analysed frames have come, the latency changes with it, and the element posts a
-   * latency message so that the pipeline asks again.
+   * latency message so that the pipeline asks again. A batch also holds the frames skipped
+   * between its analysed ones, and the element asks upstream's pool, when it starts, for as many
+   * buffers as its batches may hold with the interval then (counted up to 4): an interval raised
+   * beyond that while playing makes batches run partial once they hold that many frames, so that
+   * a source with a fixed number of buffers does not run out.
    */
   g_object_class_install_property(gobject_class, PROP_INTERVAL,
       g_param_spec_uint("interval", "Interval",

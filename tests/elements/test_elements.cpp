@@ -2137,13 +2137,19 @@ TEST(SsdDetectBatching, IntervalCarriesDetectionsAcrossBatches) {
 // A source with a fixed number of buffers (v4l2src, hardware decoders: the pool's max is the
 // count the allocation query asked for) never runs dry: the frames `interval` skips wait with
 // the batch, so the element reserves batch-size x interval (up to 4) buffers per batch, and a
-// batch holding them all runs partial (batch-size=4 interval=3 stalled at frame 0 before).
+// batch holding them all runs partial (batch-size=4 interval=3 stalled at frame 0 before). So
+// does an interval raised while playing beyond the one the reservation was made for.
 TEST(SsdDetectBatching, ASourceWithFixedBuffersNeverRunsDry) {
-  for (const char* props : {"batch-size=4 interval=3", "batch-size=4 interval=7", "batch-size=2 in-flight=2 interval=2"}) {
+  for (const char* props : {"batch-size=4 interval=3", "batch-size=4 interval=7", "batch-size=2 in-flight=2 interval=2",
+                            "batch-size=4 interval=1 raised-to=3"}) {
     SCOPED_TRACE(props);
+    std::string element_props = props;
+    const size_t raised_at = element_props.find(" raised-to=");
+    const int raised_to = raised_at == std::string::npos ? 0 : std::stoi(element_props.substr(raised_at + 11));
+    if (raised_at != std::string::npos) element_props.resize(raised_at);
     const std::string desc = std::string("videotestsrc name=src num-buffers=40 ! "
-                                         "video/x-raw,format=RGB,width=160,height=120,framerate=30/1 ! ssddetect ") +
-                             props + " ! fakesink name=sink sync=false";
+                                         "video/x-raw,format=RGB,width=160,height=120,framerate=30/1 ! ssddetect name=d ") +
+                             element_props + " ! fakesink name=sink sync=false";
     GError* err = nullptr;
     GstElement* pipeline = gst_parse_launch(desc.c_str(), &err);
     ASSERT_NE(pipeline, nullptr) << (err ? err->message : "");
@@ -2177,6 +2183,11 @@ TEST(SsdDetectBatching, ASourceWithFixedBuffersNeverRunsDry) {
     gst_object_unref(sink_pad);
     gst_object_unref(sink);
     gst_element_set_state(pipeline, GST_STATE_PLAYING);
+    if (raised_to > 0) {   // the element has started: the buffers are reserved for interval 1
+      GstElement* d = gst_bin_get_by_name(GST_BIN(pipeline), "d");
+      g_object_set(d, "interval", raised_to, nullptr);
+      gst_object_unref(d);
+    }
     GstBus* bus = gst_element_get_bus(pipeline);
     GstMessage* msg = gst_bus_timed_pop_filtered(bus, 60 * GST_SECOND,
                                                  static_cast<GstMessageType>(GST_MESSAGE_EOS | GST_MESSAGE_ERROR));
