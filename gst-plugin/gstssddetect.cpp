@@ -63,8 +63,9 @@
  * own when no new frame arrives, so a sparse or stalled source does not leave them waiting for
  * the next frame (a live 30 fps 640x480 source with `threads=1 in-flight=2` on the CPU: 7 ms
  * from source to sink, against 33 ms when they waited for the next frame, 2026-12-03). The
- * latency query reports the most batching can add: the wait for a full batch plus, with M in
- * flight, the M - 1 batches a frame may queue behind at full load. Held frames are buffers upstream
+ * latency query reports the most batching can add: the wait for a full batch plus the time a
+ * batch takes from its submission to its results, as measured (its computation, and its wait
+ * behind the batches in flight before it). Held frames are buffers upstream
  * cannot reuse: the element asks upstream's pool for batch-size x in-flight + 1 buffers more
  * than downstream does in the allocation query (v4l2src, say, allocates that many).
  *
@@ -226,7 +227,8 @@ struct HeldFrame {
   std::optional<Region> region;   // the part the network saw, once submitted (none: all of it)
   Region picture;                 // the frame's picture in its buffer (gstssd::picture_rect)
   bool blind = false;             // analysed, but the region lies outside the frame
-  std::chrono::nanoseconds blocked{0};   // first frame of a batch: how long its submit() took
+  // First frame of a batch: when the batch was handed to the detector.
+  std::chrono::steady_clock::time_point submitted_at{};
   // Serialized events that came after the frame and that only need to stay in order with the
   // frames (passes_with_frames()): they go downstream right after it.
   std::vector<GstEvent*> events;
@@ -578,7 +580,7 @@ static void report_graph_failures(GstSsdDetect* self) {
 static GstFlowReturn drain(GstSsdDetect* self);
 static GstFlowReturn submit_pending(GstSsdDetect* self);
 static void complete_oldest(GstSsdDetect* self);
-static void note_compute_time(GstSsdDetect* self, std::chrono::nanoseconds blocked);
+static void note_compute_time(GstSsdDetect* self, std::chrono::nanoseconds took);
 
 /* GObject vmethods */
 
@@ -1479,14 +1481,13 @@ static void complete_oldest(GstSsdDetect* self) {
   std::vector<HeldFrame> batch = std::move(st->submitted.front());
   st->submitted.pop_front();
   std::vector<std::vector<ssd::Detection>> results;
-  const auto collect_start = std::chrono::steady_clock::now();
   try {
     results = st->detector->collect();
   } catch (...) {
     for (const HeldFrame& h : batch) release(h);
     throw;
   }
-  note_compute_time(self, batch.front().blocked + (std::chrono::steady_clock::now() - collect_start));
+  note_compute_time(self, std::chrono::steady_clock::now() - batch.front().submitted_at);
   report_graph_failures(self);
   for (HeldFrame& h : batch) h.map.reset();   // the device is done with the frames: unmap
   size_t next = 0;
@@ -1503,10 +1504,12 @@ static void complete_oldest(GstSsdDetect* self) {
   }
 }
 
-// Raises the computation time the latency query adds when a batch blocked longer than it says
-// (with a quarter more, by more than a millisecond; not the first batch of a model, nor one
-// that captured a CUDA graph), and posts a latency message so that the pipeline asks again.
-static void note_compute_time(GstSsdDetect* self, std::chrono::nanoseconds blocked) {
+// Raises the computation time the latency query adds when a batch took longer than it says from
+// its submission to its collection (its computation, and its wait behind the batches in flight
+// before it), with a quarter more, by more than a millisecond (not the first batch of a model,
+// nor one that captured a CUDA graph), and posts a latency message so that the pipeline asks
+// again.
+static void note_compute_time(GstSsdDetect* self, std::chrono::nanoseconds took) {
   SsdDetectState* st = self->state;
   if (model_graphs(st)) {   // a capture (a batch size's third run) takes longer than a replay
     const auto [g, pre] = model_graph_stats(st);
@@ -1516,7 +1519,7 @@ static void note_compute_time(GstSsdDetect* self, std::chrono::nanoseconds block
     if (captured) return;
   }
   if (st->batches_timed++ == 0) return;   // the first batch (of a model) warms up
-  const guint64 ns = static_cast<guint64>(std::max<int64_t>(0, blocked.count()));
+  const guint64 ns = static_cast<guint64>(std::max<int64_t>(0, took.count()));
   const guint64 reported = st->compute_latency;
   if (ns <= reported || ns - reported < GST_MSECOND) return;
   st->compute_latency = ns + ns / 4;
@@ -1564,7 +1567,7 @@ static GstFlowReturn submit_pending(GstSsdDetect* self) {
     drop_batch();
     throw;
   }
-  frames.front().blocked = std::chrono::steady_clock::now() - submit_start;
+  frames.front().submitted_at = submit_start;
   st->inferences += views.size();
   GST_LOG_OBJECT(self, "submitted %zu frames (%zu analysed, %s), %d batch(es) in flight", frames.size(),
                  views.size(), views.empty() || !views.front().pinned ? "staged" : "page-locked",
@@ -1794,14 +1797,15 @@ static void output_loop(GstSsdDetect* self, guint64 generation) {
   }
 }
 
-// The latency batching adds: a frame may wait for the rest of its batch and, with in-flight
-// batches, for the batches submitted after it.
 // a + b, at most the largest valid time (a huge batch-timeout must not wrap the latency).
 static GstClockTime add_times(GstClockTime a, GstClockTime b) {
   const GstClockTime most = GST_CLOCK_TIME_NONE - 1;
   return a >= most || b >= most - a ? most : a + b;
 }
 
+// The wait for a batch: a frame may wait for the rest of its batch (then for its computation,
+// measured: compute_latency). It does not wait for later batches: the output thread pushes a
+// batch's frames once it is computed.
 static GstClockTime added_latency(SsdDetectState* st) {
   GstClockTime duration;
   guint64 interval;
@@ -1811,13 +1815,11 @@ static GstClockTime added_latency(SsdDetectState* st) {
     interval = std::max(1u, st->settings.interval);   // the frames to come (set while playing)
   }
   if (!GST_CLOCK_TIME_IS_VALID(duration) || duration == 0)
-    // Unknown frame rate: the timeout is the bound.
-    return st->batch_timeout > (GST_CLOCK_TIME_NONE - 1) / st->in_flight ? GST_CLOCK_TIME_NONE - 1
-                                                                          : st->batch_timeout * st->in_flight;
+    return st->batch_timeout;   // unknown frame rate: the timeout is the bound
   // Frames per batch (a batch holding all the buffers reserved for it runs partial).
   guint64 span = std::min<guint64>(static_cast<guint64>(st->batch_size) * interval, st->held_per_batch);
   if (st->batch_timeout > 0) span = std::min<guint64>(span, st->batch_timeout / duration + 1);
-  return (span * st->in_flight - 1) * duration;
+  return (span - 1) * duration;
 }
 
 static GstFlowReturn gst_ssd_detect_submit_input_buffer(GstBaseTransform* trans, gboolean is_discont,
@@ -2192,7 +2194,8 @@ static void gst_ssd_detect_class_init(GstSsdDetectClass* klass) {
    * frames until the batch is complete (or `batch-timeout` or a serialized event such as EOS,
    * a caps change or a drain query ends it early) and then pushes them, in order, with their
    * metadata; the latency query reports the delay this adds: the wait for the batch to fill,
-   * plus the batch's computation as measured (on the CPU about batch-size times a frame's):
+   * plus the time from the batch's submission to its results as measured (its computation, on
+   * the CPU about batch-size times a frame's, and its wait behind batches in flight before it):
    * when a batch takes longer than reported, the element reports that time and a quarter more
    * and posts a latency message (a model's first batch, a warm-up, and a batch that captures a
    * CUDA graph do not count; the figure only grows). It asks upstream for as many
@@ -2228,8 +2231,9 @@ static void gst_ssd_detect_class_init(GstSsdDetectClass* klass) {
    *
    * Batches submitted to the device before the oldest one's results are awaited. Above 1, on
    * CUDA, the upload, inference and download of consecutive batches overlap (each in-flight
-   * batch has a CUDA stream of its own); a batch's frames go downstream once it is computed,
-   * and the latency query counts in-flight - 1 more batches as the most a frame may queue.
+   * batch has a CUDA stream of its own); a batch's frames go downstream once it is computed
+   * (a frame does not wait for later batches; the latency query counts its wait behind earlier
+   * ones, as measured: see `batch-size`).
    * On the CPU each in-flight batch is computed on a thread of its own, so consecutive batches
    * run side by side on the CPU's cores: with `threads=1 in-flight=2` one stream's frames use
    * two cores (640x480 on 2 cores: 414 fps against 239 with `threads=1` and 204 with

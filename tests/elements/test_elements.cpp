@@ -2278,12 +2278,15 @@ TEST(SsdDetectBatching, CapsChangeDrainsAndFlushDrops) {
   gst_harness_teardown(h);
 }
 
-// The latency query adds what batching can hold a frame for: 25 fps, batches of 4 with two in
-// flight hold a frame up to 7 frame times; a 100 ms timeout caps a batch at 3 frames (5 times).
+// The latency query adds what batching can hold a frame for before its batch is computed (its
+// computation is measured: none yet here): 25 fps, batches of 4 hold a frame up to 3 frame
+// times, with two batches in flight too (a batch's frames go once it is computed, not with the
+// next batch: 7 frame times were reported before); a 100 ms timeout caps a batch at 3 frames (2
+// times); one frame at a time (batch-size 1), in flight or not, holds none.
 TEST(SsdDetectBatching, LatencyQueryReportsTheAddedLatency) {
   auto f = make_frame(flat(64, 48), GST_VIDEO_FORMAT_RGB);
-  for (auto [props, frames] : {std::pair{"batch-size=4 in-flight=2", 7}, std::pair{"batch-size=4 in-flight=2 batch-timeout=100000000", 5},
-                               std::pair{"", 0}}) {
+  for (auto [props, frames] : {std::pair{"batch-size=4 in-flight=2", 3}, std::pair{"batch-size=4 in-flight=2 batch-timeout=100000000", 2},
+                               std::pair{"in-flight=2", 0}, std::pair{"in-flight=1", 0}}) {
     GstHarness* h = detect_harness(props);
     gst_harness_set_upstream_latency(h, 10 * GST_MSECOND);
     gst_harness_set_src_caps(h, caps_25fps(*f));
@@ -2298,7 +2301,7 @@ TEST(SsdDetectBatching, LatencyQueryReportsTheAddedLatency) {
 // the time the batch was computed, and a latency message asks the pipeline to query again.
 TEST(SsdDetectBatching, TheLatencyIncludesTheBatchesComputation) {
   auto f = make_frame(flat(320, 240), GST_VIDEO_FORMAT_RGB);
-  GstHarness* h = detect_harness("batch-size=4 threads=1");
+  GstHarness* h = detect_harness("batch-size=4 threads=1 in-flight=1");
   GstBus* bus = gst_bus_new();
   gst_element_set_bus(h->element, bus);
   gst_harness_set_upstream_latency(h, 10 * GST_MSECOND);
@@ -2325,12 +2328,47 @@ TEST(SsdDetectBatching, TheLatencyIncludesTheBatchesComputation) {
   gst_harness_teardown(h);
 }
 
+// With batches in flight the computation is timed from a batch's submission to its results (the
+// output thread collects it): one frame at a time with two in flight (on the CPU, two workers)
+// adds no wait for a batch, and after the second frame (the first warms up) the latency is the
+// time the frame took, at most a quarter more than the push and pull around it (before, only
+// the time submit() blocked counted: next to nothing with a worker computing).
+TEST(SsdDetectBatching, TheLatencyIncludesTheComputationOfBatchesInFlight) {
+  auto f = make_frame(flat(640, 480), GST_VIDEO_FORMAT_RGB);
+  GstHarness* h = detect_harness("threads=1 in-flight=2");
+  GstBus* bus = gst_bus_new();
+  gst_element_set_bus(h->element, bus);
+  gst_harness_set_upstream_latency(h, 10 * GST_MSECOND);
+  gst_harness_set_src_caps(h, caps_25fps(*f));
+  EXPECT_EQ(gst_harness_query_latency(h), 10 * GST_MSECOND);
+  ASSERT_EQ(gst_harness_push(h, stamped(*f, 0)), GST_FLOW_OK);   // warm-up
+  gst_buffer_unref(gst_harness_pull(h));
+  EXPECT_EQ(gst_bus_pop_filtered(bus, GST_MESSAGE_LATENCY), nullptr);
+  const auto t1 = std::chrono::steady_clock::now();
+  ASSERT_EQ(gst_harness_push(h, stamped(*f, 1)), GST_FLOW_OK);
+  GstBuffer* out = gst_harness_pull(h);   // pushed by the output thread once computed
+  const auto took = std::chrono::steady_clock::now() - t1;
+  ASSERT_NE(out, nullptr);
+  gst_buffer_unref(out);
+  GstMessage* m = gst_bus_pop_filtered(bus, GST_MESSAGE_LATENCY);
+  ASSERT_NE(m, nullptr) << "no latency message after the second frame";
+  gst_message_unref(m);
+  const GstClockTime with_compute = gst_harness_query_latency(h);
+  EXPECT_GT(with_compute, 11 * GST_MSECOND);
+  EXPECT_LE(with_compute - 10 * GST_MSECOND,
+            static_cast<GstClockTime>(std::chrono::duration_cast<std::chrono::nanoseconds>(took).count() * 5 / 4 + 1));
+  gst_element_set_bus(h->element, nullptr);
+  gst_object_unref(bus);
+  gst_harness_teardown(h);
+}
+
 // `interval` set while playing changes what batching adds (a batch spans batch-size analysed
 // frames, and at most the buffers reserved for it at the start: batch-size x the start's
 // interval): the query reports the new figure at once, and the element posts a latency message
 // so that a pipeline asks again (25 fps, batches of 4, two in flight, started with every 2nd
-// frame: a frame may wait 15 frame times; every frame: 7; every 3rd: still 15, as a batch holds
-// the 8 buffers reserved for it at most). Without batching nothing changes and nothing is posted.
+// frame: a frame may wait 7 frame times for its batch; every frame: 3; every 3rd: still 7, as a
+// batch holds the 8 buffers reserved for it at most). Without batching nothing changes and
+// nothing is posted.
 TEST(SsdDetectBatching, IntervalChangeWhilePlayingPostsALatencyMessage) {
   auto f = make_frame(flat(64, 48), GST_VIDEO_FORMAT_RGB);
   {
@@ -2338,12 +2376,12 @@ TEST(SsdDetectBatching, IntervalChangeWhilePlayingPostsALatencyMessage) {
     gst_harness_set_upstream_latency(h, 10 * GST_MSECOND);
     gst_harness_set_src_caps(h, caps_25fps(*f));
     ASSERT_EQ(gst_harness_push(h, stamped(*f, 0)), GST_FLOW_OK);
-    EXPECT_EQ(gst_harness_query_latency(h), 10 * GST_MSECOND + 15 * kFrameStep);
+    EXPECT_EQ(gst_harness_query_latency(h), 10 * GST_MSECOND + 7 * kFrameStep);
     g_object_set(h->element, "interval", 3u, nullptr);
-    EXPECT_EQ(gst_harness_query_latency(h), 10 * GST_MSECOND + 15 * kFrameStep);
+    EXPECT_EQ(gst_harness_query_latency(h), 10 * GST_MSECOND + 7 * kFrameStep);
     gst_harness_teardown(h);
   }
-  for (auto [props, frames] : {std::pair{"batch-size=4 in-flight=2 interval=1", 7}, std::pair{"interval=1", 0}}) {
+  for (auto [props, frames] : {std::pair{"batch-size=4 in-flight=2 interval=1", 3}, std::pair{"in-flight=1 interval=1", 0}}) {
     std::string start(props);
     start.replace(start.find("interval=1"), 10, "interval=2");
     GstHarness* h = detect_harness(start.c_str());
