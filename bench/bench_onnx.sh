@@ -17,7 +17,8 @@
 #            e.g. --props in-flight=2 with --threads 1)
 #   onnx:    ... ! onnxinference model-file=X optimization-level=O ! ssdobjectdetector ! fakesink
 # Both give the same detections (test GstAnalyticsInterop.OnnxElementsRunTheExportedModel...).
-# Threads: ssddetect threads=0 is LibTorch's default (one per core); onnxinference has no
+# Threads: ssddetect threads=0 in-flight=0 (the defaults) are chosen for the machine (on 2 or more
+# CPUs 2 frames in flight, the CPUs shared among their workers); onnxinference has no
 # thread setting, so onnxruntime uses its default (one per physical core).
 # Columns: fps, CPU ms per frame of the whole process (all threads) and ours / onnx.
 set -euo pipefail

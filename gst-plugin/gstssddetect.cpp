@@ -63,9 +63,8 @@
  * own when no new frame arrives, so a sparse or stalled source does not leave them waiting for
  * the next frame (a live 30 fps 640x480 source with `threads=1 in-flight=2` on the CPU: 7 ms
  * from source to sink, against 33 ms when they waited for the next frame, 2026-12-03). The
- * latency query reports the most batching can add: the wait for a full batch plus the time a
- * batch takes from its submission to its results, as measured (its computation, and its wait
- * behind the batches in flight before it). Held frames are buffers upstream
+ * latency query reports the most batching can add: the wait for a full batch plus a batch's
+ * computation, as measured (a frame does not wait for later batches). Held frames are buffers upstream
  * cannot reuse: the element asks upstream's pool for batch-size x in-flight + 1 buffers more
  * than downstream does in the allocation query (v4l2src, say, allocates that many).
  *
@@ -182,7 +181,7 @@ constexpr guint kMaxHeldInterval = 4;
 constexpr gint kDefaultThreads = 0;
 constexpr guint kDefaultBatchSize = 1;
 constexpr guint64 kDefaultBatchTimeout = 0;
-constexpr guint kDefaultInFlight = 1;
+constexpr guint kDefaultInFlight = 0;   // chosen for the device (ssd::resolve_in_flight)
 constexpr gboolean kDefaultCudaGraphs = TRUE;
 // How often the output thread looks for computed batches while frames are held.
 constexpr std::chrono::milliseconds kOutputPoll{1};
@@ -227,8 +226,7 @@ struct HeldFrame {
   std::optional<Region> region;   // the part the network saw, once submitted (none: all of it)
   Region picture;                 // the frame's picture in its buffer (gstssd::picture_rect)
   bool blind = false;             // analysed, but the region lies outside the frame
-  // First frame of a batch: when the batch was handed to the detector.
-  std::chrono::steady_clock::time_point submitted_at{};
+  std::chrono::nanoseconds blocked{0};   // first frame of a batch: how long its submit() took
   // Serialized events that came after the frame and that only need to stay in order with the
   // frames (passes_with_frames()): they go downstream right after it.
   std::vector<GstEvent*> events;
@@ -524,7 +522,7 @@ static ssd::DetectorOptions detector_options(const Settings& s) {
   opts.nms_iou = s.nms_iou;
   opts.max_detections = s.max_detections;
   opts.threads = s.threads;
-  opts.max_in_flight = static_cast<int>(std::max(1u, s.in_flight));
+  opts.max_in_flight = static_cast<int>(s.in_flight);   // 0: the detector chooses
   opts.cuda_graphs = s.cuda_graphs;
   return opts;
 }
@@ -1091,7 +1089,7 @@ static gboolean gst_ssd_detect_start(GstBaseTransform* trans) {
   }
   // A shared instance batches across its streams; the element itself passes frames one by one.
   st->batch_size = st->shared ? 1u : std::max(1u, s.batch_size);
-  st->in_flight = st->shared ? 1u : std::max(1u, s.in_flight);
+  st->in_flight = st->shared ? 1u : static_cast<guint>(st->detector->max_in_flight());
   st->held_per_batch = st->batch_size * std::clamp(s.interval, 1u, kMaxHeldInterval);
   st->batch_timeout = s.batch_timeout;
   st->output_flow = GST_FLOW_OK;
@@ -1146,12 +1144,12 @@ static gboolean gst_ssd_detect_start(GstBaseTransform* trans) {
   std::string sharing;
   if (st->shared) {
     const long users = st->shared->users();
-    sharing = ", model instance \"" + instance + "\" (" + std::to_string(users) + (users == 1 ? " element)" : " elements)");
+    sharing = ", model instance \"" + instance + "\" (" + std::to_string(users) + (users == 1 ? " element, " : " elements, ") +
+              std::to_string(st->shared->workers()) + (st->shared->workers() == 1 ? " worker)" : " workers)");
   }
   GST_INFO_OBJECT(self, "loaded model %s on %s (%s), %zu classes, batch %u, in flight %u, CUDA graphs %s%s",
                   s.model.c_str(), device.c_str(), model_fp16(st) ? "fp16" : "fp32", model_labels(st).size(),
-                  std::max(1u, s.batch_size), std::max(1u, s.in_flight), model_graphs(st) ? "on" : "off",
-                  sharing.c_str());
+                  std::max(1u, s.batch_size), st->in_flight, model_graphs(st) ? "on" : "off", sharing.c_str());
   untake.started = true;
   return TRUE;
 }
@@ -1481,13 +1479,18 @@ static void complete_oldest(GstSsdDetect* self) {
   std::vector<HeldFrame> batch = std::move(st->submitted.front());
   st->submitted.pop_front();
   std::vector<std::vector<ssd::Detection>> results;
+  const auto collect_start = std::chrono::steady_clock::now();
   try {
     results = st->detector->collect();
   } catch (...) {
     for (const HeldFrame& h : batch) release(h);
     throw;
   }
-  note_compute_time(self, std::chrono::steady_clock::now() - batch.front().submitted_at);
+  // What submit() and collect() blocked for (on CUDA, about the batch's computation), or what a
+  // CPU worker computed it in while they did not.
+  note_compute_time(self, std::max<std::chrono::nanoseconds>(
+                              batch.front().blocked + (std::chrono::steady_clock::now() - collect_start),
+                              st->detector->compute_time()));
   report_graph_failures(self);
   for (HeldFrame& h : batch) h.map.reset();   // the device is done with the frames: unmap
   size_t next = 0;
@@ -1504,11 +1507,11 @@ static void complete_oldest(GstSsdDetect* self) {
   }
 }
 
-// Raises the computation time the latency query adds when a batch took longer than it says from
-// its submission to its collection (its computation, and its wait behind the batches in flight
-// before it), with a quarter more, by more than a millisecond (not the first batch of a model,
-// nor one that captured a CUDA graph), and posts a latency message so that the pipeline asks
-// again.
+// Raises the computation time the latency query adds when a batch took longer than it says to
+// compute, with a quarter more, by more than a millisecond (not the first batch of a model, nor
+// one that captured a CUDA graph), and posts a latency message so that the pipeline asks again.
+// (Not the time from its submission to its collection: that includes the output thread's wait in
+// a synchronised sink's push, for as long as the latency reported, which would feed on itself.)
 static void note_compute_time(GstSsdDetect* self, std::chrono::nanoseconds took) {
   SsdDetectState* st = self->state;
   if (model_graphs(st)) {   // a capture (a batch size's third run) takes longer than a replay
@@ -1567,7 +1570,7 @@ static GstFlowReturn submit_pending(GstSsdDetect* self) {
     drop_batch();
     throw;
   }
-  frames.front().submitted_at = submit_start;
+  frames.front().blocked = std::chrono::steady_clock::now() - submit_start;
   st->inferences += views.size();
   GST_LOG_OBJECT(self, "submitted %zu frames (%zu analysed, %s), %d batch(es) in flight", frames.size(),
                  views.size(), views.empty() || !views.front().pinned ? "staged" : "page-locked",
@@ -2179,10 +2182,12 @@ static void gst_ssd_detect_class_init(GstSsdDetectClass* klass) {
   /**
    * GstSsdDetect:threads:
    *
-   * Intra-op CPU threads for the network; 0 keeps LibTorch's default (on the 2-vCPU dev
-   * machine: 1 with Debian 12's LibTorch 1.13, 2 with Debian 13's LibTorch 2.6). With
-   * `in-flight` above 1 on the CPU each in-flight worker uses this many: keep threads x in-flight
-   * at or below the cores (see `in-flight`). Read when the element starts.
+   * Intra-op CPU threads for the network. 0 (the default) chooses: with one batch in flight,
+   * LibTorch's default (on the 2-vCPU dev machine: 1 with Debian 12's LibTorch 1.13, 2 with
+   * Debian 13's LibTorch 2.6); with several in flight on the CPU (each computed by a worker of
+   * its own), the process's CPUs shared among the workers, at least one each. Set explicitly,
+   * each in-flight worker uses this many: keep threads x in-flight at or below the cores (see
+   * `in-flight`). Read when the element starts.
    */
   g_object_class_install_property(gobject_class, PROP_THREADS,
       g_param_spec_int("threads", "Threads", "CPU inference threads (0 = LibTorch default)", 0, 1024,
@@ -2194,8 +2199,7 @@ static void gst_ssd_detect_class_init(GstSsdDetectClass* klass) {
    * frames until the batch is complete (or `batch-timeout` or a serialized event such as EOS,
    * a caps change or a drain query ends it early) and then pushes them, in order, with their
    * metadata; the latency query reports the delay this adds: the wait for the batch to fill,
-   * plus the time from the batch's submission to its results as measured (its computation, on
-   * the CPU about batch-size times a frame's, and its wait behind batches in flight before it):
+   * plus the batch's computation as measured (on the CPU about batch-size times a frame's):
    * when a batch takes longer than reported, the element reports that time and a quarter more
    * and posts a latency message (a model's first batch, a warm-up, and a batch that captures a
    * CUDA graph do not count; the figure only grows). It asks upstream for as many
@@ -2229,23 +2233,25 @@ static void gst_ssd_detect_class_init(GstSsdDetectClass* klass) {
   /**
    * GstSsdDetect:in-flight:
    *
-   * Batches submitted to the device before the oldest one's results are awaited. Above 1, on
+   * Batches submitted to the device before the oldest one's results are awaited; 0 (the
+   * default) chooses: on the CPU 2 when the process may run on 2 or more CPUs (with `threads` 0,
+   * one thread each on 2 CPUs: 640x480 RGB 469 -> 911 fps on the 2-vCPU dev machine against
+   * in-flight 1, `bench/bench_element`, 2026-12-05), else 1; on CUDA 1. Above 1, on
    * CUDA, the upload, inference and download of consecutive batches overlap (each in-flight
    * batch has a CUDA stream of its own); a batch's frames go downstream once it is computed
-   * (a frame does not wait for later batches; the latency query counts its wait behind earlier
-   * ones, as measured: see `batch-size`).
+   * (a frame does not wait for later batches: the latency query adds no frame times for them).
    * On the CPU each in-flight batch is computed on a thread of its own, so consecutive batches
    * run side by side on the CPU's cores: with `threads=1 in-flight=2` one stream's frames use
    * two cores (640x480 on 2 cores: 414 fps against 239 with `threads=1` and 204 with
-   * `threads=2`, 2026-12-03). Each worker runs `threads` intra-op threads, so more threads than
-   * cores in all compete for them: set `threads` explicitly, as LibTorch's default may be one
-   * per core (see `threads`; 640x480 on 2 cores, 2026-12-05: `threads=1 in-flight=2` 638 fps,
-   * `threads=2 in-flight=2` 461 fps, `threads=2` alone 391). For a shared model instance
+   * `threads=2`, 2026-12-03). Each worker runs `threads` intra-op threads (0: the CPUs shared
+   * among the workers), and more threads than cores in all compete for them (640x480 on 2 cores,
+   * 2026-12-05: `threads=1 in-flight=2` 638 fps, `threads=2 in-flight=2` 461 fps, `threads=2`
+   * alone 391). 1 analyses each frame in place as it passes, holding none. For a shared model instance
    * (`model-instance-id`), in-flight workers, each with a copy of the model, compute batches of
    * the streams' frames side by side. Read when the element starts.
    */
   g_object_class_install_property(gobject_class, PROP_IN_FLIGHT,
-      g_param_spec_uint("in-flight", "In flight", "Batches on the device at once (pipelining)", 1, 16,
+      g_param_spec_uint("in-flight", "In flight", "Batches on the device at once (pipelining; 0 = automatic)", 0, 16,
                         kDefaultInFlight, ready_flags));
 
   /**

@@ -29,6 +29,7 @@
 #include "anchors.h"
 #include "blas_check.h"
 #include "class_filter.h"
+#include "cpu_workers.h"
 #include "cuda_graph.h"
 #include "device.h"
 #include "error.h"
@@ -259,11 +260,12 @@ struct Detector::Impl {
       std::lock_guard<std::mutex> lock(m_);
       return done_;
     }
-    // Waits for the posted job; rethrows what it threw.
-    void wait() {
+    // Waits for the posted job; rethrows what it threw. Returns how long the job ran.
+    std::chrono::nanoseconds wait() {
       std::unique_lock<std::mutex> lock(m_);
       cv_.wait(lock, [this] { return done_; });
       if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
+      return took_;
     }
 
    private:
@@ -276,13 +278,16 @@ struct Detector::Impl {
         job_ = nullptr;
         lock.unlock();
         std::exception_ptr error;
+        const auto start = std::chrono::steady_clock::now();
         try {
           job();
         } catch (...) {
           error = std::current_exception();
         }
+        const auto took = std::chrono::steady_clock::now() - start;
         lock.lock();
         error_ = error;
+        took_ = took;
         done_ = true;
         cv_.notify_all();
       }
@@ -292,6 +297,7 @@ struct Detector::Impl {
     std::function<void()> job_;
     bool done_ = true, stop_ = false;
     std::exception_ptr error_;
+    std::chrono::nanoseconds took_{0};
     std::thread thread_;   // last: starts once the members above exist
   };
 
@@ -308,6 +314,7 @@ struct Detector::Impl {
     size_t frames = 0;
     std::vector<std::pair<float, float>> seen;  // each frame's seen_fraction()
     std::vector<std::vector<Detection>> ready;  // CPU path: computed by submit()
+    std::chrono::nanoseconds computed{0};       // CPU: how long the batch's computation took
     bool has_packed = false;
     torch::Tensor packed;   // fixed path: (B, M * 6 + 2) host rows, pinned on CUDA
     torch::Tensor cls, box; // fixed path: network outputs on the device, for the exact fallback
@@ -322,6 +329,7 @@ struct Detector::Impl {
   };
   std::vector<Slot> slots;
   size_t head = 0, pending = 0;   // ring of slots: the oldest pending one, how many are pending
+  std::chrono::nanoseconds last_compute{0};   // the last collected batch's (compute_time())
   Slot* filling = nullptr;        // the slot submit() is uploading into
 
   ~Impl() {
@@ -528,6 +536,12 @@ Detector::Detector(const DetectorOptions& options) : impl_(std::make_unique<Impl
   if (options.model_path.empty()) throw Error("no model file given");
   d.device = parse_device(options.device);
   d.half = options.fp16 && d.device.is_cuda();
+  // In flight and threads of 0: chosen for this machine (a worker per batch in flight on the CPU,
+  // the CPUs shared among them).
+  const int cpus = usable_cpus();
+  d.options.max_in_flight = resolve_in_flight(options.max_in_flight, !d.device.is_cuda(), cpus);
+  const bool cpu_workers = !d.device.is_cuda() && !options.fixed_postprocess;
+  d.options.threads = resolve_threads(options.threads, cpu_workers ? d.options.max_in_flight : 1, cpus);
   // LibTorch's intra-op threads are OpenMP's, and OpenMP (libgomp) keeps a pool of workers for
   // each thread that runs a parallel region. ssddetect constructs its detector in the
   // application's thread (start()) and detects in its streaming thread; loading the weights here
@@ -539,7 +553,7 @@ Detector::Detector(const DetectorOptions& options) : impl_(std::make_unique<Impl
   // loads with one thread (no pool), and the count is set at the end for the threads that detect.
   // (LibTorch hands the count to a thread at its first parallel region: one that starts its
   // first inference while another detector loads gets 1.)
-  const int threads = options.threads > 0 ? options.threads : torch::get_num_threads();
+  const int threads = d.options.threads > 0 ? d.options.threads : torch::get_num_threads();
   torch::set_num_threads(1);
   struct RestoreThreads {
     int n;
@@ -579,7 +593,7 @@ Detector::Detector(const DetectorOptions& options) : impl_(std::make_unique<Impl
   d.fixed = d.device.is_cuda() || options.fixed_postprocess;
   const bool graphs = d.fixed && (d.device.is_cuda() ? options.cuda_graphs && cuda_graphs_compiled()
                                                      : options.emulate_graphs);
-  d.slots.resize(static_cast<size_t>(std::max(1, options.max_in_flight)));
+  d.slots.resize(static_cast<size_t>(d.options.max_in_flight));
   if (!d.device.is_cuda() && !d.fixed && d.slots.size() > 1)
     for (auto& slot : d.slots) slot.worker = std::make_unique<Impl::CpuWorker>();
   if (graphs) {
@@ -685,6 +699,7 @@ void Detector::submit(const std::vector<FrameView>& frames) {
   slot.seen.clear();
   for (const auto& f : frames) slot.seen.push_back(seen_fraction(f, d.model->config().input_size));
   slot.ready.clear();
+  slot.computed = std::chrono::nanoseconds(0);
   slot.has_packed = false;
   slot.cls = slot.box = torch::Tensor();
   {
@@ -711,6 +726,7 @@ void Detector::submit(const std::vector<FrameView>& frames) {
     return;
   }
   if (!frames.empty()) {
+    const auto start = std::chrono::steady_clock::now();
     try {
       c10::InferenceMode guard;
       c10::optional<c10::StreamGuard> on_stream;
@@ -759,6 +775,7 @@ void Detector::submit(const std::vector<FrameView>& frames) {
       }
     }
     d.filling = nullptr;
+    if (!slot.stream) slot.computed = std::chrono::steady_clock::now() - start;   // (CUDA: queued only)
   }
   d.pending++;
 }
@@ -771,7 +788,8 @@ std::vector<std::vector<Detection>> Detector::collect() {
   d.head = (d.head + 1) % d.slots.size();
   d.pending--;
   std::vector<std::vector<Detection>> out(slot.frames);
-  if (slot.worker) slot.worker->wait();   // rethrows the batch's error
+  d.last_compute = slot.computed;
+  if (slot.worker) d.last_compute = slot.worker->wait();   // rethrows the batch's error
   // The boxes of the part of each frame the network saw, in [0, 1] of the whole frame.
   auto to_frames = [&slot](std::vector<std::vector<Detection>>& dets) {
     for (size_t b = 0; b < dets.size() && b < slot.seen.size(); ++b) {
@@ -836,6 +854,7 @@ bool Detector::ready() const {
 }
 
 int Detector::in_flight() const { return static_cast<int>(impl_->pending); }
+std::chrono::nanoseconds Detector::compute_time() const { return impl_->last_compute; }
 int Detector::max_in_flight() const { return static_cast<int>(impl_->slots.size()); }
 
 std::vector<std::vector<Detection>> Detector::detect(const std::vector<FrameView>& frames) {

@@ -4,6 +4,7 @@
 // SSD and returns the detections. Only the small result comes back to the host.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -65,8 +66,12 @@ struct DetectorOptions {
   float threshold = 0.3f;        // minimum confidence
   float nms_iou = 0.45f;
   int max_detections = 100;      // per frame
-  int threads = 0;               // CPU intra-op threads; 0 = LibTorch's default
-  int max_in_flight = 1;         // batches submit() may start before collect() takes the oldest
+  // CPU intra-op threads; 0: LibTorch's default, or with several CPU workers (max_in_flight) the
+  // CPUs shared among them (resolve_threads in device.h).
+  int threads = 0;
+  // Batches submit() may start before collect() takes the oldest; 0: chosen for the device
+  // (resolve_in_flight in device.h: 2 on a CPU of 2 or more, else 1). max_in_flight() says which.
+  int max_in_flight = 1;
   // Output stage with fixed shapes and no host synchronisation (postprocess_fixed): always on
   // CUDA; on the CPU only when set (the tests use it to run the CUDA path's logic).
   bool fixed_postprocess = false;
@@ -111,6 +116,10 @@ class Detector {
   // (false when none is in flight). Does not wait; like submit() and collect(), not to be
   // called concurrently with them.
   bool ready() const;
+  // How long the last collected batch took to compute on the CPU (by its worker, or by submit()),
+  // however long it then waited to be collected; 0 on CUDA, where the device computes it
+  // asynchronously (the time submit() and collect() block is the caller's to measure).
+  std::chrono::nanoseconds compute_time() const;
   int in_flight() const;
   int max_in_flight() const;
 

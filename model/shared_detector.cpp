@@ -12,6 +12,7 @@
 #include <tuple>
 
 #include "class_filter.h"
+#include "cpu_workers.h"
 #include "error.h"
 
 namespace ssd {
@@ -300,10 +301,15 @@ std::shared_ptr<SharedDetector> SharedDetector::acquire(const std::string& id, c
   const std::string& device = options.detector.device;
   // (The CPU emulation of the CUDA path, emulate_graphs, keeps CUDA's one worker.)
   const bool cpu = (device == "cpu" || (device == "auto" && !cuda_available())) && !options.detector.emulate_graphs;
-  const int in_flight = std::max(1, options.detector.max_in_flight);
-  // On the CPU, in-flight batches are computed side by side: a worker (and a model) each.
+  const int cpus = usable_cpus();
+  const int in_flight = resolve_in_flight(options.detector.max_in_flight, cpu, cpus);
+  // On the CPU, in-flight batches are computed side by side: a worker (and a model) each, with
+  // the CPUs shared among them.
   DetectorOptions each = options.detector;
-  if (cpu) each.max_in_flight = 1;
+  if (cpu) {
+    each.max_in_flight = 1;
+    each.threads = resolve_threads(options.detector.threads, in_flight, cpus);
+  }
   for (int k = 0; k < (cpu ? in_flight : 1); ++k) {
     impl->workers.push_back(std::make_unique<Worker>());
     impl->workers.back()->detector = std::make_unique<Detector>(each);

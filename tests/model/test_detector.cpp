@@ -18,6 +18,7 @@
 #include <torch/types.h>
 
 #include "blas_check.h"
+#include "cpu_workers.h"
 #include "detector.h"
 #include "error.h"
 #include "host_buffer.h"
@@ -497,6 +498,56 @@ TEST_F(DetectorTest, CpuInFlightBatchesRunOnWorkerThreadsAndMatchDetect) {
   ssdtest::expect_error([&] { det.submit({huge}); }, {"stride 16", "2147483648"});
   EXPECT_EQ(det.in_flight(), 0);
   EXPECT_EQ(det.detect(frames[2]).size(), 2u);
+}
+
+// In flight and threads of 0 are chosen for the machine: on the CPU a worker per batch for two
+// batches when there are two CPUs or more, the CPUs shared among them; on CUDA one batch; a count
+// asked for stays.
+TEST(CpuWorkers, AutomaticInFlightAndThreads) {
+  EXPECT_EQ(resolve_in_flight(0, true, 1), 1);
+  EXPECT_EQ(resolve_in_flight(0, true, 2), 2);
+  EXPECT_EQ(resolve_in_flight(0, true, 64), 2);
+  EXPECT_EQ(resolve_in_flight(0, false, 64), 1);
+  EXPECT_EQ(resolve_in_flight(3, true, 1), 3);
+  EXPECT_EQ(resolve_in_flight(4, false, 2), 4);
+  EXPECT_EQ(resolve_threads(0, 1, 16), 0);   // LibTorch's default
+  EXPECT_EQ(resolve_threads(0, 2, 2), 1);
+  EXPECT_EQ(resolve_threads(0, 2, 16), 8);
+  EXPECT_EQ(resolve_threads(0, 3, 2), 1);   // at least one each
+  EXPECT_EQ(resolve_threads(5, 2, 2), 5);
+  EXPECT_GE(usable_cpus(), 1);
+}
+
+// A detector asked for 0 in flight on the CPU runs resolve_in_flight's count (2 here on 2 CPUs
+// or more), with the same detections; compute_time() says how long the last collected batch
+// computed, by a worker or by submit(), not how long it then waited to be collected.
+TEST_F(DetectorTest, AutomaticInFlightOnTheCpuAndComputeTime) {
+  const auto packed = packed_frames(2, 320, 16, 240, 20, PixelFormat::BGRx, 0);
+  const auto expect = one_by_one(packed.views);
+  for (const int asked : {0, 1}) {
+    SCOPED_TRACE("max_in_flight " + std::to_string(asked));
+    auto o = options();
+    o.max_in_flight = asked;
+    Detector det(o);
+    EXPECT_EQ(det.max_in_flight(), asked == 0 ? resolve_in_flight(0, true, usable_cpus()) : 1);
+    EXPECT_EQ(det.compute_time().count(), 0);
+    det.submit({packed.views[0], packed.views[1]});
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));   // computed long before collected
+    const auto t = std::chrono::steady_clock::now();
+    const auto got = det.collect();
+    const auto collecting = std::chrono::steady_clock::now() - t;
+    expect_same(got[0], expect[0], 1e-5f);
+    expect_same(got[1], expect[1], 1e-5f);
+    EXPECT_GT(det.compute_time().count(), 0);
+    EXPECT_LT(det.compute_time(), std::chrono::milliseconds(250) + collecting) << "the wait to be collected counted";
+  }
+  // A shared instance on the CPU: a worker (and a model) per batch in flight.
+  SharedDetectorOptions so;
+  so.detector = options();
+  so.detector.max_in_flight = 0;
+  auto shared = SharedDetector::acquire("automatic-workers", so);
+  EXPECT_EQ(shared->workers(), resolve_in_flight(0, true, usable_cpus()));
+  expect_same(shared->detect(packed.views[0], 0.0f, 20), expect[0], 1e-5f);
 }
 
 // ready() says when collect() would not wait: never with nothing in flight, at once after a
