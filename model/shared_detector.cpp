@@ -279,8 +279,17 @@ struct SharedDetector::Impl {
   }
 };
 
-std::shared_ptr<SharedDetector> SharedDetector::acquire(const std::string& id, const SharedDetectorOptions& options) {
+std::shared_ptr<SharedDetector> SharedDetector::acquire(const std::string& id, const SharedDetectorOptions& asked) {
   if (id.empty()) throw Error("a model instance needs a name");
+  // In flight and threads of 0 as chosen for this machine, so that callers leaving them to it and
+  // callers asking for what it chooses share the instance.
+  SharedDetectorOptions options = asked;
+  const std::string& device = options.detector.device;
+  // (The CPU emulation of the CUDA path, emulate_graphs, keeps CUDA's one worker.)
+  const bool cpu = (device == "cpu" || (device == "auto" && !cuda_available())) && !options.detector.emulate_graphs;
+  const int cpus = usable_cpus();
+  options.detector.max_in_flight = resolve_in_flight(asked.detector.max_in_flight, cpu, cpus);
+  if (cpu) options.detector.threads = resolve_threads(asked.detector.threads, options.detector.max_in_flight, cpus);
   std::lock_guard<std::mutex> lock(registry_mutex);
   auto& instances = registry();
   for (auto it = instances.begin(); it != instances.end();) it = it->second.expired() ? instances.erase(it) : ++it;
@@ -298,18 +307,11 @@ std::shared_ptr<SharedDetector> SharedDetector::acquire(const std::string& id, c
   auto impl = std::make_unique<Impl>();
   impl->id = id;
   impl->options = options;
-  const std::string& device = options.detector.device;
-  // (The CPU emulation of the CUDA path, emulate_graphs, keeps CUDA's one worker.)
-  const bool cpu = (device == "cpu" || (device == "auto" && !cuda_available())) && !options.detector.emulate_graphs;
-  const int cpus = usable_cpus();
-  const int in_flight = resolve_in_flight(options.detector.max_in_flight, cpu, cpus);
+  const int in_flight = options.detector.max_in_flight;
   // On the CPU, in-flight batches are computed side by side: a worker (and a model) each, with
   // the CPUs shared among them.
   DetectorOptions each = options.detector;
-  if (cpu) {
-    each.max_in_flight = 1;
-    each.threads = resolve_threads(options.detector.threads, in_flight, cpus);
-  }
+  if (cpu) each.max_in_flight = 1;
   for (int k = 0; k < (cpu ? in_flight : 1); ++k) {
     impl->workers.push_back(std::make_unique<Worker>());
     impl->workers.back()->detector = std::make_unique<Detector>(each);

@@ -51,8 +51,8 @@ class SharedDetector {
   // the first caller, shared by later callers while any of them holds it, destroyed when the
   // last one lets go. A later caller whose options differ from the instance's in anything but
   // the threshold and max_detections (the same model file under another path to it counts as the
-  // same) gets ssd::Error naming the difference; loading errors
-  // are Detector's.
+  // same; max_in_flight and threads of 0 count as what they resolve to, cpu_workers.h) gets
+  // ssd::Error naming the difference; loading errors are Detector's.
   static std::shared_ptr<SharedDetector> acquire(const std::string& id, const SharedDetectorOptions& options);
 
   ~SharedDetector();
@@ -75,7 +75,7 @@ class SharedDetector {
   void set_nms_iou(float nms_iou);
 
   const std::string& id() const;
-  const SharedDetectorOptions& options() const;   // as created
+  const SharedDetectorOptions& options() const;   // as created, max_in_flight and threads resolved
   const std::vector<std::string>& labels() const;
   std::string device_name() const;
   bool fp16() const;

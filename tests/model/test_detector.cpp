@@ -548,6 +548,13 @@ TEST_F(DetectorTest, AutomaticInFlightOnTheCpuAndComputeTime) {
   auto shared = SharedDetector::acquire("automatic-workers", so);
   EXPECT_EQ(shared->workers(), resolve_in_flight(0, true, usable_cpus()));
   expect_same(shared->detect(packed.views[0], 0.0f, 20), expect[0], 1e-5f);
+  // Asking for what 0 resolves to joins it, and the other way round.
+  SharedDetectorOptions explicit_counts = so;
+  explicit_counts.detector.max_in_flight = shared->workers();
+  explicit_counts.detector.threads = resolve_threads(0, shared->workers(), usable_cpus());
+  EXPECT_EQ(SharedDetector::acquire("automatic-workers", explicit_counts).get(), shared.get());
+  auto other = SharedDetector::acquire("explicit-workers", explicit_counts);
+  EXPECT_EQ(SharedDetector::acquire("explicit-workers", so).get(), other.get());
 }
 
 // ready() says when collect() would not wait: never with nothing in flight, at once after a
