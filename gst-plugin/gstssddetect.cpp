@@ -2234,9 +2234,10 @@ static void gst_ssd_detect_class_init(GstSsdDetectClass* klass) {
    * GstSsdDetect:in-flight:
    *
    * Batches submitted to the device before the oldest one's results are awaited; 0 (the
-   * default) chooses: on the CPU 2 when the process may run on 2 or more CPUs (with `threads` 0,
-   * one thread each on 2 CPUs: 640x480 RGB 469 -> 911 fps on the 2-vCPU dev machine against
-   * in-flight 1, `bench/bench_element`, 2026-12-05), else 1; on CUDA 1. Above 1, on
+   * default) chooses: on the CPU 2 when the process may run on 2 or more CPUs and `threads` is 0
+   * or at most half of them (with `threads` 0, one thread each on 2 CPUs: 640x480 RGB 469 ->
+   * 911 fps on the 2-vCPU dev machine against in-flight 1, `bench/bench_element`, 2026-12-05),
+   * else 1; on CUDA 1. Above 1, on
    * CUDA, the upload, inference and download of consecutive batches overlap (each in-flight
    * batch has a CUDA stream of its own); a batch's frames go downstream once it is computed
    * (a frame does not wait for later batches: the latency query adds no frame times for them).

@@ -14,9 +14,9 @@ int usable_cpus() {
   return std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
 }
 
-int resolve_in_flight(int requested, bool cpu, int cpus) {
+int resolve_in_flight(int requested, bool cpu, int cpus, int threads) {
   if (requested > 0) return requested;
-  return cpu && cpus >= 2 ? 2 : 1;
+  return cpu && cpus >= 2 * std::max(1, threads) ? 2 : 1;
 }
 
 int resolve_threads(int requested, int workers, int cpus) {

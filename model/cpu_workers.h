@@ -9,8 +9,9 @@ int usable_cpus();
 
 // Batches a detector keeps in flight when asked for `requested`: itself when above 0; 0 (auto):
 // on the CPU 2 when the process has 2 or more CPUs (consecutive batches computed side by side,
-// a worker each: ssddetect at 640x480 on 2 CPUs 469 -> 911 fps, 2026-12-05), else 1; on CUDA 1.
-int resolve_in_flight(int requested, bool cpu, int cpus);
+// a worker each: ssddetect at 640x480 on 2 CPUs 469 -> 911 fps, 2026-12-05) and each worker's
+// `threads` (0: chosen too, resolve_threads) leave room for two, else 1; on CUDA 1.
+int resolve_in_flight(int requested, bool cpu, int cpus, int threads);
 
 // Intra-op threads of each of `workers` CPU workers when asked for `requested`: itself when above
 // 0; 0 (auto): with one worker 0 (LibTorch's default), with several the CPUs shared among them,

@@ -539,7 +539,7 @@ Detector::Detector(const DetectorOptions& options) : impl_(std::make_unique<Impl
   // In flight and threads of 0: chosen for this machine (a worker per batch in flight on the CPU,
   // the CPUs shared among them).
   const int cpus = usable_cpus();
-  d.options.max_in_flight = resolve_in_flight(options.max_in_flight, !d.device.is_cuda(), cpus);
+  d.options.max_in_flight = resolve_in_flight(options.max_in_flight, !d.device.is_cuda(), cpus, options.threads);
   const bool cpu_workers = !d.device.is_cuda() && !options.fixed_postprocess;
   d.options.threads = resolve_threads(options.threads, cpu_workers ? d.options.max_in_flight : 1, cpus);
   // LibTorch's intra-op threads are OpenMP's, and OpenMP (libgomp) keeps a pool of workers for

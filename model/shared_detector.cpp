@@ -288,7 +288,7 @@ std::shared_ptr<SharedDetector> SharedDetector::acquire(const std::string& id, c
   // (The CPU emulation of the CUDA path, emulate_graphs, keeps CUDA's one worker.)
   const bool cpu = (device == "cpu" || (device == "auto" && !cuda_available())) && !options.detector.emulate_graphs;
   const int cpus = usable_cpus();
-  options.detector.max_in_flight = resolve_in_flight(asked.detector.max_in_flight, cpu, cpus);
+  options.detector.max_in_flight = resolve_in_flight(asked.detector.max_in_flight, cpu, cpus, asked.detector.threads);
   if (cpu) options.detector.threads = resolve_threads(asked.detector.threads, options.detector.max_in_flight, cpus);
   std::lock_guard<std::mutex> lock(registry_mutex);
   auto& instances = registry();

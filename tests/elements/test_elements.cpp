@@ -2013,7 +2013,7 @@ TEST(SsdDetectBatching, AsksUpstreamForTheFramesItHolds) {
   EXPECT_EQ(first_min("ssddetect device=cpu batch-size=3 in-flight=2 ! videoflip video-direction=horiz"), theirs + 7);
   EXPECT_EQ(first_min("ssddetect device=cpu batch-size=4 in-flight=1 ! videoflip video-direction=horiz"), theirs + 5);
   EXPECT_EQ(first_min("ssddetect device=cpu in-flight=1 ! videoflip video-direction=horiz"), theirs) << "not batching";
-  const int in_flight = ssd::resolve_in_flight(0, true, ssd::usable_cpus());
+  const int in_flight = ssd::resolve_in_flight(0, true, ssd::usable_cpus(), 0);
   EXPECT_EQ(first_min("ssddetect device=cpu ! videoflip video-direction=horiz"), in_flight > 1 ? theirs + in_flight + 1 : theirs)
       << "the default, " << in_flight << " in flight";
 }

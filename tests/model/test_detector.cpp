@@ -504,12 +504,18 @@ TEST_F(DetectorTest, CpuInFlightBatchesRunOnWorkerThreadsAndMatchDetect) {
 // batches when there are two CPUs or more, the CPUs shared among them; on CUDA one batch; a count
 // asked for stays.
 TEST(CpuWorkers, AutomaticInFlightAndThreads) {
-  EXPECT_EQ(resolve_in_flight(0, true, 1), 1);
-  EXPECT_EQ(resolve_in_flight(0, true, 2), 2);
-  EXPECT_EQ(resolve_in_flight(0, true, 64), 2);
-  EXPECT_EQ(resolve_in_flight(0, false, 64), 1);
-  EXPECT_EQ(resolve_in_flight(3, true, 1), 3);
-  EXPECT_EQ(resolve_in_flight(4, false, 2), 4);
+  EXPECT_EQ(resolve_in_flight(0, true, 1, 0), 1);
+  EXPECT_EQ(resolve_in_flight(0, true, 2, 0), 2);
+  EXPECT_EQ(resolve_in_flight(0, true, 64, 0), 2);
+  EXPECT_EQ(resolve_in_flight(0, false, 64, 0), 1);
+  EXPECT_EQ(resolve_in_flight(3, true, 1, 0), 3);
+  EXPECT_EQ(resolve_in_flight(4, false, 2, 0), 4);
+  // Threads asked for: two workers only where they fit.
+  EXPECT_EQ(resolve_in_flight(0, true, 2, 1), 2);
+  EXPECT_EQ(resolve_in_flight(0, true, 2, 2), 1);
+  EXPECT_EQ(resolve_in_flight(0, true, 4, 2), 2);
+  EXPECT_EQ(resolve_in_flight(0, true, 6, 4), 1);
+  EXPECT_EQ(resolve_in_flight(2, true, 2, 2), 2);
   EXPECT_EQ(resolve_threads(0, 1, 16), 0);   // LibTorch's default
   EXPECT_EQ(resolve_threads(0, 2, 2), 1);
   EXPECT_EQ(resolve_threads(0, 2, 16), 8);
@@ -529,7 +535,7 @@ TEST_F(DetectorTest, AutomaticInFlightOnTheCpuAndComputeTime) {
     auto o = options();
     o.max_in_flight = asked;
     Detector det(o);
-    EXPECT_EQ(det.max_in_flight(), asked == 0 ? resolve_in_flight(0, true, usable_cpus()) : 1);
+    EXPECT_EQ(det.max_in_flight(), asked == 0 ? resolve_in_flight(0, true, usable_cpus(), 0) : 1);
     EXPECT_EQ(det.compute_time().count(), 0);
     det.submit({packed.views[0], packed.views[1]});
     std::this_thread::sleep_for(std::chrono::milliseconds(300));   // computed long before collected
@@ -546,7 +552,7 @@ TEST_F(DetectorTest, AutomaticInFlightOnTheCpuAndComputeTime) {
   so.detector = options();
   so.detector.max_in_flight = 0;
   auto shared = SharedDetector::acquire("automatic-workers", so);
-  EXPECT_EQ(shared->workers(), resolve_in_flight(0, true, usable_cpus()));
+  EXPECT_EQ(shared->workers(), resolve_in_flight(0, true, usable_cpus(), 0));
   expect_same(shared->detect(packed.views[0], 0.0f, 20), expect[0], 1e-5f);
   // Asking for what 0 resolves to joins it, and the other way round.
   SharedDetectorOptions explicit_counts = so;
