@@ -77,7 +77,7 @@ measure() {
 echo "# ssddetect vs GStreamer's onnxinference + ssdobjectdetector (same model, CPU)"
 echo
 echo "- date: $(date -u +%Y-%m-%dT%H:%MZ); host: $(nproc) CPUs, $(uname -sr); GStreamer $(gst-inspect-1.0 --version | sed -n 2p | awk '{print $2}')"
-echo "- model: $model; ssddetect threads=$threads (0 = LibTorch default) $props; onnxinference optimization-level=$optimization"
+echo "- model: $model; ssddetect threads=$threads (0: chosen with in-flight, 0 unless --props sets it) $props; onnxinference optimization-level=$optimization"
 echo "- bench_element --still: $warmup warm-up frames, then $repeats windows of $frames frames (medians)"
 echo
 echo "| frame | source fps | ssddetect fps | ssddetect CPU ms/frame | onnx fps | onnx CPU ms/frame | ssddetect / onnx |"

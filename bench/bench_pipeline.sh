@@ -160,7 +160,7 @@ echo "# ssddetect pipeline benchmark"
 echo
 echo "- date: $(date -u +%Y-%m-%dT%H:%MZ); host: $(nproc) CPUs, $(uname -sr)"
 echo "- model: $model_note"
-echo "- device=$device precision=$precision threads=$threads (0 = LibTorch default) batch-size=$batch in-flight=$in_flight cuda-graphs=$cuda_graphs format=$format source=$source pattern=$pattern queue=$queue"
+echo "- device=$device precision=$precision threads=$threads (0: LibTorch default with in-flight 1, else the CPUs shared among the workers) batch-size=$batch in-flight=$in_flight cuda-graphs=$cuda_graphs format=$format source=$source pattern=$pattern queue=$queue"
 echo "- bench_element: $warmup warm-up frames, then $repeats windows of $frames frames (medians)"
 echo
 echo "| frame | source fps | pipeline fps | pipeline ms | element ms | CPU ms/frame (source / pipeline) | model fps | detector fps (RGBx) | postprocess ms | pipeline / model | load avg (1 min) |"
