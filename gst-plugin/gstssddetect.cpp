@@ -64,7 +64,8 @@
  * the next frame (a live 30 fps 640x480 source with `threads=1 in-flight=2` on the CPU: 7 ms
  * from source to sink, against 33 ms when they waited for the next frame, 2026-12-03). The
  * latency query reports the most batching can add: the wait for a full batch plus a batch's
- * computation, as measured (a frame does not wait for later batches). Held frames are buffers upstream
+ * computation, as measured (a frame does not wait for later batches; on CUDA with M batches in
+ * flight, whose computation the host does not time, M - 1 batches of frame times more). Held frames are buffers upstream
  * cannot reuse: the element asks upstream's pool for batch-size x in-flight + 1 buffers more
  * than downstream does in the allocation query (v4l2src, say, allocates that many).
  *
@@ -329,10 +330,11 @@ struct SsdDetectState {
   GstClockTime frame_duration = GST_CLOCK_TIME_NONE;   // from the caps; guarded by `lock`
   bool have_frame_rate_info = false;                   // caps seen since start(); guarded by `lock`
   std::atomic<bool> warned_unbounded_latency{false};   // live, no frame rate, no batch-timeout
-  // How long a batch keeps its first frame beyond the wait for the batch: the time submit() and
-  // collect() block for it (its computation), measured, with a quarter added, and only raised
-  // (the latency reported should not move back and forth). A model's first batch (warm-up) and
-  // batches that capture a CUDA graph are not counted (note_compute_time).
+  // How long a batch keeps its first frame beyond the wait for the batch: its computation (the
+  // time submit() and collect() block for it, or what a CPU worker computed it in), measured,
+  // with a quarter added, and only raised (the latency reported should not move back and forth).
+  // A model's first batch in each in-flight slot (warm-up) and batches that capture a CUDA graph
+  // are not counted (note_compute_time).
   std::atomic<guint64> compute_latency{0};   // ns
   guint64 batches_timed = 0;
   guint64 graph_captures_seen = 0;   // a batch that captured a CUDA graph is not timed
@@ -1131,6 +1133,8 @@ static gboolean gst_ssd_detect_start(GstBaseTransform* trans) {
     std::lock_guard<std::mutex> guard(st->lock);
     st->running = true;
     st->started = s;
+    // A model loaded while playing keeps the in-flight count resolved now (frames held for it).
+    if (st->detector) st->started.in_flight = st->in_flight;
     st->model_in_use = s.model;
     changed_meanwhile = !st->shared && st->settings.model != s.model;
   }
@@ -1486,8 +1490,9 @@ static void complete_oldest(GstSsdDetect* self) {
     for (const HeldFrame& h : batch) release(h);
     throw;
   }
-  // What submit() and collect() blocked for (on CUDA, about the batch's computation), or what a
-  // CPU worker computed it in while they did not.
+  // What submit() and collect() blocked for (on CUDA with one batch in flight, about the batch's
+  // computation; with more, added_latency() allows a batch of frame times more), or what a CPU
+  // worker computed it in while they did not.
   note_compute_time(self, std::max<std::chrono::nanoseconds>(
                               batch.front().blocked + (std::chrono::steady_clock::now() - collect_start),
                               st->detector->compute_time()));
@@ -1521,7 +1526,8 @@ static void note_compute_time(GstSsdDetect* self, std::chrono::nanoseconds took)
     st->graph_captures_seen = captures;
     if (captured) return;
   }
-  if (st->batches_timed++ == 0) return;   // the first batch (of a model) warms up
+  // The first batch of each in-flight slot (of a model) warms up (on the CPU: a worker's first).
+  if (st->batches_timed++ < st->in_flight) return;
   const guint64 ns = static_cast<guint64>(std::max<int64_t>(0, took.count()));
   const guint64 reported = st->compute_latency;
   if (ns <= reported || ns - reported < GST_MSECOND) return;
@@ -1808,7 +1814,9 @@ static GstClockTime add_times(GstClockTime a, GstClockTime b) {
 
 // The wait for a batch: a frame may wait for the rest of its batch (then for its computation,
 // measured: compute_latency). It does not wait for later batches: the output thread pushes a
-// batch's frames once it is computed.
+// batch's frames once it is computed. On CUDA with batches in flight the computation is not
+// measured (the device runs it while submit() and collect() do not block): a batch of frame
+// times more per batch in flight is allowed for it instead.
 static GstClockTime added_latency(SsdDetectState* st) {
   GstClockTime duration;
   guint64 interval;
@@ -1817,12 +1825,13 @@ static GstClockTime added_latency(SsdDetectState* st) {
     duration = st->frame_duration;
     interval = std::max(1u, st->settings.interval);   // the frames to come (set while playing)
   }
-  if (!GST_CLOCK_TIME_IS_VALID(duration) || duration == 0)
-    return st->batch_timeout;   // unknown frame rate: the timeout is the bound
+  const guint64 batches = st->on_cuda ? st->in_flight : 1;
+  if (!GST_CLOCK_TIME_IS_VALID(duration) || duration == 0)   // unknown frame rate: the timeout is the bound
+    return st->batch_timeout > (GST_CLOCK_TIME_NONE - 1) / batches ? GST_CLOCK_TIME_NONE - 1 : st->batch_timeout * batches;
   // Frames per batch (a batch holding all the buffers reserved for it runs partial).
   guint64 span = std::min<guint64>(static_cast<guint64>(st->batch_size) * interval, st->held_per_batch);
   if (st->batch_timeout > 0) span = std::min<guint64>(span, st->batch_timeout / duration + 1);
-  return (span - 1) * duration;
+  return (span * batches - 1) * duration;
 }
 
 static GstFlowReturn gst_ssd_detect_submit_input_buffer(GstBaseTransform* trans, gboolean is_discont,
@@ -2190,7 +2199,7 @@ static void gst_ssd_detect_class_init(GstSsdDetectClass* klass) {
    * `in-flight`). Read when the element starts.
    */
   g_object_class_install_property(gobject_class, PROP_THREADS,
-      g_param_spec_int("threads", "Threads", "CPU inference threads (0 = LibTorch default)", 0, 1024,
+      g_param_spec_int("threads", "Threads", "CPU inference threads (0 = automatic)", 0, 1024,
                        kDefaultThreads, ready_flags));
   /**
    * GstSsdDetect:batch-size:
@@ -2240,14 +2249,16 @@ static void gst_ssd_detect_class_init(GstSsdDetectClass* klass) {
    * else 1; on CUDA 1. Above 1, on
    * CUDA, the upload, inference and download of consecutive batches overlap (each in-flight
    * batch has a CUDA stream of its own); a batch's frames go downstream once it is computed
-   * (a frame does not wait for later batches: the latency query adds no frame times for them).
+   * (a frame does not wait for later batches: on the CPU the latency query adds no frame times
+   * for them; on CUDA, whose computation the host does not time, in-flight - 1 batches of them).
    * On the CPU each in-flight batch is computed on a thread of its own, so consecutive batches
    * run side by side on the CPU's cores: with `threads=1 in-flight=2` one stream's frames use
    * two cores (640x480 on 2 cores: 414 fps against 239 with `threads=1` and 204 with
    * `threads=2`, 2026-12-03). Each worker runs `threads` intra-op threads (0: the CPUs shared
    * among the workers), and more threads than cores in all compete for them (640x480 on 2 cores,
    * 2026-12-05: `threads=1 in-flight=2` 638 fps, `threads=2 in-flight=2` 461 fps, `threads=2`
-   * alone 391). 1 analyses each frame in place as it passes, holding none. For a shared model instance
+   * alone 391). 1, with `batch-size` 1, analyses each frame in place as it passes, holding none.
+   * For a shared model instance
    * (`model-instance-id`), in-flight workers, each with a copy of the model, compute batches of
    * the streams' frames side by side. Read when the element starts.
    */

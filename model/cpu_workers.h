@@ -2,10 +2,17 @@
 // user leaves it to the machine (ssddetect's `in-flight` and `threads` of 0). LibTorch-free.
 #pragma once
 
+#include <string>
+
 namespace ssd {
 
-// The CPUs this process may run on (its affinity mask), at least 1.
+// The CPUs the calling thread may run on: its affinity mask, at most its cgroup's (v2) CPU quota
+// rounded up (a container started with --cpus=2 on a larger host: 2); at least 1.
 int usable_cpus();
+
+// The CPUs a cgroup v2 `cpu.max` file's text allows ("QUOTA PERIOD", rounded up); 0 for "max"
+// (no limit) or text it cannot read.
+int cgroup_cpu_limit(const std::string& cpu_max);
 
 // Batches a detector keeps in flight when asked for `requested`: itself when above 0; 0 (auto):
 // on the CPU 2 when the process has 2 or more CPUs (consecutive batches computed side by side,

@@ -553,7 +553,8 @@ Detector::Detector(const DetectorOptions& options) : impl_(std::make_unique<Impl
   // loads with one thread (no pool), and the count is set at the end for the threads that detect.
   // (LibTorch hands the count to a thread at its first parallel region: one that starts its
   // first inference while another detector loads gets 1.)
-  const int threads = d.options.threads > 0 ? d.options.threads : torch::get_num_threads();
+  // (The count asked for, or the one found: threads chosen for CPU workers are the workers' own.)
+  const int threads = options.threads > 0 ? options.threads : torch::get_num_threads();
   torch::set_num_threads(1);
   struct RestoreThreads {
     int n;
@@ -690,11 +691,13 @@ void use_threads(int threads) {
 
 void Detector::submit(const std::vector<FrameView>& frames) {
   auto& d = *impl_;
-  use_threads(d.options.threads);
   if (d.pending == d.slots.size())
     throw Error("submit: " + std::to_string(d.pending) + " batch(es) already in flight (max_in_flight " +
                 std::to_string(d.slots.size()) + "); collect() first");
   auto& slot = d.slots[(d.head + d.pending) % d.slots.size()];
+  // The threads count of the thread that computes: this one, or the slot's worker (then this
+  // thread's, which another detector may share, is left as it is).
+  if (!slot.worker) use_threads(d.options.threads);
   slot.frames = frames.size();
   slot.seen.clear();
   for (const auto& f : frames) slot.seen.push_back(seen_fraction(f, d.model->config().input_size));
@@ -783,13 +786,16 @@ void Detector::submit(const std::vector<FrameView>& frames) {
 std::vector<std::vector<Detection>> Detector::collect() {
   auto& d = *impl_;
   if (d.pending == 0) throw Error("collect: no batch in flight");
-  use_threads(d.options.threads);   // (ssddetect may collect in another thread than it submits)
   auto& slot = d.slots[d.head];
+  if (!slot.worker) use_threads(d.options.threads);   // (ssddetect may collect in another thread than it submits)
   d.head = (d.head + 1) % d.slots.size();
   d.pending--;
   std::vector<std::vector<Detection>> out(slot.frames);
   d.last_compute = slot.computed;
-  if (slot.worker) d.last_compute = slot.worker->wait();   // rethrows the batch's error
+  if (slot.worker) {
+    const auto took = slot.worker->wait();   // rethrows the batch's error
+    if (slot.frames > 0) d.last_compute = took;   // (no frames: no job was posted)
+  }
   // The boxes of the part of each frame the network saw, in [0, 1] of the whole frame.
   auto to_frames = [&slot](std::vector<std::vector<Detection>>& dets) {
     for (size_t b = 0; b < dets.size() && b < slot.seen.size(); ++b) {

@@ -67,10 +67,10 @@ struct DetectorOptions {
   float nms_iou = 0.45f;
   int max_detections = 100;      // per frame
   // CPU intra-op threads; 0: LibTorch's default, or with several CPU workers (max_in_flight) the
-  // CPUs shared among them (resolve_threads in device.h).
+  // CPUs shared among them (resolve_threads in cpu_workers.h).
   int threads = 0;
   // Batches submit() may start before collect() takes the oldest; 0: chosen for the device
-  // (resolve_in_flight in device.h: 2 on a CPU of 2 or more, else 1). max_in_flight() says which.
+  // (resolve_in_flight in cpu_workers.h: 2 on a CPU of 2 or more, else 1). max_in_flight() says which.
   int max_in_flight = 1;
   // Output stage with fixed shapes and no host synchronisation (postprocess_fixed): always on
   // CUDA; on the CPU only when set (the tests use it to run the CUDA path's logic).

@@ -28,6 +28,7 @@ struct Request {
   const std::vector<float>* class_thresholds;   // the caller's (empty: threshold for every class)
   int max_detections;
   Clock::time_point arrival;
+  std::thread::id caller;
   std::vector<Detection> result;
   std::string error;   // why the batch failed; empty if it did not
   bool done = false;
@@ -123,7 +124,7 @@ struct SharedDetector::Impl {
   float nms_iou = 0.45f;
   bool stop = false;
   Stats stats;
-  // The threads that called detect() lately, with when each last queued a frame. A caller
+  // The threads that called detect() lately, with when each last queued a frame or had one done. A caller
   // blocks in detect() until its frame is done, so it has one frame queued at a time: a batch
   // waits for more frames only while fewer are queued than there are callers. One that queued
   // nothing for `idle_after` (a stream paused, at its end, or gone) is no longer waited for.
@@ -157,8 +158,10 @@ struct SharedDetector::Impl {
       }
     }
     std::lock_guard<std::mutex> lock(mutex);
+    const auto now = Clock::now();
     for (size_t i = 0; i < batch.size(); ++i) {
       Request* r = batch[i];
+      callers[r->caller] = now;   // still sending (its frame may have taken longer than idle_after)
       if (error || !results || i >= results->size()) {
         r->error = error ? message : "model instance \"" + id + "\": no result for a frame";
       } else {
@@ -356,10 +359,11 @@ std::vector<Detection> SharedDetector::detect(const FrameView& frame, float thre
                                               const std::vector<float>& class_thresholds) {
   check_frame(frame);
   check_class_thresholds(class_thresholds, impl_->labels.size());
-  Request r{&frame, threshold, &class_thresholds, std::max(0, max_detections), Clock::now(), {}, {}, false};
+  Request r{&frame, threshold, &class_thresholds, std::max(0, max_detections), Clock::now(),
+            std::this_thread::get_id(), {}, {}, false};
   auto& d = *impl_;
   std::unique_lock<std::mutex> lock(d.mutex);
-  d.callers[std::this_thread::get_id()] = r.arrival;
+  d.callers[r.caller] = r.arrival;
   d.queue.push_back(&r);
   d.work.notify_one();
   d.finished.wait(lock, [&] { return r.done; });

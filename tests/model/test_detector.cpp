@@ -522,6 +522,13 @@ TEST(CpuWorkers, AutomaticInFlightAndThreads) {
   EXPECT_EQ(resolve_threads(0, 3, 2), 1);   // at least one each
   EXPECT_EQ(resolve_threads(5, 2, 2), 5);
   EXPECT_GE(usable_cpus(), 1);
+  // A container's CPU quota (cgroup v2 cpu.max).
+  EXPECT_EQ(cgroup_cpu_limit("max 100000\n"), 0);
+  EXPECT_EQ(cgroup_cpu_limit("200000 100000\n"), 2);
+  EXPECT_EQ(cgroup_cpu_limit("150000 100000"), 2);
+  EXPECT_EQ(cgroup_cpu_limit("50000 100000"), 1);
+  EXPECT_EQ(cgroup_cpu_limit(""), 0);
+  EXPECT_EQ(cgroup_cpu_limit("garbage"), 0);
 }
 
 // A detector asked for 0 in flight on the CPU runs resolve_in_flight's count (2 here on 2 CPUs
@@ -546,6 +553,10 @@ TEST_F(DetectorTest, AutomaticInFlightOnTheCpuAndComputeTime) {
     expect_same(got[1], expect[1], 1e-5f);
     EXPECT_GT(det.compute_time().count(), 0);
     EXPECT_LT(det.compute_time(), std::chrono::milliseconds(250) + collecting) << "the wait to be collected counted";
+    // A batch without frames computes nothing (a worker's earlier job does not count).
+    det.submit({});
+    EXPECT_TRUE(det.collect().empty());
+    EXPECT_EQ(det.compute_time().count(), 0);
   }
   // A shared instance on the CPU: a worker (and a model) per batch in flight.
   SharedDetectorOptions so;
@@ -1031,8 +1042,8 @@ TEST_F(DetectorTest, SharedInstancesAreNamedAndRefuseOtherSettings) {
 
 // A batch waits for the threads that call detect(), not for the instance's holders: a stream
 // that stopped sending frames (paused, ended, or gone) is waited for only until it has been
-// silent for twice the wait (here 2 x 1 s), and a batch waiting for it then runs at once rather
-// than at its deadline.
+// silent (since its last frame was done) for twice the wait (here 2 x 1 s), and a batch waiting
+// for it then runs at once rather than at its deadline.
 TEST_F(DetectorTest, SharedBatchesStopWaitingForAStreamThatWentQuiet) {
   using Clock = std::chrono::steady_clock;
   SharedDetectorOptions o;
@@ -1043,17 +1054,16 @@ TEST_F(DetectorTest, SharedBatchesStopWaitingForAStreamThatWentQuiet) {
   auto b = SharedDetector::acquire("quiet", o);   // held all along
   const auto f = packed_frames(1, 160, 0, 120, 3, PixelFormat::RGB, 0);
   const auto seconds_since = [](Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); };
-  a->detect(f.views[0], 0.f, 20);   // (a first call may warm up)
 
-  // b sends one frame from a thread of its own, then nothing.
-  Clock::time_point b_sent;
+  // b sends one frame from a thread of its own (the first caller: it does not wait), then nothing.
+  Clock::time_point b_done;
   std::thread([&] {
-    b_sent = Clock::now();
     b->detect(f.views[0], 0.f, 20);
+    b_done = Clock::now();
   }).join();
   // Half a second before b has been quiet for 2 s, a's frame waits for b's, until b stops
   // counting (0.5 s), not until its deadline (1 s).
-  std::this_thread::sleep_until(b_sent + std::chrono::milliseconds(1500));
+  std::this_thread::sleep_until(b_done + std::chrono::milliseconds(1500));
   auto t = Clock::now();
   a->detect(f.views[0], 0.f, 20);
   const double waited = seconds_since(t);
