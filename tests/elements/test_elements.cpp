@@ -2306,16 +2306,31 @@ TEST(SsdDetectBatching, LatencyQueryReportsTheAddedLatency) {
   }
 }
 
+// An ssddetect with `props` in a harness fed `f`'s caps at 25 fps, 10 ms of upstream latency, and
+// a bus of its own for latency messages.
+struct LatencyHarness {
+  GstHarness* h;
+  GstBus* bus = gst_bus_new();
+  LatencyHarness(const char* props, const Frame& f) : h(detect_harness(props)) {
+    gst_element_set_bus(h->element, bus);
+    gst_harness_set_upstream_latency(h, 10 * GST_MSECOND);
+    gst_harness_set_src_caps(h, caps_25fps(f));
+  }
+  ~LatencyHarness() {
+    gst_element_set_bus(h->element, nullptr);
+    gst_object_unref(bus);
+    gst_harness_teardown(h);
+  }
+};
+
 // The latency includes a batch's computation once measured: before any batch, the wait alone
 // (3 frame times for batches of 4); after the second batch (the first warms up), the wait plus
 // the time the batch was computed, and a latency message asks the pipeline to query again.
 TEST(SsdDetectBatching, TheLatencyIncludesTheBatchesComputation) {
   auto f = make_frame(flat(320, 240), GST_VIDEO_FORMAT_RGB);
-  GstHarness* h = detect_harness("batch-size=4 threads=1 in-flight=1");
-  GstBus* bus = gst_bus_new();
-  gst_element_set_bus(h->element, bus);
-  gst_harness_set_upstream_latency(h, 10 * GST_MSECOND);
-  gst_harness_set_src_caps(h, caps_25fps(*f));
+  LatencyHarness lh("batch-size=4 threads=1 in-flight=1", *f);
+  GstHarness* h = lh.h;
+  GstBus* bus = lh.bus;
   const GstClockTime wait = 10 * GST_MSECOND + 3 * kFrameStep;
   EXPECT_EQ(gst_harness_query_latency(h), wait);
   for (int i = 0; i < 4; i++) ASSERT_EQ(gst_harness_push(h, stamped(*f, i)), GST_FLOW_OK);   // warm-up
@@ -2333,9 +2348,6 @@ TEST(SsdDetectBatching, TheLatencyIncludesTheBatchesComputation) {
   EXPECT_LE(with_compute - wait, static_cast<GstClockTime>(
                                      std::chrono::duration_cast<std::chrono::nanoseconds>(pushing).count() * 5 / 4 + 1));
   for (GstBuffer* b; (b = gst_harness_try_pull(h));) gst_buffer_unref(b);
-  gst_element_set_bus(h->element, nullptr);
-  gst_object_unref(bus);
-  gst_harness_teardown(h);
 }
 
 // With batches in flight on the CPU the computation is what the worker computed the batch in:
@@ -2345,11 +2357,9 @@ TEST(SsdDetectBatching, TheLatencyIncludesTheBatchesComputation) {
 // submit() and collect() blocked counted: next to nothing with a worker computing).
 TEST(SsdDetectBatching, TheLatencyIncludesTheComputationOfBatchesInFlight) {
   auto f = make_frame(flat(640, 480), GST_VIDEO_FORMAT_RGB);
-  GstHarness* h = detect_harness("threads=1 in-flight=2");
-  GstBus* bus = gst_bus_new();
-  gst_element_set_bus(h->element, bus);
-  gst_harness_set_upstream_latency(h, 10 * GST_MSECOND);
-  gst_harness_set_src_caps(h, caps_25fps(*f));
+  LatencyHarness lh("threads=1 in-flight=2", *f);
+  GstHarness* h = lh.h;
+  GstBus* bus = lh.bus;
   EXPECT_EQ(gst_harness_query_latency(h), 10 * GST_MSECOND);
   for (int i = 0; i < 2; i++) {   // warm-up, a frame per worker
     ASSERT_EQ(gst_harness_push(h, stamped(*f, i)), GST_FLOW_OK);
@@ -2369,9 +2379,6 @@ TEST(SsdDetectBatching, TheLatencyIncludesTheComputationOfBatchesInFlight) {
   EXPECT_GT(with_compute, 11 * GST_MSECOND);
   EXPECT_LE(with_compute - 10 * GST_MSECOND,
             static_cast<GstClockTime>(std::chrono::duration_cast<std::chrono::nanoseconds>(took).count() * 5 / 4 + 1));
-  gst_element_set_bus(h->element, nullptr);
-  gst_object_unref(bus);
-  gst_harness_teardown(h);
 }
 
 // `interval` set while playing changes what batching adds (a batch spans batch-size analysed
