@@ -2194,7 +2194,7 @@ static void gst_ssd_detect_class_init(GstSsdDetectClass* klass) {
    * Intra-op CPU threads for the network. 0 (the default) chooses: with one batch in flight,
    * LibTorch's default (on the 2-vCPU dev machine: 1 with Debian 12's LibTorch 1.13, 2 with
    * Debian 13's LibTorch 2.6); with several in flight on the CPU (each computed by a worker of
-   * its own), the process's CPUs shared among the workers, at least one each. Set explicitly,
+   * its own), the CPUs it may use shared among the workers, at least one each. Set explicitly,
    * each in-flight worker uses this many: keep threads x in-flight at or below the cores (see
    * `in-flight`). Read when the element starts.
    */
@@ -2244,9 +2244,9 @@ static void gst_ssd_detect_class_init(GstSsdDetectClass* klass) {
    *
    * Batches submitted to the device before the oldest one's results are awaited; 0 (the
    * default) chooses: on the CPU 2 when the process may run on 2 or more CPUs and `threads` is 0
-   * or at most half of them (with `threads` 0, one thread each on 2 CPUs: 640x480 RGB 469 ->
-   * 911 fps on the 2-vCPU dev machine against in-flight 1, `bench/bench_element`, 2026-12-05),
-   * else 1; on CUDA 1. Above 1, on
+   * or at most half of them (with `threads` 0, one thread each on 2 CPUs: 640x480 RGB 420.9 ->
+   * 695.7 fps on the 2-vCPU dev machine against in-flight 1, 1080p 331.5 -> 647.4, medians of
+   * three alternating rounds of `bench/bench_element`, 2026-12-05), else 1; on CUDA 1. Above 1, on
    * CUDA, the upload, inference and download of consecutive batches overlap (each in-flight
    * batch has a CUDA stream of its own); a batch's frames go downstream once it is computed
    * (a frame does not wait for later batches: on the CPU the latency query adds no frame times

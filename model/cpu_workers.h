@@ -16,7 +16,7 @@ int cgroup_cpu_limit(const std::string& cpu_max);
 
 // Batches a detector keeps in flight when asked for `requested`: itself when above 0; 0 (auto):
 // on the CPU 2 when the process has 2 or more CPUs (consecutive batches computed side by side,
-// a worker each: ssddetect at 640x480 on 2 CPUs 469 -> 911 fps, 2026-12-05) and each worker's
+// a worker each: ssddetect at 640x480 on 2 CPUs 420.9 -> 695.7 fps, 2026-12-05) and each worker's
 // `threads` (0: chosen too, resolve_threads) leave room for two, else 1; on CUDA 1.
 int resolve_in_flight(int requested, bool cpu, int cpus, int threads);
 
