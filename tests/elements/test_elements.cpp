@@ -13,6 +13,7 @@
 // conversion code is checked against an independent implementation.
 #include <malloc.h>
 #include <csignal>
+#include <poll.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -4345,7 +4346,9 @@ Spawned spawn(const std::vector<std::string>& argv) {
   return r;
 }
 
-// Runs argv, sends it SIGINT after `seconds`, and returns its exit status and output.
+// Runs argv, sends it SIGINT `seconds` after it printed its first "frame " line (or after 120 s
+// without one: a program that starts slowly, e.g. under a sanitizer, is not interrupted before
+// its pipeline runs), and returns its exit status and output.
 Spawned interrupt_after(const std::vector<std::string>& argv, double seconds) {
   std::vector<gchar*> args;
   for (const auto& a : argv) args.push_back(const_cast<gchar*>(a.c_str()));
@@ -4360,10 +4363,22 @@ Spawned interrupt_after(const std::vector<std::string>& argv, double seconds) {
     g_error_free(error);
     return r;
   }
-  g_usleep(static_cast<gulong>(seconds * G_USEC_PER_SEC));
-  kill(pid, SIGINT);
   char buf[4096];
   ssize_t n;
+  // Reads the program's output until `done` holds or `ms` have passed; false once it closed it.
+  auto drain = [&](int64_t ms, const std::function<bool()>& done) {
+    const gint64 until = g_get_monotonic_time() + ms * 1000;
+    for (gint64 now; !done() && (now = g_get_monotonic_time()) < until;) {
+      pollfd p{out_fd, POLLIN, 0};
+      if (poll(&p, 1, static_cast<int>((until - now) / 1000) + 1) <= 0) continue;
+      if ((n = read(out_fd, buf, sizeof buf)) <= 0) return false;
+      r.out.append(buf, static_cast<size_t>(n));
+    }
+    return true;
+  };
+  if (drain(120000, [&] { return r.out.find("frame ") != std::string::npos; }))
+    drain(static_cast<int64_t>(seconds * 1000), [] { return false; });
+  kill(pid, SIGINT);
   while ((n = read(out_fd, buf, sizeof buf)) > 0) r.out.append(buf, static_cast<size_t>(n));
   close(out_fd);
   int status = 0;
