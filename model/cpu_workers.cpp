@@ -59,4 +59,9 @@ int resolve_threads(int requested, int workers, int cpus) {
   return std::max(1, cpus / workers);
 }
 
+WorkerCounts resolve_workers(int requested_in_flight, int requested_threads, bool cpu_workers, int cpus) {
+  const int in_flight = resolve_in_flight(requested_in_flight, cpu_workers, cpus, requested_threads);
+  return {in_flight, cpu_workers ? resolve_threads(requested_threads, in_flight, cpus) : requested_threads};
+}
+
 }  // namespace ssd

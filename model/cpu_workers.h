@@ -26,4 +26,14 @@ int resolve_in_flight(int requested, bool cpu, int cpus, int threads);
 // on 2 CPUs ran 461 fps at 640x480 against 638 with 1 thread each, 2026-12-05).
 int resolve_threads(int requested, int workers, int cpus);
 
+// The batches a detector keeps in flight and the intra-op threads it runs, for those asked (0:
+// chosen by the two rules above). `cpu_workers`: its batches in flight are computed by CPU
+// workers (a CPU device with the ordinary output stage, not CUDA's fixed-shape one); otherwise
+// in flight resolves as on CUDA, and the threads stay as asked.
+struct WorkerCounts {
+  int in_flight;
+  int threads;
+};
+WorkerCounts resolve_workers(int requested_in_flight, int requested_threads, bool cpu_workers, int cpus);
+
 }  // namespace ssd

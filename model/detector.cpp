@@ -538,10 +538,10 @@ Detector::Detector(const DetectorOptions& options) : impl_(std::make_unique<Impl
   d.half = options.fp16 && d.device.is_cuda();
   // In flight and threads of 0: chosen for this machine (a worker per batch in flight on the CPU,
   // the CPUs shared among them).
-  const int cpus = usable_cpus();
-  d.options.max_in_flight = resolve_in_flight(options.max_in_flight, !d.device.is_cuda(), cpus, options.threads);
   const bool cpu_workers = !d.device.is_cuda() && !options.fixed_postprocess;
-  d.options.threads = resolve_threads(options.threads, cpu_workers ? d.options.max_in_flight : 1, cpus);
+  const WorkerCounts counts = resolve_workers(options.max_in_flight, options.threads, cpu_workers, usable_cpus());
+  d.options.max_in_flight = counts.in_flight;
+  d.options.threads = counts.threads;
   // LibTorch's intra-op threads are OpenMP's, and OpenMP (libgomp) keeps a pool of workers for
   // each thread that runs a parallel region. ssddetect constructs its detector in the
   // application's thread (start()) and detects in its streaming thread; loading the weights here

@@ -288,11 +288,14 @@ std::shared_ptr<SharedDetector> SharedDetector::acquire(const std::string& id, c
   // callers asking for what it chooses share the instance.
   SharedDetectorOptions options = asked;
   const std::string& device = options.detector.device;
-  // (The CPU emulation of the CUDA path, emulate_graphs, keeps CUDA's one worker.)
-  const bool cpu = (device == "cpu" || (device == "auto" && !cuda_available())) && !options.detector.emulate_graphs;
-  const int cpus = usable_cpus();
-  options.detector.max_in_flight = resolve_in_flight(asked.detector.max_in_flight, cpu, cpus, asked.detector.threads);
-  if (cpu) options.detector.threads = resolve_threads(asked.detector.threads, options.detector.max_in_flight, cpus);
+  // (As the Detector decides: the CPU emulation of the CUDA path, fixed_postprocess, keeps CUDA's
+  // one worker.)
+  const bool cpu_workers =
+      (device == "cpu" || (device == "auto" && !cuda_available())) && !options.detector.fixed_postprocess;
+  const WorkerCounts counts =
+      resolve_workers(asked.detector.max_in_flight, asked.detector.threads, cpu_workers, usable_cpus());
+  options.detector.max_in_flight = counts.in_flight;
+  options.detector.threads = counts.threads;
   std::lock_guard<std::mutex> lock(registry_mutex);
   auto& instances = registry();
   for (auto it = instances.begin(); it != instances.end();) it = it->second.expired() ? instances.erase(it) : ++it;
@@ -314,8 +317,8 @@ std::shared_ptr<SharedDetector> SharedDetector::acquire(const std::string& id, c
   // On the CPU, in-flight batches are computed side by side: a worker (and a model) each, with
   // the CPUs shared among them.
   DetectorOptions each = options.detector;
-  if (cpu) each.max_in_flight = 1;
-  for (int k = 0; k < (cpu ? in_flight : 1); ++k) {
+  if (cpu_workers) each.max_in_flight = 1;
+  for (int k = 0; k < (cpu_workers ? in_flight : 1); ++k) {
     impl->workers.push_back(std::make_unique<Worker>());
     impl->workers.back()->detector = std::make_unique<Detector>(each);
   }

@@ -10,7 +10,7 @@
 // on CUDA the one worker starts the next batch while earlier ones are still on the device; on
 // the CPU (where a Detector computes a batch before submit() returns) the instance has N
 // workers, each with a copy of the model, computing batches side by side on the cores (with
-// emulate_graphs, the CPU emulation of the CUDA path, it keeps CUDA's one worker).
+// fixed_postprocess, the CPU emulation of the CUDA path, it keeps CUDA's one worker).
 // LibTorch-free.
 #pragma once
 

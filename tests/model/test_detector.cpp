@@ -521,6 +521,19 @@ TEST(CpuWorkers, AutomaticInFlightAndThreads) {
   EXPECT_EQ(resolve_threads(0, 2, 16), 8);
   EXPECT_EQ(resolve_threads(0, 3, 2), 1);   // at least one each
   EXPECT_EQ(resolve_threads(5, 2, 2), 5);
+  // Both together, as the Detector and a shared instance apply them.
+  const auto counts = [](int in_flight, int threads, bool cpu_workers, int cpus) {
+    const WorkerCounts c = resolve_workers(in_flight, threads, cpu_workers, cpus);
+    return std::pair{c.in_flight, c.threads};
+  };
+  EXPECT_EQ(counts(0, 0, true, 2), std::pair(2, 1));
+  EXPECT_EQ(counts(0, 0, true, 16), std::pair(2, 8));
+  EXPECT_EQ(counts(0, 0, true, 1), std::pair(1, 0));
+  EXPECT_EQ(counts(0, 2, true, 2), std::pair(1, 2));
+  EXPECT_EQ(counts(3, 0, true, 6), std::pair(3, 2));
+  EXPECT_EQ(counts(0, 0, false, 16), std::pair(1, 0));   // CUDA, or the CUDA path's logic on the CPU
+  EXPECT_EQ(counts(2, 0, false, 16), std::pair(2, 0));
+  EXPECT_EQ(counts(0, 3, false, 16), std::pair(1, 3));
   EXPECT_GE(usable_cpus(), 1);
   // A container's CPU quota (cgroup v2 cpu.max).
   EXPECT_EQ(cgroup_cpu_limit("max 100000\n"), 0);
