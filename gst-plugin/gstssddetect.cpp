@@ -60,9 +60,18 @@
  * M batches are on the device at once, so the upload of one overlaps the inference of another
  * (on the CPU: they are computed side by side).
  * A batch's frames go downstream as soon as it is computed, pushed by a thread of the element's
- * own when no new frame arrives, so a sparse or stalled source does not leave them waiting for
- * the next frame (a live 30 fps 640x480 source with `threads=1 in-flight=2` on the CPU: 7 ms
- * from source to sink, against 33 ms when they waited for the next frame, 2026-12-03). The
+ * own, so a sparse or stalled source does not leave them waiting for the next frame (a live 30
+ * fps 640x480 source with `threads=1 in-flight=2` on the CPU: 7 ms from source to sink, against
+ * 33 ms when they waited for the next frame, 2026-12-03), and upstream's thread does not wait
+ * while a synchronised sink holds a frame until its time: it waits only when the frames held
+ * and those still to go out fill the buffers reserved for the element (below), and for the
+ * held frames to go out before a serialized event or query (a live 30 fps source with
+ * `batch-size=4`: frames reached ssddetect at most 35.4 ms apart, against 121.6 ms when the
+ * streaming thread pushed the batch itself, 2026-12-06, bench/upstream_wait.py). As behind a
+ * `queue`, downstream then runs in that thread: pad probes and callbacks downstream (an
+ * appsink's) run there, and may seek with a flush, but a serialized event or query they send
+ * into ssddetect's own sink pad waits while upstream's thread waits for that thread (send it
+ * from another thread, e.g. the application's main loop). The
  * latency query reports the most batching can add: the wait for a full batch plus a batch's
  * computation, as measured (a frame does not wait for later batches; on CUDA with M batches in
  * flight, whose computation the host does not time, M - 1 batches of frame times more). Held frames are buffers upstream
@@ -281,7 +290,8 @@ struct SsdDetectState {
   bool region_changed = false;    // `region` set while running
 
   // Streaming state: only touched from start()/stop()/set_caps()/transform_ip()/sink_event(),
-  // which GstBaseTransform serialises, and by the output thread under the sink pad's stream lock.
+  // which GstBaseTransform serialises, and by the output thread under the sink pad's stream lock
+  // (except `ready` and what goes with it, guarded by output_lock).
   std::unique_ptr<ssd::Detector> detector;      // the element's own model, or
   std::shared_ptr<ssd::SharedDetector> shared;  // the instance it shares (model-instance-id)
   float threshold = kDefaultThreshold;          // the output settings, as last applied:
@@ -300,8 +310,9 @@ struct SsdDetectState {
   // Batching (batch-size > 1 or in-flight > 1; fixed at start()). Frames wait in `pending`
   // until a batch is complete, then the batch is submitted to the detector and moves to
   // `submitted`; when in-flight batches are outstanding the oldest is collected, its frames
-  // get their metadata and move to `ready`, from where the streaming thread (after each frame
-  // it holds) or the output thread pushes them in order. Never through generate_output():
+  // get their metadata and move to `ready`, from where the output thread pushes them in order
+  // (the streaming thread only waits for it to: a push into a synchronised sink waits for the
+  // frame's time, which must not hold up upstream's thread). Never through generate_output():
   // GstBaseTransform would mark the first buffer it returns after a QoS drop or an incoming
   // DISCONT with DISCONT, a frame held from before the gap; the element marks the frame after
   // a drop itself (discont_next), and an incoming DISCONT stays on its own frame.
@@ -315,7 +326,6 @@ struct SsdDetectState {
   std::deque<HeldFrame> pending;
   guint pending_analysed = 0;
   std::deque<std::vector<HeldFrame>> submitted;
-  std::deque<GstMiniObject*> ready;   // frames (GstBuffer) and the events between them (GstEvent)
   bool discont_next = false;   // a frame was dropped (QoS): the next frame held is a DISCONT
   // Sticky events (tags...) that were held with frames that got discarded (a flush, a failed
   // push): upstream saw them delivered, and sticky events outlive a flush, so they are stored on
@@ -339,15 +349,30 @@ struct SsdDetectState {
   guint64 batches_timed = 0;
   guint64 graph_captures_seen = 0;   // a batch that captured a CUDA graph is not timed
 
-  // The output thread (batching only; started by start(), joined by stop()). When no frame
-  // comes to the streaming thread, it pushes a submitted batch's frames as soon as the batch is
-  // computed, and runs a partial batch once it has waited batch-timeout of wall-clock time. It
-  // works on the state above only while holding the sink pad's stream lock, which it takes
-  // with a try-lock (never delaying a streaming thread that holds it), so everything stays
-  // serialised with the streaming thread as GstBaseTransform serialises its vfuncs.
+  // The output thread (batching only; started by start(), joined by stop()). It pushes the
+  // frames in `ready` downstream, and when no frame comes to the streaming thread, it collects
+  // a submitted batch as soon as the batch is computed, and runs a partial batch once it has
+  // waited batch-timeout of wall-clock time. It works on the streaming state above only while
+  // holding the sink pad's stream lock, which it takes with a try-lock (never delaying a
+  // streaming thread that holds it), so that stays serialised with the streaming thread as
+  // GstBaseTransform serialises its vfuncs; it pushes without it. The streaming thread waits
+  // for its pushes only where order requires (serialized events and queries, flushes) or when
+  // the frames held and waiting to be pushed fill what upstream's pool keeps for the element
+  // (held_buffers()).
   std::thread output_thread;
-  std::mutex output_lock;   // guards the three below
-  std::condition_variable output_wake;
+  std::mutex output_lock;   // guards the members below
+  std::condition_variable output_wake;   // for the output thread: news
+  std::condition_variable ready_space;   // for the streaming thread: a frame left `ready`
+  std::deque<GstMiniObject*> ready;   // frames (GstBuffer) and the events between them (GstEvent)
+  size_t ready_frames = 0;            // the frames in `ready`
+  // Items taken from `ready` the output thread is pushing: 1, or more when something downstream
+  // sent an event or query back into the sink pad from within the push, and the element pushed
+  // again from there (see own_pushes()).
+  int pushing = 0;
+  guint64 flushes = 0;   // FLUSH_STOPs seen: a push that fails across one fails for the old frames
+  // Sticky events that were in `ready` after a failed push: the streaming thread keeps them
+  // (kept_sticky), as those of discarded frames (a flushing pad does not store them).
+  std::vector<GstEvent*> failed_sticky;
   // Each start() starts a thread of a new generation; stop_output_thread() ends the current one
   // (a thread stopped from itself, detached, may outlive it beside the next start's).
   guint64 output_generation = 0;
@@ -355,8 +380,9 @@ struct SsdDetectState {
   // kOutputPoll), and the moment a partial batch has waited batch-timeout (max(): none).
   bool watch_submitted = false;
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
-  // A push of the output thread that failed (flushing, not linked, EOS...): returned to
-  // upstream by the next chain, until a flush or restart. Stream lock.
+  // A push of the output thread that failed (flushing, not linked, EOS...), or a batch that
+  // failed in it or in a drain: returned to upstream by the next chain, until a flush or restart;
+  // the frames waiting to be pushed are dropped meanwhile.
   GstFlowReturn output_flow = GST_FLOW_OK;
 
   // Model updates while playing: setting `model` on a running element with a model of its own
@@ -541,6 +567,7 @@ static void reset_tracking(SsdDetectState* st) {
 }
 
 static void discard_held(SsdDetectState* st);
+static void wait_push_done(SsdDetectState* st);
 static void store_kept_sticky(GstSsdDetect* self);
 static void output_loop(GstSsdDetect* self, guint64 generation);
 
@@ -1094,7 +1121,10 @@ static gboolean gst_ssd_detect_start(GstBaseTransform* trans) {
   st->in_flight = st->shared ? 1u : static_cast<guint>(st->detector->max_in_flight());
   st->held_per_batch = st->batch_size * std::clamp(s.interval, 1u, kMaxHeldInterval);
   st->batch_timeout = s.batch_timeout;
-  st->output_flow = GST_FLOW_OK;
+  {
+    std::lock_guard<std::mutex> guard(st->output_lock);   // (an output thread stopped from itself may be ending)
+    st->output_flow = GST_FLOW_OK;
+  }
   st->discont_next = false;
   st->position_out = GST_CLOCK_TIME_NONE;
   st->pushed = 0;
@@ -1228,16 +1258,19 @@ static gboolean gst_ssd_detect_set_caps(GstBaseTransform* trans, GstCaps* incaps
 }
 
 // Keeps `event` to go downstream after the newest frame held (waiting for its batch, computing,
-// or ready); false when no frame is held (the event goes on now).
+// or ready, or being pushed); false when no frame is held (the event goes on now).
 static bool hold_event(SsdDetectState* st, GstEvent* event) {
   if (!st->pending.empty()) {
     st->pending.back().events.push_back(event);
   } else if (!st->submitted.empty()) {
     st->submitted.back().back().events.push_back(event);
-  } else if (!st->ready.empty()) {
-    st->ready.push_back(GST_MINI_OBJECT_CAST(event));
   } else {
-    return false;
+    {
+      std::lock_guard<std::mutex> guard(st->output_lock);
+      if (st->ready.empty() && st->pushing == 0) return false;
+      st->ready.push_back(GST_MINI_OBJECT_CAST(event));
+    }
+    st->output_wake.notify_all();
   }
   return true;
 }
@@ -1249,7 +1282,12 @@ static gboolean gst_ssd_detect_sink_event(GstBaseTransform* trans, GstEvent* eve
     GST_DEBUG_OBJECT(self, "flush: forgetting the last detections and dropping held frames");
     discard_held(st);
     reset_tracking(st);
-    st->output_flow = GST_FLOW_OK;
+    wait_push_done(st);   // the frame being pushed goes before the end of the flush
+    {
+      std::lock_guard<std::mutex> guard(st->output_lock);
+      st->output_flow = GST_FLOW_OK;
+      st->flushes++;
+    }
     st->discont_next = false;   // the next frame is one after a flush: upstream marks it
     st->position_out = GST_CLOCK_TIME_NONE;
     const gboolean res = GST_BASE_TRANSFORM_CLASS(gst_ssd_detect_parent_class)->sink_event(trans, event);
@@ -1476,6 +1514,18 @@ static GstFlowReturn detect_frame(GstSsdDetect* self, GstBuffer* buf) {
 
 /* Batching: several frames per network run, several runs in flight */
 
+// Hands frames (and the events after them) to the output thread to push, in order.
+static void queue_ready(SsdDetectState* st, const std::vector<GstMiniObject*>& items) {
+  {
+    std::lock_guard<std::mutex> guard(st->output_lock);
+    for (GstMiniObject* item : items) {
+      if (GST_IS_BUFFER(item)) st->ready_frames++;
+      st->ready.push_back(item);
+    }
+  }
+  st->output_wake.notify_all();
+}
+
 // The oldest submitted batch: waits for its detections, attaches them (carrying the last
 // detections over to frames the network skipped) and moves its frames to `ready`.
 static void complete_oldest(GstSsdDetect* self) {
@@ -1499,6 +1549,7 @@ static void complete_oldest(GstSsdDetect* self) {
   report_graph_failures(self);
   for (HeldFrame& h : batch) h.map.reset();   // the device is done with the frames: unmap
   size_t next = 0;
+  std::vector<GstMiniObject*> out;
   for (const HeldFrame& h : batch) {
     if (h.analyse && h.blind) {
       st->last.clear();
@@ -1507,9 +1558,10 @@ static void complete_oldest(GstSsdDetect* self) {
       region_to_frame(h.region, h.picture, st->info, &st->last);
     }
     if (!h.gap) attach_detections(self, h.buffer, st->last, !h.analyse);
-    st->ready.push_back(GST_MINI_OBJECT_CAST(h.buffer));
-    for (GstEvent* e : h.events) st->ready.push_back(GST_MINI_OBJECT_CAST(e));
+    out.push_back(GST_MINI_OBJECT_CAST(h.buffer));
+    for (GstEvent* e : h.events) out.push_back(GST_MINI_OBJECT_CAST(e));
   }
+  queue_ready(st, out);
 }
 
 // Raises the computation time the latency query adds when a batch took longer than it says to
@@ -1629,7 +1681,7 @@ static GstFlowReturn hold_frame(GstSsdDetect* self, GstBuffer* buf) {
   if (!analyse && st->pending.empty() && st->submitted.empty()) {
     // Nothing ahead of it: a skipped frame goes straight out with the last detections.
     if (!gap) attach_detections(self, buf, st->last, true);
-    st->ready.push_back(GST_MINI_OBJECT_CAST(buf));
+    queue_ready(st, {GST_MINI_OBJECT_CAST(buf)});
     return GST_FLOW_OK;
   }
   if (st->pending.empty()) st->pending_since = std::chrono::steady_clock::now();
@@ -1672,30 +1724,132 @@ static void publish_holding(SsdDetectState* st) {
   st->output_wake.notify_all();
 }
 
-// Pushes the frames in `ready` downstream, in order, with the events between them, while `ret`
-// stays GST_FLOW_OK; drops the frames after a failure (the events still go: a sticky one stays
-// on the pad). Returns the last result.
-static GstFlowReturn push_ready(GstSsdDetect* self, GstFlowReturn ret) {
+// The elements whose frames this thread is pushing: an element's output thread, in more than
+// one when something downstream sends an event or query back into the sink pad from within a
+// push (a probe or an application's callback seeking, say), which must not wait for that push.
+thread_local std::vector<const SsdDetectState*> t_pushing;
+
+static int own_pushes(const SsdDetectState* st) {
+  return static_cast<int>(std::count(t_pushing.begin(), t_pushing.end(), st));
+}
+
+// The output thread's pushes: the frames in `ready`, in order, with the events between them,
+// until none is left (called and returning with `lk`, output_lock, held; released while it
+// pushes), or until the thread of `generation` is stopped. After a failed push (output_flow) the
+// frames are dropped and the sticky events kept (failed_sticky), until the streaming thread has
+// heard of the failure.
+static void push_ready(GstSsdDetect* self, std::unique_lock<std::mutex>& lk, guint64 generation) {
   SsdDetectState* st = self->state;
-  while (!st->ready.empty()) {
+  while (!st->ready.empty() && st->output_generation == generation) {
     GstMiniObject* item = st->ready.front();
     st->ready.pop_front();
-    if (GST_IS_EVENT(item)) {
+    const bool frame = GST_IS_BUFFER(item);
+    if (frame) st->ready_frames--;
+    const GstFlowReturn flow = st->output_flow;
+    const guint64 flushes = st->flushes;
+    if (!frame && flow != GST_FLOW_OK) {
+      GstEvent* e = GST_EVENT_CAST(item);
+      if (GST_EVENT_IS_STICKY(e)) st->failed_sticky.push_back(e);
+      else gst_event_unref(e);
+      continue;
+    }
+    st->pushing++;
+    lk.unlock();
+    if (frame) st->ready_space.notify_all();   // room for a frame upstream may be waiting to hold
+    GstFlowReturn ret = GST_FLOW_OK;
+    t_pushing.push_back(st);
+    if (!frame) {
       GstEvent* e = GST_EVENT_CAST(item);
       GST_DEBUG_OBJECT(self, "pushing the %s event held with the frames", GST_EVENT_TYPE_NAME(e));
       gst_pad_push_event(GST_BASE_TRANSFORM_SRC_PAD(self), e);
-      continue;
-    }
-    GstBuffer* b = GST_BUFFER_CAST(item);
-    if (ret == GST_FLOW_OK) {
+    } else if (flow == GST_FLOW_OK) {
+      GstBuffer* b = GST_BUFFER_CAST(item);
       if (GST_BUFFER_PTS_IS_VALID(b)) st->position_out = buffer_end(b);
       st->pushed++;
       ret = gst_pad_push(GST_BASE_TRANSFORM_SRC_PAD(self), b);
     } else {
-      gst_buffer_unref(b);
+      gst_mini_object_unref(item);
     }
+    t_pushing.pop_back();
+    lk.lock();
+    st->pushing--;
+    if (ret != GST_FLOW_OK && st->output_flow == GST_FLOW_OK && st->flushes == flushes) {
+      GST_DEBUG_OBJECT(self, "output thread: %s; dropping the held frames", gst_flow_get_name(ret));
+      st->output_flow = ret;
+    }
+    st->ready_space.notify_all();
   }
-  return ret;
+}
+
+// Whether the sink pad flushes (or is inactive): frames held are to be dropped, not waited for.
+static bool sink_flushing(GstSsdDetect* self) {
+  GstPad* pad = GST_BASE_TRANSFORM_SINK_PAD(self);
+  GST_OBJECT_LOCK(pad);
+  const bool flushing = GST_PAD_IS_FLUSHING(pad);
+  GST_OBJECT_UNLOCK(pad);
+  return flushing;
+}
+
+// How often a streaming thread waiting for the output thread's pushes looks whether its pad
+// flushes meanwhile (a flush also makes the pushes fail and so ends the wait).
+constexpr std::chrono::milliseconds kFlushPoll{20};
+
+// Streaming thread: waits until the output thread has pushed (or dropped) every frame and event
+// in `ready`; returns what its pushes returned (output_flow), or GST_FLOW_FLUSHING when the sink
+// pad flushes meanwhile. Called from within the output thread's push, pushes them itself.
+static GstFlowReturn wait_pushed(GstSsdDetect* self) {
+  SsdDetectState* st = self->state;
+  std::unique_lock<std::mutex> lk(st->output_lock);
+  const int own = own_pushes(st);
+  if (own > 0) {
+    push_ready(self, lk, st->output_generation);
+    return st->output_flow;
+  }
+  while (!st->ready.empty() || st->pushing > 0) {
+    lk.unlock();
+    if (sink_flushing(self)) return GST_FLOW_FLUSHING;
+    lk.lock();
+    st->ready_space.wait_for(lk, kFlushPoll, [st] { return st->ready.empty() && st->pushing == 0; });
+  }
+  return st->output_flow;
+}
+
+// Streaming thread, after discard_held(): waits until the output thread's push in progress, if
+// any (but one of its own thread's), has returned, so that nothing older follows downstream.
+static void wait_push_done(SsdDetectState* st) {
+  std::unique_lock<std::mutex> lk(st->output_lock);
+  const int own = own_pushes(st);
+  st->ready_space.wait(lk, [st, own] { return st->pushing <= own; });
+}
+
+// Streaming thread: waits until the frames held (pending, submitted) and those waiting to be
+// pushed leave room for one more frame within held_per_batch x in-flight, the buffers upstream
+// keeps for the element (see held_buffers()); the wait ends early on a failed push. A frame that
+// waits for its batch never blocks the one before it: the frames held without `ready` never
+// fill that room (a full batch is submitted, and batches beyond in-flight - 1 are collected).
+// False when the sink pad flushes meanwhile.
+static bool wait_for_room(GstSsdDetect* self) {
+  SsdDetectState* st = self->state;
+  size_t held = st->pending.size();
+  for (const auto& batch : st->submitted) held += batch.size();
+  const size_t room = static_cast<size_t>(st->held_per_batch) * st->in_flight;
+  std::unique_lock<std::mutex> lk(st->output_lock);
+  const auto has_room = [&] { return held + st->ready_frames < room || st->output_flow != GST_FLOW_OK; };
+  if (!has_room() && own_pushes(st) > 0) push_ready(self, lk, st->output_generation);   // from within a push
+  while (!has_room()) {
+    lk.unlock();
+    if (sink_flushing(self)) return false;
+    lk.lock();
+    st->ready_space.wait_for(lk, kFlushPoll, has_room);
+  }
+  return true;
+}
+
+// Records a failure of the frames held (their batch failed), for the output thread to drop the
+// frames waiting to be pushed and for the next chain to return, unless one is recorded already.
+static void note_failure(SsdDetectState* st, GstFlowReturn ret) {
+  std::lock_guard<std::mutex> guard(st->output_lock);
+  if (st->output_flow == GST_FLOW_OK) st->output_flow = ret;
 }
 
 static void discard_held(SsdDetectState* st) {
@@ -1714,11 +1868,19 @@ static void discard_held(SsdDetectState* st) {
   for (const auto& batch : st->submitted)
     for (const HeldFrame& h : batch) release(h, &st->kept_sticky);
   st->submitted.clear();   // unmaps their frames
-  for (GstMiniObject* item : st->ready) {
+  std::deque<GstMiniObject*> ready;
+  {
+    std::lock_guard<std::mutex> guard(st->output_lock);
+    ready.swap(st->ready);
+    st->ready_frames = 0;
+    st->kept_sticky.insert(st->kept_sticky.end(), st->failed_sticky.begin(), st->failed_sticky.end());
+    st->failed_sticky.clear();
+  }
+  st->ready_space.notify_all();
+  for (GstMiniObject* item : ready) {
     if (GST_IS_EVENT(item)) drop_event(GST_EVENT_CAST(item), &st->kept_sticky);
     else gst_mini_object_unref(item);
   }
-  st->ready.clear();
   publish_holding(st);
 }
 
@@ -1738,7 +1900,8 @@ static void store_kept_sticky(GstSsdDetect* self) {
   st->kept_sticky = std::move(flushing);
 }
 
-// Runs every held frame through the network and pushes them all downstream, in order.
+// Runs every held frame through the network and waits until the output thread has pushed them
+// all downstream, in order. A failure stays recorded (output_flow) for the next chain.
 static GstFlowReturn drain(GstSsdDetect* self) {
   SsdDetectState* st = self->state;
   GstFlowReturn ret = gstssd::run_frame_guarded(GST_ELEMENT(self), "Object detection", [&] {
@@ -1746,32 +1909,41 @@ static GstFlowReturn drain(GstSsdDetect* self) {
     while (r == GST_FLOW_OK && !st->submitted.empty()) complete_oldest(self);
     return r;
   });
-  ret = push_ready(self, ret);
+  if (ret != GST_FLOW_OK) note_failure(st, ret);
+  publish_holding(st);
+  const GstFlowReturn pushed = wait_pushed(self);
+  if (ret == GST_FLOW_OK) ret = pushed;
   if (ret != GST_FLOW_OK) {
     discard_held(st);
+    wait_push_done(st);   // (a flush starting: the push in progress fails at once)
     store_kept_sticky(self);
   }
-  publish_holding(st);
   return ret;
 }
 
-// One look of the output thread, under the sink pad's stream lock: pushes the batches computed
-// by now and runs a partial batch that has waited batch-timeout (wall-clock).
+// One look of the output thread, under the sink pad's stream lock: collects the batches
+// computed by now (their frames go to `ready`), runs a partial batch that has waited
+// batch-timeout (wall-clock), and drops the frames held after a failure.
 static void output_step(GstSsdDetect* self) {
   SsdDetectState* st = self->state;
-  if (!st->detector || st->output_flow != GST_FLOW_OK) return;
-  GstFlowReturn ret = gstssd::run_frame_guarded(GST_ELEMENT(self), "Object detection", [&] {
-    collect_computed(self);
-    if (std::chrono::steady_clock::now() >= pending_deadline(st)) {
-      GST_LOG_OBJECT(self, "no frame for batch-timeout: running a partial batch of %zu frames", st->pending.size());
-      return submit_pending(self);
-    }
-    return GST_FLOW_OK;
-  });
-  ret = push_ready(self, ret);
+  if (!st->detector) return;
+  GstFlowReturn ret;
+  {
+    std::lock_guard<std::mutex> guard(st->output_lock);
+    ret = st->output_flow;
+  }
+  if (ret == GST_FLOW_OK) {
+    ret = gstssd::run_frame_guarded(GST_ELEMENT(self), "Object detection", [&] {
+      collect_computed(self);
+      if (std::chrono::steady_clock::now() >= pending_deadline(st)) {
+        GST_LOG_OBJECT(self, "no frame for batch-timeout: running a partial batch of %zu frames", st->pending.size());
+        return submit_pending(self);
+      }
+      return GST_FLOW_OK;
+    });
+    if (ret != GST_FLOW_OK) note_failure(st, ret);
+  }
   if (ret != GST_FLOW_OK) {
-    GST_DEBUG_OBJECT(self, "output thread: %s; dropping the held frames", gst_flow_get_name(ret));
-    st->output_flow = ret;
     discard_held(st);
     store_kept_sticky(self);
   }
@@ -1783,10 +1955,14 @@ static void output_loop(GstSsdDetect* self, guint64 generation) {
   GstPad* sinkpad = GST_BASE_TRANSFORM_SINK_PAD(self);
   using Clock = std::chrono::steady_clock;
   std::unique_lock<std::mutex> lk(st->output_lock);
-  // Looks at most every kOutputPoll (also when the streaming thread holds the lock, or a
-  // look found nothing to do yet), never spinning.
+  // Looks for computed batches at most every kOutputPoll (also when the streaming thread holds
+  // the lock, or a look found nothing to do yet), never spinning; pushes frames at once.
   auto last_look = Clock::now() - kOutputPoll;
   while (st->output_generation == generation) {
+    if (!st->ready.empty()) {
+      push_ready(self, lk, generation);
+      continue;
+    }
     if (!st->watch_submitted && st->deadline == Clock::time_point::max()) {
       st->output_wake.wait(lk);
       continue;
@@ -1795,6 +1971,7 @@ static void output_loop(GstSsdDetect* self, guint64 generation) {
     auto until = st->watch_submitted ? std::min(st->deadline, now + kOutputPoll) : st->deadline;
     st->output_wake.wait_until(lk, std::max(until, last_look + kOutputPoll));
     if (st->output_generation != generation) break;
+    if (!st->ready.empty()) continue;   // frames to push first
     if (!st->watch_submitted && Clock::now() < st->deadline) continue;   // woken with news: look again
     lk.unlock();
     last_look = Clock::now();
@@ -1838,6 +2015,12 @@ static GstFlowReturn gst_ssd_detect_submit_input_buffer(GstBaseTransform* trans,
                                                         GstBuffer* input) {
   GstSsdDetect* self = GST_SSD_DETECT(trans);
   SsdDetectState* st = self->state;
+  if (st->batching() && st->detector && gst_pad_needs_reconfigure(GST_BASE_TRANSFORM_SRC_PAD(self))) {
+    // GstBaseTransform renegotiates downstream below (an allocation query, maybe caps): after
+    // the frames held, as it would after the frames gone through it.
+    GST_DEBUG_OBJECT(self, "reconfiguring downstream: draining the held frames first");
+    drain(self);
+  }
   // The default keeps the buffer in queued_buf after caps and QoS handling (or drops it).
   GstFlowReturn ret = GST_BASE_TRANSFORM_CLASS(gst_ssd_detect_parent_class)->submit_input_buffer(
       trans, is_discont, input);
@@ -1849,16 +2032,27 @@ static GstFlowReturn gst_ssd_detect_submit_input_buffer(GstBaseTransform* trans,
   // pad's position query answers.
   if (GST_BUFFER_PTS_IS_VALID(buf) && trans->segment.format == GST_FORMAT_TIME)
     trans->segment.position = buffer_end(buf);
-  if (st->output_flow != GST_FLOW_OK) {
-    // The output thread's push failed: upstream hears it now, for this frame, as it would from a
-    // push of its own; the next frame is tried again (downstream may have been relinked).
+  if (!wait_for_room(self)) {
     gst_buffer_unref(buf);
-    const GstFlowReturn failed = st->output_flow;
+    return GST_FLOW_FLUSHING;
+  }
+  GstFlowReturn failed;
+  {
+    std::lock_guard<std::mutex> guard(st->output_lock);
+    failed = st->output_flow;
+  }
+  if (failed != GST_FLOW_OK) {
+    // A push of the output thread failed: upstream hears it now, for this frame, as it would
+    // from a push of its own, and the frames held are dropped; the next frame is tried again
+    // (downstream may have been relinked).
+    gst_buffer_unref(buf);
+    discard_held(st);
+    store_kept_sticky(self);
+    std::lock_guard<std::mutex> guard(st->output_lock);
     st->output_flow = GST_FLOW_OK;
     return failed;
   }
   ret = gstssd::run_frame_guarded(GST_ELEMENT(self), "Object detection", [&] { return hold_frame(self, buf); });
-  if (ret == GST_FLOW_OK) ret = push_ready(self, GST_FLOW_OK);   // the batches computed by now
   publish_holding(st);
   return ret;
 }

@@ -27,6 +27,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <random>
@@ -1465,6 +1466,26 @@ std::vector<std::pair<int, std::vector<Det>>> pull_n(GstHarness* h, size_t n) {
   return out;
 }
 
+// Holds the element's sink pad stream lock, as a streaming thread in its chain does (a
+// recursive lock: this thread's own pushes still go in). The element's output thread, which
+// takes it with a try-lock, can then neither collect computed batches nor run a partial batch by
+// wall-clock time; it still pushes the frames the streaming thread completed.
+class StreamLockHeld {
+ public:
+  explicit StreamLockHeld(GstHarness* h) : pad_(gst_element_get_static_pad(h->element, "sink")) {
+    GST_PAD_STREAM_LOCK(pad_);
+  }
+  ~StreamLockHeld() {
+    GST_PAD_STREAM_UNLOCK(pad_);
+    gst_object_unref(pad_);
+  }
+  StreamLockHeld(const StreamLockHeld&) = delete;
+  StreamLockHeld& operator=(const StreamLockHeld&) = delete;
+
+ private:
+  GstPad* pad_;
+};
+
 // batch-size=3, in-flight=2: frames are held until their batch is full; a submitted batch's
 // frames then come out, in order, once it is computed, without waiting for the next frame
 // (the element's output thread pushes them), each with its own scene's detections (as a fresh
@@ -1808,6 +1829,147 @@ TEST(SsdDetectBatching, OutputThreadPushFailureReachesUpstream) {
   EXPECT_EQ(out[0].first, 100);
   EXPECT_TRUE(same_batched(out[0].second, s.ref_b)) << describe(out[0].second);
   gst_harness_teardown(h);
+}
+
+// A push that waits downstream (a synchronised sink waiting for the frame's time; here a probe
+// that blocks) holds up the element's output thread only: upstream's pushes go on while frames
+// wait to be pushed, until the frames held and waiting fill the buffers reserved for them
+// (batch-size x in-flight); then the next push waits for room instead of queuing without bound.
+// Before, the streaming thread pushed the frames it completed itself, and waited with them.
+TEST(SsdDetectBatching, ASlowDownstreamDoesNotHoldUpUpstream) {
+  TwoScenes s;
+  GstHarness* h = detect_harness("batch-size=2 in-flight=1");
+  gst_harness_set_src_caps(h, caps_25fps(*s.a));
+  struct Gate {
+    std::mutex lock;
+    std::condition_variable cv;
+    bool open = false;
+    int arrived = 0;
+  } gate;
+  const auto wait_at_gate = [](GstPad*, GstPadProbeInfo*, gpointer data) -> GstPadProbeReturn {
+    auto* g = static_cast<Gate*>(data);
+    std::unique_lock<std::mutex> lk(g->lock);
+    g->arrived++;
+    g->cv.notify_all();
+    g->cv.wait(lk, [g] { return g->open; });
+    return GST_PAD_PROBE_OK;
+  };
+  gst_pad_add_probe(h->sinkpad, GST_PAD_PROBE_TYPE_BUFFER, wait_at_gate, &gate, nullptr);
+  const auto open_gate = [&] {
+    std::lock_guard<std::mutex> guard(gate.lock);
+    gate.open = true;
+    gate.cv.notify_all();
+  };
+  const auto push = [&](int first, int last) {
+    return std::async(std::launch::async, [&, first, last] {
+      for (int i = first; i <= last; i++)
+        if (gst_harness_push(h, stamped(*s.a, i)) != GST_FLOW_OK) return false;
+      return true;
+    });
+  };
+  // Frames 0 and 1 make a batch, computed as frame 1 comes; frame 0 then waits at the gate,
+  // frame 1 behind it, and frame 2 is held for the next batch.
+  auto first = push(0, 2);
+  const bool returned = first.wait_for(std::chrono::seconds(30)) == std::future_status::ready;
+  EXPECT_TRUE(returned) << "upstream's push waited for downstream";
+  {
+    std::unique_lock<std::mutex> lk(gate.lock);
+    EXPECT_TRUE(gate.cv.wait_for(lk, std::chrono::seconds(30), [&] { return gate.arrived == 1; }))
+        << "frame 0 did not reach downstream";
+  }
+  // Frame 3 would make three of the two held: it waits for room.
+  auto second = push(3, 3);
+  EXPECT_EQ(second.wait_for(std::chrono::milliseconds(300)), std::future_status::timeout)
+      << "a frame was taken beyond the buffers reserved";
+  open_gate();
+  EXPECT_TRUE(first.get());
+  EXPECT_TRUE(second.get());
+  ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_eos()));
+  const auto out = pull_all(h);
+  ASSERT_EQ(out.size(), 4u);
+  for (int i = 0; i < 4; i++) {
+    EXPECT_EQ(out[size_t(i)].first, i);
+    EXPECT_TRUE(same_batched(out[size_t(i)].second, s.ref_a)) << i;
+  }
+  gst_harness_teardown(h);
+}
+
+// An application that seeks back (a flushing seek, to loop, say) from a pad probe on the
+// element's output thread, or sends a drain query into it from there: the flush, or the drain,
+// must not wait for the push it is called from (only that thread could end it), and the stream
+// goes on to EOS. (As with `queue`, a serialized event or query sent from there while upstream's
+// thread waits for that thread, for room or for held frames to go out, waits too: here upstream
+// is idle at the drain.)
+TEST(SsdDetectBatching, ASeekOrDrainFromItsOwnPushGoesThrough) {
+  for (const bool seek : {true, false}) {
+    SCOPED_TRACE(seek ? "flushing seek" : "drain query");
+    GstElement* p = gst_parse_launch(
+        seek ? "videotestsrc num-buffers=30 ! video/x-raw,format=RGB,width=64,height=48,framerate=25/1 ! "
+               "ssddetect name=d device=cpu batch-size=4 in-flight=1 ! fakesink sync=false"
+             : "appsrc name=src format=time caps=video/x-raw,format=RGB,width=64,height=48,framerate=25/1 ! "
+               "ssddetect name=d device=cpu batch-size=4 in-flight=1 ! fakesink sync=false",
+        nullptr);
+    ASSERT_NE(p, nullptr);
+    struct Shared {
+      GstElement* pipeline;
+      GstPad* in;
+      bool seek;
+      std::atomic<int> frames{0};
+      std::atomic<int> back{0};   // frames earlier than the frame before them
+      GstClockTime last = GST_CLOCK_TIME_NONE;
+      std::atomic<bool> acted{false};
+    };
+    GstElement* d = gst_bin_get_by_name(GST_BIN(p), "d");
+    GstPad* out = gst_element_get_static_pad(d, "src");
+    Shared shared{p, gst_element_get_static_pad(d, "sink"), seek};
+    gst_pad_add_probe(
+        out, GST_PAD_PROBE_TYPE_BUFFER,
+        [](GstPad*, GstPadProbeInfo* info, gpointer data) {
+          auto* sh = static_cast<Shared*>(data);
+          const GstClockTime pts = GST_BUFFER_PTS(GST_PAD_PROBE_INFO_BUFFER(info));
+          if (GST_CLOCK_TIME_IS_VALID(sh->last) && pts < sh->last) sh->back++;
+          sh->last = pts;
+          if (++sh->frames == (sh->seek ? 10 : 2) && !sh->acted.exchange(true)) {
+            if (sh->seek) {
+              gst_element_seek_simple(sh->pipeline, GST_FORMAT_TIME, GST_SEEK_FLAG_FLUSH, 0);
+            } else {
+              GstQuery* q = gst_query_new_drain();
+              gst_pad_query(sh->in, q);
+              gst_query_unref(q);
+            }
+          }
+          return GST_PAD_PROBE_OK;
+        },
+        &shared, nullptr);
+    gst_object_unref(out);
+    gst_object_unref(d);
+    ASSERT_NE(gst_element_set_state(p, GST_STATE_PLAYING), GST_STATE_CHANGE_FAILURE);
+    if (!seek) {
+      GstElement* src = gst_bin_get_by_name(GST_BIN(p), "src");
+      auto f = make_frame(flat(64, 48), GST_VIDEO_FORMAT_RGB);
+      for (int i = 0; i < 4; i++) EXPECT_EQ(gst_app_src_push_buffer(GST_APP_SRC(src), stamped(*f, i)), GST_FLOW_OK);
+      for (int i = 0; i < 2400 && shared.frames < 4; i++) std::this_thread::sleep_for(std::chrono::milliseconds(25));
+      EXPECT_EQ(shared.frames, 4) << "stalled in the drain";
+      gst_app_src_end_of_stream(GST_APP_SRC(src));
+      gst_object_unref(src);
+    }
+    GstBus* bus = gst_element_get_bus(p);
+    GstMessage* msg = gst_bus_timed_pop_filtered(bus, 60 * GST_SECOND,
+                                                 static_cast<GstMessageType>(GST_MESSAGE_EOS | GST_MESSAGE_ERROR));
+    EXPECT_NE(msg, nullptr) << "stalled after " << shared.frames << " frames";
+    if (msg) {
+      EXPECT_EQ(GST_MESSAGE_TYPE(msg), GST_MESSAGE_EOS);
+      gst_message_unref(msg);
+    }
+    // After the seek the stream starts again from its first frame (the source counts its 30
+    // frames across it).
+    EXPECT_EQ(shared.back, seek ? 1 : 0);
+    EXPECT_GT(shared.frames, seek ? 10 : 3);
+    gst_element_set_state(p, GST_STATE_NULL);
+    gst_object_unref(shared.in);
+    gst_object_unref(bus);
+    gst_object_unref(p);
+  }
 }
 
 // ------------------------------------------------------------------------------------------
@@ -2220,10 +2382,14 @@ TEST(SsdDetectBatching, TimeoutRunsAPartialBatch) {
   TwoScenes s;
   GstHarness* h = detect_harness("batch-size=8 batch-timeout=100000000 in-flight=1");
   gst_harness_set_src_caps(h, caps_25fps(*s.a));
-  for (int i = 0; i < 3; i++) ASSERT_EQ(gst_harness_push(h, stamped(*s.a, i)), GST_FLOW_OK);
-  EXPECT_EQ(gst_harness_buffers_in_queue(h), 0u);
-  ASSERT_EQ(gst_harness_push(h, stamped(*s.b, 3)), GST_FLOW_OK);
-  auto out = pull_all(h);
+  std::vector<std::pair<int, std::vector<Det>>> out;
+  {
+    StreamLockHeld stream(h);   // the 100 ms of wall-clock time cannot end the batch
+    for (int i = 0; i < 3; i++) ASSERT_EQ(gst_harness_push(h, stamped(*s.a, i)), GST_FLOW_OK);
+    EXPECT_EQ(gst_harness_buffers_in_queue(h), 0u);
+    ASSERT_EQ(gst_harness_push(h, stamped(*s.b, 3)), GST_FLOW_OK);
+    out = pull_n(h, 4);
+  }
   ASSERT_EQ(out.size(), 4u);
   for (int i = 0; i < 4; i++) EXPECT_TRUE(same_batched(out[i].second, i < 3 ? s.ref_a : s.ref_b)) << i;
   gst_harness_teardown(h);
@@ -2241,12 +2407,15 @@ TEST(SsdDetectBatching, TimeoutRunsAPartialBatchInReversePlayback) {
   seg.rate = -1.0;
   seg.stop = 100 * kFrameStep;
   ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_segment(&seg)));
-  for (int i = 0; i < 3; i++) ASSERT_EQ(gst_harness_push(h, stamped(*s.a, 20 - i)), GST_FLOW_OK);
-  EXPECT_EQ(gst_harness_buffers_in_queue(h), 0u);
-  ASSERT_EQ(gst_harness_push(h, stamped(*s.b, 17)), GST_FLOW_OK);
-  EXPECT_EQ(gst_harness_buffers_in_queue(h), 4u) << "the stream-time bound did not end the batch";
-  auto out = pull_n(h, 4);
-  ASSERT_EQ(out.size(), 4u);
+  std::vector<std::pair<int, std::vector<Det>>> out;
+  {
+    StreamLockHeld stream(h);   // the 100 ms of wall-clock time cannot end the batch
+    for (int i = 0; i < 3; i++) ASSERT_EQ(gst_harness_push(h, stamped(*s.a, 20 - i)), GST_FLOW_OK);
+    EXPECT_EQ(gst_harness_buffers_in_queue(h), 0u);
+    ASSERT_EQ(gst_harness_push(h, stamped(*s.b, 17)), GST_FLOW_OK);
+    out = pull_n(h, 4);
+  }
+  ASSERT_EQ(out.size(), 4u) << "the stream-time bound did not end the batch";
   for (int i = 0; i < 4; i++) {
     EXPECT_EQ(out[size_t(i)].first, 20 - i);
     EXPECT_TRUE(same_batched(out[size_t(i)].second, i < 3 ? s.ref_a : s.ref_b)) << i;
@@ -2283,7 +2452,7 @@ TEST(SsdDetectBatching, CapsChangeDrainsAndFlushDrops) {
   ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_segment(&seg)));
   EXPECT_EQ(gst_harness_buffers_in_queue(h), 0u) << "a flush drops held frames";
   for (int i = 3; i < 7; i++) ASSERT_EQ(gst_harness_push(h, stamped(*fb, i)), GST_FLOW_OK);
-  auto after = pull_all(h);
+  auto after = pull_n(h, 4);
   ASSERT_EQ(after.size(), 4u);
   EXPECT_EQ(after[0].first, 3);
   gst_harness_teardown(h);
@@ -4547,6 +4716,34 @@ TEST(Examples, ModelChangeBenchmarkSwitchesWithoutLosingFrames) {
   EXPECT_EQ(switches, 2) << r.out;
   EXPECT_EQ(warnings, 0) << r.out;
   EXPECT_GE(frames, 50) << "2 s of a 30 fps stream: " << r.out;
+}
+
+// bench/upstream_wait.py, briefly: it runs the live pipeline to the end and reports each property
+// set's gaps (that the element does not hold the source up is SsdDetectBatching.
+// ASlowDownstreamDoesNotHoldUpUpstream's, without timing).
+TEST(Examples, UpstreamWaitBenchmarkReportsEachPropertySet) {
+  const Spawned gi = spawn({SSD_PYTHON, "-c", "import gi; gi.require_version('Gst', '1.0')"});
+  if (gi.status != 0) GTEST_SKIP() << SSD_PYTHON << " has no PyGObject: " << gi.err;
+  const std::string script = std::string(SSD_SOURCE_DIR) + "/bench/upstream_wait.py";
+  const Spawned r = spawn({SSD_PYTHON, script, "--frames", "20", "--size", "160x120", "", "batch-size=2"});
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  std::istringstream lines(r.out);
+  std::vector<std::string> sets;
+  for (std::string line; std::getline(lines, line);) {
+    char props[64] = "";
+    double largest = 0;
+    int late = -1, frames = 0;
+    if (std::sscanf(line.c_str(), "[%63[^]]] largest gap %lf ms, gaps over 40 ms: %d, frames: %d", props, &largest,
+                    &late, &frames) == 4 ||
+        std::sscanf(line.c_str(), "[] largest gap %lf ms, gaps over 40 ms: %d, frames: %d", &largest, &late,
+                    &frames) == 3) {
+      sets.push_back(props);
+      EXPECT_EQ(frames, 20) << line;
+      EXPECT_GT(largest, 20.0) << "a 30 fps live source: " << line;
+      EXPECT_GE(late, 0) << line;
+    }
+  }
+  EXPECT_EQ(sets, (std::vector<std::string>{"", "batch-size=2"})) << r.out;
 }
 
 // pipelines/synthetic.sh without a display prints the detections as JSON Lines on stdout and
