@@ -422,8 +422,10 @@ struct SsdDetectState {
     {
       std::lock_guard<std::mutex> guard(output_lock);
       output_generation++;
+      pushing = 0;   // (a push of a thread stopped from itself no longer counts)
     }
     output_wake.notify_all();
+    ready_space.notify_all();
     if (!output_thread.joinable()) return;
     if (output_thread.get_id() == std::this_thread::get_id()) {
       // Stopped from the output thread itself (an application's sync bus handler or pad probe
@@ -567,7 +569,7 @@ static void reset_tracking(SsdDetectState* st) {
 }
 
 static void discard_held(SsdDetectState* st);
-static void wait_push_done(SsdDetectState* st);
+static void wait_push_done(GstSsdDetect* self, bool until_flushing);
 static void store_kept_sticky(GstSsdDetect* self);
 static void output_loop(GstSsdDetect* self, guint64 generation);
 
@@ -1282,7 +1284,7 @@ static gboolean gst_ssd_detect_sink_event(GstBaseTransform* trans, GstEvent* eve
     GST_DEBUG_OBJECT(self, "flush: forgetting the last detections and dropping held frames");
     discard_held(st);
     reset_tracking(st);
-    wait_push_done(st);   // the frame being pushed goes before the end of the flush
+    wait_push_done(self, false);   // the frame being pushed goes before the end of the flush
     {
       std::lock_guard<std::mutex> guard(st->output_lock);
       st->output_flow = GST_FLOW_OK;
@@ -1724,20 +1726,33 @@ static void publish_holding(SsdDetectState* st) {
   st->output_wake.notify_all();
 }
 
-// The elements whose frames this thread is pushing: an element's output thread, in more than
+// The pushes this thread is in: an element's output thread (of that generation), in more than
 // one when something downstream sends an event or query back into the sink pad from within a
 // push (a probe or an application's callback seeking, say), which must not wait for that push.
-thread_local std::vector<const SsdDetectState*> t_pushing;
+struct OwnPush {
+  const SsdDetectState* st;
+  guint64 generation;
+};
+thread_local std::vector<OwnPush> t_pushing;
 
 static int own_pushes(const SsdDetectState* st) {
-  return static_cast<int>(std::count(t_pushing.begin(), t_pushing.end(), st));
+  return static_cast<int>(
+      std::count_if(t_pushing.begin(), t_pushing.end(), [st](const OwnPush& p) { return p.st == st; }));
+}
+
+// Whether `pad` flushes (or is inactive).
+static bool pad_flushing(GstPad* pad) {
+  GST_OBJECT_LOCK(pad);
+  const bool flushing = GST_PAD_IS_FLUSHING(pad);
+  GST_OBJECT_UNLOCK(pad);
+  return flushing;
 }
 
 // The output thread's pushes: the frames in `ready`, in order, with the events between them,
 // until none is left (called and returning with `lk`, output_lock, held; released while it
 // pushes), or until the thread of `generation` is stopped. After a failed push (output_flow) the
-// frames are dropped and the sticky events kept (failed_sticky), until the streaming thread has
-// heard of the failure.
+// frames are dropped, until the streaming thread has heard of the failure; sticky events the
+// source pad cannot take then are kept (failed_sticky), as those of discarded frames.
 static void push_ready(GstSsdDetect* self, std::unique_lock<std::mutex>& lk, guint64 generation) {
   SsdDetectState* st = self->state;
   while (!st->ready.empty() && st->output_generation == generation) {
@@ -1757,11 +1772,18 @@ static void push_ready(GstSsdDetect* self, std::unique_lock<std::mutex>& lk, gui
     lk.unlock();
     if (frame) st->ready_space.notify_all();   // room for a frame upstream may be waiting to hold
     GstFlowReturn ret = GST_FLOW_OK;
-    t_pushing.push_back(st);
+    GstEvent* refused = nullptr;   // a sticky event a flushing source pad did not take
+    t_pushing.push_back({st, generation});
     if (!frame) {
       GstEvent* e = GST_EVENT_CAST(item);
       GST_DEBUG_OBJECT(self, "pushing the %s event held with the frames", GST_EVENT_TYPE_NAME(e));
-      gst_pad_push_event(GST_BASE_TRANSFORM_SRC_PAD(self), e);
+      const bool sticky = GST_EVENT_IS_STICKY(e);
+      if (sticky) gst_event_ref(e);
+      if (!gst_pad_push_event(GST_BASE_TRANSFORM_SRC_PAD(self), e) && sticky &&
+          pad_flushing(GST_BASE_TRANSFORM_SRC_PAD(self)))
+        refused = e;
+      else if (sticky)
+        gst_event_unref(e);
     } else if (flow == GST_FLOW_OK) {
       GstBuffer* b = GST_BUFFER_CAST(item);
       if (GST_BUFFER_PTS_IS_VALID(b)) st->position_out = buffer_end(b);
@@ -1772,7 +1794,12 @@ static void push_ready(GstSsdDetect* self, std::unique_lock<std::mutex>& lk, gui
     }
     t_pushing.pop_back();
     lk.lock();
+    if (st->output_generation != generation) {   // stopped meanwhile (from this push): not this session's
+      if (refused) gst_event_unref(refused);
+      break;
+    }
     st->pushing--;
+    if (refused) st->failed_sticky.push_back(refused);
     if (ret != GST_FLOW_OK && st->output_flow == GST_FLOW_OK && st->flushes == flushes) {
       GST_DEBUG_OBJECT(self, "output thread: %s; dropping the held frames", gst_flow_get_name(ret));
       st->output_flow = ret;
@@ -1781,33 +1808,27 @@ static void push_ready(GstSsdDetect* self, std::unique_lock<std::mutex>& lk, gui
   }
 }
 
-// Whether the sink pad flushes (or is inactive): frames held are to be dropped, not waited for.
-static bool sink_flushing(GstSsdDetect* self) {
-  GstPad* pad = GST_BASE_TRANSFORM_SINK_PAD(self);
-  GST_OBJECT_LOCK(pad);
-  const bool flushing = GST_PAD_IS_FLUSHING(pad);
-  GST_OBJECT_UNLOCK(pad);
-  return flushing;
-}
-
-// How often a streaming thread waiting for the output thread's pushes looks whether its pad
+// How often a streaming thread waiting for the output thread's pushes looks whether a pad
 // flushes meanwhile (a flush also makes the pushes fail and so ends the wait).
 constexpr std::chrono::milliseconds kFlushPoll{20};
 
+// Whether a flush is under way: the sink pad flushes, or the source pad still does (a FLUSH_STOP
+// that already cleared the sink pad's flag waits for the streaming thread).
+static bool flushing(GstSsdDetect* self) {
+  return pad_flushing(GST_BASE_TRANSFORM_SINK_PAD(self)) || pad_flushing(GST_BASE_TRANSFORM_SRC_PAD(self));
+}
+
 // Streaming thread: waits until the output thread has pushed (or dropped) every frame and event
-// in `ready`; returns what its pushes returned (output_flow), or GST_FLOW_FLUSHING when the sink
-// pad flushes meanwhile. Called from within the output thread's push, pushes them itself.
+// in `ready`; returns what its pushes returned (output_flow), or GST_FLOW_FLUSHING when a flush
+// starts meanwhile. Called from within the output thread's own push (a drain query from a
+// probe), it cannot wait for it: the frames go out after that push, in order.
 static GstFlowReturn wait_pushed(GstSsdDetect* self) {
   SsdDetectState* st = self->state;
   std::unique_lock<std::mutex> lk(st->output_lock);
-  const int own = own_pushes(st);
-  if (own > 0) {
-    push_ready(self, lk, st->output_generation);
-    return st->output_flow;
-  }
+  if (own_pushes(st) > 0) return st->output_flow;
   while (!st->ready.empty() || st->pushing > 0) {
     lk.unlock();
-    if (sink_flushing(self)) return GST_FLOW_FLUSHING;
+    if (flushing(self)) return GST_FLOW_FLUSHING;
     lk.lock();
     st->ready_space.wait_for(lk, kFlushPoll, [st] { return st->ready.empty() && st->pushing == 0; });
   }
@@ -1815,11 +1836,27 @@ static GstFlowReturn wait_pushed(GstSsdDetect* self) {
 }
 
 // Streaming thread, after discard_held(): waits until the output thread's push in progress, if
-// any (but one of its own thread's), has returned, so that nothing older follows downstream.
-static void wait_push_done(SsdDetectState* st) {
+// any (but one of this thread's own), has returned, so that nothing older follows downstream;
+// with `until_flushing`, only until the source pad flushes (nothing this thread sends then can
+// overtake the push: the pad refuses it; a FLUSH_STOP waits for the push in the end). Then keeps
+// the sticky events the pushes could not deliver.
+static void wait_push_done(GstSsdDetect* self, bool until_flushing) {
+  SsdDetectState* st = self->state;
   std::unique_lock<std::mutex> lk(st->output_lock);
   const int own = own_pushes(st);
-  st->ready_space.wait(lk, [st, own] { return st->pushing <= own; });
+  while (st->pushing > own) {
+    if (!until_flushing) {
+      st->ready_space.wait(lk);
+      continue;
+    }
+    lk.unlock();
+    const bool flush = pad_flushing(GST_BASE_TRANSFORM_SRC_PAD(self));
+    lk.lock();
+    if (flush) break;
+    st->ready_space.wait_for(lk, kFlushPoll, [st, own] { return st->pushing <= own; });
+  }
+  st->kept_sticky.insert(st->kept_sticky.end(), st->failed_sticky.begin(), st->failed_sticky.end());
+  st->failed_sticky.clear();
 }
 
 // Streaming thread: waits until the frames held (pending, submitted) and those waiting to be
@@ -1827,18 +1864,19 @@ static void wait_push_done(SsdDetectState* st) {
 // keeps for the element (see held_buffers()); the wait ends early on a failed push. A frame that
 // waits for its batch never blocks the one before it: the frames held without `ready` never
 // fill that room (a full batch is submitted, and batches beyond in-flight - 1 are collected).
-// False when the sink pad flushes meanwhile.
+// A frame that comes from within the output thread's own push (a loop back) takes one more.
+// False when a flush starts meanwhile.
 static bool wait_for_room(GstSsdDetect* self) {
   SsdDetectState* st = self->state;
   size_t held = st->pending.size();
   for (const auto& batch : st->submitted) held += batch.size();
   const size_t room = static_cast<size_t>(st->held_per_batch) * st->in_flight;
   std::unique_lock<std::mutex> lk(st->output_lock);
+  if (own_pushes(st) > 0) return true;
   const auto has_room = [&] { return held + st->ready_frames < room || st->output_flow != GST_FLOW_OK; };
-  if (!has_room() && own_pushes(st) > 0) push_ready(self, lk, st->output_generation);   // from within a push
   while (!has_room()) {
     lk.unlock();
-    if (sink_flushing(self)) return false;
+    if (flushing(self)) return false;
     lk.lock();
     st->ready_space.wait_for(lk, kFlushPoll, has_room);
   }
@@ -1915,7 +1953,7 @@ static GstFlowReturn drain(GstSsdDetect* self) {
   if (ret == GST_FLOW_OK) ret = pushed;
   if (ret != GST_FLOW_OK) {
     discard_held(st);
-    wait_push_done(st);   // (a flush starting: the push in progress fails at once)
+    wait_push_done(self, true);
     store_kept_sticky(self);
   }
   return ret;
@@ -2015,12 +2053,6 @@ static GstFlowReturn gst_ssd_detect_submit_input_buffer(GstBaseTransform* trans,
                                                         GstBuffer* input) {
   GstSsdDetect* self = GST_SSD_DETECT(trans);
   SsdDetectState* st = self->state;
-  if (st->batching() && st->detector && gst_pad_needs_reconfigure(GST_BASE_TRANSFORM_SRC_PAD(self))) {
-    // GstBaseTransform renegotiates downstream below (an allocation query, maybe caps): after
-    // the frames held, as it would after the frames gone through it.
-    GST_DEBUG_OBJECT(self, "reconfiguring downstream: draining the held frames first");
-    drain(self);
-  }
   // The default keeps the buffer in queued_buf after caps and QoS handling (or drops it).
   GstFlowReturn ret = GST_BASE_TRANSFORM_CLASS(gst_ssd_detect_parent_class)->submit_input_buffer(
       trans, is_discont, input);

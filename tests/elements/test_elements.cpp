@@ -1897,17 +1897,18 @@ TEST(SsdDetectBatching, ASlowDownstreamDoesNotHoldUpUpstream) {
 // An application that seeks back (a flushing seek, to loop, say) from a pad probe on the
 // element's output thread, or sends a drain query into it from there: the flush, or the drain,
 // must not wait for the push it is called from (only that thread could end it), and the stream
-// goes on to EOS. (As with `queue`, a serialized event or query sent from there while upstream's
-// thread waits for that thread, for room or for held frames to go out, waits too: here upstream
-// is idle at the drain.)
+// goes on to EOS, its frames in order at the sink (the drain answers before the frames after the
+// one being pushed: they go out after it). (As with `queue`, a serialized event or query sent
+// from there while upstream's thread waits for that thread, for room or for held frames to go
+// out, waits too: here upstream is idle at the drain.)
 TEST(SsdDetectBatching, ASeekOrDrainFromItsOwnPushGoesThrough) {
   for (const bool seek : {true, false}) {
     SCOPED_TRACE(seek ? "flushing seek" : "drain query");
     GstElement* p = gst_parse_launch(
         seek ? "videotestsrc num-buffers=30 ! video/x-raw,format=RGB,width=64,height=48,framerate=25/1 ! "
-               "ssddetect name=d device=cpu batch-size=4 in-flight=1 ! fakesink sync=false"
+               "ssddetect name=d device=cpu batch-size=4 in-flight=1 ! fakesink name=sink sync=false"
              : "appsrc name=src format=time caps=video/x-raw,format=RGB,width=64,height=48,framerate=25/1 ! "
-               "ssddetect name=d device=cpu batch-size=4 in-flight=1 ! fakesink sync=false",
+               "ssddetect name=d device=cpu batch-size=4 in-flight=1 ! fakesink name=sink sync=false",
         nullptr);
     ASSERT_NE(p, nullptr);
     struct Shared {
@@ -1915,7 +1916,7 @@ TEST(SsdDetectBatching, ASeekOrDrainFromItsOwnPushGoesThrough) {
       GstPad* in;
       bool seek;
       std::atomic<int> frames{0};
-      std::atomic<int> back{0};   // frames earlier than the frame before them
+      std::atomic<int> back{0};   // frames at the sink earlier than the frame before them
       GstClockTime last = GST_CLOCK_TIME_NONE;
       std::atomic<bool> acted{false};
     };
@@ -1924,11 +1925,8 @@ TEST(SsdDetectBatching, ASeekOrDrainFromItsOwnPushGoesThrough) {
     Shared shared{p, gst_element_get_static_pad(d, "sink"), seek};
     gst_pad_add_probe(
         out, GST_PAD_PROBE_TYPE_BUFFER,
-        [](GstPad*, GstPadProbeInfo* info, gpointer data) {
+        [](GstPad*, GstPadProbeInfo*, gpointer data) {
           auto* sh = static_cast<Shared*>(data);
-          const GstClockTime pts = GST_BUFFER_PTS(GST_PAD_PROBE_INFO_BUFFER(info));
-          if (GST_CLOCK_TIME_IS_VALID(sh->last) && pts < sh->last) sh->back++;
-          sh->last = pts;
           if (++sh->frames == (sh->seek ? 10 : 2) && !sh->acted.exchange(true)) {
             if (sh->seek) {
               gst_element_seek_simple(sh->pipeline, GST_FORMAT_TIME, GST_SEEK_FLAG_FLUSH, 0);
@@ -1941,6 +1939,20 @@ TEST(SsdDetectBatching, ASeekOrDrainFromItsOwnPushGoesThrough) {
           return GST_PAD_PROBE_OK;
         },
         &shared, nullptr);
+    GstElement* sink = gst_bin_get_by_name(GST_BIN(p), "sink");
+    GstPad* at_sink = gst_element_get_static_pad(sink, "sink");
+    gst_pad_add_probe(
+        at_sink, GST_PAD_PROBE_TYPE_BUFFER,
+        [](GstPad*, GstPadProbeInfo* info, gpointer data) {
+          auto* sh = static_cast<Shared*>(data);
+          const GstClockTime pts = GST_BUFFER_PTS(GST_PAD_PROBE_INFO_BUFFER(info));
+          if (GST_CLOCK_TIME_IS_VALID(sh->last) && pts < sh->last) sh->back++;
+          sh->last = pts;
+          return GST_PAD_PROBE_OK;
+        },
+        &shared, nullptr);
+    gst_object_unref(at_sink);
+    gst_object_unref(sink);
     gst_object_unref(out);
     gst_object_unref(d);
     ASSERT_NE(gst_element_set_state(p, GST_STATE_PLAYING), GST_STATE_CHANGE_FAILURE);
@@ -1970,6 +1982,74 @@ TEST(SsdDetectBatching, ASeekOrDrainFromItsOwnPushGoesThrough) {
     gst_object_unref(bus);
     gst_object_unref(p);
   }
+}
+
+// A flush that starts from within the output thread's push (a probe or callback downstream,
+// seeking) while upstream's thread waits in a drain (EOS here) for the frames still to go out:
+// the drain stops waiting for that push once the flush has reached the source pad, so that the
+// flush can end (its FLUSH_STOP needs the streaming thread's lock). Before, both waited for
+// each other.
+TEST(SsdDetectBatching, AFlushFromItsOwnPushEndsADrainWaitingForIt) {
+  GstElement* p = gst_parse_launch(
+      "appsrc name=src format=time caps=video/x-raw,format=RGB,width=64,height=48,framerate=25/1 ! "
+      "ssddetect name=d device=cpu batch-size=4 in-flight=1 ! fakesink sync=false",
+      nullptr);
+  ASSERT_NE(p, nullptr);
+  struct Shared {
+    GstPad* in;
+    std::mutex lock;
+    std::condition_variable cv;
+    bool in_probe = false, eos_sent = false;
+    std::atomic<bool> flushed{false};
+  } shared;
+  GstElement* d = gst_bin_get_by_name(GST_BIN(p), "d");
+  shared.in = gst_element_get_static_pad(d, "sink");
+  GstPad* out = gst_element_get_static_pad(d, "src");
+  gst_pad_add_probe(
+      out, GST_PAD_PROBE_TYPE_BUFFER,
+      [](GstPad*, GstPadProbeInfo*, gpointer data) {
+        auto* sh = static_cast<Shared*>(data);
+        {
+          std::unique_lock<std::mutex> lk(sh->lock);
+          if (sh->in_probe) return GST_PAD_PROBE_OK;   // the first frame only
+          sh->in_probe = true;
+          sh->cv.notify_all();
+          sh->cv.wait(lk, [sh] { return sh->eos_sent; });
+        }
+        g_usleep(300 * 1000);   // upstream's thread is in the EOS's drain by now
+        gst_pad_send_event(sh->in, gst_event_new_flush_start());
+        gst_pad_send_event(sh->in, gst_event_new_flush_stop(TRUE));
+        sh->flushed = true;
+        return GST_PAD_PROBE_OK;
+      },
+      &shared, nullptr);
+  gst_object_unref(out);
+  gst_object_unref(d);
+  ASSERT_NE(gst_element_set_state(p, GST_STATE_PLAYING), GST_STATE_CHANGE_FAILURE);
+  GstElement* src = gst_bin_get_by_name(GST_BIN(p), "src");
+  auto f = make_frame(flat(64, 48), GST_VIDEO_FORMAT_RGB);
+  for (int i = 0; i < 4; i++) EXPECT_EQ(gst_app_src_push_buffer(GST_APP_SRC(src), stamped(*f, i)), GST_FLOW_OK);
+  {
+    std::unique_lock<std::mutex> lk(shared.lock);
+    ASSERT_TRUE(shared.cv.wait_for(lk, std::chrono::seconds(60), [&] { return shared.in_probe; }))
+        << "the batch never came out";
+  }
+  gst_app_src_end_of_stream(GST_APP_SRC(src));
+  gst_object_unref(src);
+  {
+    std::lock_guard<std::mutex> guard(shared.lock);
+    shared.eos_sent = true;
+    shared.cv.notify_all();
+  }
+  for (int i = 0; i < 1200 && !shared.flushed; i++) std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  if (!shared.flushed) {
+    ADD_FAILURE() << "the flush and the drain wait for each other";
+    std::fflush(nullptr);
+    std::_Exit(1);   // both threads are stuck: the pipeline cannot be stopped
+  }
+  gst_element_set_state(p, GST_STATE_NULL);
+  gst_object_unref(shared.in);
+  gst_object_unref(p);
 }
 
 // ------------------------------------------------------------------------------------------
