@@ -366,8 +366,8 @@ struct SsdDetectState {
   std::deque<GstMiniObject*> ready;   // frames (GstBuffer) and the events between them (GstEvent)
   size_t ready_frames = 0;            // the frames in `ready`
   // Items taken from `ready` the output thread is pushing: 1, or more when something downstream
-  // sent an event or query back into the sink pad from within the push, and the element pushed
-  // again from there (see own_pushes()).
+  // sent a serialized event back into the sink pad from within the push, and the element pushed
+  // the frames before it from there (see own_pushes()).
   int pushing = 0;
   guint64 flushes = 0;   // FLUSH_STOPs seen: a push that fails across one fails for the old frames
   // Sticky events that were in `ready` after a failed push: the streaming thread keeps them
@@ -606,7 +606,7 @@ static void report_graph_failures(GstSsdDetect* self) {
                       ("Could not capture a CUDA graph; this batch size or frame layout runs without one (slower)."),
                       ("%s", (pre.failures ? pre.last_error : g.last_error).c_str()));
 }
-static GstFlowReturn drain(GstSsdDetect* self);
+static GstFlowReturn drain(GstSsdDetect* self, bool for_event);
 static GstFlowReturn submit_pending(GstSsdDetect* self);
 static void complete_oldest(GstSsdDetect* self);
 static void note_compute_time(GstSsdDetect* self, std::chrono::nanoseconds took);
@@ -1302,7 +1302,7 @@ static gboolean gst_ssd_detect_sink_event(GstBaseTransform* trans, GstEvent* eve
   } else if (GST_EVENT_IS_SERIALIZED(event) && st->batching()) {
     // Held frames go out before the event (EOS, segment, caps, gap...) that follows them.
     GST_DEBUG_OBJECT(self, "%s: draining %zu held frames", GST_EVENT_TYPE_NAME(event), st->pending.size());
-    const GstFlowReturn ret = drain(self);
+    const GstFlowReturn ret = drain(self, true);
     if (ret != GST_FLOW_OK) GST_DEBUG_OBJECT(self, "draining: %s", gst_flow_get_name(ret));
   }
   if (gstssd::starts_afresh(trans, event)) {
@@ -1735,9 +1735,11 @@ struct OwnPush {
 };
 thread_local std::vector<OwnPush> t_pushing;
 
+// (output_lock held: the current generation.)
 static int own_pushes(const SsdDetectState* st) {
-  return static_cast<int>(
-      std::count_if(t_pushing.begin(), t_pushing.end(), [st](const OwnPush& p) { return p.st == st; }));
+  return static_cast<int>(std::count_if(t_pushing.begin(), t_pushing.end(), [st](const OwnPush& p) {
+    return p.st == st && p.generation == st->output_generation;
+  }));
 }
 
 // Whether `pad` flushes (or is inactive).
@@ -1820,12 +1822,18 @@ static bool flushing(GstSsdDetect* self) {
 
 // Streaming thread: waits until the output thread has pushed (or dropped) every frame and event
 // in `ready`; returns what its pushes returned (output_flow), or GST_FLOW_FLUSHING when a flush
-// starts meanwhile. Called from within the output thread's own push (a drain query from a
-// probe), it cannot wait for it: the frames go out after that push, in order.
-static GstFlowReturn wait_pushed(GstSsdDetect* self) {
+// starts meanwhile. Called from within the output thread's own push (a probe or callback
+// downstream sending an event or query into the sink pad), it cannot wait for that push: with
+// `push_own` (an event, which must follow the frames) it pushes the frames after it itself
+// (only the frame being pushed comes after the event then); else (a query, answered without
+// them) they go out after that push, in order.
+static GstFlowReturn wait_pushed(GstSsdDetect* self, bool push_own) {
   SsdDetectState* st = self->state;
   std::unique_lock<std::mutex> lk(st->output_lock);
-  if (own_pushes(st) > 0) return st->output_flow;
+  if (own_pushes(st) > 0) {
+    if (push_own) push_ready(self, lk, st->output_generation);
+    return st->output_flow;
+  }
   while (!st->ready.empty() || st->pushing > 0) {
     lk.unlock();
     if (flushing(self)) return GST_FLOW_FLUSHING;
@@ -1835,22 +1843,29 @@ static GstFlowReturn wait_pushed(GstSsdDetect* self) {
   return st->output_flow;
 }
 
+// How long a FLUSH_STOP waits for the output thread's push in progress (downstream flushes: it
+// returns at once, unless it waits for something else, such as a query sent from within it
+// that waits for the streaming thread's lock).
+constexpr std::chrono::seconds kFlushStopPatience{5};
+
 // Streaming thread, after discard_held(): waits until the output thread's push in progress, if
 // any (but one of this thread's own), has returned, so that nothing older follows downstream;
 // with `until_flushing`, only until the source pad flushes (nothing this thread sends then can
-// overtake the push: the pad refuses it; a FLUSH_STOP waits for the push in the end). Then keeps
-// the sticky events the pushes could not deliver.
+// overtake the push: the pad refuses it; a FLUSH_STOP waits for the push in the end), else at
+// most kFlushStopPatience. Then keeps the sticky events the pushes could not deliver.
 static void wait_push_done(GstSsdDetect* self, bool until_flushing) {
   SsdDetectState* st = self->state;
   std::unique_lock<std::mutex> lk(st->output_lock);
   const int own = own_pushes(st);
+  const auto give_up = std::chrono::steady_clock::now() + kFlushStopPatience;
   while (st->pushing > own) {
-    if (!until_flushing) {
-      st->ready_space.wait(lk);
-      continue;
+    if (!until_flushing && std::chrono::steady_clock::now() >= give_up) {
+      GST_WARNING_OBJECT(self, "the output thread's push has not returned after %d s: going on without it",
+                         static_cast<int>(kFlushStopPatience.count()));
+      break;
     }
     lk.unlock();
-    const bool flush = pad_flushing(GST_BASE_TRANSFORM_SRC_PAD(self));
+    const bool flush = until_flushing && pad_flushing(GST_BASE_TRANSFORM_SRC_PAD(self));
     lk.lock();
     if (flush) break;
     st->ready_space.wait_for(lk, kFlushPoll, [st, own] { return st->pushing <= own; });
@@ -1939,8 +1954,9 @@ static void store_kept_sticky(GstSsdDetect* self) {
 }
 
 // Runs every held frame through the network and waits until the output thread has pushed them
-// all downstream, in order. A failure stays recorded (output_flow) for the next chain.
-static GstFlowReturn drain(GstSsdDetect* self) {
+// all downstream, in order (`for_event`: before a serialized event; else a query: see
+// wait_pushed()). A failure stays recorded (output_flow) for the next chain.
+static GstFlowReturn drain(GstSsdDetect* self, bool for_event) {
   SsdDetectState* st = self->state;
   GstFlowReturn ret = gstssd::run_frame_guarded(GST_ELEMENT(self), "Object detection", [&] {
     GstFlowReturn r = submit_pending(self);
@@ -1949,7 +1965,7 @@ static GstFlowReturn drain(GstSsdDetect* self) {
   });
   if (ret != GST_FLOW_OK) note_failure(st, ret);
   publish_holding(st);
-  const GstFlowReturn pushed = wait_pushed(self);
+  const GstFlowReturn pushed = wait_pushed(self, for_event);
   if (ret == GST_FLOW_OK) ret = pushed;
   if (ret != GST_FLOW_OK) {
     discard_held(st);
@@ -2112,7 +2128,7 @@ static gboolean gst_ssd_detect_query(GstBaseTransform* trans, GstPadDirection di
   if (direction == GST_PAD_SINK && GST_QUERY_IS_SERIALIZED(query) && st->batching() && st->detector) {
     // e.g. a drain or allocation query: answer it after the held frames are out. gst_pad_query
     // holds the sink pad's stream lock for serialized queries, as the output thread holds it.
-    drain(self);
+    drain(self, false);
   }
   if (direction == GST_PAD_SRC && GST_QUERY_TYPE(query) == GST_QUERY_POSITION && st->batching()) {
     // GstBaseTransform knows the position of the frames it pushed itself only: the stream time

@@ -1984,6 +1984,71 @@ TEST(SsdDetectBatching, ASeekOrDrainFromItsOwnPushGoesThrough) {
   }
 }
 
+// An EOS sent into the element from within its output thread's push (a probe ending the stream
+// on the first frame, say): the frames held behind the one being pushed go out before the EOS;
+// only that one, already on its way, comes after it (and downstream refuses it).
+TEST(SsdDetectBatching, AnEventFromItsOwnPushFollowsTheFramesBehindIt) {
+  GstElement* p = gst_parse_launch(
+      "appsrc name=src format=time caps=video/x-raw,format=RGB,width=64,height=48,framerate=25/1 ! "
+      "ssddetect name=d device=cpu batch-size=4 in-flight=1 ! fakesink name=sink sync=false",
+      nullptr);
+  ASSERT_NE(p, nullptr);
+  struct Shared {
+    GstPad* in;
+    std::atomic<bool> sent{false};
+    std::mutex lock;
+    std::vector<std::string> seen;   // at the sink
+  } shared;
+  GstElement* d = gst_bin_get_by_name(GST_BIN(p), "d");
+  shared.in = gst_element_get_static_pad(d, "sink");
+  GstPad* out = gst_element_get_static_pad(d, "src");
+  gst_pad_add_probe(
+      out, GST_PAD_PROBE_TYPE_BUFFER,
+      [](GstPad*, GstPadProbeInfo*, gpointer data) {
+        auto* sh = static_cast<Shared*>(data);
+        if (!sh->sent.exchange(true)) gst_pad_send_event(sh->in, gst_event_new_eos());
+        return GST_PAD_PROBE_OK;
+      },
+      &shared, nullptr);
+  GstElement* sink = gst_bin_get_by_name(GST_BIN(p), "sink");
+  GstPad* at_sink = gst_element_get_static_pad(sink, "sink");
+  gst_pad_add_probe(
+      at_sink, static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM),
+      [](GstPad*, GstPadProbeInfo* info, gpointer data) {
+        auto* sh = static_cast<Shared*>(data);
+        std::lock_guard<std::mutex> guard(sh->lock);
+        if (GST_PAD_PROBE_INFO_TYPE(info) & GST_PAD_PROBE_TYPE_BUFFER)
+          sh->seen.push_back("frame " + std::to_string(GST_BUFFER_PTS(GST_PAD_PROBE_INFO_BUFFER(info)) / kFrameStep));
+        else if (GST_EVENT_TYPE(GST_PAD_PROBE_INFO_EVENT(info)) == GST_EVENT_EOS)
+          sh->seen.push_back("eos");
+        return GST_PAD_PROBE_OK;
+      },
+      &shared, nullptr);
+  gst_object_unref(at_sink);
+  gst_object_unref(sink);
+  gst_object_unref(out);
+  gst_object_unref(d);
+  ASSERT_NE(gst_element_set_state(p, GST_STATE_PLAYING), GST_STATE_CHANGE_FAILURE);
+  GstElement* src = gst_bin_get_by_name(GST_BIN(p), "src");
+  auto f = make_frame(flat(64, 48), GST_VIDEO_FORMAT_RGB);
+  for (int i = 0; i < 4; i++) EXPECT_EQ(gst_app_src_push_buffer(GST_APP_SRC(src), stamped(*f, i)), GST_FLOW_OK);
+  gst_object_unref(src);
+  GstBus* bus = gst_element_get_bus(p);
+  GstMessage* msg = gst_bus_timed_pop_filtered(bus, 60 * GST_SECOND,
+                                               static_cast<GstMessageType>(GST_MESSAGE_EOS | GST_MESSAGE_ERROR));
+  ASSERT_NE(msg, nullptr) << "no EOS";
+  EXPECT_EQ(GST_MESSAGE_TYPE(msg), GST_MESSAGE_EOS);
+  gst_message_unref(msg);
+  {
+    std::lock_guard<std::mutex> guard(shared.lock);
+    EXPECT_EQ(shared.seen, (std::vector<std::string>{"frame 1", "frame 2", "frame 3", "eos"}));
+  }
+  gst_element_set_state(p, GST_STATE_NULL);
+  gst_object_unref(shared.in);
+  gst_object_unref(bus);
+  gst_object_unref(p);
+}
+
 // A flush that starts from within the output thread's push (a probe or callback downstream,
 // seeking) while upstream's thread waits in a drain (EOS here) for the frames still to go out:
 // the drain stops waiting for that push once the flush has reached the source pad, so that the
