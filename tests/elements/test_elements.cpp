@@ -1894,6 +1894,72 @@ TEST(SsdDetectBatching, ASlowDownstreamDoesNotHoldUpUpstream) {
   gst_harness_teardown(h);
 }
 
+// SOURCE ! ssddetect batch-size=4 in-flight=1 ! fakesink, for what a probe that runs on
+// ssddetect's output thread does: `out`, a buffer probe on ssddetect's source pad, and `at_sink`
+// (if given) on the sink's pad for `sink_types`, both called with `data`. `in` is ssddetect's
+// sink pad. start() plays it.
+class ProbedBatching {
+ public:
+  static constexpr const char* kAppSrc =
+      "appsrc name=src format=time caps=video/x-raw,format=RGB,width=64,height=48,framerate=25/1";
+
+  ProbedBatching(const std::string& source, GstPadProbeCallback out, gpointer data,
+                 GstPadProbeCallback at_sink = nullptr,
+                 GstPadProbeType sink_types = GST_PAD_PROBE_TYPE_BUFFER)
+      : pipeline(gst_parse_launch(
+            (source + " ! ssddetect name=d device=cpu batch-size=4 in-flight=1 ! fakesink name=sink sync=false")
+                .c_str(),
+            nullptr)) {
+    EXPECT_NE(pipeline, nullptr);
+    if (!pipeline) return;
+    GstElement* d = gst_bin_get_by_name(GST_BIN(pipeline), "d");
+    in = gst_element_get_static_pad(d, "sink");
+    GstPad* src = gst_element_get_static_pad(d, "src");
+    gst_pad_add_probe(src, GST_PAD_PROBE_TYPE_BUFFER, out, data, nullptr);
+    gst_object_unref(src);
+    gst_object_unref(d);
+    if (at_sink) {
+      GstElement* sink = gst_bin_get_by_name(GST_BIN(pipeline), "sink");
+      GstPad* pad = gst_element_get_static_pad(sink, "sink");
+      gst_pad_add_probe(pad, sink_types, at_sink, data, nullptr);
+      gst_object_unref(pad);
+      gst_object_unref(sink);
+    }
+  }
+  ~ProbedBatching() {
+    if (!pipeline) return;
+    gst_element_set_state(pipeline, GST_STATE_NULL);
+    gst_object_unref(in);
+    gst_object_unref(pipeline);
+  }
+  ProbedBatching(const ProbedBatching&) = delete;
+  ProbedBatching& operator=(const ProbedBatching&) = delete;
+
+  bool start() { return pipeline && gst_element_set_state(pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE; }
+  // kAppSrc only: frames 0 .. n - 1 (flat 64x48 RGB), then EOS when `end`.
+  void push_frames(int n, bool end) {
+    GstElement* src = gst_bin_get_by_name(GST_BIN(pipeline), "src");
+    auto f = make_frame(flat(64, 48), GST_VIDEO_FORMAT_RGB);
+    for (int i = 0; i < n; i++) EXPECT_EQ(gst_app_src_push_buffer(GST_APP_SRC(src), stamped(*f, i)), GST_FLOW_OK);
+    if (end) gst_app_src_end_of_stream(GST_APP_SRC(src));
+    gst_object_unref(src);
+  }
+  void end_of_stream() { push_frames(0, true); }
+  // Whether the pipeline posted EOS (and no error first) within 60 s.
+  bool reached_eos() {
+    GstBus* bus = gst_element_get_bus(pipeline);
+    GstMessage* msg = gst_bus_timed_pop_filtered(bus, 60 * GST_SECOND,
+                                                 static_cast<GstMessageType>(GST_MESSAGE_EOS | GST_MESSAGE_ERROR));
+    const bool eos = msg && GST_MESSAGE_TYPE(msg) == GST_MESSAGE_EOS;
+    if (msg) gst_message_unref(msg);
+    gst_object_unref(bus);
+    return eos;
+  }
+
+  GstElement* pipeline;
+  GstPad* in = nullptr;
+};
+
 // An application that seeks back (a flushing seek, to loop, say) from a pad probe on the
 // element's output thread, or sends a drain query into it from there: the flush, or the drain,
 // must not wait for the push it is called from (only that thread could end it), and the stream
@@ -1904,27 +1970,18 @@ TEST(SsdDetectBatching, ASlowDownstreamDoesNotHoldUpUpstream) {
 TEST(SsdDetectBatching, ASeekOrDrainFromItsOwnPushGoesThrough) {
   for (const bool seek : {true, false}) {
     SCOPED_TRACE(seek ? "flushing seek" : "drain query");
-    GstElement* p = gst_parse_launch(
-        seek ? "videotestsrc num-buffers=30 ! video/x-raw,format=RGB,width=64,height=48,framerate=25/1 ! "
-               "ssddetect name=d device=cpu batch-size=4 in-flight=1 ! fakesink name=sink sync=false"
-             : "appsrc name=src format=time caps=video/x-raw,format=RGB,width=64,height=48,framerate=25/1 ! "
-               "ssddetect name=d device=cpu batch-size=4 in-flight=1 ! fakesink name=sink sync=false",
-        nullptr);
-    ASSERT_NE(p, nullptr);
     struct Shared {
-      GstElement* pipeline;
-      GstPad* in;
+      GstElement* pipeline = nullptr;
+      GstPad* in = nullptr;
       bool seek;
       std::atomic<int> frames{0};
       std::atomic<int> back{0};   // frames at the sink earlier than the frame before them
       GstClockTime last = GST_CLOCK_TIME_NONE;
       std::atomic<bool> acted{false};
-    };
-    GstElement* d = gst_bin_get_by_name(GST_BIN(p), "d");
-    GstPad* out = gst_element_get_static_pad(d, "src");
-    Shared shared{p, gst_element_get_static_pad(d, "sink"), seek};
-    gst_pad_add_probe(
-        out, GST_PAD_PROBE_TYPE_BUFFER,
+    } shared{nullptr, nullptr, seek};
+    ProbedBatching p(
+        seek ? "videotestsrc num-buffers=30 ! video/x-raw,format=RGB,width=64,height=48,framerate=25/1"
+             : ProbedBatching::kAppSrc,
         [](GstPad*, GstPadProbeInfo*, gpointer data) {
           auto* sh = static_cast<Shared*>(data);
           if (++sh->frames == (sh->seek ? 10 : 2) && !sh->acted.exchange(true)) {
@@ -1938,49 +1995,28 @@ TEST(SsdDetectBatching, ASeekOrDrainFromItsOwnPushGoesThrough) {
           }
           return GST_PAD_PROBE_OK;
         },
-        &shared, nullptr);
-    GstElement* sink = gst_bin_get_by_name(GST_BIN(p), "sink");
-    GstPad* at_sink = gst_element_get_static_pad(sink, "sink");
-    gst_pad_add_probe(
-        at_sink, GST_PAD_PROBE_TYPE_BUFFER,
+        &shared,
         [](GstPad*, GstPadProbeInfo* info, gpointer data) {
           auto* sh = static_cast<Shared*>(data);
           const GstClockTime pts = GST_BUFFER_PTS(GST_PAD_PROBE_INFO_BUFFER(info));
           if (GST_CLOCK_TIME_IS_VALID(sh->last) && pts < sh->last) sh->back++;
           sh->last = pts;
           return GST_PAD_PROBE_OK;
-        },
-        &shared, nullptr);
-    gst_object_unref(at_sink);
-    gst_object_unref(sink);
-    gst_object_unref(out);
-    gst_object_unref(d);
-    ASSERT_NE(gst_element_set_state(p, GST_STATE_PLAYING), GST_STATE_CHANGE_FAILURE);
+        });
+    shared.pipeline = p.pipeline;
+    shared.in = p.in;
+    ASSERT_TRUE(p.start());
     if (!seek) {
-      GstElement* src = gst_bin_get_by_name(GST_BIN(p), "src");
-      auto f = make_frame(flat(64, 48), GST_VIDEO_FORMAT_RGB);
-      for (int i = 0; i < 4; i++) EXPECT_EQ(gst_app_src_push_buffer(GST_APP_SRC(src), stamped(*f, i)), GST_FLOW_OK);
+      p.push_frames(4, false);
       for (int i = 0; i < 2400 && shared.frames < 4; i++) std::this_thread::sleep_for(std::chrono::milliseconds(25));
       EXPECT_EQ(shared.frames, 4) << "stalled in the drain";
-      gst_app_src_end_of_stream(GST_APP_SRC(src));
-      gst_object_unref(src);
+      p.end_of_stream();
     }
-    GstBus* bus = gst_element_get_bus(p);
-    GstMessage* msg = gst_bus_timed_pop_filtered(bus, 60 * GST_SECOND,
-                                                 static_cast<GstMessageType>(GST_MESSAGE_EOS | GST_MESSAGE_ERROR));
-    EXPECT_NE(msg, nullptr) << "stalled after " << shared.frames << " frames";
-    if (msg) {
-      EXPECT_EQ(GST_MESSAGE_TYPE(msg), GST_MESSAGE_EOS);
-      gst_message_unref(msg);
-    }
+    EXPECT_TRUE(p.reached_eos()) << "stalled after " << shared.frames << " frames";
     // After the seek the stream starts again from its first frame (the source counts its 30
     // frames across it).
     EXPECT_EQ(shared.back, seek ? 1 : 0);
     EXPECT_GT(shared.frames, seek ? 10 : 3);
-    gst_element_set_state(p, GST_STATE_NULL);
-    gst_object_unref(shared.in);
-    gst_object_unref(bus);
-    gst_object_unref(p);
   }
 }
 
@@ -1988,32 +2024,20 @@ TEST(SsdDetectBatching, ASeekOrDrainFromItsOwnPushGoesThrough) {
 // on the first frame, say): the frames held behind the one being pushed go out before the EOS;
 // only that one, already on its way, comes after it (and downstream refuses it).
 TEST(SsdDetectBatching, AnEventFromItsOwnPushFollowsTheFramesBehindIt) {
-  GstElement* p = gst_parse_launch(
-      "appsrc name=src format=time caps=video/x-raw,format=RGB,width=64,height=48,framerate=25/1 ! "
-      "ssddetect name=d device=cpu batch-size=4 in-flight=1 ! fakesink name=sink sync=false",
-      nullptr);
-  ASSERT_NE(p, nullptr);
   struct Shared {
-    GstPad* in;
+    GstPad* in = nullptr;
     std::atomic<bool> sent{false};
     std::mutex lock;
     std::vector<std::string> seen;   // at the sink
   } shared;
-  GstElement* d = gst_bin_get_by_name(GST_BIN(p), "d");
-  shared.in = gst_element_get_static_pad(d, "sink");
-  GstPad* out = gst_element_get_static_pad(d, "src");
-  gst_pad_add_probe(
-      out, GST_PAD_PROBE_TYPE_BUFFER,
+  ProbedBatching p(
+      ProbedBatching::kAppSrc,
       [](GstPad*, GstPadProbeInfo*, gpointer data) {
         auto* sh = static_cast<Shared*>(data);
         if (!sh->sent.exchange(true)) gst_pad_send_event(sh->in, gst_event_new_eos());
         return GST_PAD_PROBE_OK;
       },
-      &shared, nullptr);
-  GstElement* sink = gst_bin_get_by_name(GST_BIN(p), "sink");
-  GstPad* at_sink = gst_element_get_static_pad(sink, "sink");
-  gst_pad_add_probe(
-      at_sink, static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM),
+      &shared,
       [](GstPad*, GstPadProbeInfo* info, gpointer data) {
         auto* sh = static_cast<Shared*>(data);
         std::lock_guard<std::mutex> guard(sh->lock);
@@ -2023,30 +2047,13 @@ TEST(SsdDetectBatching, AnEventFromItsOwnPushFollowsTheFramesBehindIt) {
           sh->seen.push_back("eos");
         return GST_PAD_PROBE_OK;
       },
-      &shared, nullptr);
-  gst_object_unref(at_sink);
-  gst_object_unref(sink);
-  gst_object_unref(out);
-  gst_object_unref(d);
-  ASSERT_NE(gst_element_set_state(p, GST_STATE_PLAYING), GST_STATE_CHANGE_FAILURE);
-  GstElement* src = gst_bin_get_by_name(GST_BIN(p), "src");
-  auto f = make_frame(flat(64, 48), GST_VIDEO_FORMAT_RGB);
-  for (int i = 0; i < 4; i++) EXPECT_EQ(gst_app_src_push_buffer(GST_APP_SRC(src), stamped(*f, i)), GST_FLOW_OK);
-  gst_object_unref(src);
-  GstBus* bus = gst_element_get_bus(p);
-  GstMessage* msg = gst_bus_timed_pop_filtered(bus, 60 * GST_SECOND,
-                                               static_cast<GstMessageType>(GST_MESSAGE_EOS | GST_MESSAGE_ERROR));
-  ASSERT_NE(msg, nullptr) << "no EOS";
-  EXPECT_EQ(GST_MESSAGE_TYPE(msg), GST_MESSAGE_EOS);
-  gst_message_unref(msg);
-  {
-    std::lock_guard<std::mutex> guard(shared.lock);
-    EXPECT_EQ(shared.seen, (std::vector<std::string>{"frame 1", "frame 2", "frame 3", "eos"}));
-  }
-  gst_element_set_state(p, GST_STATE_NULL);
-  gst_object_unref(shared.in);
-  gst_object_unref(bus);
-  gst_object_unref(p);
+      static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM));
+  shared.in = p.in;
+  ASSERT_TRUE(p.start());
+  p.push_frames(4, false);
+  ASSERT_TRUE(p.reached_eos());
+  std::lock_guard<std::mutex> guard(shared.lock);
+  EXPECT_EQ(shared.seen, (std::vector<std::string>{"frame 1", "frame 2", "frame 3", "eos"}));
 }
 
 // A flush that starts from within the output thread's push (a probe or callback downstream,
@@ -2055,23 +2062,15 @@ TEST(SsdDetectBatching, AnEventFromItsOwnPushFollowsTheFramesBehindIt) {
 // flush can end (its FLUSH_STOP needs the streaming thread's lock). Before, both waited for
 // each other.
 TEST(SsdDetectBatching, AFlushFromItsOwnPushEndsADrainWaitingForIt) {
-  GstElement* p = gst_parse_launch(
-      "appsrc name=src format=time caps=video/x-raw,format=RGB,width=64,height=48,framerate=25/1 ! "
-      "ssddetect name=d device=cpu batch-size=4 in-flight=1 ! fakesink sync=false",
-      nullptr);
-  ASSERT_NE(p, nullptr);
   struct Shared {
-    GstPad* in;
+    GstPad* in = nullptr;
     std::mutex lock;
     std::condition_variable cv;
     bool in_probe = false, eos_sent = false;
     std::atomic<bool> flushed{false};
   } shared;
-  GstElement* d = gst_bin_get_by_name(GST_BIN(p), "d");
-  shared.in = gst_element_get_static_pad(d, "sink");
-  GstPad* out = gst_element_get_static_pad(d, "src");
-  gst_pad_add_probe(
-      out, GST_PAD_PROBE_TYPE_BUFFER,
+  ProbedBatching p(
+      ProbedBatching::kAppSrc,
       [](GstPad*, GstPadProbeInfo*, gpointer data) {
         auto* sh = static_cast<Shared*>(data);
         {
@@ -2087,20 +2086,16 @@ TEST(SsdDetectBatching, AFlushFromItsOwnPushEndsADrainWaitingForIt) {
         sh->flushed = true;
         return GST_PAD_PROBE_OK;
       },
-      &shared, nullptr);
-  gst_object_unref(out);
-  gst_object_unref(d);
-  ASSERT_NE(gst_element_set_state(p, GST_STATE_PLAYING), GST_STATE_CHANGE_FAILURE);
-  GstElement* src = gst_bin_get_by_name(GST_BIN(p), "src");
-  auto f = make_frame(flat(64, 48), GST_VIDEO_FORMAT_RGB);
-  for (int i = 0; i < 4; i++) EXPECT_EQ(gst_app_src_push_buffer(GST_APP_SRC(src), stamped(*f, i)), GST_FLOW_OK);
+      &shared);
+  shared.in = p.in;
+  ASSERT_TRUE(p.start());
+  p.push_frames(4, false);
   {
     std::unique_lock<std::mutex> lk(shared.lock);
     ASSERT_TRUE(shared.cv.wait_for(lk, std::chrono::seconds(60), [&] { return shared.in_probe; }))
         << "the batch never came out";
   }
-  gst_app_src_end_of_stream(GST_APP_SRC(src));
-  gst_object_unref(src);
+  p.end_of_stream();
   {
     std::lock_guard<std::mutex> guard(shared.lock);
     shared.eos_sent = true;
@@ -2112,9 +2107,6 @@ TEST(SsdDetectBatching, AFlushFromItsOwnPushEndsADrainWaitingForIt) {
     std::fflush(nullptr);
     std::_Exit(1);   // both threads are stuck: the pipeline cannot be stopped
   }
-  gst_element_set_state(p, GST_STATE_NULL);
-  gst_object_unref(shared.in);
-  gst_object_unref(p);
 }
 
 // ------------------------------------------------------------------------------------------
