@@ -1820,6 +1820,21 @@ static bool flushing(GstSsdDetect* self) {
   return pad_flushing(GST_BASE_TRANSFORM_SINK_PAD(self)) || pad_flushing(GST_BASE_TRANSFORM_SRC_PAD(self));
 }
 
+// The streaming thread's wait for the output thread (`lk`: output_lock, held): until `done`
+// holds, looking every kFlushPoll whether to give up (`give_up`, called without the lock).
+// Returns whether `done` holds.
+template <typename Done, typename GiveUp>
+static bool wait_output(SsdDetectState* st, std::unique_lock<std::mutex>& lk, Done done, GiveUp give_up) {
+  while (!done()) {
+    lk.unlock();
+    const bool stop = give_up();
+    lk.lock();
+    if (stop) return done();
+    st->ready_space.wait_for(lk, kFlushPoll, done);
+  }
+  return true;
+}
+
 // Streaming thread: waits until the output thread has pushed (or dropped) every frame and event
 // in `ready`; returns what its pushes returned (output_flow), or GST_FLOW_FLUSHING when a flush
 // starts meanwhile. Called from within the output thread's own push (a probe or callback
@@ -1834,13 +1849,9 @@ static GstFlowReturn wait_pushed(GstSsdDetect* self, bool push_own) {
     if (push_own) push_ready(self, lk, st->output_generation);
     return st->output_flow;
   }
-  while (!st->ready.empty() || st->pushing > 0) {
-    lk.unlock();
-    if (flushing(self)) return GST_FLOW_FLUSHING;
-    lk.lock();
-    st->ready_space.wait_for(lk, kFlushPoll, [st] { return st->ready.empty() && st->pushing == 0; });
-  }
-  return st->output_flow;
+  const bool pushed = wait_output(
+      st, lk, [st] { return st->ready.empty() && st->pushing == 0; }, [self] { return flushing(self); });
+  return pushed ? st->output_flow : GST_FLOW_FLUSHING;
 }
 
 // How long a FLUSH_STOP waits for the output thread's push in progress (downstream flushes: it
@@ -1857,19 +1868,13 @@ static void wait_push_done(GstSsdDetect* self, bool until_flushing) {
   SsdDetectState* st = self->state;
   std::unique_lock<std::mutex> lk(st->output_lock);
   const int own = own_pushes(st);
-  const auto give_up = std::chrono::steady_clock::now() + kFlushStopPatience;
-  while (st->pushing > own) {
-    if (!until_flushing && std::chrono::steady_clock::now() >= give_up) {
-      GST_WARNING_OBJECT(self, "the output thread's push has not returned after %d s: going on without it",
-                         static_cast<int>(kFlushStopPatience.count()));
-      break;
-    }
-    lk.unlock();
-    const bool flush = until_flushing && pad_flushing(GST_BASE_TRANSFORM_SRC_PAD(self));
-    lk.lock();
-    if (flush) break;
-    st->ready_space.wait_for(lk, kFlushPoll, [st, own] { return st->pushing <= own; });
-  }
+  const auto patience = std::chrono::steady_clock::now() + kFlushStopPatience;
+  const bool done = wait_output(st, lk, [st, own] { return st->pushing <= own; }, [&] {
+    return until_flushing ? pad_flushing(GST_BASE_TRANSFORM_SRC_PAD(self)) : std::chrono::steady_clock::now() >= patience;
+  });
+  if (!done && !until_flushing)
+    GST_WARNING_OBJECT(self, "the output thread's push has not returned after %d s: going on without it",
+                       static_cast<int>(kFlushStopPatience.count()));
   st->kept_sticky.insert(st->kept_sticky.end(), st->failed_sticky.begin(), st->failed_sticky.end());
   st->failed_sticky.clear();
 }
@@ -1889,13 +1894,7 @@ static bool wait_for_room(GstSsdDetect* self) {
   std::unique_lock<std::mutex> lk(st->output_lock);
   if (own_pushes(st) > 0) return true;
   const auto has_room = [&] { return held + st->ready_frames < room || st->output_flow != GST_FLOW_OK; };
-  while (!has_room()) {
-    lk.unlock();
-    if (flushing(self)) return false;
-    lk.lock();
-    st->ready_space.wait_for(lk, kFlushPoll, has_room);
-  }
-  return true;
+  return wait_output(st, lk, has_room, [self] { return flushing(self); });
 }
 
 // Records a failure of the frames held (their batch failed), for the output thread to drop the
