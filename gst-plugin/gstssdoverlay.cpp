@@ -12,14 +12,17 @@
  * newer, the #GstAnalyticsODMtd entries of the buffer's analytics relation meta that no region
  * stands for (GStreamer's own analytics elements write only those) are drawn too, labelled by
  * their object type and confidence, with the id of a #GstAnalyticsTrackingMtd they relate to.
- * Each label gets its own colour (a hash of the label picks a palette entry), the same in every
- * frame and every run. Captions are laid out and drawn by Pango in the "Sans" font
+ * Each class gets its own colour, the same in every frame and every run: the region's class id
+ * (the `detection` structure's `label_id`, as ssddetect writes it) picks one of 20 palette
+ * entries, so a model's first 20 classes never share one; a region without a class id is
+ * coloured by a hash of its label. Gap buffers, and buffers with no region inside the picture,
+ * are passed on without being mapped. Captions are laid out and drawn by Pango in the "Sans" font
  * (fontconfig's; a character it lacks comes from another installed font, as in textoverlay),
  * so labels in any script show as written; bytes that are not UTF-8 show as U+FFFD.
  *
  * NV12 and I420 frames are drawn in their own planes without converting the frame: the luma
  * of the colour on the Y plane and its chroma on the half-resolution chroma plane(s), using
- * the frame's colour matrix. Buffers with nothing to draw are passed on without being mapped.
+ * the frame's colour matrix.
  * Frames are drawn at the size of the caps: the element does not offer upstream a
  * #GstVideoCropMeta support of the elements behind it (regions attached before an in-place crop
  * would be in other coordinates than those attached after it), so upstream (videocrop, a
@@ -119,10 +122,14 @@ static GstStaticPadTemplate sink_template =
 static GstStaticPadTemplate src_template =
     GST_STATIC_PAD_TEMPLATE("src", GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS(GST_SSD_VIDEO_CAPS));
 
-// FNV-1a: stable across runs and platforms (std::hash is not).
-static Rgb colour_for_label(const std::string& label) {
+// A region's colour. The producer's class id (ssddetect's `label_id`) picks the palette entry,
+// so a model's first 20 classes get 20 distinct colours; a region without one (another
+// producer's) is coloured by a hash of its label, FNV-1a: stable across runs and platforms
+// (std::hash is not), though two labels may share a colour.
+static Rgb colour_for(const gstssd::RoiDetection& r) {
+  if (r.label_id >= 0) return kPalette[static_cast<size_t>(r.label_id) % kPalette.size()];
   guint32 h = 2166136261u;
-  for (unsigned char c : label) {
+  for (unsigned char c : r.label) {
     h ^= c;
     h *= 16777619u;
   }
@@ -340,9 +347,14 @@ static GstFlowReturn draw_frame(GstSsdOverlay* self, GstBuffer* buf) {
   // Regions are in the picture's coordinates (a crop meta's rectangle, else the frame's).
   const gstssd::Rect picture = gstssd::picture_rect(buf, st->info);
   const int width = picture.width, height = picture.height;
-  const std::vector<gstssd::RoiDetection> rois = gstssd::read_rois(buf, width, height);
-  // Nothing to draw: do not map (a write map may copy the memory).
-  if (rois.empty() || width == 0 || height == 0) return GST_FLOW_OK;
+  // A gap buffer has no picture to draw on (it may have no memory at all).
+  if (GST_BUFFER_FLAG_IS_SET(buf, GST_BUFFER_FLAG_GAP)) return GST_FLOW_OK;
+  // The regions, clipped to the picture (read_rois); those left without an area are not drawn.
+  std::vector<gstssd::RoiDetection> rois = gstssd::read_rois(buf, width, height);
+  rois.erase(std::remove_if(rois.begin(), rois.end(), [](const gstssd::RoiDetection& r) { return r.w <= 0 || r.h <= 0; }),
+             rois.end());
+  // Nothing to draw: do not map (a write map of a shared buffer copies its memory).
+  if (rois.empty()) return GST_FLOW_OK;
   Settings s;
   {
     std::lock_guard<std::mutex> guard(st->lock);
@@ -356,10 +368,8 @@ static GstFlowReturn draw_frame(GstSsdOverlay* self, GstBuffer* buf) {
   }
   Painter painter(frame, picture);
   for (const gstssd::RoiDetection& r : rois) {
-    const int x0 = std::clamp(r.x, 0, width), y0 = std::clamp(r.y, 0, height);
-    const int x1 = std::clamp(r.x + r.w, 0, width), y1 = std::clamp(r.y + r.h, 0, height);
-    if (x1 <= x0 || y1 <= y0) continue;
-    const Rgb colour = colour_for_label(r.label);
+    const int x0 = r.x, y0 = r.y, x1 = r.x + r.w, y1 = r.y + r.h;
+    const Rgb colour = colour_for(r);
     painter.rect(x0, y0, x1, y1, colour, s.thickness, false);
 
     std::string caption;

@@ -3510,13 +3510,15 @@ PlaneDiff diff_frames(const Frame& before, GstBuffer* after, const Box& b, int t
   return d;
 }
 
-GstBuffer* with_roi(const Frame& f, const Box& b, const char* label, double confidence) {
+// (With a `detection` structure when `confidence` >= 0, with `label_id` when that is >= 0.)
+GstBuffer* with_roi(const Frame& f, const Box& b, const char* label, double confidence, int label_id = -1) {
   GstBuffer* buf = gst_buffer_copy_deep(f.buffer);
   auto* roi = gst_buffer_add_video_region_of_interest_meta(buf, label, b.x0, b.y0, b.x1 - b.x0, b.y1 - b.y0);
   if (confidence >= 0) {
-    gst_video_region_of_interest_meta_add_param(
-        roi, gst_structure_new("detection", "label", G_TYPE_STRING, label, "confidence", G_TYPE_DOUBLE, confidence,
-                               nullptr));
+    GstStructure* s =
+        gst_structure_new("detection", "label", G_TYPE_STRING, label, "confidence", G_TYPE_DOUBLE, confidence, nullptr);
+    if (label_id >= 0) gst_structure_set(s, "label_id", G_TYPE_INT, label_id, nullptr);
+    gst_video_region_of_interest_meta_add_param(roi, s);
   }
   return buf;
 }
@@ -3618,16 +3620,20 @@ TEST(SsdOverlay, YuvOutlinesColourEveryChromaSampleUnderThem) {
   }
 }
 
-TEST(SsdOverlay, ColourDependsOnTheLabelOnly) {
+// A class's colour: from its class id when the region has one (so a model's 20 classes get 20
+// colours, as the 20 Pascal VOC labels' hashes would not: "car" and "star" share one), else
+// from its label; the same in every frame.
+TEST(SsdOverlay, ColourComesFromTheClassIdElseTheLabel) {
   auto f = make_frame(flat(200, 200), GST_VIDEO_FORMAT_RGB);
   GstElement* e = gst_element_factory_make("ssdoverlay", nullptr);
   g_object_set(e, "show-labels", FALSE, "show-confidence", FALSE, nullptr);
   GstHarness* h = gst_harness_new_with_element(e, "sink", "src");
   gst_object_unref(e);
   gst_harness_set_src_caps(h, gst_caps_ref(f->caps));
-  auto colour_at_left_edge = [&](const char* label, const Box& b) {
-    // A region without a `detection` structure (another producer): label from roi_type.
-    EXPECT_EQ(gst_harness_push(h, with_roi(*f, b, label, -1)), GST_FLOW_OK);
+  // (label_id -1: a region without a `detection` structure, another producer's: label from
+  // roi_type.)
+  auto colour_at_left_edge = [&](const char* label, const Box& b, int label_id = -1) {
+    EXPECT_EQ(gst_harness_push(h, with_roi(*f, b, label, label_id >= 0 ? 0.5 : -1, label_id)), GST_FLOW_OK);
     GstBuffer* out = gst_harness_pull(h);
     GstMapInfo map;
     gst_buffer_map(out, &map, GST_MAP_READ);
@@ -3646,6 +3652,50 @@ TEST(SsdOverlay, ColourDependsOnTheLabelOnly) {
   EXPECT_EQ(car1, car2);
   EXPECT_NE(car1, (std::array<int, 3>{120, 120, 120}));
   EXPECT_GE(colours.size(), 5u) << "labels should mostly get distinct colours";
+
+  const char* voc[] = {"aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
+                       "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
+                       "train", "tvmonitor"};
+  std::set<std::array<int, 3>> class_colours, voc_label_colours;
+  for (int id = 0; id < 20; ++id) {
+    class_colours.insert(colour_at_left_edge(voc[id], {20, 20, 80, 80}, id));
+    voc_label_colours.insert(colour_at_left_edge(voc[id], {20, 20, 80, 80}));
+  }
+  EXPECT_EQ(class_colours.size(), 20u);
+  EXPECT_LT(voc_label_colours.size(), 20u) << "the labels' hashes no longer collide: pick other labels";
+  EXPECT_EQ(colour_at_left_edge("car", {10, 10, 60, 60}, 6), colour_at_left_edge("car", {100, 120, 180, 190}, 6));
+  gst_harness_teardown(h);
+}
+
+// A buffer with nothing to draw is passed on unmapped: a gap buffer (here without memory, which
+// a write map would fail on), and one whose regions lie outside the picture or have no area.
+// Behind a tee (a buffer shared) a write map would copy the frame's memory for nothing.
+TEST(SsdOverlay, PassesBuffersWithNothingToDrawUnmapped) {
+  auto f = make_frame(flat(64, 48), GST_VIDEO_FORMAT_NV12);
+  GstHarness* h = outline_harness(*f, 2);
+  GstBuffer* gap = gst_buffer_new();
+  GST_BUFFER_FLAG_SET(gap, GST_BUFFER_FLAG_GAP);
+  gst_buffer_add_video_region_of_interest_meta(gap, "car", 5, 5, 20, 20);
+  ASSERT_EQ(gst_harness_push(h, gap), GST_FLOW_OK);
+  gst_buffer_unref(gst_harness_pull(h));
+
+  for (const Box& b : {Box{70, 10, 90, 30}, Box{10, 50, 30, 60}, Box{10, 10, 10, 30}, Box{10, 10, 40, 10},
+                       Box{5, 5, 25, 25}}) {
+    const bool inside = b.x0 == 5;   // (the last one: drawn, so its memory is copied)
+    SCOPED_TRACE(::testing::Message() << b.x0 << "," << b.y0 << " - " << b.x1 << "," << b.y1);
+    GstBuffer* in = with_roi(*f, b, "car", 0.9);
+    GstMemory* memory = gst_buffer_peek_memory(in, 0);
+    gst_buffer_ref(in);   // shared, as behind a tee
+    ASSERT_EQ(gst_harness_push(h, in), GST_FLOW_OK);
+    GstBuffer* out = gst_harness_pull(h);
+    EXPECT_EQ(gst_buffer_peek_memory(out, 0) == memory, !inside);
+    std::vector<uint8_t> a(gst_buffer_get_size(in)), b_out(gst_buffer_get_size(out));
+    gst_buffer_extract(in, 0, a.data(), a.size());
+    gst_buffer_extract(out, 0, b_out.data(), b_out.size());
+    EXPECT_EQ(a == b_out, !inside) << "the input was drawn on, or nothing was drawn";
+    gst_buffer_unref(out);
+    gst_buffer_unref(in);
+  }
   gst_harness_teardown(h);
 }
 
