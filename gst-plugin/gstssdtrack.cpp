@@ -18,9 +18,13 @@
  * frames ends (an object hidden that long comes back with a new id). A region without width or
  * height (another detector's point or line) is matched as the pixels it names, one wide or
  * tall. Ids count up from 1 per
- * element and are never reused, also when the element is stopped and started again. Frames
- * that ssddetect's `interval` skipped carry the last detections and so keep their ids; gap
- * buffers are passed on untouched. A flush (seek), a new stream, another segment (a seek
+ * element and are not reused, also when the element is stopped and started again, until the
+ * count passes 2147483647 (G_MAXINT: the `id` field is an int, as DL Streamer's); it then
+ * starts again from 1, skipping the ids of the objects still followed. Frames that ssddetect's
+ * `interval` skipped (every region marked `carried`) keep the last analysed frame's ids
+ * without being matched, and an object's motion is measured per frame between the analysed
+ * frames, so the prediction is not held back by the repeated boxes; gap buffers are passed on
+ * untouched. A flush (seek), a new stream, another segment (a seek
  * without a flush) or a resolution change forgets the tracks. The properties are read when the
  * element starts; set while it runs, they are refused with a warning and keep the value in use.
  *
@@ -43,6 +47,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <vector>
 
 #include <gst/video/video.h>
@@ -65,7 +70,8 @@ constexpr gboolean kDefaultMatchLabels = TRUE;
 // All C++ state of the element, constructed in init() and destroyed in finalize().
 struct SsdTrackState {
   std::mutex lock;   // guards `options` and `running`
-  ssd::TrackerOptions options{kDefaultIouThreshold, kDefaultMaxLost, kDefaultMatchLabels};
+  // (Ids up to G_MAXINT: the `id` field is an int, as DL Streamer's.)
+  ssd::TrackerOptions options{kDefaultIouThreshold, kDefaultMaxLost, kDefaultMatchLabels, G_MAXINT};
   bool running = false;   // from start(), which reads `options`, to stop()
   // Streaming state (start/stop/set_caps/sink_event/transform_ip, which GstBaseTransform
   // serialises).
@@ -226,11 +232,15 @@ static GstFlowReturn track_frame(GstSsdTrack* self, GstBuffer* buf) {
   if (GST_BUFFER_FLAG_IS_SET(buf, GST_BUFFER_FLAG_GAP)) return GST_FLOW_OK;   // no picture
   std::vector<GstVideoRegionOfInterestMeta*> rois;
   std::vector<ssd::TrackBox> boxes;
+  bool all_carried = true;   // (every region one that ssddetect's `interval` repeated)
   gpointer iter = nullptr;
   while (GstMeta* meta = gst_buffer_iterate_meta_filtered(buf, &iter, GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE)) {
     auto* roi = reinterpret_cast<GstVideoRegionOfInterestMeta*>(meta);
     rois.push_back(roi);
     boxes.push_back(pixel_box(roi->x, roi->y, roi->w, roi->h, static_cast<int64_t>(roi->roi_type)));
+    GstSsdDetection d;
+    gst_ssd_detection_read(roi, &d);
+    all_carried = all_carried && d.carried;
   }
 #ifdef HAVE_GST_ANALYTICS
   // Detections with no region are tracked too: od_box[k] is entry k's box in the tracker's input.
@@ -250,7 +260,11 @@ static GstFlowReturn track_frame(GstSsdTrack* self, GstBuffer* buf) {
     }
   }
 #endif
-  const std::vector<int64_t> ids = st->tracker->update(boxes);
+  // A frame the detector skipped keeps the last analysed frame's ids (its boxes are that frame's);
+  // the motion is measured between analysed frames.
+  std::optional<std::vector<int64_t>> repeated;
+  if (!rois.empty() && all_carried && boxes.size() == rois.size()) repeated = st->tracker->repeat(boxes);
+  const std::vector<int64_t> ids = repeated ? *std::move(repeated) : st->tracker->update(boxes);
   for (size_t i = 0; i < rois.size(); ++i) set_object_id(rois[i], ids[i]);
 #ifdef HAVE_GST_ANALYTICS
   // First sightings of the live tracks (for the tracking metadata); ended ones go.

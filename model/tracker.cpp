@@ -22,11 +22,29 @@ Tracker::Tracker(const TrackerOptions& options, int64_t first_id) : options_(opt
   if (!(options.iou_threshold > 0 && options.iou_threshold <= 1))
     throw Error("tracker IoU threshold must lie in (0, 1], not " + std::to_string(options.iou_threshold));
   if (options.max_lost < 0) throw Error("tracker max_lost must be >= 0, not " + std::to_string(options.max_lost));
-  if (first_id < 1) throw Error("tracker ids start at 1 or above, not " + std::to_string(first_id));
+  if (options.max_id < 1) throw Error("tracker max_id must be >= 1, not " + std::to_string(options.max_id));
+  if (first_id < 1 || first_id > options.max_id)
+    throw Error("tracker ids start at 1 or above, up to max_id " + std::to_string(options.max_id) + ", not " +
+                std::to_string(first_id));
+}
+
+int64_t Tracker::new_id() {
+  for (size_t tries = 0; tries <= tracks_.size(); ++tries) {
+    const int64_t id = next_id_;
+    if (next_id_ == options_.max_id) {
+      next_id_ = 1;
+      wrapped_ = true;
+    } else {
+      ++next_id_;
+    }
+    if (!wrapped_ || std::none_of(tracks_.begin(), tracks_.end(), [&](const Track& t) { return t.id == id; }))
+      return id;
+  }
+  throw Error("tracker: every id up to max_id " + std::to_string(options_.max_id) + " is a live track's");
 }
 
 TrackBox Tracker::Track::predicted() const {
-  const double steps = lost + 1;   // frames since it was seen, this one included
+  const double steps = unseen + 1;   // frames since it was seen, this one included
   TrackBox p = box;
   p.x_min += velocity[0] * steps;
   p.y_min += velocity[1] * steps;
@@ -62,7 +80,7 @@ std::vector<int64_t> Tracker::update(const std::vector<TrackBox>& detections) {
     ids[d] = track.id;
     // The motion since it was last seen, per frame; from the third detection on, smoothed with
     // the previous estimate.
-    const double steps = track.lost + 1;
+    const double steps = track.unseen + 1;
     const TrackBox& now = detections[d];
     const double moved[4] = {now.x_min - track.box.x_min, now.y_min - track.box.y_min, now.x_max - track.box.x_max,
                              now.y_max - track.box.y_max};
@@ -71,21 +89,52 @@ std::vector<int64_t> Tracker::update(const std::vector<TrackBox>& detections) {
     track.hits++;
     track.box = now;
     track.lost = 0;
+    track.unseen = 0;
   }
-  for (size_t t = 0; t < tracks_.size(); ++t)
-    if (!track_taken[t]) tracks_[t].lost++;
-  tracks_.erase(std::remove_if(tracks_.begin(), tracks_.end(),
-                               [&](const Track& t) { return t.lost > options_.max_lost; }),
-                tracks_.end());
+  for (size_t t = 0; t < tracks_.size(); ++t) {
+    if (track_taken[t]) continue;
+    tracks_[t].lost++;
+    tracks_[t].unseen++;
+  }
+  drop_lost();
   for (size_t d = 0; d < detections.size(); ++d) {
     if (ids[d] != 0) continue;
     Track t;
-    t.id = next_id_++;
+    t.id = new_id();
     t.box = detections[d];
     tracks_.push_back(t);
     ids[d] = t.id;
   }
   return ids;
+}
+
+std::optional<std::vector<int64_t>> Tracker::repeat(const std::vector<TrackBox>& detections) {
+  std::vector<int64_t> ids;
+  std::vector<bool> taken(tracks_.size(), false);
+  for (const TrackBox& d : detections) {
+    size_t t = 0;
+    for (; t < tracks_.size(); ++t) {
+      const TrackBox& b = tracks_[t].box;
+      // Seen in the last update() (lost 0; a repeat does not count), at this very box.
+      if (!taken[t] && tracks_[t].lost == 0 && b.x_min == d.x_min && b.y_min == d.y_min && b.x_max == d.x_max &&
+          b.y_max == d.y_max && b.label == d.label)
+        break;
+    }
+    if (t == tracks_.size()) return std::nullopt;
+    taken[t] = true;
+    ids.push_back(tracks_[t].id);
+  }
+  for (Track& t : tracks_) {
+    t.unseen++;
+    if (t.lost > 0) t.lost++;
+  }
+  drop_lost();
+  return ids;
+}
+
+void Tracker::drop_lost() {
+  tracks_.erase(std::remove_if(tracks_.begin(), tracks_.end(), [&](const Track& t) { return t.lost > options_.max_lost; }),
+                tracks_.end());
 }
 
 void Tracker::reset() { tracks_.clear(); }

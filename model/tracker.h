@@ -5,11 +5,15 @@
 // to predictions greedily by decreasing IoU (at least `iou_threshold`, of the same label
 // unless told otherwise), a matched track moves to its detection, an unmatched detection
 // starts a track with a new id, and a track without a detection for more than `max_lost`
-// frames ends. Ids count up from 1 and are never reused. Pure C++, LibTorch-free.
+// frames ends. Frames the detector skipped, whose boxes repeat the last analysed frame's
+// (ssddetect's `interval`), keep that frame's ids without being matched (repeat()), so that the
+// motion is measured between analysed frames. Ids count up from 1 and are not reused until the
+// count passes `max_id`. Pure C++, LibTorch-free.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 namespace ssd {
@@ -18,6 +22,9 @@ struct TrackerOptions {
   double iou_threshold = 0.3;   // least IoU of a detection with a track's predicted box
   int max_lost = 10;            // frames a track lives on without a detection
   bool match_labels = true;     // a detection continues only a track of its own label
+  // The largest id; the one after it is 1 again, and on from there the ids of live tracks are
+  // skipped (ssdtrack: G_MAXINT, for DL Streamer's int `id`).
+  int64_t max_id = INT64_MAX;
 };
 
 // One detection of a frame: a box in any units used consistently (pixels, say) and a label.
@@ -28,13 +35,22 @@ struct TrackBox {
 
 class Tracker {
  public:
-  // Throws ssd::Error for an iou_threshold outside (0, 1] or a negative max_lost, or a
-  // first_id below 1. Ids count up from first_id (an element restarted goes on from next_id()).
+  // Throws ssd::Error for an iou_threshold outside (0, 1], a negative max_lost, a max_id below
+  // 1, or a first_id outside [1, max_id]. Ids count up from first_id (an element restarted goes
+  // on from next_id()).
   explicit Tracker(const TrackerOptions& options = {}, int64_t first_id = 1);
 
   // One frame's detections, in: the id of each (>= 1), in the same order, out. Frames come in
-  // stream order; a frame the detector skipped is passed with the boxes it carried.
+  // stream order. Throws ssd::Error when every id up to max_id is a live track's.
   std::vector<int64_t> update(const std::vector<TrackBox>& detections);
+
+  // A frame the detector did not analyse, whose detections repeat the last analysed frame's
+  // boxes: the ids of the tracks seen at exactly those boxes in the last update() (each track
+  // once), in order. Nothing is matched; each track's prediction moves on a frame, so the
+  // motion measured at the next update() is per frame, and a track lost before counts one frame
+  // more. nullopt, and nothing changed, when a detection is not such a track's box (after a
+  // reset(), say): pass the frame to update().
+  std::optional<std::vector<int64_t>> repeat(const std::vector<TrackBox>& detections);
 
   // Forgets every track (after a seek or a jump in the stream); ids go on counting.
   void reset();
@@ -49,13 +65,17 @@ class Tracker {
     int64_t id;
     TrackBox box;              // where it was last seen
     double velocity[4] = {};   // per frame, of x_min, y_min, x_max, y_max
-    int lost = 0;              // frames since it was last seen
+    int lost = 0;              // frames since it was last seen (0 through the repeats after)
+    int unseen = 0;            // frames since it was last seen: those lost and those repeated
     int hits = 1;              // detections it has had
     TrackBox predicted() const;
   };
+  int64_t new_id();    // the next id no live track has
+  void drop_lost();    // ends the tracks lost for more than max_lost frames
   TrackerOptions options_;
   std::vector<Track> tracks_;
   int64_t next_id_ = 1;
+  bool wrapped_ = false;   // the count passed max_id: live tracks may hold the next ids
 };
 
 // Intersection over union of two boxes (0 when either is empty).

@@ -4319,6 +4319,50 @@ TEST(SsdTrack, ObjectsKeepTheirIdsUntilLostOrFlushed) {
   gst_harness_teardown(h);
 }
 
+// Frames that ssddetect's `interval` skipped (regions marked `carried`, their boxes the last
+// analysed frame's) keep that frame's ids, and the motion is measured per frame between analysed
+// frames: an object speeding up (20 px wide, 2 px per frame and 0.5 more each frame) keeps its
+// id with every second frame analysed. The same boxes without the mark read as frames without
+// motion and lose it. After a flush the tracks are gone: a carried frame starts them afresh.
+TEST(SsdTrack, CarriedFramesKeepTheirIdsAndTheMotionPerFrame) {
+  auto f = make_frame(flat(1000, 100), GST_VIDEO_FORMAT_RGB);
+  auto region = [&](int index, int x, bool carried) {
+    GstBuffer* b = stamped(*f, index);
+    auto* roi = gst_buffer_add_video_region_of_interest_meta(b, "car", x, 40, 20, 20);
+    gst_video_region_of_interest_meta_add_param(
+        roi, gst_structure_new("detection", "label", G_TYPE_STRING, "car", "carried", G_TYPE_BOOLEAN, carried, nullptr));
+    return b;
+  };
+  for (const bool marked : {true, false}) {
+    SCOPED_TRACE(marked ? "carried frames marked" : "not marked");
+    GstHarness* h = gst_harness_new_parse("ssdtrack");
+    gst_harness_set_src_caps(h, caps_25fps(*f));
+    std::set<int> ids;
+    double x = 0, v = 2, analysed = 0;
+    for (int i = 0; i < 40; ++i, x += v, v += 0.5) {
+      const bool carried = i % 2 == 1;
+      if (!carried) analysed = x;
+      const auto out = track_ids(h, region(i, static_cast<int>(analysed), marked && carried));
+      ASSERT_EQ(out.size(), 1u);
+      ids.insert(out[0].second);
+    }
+    if (marked) {
+      EXPECT_EQ(ids, (std::set<int>{1}));
+      ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_flush_start()));
+      ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_flush_stop(TRUE)));
+      GstSegment seg;
+      gst_segment_init(&seg, GST_FORMAT_TIME);
+      ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_segment(&seg)));
+      using Ids = std::vector<std::pair<std::string, int>>;
+      EXPECT_EQ(track_ids(h, region(0, 100, true)), (Ids{{"car", 2}}));
+      EXPECT_EQ(track_ids(h, region(1, 100, true)), (Ids{{"car", 2}}));
+    } else {
+      EXPECT_GT(ids.size(), 1u) << "the scene no longer tells the two apart: make the object faster";
+    }
+    gst_harness_teardown(h);
+  }
+}
+
 // Another segment (a seek without a flush) forgets the tracks, as a flush does; the same segment
 // again does not.
 TEST(SsdTrack, AnotherSegmentForgetsTheTracks) {

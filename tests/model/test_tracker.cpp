@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <random>
+#include <set>
 #include <vector>
 
 #include "error.h"
@@ -119,6 +120,74 @@ TEST(Tracker, IdsStartWhereAskedAndTheNextOneIsKnown) {
   Tracker again({}, tr.next_id());
   EXPECT_EQ(again.update({box(0, 0, 10, 10)})[0], 43);
   ssdtest::expect_error([&] { Tracker t({}, 0); }, {"ids start at 1", "0"});
+}
+
+// Past max_id the count starts again from 1, skipping the ids of live tracks; when every id is
+// taken, update() says so.
+TEST(Tracker, IdsWrapAfterMaxIdSkippingLiveOnes) {
+  TrackerOptions o;
+  o.max_lost = 0;
+  o.max_id = 5;
+  Tracker tr(o, 4);
+  const TrackBox a = box(0, 0, 10, 10);
+  auto at = [](int k) { return box(100.0 * k, 500, 10, 10); };   // far apart, each its own track
+  EXPECT_EQ(tr.update({a}), (std::vector<int64_t>{4}));
+  EXPECT_EQ(tr.update({a, at(1)}), (std::vector<int64_t>{4, 5}));
+  EXPECT_EQ(tr.update({a, at(2), at(3), at(4)}), (std::vector<int64_t>{4, 1, 2, 3})) << "5 ended: wrapped to 1";
+  EXPECT_EQ(tr.next_id(), 4);
+  EXPECT_EQ(tr.update({a, at(5)}), (std::vector<int64_t>{4, 5})) << "4 is live: skipped; 1-3 ended";
+  EXPECT_EQ(tr.update({a, at(5), at(6), at(7), at(8)}), (std::vector<int64_t>{4, 5, 1, 2, 3}));
+  ssdtest::expect_error([&] { tr.update({a, at(5), at(6), at(7), at(8), at(9)}); }, {"every id", "max_id 5"});
+  ssdtest::expect_error([&] { Tracker t(o, 6); }, {"up to max_id 5", "6"});
+  o.max_id = 0;
+  ssdtest::expect_error([&] { Tracker t(o); }, {"max_id", "0"});
+}
+
+// ssddetect's `interval`: frames in between repeat the last analysed frame's boxes. repeat()
+// gives them that frame's ids, and the motion is then measured per frame: an object speeding up
+// (2 px per frame, 0.5 more each frame; 20 px wide) keeps its id with every second frame
+// analysed. Fed through update() instead, each repeated box reads as a frame without motion,
+// the prediction lags behind and the object is taken for a new one.
+TEST(Tracker, RepeatedFramesKeepTheirIdsAndTheMotionPerFrame) {
+  std::vector<double> xs = {0};
+  for (double v = 2; xs.size() < 40; v += 0.5) xs.push_back(xs.back() + v);
+  Tracker with_repeat, without;
+  std::set<int64_t> ids, ids_without;
+  double analysed = 0;
+  for (size_t f = 0; f < xs.size(); ++f) {
+    if (f % 2 == 0) analysed = xs[f];
+    const std::vector<TrackBox> dets = {box(analysed, 0, 20, 20)};
+    const auto r = f % 2 == 0 ? with_repeat.update(dets) : with_repeat.repeat(dets).value();
+    ids.insert(r.at(0));
+    ids_without.insert(without.update(dets).at(0));
+  }
+  EXPECT_EQ(ids, (std::set<int64_t>{1}));
+  EXPECT_GT(ids_without.size(), 1u) << "the scene no longer tells the two apart: make the object faster";
+}
+
+// repeat() takes only the boxes of the last update() as they were; anything else (another box,
+// another label, a box twice, the tracks forgotten) changes nothing and asks for update(). A
+// track already lost counts the repeated frames towards max_lost.
+TEST(Tracker, RepeatNeedsTheLastAnalysedBoxes) {
+  TrackerOptions o;
+  o.max_lost = 2;
+  Tracker tr(o);
+  const TrackBox a = box(0, 0, 20, 20, 1), b = box(100, 0, 20, 20, 1), c = box(200, 0, 20, 20, 2);
+  EXPECT_EQ(tr.update({a, b, c}), (std::vector<int64_t>{1, 2, 3}));
+  EXPECT_EQ(tr.update({a, b}), (std::vector<int64_t>{1, 2}));   // c lost once
+  EXPECT_FALSE(tr.repeat({box(1, 0, 20, 20, 1)}));
+  EXPECT_FALSE(tr.repeat({box(0, 0, 20, 20, 2)}));
+  EXPECT_FALSE(tr.repeat({a, a}));
+  EXPECT_FALSE(tr.repeat({c})) << "c was not seen in the last update()";
+  EXPECT_EQ(tr.tracks(), 3u);
+  EXPECT_EQ(tr.repeat({b, a}), (std::vector<int64_t>{2, 1}));
+  EXPECT_EQ(tr.tracks(), 3u) << "c lost for 2 frames: not more than max_lost";
+  EXPECT_EQ(tr.repeat({b}), (std::vector<int64_t>{2}));
+  EXPECT_EQ(tr.track_ids(), (std::vector<int64_t>{1, 2})) << "c lost for 3 frames: ended";
+  EXPECT_EQ(tr.update({a, b}), (std::vector<int64_t>{1, 2})) << "a, not in the last repeat, was not lost";
+  tr.reset();
+  EXPECT_FALSE(tr.repeat({a}));
+  EXPECT_EQ(tr.update({a}), (std::vector<int64_t>{4}));
 }
 
 TEST(Tracker, BadOptionsAreRefused) {
