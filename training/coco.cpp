@@ -8,6 +8,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "atomic_file.h"
+
 namespace fs = std::filesystem;
 using nlohmann::json;
 
@@ -171,17 +173,17 @@ Dataset load_coco(const std::string& json_path, const CocoOptions& options, Load
     if (v[2] < 0 || v[3] < 0) fail(file, entry, "bbox has a negative size: " + bb.dump());
     ImageRecord& rec = ds.images[img_it->second];
     BoxAnnotation box;
-    box.x1 = static_cast<float>(v[0]);
-    box.y1 = static_cast<float>(v[1]);
-    box.x2 = static_cast<float>(v[0] + v[2]);
-    box.y2 = static_cast<float>(v[1] + v[3]);
+    box.x1 = pixel_value(v[0]);
+    box.y1 = pixel_value(v[1]);
+    box.x2 = pixel_value(v[0] + v[2]);
+    box.y2 = pixel_value(v[1] + v[3]);
     box.label = cat_it->second;
     box.ignore = get_flag(a, "ignore", file, entry) || get_flag(a, "iscrowd", file, entry);
     if (a.contains("area")) {   // optional; COCO evaluation's object size
       const json& ar = a["area"];
       if (!ar.is_number() || !std::isfinite(ar.get<double>()) || ar.get<double>() < 0)
         fail(file, entry, "area is not a non-negative number: " + ar.dump());
-      box.area = static_cast<float>(ar.get<double>());
+      box.area = pixel_value(ar.get<double>());
     }
     const bool outside = box.x1 >= rec.width || box.y1 >= rec.height || box.x2 <= 0 || box.y2 <= 0;
     if (outside && v[2] > 0 && v[3] > 0) {
@@ -251,11 +253,8 @@ void write_coco(const Dataset& dataset, const std::string& json_path,
     std::error_code ec;
     fs::create_directories(out.parent_path(), ec);
   }
-  std::ofstream f(json_path, std::ios::binary | std::ios::trunc);
-  if (!f) throw DataError(json_path + ": cannot open for writing");
-  f << root.dump() << "\n";
-  f.close();
-  if (!f) throw DataError(json_path + ": write failed");
+  // (Through a temporary file: an interrupted write leaves the old file or none, never half.)
+  write_file_atomic(out, root.dump() + "\n");
 }
 
 }  // namespace ssdtrain

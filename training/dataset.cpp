@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 
 namespace ssdtrain {
 
@@ -34,17 +35,19 @@ void use_labels(Dataset& ds, const std::vector<std::string>& labels, const std::
   }
   if (!ds.category_ids.empty()) {
     int64_t next = *std::max_element(ds.category_ids.begin(), ds.category_ids.end()) + 1;
-    std::vector<int64_t> ids(labels.size(), -1);
+    // (A class the data set lacks gets an id of its own; any id, negative too, is a category's.)
+    std::vector<std::optional<int64_t>> ids(labels.size());
     for (size_t i = 0; i < to.size(); ++i)
       if (to[i] >= 0) ids[static_cast<size_t>(to[i])] = ds.category_ids[i];
-    for (auto& id : ids)
-      if (id < 0) id = next++;
-    ds.category_ids = std::move(ids);
+    ds.category_ids.clear();
+    for (const auto& id : ids) ds.category_ids.push_back(id ? *id : next++);
   }
   for (auto& im : ds.images)
     for (auto& b : im.boxes) b.label = to[static_cast<size_t>(b.label)];
   ds.labels = labels;
 }
+
+float pixel_value(double v) { return static_cast<float>(std::clamp(v, -1e30, 1e30)); }
 
 bool clip_box_to_image(BoxAnnotation& box, int width, int height) {
   if (!std::isfinite(box.x1) || !std::isfinite(box.y1) || !std::isfinite(box.x2) ||

@@ -73,6 +73,11 @@ struct LoadReport {
 // positive area (the caller decides: DataError or documented skip).
 bool clip_box_to_image(BoxAnnotation& box, int width, int height);
 
+// A file's coordinate (or area) in pixels as the float a box holds: beyond +-1e30, far past any
+// image yet within float's range, it is held there, so that a huge value (1e300) is clipped to
+// the image as any other instead of turning infinite (a cast out of range is undefined).
+float pixel_value(double v);
+
 // Re-indexes ds's boxes to `labels` by class name, so that a data set whose classes come in
 // another order, or lack some (a VOC folder's classes are those it names, sorted), lines up
 // with a model's or a training set's classes. COCO category ids go with their names; a label

@@ -14,6 +14,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "atomic_file.h"
+
 namespace ssdtrain {
 
 namespace {
@@ -570,9 +572,7 @@ void write_coco_results(const Dataset& dataset,
                      {"category_id", dataset.category_id(d.label)},
                      {"bbox", {d.x1, d.y1, d.x2 - d.x1, d.y2 - d.y1}},
                      {"score", d.score}});
-  std::ofstream f(path);
-  f << out.dump() << "\n";
-  if (!f) throw ssd::Error("cannot write " + path);
+  write_file_atomic(path, out.dump() + "\n");   // (flushed and checked: a full disk is an error)
 }
 
 }  // namespace ssdtrain

@@ -17,6 +17,7 @@
 #include "../model/config.h"
 #include "../model/detector.h"
 #include "../model/error.h"
+#include "atomic_file.h"
 #include "evaluate.h"
 #include "model_info.h"
 #include "precision.h"
@@ -183,9 +184,7 @@ void print_map(const MapResult& r, const std::string& json_path) {
                             {"f1_precision", c.f1_precision}, {"f1_recall", c.f1_recall}});
   j["class_thresholds"] = f1_class_thresholds(r);   // ssddetect's property, best F1 per class
   j["confusion"] = {{"threshold", r.confusion_threshold}, {"iou", 0.5}, {"matrix", r.confusion}};
-  std::ofstream f(json_path);
-  f << j.dump(2) << "\n";
-  if (!f) throw ssd::Error("cannot write " + json_path);
+  write_file_atomic(json_path, j.dump(2) + "\n");   // (flushed and checked: a full disk is an error)
 }
 
 }  // namespace

@@ -169,6 +169,7 @@ void GradScaler::update() {
 void GradScaler::save(torch::serialize::OutputArchive& archive) const {
   archive.write("scale", torch::tensor(scale_, torch::kFloat32));
   archive.write("growth_tracker", torch::tensor(growth_tracker_, torch::kInt64));
+  archive.write("skipped_in_a_row", torch::tensor(skipped_in_a_row_, torch::kInt64));
 }
 
 void GradScaler::load(torch::serialize::InputArchive& archive) {
@@ -182,8 +183,17 @@ void GradScaler::load(torch::serialize::InputArchive& archive) {
   if (!(s > 0) || !std::isfinite(s) || t < 0 || t >= options_.growth_interval)
     throw ssd::Error("grad_scaler: bad state (scale " + std::to_string(s) + ", growth_tracker " +
                      std::to_string(t) + ")");
+  // (A checkpoint from before it was kept has none: no step skipped then.)
+  torch::Tensor skipped;
+  int64_t k = 0;
+  if (archive.try_read("skipped_in_a_row", skipped)) {
+    if (skipped.numel() != 1) throw ssd::Error("grad_scaler: skipped_in_a_row must be a single value");
+    k = skipped.to(torch::kInt64).item<int64_t>();
+    if (k < 0) throw ssd::Error("grad_scaler: bad state (skipped_in_a_row " + std::to_string(k) + ")");
+  }
   scale_ = s;
   growth_tracker_ = t;
+  skipped_in_a_row_ = k;
   unscaled_ = stepped_ = found_inf_ = false;
 }
 

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "../model/error.h"
+#include "atomic_file.h"
 #include "coco.h"
 #include "synth.h"
 #include "trainer.h"
@@ -152,9 +153,7 @@ Dataset load_dataset(const DataSpec& spec, LoadReport* report) {
   o.seed = spec.synth_seed;
   o.width = o.height = spec.synth_size;
   Dataset ds = write_synth_dataset(dir.string(), o);
-  std::ofstream f(marker);
-  f << want.dump() << "\n";
-  if (!f) throw ssd::Error("cannot write " + marker.string());
+  write_file_atomic(marker, want.dump() + "\n");
   return ds;
 }
 

@@ -154,8 +154,8 @@ ValidationResult validate(ssd::Ssd& model, const ssd::Anchors& anchors, const Da
   map_options.score_floor = post.score_threshold;
   map_options.confusion_threshold = confusion_threshold;
   MapEvaluator evaluator(ds.labels, map_options);
-  r.samples.resize(std::min<size_t>(std::max(0, sample_count), ds.images.size()));
   const size_t limit = images_to_evaluate(ds, max_images);
+  r.samples.resize(std::min<size_t>(std::max(0, sample_count), limit));   // (of the images evaluated)
   std::unique_ptr<ProgressBar> bar;
   if (progress) bar = std::make_unique<ProgressBar>("validate", static_cast<long>(limit));
   double loss_sum = 0;
@@ -163,6 +163,12 @@ ValidationResult validate(ssd::Ssd& model, const ssd::Anchors& anchors, const Da
   Batch b;
   while (seen < limit && loader.next(b)) {
     BatchTensors t = to_tensors(b, device);
+    // The batch that reaches past the cap counts its first n images only.
+    const int n = static_cast<int>(std::min<size_t>(b.size, limit - seen));
+    if (n < b.size) {
+      for (torch::Tensor* x : {&t.images, &t.boxes, &t.labels, &t.valid, &t.ignore})
+        if (x->defined()) *x = x->narrow(0, 0, n);
+    }
     auto out = model->forward(t.images);
     if (loss_opts) {
       auto parts = ssd::ssd_loss(out.first, out.second, t.boxes, t.labels, t.valid, anchors,
@@ -170,11 +176,11 @@ ValidationResult validate(ssd::Ssd& model, const ssd::Anchors& anchors, const Da
       loss_sum += parts.total.item<double>();
     }
     bool has_sample = false;   // the first images are kept for predictions.png
-    for (int i = 0; i < b.size; ++i)
+    for (int i = 0; i < n; ++i)
       has_sample = has_sample || static_cast<size_t>(b.indices[i]) < r.samples.size();
     if (compute_map || has_sample) {
       auto dets = ssd::postprocess(out.first, out.second, anchors, post);
-      for (int i = 0; i < b.size; ++i) {
+      for (int i = 0; i < n; ++i) {
         const int64_t idx = b.indices[i];
         const float w = static_cast<float>(b.widths[i]), h = static_cast<float>(b.heights[i]);
         auto boxes = dets[i].boxes.to(torch::kCPU).contiguous();
@@ -191,15 +197,14 @@ ValidationResult validate(ssd::Ssd& model, const ssd::Anchors& anchors, const Da
           sb[k].label = static_cast<int>(labels.data_ptr<int64_t>()[k]);
         }
         if (idx >= 0 && static_cast<size_t>(idx) < r.samples.size()) r.samples[idx] = sb;
-        if (compute_map && seen + i < limit)
-          evaluator.add_image(ds.images[idx].id, ds.images[idx].boxes, sb);   // ties: in id order
+        if (compute_map) evaluator.add_image(ds.images[idx].id, ds.images[idx].boxes, sb);   // ties: in id order
       }
     }
-    seen += b.size;
-    if (bar) bar->update(static_cast<long>(std::min(seen, limit)));
+    seen += static_cast<size_t>(n);
+    if (bar) bar->update(static_cast<long>(seen));
   }
   if (bar) bar->finish();
-  r.loss = seen ? loss_sum / std::min(seen, ds.images.size()) : 0;
+  r.loss = seen ? loss_sum / seen : 0;
   if (compute_map) {
     r.map = evaluator.compute();
     r.have_map = true;
@@ -643,17 +648,15 @@ StepResult train_step(Session& s, const BatchTensors& t, int64_t batch_size,
   return r;
 }
 
-// best.safetensors, a copy of model.safetensors, when the history names the checkpoint's epoch
-// the best: after each checkpoint, and again on resuming (a run that ended between the two has
-// the epoch's weights in model.safetensors still, and best.safetensors never lags the history).
-void update_best_weights(const Session& s) {
+// best.safetensors, the model's weights (those of the checkpoint's epoch), when the history
+// names that epoch the best: after each checkpoint, and again on resuming (a run that ended
+// between the two never has best.safetensors lag the history). From the model, not copied from
+// model.safetensors: a run that ended after writing that file but before its checkpoint has
+// the next epoch's weights there.
+void update_best_weights(Session& s) {
   const EpochMetrics* best = best_epoch(s.history);
-  if (!best || best->epoch != s.epoch || !fs::exists(s.dir / kWeightsFile)) return;
-  const fs::path tmp = (s.dir / kBestWeightsFile).string() + ".tmp";
-  std::error_code ec;
-  fs::copy_file(s.dir / kWeightsFile, tmp, fs::copy_options::overwrite_existing, ec);
-  if (!ec) fs::rename(tmp, s.dir / kBestWeightsFile, ec);
-  if (ec) throw ssd::Error("cannot write " + (s.dir / kBestWeightsFile).string() + ": " + ec.message());
+  if (!best || best->epoch != s.epoch) return;
+  ssd::save_weights((s.dir / kBestWeightsFile).string(), s.model);   // (through a temporary file)
 }
 
 TrainResult run_epochs(Session& s) {
@@ -944,7 +947,11 @@ TrainResult resume(const std::string& run_dir, int stop_after, bool quiet, const
   s.dir = fs::absolute(run_dir);
   const fs::path rf = s.dir / kRunFile;
   if (!fs::exists(rf)) throw ssd::Error(rf.string() + " not found: not a run folder");
-  s.spec = train_spec_from_json(read_text(rf));
+  try {
+    s.spec = train_spec_from_json(read_text(rf));
+  } catch (const ssd::Error& e) {
+    throw ssd::Error(rf.string() + ": " + e.what());
+  }
   s.spec.out_dir = s.dir.string();
   if (stop_after < 0) s.spec.options.stop_after = 0;           // run to the end
   else if (stop_after > 0) s.spec.options.stop_after = stop_after;   // 0: keep the stored one
@@ -964,6 +971,9 @@ TrainResult resume(const std::string& run_dir, int stop_after, bool quiet, const
     throw ssd::Error(rf.string() + ": the data set's classes differ from the run's");
   if (checkpointed) {
     load_checkpoint(s);
+    // The run files follow the checkpoint: a run that ended after writing an epoch's weights
+    // but before its checkpoint has that epoch's in model.safetensors, the one it does again.
+    ssd::save_weights((s.dir / kWeightsFile).string(), s.model);
     update_best_weights(s);
   }
   if (!quiet) {

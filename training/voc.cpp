@@ -122,10 +122,10 @@ RawImage parse_xml(const fs::path& xml_path, const fs::path& image_dir, const st
          << ymax << ")";
       fail(file, be, os.str());
     }
-    o.box.x1 = static_cast<float>(xmin - 1.0);
-    o.box.y1 = static_cast<float>(ymin - 1.0);
-    o.box.x2 = static_cast<float>(xmax);
-    o.box.y2 = static_cast<float>(ymax);
+    o.box.x1 = pixel_value(xmin - 1.0);
+    o.box.y1 = pixel_value(ymin - 1.0);
+    o.box.x2 = pixel_value(xmax);
+    o.box.y2 = pixel_value(ymax);
     out.objects.push_back(std::move(o));
   }
   return out;

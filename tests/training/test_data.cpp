@@ -143,6 +143,30 @@ TEST(Coco, LoadsValidFile) {
   EXPECT_EQ(ds.num_boxes(false), 2u);
 }
 
+// A coordinate beyond float's range (1e300) is clipped to the image as any other, not taken
+// for infinity and the box skipped as empty; an area beyond it stays a (huge) area.
+TEST(Coco, HugeCoordinatesAreClippedToTheImage) {
+  CocoFixture fx;
+  const std::string p = fx.write(R"([
+    {"bbox": [2, 3, 1e300, 1e300], "category_id": 3, "image_id": 12, "id": 1, "area": 1e300},
+    {"bbox": [-1e300, 0, 2e300, 1e300], "category_id": 3, "image_id": 12, "id": 2},
+    {"bbox": [1, 1, 2, 2], "category_id": 3, "image_id": 5, "id": 3}])");
+  LoadReport rep;
+  const Dataset ds = load_coco(p, fx.opts(), &rep);
+  ASSERT_EQ(ds.images.size(), 2u);
+  ASSERT_EQ(ds.images[0].boxes.size(), 2u);
+  const BoxAnnotation& b = ds.images[0].boxes[0];
+  EXPECT_FLOAT_EQ(b.x1, 2);
+  EXPECT_FLOAT_EQ(b.y1, 3);
+  EXPECT_FLOAT_EQ(b.x2, 60);
+  EXPECT_FLOAT_EQ(b.y2, 40);
+  EXPECT_FLOAT_EQ(b.area, 1e30f);
+  const BoxAnnotation& whole = ds.images[0].boxes[1];
+  EXPECT_FLOAT_EQ(whole.x1, 0);
+  EXPECT_FLOAT_EQ(whole.x2, 60);
+  EXPECT_EQ(rep.skipped_annotations, 0);
+}
+
 TEST(Coco, DefaultImageDirIsJsonFolder) {
   TempDir dir;
   write_image(dir.path() / "a.png", 60, 40);
@@ -358,6 +382,19 @@ TEST(Voc, LoadsValidFolder) {
   EXPECT_EQ(rep.skipped_annotations, 0);
 }
 
+// A coordinate beyond float's range is clipped to the image as any other.
+TEST(Voc, HugeCoordinatesAreClippedToTheImage) {
+  VocFixture fx;
+  std::string xml = voc_xml("000017.jpg", 30, 30, voc_object("person", 0, 2, 3, 35, 10));
+  xml.replace(xml.find("<xmax>35</xmax>"), 15, "<xmax>1e300</xmax>");
+  write_text(fx.root / "Annotations" / "000017.xml", xml);
+  const Dataset ds = load_voc(fx.root.string(), {});
+  ASSERT_EQ(ds.images.size(), 2u);
+  ASSERT_EQ(ds.images[1].boxes.size(), 1u);
+  EXPECT_FLOAT_EQ(ds.images[1].boxes[0].x1, 1);
+  EXPECT_FLOAT_EQ(ds.images[1].boxes[0].x2, 30);
+}
+
 // Image ids are the names' numbers (VOC's 000012: 12) when they all are distinct numbers, else
 // every image's position: never two images with one id.
 TEST(Voc, ImageIdsAreUnique) {
@@ -415,6 +452,11 @@ TEST(Dataset, UseLabelsReindexesByName) {
   EXPECT_EQ(ds.category_ids, (std::vector<int64_t>{7, 10, 5}));
   expect_data_error([&] { use_labels(ds, {"dog", "bird"}, "train.json"); },
                     {"train.json", "class 'person' (1 boxes) is not among the classes dog, bird"});
+  // Any category id is kept with its name, negative ones too (COCO allows them).
+  Dataset negative = same;
+  negative.category_ids = {-1, 7, 9};
+  use_labels(negative, {"dog", "person", "bird"}, "x");
+  EXPECT_EQ(negative.category_ids, (std::vector<int64_t>{7, -1, 10}));
 
   // A VOC folder (classes: the names it uses, sorted) in a model's order.
   VocFixture fx;

@@ -294,6 +294,51 @@ TEST(Trainer, ResumeReproducesUninterruptedRun) {
   torch::set_num_threads(2);
 }
 
+// --max-eval-images N counts exactly the first N validation images, also when a batch reaches
+// past them (batch 2, N 3): the validation loss, the mAP and predictions.png are those of a
+// validation set of just those images (predictions.png showed empty predictions for the images
+// after them, up to --plot-samples).
+TEST(Trainer, MaxEvalImagesIsAnExactCap) {
+  torch::set_num_threads(1);
+  TempDir tmp;
+  const std::string tr = make_easy_set(tmp.path() / "train", 8, 31);
+  const std::string va = make_easy_set(tmp.path() / "val", 8, 32);
+  nlohmann::json first = nlohmann::json::parse(std::ifstream(va));
+  first["images"].erase(first["images"].begin() + 3, first["images"].end());
+  std::set<int64_t> kept;
+  for (const auto& im : first["images"]) kept.insert(im["id"].get<int64_t>());
+  nlohmann::json anns = nlohmann::json::array();
+  for (const auto& a : first["annotations"])
+    if (kept.count(a["image_id"].get<int64_t>())) anns.push_back(a);
+  first["annotations"] = anns;
+  const std::string first3 = (fs::path(va).parent_path() / "first3.json").string();
+  std::ofstream(first3) << first.dump();
+
+  auto run = [&](const std::string& val, int max_eval, const std::string& out) {
+    TrainSpec s = small_spec(tr, val, tmp / out);
+    s.options.epochs = 1;
+    s.options.batch_size = 2;
+    s.options.threads = 1;
+    s.options.max_eval_images = max_eval;
+    s.options.plot_samples = 8;
+    return ssdtrain::train(s);
+  };
+  const TrainResult capped = run(va, 3, "capped"), subset = run(first3, 0, "subset");
+  ASSERT_EQ(capped.history.size(), 1u);
+  ASSERT_EQ(subset.history.size(), 1u);
+  EXPECT_DOUBLE_EQ(capped.history[0].val_loss, subset.history[0].val_loss);
+  EXPECT_DOUBLE_EQ(capped.history[0].map50, subset.history[0].map50);
+  EXPECT_DOUBLE_EQ(capped.history[0].map, subset.history[0].map);
+  auto bytes = [](const fs::path& path) {
+    std::ifstream f(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(f), {});
+  };
+  const std::string png = bytes(tmp.path() / "capped" / "predictions.png");
+  EXPECT_FALSE(png.empty());
+  EXPECT_TRUE(png == bytes(tmp.path() / "subset" / "predictions.png"));
+  torch::set_num_threads(2);
+}
+
 TEST(Trainer, ResumeNeedsNeitherTheInitFileNorTheWorkingDirectory) {
   // A run started with relative paths and --init resumes from another directory after the
   // --init file is gone: run.json names the files absolutely, and resuming reads only the
@@ -343,21 +388,26 @@ TEST(Trainer, ResumeNeedsNeitherTheInitFileNorTheWorkingDirectory) {
     j["options"]["val_fraction"] = 7;
     std::ofstream(rf) << j.dump(1);
   }
-  fs::remove(tmp.path() / "init.safetensors");
-  fs::current_path("/");
   // A run that ended between its checkpoint and writing best.safetensors (epoch 1, the best so
-  // far): resuming writes it from model.safetensors, which holds that epoch's weights.
+  // far), or after writing the next epoch's model.safetensors but before its checkpoint (here
+  // other weights stand in for them): resuming writes both from the checkpoint's weights.
   const fs::path best = tmp.path() / "run" / "best.safetensors", last = tmp.path() / "run" / "model.safetensors";
-  ASSERT_TRUE(fs::exists(best));
-  fs::remove(best);
-  const TrainResult again = ssdtrain::resume(tmp / "run", /*stop_after=*/1, true);
-  EXPECT_FALSE(again.finished);
-  ASSERT_TRUE(fs::exists(best));
   auto bytes = [](const fs::path& path) {
     std::ifstream f(path, std::ios::binary);
     return std::string(std::istreambuf_iterator<char>(f), {});
   };
-  EXPECT_EQ(bytes(best), bytes(last));
+  ASSERT_TRUE(fs::exists(best));
+  const std::string epoch1 = bytes(last);
+  fs::remove(best);
+  fs::copy_file(tmp.path() / "init.safetensors", last, fs::copy_options::overwrite_existing);
+  ASSERT_FALSE(bytes(last) == epoch1);
+  fs::remove(tmp.path() / "init.safetensors");
+  fs::current_path("/");
+  const TrainResult again = ssdtrain::resume(tmp / "run", /*stop_after=*/1, true);
+  EXPECT_FALSE(again.finished);
+  ASSERT_TRUE(fs::exists(best));
+  EXPECT_TRUE(bytes(best) == epoch1) << "best.safetensors is not the checkpoint's weights";
+  EXPECT_TRUE(bytes(last) == epoch1) << "model.safetensors is not the checkpoint's weights";
   EXPECT_EQ(again.best_epoch, 1);
   const TrainResult r = ssdtrain::resume(tmp / "run", -1, true);
   EXPECT_TRUE(r.finished);
@@ -562,21 +612,42 @@ TEST(MixedPrecision, GradScalerSkipsInfStepsAndAdaptsScale) {
   EXPECT_EQ(sc.skipped_in_a_row(), 0);
   EXPECT_FLOAT_EQ(w_at(0), 0.5f - 3 * 0.5f);   // each step: gradient 1 after unscaling
 
-  // The checkpoint form restores scale and tracker.
+  // The checkpoint form restores scale, tracker and the steps skipped in a row (so a resumed
+  // run ends a divergence where the uninterrupted one would); a checkpoint without the last
+  // (from before it was kept) reads as none skipped.
   opt.zero_grad();
   w.mutable_grad() = torch::zeros({3});
   EXPECT_TRUE(sc.step(opt));
   sc.update();
-  torch::serialize::OutputArchive out;
-  sc.save(out);
-  std::stringstream buf;
-  out.save_to(buf);
-  torch::serialize::InputArchive in;
-  in.load_from(buf);
-  GradScaler restored(true, so);
-  restored.load(in);
+  auto restore = [&](const GradScaler& from, bool drop_skipped = false) {
+    torch::serialize::OutputArchive out;
+    if (drop_skipped) {   // as an older checkpoint wrote it
+      out.write("scale", torch::tensor(static_cast<float>(from.current_scale())));
+      out.write("growth_tracker", torch::tensor(from.growth_tracker()));
+    } else {
+      from.save(out);
+    }
+    std::stringstream buf;
+    out.save_to(buf);
+    torch::serialize::InputArchive in;
+    in.load_from(buf);
+    GradScaler restored(true, so);
+    restored.load(in);
+    return restored;
+  };
+  GradScaler restored = restore(sc);
   EXPECT_EQ(restored.current_scale(), 32768.0);
   EXPECT_EQ(restored.growth_tracker(), 1);
+  EXPECT_EQ(restored.skipped_in_a_row(), 0);
+  opt.zero_grad();
+  w.mutable_grad() = torch::tensor({1.f, INFINITY, 1.f});
+  EXPECT_FALSE(sc.step(opt));
+  sc.update();
+  ASSERT_EQ(sc.skipped_in_a_row(), 1);
+  EXPECT_EQ(restore(sc).skipped_in_a_row(), 1);
+  EXPECT_EQ(restore(sc).current_scale(), 16384.0);
+  EXPECT_EQ(restore(sc, true).skipped_in_a_row(), 0);
+  EXPECT_EQ(restore(sc, true).current_scale(), 16384.0);
 
   // Disabled (fp32, bf16): the loss untouched, every step taken, the scale 1.
   GradScaler off;
@@ -750,6 +821,9 @@ TEST(Cli, BadInputsGiveCleanErrors) {
   EXPECT_FALSE(fs::exists(tmp.path() / "r9"));   // refused before any data is generated
   expect_clean_failure("train --synth 8 --precision fp8 --out " + tmp / "r10", "--precision");
   expect_clean_failure("train --resume " + tmp.path().string(), "run.json");
+  fs::create_directories(tmp.path() / "truncated");
+  std::ofstream(tmp.path() / "truncated" / "run.json") << "{\"config\": {";
+  expect_clean_failure("train --resume " + tmp / "truncated", tmp / "truncated/run.json: bad run description");
   expect_clean_failure("train --resume " + tmp.path().string() + " --epochs 3", "--epochs");
   expect_clean_failure("eval --weights " + tmp / "garbage.safetensors" + " --synth 4", "garbage");
   expect_clean_failure("eval --weights " + tmp / "nothere.safetensors" + " --synth 4", "nothere");
