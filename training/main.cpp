@@ -325,16 +325,17 @@ int main(int argc, char** argv) {
         others.insert(others.end(), arch.begin(), arch.end());
         others.insert(others.end(), topts.begin(), topts.end());
         others.push_back(out_opt);
-        static const std::set<std::string> may_change{"--device", "--workers", "--threads"};
+        static const std::set<std::string> may_change{"--device", "--workers", "--threads", "--precision"};
         ResumeOverrides overrides;
         for (auto* o : others) {
           if (o->count() == 0) continue;
           if (!may_change.count(o->get_name()))
             throw ssd::Error("--resume continues the stored run; " + o->get_name() +
-                             " cannot be changed (only --device, --workers, --threads, --stop-after and --quiet)");
+                             " cannot be changed (only --device, --precision, --workers, --threads, --stop-after and --quiet)");
           if (o->get_name() == "--device") overrides.device = ts.options.device;
           if (o->get_name() == "--workers") overrides.workers = ts.options.workers;
           if (o->get_name() == "--threads") overrides.threads = ts.options.threads;
+          if (o->get_name() == "--precision") overrides.precision = ts.options.precision;
         }
         TrainResult r = ssdtrain::resume(resume_dir, stop_after > 0 ? stop_after : -1, ts.options.quiet, overrides);
         return r.history.empty() ? 1 : 0;

@@ -960,6 +960,7 @@ TrainResult resume(const std::string& run_dir, int stop_after, bool quiet, const
   if (overrides.device) s.spec.options.device = *overrides.device;
   if (overrides.workers) s.spec.options.workers = *overrides.workers;
   if (overrides.threads) s.spec.options.threads = *overrides.threads;
+  if (overrides.precision) s.spec.options.precision = *overrides.precision;
   check_options(s.spec.options);
   load_data(s);
   const ssd::SsdConfig stored = s.spec.config;

@@ -127,6 +127,10 @@ struct ResumeOverrides {
   std::optional<std::string> device;   // none: the stored one (each checked as train checks it)
   std::optional<int> workers;
   std::optional<int> threads;
+  // An fp16 run begun on a GPU goes on on the CPU in bf16 or fp32 (the fp16 loss scale is
+  // dropped; back in fp16 the scale starts afresh). A run whose precision changed no longer
+  // reproduces the uninterrupted one.
+  std::optional<std::string> precision;
 };
 
 // Continues the run in run_dir from its checkpoint (from its start when it has none yet).

@@ -873,6 +873,23 @@ TEST(Cli, BadInputsGiveCleanErrors) {
                        "no folder");
 }
 
+// --resume may change the precision (an fp16 run begun on a GPU goes on on the CPU in bf16), and
+// refuses fp16 on the CPU with a message that names the way out.
+TEST(Cli, ResumeMayChangeThePrecision) {
+  TempDir tmp;
+  const std::string common = "train --synth 12 --synth-size 64 --size 64 --grids 2,1 --head-channels 16 --batch 4 "
+                             "--epochs 2 --workers 1 --threads 1 --quiet ";
+  CliRun first = run_cli(common + "--stop-after 1 --out " + tmp / "run");
+  ASSERT_EQ(first.status, 0) << first.output;
+  expect_clean_failure("train --resume " + tmp / "run" + " --precision fp16 --device cpu", "use --precision bf16");
+  CliRun bf16 = run_cli("train --resume " + tmp / "run" + " --precision bf16 --device cpu");
+  ASSERT_EQ(bf16.status, 0) << bf16.output;
+  const nlohmann::json h = nlohmann::json::parse(std::ifstream(tmp.path() / "run" / "history.json"));
+  EXPECT_EQ(h.size(), 2u) << h.dump();
+  const nlohmann::json run = nlohmann::json::parse(std::ifstream(tmp.path() / "run" / "run.json"));
+  EXPECT_EQ(run["options"]["precision"], "fp32") << "an override is for that invocation only";
+}
+
 // --val-fraction 0: every image trains; no validation loss, mAP nor best.safetensors, and
 // predictions.png shows training images.
 TEST(Cli, ValFractionZeroTrainsOnEveryImage) {
