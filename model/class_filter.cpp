@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <cmath>
 
 #include "error.h"
 #include "text.h"
@@ -20,6 +21,8 @@ void check_class_thresholds(const std::vector<float>& class_thresholds, size_t n
   if (n != 0 && n != num_classes && !(per_image && num_classes > 0 && n % num_classes == 0))
     throw Error(std::to_string(class_thresholds.size()) + " class thresholds for a model of " +
                 std::to_string(num_classes) + " classes");
+  for (size_t i = 0; i < n; ++i)
+    if (std::isnan(class_thresholds[i])) throw Error("class threshold " + std::to_string(i) + " is NaN");
 }
 
 std::string unnameable_label(const std::string& label) {

@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bounded_json.h"
 #include "error.h"
 
 namespace ssd {
@@ -36,9 +37,21 @@ std::vector<int> SsdConfig::head_steps() const {
           << "(the first may also be the stride-16 map's " << fine_grid() << ")";
       fail(msg.str());
     }
+    // (A grid repeated is reached by no further step: the same map's anchors again.)
+    if (i > 0 && grids[i] >= grids[i - 1])
+      fail("grids must be strictly decreasing: grids[" + std::to_string(i - 1) + "] = " +
+           std::to_string(grids[i - 1]) + ", grids[" + std::to_string(i) + "] = " + std::to_string(grids[i]));
     steps.push_back(n);
   }
   return steps;
+}
+
+int64_t SsdConfig::min_parameters() const {
+  const std::vector<int> steps = head_steps();
+  const int64_t ch = head_channels, k = anchors_per_cell();
+  const int64_t stride2 = int64_t{steps.empty() ? 0 : steps.back()} * 9 * ch * ch;
+  const int64_t outputs = static_cast<int64_t>(grids.size()) * 9 * ch * k * (num_classes() + 1 + 4);
+  return stride2 + outputs;
 }
 
 int SsdConfig::fine_grid() const { return (input_size + 15) / 16; }
@@ -116,24 +129,24 @@ namespace {
 // numbers with undefined behaviour (found by fuzz/fuzz_config.cpp), so integers must be JSON
 // integers within int's range and reals finite numbers within float's.
 int json_int(const nlohmann::json& v, const char* what) {
-  if (!v.is_number_integer()) throw Error(std::string(what) + " must be an integer, not " + v.dump());
+  if (!v.is_number_integer()) throw Error(std::string(what) + " must be an integer, not " + json_excerpt(v));
   if (v.is_number_unsigned() ? v.get<uint64_t>() > uint64_t(std::numeric_limits<int>::max())
                              : (v.get<int64_t>() < std::numeric_limits<int>::min() ||
                                 v.get<int64_t>() > std::numeric_limits<int>::max()))
-    throw Error(std::string(what) + " is out of range: " + v.dump());
+    throw Error(std::string(what) + " is out of range: " + json_excerpt(v));
   return static_cast<int>(v.get<int64_t>());
 }
 
 double json_real(const nlohmann::json& v, const char* what) {
-  if (!v.is_number()) throw Error(std::string(what) + " must be a number, not " + v.dump());
+  if (!v.is_number()) throw Error(std::string(what) + " must be a number, not " + json_excerpt(v));
   const double d = v.get<double>();
   if (!std::isfinite(d) || std::fabs(d) > std::numeric_limits<float>::max())
-    throw Error(std::string(what) + " is out of range: " + v.dump());
+    throw Error(std::string(what) + " is out of range: " + json_excerpt(v));
   return d;
 }
 
 const nlohmann::json& json_array(const nlohmann::json& v, const char* what) {
-  if (!v.is_array()) throw Error(std::string(what) + " must be an array, not " + v.dump());
+  if (!v.is_array()) throw Error(std::string(what) + " must be an array, not " + json_excerpt(v));
   return v;
 }
 
@@ -160,7 +173,7 @@ SsdConfig SsdConfig::from_json(const nlohmann::json& j) {
     if (j.contains("class_bias")) c.class_bias = json_real(j["class_bias"], "class_bias");
     for (const char* key : {"mean", "std"}) {
       const auto& v = json_array(j.at(key), key);
-      if (v.size() != 3) throw Error(std::string(key) + " must hold 3 numbers, not " + v.dump());
+      if (v.size() != 3) throw Error(std::string(key) + " must hold 3 numbers, not " + json_excerpt(v));
       auto& out = std::string(key) == "mean" ? c.mean : c.std;
       for (int i = 0; i < 3; ++i) out[i] = static_cast<float>(json_real(v[i], key));
     }
@@ -178,7 +191,7 @@ std::string SsdConfig::to_json_string() const { return to_json().dump(); }
 SsdConfig SsdConfig::from_json_string(const std::string& s) {
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(s);
+    j = parse_bounded_json(s, "SSD configuration");
   } catch (const nlohmann::json::exception& e) {
     throw Error(std::string("SSD configuration is not valid JSON: ") + e.what());
   }

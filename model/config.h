@@ -3,6 +3,7 @@
 #pragma once
 
 #include <array>
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
@@ -50,6 +51,11 @@ struct SsdConfig {
   // how many stride-2 head steps precede it, cumulatively. Throws ssd::Error naming the first
   // grid no number of steps reaches.
   std::vector<int> head_steps() const;
+  // The weights the configuration alone implies (the head's stride-2 and output convolutions;
+  // not the body's nor the convolutions from its maps): a lower bound of the model's parameter
+  // count, so a weights file with fewer bytes of tensors than 4 per such weight is not this
+  // model's. Assumes a configuration that validate() accepts.
+  int64_t min_parameters() const;
 
   // Throws ssd::Error naming the first inconsistent field.
   void validate() const;

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cmath>
 #include <condition_variable>
 #include <cstdlib>
 #include <exception>
@@ -631,6 +632,8 @@ constexpr int kMaxFixedCandidates = 1024;
 
 void Detector::set_postprocess(float threshold, float nms_iou, int max_detections,
                                std::vector<float> class_thresholds) {
+  // (NaN would leave the candidates' order, and the threshold tensors keyed by value, undefined.)
+  if (std::isnan(threshold) || std::isnan(nms_iou)) throw Error("the threshold and the NMS IoU must be numbers, not NaN");
   check_class_thresholds(class_thresholds, labels().size(), /*per_image=*/true);
   std::lock_guard<std::mutex> lock(impl_->mutex);
   impl_->pp.class_thresholds = std::move(class_thresholds);

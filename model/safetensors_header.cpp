@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bounded_json.h"
 #include "error.h"
 
 namespace ssd {
@@ -25,7 +26,7 @@ constexpr uint64_t kMaxHeader = 100u << 20;   // the reference implementation's 
 uint64_t get_size(const std::string& path, const std::string& where, const nlohmann::ordered_json& v) {
   if (v.is_number_unsigned()) return v.get<uint64_t>();
   if (v.is_number_integer() && v.get<int64_t>() >= 0) return static_cast<uint64_t>(v.get<int64_t>());
-  fail(path, where + ": sizes and offsets must be non-negative integers, not " + v.dump());
+  fail(path, where + ": sizes and offsets must be non-negative integers, not " + json_excerpt(v));
 }
 
 SafeTensorsEntry parse_entry(const std::string& path, const std::string& name,
@@ -38,13 +39,13 @@ SafeTensorsEntry parse_entry(const std::string& path, const std::string& name,
     t.dtype = e.at("dtype").get<std::string>();
     const auto& shape = e.at("shape");
     const auto& offs = e.at("data_offsets");
-    if (!shape.is_array()) fail(path, where + ": shape is not an array: " + shape.dump());
+    if (!shape.is_array()) fail(path, where + ": shape is not an array: " + json_excerpt(shape));
     if (!offs.is_array() || offs.size() != 2)
-      fail(path, where + ": data_offsets must have 2 entries: " + offs.dump());
+      fail(path, where + ": data_offsets must have 2 entries: " + json_excerpt(offs));
     for (const auto& d : shape) {
       const uint64_t s = get_size(path, where, d);
       if (s > uint64_t(std::numeric_limits<int64_t>::max()))
-        fail(path, where + " has a dimension out of range: " + d.dump());
+        fail(path, where + " has a dimension out of range: " + json_excerpt(d));
       t.shape.push_back(static_cast<int64_t>(s));
     }
     t.begin = get_size(path, where, offs[0]);
@@ -106,7 +107,7 @@ SafeTensorsHeader read_safetensors_header(const std::string& path) {
   if (!in.read(text.data(), static_cast<std::streamsize>(n))) fail(path, "read error");
   nlohmann::ordered_json header;
   try {
-    header = nlohmann::ordered_json::parse(text);
+    header = parse_bounded_json<nlohmann::ordered_json>(text, path + ": corrupt safetensors header");
   } catch (const nlohmann::json::exception& e) {
     fail(path, std::string("corrupt safetensors header (not JSON): ") + e.what());
   }

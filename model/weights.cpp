@@ -94,7 +94,16 @@ SsdConfig read_weights_config(const std::string& path) {
 
 Ssd load_weights(const std::string& path, const torch::Device& device) {
   auto file = read_safetensors(path);
-  Ssd model(config_from_metadata(path, file.metadata));
+  const SsdConfig config = config_from_metadata(path, file.metadata);
+  // Before the model is built: a corrupt or hostile configuration in a small file would
+  // otherwise have us allocate gigabytes only to find its tensors missing.
+  int64_t bytes = 0;
+  for (const auto& [name, t] : file.tensors) bytes += t.numel() * static_cast<int64_t>(t.element_size());
+  if (bytes / 4 < config.min_parameters())
+    throw Error(path + ": its tensors hold " + std::to_string(bytes) + " bytes, but its configuration has at least " +
+                std::to_string(config.min_parameters()) + " weights (4 bytes each): the file is truncated or its "
+                "configuration corrupt");
+  Ssd model(config);
   load_tensors(path, file, *model);
   model->eval();
   model->to(device);

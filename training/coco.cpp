@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "../model/bounded_json.h"
 #include "atomic_file.h"
 
 namespace fs = std::filesystem;
@@ -37,7 +38,7 @@ int64_t get_int(const json& obj, const char* name, const std::string& file,
     if (std::isfinite(d) && d == std::floor(d) && std::fabs(d) < 9.0e15)
       return static_cast<int64_t>(d);
   }
-  fail(file, entry, std::string("field '") + name + "' is not an integer: " + v.dump());
+  fail(file, entry, std::string("field '") + name + "' is not an integer: " + ssd::json_excerpt(v));
 }
 
 std::string get_string(const json& obj, const char* name, const std::string& file,
@@ -89,9 +90,11 @@ Dataset load_coco(const std::string& json_path, const CocoOptions& options, Load
   if (!in) fail(file, "", "cannot open file");
   json root;
   try {
-    root = json::parse(in);
+    root = ssd::parse_bounded_json(in, "malformed");
   } catch (const json::exception& e) {
     fail(file, "", std::string("malformed JSON: ") + e.what());
+  } catch (const ssd::Error& e) {   // (nested too deep)
+    fail(file, "", e.what());
   }
   if (!root.is_object()) fail(file, "", "top level is not a JSON object");
 
@@ -163,7 +166,7 @@ Dataset load_coco(const std::string& json_path, const CocoOptions& options, Load
       fail(file, entry, "category_id " + std::to_string(cat) + " is not in categories");
     const json& bb = field(a, "bbox", file, entry);
     if (!bb.is_array() || bb.size() != 4)
-      fail(file, entry, "bbox is not an array of 4 numbers [x, y, w, h]: " + bb.dump());
+      fail(file, entry, "bbox is not an array of 4 numbers [x, y, w, h]: " + ssd::json_excerpt(bb));
     double v[4];
     for (int k = 0; k < 4; ++k) {
       if (!bb[k].is_number()) fail(file, entry, "bbox has a non-number: " + bb.dump());
@@ -182,7 +185,7 @@ Dataset load_coco(const std::string& json_path, const CocoOptions& options, Load
     if (a.contains("area")) {   // optional; COCO evaluation's object size
       const json& ar = a["area"];
       if (!ar.is_number() || !std::isfinite(ar.get<double>()) || ar.get<double>() < 0)
-        fail(file, entry, "area is not a non-negative number: " + ar.dump());
+        fail(file, entry, "area is not a non-negative number: " + ssd::json_excerpt(ar));
       box.area = pixel_value(ar.get<double>());
     }
     const bool outside = box.x1 >= rec.width || box.y1 >= rec.height || box.x2 <= 0 || box.y2 <= 0;

@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "../model/bounded_json.h"
 #include "../model/error.h"
 #include "atomic_file.h"
 #include "coco.h"
@@ -91,7 +92,7 @@ std::string train_spec_to_json(const TrainSpec& spec) {
 
 TrainSpec train_spec_from_json(const std::string& text) {
   try {
-    const json j = json::parse(text);
+    const json j = ssd::parse_bounded_json(text, "run description");
     TrainSpec s;
     s.config = ssd::SsdConfig::from_json(j.at("config"));
     s.train = data_from_json(j.at("train"));
@@ -135,8 +136,10 @@ Dataset load_dataset(const DataSpec& spec, LoadReport* report) {
   bool reuse = false;
   if (fs::exists(marker) && fs::exists(dir / "annotations.json")) {
     std::ifstream f(marker);
-    json have = json::parse(f, nullptr, false);
-    reuse = !have.is_discarded() && have == want;
+    try {
+      reuse = ssd::parse_bounded_json(f, marker.string()) == want;
+    } catch (const std::exception&) {   // (malformed or too deep: not the set wanted)
+    }
   }
   if (reuse) {
     CocoOptions o;

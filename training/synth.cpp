@@ -13,6 +13,7 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include "../model/bounded_json.h"
 #include "coco.h"
 #include "rng.h"
 
@@ -277,9 +278,12 @@ Dataset write_synth_dataset(const std::string& dir, const SynthDatasetOptions& o
   const fs::path annotations = root / "annotations.json";
   {
     std::ifstream f(annotations);
-    const nlohmann::json j = nlohmann::json::parse(f, nullptr, false);
-    earlier_set = f && j.is_object() && j.contains("info") && j["info"].is_object() &&
-                  j["info"].value("description", "") == kCocoWriterDescription;
+    try {
+      const nlohmann::json j = ssd::parse_bounded_json(f, annotations.string());
+      earlier_set = j.is_object() && j.contains("info") && j["info"].is_object() &&
+                    j["info"].value("description", "") == kCocoWriterDescription;
+    } catch (const std::exception&) {   // (none, malformed or too deep: not such a set's)
+    }
   }
   if (!earlier_set && fs::exists(annotations))
     throw DataError(annotations.string() + ": is not a synthetic set's that ssd-train wrote; give an empty folder");

@@ -21,6 +21,7 @@
 #include <torch/torch.h>
 
 #include "../model/anchors.h"
+#include "../model/bounded_json.h"
 #include "../model/class_filter.h"
 #include "../model/device.h"
 #include "../model/error.h"
@@ -581,7 +582,7 @@ void load_checkpoint(Session& s) {
   const fs::path hp = s.dir / kHistoryFile;
   if (fs::exists(hp)) {
     try {
-      for (const auto& j : json::parse(read_text(hp))) {
+      for (const auto& j : ssd::parse_bounded_json(read_text(hp), hp.string())) {
         EpochMetrics m = metrics_from_json(j);
         if (m.epoch <= s.epoch) s.history.push_back(m);
       }

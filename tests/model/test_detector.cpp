@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <limits>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -397,6 +398,13 @@ TEST_F(DetectorTest, BatchEqualsSingleFramesAndSettingsApply) {
   EXPECT_EQ(det.detect(fa).size(), 3u);
   det.set_postprocess(1.1f, 0.45f, 100);
   EXPECT_TRUE(det.detect(fa).empty());
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  ssdtest::expect_error([&] { det.set_postprocess(nan, 0.45f, 100); }, {"NaN"});
+  ssdtest::expect_error([&] { det.set_postprocess(0.3f, nan, 100); }, {"NaN"});
+  std::vector<float> per_class(det.labels().size(), 0.5f);
+  per_class.back() = nan;
+  ssdtest::expect_error([&] { det.set_postprocess(0.3f, 0.45f, 100, per_class); }, {"class threshold", "NaN"});
+  EXPECT_TRUE(det.detect(fa).empty()) << "a refused setting leaves the one in use";
 }
 
 // The CUDA path's logic on the CPU: the fixed-shape output stage, pipelined submit/collect.

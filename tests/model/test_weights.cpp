@@ -4,6 +4,7 @@
 
 #include <fstream>
 
+#include <nlohmann/json.hpp>
 #include <torch/types.h>
 
 #include "error.h"
@@ -249,6 +250,59 @@ TEST(Weights, TransferIntoAFineGridModelKeepsTheOtherGridsOutputs) {
 // Sizes and offsets in a safetensors header must be non-negative JSON integers whose byte
 // counts cannot overflow (fuzz/fuzz_safetensors.cpp found 2.4e58 as an offset converted with
 // undefined behaviour); every refusal is an ssd::Error naming the file.
+// A header or configuration nested 100,000 levels deep (200 KB) is an error naming the file, not
+// a stack overflow in nlohmann's recursive copy or dump.
+TEST(Weights, DeeplyNestedJsonIsAnError) {
+  auto dir = ssdtest::temp_dir("deep-json");
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  auto header_file = [](const std::string& path, const std::string& h) {
+    std::string b(8, '\0');
+    for (int i = 0; i < 8; ++i) b[i] = static_cast<char>((h.size() >> (8 * i)) & 0xff);
+    spit(path, b + h);
+  };
+  const std::string in_header = dir / "deep-header.safetensors";
+  header_file(in_header, R"({"t":{"dtype":"F32","shape":)" + deep + R"(,"data_offsets":[0,0]},"u":1})");
+  expect_error([&] { read_safetensors(in_header); }, {"deep-header.safetensors", "nested deeper than 64"});
+  expect_error([&] { load_weights(in_header); }, {"deep-header.safetensors", "nested deeper than 64"});
+
+  SsdConfig c = ssdtest::tiny_config();
+  std::string config = c.to_json_string();
+  const std::string size = "\"input_size\":" + std::to_string(c.input_size);
+  ASSERT_NE(config.find(size), std::string::npos) << config;
+  config.replace(config.find(size), size.size(), "\"input_size\":" + deep);
+  const std::string in_config = dir / "deep-config.safetensors";
+  header_file(in_config, nlohmann::json{{"__metadata__", {{kConfigKey, config}, {kFormatKey, kFormatValue}}}}.dump());
+  expect_error([&] { load_weights(in_config); }, {"deep-config.safetensors", "nested deeper than 64"});
+}
+
+// A small file whose configuration describes a huge model (ResNet-50 body, 4096 head channels at
+// 4096 px: gigabytes of weights) is refused before the model is built; it peaked at 4.7 GB of
+// memory before saying a tensor was missing. A grid repeated is refused (100,000 of them took
+// 920 MB).
+TEST(Weights, ASmallFileCannotDescribeAHugeModel) {
+  auto dir = ssdtest::temp_dir("huge-config");
+  SsdConfig c;
+  c.body = "resnet50";
+  c.input_size = 4096;
+  c.head_channels = 4096;
+  c.grids = {1};
+  c.labels = {"a"};
+  ASSERT_NO_THROW(c.validate());
+  EXPECT_GT(c.min_parameters(), int64_t{900} * 1000 * 1000);
+  const std::string path = dir / "huge.safetensors";
+  SafeTensors content;
+  content.metadata[kConfigKey] = c.to_json_string();
+  content.metadata[kFormatKey] = kFormatValue;
+  write_safetensors(path, content);
+  expect_error([&] { load_weights(path); }, {"huge.safetensors", "tensors hold 0 bytes", "truncated or its configuration corrupt"});
+  c.grids = {2, 1, 1};
+  expect_error([&] { c.validate(); }, {"strictly decreasing", "grids[1] = 1, grids[2] = 1"});
+  // The bound is a floor a real file passes: the shipped-size tiny model's file loads.
+  Ssd model(ssdtest::tiny_config());
+  save_weights((dir / "tiny.safetensors").string(), model);
+  EXPECT_NO_THROW(load_weights((dir / "tiny.safetensors").string()));
+}
+
 TEST(Weights, HeaderNumbersAreReadStrictly) {
   auto dir = ssdtest::temp_dir("header-numbers");
   const std::string path = dir / "h.safetensors";

@@ -235,6 +235,9 @@ TEST(Coco, MalformedJson) {
   expect_data_error([&] { load_coco(p, fx.opts()); }, {"bad.json", "malformed JSON"});
   write_text(p, "[1, 2]");
   expect_data_error([&] { load_coco(p, fx.opts()); }, {"bad.json", "not a JSON object"});
+  // Nested 100,000 deep: an error, not a stack overflow in nlohmann's recursive copy.
+  write_text(p, "{\"images\": " + std::string(100000, '[') + std::string(100000, ']') + "}");
+  expect_data_error([&] { load_coco(p, fx.opts()); }, {"bad.json", "nested deeper than 64 levels"});
   expect_data_error([&] { load_coco(fx.dir.str("nope.json"), fx.opts()); }, {"nope.json", "cannot open"});
 }
 
