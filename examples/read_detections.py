@@ -3,12 +3,12 @@
 
     GST_PLUGIN_PATH=build/gst-plugin python3 examples/read_detections.py IMAGE_OR_VIDEO
     GST_PLUGIN_PATH=build/gst-plugin python3 examples/read_detections.py \
-        --pipeline "videotestsrc num-buffers=10 ! ssddetect name=detect ! ssdtrack ! fakesink"
+        --pipeline "videotestsrc num-buffers=10 ! ssddetect ! ssdtrack ! fakesink"
 
 A FILE runs `uridecodebin ! videoconvert ! ssddetect ! ssdtrack ! fakesink`. The probe sits on
 the source pad of the ssdtrack behind the ssddetect when there is one (the tracker adds an `object_id`
-Gst.Structure with the int `id`, printed as #ID), else on the ssddetect's (the one named
-`detect`). Each detection is a GstVideo.VideoRegionOfInterestMeta with a `detection`
+Gst.Structure with the int `id`, printed as #ID), else on the ssddetect's (with several, the
+one named `detect`). Each detection is a GstVideo.VideoRegionOfInterestMeta with a `detection`
 Gst.Structure (label_id, label, confidence, x_min, y_min, x_max, y_max, carried).
 PyGObject (3.42, GStreamer 1.22) has no Gst.Buffer.iterate_meta() and Buffer.get_meta()
 returns an uncast Gst.Meta, so the regions are fetched by id with
@@ -20,8 +20,8 @@ Buffer.get_n_meta() gives how many to look for. Regions of another producer that
 Ctrl-C sends EOS, so that the pipeline ends as at the end of its stream (a muxer finishes its
 file); a second Ctrl-C stops at once.
 
-Exit status: 0 on success, 1 on a pipeline error, 2 when fewer than --min-detections
-detections were seen.
+Exit status: 0 on success, 1 on a usage or pipeline error, 2 when fewer than --min-detections
+detections were seen (as ssd-example-app).
 """
 import argparse
 import signal
@@ -82,11 +82,36 @@ def detections_of(buffer):
     return out, count - len(out)
 
 
+class Parser(argparse.ArgumentParser):
+    """Usage errors exit 1 (argparse's own 2 is this script's "too few detections")."""
+
+    def error(self, message):
+        self.print_usage(sys.stderr)
+        self.exit(1, f"{self.prog}: error: {message}\n")
+
+
+def is_detector(element):
+    factory = element.get_factory()
+    return factory is not None and factory.get_name() == "ssddetect"
+
+
+def find_detector(pipeline):
+    """The ssddetect named `detect` when there is one, else the first ssddetect (as ssd-example-app)."""
+    if not isinstance(pipeline, Gst.Bin):
+        return pipeline if is_detector(pipeline) else None
+    named = pipeline.get_by_name("detect")
+    if named is not None and is_detector(named):
+        return named
+    found = []
+    pipeline.iterate_recurse().foreach(lambda e: found.append(e) if is_detector(e) else None)
+    return found[0] if found else None
+
+
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = Parser(description=__doc__.splitlines()[0])
     parser.add_argument("file", nargs="?", help="video or image file")
-    parser.add_argument("--pipeline", help="gst-launch description with an ssddetect named 'detect' "
-                        "(and an ssdtrack, whose regions carry tracking ids)")
+    parser.add_argument("--pipeline", help="gst-launch description with an ssddetect (with several: the one "
+                        "named 'detect'; an ssdtrack behind it adds tracking ids)")
     parser.add_argument("--model", help="weights file (default: the shipped model)")
     parser.add_argument("--min-detections", type=int, default=0)
     args = parser.parse_args()
@@ -104,9 +129,9 @@ def main():
     except GLib.Error as e:   # e.g. no element "ssddetect"
         print(f"cannot build the pipeline: {e.message} (is GST_PLUGIN_PATH set?)", file=sys.stderr)
         return 1
-    detect = pipeline.get_by_name("detect")
+    detect = find_detector(pipeline)
     if detect is None:
-        print("the pipeline has no element named 'detect' (is GST_PLUGIN_PATH set?)", file=sys.stderr)
+        print("the pipeline has no ssddetect", file=sys.stderr)
         return 1
     if args.model:
         detect.set_property("model", args.model)

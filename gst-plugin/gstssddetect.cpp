@@ -125,19 +125,19 @@
  * ]| Detects objects in a file and shows them.
  * |[
  * gst-launch-1.0 v4l2src ! videoconvert ! video/x-raw,format=NV12 ! \
- *     ssddetect device=cuda precision=fp16 interval=2 classes="car,person" ! \
+ *     ssddetect model=traffic.safetensors device=cuda precision=fp16 interval=2 classes="car,person" ! \
  *     ssdexport location=detections.jsonl ! fakesink
- * ]| Runs the detector on every other webcam frame on the GPU and writes cars and people to
- * a JSON Lines file.
+ * ]| Runs a model of one's own (trained by ssd-train on cars and people) on every other webcam
+ * frame on the GPU and writes the cars and people it finds to a JSON Lines file.
  * |[
- * gst-launch-1.0 filesrc location=in.mp4 ! decodebin ! ssddetect device=cuda precision=fp16 \
+ * gst-launch-1.0 filesrc location=in.mp4 ! decodebin ! videoconvert ! ssddetect device=cuda precision=fp16 \
  *     batch-size=16 in-flight=2 ! ssdexport location=detections.jsonl ! fakesink
  * ]| Offline analysis of a file: batches of 16 frames, two batches on the GPU at once.
  * |[
  * gst-launch-1.0 \
- *     rtspsrc location=rtsp://cam1/stream ! decodebin ! ssddetect model-instance-id=cams batch-size=8 ! \
+ *     rtspsrc location=rtsp://cam1/stream ! decodebin ! videoconvert ! ssddetect model-instance-id=cams batch-size=8 ! \
  *         ssdexport location=cam1.jsonl ! fakesink \
- *     rtspsrc location=rtsp://cam2/stream ! decodebin ! ssddetect model-instance-id=cams batch-size=8 ! \
+ *     rtspsrc location=rtsp://cam2/stream ! decodebin ! videoconvert ! ssddetect model-instance-id=cams batch-size=8 ! \
  *         ssdexport location=cam2.jsonl ! fakesink
  * ]| Two cameras, one model: their frames run through the network together.
  */

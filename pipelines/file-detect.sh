@@ -7,12 +7,27 @@
 # Environment: BUILD_DIR (default build/), SSD_MODEL (default the shipped model).
 # Pipeline: filesrc ! decodebin ! videoconvert ! ssddetect ! [ssdexport] ! ssdoverlay !
 #           videoconvert ! x264enc ! mp4mux ! filesink
+# OUTPUT and DETECTIONS are written as <name>.part and renamed when the pipeline succeeded, so a
+# failure leaves any earlier file of that name as it was.
 set -euo pipefail
-if [ $# -lt 2 ]; then sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 2; fi
+usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; }
+case "${1:-}" in -h|--help) usage; exit 0 ;; esac
+if [ $# -lt 2 ]; then usage; exit 2; fi
 source "$(dirname "$0")/common.sh"
 input=$1 output=$2; shift 2
+detections=""
+if [ $# -gt 0 ] && [[ "$1" != *=* ]]; then detections=$1; shift; fi
+{ [ -f "$input" ] && [ -r "$input" ]; } || die "cannot read the input file $input"
+same_file "$input" "$output" && die "OUTPUT $output is the input file"
+[ "$output" != "$detections" ] || die "OUTPUT and DETECTIONS are the same file"
 export_el=()
-if [ $# -gt 0 ] && [[ "$1" != *=* ]]; then export_el=(ssdexport location="$1" !); shift; fi
+if [ -n "$detections" ]; then
+  same_file "$input" "$detections" && die "DETECTIONS $detections is the input file"
+  writes "$detections"
+  export_el=(ssdexport location="$detections.part" !)
+fi
+writes "$output"
 run filesrc location="$input" ! decodebin ! videoconvert ! \
   ssddetect "${model_prop[@]}" "$@" ! "${export_el[@]}" ssdoverlay ! videoconvert ! \
-  x264enc speed-preset=veryfast ! mp4mux ! filesink location="$output"
+  x264enc speed-preset=veryfast ! mp4mux ! filesink location="$output.part"
+keep_outputs

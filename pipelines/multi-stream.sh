@@ -12,15 +12,22 @@
 # sources run until Ctrl-C (EOS, so the files are complete); files end by themselves.
 # Environment: BUILD_DIR (default build/), SSD_MODEL (default the shipped model).
 set -euo pipefail
-if [ $# -lt 2 ]; then sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 2; fi
+usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; }
+case "${1:-}" in -h|--help) usage; exit 0 ;; -*) usage >&2; exit 2 ;; esac
+if [ $# -lt 2 ]; then usage; exit 2; fi
 source "$(dirname "$0")/common.sh"
 outdir=$1
 shift
 uris=()
-while [ $# -gt 0 ] && [ "$1" != "--" ]; do uris+=("$1"); shift; done
+while [ $# -gt 0 ] && [ "$1" != "--" ]; do
+  case "$1" in
+    *=*) [[ "$1" == *://* ]] || die "'$1' is not a URI: put ssddetect properties after --" ;;
+  esac
+  uris+=("$1"); shift
+done
 [ $# -gt 0 ] && shift   # the --
 [ ${#uris[@]} -gt 0 ] || { echo "error: no URI given" >&2; exit 2; }
-mkdir -p "$outdir"
+mkdir -p -- "$outdir"
 props=(model-instance-id=multi-stream batch-size=${#uris[@]} "${model_prop[@]}" "$@")
 desc=()
 for k in "${!uris[@]}"; do

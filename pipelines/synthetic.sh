@@ -46,5 +46,5 @@ case "$mode" in
     launch videotestsrc pattern=ball num-buffers=100 ! video/x-raw,width=640,height=480,framerate=25/1 ! \
       videoconvert ! ssddetect "${model_prop[@]}" ! "${export_el[@]}" ssdoverlay ! "${tail[@]}"
     ;;
-  *) usage; exit 2 ;;
+  *) echo "error: unknown mode '$mode' (clip or videotestsrc)" >&2; usage >&2; exit 2 ;;
 esac

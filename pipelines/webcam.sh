@@ -12,9 +12,10 @@
 # ssddetect has qos enabled: when inference cannot keep up with the camera, frames the
 # display would drop as late are dropped before inference; interval=N analyses every N-th
 # frame and keeps the boxes on the others.
+# OUTPUT is written as OUTPUT.part and renamed when the recording ends well (Ctrl-C included).
 # Environment: BUILD_DIR (default build/), SSD_MODEL (default the shipped model).
 set -euo pipefail
-case "${1:-}" in -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; esac
+case "${1:-}" in -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; esac
 source "$(dirname "$0")/common.sh"
 # DEVICE and OUTPUT may be left out: a property=value in their place is a property.
 device=/dev/video0 output=""
@@ -22,9 +23,12 @@ if [ $# -gt 0 ] && [[ "$1" != *=* ]]; then device=${1:-/dev/video0}; shift; fi
 if [ $# -gt 0 ] && [[ "$1" != *=* ]]; then output=$1; shift; fi
 if [ ! -e "$device" ]; then echo "error: no camera at $device" >&2; exit 1; fi
 if [ -n "$output" ]; then
-  tail=(videoconvert ! x264enc tune=zerolatency speed-preset=veryfast ! mp4mux ! filesink location="$output")
+  writes "$output"
+  tail=(videoconvert ! x264enc tune=zerolatency speed-preset=veryfast ! mp4mux ! filesink location="$output.part")
 else
-  tail=(videoconvert ! autovideosink)
+  need_display "OUTPUT.mp4 to record instead"
+  tail=(videoconvert ! "$(video_sink)")
 fi
 run v4l2src device="$device" ! videoconvert ! queue max-size-buffers=2 leaky=downstream ! \
   ssddetect "${model_prop[@]}" "$@" ! ssdoverlay ! "${tail[@]}"
+keep_outputs

@@ -12,19 +12,33 @@
 # usage: scripts/demo.sh            (then look at out/demo/)
 # Environment:
 #   BUILD_DIR  build directory (default: build; created with `meson setup` if missing)
-#   OUT        output directory (default: out/demo; emptied first)
+#   OUT        output directory (default: out/demo; emptied first, if it holds only an earlier
+#              demo's outputs: another folder is refused)
 #   SSD_MODEL  weights file (default: the shipped model)
 #   SCENES, HOLD, FPS, WIDTH, HEIGHT, SEED   the clip (default 24 scenes x 3 frames at 6 fps, 320x240)
 #   DETECT_PROPS  extra ssddetect properties, e.g. "device=cuda precision=fp16"
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD_DIR=${BUILD_DIR:-$root/build}
-case "$BUILD_DIR" in /*) ;; *) BUILD_DIR=$root/$BUILD_DIR ;; esac
+case "$BUILD_DIR" in /*) ;; *) BUILD_DIR=$PWD/$BUILD_DIR ;; esac   # (as pipelines/common.sh)
 OUT=${OUT:-$root/out/demo}
 case "$OUT" in /*) ;; *) OUT=$PWD/$OUT ;; esac
 SCENES=${SCENES:-24} HOLD=${HOLD:-3} FPS=${FPS:-6} WIDTH=${WIDTH:-320} HEIGHT=${HEIGHT:-240} SEED=${SEED:-2024}
 
 step() { printf '\n== %s\n' "$*"; }
+
+# OUT is emptied: only when all it holds is what an earlier demo wrote (or nothing).
+if [ -e "$OUT" ]; then
+  [ -d "$OUT" ] || { echo "error: OUT=$OUT is not a folder" >&2; exit 1; }
+  for entry in "$OUT"/* "$OUT"/.[!.]*; do
+    [ -e "$entry" ] || continue
+    case "$(basename "$entry")" in
+      annotated|annotated.mp4|clip|contact-sheet.png|detections.jsonl) ;;
+      *) echo "error: OUT=$OUT holds $(basename "$entry"), which the demo did not write: give an empty or new folder" >&2
+         exit 1 ;;
+    esac
+  done
+fi
 
 step "build ($BUILD_DIR)"
 if [ ! -f "$BUILD_DIR/build.ninja" ]; then

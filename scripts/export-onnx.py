@@ -107,7 +107,15 @@ def main():
     ap.add_argument("--opset", type=int, default=13)
     a = ap.parse_args()
 
-    model, cfg = ref.load_model(a.weights)
+    if not os.path.isfile(a.weights):
+        sys.exit(f"{a.weights}: no such weights file")
+    out_dir = os.path.dirname(os.path.abspath(a.out))
+    if not os.path.isdir(out_dir):
+        sys.exit(f"{a.out}: no folder {out_dir}")
+    try:
+        model, cfg = ref.load_model(a.weights)
+    except Exception as e:  # noqa: BLE001 (a corrupt or foreign file: its reason in one line)
+        sys.exit(f"{a.weights}: cannot read it as a gst-ssd weights file: {e}")
     w, h = (cfg["input_size"],) * 2
     if a.frame:
         try:

@@ -4914,13 +4914,17 @@ TEST(Examples, PythonScriptReadsTheRegionsOfInterest) {
     return at == std::string::npos ? -1 : std::atoi(out.c_str() + at + 9);
   };
   const std::string still = "filesrc location=" + png + " ! pngdec ! imagefreeze num-buffers=2 ! videoconvert ! ";
-  const Spawned one = spawn({SSD_PYTHON, SSD_EXAMPLE_SCRIPT, "--pipeline", still + "ssddetect name=detect ! fakesink"});
+  // (An ssddetect of any name, as ssd-example-app takes it; with several, the one named detect.)
+  const Spawned one = spawn({SSD_PYTHON, SSD_EXAMPLE_SCRIPT, "--pipeline", still + "ssddetect ! fakesink"});
   const Spawned two =
       spawn({SSD_PYTHON, SSD_EXAMPLE_SCRIPT, "--pipeline", still + "ssddetect ! ssddetect name=detect ! fakesink"});
   EXPECT_EQ(one.status, 0) << one.out << one.err;
   EXPECT_EQ(two.status, 0) << two.out << two.err;
   EXPECT_GT(count(one.out), 0) << one.out;
   EXPECT_EQ(count(two.out), 2 * count(one.out)) << one.out << "\n" << two.out;
+  // Usage errors exit 1 (2 is "too few detections"), as ssd-example-app's.
+  EXPECT_EQ(spawn({SSD_PYTHON, SSD_EXAMPLE_SCRIPT}).status, 1);
+  EXPECT_EQ(spawn({SSD_PYTHON, SSD_EXAMPLE_SCRIPT, "--pipeline", still + "fakesink"}).status, 1);
   // Regions without a confidence (ssddetect's after videoscale, which drops their `detection`
   // structure): "?", and the frames are counted.
   const Spawned scaled = spawn({SSD_PYTHON, SSD_EXAMPLE_SCRIPT, "--min-detections", "1", "--pipeline",
@@ -5003,6 +5007,61 @@ TEST(Pipelines, SyntheticScriptPrintsOnlyJsonLinesAndTakesAnyOutputPath) {
   const Spawned r = spawn({"/usr/bin/env", "BUILD_DIR=" SSD_BUILD_DIR, "/bin/bash", script, "clip", out});
   ASSERT_EQ(r.status, 0) << r.out << r.err;
   EXPECT_GT(fs::exists(out) ? fs::file_size(out) : 0, 1000u) << r.err;
+}
+
+// pipelines/file-detect.sh writes its outputs only when the pipeline succeeded: a misspelt input,
+// or one that is no video, leaves files already at OUTPUT and DETECTIONS as they were (the
+// sinks truncated them before the source failed); OUTPUT may not be the input. A good input
+// gives both, and no ".part" file is left. rtsp-camera.sh without OUTPUT and without a display
+// says so (autovideosink crashed there).
+TEST(Pipelines, FileScriptKeepsEarlierFilesWhenItFails) {
+  const std::string missing = missing_factory({"x264enc", "mp4mux", "qtdemux", "avdec_h264", "imagefreeze", "pngdec"});
+  if (!missing.empty()) GTEST_SKIP() << missing << " is not installed";
+  TempDir tmp;
+  const auto [png, ref] = png_scene(tmp, 9);
+  const std::string in = tmp / "in.mp4", out = tmp / "out.mp4", det = tmp / "det.jsonl";
+  const Spawned enc = spawn({"/usr/bin/gst-launch-1.0", "-q", "filesrc", "location=" + png, "!", "pngdec", "!",
+                             "imagefreeze", "num-buffers=4", "!", "videoconvert", "!",
+                             "video/x-raw,format=I420,framerate=10/1", "!", "x264enc", "speed-preset=ultrafast", "!",
+                             "mp4mux", "!", "filesink", "location=" + in});
+  ASSERT_EQ(enc.status, 0) << enc.out << enc.err;
+  auto script = [&](std::vector<std::string> args) {
+    std::vector<std::string> argv = {"/usr/bin/env", "BUILD_DIR=" SSD_BUILD_DIR, "/bin/bash",
+                                     SSD_SOURCE_DIR "/pipelines/file-detect.sh"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return spawn(argv);
+  };
+  auto text = [](const std::string& path) {
+    std::ifstream f(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(f), {});
+  };
+  std::ofstream(out) << "earlier video";
+  std::ofstream(det) << "earlier detections";
+  const std::string not_video = tmp / "not-video.mp4";
+  std::ofstream(not_video) << "text";
+  for (const std::string& bad : {tmp / "typo.mp4", not_video}) {
+    SCOPED_TRACE(bad);
+    const Spawned r = script({bad, out, det});
+    EXPECT_EQ(r.status, 1) << r.out << r.err;
+    EXPECT_EQ(text(out), "earlier video");
+    EXPECT_EQ(text(det), "earlier detections");
+  }
+  EXPECT_NE(script({tmp / "typo.mp4", out}).err.find("cannot read the input file"), std::string::npos);
+  EXPECT_NE(script({in, in}).err.find("is the input file"), std::string::npos);
+  EXPECT_GT(fs::file_size(in), 1000u);
+  const Spawned good = script({in, out, det, "threshold=0.3"});
+  ASSERT_EQ(good.status, 0) << good.out << good.err;
+  EXPECT_GT(fs::file_size(out), 1000u);
+  std::ifstream lines(det);
+  int n = 0;
+  for (std::string line; std::getline(lines, line); ++n) EXPECT_FALSE(nlohmann::json::parse(line).is_discarded());
+  EXPECT_EQ(n, 4);
+  for (const auto& e : fs::directory_iterator(tmp.path)) EXPECT_NE(e.path().extension(), ".part") << e.path();
+
+  const Spawned headless = spawn({"/usr/bin/env", "-u", "DISPLAY", "-u", "WAYLAND_DISPLAY", "BUILD_DIR=" SSD_BUILD_DIR,
+                                  "/bin/bash", SSD_SOURCE_DIR "/pipelines/rtsp-camera.sh", "rtsp://127.0.0.1:9/none"});
+  EXPECT_EQ(headless.status, 1) << headless.out << headless.err;
+  EXPECT_NE(headless.err.find("no display"), std::string::npos) << headless.err;
 }
 
 // pipelines/multi-stream.sh on two files (one scene, encoded twice): each stream's JSON Lines
