@@ -1043,7 +1043,9 @@ static gboolean gst_ssd_detect_start(GstBaseTransform* trans) {
     s = st->settings;
     st->settings_taken = true;
     st->postprocess_changed = false;
-    st->nms_iou_changed = true;   // a starting element's nms-iou becomes the instance's
+    // A shared instance takes a starting element's nms-iou: the first's, or a joiner's, which
+    // acquire() has found equal to the instance's.
+    st->nms_iou_changed = true;
     st->filter_changed = false;
     st->region_changed = false;
   }
@@ -1376,7 +1378,10 @@ static guint apply_settings(GstSsdDetect* self) {
   guint interval;
   {
     std::lock_guard<std::mutex> guard(st->lock);
-    if (st->postprocess_changed) apply_postprocess_locked(st);
+    if (st->postprocess_changed) {
+      apply_postprocess_locked(st);
+      reset_tracking(st);   // the next frame is analysed: carried boxes had the old threshold, IoU, count
+    }
     interval = std::max(1u, st->settings.interval);
     if (st->region_changed) {
       st->region = st->settings.region;
@@ -2540,9 +2545,11 @@ static void gst_ssd_detect_class_init(GstSsdDetectClass* klass) {
    * model; with in-flight=2 four 640x480 streams ran 23 % faster in total on two cores than
    * four elements with a model each, bench/RESULTS.md). The element itself then passes its frames on one at a time: its streaming thread
    * waits until its frame's batch is done. The first element to start loads the model; the
-   * others must ask for the same `model`, `device`, `precision`, `nms-iou`, `threads`,
-   * `batch-size`, `batch-timeout`, `in-flight` and `cuda-graphs`, else their start fails with
-   * an error naming the difference. `threshold`, `max-detections`, `classes`,
+   * others must ask for the same `model`, `device` (auto counting as the device it stands for),
+   * `precision`, `nms-iou` (the instance's at the time: changed while playing, see below, it
+   * is the one a restarting element must ask for too), `threads`, `batch-size`,
+   * `batch-timeout`, `in-flight` and `cuda-graphs`, else their start fails with an error naming
+   * the difference. `threshold`, `max-detections`, `classes`,
    * `class-thresholds`, `region` and `interval` stay each element's own, and so are its
    * detections: those its own model would give it.
    * Changing `nms-iou` while playing changes it for every stream of the instance. The model is

@@ -13,6 +13,7 @@
 
 #include "class_filter.h"
 #include "cpu_workers.h"
+#include "device.h"
 #include "error.h"
 
 namespace ssd {
@@ -287,11 +288,13 @@ std::shared_ptr<SharedDetector> SharedDetector::acquire(const std::string& id, c
   // In flight and threads of 0 as chosen for this machine, so that callers leaving them to it and
   // callers asking for what it chooses share the instance.
   SharedDetectorOptions options = asked;
+  // The device as named by what it stands for ("auto" the CPU or cuda:0, "cuda" cuda:0), so that
+  // callers naming one device two ways share the instance.
+  options.detector.device = parse_device(options.detector.device).str();
   const std::string& device = options.detector.device;
   // (As the Detector decides: the CPU emulation of the CUDA path, fixed_postprocess, keeps CUDA's
   // one worker.)
-  const bool cpu_workers =
-      (device == "cpu" || (device == "auto" && !cuda_available())) && !options.detector.fixed_postprocess;
+  const bool cpu_workers = device == "cpu" && !options.detector.fixed_postprocess;
   const WorkerCounts counts =
       resolve_workers(asked.detector.max_in_flight, asked.detector.threads, cpu_workers, usable_cpus());
   options.detector.max_in_flight = counts.in_flight;

@@ -1071,6 +1071,29 @@ TEST(SsdDetect, ThresholdChangesWhilePlaying) {
   g_object_set(h->element, "threshold", 0.05f, "max-detections", 1, nullptr);
   EXPECT_EQ(detect_once(h, *f).size(), 1u);
   gst_harness_teardown(h);
+
+  // With interval, the frame after a change of threshold, max-detections or nms-iou is analysed
+  // anew: the boxes carried from the last analysed frame had the old settings (below the new
+  // threshold, more than the new count).
+  for (const char* change : {"threshold", "max-detections", "nms-iou"}) {
+    SCOPED_TRACE(change);
+    GstHarness* every5 = detect_harness("threshold=0.05 interval=5");
+    ASSERT_GT(detect_once(every5, *f).size(), 1u);
+    if (std::string(change) == "threshold") g_object_set(every5->element, change, static_cast<gfloat>(top + 0.01), nullptr);
+    if (std::string(change) == "max-detections") g_object_set(every5->element, change, 1, nullptr);
+    if (std::string(change) == "nms-iou") g_object_set(every5->element, change, 0.3f, nullptr);
+    const auto next = detect_once(every5, *f);
+    EXPECT_TRUE(next.empty() || all_carried(next, false));
+    if (std::string(change) == "threshold") {
+      EXPECT_TRUE(next.empty());
+    } else if (std::string(change) == "max-detections") {
+      EXPECT_EQ(next.size(), 1u);
+    }
+    const auto after = detect_once(every5, *f);
+    EXPECT_TRUE(after.empty() || all_carried(after, true)) << "then carried again";
+    EXPECT_EQ(after.size(), next.size());
+    gst_harness_teardown(every5);
+  }
 }
 
 // ---- region: the part of the frame the network sees
@@ -2882,6 +2905,8 @@ TEST(SsdDetectShared, OtherSettingsFailTheStartUntilTheInstanceIsGone) {
       failing_start(pipeline + "ssddetect model-instance-id=settings precision=fp16 ! fakesink");
   EXPECT_NE(precision.find("fp32 (this one asks for fp16)"), std::string::npos) << precision;
   starts_ok(pipeline + "ssddetect model-instance-id=settings threshold=0.9 max-detections=3 interval=2 ! fakesink");
+  // One device named two ways (the harness's device=auto stands for this machine's).
+  if (!ssd::cuda_available()) starts_ok(pipeline + "ssddetect model-instance-id=settings device=cpu ! fakesink");
   // The same model file under another name (a link, a path with "..") is the same model.
   TempDir tmp;
   fs::create_symlink(default_model(), tmp / "linked.safetensors");
