@@ -1034,9 +1034,16 @@ TEST_F(DetectorTest, SharedInstancesAreNamedAndRefuseOtherSettings) {
   other = o;
   other.max_batch = 8;
   ssdtest::expect_error([&] { SharedDetector::acquire("cams", other); }, {"batch size 1", "8"});
+  // A device is compared as what it stands for: "auto" is the CPU here unless CUDA is there.
   other = o;
   other.detector.device = "auto";
-  ssdtest::expect_error([&] { SharedDetector::acquire("cams", other); }, {"device cpu"});
+  if (cuda_available()) {
+    ssdtest::expect_error([&] { SharedDetector::acquire("cams", other); }, {"device cpu", "cuda:0"});
+  } else {
+    EXPECT_EQ(SharedDetector::acquire("cams", other).get(), a.get());
+  }
+  other = o;
+  other.max_batch = 8;
 
   // A malformed frame fails its own call only; the instance goes on.
   std::vector<uint8_t> px(100);
@@ -1058,7 +1065,8 @@ TEST_F(DetectorTest, SharedInstancesAreNamedAndRefuseOtherSettings) {
   a2.reset();
   auto fresh = SharedDetector::acquire("cams", other);
   EXPECT_EQ(fresh->users(), 1);
-  EXPECT_EQ(fresh->options().detector.device, "auto");
+  EXPECT_EQ(fresh->options().max_batch, 8);
+  EXPECT_EQ(fresh->options().detector.device, "cpu");
 }
 
 // A batch waits for the threads that call detect(), not for the instance's holders: a stream
