@@ -99,10 +99,9 @@ Ssd load_weights(const std::string& path, const torch::Device& device) {
   // otherwise have us allocate gigabytes only to find its tensors missing.
   int64_t bytes = 0;
   for (const auto& [name, t] : file.tensors) bytes += t.numel() * static_cast<int64_t>(t.element_size());
-  if (bytes / 4 < config.min_parameters())
+  if (const int64_t weights = config.min_parameters(); bytes / 4 < weights)
     throw Error(path + ": its tensors hold " + std::to_string(bytes) + " bytes, but its configuration has at least " +
-                std::to_string(config.min_parameters()) + " weights (4 bytes each): the file is truncated or its "
-                "configuration corrupt");
+                std::to_string(weights) + " weights (4 bytes each): the file is truncated or its configuration corrupt");
   Ssd model(config);
   load_tensors(path, file, *model);
   model->eval();

@@ -97,6 +97,11 @@ TrainSpec small_spec(const std::string& train_json, const std::string& val_json,
   return s;
 }
 
+std::string read_file(const fs::path& path) {
+  std::ifstream f(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(f), {});
+}
+
 std::map<std::string, torch::Tensor> read_tensors(const std::string& path) {
   std::map<std::string, torch::Tensor> m;
   for (auto& [name, t] : ssd::read_safetensors(path).tensors) m[name] = t;
@@ -219,14 +224,10 @@ TEST(Trainer, ResumeReproducesUninterruptedRun) {
       if (h[e].map > h[best].map || (h[e].map == h[best].map && h[e].map50 > h[best].map50)) best = static_cast<int>(e);
     return best + 1;
   };
-  auto bytes = [](const std::string& path) {
-    std::ifstream f(path, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(f), {});
-  };
   EXPECT_EQ(b1.best_epoch, best_of(b1.history));
   ASSERT_TRUE(fs::exists(b1.best_weights_path));
-  EXPECT_EQ(bytes(b1.best_weights_path) == bytes(b_weights), b1.best_epoch == 2);
-  const std::string best_before_resume = bytes(b1.best_weights_path);
+  EXPECT_EQ(read_file(b1.best_weights_path) == read_file(b_weights), b1.best_epoch == 2);
+  const std::string best_before_resume = read_file(b1.best_weights_path);
 
   torch::manual_seed(999);   // must not matter: the checkpoint restores the generator
   // Another number of loader threads (the data order does not depend on it) and the device
@@ -249,9 +250,9 @@ TEST(Trainer, ResumeReproducesUninterruptedRun) {
   EXPECT_EQ(b.best_epoch, best_of(b.history));
   EXPECT_EQ(a.best_epoch, b.best_epoch);
   EXPECT_LE(max_abs_diff(a.best_weights_path, b.best_weights_path), 1e-6);
-  EXPECT_EQ(bytes(b.best_weights_path) == bytes(b.weights_path), b.best_epoch == 3);
+  EXPECT_EQ(read_file(b.best_weights_path) == read_file(b.weights_path), b.best_epoch == 3);
   if (b.best_epoch < 3) {
-    EXPECT_EQ(bytes(b.best_weights_path), best_before_resume);
+    EXPECT_EQ(read_file(b.best_weights_path), best_before_resume);
   }
 
   // A run that ended before its first checkpoint (a bad image, an interrupt in epoch 1) left
@@ -329,13 +330,9 @@ TEST(Trainer, MaxEvalImagesIsAnExactCap) {
   EXPECT_DOUBLE_EQ(capped.history[0].val_loss, subset.history[0].val_loss);
   EXPECT_DOUBLE_EQ(capped.history[0].map50, subset.history[0].map50);
   EXPECT_DOUBLE_EQ(capped.history[0].map, subset.history[0].map);
-  auto bytes = [](const fs::path& path) {
-    std::ifstream f(path, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(f), {});
-  };
-  const std::string png = bytes(tmp.path() / "capped" / "predictions.png");
+  const std::string png = read_file(tmp.path() / "capped" / "predictions.png");
   EXPECT_FALSE(png.empty());
-  EXPECT_TRUE(png == bytes(tmp.path() / "subset" / "predictions.png"));
+  EXPECT_TRUE(png == read_file(tmp.path() / "subset" / "predictions.png"));
   torch::set_num_threads(2);
 }
 
@@ -392,22 +389,18 @@ TEST(Trainer, ResumeNeedsNeitherTheInitFileNorTheWorkingDirectory) {
   // far), or after writing the next epoch's model.safetensors but before its checkpoint (here
   // other weights stand in for them): resuming writes both from the checkpoint's weights.
   const fs::path best = tmp.path() / "run" / "best.safetensors", last = tmp.path() / "run" / "model.safetensors";
-  auto bytes = [](const fs::path& path) {
-    std::ifstream f(path, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(f), {});
-  };
   ASSERT_TRUE(fs::exists(best));
-  const std::string epoch1 = bytes(last);
+  const std::string epoch1 = read_file(last);
   fs::remove(best);
   fs::copy_file(tmp.path() / "init.safetensors", last, fs::copy_options::overwrite_existing);
-  ASSERT_FALSE(bytes(last) == epoch1);
+  ASSERT_FALSE(read_file(last) == epoch1);
   fs::remove(tmp.path() / "init.safetensors");
   fs::current_path("/");
   const TrainResult again = ssdtrain::resume(tmp / "run", /*stop_after=*/1, true);
   EXPECT_FALSE(again.finished);
   ASSERT_TRUE(fs::exists(best));
-  EXPECT_TRUE(bytes(best) == epoch1) << "best.safetensors is not the checkpoint's weights";
-  EXPECT_TRUE(bytes(last) == epoch1) << "model.safetensors is not the checkpoint's weights";
+  EXPECT_TRUE(read_file(best) == epoch1) << "best.safetensors is not the checkpoint's weights";
+  EXPECT_TRUE(read_file(last) == epoch1) << "model.safetensors is not the checkpoint's weights";
   EXPECT_EQ(again.best_epoch, 1);
   const TrainResult r = ssdtrain::resume(tmp / "run", -1, true);
   EXPECT_TRUE(r.finished);
@@ -788,11 +781,6 @@ std::vector<double> pycocotools_stats(const std::string& ground_truth, const std
   while (stats.size() < 12 && std::fscanf(p, "%lf", &v) == 1) stats.push_back(v);
   ::pclose(p);
   return stats;
-}
-
-std::string read_file(const fs::path& path) {
-  std::ifstream f(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(f), {});
 }
 
 }  // namespace
