@@ -21,7 +21,7 @@ source "$(dirname "$0")/common.sh"
 device=/dev/video0 output=""
 if [ $# -gt 0 ] && [[ "$1" != *=* ]]; then device=${1:-/dev/video0}; shift; fi
 if [ $# -gt 0 ] && [[ "$1" != *=* ]]; then output=$1; shift; fi
-if [ ! -e "$device" ]; then echo "error: no camera at $device" >&2; exit 1; fi
+[ -e "$device" ] || die "no camera at $device"
 if [ -n "$output" ]; then
   writes "$output"
   tail=(videoconvert ! x264enc tune=zerolatency speed-preset=veryfast ! mp4mux ! filesink location="$output.part")
