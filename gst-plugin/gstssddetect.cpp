@@ -944,10 +944,10 @@ static void gst_ssd_detect_set_property(GObject* object, guint prop_id, const GV
           s.region_error.clear();
           st->region_changed = true;
         } catch (const ssd::Error& e) {
-          if (st->running) {
-            bad_region = e.what();   // playing: a warning, the region in use stays
+          if (st->settings_taken) {
+            bad_region = e.what();   // started or starting: a warning, the region in use stays
           } else {
-            s.region = std::nullopt;   // not started: start() fails, naming the value
+            s.region = std::nullopt;   // before the start: start() fails, naming the value
             s.region_text = ssd::trim(v);
             s.region_error = e.what();
           }
@@ -2411,8 +2411,8 @@ static void gst_ssd_detect_class_init(GstSsdDetectClass* klass) {
    * pixels wide or high (e.g. one outside the frame) detects nothing. Unset or empty: the whole
    * frame.
    * Can be changed while playing (from the next frame on, which is then analysed, whatever
-   * `interval`); a malformed value is then a warning and leaves the region as it was, and one
-   * set before the element starts fails the start with an error.
+   * `interval`); a malformed value is then (and while the element starts) a warning and leaves
+   * the region as it was, and one set before the element starts fails the start with an error.
    */
   g_object_class_install_property(gobject_class, PROP_REGION,
       g_param_spec_string("region", "Region", "Part of the frame to analyse: x,y,width,height in pixels (unset: all)",

@@ -1449,6 +1449,52 @@ TEST(SsdDetectRegion, ChangesWhilePlayingAndRefusesMalformedValues) {
   }
 }
 
+// A malformed region set while the element starts (while start() loads the model) is refused
+// as one set while playing is: a warning, the region in use and the property unchanged. Set
+// before the start takes the settings, it fails the start instead. Never is it silently
+// taken. The setter runs at delays swept across the start so that some land in the load.
+TEST(SsdDetectRegion, MalformedValueSetDuringTheStartIsNeverSilentlyTaken) {
+  int during = 0;
+  for (int delay_us = 0; delay_us <= 60000; delay_us += 3000) {
+    SCOPED_TRACE("delay " + std::to_string(delay_us) + " us");
+    GstElement* pipeline =
+        gst_parse_launch("videotestsrc num-buffers=1 ! ssddetect name=d region=8,8,100,100 ! fakesink", nullptr);
+    ASSERT_NE(pipeline, nullptr);
+    GstElement* d = gst_bin_get_by_name(GST_BIN(pipeline), "d");
+    std::thread setter([d, delay_us] {
+      g_usleep(delay_us);
+      g_object_set(d, "region", "1,2,3", nullptr);
+    });
+    const GstStateChangeReturn ret = gst_element_set_state(pipeline, GST_STATE_PAUSED);
+    setter.join();
+    gst_element_get_state(pipeline, nullptr, nullptr, 30 * GST_SECOND);
+    GstBus* bus = gst_element_get_bus(pipeline);
+    GstMessage* msg = gst_bus_pop_filtered(bus, static_cast<GstMessageType>(GST_MESSAGE_ERROR | GST_MESSAGE_WARNING));
+    ASSERT_NE(msg, nullptr) << "the malformed region was taken without an error or a warning";
+    GError* e = nullptr;
+    if (GST_MESSAGE_TYPE(msg) == GST_MESSAGE_ERROR) {
+      gst_message_parse_error(msg, &e, nullptr);
+      EXPECT_EQ(ret, GST_STATE_CHANGE_FAILURE);
+      EXPECT_NE(std::string(e->message).find("region \"1,2,3\""), std::string::npos) << e->message;
+    } else {
+      gst_message_parse_warning(msg, &e, nullptr);
+      EXPECT_NE(std::string(e->message).find("Region not changed"), std::string::npos) << e->message;
+      gchar* region = nullptr;
+      g_object_get(d, "region", &region, nullptr);
+      EXPECT_STREQ(region, "8,8,100,100");
+      g_free(region);
+      during++;
+    }
+    g_error_free(e);
+    gst_message_unref(msg);
+    gst_object_unref(bus);
+    gst_element_set_state(pipeline, GST_STATE_NULL);
+    gst_object_unref(d);
+    gst_object_unref(pipeline);
+  }
+  std::printf("malformed region set during or after the start: %d of 21 delays\n", during);
+}
+
 // ---- batching: batch-size, batch-timeout, in-flight
 
 constexpr GstClockTime kFrameStep = 40 * GST_MSECOND;   // 25 fps
