@@ -63,7 +63,9 @@ void rotate(Sample& s, double degrees, const cv::Scalar& fill) {
     BoxAnnotation nb = bx;
     nb.x1 = static_cast<float>(minx); nb.x2 = static_cast<float>(maxx);
     nb.y1 = static_cast<float>(miny); nb.y2 = static_cast<float>(maxy);
-    if (!centre_inside(nb, full)) continue;
+    // A target whose centre left the image is dropped; an ignored region keeps what stays in it
+    // (as crop() keeps it): the anchors on that part stay out of the class loss.
+    if (!nb.ignore && !centre_inside(nb, full)) continue;
     if (!clip_box_to_image(nb, w, h)) continue;
     kept.push_back(nb);
   }

@@ -717,6 +717,23 @@ TEST(Augment, RotationMovesBoxWithPixels) {
   EXPECT_GE(s.boxes[0].x1, 0);
   EXPECT_GE(s.boxes[0].y1, 0);
   expect_box_near(s.boxes[0], bright_pixels(s.image), 1.5f, "rotate corner");
+  // A thin box along the left edge whose centre the rotation takes out of the image: a target is
+  // dropped, a region marked ignore keeps the part still in the image, as in a crop.
+  for (const bool ignore : {false, true}) {
+    Sample t = bright_rect(100, 100, cv::Rect(0, 0, 6, 30));
+    t.boxes[0].ignore = ignore;
+    rotate(t, 10.0, cv::Scalar(0, 0, 0));
+    ASSERT_EQ(t.boxes.size(), ignore ? 1u : 0u) << (ignore ? "ignored region" : "target");
+    if (!ignore) continue;
+    EXPECT_TRUE(t.boxes[0].ignore);
+    EXPECT_EQ(t.boxes[0].x1, 0);
+    // (The box of the rotated corners, clipped: it holds every pixel of the region still seen.)
+    const cv::Rect seen = bright_pixels(t.image);
+    ASSERT_GT(seen.area(), 0);
+    EXPECT_LE(t.boxes[0].y1, seen.y + 1.5f);
+    EXPECT_GE(t.boxes[0].x2, seen.x + seen.width - 1.5f);
+    EXPECT_GE(t.boxes[0].y2, seen.y + seen.height - 1.5f);
+  }
 }
 
 TEST(Augment, ZoomCropResizeMoveBoxes) {

@@ -880,6 +880,47 @@ TEST(Cli, ResumeMayChangeThePrecision) {
 
 // --val-fraction 0: every image trains; no validation loss, mAP nor best.safetensors, and
 // predictions.png shows training images.
+// The learning rate follows a one-cycle schedule (cosine warm-up over pct-start of the phase from
+// lr/div-factor to lr, then cosine annealing to lr/div-factor/final-div) in each phase: the frozen
+// epochs, then a new cycle from the unfreeze. metrics.csv records the head's rate at each epoch's
+// last step: 12 images in batches of 4 are 3 steps an epoch, 1 frozen epoch and 3 more.
+TEST(Cli, OneCycleScheduleRestartsAtTheUnfreeze) {
+  TempDir tmp;
+  CliRun t = run_cli("train --synth 12 --synth-size 64 --size 64 --grids 2,1 --head-channels 16 --batch 4 "
+                     "--epochs 4 --freeze-epochs 1 --lr 0.003 --workers 1 --quiet --out " + tmp / "run");
+  ASSERT_EQ(t.status, 0) << t.output;
+  std::ifstream csv(tmp.path() / "run" / "metrics.csv");
+  std::string header;
+  ASSERT_TRUE(std::getline(csv, header));
+  auto fields = [](const std::string& line) {
+    std::vector<std::string> f;
+    std::stringstream ss(line);
+    for (std::string x; std::getline(ss, x, ',');) f.push_back(x);
+    return f;
+  };
+  const auto names = fields(header);
+  const auto lr_col = std::find(names.begin(), names.end(), "lr") - names.begin();
+  ASSERT_LT(static_cast<size_t>(lr_col), names.size()) << header;
+  auto one_cycle = [](int step, int begin, int length) {   // fraction of the peak
+    const double pct = 0.25, start = 1.0 / 25, end = start / 1e4;
+    const double pos = double(step - begin) / length;
+    auto anneal = [](double a, double b, double p) { return b + (a - b) / 2 * (std::cos(M_PI * p) + 1); };
+    return pos < pct ? anneal(start, 1.0, pos / pct) : anneal(1.0, end, (pos - pct) / (1 - pct));
+  };
+  const double expected[4] = {one_cycle(2, 0, 3), one_cycle(5, 3, 9), one_cycle(8, 3, 9), one_cycle(11, 3, 9)};
+  int epoch = 0;
+  for (std::string line; std::getline(csv, line) && epoch < 4; ++epoch) {
+    const auto f = fields(line);
+    ASSERT_GT(f.size(), static_cast<size_t>(lr_col)) << line;
+    EXPECT_NEAR(std::stod(f[lr_col]), 0.003 * expected[epoch], 1e-5 * 0.003 * expected[epoch] + 1e-9)
+        << "epoch " << epoch + 1;
+  }
+  EXPECT_EQ(epoch, 4);
+  // (The rates: 0.41 of the peak at the frozen cycle's end, 0.97 early in the new cycle.)
+  EXPECT_NEAR(expected[0], 0.4132, 1e-3);
+  EXPECT_NEAR(expected[1], 0.9711, 1e-3);
+}
+
 TEST(Cli, ValFractionZeroTrainsOnEveryImage) {
   TempDir tmp;
   ASSERT_EQ(run_cli("synth --out " + tmp / "d" + " --count 12 --size 64 --format png").status, 0);
@@ -943,6 +984,31 @@ TEST(Cli, SynthTrainInfoPredictEval) {
   EXPECT_NE(t.output.find("images/s"), std::string::npos) << t.output;
   EXPECT_NE(t.output.find("precision fp32"), std::string::npos) << t.output;
   const std::string w = tmp / "run/model.safetensors";
+  // A frozen body does not move: from these weights, another frozen epoch leaves every body
+  // tensor bit for bit as it was, BatchNorm's running statistics included (the frozen body runs in
+  // eval mode), while the head trains.
+  CliRun frozen = run_cli("train --synth 24 --synth-size 64 --size 64 --grids 2,1 --head-channels 32 --epochs 1 "
+                         "--freeze-epochs 1 --batch 8 --workers 1 --quiet --init " + w + " --out " + tmp / "run2");
+  ASSERT_EQ(frozen.status, 0) << frozen.output;
+  {
+    const auto before = read_tensors(w), after = read_tensors(tmp / "run2/model.safetensors");
+    ASSERT_EQ(before.size(), after.size());
+    int body = 0, running = 0, head_moved = 0;
+    for (const auto& [name, t] : before) {
+      ASSERT_EQ(after.count(name), 1u) << name;
+      const bool same = torch::equal(t, after.at(name));
+      if (name.rfind("body.", 0) == 0) {
+        EXPECT_TRUE(same) << name << " moved while the body was frozen";
+        ++body;
+        running += name.find("running_") != std::string::npos;
+      } else if (!same) {
+        ++head_moved;
+      }
+    }
+    EXPECT_GT(body, 20);
+    EXPECT_GT(running, 4);
+    EXPECT_GT(head_moved, 4) << "the head did not train";
+  }
   CliRun i = run_cli("info " + w);
   ASSERT_EQ(i.status, 0) << i.output;
   EXPECT_NE(i.output.find("tiny"), std::string::npos) << i.output;
