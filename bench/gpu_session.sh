@@ -17,9 +17,14 @@
 # (default 540) have passed since the script began; each step is also killed at that deadline,
 # and a failing or killed step does not stop the others. Each stage can also be run alone
 # (`... gpu_session.sh build pipeline`).
-#   build      meson setup build-gpu -Dtorch_dir=$TORCH_DIR -Dgraphs=enabled (release) + ninja of
-#              the measuring binaries, ldd and gst-inspect-1.0 ssddetect (the CUDA runtime
-#              is looked for beside PyTorch's wheel, else in $CUDA_PATH/lib64)
+#   deps       whether every dependency the build in SSD_GPU_BUILD found is one the GPU host has:
+#              packed by prepare, the host's own, or disabled there by build's options (Pango:
+#              its headers are not packed); run by the dry run, so that a dependency added to
+#              the project fails on the CPU, not in the few minutes of a device call
+#   build      meson setup build-gpu -Dtorch_dir=$TORCH_DIR -Dgraphs=enabled -Dpango=disabled
+#              (release) + ninja -k 0 of the measuring binaries, ldd and gst-inspect-1.0
+#              ssddetect (the CUDA runtime is looked for beside PyTorch's wheel, else in
+#              $CUDA_PATH/lib64); each later stage runs when the binaries it uses were built
 #   test       the CUDA tests (model suite's Cuda/Graph cases) and the elements suite, which on
 #              the GPU host runs ssddetect on CUDA (device=auto)
 #   pipeline   bench_pipeline.sh at 1920x1080, source "still" (one prepared frame pushed again
@@ -47,7 +52,7 @@
 # SSD_PYTHON the Python with PyTorch (default python3).
 set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$root"
+cd "$root" || exit 1
 out=${OUT:-$root/out/gpu}
 b=${SSD_GPU_BUILD:-$root/build-gpu}
 models=${SSD_GPU_MODELS:-/tmp/ssd-gpu-models}   # weights files (too big to come back in $OUT)
@@ -135,7 +140,44 @@ step() {
   return "$rc"
 }
 
-have_build() { [ -x "$b/bench/bench_model" ] && [ -f "$b/gst-plugin/libgstssd.so" ]; }
+# What each stage needs built: the model benchmarks (model, reference, train), the model suite
+# (the CUDA tests), the plugin and its benchmark (pipeline, the elements suite).
+have_model_bench() { [ -x "$b/bench/bench_model" ] && [ -x "$b/bench/bench_train" ]; }
+have_model_tests() { [ -x "$b/tests/model/test_model" ]; }
+have_plugin() { [ -f "$b/gst-plugin/libgstssd.so" ] && [ -x "$b/bench/bench_element" ] && [ -x "$b/bench/bench_model" ]; }
+# Runs stage_NAME when what it needs is built, else records it as skipped.
+run_stage() {   # NAME CHECK
+  if "$2"; then "stage_$1"; return; fi
+  [ -f "$out/summary.md" ] || printf '| stage | exit status | seconds | command |\n|---|---|---:|---|\n' > "$out/summary.md"
+  echo "| $1 | skipped (not built: $2) | 0 | |" >> "$out/summary.md"
+  echo "$1: skipped, its binaries were not built in $b ($2)" >&2
+  failed=1
+}
+
+# The GPU host's dependencies. Packed by prepare (../shared/gpu/prepare.sh: GStreamer, GLib,
+# OpenCV, GoogleTest; extra.tar.gz: the header-only ones and pugixml), the host's own, and those
+# whose headers are not packed, each with the meson option that the build stage sets to disabled.
+gpu_packed="gstreamer-1.0 gstreamer-base-1.0 gstreamer-video-1.0 gstreamer-check-1.0 gstreamer-app-1.0
+  gstreamer-rtsp-server-1.0 gstreamer-analytics-1.0 opencv4 gtest gtest_main gmock nlohmann_json CLI11 pugixml"
+gpu_host="threads cuda Torch"
+gpu_disabled="pangocairo:pango"
+gpu_setup_disabled=$(for d in $gpu_disabled; do printf ' -D%s=disabled' "${d#*:}"; done)
+
+stage_deps() { step deps 30 bash "$root/bench/gpu_session.sh" deps-check "$b"; }
+# deps-check BUILD_DIR: lists each dependency that BUILD_DIR's meson found, ok or UNKNOWN.
+deps_check() {
+  local names known n bad=0
+  names=$(meson introspect "$1" --dependencies | python3 -c 'import json, sys; print(" ".join(d["name"] for d in json.load(sys.stdin)))') || return 1
+  known=" $(echo $gpu_packed) $gpu_host $(for d in $gpu_disabled; do printf '%s ' "${d%%:*}"; done)"
+  for n in $names; do
+    case "$known" in
+      *" $n "*) echo "ok: $n" ;;
+      *) echo "UNKNOWN to the GPU host: $n (pack its headers and libraries in gpu_session.sh prepare, or make it optional and add it to gpu_disabled)"
+         bad=1 ;;
+    esac
+  done
+  return $bad
+}
 
 # The lessons' SSD with random weights (bench_model --save-dir writes it).
 make_r34() {
@@ -171,16 +213,20 @@ stage_build() {
     return
   fi
   if [ ! -f "$b/build.ninja" ]; then
-    step build 120 meson setup "$b" -Dtorch_dir="$TORCH_DIR" --buildtype=release -Dtests=enabled -Dgraphs=enabled || {
-      echo "WARNING: no CUDA runtime headers found: building WITHOUT CUDA graphs" | tee -a "$out/build.md" >&2
+    local was=$failed
+    step build 120 meson setup "$b" -Dtorch_dir="$TORCH_DIR" --buildtype=release -Dtests=enabled -Dgraphs=enabled \
+        $gpu_setup_disabled || {
+      # (When the setup without graphs works, the failure above was theirs: the run goes on.)
+      echo "WARNING: meson setup with -Dgraphs=enabled failed (output above): trying WITHOUT CUDA graphs" | tee -a "$out/build.md" >&2
       rm -rf "$b"
-      step build 120 meson setup "$b" -Dtorch_dir="$TORCH_DIR" --buildtype=release -Dtests=enabled -Dgraphs=disabled
+      step build 120 meson setup "$b" -Dtorch_dir="$TORCH_DIR" --buildtype=release -Dtests=enabled -Dgraphs=disabled \
+        $gpu_setup_disabled && failed=$was
     }
   fi
   # What the measurements need first (a failure elsewhere, say in a test or fuzz target, must not
-  # leave them unbuilt); the rest before the elements suite. Only the last lines of a successful
-  # build are kept (the log is long).
-  step build 400 bash -c "ninja -C '$b' bench/bench_model bench/bench_train bench/bench_element \
+  # leave them unbuilt, nor one of these the others: -k 0); the rest before the elements suite.
+  # Only the last lines of a successful build are kept (the log is long).
+  step build 400 bash -c "ninja -k 0 -C '$b' bench/bench_model bench/bench_train bench/bench_element \
     gst-plugin/libgstssd.so tests/model/test_model > '$out/ninja.log' 2>&1; rc=\$?; tail -n 30 '$out/ninja.log'; \
     [ \$rc -eq 0 ] && rm -f '$out/ninja.log'; exit \$rc"
   # Whether every library they load is found (a missing one fails every step after).
@@ -289,14 +335,15 @@ for stage in "$@"; do
       # minute at most), the goals' pipeline rows, the model table, the PyTorch references,
       # training, the pipeline variants, then the rest of the build and the elements suite.
       stage_build
-      if have_build; then
-        stage_test_cuda; stage_pipeline_main; stage_model; stage_reference; stage_train
-        stage_pipeline_more; stage_test_elements
-      fi ;;
-    build|test|pipeline|reference|train|model)
-      if [ "$stage" != build ] && ! have_build; then echo "no build in $b: run the build stage" >&2; exit 1; fi
-      "stage_$stage" ;;
-    *) echo "unknown stage $stage (prepare all build test pipeline reference train model)" >&2; exit 2 ;;
+      run_stage test_cuda have_model_tests; run_stage pipeline_main have_plugin; run_stage model have_model_bench
+      run_stage reference have_model_bench; run_stage train have_model_bench; run_stage pipeline_more have_plugin
+      run_stage test_elements have_plugin ;;
+    build|deps) "stage_$stage" ;;
+    deps-check) deps_check "${2:?deps-check BUILD_DIR}"; exit ;;
+    test) run_stage test_cuda have_model_tests; run_stage test_elements have_plugin ;;
+    pipeline) run_stage pipeline have_plugin ;;
+    reference|train|model) run_stage "$stage" have_model_bench ;;
+    *) echo "unknown stage $stage (prepare all deps build test pipeline reference train model)" >&2; exit 2 ;;
   esac
 done
 [ -f "$out/summary.md" ] && cat "$out/summary.md"

@@ -1,9 +1,15 @@
 #include "caption.h"
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <stdexcept>
 
 #include <glib.h>
+#include <opencv2/imgproc.hpp>
+#ifdef HAVE_PANGOCAIRO
 #include <pango/pangocairo.h>
+#endif
 
 namespace gstssd {
 
@@ -11,22 +17,18 @@ namespace {
 
 constexpr size_t kCachedBytes = 16 << 20;   // masks kept (labels, ids and confidences of recent frames)
 
-}  // namespace
+// Draws one caption at the size and width limit last set.
+class Font {
+ public:
+  virtual ~Font() = default;
+  virtual void set_size(int pixels, int max_width) = 0;
+  virtual Caption draw(const std::string& utf8) = 0;
+};
 
-struct CaptionRenderer::Impl {
-  // A font map and context of its own: Pango's cairo font maps are not shared between threads.
-  PangoFontMap* map = nullptr;
-  PangoContext* context = nullptr;
-  PangoLayout* layout = nullptr;
-  PangoFontDescription* font = nullptr;
-  int pixels = 0, max_width = 0;
-  size_t bytes = 0;   // of the masks in `recent`
-  Caption empty;
-  // Most recently used first.
-  std::list<std::pair<std::string, Caption>> recent;
-  std::unordered_map<std::string, std::list<std::pair<std::string, Caption>>::iterator> index;
-
-  Impl() {
+#ifdef HAVE_PANGOCAIRO
+class PangoFont : public Font {
+ public:
+  PangoFont() {
     map = pango_cairo_font_map_new();
     context = pango_font_map_create_context(map);
     // Grey antialiasing without hinting: the same glyph shapes at every position.
@@ -42,14 +44,20 @@ struct CaptionRenderer::Impl {
     font = pango_font_description_from_string("Sans");
   }
 
-  ~Impl() {
+  ~PangoFont() override {
     pango_font_description_free(font);
     g_object_unref(layout);
     g_object_unref(context);
     g_object_unref(map);
   }
 
-  Caption draw(const std::string& utf8) {
+  void set_size(int pixels, int max_width) override {
+    pango_font_description_set_absolute_size(font, static_cast<double>(pixels) * PANGO_SCALE);
+    pango_layout_set_font_description(layout, font);
+    pango_layout_set_width(layout, max_width > G_MAXINT / PANGO_SCALE ? -1 : max_width * PANGO_SCALE);
+  }
+
+  Caption draw(const std::string& utf8) override {
     gchar* valid = g_utf8_make_valid(utf8.c_str(), static_cast<gssize>(utf8.size()));
     pango_layout_set_text(layout, valid, -1);
     g_free(valid);
@@ -75,10 +83,110 @@ struct CaptionRenderer::Impl {
     cairo_surface_destroy(surface);
     return c;
   }
+
+ private:
+  // A font map and context of its own: Pango's cairo font maps are not shared between threads.
+  PangoFontMap* map = nullptr;
+  PangoContext* context = nullptr;
+  PangoLayout* layout = nullptr;
+  PangoFontDescription* font = nullptr;
+};
+#endif
+
+// OpenCV's FONT_HERSHEY_SIMPLEX, antialiased: its scale 1 is about 28 px high (cap line to
+// descender), the em the overlay's font-scale 1 asks for.
+class HersheyFont : public Font {
+ public:
+  void set_size(int pixels, int max_width) override {
+    scale_ = pixels / 28.0;
+    thickness_ = std::max(1, static_cast<int>(std::lround(pixels / 14.0)));
+    max_width_ = max_width;
+  }
+
+  Caption draw(const std::string& utf8) override {
+    std::string text = ascii(utf8);
+    Caption c;
+    if (text.empty()) return c;
+    int descent = 0;
+    if (width(text, &descent) > max_width_) {
+      // The longest start of the text that fits with "..." after it (none: "..." alone,
+      // clipped to the width).
+      size_t lo = 0, hi = text.size();
+      while (lo < hi) {
+        const size_t mid = (lo + hi + 1) / 2;
+        if (width(text.substr(0, mid) + "...", nullptr) <= max_width_) lo = mid; else hi = mid - 1;
+      }
+      text = text.substr(0, lo) + "...";
+    }
+    const cv::Size size = cv::getTextSize(text, cv::FONT_HERSHEY_SIMPLEX, scale_, thickness_, &descent);
+    const int pad = (thickness_ + 1) / 2;   // the strokes' half width beyond the glyphs' box
+    const int cols = std::min(size.width + 2 * pad, max_width_), rows = size.height + descent + 2 * pad;
+    if (cols <= 0 || rows <= 0) return c;
+    c.coverage = cv::Mat::zeros(rows, cols, CV_8UC1);
+    c.baseline = pad + size.height;
+    cv::putText(c.coverage, text, cv::Point(pad, c.baseline), cv::FONT_HERSHEY_SIMPLEX, scale_, cv::Scalar(255),
+                thickness_, cv::LINE_AA);
+    return c;
+  }
+
+ private:
+  // Printable ASCII as it is; every other character (after invalid bytes are replaced) as '?'.
+  static std::string ascii(const std::string& utf8) {
+    gchar* valid = g_utf8_make_valid(utf8.c_str(), static_cast<gssize>(utf8.size()));
+    std::string out;
+    for (const gchar* p = valid; *p; p = g_utf8_next_char(p)) {
+      const gunichar u = g_utf8_get_char(p);
+      out += (u >= 0x20 && u < 0x7f) ? static_cast<char>(u) : '?';
+    }
+    g_free(valid);
+    return out;
+  }
+
+  int width(const std::string& text, int* descent) const {
+    int d = 0;
+    const int pad = (thickness_ + 1) / 2;
+    const int w = cv::getTextSize(text, cv::FONT_HERSHEY_SIMPLEX, scale_, thickness_, &d).width + 2 * pad;
+    if (descent) *descent = d;
+    return w;
+  }
+
+  double scale_ = 0.5;
+  int thickness_ = 1, max_width_ = 1;
 };
 
-CaptionRenderer::CaptionRenderer() : impl_(std::make_unique<Impl>()) {}
+}  // namespace
 
+bool have_pango() {
+#ifdef HAVE_PANGOCAIRO
+  return true;
+#else
+  return false;
+#endif
+}
+
+CaptionFont default_caption_font() { return have_pango() ? CaptionFont::pango : CaptionFont::hershey; }
+
+struct CaptionRenderer::Impl {
+  std::unique_ptr<Font> font;
+  int pixels = 0, max_width = 0;
+  size_t bytes = 0;   // of the masks in `recent`
+  Caption empty;
+  // Most recently used first.
+  std::list<std::pair<std::string, Caption>> recent;
+  std::unordered_map<std::string, std::list<std::pair<std::string, Caption>>::iterator> index;
+};
+
+CaptionRenderer::CaptionRenderer(CaptionFont font) : impl_(std::make_unique<Impl>()) {
+  if (font == CaptionFont::hershey) {
+    impl_->font = std::make_unique<HersheyFont>();
+  } else {
+#ifdef HAVE_PANGOCAIRO
+    impl_->font = std::make_unique<PangoFont>();
+#else
+    throw std::invalid_argument("this build of gst-ssd has no Pango (meson option pango)");
+#endif
+  }
+}
 CaptionRenderer::~CaptionRenderer() = default;
 
 const Caption& CaptionRenderer::render(const std::string& utf8, int pixels, int max_width) {
@@ -87,9 +195,7 @@ const Caption& CaptionRenderer::render(const std::string& utf8, int pixels, int 
   if (pixels != d.pixels || max_width != d.max_width) {
     d.pixels = pixels;
     d.max_width = max_width;
-    pango_font_description_set_absolute_size(d.font, static_cast<double>(pixels) * PANGO_SCALE);
-    pango_layout_set_font_description(d.layout, d.font);
-    pango_layout_set_width(d.layout, max_width > G_MAXINT / PANGO_SCALE ? -1 : max_width * PANGO_SCALE);
+    d.font->set_size(pixels, max_width);
     d.recent.clear();
     d.index.clear();
     d.bytes = 0;
@@ -99,7 +205,7 @@ const Caption& CaptionRenderer::render(const std::string& utf8, int pixels, int 
     d.recent.splice(d.recent.begin(), d.recent, it->second);
     return d.recent.front().second;
   }
-  d.recent.emplace_front(utf8, d.draw(utf8));
+  d.recent.emplace_front(utf8, d.font->draw(utf8));
   d.index[utf8] = d.recent.begin();
   d.bytes += d.recent.front().second.coverage.total();
   while (d.bytes > kCachedBytes && d.recent.size() > 1) {   // the newest always stays

@@ -1,5 +1,7 @@
-// ssdoverlay's captions as coverage masks, laid out and rendered by Pango (any script: a glyph
-// the font lacks comes from another font fontconfig finds, as in GStreamer's textoverlay).
+// ssdoverlay's captions as coverage masks. Laid out and rendered by Pango where the build has
+// it (any script: a glyph the font lacks comes from another font fontconfig finds, as in
+// GStreamer's textoverlay), else by OpenCV's Hershey font (printable ASCII; other characters
+// drawn as '?'), which needs nothing beyond the overlay's own OpenCV.
 #pragma once
 
 #include <list>
@@ -16,21 +18,30 @@ struct Caption {
   int baseline = 0;   // rows from the top to the text's baseline
 };
 
+// Who draws the captions: Pango (the `pango` build option) or OpenCV's Hershey font.
+enum class CaptionFont { pango, hershey };
+
+// Whether this build has Pango; the font a CaptionRenderer takes by default (Pango when built
+// with it).
+bool have_pango();
+CaptionFont default_caption_font();
+
 // Renders captions in one font at one pixel size and width limit at a time, keeping the most
 // recent ones (a label or a confidence repeats from frame to frame) up to 16 MB of masks. Not
 // thread-safe: one per streaming thread.
 class CaptionRenderer {
  public:
-  CaptionRenderer();
+  // Throws std::invalid_argument for CaptionFont::pango in a build without Pango.
+  explicit CaptionRenderer(CaptionFont font = default_caption_font());
   ~CaptionRenderer();
   CaptionRenderer(const CaptionRenderer&) = delete;
   CaptionRenderer& operator=(const CaptionRenderer&) = delete;
 
-  // `utf8` (invalid bytes shown as U+FFFD; one line: line breaks are drawn as symbols) in the
-  // font's pixel size `pixels` (its em, > 0), at most `max_width` pixels wide (ellipsized at
-  // the end beyond). The mask is as high as the font's line and as wide as the text's logical
-  // extent; an empty text, or one cairo cannot render, gives an empty mask. The reference is
-  // valid until the next call.
+  // `utf8` (invalid bytes shown as U+FFFD by Pango, '?' in the Hershey font; one line: Pango
+  // draws line breaks as symbols) in the font's pixel size `pixels` (its em, > 0), at most
+  // `max_width` pixels wide (ellipsized at the end beyond). The mask is as high as the font's
+  // line and as wide as the text's logical extent; an empty text, or one that cannot be
+  // rendered, gives an empty mask. The reference is valid until the next call.
   const Caption& render(const std::string& utf8, int pixels, int max_width);
 
  private:

@@ -72,8 +72,8 @@
  * appsink's) run there, and may seek with a flush, but a serialized event or query they send
  * into ssddetect's own sink pad waits while upstream's thread waits for that thread (send it
  * from another thread, e.g. the application's main loop). The
- * latency query reports the most batching can add: the wait for a full batch plus a batch's
- * computation, as measured (a frame does not wait for later batches; on CUDA with M batches in
+ * latency query reports the most batching can add: the wait for a full batch (or
+ * `batch-timeout` when that is shorter) plus a batch's computation, as measured (a frame does not wait for later batches; on CUDA with M batches in
  * flight, whose computation the host does not time, M - 1 batches of frame times more). Held frames are buffers upstream
  * cannot reuse: the element asks upstream's pool for batch-size x in-flight + 1 buffers more
  * than downstream does in the allocation query (v4l2src, say, allocates that many).
@@ -1645,9 +1645,21 @@ static GstFlowReturn submit_pending(GstSsdDetect* self) {
 }
 
 // Completes the submitted batches that are computed already, oldest first, without waiting.
+// Frames held behind them with none to analyse among them (those `interval` skips, gaps) then
+// go out too, with the last detections: they do not wait for the next analysed frame, which a
+// sparse or stalled source may be long in sending.
 static void collect_computed(GstSsdDetect* self) {
   SsdDetectState* st = self->state;
   while (!st->submitted.empty() && st->detector->ready()) complete_oldest(self);
+  if (!st->submitted.empty() || st->pending.empty() || st->pending_analysed > 0) return;
+  std::vector<GstMiniObject*> out;
+  for (const HeldFrame& h : st->pending) {
+    if (!h.gap) attach_detections(self, h.buffer, st->last, true);
+    out.push_back(GST_MINI_OBJECT_CAST(h.buffer));
+    for (GstEvent* e : h.events) out.push_back(GST_MINI_OBJECT_CAST(e));
+  }
+  st->pending.clear();
+  queue_ready(st, out);
 }
 
 // Takes ownership of `buf` and holds it until its batch has been analysed.
@@ -2063,10 +2075,18 @@ static GstClockTime added_latency(SsdDetectState* st) {
   const guint64 batches = st->on_cuda ? st->in_flight : 1;
   if (!GST_CLOCK_TIME_IS_VALID(duration) || duration == 0)   // unknown frame rate: the timeout is the bound
     return st->batch_timeout > (GST_CLOCK_TIME_NONE - 1) / batches ? GST_CLOCK_TIME_NONE - 1 : st->batch_timeout * batches;
-  // Frames per batch (a batch holding all the buffers reserved for it runs partial).
-  guint64 span = std::min<guint64>(static_cast<guint64>(st->batch_size) * interval, st->held_per_batch);
-  if (st->batch_timeout > 0) span = std::min<guint64>(span, st->batch_timeout / duration + 1);
-  return (span * batches - 1) * duration;
+  // Frames per batch (a batch holding all the buffers reserved for it runs partial): its first
+  // waits for the others, and a batch in flight is allowed as many frame times.
+  const guint64 span = std::min<guint64>(static_cast<guint64>(st->batch_size) * interval, st->held_per_batch);
+  GstClockTime first = (span - 1) * duration, each = span * duration;
+  if (st->batch_timeout > 0) {
+    // A live source's partial batch runs batch-timeout of wall-clock time after its first frame
+    // came (sooner when a frame batch-timeout of stream time later comes first), so that frame
+    // waits batch-timeout, not just the whole frame times in it.
+    first = std::min(first, st->batch_timeout);
+    if (st->batch_timeout < each) each = (st->batch_timeout + duration - 1) / duration * duration;
+  }
+  return first + (batches - 1) * each;
 }
 
 static GstFlowReturn gst_ssd_detect_submit_input_buffer(GstBaseTransform* trans, gboolean is_discont,
@@ -2227,7 +2247,8 @@ static bool reserve_held_frames(GstSsdDetect* self, GstQuery* query) {
 // written there are uploaded in place, without a staging copy. The element works in place, so
 // upstream writes into the buffers that travel on: a system-memory pool downstream offered is
 // replaced by ours (first in the query, with downstream's buffer counts), a pool of any other
-// memory is left alone.
+// memory is left alone. Where no page-locked pool is offered, the frames the element holds are
+// asked for in downstream's pool (or in a pool entry of their own), as on the CPU.
 static gboolean gst_ssd_detect_propose_allocation(GstBaseTransform* trans, GstQuery* decide_query, GstQuery* query) {
   GstSsdDetect* self = GST_SSD_DETECT(trans);
   SsdDetectState* st = self->state;
@@ -2235,7 +2256,8 @@ static gboolean gst_ssd_detect_propose_allocation(GstBaseTransform* trans, GstQu
   const gboolean downstream = GST_BASE_TRANSFORM_CLASS(gst_ssd_detect_parent_class)->propose_allocation(
       trans, decide_query, query);
   gstssd::refuse_crop_meta(query);
-  if (!st->on_cuda) return reserve_held_frames(self, query) || downstream;
+  const auto without_pinned_pool = [&] { return reserve_held_frames(self, query) || downstream; };
+  if (!st->on_cuda) return without_pinned_pool();
   try {
     GstCaps* caps = nullptr;
     gboolean need_pool = FALSE;
@@ -2254,14 +2276,14 @@ static gboolean gst_ssd_detect_propose_allocation(GstBaseTransform* trans, GstQu
       if (theirs) gst_object_unref(theirs);
       if (!plain) {
         GST_DEBUG_OBJECT(self, "downstream offers a pool of its own memory: not offering page-locked frames");
-        return downstream;
+        return without_pinned_pool();
       }
       min_buffers += their_min;
       max_buffers = their_max > 0 ? std::max(their_max, min_buffers) : 0;
       size = std::max(size, their_size);
     }
     GstBufferPool* pool = gstssd::new_host_buffer_pool(caps, min_buffers, max_buffers);
-    if (!pool) return downstream;
+    if (!pool) return without_pinned_pool();
     if (replace) {
       gst_query_set_nth_allocation_pool(query, 0, pool, size, min_buffers, max_buffers);
     } else {
@@ -2279,7 +2301,7 @@ static gboolean gst_ssd_detect_propose_allocation(GstBaseTransform* trans, GstQu
     return TRUE;
   } catch (const std::exception& e) {
     GST_WARNING_OBJECT(self, "could not offer page-locked frames: %s", e.what());
-    return downstream;
+    return without_pinned_pool();
   }
 }
 

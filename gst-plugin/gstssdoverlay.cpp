@@ -18,7 +18,9 @@
  * coloured by a hash of its label. Gap buffers, and buffers with no region inside the picture,
  * are passed on without being mapped. Captions are laid out and drawn by Pango in the "Sans" font
  * (fontconfig's; a character it lacks comes from another installed font, as in textoverlay),
- * so labels in any script show as written; bytes that are not UTF-8 show as U+FFFD.
+ * so labels in any script show as written; bytes that are not UTF-8 show as U+FFFD. A build
+ * without Pango (meson option `pango`) draws them in OpenCV's Hershey font instead: printable
+ * ASCII, any other character as '?'.
  *
  * NV12 and I420 frames are drawn in their own planes without converting the frame: the luma
  * of the colour on the Y plane and its chroma on the half-resolution chroma plane(s), using
