@@ -57,8 +57,9 @@ GST_DEBUG_CATEGORY_STATIC(gst_ssd_export_debug);
 #define GST_CAT_DEFAULT gst_ssd_export_debug
 
 struct SsdExportState {
-  std::mutex lock;         // guards `location` and `started`
+  std::mutex lock;         // guards `location`, `append` and `started`
   std::string location;    // empty: stdout
+  bool append = false;     // add to the file rather than truncate it
   bool started = false;    // between start() and stop(): `location` is the open output's
   // Streaming state.
   FILE* out = nullptr;
@@ -77,6 +78,7 @@ struct _GstSsdExport {
 enum {
   PROP_0,
   PROP_LOCATION,
+  PROP_APPEND,
 };
 
 G_DEFINE_TYPE(GstSsdExport, gst_ssd_export, GST_TYPE_BASE_TRANSFORM);
@@ -106,6 +108,10 @@ static void gst_ssd_export_set_property(GObject* object, guint prop_id, const GV
         }
         break;
       }
+      case PROP_APPEND:
+        // (GST_PARAM_MUTABLE_READY: GStreamer refuses it while the element runs.)
+        self->state->append = g_value_get_boolean(value);
+        break;
       default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
     }
   }
@@ -123,6 +129,7 @@ static void gst_ssd_export_get_property(GObject* object, guint prop_id, GValue* 
     case PROP_LOCATION:
       g_value_set_string(value, self->state->location.empty() ? nullptr : self->state->location.c_str());
       break;
+    case PROP_APPEND: g_value_set_boolean(value, self->state->append); break;
     default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
   }
 }
@@ -160,7 +167,7 @@ static gboolean gst_ssd_export_start(GstBaseTransform* trans) {
       st->out = stdout;
       st->owns_out = false;
       st->opened = "stdout";
-    } else if ((st->out = g_fopen(location.c_str(), "w"))) {
+    } else if ((st->out = g_fopen(location.c_str(), st->append ? "a" : "w"))) {
       st->owns_out = true;
       st->opened = location;
     } else {
@@ -267,14 +274,26 @@ static void gst_ssd_export_class_init(GstSsdExportClass* klass) {
   /**
    * GstSsdExport:location:
    *
-   * The JSON Lines file to write (truncated when the element starts); unset writes to
-   * standard output. Set before the element starts: a change while it runs is refused with a
-   * warning, as filesink refuses it.
+   * The JSON Lines file to write (truncated when the element starts, unless `append`); unset
+   * writes to standard output. Set before the element starts: a change while it runs is
+   * refused with a warning, as filesink refuses it.
    */
   g_object_class_install_property(gobject_class, PROP_LOCATION,
       g_param_spec_string("location", "Location", "JSON Lines output file (unset: stdout)", nullptr,
                           static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
                                                    GST_PARAM_MUTABLE_READY)));
+  /**
+   * GstSsdExport:append:
+   *
+   * Add the lines to the end of `location` (created when missing) instead of truncating it
+   * when the element starts, as filesink's `append`: a pipeline started again (a camera
+   * reconnected, a service restarted) keeps the earlier lines. `frame` starts from 0 at each
+   * start; `pts` tells the runs apart.
+   */
+  g_object_class_install_property(gobject_class, PROP_APPEND,
+      g_param_spec_boolean("append", "Append", "Append to the location instead of truncating it", FALSE,
+                           static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+                                                    GST_PARAM_MUTABLE_READY)));
 
   gst_element_class_set_static_metadata(element_class, "SSD detection exporter", "Filter/Analyzer/Video",
       "Writes the region-of-interest metadata of every frame as JSON Lines", "gst-ssd developers");

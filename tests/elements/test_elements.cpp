@@ -4264,6 +4264,45 @@ TEST(SsdExport, LocationChangesOnlyWhileStopped) {
   EXPECT_EQ(lines, 2);
 }
 
+// Each start truncates `location`, unless `append`: then the lines go after the earlier ones
+// (a missing file is created), each run counting its frames from 0.
+TEST(SsdExport, AppendKeepsTheLinesOfEarlierRuns) {
+  TempDir tmp;
+  auto f = make_frame(flat(64, 48), GST_VIDEO_FORMAT_RGB);
+  auto run = [&](const std::string& path, bool append, int frames) {
+    GstElement* e = gst_element_factory_make("ssdexport", nullptr);
+    g_object_set(e, "location", path.c_str(), "append", append, nullptr);
+    GstHarness* h = gst_harness_new_with_element(e, "sink", "src");
+    gst_object_unref(e);
+    gst_harness_set_src_caps(h, gst_caps_ref(f->caps));
+    for (int i = 0; i < frames; i++) {
+      EXPECT_EQ(gst_harness_push(h, gst_buffer_copy_deep(f->buffer)), GST_FLOW_OK);
+      gst_buffer_unref(gst_harness_pull(h));
+    }
+    EXPECT_TRUE(gst_harness_push_event(h, gst_event_new_eos()));
+    gst_harness_teardown(h);
+  };
+  auto frame_numbers = [](const std::string& path) {
+    std::vector<int> n;
+    std::ifstream in(path);
+    for (std::string line; std::getline(in, line);) n.push_back(json::parse(line)["frame"].get<int>());
+    return n;
+  };
+  const std::string a = tmp / "a.jsonl", b = tmp / "new.jsonl";
+  run(a, false, 2);
+  run(a, true, 3);
+  EXPECT_EQ(frame_numbers(a), (std::vector<int>{0, 1, 0, 1, 2}));
+  run(a, false, 1);   // not appending: truncated
+  EXPECT_EQ(frame_numbers(a), (std::vector<int>{0}));
+  run(b, true, 2);    // appending to a file that does not exist: created
+  EXPECT_EQ(frame_numbers(b), (std::vector<int>{0, 1}));
+  GstElement* e = gst_element_factory_make("ssdexport", nullptr);
+  gboolean append = TRUE;
+  g_object_get(e, "append", &append, nullptr);
+  EXPECT_FALSE(append) << "truncating is the default, as filesink's";
+  gst_object_unref(e);
+}
+
 TEST(SsdExport, UnwritableLocationFailsTheStateChange) {
   const std::string path = "/nonexistent/dir/out.jsonl";
   const std::string msg = failing_start("videotestsrc num-buffers=1 ! ssdexport location=" + path + " ! fakesink");
