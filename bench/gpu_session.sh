@@ -91,9 +91,9 @@ if [ -d "$root/.gpu/py" ] && ! "$py" -c 'import safetensors' 2>/dev/null; then
 fi
 r34=$models/resnet34.safetensors
 default_model=$root/models/ssd-default.safetensors
-# The CUDA runtime that the CUDA-graphs code links (libcudart.so.N; the binaries' RUNPATH has
-# only torch/lib): the one PyTorch's wheel brings and libtorch_cuda loads, else the toolkit's,
-# so that it is found whether or not the host's loader cache knows the toolkit.
+# The CUDA runtime that the CUDA-graphs code links (libcudart.so.N): the one PyTorch's wheel
+# brings and libtorch_cuda loads (meson puts its folder in the binaries' RUNPATH too), else the
+# toolkit's, so that it is found whether or not the host's loader cache knows the toolkit.
 cudart_dir=
 for d in "${TORCH_DIR:-/nonexistent}"/../nvidia/*/lib "${CUDA_PATH:-/nonexistent}"/lib64; do
   if compgen -G "$d/libcudart.so.*" >/dev/null; then cudart_dir=$(readlink -f "$d"); break; fi
