@@ -2290,10 +2290,21 @@ static gboolean gst_ssd_detect_propose_allocation(GstBaseTransform* trans, GstQu
       gst_query_add_allocation_pool(query, pool, size, min_buffers, max_buffers);
     }
     gst_object_unref(pool);
+    // The allocator too: upstream configures the pool with the first allocation parameter's
+    // allocator, and downstream's system-memory one (a GstVideoFilter's: none, with its
+    // alignment) would make the pool's frames ordinary memory. Its alignment, prefix and
+    // padding stay.
     if (gst_query_get_n_allocation_params(query) == 0) {
       GstAllocationParams params;
       gst_allocation_params_init(&params);
       gst_query_add_allocation_param(query, gstssd::host_allocator(), &params);
+    } else {
+      GstAllocator* theirs = nullptr;
+      GstAllocationParams params;
+      gst_query_parse_nth_allocation_param(query, 0, &theirs, &params);
+      if (!theirs || g_strcmp0(theirs->mem_type, GST_ALLOCATOR_SYSMEM) == 0)
+        gst_query_set_nth_allocation_param(query, 0, gstssd::host_allocator(), &params);
+      if (theirs) gst_object_unref(theirs);
     }
     // Video meta support is downstream's to offer (the frames go on to it): with it, upstream
     // may send padded frames that a downstream element without it cannot read.

@@ -80,6 +80,30 @@ GstMemory* memory_share(GstMemory* mem, gssize offset, gssize size) {
   return GST_MEMORY_CAST(sub);
 }
 
+// A copy goes to system memory: it is another element's (one that writes to a frame it shares
+// makes one), not the upload's, and page-locked memory is kept by LibTorch's caching host
+// allocator once taken, so copies would make it grow. (GstAllocator's fallback copies with the
+// memory's own allocator.)
+GstMemory* memory_copy(GstMemory* mem, gssize offset, gssize size) {
+  GstMapInfo in;
+  if (!gst_memory_map(mem, &in, GST_MAP_READ)) return nullptr;
+  if (size == -1) size = static_cast<gssize>(in.size) > offset ? static_cast<gssize>(in.size) - offset : 0;
+  GstAllocationParams params;
+  gst_allocation_params_init(&params);
+  params.align = mem->align;
+  GstMemory* copy = gst_allocator_alloc(nullptr, static_cast<gsize>(size), &params);
+  GstMapInfo out;
+  if (!copy || !gst_memory_map(copy, &out, GST_MAP_WRITE)) {
+    if (copy) gst_memory_unref(copy);
+    gst_memory_unmap(mem, &in);
+    return nullptr;
+  }
+  std::memcpy(out.data, in.data + offset, static_cast<size_t>(size));
+  gst_memory_unmap(copy, &out);
+  gst_memory_unmap(mem, &in);
+  return copy;
+}
+
 gboolean memory_is_span(GstMemory* mem1, GstMemory* mem2, gsize* offset) {
   auto* m1 = reinterpret_cast<PinnedMemory*>(mem1);
   auto* m2 = reinterpret_cast<PinnedMemory*>(mem2);
@@ -101,7 +125,7 @@ void ssd_host_allocator_init(SsdHostAllocator* self) {
   allocator->mem_unmap = memory_unmap;
   allocator->mem_share = memory_share;
   allocator->mem_is_span = memory_is_span;
-  // mem_copy: GstAllocator's fallback (a copy into system memory).
+  allocator->mem_copy = memory_copy;
 }
 
 // The root memory (holding the block) of a memory of the allocator.

@@ -1,6 +1,7 @@
 #include "shared_detector.h"
 
 #include <algorithm>
+#include <cmath>
 #include <condition_variable>
 #include <deque>
 #include <exception>
@@ -364,6 +365,9 @@ SharedDetector::~SharedDetector() {
 std::vector<Detection> SharedDetector::detect(const FrameView& frame, float threshold, int max_detections,
                                               const std::vector<float>& class_thresholds) {
   check_frame(frame);
+  // (As Detector::set_postprocess: refused here, before it could fail the batch of another
+  // stream or silently drop this caller's detections.)
+  if (std::isnan(threshold)) throw Error("the threshold must be a number, not NaN");
   check_class_thresholds(class_thresholds, impl_->labels.size());
   Request r{&frame, threshold, &class_thresholds, std::max(0, max_detections), Clock::now(),
             std::this_thread::get_id(), {}, {}, false};
@@ -378,6 +382,7 @@ std::vector<Detection> SharedDetector::detect(const FrameView& frame, float thre
 }
 
 void SharedDetector::set_nms_iou(float nms_iou) {
+  if (std::isnan(nms_iou)) throw Error("the NMS IoU must be a number, not NaN");
   std::lock_guard<std::mutex> lock(impl_->mutex);
   impl_->nms_iou = nms_iou;
 }

@@ -2265,9 +2265,20 @@ TEST(SsdHostMemory, AllocatesAlignedMemoryThatMapsSharesAndCopies) {
   EXPECT_EQ(span_offset, 0u);
   EXPECT_FALSE(gst_memory_is_span(second, first, &span_offset));
 
-  // A copy is a separate, writable block with the same bytes; the share outlives its parent.
+  // A copy is a separate, writable block with the same bytes, in system memory (another
+  // element's; page-locked memory is for the upload); the share outlives its parent.
   GstMemory* copy = gst_memory_copy(mem, 10, 20);
   ASSERT_NE(copy, nullptr);
+  EXPECT_TRUE(gst_memory_is_type(copy, GST_ALLOCATOR_SYSMEM));
+  GstMemory* rest = gst_memory_copy(second, 590, -1);   // of a share, to its end
+  ASSERT_NE(rest, nullptr);
+  EXPECT_EQ(gst_memory_get_sizes(rest, nullptr, nullptr), 10u);
+  GstMapInfo rm;
+  ASSERT_TRUE(gst_memory_map(rest, &rm, GST_MAP_READ));
+  EXPECT_EQ(rm.data[0], static_cast<guint8>(990 * 7));
+  EXPECT_EQ(rm.data[9], static_cast<guint8>(999 * 7));
+  gst_memory_unmap(rest, &rm);
+  gst_memory_unref(rest);
   gst_memory_unref(mem);
   GstMapInfo cm;
   ASSERT_TRUE(gst_memory_map(copy, &cm, GST_MAP_WRITE));
@@ -2488,6 +2499,48 @@ TEST(SsdDetect, OffersNoPoolOnTheCpu) {
   // Downstream's own pool goes through untouched (videoflip offers a system-memory one).
   EXPECT_EQ(offered_pools("ssddetect device=cpu ! videoflip video-direction=horiz", *frame, nullptr),
             std::vector<std::string>{"(default)"});
+}
+
+// GPU host only: behind ssddetect on CUDA, a source's frames are page-locked also when the
+// element downstream (videoflip, a GstVideoFilter) answers the allocation query with a
+// system-memory pool and its own allocation parameter (no allocator, an alignment): upstream
+// configures the pool with the first parameter's allocator, which must then be ours.
+TEST(SsdDetectCuda, SourceFramesArePageLockedBehindAVideoFilter) {
+  if (!ssd::cuda_available()) GTEST_SKIP() << "no CUDA device";
+  GstElement* pipeline = gst_parse_launch(
+      "videotestsrc num-buffers=5 ! video/x-raw,format=RGBx,width=320,height=240 ! "
+      "ssddetect name=d device=cuda ! videoflip video-direction=identity ! appsink name=out sync=false",
+      nullptr);
+  ASSERT_NE(pipeline, nullptr);
+  GstElement* sink = gst_bin_get_by_name(GST_BIN(pipeline), "out");
+  // What ssddetect saw: the memory of the frames going into it.
+  GstElement* detect = gst_bin_get_by_name(GST_BIN(pipeline), "d");
+  GstPad* pad = gst_element_get_static_pad(detect, "sink");
+  static std::atomic<int> pinned{0}, frames{0};
+  pinned = 0;
+  frames = 0;
+  gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_BUFFER,
+                    [](GstPad*, GstPadProbeInfo* info, gpointer) {
+                      GstBuffer* b = GST_PAD_PROBE_INFO_BUFFER(info);
+                      frames++;
+                      if (gst_memory_is_type(gst_buffer_peek_memory(b, 0), "SsdHostMemory")) pinned++;
+                      return GST_PAD_PROBE_OK;
+                    },
+                    nullptr, nullptr);
+  gst_element_set_state(pipeline, GST_STATE_PLAYING);
+  int pulled = 0;
+  while (GstSample* sample = gst_app_sink_pull_sample(GST_APP_SINK(sink))) {
+    ++pulled;
+    gst_sample_unref(sample);
+  }
+  gst_element_set_state(pipeline, GST_STATE_NULL);
+  EXPECT_EQ(pulled, 5);
+  EXPECT_EQ(frames.load(), 5);
+  EXPECT_EQ(pinned.load(), 5) << "frames in ordinary memory: the pool took downstream's allocator";
+  gst_object_unref(pad);
+  gst_object_unref(detect);
+  gst_object_unref(sink);
+  gst_object_unref(pipeline);
 }
 
 // GPU host only: on CUDA the element offers a pool of page-locked frames, and frames from it

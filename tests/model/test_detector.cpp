@@ -1052,6 +1052,12 @@ TEST_F(DetectorTest, SharedInstancesAreNamedAndRefuseOtherSettings) {
   const auto f = packed_frames(1, 160, 0, 120, 7, PixelFormat::RGB, 0);
   Detector plain(options());
   expect_same(a->detect(f.views[0], 0.f, 20), plain.detect(f.views[0]), 1e-5f);
+  // A NaN threshold or NMS IoU is refused at the call (as Detector::set_postprocess refuses it),
+  // never taken into the batch, whose other streams it would fail; the instance goes on.
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  ssdtest::expect_error([&] { a->detect(f.views[0], nan, 20); }, {"threshold", "NaN"});
+  ssdtest::expect_error([&] { a->set_nms_iou(nan); }, {"NMS IoU", "NaN"});
+  expect_same(a->detect(f.views[0], 0.f, 20), plain.detect(f.views[0]), 1e-5f);
   // The NMS IoU is the instance's: every stream's, changed for all.
   a->set_nms_iou(0.9f);
   plain.set_postprocess(0.f, 0.9f, 20);
