@@ -2505,46 +2505,37 @@ TEST(SsdDetect, OffersNoPoolOnTheCpu) {
             std::vector<std::string>{"(default)"});
 }
 
+// The frames the appsink named "sink" at the end of `launch` gets, and how many of them are in
+// page-locked memory (the pipeline runs to its end).
+std::pair<int, int> page_locked_frames(const std::string& launch) {
+  GstElement* p = gst_parse_launch(launch.c_str(), nullptr);
+  EXPECT_NE(p, nullptr) << launch;
+  if (!p) return {0, 0};
+  GstElement* sink = gst_bin_get_by_name(GST_BIN(p), "sink");
+  EXPECT_EQ(gst_element_set_state(p, GST_STATE_PLAYING), GST_STATE_CHANGE_ASYNC);
+  int frames = 0, pinned = 0;
+  while (GstSample* sample = gst_app_sink_try_pull_sample(GST_APP_SINK(sink), 20 * GST_SECOND)) {
+    pinned += gst_memory_is_type(gst_buffer_peek_memory(gst_sample_get_buffer(sample), 0), "SsdHostMemory");
+    frames++;
+    gst_sample_unref(sample);
+  }
+  gst_element_set_state(p, GST_STATE_NULL);
+  gst_object_unref(sink);
+  gst_object_unref(p);
+  return {frames, pinned};
+}
+
 // GPU host only: behind ssddetect on CUDA, a source's frames are page-locked also when the
 // element downstream (videoflip, a GstVideoFilter) answers the allocation query with a
 // system-memory pool and its own allocation parameter (no allocator, an alignment): upstream
 // configures the pool with the first parameter's allocator, which must then be ours.
 TEST(SsdDetectCuda, SourceFramesArePageLockedBehindAVideoFilter) {
   if (!ssd::cuda_available()) GTEST_SKIP() << "no CUDA device";
-  GstElement* pipeline = gst_parse_launch(
+  const auto [frames, pinned] = page_locked_frames(
       "videotestsrc num-buffers=5 ! video/x-raw,format=RGBx,width=320,height=240 ! "
-      "ssddetect name=d device=cuda ! videoflip video-direction=identity ! appsink name=out sync=false",
-      nullptr);
-  ASSERT_NE(pipeline, nullptr);
-  GstElement* sink = gst_bin_get_by_name(GST_BIN(pipeline), "out");
-  // What ssddetect saw: the memory of the frames going into it.
-  GstElement* detect = gst_bin_get_by_name(GST_BIN(pipeline), "d");
-  GstPad* pad = gst_element_get_static_pad(detect, "sink");
-  static std::atomic<int> pinned{0}, frames{0};
-  pinned = 0;
-  frames = 0;
-  gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_BUFFER,
-                    [](GstPad*, GstPadProbeInfo* info, gpointer) {
-                      GstBuffer* b = GST_PAD_PROBE_INFO_BUFFER(info);
-                      frames++;
-                      if (gst_memory_is_type(gst_buffer_peek_memory(b, 0), "SsdHostMemory")) pinned++;
-                      return GST_PAD_PROBE_OK;
-                    },
-                    nullptr, nullptr);
-  gst_element_set_state(pipeline, GST_STATE_PLAYING);
-  int pulled = 0;
-  while (GstSample* sample = gst_app_sink_pull_sample(GST_APP_SINK(sink))) {
-    ++pulled;
-    gst_sample_unref(sample);
-  }
-  gst_element_set_state(pipeline, GST_STATE_NULL);
-  EXPECT_EQ(pulled, 5);
-  EXPECT_EQ(frames.load(), 5);
-  EXPECT_EQ(pinned.load(), 5) << "frames in ordinary memory: the pool took downstream's allocator";
-  gst_object_unref(pad);
-  gst_object_unref(detect);
-  gst_object_unref(sink);
-  gst_object_unref(pipeline);
+      "ssddetect device=cuda ! videoflip video-direction=identity ! appsink name=sink sync=false");
+  EXPECT_EQ(frames, 5);
+  EXPECT_EQ(pinned, 5) << "frames in ordinary memory: the pool took downstream's allocator";
 }
 
 // GPU host only: on CUDA the element offers a pool of page-locked frames, and frames from it
@@ -2584,24 +2575,11 @@ TEST(SsdDetectCuda, OffersPageLockedFramesThatGiveTheSameDetections) {
   }
 
   // A real source takes the pool: videotestsrc's frames arrive in page-locked memory.
-  GstElement* p = gst_parse_launch(
+  const auto [frames, pinned] = page_locked_frames(
       "videotestsrc num-buffers=3 ! video/x-raw,format=NV12,width=640,height=480 ! queue ! "
-      "ssddetect device=cuda ! appsink name=sink sync=false",
-      nullptr);
-  ASSERT_NE(p, nullptr);
-  GstElement* sink = gst_bin_get_by_name(GST_BIN(p), "sink");
-  ASSERT_EQ(gst_element_set_state(p, GST_STATE_PLAYING), GST_STATE_CHANGE_ASYNC);
-  int frames = 0;
-  while (GstSample* sample = gst_app_sink_try_pull_sample(GST_APP_SINK(sink), 20 * GST_SECOND)) {
-    GstBuffer* b = gst_sample_get_buffer(sample);
-    EXPECT_TRUE(gst_memory_is_type(gst_buffer_peek_memory(b, 0), "SsdHostMemory")) << "frame " << frames;
-    frames++;
-    gst_sample_unref(sample);
-  }
+      "ssddetect device=cuda ! appsink name=sink sync=false");
   EXPECT_EQ(frames, 3);
-  gst_element_set_state(p, GST_STATE_NULL);
-  gst_object_unref(sink);
-  gst_object_unref(p);
+  EXPECT_EQ(pinned, 3);
 }
 
 // interval=8: after a new stream (concat, gapless playback: stream-start, caps, segment) or a
