@@ -116,15 +116,20 @@ header() {   # stage -> file header with date, device and commit
   } > "$out/$1.md"
 }
 
+# Adds ROW to summary.md, which starts with the table's header.
+summary_row() {
+  [ -f "$out/summary.md" ] || printf '| stage | exit status | seconds | command |\n|---|---|---:|---|\n' > "$out/summary.md"
+  echo "$1" >> "$out/summary.md"
+}
+
 # step STAGE LIMIT COMMAND...: runs COMMAND for at most LIMIT seconds (less if the deadline is
 # nearer), logging it and its output to STAGE.md and its status to summary.md. Returns its status.
 step() {
   local stage=$1 limit=$2; shift 2
   local left=$(( deadline - SECONDS ))
-  [ -f "$out/summary.md" ] || printf '| stage | exit status | seconds | command |\n|---|---|---:|---|\n' > "$out/summary.md"
   header "$stage"
   if [ "$left" -lt 15 ]; then
-    echo "| $stage | skipped (deadline) | 0 | \`$*\` |" >> "$out/summary.md"
+    summary_row "| $stage | skipped (deadline) | 0 | \`$*\` |"
     failed=1
     return 124
   fi
@@ -135,7 +140,7 @@ step() {
   rc=${PIPESTATUS[0]}
   printf '```\n' >> "$out/$stage.md"
   [ "$rc" -ne 0 ] && printf '(exit status %s%s)\n' "$rc" "$( [ "$rc" -ge 124 ] && echo ': killed at its time limit')" >> "$out/$stage.md"
-  echo "| $stage | $rc | $(( SECONDS - t0 )) | \`$*\` |" >> "$out/summary.md"
+  summary_row "| $stage | $rc | $(( SECONDS - t0 )) | \`$*\` |"
   [ "$rc" -ne 0 ] && failed=1
   return "$rc"
 }
@@ -148,8 +153,7 @@ have_plugin() { [ -f "$b/gst-plugin/libgstssd.so" ] && [ -x "$b/bench/bench_elem
 # Runs stage_NAME when what it needs is built, else records it as skipped.
 run_stage() {   # NAME CHECK
   if "$2"; then "stage_$1"; return; fi
-  [ -f "$out/summary.md" ] || printf '| stage | exit status | seconds | command |\n|---|---|---:|---|\n' > "$out/summary.md"
-  echo "| $1 | skipped (not built: $2) | 0 | |" >> "$out/summary.md"
+  summary_row "| $1 | skipped (not built: $2) | 0 | |"
   echo "$1: skipped, its binaries were not built in $b ($2)" >&2
   failed=1
 }

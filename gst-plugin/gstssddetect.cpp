@@ -1533,6 +1533,14 @@ static void queue_ready(SsdDetectState* st, const std::vector<GstMiniObject*>& i
   st->output_wake.notify_all();
 }
 
+// A held frame on its way out: the last detections attached (carried over unless it was analysed)
+// and, after it, the events that came after it.
+static void frame_out(GstSsdDetect* self, const HeldFrame& h, std::vector<GstMiniObject*>* out) {
+  if (!h.gap) attach_detections(self, h.buffer, self->state->last, !h.analyse);
+  out->push_back(GST_MINI_OBJECT_CAST(h.buffer));
+  for (GstEvent* e : h.events) out->push_back(GST_MINI_OBJECT_CAST(e));
+}
+
 // The oldest submitted batch: waits for its detections, attaches them (carrying the last
 // detections over to frames the network skipped) and moves its frames to `ready`.
 static void complete_oldest(GstSsdDetect* self) {
@@ -1564,9 +1572,7 @@ static void complete_oldest(GstSsdDetect* self) {
       st->last = std::move(results[next++]);
       region_to_frame(h.region, h.picture, st->info, &st->last);
     }
-    if (!h.gap) attach_detections(self, h.buffer, st->last, !h.analyse);
-    out.push_back(GST_MINI_OBJECT_CAST(h.buffer));
-    for (GstEvent* e : h.events) out.push_back(GST_MINI_OBJECT_CAST(e));
+    frame_out(self, h, &out);
   }
   queue_ready(st, out);
 }
@@ -1653,11 +1659,7 @@ static void collect_computed(GstSsdDetect* self) {
   while (!st->submitted.empty() && st->detector->ready()) complete_oldest(self);
   if (!st->submitted.empty() || st->pending.empty() || st->pending_analysed > 0) return;
   std::vector<GstMiniObject*> out;
-  for (const HeldFrame& h : st->pending) {
-    if (!h.gap) attach_detections(self, h.buffer, st->last, true);
-    out.push_back(GST_MINI_OBJECT_CAST(h.buffer));
-    for (GstEvent* e : h.events) out.push_back(GST_MINI_OBJECT_CAST(e));
-  }
+  for (const HeldFrame& h : st->pending) frame_out(self, h, &out);   // (none analysed)
   st->pending.clear();
   queue_ready(st, out);
 }
