@@ -88,9 +88,18 @@ std::string difference(const SharedDetectorOptions& a, const SharedDetectorOptio
   return out.str();
 }
 
+// The process's instances by name. A name's first caller loads its model with the registry
+// unlocked (`loading`), so that other names are acquired and released meanwhile; later callers
+// of that name wait for the load (`loaded`) and then share the instance, or, when it failed,
+// load it themselves.
+struct RegistryEntry {
+  std::weak_ptr<SharedDetector> instance;
+  bool loading = false;
+};
 std::mutex registry_mutex;
-std::map<std::string, std::weak_ptr<SharedDetector>>& registry() {
-  static auto* instances = new std::map<std::string, std::weak_ptr<SharedDetector>>();   // never destroyed
+std::condition_variable loaded;   // with registry_mutex: a load ended
+std::map<std::string, RegistryEntry>& registry() {
+  static auto* instances = new std::map<std::string, RegistryEntry>();   // never destroyed
   return *instances;
 }
 
@@ -300,20 +309,50 @@ std::shared_ptr<SharedDetector> SharedDetector::acquire(const std::string& id, c
       resolve_workers(asked.detector.max_in_flight, asked.detector.threads, cpu_workers, usable_cpus());
   options.detector.max_in_flight = counts.in_flight;
   options.detector.threads = counts.threads;
-  std::lock_guard<std::mutex> lock(registry_mutex);
+  std::unique_lock<std::mutex> lock(registry_mutex);
   auto& instances = registry();
-  for (auto it = instances.begin(); it != instances.end();) it = it->second.expired() ? instances.erase(it) : ++it;
-  auto it = instances.find(id);
-  if (auto existing = it == instances.end() ? nullptr : it->second.lock()) {
-    SharedDetectorOptions current = existing->options();
-    {
-      std::lock_guard<std::mutex> instance_lock(existing->impl_->mutex);
-      current.detector.nms_iou = existing->impl_->nms_iou;   // set_nms_iou() may have changed it
+  for (;;) {
+    for (auto it = instances.begin(); it != instances.end();)
+      it = !it->second.loading && it->second.instance.expired() ? instances.erase(it) : ++it;
+    auto it = instances.find(id);
+    if (it == instances.end()) break;
+    if (it->second.loading) {   // another caller is loading it: share it once loaded
+      loaded.wait(lock);
+      continue;
     }
-    const std::string diff = difference(current, options);
-    if (!diff.empty()) throw Error("model instance \"" + id + "\" already runs with " + diff);
-    return existing;
+    if (auto existing = it->second.instance.lock()) {
+      SharedDetectorOptions current = existing->options();
+      {
+        std::lock_guard<std::mutex> instance_lock(existing->impl_->mutex);
+        current.detector.nms_iou = existing->impl_->nms_iou;   // set_nms_iou() may have changed it
+      }
+      const std::string diff = difference(current, options);
+      if (!diff.empty()) throw Error("model instance \"" + id + "\" already runs with " + diff);
+      return existing;
+    }
+    break;
   }
+  instances[id].loading = true;
+  lock.unlock();
+  std::shared_ptr<SharedDetector> instance;
+  try {
+    instance = create(id, options, cpu_workers);
+  } catch (...) {
+    lock.lock();
+    instances.erase(id);
+    loaded.notify_all();
+    throw;
+  }
+  lock.lock();
+  RegistryEntry& entry = instances[id];
+  entry.instance = instance;
+  entry.loading = false;
+  loaded.notify_all();
+  return instance;
+}
+
+std::shared_ptr<SharedDetector> SharedDetector::create(const std::string& id, const SharedDetectorOptions& options,
+                                                       bool cpu_workers) {
   auto impl = std::make_unique<Impl>();
   impl->id = id;
   impl->options = options;
@@ -346,7 +385,6 @@ std::shared_ptr<SharedDetector> SharedDetector::acquire(const std::string& id, c
     Worker* worker = w.get();
     worker->thread = std::thread([i, worker] { i->run(*worker); });
   }
-  instances[id] = instance;
   return instance;
 }
 
@@ -404,7 +442,7 @@ int SharedDetector::workers() const { return static_cast<int>(impl_->workers.siz
 long SharedDetector::users() const {
   std::lock_guard<std::mutex> lock(registry_mutex);
   auto it = registry().find(impl_->id);
-  return it == registry().end() ? 0 : it->second.use_count();
+  return it == registry().end() ? 0 : it->second.instance.use_count();
 }
 
 }  // namespace ssd

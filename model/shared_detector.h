@@ -52,7 +52,8 @@ class SharedDetector {
   // last one lets go. A later caller whose options differ from the instance's in anything but
   // the threshold and max_detections (the same model file under another path to it counts as the
   // same; max_in_flight and threads of 0 count as what they resolve to, cpu_workers.h) gets
-  // ssd::Error naming the difference; loading errors are Detector's.
+  // ssd::Error naming the difference; loading errors are Detector's. A model loads without
+  // holding up the callers of other names; callers of the name being loaded wait for it.
   static std::shared_ptr<SharedDetector> acquire(const std::string& id, const SharedDetectorOptions& options);
 
   ~SharedDetector();
@@ -94,6 +95,9 @@ class SharedDetector {
  private:
   struct Impl;
   explicit SharedDetector(std::unique_ptr<Impl> impl);
+  // A new instance: its model loaded, its workers started.
+  static std::shared_ptr<SharedDetector> create(const std::string& id, const SharedDetectorOptions& options,
+                                                bool cpu_workers);
   std::unique_ptr<Impl> impl_;
 };
 

@@ -8,12 +8,18 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <future>
 #include <random>
 #include <sstream>
 #include <atomic>
 #include <thread>
 
 #include <dlfcn.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <ATen/Parallel.h>
 #include <torch/types.h>
@@ -1073,6 +1079,83 @@ TEST_F(DetectorTest, SharedInstancesAreNamedAndRefuseOtherSettings) {
   EXPECT_EQ(fresh->users(), 1);
   EXPECT_EQ(fresh->options().max_batch, 8);
   EXPECT_EQ(fresh->options().detector.device, "cpu");
+}
+
+// Whether a thread of this process is blocked opening a file (as a reader opening a named pipe
+// is until a writer opens it), as /proc shows its system call.
+static bool a_thread_waits_in_open() {
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream in(task.path() / "syscall");
+    long number = -1;
+    if (in >> number && number == SYS_openat) return true;
+  }
+  return false;
+}
+
+// Opens `fifo` for writing once a reader is there and closes it at once: a reader blocked in
+// opening it goes on (and, as a model file, fails). False if no reader came within 30 s.
+static bool release_fifo_reader(const std::filesystem::path& fifo) {
+  for (int i = 0; i < 3000; ++i) {
+    const int fd = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK);   // ENXIO while no reader
+    if (fd >= 0) {
+      ::close(fd);
+      return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return false;
+}
+
+// A model loads without holding up the callers of other instances (the registry is not locked
+// meanwhile): here a load blocked in opening a named pipe. Callers of the instance being loaded
+// wait for it, and when it fails load it themselves.
+TEST_F(DetectorTest, SharedInstanceLoadsDoNotHoldUpOtherInstances) {
+  const auto fifo = *dir_ / "slow.safetensors";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0) << std::strerror(errno);
+  SharedDetectorOptions slow;
+  slow.detector = options();
+  slow.detector.model_path = fifo.string();
+  const auto load_in_thread = [&] {
+    return std::async(std::launch::async, [&]() -> std::string {
+      try {
+        SharedDetector::acquire("slow-load", slow);
+        return "loaded";
+      } catch (const Error& e) {
+        return e.what();
+      }
+    });
+  };
+  auto first = load_in_thread();
+  bool waiting = false;   // the first load waits in opening the pipe
+  for (int i = 0; i < 3000 && !(waiting = a_thread_waits_in_open()); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_TRUE(waiting) << "the first load never opened the model file";
+  auto second = load_in_thread();   // the same name: waits for the first load
+  // Another name loads, is shared and is released meanwhile.
+  SharedDetectorOptions o;
+  o.detector = options();
+  auto other = std::async(std::launch::async, [&] {
+    auto a = SharedDetector::acquire("beside-slow-load", o);
+    auto b = SharedDetector::acquire("beside-slow-load", o);
+    return a.get() == b.get() && a->users() == 2;
+  });
+  const bool other_done = other.wait_for(std::chrono::seconds(30)) == std::future_status::ready;
+  EXPECT_TRUE(other_done) << "another instance waited for a model load";
+  const bool second_waited = second.wait_for(std::chrono::milliseconds(200)) == std::future_status::timeout;
+  EXPECT_TRUE(second_waited) << "the same instance's second caller did not wait for its load";
+  // The first load goes on, reads no model and fails, naming the file; the second caller then
+  // loads it itself (opening the pipe again), and fails likewise.
+  ASSERT_TRUE(release_fifo_reader(fifo));
+  EXPECT_NE(first.get().find(fifo.string() + ": "), std::string::npos);
+  if (second_waited) {
+    ASSERT_TRUE(release_fifo_reader(fifo));
+  }
+  EXPECT_NE(second.get().find(fifo.string() + ": "), std::string::npos);
+  if (other_done) {
+    EXPECT_TRUE(other.get());
+  }
+  // The failed name is free: a good model loads under it.
+  EXPECT_EQ(SharedDetector::acquire("slow-load", o)->users(), 1);
 }
 
 // A batch waits for the threads that call detect(), not for the instance's holders: a stream
