@@ -1487,6 +1487,8 @@ static GstFlowReturn not_ready(GstSsdDetect* self) {
   return GST_FLOW_NOT_NEGOTIATED;
 }
 
+static void note_compute_time(GstSsdDetect* self, std::chrono::nanoseconds took);
+
 // One frame at a time (batch-size 1, in-flight 1): the in-place transform.
 static GstFlowReturn detect_frame(GstSsdDetect* self, GstBuffer* buf) {
   SsdDetectState* st = self->state;
@@ -1505,9 +1507,15 @@ static GstFlowReturn detect_frame(GstSsdDetect* self, GstBuffer* buf) {
       gstssd::VideoFrameMap frame(&st->info, buf, GST_MAP_READ);
       if (!frame) return map_error(self, buf);
       const ssd::FrameView view = frame_view(frame, st->info, region);
-      // A shared instance returns once this frame's batch (with other streams' frames) is done.
-      dets = st->shared ? st->shared->detect(view, st->threshold, st->max_detections, st->class_thresholds)
-                        : st->detector->detect(view);
+      // A shared instance returns once this frame's batch (with other streams' frames) is done:
+      // its computation, beyond the wait for those frames, is latency as a held batch's is.
+      if (st->shared) {
+        std::chrono::nanoseconds computed{};
+        dets = st->shared->detect(view, st->threshold, st->max_detections, st->class_thresholds, &computed);
+        note_compute_time(self, computed);
+      } else {
+        dets = st->detector->detect(view);
+      }
       st->inferences++;
       report_graph_failures(self);
       region_to_frame(region, picture, st->info, &dets);
@@ -2173,9 +2181,10 @@ static gboolean gst_ssd_detect_query(GstBaseTransform* trans, GstPadDirection di
     gboolean live = FALSE;
     GstClockTime min = 0, max = GST_CLOCK_TIME_NONE;
     gst_query_parse_latency(query, &live, &min, &max);
-    // A shared instance's batch waits at most batch-timeout (wall-clock) for other streams.
+    // A shared instance's batch waits at most batch-timeout (wall-clock) for other streams, then
+    // is computed.
     const GstClockTime extra =
-        st->shared ? add_times(st->batch_timeout, 0) : add_times(added_latency(st), st->compute_latency.load());
+        add_times(st->shared ? st->batch_timeout : added_latency(st), st->compute_latency.load());
     GST_DEBUG_OBJECT(self, "batching adds %" GST_TIME_FORMAT " of latency", GST_TIME_ARGS(extra));
     if (live && !st->shared && st->batch_size > 1 && st->batch_timeout == 0 && !st->warned_unbounded_latency) {
       GstClockTime duration;
@@ -2579,7 +2588,8 @@ static void gst_ssd_detect_class_init(GstSsdDetectClass* klass) {
    * at once (on the CPU: computed side by side by `in-flight` workers, each with a copy of the
    * model; with in-flight=2 four 640x480 streams ran 23 % faster in total on two cores than
    * four elements with a model each, bench/RESULTS.md). The element itself then passes its frames on one at a time: its streaming thread
-   * waits until its frame's batch is done. The first element to start loads the model; the
+   * waits until its frame's batch is done (the latency query adds `batch-timeout` and the
+   * batch's computation, as measured, after the first). The first element to start loads the model; the
    * others must ask for the same `model`, `device` (auto counting as the device it stands for),
    * `precision`, `nms-iou` (the instance's at the time: changed while playing, see below, it
    * is the one a restarting element must ask for too), `threads`, `batch-size`,

@@ -34,6 +34,8 @@ struct Request {
   std::vector<Detection> result;
   std::string error;   // why the batch failed; empty if it did not
   bool done = false;
+  Clock::time_point started{};   // when its batch started
+  Clock::duration computed{};    // from then until its detections were handed over
 };
 
 // The threshold a caller holds class `label` to.
@@ -173,6 +175,7 @@ struct SharedDetector::Impl {
     for (size_t i = 0; i < batch.size(); ++i) {
       Request* r = batch[i];
       callers[r->caller] = now;   // still sending (its frame may have taken longer than idle_after)
+      r->computed = now - r->started;
       if (error || !results || i >= results->size()) {
         r->error = error ? message : "model instance \"" + id + "\": no result for a frame";
       } else {
@@ -267,8 +270,10 @@ struct SharedDetector::Impl {
       }
       if (start) {
         std::vector<Request*> batch;
+        const auto started = Clock::now();
         while (!queue.empty() && batch.size() < max_batch) {
           batch.push_back(queue.front());
+          batch.back()->started = started;
           queue.pop_front();
         }
         // Frames of callers with class filters in the order of their filters, not of their
@@ -401,20 +406,22 @@ SharedDetector::~SharedDetector() {
 }
 
 std::vector<Detection> SharedDetector::detect(const FrameView& frame, float threshold, int max_detections,
-                                              const std::vector<float>& class_thresholds) {
+                                              const std::vector<float>& class_thresholds,
+                                              std::chrono::nanoseconds* computed) {
   check_frame(frame);
   // (As Detector::set_postprocess: refused here, before it could fail the batch of another
   // stream or silently drop this caller's detections.)
   if (std::isnan(threshold)) throw Error("the threshold must be a number, not NaN");
   check_class_thresholds(class_thresholds, impl_->labels.size());
   Request r{&frame, threshold, &class_thresholds, std::max(0, max_detections), Clock::now(),
-            std::this_thread::get_id(), {}, {}, false};
+            std::this_thread::get_id(), {}, {}, false, {}, {}};
   auto& d = *impl_;
   std::unique_lock<std::mutex> lock(d.mutex);
   d.callers[r.caller] = r.arrival;
   d.queue.push_back(&r);
   d.work.notify_one();
   d.finished.wait(lock, [&] { return r.done; });
+  if (computed) *computed = std::chrono::duration_cast<std::chrono::nanoseconds>(r.computed);
   if (!r.error.empty()) throw Error(r.error);
   return std::move(r.result);
 }

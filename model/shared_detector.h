@@ -69,8 +69,11 @@ class SharedDetector {
   // a class the caller leaves out takes no place among its frame's candidates and detections,
   // whatever the other streams keep). On CUDA with graphs, streams of an instance with
   // different filters capture a graph per make-up of the batch (the thresholds are part of it).
+  // computed: if given, set to how long the frame's batch took from its start (the wait for
+  // other streams' frames not included) until its detections were handed over.
   std::vector<Detection> detect(const FrameView& frame, float threshold, int max_detections,
-                                const std::vector<float>& class_thresholds = {});
+                                const std::vector<float>& class_thresholds = {},
+                                std::chrono::nanoseconds* computed = nullptr);
 
   // Changes the instance's NMS IoU threshold (every stream's) from the next batch on.
   void set_nms_iou(float nms_iou);

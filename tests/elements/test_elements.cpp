@@ -2973,7 +2973,7 @@ TEST(SsdDetectBatching, UnboundedLatencyOfALiveStreamWithoutFrameRateIsAWarning)
 // Two streams, each pushing from a thread of its own, share one model instance: each gets the
 // detections an element with a model of its own and the same settings gives it (its own
 // threshold and classes), while the instance runs their frames together (batch-size 2, waiting
-// up to 200 ms for the other stream's frame, which the latency query reports), with one batch
+// up to 200 ms for the other stream's frame, which the latency query reports with the batches' computation), with one batch
 // at a time and with two in flight.
 TEST(SsdDetectShared, StreamsShareOneModelAndKeepTheirOwnDetections) {
   TwoScenes s;
@@ -3022,10 +3022,41 @@ TEST(SsdDetectShared, StreamsShareOneModelAndKeepTheirOwnDetections) {
       EXPECT_TRUE(same_batched(got2[i], ref2)) << "stream 2 frame " << i << ": " << describe(got2[i]);
     }
     gst_harness_set_upstream_latency(h1, 10 * GST_MSECOND);
-    EXPECT_EQ(gst_harness_query_latency(h1), 210 * GST_MSECOND);
+    // The wait for the other stream, and the batches' computation (TheLatencyIncludesTheBatchesComputation).
+    const GstClockTime latency = gst_harness_query_latency(h1);
+    EXPECT_GE(latency, 210 * GST_MSECOND);
+    EXPECT_LT(latency, 210 * GST_MSECOND + 5 * GST_SECOND);
     gst_harness_teardown(h1);
     gst_harness_teardown(h2);
   }
+}
+
+// A shared instance's batch is computed while the element's streaming thread waits: the latency
+// query adds batch-timeout, and after the element's first frame (which may warm up) the batch's
+// computation as measured, at most a quarter more than the push it returned from, with a latency
+// message (before, batch-timeout alone).
+TEST(SsdDetectShared, TheLatencyIncludesTheBatchesComputation) {
+  auto f = make_frame(flat(640, 480), GST_VIDEO_FORMAT_RGB);
+  LatencyHarness lh("model-instance-id=timed threads=1 batch-size=2 batch-timeout=30000000", *f);
+  GstHarness* h = lh.h;
+  GstBus* bus = lh.bus;
+  const GstClockTime wait = 10 * GST_MSECOND + 30 * GST_MSECOND;
+  EXPECT_EQ(gst_harness_query_latency(h), wait);
+  ASSERT_EQ(gst_harness_push(h, stamped(*f, 0)), GST_FLOW_OK);   // warm-up
+  gst_buffer_unref(gst_harness_pull(h));
+  EXPECT_EQ(gst_bus_pop_filtered(bus, GST_MESSAGE_LATENCY), nullptr);
+  EXPECT_EQ(gst_harness_query_latency(h), wait);
+  const auto t1 = std::chrono::steady_clock::now();
+  ASSERT_EQ(gst_harness_push(h, stamped(*f, 1)), GST_FLOW_OK);   // alone: the batch does not wait
+  const auto took = std::chrono::steady_clock::now() - t1;
+  gst_buffer_unref(gst_harness_pull(h));
+  GstMessage* m = gst_bus_pop_filtered(bus, GST_MESSAGE_LATENCY);
+  ASSERT_NE(m, nullptr) << "no latency message after the second frame";
+  gst_message_unref(m);
+  const GstClockTime with_compute = gst_harness_query_latency(h);
+  EXPECT_GT(with_compute, wait + GST_MSECOND);
+  EXPECT_LE(with_compute - wait,
+            static_cast<GstClockTime>(std::chrono::duration_cast<std::chrono::nanoseconds>(took).count() * 5 / 4 + 1));
 }
 
 // A shared batch waits for other streams' frames only while there are other streams: one
