@@ -83,10 +83,12 @@ std::string difference(const SharedDetectorOptions& a, const SharedDetectorOptio
     out << x.max_in_flight << " batch(es) in flight (this one asks for " << y.max_in_flight << ")";
   else if (x.threads != y.threads)
     out << x.threads << " thread(s) (this one asks for " << y.threads << ")";
-  else if (x.cuda_graphs != y.cuda_graphs || x.emulate_graphs != y.emulate_graphs ||
-           x.fixed_postprocess != y.fixed_postprocess)
+  else if (x.cuda_graphs != y.cuda_graphs)
     out << "CUDA graphs " << (x.cuda_graphs ? "on" : "off") << " (this one asks for "
         << (y.cuda_graphs ? "on" : "off") << ")";
+  else if (x.emulate_graphs != y.emulate_graphs || x.fixed_postprocess != y.fixed_postprocess)
+    out << "CUDA graph emulation " << x.emulate_graphs << " and fixed output stage " << x.fixed_postprocess
+        << " (this one asks for " << y.emulate_graphs << " and " << y.fixed_postprocess << ")";
   return out.str();
 }
 

@@ -1049,6 +1049,9 @@ TEST_F(DetectorTest, SharedInstancesAreNamedAndRefuseOtherSettings) {
     EXPECT_EQ(SharedDetector::acquire("cams", other).get(), a.get());
   }
   other = o;
+  other.detector.fixed_postprocess = true;   // (a test option: the CPU emulation of the CUDA path)
+  ssdtest::expect_error([&] { SharedDetector::acquire("cams", other); }, {"fixed output stage 0", "asks for 0 and 1"});
+  other = o;
   other.max_batch = 8;
 
   // A malformed frame fails its own call only; the instance goes on.
