@@ -108,16 +108,28 @@ static void gst_ssd_export_set_property(GObject* object, guint prop_id, const GV
         }
         break;
       }
-      case PROP_APPEND:
-        // (GST_PARAM_MUTABLE_READY: GStreamer refuses it while the element runs.)
-        self->state->append = g_value_get_boolean(value);
+      case PROP_APPEND: {
+        // (GStreamer does not enforce GST_PARAM_MUTABLE_READY: the open output stays as opened.)
+        const bool v = g_value_get_boolean(value);
+        if (self->state->started && v != self->state->append) {
+          refused = v ? "append=true" : "append=false";
+          in_use = self->state->append ? "append=true" : "append=false";
+        } else {
+          self->state->append = v;
+        }
         break;
+      }
       default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
     }
   }
-  if (!refused.empty())
+  if (!refused.empty() && prop_id == PROP_LOCATION)
     GST_ELEMENT_WARNING(self, RESOURCE, SETTINGS,
                         ("The location cannot change while the element runs: still writing to \"%s\", not \"%s\".",
+                         in_use.c_str(), refused.c_str()),
+                        (nullptr));
+  else if (!refused.empty())
+    GST_ELEMENT_WARNING(self, RESOURCE, SETTINGS,
+                        ("append cannot change while the element runs: the output was opened with %s, %s is ignored.",
                          in_use.c_str(), refused.c_str()),
                         (nullptr));
 }
@@ -288,7 +300,8 @@ static void gst_ssd_export_class_init(GstSsdExportClass* klass) {
    * Add the lines to the end of `location` (created when missing) instead of truncating it
    * when the element starts, as filesink's `append`: a pipeline started again (a camera
    * reconnected, a service restarted) keeps the earlier lines. `frame` starts from 0 at each
-   * start; `pts` tells the runs apart.
+   * start; `pts` tells the runs apart. Set while the element runs, it is refused with a
+   * warning (the output is open already).
    */
   g_object_class_install_property(gobject_class, PROP_APPEND,
       g_param_spec_boolean("append", "Append", "Append to the location instead of truncating it", FALSE,

@@ -35,5 +35,5 @@ static gboolean plugin_init(GstPlugin* plugin) {
 }
 
 GST_PLUGIN_DEFINE(GST_VERSION_MAJOR, GST_VERSION_MINOR, ssd,
-                  "SSD object detection: detector, overlay and JSON Lines export", plugin_init,
+                  "SSD object detection: detector, tracker, overlay and JSON Lines export", plugin_init,
                   PACKAGE_VERSION, "MIT/X11", PACKAGE, PACKAGE_ORIGIN)

@@ -406,6 +406,7 @@ MapResult MapEvaluator::compute() const {
     result.classes.push_back(ap);
   }
   if (n_valid > 0) {
+    result.map50_voc07 = result.map50_voc = result.map_coco = result.map50_coco = result.map75_coco = 0;
     for (const auto& ap : result.classes) {
       if (!ap.valid) continue;
       result.map50_voc07 += ap.ap50_voc07;
@@ -458,18 +459,20 @@ std::string format_map_table(const MapResult& r) {
     }
     os << buf;
   }
-  std::snprintf(buf, sizeof buf, "%-*s %7s %7s %9.4f %7.4f %7.4f %7.4f %7.4f\n", int(w), "mean", "",
-                "", r.map50_voc07, r.map50_voc, r.map_coco, r.map50_coco, r.map75_coco);
-  os << buf;
-  os << "(AP50-07: VOC2007 11-point; AP50: VOC all-point; AP: COCO AP@[.5:.95]; "
-        "AP50c/AP75c: COCO 101-point at IoU 0.5/0.75; " << r.num_images << " images)\n";
-  // pycocotools' summary, the numbers COCOeval.summarize() prints.
+  // A mean, or "-" where no class has ground truth (-1).
   auto v = [](double x) {
     char b[16];
     if (x < 0) return std::string("-");
     std::snprintf(b, sizeof b, "%.4f", x);
     return std::string(b);
   };
+  std::snprintf(buf, sizeof buf, "%-*s %7s %7s %9s %7s %7s %7s %7s\n", int(w), "mean", "", "",
+                v(r.map50_voc07).c_str(), v(r.map50_voc).c_str(), v(r.map_coco).c_str(), v(r.map50_coco).c_str(),
+                v(r.map75_coco).c_str());
+  os << buf;
+  os << "(AP50-07: VOC2007 11-point; AP50: VOC all-point; AP: COCO AP@[.5:.95]; "
+        "AP50c/AP75c: COCO 101-point at IoU 0.5/0.75; " << r.num_images << " images)\n";
+  // pycocotools' summary, the numbers COCOeval.summarize() prints.
   os << "COCO AP@[.5:.95] " << v(r.map_coco) << ", AP50 " << v(r.map50_coco) << ", AP75 " << v(r.map75_coco)
      << "; by size: small " << v(r.map_small) << ", medium " << v(r.map_medium) << ", large " << v(r.map_large)
      << "\nCOCO AR@[.5:.95] at 1/10/100 detections " << v(r.ar1) << " / " << v(r.ar10) << " / " << v(r.ar100)

@@ -53,8 +53,9 @@ struct ClassAp {
 struct MapResult {
   std::vector<ClassAp> classes;
   int num_images = 0;
-  // Means over valid classes (0 when there is none).
-  double map50_voc07 = 0, map50_voc = 0, map_coco = 0, map50_coco = 0, map75_coco = 0;
+  // Means over valid classes (-1 when there is none, as pycocotools' stats: no ground truth but
+  // ignored boxes).
+  double map50_voc07 = -1, map50_voc = -1, map_coco = -1, map50_coco = -1, map75_coco = -1;
   // Detections above MapOptions::confusion_threshold matched to ground truth of any class (IoU >=
   // confusion_iou, most confident first, each to the unmatched ground truth it overlaps most):
   // confusion[true][detected] over num_classes + 1 rows and columns, the last being "none": row

@@ -4369,6 +4369,44 @@ TEST(SsdExport, AppendKeepsTheLinesOfEarlierRuns) {
   gst_object_unref(e);
 }
 
+// `append` set while the element runs is refused with a warning, as `location` is: the file
+// was opened (truncated or not) at the start, and the property keeps saying how.
+TEST(SsdExport, AppendCannotChangeWhileRunning) {
+  TempDir tmp;
+  auto f = make_frame(flat(64, 48), GST_VIDEO_FORMAT_RGB);
+  const std::string a = tmp / "a.jsonl";
+  GstElement* e = gst_element_factory_make("ssdexport", nullptr);
+  g_object_set(e, "location", a.c_str(), nullptr);
+  GstHarness* h = gst_harness_new_with_element(e, "sink", "src");
+  gst_object_unref(e);
+  gst_harness_set_src_caps(h, gst_caps_ref(f->caps));
+  GstBus* bus = gst_bus_new();
+  gst_element_set_bus(h->element, bus);
+  ASSERT_EQ(gst_harness_push(h, gst_buffer_copy_deep(f->buffer)), GST_FLOW_OK);
+  g_object_set(h->element, "append", TRUE, nullptr);
+  gboolean append = TRUE;
+  g_object_get(h->element, "append", &append, nullptr);
+  EXPECT_FALSE(append) << "the output was opened truncated";
+  GstMessage* m = gst_bus_pop_filtered(bus, GST_MESSAGE_WARNING);
+  ASSERT_NE(m, nullptr) << "the refused change must be reported";
+  GError* err = nullptr;
+  gst_message_parse_warning(m, &err, nullptr);
+  EXPECT_NE(std::string(err->message).find("append"), std::string::npos) << err->message;
+  g_error_free(err);
+  gst_message_unref(m);
+  g_object_set(h->element, "append", FALSE, nullptr);   // the value in use: no warning
+  EXPECT_EQ(gst_bus_pop_filtered(bus, GST_MESSAGE_WARNING), nullptr);
+  // Stopped, it takes the change (for the next start), without a warning.
+  gst_element_set_state(h->element, GST_STATE_NULL);
+  g_object_set(h->element, "append", TRUE, nullptr);
+  g_object_get(h->element, "append", &append, nullptr);
+  EXPECT_TRUE(append);
+  EXPECT_EQ(gst_bus_pop_filtered(bus, GST_MESSAGE_WARNING), nullptr);
+  gst_element_set_bus(h->element, nullptr);
+  gst_object_unref(bus);
+  gst_harness_teardown(h);
+}
+
 TEST(SsdExport, UnwritableLocationFailsTheStateChange) {
   const std::string path = "/nonexistent/dir/out.jsonl";
   const std::string msg = failing_start("videotestsrc num-buffers=1 ! ssdexport location=" + path + " ! fakesink");

@@ -2,7 +2,7 @@
 """Reference mAP values for tests/training/test_map.cpp.
 
 Generates deterministic ground truth + detections (several cases: crowd/ignore regions, score
-ties, classes without ground truth, more than 100 detections in one image, images without
+ties, classes without ground truth, a set whose ground truth is all crowd regions, more than 100 detections in one image, images without
 ground truth), evaluates them with pycocotools' COCOeval (bbox) and with the Pascal VOC
 reference (py-faster-rcnn's voc_eval / voc_ap), and writes inputs and expected values to a JSON
 file that the C++ test reads:
@@ -218,6 +218,9 @@ def main():
         dict(seed=3, num_images=30, num_classes=4, crowd_p=0.25, tie_scores=True,
              empty_classes=(), big_image=True),
         dict(seed=4, num_images=25, num_classes=2, crowd_p=0.1, tie_scores=True,
+             empty_classes=(), big_image=False),
+        # Every ground truth a crowd region: no class has any to find (every mean is -1).
+        dict(seed=5, num_images=12, num_classes=2, crowd_p=1.0, tie_scores=False,
              empty_classes=(), big_image=False),
     ]
     for spec in specs:
