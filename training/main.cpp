@@ -2,10 +2,12 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -22,12 +24,27 @@
 #include "model_info.h"
 #include "precision.h"
 #include "predict.h"
+#include "remove_on_interrupt.h"
 #include "synth.h"
 #include "trainer.h"
 
 using namespace ssdtrain;
 
 namespace {
+
+// An option's value must be a number >= `least`: "--count: must be >= 1 (0 given)" (CLI11's own
+// PositiveNumber printed "Value 0 not in range 0.000000 to 1797693...").
+CLI::Validator at_least(long long least) {
+  return CLI::Validator(
+      [least](std::string& value) {
+        char* end = nullptr;
+        const double x = std::strtod(value.c_str(), &end);
+        if (end == value.c_str() || *end != '\0' || !(x >= static_cast<double>(least)))
+          return "must be >= " + std::to_string(least) + " (" + value + " given)";
+        return std::string();
+      },
+      least == 1 ? "POSITIVE" : least == 0 ? "NONNEGATIVE" : ">=" + std::to_string(least));   // (as CLI11's)
+}
 
 // Data-set options; `prefix` "" or "val-"; `synth_dir_default` says where --synth writes
 // without --synth-dir (empty: no --synth options).
@@ -42,14 +59,17 @@ std::vector<CLI::Option*> add_data_options(CLI::App* app, DataSpec& d, const std
                                  "image folder for --" + prefix + "coco (default: the JSON's folder, or its images/ as synth writes it)")
                      ->check(CLI::ExistingDirectory));
   opts.push_back(app->add_option("--" + prefix + "voc", d.voc,
-                                 "Pascal VOC " + what + "root (holding Annotations/, JPEGImages/, ImageSets/)")
+                                 "Pascal VOC " + what + "root (holding Annotations/, JPEGImages/, ImageSets/" +
+                                     (prefix.empty() ? std::string("; classes: the 20 VOC classes when every name "
+                                                                   "used is one, else the names used)")
+                                                     : std::string(")")))
                      ->check(CLI::ExistingDirectory));
   opts.push_back(app->add_option("--" + prefix + "voc-split", d.voc_split,
                                  "VOC ImageSets/Main split name")
                      ->capture_default_str());
   if (!synth_dir_default.empty()) {
     opts.push_back(app->add_option("--synth", d.synth, "use N synthetic images (shapes) instead")
-                       ->check(CLI::PositiveNumber));
+                       ->check(at_least(1)));
     opts.push_back(app->add_option("--synth-seed", d.synth_seed, "seed of the synthetic set")
                        ->capture_default_str());
     opts.push_back(app->add_option("--synth-size", d.synth_size, "synthetic image side, pixels")
@@ -79,7 +99,7 @@ std::vector<CLI::Option*> add_arch_options(CLI::App* app, ssd::SsdConfig& c) {
                      ->capture_default_str());
   opts.push_back(app->add_option("--head-channels", c.head_channels, "head convolution width")
                      ->capture_default_str()
-                     ->check(CLI::PositiveNumber));
+                     ->check(at_least(1)));
   opts.push_back(app->add_option("--dropout", c.dropout, "head dropout")
                      ->capture_default_str()
                      ->check(CLI::Range(0.0, 0.95)));
@@ -141,7 +161,7 @@ std::vector<CLI::Option*> add_train_options(CLI::App* app, TrainOptions& o) {
                               "the class loss; background = trained as background")
                   ->capture_default_str()
                   ->check(CLI::IsMember({"mask", "background"})));
-  v.push_back(app->add_option("--eval-every", o.eval_every, "mAP every N epochs (and the last)")
+  v.push_back(app->add_option("--eval-every", o.eval_every, "mAP every N epochs (and the last; 0: the last only)")
                   ->capture_default_str());
   v.push_back(app->add_option("--max-eval-images", o.max_eval_images,
                               "cap on validation images for the validation loss and mAP (0: all)")
@@ -211,11 +231,12 @@ int main(int argc, char** argv) {
   auto* out_opt = train->add_option("--out", ts.out_dir, "run folder to create");
   train->add_option("--resume", resume_dir,
                     "continue the run in this folder from its last checkpoint (other options "
-                    "come from its run.json; --device, --workers and --threads may differ)")
+                    "come from its run.json; --device, --precision, --workers, --threads, "
+                    "--stop-after and --quiet may be given)")
       ->check(CLI::ExistingDirectory);
   train->add_option("--stop-after", stop_after,
-                    "stop after this many epochs in total (resume later with --resume)")
-      ->check(CLI::NonNegativeNumber);
+                    "stop after this many epochs in total (resume later with --resume; 0: no stop)")
+      ->check(at_least(0));
   train->add_flag("--quiet", ts.options.quiet, "no progress bar or table (warnings still go to stderr)");
 
   // ---- eval
@@ -228,16 +249,17 @@ int main(int argc, char** argv) {
   eval->add_option("--device", es.device, "cpu, cuda, cuda:N or auto")->capture_default_str();
   eval->add_option("--batch", es.batch_size, "batch size")->capture_default_str();
   eval->add_option("--workers", es.workers, "data loader threads")->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(at_least(1));
   eval->add_option("--threads", es.threads, "LibTorch threads (0: default)")->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(at_least(0));
   eval->add_option("--threshold", es.score_threshold, "minimum detection score counted")
       ->capture_default_str()->check(CLI::Range(0.0, 1.0));
   eval->add_option("--max-images", es.max_images, "evaluate the first N images (0: all)")
-      ->capture_default_str()->check(CLI::NonNegativeNumber);
+      ->capture_default_str()->check(at_least(0));
   // Output files are checked before the evaluation runs, not after.
   const CLI::Validator in_existing_folder(
       [](std::string& path) {
+        if (std::filesystem::is_directory(path)) return path + " is a folder: give a file name (in it, say)";
         const std::filesystem::path parent = std::filesystem::absolute(path).parent_path();
         return std::filesystem::is_directory(parent) ? std::string()
                                                      : "no folder " + parent.string() + " to write " + path + " in";
@@ -270,8 +292,9 @@ int main(int argc, char** argv) {
   predict->add_option("--class-thresholds", ps.class_thresholds,
                       "per-class minimum confidence, label=conf,... (eval prints the best-F1 ones)");
   predict->add_option("--device", ps.device, "cpu, cuda, cuda:N or auto")->capture_default_str();
-  predict->add_option("--threads", ps.threads, "LibTorch threads (0: default)")->check(CLI::NonNegativeNumber);
-  predict->add_option("images", ps.images, "image files")->required();
+  predict->add_option("--threads", ps.threads, "LibTorch threads (0: default)")->capture_default_str()
+      ->check(at_least(0));
+  predict->add_option("images", ps.images, "image files, or folders (their image files)")->required();
 
   // ---- synth
   SynthDatasetOptions so;
@@ -279,7 +302,7 @@ int main(int argc, char** argv) {
   auto* synth = app.add_subcommand("synth", "write the synthetic shapes data set (COCO JSON + images)");
   synth->add_option("--out", synth_out, "output folder")->required();
   synth->add_option("--count", so.count, "number of images")->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(at_least(1));
   synth->add_option("--seed", so.seed, "seed (same seed, same data set)")->capture_default_str();
   synth->add_option("--size", so.width, "image side, pixels")->capture_default_str()
       ->check(CLI::Range(32, 4096));
@@ -301,7 +324,7 @@ int main(int argc, char** argv) {
   lrf->add_option("--out", ls.train.out_dir, "output folder (lr_find.csv, lr_find.png)")->required();
   lrf->add_option("--start-lr", ls.start_lr, "first learning rate")->capture_default_str();
   lrf->add_option("--end-lr", ls.end_lr, "last learning rate")->capture_default_str();
-  lrf->add_option("--iters", ls.iterations, "steps")->capture_default_str();
+  lrf->add_option("--iters", ls.iterations, "steps (at least 5)")->capture_default_str();
   lrf->add_flag("--quiet", ls.train.options.quiet, "no progress bar");
 
   // ---- info
@@ -363,13 +386,18 @@ int main(int argc, char** argv) {
         es.data.synth_dir = tmp_dir;
       }
       MapResult r;
-      try {
-        r = evaluate_weights(es);
-      } catch (...) {
+      {
+        // Ctrl-C removes the temporary folder too (before any thread of LibTorch's is started).
+        std::optional<RemoveOnInterrupt> removed_on_interrupt;
+        if (!tmp_dir.empty()) removed_on_interrupt.emplace(tmp_dir);
+        try {
+          r = evaluate_weights(es);
+        } catch (...) {
+          if (!tmp_dir.empty()) std::filesystem::remove_all(tmp_dir);
+          throw;
+        }
         if (!tmp_dir.empty()) std::filesystem::remove_all(tmp_dir);
-        throw;
       }
-      if (!tmp_dir.empty()) std::filesystem::remove_all(tmp_dir);
       std::printf("weights: %s\ndata: %s\n", es.weights.c_str(), es.data.describe().c_str());
       print_map(r, eval_json);
       return 0;

@@ -1,5 +1,6 @@
 #include "predict.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -18,6 +19,37 @@ namespace fs = std::filesystem;
 
 namespace ssdtrain {
 
+namespace {
+
+// The image files to run: each file named, and a folder's image files (those OpenCV has a
+// decoder for, by their first bytes; by name), checked before anything is written.
+std::vector<std::string> input_images(const std::vector<std::string>& named) {
+  std::vector<std::string> images;
+  for (const auto& p : named) {
+    std::error_code ec;
+    if (fs::is_directory(p, ec)) {
+      std::vector<std::string> in_folder;
+      for (const auto& e : fs::directory_iterator(p, ec)) {
+        std::error_code type_ec;
+        if (e.is_regular_file(type_ec) && cv::haveImageReader(e.path().string())) in_folder.push_back(e.path().string());
+      }
+      if (ec) throw ssd::Error(p + ": cannot list the folder: " + ec.message());
+      if (in_folder.empty()) throw ssd::Error(p + ": a folder with no image files in it");
+      std::sort(in_folder.begin(), in_folder.end());
+      images.insert(images.end(), in_folder.begin(), in_folder.end());
+    } else if (!fs::is_regular_file(p, ec)) {
+      throw ssd::Error(p + ": no such image file or folder");
+    } else if (!cv::haveImageReader(p)) {
+      throw ssd::Error(p + ": not an image file (OpenCV has no decoder for it)");
+    } else {
+      images.push_back(p);
+    }
+  }
+  return images;
+}
+
+}  // namespace
+
 std::vector<ImagePrediction> predict_images(const PredictSpec& spec) {
   if (spec.images.empty()) throw ssd::Error("no input images");
   if (spec.out_dir.empty()) throw ssd::Error("no output folder (--out)");
@@ -25,11 +57,11 @@ std::vector<ImagePrediction> predict_images(const PredictSpec& spec) {
   if (!(spec.nms_iou >= 0 && spec.nms_iou <= 1)) throw ssd::Error("--nms must be in [0, 1]");
   if (spec.max_detections < 1 || spec.max_detections > ssd::kMaxDetectionsLimit)
     throw ssd::Error("--max-detections must be in [1, " + std::to_string(ssd::kMaxDetectionsLimit) + "]");
+  const std::vector<std::string> images = input_images(spec.images);
   std::set<fs::path> inputs;   // never overwritten (--out may be the images' own folder)
   const fs::path out_dir = fs::weakly_canonical(spec.out_dir);
   bool beside_inputs = false;   // --out is an input's folder: no file of it is overwritten
-  for (const auto& p : spec.images) {
-    if (!fs::is_regular_file(p)) throw ssd::Error(p + ": no such image file");
+  for (const auto& p : images) {
     inputs.insert(fs::weakly_canonical(p));
     // The folder the image is named in (a link to an image elsewhere is still in it).
     beside_inputs = beside_inputs || fs::weakly_canonical(fs::absolute(p).parent_path()) == out_dir;
@@ -56,8 +88,21 @@ std::vector<ImagePrediction> predict_images(const PredictSpec& spec) {
   std::vector<ImagePrediction> out;
   std::set<std::string> used;
   nlohmann::json all = nlohmann::json::array();
-  for (const auto& path : spec.images) {
-    cv::Mat bgr = read_bgr(path);
+  // File names need not be UTF-8: their bad bytes are written as U+FFFD.
+  const auto write_list = [&] {
+    write_file_atomic(fs::path(spec.out_dir) / "detections.json",
+                      all.dump(1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+  };
+  for (const auto& path : images) {
+    cv::Mat bgr;
+    try {
+      bgr = read_bgr(path);
+    } catch (const ssd::Error&) {
+      // (A file with an image's first bytes that does not decode.) detections.json lists the
+      // images drawn before it, not an earlier run's.
+      write_list();
+      throw;
+    }
     if (!bgr.isContinuous()) bgr = bgr.clone();
     ssd::FrameView f;
     f.format = ssd::PixelFormat::BGR;
@@ -98,9 +143,7 @@ std::vector<ImagePrediction> predict_images(const PredictSpec& spec) {
                    {"height", bgr.rows}, {"detections", dets}});
     out.push_back(std::move(p));
   }
-  // File names need not be UTF-8: their bad bytes are written as U+FFFD.
-  write_file_atomic(fs::path(spec.out_dir) / "detections.json",
-                    all.dump(1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+  write_list();
   return out;
 }
 

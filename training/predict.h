@@ -12,7 +12,7 @@ namespace ssdtrain {
 
 struct PredictSpec {
   std::string weights;
-  std::vector<std::string> images;   // image files
+  std::vector<std::string> images;   // image files, and folders: their image files, by name
   std::string out_dir;
   std::string device = "cpu";
   float threshold = 0.3f;
@@ -28,7 +28,9 @@ struct ImagePrediction {
   std::vector<ScoredBox> detections;   // pixels of the input image
 };
 
-// Throws ssd::Error for a bad weights file, an unreadable image or an unwritable folder.
+// Throws ssd::Error for a bad weights file, an unwritable folder, or an input that is missing,
+// not an image file, or a folder without any (all checked before anything is written), or an
+// image that does not decode (detections.json then lists the images before it).
 std::vector<ImagePrediction> predict_images(const PredictSpec& spec);
 
 }  // namespace ssdtrain

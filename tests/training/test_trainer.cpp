@@ -5,6 +5,7 @@
 
 #include "temp_dir.h"
 
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -22,6 +23,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 #include <torch/optim/sgd.h>
@@ -817,8 +819,11 @@ TEST(Cli, BadInputsGiveCleanErrors) {
   expect_clean_failure("eval --weights " + tmp / "nothere.safetensors" + " --synth 4", "nothere");
   expect_clean_failure("info " + tmp / "garbage.safetensors", "garbage.safetensors");
   expect_clean_failure("info", "weights");
+  // (The inputs are checked first, before the model loads.)
   expect_clean_failure("predict --weights " + tmp / "garbage.safetensors" + " --out " + tmp / "p " +
-                           tmp / "notanimage.png", "garbage");
+                           tmp / "notanimage.png", "notanimage.png: not an image file");
+  expect_clean_failure("predict --out " + tmp / "p " + tmp.path().string(), "a folder with no image files");
+  EXPECT_FALSE(fs::exists(tmp.path() / "p"));
   expect_clean_failure("synth --out " + tmp / "s" + " --count 0", "count");
   expect_clean_failure("lr-find --synth 8 --out " + tmp / "l" + " --iters 2", "iters");
   expect_clean_failure("lr-find --synth 8 --out " + tmp / "l3" + " --end-lr inf", "finite");
@@ -859,6 +864,40 @@ TEST(Cli, BadInputsGiveCleanErrors) {
   expect_clean_failure("lr-find --synth 8 --epochs 3 --out " + tmp / "l2", "--epochs");   // training only
   expect_clean_failure("eval --synth 4 --synth-dir " + tmp / "e" + " --json " + tmp / "no/such/dir/e.json",
                        "no folder");
+}
+
+// Ctrl-C during `eval --synth N` (no --synth-dir: a temporary folder of synthetic images) removes
+// the folder, and the process ends as interrupted (before, the images stayed in the temporary
+// folder). Also SIGTERM, as a service manager stops it.
+TEST(Cli, AnInterruptedEvalLeavesNoTemporaryFolder) {
+  const char* exe = std::getenv("SSD_TRAIN_EXE");
+  ASSERT_NE(exe, nullptr) << "SSD_TRAIN_EXE is not set (meson test sets it)";
+  for (const int sig : {SIGINT, SIGTERM}) {
+    SCOPED_TRACE(sig == SIGINT ? "SIGINT" : "SIGTERM");
+    TempDir tmp;
+    const pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      ::setenv("TMPDIR", tmp.path().c_str(), 1);
+      if (FILE* null = std::freopen("/dev/null", "w", stdout)) (void)null;
+      ::execl(exe, exe, "eval", "--synth", "2000", "--threads", "1", static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    // Interrupted while it writes the images (or evaluates them).
+    bool created = false;
+    for (int i = 0; i < 3000 && !created; ++i) {
+      for (const auto& e : fs::directory_iterator(tmp.path()))
+        created = created || e.path().filename().string().rfind("ssd-train-eval-", 0) == 0;
+      if (!created) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    EXPECT_TRUE(created) << "no temporary folder in " << tmp.path();
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    ::kill(pid, sig);
+    int status = 0;
+    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+    EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == sig) << "status " << status;
+    EXPECT_TRUE(fs::is_empty(tmp.path())) << fs::directory_iterator(tmp.path())->path();
+  }
 }
 
 // --resume may change the precision (an fp16 run begun on a GPU goes on on the CPU in bf16), and
@@ -1119,6 +1158,36 @@ TEST(Cli, SynthTrainInfoPredictEval) {
   EXPECT_NE(dj[0]["image"].get<std::string>().find("caf\xef\xbf\xbd.png"), std::string::npos) << dj.dump();
   expect_clean_failure("predict --weights " + w + " --nms -1 --out " + tmp / "p2 " + tmp / "s1/images/000001.png",
                        "--nms must be in [0, 1]");
+  // A folder stands for its image files, in name order (not the text file beside them).
+  fs::create_directories(tmp.path() / "folder");
+  for (const char* n : {"b.png", "a.png"}) fs::copy_file(tmp.path() / "s1/images/000001.png", tmp.path() / "folder" / n);
+  std::ofstream(tmp.path() / "folder/notes.txt") << "not an image";
+  CliRun folder = run_cli("predict --weights " + w + " --out " + tmp / "p-folder " + tmp / "folder");
+  ASSERT_EQ(folder.status, 0) << folder.output;
+  const nlohmann::json fj = nlohmann::json::parse(read_file(tmp.path() / "p-folder/detections.json"));
+  ASSERT_EQ(fj.size(), 2u) << fj.dump();
+  EXPECT_EQ(fs::path(fj[0]["image"].get<std::string>()).filename(), "a.png");
+  EXPECT_EQ(fs::path(fj[1]["image"].get<std::string>()).filename(), "b.png");
+  fs::create_directories(tmp.path() / "no-images");
+  expect_clean_failure("predict --weights " + w + " --out " + tmp / "p-none " + tmp / "no-images",
+                       "no-images: a folder with no image files in it");
+  // A file that is not an image is refused before anything is written (before, the images
+  // ahead of it were drawn, and an earlier run's detections.json stayed).
+  expect_clean_failure("predict --weights " + w + " --out " + tmp / "p-folder " + tmp / "s1/images/000002.png " +
+                           tmp / "folder/notes.txt", "notes.txt: not an image file");
+  EXPECT_FALSE(fs::exists(tmp.path() / "p-folder/000002.png"));
+  EXPECT_EQ(nlohmann::json::parse(read_file(tmp.path() / "p-folder/detections.json")), fj);
+  // One that has an image's first bytes but does not decode stops the run there, and
+  // detections.json lists the images drawn before it, not the earlier run's.
+  {
+    const std::string png = read_file(tmp.path() / "s1/images/000001.png");
+    std::ofstream(tmp.path() / "folder/c.png", std::ios::binary) << png.substr(0, 40);
+  }
+  expect_clean_failure("predict --weights " + w + " --out " + tmp / "p-folder " + tmp / "s1/images/000002.png " +
+                           tmp / "folder/c.png", "c.png");
+  const nlohmann::json partial = nlohmann::json::parse(read_file(tmp.path() / "p-folder/detections.json"));
+  ASSERT_EQ(partial.size(), 1u) << partial.dump();
+  EXPECT_EQ(fs::path(partial[0]["image"].get<std::string>()).filename(), "000002.png");
   // ImageNet weights: a torch.save file that is not a state dict is refused in one line (no
   // LibTorch backtrace), and the tiny body has none.
   CliRun im = run_cli("train --synth 8 --synth-size 64 --size 64 --grids 2,1 --body resnet18 --imagenet " +
