@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <set>
 #include <sstream>
 #include <string>
@@ -20,6 +21,7 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include "../../training/atomic_file.h"
 #include "../../training/augment.h"
 #include "../../training/coco.h"
 #include "../../training/loader.h"
@@ -1025,4 +1027,27 @@ TEST(Rng, FixedSequencesAndRanges) {
     EXPECT_LE(k, 3);
   }
   EXPECT_TRUE(differs);
+}
+
+// A file written atomically replaces its path whole; when it cannot be (here the path is a
+// folder) the error names it and no PATH.tmp is left behind.
+TEST(AtomicFile, AFailedWriteLeavesNoTemporaryFile) {
+  TempDir tmp;
+  const auto file = tmp.path() / "out.json";
+  write_file_atomic(file, "one");
+  write_file_atomic(file, "two");
+  std::ifstream in(file);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(text, "two");
+  const auto folder = tmp.path() / "a-folder";
+  std::filesystem::create_directories(folder / "inside");
+  try {
+    write_file_atomic(folder, "three");
+    ADD_FAILURE() << "writing over a folder must fail";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find(folder.string()), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(std::filesystem::exists(folder.string() + ".tmp"));
+  EXPECT_TRUE(std::filesystem::is_directory(folder / "inside"));
+  EXPECT_FALSE(std::filesystem::exists(file.string() + ".tmp"));
 }

@@ -864,6 +864,12 @@ TEST(Cli, BadInputsGiveCleanErrors) {
   expect_clean_failure("lr-find --synth 8 --epochs 3 --out " + tmp / "l2", "--epochs");   // training only
   expect_clean_failure("eval --synth 4 --synth-dir " + tmp / "e" + " --json " + tmp / "no/such/dir/e.json",
                        "no folder");
+  // A folder for an output file is refused before the evaluation (before, after it, leaving DIR.tmp).
+  for (const char* option : {"--json", "--detections"}) {
+    expect_clean_failure("eval --synth 4 --synth-dir " + tmp / "e2 " + option + " " + tmp.path().string(),
+                         tmp.path().string() + " is a folder");
+    EXPECT_FALSE(fs::exists(tmp.path() / "e2")) << option;
+  }
 }
 
 // Ctrl-C during `eval --synth N` (no --synth-dir: a temporary folder of synthetic images) removes
