@@ -231,7 +231,6 @@ struct Settings {
 struct HeldFrame {
   GstBuffer* buffer;
   bool analyse;
-  bool gap;
   std::shared_ptr<gstssd::VideoFrameMap> map;
   std::optional<Region> region;   // the part the network saw, once submitted (none: all of it)
   Region picture;                 // the frame's picture in its buffer (gstssd::picture_rect)
@@ -1405,7 +1404,9 @@ static bool settings_change_pending(SsdDetectState* st) {
   return filter && !model_change_pending(st);
 }
 
-// Whether the network sees this frame (every `interval`-th picture; gaps have none).
+// Whether the network sees this frame: every `interval`-th picture. A gap buffer (nothing new:
+// none at all, or a repeat of the last picture, as videorate's duplicates) is not analysed nor
+// counted, and carries the last detections as a frame `interval` skips.
 static bool count_frame(SsdDetectState* st, GstBuffer* buf, guint interval) {
   if (GST_BUFFER_FLAG_IS_SET(buf, GST_BUFFER_FLAG_GAP)) return false;
   const bool analyse = st->frames_since_reset % interval == 0;
@@ -1495,9 +1496,6 @@ static GstFlowReturn detect_frame(GstSsdDetect* self, GstBuffer* buf) {
   if (!model_loaded(st) || !st->have_info) return not_ready(self);
   adopt_loaded_model(self);   // (nothing is held without batching: always GST_FLOW_OK)
   const guint interval = apply_settings(self);
-  if (GST_BUFFER_FLAG_IS_SET(buf, GST_BUFFER_FLAG_GAP)) {
-    return GST_FLOW_OK;   // no picture to analyse
-  }
   const bool analyse = count_frame(st, buf, interval);
   if (analyse) {
     const Region picture = gstssd::picture_rect(buf, st->info);
@@ -1544,7 +1542,7 @@ static void queue_ready(SsdDetectState* st, const std::vector<GstMiniObject*>& i
 // A held frame on its way out: the last detections attached (carried over unless it was analysed)
 // and, after it, the events that came after it.
 static void frame_out(GstSsdDetect* self, const HeldFrame& h, std::vector<GstMiniObject*>* out) {
-  if (!h.gap) attach_detections(self, h.buffer, self->state->last, !h.analyse);
+  attach_detections(self, h.buffer, self->state->last, !h.analyse);
   out->push_back(GST_MINI_OBJECT_CAST(h.buffer));
   for (GstEvent* e : h.events) out->push_back(GST_MINI_OBJECT_CAST(e));
 }
@@ -1705,16 +1703,15 @@ static GstFlowReturn hold_frame(GstSsdDetect* self, GstBuffer* buf) {
     st->discont_next = false;
   }
   const guint interval = apply_settings(self);
-  const bool gap = GST_BUFFER_FLAG_IS_SET(buf, GST_BUFFER_FLAG_GAP);
   const bool analyse = count_frame(st, buf, interval);
   if (!analyse && st->pending.empty() && st->submitted.empty()) {
     // Nothing ahead of it: a skipped frame goes straight out with the last detections.
-    if (!gap) attach_detections(self, buf, st->last, true);
+    attach_detections(self, buf, st->last, true);
     queue_ready(st, {GST_MINI_OBJECT_CAST(buf)});
     return GST_FLOW_OK;
   }
   if (st->pending.empty()) st->pending_since = std::chrono::steady_clock::now();
-  st->pending.push_back({buf, analyse, gap});
+  st->pending.push_back({buf, analyse});
   if (analyse) st->pending_analysed++;
   // (A batch holding every buffer reserved for it runs partial: see held_per_batch.)
   bool full = st->pending_analysed >= st->batch_size || st->pending.size() >= st->held_per_batch;
@@ -2472,7 +2469,9 @@ static void gst_ssd_detect_class_init(GstSsdDetectClass* klass) {
    * between its analysed ones, and the element asks upstream's pool, when it starts, for as many
    * buffers as its batches may hold with the interval then (counted up to 4): an interval raised
    * beyond that while playing makes batches run partial once they hold that many frames, so that
-   * a source with a fixed number of buffers does not run out.
+   * a source with a fixed number of buffers does not run out. A gap buffer (flag GAP: nothing
+   * new, such as the frames `videorate` repeats to raise a frame rate) is not analysed nor
+   * counted, and carries the last detections too.
    */
   g_object_class_install_property(gobject_class, PROP_INTERVAL,
       g_param_spec_uint("interval", "Interval",

@@ -349,8 +349,10 @@ static GstFlowReturn draw_frame(GstSsdOverlay* self, GstBuffer* buf) {
   // Regions are in the picture's coordinates (a crop meta's rectangle, else the frame's).
   const gstssd::Rect picture = gstssd::picture_rect(buf, st->info);
   const int width = picture.width, height = picture.height;
-  // A gap buffer has no picture to draw on (it may have no memory at all).
-  if (GST_BUFFER_FLAG_IS_SET(buf, GST_BUFFER_FLAG_GAP)) return GST_FLOW_OK;
+  // A gap buffer may have no picture to draw on (no memory at all), or have one: a repeat of the
+  // last, as videorate's duplicates, which are drawn on as any frame.
+  const bool gap = GST_BUFFER_FLAG_IS_SET(buf, GST_BUFFER_FLAG_GAP);
+  if (gap && gst_buffer_get_size(buf) == 0) return GST_FLOW_OK;
   // The regions, clipped to the picture (read_rois); those left without an area are not drawn.
   std::vector<gstssd::RoiDetection> rois = gstssd::read_rois(buf, width, height);
   rois.erase(std::remove_if(rois.begin(), rois.end(), [](const gstssd::RoiDetection& r) { return r.w <= 0 || r.h <= 0; }),
@@ -364,6 +366,7 @@ static GstFlowReturn draw_frame(GstSsdOverlay* self, GstBuffer* buf) {
   }
 
   gstssd::VideoFrameMap frame(&st->info, buf, GST_MAP_READWRITE);
+  if (!frame && gap) return GST_FLOW_OK;   // (less than a picture in it)
   if (!frame) {
     GST_ELEMENT_ERROR(self, STREAM, FAILED, ("Could not map the video frame for writing."), (nullptr));
     return GST_FLOW_ERROR;

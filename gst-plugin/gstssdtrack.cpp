@@ -229,7 +229,9 @@ static GstFlowReturn track_frame(GstSsdTrack* self, GstBuffer* buf) {
     GST_ELEMENT_ERROR(self, CORE, STATE_CHANGE, ("The tracker is not started."), (nullptr));
     return GST_FLOW_ERROR;
   }
-  if (GST_BUFFER_FLAG_IS_SET(buf, GST_BUFFER_FLAG_GAP)) return GST_FLOW_OK;   // no picture
+  // A gap buffer: nothing new (none at all, or a repeat of the last picture, as videorate's
+  // duplicates, which ssddetect gives the last detections).
+  const bool gap = GST_BUFFER_FLAG_IS_SET(buf, GST_BUFFER_FLAG_GAP);
   std::vector<GstVideoRegionOfInterestMeta*> rois;
   std::vector<ssd::TrackBox> boxes;
   bool all_carried = true;   // (every region one that ssddetect's `interval` repeated)
@@ -260,10 +262,11 @@ static GstFlowReturn track_frame(GstSsdTrack* self, GstBuffer* buf) {
     }
   }
 #endif
+  if (gap && boxes.empty()) return GST_FLOW_OK;   // nothing to track, nor a frame's motion to count
   // A frame the detector skipped keeps the last analysed frame's ids (its boxes are that frame's);
-  // the motion is measured between analysed frames.
+  // the motion is measured between analysed frames. So does a gap buffer's.
   std::optional<std::vector<int64_t>> repeated;
-  if (!rois.empty() && all_carried && boxes.size() == rois.size()) repeated = st->tracker->repeat(boxes);
+  if (!rois.empty() && (all_carried || gap) && boxes.size() == rois.size()) repeated = st->tracker->repeat(boxes);
   const std::vector<int64_t> ids = repeated ? *std::move(repeated) : st->tracker->update(boxes);
   for (size_t i = 0; i < rois.size(); ++i) set_object_id(rois[i], ids[i]);
 #ifdef HAVE_GST_ANALYTICS

@@ -2638,6 +2638,83 @@ TEST(SsdDetectBatching, IntervalCarriesDetectionsAcrossBatches) {
   gst_harness_teardown(h);
 }
 
+// A gap buffer (flag GAP) is not analysed nor counted by `interval`, and carries the last
+// detections, as a skipped frame: videorate flags the frames it repeats to raise a frame rate
+// so, and they went out with no detections (boxes blinked). One without any memory too.
+// Frames: a, gap(b), b, gap(a), gap(empty), a with interval 1 and 2, one at a time and batched.
+TEST(SsdDetectBatching, GapBuffersCarryTheLastDetections) {
+  TwoScenes s;
+  for (const char* props : {"interval=1", "interval=2", "batch-size=2 interval=1", "batch-size=3 interval=2"}) {
+    SCOPED_TRACE(props);
+    GstHarness* h = detect_harness(props);
+    gst_harness_set_src_caps(h, caps_25fps(*s.a));
+    const Frame* frames[] = {s.a.get(), s.b.get(), s.b.get(), s.a.get(), nullptr, s.a.get()};
+    const bool gaps[] = {false, true, false, true, true, false};
+    for (int i = 0; i < 6; i++) {
+      GstBuffer* b = frames[i] ? stamped(*frames[i], i) : gst_buffer_new();
+      GST_BUFFER_PTS(b) = i * kFrameStep;
+      if (gaps[i]) GST_BUFFER_FLAG_SET(b, GST_BUFFER_FLAG_GAP);
+      ASSERT_EQ(gst_harness_push(h, b), GST_FLOW_OK);
+    }
+    ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_eos()));
+    auto out = pull_all(h);
+    ASSERT_EQ(out.size(), 6u);
+    // interval=2 counts the pictures only: a (analysed), b (skipped: a's), a (analysed).
+    const bool every = std::string(props).find("interval=1") != std::string::npos;
+    const std::vector<Det>* expect[] = {&s.ref_a, &s.ref_a, every ? &s.ref_b : &s.ref_a, every ? &s.ref_b : &s.ref_a,
+                                        every ? &s.ref_b : &s.ref_a, &s.ref_a};
+    const bool carried[] = {false, true, !every, true, true, false};
+    for (int i = 0; i < 6; i++) {
+      EXPECT_EQ(out[i].first, i);
+      EXPECT_TRUE(same_batched(out[i].second, *expect[i])) << "frame " << i << ": " << describe(out[i].second);
+      EXPECT_TRUE(all_carried(out[i].second, carried[i])) << "frame " << i;
+    }
+    gst_harness_teardown(h);
+  }
+}
+
+// As videorate repeats frames to raise 10 fps to 30: every frame out has the ellipse's box, its
+// one id, and the overlay's outline (before, two frames of three had none).
+TEST(SsdDetect, FramesVideorateRepeatsKeepTheirBoxes) {
+  TempDir tmp;
+  const std::string jsonl = tmp / "vr.jsonl";
+  const std::string desc =
+      "videotestsrc num-buffers=4 pattern=ball ! video/x-raw,width=160,height=120,framerate=10/1 ! videorate ! "
+      "video/x-raw,framerate=30/1 ! ssddetect threshold=0.5 ! ssdtrack ! ssdexport location=" + jsonl +
+      " ! ssdoverlay ! fakesink name=sink";
+  GError* err = nullptr;
+  GstElement* pipeline = gst_parse_launch(desc.c_str(), &err);
+  ASSERT_NE(pipeline, nullptr) << (err ? err->message : "");
+  int gaps = 0;
+  GstElement* sink = gst_bin_get_by_name(GST_BIN(pipeline), "sink");
+  GstPad* pad = gst_element_get_static_pad(sink, "sink");
+  gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_BUFFER, [](GstPad*, GstPadProbeInfo* info, gpointer data) {
+    if (GST_BUFFER_FLAG_IS_SET(GST_PAD_PROBE_INFO_BUFFER(info), GST_BUFFER_FLAG_GAP)) ++*static_cast<int*>(data);
+    return GST_PAD_PROBE_OK;
+  }, &gaps, nullptr);
+  gst_object_unref(pad);
+  gst_object_unref(sink);
+  gst_element_set_state(pipeline, GST_STATE_PLAYING);
+  GstBus* bus = gst_element_get_bus(pipeline);
+  GstMessage* m = gst_bus_timed_pop_filtered(bus, 60 * GST_SECOND, static_cast<GstMessageType>(GST_MESSAGE_EOS | GST_MESSAGE_ERROR));
+  ASSERT_NE(m, nullptr);
+  EXPECT_EQ(GST_MESSAGE_TYPE(m), GST_MESSAGE_EOS);
+  gst_message_unref(m);
+  gst_object_unref(bus);
+  gst_element_set_state(pipeline, GST_STATE_NULL);
+  gst_object_unref(pipeline);
+  EXPECT_GE(gaps, 4) << "videorate no longer flags its repeats: the test checks nothing";
+  std::ifstream in(jsonl);
+  int frames = 0;
+  for (std::string line; std::getline(in, line); ++frames) {
+    const json row = json::parse(line);
+    ASSERT_EQ(row["detections"].size(), 1u) << line;
+    EXPECT_EQ(row["detections"][0]["label"], "ellipse") << line;
+    EXPECT_EQ(row["detections"][0]["object_id"], 1) << line;
+  }
+  EXPECT_GE(frames, 9);
+}
+
 // A source with a fixed number of buffers (v4l2src, hardware decoders: the pool's max is the
 // count the allocation query asked for) never runs dry: the frames `interval` skips wait with
 // the batch, so the element reserves batch-size x interval (up to 4) buffers per batch, and a
@@ -3901,8 +3978,8 @@ TEST(SsdOverlay, ColourComesFromTheClassIdElseTheLabel) {
   gst_harness_teardown(h);
 }
 
-// A buffer with nothing to draw is passed on unmapped: a gap buffer (here without memory, which
-// a write map would fail on), and one whose regions lie outside the picture or have no area.
+// A buffer with nothing to draw is passed on unmapped: a gap buffer without memory (which a write
+// map would fail on; one with a picture is drawn on), and one whose regions lie outside the picture or have no area.
 // Behind a tee (a buffer shared) a write map would copy the frame's memory for nothing.
 TEST(SsdOverlay, PassesBuffersWithNothingToDrawUnmapped) {
   auto f = make_frame(flat(64, 48), GST_VIDEO_FORMAT_NV12);
@@ -3912,6 +3989,18 @@ TEST(SsdOverlay, PassesBuffersWithNothingToDrawUnmapped) {
   gst_buffer_add_video_region_of_interest_meta(gap, "car", 5, 5, 20, 20);
   ASSERT_EQ(gst_harness_push(h, gap), GST_FLOW_OK);
   gst_buffer_unref(gst_harness_pull(h));
+  // A gap buffer with a picture (videorate's repeat of a frame) is drawn on as any frame.
+  {
+    GstBuffer* repeat = with_roi(*f, Box{5, 5, 25, 25}, "car", 0.9);
+    GST_BUFFER_FLAG_SET(repeat, GST_BUFFER_FLAG_GAP);
+    ASSERT_EQ(gst_harness_push(h, repeat), GST_FLOW_OK);
+    GstBuffer* out = gst_harness_pull(h);
+    std::vector<uint8_t> a(gst_buffer_get_size(f->buffer)), b_out(gst_buffer_get_size(out));
+    gst_buffer_extract(f->buffer, 0, a.data(), a.size());
+    gst_buffer_extract(out, 0, b_out.data(), b_out.size());
+    EXPECT_NE(a, b_out) << "the repeated frame was not drawn on";
+    gst_buffer_unref(out);
+  }
 
   for (const Box& b : {Box{70, 10, 90, 30}, Box{10, 50, 30, 60}, Box{10, 10, 10, 30}, Box{10, 10, 40, 10},
                        Box{5, 5, 25, 25}}) {
@@ -4701,8 +4790,9 @@ TEST(SsdTrack, CarriedFramesKeepTheirIdsAndTheMotionPerFrame) {
         roi, gst_structure_new("detection", "label", G_TYPE_STRING, "car", "carried", G_TYPE_BOOLEAN, carried, nullptr));
     return b;
   };
-  for (const bool marked : {true, false}) {
-    SCOPED_TRACE(marked ? "carried frames marked" : "not marked");
+  // Marked carried, or gap buffers (videorate's repeats of a frame, given its detections), or neither.
+  for (const int marked : {1, 2, 0}) {
+    SCOPED_TRACE(marked == 1 ? "carried frames marked" : marked == 2 ? "gap buffers" : "not marked");
     GstHarness* h = gst_harness_new_parse("ssdtrack");
     gst_harness_set_src_caps(h, caps_25fps(*f));
     std::set<int> ids;
@@ -4710,11 +4800,15 @@ TEST(SsdTrack, CarriedFramesKeepTheirIdsAndTheMotionPerFrame) {
     for (int i = 0; i < 40; ++i, x += v, v += 0.5) {
       const bool carried = i % 2 == 1;
       if (!carried) analysed = x;
-      const auto out = track_ids(h, region(i, static_cast<int>(analysed), marked && carried));
+      GstBuffer* b = region(i, static_cast<int>(analysed), marked == 1 && carried);
+      if (marked == 2 && carried) GST_BUFFER_FLAG_SET(b, GST_BUFFER_FLAG_GAP);
+      const auto out = track_ids(h, b);
       ASSERT_EQ(out.size(), 1u);
       ids.insert(out[0].second);
     }
-    if (marked) {
+    if (marked == 2) {
+      EXPECT_EQ(ids, (std::set<int>{1}));
+    } else if (marked) {
       EXPECT_EQ(ids, (std::set<int>{1}));
       ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_flush_start()));
       ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_flush_stop(TRUE)));
