@@ -2906,6 +2906,18 @@ struct LatencyHarness {
     gst_object_unref(bus);
     gst_harness_teardown(h);
   }
+  // After frames whose computation took at most `took` (with what was around it): a latency
+  // message came, and the query reports `wait` plus more than a millisecond of computation, at
+  // most `took` and a quarter more.
+  void expect_computation_added(GstClockTime wait, std::chrono::steady_clock::duration took, const char* after) {
+    GstMessage* m = gst_bus_pop_filtered(bus, GST_MESSAGE_LATENCY);
+    ASSERT_NE(m, nullptr) << "no latency message after " << after;
+    gst_message_unref(m);
+    const GstClockTime with_compute = gst_harness_query_latency(h);
+    EXPECT_GT(with_compute, wait + GST_MSECOND);
+    EXPECT_LE(with_compute - wait,
+              static_cast<GstClockTime>(std::chrono::duration_cast<std::chrono::nanoseconds>(took).count() * 5 / 4 + 1));
+  }
 };
 
 // The latency includes a batch's computation once measured: before any batch, the wait alone
@@ -2923,15 +2935,8 @@ TEST(SsdDetectBatching, TheLatencyIncludesTheBatchesComputation) {
   EXPECT_EQ(gst_harness_query_latency(h), wait);
   const auto t1 = std::chrono::steady_clock::now();
   for (int i = 4; i < 8; i++) ASSERT_EQ(gst_harness_push(h, stamped(*f, i)), GST_FLOW_OK);
-  const auto pushing = std::chrono::steady_clock::now() - t1;
-  GstMessage* m = gst_bus_pop_filtered(bus, GST_MESSAGE_LATENCY);
-  ASSERT_NE(m, nullptr) << "no latency message after the second batch";
-  gst_message_unref(m);
-  const GstClockTime with_compute = gst_harness_query_latency(h);
-  EXPECT_GT(with_compute, wait + GST_MSECOND);
   // At most the time the four pushes took (the batch's computation), and a quarter more.
-  EXPECT_LE(with_compute - wait, static_cast<GstClockTime>(
-                                     std::chrono::duration_cast<std::chrono::nanoseconds>(pushing).count() * 5 / 4 + 1));
+  lh.expect_computation_added(wait, std::chrono::steady_clock::now() - t1, "the second batch");
   for (GstBuffer* b; (b = gst_harness_try_pull(h));) gst_buffer_unref(b);
 }
 
@@ -2957,13 +2962,7 @@ TEST(SsdDetectBatching, TheLatencyIncludesTheComputationOfBatchesInFlight) {
   const auto took = std::chrono::steady_clock::now() - t1;
   ASSERT_NE(out, nullptr);
   gst_buffer_unref(out);
-  GstMessage* m = gst_bus_pop_filtered(bus, GST_MESSAGE_LATENCY);
-  ASSERT_NE(m, nullptr) << "no latency message after the third frame";
-  gst_message_unref(m);
-  const GstClockTime with_compute = gst_harness_query_latency(h);
-  EXPECT_GT(with_compute, 11 * GST_MSECOND);
-  EXPECT_LE(with_compute - 10 * GST_MSECOND,
-            static_cast<GstClockTime>(std::chrono::duration_cast<std::chrono::nanoseconds>(took).count() * 5 / 4 + 1));
+  lh.expect_computation_added(10 * GST_MSECOND, took, "the third frame");
 }
 
 // `interval` set while playing changes what batching adds (a batch spans batch-size analysed
@@ -3127,13 +3126,7 @@ TEST(SsdDetectShared, TheLatencyIncludesTheBatchesComputation) {
   ASSERT_EQ(gst_harness_push(h, stamped(*f, 1)), GST_FLOW_OK);   // alone: the batch does not wait
   const auto took = std::chrono::steady_clock::now() - t1;
   gst_buffer_unref(gst_harness_pull(h));
-  GstMessage* m = gst_bus_pop_filtered(bus, GST_MESSAGE_LATENCY);
-  ASSERT_NE(m, nullptr) << "no latency message after the second frame";
-  gst_message_unref(m);
-  const GstClockTime with_compute = gst_harness_query_latency(h);
-  EXPECT_GT(with_compute, wait + GST_MSECOND);
-  EXPECT_LE(with_compute - wait,
-            static_cast<GstClockTime>(std::chrono::duration_cast<std::chrono::nanoseconds>(took).count() * 5 / 4 + 1));
+  lh.expect_computation_added(wait, took, "the second frame");
 }
 
 // A shared batch waits for other streams' frames only while there are other streams: one
