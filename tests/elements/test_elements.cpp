@@ -2909,6 +2909,11 @@ struct LatencyHarness {
   // After frames whose computation took at most `took` (with what was around it): a latency
   // message came, and the query reports `wait` plus more than a millisecond of computation, at
   // most `took` and a quarter more.
+  // No latency message came (nothing measured yet: warm-ups), and the query still says `wait`.
+  void expect_latency_unchanged(GstClockTime wait) {
+    EXPECT_EQ(gst_bus_pop_filtered(bus, GST_MESSAGE_LATENCY), nullptr);
+    EXPECT_EQ(gst_harness_query_latency(h), wait);
+  }
   void expect_computation_added(GstClockTime wait, std::chrono::steady_clock::duration took, const char* after) {
     GstMessage* m = gst_bus_pop_filtered(bus, GST_MESSAGE_LATENCY);
     ASSERT_NE(m, nullptr) << "no latency message after " << after;
@@ -2927,12 +2932,10 @@ TEST(SsdDetectBatching, TheLatencyIncludesTheBatchesComputation) {
   auto f = make_frame(flat(320, 240), GST_VIDEO_FORMAT_RGB);
   LatencyHarness lh("batch-size=4 threads=1 in-flight=1", *f);
   GstHarness* h = lh.h;
-  GstBus* bus = lh.bus;
   const GstClockTime wait = 10 * GST_MSECOND + 3 * kFrameStep;
   EXPECT_EQ(gst_harness_query_latency(h), wait);
   for (int i = 0; i < 4; i++) ASSERT_EQ(gst_harness_push(h, stamped(*f, i)), GST_FLOW_OK);   // warm-up
-  EXPECT_EQ(gst_bus_pop_filtered(bus, GST_MESSAGE_LATENCY), nullptr);
-  EXPECT_EQ(gst_harness_query_latency(h), wait);
+  lh.expect_latency_unchanged(wait);
   const auto t1 = std::chrono::steady_clock::now();
   for (int i = 4; i < 8; i++) ASSERT_EQ(gst_harness_push(h, stamped(*f, i)), GST_FLOW_OK);
   // At most the time the four pushes took (the batch's computation), and a quarter more.
@@ -3115,13 +3118,11 @@ TEST(SsdDetectShared, TheLatencyIncludesTheBatchesComputation) {
   auto f = make_frame(flat(640, 480), GST_VIDEO_FORMAT_RGB);
   LatencyHarness lh("model-instance-id=timed threads=1 batch-size=2 batch-timeout=30000000", *f);
   GstHarness* h = lh.h;
-  GstBus* bus = lh.bus;
   const GstClockTime wait = 10 * GST_MSECOND + 30 * GST_MSECOND;
   EXPECT_EQ(gst_harness_query_latency(h), wait);
   ASSERT_EQ(gst_harness_push(h, stamped(*f, 0)), GST_FLOW_OK);   // warm-up
   gst_buffer_unref(gst_harness_pull(h));
-  EXPECT_EQ(gst_bus_pop_filtered(bus, GST_MESSAGE_LATENCY), nullptr);
-  EXPECT_EQ(gst_harness_query_latency(h), wait);
+  lh.expect_latency_unchanged(wait);
   const auto t1 = std::chrono::steady_clock::now();
   ASSERT_EQ(gst_harness_push(h, stamped(*f, 1)), GST_FLOW_OK);   // alone: the batch does not wait
   const auto took = std::chrono::steady_clock::now() - t1;
@@ -4469,13 +4470,8 @@ TEST(SsdExport, AppendCannotChangeWhileRunning) {
   gboolean append = TRUE;
   g_object_get(h->element, "append", &append, nullptr);
   EXPECT_FALSE(append) << "the output was opened truncated";
-  GstMessage* m = gst_bus_pop_filtered(bus, GST_MESSAGE_WARNING);
-  ASSERT_NE(m, nullptr) << "the refused change must be reported";
-  GError* err = nullptr;
-  gst_message_parse_warning(m, &err, nullptr);
-  EXPECT_NE(std::string(err->message).find("append"), std::string::npos) << err->message;
-  g_error_free(err);
-  gst_message_unref(m);
+  const std::string warning = next_warning(bus);   // (posted before set returned: no wait)
+  EXPECT_NE(warning.find("append cannot change"), std::string::npos) << "the refused change must be reported: " << warning;
   g_object_set(h->element, "append", FALSE, nullptr);   // the value in use: no warning
   EXPECT_EQ(gst_bus_pop_filtered(bus, GST_MESSAGE_WARNING), nullptr);
   // Stopped, it takes the change (for the next start), without a warning.
