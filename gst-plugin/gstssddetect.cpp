@@ -94,7 +94,13 @@
  * checked against it when the element switches: to change the model and the classes together,
  * set them in one call, e.g. `g_object_set (detect, "model", path, "classes", "car", NULL)`.
  * Warnings about a failed load come from a thread of GStreamer's pool, so an application may
- * stop the element from its handler. Elements sharing a model instance (`model-instance-id`)
+ * stop the element from its handler. An element stopped before it switched (or before the load
+ * was done: stopping waits for it) settles the change as the switch would have: a file that
+ * cannot be loaded, or that `classes` or `class-thresholds` do not fit, is refused with the
+ * same warning and `model` reverts, so the next start runs with the model in use; a file that
+ * loads is the one the next start loads. Likewise `classes`, `class-thresholds` (and `region`,
+ * checked when set) set while running are checked when the element stops if no frame came to
+ * apply them: a restart never fails on a value refused with a warning while running. Elements sharing a model instance (`model-instance-id`)
  * change their model in the READY state only. The properties read when the element starts
  * (`device`, `precision`, `threads`, `batch-size`, `batch-timeout`, `in-flight`, `cuda-graphs`,
  * `model-instance-id`) are refused while it runs, with a warning naming the property: they keep
@@ -292,7 +298,8 @@ struct SsdDetectState {
   // which GstBaseTransform serialises, and by the output thread under the sink pad's stream lock
   // (except `ready` and what goes with it, guarded by output_lock).
   std::unique_ptr<ssd::Detector> detector;      // the element's own model, or
-  std::shared_ptr<ssd::SharedDetector> shared;  // the instance it shares (model-instance-id)
+  std::shared_ptr<ssd::SharedDetector> shared;  // the instance it shares (model-instance-id; set under
+                                                // `lock`, set_shared(): set_property() reads it)
   float threshold = kDefaultThreshold;          // the output settings, as last applied:
   std::vector<float> class_thresholds;          // `threshold`, the filter's per class (empty: none)
   int max_detections = kDefaultMaxDetections;
@@ -405,7 +412,10 @@ struct SsdDetectState {
 
   bool batching() const { return batch_size > 1 || in_flight > 1; }
 
-  void stop_loader() {
+  // Ends the loader thread once it has settled the file it was asked for (loaded into `loaded`,
+  // or refused with a warning), so that a `model` set just before the element stops is not left
+  // unchecked for the next start.
+  void join_loader() {
     {
       std::lock_guard<std::mutex> guard(loader_lock);
       loader_stop = true;
@@ -414,6 +424,9 @@ struct SsdDetectState {
     if (loader_thread.joinable()) loader_thread.join();
     loader_stop = false;
     load_request.clear();
+  }
+  void stop_loader() {
+    join_loader();
     loaded.reset();
   }
 
@@ -574,6 +587,13 @@ static void output_loop(GstSsdDetect* self, guint64 generation);
 
 // What the element asks of its model, whether its own or a shared instance's.
 static bool model_loaded(const SsdDetectState* st) { return st->detector || st->shared; }
+
+// Holds the shared instance `instance` (or none), under `lock`, which set_property() reads it
+// under; one let go is released (maybe destroyed) after.
+static void set_shared(SsdDetectState* st, std::shared_ptr<ssd::SharedDetector> instance) {
+  std::lock_guard<std::mutex> guard(st->lock);
+  std::swap(st->shared, instance);
+}
 static const std::vector<std::string>& model_labels(const SsdDetectState* st) {
   return st->shared ? st->shared->labels() : st->detector->labels();
 }
@@ -645,7 +665,7 @@ static void loader_loop(GstSsdDetect* self) {
   std::unique_lock<std::mutex> lk(st->loader_lock);
   while (true) {
     st->loader_wake.wait(lk, [st] { return st->loader_stop || !st->load_request.empty(); });
-    if (st->loader_stop) return;
+    if (st->load_request.empty()) return;   // stopping, with nothing left to settle
     const std::string path = std::move(st->load_request);
     st->load_request.clear();
     st->loading = true;
@@ -673,10 +693,6 @@ static void loader_loop(GstSsdDetect* self) {
     const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     lk.lock();
     st->loading = false;
-    if (st->loader_stop) {
-      lk.unlock();
-      return;
-    }
     if (!st->load_request.empty()) {   // superseded by a newer request
       lk.unlock();
       detector.reset();
@@ -743,8 +759,8 @@ static void apply_postprocess_locked(SsdDetectState* st) {
 
 // Puts the current `classes` and `class-thresholds` in place, checked against the model's
 // labels; when they do not fit, the filter in use stays, with a warning, and the properties go
-// back to its values. Streaming thread.
-static void update_filter(GstSsdDetect* self) {
+// back to its values. Streaming thread (or stop()).
+static void check_filter(GstSsdDetect* self) {
   SsdDetectState* st = self->state;
   std::string classes, thresholds;
   {
@@ -774,9 +790,73 @@ static void update_filter(GstSsdDetect* self) {
     if (classes_back) g_object_notify(G_OBJECT(self), "classes");
     if (thresholds_back) g_object_notify(G_OBJECT(self), "class-thresholds");
   }
+}
+
+// check_filter(), then the output stage's settings for it. Streaming thread.
+static void update_filter(GstSsdDetect* self) {
+  SsdDetectState* st = self->state;
+  check_filter(self);
   reset_tracking(st);   // the next frame is analysed: carried boxes had the old filter
   std::lock_guard<std::mutex> guard(st->lock);
   apply_postprocess_locked(st);
+}
+
+// A model loaded for a switch whose labels lack a class `classes` or `class-thresholds` names
+// (`why`): not switched to; a warning, and `model` goes back to the model in use unless another
+// file was asked for meanwhile.
+static void refuse_model(GstSsdDetect* self, const std::string& path, const std::string& why) {
+  SsdDetectState* st = self->state;
+  std::string in_use;
+  bool revert;
+  {
+    std::lock_guard<std::mutex> guard(st->lock);
+    std::lock_guard<std::mutex> g(st->loader_lock);
+    in_use = st->model_in_use;
+    revert = st->settings.model == path && st->load_request.empty() && !st->loading && !st->loaded;
+    if (revert) st->settings.model = in_use;
+  }
+  GST_ELEMENT_WARNING(self, RESOURCE, SETTINGS,
+                      ("Not switching to model \"%s\": %s. The element goes on with model \"%s\".", path.c_str(),
+                       why.c_str(), in_use.c_str()),
+                      (nullptr));
+  if (revert) g_object_notify(G_OBJECT(self), "model");
+}
+
+// stop(), once the streaming and loader threads are done: the settings changed while running
+// that no frame has applied yet are settled as the next frame would have, so that the next start
+// runs with what the element would have run with, not fail on them. A model loaded for a switch
+// is checked against `classes` and `class-thresholds` (the next start loads it again when they
+// fit, else the property goes back, with the warning); `classes` and `class-thresholds` set for
+// the model in use are checked against it (they go back, with the warning, when they do not fit).
+static void settle_pending_changes(GstSsdDetect* self) {
+  SsdDetectState* st = self->state;
+  std::unique_ptr<ssd::Detector> next;
+  std::string path;
+  {
+    std::lock_guard<std::mutex> guard(st->loader_lock);
+    next = std::move(st->loaded);
+    path = std::move(st->loaded_model);
+  }
+  if (next) {
+    std::string classes, thresholds;
+    {
+      std::lock_guard<std::mutex> guard(st->lock);
+      classes = st->settings.classes;
+      thresholds = st->settings.class_thresholds;
+    }
+    try {
+      class_filter(next->labels(), classes, thresholds);
+    } catch (const ssd::Error& e) {
+      next.reset();
+      refuse_model(self, path, e.what());
+    }
+  }
+  bool check;
+  {
+    std::lock_guard<std::mutex> guard(st->lock);
+    check = st->filter_changed && st->settings.model == st->model_in_use;
+  }
+  if (check && model_loaded(st)) check_filter(self);
 }
 
 // Streaming thread: swaps in a model the loader thread has loaded, after the frames held for the
@@ -810,21 +890,8 @@ static GstFlowReturn adopt_loaded_model(GstSsdDetect* self) {
   try {
     st->filter = class_filter(next->labels(), classes, thresholds);
   } catch (const ssd::Error& e) {
-    std::string in_use;
-    bool revert;
-    {
-      std::lock_guard<std::mutex> guard(st->lock);
-      std::lock_guard<std::mutex> g(st->loader_lock);
-      in_use = st->model_in_use;
-      revert = st->settings.model == path && st->load_request.empty() && !st->loading && !st->loaded;
-      if (revert) st->settings.model = in_use;
-    }
     next.reset();
-    GST_ELEMENT_WARNING(self, RESOURCE, SETTINGS,
-                        ("Not switching to model \"%s\": %s. The element goes on with model \"%s\".", path.c_str(),
-                         e.what(), in_use.c_str()),
-                        (nullptr));
-    if (revert) g_object_notify(G_OBJECT(self), "model");
+    refuse_model(self, path, e.what());
     return GST_FLOW_OK;
   }
   std::unique_ptr<ssd::Detector> old = std::exchange(st->detector, std::move(next));
@@ -892,6 +959,10 @@ static void gst_ssd_detect_set_property(GObject* object, guint prop_id, const GV
         s.nms_iou = g_value_get_float(value);
         st->postprocess_changed = true;
         st->nms_iou_changed = true;
+        // A shared instance's is every stream's: set now, not at this element's next frame, so
+        // that an element starting meanwhile with the new value joins (and one with the old
+        // value does not).
+        if (st->shared) st->shared->set_nms_iou(s.nms_iou);
         break;
       case PROP_MAX_DETECTIONS:
         s.max_detections = g_value_get_int(value);
@@ -1077,7 +1148,7 @@ static gboolean gst_ssd_detect_start(GstBaseTransform* trans) {
       shared.detector = opts;
       shared.max_batch = static_cast<int>(std::max(1u, s.batch_size));
       shared.max_wait = std::chrono::microseconds(s.batch_timeout / 1000);
-      st->shared = ssd::SharedDetector::acquire(instance, shared);
+      set_shared(st, ssd::SharedDetector::acquire(instance, shared));
     }
   } catch (const std::exception& e) {
     if (instance.empty()) {
@@ -1102,7 +1173,7 @@ static gboolean gst_ssd_detect_start(GstBaseTransform* trans) {
   } catch (const std::exception& e) {
     GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS, ("Model \"%s\": %s", s.model.c_str(), e.what()), (nullptr));
     st->detector.reset();
-    st->shared.reset();
+    set_shared(st, nullptr);
     return FALSE;
   }
   const std::string device = model_device(st);
@@ -1200,6 +1271,12 @@ static gboolean gst_ssd_detect_stop(GstBaseTransform* trans) {
     st->settings_taken = false;
   }
   st->stop_output_thread();   // first: it may be working on the detector and the held frames
+  st->join_loader();
+  try {
+    settle_pending_changes(self);
+  } catch (const std::exception& e) {
+    GST_ERROR_OBJECT(self, "settling the settings changed while running failed: %s", e.what());
+  }
   st->stop_loader();
   try {
     if (st->shared) {
@@ -1221,7 +1298,7 @@ static gboolean gst_ssd_detect_stop(GstBaseTransform* trans) {
     for (GstEvent* e : st->kept_sticky) gst_event_unref(e);   // the pads are inactive
     st->kept_sticky.clear();
     st->detector.reset();
-    st->shared.reset();   // the instance goes with its last element
+    set_shared(st, nullptr);   // the instance goes with its last element
     st->on_cuda = false;
     st->have_info = false;
     reset_tracking(st);

@@ -3202,6 +3202,19 @@ TEST(SsdDetectShared, OtherSettingsFailTheStartUntilTheInstanceIsGone) {
   starts_ok(other);
 }
 
+// `nms-iou` is the shared instance's: set on one element while no frame passes (before, it reached
+// the instance with that element's next frame), it is the instance's at once, so an element
+// starting with the new value joins and one with the old value does not.
+TEST(SsdDetectShared, AnNmsIouSetWhileRunningIsTheInstancesAtOnce) {
+  GstHarness* h = detect_harness("model-instance-id=nms-at-once");
+  g_object_set(h->element, "nms-iou", 0.6f, nullptr);   // (the harness is playing; no frame pushed)
+  const std::string pipeline = "videotestsrc num-buffers=1 ! video/x-raw,format=RGB,width=64,height=48 ! ";
+  starts_ok(pipeline + "ssddetect model-instance-id=nms-at-once nms-iou=0.6 ! fakesink");
+  const std::string old = failing_start(pipeline + "ssddetect model-instance-id=nms-at-once ! fakesink");
+  EXPECT_NE(old.find("NMS IoU 0.6 (this one asks for 0.45)"), std::string::npos) << old;
+  gst_harness_teardown(h);
+}
+
 // ---- bad models: the state change fails and the message names the file and the reason
 
 TEST(SsdDetectModel, MissingFileFailsTheStateChange) {
@@ -3488,6 +3501,62 @@ TEST(SsdDetectModelChange, ClassesGoWithTheModelAndARefusedModelLeavesAllAsItWas
     gst_element_set_bus(h->element, nullptr);
     gst_object_unref(bus);
     gst_harness_teardown(h);
+  }
+}
+
+// What was set while running and no frame applied (a live source's pipeline PAUSED, say) is
+// settled when the element stops, as a frame would have settled it: a refused value posts its
+// warning and its property goes back, so that the next start runs (before, `classes=unicorn` or
+// a garbage `model` set just before a restart failed that start with an error); a model that
+// loads and fits is the one the next start runs with.
+TEST(SsdDetectModelChange, StoppingSettlesWhatNoFrameApplied) {
+  TempDir tmp;
+  const std::string renamed = renamed_model(tmp);
+  const std::string garbage = tmp / "garbage.safetensors";
+  std::ofstream(garbage) << "not a model";
+  struct Case {
+    const char* property;
+    std::string value, start_props, warning, settled;   // settled: the property after the stop
+  };
+  const std::string star = labels()[3];
+  const Case cases[] = {
+      {"classes", "unicorn", "", "unicorn", ""},
+      {"class-thresholds", star + "=abc", "", "abc", ""},
+      {"model", garbage, "", garbage, default_model()},
+      {"model", "/nonexistent/model.safetensors", "", "nonexistent", default_model()},
+      {"model", renamed, "classes=" + star, "Not switching", default_model()},   // no such class in it
+      {"model", renamed, "", "", renamed},                                       // loads, fits: kept
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(std::string(c.property) + "=" + c.value + " " + c.start_props);
+    GstElement* pipeline = gst_parse_launch(
+        ("videotestsrc is-live=true ! video/x-raw,width=160,height=120,framerate=30/1 ! ssddetect name=d " +
+         c.start_props + " ! fakesink").c_str(),
+        nullptr);
+    ASSERT_NE(pipeline, nullptr);
+    GstBus* bus = gst_element_get_bus(pipeline);
+    GstElement* d = gst_bin_get_by_name(GST_BIN(pipeline), "d");
+    ASSERT_EQ(gst_element_set_state(pipeline, GST_STATE_PAUSED), GST_STATE_CHANGE_NO_PREROLL);   // started, no frame
+    g_object_set(d, c.property, c.value.c_str(), nullptr);
+    // Stopped (READY: a pipeline going to NULL flushes its bus, the warnings with it).
+    ASSERT_EQ(gst_element_set_state(pipeline, GST_STATE_READY), GST_STATE_CHANGE_SUCCESS);
+    gchar* now = nullptr;
+    g_object_get(d, c.property, &now, nullptr);
+    EXPECT_EQ(std::string(now ? now : ""), c.settled);
+    g_free(now);
+    if (!c.warning.empty()) {   // (a failed load's comes from GStreamer's thread pool: waited for)
+      const std::string warning = next_warning(bus);
+      EXPECT_NE(warning.find(c.warning), std::string::npos) << warning;
+    }
+    EXPECT_NE(gst_element_set_state(pipeline, GST_STATE_PLAYING), GST_STATE_CHANGE_FAILURE);
+    ASSERT_EQ(gst_element_get_state(pipeline, nullptr, nullptr, 30 * GST_SECOND), GST_STATE_CHANGE_SUCCESS);
+    GstMessage* error = gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR);
+    EXPECT_EQ(error, nullptr) << "the restart failed";
+    if (error) gst_message_unref(error);
+    gst_element_set_state(pipeline, GST_STATE_NULL);
+    gst_object_unref(d);
+    gst_object_unref(bus);
+    gst_object_unref(pipeline);
   }
 }
 
