@@ -14,7 +14,7 @@
 # suite's CUDA tests, the pipeline rows of the issues' goals (the first six below), model,
 # reference, train, the other pipeline rows, then the rest of the build and the elements suite:
 # the most wanted figures first, as it stops starting steps once SSD_GPU_DEADLINE seconds
-# (default 540) have passed since the script began; each step is also killed at that deadline,
+# (default 540; a dry run 1620) have passed since the script began; each step is also killed at that deadline,
 # and a failing or killed step does not stop the others. Each stage can also be run alone
 # (`... gpu_session.sh build pipeline`).
 #   deps       whether every dependency the build in SSD_GPU_BUILD found is one the GPU host has:
@@ -56,11 +56,12 @@ cd "$root" || exit 1
 out=${OUT:-$root/out/gpu}
 b=${SSD_GPU_BUILD:-$root/build-gpu}
 models=${SSD_GPU_MODELS:-/tmp/ssd-gpu-models}   # weights files (too big to come back in $OUT)
-deadline=$(( SECONDS + ${SSD_GPU_DEADLINE:-540} ))
-# A dry run's steps run on the CPU, maybe a busy one: each may take 3 times its GPU-host limit
-# (the limits keep the GPU host's steps within its device call, not a dry run's).
+# A dry run's steps run on the CPU, maybe a busy one: each may take 3 times its GPU-host limit,
+# and the whole run 3 times the deadline (the limits keep the GPU host's steps within its device
+# call, not a dry run's).
 limit_scale=1
 [ "${SSD_GPU_DRY_RUN:-0}" = 1 ] && limit_scale=3
+deadline=$(( SECONDS + ${SSD_GPU_DEADLINE:-$(( 540 * limit_scale ))} ))
 mkdir -p "$out" "$models" || exit 1
 py=${SSD_PYTHON:-python3}
 # Sizes of the measurements: on the GPU host, and in a dry run (CPU, checks only that each runs).
