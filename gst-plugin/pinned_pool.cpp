@@ -3,6 +3,7 @@
 #include <cstring>
 #include <exception>
 #include <memory>
+#include <string>
 
 #include <gst/video/video.h>
 
@@ -33,15 +34,21 @@ GType ssd_host_allocator_get_type();
 G_DEFINE_TYPE(SsdHostAllocator, ssd_host_allocator, GST_TYPE_ALLOCATOR)
 
 GstMemory* allocator_alloc(GstAllocator* allocator, gsize size, GstAllocationParams* params) {
-  static const bool pinned = ssd::cuda_available();
+  static const bool cuda = ssd::cuda_available();
   const gsize align = params->align | gst_memory_alignment;   // a mask, e.g. 15
   gsize maxsize = size + params->prefix + params->padding;
   std::unique_ptr<ssd::HostBuffer> block;
   try {
-    block = std::make_unique<ssd::HostBuffer>(maxsize + align, pinned);
+    // Page-locked memory when there is a CUDA device; where the driver has none left to give,
+    // ordinary memory, whose frames are staged before their upload, keeps the stream going.
+    std::string why_not;
+    block = cuda ? ssd::HostBuffer::pinned_if_possible(maxsize + align, &why_not)
+                 : std::make_unique<ssd::HostBuffer>(maxsize + align, false);
+    if (!why_not.empty())
+      GST_WARNING("%" G_GSIZE_FORMAT " bytes of ordinary memory in place of page-locked memory: %s", maxsize,
+                  why_not.c_str());
   } catch (const std::exception& e) {
-    GST_WARNING("could not allocate %" G_GSIZE_FORMAT " bytes of %s host memory: %s", maxsize,
-                pinned ? "page-locked" : "ordinary", e.what());
+    GST_WARNING("could not allocate %" G_GSIZE_FORMAT " bytes of host memory: %s", maxsize, e.what());
     return nullptr;
   }
   guint8* data = block->data();

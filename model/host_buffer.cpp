@@ -25,6 +25,15 @@ HostBuffer::HostBuffer(size_t size, bool pinned) : impl_(std::make_unique<Impl>(
   impl_->pinned = pinned;
 }
 
+std::unique_ptr<HostBuffer> HostBuffer::pinned_if_possible(size_t size, std::string* why_not) {
+  try {
+    return std::make_unique<HostBuffer>(size, true);
+  } catch (const Error& e) {
+    if (why_not) *why_not = e.what();
+  }
+  return std::make_unique<HostBuffer>(size, false);
+}
+
 HostBuffer::~HostBuffer() = default;
 
 uint8_t* HostBuffer::data() const { return impl_->block.data_ptr<uint8_t>(); }

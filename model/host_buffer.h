@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
 
 namespace ssd {
 
@@ -15,6 +16,11 @@ class HostBuffer {
   // `size` bytes. pinned: page-locked through LibTorch's CUDA host allocator (throws ssd::Error
   // when no CUDA device is available); otherwise ordinary memory.
   HostBuffer(size_t size, bool pinned);
+  // `size` bytes, page-locked when that can be had, else ordinary memory (pinned() tells
+  // which; `why_not`, when given, receives why page-locked memory could not be had): a frame
+  // in ordinary memory is staged before its upload, like any other, rather than not written at
+  // all. Throws ssd::Error when not even ordinary memory can be had.
+  static std::unique_ptr<HostBuffer> pinned_if_possible(size_t size, std::string* why_not = nullptr);
   ~HostBuffer();
   HostBuffer(const HostBuffer&) = delete;
   HostBuffer& operator=(const HostBuffer&) = delete;

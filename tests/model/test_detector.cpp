@@ -1297,6 +1297,25 @@ TEST(HostBuffer, OrdinaryMemoryEverywherePageLockedOnlyWithCuda) {
   }
 }
 
+// Where page-locked memory cannot be had (here: no CUDA device; on a GPU host: the driver has
+// none left), ordinary memory stands in and says why.
+TEST(HostBuffer, PinnedIfPossibleFallsBackToOrdinaryMemory) {
+  std::string why_not = "untouched";
+  const auto block = HostBuffer::pinned_if_possible(4096, &why_not);
+  ASSERT_TRUE(block);
+  EXPECT_EQ(block->size(), 4096u);
+  std::memset(block->data(), 9, block->size());
+  EXPECT_EQ(block->data()[4095], 9);
+  if (cuda_available()) {
+    EXPECT_TRUE(block->pinned());
+    EXPECT_EQ(why_not, "untouched");
+  } else {
+    EXPECT_FALSE(block->pinned());
+    EXPECT_NE(why_not.find("page-locked"), std::string::npos) << why_not;
+    EXPECT_NE(why_not.find("CUDA"), std::string::npos) << why_not;
+  }
+}
+
 // Frames in page-locked memory are uploaded in place (asynchronously, no staging copy): the
 // same detections as the staged path, for packed and planar frames with padded strides, one
 // at a time and with two batches in flight (the frames must stay untouched until collect()).
