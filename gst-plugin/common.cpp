@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <iterator>
+#include <utility>
 
 namespace gstssd {
 
@@ -172,6 +174,48 @@ void refuse_crop_meta(GstQuery* allocation_query) {
   guint index = 0;
   while (gst_query_find_allocation_meta(allocation_query, GST_VIDEO_CROP_META_API_TYPE, &index))
     gst_query_remove_nth_allocation_meta(allocation_query, index);
+}
+
+namespace {
+
+// The HoldPosts open in this thread (their elements, innermost last) and what they hold.
+struct HeldPosts {
+  std::vector<GstElement*> open;
+  std::vector<std::pair<GstElement*, std::function<void()>>> posts;
+};
+thread_local HeldPosts t_held;
+
+bool is_open(GstElement* element) {
+  return std::find(t_held.open.begin(), t_held.open.end(), element) != t_held.open.end();
+}
+
+}  // namespace
+
+HoldPosts::HoldPosts(GstElement* element) : element_(element) { t_held.open.push_back(element); }
+
+HoldPosts::~HoldPosts() {
+  auto innermost = std::find(t_held.open.rbegin(), t_held.open.rend(), element_);
+  t_held.open.erase(std::next(innermost).base());
+  if (is_open(element_)) return;   // an outer one of the element's holds on
+  std::vector<std::function<void()>> mine;
+  auto& posts = t_held.posts;
+  for (auto it = posts.begin(); it != posts.end();) {
+    if (it->first == element_) {
+      mine.push_back(std::move(it->second));
+      it = posts.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (auto& post : mine) post();   // (a handler may post through another element: t_held is left consistent)
+}
+
+void after_frame(GstElement* element, std::function<void()> post) {
+  if (!is_open(element)) {
+    post();
+    return;
+  }
+  t_held.posts.emplace_back(element, std::move(post));
 }
 
 }  // namespace gstssd

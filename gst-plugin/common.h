@@ -4,6 +4,7 @@
 #pragma once
 
 #include <exception>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -115,5 +116,25 @@ GstFlowReturn run_frame_guarded(GstElement* element, const char* what, Fn&& fn) 
   }
   return GST_FLOW_ERROR;
 }
+
+// Messages an element posts (and property notifications it sends) in the middle of a frame's
+// work, held back until that work is done: an application's sync bus handler or notify handler
+// runs in the thread that posts, and one that stops the element there (against GStreamer's
+// advice, but it happens) would free what the rest of the frame's code uses. A HoldPosts opens
+// at each vfunc (or step of an element's own thread) that may post; the outermost one of an
+// element in a thread runs, in order, what after_frame() held for it, when it closes (nothing of
+// the element's state may be used after that). after_frame() runs `post` at once where none is
+// open (the element's own thread, stop()).
+class HoldPosts {
+ public:
+  explicit HoldPosts(GstElement* element);
+  ~HoldPosts();
+  HoldPosts(const HoldPosts&) = delete;
+  HoldPosts& operator=(const HoldPosts&) = delete;
+
+ private:
+  GstElement* element_;
+};
+void after_frame(GstElement* element, std::function<void()> post);
 
 }  // namespace gstssd

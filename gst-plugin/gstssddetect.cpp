@@ -621,9 +621,11 @@ static void report_graph_failures(GstSsdDetect* self) {
   const auto [g, pre] = model_graph_stats(st);
   if (g.failures + pre.failures <= st->graph_failures_reported) return;
   st->graph_failures_reported = g.failures + pre.failures;
-  GST_ELEMENT_WARNING(self, LIBRARY, FAILED,
-                      ("Could not capture a CUDA graph; this batch size or frame layout runs without one (slower)."),
-                      ("%s", (pre.failures ? pre.last_error : g.last_error).c_str()));
+  gstssd::after_frame(GST_ELEMENT(self), [self, error = pre.failures ? pre.last_error : g.last_error] {
+    GST_ELEMENT_WARNING(self, LIBRARY, FAILED,
+                        ("Could not capture a CUDA graph; this batch size or frame layout runs without one (slower)."),
+                        ("%s", error.c_str()));
+  });
 }
 static GstFlowReturn drain(GstSsdDetect* self, bool for_event);
 static GstFlowReturn submit_pending(GstSsdDetect* self);
@@ -781,14 +783,18 @@ static void check_filter(GstSsdDetect* self) {
       if (classes_back) st->settings.classes = in_use.classes;
       if (thresholds_back) st->settings.class_thresholds = in_use.thresholds;
     }
-    GST_ELEMENT_WARNING(self, RESOURCE, SETTINGS,
-                        ("classes \"%s\" and class-thresholds \"%s\" not applied: %s. The element keeps classes "
-                         "\"%s\" and class-thresholds \"%s\".",
-                         classes.c_str(), thresholds.c_str(), e.what(), in_use.classes.c_str(),
-                         in_use.thresholds.c_str()),
-                        (nullptr));
-    if (classes_back) g_object_notify(G_OBJECT(self), "classes");
-    if (thresholds_back) g_object_notify(G_OBJECT(self), "class-thresholds");
+    gstssd::after_frame(GST_ELEMENT(self), [self, classes, thresholds, why = std::string(e.what()),
+                                            kept_classes = in_use.classes, kept_thresholds = in_use.thresholds,
+                                            classes_back, thresholds_back] {
+      GST_ELEMENT_WARNING(self, RESOURCE, SETTINGS,
+                          ("classes \"%s\" and class-thresholds \"%s\" not applied: %s. The element keeps classes "
+                           "\"%s\" and class-thresholds \"%s\".",
+                           classes.c_str(), thresholds.c_str(), why.c_str(), kept_classes.c_str(),
+                           kept_thresholds.c_str()),
+                          (nullptr));
+      if (classes_back) g_object_notify(G_OBJECT(self), "classes");
+      if (thresholds_back) g_object_notify(G_OBJECT(self), "class-thresholds");
+    });
   }
 }
 
@@ -815,11 +821,13 @@ static void refuse_model(GstSsdDetect* self, const std::string& path, const std:
     revert = st->settings.model == path && st->load_request.empty() && !st->loading && !st->loaded;
     if (revert) st->settings.model = in_use;
   }
-  GST_ELEMENT_WARNING(self, RESOURCE, SETTINGS,
-                      ("Not switching to model \"%s\": %s. The element goes on with model \"%s\".", path.c_str(),
-                       why.c_str(), in_use.c_str()),
-                      (nullptr));
-  if (revert) g_object_notify(G_OBJECT(self), "model");
+  gstssd::after_frame(GST_ELEMENT(self), [self, path, why, in_use, revert] {
+    GST_ELEMENT_WARNING(self, RESOURCE, SETTINGS,
+                        ("Not switching to model \"%s\": %s. The element goes on with model \"%s\".", path.c_str(),
+                         why.c_str(), in_use.c_str()),
+                        (nullptr));
+    if (revert) g_object_notify(G_OBJECT(self), "model");
+  });
 }
 
 // stop(), once the streaming and loader threads are done: the settings changed while running
@@ -910,12 +918,11 @@ static GstFlowReturn adopt_loaded_model(GstSsdDetect* self) {
   const auto& labels = st->detector->labels();
   const std::string joined = ssd::join_labels(labels, ",");
   GST_INFO_OBJECT(self, "switched to model %s (%zu classes)", path.c_str(), labels.size());
-  gst_element_post_message(
-      GST_ELEMENT(self),
-      gst_message_new_element(GST_OBJECT(self),
-                              gst_structure_new("ssd-model-changed", "model", G_TYPE_STRING, path.c_str(), "device",
-                                                G_TYPE_STRING, device.c_str(), "labels", G_TYPE_STRING,
-                                                joined.c_str(), nullptr)));
+  GstMessage* changed = gst_message_new_element(
+      GST_OBJECT(self), gst_structure_new("ssd-model-changed", "model", G_TYPE_STRING, path.c_str(), "device",
+                                          G_TYPE_STRING, device.c_str(), "labels", G_TYPE_STRING, joined.c_str(),
+                                          nullptr));
+  gstssd::after_frame(GST_ELEMENT(self), [self, changed] { gst_element_post_message(GST_ELEMENT(self), changed); });
   return GST_FLOW_OK;
 }
 
@@ -1357,6 +1364,7 @@ static bool hold_event(SsdDetectState* st, GstEvent* event) {
 
 static gboolean gst_ssd_detect_sink_event(GstBaseTransform* trans, GstEvent* event) {
   GstSsdDetect* self = GST_SSD_DETECT(trans);
+  const gstssd::HoldPosts hold(GST_ELEMENT(self));
   SsdDetectState* st = self->state;
   if (GST_EVENT_TYPE(event) == GST_EVENT_FLUSH_STOP) {
     GST_DEBUG_OBJECT(self, "flush: forgetting the last detections and dropping held frames");
@@ -1682,7 +1690,9 @@ static void note_compute_time(GstSsdDetect* self, std::chrono::nanoseconds took)
   st->compute_latency = ns + ns / 4;
   GST_DEBUG_OBJECT(self, "a batch took %" GST_TIME_FORMAT ": reporting %" GST_TIME_FORMAT " more latency",
                    GST_TIME_ARGS(ns), GST_TIME_ARGS(st->compute_latency.load()));
-  gst_element_post_message(GST_ELEMENT(self), gst_message_new_latency(GST_OBJECT(self)));
+  gstssd::after_frame(GST_ELEMENT(self), [self] {
+    gst_element_post_message(GST_ELEMENT(self), gst_message_new_latency(GST_OBJECT(self)));
+  });
 }
 
 // Sends the pending frames to the detector as one batch (frames are copied to the device or to
@@ -2079,6 +2089,7 @@ static GstFlowReturn drain(GstSsdDetect* self, bool for_event) {
 // computed by now (their frames go to `ready`), runs a partial batch that has waited
 // batch-timeout (wall-clock), and drops the frames held after a failure.
 static void output_step(GstSsdDetect* self) {
+  const gstssd::HoldPosts hold(GST_ELEMENT(self));
   SsdDetectState* st = self->state;
   if (!st->detector) return;
   GstFlowReturn ret;
@@ -2176,6 +2187,7 @@ static GstClockTime added_latency(SsdDetectState* st) {
 static GstFlowReturn gst_ssd_detect_submit_input_buffer(GstBaseTransform* trans, gboolean is_discont,
                                                         GstBuffer* input) {
   GstSsdDetect* self = GST_SSD_DETECT(trans);
+  const gstssd::HoldPosts hold(GST_ELEMENT(self));
   SsdDetectState* st = self->state;
   // The default keeps the buffer in queued_buf after caps and QoS handling (or drops it).
   GstFlowReturn ret = GST_BASE_TRANSFORM_CLASS(gst_ssd_detect_parent_class)->submit_input_buffer(
@@ -2232,6 +2244,7 @@ static gboolean gst_ssd_detect_post_message(GstElement* element, GstMessage* mes
 
 static gboolean gst_ssd_detect_query(GstBaseTransform* trans, GstPadDirection direction, GstQuery* query) {
   GstSsdDetect* self = GST_SSD_DETECT(trans);
+  const gstssd::HoldPosts hold(GST_ELEMENT(self));
   SsdDetectState* st = self->state;
   if (direction == GST_PAD_SINK && GST_QUERY_IS_SERIALIZED(query) && st->batching() && st->detector) {
     // e.g. a drain or allocation query: answer it after the held frames are out. gst_pad_query
@@ -2403,6 +2416,7 @@ static gboolean gst_ssd_detect_propose_allocation(GstBaseTransform* trans, GstQu
 
 static GstFlowReturn gst_ssd_detect_transform_ip(GstBaseTransform* trans, GstBuffer* buf) {
   GstSsdDetect* self = GST_SSD_DETECT(trans);
+  const gstssd::HoldPosts hold(GST_ELEMENT(self));
   return gstssd::run_frame_guarded(GST_ELEMENT(self), "Object detection",
                                    [&] { return detect_frame(self, buf); });
 }

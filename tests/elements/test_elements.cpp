@@ -3431,6 +3431,53 @@ TEST(SsdDetectModelChange, AnApplicationMayStopTheElementFromTheFailedLoadWarnin
   gst_object_unref(pipeline);
 }
 
+// An application's sync bus handler (or notify handler) runs in the thread that posts; one that
+// stops the element on a message posted while a frame is analysed (the switch to a new model, a
+// refused `classes`) finds the element done with that frame: a frame's messages are posted when
+// its work is done. (GStreamer advises against stopping an element from its streaming thread, but
+// a handler may.)
+TEST_P(SsdDetectModelChange, AnApplicationMayStopTheElementFromAFramesMessages) {
+  TempDir tmp;
+  const std::string renamed = renamed_model(tmp);
+  TwoScenes s;
+  for (const bool model_change : {true, false}) {
+    SCOPED_TRACE(model_change ? "stopped on ssd-model-changed" : "stopped on the refused classes' warning");
+    GstHarness* h = detect_harness(GetParam());
+    GstBus* bus = gst_bus_new();
+    gst_element_set_bus(h->element, bus);
+    struct Ctx {
+      GstElement* element;
+      bool model_change;
+      int stopped = 0;
+    } ctx{h->element, model_change};
+    gst_bus_set_sync_handler(
+        bus,
+        [](GstBus*, GstMessage* m, gpointer data) {
+          auto* c = static_cast<Ctx*>(data);
+          const bool stop = c->model_change ? gst_message_has_name(m, "ssd-model-changed")
+                                            : GST_MESSAGE_TYPE(m) == GST_MESSAGE_WARNING;
+          if (stop && c->stopped == 0)
+            c->stopped = gst_element_set_state(c->element, GST_STATE_READY) == GST_STATE_CHANGE_SUCCESS ? 1 : 2;
+          return GST_BUS_PASS;
+        },
+        &ctx, nullptr);
+    gst_harness_set_src_caps(h, caps_25fps(*s.a));
+    int pushed = 0;
+    for (; pushed < 3; pushed++) EXPECT_EQ(gst_harness_push(h, stamped(*s.a, pushed)), GST_FLOW_OK);
+    g_object_set(h->element, model_change ? "model" : "classes", model_change ? renamed.c_str() : "unicorn", nullptr);
+    const auto t0 = std::chrono::steady_clock::now();
+    while (ctx.stopped == 0 && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(60)) {
+      gst_harness_push(h, stamped(*s.a, pushed++));   // (flushing once stopped)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    EXPECT_EQ(ctx.stopped, 1) << "the handler did not stop the element";
+    gst_bus_set_sync_handler(bus, nullptr, nullptr, nullptr);
+    gst_element_set_bus(h->element, nullptr);
+    gst_object_unref(bus);
+    gst_harness_teardown(h);
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Batching, SsdDetectModelChange, ::testing::Values("in-flight=1", "batch-size=2 in-flight=2"),
                          [](const ::testing::TestParamInfo<const char*>& p) {
                            return std::string(std::string(p.param).find("batch-size") == std::string::npos ? "OneByOne"
