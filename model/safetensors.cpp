@@ -1,6 +1,7 @@
 #include "safetensors.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -74,10 +75,11 @@ void write_safetensors(const std::string& path, const SafeTensors& content) {
     for (const auto& t : data)
       out.write(static_cast<const char*>(t.data_ptr()),
                 static_cast<std::streamsize>(t.numel() * t.element_size()));
-    out.flush();
+    out.close();   // (a file system may report a full disk only when the file is closed)
     if (!out) {
+      const int err = errno;   // (ENOSPC, EIO... as the failed write or close left it)
       std::remove(tmp.c_str());
-      throw Error(path + ": write failed");
+      throw Error(path + ": write failed" + (err ? std::string(": ") + std::strerror(err) : std::string()));
     }
   }
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {

@@ -1,5 +1,7 @@
 #include "atomic_file.h"
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <system_error>
@@ -12,13 +14,14 @@ void write_file_atomic(const std::filesystem::path& path, const std::string& byt
   const std::filesystem::path tmp = path.string() + ".tmp";
   std::error_code ec;
   {
+    errno = 0;
     std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    f << bytes;
-    f.flush();
+    f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    f.close();   // (a file system may report a full disk only when the file is closed)
     if (!f) {
-      f.close();
+      const int err = errno;   // why opening, writing or closing failed (ENOSPC, EACCES, EROFS...)
       std::filesystem::remove(tmp, ec);   // (a full disk: what part of it was written)
-      throw ssd::Error("cannot write " + tmp.string());
+      throw ssd::Error("cannot write " + path.string() + (err ? std::string(": ") + std::strerror(err) : std::string()));
     }
   }
   std::filesystem::rename(tmp, path, ec);

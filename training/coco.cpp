@@ -65,18 +65,14 @@ const json& get_array(const json& root, const char* name, const std::string& fil
   return v;
 }
 
-// Where file_name entries are looked for when no image folder is given: the JSON file's folder,
-// or its images/ subfolder (ssd-train synth's layout: annotations.json beside images/) when the
-// first image is there and not beside the JSON file.
-fs::path default_image_dir(const std::string& json_path, const json& images) {
-  const fs::path dir = fs::path(json_path).parent_path();
-  if (images.empty() || !images[0].is_object()) return dir;
-  const auto it = images[0].find("file_name");
-  if (it == images[0].end() || !it->is_string() || it->get_ref<const std::string&>().empty()) return dir;
-  const std::string& name = it->get_ref<const std::string&>();
+// Where an image is looked for when no image folder is given: beside the JSON file, else in its
+// images/ subfolder (ssd-train synth's layout: annotations.json beside images/), each image on
+// its own (a stray copy of one beside the JSON file decides nothing for the others).
+fs::path default_image_path(const fs::path& json_dir, const std::string& name) {
+  const fs::path beside = json_dir / name;
   std::error_code ec;
-  if (!fs::exists(dir / name, ec) && fs::is_regular_file(dir / "images" / name, ec)) return dir / "images";
-  return dir;
+  if (!fs::exists(beside, ec) && fs::exists(json_dir / "images" / name, ec)) return json_dir / "images" / name;
+  return beside;
 }
 
 }  // namespace
@@ -119,8 +115,7 @@ Dataset load_coco(const std::string& json_path, const CocoOptions& options, Load
   // Images.
   const json& images = get_array(root, "images", file);
   if (images.empty()) fail(file, "images", "empty list");
-  const fs::path image_dir = options.image_dir.empty() ? default_image_dir(json_path, images)
-                                                       : fs::path(options.image_dir);
+  const fs::path json_dir = fs::path(json_path).parent_path();
   std::unordered_map<int64_t, size_t> id_to_index;
   ds.images.reserve(images.size());
   for (size_t i = 0; i < images.size(); ++i) {
@@ -135,7 +130,9 @@ Dataset load_coco(const std::string& json_path, const CocoOptions& options, Load
     rec.width = static_cast<int>(w);
     rec.height = static_cast<int>(h);
     if (name.empty()) fail(file, entry, "empty file_name");
-    rec.path = (image_dir / name).string();
+    rec.path = (options.image_dir.empty() ? (options.check_files ? default_image_path(json_dir, name) : json_dir / name)
+                                          : fs::path(options.image_dir) / name)
+                   .string();
     if (options.check_files) {
       std::error_code ec;
       const auto st = fs::status(rec.path, ec);

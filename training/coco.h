@@ -27,8 +27,8 @@
 namespace ssdtrain {
 
 struct CocoOptions {
-  // Folder the file_name entries are relative to; empty: the JSON file's folder, or its images/
-  // subfolder when the first image is there and not beside the JSON file (ssd-train synth's
+  // Folder the file_name entries are relative to; empty: each image beside the JSON file, or in
+  // its images/ subfolder when it is there and not beside the JSON file (ssd-train synth's
   // layout).
   std::string image_dir;
   bool check_files = true;        // each image file must exist (a cheap stat, no decoding)

@@ -30,6 +30,7 @@
 #include "../model/ssd_model.h"
 #include "../model/weights.h"
 #include "atomic_file.h"
+#include "run_lock.h"
 #include "loader.h"
 #include "grad_clip.h"
 #include "mixed_precision.h"
@@ -452,18 +453,41 @@ void load_data(Session& s, bool with_val = true) {
 
 // A run folder's run.json names its files absolutely, so that `--resume` finds them from any
 // working directory.
-void make_paths_absolute(TrainSpec& spec) {
-  auto abs = [](std::string& p) {
-    if (!p.empty()) p = fs::absolute(p).lexically_normal().string();
-  };
+// Calls fn on every file or folder path of a run's options (empty ones too).
+template <typename Fn>
+void for_each_path(TrainSpec& spec, Fn&& fn) {
   for (DataSpec* d : {&spec.train, &spec.val}) {
-    abs(d->coco);
-    abs(d->images);
-    abs(d->voc);
-    abs(d->synth_dir);
+    fn(d->coco);
+    fn(d->images);
+    fn(d->voc);
+    fn(d->synth_dir);
   }
-  abs(spec.options.imagenet);
-  abs(spec.options.init_weights);
+  fn(spec.options.imagenet);
+  fn(spec.options.init_weights);
+}
+
+void make_paths_absolute(TrainSpec& spec) {
+  for_each_path(spec, [](std::string& p) {
+    if (!p.empty()) p = fs::absolute(p).lexically_normal().string();
+  });
+}
+
+// A run folder moved or copied from `stored` (where run.json was written, e.g. on another
+// machine) to `now`: the paths inside it (the synthetic data sets it generated, data a user kept
+// there) are taken from where it is now.
+void rebase_paths(TrainSpec& spec, fs::path stored, fs::path now) {
+  auto clean = [](fs::path& p) {   // (no "." or "..", no trailing separator)
+    p = p.lexically_normal();
+    if (!p.has_filename() && p.has_parent_path()) p = p.parent_path();
+  };
+  clean(stored);
+  clean(now);
+  if (stored.empty() || stored == now) return;
+  for_each_path(spec, [&](std::string& p) {
+    if (p.empty()) return;
+    const fs::path inside = fs::path(p).lexically_normal().lexically_relative(stored);
+    if (!inside.empty() && *inside.begin() != "..") p = (now / inside).lexically_normal().string();
+  });
 }
 
 // The model (with the --imagenet body and the --init weights unless `resuming`: then the
@@ -532,12 +556,14 @@ void save_checkpoint(Session& s) {
     s.scaler.save(scaler);
     root.write("grad_scaler", scaler);
   }
-  const fs::path final_path = s.dir / kCheckpointFile;
-  const fs::path tmp = final_path.string() + ".tmp";
-  root.save_to(tmp.string());
-  std::error_code ec;
-  fs::rename(tmp, final_path, ec);
-  if (ec) throw ssd::Error("cannot write " + final_path.string() + ": " + ec.message());
+  // Serialised in memory, then written as any other file: LibTorch's file writer, on a full
+  // disk, throws from its destructor as the exception unwinds, which ends the process.
+  std::string bytes;
+  root.save_to([&bytes](const void* data, size_t size) {
+    bytes.append(static_cast<const char*>(data), size);
+    return size;
+  });
+  write_file_atomic(s.dir / kCheckpointFile, bytes);
 }
 
 void restore_generator(at::Generator gen, const torch::Tensor& state) {   // gen shares the state
@@ -925,12 +951,17 @@ TrainResult train(const TrainSpec& spec_in) {
   s.spec = spec_in;
   s.quiet = spec_in.options.quiet;
   s.dir = fs::absolute(spec_in.out_dir);
-  if (fs::exists(s.dir / kRunFile))
-    throw ssd::Error(s.dir.string() + " already holds a run; use --resume " + s.dir.string() +
-                     " to continue it, or choose another --out");
+  auto check_no_run = [&s] {
+    if (fs::exists(s.dir / kRunFile))
+      throw ssd::Error(s.dir.string() + " already holds a run; use --resume " + s.dir.string() +
+                       " to continue it, or choose another --out");
+  };
+  check_no_run();
   std::error_code ec;
   fs::create_directories(s.dir, ec);
   if (ec) throw ssd::Error("cannot create " + s.dir.string() + ": " + ec.message());
+  const RunLock lock(s.dir);
+  check_no_run();   // (again, now that no other run can start writing it)
   s.spec.out_dir = s.dir.string();
   make_paths_absolute(s.spec);
   load_data(s);
@@ -948,11 +979,13 @@ TrainResult resume(const std::string& run_dir, int stop_after, bool quiet, const
   s.dir = fs::absolute(run_dir);
   const fs::path rf = s.dir / kRunFile;
   if (!fs::exists(rf)) throw ssd::Error(rf.string() + " not found: not a run folder");
+  const RunLock lock(s.dir);
   try {
     s.spec = train_spec_from_json(read_text(rf));
   } catch (const ssd::Error& e) {
     throw ssd::Error(rf.string() + ": " + e.what());
   }
+  rebase_paths(s.spec, s.spec.out_dir, s.dir);
   s.spec.out_dir = s.dir.string();
   if (stop_after < 0) s.spec.options.stop_after = 0;           // run to the end
   else if (stop_after > 0) s.spec.options.stop_after = stop_after;   // 0: keep the stored one
@@ -1034,6 +1067,7 @@ LrFindResult lr_find(const LrFindSpec& spec) {
   std::error_code ec;
   fs::create_directories(s.dir, ec);
   if (ec) throw ssd::Error("cannot create " + s.dir.string() + ": " + ec.message());
+  const RunLock lock(s.dir);
   load_data(s, /*with_val=*/false);
   build_model_and_optimizer(s);
   const TrainOptions& o = s.spec.options;

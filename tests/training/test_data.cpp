@@ -200,7 +200,12 @@ TEST(Coco, DefaultImageDirFallsBackToImagesSubfolder) {
   EXPECT_EQ(fs::path(ds.images[0].path), dir.path() / "images" / "a.png");
   EXPECT_EQ(fs::path(ds.images[1].path), dir.path() / "images" / "b.png");
 
+  // Each image on its own: a stray copy of the first beside the JSON file decides nothing for
+  // the second.
   write_image(dir.path() / "a.png", 60, 40);
+  const Dataset stray = load_coco(dir.str("t.json"));
+  EXPECT_EQ(fs::path(stray.images[0].path), dir.path() / "a.png");
+  EXPECT_EQ(fs::path(stray.images[1].path), dir.path() / "images" / "b.png");
   write_image(dir.path() / "b.png", 30, 50);
   EXPECT_EQ(fs::path(load_coco(dir.str("t.json")).images[1].path), dir.path() / "b.png");
 

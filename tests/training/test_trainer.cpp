@@ -5,7 +5,9 @@
 
 #include "temp_dir.h"
 
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -729,14 +731,15 @@ struct CliRun {
   std::string output;
 };
 
-CliRun run_cli(const std::string& args) {
+// ssd-train with `args`, after the shell commands `shell_prefix` (e.g. limits) when given.
+CliRun run_cli(const std::string& args, const std::string& shell_prefix = "") {
   const char* exe = std::getenv("SSD_TRAIN_EXE");
   CliRun r;
   if (!exe) {
     ADD_FAILURE() << "SSD_TRAIN_EXE is not set (meson test sets it)";
     return r;
   }
-  const std::string cmd = std::string("\"") + exe + "\" " + args + " 2>&1";
+  const std::string cmd = shell_prefix + "\"" + exe + "\" " + args + " 2>&1";
   FILE* p = ::popen(cmd.c_str(), "r");
   if (!p) return r;
   char buf[4096];
@@ -964,6 +967,74 @@ TEST(Cli, OneCycleScheduleRestartsAtTheUnfreeze) {
   // (The rates: 0.41 of the peak at the frozen cycle's end, 0.97 early in the new cycle.)
   EXPECT_NEAR(expected[0], 0.4132, 1e-3);
   EXPECT_NEAR(expected[1], 0.9711, 1e-3);
+}
+
+// A disk that fills while the checkpoint is written (here: a file size limit the checkpoint
+// passes and the weights file does not, so the write fails with EFBIG as it would with ENOSPC) is
+// an error naming the file, not a crash (LibTorch's file writer threw from its destructor), and
+// leaves no half-written file; once there is room, --resume goes on.
+TEST(Cli, AFullDiskWhileCheckpointingIsACleanErrorAndTheRunResumes) {
+  TempDir tmp;
+  const std::string args = "train --synth 8 --synth-size 64 --size 64 --grids 2,1 --head-channels 16 --batch 4 "
+                           "--epochs 2 --workers 1 --threads 1 --quiet --out " + tmp / "run";
+  // This model's weights file takes 1.4 MB, its checkpoint 4.4 MB: 3500 blocks are 1.8 MB (of
+  // 512 bytes, dash) or 3.6 MB (of 1024, bash). SIGXFSZ ignored: the write fails instead.
+  CliRun full = run_cli(args, "trap '' XFSZ; ulimit -f 3500; ");
+  EXPECT_FALSE(full.signalled) << full.output;
+  EXPECT_EQ(full.status, 1) << full.output;
+  EXPECT_NE(full.output.find("cannot write " + tmp / "run/checkpoint.pt: File too large"), std::string::npos)
+      << full.output;
+  const fs::path run = tmp.path() / "run";
+  EXPECT_TRUE(fs::exists(run / "model.safetensors"));
+  EXPECT_FALSE(fs::exists(run / "checkpoint.pt"));
+  EXPECT_FALSE(fs::exists(run / "checkpoint.pt.tmp"));
+  CliRun resumed = run_cli("train --resume " + tmp / "run" + " --quiet");
+  ASSERT_EQ(resumed.status, 0) << resumed.output;
+  EXPECT_TRUE(fs::exists(run / "checkpoint.pt"));
+  EXPECT_EQ(nlohmann::json::parse(std::ifstream(run / "history.json")).size(), 2u);
+}
+
+// Two processes writing one run folder would leave run.json with one's options beside the
+// other's checkpoint and metrics: while a process holds the folder (as a running train,
+// --resume or lr-find does), the others are refused, naming it.
+TEST(Cli, ARunFolderIsWrittenByOneProcessAtATime) {
+  TempDir tmp;
+  const std::string common = "--synth 8 --synth-size 64 --size 64 --grids 2,1 --head-channels 16 --batch 4 "
+                             "--workers 1 --threads 1 --quiet ";
+  ASSERT_EQ(run_cli("train " + common + "--epochs 2 --stop-after 1 --out " + tmp / "run").status, 0);
+  fs::create_directories(tmp.path() / "new");
+  for (const char* dir : {"run", "new"}) {
+    const int fd = ::open((tmp.path() / dir).c_str(), O_RDONLY | O_DIRECTORY);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::flock(fd, LOCK_EX | LOCK_NB), 0);   // as a running ssd-train holds it
+    const std::string held = "is being written by another ssd-train";
+    if (std::string(dir) == "run") {
+      expect_clean_failure("train --resume " + tmp / "run", tmp / "run " + held);
+    } else {
+      expect_clean_failure("train " + common + "--epochs 1 --out " + tmp / "new", tmp / "new " + held);
+      expect_clean_failure("lr-find " + common + "--out " + tmp / "new", tmp / "new " + held);
+    }
+    ::close(fd);
+  }
+  EXPECT_FALSE(fs::exists(tmp.path() / "new" / "run.json"));
+  CliRun resumed = run_cli("train --resume " + tmp / "run" + " --quiet");
+  EXPECT_EQ(resumed.status, 0) << resumed.output;
+}
+
+// A run folder moved (or copied to another machine) resumes with the data it holds: the
+// synthetic sets `train --synth` generated in it are read from where it is now, not generated
+// again at the old place.
+TEST(Cli, AMovedRunResumesWithTheDataItHolds) {
+  TempDir tmp;
+  ASSERT_EQ(run_cli("train --synth 8 --synth-size 64 --size 64 --grids 2,1 --head-channels 16 --batch 4 "
+                    "--epochs 2 --stop-after 1 --workers 1 --threads 1 --quiet --out " + tmp / "old/run")
+                .status,
+            0);
+  fs::rename(tmp.path() / "old", tmp.path() / "new");
+  CliRun resumed = run_cli("train --resume " + tmp / "new/run" + " --quiet");
+  ASSERT_EQ(resumed.status, 0) << resumed.output;
+  EXPECT_FALSE(fs::exists(tmp.path() / "old")) << "the data set was generated again at the old place";
+  EXPECT_EQ(nlohmann::json::parse(std::ifstream(tmp.path() / "new/run/history.json")).size(), 2u);
 }
 
 TEST(Cli, ValFractionZeroTrainsOnEveryImage) {
