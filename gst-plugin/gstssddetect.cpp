@@ -2445,8 +2445,10 @@ static void gst_ssd_detect_class_init(GstSsdDetectClass* klass) {
    * GstSsdDetect:model:
    *
    * Path of the weights file (safetensors written by `ssd-train`, architecture and labels
-   * included). Defaults to the shipped model, models/ssd-default.safetensors ($SSD_DEFAULT_MODEL
-   * overrides it). Loaded when the element starts. Set while the element runs (PAUSED or
+   * included). Defaults to the shipped model: the installed copy
+   * (<datadir>/gst-ssd/models/ssd-default.safetensors), or, for a plugin run from its build tree,
+   * the build tree's copy of models/ssd-default.safetensors ($SSD_DEFAULT_MODEL overrides both).
+   * Loaded when the element starts. Set while the element runs (PAUSED or
    * PLAYING), the file is loaded in the background and the element switches to it between two
    * frames, without stopping the stream (see "Changing the model while running" above); setting
    * the same path again reloads the file, e.g. after `ssd-train` wrote it anew.

@@ -1,7 +1,5 @@
 #include "detector.h"
 
-#include <sys/stat.h>
-
 #include <algorithm>
 #include <cmath>
 #include <condition_variable>
@@ -211,13 +209,6 @@ const char* to_string(PixelFormat format) { return info(format).name; }
 bool is_yuv(PixelFormat format) { return info(format).bytes_per_pixel == 0; }
 
 bool cuda_available() { return torch::cuda::is_available(); }
-
-std::string default_model_path() {
-  if (const char* env = std::getenv("SSD_DEFAULT_MODEL"); env && *env) return env;
-  struct stat st {};
-  if (::stat(SSD_INSTALLED_MODEL, &st) == 0) return SSD_INSTALLED_MODEL;
-  return SSD_SOURCE_MODEL;
-}
 
 struct Detector::Impl {
   DetectorOptions options;

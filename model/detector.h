@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "config.h"
+#include "default_model.h"
 #include "graph_stats.h"
 
 namespace ssd {
@@ -159,8 +160,5 @@ void check_frame(const FrameView& frame);
 // True when LibTorch sees a CUDA device.
 bool cuda_available();
 
-// Path of the shipped default model: $SSD_DEFAULT_MODEL if set, else the installed copy,
-// else the source tree's models/ folder (for running from the build tree).
-std::string default_model_path();
 
 }  // namespace ssd

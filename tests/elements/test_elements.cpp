@@ -3,8 +3,8 @@
 //
 // The plugin is found through GST_PLUGIN_PATH (the build tree's gst-plugin/) with a private
 // registry file (GST_REGISTRY_1_0), both set by meson; system plugins (videotestsrc, x264enc,
-// ...) come from the normal system path. The detector uses the shipped default model
-// (models/ssd-default.safetensors); SSD_DEFAULT_MODEL overrides it. meson also runs the suite
+// ...) come from the normal system path. The detector uses the shipped default model (the build
+// tree's copy of models/ssd-default.safetensors); SSD_DEFAULT_MODEL overrides it. meson also runs the suite
 // under GStreamer's leak tracer (GST_TRACERS=leaks: any object still alive at gst_deinit() fails
 // it) and with GLib criticals fatal (G_DEBUG=fatal-criticals).
 //

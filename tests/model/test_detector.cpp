@@ -1283,6 +1283,40 @@ TEST(DetectorCuda, LoadedInAnotherThreadWhileAnotherDetects) {
   std::printf("%d detections by the first detector while the second loaded\n", runs);
 }
 
+// The default model: a binary run from its build tree (this test) takes the build tree's copy
+// of the source tree's model; an installed binary the installed copy, never a build or source
+// tree (another machine's path, or a stale tree), also where a build tree lacks the model.
+TEST(DefaultModel, BuildTreeCopyForBuildTreeBinariesInstalledCopyOtherwise) {
+  namespace fs = std::filesystem;
+  const char* env = std::getenv("SSD_DEFAULT_MODEL");
+  const std::string saved = env ? env : "";
+  ::unsetenv("SSD_DEFAULT_MODEL");
+  const fs::path mine = default_model_path();
+  if (!saved.empty()) ::setenv("SSD_DEFAULT_MODEL", saved.c_str(), 1);
+  EXPECT_TRUE(fs::is_directory(mine.parent_path().parent_path() / "meson-private")) << mine;
+  EXPECT_EQ(mine.filename(), "ssd-default.safetensors");
+  const fs::path source = fs::path(ssdtest::source_dir()) / "models" / "ssd-default.safetensors";
+  ASSERT_TRUE(fs::exists(mine)) << mine;
+  EXPECT_EQ(fs::file_size(mine), fs::file_size(source));
+
+  const std::string installed = default_model_path_for("/usr/lib/x86_64-linux-gnu/gstreamer-1.0/libgstssd.so");
+  const std::string suffix = "/share/gst-ssd/models/ssd-default.safetensors";
+  EXPECT_TRUE(installed.size() > suffix.size() &&
+              installed.compare(installed.size() - suffix.size(), suffix.size(), suffix) == 0)
+      << installed;
+  EXPECT_EQ(default_model_path_for("/usr/bin/ssd-train"), installed);
+  const fs::path tree = ssdtest::temp_dir("default-model");
+  fs::create_directories(tree / "meson-private");
+  fs::create_directories(tree / "gst-plugin");
+  EXPECT_EQ(default_model_path_for((tree / "gst-plugin" / "libgstssd.so").string()), installed)
+      << "a build tree without the model";
+  fs::create_directories(tree / "models");
+  std::ofstream(tree / "models" / "ssd-default.safetensors") << "x";
+  EXPECT_EQ(default_model_path_for((tree / "gst-plugin" / "libgstssd.so").string()),
+            (tree / "models" / "ssd-default.safetensors").string());
+  fs::remove_all(tree);
+}
+
 TEST(HostBuffer, OrdinaryMemoryEverywherePageLockedOnlyWithCuda) {
   HostBuffer plain(1 << 20, false);
   EXPECT_FALSE(plain.pinned());
