@@ -300,6 +300,7 @@ struct SsdDetectState {
   std::unique_ptr<ssd::Detector> detector;      // the element's own model, or
   std::shared_ptr<ssd::SharedDetector> shared;  // the instance it shares (model-instance-id; set under
                                                 // `lock`, set_shared(): set_property() reads it)
+  std::atomic<std::thread::id> shared_caller{};   // the thread that sends it this element's frames
   float threshold = kDefaultThreshold;          // the output settings, as last applied:
   std::vector<float> class_thresholds;          // `threshold`, the filter's per class (empty: none)
   int max_detections = kDefaultMaxDetections;
@@ -593,6 +594,17 @@ static bool model_loaded(const SsdDetectState* st) { return st->detector || st->
 static void set_shared(SsdDetectState* st, std::shared_ptr<ssd::SharedDetector> instance) {
   std::lock_guard<std::mutex> guard(st->lock);
   std::swap(st->shared, instance);
+}
+// The element's stream leaves the shared instance (stopped, or paused): the instance's batches no
+// longer wait for its frames until it sends one again.
+static void leave_shared(SsdDetectState* st) {
+  std::shared_ptr<ssd::SharedDetector> instance;
+  {
+    std::lock_guard<std::mutex> guard(st->lock);
+    instance = st->shared;
+  }
+  const std::thread::id caller = st->shared_caller.exchange(std::thread::id());
+  if (instance && caller != std::thread::id()) instance->leave(caller);
 }
 static const std::vector<std::string>& model_labels(const SsdDetectState* st) {
   return st->shared ? st->shared->labels() : st->detector->labels();
@@ -1305,6 +1317,7 @@ static gboolean gst_ssd_detect_stop(GstBaseTransform* trans) {
     for (GstEvent* e : st->kept_sticky) gst_event_unref(e);   // the pads are inactive
     st->kept_sticky.clear();
     st->detector.reset();
+    leave_shared(st);
     set_shared(st, nullptr);   // the instance goes with its last element
     st->on_cuda = false;
     st->have_info = false;
@@ -1594,6 +1607,7 @@ static GstFlowReturn detect_frame(GstSsdDetect* self, GstBuffer* buf) {
       // its computation, beyond the wait for those frames, is latency as a held batch's is.
       if (st->shared) {
         std::chrono::nanoseconds computed{};
+        st->shared_caller = std::this_thread::get_id();
         dets = st->shared->detect(view, st->threshold, st->max_detections, st->class_thresholds, &computed);
         note_compute_time(self, computed);
       } else {
@@ -2242,6 +2256,15 @@ static gboolean gst_ssd_detect_post_message(GstElement* element, GstMessage* mes
   return GST_ELEMENT_CLASS(gst_ssd_detect_parent_class)->post_message(element, message);
 }
 
+// A stream that pauses leaves its shared instance: the other streams' batches do not wait for
+// its frames (a live source sends none while paused) until it sends one again.
+static GstStateChangeReturn gst_ssd_detect_change_state(GstElement* element, GstStateChange transition) {
+  const GstStateChangeReturn ret = GST_ELEMENT_CLASS(gst_ssd_detect_parent_class)->change_state(element, transition);
+  if (transition == GST_STATE_CHANGE_PLAYING_TO_PAUSED && ret != GST_STATE_CHANGE_FAILURE)
+    leave_shared(GST_SSD_DETECT(element)->state);
+  return ret;
+}
+
 static gboolean gst_ssd_detect_query(GstBaseTransform* trans, GstPadDirection direction, GstQuery* query) {
   GstSsdDetect* self = GST_SSD_DETECT(trans);
   const gstssd::HoldPosts hold(GST_ELEMENT(self));
@@ -2706,6 +2729,7 @@ static void gst_ssd_detect_class_init(GstSsdDetectClass* klass) {
   gst_element_class_add_static_pad_template(element_class, &src_template);
 
   element_class->post_message = GST_DEBUG_FUNCPTR(gst_ssd_detect_post_message);
+  element_class->change_state = GST_DEBUG_FUNCPTR(gst_ssd_detect_change_state);
   trans_class->start = GST_DEBUG_FUNCPTR(gst_ssd_detect_start);
   trans_class->stop = GST_DEBUG_FUNCPTR(gst_ssd_detect_stop);
   trans_class->set_caps = GST_DEBUG_FUNCPTR(gst_ssd_detect_set_caps);

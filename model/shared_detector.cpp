@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <map>
 #include <mutex>
+#include <set>
 #include <sstream>
 #include <thread>
 #include <tuple>
@@ -144,6 +145,7 @@ struct SharedDetector::Impl {
   // waits for more frames only while fewer are queued than there are callers. One that queued
   // nothing for `idle_after` (a stream paused, at its end, or gone) is no longer waited for.
   std::map<std::thread::id, Clock::time_point> callers;
+  std::set<std::thread::id> left;   // callers that left (leave()) until they queue a frame again
   Clock::duration idle_after{};
 
   // The callers still counted, the others forgotten.
@@ -176,7 +178,8 @@ struct SharedDetector::Impl {
     const auto now = Clock::now();
     for (size_t i = 0; i < batch.size(); ++i) {
       Request* r = batch[i];
-      callers[r->caller] = now;   // still sending (its frame may have taken longer than idle_after)
+      // Still sending (its frame may have taken longer than idle_after), unless it left.
+      if (!left.count(r->caller)) callers[r->caller] = now;
       r->computed = now - r->started;
       if (error || !results || i >= results->size()) {
         r->error = error ? message : "model instance \"" + id + "\": no result for a frame";
@@ -420,12 +423,22 @@ std::vector<Detection> SharedDetector::detect(const FrameView& frame, float thre
   auto& d = *impl_;
   std::unique_lock<std::mutex> lock(d.mutex);
   d.callers[r.caller] = r.arrival;
+  d.left.erase(r.caller);
   d.queue.push_back(&r);
   d.work.notify_one();
   d.finished.wait(lock, [&] { return r.done; });
   if (computed) *computed = std::chrono::duration_cast<std::chrono::nanoseconds>(r.computed);
   if (!r.error.empty()) throw Error(r.error);
   return std::move(r.result);
+}
+
+void SharedDetector::leave(std::thread::id caller) {
+  {
+    std::lock_guard<std::mutex> lock(impl_->mutex);
+    impl_->callers.erase(caller);
+    impl_->left.insert(caller);
+  }
+  impl_->work.notify_all();   // a batch waiting for its frame runs now
 }
 
 void SharedDetector::set_nms_iou(float nms_iou) {

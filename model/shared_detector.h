@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "detector.h"
@@ -74,6 +75,11 @@ class SharedDetector {
   std::vector<Detection> detect(const FrameView& frame, float threshold, int max_detections,
                                 const std::vector<float>& class_thresholds = {},
                                 std::chrono::nanoseconds* computed = nullptr);
+
+  // The stream whose frames thread `caller` sent has left (its element stopped or paused):
+  // batches no longer wait for its frames, from now on rather than once it has been silent for
+  // twice max_wait. A later detect() from that thread counts it again.
+  void leave(std::thread::id caller);
 
   // Changes the instance's NMS IoU threshold (every stream's) from the next batch on.
   void set_nms_iou(float nms_iou);

@@ -3145,6 +3145,41 @@ TEST(SsdDetectShared, ABatchDoesNotWaitForStreamsThatAreNotThere) {
   gst_harness_teardown(h);
 }
 
+// A stream whose element stops or pauses leaves the shared instance: the other streams' batches
+// no longer wait for its frames (they did, batch-timeout each, until it had been silent for twice
+// batch-timeout, so a remaining live stream fell behind the latency it reported); its next
+// frame counts it again.
+TEST(SsdDetectShared, AStreamThatStopsOrPausesIsNotWaitedFor) {
+  const ssdtrain::SynthSample scene = one_object(320, 240, 2);
+  auto f = make_frame(scene.image, GST_VIDEO_FORMAT_RGB);
+  const char* props = "model-instance-id=leaving threshold=0.05 batch-size=2 batch-timeout=1000000000";
+  for (const GstState leave_to : {GST_STATE_NULL, GST_STATE_PAUSED}) {
+    SCOPED_TRACE(gst_element_state_get_name(leave_to));
+    GstHarness* a = detect_harness(props);
+    GstHarness* b = detect_harness(props);
+    // b's stream sends a frame from a thread of its own, alive (its id not reused) until the end.
+    std::promise<void> b_sent, finished;
+    std::thread b_stream([&] {
+      detect_once(b, *f);
+      b_sent.set_value();
+      finished.get_future().wait();
+    });
+    b_sent.get_future().wait();
+    ASSERT_EQ(gst_element_set_state(b->element, leave_to), GST_STATE_CHANGE_SUCCESS);
+    double took = 0;
+    std::thread([&] {
+      const auto t0 = std::chrono::steady_clock::now();
+      EXPECT_FALSE(detect_once(a, *f).empty());
+      took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    }).join();
+    finished.set_value();
+    b_stream.join();
+    EXPECT_LT(took, 0.6) << "a's frame waited for the stream that left (batch-timeout 1 s)";
+    gst_harness_teardown(b);
+    gst_harness_teardown(a);
+  }
+}
+
 // nms-iou is the instance's: set on one element while playing it holds for every stream, and
 // another element's change of its own threshold leaves it (it used to reset it to that
 // element's nms-iou).

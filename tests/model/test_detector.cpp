@@ -1197,6 +1197,35 @@ TEST_F(DetectorTest, SharedBatchesStopWaitingForAStreamThatWentQuiet) {
   EXPECT_EQ(a->users(), 2);
 }
 
+// A stream whose element stops or pauses leaves the instance (leave()): batches stop waiting for
+// it at once, not after it has been silent for twice the wait; its next frame counts it again.
+TEST_F(DetectorTest, SharedBatchesStopWaitingForAStreamThatLeft) {
+  using Clock = std::chrono::steady_clock;
+  SharedDetectorOptions o;
+  o.detector = options();
+  o.max_batch = 4;
+  o.max_wait = std::chrono::seconds(1);
+  auto a = SharedDetector::acquire("left", o);
+  auto b = SharedDetector::acquire("left", o);
+  const auto f = packed_frames(1, 160, 0, 120, 3, PixelFormat::RGB, 0);
+  const auto seconds_since = [](Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); };
+  std::thread::id b_thread;
+  std::thread([&] {
+    b->detect(f.views[0], 0.f, 20);
+    b_thread = std::this_thread::get_id();
+  }).join();
+  // b is counted (it sent a frame just now): a's frame would wait for it up to 1 s; b leaves.
+  b->leave(b_thread);
+  auto t = Clock::now();
+  a->detect(f.views[0], 0.f, 20);
+  EXPECT_LT(seconds_since(t), 0.5) << "a's batch waited for a stream that had left";
+  // b sends again (from a thread of its own): counted again, a's next frame waits for it.
+  std::thread([&] { b->detect(f.views[0], 0.f, 20); }).join();
+  t = Clock::now();
+  a->detect(f.views[0], 0.f, 20);
+  EXPECT_GT(seconds_since(t), 0.5) << "b sent a frame again: a's batch should wait for it";
+}
+
 // A tiny random model in a file of its own, an RGBx picture of w x h, and the CPU detector's
 // detections of it (threshold 0): what the CUDA tests compare against.
 struct CudaCase {
