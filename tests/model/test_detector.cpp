@@ -151,6 +151,14 @@ class DetectorTest : public ::testing::Test {
     o.max_detections = 20;
     return o;
   }
+  // A shared instance of the model whose batches of up to 4 frames wait up to 1 s for more.
+  static SharedDetectorOptions waiting_shared_options() {
+    SharedDetectorOptions o;
+    o.detector = options();
+    o.max_batch = 4;
+    o.max_wait = std::chrono::seconds(1);
+    return o;
+  }
   // Each frame's detections by a plain detector, one frame at a time: what the other paths of
   // the Detector must give.
   static std::vector<std::vector<Detection>> one_by_one(const std::vector<FrameView>& frames) {
@@ -1167,10 +1175,7 @@ TEST_F(DetectorTest, SharedInstanceLoadsDoNotHoldUpOtherInstances) {
 // for it then runs at once rather than at its deadline.
 TEST_F(DetectorTest, SharedBatchesStopWaitingForAStreamThatWentQuiet) {
   using Clock = std::chrono::steady_clock;
-  SharedDetectorOptions o;
-  o.detector = options();
-  o.max_batch = 4;
-  o.max_wait = std::chrono::seconds(1);
+  const SharedDetectorOptions o = waiting_shared_options();
   auto a = SharedDetector::acquire("quiet", o);
   auto b = SharedDetector::acquire("quiet", o);   // held all along
   const auto f = packed_frames(1, 160, 0, 120, 3, PixelFormat::RGB, 0);
@@ -1201,10 +1206,7 @@ TEST_F(DetectorTest, SharedBatchesStopWaitingForAStreamThatWentQuiet) {
 // it at once, not after it has been silent for twice the wait; its next frame counts it again.
 TEST_F(DetectorTest, SharedBatchesStopWaitingForAStreamThatLeft) {
   using Clock = std::chrono::steady_clock;
-  SharedDetectorOptions o;
-  o.detector = options();
-  o.max_batch = 4;
-  o.max_wait = std::chrono::seconds(1);
+  const SharedDetectorOptions o = waiting_shared_options();
   auto a = SharedDetector::acquire("left", o);
   auto b = SharedDetector::acquire("left", o);
   const auto f = packed_frames(1, 160, 0, 120, 3, PixelFormat::RGB, 0);
