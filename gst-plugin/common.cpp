@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <iterator>
 #include <utility>
 
 namespace gstssd {
@@ -178,44 +177,30 @@ void refuse_crop_meta(GstQuery* allocation_query) {
 
 namespace {
 
-// The HoldPosts open in this thread (their elements, innermost last) and what they hold.
-struct HeldPosts {
-  std::vector<GstElement*> open;
-  std::vector<std::pair<GstElement*, std::function<void()>>> posts;
-};
-thread_local HeldPosts t_held;
-
-bool is_open(GstElement* element) {
-  return std::find(t_held.open.begin(), t_held.open.end(), element) != t_held.open.end();
-}
+// The innermost HoldPosts open in this thread (they live on its stack, each pointing at the one
+// open before it: nothing of theirs is on the heap once they close).
+thread_local HoldPosts* t_innermost = nullptr;
 
 }  // namespace
 
-HoldPosts::HoldPosts(GstElement* element) : element_(element) { t_held.open.push_back(element); }
+HoldPosts::HoldPosts(GstElement* element) : element_(element), outer_(t_innermost) { t_innermost = this; }
 
 HoldPosts::~HoldPosts() {
-  auto innermost = std::find(t_held.open.rbegin(), t_held.open.rend(), element_);
-  t_held.open.erase(std::next(innermost).base());
-  if (is_open(element_)) return;   // an outer one of the element's holds on
-  std::vector<std::function<void()>> mine;
-  auto& posts = t_held.posts;
-  for (auto it = posts.begin(); it != posts.end();) {
-    if (it->first == element_) {
-      mine.push_back(std::move(it->second));
-      it = posts.erase(it);
-    } else {
-      ++it;
-    }
-  }
-  for (auto& post : mine) post();   // (a handler may post through another element: t_held is left consistent)
+  t_innermost = outer_;
+  // (Only the element's outermost one holds posts. A handler may post through another element:
+  // the chain is consistent again.)
+  for (auto& post : posts_) post();
 }
 
 void after_frame(GstElement* element, std::function<void()> post) {
-  if (!is_open(element)) {
+  HoldPosts* outermost = nullptr;
+  for (HoldPosts* h = t_innermost; h; h = h->outer_)
+    if (h->element_ == element) outermost = h;
+  if (!outermost) {
     post();
     return;
   }
-  t_held.posts.emplace_back(element, std::move(post));
+  outermost->posts_.push_back(std::move(post));
 }
 
 }  // namespace gstssd

@@ -133,7 +133,10 @@ class HoldPosts {
   HoldPosts& operator=(const HoldPosts&) = delete;
 
  private:
+  friend void after_frame(GstElement* element, std::function<void()> post);
   GstElement* element_;
+  HoldPosts* outer_;                           // the one open before it in this thread, if any
+  std::vector<std::function<void()>> posts_;   // held (by the element's outermost one only)
 };
 void after_frame(GstElement* element, std::function<void()> post);
 
