@@ -145,7 +145,10 @@ struct SharedDetector::Impl {
   // waits for more frames only while fewer are queued than there are callers. One that queued
   // nothing for `idle_after` (a stream paused, at its end, or gone) is no longer waited for.
   std::map<std::thread::id, Clock::time_point> callers;
-  std::set<std::thread::id> left;   // callers that left (leave()) until they queue a frame again
+  std::map<std::thread::id, int> outstanding;   // each caller's frames queued or in a batch
+  // Callers that left (leave()) with a frame outstanding: its batch's end does not count them
+  // again (their next frame does).
+  std::set<std::thread::id> left;
   Clock::duration idle_after{};
 
   // The callers still counted, the others forgotten.
@@ -179,7 +182,10 @@ struct SharedDetector::Impl {
     for (size_t i = 0; i < batch.size(); ++i) {
       Request* r = batch[i];
       // Still sending (its frame may have taken longer than idle_after), unless it left.
+      const bool last = --outstanding[r->caller] == 0;
+      if (last) outstanding.erase(r->caller);
       if (!left.count(r->caller)) callers[r->caller] = now;
+      else if (last) left.erase(r->caller);
       r->computed = now - r->started;
       if (error || !results || i >= results->size()) {
         r->error = error ? message : "model instance \"" + id + "\": no result for a frame";
@@ -424,6 +430,7 @@ std::vector<Detection> SharedDetector::detect(const FrameView& frame, float thre
   std::unique_lock<std::mutex> lock(d.mutex);
   d.callers[r.caller] = r.arrival;
   d.left.erase(r.caller);
+  d.outstanding[r.caller]++;
   d.queue.push_back(&r);
   d.work.notify_one();
   d.finished.wait(lock, [&] { return r.done; });
@@ -436,7 +443,7 @@ void SharedDetector::leave(std::thread::id caller) {
   {
     std::lock_guard<std::mutex> lock(impl_->mutex);
     impl_->callers.erase(caller);
-    impl_->left.insert(caller);
+    if (impl_->outstanding.count(caller)) impl_->left.insert(caller);
   }
   impl_->work.notify_all();   // a batch waiting for its frame runs now
 }

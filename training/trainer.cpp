@@ -451,8 +451,6 @@ void load_data(Session& s, bool with_val = true) {
   }
 }
 
-// A run folder's run.json names its files absolutely, so that `--resume` finds them from any
-// working directory.
 // Calls fn on every file or folder path of a run's options (empty ones too).
 template <typename Fn>
 void for_each_path(TrainSpec& spec, Fn&& fn) {
@@ -466,6 +464,8 @@ void for_each_path(TrainSpec& spec, Fn&& fn) {
   fn(spec.options.init_weights);
 }
 
+// A run folder's run.json names its files absolutely, so that `--resume` finds them from any
+// working directory.
 void make_paths_absolute(TrainSpec& spec) {
   for_each_path(spec, [](std::string& p) {
     if (!p.empty()) p = fs::absolute(p).lexically_normal().string();
