@@ -67,6 +67,7 @@ void write_safetensors(const std::string& path, const SafeTensors& content) {
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     if (!out) throw Error(path + ": cannot write: " + std::strerror(errno));
+    errno = 0;   // (what a failed write or close below sets is its reason; nothing earlier's)
     char len[8];
     uint64_t n = h.size();
     for (int i = 0; i < 8; ++i) len[i] = static_cast<char>((n >> (8 * i)) & 0xff);
