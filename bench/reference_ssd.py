@@ -11,9 +11,12 @@ JSON in the metadata key "ssd.config"; every tensor name must match (strict load
 Commands:
   reference_ssd.py detect --model M --frames IN.safetensors --out OUT.safetensors
         [--threshold 0.3] [--nms-iou 0.45] [--max-detections 100] [--device cpu]
+        [--candidates]
       IN holds frame_0, frame_1, ... (H, W, 3) uint8 RGB frames; OUT gets, per frame i,
       boxes_i (n, 4) float32 normalised x1, y1, x2, y2, scores_i (n) and labels_i (n) int64,
-      sorted by decreasing score, as ssd::Detector::detect returns them.
+      sorted by decreasing score, as ssd::Detector::detect returns them. With --candidates
+      also candidate_boxes_i, candidate_scores_i and candidate_labels_i: the (anchor, class)
+      pairs above the threshold that went into NMS.
   reference_ssd.py bench --model M [--frame 640x480] [--batch 1] [--device cpu|cuda]
         [--precision fp32|fp16] [--seconds 5] [--threads N] [--repeats 5]
       Per-batch loop on raw RGBx frames in host memory: upload, RGB select, resize,
@@ -225,9 +228,11 @@ def actn_to_bb(actn, centers, grid_sizes):
     return hw2corners(ctr, hw)
 
 
-def postprocess(cls_logits, box_act, centers, grid_sizes, threshold, nms_iou, max_det):
+def postprocess(cls_logits, box_act, centers, grid_sizes, threshold, nms_iou, max_det,
+                candidates=None):
     """Per image: sigmoid scores of the C classes, the best max(400, 4*max_det) (anchor, class)
-    pairs, those above the threshold, per-class NMS, the best max_det."""
+    pairs, those above the threshold, per-class NMS, the best max_det. A list given as
+    candidates gets each image's (boxes, scores, labels) before NMS."""
     C = cls_logits.shape[-1] - 1
     boxes = actn_to_bb(box_act.float(), centers, grid_sizes).clamp(0, 1)
     scores = torch.sigmoid(cls_logits[..., :C].float())
@@ -239,6 +244,8 @@ def postprocess(cls_logits, box_act, centers, grid_sizes, threshold, nms_iou, ma
         s, idx = s[keep], idx[keep]
         a, c = idx // C, idx % C
         bx = boxes[b][a]
+        if candidates is not None:
+            candidates.append((bx, s, c))
         kept = torchvision.ops.batched_nms(bx, s, c, nms_iou)[:max_det]
         out.append((bx[kept], s[kept], c[kept]))
     return out
@@ -298,14 +305,17 @@ def cmd_detect(a):
     n = len([k for k in inp if k.startswith("frame_")])
     frames = [inp[f"frame_{i}"].to(device) for i in range(n)]
     res = {}
+    cands = [] if a.candidates else None
     with torch.inference_mode():
         cls, box = model(pre(frames))
-        for i, (b, s, l) in enumerate(postprocess(cls, box, centers, gsz, a.threshold, a.nms_iou,
-                                                  a.max_detections)):
-            b = b * seen_scale(frames[i].shape[0], frames[i].shape[1], pre.size).to(b.device)
-            res[f"boxes_{i}"] = b.float().cpu().contiguous()
-            res[f"scores_{i}"] = s.float().cpu().contiguous()
-            res[f"labels_{i}"] = l.long().cpu().contiguous()
+        dets = postprocess(cls, box, centers, gsz, a.threshold, a.nms_iou, a.max_detections,
+                           cands)
+        for prefix, lists in (("", dets), ("candidate_", cands or [])):
+            for i, (b, s, l) in enumerate(lists):
+                b = b * seen_scale(frames[i].shape[0], frames[i].shape[1], pre.size).to(b.device)
+                res[f"{prefix}boxes_{i}"] = b.float().cpu().contiguous()
+                res[f"{prefix}scores_{i}"] = s.float().cpu().contiguous()
+                res[f"{prefix}labels_{i}"] = l.long().cpu().contiguous()
     save_file(res, a.out)
 
 
@@ -410,6 +420,7 @@ def main():
     d.add_argument("--nms-iou", type=float, default=0.45)
     d.add_argument("--max-detections", type=int, default=100)
     d.add_argument("--device", default="cpu")
+    d.add_argument("--candidates", action="store_true")
     b = sub.add_parser("bench")
     b.add_argument("--model", required=True)
     b.add_argument("--frame", default="640x480")

@@ -2,14 +2,19 @@
 // bench/reference_train.py: an independent eager-PyTorch implementation (torchvision body, the
 // lesson's head, anchors, decoding and loss, torchvision.ops.batched_nms) that loads our weights
 // file by name. The same model and frames must give the same detections (boxes and scores within
-// 1e-4, same labels), and the same outputs the same loss. This also validates the reference the
+// 1e-4, same labels; where two candidates' scores tie to within rounding, either may come first,
+// see compare_frame), and the same outputs the same loss. This also validates the reference the
 // benchmarks time.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <iostream>
 #include <iterator>
 #include <map>
 #include <random>
@@ -117,20 +122,128 @@ struct FrameSpec {
   PixelFormat format;
 };
 
-std::string describe(const std::vector<Detection>& d) {
+// One detection: class, score and normalised box (x1, y1, x2, y2).
+struct Det {
+  int64_t label;
+  float score;
+  std::array<float, 4> box;
+};
+
+std::string describe(const Det& d) {
   std::ostringstream s;
-  for (const auto& x : d)
-    s << "  " << x.label_id << " " << x.confidence << " [" << x.x_min << " " << x.y_min << " "
-      << x.x_max << " " << x.y_max << "]\n";
+  s << d.label << " " << d.score << " [" << d.box[0] << " " << d.box[1] << " " << d.box[2] << " "
+    << d.box[3] << "]";
   return s.str();
+}
+std::string describe(const std::vector<Det>& d) {
+  std::string s;
+  for (const auto& x : d) s += "  " + describe(x) + "\n";
+  return s;
+}
+
+// Scores and boxes must agree to this (the implementations' scores differ by at most 8e-7 on
+// the development machine, PyTorchReference.TinyDetectorMatches).
+constexpr float kTolerance = 1e-4f;
+// Candidates whose scores differ by less than this are a near-tie: rounding may order them
+// either way.
+constexpr float kTie = 1e-5f;
+
+bool same(const Det& a, const Det& b) {
+  if (a.label != b.label || std::abs(a.score - b.score) > kTolerance) return false;
+  for (int j = 0; j < 4; ++j)
+    if (std::abs(a.box[j] - b.box[j]) > kTolerance) return false;
+  return true;
+}
+
+// Index in `candidates` (one frame's (anchor, class) pairs that went into NMS) of the candidate
+// that d is, or -1.
+int64_t find_candidate(const std::vector<Det>& candidates, const Det& d) {
+  for (size_t i = 0; i < candidates.size(); ++i)
+    if (same(candidates[i], d)) return static_cast<int64_t>(i);
+  return -1;
+}
+
+struct FrameComparison {
+  size_t compared = 0;  // leading detections that are the same in both lists
+  std::string failure;  // empty when the lists agree
+  std::string note;     // why the comparison stopped early, when it did
+};
+
+// Compares one frame's detections (both sorted by decreasing score) in order. The lists may
+// part only where rounding decides: two different candidates with scores within kTie may come
+// out in either order, and the first suppresses the second where they overlap, so from there
+// on the lists may differ and are not compared; a candidate within kTie of the threshold may be
+// in one list only (the last). Any other difference is a failure, and so is a detection that
+// is no candidate of the reference's (e.g. a wrongly decoded box with the right score).
+// `candidates` gives the reference's candidates; it is called only where the lists differ.
+FrameComparison compare_frame(const std::vector<Det>& mine, const std::vector<Det>& ref,
+                              float threshold,
+                              const std::function<std::vector<Det>()>& candidates) {
+  FrameComparison r;
+  const size_t n = std::min(mine.size(), ref.size());
+  for (; r.compared < n; ++r.compared) {
+    const size_t k = r.compared;
+    if (same(mine[k], ref[k])) continue;
+    const std::string where = "detection " + std::to_string(k) + ": ours " + describe(mine[k]) +
+                              ", reference " + describe(ref[k]);
+    if (std::abs(mine[k].score - ref[k].score) > kTie) {
+      r.failure = where;
+      return r;
+    }
+    const auto c = candidates();
+    const int64_t a = find_candidate(c, mine[k]), b = find_candidate(c, ref[k]);
+    if (a < 0 || b < 0 || a == b || std::abs(c[a].score - c[b].score) > kTie) {
+      r.failure = where + " (candidates " + std::to_string(a) + " and " + std::to_string(b) +
+                  " of the reference's " + std::to_string(c.size()) + ")";
+      return r;
+    }
+    r.note = "near-tie at " + where;
+    return r;
+  }
+  if (mine.size() == ref.size()) return r;
+  const Det& extra = (mine.size() > ref.size() ? mine : ref)[n];
+  const std::string which = mine.size() > ref.size() ? "ours" : "the reference's";
+  const std::string counts = "ours has " + std::to_string(mine.size()) + " detections, the reference " +
+                             std::to_string(ref.size()) + "; the first extra (" + which + ") is " +
+                             describe(extra);
+  if (extra.score - threshold <= kTie && find_candidate(candidates(), extra) >= 0)
+    r.note = counts + ", a near-tie with the threshold";
+  else
+    r.failure = counts;
+  return r;
+}
+
+std::vector<Det> to_dets(const std::vector<Detection>& d) {
+  std::vector<Det> out;
+  for (const auto& x : d) out.push_back({x.label_id, x.confidence, {x.x_min, x.y_min, x.x_max, x.y_max}});
+  return out;
+}
+std::vector<Det> to_dets(const std::map<std::string, torch::Tensor>& file, const std::string& prefix,
+                         size_t frame) {
+  const auto i = std::to_string(frame);
+  const auto boxes = file.at(prefix + "boxes_" + i), scores = file.at(prefix + "scores_" + i),
+             labels = file.at(prefix + "labels_" + i);
+  auto b = boxes.accessor<float, 2>();
+  auto s = scores.accessor<float, 1>();
+  auto l = labels.accessor<int64_t, 1>();
+  std::vector<Det> out;
+  for (int64_t k = 0; k < scores.size(0); ++k) out.push_back({l[k], s[k], {b[k][0], b[k][1], b[k][2], b[k][3]}});
+  return out;
+}
+
+std::map<std::string, torch::Tensor> read_tensors(const std::string& path) {
+  const auto f = read_safetensors(path);
+  return {f.tensors.begin(), f.tensors.end()};
 }
 
 // Runs ssd::Detector and a reference (by default reference_ssd.py detect; any script taking its
-// arguments and writing its output) on the same frames and compares the detections.
+// arguments and writing its output) on the same frames and compares the detections
+// (compare_frame); at a near-tie the candidates come from reference_ssd.py detect --candidates.
 void compare_with_reference(const SsdConfig& cfg, const std::vector<FrameSpec>& specs,
                             float threshold, const std::string& name, int min_total,
                             const std::string& reference = "bench/reference_ssd.py detect") {
   const auto dir = temp_dir(name);
+  torch::manual_seed(1);  // the same random weights every run, so that a failure reproduces
   Ssd model(cfg);
   randomise_batchnorm(model, 7);
   const auto model_path = (dir / "model.safetensors").string();
@@ -144,7 +257,6 @@ void compare_with_reference(const SsdConfig& cfg, const std::vector<FrameSpec>& 
     packed.push_back(pack(rgb, specs[i].format, i % 2 ? 12 : 0));
   }
   const auto frames_path = (dir / "frames.safetensors").string();
-  const auto out_path = (dir / "reference.safetensors").string();
   write_safetensors(frames_path, frames_file);
 
   DetectorOptions o;
@@ -158,45 +270,104 @@ void compare_with_reference(const SsdConfig& cfg, const std::vector<FrameSpec>& 
   for (auto& p : packed) views.push_back(p.view);
   const auto ours = det.detect(views);
 
-  std::ostringstream args;
-  args << reference << " --model " << model_path << " --frames " << frames_path
-       << " --out " << out_path << " --threshold " << threshold
-       << " --nms-iou 0.45 --max-detections 50";
-  run(args.str());
+  auto run_reference = [&](const std::string& script, const std::string& out, float thresh,
+                           const std::string& extra) {
+    std::ostringstream args;
+    args << script << " --model " << model_path << " --frames " << frames_path << " --out " << out
+         << " --threshold " << thresh << " --nms-iou 0.45 --max-detections 50" << extra;
+    run(args.str());
+  };
+  const auto out_path = (dir / "reference.safetensors").string();
+  run_reference(reference, out_path, threshold, "");
   if (::testing::Test::HasFatalFailure()) return;
-  const auto ref_file = read_safetensors(out_path);
-  std::map<std::string, torch::Tensor> ref(ref_file.tensors.begin(), ref_file.tensors.end());
+  const auto ref = read_tensors(out_path);
+  std::map<std::string, torch::Tensor> candidates;
+  auto candidates_of = [&](size_t frame) {
+    if (candidates.empty()) {
+      const auto path = (dir / "candidates.safetensors").string();
+      // From just below the threshold, for a near-tie with it.
+      run_reference("bench/reference_ssd.py detect", path, threshold - kTie, " --candidates");
+      candidates = read_tensors(path);
+    }
+    return to_dets(candidates, "candidate_", frame);
+  };
 
-  int total = 0;
+  size_t total = 0;
   ASSERT_EQ(ours.size(), specs.size());
   for (size_t i = 0; i < specs.size(); ++i) {
-    const auto& mine = ours[i];
-    const auto boxes = ref.at("boxes_" + std::to_string(i));
-    const auto scores = ref.at("scores_" + std::to_string(i));
-    const auto labels = ref.at("labels_" + std::to_string(i));
     SCOPED_TRACE("frame " + std::to_string(i) + " (" + std::to_string(specs[i].w) + "x" +
                  std::to_string(specs[i].h) + " " + to_string(specs[i].format) + ")");
-    ASSERT_EQ(static_cast<int64_t>(mine.size()), scores.size(0))
-        << "ours:\n" << describe(mine) << "reference scores: " << scores;
-    auto b = boxes.accessor<float, 2>();
-    auto s = scores.accessor<float, 1>();
-    auto l = labels.accessor<int64_t, 1>();
-    for (size_t k = 0; k < mine.size(); ++k) {
-      EXPECT_EQ(mine[k].label_id, l[k]) << "detection " << k;
-      EXPECT_NEAR(mine[k].confidence, s[k], 1e-4) << "detection " << k;
-      EXPECT_NEAR(mine[k].x_min, b[k][0], 1e-4) << "detection " << k;
-      EXPECT_NEAR(mine[k].y_min, b[k][1], 1e-4) << "detection " << k;
-      EXPECT_NEAR(mine[k].x_max, b[k][2], 1e-4) << "detection " << k;
-      EXPECT_NEAR(mine[k].y_max, b[k][3], 1e-4) << "detection " << k;
+    const auto mine = to_dets(ours[i]), theirs = to_dets(ref, "", i);
+    const auto r = compare_frame(mine, theirs, threshold, [&] { return candidates_of(i); });
+    EXPECT_EQ(r.failure, "") << "ours:\n" << describe(mine) << "reference:\n" << describe(theirs);
+    if (!r.note.empty())
+      std::cout << "frame " << i << ": compared the first " << r.compared << " detections; " << r.note << "\n";
+    total += r.compared;
+    // Every detection of ours is a candidate of the reference's (which also runs the
+    // candidates' path, not only at a near-tie).
+    if (i == 0) {
+      const auto c = candidates_of(i);
+      EXPECT_GT(c.size(), mine.size());
+      for (const auto& d : mine) EXPECT_GE(find_candidate(c, d), 0) << describe(d);
     }
-    total += static_cast<int>(mine.size());
   }
-  // Enough detections that the comparison means something (NMS and top-k both at work).
-  EXPECT_GE(total, min_total);
+  // Enough detections compared that the comparison means something (NMS and top-k both at work).
+  EXPECT_GE(total, size_t(min_total));
   std::filesystem::remove_all(dir);
 }
 
 }  // namespace
+
+// compare_frame on made-up lists: the reference has candidates A, B (near-tie with A), C, D and
+// E (just above the threshold 0.5).
+namespace {
+const Det kA{1, 0.7f, {0.1f, 0.1f, 0.3f, 0.3f}}, kB{2, 0.700004f, {0.5f, 0.5f, 0.7f, 0.7f}},
+    kC{0, 0.6f, {0.2f, 0.6f, 0.4f, 0.9f}}, kD{1, 0.58f, {0.15f, 0.1f, 0.35f, 0.3f}},
+    kE{0, 0.500003f, {0.0f, 0.0f, 0.2f, 0.2f}};
+FrameComparison compare(const std::vector<Det>& mine, const std::vector<Det>& ref) {
+  return compare_frame(mine, ref, 0.5f, [] { return std::vector<Det>{kA, kB, kC, kD, kE}; });
+}
+}  // namespace
+
+TEST(CompareDetections, EqualListsAreComparedWhole) {
+  const auto r = compare({kB, kA, kC}, {kB, kA, kC});
+  EXPECT_EQ(r.failure, "");
+  EXPECT_EQ(r.note, "");
+  EXPECT_EQ(r.compared, 3u);
+}
+
+TEST(CompareDetections, ANearTieEndsTheComparison) {
+  // A and B in the other order, and the rest differing as if one had suppressed another.
+  const auto r = compare({kB, kA, kC}, {kA, kB, kD});
+  EXPECT_EQ(r.failure, "");
+  EXPECT_NE(r.note.find("near-tie at detection 0"), std::string::npos) << r.note;
+  EXPECT_EQ(r.compared, 0u);
+}
+
+TEST(CompareDetections, AWrongBoxWithTheRightScoreFails) {
+  Det wrong = kA;
+  wrong.box[2] += 0.01f;
+  EXPECT_NE(compare({kB, wrong}, {kB, kA}).failure, "");
+  // Not a candidate of the reference's, though its score ties with the reference's B.
+  EXPECT_NE(compare({wrong, kB}, {kB, kA}).failure, "");
+}
+
+TEST(CompareDetections, DifferentScoresOrLabelsFail) {
+  EXPECT_NE(compare({kA, kC}, {kA, kD}).failure, "");  // scores 0.02 apart
+  Det relabelled = kC;
+  relabelled.label = 2;
+  EXPECT_NE(compare({kA, relabelled}, {kA, kC}).failure, "");
+}
+
+TEST(CompareDetections, OnlyANearTieWithTheThresholdMayBeLeftOut) {
+  const auto r = compare({kA, kC, kE}, {kA, kC});
+  EXPECT_EQ(r.failure, "");
+  EXPECT_NE(r.note.find("near-tie with the threshold"), std::string::npos) << r.note;
+  EXPECT_EQ(r.compared, 2u);
+  EXPECT_EQ(compare({kA, kC}, {kA, kC, kE}).failure, "");
+  EXPECT_NE(compare({kA, kC, kD}, {kA, kC}).failure, "");
+  EXPECT_NE(compare({kA}, {kA, kC}).failure, "");
+}
 
 TEST(PyTorchReference, TinyDetectorMatches) {
   SsdConfig c;
