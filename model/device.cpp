@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include <torch/cuda.h>
+#include <torch/version.h>
 
 #include "error.h"
 
@@ -31,6 +32,13 @@ c10::Device parse_device(const std::string& name) {
     return c10::Device(c10::DeviceType::CUDA, static_cast<c10::DeviceIndex>(index));
   }
   throw Error("invalid device '" + name + "' (expected auto, cpu, cuda or cuda:N)");
+}
+
+std::string runtime_description() {
+  std::string s = "LibTorch " TORCH_VERSION;
+  if (!torch::cuda::is_available()) return s + ", CPU only";
+  const auto n = torch::cuda::device_count();
+  return s + ", " + std::to_string(n) + " CUDA device" + (n == 1 ? "" : "s");
 }
 
 }  // namespace ssd

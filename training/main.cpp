@@ -14,10 +14,12 @@
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
+#include <opencv2/core/version.hpp>
 
 #include "../model/blas_check.h"
 #include "../model/config.h"
 #include "../model/detector.h"
+#include "../model/device.h"
 #include "../model/error.h"
 #include "atomic_file.h"
 #include "evaluate.h"
@@ -214,6 +216,9 @@ int main(int argc, char** argv) {
                "with LibTorch"};
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "help for every command");
+  app.set_version_flag("--version", [] {
+    return std::string("ssd-train " SSD_VERSION "\n") + ssd::runtime_description() + "\nOpenCV " CV_VERSION;
+  }, "print the version, the LibTorch and OpenCV it runs with and the CUDA devices it sees, and exit");
 
   // ---- train
   TrainSpec ts;

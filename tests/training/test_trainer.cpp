@@ -22,17 +22,20 @@
 #include <limits>
 #include <map>
 #include <random>
+#include <regex>
 #include <set>
 #include <sstream>
 #include <string>
 #include <thread>
 
 #include <nlohmann/json.hpp>
+#include <opencv2/core/version.hpp>
 #include <torch/optim/sgd.h>
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
 #include <torch/types.h>
 #include <torch/utils.h>
+#include <torch/version.h>
 #include <torch/nn/utils/clip_grad.h>   // after types.h, which it needs
 
 #include "../../model/error.h"
@@ -789,6 +792,17 @@ std::vector<double> pycocotools_stats(const std::string& ground_truth, const std
 }
 
 }  // namespace
+
+// --version: the tool's version, the LibTorch it was built with and the devices it sees, the
+// OpenCV it was built with (for a bug report), and nothing else; exit status 0.
+TEST(Cli, VersionNamesTheToolAndItsLibraries) {
+  const CliRun r = run_cli("--version");
+  EXPECT_EQ(r.status, 0) << r.output;
+  const std::regex expected("ssd-train [0-9]+\\.[0-9]+\\.[0-9]+\n"
+                            "LibTorch " TORCH_VERSION ", (CPU only|[0-9]+ CUDA devices?)\n"
+                            "OpenCV " CV_VERSION "\n");
+  EXPECT_TRUE(std::regex_match(r.output, expected)) << r.output;
+}
 
 TEST(Cli, BadInputsGiveCleanErrors) {
   TempDir tmp;
