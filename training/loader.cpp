@@ -3,6 +3,13 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
 
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
@@ -11,15 +18,48 @@
 
 namespace ssdtrain {
 
+namespace {
+
+// Whether a JPEG file's bytes lack the end-of-image marker (FF D9) near their end: a file cut
+// short (an interrupted copy or download). libjpeg decodes such a file as far as it goes and
+// greys the rest, saying only "Premature end of JPEG file" on stderr, without the file's name.
+bool truncated_jpeg(const std::vector<uchar>& bytes) {
+  if (bytes.size() < 4 || bytes[0] != 0xFF || bytes[1] != 0xD8) return false;   // not a JPEG
+  // Some writers append bytes after the marker: it is looked for in the last 4 KiB.
+  const size_t stop = bytes.size() > 4096 ? bytes.size() - 4096 : 2;
+  for (size_t i = bytes.size() - 1; i > stop; --i)
+    if (bytes[i - 1] == 0xFF && bytes[i] == 0xD9) return false;
+  return true;
+}
+
+// Once per file and process (a training run reads each image every epoch).
+void warn_once(const std::string& path, const std::string& what) {
+  static std::mutex mu;
+  static std::set<std::string> warned;
+  std::lock_guard<std::mutex> lock(mu);
+  if (warned.insert(path).second) std::cerr << "warning: " << path << ": " << what << "\n";
+}
+
+}  // namespace
+
 cv::Mat read_bgr(const std::string& path) {
   if (!std::filesystem::is_regular_file(path)) throw DataError(path + ": image file not found");
+  std::vector<uchar> bytes;
+  {
+    std::ifstream in(path, std::ios::binary);
+    if (in) bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    if (!in && !in.eof()) throw DataError(path + ": cannot read image file");
+  }
   cv::Mat bgr;
   try {
-    bgr = cv::imread(path, cv::IMREAD_COLOR | cv::IMREAD_IGNORE_ORIENTATION);
+    if (!bytes.empty()) bgr = cv::imdecode(bytes, cv::IMREAD_COLOR | cv::IMREAD_IGNORE_ORIENTATION);
   } catch (const cv::Exception& e) {
     throw DataError(path + ": cannot decode image: " + e.what());
   }
   if (bgr.empty()) throw DataError(path + ": cannot read or decode image");
+  if (truncated_jpeg(bytes))
+    warn_once(path, "the JPEG file ends early (no end-of-image marker): its missing part is "
+                    "decoded as grey; replace or remove the file");
   return bgr;
 }
 

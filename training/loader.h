@@ -64,7 +64,8 @@ struct Batch {
 // Reads an image file as BGR CV_8UC3 in its stored pixel grid: an EXIF orientation tag is not
 // applied, as pycocotools, PIL, torchvision and the Pascal VOC tools read images (annotations'
 // boxes and sizes are in that grid) and as GStreamer's decoders hand frames to ssddetect. Throws
-// DataError naming the file when it is missing or cannot be decoded.
+// DataError naming the file when it is missing or cannot be decoded. A JPEG file cut short
+// decodes (its missing part grey) with a warning naming it on stderr, once per file.
 cv::Mat read_bgr(const std::string& path);
 
 // Reads an image as RGB CV_8UC3 (read_bgr). Throws DataError naming the file when it is missing

@@ -1006,6 +1006,41 @@ TEST(Loader, ReadsImagesInTheirStoredPixelGridNotRotatedByExif) {
   EXPECT_GT(upright.at<cv::Vec3b>(5, 5)[0], 200);
 }
 
+// A JPEG file cut short (an interrupted copy) still decodes, its missing rows grey, and the
+// loader names it in a warning, once per file however often it is read; a whole file, or one
+// with bytes after its end marker, gives none.
+TEST(Loader, ATruncatedJpegIsNamedInAWarningOnce) {
+  TempDir tmp;
+  cv::Mat im(120, 160, CV_8UC3);
+  cv::randu(im, 0, 255);   // noise: a large file, so that half of it is most of the rows
+  std::vector<uchar> jpg;
+  ASSERT_TRUE(cv::imencode(".jpg", im, jpg));
+  auto write = [&](const std::string& name, size_t n, const std::string& tail) {
+    const std::string path = tmp / name;
+    std::ofstream f(path, std::ios::binary);
+    f.write(reinterpret_cast<const char*>(jpg.data()), static_cast<std::streamsize>(n));
+    f << tail;
+    return path;
+  };
+  const auto whole = write("whole.jpg", jpg.size(), ""),
+             trailing = write("trailing.jpg", jpg.size(), std::string(100, '\0') + "camera data"),
+             cut = write("cut.jpg", jpg.size() / 2, "");
+  for (const auto& path : {whole, trailing}) {
+    ::testing::internal::CaptureStderr();
+    EXPECT_EQ(read_bgr(path).size(), im.size());
+    const std::string err = ::testing::internal::GetCapturedStderr();
+    EXPECT_EQ(err.find("warning"), std::string::npos) << path << ": " << err;
+  }
+  ::testing::internal::CaptureStderr();
+  const cv::Mat first = read_bgr(cut), second = read_bgr(cut);
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(first.size(), im.size());
+  const std::string warning = "warning: " + cut + ": the JPEG file ends early";
+  const auto at = err.find(warning);
+  EXPECT_NE(at, std::string::npos) << err;
+  EXPECT_EQ(err.find(warning, at + 1), std::string::npos) << "warned twice:\n" << err;
+}
+
 TEST(Loader, MeasuresThroughput) {
   SynthSet set(8);
   LoaderOptions o;
