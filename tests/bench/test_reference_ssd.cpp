@@ -25,6 +25,7 @@
 #include <torch/nn/modules/batchnorm.h>
 #include <torch/types.h>
 
+#include "../python_reference.h"
 #include "anchors.h"
 #include "detector.h"
 #include "loss.h"
@@ -36,10 +37,9 @@ using namespace ssd;
 
 namespace {
 
-std::string python() {
-  const char* p = std::getenv("SSD_PYTHON");
-  return p && *p ? p : "python3";
-}
+std::string python() { return ssdtest::test_python(); }
+// What bench/reference_ssd.py and reference_train.py import.
+const char* const kReferenceModules = "numpy torch torchvision safetensors";
 std::string source_dir() {
   const char* p = std::getenv("SSD_SOURCE_DIR");
   return p && *p ? p : ".";
@@ -370,6 +370,7 @@ TEST(CompareDetections, OnlyANearTieWithTheThresholdMayBeLeftOut) {
 }
 
 TEST(PyTorchReference, TinyDetectorMatches) {
+  SSD_NEED_PYTHON(python(), kReferenceModules);
   SsdConfig c;
   c.body = "tiny";
   c.head_channels = 32;
@@ -402,6 +403,7 @@ SsdConfig tiny_fine_grid() {
 }  // namespace
 
 TEST(PyTorchReference, TinyFineGridDetectorMatches) {
+  SSD_NEED_PYTHON(python(), kReferenceModules);
   const SsdConfig c = tiny_fine_grid();
   ASSERT_TRUE(c.has_fine_grid());
   compare_with_reference(c, {{640, 480, PixelFormat::RGBx}, {160, 160, PixelFormat::RGB}}, 0.5f,
@@ -409,6 +411,7 @@ TEST(PyTorchReference, TinyFineGridDetectorMatches) {
 }
 
 TEST(PyTorchReference, ResNet18OtherGridsMatches) {
+  SSD_NEED_PYTHON(python(), kReferenceModules);
   SsdConfig c;
   c.body = "resnet18";
   c.input_size = 256;
@@ -427,10 +430,9 @@ TEST(PyTorchReference, ResNet18OtherGridsMatches) {
 // scripts/export-onnx.py: the whole detector (resize, normalisation, network, decoding, NMS,
 // top-k) as one ONNX graph per frame size, run by onnxruntime (tests/bench/onnx_detect.py), gives
 // ssd::Detector's detections; the default architecture (fine grid) on a downscaled 640x480 frame,
-// an upscaled BGR one, and one with columns and rows the pooling leaves out. Skips without onnxruntime (scripts/setup.sh installs it).
+// an upscaled BGR one, and one with columns and rows the pooling leaves out.
 TEST(OnnxExport, RunByOnnxRuntimeMatchesTheDetector) {
-  if (std::system((python() + " -c 'import onnxruntime' 2>/dev/null").c_str()) != 0)
-    GTEST_SKIP() << "onnxruntime is not installed for " << python();
+  SSD_NEED_PYTHON(python(), std::string(kReferenceModules) + " onnxruntime");
   compare_with_reference(tiny_fine_grid(),
                          {{640, 480, PixelFormat::RGBx}, {200, 150, PixelFormat::BGR}, {650, 490, PixelFormat::RGBx}},
                          0.5f, "onnx", 20, "tests/bench/onnx_detect.py");
@@ -439,6 +441,7 @@ TEST(OnnxExport, RunByOnnxRuntimeMatchesTheDetector) {
 // ssd_loss (model/loss.cpp + matching.cpp) against reference_train.py's lesson loop and its
 // vectorised form on the same outputs and ground truths.
 TEST(PyTorchReference, LossMatches) {
+  SSD_NEED_PYTHON(python(), kReferenceModules);
   const auto dir = temp_dir("loss");
   SsdConfig c;
   c.labels = {"a", "b", "c", "d"};
@@ -483,6 +486,7 @@ TEST(PyTorchReference, LossMatches) {
 // with it (Debian 13's 2.6 cannot run optimize_for_inference's output); eager and TorchScript
 // must run, and ONNX Runtime where it is installed.
 TEST(BenchScripts, NetworkRuntimesRunsEveryRow) {
+  SSD_NEED_PYTHON(python(), kReferenceModules);
   const auto dir = temp_dir("runtimes");
   const auto table = (dir / "table.md").string(), prof = (dir / "profile.md").string();
   const std::string model = source_dir() + "/models/ssd-default.safetensors";

@@ -58,6 +58,7 @@
 #endif
 
 #include "gst-ssd/ssdmeta.h"
+#include "../python_reference.h"
 #include "../../gst-plugin/caption.h"
 #include "config.h"
 #include "cpu_workers.h"
@@ -4769,6 +4770,7 @@ TEST(SsdExportAnalytics, WritesObjectDetectionsThatHaveNoRegionWithTheirTracking
 TEST(GstAnalyticsInterop, OnnxElementsRunTheExportedModelAndOurElementsReadTheirDetections) {
   const std::string missing = missing_factory({"onnxinference", "ssdobjectdetector"});
   if (!missing.empty()) GTEST_SKIP() << missing << " is not installed (gst-plugins-bad's onnx plugin)";
+  SSD_NEED_PYTHON(std::string(SSD_PYTHON), "torch torchvision safetensors");   // scripts/export-onnx.py
   TempDir tmp;
   const std::string onnx = tmp / "ssd.onnx", jsonl = tmp / "det.jsonl";
   const std::string cmd = std::string(SSD_PYTHON) + " " + SSD_SOURCE_DIR + "/scripts/export-onnx.py " +

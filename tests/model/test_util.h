@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include "../python_reference.h"
 #include "config.h"
 
 namespace ssdtest {
@@ -26,12 +27,6 @@ inline ssd::SsdConfig tiny_config() {
   c.head_channels = 32;
   c.labels = {"circle", "square", "triangle"};
   return c;
-}
-
-// The Python that sees torchvision, pycocotools and safetensors (set by meson).
-inline std::string python() {
-  const char* p = std::getenv("SSD_PYTHON");
-  return p && *p ? p : "python3";
 }
 
 inline std::string source_dir() {

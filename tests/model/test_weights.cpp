@@ -59,6 +59,7 @@ TEST(Weights, RoundTripIsBitExact) {
 }
 
 TEST(Weights, PythonSafetensorsOpensItWithTheConfig) {
+  SSD_NEED_PYTHON(ssdtest::test_python(), "torch safetensors");
   auto dir = ssdtest::temp_dir("python");
   Ssd model(ssdtest::tiny_config());
   const std::string path = dir / "m.safetensors";
@@ -73,7 +74,7 @@ TEST(Weights, PythonSafetensorsOpensItWithTheConfig) {
       "assert abs(float(t[0]) + 4.0) < 1e-6, t\n"
       "print(len(list(f.keys())))\n";
   spit(dir / "check.py", script);
-  const std::string cmd = ssdtest::python() + " " + (dir / "check.py").string() + " " + path +
+  const std::string cmd = ssdtest::test_python() + " " + (dir / "check.py").string() + " " + path +
                           " > " + (dir / "out.txt").string();
   ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
   const size_t n = model->named_parameters().size() + model->named_buffers().size();

@@ -15,6 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "../python_reference.h"
 #include "evaluate.h"
 #include "plots.h"
 
@@ -197,6 +198,7 @@ TEST(Map, VocApFormulas) {
 TEST(Map, AgreesWithPycocotoolsAndVocReference) {
   const char* python = std::getenv("SSD_PYTHON");
   const char* script = std::getenv("SSD_COCO_REFERENCE");
+  if (python) SSD_NEED_PYTHON(std::string(python), "numpy pycocotools");
   ASSERT_TRUE(python && script)
       << "set SSD_PYTHON (a Python with numpy + pycocotools) and SSD_COCO_REFERENCE "
          "(tests/training/coco_reference.py); meson test sets both";

@@ -38,6 +38,7 @@
 #include <torch/version.h>
 #include <torch/nn/utils/clip_grad.h>   // after types.h, which it needs
 
+#include "../python_reference.h"
 #include "../../model/error.h"
 #include "../../model/safetensors.h"
 #include "grad_clip.h"
@@ -1320,6 +1321,7 @@ TEST(Cli, SynthTrainInfoPredictEval) {
 TEST(Cli, EvalDetectionsFileScoresTheSameInPycocotools) {
   const char* py = std::getenv("SSD_PYTHON");
   if (!py || !*py) GTEST_SKIP() << "SSD_PYTHON is not set (meson test sets it)";
+  SSD_NEED_PYTHON(std::string(py), "numpy pycocotools");
   TempDir tmp;
   CliRun e = run_cli("eval --synth 40 --synth-seed 31 --synth-dir " + tmp / "data" +
                      " --threads 2 --detections " + tmp / "dets.json" + " --json " +
