@@ -28,7 +28,7 @@ flags=(-std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recov
 torch_flags=(-isystem /usr/include/torch/csrc/api/include)
 build() {   # TARGET
   case "$1" in
-    coco) "$cxx" "${flags[@]}" fuzz/fuzz_coco.cpp training/coco.cpp training/dataset.cpp -o "$out/fuzz_coco" ;;
+    coco) "$cxx" "${flags[@]}" fuzz/fuzz_coco.cpp training/coco.cpp training/dataset.cpp training/atomic_file.cpp model/text.cpp -o "$out/fuzz_coco" ;;
     voc) "$cxx" "${flags[@]}" fuzz/fuzz_voc.cpp training/voc.cpp training/dataset.cpp model/text.cpp -lpugixml -o "$out/fuzz_voc" ;;
     config) "$cxx" "${flags[@]}" fuzz/fuzz_config.cpp model/config.cpp -o "$out/fuzz_config" ;;
     class-filter) "$cxx" "${flags[@]}" fuzz/fuzz_class_filter.cpp model/class_filter.cpp model/text.cpp -o "$out/fuzz_class-filter" ;;

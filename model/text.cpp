@@ -18,4 +18,10 @@ std::vector<std::string> split_list(const std::string& text, char separator) {
   return items;
 }
 
+std::string join_list(const std::vector<std::string>& items) {
+  std::string s;
+  for (const auto& item : items) s += (s.empty() ? "" : ", ") + item;
+  return s;
+}
+
 }  // namespace ssd

@@ -14,4 +14,7 @@ std::string trim(const std::string& s);
 // between two separators is kept, a trailing separator adds none, "" gives no item).
 std::vector<std::string> split_list(const std::string& text, char separator = ',');
 
+// The items with ", " between them (class names in a message).
+std::string join_list(const std::vector<std::string>& items);
+
 }  // namespace ssd

@@ -11,6 +11,7 @@
 
 #include "error.h"
 #include "safetensors.h"
+#include "text.h"
 
 namespace ssd {
 
@@ -122,7 +123,8 @@ TransferReport transfer_weights(const std::string& path, Ssd& model) {
   auto file = read_safetensors(path);
   const SsdConfig config = config_from_metadata(path, file.metadata);
   if (config.labels != model->config().labels)
-    throw Error(path + ": its classes differ from the model's; transfer needs the same labels");
+    throw Error(path + ": its classes (" + join_list(config.labels) + ") are not the model's (" +
+                join_list(model->config().labels) + "); transfer needs the same classes in the same order");
   std::map<std::string, const torch::Tensor*> by_name;
   for (const auto& [name, t] : file.tensors) by_name[name] = &t;
   TransferReport r;

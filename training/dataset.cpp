@@ -4,6 +4,8 @@
 #include <cmath>
 #include <optional>
 
+#include "text.h"
+
 namespace ssdtrain {
 
 size_t Dataset::num_boxes(bool include_ignored) const {
@@ -28,10 +30,8 @@ void use_labels(Dataset& ds, const std::vector<std::string>& labels, const std::
         ++unknown[static_cast<size_t>(b.label)];
   for (size_t i = 0; i < unknown.size(); ++i) {
     if (unknown[i] == 0) continue;
-    std::string known;
-    for (const auto& l : labels) known += (known.empty() ? "" : ", ") + l;
     throw DataError(source + ": class '" + ds.labels[i] + "' (" + std::to_string(unknown[i]) +
-                    " boxes) is not among the classes " + known);
+                    " boxes) is not among the classes " + ssd::join_list(labels));
   }
   if (!ds.category_ids.empty()) {
     int64_t next = *std::max_element(ds.category_ids.begin(), ds.category_ids.end()) + 1;

@@ -149,7 +149,8 @@ std::vector<CLI::Option*> add_train_options(CLI::App* app, TrainOptions& o) {
                               "or .safetensors)")
                   ->check(CLI::ExistingFile));
   v.push_back(app->add_option("--init", o.init_weights,
-                              "start from this weights file (same classes), e.g. to continue "
+                              "start from this weights file (same classes, in any order: the data "
+                              "set takes the file's), e.g. to continue "
                               "with a new schedule; from another architecture (e.g. without "
                               "the fine grid) the tensors that match are copied")
                   ->check(CLI::ExistingFile));

@@ -77,7 +77,9 @@ void label_box(cv::Mat& img, const std::string& text, cv::Point corner, const cv
 std::vector<double> nice_ticks(double lo, double hi, int target) {
   std::vector<double> ticks;
   if (!std::isfinite(lo) || !std::isfinite(hi) || hi < lo || target < 1) return ticks;
-  if (hi == lo) return {lo};
+  // A range within rounding of its values (precisions of 1 and 1 - 1e-16 on a perfect PR curve)
+  // is one value: steps that small would not move a tick (this loop once never ended).
+  if (hi - lo <= 1e-12 * std::max(std::fabs(lo), std::fabs(hi))) return {lo};
   const double raw = (hi - lo) / target;
   const double mag = std::pow(10.0, std::floor(std::log10(raw)));
   double step = mag;
@@ -86,8 +88,11 @@ std::vector<double> nice_ticks(double lo, double hi, int target) {
     if (step >= raw) break;
   }
   const double first = std::ceil(lo / step - 1e-9) * step;
-  for (double v = first; v <= hi + step * 1e-9; v += step)
+  for (int i = 0; i <= 2 * target + 2; ++i) {   // (at most target + 1 of them)
+    const double v = first + i * step;
+    if (v > hi + step * 1e-9) break;
     ticks.push_back(std::fabs(v) < step * 1e-9 ? 0.0 : v);
+  }
   return ticks;
 }
 
@@ -112,9 +117,11 @@ cv::Mat render_line_plot(const LinePlot& plot) {
   }
   const bool have_data = std::isfinite(xmin);
   if (!have_data) { xmin = 0; xmax = 1; ymin = 0; ymax = 1; }
-  if (xmax == xmin) { xmin -= 0.5; xmax += 0.5; }
+  // (A range within rounding of its values is one value: nice_ticks.)
+  auto one_value = [](double lo, double hi) { return hi - lo <= 1e-12 * std::max(std::fabs(lo), std::fabs(hi)); };
+  if (one_value(xmin, xmax)) { xmin -= 0.5; xmax += 0.5; }
   if (std::isfinite(plot.y_top) && plot.y_top > ymin) ymax = std::min(ymax, plot.y_top);
-  if (ymax == ymin) { ymin -= 0.5; ymax += 0.5; }
+  if (one_value(ymin, ymax)) { ymin -= 0.5; ymax += 0.5; }
   const double ypad = (ymax - ymin) * 0.05;
   ymin -= ypad;
   ymax += ypad;

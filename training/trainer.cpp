@@ -28,6 +28,7 @@
 #include "../model/loss.h"
 #include "../model/nms.h"
 #include "../model/ssd_model.h"
+#include "../model/text.h"
 #include "../model/weights.h"
 #include "atomic_file.h"
 #include "run_lock.h"
@@ -385,11 +386,30 @@ struct Session {
   bool quiet = false;
 };
 
-void load_data(Session& s, bool with_val = true) {
+// The order of the model's classes where one is already given: a resumed run's own, or the
+// --init weights'. Empty for a new model.
+std::vector<std::string> given_class_order(const Session& s, bool resuming) {
+  if (resuming) return s.spec.config.labels;
+  if (!s.spec.options.init_weights.empty())
+    return ssd::read_weights_config(s.spec.options.init_weights).labels;
+  return {};
+}
+
+void load_data(Session& s, bool with_val = true, bool resuming = false) {
   LoadReport report;
   DataSpec& tr = s.spec.train;
   if (tr.synth > 0 && tr.synth_dir.empty()) tr.synth_dir = (s.dir / "data" / "train").string();
   s.train_ds = load_dataset(tr, &report);
+  // The same classes listed in another order (a VOC folder sorts its names, a COCO file lists
+  // its categories as it likes) take the given order, so that --init weights' class outputs
+  // carry over (and a resumed run goes on as it was trained); other classes keep theirs (--init
+  // then refuses them, naming both lists).
+  if (const auto order = given_class_order(s, resuming); !order.empty() && order != s.train_ds.labels) {
+    auto a = order, b = s.train_ds.labels;
+    std::sort(a.begin(), a.end());
+    std::sort(b.begin(), b.end());
+    if (a == b) use_labels(s.train_ds, order, tr.describe());
+  }
   auto check_training_set = [&s] {
     if (s.train_ds.images.size() < 2)
       throw ssd::Error("the training set has " + std::to_string(s.train_ds.images.size()) +
@@ -508,7 +528,12 @@ void build_model_and_optimizer(Session& s, bool resuming = false) {
     if (!s.quiet) std::cerr << "imported " << n << " ImageNet tensors from " << o.imagenet << "\n";
   }
   if (!o.init_weights.empty() && !resuming) {
-    if (ssd::read_weights_config(o.init_weights) == s.spec.config) {
+    const ssd::SsdConfig init = ssd::read_weights_config(o.init_weights);
+    if (init.labels != s.spec.config.labels)
+      throw ssd::Error("--init " + o.init_weights + ": its classes (" + ssd::join_list(init.labels) +
+                       ") are not the data set's (" + ssd::join_list(s.spec.config.labels) +
+                       "): --init needs the same classes (in any order)");
+    if (init == s.spec.config) {
       ssd::load_weights_into(o.init_weights, s.model);
       if (!s.quiet) std::cerr << "initialised from " << o.init_weights << "\n";
     } else {
@@ -996,7 +1021,7 @@ TrainResult resume(const std::string& run_dir, int stop_after, bool quiet, const
   if (overrides.threads) s.spec.options.threads = *overrides.threads;
   if (overrides.precision) s.spec.options.precision = *overrides.precision;
   check_options(s.spec.options);
-  load_data(s);
+  load_data(s, /*with_val=*/true, /*resuming=*/true);
   const ssd::SsdConfig stored = s.spec.config;
   // A run that ended before its first checkpoint (a bad image, an interrupt in epoch 1) starts
   // over from its stored options, as `train` would have.

@@ -41,6 +41,8 @@
 #include "../python_reference.h"
 #include "../../model/error.h"
 #include "../../model/safetensors.h"
+#include "../../model/text.h"
+#include "../../model/weights.h"
 #include "grad_clip.h"
 #include "mixed_precision.h"
 #include "model_info.h"
@@ -805,6 +807,43 @@ TEST(Cli, VersionNamesTheToolAndItsLibraries) {
   EXPECT_TRUE(std::regex_match(r.output, expected)) << r.output;
 }
 
+// --init with the same classes listed in another order (a VOC folder sorts its class names, a
+// COCO file lists its categories as it likes): the data set takes the weights' order, so that
+// their class outputs carry over whole (loaded as the same architecture), for train and lr-find,
+// and the run resumes in that order; other classes are refused naming both lists.
+TEST(Cli, InitTakesTheSameClassesListedInAnotherOrder) {
+  TempDir tmp;
+  const std::string arch = " --synth-size 64 --size 64 --grids 2,1 --head-channels 32 --batch 8 --workers 1";
+  CliRun base = run_cli("train --synth 24" + arch + " --epochs 1 --quiet --out " + tmp / "base");
+  ASSERT_EQ(base.status, 0) << base.output;
+  const std::string w = tmp / "base/model.safetensors";
+  const std::vector<std::string> order = ssd::read_weights_config(w).labels;
+  ASSERT_GE(order.size(), 3u);
+  // The base run's training data, its categories listed backwards (same ids and names).
+  nlohmann::json coco;
+  std::ifstream(tmp.path() / "base/data/train/annotations.json") >> coco;
+  auto& cats = coco["categories"];
+  std::reverse(cats.begin(), cats.end());
+  std::ofstream(tmp.path() / "base/data/train/reversed.json") << coco.dump();
+  const std::string reversed = " --coco " + tmp / "base/data/train/reversed.json";
+
+  CliRun t = run_cli("train --init " + w + reversed + arch + " --epochs 2 --stop-after 1 --out " + tmp / "run");
+  ASSERT_EQ(t.status, 0) << t.output;
+  EXPECT_NE(t.output.find("initialised from " + w + "\n"), std::string::npos) << t.output;
+  EXPECT_EQ(ssd::read_weights_config(tmp / "run/model.safetensors").labels, order);
+  CliRun r = run_cli("train --quiet --resume " + tmp / "run");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(ssd::read_weights_config(tmp / "run/model.safetensors").labels, order);
+  CliRun l = run_cli("lr-find --init " + w + reversed + arch + " --iters 5 --quiet --out " + tmp / "lr");
+  EXPECT_EQ(l.status, 0) << l.output;
+
+  cats[0]["name"] = "renamed";
+  std::ofstream(tmp.path() / "base/data/train/renamed.json") << coco.dump();
+  expect_clean_failure("train --init " + w + " --coco " + tmp / "base/data/train/renamed.json" + arch +
+                           " --epochs 1 --out " + tmp / "run2",
+                       "its classes (" + ssd::join_list(order) + ") are not the data set's (");
+}
+
 TEST(Cli, BadInputsGiveCleanErrors) {
   TempDir tmp;
   {
@@ -1555,6 +1594,21 @@ TEST(LrFindSuggestion, ValleyAndMinimumHoldUnderMinibatchNoise) {
     minimum_ok += std::abs(std::log10(lrs[at.minimum] / 10) + 2.5) <= 1.5;
   }
   EXPECT_GE(minimum_ok, 36) << "of 40";
+}
+
+// A range within rounding of its values (a perfect model's PR curve: precisions 1 and 1 - 1e-16)
+// plots as one value: nice_ticks stepped by less than the values' precision and never ended
+// (ssd-train ran out of memory at its first evaluation, fine-tuning the shipped model).
+TEST(LinePlot, ARangeWithinRoundingIsOneValue) {
+  const double below_one = std::nextafter(1.0, 0.0);
+  EXPECT_EQ(ssdtrain::nice_ticks(below_one, 1.0), std::vector<double>{below_one});
+  EXPECT_EQ(ssdtrain::nice_ticks(1e6, 1e6 + 1e-7).size(), 1u);
+  const auto ticks = ssdtrain::nice_ticks(0.0, 1.0);
+  EXPECT_EQ(ticks, (std::vector<double>{0.0, 0.2, 0.4, 0.6000000000000001, 0.8, 1.0}));
+  ssdtrain::LinePlot p;
+  p.series = {ssdtrain::Series{"precision", {0.0, 0.5, 1.0}, {1.0, below_one, 1.0}, cv::Scalar(200, 90, 30), false}};
+  const cv::Mat img = ssdtrain::render_line_plot(p);
+  EXPECT_EQ(img.cols, p.width);
 }
 
 // A plot's y_top cuts a spike off (as lr-find's diverging tail) instead of letting it flatten
