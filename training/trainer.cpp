@@ -301,14 +301,23 @@ EpochMetrics metrics_from_json(const json& j) {
   return m;
 }
 
+// A value an epoch lacks (mAP where it was not evaluated, the validation loss without a
+// validation set) is an empty field, which CSV readers take as missing (pandas: NaN), not a
+// number to plot.
 void write_metrics_csv(const fs::path& path, const std::vector<EpochMetrics>& h) {
   std::ostringstream os;
   os << "epoch,train_loss,train_loc,train_cls,val_loss,map50,map,lr,seconds\n";
-  char buf[256];
+  auto field = [](double v, bool present) {
+    char buf[64] = "";
+    if (present && std::isfinite(v)) std::snprintf(buf, sizeof buf, "%.6f", v);
+    return std::string(buf);
+  };
+  char buf[128];
   for (const auto& m : h) {
-    std::snprintf(buf, sizeof buf, "%d,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6g,%.2f\n", m.epoch,
-                  m.train_loss, m.train_loc, m.train_cls, m.val_loss, m.map50, m.map, m.lr,
-                  m.seconds);
+    std::snprintf(buf, sizeof buf, "%d,%.6f,%.6f,%.6f,", m.epoch, m.train_loss, m.train_loc, m.train_cls);
+    os << buf << field(m.val_loss, m.validated) << ',' << field(m.map50, m.map50 >= 0) << ','
+       << field(m.map, m.map >= 0);
+    std::snprintf(buf, sizeof buf, ",%.6g,%.2f\n", m.lr, m.seconds);
     os << buf;
   }
   write_file_atomic(path, os.str());
