@@ -322,8 +322,9 @@ int main(int argc, char** argv) {
   add_data_options(lrf, ls.train.train, "", "<out>/data/train");
   add_arch_options(lrf, ls.train.config);
   for (CLI::Option* o : add_train_options(lrf, ls.train.options)) {
-    // What only a training run uses (lr-find sets one rate for every layer group, step by step).
-    static const std::set<std::string> training_only{"--epochs", "--lr", "--lr-div", "--pct-start", "--div-factor",
+    // What only a training run uses (lr-find sets the rates step by step: the head's, and the
+    // earlier layer groups' divided by --lr-div as in training).
+    static const std::set<std::string> training_only{"--epochs", "--lr", "--pct-start", "--div-factor",
                                                      "--eval-every", "--max-eval-images", "--val-fraction"};
     if (training_only.count(o->get_name())) lrf->remove_option(o);
   }

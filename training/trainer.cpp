@@ -1108,6 +1108,7 @@ LrFindResult lr_find(const LrFindSpec& spec) {
   const bool frozen = s.schedule.freeze_epochs > 0;
   set_frozen(s.model, frozen);
   set_train_mode(s.model, frozen);
+  const auto mult = group_multipliers(o);
   const ssd::LossOptions lopts = loss_options(o);
   DataLoader loader(s.train_ds, loader_options(s.spec.config, o.batch_size, o.workers,
                                                derive_seed(o.seed, kLoaderStream), true,
@@ -1124,10 +1125,13 @@ LrFindResult lr_find(const LrFindSpec& spec) {
       loader.start_epoch(++epoch);
       if (!loader.next(b)) throw ssd::Error("lr-find: the loader produced no batch");
     }
+    // The head's rate; the earlier layer groups take it divided as in training (--lr-div), so
+    // that on an unfrozen body the curve is that of the rates `train --lr` would set.
     const double lr =
         spec.start_lr * std::pow(spec.end_lr / spec.start_lr, double(i) / (spec.iterations - 1));
-    for (auto& g : s.optimizer->param_groups())
-      static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
+    auto& param_groups = s.optimizer->param_groups();
+    for (size_t g = 0; g < param_groups.size(); ++g)
+      static_cast<torch::optim::AdamWOptions&>(param_groups[g].options()).lr(lr * mult[std::min<size_t>(g, 2)]);
     BatchTensors t = to_tensors(b, s.device);
     const double lv = train_step(s, t, b.size, lopts).loss.item<double>();
     if (!std::isfinite(lv)) break;

@@ -690,6 +690,33 @@ TEST(Trainer, LrFindWritesCurveAndSuggestion) {
   EXPECT_TRUE(fs::exists(r.png_path));
 }
 
+// lr-find sweeps the head's rate and sets the earlier layer groups' as training does (--lr-div:
+// lr/d^2, lr/d, lr), so its curve on an unfrozen body is that of `train --lr`'s rates: the
+// same sweep with another --lr-div gives other losses from the second step on (with one rate
+// for every group, as before, the two were the same), and the same one the same losses.
+TEST(Trainer, LrFindDividesTheEarlierGroupsRatesAsTrainingDoes) {
+  TempDir tmp;
+  const std::string tr = make_easy_set(tmp.path() / "train", 16, 7);
+  auto sweep = [&](double lr_div, const std::string& out) {
+    LrFindSpec ls;
+    ls.train = small_spec(tr, tr, tmp / out);
+    ls.train.val = DataSpec{};
+    ls.train.options.freeze_epochs = 0;   // unfrozen
+    ls.train.options.threads = 1;
+    ls.train.options.lr_div = lr_div;
+    ls.iterations = 6;
+    ls.start_lr = 1e-2;
+    ls.end_lr = 1e-1;
+    return lr_find(ls).losses;
+  };
+  const auto a = sweep(1.0, "a"), b = sweep(1.0, "b"), c = sweep(100.0, "c");
+  ASSERT_EQ(a.size(), 6u);
+  ASSERT_EQ(c.size(), 6u);
+  EXPECT_EQ(a, b);
+  EXPECT_EQ(a[0], c[0]);   // the first step's loss comes before any update
+  for (size_t i = 1; i < a.size(); ++i) EXPECT_NE(a[i], c[i]) << "step " << i;
+}
+
 // A training set whose last batch would hold one image (17 in batches of 16): BatchNorm cannot
 // normalise a single value per channel on the 1x1 grid, so that image waits for another epoch's
 // shuffle instead of failing the run (train and lr-find); a set of one image, or batches of one,
