@@ -9,10 +9,12 @@
 # detections, with ssdtrack's object ids, go to OUTDIR/streamK.jsonl (ssdexport's JSON Lines). batch-size defaults to the
 # number of streams; properties after -- go to every ssddetect (the instance-wide ones, such as
 # device, precision, batch-size, must be the same for all, which this script ensures). Live
-# sources run until Ctrl-C (EOS, so the files are complete); files end by themselves.
+# sources run until Ctrl-C (EOS, so the files are complete); files end by themselves. All streams
+# are one pipeline: one that fails (a camera that cannot be reached) ends them all; where they
+# must outlive each other, run the script once per camera (a model instance each).
 # Environment: BUILD_DIR (default build/), SSD_MODEL (default the shipped model).
 set -euo pipefail
-usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; }
 case "${1:-}" in -h|--help) usage; exit 0 ;; -*) usage >&2; exit 2 ;; esac
 if [ $# -lt 2 ]; then usage; exit 2; fi
 source "$(dirname "$0")/common.sh"
