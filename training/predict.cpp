@@ -1,8 +1,10 @@
 #include "predict.h"
 
 #include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <set>
 
 #include <nlohmann/json.hpp>
@@ -22,18 +24,33 @@ namespace ssdtrain {
 namespace {
 
 // The image files to run: each file named, and a folder's image files (those OpenCV has a
-// decoder for, by their first bytes; by name), checked before anything is written.
+// decoder for, by their first bytes; by name), checked before anything is written. A folder's
+// other files are left out, those named as images (a GIF, an empty or damaged .jpg) with a
+// warning naming them.
 std::vector<std::string> input_images(const std::vector<std::string>& named) {
   std::vector<std::string> images;
   for (const auto& p : named) {
     std::error_code ec;
     if (fs::is_directory(p, ec)) {
-      std::vector<std::string> in_folder;
+      std::vector<std::string> in_folder, left_out;
       for (const auto& e : fs::directory_iterator(p, ec)) {
         std::error_code type_ec;
-        if (e.is_regular_file(type_ec) && cv::haveImageReader(e.path().string())) in_folder.push_back(e.path().string());
+        if (!e.is_regular_file(type_ec)) continue;
+        if (cv::haveImageReader(e.path().string())) {
+          in_folder.push_back(e.path().string());
+          continue;
+        }
+        std::string ext = e.path().extension().string();
+        std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+        static const std::set<std::string> image_names{".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".gif", ".tif",
+                                                       ".tiff", ".webp", ".ppm", ".pgm", ".jp2", ".heic", ".avif"};
+        if (image_names.count(ext)) left_out.push_back(e.path().string());
       }
       if (ec) throw ssd::Error(p + ": cannot list the folder: " + ec.message());
+      std::sort(left_out.begin(), left_out.end());
+      for (const auto& f : left_out)
+        std::cerr << "warning: " << f << ": left out: OpenCV has no decoder for its contents (empty, damaged, "
+                                         "or a format it does not read)\n";
       if (in_folder.empty()) throw ssd::Error(p + ": a folder with no image files in it");
       std::sort(in_folder.begin(), in_folder.end());
       images.insert(images.end(), in_folder.begin(), in_folder.end());

@@ -361,18 +361,31 @@ void write_curve_plots(const fs::path& dir, const std::vector<EpochMetrics>& h) 
 void write_prediction_grid(const fs::path& path, const Dataset& ds,
                            const std::vector<std::vector<ScoredBox>>& samples,
                            double threshold) {
+  constexpr int kPanel = 256;
   std::vector<cv::Mat> left, right;
   for (size_t i = 0; i < samples.size() && i < ds.images.size(); ++i) {
-    cv::Mat rgb = load_rgb(ds.images[i]), bgr;
-    cv::cvtColor(rgb, bgr, cv::COLOR_RGB2BGR);
+    const cv::Mat rgb = load_rgb(ds.images[i]);
+    // Drawn at the panel's size, so that boxes and labels keep their width on a large photo
+    // (drawn on a 6000x4000 picture, then shrunk, they vanished).
+    const double s = double(kPanel) / std::max(rgb.cols, rgb.rows);
+    cv::Mat sized, bgr;
+    cv::resize(rgb, sized, cv::Size(std::max(1, int(std::lround(rgb.cols * s))), std::max(1, int(std::lround(rgb.rows * s)))),
+               0, 0, s < 1 ? cv::INTER_AREA : cv::INTER_LINEAR);
+    cv::cvtColor(sized, bgr, cv::COLOR_RGB2BGR);
+    const float sx = float(sized.cols) / rgb.cols, sy = float(sized.rows) / rgb.rows;
+    std::vector<BoxAnnotation> truth = ds.images[i].boxes;
+    for (auto& b : truth) b.x1 *= sx, b.x2 *= sx, b.y1 *= sy, b.y2 *= sy;
     std::vector<ScoredBox> kept;
-    for (const auto& d : samples[i])
-      if (d.score >= threshold) kept.push_back(d);
-    left.push_back(draw_boxes(bgr, ds.labels, ds.images[i].boxes, {}));
+    for (auto d : samples[i])
+      if (d.score >= threshold) {
+        d.x1 *= sx, d.x2 *= sx, d.y1 *= sy, d.y2 *= sy;
+        kept.push_back(d);
+      }
+    left.push_back(draw_boxes(bgr, ds.labels, truth, {}));
     right.push_back(draw_boxes(bgr, ds.labels, {}, kept));
   }
   if (left.empty()) return;
-  write_png(path.string(), make_pair_grid(left, right, 2, 256));
+  write_png(path.string(), make_pair_grid(left, right, 2, kPanel));
 }
 
 // ------------------------------------------------------------------------------------------

@@ -1039,6 +1039,17 @@ TEST(Loader, ATruncatedJpegIsNamedInAWarningOnce) {
   const auto at = err.find(warning);
   EXPECT_NE(at, std::string::npos) << err;
   EXPECT_EQ(err.find(warning, at + 1), std::string::npos) << "warned twice:\n" << err;
+  // A progressive JPEG cut short does not decode at all: the error says why.
+  std::vector<uchar> progressive;
+  ASSERT_TRUE(cv::imencode(".jpg", im, progressive, {cv::IMWRITE_JPEG_PROGRESSIVE, 1}));
+  jpg = progressive;
+  const auto cut_progressive = write("cut-progressive.jpg", jpg.size() / 2, "");
+  try {
+    read_bgr(cut_progressive);
+    ADD_FAILURE() << "a progressive JPEG cut in half decoded";
+  } catch (const DataError& e) {
+    EXPECT_NE(std::string(e.what()).find(cut_progressive + ": the JPEG file ends early"), std::string::npos) << e.what();
+  }
 }
 
 TEST(Loader, MeasuresThroughput) {

@@ -30,6 +30,8 @@
 
 #include <nlohmann/json.hpp>
 #include <opencv2/core/version.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
 #include <torch/optim/sgd.h>
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
@@ -872,6 +874,55 @@ TEST(Cli, InitTakesTheSameClassesListedInAnotherOrder) {
   expect_clean_failure("train --init " + w + " --coco " + tmp / "base/data/train/renamed.json" + arch +
                            " --epochs 1 --out " + tmp / "run2",
                        "its classes (" + ssd::join_list(order) + ") are not the data set's (");
+}
+
+// predict on a folder runs its image files; files named as images that OpenCV cannot read (a
+// GIF, an empty .jpg) are left out with a warning naming each, other files silently.
+TEST(Cli, PredictNamesTheFolderFilesItLeavesOut) {
+  TempDir tmp;
+  fs::create_directories(tmp.path() / "in");
+  ASSERT_TRUE(cv::imwrite(tmp / "in/a.png", cv::Mat(48, 64, CV_8UC3, cv::Scalar(30, 120, 200))));
+  std::ofstream(tmp.path() / "in/b.gif") << "GIF89a\x01\x00\x01\x00";
+  std::ofstream(tmp.path() / "in/c.jpg");   // empty
+  std::ofstream(tmp.path() / "in/notes.txt") << "not an image";
+  const CliRun r = run_cli("predict --out " + tmp / "out " + tmp / "in");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("warning: " + tmp / "in/b.gif" + ": left out"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("warning: " + tmp / "in/c.jpg" + ": left out"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("notes.txt"), std::string::npos) << r.output;
+  EXPECT_TRUE(fs::exists(tmp.path() / "out/a.png"));
+}
+
+// predictions.png draws the boxes at its panels' size: on a photo-sized picture (2000x1500) the
+// ground truth's box and label keep their class colour (drawn at full size and then shrunk,
+// they blended into the picture and vanished).
+TEST(Cli, PredictionsPngShowsTheBoxesOfLargePictures) {
+  TempDir tmp;
+  fs::create_directories(tmp.path() / "images");
+  nlohmann::json coco{{"categories", {{{"id", 1}, {"name", "thing"}}}}, {"images", nlohmann::json::array()},
+                      {"annotations", nlohmann::json::array()}};
+  for (int i = 0; i < 4; ++i) {
+    cv::Mat im(1500, 2000, CV_8UC3, cv::Scalar(90, 90, 90));
+    cv::rectangle(im, cv::Rect(500 + 50 * i, 400, 900, 700), cv::Scalar(40, 40, 40), cv::FILLED);
+    const std::string name = "p" + std::to_string(i) + ".jpg";
+    ASSERT_TRUE(cv::imwrite(tmp / ("images/" + name), im));
+    coco["images"].push_back({{"id", i + 1}, {"file_name", name}, {"width", 2000}, {"height", 1500}});
+    coco["annotations"].push_back({{"id", i + 1}, {"image_id", i + 1}, {"category_id", 1},
+                                   {"bbox", {500 + 50 * i, 400, 900, 700}}, {"iscrowd", 0}});
+  }
+  std::ofstream(tmp.path() / "data.json") << coco.dump();
+  const CliRun r = run_cli("train --coco " + tmp / "data.json" + " --val-coco " + tmp / "data.json" +
+                           " --size 64 --grids 2,1 --head-channels 32 --batch 2 --workers 1 --epochs 1 --quiet --out " +
+                           tmp / "run");
+  ASSERT_EQ(r.status, 0) << r.output;
+  const cv::Mat grid = cv::imread(tmp / "run/predictions.png");
+  ASSERT_FALSE(grid.empty());
+  const cv::Scalar c = ssdtrain::class_color(0);
+  const cv::Vec3b colour{static_cast<uchar>(c[0]), static_cast<uchar>(c[1]), static_cast<uchar>(c[2])};
+  int n = 0;
+  for (int y = 0; y < grid.rows; ++y)
+    for (int x = 0; x < grid.cols; ++x) n += grid.at<cv::Vec3b>(y, x) == colour;
+  EXPECT_GT(n, 500) << "pixels of the class colour in predictions.png (992 measured; 0 before)";
 }
 
 TEST(Cli, BadInputsGiveCleanErrors) {
