@@ -36,7 +36,7 @@ c10::Device parse_device(const std::string& name) {
 
 std::string runtime_description() {
   std::string s = "LibTorch " TORCH_VERSION;
-  if (!torch::cuda::is_available()) return s + ", CPU only";
+  if (!torch::cuda::is_available()) return s + ", no CUDA device";
   const auto n = torch::cuda::device_count();
   return s + ", " + std::to_string(n) + " CUDA device" + (n == 1 ? "" : "s");
 }

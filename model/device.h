@@ -13,7 +13,7 @@ namespace ssd {
 c10::Device parse_device(const std::string& name);
 
 // The LibTorch version this was built with and the CUDA devices it sees, for a --version line
-// or a bug report: "LibTorch 1.13.0, CPU only" or "LibTorch 2.11.0, 1 CUDA device".
+// or a bug report: "LibTorch 1.13.0, no CUDA device" or "LibTorch 2.11.0, 1 CUDA device".
 std::string runtime_description();
 
 }  // namespace ssd
