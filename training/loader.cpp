@@ -56,11 +56,12 @@ cv::Mat read_bgr(const std::string& path) {
   } catch (const cv::Exception& e) {
     throw DataError(path + ": cannot decode image: " + e.what());
   }
-  if (bgr.empty() && truncated_jpeg(bytes))   // (a progressive JPEG needs its last scans)
+  const bool cut_short = truncated_jpeg(bytes);
+  if (bgr.empty() && cut_short)   // (a progressive JPEG needs its last scans)
     throw DataError(path + ": the JPEG file ends early (no end-of-image marker) and does not "
                            "decode; replace or remove the file");
   if (bgr.empty()) throw DataError(path + ": cannot read or decode image");
-  if (truncated_jpeg(bytes))
+  if (cut_short)
     warn_once(path, "the JPEG file ends early (no end-of-image marker): its missing part is "
                     "decoded as grey; replace or remove the file");
   return bgr;
