@@ -5713,3 +5713,24 @@ TEST(Pipelines, MultiStreamScriptSharesOneModel) {
   }
   EXPECT_NE(r.out.find("stream 2 (" + uris[1] + "): 8 frames"), std::string::npos) << r.out;
 }
+
+// The plugin's dynamic symbol table holds its entry points, not the model library linked into
+// it (-Wl,--exclude-libs): an application that links libssdmodel (or another version of it)
+// beside the plugin would otherwise have the plugin's calls bound to its copy. (393 ssd::
+// symbols were exported before, 2026-12-06.)
+TEST(Plugin, ExportsNoModelLibrarySymbols) {
+  const Spawned r = spawn({"/usr/bin/env", "nm", "-D", "--defined-only", SSD_BUILD_DIR "/gst-plugin/libgstssd.so"});
+  ASSERT_EQ(r.status, 0) << "nm (binutils) failed: " << r.err;
+  std::istringstream in(r.out);
+  int symbols = 0;
+  bool entry_point = false;
+  for (std::string line; std::getline(in, line);) {
+    const std::string name = line.substr(line.rfind(' ') + 1);
+    symbols++;
+    if (name == "gst_plugin_ssd_get_desc") entry_point = true;
+    // "3ssd": the namespace ssd in a mangled name, alone or in a template's arguments.
+    EXPECT_EQ(name.find("3ssd"), std::string::npos) << "exported: " << name;
+  }
+  EXPECT_GT(symbols, 0) << r.out;
+  EXPECT_TRUE(entry_point) << "gst_plugin_ssd_get_desc is not exported:\n" << r.out;
+}
