@@ -1811,6 +1811,15 @@ static GstFlowReturn hold_frame(GstSsdDetect* self, GstBuffer* buf) {
     queue_ready(st, {GST_MINI_OBJECT_CAST(buf)});
     return GST_FLOW_OK;
   }
+  if (!analyse && st->pending.empty() && st->submitted.back().size() < st->held_per_batch) {
+    // The batch ahead of it is computing: a skipped frame, which carries that batch's last
+    // detections, goes out right behind its frames, not with the next batch (which it waited
+    // for to fill: a batch of 4 with `interval=2` held it 7 frame times), while the batch holds
+    // fewer frames than the buffers reserved for one.
+    st->submitted.back().push_back({buf, false});
+    collect_computed(self);
+    return GST_FLOW_OK;
+  }
   if (st->pending.empty()) st->pending_since = std::chrono::steady_clock::now();
   st->pending.push_back({buf, analyse});
   if (analyse) st->pending_analysed++;
@@ -2184,10 +2193,13 @@ static GstClockTime added_latency(SsdDetectState* st) {
   const guint64 batches = st->on_cuda ? st->in_flight : 1;
   if (!GST_CLOCK_TIME_IS_VALID(duration) || duration == 0)   // unknown frame rate: the timeout is the bound
     return st->batch_timeout > (GST_CLOCK_TIME_NONE - 1) / batches ? GST_CLOCK_TIME_NONE - 1 : st->batch_timeout * batches;
-  // Frames per batch (a batch holding all the buffers reserved for it runs partial): its first
-  // waits for the others, and a batch in flight is allowed as many frame times.
+  // A batch's first frame, an analysed one (the frames skipped after a batch go with it), waits
+  // for the other analysed frames and the frames skipped between them, unless the batch holds all
+  // the buffers reserved for it first (it then runs partial); a batch in flight is allowed the
+  // frame times a batch spans.
   const guint64 span = std::min<guint64>(static_cast<guint64>(st->batch_size) * interval, st->held_per_batch);
-  GstClockTime first = (span - 1) * duration, each = span * duration;
+  const guint64 wait = std::min<guint64>(static_cast<guint64>(st->batch_size - 1) * interval, st->held_per_batch - 1);
+  GstClockTime first = wait * duration, each = span * duration;
   if (st->batch_timeout > 0) {
     // A live source's partial batch runs batch-timeout of wall-clock time after its first frame
     // came (sooner when a frame batch-timeout of stream time later comes first), so that frame

@@ -1591,6 +1591,42 @@ TEST(SsdDetectBatching, SkippedFramesDoNotWaitForTheNextAnalysedFrame) {
   gst_harness_teardown(h);
 }
 
+// batch-size=2 in-flight=2 interval=2: frame 3, skipped after the batch of frames 0-2, goes out
+// with that batch, carrying frame 2's detections, while frame 4 (analysed) waits for its batch
+// to fill. (Frame 3 waited with frame 4 for frame 6 before, 2026-12-06: 4 frame times more.)
+TEST(SsdDetectBatching, SkippedFramesGoOutWithTheBatchAheadOfThem) {
+  TwoScenes s;
+  ASSERT_FALSE(same(s.ref_a, s.ref_b));
+  GstHarness* h = detect_harness("batch-size=2 in-flight=2 interval=2");
+  gst_harness_set_src_caps(h, caps_25fps(*s.a));
+  {
+    StreamLockHeld lock(h);   // the output thread does not collect the batch meanwhile
+    for (int i = 0; i < 5; i++) ASSERT_EQ(gst_harness_push(h, stamped(i == 2 ? *s.b : *s.a, i)), GST_FLOW_OK);
+  }
+  std::vector<std::pair<int, std::vector<Det>>> out;
+  const auto t0 = std::chrono::steady_clock::now();
+  while (out.size() < 4 && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(20)) {
+    if (GstBuffer* b = gst_harness_try_pull(h)) {
+      out.emplace_back(static_cast<int>(GST_BUFFER_PTS(b) / kFrameStep), detections(b));
+      gst_buffer_unref(b);
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+  ASSERT_EQ(out.size(), 4u) << "frame 3 waited for the next batch";
+  for (int i = 0; i < 4; i++) EXPECT_EQ(out[i].first, i);
+  EXPECT_TRUE(same_batched(out[2].second, s.ref_b)) << describe(out[2].second);
+  EXPECT_TRUE(same(out[3].second, out[2].second)) << "frame 3 must carry frame 2's detections";
+  EXPECT_TRUE(all_carried(out[3].second, true));
+  EXPECT_EQ(gst_harness_try_pull(h), nullptr) << "frame 4 went out before its batch was full";
+  ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_eos()));
+  GstBuffer* last = gst_harness_pull(h);   // EOS runs the partial batch
+  ASSERT_NE(last, nullptr);
+  EXPECT_EQ(GST_BUFFER_PTS(last) / kFrameStep, 4u);
+  gst_buffer_unref(last);
+  gst_harness_teardown(h);
+}
+
 // batch-size=3, in-flight=2: frames are held until their batch is full; a submitted batch's
 // frames then come out, in order, once it is computed, without waiting for the next frame
 // (the element's output thread pushes them), each with its own scene's detections (as a fresh
@@ -2882,7 +2918,11 @@ TEST(SsdDetectBatching, LatencyQueryReportsTheAddedLatency) {
                               Case{"batch-size=4 in-flight=2 batch-timeout=100000000", 100 * GST_MSECOND},
                               Case{"batch-size=4 in-flight=2 batch-timeout=20000000", 20 * GST_MSECOND},
                               Case{"batch-size=4 in-flight=2 batch-timeout=500000000", 3 * kFrameStep},
-                              Case{"in-flight=2", 0}, Case{"in-flight=1", 0}}) {
+                              Case{"in-flight=2", 0}, Case{"in-flight=1", 0},
+                              // A skipped frame waits for no analysed frame, only for the batch
+                              // ahead of it (3 frame times were reported before, 2026-12-06).
+                              Case{"in-flight=2 interval=4", 0},
+                              Case{"batch-size=2 in-flight=2 interval=3", 3 * kFrameStep}}) {
     GstHarness* h = detect_harness(props);
     gst_harness_set_upstream_latency(h, 10 * GST_MSECOND);
     gst_harness_set_src_caps(h, caps_25fps(*f));
@@ -2973,9 +3013,10 @@ TEST(SsdDetectBatching, TheLatencyIncludesTheComputationOfBatchesInFlight) {
 // frames, and at most the buffers reserved for it at the start: batch-size x the start's
 // interval): the query reports the new figure at once, and the element posts a latency message
 // so that a pipeline asks again (25 fps, batches of 4, two in flight, started with every 2nd
-// frame: a frame may wait 7 frame times for its batch; every frame: 3; every 3rd: still 7, as a
-// batch holds the 8 buffers reserved for it at most). Without batching nothing changes and
-// nothing is posted.
+// frame: a batch's first frame may wait 6 frame times for the rest of it (7 were reported before
+// the frames skipped after a batch went out with it); every frame: 3; every 3rd: 7, as a batch
+// holds the 8 buffers reserved for it at most). Without batching nothing changes and nothing is
+// posted.
 TEST(SsdDetectBatching, IntervalChangeWhilePlayingPostsALatencyMessage) {
   auto f = make_frame(flat(64, 48), GST_VIDEO_FORMAT_RGB);
   {
@@ -2983,7 +3024,7 @@ TEST(SsdDetectBatching, IntervalChangeWhilePlayingPostsALatencyMessage) {
     gst_harness_set_upstream_latency(h, 10 * GST_MSECOND);
     gst_harness_set_src_caps(h, caps_25fps(*f));
     ASSERT_EQ(gst_harness_push(h, stamped(*f, 0)), GST_FLOW_OK);
-    EXPECT_EQ(gst_harness_query_latency(h), 10 * GST_MSECOND + 7 * kFrameStep);
+    EXPECT_EQ(gst_harness_query_latency(h), 10 * GST_MSECOND + 6 * kFrameStep);
     g_object_set(h->element, "interval", 3u, nullptr);
     EXPECT_EQ(gst_harness_query_latency(h), 10 * GST_MSECOND + 7 * kFrameStep);
     gst_harness_teardown(h);
