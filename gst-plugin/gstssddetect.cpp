@@ -101,7 +101,8 @@
  * loads is the one the next start loads. Likewise `classes`, `class-thresholds` (and `region`,
  * checked when set) set while running are checked when the element stops if no frame came to
  * apply them: a restart never fails on a value refused with a warning while running. Elements sharing a model instance (`model-instance-id`)
- * change their model in the READY state only. The properties read when the element starts
+ * change their model only while stopped (NULL or READY): set while they run, it is refused
+ * with a warning, and they keep the model in use. The properties read when the element starts
  * (`device`, `precision`, `threads`, `batch-size`, `batch-timeout`, `in-flight`, `cuda-graphs`,
  * `model-instance-id`) are refused while it runs, with a warning naming the property: they keep
  * the value in use.
@@ -307,6 +308,7 @@ struct SsdDetectState {
   bool on_cuda = false;                    // the detector runs on a CUDA device
   ClassFilter filter;                      // `classes` and `class-thresholds` in use
   std::optional<Region> region;            // the `region` in use (none: the whole frame)
+  bool region_checked = false;             // whether it was compared with the frame (once per region and caps)
   GstVideoInfo info;
   bool have_info = false;
   guint64 frames_since_reset = 0;
@@ -1055,8 +1057,9 @@ static void gst_ssd_detect_set_property(GObject* object, guint prop_id, const GV
     GST_ELEMENT_WARNING(self, RESOURCE, SETTINGS, ("Region not changed: %s.", bad_region.c_str()), (nullptr));
   if (refused)
     GST_ELEMENT_WARNING(self, RESOURCE, SETTINGS,
-                        ("The model of a shared model instance (model-instance-id) changes only in the READY state; "
-                         "the element keeps its model."),
+                        ("The model of an element sharing a model instance (model-instance-id) changes only in the "
+                         "NULL or READY state: the element keeps the model it runs with. Stop the instance's "
+                         "elements, set the model on each, and start them again."),
                         (nullptr));
   if (latency_changed) {
     // Batching holds a frame for batch-size analysed frames, so the latency it adds grows with
@@ -1139,6 +1142,7 @@ static gboolean gst_ssd_detect_start(GstBaseTransform* trans) {
     st->region_changed = false;
   }
   st->region = s.region;
+  st->region_checked = false;
   if (!s.region_error.empty()) {
     GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS, ("Invalid region property: %s.", s.region_error.c_str()),
                       (nullptr));
@@ -1344,6 +1348,7 @@ static gboolean gst_ssd_detect_set_caps(GstBaseTransform* trans, GstCaps* incaps
   GST_DEBUG_OBJECT(self, "caps %" GST_PTR_FORMAT " -> %" GST_PTR_FORMAT, incaps, outcaps);
   st->info = info;
   st->have_info = true;
+  st->region_checked = false;
   {
     std::lock_guard<std::mutex> guard(st->lock);
     st->have_frame_rate_info = true;
@@ -1483,6 +1488,7 @@ static guint apply_settings(GstSsdDetect* self) {
     if (st->region_changed) {
       st->region = st->settings.region;
       st->region_changed = false;
+      st->region_checked = false;
       reset_tracking(st);   // the next frame is analysed: carried boxes came from the old region
     }
     filter_changed = st->filter_changed;
@@ -1558,6 +1564,27 @@ static std::optional<Region> analysed_region(const SsdDetectState* st, const Reg
 }
 static bool blind(const std::optional<Region>& r) { return r && (r->width < 2 || r->height < 2); }
 
+// The first analysed frame of a `region` and of caps: a region that leaves nothing of the frame
+// to analyse (e.g. one measured on a larger picture) is a warning, as no detection will ever come;
+// one that runs past the frame's edge, which clips it, a line in the debug log.
+static void check_region(GstSsdDetect* self, const std::optional<Region>& analysed, const Region& picture) {
+  SsdDetectState* st = self->state;
+  if (st->region_checked || !st->region || !analysed) return;
+  st->region_checked = true;
+  const Region& r = *st->region;
+  if (blind(analysed)) {
+    GST_ELEMENT_WARNING(self, STREAM, FAILED,
+                        ("The region %d,%d,%d,%d leaves nothing of the %dx%d frame to analyse: no object will be "
+                         "detected.", r.x, r.y, r.width, r.height, picture.width, picture.height),
+                        ("region %d,%d %dx%d clipped to the picture: %dx%d", r.x, r.y, r.width, r.height,
+                         analysed->width, analysed->height));
+  } else if (static_cast<long>(r.x) + r.width > picture.width || static_cast<long>(r.y) + r.height > picture.height) {
+    GST_INFO_OBJECT(self, "region %d,%d %dx%d runs past the %dx%d frame: %d,%d %dx%d analysed", r.x, r.y, r.width,
+                    r.height, picture.width, picture.height, analysed->x - picture.x, analysed->y - picture.y,
+                    analysed->width, analysed->height);
+  }
+}
+
 // Detections normalised to the region the network saw, as boxes normalised to the picture, whose
 // size is the caps' (also where a crop meta's runs off the buffer and the picture is clipped).
 static void region_to_frame(const std::optional<Region>& r, const Region& picture, const GstVideoInfo& info,
@@ -1598,6 +1625,7 @@ static GstFlowReturn detect_frame(GstSsdDetect* self, GstBuffer* buf) {
   if (analyse) {
     const Region picture = gstssd::picture_rect(buf, st->info);
     const std::optional<Region> region = analysed_region(st, picture);
+    check_region(self, region, picture);
     std::vector<ssd::Detection> dets;
     if (!blind(region)) {
       gstssd::VideoFrameMap frame(&st->info, buf, GST_MAP_READ);
@@ -1731,6 +1759,7 @@ static GstFlowReturn submit_pending(GstSsdDetect* self) {
     if (!h.analyse) continue;
     h.picture = gstssd::picture_rect(h.buffer, st->info);
     h.region = analysed_region(st, h.picture);
+    check_region(self, h.region, h.picture);
     h.blind = blind(h.region);
     if (h.blind) continue;
     h.map = std::make_shared<gstssd::VideoFrameMap>(&st->info, h.buffer, GST_MAP_READ);
@@ -2486,10 +2515,13 @@ static void gst_ssd_detect_class_init(GstSsdDetectClass* klass) {
    * Loaded when the element starts. Set while the element runs (PAUSED or
    * PLAYING), the file is loaded in the background and the element switches to it between two
    * frames, without stopping the stream (see "Changing the model while running" above); setting
-   * the same path again reloads the file, e.g. after `ssd-train` wrote it anew.
+   * the same path again reloads the file, e.g. after `ssd-train` wrote it anew. An element that
+   * shares a model instance (`model-instance-id`) changes its model only while stopped (NULL or
+   * READY): set while it runs, it is refused with a warning.
    */
   g_object_class_install_property(gobject_class, PROP_MODEL,
-      g_param_spec_string("model", "Model", "Path of the SSD weights file (.safetensors; may change while playing)",
+      g_param_spec_string("model", "Model", "Path of the SSD weights file (.safetensors; may change while playing, "
+                          "except with a model-instance-id)",
                           default_model.c_str(), playing_flags));
   /**
    * GstSsdDetect:device:

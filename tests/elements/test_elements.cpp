@@ -1413,7 +1413,8 @@ INSTANTIATE_TEST_SUITE_P(AllFormats, SsdOverlayCropMeta, ::testing::ValuesIn(kFo
                          });
 
 // The region changes while playing (the next frame is analysed, whatever interval); one outside
-// the frame sees nothing; a malformed value is a warning and leaves the region as it was.
+// the frame sees nothing, which a warning says, once (there was none before, 2026-12-06); a
+// malformed value is a warning and leaves the region as it was.
 TEST(SsdDetectRegion, ChangesWhilePlayingAndRefusesMalformedValues) {
   QuarterScenes q;
   auto f = make_frame(q.canvas, GST_VIDEO_FORMAT_RGB);
@@ -1424,6 +1425,10 @@ TEST(SsdDetectRegion, ChangesWhilePlayingAndRefusesMalformedValues) {
   ASSERT_FALSE(all.empty());
   g_object_set(h->element, "region", "640,0,100,100", nullptr);   // right of the frame
   EXPECT_TRUE(detect_once(h, *f).empty());
+  const std::string outside = next_warning(bus);
+  EXPECT_NE(outside.find("region 640,0,100,100 leaves nothing of the 640x480 frame"), std::string::npos) << outside;
+  EXPECT_TRUE(detect_once(h, *f).empty());
+  EXPECT_EQ(gst_bus_pop_filtered(bus, GST_MESSAGE_WARNING), nullptr) << "warned again for the same region";
   g_object_set(h->element, "region", "320,240,320,240", nullptr);
   const auto b = detect_once(h, *f);
   ASSERT_FALSE(b.empty());
@@ -3277,6 +3282,39 @@ TEST(SsdDetectShared, OtherSettingsFailTheStartUntilTheInstanceIsGone) {
   EXPECT_NE(copy.find("already runs with model file"), std::string::npos) << copy;
   gst_harness_teardown(h);
   starts_ok(other);
+}
+
+// An element sharing a model instance refuses a model set while it runs, with a warning that
+// says how to change it, and keeps the model in use (property included); stopped, it takes it.
+TEST(SsdDetectShared, AModelSetWhileRunningIsRefusedWithAWarning) {
+  GstHarness* h = detect_harness("model-instance-id=model-change");
+  GstBus* bus = gst_bus_new();
+  gst_element_set_bus(h->element, bus);
+  gchar* before = nullptr;
+  g_object_get(h->element, "model", &before, nullptr);
+  TempDir tmp;
+  const std::string copy = tmp / "copy.safetensors";
+  fs::copy_file(default_model(), copy);
+  g_object_set(h->element, "model", copy.c_str(), nullptr);
+  const std::string warning = next_warning(bus);
+  EXPECT_NE(warning.find("changes only in the NULL or READY state"), std::string::npos) << warning;
+  EXPECT_NE(warning.find("Stop the instance's elements, set the model on each, and start them again"),
+            std::string::npos) << warning;
+  gchar* after = nullptr;
+  g_object_get(h->element, "model", &after, nullptr);
+  EXPECT_STREQ(after, before);
+  g_free(after);
+  g_free(before);
+  gst_element_set_bus(h->element, nullptr);
+  gst_object_unref(bus);
+  gst_harness_teardown(h);
+  GstElement* stopped = gst_element_factory_make("ssddetect", nullptr);
+  g_object_set(stopped, "model-instance-id", "model-change", "model", copy.c_str(), nullptr);
+  gchar* taken = nullptr;
+  g_object_get(stopped, "model", &taken, nullptr);
+  EXPECT_EQ(taken, copy);
+  g_free(taken);
+  gst_object_unref(stopped);
 }
 
 // `nms-iou` is the shared instance's: set on one element while no frame passes (before, it reached
