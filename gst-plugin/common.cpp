@@ -136,6 +136,26 @@ bool starts_afresh(GstBaseTransform* trans, GstEvent* event) {
   return !gst_segment_is_equal(&incoming, &trans->segment);
 }
 
+std::string map_failure(GstBuffer* buffer, const GstVideoInfo& info) {
+  const gsize size = gst_buffer_get_size(buffer);
+  const gsize need = GST_VIDEO_INFO_SIZE(&info);
+  gchar* text;
+  if (!gst_buffer_get_video_meta(buffer) && size < need) {
+    text = g_strdup_printf("the buffer holds %" G_GSIZE_FORMAT " bytes where a %dx%d %s frame takes %" G_GSIZE_FORMAT
+                           " (GStreamer's default layout pads each row to a multiple of 4 bytes: pad the rows, or "
+                           "attach a GstVideoMeta giving the strides)",
+                           size, GST_VIDEO_INFO_WIDTH(&info), GST_VIDEO_INFO_HEIGHT(&info),
+                           GST_VIDEO_INFO_NAME(&info), need);
+  } else {
+    text = g_strdup_printf("a buffer of %" G_GSIZE_FORMAT " bytes for a %dx%d %s frame%s", size,
+                           GST_VIDEO_INFO_WIDTH(&info), GST_VIDEO_INFO_HEIGHT(&info), GST_VIDEO_INFO_NAME(&info),
+                           gst_buffer_get_video_meta(buffer) ? " with a GstVideoMeta" : "");
+  }
+  std::string s(text);
+  g_free(text);
+  return s;
+}
+
 Rect picture_rect(GstBuffer* buffer, const GstVideoInfo& info) {
   int width = GST_VIDEO_INFO_WIDTH(&info), height = GST_VIDEO_INFO_HEIGHT(&info);
   if (const GstVideoMeta* meta = gst_buffer_get_video_meta(buffer)) {

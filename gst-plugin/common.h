@@ -97,6 +97,11 @@ void warn_read_at_start(GstElement* element, const GParamSpec* pspec);
 // Regions of interest are in the picture's coordinates.
 Rect picture_rect(GstBuffer* buffer, const GstVideoInfo& info);
 
+// Why a video frame could not be mapped, for an error message: a buffer smaller than its caps'
+// layout (GStreamer's default strides, rows padded to 4 bytes) names both sizes and what to do
+// (an application pushing tightly packed rows of an odd width, say).
+std::string map_failure(GstBuffer* buffer, const GstVideoInfo& info);
+
 // Whether a sink event starts the stream afresh for an element that carries state from frame to
 // frame (boxes, tracks): a stream start (concat, gapless playback), or a segment other than the
 // one in use (a seek without a flush; called before GstBaseTransform takes it). A flush is the

@@ -1602,9 +1602,9 @@ static void region_to_frame(const std::optional<Region>& r, const Region& pictur
 }
 
 static GstFlowReturn map_error(GstSsdDetect* self, GstBuffer* buf) {
-  GST_ELEMENT_ERROR(self, STREAM, FAILED, ("Could not map the video frame."),
-                    ("buffer of %" G_GSIZE_FORMAT " bytes for caps %dx%d", gst_buffer_get_size(buf),
-                     GST_VIDEO_INFO_WIDTH(&self->state->info), GST_VIDEO_INFO_HEIGHT(&self->state->info)));
+  GST_ELEMENT_ERROR(self, STREAM, FAILED,
+                    ("Could not map the video frame: %s.", gstssd::map_failure(buf, self->state->info).c_str()),
+                    (nullptr));
   return GST_FLOW_ERROR;
 }
 

@@ -368,7 +368,9 @@ static GstFlowReturn draw_frame(GstSsdOverlay* self, GstBuffer* buf) {
   gstssd::VideoFrameMap frame(&st->info, buf, GST_MAP_READWRITE);
   if (!frame && gap) return GST_FLOW_OK;   // (less than a picture in it)
   if (!frame) {
-    GST_ELEMENT_ERROR(self, STREAM, FAILED, ("Could not map the video frame for writing."), (nullptr));
+    GST_ELEMENT_ERROR(self, STREAM, FAILED,
+                      ("Could not map the video frame for writing: %s.", gstssd::map_failure(buf, st->info).c_str()),
+                      (nullptr));
     return GST_FLOW_ERROR;
   }
   Painter painter(frame, picture);

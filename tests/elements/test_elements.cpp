@@ -4473,6 +4473,37 @@ TEST(SsdExport, TakesAnyRawVideo) {
   EXPECT_EQ(j["detections"][0]["box"]["w"], 16);
 }
 
+// A frame too small for its caps (an application's tightly packed rows of an odd width; GStreamer
+// pads each row to 4 bytes) is an error that names both sizes and what to do: ssddetect's and
+// ssdoverlay's said only "Could not map the video frame" (2026-12-06).
+TEST(Elements, AFrameTooSmallForItsCapsNamesBothSizes) {
+  const std::string caps = "video/x-raw,format=RGB,width=317,height=239,framerate=25/1";
+  for (const char* element : {"ssddetect", "ssdoverlay"}) {
+    GstHarness* h = gst_harness_new(element);
+    GstBus* bus = gst_bus_new();
+    gst_element_set_bus(h->element, bus);
+    gst_harness_set_src_caps_str(h, caps.c_str());
+    GstBuffer* b = gst_buffer_new_allocate(nullptr, 317 * 3 * 239, nullptr);   // 227289 bytes
+    gst_buffer_memset(b, 0, 90, 317 * 3 * 239);
+    GST_BUFFER_PTS(b) = 0;
+    gst_buffer_add_video_region_of_interest_meta(b, "dot", 8, 4, 16, 12);   // (ssdoverlay maps to draw it)
+    EXPECT_EQ(gst_harness_push(h, b), GST_FLOW_ERROR) << element;
+    GstMessage* m = gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR);
+    ASSERT_NE(m, nullptr) << element;
+    GError* e = nullptr;
+    gst_message_parse_error(m, &e, nullptr);
+    const std::string text = e->message;
+    g_error_free(e);
+    gst_message_unref(m);
+    EXPECT_NE(text.find("the buffer holds 227289 bytes where a 317x239 RGB frame takes 227528"), std::string::npos)
+        << element << ": " << text;
+    EXPECT_NE(text.find("pads each row to a multiple of 4 bytes"), std::string::npos) << element << ": " << text;
+    gst_element_set_bus(h->element, nullptr);
+    gst_object_unref(bus);
+    gst_harness_teardown(h);
+  }
+}
+
 TEST(SsdExport, WritesOneJsonLinePerFrameAndFlushesAtEos) {
   TempDir tmp;
   const std::string path = tmp / "det.jsonl";
