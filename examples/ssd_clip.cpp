@@ -9,7 +9,8 @@
 //       label, IoU > --iou, as VOC's AP) and prints the counts, precision, recall and AP50; a
 //       line's frame is its pts (from 0) at truth.json's frame rate (ssdexport's `frame` counts
 //       the frames that reached it, which QoS drops upstream would shift), else its `frame`;
-//       two lines on one frame are an error (timestamps at another rate)
+//       two lines on one frame are an error (timestamps at another rate); boxes of a line whose
+//       frame size (width, height) differs from the clip's are scaled to the clip's
 //   ssd-clip sheet --frames DIR --out sheet.png [--count 6 --columns 3]
 //       tiles evenly spaced images of DIR (sorted by name) into one PNG contact sheet
 #include <algorithm>
@@ -79,10 +80,12 @@ int render(const RenderArgs& a) {
   truth["frames"] = json::array();
   std::vector<int> params;
   if (a.format == "jpg") params = {cv::IMWRITE_JPEG_QUALITY, 95};
-  int frame = 0;
+  int frame = 0, sparse_scenes = 0;
   for (int scene = 0; scene < a.scenes; ++scene) {
     const ssdtrain::SynthSample s =
         ssdtrain::render_synth_image(a.width, a.height, ssdtrain::derive_seed(a.seed, scene), opt);
+    // The renderer gives up placing objects after a number of tries (no room left in a small frame).
+    sparse_scenes += static_cast<int>(s.boxes.size()) < a.min_objects;
     json boxes = json::array();
     for (const auto& b : s.boxes) {
       boxes.push_back({{"label", labels.at(b.label)}, {"label_id", b.label},
@@ -108,6 +111,10 @@ int render(const RenderArgs& a) {
   }
   std::cout << "ssd-clip: " << frame << " frames (" << a.scenes << " scenes) of " << a.width << "x" << a.height
             << " in " << frames.string() << ", ground truth in " << truth_path.string() << "\n";
+  if (sparse_scenes)
+    std::cerr << "ssd-clip: warning: " << sparse_scenes << " of " << a.scenes << " scenes hold fewer than --min-objects "
+              << a.min_objects << " objects: no room was found for more in " << a.width << "x" << a.height
+              << " frames\n";
   return 0;
 }
 
@@ -121,6 +128,12 @@ double iou(const ssdtrain::ScoredBox& d, const ssdtrain::BoxAnnotation& g) {
 }
 
 int score(const std::string& truth_path, const std::string& det_path, double iou_min) {
+  for (const std::string& p : {truth_path, det_path}) {
+    if (fs::is_directory(p)) {   // (an ifstream opens one, and reads it as empty)
+      std::cerr << "ssd-clip: " << p << " is a directory, not a file\n";
+      return 1;
+    }
+  }
   json truth;
   {
     std::ifstream in(truth_path);
@@ -136,6 +149,11 @@ int score(const std::string& truth_path, const std::string& det_path, double iou
 
   // Detections by frame number: the pts at the clip's frame rate, else ssdexport's count.
   const double fps = truth.at("framerate").get<double>();
+  // A line's boxes are in the pixels of the frame it was analysed in (its width and height):
+  // scaled to the clip's size where the pipeline resized the frames.
+  const int truth_w = truth.at("width").get<int>(), truth_h = truth.at("height").get<int>();
+  int scaled_lines = 0;
+  std::set<std::pair<int, int>> scaled_sizes;
   std::map<int64_t, std::vector<ssdtrain::ScoredBox>> dets;
   int unknown_labels = 0, line_number = 0;
   {
@@ -165,6 +183,17 @@ int score(const std::string& truth_path, const std::string& det_path, double iou
                   << " at truth.json's " << fps << " fps: does the pipeline run at that rate, with timestamps from 0?\n";
         return 1;
       }
+      const int line_w = j.contains("width") ? j.at("width").get<int>() : truth_w;
+      const int line_h = j.contains("height") ? j.at("height").get<int>() : truth_h;
+      if (line_w <= 0 || line_h <= 0) {
+        std::cerr << "ssd-clip: " << det_path << ":" << line_number << ": frame size " << line_w << "x" << line_h << "\n";
+        return 1;
+      }
+      const float sx = static_cast<float>(truth_w) / line_w, sy = static_cast<float>(truth_h) / line_h;
+      if (line_w != truth_w || line_h != truth_h) {
+        ++scaled_lines;
+        scaled_sizes.insert({line_w, line_h});
+      }
       auto& v = dets[frame];
       for (const auto& d : j.at("detections")) {
         auto it = label_index.find(d.at("label").get<std::string>());
@@ -174,10 +203,10 @@ int score(const std::string& truth_path, const std::string& det_path, double iou
         }
         const auto& b = d.at("box");
         ssdtrain::ScoredBox s;
-        s.x1 = b.at("x").get<float>();
-        s.y1 = b.at("y").get<float>();
-        s.x2 = s.x1 + b.at("w").get<float>();
-        s.y2 = s.y1 + b.at("h").get<float>();
+        s.x1 = b.at("x").get<float>() * sx;
+        s.y1 = b.at("y").get<float>() * sy;
+        s.x2 = s.x1 + b.at("w").get<float>() * sx;
+        s.y2 = s.y1 + b.at("h").get<float>() * sy;
         s.label = it->second;
         s.score = d.at("confidence").is_number() ? d.at("confidence").get<float>() : 1.0f;
         v.push_back(s);
@@ -253,6 +282,12 @@ int score(const std::string& truth_path, const std::string& det_path, double iou
   if (frames_unknown) std::printf("ssdexport lines of frames the truth does not have (not scored): %d\n", frames_unknown);
   std::printf("AP50 (VOC all-point, mean over classes): %.3f\n", map.map50_voc);
   if (unknown_labels) std::printf("detections with a label the truth does not know: %d\n", unknown_labels);
+  if (scaled_lines) {
+    std::string sizes;
+    for (const auto& [w, h] : scaled_sizes) sizes += (sizes.empty() ? "" : ", ") + std::to_string(w) + "x" + std::to_string(h);
+    std::printf("lines of frames analysed at another size (%s), boxes scaled to the clip's %dx%d: %d\n", sizes.c_str(),
+                truth_w, truth_h, scaled_lines);
+  }
   return 0;
 }
 
@@ -314,7 +349,7 @@ int main(int argc, char** argv) {
   r->add_option("--hold", ra.hold, "Frames per scene")->check(CLI::Range(1, 1000));
   r->add_option("--fps", ra.fps, "Frame rate recorded in truth.json")->check(CLI::Range(1, 1000));
   r->add_option("--seed", ra.seed, "Random seed");
-  r->add_option("--min-objects", ra.min_objects, "Fewest objects per scene")->check(CLI::Range(1, 20));
+  r->add_option("--min-objects", ra.min_objects, "Fewest objects per scene (fewer, with a warning, where a small frame has no room)")->check(CLI::Range(1, 20));
   r->add_option("--max-objects", ra.max_objects, "Most objects per scene")->check(CLI::Range(1, 20));
   r->add_option("--format", ra.format, "Image format")->check(CLI::IsMember({"jpg", "png"}));
 

@@ -5540,6 +5540,30 @@ TEST(Examples, ClipScoresLinesByTheirTimestamps) {
   EXPECT_NE(s.out.find("frames: 8 (1 without an ssdexport line)"), std::string::npos) << s.out;
   EXPECT_NE(s.out.find("matched at IoU>0.50: " + std::to_string(objects)), std::string::npos) << s.out;
   EXPECT_NE(s.out.find("lines of frames the truth does not have (not scored): 1"), std::string::npos) << s.out;
+  // The same detections from frames scaled to 192x144 on their way (ssdexport writes the size it
+  // saw): scaled back to the clip's 96x96 (they matched none before, 2026-12-06).
+  {
+    std::ifstream in(tmp / "dets.jsonl");
+    std::ofstream big(tmp / "big.jsonl");
+    for (std::string line; std::getline(in, line);) {
+      json j = json::parse(line);
+      j["width"] = 192;
+      j["height"] = 144;
+      for (auto& d : j["detections"])
+        for (const auto& [k, f] : {std::pair{"x", 2.0}, {"w", 2.0}, {"y", 1.5}, {"h", 1.5}})
+          d["box"][k] = d["box"][k].get<double>() * f;
+      big << j.dump() << "\n";
+    }
+  }
+  Spawned big = spawn({SSD_CLIP_TOOL, "score", "--truth", clip + "/truth.json", "--detections", tmp / "big.jsonl"});
+  ASSERT_EQ(big.status, 0) << big.out << big.err;
+  EXPECT_NE(big.out.find("matched at IoU>0.50: " + std::to_string(objects)), std::string::npos) << big.out;
+  EXPECT_NE(big.out.find("lines of frames analysed at another size (192x144), boxes scaled to the clip's 96x96: 8"),
+            std::string::npos) << big.out;
+  // A folder given for a file: an error (it was scored as an empty file).
+  Spawned folder = spawn({SSD_CLIP_TOOL, "score", "--truth", clip + "/truth.json", "--detections", clip});
+  EXPECT_EQ(folder.status, 1);
+  EXPECT_NE(folder.err.find(clip + " is a directory, not a file"), std::string::npos) << folder.out << folder.err;
   // Timestamps at another frame rate: lines fall on one frame, an error rather than a score.
   std::ofstream(tmp / "fast.jsonl") << json({{"frame", 0}, {"pts", 0}, {"detections", json::array()}}).dump() << "\n"
                                     << json({{"frame", 1}, {"pts", 33333333}, {"detections", json::array()}}).dump() << "\n";
@@ -5555,6 +5579,7 @@ TEST(Examples, ClipScoresLinesByTheirTimestamps) {
   r = spawn({SSD_CLIP_TOOL, "render", "--out", clip, "--scenes", "2", "--hold", "1", "--format", "jpg", "--width", "96",
              "--height", "96"});
   ASSERT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_EQ(r.err.find("warning"), std::string::npos) << r.err;
   std::set<std::string> left;
   for (const auto& e : fs::directory_iterator(clip + "/frames")) left.insert(e.path().filename().string());
   EXPECT_EQ(left, (std::set<std::string>{"00000.jpg", "00001.jpg"}));
@@ -5564,6 +5589,12 @@ TEST(Examples, ClipScoresLinesByTheirTimestamps) {
   Spawned mine = spawn({SSD_CLIP_TOOL, "render", "--out", tmp / "mine", "--scenes", "1", "--hold", "1"});
   EXPECT_EQ(mine.status, 1);
   EXPECT_TRUE(fs::exists(tmp.path / "mine/frames/00003.png"));
+  // More objects than a small frame has room for: fewer, with a warning (there was none).
+  Spawned crowded = spawn({SSD_CLIP_TOOL, "render", "--out", tmp / "crowded", "--scenes", "2", "--hold", "1", "--width",
+                           "32", "--height", "32", "--min-objects", "20", "--max-objects", "20"});
+  EXPECT_EQ(crowded.status, 0) << crowded.err;
+  EXPECT_NE(crowded.err.find("warning: 2 of 2 scenes hold fewer than --min-objects 20 objects"), std::string::npos)
+      << crowded.err;
 }
 
 TEST(Examples, CppApplicationPrintsTheDetections) {
