@@ -1,6 +1,7 @@
 #include "loader.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -9,6 +10,7 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <opencv2/imgcodecs.hpp>
@@ -40,9 +42,7 @@ void warn_once(const std::string& path, const std::string& what) {
   if (warned.insert(path).second) std::cerr << "warning: " << path << ": " << what << "\n";
 }
 
-}  // namespace
-
-cv::Mat read_bgr(const std::string& path) {
+cv::Mat decode_image(const std::string& path, int flags) {
   if (!std::filesystem::is_regular_file(path)) throw DataError(path + ": image file not found");
   std::vector<uchar> bytes;
   {
@@ -50,13 +50,15 @@ cv::Mat read_bgr(const std::string& path) {
     if (in) bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
     if (!in && !in.eof()) throw DataError(path + ": cannot read image file");
   }
+  const bool cut_short = truncated_jpeg(bytes);
+  // (A JPEG cut short may decode at a reduced size, from its first scans, and not at its own.)
+  if (cut_short) flags &= ~cv::IMREAD_REDUCED_GRAYSCALE_8;
   cv::Mat bgr;
   try {
-    if (!bytes.empty()) bgr = cv::imdecode(bytes, cv::IMREAD_COLOR | cv::IMREAD_IGNORE_ORIENTATION);
+    if (!bytes.empty()) bgr = cv::imdecode(bytes, flags);
   } catch (const cv::Exception& e) {
     throw DataError(path + ": cannot decode image: " + e.what());
   }
-  const bool cut_short = truncated_jpeg(bytes);
   if (bgr.empty() && cut_short)   // (a progressive JPEG needs its last scans)
     throw DataError(path + ": the JPEG file ends early (no end-of-image marker) and does not "
                            "decode; replace or remove the file");
@@ -65,6 +67,40 @@ cv::Mat read_bgr(const std::string& path) {
     warn_once(path, "the JPEG file ends early (no end-of-image marker): its missing part is "
                     "decoded as grey; replace or remove the file");
   return bgr;
+}
+
+}  // namespace
+
+cv::Mat read_bgr(const std::string& path) {
+  return decode_image(path, cv::IMREAD_COLOR | cv::IMREAD_IGNORE_ORIENTATION);
+}
+
+void check_images(const Dataset& ds, int threads) {
+  std::atomic<size_t> next{0};
+  std::mutex mu;
+  std::vector<std::pair<size_t, std::string>> failed;   // (image index, error)
+  auto work = [&] {
+    for (size_t i; (i = next++) < ds.images.size();) {
+      try {
+        decode_image(ds.images[i].path, cv::IMREAD_REDUCED_GRAYSCALE_8 | cv::IMREAD_IGNORE_ORIENTATION);
+      } catch (const DataError& e) {
+        std::lock_guard<std::mutex> lk(mu);
+        failed.emplace_back(i, e.what());
+      }
+    }
+  };
+  std::vector<std::thread> pool;
+  for (int t = 1; t < std::max(1, threads); ++t) pool.emplace_back(work);
+  work();
+  for (auto& t : pool) t.join();
+  if (failed.empty()) return;
+  std::sort(failed.begin(), failed.end());
+  std::string text = failed.front().second;
+  constexpr size_t kNamed = 5;
+  for (size_t k = 1; k < std::min(failed.size(), kNamed); ++k) text += "\n  " + failed[k].second;
+  if (failed.size() > kNamed) text += "\n  and " + std::to_string(failed.size() - kNamed) + " more";
+  throw DataError(failed.size() == 1 ? text
+                                     : std::to_string(failed.size()) + " images cannot be used:\n  " + text);
 }
 
 cv::Mat load_rgb(const ImageRecord& rec) {

@@ -1,5 +1,7 @@
 #include "plots.h"
 
+#include "atomic_file.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -235,18 +237,17 @@ cv::Mat render_line_plot(const LinePlot& plot) {
 }
 
 void write_png(const std::string& path, const cv::Mat& image) {
-  const std::filesystem::path p(path);
-  const std::filesystem::path tmp = p.string() + ".tmp.png";
+  // Encoded in memory, then written as any file (write_file_atomic): a failed write names its
+  // reason (a full disk, a read-only folder), which libpng's "Write Error" did not.
+  std::vector<uchar> bytes;
   bool ok = false;
   try {
-    ok = cv::imwrite(tmp.string(), image);
+    ok = cv::imencode(".png", image, bytes);
   } catch (const cv::Exception& e) {
     throw ssd::Error("cannot write " + path + ": " + e.what());
   }
-  if (!ok) throw ssd::Error("cannot write " + path);
-  std::error_code ec;
-  std::filesystem::rename(tmp, p, ec);
-  if (ec) throw ssd::Error("cannot write " + path + ": " + ec.message());
+  if (!ok) throw ssd::Error("cannot write " + path + ": the picture cannot be encoded as PNG");
+  write_file_atomic(path, std::string(bytes.begin(), bytes.end()));
 }
 
 cv::Mat render_pr_curves(const MapResult& map) {

@@ -1,7 +1,15 @@
 // The torch-free half of trainer.h: TrainSpec <-> JSON, and loading a DataSpec's data set.
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <mutex>
 #include <sstream>
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
@@ -34,6 +42,31 @@ std::string DataSpec::describe() const {
 }
 
 namespace {
+
+// A synthetic set's folder is shared by the processes that use it (runs given one --synth-dir):
+// each holds a shared lock (flock(2)) on its images/ folder for as long as it lives, and one that
+// writes the set anew holds it exclusively, so that no set is written over while another process
+// trains or evaluates on it (its images would no longer fit its labels). Locks are kept per
+// folder for the life of the process (one ssd-train command; a test process loading a folder
+// again converts its own lock).
+void lock_synth_folder(const fs::path& images, bool exclusive) {
+  static std::mutex mu;
+  static std::map<fs::path, int> held;   // folder -> its open descriptor (never closed)
+  std::lock_guard<std::mutex> guard(mu);
+  const fs::path key = fs::weakly_canonical(images);
+  auto it = held.find(key);
+  if (it == held.end()) {
+    const int fd = ::open(images.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) throw ssd::Error("cannot open " + images.string() + ": " + std::strerror(errno));
+    it = held.emplace(key, fd).first;
+  }
+  if (::flock(it->second, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) == 0 || errno != EWOULDBLOCK)
+    return;   // (ENOLCK, EINVAL...: a file system without locks goes unlocked)
+  throw ssd::Error(images.parent_path().string() + " holds a synthetic set that another ssd-train running now " +
+                   (exclusive ? "uses; writing another set there would change its images under it"
+                              : "is writing") +
+                   ": give another --synth-dir, or wait for it to end");
+}
 
 json data_to_json(const DataSpec& d) {
   return json{{"coco", d.coco},   {"images", d.images},         {"voc", d.voc},
@@ -133,6 +166,12 @@ Dataset load_dataset(const DataSpec& spec, LoadReport* report) {
   const fs::path dir(spec.synth_dir);
   const fs::path marker = dir / "synth.json";
   const json want{{"count", spec.synth}, {"seed", spec.synth_seed}, {"size", spec.synth_size}};
+  {
+    std::error_code ec;
+    fs::create_directories(dir / "images", ec);
+    if (ec) throw ssd::Error("cannot create " + (dir / "images").string() + ": " + ec.message());
+  }
+  lock_synth_folder(dir / "images", /*exclusive=*/false);   // (what it holds stays as read below)
   bool reuse = false;
   if (fs::exists(marker) && fs::exists(dir / "annotations.json")) {
     std::ifstream f(marker);
@@ -147,9 +186,8 @@ Dataset load_dataset(const DataSpec& spec, LoadReport* report) {
     Dataset ds = load_coco((dir / "annotations.json").string(), o, report);
     return ds;
   }
+  lock_synth_folder(dir / "images", /*exclusive=*/true);
   std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec) throw ssd::Error("cannot create " + dir.string() + ": " + ec.message());
   fs::remove(marker, ec);
   SynthDatasetOptions o;
   o.count = spec.synth;
@@ -157,6 +195,7 @@ Dataset load_dataset(const DataSpec& spec, LoadReport* report) {
   o.width = o.height = spec.synth_size;
   Dataset ds = write_synth_dataset(dir.string(), o);
   write_file_atomic(marker, want.dump() + "\n");
+  lock_synth_folder(dir / "images", /*exclusive=*/false);   // written: others may read it too
   return ds;
 }
 

@@ -439,9 +439,11 @@ void load_data(Session& s, bool with_val = true, bool resuming = false) {
     if (s.train_ds.num_boxes(false) == 0) throw ssd::Error("the training set has no boxes");
   };
   // Warnings also with --quiet (it quiets the progress bar and the table).
+  const int checkers = std::max(1, s.spec.options.workers);
   if (!with_val) {   // lr-find: training data only
     for (const auto& w : report.warnings) std::cerr << "warning: " << w << "\n";
     check_training_set();
+    check_images(s.train_ds, checkers);
     return;
   }
   DataSpec& va = s.spec.val;
@@ -484,6 +486,8 @@ void load_data(Session& s, bool with_val = true, bool resuming = false) {
   }
   check_training_set();
   for (const auto& w : report.warnings) std::cerr << "warning: " << w << "\n";
+  check_images(s.train_ds, checkers);
+  check_images(s.val_ds, checkers);
   if (!s.quiet) {
     std::cerr << "data: train " << s.train_ds.images.size() << " images ("
               << s.spec.train.describe() << "), validation "
@@ -1002,6 +1006,11 @@ TrainResult train(const TrainSpec& spec_in) {
     if (fs::exists(s.dir / kRunFile))
       throw ssd::Error(s.dir.string() + " already holds a run; use --resume " + s.dir.string() +
                        " to continue it, or choose another --out");
+    // Files a run writes, without its run.json (weights copied there, say): never overwritten.
+    for (const char* name : {kWeightsFile, kBestWeightsFile, kCheckpointFile, kHistoryFile, "metrics.csv"})
+      if (fs::exists(s.dir / name))
+        throw ssd::Error(s.dir.string() + " holds " + name + " (of no run: there is no " + kRunFile +
+                         "), which a run would overwrite; choose another --out, or move the file away");
   };
   check_no_run();
   std::error_code ec;

@@ -893,6 +893,22 @@ TEST(Cli, PredictNamesTheFolderFilesItLeavesOut) {
   EXPECT_TRUE(fs::exists(tmp.path() / "out/a.png"));
 }
 
+// A picture predict cannot write is an error naming the reason, as train's files are (it said
+// only "cannot write", after libpng's "Write Error", 2026-12-06), and leaves no part of it.
+TEST(Cli, PredictNamesWhyItCannotWriteAPicture) {
+  TempDir tmp;
+  fs::create_directories(tmp.path() / "in");
+  cv::Mat noise(240, 320, CV_8UC3);
+  cv::randu(noise, 0, 255);   // (a PNG of it is well over the limit)
+  ASSERT_TRUE(cv::imwrite(tmp / "in/a.png", noise));
+  // 40 blocks (20 KB with dash's 512-byte blocks); SIGXFSZ ignored: the write fails instead.
+  const CliRun r = run_cli("predict --out " + tmp / "out " + tmp / "in", "trap '' XFSZ; ulimit -f 40; ");
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_NE(r.output.find("cannot write " + tmp / "out/a.png: File too large"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(tmp.path() / "out/a.png"));
+  EXPECT_FALSE(fs::exists(tmp.path() / "out/a.png.tmp"));
+}
+
 // predictions.png draws the boxes at its panels' size: on a photo-sized picture (2000x1500) the
 // ground truth's box and label keep their class colour (drawn at full size and then shrunk,
 // they blended into the picture and vanished).
@@ -1154,6 +1170,63 @@ TEST(Cli, ARunFolderIsWrittenByOneProcessAtATime) {
   EXPECT_FALSE(fs::exists(tmp.path() / "new" / "run.json"));
   CliRun resumed = run_cli("train --resume " + tmp / "run" + " --quiet");
   EXPECT_EQ(resumed.status, 0) << resumed.output;
+}
+
+// A validation image that does not decode fails the start of a run, before any training (it
+// failed after the first epoch's training, which was lost, 2026-12-06); several bad files are
+// named together, the first five of them.
+TEST(Cli, ImagesThatDoNotDecodeFailTheStartOfARun) {
+  TempDir tmp;
+  ASSERT_EQ(run_cli("synth --out " + tmp / "train" + " --count 12 --seed 1 --size 64").status, 0);
+  ASSERT_EQ(run_cli("synth --out " + tmp / "val" + " --count 8 --seed 2 --size 64").status, 0);
+  std::ofstream(tmp.path() / "val/images/000007.jpg") << "not a picture";
+  const std::string run = "train --coco " + tmp / "train/annotations.json" + " --val-coco " + tmp / "val/annotations.json" +
+                          " --size 64 --grids 2,1 --head-channels 16 --batch 4 --epochs 2 --workers 2 --threads 1 --out ";
+  CliRun r = run_cli(run + tmp / "run1");
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_NE(r.output.find(tmp / "val/images/000007.jpg: cannot read or decode image"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("speed:"), std::string::npos) << "it trained first:\n" << r.output;
+  EXPECT_FALSE(fs::exists(tmp.path() / "run1/checkpoint.pt"));
+  for (int i = 0; i < 6; ++i) std::ofstream(tmp.path() / ("train/images/00000" + std::to_string(i) + ".jpg")) << "";
+  r = run_cli(run + tmp / "run2");
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_NE(r.output.find("6 images cannot be used:\n  " + tmp / "train/images/000000.jpg"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("and 1 more"), std::string::npos) << r.output;
+}
+
+// A synthetic set that a running ssd-train uses (one --synth-dir given to several runs) is not
+// written over by a run that wants another set there: that run fails at the start, naming the
+// folder (it was regenerated under the running one, whose images then no longer fitted its
+// labels, 2026-12-06); a run wanting the same set reads it beside it; once no process uses it,
+// another set may be written. And `train --out` does not overwrite the weights, checkpoint or
+// metrics of a folder without run.json (weights copied there): it refuses it, as a run's.
+TEST(Cli, ASyntheticSetInUseIsNotWrittenOverNorWeightsOfNoRun) {
+  TempDir tmp;
+  const std::string shared = tmp / "shared";
+  const std::string common = "--synth 8 --synth-size 64 --size 64 --grids 2,1 --head-channels 16 --batch 4 "
+                             "--epochs 1 --workers 1 --threads 1 --quiet --synth-dir " + shared + " ";
+  ASSERT_EQ(run_cli("train " + common + "--synth-seed 1 --out " + tmp / "run1").status, 0);
+  const auto marker = [&] { return nlohmann::json::parse(std::ifstream(shared + "/synth.json")); };
+  ASSERT_EQ(marker()["seed"], 1);
+  const int fd = ::open((shared + "/images").c_str(), O_RDONLY | O_DIRECTORY);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::flock(fd, LOCK_SH | LOCK_NB), 0);   // as a run training on it holds it
+  expect_clean_failure("train " + common + "--synth-seed 2 --out " + tmp / "run2",
+                       shared + " holds a synthetic set that another ssd-train running now uses");
+  EXPECT_EQ(marker()["seed"], 1);
+  CliRun same = run_cli("train " + common + "--synth-seed 1 --out " + tmp / "run3");
+  EXPECT_EQ(same.status, 0) << same.output;
+  ::close(fd);
+  CliRun other = run_cli("train " + common + "--synth-seed 2 --out " + tmp / "run4");
+  EXPECT_EQ(other.status, 0) << other.output;
+  EXPECT_EQ(marker()["seed"], 2);
+  // Weights of no run in the --out folder.
+  fs::create_directories(tmp.path() / "copied");
+  fs::copy_file(tmp.path() / "run1/model.safetensors", tmp.path() / "copied/model.safetensors");
+  expect_clean_failure("train " + common + "--synth-seed 2 --out " + tmp / "copied",
+                       tmp / "copied holds model.safetensors (of no run: there is no run.json)");
+  EXPECT_TRUE(fs::exists(tmp.path() / "copied/model.safetensors"));
+  EXPECT_FALSE(fs::exists(tmp.path() / "copied/run.json"));
 }
 
 // A run folder moved (or copied to another machine) resumes with the data it holds: the
