@@ -24,7 +24,9 @@
  * `interval` skipped (every region marked `carried`) keep the last analysed frame's ids
  * without being matched, and an object's motion is measured per frame between the analysed
  * frames, so the prediction is not held back by the repeated boxes; gap buffers are passed on
- * untouched. A flush (seek), a new stream, another segment (a seek
+ * untouched. Frames are counted by their timestamps at the caps' frame rate, so that frames
+ * dropped upstream (QoS, when a live pipeline falls behind) count for the motion and for
+ * `max-lost` too. A flush (seek), a new stream, another segment (a seek
  * without a flush) or a resolution change forgets the tracks. The properties are read when the
  * element starts; set while it runs, they are refused with a warning and keep the value in use.
  *
@@ -79,6 +81,8 @@ struct SsdTrackState {
   int64_t next_id = 1;   // kept from stop() to start(): ids are not reused after a restart
   int width = 0, height = 0;
   guint64 frames = 0;
+  GstClockTime frame_duration = GST_CLOCK_TIME_NONE;   // from the caps' frame rate
+  GstClockTime last_pts = GST_CLOCK_TIME_NONE;         // of the previous frame tracked
 #ifdef HAVE_GST_ANALYTICS
   std::map<int64_t, GstClockTime> first_seen;   // PTS of each live track's first region
 #endif
@@ -161,6 +165,7 @@ static gboolean gst_ssd_track_start(GstBaseTransform* trans) {
     return FALSE;
   }
   st->frames = 0;
+  st->last_pts = GST_CLOCK_TIME_NONE;
   return TRUE;
 }
 
@@ -191,9 +196,13 @@ static gboolean gst_ssd_track_set_caps(GstBaseTransform* trans, GstCaps* incaps,
     GST_DEBUG_OBJECT(self, "new resolution %dx%d: forgetting the tracks", GST_VIDEO_INFO_WIDTH(&info),
                      GST_VIDEO_INFO_HEIGHT(&info));
     st->tracker->reset();
+    st->last_pts = GST_CLOCK_TIME_NONE;
   }
   st->width = GST_VIDEO_INFO_WIDTH(&info);
   st->height = GST_VIDEO_INFO_HEIGHT(&info);
+  st->frame_duration = GST_VIDEO_INFO_FPS_N(&info) > 0
+                           ? gst_util_uint64_scale_int(GST_SECOND, GST_VIDEO_INFO_FPS_D(&info), GST_VIDEO_INFO_FPS_N(&info))
+                           : GST_CLOCK_TIME_NONE;
   return TRUE;
 }
 
@@ -202,6 +211,7 @@ static gboolean gst_ssd_track_sink_event(GstBaseTransform* trans, GstEvent* even
   if ((GST_EVENT_TYPE(event) == GST_EVENT_FLUSH_STOP || gstssd::starts_afresh(trans, event)) && st->tracker) {
     GST_DEBUG_OBJECT(trans, "%s: forgetting the tracks", GST_EVENT_TYPE_NAME(event));
     st->tracker->reset();
+    st->last_pts = GST_CLOCK_TIME_NONE;
   }
   return GST_BASE_TRANSFORM_CLASS(gst_ssd_track_parent_class)->sink_event(trans, event);
 }
@@ -221,6 +231,20 @@ static void set_object_id(GstVideoRegionOfInterestMeta* roi, int64_t id) {
 // pixels it names: as an empty box it would overlap nothing and start a new track every frame.
 static ssd::TrackBox pixel_box(double x, double y, double w, double h, int64_t label) {
   return {x, y, x + std::max(w, 1.0), y + std::max(h, 1.0), label};
+}
+
+// How many frame times `buf` comes after the previous frame, from their timestamps at the caps'
+// frame rate: frames dropped upstream (by QoS, when the pipeline falls behind) count, as the
+// objects moved on meanwhile (with `interval` and drops, the tracks broke up at every analysed
+// frame). 1 without timestamps or a frame rate.
+static int frames_since_previous(SsdTrackState* st, GstBuffer* buf) {
+  constexpr guint64 kMost = 1u << 20;   // (a stall of hours: every track is lost anyway)
+  const GstClockTime pts = GST_BUFFER_PTS(buf), last = st->last_pts, step = st->frame_duration;
+  if (GST_CLOCK_TIME_IS_VALID(pts)) st->last_pts = pts;
+  if (!GST_CLOCK_TIME_IS_VALID(pts) || !GST_CLOCK_TIME_IS_VALID(last) || !GST_CLOCK_TIME_IS_VALID(step) || step == 0)
+    return 1;
+  const GstClockTime apart = pts >= last ? pts - last : last - pts;   // (reverse playback)
+  return static_cast<int>(std::clamp<guint64>((apart + step / 2) / step, 1, kMost));
 }
 
 static GstFlowReturn track_frame(GstSsdTrack* self, GstBuffer* buf) {
@@ -262,12 +286,14 @@ static GstFlowReturn track_frame(GstSsdTrack* self, GstBuffer* buf) {
     }
   }
 #endif
+  const int frames = frames_since_previous(st, buf);
   if (gap && boxes.empty()) return GST_FLOW_OK;   // nothing to track, nor a frame's motion to count
   // A frame the detector skipped keeps the last analysed frame's ids (its boxes are that frame's);
   // the motion is measured between analysed frames. So does a gap buffer's.
   std::optional<std::vector<int64_t>> repeated;
-  if (!rois.empty() && (all_carried || gap) && boxes.size() == rois.size()) repeated = st->tracker->repeat(boxes);
-  const std::vector<int64_t> ids = repeated ? *std::move(repeated) : st->tracker->update(boxes);
+  if (!rois.empty() && (all_carried || gap) && boxes.size() == rois.size())
+    repeated = st->tracker->repeat(boxes, frames);
+  const std::vector<int64_t> ids = repeated ? *std::move(repeated) : st->tracker->update(boxes, frames);
   for (size_t i = 0; i < rois.size(); ++i) set_object_id(rois[i], ids[i]);
 #ifdef HAVE_GST_ANALYTICS
   // First sightings of the live tracks (for the tracking metadata); ended ones go.

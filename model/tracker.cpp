@@ -53,7 +53,14 @@ TrackBox Tracker::Track::predicted() const {
   return p;
 }
 
-std::vector<int64_t> Tracker::update(const std::vector<TrackBox>& detections) {
+void Tracker::skip(int frames) {
+  if (frames < 1) throw Error("tracker: a frame comes at least 1 frame after the previous one, not " + std::to_string(frames));
+  // Each prediction moves on through them (a track not seen in this frame counts them as lost).
+  for (Track& t : tracks_) t.unseen += frames - 1;
+}
+
+std::vector<int64_t> Tracker::update(const std::vector<TrackBox>& detections, int frames) {
+  skip(frames);
   // Every (IoU, track, detection) pair that may match, best first.
   std::vector<std::tuple<double, size_t, size_t>> pairs;
   for (size_t t = 0; t < tracks_.size(); ++t) {
@@ -93,7 +100,7 @@ std::vector<int64_t> Tracker::update(const std::vector<TrackBox>& detections) {
   }
   for (size_t t = 0; t < tracks_.size(); ++t) {
     if (track_taken[t]) continue;
-    tracks_[t].lost++;
+    tracks_[t].lost += frames;   // (the frames dropped before this one too)
     tracks_[t].unseen++;
   }
   drop_lost();
@@ -108,7 +115,8 @@ std::vector<int64_t> Tracker::update(const std::vector<TrackBox>& detections) {
   return ids;
 }
 
-std::optional<std::vector<int64_t>> Tracker::repeat(const std::vector<TrackBox>& detections) {
+std::optional<std::vector<int64_t>> Tracker::repeat(const std::vector<TrackBox>& detections, int frames) {
+  if (frames < 1) throw Error("tracker: a frame comes at least 1 frame after the previous one, not " + std::to_string(frames));
   std::vector<int64_t> ids;
   std::vector<bool> taken(tracks_.size(), false);
   for (const TrackBox& d : detections) {
@@ -125,8 +133,8 @@ std::optional<std::vector<int64_t>> Tracker::repeat(const std::vector<TrackBox>&
     ids.push_back(tracks_[t].id);
   }
   for (Track& t : tracks_) {
-    t.unseen++;
-    if (t.lost > 0) t.lost++;
+    t.unseen += frames;
+    if (t.lost > 0) t.lost += frames;
   }
   drop_lost();
   return ids;

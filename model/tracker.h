@@ -41,16 +41,19 @@ class Tracker {
   explicit Tracker(const TrackerOptions& options = {}, int64_t first_id = 1);
 
   // One frame's detections, in: the id of each (>= 1), in the same order, out. Frames come in
-  // stream order. Throws ssd::Error when every id up to max_id is a live track's.
-  std::vector<int64_t> update(const std::vector<TrackBox>& detections);
+  // stream order; `frames` is how many frame times it comes after the previous one (more than 1
+  // where frames were dropped on the way, by QoS say: the predictions move on, and the tracks
+  // not seen count as lost, for those frames too). Throws ssd::Error when every id up to max_id
+  // is a live track's, or for `frames` below 1.
+  std::vector<int64_t> update(const std::vector<TrackBox>& detections, int frames = 1);
 
   // A frame the detector did not analyse, whose detections repeat the last analysed frame's
   // boxes: the ids of the tracks seen at exactly those boxes in the last update() (each track
   // once), in order. Nothing is matched; each track's prediction moves on a frame, so the
   // motion measured at the next update() is per frame, and a track lost before counts one frame
   // more. nullopt, and nothing changed, when a detection is not such a track's box (after a
-  // reset(), say): pass the frame to update().
-  std::optional<std::vector<int64_t>> repeat(const std::vector<TrackBox>& detections);
+  // reset(), say): pass the frame to update(). `frames`: as update()'s.
+  std::optional<std::vector<int64_t>> repeat(const std::vector<TrackBox>& detections, int frames = 1);
 
   // Forgets every track (after a seek or a jump in the stream); ids go on counting.
   void reset();
@@ -71,6 +74,7 @@ class Tracker {
     TrackBox predicted() const;
   };
   int64_t new_id();    // the next id no live track has
+  void skip(int frames);   // frames - 1 that did not come (dropped): the predictions move on
   void drop_lost();    // ends the tracks lost for more than max_lost frames
   TrackerOptions options_;
   std::vector<Track> tracks_;

@@ -10,9 +10,9 @@
 # OUTPUT and DETECTIONS are written as <name>.part and renamed when the pipeline succeeded, so a
 # failure leaves any earlier file of that name as it was.
 set -euo pipefail
-usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"; }   # the comment block above
 case "${1:-}" in -h|--help) usage; exit 0 ;; esac
-if [ $# -lt 2 ]; then usage; exit 2; fi
+if [ $# -lt 2 ]; then usage >&2; exit 2; fi
 source "$(dirname "$0")/common.sh"
 input=$1 output=$2; shift 2
 detections=""

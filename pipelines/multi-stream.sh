@@ -14,9 +14,9 @@
 # must outlive each other, run the script once per camera (a model instance each).
 # Environment: BUILD_DIR (default build/), SSD_MODEL (default the shipped model).
 set -euo pipefail
-usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"; }   # the comment block above
 case "${1:-}" in -h|--help) usage; exit 0 ;; -*) usage >&2; exit 2 ;; esac
-if [ $# -lt 2 ]; then usage; exit 2; fi
+if [ $# -lt 2 ]; then usage >&2; exit 2; fi
 source "$(dirname "$0")/common.sh"
 outdir=$1
 shift

@@ -12,9 +12,9 @@
 # OUTPUT is written as OUTPUT.part and renamed when the recording ends well (Ctrl-C included).
 # Environment: BUILD_DIR (default build/), SSD_MODEL (default the shipped model).
 set -euo pipefail
-usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"; }   # the comment block above
 case "${1:-}" in -h|--help) usage; exit 0 ;; -*) usage >&2; exit 2 ;; esac
-if [ $# -lt 1 ]; then usage; exit 2; fi
+if [ $# -lt 1 ]; then usage >&2; exit 2; fi
 source "$(dirname "$0")/common.sh"
 url=$1; shift
 output=""

@@ -10,7 +10,7 @@
 #   no display, the detections are printed as JSON Lines on stdout, everything else on stderr).
 # Environment: BUILD_DIR (default build/), SSD_MODEL (default the shipped model).
 set -euo pipefail
-usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"; }   # the comment block above
 case "${1:-}" in -h|--help) usage; exit 0 ;; esac
 source "$(dirname "$0")/common.sh"
 mode=${1:-clip}

@@ -1562,6 +1562,22 @@ class StreamLockHeld {
   GstPad* pad_;
 };
 
+// Up to `n` frames the element's output thread pushes (it pushes them without a new frame
+// coming), waiting up to 20 s: each one's frame number (25 fps) and detections.
+std::vector<std::pair<int, std::vector<Det>>> pull_pushed(GstHarness* h, size_t n) {
+  std::vector<std::pair<int, std::vector<Det>>> out;
+  const auto t0 = std::chrono::steady_clock::now();
+  while (out.size() < n && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(20)) {
+    if (GstBuffer* b = gst_harness_try_pull(h)) {
+      out.emplace_back(static_cast<int>(GST_BUFFER_PTS(b) / kFrameStep), detections(b));
+      gst_buffer_unref(b);
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+  return out;
+}
+
 // interval=2 with a batch in flight (batch-size=1 in-flight=2, the CPU default on 2 cores): a
 // skipped frame that comes while the analysed one before it computes goes out once that one is
 // computed, carrying its detections, without waiting for the next frame (a stalled source may
@@ -1577,16 +1593,7 @@ TEST(SsdDetectBatching, SkippedFramesDoNotWaitForTheNextAnalysedFrame) {
     ASSERT_EQ(gst_harness_push(h, stamped(*s.a, 0)), GST_FLOW_OK);
     ASSERT_EQ(gst_harness_push(h, stamped(*s.a, 1)), GST_FLOW_OK);
   }
-  std::vector<std::pair<int, std::vector<Det>>> out;
-  const auto t0 = std::chrono::steady_clock::now();
-  while (out.size() < 2 && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(20)) {
-    if (GstBuffer* b = gst_harness_try_pull(h)) {
-      out.emplace_back(static_cast<int>(GST_BUFFER_PTS(b) / kFrameStep), detections(b));
-      gst_buffer_unref(b);
-    } else {
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-  }
+  const auto out = pull_pushed(h, 2);
   ASSERT_EQ(out.size(), 2u) << "the skipped frame waited for the next frame";
   EXPECT_EQ(out[0].first, 0);
   EXPECT_EQ(out[1].first, 1);
@@ -1608,16 +1615,7 @@ TEST(SsdDetectBatching, SkippedFramesGoOutWithTheBatchAheadOfThem) {
     StreamLockHeld lock(h);   // the output thread does not collect the batch meanwhile
     for (int i = 0; i < 5; i++) ASSERT_EQ(gst_harness_push(h, stamped(i == 2 ? *s.b : *s.a, i)), GST_FLOW_OK);
   }
-  std::vector<std::pair<int, std::vector<Det>>> out;
-  const auto t0 = std::chrono::steady_clock::now();
-  while (out.size() < 4 && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(20)) {
-    if (GstBuffer* b = gst_harness_try_pull(h)) {
-      out.emplace_back(static_cast<int>(GST_BUFFER_PTS(b) / kFrameStep), detections(b));
-      gst_buffer_unref(b);
-    } else {
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-  }
+  const auto out = pull_pushed(h, 4);
   ASSERT_EQ(out.size(), 4u) << "frame 3 waited for the next batch";
   for (int i = 0; i < 4; i++) EXPECT_EQ(out[i].first, i);
   EXPECT_TRUE(same_batched(out[2].second, s.ref_b)) << describe(out[2].second);
@@ -5077,6 +5075,29 @@ TEST(SsdTrack, CarriedFramesKeepTheirIdsAndTheMotionPerFrame) {
   }
 }
 
+// Frames dropped upstream (QoS) count by their timestamps: an object 40 px wide moving 12 px a
+// frame, of which frames 0, 1, 4, 5, 8, 9... come (25 fps), keeps its id; the same boxes on
+// consecutive timestamps read as moves of 12 and 36 px a frame and lose it (with `interval` and
+// QoS drops a ball had 20 ids in 8 s, 2026-12-06).
+TEST(SsdTrack, FramesDroppedUpstreamCountForTheMotion) {
+  auto f = make_frame(flat(1000, 100), GST_VIDEO_FORMAT_RGB);
+  for (const bool dropped : {true, false}) {
+    SCOPED_TRACE(dropped ? "timestamps with the dropped frames' gaps" : "consecutive timestamps");
+    GstHarness* h = gst_harness_new_parse("ssdtrack");
+    gst_harness_set_src_caps(h, caps_25fps(*f));
+    std::set<int> ids;
+    int index = 0;
+    for (int frame = 0; frame < 60; frame += frame % 4 == 0 ? 1 : 3, ++index) {
+      const auto out = track_ids(h, frame_with_regions(*f, dropped ? frame : index, {{"car", 12 * frame, 30, 40, 40}}));
+      ASSERT_EQ(out.size(), 1u);
+      ids.insert(out[0].second);
+    }
+    if (dropped) EXPECT_EQ(ids, (std::set<int>{1}));
+    else EXPECT_GT(ids.size(), 1u) << "the scene no longer tells the two apart: make the object faster";
+    gst_harness_teardown(h);
+  }
+}
+
 // Another segment (a seek without a flush) forgets the tracks, as a flush does; the same segment
 // again does not.
 TEST(SsdTrack, AnotherSegmentForgetsTheTracks) {
@@ -5595,6 +5616,33 @@ TEST(Examples, ClipScoresLinesByTheirTimestamps) {
   EXPECT_EQ(crowded.status, 0) << crowded.err;
   EXPECT_NE(crowded.err.find("warning: 2 of 2 scenes hold fewer than --min-objects 20 objects"), std::string::npos)
       << crowded.err;
+}
+
+// Each pipeline script's --help prints its comment block, all of it and nothing after it
+// (rtsp-camera.sh's ended with its `set -euo pipefail` line, 2026-12-06), on stdout with
+// status 0; run without its arguments, the same text goes to stderr with status 2.
+TEST(Examples, PipelineScriptsPrintTheirUsage) {
+  for (const char* name : {"file-detect.sh", "multi-stream.sh", "rtsp-camera.sh", "synthetic.sh"}) {
+    SCOPED_TRACE(name);
+    const std::string script = std::string(SSD_SOURCE_DIR "/pipelines/") + name;
+    std::string block;
+    {
+      std::ifstream in(script);
+      std::string line;
+      std::getline(in, line);   // #!
+      while (std::getline(in, line) && line.rfind("#", 0) == 0)
+        block += line.substr(line.rfind("# ", 0) == 0 ? 2 : 1) + "\n";
+    }
+    ASSERT_NE(block.find("usage: pipelines/"), std::string::npos) << block;
+    const Spawned help = spawn({"/bin/bash", script, "--help"});
+    EXPECT_EQ(help.status, 0) << help.err;
+    EXPECT_EQ(help.out, block);
+    if (std::string(name) == "synthetic.sh") continue;   // (its arguments are optional)
+    const Spawned bare = spawn({"/bin/bash", script});
+    EXPECT_EQ(bare.status, 2);
+    EXPECT_EQ(bare.out, "");
+    EXPECT_EQ(bare.err, block);
+  }
 }
 
 TEST(Examples, CppApplicationPrintsTheDetections) {

@@ -165,6 +165,33 @@ TEST(Tracker, RepeatedFramesKeepTheirIdsAndTheMotionPerFrame) {
   EXPECT_GT(ids_without.size(), 1u) << "the scene no longer tells the two apart: make the object faster";
 }
 
+// Frames dropped on the way (QoS) count for the motion when update() is told how many frame
+// times passed: an object 40 px wide moving 12 px a frame, seen in frames 0, 1, 4, 5, 8, 9...,
+// keeps its id; counted as consecutive frames, the moves of 12 and 36 px break it up. A track
+// not seen counts the dropped frames as lost too.
+TEST(Tracker, DroppedFramesCountForTheMotionAndTheLost) {
+  Tracker told, untold;
+  std::set<int64_t> ids, ids_untold;
+  int previous = 0;
+  for (int f = 0; f < 40; f += f % 4 == 0 ? 1 : 3) {
+    const std::vector<TrackBox> dets = {box(12.0 * f, 0, 40, 40)};
+    ids.insert(told.update(dets, f == 0 ? 1 : f - previous).at(0));
+    ids_untold.insert(untold.update(dets).at(0));
+    previous = f;
+  }
+  EXPECT_EQ(ids, (std::set<int64_t>{1}));
+  EXPECT_GT(ids_untold.size(), 1u) << "the scene no longer tells the two apart: make the object faster";
+  TrackerOptions o;
+  o.max_lost = 3;
+  Tracker tr(o);
+  tr.update({box(0, 0, 20, 20)});
+  tr.update({}, 2);   // not seen for 2 frames (one of them dropped)
+  EXPECT_EQ(tr.tracks(), 1u);
+  tr.update({}, 2);   // 4 frames: more than max_lost (counted one a frame, it lived on)
+  EXPECT_EQ(tr.tracks(), 0u);
+  EXPECT_THROW(tr.update({}, 0), ssd::Error);
+}
+
 // repeat() takes only the boxes of the last update() as they were; anything else (another box,
 // another label, a box twice, the tracks forgotten) changes nothing and asks for update(). A
 // track already lost counts the repeated frames towards max_lost.
