@@ -156,6 +156,12 @@ std::string map_failure(GstBuffer* buffer, const GstVideoInfo& info) {
   return s;
 }
 
+GstClockTime frame_duration(const GstVideoInfo& info) {
+  return GST_VIDEO_INFO_FPS_N(&info) > 0
+             ? gst_util_uint64_scale_int(GST_SECOND, GST_VIDEO_INFO_FPS_D(&info), GST_VIDEO_INFO_FPS_N(&info))
+             : GST_CLOCK_TIME_NONE;
+}
+
 Rect picture_rect(GstBuffer* buffer, const GstVideoInfo& info) {
   int width = GST_VIDEO_INFO_WIDTH(&info), height = GST_VIDEO_INFO_HEIGHT(&info);
   if (const GstVideoMeta* meta = gst_buffer_get_video_meta(buffer)) {

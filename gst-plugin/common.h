@@ -97,6 +97,9 @@ void warn_read_at_start(GstElement* element, const GParamSpec* pspec);
 // Regions of interest are in the picture's coordinates.
 Rect picture_rect(GstBuffer* buffer, const GstVideoInfo& info);
 
+// The time between two frames at the caps' frame rate; GST_CLOCK_TIME_NONE for a variable one (0/1).
+GstClockTime frame_duration(const GstVideoInfo& info);
+
 // Why a video frame could not be mapped, for an error message: a buffer smaller than its caps'
 // layout (GStreamer's default strides, rows padded to 4 bytes) names both sizes and what to do
 // (an application pushing tightly packed rows of an odd width, say).

@@ -1352,10 +1352,7 @@ static gboolean gst_ssd_detect_set_caps(GstBaseTransform* trans, GstCaps* incaps
   {
     std::lock_guard<std::mutex> guard(st->lock);
     st->have_frame_rate_info = true;
-    st->frame_duration = GST_VIDEO_INFO_FPS_N(&info) > 0
-                             ? gst_util_uint64_scale_int(GST_SECOND, GST_VIDEO_INFO_FPS_D(&info),
-                                                         GST_VIDEO_INFO_FPS_N(&info))
-                             : GST_CLOCK_TIME_NONE;
+    st->frame_duration = gstssd::frame_duration(info);
   }
   // A new resolution or format: analyse the next frame instead of carrying old boxes over.
   reset_tracking(st);

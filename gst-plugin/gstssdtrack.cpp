@@ -200,9 +200,7 @@ static gboolean gst_ssd_track_set_caps(GstBaseTransform* trans, GstCaps* incaps,
   }
   st->width = GST_VIDEO_INFO_WIDTH(&info);
   st->height = GST_VIDEO_INFO_HEIGHT(&info);
-  st->frame_duration = GST_VIDEO_INFO_FPS_N(&info) > 0
-                           ? gst_util_uint64_scale_int(GST_SECOND, GST_VIDEO_INFO_FPS_D(&info), GST_VIDEO_INFO_FPS_N(&info))
-                           : GST_CLOCK_TIME_NONE;
+  st->frame_duration = gstssd::frame_duration(info);
   return TRUE;
 }
 

@@ -53,14 +53,19 @@ TrackBox Tracker::Track::predicted() const {
   return p;
 }
 
-void Tracker::skip(int frames) {
+namespace {
+
+void check_frames(int frames) {
   if (frames < 1) throw Error("tracker: a frame comes at least 1 frame after the previous one, not " + std::to_string(frames));
-  // Each prediction moves on through them (a track not seen in this frame counts them as lost).
-  for (Track& t : tracks_) t.unseen += frames - 1;
 }
 
+}  // namespace
+
 std::vector<int64_t> Tracker::update(const std::vector<TrackBox>& detections, int frames) {
-  skip(frames);
+  check_frames(frames);
+  // The frames dropped before this one: each prediction moves on through them (a track not seen
+  // in this frame counts them as lost, below).
+  for (Track& t : tracks_) t.unseen += frames - 1;
   // Every (IoU, track, detection) pair that may match, best first.
   std::vector<std::tuple<double, size_t, size_t>> pairs;
   for (size_t t = 0; t < tracks_.size(); ++t) {
@@ -116,7 +121,7 @@ std::vector<int64_t> Tracker::update(const std::vector<TrackBox>& detections, in
 }
 
 std::optional<std::vector<int64_t>> Tracker::repeat(const std::vector<TrackBox>& detections, int frames) {
-  if (frames < 1) throw Error("tracker: a frame comes at least 1 frame after the previous one, not " + std::to_string(frames));
+  check_frames(frames);
   std::vector<int64_t> ids;
   std::vector<bool> taken(tracks_.size(), false);
   for (const TrackBox& d : detections) {

@@ -74,7 +74,6 @@ class Tracker {
     TrackBox predicted() const;
   };
   int64_t new_id();    // the next id no live track has
-  void skip(int frames);   // frames - 1 that did not come (dropped): the predictions move on
   void drop_lost();    // ends the tracks lost for more than max_lost frames
   TrackerOptions options_;
   std::vector<Track> tracks_;
