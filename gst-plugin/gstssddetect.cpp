@@ -2560,9 +2560,10 @@ static void gst_ssd_detect_class_init(GstSsdDetectClass* klass) {
    * GstSsdDetect:max-detections:
    *
    * Largest number of detections per frame: the most confident of those `classes` and the
-   * thresholds keep (a class left out or held to a higher threshold takes no place). The output
-   * stage takes 4 candidates per detection (at least 400, at most 4096) into NMS, so above 1024
-   * fewer may come. Can be changed while playing.
+   * thresholds keep (a class left out or held to a higher threshold takes no place), after
+   * per-class NMS over every box above its threshold. (The output stage takes 4 candidates per
+   * detection, at least 400, into NMS first, and goes on through the others only where fewer
+   * survive than asked for.) Can be changed while playing.
    */
   g_object_class_install_property(gobject_class, PROP_MAX_DETECTIONS,
       g_param_spec_int("max-detections", "Max detections", "Largest number of detections per frame", 1,

@@ -53,11 +53,12 @@ struct Detection {
 // The most detections a frame that ssddetect's `max-detections` and ssd-train predict's
 // --max-detections accept.
 constexpr int kMaxDetectionsLimit = 100000;
-// The most candidates (anchor, class) the output stage takes into NMS per frame: 4 per detection
-// asked for, at least 400, at most this; so at most this many detections per frame, whatever
-// max_detections says. (NMS holds candidates x candidates matrices per frame: the fixed-shape
-// stage, CUDA's, peaked at 802 MB a frame at this bound, bench/RESULTS.md; it gives way to the
-// eager stage above 1024 candidates.)
+// The most candidates (anchor, class) the output stage takes into NMS first per frame: 4 per
+// detection asked for, at least 400, at most this; where fewer than max_detections of them survive
+// NMS and more pairs pass the thresholds, it goes on through those, so that the detections are
+// NMS's over every passing pair whatever this bound. (NMS holds candidates x candidates matrices
+// per frame: the fixed-shape stage, CUDA's, peaked at 802 MB a frame at this bound,
+// bench/RESULTS.md; it gives way to the eager stage above 1024 candidates.)
 constexpr int kMaxCandidates = 4096;
 
 struct DetectorOptions {

@@ -98,13 +98,17 @@ torch::Tensor batched_nms(const torch::Tensor& boxes, const torch::Tensor& score
 namespace {
 
 // The best pre_nms_top_k (anchor, class) pairs of every image, by decreasing score, those above
-// their class's threshold first.
+// their class's threshold first; and, for the pairs past them, every pair's ranking score.
 struct Candidates {
   int64_t C = 0;
   torch::Tensor scores;    // (B, k) float
   torch::Tensor classes;   // (B, k) int64
   torch::Tensor boxes;     // (B, k, 4) float corners, clamped to [0, 1]
   torch::Tensor passes;    // (B, k) bool: above its class's threshold, with a finite box
+  torch::Tensor index;     // (B, k) int64: the pairs' places (anchor * C + class) in `ranked`
+  torch::Tensor ranked;    // (B, A * C) float: a passing pair's score, -1 for the others
+  torch::Tensor passing;   // (B) int64: how many pairs pass, the k candidates' and the others'
+  torch::Tensor all_boxes; // (B, A, 4) float corners, clamped to [0, 1]
 };
 
 // The per-class thresholds as a tensor on the scores' device that compares with (B, A, C)
@@ -152,8 +156,52 @@ Candidates top_candidates(const torch::Tensor& cls_logits, const torch::Tensor& 
   const int64_t k = std::min<int64_t>(std::max(options.pre_nms_top_k, 1), A * C);
   auto top_idx = std::get<1>(flat.topk(k, 1, /*largest=*/true, /*sorted=*/true));   // (B, k)
   auto anchor_idx = top_idx.div(C, "floor");
-  return {C, scores.reshape({B, A * C}).gather(1, top_idx), top_idx.remainder(C),
-          boxes.gather(1, anchor_idx.unsqueeze(-1).expand({B, k, 4})), passes.reshape({B, A * C}).gather(1, top_idx)};
+  return {C,
+          scores.reshape({B, A * C}).gather(1, top_idx),
+          top_idx.remainder(C),
+          boxes.gather(1, anchor_idx.unsqueeze(-1).expand({B, k, 4})),
+          passes.reshape({B, A * C}).gather(1, top_idx),
+          top_idx,
+          flat,
+          passes.reshape({B, A * C}).sum(1),
+          boxes};
+}
+
+// The most candidates past the first k that one step of more_detections() compares (its
+// matrices are chunk x chunk, and kept x chunk).
+constexpr int64_t kChunk = 4096;
+
+// Greedy per-class NMS over all of image b's passing pairs, in decreasing score order, goes on
+// past its k candidates, whose survivors are `kept`, while fewer than `wanted` survive: the pairs
+// past them, a chunk at a time, lose those a kept box of their class suppresses, and the rest of
+// the chunk runs through NMS itself. The same detections as NMS over every passing pair (the
+// candidates only spare the work where the first k leave enough).
+ImageDetections more_detections(const Candidates& cand, int64_t b, ImageDetections kept, int64_t wanted,
+                                double iou_threshold) {
+  const int64_t C = cand.C;
+  auto rest = cand.ranked[b].clone();
+  rest.index_fill_(0, cand.index[b], -1.0f);   // (the k candidates are done)
+  auto order = std::get<1>(rest.sort(/*stable=*/true, /*dim=*/0, /*descending=*/true));
+  const int64_t n = (cand.passing[b] - cand.passes[b].sum()).item<int64_t>();   // (first in `order`)
+  for (int64_t start = 0; start < n && kept.scores.size(0) < wanted; start += kChunk) {
+    auto pairs = order.narrow(0, start, std::min(kChunk, n - start));
+    auto classes = pairs.remainder(C);
+    auto boxes = cand.all_boxes[b].index_select(0, pairs.div(C, "floor"));
+    auto scores = cand.ranked[b].index_select(0, pairs);
+    if (kept.scores.size(0) > 0) {
+      auto hit = ((box_iou(kept.boxes, boxes) > iou_threshold) &
+                  (kept.labels.unsqueeze(1) == classes.unsqueeze(0))).any(0);
+      auto free = hit.logical_not();
+      boxes = boxes.index({free});
+      scores = scores.index({free});
+      classes = classes.index({free});
+    }
+    auto keep = batched_nms(boxes, scores, classes, iou_threshold);
+    kept.boxes = torch::cat({kept.boxes, boxes.index_select(0, keep)});
+    kept.scores = torch::cat({kept.scores, scores.index_select(0, keep)});
+    kept.labels = torch::cat({kept.labels, classes.index_select(0, keep)});
+  }
+  return kept;
 }
 
 }  // namespace
@@ -175,8 +223,16 @@ std::vector<ImageDetections> postprocess(const torch::Tensor& cls_logits,
     auto boxes = cand.boxes[b].index({mine}), scores = cand.scores[b].index({mine}),
          classes = cand.classes[b].index({mine});
     auto keep = batched_nms(boxes, scores, classes, options.nms_iou);   // decreasing score order
-    if (keep.size(0) > options.max_detections) keep = keep.narrow(0, 0, std::max(options.max_detections, 0));
-    out.push_back({boxes.index_select(0, keep), scores.index_select(0, keep), classes.index_select(0, keep)});
+    ImageDetections d{boxes.index_select(0, keep), scores.index_select(0, keep), classes.index_select(0, keep)};
+    const int64_t wanted = std::max(options.max_detections, 0);
+    if (d.scores.size(0) < wanted && cand.passing[b].item<int64_t>() > cand.scores.size(1))
+      d = more_detections(cand, b, std::move(d), wanted, options.nms_iou);
+    if (d.scores.size(0) > wanted) {
+      d.boxes = d.boxes.narrow(0, 0, wanted);
+      d.scores = d.scores.narrow(0, 0, wanted);
+      d.labels = d.labels.narrow(0, 0, wanted);
+    }
+    out.push_back(std::move(d));
   }
   return out;
 }
@@ -205,7 +261,11 @@ FixedDetections postprocess_fixed(const torch::Tensor& cls_logits,
   auto pos = torch::arange(k, cand.classes.options()).unsqueeze(0).expand({B, k});
   auto key = torch::where(keep, k - pos, torch::zeros_like(pos));
   auto sel = std::get<1>(key.topk(M, 1, /*largest=*/true, /*sorted=*/true));      // (B, M)
-  auto counts = keep.sum(1).clamp_max(M);
+  auto found = keep.sum(1);
+  auto counts = found.clamp_max(M);
+  // Fewer than max_detections among the candidates while pairs past them pass: those may hold
+  // more detections, which postprocess() finds (not converged: the caller runs it).
+  converged &= (found >= std::max(options.max_detections, 0)) | (cand.passing <= k);
   auto row_ok = torch::arange(M, counts.options()).unsqueeze(0) < counts.unsqueeze(1);
   auto rows = torch::cat({cand.classes.gather(1, sel).to(torch::kFloat32).unsqueeze(2),
                           cand.scores.gather(1, sel).unsqueeze(2),

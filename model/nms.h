@@ -36,7 +36,11 @@ struct PostprocessOptions {
   std::vector<float> class_thresholds;
   double nms_iou = 0.45;
   int max_detections = 100;   // per image, after NMS
-  int pre_nms_top_k = 400;    // candidates per image entering NMS
+  // Candidates per image entering NMS first. Only the work depends on it: where fewer than
+  // max_detections of them survive and more pairs pass, postprocess() goes on through those (the
+  // detections are always NMS over every passing pair, the most confident max_detections), and
+  // postprocess_fixed() says the image has not converged.
+  int pre_nms_top_k = 400;
 };
 
 // One image's detections, sorted by decreasing score, on the input tensors' device.
@@ -57,9 +61,10 @@ std::vector<ImageDetections> postprocess(const torch::Tensor& cls_logits,
 // run it on the CPU too). packed (B, M, 6) float rows = label, score, x1, y1, x2, y2 in
 // decreasing score order, M = min(max_detections, candidates), rows past counts[b] zero;
 // counts (B) int64. NMS runs `iterations` Jacobi steps of nms_fixed_point on each image's
-// candidates; converged (B) bool says whether an image reached greedy NMS's fixed point, and
-// where one did not the rows are not final: call postprocess() on the same inputs (exact, but
-// it synchronises). A dozen steps suffice unless suppression chains are longer than that.
+// candidates; converged (B) bool says whether an image reached greedy NMS's fixed point with
+// max_detections found or no pair passing past its candidates, and where one did not the rows
+// are not final: call postprocess() on the same inputs (exact, but it synchronises). A dozen
+// steps suffice unless suppression chains are longer than that.
 struct FixedDetections {
   torch::Tensor packed, counts, converged;
 };

@@ -258,7 +258,7 @@ int main(int argc, char** argv) {
       ->check(at_least(1));
   eval->add_option("--threads", es.threads, "LibTorch threads (0: default)")->capture_default_str()
       ->check(at_least(0));
-  eval->add_option("--threshold", es.score_threshold, "minimum detection score counted")
+  eval->add_option("--threshold", es.score_threshold, "detections counted need a score above this")
       ->capture_default_str()->check(CLI::Range(0.0, 1.0));
   eval->add_option("--max-images", es.max_images, "evaluate the first N images (0: all)")
       ->capture_default_str()->check(at_least(0));
@@ -290,7 +290,7 @@ int main(int argc, char** argv) {
   auto* predict = app.add_subcommand("predict", "draw detections on images into PNG files");
   predict->add_option("--weights", ps.weights, "weights file (default: the shipped model)");
   predict->add_option("--out", ps.out_dir, "output folder")->required();
-  predict->add_option("--threshold", ps.threshold, "minimum confidence")->capture_default_str();
+  predict->add_option("--threshold", ps.threshold, "a detection needs a confidence above this")->capture_default_str();
   predict->add_option("--nms", ps.nms_iou, "NMS IoU threshold")->capture_default_str();
   predict->add_option("--max-detections", ps.max_detections, "most detections an image")->capture_default_str()
       ->check(CLI::Range(1, ssd::kMaxDetectionsLimit));   // ssddetect's bound

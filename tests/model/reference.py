@@ -8,6 +8,11 @@
   reference.py ops IN OUT        IN has boxes_a (N,4), boxes_b (M,4), scores (N); OUT gets
                                  torchvision.ops.box_iou(a, b) and nms(a, scores, t) for the
                                  thresholds in IN's metadata "thresholds" (comma-separated).
+  reference.py output IN OUT     IN has boxes (A,4) and scores (A,C) of one image; for each
+                                 "threshold iou max" of IN's metadata "cases" (separated by
+                                 ";") OUT gets labels_i, scores_i, boxes_i: torchvision's
+                                 batched_nms over every (anchor, class) pair scoring above the
+                                 threshold, its first max.
 """
 import sys
 
@@ -48,10 +53,31 @@ def ops(inp, out):
     save_file(res, out)
 
 
+def output(inp, out):
+    t = load_file(inp)
+    with safe_open(inp, "pt") as f:
+        cases = [[float(v) for v in c.split()] for c in f.metadata()["cases"].split(";")]
+    A, C = t["scores"].shape
+    boxes = t["boxes"].repeat_interleave(C, 0)       # pair a * C + c
+    scores = t["scores"].reshape(-1)
+    labels = torch.arange(C).repeat(A)
+    res = {}
+    for i, (threshold, iou, most) in enumerate(cases):
+        sel = scores > threshold
+        b, s, l = boxes[sel], scores[sel], labels[sel]
+        keep = torchvision.ops.batched_nms(b, s, l, iou)[: int(most)]
+        res[f"labels_{i}"] = l[keep].contiguous()
+        res[f"scores_{i}"] = s[keep].contiguous()
+        res[f"boxes_{i}"] = b[keep].contiguous()
+    save_file(res, out)
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "resnet":
         resnet(sys.argv[2])
     elif sys.argv[1] == "ops":
         ops(sys.argv[2], sys.argv[3])
+    elif sys.argv[1] == "output":
+        output(sys.argv[2], sys.argv[3])
     else:
         sys.exit(f"unknown command {sys.argv[1]}")

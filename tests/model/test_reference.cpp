@@ -4,6 +4,7 @@
 
 #include <torch/types.h>
 
+#include "anchors.h"
 #include "boxes.h"
 #include "nms.h"
 #include "safetensors.h"
@@ -143,4 +144,72 @@ TEST(OpsReference, IoUAndNmsEqualTorchvision) {
       EXPECT_LT(keep.size(0), n);
     }
   }
+}
+
+// The output stage gives torchvision's batched_nms over every (anchor, class) pair above the
+// threshold, the most confident max_detections: also where NMS leaves fewer than that among its
+// first pre_nms_top_k candidates (ssddetect and predict gave 77 detections of the 100 asked for
+// at threshold 0 and NMS IoU 0.2, while more survived) and above 4096 detections (they gave 4096
+// at most); the fixed-shape stage (CUDA's) says such an image has not converged, so that the
+// caller runs postprocess().
+TEST(OpsReference, OutputStageIsBatchedNmsOverEveryPassingPair) {
+  SSD_NEED_PYTHON(ssdtest::test_python(), kReferenceModules);
+  auto dir = ssdtest::temp_dir("output-ref");
+  SsdConfig c;
+  c.labels = {"a", "b", "c", "d", "e"};
+  c.grids = {10, 5, 3, 2, 1};   // the shipped model's: 1251 anchors, 6255 pairs
+  const Anchors anchors = make_anchors(c);
+  const int64_t A = anchors.size(), C = 5;
+  ASSERT_GT(A * C, 4096);
+  auto g = at::detail::createCPUGenerator(7);
+  // Scores (A, C) all different, a random order of (1 ... A*C) / (A*C + 1) (no ties, whose
+  // order NMS leaves open), the highest on the large anchors of the coarse grids (the last 126),
+  // which overlap: many candidates that NMS leaves few of, as around objects.
+  const int64_t N = A * C, coarse = 126 * C;
+  auto rank = torch::cat({torch::randperm(N - coarse, g), torch::randperm(coarse, g) + (N - coarse)});
+  auto p = (rank.to(torch::kFloat64) + 1) / (N + 1);
+  auto cls = torch::zeros({1, A, C + 1});
+  cls[0].narrow(1, 0, C).copy_((p.log() - (-p).log1p()).view({A, C}));
+  auto act = torch::randn({1, A, 4}, g) * 0.5;
+  const auto boxes = activations_to_boxes(act, anchors).clamp(0, 1)[0].contiguous();
+  const auto scores = torch::sigmoid(cls.narrow(2, 0, C))[0].contiguous();
+  struct Case {
+    double threshold, iou;
+    int most;
+    bool fixed_final;   // postprocess_fixed's rows are final (converged)
+  };
+  // Every pair passes in the first two, and every pair survives NMS in the second.
+  const std::vector<Case> cases = {{0.0, 0.2, 100, false}, {0.0, 1.0, 100000, false}, {0.3, 0.45, 10, true}};
+  std::string meta;
+  for (const Case& k : cases)
+    meta += (meta.empty() ? "" : ";") + std::to_string(k.threshold) + " " + std::to_string(k.iou) + " " +
+            std::to_string(k.most);
+  const std::string in = dir / "in.safetensors", out = dir / "out.safetensors";
+  write_safetensors(in, {{{"cases", meta}}, {{"boxes", boxes}, {"scores", scores}}});
+  run_reference("output " + in + " " + out);
+  auto ref = as_map(read_safetensors(out));
+  for (size_t i = 0; i < cases.size(); ++i) {
+    SCOPED_TRACE("threshold " + std::to_string(cases[i].threshold) + " iou " + std::to_string(cases[i].iou) +
+                 " max " + std::to_string(cases[i].most));
+    PostprocessOptions o;
+    o.score_threshold = cases[i].threshold;
+    o.nms_iou = cases[i].iou;
+    o.max_detections = cases[i].most;
+    o.pre_nms_top_k = 100;
+    const auto labels = ref["labels_" + std::to_string(i)];
+    const auto d = postprocess(cls, act, anchors, o)[0];
+    ASSERT_EQ(d.scores.size(0), labels.size(0));
+    ASSERT_EQ(std::get<0>(at::_unique(d.scores)).size(0), d.scores.size(0)) << "tied scores";
+    EXPECT_TRUE(torch::equal(d.labels, labels));
+    EXPECT_TRUE(torch::equal(d.scores, ref["scores_" + std::to_string(i)]));
+    EXPECT_TRUE(torch::allclose(d.boxes, ref["boxes_" + std::to_string(i)], 0, 1e-6));
+    if (cases[i].most > 1024) continue;   // (k x k matrices: the fixed stage takes up to 1024 candidates)
+    const auto f = postprocess_fixed(cls, act, anchors, o, 64);
+    EXPECT_EQ(f.converged[0].item<bool>(), cases[i].fixed_final);
+  }
+  // NMS over the first case's 100 candidates alone leaves fewer than 100 (the case tests the
+  // pairs past them).
+  const auto top = std::get<1>(scores.reshape(-1).topk(100));
+  EXPECT_LT(batched_nms(boxes.index_select(0, top.div(C, "floor")), scores.reshape(-1).index_select(0, top),
+                        top.remainder(C), 0.2).size(0), 100);
 }
