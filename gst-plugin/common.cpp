@@ -136,6 +136,14 @@ bool starts_afresh(GstBaseTransform* trans, GstEvent* event) {
   return !gst_segment_is_equal(&incoming, &trans->segment);
 }
 
+gboolean accept_caps_with_peer(GstBaseTransform* trans, GstPadDirection direction, GstCaps* caps) {
+  // (The elements derive from GstBaseTransform itself: its default checks the templates.)
+  auto* base = static_cast<GstBaseTransformClass*>(g_type_class_peek(GST_TYPE_BASE_TRANSFORM));
+  if (!base->accept_caps(trans, direction, caps)) return FALSE;
+  GstPad* other = direction == GST_PAD_SINK ? GST_BASE_TRANSFORM_SRC_PAD(trans) : GST_BASE_TRANSFORM_SINK_PAD(trans);
+  return !gst_pad_is_linked(other) || gst_pad_peer_query_accept_caps(other, caps);
+}
+
 std::string map_failure(GstBuffer* buffer, const GstVideoInfo& info) {
   const gsize size = gst_buffer_get_size(buffer);
   const gsize need = GST_VIDEO_INFO_SIZE(&info);

@@ -111,6 +111,13 @@ std::string map_failure(GstBuffer* buffer, const GstVideoInfo& info);
 // caller's to handle.
 bool starts_afresh(GstBaseTransform* trans, GstEvent* event);
 
+// GstBaseTransform's accept_caps for an element that passes its frames on as they come (the same
+// caps on both pads): its templates, then, where the other pad is linked, that pad's peer, as
+// identity does. A caps change an element further on refuses is then refused here, before the
+// frames after it are taken in (a batching ssddetect in front would hold them; at EOS their push
+// failed with nobody left to tell).
+gboolean accept_caps_with_peer(GstBaseTransform* trans, GstPadDirection direction, GstCaps* caps);
+
 // The per-frame vfunc boundary: runs `fn` and turns any exception into an element error
 // "<what> failed: <reason>" and GST_FLOW_ERROR, so that none escapes into GStreamer.
 template <typename Fn>

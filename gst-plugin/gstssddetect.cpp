@@ -1403,8 +1403,19 @@ static gboolean gst_ssd_detect_sink_event(GstBaseTransform* trans, GstEvent* eve
   } else if (GST_EVENT_IS_SERIALIZED(event) && st->batching()) {
     // Held frames go out before the event (EOS, segment, caps, gap...) that follows them.
     GST_DEBUG_OBJECT(self, "%s: draining %zu held frames", GST_EVENT_TYPE_NAME(event), st->pending.size());
+    GstFlowReturn before;
+    {
+      std::lock_guard<std::mutex> guard(st->output_lock);
+      before = st->output_flow;
+    }
     const GstFlowReturn ret = drain(self, true);
     if (ret != GST_FLOW_OK) GST_DEBUG_OBJECT(self, "draining: %s", gst_flow_get_name(ret));
+    // At EOS no frame follows to return a failure upstream: a fatal one of the held frames'
+    // pushes (downstream refusing their caps, say) is posted here, as a source posts its own, so
+    // that the stream does not seem to end well. (One recorded before, a chain returned already.)
+    if (GST_EVENT_TYPE(event) == GST_EVENT_EOS && before == GST_FLOW_OK &&
+        (ret == GST_FLOW_NOT_LINKED || ret < GST_FLOW_EOS))
+      GST_ELEMENT_FLOW_ERROR(self, ret);
   }
   if (gstssd::starts_afresh(trans, event)) {
     // Another stream (concat, gapless playback) or a jump in this one (a seek without a flush):

@@ -316,6 +316,7 @@ static void gst_ssd_export_class_init(GstSsdExportClass* klass) {
   trans_class->start = GST_DEBUG_FUNCPTR(gst_ssd_export_start);
   trans_class->stop = GST_DEBUG_FUNCPTR(gst_ssd_export_stop);
   trans_class->set_caps = GST_DEBUG_FUNCPTR(gst_ssd_export_set_caps);
+  trans_class->accept_caps = GST_DEBUG_FUNCPTR(gstssd::accept_caps_with_peer);
   trans_class->transform_ip = GST_DEBUG_FUNCPTR(gst_ssd_export_transform_ip);
   trans_class->transform_ip_on_passthrough = TRUE;
 

@@ -484,6 +484,7 @@ static void gst_ssd_overlay_class_init(GstSsdOverlayClass* klass) {
   gst_element_class_add_static_pad_template(element_class, &src_template);
 
   trans_class->set_caps = GST_DEBUG_FUNCPTR(gst_ssd_overlay_set_caps);
+  trans_class->accept_caps = GST_DEBUG_FUNCPTR(gstssd::accept_caps_with_peer);
   trans_class->stop = GST_DEBUG_FUNCPTR(gst_ssd_overlay_stop);
   trans_class->transform_ip = GST_DEBUG_FUNCPTR(gst_ssd_overlay_transform_ip);
   trans_class->propose_allocation = GST_DEBUG_FUNCPTR(gst_ssd_overlay_propose_allocation);

@@ -372,6 +372,7 @@ static void gst_ssd_track_class_init(GstSsdTrackClass* klass) {
   trans_class->start = GST_DEBUG_FUNCPTR(gst_ssd_track_start);
   trans_class->stop = GST_DEBUG_FUNCPTR(gst_ssd_track_stop);
   trans_class->set_caps = GST_DEBUG_FUNCPTR(gst_ssd_track_set_caps);
+  trans_class->accept_caps = GST_DEBUG_FUNCPTR(gstssd::accept_caps_with_peer);
   trans_class->sink_event = GST_DEBUG_FUNCPTR(gst_ssd_track_sink_event);
   trans_class->transform_ip = GST_DEBUG_FUNCPTR(gst_ssd_track_transform_ip);
   trans_class->passthrough_on_same_caps = FALSE;

@@ -3,8 +3,12 @@
 #include <dlfcn.h>
 #include <link.h>
 
+#include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <string>
 #include <system_error>
 
 namespace ssd {
@@ -12,9 +16,31 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// The file of the binary this code is linked into: a shared library (the plugin, loaded by its
-// path) or the executable.
+// The file mapped at `address`, as the kernel names it in /proc/self/maps (absolute), or empty.
+fs::path mapped_file(const void* address) {
+  std::ifstream maps("/proc/self/maps");
+  const auto a = reinterpret_cast<std::uintptr_t>(address);
+  for (std::string line; std::getline(maps, line);) {
+    unsigned long lo = 0, hi = 0;
+    if (std::sscanf(line.c_str(), "%lx-%lx", &lo, &hi) != 2 || a < lo || a >= hi) continue;
+    const auto slash = line.find('/');
+    if (slash == std::string::npos) return {};
+    std::string path = line.substr(slash);
+    const std::string deleted = " (deleted)";
+    if (path.size() > deleted.size() && path.compare(path.size() - deleted.size(), deleted.size(), deleted) == 0)
+      path.resize(path.size() - deleted.size());
+    return path;
+  }
+  return {};
+}
+
+// The file of the binary this code is linked into: a shared library (the plugin) or the
+// executable. The kernel's mapping names it absolutely, also where GStreamer opened the plugin
+// by a relative path (GST_PLUGIN_PATH=build/gst-plugin: the link map then holds that relative
+// name, and the executable was taken for it: a build tree's plugin chose the installed model,
+// an installed one run by a build tree's program the build tree's).
 fs::path this_binary() {
+  if (fs::path p = mapped_file(reinterpret_cast<const void*>(&default_model_path)); !p.empty()) return p;
   Dl_info info{};
   link_map* map = nullptr;
   if (::dladdr1(reinterpret_cast<void*>(&default_model_path), &info, reinterpret_cast<void**>(&map),

@@ -2906,6 +2906,47 @@ TEST(SsdDetectBatching, CapsChangeDrainsAndFlushDrops) {
   gst_harness_teardown(h);
 }
 
+// Held frames whose push fails fatally at EOS (downstream refusing their caps, say) make an
+// error: no later frame returns the failure upstream, and the stream ended as if it went well
+// (a helper's pipeline with ssdtrack after a batching ssddetect lost its last frames so).
+TEST(SsdDetectBatching, AFatalPushOfHeldFramesAtEosIsAnError) {
+  TwoScenes s;
+  GstHarness* h = detect_harness("batch-size=4 in-flight=1");
+  GstBus* bus = gst_bus_new();
+  gst_element_set_bus(h->element, bus);
+  gst_harness_set_src_caps(h, caps_25fps(*s.a));
+  ASSERT_EQ(gst_harness_push(h, stamped(*s.a, 0)), GST_FLOW_OK);
+  ASSERT_EQ(gst_harness_push(h, stamped(*s.a, 1)), GST_FLOW_OK);
+  EXPECT_EQ(gst_harness_buffers_in_queue(h), 0u);
+  GstPad* src = gst_element_get_static_pad(h->element, "src");
+  const gulong probe = gst_pad_add_probe(
+      src, GST_PAD_PROBE_TYPE_BUFFER,
+      [](GstPad*, GstPadProbeInfo* info, gpointer) {
+        gst_buffer_unref(GST_PAD_PROBE_INFO_BUFFER(info));
+        GST_PAD_PROBE_INFO_DATA(info) = nullptr;
+        GST_PAD_PROBE_INFO_FLOW_RETURN(info) = GST_FLOW_NOT_NEGOTIATED;
+        return GST_PAD_PROBE_HANDLED;
+      },
+      nullptr, nullptr);
+  gst_harness_push_event(h, gst_event_new_eos());
+  GstMessage* msg = gst_bus_timed_pop_filtered(bus, 10 * GST_SECOND, GST_MESSAGE_ERROR);
+  ASSERT_NE(msg, nullptr) << "the held frames' failed push at EOS posted no error";
+  GError* e = nullptr;
+  gchar* debug = nullptr;
+  gst_message_parse_error(msg, &e, &debug);
+  EXPECT_EQ(GST_MESSAGE_SRC(msg), GST_OBJECT(h->element));
+  EXPECT_NE(std::string(debug ? debug : "").find("not-negotiated"), std::string::npos) << (debug ? debug : "");
+  g_error_free(e);
+  g_free(debug);
+  gst_message_unref(msg);
+  EXPECT_EQ(gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR), nullptr) << "posted twice";
+  gst_pad_remove_probe(src, probe);
+  gst_object_unref(src);
+  gst_element_set_bus(h->element, nullptr);
+  gst_object_unref(bus);
+  gst_harness_teardown(h);
+}
+
 // The latency query adds what batching can hold a frame for before its batch is computed (its
 // computation is measured: none yet here): 25 fps, batches of 4 hold a frame up to 3 frame
 // times, with two batches in flight too (a batch's frames go once it is computed, not with the
@@ -4474,6 +4515,59 @@ TEST(SsdExport, TakesAnyRawVideo) {
 // A frame too small for its caps (an application's tightly packed rows of an odd width; GStreamer
 // pads each row to 4 bytes) is an error that names both sizes and what to do: ssddetect's and
 // ssdoverlay's said only "Could not map the video frame" (2026-12-06).
+// ssdtrack, ssdexport and ssdoverlay pass their frames on unchanged, so they accept the caps
+// that the element after them accepts, as identity does: a caps change refused further on is
+// refused in front of them (behind a batching ssddetect it was taken, its frames held, and their
+// push failed at EOS with no error). Unlinked, the templates decide.
+// The plugin opened by a relative path (GST_PLUGIN_PATH=gst-plugin from the build folder, as
+// a user runs it from a checkout) still finds its build tree's model: it took the host program's
+// location for its own (gst-inspect-1.0's), and so the installed path.
+TEST(Elements, APluginLoadedByARelativePathFindsItsBuildTreesModel) {
+  const char* plugin_path = g_getenv("GST_PLUGIN_PATH");
+  ASSERT_NE(plugin_path, nullptr) << "run through meson test";
+  const fs::path dir = fs::absolute(std::string(plugin_path).substr(0, std::string(plugin_path).find(':')));
+  const fs::path model = dir.parent_path() / "models" / "ssd-default.safetensors";
+  ASSERT_TRUE(fs::exists(model)) << model;
+  TempDir tmp;
+  const std::string cmd = "cd '" + dir.parent_path().string() + "' && env -u SSD_DEFAULT_MODEL -u GST_TRACERS GST_REGISTRY_1_0='" +
+                          (tmp / "registry.bin") + "' GST_PLUGIN_PATH='" + dir.filename().string() +
+                          "' gst-inspect-1.0 ssddetect 2>&1";
+  std::string out;
+  if (FILE* p = ::popen(cmd.c_str(), "r")) {
+    char buf[4096];
+    while (size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+    ::pclose(p);
+  }
+  EXPECT_NE(out.find("Default: \"" + model.string() + "\""), std::string::npos) << cmd << "\n" << out.substr(0, 2000);
+}
+
+TEST(Elements, PassThroughElementsAcceptOnlyCapsTheirDownstreamAccepts) {
+  GstCaps* narrow = gst_caps_from_string("video/x-raw,format=RGB,width=32,height=24,framerate=30/1");
+  GstCaps* wide = gst_caps_from_string("video/x-raw,format=RGB,width=64,height=24,framerate=30/1");
+  for (const std::string element : {"ssdtrack", "ssdexport location=/dev/null", "ssdoverlay"}) {
+    SCOPED_TRACE(element);
+    GError* err = nullptr;
+    GstElement* pipeline =
+        gst_parse_launch((element + " name=e ! capsfilter caps=video/x-raw,width=64 ! fakesink").c_str(), &err);
+    ASSERT_NE(pipeline, nullptr) << (err ? err->message : "");
+    GstElement* e = gst_bin_get_by_name(GST_BIN(pipeline), "e");
+    GstPad* sink = gst_element_get_static_pad(e, "sink");
+    EXPECT_FALSE(gst_pad_query_accept_caps(sink, narrow));
+    EXPECT_TRUE(gst_pad_query_accept_caps(sink, wide));
+    gst_object_unref(sink);
+    gst_object_unref(e);
+    gst_object_unref(pipeline);
+    GstElement* alone = gst_element_factory_make(element.substr(0, element.find(' ')).c_str(), nullptr);
+    ASSERT_NE(alone, nullptr);
+    GstPad* pad = gst_element_get_static_pad(alone, "sink");
+    EXPECT_TRUE(gst_pad_query_accept_caps(pad, narrow));
+    gst_object_unref(pad);
+    gst_object_unref(alone);
+  }
+  gst_caps_unref(narrow);
+  gst_caps_unref(wide);
+}
+
 TEST(Elements, AFrameTooSmallForItsCapsNamesBothSizes) {
   const std::string caps = "video/x-raw,format=RGB,width=317,height=239,framerate=25/1";
   for (const char* element : {"ssddetect", "ssdoverlay"}) {
@@ -5907,6 +6001,17 @@ TEST(Pipelines, MultiStreamScriptSharesOneModel) {
 // it (-Wl,--exclude-libs): an application that links libssdmodel (or another version of it)
 // beside the plugin would otherwise have the plugin's calls bound to its copy. (393 ssd::
 // symbols were exported before, 2026-12-06.)
+// The plugin's origin (gst-inspect's "Origin URL", GST_PLUGIN_DEFINE's "URL to provider of
+// plugin") is a URL, the installed README's: it was the bare name.
+TEST(Plugin, ItsOriginIsAUrl) {
+  GstPlugin* plugin = gst_registry_find_plugin(gst_registry_get(), "ssd");
+  ASSERT_NE(plugin, nullptr);
+  const std::string origin = gst_plugin_get_origin(plugin);
+  EXPECT_EQ(origin.rfind("file:///", 0), 0u) << origin;
+  EXPECT_NE(origin.find("/doc/gst-ssd/README.md"), std::string::npos) << origin;
+  gst_object_unref(plugin);
+}
+
 TEST(Plugin, ExportsNoModelLibrarySymbols) {
   const Spawned r = spawn({"/usr/bin/env", "nm", "-D", "--defined-only", SSD_BUILD_DIR "/gst-plugin/libgstssd.so"});
   ASSERT_EQ(r.status, 0) << "nm (binutils) failed: " << r.err;
