@@ -390,9 +390,11 @@ struct SsdDetectState {
   bool watch_submitted = false;
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
   // A push of the output thread that failed (flushing, not linked, EOS...), or a batch that
-  // failed in it or in a drain: returned to upstream by the next chain, until a flush or restart;
-  // the frames waiting to be pushed are dropped meanwhile.
+  // failed in it or in a drain: returned to upstream by every chain, as a queue does, until a
+  // flush or restart (not linked: until the source pad is linked again); the frames waiting to
+  // be pushed are dropped meanwhile. `output_flow_told`: a chain returned it.
   GstFlowReturn output_flow = GST_FLOW_OK;
+  bool output_flow_told = false;
 
   // Model updates while playing: setting `model` on a running element with a model of its own
   // asks the loader thread (started on the first such request, joined by stop()) to load the
@@ -977,13 +979,16 @@ static void gst_ssd_detect_set_property(GObject* object, guint prop_id, const GV
         st->postprocess_changed = true;
         break;
       case PROP_NMS_IOU:
+        // A shared instance's is every stream's, read at start like the model: changed from
+        // one element while they run, it changed the others' detections while their property
+        // said otherwise.
+        if (st->settings_taken && !s.model_instance_id.empty()) {
+          refused = true;
+          break;
+        }
         s.nms_iou = g_value_get_float(value);
         st->postprocess_changed = true;
         st->nms_iou_changed = true;
-        // A shared instance's is every stream's: set now, not at this element's next frame, so
-        // that an element starting meanwhile with the new value joins (and one with the old
-        // value does not).
-        if (st->shared) st->shared->set_nms_iou(s.nms_iou);
         break;
       case PROP_MAX_DETECTIONS:
         s.max_detections = g_value_get_int(value);
@@ -1057,9 +1062,10 @@ static void gst_ssd_detect_set_property(GObject* object, guint prop_id, const GV
     GST_ELEMENT_WARNING(self, RESOURCE, SETTINGS, ("Region not changed: %s.", bad_region.c_str()), (nullptr));
   if (refused)
     GST_ELEMENT_WARNING(self, RESOURCE, SETTINGS,
-                        ("The model of an element sharing a model instance (model-instance-id) changes only in the "
-                         "NULL or READY state: the element keeps the model it runs with. Stop the instance's "
-                         "elements, set the model on each, and start them again."),
+                        ("The %s of an element sharing a model instance (model-instance-id) changes only in the "
+                         "NULL or READY state: the element keeps the one it runs with. Stop the instance's "
+                         "elements, set it on each, and start them again.",
+                         pspec->name),
                         (nullptr));
   if (latency_changed) {
     // Batching holds a frame for batch-size analysed frames, so the latency it adds grows with
@@ -1221,6 +1227,7 @@ static gboolean gst_ssd_detect_start(GstBaseTransform* trans) {
   {
     std::lock_guard<std::mutex> guard(st->output_lock);   // (an output thread stopped from itself may be ending)
     st->output_flow = GST_FLOW_OK;
+    st->output_flow_told = false;
   }
   st->discont_next = false;
   st->position_out = GST_CLOCK_TIME_NONE;
@@ -1389,6 +1396,7 @@ static gboolean gst_ssd_detect_sink_event(GstBaseTransform* trans, GstEvent* eve
     {
       std::lock_guard<std::mutex> guard(st->output_lock);
       st->output_flow = GST_FLOW_OK;
+      st->output_flow_told = false;
       st->flushes++;
     }
     st->discont_next = false;   // the next frame is one after a flush: upstream marks it
@@ -1403,20 +1411,26 @@ static gboolean gst_ssd_detect_sink_event(GstBaseTransform* trans, GstEvent* eve
   } else if (GST_EVENT_IS_SERIALIZED(event) && st->batching()) {
     // Held frames go out before the event (EOS, segment, caps, gap...) that follows them.
     GST_DEBUG_OBJECT(self, "%s: draining %zu held frames", GST_EVENT_TYPE_NAME(event), st->pending.size());
-    GstFlowReturn before;
-    {
-      std::lock_guard<std::mutex> guard(st->output_lock);
-      before = st->output_flow;
-    }
     const GstFlowReturn ret = drain(self, true);
     if (ret != GST_FLOW_OK) GST_DEBUG_OBJECT(self, "draining: %s", gst_flow_get_name(ret));
-    // At EOS no frame follows to return a failure upstream: a fatal one of the held frames'
-    // pushes (downstream refusing their caps, say) is posted here, as a source posts its own, so
-    // that the stream does not seem to end well. (One recorded before, a chain returned already.)
-    if (GST_EVENT_TYPE(event) == GST_EVENT_EOS && before == GST_FLOW_OK &&
-        (ret == GST_FLOW_NOT_LINKED || ret < GST_FLOW_EOS))
+    bool told;
+    {
+      std::lock_guard<std::mutex> guard(st->output_lock);
+      told = st->output_flow_told;
+    }
+    // At EOS no frame follows to return a failure upstream: a fatal one of the output thread's
+    // pushes (downstream refusing the frames' caps, say) that no chain returned is posted here,
+    // as a queue or a source posts its own, so that the stream does not seem to end well. (Not
+    // GST_FLOW_ERROR: whoever returns it posts an error, as a failed batch did here.)
+    if (GST_EVENT_TYPE(event) == GST_EVENT_EOS && !told &&
+        (ret == GST_FLOW_NOT_LINKED || (ret < GST_FLOW_EOS && ret != GST_FLOW_ERROR)))
       GST_ELEMENT_FLOW_ERROR(self, ret);
   }
+  // After EOS the stream sends no frame (until a flush or a new stream): the shared instance's
+  // batches stop waiting for its frames now, as for a paused stream, not once it has been silent
+  // for twice batch-timeout (the other cameras' frames waited that long, and live ones were
+  // dropped late).
+  if (GST_EVENT_TYPE(event) == GST_EVENT_EOS) leave_shared(st);
   if (gstssd::starts_afresh(trans, event)) {
     // Another stream (concat, gapless playback) or a jump in this one (a seek without a flush):
     // the next frame is analysed, no frame carries the boxes of the frames before.
@@ -2272,15 +2286,21 @@ static GstFlowReturn gst_ssd_detect_submit_input_buffer(GstBaseTransform* trans,
     std::lock_guard<std::mutex> guard(st->output_lock);
     failed = st->output_flow;
   }
+  if (failed == GST_FLOW_NOT_LINKED && gst_pad_is_linked(GST_BASE_TRANSFORM_SRC_PAD(self))) {
+    std::lock_guard<std::mutex> guard(st->output_lock);   // linked again: frames go out again
+    st->output_flow = GST_FLOW_OK;
+    st->output_flow_told = false;
+    failed = GST_FLOW_OK;
+  }
   if (failed != GST_FLOW_OK) {
-    // A push of the output thread failed: upstream hears it now, for this frame, as it would
-    // from a push of its own, and the frames held are dropped; the next frame is tried again
-    // (downstream may have been relinked).
+    // A push of the output thread failed: upstream hears it now, and for every frame after
+    // until a flush, as from a queue (it heard it once, and later frames ran through the
+    // network and were pushed again), and the frames held are dropped.
     gst_buffer_unref(buf);
     discard_held(st);
     store_kept_sticky(self);
     std::lock_guard<std::mutex> guard(st->output_lock);
-    st->output_flow = GST_FLOW_OK;
+    st->output_flow_told = true;
     return failed;
   }
   ret = gstssd::run_frame_guarded(GST_ELEMENT(self), "Object detection", [&] { return hold_frame(self, buf); });
@@ -2321,7 +2341,8 @@ static gboolean gst_ssd_detect_query(GstBaseTransform* trans, GstPadDirection di
   if (direction == GST_PAD_SINK && GST_QUERY_IS_SERIALIZED(query) && st->batching() && st->detector) {
     // e.g. a drain or allocation query: answer it after the held frames are out. gst_pad_query
     // holds the sink pad's stream lock for serialized queries, as the output thread holds it.
-    drain(self, false);
+    // A drain query whose frames could not go out fails, as a queue's does.
+    if (drain(self, false) != GST_FLOW_OK && GST_QUERY_TYPE(query) == GST_QUERY_DRAIN) return FALSE;
   }
   if (direction == GST_PAD_SRC && GST_QUERY_TYPE(query) == GST_QUERY_POSITION && st->batching()) {
     // GstBaseTransform knows the position of the frames it pushed itself only: the stream time
@@ -2562,7 +2583,9 @@ static void gst_ssd_detect_class_init(GstSsdDetectClass* klass) {
    * GstSsdDetect:nms-iou:
    *
    * Non-maximum suppression: a box overlapping a more confident box of the same class by more
-   * than this intersection-over-union is dropped. Can be changed while playing.
+   * than this intersection-over-union is dropped. Can be changed while playing, but not on
+   * elements sharing a model instance (model-instance-id), whose value is the instance's:
+   * there a change while running is refused with a warning, as `model` is.
    */
   g_object_class_install_property(gobject_class, PROP_NMS_IOU,
       g_param_spec_float("nms-iou", "NMS IoU", "IoU above which overlapping boxes of a class are suppressed",

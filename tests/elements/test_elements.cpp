@@ -1942,9 +1942,9 @@ TEST(SsdDetectBatching, StoppedFromItsOutputThreadAndFreedAtOnce) {
 }
 
 // A push by the output thread that fails (here: downstream flushing) reaches upstream as the
-// result of its next push, once, and the held frames are dropped; the frame after that is
-// tried again, as GstBaseTransform tries each frame's push (downstream may have recovered or
-// been relinked), and a flush makes the element usable again.
+// result of its next push and of every one after it, as a queue's does, and the held frames
+// are dropped (it was returned once, and the frames after went through the network and out
+// again); a flush makes the element usable again.
 TEST(SsdDetectBatching, OutputThreadPushFailureReachesUpstream) {
   TwoScenes s;
   GstHarness* h = detect_harness("in-flight=2");
@@ -1958,10 +1958,10 @@ TEST(SsdDetectBatching, OutputThreadPushFailureReachesUpstream) {
   }
   EXPECT_EQ(ret, GST_FLOW_FLUSHING);
   ASSERT_TRUE(gst_pad_set_active(h->sinkpad, TRUE));
-  ASSERT_EQ(gst_harness_push(h, stamped(*s.a, 50)), GST_FLOW_OK);
-  const auto recovered = pull_n(h, 1);
-  ASSERT_EQ(recovered.size(), 1u);
-  EXPECT_EQ(recovered[0].first, 50);
+  // Every later frame hears it too, until a flush, as from a queue (the next one went through
+  // the network and out again: upstream heard each failure once).
+  for (int i = 50; i < 53; i++) EXPECT_EQ(gst_harness_push(h, stamped(*s.a, i)), GST_FLOW_FLUSHING);
+  EXPECT_EQ(gst_harness_buffers_in_queue(h), 0u);
   ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_flush_start()));
   ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_flush_stop(TRUE)));
   GstSegment seg;
@@ -2947,6 +2947,43 @@ TEST(SsdDetectBatching, AFatalPushOfHeldFramesAtEosIsAnError) {
   gst_harness_teardown(h);
 }
 
+// A failure of the output thread's push that no chain returned yet (the stream's last frames)
+// fails a drain query and is posted at EOS: a drain answered TRUE and the stream ended with a
+// bare EOS, as if its frames had gone out.
+TEST(SsdDetectBatching, AFailureNoFrameReturnedFailsADrainAndIsPostedAtEos) {
+  TwoScenes s;
+  GstHarness* h = detect_harness("batch-size=1 in-flight=2");
+  GstBus* bus = gst_bus_new();
+  gst_element_set_bus(h->element, bus);
+  gst_harness_set_src_caps(h, caps_25fps(*s.a));
+  GstPad* src = gst_element_get_static_pad(h->element, "src");
+  gst_pad_add_probe(
+      src, GST_PAD_PROBE_TYPE_BUFFER,
+      [](GstPad*, GstPadProbeInfo* info, gpointer) {
+        gst_buffer_unref(GST_PAD_PROBE_INFO_BUFFER(info));
+        GST_PAD_PROBE_INFO_DATA(info) = nullptr;
+        GST_PAD_PROBE_INFO_FLOW_RETURN(info) = GST_FLOW_NOT_LINKED;
+        return GST_PAD_PROBE_HANDLED;
+      },
+      nullptr, nullptr);
+  ASSERT_EQ(gst_harness_push(h, stamped(*s.a, 0)), GST_FLOW_OK);
+  GstQuery* drain = gst_query_new_drain();
+  EXPECT_FALSE(gst_pad_peer_query(h->srcpad, drain)) << "a drain whose frame was refused answered TRUE";
+  gst_query_unref(drain);
+  gst_harness_push_event(h, gst_event_new_eos());
+  GstMessage* msg = gst_bus_timed_pop_filtered(bus, 10 * GST_SECOND, GST_MESSAGE_ERROR);
+  ASSERT_NE(msg, nullptr) << "the failed push no frame returned was not posted at EOS";
+  gchar* debug = nullptr;
+  gst_message_parse_error(msg, nullptr, &debug);
+  EXPECT_NE(std::string(debug ? debug : "").find("not-linked"), std::string::npos) << (debug ? debug : "");
+  g_free(debug);
+  gst_message_unref(msg);
+  gst_object_unref(src);
+  gst_element_set_bus(h->element, nullptr);
+  gst_object_unref(bus);
+  gst_harness_teardown(h);
+}
+
 // The latency query adds what batching can hold a frame for before its batch is computed (its
 // computation is measured: none yet here): 25 fps, batches of 4 hold a frame up to 3 frame
 // times, with two batches in flight too (a batch's frames go once it is computed, not with the
@@ -3231,16 +3268,17 @@ TEST(SsdDetectShared, ABatchDoesNotWaitForStreamsThatAreNotThere) {
   gst_harness_teardown(h);
 }
 
-// A stream whose element stops or pauses leaves the shared instance: the other streams' batches
-// no longer wait for its frames (they did, batch-timeout each, until it had been silent for twice
-// batch-timeout, so a remaining live stream fell behind the latency it reported); its next
-// frame counts it again.
+// A stream whose element stops or pauses, or whose stream ends (EOS), leaves the shared instance:
+// the other streams' batches no longer wait for its frames (they did, batch-timeout each, until
+// it had been silent for twice batch-timeout, so a remaining live stream fell behind the latency
+// it reported and dropped frames); its next frame counts it again.
 TEST(SsdDetectShared, AStreamThatStopsOrPausesIsNotWaitedFor) {
   const ssdtrain::SynthSample scene = one_object(320, 240, 2);
   auto f = make_frame(scene.image, GST_VIDEO_FORMAT_RGB);
   const char* props = "model-instance-id=leaving threshold=0.05 batch-size=2 batch-timeout=1000000000";
-  for (const GstState leave_to : {GST_STATE_NULL, GST_STATE_PAUSED}) {
-    SCOPED_TRACE(gst_element_state_get_name(leave_to));
+  // (VOID_PENDING: b's stream ends, EOS, and b stays playing: it sent its last frame.)
+  for (const GstState leave_to : {GST_STATE_NULL, GST_STATE_PAUSED, GST_STATE_VOID_PENDING}) {
+    SCOPED_TRACE(leave_to == GST_STATE_VOID_PENDING ? "EOS" : gst_element_state_get_name(leave_to));
     GstHarness* a = detect_harness(props);
     GstHarness* b = detect_harness(props);
     // b's stream sends a frame from a thread of its own, alive (its id not reused) until the end.
@@ -3251,7 +3289,8 @@ TEST(SsdDetectShared, AStreamThatStopsOrPausesIsNotWaitedFor) {
       finished.get_future().wait();
     });
     b_sent.get_future().wait();
-    ASSERT_EQ(gst_element_set_state(b->element, leave_to), GST_STATE_CHANGE_SUCCESS);
+    if (leave_to == GST_STATE_VOID_PENDING) ASSERT_TRUE(gst_harness_push_event(b, gst_event_new_eos()));
+    else ASSERT_EQ(gst_element_set_state(b->element, leave_to), GST_STATE_CHANGE_SUCCESS);
     double took = 0;
     std::thread([&] {
       const auto t0 = std::chrono::steady_clock::now();
@@ -3266,18 +3305,18 @@ TEST(SsdDetectShared, AStreamThatStopsOrPausesIsNotWaitedFor) {
   }
 }
 
-// nms-iou is the instance's: set on one element while playing it holds for every stream, and
-// another element's change of its own threshold leaves it (it used to reset it to that
-// element's nms-iou).
+// nms-iou is the instance's: another element's change of its own threshold leaves it (it used to
+// reset it to that element's nms-iou).
 TEST(SsdDetectShared, AnotherStreamsThresholdChangeLeavesTheNmsIou) {
   const ssdtrain::SynthSample scene = one_object(320, 240, 2);
   auto f = make_frame(scene.image, GST_VIDEO_FORMAT_RGB);
   // (Low threshold, room for every box: the two IoUs keep different counts.)
-  const char* props = "model-instance-id=nms-test threshold=0.02 max-detections=1000";
+  GstHarness* alone = detect_harness("threshold=0.02 max-detections=1000");
+  const size_t usual = detect_once(alone, *f).size();
+  gst_harness_teardown(alone);
+  const char* props = "model-instance-id=nms-test threshold=0.02 max-detections=1000 nms-iou=0.95";
   GstHarness* a = detect_harness(props);
   GstHarness* b = detect_harness(props);
-  const size_t usual = detect_once(a, *f).size();
-  g_object_set(a->element, "nms-iou", 0.95f, nullptr);
   const size_t loose = detect_once(a, *f).size();
   EXPECT_GT(loose, usual) << "NMS at IoU 0.95 should keep more boxes";
   EXPECT_LT(loose, 1000u) << "the count should not be the cap";
@@ -3285,9 +3324,6 @@ TEST(SsdDetectShared, AnotherStreamsThresholdChangeLeavesTheNmsIou) {
   g_object_set(b->element, "threshold", 0.011f, nullptr);
   detect_once(b, *f);
   EXPECT_EQ(detect_once(a, *f).size(), loose);
-  gfloat iou = 0;
-  g_object_get(b->element, "nms-iou", &iou, nullptr);
-  EXPECT_FLOAT_EQ(iou, 0.45f);   // b's own property, not the instance's
   gst_harness_teardown(a);
   gst_harness_teardown(b);
 }
@@ -3337,7 +3373,8 @@ TEST(SsdDetectShared, AModelSetWhileRunningIsRefusedWithAWarning) {
   g_object_set(h->element, "model", copy.c_str(), nullptr);
   const std::string warning = next_warning(bus);
   EXPECT_NE(warning.find("changes only in the NULL or READY state"), std::string::npos) << warning;
-  EXPECT_NE(warning.find("Stop the instance's elements, set the model on each, and start them again"),
+  EXPECT_NE(warning.find("The model of an element sharing a model instance"), std::string::npos) << warning;
+  EXPECT_NE(warning.find("Stop the instance's elements, set it on each, and start them again"),
             std::string::npos) << warning;
   gchar* after = nullptr;
   g_object_get(h->element, "model", &after, nullptr);
@@ -3356,16 +3393,25 @@ TEST(SsdDetectShared, AModelSetWhileRunningIsRefusedWithAWarning) {
   gst_object_unref(stopped);
 }
 
-// `nms-iou` is the shared instance's: set on one element while no frame passes (before, it reached
-// the instance with that element's next frame), it is the instance's at once, so an element
-// starting with the new value joins and one with the old value does not.
-TEST(SsdDetectShared, AnNmsIouSetWhileRunningIsTheInstancesAtOnce) {
-  GstHarness* h = detect_harness("model-instance-id=nms-at-once");
-  g_object_set(h->element, "nms-iou", 0.6f, nullptr);   // (the harness is playing; no frame pushed)
+// `nms-iou` is the shared instance's, read at start: set on one element while they run, it is
+// refused with a warning, as `model` is (it changed every stream's detections, while the other
+// elements' property still gave the old value), and the instance keeps its own.
+TEST(SsdDetectShared, AnNmsIouSetWhileRunningIsRefusedWithAWarning) {
+  GstHarness* h = detect_harness("model-instance-id=nms-running");
+  GstBus* bus = gst_bus_new();
+  gst_element_set_bus(h->element, bus);
+  g_object_set(h->element, "nms-iou", 0.6f, nullptr);   // (the harness is playing)
+  const std::string warning = next_warning(bus);
+  EXPECT_NE(warning.find("The nms-iou of an element sharing a model instance"), std::string::npos) << warning;
+  gfloat now = 0;
+  g_object_get(h->element, "nms-iou", &now, nullptr);
+  EXPECT_FLOAT_EQ(now, 0.45f);
   const std::string pipeline = "videotestsrc num-buffers=1 ! video/x-raw,format=RGB,width=64,height=48 ! ";
-  starts_ok(pipeline + "ssddetect model-instance-id=nms-at-once nms-iou=0.6 ! fakesink");
-  const std::string old = failing_start(pipeline + "ssddetect model-instance-id=nms-at-once ! fakesink");
-  EXPECT_NE(old.find("NMS IoU 0.6 (this one asks for 0.45)"), std::string::npos) << old;
+  starts_ok(pipeline + "ssddetect model-instance-id=nms-running ! fakesink");
+  const std::string other = failing_start(pipeline + "ssddetect model-instance-id=nms-running nms-iou=0.6 ! fakesink");
+  EXPECT_NE(other.find("NMS IoU 0.45 (this one asks for 0.6)"), std::string::npos) << other;
+  gst_element_set_bus(h->element, nullptr);
+  gst_object_unref(bus);
   gst_harness_teardown(h);
 }
 
