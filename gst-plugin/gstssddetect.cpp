@@ -2711,14 +2711,15 @@ static void gst_ssd_detect_class_init(GstSsdDetectClass* klass) {
    * longest a shared batch waits (wall-clock) for more streams' frames, 0 not waiting at all;
    * it waits only while fewer frames are queued than `batch-size` and than streams send frames
    * to the instance (each queues one frame at a time: one element alone never waits). A stream
-   * that sent no frame for twice this time, and at least a second (paused, at its end, or
-   * stopped), is no longer waited for.
+   * whose element pauses or stops, or whose stream ends (EOS), is no longer waited for, nor one
+   * that sent no frame for twice this time, and at least a second.
    * A live stream whose caps give no frame rate has no other bound: with 0 the element posts a
    * warning, as the latency it reports cannot include the wait. Read when the element starts.
    */
   g_object_class_install_property(gobject_class, PROP_BATCH_TIMEOUT,
       g_param_spec_uint64("batch-timeout", "Batch timeout",
-                          "Run a partial batch once the stream moved on by this many ns (0 = wait for a full batch)",
+                          "Run a partial batch once the stream moved on by this many ns (0 = wait for a full batch; "
+                          "with model-instance-id: the longest a shared batch waits for other streams, 0 = none)",
                           0, G_MAXUINT64, kDefaultBatchTimeout, ready_flags));
   /**
    * GstSsdDetect:in-flight:
