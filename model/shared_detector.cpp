@@ -342,7 +342,12 @@ std::shared_ptr<SharedDetector> SharedDetector::acquire(const std::string& id, c
         std::lock_guard<std::mutex> instance_lock(existing->impl_->mutex);
         current.detector.nms_iou = existing->impl_->nms_iou;   // set_nms_iou() may have changed it
       }
-      const std::string diff = difference(current, options);
+      std::string diff = difference(current, options);
+      // In flight chosen for the machine (0) follows from the threads: say so, as nobody set it.
+      if (!diff.empty() && current.detector.max_in_flight != options.detector.max_in_flight &&
+          asked.detector.max_in_flight == 0)
+        diff += ", which in-flight 0 chooses for threads " + std::to_string(asked.detector.threads) + " on " +
+                std::to_string(usable_cpus()) + " CPU(s): give the elements of an instance the same threads and in-flight";
       if (!diff.empty()) throw Error("model instance \"" + id + "\" already runs with " + diff);
       return existing;
     }

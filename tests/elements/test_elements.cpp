@@ -3341,6 +3341,15 @@ TEST(SsdDetectShared, OtherSettingsFailTheStartUntilTheInstanceIsGone) {
   const std::string precision =
       failing_start(pipeline + "ssddetect model-instance-id=settings precision=fp16 ! fakesink");
   EXPECT_NE(precision.find("fp32 (this one asks for fp16)"), std::string::npos) << precision;
+  // In flight left to the machine (0) follows from the threads: the message says so (it named
+  // in-flight alone, which nobody had set). On 2 CPUs: 2 in flight with threads 0, 1 with 2.
+  if (!ssd::cuda_available() && !g_getenv("SSD_TEST_IN_FLIGHT") && ssd::usable_cpus() == 2) {
+    const std::string threads = failing_start(pipeline + "ssddetect model-instance-id=settings threads=2 ! fakesink");
+    EXPECT_NE(threads.find("2 batch(es) in flight (this one asks for 1), which in-flight 0 chooses for threads 2 on "
+                           "2 CPU(s)"),
+              std::string::npos)
+        << threads;
+  }
   starts_ok(pipeline + "ssddetect model-instance-id=settings threshold=0.9 max-detections=3 interval=2 ! fakesink");
   // One device named two ways (the harness's device=auto stands for this machine's).
   if (!ssd::cuda_available()) starts_ok(pipeline + "ssddetect model-instance-id=settings device=cpu ! fakesink");
