@@ -2710,7 +2710,9 @@ static void gst_ssd_detect_class_init(GstSsdDetectClass* klass) {
    * waits for a full batch (or EOS, a caps change, a drain). With `model-instance-id` it is the
    * longest a shared batch waits (wall-clock) for more streams' frames, 0 not waiting at all;
    * it waits only while fewer frames are queued than `batch-size` and than streams send frames
-   * to the instance (each queues one frame at a time: one element alone never waits). A stream
+   * to the instance whose next frame is due within the wait at the pace they send (each queues
+   * one frame at a time: one element alone never waits, nor others for a slower stream whose
+   * next frame is not due). A stream
    * whose element pauses or stops, or whose stream ends (EOS), is no longer waited for, nor one
    * that sent no frame for twice this time, and at least a second.
    * A live stream whose caps give no frame rate has no other bound: with 0 the element posts a

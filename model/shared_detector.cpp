@@ -150,11 +150,56 @@ struct SharedDetector::Impl {
   // again (their next frame does).
   std::set<std::thread::id> left;
   Clock::duration idle_after{};
+  // Each caller's pace: when it last queued a frame, and the time since the one before (zero
+  // until it has queued two). A batch waits only for the callers whose next frame is due before
+  // its deadline at that pace: a camera at 1 fps beside cameras at 5 fps held each of their
+  // batches for the whole wait, and their frames came out later than the latency reported.
+  struct Pace {
+    Clock::time_point last{};
+    Clock::duration period{};
+  };
+  std::map<std::thread::id, Pace> pace;
 
   // The callers still counted, the others forgotten.
   size_t active_callers(Clock::time_point now) {
     for (auto it = callers.begin(); it != callers.end();) it = now - it->second >= idle_after ? callers.erase(it) : ++it;
+    // A caller's pace outlives its silences (a camera at 1 fps is quiet for a second between
+    // frames, longer than idle_after may be), not a minute without a frame.
+    for (auto it = pace.begin(); it != pace.end();)
+      it = now - it->second.last >= std::chrono::minutes(1) ? pace.erase(it) : ++it;
     return callers.size();
+  }
+  // Of those, the ones a batch closing at `deadline` waits for: a frame queued, or the next one
+  // due at the caller's pace (or its pace not known yet) within half a frame interval of the
+  // oldest frame queued, the shortest interval of the callers queued and its own, and before
+  // the deadline. A batch waits for the frames of this round, not for the next frames of
+  // streams whose frames just went in the batch before (a stream that missed a batch waited a
+  // whole interval for them, and did again each round: its frames 200 ms late at 5 fps).
+  size_t callers_due(Clock::time_point now, Clock::time_point deadline) {
+    active_callers(now);
+    const auto period_of = [&](std::thread::id caller) {
+      const auto p = pace.find(caller);
+      return p == pace.end() ? Clock::duration::zero() : p->second.period;
+    };
+    std::set<std::thread::id> queued;
+    Clock::duration shortest = Clock::duration::zero();   // of the callers queued (zero: none known)
+    for (const Request* r : queue) {
+      queued.insert(r->caller);
+      const auto p = period_of(r->caller);
+      if (p > Clock::duration::zero() && (shortest == Clock::duration::zero() || p < shortest)) shortest = p;
+    }
+    const auto oldest = queue.empty() ? now : queue.front()->arrival;
+    size_t n = 0;
+    for (const auto& c : callers) {
+      const auto mine = period_of(c.first);
+      if (queued.count(c.first) || mine == Clock::duration::zero()) {
+        ++n;
+        continue;
+      }
+      const auto interval = shortest == Clock::duration::zero() ? mine : std::min(mine, shortest);
+      n += pace[c.first].last + mine <= std::min(deadline, oldest + interval / 2);
+    }
+    return n;
   }
   // When the next of them stops being counted (time_point::max() if none is).
   Clock::time_point next_idle() const {
@@ -256,8 +301,11 @@ struct SharedDetector::Impl {
     const size_t max_batch = static_cast<size_t>(std::max(1, options.max_batch));
     const size_t max_in_flight = static_cast<size_t>(std::max(1, w.detector->max_in_flight()));
     std::deque<std::vector<Request*>> in_flight;
-    // Frames a batch waits for: max_batch, or as many as there are callers when fewer.
-    auto target = [&](Clock::time_point now) { return std::min(max_batch, std::max<size_t>(1, active_callers(now))); };
+    // Frames a batch closing at `deadline` waits for: max_batch, or as many as there are callers
+    // that may send one by then when fewer.
+    auto target = [&](Clock::time_point now, Clock::time_point deadline) {
+      return std::min(max_batch, std::max<size_t>(1, callers_due(now, deadline)));
+    };
     // (No overflow of arrival + max_wait: a century at most.)
     const auto max_wait = std::min<std::chrono::microseconds>(options.max_wait, std::chrono::hours(24 * 365 * 100));
     std::unique_lock<std::mutex> lock(mutex);
@@ -265,7 +313,7 @@ struct SharedDetector::Impl {
       work.wait(lock, [&] { return stop || !queue.empty() || !in_flight.empty(); });
       if (queue.empty() && in_flight.empty()) return;   // stopping, nothing left
       bool start = !queue.empty() && in_flight.size() < max_in_flight;
-      if (start && queue.size() < target(Clock::now()) && max_wait.count() > 0) {
+      if (start && max_wait.count() > 0 && queue.size() < target(Clock::now(), queue.front()->arrival + max_wait)) {
         const auto deadline = queue.front()->arrival + max_wait;
         if (Clock::now() < deadline) {
           if (!in_flight.empty()) {
@@ -273,7 +321,7 @@ struct SharedDetector::Impl {
           } else {
             // Until the deadline, more frames, or a caller no longer counted (it may have been
             // the one the batch waited for).
-            for (auto now = Clock::now(); !stop && now < deadline && queue.size() < target(now); now = Clock::now())
+            for (auto now = Clock::now(); !stop && now < deadline && queue.size() < target(now, deadline); now = Clock::now())
               work.wait_until(lock, std::min(deadline, next_idle()));
             if (queue.empty()) continue;   // another worker took the frames meanwhile
           }
@@ -434,6 +482,9 @@ std::vector<Detection> SharedDetector::detect(const FrameView& frame, float thre
   auto& d = *impl_;
   std::unique_lock<std::mutex> lock(d.mutex);
   d.callers[r.caller] = r.arrival;
+  auto& pace = d.pace[r.caller];
+  if (pace.last != Clock::time_point{}) pace.period = r.arrival - pace.last;
+  pace.last = r.arrival;
   d.left.erase(r.caller);
   d.outstanding[r.caller]++;
   d.queue.push_back(&r);
@@ -448,6 +499,7 @@ void SharedDetector::leave(std::thread::id caller) {
   {
     std::lock_guard<std::mutex> lock(impl_->mutex);
     impl_->callers.erase(caller);
+    impl_->pace.erase(caller);
     if (impl_->outstanding.count(caller)) impl_->left.insert(caller);
   }
   impl_->work.notify_all();   // a batch waiting for its frame runs now

@@ -38,9 +38,10 @@ struct SharedDetectorOptions {
   DetectorOptions detector;
   int max_batch = 1;                         // frames per network run, at most
   // How long a batch waits for more frames after its first: only while fewer frames are queued
-  // than max_batch and than threads call detect() (a caller blocks until its frame is done, so
-  // each has one frame queued at a time: one stream alone, or a batch size above the number of
-  // streams, does not wait). A thread that queued no frame for twice max_wait, and at least a
+  // than max_batch and than threads call detect() whose next frame is due before the wait ends,
+  // at the pace each has queued its frames (a caller blocks until its frame is done, so each has
+  // one frame queued at a time: one stream alone, or a batch size above the number of streams,
+  // does not wait; nor do the others for a slower stream whose next frame is not due yet). A thread that queued no frame for twice max_wait, and at least a
   // second, is no longer counted (its stream paused, ended, or left the instance), and a batch
   // waiting for it runs then.
   std::chrono::microseconds max_wait{0};

@@ -1207,6 +1207,41 @@ TEST_F(DetectorTest, SharedBatchesStopWaitingForAStreamThatWentQuiet) {
   EXPECT_EQ(a->users(), 2);
 }
 
+// A batch waits only for the streams whose next frame is due soon at the pace they send (before
+// its deadline, and within half a frame interval): a camera at 1 fps beside cameras at 5 fps
+// held each of their batches for the whole wait (0.3 s there), and their frames came out later
+// than the latency reported. Here b sends a frame every 1.5 s, the wait is 1 s: a's frame waits
+// for b's only when b's next one is due soon.
+TEST_F(DetectorTest, SharedBatchesWaitOnlyForStreamsWhoseNextFrameIsDue) {
+  using Clock = std::chrono::steady_clock;
+  const SharedDetectorOptions o = waiting_shared_options();
+  auto a = SharedDetector::acquire("pace", o);
+  auto b = SharedDetector::acquire("pace", o);
+  const auto f = packed_frames(1, 160, 0, 120, 3, PixelFormat::RGB, 0);
+  const auto seconds_since = [](Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); };
+  std::promise<Clock::time_point> second_sent;
+  std::thread b_stream([&] {
+    b->detect(f.views[0], 0.f, 20);   // (alone: no wait)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    const auto t = Clock::now();
+    b->detect(f.views[0], 0.f, 20);
+    second_sent.set_value(t);
+    std::this_thread::sleep_until(t + std::chrono::milliseconds(1500));
+    b->detect(f.views[0], 0.f, 20);
+  });
+  const Clock::time_point b_second = second_sent.get_future().get();
+  auto t = Clock::now();
+  a->detect(f.views[0], 0.f, 20);   // b's next frame is due in about 1.5 s, after the deadline
+  EXPECT_LT(seconds_since(t), 0.4) << "a's batch waited for a stream whose next frame was not due";
+  std::this_thread::sleep_until(b_second + std::chrono::milliseconds(1200));
+  t = Clock::now();
+  a->detect(f.views[0], 0.f, 20);   // b's next frame is due in about 0.3 s, within the wait
+  const double waited = seconds_since(t);
+  b_stream.join();
+  EXPECT_GT(waited, 0.15) << "b's next frame was due within the wait: a's batch should wait for it";
+  EXPECT_LT(waited, 0.75) << "b's frame came: a's batch should run then, not at its deadline";
+}
+
 // A stream whose element stops or pauses leaves the instance (leave()): batches stop waiting for
 // it at once, not after it has been silent for twice the wait; its next frame counts it again.
 TEST_F(DetectorTest, SharedBatchesStopWaitingForAStreamThatLeft) {
