@@ -61,19 +61,39 @@ namespace {
 torch::Tensor grouped_nms(const torch::Tensor& boxes, const torch::Tensor& scores, double iou_threshold,
                           const torch::Tensor& groups) {
   if (boxes.is_cuda()) return nms_fixed_point(boxes, scores, iou_threshold, groups);
+  TORCH_CHECK(boxes.dim() == 2 && boxes.size(1) == 4, "nms: boxes must be (N, 4), got ", boxes.sizes());
+  TORCH_CHECK(scores.dim() == 1 && scores.size(0) == boxes.size(0),
+              "nms: scores must be (N) = (", boxes.size(0), "), got ", scores.sizes());
   const int64_t n = boxes.size(0);
   if (n == 0) return torch::empty({0}, scores.options().dtype(torch::kLong));
-  auto [order, suppress] = sort_and_suppress(boxes, scores, iou_threshold, groups);
-  // On the CPU: the plain greedy sweep over the precomputed matrix.
-  auto sup = suppress.contiguous();
-  auto acc = sup.accessor<bool, 2>();
+  // On the CPU: the plain greedy sweep, each IoU computed when needed as box_iou computes it (the
+  // same float operations in the same order): no n x n matrix (a frame's 4096 candidates took
+  // 0.3 s and a gigabyte so), and boxes removed already are not compared again.
+  auto order = std::get<1>(scores.sort(/*stable=*/true, /*dim=*/0, /*descending=*/true));
+  const auto sorted = boxes.index_select(0, order).to(torch::kFloat32).contiguous();
+  const auto g = groups.defined() ? groups.index_select(0, order).to(torch::kLong).contiguous() : torch::Tensor();
+  const float* b = sorted.data_ptr<float>();
+  const int64_t* grp = g.defined() ? g.data_ptr<int64_t>() : nullptr;
+  const float t = static_cast<float>(iou_threshold);
+  std::vector<float> area(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i)
+    area[i] = std::max(b[4 * i + 2] - b[4 * i], 0.f) * std::max(b[4 * i + 3] - b[4 * i + 1], 0.f);
   std::vector<uint8_t> removed(static_cast<size_t>(n), 0);
   std::vector<int64_t> kept;
   for (int64_t i = 0; i < n; ++i) {
     if (removed[i]) continue;
     kept.push_back(i);
-    for (int64_t j = i + 1; j < n; ++j)
-      if (acc[i][j]) removed[j] = 1;
+    const float* bi = b + 4 * i;
+    for (int64_t j = i + 1; j < n; ++j) {
+      if (removed[j] || (grp && grp[j] != grp[i])) continue;
+      const float* bj = b + 4 * j;
+      const float w = std::max(std::min(bi[2], bj[2]) - std::max(bi[0], bj[0]), 0.f);
+      const float h = std::max(std::min(bi[3], bj[3]) - std::max(bi[1], bj[1]), 0.f);
+      const float inter = w * h;
+      const float uni = area[i] + area[j] - inter;
+      const float iou = uni > 0.f ? inter / std::max(uni, 1e-12f) : 0.f;
+      if (iou > t) removed[j] = 1;
+    }
   }
   auto idx = torch::from_blob(kept.data(), {static_cast<int64_t>(kept.size())}, torch::kLong);
   return order.index_select(0, idx.clone());

@@ -10,6 +10,7 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -71,6 +72,12 @@ cv::Mat decode_image(const std::string& path, int flags) {
 
 }  // namespace
 
+// Why `n` data loader threads could not all start (the system refused one: a --workers far
+// beyond the machine's; the threads created were running, and the process aborted).
+static std::string cannot_start_threads(int n, const std::system_error& e) {
+  return "cannot start " + std::to_string(n) + " data loader threads (--workers): " + e.what();
+}
+
 cv::Mat read_bgr(const std::string& path) {
   return decode_image(path, cv::IMREAD_COLOR | cv::IMREAD_IGNORE_ORIENTATION);
 }
@@ -90,7 +97,13 @@ void check_images(const Dataset& ds, int threads) {
     }
   };
   std::vector<std::thread> pool;
-  for (int t = 1; t < std::max(1, threads); ++t) pool.emplace_back(work);
+  try {
+    for (int t = 1; t < std::max(1, threads); ++t) pool.emplace_back(work);
+  } catch (const std::system_error& e) {   // (more threads than the system allows)
+    next = ds.images.size();   // the ones started stop
+    for (auto& t : pool) t.join();
+    throw DataError(cannot_start_threads(threads, e));
+  }
   work();
   for (auto& t : pool) t.join();
   if (failed.empty()) return;
@@ -181,7 +194,12 @@ void DataLoader::start_epoch(int epoch) {
   error_ = nullptr;
   stopping_ = false;
   started_ = true;
-  for (int i = 0; i < opt_.threads; ++i) workers_.emplace_back(&DataLoader::worker, this);
+  try {
+    for (int i = 0; i < opt_.threads; ++i) workers_.emplace_back(&DataLoader::worker, this);
+  } catch (const std::system_error& e) {   // (more threads than the system allows)
+    stop();
+    throw DataError(cannot_start_threads(opt_.threads, e));
+  }
 }
 
 void DataLoader::worker() {

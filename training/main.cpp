@@ -126,7 +126,8 @@ std::vector<CLI::Option*> add_train_options(CLI::App* app, TrainOptions& o) {
                   ->capture_default_str());
   v.push_back(app->add_option("--clip", o.clip_grad, "max gradient norm (0: off)")
                   ->capture_default_str());
-  v.push_back(app->add_option("--workers", o.workers, "data loader threads")->capture_default_str());
+  v.push_back(app->add_option("--workers", o.workers, "data loader threads")->capture_default_str()
+                  ->check(CLI::Range(1, kMaxWorkers)));
   v.push_back(app->add_option("--threads", o.threads, "LibTorch threads (0: default)")
                   ->capture_default_str());
   v.push_back(app->add_option("--seed", o.seed, "random seed")->capture_default_str());
@@ -255,7 +256,7 @@ int main(int argc, char** argv) {
   eval->add_option("--device", es.device, "cpu, cuda, cuda:N or auto")->capture_default_str();
   eval->add_option("--batch", es.batch_size, "batch size")->capture_default_str();
   eval->add_option("--workers", es.workers, "data loader threads")->capture_default_str()
-      ->check(at_least(1));
+      ->check(CLI::Range(1, kMaxWorkers));
   eval->add_option("--threads", es.threads, "LibTorch threads (0: default)")->capture_default_str()
       ->check(at_least(0));
   eval->add_option("--threshold", es.score_threshold, "detections counted need a score above this")

@@ -650,10 +650,21 @@ void load_checkpoint(Session& s) {
     throw ssd::Error(path.string() + ": cannot read the checkpoint: " + e.what_without_backtrace());
   } catch (const ssd::Error& e) {
     throw ssd::Error(path.string() + ": " + e.what());
+  } catch (const std::exception& e) {   // (LibTorch's TorchScript loader throws others too)
+    throw ssd::Error(path.string() + ": cannot read the checkpoint: " + e.what());
   }
   s.model->to(s.device);
   if (s.epoch < 0 || s.epoch > s.spec.options.epochs)
     throw ssd::Error(path.string() + ": bad epoch " + std::to_string(s.epoch));
+  // Weights that are not numbers are a corrupt checkpoint: the resume would write them over the
+  // run's model and best weights before its first step, then fail blaming the learning rate.
+  {
+    torch::NoGradGuard no_grad;
+    for (const auto& p : s.model->named_parameters())
+      if (!torch::isfinite(p.value()).all().item<bool>())
+        throw ssd::Error(path.string() + ": corrupt checkpoint: parameter " + p.key() +
+                         " holds NaN or infinite values (model.safetensors and best.safetensors are left as they are)");
+  }
   // History up to the checkpoint.
   s.history.clear();
   const fs::path hp = s.dir / kHistoryFile;
@@ -925,7 +936,7 @@ void check_options(const TrainOptions& o) {
   if (!(o.pct_start >= 0 && o.pct_start <= 1)) fail("--pct-start must be in [0, 1]");
   if (!(o.div_factor >= 1) || !(o.final_div >= 1)) fail("--div-factor/--final-div must be >= 1");
   if (o.clip_grad < 0) fail("--clip must be >= 0");
-  if (o.workers < 1) fail("--workers must be >= 1");
+  if (o.workers < 1 || o.workers > kMaxWorkers) fail("--workers must be 1 to " + std::to_string(kMaxWorkers));
   if (o.threads < 0) fail("--threads must be >= 0");
   if (o.stop_after < 0) fail("--stop-after must be >= 0");
   if (o.eval_every < 0) fail("--eval-every must be >= 0");
@@ -1092,6 +1103,7 @@ MapResult evaluate_weights(const EvalSpec& spec) {
   Dataset ds = load_dataset(spec.data, &report, &config.labels);
   for (const auto& w : report.warnings) std::cerr << "warning: " << w << "\n";
   const ssd::Anchors anchors = ssd::make_anchors(config).to(device);
+  if (spec.workers < 1 || spec.workers > kMaxWorkers) throw ssd::Error("--workers must be 1 to " + std::to_string(kMaxWorkers));
   LoaderOptions lo = loader_options(config, spec.batch_size, spec.workers, 0, false, false);
   ssd::PostprocessOptions post;
   post.score_threshold = spec.score_threshold;

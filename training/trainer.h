@@ -46,6 +46,9 @@ Dataset load_dataset(const DataSpec& spec, LoadReport* report = nullptr);
 // re-indexed by class name (use_labels()).
 Dataset load_dataset(const DataSpec& spec, LoadReport* report, const std::vector<std::string>* labels);
 
+// The most data loader threads (--workers) a command takes.
+constexpr int kMaxWorkers = 256;
+
 struct TrainOptions {
   int epochs = 10;
   int freeze_epochs = -1;     // body frozen for the first N epochs; -1: 1 with --imagenet, else 0

@@ -1194,6 +1194,54 @@ TEST(Cli, ImagesThatDoNotDecodeFailTheStartOfARun) {
   EXPECT_NE(r.output.find("and 1 more"), std::string::npos) << r.output;
 }
 
+// Data loader threads the system refuses (a --workers far beyond the machine: here each thread's
+// 1 GB stack in 12 GB of address space) are an error naming --workers, not an abort ("terminate
+// called without an active exception": the threads started were still running); beyond 256 the
+// option is refused.
+TEST(Cli, DataLoaderThreadsTheSystemRefusesAreAnErrorNotAnAbort) {
+  if (std::getenv("ASAN_OPTIONS")) GTEST_SKIP() << "AddressSanitizer needs more address space than the limit leaves";
+  TempDir tmp;
+  const std::string run = "train --synth 12 --synth-size 64 --size 64 --grids 2,1 --head-channels 16 --batch 4 "
+                          "--epochs 1 --threads 1 --quiet --out ";
+  CliRun r = run_cli(run + tmp / "run1" + " --workers 64", "ulimit -s 1000000; ulimit -v 12000000; ");
+  EXPECT_FALSE(r.signalled) << r.output;
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_NE(r.output.find("cannot start 64 data loader threads (--workers)"), std::string::npos) << r.output;
+  r = run_cli(run + tmp / "run2" + " --workers 2000");
+  EXPECT_NE(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("--workers: Value 2000 not in range 1 to 256"), std::string::npos) << r.output;
+}
+
+// A checkpoint whose weights are NaN is refused as corrupt, naming the parameter, and the run's
+// weights stay as they were: the resume wrote them over model.safetensors and best.safetensors
+// before its first step, then failed blaming the learning rate.
+TEST(Cli, ACheckpointWithNanWeightsIsRefusedAndTheRunsWeightsKept) {
+  TempDir tmp;
+  const std::string run = tmp / "run";
+  ASSERT_EQ(run_cli("train --synth 12 --synth-size 64 --size 64 --grids 2,1 --head-channels 16 --batch 4 "
+                    "--epochs 2 --stop-after 1 --workers 1 --threads 1 --quiet --out " + run).status, 0);
+  const std::string model_before = read_file(run + "/model.safetensors");
+  // Every float storage NaN but the generator's state (5056 bytes), with Python's zipfile.
+  const std::string script =
+      "import struct, zipfile, sys\n"
+      "src, dst = sys.argv[1], sys.argv[2]\n"
+      "zi, zo = zipfile.ZipFile(src), zipfile.ZipFile(dst, 'w', zipfile.ZIP_STORED)\n"
+      "for n in zi.namelist():\n"
+      "    b = zi.read(n)\n"
+      "    if '/data/' in n and len(b) > 8 and len(b) % 4 == 0 and len(b) != 5056:\n"
+      "        b = struct.pack('<f', float('nan')) * (len(b) // 4)\n"
+      "    zo.writestr(n, b)\n"
+      "zo.close()\n";
+  std::ofstream(tmp.path() / "nan.py") << script;
+  ASSERT_EQ(std::system(("python3 " + tmp / "nan.py" + " " + run + "/checkpoint.pt " + tmp / "nan.pt").c_str()), 0);
+  fs::rename(tmp.path() / "nan.pt", fs::path(run) / "checkpoint.pt");
+  const CliRun r = run_cli("train --resume " + run + " --quiet");
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_NE(r.output.find("checkpoint.pt: corrupt checkpoint: parameter"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("lower the learning rate"), std::string::npos) << r.output;
+  EXPECT_TRUE(read_file(run + "/model.safetensors") == model_before) << "the resume wrote the run's weights";
+}
+
 // A synthetic set that a running ssd-train uses (one --synth-dir given to several runs) is not
 // written over by a run that wants another set there: that run fails at the start, naming the
 // folder (it was regenerated under the running one, whose images then no longer fitted its
