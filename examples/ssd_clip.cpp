@@ -171,45 +171,53 @@ int score(const std::string& truth_path, const std::string& det_path, double iou
         std::cerr << "ssd-clip: " << det_path << ":" << line_number << ": not a JSON object\n";
         return 1;
       }
-      const int64_t counted = j.at("frame").get<int64_t>();
-      const int64_t frame = j.contains("pts") && j.at("pts").is_number()
-                                ? std::llround(j.at("pts").get<double>() * fps / 1e9)
-                                : counted;
-      // Frames can only be missing before a line (dropped upstream): two lines on one frame, or
-      // a line before its count, mean timestamps at another rate or from another origin.
-      if (dets.count(frame) || frame < counted) {
-        std::cerr << "ssd-clip: " << det_path << ":" << line_number << ": its pts falls on frame " << frame
-                  << (frame < counted ? " before its count " + std::to_string(counted) : ", as an earlier line's")
-                  << " at truth.json's " << fps << " fps: does the pipeline run at that rate, with timestamps from 0?\n";
+      // A field of the wrong type or out of range names the line too (nlohmann's messages do not).
+      const auto bad_line = [&](const std::string& why) {
+        std::cerr << "ssd-clip: " << det_path << ":" << line_number << ": " << why << "\n";
         return 1;
-      }
-      const int line_w = j.contains("width") ? j.at("width").get<int>() : truth_w;
-      const int line_h = j.contains("height") ? j.at("height").get<int>() : truth_h;
-      if (line_w <= 0 || line_h <= 0) {
-        std::cerr << "ssd-clip: " << det_path << ":" << line_number << ": frame size " << line_w << "x" << line_h << "\n";
-        return 1;
-      }
-      const float sx = static_cast<float>(truth_w) / line_w, sy = static_cast<float>(truth_h) / line_h;
-      if (line_w != truth_w || line_h != truth_h) {
-        ++scaled_lines;
-        scaled_sizes.insert({line_w, line_h});
-      }
-      auto& v = dets[frame];
-      for (const auto& d : j.at("detections")) {
-        auto it = label_index.find(d.at("label").get<std::string>());
-        if (it == label_index.end()) {
-          ++unknown_labels;
-          continue;
+      };
+      try {
+        const int64_t counted = j.at("frame").get<int64_t>();
+        const double pts = j.contains("pts") && j.at("pts").is_number() ? j.at("pts").get<double>() : 0;
+        if (!(std::fabs(pts) < 1e18)) return bad_line("pts " + j.at("pts").dump() + " out of range");
+        const int64_t frame = j.contains("pts") && j.at("pts").is_number() ? std::llround(pts * fps / 1e9) : counted;
+        // Frames can only be missing before a line (dropped upstream): two lines on one frame, or
+        // a line before its count, mean timestamps at another rate or from another origin.
+        if (dets.count(frame) || frame < counted) {
+          std::cerr << "ssd-clip: " << det_path << ":" << line_number << ": its pts falls on frame " << frame
+                    << (frame < counted ? " before its count " + std::to_string(counted) : ", as an earlier line's")
+                    << " at truth.json's " << fps << " fps: does the pipeline run at that rate, with timestamps from 0?\n";
+          return 1;
         }
-        const auto& b = d.at("box");
-        ssdtrain::ScoredBox s;
-        s.x1 = b.at("x").get<float>() * sx;
-        s.y1 = b.at("y").get<float>() * sy;
-        s.x2 = s.x1 + b.at("w").get<float>() * sx;
-        s.y2 = s.y1 + b.at("h").get<float>() * sy;
-        s.label = it->second;
-        s.score = d.at("confidence").is_number() ? d.at("confidence").get<float>() : 1.0f;
-        v.push_back(s);
+        const double line_wd = j.contains("width") ? j.at("width").get<double>() : truth_w;
+        const double line_hd = j.contains("height") ? j.at("height").get<double>() : truth_h;
+        if (!(line_wd >= 1 && line_wd <= 1 << 20 && line_hd >= 1 && line_hd <= 1 << 20))
+          return bad_line("frame size " + j.value("width", json(truth_w)).dump() + "x" + j.value("height", json(truth_h)).dump());
+        const int line_w = static_cast<int>(line_wd), line_h = static_cast<int>(line_hd);
+        const float sx = static_cast<float>(truth_w) / line_w, sy = static_cast<float>(truth_h) / line_h;
+        if (line_w != truth_w || line_h != truth_h) {
+          ++scaled_lines;
+          scaled_sizes.insert({line_w, line_h});
+        }
+        auto& v = dets[frame];
+        for (const auto& d : j.at("detections")) {
+          auto it = label_index.find(d.at("label").get<std::string>());
+          if (it == label_index.end()) {
+            ++unknown_labels;
+            continue;
+          }
+          const auto& b = d.at("box");
+          ssdtrain::ScoredBox s;
+          s.x1 = b.at("x").get<float>() * sx;
+          s.y1 = b.at("y").get<float>() * sy;
+          s.x2 = s.x1 + b.at("w").get<float>() * sx;
+          s.y2 = s.y1 + b.at("h").get<float>() * sy;
+          s.label = it->second;
+          s.score = d.at("confidence").is_number() ? d.at("confidence").get<float>() : 1.0f;
+          v.push_back(s);
+        }
+      } catch (const json::exception& e) {
+        return bad_line(e.what());
       }
     }
   }

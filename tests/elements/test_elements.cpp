@@ -5741,6 +5741,18 @@ TEST(Examples, ClipScoresLinesByTheirTimestamps) {
   Spawned cut = spawn({SSD_CLIP_TOOL, "score", "--truth", clip + "/truth.json", "--detections", tmp / "dets.jsonl"});
   EXPECT_EQ(cut.status, 1);
   EXPECT_NE(cut.err.find("dets.jsonl:" + std::to_string(counted + 2)), std::string::npos) << cut.err;
+  // Fields of the wrong type or out of range name the line too (a bare nlohmann message, or a
+  // width of 3e9 read as a negative size, before).
+  for (const auto& [line, says] : std::vector<std::pair<std::string, std::string>>{
+           {R"({"frame": "0", "detections": []})", "bad.jsonl:1: [json.exception.type_error.302]"},
+           {R"({"frame": 0, "detections": [[1]]})", "bad.jsonl:1: [json.exception.type_error.304]"},
+           {R"({"frame": 0, "width": 3000000000, "height": 120, "detections": []})", "bad.jsonl:1: frame size 3000000000x120"},
+           {R"({"frame": 0, "pts": 1e300, "detections": []})", "bad.jsonl:1: pts 1e+300 out of range"}}) {
+    std::ofstream(tmp / "bad.jsonl") << line << "\n";
+    Spawned bad = spawn({SSD_CLIP_TOOL, "score", "--truth", clip + "/truth.json", "--detections", tmp / "bad.jsonl"});
+    EXPECT_EQ(bad.status, 1) << line;
+    EXPECT_NE(bad.err.find(says), std::string::npos) << line << ": " << bad.err;
+  }
   // Rendered again, shorter: only the new clip's frames are left.
   r = spawn({SSD_CLIP_TOOL, "render", "--out", clip, "--scenes", "2", "--hold", "1", "--format", "jpg", "--width", "96",
              "--height", "96"});
