@@ -84,6 +84,9 @@ void SsdConfig::validate() const {
   std::set<std::string> seen;
   for (size_t i = 0; i < labels.size(); ++i) {
     if (labels[i].empty()) fail("labels[" + std::to_string(i) + "] is empty");
+    // (C strings end there: GStreamer's captions, quarks and messages cut the label short, and
+    // two labels could become one.)
+    if (labels[i].find('\0') != std::string::npos) fail("labels[" + std::to_string(i) + "] holds a NUL character");
     if (!seen.insert(labels[i]).second) fail("label '" + labels[i] + "' appears twice");
   }
   if (head_channels < 1 || head_channels > 4096)

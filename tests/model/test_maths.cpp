@@ -159,6 +159,7 @@ TEST(Config, JsonIsReadStrictlyAndBounded) {
       {with("zooms", std::vector<double>(65, 1.0)), {"65 zooms", "64 anchors per cell"}},
       {with("labels", std::vector<std::string>(10001, "x")), {"10001 labels"}},
       {with("labels", {"a", "b", "a"}), {"'a' appears twice"}},
+      {with("labels", {"a", std::string("\0b", 2)}), {"labels[1] holds a NUL character"}},
   };
   for (const auto& [text, words] : bad) {
     SCOPED_TRACE(text.substr(0, 200));
