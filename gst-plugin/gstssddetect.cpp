@@ -678,6 +678,17 @@ static void report_failed_load(GstElement* element, gpointer data) {
 // `loaded` for the streaming thread; a file that fails to load is a warning, and the property
 // goes back to the model in use (or the one loaded for the switch) unless another file is asked
 // for meanwhile.
+
+// Why `path` cannot be the model, or "": it does not exist, or it is no regular file. A FIFO's
+// open blocks until a writer comes (a stalled network file system's may too): the loader thread
+// blocked so, and stopping the pipeline waited for it for ever.
+static std::string model_file_problem(const std::string& path) {
+  if (!g_file_test(path.c_str(), G_FILE_TEST_EXISTS)) return "the file does not exist";
+  if (!g_file_test(path.c_str(), G_FILE_TEST_IS_REGULAR) && !g_file_test(path.c_str(), G_FILE_TEST_IS_DIR))
+    return "it is not a regular file (a FIFO, a socket or a device)";
+  return "";
+}
+
 static void loader_loop(GstSsdDetect* self) {
   SsdDetectState* st = self->state;
   std::unique_lock<std::mutex> lk(st->loader_lock);
@@ -701,7 +712,7 @@ static void loader_loop(GstSsdDetect* self) {
     std::string error;
     const auto t0 = std::chrono::steady_clock::now();
     try {
-      if (!g_file_test(path.c_str(), G_FILE_TEST_EXISTS)) throw ssd::Error("the file does not exist");
+      if (const std::string why = model_file_problem(path); !why.empty()) throw ssd::Error(why);
       detector = std::make_unique<ssd::Detector>(detector_options(s));
     } catch (const std::exception& e) {
       error = e.what();
@@ -1159,9 +1170,8 @@ static gboolean gst_ssd_detect_start(GstBaseTransform* trans) {
                       (nullptr));
     return FALSE;
   }
-  if (!g_file_test(s.model.c_str(), G_FILE_TEST_EXISTS)) {
-    GST_ELEMENT_ERROR(self, RESOURCE, NOT_FOUND,
-                      ("Could not load model \"%s\": the file does not exist.", s.model.c_str()),
+  if (const std::string why = model_file_problem(s.model); !why.empty()) {
+    GST_ELEMENT_ERROR(self, RESOURCE, NOT_FOUND, ("Could not load model \"%s\": %s.", s.model.c_str(), why.c_str()),
                       ("model property: %s", s.model.c_str()));
     return FALSE;
   }

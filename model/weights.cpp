@@ -1,7 +1,6 @@
 #include "weights.h"
 
 #include <cstring>
-#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <map>
@@ -150,12 +149,6 @@ int import_imagenet_body(const std::string& path, Ssd& model) {
   const std::string& body = model->config().body;
   if (body.rfind("resnet", 0) != 0)
     throw Error(path + ": ImageNet weights are for the ResNet bodies; the " + body + " body has none");
-  {
-    std::error_code ec;   // (a FIFO would block the open)
-    const auto status = std::filesystem::status(path, ec);
-    if (!ec && std::filesystem::exists(status) && !std::filesystem::is_regular_file(status))
-      throw Error(path + ": is not a regular file (a FIFO, a socket, a device or a directory)");
-  }
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(path + ": cannot open: " + std::strerror(errno));
   std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());

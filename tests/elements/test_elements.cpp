@@ -46,6 +46,7 @@
 #include <gst/gst.h>
 #include <gst/video/video.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <nlohmann/json.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
@@ -3709,6 +3710,35 @@ GstMessage* push_until_message(GstHarness* h, GstBus* bus, const Frame& f, GstMe
 // it, so that `model` and `classes` set in one call go together); elements sharing a model
 // instance change their model in READY only. A refused model leaves the element as it was, with
 // a warning, and the property reverts.
+// A FIFO (or a socket, a device) as the model is refused before it is opened: its open blocks
+// until a writer comes, and a FIFO set while playing blocked the loader thread, so that
+// stopping the pipeline hung for ever.
+TEST(SsdDetectModel, AFifoIsRefusedAtTheStartAndWhilePlaying) {
+  TempDir tmp;
+  const std::string fifo = tmp / "fifo.safetensors";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  const std::string msg = failing_start("videotestsrc num-buffers=1 ! ssddetect model=" + fifo + " ! fakesink");
+  EXPECT_NE(msg.find(fifo + "\": it is not a regular file"), std::string::npos) << msg;
+  TwoScenes s;
+  GstHarness* h = detect_harness();
+  GstBus* bus = gst_bus_new();
+  gst_element_set_bus(h->element, bus);
+  gst_harness_set_src_caps(h, gst_caps_ref(s.a->caps));
+  detect_once(h, *s.a);
+  g_object_set(h->element, "model", fifo.c_str(), nullptr);
+  std::vector<std::vector<Det>> seen;
+  GstMessage* m = push_until_message(h, bus, *s.a, GST_MESSAGE_WARNING, nullptr, &seen);
+  ASSERT_NE(m, nullptr) << "no warning within 60 s";
+  GError* e = nullptr;
+  gst_message_parse_warning(m, &e, nullptr);
+  EXPECT_NE(std::string(e->message).find("it is not a regular file"), std::string::npos) << e->message;
+  g_error_free(e);
+  gst_message_unref(m);
+  gst_element_set_bus(h->element, nullptr);
+  gst_object_unref(bus);
+  gst_harness_teardown(h);   // (it hung here)
+}
+
 TEST(SsdDetectModelChange, ClassesGoWithTheModelAndARefusedModelLeavesAllAsItWas) {
   TempDir tmp;
   const std::string renamed = renamed_model(tmp);

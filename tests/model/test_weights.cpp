@@ -1,7 +1,6 @@
 // Weights file: bit-exact round trip, Python-compatible layout, and clear errors for truncated,
 // corrupt and mismatched files.
 #include <gtest/gtest.h>
-#include <sys/stat.h>
 
 #include <fstream>
 
@@ -91,18 +90,6 @@ TEST(Weights, TruncatedCorruptAndMismatchedFilesGiveClearErrors) {
 
   expect_error([&] { load_weights((dir / "missing.safetensors").string()); },
                {"missing.safetensors", "cannot open"});
-  // A FIFO (whose open blocks until a writer comes: an element's loader hung so, and stopping
-  // the pipeline with it) or a device is refused before it is opened.
-  const std::string fifo = dir / "fifo.safetensors";
-  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
-  expect_error([&] { load_weights(fifo); }, {"fifo.safetensors", "not a regular file"});
-  expect_error([&] { load_weights("/dev/zero"); }, {"/dev/zero", "not a regular file"});
-  {
-    SsdConfig c = ssdtest::tiny_config();
-    c.body = "resnet18";
-    Ssd resnet(c);
-    expect_error([&] { import_imagenet_body(fifo, resnet); }, {"fifo.safetensors", "not a regular file"});
-  }
 
   const std::string trunc = dir / "trunc.safetensors";
   spit(trunc, bytes.substr(0, bytes.size() / 2));

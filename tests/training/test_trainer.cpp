@@ -1455,7 +1455,7 @@ TEST(Cli, SynthTrainInfoPredictEval) {
   // a continuation computes may be given, nothing else.
   CliRun r = run_cli("train --resume " + tmp / "run" + " --quiet --device cpu --workers 2 --threads 1");
   EXPECT_EQ(r.status, 0) << r.output;
-  expect_clean_failure("train --resume " + tmp / "run" + " --workers 0", "--workers must be >= 1");
+  expect_clean_failure("train --resume " + tmp / "run" + " --workers 0", "--workers: Value 0 not in range 1 to 256");
 
   // predict into the images' own folder writes beside them, never over them.
   std::ifstream before_f(tmp.path() / "s1/images/000000.png", std::ios::binary);
