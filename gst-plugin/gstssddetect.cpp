@@ -1305,6 +1305,14 @@ static gboolean gst_ssd_detect_start(GstBaseTransform* trans) {
 static gboolean gst_ssd_detect_stop(GstBaseTransform* trans) {
   GstSsdDetect* self = GST_SSD_DETECT(trans);
   SsdDetectState* st = self->state;
+  // Under the sink pad's stream lock, which a frame and a serialized query (a drain) hold: GstBaseTransform
+  // stops when its source pad deactivates, while the sink pad still takes them, and a drain query from
+  // upstream ran on the detector this frees (a segfault in a helper's state cycles).
+  struct StreamLock {
+    GstPad* pad;
+    explicit StreamLock(GstPad* p) : pad(p) { GST_PAD_STREAM_LOCK(pad); }
+    ~StreamLock() { GST_PAD_STREAM_UNLOCK(pad); }
+  } stream_lock(GST_BASE_TRANSFORM_SINK_PAD(trans));
   {
     std::lock_guard<std::mutex> guard(st->lock);
     st->running = false;   // no more model updates
@@ -1641,6 +1649,13 @@ static GstFlowReturn map_error(GstSsdDetect* self, GstBuffer* buf) {
 }
 
 static GstFlowReturn not_ready(GstSsdDetect* self) {
+  {
+    // Stopped (GstBaseTransform stops when the source pad deactivates, before the sink pad): a
+    // frame that comes meanwhile is turned away as a flushing pad would, not with an error (a
+    // restart's first error used to be this one, before the real cause).
+    std::lock_guard<std::mutex> guard(self->state->lock);
+    if (!self->state->running) return GST_FLOW_FLUSHING;
+  }
   GST_ELEMENT_ERROR(self, CORE, NEGOTIATION, ("No model loaded or caps not negotiated."), (nullptr));
   return GST_FLOW_NOT_NEGOTIATED;
 }
