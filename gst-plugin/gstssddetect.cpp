@@ -1939,6 +1939,9 @@ static void publish_holding(SsdDetectState* st) {
 // The pushes this thread is in: an element's output thread (of that generation), in more than
 // one when something downstream sends an event or query back into the sink pad from within a
 // push (a probe or an application's callback seeking, say), which must not wait for that push.
+// A serialized one takes the sink pad's stream lock first: while upstream's thread holds it,
+// waiting for room for its frame (which this push frees), the two wait for each other, as they
+// would across a full queue. A flushing seek's flush-start is not serialized and never waits so.
 struct OwnPush {
   const SsdDetectState* st;
   guint64 generation;

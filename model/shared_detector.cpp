@@ -177,9 +177,13 @@ struct SharedDetector::Impl {
   // whole interval for them, and did again each round: its frames 200 ms late at 5 fps).
   size_t callers_due(Clock::time_point now, Clock::time_point deadline) {
     active_callers(now);
-    const auto period_of = [&](std::thread::id caller) {
+    const auto pace_of = [&](std::thread::id caller) -> const Pace* {
       const auto p = pace.find(caller);
-      return p == pace.end() ? Clock::duration::zero() : p->second.period;
+      return p == pace.end() || p->second.period == Clock::duration::zero() ? nullptr : &p->second;
+    };
+    const auto period_of = [&](std::thread::id caller) {
+      const Pace* p = pace_of(caller);
+      return p ? p->period : Clock::duration::zero();
     };
     std::set<std::thread::id> queued;
     Clock::duration shortest = Clock::duration::zero();   // of the callers queued (zero: none known)
@@ -191,13 +195,13 @@ struct SharedDetector::Impl {
     const auto oldest = queue.empty() ? now : queue.front()->arrival;
     size_t n = 0;
     for (const auto& c : callers) {
-      const auto mine = period_of(c.first);
-      if (queued.count(c.first) || mine == Clock::duration::zero()) {
+      const Pace* mine = pace_of(c.first);
+      if (queued.count(c.first) || !mine) {
         ++n;
         continue;
       }
-      const auto interval = shortest == Clock::duration::zero() ? mine : std::min(mine, shortest);
-      n += pace[c.first].last + mine <= std::min(deadline, oldest + interval / 2);
+      const auto interval = shortest == Clock::duration::zero() ? mine->period : std::min(mine->period, shortest);
+      n += mine->last + mine->period <= std::min(deadline, oldest + interval / 2);
     }
     return n;
   }

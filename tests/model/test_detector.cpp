@@ -159,6 +159,21 @@ class DetectorTest : public ::testing::Test {
     o.max_wait = std::chrono::seconds(1);
     return o;
   }
+  // Two holders a and b of the instance `id` (batches of up to 4, a 1 s wait), one 160x120 RGB
+  // frame, and the seconds since a time: what the tests of a batch's wait use.
+  struct TwoStreams {
+    explicit TwoStreams(const std::string& id)
+        : a(SharedDetector::acquire(id, waiting_shared_options())),
+          b(SharedDetector::acquire(id, waiting_shared_options())),
+          f(packed_frames(1, 160, 0, 120, 3, PixelFormat::RGB, 0)) {}
+    std::vector<Detection> a_detects() { return a->detect(f.views[0], 0.f, 20); }
+    std::vector<Detection> b_detects() { return b->detect(f.views[0], 0.f, 20); }
+    static double seconds_since(std::chrono::steady_clock::time_point t) {
+      return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+    }
+    std::shared_ptr<SharedDetector> a, b;
+    Frames f;
+  };
   // Each frame's detections by a plain detector, one frame at a time: what the other paths of
   // the Detector must give.
   static std::vector<std::vector<Detection>> one_by_one(const std::vector<FrameView>& frames) {
@@ -1180,31 +1195,28 @@ TEST_F(DetectorTest, SharedInstanceLoadsDoNotHoldUpOtherInstances) {
 // for it then runs at once rather than at its deadline.
 TEST_F(DetectorTest, SharedBatchesStopWaitingForAStreamThatWentQuiet) {
   using Clock = std::chrono::steady_clock;
-  const SharedDetectorOptions o = waiting_shared_options();
-  auto a = SharedDetector::acquire("quiet", o);
-  auto b = SharedDetector::acquire("quiet", o);   // held all along
-  const auto f = packed_frames(1, 160, 0, 120, 3, PixelFormat::RGB, 0);
-  const auto seconds_since = [](Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); };
+  TwoStreams s("quiet");   // b held all along
+  const auto seconds_since = TwoStreams::seconds_since;
 
   // b sends one frame from a thread of its own (the first caller: it does not wait), then nothing.
   Clock::time_point b_done;
   std::thread([&] {
-    b->detect(f.views[0], 0.f, 20);
+    s.b_detects();
     b_done = Clock::now();
   }).join();
   // Half a second before b has been quiet for 2 s, a's frame waits for b's, until b stops
   // counting (0.5 s), not until its deadline (1 s).
   std::this_thread::sleep_until(b_done + std::chrono::milliseconds(1500));
   auto t = Clock::now();
-  a->detect(f.views[0], 0.f, 20);
+  s.a_detects();
   const double waited = seconds_since(t);
   EXPECT_GT(waited, 0.2) << "b had sent a frame 1.5 s before: a's batch should wait for it";
   EXPECT_LT(waited, 0.85) << "a's batch should run once b has been quiet for 2 s";
   // From then on a runs alone, without waiting.
   t = Clock::now();
-  for (int i = 0; i < 3; ++i) a->detect(f.views[0], 0.f, 20);
+  for (int i = 0; i < 3; ++i) s.a_detects();
   EXPECT_LT(seconds_since(t), 0.5) << "three frames of the one stream sending waited for the quiet one";
-  EXPECT_EQ(a->users(), 2);
+  EXPECT_EQ(s.a->users(), 2);
 }
 
 // A batch waits only for the streams whose next frame is due soon at the pace they send (before
@@ -1214,28 +1226,25 @@ TEST_F(DetectorTest, SharedBatchesStopWaitingForAStreamThatWentQuiet) {
 // for b's only when b's next one is due soon.
 TEST_F(DetectorTest, SharedBatchesWaitOnlyForStreamsWhoseNextFrameIsDue) {
   using Clock = std::chrono::steady_clock;
-  const SharedDetectorOptions o = waiting_shared_options();
-  auto a = SharedDetector::acquire("pace", o);
-  auto b = SharedDetector::acquire("pace", o);
-  const auto f = packed_frames(1, 160, 0, 120, 3, PixelFormat::RGB, 0);
-  const auto seconds_since = [](Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); };
+  TwoStreams s("pace");
+  const auto seconds_since = TwoStreams::seconds_since;
   std::promise<Clock::time_point> second_sent;
   std::thread b_stream([&] {
-    b->detect(f.views[0], 0.f, 20);   // (alone: no wait)
+    s.b_detects();   // (alone: no wait)
     std::this_thread::sleep_for(std::chrono::milliseconds(1500));
     const auto t = Clock::now();
-    b->detect(f.views[0], 0.f, 20);
+    s.b_detects();
     second_sent.set_value(t);
     std::this_thread::sleep_until(t + std::chrono::milliseconds(1500));
-    b->detect(f.views[0], 0.f, 20);
+    s.b_detects();
   });
   const Clock::time_point b_second = second_sent.get_future().get();
   auto t = Clock::now();
-  a->detect(f.views[0], 0.f, 20);   // b's next frame is due in about 1.5 s, after the deadline
+  s.a_detects();   // b's next frame is due in about 1.5 s, after the deadline
   EXPECT_LT(seconds_since(t), 0.4) << "a's batch waited for a stream whose next frame was not due";
   std::this_thread::sleep_until(b_second + std::chrono::milliseconds(1200));
   t = Clock::now();
-  a->detect(f.views[0], 0.f, 20);   // b's next frame is due in about 0.3 s, within the wait
+  s.a_detects();   // b's next frame is due in about 0.3 s, within the wait
   const double waited = seconds_since(t);
   b_stream.join();
   EXPECT_GT(waited, 0.15) << "b's next frame was due within the wait: a's batch should wait for it";
@@ -1246,25 +1255,22 @@ TEST_F(DetectorTest, SharedBatchesWaitOnlyForStreamsWhoseNextFrameIsDue) {
 // it at once, not after it has been silent for twice the wait; its next frame counts it again.
 TEST_F(DetectorTest, SharedBatchesStopWaitingForAStreamThatLeft) {
   using Clock = std::chrono::steady_clock;
-  const SharedDetectorOptions o = waiting_shared_options();
-  auto a = SharedDetector::acquire("left", o);
-  auto b = SharedDetector::acquire("left", o);
-  const auto f = packed_frames(1, 160, 0, 120, 3, PixelFormat::RGB, 0);
-  const auto seconds_since = [](Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); };
+  TwoStreams s("left");
+  const auto seconds_since = TwoStreams::seconds_since;
   std::thread::id b_thread;
   std::thread([&] {
-    b->detect(f.views[0], 0.f, 20);
+    s.b_detects();
     b_thread = std::this_thread::get_id();
   }).join();
   // b is counted (it sent a frame just now): a's frame would wait for it up to 1 s; b leaves.
-  b->leave(b_thread);
+  s.b->leave(b_thread);
   auto t = Clock::now();
-  a->detect(f.views[0], 0.f, 20);
+  s.a_detects();
   EXPECT_LT(seconds_since(t), 0.5) << "a's batch waited for a stream that had left";
   // b sends again (from a thread of its own): counted again, a's next frame waits for it.
-  std::thread([&] { b->detect(f.views[0], 0.f, 20); }).join();
+  std::thread([&] { s.b_detects(); }).join();
   t = Clock::now();
-  a->detect(f.views[0], 0.f, 20);
+  s.a_detects();
   EXPECT_GT(seconds_since(t), 0.5) << "b sent a frame again: a's batch should wait for it";
 }
 
