@@ -155,7 +155,7 @@ int score(const std::string& truth_path, const std::string& det_path, double iou
   int scaled_lines = 0;
   std::set<std::pair<int, int>> scaled_sizes;
   std::map<int64_t, std::vector<ssdtrain::ScoredBox>> dets;
-  int unknown_labels = 0, line_number = 0;
+  int unknown_labels = 0, unranked = 0, line_number = 0;
   {
     std::ifstream in(det_path);
     if (!in) {
@@ -213,7 +213,10 @@ int score(const std::string& truth_path, const std::string& det_path, double iou
           s.x2 = s.x1 + b.at("w").get<float>() * sx;
           s.y2 = s.y1 + b.at("h").get<float>() * sy;
           s.label = it->second;
-          s.score = d.at("confidence").is_number() ? d.at("confidence").get<float>() : 1.0f;
+          // (No confidence: a converter between ssddetect and ssdexport dropped the detection's
+          // structure. Matched in the order read; no AP, which ranks by it.)
+          s.score = d.at("confidence").is_number() ? d.at("confidence").get<float>() : 0.0f;
+          unranked += !d.at("confidence").is_number();
           v.push_back(s);
         }
       } catch (const json::exception& e) {
@@ -246,7 +249,7 @@ int score(const std::string& truth_path, const std::string& det_path, double iou
     ++frames;
     evaluator.add_image(id, gts, d);
     // Greedy matching: most confident detection first, to the best unmatched truth.
-    std::sort(d.begin(), d.end(), [](const auto& a, const auto& b) { return a.score > b.score; });
+    std::stable_sort(d.begin(), d.end(), [](const auto& a, const auto& b) { return a.score > b.score; });
     std::vector<bool> used(gts.size(), false);
     for (const auto& det : d) {
       int best = -1;
@@ -288,7 +291,12 @@ int score(const std::string& truth_path, const std::string& det_path, double iou
   std::printf("frames: %d (%d without an ssdexport line); objects in truth: %d, detections: %d, matched at IoU>%.2f: %d\n",
               frames, frames_missing, GT, FOUND, iou_min, TP);
   if (frames_unknown) std::printf("ssdexport lines of frames the truth does not have (not scored): %d\n", frames_unknown);
-  std::printf("AP50 (VOC all-point, mean over classes): %.3f\n", map.map50_voc);
+  if (unranked)
+    std::printf("AP50: not computed: %d of %d detections have no confidence to rank them by (an element between "
+                "ssddetect and ssdexport that converts or scales the frames drops it)\n",
+                unranked, FOUND);
+  else
+    std::printf("AP50 (VOC all-point, mean over classes): %.3f\n", map.map50_voc);
   if (unknown_labels) std::printf("detections with a label the truth does not know: %d\n", unknown_labels);
   if (scaled_lines) {
     std::string sizes;

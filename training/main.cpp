@@ -116,13 +116,13 @@ std::vector<CLI::Option*> add_train_options(CLI::App* app, TrainOptions& o) {
   v.push_back(app->add_option("--lr-div", o.lr_div,
                               "unfrozen layer groups get lr/d^2, lr/d, lr (early body, late body, head)")
                   ->capture_default_str());
-  v.push_back(app->add_option("--wd", o.wd, "AdamW weight decay")->capture_default_str());
+  v.push_back(app->add_option("--wd", o.wd, "AdamW weight decay (on every parameter, BatchNorm and biases included)")->capture_default_str());
   v.push_back(app->add_option("--pct-start", o.pct_start, "one-cycle warm-up fraction")
                   ->capture_default_str());
-  v.push_back(app->add_option("--div-factor", o.div_factor, "one-cycle: start lr = lr / this")
+  v.push_back(app->add_option("--div-factor", o.div_factor, "one-cycle: start lr = lr / this; the cycle ends at start lr / 1e4")
                   ->capture_default_str());
   v.push_back(app->add_option("--freeze-epochs", o.freeze_epochs,
-                              "epochs with the body frozen (-1: 1 with --imagenet, else 0)")
+                              "epochs with the body frozen, its BatchNorm statistics kept (-1: 1 with --imagenet, else 0); the frozen epochs and the rest each run a one-cycle of their own")
                   ->capture_default_str());
   v.push_back(app->add_option("--clip", o.clip_grad, "max gradient norm (0: off)")
                   ->capture_default_str());

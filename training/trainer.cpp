@@ -934,7 +934,8 @@ void check_options(const TrainOptions& o) {
   if (!(o.lr_div >= 1)) fail("--lr-div must be >= 1");
   if (o.wd < 0) fail("--wd must be >= 0");
   if (!(o.pct_start >= 0 && o.pct_start <= 1)) fail("--pct-start must be in [0, 1]");
-  if (!(o.div_factor >= 1) || !(o.final_div >= 1)) fail("--div-factor/--final-div must be >= 1");
+  if (!(o.div_factor >= 1)) fail("--div-factor must be >= 1");
+  if (!(o.final_div >= 1)) fail("final_div (a run.json's; the cycle's end is its start / this) must be >= 1");
   if (o.clip_grad < 0) fail("--clip must be >= 0");
   if (o.workers < 1 || o.workers > kMaxWorkers) fail("--workers must be 1 to " + std::to_string(kMaxWorkers));
   if (o.threads < 0) fail("--threads must be >= 0");

@@ -10,9 +10,10 @@
  * ssdtrack adds a structure named GST_SSD_OBJECT_ID_STRUCTURE with the int `id` of the object
  * (as DL Streamer's gvatrack writes it).
  *
- * Header only, C or C++; needs gstreamer-video-1.0 (pkg-config gst-ssd brings it in). Read the
- * regions where they leave the elements: GStreamer's videoconvert and videoscale, when they
- * convert, drop the structures, and videocrop drops the regions (README.md).
+ * Header only, C99 (or later) or C++; needs gstreamer-video-1.0 (pkg-config gst-ssd brings it
+ * in). Read the regions where they leave the elements: GStreamer's videoconvert and videoscale,
+ * when they convert, drop the structures; videocrop and a videoflip that flips drop the regions
+ * (README.md).
  */
 #ifndef GST_SSD_SSDMETA_H
 #define GST_SSD_SSDMETA_H

@@ -5808,6 +5808,25 @@ TEST(Examples, ClipScoresLinesByTheirTimestamps) {
   EXPECT_NE(big.out.find("matched at IoU>0.50: " + std::to_string(objects)), std::string::npos) << big.out;
   EXPECT_NE(big.out.find("lines of frames analysed at another size (192x144), boxes scaled to the clip's 96x96: 8"),
             std::string::npos) << big.out;
+  // Detections without a confidence (a converter between ssddetect and ssdexport dropped it): no
+  // AP, which ranks by it (each counted 1.0 before, and an AP printed from arbitrary ranks).
+  {
+    std::ifstream in(tmp / "dets.jsonl");
+    std::ofstream bare(tmp / "bare.jsonl");
+    for (std::string line; std::getline(in, line);) {
+      json j = json::parse(line);
+      for (auto& d : j["detections"]) d["confidence"] = nullptr;
+      bare << j.dump() << "\n";
+    }
+  }
+  Spawned bare = spawn({SSD_CLIP_TOOL, "score", "--truth", clip + "/truth.json", "--detections", tmp / "bare.jsonl"});
+  ASSERT_EQ(bare.status, 0) << bare.out << bare.err;
+  EXPECT_NE(bare.out.find("matched at IoU>0.50: " + std::to_string(objects)), std::string::npos) << bare.out;
+  EXPECT_NE(bare.out.find("AP50: not computed: " + std::to_string(objects) + " of " + std::to_string(objects) +
+                          " detections have no confidence"),
+            std::string::npos) << bare.out;
+  EXPECT_EQ(bare.out.find("AP50 ("), std::string::npos) << bare.out;
+  EXPECT_NE(s.out.find("AP50 (VOC all-point, mean over classes): 0."), std::string::npos) << s.out;
   // A folder given for a file: an error (it was scored as an empty file).
   Spawned folder = spawn({SSD_CLIP_TOOL, "score", "--truth", clip + "/truth.json", "--detections", clip});
   EXPECT_EQ(folder.status, 1);

@@ -991,6 +991,8 @@ TEST(Cli, BadInputsGiveCleanErrors) {
   expect_clean_failure("train --synth 8 --lr-div inf --out " + tmp / "r16", "--lr-div must be a finite number");
   expect_clean_failure("train --synth 8 --div-factor inf --out " + tmp / "r17", "--div-factor must be a finite number");
   expect_clean_failure("train --synth 8 --val-fraction 7 --out " + tmp / "r18", "--val-fraction must be in [0, 1)");
+  // (It named an option --final-div there is not.)
+  expect_clean_failure("train --synth 8 --div-factor 0.5 --out " + tmp / "r23", "error: --div-factor must be >= 1\n");
   expect_clean_failure("train --synth 8 --ignored skip --out " + tmp / "r22", "--ignored");
   expect_clean_failure("train --synth 8 --epochs 3 --freeze-epochs 5 --out " + tmp / "r19",
                        "--freeze-epochs (5) must be <= --epochs (3)");
