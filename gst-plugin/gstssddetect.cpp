@@ -1477,11 +1477,20 @@ static void attach_detections(GstSsdDetect* self, GstBuffer* buf, const std::vec
   for (const ssd::Detection& d : dets) {
     const double x0 = std::clamp<double>(d.x_min, 0.0, 1.0), y0 = std::clamp<double>(d.y_min, 0.0, 1.0);
     const double x1 = std::clamp<double>(d.x_max, 0.0, 1.0), y1 = std::clamp<double>(d.y_max, 0.0, 1.0);
-    const int px0 = static_cast<int>(std::lround(x0 * width));
-    const int py0 = static_cast<int>(std::lround(y0 * height));
-    const int px1 = static_cast<int>(std::lround(x1 * width));
-    const int py1 = static_cast<int>(std::lround(y1 * height));
-    if (px1 <= px0 || py1 <= py0) continue;   // nothing left inside the frame
+    if (!(x1 > x0 && y1 > y0)) continue;   // nothing left inside the frame
+    // A box inside the frame narrower or lower than a pixel (a tiny frame's) keeps one, at the
+    // pixel its centre is in: a region for each detection max-detections chose.
+    const auto pixels = [](double lo, double hi, int size, int* p0, int* p1) {
+      *p0 = static_cast<int>(std::lround(lo * size));
+      *p1 = static_cast<int>(std::lround(hi * size));
+      if (*p1 <= *p0) {
+        *p0 = std::clamp(static_cast<int>((lo + hi) / 2 * size), 0, size - 1);
+        *p1 = *p0 + 1;
+      }
+    };
+    int px0, py0, px1, py1;
+    pixels(x0, x1, width, &px0, &px1);
+    pixels(y0, y1, height, &py0, &py1);
     const bool known = d.label_id >= 0 && d.label_id < static_cast<int>(labels.size());
     const std::string label = known ? labels[d.label_id] : "class" + std::to_string(d.label_id);
     const GQuark type = g_quark_from_string(label.c_str());

@@ -17,4 +17,13 @@ std::vector<std::string> split_list(const std::string& text, char separator = ',
 // The items with ", " between them (class names in a message).
 std::string join_list(const std::vector<std::string>& items);
 
+// The columns a terminal gives UTF-8 text: a character its wcwidth() says (2 for East Asian wide
+// ones, 0 for combining marks), 1 for each byte that is not valid UTF-8 or a control character.
+int display_width(const std::string& utf8);
+
+// `utf8` padded with spaces to `width` columns (display_width()), on the right or the left; as
+// it is when wider.
+std::string pad_right(const std::string& utf8, int width);
+std::string pad_left(const std::string& utf8, int width);
+
 }  // namespace ssd

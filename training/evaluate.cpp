@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "atomic_file.h"
+#include "text.h"
 
 namespace ssdtrain {
 
@@ -441,23 +442,22 @@ MapResult MapEvaluator::compute() const {
 }
 
 std::string format_map_table(const MapResult& r) {
-  size_t w = 5;
-  for (const auto& c : r.classes) w = std::max(w, c.name.size());
+  // (Class names padded to the columns they take, not their bytes: ssd::pad_right.)
+  int w = 5;
+  for (const auto& c : r.classes) w = std::max(w, ssd::display_width(c.name));
   std::ostringstream os;
   char buf[256];
-  std::snprintf(buf, sizeof buf, "%-*s %7s %7s %9s %7s %7s %7s %7s\n", int(w), "class", "#gt",
-                "#det", "AP50-07", "AP50", "AP", "AP50c", "AP75c");
-  os << buf;
+  std::snprintf(buf, sizeof buf, " %7s %7s %9s %7s %7s %7s %7s\n", "#gt", "#det", "AP50-07", "AP50", "AP",
+                "AP50c", "AP75c");
+  os << ssd::pad_right("class", w) << buf;
   for (const auto& c : r.classes) {
     if (!c.valid) {
-      std::snprintf(buf, sizeof buf, "%-*s %7d %7d %9s %7s %7s %7s %7s\n", int(w), c.name.c_str(),
-                    c.num_gt, c.num_det, "-", "-", "-", "-", "-");
+      std::snprintf(buf, sizeof buf, " %7d %7d %9s %7s %7s %7s %7s\n", c.num_gt, c.num_det, "-", "-", "-", "-", "-");
     } else {
-      std::snprintf(buf, sizeof buf, "%-*s %7d %7d %9.4f %7.4f %7.4f %7.4f %7.4f\n", int(w),
-                    c.name.c_str(), c.num_gt, c.num_det, c.ap50_voc07, c.ap50_voc, c.ap_coco,
-                    c.ap50_coco, c.ap75_coco);
+      std::snprintf(buf, sizeof buf, " %7d %7d %9.4f %7.4f %7.4f %7.4f %7.4f\n", c.num_gt, c.num_det, c.ap50_voc07,
+                    c.ap50_voc, c.ap_coco, c.ap50_coco, c.ap75_coco);
     }
-    os << buf;
+    os << ssd::pad_right(c.name, w) << buf;
   }
   // A mean, or "-" where no class has ground truth (-1).
   auto v = [](double x) {
@@ -466,10 +466,9 @@ std::string format_map_table(const MapResult& r) {
     std::snprintf(b, sizeof b, "%.4f", x);
     return std::string(b);
   };
-  std::snprintf(buf, sizeof buf, "%-*s %7s %7s %9s %7s %7s %7s %7s\n", int(w), "mean", "", "",
-                v(r.map50_voc07).c_str(), v(r.map50_voc).c_str(), v(r.map_coco).c_str(), v(r.map50_coco).c_str(),
-                v(r.map75_coco).c_str());
-  os << buf;
+  std::snprintf(buf, sizeof buf, " %7s %7s %9s %7s %7s %7s %7s\n", "", "", v(r.map50_voc07).c_str(),
+                v(r.map50_voc).c_str(), v(r.map_coco).c_str(), v(r.map50_coco).c_str(), v(r.map75_coco).c_str());
+  os << ssd::pad_right("mean", w) << buf;
   os << "(AP50-07: VOC2007 11-point; AP50: VOC all-point; AP: COCO AP@[.5:.95]; "
         "AP50c/AP75c: COCO 101-point at IoU 0.5/0.75; " << r.num_images << " images)\n";
   // pycocotools' summary, the numbers COCOeval.summarize() prints.
@@ -486,10 +485,10 @@ std::string format_map_table(const MapResult& r) {
       none += (none.empty() ? "" : ", ") + c.name;
       continue;
     }
-    char b[128];
-    std::snprintf(b, sizeof b, "%s%s F1 %.3f (P %.3f, R %.3f) above %.3f", f1.empty() ? "" : "; ", c.name.c_str(),
-                  c.best_f1, c.f1_precision, c.f1_recall, c.f1_threshold);
-    f1 += b;
+    char b[128];   // (the name, of any length, not in it)
+    std::snprintf(b, sizeof b, " F1 %.3f (P %.3f, R %.3f) above %.3f", c.best_f1, c.f1_precision, c.f1_recall,
+                  c.f1_threshold);
+    f1 += (f1.empty() ? "" : "; ") + c.name + b;
   }
   if (!f1.empty()) {
     os << "Best F1 at IoU 0.5 per class: " << f1 << "\nAs ssddetect's property: class-thresholds=\""
@@ -506,10 +505,9 @@ std::string format_confusion(const MapResult& r) {
   std::vector<std::string> names;
   for (const auto& c : r.classes) names.push_back(c.name);
   names.push_back("none");
-  size_t w = 6;
-  for (const auto& s : names) w = std::max(w, s.size());
+  int w = 6;
+  for (const auto& s : names) w = std::max(w, ssd::display_width(s));
   std::ostringstream os;
-  char b[64];
   os << "Confusion at confidence > " << r.confusion_threshold;
   if (n - 1 > kMaxConfusionTableClasses) {
     // A table this wide is unreadable: the largest counts off the diagonal instead.
@@ -529,24 +527,13 @@ std::string format_confusion(const MapResult& r) {
     return os.str();
   }
   os << ", IoU >= 0.5 (rows: true class, columns: detected; none: a false detection / a missed object)\n";
-  std::snprintf(b, sizeof b, "%-*s", int(w), "true\\det");
-  os << b;
-  for (const auto& s : names) {
-    std::snprintf(b, sizeof b, " %*s", int(w), s.c_str());
-    os << b;
-  }
+  os << ssd::pad_right("true\\det", w);
+  for (const auto& s : names) os << " " << ssd::pad_left(s, w);
   os << "\n";
   for (size_t i = 0; i < n; ++i) {
-    std::snprintf(b, sizeof b, "%-*s", int(w), names[i].c_str());
-    os << b;
-    for (size_t j = 0; j < n; ++j) {
-      if (i == n - 1 && j == n - 1) {
-        std::snprintf(b, sizeof b, " %*s", int(w), "-");
-      } else {
-        std::snprintf(b, sizeof b, " %*d", int(w), r.confusion[i][j]);
-      }
-      os << b;
-    }
+    os << ssd::pad_right(names[i], w);
+    for (size_t j = 0; j < n; ++j)
+      os << " " << ssd::pad_left(i == n - 1 && j == n - 1 ? "-" : std::to_string(r.confusion[i][j]), w);
     os << "\n";
   }
   return os.str();

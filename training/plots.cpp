@@ -12,12 +12,11 @@
 #include <opencv2/imgproc.hpp>
 
 #include "../model/error.h"
+#include "caption.h"
 
 namespace ssdtrain {
 
 namespace {
-
-constexpr int kFont = cv::FONT_HERSHEY_SIMPLEX;
 
 std::string format_tick(double v, double step, bool log_axis) {
   char buf[32];
@@ -37,14 +36,39 @@ std::string format_tick(double v, double step, bool log_axis) {
 
 const cv::Scalar kMarker(40, 40, 200);   // vertical markers and their labels (BGR)
 
-void put_text(cv::Mat& img, const std::string& text, cv::Point org, double scale,
-              const cv::Scalar& color, int thickness = 1) {
-  cv::putText(img, text, org, kFont, scale, color, thickness, cv::LINE_AA);
+// Text (class names in any script: caption.h's Pango where the build has it, else OpenCV's
+// Hershey font, which drew every byte of a non-ASCII name as '?'), at a size given as Hershey's
+// scale (its pixel size as ssdoverlay's font-scale gives it), at most `max_width` pixels wide
+// (ellipsized beyond). One renderer per thread that draws.
+const gstssd::Caption& caption(const std::string& text, double scale, int max_width) {
+  thread_local gstssd::CaptionRenderer renderer;
+  return renderer.render(text, std::max(1, static_cast<int>(std::lround(scale * 28.0))), max_width);
 }
 
-cv::Size text_size(const std::string& text, double scale, int thickness = 1) {
-  int baseline = 0;
-  return cv::getTextSize(text, kFont, scale, thickness, &baseline);
+// `org`: the start of the text's baseline, as cv::putText takes it. An 8-bit image of any
+// channel count.
+void put_text(cv::Mat& img, const std::string& text, cv::Point org, double scale, const cv::Scalar& color,
+              int max_width = std::numeric_limits<int>::max()) {
+  const gstssd::Caption& c = caption(text, scale, max_width);
+  if (c.coverage.empty() || img.depth() != CV_8U) return;
+  const cv::Rect at(org.x, org.y - c.baseline, c.coverage.cols, c.coverage.rows);
+  const cv::Rect in = at & cv::Rect(0, 0, img.cols, img.rows);
+  const int channels = img.channels();
+  for (int y = in.y; y < in.y + in.height; ++y) {
+    const uint8_t* cover = c.coverage.ptr<uint8_t>(y - at.y) + (in.x - at.x);
+    uint8_t* px = img.ptr<uint8_t>(y) + in.x * channels;
+    for (int x = 0; x < in.width; ++x, px += channels) {
+      const double a = cover[x] / 255.0;
+      for (int k = 0; k < channels && k < 4; ++k)
+        px[k] = cv::saturate_cast<uint8_t>(px[k] * (1 - a) + color[k] * a);
+    }
+  }
+}
+
+// Its width and its height above the baseline (as cv::getTextSize gives them).
+cv::Size text_size(const std::string& text, double scale) {
+  const gstssd::Caption& c = caption(text, scale, std::numeric_limits<int>::max());
+  return {c.coverage.cols, c.baseline};
 }
 
 void dashed_rect(cv::Mat& img, cv::Point a, cv::Point b, const cv::Scalar& color) {
@@ -308,11 +332,10 @@ cv::Mat render_confusion(const MapResult& map) {
       put_text(img, v, {r.x + (cell - ts.width) / 2, r.y + cell / 2 + 5}, 0.45,
                share > 0.55 ? cv::Scalar(255, 255, 255) : cv::Scalar(0, 0, 0));
     }
-    // Column names below the grid, shortened to the cell.
+    // Column names below the grid, shortened to the cell (they were cut by bytes, in the middle
+    // of a character).
     if (!row_names) continue;
-    std::string col = names[i];
-    while (col.size() > 1 && text_size(col, 0.4).width > cell - 4) col.pop_back();
-    put_text(img, col, {left + i * cell + 2, top + n * cell + 18}, 0.4, cv::Scalar(0, 0, 0));
+    put_text(img, names[i], {left + i * cell + 2, top + n * cell + 18}, 0.4, cv::Scalar(0, 0, 0), cell - 4);
   }
   return img;
 }

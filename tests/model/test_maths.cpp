@@ -874,6 +874,21 @@ TEST(Text, TrimsAndSplitsLists) {
   EXPECT_EQ(split_list("x=1; y = 2", ';'), (Items{"x=1", "y = 2"}));
 }
 
+// Columns of class names in a table (eval padded by bytes: a Cyrillic name's row moved 11
+// columns left of its header).
+TEST(Text, DisplayWidthCountsColumnsNotBytes) {
+  EXPECT_EQ(display_width("cross"), 5);
+  EXPECT_EQ(display_width("gr\u00f6\u00dfer"), 6);
+  EXPECT_EQ(display_width("\u0442\u0440\u0435\u0443\u0433\u043e\u043b\u044c\u043d\u0438\u043a"), 11);
+  EXPECT_EQ(display_width("\u661f star"), 7);     // a wide CJK character takes two
+  EXPECT_EQ(display_width("e\u0301"), 1);         // a combining accent none
+  EXPECT_EQ(display_width("a\xff\xfe"), 3);      // a byte that is not UTF-8 one
+  EXPECT_EQ(display_width(""), 0);
+  EXPECT_EQ(pad_right("\u661f", 4), "\u661f  ");
+  EXPECT_EQ(pad_left("\u00f6", 3), "  \u00f6");
+  EXPECT_EQ(pad_right("wider", 2), "wider");
+}
+
 TEST(ClassFilter, KeepsTheNamedClassesAboveTheirThresholds) {
   const std::vector<std::string> labels{"cat", "dog", "car"};
   auto det = [](int label, float confidence) {

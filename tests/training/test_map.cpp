@@ -9,6 +9,7 @@
 #include <numeric>
 #include <cstdlib>
 #include <filesystem>
+#include <sstream>
 #include <fstream>
 #include <stdexcept>
 #include <string>
@@ -17,7 +18,9 @@
 
 #include "../python_reference.h"
 #include "evaluate.h"
+#include "caption.h"
 #include "plots.h"
+#include "text.h"
 
 using ssdtrain::BoxAnnotation;
 using ssdtrain::MapEvaluator;
@@ -151,6 +154,51 @@ TEST(Map, ConfusionOfManyClassesStaysReadableAndSmall) {
   MapEvaluator few({"a", "b"});
   few.add_image(1, {gt(0, 0, 10, 10, 0)}, {det(0, 0, 10, 10, 1, 0.9f)});
   EXPECT_NE(ssdtrain::format_confusion(few.compute()).find("true\\det"), std::string::npos);
+}
+
+// The tables line class names up by the columns they take (they were padded by bytes: the rows
+// of non-ASCII names sat left of their headers), and a long name is printed whole (the F1 line
+// cut it at 128 bytes).
+TEST(Map, TablesLineUpNamesByTheirColumns) {
+  const std::string long_name(300, 'n');
+  const std::vector<std::string> labels{"Rechteck gr\u00f6\u00dfer",
+                                        "\u0442\u0440\u0435\u0443\u0433\u043e\u043b\u044c\u043d\u0438\u043a",
+                                        "\u661f star", "a", long_name};
+  MapEvaluator ev(labels);
+  for (int c = 0; c < 5; ++c) ev.add_image(c, {gt(0, 0, 10, 10, c)}, {det(0, 0, 10, 10, c, 0.9f)});
+  const MapResult r = ev.compute();
+  const auto lines_of = [](const std::string& text) {
+    std::vector<std::string> lines;
+    std::istringstream in(text);
+    for (std::string l; std::getline(in, l);) lines.push_back(l);
+    return lines;
+  };
+  const auto table = lines_of(ssdtrain::format_map_table(r));
+  ASSERT_GE(table.size(), 7u);
+  for (size_t i = 1; i < 7; ++i)   // header, five classes, mean
+    EXPECT_EQ(ssd::display_width(table[i]), ssd::display_width(table[0])) << table[i];
+  EXPECT_NE(ssdtrain::format_map_table(r).find(long_name + " F1 1.000"), std::string::npos);
+  const auto confusion = lines_of(ssdtrain::format_confusion(r));
+  ASSERT_GE(confusion.size(), 8u);   // title, header, five classes, none
+  for (size_t i = 2; i < 8; ++i)
+    EXPECT_EQ(ssd::display_width(confusion[i]), ssd::display_width(confusion[1])) << confusion[i];
+}
+
+// Class names in the pictures are drawn in their own script where the build has Pango (the
+// Hershey font drew each byte of a non-ASCII name as '?': "треугольник" as 22 of them).
+TEST(Map, PicturesDrawClassNamesInTheirOwnScript) {
+  if (!gstssd::have_pango()) GTEST_SKIP() << "built without Pango: names are drawn in OpenCV's Hershey font (ASCII)";
+  const auto confusion_of = [](const std::string& name) {
+    MapEvaluator ev({name, "b"});
+    ev.add_image(1, {gt(0, 0, 10, 10, 0)}, {det(0, 0, 10, 10, 0, 0.9f)});
+    return ssdtrain::render_confusion(ev.compute());
+  };
+  const std::string cyrillic = "\u0442\u0440\u0435\u0443\u0433\u043e\u043b\u044c\u043d\u0438\u043a";
+  const cv::Mat named = confusion_of(cyrillic), marks = confusion_of(std::string(cyrillic.size(), '?'));
+  EXPECT_TRUE(named.size() != marks.size() || cv::norm(named, marks, cv::NORM_L1) > 0)
+      << "the name was drawn as question marks";
+  // The same name drawn twice, the same pixels (nothing random in the text).
+  EXPECT_EQ(cv::norm(named, confusion_of(cyrillic), cv::NORM_L1), 0);
 }
 
 TEST(Map, IouThresholdsMatter) {

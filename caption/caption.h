@@ -1,7 +1,7 @@
-// ssdoverlay's captions as coverage masks. Laid out and rendered by Pango where the build has
-// it (any script: a glyph the font lacks comes from another font fontconfig finds, as in
-// GStreamer's textoverlay), else by OpenCV's Hershey font (printable ASCII; other characters
-// drawn as '?'), which needs nothing beyond the overlay's own OpenCV.
+// Captions as coverage masks: ssdoverlay's, and the text of ssd-train's pictures (plots.cpp).
+// Laid out and rendered by Pango where the build has it (any script: a glyph the font lacks comes
+// from another font fontconfig finds, as in GStreamer's textoverlay), else by OpenCV's Hershey
+// font (printable ASCII; other characters drawn as '?'), which needs nothing beyond OpenCV.
 #pragma once
 
 #include <list>
