@@ -349,6 +349,16 @@ std::vector<Det> detect_once(GstHarness* h, const Frame& f) {
   return d;
 }
 
+// A region of at least one pixel inside a W x H frame.
+void expect_inside(const Det& d, int W, int H) {
+  EXPECT_GE(d.x, 0);
+  EXPECT_GE(d.y, 0);
+  EXPECT_GE(d.w, 1);
+  EXPECT_GE(d.h, 1);
+  EXPECT_LE(d.x + d.w, W);
+  EXPECT_LE(d.y + d.h, H);
+}
+
 double det_iou(const Det& a, const Det& b) {
   const double iw = std::min(a.x + a.w, b.x + b.w) - std::max(a.x, b.x);
   const double ih = std::min(a.y + a.h, b.y + b.h) - std::max(a.y, b.y);
@@ -527,12 +537,7 @@ TEST(SsdDetect, FindsAKnownSyntheticObjectWithFullMetadata) {
       EXPECT_EQ(labels()[r.label_id], r.label);
       EXPECT_GE(r.confidence, 0.3);
       EXPECT_LE(r.confidence, 1.0);
-      EXPECT_GE(r.x, 0);
-      EXPECT_GE(r.y, 0);
-      EXPECT_GT(r.w, 0);
-      EXPECT_GT(r.h, 0);
-      EXPECT_LE(r.x + r.w, W);
-      EXPECT_LE(r.y + r.h, H);
+      expect_inside(r, W, H);
       EXPECT_NEAR(r.x_min * W, r.x, 1.0);
       EXPECT_NEAR(r.y_min * H, r.y, 1.0);
       EXPECT_NEAR(r.x_max * W, r.x + r.w, 1.0);
@@ -562,12 +567,7 @@ TEST(SsdDetect, TinyFramesGetARegionForEveryDetection) {
     gst_harness_teardown(harness);
     EXPECT_EQ(dets.size(), 100u);
     for (const Det& d : dets) {
-      EXPECT_GE(d.x, 0);
-      EXPECT_GE(d.y, 0);
-      EXPECT_GE(d.w, 1);
-      EXPECT_GE(d.h, 1);
-      EXPECT_LE(d.x + d.w, w);
-      EXPECT_LE(d.y + d.h, h);
+      expect_inside(d, w, h);
       // The pixel holds the box's centre, or the box covers the pixels its edges round to.
       EXPECT_LE(d.x, (d.x_min + d.x_max) / 2 * w + 0.5);
       EXPECT_GE(d.x + d.w, (d.x_min + d.x_max) / 2 * w - 0.5);
