@@ -20,6 +20,9 @@ namespace gstssd {
 namespace {
 
 constexpr size_t kCachedBytes = 16 << 20;   // masks kept (labels, ids and confidences of recent frames)
+// And at most this many: a frame brings up to a few hundred captions, most of them new (an id and
+// a confidence), so more only keeps small allocations alive all over the heap (see render()).
+constexpr size_t kCachedCaptions = 1024;
 // Returning freed memory to the system (malloc_trim): at most once per kTrimEvery, after a
 // caption was rendered. See CaptionRenderer::render().
 constexpr std::chrono::seconds kTrimEvery{1};
@@ -216,7 +219,7 @@ const Caption& CaptionRenderer::render(const std::string& utf8, int pixels, int 
   d.recent.emplace_front(utf8, d.font->draw(utf8));
   d.index[utf8] = d.recent.begin();
   d.bytes += d.recent.front().second.coverage.total();
-  while (d.bytes > kCachedBytes && d.recent.size() > 1) {   // the newest always stays
+  while ((d.bytes > kCachedBytes || d.recent.size() > kCachedCaptions) && d.recent.size() > 1) {   // the newest stays
     d.bytes -= d.recent.back().second.coverage.total();
     d.index.erase(d.recent.back().first);
     d.recent.pop_back();

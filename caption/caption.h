@@ -27,9 +27,9 @@ bool have_pango();
 CaptionFont default_caption_font();
 
 // Renders captions in one font at one pixel size and width limit at a time, keeping the most
-// recent ones (a label or a confidence repeats from frame to frame) up to 16 MB of masks; with
-// glibc, rendering a new one gives the process's free memory back to the system (malloc_trim),
-// at most once a second. Not thread-safe: one per streaming thread.
+// recent ones (a label or a confidence repeats from frame to frame), 1,024 and 16 MB of masks at
+// most; with glibc, rendering a new one gives the process's free memory back to the system
+// (malloc_trim), at most once a second. Not thread-safe: one per streaming thread.
 class CaptionRenderer {
  public:
   // Throws std::invalid_argument for CaptionFont::pango in a build without Pango.

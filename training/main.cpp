@@ -266,10 +266,16 @@ int main(int argc, char** argv) {
   // Output files are checked before the evaluation runs, not after.
   const CLI::Validator in_existing_folder(
       [](std::string& path) {
-        if (std::filesystem::is_directory(path)) return path + " is a folder: give a file name (in it, say)";
-        const std::filesystem::path parent = std::filesystem::absolute(path).parent_path();
-        return std::filesystem::is_directory(parent) ? std::string()
-                                                     : "no folder " + parent.string() + " to write " + path + " in";
+        // (error_code forms: a path the system cannot look at, such as a symbolic link loop or a
+        // name over 255 bytes, threw from within CLI11 and aborted.)
+        std::error_code ec;
+        if (std::filesystem::is_directory(path, ec)) return path + " is a folder: give a file name (in it, say)";
+        if (ec && ec != std::errc::no_such_file_or_directory) return path + ": " + ec.message();
+        const std::filesystem::path parent = std::filesystem::absolute(path, ec).parent_path();
+        if (ec) return path + ": " + ec.message();
+        if (std::filesystem::is_directory(parent, ec)) return std::string();
+        return ec && ec != std::errc::no_such_file_or_directory ? parent.string() + ": " + ec.message()
+                                                                 : "no folder " + parent.string() + " to write " + path + " in";
       },
       "FILE in an existing folder");
   eval->add_option("--json", eval_json, "also write the results as JSON")->check(in_existing_folder);

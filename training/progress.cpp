@@ -55,6 +55,7 @@ std::string ProgressBar::line(long done, const std::string& info) const {
 
 void ProgressBar::update(long done, const std::string& info) {
   if (!out_ || finished_) return;
+  done_ = done;
   const auto now = std::chrono::steady_clock::now();
   if (tty_) {
     if (done < total_ && std::chrono::duration<double>(now - last_print_).count() < 0.1) return;
@@ -75,7 +76,7 @@ void ProgressBar::finish(const std::string& info) {
   } else if (std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count() >=
              plain_every_) {
     // Only long phases get a closing line in logs; short ones are summarised by the caller.
-    std::fprintf(out_, "%s\n", line(total_, info).c_str());
+    std::fprintf(out_, "%s\n", line(done_, info).c_str());   // (fewer than total_ when stopped early)
   }
   std::fflush(out_);
 }

@@ -19,7 +19,8 @@ class ProgressBar {
   ~ProgressBar();
   // Marks `done` steps complete; `info` is appended (e.g. "loss 3.21").
   void update(long done, const std::string& info = "");
-  // Ends the bar (clears the line on a terminal, prints a final plain line otherwise).
+  // Ends the bar (clears the line on a terminal, prints a final plain line otherwise, with the
+  // steps last marked done).
   void finish(const std::string& info = "");
   bool is_tty() const { return tty_; }
 
@@ -27,6 +28,7 @@ class ProgressBar {
   std::string line(long done, const std::string& info) const;
   std::string label_;
   long total_;
+  long done_ = 0;   // as last marked
   std::FILE* out_;
   bool tty_;
   bool finished_ = false;

@@ -518,6 +518,29 @@ void make_paths_absolute(TrainSpec& spec) {
   });
 }
 
+// run.json stores the paths as JSON text, which is UTF-8: a path that is not (a Latin-1 name from
+// an old share, say) is refused, naming its option, before anything is created (writing run.json
+// failed with nlohmann's bare "invalid UTF-8 byte", leaving the run folder behind).
+void check_paths_are_utf8(const TrainSpec& spec) {
+  const auto check = [](const std::string& path, const std::string& option) {
+    try {
+      (void)nlohmann::json(path).dump();
+    } catch (const nlohmann::json::type_error&) {
+      throw ssd::Error(option + " " + path + ": not valid UTF-8, as run.json stores paths (for --resume); " +
+                       "rename it, or give its path another way (a symbolic link with a UTF-8 name)");
+    }
+  };
+  for (const auto& [d, prefix] : {std::pair{&spec.train, "--"}, std::pair{&spec.val, "--val-"}}) {
+    check(d->coco, prefix + std::string("coco"));
+    check(d->images, prefix + std::string("images"));
+    check(d->voc, prefix + std::string("voc"));
+    check(d->synth_dir, "--synth-dir");
+  }
+  check(spec.options.imagenet, "--imagenet");
+  check(spec.options.init_weights, "--init");
+  check(spec.out_dir, "--out");
+}
+
 // A run folder moved or copied from `stored` (where run.json was written, e.g. on another
 // machine) to `now`: the paths inside it (the synthetic data sets it generated, data a user kept
 // there) are taken from where it is now.
@@ -1010,6 +1033,12 @@ TrainResult train(const TrainSpec& spec_in) {
   check_options(spec_in.options);
   check_new_run_options(spec_in.options);
   if (spec_in.out_dir.empty()) throw ssd::Error("no output folder (--out)");
+  {
+    TrainSpec stored = spec_in;   // (as run.json will hold them: absolute)
+    stored.out_dir = fs::absolute(spec_in.out_dir).string();
+    make_paths_absolute(stored);
+    check_paths_are_utf8(stored);
+  }
   Session s;
   s.spec = spec_in;
   s.quiet = spec_in.options.quiet;
@@ -1024,12 +1053,13 @@ TrainResult train(const TrainSpec& spec_in) {
         throw ssd::Error(s.dir.string() + " holds " + name + " (of no run: there is no " + kRunFile +
                          "), which a run would overwrite; choose another --out, or move the file away");
   };
-  check_no_run();
+  // The folder is locked before it is looked at: one another ssd-train is writing is refused
+  // saying so (it was told to --resume the run that was running).
   std::error_code ec;
   fs::create_directories(s.dir, ec);
   if (ec) throw ssd::Error("cannot create " + s.dir.string() + ": " + ec.message());
   const RunLock lock(s.dir);
-  check_no_run();   // (again, now that no other run can start writing it)
+  check_no_run();
   s.spec.out_dir = s.dir.string();
   make_paths_absolute(s.spec);
   load_data(s);

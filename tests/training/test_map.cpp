@@ -20,6 +20,7 @@
 #include "evaluate.h"
 #include "caption.h"
 #include "plots.h"
+#include "progress.h"
 #include "text.h"
 
 using ssdtrain::BoxAnnotation;
@@ -199,6 +200,24 @@ TEST(Map, PicturesDrawClassNamesInTheirOwnScript) {
       << "the name was drawn as question marks";
   // The same name drawn twice, the same pixels (nothing random in the text).
   EXPECT_EQ(cv::norm(named, confusion_of(cyrillic), cv::NORM_L1), 0);
+}
+
+// A bar ended early (lr-find stopping where the loss diverged) closes on the steps done (it
+// said 100/100 after 88).
+TEST(Progress, AClosingLineGivesTheStepsDone) {
+  std::FILE* f = std::tmpfile();
+  ASSERT_NE(f, nullptr);
+  {
+    ssdtrain::ProgressBar bar("lr-find", 100, f, 0.0);   // (a log: every update and a closing line)
+    bar.update(88, "loss 1.0");
+    bar.finish();
+  }
+  std::rewind(f);
+  std::string text(4096, '\0');
+  text.resize(std::fread(text.data(), 1, text.size(), f));
+  std::fclose(f);
+  const std::string last = text.substr(text.rfind("lr-find"));
+  EXPECT_NE(last.find(" 88/100 "), std::string::npos) << text;
 }
 
 TEST(Map, IouThresholdsMatter) {

@@ -991,6 +991,15 @@ TEST(Cli, BadInputsGiveCleanErrors) {
   expect_clean_failure("train --synth 8 --lr-div inf --out " + tmp / "r16", "--lr-div must be a finite number");
   expect_clean_failure("train --synth 8 --div-factor inf --out " + tmp / "r17", "--div-factor must be a finite number");
   expect_clean_failure("train --synth 8 --val-fraction 7 --out " + tmp / "r18", "--val-fraction must be in [0, 1)");
+  // An output path the system cannot look at: an error (a symbolic link loop aborted eval).
+  fs::create_symlink("loop_b", tmp.path() / "loop_a");
+  fs::create_symlink("loop_a", tmp.path() / "loop_b");
+  expect_clean_failure("eval --synth 4 --json " + tmp / "loop_a/x.json", "Too many levels of symbolic links");
+  // A path that is not UTF-8 (run.json could not hold it): refused naming its option, and no run
+  // folder left behind.
+  expect_clean_failure("train --synth 8 --out " + tmp / "lauf_gr\xf6\xdf" + "e",
+                       "--out " + tmp / "lauf_gr\xf6\xdf" + "e: not valid UTF-8");
+  EXPECT_FALSE(fs::exists(tmp.path() / "lauf_gr\xf6\xdf" "e"));
   // (It named an option --final-div there is not.)
   expect_clean_failure("train --synth 8 --div-factor 0.5 --out " + tmp / "r23", "error: --div-factor must be >= 1\n");
   expect_clean_failure("train --synth 8 --ignored skip --out " + tmp / "r22", "--ignored");
@@ -1163,6 +1172,8 @@ TEST(Cli, ARunFolderIsWrittenByOneProcessAtATime) {
     const std::string held = "is being written by another ssd-train";
     if (std::string(dir) == "run") {
       expect_clean_failure("train --resume " + tmp / "run", tmp / "run " + held);
+      // A new run into it: the same (it was told to --resume the run, which was running).
+      expect_clean_failure("train " + common + "--epochs 1 --out " + tmp / "run", tmp / "run " + held);
     } else {
       expect_clean_failure("train " + common + "--epochs 1 --out " + tmp / "new", tmp / "new " + held);
       expect_clean_failure("lr-find " + common + "--out " + tmp / "new", tmp / "new " + held);
