@@ -150,8 +150,11 @@
  */
 #include "gstssddetect.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
@@ -167,6 +170,7 @@
 #include <utility>
 #include <vector>
 
+#include <glib/gstdio.h>
 #include <gst/video/video.h>
 #ifdef HAVE_GST_ANALYTICS
 #include <gst/analytics/analytics.h>
@@ -683,9 +687,10 @@ static void report_failed_load(GstElement* element, gpointer data) {
 // open blocks until a writer comes (a stalled network file system's may too): the loader thread
 // blocked so, and stopping the pipeline waited for it for ever.
 static std::string model_file_problem(const std::string& path) {
-  if (!g_file_test(path.c_str(), G_FILE_TEST_EXISTS)) return "the file does not exist";
-  if (!g_file_test(path.c_str(), G_FILE_TEST_IS_REGULAR) && !g_file_test(path.c_str(), G_FILE_TEST_IS_DIR))
-    return "it is not a regular file (a FIFO, a socket or a device)";
+  GStatBuf st;
+  if (g_stat(path.c_str(), &st) != 0)   // (the reason: no such file, a symbolic link loop, no permission...)
+    return errno == ENOENT ? std::string("the file does not exist") : std::string(g_strerror(errno));
+  if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) return "it is not a regular file (a FIFO, a socket or a device)";
   return "";
 }
 

@@ -41,6 +41,7 @@
 #include "gstssdoverlay.h"
 
 #include <algorithm>
+#include <charconv>
 #include <array>
 #include <cmath>
 #include <cstdio>
@@ -383,9 +384,11 @@ static GstFlowReturn draw_frame(GstSsdOverlay* self, GstBuffer* buf) {
     if (s.show_labels) caption = r.label;
     if (s.show_ids && r.object_id >= 0) caption += (caption.empty() ? "#" : " #") + std::to_string(r.object_id);
     if (s.show_confidence && r.confidence >= 0) {
-      char buf_conf[16];
-      std::snprintf(buf_conf, sizeof buf_conf, "%.2f", r.confidence);
-      caption += (caption.empty() ? "" : " ") + std::string(buf_conf);
+      // (to_chars: "0.87" whatever the process's locale; printf wrote "0,87" in a German one.)
+      char buf_conf[32];
+      const auto conf = std::to_chars(buf_conf, buf_conf + sizeof buf_conf, std::min(r.confidence, 1e9),
+                                      std::chars_format::fixed, 2);
+      caption += (caption.empty() ? "" : " ") + std::string(buf_conf, conf.ptr);
     }
     if (caption.empty() || s.font_scale <= 0) continue;
     if (!st->captions) st->captions = std::make_unique<gstssd::CaptionRenderer>();

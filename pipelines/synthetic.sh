@@ -37,7 +37,7 @@ case "$mode" in
     work=$(mktemp -d)
     trap 'rm -rf "$work"' EXIT
     "$BUILD_DIR/gst-plugin/ssd-clip" render --out "$work" --scenes 12 --hold 5 --fps 10 >&2
-    launch multifilesrc location="$work/frames/%05d.jpg" caps="image/jpeg,framerate=10/1" ! jpegdec ! \
+    launch multifilesrc location="${work//%/%%}/frames/%05d.jpg" caps="image/jpeg,framerate=10/1" ! jpegdec ! \
       videoconvert ! ssddetect "${model_prop[@]}" ! ssdexport location="$work/det.jsonl" ! "${export_el[@]}" \
       ssdoverlay ! "${tail[@]}"
     "$BUILD_DIR/gst-plugin/ssd-clip" score --truth "$work/truth.json" --detections "$work/det.jsonl" >&2

@@ -69,12 +69,12 @@ frames=$(( SCENES * HOLD ))
 start=$(date +%s.%N)
 set -x
 gst-launch-1.0 -e -q \
-  multifilesrc location="$OUT/clip/frames/%05d.jpg" caps="image/jpeg,framerate=$FPS/1" ! jpegdec ! videoconvert ! \
+  multifilesrc location="${OUT//%/%%}/clip/frames/%05d.jpg" caps="image/jpeg,framerate=$FPS/1" ! jpegdec ! videoconvert ! \
   ssddetect "${model_prop[@]}" "${extra_props[@]}" ! ssdtrack ! \
   ssdexport location="$OUT/detections.jsonl" ! \
   ssdoverlay ! tee name=t \
   t. ! queue max-size-buffers=0 max-size-time=0 max-size-bytes=0 ! videoconvert ! "${encoder[@]}" ! h264parse ! mp4mux ! filesink location="$OUT/annotated.mp4" \
-  t. ! queue max-size-buffers=0 max-size-time=0 max-size-bytes=0 ! jpegenc quality=90 ! multifilesink location="$OUT/annotated/%05d.jpg"
+  t. ! queue max-size-buffers=0 max-size-time=0 max-size-bytes=0 ! jpegenc quality=90 ! multifilesink location="${OUT//%/%%}/annotated/%05d.jpg"
 { set +x; } 2>/dev/null
 end=$(date +%s.%N)
 awk -v f="$frames" -v a="$start" -v b="$end" \

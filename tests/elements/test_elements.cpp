@@ -21,6 +21,7 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <clocale>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -3508,6 +3509,13 @@ TEST(SsdDetectModel, MissingFileFailsTheStateChange) {
   const std::string msg = failing_start("videotestsrc num-buffers=1 ! ssddetect model=" + path + " ! fakesink");
   EXPECT_NE(msg.find(path), std::string::npos) << msg;
   EXPECT_NE(msg.find("does not exist"), std::string::npos) << msg;
+  // A file that cannot be looked at: the reason (a symbolic link loop was "does not exist").
+  TempDir tmp;
+  fs::create_symlink("loop_b", tmp.path / "loop_a");
+  fs::create_symlink("loop_a", tmp.path / "loop_b");
+  const std::string loop = failing_start("videotestsrc num-buffers=1 ! ssddetect model=" + tmp / "loop_a/m.safetensors" +
+                                         " ! fakesink");
+  EXPECT_NE(loop.find("Too many levels of symbolic links"), std::string::npos) << loop;
 }
 
 TEST(SsdDetectModel, CorruptFileFailsTheStateChange) {
@@ -4309,6 +4317,41 @@ INSTANTIATE_TEST_SUITE_P(AllFormats, SsdOverlayFormats, ::testing::ValuesIn(kFor
                          [](const ::testing::TestParamInfo<GstVideoFormat>& i) {
                            return std::string(gst_video_format_to_string(i.param));
                          });
+
+// A confidence is drawn as "0.87" whatever the process's locale (gst-launch and GI apps set the
+// user's: in a German one the caption read "car 0,87"). The locale part runs where de_DE.UTF-8
+// is installed (or built: localedef -i de_DE -f UTF-8 DIR/de_DE.UTF-8, then LOCPATH=DIR).
+TEST(SsdOverlay, ConfidencesAreDrawnWithADecimalPointInAnyLocale) {
+  auto f = make_frame(flat(200, 120), GST_VIDEO_FORMAT_RGB);
+  const Box box{20, 50, 120, 110};
+  GstHarness* h = outline_harness(*f, 1);
+  g_object_set(h->element, "show-labels", TRUE, "show-confidence", TRUE, nullptr);
+  const auto drawn = [&](GstBuffer* in) {
+    EXPECT_EQ(gst_harness_push(h, in), GST_FLOW_OK);
+    GstBuffer* out = gst_harness_pull(h);
+    GstMapInfo m;
+    gst_buffer_map(out, &m, GST_MAP_READ);
+    std::vector<uint8_t> pixels(m.data, m.data + m.size);
+    gst_buffer_unmap(out, &m);
+    gst_buffer_unref(out);
+    return pixels;
+  };
+  // A region labelled "car 0.87", its confidence not shown: the caption "car 0.87" itself (the
+  // same class id, so the same colour).
+  g_object_set(h->element, "show-confidence", FALSE, nullptr);
+  const std::vector<uint8_t> as_text = drawn(with_roi(*f, box, "car 0.87", 0.87, 0));
+  g_object_set(h->element, "show-confidence", TRUE, nullptr);
+  EXPECT_EQ(drawn(with_roi(*f, box, "car", 0.87, 0)), as_text);
+  const std::string before = setlocale(LC_NUMERIC, nullptr);
+  if (setlocale(LC_NUMERIC, "de_DE.UTF-8")) {
+    const std::vector<uint8_t> german = drawn(with_roi(*f, box, "car", 0.87, 0));
+    setlocale(LC_NUMERIC, before.c_str());
+    EXPECT_EQ(german, as_text) << "drawn with a decimal comma";
+  } else {
+    std::printf("(no de_DE.UTF-8 locale here: the caption was checked in the C locale only)\n");
+  }
+  gst_harness_teardown(h);
+}
 
 // NV12 and I420: every chroma sample under a drawn pixel takes the box's colour, whatever the
 // parity of the box's edges and of the thickness (at thickness 2 an odd edge left the innermost
