@@ -15,9 +15,10 @@
 #   strings, and a buffer its library constructor allocates); they are suppressed by the names
 #   g_intern_string and _dl_init (the latter: anything a library constructor allocates), which
 #   needs whole stacks (fast_unwind_on_malloc=0: GLib is built without frame pointers).
-#   Likewise fontconfig's configuration, which Pango (ssdoverlay's captions) loads once in a
-#   thread of its own and keeps (FcInitLoadConfigAndFonts; the example application and script,
-#   whose processes end without FcFini, reported it: 288 bytes).
+#   Likewise fontconfig's configuration, which Pango (the captions of ssdoverlay and of
+#   ssd-train's pictures) loads once in a thread of its own and keeps (FcInitLoadConfigAndFonts;
+#   the example application and script, whose processes end without FcFini, reported it: 288
+#   bytes).
 # - Examples.ModelChangeBenchmarkSwitchesWithoutLosingFrames measures frame gaps against a 30
 #   fps clock, which whole-stack unwinding slows too much for; it is skipped here.
 # - The fuzz suites replay with their own sanitizer flags already (fuzz/meson.build). The
