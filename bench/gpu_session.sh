@@ -167,8 +167,7 @@ run_stage() {   # NAME CHECK
 # OpenCV, GoogleTest; extra.tar.gz: the header-only ones and pugixml), the host's own, and those
 # whose headers are not packed, each with the meson option that the build stage sets to disabled.
 gpu_packed="gstreamer-1.0 gstreamer-base-1.0 gstreamer-video-1.0 gstreamer-check-1.0 gstreamer-app-1.0
-  gstreamer-rtsp-server-1.0 gstreamer-analytics-1.0 glib-2.0 opencv4 gtest gtest_main gmock nlohmann_json CLI11
-  pugixml"
+  gstreamer-rtsp-server-1.0 gstreamer-analytics-1.0 opencv4 gtest gtest_main gmock nlohmann_json CLI11 pugixml"
 gpu_host="threads cuda Torch"
 gpu_disabled="pangocairo:pango"
 gpu_setup_disabled=$(for d in $gpu_disabled; do printf ' -D%s=disabled' "${d#*:}"; done)

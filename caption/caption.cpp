@@ -1,17 +1,19 @@
 #include "caption.h"
 
+#include "text.h"
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstring>
 #include <stdexcept>
 
-#include <glib.h>
 #ifdef __GLIBC__
 #include <malloc.h>   // malloc_trim
 #endif
 #include <opencv2/imgproc.hpp>
 #ifdef HAVE_PANGOCAIRO
+#include <glib.h>
 #include <pango/pangocairo.h>
 #endif
 
@@ -142,13 +144,8 @@ class HersheyFont : public Font {
  private:
   // Printable ASCII as it is; every other character (after invalid bytes are replaced) as '?'.
   static std::string ascii(const std::string& utf8) {
-    gchar* valid = g_utf8_make_valid(utf8.c_str(), static_cast<gssize>(utf8.size()));
     std::string out;
-    for (const gchar* p = valid; *p; p = g_utf8_next_char(p)) {
-      const gunichar u = g_utf8_get_char(p);
-      out += (u >= 0x20 && u < 0x7f) ? static_cast<char>(u) : '?';
-    }
-    g_free(valid);
+    for (const char32_t u : ssd::decode_utf8(utf8)) out += (u >= 0x20 && u < 0x7f) ? static_cast<char>(u) : '?';
     return out;
   }
 

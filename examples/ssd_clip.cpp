@@ -155,7 +155,8 @@ int score(const std::string& truth_path, const std::string& det_path, double iou
   int scaled_lines = 0;
   std::set<std::pair<int, int>> scaled_sizes;
   std::map<int64_t, std::vector<ssdtrain::ScoredBox>> dets;
-  int unknown_labels = 0, unranked = 0, line_number = 0;
+  int unknown_labels = 0, line_number = 0;
+  std::map<int64_t, int> unranked_in;   // per frame: detections without a confidence
   {
     std::ifstream in(det_path);
     if (!in) {
@@ -216,7 +217,7 @@ int score(const std::string& truth_path, const std::string& det_path, double iou
           // (No confidence: a converter between ssddetect and ssdexport dropped the detection's
           // structure. Matched in the order read; no AP, which ranks by it.)
           s.score = d.at("confidence").is_number() ? d.at("confidence").get<float>() : 0.0f;
-          unranked += !d.at("confidence").is_number();
+          unranked_in[frame] += !d.at("confidence").is_number();
           v.push_back(s);
         }
       } catch (const json::exception& e) {
@@ -228,7 +229,7 @@ int score(const std::string& truth_path, const std::string& det_path, double iou
   ssdtrain::MapEvaluator evaluator(labels);
   const int nc = static_cast<int>(labels.size());
   std::vector<int> tp(nc, 0), fp(nc, 0), fn(nc, 0);
-  int frames = 0, frames_missing = 0;
+  int frames = 0, frames_missing = 0, unranked = 0;
   std::set<int64_t> truth_frames;
   for (const auto& f : truth.at("frames")) {
     const int64_t id = f.at("frame").get<int64_t>();
@@ -243,6 +244,7 @@ int score(const std::string& truth_path, const std::string& det_path, double iou
       g.label = b.at("label_id").get<int>();
       gts.push_back(g);
     }
+    unranked += unranked_in.count(id) ? unranked_in[id] : 0;   // (of the frames scored only)
     auto it = dets.find(id);
     std::vector<ssdtrain::ScoredBox> d = it == dets.end() ? std::vector<ssdtrain::ScoredBox>{} : it->second;
     if (it == dets.end()) ++frames_missing;

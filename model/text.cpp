@@ -28,27 +28,64 @@ std::string join_list(const std::vector<std::string>& items) {
   return s;
 }
 
-int display_width(const std::string& utf8) {
-  // (glibc's built-in C.UTF-8 locale, whatever the process's own is.)
-  static const locale_t kUtf8 = newlocale(LC_CTYPE_MASK, "C.UTF-8", locale_t(nullptr));
-  if (!kUtf8) return static_cast<int>(utf8.size());
-  const locale_t old = uselocale(kUtf8);
-  int width = 0;
+namespace {
+
+// glibc's built-in C.UTF-8 locale for this thread while in scope, whatever the process's own is;
+// `ok` false where there is no such locale.
+class Utf8Locale {
+ public:
+  Utf8Locale() : ok(locale() != locale_t(nullptr)), old_(ok ? uselocale(locale()) : locale_t(nullptr)) {}
+  ~Utf8Locale() {
+    if (ok) uselocale(old_);
+  }
+  Utf8Locale(const Utf8Locale&) = delete;
+  Utf8Locale& operator=(const Utf8Locale&) = delete;
+  const bool ok;
+
+ private:
+  static locale_t locale() {
+    static const locale_t utf8 = newlocale(LC_CTYPE_MASK, "C.UTF-8", locale_t(nullptr));
+    return utf8;
+  }
+  const locale_t old_;
+};
+
+std::u32string decode(const std::string& utf8, bool have_locale) {
+  std::u32string out;
+  if (!have_locale) {   // ASCII; every other byte, not one
+    for (const unsigned char c : utf8) out += c < 0x80 ? char32_t(c) : U'\ufffd';
+    return out;
+  }
   std::mbstate_t state{};
   for (size_t i = 0; i < utf8.size();) {
     wchar_t c;
     const size_t n = std::mbrtowc(&c, utf8.data() + i, utf8.size() - i, &state);
-    if (n == 0 || n == static_cast<size_t>(-1) || n == static_cast<size_t>(-2)) {
+    if (n == static_cast<size_t>(-1) || n == static_cast<size_t>(-2)) {
       state = std::mbstate_t{};
-      width += 1;
+      out += U'\ufffd';
       i += 1;
-      continue;
+    } else {
+      out += static_cast<char32_t>(c);
+      i += std::max<size_t>(n, 1);   // (n == 0: the NUL character, one byte)
     }
-    const int w = wcwidth(c);
-    width += w < 0 ? 1 : w;
-    i += n;
   }
-  uselocale(old);
+  return out;
+}
+
+}  // namespace
+
+std::u32string decode_utf8(const std::string& utf8) {
+  const Utf8Locale utf8_locale;
+  return decode(utf8, utf8_locale.ok);
+}
+
+int display_width(const std::string& utf8) {
+  const Utf8Locale utf8_locale;
+  int width = 0;
+  for (const char32_t c : decode(utf8, utf8_locale.ok)) {
+    const int w = utf8_locale.ok ? wcwidth(static_cast<wchar_t>(c)) : 1;
+    width += w < 0 ? 1 : w;
+  }
   return width;
 }
 

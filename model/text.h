@@ -17,6 +17,9 @@ std::vector<std::string> split_list(const std::string& text, char separator = ',
 // The items with ", " between them (class names in a message).
 std::string join_list(const std::vector<std::string>& items);
 
+// The characters of UTF-8 text; each byte that is not part of one, U+FFFD.
+std::u32string decode_utf8(const std::string& utf8);
+
 // The columns a terminal gives UTF-8 text: a character its wcwidth() says (2 for East Asian wide
 // ones, 0 for combining marks), 1 for each byte that is not valid UTF-8 or a control character.
 int display_width(const std::string& utf8);

@@ -1,6 +1,7 @@
 // ssd-train: trains, evaluates and inspects the SSD detector (see `ssd-train --help`).
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -214,6 +215,10 @@ void print_map(const MapResult& r, const std::string& json_path) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A file-size limit (ulimit -f) is an error naming the file, as a full disk is, and leaves no
+  // half-written file: the write fails with EFBIG instead of the signal killing the process
+  // without a word, its checkpoint.pt.tmp left behind.
+  std::signal(SIGXFSZ, SIG_IGN);
   CLI::App app{"ssd-train: trains and evaluates the SSD object detector (fastai 2018 lessons) "
                "with LibTorch"};
   app.require_subcommand(1);

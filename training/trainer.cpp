@@ -840,6 +840,7 @@ TrainResult run_epochs(Session& s) {
         // (left out of the epoch's mean loss); ten in a row, or any without the scaler, end the run.
         if (s.scaler.passes_over_nonfinite_loss()) {
           ++skipped_steps;
+          if (bar) bar->update(batches + skipped_steps);   // (a step that ran all the same)
           continue;
         }
         throw ssd::Error("the loss became " + std::to_string(lv) + " at step " + std::to_string(s.step) +
@@ -857,7 +858,7 @@ TrainResult run_epochs(Session& s) {
       if (bar) {
         char info[64];
         std::snprintf(info, sizeof info, "loss %.4f", loss_sum / images);
-        bar->update(batches, info);
+        bar->update(batches + skipped_steps, info);
       }
     }
     if (bar) bar->finish();

@@ -887,6 +887,7 @@ TEST(Text, DisplayWidthCountsColumnsNotBytes) {
   EXPECT_EQ(pad_right("\u661f", 4), "\u661f  ");
   EXPECT_EQ(pad_left("\u00f6", 3), "  \u00f6");
   EXPECT_EQ(pad_right("wider", 2), "wider");
+  EXPECT_EQ(decode_utf8("a\x80" "b\u00e9\xc3"), U"a\ufffdb\u00e9\ufffd");   // (what the Hershey captions draw)
 }
 
 TEST(ClassFilter, KeepsTheNamedClassesAboveTheirThresholds) {
