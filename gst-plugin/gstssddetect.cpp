@@ -1195,6 +1195,15 @@ static gboolean gst_ssd_detect_start(GstBaseTransform* trans) {
       set_shared(st, ssd::SharedDetector::acquire(instance, shared));
     }
   } catch (const std::exception& e) {
+    // A thread the system refused (ulimit -u, a cgroup's pids.max) is no problem of the model's.
+    if (const auto* se = dynamic_cast<const std::system_error*>(&e);
+        se && se->code() == std::errc::resource_unavailable_try_again) {
+      GST_ELEMENT_ERROR(self, RESOURCE, FAILED,
+                        ("Could not start the detector's threads: the system refused one (%s); see the "
+                         "process limit (ulimit -u) or the cgroup's pids.max.", e.what()),
+                        ("model %s, threads %d", s.model.c_str(), s.threads));
+      return FALSE;
+    }
     if (instance.empty()) {
       GST_ELEMENT_ERROR(self, RESOURCE, OPEN_READ, ("Could not load model \"%s\": %s", s.model.c_str(), e.what()),
                         ("device=%s precision=%s", s.device.c_str(), opts.fp16 ? "fp16" : "fp32"));
