@@ -18,6 +18,11 @@ struct Caption {
   int baseline = 0;   // rows from the top to the text's baseline
 };
 
+// A caption font's size (its em) in pixels at scale 1 (ssdoverlay's font-scale, and the scale
+// ssd-train's pictures give as OpenCV's putText takes it): 14 px at 0.5, about the height of
+// OpenCV's Hershey font at that scale, which the captions were first drawn in.
+constexpr double kPixelsPerFontScale = 28.0;
+
 // Who draws the captions: Pango (the `pango` build option) or OpenCV's Hershey font.
 enum class CaptionFont { pango, hershey };
 

@@ -68,9 +68,6 @@ constexpr gdouble kDefaultFontScale = 0.5;
 constexpr gboolean kDefaultShowLabels = TRUE;
 constexpr gboolean kDefaultShowConfidence = TRUE;
 constexpr gboolean kDefaultShowIds = TRUE;
-// The font's size (its em) in pixels at font-scale 1: 14 px at the default 0.5, about the
-// height of OpenCV's Hershey font at that scale, which the captions were first drawn in.
-constexpr double kFontPixelsPerScale = 28.0;
 
 struct Settings {
   gint thickness = kDefaultThickness;
@@ -395,7 +392,7 @@ static GstFlowReturn draw_frame(GstSsdOverlay* self, GstBuffer* buf) {
     const int pad = 2;
     // (At most the picture's width: beyond it would be clipped anyway.)
     const gstssd::Caption& text = st->captions->render(
-        caption, std::max(1, static_cast<int>(std::lround(s.font_scale * kFontPixelsPerScale))), std::max(1, width - 2 * pad));
+        caption, std::max(1, static_cast<int>(std::lround(s.font_scale * gstssd::kPixelsPerFontScale))), std::max(1, width - 2 * pad));
     if (text.coverage.empty()) continue;
     const int bw = text.coverage.cols + 2 * pad, bh = text.coverage.rows + 2 * pad;
     // Above the box when there is room, else inside its top edge.

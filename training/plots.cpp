@@ -42,7 +42,8 @@ const cv::Scalar kMarker(40, 40, 200);   // vertical markers and their labels (B
 // (ellipsized beyond). One renderer per thread that draws.
 const gstssd::Caption& caption(const std::string& text, double scale, int max_width) {
   thread_local gstssd::CaptionRenderer renderer;
-  return renderer.render(text, std::max(1, static_cast<int>(std::lround(scale * 28.0))), max_width);
+  return renderer.render(text, std::max(1, static_cast<int>(std::lround(scale * gstssd::kPixelsPerFontScale))),
+                         max_width);
 }
 
 // `org`: the start of the text's baseline, as cv::putText takes it. An 8-bit image of any

@@ -497,23 +497,24 @@ void load_data(Session& s, bool with_val = true, bool resuming = false) {
   }
 }
 
-// Calls fn on every file or folder path of a run's options (empty ones too).
+// Calls fn(path, option) on every file or folder path of a run's options (empty ones too) but
+// --out, with the option that gives it.
 template <typename Fn>
 void for_each_path(TrainSpec& spec, Fn&& fn) {
-  for (DataSpec* d : {&spec.train, &spec.val}) {
-    fn(d->coco);
-    fn(d->images);
-    fn(d->voc);
-    fn(d->synth_dir);
+  for (const auto& [d, prefix] : {std::pair{&spec.train, "--"}, std::pair{&spec.val, "--val-"}}) {
+    fn(d->coco, prefix + std::string("coco"));
+    fn(d->images, prefix + std::string("images"));
+    fn(d->voc, prefix + std::string("voc"));
+    fn(d->synth_dir, std::string("--synth-dir"));
   }
-  fn(spec.options.imagenet);
-  fn(spec.options.init_weights);
+  fn(spec.options.imagenet, std::string("--imagenet"));
+  fn(spec.options.init_weights, std::string("--init"));
 }
 
 // A run folder's run.json names its files absolutely, so that `--resume` finds them from any
 // working directory.
 void make_paths_absolute(TrainSpec& spec) {
-  for_each_path(spec, [](std::string& p) {
+  for_each_path(spec, [](std::string& p, const std::string&) {
     if (!p.empty()) p = fs::absolute(p).lexically_normal().string();
   });
 }
@@ -521,7 +522,7 @@ void make_paths_absolute(TrainSpec& spec) {
 // run.json stores the paths as JSON text, which is UTF-8: a path that is not (a Latin-1 name from
 // an old share, say) is refused, naming its option, before anything is created (writing run.json
 // failed with nlohmann's bare "invalid UTF-8 byte", leaving the run folder behind).
-void check_paths_are_utf8(const TrainSpec& spec) {
+void check_paths_are_utf8(TrainSpec& spec) {
   const auto check = [](const std::string& path, const std::string& option) {
     try {
       (void)nlohmann::json(path).dump();
@@ -530,14 +531,7 @@ void check_paths_are_utf8(const TrainSpec& spec) {
                        "rename it, or give its path another way (a symbolic link with a UTF-8 name)");
     }
   };
-  for (const auto& [d, prefix] : {std::pair{&spec.train, "--"}, std::pair{&spec.val, "--val-"}}) {
-    check(d->coco, prefix + std::string("coco"));
-    check(d->images, prefix + std::string("images"));
-    check(d->voc, prefix + std::string("voc"));
-    check(d->synth_dir, "--synth-dir");
-  }
-  check(spec.options.imagenet, "--imagenet");
-  check(spec.options.init_weights, "--init");
+  for_each_path(spec, check);
   check(spec.out_dir, "--out");
 }
 
@@ -552,7 +546,7 @@ void rebase_paths(TrainSpec& spec, fs::path stored, fs::path now) {
   clean(stored);
   clean(now);
   if (stored.empty() || stored == now) return;
-  for_each_path(spec, [&](std::string& p) {
+  for_each_path(spec, [&](std::string& p, const std::string&) {
     if (p.empty()) return;
     const fs::path inside = fs::path(p).lexically_normal().lexically_relative(stored);
     if (!inside.empty() && *inside.begin() != "..") p = (now / inside).lexically_normal().string();
