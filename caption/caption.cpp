@@ -110,7 +110,7 @@ class PangoFont : public Font {
 class HersheyFont : public Font {
  public:
   void set_size(int pixels, int max_width) override {
-    scale_ = pixels / 28.0;
+    scale_ = pixels / kPixelsPerFontScale;
     thickness_ = std::max(1, static_cast<int>(std::lround(pixels / 14.0)));
     max_width_ = max_width;
   }

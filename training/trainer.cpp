@@ -1028,35 +1028,27 @@ TrainResult train(const TrainSpec& spec_in) {
   check_options(spec_in.options);
   check_new_run_options(spec_in.options);
   if (spec_in.out_dir.empty()) throw ssd::Error("no output folder (--out)");
-  {
-    TrainSpec stored = spec_in;   // (as run.json will hold them: absolute)
-    stored.out_dir = fs::absolute(spec_in.out_dir).string();
-    make_paths_absolute(stored);
-    check_paths_are_utf8(stored);
-  }
   Session s;
   s.spec = spec_in;
   s.quiet = spec_in.options.quiet;
   s.dir = fs::absolute(spec_in.out_dir);
-  auto check_no_run = [&s] {
-    if (fs::exists(s.dir / kRunFile))
-      throw ssd::Error(s.dir.string() + " already holds a run; use --resume " + s.dir.string() +
-                       " to continue it, or choose another --out");
-    // Files a run writes, without its run.json (weights copied there, say): never overwritten.
-    for (const char* name : {kWeightsFile, kBestWeightsFile, kCheckpointFile, kHistoryFile, "metrics.csv"})
-      if (fs::exists(s.dir / name))
-        throw ssd::Error(s.dir.string() + " holds " + name + " (of no run: there is no " + kRunFile +
-                         "), which a run would overwrite; choose another --out, or move the file away");
-  };
+  s.spec.out_dir = s.dir.string();
+  make_paths_absolute(s.spec);   // (as run.json holds them)
+  check_paths_are_utf8(s.spec);
   // The folder is locked before it is looked at: one another ssd-train is writing is refused
   // saying so (it was told to --resume the run that was running).
   std::error_code ec;
   fs::create_directories(s.dir, ec);
   if (ec) throw ssd::Error("cannot create " + s.dir.string() + ": " + ec.message());
   const RunLock lock(s.dir);
-  check_no_run();
-  s.spec.out_dir = s.dir.string();
-  make_paths_absolute(s.spec);
+  if (fs::exists(s.dir / kRunFile))
+    throw ssd::Error(s.dir.string() + " already holds a run; use --resume " + s.dir.string() +
+                     " to continue it, or choose another --out");
+  // Files a run writes, without its run.json (weights copied there, say): never overwritten.
+  for (const char* name : {kWeightsFile, kBestWeightsFile, kCheckpointFile, kHistoryFile, "metrics.csv"})
+    if (fs::exists(s.dir / name))
+      throw ssd::Error(s.dir.string() + " holds " + name + " (of no run: there is no " + kRunFile +
+                       "), which a run would overwrite; choose another --out, or move the file away");
   load_data(s);
   check_new_run_labels(s.train_ds.labels);
   build_model_and_optimizer(s);

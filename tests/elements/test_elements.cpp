@@ -2953,6 +2953,17 @@ gulong refuse_pushes(GstElement* element, GstFlowReturn flow) {
   return probe;
 }
 
+// The text of an error or warning message, which it takes (unrefs).
+std::string take_message_text(GstMessage* m) {
+  GError* e = nullptr;
+  if (GST_MESSAGE_TYPE(m) == GST_MESSAGE_ERROR) gst_message_parse_error(m, &e, nullptr);
+  else gst_message_parse_warning(m, &e, nullptr);
+  std::string text = e ? e->message : "";
+  if (e) g_error_free(e);
+  gst_message_unref(m);
+  return text;
+}
+
 // The debug text of the next error on `bus` (waiting up to 10 s); "(none)" if none came.
 std::string next_error_debug(GstBus* bus) {
   GstMessage* msg = gst_bus_timed_pop_filtered(bus, 10 * GST_SECOND, GST_MESSAGE_ERROR);
@@ -3045,11 +3056,8 @@ TEST(SsdDetectBatching, DrainQueriesFromUpstreamDuringStateChangesAreSafe) {
   const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(6);
   while (std::chrono::steady_clock::now() < end) {
     if (GstMessage* m = gst_bus_timed_pop_filtered(bus, 100 * GST_MSECOND, GST_MESSAGE_ERROR)) {
-      GError* e = nullptr;
-      gst_message_parse_error(m, &e, nullptr);
-      if (errors++ == 0) first = e->message;
-      g_error_free(e);
-      gst_message_unref(m);
+      const std::string text = take_message_text(m);
+      if (errors++ == 0) first = text;
     }
   }
   done = true;
@@ -3235,11 +3243,8 @@ TEST(SsdDetectBatching, UnboundedLatencyOfALiveStreamWithoutFrameRateIsAWarning)
     GstMessage* m = gst_bus_pop_filtered(bus, GST_MESSAGE_WARNING);
     EXPECT_EQ(m != nullptr, warns) << props;
     if (m) {
-      GError* e = nullptr;
-      gst_message_parse_warning(m, &e, nullptr);
-      EXPECT_NE(std::string(e->message).find("batch-timeout"), std::string::npos) << e->message;
-      g_error_free(e);
-      gst_message_unref(m);
+      const std::string text = take_message_text(m);
+      EXPECT_NE(text.find("batch-timeout"), std::string::npos) << text;
     }
     EXPECT_EQ(gst_bus_pop_filtered(bus, GST_MESSAGE_WARNING), nullptr) << "once: " << props;
     gst_element_set_bus(h->element, nullptr);
@@ -3817,11 +3822,8 @@ TEST(SsdDetectModel, AFifoIsRefusedAtTheStartAndWhilePlaying) {
   std::vector<std::vector<Det>> seen;
   GstMessage* m = push_until_message(h, bus, *s.a, GST_MESSAGE_WARNING, nullptr, &seen);
   ASSERT_NE(m, nullptr) << "no warning within 60 s";
-  GError* e = nullptr;
-  gst_message_parse_warning(m, &e, nullptr);
-  EXPECT_NE(std::string(e->message).find("it is not a regular file"), std::string::npos) << e->message;
-  g_error_free(e);
-  gst_message_unref(m);
+  const std::string text = take_message_text(m);
+  EXPECT_NE(text.find("it is not a regular file"), std::string::npos) << text;
   gst_element_set_bus(h->element, nullptr);
   gst_object_unref(bus);
   gst_harness_teardown(h);   // (it hung here)
@@ -3846,11 +3848,7 @@ TEST(SsdDetectModelChange, ClassesGoWithTheModelAndARefusedModelLeavesAllAsItWas
     std::vector<std::vector<Det>> seen;
     GstMessage* m = push_until_message(h, bus, *s.a, GST_MESSAGE_WARNING, nullptr, &seen);
     ASSERT_NE(m, nullptr) << "no warning within 60 s";
-    GError* e = nullptr;
-    gst_message_parse_warning(m, &e, nullptr);
-    const std::string warning = e->message;
-    g_error_free(e);
-    gst_message_unref(m);
+    const std::string warning = take_message_text(m);
     EXPECT_NE(warning.find(props[0] == 'c' ? label : "model-instance-id"), std::string::npos) << warning;
     EXPECT_EQ(model_property(h->element), original);
     seen.push_back(detect_once(h, *s.a));
@@ -4786,11 +4784,7 @@ TEST(Elements, AFrameTooSmallForItsCapsNamesBothSizes) {
     EXPECT_EQ(gst_harness_push(h, b), GST_FLOW_ERROR) << element;
     GstMessage* m = gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR);
     ASSERT_NE(m, nullptr) << element;
-    GError* e = nullptr;
-    gst_message_parse_error(m, &e, nullptr);
-    const std::string text = e->message;
-    g_error_free(e);
-    gst_message_unref(m);
+    const std::string text = take_message_text(m);
     EXPECT_NE(text.find("the buffer holds 227289 bytes where a 317x239 RGB frame takes 227528"), std::string::npos)
         << element << ": " << text;
     EXPECT_NE(text.find("pads each row to a multiple of 4 bytes"), std::string::npos) << element << ": " << text;
@@ -4920,11 +4914,8 @@ TEST(SsdExport, WritesEachLineAsItsFramePassesAndAFailedWriteIsAnError) {
   EXPECT_EQ(gst_harness_push(full, gst_buffer_copy_deep(f->buffer)), GST_FLOW_ERROR);
   GstMessage* m = gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR);
   ASSERT_NE(m, nullptr) << "the lost line must be reported";
-  GError* e = nullptr;
-  gst_message_parse_error(m, &e, nullptr);
-  EXPECT_NE(std::string(e->message).find("/dev/full"), std::string::npos) << e->message;
-  g_error_free(e);
-  gst_message_unref(m);
+  const std::string text = take_message_text(m);
+  EXPECT_NE(text.find("/dev/full"), std::string::npos) << text;
   gst_element_set_bus(full->element, nullptr);
   gst_object_unref(bus);
   gst_harness_teardown(full);
@@ -4947,11 +4938,8 @@ TEST(SsdExport, LocationChangesOnlyWhileStopped) {
   g_free(now);
   GstMessage* m = gst_bus_pop_filtered(bus, GST_MESSAGE_WARNING);
   ASSERT_NE(m, nullptr) << "the refused change must be reported";
-  GError* e = nullptr;
-  gst_message_parse_warning(m, &e, nullptr);
-  EXPECT_NE(std::string(e->message).find(b), std::string::npos) << e->message;
-  g_error_free(e);
-  gst_message_unref(m);
+  const std::string text = take_message_text(m);
+  EXPECT_NE(text.find(b), std::string::npos) << text;
   ASSERT_EQ(gst_harness_push(h, gst_buffer_copy_deep(f->buffer)), GST_FLOW_OK);
   ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_eos()));
   EXPECT_FALSE(fs::exists(b));
@@ -5725,11 +5713,7 @@ TEST(SsdRtsp, DetectsObjectsFromAnRtspCamera) {
   const gint64 deadline = g_get_monotonic_time() + 25 * G_TIME_SPAN_SECOND;
   while (!found && g_get_monotonic_time() < deadline) {
     if (GstMessage* m = gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR)) {
-      GError* e = nullptr;
-      gst_message_parse_error(m, &e, nullptr);
-      ADD_FAILURE() << "client error: " << e->message;
-      g_error_free(e);
-      gst_message_unref(m);
+      ADD_FAILURE() << "client error: " << take_message_text(m);
       break;
     }
     GstSample* sample = gst_app_sink_try_pull_sample(GST_APP_SINK(sink), GST_SECOND);
