@@ -30,7 +30,9 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include "atomic_file.h"
 #include "evaluate.h"
+#include "image_file.h"
 #include "rng.h"
 #include "synth.h"
 
@@ -95,20 +97,11 @@ int render(const RenderArgs& a) {
       char name[32];
       std::snprintf(name, sizeof name, "%05d.%s", frame, a.format.c_str());
       const fs::path p = frames / name;
-      if (!cv::imwrite(p.string(), s.image, params)) {
-        std::cerr << "ssd-clip: cannot write " << p << "\n";
-        return 1;
-      }
+      ssdtrain::write_image_file(p, s.image, "." + a.format, params);
       truth["frames"].push_back({{"frame", frame}, {"scene", scene}, {"file", p.string()}, {"boxes", boxes}});
     }
   }
-  std::ofstream truth_file(truth_path);
-  truth_file << truth.dump(1) << "\n";
-  truth_file.close();
-  if (!truth_file) {
-    std::cerr << "ssd-clip: cannot write " << truth_path.string() << "\n";
-    return 1;
-  }
+  ssdtrain::write_file_atomic(truth_path, truth.dump(1) + "\n");
   std::cout << "ssd-clip: " << frame << " frames (" << a.scenes << " scenes) of " << a.width << "x" << a.height
             << " in " << frames.string() << ", ground truth in " << truth_path.string() << "\n";
   if (sparse_scenes)
@@ -344,10 +337,7 @@ int sheet(const std::string& dir, const std::string& out, int count, int columns
     const int r = i / columns, c = i % columns;
     tiles[i].copyTo(canvas(cv::Rect(gap + c * (t.width + gap), gap + r * (t.height + gap), t.width, t.height)));
   }
-  if (!cv::imwrite(out, canvas)) {
-    std::cerr << "ssd-clip: cannot write " << out << "\n";
-    return 1;
-  }
+  ssdtrain::write_image_file(out, canvas, ".png");
   std::cout << "ssd-clip: contact sheet of " << count << " frames in " << out << "\n";
   return 0;
 }

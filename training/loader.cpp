@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -47,9 +49,13 @@ cv::Mat decode_image(const std::string& path, int flags) {
   if (!std::filesystem::is_regular_file(path)) throw DataError(path + ": image file not found");
   std::vector<uchar> bytes;
   {
+    errno = 0;
     std::ifstream in(path, std::ios::binary);
+    // (errno: why the file would not open or read; "Too many open files" under a low ulimit -n
+    // is the system's limit, not a bad image.)
     if (in) bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-    if (!in && !in.eof()) throw DataError(path + ": cannot read image file");
+    if (!in && !in.eof())
+      throw DataError(path + ": cannot read image file" + (errno ? std::string(": ") + std::strerror(errno) : std::string()));
   }
   const bool cut_short = truncated_jpeg(bytes);
   // (A JPEG cut short may decode at a reduced size, from its first scans, and not at its own.)

@@ -1,14 +1,11 @@
 #include "plots.h"
 
-#include "atomic_file.h"
-
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <limits>
 
-#include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
 #include "../model/error.h"
@@ -259,20 +256,6 @@ cv::Mat render_line_plot(const LinePlot& plot) {
   }
   if (!have_data) put_text(img, "no data", {area.x + 10, area.y + 40}, 0.5, axis);
   return img;
-}
-
-void write_png(const std::string& path, const cv::Mat& image) {
-  // Encoded in memory, then written as any file (write_file_atomic): a failed write names its
-  // reason (a full disk, a read-only folder), which libpng's "Write Error" did not.
-  std::vector<uchar> bytes;
-  bool ok = false;
-  try {
-    ok = cv::imencode(".png", image, bytes);
-  } catch (const cv::Exception& e) {
-    throw ssd::Error("cannot write " + path + ": " + e.what());
-  }
-  if (!ok) throw ssd::Error("cannot write " + path + ": the picture cannot be encoded as PNG");
-  write_file_atomic(path, std::string(bytes.begin(), bytes.end()));
 }
 
 cv::Mat render_pr_curves(const MapResult& map) {

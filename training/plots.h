@@ -37,9 +37,6 @@ struct LinePlot {
 // Renders to an image (CV_8UC3). Empty series draw an empty, labelled frame.
 cv::Mat render_line_plot(const LinePlot& plot);
 
-// Writes a PNG; throws ssd::Error when the file cannot be written.
-void write_png(const std::string& path, const cv::Mat& image);
-
 // "Nice" axis ticks covering [lo, hi] (about `target` of them): 1, 2, 5 x 10^k steps.
 std::vector<double> nice_ticks(double lo, double hi, int target = 6);
 

@@ -14,6 +14,7 @@
 #include "../model/detector.h"
 #include "../model/error.h"
 #include "atomic_file.h"
+#include "image_file.h"
 #include "loader.h"
 #include "plots.h"
 
@@ -151,7 +152,7 @@ std::vector<ImagePrediction> predict_images(const PredictSpec& spec) {
     for (int k = 1; taken(name); ++k) name = stem + "_" + std::to_string(k) + ".png";
     used.insert(name);
     p.output = (fs::path(spec.out_dir) / name).string();
-    write_png(p.output, draw_boxes(bgr, detector.labels(), {}, p.detections));
+    write_image_file(p.output, draw_boxes(bgr, detector.labels(), {}, p.detections), ".png");
     nlohmann::json dets = nlohmann::json::array();
     for (const auto& d : p.detections)
       dets.push_back({{"label", detector.labels().at(d.label)}, {"label_id", d.label},

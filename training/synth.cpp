@@ -15,6 +15,7 @@
 
 #include "../model/bounded_json.h"
 #include "coco.h"
+#include "image_file.h"
 #include "rng.h"
 
 namespace fs = std::filesystem;
@@ -290,11 +291,14 @@ Dataset write_synth_dataset(const std::string& dir, const SynthDatasetOptions& o
   std::vector<fs::path> in_the_way, stale;
   for (const auto& e : fs::directory_iterator(img_dir, ec)) {
     const std::string n = e.path().filename().string();
-    const bool image = n.size() == 10 && std::all_of(n.begin(), n.begin() + 6, [](char c) { return c >= '0' && c <= '9'; }) &&
+    // (NNNNNN.png.tmp: an image being written when a run was interrupted; write_image_file's.)
+    const bool partial = n.size() == 14 && n.compare(10, 4, ".tmp") == 0;
+    const bool image = (n.size() == 10 || partial) &&
+                       std::all_of(n.begin(), n.begin() + 6, [](char c) { return c >= '0' && c <= '9'; }) &&
                        (n.compare(6, 4, ".jpg") == 0 || n.compare(6, 4, ".png") == 0);
     if (!image) continue;
     in_the_way.push_back(e.path());
-    if (std::stoi(n.substr(0, 6)) >= opt.count || n.compare(7, 3, opt.format) != 0) stale.push_back(e.path());
+    if (partial || std::stoi(n.substr(0, 6)) >= opt.count || n.compare(7, 3, opt.format) != 0) stale.push_back(e.path());
   }
   if (!in_the_way.empty() && !earlier_set)
     throw DataError(img_dir.string() + ": holds " + std::to_string(in_the_way.size()) + " image(s) such as " +
@@ -315,13 +319,7 @@ Dataset write_synth_dataset(const std::string& dir, const SynthDatasetOptions& o
     char name[32];
     std::snprintf(name, sizeof name, "%06d.%s", i, opt.format.c_str());
     const fs::path p = img_dir / name;
-    bool written = false;
-    try {
-      written = cv::imwrite(p.string(), s.image, params);
-    } catch (const cv::Exception& e) {
-      throw DataError(p.string() + ": cannot write image: " + e.what());
-    }
-    if (!written) throw DataError(p.string() + ": cannot write image");
+    write_image_file(p, s.image, "." + opt.format, params);
     ImageRecord rec;
     rec.path = p.string();
     rec.width = opt.width;

@@ -31,6 +31,7 @@
 #include "../model/text.h"
 #include "../model/weights.h"
 #include "atomic_file.h"
+#include "image_file.h"
 #include "run_lock.h"
 #include "loader.h"
 #include "grad_clip.h"
@@ -339,7 +340,7 @@ void write_curve_plots(const fs::path& dir, const std::vector<EpochMetrics>& h) 
   }
   loss.series = {tr};
   if (!va.x.empty()) loss.series.push_back(va);
-  write_png((dir / "loss.png").string(), render_line_plot(loss));
+  write_image_file((dir / "loss.png").string(), render_line_plot(loss), ".png");
 
   LinePlot map;
   map.title = "validation mAP (COCO-style)";
@@ -355,7 +356,7 @@ void write_curve_plots(const fs::path& dir, const std::vector<EpochMetrics>& h) 
     mall.y.push_back(m.map);
   }
   map.series = {m50, mall};
-  write_png((dir / "map.png").string(), render_line_plot(map));
+  write_image_file((dir / "map.png").string(), render_line_plot(map), ".png");
 }
 
 void write_prediction_grid(const fs::path& path, const Dataset& ds,
@@ -385,7 +386,7 @@ void write_prediction_grid(const fs::path& path, const Dataset& ds,
     right.push_back(draw_boxes(bgr, ds.labels, {}, kept));
   }
   if (left.empty()) return;
-  write_png(path.string(), make_pair_grid(left, right, 2, kPanel));
+  write_image_file(path.string(), make_pair_grid(left, right, 2, kPanel), ".png");
 }
 
 // ------------------------------------------------------------------------------------------
@@ -907,8 +908,8 @@ TrainResult run_epochs(Session& s) {
     write_curve_plots(s.dir, s.history);
     write_prediction_grid(s.dir / "predictions.png", shown, v.samples, 0.3);
     if (v.have_map) {
-      write_png((s.dir / "pr_curve.png").string(), render_pr_curves(v.map));
-      write_png((s.dir / "confusion.png").string(), render_confusion(v.map));
+      write_image_file((s.dir / "pr_curve.png").string(), render_pr_curves(v.map), ".png");
+      write_image_file((s.dir / "confusion.png").string(), render_confusion(v.map), ".png");
     }
     save_checkpoint(s);
     update_best_weights(s);
@@ -1135,8 +1136,8 @@ MapResult evaluate_weights(const EvalSpec& spec) {
                                 spec.max_images, keep, true, spec.confusion_threshold);
   if (!spec.detections_path.empty())
     write_coco_results(ds, v.samples, spec.detections_path);
-  if (!spec.pr_curve_path.empty()) write_png(spec.pr_curve_path, render_pr_curves(v.map));
-  if (!spec.confusion_path.empty()) write_png(spec.confusion_path, render_confusion(v.map));
+  if (!spec.pr_curve_path.empty()) write_image_file(spec.pr_curve_path, render_pr_curves(v.map), ".png");
+  if (!spec.confusion_path.empty()) write_image_file(spec.confusion_path, render_confusion(v.map), ".png");
   return v.map;
 }
 
@@ -1232,7 +1233,7 @@ LrFindResult lr_find(const LrFindSpec& spec) {
   const double s0 = r.smoothed[n / 10], smin = r.smoothed[at.minimum];
   p.y_top = s0 + std::max(s0 - smin, 0.1 * std::fabs(s0));
   r.png_path = (s.dir / "lr_find.png").string();
-  write_png(r.png_path, render_line_plot(p));
+  write_image_file(r.png_path, render_line_plot(p), ".png");
   return r;
 }
 

@@ -5,7 +5,10 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
+#include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -14,6 +17,7 @@
 #include <string>
 
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <vector>
@@ -565,6 +569,8 @@ TEST(Synth, AnInterruptedSetIsWrittenAgain) {
   waitpid(child, &status, 0);
   ASSERT_TRUE(fs::exists(second)) << "the child wrote nothing in 30 s";
   ASSERT_FALSE(fs::exists(d.path() / "s" / "images" / "099999.png")) << "not interrupted";
+  // (What a kill while an image was being written leaves, whether or not this one did.)
+  std::ofstream(d.path() / "s" / "images" / "000007.png.tmp") << "half an image";
   SynthDatasetOptions o;
   o.count = 2;
   o.width = o.height = 64;
@@ -573,6 +579,34 @@ TEST(Synth, AnInterruptedSetIsWrittenAgain) {
   size_t left = 0;
   for (const auto& e : fs::directory_iterator(d.path() / "s" / "images")) left += e.is_regular_file();
   EXPECT_EQ(left, 2u);
+}
+
+// A disk that fills while the images are written (here: a file size limit, EFBIG as ENOSPC would
+// be) is an error naming the image and the reason (OpenCV's imwrite said only false), leaving no
+// half-written image behind.
+TEST(Synth, AFullDiskIsNamedWithItsReason) {
+  TempDir d;
+  SynthDatasetOptions o;
+  o.count = 3;
+  o.width = o.height = 224;
+  o.format = "png";   // (a textured 224 px PNG takes tens of kB, annotations.json of no images one)
+  struct rlimit old_limit;
+  ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &old_limit), 0);
+  const auto old_handler = signal(SIGXFSZ, SIG_IGN);   // (as ssd-train does: write fails with EFBIG)
+  struct rlimit small = old_limit;
+  small.rlim_cur = 4096;
+  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &small), 0);
+  std::string message;
+  try {
+    write_synth_dataset(d.str("s"), o);
+  } catch (const ssd::Error& e) {
+    message = e.what();
+  }
+  setrlimit(RLIMIT_FSIZE, &old_limit);
+  signal(SIGXFSZ, old_handler);
+  EXPECT_EQ(message, "cannot write " + (d.path() / "s" / "images" / "000000.png").string() + ": " +
+                         std::strerror(EFBIG));
+  EXPECT_FALSE(fs::exists(d.path() / "s" / "images" / "000000.png.tmp"));
 }
 
 TEST(Synth, DatasetLoadsBackAsCoco) {
@@ -1050,6 +1084,31 @@ TEST(Loader, ATruncatedJpegIsNamedInAWarningOnce) {
   } catch (const DataError& e) {
     EXPECT_NE(std::string(e.what()).find(cut_progressive + ": the JPEG file ends early"), std::string::npos) << e.what();
   }
+}
+
+// An image the system will not open says why: under a low ulimit -n, "Too many open files" is the
+// limit's doing, not a bad image's (it said only "cannot read image file").
+TEST(Loader, AnImageThatCannotBeOpenedSaysWhy) {
+  TempDir d;
+  const fs::path path = d.path() / "good.png";
+  write_image(path, 16, 16);
+  struct rlimit old_limit;
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &old_limit), 0);
+  const int lowest_free = dup(0);   // (a limit at the lowest free descriptor: the next open fails)
+  ASSERT_GE(lowest_free, 0);
+  close(lowest_free);
+  struct rlimit none_left = old_limit;
+  none_left.rlim_cur = static_cast<rlim_t>(lowest_free);
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &none_left), 0);
+  std::string message;
+  try {
+    read_bgr(path.string());
+  } catch (const DataError& e) {
+    message = e.what();
+  }
+  setrlimit(RLIMIT_NOFILE, &old_limit);
+  EXPECT_EQ(message, path.string() + ": cannot read image file: " + std::strerror(EMFILE));
+  EXPECT_EQ(read_bgr(path.string()).size(), cv::Size(16, 16));
 }
 
 TEST(Loader, MeasuresThroughput) {
