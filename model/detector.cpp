@@ -32,6 +32,7 @@
 #include "cuda_graph.h"
 #include "device.h"
 #include "error.h"
+#include "exit_gate.h"
 #include "nms.h"
 #include "ssd_model.h"
 #include "weights.h"
@@ -272,6 +273,7 @@ struct Detector::Impl {
         std::exception_ptr error;
         const auto start = std::chrono::steady_clock::now();
         try {
+          ExitGate::Pass pass;
           job();
         } catch (...) {
           error = std::current_exception();
@@ -523,6 +525,7 @@ struct Detector::Impl {
 };
 
 Detector::Detector(const DetectorOptions& options) : impl_(std::make_unique<Impl>()) {
+  ExitGate::Pass pass;
   auto& d = *impl_;
   d.options = options;
   if (options.model_path.empty()) throw Error("no model file given");
@@ -614,7 +617,14 @@ Detector::Detector(const DetectorOptions& options) : impl_(std::make_unique<Impl
   }
 }
 
-Detector::~Detector() = default;
+Detector::~Detector() {
+  try {
+    ExitGate::Pass pass;
+    impl_.reset();
+  } catch (const Error&) {   // the process is exiting: LibTorch's statics may be gone, its tensors are left
+    (void)impl_.release();
+  }
+}
 
 // The most candidates per frame of the fixed-shape output stage (postprocess_fixed), whose
 // (B, k, k) IoU and suppression matrices grow with k squared: 9 MB a frame at the default
@@ -684,6 +694,7 @@ void use_threads(int threads) {
 }  // namespace
 
 void Detector::submit(const std::vector<FrameView>& frames) {
+  ExitGate::Pass pass;
   auto& d = *impl_;
   if (d.pending == d.slots.size())
     throw Error("submit: " + std::to_string(d.pending) + " batch(es) already in flight (max_in_flight " +
@@ -778,6 +789,11 @@ void Detector::submit(const std::vector<FrameView>& frames) {
 }
 
 std::vector<std::vector<Detection>> Detector::collect() {
+  ExitGate::Pass pass;
+  // (Once LibTorch has computed, and made the statics it makes on first use.)
+  struct ArmWhenDone {
+    ~ArmWhenDone() { ExitGate::arm(); }
+  } arm;
   auto& d = *impl_;
   if (d.pending == 0) throw Error("collect: no batch in flight");
   auto& slot = d.slots[d.head];
@@ -842,6 +858,7 @@ std::vector<std::vector<Detection>> Detector::collect() {
 }
 
 bool Detector::ready() const {
+  ExitGate::Pass pass;
   const auto& d = *impl_;
   if (d.pending == 0) return false;
   const auto& slot = d.slots[d.head];

@@ -1,6 +1,7 @@
 #include "coco.h"
 
 #include <cmath>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -32,6 +33,8 @@ const json& field(const json& obj, const char* name, const std::string& file,
 int64_t get_int(const json& obj, const char* name, const std::string& file,
                 const std::string& entry) {
   const json& v = field(obj, name, file, entry);
+  if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX))   // (it wrapped to -1)
+    fail(file, entry, std::string("field '") + name + "' is out of range (above 2^63 - 1): " + ssd::json_excerpt(v));
   if (v.is_number_integer()) return v.get<int64_t>();
   if (v.is_number_float()) {
     const double d = v.get<double>();
@@ -104,6 +107,7 @@ Dataset load_coco(const std::string& json_path, const CocoOptions& options, Load
     const std::string entry = "categories[" + std::to_string(i) + "]";
     const int64_t id = get_int(cats[i], "id", file, entry);
     std::string name = get_string(cats[i], "name", file, entry);
+    if (name.empty()) fail(file, entry, "empty category name");
     if (cat_to_label.count(id)) fail(file, entry, "duplicate category id " + std::to_string(id));
     if (const auto [it, added] = name_to_id.emplace(name, id); !added)
       fail(file, entry, "category name '" + name + "' is also category id " + std::to_string(it->second) + "'s");
@@ -117,6 +121,7 @@ Dataset load_coco(const std::string& json_path, const CocoOptions& options, Load
   if (images.empty()) fail(file, "images", "empty list");
   const fs::path json_dir = fs::path(json_path).parent_path();
   std::unordered_map<int64_t, size_t> id_to_index;
+  std::unordered_map<std::string, size_t> path_to_index;   // (one file listed under two ids)
   ds.images.reserve(images.size());
   for (size_t i = 0; i < images.size(); ++i) {
     const std::string entry = "images[" + std::to_string(i) + "]";
@@ -143,6 +148,14 @@ Dataset load_coco(const std::string& json_path, const CocoOptions& options, Load
       if (!fs::is_regular_file(st)) fail(file, entry, "image path is not a file: " + rec.path);
     }
     if (id_to_index.count(rec.id)) fail(file, entry, "duplicate image id " + std::to_string(rec.id));
+    // (Files merged from several annotators' exports: each entry would hold part of the
+    // picture's boxes, training the rest as background, and evaluation would count it twice.)
+    const auto [same_file, added] = path_to_index.emplace(fs::absolute(rec.path).lexically_normal().string(), i);
+    if (!added)
+      fail(file, entry,
+           "file_name '" + name + "' is also images[" + std::to_string(same_file->second) + "]'s (id " +
+               std::to_string(ds.images[same_file->second].id) +
+               "): give each picture one entry, with all its annotations under its id");
     id_to_index[rec.id] = ds.images.size();
     ds.images.push_back(std::move(rec));
   }
@@ -150,9 +163,16 @@ Dataset load_coco(const std::string& json_path, const CocoOptions& options, Load
   // Annotations.
   const json& anns = get_array(root, "annotations", file);
   if (anns.empty()) fail(file, "annotations", "empty list: a detection dataset needs boxes");
+  std::unordered_map<int64_t, size_t> ann_id_to_index;   // (ssd-train does not need them: pycocotools does)
+  size_t shared_ids = 0;
+  std::string first_shared;
   for (size_t i = 0; i < anns.size(); ++i) {
     const std::string entry = "annotations[" + std::to_string(i) + "]";
     const json& a = anns[i];
+    if (a.is_object() && a.contains("id") && a["id"].is_number_integer()) {
+      if (const auto [it, added] = ann_id_to_index.emplace(a["id"].get<int64_t>(), i); !added && shared_ids++ == 0)
+        first_shared = entry + " has id " + a["id"].dump() + ", as annotations[" + std::to_string(it->second) + "] does";
+    }
     const int64_t image_id = get_int(a, "image_id", file, entry);
     const int64_t cat = get_int(a, "category_id", file, entry);
     auto img_it = id_to_index.find(image_id);
@@ -198,6 +218,11 @@ Dataset load_coco(const std::string& json_path, const CocoOptions& options, Load
     }
     rec.boxes.push_back(box);
   }
+
+  if (shared_ids)
+    rep.warnings.push_back(file + ": " + std::to_string(shared_ids) + " annotation(s) share an id with an earlier one (" +
+                           first_shared + "): pycocotools (and tools built on it) keeps one annotation per id and "
+                           "misses the others' boxes; give each annotation its own id");
 
   if (options.skip_unannotated) {
     std::vector<ImageRecord> kept;

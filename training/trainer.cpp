@@ -14,6 +14,7 @@
 #include <memory>
 #include <mutex>
 #include <sstream>
+#include <unordered_set>
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <nlohmann/json.hpp>
@@ -418,6 +419,23 @@ std::vector<std::string> given_class_order(const Session& s, bool resuming) {
   return {};
 }
 
+// How many of `val`'s images are files `train` lists too (by the file each path leads to), and
+// one of them.
+std::pair<size_t, std::string> shared_images(const Dataset& train, const Dataset& val) {
+  const auto file_of = [](const std::string& path) {
+    std::error_code ec;
+    const fs::path p = fs::weakly_canonical(path, ec);
+    return ec ? fs::absolute(path).lexically_normal().string() : p.string();
+  };
+  std::unordered_set<std::string> training;
+  for (const auto& im : train.images) training.insert(file_of(im.path));
+  size_t shared = 0;
+  std::string example;
+  for (const auto& im : val.images)
+    if (training.count(file_of(im.path)) && shared++ == 0) example = im.path;
+  return {shared, example};
+}
+
 void load_data(Session& s, bool with_val = true, bool resuming = false) {
   LoadReport report;
   DataSpec& tr = s.spec.train;
@@ -433,16 +451,37 @@ void load_data(Session& s, bool with_val = true, bool resuming = false) {
     std::sort(b.begin(), b.end());
     if (a == b) use_labels(s.train_ds, order, tr.describe());
   }
-  auto check_training_set = [&s] {
+  size_t held_out = 0;   // training images held out for validation (--val-fraction)
+  // The warnings (also with --quiet: it quiets the progress bar and the table), then whether the
+  // training set can be trained on.
+  auto check_training_set = [&s, &held_out, &report] {
+    // A class no training box shows (a converter's placeholder category, a class listed for
+    // later) is learnt as never present, and the plugin offers it as a label all the same.
+    std::vector<size_t> boxes(s.train_ds.labels.size(), 0);
+    for (const auto& im : s.train_ds.images)
+      for (const auto& b : im.boxes)
+        if (!b.ignore && b.label >= 0 && static_cast<size_t>(b.label) < boxes.size()) ++boxes[static_cast<size_t>(b.label)];
+    std::vector<std::string> absent;
+    for (size_t k = 0; k < boxes.size(); ++k)
+      if (boxes[k] == 0) absent.push_back(s.train_ds.labels[k]);
+    if (!absent.empty() && absent.size() < boxes.size())
+      report.warnings.push_back("no training box shows class(es) " + ssd::join_list(absent) +
+                                ": the model learns them as never present");
+    for (const auto& w : report.warnings) std::cerr << "warning: " << w << "\n";
     if (s.train_ds.images.size() < 2)
       throw ssd::Error("the training set has " + std::to_string(s.train_ds.images.size()) +
-                       " image(s): training needs 2 or more (BatchNorm normalises over the batch)");
-    if (s.train_ds.num_boxes(false) == 0) throw ssd::Error("the training set has no boxes");
+                       " image(s): training needs 2 or more (BatchNorm normalises over the batch)" +
+                       (held_out ? "; " + std::to_string(held_out) +
+                                       " more were held out for validation (--val-fraction): give --val-fraction 0 or a validation set"
+                                 : std::string()));
+    if (s.train_ds.num_boxes(false) == 0)
+      throw ssd::Error("the training set has no boxes" +
+                       (s.train_ds.num_boxes(true) ? ": its " + std::to_string(s.train_ds.num_boxes(true)) +
+                                                         " boxes are all marked ignore (or iscrowd)"
+                                                   : std::string()));
   };
-  // Warnings also with --quiet (it quiets the progress bar and the table).
   const int checkers = std::max(1, s.spec.options.workers);
   if (!with_val) {   // lr-find: training data only
-    for (const auto& w : report.warnings) std::cerr << "warning: " << w << "\n";
     check_training_set();
     check_images(s.train_ds, checkers);
     return;
@@ -458,11 +497,17 @@ void load_data(Session& s, bool with_val = true, bool resuming = false) {
   if (!va.empty()) {
     if (s.spec.options.val_fraction != TrainOptions{}.val_fraction)
       report.warnings.push_back("--val-fraction has no effect: the validation set is " + va.describe());
-    if (va.describe() == tr.describe())
-      report.warnings.push_back("the validation set is the training set (" + va.describe() +
-                                "): its loss and mAP measure fitting, not how the model does on new images");
     // In the training set's order (a VOC split may lack a class or two).
     s.val_ds = load_dataset(va, &report, &s.train_ds.labels);
+    // The same pictures, whichever files list them (a copy of the training JSON, a link to it,
+    // two splits that overlap).
+    if (const auto [shared, example] = shared_images(s.train_ds, s.val_ds); shared == s.val_ds.images.size())
+      report.warnings.push_back("the validation set is the training set (" + va.describe() +
+                                "): its loss and mAP measure fitting, not how the model does on new images");
+    else if (shared > 0)
+      report.warnings.push_back(std::to_string(shared) + " of the " + std::to_string(s.val_ds.images.size()) +
+                                " validation images are training images too (" + example +
+                                ", say): its loss and mAP flatter the model");
   } else if (s.spec.options.val_fraction == 0) {
     s.val_ds = Dataset{s.train_ds.labels, {}, s.train_ds.category_ids};   // no validation
   } else {
@@ -484,9 +529,9 @@ void load_data(Session& s, bool with_val = true, bool resuming = false) {
     s.val_ds = Dataset{all.labels, {}, all.category_ids};
     for (size_t i = 0; i < n; ++i)
       (i < n_val ? s.val_ds : s.train_ds).images.push_back(all.images[idx[i]]);
+    held_out = n_val;
   }
   check_training_set();
-  for (const auto& w : report.warnings) std::cerr << "warning: " << w << "\n";
   check_images(s.train_ds, checkers);
   check_images(s.val_ds, checkers);
   if (!s.quiet) {

@@ -291,6 +291,46 @@ TEST(Coco, DuplicateCategoryName) {
                     {"train.json: categories[2]", "category name 'car' is also category id 7's"});
 }
 
+// What merging annotators' exports leaves: one picture under two ids (each would hold part of its
+// boxes, training the rest as background, and eval would count it twice), an empty class name,
+// an id beyond int64 (it wrapped to -1 in --detections), annotations sharing an id (pycocotools
+// keeps one of them: a warning, as ssd-train does not need the ids).
+TEST(Coco, MergedFilesMistakes) {
+  CocoFixture fx;
+  const std::string p = fx.dir.str("train.json");
+  const std::string ann = R"("annotations": [{"bbox": [1, 1, 2, 2], "category_id": 3, "image_id": 12}])";
+  write_text(p, std::string("{") + R"("images": [
+    {"file_name": "a.png", "height": 40, "width": 60, "id": 12},
+    {"file_name": "b.png", "height": 50, "width": 30, "id": 5},
+    {"file_name": "./a.png", "height": 40, "width": 60, "id": 1012}], )" + ann + ", " + kCocoCategories + "}");
+  expect_data_error([&] { load_coco(p, fx.opts()); },
+                    {"train.json: images[2]: file_name './a.png' is also images[0]'s (id 12)"});
+  write_text(p, std::string("{") + kCocoImages + ", " + ann + R"(, "categories": [{"id": 3, "name": ""}]})");
+  expect_data_error([&] { load_coco(p, fx.opts()); }, {"train.json: categories[0]: empty category name"});
+  write_text(p, std::string("{") + R"("images": [{"file_name": "a.png", "height": 40, "width": 60,
+    "id": 18446744073709551615}], )" + ann + ", " + kCocoCategories + "}");
+  expect_data_error([&] { load_coco(p, fx.opts()); },
+                    {"train.json: images[0]: field 'id' is out of range (above 2^63 - 1): 18446744073709551615"});
+  write_text(p, std::string("{") + R"("images": [{"file_name": "a.png", "height": 40, "width": 60,
+    "id": 9223372036854775807}], "annotations": [{"bbox": [1, 1, 2, 2], "category_id": 3,
+    "image_id": 9223372036854775807}], )" + kCocoCategories + "}");
+  EXPECT_EQ(load_coco(p, fx.opts()).images.at(0).id, INT64_MAX);
+  LoadReport report;
+  const Dataset ds = load_coco(fx.write(R"([
+    {"bbox": [1, 1, 2, 2], "category_id": 3, "image_id": 12, "id": 4},
+    {"bbox": [3, 1, 2, 2], "category_id": 3, "image_id": 12, "id": 9},
+    {"bbox": [5, 1, 2, 2], "category_id": 7, "image_id": 5, "id": 4},
+    {"bbox": [7, 1, 2, 2], "category_id": 7, "image_id": 5, "id": 9}])"),
+                               fx.opts(), &report);
+  EXPECT_EQ(ds.num_boxes(), 4u);
+  ASSERT_EQ(report.warnings.size(), 1u);
+  EXPECT_NE(report.warnings[0].find("train.json: 2 annotation(s) share an id with an earlier one (annotations[2] "
+                                    "has id 4, as annotations[0] does): pycocotools"),
+            std::string::npos)
+      << report.warnings[0];
+  EXPECT_EQ(report.skipped_annotations, 0);
+}
+
 TEST(Coco, MissingImage) {
   CocoFixture fx;
   fs::remove(fx.dir.path() / "img" / "b.png");

@@ -1357,6 +1357,40 @@ TEST(Cli, ValFractionZeroTrainsOnEveryImage) {
   EXPECT_EQ(again.status, 0) << again.output;
 }
 
+// Data-set mistakes are said, naming what went wrong: a validation set that is the training set
+// however its file is reached (a copy of the training JSON was taken as new images), a class no
+// training box shows, a set whose boxes are all ignored, a set left too small by the held-out
+// validation images.
+TEST(Cli, DataSetMistakesAreSaid) {
+  TempDir tmp;
+  ASSERT_EQ(run_cli("synth --out " + tmp / "s" + " --count 8 --seed 2 --size 64 --format png").status, 0);
+  nlohmann::json j = nlohmann::json::parse(std::ifstream(tmp.path() / "s" / "annotations.json"));
+  j["categories"].push_back({{"id", 99}, {"name", "hexagon"}});
+  std::ofstream(tmp.path() / "s" / "extra.json") << j.dump();
+  std::ofstream(tmp.path() / "s" / "copy.json") << j.dump();
+  const std::string small = " --size 64 --grids 2,1 --head-channels 16 --batch 4 --epochs 1 --workers 1 --quiet ";
+  CliRun same = run_cli("train --coco " + tmp / "s/extra.json" + " --val-coco " + tmp / "s/copy.json" + small +
+                        "--out " + tmp / "run");
+  EXPECT_EQ(same.status, 0) << same.output;
+  EXPECT_NE(same.output.find("warning: the validation set is the training set"), std::string::npos) << same.output;
+  EXPECT_NE(same.output.find("warning: no training box shows class(es) hexagon: the model learns them as never present"),
+            std::string::npos) << same.output;
+  for (auto& a : j["annotations"]) a["ignore"] = 1;
+  std::ofstream(tmp.path() / "s" / "ignored.json") << j.dump();
+  expect_clean_failure("train --coco " + tmp / "s/ignored.json" + small + "--out " + tmp / "run2",
+                       "boxes are all marked ignore (or iscrowd)");
+  j["images"].erase(j["images"].begin() + 2, j["images"].end());
+  nlohmann::json kept = nlohmann::json::array();
+  for (auto& a : j["annotations"])
+    if (a["image_id"] == j["images"][0]["id"] || a["image_id"] == j["images"][1]["id"]) kept.push_back(a);
+  for (auto& a : kept) a["ignore"] = 0;
+  j["annotations"] = kept;
+  std::ofstream(tmp.path() / "s" / "two.json") << j.dump();
+  expect_clean_failure("train --coco " + tmp / "s/two.json" + small + "--out " + tmp / "run3",
+                       "the training set has 1 image(s): training needs 2 or more (BatchNorm normalises over the "
+                       "batch); 1 more were held out for validation (--val-fraction)");
+}
+
 TEST(Cli, SynthTrainInfoPredictEval) {
   TempDir tmp;
   // synth is deterministic from its seed.
