@@ -195,7 +195,13 @@ Rect picture_rect(GstBuffer* buffer, const GstVideoInfo& info) {
 
 bool read_at_start(const GParamSpec* pspec) { return (pspec->flags & GST_PARAM_MUTABLE_READY) != 0; }
 
-void warn_read_at_start(GstElement* element, const GParamSpec* pspec) {
+void warn_read_at_start(GstElement* element, const GParamSpec* pspec, const GValue* value) {
+  GValue current = G_VALUE_INIT;
+  g_value_init(&current, G_PARAM_SPEC_VALUE_TYPE(pspec));
+  g_object_get_property(G_OBJECT(element), pspec->name, &current);
+  const bool same = g_param_values_cmp(const_cast<GParamSpec*>(pspec), &current, value) == 0;
+  g_value_unset(&current);
+  if (same) return;
   gst_element_message_full(element, GST_MESSAGE_WARNING, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_SETTINGS,
                            g_strdup_printf("The %s property changes only in the NULL or READY state: the element "
                                            "keeps the value it runs with.",

@@ -87,9 +87,10 @@ void refuse_crop_meta(GstQuery* allocation_query);
 // while the element runs (decided with the element's lock held, in the section that would
 // write it), so that the value the element reports stays the one it runs with; the refusal is a
 // warning on the bus (RESOURCE/SETTINGS) naming it, posted after the lock is let go (a bus
-// handler may read properties).
+// handler may read properties). Setting the value it runs with again (a property editor's
+// "apply", a binding syncing its state) is no change: no warning.
 bool read_at_start(const GParamSpec* pspec);
-void warn_read_at_start(GstElement* element, const GParamSpec* pspec);
+void warn_read_at_start(GstElement* element, const GParamSpec* pspec, const GValue* value);
 
 // Where a frame's picture lies in its buffer, in the buffer's pixels: the caps' size, at the
 // origin or, for a buffer that comes with a GstVideoCropMeta all the same (refuse_crop_meta()),

@@ -975,7 +975,7 @@ static void gst_ssd_detect_set_property(GObject* object, guint prop_id, const GV
         const gchar* v = g_value_get_string(value);
         const std::string path = (v && *v) ? v : ssd::default_model_path();
         if (st->settings_taken && !s.model_instance_id.empty()) {   // read at start, as the shared instance
-          refused = true;
+          refused = path != s.model;   // (the same again: no change)
         } else {
           s.model = path;
           load = st->running;
@@ -999,7 +999,7 @@ static void gst_ssd_detect_set_property(GObject* object, guint prop_id, const GV
         // one element while they run, it changed the others' detections while their property
         // said otherwise.
         if (st->settings_taken && !s.model_instance_id.empty()) {
-          refused = true;
+          refused = g_value_get_float(value) != s.nms_iou;   // (the same again: no change)
           break;
         }
         s.nms_iou = g_value_get_float(value);
@@ -1073,7 +1073,7 @@ static void gst_ssd_detect_set_property(GObject* object, guint prop_id, const GV
   } catch (const std::exception& e) {
     GST_ERROR_OBJECT(self, "setting property %s failed: %s", pspec->name, e.what());
   }
-  if (read_at_start) gstssd::warn_read_at_start(GST_ELEMENT(self), pspec);
+  if (read_at_start) gstssd::warn_read_at_start(GST_ELEMENT(self), pspec, value);
   if (!bad_region.empty())
     GST_ELEMENT_WARNING(self, RESOURCE, SETTINGS, ("Region not changed: %s.", bad_region.c_str()), (nullptr));
   if (refused)

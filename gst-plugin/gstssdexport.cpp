@@ -100,7 +100,7 @@ static void gst_ssd_export_set_property(GObject* object, guint prop_id, const GV
       case PROP_LOCATION: {
         const gchar* v = g_value_get_string(value);
         // As filesink: the open output stays until the element stops.
-        if (self->state->started) {
+        if (self->state->started && (v ? v : "") != self->state->location) {   // (the same again: no change)
           refused = v ? v : "(stdout)";
           in_use = self->state->location.empty() ? "stdout" : self->state->location;
         } else {
@@ -164,6 +164,16 @@ static void gst_ssd_export_finalize(GObject* object) {
   G_OBJECT_CLASS(gst_ssd_export_parent_class)->finalize(object);
 }
 
+// Whether the file at `path` is empty or ends with a newline (or cannot be read: nothing to add).
+static bool ends_a_line(const std::string& path) {
+  FILE* f = g_fopen(path.c_str(), "rb");
+  if (!f) return true;
+  bool ends = true;
+  if (fseek(f, -1, SEEK_END) == 0) ends = fgetc(f) == '\n';   // (an empty file, a FIFO: fails)
+  fclose(f);
+  return ends;
+}
+
 static gboolean gst_ssd_export_start(GstBaseTransform* trans) {
   GstSsdExport* self = GST_SSD_EXPORT(trans);
   SsdExportState* st = self->state;
@@ -182,6 +192,13 @@ static gboolean gst_ssd_export_start(GstBaseTransform* trans) {
     } else if ((st->out = g_fopen(location.c_str(), st->append ? "a" : "w"))) {
       st->owns_out = true;
       st->opened = location;
+      // Appending to a file whose last line has no newline (a writer killed mid-line, a file
+      // written by hand): the first record starts a line of its own, or it was glued to that one.
+      if (st->append && !ends_a_line(location) && (fputs("\n", st->out) == EOF || fflush(st->out) != 0)) {
+        failure = g_strerror(errno);
+        fclose(st->out);
+        st->out = nullptr;
+      }
     } else {
       failure = g_strerror(errno);
     }

@@ -123,7 +123,7 @@ static void gst_ssd_track_set_property(GObject* object, guint prop_id, const GVa
       default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
     }
   }
-  if (refused) gstssd::warn_read_at_start(GST_ELEMENT(self), pspec);
+  if (refused) gstssd::warn_read_at_start(GST_ELEMENT(self), pspec, value);
 }
 
 static void gst_ssd_track_get_property(GObject* object, guint prop_id, GValue* value, GParamSpec* pspec) {

@@ -199,14 +199,18 @@ void print_map(const MapResult& r, const std::string& json_path) {
   j["ar_small"] = r.ar_small;
   j["ar_medium"] = r.ar_medium;
   j["ar_large"] = r.ar_large;
-  for (const auto& c : r.classes)
+  // A class without ground truth (not `valid`) has no AP: -1, as pycocotools writes it and as
+  // its other fields here are (its APs read 0, which a reader averaging them took for a value).
+  for (const auto& c : r.classes) {
+    auto ap = [&c](double v) { return c.valid ? v : -1.0; };
     j["classes"].push_back({{"name", c.name}, {"num_gt", c.num_gt}, {"num_det", c.num_det},
-                            {"valid", c.valid}, {"ap50_voc07", c.ap50_voc07},
-                            {"ap50_voc", c.ap50_voc}, {"ap_coco", c.ap_coco},
-                            {"ap50_coco", c.ap50_coco}, {"ap75_coco", c.ap75_coco},
+                            {"valid", c.valid}, {"ap50_voc07", ap(c.ap50_voc07)},
+                            {"ap50_voc", ap(c.ap50_voc)}, {"ap_coco", ap(c.ap_coco)},
+                            {"ap50_coco", ap(c.ap50_coco)}, {"ap75_coco", ap(c.ap75_coco)},
                             {"ap_small", c.ap_small}, {"ap_medium", c.ap_medium}, {"ap_large", c.ap_large},
                             {"ar100", c.ar100}, {"best_f1", c.best_f1}, {"f1_threshold", c.f1_threshold},
                             {"f1_precision", c.f1_precision}, {"f1_recall", c.f1_recall}});
+  }
   j["class_thresholds"] = f1_class_thresholds(r);   // ssddetect's property, best F1 per class
   j["confusion"] = {{"threshold", r.confusion_threshold}, {"iou", 0.5}, {"matrix", r.confusion}};
   write_file_atomic(json_path, j.dump(2) + "\n");   // (flushed and checked: a full disk is an error)

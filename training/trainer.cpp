@@ -275,10 +275,13 @@ void set_train_mode(ssd::Ssd& model, bool frozen) {
 // ------------------------------------------------------------------------------------------
 // Run files.
 
+// A mAP an epoch lacks (not evaluated: -1 here) is null, as in metrics.csv an empty field (it was
+// written as -1, which a reader averaging or plotting history.json took for a value).
 json metrics_to_json(const EpochMetrics& m) {
+  auto map_value = [](double v) { return v >= 0 ? json(v) : json(nullptr); };
   return json{{"epoch", m.epoch},       {"train_loss", m.train_loss}, {"train_loc", m.train_loc},
-              {"train_cls", m.train_cls}, {"val_loss", m.val_loss},   {"map50", m.map50},
-              {"map", m.map},           {"lr", m.lr},                 {"seconds", m.seconds},
+              {"train_cls", m.train_cls}, {"val_loss", m.val_loss},   {"map50", map_value(m.map50)},
+              {"map", map_value(m.map)}, {"lr", m.lr},                 {"seconds", m.seconds},
               {"validated", m.validated}};
 }
 
@@ -295,8 +298,9 @@ EpochMetrics metrics_from_json(const json& j) {
   m.train_loc = j.value("train_loc", 0.0);
   m.train_cls = j.value("train_cls", 0.0);
   m.val_loss = number("val_loss");
-  m.map50 = number("map50");
-  m.map = number("map");
+  // (null: not evaluated; runs stored before wrote -1)
+  m.map50 = j.at("map50").is_null() ? -1.0 : number("map50");
+  m.map = j.at("map").is_null() ? -1.0 : number("map");
   m.lr = j.value("lr", 0.0);
   m.seconds = j.value("seconds", 0.0);
   m.validated = j.value("validated", true);
@@ -350,7 +354,7 @@ void write_curve_plots(const fs::path& dir, const std::vector<EpochMetrics>& h) 
   Series m50{"AP@0.5", {}, {}, cv::Scalar(40, 160, 40), true};
   Series mall{"AP@[.5:.95]", {}, {}, cv::Scalar(160, 40, 160), true};
   for (const auto& m : h) {
-    if (m.map50 < 0) continue;
+    if (!(m.map50 >= 0)) continue;   // not evaluated
     m50.x.push_back(m.epoch);
     m50.y.push_back(m.map50);
     mall.x.push_back(m.epoch);

@@ -4991,6 +4991,17 @@ TEST(SsdExport, AppendKeepsTheLinesOfEarlierRuns) {
   EXPECT_EQ(frame_numbers(a), (std::vector<int>{0}));
   run(b, true, 2);    // appending to a file that does not exist: created
   EXPECT_EQ(frame_numbers(b), (std::vector<int>{0, 1}));
+  // Appending to a file whose last line lacks its newline (a writer killed mid-line): the records
+  // start a line of their own (the first was glued to that line).
+  const std::string c = tmp / "cut.jsonl";
+  std::ofstream(c) << "{\"frame\": 7}\n{\"frame\": 8";
+  run(c, true, 1);
+  std::ifstream in(c);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_EQ(lines[1], "{\"frame\": 8");
+  EXPECT_EQ(json::parse(lines[2])["frame"], 0) << lines[2];
   GstElement* e = gst_element_factory_make("ssdexport", nullptr);
   gboolean append = TRUE;
   g_object_get(e, "append", &append, nullptr);
@@ -5020,6 +5031,10 @@ TEST(SsdExport, AppendCannotChangeWhileRunning) {
   EXPECT_NE(warning.find("append cannot change"), std::string::npos) << "the refused change must be reported: " << warning;
   g_object_set(h->element, "append", FALSE, nullptr);   // the value in use: no warning
   EXPECT_EQ(gst_bus_pop_filtered(bus, GST_MESSAGE_WARNING), nullptr);
+  g_object_set(h->element, "location", a.c_str(), nullptr);   // the same: no warning (it said "still
+  EXPECT_EQ(gst_bus_pop_filtered(bus, GST_MESSAGE_WARNING), nullptr);   // writing to A, not A")
+  g_object_set(h->element, "location", (tmp / "b.jsonl").c_str(), nullptr);
+  EXPECT_NE(next_warning(bus).find("The location cannot change while the element runs"), std::string::npos);
   // Stopped, it takes the change (for the next start), without a warning.
   gst_element_set_state(h->element, GST_STATE_NULL);
   g_object_set(h->element, "append", TRUE, nullptr);
@@ -5601,6 +5616,11 @@ TEST(SsdElements, StartOnlyPropertiesAreRefusedWhileRunning) {
     gst_buffer_unref(out);
     GValue before = G_VALUE_INIT;
     g_object_get_property(G_OBJECT(h->element), c.property, &before);
+    // The value it runs with, set again (a property editor's "apply"): no change, no warning.
+    g_object_set_property(G_OBJECT(h->element), c.property, &before);
+    GstMessage* none = gst_bus_pop_filtered(bus, GST_MESSAGE_WARNING);
+    EXPECT_EQ(none, nullptr) << "a warning for the value in use";
+    if (none) gst_message_unref(none);
     gst_util_set_object_arg(G_OBJECT(h->element), c.property, c.value);
     GValue after = G_VALUE_INIT;
     g_object_get_property(G_OBJECT(h->element), c.property, &after);

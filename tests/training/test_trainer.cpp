@@ -1348,7 +1348,8 @@ TEST(Cli, ValFractionZeroTrainsOnEveryImage) {
   for (const auto& e : h) {
     EXPECT_TRUE(e["val_loss"].is_null()) << e.dump();
     EXPECT_EQ(e["validated"], false) << e.dump();   // (a NaN loss of a validated epoch reads "nan")
-    EXPECT_EQ(e["map50"], -1) << e.dump();
+    EXPECT_TRUE(e["map50"].is_null()) << e.dump();   // (as metrics.csv's empty field; it was -1)
+    EXPECT_TRUE(e["map"].is_null()) << e.dump();
     EXPECT_GT(e["train_loss"].get<double>(), 0) << e.dump();
   }
   // The table's validation columns read "-"; the run resumes (to its end: nothing left to do).
@@ -1389,6 +1390,37 @@ TEST(Cli, DataSetMistakesAreSaid) {
   expect_clean_failure("train --coco " + tmp / "s/two.json" + small + "--out " + tmp / "run3",
                        "the training set has 1 image(s): training needs 2 or more (BatchNorm normalises over the "
                        "batch); 1 more were held out for validation (--val-fraction)");
+}
+
+// eval --json: a class without ground truth has no AP (-1, as pycocotools writes it, and as its
+// other figures there were), not 0, which a reader averaging the classes took for a value.
+TEST(Cli, EvalJsonGivesAClassWithoutGroundTruthNoAp) {
+  TempDir tmp;
+  ASSERT_EQ(run_cli("synth --out " + tmp / "s" + " --count 12 --seed 5 --size 96 --format png").status, 0);
+  nlohmann::json j = nlohmann::json::parse(std::ifstream(tmp.path() / "s" / "annotations.json"));
+  nlohmann::json kept = nlohmann::json::array();
+  int64_t star = -1;
+  for (const auto& c : j["categories"])
+    if (c["name"] == "star") star = c["id"].get<int64_t>();
+  for (const auto& a : j["annotations"])
+    if (a["category_id"] != star) kept.push_back(a);
+  ASSERT_LT(kept.size(), j["annotations"].size()) << "no star in the set";
+  j["annotations"] = kept;
+  std::ofstream(tmp.path() / "s" / "nostar.json") << j.dump();
+  CliRun e = run_cli("eval --coco " + tmp / "s/nostar.json" + " --threads 1 --json " + tmp / "eval.json");
+  ASSERT_EQ(e.status, 0) << e.output;
+  const nlohmann::json ours = nlohmann::json::parse(std::ifstream(tmp.path() / "eval.json"));
+  int checked = 0;
+  for (const auto& c : ours["classes"]) {
+    const bool valid = c["valid"].get<bool>();
+    EXPECT_EQ(valid, c["name"] != "star") << c.dump();
+    for (const char* k : {"ap50_voc07", "ap50_voc", "ap_coco", "ap50_coco", "ap75_coco", "ar100", "best_f1"}) {
+      if (valid) EXPECT_GE(c[k].get<double>(), 0.0) << k << " " << c.dump();
+      else EXPECT_EQ(c[k].get<double>(), -1.0) << k << " " << c.dump();
+    }
+    checked += !valid;
+  }
+  EXPECT_EQ(checked, 1);
 }
 
 TEST(Cli, SynthTrainInfoPredictEval) {
