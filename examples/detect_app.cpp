@@ -46,24 +46,33 @@ GstPadProbeReturn on_buffer(GstPad*, GstPadProbeInfo* info, gpointer user_data) 
   std::printf("frame %" G_GUINT64_FORMAT " (t=%.3f s):", app->frames++, t);
   gpointer state = nullptr;
   GstMeta* meta;
-  int n = 0;
-  bool carried = false;
+  // A box repeated from its detector's last analysed frame (interval=N) is `carried`: said once
+  // for a frame whose boxes all are, else after each that is (a cascade: another ssddetect
+  // analysed this frame).
+  int n = 0, carried = 0;
+  for (gpointer it = nullptr; (meta = gst_buffer_iterate_meta_filtered(buffer, &it, GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE));) {
+    GstSsdDetection d;
+    gst_ssd_detection_read(reinterpret_cast<GstVideoRegionOfInterestMeta*>(meta), &d);
+    n++;
+    carried += d.carried ? 1 : 0;
+  }
+  const bool all_carried = n > 0 && carried == n;
+  n = 0;
   while ((meta = gst_buffer_iterate_meta_filtered(buffer, &state, GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE))) {
     auto* roi = reinterpret_cast<GstVideoRegionOfInterestMeta*>(meta);
     GstSsdDetection d;
     gst_ssd_detection_read(roi, &d);
-    carried = carried || d.carried;   // a box repeated from the last analysed frame (interval=N)
     char id[24] = "";
     if (d.object_id >= 0) std::snprintf(id, sizeof id, " #%d", d.object_id);
     // Regions of other producers (or ssddetect's after videoscale, which drops the `detection`
     // structure) have no confidence: "?".
     char conf[16] = "?";
     if (d.confidence >= 0) std::snprintf(conf, sizeof conf, "%.2f", d.confidence);
-    std::printf("%s %s%s %s [x=%u y=%u w=%u h=%u]", n ? "," : "", d.label ? d.label : "?", id, conf, roi->x, roi->y,
-                roi->w, roi->h);
+    std::printf("%s %s%s %s [x=%u y=%u w=%u h=%u]%s", n ? "," : "", d.label ? d.label : "?", id, conf, roi->x, roi->y,
+                roi->w, roi->h, d.carried && !all_carried ? " (carried)" : "");
     n++;
   }
-  std::printf("%s%s\n", n ? "" : " nothing", carried ? " (carried from the last analysed frame)" : "");
+  std::printf("%s%s\n", n ? "" : " nothing", all_carried ? " (carried from the last analysed frame)" : "");
   std::fflush(stdout);
   app->detections += n;
   return GST_PAD_PROBE_OK;

@@ -138,20 +138,25 @@ def main():
 
     counts = {"frames": 0, "detections": 0, "missed": 0}
 
-    def describe(d):
+    def describe(d, mark_carried):
         # Regions of other producers (or ssddetect's after videoscale, which drops the
         # `detection` structure) have no confidence: "?".
         ident = "" if d.object_id is None else f" #{d.object_id}"
         conf = "?" if d.confidence is None else f"{d.confidence:.2f}"
         x, y, w, h = d.box
-        return f"{d.label}{ident} {conf} [x={x} y={y} w={w} h={h}]"
+        carried = " (carried)" if mark_carried and d.carried else ""
+        return f"{d.label}{ident} {conf} [x={x} y={y} w={w} h={h}]{carried}"
 
     def on_buffer(pad, info):
         buffer = info.get_buffer()
         dets, missed = detections_of(buffer)
         t = buffer.pts / Gst.SECOND if buffer.pts != Gst.CLOCK_TIME_NONE else -1
-        text = ", ".join(describe(d) for d in dets) or "nothing"
-        if any(d.carried for d in dets):
+        # A box repeated from its detector's last analysed frame (interval=N): said once for a
+        # frame whose boxes all are, else after each that is (a cascade: another ssddetect
+        # analysed this frame).
+        all_carried = bool(dets) and all(d.carried for d in dets)
+        text = ", ".join(describe(d, not all_carried) for d in dets) or "nothing"
+        if all_carried:
             text += " (carried from the last analysed frame)"
         if missed:
             text += f" ({missed} region(s) with a repeated id not read)"

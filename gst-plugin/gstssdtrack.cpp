@@ -23,8 +23,10 @@
  * starts again from 1, skipping the ids of the objects still followed. Frames that ssddetect's
  * `interval` skipped (every region marked `carried`) keep the last analysed frame's ids
  * without being matched, and an object's motion is measured per frame between the analysed
- * frames, so the prediction is not held back by the repeated boxes; gap buffers are passed on
- * untouched. Frames are counted by their timestamps at the caps' frame rate, so that frames
+ * frames, so the prediction is not held back by the repeated boxes; so do the carried regions
+ * of a frame that another ssddetect analysed (a cascade); so do gap buffers' regions (videorate's
+ * repeats of a frame, which ssddetect gives its detections), and a gap buffer without regions is a
+ * frame in which no object was seen. Frames are counted by their timestamps at the caps' frame rate, so that frames
  * dropped upstream (QoS, when a live pipeline falls behind) count for the motion and for
  * `max-lost` too. A flush (seek), a new stream, another segment (a seek
  * without a flush) or a resolution change forgets the tracks. The properties are read when the
@@ -256,7 +258,7 @@ static GstFlowReturn track_frame(GstSsdTrack* self, GstBuffer* buf) {
   const bool gap = GST_BUFFER_FLAG_IS_SET(buf, GST_BUFFER_FLAG_GAP);
   std::vector<GstVideoRegionOfInterestMeta*> rois;
   std::vector<ssd::TrackBox> boxes;
-  bool all_carried = true;   // (every region one that ssddetect's `interval` repeated)
+  std::vector<bool> carried;   // each region: one that an ssddetect's `interval` repeated
   gpointer iter = nullptr;
   while (GstMeta* meta = gst_buffer_iterate_meta_filtered(buf, &iter, GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE)) {
     auto* roi = reinterpret_cast<GstVideoRegionOfInterestMeta*>(meta);
@@ -264,7 +266,7 @@ static GstFlowReturn track_frame(GstSsdTrack* self, GstBuffer* buf) {
     boxes.push_back(pixel_box(roi->x, roi->y, roi->w, roi->h, static_cast<int64_t>(roi->roi_type)));
     GstSsdDetection d;
     gst_ssd_detection_read(roi, &d);
-    all_carried = all_carried && d.carried;
+    carried.push_back(d.carried);
   }
 #ifdef HAVE_GST_ANALYTICS
   // Detections with no region are tracked too: od_box[k] is entry k's box in the tracker's input.
@@ -281,17 +283,23 @@ static GstFlowReturn track_frame(GstSsdTrack* self, GstBuffer* buf) {
     } else if (gst_analytics_od_mtd_get_location(od, &x, &y, &w, &h, &conf)) {
       od_box[k] = boxes.size();
       boxes.push_back(pixel_box(x, y, w, h, static_cast<int64_t>(gst_analytics_od_mtd_get_obj_type(od))));
+      carried.push_back(false);
     }
   }
 #endif
+  // (A gap buffer without regions, as videorate's repeats of a frame without detections, is a
+  // frame in which no object was seen: it counts for max-lost, as it did not, the tracks living
+  // on by the rates' ratio longer.)
   const int frames = frames_since_previous(st, buf);
-  if (gap && boxes.empty()) return GST_FLOW_OK;   // nothing to track, nor a frame's motion to count
   // A frame the detector skipped keeps the last analysed frame's ids (its boxes are that frame's);
-  // the motion is measured between analysed frames. So does a gap buffer's.
+  // the motion is measured between analysed frames. So does a gap buffer's. In a cascade (an
+  // ssddetect with `interval` beside one analysing every frame) the repeated regions keep theirs
+  // among the others' new ones.
+  const bool all_carried = std::all_of(carried.begin(), carried.end(), [](bool c) { return c; });
   std::optional<std::vector<int64_t>> repeated;
   if (!rois.empty() && (all_carried || gap) && boxes.size() == rois.size())
     repeated = st->tracker->repeat(boxes, frames);
-  const std::vector<int64_t> ids = repeated ? *std::move(repeated) : st->tracker->update(boxes, frames);
+  const std::vector<int64_t> ids = repeated ? *std::move(repeated) : st->tracker->update(boxes, frames, carried);
   for (size_t i = 0; i < rois.size(); ++i) set_object_id(rois[i], ids[i]);
 #ifdef HAVE_GST_ANALYTICS
   // First sightings of the live tracks (for the tracking metadata); ended ones go.

@@ -61,11 +61,36 @@ void check_frames(int frames) {
 
 }  // namespace
 
-std::vector<int64_t> Tracker::update(const std::vector<TrackBox>& detections, int frames) {
+size_t Tracker::track_at(const TrackBox& box, const std::vector<bool>& taken) const {
+  for (size_t t = 0; t < tracks_.size(); ++t) {
+    const TrackBox& b = tracks_[t].box;
+    // Seen in the last update() (lost 0; a repeat does not count), at this very box.
+    if (!taken[t] && tracks_[t].lost == 0 && b.x_min == box.x_min && b.y_min == box.y_min && b.x_max == box.x_max &&
+        b.y_max == box.y_max && b.label == box.label)
+      return t;
+  }
+  return tracks_.size();
+}
+
+std::vector<int64_t> Tracker::update(const std::vector<TrackBox>& detections, int frames,
+                                     const std::vector<bool>& carried) {
   check_frames(frames);
+  if (!carried.empty() && carried.size() != detections.size())
+    throw Error("tracker: " + std::to_string(carried.size()) + " carried flags for " +
+                std::to_string(detections.size()) + " detections");
   // The frames dropped before this one: each prediction moves on through them (a track not seen
   // in this frame counts them as lost, below).
   for (Track& t : tracks_) t.unseen += frames - 1;
+  std::vector<int64_t> ids(detections.size(), 0);
+  std::vector<bool> track_taken(tracks_.size(), false), repeated(tracks_.size(), false);
+  // The repeats keep their tracks' ids (and the tracks their boxes and motion).
+  for (size_t d = 0; d < carried.size(); ++d) {
+    if (!carried[d]) continue;
+    const size_t t = track_at(detections[d], track_taken);
+    if (t == tracks_.size()) continue;
+    track_taken[t] = repeated[t] = true;
+    ids[d] = tracks_[t].id;
+  }
   // Every (IoU, track, detection) pair that may match, best first.
   std::vector<std::tuple<double, size_t, size_t>> pairs;
   for (size_t t = 0; t < tracks_.size(); ++t) {
@@ -83,8 +108,6 @@ std::vector<int64_t> Tracker::update(const std::vector<TrackBox>& detections, in
     if (std::get<1>(a) != std::get<1>(b)) return std::get<1>(a) < std::get<1>(b);
     return std::get<2>(a) < std::get<2>(b);
   });
-  std::vector<int64_t> ids(detections.size(), 0);
-  std::vector<bool> track_taken(tracks_.size(), false);
   for (const auto& [iou, t, d] : pairs) {
     if (track_taken[t] || ids[d] != 0) continue;
     track_taken[t] = true;
@@ -104,6 +127,7 @@ std::vector<int64_t> Tracker::update(const std::vector<TrackBox>& detections, in
     track.unseen = 0;
   }
   for (size_t t = 0; t < tracks_.size(); ++t) {
+    if (repeated[t]) tracks_[t].unseen++;   // (not lost: its detector did not look)
     if (track_taken[t]) continue;
     tracks_[t].lost += frames;   // (the frames dropped before this one too)
     tracks_[t].unseen++;
@@ -125,14 +149,7 @@ std::optional<std::vector<int64_t>> Tracker::repeat(const std::vector<TrackBox>&
   std::vector<int64_t> ids;
   std::vector<bool> taken(tracks_.size(), false);
   for (const TrackBox& d : detections) {
-    size_t t = 0;
-    for (; t < tracks_.size(); ++t) {
-      const TrackBox& b = tracks_[t].box;
-      // Seen in the last update() (lost 0; a repeat does not count), at this very box.
-      if (!taken[t] && tracks_[t].lost == 0 && b.x_min == d.x_min && b.y_min == d.y_min && b.x_max == d.x_max &&
-          b.y_max == d.y_max && b.label == d.label)
-        break;
-    }
+    const size_t t = track_at(d, taken);
     if (t == tracks_.size()) return std::nullopt;
     taken[t] = true;
     ids.push_back(tracks_[t].id);

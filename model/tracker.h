@@ -45,7 +45,14 @@ class Tracker {
   // where frames were dropped on the way, by QoS say: the predictions move on, and the tracks
   // not seen count as lost, for those frames too). Throws ssd::Error when every id up to max_id
   // is a live track's, or for `frames` below 1.
-  std::vector<int64_t> update(const std::vector<TrackBox>& detections, int frames = 1);
+  //
+  // `carried` (empty, or one flag per detection): a detection that repeats its detector's last
+  // analysed frame (an ssddetect with `interval` behind another that analysed this frame: a
+  // cascade) keeps the id of the track seen at exactly its box in the last update(), unmatched,
+  // as repeat() does for a frame of repeats only, so that its motion is measured between the
+  // analysed frames; one without such a track is matched as the others are.
+  std::vector<int64_t> update(const std::vector<TrackBox>& detections, int frames = 1,
+                              const std::vector<bool>& carried = {});
 
   // A frame the detector did not analyse, whose detections repeat the last analysed frame's
   // boxes: the ids of the tracks seen at exactly those boxes in the last update() (each track
@@ -73,6 +80,9 @@ class Tracker {
     int hits = 1;              // detections it has had
     TrackBox predicted() const;
   };
+  // The index of the track seen in the last update() (not lost) at exactly `box`, not `taken`;
+  // tracks_.size() when there is none.
+  size_t track_at(const TrackBox& box, const std::vector<bool>& taken) const;
   int64_t new_id();    // the next id no live track has
   void drop_lost();    // ends the tracks lost for more than max_lost frames
   TrackerOptions options_;

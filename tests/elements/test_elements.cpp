@@ -5331,33 +5331,46 @@ TEST(SsdTrack, ObjectsKeepTheirIdsUntilLostOrFlushed) {
 // analysed frame's) keep that frame's ids, and the motion is measured per frame between analysed
 // frames: an object speeding up (20 px wide, 2 px per frame and 0.5 more each frame) keeps its
 // id with every second frame analysed. The same boxes without the mark read as frames without
-// motion and lose it. After a flush the tracks are gone: a carried frame starts them afresh.
+// motion and lose it. After a flush the tracks are gone: a carried frame starts them afresh. In
+// a cascade (a second ssddetect analysing every frame: here a fresh "sign" region in each) the
+// car's carried regions keep their ids all the same (they went through matching, as frames
+// without motion, once any region of the frame was fresh: 3 ids where there was 1).
 TEST(SsdTrack, CarriedFramesKeepTheirIdsAndTheMotionPerFrame) {
   auto f = make_frame(flat(1000, 100), GST_VIDEO_FORMAT_RGB);
-  auto region = [&](int index, int x, bool carried) {
+  auto region = [&](int index, int x, bool carried, bool with_sign) {
     GstBuffer* b = stamped(*f, index);
     auto* roi = gst_buffer_add_video_region_of_interest_meta(b, "car", x, 40, 20, 20);
     gst_video_region_of_interest_meta_add_param(
         roi, gst_structure_new("detection", "label", G_TYPE_STRING, "car", "carried", G_TYPE_BOOLEAN, carried, nullptr));
+    if (with_sign) {
+      auto* sign = gst_buffer_add_video_region_of_interest_meta(b, "sign", 900, 10, 30, 30);
+      gst_video_region_of_interest_meta_add_param(
+          sign, gst_structure_new("detection", "label", G_TYPE_STRING, "sign", "carried", G_TYPE_BOOLEAN, FALSE, nullptr));
+    }
     return b;
   };
-  // Marked carried, or gap buffers (videorate's repeats of a frame, given its detections), or neither.
-  for (const int marked : {1, 2, 0}) {
-    SCOPED_TRACE(marked == 1 ? "carried frames marked" : marked == 2 ? "gap buffers" : "not marked");
+  // Marked carried, or gap buffers (videorate's repeats of a frame, given its detections), or
+  // neither; marked carried beside another detector's fresh regions.
+  for (const int marked : {1, 2, 0, 3}) {
+    SCOPED_TRACE(marked == 1 ? "carried frames marked" : marked == 2 ? "gap buffers" : marked == 3 ? "cascade" : "not marked");
     GstHarness* h = gst_harness_new_parse("ssdtrack");
     gst_harness_set_src_caps(h, caps_25fps(*f));
-    std::set<int> ids;
+    std::set<int> ids, sign_ids;
     double x = 0, v = 2, analysed = 0;
     for (int i = 0; i < 40; ++i, x += v, v += 0.5) {
       const bool carried = i % 2 == 1;
       if (!carried) analysed = x;
-      GstBuffer* b = region(i, static_cast<int>(analysed), marked == 1 && carried);
+      GstBuffer* b = region(i, static_cast<int>(analysed), (marked == 1 || marked == 3) && carried, marked == 3);
       if (marked == 2 && carried) GST_BUFFER_FLAG_SET(b, GST_BUFFER_FLAG_GAP);
       const auto out = track_ids(h, b);
-      ASSERT_EQ(out.size(), 1u);
+      ASSERT_EQ(out.size(), marked == 3 ? 2u : 1u);
       ids.insert(out[0].second);
+      if (marked == 3) sign_ids.insert(out[1].second);
     }
-    if (marked == 2) {
+    if (marked == 3) {
+      EXPECT_EQ(ids, (std::set<int>{1}));
+      EXPECT_EQ(sign_ids, (std::set<int>{2}));
+    } else if (marked == 2) {
       EXPECT_EQ(ids, (std::set<int>{1}));
     } else if (marked) {
       EXPECT_EQ(ids, (std::set<int>{1}));
@@ -5367,8 +5380,8 @@ TEST(SsdTrack, CarriedFramesKeepTheirIdsAndTheMotionPerFrame) {
       gst_segment_init(&seg, GST_FORMAT_TIME);
       ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_segment(&seg)));
       using Ids = std::vector<std::pair<std::string, int>>;
-      EXPECT_EQ(track_ids(h, region(0, 100, true)), (Ids{{"car", 2}}));
-      EXPECT_EQ(track_ids(h, region(1, 100, true)), (Ids{{"car", 2}}));
+      EXPECT_EQ(track_ids(h, region(0, 100, true, false)), (Ids{{"car", 2}}));
+      EXPECT_EQ(track_ids(h, region(1, 100, true, false)), (Ids{{"car", 2}}));
     } else {
       EXPECT_GT(ids.size(), 1u) << "the scene no longer tells the two apart: make the object faster";
     }
@@ -5395,6 +5408,29 @@ TEST(SsdTrack, FramesDroppedUpstreamCountForTheMotion) {
     }
     if (dropped) EXPECT_EQ(ids, (std::set<int>{1}));
     else EXPECT_GT(ids.size(), 1u) << "the scene no longer tells the two apart: make the object faster";
+    gst_harness_teardown(h);
+  }
+}
+
+// Gap buffers without regions (videorate's empty repeats) count for max-lost as the frames they
+// stand for: an object gone for 15 frame times, 12 of them gap buffers, is a new one with
+// max-lost=10 (the gaps were not counted: it kept its id), as it is when they are ordinary frames.
+TEST(SsdTrack, GapBuffersCountForMaxLost) {
+  auto f = make_frame(flat(320, 240), GST_VIDEO_FORMAT_RGB);
+  for (const bool gaps : {true, false}) {
+    SCOPED_TRACE(gaps ? "gap buffers" : "frames without regions");
+    GstHarness* h = gst_harness_new_parse("ssdtrack max-lost=10");
+    gst_harness_set_src_caps(h, caps_25fps(*f));
+    int i = 0;
+    for (; i < 5; ++i) EXPECT_EQ(track_ids(h, frame_with_regions(*f, i, {{"car", 100, 100, 40, 40}}))[0].second, 1);
+    for (int k = 0; k < 15; ++k, ++i) {
+      GstBuffer* b = frame_with_regions(*f, i, {});
+      if (gaps && k >= 3) GST_BUFFER_FLAG_SET(b, GST_BUFFER_FLAG_GAP);
+      EXPECT_TRUE(track_ids(h, b).empty());
+    }
+    const auto back = track_ids(h, frame_with_regions(*f, i, {{"car", 100, 100, 40, 40}}));
+    ASSERT_EQ(back.size(), 1u);
+    EXPECT_EQ(back[0].second, 2) << "gone for 15 frames, more than max-lost=10";
     gst_harness_teardown(h);
   }
 }
@@ -6011,6 +6047,14 @@ TEST(Examples, CppApplicationPrintsTheDetections) {
                                         "ssddetect name=detect threshold=0.999 ! fakesink"});
   EXPECT_EQ(scaled.status, 0) << scaled.out << scaled.err;
   EXPECT_NE(scaled.out.find(top(ref)->label + " ? [x="), std::string::npos) << scaled.out;
+  // A cascade: the first detector's boxes carried (interval=2) beside the second's fresh ones
+  // on the second frame: each carried box is marked, not the frame (it was the whole frame).
+  const Spawned cascade = spawn({SSD_EXAMPLE_APP, "--pipeline",
+                                 "filesrc location=" + png + " ! pngdec ! imagefreeze num-buffers=2 ! videoconvert ! "
+                                 "ssddetect interval=2 ! ssddetect name=detect ! fakesink"});
+  EXPECT_EQ(cascade.status, 0) << cascade.out << cascade.err;
+  EXPECT_NE(cascade.out.find("] (carried)"), std::string::npos) << cascade.out;
+  EXPECT_EQ(cascade.out.find("(carried from the last analysed frame)"), std::string::npos) << cascade.out;
   // Another element named "detect": the ssddetect is still found.
   const Spawned other = spawn({SSD_EXAMPLE_APP, "--min-detections", "1", "--pipeline",
                                "filesrc name=detect location=" + png + " ! pngdec ! imagefreeze num-buffers=2 ! "
@@ -6086,6 +6130,13 @@ TEST(Examples, PythonScriptReadsTheRegionsOfInterest) {
   EXPECT_EQ(two.status, 0) << two.out << two.err;
   EXPECT_GT(count(one.out), 0) << one.out;
   EXPECT_EQ(count(two.out), 2 * count(one.out)) << one.out << "\n" << two.out;
+  // A cascade: the first detector's boxes carried (interval=2) beside the second's fresh ones
+  // on the second frame: each carried box is marked, not the frame (it was the whole frame).
+  const Spawned cascade =
+      spawn({SSD_PYTHON, SSD_EXAMPLE_SCRIPT, "--pipeline", still + "ssddetect interval=2 ! ssddetect name=detect ! fakesink"});
+  EXPECT_EQ(cascade.status, 0) << cascade.out << cascade.err;
+  EXPECT_NE(cascade.out.find("] (carried)"), std::string::npos) << cascade.out;
+  EXPECT_EQ(cascade.out.find("(carried from the last analysed frame)"), std::string::npos) << cascade.out;
   // Usage errors exit 1 (2 is "too few detections"), as ssd-example-app's.
   EXPECT_EQ(spawn({SSD_PYTHON, SSD_EXAMPLE_SCRIPT}).status, 1);
   EXPECT_EQ(spawn({SSD_PYTHON, SSD_EXAMPLE_SCRIPT, "--pipeline", still + "fakesink"}).status, 1);

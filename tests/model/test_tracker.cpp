@@ -165,6 +165,34 @@ TEST(Tracker, RepeatedFramesKeepTheirIdsAndTheMotionPerFrame) {
   EXPECT_GT(ids_without.size(), 1u) << "the scene no longer tells the two apart: make the object faster";
 }
 
+// A cascade: the car's detector analyses every second frame (its boxes repeated between, marked
+// carried), another detector every frame (a still sign). update() with the carried flags gives the
+// repeats their tracks' ids among the fresh detections, and the car's motion is measured per frame
+// (one id); without them the repeats read as frames without motion (more ids). A carried box that
+// is no track's (after reset()) is matched as any other.
+TEST(Tracker, CarriedDetectionsAmongFreshOnesKeepTheirIds) {
+  std::vector<double> xs = {0};
+  for (double v = 2; xs.size() < 40; v += 0.5) xs.push_back(xs.back() + v);
+  Tracker told, untold;
+  std::set<int64_t> car, car_untold, sign;
+  double analysed = 0;
+  const TrackBox still = box(900, 0, 30, 30, 2);
+  for (size_t f = 0; f < xs.size(); ++f) {
+    if (f % 2 == 0) analysed = xs[f];
+    const std::vector<TrackBox> dets = {box(analysed, 0, 20, 20), still};
+    const auto r = told.update(dets, 1, {f % 2 == 1, false});
+    car.insert(r.at(0));
+    sign.insert(r.at(1));
+    car_untold.insert(untold.update(dets).at(0));
+  }
+  EXPECT_EQ(car, (std::set<int64_t>{1}));
+  EXPECT_EQ(sign, (std::set<int64_t>{2}));
+  EXPECT_GT(car_untold.size(), 1u) << "the scene no longer tells the two apart: make the object faster";
+  told.reset();
+  EXPECT_EQ(told.update({box(0, 0, 20, 20)}, 1, {true}), (std::vector<int64_t>{3}));
+  EXPECT_THROW(told.update({still}, 1, {true, false}), ssd::Error);
+}
+
 // Frames dropped on the way (QoS) count for the motion when update() is told how many frame
 // times passed: an object 40 px wide moving 12 px a frame, seen in frames 0, 1, 4, 5, 8, 9...,
 // keeps its id; counted as consecutive frames, the moves of 12 and 36 px break it up. A track
