@@ -30,7 +30,7 @@ build() {   # TARGET
   case "$1" in
     coco) "$cxx" "${flags[@]}" fuzz/fuzz_coco.cpp training/coco.cpp training/dataset.cpp training/atomic_file.cpp model/text.cpp -o "$out/fuzz_coco" ;;
     voc) "$cxx" "${flags[@]}" fuzz/fuzz_voc.cpp training/voc.cpp training/dataset.cpp model/text.cpp -lpugixml -o "$out/fuzz_voc" ;;
-    config) "$cxx" "${flags[@]}" fuzz/fuzz_config.cpp model/config.cpp -o "$out/fuzz_config" ;;
+    config) "$cxx" "${flags[@]}" fuzz/fuzz_config.cpp model/config.cpp model/class_filter.cpp model/text.cpp -o "$out/fuzz_config" ;;
     class-filter) "$cxx" "${flags[@]}" fuzz/fuzz_class_filter.cpp model/class_filter.cpp model/text.cpp -o "$out/fuzz_class-filter" ;;
     safetensors) "$cxx" "${flags[@]}" "${torch_flags[@]}" fuzz/fuzz_safetensors.cpp model/safetensors.cpp model/safetensors_header.cpp \
                    -ltorch -ltorch_cpu -lc10 -o "$out/fuzz_safetensors" ;;

@@ -33,6 +33,11 @@ std::vector<std::pair<std::string, torch::Tensor>> model_tensors(torch::nn::Modu
 
 SsdConfig config_from_metadata(const std::string& path,
                                const std::map<std::string, std::string>& meta) {
+  // Another version of the format (a later gst-ssd's) would be read as this one's: refused. (A
+  // file without the key, written by other tools from the README's description, is read.)
+  if (const auto format = meta.find(kFormatKey); format != meta.end() && format->second != kFormatValue)
+    throw Error(path + ": its format is '" + format->second + "', and this gst-ssd reads '" + kFormatValue +
+                "' (written by another version?)");
   auto it = meta.find(kConfigKey);
   if (it == meta.end())
     throw Error(path + ": not an SSD weights file (no '" + std::string(kConfigKey) +
@@ -59,7 +64,10 @@ void load_tensors(const std::string& path, const SafeTensors& file, torch::nn::M
                   " but the model expects " + shape_str(dst.sizes()));
     if (src.scalar_type() != dst.scalar_type())
       throw Error(path + ": tensor '" + name + "' has dtype " + c10::toString(src.scalar_type()) +
-                  " but the model expects " + c10::toString(dst.scalar_type()));
+                  " but the model expects " + c10::toString(dst.scalar_type()) +
+                  (src.is_floating_point() && dst.is_floating_point()
+                       ? std::string(" (the weights are stored as float32, as ssd-train writes them)")
+                       : std::string()));
     if (src.is_floating_point() && !torch::isfinite(src).all().item<bool>())
       throw Error(path + ": tensor '" + name + "' holds NaN or infinite values (from a training run that " +
                   "diverged?); the model would detect nothing sensible");
@@ -98,11 +106,12 @@ Ssd load_weights(const std::string& path, const torch::Device& device) {
   const SsdConfig config = config_from_metadata(path, file.metadata);
   // Before the model is built: a corrupt or hostile configuration in a small file would
   // otherwise have us allocate gigabytes only to find its tensors missing.
-  int64_t bytes = 0;
-  for (const auto& [name, t] : file.tensors) bytes += t.numel() * static_cast<int64_t>(t.element_size());
-  if (const int64_t weights = config.min_parameters(); bytes / 4 < weights)
-    throw Error(path + ": its tensors hold " + std::to_string(bytes) + " bytes, but its configuration has at least " +
-                std::to_string(weights) + " weights (4 bytes each): the file is truncated or its configuration corrupt");
+  // (Values, not bytes: a file of fp16 tensors is then refused naming the dtype, below.)
+  int64_t values = 0;
+  for (const auto& [name, t] : file.tensors) values += t.numel();
+  if (const int64_t weights = config.min_parameters(); values < weights)
+    throw Error(path + ": its tensors hold " + std::to_string(values) + " values, but its configuration has at least " +
+                std::to_string(weights) + " weights: the file is truncated or its configuration corrupt");
   Ssd model(config);
   load_tensors(path, file, *model);
   model->eval();

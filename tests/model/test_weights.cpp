@@ -128,6 +128,28 @@ TEST(Weights, TruncatedCorruptAndMismatchedFilesGiveClearErrors) {
     if (name == "body.conv1.weight") t = t.to(torch::kHalf);
   write_safetensors(wrong, halfed);
   expect_error([&] { load_weights(wrong); }, {"body.conv1.weight", "dtype", "Half"});
+  // Every tensor in half precision (a file converted to fp16): the dtype is named, not "truncated"
+  // (the size check counted 4 bytes a weight).
+  for (const auto type : {torch::kHalf, torch::kBFloat16}) {
+    SafeTensors all = read_safetensors(good);
+    for (auto& [name, t] : all.tensors)
+      if (t.is_floating_point()) t = t.to(type);
+    write_safetensors(wrong, all);
+    expect_error([&] { load_weights(wrong); },
+                 {"wrong.safetensors", "has dtype", "but the model expects Float (the weights are stored as float32"});
+  }
+  // Another version of the format: refused, named.
+  SafeTensors later = read_safetensors(good);
+  later.metadata[kFormatKey] = "gst-ssd/9";
+  write_safetensors(wrong, later);
+  expect_error([&] { load_weights(wrong); }, {"wrong.safetensors", "its format is 'gst-ssd/9'", "reads 'gst-ssd/1'"});
+  // A label ssddetect's classes could never name (ssd-train does not write one).
+  auto unnameable = ssdtest::tiny_config();
+  unnameable.labels.back() = "cat,dog";
+  SafeTensors named = read_safetensors(good);
+  named.metadata[kConfigKey] = unnameable.to_json_string();
+  write_safetensors(wrong, named);
+  expect_error([&] { load_weights(wrong); }, {"wrong.safetensors", "\"cat,dog\" cannot be named in ssddetect's classes"});
 
   // NaN or infinite values (a diverged training run's weights): named, refused.
   SafeTensors nan = read_safetensors(good);
@@ -295,7 +317,7 @@ TEST(Weights, ASmallFileCannotDescribeAHugeModel) {
   content.metadata[kConfigKey] = c.to_json_string();
   content.metadata[kFormatKey] = kFormatValue;
   write_safetensors(path, content);
-  expect_error([&] { load_weights(path); }, {"huge.safetensors", "tensors hold 0 bytes", "truncated or its configuration corrupt"});
+  expect_error([&] { load_weights(path); }, {"huge.safetensors", "tensors hold 0 values", "truncated or its configuration corrupt"});
   c.grids = {2, 1, 1};
   expect_error([&] { c.validate(); }, {"strictly decreasing", "grids[1] = 1, grids[2] = 1"});
   // The bound is a floor a real file passes: the shipped-size tiny model's file loads.
