@@ -1,6 +1,7 @@
 #include "voc.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
@@ -146,11 +147,19 @@ Dataset load_voc(const std::string& root_str, const VocOptions& options, LoadRep
     std::ifstream in(split_file);
     if (!in) fail(split_file.string(), "", "cannot open split file");
     std::string line;
-    while (std::getline(in, line)) {
+    std::map<std::string, int> line_of;   // each id's line: one listed twice would count twice
+    for (int n = 1; std::getline(in, line); ++n) {
+      if (n == 1 && line.rfind("\xEF\xBB\xBF", 0) == 0) line.erase(0, 3);   // a UTF-8 BOM (Notepad's)
+      if (line.find('\0') != std::string::npos || (n == 1 && (line.rfind("\xFF\xFE", 0) == 0 || line.rfind("\xFE\xFF", 0) == 0)))
+        fail(split_file.string(), "", "not a UTF-8 text file (UTF-16, as PowerShell writes? save it as UTF-8)");
       // Lines are "<id>" (or "<id> <flag>" in per-class lists: take the first token).
       std::istringstream ls(line);
       std::string tok;
-      if (ls >> tok) ids.push_back(tok);
+      if (!(ls >> tok)) continue;
+      if (const auto [first, added] = line_of.emplace(tok, n); !added)
+        fail(split_file.string(), "line " + std::to_string(n),
+             "id '" + tok + "' is listed again (first on line " + std::to_string(first->second) + ")");
+      ids.push_back(tok);
     }
     if (ids.empty()) fail(split_file.string(), "", "empty split list");
   } else {
@@ -163,9 +172,15 @@ Dataset load_voc(const std::string& root_str, const VocOptions& options, LoadRep
   std::vector<RawImage> raw;
   raw.reserve(ids.size());
   std::set<std::string> names_found;
+  std::map<std::string, std::string> xml_of_image;   // (an XML copied with its <filename>)
   for (const auto& id : ids) {
     raw.push_back(parse_xml(ann_dir / (id + ".xml"), img_dir, id, options.check_files));
     for (const auto& o : raw.back().objects) names_found.insert(o.name);
+    const std::string image = fs::absolute(raw.back().rec.path).lexically_normal().string();
+    if (const auto [other, added] = xml_of_image.emplace(image, raw.back().xml); !added)
+      fail(raw.back().xml, "filename",
+           "names the image " + raw.back().rec.path + ", as " + other->second +
+               " does: each image has one annotation file (was this one copied from that one?)");
   }
 
   Dataset ds;
@@ -178,6 +193,27 @@ Dataset load_voc(const std::string& root_str, const VocOptions& options, LoadRep
     });
     if (all_voc) ds.labels = voc;
     else ds.labels.assign(names_found.begin(), names_found.end());
+    // Names that differ only in case ("Dog" beside "dog"), or a few that are not VOC's among
+    // VOC's (a misspelt one), make classes of their own, and the 20 classes' order (their label
+    // ids, shared by VOC models) is lost: said.
+    std::map<std::string, std::vector<std::string>> by_lower;
+    std::vector<std::string> not_voc;
+    bool some_voc = false;
+    for (const std::string& n : names_found) {
+      std::string lower = n;
+      std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+      by_lower[lower].push_back(n);
+      if (std::find(voc.begin(), voc.end(), n) == voc.end()) not_voc.push_back(n);
+      else some_voc = true;
+    }
+    for (const auto& [lower, names] : by_lower)
+      if (names.size() > 1)
+        rep.warnings.push_back(root.string() + ": the class names " + ssd::join_list(names) +
+                               " differ only in case: they are separate classes");
+    if (some_voc && !not_voc.empty())
+      rep.warnings.push_back(root.string() + ": " + ssd::join_list(not_voc) +
+                             ": not among the 20 Pascal VOC class names: the classes are the names used, sorted, "
+                             "not VOC's in their usual order");
   }
   std::map<std::string, int> label_of;
   for (size_t i = 0; i < ds.labels.size(); ++i) label_of[ds.labels[i]] = static_cast<int>(i);

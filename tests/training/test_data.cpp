@@ -537,6 +537,37 @@ TEST(Voc, MalformedXml) {
                     {"000017.xml: object[0].bndbox", "<ymin> is not a number"});
 }
 
+// What Windows editors and copied annotations leave: a split file with a UTF-8 BOM (read), one in
+// UTF-16 (refused, saying so: the error printed raw bytes), an id listed twice (its image counted
+// twice), two XMLs naming one image (the other's boxes scored and trained on it), class names
+// that differ only in case or are not VOC's among VOC's (warned: classes of their own, and
+// VOC's order lost).
+TEST(Voc, SplitAndAnnotationMistakes) {
+  VocFixture fx;
+  const fs::path split = fx.root / "ImageSets" / "Main" / "train.txt";
+  write_text(split, "\xEF\xBB\xBF" "000012\r\n000017\r\n");
+  EXPECT_EQ(load_voc(fx.root.string()).images.size(), 2u);
+  write_text(split, std::string("\xFF\xFE" "0\0" "0\0", 6));
+  expect_data_error([&] { load_voc(fx.root.string()); }, {"train.txt", "not a UTF-8 text file"});
+  write_text(split, "000012\n000017\n\n000012 1\n");
+  expect_data_error([&] { load_voc(fx.root.string()); },
+                    {"train.txt: line 4: id '000012' is listed again (first on line 1)"});
+  write_text(split, "000012\n000017\n");
+  write_text(fx.root / "Annotations" / "000017.xml",
+             voc_xml("000012.jpg", 50, 40, voc_object("person", 0, 2, 3, 35, 10)));
+  expect_data_error([&] { load_voc(fx.root.string()); },
+                    {"000017.xml: filename: names the image", "000012.jpg, as", "000012.xml does"});
+  write_text(fx.root / "Annotations" / "000017.xml",
+             voc_xml("000017.jpg", 30, 30, voc_object("Dog", 0, 2, 3, 20, 10) + voc_object("dgo", 0, 2, 3, 20, 10)));
+  LoadReport rep;
+  const Dataset ds = load_voc(fx.root.string(), {}, &rep);
+  EXPECT_EQ(ds.labels, (std::vector<std::string>{"Dog", "dgo", "dog", "person"}));
+  ASSERT_EQ(rep.warnings.size(), 2u);
+  EXPECT_NE(rep.warnings[0].find("the class names Dog, dog differ only in case"), std::string::npos) << rep.warnings[0];
+  EXPECT_NE(rep.warnings[1].find("Dog, dgo: not among the 20 Pascal VOC class names"), std::string::npos)
+      << rep.warnings[1];
+}
+
 TEST(Voc, MissingFilesAndOutsideBoxes) {
   VocFixture fx;
   VocOptions o;
