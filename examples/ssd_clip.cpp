@@ -21,6 +21,7 @@
 #include <iostream>
 #include <map>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -43,7 +44,8 @@ namespace {
 
 struct RenderArgs {
   std::string out;
-  int width = 320, height = 240, scenes = 24, hold = 3, fps = 6;
+  int width = 320, height = 240, scenes = 24, hold = 3;
+  std::string fps = "6";   // N, N/D (30000/1001) or a decimal
   uint64_t seed = 2024;
   int min_objects = 1, max_objects = 3;
   std::string format = "jpg";
@@ -53,6 +55,26 @@ struct RenderArgs {
 bool frame_file(const std::string& name) {
   return name.size() == 9 && std::all_of(name.begin(), name.begin() + 5, [](char c) { return c >= '0' && c <= '9'; }) &&
          (name.compare(5, 4, ".jpg") == 0 || name.compare(5, 4, ".png") == 0);
+}
+
+// A frame rate as given: N, N/D (NTSC's 30000/1001, as GStreamer's caps write it) or a decimal.
+// Throws std::invalid_argument naming it.
+double frame_rate(const std::string& text) {
+  const auto slash = text.find('/');
+  size_t used = 0, used_d = 0;
+  double n = 0, d = 1;
+  try {
+    n = std::stod(text.substr(0, slash), &used);
+    if (slash != std::string::npos) d = std::stod(text.substr(slash + 1), &used_d);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  const bool whole = used == text.substr(0, slash).size() &&
+                     (slash == std::string::npos || used_d == text.size() - slash - 1);
+  const double r = n / d;
+  if (!whole || !(r >= 1 && r <= 1000))
+    throw std::invalid_argument(text + ": a frame rate in [1, 1000], as N, N/D (30000/1001) or a decimal");
+  return r;
 }
 
 int render(const RenderArgs& a) {
@@ -77,7 +99,7 @@ int render(const RenderArgs& a) {
   json truth;
   truth["width"] = a.width;
   truth["height"] = a.height;
-  truth["framerate"] = a.fps;
+  truth["framerate"] = frame_rate(a.fps);
   truth["labels"] = labels;
   truth["frames"] = json::array();
   std::vector<int> params;
@@ -98,7 +120,9 @@ int render(const RenderArgs& a) {
       std::snprintf(name, sizeof name, "%05d.%s", frame, a.format.c_str());
       const fs::path p = frames / name;
       ssdtrain::write_image_file(p, s.image, "." + a.format, params);
-      truth["frames"].push_back({{"frame", frame}, {"scene", scene}, {"file", p.string()}, {"boxes", boxes}});
+      // (Relative to truth.json's folder, as a COCO file names its images: the --out path as
+      // given was relative to the folder render ran in.)
+      truth["frames"].push_back({{"frame", frame}, {"scene", scene}, {"file", "frames/" + std::string(name)}, {"boxes", boxes}});
     }
   }
   ssdtrain::write_file_atomic(truth_path, truth.dump(1) + "\n");
@@ -172,15 +196,21 @@ int score(const std::string& truth_path, const std::string& det_path, double iou
       };
       try {
         const int64_t counted = j.at("frame").get<int64_t>();
-        const double pts = j.contains("pts") && j.at("pts").is_number() ? j.at("pts").get<double>() : 0;
-        if (!(std::fabs(pts) < 1e18)) return bad_line("pts " + j.at("pts").dump() + " out of range");
-        const int64_t frame = j.contains("pts") && j.at("pts").is_number() ? std::llround(pts * fps / 1e9) : counted;
+        // The frame's position in the stream (ssdexport's stream_time: its pts in the segment's
+        // terms, from 0 also after an MP4 round trip, whose pts start at the decoding delay),
+        // else its pts (lines of older ssdexports), else the count.
+        const char* time_key = j.contains("stream_time") && j.at("stream_time").is_number() ? "stream_time" : "pts";
+        const bool timed = j.contains(time_key) && j.at(time_key).is_number();
+        const double pts = timed ? j.at(time_key).get<double>() : 0;
+        if (!(std::fabs(pts) < 1e18)) return bad_line(std::string(time_key) + " " + j.at(time_key).dump() + " out of range");
+        const int64_t frame = timed ? std::llround(pts * fps / 1e9) : counted;
         // Frames can only be missing before a line (dropped upstream): two lines on one frame, or
         // a line before its count, mean timestamps at another rate or from another origin.
         if (dets.count(frame) || frame < counted) {
           std::cerr << "ssd-clip: " << det_path << ":" << line_number << ": its pts falls on frame " << frame
                     << (frame < counted ? " before its count " + std::to_string(counted) : ", as an earlier line's")
-                    << " at truth.json's " << fps << " fps: does the pipeline run at that rate, with timestamps from 0?\n";
+                    << " at truth.json's " << fps << " fps: does the pipeline run at that rate (render --fps), with "
+                    << "timestamps from 0?\n";
           return 1;
         }
         const double line_wd = j.contains("width") ? j.at("width").get<double>() : truth_w;
@@ -355,7 +385,17 @@ int main(int argc, char** argv) {
   r->add_option("--height", ra.height, "Frame height")->check(CLI::Range(32, 8192));
   r->add_option("--scenes", ra.scenes, "Number of different scenes")->check(CLI::Range(1, 100000));
   r->add_option("--hold", ra.hold, "Frames per scene")->check(CLI::Range(1, 1000));
-  r->add_option("--fps", ra.fps, "Frame rate recorded in truth.json")->check(CLI::Range(1, 1000));
+  r->add_option("--fps", ra.fps, "Frame rate recorded in truth.json: N, N/D (30000/1001) or a decimal, in [1, 1000]")
+      ->check(CLI::Validator(
+          [](std::string& v) {
+            try {
+              frame_rate(v);
+              return std::string();
+            } catch (const std::invalid_argument& e) {
+              return std::string(e.what());
+            }
+          },
+          "RATE"));
   r->add_option("--seed", ra.seed, "Random seed");
   r->add_option("--min-objects", ra.min_objects, "Fewest objects per scene (fewer, with a warning, where a small frame has no room)")->check(CLI::Range(1, 20));
   r->add_option("--max-objects", ra.max_objects, "Most objects per scene")->check(CLI::Range(1, 20));

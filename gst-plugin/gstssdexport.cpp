@@ -9,7 +9,7 @@
  * an empty `detections` array, so the line number is the frame number. Each line reads:
  *
  * |[
- * {"frame":12,"pts":400000000,"width":640,"height":480,
+ * {"frame":12,"pts":400000000,"stream_time":400000000,"width":640,"height":480,
  *  "detections":[{"label":"car","label_id":2,"confidence":0.87,"object_id":3,"carried":false,
  *                 "box":{"x":10,"y":20,"w":100,"h":50},
  *                 "box_normalized":{"x_min":0.016,"y_min":0.042,"x_max":0.172,"y_max":0.146}}]}
@@ -17,7 +17,10 @@
  *
  * `frame` counts the frames that reach the element since it started (frames dropped upstream,
  * e.g. by ssddetect's QoS or a leaky queue, are not counted: `pts` identifies a frame of the
- * source); `pts` is in nanoseconds (null when the buffer has none); `label_id` and `confidence` are
+ * source); `pts` is in nanoseconds (null when the buffer has none), and `stream_time` is the
+ * frame's position in the stream in nanoseconds, its pts in the segment's terms (0 at the first
+ * frame of a file that a demuxer, as MP4's, gives timestamps from its decoding delay on; null
+ * without a pts or outside the segment); `label_id` and `confidence` are
  * null for regions that did not come from ssddetect and carry no `detection` structure, and
  * `object_id` (the tracking id of ssdtrack, or of any tracker writing DL Streamer's
  * `object_id` structure) is null for untracked regions. `carried` is true for a box that
@@ -254,10 +257,15 @@ static GstFlowReturn export_frame(GstSsdExport* self, GstBuffer* buf) {
   const int width = GST_VIDEO_INFO_WIDTH(&st->info), height = GST_VIDEO_INFO_HEIGHT(&st->info);
   nlohmann::ordered_json line;   // the keys in the documented order
   line["frame"] = st->frames++;
+  line["pts"] = nullptr;
+  line["stream_time"] = nullptr;
   if (GST_BUFFER_PTS_IS_VALID(buf)) {
     line["pts"] = GST_BUFFER_PTS(buf);
-  } else {
-    line["pts"] = nullptr;
+    const GstSegment& segment = GST_BASE_TRANSFORM(self)->segment;
+    const guint64 stream_time = segment.format == GST_FORMAT_TIME
+                                    ? gst_segment_to_stream_time(&segment, GST_FORMAT_TIME, GST_BUFFER_PTS(buf))
+                                    : GST_CLOCK_TIME_NONE;
+    if (GST_CLOCK_TIME_IS_VALID(stream_time)) line["stream_time"] = stream_time;
   }
   line["width"] = width;
   line["height"] = height;

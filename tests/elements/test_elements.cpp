@@ -4828,7 +4828,8 @@ TEST(SsdExport, WritesOneJsonLinePerFrameAndFlushesAtEos) {
     std::ifstream again(path);
     std::string first;
     std::getline(again, first);
-    EXPECT_EQ(first.rfind("{\"frame\":0,\"pts\":40000000,\"width\":200,\"height\":100,\"detections\":[{\"label\":\"star\",", 0), 0u) << first;
+    EXPECT_EQ(first.rfind("{\"frame\":0,\"pts\":40000000,\"stream_time\":40000000,\"width\":200,\"height\":100,"
+                          "\"detections\":[{\"label\":\"star\",", 0), 0u) << first;
   }
   EXPECT_EQ(lines[0]["frame"], 0);
   EXPECT_EQ(lines[0]["pts"], 40 * GST_MSECOND);
@@ -4849,8 +4850,40 @@ TEST(SsdExport, WritesOneJsonLinePerFrameAndFlushesAtEos) {
   EXPECT_DOUBLE_EQ(d[2]["box_normalized"]["x_max"].get<double>(), 1.0);
   EXPECT_EQ(lines[1]["frame"], 1);
   EXPECT_TRUE(lines[1]["pts"].is_null());
+  EXPECT_TRUE(lines[1]["stream_time"].is_null());
   EXPECT_TRUE(lines[1]["detections"].empty());
   gst_harness_teardown(h);
+}
+
+// `stream_time` is the pts in the segment's terms: an MP4 demuxer's segment starts at the first
+// frame's pts (its decoding delay, 2 frames here) with stream time 0, and the frame's position in
+// the stream is its pts less that (ssd-clip score took the pts, every frame 2 off).
+TEST(SsdExport, StreamTimeIsThePtsInTheSegmentsTerms) {
+  TempDir tmp;
+  const std::string path = tmp / "seg.jsonl";
+  auto f = make_frame(flat(64, 48), GST_VIDEO_FORMAT_RGB);
+  GstHarness* h = export_harness(path, *f);
+  GstSegment seg;
+  gst_segment_init(&seg, GST_FORMAT_TIME);
+  seg.start = 66666666;
+  seg.time = 0;
+  ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_segment(&seg)));
+  for (const GstClockTime pts : {GstClockTime{66666666}, GstClockTime{100000000}, GstClockTime{10000000}}) {
+    GstBuffer* b = gst_buffer_copy_deep(f->buffer);
+    GST_BUFFER_PTS(b) = pts;
+    ASSERT_EQ(gst_harness_push(h, b), GST_FLOW_OK);
+    gst_buffer_unref(gst_harness_pull(h));
+  }
+  ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_eos()));
+  gst_harness_teardown(h);
+  std::ifstream in(path);
+  std::vector<json> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(json::parse(line));
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_EQ(lines[0]["pts"], 66666666);
+  EXPECT_EQ(lines[0]["stream_time"], 0);
+  EXPECT_EQ(lines[1]["stream_time"], 33333334);
+  EXPECT_TRUE(lines[2]["stream_time"].is_null()) << "before the segment";
 }
 
 // Regions come from any producer: a normalised box with a NaN or infinity in it is replaced by
@@ -5899,6 +5932,24 @@ TEST(Examples, ClipScoresLinesByTheirTimestamps) {
   EXPECT_NE(s.out.find("frames: 8 (1 without an ssdexport line)"), std::string::npos) << s.out;
   EXPECT_NE(s.out.find("matched at IoU>0.50: " + std::to_string(objects)), std::string::npos) << s.out;
   EXPECT_NE(s.out.find("lines of frames the truth does not have (not scored): 1"), std::string::npos) << s.out;
+  // Lines whose pts start at an MP4 demuxer's decoding delay (2 frames), their stream_time from 0
+  // (ssdexport writes both): scored by the stream time (by the pts, each frame was 2 off).
+  {
+    std::ifstream in(tmp / "dets.jsonl");
+    std::ofstream mp4(tmp / "mp4.jsonl");
+    for (std::string line; std::getline(in, line);) {
+      json j = json::parse(line);
+      j["stream_time"] = j["pts"];
+      j["pts"] = j["pts"].get<int64_t>() + 200000000LL;
+      mp4 << j.dump() << "\n";
+    }
+  }
+  Spawned mp4 = spawn({SSD_CLIP_TOOL, "score", "--truth", clip + "/truth.json", "--detections", tmp / "mp4.jsonl"});
+  ASSERT_EQ(mp4.status, 0) << mp4.out << mp4.err;
+  EXPECT_NE(mp4.out.find("matched at IoU>0.50: " + std::to_string(objects)), std::string::npos) << mp4.out;
+  // Each frame's file, relative to truth.json's folder (it was the --out path as given).
+  EXPECT_EQ(truth["frames"][0]["file"], "frames/00000.png");
+  EXPECT_TRUE(fs::exists(clip + "/" + truth["frames"][7]["file"].get<std::string>()));
   // The same detections from frames scaled to 192x144 on their way (ssdexport writes the size it
   // saw): scaled back to the clip's 96x96 (they matched none before, 2026-12-06).
   {
@@ -5966,6 +6017,19 @@ TEST(Examples, ClipScoresLinesByTheirTimestamps) {
     Spawned bad = spawn({SSD_CLIP_TOOL, "score", "--truth", clip + "/truth.json", "--detections", tmp / "bad.jsonl"});
     EXPECT_EQ(bad.status, 1) << line;
     EXPECT_NE(bad.err.find(says), std::string::npos) << line << ": " << bad.err;
+  }
+  // NTSC's 30000/1001 (or a decimal) as the frame rate; other text is refused, naming it (an
+  // integer only, with a message that said 29.97 was outside 1 to 1000).
+  const std::string ntsc = tmp / "ntsc";
+  r = spawn({SSD_CLIP_TOOL, "render", "--out", ntsc, "--scenes", "1", "--hold", "1", "--fps", "30000/1001", "--width",
+             "64", "--height", "48"});
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_NEAR(json::parse(std::ifstream(ntsc + "/truth.json"))["framerate"].get<double>(), 29.97003, 1e-5);
+  for (const char* bad : {"29.97x", "0/1", "30/0", "2000"}) {
+    r = spawn({SSD_CLIP_TOOL, "render", "--out", ntsc, "--fps", bad});
+    EXPECT_NE(r.status, 0) << bad;
+    EXPECT_NE(r.err.find(std::string(bad) + ": a frame rate in [1, 1000], as N, N/D (30000/1001) or a decimal"),
+              std::string::npos) << r.err;
   }
   // Rendered again, shorter: only the new clip's frames are left.
   r = spawn({SSD_CLIP_TOOL, "render", "--out", clip, "--scenes", "2", "--hold", "1", "--format", "jpg", "--width", "96",
