@@ -10,6 +10,7 @@
 #include "gstssdoverlay.h"
 #include "gstssdtrack.h"
 #include "pinned_pool.h"
+#include "unwinder_check.h"
 
 #ifndef PACKAGE
 #define PACKAGE "gst-ssd"
@@ -27,6 +28,12 @@ static gboolean plugin_init(GstPlugin* plugin) {
   // OpenBLAS on a CPU newer than itself: its fast kernels, chosen while no element runs yet.
   const std::string kernels = ssd::select_openblas_kernels();
   if (!kernels.empty()) GST_INFO("%s", kernels.c_str());
+  // Loaded into a process whose C++ exceptions cannot be caught (see unwinder_check.h): said on
+  // stderr, as the first error in ssddetect would abort the process before a bus message was read.
+  if (const std::string why = gstssd::mixed_unwinders(); !why.empty()) {
+    GST_WARNING("%s", why.c_str());
+    g_printerr("gst-ssd: warning: %s\n", why.c_str());
+  }
   ret |= GST_ELEMENT_REGISTER(ssddetect, plugin);
   ret |= GST_ELEMENT_REGISTER(ssdtrack, plugin);
   ret |= GST_ELEMENT_REGISTER(ssdoverlay, plugin);

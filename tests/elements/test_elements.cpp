@@ -6163,6 +6163,46 @@ print('exiting while playing', flush=True)
   }
 }
 
+// A Python program that loads libstdc++ before GStreamer (importing PIL or torch first; here by
+// ctypes) has C++ exceptions raised by libgcc_s's unwinder and resumed by libunwind's (GStreamer
+// brings it into the global scope): ssddetect's first error aborted it without a word. The plugin
+// says so when it loads; imported the other way round, or with libgcc_s preloaded (the two ways
+// out it names), the error is reported and nothing is said.
+TEST(Examples, AProcessThatCannotCatchCxxExceptionsIsWarned) {
+  const Spawned gi = spawn({SSD_PYTHON, "-c", "import gi; gi.require_version('Gst', '1.0')"});
+  if (gi.status != 0) GTEST_SKIP() << SSD_PYTHON << " has no PyGObject: " << gi.err;
+  const std::string script = R"(
+import ctypes, os, sys
+if sys.argv[1] == "cxx-first":
+    ctypes.CDLL("libstdc++.so.6", mode=os.RTLD_NOW)   # as PIL's or torch's C++ libraries load it
+import gi
+gi.require_version("Gst", "1.0")
+from gi.repository import Gst
+Gst.init(None)
+p = Gst.parse_launch("videotestsrc num-buffers=1 ! ssddetect classes=dog ! fakesink")
+print("state change:", p.set_state(Gst.State.PLAYING).value_nick, flush=True)
+msg = p.get_bus().timed_pop_filtered(10 * Gst.SECOND, Gst.MessageType.ERROR)
+print("error:", msg.parse_error()[0].message if msg else None)
+p.set_state(Gst.State.NULL)
+)";
+  const std::string warning = "gst-ssd: warning: C++ exceptions cannot be caught in this process";
+  const Spawned mixed = spawn({SSD_PYTHON, "-c", script, "cxx-first"});
+  EXPECT_NE(mixed.err.find(warning), std::string::npos) << mixed.out << mixed.err;
+  EXPECT_NE(mixed.err.find("LD_PRELOAD=libgcc_s.so.1"), std::string::npos) << mixed.err;
+  const char* preloaded = std::getenv("LD_PRELOAD");   // (a sanitizer's runtime, say)
+  for (const bool preload : {false, true}) {
+    SCOPED_TRACE(preload ? "libgcc_s preloaded" : "GStreamer imported first");
+    const Spawned r =
+        preload ? spawn({"/usr/bin/env", "LD_PRELOAD=" + std::string(preloaded ? preloaded : "") + " libgcc_s.so.1", SSD_PYTHON,
+                         "-c", script, "cxx-first"})
+                : spawn({SSD_PYTHON, "-c", script, "gi-first"});
+    EXPECT_EQ(r.status, 0) << r.out << r.err;
+    EXPECT_NE(r.out.find("error: Model"), std::string::npos) << r.out << r.err;
+    EXPECT_NE(r.out.find("unknown class \"dog\""), std::string::npos) << r.out;
+    EXPECT_EQ(r.err.find(warning), std::string::npos) << r.err;
+  }
+}
+
 TEST(Examples, PythonScriptReadsTheRegionsOfInterest) {
   TempDir tmp;
   const auto [png, ref] = png_scene(tmp, 12);
