@@ -60,6 +60,8 @@ bool frame_file(const std::string& name) {
 // A frame rate as given: N, N/D (NTSC's 30000/1001, as GStreamer's caps write it) or a decimal.
 // Throws std::invalid_argument naming it.
 double frame_rate(const std::string& text) {
+  if (text.empty() || text.find_first_not_of("0123456789./") != std::string::npos)   // (stod takes " 0x1E", "-30")
+    throw std::invalid_argument(text + ": a frame rate in [1, 1000], as N, N/D (30000/1001) or a decimal");
   const auto slash = text.find('/');
   size_t used = 0, used_d = 0;
   double n = 0, d = 1;
@@ -207,7 +209,7 @@ int score(const std::string& truth_path, const std::string& det_path, double iou
         // Frames can only be missing before a line (dropped upstream): two lines on one frame, or
         // a line before its count, mean timestamps at another rate or from another origin.
         if (dets.count(frame) || frame < counted) {
-          std::cerr << "ssd-clip: " << det_path << ":" << line_number << ": its pts falls on frame " << frame
+          std::cerr << "ssd-clip: " << det_path << ":" << line_number << ": its " << time_key << " falls on frame " << frame
                     << (frame < counted ? " before its count " + std::to_string(counted) : ", as an earlier line's")
                     << " at truth.json's " << fps << " fps: does the pipeline run at that rate (render --fps), with "
                     << "timestamps from 0?\n";

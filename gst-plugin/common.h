@@ -3,6 +3,7 @@
 // ssddetect writes, following DL Streamer's convention) from a buffer.
 #pragma once
 
+#include <cxxabi.h>
 #include <exception>
 #include <functional>
 #include <string>
@@ -120,11 +121,16 @@ bool starts_afresh(GstBaseTransform* trans, GstEvent* event);
 gboolean accept_caps_with_peer(GstBaseTransform* trans, GstPadDirection direction, GstCaps* caps);
 
 // The per-frame vfunc boundary: runs `fn` and turns any exception into an element error
-// "<what> failed: <reason>" and GST_FLOW_ERROR, so that none escapes into GStreamer.
+// "<what> failed: <reason>" and GST_FLOW_ERROR, so that none escapes into GStreamer. A thread
+// being ended (pthread_exit: Python ends a thread that calls into it, a pad probe say, once the
+// interpreter is finalising) unwinds through here: that goes on (swallowed, it aborted the
+// process: "FATAL: exception not rethrown").
 template <typename Fn>
 GstFlowReturn run_frame_guarded(GstElement* element, const char* what, Fn&& fn) {
   try {
     return fn();
+  } catch (abi::__forced_unwind&) {
+    throw;
   } catch (const std::exception& e) {
     GST_ELEMENT_ERROR(element, STREAM, FAILED, ("%s failed: %s", what, e.what()), (nullptr));
   } catch (...) {

@@ -169,10 +169,12 @@ static void gst_ssd_export_finalize(GObject* object) {
 
 // Whether the file at `path` is empty or ends with a newline (or cannot be read: nothing to add).
 static bool ends_a_line(const std::string& path) {
+  GStatBuf st;
+  if (g_stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return true;   // (a FIFO, a terminal, /dev/null)
   FILE* f = g_fopen(path.c_str(), "rb");
   if (!f) return true;
   bool ends = true;
-  if (fseek(f, -1, SEEK_END) == 0) ends = fgetc(f) == '\n';   // (an empty file, a FIFO: fails)
+  if (fseek(f, -1, SEEK_END) == 0) ends = fgetc(f) == '\n';   // (an empty file: fails)
   fclose(f);
   return ends;
 }

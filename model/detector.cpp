@@ -615,6 +615,7 @@ Detector::Detector(const DetectorOptions& options) : impl_(std::make_unique<Impl
     written.record(c10::impl::VirtualGuardImpl(c10::DeviceType::CUDA).getStream(d.device));
     for (auto& slot : d.slots) written.block(*slot.stream);
   }
+  ExitGate::arm(ExitGate::Stage::kLoaded);   // (an exit during the first inference waits for it too)
 }
 
 Detector::~Detector() {
@@ -792,7 +793,7 @@ std::vector<std::vector<Detection>> Detector::collect() {
   ExitGate::Pass pass;
   // (Once LibTorch has computed, and made the statics it makes on first use.)
   struct ArmWhenDone {
-    ~ArmWhenDone() { ExitGate::arm(); }
+    ~ArmWhenDone() { ExitGate::arm(ExitGate::Stage::kComputed); }
   } arm;
   auto& d = *impl_;
   if (d.pending == 0) throw Error("collect: no batch in flight");

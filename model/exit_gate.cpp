@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
 #include <cstdlib>
 #include <mutex>
 
@@ -56,11 +57,15 @@ bool ExitGate::closed() {
   return g.closed;
 }
 
-void ExitGate::arm() {
-  static std::once_flag once;
-  std::call_once(once, [] {
+void ExitGate::arm(Stage stage) {
+  static std::once_flag loaded, computed;
+  std::call_once(stage == Stage::kLoaded ? loaded : computed, [] {
     gate();   // (made now, not in the handler)
-    std::atexit([] { close(kExitWaitMs); });
+    std::atexit([] {
+      if (!closed() && !close(kExitWaitMs))
+        std::fprintf(stderr, "gst-ssd: the process exits while an inference still runs after %d s\n",
+                     kExitWaitMs / 1000);
+    });
   });
 }
 

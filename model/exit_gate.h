@@ -6,10 +6,13 @@
 // them: the process crashed in mkldnn_convolution, or aborted on c10::Error "Unknown backend",
 // where the same program with identity in place of ssddetect exited cleanly.
 //
-// LibTorch work holds an ExitGate::Pass. An exit handler, registered (arm()) once LibTorch has
-// computed (and made the statics it makes on first use, whose destructors run before handlers
-// registered earlier), closes the gate: it waits for the passes held (for a while: an exit from
-// a thread that holds one would wait for itself), and a Pass asked for after that throws.
+// LibTorch work holds an ExitGate::Pass. An exit handler closes the gate: it waits for the
+// passes held (for a while: an exit from a thread that holds one would wait for itself; it says
+// so on stderr when it gives up), and a Pass asked for after that throws. Handlers run in the
+// reverse order of their registration, interleaved with the static destructors, so the handler
+// is registered (arm()) once a model has loaded and again once LibTorch has computed: after the
+// statics made then (on first use: oneDNN's primitive cache, the thread pools), so that it runs
+// before their destructors.
 #pragma once
 
 namespace ssd {
@@ -26,8 +29,10 @@ class ExitGate {
     Pass& operator=(const Pass&) = delete;
   };
 
-  // Registers the exit handler that closes the gate, once per process (later calls do nothing).
-  static void arm();
+  // Registers the exit handler that closes the gate: once per process for each stage (a model
+  // loaded, a first inference done); later calls do nothing.
+  enum class Stage { kLoaded, kComputed };
+  static void arm(Stage stage);
   // Whether the process is exiting (the gate is closed).
   static bool closed();
   // Closes the gate as the exit handler does; returns whether every pass was given back within

@@ -106,9 +106,10 @@ Ssd load_weights(const std::string& path, const torch::Device& device) {
   const SsdConfig config = config_from_metadata(path, file.metadata);
   // Before the model is built: a corrupt or hostile configuration in a small file would
   // otherwise have us allocate gigabytes only to find its tensors missing.
-  // (Values, not bytes: a file of fp16 tensors is then refused naming the dtype, below.)
+  // (Values, not bytes: a file of fp16 tensors is then refused naming the dtype, below; a byte
+  // tensor's values count a quarter, as no weight is one, so that a file cannot claim more.)
   int64_t values = 0;
-  for (const auto& [name, t] : file.tensors) values += t.numel();
+  for (const auto& [name, t] : file.tensors) values += t.element_size() >= 2 ? t.numel() : t.numel() / 4;
   if (const int64_t weights = config.min_parameters(); values < weights)
     throw Error(path + ": its tensors hold " + std::to_string(values) + " values, but its configuration has at least " +
                 std::to_string(weights) + " weights: the file is truncated or its configuration corrupt");

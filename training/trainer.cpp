@@ -505,8 +505,11 @@ void load_data(Session& s, bool with_val = true, bool resuming = false) {
     s.val_ds = load_dataset(va, &report, &s.train_ds.labels);
     // The same pictures, whichever files list them (a copy of the training JSON, a link to it,
     // two splits that overlap).
-    if (const auto [shared, example] = shared_images(s.train_ds, s.val_ds); shared == s.val_ds.images.size())
-      report.warnings.push_back("the validation set is the training set (" + va.describe() +
+    const auto [shared, example] = shared_images(s.train_ds, s.val_ds);
+    if (shared > 0 && shared == s.val_ds.images.size())
+      report.warnings.push_back("every validation image is a training image (" + va.describe() +
+                                (shared == s.train_ds.images.size() ? ": the validation set is the training set"
+                                                                   : ": the validation set lies within the training set") +
                                 "): its loss and mAP measure fitting, not how the model does on new images");
     else if (shared > 0)
       report.warnings.push_back(std::to_string(shared) + " of the " + std::to_string(s.val_ds.images.size()) +
@@ -1029,11 +1032,11 @@ void check_new_run_options(const TrainOptions& o) {
 
 // The classes of the weights a new run writes must be nameable in ssddetect's `classes` and
 // `class-thresholds` (and ssd-train predict's --classes and --class-thresholds).
-void check_new_run_labels(const std::vector<std::string>& labels) {
+void check_new_run_labels(const std::vector<std::string>& labels, const DataSpec& data) {
   for (const std::string& label : labels)
     if (const std::string why = ssd::unnameable_label(label); !why.empty())
       throw ssd::Error("class \"" + label + "\" could not be named in ssddetect's classes and class-thresholds (" +
-                       why + "): rename it in the data set");
+                       why + "): rename it in the data set (" + data.describe() + ")");
 }
 
 }  // namespace
@@ -1100,7 +1103,7 @@ TrainResult train(const TrainSpec& spec_in) {
       throw ssd::Error(s.dir.string() + " holds " + name + " (of no run: there is no " + kRunFile +
                        "), which a run would overwrite; choose another --out, or move the file away");
   load_data(s);
-  check_new_run_labels(s.train_ds.labels);
+  check_new_run_labels(s.train_ds.labels, s.spec.train);
   build_model_and_optimizer(s);
   if (s.schedule.freeze_epochs >= s.spec.options.epochs)
     std::cerr << "warning: the body stays frozen for the whole run (" << s.schedule.freeze_epochs

@@ -65,6 +65,22 @@ struct RawImage {
   std::vector<RawObject> objects;
 };
 
+// Levenshtein distance (insertions, deletions, substitutions) of two short names.
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = up;
+    }
+  }
+  return row[b.size()];
+}
+
 RawImage parse_xml(const fs::path& xml_path, const fs::path& image_dir, const std::string& id,
                    bool check_files) {
   const std::string file = xml_path.string();
@@ -197,23 +213,29 @@ Dataset load_voc(const std::string& root_str, const VocOptions& options, LoadRep
     // VOC's (a misspelt one), make classes of their own, and the 20 classes' order (their label
     // ids, shared by VOC models) is lost: said.
     std::map<std::string, std::vector<std::string>> by_lower;
-    std::vector<std::string> not_voc;
-    bool some_voc = false;
+    std::vector<std::string> misspelt;   // "Dog (dog?)": a name within 2 edits of a VOC name's
     for (const std::string& n : names_found) {
       std::string lower = n;
       std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
       by_lower[lower].push_back(n);
-      if (std::find(voc.begin(), voc.end(), n) == voc.end()) not_voc.push_back(n);
-      else some_voc = true;
+      if (std::find(voc.begin(), voc.end(), n) != voc.end() || lower.size() < 3) continue;
+      const std::string* nearest = nullptr;
+      size_t best = 3;
+      for (const std::string& v : voc)
+        if (const size_t d = edit_distance(lower, v); d < best) {
+          best = d;
+          nearest = &v;
+        }
+      if (nearest) misspelt.push_back(n + " (" + *nearest + "?)");
     }
     for (const auto& [lower, names] : by_lower)
       if (names.size() > 1)
         rep.warnings.push_back(root.string() + ": the class names " + ssd::join_list(names) +
                                " differ only in case: they are separate classes");
-    if (some_voc && !not_voc.empty())
-      rep.warnings.push_back(root.string() + ": " + ssd::join_list(not_voc) +
-                             ": not among the 20 Pascal VOC class names: the classes are the names used, sorted, "
-                             "not VOC's in their usual order");
+    if (!misspelt.empty())
+      rep.warnings.push_back(root.string() + ": " + ssd::join_list(misspelt) +
+                             ": not Pascal VOC class names: the classes are the names used, sorted, not VOC's 20 in "
+                             "their usual order");
   }
   std::map<std::string, int> label_of;
   for (size_t i = 0; i < ds.labels.size(); ++i) label_of[ds.labels[i]] = static_cast<int>(i);

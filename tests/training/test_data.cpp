@@ -564,8 +564,14 @@ TEST(Voc, SplitAndAnnotationMistakes) {
   EXPECT_EQ(ds.labels, (std::vector<std::string>{"Dog", "dgo", "dog", "person"}));
   ASSERT_EQ(rep.warnings.size(), 2u);
   EXPECT_NE(rep.warnings[0].find("the class names Dog, dog differ only in case"), std::string::npos) << rep.warnings[0];
-  EXPECT_NE(rep.warnings[1].find("Dog, dgo: not among the 20 Pascal VOC class names"), std::string::npos)
+  EXPECT_NE(rep.warnings[1].find("Dog (dog?), dgo (dog?): not Pascal VOC class names"), std::string::npos)
       << rep.warnings[1];
+  // Names of a set of its own beside a VOC one (person, helmet, vest): nothing said.
+  write_text(fx.root / "Annotations" / "000017.xml",
+             voc_xml("000017.jpg", 30, 30, voc_object("helmet", 0, 2, 3, 20, 10) + voc_object("vest", 0, 2, 3, 20, 10)));
+  LoadReport own;
+  load_voc(fx.root.string(), {}, &own);
+  EXPECT_TRUE(own.warnings.empty()) << own.warnings.front();
 }
 
 TEST(Voc, MissingFilesAndOutsideBoxes) {
