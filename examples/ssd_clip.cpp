@@ -93,7 +93,6 @@ int render(const RenderArgs& a) {
               << " of no earlier clip (no " << truth_path.string() << "); give an empty folder\n";
     return 1;
   }
-  for (const auto& p : old_frames) fs::remove(p);
   ssdtrain::SynthOptions opt;
   opt.min_objects = a.min_objects;
   opt.max_objects = a.max_objects;
@@ -104,6 +103,11 @@ int render(const RenderArgs& a) {
   truth["framerate"] = frame_rate(a.fps);
   truth["labels"] = labels;
   truth["frames"] = json::array();
+  // A truth.json of no frames first: a render interrupted while it writes the frames leaves a
+  // folder that is its own (rendered again without complaint) and that score refuses, rather
+  // than new frames beside the earlier clip's ground truth.
+  ssdtrain::write_file_atomic(truth_path, truth.dump(1) + "\n");
+  for (const auto& p : old_frames) fs::remove(p);
   std::vector<int> params;
   if (a.format == "jpg") params = {cv::IMWRITE_JPEG_QUALITY, 95};
   int frame = 0, sparse_scenes = 0;
@@ -161,6 +165,10 @@ int score(const std::string& truth_path, const std::string& det_path, double iou
       return 1;
     }
     in >> truth;
+  }
+  if (truth.at("frames").empty()) {
+    std::cerr << "ssd-clip: " << truth_path << " lists no frames: its render was interrupted? (render it again)\n";
+    return 1;
   }
   const std::vector<std::string> labels = truth.at("labels").get<std::vector<std::string>>();
   std::map<std::string, int> label_index;

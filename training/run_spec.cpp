@@ -1,15 +1,7 @@
 // The torch-free half of trainer.h: TrainSpec <-> JSON, and loading a DataSpec's data set.
-#include <cerrno>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <map>
-#include <mutex>
 #include <sstream>
-
-#include <fcntl.h>
-#include <sys/file.h>
-#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
@@ -42,31 +34,6 @@ std::string DataSpec::describe() const {
 }
 
 namespace {
-
-// A synthetic set's folder is shared by the processes that use it (runs given one --synth-dir):
-// each holds a shared lock (flock(2)) on its images/ folder for as long as it lives, and one that
-// writes the set anew holds it exclusively, so that no set is written over while another process
-// trains or evaluates on it (its images would no longer fit its labels). Locks are kept per
-// folder for the life of the process (one ssd-train command; a test process loading a folder
-// again converts its own lock).
-void lock_synth_folder(const fs::path& images, bool exclusive) {
-  static std::mutex mu;
-  static std::map<fs::path, int> held;   // folder -> its open descriptor (never closed)
-  std::lock_guard<std::mutex> guard(mu);
-  const fs::path key = fs::weakly_canonical(images);
-  auto it = held.find(key);
-  if (it == held.end()) {
-    const int fd = ::open(images.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) throw ssd::Error("cannot open " + images.string() + ": " + std::strerror(errno));
-    it = held.emplace(key, fd).first;
-  }
-  if (::flock(it->second, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) == 0 || errno != EWOULDBLOCK)
-    return;   // (ENOLCK, EINVAL...: a file system without locks goes unlocked)
-  throw ssd::Error(images.parent_path().string() + " holds a synthetic set that another ssd-train running now " +
-                   (exclusive ? "uses; writing another set there would change its images under it"
-                              : "is writing") +
-                   ": give another --synth-dir, or wait for it to end");
-}
 
 json data_to_json(const DataSpec& d) {
   return json{{"coco", d.coco},   {"images", d.images},         {"voc", d.voc},
@@ -186,16 +153,15 @@ Dataset load_dataset(const DataSpec& spec, LoadReport* report) {
     Dataset ds = load_coco((dir / "annotations.json").string(), o, report);
     return ds;
   }
-  lock_synth_folder(dir / "images", /*exclusive=*/true);
+  lock_synth_folder(dir / "images", /*exclusive=*/true);   // (before the marker goes)
   std::error_code ec;
   fs::remove(marker, ec);
   SynthDatasetOptions o;
   o.count = spec.synth;
   o.seed = spec.synth_seed;
   o.width = o.height = spec.synth_size;
-  Dataset ds = write_synth_dataset(dir.string(), o);
+  Dataset ds = write_synth_dataset(dir.string(), o);   // (it leaves the folder shared-locked)
   write_file_atomic(marker, want.dump() + "\n");
-  lock_synth_folder(dir / "images", /*exclusive=*/false);   // written: others may read it too
   return ds;
 }
 

@@ -2,18 +2,27 @@
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <mutex>
 #include <string>
 #include <vector>
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
 #include "../model/bounded_json.h"
+#include "../model/error.h"
 #include "coco.h"
 #include "image_file.h"
 #include "rng.h"
@@ -260,6 +269,25 @@ SynthSample render_synth_image(int width, int height, uint64_t seed, const Synth
   return s;
 }
 
+void lock_synth_folder(const fs::path& images, bool exclusive) {
+  static std::mutex mu;
+  static std::map<fs::path, int> held;   // folder -> its open descriptor (never closed)
+  std::lock_guard<std::mutex> guard(mu);
+  const fs::path key = fs::weakly_canonical(images);
+  auto it = held.find(key);
+  if (it == held.end()) {
+    const int fd = ::open(images.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) throw ssd::Error("cannot open " + images.string() + ": " + std::strerror(errno));
+    it = held.emplace(key, fd).first;
+  }
+  if (::flock(it->second, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) == 0 || errno != EWOULDBLOCK)
+    return;   // (ENOLCK, EINVAL...: a file system without locks goes unlocked)
+  throw ssd::Error(images.parent_path().string() + " holds a synthetic set that another ssd-train running now " +
+                   (exclusive ? "uses; writing another set there would change its images under it"
+                              : "is writing") +
+                   ": give another --synth-dir, or wait for it to end");
+}
+
 Dataset write_synth_dataset(const std::string& dir, const SynthDatasetOptions& opt) {
   if (opt.count < 1) throw DataError("synth: count must be >= 1");
   if (opt.format != "jpg" && opt.format != "png")
@@ -271,6 +299,7 @@ Dataset write_synth_dataset(const std::string& dir, const SynthDatasetOptions& o
   std::error_code ec;
   fs::create_directories(img_dir, ec);
   if (ec) throw DataError(img_dir.string() + ": cannot create directory: " + ec.message());
+  lock_synth_folder(img_dir, /*exclusive=*/true);   // (ssd-train synth wrote over a running train's set)
   // The folder is to hold exactly the new set: images of an earlier set that ssd-train wrote
   // here (its annotations.json says so) and that the new one does not overwrite are removed;
   // an annotations.json or any image of the new set's names that is not such a set's is a
@@ -329,6 +358,7 @@ Dataset write_synth_dataset(const std::string& dir, const SynthDatasetOptions& o
     ds.images.push_back(std::move(rec));
   }
   write_coco(ds, (root / "annotations.json").string(), img_dir.string());
+  lock_synth_folder(img_dir, /*exclusive=*/false);   // written: others may read it too
   return ds;
 }
 

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -59,7 +60,17 @@ struct SynthDatasetOptions {
 
 // Writes <dir>/images/000000.<format> ... and <dir>/annotations.json (COCO, as load_coco
 // reads it; image i is rendered with seed derive_seed(seed, i)). Returns the dataset with
-// absolute image paths. Throws DataError when a file cannot be written.
+// absolute image paths. Throws DataError when a file cannot be written. Holds the folder's lock
+// exclusively while it writes, then shared (lock_synth_folder).
 Dataset write_synth_dataset(const std::string& dir, const SynthDatasetOptions& options);
+
+// A synthetic set's folder is shared by the processes that use it (runs given one --synth-dir):
+// each holds a shared lock (flock(2)) on its images/ folder for as long as it lives, and one that
+// writes the set anew holds it exclusively, so that no set is written over while another process
+// trains or evaluates on it (its images would no longer fit its labels). Locks are kept per
+// folder for the life of the process (one ssd-train command; a test process loading a folder
+// again converts its own lock). Throws ssd::Error naming the folder when another process holds
+// it otherwise.
+void lock_synth_folder(const std::filesystem::path& images, bool exclusive);
 
 }  // namespace ssdtrain

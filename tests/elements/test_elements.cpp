@@ -6039,6 +6039,34 @@ TEST(Examples, ClipScoresLinesByTheirTimestamps) {
   std::set<std::string> left;
   for (const auto& e : fs::directory_iterator(clip + "/frames")) left.insert(e.path().filename().string());
   EXPECT_EQ(left, (std::set<std::string>{"00000.jpg", "00001.jpg"}));
+  // A render killed while it writes the frames: its truth.json lists none (score refuses it; new
+  // frames sat beside the earlier clip's ground truth), and it renders again without complaint.
+  {
+    const std::vector<std::string> argv = {SSD_CLIP_TOOL, "render", "--out", clip, "--scenes", "100000", "--hold", "1",
+                                           "--format", "png", "--width", "64", "--height", "64"};
+    std::vector<gchar*> args;
+    for (const auto& a : argv) args.push_back(const_cast<gchar*>(a.c_str()));
+    args.push_back(nullptr);
+    GPid pid = 0;
+    ASSERT_TRUE(g_spawn_async(nullptr, args.data(), nullptr, G_SPAWN_DO_NOT_REAP_CHILD, nullptr, nullptr, &pid, nullptr));
+    for (int i = 0; i < 3000 && !fs::exists(clip + "/frames/00005.png"); ++i) g_usleep(10000);
+    kill(pid, SIGKILL);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    g_spawn_close_pid(pid);
+    ASSERT_TRUE(fs::exists(clip + "/frames/00005.png")) << "the render wrote nothing in 30 s";
+    ASSERT_FALSE(fs::exists(clip + "/frames/99999.png")) << "not interrupted";
+    EXPECT_TRUE(json::parse(std::ifstream(clip + "/truth.json"))["frames"].empty());
+    Spawned partial = spawn({SSD_CLIP_TOOL, "score", "--truth", clip + "/truth.json", "--detections", tmp / "dets.jsonl"});
+    EXPECT_EQ(partial.status, 1);
+    EXPECT_NE(partial.err.find("lists no frames: its render was interrupted?"), std::string::npos) << partial.err;
+    r = spawn({SSD_CLIP_TOOL, "render", "--out", clip, "--scenes", "2", "--hold", "1", "--format", "jpg", "--width", "96",
+               "--height", "96"});
+    ASSERT_EQ(r.status, 0) << r.out << r.err;
+    std::set<std::string> again;
+    for (const auto& e : fs::directory_iterator(clip + "/frames")) again.insert(e.path().filename().string());
+    EXPECT_EQ(again, (std::set<std::string>{"00000.jpg", "00001.jpg"}));
+  }
   // Frames of nobody's clip in the way: refused, kept.
   fs::create_directories(tmp.path / "mine/frames");
   std::ofstream(tmp.path / "mine/frames/00003.png") << "the user's";

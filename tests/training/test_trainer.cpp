@@ -1296,6 +1296,11 @@ TEST(Cli, ASyntheticSetInUseIsNotWrittenOverNorWeightsOfNoRun) {
   expect_clean_failure("train " + common + "--synth-seed 2 --out " + tmp / "run2",
                        shared + " holds a synthetic set that another ssd-train running now uses");
   EXPECT_EQ(marker()["seed"], 1);
+  // Nor by `ssd-train synth` (it wrote the set anew under the running train).
+  const std::string first_image = read_file(shared + "/images/000000.jpg");
+  expect_clean_failure("synth --out " + shared + " --count 4 --size 64 --seed 9",
+                       shared + " holds a synthetic set that another ssd-train running now uses");
+  EXPECT_TRUE(read_file(shared + "/images/000000.jpg") == first_image);
   CliRun same = run_cli("train " + common + "--synth-seed 1 --out " + tmp / "run3");
   EXPECT_EQ(same.status, 0) << same.output;
   ::close(fd);
