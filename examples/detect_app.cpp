@@ -184,10 +184,17 @@ int main(int argc, char** argv) {
   }
   g_option_context_free(ctx);
 
+  const char* usage = "usage: %s [--model PATH] [--min-detections N] FILE | --pipeline DESC\n";
+  // An empty model path (an unset variable in a script) is an error, not the shipped model; a
+  // FILE beside --pipeline is one (it was ignored).
+  if (model && !*model) {
+    std::fprintf(stderr, "--model: an empty path\n");
+    return 1;
+  }
   std::string launch;
-  if (description) {
+  if (description && argc == 1) {
     launch = description;
-  } else if (argc == 2) {
+  } else if (!description && argc == 2) {
     gchar* uri = gst_filename_to_uri(argv[1], &err);
     if (!uri) {
       std::fprintf(stderr, "%s\n", err->message);
@@ -196,7 +203,7 @@ int main(int argc, char** argv) {
     launch = std::string("uridecodebin uri=\"") + uri + "\" ! videoconvert ! ssddetect ! ssdtrack ! fakesink";
     g_free(uri);
   } else {
-    std::fprintf(stderr, "usage: %s [--model PATH] [--min-detections N] FILE | --pipeline DESC\n", argv[0]);
+    std::fprintf(stderr, usage, argv[0]);
     return 1;
   }
 

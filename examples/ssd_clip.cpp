@@ -12,10 +12,14 @@
 //       two lines on one frame are an error (timestamps at another rate); boxes of a line whose
 //       frame size (width, height) differs from the clip's are scaled to the clip's
 //   ssd-clip sheet --frames DIR --out sheet.png [--count 6 --columns 3]
-//       tiles evenly spaced images of DIR (sorted by name) into one PNG contact sheet
+//       tiles evenly spaced images of DIR (sorted by name) into one contact sheet (PNG; JPEG
+//       for a .jpg or .jpeg name)
 #include <algorithm>
+#include <cctype>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -80,6 +84,10 @@ double frame_rate(const std::string& text) {
 }
 
 int render(const RenderArgs& a) {
+  if (a.min_objects > a.max_objects) {   // (the renderer's own message named its fields and a bound of 254)
+    std::cerr << "ssd-clip: --min-objects (" << a.min_objects << ") must be <= --max-objects (" << a.max_objects << ")\n";
+    return 1;
+  }
   const fs::path frames = fs::path(a.out) / "frames";
   const fs::path truth_path = fs::path(a.out) / "truth.json";
   fs::create_directories(frames);
@@ -377,7 +385,10 @@ int sheet(const std::string& dir, const std::string& out, int count, int columns
     const int r = i / columns, c = i % columns;
     tiles[i].copyTo(canvas(cv::Rect(gap + c * (t.width + gap), gap + r * (t.height + gap), t.width, t.height)));
   }
-  ssdtrain::write_image_file(out, canvas, ".png");
+  // (By the name: a PNG in a file named .jpg puzzled the viewers that go by it.)
+  std::string ext = fs::path(out).extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char ch) { return std::tolower(ch); });
+  ssdtrain::write_image_file(out, canvas, ext == ".jpg" || ext == ".jpeg" ? ".jpg" : ".png");
   std::cout << "ssd-clip: contact sheet of " << count << " frames in " << out << "\n";
   return 0;
 }
@@ -390,12 +401,27 @@ int main(int argc, char** argv) {
 
   RenderArgs ra;
   auto* r = app.add_subcommand("render", "Render a synthetic shapes clip with ground truth");
-  r->add_option("--out", ra.out, "Output directory")->required();
-  r->add_option("--width", ra.width, "Frame width")->check(CLI::Range(32, 8192));
-  r->add_option("--height", ra.height, "Frame height")->check(CLI::Range(32, 8192));
-  r->add_option("--scenes", ra.scenes, "Number of different scenes")->check(CLI::Range(1, 100000));
-  r->add_option("--hold", ra.hold, "Frames per scene")->check(CLI::Range(1, 1000));
+  // A path given empty (an unset make variable) is an error; a seed an integer in [0, 2^64 - 1]
+  // (-1 and values past it were taken).
+  const CLI::Validator not_empty(
+      [](std::string& v) { return v.empty() ? std::string("an empty path") : std::string(); }, "PATH");
+  const CLI::Validator seed_value(
+      [](std::string& v) {
+        errno = 0;
+        char* end = nullptr;
+        (void)std::strtoull(v.c_str(), &end, 10);
+        if (v.empty() || v.find_first_not_of("0123456789") != std::string::npos || *end != '\0' || errno == ERANGE)
+          return "must be an integer in [0, 18446744073709551615] (" + v + " given)";
+        return std::string();
+      },
+      "UINT");
+  r->add_option("--out", ra.out, "Output directory")->required()->check(not_empty);
+  r->add_option("--width", ra.width, "Frame width")->capture_default_str()->check(CLI::Range(32, 8192));
+  r->add_option("--height", ra.height, "Frame height")->capture_default_str()->check(CLI::Range(32, 8192));
+  r->add_option("--scenes", ra.scenes, "Number of different scenes")->capture_default_str()->check(CLI::Range(1, 100000));
+  r->add_option("--hold", ra.hold, "Frames per scene")->capture_default_str()->check(CLI::Range(1, 1000));
   r->add_option("--fps", ra.fps, "Frame rate recorded in truth.json: N, N/D (30000/1001) or a decimal, in [1, 1000]")
+      ->capture_default_str()
       ->check(CLI::Validator(
           [](std::string& v) {
             try {
@@ -406,26 +432,41 @@ int main(int argc, char** argv) {
             }
           },
           "RATE"));
-  r->add_option("--seed", ra.seed, "Random seed");
-  r->add_option("--min-objects", ra.min_objects, "Fewest objects per scene (fewer, with a warning, where a small frame has no room)")->check(CLI::Range(1, 20));
-  r->add_option("--max-objects", ra.max_objects, "Most objects per scene")->check(CLI::Range(1, 20));
-  r->add_option("--format", ra.format, "Image format")->check(CLI::IsMember({"jpg", "png"}));
+  r->add_option("--seed", ra.seed, "Random seed")->capture_default_str()->check(seed_value);
+  r->add_option("--min-objects", ra.min_objects, "Fewest objects per scene (fewer, with a warning, where a small frame has no room)")
+      ->capture_default_str()->check(CLI::Range(1, 20));
+  r->add_option("--max-objects", ra.max_objects, "Most objects per scene, at least --min-objects")
+      ->capture_default_str()->check(CLI::Range(1, 20));
+  r->add_option("--format", ra.format, "Image format")->capture_default_str()->check(CLI::IsMember({"jpg", "png"}));
 
   std::string truth, detections;
   double iou_min = 0.5;
   auto* s = app.add_subcommand("score", "Score ssdexport JSON Lines against the ground truth");
-  s->add_option("--truth", truth, "truth.json written by render")->required();
-  s->add_option("--detections", detections, "JSON Lines written by ssdexport")->required();
-  s->add_option("--iou", iou_min, "IoU above which a detection matches")->check(CLI::Range(0.0, 1.0));
+  s->add_option("--truth", truth, "truth.json written by render")->required()->check(not_empty);
+  s->add_option("--detections", detections, "JSON Lines written by ssdexport")->required()->check(not_empty);
+  s->add_option("--iou", iou_min, "IoU above which a detection matches")->capture_default_str()->check(CLI::Range(0.0, 1.0));
 
   std::string frames_dir, sheet_out;
   int count = 6, columns = 3;
   auto* c = app.add_subcommand("sheet", "Tile evenly spaced frames into a PNG contact sheet");
-  c->add_option("--frames", frames_dir, "Directory of images")->required();
-  c->add_option("--out", sheet_out, "Output PNG")->required();
-  c->add_option("--count", count, "Number of frames")->check(CLI::Range(1, 100));
-  c->add_option("--columns", columns, "Columns")->check(CLI::Range(1, 100));
+  c->add_option("--frames", frames_dir, "Directory of images")->required()->check(not_empty);
+  c->add_option("--out", sheet_out, "Output image: PNG, or JPEG for a .jpg or .jpeg name")->required()->check(not_empty);
+  c->add_option("--count", count, "Number of frames")->capture_default_str()->check(CLI::Range(1, 100));
+  c->add_option("--columns", columns, "Columns")->capture_default_str()->check(CLI::Range(1, 100));
 
+  // A misspelt command is named (CLI11 said only "A subcommand is required").
+  if (argc > 1 && argv[1][0] != '-') {
+    std::string commands;
+    bool known = false;
+    for (const CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) {
+      known = known || sub->check_name(argv[1]);
+      commands += (commands.empty() ? "" : ", ") + sub->get_name();
+    }
+    if (!known) {
+      std::cerr << "ssd-clip: unknown command '" << argv[1] << "' (commands: " << commands << ")\n";
+      return static_cast<int>(CLI::ExitCodes::ExtrasError);
+    }
+  }
   CLI11_PARSE(app, argc, argv);
   try {
     if (r->parsed()) return render(ra);

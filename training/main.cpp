@@ -1,6 +1,7 @@
 // ssd-train: trains, evaluates and inspects the SSD detector (see `ssd-train --help`).
 #include <unistd.h>
 
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -278,6 +279,7 @@ int main(int argc, char** argv) {
         // (error_code forms: a path the system cannot look at, such as a symbolic link loop or a
         // name over 255 bytes, threw from within CLI11 and aborted.)
         std::error_code ec;
+        if (path.empty()) return std::string("an empty path");
         if (std::filesystem::is_directory(path, ec)) return path + " is a folder: give a file name (in it, say)";
         if (ec && ec != std::errc::no_such_file_or_directory) return path + ": " + ec.message();
         const std::filesystem::path parent = std::filesystem::absolute(path, ec).parent_path();
@@ -355,6 +357,43 @@ int main(int argc, char** argv) {
   auto* info = app.add_subcommand("info", "architecture, classes and tensors of a weights file");
   info->add_option("weights", info_path, "weights file")->required();
 
+  // A path given empty (an unset make variable, say) is an error, not the default it would mean
+  // (eval --weights "" evaluated the shipped model); a seed is an integer in [0, 2^64 - 1] (-1
+  // and values past it were taken, wrapped or clamped).
+  static const std::set<std::string> path_options{
+      "--coco", "--images", "--voc", "--val-coco", "--val-images", "--val-voc", "--synth-dir", "--out", "--resume",
+      "--weights", "--json", "--detections", "--pr-curve", "--confusion", "--imagenet", "--init", "weights", "images"};
+  const CLI::Validator not_empty(
+      [](std::string& v) { return v.empty() ? std::string("an empty path") : std::string(); }, "PATH");
+  const CLI::Validator seed_value(
+      [](std::string& v) {
+        errno = 0;
+        char* end = nullptr;
+        const unsigned long long n = std::strtoull(v.c_str(), &end, 10);
+        (void)n;
+        if (v.empty() || v.find_first_not_of("0123456789") != std::string::npos || *end != '\0' || errno == ERANGE)
+          return "must be an integer in [0, 18446744073709551615] (" + v + " given)";
+        return std::string();
+      },
+      "UINT");
+  for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; }))
+    for (CLI::Option* o : sub->get_options()) {
+      if (path_options.count(o->get_name())) o->check(not_empty);
+      if (o->get_name() == "--seed" || o->get_name() == "--synth-seed") o->check(seed_value);
+    }
+  // A misspelt command is named (CLI11 said only "A subcommand is required").
+  if (argc > 1 && argv[1][0] != '-') {
+    std::string commands;
+    bool known = false;
+    for (const CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) {
+      known = known || sub->check_name(argv[1]);
+      commands += (commands.empty() ? "" : ", ") + sub->get_name();
+    }
+    if (!known) {
+      std::cerr << "ssd-train: unknown command '" << argv[1] << "' (commands: " << commands << ")\n";
+      return static_cast<int>(CLI::ExitCodes::ExtrasError);
+    }
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -398,6 +437,24 @@ int main(int argc, char** argv) {
       return r.history.empty() ? 1 : 0;
     }
     if (eval->parsed()) {
+      // An output over an input (--detections over --coco lost the data set) or over another
+      // output (--json and --detections at one path: one replaced the other): refused first.
+      {
+        std::vector<std::pair<std::string, std::string>> files = {
+            {"--coco", es.data.coco}, {"--weights", es.weights}, {"--json", eval_json},
+            {"--detections", es.detections_path}, {"--pr-curve", es.pr_curve_path}, {"--confusion", es.confusion_path}};
+        constexpr size_t kInputs = 2;
+        for (size_t i = kInputs; i < files.size(); ++i)
+          for (size_t j = 0; j < i; ++j) {
+            if (files[i].second.empty() || files[j].second.empty()) continue;
+            std::error_code ec;
+            const auto a = std::filesystem::weakly_canonical(files[i].second, ec);
+            const auto b = std::filesystem::weakly_canonical(files[j].second, ec);
+            if (!ec && a == b)
+              throw ssd::Error(files[i].first + " " + files[i].second + " is " + files[j].first +
+                               (j < kInputs ? "'s file: it would be written over" : "'s file too: give each its own"));
+          }
+      }
       if (es.weights.empty()) es.weights = ssd::default_model_path();
       if (confusion_threshold->count() == 0) es.confusion_threshold = std::max(es.confusion_threshold, es.score_threshold);
       if (es.data.empty()) throw ssd::Error("eval needs data: --coco FILE, --voc DIR or --synth N");

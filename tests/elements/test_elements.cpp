@@ -6067,6 +6067,27 @@ TEST(Examples, ClipScoresLinesByTheirTimestamps) {
     for (const auto& e : fs::directory_iterator(clip + "/frames")) again.insert(e.path().filename().string());
     EXPECT_EQ(again, (std::set<std::string>{"00000.jpg", "00001.jpg"}));
   }
+  // Mistakes a script makes: a misspelt command, a negative seed, fewer objects at most than at
+  // least (the renderer's message named its own fields and a bound of 254).
+  for (const auto& [argv, says] : std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {{SSD_CLIP_TOOL, "rnder"}, "unknown command 'rnder' (commands: render, score, sheet)"},
+           {{SSD_CLIP_TOOL, "render", "--out", tmp / "x", "--seed", "-1"}, "--seed: must be an integer in [0, 18446744073709551615]"},
+           {{SSD_CLIP_TOOL, "render", "--out", tmp / "x", "--min-objects", "5", "--max-objects", "2"},
+            "--min-objects (5) must be <= --max-objects (2)"},
+           {{SSD_CLIP_TOOL, "score", "--truth", "", "--detections", "d.jsonl"}, "--truth: an empty path"}}) {
+    const Spawned bad = spawn(argv);
+    EXPECT_NE(bad.status, 0) << argv[1];
+    EXPECT_NE((bad.out + bad.err).find(says), std::string::npos) << bad.out << bad.err;
+  }
+  // A contact sheet named .jpg is a JPEG (it was a PNG by any name).
+  Spawned jpg_sheet = spawn({SSD_CLIP_TOOL, "sheet", "--frames", clip + "/frames", "--out", tmp / "sheet.jpg", "--count", "2"});
+  ASSERT_EQ(jpg_sheet.status, 0) << jpg_sheet.err;
+  {
+    std::ifstream in(tmp / "sheet.jpg", std::ios::binary);
+    unsigned char magic[2] = {0, 0};
+    in.read(reinterpret_cast<char*>(magic), 2);
+    EXPECT_TRUE(magic[0] == 0xFF && magic[1] == 0xD8) << "not a JPEG";
+  }
   // Frames of nobody's clip in the way: refused, kept.
   fs::create_directories(tmp.path / "mine/frames");
   std::ofstream(tmp.path / "mine/frames/00003.png") << "the user's";
@@ -6147,6 +6168,13 @@ TEST(Examples, CppApplicationPrintsTheDetections) {
   EXPECT_EQ(cascade.status, 0) << cascade.out << cascade.err;
   EXPECT_NE(cascade.out.find("] (carried)"), std::string::npos) << cascade.out;
   EXPECT_EQ(cascade.out.find("(carried from the last analysed frame)"), std::string::npos) << cascade.out;
+  // A FILE beside --pipeline (it was ignored), an empty --model (it meant the shipped model).
+  const Spawned both = spawn({SSD_EXAMPLE_APP, "--pipeline", "videotestsrc num-buffers=1 ! ssddetect ! fakesink", png});
+  EXPECT_EQ(both.status, 1);
+  EXPECT_NE(both.err.find("usage:"), std::string::npos) << both.err;
+  const Spawned empty_model = spawn({SSD_EXAMPLE_APP, "--model", "", png});
+  EXPECT_EQ(empty_model.status, 1);
+  EXPECT_NE(empty_model.err.find("--model: an empty path"), std::string::npos) << empty_model.err;
   // Another element named "detect": the ssddetect is still found.
   const Spawned other = spawn({SSD_EXAMPLE_APP, "--min-detections", "1", "--pipeline",
                                "filesrc name=detect location=" + png + " ! pngdec ! imagefreeze num-buffers=2 ! "

@@ -1434,6 +1434,32 @@ TEST(Cli, EvalJsonGivesAClassWithoutGroundTruthNoAp) {
   EXPECT_EQ(checked, 1);
 }
 
+// What scripts and Makefiles pass by mistake: an empty path (an unset variable: eval --weights ""
+// evaluated the shipped model), a negative or too large seed (taken: -1 and 2^64 gave the set of
+// 2^64 - 1), a misspelt command (CLI11 said only "A subcommand is required").
+TEST(Cli, EmptyPathsBadSeedsAndMisspeltCommandsAreRefused) {
+  TempDir tmp;
+  expect_clean_failure("eval --weights '' --synth 2", "--weights: an empty path");
+  expect_clean_failure("eval --synth 2 --json ''", "--json: an empty path");
+  expect_clean_failure("predict --out '' " + tmp / "a.png", "--out: an empty path");
+  expect_clean_failure("info ''", "weights: an empty path");
+  for (const char* seed : {"-1", "18446744073709551616", "1e3", "0x10"})
+    expect_clean_failure("synth --out " + tmp / "s" + " --count 2 --size 64 --seed=" + seed,
+                         std::string("--seed: must be an integer in [0, 18446744073709551615] (") + seed + " given)");
+  expect_clean_failure("train --synth 8 --synth-seed=-3 --out " + tmp / "r", "--synth-seed: must be an integer");
+  EXPECT_FALSE(fs::exists(tmp.path() / "r"));
+  EXPECT_EQ(run_cli("synth --out " + tmp / "s" + " --count 2 --size 64 --seed 18446744073709551615").status, 0);
+  expect_clean_failure("trian --synth 8", "unknown command 'trian' (commands: train, eval, predict, synth, lr-find, info)");
+  // eval's outputs over its inputs (the data set was lost) or over each other: refused first.
+  const std::string coco = tmp / "s/annotations.json";
+  const std::string before = read_file(coco);
+  expect_clean_failure("eval --coco " + coco + " --detections " + coco,
+                       "--detections " + coco + " is --coco's file: it would be written over");
+  expect_clean_failure("eval --coco " + coco + " --json " + tmp / "e.json" + " --detections " + tmp / "./e.json",
+                       "--detections " + tmp / "./e.json" + " is --json's file too: give each its own");
+  EXPECT_TRUE(read_file(coco) == before);
+}
+
 TEST(Cli, SynthTrainInfoPredictEval) {
   TempDir tmp;
   // synth is deterministic from its seed.
