@@ -9,12 +9,14 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <new>
 #include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
 #include <CLI/CLI.hpp>
+#include <c10/util/Exception.h>
 #include <nlohmann/json.hpp>
 #include <opencv2/core/version.hpp>
 
@@ -516,6 +518,12 @@ int main(int argc, char** argv) {
       std::printf("%s", format_weights_info(info_path, wi).c_str());
       return 0;
     }
+  } catch (const std::bad_alloc&) {   // (it said "std::bad_alloc")
+    std::fprintf(stderr, "ssd-train: error: out of memory\n");
+    return 1;
+  } catch (const c10::Error& e) {   // (LibTorch's own, out of memory say: without its 40-line C++ backtrace)
+    std::fprintf(stderr, "ssd-train: error: %s\n", e.what_without_backtrace());
+    return 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "ssd-train: error: %s\n", e.what());
     return 1;

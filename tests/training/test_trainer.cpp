@@ -1434,6 +1434,30 @@ TEST(Cli, EvalJsonGivesAClassWithoutGroundTruthNoAp) {
   EXPECT_EQ(checked, 1);
 }
 
+// Out of memory (an address-space limit here) is one line: LibTorch's message without its
+// 40-line C++ backtrace, or "out of memory" for std::bad_alloc (it said "std::bad_alloc").
+TEST(Cli, OutOfMemoryIsOneLine) {
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "AddressSanitizer reserves more address space than the limit";
+#endif
+  TempDir tmp;
+  const std::string args = "train --synth 70 --synth-size 64 --size 1024 --batch 64 --epochs 1 --workers 1 --threads 1 "
+                           "--quiet --out ";
+  // (Which of the two a limit meets depends on where the allocation fails: on this machine 2.2 GB
+  // LibTorch's, 1.8 GB a std::bad_alloc.)
+  for (const char* limit : {"2200000", "1800000"}) {
+    SCOPED_TRACE(limit);
+    const CliRun r = run_cli(args + tmp / limit, std::string("ulimit -v ") + limit + "; ");
+    EXPECT_FALSE(r.signalled) << r.output;
+    EXPECT_EQ(r.status, 1) << r.output;
+    EXPECT_TRUE(r.output.find("can't allocate memory") != std::string::npos ||
+                r.output.find("error: out of memory") != std::string::npos)
+        << r.output;
+    EXPECT_EQ(r.output.find("frame #"), std::string::npos) << r.output;
+    EXPECT_EQ(r.output.find("std::bad_alloc"), std::string::npos) << r.output;
+  }
+}
+
 // What scripts and Makefiles pass by mistake: an empty path (an unset variable: eval --weights ""
 // evaluated the shipped model), a negative or too large seed (taken: -1 and 2^64 gave the set of
 // 2^64 - 1), a misspelt command (CLI11 said only "A subcommand is required").
