@@ -18,19 +18,36 @@ std::string read_text(const std::string& path) {
   return text.str();
 }
 
-// This process's cgroup v2 `cpu.max` text (its "0::PATH" line of /proc/self/cgroup), or the
-// root's; empty where there is none (cgroup v1).
-std::string own_cpu_max() {
-  std::istringstream lines(read_text("/proc/self/cgroup"));
-  for (std::string line; std::getline(lines, line);) {
-    if (line.rfind("0::", 0) != 0) continue;
-    const std::string text = read_text("/sys/fs/cgroup" + line.substr(3) + "/cpu.max");
-    if (!text.empty()) return text;
-  }
-  return read_text("/sys/fs/cgroup/cpu.max");
-}
-
 }  // namespace
+
+std::string cgroup_cpu_max(const std::string& root) {
+  std::istringstream lines(read_text(root + "/proc/self/cgroup"));
+  std::string v1_path;   // the cpu controller's cgroup, on a v1 hierarchy
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind("0::", 0) == 0) {   // v2: its cpu.max
+      const std::string text = read_text(root + "/sys/fs/cgroup" + line.substr(3) + "/cpu.max");
+      if (!text.empty()) return text;
+      continue;
+    }
+    // v1: "N:cpu,cpuacct:PATH" (the controllers between the first two colons).
+    const auto a = line.find(':'), b = a == std::string::npos ? a : line.find(':', a + 1);
+    if (b == std::string::npos) continue;
+    std::istringstream controllers(line.substr(a + 1, b - a - 1));
+    for (std::string c; std::getline(controllers, c, ',');)
+      if (c == "cpu") v1_path = line.substr(b + 1);
+  }
+  if (const std::string text = read_text(root + "/sys/fs/cgroup/cpu.max"); !text.empty()) return text;
+  // v1 (docker --cpus on a cgroupfs v1 host; ssddetect picked 2 workers in a 1-CPU quota): its
+  // quota and period as cpu.max writes them, "-1" meaning none. The hierarchy is mounted at
+  // cpu,cpuacct (or cpu); a container sees its own cgroup at the mount's root.
+  for (const std::string mount : {"/sys/fs/cgroup/cpu,cpuacct", "/sys/fs/cgroup/cpu"})
+    for (const std::string& path : {v1_path, std::string()}) {
+      const std::string quota = read_text(root + mount + path + "/cpu.cfs_quota_us");
+      const std::string period = read_text(root + mount + path + "/cpu.cfs_period_us");
+      if (!quota.empty() && !period.empty()) return quota.substr(0, quota.find('\n')) + " " + period;
+    }
+  return std::string();
+}
 
 int cgroup_cpu_limit(const std::string& cpu_max) {
   std::istringstream in(cpu_max);
@@ -44,7 +61,7 @@ int usable_cpus() {
   cpu_set_t set;
   CPU_ZERO(&set);
   if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0) cpus = CPU_COUNT(&set);
-  const int limit = cgroup_cpu_limit(own_cpu_max());
+  const int limit = cgroup_cpu_limit(cgroup_cpu_max());
   return limit > 0 ? std::min(cpus, limit) : cpus;
 }
 

@@ -6,9 +6,15 @@
 
 namespace ssd {
 
-// The CPUs the calling thread may run on: its affinity mask, at most its cgroup's (v2) CPU quota
+// The CPUs the calling thread may run on: its affinity mask, at most its cgroup's CPU quota
 // rounded up (a container started with --cpus=2 on a larger host: 2); at least 1.
 int usable_cpus();
+
+// This process's CPU quota as cgroup v2's `cpu.max` writes it ("QUOTA PERIOD" or "max PERIOD"):
+// its cgroup's (the "0::PATH" line of /proc/self/cgroup), else the root's, else cgroup v1's
+// cpu.cfs_quota_us and cpu.cfs_period_us ("-1 PERIOD" without a quota); empty where there is
+// none. `root`: where the file system is (tests give a tree of their own).
+std::string cgroup_cpu_max(const std::string& root = "");
 
 // The CPUs a cgroup v2 `cpu.max` file's text allows ("QUOTA PERIOD", rounded up); 0 for "max"
 // (no limit) or text it cannot read.

@@ -579,6 +579,31 @@ TEST(CpuWorkers, AutomaticInFlightAndThreads) {
   EXPECT_EQ(cgroup_cpu_limit("50000 100000"), 1);
   EXPECT_EQ(cgroup_cpu_limit(""), 0);
   EXPECT_EQ(cgroup_cpu_limit("garbage"), 0);
+  EXPECT_EQ(cgroup_cpu_limit("-1 100000"), 0);   // (v1 without a quota)
+  // Where the quota is read: v2's cpu.max of the process's cgroup, else cgroup v1's files (a
+  // 1-CPU quota there gave 2 workers).
+  namespace fs = std::filesystem;
+  const fs::path root = ssdtest::temp_dir("cgroups");
+  auto put = [&](const fs::path& file, const std::string& text) {
+    fs::create_directories((root / file).parent_path());
+    std::ofstream(root / file) << text;
+  };
+  put("proc/self/cgroup", "0::/app.slice/x.scope\n");
+  put("sys/fs/cgroup/app.slice/x.scope/cpu.max", "150000 100000\n");
+  EXPECT_EQ(cgroup_cpu_limit(cgroup_cpu_max(root.string())), 2);
+  fs::remove_all(root / "sys");
+  put("proc/self/cgroup", "4:memory:/docker/abc\n2:cpu,cpuacct:/docker/abc\n0::/\n");
+  put("sys/fs/cgroup/cpu,cpuacct/docker/abc/cpu.cfs_quota_us", "100000\n");
+  put("sys/fs/cgroup/cpu,cpuacct/docker/abc/cpu.cfs_period_us", "100000\n");
+  EXPECT_EQ(cgroup_cpu_max(root.string()), "100000 100000\n");
+  EXPECT_EQ(cgroup_cpu_limit(cgroup_cpu_max(root.string())), 1);
+  fs::remove_all(root / "sys");
+  put("proc/self/cgroup", "1:cpu:/\n");   // (a container: its own cgroup at the mount's root)
+  put("sys/fs/cgroup/cpu/cpu.cfs_quota_us", "-1\n");
+  put("sys/fs/cgroup/cpu/cpu.cfs_period_us", "100000\n");
+  EXPECT_EQ(cgroup_cpu_limit(cgroup_cpu_max(root.string())), 0);
+  fs::remove_all(root / "sys");
+  EXPECT_EQ(cgroup_cpu_max(root.string()), "");
 }
 
 // A detector asked for 0 in flight on the CPU runs resolve_in_flight's count (2 here on 2 CPUs
