@@ -486,10 +486,11 @@ int main(int argc, char** argv) {
     }
     if (predict->parsed()) {
       if (ps.weights.empty()) ps.weights = ssd::default_model_path();
-      auto preds = predict_images(ps);
-      for (const auto& p : preds)
-        std::printf("%s: %zu detections -> %s\n", p.image.c_str(), p.detections.size(),
-                    p.output.c_str());
+      // A line per image as it is done (they all came at the end, none after an interrupt).
+      predict_images(ps, [](const ImagePrediction& p) {
+        std::printf("%s: %zu detections -> %s\n", p.image.c_str(), p.detections.size(), p.output.c_str());
+        std::fflush(stdout);
+      });
       return 0;
     }
     if (synth->parsed()) {

@@ -68,7 +68,8 @@ std::vector<std::string> input_images(const std::vector<std::string>& named) {
 
 }  // namespace
 
-std::vector<ImagePrediction> predict_images(const PredictSpec& spec) {
+std::vector<ImagePrediction> predict_images(const PredictSpec& spec,
+                                            const std::function<void(const ImagePrediction&)>& on_image) {
   if (spec.images.empty()) throw ssd::Error("no input images");
   if (spec.out_dir.empty()) throw ssd::Error("no output folder (--out)");
   if (!(spec.threshold >= 0 && spec.threshold <= 1)) throw ssd::Error("--threshold must be in [0, 1]");
@@ -159,6 +160,7 @@ std::vector<ImagePrediction> predict_images(const PredictSpec& spec) {
                       {"score", d.score}, {"box", {d.x1, d.y1, d.x2, d.y2}}});
     all.push_back({{"image", path}, {"output", p.output}, {"width", bgr.cols},
                    {"height", bgr.rows}, {"detections", dets}});
+    if (on_image) on_image(p);
     out.push_back(std::move(p));
   }
   write_list();

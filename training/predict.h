@@ -3,6 +3,7 @@
 // files, plus a detections.json listing them. LibTorch-free.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,9 @@ struct ImagePrediction {
 // Throws ssd::Error for a bad weights file, an unwritable folder, or an input that is missing,
 // not an image file, or a folder without any (all checked before anything is written), or an
 // image that does not decode (detections.json then lists the images before it).
-std::vector<ImagePrediction> predict_images(const PredictSpec& spec);
+// `on_image`, when given, is called with each image's prediction once its picture is written (a
+// caller printing them shows its progress as it goes).
+std::vector<ImagePrediction> predict_images(const PredictSpec& spec,
+                                            const std::function<void(const ImagePrediction&)>& on_image = {});
 
 }  // namespace ssdtrain

@@ -1,9 +1,12 @@
 #include "progress.h"
 
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 
 namespace ssdtrain {
 
@@ -18,11 +21,23 @@ std::string format_duration(double seconds) {
   return buf;
 }
 
+int terminal_columns(std::FILE* out) {
+  if (!out || ::isatty(::fileno(out)) == 0) return 0;
+  // (A terminal that cannot move the cursor or clear a line, as Emacs' compilation buffers are:
+  // plain lines, as for a log.)
+  const char* term = std::getenv("TERM");
+  if (term && std::strcmp(term, "dumb") == 0) return 0;
+  struct winsize ws {};
+  if (::ioctl(::fileno(out), TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) return ws.ws_col;
+  return 80;
+}
+
 ProgressBar::ProgressBar(std::string label, long total, std::FILE* out, double plain_every)
     : label_(std::move(label)),
       total_(std::max(1L, total)),
       out_(out),
-      tty_(out != nullptr && ::isatty(::fileno(out)) != 0),
+      columns_(terminal_columns(out)),
+      tty_(columns_ > 0),
       plain_every_(plain_every),
       start_(std::chrono::steady_clock::now()),
       last_print_(start_) {}
@@ -42,14 +57,20 @@ std::string ProgressBar::line(long done, const std::string& info) const {
   char buf[160];
   std::snprintf(buf, sizeof buf, " %ld/%ld [%s<%s, %.2f it/s]", done, total_,
                 format_duration(elapsed).c_str(), format_duration(eta).c_str(), rate);
+  const std::string rest = std::string(buf) + (info.empty() ? "" : " " + info);
   std::string s = label_;
   if (tty_) {
-    const int width = 30;
-    const int fill = static_cast<int>(width * std::min(1.0, double(done) / total_));
-    s += " |" + std::string(fill, '#') + std::string(width - fill, '.') + "|";
+    // The bar takes what the terminal has left, up to 30 columns (none under 5): a line wider than
+    // the terminal wrapped, and each redraw left the wrapped part behind.
+    const int room = columns_ - 1 - static_cast<int>(label_.size() + rest.size()) - 3;
+    const int width = std::min(30, room);
+    if (width >= 5) {
+      const int fill = static_cast<int>(width * std::min(1.0, double(done) / total_));
+      s += " |" + std::string(fill, '#') + std::string(width - fill, '.') + "|";
+    }
   }
-  s += buf;
-  if (!info.empty()) s += " " + info;
+  s += rest;
+  if (tty_ && static_cast<int>(s.size()) > columns_ - 1) s.resize(static_cast<size_t>(std::max(0, columns_ - 1)));
   return s;
 }
 

@@ -12,6 +12,10 @@ namespace ssdtrain {
 // "1:02:03" / "2:03" for a duration in seconds.
 std::string format_duration(double seconds);
 
+// The width of the terminal `out` writes to; 0 when it is none (a file, a pipe) or a dumb one
+// (TERM=dumb: no cursor movement), where progress goes as plain lines.
+int terminal_columns(std::FILE* out);
+
 class ProgressBar {
  public:
   // total: number of steps; label: shown before the bar ("epoch 3/10").
@@ -30,6 +34,7 @@ class ProgressBar {
   long total_;
   long done_ = 0;   // as last marked
   std::FILE* out_;
+  int columns_;   // the terminal's width; 0: not an interactive terminal
   bool tty_;
   bool finished_ = false;
   double plain_every_;

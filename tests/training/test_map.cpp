@@ -2,6 +2,7 @@
 // reference code (tests/training/coco_reference.py, run with $SSD_PYTHON).
 #include <gtest/gtest.h>
 
+#include <pty.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -218,6 +219,51 @@ TEST(Progress, AClosingLineGivesTheStepsDone) {
   std::fclose(f);
   const std::string last = text.substr(text.rfind("lr-find"));
   EXPECT_NE(last.find(" 88/100 "), std::string::npos) << text;
+}
+
+// On a terminal the bar fits its width (a line of about 75 columns wrapped on a narrow one, and
+// each redraw left the wrapped part behind); a dumb terminal (TERM=dumb, as Emacs' compilation
+// buffers) gets plain lines, without escape sequences.
+TEST(Progress, TheBarFitsTheTerminalAndADumbOneGetsPlainLines) {
+  for (const char* term : {"xterm", "dumb"}) {
+    SCOPED_TRACE(term);
+    int master = -1, slave = -1;
+    struct winsize ws {};
+    ws.ws_col = 40;
+    ws.ws_row = 24;
+    ASSERT_EQ(::openpty(&master, &slave, nullptr, nullptr, &ws), 0);
+    const char* saved = std::getenv("TERM");
+    const std::string old_term = saved ? saved : "";
+    ::setenv("TERM", term, 1);
+    std::FILE* out = ::fdopen(slave, "w");
+    ASSERT_NE(out, nullptr);
+    {
+      ssdtrain::ProgressBar bar("epoch 1/10", 100, out, 0.0);
+      EXPECT_EQ(ssdtrain::terminal_columns(out), std::string(term) == "dumb" ? 0 : 40);
+      bar.update(100, "loss 1.234 a long remark about the loss");
+    }
+    std::fclose(out);
+    if (saved) ::setenv("TERM", old_term.c_str(), 1);
+    else ::unsetenv("TERM");
+    std::string text;
+    char buf[4096];
+    for (ssize_t n; (n = ::read(master, buf, sizeof buf)) > 0;) text.append(buf, static_cast<size_t>(n));
+    ::close(master);
+    if (std::string(term) == "dumb") {
+      EXPECT_EQ(text.find('\033'), std::string::npos) << text;
+      EXPECT_NE(text.find("epoch 1/10 100/100"), std::string::npos) << text;
+    } else {
+      EXPECT_NE(text.find("\r\033[K"), std::string::npos) << text;
+      // Each drawn line (between carriage returns and clears) within 39 columns.
+      size_t at = 0;
+      while ((at = text.find("\033[K", at)) != std::string::npos) {
+        at += 3;
+        const size_t end = text.find_first_of("\r\n", at);
+        EXPECT_LE((end == std::string::npos ? text.size() : end) - at, 39u) << text;
+      }
+      EXPECT_NE(text.find("epoch 1/10"), std::string::npos) << text;
+    }
+  }
 }
 
 TEST(Map, IouThresholdsMatter) {

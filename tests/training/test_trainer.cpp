@@ -893,6 +893,19 @@ TEST(Cli, PredictNamesTheFolderFilesItLeavesOut) {
   EXPECT_TRUE(fs::exists(tmp.path() / "out/a.png"));
 }
 
+// predict prints each image's line as it is done (they all came at the end: an interrupted or
+// failed run printed none): the line of an image before one that does not decode is there.
+TEST(Cli, PredictPrintsEachImageAsItIsDone) {
+  TempDir tmp;
+  fs::create_directories(tmp.path() / "in");
+  ASSERT_TRUE(cv::imwrite(tmp / "in/a.png", cv::Mat(48, 64, CV_8UC3, cv::Scalar(30, 120, 200))));
+  std::ofstream(tmp.path() / "in/z.jpg", std::ios::binary) << std::string("\xFF\xD8\xFF\xE0", 4) << "not the rest";
+  const CliRun r = run_cli("predict --out " + tmp / "out " + tmp / "in");
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_NE(r.output.find(tmp / "in/a.png" + ": "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("z.jpg"), std::string::npos) << r.output;
+}
+
 // A picture predict cannot write is an error naming the reason, as train's files are (it said
 // only "cannot write", after libpng's "Write Error", 2026-12-06), and leaves no part of it.
 TEST(Cli, PredictNamesWhyItCannotWriteAPicture) {
