@@ -454,6 +454,10 @@ int main(int argc, char** argv) {
   c->add_option("--count", count, "Number of frames")->capture_default_str()->check(CLI::Range(1, 100));
   c->add_option("--columns", columns, "Columns")->capture_default_str()->check(CLI::Range(1, 100));
 
+  // An option given again takes the last value (it was "At Most 1 required but received 2").
+  for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; }))
+    for (CLI::Option* o : sub->get_options())
+      if (o->get_expected_max() == 1) o->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   // A misspelt command is named (CLI11 said only "A subcommand is required").
   if (argc > 1 && argv[1][0] != '-') {
     std::string commands;

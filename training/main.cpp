@@ -380,6 +380,9 @@ int main(int argc, char** argv) {
       "UINT");
   for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; }))
     for (CLI::Option* o : sub->get_options()) {
+      // An option of one value given again takes the last (a Makefile's defaults, then the
+      // target's own: it was "At Most 1 required but received 2"); lists add up.
+      if (o->get_expected_max() == 1) o->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
       if (path_options.count(o->get_name())) o->check(not_empty);
       if (o->get_name() == "--seed" || o->get_name() == "--synth-seed") o->check(seed_value);
     }

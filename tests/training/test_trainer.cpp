@@ -1486,6 +1486,11 @@ TEST(Cli, EmptyPathsBadSeedsAndMisspeltCommandsAreRefused) {
   expect_clean_failure("train --synth 8 --synth-seed=-3 --out " + tmp / "r", "--synth-seed: must be an integer");
   EXPECT_FALSE(fs::exists(tmp.path() / "r"));
   EXPECT_EQ(run_cli("synth --out " + tmp / "s" + " --count 2 --size 64 --seed 18446744073709551615").status, 0);
+  // An option given twice takes the last value (a Makefile's defaults, then its own: it was an
+  // error); lists add up.
+  const CliRun twice = run_cli("synth --out " + tmp / "s" + " --count 2 --size 64 --count 3");
+  EXPECT_EQ(twice.status, 0) << twice.output;
+  EXPECT_NE(twice.output.find("wrote 3 images"), std::string::npos) << twice.output;
   expect_clean_failure("trian --synth 8", "unknown command 'trian' (commands: train, eval, predict, synth, lr-find, info)");
   // eval's outputs over its inputs (the data set was lost) or over each other: refused first.
   const std::string coco = tmp / "s/annotations.json";
