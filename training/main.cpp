@@ -5,6 +5,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <exception>
 #include <filesystem>
 #include <fstream>
@@ -85,6 +86,24 @@ std::vector<CLI::Option*> add_data_options(CLI::App* app, DataSpec& d, const std
                                    "folder for the synthetic images (default: " + synth_dir_default + ")"));
   }
   return opts;
+}
+
+// Data options given that the data chosen does not use (--images without --coco, --voc-split
+// without --voc, --synth-seed without --synth): warned about, as they were ignored without a word.
+void warn_unused_data_options(const std::vector<CLI::Option*>& opts, const DataSpec& d) {
+  for (const CLI::Option* o : opts) {
+    if (o->count() == 0) continue;
+    const std::string name = o->get_name();
+    const auto is = [&](const char* option) { return name.size() >= std::strlen(option) &&
+                                                     name.compare(name.size() - std::strlen(option), std::string::npos, option) == 0; };
+    std::string needs;
+    if (is("images") && d.coco.empty()) needs = "coco";
+    else if (is("voc-split") && d.voc.empty()) needs = "voc";
+    else if ((is("synth-seed") || is("synth-size") || is("synth-dir")) && d.synth == 0) needs = "synth";
+    if (!needs.empty())
+      std::cerr << "warning: " << name << " has no effect without --" << (name.rfind("--val-", 0) == 0 ? "val-" : "")
+                << needs << "\n";
+  }
 }
 
 std::vector<CLI::Option*> add_arch_options(CLI::App* app, ssd::SsdConfig& c) {
@@ -264,7 +283,7 @@ int main(int argc, char** argv) {
   auto* eval = app.add_subcommand("eval", "mAP of a weights file on a data set, per class");
   eval->add_option("--weights", es.weights, "weights file (default: the shipped model)");
   es.data.voc_split = "val";   // held-out images, not the ones a model was trained on
-  add_data_options(eval, es.data, "", "a temporary folder, removed afterwards");
+  const auto eval_data = add_data_options(eval, es.data, "", "a temporary folder, removed afterwards");
   eval->add_option("--device", es.device, "cpu, cuda, cuda:N or auto")->capture_default_str();
   eval->add_option("--batch", es.batch_size, "batch size")->capture_default_str();
   eval->add_option("--workers", es.workers, "data loader threads")->capture_default_str()
@@ -339,7 +358,7 @@ int main(int argc, char** argv) {
   LrFindSpec ls;
   ls.train.config.body = "tiny";
   auto* lrf = app.add_subcommand("lr-find", "loss against an exponentially growing learning rate");
-  add_data_options(lrf, ls.train.train, "", "<out>/data/train");
+  const auto lrf_data = add_data_options(lrf, ls.train.train, "", "<out>/data/train");
   add_arch_options(lrf, ls.train.config);
   for (CLI::Option* o : add_train_options(lrf, ls.train.options)) {
     // What only a training run uses (lr-find sets the rates step by step: the head's, and the
@@ -431,6 +450,8 @@ int main(int argc, char** argv) {
         return r.history.empty() ? 1 : 0;
       }
       if (ts.out_dir.empty()) throw ssd::Error("train needs --out RUN_DIR (or --resume RUN_DIR)");
+      warn_unused_data_options(train_data, ts.train);
+      warn_unused_data_options(val_data, ts.val);
       if (ts.train.empty()) throw ssd::Error("train needs data: --coco FILE, --voc DIR or --synth N");
       ts.options.stop_after = stop_after;
       {  // early check of the architecture, before any data is loaded or generated
@@ -463,6 +484,7 @@ int main(int argc, char** argv) {
       if (es.weights.empty()) es.weights = ssd::default_model_path();
       if (confusion_threshold->count() == 0) es.confusion_threshold = std::max(es.confusion_threshold, es.score_threshold);
       if (es.data.empty()) throw ssd::Error("eval needs data: --coco FILE, --voc DIR or --synth N");
+      warn_unused_data_options(eval_data, es.data);
       std::string tmp_dir;
       if (es.data.synth > 0 && es.data.synth_dir.empty()) {
         tmp_dir = (std::filesystem::temp_directory_path() /
@@ -507,6 +529,7 @@ int main(int argc, char** argv) {
     }
     if (lrf->parsed()) {
       if (ls.train.train.empty()) throw ssd::Error("lr-find needs data: --coco FILE, --voc DIR or --synth N");
+      warn_unused_data_options(lrf_data, ls.train.train);
       if (ls.train.train.synth > 0 && ls.train.train.synth_dir.empty())
         ls.train.train.synth_dir = ls.train.out_dir + "/data/train";
       LrFindResult r = lr_find(ls);

@@ -1488,6 +1488,11 @@ TEST(Cli, EmptyPathsBadSeedsAndMisspeltCommandsAreRefused) {
   EXPECT_EQ(run_cli("synth --out " + tmp / "s" + " --count 2 --size 64 --seed 18446744073709551615").status, 0);
   // An option given twice takes the last value (a Makefile's defaults, then its own: it was an
   // error); lists add up.
+  // Data options the data does not use: warned about (they were ignored without a word).
+  const CliRun unused = run_cli("eval --synth 2 --synth-size 64 --images " + tmp / "s" + " --voc-split foo");
+  EXPECT_EQ(unused.status, 0) << unused.output;
+  EXPECT_NE(unused.output.find("warning: --images has no effect without --coco"), std::string::npos) << unused.output;
+  EXPECT_NE(unused.output.find("warning: --voc-split has no effect without --voc"), std::string::npos) << unused.output;
   const CliRun twice = run_cli("synth --out " + tmp / "s" + " --count 2 --size 64 --count 3");
   EXPECT_EQ(twice.status, 0) << twice.output;
   EXPECT_NE(twice.output.find("wrote 3 images"), std::string::npos) << twice.output;
