@@ -172,7 +172,21 @@ int score(const std::string& truth_path, const std::string& det_path, double iou
       std::cerr << "ssd-clip: cannot read " << truth_path << "\n";
       return 1;
     }
-    in >> truth;
+    // (Malformed, or lacking what render writes: named, as both inputs are JSON; a bare
+    // nlohmann message said neither which file nor that it is the ground truth.)
+    try {
+      in >> truth;
+      if (!truth.is_object()) throw std::runtime_error("not a JSON object");
+      for (const char* key : {"width", "height", "framerate", "labels", "frames"})
+        if (!truth.contains(key)) throw std::runtime_error(std::string("no '") + key + "'");
+      if (!truth.at("framerate").is_number() || !(truth.at("framerate").get<double>() > 0))
+        throw std::runtime_error("framerate " + truth.at("framerate").dump() + " is not a positive number");
+      if (!truth.at("frames").is_array() || !truth.at("labels").is_array())
+        throw std::runtime_error("'frames' and 'labels' must be arrays");
+    } catch (const std::exception& e) {
+      std::cerr << "ssd-clip: " << truth_path << ": not a ground truth that render writes: " << e.what() << "\n";
+      return 1;
+    }
   }
   if (truth.at("frames").empty()) {
     std::cerr << "ssd-clip: " << truth_path << " lists no frames: its render was interrupted? (render it again)\n";

@@ -51,6 +51,7 @@
 #include <string>
 
 #include <glib/gstdio.h>
+#include <unistd.h>
 #include <gst/video/video.h>
 #include <nlohmann/json.hpp>
 
@@ -287,9 +288,14 @@ static GstFlowReturn export_frame(GstSsdExport* self, GstBuffer* buf) {
   // Labels come from any producer: text that is not UTF-8 is written with U+FFFD in place of
   // its bad bytes rather than failing the stream.
   const std::string text = line.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
+  const long before = ftell(st->out);   // (-1 for a pipe or a terminal)
   if (fwrite(text.data(), 1, text.size(), st->out) != text.size() || fflush(st->out) != 0) {
+    const int err = errno;
+    // The part of the line written goes (a full disk left half a JSON object at the file's end,
+    // which readers of the lines before it then failed on).
+    if (before >= 0 && ftruncate(fileno(st->out), before) == 0) fseek(st->out, before, SEEK_SET);
     GST_ELEMENT_ERROR(self, RESOURCE, WRITE, ("Could not write to \"%s\": %s", st->opened.c_str(),
-                                              g_strerror(errno)), (nullptr));
+                                              g_strerror(err)), (nullptr));
     return GST_FLOW_ERROR;
   }
   return GST_FLOW_OK;

@@ -89,7 +89,12 @@ size_t safetensors_dtype_size(const std::string& dtype) {
 
 SafeTensorsHeader read_safetensors_header(const std::string& path) {
   std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) fail(path, "is a directory, not a weights file");
+  const auto status = std::filesystem::status(path, ec);
+  if (std::filesystem::is_directory(status)) fail(path, "is a directory, not a weights file");
+  // (A FIFO blocked the open for good, and a pipe, <(cat file), read as "truncated: 2^64 - 1
+  // bytes": its size cannot be known; the reader seeks.)
+  if (!ec && !std::filesystem::is_regular_file(status))
+    fail(path, "is not a regular file (a FIFO, a pipe, a socket or a device): give the weights file itself");
   std::ifstream in(path, std::ios::binary);
   if (!in) fail(path, std::string("cannot open: ") + std::strerror(errno));
   in.seekg(0, std::ios::end);

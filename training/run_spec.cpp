@@ -1,4 +1,7 @@
 // The torch-free half of trainer.h: TrainSpec <-> JSON, and loading a DataSpec's data set.
+#include <climits>
+#include <cmath>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -69,9 +72,40 @@ json options_to_json(const TrainOptions& o) {
   return j;
 }
 
+// Strict readers of a stored option, by its type (nlohmann's value() cut 2.5 epochs to 2,
+// converted 1e30 with undefined behaviour, and named no key for a string): an error names the key.
+[[noreturn]] void bad_option(const char* key, const char* what, const json& v) {
+  throw ssd::Error(std::string("options.") + key + " must be " + what + ", not " + ssd::json_excerpt(v));
+}
+void read_option(const json& v, const char* key, int& out) {
+  if (!v.is_number_integer() || (v.is_number_unsigned() ? v.get<uint64_t>() > uint64_t{INT_MAX}
+                                                        : v.get<int64_t>() < INT_MIN || v.get<int64_t>() > INT_MAX))
+    bad_option(key, "an integer within int's range", v);
+  out = static_cast<int>(v.get<int64_t>());
+}
+void read_option(const json& v, const char* key, uint64_t& out) {
+  if (!v.is_number_unsigned() && !(v.is_number_integer() && v.get<int64_t>() >= 0))
+    bad_option(key, "an integer in [0, 2^64 - 1]", v);
+  out = v.get<uint64_t>();
+}
+void read_option(const json& v, const char* key, double& out) {
+  if (!v.is_number() || !std::isfinite(v.get<double>())) bad_option(key, "a finite number", v);
+  out = v.get<double>();
+}
+void read_option(const json& v, const char* key, bool& out) {
+  if (!v.is_boolean()) bad_option(key, "true or false", v);
+  out = v.get<bool>();
+}
+void read_option(const json& v, const char* key, std::string& out) {
+  if (!v.is_string()) bad_option(key, "a string", v);
+  out = v.get<std::string>();
+}
+
 TrainOptions options_from_json(const json& j) {
   TrainOptions o;
-#define X(f) o.f = j.value(#f, o.f);
+  if (!j.is_object()) throw ssd::Error("options must be a JSON object, not " + ssd::json_excerpt(j));
+#define X(f) \
+  if (const auto it = j.find(#f); it != j.end()) read_option(*it, #f, o.f);
   SSD_OPT_FIELDS(X)
 #undef X
   // Runs stored before `ignored` existed trained such anchors as background: they resume so.

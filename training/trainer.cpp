@@ -1133,7 +1133,11 @@ TrainResult resume(const std::string& run_dir, int stop_after, bool quiet, const
   if (overrides.workers) s.spec.options.workers = *overrides.workers;
   if (overrides.threads) s.spec.options.threads = *overrides.threads;
   if (overrides.precision) s.spec.options.precision = *overrides.precision;
-  check_options(s.spec.options);
+  try {   // (the stored options, or those given for this invocation: named as run.json's)
+    check_options(s.spec.options);
+  } catch (const ssd::Error& e) {
+    throw ssd::Error(rf.string() + ": the run's options: " + e.what());
+  }
   load_data(s, /*with_val=*/true, /*resuming=*/true);
   const ssd::SsdConfig stored = s.spec.config;
   // A run that ended before its first checkpoint (a bad image, an interrupt in epoch 1) starts

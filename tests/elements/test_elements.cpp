@@ -14,6 +14,7 @@
 #include <malloc.h>
 #include <csignal>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -4938,6 +4939,24 @@ TEST(SsdExport, WritesEachLineAsItsFramePassesAndAFailedWriteIsAnError) {
     for (std::string line; std::getline(in, line);) ++lines;
     EXPECT_EQ(lines, i) << "the line of frame " << i - 1 << " is not in the file yet";
   }
+  // A write that fails part-way (a full disk; here a file size limit a few bytes past the file's
+  // end): the error, and the file ends at its last whole line (half a JSON object was left).
+  {
+    const auto size = fs::file_size(path);
+    struct rlimit old_limit;
+    ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &old_limit), 0);
+    const auto old_handler = signal(SIGXFSZ, SIG_IGN);
+    struct rlimit small = old_limit;
+    small.rlim_cur = size + 20;
+    ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &small), 0);
+    const GstFlowReturn ret = gst_harness_push(h, gst_buffer_copy_deep(f->buffer));
+    setrlimit(RLIMIT_FSIZE, &old_limit);
+    signal(SIGXFSZ, old_handler);
+    EXPECT_EQ(ret, GST_FLOW_ERROR);
+    EXPECT_EQ(fs::file_size(path), size);
+    std::ifstream in(path);
+    for (std::string line; std::getline(in, line);) EXPECT_NO_THROW(json::parse(line)) << line;
+  }
   gst_harness_teardown(h);
 
   if (!fs::exists("/dev/full")) GTEST_SKIP() << "no /dev/full";
@@ -6074,7 +6093,9 @@ TEST(Examples, ClipScoresLinesByTheirTimestamps) {
            {{SSD_CLIP_TOOL, "render", "--out", tmp / "x", "--seed", "-1"}, "--seed: must be an integer in [0, 18446744073709551615]"},
            {{SSD_CLIP_TOOL, "render", "--out", tmp / "x", "--min-objects", "5", "--max-objects", "2"},
             "--min-objects (5) must be <= --max-objects (2)"},
-           {{SSD_CLIP_TOOL, "score", "--truth", "", "--detections", "d.jsonl"}, "--truth: an empty path"}}) {
+           {{SSD_CLIP_TOOL, "score", "--truth", "", "--detections", "d.jsonl"}, "--truth: an empty path"},
+           {{SSD_CLIP_TOOL, "score", "--truth", tmp / "dets.jsonl", "--detections", tmp / "dets.jsonl"},
+            "dets.jsonl: not a ground truth that render writes: no 'width'"}}) {
     const Spawned bad = spawn(argv);
     EXPECT_NE(bad.status, 0) << argv[1];
     EXPECT_NE((bad.out + bad.err).find(says), std::string::npos) << bad.out << bad.err;

@@ -2,6 +2,8 @@
 // corrupt and mismatched files.
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
 #include <fstream>
 
 #include <nlohmann/json.hpp>
@@ -90,6 +92,10 @@ TEST(Weights, TruncatedCorruptAndMismatchedFilesGiveClearErrors) {
 
   expect_error([&] { load_weights((dir / "missing.safetensors").string()); },
                {"missing.safetensors", "cannot open"});
+  // A FIFO (its open blocked for good) or a pipe (read as "truncated: 18446744073709551615 bytes").
+  const std::string fifo = dir / "fifo.safetensors";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  expect_error([&] { load_weights(fifo); }, {"fifo.safetensors", "is not a regular file (a FIFO, a pipe"});
 
   const std::string trunc = dir / "trunc.safetensors";
   spit(trunc, bytes.substr(0, bytes.size() / 2));

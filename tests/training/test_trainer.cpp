@@ -1471,6 +1471,28 @@ TEST(Cli, OutOfMemoryIsOneLine) {
   }
 }
 
+// A run.json edited by hand or damaged: each stored option is read as its type, and an error
+// names the key (2.5 epochs ran 2, 1e30 was converted with undefined behaviour, "2" named no key);
+// a stored value out of range is the run's, not an option given (it blamed --epochs).
+TEST(Cli, ResumeReadsTheStoredOptionsStrictly) {
+  TempDir tmp;
+  const std::string run = tmp / "run";
+  ASSERT_EQ(run_cli("train --synth 8 --synth-size 64 --size 64 --grids 2,1 --head-channels 16 --batch 4 --epochs 1 "
+                    "--workers 1 --threads 1 --quiet --out " + run).status, 0);
+  fs::remove(fs::path(run) / "checkpoint.pt");
+  const nlohmann::json stored = nlohmann::json::parse(std::ifstream(run + "/run.json"));
+  for (const auto& [value, says] : std::vector<std::pair<nlohmann::json, std::string>>{
+           {2.5, "run.json: options.epochs must be an integer within int's range, not 2.5"},
+           {1e30, "run.json: options.epochs must be an integer within int's range"},
+           {"2", "run.json: options.epochs must be an integer within int's range, not \"2\""},
+           {-3, "run.json: the run's options: --epochs must be >= 1"}}) {
+    nlohmann::json edited = stored;
+    edited["options"]["epochs"] = value;
+    std::ofstream(run + "/run.json") << edited.dump(2);
+    expect_clean_failure("train --resume " + run + " --quiet", says);
+  }
+}
+
 // What scripts and Makefiles pass by mistake: an empty path (an unset variable: eval --weights ""
 // evaluated the shipped model), a negative or too large seed (taken: -1 and 2^64 gave the set of
 // 2^64 - 1), a misspelt command (CLI11 said only "A subcommand is required").
