@@ -405,6 +405,21 @@ int main(int argc, char** argv) {
       if (path_options.count(o->get_name())) o->check(not_empty);
       if (o->get_name() == "--seed" || o->get_name() == "--synth-seed") o->check(seed_value);
     }
+  // A list option's element left empty ("--grids 4,,1", "4,2,1,"): an error (CLI11 dropped it,
+  // and the run trained other grids than written, without a word).
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    for (const std::string list : {"--grids", "--zooms"}) {
+      std::string value;
+      if (arg == list && i + 1 < argc) value = argv[i + 1];
+      else if (arg.rfind(list + "=", 0) == 0) value = arg.substr(list.size() + 1);
+      else continue;
+      if (!value.empty() && (value.front() == ',' || value.back() == ',' || value.find(",,") != std::string::npos)) {
+        std::cerr << list << ": an empty element in " << value << " (two commas in a row?)\n";
+        return static_cast<int>(CLI::ExitCodes::ValidationError);
+      }
+    }
+  }
   // A misspelt command is named (CLI11 said only "A subcommand is required").
   if (argc > 1 && argv[1][0] != '-') {
     std::string commands;

@@ -1510,6 +1510,10 @@ TEST(Cli, EmptyPathsBadSeedsAndMisspeltCommandsAreRefused) {
   EXPECT_EQ(run_cli("synth --out " + tmp / "s" + " --count 2 --size 64 --seed 18446744073709551615").status, 0);
   // An option given twice takes the last value (a Makefile's defaults, then its own: it was an
   // error); lists add up.
+  // A list's element left empty: an error (CLI11 dropped it: --grids 4,,1 trained grids 4,1).
+  expect_clean_failure("train --synth 8 --grids 4,,1 --out " + tmp / "g", "--grids: an empty element in 4,,1");
+  expect_clean_failure("train --synth 8 --zooms=0.7,1, --out " + tmp / "g", "--zooms: an empty element in 0.7,1,");
+  EXPECT_FALSE(fs::exists(tmp.path() / "g"));
   // Data options the data does not use: warned about (they were ignored without a word).
   const CliRun unused = run_cli("eval --synth 2 --synth-size 64 --images " + tmp / "s" + " --voc-split foo");
   EXPECT_EQ(unused.status, 0) << unused.output;
