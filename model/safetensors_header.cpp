@@ -89,16 +89,15 @@ size_t safetensors_dtype_size(const std::string& dtype) {
 
 SafeTensorsHeader read_safetensors_header(const std::string& path) {
   std::error_code ec;
-  const auto status = std::filesystem::status(path, ec);
-  if (std::filesystem::is_directory(status)) fail(path, "is a directory, not a weights file");
-  // (A FIFO blocked the open for good, and a pipe, <(cat file), read as "truncated: 2^64 - 1
-  // bytes": its size cannot be known; the reader seeks.)
-  if (!ec && !std::filesystem::is_regular_file(status))
-    fail(path, "is not a regular file (a FIFO, a pipe, a socket or a device): give the weights file itself");
+  if (std::filesystem::is_directory(path, ec)) fail(path, "is a directory, not a weights file");
   std::ifstream in(path, std::ios::binary);
   if (!in) fail(path, std::string("cannot open: ") + std::strerror(errno));
   in.seekg(0, std::ios::end);
-  const auto size = static_cast<uint64_t>(in.tellg());
+  const auto end = in.tellg();
+  // (A pipe, <(cat file), has no size to seek to: it read as "truncated: 18446744073709551615
+  // bytes". The tools refuse a FIFO before opening it, which would block until a writer came.)
+  if (end < 0) fail(path, "cannot seek in it: not a regular file (a pipe, a FIFO?): give the weights file itself");
+  const auto size = static_cast<uint64_t>(end);
   in.seekg(0);
   unsigned char len[8];
   if (size < 8 || !in.read(reinterpret_cast<char*>(len), 8))

@@ -386,6 +386,18 @@ int main(int argc, char** argv) {
       "--weights", "--json", "--detections", "--pr-curve", "--confusion", "--imagenet", "--init", "weights", "images"};
   const CLI::Validator not_empty(
       [](std::string& v) { return v.empty() ? std::string("an empty path") : std::string(); }, "PATH");
+  // A weights file that is a FIFO (or a device): refused before it is opened, which blocks until
+  // a writer comes (ssd-train info on one hung).
+  static const std::set<std::string> weights_options{"--weights", "--init", "--imagenet", "weights"};
+  const CLI::Validator regular_file(
+      [](std::string& v) {
+        std::error_code ec;
+        const auto st = std::filesystem::status(v, ec);
+        return ec || std::filesystem::is_regular_file(st) || std::filesystem::is_directory(st) || !std::filesystem::exists(st)
+                   ? std::string()
+                   : v + " is not a regular file (a FIFO, a pipe, a socket or a device): give the weights file itself";
+      },
+      "FILE");
   const CLI::Validator seed_value(
       [](std::string& v) {
         errno = 0;
@@ -403,6 +415,7 @@ int main(int argc, char** argv) {
       // target's own: it was "At Most 1 required but received 2"); lists add up.
       if (o->get_expected_max() == 1) o->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
       if (path_options.count(o->get_name())) o->check(not_empty);
+      if (weights_options.count(o->get_name())) o->check(regular_file);
       if (o->get_name() == "--seed" || o->get_name() == "--synth-seed") o->check(seed_value);
     }
   // A list option's element left empty ("--grids 4,,1", "4,2,1,"): an error (CLI11 dropped it,

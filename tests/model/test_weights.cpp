@@ -4,7 +4,9 @@
 
 #include <sys/stat.h>
 
+#include <csignal>
 #include <fstream>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 #include <torch/types.h>
@@ -92,10 +94,14 @@ TEST(Weights, TruncatedCorruptAndMismatchedFilesGiveClearErrors) {
 
   expect_error([&] { load_weights((dir / "missing.safetensors").string()); },
                {"missing.safetensors", "cannot open"});
-  // A FIFO (its open blocked for good) or a pipe (read as "truncated: 18446744073709551615 bytes").
+  // A pipe (read as "truncated: 18446744073709551615 bytes"): a FIFO with a writer.
   const std::string fifo = dir / "fifo.safetensors";
   ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
-  expect_error([&] { load_weights(fifo); }, {"fifo.safetensors", "is not a regular file (a FIFO, a pipe"});
+  const auto old_handler = std::signal(SIGPIPE, SIG_IGN);   // (the reader may be gone when it writes)
+  std::thread writer([&] { std::ofstream(fifo, std::ios::binary) << bytes.substr(0, 16); });
+  expect_error([&] { load_weights(fifo); }, {"fifo.safetensors", "cannot seek in it: not a regular file"});
+  writer.join();
+  std::signal(SIGPIPE, old_handler);
 
   const std::string trunc = dir / "trunc.safetensors";
   spit(trunc, bytes.substr(0, bytes.size() / 2));

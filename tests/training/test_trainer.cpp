@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -963,7 +964,7 @@ TEST(Cli, BadInputsGiveCleanErrors) {
     std::ofstream(tmp / "notanimage.png") << "plain text";
   }
   expect_clean_failure("", "subcommand");
-  expect_clean_failure("frobnicate", "subcommand");
+  expect_clean_failure("frobnicate", "unknown command 'frobnicate'");
   expect_clean_failure("train --out " + tmp / "r1", "needs data");
   expect_clean_failure("train --synth 4", "--out");
   expect_clean_failure("train --coco " + tmp / "missing.json" + " --out " + tmp / "r2", "missing.json");
@@ -1502,6 +1503,11 @@ TEST(Cli, EmptyPathsBadSeedsAndMisspeltCommandsAreRefused) {
   expect_clean_failure("eval --synth 2 --json ''", "--json: an empty path");
   expect_clean_failure("predict --out '' " + tmp / "a.png", "--out: an empty path");
   expect_clean_failure("info ''", "weights: an empty path");
+  // A FIFO as weights file: refused before it is opened (ssd-train info on one hung).
+  ASSERT_EQ(::mkfifo((tmp / "fifo.safetensors").c_str(), 0600), 0);
+  expect_clean_failure("info " + tmp / "fifo.safetensors",
+                       tmp / "fifo.safetensors" + " is not a regular file (a FIFO, a pipe, a socket or a device)");
+  expect_clean_failure("eval --synth 2 --weights " + tmp / "fifo.safetensors", "is not a regular file");
   for (const char* seed : {"-1", "18446744073709551616", "1e3", "0x10"})
     expect_clean_failure("synth --out " + tmp / "s" + " --count 2 --size 64 --seed=" + seed,
                          std::string("--seed: must be an integer in [0, 18446744073709551615] (") + seed + " given)");
