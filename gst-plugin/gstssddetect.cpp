@@ -975,7 +975,7 @@ static void gst_ssd_detect_set_property(GObject* object, guint prop_id, const GV
         const gchar* v = g_value_get_string(value);
         const std::string path = (v && *v) ? v : ssd::default_model_path();
         if (st->settings_taken && !s.model_instance_id.empty()) {   // read at start, as the shared instance
-          refused = path != s.model;   // (the same again: no change)
+          refused = true;   // (the same path too: it means reload the file, which an instance cannot)
         } else {
           s.model = path;
           load = st->running;

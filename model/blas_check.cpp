@@ -56,7 +56,7 @@ std::string slow_blas_warning() {
   const auto slash = path.rfind('/');
   if (slash == std::string::npos || slash < 5 || path.compare(slash - 5, 6, "/blas/") != 0) return {};
   return "LibTorch's CPU kernels use the reference BLAS (" + path +
-         "), which makes CPU inference about 5x slower; install OpenBLAS (Debian: apt install "
+         "), which makes CPU inference 5 to 15 times slower; install OpenBLAS (Debian: apt install "
          "libopenblas0-openmp, as scripts/setup.sh does)";
 }
 

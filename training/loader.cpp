@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -95,7 +96,15 @@ void check_images(const Dataset& ds, int threads) {
   auto work = [&] {
     for (size_t i; (i = next++) < ds.images.size();) {
       try {
-        decode_image(ds.images[i].path, cv::IMREAD_REDUCED_GRAYSCALE_8 | cv::IMREAD_IGNORE_ORIENTATION);
+        const ImageRecord& rec = ds.images[i];
+        const cv::Mat small = decode_image(rec.path, cv::IMREAD_REDUCED_GRAYSCALE_8 | cv::IMREAD_IGNORE_ORIENTATION);
+        // An image of another size than its annotation says (a replaced file, width and height
+        // swapped) fails here too, not an epoch into the run: decoded at an eighth (rounded up by
+        // JPEG's scaled decoding, down by the others'), the sizes differ by more than one pixel;
+        // read whole, it gets load_rgb's message.
+        const auto off = [](int got, int full) { return std::abs(got - (full + 7) / 8) > 1; };
+        if (rec.width > 0 && rec.height > 0 && (off(small.cols, rec.width) || off(small.rows, rec.height)))
+          load_rgb(rec);
       } catch (const DataError& e) {
         std::lock_guard<std::mutex> lk(mu);
         failed.emplace_back(i, e.what());

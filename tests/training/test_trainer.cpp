@@ -1240,6 +1240,17 @@ TEST(Cli, ImagesThatDoNotDecodeFailTheStartOfARun) {
   EXPECT_EQ(r.status, 1) << r.output;
   EXPECT_NE(r.output.find("6 images cannot be used:\n  " + tmp / "train/images/000000.jpg"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("and 1 more"), std::string::npos) << r.output;
+  // A validation image of another size than its annotation says (a file replaced; width and
+  // height swapped): the start fails too (it failed after the first epoch).
+  ASSERT_EQ(run_cli("synth --out " + tmp / "train2" + " --count 12 --seed 1 --size 64").status, 0);
+  cv::Mat wide(48, 64, CV_8UC3, cv::Scalar(90, 90, 90));
+  ASSERT_TRUE(cv::imwrite(tmp / "val/images/000007.jpg", wide));
+  r = run_cli("train --coco " + tmp / "train2/annotations.json" + " --val-coco " + tmp / "val/annotations.json" +
+              " --size 64 --grids 2,1 --head-channels 16 --batch 4 --epochs 2 --workers 2 --threads 1 --out " + tmp / "run3");
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_NE(r.output.find(tmp / "val/images/000007.jpg: image is 64x48 but its annotation says 64x64"), std::string::npos)
+      << r.output;
+  EXPECT_EQ(r.output.find("speed:"), std::string::npos) << "it trained first:\n" << r.output;
 }
 
 // Data loader threads the system refuses (a --workers far beyond the machine: here each thread's
