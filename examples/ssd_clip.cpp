@@ -36,6 +36,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "atomic_file.h"
+#include "cli_conventions.h"
 #include "evaluate.h"
 #include "image_file.h"
 #include "rng.h"
@@ -415,20 +416,7 @@ int main(int argc, char** argv) {
 
   RenderArgs ra;
   auto* r = app.add_subcommand("render", "Render a synthetic shapes clip with ground truth");
-  // A path given empty (an unset make variable) is an error; a seed an integer in [0, 2^64 - 1]
-  // (-1 and values past it were taken).
-  const CLI::Validator not_empty(
-      [](std::string& v) { return v.empty() ? std::string("an empty path") : std::string(); }, "PATH");
-  const CLI::Validator seed_value(
-      [](std::string& v) {
-        errno = 0;
-        char* end = nullptr;
-        (void)std::strtoull(v.c_str(), &end, 10);
-        if (v.empty() || v.find_first_not_of("0123456789") != std::string::npos || *end != '\0' || errno == ERANGE)
-          return "must be an integer in [0, 18446744073709551615] (" + v + " given)";
-        return std::string();
-      },
-      "UINT");
+  const CLI::Validator not_empty = ssdtrain::not_empty_path(), seed_value = ssdtrain::seed_value();
   r->add_option("--out", ra.out, "Output directory")->required()->check(not_empty);
   r->add_option("--width", ra.width, "Frame width")->capture_default_str()->check(CLI::Range(32, 8192));
   r->add_option("--height", ra.height, "Frame height")->capture_default_str()->check(CLI::Range(32, 8192));
@@ -468,23 +456,8 @@ int main(int argc, char** argv) {
   c->add_option("--count", count, "Number of frames")->capture_default_str()->check(CLI::Range(1, 100));
   c->add_option("--columns", columns, "Columns")->capture_default_str()->check(CLI::Range(1, 100));
 
-  // An option given again takes the last value (it was "At Most 1 required but received 2").
-  for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; }))
-    for (CLI::Option* o : sub->get_options())
-      if (o->get_expected_max() == 1) o->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-  // A misspelt command is named (CLI11 said only "A subcommand is required").
-  if (argc > 1 && argv[1][0] != '-') {
-    std::string commands;
-    bool known = false;
-    for (const CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) {
-      known = known || sub->check_name(argv[1]);
-      commands += (commands.empty() ? "" : ", ") + sub->get_name();
-    }
-    if (!known) {
-      std::cerr << "ssd-clip: unknown command '" << argv[1] << "' (commands: " << commands << ")\n";
-      return static_cast<int>(CLI::ExitCodes::ExtrasError);
-    }
-  }
+  ssdtrain::take_last_values(app);
+  if (const int status = ssdtrain::unknown_command_status(app, argc, argv, "ssd-clip")) return status;
   CLI11_PARSE(app, argc, argv);
   try {
     if (r->parsed()) return render(ra);

@@ -288,7 +288,10 @@ static GstFlowReturn export_frame(GstSsdExport* self, GstBuffer* buf) {
   // Labels come from any producer: text that is not UTF-8 is written with U+FFFD in place of
   // its bad bytes rather than failing the stream.
   const std::string text = line.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
-  const long before = ftell(st->out);   // (-1 for a pipe or a terminal)
+  // Where the line starts: the file's size (lines are flushed as written), also in append mode;
+  // -1 for a pipe or a terminal.
+  GStatBuf file;
+  const long before = fstat(fileno(st->out), &file) == 0 && S_ISREG(file.st_mode) ? static_cast<long>(file.st_size) : -1;
   if (fwrite(text.data(), 1, text.size(), st->out) != text.size() || fflush(st->out) != 0) {
     const int err = errno;
     // The part of the line written goes (a full disk left half a JSON object at the file's end,

@@ -27,6 +27,7 @@
 #include "../model/device.h"
 #include "../model/error.h"
 #include "atomic_file.h"
+#include "cli_conventions.h"
 #include "evaluate.h"
 #include "model_info.h"
 #include "precision.h"
@@ -384,8 +385,7 @@ int main(int argc, char** argv) {
   static const std::set<std::string> path_options{
       "--coco", "--images", "--voc", "--val-coco", "--val-images", "--val-voc", "--synth-dir", "--out", "--resume",
       "--weights", "--json", "--detections", "--pr-curve", "--confusion", "--imagenet", "--init", "weights", "images"};
-  const CLI::Validator not_empty(
-      [](std::string& v) { return v.empty() ? std::string("an empty path") : std::string(); }, "PATH");
+  const CLI::Validator not_empty = not_empty_path();
   // A weights file that is a FIFO (or a device): refused before it is opened, which blocks until
   // a writer comes (ssd-train info on one hung).
   static const std::set<std::string> weights_options{"--weights", "--init", "--imagenet", "weights"};
@@ -398,54 +398,33 @@ int main(int argc, char** argv) {
                    : v + " is not a regular file (a FIFO, a pipe, a socket or a device): give the weights file itself";
       },
       "FILE");
-  const CLI::Validator seed_value(
-      [](std::string& v) {
-        errno = 0;
-        char* end = nullptr;
-        const unsigned long long n = std::strtoull(v.c_str(), &end, 10);
-        (void)n;
-        if (v.empty() || v.find_first_not_of("0123456789") != std::string::npos || *end != '\0' || errno == ERANGE)
-          return "must be an integer in [0, 18446744073709551615] (" + v + " given)";
-        return std::string();
-      },
-      "UINT");
+  take_last_values(app);
   for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; }))
     for (CLI::Option* o : sub->get_options()) {
-      // An option of one value given again takes the last (a Makefile's defaults, then the
-      // target's own: it was "At Most 1 required but received 2"); lists add up.
-      if (o->get_expected_max() == 1) o->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
       if (path_options.count(o->get_name())) o->check(not_empty);
       if (weights_options.count(o->get_name())) o->check(regular_file);
-      if (o->get_name() == "--seed" || o->get_name() == "--synth-seed") o->check(seed_value);
+      if (o->get_name() == "--seed" || o->get_name() == "--synth-seed") o->check(seed_value());
     }
   // A list option's element left empty ("--grids 4,,1", "4,2,1,"): an error (CLI11 dropped it,
   // and the run trained other grids than written, without a word).
-  for (int i = 1; i < argc; ++i) {
+  // Each value given to one: "--grids=V", or the arguments after "--grids" up to the next option
+  // (CLI11 takes "--grids 4 2 1" too).
+  for (int i = 1; i < argc && std::string(argv[i]) != "--"; ++i) {
     const std::string arg = argv[i];
     for (const std::string list : {"--grids", "--zooms"}) {
-      std::string value;
-      if (arg == list && i + 1 < argc) value = argv[i + 1];
-      else if (arg.rfind(list + "=", 0) == 0) value = arg.substr(list.size() + 1);
-      else continue;
-      if (!value.empty() && (value.front() == ',' || value.back() == ',' || value.find(",,") != std::string::npos)) {
-        std::cerr << list << ": an empty element in " << value << " (two commas in a row?)\n";
-        return static_cast<int>(CLI::ExitCodes::ValidationError);
-      }
+      std::vector<std::string> values;
+      if (arg == list)
+        for (int k = i + 1; k < argc && argv[k][0] != '-'; ++k) values.push_back(argv[k]);
+      else if (arg.rfind(list + "=", 0) == 0)
+        values.push_back(arg.substr(list.size() + 1));
+      for (const std::string& value : values)
+        if (!value.empty() && (value.front() == ',' || value.back() == ',' || value.find(",,") != std::string::npos)) {
+          std::cerr << list << ": an empty element in " << value << " (two commas in a row?)\n";
+          return static_cast<int>(CLI::ExitCodes::ValidationError);
+        }
     }
   }
-  // A misspelt command is named (CLI11 said only "A subcommand is required").
-  if (argc > 1 && argv[1][0] != '-') {
-    std::string commands;
-    bool known = false;
-    for (const CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) {
-      known = known || sub->check_name(argv[1]);
-      commands += (commands.empty() ? "" : ", ") + sub->get_name();
-    }
-    if (!known) {
-      std::cerr << "ssd-train: unknown command '" << argv[1] << "' (commands: " << commands << ")\n";
-      return static_cast<int>(CLI::ExitCodes::ExtrasError);
-    }
-  }
+  if (const int status = unknown_command_status(app, argc, argv, "ssd-train")) return status;
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

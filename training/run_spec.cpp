@@ -194,8 +194,9 @@ Dataset load_dataset(const DataSpec& spec, LoadReport* report) {
   o.count = spec.synth;
   o.seed = spec.synth_seed;
   o.width = o.height = spec.synth_size;
-  Dataset ds = write_synth_dataset(dir.string(), o);   // (it leaves the folder shared-locked)
+  Dataset ds = write_synth_dataset(dir.string(), o);
   write_file_atomic(marker, want.dump() + "\n");
+  lock_synth_folder(dir / "images", /*exclusive=*/false);   // complete: others may read it too
   return ds;
 }
 

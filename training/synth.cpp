@@ -358,8 +358,7 @@ Dataset write_synth_dataset(const std::string& dir, const SynthDatasetOptions& o
     ds.images.push_back(std::move(rec));
   }
   write_coco(ds, (root / "annotations.json").string(), img_dir.string());
-  lock_synth_folder(img_dir, /*exclusive=*/false);   // written: others may read it too
-  return ds;
+  return ds;   // (the lock stays exclusive: the caller shares it once the set is complete)
 }
 
 }  // namespace ssdtrain

@@ -60,8 +60,9 @@ struct SynthDatasetOptions {
 
 // Writes <dir>/images/000000.<format> ... and <dir>/annotations.json (COCO, as load_coco
 // reads it; image i is rendered with seed derive_seed(seed, i)). Returns the dataset with
-// absolute image paths. Throws DataError when a file cannot be written. Holds the folder's lock
-// exclusively while it writes, then shared (lock_synth_folder).
+// absolute image paths. Throws DataError when a file cannot be written. Takes the folder's lock
+// exclusively (lock_synth_folder) and keeps it so: a caller that completes the set with a file of
+// its own (ssd-train's synth.json marker) shares it after that.
 Dataset write_synth_dataset(const std::string& dir, const SynthDatasetOptions& options);
 
 // A synthetic set's folder is shared by the processes that use it (runs given one --synth-dir):

@@ -1472,7 +1472,10 @@ TEST(Cli, OutOfMemoryIsOneLine) {
   // LibTorch's, 1.8 GB a std::bad_alloc.)
   for (const char* limit : {"2200000", "1800000"}) {
     SCOPED_TRACE(limit);
-    const CliRun r = run_cli(args + tmp / limit, std::string("ulimit -v ") + limit + "; ");
+    // (OpenBLAS reserves address space per thread, and spins when it cannot: one thread each;
+    // the timeout turns a spin into a failure instead of a hang.)
+    const CliRun r = run_cli(args + tmp / limit, std::string("ulimit -v ") + limit +
+                                                     "; OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 timeout 120 ");
     EXPECT_FALSE(r.signalled) << r.output;
     EXPECT_EQ(r.status, 1) << r.output;
     EXPECT_TRUE(r.output.find("can't allocate memory") != std::string::npos ||
@@ -1530,6 +1533,7 @@ TEST(Cli, EmptyPathsBadSeedsAndMisspeltCommandsAreRefused) {
   // A list's element left empty: an error (CLI11 dropped it: --grids 4,,1 trained grids 4,1).
   expect_clean_failure("train --synth 8 --grids 4,,1 --out " + tmp / "g", "--grids: an empty element in 4,,1");
   expect_clean_failure("train --synth 8 --zooms=0.7,1, --out " + tmp / "g", "--zooms: an empty element in 0.7,1,");
+  expect_clean_failure("train --synth 8 --grids 4 ,2 --out " + tmp / "g", "--grids: an empty element in ,2");
   EXPECT_FALSE(fs::exists(tmp.path() / "g"));
   // Data options the data does not use: warned about (they were ignored without a word).
   const CliRun unused = run_cli("eval --synth 2 --synth-size 64 --images " + tmp / "s" + " --voc-split foo");
