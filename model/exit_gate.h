@@ -35,8 +35,8 @@ class ExitGate {
   static void arm(Stage stage);
   // Whether the process is exiting (the gate is closed).
   static bool closed();
-  // Closes the gate as the exit handler does; returns whether every pass was given back within
-  // `wait_ms` (tests).
+  // Closes the gate (the exit handler's work); returns whether every pass was given back within
+  // `wait_ms`.
   static bool close(int wait_ms);
 };
 
