@@ -19,6 +19,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <ATen/Parallel.h>
@@ -28,6 +29,7 @@
 #include "cpu_workers.h"
 #include "detector.h"
 #include "error.h"
+#include "exit_gate.h"
 #include "host_buffer.h"
 #include "shared_detector.h"
 #include "ssd_model.h"
@@ -540,6 +542,54 @@ TEST_F(DetectorTest, CpuInFlightBatchesRunOnWorkerThreadsAndMatchDetect) {
 // In flight and threads of 0 are chosen for the machine: on the CPU a worker per batch for two
 // batches when there are two CPUs or more, the CPUs shared among them; on CUDA one batch; a count
 // asked for stays.
+// The exit gate (in a child process, as closing it is for good): closing waits for the passes
+// held (here one given back after 200 ms), a pass asked for after it throws, and a pass held past
+// the wait makes close() give up with false.
+TEST(ExitGate, ClosingWaitsForThePassesHeldAndRefusesNewOnes) {
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    int code = 0;
+    {
+      std::thread worker([] {
+        ExitGate::Pass pass;
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      });
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));   // (the worker holds its pass)
+      const auto start = std::chrono::steady_clock::now();
+      if (!ExitGate::close(5000)) code |= 1;
+      if (std::chrono::steady_clock::now() - start < std::chrono::milliseconds(100)) code |= 2;   // it waited
+      worker.join();
+      try {
+        ExitGate::Pass late;
+        code |= 4;
+      } catch (const Error& e) {
+        if (std::string(e.what()).find("the process is exiting") == std::string::npos) code |= 8;
+      }
+      if (!ExitGate::closed()) code |= 16;
+    }
+    _exit(code);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "flags: 1 close failed, 2 it did not wait, 4 a late pass was given, 8 message";
+  const pid_t held = fork();
+  ASSERT_GE(held, 0);
+  if (held == 0) {
+    std::thread holder([] {
+      ExitGate::Pass pass;
+      std::this_thread::sleep_for(std::chrono::seconds(2));
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    const bool all_back = ExitGate::close(100);
+    holder.join();
+    _exit(all_back ? 1 : 0);
+  }
+  ASSERT_EQ(waitpid(held, &status, 0), held);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "close() must give up on a pass held past its wait";
+}
+
 TEST(CpuWorkers, AutomaticInFlightAndThreads) {
   EXPECT_EQ(resolve_in_flight(0, true, 1, 0), 1);
   EXPECT_EQ(resolve_in_flight(0, true, 2, 0), 2);
