@@ -83,6 +83,11 @@ std::vector<CLI::Option*> add_data_options(CLI::App* app, DataSpec& d, const std
     opts.push_back(app->add_option("--synth-size", d.synth_size, "synthetic image side, pixels")
                        ->capture_default_str()
                        ->check(CLI::Range(32, 4096)));
+    opts.push_back(app->add_option("--synth-empty", d.synth_empty,
+                                   "fraction of synthetic images with no object (flat, gradient or textured backgrounds; "
+                                   "teaches the model to leave blank scenes alone)")
+                       ->capture_default_str()
+                       ->check(CLI::Range(0.0, 1.0)));
     opts.push_back(app->add_option("--synth-dir", d.synth_dir,
                                    "folder for the synthetic images (default: " + synth_dir_default + ")"));
   }
@@ -100,7 +105,7 @@ void warn_unused_data_options(const std::vector<CLI::Option*>& opts, const DataS
     std::string needs;
     if (is("images") && d.coco.empty()) needs = "coco";
     else if (is("voc-split") && d.voc.empty()) needs = "voc";
-    else if ((is("synth-seed") || is("synth-size") || is("synth-dir")) && d.synth == 0) needs = "synth";
+    else if ((is("synth-seed") || is("synth-size") || is("synth-empty") || is("synth-dir")) && d.synth == 0) needs = "synth";
     if (!needs.empty())
       std::cerr << "warning: " << name << " has no effect without --" << (name.rfind("--val-", 0) == 0 ? "val-" : "")
                 << needs << "\n";
@@ -174,10 +179,12 @@ std::vector<CLI::Option*> add_train_options(CLI::App* app, TrainOptions& o) {
                               "or .safetensors)")
                   ->check(CLI::ExistingFile));
   v.push_back(app->add_option("--init", o.init_weights,
-                              "start from this weights file (same classes, in any order: the data "
-                              "set takes the file's), e.g. to continue "
-                              "with a new schedule; from another architecture (e.g. without "
-                              "the fine grid) the tensors that match are copied")
+                              "start from this weights file, e.g. to continue with a new schedule "
+                              "(the same classes in any order: the data set takes the file's) or to "
+                              "fine-tune it to other classes (the model takes the data set's; the "
+                              "class outputs of classes the file has are copied by name); from "
+                              "another architecture (e.g. without the fine grid) the tensors that "
+                              "match are copied")
                   ->check(CLI::ExistingFile));
   v.push_back(app->add_flag("!--no-augment", o.augment, "no data augmentation"));
   v.push_back(app->add_flag("!--no-focal", o.focal, "plain BCE class loss instead of focal"));
@@ -354,6 +361,10 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(32, 4096));
   synth->add_option("--format", so.format, "jpg or png")->capture_default_str()
       ->check(CLI::IsMember({"jpg", "png"}));
+  synth->add_option("--empty", so.synth.empty_fraction,
+                    "fraction of images with no object (flat, gradient or textured backgrounds)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
 
   // ---- lr-find
   LrFindSpec ls;

@@ -30,6 +30,7 @@ std::string DataSpec::describe() const {
     os << "VOC " << voc << " split " << voc_split;
   } else if (synth > 0) {
     os << "synthetic x" << synth << " seed " << synth_seed << " " << synth_size << "px";
+    if (synth_empty > 0) os << ", " << synth_empty * 100 << "% without objects";
   } else {
     os << "(none)";
   }
@@ -41,7 +42,7 @@ namespace {
 json data_to_json(const DataSpec& d) {
   return json{{"coco", d.coco},   {"images", d.images},         {"voc", d.voc},
               {"voc_split", d.voc_split}, {"synth", d.synth}, {"synth_seed", d.synth_seed},
-              {"synth_size", d.synth_size}, {"synth_dir", d.synth_dir}};
+              {"synth_size", d.synth_size}, {"synth_empty", d.synth_empty}, {"synth_dir", d.synth_dir}};
 }
 
 DataSpec data_from_json(const json& j) {
@@ -53,6 +54,7 @@ DataSpec data_from_json(const json& j) {
   d.synth = j.value("synth", d.synth);
   d.synth_seed = j.value("synth_seed", d.synth_seed);
   d.synth_size = j.value("synth_size", d.synth_size);
+  d.synth_empty = j.value("synth_empty", d.synth_empty);   // (absent from earlier runs' run.json: 0)
   d.synth_dir = j.value("synth_dir", d.synth_dir);
   return d;
 }
@@ -166,7 +168,9 @@ Dataset load_dataset(const DataSpec& spec, LoadReport* report) {
   if (spec.synth_size < 32) throw ssd::Error("--synth-size must be at least 32");
   const fs::path dir(spec.synth_dir);
   const fs::path marker = dir / "synth.json";
-  const json want{{"count", spec.synth}, {"seed", spec.synth_seed}, {"size", spec.synth_size}};
+  if (!(spec.synth_empty >= 0 && spec.synth_empty <= 1)) throw ssd::Error("--synth-empty must be in [0, 1]");
+  json want{{"count", spec.synth}, {"seed", spec.synth_seed}, {"size", spec.synth_size}};
+  if (spec.synth_empty > 0) want["empty"] = spec.synth_empty;   // (a set without keeps its earlier marker)
   {
     std::error_code ec;
     fs::create_directories(dir / "images", ec);
@@ -194,6 +198,7 @@ Dataset load_dataset(const DataSpec& spec, LoadReport* report) {
   o.count = spec.synth;
   o.seed = spec.synth_seed;
   o.width = o.height = spec.synth_size;
+  o.synth.empty_fraction = spec.synth_empty;
   Dataset ds = write_synth_dataset(dir.string(), o);
   write_file_atomic(marker, want.dump() + "\n");
   lock_synth_folder(dir / "images", /*exclusive=*/false);   // complete: others may read it too

@@ -97,15 +97,12 @@ void check_options(int width, int height, const SynthOptions& o) {
   if (!(o.max_occlusion >= 0.0) || !(o.max_occlusion < 1.0)) bad("need 0 <= max_occlusion < 1");
   if (!(o.noise >= 0.0) || !(o.noise <= 128.0)) bad("need 0 <= noise <= 128");
   if (!std::isfinite(o.max_rotation_deg)) bad("max_rotation_deg is not finite");
+  if (!(o.empty_fraction >= 0.0) || !(o.empty_fraction <= 1.0)) bad("need 0 <= empty_fraction <= 1");
 }
 
-void draw_background(cv::Mat& img, Rng& rng, const SynthOptions& o) {
-  const int w = img.cols, h = img.rows;
-  if (!o.textured_background) {
-    img.setTo(cv::Scalar(random_colour(rng)));
-    return;
-  }
+void draw_gradient(cv::Mat& img, Rng& rng) {
   // Linear gradient between two colours along a random direction.
+  const int w = img.cols, h = img.rows;
   const cv::Vec3b c0 = random_colour(rng), c1 = random_colour(rng);
   const double ang = rng.uniform(0, 2 * kPi);
   const double dx = std::cos(ang), dy = std::sin(ang);
@@ -119,6 +116,15 @@ void draw_background(cv::Mat& img, Rng& rng, const SynthOptions& o) {
         row[x][c] = cv::saturate_cast<uchar>(c0[c] + t * (c1[c] - c0[c]));
     }
   }
+}
+
+void draw_background(cv::Mat& img, Rng& rng, const SynthOptions& o) {
+  const int w = img.cols, h = img.rows;
+  if (!o.textured_background) {
+    img.setTo(cv::Scalar(random_colour(rng)));
+    return;
+  }
+  draw_gradient(img, rng);
   // Low-frequency colour blotches: a small random grid, upsampled smoothly, blended in.
   const int gw = static_cast<int>(rng.uniform_int(3, 6)), gh = static_cast<int>(rng.uniform_int(3, 6));
   cv::Mat grid(gh, gw, CV_8UC3);
@@ -179,8 +185,29 @@ SynthSample render_synth_image(int width, int height, uint64_t seed, const Synth
   Rng rng(seed);
   SynthSample s;
   s.image.create(height, width, CV_8UC3);
-  draw_background(s.image, rng, o);
   s.owner = cv::Mat::zeros(height, width, CV_8U);
+  if (o.empty_fraction > 0 && rng.uniform(0, 1) < o.empty_fraction) {
+    // A negative: no object, on one of three backgrounds.
+    switch (rng.uniform_int(0, 2)) {
+      case 0:
+        draw_background(s.image, rng, o);
+        break;
+      case 1: {
+        cv::Vec3b c = random_colour(rng);
+        if (rng.uniform_int(0, 2) == 0) {   // a grey: black, white or between
+          const int64_t k = rng.uniform_int(0, 3);
+          c[0] = c[1] = c[2] = k == 0 ? 0 : k == 1 ? 255 : c[0];
+        }
+        s.image.setTo(cv::Scalar(c));
+        break;
+      }
+      default:
+        draw_gradient(s.image, rng);
+    }
+    add_noise(s.image, rng, rng.uniform(0, o.noise));
+    return s;
+  }
+  draw_background(s.image, rng, o);
 
   const int side = std::min(width, height);
   const int n_target = static_cast<int>(rng.uniform_int(o.min_objects, o.max_objects));

@@ -34,6 +34,12 @@ struct SynthOptions {
   double max_occlusion = 0.35;              // fraction of a shape later shapes may cover
   bool textured_background = true;          // false: one flat colour (tests)
   double noise = 12.0;                      // per-pixel noise amplitude (0..255 scale), 0: none
+  // Fraction of images with no object (negatives: what a detector must leave alone). Each is
+  // one of three backgrounds, chosen evenly: the textured one, one flat colour (a third of these
+  // grey: half of those black or white), or a plain two-colour gradient; its pixel noise
+  // amplitude is drawn in [0, noise], so some are nearly flat. 0 (the default) draws nothing
+  // more from an image's seed: every set made without it keeps its pixels.
+  double empty_fraction = 0.0;
 };
 
 // The class names, label index order.

@@ -496,6 +496,7 @@ void load_data(Session& s, bool with_val = true, bool resuming = false) {
     va.synth = std::max(50, tr.synth / 10);
     va.synth_seed = derive_seed(tr.synth_seed, kSynthValStream);
     va.synth_size = tr.synth_size;
+    va.synth_empty = tr.synth_empty;
   }
   if (va.synth > 0 && va.synth_dir.empty()) va.synth_dir = (s.dir / "data" / "val").string();
   if (!va.empty()) {

@@ -33,6 +33,7 @@ struct DataSpec {
   int synth = 0;                  // number of synthetic images
   uint64_t synth_seed = 0;
   int synth_size = 224;           // synthetic image side, pixels
+  double synth_empty = 0;         // fraction of synthetic images with no object
   std::string synth_dir;          // where the synthetic images are written
 
   bool empty() const { return coco.empty() && voc.empty() && synth <= 0; }

@@ -778,6 +778,73 @@ TEST(Synth, TexturedImagesAndBadOptions) {
   expect_data_error([&] { render_synth_image(64, 64, 1, bad); }, {"objects"});
 }
 
+namespace {
+// Sum of an image's bytes, and the sum weighted by position mod 251: a golden fingerprint.
+std::pair<uint64_t, uint64_t> fingerprint(const cv::Mat& img) {
+  uint64_t sum = 0, weighted = 0, i = 0;
+  for (int y = 0; y < img.rows; ++y)
+    for (const uchar* p = img.ptr<uchar>(y), *end = p + img.cols * img.channels(); p != end; ++p, ++i) {
+      sum += *p;
+      weighted += *p * (i % 251);
+    }
+  return {sum, weighted};
+}
+}  // namespace
+
+TEST(Synth, SetsMadeWithoutNegativesKeepTheirPixels) {
+  // Golden values of images rendered before SynthOptions::empty_fraction existed (the shipped
+  // model's training runs name their sets by seed): the option left at 0 draws nothing more.
+  EXPECT_EQ(fingerprint(render_synth_image(96, 80, 42).image), std::make_pair(uint64_t{3167837}, uint64_t{395037578}));
+  EXPECT_EQ(fingerprint(render_synth_image(224, 224, 7).image), std::make_pair(uint64_t{16302237}, uint64_t{2037653409}));
+}
+
+TEST(Synth, NegativesHaveNoObjectOnFlatGradientOrTexturedBackgrounds) {
+  SynthOptions o;
+  o.empty_fraction = 0.3;
+  int empty = 0, flat = 0, grey = 0;
+  const int n = 400;
+  for (uint64_t seed = 0; seed < n; ++seed) {
+    const SynthSample s = render_synth_image(64, 48, seed, o);
+    if (!s.boxes.empty()) {
+      EXPECT_GT(cv::countNonZero(s.owner), 0);
+      continue;
+    }
+    ++empty;
+    EXPECT_EQ(cv::countNonZero(s.owner), 0) << "seed " << seed;
+    // Flat: each channel within the noise amplitude (12) of its mean; grey: the means equal.
+    cv::Scalar mean, sd;
+    cv::meanStdDev(s.image, mean, sd);
+    cv::Mat ch[3];
+    cv::split(s.image, ch);
+    bool is_flat = true;
+    for (int c = 0; c < 3; ++c) {
+      double clo, chi;
+      cv::minMaxLoc(ch[c], &clo, &chi);
+      is_flat = is_flat && chi - clo <= 2 * 12;
+    }
+    if (is_flat && sd[0] < 8 && sd[1] < 8 && sd[2] < 8) {
+      ++flat;
+      if (std::abs(mean[0] - mean[1]) < 3 && std::abs(mean[1] - mean[2]) < 3) ++grey;
+    }
+  }
+  // Binomial(400, 0.3): mean 120, sd 9.2; a third of them flat, a third of those grey.
+  EXPECT_GT(empty, 85);
+  EXPECT_LT(empty, 155);
+  EXPECT_GT(flat, empty / 6);
+  EXPECT_LT(flat, empty / 2 + 15);
+  EXPECT_GT(grey, 0);
+  EXPECT_LT(grey, flat);
+  EXPECT_GT(empty - flat, empty / 3);   // gradients and textured ones
+  SynthOptions all;
+  all.empty_fraction = 1;
+  for (uint64_t seed = 0; seed < 20; ++seed) EXPECT_TRUE(render_synth_image(64, 64, seed, all).boxes.empty());
+  for (double bad : {-0.1, 1.5, std::nan("")}) {
+    SynthOptions b;
+    b.empty_fraction = bad;
+    expect_data_error([&] { render_synth_image(64, 64, 1, b); }, {"empty_fraction"});
+  }
+}
+
 // --------------------------------------------------------------------------------- Augment
 
 namespace {
