@@ -34,6 +34,7 @@ namespace ssdtrain {
 namespace {
 
 enum Shape { kEllipse = 0, kRectangle, kTriangle, kStar, kCross, kNumShapes };
+enum class Background { kTextured = 0, kFlat = 1, kGradient = 2 };
 
 constexpr double kPi = 3.14159265358979323846;
 
@@ -186,28 +187,40 @@ SynthSample render_synth_image(int width, int height, uint64_t seed, const Synth
   SynthSample s;
   s.image.create(height, width, CV_8UC3);
   s.owner = cv::Mat::zeros(height, width, CV_8U);
-  if (o.empty_fraction > 0 && rng.uniform(0, 1) < o.empty_fraction) {
-    // A negative: no object, on one of three backgrounds.
-    switch (rng.uniform_int(0, 2)) {
-      case 0:
-        draw_background(s.image, rng, o);
-        break;
-      case 1: {
-        cv::Vec3b c = random_colour(rng);
-        if (rng.uniform_int(0, 2) == 0) {   // a grey: black, white or between
-          const int64_t k = rng.uniform_int(0, 3);
-          c[0] = c[1] = c[2] = k == 0 ? 0 : k == 1 ? 255 : c[0];
-        }
-        s.image.setTo(cv::Scalar(c));
-        break;
+  // With negatives (empty_fraction > 0) plain backgrounds occur with objects too, so that a
+  // plain background is no cue for "nothing here": a negative takes the textured, a flat or a
+  // gradient background evenly, an image with objects a flat or a gradient one a third of the
+  // time. Without, nothing more is drawn from the seed (the sets made before keep their pixels).
+  bool empty = false;
+  Background background = Background::kTextured;
+  double noise = o.noise;
+  if (o.empty_fraction > 0) {
+    empty = rng.uniform(0, 1) < o.empty_fraction;
+    const int64_t kind = rng.uniform_int(0, 5);   // negatives: 0-1, 2-3, 4-5; others: 0-3, 4, 5
+    background = empty ? static_cast<Background>(kind / 2)
+                       : kind < 4 ? Background::kTextured : kind == 4 ? Background::kFlat : Background::kGradient;
+    noise = rng.uniform(0, o.noise);
+  }
+  switch (background) {
+    case Background::kTextured:
+      draw_background(s.image, rng, o);
+      break;
+    case Background::kFlat: {
+      cv::Vec3b c = random_colour(rng);
+      if (rng.uniform_int(0, 2) == 0) {   // a grey: black, white or between
+        const int64_t k = rng.uniform_int(0, 3);
+        c[0] = c[1] = c[2] = k == 0 ? 0 : k == 1 ? 255 : c[0];
       }
-      default:
-        draw_gradient(s.image, rng);
+      s.image.setTo(cv::Scalar(c));
+      break;
     }
-    add_noise(s.image, rng, rng.uniform(0, o.noise));
+    case Background::kGradient:
+      draw_gradient(s.image, rng);
+  }
+  if (empty) {
+    add_noise(s.image, rng, noise);
     return s;
   }
-  draw_background(s.image, rng, o);
 
   const int side = std::min(width, height);
   const int n_target = static_cast<int>(rng.uniform_int(o.min_objects, o.max_objects));
@@ -281,7 +294,7 @@ SynthSample render_synth_image(int width, int height, uint64_t seed, const Synth
     full_area.push_back(area);
     ++obj;
   }
-  add_noise(s.image, rng, o.noise);
+  add_noise(s.image, rng, noise);
 
   for (size_t j = 0; j < labels.size(); ++j) {
     const cv::Rect r = cv::boundingRect(s.owner == static_cast<int>(j + 1));
