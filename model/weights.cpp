@@ -1,5 +1,6 @@
 #include "weights.h"
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <iterator>
@@ -129,24 +130,69 @@ void load_weights_into(const std::string& path, Ssd& model) {
   load_tensors(path, file, *model);
 }
 
+namespace {
+
+// Whether `name` is a class-logit convolution's tensor (OutConvImpl's oconv1).
+bool is_class_conv(const std::string& name) {
+  const auto ends = [&](const std::string& tail) {
+    return name.size() > tail.size() && name.compare(name.size() - tail.size(), tail.size(), tail) == 0;
+  };
+  return ends(".oconv1.weight") || ends(".oconv1.bias");
+}
+
+// Copies `src`'s class rows into `dst` by class name: both are (k * (C + 1), ...) with anchor j's
+// class c at row j * (C + 1) + c and the background at c = C. False (nothing copied) when the
+// shapes do not fit that layout with the same k and the same trailing sizes.
+bool copy_class_rows(const torch::Tensor& src, const std::vector<std::string>& src_labels, torch::Tensor& dst,
+                     const std::vector<std::string>& dst_labels) {
+  const int64_t ns = static_cast<int64_t>(src_labels.size()) + 1, nd = static_cast<int64_t>(dst_labels.size()) + 1;
+  if (src.dim() != dst.dim() || src.scalar_type() != dst.scalar_type() || src.size(0) % ns != 0 ||
+      dst.size(0) % nd != 0 || src.size(0) / ns != dst.size(0) / nd || src.sizes().slice(1) != dst.sizes().slice(1))
+    return false;
+  const int64_t k = dst.size(0) / nd;
+  for (int64_t c = 0; c < nd; ++c) {
+    int64_t from = ns - 1;   // the background
+    if (c < nd - 1) {
+      const auto it = std::find(src_labels.begin(), src_labels.end(), dst_labels[static_cast<size_t>(c)]);
+      if (it == src_labels.end()) continue;
+      from = it - src_labels.begin();
+    }
+    for (int64_t j = 0; j < k; ++j) dst[j * nd + c].copy_(src[j * ns + from]);
+  }
+  return true;
+}
+
+}  // namespace
+
 TransferReport transfer_weights(const std::string& path, Ssd& model) {
   auto file = read_safetensors(path);
   const SsdConfig config = config_from_metadata(path, file.metadata);
-  if (config.labels != model->config().labels)
-    throw Error(path + ": its classes (" + join_list(config.labels) + ") are not the model's (" +
-                join_list(model->config().labels) + "); transfer needs the same classes in the same order");
+  const std::vector<std::string>& mine = model->config().labels;
+  TransferReport r;
+  for (const auto& l : mine)
+    (std::count(config.labels.begin(), config.labels.end(), l) ? r.classes_copied : r.classes_new).push_back(l);
+  for (const auto& l : config.labels)
+    if (!std::count(mine.begin(), mine.end(), l)) r.classes_dropped.push_back(l);
   std::map<std::string, const torch::Tensor*> by_name;
   for (const auto& [name, t] : file.tensors) by_name[name] = &t;
-  TransferReport r;
   torch::NoGradGuard no_grad;
   for (auto& [name, dst] : model_tensors(*model)) {
     auto it = by_name.find(name);
-    if (it == by_name.end() || it->second->sizes() != dst.sizes() ||
-        it->second->scalar_type() != dst.scalar_type()) {
+    bool taken = false;
+    if (it != by_name.end() && config.labels != mine && is_class_conv(name)) {
+      taken = copy_class_rows(*it->second, config.labels, dst, mine);
+    } else if (it != by_name.end() && it->second->sizes() == dst.sizes() &&
+               it->second->scalar_type() == dst.scalar_type()) {
+      dst.copy_(*it->second);
+      taken = true;
+    }
+    const bool class_weight = is_class_conv(name) && name.compare(name.size() - 7, 7, ".weight") == 0;
+    r.class_convs += class_weight;
+    if (!taken) {
       ++r.kept;
       continue;
     }
-    dst.copy_(*it->second);
+    r.class_convs_copied += class_weight;
     by_name.erase(it);
     ++r.copied;
   }

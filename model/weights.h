@@ -4,6 +4,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include <torch/types.h>
 
@@ -32,14 +33,24 @@ Ssd load_weights(const std::string& path, const torch::Device& device = torch::k
 void load_weights_into(const std::string& path, Ssd& model);
 
 // Initialises `model` from a weights file of a related architecture (another grid list, a
-// fine grid added, another input size): copies every tensor whose name, shape and dtype match
-// and leaves the model's other tensors as they are. Throws ssd::Error when the file is not an
-// SSD weights file, when its labels differ from the model's (the class outputs would mean other
-// classes) or when nothing matches.
+// fine grid added, another input size) or of other classes: copies every tensor whose name,
+// shape and dtype match and leaves the model's other tensors as they are. The class-logit
+// convolutions (head.*.oconv1) are copied class by class, by name: a class of the model that the
+// file has takes the file's rows (of each anchor), the background takes the file's background,
+// and a class the file lacks keeps the model's initialisation. Throws ssd::Error when the file is
+// not an SSD weights file or when nothing matches.
 struct TransferReport {
-  int copied = 0;          // model tensors taken from the file
+  int copied = 0;          // model tensors taken from the file (wholly or class by class)
   int kept = 0;            // model tensors the file lacks (or has with another shape)
   int unused = 0;          // file tensors the model has no place for
+  // By class name (filled whatever the file's classes): the model's classes the file has (model
+  // order), those it lacks, and the file's the model lacks. Their class outputs were copied
+  // only where class_convs_copied says so.
+  std::vector<std::string> classes_copied;
+  std::vector<std::string> classes_new;
+  std::vector<std::string> classes_dropped;
+  int class_convs = 0;          // the model's class-logit convolution weights (one a grid)
+  int class_convs_copied = 0;   // those taken from the file (whole or class by class)
 };
 TransferReport transfer_weights(const std::string& path, Ssd& model);
 

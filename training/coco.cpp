@@ -162,7 +162,8 @@ Dataset load_coco(const std::string& json_path, const CocoOptions& options, Load
 
   // Annotations.
   const json& anns = get_array(root, "annotations", file);
-  if (anns.empty()) fail(file, "annotations", "empty list: a detection dataset needs boxes");
+  // (An empty list is a set of pictures without objects, as `synth --empty 1` writes: eval
+  // counts the false detections on it; train refuses a training set without boxes.)
   std::unordered_map<int64_t, size_t> ann_id_to_index;   // (ssd-train does not need them: pycocotools does)
   size_t shared_ids = 0;
   std::string first_shared;

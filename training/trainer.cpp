@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -447,8 +448,8 @@ void load_data(Session& s, bool with_val = true, bool resuming = false) {
   s.train_ds = load_dataset(tr, &report);
   // The same classes listed in another order (a VOC folder sorts its names, a COCO file lists
   // its categories as it likes) take the given order, so that --init weights' class outputs
-  // carry over (and a resumed run goes on as it was trained); other classes keep theirs (--init
-  // then refuses them, naming both lists).
+  // carry over whole (and a resumed run goes on as it was trained); other classes keep theirs
+  // (--init then copies the class outputs by name; a resumed run refuses them).
   if (const auto order = given_class_order(s, resuming); !order.empty() && order != s.train_ds.labels) {
     auto a = order, b = s.train_ds.labels;
     std::sort(a.begin(), a.end());
@@ -471,7 +472,9 @@ void load_data(Session& s, bool with_val = true, bool resuming = false) {
     if (!absent.empty() && absent.size() < boxes.size())
       report.warnings.push_back("no training box shows class(es) " + ssd::join_list(absent) +
                                 ": the model learns them as never present");
-    for (const auto& w : report.warnings) std::cerr << "warning: " << w << "\n";
+    // (Each once: a training and a validation split of one VOC folder say the same of its names.)
+    for (auto w = report.warnings.begin(); w != report.warnings.end(); ++w)
+      if (std::find(report.warnings.begin(), w, *w) == w) std::cerr << "warning: " << *w << "\n";
     if (s.train_ds.images.size() < 2)
       throw ssd::Error("the training set has " + std::to_string(s.train_ds.images.size()) +
                        " image(s): training needs 2 or more (BatchNorm normalises over the batch)" +
@@ -607,6 +610,51 @@ void rebase_paths(TrainSpec& spec, fs::path stored, fs::path now) {
   });
 }
 
+// Classes carry over by their exact names: a new class named as a left-out one but for case is
+// most likely that class.
+void warn_case_only_renames(std::ostream& os, const ssd::TransferReport& t) {
+  const auto lower = [](std::string v) {
+    std::transform(v.begin(), v.end(), v.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return v;
+  };
+  for (const auto& n : t.classes_new)
+    for (const auto& d : t.classes_dropped)
+      if (lower(n) == lower(d))
+        os << "warning: the data set's class " << n << " is new while the file has " << d
+           << ": classes carry over by their exact names (rename one to carry it over)\n";
+}
+
+// What --init from weights of another architecture or other classes took (transfer_weights):
+// the tensors, and which classes start from the file's class outputs, which do not and why.
+// --quiet keeps the warning only.
+void describe_transfer(std::ostream& os, const std::string& path, const ssd::SsdConfig& file,
+                       const ssd::SsdConfig& model, const ssd::TransferReport& t, bool quiet) {
+  warn_case_only_renames(os, t);
+  if (quiet) return;
+  ssd::SsdConfig same_classes = file;
+  same_classes.labels = model.labels;
+  const bool other_arch = !(same_classes == model), other_classes = file.labels != model.labels;
+  os << "initialised from " << path << " ("
+     << (other_arch && other_classes ? "another architecture and other classes"
+                                     : other_arch ? "another architecture" : "other classes")
+     << "): " << t.copied << " tensors copied, " << t.kept << " new, " << t.unused << " of the file's unused\n";
+  if (!other_classes && t.class_convs_copied == t.class_convs) return;
+  const auto list = [](const std::vector<std::string>& v) { return v.empty() ? std::string("none") : ssd::join_list(v); };
+  const std::string dropped = t.classes_dropped.empty()
+                                  ? std::string()
+                                  : "; the file's " + ssd::join_list(t.classes_dropped) + " left out (the data set has none)";
+  if (t.class_convs_copied == 0) {
+    os << "classes: the file's class outputs do not fit this model's (another number of anchors per cell, or "
+          "another head width): every class starts from scratch" << dropped << "\n";
+  } else {
+    os << "classes: " << list(t.classes_copied) << " from the file's outputs";
+    if (t.class_convs_copied < t.class_convs)
+      os << " on " << t.class_convs_copied << " of the " << t.class_convs << " grids (the others' do not fit)";
+    if (other_classes) os << "; " << list(t.classes_new) << " new" << dropped;
+    os << "\n";
+  }
+}
+
 // The model (with the --imagenet body and the --init weights unless `resuming`: then the
 // checkpoint replaces every tensor, and those files need not exist any more) and its optimizer.
 void build_model_and_optimizer(Session& s, bool resuming = false) {
@@ -626,19 +674,13 @@ void build_model_and_optimizer(Session& s, bool resuming = false) {
   }
   if (!o.init_weights.empty() && !resuming) {
     const ssd::SsdConfig init = ssd::read_weights_config(o.init_weights);
-    if (init.labels != s.spec.config.labels)
-      throw ssd::Error("--init " + o.init_weights + ": its classes (" + ssd::join_list(init.labels) +
-                       ") are not the data set's (" + ssd::join_list(s.spec.config.labels) +
-                       "): --init needs the same classes (in any order)");
     if (init == s.spec.config) {
       ssd::load_weights_into(o.init_weights, s.model);
       if (!s.quiet) std::cerr << "initialised from " << o.init_weights << "\n";
     } else {
+      // Another architecture or other classes: what matches is copied, the class outputs by name.
       const ssd::TransferReport t = ssd::transfer_weights(o.init_weights, s.model);
-      if (!s.quiet)
-        std::cerr << "initialised from " << o.init_weights << " (another architecture): "
-                  << t.copied << " tensors copied, " << t.kept << " new, " << t.unused
-                  << " of the file's unused\n";
+      describe_transfer(std::cerr, o.init_weights, init, s.spec.config, t, s.quiet);
     }
   }
   s.model->to(s.device);

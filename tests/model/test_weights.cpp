@@ -275,10 +275,72 @@ TEST(Weights, TransferIntoAFineGridModelKeepsTheOtherGridsOutputs) {
   auto loaded = load_weights(fpath);
   auto [lc, lb] = loaded->forward(x);
   EXPECT_TRUE(torch::equal(lc, fc));
-  auto other = ssdtest::tiny_config();
-  other.labels = {"a", "b", "c"};
-  Ssd other_model(other);
-  expect_error([&] { transfer_weights(path, other_model); }, {"coarse.safetensors", "classes"});
+}
+
+// Fine-tuning to other classes: the class-logit rows move by class name (per anchor), the
+// background's too; a class the file lacks keeps its initialisation; everything else is copied.
+TEST(Weights, TransferToOtherClassesCopiesClassOutputsByName) {
+  auto dir = ssdtest::temp_dir("transfer-classes");
+  auto c = ssdtest::tiny_config();
+  c.labels = {"cat", "dog", "bird"};
+  torch::manual_seed(11);
+  Ssd src(c);
+  const std::string path = dir / "animals.safetensors";
+  save_weights(path, src);
+  auto d = c;
+  d.labels = {"bird", "fish", "cat"};   // bird, cat from the file (other places), fish new, dog left out
+  torch::manual_seed(12);
+  Ssd dst(d);
+  const auto before = dst->named_parameters().find("head.outs.0.oconv1.weight")->clone();
+  const TransferReport r = transfer_weights(path, dst);
+  EXPECT_EQ(r.kept, 0);
+  EXPECT_EQ(r.unused, 0);
+  EXPECT_EQ(r.classes_copied, (std::vector<std::string>{"bird", "cat"}));
+  EXPECT_EQ(r.classes_new, (std::vector<std::string>{"fish"}));
+  EXPECT_EQ(r.classes_dropped, (std::vector<std::string>{"dog"}));
+  EXPECT_EQ(r.class_convs, static_cast<int>(c.grids.size()));
+  EXPECT_EQ(r.class_convs_copied, r.class_convs);
+  auto sp = src->named_parameters(), dp = dst->named_parameters();
+  int class_convs = 0;
+  for (const auto& p : dp) {
+    const torch::Tensor& s = sp[p.key()];
+    if (p.key().find(".oconv1.") == std::string::npos) {
+      EXPECT_TRUE(torch::equal(p.value(), s)) << p.key();
+      continue;
+    }
+    ++class_convs;
+    const int64_t k = c.anchors_per_cell();
+    ASSERT_EQ(s.size(0), k * 4) << p.key();
+    ASSERT_EQ(p.value().size(0), k * 4) << p.key();
+    for (int64_t j = 0; j < k; ++j) {
+      EXPECT_TRUE(torch::equal(p.value()[j * 4 + 0], s[j * 4 + 2])) << p.key() << " anchor " << j << ": bird";
+      EXPECT_TRUE(torch::equal(p.value()[j * 4 + 2], s[j * 4 + 0])) << p.key() << " anchor " << j << ": cat";
+      EXPECT_TRUE(torch::equal(p.value()[j * 4 + 3], s[j * 4 + 3])) << p.key() << " anchor " << j << ": background";
+    }
+  }
+  EXPECT_EQ(class_convs, 2 * static_cast<int>(c.grids.size()));   // weight and bias of each grid's
+  // fish (row 1 of each anchor) kept the model's initialisation.
+  const auto& w = dp["head.outs.0.oconv1.weight"];
+  for (int64_t j = 0; j < c.anchors_per_cell(); ++j) EXPECT_TRUE(torch::equal(w[j * 4 + 1], before[j * 4 + 1]));
+  // The model's outputs for a shared class are the file's model's (same input, eval mode).
+  src->eval();
+  dst->eval();
+  torch::NoGradGuard ng;
+  auto x = torch::randn({1, 3, c.input_size, c.input_size});
+  auto [sc, sb] = src->forward(x);
+  auto [dc, db] = dst->forward(x);
+  EXPECT_TRUE(torch::allclose(dc.select(2, 2), sc.select(2, 0)));   // cat
+  EXPECT_TRUE(torch::allclose(dc.select(2, 0), sc.select(2, 2)));   // bird
+  EXPECT_TRUE(torch::allclose(dc.select(2, 3), sc.select(2, 3)));   // background
+  EXPECT_TRUE(torch::equal(db, sb));
+  // Another anchor count: the class convolutions do not fit and keep the model's.
+  auto e = d;
+  e.ratios = {{1.0, 1.0}};
+  Ssd other(e);
+  const TransferReport r2 = transfer_weights(path, other);
+  EXPECT_GT(r2.kept, 0);
+  EXPECT_EQ(r2.class_convs_copied, 0);   // (so the classes did not carry over, whatever their names)
+  EXPECT_EQ(r2.class_convs, static_cast<int>(c.grids.size()));
 }
 
 

@@ -843,7 +843,7 @@ TEST(Cli, VersionNamesTheToolAndItsLibraries) {
 // --init with the same classes listed in another order (a VOC folder sorts its class names, a
 // COCO file lists its categories as it likes): the data set takes the weights' order, so that
 // their class outputs carry over whole (loaded as the same architecture), for train and lr-find,
-// and the run resumes in that order; other classes are refused naming both lists.
+// and the run resumes in that order; with other classes the model takes the data set's.
 TEST(Cli, InitTakesTheSameClassesListedInAnotherOrder) {
   TempDir tmp;
   const std::string arch = " --synth-size 64 --size 64 --grids 2,1 --head-channels 32 --batch 8 --workers 1";
@@ -870,11 +870,43 @@ TEST(Cli, InitTakesTheSameClassesListedInAnotherOrder) {
   CliRun l = run_cli("lr-find --init " + w + reversed + arch + " --iters 5 --quiet --out " + tmp / "lr");
   EXPECT_EQ(l.status, 0) << l.output;
 
+  // Other classes: the model takes the data set's, the shared ones start from the file's outputs.
+  const std::string dropped = cats[0]["name"];
   cats[0]["name"] = "renamed";
   std::ofstream(tmp.path() / "base/data/train/renamed.json") << coco.dump();
-  expect_clean_failure("train --init " + w + " --coco " + tmp / "base/data/train/renamed.json" + arch +
-                           " --epochs 1 --out " + tmp / "run2",
-                       "its classes (" + ssd::join_list(order) + ") are not the data set's (");
+  CliRun o = run_cli("train --init " + w + " --coco " + tmp / "base/data/train/renamed.json" + arch +
+                     " --epochs 1 --out " + tmp / "run2");
+  ASSERT_EQ(o.status, 0) << o.output;
+  EXPECT_NE(o.output.find("initialised from " + w + " (other classes): "), std::string::npos) << o.output;
+  EXPECT_NE(o.output.find(" new; the file's " + dropped + " left out (the data set has none)\n"), std::string::npos)
+      << o.output;
+  const auto labels = ssd::read_weights_config(tmp / "run2/model.safetensors").labels;
+  EXPECT_EQ(labels.size(), order.size());
+  EXPECT_NE(std::find(labels.begin(), labels.end(), "renamed"), labels.end());
+  EXPECT_EQ(std::find(labels.begin(), labels.end(), dropped), labels.end());
+  // Class outputs that do not fit (another number of anchors per cell) are not said to carry over;
+  // a class named as the file's but for case is warned about, also with --quiet.
+  CliRun z = run_cli("train --init " + w + " --coco " + tmp / "base/data/train/renamed.json" + arch +
+                     " --zooms 1 --epochs 1 --out " + tmp / "run3");
+  ASSERT_EQ(z.status, 0) << z.output;
+  EXPECT_NE(z.output.find(" (another architecture and other classes): "), std::string::npos) << z.output;
+  EXPECT_NE(z.output.find("classes: the file's class outputs do not fit this model's (another number of anchors per "
+                          "cell, or another head width): every class starts from scratch; the file's " + dropped +
+                          " left out"),
+            std::string::npos)
+      << z.output;
+  EXPECT_EQ(z.output.find("from the file's outputs"), std::string::npos) << z.output;
+  std::string upper = dropped;
+  std::transform(upper.begin(), upper.end(), upper.begin(), [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+  cats[0]["name"] = upper;
+  std::ofstream(tmp.path() / "base/data/train/upper.json") << coco.dump();
+  CliRun u = run_cli("train --quiet --init " + w + " --coco " + tmp / "base/data/train/upper.json" + arch +
+                     " --epochs 1 --out " + tmp / "run4");
+  ASSERT_EQ(u.status, 0) << u.output;
+  EXPECT_NE(u.output.find("warning: the data set's class " + upper + " is new while the file has " + dropped +
+                          ": classes carry over by their exact names"),
+            std::string::npos)
+      << u.output;
 }
 
 // predict on a folder runs its image files; files named as images that OpenCV cannot read (a
@@ -1339,6 +1371,79 @@ TEST(Cli, ASyntheticSetInUseIsNotWrittenOverNorWeightsOfNoRun) {
                        tmp / "copied holds model.safetensors (of no run: there is no run.json)");
   EXPECT_TRUE(fs::exists(tmp.path() / "copied/model.safetensors"));
   EXPECT_FALSE(fs::exists(tmp.path() / "copied/run.json"));
+}
+
+// --synth-empty: a share of the synthetic images holds no object (training and validation sets
+// alike); the run records it, a resumed run reuses the sets, and a set made with another share is
+// made anew.
+TEST(Cli, SyntheticNegativesAreMadeRecordedAndReused) {
+  TempDir tmp;
+  const std::string common = "--synth 40 --synth-size 64 --size 64 --grids 2,1 --head-channels 16 --batch 8 "
+                             "--workers 1 --threads 1 --quiet ";
+  CliRun t = run_cli("train " + common + "--synth-empty 0.5 --epochs 2 --stop-after 1 --out " + tmp / "run");
+  ASSERT_EQ(t.status, 0) << t.output;
+  const auto empty_images = [](const std::string& annotations) {
+    const auto j = nlohmann::json::parse(std::ifstream(annotations));
+    std::set<int> boxed;
+    for (const auto& a : j["annotations"]) boxed.insert(a["image_id"].get<int>());
+    return j["images"].size() - boxed.size();
+  };
+  const size_t train_empty = empty_images(tmp / "run/data/train/annotations.json");
+  EXPECT_GT(train_empty, 8u);    // Binomial(40, 0.5): 20 +- 3.2
+  EXPECT_LT(train_empty, 32u);
+  EXPECT_GT(empty_images(tmp / "run/data/val/annotations.json"), 8u);   // (50 images)
+  const auto run = nlohmann::json::parse(std::ifstream(tmp / "run/run.json"));
+  EXPECT_EQ(run["train"]["synth_empty"], 0.5) << run.dump();
+  EXPECT_EQ(nlohmann::json::parse(std::ifstream(tmp / "run/data/train/synth.json"))["empty"], 0.5);
+  const auto first = fs::last_write_time(tmp.path() / "run/data/train/images/000000.jpg");
+  CliRun resumed = run_cli("train --resume " + tmp / "run" + " --quiet");
+  ASSERT_EQ(resumed.status, 0) << resumed.output;
+  EXPECT_EQ(fs::last_write_time(tmp.path() / "run/data/train/images/000000.jpg"), first) << "the set was made again";
+  // eval on a set with negatives: their detections are false ones; a set without, made anew.
+  const std::string data = " --synth-seed 3 --synth-size 64 --threads 1 --synth-dir " + tmp / "eval";
+  CliRun e = run_cli("eval --weights " + tmp / "run/model.safetensors" + " --synth 20 --synth-empty 1" + data);
+  ASSERT_EQ(e.status, 0) << e.output;
+  EXPECT_EQ(empty_images(tmp / "eval/annotations.json"), 20u);
+  CliRun again = run_cli("eval --weights " + tmp / "run/model.safetensors" + " --synth 20 --synth-empty 1" + data);
+  EXPECT_EQ(again.status, 0) << again.output;   // (reused: its annotations list is empty)
+  CliRun e2 = run_cli("eval --weights " + tmp / "run/model.safetensors" + " --synth 20" + data);
+  ASSERT_EQ(e2.status, 0) << e2.output;
+  EXPECT_EQ(empty_images(tmp / "eval/annotations.json"), 0u);
+  expect_clean_failure("train " + common + "--synth-empty 1.5 --epochs 1 --out " + tmp / "bad", "--synth-empty");
+  CliRun unused = run_cli("eval --weights " + tmp / "run/model.safetensors" + " --coco " + tmp / "eval/annotations.json" +
+                          " --synth-empty 0.2 --threads 1");
+  EXPECT_EQ(unused.status, 0) << unused.output;
+  EXPECT_NE(unused.output.find("warning: --synth-empty has no effect without --synth"), std::string::npos) << unused.output;
+}
+
+// A warning about a data set is said once, also when its training and validation splits come
+// from one VOC folder (the warning about its class names was printed twice).
+TEST(Cli, AWarningAboutTheDataIsSaidOnce) {
+  TempDir tmp;
+  const fs::path root = tmp.path() / "voc";
+  for (const char* d : {"Annotations", "JPEGImages", "ImageSets/Main"}) fs::create_directories(root / d);
+  std::ofstream train(root / "ImageSets/Main/train.txt"), val(root / "ImageSets/Main/val.txt");
+  for (int i = 0; i < 6; ++i) {
+    const std::string id = "00000" + std::to_string(i);
+    cv::Mat img(64, 64, CV_8UC3, cv::Scalar(40, 90, 160));
+    cv::rectangle(img, cv::Rect(10 + i, 12, 30, 24), cv::Scalar(220, 220, 30), cv::FILLED);
+    ASSERT_TRUE(cv::imwrite((root / "JPEGImages" / (id + ".jpg")).string(), img));
+    std::ofstream(root / "Annotations" / (id + ".xml"))
+        << "<annotation><filename>" << id << ".jpg</filename><size><width>64</width><height>64</height><depth>3</depth>"
+        << "</size><object><name>" << (i % 2 ? "cat" : "Dog") << "</name><difficult>0</difficult><bndbox><xmin>"
+        << 11 + i << "</xmin><ymin>13</ymin><xmax>" << 40 + i << "</xmax><ymax>36</ymax></bndbox></object></annotation>\n";
+    (i < 4 ? train : val) << id << "\n";
+  }
+  train.close();
+  val.close();
+  CliRun r = run_cli("train --voc " + root.string() + " --val-voc " + root.string() +
+                     " --size 64 --grids 2,1 --head-channels 16 --batch 4 --epochs 1 --workers 1 --threads 1 --quiet --out " +
+                     tmp / "run");
+  ASSERT_EQ(r.status, 0) << r.output;
+  const std::string warning = "Dog (dog?): not Pascal VOC class names";
+  const size_t first = r.output.find(warning);
+  ASSERT_NE(first, std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find(warning, first + 1), std::string::npos) << r.output;
 }
 
 // A run folder moved (or copied to another machine) resumes with the data it holds: the
