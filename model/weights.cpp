@@ -5,6 +5,7 @@
 #include <fstream>
 #include <iterator>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include <torch/serialize.h>
@@ -132,6 +133,12 @@ void load_weights_into(const std::string& path, Ssd& model) {
 
 namespace {
 
+// Whether a file's tensor may fill a model's of the same shape: the same dtype, or floating
+// point both (an fp16 or bf16 file's weights, converted by copy_).
+bool same_kind(const torch::Tensor& src, const torch::Tensor& dst) {
+  return src.scalar_type() == dst.scalar_type() || (src.is_floating_point() && dst.is_floating_point());
+}
+
 // Whether `name` is a class-logit convolution's tensor (OutConvImpl's oconv1).
 bool is_class_conv(const std::string& name) {
   const auto ends = [&](const std::string& tail) {
@@ -146,7 +153,7 @@ bool is_class_conv(const std::string& name) {
 bool copy_class_rows(const torch::Tensor& src, const std::vector<std::string>& src_labels, torch::Tensor& dst,
                      const std::vector<std::string>& dst_labels) {
   const int64_t ns = static_cast<int64_t>(src_labels.size()) + 1, nd = static_cast<int64_t>(dst_labels.size()) + 1;
-  if (src.dim() != dst.dim() || src.scalar_type() != dst.scalar_type() || src.size(0) % ns != 0 ||
+  if (src.dim() != dst.dim() || !same_kind(src, dst) || src.size(0) % ns != 0 ||
       dst.size(0) % nd != 0 || src.size(0) / ns != dst.size(0) / nd || src.sizes().slice(1) != dst.sizes().slice(1))
     return false;
   const int64_t k = dst.size(0) / nd;
@@ -176,16 +183,25 @@ TransferReport transfer_weights(const std::string& path, Ssd& model) {
   std::map<std::string, const torch::Tensor*> by_name;
   for (const auto& [name, t] : file.tensors) by_name[name] = &t;
   torch::NoGradGuard no_grad;
-  for (auto& [name, dst] : model_tensors(*model)) {
+  const auto tensors = model_tensors(*model);
+  std::set<std::string> names, weights_not_taken;
+  for (const auto& [name, dst] : tensors) names.insert(name);
+  const auto ends_with = [](const std::string& n, const std::string& tail) {
+    return n.size() >= tail.size() && n.compare(n.size() - tail.size(), tail.size(), tail) == 0;
+  };
+  for (auto [name, dst] : tensors) {
     auto it = by_name.find(name);
+    // A bias (or BatchNorm shift) goes with its layer's weight: not over weights of another shape.
+    const std::string sibling = ends_with(name, ".bias") ? name.substr(0, name.size() - 5) + ".weight" : std::string();
     bool taken = false;
-    if (it != by_name.end() && config.labels != mine && is_class_conv(name)) {
+    if (it == by_name.end() || weights_not_taken.count(sibling)) {
+    } else if (config.labels != mine && is_class_conv(name)) {
       taken = copy_class_rows(*it->second, config.labels, dst, mine);
-    } else if (it != by_name.end() && it->second->sizes() == dst.sizes() &&
-               it->second->scalar_type() == dst.scalar_type()) {
+    } else if (it->second->sizes() == dst.sizes() && same_kind(*it->second, dst)) {
       dst.copy_(*it->second);
       taken = true;
     }
+    if (!taken && ends_with(name, ".weight")) weights_not_taken.insert(name);
     const bool class_weight = is_class_conv(name) && name.compare(name.size() - 7, 7, ".weight") == 0;
     r.class_convs += class_weight;
     if (!taken) {

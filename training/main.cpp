@@ -13,6 +13,7 @@
 #include <new>
 #include <optional>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -85,7 +86,8 @@ std::vector<CLI::Option*> add_data_options(CLI::App* app, DataSpec& d, const std
                        ->check(CLI::Range(32, 4096)));
     opts.push_back(app->add_option("--synth-empty", d.synth_empty,
                                    "fraction of synthetic images with no object (flat, gradient or textured backgrounds; "
-                                   "teaches the model to leave blank scenes alone)")
+                                   "teaches the model to leave blank scenes alone); above 0 the images with objects change "
+                                   "too: half on plain backgrounds, a quarter of the shapes upright")
                        ->capture_default_str()
                        ->check(CLI::Range(0.0, 1.0)));
     opts.push_back(app->add_option("--synth-dir", d.synth_dir,
@@ -137,6 +139,27 @@ std::vector<CLI::Option*> add_arch_options(CLI::App* app, ssd::SsdConfig& c) {
   return opts;
 }
 
+// With --init (not --resume): the architecture is the file's but for the options given (a
+// fine-tune needs the file's architecture for its tensors to carry over; the anchor ratios, the
+// normalisation and the class bias, which no option sets, come from it too).
+void take_init_architecture(const std::vector<CLI::Option*>& arch, ssd::SsdConfig& config, const std::string& init) {
+  if (init.empty()) return;
+  ssd::SsdConfig c = read_weights_info(init).config;
+  c.labels = config.labels;
+  for (const CLI::Option* o : arch) {
+    if (o->count() == 0) continue;
+    const std::string& n = o->get_name();
+    if (n == "--body") c.body = config.body;
+    else if (n == "--size") c.input_size = config.input_size;
+    else if (n == "--grids") c.grids = config.grids;
+    else if (n == "--zooms") c.zooms = config.zooms;
+    else if (n == "--head-channels") c.head_channels = config.head_channels;
+    else if (n == "--dropout") c.dropout = config.dropout;
+    else throw std::logic_error("take_init_architecture: no field for " + n);
+  }
+  config = c;
+}
+
 std::vector<CLI::Option*> add_train_options(CLI::App* app, TrainOptions& o) {
   std::vector<CLI::Option*> v;
   v.push_back(app->add_option("--epochs", o.epochs, "epochs")->capture_default_str());
@@ -179,7 +202,8 @@ std::vector<CLI::Option*> add_train_options(CLI::App* app, TrainOptions& o) {
                               "or .safetensors)")
                   ->check(CLI::ExistingFile));
   v.push_back(app->add_option("--init", o.init_weights,
-                              "start from this weights file, e.g. to continue with a new schedule "
+                              "start from this weights file, of its architecture unless architecture "
+                              "options are given, e.g. to continue with a new schedule "
                               "(the same classes in any order: the data set takes the file's) or to "
                               "fine-tune it to other classes (the model takes the data set's; the "
                               "class outputs of classes the file has are copied by name); from "
@@ -362,7 +386,8 @@ int main(int argc, char** argv) {
   synth->add_option("--format", so.format, "jpg or png")->capture_default_str()
       ->check(CLI::IsMember({"jpg", "png"}));
   synth->add_option("--empty", so.synth.empty_fraction,
-                    "fraction of images with no object (flat, gradient or textured backgrounds)")
+                    "fraction of images with no object (flat, gradient or textured backgrounds); above 0 the "
+                    "images with objects change too: half on plain backgrounds, a quarter of the shapes upright")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1.0));
 
@@ -371,7 +396,7 @@ int main(int argc, char** argv) {
   ls.train.config.body = "tiny";
   auto* lrf = app.add_subcommand("lr-find", "loss against an exponentially growing learning rate");
   const auto lrf_data = add_data_options(lrf, ls.train.train, "", "<out>/data/train");
-  add_arch_options(lrf, ls.train.config);
+  const auto lrf_arch = add_arch_options(lrf, ls.train.config);
   for (CLI::Option* o : add_train_options(lrf, ls.train.options)) {
     // What only a training run uses (lr-find sets the rates step by step: the head's, and the
     // earlier layer groups' divided by --lr-div as in training).
@@ -472,6 +497,7 @@ int main(int argc, char** argv) {
       warn_unused_data_options(val_data, ts.val);
       if (ts.train.empty()) throw ssd::Error("train needs data: --coco FILE, --voc DIR or --synth N");
       ts.options.stop_after = stop_after;
+      take_init_architecture(arch, ts.config, ts.options.init_weights);
       {  // early check of the architecture, before any data is loaded or generated
         ssd::SsdConfig c = ts.config;
         c.labels = {"check"};
@@ -548,6 +574,7 @@ int main(int argc, char** argv) {
     if (lrf->parsed()) {
       if (ls.train.train.empty()) throw ssd::Error("lr-find needs data: --coco FILE, --voc DIR or --synth N");
       warn_unused_data_options(lrf_data, ls.train.train);
+      take_init_architecture(lrf_arch, ls.train.config, ls.train.options.init_weights);
       if (ls.train.train.synth > 0 && ls.train.train.synth_dir.empty())
         ls.train.train.synth_dir = ls.train.out_dir + "/data/train";
       LrFindResult r = lr_find(ls);

@@ -170,7 +170,13 @@ Dataset load_dataset(const DataSpec& spec, LoadReport* report) {
   const fs::path marker = dir / "synth.json";
   if (!(spec.synth_empty >= 0 && spec.synth_empty <= 1)) throw ssd::Error("--synth-empty must be in [0, 1]");
   json want{{"count", spec.synth}, {"seed", spec.synth_seed}, {"size", spec.synth_size}};
-  if (spec.synth_empty > 0) want["empty"] = spec.synth_empty;   // (a set without keeps its earlier marker)
+  // (A set without negatives keeps its earlier marker. With, the marker names the generator's
+  // version of sets with negatives, raised whenever those images change: a set an earlier
+  // version wrote is written anew.)
+  if (spec.synth_empty > 0) {
+    want["empty"] = spec.synth_empty;
+    want["empty_version"] = 2;
+  }
   {
     std::error_code ec;
     fs::create_directories(dir / "images", ec);

@@ -189,16 +189,17 @@ SynthSample render_synth_image(int width, int height, uint64_t seed, const Synth
   s.owner = cv::Mat::zeros(height, width, CV_8U);
   // With negatives (empty_fraction > 0) plain backgrounds occur with objects too, so that a
   // plain background is no cue for "nothing here": a negative takes the textured, a flat or a
-  // gradient background evenly, an image with objects a flat or a gradient one a third of the
-  // time. Without, nothing more is drawn from the seed (the sets made before keep their pixels).
+  // gradient background evenly, an image with objects a flat one a third of the time and a
+  // gradient one a sixth. Without, nothing more is drawn from the seed (the sets made before keep
+  // their pixels).
   bool empty = false;
   Background background = Background::kTextured;
   double noise = o.noise;
   if (o.empty_fraction > 0) {
     empty = rng.uniform(0, 1) < o.empty_fraction;
-    const int64_t kind = rng.uniform_int(0, 5);   // negatives: 0-1, 2-3, 4-5; others: 0-3, 4, 5
+    const int64_t kind = rng.uniform_int(0, 5);   // negatives: 0-1, 2-3, 4-5; others: 0-2, 3-4, 5
     background = empty ? static_cast<Background>(kind / 2)
-                       : kind < 4 ? Background::kTextured : kind == 4 ? Background::kFlat : Background::kGradient;
+                       : kind < 3 ? Background::kTextured : kind < 5 ? Background::kFlat : Background::kGradient;
     noise = rng.uniform(0, o.noise);
   }
   switch (background) {
@@ -234,7 +235,9 @@ SynthSample render_synth_image(int width, int height, uint64_t seed, const Synth
     const double size = side * rng.uniform(o.min_size, o.max_size);
     const double aspect = std::exp(rng.uniform(-std::log(o.max_aspect), std::log(o.max_aspect)));
     const double sx = aspect >= 1 ? size : size * aspect, sy = aspect >= 1 ? size / aspect : size;
-    const double rot = rng.uniform(-o.max_rotation_deg, o.max_rotation_deg) * kPi / 180.0;
+    // (With negatives a quarter of the shapes stand upright: a plain scene's objects often do.)
+    const bool upright = o.empty_fraction > 0 && rng.uniform(0, 1) < 0.25;
+    const double rot = upright ? 0.0 : rng.uniform(-o.max_rotation_deg, o.max_rotation_deg) * kPi / 180.0;
     const double cr = std::cos(rot), sr = std::sin(rot);
     double minx = 1e9, maxx = -1e9, miny = 1e9, maxy = -1e9;
     for (auto& p : pts) {

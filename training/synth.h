@@ -37,10 +37,11 @@ struct SynthOptions {
   // Fraction of images with no object (negatives: what a detector must leave alone). Each is
   // one of three backgrounds, chosen evenly: the textured one, one flat colour (a third of these
   // grey: half of those black or white), or a plain two-colour gradient. So that a plain
-  // background is no cue for "nothing here", a third of the images with objects then take a flat
-  // (half of them) or gradient background too. The pixel noise amplitude of every image is then
-  // drawn in [0, noise], so some are nearly flat. 0 (the default) draws nothing more from an
-  // image's seed: every set made without it keeps its pixels.
+  // background is no cue for "nothing here", any fraction above 0 changes the images with objects
+  // too: half of them take a flat (a third) or gradient (a sixth) background, a quarter of their
+  // shapes stand upright (no rotation), and the pixel noise amplitude of every image is drawn in
+  // [0, noise]. 0 (the default) draws nothing more from an image's seed: every set made without
+  // it keeps its pixels.
   double empty_fraction = 0.0;
 };
 

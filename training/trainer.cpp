@@ -485,7 +485,9 @@ void load_data(Session& s, bool with_val = true, bool resuming = false) {
       throw ssd::Error("the training set has no boxes" +
                        (s.train_ds.num_boxes(true) ? ": its " + std::to_string(s.train_ds.num_boxes(true)) +
                                                          " boxes are all marked ignore (or iscrowd)"
-                                                   : std::string()));
+                        : s.spec.train.synth > 0 ? ": every synthetic image is one without objects (--synth-empty " +
+                                                       json(s.spec.train.synth_empty).dump() + ")"
+                                                 : std::string()));
   };
   const int checkers = std::max(1, s.spec.options.workers);
   if (!with_val) {   // lr-find: training data only
@@ -507,6 +509,9 @@ void load_data(Session& s, bool with_val = true, bool resuming = false) {
       report.warnings.push_back("--val-fraction has no effect: the validation set is " + va.describe());
     // In the training set's order (a VOC split may lack a class or two).
     s.val_ds = load_dataset(va, &report, &s.train_ds.labels);
+    if (s.val_ds.num_boxes(false) == 0)
+      report.warnings.push_back("the validation set (" + va.describe() +
+                                ") has no boxes: its mAP is none, and no best.safetensors is kept");
     // The same pictures, whichever files list them (a copy of the training JSON, a link to it,
     // two splits that overlap).
     const auto [shared, example] = shared_images(s.train_ds, s.val_ds);
@@ -649,7 +654,7 @@ void describe_transfer(std::ostream& os, const std::string& path, const ssd::Ssd
   } else {
     os << "classes: " << list(t.classes_copied) << " from the file's outputs";
     if (t.class_convs_copied < t.class_convs)
-      os << " on " << t.class_convs_copied << " of the " << t.class_convs << " grids (the others' do not fit)";
+      os << " on " << t.class_convs_copied << " of the " << t.class_convs << " grids (for the others the file has none that fits)";
     if (other_classes) os << "; " << list(t.classes_new) << " new" << dropped;
     os << "\n";
   }

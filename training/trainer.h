@@ -71,9 +71,9 @@ struct TrainOptions {
   std::string precision = "fp32";   // fp32; bf16 (CUDA or CPU) / fp16 (CUDA only): autocast
                                     // forward, fp32 loss and weights; fp16 with loss scaling
   std::string imagenet;       // torchvision ResNet weights to import into the body
-  std::string init_weights;   // start from this weights file (same classes; another
-                              // architecture copies the tensors that match, see
-                              // ssd::transfer_weights)
+  std::string init_weights;   // start from this weights file (another architecture or other
+                              // classes: the tensors that fit are copied, the class outputs by
+                              // class name, see ssd::transfer_weights)
   bool augment = true;
   int eval_every = 1;         // mAP every N epochs (always after the last)
   int max_eval_images = 0;    // cap on validation images used for mAP (0: all)

@@ -341,6 +341,25 @@ TEST(Weights, TransferToOtherClassesCopiesClassOutputsByName) {
   EXPECT_GT(r2.kept, 0);
   EXPECT_EQ(r2.class_convs_copied, 0);   // (so the classes did not carry over, whatever their names)
   EXPECT_EQ(r2.class_convs, static_cast<int>(c.grids.size()));
+  // Another head width, the same anchors: neither the class convolutions' weights nor their
+  // biases (a bias goes with its weight) are taken.
+  auto wide = d;
+  wide.head_channels = c.head_channels * 2;
+  Ssd wide_model(wide);
+  const auto bias_before = wide_model->named_parameters()["head.outs.0.oconv1.bias"].clone();
+  const TransferReport r3 = transfer_weights(path, wide_model);
+  EXPECT_EQ(r3.class_convs_copied, 0);
+  EXPECT_TRUE(torch::equal(wide_model->named_parameters()["head.outs.0.oconv1.bias"], bias_before));
+  // An fp16 file fills an fp32 model (its values converted).
+  src->to(torch::kHalf);
+  const std::string half_path = dir / "animals-fp16.safetensors";
+  save_weights(half_path, src);
+  torch::manual_seed(13);
+  Ssd from_half(d);
+  const TransferReport r4 = transfer_weights(half_path, from_half);
+  EXPECT_EQ(r4.class_convs_copied, r4.class_convs);
+  EXPECT_TRUE(torch::equal(from_half->named_parameters()["body.conv1.weight"],
+                           src->named_parameters()["body.conv1.weight"].to(torch::kFloat)));
 }
 
 

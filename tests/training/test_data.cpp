@@ -806,12 +806,23 @@ TEST(Synth, SetsMadeWithoutNegativesKeepTheirPixels) {
 TEST(Synth, NegativesHaveNoObjectOnFlatGradientOrTexturedBackgrounds) {
   SynthOptions o;
   o.empty_fraction = 0.3;
-  int empty = 0, flat = 0, grey = 0;
+  int empty = 0, flat = 0, grey = 0, with_objects = 0, with_objects_flat = 0;
   const int n = 400;
   for (uint64_t seed = 0; seed < n; ++seed) {
     const SynthSample s = render_synth_image(64, 48, seed, o);
     if (!s.boxes.empty()) {
       EXPECT_GT(cv::countNonZero(s.owner), 0);
+      // A flat background: each channel of the pixels no object covers within the noise.
+      cv::Mat ch[3];
+      cv::split(s.image, ch);
+      bool flat_background = true;
+      for (int c = 0; c < 3; ++c) {
+        double clo, chi;
+        cv::minMaxLoc(ch[c], &clo, &chi, nullptr, nullptr, s.owner == 0);
+        flat_background = flat_background && chi - clo <= 2 * 12;
+      }
+      with_objects_flat += flat_background;
+      ++with_objects;
       continue;
     }
     ++empty;
@@ -840,6 +851,10 @@ TEST(Synth, NegativesHaveNoObjectOnFlatGradientOrTexturedBackgrounds) {
   EXPECT_GT(grey, 0);
   EXPECT_LT(grey, flat);
   EXPECT_GT(empty - flat, empty / 3);   // gradients and textured ones
+  // A third of the images with objects on a flat background too (so that it is no cue for
+  // "nothing here"): 280 +- 14 images, 93 expected.
+  EXPECT_GT(with_objects_flat, with_objects / 5);
+  EXPECT_LT(with_objects_flat, with_objects / 2);
   SynthOptions all;
   all.empty_fraction = 1;
   for (uint64_t seed = 0; seed < 20; ++seed) EXPECT_TRUE(render_synth_image(64, 64, seed, all).boxes.empty());

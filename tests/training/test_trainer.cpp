@@ -869,6 +869,21 @@ TEST(Cli, InitTakesTheSameClassesListedInAnotherOrder) {
   EXPECT_EQ(ssd::read_weights_config(tmp / "run/model.safetensors").labels, order);
   CliRun l = run_cli("lr-find --init " + w + reversed + arch + " --iters 5 --quiet --out " + tmp / "lr");
   EXPECT_EQ(l.status, 0) << l.output;
+  // Without architecture options the file's architecture is taken (not the defaults': 224 px,
+  // resnet34, head 256, with which nothing but the counters carried over).
+  CliRun plain = run_cli("train --init " + w + reversed + " --batch 8 --workers 1 --epochs 1 --out " + tmp / "plain");
+  ASSERT_EQ(plain.status, 0) << plain.output;
+  EXPECT_NE(plain.output.find("initialised from " + w + "\n"), std::string::npos) << plain.output;
+  const ssd::SsdConfig taken = ssd::read_weights_config(tmp / "plain/model.safetensors");
+  EXPECT_EQ(taken.input_size, 64);
+  EXPECT_EQ(taken.head_channels, 32);
+  CliRun wider = run_cli("train --init " + w + reversed + " --head-channels 48 --batch 8 --workers 1 --epochs 1 --out " +
+                         tmp / "wider");
+  ASSERT_EQ(wider.status, 0) << wider.output;
+  EXPECT_NE(wider.output.find(" (another architecture): "), std::string::npos) << wider.output;
+  EXPECT_NE(wider.output.find("every class starts from scratch"), std::string::npos) << wider.output;
+  EXPECT_EQ(ssd::read_weights_config(tmp / "wider/model.safetensors").head_channels, 48);
+  EXPECT_EQ(ssd::read_weights_config(tmp / "wider/model.safetensors").input_size, 64);
 
   // Other classes: the model takes the data set's, the shared ones start from the file's outputs.
   const std::string dropped = cats[0]["name"];
@@ -1410,6 +1425,13 @@ TEST(Cli, SyntheticNegativesAreMadeRecordedAndReused) {
   ASSERT_EQ(e2.status, 0) << e2.output;
   EXPECT_EQ(empty_images(tmp / "eval/annotations.json"), 0u);
   expect_clean_failure("train " + common + "--synth-empty 1.5 --epochs 1 --out " + tmp / "bad", "--synth-empty");
+  expect_clean_failure("train " + common + "--synth-empty 1 --epochs 1 --out " + tmp / "none",
+                       "the training set has no boxes: every synthetic image is one without objects (--synth-empty 1.0)");
+  // A validation set without boxes is said to give no mAP.
+  ASSERT_EQ(run_cli("synth --out " + tmp / "negs" + " --count 6 --size 64 --empty 1").status, 0);
+  CliRun v = run_cli("train " + common + "--epochs 1 --val-coco " + tmp / "negs/annotations.json" + " --out " + tmp / "v");
+  ASSERT_EQ(v.status, 0) << v.output;
+  EXPECT_NE(v.output.find(") has no boxes: its mAP is none, and no best.safetensors is kept"), std::string::npos) << v.output;
   CliRun unused = run_cli("eval --weights " + tmp / "run/model.safetensors" + " --coco " + tmp / "eval/annotations.json" +
                           " --synth-empty 0.2 --threads 1");
   EXPECT_EQ(unused.status, 0) << unused.output;
