@@ -66,6 +66,7 @@
 #include "config.h"
 #include "cpu_workers.h"
 #include "detector.h"
+#include "rng.h"
 #include "synth.h"
 
 namespace fs = std::filesystem;
@@ -554,16 +555,63 @@ TEST(SsdDetect, FindsAKnownSyntheticObjectWithFullMetadata) {
   gst_harness_teardown(h);
 }
 
+// The shipped model on plain scenes (its last runs trained on synthetic images without objects,
+// and on shapes over flat and gradient backgrounds): no detection on uniform frames, where the
+// model before reported a frame-filling rectangle (confidence 0.44 on black, 0.53 on white), and
+// axis-aligned rectangles on flat backgrounds found (the first run with negatives, its images
+// with objects all on textured backgrounds, missed most of those over a quarter of the frame
+// wide; scripts/plain-scenes.sh measures more of them).
+TEST(SsdDetect, TheShippedModelLeavesBlankFramesAloneAndFindsPlainRectangles) {
+  const int W = 320, H = 240;
+  GstHarness* h = detect_harness();
+  for (const cv::Scalar& c : {cv::Scalar(0, 0, 0), cv::Scalar(255, 255, 255), cv::Scalar(128, 128, 128),
+                              cv::Scalar(200, 60, 30), cv::Scalar(30, 200, 60), cv::Scalar(30, 60, 200)}) {
+    auto f = make_frame(cv::Mat(H, W, CV_8UC3, c), GST_VIDEO_FORMAT_RGB);
+    const std::vector<Det> dets = detect_once(h, *f);
+    EXPECT_TRUE(dets.empty()) << "a uniform frame " << c << " got " << describe(dets);
+  }
+  ssdtrain::Rng rng(2026);
+  int found = 0;
+  const int kFrames = 20;
+  for (int i = 0; i < kFrames; ++i) {
+    const double grey = rng.uniform(40, 215), side = rng.uniform(0.25, 0.8);
+    cv::Scalar bg(grey + rng.uniform(-20, 20), grey + rng.uniform(-20, 20), grey + rng.uniform(-20, 20));
+    const double sign = rng.uniform(0, 1) < 0.5 ? -1 : 1;
+    cv::Scalar fg(grey + sign * 90 * rng.uniform(0.8, 1.2), grey + sign * 90 * rng.uniform(0.8, 1.2),
+                  grey + sign * 90 * rng.uniform(0.8, 1.2));
+    const int w = static_cast<int>(side * W), hh = static_cast<int>(std::min(side * H * rng.uniform(0.8, 1.2), 0.95 * H));
+    const int x = static_cast<int>(rng.uniform(0, W - w)), y = static_cast<int>(rng.uniform(0, H - hh));
+    cv::Mat img(H, W, CV_8UC3, bg);
+    cv::rectangle(img, cv::Rect(x, y, w, hh), fg, cv::FILLED);
+    ssdtrain::BoxAnnotation truth;
+    truth.x1 = static_cast<float>(x);
+    truth.y1 = static_cast<float>(y);
+    truth.x2 = static_cast<float>(x + w);
+    truth.y2 = static_cast<float>(y + hh);
+    truth.label = 1;   // rectangle
+    auto f = make_frame(img, GST_VIDEO_FORMAT_RGB);
+    const std::vector<Det> dets = detect_once(h, *f);
+    double best_iou;
+    if (best_match(dets, truth, &best_iou) && best_iou > 0.5) found++;
+    else std::printf("frame %d: no rectangle with IoU > 0.5 (best %.3f): %s\n", i, best_iou, describe(dets).c_str());
+  }
+  // 18 with the shipped model (and with the one before it); 6 with the first run on negatives.
+  std::printf("found %d of %d plain rectangles with IoU > 0.5\n", found, kFrames);
+  EXPECT_GE(found, 16);
+  gst_harness_teardown(h);
+}
+
 // A frame a few pixels across gets a region for each detection max-detections chose: a box
 // narrower or lower than a pixel keeps one (they were dropped: 26 of 100 regions on a 1x1 frame
-// at threshold 0.01, 80 on a 2x7 one, where `ssd-train predict` reports 100).
+// at threshold 0.01, 80 on a 2x7 one, where `ssd-train predict` reports 100). At threshold 0
+// every box NMS keeps is a detection: more than 100 here.
 TEST(SsdDetect, TinyFramesGetARegionForEveryDetection) {
   const ssdtrain::SynthSample s = one_object(224, 224, 3);
   for (const auto& [w, h] : std::vector<std::pair<int, int>>{{1, 1}, {2, 7}, {3, 3}, {321, 3}}) {
     SCOPED_TRACE(std::to_string(w) + "x" + std::to_string(h));
     cv::Mat small;
     cv::resize(s.image, small, cv::Size(w, h), 0, 0, cv::INTER_AREA);
-    GstHarness* harness = detect_harness("threshold=0.01 max-detections=100");
+    GstHarness* harness = detect_harness("threshold=0 max-detections=100");
     auto f = make_frame(small, GST_VIDEO_FORMAT_RGB);
     const std::vector<Det> dets = detect_once(harness, *f);
     gst_harness_teardown(harness);
@@ -604,12 +652,13 @@ TEST_P(SsdDetectFormats, MatchesTheRgbReference) {
   gst_harness_teardown(h);
   const bool yuv = c.format == GST_VIDEO_FORMAT_NV12 || c.format == GST_VIDEO_FORMAT_I420;
   // 4:2:0 YUV has a quarter of the colour resolution of the RGB reference, so the model sees a
-  // slightly different picture: boxes stay within IoU 0.85 and confidences within 0.08 (a weak
-  // detection's moved by 0.062 with an earlier default model). Weak overlapping false positives
+  // slightly different picture: boxes stay within IoU 0.85 and confidences within 0.1 (a weak
+  // detection's moved by 0.062 with an earlier default model; a false one on a blurred spot of
+  // the background, 0.515 in RGB, by 0.085 in NV12 bt709 with the 2026-12-07 one). Weak overlapping false positives
   // on the textured background (0.33-0.41 with the 2026-11-23 17:50 model, NV12/I420 641x479)
   // then fall either side of NMS, so for YUV only detections >= 0.5 must have a counterpart;
   // the packed RGB formats see the same pixels and must agree down to 0.3.
-  const double min_iou = yuv ? 0.85 : 0.98, tol = yuv ? 0.08 : 0.005;
+  const double min_iou = yuv ? 0.85 : 0.98, tol = yuv ? 0.1 : 0.005;
   const double min_conf = yuv ? 0.5 : 0.3;
   EXPECT_GE(top(ref)->confidence, min_conf) << "nothing to compare";
   std::ostringstream what;
