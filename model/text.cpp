@@ -28,6 +28,12 @@ std::string join_list(const std::vector<std::string>& items) {
   return s;
 }
 
+std::string lower_ascii(std::string s) {
+  for (char& c : s)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  return s;
+}
+
 namespace {
 
 // glibc's built-in C.UTF-8 locale for this thread while in scope, whatever the process's own is;

@@ -17,6 +17,9 @@ std::vector<std::string> split_list(const std::string& text, char separator = ',
 // The items with ", " between them (class names in a message).
 std::string join_list(const std::vector<std::string>& items);
 
+// s with its ASCII letters in lower case (other bytes as they are: UTF-8 stays valid).
+std::string lower_ascii(std::string s);
+
 // The characters of UTF-8 text; each byte that is not part of one, U+FFFD.
 std::u32string decode_utf8(const std::string& utf8);
 

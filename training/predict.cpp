@@ -1,7 +1,6 @@
 #include "predict.h"
 
 #include <algorithm>
-#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -13,6 +12,7 @@
 #include "../model/class_filter.h"
 #include "../model/detector.h"
 #include "../model/error.h"
+#include "../model/text.h"
 #include "atomic_file.h"
 #include "image_file.h"
 #include "loader.h"
@@ -41,8 +41,7 @@ std::vector<std::string> input_images(const std::vector<std::string>& named) {
           in_folder.push_back(e.path().string());
           continue;
         }
-        std::string ext = e.path().extension().string();
-        std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+        const std::string ext = ssd::lower_ascii(e.path().extension().string());
         static const std::set<std::string> image_names{".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".gif", ".tif",
                                                        ".tiff", ".webp", ".ppm", ".pgm", ".jp2", ".heic", ".avif"};
         if (image_names.count(ext)) left_out.push_back(e.path().string());

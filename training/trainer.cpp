@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -618,13 +617,9 @@ void rebase_paths(TrainSpec& spec, fs::path stored, fs::path now) {
 // Classes carry over by their exact names: a new class named as a left-out one but for case is
 // most likely that class.
 void warn_case_only_renames(std::ostream& os, const ssd::TransferReport& t) {
-  const auto lower = [](std::string v) {
-    std::transform(v.begin(), v.end(), v.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    return v;
-  };
   for (const auto& n : t.classes_new)
     for (const auto& d : t.classes_dropped)
-      if (lower(n) == lower(d))
+      if (ssd::lower_ascii(n) == ssd::lower_ascii(d))
         os << "warning: the data set's class " << n << " is new while the file has " << d
            << ": classes carry over by their exact names (rename one to carry it over)\n";
 }

@@ -1,7 +1,6 @@
 #include "voc.h"
 
 #include <algorithm>
-#include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
@@ -215,8 +214,7 @@ Dataset load_voc(const std::string& root_str, const VocOptions& options, LoadRep
     std::map<std::string, std::vector<std::string>> by_lower;
     std::vector<std::string> misspelt;   // "Dog (dog?)": a name within 2 edits of a VOC name's
     for (const std::string& n : names_found) {
-      std::string lower = n;
-      std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+      const std::string lower = ssd::lower_ascii(n);
       by_lower[lower].push_back(n);
       if (std::find(voc.begin(), voc.end(), n) != voc.end() || lower.size() < 3) continue;
       const std::string* nearest = nullptr;
