@@ -11,6 +11,8 @@
 #include <string>
 #include <system_error>
 
+#include "text.h"
+
 namespace ssd {
 namespace {
 
@@ -27,8 +29,7 @@ fs::path mapped_file(const void* address) {
     if (slash == std::string::npos) return {};
     std::string path = line.substr(slash);
     const std::string deleted = " (deleted)";
-    if (path.size() > deleted.size() && path.compare(path.size() - deleted.size(), deleted.size(), deleted) == 0)
-      path.resize(path.size() - deleted.size());
+    if (ends_with(path, deleted)) path.resize(path.size() - deleted.size());
     return path;
   }
   return {};

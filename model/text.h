@@ -17,6 +17,9 @@ std::vector<std::string> split_list(const std::string& text, char separator = ',
 // The items with ", " between them (class names in a message).
 std::string join_list(const std::vector<std::string>& items);
 
+// Whether s ends with tail.
+bool ends_with(const std::string& s, const std::string& tail);
+
 // s with its ASCII letters in lower case (other bytes as they are: UTF-8 stays valid).
 std::string lower_ascii(std::string s);
 

@@ -141,10 +141,7 @@ bool same_kind(const torch::Tensor& src, const torch::Tensor& dst) {
 
 // Whether `name` is a class-logit convolution's tensor (OutConvImpl's oconv1).
 bool is_class_conv(const std::string& name) {
-  const auto ends = [&](const std::string& tail) {
-    return name.size() > tail.size() && name.compare(name.size() - tail.size(), tail.size(), tail) == 0;
-  };
-  return ends(".oconv1.weight") || ends(".oconv1.bias");
+  return ends_with(name, ".oconv1.weight") || ends_with(name, ".oconv1.bias");
 }
 
 // Copies `src`'s class rows into `dst` by class name: both are (k * (C + 1), ...) with anchor j's
@@ -183,26 +180,23 @@ TransferReport transfer_weights(const std::string& path, Ssd& model) {
   std::map<std::string, const torch::Tensor*> by_name;
   for (const auto& [name, t] : file.tensors) by_name[name] = &t;
   torch::NoGradGuard no_grad;
-  const auto tensors = model_tensors(*model);
-  std::set<std::string> names, weights_not_taken;
-  for (const auto& [name, dst] : tensors) names.insert(name);
-  const auto ends_with = [](const std::string& n, const std::string& tail) {
-    return n.size() >= tail.size() && n.compare(n.size() - tail.size(), tail.size(), tail) == 0;
-  };
-  for (auto [name, dst] : tensors) {
+  std::set<std::string> weights_not_taken;
+  for (auto& [name, dst] : model_tensors(*model)) {
     auto it = by_name.find(name);
     // A bias (or BatchNorm shift) goes with its layer's weight: not over weights of another shape.
     const std::string sibling = ends_with(name, ".bias") ? name.substr(0, name.size() - 5) + ".weight" : std::string();
     bool taken = false;
-    if (it == by_name.end() || weights_not_taken.count(sibling)) {
-    } else if (config.labels != mine && is_class_conv(name)) {
-      taken = copy_class_rows(*it->second, config.labels, dst, mine);
-    } else if (it->second->sizes() == dst.sizes() && same_kind(*it->second, dst)) {
-      dst.copy_(*it->second);
-      taken = true;
+    if (it != by_name.end() && !weights_not_taken.count(sibling)) {
+      if (config.labels != mine && is_class_conv(name)) {
+        taken = copy_class_rows(*it->second, config.labels, dst, mine);
+      } else if (it->second->sizes() == dst.sizes() && same_kind(*it->second, dst)) {
+        dst.copy_(*it->second);
+        taken = true;
+      }
     }
-    if (!taken && ends_with(name, ".weight")) weights_not_taken.insert(name);
-    const bool class_weight = is_class_conv(name) && name.compare(name.size() - 7, 7, ".weight") == 0;
+    const bool weight = ends_with(name, ".weight");
+    if (!taken && weight) weights_not_taken.insert(name);
+    const bool class_weight = weight && is_class_conv(name);
     r.class_convs += class_weight;
     if (!taken) {
       ++r.kept;
@@ -255,8 +249,7 @@ int import_imagenet_body(const std::string& path, Ssd& model) {
   for (auto& [name, dst] : model_tensors(*model->body)) {
     auto it = sd.find(name);
     if (it == sd.end()) {
-      if (name.size() >= 19 && name.compare(name.size() - 19, 19, "num_batches_tracked") == 0)
-        continue;
+      if (ends_with(name, "num_batches_tracked")) continue;
       throw Error(path + ": ImageNet weights lack '" + name + "' (is this a torchvision " +
                   model->config().body + "?)");
     }

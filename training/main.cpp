@@ -27,6 +27,7 @@
 #include "../model/detector.h"
 #include "../model/device.h"
 #include "../model/error.h"
+#include "../model/text.h"
 #include "atomic_file.h"
 #include "cli_conventions.h"
 #include "evaluate.h"
@@ -102,8 +103,7 @@ void warn_unused_data_options(const std::vector<CLI::Option*>& opts, const DataS
   for (const CLI::Option* o : opts) {
     if (o->count() == 0) continue;
     const std::string name = o->get_name();
-    const auto is = [&](const char* option) { return name.size() >= std::strlen(option) &&
-                                                     name.compare(name.size() - std::strlen(option), std::string::npos, option) == 0; };
+    const auto is = [&](const char* option) { return ssd::ends_with(name, option); };
     std::string needs;
     if (is("images") && d.coco.empty()) needs = "coco";
     else if (is("voc-split") && d.voc.empty()) needs = "voc";
