@@ -13,6 +13,7 @@
 #include <new>
 #include <optional>
 #include <set>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -56,6 +57,30 @@ CLI::Validator at_least(long long least) {
       least == 1 ? "POSITIVE" : least == 0 ? "NONNEGATIVE" : ">=" + std::to_string(least));   // (as CLI11's)
 }
 
+// The synthetic shapes' size: "MIN,MAX", the longer side before rotation as a fraction of the
+// image side, 0.02 <= MIN <= MAX <= 1 (SynthOptions' min_size, max_size).
+CLI::Option* add_object_size_option(CLI::App* app, const std::string& name, double& min, double& max) {
+  std::ostringstream defaults;
+  defaults << min << "," << max;
+  return app
+      ->add_option_function<std::vector<double>>(
+          name,
+          [name, &min, &max](const std::vector<double>& v) {
+            if (!(v[0] <= v[1])) {
+              std::ostringstream what;
+              what << "MIN must not exceed MAX (" << v[0] << " > " << v[1] << ")";
+              throw CLI::ValidationError(name, what.str());
+            }
+            min = v[0];
+            max = v[1];
+          },
+          "MIN,MAX: a shape's longer side (before rotation) as a fraction of the image side, drawn between the two")
+      ->expected(2)
+      ->delimiter(',')
+      ->check(CLI::Range(0.02, 1.0))
+      ->default_str(defaults.str());
+}
+
 // Data-set options; `prefix` "" or "val-"; `synth_dir_default` says where --synth writes
 // without --synth-dir (empty: no --synth options).
 std::vector<CLI::Option*> add_data_options(CLI::App* app, DataSpec& d, const std::string& prefix,
@@ -91,6 +116,7 @@ std::vector<CLI::Option*> add_data_options(CLI::App* app, DataSpec& d, const std
                                    "too: half on plain backgrounds, a quarter of the shapes upright")
                        ->capture_default_str()
                        ->check(CLI::Range(0.0, 1.0)));
+    opts.push_back(add_object_size_option(app, "--synth-object-size", d.synth_object_min, d.synth_object_max));
     opts.push_back(app->add_option("--synth-dir", d.synth_dir,
                                    "folder for the synthetic images (default: " + synth_dir_default + ")"));
   }
@@ -107,7 +133,8 @@ void warn_unused_data_options(const std::vector<CLI::Option*>& opts, const DataS
     std::string needs;
     if (is("images") && d.coco.empty()) needs = "coco";
     else if (is("voc-split") && d.voc.empty()) needs = "voc";
-    else if ((is("synth-seed") || is("synth-size") || is("synth-empty") || is("synth-dir")) && d.synth == 0) needs = "synth";
+    else if ((is("synth-seed") || is("synth-size") || is("synth-empty") || is("synth-object-size") ||
+              is("synth-dir")) && d.synth == 0) needs = "synth";
     if (!needs.empty())
       std::cerr << "warning: " << name << " has no effect without --" << (name.rfind("--val-", 0) == 0 ? "val-" : "")
                 << needs << "\n";
@@ -390,6 +417,7 @@ int main(int argc, char** argv) {
                     "images with objects change too: half on plain backgrounds, a quarter of the shapes upright")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1.0));
+  add_object_size_option(synth, "--object-size", so.synth.min_size, so.synth.max_size);
 
   // ---- lr-find
   LrFindSpec ls;
@@ -447,7 +475,7 @@ int main(int argc, char** argv) {
   // (CLI11 takes "--grids 4 2 1" too).
   for (int i = 1; i < argc && std::string(argv[i]) != "--"; ++i) {
     const std::string arg = argv[i];
-    for (const std::string list : {"--grids", "--zooms"}) {
+    for (const std::string list : {"--grids", "--zooms", "--synth-object-size", "--object-size"}) {
       std::vector<std::string> values;
       if (arg == list)
         for (int k = i + 1; k < argc && argv[k][0] != '-'; ++k) values.push_back(argv[k]);

@@ -21,6 +21,13 @@ using nlohmann::json;
 
 namespace ssdtrain {
 
+namespace {
+bool default_object_size(const DataSpec& d) {
+  const SynthOptions defaults;
+  return d.synth_object_min == defaults.min_size && d.synth_object_max == defaults.max_size;
+}
+}  // namespace
+
 std::string DataSpec::describe() const {
   std::ostringstream os;
   if (!coco.empty()) {
@@ -31,6 +38,8 @@ std::string DataSpec::describe() const {
   } else if (synth > 0) {
     os << "synthetic x" << synth << " seed " << synth_seed << " " << synth_size << "px";
     if (synth_empty > 0) os << ", " << synth_empty * 100 << "% without objects";
+    if (!default_object_size(*this))
+      os << ", objects " << synth_object_min * 100 << "-" << synth_object_max * 100 << "% of the side";
   } else {
     os << "(none)";
   }
@@ -42,7 +51,8 @@ namespace {
 json data_to_json(const DataSpec& d) {
   return json{{"coco", d.coco},   {"images", d.images},         {"voc", d.voc},
               {"voc_split", d.voc_split}, {"synth", d.synth}, {"synth_seed", d.synth_seed},
-              {"synth_size", d.synth_size}, {"synth_empty", d.synth_empty}, {"synth_dir", d.synth_dir}};
+              {"synth_size", d.synth_size}, {"synth_empty", d.synth_empty},
+              {"synth_object_size", {d.synth_object_min, d.synth_object_max}}, {"synth_dir", d.synth_dir}};
 }
 
 DataSpec data_from_json(const json& j) {
@@ -55,6 +65,13 @@ DataSpec data_from_json(const json& j) {
   d.synth_seed = j.value("synth_seed", d.synth_seed);
   d.synth_size = j.value("synth_size", d.synth_size);
   d.synth_empty = j.value("synth_empty", d.synth_empty);   // (absent from earlier runs' run.json: 0)
+  if (j.contains("synth_object_size")) {   // (absent from earlier runs' run.json: the defaults)
+    const json& size = j.at("synth_object_size");
+    if (!size.is_array() || size.size() != 2 || !size[0].is_number() || !size[1].is_number())
+      throw ssd::Error("synth_object_size must be [min, max], not " + ssd::json_excerpt(size));
+    d.synth_object_min = size[0].get<double>();
+    d.synth_object_max = size[1].get<double>();
+  }
   d.synth_dir = j.value("synth_dir", d.synth_dir);
   return d;
 }
@@ -169,6 +186,8 @@ Dataset load_dataset(const DataSpec& spec, LoadReport* report) {
   const fs::path dir(spec.synth_dir);
   const fs::path marker = dir / "synth.json";
   if (!(spec.synth_empty >= 0 && spec.synth_empty <= 1)) throw ssd::Error("--synth-empty must be in [0, 1]");
+  if (!(spec.synth_object_min >= 0.02 && spec.synth_object_min <= spec.synth_object_max && spec.synth_object_max <= 1))
+    throw ssd::Error("--synth-object-size must be MIN,MAX with 0.02 <= MIN <= MAX <= 1");
   json want{{"count", spec.synth}, {"seed", spec.synth_seed}, {"size", spec.synth_size}};
   // (A set without negatives keeps its earlier marker. With, the marker names the generator's
   // version of sets with negatives, raised whenever those images change: a set an earlier
@@ -177,6 +196,7 @@ Dataset load_dataset(const DataSpec& spec, LoadReport* report) {
     want["empty"] = spec.synth_empty;
     want["empty_version"] = 2;
   }
+  if (!default_object_size(spec)) want["object_size"] = {spec.synth_object_min, spec.synth_object_max};
   {
     std::error_code ec;
     fs::create_directories(dir / "images", ec);
@@ -205,6 +225,8 @@ Dataset load_dataset(const DataSpec& spec, LoadReport* report) {
   o.seed = spec.synth_seed;
   o.width = o.height = spec.synth_size;
   o.synth.empty_fraction = spec.synth_empty;
+  o.synth.min_size = spec.synth_object_min;
+  o.synth.max_size = spec.synth_object_max;
   Dataset ds = write_synth_dataset(dir.string(), o);
   write_file_atomic(marker, want.dump() + "\n");
   lock_synth_folder(dir / "images", /*exclusive=*/false);   // complete: others may read it too

@@ -92,8 +92,8 @@ void check_options(int width, int height, const SynthOptions& o) {
         " outside 32..8192");
   if (o.min_objects < 1 || o.max_objects < o.min_objects || o.max_objects > 254)
     bad("need 1 <= min_objects <= max_objects <= 254");
-  if (!(o.min_size > 0.02) || !(o.max_size >= o.min_size) || !(o.max_size <= 1.0))
-    bad("need 0.02 < min_size <= max_size <= 1");
+  if (!(o.min_size >= 0.02) || !(o.max_size >= o.min_size) || !(o.max_size <= 1.0))
+    bad("need 0.02 <= min_size <= max_size <= 1");
   if (!(o.max_aspect >= 1.0) || !(o.max_aspect <= 10.0)) bad("need 1 <= max_aspect <= 10");
   if (!(o.max_occlusion >= 0.0) || !(o.max_occlusion < 1.0)) bad("need 0 <= max_occlusion < 1");
   if (!(o.noise >= 0.0) || !(o.noise <= 128.0)) bad("need 0 <= noise <= 128");

@@ -501,6 +501,8 @@ void load_data(Session& s, bool with_val = true, bool resuming = false) {
     va.synth_seed = derive_seed(tr.synth_seed, kSynthValStream);
     va.synth_size = tr.synth_size;
     va.synth_empty = tr.synth_empty;
+    va.synth_object_min = tr.synth_object_min;
+    va.synth_object_max = tr.synth_object_max;
   }
   if (va.synth > 0 && va.synth_dir.empty()) va.synth_dir = (s.dir / "data" / "val").string();
   if (!va.empty()) {

@@ -34,6 +34,9 @@ struct DataSpec {
   uint64_t synth_seed = 0;
   int synth_size = 224;           // synthetic image side, pixels
   double synth_empty = 0;         // fraction of synthetic images with no object
+  // A synthetic shape's longer side (before rotation) as a fraction of the image side, drawn
+  // in [min, max] (SynthOptions' min_size, max_size: the defaults are theirs).
+  double synth_object_min = 0.10, synth_object_max = 0.60;
   std::string synth_dir;          // where the synthetic images are written
 
   bool empty() const { return coco.empty() && voc.empty() && synth <= 0; }

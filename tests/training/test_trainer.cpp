@@ -1438,6 +1438,63 @@ TEST(Cli, SyntheticNegativesAreMadeRecordedAndReused) {
   EXPECT_NE(unused.output.find("warning: --synth-empty has no effect without --synth"), std::string::npos) << unused.output;
 }
 
+// --synth-object-size (train, eval, lr-find) and synth --object-size: how large the shapes are
+// drawn. A run records it (run.json, the set's synth.json), its validation set inherits it, a
+// resumed run reuses the sets and a set of other sizes is made anew; a set of the default sizes
+// keeps the marker it had before the option existed.
+TEST(Cli, SyntheticObjectSizeIsMadeRecordedAndReused) {
+  TempDir tmp;
+  const auto median_longer_side = [](const std::string& annotations) {
+    const auto j = nlohmann::json::parse(std::ifstream(annotations));
+    std::vector<double> sides;
+    for (const auto& a : j["annotations"]) sides.push_back(std::max(a["bbox"][2].get<double>(), a["bbox"][3].get<double>()));
+    if (sides.empty()) return 0.0;
+    std::nth_element(sides.begin(), sides.begin() + sides.size() / 2, sides.end());
+    return sides[sides.size() / 2];
+  };
+  ASSERT_EQ(run_cli("synth --out " + tmp / "small" + " --count 20 --size 96 --object-size 0.1,0.2").status, 0);
+  ASSERT_EQ(run_cli("synth --out " + tmp / "large" + " --count 20 --size 96 --object-size 0.8,0.9").status, 0);
+  // (Measured: medians 15.5 and 76 px; a shape of 0.2 x 96 = 19 px turned 45 degrees boxes to 27.)
+  EXPECT_LT(median_longer_side(tmp / "small/annotations.json"), 0.25 * 96);
+  EXPECT_GT(median_longer_side(tmp / "large/annotations.json"), 0.6 * 96);
+
+  const std::string common = "--synth 24 --synth-size 64 --size 64 --grids 2,1 --head-channels 16 --batch 8 "
+                             "--workers 1 --threads 1 --quiet ";
+  CliRun t = run_cli("train " + common + "--synth-object-size 0.5,0.9 --epochs 2 --stop-after 1 --out " + tmp / "run");
+  ASSERT_EQ(t.status, 0) << t.output;
+  const auto run = nlohmann::json::parse(std::ifstream(tmp / "run/run.json"));
+  EXPECT_EQ(run["train"]["synth_object_size"], nlohmann::json({0.5, 0.9})) << run.dump();
+  EXPECT_EQ(run["val"]["synth_object_size"], nlohmann::json({0.5, 0.9})) << run.dump();
+  for (const char* set : {"train", "val"}) {
+    const std::string dir = tmp / (std::string("run/data/") + set);
+    EXPECT_EQ(nlohmann::json::parse(std::ifstream(dir + "/synth.json"))["object_size"], nlohmann::json({0.5, 0.9}));
+    EXPECT_GT(median_longer_side(dir + "/annotations.json"), 0.45 * 64) << set;
+  }
+  const auto first = fs::last_write_time(tmp.path() / "run/data/train/images/000000.jpg");
+  CliRun resumed = run_cli("train --resume " + tmp / "run" + " --quiet");
+  ASSERT_EQ(resumed.status, 0) << resumed.output;
+  EXPECT_EQ(fs::last_write_time(tmp.path() / "run/data/train/images/000000.jpg"), first) << "the set was made again";
+
+  // eval: a set of other sizes is made anew; the default sizes write no object_size.
+  const std::string data = " --synth 10 --synth-seed 3 --synth-size 64 --threads 1 --synth-dir " + tmp / "eval";
+  const std::string weights = "eval --weights " + tmp / "run/model.safetensors";
+  ASSERT_EQ(run_cli(weights + data + " --synth-object-size 0.1,0.15").status, 0);
+  EXPECT_LT(median_longer_side(tmp / "eval/annotations.json"), 0.2 * 64);
+  ASSERT_EQ(run_cli(weights + data).status, 0);
+  EXPECT_GT(median_longer_side(tmp / "eval/annotations.json"), 0.2 * 64);
+  EXPECT_FALSE(nlohmann::json::parse(std::ifstream(tmp / "eval/synth.json")).contains("object_size"));
+
+  expect_clean_failure("train " + common + "--synth-object-size 0.9,0.5 --epochs 1 --out " + tmp / "bad",
+                       "--synth-object-size: MIN must not exceed MAX (0.9 > 0.5)");
+  expect_clean_failure("train " + common + "--synth-object-size 0.01,0.5 --epochs 1 --out " + tmp / "bad",
+                       "--synth-object-size");
+  expect_clean_failure("synth --out " + tmp / "bad" + " --object-size 0.5", "--object-size");
+  CliRun unused = run_cli(weights + " --coco " + tmp / "eval/annotations.json" + " --synth-object-size 0.2,0.3 --threads 1");
+  EXPECT_EQ(unused.status, 0) << unused.output;
+  EXPECT_NE(unused.output.find("warning: --synth-object-size has no effect without --synth"), std::string::npos)
+      << unused.output;
+}
+
 // A warning about a data set is said once, also when its training and validation splits come
 // from one VOC folder (the warning about its class names was printed twice).
 TEST(Cli, AWarningAboutTheDataIsSaidOnce) {
