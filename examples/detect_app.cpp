@@ -170,7 +170,9 @@ int main(int argc, char** argv) {
   gint min_detections = 0;
   GOptionEntry entries[] = {
       {"model", 'm', 0, G_OPTION_ARG_FILENAME, &model, "Weights file (default: the shipped model)", "PATH"},
-      {"pipeline", 'p', 0, G_OPTION_ARG_STRING, &description, "gst-launch description containing ssddetect", "DESC"},
+      // (FILENAME: the bytes as given. STRING converts from the locale's charset, which is ASCII
+      // in a program that does not call setlocale(): a description naming "Prüfung.mp4" was refused.)
+      {"pipeline", 'p', 0, G_OPTION_ARG_FILENAME, &description, "gst-launch description containing ssddetect", "DESC"},
       {"min-detections", 0, 0, G_OPTION_ARG_INT, &min_detections, "Fail (exit 2) below this many detections", "N"},
       {nullptr, 0, 0, G_OPTION_ARG_NONE, nullptr, nullptr, nullptr},
   };

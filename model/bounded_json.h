@@ -4,6 +4,8 @@
 // corrupt file must be an ssd::Error). Header-only, LibTorch-free.
 #pragma once
 
+#include <cstdint>
+#include <limits>
 #include <string>
 #include <utility>
 
@@ -27,6 +29,15 @@ Json parse_bounded_json(Input&& input, const std::string& what, int max_depth = 
       throw Error(what + ": JSON nested deeper than " + std::to_string(max_depth) + " levels");
     return true;
   });
+}
+
+// Whether v is an integer that an int holds (not 2.5, "2", 1e30 or 2^31).
+template <typename Json>
+bool json_is_int(const Json& v) {
+  if (!v.is_number_integer()) return false;
+  if (v.is_number_unsigned()) return v.template get<uint64_t>() <= uint64_t(std::numeric_limits<int>::max());
+  const int64_t i = v.template get<int64_t>();
+  return i >= std::numeric_limits<int>::min() && i <= std::numeric_limits<int>::max();
 }
 
 // v as JSON text for an error message, cut to about max_chars ("..." marks the cut).

@@ -139,10 +139,7 @@ namespace {
 // integers within int's range and reals finite numbers within float's.
 int json_int(const nlohmann::json& v, const char* what) {
   if (!v.is_number_integer()) throw Error(std::string(what) + " must be an integer, not " + json_excerpt(v));
-  if (v.is_number_unsigned() ? v.get<uint64_t>() > uint64_t(std::numeric_limits<int>::max())
-                             : (v.get<int64_t>() < std::numeric_limits<int>::min() ||
-                                v.get<int64_t>() > std::numeric_limits<int>::max()))
-    throw Error(std::string(what) + " is out of range: " + json_excerpt(v));
+  if (!json_is_int(v)) throw Error(std::string(what) + " is out of range: " + json_excerpt(v));
   return static_cast<int>(v.get<int64_t>());
 }
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <clocale>
 #include <cwchar>
+#include <cwctype>
 #include <locale.h>
 #include <sstream>
 
@@ -36,6 +37,15 @@ std::string lower_ascii(std::string s) {
   for (char& c : s)
     if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
   return s;
+}
+
+std::string shell_double_quoted(const std::string& s) {
+  std::string out = "\"";
+  for (const char c : s) {
+    if (c == '\\' || c == '"' || c == '$' || c == '`') out += '\\';
+    out += c;
+  }
+  return out + "\"";
 }
 
 namespace {
@@ -87,6 +97,15 @@ std::u32string decode(const std::string& utf8, bool have_locale) {
 std::u32string decode_utf8(const std::string& utf8) {
   const Utf8Locale utf8_locale;
   return decode(utf8, utf8_locale.ok);
+}
+
+std::u32string fold_case(const std::string& utf8) {
+  const Utf8Locale utf8_locale;
+  std::u32string s = decode(utf8, utf8_locale.ok);
+  for (char32_t& c : s)
+    c = utf8_locale.ok ? static_cast<char32_t>(towlower(static_cast<wint_t>(c)))
+                       : (c >= U'A' && c <= U'Z' ? c - U'A' + U'a' : c);
+  return s;
 }
 
 int display_width(const std::string& utf8) {

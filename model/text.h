@@ -23,6 +23,14 @@ bool ends_with(const std::string& s, const std::string& tail);
 // s with its ASCII letters in lower case (other bytes as they are: UTF-8 stays valid).
 std::string lower_ascii(std::string s);
 
+// s in double quotes for a POSIX shell: \, ", $ and ` escaped with a backslash (a value a
+// printed command line holds, pasted into a shell, gives the command s).
+std::string shell_double_quoted(const std::string& s);
+
+// UTF-8 text's characters in lower case (towlower in glibc's C.UTF-8, whatever the process's
+// locale): equal for names that differ only in case, "Ölkanne" and "ölkanne" as "Dog" and "dog".
+std::u32string fold_case(const std::string& utf8);
+
 // The characters of UTF-8 text; each byte that is not part of one, U+FFFD.
 std::u32string decode_utf8(const std::string& utf8);
 

@@ -491,8 +491,8 @@ std::string format_map_table(const MapResult& r) {
     f1 += (f1.empty() ? "" : "; ") + c.name + b;
   }
   if (!f1.empty()) {
-    os << "Best F1 at IoU 0.5 per class: " << f1 << "\nAs ssddetect's property: class-thresholds=\""
-       << f1_class_thresholds(r) << "\" (ssd-train predict: --class-thresholds)\n";
+    os << "Best F1 at IoU 0.5 per class: " << f1 << "\nAs ssddetect's property: class-thresholds="
+       << ssd::shell_double_quoted(f1_class_thresholds(r)) << " (ssd-train predict: --class-thresholds)\n";
     if (!none.empty())
       os << "(no F1 above 0, so not in it, keeping ssddetect's threshold: " << none << ")\n";
   }

@@ -1,5 +1,4 @@
 // The torch-free half of trainer.h: TrainSpec <-> JSON, and loading a DataSpec's data set.
-#include <climits>
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
@@ -97,9 +96,7 @@ json options_to_json(const TrainOptions& o) {
   throw ssd::Error(std::string("options.") + key + " must be " + what + ", not " + ssd::json_excerpt(v));
 }
 void read_option(const json& v, const char* key, int& out) {
-  if (!v.is_number_integer() || (v.is_number_unsigned() ? v.get<uint64_t>() > uint64_t{INT_MAX}
-                                                        : v.get<int64_t>() < INT_MIN || v.get<int64_t>() > INT_MAX))
-    bad_option(key, "an integer within int's range", v);
+  if (!ssd::json_is_int(v)) bad_option(key, "an integer within int's range", v);
   out = static_cast<int>(v.get<int64_t>());
 }
 void read_option(const json& v, const char* key, uint64_t& out) {

@@ -621,7 +621,7 @@ void rebase_paths(TrainSpec& spec, fs::path stored, fs::path now) {
 void warn_case_only_renames(std::ostream& os, const ssd::TransferReport& t) {
   for (const auto& n : t.classes_new)
     for (const auto& d : t.classes_dropped)
-      if (ssd::lower_ascii(n) == ssd::lower_ascii(d))
+      if (ssd::fold_case(n) == ssd::fold_case(d))
         os << "warning: the data set's class " << n << " is new while the file has " << d
            << ": classes carry over by their exact names (rename one to carry it over)\n";
 }

@@ -211,11 +211,11 @@ Dataset load_voc(const std::string& root_str, const VocOptions& options, LoadRep
     // Names that differ only in case ("Dog" beside "dog"), or a few that are not VOC's among
     // VOC's (a misspelt one), make classes of their own, and the 20 classes' order (their label
     // ids, shared by VOC models) is lost: said.
-    std::map<std::string, std::vector<std::string>> by_lower;
+    std::map<std::u32string, std::vector<std::string>> by_case;
     std::vector<std::string> misspelt;   // "Dog (dog?)": a name within 2 edits of a VOC name's
     for (const std::string& n : names_found) {
-      const std::string lower = ssd::lower_ascii(n);
-      by_lower[lower].push_back(n);
+      by_case[ssd::fold_case(n)].push_back(n);
+      const std::string lower = ssd::lower_ascii(n);   // (against VOC's names, all ASCII)
       if (std::find(voc.begin(), voc.end(), n) != voc.end() || lower.size() < 3) continue;
       const std::string* nearest = nullptr;
       size_t best = 3;
@@ -226,7 +226,7 @@ Dataset load_voc(const std::string& root_str, const VocOptions& options, LoadRep
         }
       if (nearest) misspelt.push_back(n + " (" + *nearest + "?)");
     }
-    for (const auto& [lower, names] : by_lower)
+    for (const auto& [folded, names] : by_case)
       if (names.size() > 1)
         rep.warnings.push_back(root.string() + ": the class names " + ssd::join_list(names) +
                                " differ only in case: they are separate classes");

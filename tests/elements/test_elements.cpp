@@ -6245,6 +6245,15 @@ TEST(Examples, CppApplicationPrintsTheDetections) {
   const Spawned empty_model = spawn({SSD_EXAMPLE_APP, "--model", "", png});
   EXPECT_EQ(empty_model.status, 1);
   EXPECT_NE(empty_model.err.find("--model: an empty path"), std::string::npos) << empty_model.err;
+  // A description naming a file that is not ASCII (GLib converted --pipeline from the locale's
+  // charset, ASCII in an application that never calls setlocale(): "Invalid byte sequence").
+  const std::string named = tmp / "Pr\u00fcfung \u81ea.png";
+  fs::copy_file(png, named);
+  const Spawned utf8 = spawn({SSD_EXAMPLE_APP, "--min-detections", "1", "--pipeline",
+                              "filesrc location=\"" + named + "\" ! pngdec ! imagefreeze num-buffers=2 ! "
+                              "videoconvert ! ssddetect ! fakesink"});
+  EXPECT_EQ(utf8.status, 0) << utf8.out << utf8.err;
+  EXPECT_NE(utf8.out.find(top(ref)->label), std::string::npos) << utf8.out;
   // Another element named "detect": the ssddetect is still found.
   const Spawned other = spawn({SSD_EXAMPLE_APP, "--min-detections", "1", "--pipeline",
                                "filesrc name=detect location=" + png + " ! pngdec ! imagefreeze num-buffers=2 ! "

@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <limits>
+#include <string>
 
 #include <nlohmann/json.hpp>
 #include <torch/types.h>
@@ -888,6 +890,33 @@ TEST(Text, DisplayWidthCountsColumnsNotBytes) {
   EXPECT_EQ(pad_left("\u00f6", 3), "  \u00f6");
   EXPECT_EQ(pad_right("wider", 2), "wider");
   EXPECT_EQ(decode_utf8("a\x80" "b\u00e9\xc3"), U"a\ufffdb\u00e9\ufffd");   // (what the Hershey captions draw)
+}
+
+// Names that differ only in case, in any script (the warnings about them folded ASCII only).
+TEST(Text, FoldCaseLowersEveryScript) {
+  EXPECT_EQ(fold_case("Dog"), fold_case("dog"));
+  EXPECT_EQ(fold_case("\u00d6lkanne"), fold_case("\u00f6lkanne"));                 // Ölkanne
+  EXPECT_EQ(fold_case("v\u00c9lo"), fold_case("v\u00e9lo"));                        // vÉlo
+  EXPECT_EQ(fold_case("\u0414\u041e\u041c"), fold_case("\u0434\u043e\u043c"));  // ДОМ, дом
+  EXPECT_EQ(fold_case("\u0391\u03a3"), U"\u03b1\u03c3");                         // ΑΣ
+  EXPECT_NE(fold_case("\u00f6lkanne"), fold_case("olkanne"));
+  EXPECT_EQ(fold_case("\u81ea\u8ee2\u8eca 1"), U"\u81ea\u8ee2\u8eca 1");         // no case: as it is
+}
+
+// A value printed in double quotes for a shell gives the value back when a shell reads it (eval's
+// class-thresholds line broke on a class named with a quote): /bin/sh is the reference.
+TEST(Text, ShellDoubleQuotedIsReadBackByTheShell) {
+  for (const std::string value : {std::string("rectangle=0.385,star=0.289"), std::string("\u00d6lkanne \"gro\u00df\"=0.1"),
+                                  std::string("a$HOME`id`\\n b=0.2"), std::string("'single' and \\\"=1"), std::string()}) {
+    const std::string command = "printf '%s' " + shell_double_quoted(value);
+    FILE* sh = popen(command.c_str(), "r");
+    ASSERT_NE(sh, nullptr);
+    std::string out;
+    char buf[256];
+    for (size_t n; (n = fread(buf, 1, sizeof buf, sh)) > 0;) out.append(buf, n);
+    EXPECT_EQ(pclose(sh), 0) << command;
+    EXPECT_EQ(out, value) << command;
+  }
 }
 
 TEST(ClassFilter, KeepsTheNamedClassesAboveTheirThresholds) {

@@ -571,6 +571,15 @@ TEST(Voc, SplitAndAnnotationMistakes) {
   EXPECT_NE(rep.warnings[0].find("the class names Dog, dog differ only in case"), std::string::npos) << rep.warnings[0];
   EXPECT_NE(rep.warnings[1].find("Dog (dog?), dgo (dog?): not Pascal VOC class names"), std::string::npos)
       << rep.warnings[1];
+  // Case beyond ASCII: Ölkanne and ölkanne differ only in case too (lower_ascii said nothing).
+  write_text(fx.root / "Annotations" / "000017.xml",
+             voc_xml("000017.jpg", 30, 30, voc_object("\u00d6lkanne", 0, 2, 3, 20, 10) +
+                                               voc_object("\u00f6lkanne", 0, 2, 3, 20, 10)));
+  LoadReport folded;
+  load_voc(fx.root.string(), {}, &folded);
+  ASSERT_EQ(folded.warnings.size(), 1u);
+  EXPECT_NE(folded.warnings[0].find("the class names \u00d6lkanne, \u00f6lkanne differ only in case"), std::string::npos)
+      << folded.warnings[0];
   // Names of a set of its own beside a VOC one (person, helmet, vest): nothing said.
   write_text(fx.root / "Annotations" / "000017.xml",
              voc_xml("000017.jpg", 30, 30, voc_object("helmet", 0, 2, 3, 20, 10) + voc_object("vest", 0, 2, 3, 20, 10)));

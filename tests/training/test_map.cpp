@@ -186,6 +186,16 @@ TEST(Map, TablesLineUpNamesByTheirColumns) {
     EXPECT_EQ(ssd::display_width(confusion[i]), ssd::display_width(confusion[1])) << confusion[i];
 }
 
+// The class-thresholds line is ready to paste into a shell: a class named with a quote has it
+// escaped (the quotes around the value ended at it).
+TEST(Map, ClassThresholdsLineQuotesForTheShell) {
+  MapEvaluator ev({"a", "\u00d6lkanne \"gro\u00df\""});
+  for (int c = 0; c < 2; ++c) ev.add_image(c, {gt(0, 0, 10, 10, c)}, {det(0, 0, 10, 10, c, 0.9f)});
+  const std::string table = ssdtrain::format_map_table(ev.compute());
+  EXPECT_NE(table.find("As ssddetect's property: class-thresholds=\"a=0."), std::string::npos) << table;
+  EXPECT_NE(table.find(",\u00d6lkanne \\\"gro\u00df\\\"=0."), std::string::npos) << table;
+}
+
 // Class names in the pictures are drawn in their own script where the build has Pango (the
 // Hershey font drew each byte of a non-ASCII name as '?': "треугольник" as 22 of them).
 TEST(Map, PicturesDrawClassNamesInTheirOwnScript) {
