@@ -58,7 +58,10 @@ struct RenderArgs {
 
 // Whether `name` is a frame render writes: five digits, .jpg or .png.
 bool frame_file(const std::string& name) {
-  return name.size() == 9 && std::all_of(name.begin(), name.begin() + 5, [](char c) { return c >= '0' && c <= '9'; }) &&
+  // (or one that a render killed while it wrote the frame left: "00042.png.tmp")
+  const bool partial = name.size() == 13 && name.compare(9, 4, ".tmp") == 0;
+  return (name.size() == 9 || partial) &&
+         std::all_of(name.begin(), name.begin() + 5, [](char c) { return c >= '0' && c <= '9'; }) &&
          (name.compare(5, 4, ".jpg") == 0 || name.compare(5, 4, ".png") == 0);
 }
 

@@ -9,16 +9,24 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <system_error>
 
 namespace ssdfuzz {
 
+// This process's temporary folder, removed with what it holds when the process exits (the replay
+// tests left one in TMPDIR per run).
 inline const std::filesystem::path& scratch_dir() {
-  static const std::filesystem::path dir = [] {
-    auto d = std::filesystem::temp_directory_path() / ("ssd-fuzz-" + std::to_string(::getpid()));
-    std::filesystem::create_directories(d);
-    return d;
-  }();
-  return dir;
+  struct Scratch {
+    std::filesystem::path path =
+        std::filesystem::temp_directory_path() / ("ssd-fuzz-" + std::to_string(::getpid()));
+    Scratch() { std::filesystem::create_directories(path); }
+    ~Scratch() {
+      std::error_code ec;
+      std::filesystem::remove_all(path, ec);
+    }
+  };
+  static const Scratch dir;
+  return dir.path;
 }
 
 // Writes the input to `path` (under scratch_dir() when relative) and returns the full path.

@@ -25,6 +25,7 @@
 #include <torch/nn/modules/batchnorm.h>
 #include <torch/types.h>
 
+#include "../model/test_util.h"
 #include "../python_reference.h"
 #include "anchors.h"
 #include "detector.h"
@@ -45,13 +46,6 @@ std::string source_dir() {
   return p && *p ? p : ".";
 }
 
-std::filesystem::path temp_dir(const std::string& name) {
-  auto dir = std::filesystem::temp_directory_path() /
-             ("ssd-test-bench-" + name + "-" + std::to_string(::getpid()));
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  return dir;
-}
 
 // Runs a Python script of the source tree (path from its top) with its arguments.
 void run(const std::string& args) {
@@ -242,7 +236,7 @@ std::map<std::string, torch::Tensor> read_tensors(const std::string& path) {
 void compare_with_reference(const SsdConfig& cfg, const std::vector<FrameSpec>& specs,
                             float threshold, const std::string& name, int min_total,
                             const std::string& reference = "bench/reference_ssd.py detect") {
-  const auto dir = temp_dir(name);
+  const auto dir = ssdtest::temp_dir("bench-" + name);
   torch::manual_seed(1);  // the same random weights every run, so that a failure reproduces
   Ssd model(cfg);
   randomise_batchnorm(model, 7);
@@ -313,7 +307,6 @@ void compare_with_reference(const SsdConfig& cfg, const std::vector<FrameSpec>& 
   }
   // Enough detections compared that the comparison means something (NMS and top-k both at work).
   EXPECT_GE(total, size_t(min_total));
-  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
@@ -442,7 +435,7 @@ TEST(OnnxExport, RunByOnnxRuntimeMatchesTheDetector) {
 // vectorised form on the same outputs and ground truths.
 TEST(PyTorchReference, LossMatches) {
   SSD_NEED_PYTHON(python(), kReferenceModules);
-  const auto dir = temp_dir("loss");
+  const auto dir = ssdtest::temp_dir("bench-loss");
   SsdConfig c;
   c.labels = {"a", "b", "c", "d"};
   const auto anchors = make_anchors(c);
@@ -476,7 +469,6 @@ TEST(PyTorchReference, LossMatches) {
     EXPECT_NEAR(parts.cls.item<double>(), r.at(std::string(impl) + "_cls").item<double>(),
                 1e-4 * std::max(1.0, parts.cls.item<double>()));
   }
-  std::filesystem::remove_all(dir);
 }
 
 // bench/network_runtimes.py runs each row (it exits non-zero when a PyTorch row's or ONNX
@@ -487,7 +479,7 @@ TEST(PyTorchReference, LossMatches) {
 // must run, and ONNX Runtime where it is installed.
 TEST(BenchScripts, NetworkRuntimesRunsEveryRow) {
   SSD_NEED_PYTHON(python(), kReferenceModules);
-  const auto dir = temp_dir("runtimes");
+  const auto dir = ssdtest::temp_dir("bench-runtimes");
   const auto table = (dir / "table.md").string(), prof = (dir / "profile.md").string();
   const std::string model = source_dir() + "/models/ssd-default.safetensors";
   run("bench/network_runtimes.py --model " + model + " --threads 1 --rounds 1 --seconds 0.05 > " +
@@ -510,5 +502,4 @@ TEST(BenchScripts, NetworkRuntimesRunsEveryRow) {
   }
   EXPECT_NE(p.find("| aten::"), std::string::npos) << p;
   EXPECT_NE(p.find("us in the convolution kernels"), std::string::npos) << p;
-  std::filesystem::remove_all(dir);
 }

@@ -61,7 +61,9 @@
 #endif
 
 #include "gst-ssd/ssdmeta.h"
+#include "../child_process.h"
 #include "../python_reference.h"
+#include "../temp_dir.h"
 #include "caption.h"
 #include "config.h"
 #include "cpu_workers.h"
@@ -123,19 +125,7 @@ class GstEnvironment : public ::testing::Environment {
 };
 [[maybe_unused]] auto* const gst_env = ::testing::AddGlobalTestEnvironment(new GstEnvironment);
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    gchar* p = g_dir_make_tmp("ssd-elements-XXXXXX", nullptr);
-    path = p;
-    g_free(p);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
+using ssdtest::TempDir;   // (g_dir_make_tmp's NULL where TMPDIR could not be written crashed the suite)
 
 std::string default_model() {
   GstElement* e = gst_element_factory_make("ssddetect", nullptr);
@@ -3566,8 +3556,8 @@ TEST(SsdDetectModel, MissingFileFailsTheStateChange) {
   EXPECT_NE(msg.find("does not exist"), std::string::npos) << msg;
   // A file that cannot be looked at: the reason (a symbolic link loop was "does not exist").
   TempDir tmp;
-  fs::create_symlink("loop_b", tmp.path / "loop_a");
-  fs::create_symlink("loop_a", tmp.path / "loop_b");
+  fs::create_symlink("loop_b", tmp.path() / "loop_a");
+  fs::create_symlink("loop_a", tmp.path() / "loop_b");
   const std::string loop = failing_start("videotestsrc num-buffers=1 ! ssddetect model=" + tmp / "loop_a/m.safetensors" +
                                          " ! fakesink");
   EXPECT_NE(loop.find("Too many levels of symbolic links"), std::string::npos) << loop;
@@ -6117,17 +6107,21 @@ TEST(Examples, ClipScoresLinesByTheirTimestamps) {
     args.push_back(nullptr);
     GPid pid = 0;
     ASSERT_TRUE(g_spawn_async(nullptr, args.data(), nullptr, G_SPAWN_DO_NOT_REAP_CHILD, nullptr, nullptr, &pid, nullptr));
-    for (int i = 0; i < 3000 && !fs::exists(clip + "/frames/00005.png"); ++i) g_usleep(10000);
-    kill(pid, SIGKILL);
-    int status = 0;
-    waitpid(pid, &status, 0);
+    const auto progress = ssdtest::wait_for_child(pid, [&] { return fs::exists(clip + "/frames/00005.png"); });
+    if (!progress.ended) {
+      kill(pid, SIGKILL);
+      waitpid(pid, nullptr, 0);
+    }
     g_spawn_close_pid(pid);
-    ASSERT_TRUE(fs::exists(clip + "/frames/00005.png")) << "the render wrote nothing in 30 s";
+    ASSERT_FALSE(progress.ended) << "the render ended by itself, status " << progress.status;
+    ASSERT_TRUE(progress.reached) << "the render wrote nothing in 30 s";
     ASSERT_FALSE(fs::exists(clip + "/frames/99999.png")) << "not interrupted";
     EXPECT_TRUE(json::parse(std::ifstream(clip + "/truth.json"))["frames"].empty());
     Spawned partial = spawn({SSD_CLIP_TOOL, "score", "--truth", clip + "/truth.json", "--detections", tmp / "dets.jsonl"});
     EXPECT_EQ(partial.status, 1);
     EXPECT_NE(partial.err.find("lists no frames: its render was interrupted?"), std::string::npos) << partial.err;
+    // (A frame the kill cut short, as write_image_file leaves it: removed too.)
+    std::ofstream(clip + "/frames/00020.png.tmp") << "half a frame";
     r = spawn({SSD_CLIP_TOOL, "render", "--out", clip, "--scenes", "2", "--hold", "1", "--format", "jpg", "--width", "96",
                "--height", "96"});
     ASSERT_EQ(r.status, 0) << r.out << r.err;
@@ -6159,11 +6153,11 @@ TEST(Examples, ClipScoresLinesByTheirTimestamps) {
     EXPECT_TRUE(magic[0] == 0xFF && magic[1] == 0xD8) << "not a JPEG";
   }
   // Frames of nobody's clip in the way: refused, kept.
-  fs::create_directories(tmp.path / "mine/frames");
-  std::ofstream(tmp.path / "mine/frames/00003.png") << "the user's";
+  fs::create_directories(tmp.path() / "mine/frames");
+  std::ofstream(tmp.path() / "mine/frames/00003.png") << "the user's";
   Spawned mine = spawn({SSD_CLIP_TOOL, "render", "--out", tmp / "mine", "--scenes", "1", "--hold", "1"});
   EXPECT_EQ(mine.status, 1);
-  EXPECT_TRUE(fs::exists(tmp.path / "mine/frames/00003.png"));
+  EXPECT_TRUE(fs::exists(tmp.path() / "mine/frames/00003.png"));
   // More objects than a small frame has room for: fewer, with a warning (there was none).
   Spawned crowded = spawn({SSD_CLIP_TOOL, "render", "--out", tmp / "crowded", "--scenes", "2", "--hold", "1", "--width",
                            "32", "--height", "32", "--min-objects", "20", "--max-objects", "20"});
@@ -6458,7 +6452,7 @@ TEST(Pipelines, SyntheticScriptPrintsOnlyJsonLinesAndTakesAnyOutputPath) {
     EXPECT_EQ(n, std::string(mode) == "clip" ? 60 : 100) << mode;
   }
   TempDir tmp;
-  fs::create_directories(tmp.path / "with space");
+  fs::create_directories(tmp.path() / "with space");
   const std::string out = tmp / "with space/syn.mp4";
   const Spawned r = spawn({"/usr/bin/env", "BUILD_DIR=" SSD_BUILD_DIR, "/bin/bash", script, "clip", out});
   ASSERT_EQ(r.status, 0) << r.out << r.err;
@@ -6512,7 +6506,7 @@ TEST(Pipelines, FileScriptKeepsEarlierFilesWhenItFails) {
   int n = 0;
   for (std::string line; std::getline(lines, line); ++n) EXPECT_FALSE(nlohmann::json::parse(line).is_discarded());
   EXPECT_EQ(n, 4);
-  for (const auto& e : fs::directory_iterator(tmp.path)) EXPECT_NE(e.path().extension(), ".part") << e.path();
+  for (const auto& e : fs::directory_iterator(tmp.path())) EXPECT_NE(e.path().extension(), ".part") << e.path();
 
   const Spawned headless = spawn({"/usr/bin/env", "-u", "DISPLAY", "-u", "WAYLAND_DISPLAY", "BUILD_DIR=" SSD_BUILD_DIR,
                                   "/bin/bash", SSD_SOURCE_DIR "/pipelines/rtsp-camera.sh", "rtsp://127.0.0.1:9/none"});

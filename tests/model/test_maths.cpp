@@ -906,7 +906,7 @@ TEST(Text, FoldCaseLowersEveryScript) {
 // A value printed in double quotes for a shell gives the value back when a shell reads it (eval's
 // class-thresholds line broke on a class named with a quote): /bin/sh is the reference.
 TEST(Text, ShellDoubleQuotedIsReadBackByTheShell) {
-  for (const std::string value : {std::string("rectangle=0.385,star=0.289"), std::string("\u00d6lkanne \"gro\u00df\"=0.1"),
+  for (const std::string& value : {std::string("rectangle=0.385,star=0.289"), std::string("\u00d6lkanne \"gro\u00df\"=0.1"),
                                   std::string("a$HOME`id`\\n b=0.2"), std::string("'single' and \\\"=1"), std::string()}) {
     const std::string command = "printf '%s' " + shell_double_quoted(value);
     FILE* sh = popen(command.c_str(), "r");

@@ -1,7 +1,8 @@
 // Tests of ssd-train's data side: COCO/VOC readers, synthetic data, augmentation, loader.
 #include <gtest/gtest.h>
 
-#include "temp_dir.h"
+#include "../child_process.h"
+#include "../temp_dir.h"
 
 #include <algorithm>
 #include <atomic>
@@ -654,11 +655,13 @@ TEST(Synth, AnInterruptedSetIsWrittenAgain) {
     _exit(0);
   }
   const fs::path second = d.path() / "s" / "images" / "000001.png";
-  for (int i = 0; i < 3000 && !fs::exists(second); ++i) usleep(10000);
-  kill(child, SIGKILL);
-  int status = 0;
-  waitpid(child, &status, 0);
-  ASSERT_TRUE(fs::exists(second)) << "the child wrote nothing in 30 s";
+  const auto progress = ssdtest::wait_for_child(child, [&] { return fs::exists(second); });
+  if (!progress.ended) {
+    kill(child, SIGKILL);
+    waitpid(child, nullptr, 0);
+  }
+  ASSERT_FALSE(progress.ended) << "the child ended by itself (could it write " << dir << "?)";
+  ASSERT_TRUE(progress.reached) << "the child wrote nothing in 30 s";
   ASSERT_FALSE(fs::exists(d.path() / "s" / "images" / "099999.png")) << "not interrupted";
   // (What a kill while an image was being written leaves, whether or not this one did.)
   std::ofstream(d.path() / "s" / "images" / "000007.png.tmp") << "half an image";

@@ -3,7 +3,8 @@
 // skips inf/nan steps and adapts its scale, and the CLI fails cleanly on bad input.
 #include <gtest/gtest.h>
 
-#include "temp_dir.h"
+#include "../child_process.h"
+#include "../temp_dir.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -1135,13 +1136,13 @@ TEST(Cli, AnInterruptedEvalLeavesNoTemporaryFolder) {
       ::_exit(127);
     }
     // Interrupted while it writes the images (or evaluates them).
-    bool created = false;
-    for (int i = 0; i < 3000 && !created; ++i) {
+    const auto progress = ssdtest::wait_for_child(pid, [&] {
       for (const auto& e : fs::directory_iterator(tmp.path()))
-        created = created || e.path().filename().string().rfind("ssd-train-eval-", 0) == 0;
-      if (!created) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    EXPECT_TRUE(created) << "no temporary folder in " << tmp.path();
+        if (e.path().filename().string().rfind("ssd-train-eval-", 0) == 0) return true;
+      return false;
+    });
+    ASSERT_FALSE(progress.ended) << "eval ended by itself, status " << progress.status;
+    EXPECT_TRUE(progress.reached) << "no temporary folder in " << tmp.path();
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
     ::kill(pid, sig);
     int status = 0;
