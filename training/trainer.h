@@ -21,6 +21,7 @@
 #include "../model/config.h"
 #include "dataset.h"
 #include "evaluate.h"
+#include "synth.h"
 
 namespace ssdtrain {
 
@@ -35,8 +36,8 @@ struct DataSpec {
   int synth_size = 224;           // synthetic image side, pixels
   double synth_empty = 0;         // fraction of synthetic images with no object
   // A synthetic shape's longer side (before rotation) as a fraction of the image side, drawn
-  // in [min, max] (SynthOptions' min_size, max_size: the defaults are theirs).
-  double synth_object_min = 0.10, synth_object_max = 0.60;
+  // in [min, max] (SynthOptions' min_size, max_size).
+  double synth_object_min = SynthOptions{}.min_size, synth_object_max = SynthOptions{}.max_size;
   std::string synth_dir;          // where the synthetic images are written
 
   bool empty() const { return coco.empty() && voc.empty() && synth <= 0; }
