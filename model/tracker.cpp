@@ -1,6 +1,7 @@
 #include "tracker.h"
 
 #include <algorithm>
+#include <cmath>
 #include <string>
 #include <tuple>
 
@@ -108,8 +109,7 @@ std::vector<int64_t> Tracker::update(const std::vector<TrackBox>& detections, in
     if (std::get<1>(a) != std::get<1>(b)) return std::get<1>(a) < std::get<1>(b);
     return std::get<2>(a) < std::get<2>(b);
   });
-  for (const auto& [iou, t, d] : pairs) {
-    if (track_taken[t] || ids[d] != 0) continue;
+  const auto match = [&](size_t t, size_t d) {
     track_taken[t] = true;
     Track& track = tracks_[t];
     ids[d] = track.id;
@@ -125,7 +125,33 @@ std::vector<int64_t> Tracker::update(const std::vector<TrackBox>& detections, in
     track.box = now;
     track.lost = 0;
     track.unseen = 0;
+  };
+  for (const auto& [iou, t, d] : pairs)
+    if (!track_taken[t] && ids[d] == 0) match(t, d);
+  // A track seen once has no motion to predict with: an object that moved more than about half
+  // its box since (a car at 8 px a frame, 40 px long, behind ssddetect interval=3) overlapped
+  // nothing and got a new id at every analysed frame. Such a track takes the nearest detection
+  // left of its label and size (each side within 2x) whose centre lies within half the track's
+  // size per frame since it was seen (at most 4 frames: 2 sizes), nearest first.
+  std::vector<std::tuple<double, size_t, size_t>> near;
+  for (size_t t = 0; t < tracks_.size(); ++t) {
+    const Track& track = tracks_[t];
+    if (track_taken[t] || track.hits != 1) continue;
+    const TrackBox& b = track.box;
+    const double w = b.x_max - b.x_min, h = b.y_max - b.y_min;
+    const double reach = 0.5 * 0.5 * (w + h) * std::min(track.unseen + 1, 4);
+    for (size_t d = 0; d < detections.size(); ++d) {
+      const TrackBox& n = detections[d];
+      if (ids[d] != 0 || (options_.match_labels && n.label != b.label)) continue;
+      const double nw = n.x_max - n.x_min, nh = n.y_max - n.y_min;
+      if (!(nw <= 2 * w && w <= 2 * nw && nh <= 2 * h && h <= 2 * nh)) continue;
+      const double dist = std::hypot((n.x_min + n.x_max - b.x_min - b.x_max) / 2, (n.y_min + n.y_max - b.y_min - b.y_max) / 2);
+      if (dist <= reach) near.emplace_back(dist, t, d);
+    }
   }
+  std::sort(near.begin(), near.end());   // (nearest, then the older track, then the earlier detection)
+  for (const auto& [dist, t, d] : near)
+    if (!track_taken[t] && ids[d] == 0) match(t, d);
   for (size_t t = 0; t < tracks_.size(); ++t) {
     if (repeated[t]) tracks_[t].unseen++;   // (not lost: its detector did not look)
     if (track_taken[t]) continue;

@@ -66,6 +66,36 @@ TEST(Tracker, PredictionFollowsFastObjects) {
   EXPECT_NE(a, b);
 }
 
+// A new object has no motion yet: one that moves more than about half its box between analysed
+// frames (a 40 px car at 8 px a frame, behind ssddetect interval=3: 24 px) overlapped nothing
+// and got a new id at every analysed frame. A track seen once takes the nearest detection of its
+// label and size within half its size per frame; two new objects moving apart keep their own
+// ids; one of another size or label, or too far, is a new object.
+TEST(Tracker, NewTracksFollowFastObjectsBetweenAnalysedFrames) {
+  Tracker tr;
+  std::vector<int64_t> ids;
+  for (int f = 0; f < 8; ++f) ids.push_back(tr.update({box(10 + 24.0 * f, 50, 40, 30)}, f == 0 ? 1 : 3)[0]);
+  for (size_t i = 1; i < ids.size(); ++i) EXPECT_EQ(ids[i], ids[0]) << "analysed frame " << i;
+  EXPECT_EQ(tr.tracks(), 1u);
+  EXPECT_LT(box_iou(box(10, 50, 40, 30), box(34, 50, 40, 30)), 0.3);   // (what IoU alone saw)
+
+  Tracker apart;
+  const auto first = apart.update({box(100, 100, 40, 40), box(150, 100, 40, 40)});
+  const auto second = apart.update({box(170, 100, 40, 40), box(80, 100, 40, 40)}, 3);   // (listed the other way)
+  EXPECT_EQ(second, (std::vector<int64_t>{first[1], first[0]}));
+
+  Tracker others;
+  const int64_t a = others.update({box(100, 100, 40, 40, 1)})[0];
+  const auto next = others.update({box(70, 70, 100, 100, 1),   // the same centre, 2.5x the size
+                                   box(120, 100, 40, 40, 2),   // another label
+                                   box(161, 100, 40, 40, 1)},  // 61 px away: beyond 0.5 x 40 x 3
+                                  3);
+  for (const int64_t id : next) EXPECT_NE(id, a);
+  Tracker far;
+  const int64_t b = far.update({box(100, 100, 40, 40, 1)})[0];
+  EXPECT_EQ(far.update({box(159, 100, 40, 40, 1)}, 3)[0], b);   // 59 px: within
+}
+
 // A track survives max_lost frames without a detection (an occlusion) and is found again where
 // its motion takes it; after more frames than that it is gone and the object gets a new id.
 TEST(Tracker, LostTracksComeBackWithinMaxLostOnly) {
