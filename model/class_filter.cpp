@@ -29,6 +29,9 @@ std::string unnameable_label(const std::string& label) {
   if (label.find(',') != std::string::npos) return "a comma separates classes there";
   if (label.find('=') != std::string::npos) return "an equals sign gives a class's threshold there";
   if (trim(label) != label) return "names are trimmed of spaces there";
+  // (An escape sequence in a model's label recoloured, cleared or retitled the terminal that
+  // ssd-train info, eval or an error message printed it on.)
+  if (has_control_characters(label)) return "a control character, such as ESC or CR, is no part of a name";
   return {};
 }
 

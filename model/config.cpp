@@ -11,6 +11,7 @@
 
 #include "bounded_json.h"
 #include "class_filter.h"
+#include "text.h"
 #include "error.h"
 
 namespace ssd {
@@ -88,11 +89,11 @@ void SsdConfig::validate() const {
     // (C strings end there: GStreamer's captions, quarks and messages cut the label short, and
     // two labels could become one.)
     if (labels[i].find('\0') != std::string::npos) fail("labels[" + std::to_string(i) + "] holds a NUL character");
-    if (!seen.insert(labels[i]).second) fail("label '" + labels[i] + "' appears twice");
+    if (!seen.insert(labels[i]).second) fail("label '" + printable(labels[i]) + "' appears twice");
     // (As ssd-train refuses to train such a class: ssddetect's classes and class-thresholds,
     // and predict's, could never select it, and a list of the labels would not read back.)
     if (const std::string why = unnameable_label(labels[i]); !why.empty())
-      fail("labels[" + std::to_string(i) + "] \"" + labels[i] + "\" cannot be named in ssddetect's classes and "
+      fail("labels[" + std::to_string(i) + "] \"" + printable(labels[i]) + "\" cannot be named in ssddetect's classes and "
            "class-thresholds (" + why + ")");
   }
   if (head_channels < 1 || head_channels > 4096)

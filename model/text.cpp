@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <clocale>
+#include <cstdio>
 #include <cwchar>
 #include <cwctype>
 #include <locale.h>
@@ -37,6 +38,42 @@ std::string lower_ascii(std::string s) {
   for (char& c : s)
     if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
   return s;
+}
+
+namespace {
+// The length of the control character at s[i] (1, or 2 for a C1 one), 0 when there is none.
+size_t control_at(const std::string& s, size_t i) {
+  const auto c = static_cast<unsigned char>(s[i]);
+  if ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7f) return 1;
+  if (c == 0xc2 && i + 1 < s.size() && static_cast<unsigned char>(s[i + 1]) >= 0x80 &&
+      static_cast<unsigned char>(s[i + 1]) <= 0x9f)
+    return 2;
+  return 0;
+}
+}  // namespace
+
+std::string printable(const std::string& s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size();) {
+    const size_t n = control_at(s, i);
+    if (n == 0) {
+      out += s[i++];
+      continue;
+    }
+    const auto code = n == 1 ? static_cast<unsigned char>(s[i]) : static_cast<unsigned char>(s[i + 1]);
+    char buf[8];
+    std::snprintf(buf, sizeof buf, "\\x%02x", code);
+    out += buf;
+    i += n;
+  }
+  return out;
+}
+
+bool has_control_characters(const std::string& s) {
+  for (size_t i = 0; i < s.size(); ++i)
+    if (control_at(s, i)) return true;
+  return false;
 }
 
 std::string shell_double_quoted(const std::string& s) {

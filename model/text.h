@@ -23,6 +23,15 @@ bool ends_with(const std::string& s, const std::string& tail);
 // s with its ASCII letters in lower case (other bytes as they are: UTF-8 stays valid).
 std::string lower_ascii(std::string s);
 
+// s for a terminal or a log: each control character (C0 but newline and tab, DEL, and C1's
+// U+0080-U+009F) written as \xNN, so that a name read from a file (a label, an image's file
+// name) cannot move the cursor, clear, recolour or retitle the terminal it is printed on; the rest
+// (UTF-8 included) as it is.
+std::string printable(const std::string& s);
+
+// Whether s holds a control character that printable() would escape.
+bool has_control_characters(const std::string& s);
+
 // s in double quotes for a POSIX shell: \, ", $ and ` escaped with a backslash (a value a
 // printed command line holds, pasted into a shell, gives the command s).
 std::string shell_double_quoted(const std::string& s);

@@ -585,7 +585,8 @@ int main(int argc, char** argv) {
       if (ps.weights.empty()) ps.weights = ssd::default_model_path();
       // A line per image as it is done (they all came at the end, none after an interrupt).
       predict_images(ps, [](const ImagePrediction& p) {
-        std::printf("%s: %zu detections -> %s\n", p.image.c_str(), p.detections.size(), p.output.c_str());
+        std::printf("%s: %zu detections -> %s\n", ssd::printable(p.image).c_str(), p.detections.size(),
+                    ssd::printable(p.output).c_str());
         std::fflush(stdout);
       });
       return 0;
@@ -622,10 +623,10 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "ssd-train: error: out of memory\n");
     return 1;
   } catch (const c10::Error& e) {   // (LibTorch's own, out of memory say: without its 40-line C++ backtrace)
-    std::fprintf(stderr, "ssd-train: error: %s\n", e.what_without_backtrace());
+    std::fprintf(stderr, "ssd-train: error: %s\n", ssd::printable(e.what_without_backtrace()).c_str());
     return 1;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "ssd-train: error: %s\n", e.what());
+  } catch (const std::exception& e) {   // (printable: file names and class names from the data)
+    std::fprintf(stderr, "ssd-train: error: %s\n", ssd::printable(e.what()).c_str());
     return 1;
   }
   return 1;

@@ -473,7 +473,7 @@ void load_data(Session& s, bool with_val = true, bool resuming = false) {
                                 ": the model learns them as never present");
     // (Each once: a training and a validation split of one VOC folder say the same of its names.)
     for (auto w = report.warnings.begin(); w != report.warnings.end(); ++w)
-      if (std::find(report.warnings.begin(), w, *w) == w) std::cerr << "warning: " << *w << "\n";
+      if (std::find(report.warnings.begin(), w, *w) == w) std::cerr << "warning: " << ssd::printable(*w) << "\n";
     if (s.train_ds.images.size() < 2)
       throw ssd::Error("the training set has " + std::to_string(s.train_ds.images.size()) +
                        " image(s): training needs 2 or more (BatchNorm normalises over the batch)" +
@@ -1080,7 +1080,7 @@ void check_new_run_options(const TrainOptions& o) {
 void check_new_run_labels(const std::vector<std::string>& labels, const DataSpec& data) {
   for (const std::string& label : labels)
     if (const std::string why = ssd::unnameable_label(label); !why.empty())
-      throw ssd::Error("class \"" + label + "\" could not be named in ssddetect's classes and class-thresholds (" +
+      throw ssd::Error("class \"" + ssd::printable(label) + "\" could not be named in ssddetect's classes and class-thresholds (" +
                        why + "): rename it in the data set (" + data.describe() + ")");
 }
 
@@ -1221,7 +1221,7 @@ MapResult evaluate_weights(const EvalSpec& spec) {
   // a COCO file's categories may come in another order) lines up by name.
   LoadReport report;
   Dataset ds = load_dataset(spec.data, &report, &config.labels);
-  for (const auto& w : report.warnings) std::cerr << "warning: " << w << "\n";
+  for (const auto& w : report.warnings) std::cerr << "warning: " << ssd::printable(w) << "\n";
   const ssd::Anchors anchors = ssd::make_anchors(config).to(device);
   if (spec.workers < 1 || spec.workers > kMaxWorkers) throw ssd::Error("--workers must be 1 to " + std::to_string(kMaxWorkers));
   LoaderOptions lo = loader_options(config, spec.batch_size, spec.workers, 0, false, false);

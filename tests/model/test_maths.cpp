@@ -903,6 +903,17 @@ TEST(Text, FoldCaseLowersEveryScript) {
   EXPECT_EQ(fold_case("\u81ea\u8ee2\u8eca 1"), U"\u81ea\u8ee2\u8eca 1");         // no case: as it is
 }
 
+// Names from files printed on a terminal: control characters escaped (an ESC sequence in a label
+// recoloured the terminal, a CR overwrote the line), UTF-8 text, newlines and tabs as they are.
+TEST(Text, PrintableEscapesControlCharacters) {
+  EXPECT_EQ(printable("red\x1b[31mcar\rX\x7f"), "red\\x1b[31mcar\\x0dX\\x7f");
+  EXPECT_EQ(printable("cr\u009b31m"), "cr\\x9b31m");   // C1's CSI
+  EXPECT_EQ(printable("gr\u00f6\u00dfe \u81ea\n\tok"), "gr\u00f6\u00dfe \u81ea\n\tok");
+  EXPECT_TRUE(has_control_characters("a\x1b"));
+  EXPECT_TRUE(has_control_characters("a\u0085"));
+  EXPECT_FALSE(has_control_characters("\u00e9t\u00e9 \u00a0"));   // (U+00A0 is no control character)
+}
+
 // A value printed in double quotes for a shell gives the value back when a shell reads it (eval's
 // class-thresholds line broke on a class named with a quote): /bin/sh is the reference.
 TEST(Text, ShellDoubleQuotedIsReadBackByTheShell) {

@@ -162,6 +162,12 @@ TEST(Weights, TruncatedCorruptAndMismatchedFilesGiveClearErrors) {
   named.metadata[kConfigKey] = unnameable.to_json_string();
   write_safetensors(wrong, named);
   expect_error([&] { load_weights(wrong); }, {"wrong.safetensors", "\"cat,dog\" cannot be named in ssddetect's classes"});
+  // A label with a terminal escape sequence (recolouring the terminal that printed it): refused,
+  // and the message shows it escaped.
+  unnameable.labels.back() = "red\x1b[31mcar";
+  named.metadata[kConfigKey] = unnameable.to_json_string();
+  write_safetensors(wrong, named);
+  expect_error([&] { load_weights(wrong); }, {"wrong.safetensors", "\"red\\x1b[31mcar\" cannot be named", "a control character"});
 
   // NaN or infinite values (a diverged training run's weights): named, refused.
   SafeTensors nan = read_safetensors(good);

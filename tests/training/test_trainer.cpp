@@ -1085,13 +1085,13 @@ TEST(Cli, BadInputsGiveCleanErrors) {
   for (const char* r : {"r14", "r15", "r16", "r17", "r18", "r19"}) EXPECT_FALSE(fs::exists(tmp.path() / r)) << r;
   // Class names the element's classes / class-thresholds could not name are refused.
   ASSERT_EQ(run_cli("synth --out " + tmp / "named" + " --count 4 --size 64 --format png").status, 0);
-  for (const std::string name : {"red,car", "a=b", " padded"}) {
+  for (const std::string name : {"red,car", "a=b", " padded", "red\x1b[31mcar"}) {
     nlohmann::json coco = nlohmann::json::parse(std::ifstream(tmp.path() / "named/annotations.json"));
     coco["categories"][0]["name"] = name;
     std::ofstream(tmp.path() / "named/renamed.json") << coco.dump();
     expect_clean_failure("train --coco " + tmp / "named/renamed.json" + " --images " + tmp / "named/images" +
                              " --size 64 --grids 2,1 --batch 2 --out " + tmp / "r21",
-                         "class \"" + name + "\" could not be named in ssddetect's classes and class-thresholds");
+                         "class \"" + ssd::printable(name) + "\" could not be named in ssddetect's classes and class-thresholds");
     // (Naming the data set: in a merge of several files the name was to be searched for.)
     expect_clean_failure("train --coco " + tmp / "named/renamed.json" + " --images " + tmp / "named/images" +
                              " --size 64 --grids 2,1 --batch 2 --out " + tmp / "r21",
