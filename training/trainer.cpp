@@ -12,6 +12,7 @@
 #include <iostream>
 #include <limits>
 #include <memory>
+#include <map>
 #include <mutex>
 #include <sstream>
 #include <unordered_set>
@@ -745,7 +746,22 @@ void load_checkpoint(Session& s) {
     root.load_from(path.string(), s.device);   // on the device this continuation runs on
     root.read("model", m);
     root.read("optimizer", opt);
+    // LibTorch's load() takes each tensor with the shape the file gives it: a run.json whose
+    // architecture was edited (another head width) resumed, and wrote weights files whose
+    // configuration contradicted their tensors, which nothing could load.
+    std::map<std::string, std::vector<int64_t>> built;
+    for (const auto& t : s.model->named_parameters()) built[t.key()] = t.value().sizes().vec();
+    for (const auto& t : s.model->named_buffers()) built[t.key()] = t.value().sizes().vec();
     s.model->load(m);
+    const auto check = [&](const std::string& name, const torch::Tensor& t) {
+      const auto it = built.find(name);
+      if (it != built.end() && it->second != t.sizes().vec())
+        throw ssd::Error("tensor " + name + " has shape " + c10::str(t.sizes()) + " where run.json's architecture makes " +
+                         c10::str(c10::IntArrayRef(it->second)) +
+                         ": the checkpoint is not of the run that run.json describes (was run.json edited?)");
+    };
+    for (const auto& t : s.model->named_parameters()) check(t.key(), t.value());
+    for (const auto& t : s.model->named_buffers()) check(t.key(), t.value());
     s.optimizer->load(opt);
     torch::Tensor epoch, step, rng;   // each read into a fresh (undefined) tensor
     root.read("epoch", epoch);

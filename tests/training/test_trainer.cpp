@@ -1349,6 +1349,25 @@ TEST(Cli, ACheckpointWithNanWeightsIsRefusedAndTheRunsWeightsKept) {
   EXPECT_TRUE(read_file(run + "/model.safetensors") == model_before) << "the resume wrote the run's weights";
 }
 
+// A run.json whose architecture is not the checkpoint's (edited: another head width) is refused,
+// naming the tensor: the resume took the checkpoint's tensors as they were and wrote weights files
+// whose configuration contradicted them, which neither predict nor ssddetect could load.
+TEST(Cli, ARunJsonOfAnotherArchitectureThanItsCheckpointIsRefused) {
+  TempDir tmp;
+  const std::string run = tmp / "run";
+  ASSERT_EQ(run_cli("train --synth 12 --synth-size 64 --size 64 --grids 2,1 --head-channels 16 --batch 4 "
+                    "--epochs 2 --stop-after 1 --workers 1 --threads 1 --quiet --out " + run).status, 0);
+  const std::string model_before = read_file(run + "/model.safetensors");
+  auto spec = nlohmann::json::parse(std::ifstream(run + "/run.json"));
+  spec["config"]["head_channels"] = 32;
+  std::ofstream(run + "/run.json") << spec.dump();
+  const CliRun r = run_cli("train --resume " + run + " --quiet");
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_NE(r.output.find("checkpoint.pt: tensor head.sconv0.conv.weight has shape [16, "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("where run.json's architecture makes [32, "), std::string::npos) << r.output;
+  EXPECT_TRUE(read_file(run + "/model.safetensors") == model_before) << "the resume wrote the run's weights";
+}
+
 // A synthetic set that a running ssd-train uses (one --synth-dir given to several runs) is not
 // written over by a run that wants another set there: that run fails at the start, naming the
 // folder (it was regenerated under the running one, whose images then no longer fitted its
