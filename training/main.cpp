@@ -553,6 +553,7 @@ int main(int argc, char** argv) {
                                (j < kInputs ? "'s file: it would be written over" : "'s file too: give each its own"));
           }
       }
+      es.json_path = eval_json;
       if (es.weights.empty()) es.weights = ssd::default_model_path();
       if (confusion_threshold->count() == 0) es.confusion_threshold = std::max(es.confusion_threshold, es.score_threshold);
       if (es.data.empty()) throw ssd::Error("eval needs data: --coco FILE, --voc DIR or --synth N");

@@ -1238,6 +1238,22 @@ MapResult evaluate_weights(const EvalSpec& spec) {
   LoadReport report;
   Dataset ds = load_dataset(spec.data, &report, &config.labels);
   for (const auto& w : report.warnings) std::cerr << "warning: " << ssd::printable(w) << "\n";
+  // An output at one of the images' paths (--pr-curve data/images/000001.jpg replaced the image
+  // with a plot): refused before anything is computed. (The CLI refuses outputs over --coco and
+  // --weights before the data set is read.)
+  for (const auto& [option, output] : {std::pair<const char*, const std::string&>{"--detections", spec.detections_path},
+                                       {"--pr-curve", spec.pr_curve_path},
+                                       {"--confusion", spec.confusion_path},
+                                       {"--json", spec.json_path}}) {
+    if (output.empty()) continue;
+    std::error_code ec;
+    const fs::path out = fs::weakly_canonical(output, ec);
+    if (ec) continue;
+    for (const ImageRecord& im : ds.images)
+      if (fs::path(im.path).filename() == out.filename() && fs::weakly_canonical(im.path, ec) == out && !ec)
+        throw ssd::Error(std::string(option) + " " + output + " is one of the data set's images (" + im.path +
+                         "): it would be written over");
+  }
   const ssd::Anchors anchors = ssd::make_anchors(config).to(device);
   if (spec.workers < 1 || spec.workers > kMaxWorkers) throw ssd::Error("--workers must be 1 to " + std::to_string(kMaxWorkers));
   LoaderOptions lo = loader_options(config, spec.batch_size, spec.workers, 0, false, false);

@@ -164,6 +164,9 @@ struct EvalSpec {
   // confusion matrix (render_confusion).
   std::string pr_curve_path, confusion_path;
   double confusion_threshold = MapOptions{}.confusion_threshold;   // the matrix's detections: above it
+  // The results JSON the caller writes (ssd-train eval --json): like the outputs above, refused
+  // where it is one of the data set's images.
+  std::string json_path;
 };
 // mAP of a weights file on a data set, its classes matched to the model's by name (a class with
 // boxes the model lacks is an error); the loader's documented skips are printed to stderr.

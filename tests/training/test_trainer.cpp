@@ -1756,6 +1756,12 @@ TEST(Cli, EmptyPathsBadSeedsAndMisspeltCommandsAreRefused) {
   expect_clean_failure("eval --coco " + coco + " --json " + tmp / "e.json" + " --detections " + tmp / "./e.json",
                        "--detections " + tmp / "./e.json" + " is --json's file too: give each its own");
   EXPECT_TRUE(read_file(coco) == before);
+  // ... or over one of the data set's images (--pr-curve replaced it with a plot), by any path.
+  const std::string image = read_file(tmp / "s/images/000001.jpg");
+  for (const std::string option : {"--pr-curve", "--confusion", "--json", "--detections"})
+    expect_clean_failure("eval --coco " + coco + " --threads 1 " + option + " " + tmp / "s/images/../images/000001.jpg",
+                         option + " " + tmp / "s/images/../images/000001.jpg" + " is one of the data set's images (");
+  EXPECT_TRUE(read_file(tmp / "s/images/000001.jpg") == image);
 }
 
 TEST(Cli, SynthTrainInfoPredictEval) {
