@@ -145,15 +145,21 @@ cv::Mat load_rgb(const ImageRecord& rec) {
 std::vector<BoxAnnotation> make_sample(const ImageRecord& rec, const LoaderOptions& opt,
                                        uint64_t sample_seed, float* chw) {
   Sample s;
-  s.image = load_rgb(rec);
-  s.boxes = rec.boxes;
-  if (opt.augment) {
-    Rng rng(sample_seed);
-    augment(s, opt.image_size, opt.aug, rng, opt.mean);
-  } else {
-    squish_resize(s, opt.image_size);
+  // (OpenCV's errors name no file: an image whose pixels did not fit in memory, 32000x32000 from
+  // a 6 KB JPEG, said only "Failed to allocate 3072000000 bytes".)
+  try {
+    s.image = load_rgb(rec);
+    s.boxes = rec.boxes;
+    if (opt.augment) {
+      Rng rng(sample_seed);
+      augment(s, opt.image_size, opt.aug, rng, opt.mean);
+    } else {
+      squish_resize(s, opt.image_size);
+    }
+    to_chw_normalised(s.image, opt.mean, opt.std, chw);
+  } catch (const cv::Exception& e) {
+    throw DataError(rec.path + ": " + e.what());
   }
-  to_chw_normalised(s.image, opt.mean, opt.std, chw);
   std::vector<BoxAnnotation> targets;
   targets.reserve(s.boxes.size());
   for (const auto& b : s.boxes)

@@ -115,13 +115,16 @@ std::vector<ImagePrediction> predict_images(const PredictSpec& spec,
     cv::Mat bgr;
     try {
       bgr = read_bgr(path);
+      if (!bgr.isContinuous()) bgr = bgr.clone();
     } catch (const ssd::Error&) {
       // (A file with an image's first bytes that does not decode.) detections.json lists the
       // images drawn before it, not an earlier run's.
       write_list();
       throw;
+    } catch (const cv::Exception& e) {   // (it named no file: "Failed to allocate 3072000000 bytes")
+      write_list();
+      throw ssd::Error(path + ": " + e.what());
     }
-    if (!bgr.isContinuous()) bgr = bgr.clone();
     ssd::FrameView f;
     f.format = ssd::PixelFormat::BGR;
     f.width = bgr.cols;

@@ -116,6 +116,18 @@ TEST(Weights, TruncatedCorruptAndMismatchedFilesGiveClearErrors) {
   expect_error([&] { load_weights(garbage); }, {"garbage.safetensors", "corrupt"});
   spit(garbage, std::string(4096, '\xff'));
   expect_error([&] { load_weights(garbage); }, {"garbage.safetensors", "not a safetensors"});
+  // A header over safetensors' 100 MiB in a file that holds it (sparse): said so, not "does not
+  // fit"; a pickle (PyTorch's legacy torch.save) named as one.
+  {
+    const uint64_t n = (100u << 20) + 1;
+    std::string len(8, '\0');
+    for (int i = 0; i < 8; ++i) len[i] = static_cast<char>((n >> (8 * i)) & 0xff);
+    spit(garbage, len);
+    std::filesystem::resize_file(garbage, n + 16);
+  }
+  expect_error([&] { load_weights(garbage); }, {"garbage.safetensors", "header length 104857601 is over the 104857600 bytes"});
+  spit(garbage, std::string("\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8", 12) + std::string(100, 'x'));
+  expect_error([&] { load_weights(garbage); }, {"garbage.safetensors", "a Python pickle (PyTorch's legacy torch.save"});
 
   // A valid safetensors file without our metadata.
   const std::string plain = dir / "plain.safetensors";
