@@ -122,6 +122,7 @@ Dataset load_coco(const std::string& json_path, const CocoOptions& options, Load
   const fs::path json_dir = fs::path(json_path).parent_path();
   std::unordered_map<int64_t, size_t> id_to_index;
   std::unordered_map<std::string, size_t> path_to_index;   // (one file listed under two ids)
+  OutsideNames outside;
   ds.images.reserve(images.size());
   for (size_t i = 0; i < images.size(); ++i) {
     const std::string entry = "images[" + std::to_string(i) + "]";
@@ -135,6 +136,7 @@ Dataset load_coco(const std::string& json_path, const CocoOptions& options, Load
     rec.width = static_cast<int>(w);
     rec.height = static_cast<int>(h);
     if (name.empty()) fail(file, entry, "empty file_name");
+    outside.check(name, entry);
     rec.path = (options.image_dir.empty() ? (options.check_files ? default_image_path(json_dir, name) : json_dir / name)
                                           : fs::path(options.image_dir) / name)
                    .string();
@@ -159,6 +161,9 @@ Dataset load_coco(const std::string& json_path, const CocoOptions& options, Load
     id_to_index[rec.id] = ds.images.size();
     ds.images.push_back(std::move(rec));
   }
+  if (const std::string w = outside.warning(file, options.image_dir.empty() ? "the JSON file's folder" : options.image_dir);
+      !w.empty())
+    rep.warnings.push_back(w);
 
   // Annotations.
   const json& anns = get_array(root, "annotations", file);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <optional>
 
 #include "text.h"
@@ -45,6 +46,18 @@ void use_labels(Dataset& ds, const std::vector<std::string>& labels, const std::
   for (auto& im : ds.images)
     for (auto& b : im.boxes) b.label = to[static_cast<size_t>(b.label)];
   ds.labels = labels;
+}
+
+void OutsideNames::check(const std::string& name, const std::string& entry) {
+  const std::filesystem::path p = std::filesystem::path(name).lexically_normal();
+  if (!p.is_absolute() && (p.empty() || *p.begin() != "..")) return;
+  if (count_++ == 0) first_ = entry + " '" + name + "'";
+}
+
+std::string OutsideNames::warning(const std::string& source, const std::string& folder) const {
+  if (count_ == 0) return {};
+  return source + ": " + std::to_string(count_) + " image file name(s) lead outside " + folder + " (the first: " + first_ +
+         "): they are read where they point; a data set from elsewhere can name any picture you may read";
 }
 
 float pixel_value(double v) { return static_cast<float>(std::clamp(v, -1e30, 1e30)); }

@@ -73,6 +73,22 @@ struct LoadReport {
 // positive area (the caller decides: DataError or documented skip).
 bool clip_box_to_image(BoxAnnotation& box, int width, int height);
 
+// Image file names (COCO's file_name, VOC's <filename>) that lead outside their data set's image
+// folder: an absolute path, or one whose "..", lexically, climbs out of it. They are read where
+// they point (data sets in subfolders beside the images use them), so a data set from elsewhere
+// could make ssd-train read, train on and draw any picture this user may read: counted, and the
+// loaders warn once, naming the first.
+class OutsideNames {
+ public:
+  void check(const std::string& name, const std::string& entry);   // entry: "images[3]", a file
+  // "<source>: N image file name(s) lead outside <folder> (the first: <entry> '<name>'): ...", or "".
+  std::string warning(const std::string& source, const std::string& folder) const;
+
+ private:
+  size_t count_ = 0;
+  std::string first_;
+};
+
 // A file's coordinate (or area) in pixels as the float a box holds: beyond +-1e30, far past any
 // image yet within float's range, it is held there, so that a huge value (1e300) is clipped to
 // the image as any other instead of turning infinite (a cast out of range is undefined).

@@ -188,8 +188,11 @@ Dataset load_voc(const std::string& root_str, const VocOptions& options, LoadRep
   raw.reserve(ids.size());
   std::set<std::string> names_found;
   std::map<std::string, std::string> xml_of_image;   // (an XML copied with its <filename>)
+  OutsideNames outside;
   for (const auto& id : ids) {
     raw.push_back(parse_xml(ann_dir / (id + ".xml"), img_dir, id, options.check_files));
+    const std::string inside = fs::path(raw.back().rec.path).lexically_relative(img_dir).string();
+    outside.check(inside.empty() ? raw.back().rec.path : inside, raw.back().xml);
     for (const auto& o : raw.back().objects) names_found.insert(o.name);
     const std::string image = fs::absolute(raw.back().rec.path).lexically_normal().string();
     if (const auto [other, added] = xml_of_image.emplace(image, raw.back().xml); !added)
@@ -197,6 +200,7 @@ Dataset load_voc(const std::string& root_str, const VocOptions& options, LoadRep
            "names the image " + raw.back().rec.path + ", as " + other->second +
                " does: each image has one annotation file (was this one copied from that one?)");
   }
+  if (const std::string w = outside.warning(root.string(), img_dir.string()); !w.empty()) rep.warnings.push_back(w);
 
   Dataset ds;
   if (!options.labels.empty()) {

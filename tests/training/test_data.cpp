@@ -192,6 +192,41 @@ TEST(Coco, DefaultImageDirIsJsonFolder) {
   EXPECT_EQ(rep.skipped_images, 1);
 }
 
+// File names that lead outside the image folder (../.., an absolute path) are read where they
+// point, and warned about once with a count, naming the first: a data set from elsewhere could
+// name any picture its user may read. Names in subfolders of it are not.
+TEST(Coco, NamesOutsideTheImageFolderAreWarnedAbout) {
+  TempDir dir;
+  write_image(dir.path() / "img" / "sub" / "a.png", 60, 40);
+  write_image(dir.path() / "secret.png", 30, 50);
+  std::string images = std::string(kCocoImages);
+  const auto put = [&](const std::string& from, const std::string& to) { images.replace(images.find(from), from.size(), to); };
+  put("\"a.png\"", "\"sub/./a.png\"");
+  put("\"b.png\"", "\"sub/../../secret.png\"");
+  CocoOptions o;
+  o.image_dir = dir.str("img");
+  const auto load = [&](const std::string& json_images) {
+    write_text(dir.path() / "t.json", "{" + json_images + R"(, "annotations": [], )" + kCocoCategories + "}");
+    LoadReport rep;
+    const Dataset ds = load_coco(dir.str("t.json"), o, &rep);
+    EXPECT_EQ(ds.images.size(), 2u);
+    return rep.warnings;
+  };
+  auto warnings = load(images);
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].find("t.json: 1 image file name(s) lead outside " + dir.str("img") +
+                             " (the first: images[1] 'sub/../../secret.png'): they are read where they point"),
+            std::string::npos) << warnings[0];
+  put("\"sub/./a.png\"", "\"" + dir.str("secret.png") + "\"");
+  put("\"sub/../../secret.png\"", "\"sub/a.png\"");
+  warnings = load(images);
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].find("(the first: images[0] '" + dir.str("secret.png") + "')"), std::string::npos) << warnings[0];
+  put("\"" + dir.str("secret.png") + "\"", "\"sub/../sub/a2.png\"");
+  write_image(dir.path() / "img" / "sub" / "a2.png", 60, 40);
+  EXPECT_TRUE(load(images).empty());
+}
+
 // ssd-train synth's layout (annotations.json beside images/) loads without an image folder, as
 // README's `lr-find --coco data/shapes/annotations.json` does; images beside the JSON file win;
 // images in neither place name both.
@@ -572,6 +607,15 @@ TEST(Voc, SplitAndAnnotationMistakes) {
   EXPECT_NE(rep.warnings[0].find("the class names Dog, dog differ only in case"), std::string::npos) << rep.warnings[0];
   EXPECT_NE(rep.warnings[1].find("Dog (dog?), dgo (dog?): not Pascal VOC class names"), std::string::npos)
       << rep.warnings[1];
+  // An image named outside JPEGImages: warned about (Coco.NamesOutsideTheImageFolderAreWarnedAbout).
+  write_image(fx.dir.path() / "outside.jpg", 30, 30);
+  write_text(fx.root / "Annotations" / "000017.xml", voc_xml("../../outside.jpg", 30, 30, voc_object("person", 0, 2, 3, 20, 10)));
+  LoadReport out;
+  load_voc(fx.root.string(), {}, &out);
+  ASSERT_EQ(out.warnings.size(), 1u);
+  EXPECT_NE(out.warnings[0].find("1 image file name(s) lead outside " + (fx.root / "JPEGImages").string() +
+                                 " (the first: " + (fx.root / "Annotations" / "000017.xml").string() + " '../../outside.jpg')"),
+            std::string::npos) << out.warnings[0];
   // Case beyond ASCII: Ölkanne and ölkanne differ only in case too (lower_ascii said nothing).
   write_text(fx.root / "Annotations" / "000017.xml",
              voc_xml("000017.jpg", 30, 30, voc_object("\u00d6lkanne", 0, 2, 3, 20, 10) +
