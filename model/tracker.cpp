@@ -2,12 +2,73 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <string>
 #include <tuple>
 
 #include "error.h"
 
 namespace ssd {
+
+std::vector<int> assign_min_cost(const std::vector<std::vector<double>>& cost) {
+  const size_t rows = cost.size(), cols = rows ? cost[0].size() : 0;
+  std::vector<int> out(rows, -1);
+  if (rows == 0 || cols == 0) return out;
+  // The Hungarian method (Kuhn-Munkres, potentials, O(n^3)) on the square matrix of side
+  // n = max(rows, cols), a pair not allowed (and a padding one) costing more than every allowed
+  // pair together: the fewest such pairs first, then the least cost.
+  const size_t n = std::max(rows, cols);
+  double total = 1;
+  for (const auto& row : cost)
+    for (const double c : row)
+      if (c >= 0) total += c;
+  const auto at = [&](size_t i, size_t j) {   // 1-based
+    return i <= rows && j <= cols && cost[i - 1][j - 1] >= 0 ? cost[i - 1][j - 1] : total;
+  };
+  std::vector<double> u(n + 1, 0), v(n + 1, 0);
+  std::vector<size_t> p(n + 1, 0), way(n + 1, 0);   // p[j]: the row column j is given (0: none)
+  for (size_t i = 1; i <= n; ++i) {
+    p[0] = i;
+    size_t j0 = 0;
+    std::vector<double> minv(n + 1, std::numeric_limits<double>::infinity());
+    std::vector<bool> used(n + 1, false);
+    do {
+      used[j0] = true;
+      const size_t i0 = p[j0];
+      double delta = std::numeric_limits<double>::infinity();
+      size_t j1 = 0;
+      for (size_t j = 1; j <= n; ++j) {
+        if (used[j]) continue;
+        const double cur = at(i0, j) - u[i0] - v[j];
+        if (cur < minv[j]) {
+          minv[j] = cur;
+          way[j] = j0;
+        }
+        if (minv[j] < delta) {
+          delta = minv[j];
+          j1 = j;
+        }
+      }
+      for (size_t j = 0; j <= n; ++j) {
+        if (used[j]) {
+          u[p[j]] += delta;
+          v[j] -= delta;
+        } else {
+          minv[j] -= delta;
+        }
+      }
+      j0 = j1;
+    } while (p[j0] != 0);
+    do {
+      const size_t j1 = way[j0];
+      p[j0] = p[j1];
+      j0 = j1;
+    } while (j0 != 0);
+  }
+  for (size_t j = 1; j <= cols; ++j)
+    if (p[j] >= 1 && p[j] <= rows && cost[p[j] - 1][j - 1] >= 0) out[p[j] - 1] = static_cast<int>(j - 1);
+  return out;
+}
 
 double box_iou(const TrackBox& a, const TrackBox& b) {
   const double iw = std::min(a.x_max, b.x_max) - std::max(a.x_min, b.x_min);
@@ -130,28 +191,37 @@ std::vector<int64_t> Tracker::update(const std::vector<TrackBox>& detections, in
     if (!track_taken[t] && ids[d] == 0) match(t, d);
   // A track seen once has no motion to predict with: an object that moved more than about half
   // its box since (a car at 8 px a frame, 40 px long, behind ssddetect interval=3) overlapped
-  // nothing and got a new id at every analysed frame. Such a track takes the nearest detection
-  // left of its label and size (each side within 2x) whose centre lies within half the track's
-  // size per frame since it was seen (at most 4 frames: 2 sizes), nearest first.
-  std::vector<std::tuple<double, size_t, size_t>> near;
-  for (size_t t = 0; t < tracks_.size(); ++t) {
-    const Track& track = tracks_[t];
-    if (track_taken[t] || track.hits != 1) continue;
-    const TrackBox& b = track.box;
-    const double w = b.x_max - b.x_min, h = b.y_max - b.y_min;
-    const double reach = 0.5 * 0.5 * (w + h) * std::min(track.unseen + 1, 4);
-    for (size_t d = 0; d < detections.size(); ++d) {
-      const TrackBox& n = detections[d];
-      if (ids[d] != 0 || (options_.match_labels && n.label != b.label)) continue;
-      const double nw = n.x_max - n.x_min, nh = n.y_max - n.y_min;
-      if (!(nw <= 2 * w && w <= 2 * nw && nh <= 2 * h && h <= 2 * nh)) continue;
-      const double dist = std::hypot((n.x_min + n.x_max - b.x_min - b.x_max) / 2, (n.y_min + n.y_max - b.y_min - b.y_max) / 2);
-      if (dist <= reach) near.emplace_back(dist, t, d);
+  // nothing and got a new id at every analysed frame. Such a track may take a detection left of
+  // its label and size (each side within 2x) whose centre lies within half the track's size per
+  // frame since it was seen (at most 4 frames: 2 sizes): as many such pairs as can be made, the
+  // least total distance among those (nearest first, greedily, handed each object of a convoy
+  // the id of the one ahead of it).
+  std::vector<size_t> young, left;
+  for (size_t t = 0; t < tracks_.size(); ++t)
+    if (!track_taken[t] && tracks_[t].hits == 1) young.push_back(t);
+  for (size_t d = 0; d < detections.size(); ++d)
+    if (ids[d] == 0) left.push_back(d);
+  if (!young.empty() && !left.empty()) {
+    std::vector<std::vector<double>> cost(young.size(), std::vector<double>(left.size(), -1));
+    for (size_t i = 0; i < young.size(); ++i) {
+      const Track& track = tracks_[young[i]];
+      const TrackBox& b = track.box;
+      const double w = b.x_max - b.x_min, h = b.y_max - b.y_min;
+      const double reach = 0.5 * 0.5 * (w + h) * std::min(track.unseen + 1, 4);
+      for (size_t j = 0; j < left.size(); ++j) {
+        const TrackBox& n = detections[left[j]];
+        if (options_.match_labels && n.label != b.label) continue;
+        const double nw = n.x_max - n.x_min, nh = n.y_max - n.y_min;
+        if (!(nw <= 2 * w && w <= 2 * nw && nh <= 2 * h && h <= 2 * nh)) continue;
+        const double dist =
+            std::hypot((n.x_min + n.x_max - b.x_min - b.x_max) / 2, (n.y_min + n.y_max - b.y_min - b.y_max) / 2);
+        if (dist <= reach) cost[i][j] = dist;
+      }
     }
+    const std::vector<int> pick = assign_min_cost(cost);
+    for (size_t i = 0; i < young.size(); ++i)
+      if (pick[i] >= 0) match(young[i], left[static_cast<size_t>(pick[i])]);
   }
-  std::sort(near.begin(), near.end());   // (nearest, then the older track, then the earlier detection)
-  for (const auto& [dist, t, d] : near)
-    if (!track_taken[t] && ids[d] == 0) match(t, d);
   for (size_t t = 0; t < tracks_.size(); ++t) {
     if (repeated[t]) tracks_[t].unseen++;   // (not lost: its detector did not look)
     if (track_taken[t]) continue;

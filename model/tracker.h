@@ -3,8 +3,8 @@
 // prediction, the imageless kind that DL Streamer's gvatrack and DeepStream's IOU tracker
 // offer: each track's box is predicted where its last motion takes it, detections are matched
 // to predictions greedily by decreasing IoU (at least `iou_threshold`, of the same label
-// unless told otherwise), then a track seen only once (no motion yet) to the nearest detection
-// left of its label and size within half its size per frame, a matched track moves to its
+// unless told otherwise), then tracks seen only once (no motion yet) to detections left of their
+// label and size within half their size per frame (most pairs, least distance), a matched track moves to its
 // detection, an unmatched detection
 // starts a track with a new id, and a track without a detection for more than `max_lost`
 // frames ends. Frames the detector skipped, whose boxes repeat the last analysed frame's
@@ -95,5 +95,10 @@ class Tracker {
 
 // Intersection over union of two boxes (0 when either is empty).
 double box_iou(const TrackBox& a, const TrackBox& b);
+
+// A one-to-one assignment of rows to columns: cost[i][j] >= 0 where row i may take column j, < 0
+// where it may not. As many pairs as can be made, the least total cost among those. For each row
+// its column, -1 for none. (All rows are of one length.)
+std::vector<int> assign_min_cost(const std::vector<std::vector<double>>& cost);
 
 }  // namespace ssd

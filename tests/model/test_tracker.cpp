@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <random>
 #include <set>
 #include <vector>
@@ -94,6 +95,67 @@ TEST(Tracker, NewTracksFollowFastObjectsBetweenAnalysedFrames) {
   Tracker far;
   const int64_t b = far.update({box(100, 100, 40, 40, 1)})[0];
   EXPECT_EQ(far.update({box(159, 100, 40, 40, 1)}, 3)[0], b);   // 59 px: within
+
+  // A convoy: two objects 60 px apart, 35 px on per analysed frame. The front track is nearer the
+  // rear object's new box (25 px) than its own (35): nearest first gave the rear object the front
+  // one's id at every frame. Each keeps its own.
+  Tracker convoy;
+  const auto start = convoy.update({box(0, 0, 40, 40), box(60, 0, 40, 40)});
+  for (int f = 1; f < 6; ++f)
+    EXPECT_EQ(convoy.update({box(35.0 * f, 0, 40, 40), box(60 + 35.0 * f, 0, 40, 40)}, 3), start) << "frame " << f;
+}
+
+// The assignment of the tracks seen once: the most pairs, then the least total cost, against
+// every assignment of small random matrices (some pairs not allowed).
+TEST(Tracker, AssignMinCostMatchesBruteForce) {
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<double> cost_of(0, 100);
+  for (int trial = 0; trial < 300; ++trial) {
+    const size_t rows = 1 + rng() % 4, cols = 1 + rng() % 4;
+    std::vector<std::vector<double>> cost(rows, std::vector<double>(cols));
+    for (auto& row : cost)
+      for (double& c : row) c = rng() % 3 == 0 ? -1 : cost_of(rng);
+    // Brute force: every injective choice of a column or none per row.
+    size_t best_pairs = 0;
+    double best_cost = 0;
+    std::vector<int> pick(rows, -1);
+    const std::function<void(size_t, size_t, double, std::vector<bool>&)> walk = [&](size_t i, size_t pairs, double total,
+                                                                                   std::vector<bool>& used) {
+      if (i == rows) {
+        if (pairs > best_pairs || (pairs == best_pairs && total < best_cost)) {
+          best_pairs = pairs;
+          best_cost = total;
+        }
+        return;
+      }
+      walk(i + 1, pairs, total, used);
+      for (size_t j = 0; j < cols; ++j)
+        if (!used[j] && cost[i][j] >= 0) {
+          used[j] = true;
+          walk(i + 1, pairs + 1, total + cost[i][j], used);
+          used[j] = false;
+        }
+    };
+    std::vector<bool> used(cols, false);
+    walk(0, 0, 0.0, used);
+    const std::vector<int> got = assign_min_cost(cost);
+    ASSERT_EQ(got.size(), rows);
+    size_t pairs = 0;
+    double total = 0;
+    std::set<int> taken;
+    for (size_t i = 0; i < rows; ++i) {
+      if (got[i] < 0) continue;
+      ASSERT_LT(static_cast<size_t>(got[i]), cols);
+      ASSERT_GE(cost[i][static_cast<size_t>(got[i])], 0) << "a pair not allowed, trial " << trial;
+      ASSERT_TRUE(taken.insert(got[i]).second) << "a column twice, trial " << trial;
+      ++pairs;
+      total += cost[i][static_cast<size_t>(got[i])];
+    }
+    EXPECT_EQ(pairs, best_pairs) << "trial " << trial;
+    EXPECT_NEAR(total, best_cost, 1e-9) << "trial " << trial;
+  }
+  EXPECT_TRUE(assign_min_cost({}).empty());
+  EXPECT_EQ(assign_min_cost({{-1, -1}}), std::vector<int>{-1});
 }
 
 // A track survives max_lost frames without a detection (an occlusion) and is found again where
