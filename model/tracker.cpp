@@ -191,14 +191,16 @@ std::vector<int64_t> Tracker::update(const std::vector<TrackBox>& detections, in
     if (!track_taken[t] && ids[d] == 0) match(t, d);
   // A track seen once has no motion to predict with: an object that moved more than about half
   // its box since (a car at 8 px a frame, 40 px long, behind ssddetect interval=3) overlapped
-  // nothing and got a new id at every analysed frame. Such a track may take a detection left of
+  // nothing and got a new id at every analysed frame. Such a track, seen in the last analysed
+  // frame (one seen once and then missed is most often a false detection: it chained flickers
+  // into tracks and handed its id to objects that came near), may take a detection left of
   // its label and size (each side within 2x) whose centre lies within half the track's size per
   // frame since it was seen (at most 4 frames: 2 sizes): as many such pairs as can be made, the
   // least total distance among those (nearest first, greedily, handed each object of a convoy
   // the id of the one ahead of it).
   std::vector<size_t> young, left;
   for (size_t t = 0; t < tracks_.size(); ++t)
-    if (!track_taken[t] && tracks_[t].hits == 1) young.push_back(t);
+    if (!track_taken[t] && tracks_[t].hits == 1 && tracks_[t].lost == 0) young.push_back(t);
   for (size_t d = 0; d < detections.size(); ++d)
     if (ids[d] == 0) left.push_back(d);
   if (!young.empty() && !left.empty()) {

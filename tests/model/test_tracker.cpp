@@ -96,6 +96,18 @@ TEST(Tracker, NewTracksFollowFastObjectsBetweenAnalysedFrames) {
   const int64_t b = far.update({box(100, 100, 40, 40, 1)})[0];
   EXPECT_EQ(far.update({box(159, 100, 40, 40, 1)}, 3)[0], b);   // 59 px: within
 
+  // A track seen once and then missed (most often a false detection) takes nothing: two flickers
+  // 45 px and 5 frames apart, or an object appearing 50 px from one seen 8 frames before, are
+  // not one object.
+  Tracker flicker;
+  const int64_t f0 = flicker.update({box(100, 100, 30, 30)})[0];
+  for (int f = 1; f < 5; ++f) flicker.update({});
+  EXPECT_NE(flicker.update({box(145, 100, 30, 30)})[0], f0);
+  Tracker later;
+  const int64_t l0 = later.update({box(200, 200, 40, 40)})[0];
+  for (int f = 1; f < 8; ++f) later.update({});
+  EXPECT_NE(later.update({box(250, 200, 40, 40)})[0], l0);
+
   // A convoy: two objects 60 px apart, 35 px on per analysed frame. The front track is nearer the
   // rear object's new box (25 px) than its own (35): nearest first gave the rear object the front
   // one's id at every frame. Each keeps its own.
