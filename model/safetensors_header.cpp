@@ -104,14 +104,16 @@ SafeTensorsHeader read_safetensors_header(const std::string& path) {
     fail(path, "truncated: " + std::to_string(size) + " bytes, not a safetensors file");
   uint64_t n = 0;
   for (int i = 7; i >= 0; --i) n = (n << 8) | len[i];
-  // (A pickle's first bytes, 0x80 and its protocol, read as a length too: PyTorch's legacy
-  // torch.save format; its zip format starts with "PK".)
-  if (len[0] == 0x80 && len[1] >= 2 && len[1] <= 5)
-    fail(path, "a Python pickle (PyTorch's legacy torch.save format?), not a safetensors file: save the state dict "
-               "with safetensors.torch.save_file");
-  if (n > size - 8)   // (size >= 8 here; n + 8 could wrap)
+  if (n > size - 8) {   // (size >= 8 here; n + 8 could wrap)
+    // A pickle's first bytes, 0x80 and its protocol, and then its opcodes read as a length that
+    // does not fit: PyTorch's legacy torch.save format (its zip format starts with "PK"). (Only
+    // then: a safetensors header of 1152 bytes starts with 0x80 0x04 too.)
+    if (len[0] == 0x80 && len[1] >= 2 && len[1] <= 5)
+      fail(path, "a Python pickle (PyTorch's legacy torch.save format?), not a safetensors file: save the state "
+                 "dict with safetensors.torch.save_file");
     fail(path, "not a safetensors file or truncated: header length " + std::to_string(n) +
                    " does not fit in the file's " + std::to_string(size) + " bytes");
+  }
   if (n > kMaxHeader)   // (it was said not to fit, where it did)
     fail(path, "header length " + std::to_string(n) + " is over the " + std::to_string(kMaxHeader) +
                    " bytes (100 MiB) safetensors allows");

@@ -128,6 +128,16 @@ TEST(Weights, TruncatedCorruptAndMismatchedFilesGiveClearErrors) {
   expect_error([&] { load_weights(garbage); }, {"garbage.safetensors", "header length 104857601 is over the 104857600 bytes"});
   spit(garbage, std::string("\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8", 12) + std::string(100, 'x'));
   expect_error([&] { load_weights(garbage); }, {"garbage.safetensors", "a Python pickle (PyTorch's legacy torch.save"});
+  // ... but a safetensors header of 1152 (0x480) bytes starts with those bytes too: read.
+  {
+    std::string header = R"({"t":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})";
+    header.resize(1152, ' ');
+    std::string len(8, '\0');
+    len[0] = '\x80';
+    len[1] = '\x04';
+    spit(garbage, len + header + std::string(4, '\0'));
+    EXPECT_EQ(read_safetensors(garbage).tensors.size(), 1u);
+  }
 
   // A valid safetensors file without our metadata.
   const std::string plain = dir / "plain.safetensors";
