@@ -1241,16 +1241,16 @@ MapResult evaluate_weights(const EvalSpec& spec) {
   // An output at one of the images' paths (--pr-curve data/images/000001.jpg replaced the image
   // with a plot): refused before anything is computed. (The CLI refuses outputs over --coco and
   // --weights before the data set is read.)
+  // (By the file itself, device and inode: an image that is a symbolic link or a hard link to
+  // the output's file too. An output that does not exist yet is no image.)
   for (const auto& [option, output] : {std::pair<const char*, const std::string&>{"--detections", spec.detections_path},
                                        {"--pr-curve", spec.pr_curve_path},
                                        {"--confusion", spec.confusion_path},
                                        {"--json", spec.json_path}}) {
-    if (output.empty()) continue;
     std::error_code ec;
-    const fs::path out = fs::weakly_canonical(output, ec);
-    if (ec) continue;
+    if (output.empty() || !fs::exists(output, ec)) continue;
     for (const ImageRecord& im : ds.images)
-      if (fs::path(im.path).filename() == out.filename() && fs::weakly_canonical(im.path, ec) == out && !ec)
+      if (fs::equivalent(im.path, output, ec) && !ec)
         throw ssd::Error(std::string(option) + " " + output + " is one of the data set's images (" + im.path +
                          "): it would be written over");
   }

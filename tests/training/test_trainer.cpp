@@ -1762,6 +1762,13 @@ TEST(Cli, EmptyPathsBadSeedsAndMisspeltCommandsAreRefused) {
     expect_clean_failure("eval --coco " + coco + " --threads 1 " + option + " " + tmp / "s/images/../images/000001.jpg",
                          option + " " + tmp / "s/images/../images/000001.jpg" + " is one of the data set's images (");
   EXPECT_TRUE(read_file(tmp / "s/images/000001.jpg") == image);
+  // An image that is a symbolic link (a deduplicated store's): the file it names is protected.
+  fs::rename(tmp.path() / "s/images/000001.jpg", tmp.path() / "stored.jpg");
+  fs::create_symlink(tmp.path() / "stored.jpg", tmp.path() / "s/images/000001.jpg");
+  for (const std::string& output : {tmp / "s/images/000001.jpg", tmp / "stored.jpg"})
+    expect_clean_failure("eval --coco " + coco + " --threads 1 --pr-curve " + output, "is one of the data set's images (");
+  EXPECT_TRUE(fs::is_symlink(tmp.path() / "s/images/000001.jpg"));
+  EXPECT_TRUE(read_file(tmp / "stored.jpg") == image);
 }
 
 TEST(Cli, SynthTrainInfoPredictEval) {
