@@ -41,10 +41,11 @@ std::string lower_ascii(std::string s) {
 }
 
 namespace {
-// The length of the control character at s[i] (1, or 2 for a C1 one), 0 when there is none.
-size_t control_at(const std::string& s, size_t i) {
+// The length of the control character at s[i] (1, or 2 for a C1 one), 0 when there is none;
+// newline and tab count as text where `layout` is true.
+size_t control_at(const std::string& s, size_t i, bool layout) {
   const auto c = static_cast<unsigned char>(s[i]);
-  if ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7f) return 1;
+  if ((c < 0x20 && !(layout && (c == '\n' || c == '\t'))) || c == 0x7f) return 1;
   if (c == 0xc2 && i + 1 < s.size() && static_cast<unsigned char>(s[i + 1]) >= 0x80 &&
       static_cast<unsigned char>(s[i + 1]) <= 0x9f)
     return 2;
@@ -56,7 +57,7 @@ std::string printable(const std::string& s) {
   std::string out;
   out.reserve(s.size());
   for (size_t i = 0; i < s.size();) {
-    const size_t n = control_at(s, i);
+    const size_t n = control_at(s, i, true);
     if (n == 0) {
       out += s[i++];
       continue;
@@ -72,7 +73,7 @@ std::string printable(const std::string& s) {
 
 bool has_control_characters(const std::string& s) {
   for (size_t i = 0; i < s.size(); ++i)
-    if (control_at(s, i)) return true;
+    if (control_at(s, i, false)) return true;
   return false;
 }
 
@@ -139,9 +140,11 @@ std::u32string decode_utf8(const std::string& utf8) {
 std::u32string fold_case(const std::string& utf8) {
   const Utf8Locale utf8_locale;
   std::u32string s = decode(utf8, utf8_locale.ok);
-  for (char32_t& c : s)
+  for (char32_t& c : s) {
     c = utf8_locale.ok ? static_cast<char32_t>(towlower(static_cast<wint_t>(c)))
                        : (c >= U'A' && c <= U'Z' ? c - U'A' + U'a' : c);
+    if (c == U'\u03c2') c = U'\u03c3';   // (Greek final sigma: ΣΚΥΛΟΣ and σκυλος, which towlower leaves apart)
+  }
   return s;
 }
 

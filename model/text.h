@@ -29,7 +29,8 @@ std::string lower_ascii(std::string s);
 // (UTF-8 included) as it is.
 std::string printable(const std::string& s);
 
-// Whether s holds a control character that printable() would escape.
+// Whether s holds a control character: one that printable() escapes, or a newline or a tab
+// (which printable() keeps for a message's layout; in a name they forge lines and columns).
 bool has_control_characters(const std::string& s);
 
 // s in double quotes for a POSIX shell: \, ", $ and ` escaped with a backslash (a value a

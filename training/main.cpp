@@ -2,6 +2,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -66,6 +67,7 @@ CLI::Option* add_object_size_option(CLI::App* app, const std::string& name, doub
       ->add_option_function<std::vector<double>>(
           name,
           [name, &min, &max](const std::vector<double>& v) {
+            if (std::isnan(v[0]) || std::isnan(v[1])) throw CLI::ValidationError(name, "MIN and MAX must be numbers");
             if (!(v[0] <= v[1])) {
               std::ostringstream what;
               what << "MIN must not exceed MAX (" << v[0] << " > " << v[1] << ")";
@@ -77,6 +79,7 @@ CLI::Option* add_object_size_option(CLI::App* app, const std::string& name, doub
           "MIN,MAX: a shape's longer side (before rotation) as a fraction of the image side, drawn between the two")
       ->expected(2)
       ->delimiter(',')
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast)   // (given twice: the last pair)
       ->check(CLI::Range(0.02, 1.0))
       ->default_str(defaults.str());
 }

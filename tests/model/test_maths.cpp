@@ -899,6 +899,7 @@ TEST(Text, FoldCaseLowersEveryScript) {
   EXPECT_EQ(fold_case("v\u00c9lo"), fold_case("v\u00e9lo"));                        // vÉlo
   EXPECT_EQ(fold_case("\u0414\u041e\u041c"), fold_case("\u0434\u043e\u043c"));  // ДОМ, дом
   EXPECT_EQ(fold_case("\u0391\u03a3"), U"\u03b1\u03c3");                         // ΑΣ
+  EXPECT_EQ(fold_case("\u03a3\u039a\u03a5\u039b\u039f\u03a3"), fold_case("\u03c3\u03ba\u03c5\u03bb\u03bf\u03c2"));   // final sigma
   EXPECT_NE(fold_case("\u00f6lkanne"), fold_case("olkanne"));
   EXPECT_EQ(fold_case("\u81ea\u8ee2\u8eca 1"), U"\u81ea\u8ee2\u8eca 1");         // no case: as it is
 }
@@ -911,6 +912,8 @@ TEST(Text, PrintableEscapesControlCharacters) {
   EXPECT_EQ(printable("gr\u00f6\u00dfe \u81ea\n\tok"), "gr\u00f6\u00dfe \u81ea\n\tok");
   EXPECT_TRUE(has_control_characters("a\x1b"));
   EXPECT_TRUE(has_control_characters("a\u0085"));
+  EXPECT_TRUE(has_control_characters("star\nfile:   FORGED"));   // (a name's newline forges a line)
+  EXPECT_TRUE(has_control_characters("a\tb"));
   EXPECT_FALSE(has_control_characters("\u00e9t\u00e9 \u00a0"));   // (U+00A0 is no control character)
 }
 

@@ -1509,6 +1509,10 @@ TEST(Cli, SyntheticObjectSizeIsMadeRecordedAndReused) {
   expect_clean_failure("train " + common + "--synth-object-size 0.01,0.5 --epochs 1 --out " + tmp / "bad",
                        "--synth-object-size");
   expect_clean_failure("synth --out " + tmp / "bad" + " --object-size 0.5", "--object-size");
+  expect_clean_failure("synth --out " + tmp / "bad" + " --object-size nan,0.5", "--object-size: MIN and MAX must be numbers");
+  // Given twice (a script's default, then the user's): the last pair, as other options of one value.
+  ASSERT_EQ(run_cli("synth --out " + tmp / "twice" + " --count 20 --size 96 --object-size 0.1,0.2 --object-size 0.8,0.9").status, 0);
+  EXPECT_GT(median_longer_side(tmp / "twice/annotations.json"), 0.6 * 96);
   CliRun unused = run_cli(weights + " --coco " + tmp / "eval/annotations.json" + " --synth-object-size 0.2,0.3 --threads 1");
   EXPECT_EQ(unused.status, 0) << unused.output;
   EXPECT_NE(unused.output.find("warning: --synth-object-size has no effect without --synth"), std::string::npos)
