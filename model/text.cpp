@@ -86,6 +86,12 @@ std::string shell_double_quoted(const std::string& s) {
   return out + "\"";
 }
 
+std::string shell_single_quoted(const std::string& s) {
+  std::string out = "'";
+  for (const char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
 namespace {
 
 // glibc's built-in C.UTF-8 locale for this thread while in scope, whatever the process's own is;

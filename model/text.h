@@ -37,6 +37,9 @@ bool has_control_characters(const std::string& s);
 // printed command line holds, pasted into a shell, gives the command s).
 std::string shell_double_quoted(const std::string& s);
 
+// s in single quotes for a POSIX shell (a ' as '\''): nothing in it is expanded.
+std::string shell_single_quoted(const std::string& s);
+
 // UTF-8 text's characters in lower case (towlower in glibc's C.UTF-8, whatever the process's
 // locale): equal for names that differ only in case, "Ölkanne" and "ölkanne" as "Dog" and "dog".
 std::u32string fold_case(const std::string& utf8);

@@ -491,8 +491,19 @@ std::string format_map_table(const MapResult& r) {
     f1 += (f1.empty() ? "" : "; ") + c.name + b;
   }
   if (!f1.empty()) {
-    os << "Best F1 at IoU 0.5 per class: " << f1 << "\nAs ssddetect's property: class-thresholds="
-       << ssd::shell_double_quoted(f1_class_thresholds(r)) << " (ssd-train predict: --class-thresholds)\n";
+    // Ready to paste into a shell's gst-launch-1.0 line. A class named with " or \ needs them
+    // escaped inside gst-launch's own quotes as well, so that word goes in single quotes (the
+    // shell's double quotes passed gst-launch a bare quote, and a space after it split the line).
+    const std::string value = f1_class_thresholds(r);
+    os << "Best F1 at IoU 0.5 per class: " << f1 << "\nAs ssddetect's property: ";
+    if (value.find_first_of("\"\\") == std::string::npos) {
+      os << "class-thresholds=" << ssd::shell_double_quoted(value) << " (ssd-train predict: --class-thresholds)\n";
+    } else {
+      std::string launch = "class-thresholds=\"";
+      for (const char c : value) launch += (c == '"' || c == '\\' ? "\\" : "") + std::string(1, c);
+      os << ssd::shell_single_quoted(launch + "\"") << " (ssd-train predict: --class-thresholds "
+         << ssd::shell_double_quoted(value) << ")\n";
+    }
     if (!none.empty())
       os << "(no F1 above 0, so not in it, keeping ssddetect's threshold: " << none << ")\n";
   }

@@ -922,14 +922,16 @@ TEST(Text, PrintableEscapesControlCharacters) {
 TEST(Text, ShellDoubleQuotedIsReadBackByTheShell) {
   for (const std::string& value : {std::string("rectangle=0.385,star=0.289"), std::string("\u00d6lkanne \"gro\u00df\"=0.1"),
                                   std::string("a$HOME`id`\\n b=0.2"), std::string("'single' and \\\"=1"), std::string()}) {
-    const std::string command = "printf '%s' " + shell_double_quoted(value);
-    FILE* sh = popen(command.c_str(), "r");
-    ASSERT_NE(sh, nullptr);
-    std::string out;
-    char buf[256];
-    for (size_t n; (n = fread(buf, 1, sizeof buf, sh)) > 0;) out.append(buf, n);
-    EXPECT_EQ(pclose(sh), 0) << command;
-    EXPECT_EQ(out, value) << command;
+    for (const std::string& quoted : {shell_double_quoted(value), shell_single_quoted(value)}) {
+      const std::string command = "printf '%s' " + quoted;
+      FILE* sh = popen(command.c_str(), "r");
+      ASSERT_NE(sh, nullptr);
+      std::string out;
+      char buf[256];
+      for (size_t n; (n = fread(buf, 1, sizeof buf, sh)) > 0;) out.append(buf, n);
+      EXPECT_EQ(pclose(sh), 0) << command;
+      EXPECT_EQ(out, value) << command;
+    }
   }
 }
 

@@ -186,14 +186,26 @@ TEST(Map, TablesLineUpNamesByTheirColumns) {
     EXPECT_EQ(ssd::display_width(confusion[i]), ssd::display_width(confusion[1])) << confusion[i];
 }
 
-// The class-thresholds line is ready to paste into a shell: a class named with a quote has it
-// escaped (the quotes around the value ended at it).
+// The class-thresholds line is ready to paste into a shell's gst-launch-1.0 line: plain names in
+// the shell's double quotes; a class named with a quote has it escaped inside gst-launch's own
+// quotes, the word in single quotes (the shell's double quotes ended at it, or passed gst-launch a
+// bare quote), and predict's form beside it.
 TEST(Map, ClassThresholdsLineQuotesForTheShell) {
-  MapEvaluator ev({"a", "\u00d6lkanne \"gro\u00df\""});
-  for (int c = 0; c < 2; ++c) ev.add_image(c, {gt(0, 0, 10, 10, c)}, {det(0, 0, 10, 10, c, 0.9f)});
-  const std::string table = ssdtrain::format_map_table(ev.compute());
-  EXPECT_NE(table.find("As ssddetect's property: class-thresholds=\"a=0."), std::string::npos) << table;
-  EXPECT_NE(table.find(",\u00d6lkanne \\\"gro\u00df\\\"=0."), std::string::npos) << table;
+  const auto line_of = [](const std::vector<std::string>& labels) {
+    MapEvaluator ev(labels);
+    for (int c = 0; c < 2; ++c) ev.add_image(c, {gt(0, 0, 10, 10, c)}, {det(0, 0, 10, 10, c, 0.9f)});
+    const std::string table = ssdtrain::format_map_table(ev.compute());
+    const size_t at = table.find("As ssddetect's property: ");
+    return at == std::string::npos ? table : table.substr(at, table.find('\n', at) - at);
+  };
+  const std::string plain = line_of({"a", "b $x"});
+  EXPECT_EQ(plain.rfind("As ssddetect's property: class-thresholds=\"a=0.", 0), 0u) << plain;
+  EXPECT_NE(plain.find(",b \\$x=0."), std::string::npos) << plain;
+  EXPECT_NE(plain.find("\" (ssd-train predict: --class-thresholds)"), std::string::npos) << plain;
+  const std::string quoted = line_of({"a", "\u00d6lkanne \"gro\u00df\""});
+  EXPECT_EQ(quoted.rfind("As ssddetect's property: 'class-thresholds=\"a=0.", 0), 0u) << quoted;
+  EXPECT_NE(quoted.find(",\u00d6lkanne \\\"gro\u00df\\\"=0."), std::string::npos) << quoted;
+  EXPECT_NE(quoted.find("\"' (ssd-train predict: --class-thresholds \"a=0."), std::string::npos) << quoted;
 }
 
 // Class names in the pictures are drawn in their own script where the build has Pango (the
