@@ -1322,11 +1322,19 @@ TEST(Cli, DataLoaderThreadsTheSystemRefusesAreAnErrorNotAnAbort) {
 // A checkpoint whose weights are NaN is refused as corrupt, naming the parameter, and the run's
 // weights stay as they were: the resume wrote them over model.safetensors and best.safetensors
 // before its first step, then failed blaming the learning rate.
+// A run stopped after its first of two epochs, to be resumed (tiny: 12 images of 64 px).
+std::string stopped_run(const TempDir& tmp) {
+  const std::string run = tmp / "run";
+  const CliRun r = run_cli("train --synth 12 --synth-size 64 --size 64 --grids 2,1 --head-channels 16 --batch 4 "
+                           "--epochs 2 --stop-after 1 --workers 1 --threads 1 --quiet --out " + run);
+  EXPECT_EQ(r.status, 0) << r.output;
+  return run;
+}
+
 TEST(Cli, ACheckpointWithNanWeightsIsRefusedAndTheRunsWeightsKept) {
   TempDir tmp;
-  const std::string run = tmp / "run";
-  ASSERT_EQ(run_cli("train --synth 12 --synth-size 64 --size 64 --grids 2,1 --head-channels 16 --batch 4 "
-                    "--epochs 2 --stop-after 1 --workers 1 --threads 1 --quiet --out " + run).status, 0);
+  const std::string run = stopped_run(tmp);
+  ASSERT_FALSE(::testing::Test::HasFailure());
   const std::string model_before = read_file(run + "/model.safetensors");
   // Every float storage NaN but the generator's state (5056 bytes), with Python's zipfile.
   const std::string script =
@@ -1354,9 +1362,8 @@ TEST(Cli, ACheckpointWithNanWeightsIsRefusedAndTheRunsWeightsKept) {
 // whose configuration contradicted them, which neither predict nor ssddetect could load.
 TEST(Cli, ARunJsonOfAnotherArchitectureThanItsCheckpointIsRefused) {
   TempDir tmp;
-  const std::string run = tmp / "run";
-  ASSERT_EQ(run_cli("train --synth 12 --synth-size 64 --size 64 --grids 2,1 --head-channels 16 --batch 4 "
-                    "--epochs 2 --stop-after 1 --workers 1 --threads 1 --quiet --out " + run).status, 0);
+  const std::string run = stopped_run(tmp);
+  ASSERT_FALSE(::testing::Test::HasFailure());
   const std::string model_before = read_file(run + "/model.safetensors");
   auto spec = nlohmann::json::parse(std::ifstream(run + "/run.json"));
   spec["config"]["head_channels"] = 32;
