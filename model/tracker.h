@@ -3,10 +3,9 @@
 // prediction, the imageless kind that DL Streamer's gvatrack and DeepStream's IOU tracker
 // offer: each track's box is predicted where its last motion takes it, detections are matched
 // to predictions greedily by decreasing IoU (at least `iou_threshold`, of the same label
-// unless told otherwise), then tracks seen only once, in the last analysed frame (no motion yet),
-// to detections left of their
-// label and size within half their size per frame (most pairs, least distance), a matched track moves to its
-// detection, an unmatched detection
+// unless told otherwise), then tracks seen only once, in the last analysed frame (no motion
+// yet), to detections left of their label and size within half their size per frame (most
+// pairs, least distance); a matched track moves to its detection, an unmatched detection
 // starts a track with a new id, and a track without a detection for more than `max_lost`
 // frames ends. Frames the detector skipped, whose boxes repeat the last analysed frame's
 // (ssddetect's `interval`), keep that frame's ids without being matched (repeat()), so that the
