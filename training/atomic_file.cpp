@@ -24,6 +24,10 @@ void write_file_atomic(const std::filesystem::path& path, const std::string& byt
       throw ssd::Error("cannot write " + path.string() + (err ? std::string(": ") + std::strerror(err) : std::string()));
     }
   }
+  // A file replaced keeps its permissions (an output the user had made 0600 became 0644, the
+  // umask's, when replaced); a symbolic link is replaced itself, as before.
+  if (const auto st = std::filesystem::symlink_status(path, ec); !ec && std::filesystem::is_regular_file(st))
+    std::filesystem::permissions(tmp, st.permissions(), std::filesystem::perm_options::replace, ec);
   std::filesystem::rename(tmp, path, ec);
   if (ec) {
     const std::string why = ec.message();

@@ -1369,6 +1369,12 @@ TEST(AtomicFile, AFailedWriteLeavesNoTemporaryFile) {
   std::ifstream in(file);
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   EXPECT_EQ(text, "two");
+  // A file replaced keeps its permissions (a private 0600 output became the umask's 0644).
+  std::filesystem::permissions(file, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write,
+                               std::filesystem::perm_options::replace);
+  write_file_atomic(file, "private");
+  EXPECT_EQ(std::filesystem::status(file).permissions(),
+            std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
   const auto folder = tmp.path() / "a-folder";
   std::filesystem::create_directories(folder / "inside");
   try {
