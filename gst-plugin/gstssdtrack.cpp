@@ -13,8 +13,11 @@
  * Tracking is imageless (it uses the boxes only, model/tracker.h): each track's box is
  * predicted where its last motion takes it, the frame's regions are matched to the predictions
  * greedily by decreasing intersection-over-union (at least `iou-threshold`; of the same label
- * unless `match-labels` is off), a matched track moves to its region, a region matched to no
- * track starts one with a new id, and a track that finds no region for more than `max-lost`
+ * unless `match-labels` is off); then a track seen once, in the last analysed frame, which has
+ * no motion yet, may take a region left of its label and size (each side within 2x) whose centre
+ * lies within half the track's size per frame since (up to 2 sizes; the most such pairs, the
+ * least total distance), so that a fast object behind `interval` keeps its id; a matched track
+ * moves to its region, a region matched to no track starts one with a new id, and a track that finds no region for more than `max-lost`
  * frames ends (an object hidden that long comes back with a new id). A region without width or
  * height (another detector's point or line) is matched as the pixels it names, one wide or
  * tall. Ids count up from 1 per
@@ -346,7 +349,8 @@ static void gst_ssd_track_class_init(GstSsdTrackClass* klass) {
    * GstSsdTrack:iou-threshold:
    *
    * Least intersection-over-union of a region with a track's predicted box for the region to
-   * continue that track. Lower follows faster or jerkier objects, higher keeps close objects
+   * continue that track (a track seen only once may also take a region by distance: see the
+   * element's description). Lower follows faster or jerkier objects, higher keeps close objects
    * apart. Read when the element starts.
    */
   g_object_class_install_property(gobject_class, PROP_IOU_THRESHOLD,
