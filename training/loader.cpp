@@ -21,6 +21,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "rng.h"
+#include "text.h"
 
 namespace ssdtrain {
 
@@ -43,7 +44,7 @@ void warn_once(const std::string& path, const std::string& what) {
   static std::mutex mu;
   static std::set<std::string> warned;
   std::lock_guard<std::mutex> lock(mu);
-  if (warned.insert(path).second) std::cerr << "warning: " << path << ": " << what << "\n";
+  if (warned.insert(path).second) std::cerr << "warning: " << ssd::printable(path) << ": " << what << "\n";
 }
 
 cv::Mat decode_image(const std::string& path, int flags) {

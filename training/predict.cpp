@@ -49,7 +49,7 @@ std::vector<std::string> input_images(const std::vector<std::string>& named) {
       if (ec) throw ssd::Error(p + ": cannot list the folder: " + ec.message());
       std::sort(left_out.begin(), left_out.end());
       for (const auto& f : left_out)
-        std::cerr << "warning: " << f << ": left out: OpenCV has no decoder for its contents (empty, damaged, "
+        std::cerr << "warning: " << ssd::printable(f) << ": left out: OpenCV has no decoder for its contents (empty, damaged, "
                                          "or a format it does not read)\n";
       if (in_folder.empty()) throw ssd::Error(p + ": a folder with no image files in it");
       std::sort(in_folder.begin(), in_folder.end());
