@@ -2,10 +2,12 @@
 # Installs everything this project needs on a fresh Debian 12 machine:
 #   sudo bash scripts/setup.sh        (or as root)
 # Product dependencies come from Debian packages only. The test references (pycocotools as
-# the mAP reference, safetensors to open our weights files from Python) come from PyPI into
+# the mAP reference, py-motmetrics as the tracking measures' reference, safetensors to open our
+# weights files from Python) come from PyPI into
 # .venv, a virtual environment over Debian's /usr/bin/python3 that also sees Debian's
-# python3-torch / python3-torchvision (the ResNet and NMS references), python3-gi and numpy
-# (--no-deps keeps Debian's numpy 1.24, which Debian's torch was built against).
+# python3-torch / python3-torchvision (the ResNet and NMS references), python3-gi, numpy and
+# motmetrics' pandas, scipy and xmltodict (--no-deps keeps Debian's numpy 1.24, which Debian's
+# torch was built against).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
@@ -29,6 +31,7 @@ pkgs=(
   libgtest-dev libgmock-dev nlohmann-json3-dev libcli11-dev libpugixml-dev
   python3 python3-venv python3-gi python3-gst-1.0 gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0
   python3-numpy python3-torch python3-torchvision
+  python3-pandas python3-scipy python3-xmltodict
 )
 # ONNX on Debian 13: scripts/export-onnx.py with LibTorch 2.x's exporter (Debian 13's
 # python3-torch) needs the onnx package, and onnxruntime checks the export (`bench` suite);
@@ -57,6 +60,10 @@ coco=2.0.8
 "$venv/bin/python" -c "import sys, importlib.metadata as m, safetensors
 sys.exit(m.version('pycocotools') != '$coco')" 2>/dev/null || \
   "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps "pycocotools==$coco" "safetensors==0.4.5"
+# py-motmetrics (bench/tracker_motmetrics.py, the `bench` suite's tracker-motmetrics test).
+"$venv/bin/python" -c "import sys, importlib.metadata as m
+sys.exit(m.version('motmetrics') != '1.4.0')" 2>/dev/null || \
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps "motmetrics==1.4.0"
 # onnxruntime from PyPI where Debian has none (Debian 12); its other dependencies serve only its
 # tools.
 "$venv/bin/python" -c 'import onnxruntime' 2>/dev/null || \
