@@ -15,7 +15,7 @@
  * greedily by decreasing intersection-over-union (at least `iou-threshold`; of the same label
  * unless `match-labels` is off); then a track seen once, in the last analysed frame, which has
  * no motion yet, may take a region left of its label and size (each side within 2x) whose centre
- * lies within half the track's size per frame since (up to 2 sizes; the most such pairs, the
+ * lies within three quarters of the track's size per frame since (up to 3 sizes; the most such pairs, the
  * least total distance), so that a fast object behind `interval` keeps its id; a matched track
  * moves to its region, a region matched to no track starts one with a new id, and a track that finds no region for more than `max-lost`
  * frames ends (an object hidden that long comes back with a new id). A region without width or

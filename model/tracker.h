@@ -4,7 +4,7 @@
 // offer: each track's box is predicted where its last motion takes it, detections are matched
 // to predictions greedily by decreasing IoU (at least `iou_threshold`, of the same label
 // unless told otherwise), then tracks seen only once, in the last analysed frame (no motion
-// yet), to detections left of their label and size within half their size per frame (most
+// yet), to detections left of their label and size within 3/4 of their size per frame (most
 // pairs, least distance); a matched track moves to its detection, an unmatched detection
 // starts a track with a new id, and a track without a detection for more than `max_lost`
 // frames ends. Frames the detector skipped, whose boxes repeat the last analysed frame's

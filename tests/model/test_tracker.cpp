@@ -70,7 +70,7 @@ TEST(Tracker, PredictionFollowsFastObjects) {
 // A new object has no motion yet: one that moves more than about half its box between analysed
 // frames (a 40 px car at 8 px a frame, behind ssddetect interval=3: 24 px) overlapped nothing
 // and got a new id at every analysed frame. A track seen once takes the nearest detection of its
-// label and size within half its size per frame; two new objects moving apart keep their own
+// label and size within 3/4 of its size per frame; two new objects moving apart keep their own
 // ids; one of another size or label, or too far, is a new object.
 TEST(Tracker, NewTracksFollowFastObjectsBetweenAnalysedFrames) {
   Tracker tr;
@@ -89,12 +89,12 @@ TEST(Tracker, NewTracksFollowFastObjectsBetweenAnalysedFrames) {
   const int64_t a = others.update({box(100, 100, 40, 40, 1)})[0];
   const auto next = others.update({box(70, 70, 100, 100, 1),   // the same centre, 2.5x the size
                                    box(120, 100, 40, 40, 2),   // another label
-                                   box(161, 100, 40, 40, 1)},  // 61 px away: beyond 0.5 x 40 x 3
+                                   box(191, 100, 40, 40, 1)},  // 91 px away: beyond 0.75 x 40 x 3
                                   3);
   for (const int64_t id : next) EXPECT_NE(id, a);
   Tracker far;
   const int64_t b = far.update({box(100, 100, 40, 40, 1)})[0];
-  EXPECT_EQ(far.update({box(159, 100, 40, 40, 1)}, 3)[0], b);   // 59 px: within
+  EXPECT_EQ(far.update({box(189, 100, 40, 40, 1)}, 3)[0], b);   // 89 px: within
 
   // A track seen once and then missed (most often a false detection) takes nothing: two flickers
   // 45 px and 5 frames apart, or an object appearing 50 px from one seen 8 frames before, are
