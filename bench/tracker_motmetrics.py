@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""Scores MOTChallenge tracking files with py-motmetrics, the reference implementation of the
-CLEAR MOT and identity measures (github.com/cheind/py-motmetrics), as the MOTChallenge
-devkit scores them: ground truth and tracker boxes matched per frame by IoU >= 0.5.
+"""Scores tracking with py-motmetrics, the reference implementation of the CLEAR MOT and
+identity measures (github.com/cheind/py-motmetrics), as the MOTChallenge devkit scores them:
+ground truth and tracker boxes matched per frame by IoU >= 0.5.
 
   .venv/bin/python bench/tracker_motmetrics.py DIR [--check]
+  .venv/bin/python bench/tracker_motmetrics.py --gt GT.txt --result RESULT [--framerate F]
 
 DIR is what `bench_tracker --mot-dir DIR` writes: one folder per sequence, <name>/gt/gt.txt and
 <name>/<name>.txt, and summary.json with bench_tracker's own counts for each sequence, which
@@ -13,8 +14,11 @@ misses, false positives, id switches, IDTP, IDF1 and MOTA must agree exactly (th
 where matching by IoU pairs a box with another object than its own: jitter beyond IoU 0.5, or
 objects on top of each other). Exits 1 on a difference, naming the sequence.
 
-Works on any MOTChallenge pair, e.g. ssdexport's JSON Lines converted with the frame number and
-the box in pixels of each detection, and a ground truth annotated in that format.
+--gt and --result score one sequence: a MOTChallenge ground truth (scripts/moving-shapes.py
+writes one; so do annotation tools for MOT17 and the like) against a MOTChallenge result or the
+JSON Lines of `ssdtrack ! ssdexport` (.jsonl: each detection's `object_id` and pixel box; a line's
+frame is its `stream_time` at --framerate when given, as `ssd-clip score` takes it, else its
+`frame`; frames numbered from 1 as MOTChallenge's). Prints the figures as one JSON object.
 """
 import argparse
 import json
@@ -46,10 +50,37 @@ def read(path):
     return frames
 
 
-def accumulate(gt_path, result_path):
+def read_jsonl(path, framerate):
+    """ssdexport's JSON Lines as read() returns a MOTChallenge file."""
+    frames = {}
+    with open(path) as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            record = json.loads(line)
+            if framerate and record.get('stream_time') is not None:
+                frame = int(round(record['stream_time'] * framerate / 1e9)) + 1
+            else:
+                frame = int(record['frame']) + 1
+            if frame in frames:
+                raise SystemExit('%s:%d: a second line for frame %d (a --framerate other than the stream\'s?)'
+                                 % (path, number, frame))
+            ids, boxes = frames[frame] = ([], [])
+            for d in record['detections']:
+                if d.get('object_id') is None:
+                    raise SystemExit('%s:%d: a detection without an object_id (put ssdtrack before ssdexport)'
+                                     % (path, number))
+                box = d['box']
+                ids.append(int(d['object_id']))
+                boxes.append([float(box['x']), float(box['y']), float(box['w']), float(box['h'])])
+    return frames
+
+
+def accumulate(gt_path, result_path, framerate=None):
     """motmetrics' events for one sequence, as mm.utils.compare_to_groundtruth(gt, result, 'iou',
     distth=0.5) makes them (a pair with IoU below 0.5 may not match), frames without boxes too."""
-    gt, result = read(gt_path), read(result_path)
+    gt = read(gt_path)
+    result = read_jsonl(result_path, framerate) if result_path.endswith('.jsonl') else read(result_path)
     acc = mm.MOTAccumulator(auto_id=False)
     for frame in sorted(set(gt) | set(result)):
         gt_ids, gt_boxes = gt.get(frame, ([], []))
@@ -60,10 +91,21 @@ def accumulate(gt_path, result_path):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('dir', help="bench_tracker --mot-dir's folder")
+    parser.add_argument('dir', nargs='?', help="bench_tracker --mot-dir's folder")
     parser.add_argument('--check', action='store_true',
                         help="compare with bench_tracker's counts in DIR/summary.json")
+    parser.add_argument('--gt', help='one sequence: its MOTChallenge ground truth')
+    parser.add_argument('--result', help="one sequence: a MOTChallenge result, or ssdexport's .jsonl")
+    parser.add_argument('--framerate', type=float, help="the .jsonl's frame rate (frames by stream_time)")
     args = parser.parse_args()
+    if (args.gt is None) != (args.result is None) or (args.gt is None) == (args.dir is None):
+        parser.error('give DIR, or --gt and --result')
+    if args.gt:
+        table = mm.metrics.create().compute(accumulate(args.gt, args.result, args.framerate),
+                                            metrics=METRICS + ['num_frames', 'num_fragmentations'])
+        row = table.iloc[0]
+        print(json.dumps({m: (float(row[m]) if m in RATIOS else int(row[m])) for m in table.columns}))
+        return 0
     with open(os.path.join(args.dir, 'summary.json')) as f:
         summary = json.load(f)
     mh = mm.metrics.create()
