@@ -195,6 +195,7 @@ constexpr const char* kDefaultDevice = "auto";
 constexpr GstSsdPrecision kDefaultPrecision = GST_SSD_PRECISION_FP32;
 constexpr gfloat kDefaultThreshold = 0.3f;
 constexpr gfloat kDefaultNmsIou = 0.45f;
+constexpr gboolean kDefaultClassAgnosticNms = FALSE;
 constexpr gint kDefaultMaxDetections = 100;
 constexpr guint kDefaultInterval = 1;
 // The interval counted in the buffers a batch may hold (SsdDetectState::held_per_batch).
@@ -221,6 +222,7 @@ struct Settings {
   GstSsdPrecision precision = kDefaultPrecision;
   gfloat threshold = kDefaultThreshold;
   gfloat nms_iou = kDefaultNmsIou;
+  gboolean class_agnostic_nms = kDefaultClassAgnosticNms;
   gint max_detections = kDefaultMaxDetections;
   std::string classes;
   std::string class_thresholds;
@@ -488,6 +490,7 @@ enum {
   PROP_MODEL_INSTANCE_ID,
   PROP_REGION,
   PROP_CLASS_THRESHOLDS,
+  PROP_CLASS_AGNOSTIC_NMS,
 };
 
 G_DEFINE_TYPE(GstSsdDetect, gst_ssd_detect, GST_TYPE_BASE_TRANSFORM);
@@ -571,6 +574,7 @@ static ssd::DetectorOptions detector_options(const Settings& s) {
   opts.fp16 = s.precision == GST_SSD_PRECISION_FP16;
   opts.threshold = s.threshold;
   opts.nms_iou = s.nms_iou;
+  opts.class_agnostic_nms = s.class_agnostic_nms;
   opts.max_detections = s.max_detections;
   opts.threads = s.threads;
   opts.max_in_flight = static_cast<int>(s.in_flight);   // 0: the detector chooses
@@ -1043,6 +1047,9 @@ static void gst_ssd_detect_set_property(GObject* object, guint prop_id, const GV
       case PROP_CUDA_GRAPHS:
         s.cuda_graphs = g_value_get_boolean(value);
         break;
+      case PROP_CLASS_AGNOSTIC_NMS:
+        s.class_agnostic_nms = g_value_get_boolean(value);
+        break;
       case PROP_MODEL_INSTANCE_ID: {
         const gchar* v = g_value_get_string(value);
         s.model_instance_id = v ? v : "";
@@ -1121,6 +1128,7 @@ static void gst_ssd_detect_get_property(GObject* object, guint prop_id, GValue* 
     case PROP_BATCH_TIMEOUT: g_value_set_uint64(value, s.batch_timeout); break;
     case PROP_IN_FLIGHT: g_value_set_uint(value, s.in_flight); break;
     case PROP_CUDA_GRAPHS: g_value_set_boolean(value, s.cuda_graphs); break;
+    case PROP_CLASS_AGNOSTIC_NMS: g_value_set_boolean(value, s.class_agnostic_nms); break;
     case PROP_MODEL_INSTANCE_ID:
       g_value_set_string(value, s.model_instance_id.empty() ? nullptr : s.model_instance_id.c_str());
       break;
@@ -2641,6 +2649,20 @@ static void gst_ssd_detect_class_init(GstSsdDetectClass* klass) {
   g_object_class_install_property(gobject_class, PROP_NMS_IOU,
       g_param_spec_float("nms-iou", "NMS IoU", "IoU above which overlapping boxes of a class are suppressed",
                          0.0f, 1.0f, kDefaultNmsIou, playing_flags));
+  /**
+   * GstSsdDetect:class-agnostic-nms:
+   *
+   * Non-maximum suppression across classes: a box overlapping a more confident box of any
+   * class by more than `nms-iou` is dropped, so that one object is not reported twice, under
+   * two labels at one place (which also gives it two tracks behind ssdtrack). Off (the default):
+   * per class, as the SSD method has it, so that two objects of different classes overlapping
+   * more than that are both kept. On elements sharing a model instance (model-instance-id) the
+   * instance's, which they must agree on. Read when the element starts.
+   */
+  g_object_class_install_property(gobject_class, PROP_CLASS_AGNOSTIC_NMS,
+      g_param_spec_boolean("class-agnostic-nms", "Class-agnostic NMS",
+                           "Suppress overlapping boxes across classes, not only within each class",
+                           kDefaultClassAgnosticNms, ready_flags));
   /**
    * GstSsdDetect:max-detections:
    *

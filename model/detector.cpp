@@ -447,7 +447,7 @@ struct Detector::Impl {
     const PostprocessOptions pp = slot.pp;
     if (!slot.graph_cache) return fixed_stage(x, pp);
     std::ostringstream tag;   // the settings postprocess_fixed bakes into its kernels
-    tag << std::setprecision(17) << pp.score_threshold << ' ' << pp.nms_iou << ' '
+    tag << std::setprecision(17) << pp.score_threshold << ' ' << pp.nms_iou << ' ' << pp.class_agnostic << ' '
         << pp.max_detections << ' ' << pp.pre_nms_top_k;
     for (float t : pp.class_thresholds) tag << ' ' << t;
     return slot.graph_cache->run(x, tag.str(),
@@ -583,6 +583,7 @@ Detector::Detector(const DetectorOptions& options) : impl_(std::make_unique<Impl
   auto fopt = torch::TensorOptions().dtype(torch::kFloat32).device(d.device);
   d.mean = torch::tensor({c.mean[0], c.mean[1], c.mean[2]}, fopt).view({1, 3, 1, 1});
   d.inv_std = 1.0 / torch::tensor({c.std[0], c.std[1], c.std[2]}, fopt).view({1, 3, 1, 1});
+  d.pp.class_agnostic = options.class_agnostic_nms;
   set_postprocess(options.threshold, options.nms_iou, options.max_detections);
   for (const auto& fi : kFormats)
     d.channel_indices.push_back(torch::tensor({int64_t(fi.r), int64_t(fi.g), int64_t(fi.b)}, torch::kLong).to(d.device));

@@ -67,6 +67,7 @@ struct DetectorOptions {
   bool fp16 = false;             // half precision (CUDA only; CPU stays fp32)
   float threshold = 0.3f;        // minimum confidence
   float nms_iou = 0.45f;
+  bool class_agnostic_nms = false;   // NMS across classes (PostprocessOptions::class_agnostic)
   int max_detections = 100;      // per frame
   // CPU intra-op threads; 0: LibTorch's default, or with several CPU workers (max_in_flight) the
   // CPUs shared among them (resolve_threads in cpu_workers.h).

@@ -191,13 +191,14 @@ Candidates top_candidates(const torch::Tensor& cls_logits, const torch::Tensor& 
 // matrices are chunk x chunk, and kept x chunk).
 constexpr int64_t kChunk = 4096;
 
-// Greedy per-class NMS over all of image b's passing pairs, in decreasing score order, goes on
-// past its k candidates, whose survivors are `kept`, while fewer than `wanted` survive: the pairs
-// past them, a chunk at a time, lose those a kept box of their class suppresses, and the rest of
+// Greedy per-class NMS (class_agnostic: across classes) over all of image b's passing pairs, in
+// decreasing score order, goes on past its k candidates, whose survivors are `kept`, while fewer
+// than `wanted` survive: the pairs past them, a chunk at a time, lose those a kept box of their
+// class (any kept box) suppresses, and the rest of
 // the chunk runs through NMS itself. The same detections as NMS over every passing pair (the
 // candidates only spare the work where the first k leave enough).
 ImageDetections more_detections(const Candidates& cand, int64_t b, ImageDetections kept, int64_t wanted,
-                                double iou_threshold) {
+                                double iou_threshold, bool class_agnostic) {
   const int64_t C = cand.C;
   auto rest = cand.ranked[b].clone();
   rest.index_fill_(0, cand.index[b], -1.0f);   // (the k candidates are done)
@@ -209,14 +210,14 @@ ImageDetections more_detections(const Candidates& cand, int64_t b, ImageDetectio
     auto boxes = cand.all_boxes[b].index_select(0, pairs.div(C, "floor"));
     auto scores = cand.ranked[b].index_select(0, pairs);
     if (kept.scores.size(0) > 0) {
-      auto hit = ((box_iou(kept.boxes, boxes) > iou_threshold) &
-                  (kept.labels.unsqueeze(1) == classes.unsqueeze(0))).any(0);
+      auto overlap = box_iou(kept.boxes, boxes) > iou_threshold;
+      auto hit = (class_agnostic ? overlap : overlap & (kept.labels.unsqueeze(1) == classes.unsqueeze(0))).any(0);
       auto free = hit.logical_not();
       boxes = boxes.index({free});
       scores = scores.index({free});
       classes = classes.index({free});
     }
-    auto keep = batched_nms(boxes, scores, classes, iou_threshold);
+    auto keep = batched_nms(boxes, scores, class_agnostic ? torch::zeros_like(classes) : classes, iou_threshold);
     kept.boxes = torch::cat({kept.boxes, boxes.index_select(0, keep)});
     kept.scores = torch::cat({kept.scores, scores.index_select(0, keep)});
     kept.labels = torch::cat({kept.labels, classes.index_select(0, keep)});
@@ -242,11 +243,12 @@ std::vector<ImageDetections> postprocess(const torch::Tensor& cls_logits,
     auto mine = sel[b];
     auto boxes = cand.boxes[b].index({mine}), scores = cand.scores[b].index({mine}),
          classes = cand.classes[b].index({mine});
-    auto keep = batched_nms(boxes, scores, classes, options.nms_iou);   // decreasing score order
+    auto keep = batched_nms(boxes, scores, options.class_agnostic ? torch::zeros_like(classes) : classes,
+                            options.nms_iou);   // decreasing score order
     ImageDetections d{boxes.index_select(0, keep), scores.index_select(0, keep), classes.index_select(0, keep)};
     const int64_t wanted = std::max(options.max_detections, 0);
     if (d.scores.size(0) < wanted && cand.passing[b].item<int64_t>() > cand.scores.size(1))
-      d = more_detections(cand, b, std::move(d), wanted, options.nms_iou);
+      d = more_detections(cand, b, std::move(d), wanted, options.nms_iou, options.class_agnostic);
     if (d.scores.size(0) > wanted) {
       d.boxes = d.boxes.narrow(0, 0, wanted);
       d.scores = d.scores.narrow(0, 0, wanted);
@@ -263,9 +265,9 @@ FixedDetections postprocess_fixed(const torch::Tensor& cls_logits,
   auto cand = top_candidates(cls_logits, box_activations, anchors, options);
   const int64_t B = cls_logits.size(0), k = cand.scores.size(1);
   const auto& valid = cand.passes;   // (B, k), as postprocess()
-  auto same_class = cand.classes.unsqueeze(2) == cand.classes.unsqueeze(1);       // (B, k, k)
-  auto suppress = ((box_iou(cand.boxes, cand.boxes) > options.nms_iou) & same_class)
-                      .triu(1).to(torch::kFloat32);
+  auto overlap = box_iou(cand.boxes, cand.boxes) > options.nms_iou;               // (B, k, k)
+  if (!options.class_agnostic) overlap &= cand.classes.unsqueeze(2) == cand.classes.unsqueeze(1);
+  auto suppress = overlap.triu(1).to(torch::kFloat32);
   // Jacobi steps towards keep[j] = valid[j] && !any_{i<j} (keep[i] && suppress[i][j]); after
   // step s the first s entries are final, and an unchanged step means the fixed point.
   auto keep = valid;

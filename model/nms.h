@@ -35,6 +35,11 @@ struct PostprocessOptions {
   // first images of the batch, one after the other (the images past them get no detections).
   std::vector<float> class_thresholds;
   double nms_iou = 0.45;
+  // NMS across classes: a box suppresses every less confident box it overlaps by more than
+  // nms_iou whatever their labels (torchvision's nms against its batched_nms; YOLO's agnostic
+  // NMS), so that one object is not reported twice under two labels at one place. Off: per class,
+  // the SSD lessons' NMS.
+  bool class_agnostic = false;
   int max_detections = 100;   // per image, after NMS
   // Candidates per image entering NMS first. Only the work depends on it: where fewer than
   // max_detections of them survive and more pairs pass, postprocess() goes on through those (the

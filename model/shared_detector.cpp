@@ -76,6 +76,9 @@ std::string difference(const SharedDetectorOptions& a, const SharedDetectorOptio
     out << "precision " << (x.fp16 ? "fp16" : "fp32") << " (this one asks for " << (y.fp16 ? "fp16" : "fp32") << ")";
   else if (x.nms_iou != y.nms_iou)
     out << "NMS IoU " << x.nms_iou << " (this one asks for " << y.nms_iou << ")";
+  else if (x.class_agnostic_nms != y.class_agnostic_nms)
+    out << "NMS " << (x.class_agnostic_nms ? "across classes" : "per class") << " (this one asks for "
+        << (y.class_agnostic_nms ? "across classes" : "per class") << ")";
   else if (a.max_batch != b.max_batch)
     out << "batch size " << a.max_batch << " (this one asks for " << b.max_batch << ")";
   else if (a.max_wait != b.max_wait)

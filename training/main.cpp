@@ -356,6 +356,8 @@ int main(int argc, char** argv) {
       ->capture_default_str()->check(CLI::Range(0.0, 1.0));
   eval->add_option("--max-images", es.max_images, "evaluate the first N images (0: all)")
       ->capture_default_str()->check(at_least(0));
+  eval->add_flag("--class-agnostic-nms", es.class_agnostic_nms,
+                 "NMS across classes, as ssddetect's class-agnostic-nms (default: per class)");
   // Output files are checked before the evaluation runs, not after.
   const CLI::Validator in_existing_folder(
       [](std::string& path) {
@@ -393,6 +395,8 @@ int main(int argc, char** argv) {
   predict->add_option("--out", ps.out_dir, "output folder")->required();
   predict->add_option("--threshold", ps.threshold, "a detection needs a confidence above this")->capture_default_str();
   predict->add_option("--nms", ps.nms_iou, "NMS IoU threshold")->capture_default_str();
+  predict->add_flag("--class-agnostic-nms", ps.class_agnostic_nms,
+                    "NMS across classes, as ssddetect's class-agnostic-nms (default: per class)");
   predict->add_option("--max-detections", ps.max_detections, "most detections an image")->capture_default_str()
       ->check(CLI::Range(1, ssd::kMaxDetectionsLimit));   // ssddetect's bound
   predict->add_option("--classes", ps.classes, "keep only these classes (comma-separated labels)");

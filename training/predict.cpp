@@ -89,6 +89,7 @@ std::vector<ImagePrediction> predict_images(const PredictSpec& spec,
   o.device = spec.device;
   o.threshold = spec.threshold;
   o.nms_iou = spec.nms_iou;
+  o.class_agnostic_nms = spec.class_agnostic_nms;
   o.max_detections = spec.max_detections;
   o.threads = spec.threads;
   ssd::Detector detector(o);

@@ -18,6 +18,7 @@ struct PredictSpec {
   std::string device = "cpu";
   float threshold = 0.3f;
   float nms_iou = 0.45f;
+  bool class_agnostic_nms = false;   // NMS across classes (ssddetect's class-agnostic-nms)
   int max_detections = 100;
   std::string classes;            // keep only these labels ("a,b"; ssddetect's `classes`)
   std::string class_thresholds;   // "a=0.6,b=0.25" (ssddetect's `class-thresholds`; eval prints one)

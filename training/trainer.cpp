@@ -1260,6 +1260,7 @@ MapResult evaluate_weights(const EvalSpec& spec) {
   ssd::PostprocessOptions post;
   post.score_threshold = spec.score_threshold;
   post.nms_iou = spec.nms_iou;
+  post.class_agnostic = spec.class_agnostic_nms;
   post.max_detections = 100;
   // With a detections file every evaluated image's detections are kept (as "samples").
   const int keep = spec.detections_path.empty()

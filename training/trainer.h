@@ -156,6 +156,7 @@ struct EvalSpec {
   int threads = 0;
   double score_threshold = 0.01;   // detections kept for mAP
   double nms_iou = 0.45;
+  bool class_agnostic_nms = false;   // NMS across classes (ssd::PostprocessOptions::class_agnostic)
   int max_images = 0;
   // When set, every detection is also written there as a COCO results file (see
   // write_coco_results), which pycocotools' COCO.loadRes reads.

@@ -473,10 +473,11 @@ TEST(SsdDetect, PropertiesHaveDocumentedDefaults) {
   gint max_det = 0;
   guint interval = 0;
   gint precision = -1;
-  gboolean qos = FALSE, graphs = FALSE;
+  gboolean qos = FALSE, graphs = FALSE, agnostic = TRUE;
   g_object_get(e, "model", &model, "device", &device, "classes", &classes, "threshold", &threshold, "nms-iou",
                &nms, "max-detections", &max_det, "interval", &interval, "precision", &precision, "qos", &qos,
-               "cuda-graphs", &graphs, nullptr);
+               "cuda-graphs", &graphs, "class-agnostic-nms", &agnostic, nullptr);
+  EXPECT_FALSE(agnostic);   // per-class NMS, the SSD method's
   EXPECT_TRUE(model && g_str_has_suffix(model, ".safetensors")) << (model ? model : "(null)");
   EXPECT_STREQ(device, "auto");
   EXPECT_EQ(classes, nullptr);
@@ -730,6 +731,32 @@ TEST(SsdDetect, ClassesPropertyFilters) {
   const auto all = detect_once(none, *f);
   gst_harness_teardown(none);
   EXPECT_EQ(all.size(), ref.size()) << describe(all);
+}
+
+// class-agnostic-nms: at a low threshold per-class NMS leaves boxes of two labels at one place
+// (an object under two labels); across classes no two detections overlap by more than nms-iou
+// (up to the boxes' rounding to pixels), and the most confident detection is the same.
+TEST(SsdDetect, ClassAgnosticNmsLeavesNoTwoLabelsAtOnePlace) {
+  const ssdtrain::SynthSample s = one_object(320, 240, 5);
+  auto f = make_frame(s.image, GST_VIDEO_FORMAT_RGB);
+  const auto overlapping = [](const std::vector<Det>& dets) {
+    int pairs = 0;
+    for (size_t i = 0; i < dets.size(); ++i)
+      for (size_t j = i + 1; j < dets.size(); ++j) pairs += det_iou(dets[i], dets[j]) > 0.5;
+    return pairs;
+  };
+  GstHarness* per_class = detect_harness("threshold=0.02");
+  const auto a = detect_once(per_class, *f);
+  gst_harness_teardown(per_class);
+  GstHarness* across = detect_harness("threshold=0.02 class-agnostic-nms=true");
+  const auto b = detect_once(across, *f);
+  gst_harness_teardown(across);
+  ASSERT_FALSE(b.empty());
+  EXPECT_GT(overlapping(a), 0) << "per class: " << describe(a);
+  EXPECT_EQ(overlapping(b), 0) << "across classes: " << describe(b);
+  EXPECT_LT(b.size(), a.size());
+  EXPECT_EQ(top(a)->label, top(b)->label);
+  EXPECT_FLOAT_EQ(top(a)->confidence, top(b)->confidence);
 }
 
 // The text of the next warning on `bus` (waits up to 60 s; empty if none).
@@ -3464,6 +3491,9 @@ TEST(SsdDetectShared, OtherSettingsFailTheStartUntilTheInstanceIsGone) {
   const std::string precision =
       failing_start(pipeline + "ssddetect model-instance-id=settings precision=fp16 ! fakesink");
   EXPECT_NE(precision.find("fp32 (this one asks for fp16)"), std::string::npos) << precision;
+  const std::string agnostic =
+      failing_start(pipeline + "ssddetect model-instance-id=settings class-agnostic-nms=true ! fakesink");
+  EXPECT_NE(agnostic.find("NMS per class (this one asks for across classes)"), std::string::npos) << agnostic;
   // In flight left to the machine (0) follows from the threads: the message says so (it named
   // in-flight alone, which nobody had set). On 2 CPUs: 2 in flight with threads 0, 1 with 2.
   if (!ssd::cuda_available() && !g_getenv("SSD_TEST_IN_FLIGHT") && ssd::usable_cpus() == 2) {

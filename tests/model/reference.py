@@ -9,9 +9,10 @@
                                  torchvision.ops.box_iou(a, b) and nms(a, scores, t) for the
                                  thresholds in IN's metadata "thresholds" (comma-separated).
   reference.py output IN OUT     IN has boxes (A,4) and scores (A,C) of one image; for each
-                                 "threshold iou max" of IN's metadata "cases" (separated by
-                                 ";") OUT gets labels_i, scores_i, boxes_i: torchvision's
-                                 batched_nms over every (anchor, class) pair scoring above the
+                                 "threshold iou max agnostic" of IN's metadata "cases"
+                                 (separated by ";") OUT gets labels_i, scores_i, boxes_i:
+                                 torchvision's batched_nms (with agnostic 1: its nms, across
+                                 classes) over every (anchor, class) pair scoring above the
                                  threshold, its first max.
 """
 import sys
@@ -62,10 +63,10 @@ def output(inp, out):
     scores = t["scores"].reshape(-1)
     labels = torch.arange(C).repeat(A)
     res = {}
-    for i, (threshold, iou, most) in enumerate(cases):
+    for i, (threshold, iou, most, agnostic) in enumerate(cases):
         sel = scores > threshold
         b, s, l = boxes[sel], scores[sel], labels[sel]
-        keep = torchvision.ops.batched_nms(b, s, l, iou)[: int(most)]
+        keep = (torchvision.ops.nms(b, s, iou) if agnostic else torchvision.ops.batched_nms(b, s, l, iou))[: int(most)]
         res[f"labels_{i}"] = l[keep].contiguous()
         res[f"scores_{i}"] = s[keep].contiguous()
         res[f"boxes_{i}"] = b[keep].contiguous()

@@ -604,6 +604,37 @@ TEST(Postprocess, ThresholdTopKAndPerClassNms) {
   }
 }
 
+// One object under two labels at one place: per-class NMS reports both, NMS across classes the
+// more confident only; a box of the other label elsewhere stays either way. Both output stages.
+TEST(Postprocess, ClassAgnosticNmsSuppressesAcrossLabels) {
+  SsdConfig c;
+  c.labels = {"a", "b"};
+  auto anchors = make_anchors(c);
+  const int64_t A = anchors.size();
+  auto cls = torch::full({1, A, 3}, -10.0f);
+  auto box = torch::zeros({1, A, 4});   // the anchors' own boxes
+  const int64_t here = 0, there = A - 1;   // a 4x4 cell's anchor and the 1x1 grid's last
+  cls[0][here][0] = 3.0f;    // a: 0.953
+  cls[0][here][1] = 2.0f;    // b: 0.881, the same box
+  cls[0][there][1] = 1.0f;   // b: 0.731 elsewhere
+  ASSERT_LT(box_iou(anchors.corners.narrow(0, here, 1), anchors.corners.narrow(0, there, 1)).item<float>(), 0.45f);
+  for (const bool agnostic : {false, true}) {
+    SCOPED_TRACE(agnostic ? "across classes" : "per class");
+    PostprocessOptions o;
+    o.class_agnostic = agnostic;
+    const auto d = postprocess(cls, box, anchors, o)[0];
+    const std::vector<int64_t> want = agnostic ? std::vector<int64_t>{0, 1} : std::vector<int64_t>{0, 1, 1};
+    ASSERT_EQ(d.labels.size(0), static_cast<int64_t>(want.size()));
+    for (size_t i = 0; i < want.size(); ++i) EXPECT_EQ(d.labels[i].item<int64_t>(), want[i]);
+    EXPECT_NEAR(d.scores[d.scores.size(0) - 1].item<float>(), 0.731f, 1e-3);
+    const auto f = postprocess_fixed(cls, box, anchors, o);
+    ASSERT_TRUE(f.converged[0].item<bool>());
+    ASSERT_EQ(f.counts[0].item<int64_t>(), static_cast<int64_t>(want.size()));
+    for (size_t i = 0; i < want.size(); ++i)
+      EXPECT_EQ(static_cast<int64_t>(f.packed[0][static_cast<int64_t>(i)][0].item<float>()), want[i]);
+  }
+}
+
 // An image's detections do not depend on the batch it is in: the batch's output equals each
 // image's alone, bit for bit, at the last place of a batch of 64 too (where one NMS over the
 // whole batch, groups shifted apart by image * C + class, loses the coordinates' low bits and
@@ -676,7 +707,10 @@ TEST(Postprocess, FixedShapeEqualsDynamic) {
     PostprocessOptions o;
     o.score_threshold = trial % 2 ? 0.5 : 0.05;
     o.nms_iou = trial < 3 ? 0.45 : 0.3;
-    o.max_detections = trial == 5 ? 3 : 50;
+    // Across classes in two trials, asking for fewer (NMS across classes leaves fewer of the 200
+    // candidates: past 8 the fixed stage would say more pairs may hold more detections).
+    o.class_agnostic = trial == 1 || trial == 4;
+    o.max_detections = trial == 5 ? 3 : o.class_agnostic ? 8 : 50;
     o.pre_nms_top_k = 200;
     auto ref = postprocess(cls, box, anchors, o);
     for (int iterations : {1, 64}) {

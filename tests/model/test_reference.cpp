@@ -151,7 +151,7 @@ TEST(OpsReference, IoUAndNmsEqualTorchvision) {
 // first pre_nms_top_k candidates (ssddetect and predict gave 77 detections of the 100 asked for
 // at threshold 0 and NMS IoU 0.2, while more survived) and above 4096 detections (they gave 4096
 // at most); the fixed-shape stage (CUDA's) says such an image has not converged, so that the
-// caller runs postprocess().
+// caller runs postprocess(). With class_agnostic, torchvision's nms over the same pairs.
 TEST(OpsReference, OutputStageIsBatchedNmsOverEveryPassingPair) {
   SSD_NEED_PYTHON(ssdtest::test_python(), kReferenceModules);
   auto dir = ssdtest::temp_dir("output-ref");
@@ -177,23 +177,27 @@ TEST(OpsReference, OutputStageIsBatchedNmsOverEveryPassingPair) {
     double threshold, iou;
     int most;
     bool fixed_final;   // postprocess_fixed's rows are final (converged)
+    bool agnostic = false;   // NMS across classes (torchvision's nms)
   };
-  // Every pair passes in the first two, and every pair survives NMS in the second.
-  const std::vector<Case> cases = {{0.0, 0.2, 100, false}, {0.0, 1.0, 100000, false}, {0.3, 0.45, 10, true}};
+  // Every pair passes in the first two, and every pair survives NMS in the second; the last two
+  // suppress across classes, the first of them past the first 100 candidates.
+  const std::vector<Case> cases = {{0.0, 0.2, 100, false}, {0.0, 1.0, 100000, false}, {0.3, 0.45, 10, true},
+                                   {0.0, 0.2, 100, false, true}, {0.3, 0.45, 10, true, true}};
   std::string meta;
   for (const Case& k : cases)
     meta += (meta.empty() ? "" : ";") + std::to_string(k.threshold) + " " + std::to_string(k.iou) + " " +
-            std::to_string(k.most);
+            std::to_string(k.most) + " " + std::to_string(int(k.agnostic));
   const std::string in = dir / "in.safetensors", out = dir / "out.safetensors";
   write_safetensors(in, {{{"cases", meta}}, {{"boxes", boxes}, {"scores", scores}}});
   run_reference("output " + in + " " + out);
   auto ref = as_map(read_safetensors(out));
   for (size_t i = 0; i < cases.size(); ++i) {
     SCOPED_TRACE("threshold " + std::to_string(cases[i].threshold) + " iou " + std::to_string(cases[i].iou) +
-                 " max " + std::to_string(cases[i].most));
+                 " max " + std::to_string(cases[i].most) + (cases[i].agnostic ? " across classes" : ""));
     PostprocessOptions o;
     o.score_threshold = cases[i].threshold;
     o.nms_iou = cases[i].iou;
+    o.class_agnostic = cases[i].agnostic;
     o.max_detections = cases[i].most;
     o.pre_nms_top_k = 100;
     const auto labels = ref["labels_" + std::to_string(i)];
