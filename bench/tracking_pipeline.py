@@ -9,28 +9,29 @@ its misses, its box noise, its false and doubled detections.
       [--intervals 1,3] [--detect "threshold=0.3"] [--track "max-lost=10"] [--out DIR] \\
       [--min-idf1 X] [--min-mota X]
 
-For each interval, summed over the clips (seeds 1 .. clips): objects, distinct ids, the count
-error of counting objects by their ids, the ids given to at most 5 detections, the ids none of
-whose detections motmetrics matched to an object (false detections, and second detections of an
-object another id follows: per-class NMS keeps two labels' boxes at one place), id switches and
-fragmentations, IDF1, MOTA, and the detections' recall and precision (matched at IoU >= 0.5 as
-motmetrics matches them). --min-idf1 and --min-mota exit 1 when a row falls below them (the
-test `tracking-pipeline`).
+For each interval, summed over the clips (seeds 1 .. clips): objects; ids, those the tracker
+gave to detections motmetrics matched to an object at least once (as bench_tracker counts them)
+and the count error of counting objects by them; of those, the ids with at most 5 analysed
+detections (not counting the frames an `interval` carried); false ids, those of detections
+matched to no object (false detections, and second detections of an object another id follows:
+per-class NMS keeps two labels' boxes at one place); id switches and fragmentations, IDF1, MOTA,
+and the detections' recall and precision (matched at IoU >= 0.5 as motmetrics matches them).
+--min-idf1 and --min-mota exit 1 when a row falls below them (the test `tracking-pipeline`).
 """
 import argparse
 import collections
+import json
 import os
 import shlex
 import subprocess
 import sys
 import tempfile
+from fractions import Fraction
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-import tracker_motmetrics  # noqa: E402  (beside this file)
+import tracker_motmetrics  # noqa: E402  (beside this file; before motmetrics: its numpy 2 shim)
 import motmetrics as mm  # noqa: E402
-
-FPS = 30
 
 
 def render(out, seed, args):
@@ -39,10 +40,17 @@ def render(out, seed, args):
                     '--size', args.size, '--seed', str(seed)], check=True, stdout=subprocess.DEVNULL)
 
 
+def framerate(clip):
+    with open(os.path.join(clip, 'truth.json')) as f:
+        return json.load(f)['framerate']
+
+
 def run_pipeline(clip, interval, jsonl, args):
-    launch = ('multifilesrc location=%s index=0 caps=image/png,framerate=%d/1 ! pngdec ! videoconvert ! '
+    rate = Fraction(framerate(clip)).limit_denominator(1001)
+    launch = ('multifilesrc location=%s index=0 caps=image/png,framerate=%d/%d ! pngdec ! videoconvert ! '
               'ssddetect interval=%d %s ! ssdtrack %s ! ssdexport location=%s ! fakesink'
-              % (os.path.join(clip, 'frames', '%05d.png'), FPS, interval, args.detect, args.track, jsonl))
+              % (os.path.join(clip, 'frames', '%05d.png'), rate.numerator, rate.denominator,
+                 interval, args.detect, args.track, jsonl))
     done = subprocess.run(['gst-launch-1.0', '-q'] + shlex.split(launch), capture_output=True, text=True)
     if done.returncode != 0:
         sys.exit('tracking_pipeline: gst-launch-1.0 %s failed (%d): %s' % (launch, done.returncode, done.stderr))
@@ -88,23 +96,28 @@ def measure(args, intervals, work):
     bad = 0
     for interval in intervals:
         total = dict.fromkeys(metrics, 0)
-        ids = short = false = 0
+        ids = short = false = 0   # on objects; on objects, at most 5 analysed detections; on none
         for clip in clips:
             jsonl = os.path.join(work, '%s-i%d.jsonl' % (os.path.basename(clip), interval))
             run_pipeline(clip, interval, jsonl, args)
-            acc = tracker_motmetrics.accumulate(os.path.join(clip, 'gt', 'gt.txt'), jsonl, FPS)
+            fps = framerate(clip)
+            acc = tracker_motmetrics.accumulate(os.path.join(clip, 'gt', 'gt.txt'), jsonl, fps)
             row = mh.compute(acc, metrics=metrics).iloc[0]
             for m in metrics:
                 total[m] += int(row[m])
-            detections = collections.Counter(i for f in tracker_motmetrics.read_jsonl(jsonl, FPS).values() for i in f[0])
+            # Each id's analysed detections (those an `interval` carried repeat them).
+            analysed = collections.Counter(
+                i for f in tracker_motmetrics.read_jsonl(jsonl, fps, analysed_only=True).values() for i in f[0])
             events = acc.mot_events
-            on_objects = set(events[events['Type'].isin(['MATCH', 'SWITCH', 'TRANSFER', 'ASCEND', 'MIGRATE'])]['HId'].dropna())
-            ids += len(detections)
-            short += sum(1 for n in detections.values() if n <= 5)
-            false += sum(1 for i in detections if float(i) not in on_objects)
+            matched = set(events[events['Type'].isin(['MATCH', 'SWITCH', 'TRANSFER', 'ASCEND', 'MIGRATE'])]['HId']
+                          .dropna())
+            given = {i for f in tracker_motmetrics.read_jsonl(jsonl, fps).values() for i in f[0]}
+            on_objects = {i for i in given if float(i) in matched}
+            ids += len(on_objects)
+            short += sum(1 for i in on_objects if analysed[i] <= 5)
+            false += len(given - on_objects)
         objects, gt, pred = total['num_unique_objects'], total['num_objects'], total['num_predictions']
-        idf1 = 2 * total['idtp'] / max(1, gt + pred)
-        mota = 1 - (total['num_misses'] + total['num_false_positives'] + total['num_switches']) / max(1, gt)
+        idf1, mota = (v or 0 for v in tracker_motmetrics.totals(total))
         recall = (gt - total['num_misses']) / max(1, gt)
         precision = (pred - total['num_false_positives']) / max(1, pred)
         print('%8d %7d %5d %+8.1f%% %9d %9d %8d %6d %6.3f %6.3f %6.3f %9.3f'

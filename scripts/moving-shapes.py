@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """A clip of shapes moving across a textured background, with ground truth for detection and
-tracking: what `ssddetect ! ssdtrack` is scored on end to end (bench/tracking_pipeline.sh).
+tracking: what `ssddetect ! ssdtrack` is scored on end to end (bench/tracking_pipeline.py).
 
     /usr/bin/python3 scripts/moving-shapes.py OUT [--objects 8] [--frames 300] [--speed 1,4]
         [--size 0.1,0.2] [--seed 1]
@@ -13,7 +13,9 @@ scripts/plain-scenes.py's `draw`, not by the project's own renderer) enter at a 
 a random frame (the first three at frame 0) and cross the frame in a straight line at --speed
 pixels a frame, their longer side --size of the frame's width; later ones are drawn over earlier
 ones. A box is in the ground truth while at least half of the shape is in the frame (clipped to
-it), and not while another shape covers more than half of it. The same seed gives the same clip.
+it), and not while another shape covers more than half of it. The same seed and options give
+the same clip (--frames also spreads the objects' entries: a shorter clip is not the start of a
+longer one). Frames of an earlier clip in OUT/frames are removed first.
 Needs numpy and PIL (Debian's /usr/bin/python3 has both).
 """
 import argparse
@@ -33,11 +35,25 @@ W, H, LABELS = plain_scenes.W, plain_scenes.H, plain_scenes.LABELS
 FPS = 30.0
 
 
-def pair(text):
-    lo, hi = (float(v) for v in text.split(","))
-    if not 0 <= lo <= hi:
-        raise argparse.ArgumentTypeError("MIN,MAX with 0 <= MIN <= MAX, not %s" % text)
-    return lo, hi
+def pair(low, high):
+    def parse(text):
+        try:
+            lo, hi = (float(v) for v in text.split(","))
+        except ValueError:
+            raise argparse.ArgumentTypeError("MIN,MAX, not %s" % text)
+        if not low < lo <= hi <= high:
+            raise argparse.ArgumentTypeError("MIN,MAX with %g < MIN <= MAX <= %g, not %s" % (low, high, text))
+        return lo, hi
+    return parse
+
+
+def at_least(low):
+    def parse(text):
+        value = int(text)
+        if value < low:
+            raise argparse.ArgumentTypeError("at least %d, not %s" % (low, text))
+        return value
+    return parse
 
 
 def objects(rng, count, frames, speed, size):
@@ -62,16 +78,20 @@ def objects(rng, count, frames, speed, size):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out")
-    parser.add_argument("--objects", type=int, default=8)
-    parser.add_argument("--frames", type=int, default=300)
-    parser.add_argument("--speed", type=pair, default=(1.0, 4.0), help="MIN,MAX pixels a frame")
-    parser.add_argument("--size", type=pair, default=(0.1, 0.2), help="MIN,MAX longer side / width")
+    parser.add_argument("--objects", type=at_least(0), default=8)
+    parser.add_argument("--frames", type=at_least(1), default=300)
+    parser.add_argument("--speed", type=pair(0, W), default=(1.0, 4.0), help="MIN,MAX pixels a frame")
+    # (The longer side as tall as the frame at most: 0.75 of the width.)
+    parser.add_argument("--size", type=pair(0, H / W), default=(0.1, 0.2), help="MIN,MAX longer side / width")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
     background, _ = plain_scenes.texture(rng)
     objs = objects(rng, args.objects, args.frames, args.speed, args.size)
     os.makedirs(os.path.join(args.out, "frames"), exist_ok=True)
+    for name in os.listdir(os.path.join(args.out, "frames")):   # an earlier clip's
+        if len(name) == 9 and name.endswith(".png") and name[:5].isdigit():
+            os.remove(os.path.join(args.out, "frames", name))
     os.makedirs(os.path.join(args.out, "gt"), exist_ok=True)
     frames, mot = [], []
     for f in range(args.frames):
