@@ -54,31 +54,36 @@ def fail(message):
     sys.exit('tracker_motmetrics: ' + message)
 
 
-def read(path, ground_truth=False):
-    """A MOTChallenge file: {frame: ([id, ...], [[left, top, width, height], ...])}."""
-    frames = {}
+def lines(path):
+    """(line number, text) of each line of `path` that is not blank."""
     try:
         with open(path) as f:
             for number, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                values = line.strip().split(',')
-                try:
-                    if len(values) < 6:
-                        raise ValueError
-                    frame, track = int(float(values[0])), int(float(values[1]))
-                    box = [float(v) for v in values[2:6]]
-                    consider = float(values[6]) if ground_truth and len(values) > 6 else 1
-                except ValueError:
-                    fail('%s:%d: not a MOTChallenge line (frame,id,left,top,width,height,...): %s'
-                         % (path, number, line.strip()[:80]))
-                if consider == 0:
-                    continue
-                ids, boxes = frames.setdefault(frame, ([], []))
-                ids.append(track)
-                boxes.append(box)
+                if line.strip():
+                    yield number, line.strip()
     except OSError as e:
         fail('cannot read %s: %s' % (path, e.strerror))
+
+
+def read(path, ground_truth=False):
+    """A MOTChallenge file: {frame: ([id, ...], [[left, top, width, height], ...])}."""
+    frames = {}
+    for number, line in lines(path):
+        values = line.split(',')
+        try:
+            if len(values) < 6:
+                raise ValueError
+            frame, track = int(float(values[0])), int(float(values[1]))
+            box = [float(v) for v in values[2:6]]
+            consider = float(values[6]) if ground_truth and len(values) > 6 else 1
+        except ValueError:
+            fail('%s:%d: not a MOTChallenge line (frame,id,left,top,width,height,...): %s'
+                 % (path, number, line[:80]))
+        if consider == 0:
+            continue
+        ids, boxes = frames.setdefault(frame, ([], []))
+        ids.append(track)
+        boxes.append(box)
     return frames
 
 
@@ -86,35 +91,27 @@ def read_jsonl(path, framerate, analysed_only=False):
     """ssdexport's JSON Lines as read() returns a MOTChallenge file (analysed_only: without the
     detections an ssddetect `interval` carried, which repeat an analysed frame's)."""
     frames = {}
-    try:
-        with open(path) as f:
-            for number, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                    if framerate and record.get('stream_time') is not None:
-                        frame = int(round(record['stream_time'] * framerate / 1e9)) + 1
-                    else:
-                        frame = int(record['frame']) + 1
-                    detections = record['detections']
-                except (ValueError, KeyError, TypeError) as e:
-                    fail('%s:%d: not a line of ssdexport (%s)' % (path, number, e))
-                if frame in frames:
-                    fail("%s:%d: a second line for frame %d (is --framerate the ground truth's?)"
-                         % (path, number, frame))
-                ids, boxes = frames[frame] = ([], [])
-                for d in detections:
-                    if d.get('object_id') is None:
-                        fail('%s:%d: a detection without an object_id (put ssdtrack before ssdexport)'
-                             % (path, number))
-                    if analysed_only and d.get('carried'):
-                        continue
-                    box = d['box']
-                    ids.append(int(d['object_id']))
-                    boxes.append([float(box['x']), float(box['y']), float(box['w']), float(box['h'])])
-    except OSError as e:
-        fail('cannot read %s: %s' % (path, e.strerror))
+    for number, line in lines(path):
+        try:
+            record = json.loads(line)
+            if framerate and record.get('stream_time') is not None:
+                frame = int(round(record['stream_time'] * framerate / 1e9)) + 1
+            else:
+                frame = int(record['frame']) + 1
+            detections = record['detections']
+        except (ValueError, KeyError, TypeError) as e:
+            fail('%s:%d: not a line of ssdexport (%s)' % (path, number, e))
+        if frame in frames:
+            fail("%s:%d: a second line for frame %d (is --framerate the ground truth's?)" % (path, number, frame))
+        ids, boxes = frames[frame] = ([], [])
+        for d in detections:
+            if d.get('object_id') is None:
+                fail('%s:%d: a detection without an object_id (put ssdtrack before ssdexport)' % (path, number))
+            if analysed_only and d.get('carried'):
+                continue
+            box = d['box']
+            ids.append(int(d['object_id']))
+            boxes.append([float(box['x']), float(box['y']), float(box['w']), float(box['h'])])
     return frames
 
 
