@@ -2641,13 +2641,16 @@ static void gst_ssd_detect_class_init(GstSsdDetectClass* klass) {
   /**
    * GstSsdDetect:nms-iou:
    *
-   * Non-maximum suppression: a box overlapping a more confident box of the same class by more
-   * than this intersection-over-union is dropped. Can be changed while playing, but not on
+   * Non-maximum suppression: a box overlapping a more confident box of the same class (of any
+   * class with `class-agnostic-nms`) by more than this intersection-over-union is dropped. Can be
+   * changed while playing, but not on
    * elements sharing a model instance (model-instance-id), whose value is the instance's:
    * there a change while running is refused with a warning, as `model` is.
    */
   g_object_class_install_property(gobject_class, PROP_NMS_IOU,
-      g_param_spec_float("nms-iou", "NMS IoU", "IoU above which overlapping boxes of a class are suppressed",
+      g_param_spec_float("nms-iou", "NMS IoU",
+                         "IoU above which the less confident of two overlapping boxes of a class (any class with "
+                         "class-agnostic-nms) is suppressed",
                          0.0f, 1.0f, kDefaultNmsIou, playing_flags));
   /**
    * GstSsdDetect:class-agnostic-nms:

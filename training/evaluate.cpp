@@ -495,14 +495,18 @@ std::string format_map_table(const MapResult& r) {
     // escaped inside gst-launch's own quotes as well, so that word goes in single quotes (the
     // shell's double quotes passed gst-launch a bare quote, and a space after it split the line).
     const std::string value = f1_class_thresholds(r);
-    os << "Best F1 at IoU 0.5 per class: " << f1 << "\nAs ssddetect's property: ";
+    // (Thresholds picked on detections with NMS across classes hold with it: both are pasted.)
+    const std::string predict_agnostic = r.class_agnostic_nms ? "--class-agnostic-nms " : "";
+    os << "Best F1 at IoU 0.5 per class: " << f1 << "\nAs ssddetect's "
+       << (r.class_agnostic_nms ? "properties: class-agnostic-nms=true " : "property: ");
     if (value.find_first_of("\"\\") == std::string::npos) {
-      os << "class-thresholds=" << ssd::shell_double_quoted(value) << " (ssd-train predict: --class-thresholds)\n";
+      os << "class-thresholds=" << ssd::shell_double_quoted(value) << " (ssd-train predict: " << predict_agnostic
+         << "--class-thresholds)\n";
     } else {
       std::string launch = "class-thresholds=\"";
       for (const char c : value) launch += (c == '"' || c == '\\' ? "\\" : "") + std::string(1, c);
-      os << ssd::shell_single_quoted(launch + "\"") << " (ssd-train predict: --class-thresholds "
-         << ssd::shell_double_quoted(value) << ")\n";
+      os << ssd::shell_single_quoted(launch + "\"") << " (ssd-train predict: " << predict_agnostic
+         << "--class-thresholds " << ssd::shell_double_quoted(value) << ")\n";
     }
     if (!none.empty())
       os << "(no F1 above 0, so not in it, keeping ssddetect's threshold: " << none << ")\n";

@@ -67,6 +67,9 @@ struct MapResult {
   // truth of that size; -1 when none has any.
   double map_small = -1, map_medium = -1, map_large = -1;
   double ar1 = -1, ar10 = -1, ar100 = -1, ar_small = -1, ar_medium = -1, ar_large = -1;
+  // The detections had NMS across classes (eval --class-agnostic-nms): the best-F1 thresholds
+  // are ssddetect's with class-agnostic-nms=true.
+  bool class_agnostic_nms = false;
 };
 
 struct MapOptions {

@@ -296,6 +296,7 @@ void print_map(const MapResult& r, const std::string& json_path) {
                             {"f1_precision", c.f1_precision}, {"f1_recall", c.f1_recall}});
   }
   j["class_thresholds"] = f1_class_thresholds(r);   // ssddetect's property, best F1 per class
+  j["class_agnostic_nms"] = r.class_agnostic_nms;   // (the NMS those thresholds were picked with)
   j["confusion"] = {{"threshold", r.confusion_threshold}, {"iou", 0.5}, {"matrix", r.confusion}};
   write_file_atomic(json_path, j.dump(2) + "\n");   // (flushed and checked: a full disk is an error)
 }
@@ -585,7 +586,8 @@ int main(int argc, char** argv) {
         }
         if (!tmp_dir.empty()) std::filesystem::remove_all(tmp_dir);
       }
-      std::printf("weights: %s\ndata: %s\n", es.weights.c_str(), es.data.describe().c_str());
+      std::printf("weights: %s\ndata: %s\n%s", es.weights.c_str(), es.data.describe().c_str(),
+                  es.class_agnostic_nms ? "NMS: across classes (--class-agnostic-nms)\n" : "");
       print_map(r, eval_json);
       return 0;
     }

@@ -1272,6 +1272,7 @@ MapResult evaluate_weights(const EvalSpec& spec) {
     write_coco_results(ds, v.samples, spec.detections_path);
   if (!spec.pr_curve_path.empty()) write_image_file(spec.pr_curve_path, render_pr_curves(v.map), ".png");
   if (!spec.confusion_path.empty()) write_image_file(spec.confusion_path, render_confusion(v.map), ".png");
+  v.map.class_agnostic_nms = spec.class_agnostic_nms;
   return v.map;
 }
 

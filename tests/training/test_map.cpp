@@ -206,6 +206,16 @@ TEST(Map, ClassThresholdsLineQuotesForTheShell) {
   EXPECT_EQ(quoted.rfind("As ssddetect's property: 'class-thresholds=\"a=0.", 0), 0u) << quoted;
   EXPECT_NE(quoted.find(",\u00d6lkanne \\\"gro\u00df\\\"=0."), std::string::npos) << quoted;
   EXPECT_NE(quoted.find("\"' (ssd-train predict: --class-thresholds \"a=0."), std::string::npos) << quoted;
+  // Thresholds picked on detections with NMS across classes (eval --class-agnostic-nms) are
+  // pasted with it: with per-class NMS they would hold other detections.
+  MapEvaluator ev({"a", "b"});
+  for (int c = 0; c < 2; ++c) ev.add_image(c, {gt(0, 0, 10, 10, c)}, {det(0, 0, 10, 10, c, 0.9f)});
+  ssdtrain::MapResult r = ev.compute();
+  r.class_agnostic_nms = true;
+  const std::string table = ssdtrain::format_map_table(r);
+  EXPECT_NE(table.find("As ssddetect's properties: class-agnostic-nms=true class-thresholds=\"a=0."), std::string::npos)
+      << table;
+  EXPECT_NE(table.find("(ssd-train predict: --class-agnostic-nms --class-thresholds)"), std::string::npos) << table;
 }
 
 // Class names in the pictures are drawn in their own script where the build has Pango (the
