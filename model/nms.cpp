@@ -191,12 +191,17 @@ Candidates top_candidates(const torch::Tensor& cls_logits, const torch::Tensor& 
 // matrices are chunk x chunk, and kept x chunk).
 constexpr int64_t kChunk = 4096;
 
+// The NMS groups of candidates of these classes: the classes, or one group across them.
+torch::Tensor nms_groups(const torch::Tensor& classes, bool class_agnostic) {
+  return class_agnostic ? torch::zeros_like(classes) : classes;
+}
+
 // Greedy per-class NMS (class_agnostic: across classes) over all of image b's passing pairs, in
 // decreasing score order, goes on past its k candidates, whose survivors are `kept`, while fewer
 // than `wanted` survive: the pairs past them, a chunk at a time, lose those a kept box of their
-// class (any kept box) suppresses, and the rest of
-// the chunk runs through NMS itself. The same detections as NMS over every passing pair (the
-// candidates only spare the work where the first k leave enough).
+// class (class_agnostic: any kept box) suppresses, and the rest of the chunk runs through NMS
+// itself. The same detections as NMS over every passing pair (the candidates only spare the work
+// where the first k leave enough).
 ImageDetections more_detections(const Candidates& cand, int64_t b, ImageDetections kept, int64_t wanted,
                                 double iou_threshold, bool class_agnostic) {
   const int64_t C = cand.C;
@@ -217,7 +222,7 @@ ImageDetections more_detections(const Candidates& cand, int64_t b, ImageDetectio
       scores = scores.index({free});
       classes = classes.index({free});
     }
-    auto keep = batched_nms(boxes, scores, class_agnostic ? torch::zeros_like(classes) : classes, iou_threshold);
+    auto keep = batched_nms(boxes, scores, nms_groups(classes, class_agnostic), iou_threshold);
     kept.boxes = torch::cat({kept.boxes, boxes.index_select(0, keep)});
     kept.scores = torch::cat({kept.scores, scores.index_select(0, keep)});
     kept.labels = torch::cat({kept.labels, classes.index_select(0, keep)});
@@ -243,7 +248,7 @@ std::vector<ImageDetections> postprocess(const torch::Tensor& cls_logits,
     auto mine = sel[b];
     auto boxes = cand.boxes[b].index({mine}), scores = cand.scores[b].index({mine}),
          classes = cand.classes[b].index({mine});
-    auto keep = batched_nms(boxes, scores, options.class_agnostic ? torch::zeros_like(classes) : classes,
+    auto keep = batched_nms(boxes, scores, nms_groups(classes, options.class_agnostic),
                             options.nms_iou);   // decreasing score order
     ImageDetections d{boxes.index_select(0, keep), scores.index_select(0, keep), classes.index_select(0, keep)};
     const int64_t wanted = std::max(options.max_detections, 0);
