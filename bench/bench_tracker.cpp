@@ -3,7 +3,7 @@
 // detections. How well the ids follow the objects, by the standard measures:
 //   bench_tracker [--scenes sparse,crowd_same,...] [--intervals 1,3] [--sequences 20]
 //                 [--frames 300] [--detect-prob 0.95] [--jitter 0.04] [--iou-threshold 0.3]
-//                 [--max-lost 10] [--mot-dir DIR]
+//                 [--max-lost 10] [--min-hits 1] [--mot-dir DIR]
 // A scene is drawn anew for each sequence (seeds 0 .. sequences-1): objects of a given size,
 // speed and label cross a 640x480 frame in straight lines, entering at a random edge and frame;
 // an object is visible while its centre is in the frame. Each frame the detector "analyses"
@@ -301,6 +301,10 @@ Counts run_sequence(const std::string& scene_name, int interval, unsigned seed, 
     for (size_t k = 0; k < dets.size(); ++k) {
       const int64_t id = ids[k];
       const int o = dets[k].object;
+      if (id == 0) {   // a track on probation (--min-hits): not reported, an object's box missed
+        if (o >= 0) ++c.missed;
+        continue;
+      }
       ++c.detections;
       if (mot) mot->write(mot->result, f, id, dets[k].box);
       if (o < 0) {
@@ -384,6 +388,9 @@ int main(int argc, char** argv) {
   app.add_option("--iou-threshold", settings.tracker.iou_threshold, "ssdtrack's iou-threshold")
       ->check(CLI::Range(0.0, 1.0));
   app.add_option("--max-lost", settings.tracker.max_lost, "ssdtrack's max-lost")->check(CLI::Range(0, 100000));
+  app.add_option("--min-hits", settings.tracker.min_hits,
+                 "ssdtrack's min-hits (a track's detections before it has an id are not reported)")
+      ->check(CLI::Range(1, 1000));
   app.add_option("--mot-dir", mot_dir, "write MOTChallenge files and summary.json there (for tracker_motmetrics.py)");
   CLI11_PARSE(app, argc, argv);
   if (list) {

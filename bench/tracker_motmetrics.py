@@ -18,7 +18,8 @@ sequence.
 
 --gt and --result score one sequence: a MOTChallenge ground truth (scripts/moving-shapes.py
 writes one; so do annotation tools) against a MOTChallenge result or the JSON Lines of
-`ssdtrack ! ssdexport` (.jsonl: each detection's `object_id` and pixel box). Frames are numbered
+`ssdtrack ! ssdexport` (.jsonl: each detection's `object_id` and pixel box; one without an id,
+on ssdtrack's min-hits probation, is not reported). Frames are numbered
 from 1, as MOTChallenge's; a .jsonl line's frame is its `stream_time` at --framerate, the ground
 truth's frame rate, when given (as `ssd-clip score` takes it: right also where frames were
 dropped or repeated on the way), else its `frame` + 1. Ground-truth rows whose 7th column (the
@@ -91,6 +92,7 @@ def read_jsonl(path, framerate, analysed_only=False):
     """ssdexport's JSON Lines as read() returns a MOTChallenge file (analysed_only: without the
     detections an ssddetect `interval` carried, which repeat an analysed frame's)."""
     frames = {}
+    untracked = tracked = 0
     for number, line in lines(path):
         try:
             record = json.loads(line)
@@ -105,13 +107,17 @@ def read_jsonl(path, framerate, analysed_only=False):
             fail("%s:%d: a second line for frame %d (is --framerate the ground truth's?)" % (path, number, frame))
         ids, boxes = frames[frame] = ([], [])
         for d in detections:
-            if d.get('object_id') is None:
-                fail('%s:%d: a detection without an object_id (put ssdtrack before ssdexport)' % (path, number))
+            if d.get('object_id') is None:   # (a track on probation, ssdtrack's min-hits: not reported)
+                untracked += 1
+                continue
+            tracked += 1
             if analysed_only and d.get('carried'):
                 continue
             box = d['box']
             ids.append(int(d['object_id']))
             boxes.append([float(box['x']), float(box['y']), float(box['w']), float(box['h'])])
+    if untracked and not tracked:
+        fail('%s: no detection has an object_id (put ssdtrack before ssdexport)' % path)
     return frames
 
 

@@ -18,7 +18,9 @@
  * lies within three quarters of the track's size per frame since (up to 3 sizes; the most such pairs, the
  * least total distance), so that a fast object behind `interval` keeps its id; a matched track
  * moves to its region, a region matched to no track starts one with a new id, and a track that finds no region for more than `max-lost`
- * frames ends (an object hidden that long comes back with a new id). A region without width or
+ * frames ends (an object hidden that long comes back with a new id). With `min-hits` above 1 a
+ * track's regions get no id until it has had that many (a flicker never gets one, so the ids
+ * count the objects followed that long). A region without width or
  * height (another detector's point or line) is matched as the pixels it names, one wide or
  * tall. Ids count up from 1 per
  * element and are not reused, also when the element is stopped and started again, until the
@@ -72,13 +74,14 @@ namespace {
 constexpr gfloat kDefaultIouThreshold = 0.3f;
 constexpr guint kDefaultMaxLost = 10;
 constexpr gboolean kDefaultMatchLabels = TRUE;
+constexpr guint kDefaultMinHits = 1;
 }  // namespace
 
 // All C++ state of the element, constructed in init() and destroyed in finalize().
 struct SsdTrackState {
   std::mutex lock;   // guards `options` and `running`
   // (Ids up to G_MAXINT: the `id` field is an int, as DL Streamer's.)
-  ssd::TrackerOptions options{kDefaultIouThreshold, kDefaultMaxLost, kDefaultMatchLabels, G_MAXINT};
+  ssd::TrackerOptions options{kDefaultIouThreshold, kDefaultMaxLost, kDefaultMatchLabels, G_MAXINT, kDefaultMinHits};
   bool running = false;   // from start(), which reads `options`, to stop()
   // Streaming state (start/stop/set_caps/sink_event/transform_ip, which GstBaseTransform
   // serialises).
@@ -103,6 +106,7 @@ enum {
   PROP_IOU_THRESHOLD,
   PROP_MAX_LOST,
   PROP_MATCH_LABELS,
+  PROP_MIN_HITS,
 };
 
 G_DEFINE_TYPE(GstSsdTrack, gst_ssd_track, GST_TYPE_BASE_TRANSFORM);
@@ -125,6 +129,7 @@ static void gst_ssd_track_set_property(GObject* object, guint prop_id, const GVa
       case PROP_IOU_THRESHOLD: o.iou_threshold = g_value_get_float(value); break;
       case PROP_MAX_LOST: o.max_lost = static_cast<int>(g_value_get_uint(value)); break;
       case PROP_MATCH_LABELS: o.match_labels = g_value_get_boolean(value); break;
+      case PROP_MIN_HITS: o.min_hits = static_cast<int>(g_value_get_uint(value)); break;
       default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
     }
   }
@@ -139,6 +144,7 @@ static void gst_ssd_track_get_property(GObject* object, guint prop_id, GValue* v
     case PROP_IOU_THRESHOLD: g_value_set_float(value, static_cast<gfloat>(o.iou_threshold)); break;
     case PROP_MAX_LOST: g_value_set_uint(value, static_cast<guint>(o.max_lost)); break;
     case PROP_MATCH_LABELS: g_value_set_boolean(value, o.match_labels); break;
+    case PROP_MIN_HITS: g_value_set_uint(value, static_cast<guint>(o.min_hits)); break;
     default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec); break;
   }
 }
@@ -219,8 +225,16 @@ static gboolean gst_ssd_track_sink_event(GstBaseTransform* trans, GstEvent* even
   return GST_BASE_TRANSFORM_CLASS(gst_ssd_track_parent_class)->sink_event(trans, event);
 }
 
-// The `object_id` structure of a region: replaced in place when there is one, else added.
+// The `object_id` structure of a region: replaced in place when there is one, else added; id 0
+// (a track on probation, min-hits) removes one (another tracker's, upstream) and adds none.
 static void set_object_id(GstVideoRegionOfInterestMeta* roi, int64_t id) {
+  if (id == 0) {
+    if (GstStructure* s = gst_video_region_of_interest_meta_get_param(roi, gstssd::kObjectIdStructure)) {
+      roi->params = g_list_remove(roi->params, s);
+      gst_structure_free(s);
+    }
+    return;
+  }
   if (GstStructure* s = gst_video_region_of_interest_meta_get_param(roi, gstssd::kObjectIdStructure)) {
     gst_structure_set(s, "id", G_TYPE_INT, static_cast<gint>(id), nullptr);
   } else {
@@ -316,6 +330,7 @@ static GstFlowReturn track_frame(GstSsdTrack* self, GstBuffer* buf) {
   for (size_t k = 0; k < ods.size(); ++k) {
     if (od_box[k] == kUntracked) continue;
     const int64_t id = ids[od_box[k]];
+    if (id == 0) continue;   // (on probation: no id yet)
     GstAnalyticsTrackingMtd trk;
     // Every id of this frame is a live track's, entered in first_seen just before.
     if (!gst_analytics_relation_meta_add_tracking_mtd(rmeta, static_cast<guint64>(id), st->first_seen.at(id), &trk) ||
@@ -374,6 +389,18 @@ static void gst_ssd_track_class_init(GstSsdTrackClass* klass) {
   g_object_class_install_property(gobject_class, PROP_MATCH_LABELS,
       g_param_spec_boolean("match-labels", "Match labels", "Regions continue only tracks of their own label",
                            kDefaultMatchLabels, flags));
+  /**
+   * GstSsdTrack:min-hits:
+   *
+   * Regions a track needs before its regions get an `object_id` (a probation, as DeepStream's
+   * probationAge or SORT's min_hits): until then they have none ("not tracked yet"; ssdexport
+   * writes null), and a track that never gets that far, most often a false detection
+   * flickering for a frame or two, takes no id at all, so that the ids count the objects
+   * followed that long. 1: an id at once. Read when the element starts.
+   */
+  g_object_class_install_property(gobject_class, PROP_MIN_HITS,
+      g_param_spec_uint("min-hits", "Min hits", "Regions a track needs before it gets an id", 1, 1000,
+                        kDefaultMinHits, flags));
 
   gst_element_class_set_static_metadata(element_class, "SSD object tracker", "Filter/Analyzer/Video",
       "Gives the regions of interest of a detector persistent object ids from frame to frame",

@@ -84,6 +84,7 @@ Tracker::Tracker(const TrackerOptions& options, int64_t first_id) : options_(opt
   if (!(options.iou_threshold > 0 && options.iou_threshold <= 1))
     throw Error("tracker IoU threshold must lie in (0, 1], not " + std::to_string(options.iou_threshold));
   if (options.max_lost < 0) throw Error("tracker max_lost must be >= 0, not " + std::to_string(options.max_lost));
+  if (options.min_hits < 1) throw Error("tracker min_hits must be >= 1, not " + std::to_string(options.min_hits));
   if (options.max_id < 1) throw Error("tracker max_id must be >= 1, not " + std::to_string(options.max_id));
   if (first_id < 1 || first_id > options.max_id)
     throw Error("tracker ids start at 1 or above, up to max_id " + std::to_string(options.max_id) + ", not " +
@@ -144,13 +145,14 @@ std::vector<int64_t> Tracker::update(const std::vector<TrackBox>& detections, in
   // in this frame counts them as lost, below).
   for (Track& t : tracks_) t.unseen += frames - 1;
   std::vector<int64_t> ids(detections.size(), 0);
+  std::vector<bool> taken(detections.size(), false);   // matched (its id may still be 0: min_hits)
   std::vector<bool> track_taken(tracks_.size(), false), repeated(tracks_.size(), false);
   // The repeats keep their tracks' ids (and the tracks their boxes and motion).
   for (size_t d = 0; d < carried.size(); ++d) {
     if (!carried[d]) continue;
     const size_t t = track_at(detections[d], track_taken);
     if (t == tracks_.size()) continue;
-    track_taken[t] = repeated[t] = true;
+    track_taken[t] = repeated[t] = taken[d] = true;
     ids[d] = tracks_[t].id;
   }
   // Every (IoU, track, detection) pair that may match, best first.
@@ -171,9 +173,8 @@ std::vector<int64_t> Tracker::update(const std::vector<TrackBox>& detections, in
     return std::get<2>(a) < std::get<2>(b);
   });
   const auto match = [&](size_t t, size_t d) {
-    track_taken[t] = true;
+    track_taken[t] = taken[d] = true;
     Track& track = tracks_[t];
-    ids[d] = track.id;
     // The motion since it was last seen, per frame; from the third detection on, smoothed with
     // the previous estimate.
     const double steps = track.unseen + 1;
@@ -186,9 +187,11 @@ std::vector<int64_t> Tracker::update(const std::vector<TrackBox>& detections, in
     track.box = now;
     track.lost = 0;
     track.unseen = 0;
+    if (track.id == 0 && track.hits >= options_.min_hits) track.id = new_id();   // (its probation over)
+    ids[d] = track.id;
   };
   for (const auto& [iou, t, d] : pairs)
-    if (!track_taken[t] && ids[d] == 0) match(t, d);
+    if (!track_taken[t] && !taken[d]) match(t, d);
   // A track seen once has no motion to predict with: an object that moved more than about half
   // its box since (a car at 8 px a frame, 40 px long, behind ssddetect interval=3) overlapped
   // nothing and got a new id at every analysed frame. Such a track, seen in the last analysed
@@ -204,7 +207,7 @@ std::vector<int64_t> Tracker::update(const std::vector<TrackBox>& detections, in
   for (size_t t = 0; t < tracks_.size(); ++t)
     if (!track_taken[t] && tracks_[t].hits == 1 && tracks_[t].lost == 0) young.push_back(t);
   for (size_t d = 0; d < detections.size(); ++d)
-    if (ids[d] == 0) left.push_back(d);
+    if (!taken[d]) left.push_back(d);
   if (!young.empty() && !left.empty()) {
     std::vector<std::vector<double>> cost(young.size(), std::vector<double>(left.size(), -1));
     for (size_t i = 0; i < young.size(); ++i) {
@@ -234,9 +237,9 @@ std::vector<int64_t> Tracker::update(const std::vector<TrackBox>& detections, in
   }
   drop_lost();
   for (size_t d = 0; d < detections.size(); ++d) {
-    if (ids[d] != 0) continue;
+    if (taken[d]) continue;
     Track t;
-    t.id = new_id();
+    if (options_.min_hits <= 1) t.id = new_id();
     t.box = detections[d];
     tracks_.push_back(t);
     ids[d] = t.id;
@@ -271,7 +274,8 @@ void Tracker::reset() { tracks_.clear(); }
 
 std::vector<int64_t> Tracker::track_ids() const {
   std::vector<int64_t> ids;
-  for (const Track& t : tracks_) ids.push_back(t.id);
+  for (const Track& t : tracks_)
+    if (t.id != 0) ids.push_back(t.id);
   return ids;
 }
 

@@ -27,6 +27,10 @@ struct TrackerOptions {
   // The largest id; the one after it is 1 again, and on from there the ids of live tracks are
   // skipped (ssdtrack: G_MAXINT, for DL Streamer's int `id`).
   int64_t max_id = INT64_MAX;
+  // Detections a track needs before it has an id (a probation, as DeepStream's probationAge or
+  // SORT's min_hits): its earlier ones get id 0, "not tracked yet", and a track that never gets
+  // that far (a false detection flickering) takes no id. 1: an id at once.
+  int min_hits = 1;
 };
 
 // One detection of a frame: a box in any units used consistently (pixels, say) and a label.
@@ -37,12 +41,13 @@ struct TrackBox {
 
 class Tracker {
  public:
-  // Throws ssd::Error for an iou_threshold outside (0, 1], a negative max_lost, a max_id below
-  // 1, or a first_id outside [1, max_id]. Ids count up from first_id (an element restarted goes
+  // Throws ssd::Error for an iou_threshold outside (0, 1], a negative max_lost, a min_hits below
+  // 1, a max_id below 1, or a first_id outside [1, max_id]. Ids count up from first_id (an element restarted goes
   // on from next_id()).
   explicit Tracker(const TrackerOptions& options = {}, int64_t first_id = 1);
 
-  // One frame's detections, in: the id of each (>= 1), in the same order, out. Frames come in
+  // One frame's detections, in: the id of each (>= 1; 0 for one whose track has had fewer than
+  // min_hits detections), in the same order, out. Frames come in
   // stream order; `frames` is how many frame times it comes after the previous one (more than 1
   // where frames were dropped on the way, by QoS say: the predictions move on, and the tracks
   // not seen count as lost, for those frames too). Throws ssd::Error when every id up to max_id
@@ -67,14 +72,14 @@ class Tracker {
   // Forgets every track (after a seek or a jump in the stream); ids go on counting.
   void reset();
 
-  size_t tracks() const { return tracks_.size(); }   // alive, matched or not
-  int64_t next_id() const { return next_id_; }        // the id the next new track gets
-  std::vector<int64_t> track_ids() const;             // their ids
+  size_t tracks() const { return tracks_.size(); }   // alive, matched or not, with an id or not
+  int64_t next_id() const { return next_id_; }        // the id the next track to get one gets
+  std::vector<int64_t> track_ids() const;             // the ids of those that have one
   const TrackerOptions& options() const { return options_; }
 
  private:
   struct Track {
-    int64_t id;
+    int64_t id = 0;            // 0 until it has had min_hits detections
     TrackBox box;              // where it was last seen
     double velocity[4] = {};   // per frame, of x_min, y_min, x_max, y_max
     int lost = 0;              // frames since it was last seen (0 through the repeats after)

@@ -5809,11 +5809,43 @@ TEST(SsdTrack, PropertiesHaveDocumentedDefaults) {
   gfloat iou = 0;
   guint lost = 0;
   gboolean labels = FALSE;
-  g_object_get(e, "iou-threshold", &iou, "max-lost", &lost, "match-labels", &labels, nullptr);
+  guint hits = 0;
+  g_object_get(e, "iou-threshold", &iou, "max-lost", &lost, "match-labels", &labels, "min-hits", &hits, nullptr);
   EXPECT_FLOAT_EQ(iou, 0.3f);
   EXPECT_EQ(lost, 10u);
   EXPECT_TRUE(labels);
+  EXPECT_EQ(hits, 1u);   // an id at once
   gst_object_unref(e);
+}
+
+// min-hits: a track's regions get no object_id until its min-hits-th (an `object_id` another
+// tracker put there goes), then the id it keeps; a region seen once (a flicker) takes no id, so
+// the next object's is 2.
+TEST(SsdTrack, MinHitsGivesIdsOnlyToTracksSeenThatOften) {
+  auto f = make_frame(flat(320, 240), GST_VIDEO_FORMAT_RGB);
+  GstHarness* h = gst_harness_new_parse("ssdtrack min-hits=3");
+  gst_harness_set_src_caps(h, caps_25fps(*f));
+  std::vector<int> circle;
+  for (int i = 0; i < 5; i++) {
+    std::vector<Region> regions = {{"circle", 10 + 5 * i, 40, 30, 30}};
+    if (i == 1) regions.push_back({"square", 200, 150, 50, 40});   // once
+    GstBuffer* b = frame_with_regions(*f, i, regions);
+    if (i == 0) {   // another tracker's id upstream
+      auto* roi = gst_buffer_get_video_region_of_interest_meta(b);
+      gst_video_region_of_interest_meta_add_param(roi, gst_structure_new("object_id", "id", G_TYPE_INT, 77, nullptr));
+    }
+    const auto ids = track_ids(h, b);
+    ASSERT_EQ(ids.size(), regions.size());
+    circle.push_back(ids[0].second);
+    if (i == 1) EXPECT_EQ(ids[1].second, -1) << "a square seen once";
+  }
+  EXPECT_EQ(circle, (std::vector<int>{-1, -1, 1, 1, 1}));
+  for (int i = 5; i < 8; i++) {
+    const auto ids = track_ids(h, frame_with_regions(*f, i, {{"circle", 10 + 5 * i, 40, 30, 30}, {"cross", 250, 20, 30, 30}}));
+    ASSERT_EQ(ids.size(), 2u);
+    EXPECT_EQ(ids[1].second, i < 7 ? -1 : 2) << "frame " << i;
+  }
+  gst_harness_teardown(h);
 }
 
 // ==========================================================================================

@@ -356,6 +356,40 @@ TEST(Tracker, BadOptionsAreRefused) {
   o.iou_threshold = 0.3;
   o.max_lost = -1;
   ssdtest::expect_error([&] { Tracker t(o); }, {"max_lost", "-1"});
+  o.max_lost = 10;
+  o.min_hits = 0;
+  ssdtest::expect_error([&] { Tracker t(o); }, {"min_hits", "0"});
+}
+
+// min_hits: a track has no id (0) until its min_hits-th detection, then keeps the one it got;
+// flickers that never get that far take no id, so that the ids count the objects followed that
+// long (1, 2, ...); a repeat of a frame gives a track on probation 0 too; 1 is the default.
+TEST(Tracker, TracksOnProbationHaveNoIdUntilMinHits) {
+  TrackerOptions o;
+  o.min_hits = 3;
+  Tracker tr(o);
+  std::vector<std::vector<int64_t>> got;
+  for (int f = 0; f < 5; ++f) {
+    std::vector<TrackBox> dets = {box(10 + 2.0 * f, 10, 20, 20)};
+    if (f == 1) dets.push_back(box(200, 200, 20, 20));   // a flicker: one frame
+    if (f == 3) dets.push_back(box(100, 100, 20, 20));   // another
+    got.push_back(tr.update(dets));
+    if (f == 1) {
+      const auto again = tr.repeat(dets);
+      ASSERT_TRUE(again);
+      EXPECT_EQ(*again, (std::vector<int64_t>{0, 0}));
+    }
+  }
+  EXPECT_EQ(got[0], (std::vector<int64_t>{0}));
+  EXPECT_EQ(got[1], (std::vector<int64_t>{0, 0}));
+  EXPECT_EQ(got[2], (std::vector<int64_t>{1}));        // its third detection
+  EXPECT_EQ(got[3], (std::vector<int64_t>{1, 0}));
+  EXPECT_EQ(got[4], (std::vector<int64_t>{1}));
+  EXPECT_EQ(tr.next_id(), 2);                         // the flickers took none
+  EXPECT_EQ(tr.track_ids(), (std::vector<int64_t>{1}));
+  EXPECT_GT(tr.tracks(), 1u);                         // (the last flicker is still a track)
+  Tracker plain;
+  EXPECT_EQ(plain.update({box(0, 0, 10, 10)}), (std::vector<int64_t>{1}));
 }
 
 // Many objects on random straight paths (which may cross), starting apart: every
