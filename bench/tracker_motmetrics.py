@@ -88,9 +88,10 @@ def read(path, ground_truth=False):
     return frames
 
 
-def read_jsonl(path, framerate, analysed_only=False):
-    """ssdexport's JSON Lines as read() returns a MOTChallenge file (analysed_only: without the
-    detections an ssddetect `interval` carried, which repeat an analysed frame's)."""
+def read_jsonl(path, framerate, analysed=None):
+    """ssdexport's JSON Lines as read() returns a MOTChallenge file. analysed, a Counter when
+    given, counts each id's analysed detections (not those an ssddetect `interval` carried, which
+    repeat an analysed frame's)."""
     frames = {}
     untracked = tracked = 0
     for number, line in lines(path):
@@ -111,8 +112,8 @@ def read_jsonl(path, framerate, analysed_only=False):
                 untracked += 1
                 continue
             tracked += 1
-            if analysed_only and d.get('carried'):
-                continue
+            if analysed is not None and not d.get('carried'):
+                analysed[int(d['object_id'])] += 1
             box = d['box']
             ids.append(int(d['object_id']))
             boxes.append([float(box['x']), float(box['y']), float(box['w']), float(box['h'])])
@@ -135,6 +136,11 @@ def accumulate(gt_path, result_path, framerate=None, warn_frames=False):
         # (Frames counted at another rate than the ground truth's score as nothing, silently.)
         print("tracker_motmetrics: warning: %s ends at frame %d, the ground truth at %d: is --framerate "
               "the ground truth's?" % (result_path, max(result), max(gt)), file=sys.stderr)
+    return accumulate_frames(gt, result)
+
+
+def accumulate_frames(gt, result):
+    """accumulate() of a ground truth and a result read() or read_jsonl() read."""
     acc = mm.MOTAccumulator(auto_id=False)
     for frame in sorted(set(gt) | set(result)):
         gt_ids, gt_boxes = gt.get(frame, ([], []))

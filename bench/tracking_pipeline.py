@@ -45,8 +45,8 @@ def framerate(clip):
         return json.load(f)['framerate']
 
 
-def run_pipeline(clip, interval, jsonl, args):
-    rate = Fraction(framerate(clip)).limit_denominator(1001)
+def run_pipeline(clip, fps, interval, jsonl, args):
+    rate = Fraction(fps).limit_denominator(1001)
     launch = ('multifilesrc location=%s index=0 caps=image/png,framerate=%d/%d ! pngdec ! videoconvert ! '
               'ssddetect interval=%d %s ! ssdtrack %s ! ssdexport location=%s ! fakesink'
               % (os.path.join(clip, 'frames', '%05d.png'), rate.numerator, rate.denominator,
@@ -83,7 +83,7 @@ def measure(args, intervals, work):
     for seed in range(1, args.clips + 1):
         clip = os.path.join(work, 'clip%d' % seed)
         render(clip, seed, args)
-        clips.append(clip)
+        clips.append((clip, framerate(clip)))
     print('%d clips of %d frames, %d objects of %s x the width at %s px a frame (scripts/moving-shapes.py); '
           'ssddetect %s ! ssdtrack %s' % (args.clips, args.frames, args.objects, args.size, args.speed,
                                          args.detect or '(defaults)', args.track or '(defaults)'))
@@ -97,21 +97,21 @@ def measure(args, intervals, work):
     for interval in intervals:
         total = dict.fromkeys(metrics, 0)
         ids = short = false = 0   # on objects; on objects, at most 5 analysed detections; on none
-        for clip in clips:
+        for clip, fps in clips:
             jsonl = os.path.join(work, '%s-i%d.jsonl' % (os.path.basename(clip), interval))
-            run_pipeline(clip, interval, jsonl, args)
-            fps = framerate(clip)
-            acc = tracker_motmetrics.accumulate(os.path.join(clip, 'gt', 'gt.txt'), jsonl, fps)
+            run_pipeline(clip, fps, interval, jsonl, args)
+            # Each id's analysed detections (those an `interval` carried repeat them).
+            analysed = collections.Counter()
+            result = tracker_motmetrics.read_jsonl(jsonl, fps, analysed)
+            acc = tracker_motmetrics.accumulate_frames(
+                tracker_motmetrics.read(os.path.join(clip, 'gt', 'gt.txt'), ground_truth=True), result)
             row = mh.compute(acc, metrics=metrics).iloc[0]
             for m in metrics:
                 total[m] += int(row[m])
-            # Each id's analysed detections (those an `interval` carried repeat them).
-            analysed = collections.Counter(
-                i for f in tracker_motmetrics.read_jsonl(jsonl, fps, analysed_only=True).values() for i in f[0])
             events = acc.mot_events
             matched = set(events[events['Type'].isin(['MATCH', 'SWITCH', 'TRANSFER', 'ASCEND', 'MIGRATE'])]['HId']
                           .dropna())
-            given = {i for f in tracker_motmetrics.read_jsonl(jsonl, fps).values() for i in f[0]}
+            given = {i for ids, _ in result.values() for i in ids}
             on_objects = {i for i in given if float(i) in matched}
             ids += len(on_objects)
             short += sum(1 for i in on_objects if analysed[i] <= 5)
