@@ -293,6 +293,18 @@ TEST(Matching, EveryGroundTruthGetsItsBestAnchorAndEqualsTheLesson) {
   }
 }
 
+// An anchor other than a ground truth's best is positive only strictly above the threshold, as
+// the lesson's `gt_overlap > thresh`: at exactly 0.5 against 0.5 it is background.
+TEST(Matching, AnOverlapAtTheThresholdIsBackground) {
+  auto gt = torch::tensor({0.f, 0.f, 1.f, 1.f}).view({1, 1, 4});
+  auto valid = torch::ones({1, 1}, torch::kBool);
+  auto anchors = torch::tensor({0.f, 0.f, 1.f, 1.f, 0.f, 0.f, 0.5f, 1.f}).view({2, 4});   // IoU 1 and 0.5
+  auto m = match_anchors(gt, valid, anchors, 0.5);
+  EXPECT_TRUE(m.positive[0][0].item<bool>());
+  EXPECT_FALSE(m.positive[0][1].item<bool>()) << "IoU 0.5 is not above 0.5";
+  EXPECT_TRUE(match_anchors(gt, valid, anchors, 0.49).positive[0][1].item<bool>());
+}
+
 TEST(Loss, FocalEqualsItsFormula) {
   auto g = gen(4);
   auto x = torch::randn({50, 7}, g, torch::kFloat64) * 3;
@@ -455,6 +467,25 @@ TEST(Nms, EqualsBruteForceOnRandomBoxes) {
   }
   EXPECT_EQ(nms(torch::zeros({0, 4}), torch::zeros({0}), 0.5).size(0), 0);
   EXPECT_EQ(nms_fixed_point(torch::zeros({0, 4}), torch::zeros({0}), 0.5).size(0), 0);
+}
+
+// A box is suppressed only by an IoU above the threshold, as torchvision's nms: at 0 boxes that
+// do not touch both stay, at 1 two identical boxes both stay, and an IoU of exactly 0.5 stays at
+// 0.5. Both NMS implementations (the fixed-point one is CUDA's).
+TEST(Nms, SuppressesOnlyAboveTheThreshold) {
+  auto scores = torch::tensor({0.9f, 0.8f});
+  auto apart = torch::tensor({0.f, 0.f, .2f, .2f, .5f, .5f, .7f, .7f}).view({2, 4});
+  auto same = torch::tensor({.1f, .1f, .3f, .3f, .1f, .1f, .3f, .3f}).view({2, 4});
+  auto half = torch::tensor({0.f, 0.f, 1.f, 1.f, 0.f, 0.f, .5f, 1.f}).view({2, 4});   // IoU 0.5
+  for (const bool fixed : {false, true}) {
+    SCOPED_TRACE(fixed ? "nms_fixed_point" : "nms");
+    auto run = [&](const torch::Tensor& b, double t) { return (fixed ? nms_fixed_point(b, scores, t) : nms(b, scores, t)).size(0); };
+    EXPECT_EQ(run(apart, 0.0), 2);
+    EXPECT_EQ(run(same, 1.0), 2);
+    EXPECT_EQ(run(same, 0.99), 1);
+    EXPECT_EQ(run(half, 0.5), 2);
+    EXPECT_EQ(run(half, 0.49), 1);
+  }
 }
 
 TEST(Nms, BatchedKeepsGroupsApart) {
@@ -997,6 +1028,8 @@ TEST(ClassFilter, KeepsTheNamedClassesAboveTheirThresholds) {
   // Thresholds above and below the global one; the others keep the global (0.3), strictly above.
   const ClassFilter t = parse_class_filter(labels, "", "cat=0.95, car=0.05,dog=0.5");
   EXPECT_EQ(kept(t, 0.3f), (Kept{{2, 0.35f}, {2, 0.1f}}));
+  // A threshold of 0 is a threshold (every car with any confidence), not "unset".
+  EXPECT_EQ(parse_class_filter(labels, "", "car=0").class_thresholds(0.3f, 3), (std::vector<float>{0.3f, 0.3f, 0.f}));
   const ClassFilter one = parse_class_filter(labels, "", "car=0.2");
   EXPECT_EQ(kept(one, 0.3f), (Kept{{0, 0.9f}, {1, 0.5f}, {2, 0.35f}}));
   // Both: classes first, then thresholds.

@@ -1010,6 +1010,14 @@ TEST(Augment, ZoomCropResizeMoveBoxes) {
   Sample t = bright_rect(100, 80, cv::Rect(20, 10, 30, 30));
   crop(t, cv::Rect(40, 0, 60, 80));  // centre (35, 25) outside: dropped
   EXPECT_TRUE(t.boxes.empty());
+  // The crop is half-open, as its pixels are: a centre on its left or top edge is inside, on its
+  // right or bottom edge outside (the rectangle spans x 20-50, y 10-40: centre (35, 25)).
+  for (const auto& [roi, inside] : {std::pair{cv::Rect(35, 0, 60, 80), true}, std::pair{cv::Rect(0, 25, 100, 55), true},
+                                    std::pair{cv::Rect(0, 0, 35, 80), false}, std::pair{cv::Rect(0, 0, 100, 25), false}}) {
+    Sample e = bright_rect(100, 80, cv::Rect(20, 10, 30, 30));
+    crop(e, roi);
+    EXPECT_EQ(e.boxes.size(), inside ? 1u : 0u) << roi;
+  }
   // A region marked ignore keeps what the crop holds of it, wherever its centre is: the anchors
   // on that part stay out of the class loss.
   Sample u = bright_rect(100, 80, cv::Rect(20, 10, 30, 30));
