@@ -4467,6 +4467,90 @@ TEST(SsdOverlay, YuvOutlinesColourEveryChromaSampleUnderThem) {
   }
 }
 
+// A box's colour on NV12 and I420 frames, whatever the picture's origin in the frame (a crop
+// meta at odd or even offsets, or none): every chroma sample a drawn pixel touches (in the
+// frame's sample grid) takes it and no other sample changes; NV12's U and V come in their order,
+// the same as I420's planes; and (Y, U, V) is the colour drawn on an RGB frame (converted back
+// with the frame's colorimetry, within 3 levels).
+TEST(SsdOverlay, YuvChromaIsTheBoxsColourAtAnyPictureOrigin) {
+  const Box box{4, 4, 14, 14};
+  std::array<int, 3> rgb_colour{};
+  {
+    auto rgb = make_frame(flat(64, 64), GST_VIDEO_FORMAT_RGB);
+    GstHarness* h = outline_harness(*rgb, 1);
+    ASSERT_EQ(gst_harness_push(h, with_roi(*rgb, box, "car", 0.87)), GST_FLOW_OK);
+    GstBuffer* out = gst_harness_pull(h);
+    GstVideoFrame fr;
+    ASSERT_TRUE(gst_video_frame_map(&fr, &rgb->info, out, GST_MAP_READ));
+    const guint8* p = static_cast<const guint8*>(GST_VIDEO_FRAME_PLANE_DATA(&fr, 0)) +
+                      ((box.y0 + box.y1) / 2) * GST_VIDEO_FRAME_PLANE_STRIDE(&fr, 0) + box.x0 * 3;
+    rgb_colour = {p[0], p[1], p[2]};
+    gst_video_frame_unmap(&fr);
+    gst_buffer_unref(out);
+    gst_harness_teardown(h);
+  }
+  ASSERT_FALSE(rgb_colour[0] == rgb_colour[1] && rgb_colour[1] == rgb_colour[2]) << "a grey box: pick another label";
+  for (const auto& [ox, oy] : {std::pair{0, 0}, std::pair{3, 5}, std::pair{2, 4}, std::pair{1, 2}}) {
+    std::map<GstVideoFormat, std::pair<int, int>> uv;
+    for (const GstVideoFormat fmt : {GST_VIDEO_FORMAT_NV12, GST_VIDEO_FORMAT_I420}) {
+      SCOPED_TRACE(std::string(gst_video_format_to_string(fmt)) + " picture at " + std::to_string(ox) + "," +
+                   std::to_string(oy));
+      auto f = make_frame(flat(64, 64), fmt);
+      std::unique_ptr<Frame> cropped = ox || oy ? with_crop_meta(*f, ox, oy, 48, 48) : nullptr;
+      const Frame& in = cropped ? *cropped : *f;
+      GstHarness* h = outline_harness(in, 1);
+      ASSERT_EQ(gst_harness_push(h, with_roi(in, box, "car", 0.87)), GST_FLOW_OK);
+      GstBuffer* out = gst_harness_pull(h);
+      ASSERT_NE(out, nullptr);
+      GstVideoFrame before, after;
+      ASSERT_TRUE(gst_video_frame_map(&before, &f->info, f->buffer, GST_MAP_READ));
+      ASSERT_TRUE(gst_video_frame_map(&after, &f->info, out, GST_MAP_READ));
+      auto chroma = [&](GstVideoFrame* fr, int sx, int sy) {
+        const auto* u = static_cast<const guint8*>(GST_VIDEO_FRAME_PLANE_DATA(fr, 1)) + sy * GST_VIDEO_FRAME_PLANE_STRIDE(fr, 1);
+        if (fmt == GST_VIDEO_FORMAT_NV12) return std::pair<int, int>{u[2 * sx], u[2 * sx + 1]};
+        const auto* v = static_cast<const guint8*>(GST_VIDEO_FRAME_PLANE_DATA(fr, 2)) + sy * GST_VIDEO_FRAME_PLANE_STRIDE(fr, 2);
+        return std::pair<int, int>{u[sx], v[sx]};
+      };
+      std::set<std::pair<int, int>> under;   // the frame's chroma samples under the outline's pixels
+      for (int y = box.y0; y < box.y1; ++y)
+        for (int x = box.x0; x < box.x1; ++x)
+          if (x == box.x0 || x == box.x1 - 1 || y == box.y0 || y == box.y1 - 1) under.insert({(ox + x) / 2, (oy + y) / 2});
+      std::set<std::pair<int, int>> colours;
+      int uncoloured = 0, outside = 0;
+      for (int sy = 0; sy < 32; ++sy)
+        for (int sx = 0; sx < 32; ++sx) {
+          const bool changed = chroma(&before, sx, sy) != chroma(&after, sx, sy);
+          if (under.count({sx, sy})) {
+            uncoloured += !changed;
+            colours.insert(chroma(&after, sx, sy));
+          } else {
+            outside += changed;
+          }
+        }
+      EXPECT_EQ(uncoloured, 0) << "samples under the outline that keep the scene's colour";
+      EXPECT_EQ(outside, 0) << "samples changed away from the outline";
+      ASSERT_EQ(colours.size(), 1u);
+      uv[fmt] = *colours.begin();
+      // (Y, U, V) back to RGB: the colour drawn on the RGB frame.
+      const int Y = static_cast<const guint8*>(GST_VIDEO_FRAME_PLANE_DATA(&after, 0))
+          [(oy + box.y0) * GST_VIDEO_FRAME_PLANE_STRIDE(&after, 0) + ox + box.x0];
+      gdouble kr = 0, kb = 0;
+      ASSERT_TRUE(gst_video_color_matrix_get_Kr_Kb(f->info.colorimetry.matrix, &kr, &kb));
+      const bool full = f->info.colorimetry.range == GST_VIDEO_COLOR_RANGE_0_255;
+      const double yy = full ? Y / 255.0 : (Y - 16) / 219.0;
+      const double pb = (uv[fmt].first - 128) / (full ? 255.0 : 224.0), pr = (uv[fmt].second - 128) / (full ? 255.0 : 224.0);
+      const double r = yy + 2 * (1 - kr) * pr, b = yy + 2 * (1 - kb) * pb, g = (yy - kr * r - kb * b) / (1 - kr - kb);
+      const double back[3] = {r * 255, g * 255, b * 255};
+      for (int c = 0; c < 3; ++c) EXPECT_NEAR(back[c], rgb_colour[c], 3.0) << "channel " << "RGB"[c];
+      gst_video_frame_unmap(&after);
+      gst_video_frame_unmap(&before);
+      gst_buffer_unref(out);
+      gst_harness_teardown(h);
+    }
+    EXPECT_EQ(uv[GST_VIDEO_FORMAT_NV12], uv[GST_VIDEO_FORMAT_I420]) << "picture at " << ox << "," << oy;
+  }
+}
+
 // A class's colour: from its class id when the region has one (so a model's 20 classes get 20
 // colours, as the 20 Pascal VOC labels' hashes would not: "car" and "star" share one), else
 // from its label; the same in every frame.
@@ -5533,6 +5617,31 @@ TEST(SsdTrack, FramesDroppedUpstreamCountForTheMotion) {
   }
 }
 
+// Timestamps rounded to milliseconds (Matroska's, of a 29.97 fps stream) count the frame times
+// between them to the nearest: after a car at frame 0, a frame without it at frame 3 (100 ms,
+// 2.997 frame times) ends its track at max-lost=2, and the car at frame 4 (133 ms) is a new one;
+// at frame 2 (67 ms) instead, it is the same car. (Truncated, 100 ms counted 2 frames.)
+TEST(SsdTrack, MillisecondTimestampsCountTheNearestNumberOfFrames) {
+  auto f = make_frame(flat(320, 240), GST_VIDEO_FORMAT_RGB);
+  for (const int missed_at : {3, 2}) {
+    SCOPED_TRACE("no car at frame " + std::to_string(missed_at));
+    GstHarness* h = gst_harness_new_parse("ssdtrack max-lost=2");
+    GstCaps* caps = gst_caps_copy(f->caps);
+    gst_caps_set_simple(caps, "framerate", GST_TYPE_FRACTION, 30000, 1001, nullptr);
+    gst_harness_set_src_caps(h, caps);
+    auto at = [&](int n, bool car) {   // frame n, its timestamp rounded to a millisecond
+      GstBuffer* b = frame_with_regions(*f, 0, car ? std::vector<Region>{{"car", 100, 100, 40, 40}} : std::vector<Region>{});
+      GST_BUFFER_PTS(b) = static_cast<GstClockTime>(std::lround(n * 1001.0 / 30.0)) * GST_MSECOND;
+      GST_BUFFER_DURATION(b) = GST_CLOCK_TIME_NONE;
+      return track_ids(h, b);
+    };
+    EXPECT_EQ(at(0, true), (std::vector<std::pair<std::string, int>>{{"car", 1}}));
+    EXPECT_TRUE(at(missed_at, false).empty());
+    EXPECT_EQ(at(missed_at + 1, true), (std::vector<std::pair<std::string, int>>{{"car", missed_at == 3 ? 2 : 1}}));
+    gst_harness_teardown(h);
+  }
+}
+
 // Gap buffers without regions (videorate's empty repeats) count for max-lost as the frames they
 // stand for: an object gone for 15 frame times, 12 of them gap buffers, is a new one with
 // max-lost=10 (the gaps were not counted: it kept its id), as it is when they are ordinary frames.
@@ -5837,7 +5946,9 @@ TEST(SsdTrack, MinHitsGivesIdsOnlyToTracksSeenThatOften) {
     const auto ids = track_ids(h, b);
     ASSERT_EQ(ids.size(), regions.size());
     circle.push_back(ids[0].second);
-    if (i == 1) EXPECT_EQ(ids[1].second, -1) << "a square seen once";
+    if (i == 1) {
+      EXPECT_EQ(ids[1].second, -1) << "a square seen once";
+    }
   }
   EXPECT_EQ(circle, (std::vector<int>{-1, -1, 1, 1, 1}));
   for (int i = 5; i < 8; i++) {
