@@ -36,6 +36,7 @@
 #include "nms.h"
 #include "ssd_model.h"
 #include "weights.h"
+#include "yuv.h"
 
 namespace ssd {
 
@@ -506,21 +507,7 @@ struct Detector::Impl {
       const torch::Tensor uv = f.format == PixelFormat::NV12 ? chroma(1) : torch::cat({chroma(1), chroma(2)}, 2);
       uvf = resize_square(uv.permute({2, 0, 1}).unsqueeze(0).to(torch::kFloat32), S);
     }
-    const double kr = f.yuv.kr, kb = f.yuv.kb, kg = 1.0 - kr - kb;
-    torch::Tensor Y, Cb, Cr;
-    if (f.yuv.full_range) {
-      Y = yf / 255.0;
-      Cb = (uvf.narrow(1, 0, 1) - 128.0) / 255.0;
-      Cr = (uvf.narrow(1, 1, 1) - 128.0) / 255.0;
-    } else {
-      Y = (yf - 16.0) / 219.0;
-      Cb = (uvf.narrow(1, 0, 1) - 128.0) / 224.0;
-      Cr = (uvf.narrow(1, 1, 1) - 128.0) / 224.0;
-    }
-    auto r = Y + 2.0 * (1.0 - kr) * Cr;
-    auto b = Y + 2.0 * (1.0 - kb) * Cb;
-    auto g = Y - (2.0 * kr * (1.0 - kr) * Cr + 2.0 * kb * (1.0 - kb) * Cb) / kg;
-    return torch::cat({r, g, b}, 1).clamp_(0.0, 1.0);
+    return yuv_to_rgb(yf, uvf, f.yuv);
   }
 };
 

@@ -23,6 +23,7 @@
 #include "ssd_model.h"
 #include "test_util.h"
 #include "text.h"
+#include "yuv.h"
 
 using namespace ssd;
 
@@ -928,6 +929,51 @@ TEST(FuseOutputConvs, ModelsGiveTheSameOutputs) {
     EXPECT_LT(rel_error(cls3, cls), 1e-5);
     EXPECT_LT(rel_error(box3, box), 1e-5);
   }
+}
+
+// YUV -> RGB (model/yuv.h, ssddetect's conversion of NV12 and I420) on the 8-bit codes of the
+// colour bars, 100% and 75%, of BT.601 and of BT.709 (SMPTE RP 219's), video range, and on
+// JFIF's full-range BT.601 codes: each comes back to its colour within the codes' rounding (1.75
+// levels of 255). The 75% bars are away from the clamp at 0 and 1, where an error would hide.
+TEST(Yuv, ColourBarsGiveTheirColours) {
+  struct Bar {
+    int y, cb, cr;
+    double r, g, b;   // 0-1
+  };
+  const double f = 0.75;
+  const std::vector<Bar> bt601 = {
+      {235, 128, 128, 1, 1, 1}, {210, 16, 146, 1, 1, 0}, {170, 166, 16, 0, 1, 1}, {145, 54, 34, 0, 1, 0},
+      {106, 202, 222, 1, 0, 1}, {81, 90, 240, 1, 0, 0},  {41, 240, 110, 0, 0, 1}, {16, 128, 128, 0, 0, 0},
+      {180, 128, 128, f, f, f}, {162, 44, 142, f, f, 0}, {131, 156, 44, 0, f, f}, {112, 72, 58, 0, f, 0},
+      {84, 184, 198, f, 0, f},  {65, 100, 212, f, 0, 0}, {35, 212, 114, 0, 0, f}};
+  const std::vector<Bar> bt709 = {
+      {219, 16, 138, 1, 1, 0},  {188, 154, 16, 0, 1, 1}, {173, 42, 26, 0, 1, 0},  {78, 214, 230, 1, 0, 1},
+      {63, 102, 240, 1, 0, 0},  {32, 240, 118, 0, 0, 1}, {168, 44, 136, f, f, 0}, {145, 147, 44, 0, f, f},
+      {134, 63, 52, 0, f, 0},   {63, 193, 204, f, 0, f}, {51, 109, 212, f, 0, 0}, {28, 212, 120, 0, 0, f}};
+  const std::vector<Bar> jfif = {{255, 128, 128, 1, 1, 1}, {0, 128, 128, 0, 0, 0},  {128, 128, 128, 128 / 255.0, 128 / 255.0, 128 / 255.0},
+                                 {76, 85, 255, 1, 0, 0},   {150, 44, 21, 0, 1, 0}, {29, 255, 107, 0, 0, 1}};
+  const std::vector<std::tuple<std::string, YuvMatrix, const std::vector<Bar>*>> sets = {
+      {"BT.601", {0.299, 0.114, false}, &bt601}, {"BT.709", {0.2126, 0.0722, false}, &bt709}, {"JFIF", {0.299, 0.114, true}, &jfif}};
+  for (const auto& [name, matrix, bars] : sets) {
+    const int64_t n = static_cast<int64_t>(bars->size());
+    auto y = torch::empty({1, 1, 1, n}), cbcr = torch::empty({1, 2, 1, n});
+    for (int64_t i = 0; i < n; ++i) {
+      const Bar& b = (*bars)[static_cast<size_t>(i)];
+      y[0][0][0][i] = b.y;
+      cbcr[0][0][0][i] = b.cb;
+      cbcr[0][1][0][i] = b.cr;
+    }
+    const auto rgb = yuv_to_rgb(y, cbcr, matrix);
+    ASSERT_EQ(rgb.sizes(), (std::vector<int64_t>{1, 3, 1, n}));
+    for (int64_t i = 0; i < n; ++i) {
+      const Bar& b = (*bars)[static_cast<size_t>(i)];
+      const double want[3] = {b.r, b.g, b.b};
+      for (int c = 0; c < 3; ++c)
+        EXPECT_NEAR(rgb[0][c][0][i].item<double>(), want[c], 1.75 / 255) << name << " (" << b.y << ", " << b.cb << ", " << b.cr << ") " << "RGB"[c];
+    }
+  }
+  ssdtest::expect_error([] { yuv_to_rgb(torch::zeros({1, 1, 4, 4}), torch::zeros({1, 2, 2, 2}), {}); },
+                        {"yuv_to_rgb", "[1, 1, 4, 4]", "[1, 2, 2, 2]"});
 }
 
 TEST(Text, TrimsAndSplitsLists) {
