@@ -532,10 +532,11 @@ TEST(SsdDetect, FindsAKnownSyntheticObjectWithFullMetadata) {
       EXPECT_GE(r.confidence, 0.3);
       EXPECT_LE(r.confidence, 1.0);
       expect_inside(r, W, H);
-      EXPECT_NEAR(r.x_min * W, r.x, 1.0);
-      EXPECT_NEAR(r.y_min * H, r.y, 1.0);
-      EXPECT_NEAR(r.x_max * W, r.x + r.w, 1.0);
-      EXPECT_NEAR(r.y_max * H, r.y + r.h, 1.0);
+      // The pixels are the normalised box's, rounded to the nearest.
+      EXPECT_EQ(r.x, std::lround(r.x_min * W));
+      EXPECT_EQ(r.y, std::lround(r.y_min * H));
+      EXPECT_EQ(r.x + r.w, std::lround(r.x_max * W));
+      EXPECT_EQ(r.y + r.h, std::lround(r.y_max * H));
     }
     if (d && best_iou > 0.7) found++;
     else std::printf("seed %d: no %s with IoU > 0.7 (best %.3f): %s\n", static_cast<int>(seed),
@@ -949,6 +950,25 @@ TEST(SsdDetect, RegionIdsStayUniqueAfterAnotherDetector) {
   EXPECT_EQ(*ids.begin(), 0);
   EXPECT_EQ(*ids.rbegin(), static_cast<int>(dets.size()) - 1);
   gst_harness_teardown(h);
+  // Another producer's regions in any order of ids (7, then 1): the new ones follow the highest.
+  GstHarness* one = gst_harness_new_parse("ssddetect");
+  gst_harness_set_src_caps(one, gst_caps_ref(s.a->caps));
+  GstBuffer* in = gst_buffer_copy(s.a->buffer);
+  for (const int id : {7, 1}) gst_buffer_add_video_region_of_interest_meta(in, "other", 0, 0, 10, 10)->id = id;
+  ASSERT_EQ(gst_harness_push(one, in), GST_FLOW_OK);
+  out = gst_harness_pull(one);
+  ASSERT_NE(out, nullptr);
+  const auto after = detections(out);
+  gst_buffer_unref(out);
+  ASSERT_EQ(after.size(), 2 + s.ref_a.size());
+  std::set<int> seen;
+  for (const Det& d : after) {
+    EXPECT_TRUE(seen.insert(d.id).second) << "region id " << d.id << " twice";
+    if (d.roi_type != "other") {
+      EXPECT_GE(d.id, 8);
+    }
+  }
+  gst_harness_teardown(one);
 }
 
 TEST(SsdDetect, IntervalCarriesTheLastDetections) {
@@ -5038,6 +5058,23 @@ TEST(SsdExport, StreamTimeIsThePtsInTheSegmentsTerms) {
   EXPECT_EQ(lines[0]["stream_time"], 0);
   EXPECT_EQ(lines[1]["stream_time"], 33333334);
   EXPECT_TRUE(lines[2]["stream_time"].is_null()) << "before the segment";
+  // A file played from 10 s (a seek: the segment's start and time 10 s, its running time 0
+  // there): the stream time of a frame 0.5 s on is 10.5 s, not its running time.
+  const std::string seeked = tmp / "seeked.jsonl";
+  GstHarness* hs = export_harness(seeked, *f);
+  gst_segment_init(&seg, GST_FORMAT_TIME);
+  seg.start = seg.time = seg.position = 10 * GST_SECOND;
+  ASSERT_TRUE(gst_harness_push_event(hs, gst_event_new_segment(&seg)));
+  GstBuffer* b = gst_buffer_copy_deep(f->buffer);
+  GST_BUFFER_PTS(b) = 10 * GST_SECOND + GST_SECOND / 2;
+  ASSERT_EQ(gst_harness_push(hs, b), GST_FLOW_OK);
+  gst_buffer_unref(gst_harness_pull(hs));
+  ASSERT_TRUE(gst_harness_push_event(hs, gst_event_new_eos()));
+  gst_harness_teardown(hs);
+  std::ifstream sin(seeked);
+  std::string first;
+  ASSERT_TRUE(std::getline(sin, first));
+  EXPECT_EQ(json::parse(first)["stream_time"], 10 * GST_SECOND + GST_SECOND / 2) << first;
 }
 
 // Regions come from any producer: a normalised box with a NaN or infinity in it is replaced by

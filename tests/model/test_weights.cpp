@@ -492,4 +492,24 @@ TEST(Weights, HeaderNumbersAreReadStrictly) {
   EXPECT_EQ(h.tensors[1].dtype, "I8");
   EXPECT_EQ(h.data_size, 8u);
   EXPECT_EQ(read_safetensors(path).tensors.size(), 2u);
+  // The tensors tile the data section, as the format requires: two that share bytes (a tensor's
+  // weights aliased by another's), a hole between them, or bytes after the last are corruption.
+  const std::vector<std::tuple<std::string, size_t, std::vector<std::string>>> untiled = {
+      {R"({"dtype":"F32","shape":[2],"data_offsets":[0,8]},"u":{"dtype":"F32","shape":[2],"data_offsets":[4,12]})", 12,
+       {"'u' starts at byte 4 where 8 was expected", "overlap or hole"}},
+      {R"({"dtype":"F32","shape":[1],"data_offsets":[0,4]},"u":{"dtype":"F32","shape":[1],"data_offsets":[8,12]})", 12,
+       {"'u' starts at byte 8 where 4 was expected", "overlap or hole"}},
+      {R"({"dtype":"F32","shape":[1],"data_offsets":[4,8]})", 8, {"'t' starts at byte 4 where 0 was expected"}},
+      {R"({"dtype":"F32","shape":[2],"data_offsets":[0,8]})", 12, {"4 trailing bytes after the last tensor"}},
+  };
+  for (const auto& [entry, bytes, words] : untiled) {
+    SCOPED_TRACE(entry);
+    file(entry, bytes);
+    try {
+      read_safetensors(path);
+      ADD_FAILURE() << "accepted";
+    } catch (const ssd::Error& e) {
+      for (const auto& w : words) EXPECT_NE(std::string(e.what()).find(w), std::string::npos) << e.what();
+    }
+  }
 }

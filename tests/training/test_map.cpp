@@ -322,6 +322,25 @@ TEST(Map, IgnoredGroundTruthNeitherHelpsNorHurts) {
   EXPECT_NEAR(r.map50_voc, 1.0 / 3.0, 1e-12);
 }
 
+// Boundaries, as pycocotools and the VOC devkit draw them. An IoU of exactly 0.5 is a hit for
+// COCO (IoU >= t) and a miss for VOC (ovmax > 0.5). A false detection whose area is exactly an
+// area range's bound (32 x 32) counts in that range (pycocotools ignores it only when a < lo or
+// a > hi): it outranks the medium object's hit, so the medium AP is 0.5.
+TEST(Map, BoundariesAreTheReferencesOwn) {
+  MapEvaluator half({"a"});
+  half.add_image(1, {gt(0, 0, 10, 10, 0)}, {det(0, 0, 10, 20, 0, 0.9f)});   // IoU 100/200
+  const MapResult h = half.compute();
+  EXPECT_NEAR(h.map50_coco, 1.0, 1e-12);
+  EXPECT_NEAR(h.map50_voc, 0.0, 1e-12);
+  EXPECT_NEAR(h.map50_voc07, 0.0, 1e-12);
+  MapEvaluator edge({"a"});
+  edge.add_image(1, {gt(200, 200, 250, 250, 0)}, {det(0, 0, 32, 32, 0, 0.9f), det(200, 200, 250, 250, 0, 0.8f)});
+  const MapResult e = edge.compute();
+  EXPECT_NEAR(e.map_medium, 0.5, 1e-12);
+  EXPECT_NEAR(e.map_coco, 0.5, 1e-12);
+  EXPECT_EQ(e.map_small, -1) << "no small object";
+}
+
 TEST(Map, BadLabelsAndDuplicateImagesThrow) {
   MapEvaluator ev({"a"});
   EXPECT_THROW(ev.add_image(1, {gt(0, 0, 1, 1, 1)}, {}), std::invalid_argument);
