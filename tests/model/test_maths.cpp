@@ -159,6 +159,8 @@ TEST(Config, JsonIsReadStrictlyAndBounded) {
       {with("std", {0.2, "x", 0.2}), {"std", "number"}},
       {with("ratios_wh", {{1.0, 1.0}, {1.0}}), {"ratios_wh", "pairs"}},
       {with("dropout", true), {"dropout", "number"}},
+      {with("dropout", 1.0), {"dropout must be in [0, 1)"}},   // (a head that learns nothing)
+      {with("dropout", -0.1), {"dropout must be in [0, 1)"}},
       {with("zooms", std::vector<double>(65, 1.0)), {"65 zooms", "64 anchors per cell"}},
       {with("labels", std::vector<std::string>(10001, "x")), {"10001 labels"}},
       {with("labels", {"a", "b", "a"}), {"'a' appears twice"}},

@@ -324,6 +324,24 @@ TEST(Tracker, CarriedDetectionsAmongFreshOnesKeepTheirIds) {
   EXPECT_THROW(told.update({still}, 1, {true, false}), ssd::Error);
 }
 
+// A repeated frame counts as a frame for the motion, in repeat() and as a carried detection in
+// update(): an object 20 px wide at 15 px a frame, seen at 0 and 15, repeated, then seen at 45,
+// keeps its id (predicted at 45; as if the repeat were no frame, at 30: IoU 0.14, a new id).
+TEST(Tracker, ARepeatedFrameCountsForTheMotion) {
+  for (const bool carried : {false, true}) {
+    SCOPED_TRACE(carried ? "carried in update()" : "repeat()");
+    Tracker tr;
+    EXPECT_EQ(tr.update({box(0, 0, 20, 20)})[0], 1);
+    EXPECT_EQ(tr.update({box(15, 0, 20, 20)})[0], 1);
+    if (carried) {
+      EXPECT_EQ(tr.update({box(15, 0, 20, 20), box(500, 0, 20, 20, 1)}, 1, {true, false})[0], 1);
+    } else {
+      EXPECT_EQ(tr.repeat({box(15, 0, 20, 20)}), (std::vector<int64_t>{1}));
+    }
+    EXPECT_EQ(tr.update({box(45, 0, 20, 20)})[0], 1);
+  }
+}
+
 // Frames dropped on the way (QoS) count for the motion when update() is told how many frame
 // times passed: an object 40 px wide moving 12 px a frame, seen in frames 0, 1, 4, 5, 8, 9...,
 // keeps its id; counted as consecutive frames, the moves of 12 and 36 px break it up. A track
