@@ -4571,6 +4571,37 @@ TEST(SsdOverlay, YuvChromaIsTheBoxsColourAtAnyPictureOrigin) {
   }
 }
 
+// Every packed RGB format draws the class's colour in its own byte order: the outline's pixel
+// on each is the RGB frame's (R, G, B) at the format's component offsets.
+TEST(SsdOverlay, PackedFormatsDrawTheSameColour) {
+  const Box box{10, 10, 30, 30};
+  auto colour_on = [&](GstVideoFormat fmt) {
+    auto f = make_frame(flat(64, 64), fmt);
+    GstHarness* h = outline_harness(*f, 2);
+    EXPECT_EQ(gst_harness_push(h, with_roi(*f, box, "car", 0.87, 0)), GST_FLOW_OK);
+    GstBuffer* out = gst_harness_pull(h);
+    GstVideoFrame fr;
+    std::array<int, 3> c{-1, -1, -1};
+    if (out && gst_video_frame_map(&fr, &f->info, out, GST_MAP_READ)) {
+      const GstVideoFormatInfo* fi = f->info.finfo;
+      const guint8* p = static_cast<const guint8*>(GST_VIDEO_FRAME_PLANE_DATA(&fr, 0)) +
+                        15 * GST_VIDEO_FRAME_PLANE_STRIDE(&fr, 0) + box.x0 * GST_VIDEO_FORMAT_INFO_PSTRIDE(fi, 0);
+      c = {p[GST_VIDEO_FORMAT_INFO_POFFSET(fi, GST_VIDEO_COMP_R)], p[GST_VIDEO_FORMAT_INFO_POFFSET(fi, GST_VIDEO_COMP_G)],
+           p[GST_VIDEO_FORMAT_INFO_POFFSET(fi, GST_VIDEO_COMP_B)]};
+      gst_video_frame_unmap(&fr);
+    }
+    if (out) gst_buffer_unref(out);
+    gst_harness_teardown(h);
+    return c;
+  };
+  const auto rgb = colour_on(GST_VIDEO_FORMAT_RGB);
+  ASSERT_NE(rgb, (std::array<int, 3>{120, 120, 120})) << "nothing drawn";
+  ASSERT_FALSE(rgb[0] == rgb[2]) << "a colour with R = B cannot tell the orders apart";
+  for (const GstVideoFormat fmt : {GST_VIDEO_FORMAT_BGR, GST_VIDEO_FORMAT_RGBx, GST_VIDEO_FORMAT_BGRx, GST_VIDEO_FORMAT_xRGB,
+                                   GST_VIDEO_FORMAT_xBGR, GST_VIDEO_FORMAT_RGBA, GST_VIDEO_FORMAT_BGRA})
+    EXPECT_EQ(colour_on(fmt), rgb) << gst_video_format_to_string(fmt);
+}
+
 // A class's colour: from its class id when the region has one (so a model's 20 classes get 20
 // colours, as the 20 Pascal VOC labels' hashes would not: "car" and "star" share one), else
 // from its label; the same in every frame.
@@ -5233,6 +5264,24 @@ TEST(SsdExport, AppendKeepsTheLinesOfEarlierRuns) {
   EXPECT_EQ(frame_numbers(a), (std::vector<int>{0}));
   run(b, true, 2);    // appending to a file that does not exist: created
   EXPECT_EQ(frame_numbers(b), (std::vector<int>{0, 1}));
+  // The same element stopped and started again (to another file) counts from 0 again too.
+  {
+    GstHarness* h = export_harness(tmp / "first.jsonl", *f);
+    for (int i = 0; i < 3; i++) {
+      EXPECT_EQ(gst_harness_push(h, gst_buffer_copy_deep(f->buffer)), GST_FLOW_OK);
+      gst_buffer_unref(gst_harness_pull(h));
+    }
+    ASSERT_EQ(gst_element_set_state(h->element, GST_STATE_NULL), GST_STATE_CHANGE_SUCCESS);
+    g_object_set(h->element, "location", (tmp / "second.jsonl").c_str(), nullptr);
+    gst_harness_play(h);
+    gst_harness_set_src_caps(h, gst_caps_ref(f->caps));
+    EXPECT_EQ(gst_harness_push(h, gst_buffer_copy_deep(f->buffer)), GST_FLOW_OK);
+    gst_buffer_unref(gst_harness_pull(h));
+    EXPECT_TRUE(gst_harness_push_event(h, gst_event_new_eos()));
+    gst_harness_teardown(h);
+    EXPECT_EQ(frame_numbers(tmp / "first.jsonl"), (std::vector<int>{0, 1, 2}));
+    EXPECT_EQ(frame_numbers(tmp / "second.jsonl"), (std::vector<int>{0}));
+  }
   // Appending to a file whose last line lacks its newline (a writer killed mid-line): the records
   // start a line of their own (the first was glued to that line).
   const std::string c = tmp / "cut.jsonl";
@@ -5717,6 +5766,25 @@ TEST(SsdTrack, AnotherSegmentForgetsTheTracks) {
   seg.start = seg.time = 10 * GST_SECOND;
   ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_segment(&seg)));
   EXPECT_EQ(track_ids(h, frame_with_regions(*f, 250, {{"circle", 10, 40, 30, 30}})), (Ids{{"circle", 2}}));
+  gst_harness_teardown(h);
+}
+
+// A resolution change forgets the tracks (their pixels are another frame's), whichever side
+// changed: the width, the height or both; the same caps again keep them.
+TEST(SsdTrack, AResolutionChangeForgetsTheTracks) {
+  auto f = make_frame(flat(320, 240), GST_VIDEO_FORMAT_RGB);
+  GstHarness* h = gst_harness_new_parse("ssdtrack");
+  using Ids = std::vector<std::pair<std::string, int>>;
+  int index = 0, expected = 0;
+  for (const auto& [w, hh] : {std::pair{320, 240}, std::pair{320, 240}, std::pair{320, 180}, std::pair{400, 180},
+                              std::pair{200, 100}}) {
+    GstCaps* caps = caps_25fps(*f);
+    gst_caps_set_simple(caps, "width", G_TYPE_INT, w, "height", G_TYPE_INT, hh, nullptr);
+    gst_harness_set_src_caps(h, caps);
+    if (index == 0 || index > 1) ++expected;   // the first caps, and every change after the repeat
+    EXPECT_EQ(track_ids(h, frame_with_regions(*f, index++, {{"car", 10, 10, 40, 40}})), (Ids{{"car", expected}}))
+        << w << "x" << hh;
+  }
   gst_harness_teardown(h);
 }
 
