@@ -4602,6 +4602,50 @@ TEST(SsdOverlay, PackedFormatsDrawTheSameColour) {
     EXPECT_EQ(colour_on(fmt), rgb) << gst_video_format_to_string(fmt);
 }
 
+// Where the outline and the caption go on RGB: a box 3 px wide at thickness 2 is filled (its
+// bands overlap; none is left hollow in the middle); a caption goes above its box when it fits,
+// else inside the box's top edge, never over the rows above the box.
+TEST(SsdOverlay, ThinBoxesAreFilledAndCaptionsStayOnTheirBox) {
+  auto f = make_frame(flat(200, 120), GST_VIDEO_FORMAT_RGB);
+  auto changed_rows = [&](GstBuffer* out, int x0, int x1, int y0, int y1) {
+    int n = 0;
+    GstVideoFrame a, b;
+    EXPECT_TRUE(gst_video_frame_map(&a, &f->info, f->buffer, GST_MAP_READ));
+    EXPECT_TRUE(gst_video_frame_map(&b, &f->info, out, GST_MAP_READ));
+    for (int y = y0; y < y1; ++y)
+      for (int x = x0; x < x1; ++x) {
+        const size_t off = size_t(y) * GST_VIDEO_FRAME_PLANE_STRIDE(&a, 0) + size_t(x) * 3;
+        n += std::memcmp(static_cast<const guint8*>(GST_VIDEO_FRAME_PLANE_DATA(&a, 0)) + off,
+                         static_cast<const guint8*>(GST_VIDEO_FRAME_PLANE_DATA(&b, 0)) + off, 3) != 0;
+      }
+    gst_video_frame_unmap(&b);
+    gst_video_frame_unmap(&a);
+    return n;
+  };
+  GstHarness* h = outline_harness(*f, 2);
+  ASSERT_EQ(gst_harness_push(h, with_roi(*f, Box{20, 30, 23, 50}, "car", 0.87, 0)), GST_FLOW_OK);
+  GstBuffer* out = gst_harness_pull(h);
+  EXPECT_EQ(changed_rows(out, 20, 23, 30, 50), 3 * 20) << "pixels of a 3 px wide box left undrawn";
+  gst_buffer_unref(out);
+  gst_harness_teardown(h);
+  GstElement* e = gst_element_factory_make("ssdoverlay", nullptr);
+  g_object_set(e, "thickness", 1, nullptr);
+  h = gst_harness_new_with_element(e, "sink", "src");
+  gst_object_unref(e);
+  gst_harness_set_src_caps(h, gst_caps_ref(f->caps));
+  ASSERT_EQ(gst_harness_push(h, with_roi(*f, Box{50, 5, 130, 65}, "car", 0.87, 0)), GST_FLOW_OK);   // no room above
+  out = gst_harness_pull(h);
+  EXPECT_EQ(changed_rows(out, 0, 200, 0, 5), 0) << "drawn above a box whose caption has no room there";
+  EXPECT_GT(changed_rows(out, 52, 128, 7, 12), 0) << "no caption inside the box's top edge";
+  gst_buffer_unref(out);
+  ASSERT_EQ(gst_harness_push(h, with_roi(*f, Box{50, 60, 130, 110}, "car", 0.87, 0)), GST_FLOW_OK);   // room above
+  out = gst_harness_pull(h);
+  EXPECT_GT(changed_rows(out, 50, 130, 40, 60), 0) << "no caption above the box";
+  EXPECT_EQ(changed_rows(out, 51, 129, 61, 109), 0) << "drawn inside a box whose caption fits above it";
+  gst_buffer_unref(out);
+  gst_harness_teardown(h);
+}
+
 // A class's colour: from its class id when the region has one (so a model's 20 classes get 20
 // colours, as the 20 Pascal VOC labels' hashes would not: "car" and "star" share one), else
 // from its label; the same in every frame.
