@@ -4921,9 +4921,13 @@ GstHarness* export_harness(const std::string& path, const Frame& f) {
   return h;
 }
 
-// Pushes `in` (taken) through an ssdexport writing to `path`, then EOS; the line written.
-std::string export_one(const std::string& path, const Frame& f, GstBuffer* in) {
+// Pushes `in` (taken) through an ssdexport writing to `path`, after `segment` if given, then
+// EOS; the line written.
+std::string export_one(const std::string& path, const Frame& f, GstBuffer* in, const GstSegment* segment = nullptr) {
   GstHarness* h = export_harness(path, f);
+  if (segment) {
+    EXPECT_TRUE(gst_harness_push_event(h, gst_event_new_segment(segment)));
+  }
   EXPECT_EQ(gst_harness_push(h, in), GST_FLOW_OK);
   gst_buffer_unref(gst_harness_pull(h));
   EXPECT_TRUE(gst_harness_push_event(h, gst_event_new_eos()));
@@ -5135,20 +5139,11 @@ TEST(SsdExport, StreamTimeIsThePtsInTheSegmentsTerms) {
   EXPECT_TRUE(lines[2]["stream_time"].is_null()) << "before the segment";
   // A file played from 10 s (a seek: the segment's start and time 10 s, its running time 0
   // there): the stream time of a frame 0.5 s on is 10.5 s, not its running time.
-  const std::string seeked = tmp / "seeked.jsonl";
-  GstHarness* hs = export_harness(seeked, *f);
   gst_segment_init(&seg, GST_FORMAT_TIME);
   seg.start = seg.time = seg.position = 10 * GST_SECOND;
-  ASSERT_TRUE(gst_harness_push_event(hs, gst_event_new_segment(&seg)));
   GstBuffer* b = gst_buffer_copy_deep(f->buffer);
   GST_BUFFER_PTS(b) = 10 * GST_SECOND + GST_SECOND / 2;
-  ASSERT_EQ(gst_harness_push(hs, b), GST_FLOW_OK);
-  gst_buffer_unref(gst_harness_pull(hs));
-  ASSERT_TRUE(gst_harness_push_event(hs, gst_event_new_eos()));
-  gst_harness_teardown(hs);
-  std::ifstream sin(seeked);
-  std::string first;
-  ASSERT_TRUE(std::getline(sin, first));
+  const std::string first = export_one(tmp / "seeked.jsonl", *f, b, &seg);
   EXPECT_EQ(json::parse(first)["stream_time"], 10 * GST_SECOND + GST_SECOND / 2) << first;
 }
 
