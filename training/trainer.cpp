@@ -48,6 +48,10 @@ using Clock = std::chrono::steady_clock;
 
 namespace ssdtrain {
 
+std::vector<double> group_multipliers(const TrainOptions& o) {
+  return {1.0 / (o.lr_div * o.lr_div), 1.0 / o.lr_div, 1.0};
+}
+
 namespace {
 
 constexpr const char* kRunFile = "run.json";
@@ -257,11 +261,6 @@ struct Schedule {
     }
   }
 };
-
-// Group learning-rate multipliers: early body, late body, head.
-std::vector<double> group_multipliers(const TrainOptions& o) {
-  return {1.0 / (o.lr_div * o.lr_div), 1.0 / o.lr_div, 1.0};
-}
 
 void set_frozen(ssd::Ssd& model, bool frozen) {
   for (auto& p : model->body->parameters()) p.set_requires_grad(!frozen);

@@ -188,6 +188,9 @@ struct LrFindResult {
   std::string csv_path, png_path;
 };
 LrFindResult lr_find(const LrFindSpec& spec);
+// The learning rate multipliers of the layer groups, early body, late body, head: 1/lr_div^2,
+// 1/lr_div, 1 (the lesson's differential rates, lr/100, lr/10, lr with lr_div 10).
+std::vector<double> group_multipliers(const TrainOptions& o);
 // Indices of lr-find's suggestions in the sweep. All look only past its first tenth and before
 // its last points (at most 5), as fastai's suggestions do: early on the bias-corrected average
 // holds few minibatch losses, and a noisy one there must not pass for the minimum or a descent.

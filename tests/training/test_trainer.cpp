@@ -698,6 +698,19 @@ TEST(Trainer, LrFindWritesCurveAndSuggestion) {
 // lr/d^2, lr/d, lr), so its curve on an unfrozen body is that of `train --lr`'s rates: the
 // same sweep with another --lr-div gives other losses from the second step on (with one rate
 // for every group, as before, the two were the same), and the same one the same losses.
+// The lesson's differential learning rates: lr/100, lr/10, lr for the early body, the late body
+// and the head with lr_div 10; the default lr_div 3 gives 1/9, 1/3, 1.
+TEST(Trainer, LayerGroupsTakeTheLessonsDifferentialRates) {
+  ssdtrain::TrainOptions o;
+  o.lr_div = 10;
+  const auto m = ssdtrain::group_multipliers(o);
+  ASSERT_EQ(m.size(), 3u);
+  EXPECT_DOUBLE_EQ(m[0], 0.01);
+  EXPECT_DOUBLE_EQ(m[1], 0.1);
+  EXPECT_DOUBLE_EQ(m[2], 1.0);
+  EXPECT_EQ(ssdtrain::group_multipliers(ssdtrain::TrainOptions{}), (std::vector<double>{1.0 / 9, 1.0 / 3, 1.0}));
+}
+
 TEST(Trainer, LrFindDividesTheEarlierGroupsRatesAsTrainingDoes) {
   TempDir tmp;
   const std::string tr = make_easy_set(tmp.path() / "train", 16, 7);
