@@ -76,7 +76,8 @@
  * `batch-timeout` when that is shorter) plus a batch's computation, as measured (a frame does not wait for later batches; on CUDA with M batches in
  * flight, whose computation the host does not time, M - 1 batches of frame times more). Held frames are buffers upstream
  * cannot reuse: the element asks upstream's pool for batch-size x in-flight + 1 buffers more
- * than downstream does in the allocation query (v4l2src, say, allocates that many).
+ * than downstream does in the allocation query, with batch-size times the start's `interval`
+ * (up to 4), as skipped frames wait with the batch (v4l2src, say, allocates that many).
  *
  * ## Changing the model while running
  *
