@@ -10,8 +10,9 @@
 # number of streams; properties after -- go to every ssddetect (the instance-wide ones, such as
 # device, precision, batch-size, must be the same for all, which this script ensures). Live
 # sources run until Ctrl-C (EOS, so the files are complete); files end by themselves. All streams
-# are one pipeline: one that fails (a camera that cannot be reached) ends them all; where they
-# must outlive each other, run the script once per camera (a model instance each).
+# are one pipeline: one that fails (a camera that cannot be reached) ends them all, and the
+# streamK.jsonl files of an earlier run are then left as they were; where streams must outlive
+# each other, run the script once per camera (a model instance each).
 # Environment: BUILD_DIR (default build/), SSD_MODEL (default the shipped model).
 set -euo pipefail
 usage() { sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"; }   # the comment block above
@@ -38,9 +39,11 @@ for k in "${!uris[@]}"; do
   leaky=""
   case "${uris[$k]}" in rtsp://*|http://*|https://*) leaky="leaky=downstream" ;; esac
   desc+=(uridecodebin uri="${uris[$k]}" ! videoconvert ! queue max-size-buffers=4 $leaky ! \
-         ssddetect name=detect$n "${props[@]}" ! ssdtrack ! ssdexport location="$outdir/stream$n.jsonl" ! fakesink sync=false)
+         ssddetect name=detect$n "${props[@]}" ! ssdtrack ! ssdexport location="$outdir/stream$n.jsonl.part" ! fakesink sync=false)
+  writes "$outdir/stream$n.jsonl"
 done
 run "${desc[@]}"
+keep_outputs
 for k in "${!uris[@]}"; do
   n=$(( k + 1 ))
   echo "stream $n (${uris[$k]}): $(wc -l < "$outdir/stream$n.jsonl") frames, $(grep -o '"label"' "$outdir/stream$n.jsonl" | wc -l) detections -> $outdir/stream$n.jsonl"

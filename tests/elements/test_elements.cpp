@@ -6972,7 +6972,7 @@ TEST(Pipelines, FileScriptKeepsEarlierFilesWhenItFails) {
 
 // pipelines/multi-stream.sh on two files (one scene, encoded twice): each stream's JSON Lines
 // hold all its frames with the scene's object, and ssddetect's log shows the two elements
-// sharing one model instance.
+// sharing one model instance. A later run in which one stream fails leaves those files as they were.
 TEST(Pipelines, MultiStreamScriptSharesOneModel) {
   const std::string missing =
       missing_factory({"x264enc", "avdec_h264", "mp4mux", "qtdemux", "imagefreeze", "pngdec", "uridecodebin"});
@@ -7014,6 +7014,25 @@ TEST(Pipelines, MultiStreamScriptSharesOneModel) {
     EXPECT_GE(with_object, kFrames - 1) << "stream " << n << ": the scene's " << top(ref)->label << " is missing";
   }
   EXPECT_NE(r.out.find("stream 2 (" + uris[1] + "): 8 frames"), std::string::npos) << r.out;
+
+  // A run in which one stream fails (its file is missing) ends them all and leaves the earlier
+  // run's files as they were, with no partial file beside them.
+  auto files = [&] {
+    std::map<std::string, std::string> contents;
+    for (const auto& e : fs::directory_iterator(out)) {
+      std::ifstream f(e.path(), std::ios::binary);
+      contents[e.path().filename()] = std::string(std::istreambuf_iterator<char>(f), {});
+    }
+    return contents;
+  };
+  const auto before = files();
+  const Spawned failed = spawn({"/usr/bin/env", "BUILD_DIR=" SSD_BUILD_DIR, "/bin/bash",
+                                SSD_SOURCE_DIR "/pipelines/multi-stream.sh", out, uris[0],
+                                "file://" + (tmp / "missing.mp4")});
+  EXPECT_NE(failed.status, 0) << failed.out << failed.err;
+  const auto after = files();
+  EXPECT_EQ(after.size(), 2u);
+  EXPECT_TRUE(after == before) << "the failed run changed or added files in " << out;
 }
 
 // The plugin's dynamic symbol table holds its entry points, not the model library linked into
