@@ -413,6 +413,83 @@ TEST_F(DetectorTest, Nv12AndI420MatchRgb) {
   EXPECT_NEAR(got[0].y_min, expect[0].y_min, 0.03);
 }
 
+// An odd-sized 4:2:0 frame the box filter does not shrink (under twice the input size): its
+// chroma planes are rounded up, (w + 1) / 2 x (h + 1) / 2, and the network sees their last
+// column and row too (the luma's last pixels' colour): a change there alone changes the
+// detections. NV12 and I420 agree.
+TEST_F(DetectorTest, OddSizedYuvFramesSeeTheirLastChromaColumnAndRow) {
+  Detector det(options());
+  const int w = 321, h = 241, cw = (w + 1) / 2, ch = (h + 1) / 2;
+  ASSERT_LT(w, 2 * det.config().input_size);
+  ASSERT_LT(h, 2 * det.config().input_size);
+  std::vector<uint8_t> Y, U, V;
+  to_yuv420(make_picture(w, h, 12), Y, U, V);
+  ASSERT_EQ(U.size(), size_t(cw) * ch);
+  const auto detect = [&](const std::vector<uint8_t>& u, const std::vector<uint8_t>& v) {
+    FrameView i420;
+    i420.format = PixelFormat::I420;
+    i420.width = w;
+    i420.height = h;
+    i420.planes[0] = Y.data();
+    i420.planes[1] = u.data();
+    i420.planes[2] = v.data();
+    i420.strides[0] = w;
+    i420.strides[1] = cw;
+    i420.strides[2] = cw;
+    const auto got = det.detect(i420);
+    std::vector<uint8_t> uv(size_t(cw) * 2 * ch);
+    for (size_t i = 0; i < u.size(); ++i) {
+      uv[2 * i] = u[i];
+      uv[2 * i + 1] = v[i];
+    }
+    FrameView nv12 = i420;
+    nv12.format = PixelFormat::NV12;
+    nv12.planes[1] = uv.data();
+    nv12.strides[1] = cw * 2;
+    nv12.planes[2] = nullptr;
+    expect_same(got, det.detect(nv12), 1e-6f);
+    return got;
+  };
+  const auto differ = [](const std::vector<Detection>& a, const std::vector<Detection>& b) {
+    if (a.size() != b.size()) return true;
+    for (size_t i = 0; i < a.size(); ++i)
+      if (a[i].label_id != b[i].label_id || std::abs(a[i].confidence - b[i].confidence) > 1e-6f ||
+          std::abs(a[i].x_min - b[i].x_min) > 1e-6f || std::abs(a[i].y_min - b[i].y_min) > 1e-6f ||
+          std::abs(a[i].x_max - b[i].x_max) > 1e-6f || std::abs(a[i].y_max - b[i].y_max) > 1e-6f)
+        return true;
+    return false;
+  };
+  const auto base = detect(U, V);
+  ASSERT_FALSE(base.empty());
+  auto u = U, v = V;
+  for (int x = 0; x < cw; ++x) {   // the last chroma row saturated
+    u[size_t(ch - 1) * cw + x] = 255;
+    v[size_t(ch - 1) * cw + x] = 0;
+  }
+  EXPECT_TRUE(differ(base, detect(u, v))) << "the last chroma row is left out";
+  u = U;
+  v = V;
+  for (int y = 0; y < ch; ++y) {   // the last chroma column saturated
+    u[size_t(y) * cw + cw - 1] = 255;
+    v[size_t(y) * cw + cw - 1] = 0;
+  }
+  EXPECT_TRUE(differ(base, detect(u, v))) << "the last chroma column is left out";
+}
+
+// max_detections 0 (or below) asks for no detection at all, not one.
+TEST_F(DetectorTest, NoDetectionsWhenNoneAreAskedFor) {
+  auto o = options();
+  Detector det(o);
+  const auto f = packed_frames(1, 160, 0, 120, 4, PixelFormat::RGB, 0);
+  ASSERT_FALSE(det.detect(f.views[0]).empty());
+  for (int none : {0, -3}) {
+    det.set_postprocess(0.f, 0.45f, none);
+    EXPECT_TRUE(det.detect(f.views[0]).empty()) << none;
+    o.max_detections = none;
+    EXPECT_TRUE(Detector(o).detect(f.views[0]).empty()) << none;
+  }
+}
+
 TEST_F(DetectorTest, BatchEqualsSingleFramesAndSettingsApply) {
   Detector det(options());
   auto a = make_picture(320, 240, 1), b = make_picture(200, 300, 2);
@@ -652,6 +729,12 @@ TEST(CpuWorkers, AutomaticInFlightAndThreads) {
   put("sys/fs/cgroup/cpu/cpu.cfs_quota_us", "-1\n");
   put("sys/fs/cgroup/cpu/cpu.cfs_period_us", "100000\n");
   EXPECT_EQ(cgroup_cpu_limit(cgroup_cpu_max(root.string())), 0);
+  // The cpu controller's own line (cpuacct mounted apart, in another cgroup): its path, not
+  // cpuacct's, and not the mount's root (no quota there).
+  put("proc/self/cgroup", "3:cpuacct:/other\n2:cpu:/docker/abc\n");
+  put("sys/fs/cgroup/cpu/docker/abc/cpu.cfs_quota_us", "200000\n");
+  put("sys/fs/cgroup/cpu/docker/abc/cpu.cfs_period_us", "100000\n");
+  EXPECT_EQ(cgroup_cpu_limit(cgroup_cpu_max(root.string())), 2);
   fs::remove_all(root / "sys");
   EXPECT_EQ(cgroup_cpu_max(root.string()), "");
 }
@@ -928,8 +1011,10 @@ TEST_F(DetectorTest, BadModelsAndDevicesGiveClearErrors) {
   o.model_path = (*dir_ / "nope.safetensors").string();
   ssdtest::expect_error([&] { Detector d(o); }, {"nope.safetensors", "cannot open"});
   o = options();
-  o.device = "gpu7";
-  ssdtest::expect_error([&] { Detector d(o); }, {"invalid device 'gpu7'"});
+  for (const std::string bad : {"gpu7", "cpu0", "cpus", "cudax"}) {   // (names that only start as a valid one)
+    o.device = bad;
+    ssdtest::expect_error([&] { Detector d(o); }, {"invalid device '" + bad + "'"});
+  }
   // A malformed index is that, with or without a GPU (it was "no CUDA device" without one).
   for (const std::string bad : {"cuda:abc", "cuda:", "cuda:-1", "cuda:1x", "cuda:99999"}) {
     o.device = bad;
@@ -1152,6 +1237,11 @@ TEST_F(DetectorTest, SharedInstancesAreNamedAndRefuseOtherSettings) {
   other = o;
   other.detector.fixed_postprocess = true;   // (a test option: the CPU emulation of the CUDA path)
   ssdtest::expect_error([&] { SharedDetector::acquire("cams", other); }, {"fixed output stage 0", "asks for 0 and 1"});
+  // NMS across classes is the instance's as the IoU is: every stream's detections depend on it.
+  other = o;
+  other.detector.class_agnostic_nms = true;
+  ssdtest::expect_error([&] { SharedDetector::acquire("cams", other); },
+                        {"\"cams\"", "NMS per class", "asks for across classes"});
   other = o;
   other.max_batch = 8;
 
@@ -1447,7 +1537,11 @@ TEST(DefaultModel, BuildTreeCopyForBuildTreeBinariesInstalledCopyOtherwise) {
   const std::string saved = env ? env : "";
   ::unsetenv("SSD_DEFAULT_MODEL");
   const fs::path mine = default_model_path();
+  ::setenv("SSD_DEFAULT_MODEL", "", 1);   // set but empty (VAR= in a launch script): as unset
+  const std::string with_empty = default_model_path();
+  ::unsetenv("SSD_DEFAULT_MODEL");
   if (!saved.empty()) ::setenv("SSD_DEFAULT_MODEL", saved.c_str(), 1);
+  EXPECT_EQ(with_empty, mine.string());
   EXPECT_TRUE(fs::is_directory(mine.parent_path().parent_path() / "meson-private")) << mine;
   EXPECT_EQ(mine.filename(), "ssd-default.safetensors");
   const fs::path source = fs::path(ssdtest::source_dir()) / "models" / "ssd-default.safetensors";

@@ -953,7 +953,11 @@ TEST(Yuv, ColourBarsGiveTheirColours) {
       {63, 102, 240, 1, 0, 0},  {32, 240, 118, 0, 0, 1}, {168, 44, 136, f, f, 0}, {145, 147, 44, 0, f, f},
       {134, 63, 52, 0, f, 0},   {63, 193, 204, f, 0, f}, {51, 109, 212, f, 0, 0}, {28, 212, 120, 0, 0, f}};
   const std::vector<Bar> jfif = {{255, 128, 128, 1, 1, 1}, {0, 128, 128, 0, 0, 0},  {128, 128, 128, 128 / 255.0, 128 / 255.0, 128 / 255.0},
-                                 {76, 85, 255, 1, 0, 0},   {150, 44, 21, 0, 1, 0}, {29, 255, 107, 0, 0, 1}};
+                                 {76, 85, 255, 1, 0, 0},   {150, 44, 21, 0, 1, 0}, {29, 255, 107, 0, 0, 1},
+                                 // Unsaturated colours, which no clamping hides: the full range's chroma scale
+                                 // (255, not the limited range's 224) decides them.
+                                 {109, 138, 187, 0.75, 0.25, 0.5}, {146, 118, 69, 0.25, 0.75, 0.5},
+                                 {97, 181, 150, 0.5, 0.25, 0.75}};
   const std::vector<std::tuple<std::string, YuvMatrix, const std::vector<Bar>*>> sets = {
       {"BT.601", {0.299, 0.114, false}, &bt601}, {"BT.709", {0.2126, 0.0722, false}, &bt709}, {"JFIF", {0.299, 0.114, true}, &jfif}};
   for (const auto& [name, matrix, bars] : sets) {
