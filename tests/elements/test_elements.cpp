@@ -669,6 +669,9 @@ static std::vector<FormatCase> format_cases() {
   for (GstVideoFormat f : kFormats) v.push_back({f, 641, 479, 37, "bt601"});
   v.push_back({GST_VIDEO_FORMAT_NV12, 320, 240, 0, "bt709"});
   v.push_back({GST_VIDEO_FORMAT_I420, 321, 241, 5, "bt709"});
+  // Full range (JPEG's BT.601, and BT.709): the element reads the range from the caps.
+  v.push_back({GST_VIDEO_FORMAT_NV12, 320, 240, 0, "1:4:0:0"});
+  v.push_back({GST_VIDEO_FORMAT_I420, 321, 241, 5, "1:3:5:1"});
   return v;
 }
 
@@ -677,7 +680,11 @@ INSTANTIATE_TEST_SUITE_P(AllFormats, SsdDetectFormats, ::testing::ValuesIn(forma
                            return std::string(gst_video_format_to_string(i.param.format)) + "_" +
                                   std::to_string(i.param.width) + "x" + std::to_string(i.param.height) +
                                   (i.param.pad ? "_pad" + std::to_string(i.param.pad) : "") + "_" +
-                                  i.param.colorimetry;
+                                  [&] {   // (a colorimetry without a name, e.g. 1:4:0:0)
+                                    std::string c = i.param.colorimetry;
+                                    std::replace(c.begin(), c.end(), ':', '_');
+                                    return c;
+                                  }();
                          });
 
 TEST(SsdDetect, PaddedStridesGiveTheSameDetections) {
@@ -811,6 +818,26 @@ TEST(SsdDetect, ClassesChangeWhilePlaying) {
 
 // Whether two frames' detections are the same (labels, boxes, confidences).
 bool same(const std::vector<Det>& a, const std::vector<Det>& b);
+
+// The caps' colour range is the frame's: the same NV12 bytes read as full range (0-255) and as
+// video range (16-235) are two pictures (the second of more contrast), with detections of their
+// own; full-range frames match the RGB picture (the format cases above).
+TEST(SsdDetect, TheCapsColourRangeIsHowTheCodesAreRead) {
+  const ssdtrain::SynthSample s = one_object(320, 240, 11);
+  auto full = make_frame(s.image, GST_VIDEO_FORMAT_NV12, 0, "1:4:0:0");
+  ASSERT_EQ(full->info.colorimetry.range, GST_VIDEO_COLOR_RANGE_0_255);
+  Frame limited;
+  limited.info = full->info;
+  limited.info.colorimetry.range = GST_VIDEO_COLOR_RANGE_16_235;
+  limited.caps = gst_video_info_to_caps(&limited.info);
+  limited.buffer = full->ref();
+  GstHarness* h = detect_harness("threshold=0.1");
+  const auto as_full = detect_once(h, *full);
+  const auto as_limited = detect_once(h, limited);
+  gst_harness_teardown(h);
+  ASSERT_FALSE(as_full.empty());
+  EXPECT_FALSE(same(as_full, as_limited)) << "the range was not read from the caps: " << describe(as_full);
+}
 
 // class-thresholds: a class's own threshold replaces `threshold` for it, above or below (the
 // network runs with the lowest); unknown classes and malformed entries fail the start, and
@@ -1389,6 +1416,34 @@ std::unique_ptr<Frame> with_crop_meta(const Frame& f, int x, int y, int w, int h
 }
 
 class SsdDetectCropMeta : public ::testing::TestWithParam<RegionCase> {};
+
+// A frame of a batch whose picture leaves nothing to analyse (here a crop meta's picture one
+// pixel wide, running off its buffer) has no detections, as without batching: not the boxes of
+// the frame before it in its batch.
+TEST(SsdDetectBatching, AFrameWithNothingToAnalyseHasNoDetections) {
+  QuarterScenes q;
+  auto f = make_frame(q.canvas, GST_VIDEO_FORMAT_RGB);
+  auto seen = with_crop_meta(*f, 320, 240, 320, 240);    // B's quarter
+  auto blind = with_crop_meta(*f, 639, 240, 320, 240);   // a column of it in the buffer
+  for (const char* props : {"in-flight=1", "batch-size=2 in-flight=1", "batch-size=2 in-flight=2"}) {
+    SCOPED_TRACE(props);
+    GstHarness* h = detect_harness(props);
+    gst_harness_set_src_caps(h, gst_caps_ref(seen->caps));
+    ASSERT_EQ(gst_harness_push(h, seen->ref()), GST_FLOW_OK);
+    ASSERT_EQ(gst_harness_push(h, blind->ref()), GST_FLOW_OK);
+    ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_eos()));
+    std::vector<std::vector<Det>> out;
+    for (int i = 0; i < 2; i++) {
+      GstBuffer* b = gst_harness_pull(h);
+      ASSERT_NE(b, nullptr) << i;
+      out.push_back(detections(b));
+      gst_buffer_unref(b);
+    }
+    EXPECT_FALSE(out[0].empty());
+    EXPECT_TRUE(out[1].empty()) << describe(out[1]);
+    gst_harness_teardown(h);
+  }
+}
 
 // Upstream crops: with a sink that supports crop metas behind ssddetect, videocrop still copies
 // the picture out (see OffersNoCropMetaSupport). A frame that comes with a crop meta all the
@@ -2393,6 +2448,19 @@ TEST(SsdHostMemory, AllocatesAlignedMemoryThatMapsSharesAndCopies) {
   params.prefix = 16;
   params.padding = 40;
   params.flags = static_cast<GstMemoryFlags>(GST_MEMORY_FLAG_ZERO_PREFIXED | GST_MEMORY_FLAG_ZERO_PADDED);
+  {
+    // A block of the same size dirtied and freed first: the next one is likely its memory, whose
+    // prefix and padding are then zero only where the allocator zeroes them.
+    GstAllocationParams plain = params;
+    plain.flags = static_cast<GstMemoryFlags>(0);
+    GstMemory* dirty = gst_allocator_alloc(a, 1000, &plain);
+    ASSERT_NE(dirty, nullptr);
+    GstMapInfo map;
+    ASSERT_TRUE(gst_memory_map(dirty, &map, GST_MAP_WRITE));
+    std::memset(map.data - 16, 0xab, 1056);
+    gst_memory_unmap(dirty, &map);
+    gst_memory_unref(dirty);
+  }
   GstMemory* mem = gst_allocator_alloc(a, 1000, &params);
   ASSERT_NE(mem, nullptr);
   EXPECT_TRUE(gst_memory_is_type(mem, "SsdHostMemory"));
@@ -2957,6 +3025,28 @@ TEST(SsdDetectBatching, TimeoutRunsAPartialBatch) {
   }
   ASSERT_EQ(out.size(), 4u);
   for (int i = 0; i < 4; i++) EXPECT_TRUE(same_batched(out[i].second, i < 3 ? s.ref_a : s.ref_b)) << i;
+  gst_harness_teardown(h);
+}
+
+// batch-timeout reached exactly counts as passed: with 40 ms between frames and an 80 ms bound, a
+// partial batch of 8 is run when the frame 80 ms after the oldest arrives (not with the next).
+TEST(SsdDetectBatching, TimeoutRunsAPartialBatchWhenReachedExactly) {
+  TwoScenes s;
+  GstHarness* h = detect_harness("batch-size=8 batch-timeout=80000000 in-flight=1");
+  gst_harness_set_src_caps(h, caps_25fps(*s.a));
+  std::vector<std::pair<int, std::vector<Det>>> out;
+  {
+    StreamLockHeld stream(h);   // the 80 ms of wall-clock time cannot end the batch
+    for (int i = 0; i < 2; i++) ASSERT_EQ(gst_harness_push(h, stamped(*s.a, i)), GST_FLOW_OK);
+    EXPECT_EQ(gst_harness_buffers_in_queue(h), 0u);
+    ASSERT_EQ(gst_harness_push(h, stamped(*s.b, 2)), GST_FLOW_OK);
+    out = pull_pushed(h, 3);
+  }
+  ASSERT_EQ(out.size(), 3u) << "the frame batch-timeout after the oldest did not end the batch";
+  for (int i = 0; i < 3; i++) {
+    EXPECT_EQ(out[size_t(i)].first, i);
+    EXPECT_TRUE(same_batched(out[size_t(i)].second, i < 2 ? s.ref_a : s.ref_b)) << i;
+  }
   gst_harness_teardown(h);
 }
 
@@ -4880,6 +4970,36 @@ TEST(SsdOverlay, PassesBuffersWithNothingToDrawUnmapped) {
 // as OpenCV's ASCII-only Hershey font drew it) and a CJK label with its own glyphs, or boxes
 // for a font the machine lacks, not "??"; bytes that are not UTF-8 draw U+FFFD. The caption
 // stays in its box above the region, in every format (NV12: luma only).
+// Object 0 is an id like any other (another tracker's first object): its caption shows "#0".
+// font-scale 0 hides the captions: the outline alone is drawn, as with every caption part off.
+TEST(SsdOverlay, IdZeroIsShownAndFontScaleZeroHidesTheCaption) {
+  auto f = make_frame(flat(200, 100), GST_VIDEO_FORMAT_RGB);
+  const auto draw = [&](const std::string& props, int object_id) {
+    GstBuffer* in = with_roi(*f, {20, 40, 120, 90}, "car", 0.5, 0);
+    if (object_id >= 0)
+      gst_video_region_of_interest_meta_add_param(gst_buffer_get_video_region_of_interest_meta_id(in, 0),
+                                                  gst_structure_new("object_id", "id", G_TYPE_INT, object_id, nullptr));
+    GstHarness* h = gst_harness_new_parse(("ssdoverlay " + props).c_str());
+    gst_harness_set_src_caps(h, gst_caps_ref(f->caps));
+    GstBuffer* out = gst_harness_push_and_pull(h, in);
+    std::vector<uint8_t> px;
+    GstMapInfo map;
+    if (out && gst_buffer_map(out, &map, GST_MAP_READ)) {
+      px.assign(map.data, map.data + map.size);
+      gst_buffer_unmap(out, &map);
+    }
+    if (out) gst_buffer_unref(out);
+    gst_harness_teardown(h);
+    return px;
+  };
+  const std::string ids_only = "show-labels=false show-confidence=false";
+  const auto outline = draw(ids_only + " show-ids=false", 0);
+  ASSERT_FALSE(outline.empty());
+  EXPECT_NE(draw(ids_only, 0), outline) << "no caption #0";
+  EXPECT_NE(draw("", 3), outline);
+  EXPECT_EQ(draw("font-scale=0", 3), outline) << "a caption at font-scale 0";
+}
+
 TEST(SsdOverlay, CaptionsShowLabelsInAnyScript) {
   for (const GstVideoFormat fmt : {GST_VIDEO_FORMAT_RGB, GST_VIDEO_FORMAT_xBGR, GST_VIDEO_FORMAT_NV12}) {
     SCOPED_TRACE(gst_video_format_to_string(fmt));
@@ -5299,6 +5419,21 @@ TEST(SsdExport, ANormalisedBoxThatIsNotFiniteIsTakenFromThePixels) {
   const std::string line = export_one(path, *f, b);
   const json n = json::parse(line)["detections"][0]["box_normalized"];
   EXPECT_EQ(n, json({{"x_min", 0.05}, {"y_min", 0.2}, {"x_max", 0.3}, {"y_max", 0.7}})) << line;
+}
+
+// Class 0 and object 0 are ids like any other (a model's first class, another tracker's first
+// object): written as 0, not as null, which stands for a region without one.
+TEST(SsdExport, IdsZeroAreWrittenAsZero) {
+  TempDir tmp;
+  const std::string path = tmp / "zero.jsonl";
+  auto f = make_frame(flat(200, 100), GST_VIDEO_FORMAT_RGB);
+  GstBuffer* b = with_roi(*f, {10, 20, 60, 70}, "first", 0.5, 0);
+  gst_video_region_of_interest_meta_add_param(gst_buffer_get_video_region_of_interest_meta_id(b, 0),
+                                              gst_structure_new("object_id", "id", G_TYPE_INT, 0, nullptr));
+  const std::string line = export_one(path, *f, b);
+  const json d = json::parse(line)["detections"][0];
+  EXPECT_EQ(d["label_id"], 0) << line;
+  EXPECT_EQ(d["object_id"], 0) << line;
 }
 
 // Regions come from any producer: a label that is not UTF-8 is written with U+FFFD in place of
@@ -5909,6 +6044,26 @@ TEST(SsdTrack, MillisecondTimestampsCountTheNearestNumberOfFrames) {
 // Gap buffers without regions (videorate's empty repeats) count for max-lost as the frames they
 // stand for: an object gone for 15 frame times, 12 of them gap buffers, is a new one with
 // max-lost=10 (the gaps were not counted: it kept its id), as it is when they are ordinary frames.
+// In reverse playback (rate -1: timestamps decrease) frames are as many frame times apart as
+// forwards: an object moving steadily keeps its id, also across frames dropped upstream (the
+// motion over the 4 frame times from frame 17 to frame 13 is 4 frames' worth).
+TEST(SsdTrack, ReversePlaybackCountsTheFramesBetweenDecreasingTimestamps) {
+  auto f = make_frame(flat(320, 240), GST_VIDEO_FORMAT_RGB);
+  GstHarness* h = gst_harness_new_parse("ssdtrack max-lost=2");
+  gst_harness_set_src_caps(h, caps_25fps(*f));
+  GstSegment seg;
+  gst_segment_init(&seg, GST_FORMAT_TIME);
+  seg.rate = -1.0;
+  seg.stop = 100 * kFrameStep;
+  ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_segment(&seg)));
+  for (int i : {20, 19, 18, 17, 13, 12, 11}) {
+    const auto ids = track_ids(h, frame_with_regions(*f, i, {{"circle", 10 + 9 * i, 40, 30, 30}}));
+    ASSERT_EQ(ids.size(), 1u);
+    EXPECT_EQ(ids[0], (std::pair<std::string, int>{"circle", 1})) << "frame " << i;
+  }
+  gst_harness_teardown(h);
+}
+
 TEST(SsdTrack, GapBuffersCountForMaxLost) {
   auto f = make_frame(flat(320, 240), GST_VIDEO_FORMAT_RGB);
   for (const bool gaps : {true, false}) {
