@@ -132,6 +132,25 @@ TEST(Anchors, FineGridIsTheStride16Map) {
   EXPECT_NO_THROW(c.validate());
 }
 
+// Each anchor's cell size is that of its own grid (a saturated activation moves a centre by half
+// of it): 1/4 on the 4x4 grid, 1/2 on the 2x2, 1 on the 1x1.
+TEST(Anchors, EachAnchorsCellSizeIsItsOwnGrids) {
+  SsdConfig c;
+  c.labels = {"a"};
+  auto a = make_anchors(c);
+  ASSERT_EQ(a.size(), 189);
+  for (int64_t i = 0; i < a.size(); ++i) {
+    const float expect = i < 144 ? 0.25f : i < 180 ? 0.5f : 1.0f;
+    EXPECT_FLOAT_EQ(a.grid_sizes[i][0].item<float>(), expect) << "anchor " << i;
+  }
+  c.input_size = 160;   // with the stride-16 map first: 1/10, then 1/5
+  c.grids = {10, 5};
+  auto f = make_anchors(c);
+  EXPECT_FLOAT_EQ(f.grid_sizes[0][0].item<float>(), 0.1f);
+  EXPECT_FLOAT_EQ(f.grid_sizes[900][0].item<float>(), 0.2f);
+  EXPECT_FLOAT_EQ(f.grid_sizes[f.size() - 1][0].item<float>(), 0.2f);
+}
+
 // The configuration JSON in a weights file is read strictly (fuzz/fuzz_config.cpp found
 // nlohmann's get<int>() converting 1.1e12 with undefined behaviour): integers must be integers
 // in range, reals finite, and what it would make the model allocate is bounded.
@@ -437,6 +456,73 @@ TEST(Loss, AnchorsInsideAnIgnoredRegionAreLeftOutOfTheClassLoss) {
   ssdtest::expect_error(
       [&] { ssd_loss(logits, act, gt, labels, valid, anchors, opt, torch::zeros({2, 1, 4})); },
       {"ignore_boxes", "[2, 1, 4]"});
+}
+
+// The box loss of each image is the mean absolute error over the 4 coordinates of its positive
+// anchors (the lesson's L1 over the matched boxes), and the batch's the sum of the images'; an
+// image without a positive anchor adds nothing (not NaN).
+TEST(Loss, BoxLossIsEachImagesMeanL1OverItsPositiveAnchorsSummedOverTheBatch) {
+  SsdConfig c;
+  c.labels = {"a", "b"};
+  auto anchors = make_anchors(c);
+  const int64_t A = anchors.size(), B = 3;
+  // Image 0: two objects; image 1: one and a padding row; image 2: padding only.
+  auto gt = torch::tensor({0.1f, 0.1f, 0.45f, 0.5f,  0.5f, 0.3f, 0.95f, 0.9f,
+                           0.2f, 0.55f, 0.6f, 0.85f, 0.f, 0.f, 0.f, 0.f,
+                           0.f, 0.f, 0.f, 0.f,       0.f, 0.f, 0.f, 0.f}).view({B, 2, 4});
+  auto labels = torch::tensor({0, 1, 1, 0, 0, 0}, torch::kLong).view({B, 2});
+  auto valid = torch::tensor({1, 1, 1, 0, 0, 0}).to(torch::kBool).view({B, 2});
+  auto g = gen(7);
+  auto act = 0.5 * torch::randn({B, A, 4}, g);
+  auto logits = torch::randn({B, A, 3}, g);
+  LossOptions opt;
+  auto l = ssd_loss(logits, act, gt, labels, valid, anchors, opt);
+  auto m = match_anchors(gt, valid, anchors.corners, opt.match_threshold);
+  auto pred = activations_to_boxes(act, anchors).to(torch::kFloat64);
+  double expect = 0;
+  for (int64_t b = 0; b < B; ++b) {
+    double sum = 0;
+    int64_t n = 0;
+    for (int64_t a = 0; a < A; ++a) {
+      if (!m.positive[b][a].item<bool>()) continue;
+      ++n;
+      const int64_t k = m.gt_index[b][a].item<int64_t>();
+      for (int j = 0; j < 4; ++j) sum += std::abs(pred[b][a][j].item<double>() - gt[b][k][j].item<double>());
+    }
+    if (b < 2) {
+      EXPECT_GT(n, 1) << "image " << b;   // several anchors: a mean over 4 n coordinates
+    } else {
+      EXPECT_EQ(n, 0);
+    }
+    if (n > 0) expect += sum / (4.0 * n);
+  }
+  EXPECT_GT(expect, 0.05);
+  EXPECT_NEAR(l.loc.item<double>(), expect, 1e-5 * expect);
+  EXPECT_TRUE(std::isfinite(l.total.item<float>()));
+  // Image by image: the batch's box loss is the sum of the single images'.
+  double sum_single = 0;
+  for (int64_t b = 0; b < B; ++b)
+    sum_single += ssd_loss(logits.narrow(0, b, 1), act.narrow(0, b, 1), gt.narrow(0, b, 1),
+                           labels.narrow(0, b, 1), valid.narrow(0, b, 1), anchors, opt)
+                      .loc.item<double>();
+  EXPECT_NEAR(l.loc.item<double>(), sum_single, 1e-5 * expect);
+}
+
+// An anchor is ignored when strictly more than the threshold's share of its area lies in an
+// ignored region, as a match needs an overlap strictly above it: exactly half of it inside is
+// not enough at 0.5.
+TEST(Loss, AnAnchorWithExactlyTheThresholdsShareInsideARegionIsNotIgnored) {
+  // Anchors with none, half and all of their area in the right half of the image.
+  auto anchors = torch::tensor({0.f, 0.f, 0.5f, 0.5f, 0.25f, 0.f, 0.75f, 0.5f, 0.5f, 0.f, 1.f, 0.5f}).view({3, 4});
+  auto region = torch::tensor({0.5f, 0.f, 1.f, 1.f}).view({1, 1, 4});
+  auto none = torch::zeros({1, 3}, torch::kBool);
+  auto at = [&](double t) {
+    auto r = ignored_anchors(region, none, anchors, t)[0];
+    return std::vector<bool>{r[0].item<bool>(), r[1].item<bool>(), r[2].item<bool>()};
+  };
+  EXPECT_EQ(at(0.5), (std::vector<bool>{false, false, true}));
+  EXPECT_EQ(at(0.49), (std::vector<bool>{false, true, true}));
+  EXPECT_EQ(at(0.0), (std::vector<bool>{false, true, true}));   // none inside: never ignored
 }
 
 // Plain greedy NMS, one box at a time.
@@ -1029,6 +1115,10 @@ TEST(Text, PrintableEscapesControlCharacters) {
   EXPECT_EQ(printable("gr\u00f6\u00dfe \u81ea\n\tok"), "gr\u00f6\u00dfe \u81ea\n\tok");
   EXPECT_TRUE(has_control_characters("a\x1b"));
   EXPECT_TRUE(has_control_characters("a\u0085"));
+  // C1 is U+0080 to U+009F, both ends included (U+009F is APC, a terminal's command string).
+  EXPECT_EQ(printable("a\u0080b\u009fc\u00a0"), "a\\x80b\\x9fc\u00a0");
+  EXPECT_TRUE(has_control_characters("a\u009f"));
+  EXPECT_TRUE(has_control_characters("\u0080"));
   EXPECT_TRUE(has_control_characters("star\nfile:   FORGED"));   // (a name's newline forges a line)
   EXPECT_TRUE(has_control_characters("a\tb"));
   EXPECT_FALSE(has_control_characters("\u00e9t\u00e9 \u00a0"));   // (U+00A0 is no control character)

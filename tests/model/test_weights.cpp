@@ -391,6 +391,44 @@ TEST(Weights, TransferToOtherClassesCopiesClassOutputsByName) {
 }
 
 
+// Into a model of fewer or more classes than the file's: each anchor's background row is the
+// file's background row (the last of its anchor's), and the shared classes' rows come by name.
+TEST(Weights, TransferToFewerOrMoreClassesTakesTheFilesBackgroundRow) {
+  auto dir = ssdtest::temp_dir("transfer-background");
+  auto c = ssdtest::tiny_config();
+  c.labels = {"cat", "dog", "bird"};
+  torch::manual_seed(21);
+  Ssd src(c);
+  const std::string path = dir / "animals.safetensors";
+  save_weights(path, src);
+  const int64_t k = c.anchors_per_cell(), ns = 4;
+  for (const auto& labels : {std::vector<std::string>{"dog"}, std::vector<std::string>{"fish", "bird", "cat", "dog", "owl"}}) {
+    SCOPED_TRACE(std::to_string(labels.size()) + " classes");
+    auto d = c;
+    d.labels = labels;
+    torch::manual_seed(22);
+    Ssd dst(d);
+    const TransferReport r = transfer_weights(path, dst);
+    EXPECT_EQ(r.class_convs_copied, r.class_convs);
+    const int64_t nd = static_cast<int64_t>(labels.size()) + 1;
+    auto sp = src->named_parameters(), dp = dst->named_parameters();
+    for (const char* name : {"head.outs.0.oconv1.weight", "head.outs.0.oconv1.bias"}) {
+      const torch::Tensor& from = sp[name];
+      const torch::Tensor& to = dp[name];
+      ASSERT_EQ(to.size(0), k * nd) << name;
+      for (int64_t j = 0; j < k; ++j) {
+        EXPECT_TRUE(torch::equal(to[j * nd + nd - 1], from[j * ns + ns - 1])) << name << " anchor " << j << ": background";
+        for (int64_t i = 0; i + 1 < nd; ++i) {
+          const auto it = std::find(c.labels.begin(), c.labels.end(), labels[static_cast<size_t>(i)]);
+          if (it == c.labels.end()) continue;
+          EXPECT_TRUE(torch::equal(to[j * nd + i], from[j * ns + (it - c.labels.begin())]))
+              << name << " anchor " << j << ": " << *it;
+        }
+      }
+    }
+  }
+}
+
 // Sizes and offsets in a safetensors header must be non-negative JSON integers whose byte
 // counts cannot overflow (fuzz/fuzz_safetensors.cpp found 2.4e58 as an offset converted with
 // undefined behaviour); every refusal is an ssd::Error naming the file.
