@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <set>
 #include <sstream>
 #include <string>
@@ -381,6 +382,13 @@ TEST(Coco, BoxOutsideImage) {
     {"bbox": [61, 1, 5, 5], "category_id": 3, "image_id": 12}])");
   expect_data_error([&] { load_coco(p, fx.opts()); },
                     {"train.json: annotations[1]", "wholly outside", "id 12"});
+  // A box that begins on the image's right or bottom edge (the 60x40 image's pixels end there),
+  // or ends on its left or top edge, lies wholly outside it too.
+  for (const char* bbox : {"[60, 1, 5, 5]", "[1, 40, 5, 5]", "[-5, 1, 5, 5]", "[1, -5, 5, 5]"}) {
+    SCOPED_TRACE(bbox);
+    const std::string q = fx.write(std::string(R"([{"bbox": )") + bbox + R"(, "category_id": 3, "image_id": 12}])");
+    expect_data_error([&] { load_coco(q, fx.opts()); }, {"train.json: annotations[0]", "wholly outside", "id 12"});
+  }
 }
 
 // No annotation at all: pictures without objects (as `synth --empty 1` writes them; they were
@@ -1055,6 +1063,121 @@ TEST(Augment, RandomPipelineKeepsBoxesOnPixels) {
   EXPECT_GT(flipped, 5);  // flips do happen (the rectangle starts left of centre)
 }
 
+// Lighting: p' = ((p / 255 - 0.5) * contrast + 0.5 + brightness) * 255, saturated: the contrast
+// scales about mid-grey, the brightness shifts by a fraction of full scale.
+TEST(Augment, LightingScalesAboutMidGreyAndShiftsByTheBrightness) {
+  const int v[6] = {0, 40, 100, 128, 200, 255};
+  cv::Mat m(1, 6, CV_8UC3);
+  for (int i = 0; i < 6; ++i) m.at<cv::Vec3b>(0, i) = cv::Vec3b(v[i], v[i], v[i]);
+  for (const auto& [contrast, brightness] : {std::pair{1.5, 0.1}, std::pair{0.7, -0.05}, std::pair{1.3, 0.0},
+                                             std::pair{1.0, 0.2}}) {
+    Sample s;
+    s.image = m.clone();
+    adjust_lighting(s, contrast, brightness);
+    for (int i = 0; i < 6; ++i) {
+      const double expect = std::clamp(((v[i] / 255.0 - 0.5) * contrast + 0.5 + brightness) * 255.0, 0.0, 255.0);
+      for (int k = 0; k < 3; ++k)
+        EXPECT_NEAR(s.image.at<cv::Vec3b>(0, i)[k], expect, 0.51)
+            << "pixel " << v[i] << ", contrast " << contrast << ", brightness " << brightness;
+    }
+  }
+}
+
+// augment() draws the contrast from [1 - contrast, 1 + contrast] and the brightness from
+// [-brightness, brightness]: pictures get both flatter and stronger, darker and brighter.
+TEST(Augment, ContrastAndBrightnessAreDrawnOnBothSides) {
+  AugmentOptions o;
+  o.flip = false;
+  o.rotate_prob = 0;
+  o.zoom_out_prob = 0;
+  o.crop_prob = 0;
+  o.lighting_prob = 1;
+  const std::array<float, 3> black = {0, 0, 0};
+  // Two halves, 64 and 192: their difference gives the contrast, their mean the brightness.
+  auto contrast_and_brightness = [&](const AugmentOptions& oo, uint64_t seed) {
+    Sample s;
+    s.image = cv::Mat(32, 32, CV_8UC3, cv::Scalar(64, 64, 64));
+    s.image(cv::Rect(16, 0, 16, 32)).setTo(cv::Scalar(192, 192, 192));
+    Rng rng(seed);
+    augment(s, 32, oo, rng, black);
+    const double lo = s.image.at<cv::Vec3b>(5, 3)[0], hi = s.image.at<cv::Vec3b>(5, 28)[0];
+    return std::pair{(hi - lo) / 128.0, ((hi + lo) / 2 - 128.0) / 255.0};
+  };
+  o.contrast = 0.4;
+  o.brightness = 0;
+  double cmin = 9, cmax = 0;
+  for (uint64_t seed = 0; seed < 100; ++seed) {
+    const double c = contrast_and_brightness(o, seed).first;
+    cmin = std::min(cmin, c);
+    cmax = std::max(cmax, c);
+  }
+  EXPECT_GT(cmin, 0.6 - 0.02);
+  EXPECT_LT(cmin, 0.7);
+  EXPECT_GT(cmax, 1.3);
+  EXPECT_LT(cmax, 1.4 + 0.02);
+  o.contrast = 0;
+  o.brightness = 0.2;
+  double bmin = 9, bmax = -9;
+  for (uint64_t seed = 0; seed < 100; ++seed) {
+    const auto [c, b] = contrast_and_brightness(o, seed);
+    EXPECT_NEAR(c, 1.0, 0.02);
+    bmin = std::min(bmin, b);
+    bmax = std::max(bmax, b);
+  }
+  EXPECT_GT(bmin, -0.2 - 0.01);
+  EXPECT_LT(bmin, -0.15);
+  EXPECT_GT(bmax, 0.15);
+  EXPECT_LT(bmax, 0.2 + 0.01);
+}
+
+// Rotations by a multiple of a right angle about the image's centre move pixels onto pixels: a
+// half turn is the picture mirrored both ways, and the boxes follow exactly.
+TEST(Augment, HalfAndQuarterTurnsMoveBoxesExactlyWithThePixels) {
+  Sample s = bright_rect(100, 80, cv::Rect(20, 10, 30, 25));
+  cv::Mat mirrored;
+  cv::flip(s.image, mirrored, -1);
+  rotate(s, 180.0, cv::Scalar(0, 0, 0));
+  EXPECT_EQ(cv::norm(s.image, mirrored, cv::NORM_INF), 0.0);
+  ASSERT_EQ(s.boxes.size(), 1u);
+  EXPECT_NEAR(s.boxes[0].x1, 50, 1e-3);
+  EXPECT_NEAR(s.boxes[0].y1, 45, 1e-3);
+  EXPECT_NEAR(s.boxes[0].x2, 80, 1e-3);
+  EXPECT_NEAR(s.boxes[0].y2, 70, 1e-3);
+  for (double deg : {90.0, -90.0}) {
+    Sample q = bright_rect(90, 90, cv::Rect(20, 10, 30, 25));
+    rotate(q, deg, cv::Scalar(0, 0, 0));
+    ASSERT_EQ(q.boxes.size(), 1u);
+    expect_box_near(q.boxes[0], bright_pixels(q.image), 1e-3f, "rotate " + std::to_string(deg));
+    EXPECT_EQ(bright_pixels(q.image).area(), 30 * 25);
+  }
+}
+
+// Zooming out places the picture on a canvas of the same shape (both sides times one factor):
+// after the squish to a square, a box keeps the proportions it had in the picture's own.
+TEST(Augment, ZoomOutKeepsThePicturesShape) {
+  AugmentOptions o;
+  o.flip = false;
+  o.rotate_prob = 0;
+  o.lighting_prob = 0;
+  o.crop_prob = 0;
+  o.zoom_out_prob = 1;
+  o.max_zoom_out = 3;
+  const std::array<float, 3> black = {0, 0, 0};
+  double smallest = 99;
+  for (uint64_t seed = 0; seed < 30; ++seed) {
+    Sample s = bright_rect(160, 80, cv::Rect(60, 20, 40, 40));   // squished: 16 x 32 at zoom 1
+    Rng rng(seed);
+    augment(s, 64, o, rng, black);
+    ASSERT_EQ(s.boxes.size(), 1u);
+    const double w = s.boxes[0].x2 - s.boxes[0].x1, h = s.boxes[0].y2 - s.boxes[0].y1;
+    EXPECT_NEAR(h / w, 2.0, 0.03) << "seed " << seed;
+    EXPECT_GT(w, 16.0 / 3 - 0.1);
+    EXPECT_LT(w, 16.0 + 0.1);
+    smallest = std::min(smallest, w);
+  }
+  EXPECT_LT(smallest, 8.0);   // zooms beyond 2 happen
+}
+
 TEST(Augment, NormalisesToChw) {
   cv::Mat m(2, 3, CV_8UC3, cv::Scalar(255, 0, 51));
   m.at<cv::Vec3b>(1, 2) = cv::Vec3b(0, 255, 102);
@@ -1205,6 +1328,39 @@ TEST(Loader, DeterministicAcrossThreadCounts) {
   }
   EXPECT_EQ(all.size(), 12u);  // a permutation
   EXPECT_TRUE(order_differs);  // another epoch, another order
+}
+
+// An image's augmentation is drawn from the epoch's seed and the image's index in the data set,
+// not from its place in a batch: the same epoch gives each image the same pixels whatever the
+// batch size.
+TEST(Loader, AnImagesAugmentationDoesNotDependOnTheBatchSize) {
+  SynthSet set(8);
+  LoaderOptions o;
+  o.image_size = 40;
+  o.seed = 5;
+  o.threads = 1;
+  o.shuffle = false;
+  auto images = [&](int batch) {
+    LoaderOptions oo = o;
+    oo.batch_size = batch;
+    DataLoader loader(set.ds, oo);
+    loader.start_epoch(2);
+    std::map<int64_t, std::vector<float>> by_index;
+    Batch b;
+    while (loader.next(b)) {
+      const size_t chw = b.images.size() / static_cast<size_t>(b.size);
+      for (int i = 0; i < b.size; ++i)
+        by_index[b.indices[static_cast<size_t>(i)]].assign(b.images.begin() + chw * i, b.images.begin() + chw * (i + 1));
+    }
+    return by_index;
+  };
+  const auto one = images(1), four = images(4), three = images(3);
+  ASSERT_EQ(one.size(), 8u);
+  EXPECT_EQ(one, four);
+  EXPECT_EQ(one, three);
+  int same = 0;   // (and the images do differ from one another)
+  for (int64_t k = 1; k < 8; ++k) same += one.at(k) == one.at(0);
+  EXPECT_EQ(same, 0);
 }
 
 TEST(Loader, WorkerErrorsReachTheConsumer) {

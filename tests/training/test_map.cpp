@@ -86,6 +86,30 @@ TEST(Map, HighScoringFalsePositiveHalvesPrecision) {
   EXPECT_NEAR(ev2.compute().map50_voc, 1.0, 1e-12);
 }
 
+// COCO counts each image's max_dets (by default 100, pycocotools' maxDets) highest-scoring
+// detections of a class: a hit ranked just below them is not seen, one ranked last among them is
+// (VOC's AP has no cap and sees both).
+TEST(Map, CocoCountsAnImagesFirstMaxDetsDetections) {
+  for (const int cap : {100, 3}) {
+    for (const bool inside : {false, true}) {
+      SCOPED_TRACE("max_dets " + std::to_string(cap) + (inside ? ", hit ranked last of them" : ", hit ranked after them"));
+      ssdtrain::MapOptions o;   // (100 by default)
+      if (cap != 100) o.max_dets = cap;
+      MapEvaluator ev({"a"}, o);
+      std::vector<ScoredBox> dets;
+      const int misses = inside ? cap - 1 : cap;
+      for (int k = 0; k < misses; ++k) dets.push_back(det(50 + k, 50, 60 + k, 60, 0, 0.9f - 0.001f * k));
+      dets.push_back(det(0, 0, 10, 10, 0, 0.5f));
+      ev.add_image(1, {gt(0, 0, 10, 10, 0)}, dets);
+      const MapResult r = ev.compute();
+      ASSERT_TRUE(r.classes[0].valid);
+      EXPECT_NEAR(r.map50_coco, inside ? 1.0 / cap : 0.0, 1e-9);
+      EXPECT_NEAR(r.classes[0].ar100, inside ? 1.0 : 0.0, 1e-12);
+      EXPECT_NEAR(r.map50_voc, 1.0 / (misses + 1), 1e-9);
+    }
+  }
+}
+
 // The best-F1 threshold: two ground truths; detections 0.9 (hit), 0.8 (miss), 0.7 (hit), 0.1
 // (miss). F1 above each: 0.667, 0.5, 0.8, 0.667; the best cut lies between 0.7 and 0.1. Equal
 // scores are not split; the lowest cut lies halfway to the score floor.
