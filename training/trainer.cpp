@@ -223,8 +223,42 @@ ValidationResult validate(ssd::Ssd& model, const ssd::Anchors& anchors, const Da
   return r;
 }
 
+}  // namespace
+
 // ------------------------------------------------------------------------------------------
 // One-cycle schedule over phases (frozen epochs, then the rest), each its own cycle.
+
+OneCyclePoint one_cycle_at(const TrainOptions& o, int64_t steps_per_epoch, int freeze_epochs, int64_t step) {
+  double lr_frac = 1, beta1 = o.beta1_max;
+  const int64_t frozen_steps = static_cast<int64_t>(freeze_epochs) * steps_per_epoch;
+  int64_t begin = 0, len = static_cast<int64_t>(o.epochs) * steps_per_epoch;
+  if (freeze_epochs > 0) {
+    if (step < frozen_steps) {
+      len = frozen_steps;
+    } else {
+      begin = frozen_steps;
+      len -= frozen_steps;
+    }
+  }
+  const double pos = len > 0 ? double(step - begin) / double(len) : 0.0;
+  auto cos_anneal = [](double start, double end, double p) {
+    return end + (start - end) / 2.0 * (std::cos(M_PI * p) + 1.0);
+  };
+  const double start = 1.0 / o.div_factor, final_frac = start / o.final_div;
+  if (pos < o.pct_start) {
+    const double p = o.pct_start > 0 ? pos / o.pct_start : 1.0;
+    lr_frac = cos_anneal(start, 1.0, p);
+    beta1 = o.cycle_momentum ? cos_anneal(o.beta1_max, o.beta1_min, p) : o.beta1_max;
+  } else {
+    const double p = o.pct_start < 1 ? (pos - o.pct_start) / (1.0 - o.pct_start) : 1.0;
+    lr_frac = cos_anneal(1.0, final_frac, std::min(1.0, p));
+    beta1 = o.cycle_momentum ? cos_anneal(o.beta1_min, o.beta1_max, std::min(1.0, p))
+                             : o.beta1_max;
+  }
+  return {lr_frac, beta1};
+}
+
+namespace {
 
 struct Schedule {
   TrainOptions o;
@@ -232,33 +266,11 @@ struct Schedule {
   int freeze_epochs = 0;
 
   bool frozen(int epoch) const { return epoch < freeze_epochs; }   // epoch 0-based
-  // (position in [0, 1), learning-rate fraction of the peak, beta1) at a global step.
+  // The learning-rate fraction of the peak and beta1 at a global step (one_cycle_at).
   void at(int64_t step, double& lr_frac, double& beta1) const {
-    const int64_t frozen_steps = static_cast<int64_t>(freeze_epochs) * steps_per_epoch;
-    int64_t begin = 0, len = static_cast<int64_t>(o.epochs) * steps_per_epoch;
-    if (freeze_epochs > 0) {
-      if (step < frozen_steps) {
-        len = frozen_steps;
-      } else {
-        begin = frozen_steps;
-        len -= frozen_steps;
-      }
-    }
-    const double pos = len > 0 ? double(step - begin) / double(len) : 0.0;
-    auto cos_anneal = [](double start, double end, double p) {
-      return end + (start - end) / 2.0 * (std::cos(M_PI * p) + 1.0);
-    };
-    const double start = 1.0 / o.div_factor, final_frac = start / o.final_div;
-    if (pos < o.pct_start) {
-      const double p = o.pct_start > 0 ? pos / o.pct_start : 1.0;
-      lr_frac = cos_anneal(start, 1.0, p);
-      beta1 = o.cycle_momentum ? cos_anneal(o.beta1_max, o.beta1_min, p) : o.beta1_max;
-    } else {
-      const double p = o.pct_start < 1 ? (pos - o.pct_start) / (1.0 - o.pct_start) : 1.0;
-      lr_frac = cos_anneal(1.0, final_frac, std::min(1.0, p));
-      beta1 = o.cycle_momentum ? cos_anneal(o.beta1_min, o.beta1_max, std::min(1.0, p))
-                               : o.beta1_max;
-    }
+    const OneCyclePoint p = one_cycle_at(o, steps_per_epoch, freeze_epochs, step);
+    lr_frac = p.lr_frac;
+    beta1 = p.beta1;
   }
 };
 

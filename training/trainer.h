@@ -191,6 +191,15 @@ LrFindResult lr_find(const LrFindSpec& spec);
 // The learning rate multipliers of the layer groups, early body, late body, head: 1/lr_div^2,
 // 1/lr_div, 1 (the lesson's differential rates, lr/100, lr/10, lr with lr_div 10).
 std::vector<double> group_multipliers(const TrainOptions& o);
+// The one-cycle schedule at global step `step` (0-based) of a run of o.epochs epochs of
+// steps_per_epoch steps whose first freeze_epochs are a cycle of their own, the rest another:
+// the learning rate as a fraction of the peak (cosine from 1/div_factor up to 1 over pct_start of
+// the cycle, then down to 1/div_factor/final_div) and AdamW's beta1 (with cycle_momentum, from
+// beta1_max down to beta1_min while the rate rises, and back while it falls).
+struct OneCyclePoint {
+  double lr_frac = 1, beta1 = 0.95;
+};
+OneCyclePoint one_cycle_at(const TrainOptions& o, int64_t steps_per_epoch, int freeze_epochs, int64_t step);
 // Indices of lr-find's suggestions in the sweep. All look only past its first tenth and before
 // its last points (at most 5), as fastai's suggestions do: early on the bias-corrected average
 // holds few minibatch losses, and a noisy one there must not pass for the minimum or a descent.

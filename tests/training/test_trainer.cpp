@@ -188,6 +188,28 @@ TEST(Trainer, ShortTrainingLowersLossAndReachesMap) {
   // An epoch that was not evaluated has empty mAP fields (missing to a CSV reader, not -1).
   EXPECT_NE(rows[2].find(",,,"), std::string::npos) << rows[2];   // epoch 2: val_loss,,,lr
   EXPECT_EQ(rows[25].find(",,"), std::string::npos) << rows[25];  // epoch 25: evaluated
+  // Each value in the header's column: the last epoch's mAP@0.5 and mAP (not the same number) in
+  // their own.
+  {
+    auto fields = [](const std::string& line) {
+      std::vector<std::string> f;
+      std::stringstream ss(line);
+      for (std::string x; std::getline(ss, x, ',');) f.push_back(x);
+      return f;
+    };
+    const auto names = fields(rows[0]), row = fields(rows[50]);
+    ASSERT_EQ(row.size(), names.size()) << rows[50];
+    auto value = [&](const char* name) {
+      const auto k = std::find(names.begin(), names.end(), name) - names.begin();
+      EXPECT_LT(static_cast<size_t>(k), names.size()) << name;
+      return static_cast<size_t>(k) < names.size() ? std::stod(row[k]) : -1.0;
+    };
+    EXPECT_EQ(value("epoch"), last.epoch);
+    EXPECT_NEAR(value("train_loss"), last.train_loss, 1e-6);
+    EXPECT_NEAR(value("val_loss"), last.val_loss, 1e-6);
+    EXPECT_NEAR(value("map50"), last.map50, 1e-6);
+    EXPECT_NEAR(value("map"), last.map, 1e-6);
+  }
   // The weights file describes the trained architecture and the data set's classes.
   WeightsInfo wi = read_weights_info(r.weights_path);
   EXPECT_EQ(wi.config.grids, (std::vector<int>{3, 2, 1}));
@@ -709,6 +731,78 @@ TEST(Trainer, LayerGroupsTakeTheLessonsDifferentialRates) {
   EXPECT_DOUBLE_EQ(m[1], 0.1);
   EXPECT_DOUBLE_EQ(m[2], 1.0);
   EXPECT_EQ(ssdtrain::group_multipliers(ssdtrain::TrainOptions{}), (std::vector<double>{1.0 / 9, 1.0 / 3, 1.0}));
+}
+
+// The one-cycle schedule's momentum (fastai's cycle_momentum): beta1 falls from 0.95 to 0.85 while
+// the rate warms up from 1/25 of the peak and rises back to 0.95 while the rate anneals to
+// 1/25/1e4 of it, in each phase (the frozen epochs a cycle of their own).
+TEST(Trainer, OneCycleMomentumFallsWhileTheRateRisesAndComesBack) {
+  TrainOptions o;   // pct_start 0.25, div_factor 25, final_div 1e4, beta1 0.95 -> 0.85
+  o.epochs = 5;
+  const int64_t steps_per_epoch = 8;   // 40 steps: the warm-up ends at step 10
+  auto at = [&](int64_t step, int freeze = 0) { return one_cycle_at(o, steps_per_epoch, freeze, step); };
+  EXPECT_NEAR(at(0).lr_frac, 1.0 / 25, 1e-12);
+  EXPECT_NEAR(at(0).beta1, 0.95, 1e-12);
+  EXPECT_NEAR(at(5).beta1, 0.90, 1e-12);    // half way up the cosine
+  EXPECT_NEAR(at(10).lr_frac, 1.0, 1e-12);
+  EXPECT_NEAR(at(10).beta1, 0.85, 1e-12);
+  EXPECT_NEAR(at(25).beta1, 0.90, 1e-12);   // half way down
+  EXPECT_NEAR(at(40).lr_frac, 1.0 / 25 / 1e4, 1e-12);
+  EXPECT_NEAR(at(40).beta1, 0.95, 1e-12);
+  for (int64_t k = 1; k <= 40; ++k) {   // step by step, the two move opposite ways
+    const auto a = at(k - 1), b = at(k);
+    EXPECT_LE((b.lr_frac - a.lr_frac) * (b.beta1 - a.beta1), 0.0) << "step " << k;
+  }
+  // One frozen epoch: its 8 steps are a cycle (warm-up over 2), the other 32 steps another.
+  EXPECT_NEAR(at(2, 1).beta1, 0.85, 1e-12);
+  EXPECT_NEAR(at(8, 1).lr_frac, 1.0 / 25, 1e-12);
+  EXPECT_NEAR(at(8, 1).beta1, 0.95, 1e-12);
+  EXPECT_NEAR(at(16, 1).beta1, 0.85, 1e-12);
+  o.cycle_momentum = false;
+  EXPECT_EQ(at(5).beta1, 0.95);
+  EXPECT_EQ(at(25).beta1, 0.95);
+}
+
+// --freeze-epochs N leaves the body as it was for N epochs (weights and BatchNorm statistics) and
+// trains it from epoch N + 1; AdamW's weight decay reaches every layer group.
+TEST(Trainer, TheBodyTrainsFromTheEpochAfterTheFrozenOnesAndEveryGroupDecays) {
+  TempDir tmp;
+  const std::string tr = make_easy_set(tmp.path() / "train", 16, 11);
+  auto run = [&](const std::string& out, int freeze, double wd, int stop_after = 0) {
+    TrainSpec s = small_spec(tr, tr, tmp / out);
+    s.options.epochs = 2;
+    s.options.freeze_epochs = freeze;
+    s.options.wd = wd;
+    s.options.stop_after = stop_after;
+    s.options.seed = 2;
+    s.options.threads = 1;
+    s.options.eval_every = 0;
+    TrainResult r = ssdtrain::train(s);
+    EXPECT_EQ(r.finished, stop_after == 0) << out;
+    return read_tensors(r.weights_path);
+  };
+  auto body_differs = [](const std::map<std::string, torch::Tensor>& a, const std::map<std::string, torch::Tensor>& b) {
+    int same = 0, differ = 0;
+    for (const auto& [name, t] : a) {
+      if (name.rfind("body.", 0) != 0 || name.find("num_batches_tracked") != std::string::npos) continue;
+      (torch::equal(t, b.at(name)) ? same : differ) += 1;
+    }
+    EXPECT_GT(same + differ, 20);
+    return std::pair{same, differ};
+  };
+  const auto frozen = run("frozen", 2, 1e-2), first = run("first", 1, 1e-2, 1), thawed = run("thawed", 1, 1e-2);
+  EXPECT_EQ(body_differs(frozen, first).second, 0) << "the body trained in its frozen epoch";
+  EXPECT_EQ(body_differs(frozen, thawed).first, 0) << "the body did not train in the epoch after the frozen one";
+  // Weight decay: the same run without it ends elsewhere in every trained weight.
+  const auto no_decay = run("no_decay", 1, 0.0);
+  int same = 0, weights = 0;
+  for (const auto& [name, t] : thawed) {
+    if (name.size() < 7 || name.compare(name.size() - 7, 7, ".weight") != 0) continue;
+    ++weights;
+    same += torch::equal(t, no_decay.at(name));
+  }
+  EXPECT_GT(weights, 20);
+  EXPECT_EQ(same, 0) << "of " << weights << " weights, as many were not decayed";
 }
 
 TEST(Trainer, LrFindDividesTheEarlierGroupsRatesAsTrainingDoes) {
