@@ -3009,45 +3009,39 @@ TEST(SsdDetectBatching, ASourceWithFixedBuffersNeverRunsDry) {
   }
 }
 
-// batch-timeout: with 40 ms between frames and a 100 ms bound, a partial batch of 8 is run when
-// the frame 120 ms after the oldest arrives.
-TEST(SsdDetectBatching, TimeoutRunsAPartialBatch) {
-  TwoScenes s;
-  GstHarness* h = detect_harness("batch-size=8 batch-timeout=100000000 in-flight=1");
+// batch-size=8 in-flight=1 with a batch-timeout of `timeout_ms`: `n` frames of scene a 40 ms
+// apart, none of which comes out, then one of scene b n x 40 ms after the first (the stream lock
+// held, so that wall-clock time cannot end the batch). What comes out, up to n + 1 frames.
+std::vector<std::pair<int, std::vector<Det>>> batch_ended_by_timeout(const TwoScenes& s, int n, int timeout_ms) {
+  const std::string props = "batch-size=8 batch-timeout=" + std::to_string(timeout_ms * 1000000LL) + " in-flight=1";
+  GstHarness* h = detect_harness(props.c_str());
   gst_harness_set_src_caps(h, caps_25fps(*s.a));
   std::vector<std::pair<int, std::vector<Det>>> out;
   {
-    StreamLockHeld stream(h);   // the 100 ms of wall-clock time cannot end the batch
-    for (int i = 0; i < 3; i++) ASSERT_EQ(gst_harness_push(h, stamped(*s.a, i)), GST_FLOW_OK);
+    StreamLockHeld stream(h);
+    for (int i = 0; i < n; i++) EXPECT_EQ(gst_harness_push(h, stamped(*s.a, i)), GST_FLOW_OK);
     EXPECT_EQ(gst_harness_buffers_in_queue(h), 0u);
-    ASSERT_EQ(gst_harness_push(h, stamped(*s.b, 3)), GST_FLOW_OK);
-    out = pull_n(h, 4);
+    EXPECT_EQ(gst_harness_push(h, stamped(*s.b, n)), GST_FLOW_OK);
+    out = pull_pushed(h, static_cast<size_t>(n) + 1);
   }
-  ASSERT_EQ(out.size(), 4u);
-  for (int i = 0; i < 4; i++) EXPECT_TRUE(same_batched(out[i].second, i < 3 ? s.ref_a : s.ref_b)) << i;
   gst_harness_teardown(h);
+  return out;
 }
 
-// batch-timeout reached exactly counts as passed: with 40 ms between frames and an 80 ms bound, a
-// partial batch of 8 is run when the frame 80 ms after the oldest arrives (not with the next).
-TEST(SsdDetectBatching, TimeoutRunsAPartialBatchWhenReachedExactly) {
+// batch-timeout: with 40 ms between frames and a 100 ms bound, a partial batch of 8 is run when
+// the frame 120 ms after the oldest arrives; reached exactly counts as passed: with an 80 ms
+// bound, the frame 80 ms after the oldest ends the batch (not the next one).
+TEST(SsdDetectBatching, TimeoutRunsAPartialBatch) {
   TwoScenes s;
-  GstHarness* h = detect_harness("batch-size=8 batch-timeout=80000000 in-flight=1");
-  gst_harness_set_src_caps(h, caps_25fps(*s.a));
-  std::vector<std::pair<int, std::vector<Det>>> out;
-  {
-    StreamLockHeld stream(h);   // the 80 ms of wall-clock time cannot end the batch
-    for (int i = 0; i < 2; i++) ASSERT_EQ(gst_harness_push(h, stamped(*s.a, i)), GST_FLOW_OK);
-    EXPECT_EQ(gst_harness_buffers_in_queue(h), 0u);
-    ASSERT_EQ(gst_harness_push(h, stamped(*s.b, 2)), GST_FLOW_OK);
-    out = pull_pushed(h, 3);
+  for (const auto& [n, timeout_ms] : {std::pair{3, 100}, std::pair{2, 80}}) {
+    SCOPED_TRACE("batch-timeout " + std::to_string(timeout_ms) + " ms");
+    const auto out = batch_ended_by_timeout(s, n, timeout_ms);
+    ASSERT_EQ(out.size(), size_t(n) + 1) << "the frame batch-timeout after the oldest did not end the batch";
+    for (int i = 0; i <= n; i++) {
+      EXPECT_EQ(out[size_t(i)].first, i);
+      EXPECT_TRUE(same_batched(out[size_t(i)].second, i < n ? s.ref_a : s.ref_b)) << i;
+    }
   }
-  ASSERT_EQ(out.size(), 3u) << "the frame batch-timeout after the oldest did not end the batch";
-  for (int i = 0; i < 3; i++) {
-    EXPECT_EQ(out[size_t(i)].first, i);
-    EXPECT_TRUE(same_batched(out[size_t(i)].second, i < 2 ? s.ref_a : s.ref_b)) << i;
-  }
-  gst_harness_teardown(h);
 }
 
 // In reverse playback (rate -1, frames in decreasing time) batch-timeout bounds a partial batch in

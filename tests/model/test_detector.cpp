@@ -85,6 +85,16 @@ std::vector<uint8_t> pack(const Rgb& p, PixelFormat f, int pad, int* stride) {
   return out;
 }
 
+// NV12's chroma plane: U and V interleaved.
+std::vector<uint8_t> interleave(const std::vector<uint8_t>& u, const std::vector<uint8_t>& v) {
+  std::vector<uint8_t> uv(u.size() * 2);
+  for (size_t i = 0; i < u.size(); ++i) {
+    uv[2 * i] = u[i];
+    uv[2 * i + 1] = v[i];
+  }
+  return uv;
+}
+
 // BT.601 limited-range 4:2:0 planes: Y, then U and V (chroma of 2x2 block averages).
 void to_yuv420(const Rgb& p, std::vector<uint8_t>& Y, std::vector<uint8_t>& U,
                std::vector<uint8_t>& V) {
@@ -321,12 +331,7 @@ TEST_F(DetectorTest, FramesWithARemainderGiveTheBoxesOfThePartTheNetworkSees) {
         frame.planes[2] = v.data();
         frame.strides[1] = frame.strides[2] = cw;
       } else {
-        std::vector<uint8_t> uv(b.size() * 2);
-        for (size_t i = 0; i < b.size(); ++i) {
-          uv[2 * i] = b[i];
-          uv[2 * i + 1] = v[i];
-        }
-        b = std::move(uv);
+        b = interleave(b, v);
         frame.planes[1] = b.data();
         frame.strides[1] = 2 * cw;
       }
@@ -393,11 +398,7 @@ TEST_F(DetectorTest, Nv12AndI420MatchRgb) {
   i420.strides[2] = cs;
   auto got = det.detect(i420);
   // NV12: interleaved UV.
-  std::vector<uint8_t> uv(size_t(cw) * 2 * ch);
-  for (size_t i = 0; i < U.size(); ++i) {
-    uv[2 * i] = U[i];
-    uv[2 * i + 1] = V[i];
-  }
+  const std::vector<uint8_t> uv = interleave(U, V);
   FrameView nv12 = i420;
   nv12.format = PixelFormat::NV12;
   nv12.planes[1] = uv.data();
@@ -426,27 +427,10 @@ TEST_F(DetectorTest, OddSizedYuvFramesSeeTheirLastChromaColumnAndRow) {
   to_yuv420(make_picture(w, h, 12), Y, U, V);
   ASSERT_EQ(U.size(), size_t(cw) * ch);
   const auto detect = [&](const std::vector<uint8_t>& u, const std::vector<uint8_t>& v) {
-    FrameView i420;
-    i420.format = PixelFormat::I420;
-    i420.width = w;
-    i420.height = h;
-    i420.planes[0] = Y.data();
-    i420.planes[1] = u.data();
-    i420.planes[2] = v.data();
-    i420.strides[0] = w;
-    i420.strides[1] = cw;
-    i420.strides[2] = cw;
+    const FrameView i420{PixelFormat::I420, w, h, {Y.data(), u.data(), v.data()}, {w, cw, cw}, {}};
     const auto got = det.detect(i420);
-    std::vector<uint8_t> uv(size_t(cw) * 2 * ch);
-    for (size_t i = 0; i < u.size(); ++i) {
-      uv[2 * i] = u[i];
-      uv[2 * i + 1] = v[i];
-    }
-    FrameView nv12 = i420;
-    nv12.format = PixelFormat::NV12;
-    nv12.planes[1] = uv.data();
-    nv12.strides[1] = cw * 2;
-    nv12.planes[2] = nullptr;
+    const std::vector<uint8_t> uv = interleave(u, v);
+    const FrameView nv12{PixelFormat::NV12, w, h, {Y.data(), uv.data()}, {w, 2 * cw}, {}};
     expect_same(got, det.detect(nv12), 1e-6f);
     return got;
   };
@@ -956,11 +940,7 @@ TEST_F(DetectorTest, EmulatedPreprocessingGraphsReplayPlanarAndPaddedFrames) {
   const auto pic = make_picture(641, 479, 90);
   std::vector<uint8_t> y, u, v;
   to_yuv420(pic, y, u, v);
-  std::vector<uint8_t> uv;   // NV12's interleaved chroma
-  for (size_t i = 0; i < u.size(); ++i) {
-    uv.push_back(u[i]);
-    uv.push_back(v[i]);
-  }
+  const std::vector<uint8_t> uv = interleave(u, v);
   const int cw = (pic.w + 1) / 2;
   const FrameView i420{PixelFormat::I420, pic.w, pic.h, {y.data(), u.data(), v.data()}, {pic.w, cw, cw}, {}};
   const FrameView nv12{PixelFormat::NV12, pic.w, pic.h, {y.data(), uv.data()}, {pic.w, 2 * cw}, {}};
