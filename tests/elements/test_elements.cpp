@@ -263,6 +263,22 @@ std::vector<Det> detections(GstBuffer* buffer) {
   return out;
 }
 
+// One ssdexport line's detections: label, confidence and pixel box.
+std::vector<Det> detections(const nlohmann::json& line) {
+  std::vector<Det> out;
+  for (const auto& d : line["detections"]) {
+    Det o;
+    o.label = d["label"].get<std::string>();
+    o.confidence = d["confidence"].get<double>();
+    o.x = d["box"]["x"].get<int>();
+    o.y = d["box"]["y"].get<int>();
+    o.w = d["box"]["w"].get<int>();
+    o.h = d["box"]["h"].get<int>();
+    out.push_back(o);
+  }
+  return out;
+}
+
 double iou(const Det& d, const ssdtrain::BoxAnnotation& g) {
   const double x1 = d.x, y1 = d.y, x2 = d.x + d.w, y2 = d.y + d.h;
   const double iw = std::min<double>(x2, g.x2) - std::max<double>(x1, g.x1);
@@ -4351,18 +4367,7 @@ TEST(SsdPipeline, PlaybinVideoFilterDetectsInAFile) {
   const json j = json::parse(lines[0]);
   EXPECT_EQ(j["width"], 320);
   EXPECT_EQ(j["height"], 240);
-  std::vector<Det> dets;
-  for (const auto& d : j["detections"]) {
-    Det o;
-    o.label = d["label"].get<std::string>();
-    o.confidence = d["confidence"].get<double>();
-    o.x = d["box"]["x"].get<int>();
-    o.y = d["box"]["y"].get<int>();
-    o.w = d["box"]["w"].get<int>();
-    o.h = d["box"]["h"].get<int>();
-    dets.push_back(o);
-  }
-  expect_covers(ref, dets, 0.3, 0.95, 0.01, "playbin's video-filter");
+  expect_covers(ref, detections(j), 0.3, 0.95, 0.01, "playbin's video-filter");
 }
 
 // Gapless playback in a media player: playbin plays file A, and the application sets file B's
@@ -4476,16 +4481,8 @@ TEST(SsdPipeline, GaplessPlaybackStartsEachFileAfresh) {
       EXPECT_EQ(lines[i]["frame"], i);
       EXPECT_EQ(lines[i]["width"], of_b ? b.cols : 320);
       EXPECT_EQ(lines[i]["height"], of_b ? b.rows : 240);
-      std::vector<Det> dets;
+      const std::vector<Det> dets = detections(lines[i]);
       for (const auto& d : lines[i]["detections"]) {
-        Det o;
-        o.label = d["label"].get<std::string>();
-        o.confidence = d["confidence"].get<double>();
-        o.x = d["box"]["x"].get<int>();
-        o.y = d["box"]["y"].get<int>();
-        o.w = d["box"]["w"].get<int>();
-        o.h = d["box"]["h"].get<int>();
-        dets.push_back(o);
         // A file's first frame is analysed; interval=3 carries the boxes on the two after it.
         const size_t n = of_b ? i - kFrames : i;
         EXPECT_EQ(d["carried"].get<bool>(), n % 3 != 0) << d.dump();
