@@ -266,12 +266,7 @@ struct Schedule {
   int freeze_epochs = 0;
 
   bool frozen(int epoch) const { return epoch < freeze_epochs; }   // epoch 0-based
-  // The learning-rate fraction of the peak and beta1 at a global step (one_cycle_at).
-  void at(int64_t step, double& lr_frac, double& beta1) const {
-    const OneCyclePoint p = one_cycle_at(o, steps_per_epoch, freeze_epochs, step);
-    lr_frac = p.lr_frac;
-    beta1 = p.beta1;
-  }
+  OneCyclePoint at(int64_t step) const { return one_cycle_at(o, steps_per_epoch, freeze_epochs, step); }
 };
 
 void set_frozen(ssd::Ssd& model, bool frozen) {
@@ -941,15 +936,14 @@ TrainResult run_epochs(Session& s) {
     Batch b;
     while (loader.next(b)) {
       const auto tc = Clock::now();
-      double frac = 1, beta1 = o.beta1_max;
-      s.schedule.at(s.step, frac, beta1);
+      const OneCyclePoint point = s.schedule.at(s.step);
       auto& groups = s.optimizer->param_groups();
       for (size_t g = 0; g < groups.size(); ++g) {
         auto& go = static_cast<torch::optim::AdamWOptions&>(groups[g].options());
-        go.lr(o.lr * frac * mult[std::min<size_t>(g, 2)]);
-        go.betas({beta1, o.beta2});
+        go.lr(o.lr * point.lr_frac * mult[std::min<size_t>(g, 2)]);
+        go.betas({point.beta1, o.beta2});
       }
-      lr_now = o.lr * frac;
+      lr_now = o.lr * point.lr_frac;
       BatchTensors t = to_tensors(b, s.device);
       const ssd::LossParts parts = train_step(s, t, b.size, lopts).parts;
       ++s.step;   // also after a step the fp16 scaler skipped, as with torch.cuda.amp
