@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <functional>
 #include <limits>
 #include <string>
 
@@ -201,6 +202,54 @@ TEST(Config, JsonIsReadStrictlyAndBounded) {
   EXPECT_NO_THROW(SsdConfig::from_json(j));
   j["head_channels"] = 4096;   // 3 grids x 9 x 4096 x 9 anchors x 1005 outputs: 1e9 parameters
   ssdtest::expect_error([&] { SsdConfig::from_json(j); }, {"output convolutions", "parameters"});
+}
+
+// The bound on anchors per cell lets exactly 64 through (8 zooms x 8 ratios, or 64 zooms of one
+// ratio); one more is refused.
+TEST(Config, SixtyFourAnchorsPerCellAreAccepted) {
+  SsdConfig c;
+  c.labels = {"a", "b"};
+  c.ratios = {{1.0, 1.0}};
+  c.zooms.assign(64, 1.0);
+  EXPECT_NO_THROW(c.validate());
+  EXPECT_EQ(SsdConfig::from_json_string(c.to_json_string()).anchors_per_cell(), 64);
+  c.zooms.assign(8, 1.0);
+  c.ratios.assign(8, {1.0, 1.0});
+  EXPECT_NO_THROW(c.validate());
+  c.zooms.push_back(1.0);   // 9 x 8 = 72
+  ssdtest::expect_error([&] { c.validate(); }, {"9 zooms x 8 ratios", "more than 64 anchors per cell"});
+}
+
+// Two configurations that differ in any one field are not equal (a resumed run compares its
+// run.json's configuration with its checkpoint's), and each field reads back from the JSON.
+TEST(Config, EqualityAndTheJsonRoundTripHoldEveryField) {
+  SsdConfig base;
+  base.labels = {"a", "b"};
+  ASSERT_EQ(SsdConfig::from_json_string(base.to_json_string()), base);
+  const std::vector<std::pair<const char*, std::function<void(SsdConfig&)>>> changes = {
+      {"body", [](SsdConfig& c) { c.body = "resnet18"; }},
+      {"input_size", [](SsdConfig& c) { c.input_size = 256; }},
+      {"grids", [](SsdConfig& c) { c.grids = {4, 2}; }},
+      {"zooms", [](SsdConfig& c) { c.zooms[1] = 1.1; }},
+      {"ratios", [](SsdConfig& c) { c.ratios[1].w = 0.6; }},
+      {"labels", [](SsdConfig& c) { c.labels[1] = "c"; }},
+      {"head_channels", [](SsdConfig& c) { c.head_channels = 128; }},
+      {"dropout", [](SsdConfig& c) { c.dropout = 0.2; }},
+      {"class_bias", [](SsdConfig& c) { c.class_bias = -3.0; }},
+      {"mean", [](SsdConfig& c) { c.mean[2] = 0.5f; }},
+      {"std", [](SsdConfig& c) { c.std[0] = 0.3f; }},
+  };
+  for (const auto& [name, change] : changes) {
+    SCOPED_TRACE(name);
+    SsdConfig c = base;
+    change(c);
+    ASSERT_NO_THROW(c.validate());
+    EXPECT_FALSE(c == base);
+    EXPECT_FALSE(base == c);
+    const SsdConfig back = SsdConfig::from_json_string(c.to_json_string());
+    EXPECT_TRUE(back == c);
+    EXPECT_FALSE(back == base);
+  }
 }
 
 TEST(Boxes, IoUHandMadeCases) {
@@ -861,6 +910,28 @@ TEST(Postprocess, FixedShapeEqualsDynamic) {
   }
   // One Jacobi step cannot finish a suppression chain: the flag must have said so somewhere.
   EXPECT_GT(not_converged, 0);
+}
+
+// ResNet50's bottlenecks stride in their 3x3 convolution, as torchvision's (v1.5) whose ImageNet
+// weights --imagenet imports: the 1x1 convolutions keep the resolution. (Striding in the first
+// 1x1, v1, gives maps of the same sizes, so no shape check would see it.)
+TEST(ResNet, Resnet50StridesInTheBottlenecks3x3ConvolutionAsTorchvision) {
+  ResNet net(resnet_spec("resnet50"));
+  int checked = 0;
+  for (const auto& item : net->named_modules()) {
+    const auto* conv = item.value()->as<torch::nn::Conv2dImpl>();
+    if (!conv || item.key().rfind("layer", 0) != 0) continue;
+    SCOPED_TRACE(item.key());
+    const bool first_block = item.key().find(".0.") != std::string::npos;
+    const bool downsampling_layer = item.key().rfind("layer1.", 0) != 0;
+    const bool strided = first_block && downsampling_layer &&
+                         (item.key().find(".conv2") != std::string::npos ||
+                          item.key().find(".downsample.") != std::string::npos);
+    EXPECT_EQ(conv->options.stride()->at(0), strided ? 2 : 1);
+    EXPECT_EQ(conv->options.stride()->at(1), strided ? 2 : 1);
+    checked += strided;
+  }
+  EXPECT_EQ(checked, 6);   // conv2 and downsample.0 of layer2.0, layer3.0 and layer4.0
 }
 
 // The fold's formula, by hand: a strided conv with its own bias, channels-last, then BatchNorm.

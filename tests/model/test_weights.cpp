@@ -128,6 +128,15 @@ TEST(Weights, TruncatedCorruptAndMismatchedFilesGiveClearErrors) {
   expect_error([&] { load_weights(garbage); }, {"garbage.safetensors", "header length 104857601 is over the 104857600 bytes"});
   spit(garbage, std::string("\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8", 12) + std::string(100, 'x'));
   expect_error([&] { load_weights(garbage); }, {"garbage.safetensors", "a Python pickle (PyTorch's legacy torch.save"});
+  // (torch.save(..., _use_new_zipfile_serialization=False, pickle_protocol=N) for each protocol
+  // that has the PROTO opcode, 2 to 5; 6 is no pickle's yet.)
+  for (const char protocol : {'\x02', '\x03', '\x04', '\x05', '\x06'}) {
+    SCOPED_TRACE(int(protocol));
+    spit(garbage, std::string("\x80") + protocol + std::string("\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8", 10) +
+                      std::string(100, 'x'));
+    expect_error([&] { load_weights(garbage); },
+                 {"garbage.safetensors", protocol <= '\x05' ? "a Python pickle (PyTorch's legacy torch.save" : "does not fit"});
+  }
   // ... but a safetensors header of 1152 (0x480) bytes starts with those bytes too: read.
   {
     std::string header = R"({"t":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})";

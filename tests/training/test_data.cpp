@@ -560,6 +560,10 @@ TEST(Dataset, UseLabelsReindexesByName) {
   negative.category_ids = {-1, 7, 9};
   use_labels(negative, {"dog", "person", "bird"}, "x");
   EXPECT_EQ(negative.category_ids, (std::vector<int64_t>{7, -1, 10}));
+  // Several classes the data set lacks: each its own fresh id, none another category's.
+  Dataset several = same;
+  use_labels(several, {"horse", "dog", "bird", "person", "cow"}, "x");
+  EXPECT_EQ(several.category_ids, (std::vector<int64_t>{10, 7, 11, 5, 12}));
 
   // A VOC folder (classes: the names it uses, sorted) in a model's order.
   VocFixture fx;

@@ -140,6 +140,41 @@ TEST(Map, BestF1ThresholdLiesBetweenTheScoresItSeparates) {
   EXPECT_EQ(none.compute().classes[0].f1_threshold, -1);
 }
 
+// Class names shorter than the header's "class" are padded to its width: every row of the table
+// lines up with the header.
+TEST(Map, TableColumnsLineUpWithShortClassNames) {
+  MapEvaluator ev({"a", "bc"});
+  ev.add_image(1, {gt(0, 0, 10, 10, 0)}, {det(0, 0, 10, 10, 0, 0.9f)});
+  const std::string table = ssdtrain::format_map_table(ev.compute());
+  std::istringstream in(table);
+  std::vector<std::string> lines;
+  for (std::string l; lines.size() < 4 && std::getline(in, l);) lines.push_back(l);
+  ASSERT_EQ(lines.size(), 4u) << table;   // header, a, bc, mean
+  EXPECT_EQ(lines[0].rfind("class ", 0), 0u) << table;
+  EXPECT_EQ(lines[1].rfind("a     ", 0), 0u) << table;
+  EXPECT_EQ(lines[2].rfind("bc    ", 0), 0u) << table;
+  EXPECT_EQ(lines[3].rfind("mean  ", 0), 0u) << table;
+  for (size_t i = 1; i < lines.size(); ++i) EXPECT_EQ(lines[i].size(), lines[0].size()) << table;
+}
+
+// Detections kept down to a score of 0 (a score floor of 0): a class whose one hit scored 0 has a
+// best F1 all the same, cut at 0, and the table gives it; only a class without any hit (-1) is
+// listed as having none.
+TEST(Map, ABestF1CutAtZeroIsInTheTable) {
+  MapEvaluator ev({"a", "b"});
+  ev.add_image(1, {gt(0, 0, 10, 10, 0), gt(20, 20, 30, 30, 1)},
+               {det(0, 0, 10, 10, 0, 0.0f), det(50, 50, 60, 60, 1, 0.9f)});
+  const MapResult r = ev.compute();
+  EXPECT_EQ(r.classes[0].f1_threshold, 0.0);
+  EXPECT_NEAR(r.classes[0].best_f1, 1.0, 1e-12);
+  EXPECT_EQ(r.classes[1].f1_threshold, -1);
+  EXPECT_EQ(ssdtrain::f1_class_thresholds(r), "a=0.000");
+  const std::string table = ssdtrain::format_map_table(r);
+  EXPECT_NE(table.find("Best F1 at IoU 0.5 per class: a F1 1.000 (P 1.000, R 1.000) above 0.000\n"), std::string::npos)
+      << table;
+  EXPECT_NE(table.find("keeping ssddetect's threshold: b)"), std::string::npos) << table;
+}
+
 // The confusion matrix: class-agnostic matching above the confidence threshold, most confident
 // first; a detection on an ignored region counts nowhere; a second detection of a matched object
 // is a false detection.

@@ -29,6 +29,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <tuple>
 
 #include <nlohmann/json.hpp>
 #include <opencv2/core/version.hpp>
@@ -51,6 +52,8 @@
 #include "mixed_precision.h"
 #include "model_info.h"
 #include "plots.h"
+#include "predict.h"
+#include "run_lock.h"
 #include "synth.h"
 #include "coco.h"
 #include "trainer.h"
@@ -1375,6 +1378,93 @@ TEST(Cli, ARunFolderIsWrittenByOneProcessAtATime) {
   EXPECT_EQ(resumed.status, 0) << resumed.output;
 }
 
+// predict's boxes are in the input picture's pixels, each axis by its own side: on a picture
+// three times as wide as high no box leaves it, and some reach into its lower half. Its threshold
+// may be anything in [0, 1], ends included.
+TEST(Predict, BoxesAreInThePicturesPixelsAndTheThresholdSpansZeroToOne) {
+  torch::manual_seed(4);
+  TempDir tmp;
+  ssd::SsdConfig c;
+  c.body = "tiny";
+  c.input_size = 64;
+  c.grids = {2, 1};
+  c.head_channels = 16;
+  c.class_bias = 0.0;   // random weights: plenty of candidate detections
+  c.labels = {"a", "b"};
+  ssd::Ssd model(c);
+  model->eval();
+  PredictSpec spec;
+  spec.weights = tmp / "model.safetensors";
+  ssd::save_weights(spec.weights, model);
+  cv::Mat picture(60, 180, CV_8UC3);
+  cv::randu(picture, 0, 255);
+  ASSERT_TRUE(cv::imwrite(tmp / "wide.png", picture));
+  spec.images = {tmp / "wide.png"};
+  spec.out_dir = tmp / "out";
+  spec.threshold = 0;
+  spec.threads = 1;
+  const auto predictions = predict_images(spec);
+  ASSERT_EQ(predictions.size(), 1u);
+  ASSERT_FALSE(predictions[0].detections.empty());
+  float lowest = 0;
+  for (const auto& b : predictions[0].detections) {
+    EXPECT_GE(b.x1, 0);
+    EXPECT_LE(b.x2, 180);
+    EXPECT_GE(b.y1, 0);
+    EXPECT_LE(b.y2, 60);
+    lowest = std::max(lowest, b.y2);
+  }
+  EXPECT_GT(lowest, 30);
+  spec.threshold = 1;
+  spec.out_dir = tmp / "out1";
+  EXPECT_NO_THROW(predict_images(spec));
+  spec.threshold = 1.001f;
+  EXPECT_THROW(predict_images(spec), ssd::Error);
+}
+
+// ssd-train info's counts: every tensor's values, and the parameters apart from the BatchNorms'
+// running statistics and num_batches_tracked counters (buffers, not trained).
+TEST(ModelInfo, CountsTheParametersApartFromTheBatchNormBuffers) {
+  TempDir tmp;
+  ssd::SsdConfig c;
+  c.body = "tiny";
+  c.input_size = 64;
+  c.grids = {2, 1};
+  c.head_channels = 16;
+  c.labels = {"a", "b"};
+  ssd::Ssd model(c);
+  const std::string path = tmp / "model.safetensors";
+  ssd::save_weights(path, model);
+  const WeightsInfo info = read_weights_info(path);
+  int64_t parameters = 0, buffers = 0, counters = 0;
+  for (const auto& p : model->parameters()) parameters += p.numel();
+  for (const auto& b : model->named_buffers()) {
+    buffers += b.value().numel();
+    counters += b.key().find("num_batches_tracked") != std::string::npos;
+  }
+  ASSERT_GT(counters, 0);
+  EXPECT_EQ(info.parameter_like, parameters);
+  EXPECT_EQ(info.element_count, parameters + buffers);
+  EXPECT_EQ(info.tensor_count, static_cast<int>(model->parameters().size() + model->buffers().size()));
+  EXPECT_EQ(info.file_bytes, fs::file_size(path));
+  EXPECT_EQ(info.config, c);
+}
+
+// The run folder's lock is exclusive: while one RunLock holds the folder, a second (another
+// ssd-train's) is refused, and so is a shared lock; once the first is gone, it is free again.
+TEST(RunLock, IsExclusiveUntilItIsDestroyed) {
+  TempDir tmp;
+  {
+    RunLock first(tmp.path());
+    EXPECT_THROW({ RunLock second(tmp.path()); }, ssd::Error);
+    const int fd = ::open(tmp.path().c_str(), O_RDONLY | O_DIRECTORY);
+    ASSERT_GE(fd, 0);
+    EXPECT_NE(::flock(fd, LOCK_SH | LOCK_NB), 0);
+    ::close(fd);
+  }
+  EXPECT_NO_THROW({ RunLock again(tmp.path()); });
+}
+
 // A validation image that does not decode fails the start of a run, before any training (it
 // failed after the first epoch's training, which was lost, 2026-12-06); several bad files are
 // named together, the first five of them.
@@ -1570,6 +1660,68 @@ TEST(Cli, SyntheticNegativesAreMadeRecordedAndReused) {
                           " --synth-empty 0.2 --threads 1");
   EXPECT_EQ(unused.status, 0) << unused.output;
   EXPECT_NE(unused.output.find("warning: --synth-empty has no effect without --synth"), std::string::npos) << unused.output;
+}
+
+// A synthetic set's object sizes may span the whole documented range, 0.02 to 1 of the side,
+// ends included; beyond either end the data set is refused (load_dataset's own check, as a
+// run.json could hold them).
+TEST(Trainer, SyntheticObjectSizesFromTwoPercentToTheWholeSideAreAccepted) {
+  TempDir tmp;
+  DataSpec d;
+  d.synth = 2;
+  d.synth_size = 64;
+  int k = 0;
+  for (const auto& [lo, hi, ok] : {std::tuple{0.02, 0.5, true}, std::tuple{0.5, 1.0, true},
+                                   std::tuple{0.0199, 0.5, false}, std::tuple{0.5, 1.0001, false}}) {
+    SCOPED_TRACE(std::to_string(lo) + "," + std::to_string(hi));
+    d.synth_dir = tmp / ("set" + std::to_string(k++));
+    d.synth_object_min = lo;
+    d.synth_object_max = hi;
+    if (ok) {
+      EXPECT_EQ(load_dataset(d).images.size(), 2u);
+    } else {
+      try {
+        load_dataset(d);
+        ADD_FAILURE() << "accepted";
+      } catch (const ssd::Error& e) {
+        EXPECT_NE(std::string(e.what()).find("0.02 <= MIN <= MAX <= 1"), std::string::npos) << e.what();
+      }
+    }
+  }
+}
+
+// A synthetic set's folder whose marker (synth.json) is there but whose annotations.json is not
+// (deleted, or a copy that left it out) is not read as the set: its images are no longer known to
+// be ssd-train's, so it is refused with what to do, not with a missing file.
+TEST(Trainer, ASyntheticSetWithoutItsAnnotationsIsRefusedSayingWhatToDo) {
+  TempDir tmp;
+  DataSpec d;
+  d.synth = 2;
+  d.synth_size = 64;
+  d.synth_dir = tmp / "set";
+  ASSERT_EQ(load_dataset(d).images.size(), 2u);
+  ASSERT_TRUE(fs::exists(tmp.path() / "set" / "synth.json"));
+  fs::remove(tmp.path() / "set" / "annotations.json");
+  try {
+    load_dataset(d);
+    ADD_FAILURE() << "accepted";
+  } catch (const ssd::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("holds 2 image(s)"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("give an empty folder"), std::string::npos) << e.what();
+  }
+}
+
+// A data source's description (the run's log) names a synthetic set's object sizes only where
+// they are not the defaults.
+TEST(Trainer, ASyntheticSetsDescriptionNamesObjectSizesOnlyWhenNotTheDefaults) {
+  DataSpec d;
+  d.synth = 8;
+  d.synth_seed = 3;
+  d.synth_size = 96;
+  EXPECT_EQ(d.describe(), "synthetic x8 seed 3 96px");
+  d.synth_object_min = 0.1;
+  d.synth_object_max = 0.5;
+  EXPECT_EQ(d.describe(), "synthetic x8 seed 3 96px, objects 10-50% of the side");
 }
 
 // --synth-object-size (train, eval, lr-find) and synth --object-size: how large the shapes are
@@ -2377,6 +2529,16 @@ TEST(LinePlot, ARangeWithinRoundingIsOneValue) {
   p.series = {ssdtrain::Series{"precision", {0.0, 0.5, 1.0}, {1.0, below_one, 1.0}, cv::Scalar(200, 90, 30), false}};
   const cv::Mat img = ssdtrain::render_line_plot(p);
   EXPECT_EQ(img.cols, p.width);
+}
+
+// Ticks step by 1, 2 or 5 times a power of ten, the smallest such step at least the range over
+// the target count: a step equal to it is taken (0..6 in six steps of 1, not four of 2).
+TEST(LinePlot, TicksTakeTheSmallestRoundStepThatCoversTheRange) {
+  EXPECT_EQ(ssdtrain::nice_ticks(0.0, 6.0), (std::vector<double>{0, 1, 2, 3, 4, 5, 6}));
+  EXPECT_EQ(ssdtrain::nice_ticks(0.0, 12.0), (std::vector<double>{0, 2, 4, 6, 8, 10, 12}));
+  EXPECT_EQ(ssdtrain::nice_ticks(0.0, 30.0), (std::vector<double>{0, 5, 10, 15, 20, 25, 30}));
+  EXPECT_EQ(ssdtrain::nice_ticks(0.0, 7.0), (std::vector<double>{0, 2, 4, 6}));
+  EXPECT_EQ(ssdtrain::nice_ticks(-3.0, 3.0, 3), (std::vector<double>{-2, 0, 2}));
 }
 
 // A plot's y_top cuts a spike off (as lr-find's diverging tail) instead of letting it flatten
