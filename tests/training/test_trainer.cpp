@@ -1378,19 +1378,25 @@ TEST(Cli, ARunFolderIsWrittenByOneProcessAtATime) {
   EXPECT_EQ(resumed.status, 0) << resumed.output;
 }
 
+// A small model of two classes, "a" and "b", on 64 px inputs.
+ssd::SsdConfig two_class_tiny_config() {
+  ssd::SsdConfig c;
+  c.body = "tiny";
+  c.input_size = 64;
+  c.grids = {2, 1};
+  c.head_channels = 16;
+  c.labels = {"a", "b"};
+  return c;
+}
+
 // predict's boxes are in the input picture's pixels, each axis by its own side: on a picture
 // three times as wide as high no box leaves it, and some reach into its lower half. Its threshold
 // may be anything in [0, 1], ends included.
 TEST(Predict, BoxesAreInThePicturesPixelsAndTheThresholdSpansZeroToOne) {
   torch::manual_seed(4);
   TempDir tmp;
-  ssd::SsdConfig c;
-  c.body = "tiny";
-  c.input_size = 64;
-  c.grids = {2, 1};
-  c.head_channels = 16;
+  ssd::SsdConfig c = two_class_tiny_config();
   c.class_bias = 0.0;   // random weights: plenty of candidate detections
-  c.labels = {"a", "b"};
   ssd::Ssd model(c);
   model->eval();
   PredictSpec spec;
@@ -1426,12 +1432,7 @@ TEST(Predict, BoxesAreInThePicturesPixelsAndTheThresholdSpansZeroToOne) {
 // running statistics and num_batches_tracked counters (buffers, not trained).
 TEST(ModelInfo, CountsTheParametersApartFromTheBatchNormBuffers) {
   TempDir tmp;
-  ssd::SsdConfig c;
-  c.body = "tiny";
-  c.input_size = 64;
-  c.grids = {2, 1};
-  c.head_channels = 16;
-  c.labels = {"a", "b"};
+  const ssd::SsdConfig c = two_class_tiny_config();
   ssd::Ssd model(c);
   const std::string path = tmp / "model.safetensors";
   ssd::save_weights(path, model);
