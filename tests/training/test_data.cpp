@@ -1087,14 +1087,21 @@ TEST(Augment, LightingScalesAboutMidGreyAndShiftsByTheBrightness) {
   }
 }
 
-// augment() draws the contrast from [1 - contrast, 1 + contrast] and the brightness from
-// [-brightness, brightness]: pictures get both flatter and stronger, darker and brighter.
-TEST(Augment, ContrastAndBrightnessAreDrawnOnBothSides) {
+// augment()'s options with every random step off: a test switches on the one it looks at.
+AugmentOptions no_augmentation() {
   AugmentOptions o;
   o.flip = false;
   o.rotate_prob = 0;
+  o.lighting_prob = 0;
   o.zoom_out_prob = 0;
   o.crop_prob = 0;
+  return o;
+}
+
+// augment() draws the contrast from [1 - contrast, 1 + contrast] and the brightness from
+// [-brightness, brightness]: pictures get both flatter and stronger, darker and brighter.
+TEST(Augment, ContrastAndBrightnessAreDrawnOnBothSides) {
+  AugmentOptions o = no_augmentation();
   o.lighting_prob = 1;
   const std::array<float, 3> black = {0, 0, 0};
   // Two halves, 64 and 192: their difference gives the contrast, their mean the brightness.
@@ -1159,11 +1166,7 @@ TEST(Augment, HalfAndQuarterTurnsMoveBoxesExactlyWithThePixels) {
 // Zooming out places the picture on a canvas of the same shape (both sides times one factor):
 // after the squish to a square, a box keeps the proportions it had in the picture's own.
 TEST(Augment, ZoomOutKeepsThePicturesShape) {
-  AugmentOptions o;
-  o.flip = false;
-  o.rotate_prob = 0;
-  o.lighting_prob = 0;
-  o.crop_prob = 0;
+  AugmentOptions o = no_augmentation();
   o.zoom_out_prob = 1;
   o.max_zoom_out = 3;
   const std::array<float, 3> black = {0, 0, 0};
