@@ -1299,6 +1299,16 @@ TEST(Loader, BatchShapesAndTargets) {
   EXPECT_EQ(dl.batches_per_epoch(), 2u);
 }
 
+// Every batch a loader with these options gives in epoch `epoch`.
+std::vector<Batch> epoch_batches(const Dataset& ds, const LoaderOptions& o, int epoch) {
+  DataLoader loader(ds, o);
+  loader.start_epoch(epoch);
+  std::vector<Batch> out;
+  Batch b;
+  while (loader.next(b)) out.push_back(b);
+  return out;
+}
+
 TEST(Loader, DeterministicAcrossThreadCounts) {
   SynthSet set(12);
   LoaderOptions o;
@@ -1308,12 +1318,7 @@ TEST(Loader, DeterministicAcrossThreadCounts) {
   auto run = [&](int threads, int epoch) {
     LoaderOptions oo = o;
     oo.threads = threads;
-    DataLoader loader(set.ds, oo);
-    loader.start_epoch(epoch);
-    std::vector<Batch> out;
-    Batch b;
-    while (loader.next(b)) out.push_back(b);
-    return out;
+    return epoch_batches(set.ds, oo, epoch);
   };
   const auto a = run(1, 0), b = run(3, 0), c = run(2, 1);
   ASSERT_EQ(a.size(), 3u);
@@ -1350,11 +1355,8 @@ TEST(Loader, AnImagesAugmentationDoesNotDependOnTheBatchSize) {
   auto images = [&](int batch) {
     LoaderOptions oo = o;
     oo.batch_size = batch;
-    DataLoader loader(set.ds, oo);
-    loader.start_epoch(2);
     std::map<int64_t, std::vector<float>> by_index;
-    Batch b;
-    while (loader.next(b)) {
+    for (const Batch& b : epoch_batches(set.ds, oo, 2)) {
       const size_t chw = b.images.size() / static_cast<size_t>(b.size);
       for (int i = 0; i < b.size; ++i)
         by_index[b.indices[static_cast<size_t>(i)]].assign(b.images.begin() + chw * i, b.images.begin() + chw * (i + 1));
