@@ -2,8 +2,11 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <cmath>
 #include <limits>
+#include <mutex>
+#include <optional>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -1179,6 +1182,69 @@ TEST_F(DetectorTest, SharedInstanceBatchesStreamsAndGivesEachItsOwnDetections) {
       EXPECT_GT(st.graphs.replays, 0);
     }
   }
+}
+
+// A caller's threshold excludes a detection of exactly that confidence in a shared batch too, as a
+// private Detector's does: the batch runs at the other stream's lower threshold, so only the cut
+// to each caller's settings keeps it out.
+TEST_F(DetectorTest, SharedInstanceCutsAtTheCallersThresholdExclusively) {
+  TwoStreams s("exclusive-threshold");
+  // A round: b's thread (one thread throughout, as a stream's) and this one each send a frame at
+  // once; b's detections, if the two frames made one batch (a batch's confidences may differ
+  // from a lone frame's in their last bits). The first round counts both streams as sending:
+  // from then on each frame waits for the other's.
+  std::mutex m;
+  std::condition_variable cv;
+  std::optional<float> b_threshold;
+  std::optional<std::vector<Detection>> b_result;
+  bool done = false;
+  std::thread b([&] {
+    std::unique_lock lock(m);
+    for (;;) {
+      cv.wait(lock, [&] { return b_threshold || done; });
+      if (done) return;
+      const float t = *b_threshold;
+      b_threshold.reset();
+      lock.unlock();
+      auto dets = s.b->detect(s.f.views[0], t, 20);
+      lock.lock();
+      b_result = std::move(dets);
+      cv.notify_all();
+    }
+  });
+  const auto round = [&](float threshold) -> std::optional<std::vector<Detection>> {
+    const auto batches = s.a->stats().batches;
+    {
+      std::lock_guard lock(m);
+      b_threshold = threshold;
+    }
+    cv.notify_all();
+    s.a_detects();
+    std::unique_lock lock(m);
+    cv.wait(lock, [&] { return b_result.has_value(); });
+    auto dets = std::move(*b_result);
+    b_result.reset();
+    if (s.a->stats().batches != batches + 1) return std::nullopt;
+    return dets;
+  };
+  // b's detections at threshold 0 in one batch with a's frame, then at the confidence of one of
+  // them (below the one before it): the ones before it, not it.
+  std::optional<std::vector<Detection>> all, cut;
+  for (int i = 0; i < 5 && !all; ++i) all = round(0.f);
+  ASSERT_TRUE(all) << "no round made one batch of the two streams' frames";
+  ASSERT_EQ(all->size(), 20u);
+  size_t k = all->size() / 2;
+  while (k + 1 < all->size() && !((*all)[k - 1].confidence > (*all)[k].confidence)) ++k;
+  ASSERT_GT((*all)[k - 1].confidence, (*all)[k].confidence);
+  for (int i = 0; i < 5 && !cut; ++i) cut = round((*all)[k].confidence);
+  {
+    std::lock_guard lock(m);
+    done = true;
+  }
+  cv.notify_all();
+  b.join();
+  ASSERT_TRUE(cut) << "no round made one batch of the two streams' frames";
+  expect_same(*cut, std::vector<Detection>(all->begin(), all->begin() + static_cast<std::ptrdiff_t>(k)), 0.f);
 }
 
 TEST_F(DetectorTest, SharedInstancesAreNamedAndRefuseOtherSettings) {
