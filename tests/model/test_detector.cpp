@@ -211,6 +211,41 @@ void expect_same(const std::vector<Detection>& a, const std::vector<Detection>& 
   }
 }
 
+// Detections per stream, per frame.
+using StreamDetections = std::vector<std::vector<std::vector<Detection>>>;
+
+// Each stream's frames sent to the shared instance `id` from a thread of its own, through a
+// holder of its own (as each ssddetect element holds it: a batch waits for more frames only while
+// fewer wait than the instance has holders), at the stream's threshold, count and class
+// thresholds.
+StreamDetections send_streams(const std::string& id, const SharedDetectorOptions& o, const std::vector<Frames>& frames,
+                              const std::vector<float>& thresholds, const std::vector<int>& counts,
+                              const std::vector<std::vector<float>>& class_thresholds) {
+  const size_t n = frames.size();
+  StreamDetections got(n);
+  std::vector<std::shared_ptr<SharedDetector>> held(n);
+  for (size_t s = 0; s < n; ++s) held[s] = SharedDetector::acquire(id, o);
+  std::vector<std::thread> streams;
+  for (size_t s = 0; s < n; ++s)
+    streams.emplace_back([&, s] {
+      for (const auto& f : frames[s].views)
+        got[s].push_back(held[s]->detect(f, thresholds[s], counts[s], class_thresholds[s]));
+    });
+  for (auto& t : streams) t.join();
+  return got;
+}
+
+void expect_streams_same(const StreamDetections& got, const StreamDetections& expect, float tol) {
+  ASSERT_EQ(got.size(), expect.size());
+  for (size_t s = 0; s < got.size(); ++s) {
+    ASSERT_EQ(got[s].size(), expect[s].size()) << "stream " << s;
+    for (size_t i = 0; i < got[s].size(); ++i) {
+      SCOPED_TRACE("stream " + std::to_string(s) + " frame " + std::to_string(i));
+      expect_same(got[s][i], expect[s][i], tol);
+    }
+  }
+}
+
 // cuDNN's TF32 convolutions (LibTorch's default on Ampere and newer GPUs) round products to
 // 10-bit mantissas: the fp32 comparisons with the CPU, or across batch sizes (for which cuDNN may
 // choose other kernels), run without them.
@@ -1115,13 +1150,13 @@ TEST_F(DetectorTest, EachDetectorRunsWithItsOwnThreadCount) {
 TEST_F(DetectorTest, SharedInstanceBatchesStreamsAndGivesEachItsOwnDetections) {
   constexpr int kStreams = 4, kFrames = 8;
   // (The untrained model's scores lie around 0.51.)
-  const float thresholds[kStreams] = {0.0f, 0.505f, 0.509f, 0.0f};
-  const int counts[kStreams] = {20, 20, 20, 3};
+  const std::vector<float> thresholds = {0.0f, 0.505f, 0.509f, 0.0f};
+  const std::vector<int> counts = {20, 20, 20, 3};
   // Streams 1 and 3 filter classes (1: circles dropped; 3: only triangles, down to 0): a class
   // another stream keeps must take no place among their frames' candidates and detections.
-  const std::vector<float> class_thresholds[kStreams] = {{}, {2.0f, 0.505f, 0.505f}, {}, {2.0f, 2.0f, 0.0f}};
+  const std::vector<std::vector<float>> class_thresholds = {{}, {2.0f, 0.505f, 0.505f}, {}, {2.0f, 2.0f, 0.0f}};
   std::vector<Frames> frames;
-  std::vector<std::vector<std::vector<Detection>>> expect(kStreams);
+  StreamDetections expect(kStreams);
   Detector plain(options());
   for (int s = 0; s < kStreams; ++s) {
     frames.push_back(packed_frames(kFrames, 240 + 16 * s, 8, 180, 100 + 10 * s, PixelFormat::BGRx, 4 * s));
@@ -1155,23 +1190,7 @@ TEST_F(DetectorTest, SharedInstanceBatchesStreamsAndGivesEachItsOwnDetections) {
     const std::string id = "shared-" + std::to_string(static_cast<int>(variant));
     auto instance = SharedDetector::acquire(id, o);
     EXPECT_EQ(instance->workers(), variant == Variant::CpuWorkers ? 2 : 1);
-    std::vector<std::vector<std::vector<Detection>>> got(kStreams);
-    std::vector<std::thread> streams;
-    // Each stream holds the instance (as each ssddetect element does): a batch waits for more
-    // frames only while fewer wait than the instance has holders.
-    std::vector<std::shared_ptr<SharedDetector>> held(kStreams);
-    for (int s = 0; s < kStreams; ++s) held[s] = SharedDetector::acquire(id, o);
-    for (int s = 0; s < kStreams; ++s)
-      streams.emplace_back([&, s] {
-        for (const auto& f : frames[s].views)
-          got[s].push_back(held[s]->detect(f, thresholds[s], counts[s], class_thresholds[s]));
-      });
-    for (auto& t : streams) t.join();
-    for (int s = 0; s < kStreams; ++s)
-      for (int i = 0; i < kFrames; ++i) {
-        SCOPED_TRACE("stream " + std::to_string(s) + " frame " + std::to_string(i));
-        expect_same(got[s][i], expect[s][i], 1e-5f);
-      }
+    expect_streams_same(send_streams(id, o, frames, thresholds, counts, class_thresholds), expect, 1e-5f);
     const auto st = instance->stats();
     EXPECT_EQ(st.frames, kStreams * kFrames);
     if (variant != Variant::CpuWorkers) {
@@ -1706,7 +1725,7 @@ TEST(DetectorCuda, SharedInstanceGivesEachStreamItsPrivateDetections) {
   if (!cuda_available()) GTEST_SKIP() << "no CUDA device";
   const NoTf32 no_tf32;
   constexpr int kStreams = 4, kFrames = 12;
-  const int counts[kStreams] = {20, 5, 1, 20};
+  const std::vector<int> counts = {20, 5, 1, 20};
   auto dir = ssdtest::temp_dir("cuda-shared");
   Ssd model(ssdtest::tiny_config());
   save_weights((dir / "m.safetensors").string(), model);
@@ -1715,7 +1734,7 @@ TEST(DetectorCuda, SharedInstanceGivesEachStreamItsPrivateDetections) {
   o.threshold = 0.0f;
   o.device = "cuda";
   std::vector<Frames> frames;
-  std::vector<std::vector<std::vector<Detection>>> expect(kStreams);
+  StreamDetections expect(kStreams);
   Detector plain(o);
   for (int s = 0; s < kStreams; ++s) {
     frames.push_back(packed_frames(kFrames, 1280 + 64 * s, 0, 720, 200 + 10 * s,
@@ -1731,20 +1750,9 @@ TEST(DetectorCuda, SharedInstanceGivesEachStreamItsPrivateDetections) {
   auto instance = SharedDetector::acquire("cuda-shared", so);
   EXPECT_EQ(instance->workers(), 1);
   EXPECT_EQ(instance->device_name().rfind("cuda", 0), 0u);
-  std::vector<std::vector<std::vector<Detection>>> got(kStreams);
-  std::vector<std::thread> streams;
-  std::vector<std::shared_ptr<SharedDetector>> held(kStreams);   // a holder per stream
-  for (int s = 0; s < kStreams; ++s) held[s] = SharedDetector::acquire("cuda-shared", so);
-  for (int s = 0; s < kStreams; ++s)
-    streams.emplace_back([&, s] {
-      for (const auto& f : frames[s].views) got[s].push_back(held[s]->detect(f, 0.0f, counts[s]));
-    });
-  for (auto& t : streams) t.join();
-  for (int s = 0; s < kStreams; ++s)
-    for (int i = 0; i < kFrames; ++i) {
-      SCOPED_TRACE("stream " + std::to_string(s) + " frame " + std::to_string(i));
-      expect_same(got[s][i], expect[s][i], 2e-3f);
-    }
+  expect_streams_same(send_streams("cuda-shared", so, frames, std::vector<float>(kStreams, 0.0f), counts,
+                                   std::vector<std::vector<float>>(kStreams)),
+                      expect, 2e-3f);
   const auto st = instance->stats();
   EXPECT_EQ(st.frames, kStreams * kFrames);
   EXPECT_GT(st.largest_batch, 1);
