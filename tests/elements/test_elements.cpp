@@ -7181,10 +7181,6 @@ TEST(Pipelines, MultiStreamScriptSharesOneModel) {
   EXPECT_TRUE(after == before) << "the failed run changed or added files in " << out;
 }
 
-// The plugin's dynamic symbol table holds its entry points, not the model library linked into
-// it (-Wl,--exclude-libs): an application that links libssdmodel (or another version of it)
-// beside the plugin would otherwise have the plugin's calls bound to its copy. (393 ssd::
-// symbols were exported before, 2026-12-06.)
 // The plugin's origin (gst-inspect's "Origin URL", GST_PLUGIN_DEFINE's "URL to provider of
 // plugin") is a URL, the installed README's: it was the bare name.
 TEST(Plugin, ItsOriginIsAUrl) {
@@ -7196,19 +7192,17 @@ TEST(Plugin, ItsOriginIsAUrl) {
   gst_object_unref(plugin);
 }
 
-TEST(Plugin, ExportsNoModelLibrarySymbols) {
+// The plugin's dynamic symbol table holds its entry points, not the model library linked into
+// it nor C++ of its own (gst-plugin/libgstssd.map): an application that links libssdmodel (or
+// another version of it) beside the plugin would otherwise have the plugin's calls bound to its
+// copy. (393 ssd:: symbols were exported before, 2026-12-06; a debug build, whose templates are
+// not inlined, still exported 874 symbols, std:: templates of ssd:: types among them,
+// 2026-12-07.)
+TEST(Plugin, ExportsItsEntryPointsOnly) {
   const Spawned r = spawn({"/usr/bin/env", "nm", "-D", "--defined-only", SSD_BUILD_DIR "/gst-plugin/libgstssd.so"});
   ASSERT_EQ(r.status, 0) << "nm (binutils) failed: " << r.err;
   std::istringstream in(r.out);
-  int symbols = 0;
-  bool entry_point = false;
-  for (std::string line; std::getline(in, line);) {
-    const std::string name = line.substr(line.rfind(' ') + 1);
-    symbols++;
-    if (name == "gst_plugin_ssd_get_desc") entry_point = true;
-    // "3ssd": the namespace ssd in a mangled name, alone or in a template's arguments.
-    EXPECT_EQ(name.find("3ssd"), std::string::npos) << "exported: " << name;
-  }
-  EXPECT_GT(symbols, 0) << r.out;
-  EXPECT_TRUE(entry_point) << "gst_plugin_ssd_get_desc is not exported:\n" << r.out;
+  std::set<std::string> exported;
+  for (std::string line; std::getline(in, line);) exported.insert(line.substr(line.rfind(' ') + 1));
+  EXPECT_EQ(exported, (std::set<std::string>{"gst_plugin_ssd_get_desc", "gst_plugin_ssd_register"})) << r.out;
 }
