@@ -7181,6 +7181,132 @@ TEST(Pipelines, MultiStreamScriptSharesOneModel) {
   EXPECT_TRUE(after == before) << "the failed run changed or added files in " << out;
 }
 
+// A valid value of `p` other than its default: numbers one step (integers) or up to half a unit
+// (reals) from it towards the far end of the range, the other boolean, the next value of an
+// enum, and for strings the value `strings` gives the property (none: the test fails).
+GValue other_value(GParamSpec* p, const std::map<std::string, std::string>& strings) {
+  GValue v = G_VALUE_INIT;
+  g_value_init(&v, G_PARAM_SPEC_VALUE_TYPE(p));
+  const auto step = [](auto d, auto lo, auto hi) { return d < hi ? d + 1 : d - 1 < lo ? lo : d - 1; };
+  const auto half = [](double d, double lo, double hi) {
+    return d < hi ? d + std::min(0.5, (hi - d) / 2) : d - std::min(0.5, (d - lo) / 2);
+  };
+  if (G_IS_PARAM_SPEC_BOOLEAN(p)) {
+    g_value_set_boolean(&v, !G_PARAM_SPEC_BOOLEAN(p)->default_value);
+  } else if (G_IS_PARAM_SPEC_INT(p)) {
+    auto* q = G_PARAM_SPEC_INT(p);
+    g_value_set_int(&v, step(q->default_value, q->minimum, q->maximum));
+  } else if (G_IS_PARAM_SPEC_UINT(p)) {
+    auto* q = G_PARAM_SPEC_UINT(p);
+    g_value_set_uint(&v, step(q->default_value, q->minimum, q->maximum));
+  } else if (G_IS_PARAM_SPEC_INT64(p)) {
+    auto* q = G_PARAM_SPEC_INT64(p);
+    g_value_set_int64(&v, step(q->default_value, q->minimum, q->maximum));
+  } else if (G_IS_PARAM_SPEC_UINT64(p)) {
+    auto* q = G_PARAM_SPEC_UINT64(p);
+    g_value_set_uint64(&v, step(q->default_value, q->minimum, q->maximum));
+  } else if (G_IS_PARAM_SPEC_FLOAT(p)) {
+    auto* q = G_PARAM_SPEC_FLOAT(p);
+    g_value_set_float(&v, static_cast<float>(half(q->default_value, q->minimum, q->maximum)));
+  } else if (G_IS_PARAM_SPEC_DOUBLE(p)) {
+    auto* q = G_PARAM_SPEC_DOUBLE(p);
+    g_value_set_double(&v, half(q->default_value, q->minimum, q->maximum));
+  } else if (G_IS_PARAM_SPEC_ENUM(p)) {
+    auto* q = G_PARAM_SPEC_ENUM(p);
+    const GEnumClass* e = q->enum_class;
+    guint i = 0;
+    while (i < e->n_values && e->values[i].value != q->default_value) ++i;
+    g_value_set_enum(&v, e->values[(i + 1) % e->n_values].value);
+  } else if (G_IS_PARAM_SPEC_STRING(p)) {
+    const auto it = strings.find(p->name);
+    if (it == strings.end()) {
+      ADD_FAILURE() << "no test value for the string property " << p->name;
+    } else {
+      g_value_set_string(&v, it->second.c_str());
+    }
+  } else {
+    ADD_FAILURE() << p->name << ": a property of type " << g_type_name(G_PARAM_SPEC_VALUE_TYPE(p))
+                  << " this test does not know";
+  }
+  return v;
+}
+
+// Every property of the elements reads back the value it was set to, and setting one changes no
+// other: each property is set to another value and back, every property read after each step,
+// then all are set to other values at once (a setter writing another's field, or a getter
+// reading one, fails: ssdoverlay's getter was never run by a test, nor ssdtrack's iou-threshold
+// setter).
+TEST(Plugin, EveryPropertyReadsBackWhatWasSet) {
+  const std::map<std::string, std::string> strings = {
+      {"class-thresholds", "square=0.7,circle=0.6"}, {"classes", "circle,triangle"},
+      {"device", "cpu"},                              {"model", "/nonexistent/elsewhere.safetensors"},
+      {"model-instance-id", "cameras"},               {"region", "10,20,300,200"},
+      {"location", "/nonexistent/detections.jsonl"}};
+  for (const char* factory : {"ssddetect", "ssdoverlay", "ssdtrack", "ssdexport"}) {
+    SCOPED_TRACE(factory);
+    GstElement* e = gst_element_factory_make(factory, nullptr);
+    ASSERT_NE(e, nullptr);
+    guint n = 0;
+    GParamSpec** specs = g_object_class_list_properties(G_OBJECT_GET_CLASS(e), &n);
+    // The element's own properties, readable and writable after construction (not GstObject's
+    // or GstBaseTransform's), and the value each should read.
+    std::vector<std::pair<GParamSpec*, GValue>> props;
+    for (guint i = 0; i < n; ++i) {
+      GParamSpec* p = specs[i];
+      if (p->owner_type != G_OBJECT_TYPE(e) || (p->flags & G_PARAM_READWRITE) != G_PARAM_READWRITE ||
+          (p->flags & G_PARAM_CONSTRUCT_ONLY))
+        continue;
+      GValue v = G_VALUE_INIT;
+      g_value_init(&v, G_PARAM_SPEC_VALUE_TYPE(p));
+      g_object_get_property(G_OBJECT(e), p->name, &v);
+      props.emplace_back(p, v);
+    }
+    EXPECT_GT(props.size(), 1u);
+    const auto expect_all = [&](const std::string& after) {
+      for (auto& [p, v] : props) {
+        GValue got = G_VALUE_INIT;
+        g_value_init(&got, G_PARAM_SPEC_VALUE_TYPE(p));
+        g_object_get_property(G_OBJECT(e), p->name, &got);
+        if (g_param_values_cmp(p, &v, &got) != 0) {
+          gchar* want = g_strdup_value_contents(&v);
+          gchar* have = g_strdup_value_contents(&got);
+          ADD_FAILURE() << p->name << " after " << after << ": " << have << ", not " << want;
+          g_free(want);
+          g_free(have);
+        }
+        g_value_unset(&got);
+      }
+    };
+    const auto set = [&](size_t i, const GValue& v) {
+      g_object_set_property(G_OBJECT(e), props[i].first->name, &v);
+      g_value_unset(&props[i].second);
+      g_value_init(&props[i].second, G_VALUE_TYPE(&v));
+      g_value_copy(&v, &props[i].second);
+    };
+    for (size_t i = 0; i < props.size(); ++i) {
+      const std::string name = props[i].first->name;
+      GValue initial = G_VALUE_INIT, other = other_value(props[i].first, strings);
+      g_value_init(&initial, G_VALUE_TYPE(&props[i].second));
+      g_value_copy(&props[i].second, &initial);
+      set(i, other);
+      expect_all("setting " + name);
+      set(i, initial);
+      expect_all("setting " + name + " back");
+      g_value_unset(&initial);
+      g_value_unset(&other);
+    }
+    for (size_t i = 0; i < props.size(); ++i) {
+      GValue other = other_value(props[i].first, strings);
+      set(i, other);
+      g_value_unset(&other);
+    }
+    expect_all("setting every property");
+    for (auto& [p, v] : props) g_value_unset(&v);
+    g_free(specs);
+    gst_object_unref(e);
+  }
+}
+
 // The plugin's origin (gst-inspect's "Origin URL", GST_PLUGIN_DEFINE's "URL to provider of
 // plugin") is a URL, the installed README's: it was the bare name.
 TEST(Plugin, ItsOriginIsAUrl) {
