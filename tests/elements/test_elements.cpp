@@ -2163,6 +2163,35 @@ TEST(SsdDetectBatching, OutputThreadPushFailureReachesUpstream) {
   gst_harness_teardown(h);
 }
 
+// Downstream unlinked (an application re-plumbing its pipeline): the output thread's pushes fail
+// with NOT_LINKED, which upstream hears (a demuxer or a tee acts on it); once linked again, the
+// next frames go out again, without a flush, as through a queue.
+TEST(SsdDetectBatching, FramesGoOutAgainOnceDownstreamIsLinkedAgain) {
+  TwoScenes s;
+  GstHarness* h = detect_harness("in-flight=2");
+  gst_harness_set_src_caps(h, caps_25fps(*s.a));
+  GstPad* src = gst_element_get_static_pad(h->element, "src");
+  ASSERT_TRUE(gst_pad_unlink(src, h->sinkpad));
+  GstFlowReturn ret = GST_FLOW_OK;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  for (int i = 0; ret == GST_FLOW_OK && std::chrono::steady_clock::now() < deadline; i++) {
+    ret = gst_harness_push(h, stamped(*s.a, i));
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(ret, GST_FLOW_NOT_LINKED);
+  ASSERT_EQ(gst_pad_link(src, h->sinkpad), GST_PAD_LINK_OK);
+  for (int i = 100; i < 104; i++) EXPECT_EQ(gst_harness_push(h, stamped(*s.b, i)), GST_FLOW_OK) << "frame " << i;
+  ASSERT_TRUE(gst_harness_push_event(h, gst_event_new_eos()));
+  const auto out = pull_all(h);
+  ASSERT_EQ(out.size(), 4u);
+  for (int i = 0; i < 4; i++) {
+    EXPECT_EQ(out[i].first, 100 + i);
+    EXPECT_TRUE(same_batched(out[i].second, s.ref_b)) << describe(out[i].second);
+  }
+  gst_object_unref(src);
+  gst_harness_teardown(h);
+}
+
 // A push that waits downstream (a synchronised sink waiting for the frame's time; here a probe
 // that blocks) holds up the element's output thread only: upstream's pushes go on while frames
 // wait to be pushed, until the frames held and waiting fill the buffers reserved for them
