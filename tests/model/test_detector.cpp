@@ -1366,6 +1366,17 @@ TEST_F(DetectorTest, SharedInstancesAreNamedAndRefuseOtherSettings) {
   ssdtest::expect_error([&] { SharedDetector::acquire("cams", other); },
                         {"\"cams\"", "NMS per class", "asks for across classes"});
   other = o;
+  other.max_wait = std::chrono::milliseconds(5);
+  ssdtest::expect_error([&] { SharedDetector::acquire("cams", other); }, {"batch wait 0 us", "asks for 5000 us"});
+  other = o;
+  other.detector.threads = a->options().detector.threads + 1;   // (0 resolved: cpu_workers.h)
+  ssdtest::expect_error([&] { SharedDetector::acquire("cams", other); },
+                        {std::to_string(a->options().detector.threads) + " thread(s)",
+                         "asks for " + std::to_string(other.detector.threads)});
+  other = o;
+  other.detector.cuda_graphs = !o.detector.cuda_graphs;
+  ssdtest::expect_error([&] { SharedDetector::acquire("cams", other); }, {"CUDA graphs on", "asks for off"});
+  other = o;
   other.max_batch = 8;
 
   // A malformed frame fails its own call only; the instance goes on.
