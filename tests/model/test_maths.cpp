@@ -185,6 +185,19 @@ TEST(Config, JsonIsReadStrictlyAndBounded) {
       {with("labels", std::vector<std::string>(10001, "x")), {"10001 labels"}},
       {with("labels", {"a", "b", "a"}), {"'a' appears twice"}},
       {with("labels", {"a", std::string("\0b", 2)}), {"labels[1] holds a NUL character"}},
+      {with("input_size", 31), {"input_size 31 is outside [32, 4096]"}},
+      {with("input_size", 4097), {"input_size 4097 is outside [32, 4096]"}},
+      {with("head_channels", 0), {"head_channels 0 is outside [1, 4096]"}},
+      {with("head_channels", 4097), {"head_channels 4097 is outside [1, 4096]"}},
+      {with("grids", nlohmann::json::array()), {"grids is empty"}},
+      {with("zooms", nlohmann::json::array()), {"zooms is empty"}},
+      {with("zooms", {1.0, 0.0}), {"zoom 0", "must be > 0"}},
+      {with("ratios_wh", nlohmann::json::array()), {"ratios is empty"}},
+      {with("ratios_wh", {{1.0, 1.0}, {0.5, -1.0}}), {"anchor ratios must be > 0"}},
+      {with("labels", nlohmann::json::array()), {"labels is empty"}},
+      {with("labels", {"a", ""}), {"labels[1] is empty"}},
+      {with("body", "vgg16"), {"unknown body 'vgg16'"}},
+      {with("background", "first"), {"background = \"last\""}},
   };
   for (const auto& [text, words] : bad) {
     SCOPED_TRACE(text.substr(0, 200));
@@ -194,6 +207,10 @@ TEST(Config, JsonIsReadStrictlyAndBounded) {
     } catch (const ssd::Error& e) {   // only ssd::Error: what callers catch
       for (const auto& w : words) EXPECT_NE(std::string(e.what()).find(w), std::string::npos) << e.what();
     }
+  }
+  for (const int h : {1, 4096}) {   // the bounds of head_channels
+    auto j = nlohmann::json::parse(with("head_channels", h));
+    EXPECT_NO_THROW(SsdConfig::from_json(j)) << h;
   }
   // Distinct labels, many of them, with a narrow head: accepted.
   std::vector<std::string> many;
