@@ -120,7 +120,7 @@
  * network with the output stage of each batch run as replayed CUDA graphs (`cuda-graphs`, on by
  * default): batch-1 inference on a fast GPU is otherwise bound by the launch cost of its
  * hundreds of small kernels. The element also offers upstream a buffer pool
- * of page-locked host memory (in place of a system-memory pool downstream offers; a pool of
+ * of page-locked host memory (`frame-pool`; in place of a system-memory pool downstream offers; a pool of
  * other memory, e.g. GL, is left to downstream): a source or decoder
  * that takes it writes frames where the GPU's copy engine reads them, and each frame goes to
  * the GPU without first being copied into staging memory (about 1 ms of CPU time per 1080p
@@ -206,6 +206,7 @@ constexpr guint kDefaultBatchSize = 1;
 constexpr guint64 kDefaultBatchTimeout = 0;
 constexpr guint kDefaultInFlight = 0;   // chosen for the device (ssd::resolve_in_flight)
 constexpr gboolean kDefaultCudaGraphs = TRUE;
+constexpr GstSsdFramePool kDefaultFramePool = GST_SSD_FRAME_POOL_AUTO;
 // How often the output thread looks for computed batches while frames are held.
 constexpr std::chrono::milliseconds kOutputPoll{1};
 
@@ -233,6 +234,7 @@ struct Settings {
   guint64 batch_timeout = kDefaultBatchTimeout;
   guint in_flight = kDefaultInFlight;
   gboolean cuda_graphs = kDefaultCudaGraphs;
+  GstSsdFramePool frame_pool = kDefaultFramePool;
   std::string model_instance_id;
   std::string region_text;          // the `region` property as set
   std::optional<Region> region;     // parsed; none: the whole frame
@@ -492,6 +494,7 @@ enum {
   PROP_REGION,
   PROP_CLASS_THRESHOLDS,
   PROP_CLASS_AGNOSTIC_NMS,
+  PROP_FRAME_POOL,
 };
 
 G_DEFINE_TYPE(GstSsdDetect, gst_ssd_detect, GST_TYPE_BASE_TRANSFORM);
@@ -506,6 +509,22 @@ GType gst_ssd_precision_get_type(void) {
   };
   if (g_once_init_enter(&type)) {
     GType t = g_enum_register_static("GstSsdPrecision", values);
+    g_once_init_leave(&type, t);
+  }
+  return type;
+}
+
+GType gst_ssd_frame_pool_get_type(void) {
+  static gsize type = 0;
+  static const GEnumValue values[] = {
+      {GST_SSD_FRAME_POOL_AUTO, "Page-locked frames on CUDA, none on the CPU", "auto"},
+      {GST_SSD_FRAME_POOL_NEVER, "None: upstream allocates as downstream proposes", "never"},
+      {GST_SSD_FRAME_POOL_ALWAYS, "Also on the CPU (ordinary memory there: the CUDA negotiation without a GPU)",
+       "always"},
+      {0, nullptr, nullptr},
+  };
+  if (g_once_init_enter(&type)) {
+    GType t = g_enum_register_static("GstSsdFramePool", values);
     g_once_init_leave(&type, t);
   }
   return type;
@@ -1048,6 +1067,9 @@ static void gst_ssd_detect_set_property(GObject* object, guint prop_id, const GV
       case PROP_CUDA_GRAPHS:
         s.cuda_graphs = g_value_get_boolean(value);
         break;
+      case PROP_FRAME_POOL:
+        s.frame_pool = static_cast<GstSsdFramePool>(g_value_get_enum(value));
+        break;
       case PROP_CLASS_AGNOSTIC_NMS:
         s.class_agnostic_nms = g_value_get_boolean(value);
         break;
@@ -1129,6 +1151,7 @@ static void gst_ssd_detect_get_property(GObject* object, guint prop_id, GValue* 
     case PROP_BATCH_TIMEOUT: g_value_set_uint64(value, s.batch_timeout); break;
     case PROP_IN_FLIGHT: g_value_set_uint(value, s.in_flight); break;
     case PROP_CUDA_GRAPHS: g_value_set_boolean(value, s.cuda_graphs); break;
+    case PROP_FRAME_POOL: g_value_set_enum(value, s.frame_pool); break;
     case PROP_CLASS_AGNOSTIC_NMS: g_value_set_boolean(value, s.class_agnostic_nms); break;
     case PROP_MODEL_INSTANCE_ID:
       g_value_set_string(value, s.model_instance_id.empty() ? nullptr : s.model_instance_id.c_str());
@@ -2494,8 +2517,8 @@ static bool reserve_held_frames(GstSsdDetect* self, GstQuery* query) {
   return true;
 }
 
-// On CUDA, offers upstream a pool of page-locked frames (gst-plugin/pinned_pool.h): frames
-// written there are uploaded in place, without a staging copy. The element works in place, so
+// On CUDA (or as `frame-pool` says), offers upstream a pool of page-locked frames
+// (gst-plugin/pinned_pool.h): frames written there are uploaded in place, without a staging copy. The element works in place, so
 // upstream writes into the buffers that travel on: a system-memory pool downstream offered is
 // replaced by ours (first in the query, with downstream's buffer counts), a pool of any other
 // memory is left alone. Where no page-locked pool is offered, the frames the element holds are
@@ -2508,7 +2531,13 @@ static gboolean gst_ssd_detect_propose_allocation(GstBaseTransform* trans, GstQu
       trans, decide_query, query);
   gstssd::refuse_crop_meta(query);
   const auto without_pinned_pool = [&] { return reserve_held_frames(self, query) || downstream; };
-  if (!st->on_cuda) return without_pinned_pool();
+  GstSsdFramePool mode;
+  {
+    std::lock_guard<std::mutex> guard(st->lock);
+    mode = st->settings.frame_pool;
+  }
+  if (mode == GST_SSD_FRAME_POOL_NEVER || (mode == GST_SSD_FRAME_POOL_AUTO && !st->on_cuda))
+    return without_pinned_pool();
   try {
     GstCaps* caps = nullptr;
     gboolean need_pool = FALSE;
@@ -2848,6 +2877,21 @@ static void gst_ssd_detect_class_init(GstSsdDetectClass* klass) {
                            kDefaultCudaGraphs, ready_flags));
 
   /**
+   * GstSsdDetect:frame-pool:
+   *
+   * Whether the element offers upstream a buffer pool of its own frame memory in answer to the
+   * allocation query: `auto`, page-locked frames on CUDA (uploaded without a staging copy; in
+   * place of a system-memory pool downstream offers, a pool of other memory being left to
+   * downstream) and none on the CPU; `never`, none (upstream allocates as downstream proposes:
+   * a way out where a source or decoder misbehaves with the pool); `always`, on the CPU too,
+   * where the pool's memory is ordinary memory (the tests use it to run the CUDA negotiation
+   * without a GPU). Changes only in the NULL or READY state.
+   */
+  g_object_class_install_property(gobject_class, PROP_FRAME_POOL,
+      g_param_spec_enum("frame-pool", "Frame pool", "Offer upstream a pool of page-locked frames",
+                        GST_TYPE_SSD_FRAME_POOL, kDefaultFramePool, ready_flags));
+
+  /**
    * GstSsdDetect:model-instance-id:
    *
    * Share one loaded model between the ssddetect elements of this process that have the same
@@ -2897,6 +2941,7 @@ static void gst_ssd_detect_class_init(GstSsdDetectClass* klass) {
   trans_class->passthrough_on_same_caps = FALSE;
 
   gst_type_mark_as_plugin_api(GST_TYPE_SSD_PRECISION, static_cast<GstPluginAPIFlags>(0));
+  gst_type_mark_as_plugin_api(GST_TYPE_SSD_FRAME_POOL, static_cast<GstPluginAPIFlags>(0));
   GST_DEBUG_CATEGORY_INIT(gst_ssd_detect_debug, "ssddetect", 0, "SSD object detector");
 }
 

@@ -18,6 +18,15 @@ typedef enum {
   GST_SSD_PRECISION_FP16 = 1,
 } GstSsdPrecision;
 
+#define GST_TYPE_SSD_FRAME_POOL (gst_ssd_frame_pool_get_type())
+GType gst_ssd_frame_pool_get_type(void);
+
+typedef enum {
+  GST_SSD_FRAME_POOL_AUTO = 0,     // page-locked frames offered on CUDA
+  GST_SSD_FRAME_POOL_NEVER = 1,    // none offered
+  GST_SSD_FRAME_POOL_ALWAYS = 2,   // offered on the CPU too (ordinary memory there)
+} GstSsdFramePool;
+
 GST_ELEMENT_REGISTER_DECLARE(ssddetect);
 
 G_END_DECLS

@@ -2707,6 +2707,15 @@ TEST(SsdDetectBatching, AsksUpstreamForTheFramesItHolds) {
       << "the default, " << in_flight << " in flight";
 }
 
+// The devices the frame-pool tests run on, with the properties that make ssddetect offer its
+// pool there: the CPU with frame-pool=always (the CUDA path's negotiation, the pool's memory
+// ordinary), and CUDA as it is by default, where there is a device.
+std::vector<std::string> frame_pool_devices() {
+  std::vector<std::string> devices{"device=cpu frame-pool=always"};
+  if (ssd::cuda_available()) devices.push_back("device=cuda");
+  return devices;
+}
+
 // A pool of downstream's own memory, as a V4L2 or VA sink offers (any GstBufferPool subclass:
 // ssddetect leaves it in place of page-locked frames on CUDA).
 typedef struct {
@@ -2735,14 +2744,15 @@ static gboolean own_pool_sink_query(GstPad* pad, GstObject* parent, GstQuery* qu
 
 // A batching element asks downstream's pool for the frames it holds also when that pool is of
 // downstream's own memory (a bounded one, as V4L2's: upstream would otherwise run dry while a
-// batch fills): on the CPU, and on CUDA, where it then offers no page-locked pool.
+// batch fills): on the CPU, and where it offers its frame pool (CUDA, frame-pool=always), which
+// it then does not.
 TEST(SsdDetectBatching, ReservesHeldFramesInAPoolOfDownstreamsOwnMemory) {
   auto frame = make_frame(flat(320, 240), GST_VIDEO_FORMAT_RGBx, 0);
-  std::vector<std::string> devices{"cpu"};
-  if (ssd::cuda_available()) devices.push_back("cuda");
+  std::vector<std::string> devices = frame_pool_devices();
+  devices.insert(devices.begin(), "device=cpu");
   for (const std::string& device : devices) {
     SCOPED_TRACE(device);
-    GstHarness* h = gst_harness_new_parse(("ssddetect batch-size=3 in-flight=2 device=" + device).c_str());
+    GstHarness* h = gst_harness_new_parse(("ssddetect batch-size=3 in-flight=2 " + device).c_str());
     g_harness_sink_query = GST_PAD_QUERYFUNC(h->sinkpad);
     gst_pad_set_query_function(h->sinkpad, own_pool_sink_query);
     gst_harness_set_src_caps(h, gst_caps_ref(frame->caps));
@@ -2775,81 +2785,108 @@ TEST(SsdDetect, OffersNoPoolOnTheCpu) {
             std::vector<std::string>{"(default)"});
 }
 
-// The frames the appsink named "sink" at the end of `launch` gets, and how many of them are in
-// page-locked memory (the pipeline runs to its end).
+// The frames the appsink named "sink" at the end of `launch` gets, and how many of those that
+// reached the ssddetect named "det" were in its frame pool's memory (SsdHostMemory: page-locked
+// on CUDA), counted on its sink pad (an element behind it may copy them: videoflip does, even
+// with video-direction=identity). The pipeline runs to its end.
 std::pair<int, int> page_locked_frames(const std::string& launch) {
   GstElement* p = gst_parse_launch(launch.c_str(), nullptr);
   EXPECT_NE(p, nullptr) << launch;
   if (!p) return {0, 0};
   GstElement* sink = gst_bin_get_by_name(GST_BIN(p), "sink");
+  GstElement* det = gst_bin_get_by_name(GST_BIN(p), "det");
+  EXPECT_NE(det, nullptr) << launch;
+  std::atomic<int> pinned{0};
+  if (det) {
+    GstPad* pad = gst_element_get_static_pad(det, "sink");
+    gst_pad_add_probe(
+        pad, GST_PAD_PROBE_TYPE_BUFFER,
+        [](GstPad*, GstPadProbeInfo* info, gpointer count) {
+          if (gst_memory_is_type(gst_buffer_peek_memory(GST_PAD_PROBE_INFO_BUFFER(info), 0), "SsdHostMemory"))
+            ++*static_cast<std::atomic<int>*>(count);
+          return GST_PAD_PROBE_OK;
+        },
+        &pinned, nullptr);
+    gst_object_unref(pad);
+    gst_object_unref(det);
+  }
   EXPECT_EQ(gst_element_set_state(p, GST_STATE_PLAYING), GST_STATE_CHANGE_ASYNC);
-  int frames = 0, pinned = 0;
+  int frames = 0;
   while (GstSample* sample = gst_app_sink_try_pull_sample(GST_APP_SINK(sink), 20 * GST_SECOND)) {
-    pinned += gst_memory_is_type(gst_buffer_peek_memory(gst_sample_get_buffer(sample), 0), "SsdHostMemory");
     frames++;
     gst_sample_unref(sample);
   }
   gst_element_set_state(p, GST_STATE_NULL);
   gst_object_unref(sink);
   gst_object_unref(p);
-  return {frames, pinned};
+  return {frames, pinned.load()};
 }
 
-// GPU host only: behind ssddetect on CUDA, a source's frames are page-locked also when the
-// element downstream (videoflip, a GstVideoFilter) answers the allocation query with a
-// system-memory pool and its own allocation parameter (no allocator, an alignment): upstream
-// configures the pool with the first parameter's allocator, which must then be ours.
-TEST(SsdDetectCuda, SourceFramesArePageLockedBehindAVideoFilter) {
-  if (!ssd::cuda_available()) GTEST_SKIP() << "no CUDA device";
-  const auto [frames, pinned] = page_locked_frames(
-      "videotestsrc num-buffers=5 ! video/x-raw,format=RGBx,width=320,height=240 ! "
-      "ssddetect device=cuda ! videoflip video-direction=identity ! appsink name=sink sync=false");
-  EXPECT_EQ(frames, 5);
-  EXPECT_EQ(pinned, 5) << "frames in ordinary memory: the pool took downstream's allocator";
+// Behind ssddetect offering its pool, a source's frames are in its memory also when the element
+// downstream (videoflip, a GstVideoFilter) answers the allocation query with a system-memory pool
+// and its own allocation parameter (no allocator, an alignment): upstream configures the pool
+// with the first parameter's allocator, which must then be ours.
+TEST(SsdDetectFramePool, SourceFramesAreInItBehindAVideoFilter) {
+  for (const std::string& device : frame_pool_devices()) {
+    SCOPED_TRACE(device);
+    const auto [frames, pinned] = page_locked_frames(
+        "videotestsrc num-buffers=5 ! video/x-raw,format=RGBx,width=320,height=240 ! ssddetect name=det " + device +
+        " ! videoflip video-direction=identity ! appsink name=sink sync=false");
+    EXPECT_EQ(frames, 5);
+    EXPECT_EQ(pinned, 5) << "frames in ordinary memory: the pool took downstream's allocator";
+  }
 }
 
-// GPU host only: on CUDA the element offers a pool of page-locked frames, and frames from it
-// (uploaded in place, without the staging copy) give the detections of frames in system memory.
-TEST(SsdDetectCuda, OffersPageLockedFramesThatGiveTheSameDetections) {
-  if (!ssd::cuda_available()) GTEST_SKIP() << "no CUDA device";
+// ssddetect offers its pool (page-locked frames on CUDA, uploaded in place, without the staging
+// copy), alone and in place of the system-memory pool a downstream element offers, and frames
+// from it give the detections of frames in system memory; frame-pool=never offers none.
+TEST(SsdDetectFramePool, OffersFramesThatGiveTheSameDetections) {
   const ssdtrain::SynthSample s = one_object(640, 480, 5);
   auto frame = make_frame(s.image, GST_VIDEO_FORMAT_RGBx, 0);
-  GstBufferPool* pool = nullptr;
-  // Offered alone, and in place of the system-memory pool a downstream element offers.
-  const auto behind = offered_pools("ssddetect device=cuda ! videoflip video-direction=horiz", *frame, nullptr);
-  ASSERT_FALSE(behind.empty());
-  EXPECT_EQ(behind[0], "SsdHostMemory");
-  const auto types = offered_pools("ssddetect device=cuda batch-size=2 in-flight=2", *frame, &pool);
-  ASSERT_FALSE(types.empty());
-  EXPECT_EQ(types[0], "SsdHostMemory");
-  ASSERT_NE(pool, nullptr);
-  ASSERT_TRUE(gst_buffer_pool_set_active(pool, TRUE));
-  GstBuffer* buf = nullptr;
-  ASSERT_EQ(gst_buffer_pool_acquire_buffer(pool, &buf, nullptr), GST_FLOW_OK);
-  EXPECT_TRUE(gst_memory_is_type(gst_buffer_peek_memory(buf, 0), "SsdHostMemory"));
-  gst_buffer_unref(buf);
-  gst_buffer_pool_set_active(pool, FALSE);
-  gst_object_unref(pool);
-  pool_frames_match("device=cuda", 1e-3);
-  // Video meta support is downstream's to offer: behind a sink without it (the harness's, which
-  // proposes no meta) upstream does not hear of it, and so sends frames without padding.
-  {
-    GstHarness* alone = gst_harness_new_parse("ssddetect device=cuda");
-    gst_harness_set_src_caps(alone, gst_caps_ref(frame->caps));
-    GstQuery* q = gst_query_new_allocation(frame->caps, TRUE);
-    gst_pad_peer_query(alone->srcpad, q);
-    EXPECT_GT(gst_query_get_n_allocation_pools(q), 0u);
-    EXPECT_FALSE(gst_query_find_allocation_meta(q, GST_VIDEO_META_API_TYPE, nullptr));
-    gst_query_unref(q);
-    gst_harness_teardown(alone);
-  }
+  for (const std::string& device : frame_pool_devices()) {
+    SCOPED_TRACE(device);
+    const bool cuda = device.find("cuda") != std::string::npos;
+    GstBufferPool* pool = nullptr;
+    // Offered alone, and in place of the system-memory pool a downstream element offers.
+    const auto behind = offered_pools(("ssddetect " + device + " ! videoflip video-direction=horiz").c_str(), *frame,
+                                      nullptr);
+    ASSERT_FALSE(behind.empty());
+    EXPECT_EQ(behind[0], "SsdHostMemory");
+    EXPECT_EQ(offered_pools(("ssddetect " + device + " frame-pool=never ! videoflip video-direction=horiz").c_str(),
+                            *frame, nullptr),
+              std::vector<std::string>{"(default)"});
+    const auto types = offered_pools(("ssddetect " + device + " batch-size=2 in-flight=2").c_str(), *frame, &pool);
+    ASSERT_FALSE(types.empty());
+    EXPECT_EQ(types[0], "SsdHostMemory");
+    ASSERT_NE(pool, nullptr);
+    ASSERT_TRUE(gst_buffer_pool_set_active(pool, TRUE));
+    GstBuffer* buf = nullptr;
+    ASSERT_EQ(gst_buffer_pool_acquire_buffer(pool, &buf, nullptr), GST_FLOW_OK);
+    EXPECT_TRUE(gst_memory_is_type(gst_buffer_peek_memory(buf, 0), "SsdHostMemory"));
+    gst_buffer_unref(buf);
+    gst_buffer_pool_set_active(pool, FALSE);
+    gst_object_unref(pool);
+    pool_frames_match(device.c_str(), cuda ? 1e-3 : 0);
+    // Video meta support is downstream's to offer: behind a sink without it (the harness's, which
+    // proposes no meta) upstream does not hear of it, and so sends frames without padding.
+    {
+      GstHarness* alone = gst_harness_new_parse(("ssddetect " + device).c_str());
+      gst_harness_set_src_caps(alone, gst_caps_ref(frame->caps));
+      GstQuery* q = gst_query_new_allocation(frame->caps, TRUE);
+      gst_pad_peer_query(alone->srcpad, q);
+      EXPECT_GT(gst_query_get_n_allocation_pools(q), 0u);
+      EXPECT_FALSE(gst_query_find_allocation_meta(q, GST_VIDEO_META_API_TYPE, nullptr));
+      gst_query_unref(q);
+      gst_harness_teardown(alone);
+    }
 
-  // A real source takes the pool: videotestsrc's frames arrive in page-locked memory.
-  const auto [frames, pinned] = page_locked_frames(
-      "videotestsrc num-buffers=3 ! video/x-raw,format=NV12,width=640,height=480 ! queue ! "
-      "ssddetect device=cuda ! appsink name=sink sync=false");
-  EXPECT_EQ(frames, 3);
-  EXPECT_EQ(pinned, 3);
+    // A real source takes the pool: videotestsrc's frames arrive in its memory.
+    const auto [frames, pinned] = page_locked_frames(
+        "videotestsrc num-buffers=3 ! video/x-raw,format=NV12,width=640,height=480 ! queue ! ssddetect name=det " + device +
+        " ! appsink name=sink sync=false");
+    EXPECT_EQ(frames, 3);
+    EXPECT_EQ(pinned, 3);
+  }
 }
 
 // interval=8: after a new stream (concat, gapless playback: stream-start, caps, segment) or a
