@@ -5142,6 +5142,43 @@ TEST(Caption, EveryFontDrawsALineWithinTheWidth) {
   }
 }
 
+// The renderer keeps the 1,024 most recent captions and 16 MB of masks at most: past either, the
+// least recently drawn go, and drawing one of them again gives the same pixels as the first time
+// (as does one still kept, and one kept by being drawn again meanwhile).
+TEST(Caption, CaptionsPastTheCacheAreDrawnAgainAlike) {
+  std::vector<gstssd::CaptionFont> fonts{gstssd::CaptionFont::hershey};
+  if (gstssd::have_pango()) fonts.push_back(gstssd::CaptionFont::pango);
+  for (const gstssd::CaptionFont font : fonts) {
+    SCOPED_TRACE(font == gstssd::CaptionFont::pango ? "pango" : "hershey");
+    gstssd::CaptionRenderer r(font);
+    const auto same = [](const cv::Mat& a, const cv::Mat& b) {
+      return a.size() == b.size() && !a.empty() && cv::norm(a, b, cv::NORM_INF) == 0;
+    };
+    // By count: 1,100 captions, "id 1" drawn again now and then.
+    const cv::Mat first = r.render("id 0", 14, 1000).coverage.clone();
+    const cv::Mat kept = r.render("id 1", 14, 1000).coverage.clone();
+    for (int i = 2; i < 1100; ++i) {
+      r.render("id " + std::to_string(i), 14, 1000);
+      if (i % 500 == 0) {
+        EXPECT_TRUE(same(r.render("id 1", 14, 1000).coverage, kept)) << i;
+      }
+    }
+    const cv::Mat last = r.render("id 1099", 14, 1000).coverage.clone();
+    EXPECT_TRUE(same(r.render("id 0", 14, 1000).coverage, first)) << "a caption gone from the cache";
+    EXPECT_TRUE(same(r.render("id 1", 14, 1000).coverage, kept)) << "a caption drawn again meanwhile";
+    EXPECT_TRUE(same(r.render("id 1099", 14, 1000).coverage, last)) << "the most recent caption";
+    // By size: captions of about 1 MB each, 40 of them.
+    std::vector<cv::Mat> big;
+    for (int i = 0; i < 40; ++i) {
+      big.push_back(r.render(std::string(30, 'W') + std::to_string(i), 120, 4000).coverage.clone());
+      ASSERT_GT(big.back().total(), 100000u) << i;
+    }
+    for (int i : {0, 1, 20, 39}) {
+      EXPECT_TRUE(same(r.render(std::string(30, 'W') + std::to_string(i), 120, 4000).coverage, big[i])) << i;
+    }
+  }
+}
+
 // The Hershey font draws printable ASCII; any other character, and bytes that are not UTF-8,
 // as '?'. A caption too wide ends in "..." after as much of the text as fits.
 TEST(Caption, HersheyFontDrawsAsciiAndEllipsizes) {
