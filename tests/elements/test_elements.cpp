@@ -6459,6 +6459,36 @@ TEST(SsdTrack, PropertiesHaveDocumentedDefaults) {
   gst_object_unref(e);
 }
 
+// A region that comes with another tracker's `object_id` (a second ssdtrack, another tracker
+// upstream) leaves with this one's id in that structure: one object_id structure, not two, of
+// which a reader takes the first.
+TEST(SsdTrack, ReplacesTheIdAnotherTrackerGaveARegion) {
+  auto f = make_frame(flat(320, 240), GST_VIDEO_FORMAT_RGB);
+  GstHarness* h = gst_harness_new_parse("ssdtrack");
+  gst_harness_set_src_caps(h, caps_25fps(*f));
+  for (int i = 0; i < 3; i++) {
+    GstBuffer* b = frame_with_regions(*f, i, {{"circle", 10 + 5 * i, 40, 30, 30}});
+    gst_video_region_of_interest_meta_add_param(gst_buffer_get_video_region_of_interest_meta(b),
+                                                gst_structure_new("object_id", "id", G_TYPE_INT, 77 + i, nullptr));
+    ASSERT_EQ(gst_harness_push(h, b), GST_FLOW_OK);
+    GstBuffer* out = gst_harness_pull(h);
+    ASSERT_NE(out, nullptr);
+    const auto* roi = gst_buffer_get_video_region_of_interest_meta(out);
+    ASSERT_NE(roi, nullptr);
+    int structures = 0, id = -1;
+    for (GList* l = roi->params; l; l = l->next) {
+      if (gst_structure_has_name(GST_STRUCTURE(l->data), "object_id")) {
+        ++structures;
+        gst_structure_get_int(GST_STRUCTURE(l->data), "id", &id);
+      }
+    }
+    EXPECT_EQ(structures, 1) << "frame " << i;
+    EXPECT_EQ(id, 1) << "frame " << i;
+    gst_buffer_unref(out);
+  }
+  gst_harness_teardown(h);
+}
+
 // min-hits: a track's regions get no object_id until its min-hits-th (an `object_id` another
 // tracker put there goes), then the id it keeps; a region seen once (a flicker) takes no id, so
 // the next object's is 2.
