@@ -1185,6 +1185,33 @@ TEST(Augment, ZoomOutKeepsThePicturesShape) {
   EXPECT_LT(smallest, 8.0);   // zooms beyond 2 happen
 }
 
+// A rotation that would take every object out of the picture (here one 3x3 box in the top left
+// corner, which half the angles of up to 10 degrees move out) is not made: each sample keeps its
+// object, on its unrotated pixels; the others are rotated.
+TEST(Augment, ARotationNeverTakesEveryObjectOut) {
+  AugmentOptions o = no_augmentation();
+  o.rotate_prob = 1;
+  o.max_rotate_deg = 10;
+  const std::array<float, 3> black = {0, 0, 0};
+  int kept_unrotated = 0, rotated = 0;
+  for (uint64_t seed = 0; seed < 40; ++seed) {
+    Sample s = bright_rect(100, 100, cv::Rect(0, 0, 3, 3));
+    const cv::Mat before = s.image.clone();
+    Rng rng(seed);
+    augment(s, 100, o, rng, black);
+    ASSERT_EQ(s.boxes.size(), 1u) << "seed " << seed;
+    if (cv::norm(s.image, before, cv::NORM_INF) == 0) {
+      ++kept_unrotated;
+      EXPECT_EQ(s.boxes[0].x2, 3.f);
+      EXPECT_EQ(s.boxes[0].y2, 3.f);
+    } else {
+      ++rotated;
+    }
+  }
+  EXPECT_GT(kept_unrotated, 5);
+  EXPECT_GT(rotated, 5);
+}
+
 TEST(Augment, NormalisesToChw) {
   cv::Mat m(2, 3, CV_8UC3, cv::Scalar(255, 0, 51));
   m.at<cv::Vec3b>(1, 2) = cv::Vec3b(0, 255, 102);
