@@ -4436,6 +4436,37 @@ TEST(SsdPipeline, PlaybinVideoFilterDetectsInAFile) {
   expect_covers(ref, detections(j), 0.3, 0.95, 0.01, "playbin's video-filter");
 }
 
+// GLib criticals of the GStreamer domain while it lives, recorded instead of logged (or
+// aborting the suite, with G_DEBUG=fatal-criticals): for a known one of GStreamer's own, which
+// the test then checks is the only kind.
+class RecordedCriticals {
+ public:
+  RecordedCriticals()
+      : fatal_(g_log_set_always_fatal(static_cast<GLogLevelFlags>(G_LOG_FATAL_MASK))),
+        handler_(g_log_set_handler("GStreamer", G_LOG_LEVEL_CRITICAL, record, this)) {}
+  ~RecordedCriticals() {
+    g_log_remove_handler("GStreamer", handler_);
+    g_log_set_always_fatal(fatal_);
+  }
+  RecordedCriticals(const RecordedCriticals&) = delete;
+  RecordedCriticals& operator=(const RecordedCriticals&) = delete;
+  std::vector<std::string> messages() {
+    std::lock_guard<std::mutex> guard(mutex_);
+    return messages_;
+  }
+
+ private:
+  static void record(const gchar*, GLogLevelFlags, const gchar* message, gpointer self) {
+    auto* r = static_cast<RecordedCriticals*>(self);
+    std::lock_guard<std::mutex> guard(r->mutex_);
+    r->messages_.emplace_back(message ? message : "");
+  }
+  GLogLevelFlags fatal_;
+  guint handler_;
+  std::mutex mutex_;
+  std::vector<std::string> messages_;
+};
+
 // Gapless playback in a media player: playbin plays file A, and the application sets file B's
 // uri in about-to-finish; the video-filter `ssddetect interval=3 ! ssdtrack ! ssdexport !
 // ssdoverlay` stays in place. Each file holds 4 frames of one picture (raw BGR in AVI: the
@@ -4445,7 +4476,11 @@ TEST(SsdPipeline, PlaybinVideoFilterDetectsInAFile) {
 // A's size (nothing to find: a carried box would show), A's picture again (a playlist looping one
 // file: the same boxes at the same places, which tracks kept would take) and a scene of another
 // size; ssdexport's lines count on, each with its frame's size. (playbin3 of GStreamer 1.22 hangs
-// now and then in such a switch, with `identity` as its video-filter too: not tested here.)
+// now and then in such a switch, with `identity` as its video-filter too: not tested here.
+// playbin of 1.22.0 now and then disposes an input-selector of the old file still PLAYING, a
+// GLib critical, and objects left alive, with `identity` as its video-filter too: 1 switch in
+// 100, 2026-12-07; this test failed on it in a CI run. That one critical is let through, any
+// other fails the test; it runs in a suite of its own without the leak tracer, elements-gapless.)
 TEST(SsdPipeline, GaplessPlaybackStartsEachFileAfresh) {
   const std::string missing = missing_factory({"playbin", "pngdec", "imagefreeze", "avimux", "avidemux"});
   if (!missing.empty()) GTEST_SKIP() << missing << " is not installed";
@@ -4486,6 +4521,7 @@ TEST(SsdPipeline, GaplessPlaybackStartsEachFileAfresh) {
       ASSERT_NE(top(ref_b), nullptr) << "the model finds nothing in B";
     }
     const std::string jsonl = tmp / "gapless.jsonl";
+    RecordedCriticals criticals;
     GstElement* pb = gst_element_factory_make("playbin", nullptr);
     ASSERT_NE(pb, nullptr);
     GError* err = nullptr;
@@ -4534,6 +4570,11 @@ TEST(SsdPipeline, GaplessPlaybackStartsEachFileAfresh) {
     gst_object_unref(bus);
     gst_element_set_state(pb, GST_STATE_NULL);
     gst_object_unref(pb);
+    for (const std::string& m : criticals.messages()) {
+      const bool known = m.find("Trying to dispose element inputselector") != std::string::npos;
+      EXPECT_TRUE(known) << m;
+      if (known) std::printf("playbin's known critical at the switch, let through: %s\n", m.substr(0, 70).c_str());
+    }
     EXPECT_TRUE(problems.empty()) << ::testing::PrintToString(problems);
     EXPECT_GE(next.calls.load(), 1) << "no about-to-finish: B was not played";
     std::ifstream in(jsonl);
