@@ -2518,11 +2518,12 @@ static bool reserve_held_frames(GstSsdDetect* self, GstQuery* query) {
 }
 
 // On CUDA (or as `frame-pool` says), offers upstream a pool of page-locked frames
-// (gst-plugin/pinned_pool.h): frames written there are uploaded in place, without a staging copy. The element works in place, so
-// upstream writes into the buffers that travel on: a system-memory pool downstream offered is
-// replaced by ours (first in the query, with downstream's buffer counts), a pool of any other
-// memory is left alone. Where no page-locked pool is offered, the frames the element holds are
-// asked for in downstream's pool (or in a pool entry of their own), as on the CPU.
+// (gst-plugin/pinned_pool.h): frames written there are uploaded in place, without a staging
+// copy. The element works in place, so upstream writes into the buffers that travel on: a
+// system-memory pool downstream offered is replaced by ours (first in the query, with
+// downstream's buffer counts), a pool of any other memory is left alone. Where no page-locked
+// pool is offered, the frames the element holds are asked for in downstream's pool (or in a
+// pool entry of their own), as on the CPU.
 static gboolean gst_ssd_detect_propose_allocation(GstBaseTransform* trans, GstQuery* decide_query, GstQuery* query) {
   GstSsdDetect* self = GST_SSD_DETECT(trans);
   SsdDetectState* st = self->state;
