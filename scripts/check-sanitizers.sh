@@ -21,6 +21,11 @@
 #   bytes).
 # - Examples.ModelChangeBenchmarkSwitchesWithoutLosingFrames measures frame gaps against a 30
 #   fps clock, which whole-stack unwinding slows too much for; it is skipped here.
+# - Examples.AnApplicationExitingWhileItsPipelinesRunExitsCleanly exits on purpose while its
+#   pipelines run, leaving what they hold (LSan: 339,050 bytes in 1,714 allocations,
+#   2026-12-07); Examples.AProcessThatCannotCatchCxxExceptionsIsWarned runs a Python program that
+#   loads libstdc++ before GStreamer on purpose, after which ASan takes a free in libproj's
+#   initialiser (OpenCV's GDAL loads it) for one of memory it did not allocate. Both are left out.
 # - The fuzz suites replay with their own sanitizer flags already (fuzz/meson.build). The
 #   gpu-session dry run gives each step a deadline the instrumented build does not meet
 #   (2026-12-05: 11 of its pipeline steps passed, then the rest ran out of time).
@@ -47,7 +52,7 @@ printf '%s\n' 'leak:g_intern_string' 'leak:_dl_init' 'leak:FcInitLoadConfigAndFo
 export ASAN_OPTIONS=detect_leaks=1:fast_unwind_on_malloc=0:verify_asan_link_order=0
 export LSAN_OPTIONS=suppressions=$supp:print_suppressions=0
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-export GTEST_FILTER=-Examples.ModelChangeBenchmarkSwitchesWithoutLosingFrames
+export GTEST_FILTER=-Examples.ModelChangeBenchmarkSwitchesWithoutLosingFrames:Examples.AnApplicationExitingWhileItsPipelinesRunExitsCleanly:Examples.AProcessThatCannotCatchCxxExceptionsIsWarned
 suites=("$@")
 [ ${#suites[@]} -gt 0 ] || suites=(model bench training-data training-map training-trainer elements)
 start=$SECONDS
