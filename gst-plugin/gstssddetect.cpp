@@ -728,6 +728,7 @@ static void loader_loop(GstSsdDetect* self) {
     st->load_request.clear();
     st->loading = true;
     lk.unlock();
+    GST_DEBUG_OBJECT(self, "loading model %s while running", path.c_str());
     Settings s;
     {
       std::lock_guard<std::mutex> guard(st->lock);

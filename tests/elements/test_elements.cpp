@@ -4184,6 +4184,81 @@ TEST(SsdDetectModelChange, StoppingSettlesWhatNoFrameApplied) {
   }
 }
 
+// The newest request wins: a model asked for while an earlier one loads makes the earlier one's
+// outcome moot. A corrupt file superseded while it loads is neither warned about nor reverted to;
+// the newer file is switched to. (The newer request is made from the loader thread's own debug
+// line announcing the corrupt file's load, so the two loads overlap whatever the timing.)
+TEST(SsdDetectModelChange, AModelAskedForWhileAnotherLoadsSupersedesIt) {
+  TempDir tmp;
+  const std::string renamed = renamed_model(tmp);
+  const std::string garbage = tmp / "garbage.safetensors";
+  std::ofstream(garbage) << "not a model";
+  TwoScenes s;
+  GstHarness* h = detect_harness();
+  GstBus* bus = gst_bus_new();
+  gst_element_set_bus(h->element, bus);
+  gst_harness_set_src_caps(h, caps_25fps(*s.a));
+  int pushed = 0;
+  EXPECT_EQ(gst_harness_push(h, stamped(*s.a, pushed++)), GST_FLOW_OK);
+  struct Hook {
+    GstElement* element;
+    std::string announce, newer;
+    std::atomic<int> fired{0};
+  } hook{h->element, "loading model " + garbage + " ", renamed};
+  const GstLogFunction on_log = [](GstDebugCategory* category, GstDebugLevel, const gchar*, const gchar*, gint, GObject*,
+                   GstDebugMessage* message, gpointer data) {
+    auto* k = static_cast<Hook*>(data);
+    const gchar* text = gst_debug_message_get(message);
+    if (std::strcmp(gst_debug_category_get_name(category), "ssddetect") != 0 || !text ||
+        !g_str_has_prefix(text, k->announce.c_str()) || k->fired.fetch_add(1) != 0)
+      return;
+    g_object_set(k->element, "model", k->newer.c_str(), nullptr);   // (in the loader thread)
+  };
+  gst_debug_set_threshold_for_name("ssddetect", GST_LEVEL_DEBUG);
+  gst_debug_add_log_function(on_log, &hook, nullptr);
+  g_object_set(h->element, "model", garbage.c_str(), nullptr);
+  auto unexpected = [](GstMessage* m) {
+    const GstStructure* st = gst_message_get_structure(m);
+    gchar* text = st ? gst_structure_to_string(st) : nullptr;
+    ADD_FAILURE() << "unexpected " << GST_MESSAGE_TYPE_NAME(m) << ": " << (text ? text : "");
+    g_free(text);
+  };
+  GstStructure* changed = nullptr;
+  const auto t0 = std::chrono::steady_clock::now();
+  while (!changed && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(60)) {
+    EXPECT_EQ(gst_harness_push(h, stamped(*s.a, pushed++)), GST_FLOW_OK);
+    pull_all(h);
+    // (Popping drops the messages of other types: warnings are looked for here too.)
+    while (GstMessage* m = gst_bus_pop_filtered(bus, GstMessageType(GST_MESSAGE_WARNING | GST_MESSAGE_ELEMENT))) {
+      if (gst_message_has_name(m, "ssd-model-changed") && !changed)
+        changed = gst_structure_copy(gst_message_get_structure(m));
+      else
+        unexpected(m);
+      gst_message_unref(m);
+    }
+    if (!changed) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  gst_debug_remove_log_function(on_log);
+  gst_debug_unset_threshold_for_name("ssddetect");
+  EXPECT_EQ(hook.fired.load(), 1) << "the loader did not announce the corrupt file's load";
+  ASSERT_NE(changed, nullptr) << "no ssd-model-changed message within 60 s";
+  EXPECT_STREQ(gst_structure_get_string(changed, "model"), renamed.c_str());
+  gst_structure_free(changed);
+  EXPECT_EQ(model_property(h->element), renamed);
+  // A warning about the superseded file would have been posted (from GStreamer's thread pool)
+  // before the newer file's load even began; give the pool time all the same.
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(gst_harness_push(h, stamped(*s.a, pushed++)), GST_FLOW_OK);
+  pull_all(h);
+  while (GstMessage* m = gst_bus_pop_filtered(bus, GstMessageType(GST_MESSAGE_WARNING | GST_MESSAGE_ELEMENT))) {
+    unexpected(m);
+    gst_message_unref(m);
+  }
+  gst_element_set_bus(h->element, nullptr);
+  gst_object_unref(bus);
+  gst_harness_teardown(h);
+}
+
 TEST(SsdDetectModel, UnknownClassFailsTheStateChange) {
   starts_ok("videotestsrc num-buffers=1 ! ssddetect classes=\"" + labels()[0] + "\" ! fakesink");
   const std::string msg = failing_start("videotestsrc num-buffers=1 ! ssddetect classes=\"" + labels()[0] +
