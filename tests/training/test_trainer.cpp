@@ -697,6 +697,68 @@ TEST(MixedPrecision, GradScalerSkipsInfStepsAndAdaptsScale) {
   EXPECT_EQ(off.current_scale(), 1.0);
 }
 
+// A checkpoint's scaler state that no run could have written (an edited or damaged file) is
+// refused naming what is wrong, and the scaler keeps its own state: a zero, negative, infinite
+// or NaN scale would zero or poison every gradient, a tracker outside [0, growth_interval)
+// would never grow the scale or grow it at once.
+TEST(MixedPrecision, GradScalerRefusesAStateNoRunWrites) {
+  GradScaler::Options so;
+  so.growth_interval = 3;
+  struct Case {
+    torch::Tensor scale, tracker, skipped;   // (skipped undefined: not written)
+    const char* message;
+  };
+  const auto f = [](float v) { return torch::tensor(v); };
+  const auto i = [](int64_t v) { return torch::tensor(v); };
+  const Case cases[] = {
+      {f(0.f), i(0), {}, "bad state (scale 0"},
+      {f(-2.f), i(0), {}, "bad state (scale -2"},
+      {f(INFINITY), i(0), {}, "bad state (scale inf"},
+      {f(NAN), i(0), {}, "bad state (scale nan"},
+      {f(8.f), i(-1), {}, "growth_tracker -1)"},
+      {f(8.f), i(3), {}, "growth_tracker 3)"},
+      {torch::ones({2}), i(0), {}, "must be single values"},
+      {f(8.f), torch::zeros({0}, torch::kInt64), {}, "must be single values"},
+      {f(8.f), i(2), i(-1), "bad state (skipped_in_a_row -1)"},
+      {f(8.f), i(2), torch::zeros({2}, torch::kInt64), "skipped_in_a_row must be a single value"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.message);
+    torch::serialize::OutputArchive out;
+    out.write("scale", c.scale);
+    out.write("growth_tracker", c.tracker);
+    if (c.skipped.defined()) out.write("skipped_in_a_row", c.skipped);
+    std::stringstream buf;
+    out.save_to(buf);
+    torch::serialize::InputArchive in;
+    in.load_from(buf);
+    GradScaler sc(true, so);
+    try {
+      sc.load(in);
+      ADD_FAILURE() << "accepted";
+    } catch (const ssd::Error& e) {
+      EXPECT_NE(std::string(e.what()).find(c.message), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(sc.current_scale(), 65536.0);
+    EXPECT_EQ(sc.growth_tracker(), 0);
+    EXPECT_EQ(sc.skipped_in_a_row(), 0);
+  }
+  // The edges that are a run's: the last tracker value before growth, a long run of skips.
+  torch::serialize::OutputArchive out;
+  out.write("scale", f(0.5f));
+  out.write("growth_tracker", i(2));
+  out.write("skipped_in_a_row", i(1000));
+  std::stringstream buf;
+  out.save_to(buf);
+  torch::serialize::InputArchive in;
+  in.load_from(buf);
+  GradScaler sc(true, so);
+  sc.load(in);
+  EXPECT_EQ(sc.current_scale(), 0.5);
+  EXPECT_EQ(sc.growth_tracker(), 2);
+  EXPECT_EQ(sc.skipped_in_a_row(), 1000);
+}
+
 TEST(Trainer, LrFindWritesCurveAndSuggestion) {
   TempDir tmp;
   const std::string tr = make_easy_set(tmp.path() / "train", 64, 7);
