@@ -591,6 +591,15 @@ TEST(MixedPrecision, AutocastGuardScopesBf16OnCpu) {
   }
 }
 
+// What `out` reads back as, through the bytes a checkpoint holds.
+static torch::serialize::InputArchive reread(torch::serialize::OutputArchive& out) {
+  std::stringstream buf;
+  out.save_to(buf);
+  torch::serialize::InputArchive in;
+  in.load_from(buf);
+  return in;
+}
+
 TEST(MixedPrecision, GradScalerSkipsInfStepsAndAdaptsScale) {
   auto w = torch::ones({3}, torch::requires_grad());
   torch::optim::SGD opt({w}, torch::optim::SGDOptions(0.5));
@@ -662,10 +671,7 @@ TEST(MixedPrecision, GradScalerSkipsInfStepsAndAdaptsScale) {
     } else {
       from.save(out);
     }
-    std::stringstream buf;
-    out.save_to(buf);
-    torch::serialize::InputArchive in;
-    in.load_from(buf);
+    torch::serialize::InputArchive in = reread(out);
     GradScaler restored(true, so);
     restored.load(in);
     return restored;
@@ -728,10 +734,7 @@ TEST(MixedPrecision, GradScalerRefusesAStateNoRunWrites) {
     out.write("scale", c.scale);
     out.write("growth_tracker", c.tracker);
     if (c.skipped.defined()) out.write("skipped_in_a_row", c.skipped);
-    std::stringstream buf;
-    out.save_to(buf);
-    torch::serialize::InputArchive in;
-    in.load_from(buf);
+    torch::serialize::InputArchive in = reread(out);
     GradScaler sc(true, so);
     try {
       sc.load(in);
@@ -748,10 +751,7 @@ TEST(MixedPrecision, GradScalerRefusesAStateNoRunWrites) {
   out.write("scale", f(0.5f));
   out.write("growth_tracker", i(2));
   out.write("skipped_in_a_row", i(1000));
-  std::stringstream buf;
-  out.save_to(buf);
-  torch::serialize::InputArchive in;
-  in.load_from(buf);
+  torch::serialize::InputArchive in = reread(out);
   GradScaler sc(true, so);
   sc.load(in);
   EXPECT_EQ(sc.current_scale(), 0.5);
