@@ -314,7 +314,10 @@ struct SsdDetectState {
   float threshold = kDefaultThreshold;          // the output settings, as last applied:
   std::vector<float> class_thresholds;          // `threshold`, the filter's per class (empty: none)
   int max_detections = kDefaultMaxDetections;
-  bool on_cuda = false;                    // the detector runs on a CUDA device
+  // The detector runs on a CUDA device. Atomic: the latency query reads it from any thread (a
+  // source pad query is not serialised with the stream), while start(), stop() and a model switch
+  // write it.
+  std::atomic<bool> on_cuda{false};
   ClassFilter filter;                      // `classes` and `class-thresholds` in use
   std::optional<Region> region;            // the `region` in use (none: the whole frame)
   bool region_checked = false;             // whether it was compared with the frame (once per region and caps)
@@ -334,6 +337,9 @@ struct SsdDetectState {
   // GstBaseTransform would mark the first buffer it returns after a QoS drop or an incoming
   // DISCONT with DISCONT, a frame held from before the gap; the element marks the frame after
   // a drop itself (discont_next), and an incoming DISCONT stays on its own frame.
+  // batch_size, in_flight, held_per_batch and batch_timeout are written by start() under `lock`,
+  // which the source pad's queries (latency, position: any thread, at any time, also while the
+  // element starts or stops) read them under; the streaming code reads them without it.
   guint batch_size = kDefaultBatchSize, in_flight = kDefaultInFlight;
   // Frames (analysed, skipped by `interval`, gaps) a batch may hold: batch-size x the interval
   // at the start, the interval counted up to kMaxHeldInterval. The allocation query reserves
@@ -1276,11 +1282,14 @@ static gboolean gst_ssd_detect_start(GstBaseTransform* trans) {
     std::lock_guard<std::mutex> guard(st->lock);
     apply_postprocess_locked(st);   // the output stage's thresholds: the filter's
   }
-  // A shared instance batches across its streams; the element itself passes frames one by one.
-  st->batch_size = st->shared ? 1u : std::max(1u, s.batch_size);
-  st->in_flight = st->shared ? 1u : static_cast<guint>(st->detector->max_in_flight());
-  st->held_per_batch = st->batch_size * std::clamp(s.interval, 1u, kMaxHeldInterval);
-  st->batch_timeout = s.batch_timeout;
+  {
+    std::lock_guard<std::mutex> guard(st->lock);   // (the source pad's queries read them)
+    // A shared instance batches across its streams; the element itself passes frames one by one.
+    st->batch_size = st->shared ? 1u : std::max(1u, s.batch_size);
+    st->in_flight = st->shared ? 1u : static_cast<guint>(st->detector->max_in_flight());
+    st->held_per_batch = st->batch_size * std::clamp(s.interval, 1u, kMaxHeldInterval);
+    st->batch_timeout = s.batch_timeout;
+  }
   {
     std::lock_guard<std::mutex> guard(st->output_lock);   // (an output thread stopped from itself may be ending)
     st->output_flow = GST_FLOW_OK;
@@ -2320,27 +2329,33 @@ static GstClockTime add_times(GstClockTime a, GstClockTime b) {
 static GstClockTime added_latency(SsdDetectState* st) {
   GstClockTime duration;
   guint64 interval;
+  guint batch_size, in_flight, held_per_batch;
+  guint64 batch_timeout;
   {
-    std::lock_guard<std::mutex> guard(st->lock);
+    std::lock_guard<std::mutex> guard(st->lock);   // (a query's thread: see SsdDetectState::batch_size)
     duration = st->frame_duration;
     interval = std::max(1u, st->settings.interval);   // the frames to come (set while playing)
+    batch_size = st->batch_size;
+    in_flight = st->in_flight;
+    held_per_batch = st->held_per_batch;
+    batch_timeout = st->batch_timeout;
   }
-  const guint64 batches = st->on_cuda ? st->in_flight : 1;
+  const guint64 batches = st->on_cuda ? in_flight : 1;
   if (!GST_CLOCK_TIME_IS_VALID(duration) || duration == 0)   // unknown frame rate: the timeout is the bound
-    return st->batch_timeout > (GST_CLOCK_TIME_NONE - 1) / batches ? GST_CLOCK_TIME_NONE - 1 : st->batch_timeout * batches;
+    return batch_timeout > (GST_CLOCK_TIME_NONE - 1) / batches ? GST_CLOCK_TIME_NONE - 1 : batch_timeout * batches;
   // A batch's first frame, an analysed one (the frames skipped after a batch go with it), waits
   // for the other analysed frames and the frames skipped between them, unless the batch holds all
   // the buffers reserved for it first (it then runs partial); a batch in flight is allowed the
   // frame times a batch spans.
-  const guint64 span = std::min<guint64>(static_cast<guint64>(st->batch_size) * interval, st->held_per_batch);
-  const guint64 wait = std::min<guint64>(static_cast<guint64>(st->batch_size - 1) * interval, st->held_per_batch - 1);
+  const guint64 span = std::min<guint64>(static_cast<guint64>(batch_size) * interval, held_per_batch);
+  const guint64 wait = std::min<guint64>(static_cast<guint64>(batch_size - 1) * interval, held_per_batch - 1);
   GstClockTime first = wait * duration, each = span * duration;
-  if (st->batch_timeout > 0) {
+  if (batch_timeout > 0) {
     // A live source's partial batch runs batch-timeout of wall-clock time after its first frame
     // came (sooner when a frame batch-timeout of stream time later comes first), so that frame
     // waits batch-timeout, not just the whole frame times in it.
-    first = std::min(first, st->batch_timeout);
-    if (st->batch_timeout < each) each = (st->batch_timeout + duration - 1) / duration * duration;
+    first = std::min(first, batch_timeout);
+    if (batch_timeout < each) each = (batch_timeout + duration - 1) / duration * duration;
   }
   return first + (batches - 1) * each;
 }
@@ -2428,7 +2443,19 @@ static gboolean gst_ssd_detect_query(GstBaseTransform* trans, GstPadDirection di
     // A drain query whose frames could not go out fails, as a queue's does.
     if (drain(self, false) != GST_FLOW_OK && GST_QUERY_TYPE(query) == GST_QUERY_DRAIN) return FALSE;
   }
-  if (direction == GST_PAD_SRC && GST_QUERY_TYPE(query) == GST_QUERY_POSITION && st->batching()) {
+  // The source pad's queries come from any thread, also while start() or stop() runs: what
+  // start() fixed is read under `lock` (see SsdDetectState::batch_size).
+  bool batching = false, shared = false;
+  guint batch_size = 0;
+  guint64 batch_timeout = 0;
+  if (direction == GST_PAD_SRC) {
+    std::lock_guard<std::mutex> guard(st->lock);
+    batching = st->batching();
+    shared = st->shared != nullptr;
+    batch_size = st->batch_size;
+    batch_timeout = st->batch_timeout;
+  }
+  if (direction == GST_PAD_SRC && GST_QUERY_TYPE(query) == GST_QUERY_POSITION && batching) {
     // GstBaseTransform knows the position of the frames it pushed itself only: the stream time
     // of the end of the last frame out.
     GstFormat format;
@@ -2441,16 +2468,16 @@ static gboolean gst_ssd_detect_query(GstBaseTransform* trans, GstPadDirection di
   }
   const gboolean res = GST_BASE_TRANSFORM_CLASS(gst_ssd_detect_parent_class)->query(trans, direction, query);
   if (res && direction == GST_PAD_SRC && GST_QUERY_TYPE(query) == GST_QUERY_LATENCY &&
-      (st->batching() || st->shared)) {
+      (batching || shared)) {
     gboolean live = FALSE;
     GstClockTime min = 0, max = GST_CLOCK_TIME_NONE;
     gst_query_parse_latency(query, &live, &min, &max);
     // A shared instance's batch waits at most batch-timeout (wall-clock) for other streams, then
     // is computed.
     const GstClockTime extra =
-        add_times(st->shared ? st->batch_timeout : added_latency(st), st->compute_latency.load());
+        add_times(shared ? batch_timeout : added_latency(st), st->compute_latency.load());
     GST_DEBUG_OBJECT(self, "batching adds %" GST_TIME_FORMAT " of latency", GST_TIME_ARGS(extra));
-    if (live && !st->shared && st->batch_size > 1 && st->batch_timeout == 0 && !st->warned_unbounded_latency) {
+    if (live && !shared && batch_size > 1 && batch_timeout == 0 && !st->warned_unbounded_latency) {
       GstClockTime duration;
       bool known;   // no caps yet: nothing to say
       {
@@ -2464,7 +2491,7 @@ static gboolean gst_ssd_detect_query(GstBaseTransform* trans, GstPadDirection di
                             ("The live stream has no frame rate and batch-timeout is 0: a frame may wait for its "
                              "batch for any time, which the latency reported cannot include; set batch-timeout "
                              "to bound it."),
-                            ("batch-size %u, caps without a framerate", st->batch_size));
+                            ("batch-size %u, caps without a framerate", batch_size));
       }
     }
     gst_query_set_latency(query, live, add_times(min, extra), GST_CLOCK_TIME_IS_VALID(max) ? add_times(max, extra) : max);
