@@ -28,7 +28,8 @@
 # - ExitGate.ClosingWaitsForThePassesHeldAndRefusesNewOnes (model) forks the multi-threaded test
 #   process, and TSan's runtime cannot go on in a child that starts threads ("dup thread with used
 #   id"); the two ssd-train tests under ulimit -v / -s (training-trainer) cannot run in the
-#   address space TSan reserves, as under AddressSanitizer, which they skip.
+#   address space TSan reserves, as under AddressSanitizer, which they skip; the bf16 training
+#   test crashes inside oneDNN there (see the suite's filter below).
 # - Timing tests (benchmarks, frame gaps against a 30 fps clock) are left out: TSan slows the
 #   instrumented code 5-15x.
 # The shim makes the run a regression net (0 reports on 2026-12-08), not a proof: TSan orders two
@@ -78,7 +79,11 @@ for s in "${suites[@]}"; do
     elements-one-at-a-time) preload=$shim ;;
     # Thread and memory limits (ulimit -u, -v) that TSan's own threads and its terabytes of
     # reserved shadow memory run into before the tool does.
-    training-trainer) args=("--test-args=--gtest_filter=-Cli.DataLoaderThreadsTheSystemRefusesAreAnErrorNotAnAbort:Cli.OutOfMemoryIsOneLine") ;;
+    # Trainer.Bf16TrainingLowersLossAndResumesExactly: oneDNN (libdnnl.so.2, uninstrumented),
+    # creating a bf16 convolution for LibTorch's mkldnn_convolution, reads an unmapped page just
+    # past a heap block as TSan's allocator lays the heap out after the suite's earlier tests
+    # (SEGV at the same address in two runs, 2026-12-08); alone, and without TSan, it passes.
+    training-trainer) args=("--test-args=--gtest_filter=-Cli.DataLoaderThreadsTheSystemRefusesAreAnErrorNotAnAbort:Cli.OutOfMemoryIsOneLine:Trainer.Bf16TrainingLowersLossAndResumesExactly") ;;
   esac
   LD_PRELOAD=$preload meson test -C "$b" --no-rebuild --print-errorlogs --num-processes 1 --timeout-multiplier 6 "${args[@]}" "$s" || status=1
 done
@@ -87,9 +92,10 @@ shopt -s nullglob
 logfiles=("$logs"/*)
 reports=0 ours=0
 if [ ${#logfiles[@]} -gt 0 ]; then
-  reports=$(cat "${logfiles[@]}" | grep -c '^WARNING: ThreadSanitizer' || true)
+  # (Races are WARNINGs; a crash in a process under TSan is an ERROR, e.g. "SEGV on unknown address".)
+  reports=$(cat "${logfiles[@]}" | grep -Ec '^(WARNING|==[0-9]+==ERROR): ThreadSanitizer' || true)
   # (A report counts as the project's when a frame of either access is in its sources.)
-  ours=$(awk '/^WARNING: ThreadSanitizer/{r=$0; p=0} /(gst-plugin|model|training|caption|tests\/[a-z]+)\/[a-z_]+\.(cpp|h|c)/{p=1} /^SUMMARY/{if(p) print r}' \
+  ours=$(awk '/^(WARNING|==[0-9]+==ERROR): ThreadSanitizer/{r=$0; p=0} /(gst-plugin|model|training|caption|tests\/[a-z]+)\/[a-z_]+\.(cpp|h|c)/{p=1} /^SUMMARY/{if(p) print r}' \
            "${logfiles[@]}" | wc -l)
 fi
 echo "check-threads: $reports report(s), $ours with a frame of the project's code"
