@@ -2321,41 +2321,55 @@ static GstClockTime add_times(GstClockTime a, GstClockTime b) {
   return a >= most || b >= most - a ? most : a + b;
 }
 
+// What the source pad's queries read of the state, taken at once under `lock`: those queries come
+// from any thread, also while start() or stop() runs (see SsdDetectState::batch_size).
+struct QueryView {
+  bool batching, shared, on_cuda;
+  guint batch_size, in_flight, held_per_batch;
+  guint64 batch_timeout, interval;   // interval: the frames to come (set while playing)
+  GstClockTime frame_duration;
+  bool have_frame_rate_info;
+};
+static QueryView query_view(SsdDetectState* st) {
+  std::lock_guard<std::mutex> guard(st->lock);
+  QueryView v;
+  v.batching = st->batching();
+  v.shared = st->shared != nullptr;
+  v.on_cuda = st->on_cuda;
+  v.batch_size = st->batch_size;
+  v.in_flight = st->in_flight;
+  v.held_per_batch = st->held_per_batch;
+  v.batch_timeout = st->batch_timeout;
+  v.interval = std::max(1u, st->settings.interval);
+  v.frame_duration = st->frame_duration;
+  v.have_frame_rate_info = st->have_frame_rate_info;
+  return v;
+}
+
 // The wait for a batch: a frame may wait for the rest of its batch (then for its computation,
 // measured: compute_latency). It does not wait for later batches: the output thread pushes a
 // batch's frames once it is computed. On CUDA with batches in flight the computation is not
 // measured (the device runs it while submit() and collect() do not block): a batch of frame
 // times more per batch in flight is allowed for it instead.
-static GstClockTime added_latency(SsdDetectState* st) {
-  GstClockTime duration;
-  guint64 interval;
-  guint batch_size, in_flight, held_per_batch;
-  guint64 batch_timeout;
-  {
-    std::lock_guard<std::mutex> guard(st->lock);   // (a query's thread: see SsdDetectState::batch_size)
-    duration = st->frame_duration;
-    interval = std::max(1u, st->settings.interval);   // the frames to come (set while playing)
-    batch_size = st->batch_size;
-    in_flight = st->in_flight;
-    held_per_batch = st->held_per_batch;
-    batch_timeout = st->batch_timeout;
-  }
-  const guint64 batches = st->on_cuda ? in_flight : 1;
+static GstClockTime added_latency(const QueryView& v) {
+  const GstClockTime duration = v.frame_duration;
+  const guint64 interval = v.interval;
+  const guint64 batches = v.on_cuda ? v.in_flight : 1;
   if (!GST_CLOCK_TIME_IS_VALID(duration) || duration == 0)   // unknown frame rate: the timeout is the bound
-    return batch_timeout > (GST_CLOCK_TIME_NONE - 1) / batches ? GST_CLOCK_TIME_NONE - 1 : batch_timeout * batches;
+    return v.batch_timeout > (GST_CLOCK_TIME_NONE - 1) / batches ? GST_CLOCK_TIME_NONE - 1 : v.batch_timeout * batches;
   // A batch's first frame, an analysed one (the frames skipped after a batch go with it), waits
   // for the other analysed frames and the frames skipped between them, unless the batch holds all
   // the buffers reserved for it first (it then runs partial); a batch in flight is allowed the
   // frame times a batch spans.
-  const guint64 span = std::min<guint64>(static_cast<guint64>(batch_size) * interval, held_per_batch);
-  const guint64 wait = std::min<guint64>(static_cast<guint64>(batch_size - 1) * interval, held_per_batch - 1);
+  const guint64 span = std::min<guint64>(static_cast<guint64>(v.batch_size) * interval, v.held_per_batch);
+  const guint64 wait = std::min<guint64>(static_cast<guint64>(v.batch_size - 1) * interval, v.held_per_batch - 1);
   GstClockTime first = wait * duration, each = span * duration;
-  if (batch_timeout > 0) {
+  if (v.batch_timeout > 0) {
     // A live source's partial batch runs batch-timeout of wall-clock time after its first frame
     // came (sooner when a frame batch-timeout of stream time later comes first), so that frame
     // waits batch-timeout, not just the whole frame times in it.
-    first = std::min(first, batch_timeout);
-    if (batch_timeout < each) each = (batch_timeout + duration - 1) / duration * duration;
+    first = std::min(first, v.batch_timeout);
+    if (v.batch_timeout < each) each = (v.batch_timeout + duration - 1) / duration * duration;
   }
   return first + (batches - 1) * each;
 }
@@ -2443,19 +2457,8 @@ static gboolean gst_ssd_detect_query(GstBaseTransform* trans, GstPadDirection di
     // A drain query whose frames could not go out fails, as a queue's does.
     if (drain(self, false) != GST_FLOW_OK && GST_QUERY_TYPE(query) == GST_QUERY_DRAIN) return FALSE;
   }
-  // The source pad's queries come from any thread, also while start() or stop() runs: what
-  // start() fixed is read under `lock` (see SsdDetectState::batch_size).
-  bool batching = false, shared = false;
-  guint batch_size = 0;
-  guint64 batch_timeout = 0;
-  if (direction == GST_PAD_SRC) {
-    std::lock_guard<std::mutex> guard(st->lock);
-    batching = st->batching();
-    shared = st->shared != nullptr;
-    batch_size = st->batch_size;
-    batch_timeout = st->batch_timeout;
-  }
-  if (direction == GST_PAD_SRC && GST_QUERY_TYPE(query) == GST_QUERY_POSITION && batching) {
+  const QueryView v = direction == GST_PAD_SRC ? query_view(st) : QueryView{};
+  if (direction == GST_PAD_SRC && GST_QUERY_TYPE(query) == GST_QUERY_POSITION && v.batching) {
     // GstBaseTransform knows the position of the frames it pushed itself only: the stream time
     // of the end of the last frame out.
     GstFormat format;
@@ -2468,30 +2471,24 @@ static gboolean gst_ssd_detect_query(GstBaseTransform* trans, GstPadDirection di
   }
   const gboolean res = GST_BASE_TRANSFORM_CLASS(gst_ssd_detect_parent_class)->query(trans, direction, query);
   if (res && direction == GST_PAD_SRC && GST_QUERY_TYPE(query) == GST_QUERY_LATENCY &&
-      (batching || shared)) {
+      (v.batching || v.shared)) {
     gboolean live = FALSE;
     GstClockTime min = 0, max = GST_CLOCK_TIME_NONE;
     gst_query_parse_latency(query, &live, &min, &max);
     // A shared instance's batch waits at most batch-timeout (wall-clock) for other streams, then
     // is computed.
     const GstClockTime extra =
-        add_times(shared ? batch_timeout : added_latency(st), st->compute_latency.load());
+        add_times(v.shared ? v.batch_timeout : added_latency(v), st->compute_latency.load());
     GST_DEBUG_OBJECT(self, "batching adds %" GST_TIME_FORMAT " of latency", GST_TIME_ARGS(extra));
-    if (live && !shared && batch_size > 1 && batch_timeout == 0 && !st->warned_unbounded_latency) {
-      GstClockTime duration;
-      bool known;   // no caps yet: nothing to say
-      {
-        std::lock_guard<std::mutex> guard(st->lock);
-        duration = st->frame_duration;
-        known = st->have_frame_rate_info;
-      }
-      if (known && !GST_CLOCK_TIME_IS_VALID(duration)) {
+    if (live && !v.shared && v.batch_size > 1 && v.batch_timeout == 0 && !st->warned_unbounded_latency) {
+      // (have_frame_rate_info: caps came; without them there is nothing to say.)
+      if (v.have_frame_rate_info && !GST_CLOCK_TIME_IS_VALID(v.frame_duration)) {
         st->warned_unbounded_latency = true;
         GST_ELEMENT_WARNING(self, STREAM, FORMAT,
                             ("The live stream has no frame rate and batch-timeout is 0: a frame may wait for its "
                              "batch for any time, which the latency reported cannot include; set batch-timeout "
                              "to bound it."),
-                            ("batch-size %u, caps without a framerate", batch_size));
+                            ("batch-size %u, caps without a framerate", v.batch_size));
       }
     }
     gst_query_set_latency(query, live, add_times(min, extra), GST_CLOCK_TIME_IS_VALID(max) ? add_times(max, extra) : max);
